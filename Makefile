@@ -1,0 +1,39 @@
+# NexaDB — the two commands a newcomer needs:
+#   make run    install what is missing, build, start nexadb-server on its embedded default
+#   make test   install what is missing, build, run every test in the default suite
+# Everything else here is for developers.
+
+JOBS ?= $(shell nproc)
+SERVER_ARGS ?=
+
+.PHONY: run test deps build release asan-test tsan-test clean
+
+deps:
+	@scripts/install-deps.sh
+
+release: deps
+	cmake --preset release >/dev/null
+	cmake --build --preset release -j $(JOBS)
+
+build: release
+
+run: release
+	./build/release/service/nexadb-server $(SERVER_ARGS)
+
+test: deps
+	cmake --preset test >/dev/null
+	cmake --build --preset test -j $(JOBS)
+	ctest --preset test -j $(JOBS)
+
+asan-test: deps
+	cmake --preset asan >/dev/null
+	cmake --build --preset asan -j $(JOBS)
+	ctest --preset asan -j $(JOBS)
+
+tsan-test: deps
+	cmake --preset tsan >/dev/null
+	cmake --build --preset tsan -j $(JOBS)
+	ctest --preset tsan -j $(JOBS) -L concurrency
+
+clean:
+	rm -rf build
