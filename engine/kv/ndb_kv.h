@@ -1,0 +1,217 @@
+/*
+ * ndb_kv.h — NexaDB's LSM key-value engine, the public edge.
+ *
+ * Keys are byte strings ordered by memcmp; values are opaque bytes. Writes go
+ * to a write-ahead log (WAL), then to an in-memory skiplist (memtable); full
+ * memtables are written to sorted tables (SSTables) by a background thread
+ * and merged by leveled compaction. See engine/kv/README.md and FORMAT.md.
+ *
+ * Thread safety: an ndb_kv handle may be used by any number of threads at
+ * once (put/get/delete/write/iterate/snapshot/flush/compact/stats). A batch
+ * and an iterator belong to one thread at a time. ndb_kv_close() must not race
+ * with other calls on the same handle; free iterators and release snapshots
+ * before closing.
+ *
+ * Errors: every call returns an ndb_status. After a failed fsync or a failed
+ * WAL write the engine is poisoned: every later write (and flush/compact)
+ * returns NDB_EPOISONED; reads keep working. Close and reopen to recover.
+ * ndb_kv_last_error() gives a human-readable detail for the most recent error
+ * the engine recorded.
+ *
+ * Ownership: keys and values passed in are copied before the call returns
+ * (the caller keeps its buffers). Values returned by ndb_kv_get are malloc'd:
+ * caller frees with free(). Keys and values returned by an iterator are
+ * borrowed until the iterator's next move (seek/next/prev) or free.
+ */
+#ifndef NDB_KV_H
+#define NDB_KV_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ndb_status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct ndb_kv ndb_kv;
+typedef struct ndb_kv_batch ndb_kv_batch;
+typedef struct ndb_kv_snapshot ndb_kv_snapshot;
+typedef struct ndb_kv_iter ndb_kv_iter;
+
+/* Largest key and value the engine accepts (NDB_ETOOBIG beyond). */
+#define NDB_KV_MAX_KEY (64u * 1024u)
+#define NDB_KV_MAX_VALUE (64u * 1024u * 1024u)
+/* Number of LSM levels (L0 .. L6). */
+#define NDB_KV_LEVELS 7
+
+/* What an acknowledged write risks. */
+typedef enum ndb_kv_durability {
+    NDB_KV_SYNC = 0,     /* default: acked after its WAL record is fsync'd (group commit) */
+    NDB_KV_INTERVAL = 1, /* WAL fsync'd every interval_ms: a crash loses up to that window */
+    NDB_KV_NONE = 2,     /* WAL written, never fsync'd by writes: an OS crash loses the page cache */
+} ndb_kv_durability;
+
+typedef enum ndb_kv_compression {
+    NDB_KV_COMPRESS_NONE = 0,
+    NDB_KV_COMPRESS_LZ4 = 1,
+    NDB_KV_COMPRESS_ZSTD = 2,
+} ndb_kv_compression;
+
+typedef struct ndb_kv_options {
+    ndb_kv_durability durability; /* default NDB_KV_SYNC */
+    uint32_t interval_ms;         /* for NDB_KV_INTERVAL; default 100 */
+    size_t memtable_bytes;        /* memtable size that triggers a flush; default 64 MiB */
+    size_t block_cache_bytes;     /* sharded LRU block cache; default 64 MiB; 0 disables */
+    size_t block_bytes;           /* target uncompressed SSTable block size; default 4096 */
+    size_t sst_target_bytes;      /* target SSTable size; default 64 MiB */
+    uint32_t max_open_tables;     /* table cache capacity; default 1000 */
+    ndb_kv_compression compression; /* default NDB_KV_COMPRESS_NONE */
+    uint32_t bloom_bits_per_key;  /* default 10; 0 disables bloom filters */
+    uint32_t l0_compaction_trigger; /* L0 files that start a compaction; default 4 */
+    uint32_t l0_slowdown_trigger;   /* L0 files that delay writes by 1 ms; default 12 */
+    uint32_t l0_stop_trigger;       /* L0 files that stop writes until compaction; default 20 */
+    uint64_t l1_max_bytes;        /* L1 size budget; each deeper level x10; default 256 MiB */
+    size_t wal_segment_bytes;     /* WAL segment roll size (within one memtable); default 64 MiB */
+    int create_if_missing;        /* default 1 */
+    int error_if_exists;          /* default 0 */
+    int paranoid_checks;          /* default 1: a corrupt WAL tail mid-log fails open */
+    /* File I/O interface (engine/kv/env.h); NULL means the POSIX one. Borrowed:
+     * must outlive the handle. Tests pass a fault-injecting env here. */
+    struct kv_env *env;
+} ndb_kv_options;
+
+/* Fills *opt with the defaults above. */
+void ndb_kv_options_init(ndb_kv_options *opt);
+
+/* What recovery found when ndb_kv_open replayed the WAL. */
+typedef struct ndb_kv_recovery_info {
+    uint64_t wal_records;       /* records replayed */
+    uint64_t wal_bytes_skipped; /* bytes of a torn or corrupt tail that were ignored */
+    uint32_t wal_segments;      /* segments read */
+    int tail_corrupt;           /* 1 if the last segment ended in a bad record */
+} ndb_kv_recovery_info;
+
+/*
+ * Opens (or creates) the database in directory dir. On success *out is a
+ * handle the caller closes with ndb_kv_close(). Takes an exclusive lock on
+ * the directory (NDB_EBUSY if another handle holds it). msg may be NULL.
+ */
+ndb_status ndb_kv_open(const char *dir, const ndb_kv_options *opt, ndb_kv **out, ndb_errmsg *msg);
+
+/* As ndb_kv_open; if info is non-NULL it receives what WAL recovery found. */
+ndb_status ndb_kv_open_ex(const char *dir, const ndb_kv_options *opt, ndb_kv **out,
+                          ndb_kv_recovery_info *info, ndb_errmsg *msg);
+
+/*
+ * Stops background work, fsyncs the WAL (in every durability mode) and frees
+ * the handle. Does not flush the memtable: the WAL is replayed on the next
+ * open. Returns the first error met (the handle is freed regardless).
+ * NULL is a no-op.
+ */
+ndb_status ndb_kv_close(ndb_kv *kv);
+
+/* Detail of the last error the engine recorded (thread-shared, best effort).
+ * Borrowed until the next call on kv. Never NULL. */
+const char *ndb_kv_last_error(ndb_kv *kv);
+
+/* Single-key writes. An empty key (klen 0) is allowed. */
+ndb_status ndb_kv_put(ndb_kv *kv, const void *key, size_t klen, const void *val, size_t vlen);
+ndb_status ndb_kv_delete(ndb_kv *kv, const void *key, size_t klen);
+
+/*
+ * Point read at snap (NULL: latest). On NDB_OK *val is malloc'd (never NULL,
+ * even for an empty value) and *vlen is its length: caller frees with free().
+ * NDB_ENOTFOUND when absent or deleted.
+ */
+ndb_status ndb_kv_get(ndb_kv *kv, const ndb_kv_snapshot *snap, const void *key, size_t klen,
+                      void **val, size_t *vlen);
+
+/* ---- Atomic write batches: all operations apply, or none, across a crash. */
+
+/* Caller frees with ndb_kv_batch_free(). */
+ndb_status ndb_kv_batch_new(ndb_kv_batch **out);
+ndb_status ndb_kv_batch_put(ndb_kv_batch *b, const void *key, size_t klen, const void *val,
+                            size_t vlen);
+ndb_status ndb_kv_batch_delete(ndb_kv_batch *b, const void *key, size_t klen);
+void ndb_kv_batch_clear(ndb_kv_batch *b);
+uint32_t ndb_kv_batch_count(const ndb_kv_batch *b);
+void ndb_kv_batch_free(ndb_kv_batch *b);
+/* Applies the batch atomically, in order (later ops on the same key win).
+ * The batch is not consumed; the caller may clear and reuse it. */
+ndb_status ndb_kv_write(ndb_kv *kv, const ndb_kv_batch *b);
+
+/* ---- Snapshots: a read view at the sequence number current at acquire. */
+
+/* Caller releases with ndb_kv_snapshot_release() before ndb_kv_close(). */
+ndb_status ndb_kv_snapshot_acquire(ndb_kv *kv, ndb_kv_snapshot **out);
+void ndb_kv_snapshot_release(ndb_kv *kv, ndb_kv_snapshot *snap);
+uint64_t ndb_kv_snapshot_seq(const ndb_kv_snapshot *snap);
+
+/* ---- Iterators over [lower, upper): lower inclusive, upper exclusive;
+ * a NULL bound is unbounded. Bounds are copied. The view is the snapshot
+ * (NULL: the state at creation; later writes are not seen). */
+
+/* Caller frees with ndb_kv_iter_free() before ndb_kv_close(). */
+ndb_status ndb_kv_iter_new(ndb_kv *kv, const ndb_kv_snapshot *snap, const void *lower,
+                           size_t lower_len, const void *upper, size_t upper_len,
+                           ndb_kv_iter **out);
+void ndb_kv_iter_seek_first(ndb_kv_iter *it);
+void ndb_kv_iter_seek_last(ndb_kv_iter *it);
+/* Positions at the first key >= key (within bounds). */
+void ndb_kv_iter_seek(ndb_kv_iter *it, const void *key, size_t klen);
+/* Positions at the last key <= key (within bounds). */
+void ndb_kv_iter_seek_for_prev(ndb_kv_iter *it, const void *key, size_t klen);
+void ndb_kv_iter_next(ndb_kv_iter *it);
+void ndb_kv_iter_prev(ndb_kv_iter *it);
+int ndb_kv_iter_valid(const ndb_kv_iter *it);
+/* Borrowed until the next move or free. Only when valid. */
+const void *ndb_kv_iter_key(const ndb_kv_iter *it, size_t *klen);
+const void *ndb_kv_iter_value(const ndb_kv_iter *it, size_t *vlen);
+/* NDB_OK, or the error (e.g. NDB_ECORRUPT) that made the iterator invalid. */
+ndb_status ndb_kv_iter_status(const ndb_kv_iter *it);
+void ndb_kv_iter_free(ndb_kv_iter *it);
+
+/* ---- Maintenance. */
+
+/* Writes the current memtable to an SSTable and waits for it (and for any
+ * queued flush) to be on disk. */
+ndb_status ndb_kv_flush(ndb_kv *kv);
+/* Flushes, then compacts every level's files that overlap [begin, end]
+ * (NULL: unbounded) down to the deepest level holding data, waiting. */
+ndb_status ndb_kv_compact_range(ndb_kv *kv, const void *begin, size_t blen, const void *end,
+                                size_t elen);
+
+typedef struct ndb_kv_level_stats {
+    uint32_t files;
+    uint64_t bytes;
+} ndb_kv_level_stats;
+
+typedef struct ndb_kv_stats {
+    ndb_kv_level_stats levels[NDB_KV_LEVELS];
+    uint64_t memtable_bytes;    /* active memtable arena bytes */
+    uint64_t imm_memtable_bytes; /* immutable memtable awaiting flush (0 if none) */
+    uint64_t last_seq;          /* last sequence number assigned */
+    uint64_t flushes;           /* memtables written to L0 */
+    uint64_t compactions;       /* compaction steps completed */
+    uint64_t wal_syncs;         /* WAL fsyncs (a group commit is one) */
+    uint64_t wal_bytes;         /* bytes appended to the WAL */
+    uint64_t user_bytes_written; /* key+value bytes accepted from callers */
+    uint64_t sst_bytes_written; /* bytes written to SSTables by flush and compaction */
+    double write_amplification; /* (wal_bytes + sst_bytes_written) / user_bytes_written */
+    uint64_t stall_count;       /* writes delayed or stopped by flush/compaction backlog */
+    uint64_t stall_micros;      /* total time writers spent stalled */
+    uint64_t block_cache_hits;
+    uint64_t block_cache_misses;
+    uint64_t bloom_useful;      /* table reads avoided by a bloom filter */
+    int poisoned;               /* 1 after a failed fsync/write */
+} ndb_kv_stats;
+
+ndb_status ndb_kv_stats_get(ndb_kv *kv, ndb_kv_stats *out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* NDB_KV_H */
