@@ -1,0 +1,142 @@
+/*
+ * doc_int.h — internals shared by engine/doc's modules (not a public API).
+ *
+ * Modules and prefixes: codec.c (cod_), json.c, value.c (val_, key encoding
+ * kenc_), filter.c (flt_), update.c (upd_), shape.c (projection prj_, sort
+ * srt_), expr.c (expr_), agg.c (agg_), coll.c (the database), index.c (idx_).
+ */
+#ifndef NDB_DOC_INT_H
+#define NDB_DOC_INT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "ndb_doc.h"
+
+/* ---- encoding constants (FORMAT.md) */
+#define DOC_HDR 0xD1 /* high nibble: magic 0xD; low nibble: format version 1 */
+enum {
+    TAG_NULL = 0x01,
+    TAG_FALSE = 0x02,
+    TAG_TRUE = 0x03,
+    TAG_INT = 0x04,
+    TAG_DOUBLE = 0x05,
+    TAG_STRING = 0x06,
+    TAG_ARRAY = 0x07,
+    TAG_OBJECT = 0x08,
+};
+#define DOC_INT_MAX ((int64_t)1 << 53)
+
+/* ---- a growable byte buffer. Owner frees data with free(). */
+typedef struct dbuf {
+    uint8_t *data;
+    size_t len, cap;
+    bool oom; /* sticky: an append failed */
+} dbuf;
+
+bool dbuf_reserve(dbuf *b, size_t extra);
+static inline bool dbuf_put(dbuf *b, const void *p, size_t n)
+{
+    if (b->cap - b->len < n && !dbuf_reserve(b, n))
+        return false;
+    if (n)
+        memcpy(b->data + b->len, p, n);
+    b->len += n;
+    return true;
+}
+static inline bool dbuf_byte(dbuf *b, uint8_t c) { return dbuf_put(b, &c, 1); }
+bool dbuf_varint(dbuf *b, uint64_t v);
+void dbuf_free(dbuf *b);
+
+/* ---- varints (LEB128, little-endian groups of 7 bits) */
+/* Reads a varint of at most maxbytes; NULL on truncation or overlong. */
+static inline const uint8_t *varint_get(const uint8_t *p, const uint8_t *end, uint64_t *v,
+                                        int maxbytes)
+{
+    uint64_t r = 0;
+    for (int i = 0; i < maxbytes && p < end; i++) {
+        uint8_t c = *p++;
+        r |= (uint64_t)(c & 0x7f) << (7 * i);
+        if (!(c & 0x80)) {
+            *v = r;
+            return p;
+        }
+    }
+    return NULL;
+}
+static inline uint32_t rd32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+static inline void wr32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); p[2] = (uint8_t)(v >> 16); p[3] = (uint8_t)(v >> 24);
+}
+
+/* Reads one value at p (bounded by end) into *out; returns the byte after it,
+ * or NULL on corrupt bytes. O(1): containers are skipped by their length. */
+const uint8_t *cod_read(const uint8_t *p, const uint8_t *end, ndb_doc_val *out);
+bool cod_utf8_ok(const uint8_t *s, size_t n);
+
+/* An encoded standalone value (header + value) for a scalar: used to build
+ * constants. buf must hold 32 bytes; strings not supported. */
+static inline bool val_is_num(const ndb_doc_val *v)
+{
+    return v->type == NDB_DOC_INT || v->type == NDB_DOC_DOUBLE;
+}
+/* Canonical type order rank (MongoDB's): missing/null 1, numbers 2, string 3,
+ * object 4, array 5, bool 6. */
+int val_rank(ndb_doc_type t);
+/* Equality used by $eq/$in/$addToSet/$group keys: numbers numerically. */
+bool val_equal(const ndb_doc_val *a, const ndb_doc_val *b);
+/* Compares two numbers numerically (exact for int vs double). */
+int val_numcmp(const ndb_doc_val *a, const ndb_doc_val *b);
+/* Hash consistent with val_equal. */
+uint64_t val_hash(const ndb_doc_val *v);
+/* Appends v to the builder normalised so that val_equal values encode equal
+ * (integral doubles become ints, -0 becomes 0). */
+ndb_status val_emit_norm(ndb_doc_builder *b, const ndb_doc_val *v);
+
+/* Order-preserving key encoding (FORMAT.md "Index keys"): memcmp order of the
+ * encodings equals ndb_doc_compare order for scalars. desc inverts bytes. */
+bool kenc_value(dbuf *out, const ndb_doc_val *v, bool desc);
+bool kenc_null(dbuf *out, bool desc);
+/* Key-encoding type-bracket bounds: the first byte of every number key, etc. */
+enum { KT_NULL = 0x05, KT_NUM = 0x10, KT_STR = 0x20, KT_OBJ = 0x30, KT_ARR = 0x40, KT_BOOL = 0x50 };
+/* Skips one key-encoded value (ascending or descending); NULL on bad bytes. */
+const uint8_t *kenc_skip(const uint8_t *p, const uint8_t *end, bool desc);
+
+/* Builder internals used by other modules. */
+size_t cod_builder_len(const ndb_doc_builder *b);
+int cod_builder_depth(const ndb_doc_builder *b);
+
+/* Split a dotted path into components (borrowed from path). */
+#define PATH_MAX_COMP 32
+typedef struct dpath {
+    int n;
+    const char *c[PATH_MAX_COMP];
+    size_t l[PATH_MAX_COMP];
+} dpath;
+/* NDB_EINVAL on an empty component, a leading '$' or too many components. */
+ndb_status path_split(const char *p, size_t len, dpath *out);
+/* Component as an array index (decimal, no sign, no leading zeros); -1 if not. */
+int64_t path_index(const char *c, size_t l);
+
+/* Reads a value's root from a stored document, treating corruption as absent. */
+static inline bool doc_root_obj(const void *doc, size_t len, ndb_doc_val *out)
+{
+    return ndb_doc_root(doc, len, out) == NDB_OK && out->type == NDB_DOC_OBJECT;
+}
+
+/* Scalars as standalone values (for constants in tests and ops). */
+void val_make_int(ndb_doc_val *v, uint8_t *store, int64_t i);
+void val_make_double(ndb_doc_val *v, uint8_t *store, double d);
+void val_make_null(ndb_doc_val *v, uint8_t *store);
+
+/* JSON writer of one value (used by ndb_doc_to_json and error messages). */
+bool json_write_val(dbuf *out, const ndb_doc_val *v, int depth);
+/* A short printable rendering of a value for messages ("{...}" beyond n). */
+void val_brief(const ndb_doc_val *v, char *out, size_t n);
+
+#endif /* NDB_DOC_INT_H */

@@ -1,0 +1,355 @@
+/*
+ * ndb_doc.h — NexaDB's document layer, the public edge.
+ *
+ * Three parts:
+ *   1. The document codec: a builder that writes the compact binary encoding
+ *      (engine/doc/FORMAT.md) and a reader that walks it in place, plus JSON
+ *      conversion. Filters, updates, projections, sorts and pipelines are
+ *      documents in this same encoding.
+ *   2. The query language, usable on its own (vector search filters):
+ *      ndb_doc_filter_compile / ndb_doc_filter_match.
+ *   3. The database: collections of documents over an ndb_kv engine, with
+ *      find/count/update/delete, aggregation pipelines and secondary indexes.
+ *
+ * Thread safety: an ndb_doc_db handle may be used by any number of threads at
+ * once. A builder, a compiled filter and a cursor belong to one thread at a
+ * time. The reader functions are pure and take no locks.
+ *
+ * Errors: every fallible call returns an ndb_status; calls that can fail on
+ * user input also take an ndb_errmsg (may be NULL) that names the offending
+ * part, e.g. "unknown operator $foo at filter.age".
+ */
+#ifndef NDB_DOC_H
+#define NDB_DOC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ndb_status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------------ limits */
+
+#define NDB_DOC_MAX_BYTES (16u * 1024u * 1024u) /* one encoded document */
+#define NDB_DOC_MAX_DEPTH 100                   /* nesting of arrays/objects */
+#define NDB_DOC_MAX_ID 512                      /* bytes in an _id string */
+#define NDB_DOC_MAX_COLL_NAME 64
+
+/* ------------------------------------------------------------- the reader */
+
+typedef enum ndb_doc_type {
+    NDB_DOC_NULL = 1,
+    NDB_DOC_BOOL = 2,
+    NDB_DOC_INT = 3,    /* integral number within +-2^53 */
+    NDB_DOC_DOUBLE = 4, /* any other number */
+    NDB_DOC_STRING = 5, /* UTF-8 bytes, not NUL-terminated */
+    NDB_DOC_ARRAY = 6,
+    NDB_DOC_OBJECT = 7,
+} ndb_doc_type;
+
+/*
+ * A view of one encoded value. Every pointer in it is borrowed from the
+ * document bytes it was read from and valid as long as they are.
+ */
+typedef struct ndb_doc_val {
+    ndb_doc_type type;
+    union {
+        int b;      /* NDB_DOC_BOOL: 0 or 1 */
+        int64_t i;  /* NDB_DOC_INT */
+        double d;   /* NDB_DOC_DOUBLE */
+        struct {
+            const char *ptr;
+            size_t len;
+        } s; /* NDB_DOC_STRING */
+        struct {
+            const uint8_t *body; /* first element/field */
+            size_t len;          /* body bytes */
+            uint32_t count;      /* elements/fields */
+        } c; /* NDB_DOC_ARRAY, NDB_DOC_OBJECT */
+    } u;
+    const uint8_t *raw; /* the value's encoding, type tag first */
+    size_t raw_len;
+} ndb_doc_val;
+
+/*
+ * Reads the top-level value of an encoded document (checks the header and the
+ * outer bounds only; O(1)). NDB_ECORRUPT on bad bytes.
+ */
+ndb_status ndb_doc_root(const void *doc, size_t len, ndb_doc_val *out);
+
+/*
+ * Checks every byte of an encoded document: header, tags, lengths, counts,
+ * UTF-8, nesting depth, size limit. Call it on bytes from an untrusted source.
+ * NDB_ECORRUPT (with the offset in msg) on failure.
+ */
+ndb_status ndb_doc_validate(const void *doc, size_t len, ndb_errmsg *msg);
+
+/* Iterates an object's fields in stored order or an array's elements. */
+typedef struct ndb_doc_iter {
+    const uint8_t *p, *end;
+    uint32_t left;
+    int is_object;
+    ndb_status st; /* NDB_ECORRUPT if iteration stopped on bad bytes */
+} ndb_doc_iter;
+
+/* container must be NDB_DOC_ARRAY or NDB_DOC_OBJECT (else the iterator is empty). */
+void ndb_doc_iter_init(ndb_doc_iter *it, const ndb_doc_val *container);
+/* 1 and the next field (key/klen are NULL/0 for arrays), or 0 at the end or
+ * on corruption (then it->st != NDB_OK). key is borrowed like the value. */
+int ndb_doc_iter_next(ndb_doc_iter *it, const char **key, size_t *klen, ndb_doc_val *out);
+
+/* One field of an object by name: NDB_OK, NDB_ENOTFOUND, or NDB_ECORRUPT.
+ * Skips other fields without decoding them. */
+ndb_status ndb_doc_get_field(const ndb_doc_val *obj, const char *key, size_t klen,
+                             ndb_doc_val *out);
+/* The i-th array element: NDB_OK, NDB_ENOTFOUND, or NDB_ECORRUPT. */
+ndb_status ndb_doc_get_index(const ndb_doc_val *arr, uint32_t i, ndb_doc_val *out);
+/*
+ * A dotted path ("profile.location", "tags.1") from a value: each component is
+ * an object field, or a decimal index into an array. No implicit traversal of
+ * arrays of objects (the query matcher does that). NDB_ENOTFOUND if absent.
+ */
+ndb_status ndb_doc_get_path(const ndb_doc_val *root, const char *path, size_t plen,
+                            ndb_doc_val *out);
+
+/* The number as a double (INT or DOUBLE); 0 for other types. */
+double ndb_doc_num(const ndb_doc_val *v);
+
+/* ------------------------------------------------------------ the builder */
+
+/*
+ * Writes one encoded document. Calls are checked as they come (a key is
+ * needed before each object value, containers must balance, depth <=
+ * NDB_DOC_MAX_DEPTH, size <= the builder's limit); the first error sticks and
+ * is returned by ndb_doc_builder_finish, so callers may chain calls and check
+ * once. A builder is reused with ndb_doc_builder_reset, which keeps its
+ * buffers (allocation-light). Caller frees with ndb_doc_builder_free().
+ */
+typedef struct ndb_doc_builder ndb_doc_builder;
+
+ndb_status ndb_doc_builder_new(ndb_doc_builder **out);
+void ndb_doc_builder_free(ndb_doc_builder *b);
+void ndb_doc_builder_reset(ndb_doc_builder *b);
+/* Largest document this builder will produce (default NDB_DOC_MAX_BYTES). */
+void ndb_doc_builder_set_limit(ndb_doc_builder *b, size_t max_bytes);
+
+ndb_status ndb_doc_begin_object(ndb_doc_builder *b);
+ndb_status ndb_doc_end_object(ndb_doc_builder *b);
+ndb_status ndb_doc_begin_array(ndb_doc_builder *b);
+ndb_status ndb_doc_end_array(ndb_doc_builder *b);
+/* Inside an object, before each value. Bytes are copied. */
+ndb_status ndb_doc_key(ndb_doc_builder *b, const char *key, size_t klen);
+ndb_status ndb_doc_null(ndb_doc_builder *b);
+ndb_status ndb_doc_bool(ndb_doc_builder *b, int v);
+/* Integers beyond +-2^53 are stored as doubles (JSON's number model). */
+ndb_status ndb_doc_int(ndb_doc_builder *b, int64_t v);
+/* Integral doubles within +-2^53 are stored as integers; NaN is refused. */
+ndb_status ndb_doc_double(ndb_doc_builder *b, double v);
+ndb_status ndb_doc_string(ndb_doc_builder *b, const char *s, size_t len);
+/* Copies a value read from another document (any type). */
+ndb_status ndb_doc_value(ndb_doc_builder *b, const ndb_doc_val *v);
+
+/*
+ * Ends the document: exactly one top-level value must have been written.
+ * *doc is borrowed until the next reset/free of the builder.
+ */
+ndb_status ndb_doc_builder_finish(ndb_doc_builder *b, const void **doc, size_t *len);
+/* As finish, but the caller owns *doc and frees it with free(). */
+ndb_status ndb_doc_builder_take(ndb_doc_builder *b, void **doc, size_t *len);
+
+/* ------------------------------------------------------------------- JSON */
+
+/* Parses JSON text (any value at the top). On NDB_OK the caller frees *doc
+ * with free(). Malformed JSON is NDB_EINVAL with line/column in msg. */
+ndb_status ndb_doc_from_json(const char *json, size_t len, void **doc, size_t *doc_len,
+                             ndb_errmsg *msg);
+/* Writes compact JSON (key order kept, doubles in shortest round-trip form).
+ * On NDB_OK *json is NUL-terminated; caller frees it with free(). */
+ndb_status ndb_doc_to_json(const void *doc, size_t len, char **json, size_t *json_len);
+
+/* ------------------------------------------------------ values and filters */
+
+/* MongoDB's cross-type order (null < numbers < strings < objects < arrays <
+ * bools; numbers compared numerically). <0, 0, >0. */
+int ndb_doc_compare(const ndb_doc_val *a, const ndb_doc_val *b);
+
+/*
+ * A compiled query filter ({"age": {"$gt": 25}}, {"$or": [...]}, ...). The
+ * filter keeps its own copy of what it needs. A compiled filter belongs to
+ * one thread at a time. Caller frees with ndb_doc_filter_free().
+ */
+typedef struct ndb_doc_filter ndb_doc_filter;
+
+/* filter may be NULL/0 (matches everything). NDB_EINVAL names the bad part. */
+ndb_status ndb_doc_filter_compile(const void *filter, size_t len, ndb_doc_filter **out,
+                                  ndb_errmsg *msg);
+/* 1 if the document matches, 0 if not; a corrupt document never matches. */
+int ndb_doc_filter_match(ndb_doc_filter *f, const void *doc, size_t len);
+void ndb_doc_filter_free(ndb_doc_filter *f);
+
+/* --------------------------------------------------------------- database */
+
+typedef struct ndb_kv ndb_kv;
+typedef struct ndb_doc_db ndb_doc_db;
+typedef struct ndb_doc_cursor ndb_doc_cursor;
+
+typedef struct ndb_doc_options {
+    size_t max_doc_bytes;   /* default NDB_DOC_MAX_BYTES */
+    size_t agg_mem_bytes;   /* memory bound of one blocking pipeline stage / sort; default 100 MiB */
+    /* Log sink for progress (index builds); NULL: stderr. */
+    void (*log)(void *ctx, const char *line);
+    void *log_ctx;
+} ndb_doc_options;
+
+void ndb_doc_options_init(ndb_doc_options *opt);
+
+/*
+ * Opens the document layer over kv (borrowed: must outlive the handle; the
+ * document layer owns every key in it). Caller closes with ndb_doc_close()
+ * after freeing every cursor.
+ */
+ndb_status ndb_doc_open(ndb_kv *kv, const ndb_doc_options *opt, ndb_doc_db **out,
+                        ndb_errmsg *msg);
+void ndb_doc_close(ndb_doc_db *db);
+
+/* Collections. Names are [A-Za-z0-9_-]{1,64} (NDB_EINVAL otherwise). */
+ndb_status ndb_doc_create_collection(ndb_doc_db *db, const char *name, ndb_errmsg *msg);
+ndb_status ndb_doc_drop_collection(ndb_doc_db *db, const char *name, ndb_errmsg *msg);
+
+typedef struct ndb_doc_coll_info {
+    char name[NDB_DOC_MAX_COLL_NAME + 1];
+    uint64_t count; /* documents */
+    uint64_t bytes; /* encoded document bytes */
+    uint32_t indexes;
+} ndb_doc_coll_info;
+/* Sorted by name. Caller frees *out with free(). */
+ndb_status ndb_doc_list_collections(ndb_doc_db *db, ndb_doc_coll_info **out, size_t *n,
+                                    ndb_errmsg *msg);
+
+/*
+ * Inserts documents (each an encoded object) in one atomic batch, in order; the
+ * collection is created on first insert. Each document gets _id (its own
+ * string _id if it has one, else a generated 24-hex-char time-ordered id),
+ * _created_at and _updated_at (ISO-8601 UTC), in that order before its fields.
+ * A duplicate _id or unique-index key fails the whole batch with NDB_EEXIST.
+ * On NDB_OK, if ids is non-NULL, *ids is an array of n NUL-terminated ids:
+ * caller frees with ndb_doc_ids_free(*ids, n).
+ */
+ndb_status ndb_doc_insert(ndb_doc_db *db, const char *coll, const void *const *docs,
+                          const size_t *lens, size_t n, char ***ids, ndb_errmsg *msg);
+void ndb_doc_ids_free(char **ids, size_t n);
+
+/* One document by _id. Caller frees *doc with free(). NDB_ENOTFOUND if absent. */
+ndb_status ndb_doc_get(ndb_doc_db *db, const char *coll, const char *id, size_t idlen,
+                       void **doc, size_t *len, ndb_errmsg *msg);
+
+typedef struct ndb_doc_find_opts {
+    const void *filter; size_t filter_len;         /* NULL: everything */
+    const void *projection; size_t projection_len; /* {"a":1} or {"a":0}; NULL: whole doc */
+    const void *sort; size_t sort_len;             /* {"a":1,"b":-1}; NULL: _id order */
+    uint64_t skip;
+    uint64_t limit;                                /* 0: no limit */
+    const void *page_token; size_t page_token_len; /* from ndb_doc_cursor_page_token */
+    const char *hint;                              /* index name to force, "_id" for a scan */
+} ndb_doc_find_opts;
+
+/* A streaming cursor over one snapshot. Caller frees with ndb_doc_cursor_free(). */
+ndb_status ndb_doc_find(ndb_doc_db *db, const char *coll, const ndb_doc_find_opts *opts,
+                        ndb_doc_cursor **out, ndb_errmsg *msg);
+/*
+ * The next document: NDB_OK with *doc set, or NDB_OK with *doc == NULL at the
+ * end. *doc is borrowed until the next call on the cursor.
+ */
+ndb_status ndb_doc_cursor_next(ndb_doc_cursor *c, const void **doc, size_t *len,
+                               ndb_errmsg *msg);
+/*
+ * An opaque token that resumes this query after the last document returned
+ * (pass it back in ndb_doc_find_opts.page_token with the same filter/sort).
+ * Caller frees *tok with free(). *len is 0 when the cursor is exhausted.
+ */
+ndb_status ndb_doc_cursor_page_token(ndb_doc_cursor *c, void **tok, size_t *len);
+
+typedef struct ndb_doc_explain {
+    char plan[160];       /* "COLLSCAN", "IXSCAN age_1", "IDHACK", "SORT", ... */
+    char index[80];       /* index used, "" if none */
+    uint64_t keys_examined;
+    uint64_t docs_examined;
+    uint64_t returned;
+    int in_memory_sort;
+} ndb_doc_explain;
+/* The plan and counters so far (complete once the cursor is exhausted). */
+void ndb_doc_cursor_explain(const ndb_doc_cursor *c, ndb_doc_explain *out);
+void ndb_doc_cursor_free(ndb_doc_cursor *c);
+
+/* First match of a find (opts may carry sort/projection/skip). NDB_ENOTFOUND
+ * if none. Caller frees *doc with free(). */
+ndb_status ndb_doc_find_one(ndb_doc_db *db, const char *coll, const ndb_doc_find_opts *opts,
+                            void **doc, size_t *len, ndb_errmsg *msg);
+ndb_status ndb_doc_count(ndb_doc_db *db, const char *coll, const void *filter, size_t len,
+                         uint64_t *out, ndb_errmsg *msg);
+
+/*
+ * Updates one document by _id. update is either a merge document (the brief's
+ * update(id, {"age": 29}): top-level fields replaced or added) or an operator
+ * document ($set $unset $inc $mul $min $max $rename $push $pull $addToSet).
+ * _updated_at is refreshed; _id and _created_at never change.
+ * NDB_ENOTFOUND if there is no such document.
+ */
+ndb_status ndb_doc_update(ndb_doc_db *db, const char *coll, const char *id, size_t idlen,
+                          const void *update, size_t len, ndb_errmsg *msg);
+
+typedef struct ndb_doc_update_result {
+    uint64_t matched;
+    uint64_t modified;
+    char upserted_id[NDB_DOC_MAX_ID + 1]; /* "" unless an upsert inserted */
+} ndb_doc_update_result;
+/* Every match of filter, in one atomic batch. With upsert and no match, inserts
+ * the filter's equality fields with the update applied. */
+ndb_status ndb_doc_update_many(ndb_doc_db *db, const char *coll, const void *filter,
+                               size_t flen, const void *update, size_t ulen, int upsert,
+                               ndb_doc_update_result *res, ndb_errmsg *msg);
+
+/* NDB_ENOTFOUND if there is no such document. */
+ndb_status ndb_doc_delete(ndb_doc_db *db, const char *coll, const char *id, size_t idlen,
+                          ndb_errmsg *msg);
+ndb_status ndb_doc_delete_many(ndb_doc_db *db, const char *coll, const void *filter,
+                               size_t flen, uint64_t *deleted, ndb_errmsg *msg);
+
+/*
+ * Runs an aggregation pipeline (an encoded array of stage objects). Results
+ * stream through the cursor; blocking stages ($group, $sort) refuse with
+ * NDB_ELIMIT beyond ndb_doc_options.agg_mem_bytes.
+ */
+ndb_status ndb_doc_aggregate(ndb_doc_db *db, const char *coll, const void *pipeline,
+                             size_t len, ndb_doc_cursor **out, ndb_errmsg *msg);
+
+/*
+ * Secondary indexes. spec is an encoded object {"field": 1, "other": -1}
+ * (compound, in order); name NULL derives "field_1_other_-1". Existing
+ * documents are indexed before the call returns (progress in the log).
+ * NDB_EEXIST if the name is taken or, for a unique index, if existing documents
+ * collide.
+ */
+ndb_status ndb_doc_create_index(ndb_doc_db *db, const char *coll, const char *name,
+                                const void *spec, size_t len, int unique, ndb_errmsg *msg);
+ndb_status ndb_doc_drop_index(ndb_doc_db *db, const char *coll, const char *name,
+                              ndb_errmsg *msg);
+
+typedef struct ndb_doc_index_info {
+    char name[128];
+    char fields[256]; /* "age:1,city:-1" */
+    int unique;
+    int multikey;
+} ndb_doc_index_info;
+/* Caller frees *out with free(). */
+ndb_status ndb_doc_list_indexes(ndb_doc_db *db, const char *coll, ndb_doc_index_info **out,
+                                size_t *n, ndb_errmsg *msg);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* NDB_DOC_H */

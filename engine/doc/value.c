@@ -1,0 +1,256 @@
+/*
+ * value.c — comparing values (MongoDB's cross-type order), hashing, and the
+ * order-preserving key encoding used by indexes (FORMAT.md "Index keys").
+ *
+ * Invariant used throughout: the builder normalises numbers (an integral
+ * value within +-2^53 is always TAG_INT, every TAG_DOUBLE is non-integral or
+ * beyond 2^53), so two values are equal exactly when their encodings are
+ * byte-equal. Equality and hashing work on raw bytes.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "doc_int.h"
+
+int val_rank(ndb_doc_type t)
+{
+    switch (t) {
+    case NDB_DOC_NULL: return 1;
+    case NDB_DOC_INT:
+    case NDB_DOC_DOUBLE: return 2;
+    case NDB_DOC_STRING: return 3;
+    case NDB_DOC_OBJECT: return 4;
+    case NDB_DOC_ARRAY: return 5;
+    case NDB_DOC_BOOL: return 6;
+    }
+    return 0;
+}
+
+int val_numcmp(const ndb_doc_val *a, const ndb_doc_val *b)
+{
+    if (a->type == NDB_DOC_INT && b->type == NDB_DOC_INT)
+        return (a->u.i > b->u.i) - (a->u.i < b->u.i);
+    double x = ndb_doc_num(a), y = ndb_doc_num(b); /* ints are exact as doubles */
+    return (x > y) - (x < y);
+}
+
+bool val_equal(const ndb_doc_val *a, const ndb_doc_val *b)
+{
+    return a->raw_len == b->raw_len && memcmp(a->raw, b->raw, a->raw_len) == 0;
+}
+
+uint64_t val_hash(const ndb_doc_val *v)
+{
+    /* FNV-1a, 64-bit */
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (size_t i = 0; i < v->raw_len; i++) {
+        h ^= v->raw[i];
+        h *= 0x100000001b3ull;
+    }
+    return h;
+}
+
+ndb_status val_emit_norm(ndb_doc_builder *b, const ndb_doc_val *v) { return ndb_doc_value(b, v); }
+
+static int cmp_depth(const ndb_doc_val *a, const ndb_doc_val *b, int depth);
+
+static int cmp_containers(const ndb_doc_val *a, const ndb_doc_val *b, int depth)
+{
+    ndb_doc_iter ia, ib;
+    ndb_doc_iter_init(&ia, a);
+    ndb_doc_iter_init(&ib, b);
+    for (;;) {
+        const char *ka, *kb;
+        size_t la, lb;
+        ndb_doc_val ea, eb;
+        int ha = ndb_doc_iter_next(&ia, &ka, &la, &ea);
+        int hb = ndb_doc_iter_next(&ib, &kb, &lb, &eb);
+        if (!ha || !hb)
+            return ha - hb;
+        if (a->type == NDB_DOC_OBJECT) {
+            int r = val_rank(ea.type) - val_rank(eb.type);
+            if (r)
+                return r;
+            size_t m = la < lb ? la : lb;
+            r = memcmp(ka, kb, m);
+            if (r)
+                return r;
+            if (la != lb)
+                return la < lb ? -1 : 1;
+        }
+        int r = cmp_depth(&ea, &eb, depth + 1);
+        if (r)
+            return r;
+    }
+}
+
+static int cmp_depth(const ndb_doc_val *a, const ndb_doc_val *b, int depth)
+{
+    int ra = val_rank(a->type), rb = val_rank(b->type);
+    if (ra != rb)
+        return ra < rb ? -1 : 1;
+    switch (a->type) {
+    case NDB_DOC_NULL: return 0;
+    case NDB_DOC_BOOL: return a->u.b - b->u.b;
+    case NDB_DOC_INT:
+    case NDB_DOC_DOUBLE: return val_numcmp(a, b);
+    case NDB_DOC_STRING: {
+        size_t m = a->u.s.len < b->u.s.len ? a->u.s.len : b->u.s.len;
+        int r = memcmp(a->u.s.ptr, b->u.s.ptr, m);
+        if (r)
+            return r < 0 ? -1 : 1;
+        return (a->u.s.len > b->u.s.len) - (a->u.s.len < b->u.s.len);
+    }
+    case NDB_DOC_ARRAY:
+    case NDB_DOC_OBJECT:
+        if (depth > NDB_DOC_MAX_DEPTH)
+            return 0;
+        return cmp_containers(a, b, depth);
+    }
+    return 0;
+}
+
+int ndb_doc_compare(const ndb_doc_val *a, const ndb_doc_val *b) { return cmp_depth(a, b, 0); }
+
+/* ------------------------------------------------------------ key encoding */
+
+static bool kput(dbuf *o, uint8_t c, bool desc) { return dbuf_byte(o, desc ? (uint8_t)~c : c); }
+
+static bool kenc_str(dbuf *o, const char *s, size_t n, bool desc)
+{
+    for (size_t i = 0; i < n; i++) {
+        uint8_t c = (uint8_t)s[i];
+        kput(o, c, desc);
+        if (c == 0)
+            kput(o, 0xFF, desc);
+    }
+    kput(o, 0, desc);
+    return kput(o, 0, desc);
+}
+
+static bool kenc_depth(dbuf *o, const ndb_doc_val *v, bool desc, int depth)
+{
+    switch (v->type) {
+    case NDB_DOC_NULL: return kput(o, KT_NULL, desc);
+    case NDB_DOC_BOOL:
+        kput(o, KT_BOOL, desc);
+        return kput(o, v->u.b ? 1 : 0, desc);
+    case NDB_DOC_INT:
+    case NDB_DOC_DOUBLE: {
+        double d = ndb_doc_num(v);
+        if (d == 0)
+            d = 0; /* -0 and 0 encode alike */
+        uint64_t bits;
+        memcpy(&bits, &d, 8);
+        if (isnan(d))
+            bits = 0;
+        else if (bits >> 63)
+            bits = ~bits;
+        else
+            bits |= 1ull << 63;
+        kput(o, KT_NUM, desc);
+        for (int i = 7; i >= 0; i--)
+            kput(o, (uint8_t)(bits >> (8 * i)), desc);
+        return !o->oom;
+    }
+    case NDB_DOC_STRING:
+        kput(o, KT_STR, desc);
+        return kenc_str(o, v->u.s.ptr, v->u.s.len, desc);
+    case NDB_DOC_ARRAY:
+    case NDB_DOC_OBJECT: {
+        if (depth > NDB_DOC_MAX_DEPTH)
+            return false;
+        kput(o, v->type == NDB_DOC_OBJECT ? KT_OBJ : KT_ARR, desc);
+        ndb_doc_iter it;
+        ndb_doc_iter_init(&it, v);
+        const char *k;
+        size_t kl;
+        ndb_doc_val e;
+        while (ndb_doc_iter_next(&it, &k, &kl, &e)) {
+            kput(o, 1, desc);
+            if (k)
+                kenc_str(o, k, kl, desc);
+            if (!kenc_depth(o, &e, desc, depth + 1))
+                return false;
+        }
+        if (it.st != NDB_OK)
+            return false;
+        return kput(o, 0, desc);
+    }
+    }
+    return false;
+}
+
+bool kenc_value(dbuf *out, const ndb_doc_val *v, bool desc)
+{
+    return kenc_depth(out, v, desc, 0) && !out->oom;
+}
+
+bool kenc_null(dbuf *out, bool desc) { return kput(out, KT_NULL, desc); }
+
+static const uint8_t *kskip_str(const uint8_t *p, const uint8_t *end, uint8_t x)
+{
+    while (p < end) {
+        uint8_t c = *p++ ^ x;
+        if (c == 0) {
+            if (p >= end)
+                return NULL;
+            uint8_t n = *p++ ^ x;
+            if (n == 0)
+                return p;
+            if (n != 0xFF)
+                return NULL;
+        }
+    }
+    return NULL;
+}
+
+static const uint8_t *kskip(const uint8_t *p, const uint8_t *end, uint8_t x, int depth)
+{
+    if (p >= end || depth > NDB_DOC_MAX_DEPTH)
+        return NULL;
+    uint8_t t = *p++ ^ x;
+    switch (t) {
+    case KT_NULL: return p;
+    case KT_BOOL: return p < end ? p + 1 : NULL;
+    case KT_NUM: return end - p >= 8 ? p + 8 : NULL;
+    case KT_STR: return kskip_str(p, end, x);
+    case KT_OBJ:
+    case KT_ARR:
+        while (p < end) {
+            uint8_t m = *p++ ^ x;
+            if (m == 0)
+                return p;
+            if (m != 1)
+                return NULL;
+            if (t == KT_OBJ && (p = kskip_str(p, end, x)) == NULL)
+                return NULL;
+            if ((p = kskip(p, end, x, depth + 1)) == NULL)
+                return NULL;
+        }
+        return NULL;
+    }
+    return NULL;
+}
+
+const uint8_t *kenc_skip(const uint8_t *p, const uint8_t *end, bool desc)
+{
+    return kskip(p, end, desc ? 0xFF : 0, 0);
+}
+
+void val_brief(const ndb_doc_val *v, char *out, size_t n)
+{
+    dbuf d = {0};
+    if (n == 0)
+        return;
+    if (!json_write_val(&d, v, 0) || d.len == 0) {
+        snprintf(out, n, "?");
+    } else if (d.len < n) {
+        memcpy(out, d.data, d.len);
+        out[d.len] = 0;
+    } else {
+        snprintf(out, n, "%.*s...", (int)(n > 4 ? n - 4 : 0), (const char *)d.data);
+    }
+    dbuf_free(&d);
+}

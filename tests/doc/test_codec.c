@@ -1,0 +1,290 @@
+/* Tests for engine/doc/codec.c, value.c and json.c: builder, reader, JSON round
+ * trips, ordering, key encoding, hostile bytes. */
+#include <criterion/criterion.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "doc_int.h"
+#include "ndb_doc.h"
+
+static void *J(const char *json, size_t *len)
+{
+    void *d;
+    ndb_errmsg m = {{0}};
+    ndb_status st = ndb_doc_from_json(json, strlen(json), &d, len, &m);
+    cr_assert_eq(st, NDB_OK, "from_json(%s): %s", json, m.text);
+    return d;
+}
+
+static char *S(const void *d, size_t n)
+{
+    char *s;
+    size_t sl;
+    cr_assert_eq(ndb_doc_to_json(d, n, &s, &sl), NDB_OK);
+    cr_assert_eq(strlen(s), sl);
+    return s;
+}
+
+static void roundtrip(const char *in, const char *want)
+{
+    size_t n;
+    void *d = J(in, &n);
+    cr_assert_eq(ndb_doc_validate(d, n, NULL), NDB_OK, "validate %s", in);
+    char *s = S(d, n);
+    cr_assert_str_eq(s, want);
+    free(s);
+    free(d);
+}
+
+Test(codec, json_roundtrips)
+{
+    roundtrip("{\"name\":\"Alice\",\"age\":28,\"tags\":[\"python\",\"database\"]}",
+              "{\"name\":\"Alice\",\"age\":28,\"tags\":[\"python\",\"database\"]}");
+    roundtrip("{\"z\":1,\"a\":2,\"m\":3}", "{\"z\":1,\"a\":2,\"m\":3}"); /* order kept */
+    roundtrip("{\"x\":0.1,\"y\":28.0,\"z\":-0.0,\"w\":1e300,\"v\":-2.5}",
+              "{\"x\":0.1,\"y\":28,\"z\":0,\"w\":1e+300,\"v\":-2.5}");
+    roundtrip("[1,2.5,null,true,false,\"s\",{},[]]", "[1,2.5,null,true,false,\"s\",{},[]]");
+    roundtrip("\"a\\\"b\\\\c\\n\\u0001\\u00e9\"", "\"a\\\"b\\\\c\\n\\u0001\xc3\xa9\"");
+    roundtrip("{\"p\":{\"q\":{\"r\":[{\"s\":1}]}}}", "{\"p\":{\"q\":{\"r\":[{\"s\":1}]}}}");
+    roundtrip("9007199254740993", "9007199254740992"); /* beyond 2^53: a double */
+    roundtrip("123456789012", "123456789012");
+    roundtrip("0.30000000000000004", "0.30000000000000004");
+    roundtrip("{\"\":1}", "{\"\":1}");
+}
+
+Test(codec, json_errors)
+{
+    void *d;
+    size_t n;
+    ndb_errmsg m = {{0}};
+    cr_assert_eq(ndb_doc_from_json("{\"a\":", 5, &d, &n, &m), NDB_EINVAL);
+    cr_assert(strstr(m.text, "line") != NULL, "%s", m.text);
+    /* 200 levels of nesting is refused, not a crash */
+    char deep[512];
+    memset(deep, '[', 200);
+    memset(deep + 200, ']', 200);
+    deep[400] = 0;
+    cr_assert_neq(ndb_doc_from_json(deep, 400, &d, &n, &m), NDB_OK);
+}
+
+Test(codec, builder_state_machine)
+{
+    ndb_doc_builder *b;
+    cr_assert_eq(ndb_doc_builder_new(&b), NDB_OK);
+    const void *d;
+    size_t n;
+    /* value without a key inside an object */
+    ndb_doc_begin_object(b);
+    cr_assert_eq(ndb_doc_int(b, 1), NDB_EINVAL);
+    cr_assert_eq(ndb_doc_builder_finish(b, &d, &n), NDB_EINVAL);
+    /* unbalanced */
+    ndb_doc_builder_reset(b);
+    ndb_doc_begin_array(b);
+    cr_assert_eq(ndb_doc_builder_finish(b, &d, &n), NDB_EINVAL);
+    /* mismatched end */
+    ndb_doc_builder_reset(b);
+    ndb_doc_begin_array(b);
+    cr_assert_eq(ndb_doc_end_object(b), NDB_EINVAL);
+    /* two top-level values */
+    ndb_doc_builder_reset(b);
+    ndb_doc_int(b, 1);
+    cr_assert_eq(ndb_doc_int(b, 2), NDB_EINVAL);
+    /* NaN and infinity */
+    ndb_doc_builder_reset(b);
+    cr_assert_eq(ndb_doc_double(b, 0.0 / 0.0), NDB_EINVAL);
+    ndb_doc_builder_reset(b);
+    cr_assert_eq(ndb_doc_double(b, 1e308 * 10), NDB_EINVAL);
+    /* bad UTF-8 */
+    ndb_doc_builder_reset(b);
+    cr_assert_eq(ndb_doc_string(b, "\xff\xfe", 2), NDB_EINVAL);
+    ndb_doc_builder_reset(b);
+    cr_assert_eq(ndb_doc_string(b, "\xed\xa0\x80", 3), NDB_EINVAL); /* surrogate */
+    /* size limit */
+    ndb_doc_builder_reset(b);
+    ndb_doc_builder_set_limit(b, 32);
+    ndb_doc_begin_array(b);
+    for (int i = 0; i < 40; i++)
+        ndb_doc_int(b, i);
+    ndb_doc_end_array(b);
+    cr_assert_eq(ndb_doc_builder_finish(b, &d, &n), NDB_ETOOBIG);
+    ndb_doc_builder_set_limit(b, NDB_DOC_MAX_BYTES);
+    /* depth limit */
+    ndb_doc_builder_reset(b);
+    ndb_status st = NDB_OK;
+    for (int i = 0; i <= NDB_DOC_MAX_DEPTH && st == NDB_OK; i++)
+        st = ndb_doc_begin_array(b);
+    cr_assert_eq(st, NDB_ETOOBIG);
+    /* a good one, reused after errors */
+    ndb_doc_builder_reset(b);
+    ndb_doc_begin_object(b);
+    ndb_doc_key(b, "a", 1);
+    ndb_doc_double(b, 3.0);
+    ndb_doc_key(b, "b", 1);
+    ndb_doc_int(b, (int64_t)1 << 60);
+    ndb_doc_end_object(b);
+    cr_assert_eq(ndb_doc_builder_finish(b, &d, &n), NDB_OK);
+    ndb_doc_val root, v;
+    cr_assert_eq(ndb_doc_root(d, n, &root), NDB_OK);
+    cr_assert_eq(ndb_doc_get_field(&root, "a", 1, &v), NDB_OK);
+    cr_assert_eq(v.type, NDB_DOC_INT);
+    cr_assert_eq(v.u.i, 3);
+    cr_assert_eq(ndb_doc_get_field(&root, "b", 1, &v), NDB_OK);
+    cr_assert_eq(v.type, NDB_DOC_DOUBLE);
+    ndb_doc_builder_free(b);
+}
+
+Test(codec, reader_paths)
+{
+    size_t n;
+    void *d = J("{\"name\":\"Alice\",\"profile\":{\"bio\":\"x\",\"location\":\"SF\"},"
+                "\"tags\":[\"a\",\"b\",{\"k\":7}],\"n\":null}",
+                &n);
+    ndb_doc_val root, v;
+    cr_assert_eq(ndb_doc_root(d, n, &root), NDB_OK);
+    cr_assert_eq(root.u.c.count, 4);
+    cr_assert_eq(ndb_doc_get_path(&root, "profile.location", 16, &v), NDB_OK);
+    cr_assert_eq(v.type, NDB_DOC_STRING);
+    cr_assert_eq(v.u.s.len, 2);
+    cr_assert_eq(memcmp(v.u.s.ptr, "SF", 2), 0);
+    cr_assert_eq(ndb_doc_get_path(&root, "tags.1", 6, &v), NDB_OK);
+    cr_assert_eq(memcmp(v.u.s.ptr, "b", 1), 0);
+    cr_assert_eq(ndb_doc_get_path(&root, "tags.2.k", 8, &v), NDB_OK);
+    cr_assert_eq(v.u.i, 7);
+    cr_assert_eq(ndb_doc_get_path(&root, "tags.3", 6, &v), NDB_ENOTFOUND);
+    cr_assert_eq(ndb_doc_get_path(&root, "tags.01", 7, &v), NDB_ENOTFOUND);
+    cr_assert_eq(ndb_doc_get_path(&root, "name.x", 6, &v), NDB_ENOTFOUND);
+    cr_assert_eq(ndb_doc_get_path(&root, "n", 1, &v), NDB_OK);
+    cr_assert_eq(v.type, NDB_DOC_NULL);
+    cr_assert_eq(ndb_doc_get_field(&root, "missing", 7, &v), NDB_ENOTFOUND);
+    /* iteration in stored order */
+    ndb_doc_iter it;
+    ndb_doc_iter_init(&it, &root);
+    const char *k;
+    size_t kl;
+    const char *want[] = {"name", "profile", "tags", "n"};
+    int i = 0;
+    while (ndb_doc_iter_next(&it, &k, &kl, &v)) {
+        cr_assert_eq(kl, strlen(want[i]));
+        cr_assert_eq(memcmp(k, want[i], kl), 0);
+        i++;
+    }
+    cr_assert_eq(i, 4);
+    cr_assert_eq(it.st, NDB_OK);
+    free(d);
+}
+
+Test(codec, hostile_bytes)
+{
+    size_t n;
+    uint8_t *d = J("{\"name\":\"Alice\",\"age\":28,\"x\":1.5,\"tags\":[\"p\",{\"q\":[1,2]}]}", &n);
+    ndb_doc_val v;
+    /* every truncation is corrupt */
+    for (size_t cut = 0; cut < n; cut++) {
+        cr_assert_eq(ndb_doc_validate(d, cut, NULL), NDB_ECORRUPT, "cut %zu", cut);
+        cr_assert_neq(ndb_doc_root(d, cut, &v), NDB_OK, "cut %zu", cut);
+    }
+    /* trailing garbage */
+    uint8_t *big = malloc(n + 1);
+    memcpy(big, d, n);
+    big[n] = 0;
+    cr_assert_eq(ndb_doc_validate(big, n + 1, NULL), NDB_ECORRUPT);
+    free(big);
+    /* bad header */
+    d[0] ^= 1;
+    ndb_errmsg m = {{0}};
+    cr_assert_eq(ndb_doc_validate(d, n, &m), NDB_ECORRUPT);
+    cr_assert(strstr(m.text, "header") != NULL, "%s", m.text);
+    d[0] ^= 1;
+    /* every single-byte mutation either validates or is ECORRUPT, and reading
+     * the mutated document never runs out of bounds (checked under ASan) */
+    uint8_t *copy = malloc(n);
+    unsigned seed = 12345;
+    for (size_t i = 0; i < n; i++) {
+        for (int t = 0; t < 8; t++) {
+            memcpy(copy, d, n);
+            seed = seed * 1103515245 + 12345;
+            copy[i] = (uint8_t)(seed >> 16);
+            ndb_status st = ndb_doc_validate(copy, n, NULL);
+            cr_assert(st == NDB_OK || st == NDB_ECORRUPT);
+            char *s;
+            size_t sl;
+            if (ndb_doc_to_json(copy, n, &s, &sl) == NDB_OK)
+                free(s);
+            ndb_doc_val root, x;
+            if (ndb_doc_root(copy, n, &root) == NDB_OK)
+                (void)ndb_doc_get_path(&root, "tags.1.q.1", 10, &x);
+        }
+    }
+    free(copy);
+    /* a container count larger than its body */
+    ndb_doc_builder *b;
+    ndb_doc_builder_new(&b);
+    ndb_doc_begin_array(b);
+    ndb_doc_int(b, 1);
+    ndb_doc_end_array(b);
+    const void *a;
+    size_t al;
+    cr_assert_eq(ndb_doc_builder_finish(b, &a, &al), NDB_OK);
+    uint8_t *ac = malloc(al);
+    memcpy(ac, a, al);
+    ac[6] = 5; /* count = 5, body = 2 bytes */
+    cr_assert_eq(ndb_doc_validate(ac, al, NULL), NDB_ECORRUPT);
+    ac[6] = 0; /* count 0 but body 2 bytes */
+    cr_assert_eq(ndb_doc_validate(ac, al, NULL), NDB_ECORRUPT);
+    free(ac);
+    ndb_doc_builder_free(b);
+    free(d);
+}
+
+static int cmpj(const char *a, const char *b)
+{
+    size_t na, nb;
+    void *da = J(a, &na), *db = J(b, &nb);
+    ndb_doc_val va, vb;
+    ndb_doc_root(da, na, &va);
+    ndb_doc_root(db, nb, &vb);
+    int r = ndb_doc_compare(&va, &vb);
+    /* key encoding agrees with compare */
+    dbuf ka = {0}, kb = {0};
+    cr_assert(kenc_value(&ka, &va, false));
+    cr_assert(kenc_value(&kb, &vb, false));
+    size_t m = ka.len < kb.len ? ka.len : kb.len;
+    int kr = memcmp(ka.data, kb.data, m);
+    if (kr == 0)
+        kr = (ka.len > kb.len) - (ka.len < kb.len);
+    if (va.type != NDB_DOC_OBJECT && va.type != NDB_DOC_ARRAY)
+        cr_assert_eq(kr < 0 ? -1 : kr > 0, r < 0 ? -1 : r > 0, "kenc order %s vs %s", a, b);
+    /* descending encoding reverses it and skips cleanly */
+    dbuf da2 = {0};
+    kenc_value(&da2, &va, true);
+    cr_assert_eq(kenc_skip(da2.data, da2.data + da2.len, true), da2.data + da2.len);
+    cr_assert_eq(kenc_skip(ka.data, ka.data + ka.len, false), ka.data + ka.len);
+    dbuf_free(&ka);
+    dbuf_free(&kb);
+    dbuf_free(&da2);
+    free(da);
+    free(db);
+    return r < 0 ? -1 : r > 0;
+}
+
+Test(value, cross_type_order)
+{
+    cr_assert_eq(cmpj("null", "1"), -1);
+    cr_assert_eq(cmpj("1", "2.5"), -1);
+    cr_assert_eq(cmpj("3", "2.5"), 1);
+    cr_assert_eq(cmpj("-1e300", "-5"), -1);
+    cr_assert_eq(cmpj("100", "\"1\""), -1); /* numbers before strings */
+    cr_assert_eq(cmpj("\"abc\"", "\"abd\""), -1);
+    cr_assert_eq(cmpj("\"ab\"", "\"abc\""), -1);
+    cr_assert_eq(cmpj("\"a\"", "\"a\\u0000\""), -1);
+    cr_assert_eq(cmpj("\"zzz\"", "{}"), -1);
+    cr_assert_eq(cmpj("{\"a\":1}", "[]"), -1);
+    cr_assert_eq(cmpj("[1,2]", "[1,3]"), -1);
+    cr_assert_eq(cmpj("[1,2]", "[1]"), 1);
+    cr_assert_eq(cmpj("[]", "false"), -1);
+    cr_assert_eq(cmpj("false", "true"), -1);
+    cr_assert_eq(cmpj("{\"a\":1}", "{\"a\":1}"), 0);
+    cr_assert_eq(cmpj("{\"a\":1}", "{\"b\":1}"), -1);
+    cr_assert_eq(cmpj("2", "2.0"), 0);
+    cr_assert_eq(cmpj("0", "-0.0"), 0);
+}
