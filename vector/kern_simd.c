@@ -1,0 +1,255 @@
+/*
+ * kern_simd.c — the SIMD kernels, one source for every variant.
+ *
+ * Compiled once per variant with exactly one of KERN_AVX512, KERN_AVX2 or
+ * KERN_NEON defined (and that variant's target flags, see CMakeLists.txt).
+ * A small macro layer (V_*) maps the algorithms onto SIMDe's AVX-512, AVX2+FMA
+ * or NEON intrinsics; SIMDe turns them into native instructions where the
+ * target has them and into portable code elsewhere (or everywhere when
+ * SIMDE_NO_NATIVE is defined, which the no-native test build does).
+ */
+#include "kern.h"
+
+#if defined(KERN_AVX512)
+#  include <simde/x86/avx512.h>
+typedef simde__m512 V;
+#  define VW 16
+#  define V_ZERO() simde_mm512_setzero_ps()
+#  define V_LOAD(p) simde_mm512_loadu_ps(p)
+#  define V_STORE(p, v) simde_mm512_storeu_ps((p), (v))
+#  define V_SET1(x) simde_mm512_set1_ps(x)
+#  define V_ADD(a, b) simde_mm512_add_ps((a), (b))
+#  define V_SUB(a, b) simde_mm512_sub_ps((a), (b))
+#  define V_FMA(a, b, c) simde_mm512_fmadd_ps((a), (b), (c)) /* a*b + c */
+#  define QB_R 8 /* rows per tile in the batched kernel: 8 x 2 accumulators */
+#  define KSUF(n) n##_avx512
+#  define KNAME "avx512"
+#  define KOPS kern_avx512_ops
+static inline float v_hsum(V v)
+{
+    simde__m256 lo = simde_mm512_castps512_ps256(v);
+    simde__m256 hi = simde_mm256_castpd_ps(simde_mm512_extractf64x4_pd(simde_mm512_castps_pd(v), 1));
+    simde__m256 s = simde_mm256_add_ps(lo, hi);
+    simde__m128 t = simde_mm_add_ps(simde_mm256_castps256_ps128(s), simde_mm256_extractf128_ps(s, 1));
+    t = simde_mm_add_ps(t, simde_mm_movehl_ps(t, t));
+    t = simde_mm_add_ss(t, simde_mm_shuffle_ps(t, t, 1));
+    return simde_mm_cvtss_f32(t);
+}
+#elif defined(KERN_AVX2)
+#  include <simde/x86/avx2.h>
+#  include <simde/x86/fma.h>
+typedef simde__m256 V;
+#  define VW 8
+#  define V_ZERO() simde_mm256_setzero_ps()
+#  define V_LOAD(p) simde_mm256_loadu_ps(p)
+#  define V_STORE(p, v) simde_mm256_storeu_ps((p), (v))
+#  define V_SET1(x) simde_mm256_set1_ps(x)
+#  define V_ADD(a, b) simde_mm256_add_ps((a), (b))
+#  define V_SUB(a, b) simde_mm256_sub_ps((a), (b))
+#  define V_FMA(a, b, c) simde_mm256_fmadd_ps((a), (b), (c))
+#  define QB_R 2 /* 2 rows x 4 accumulators: 16 ymm registers */
+#  define KSUF(n) n##_avx2
+#  define KNAME "avx2"
+#  define KOPS kern_avx2_ops
+static inline float v_hsum(V v)
+{
+    simde__m128 t = simde_mm_add_ps(simde_mm256_castps256_ps128(v), simde_mm256_extractf128_ps(v, 1));
+    t = simde_mm_add_ps(t, simde_mm_movehl_ps(t, t));
+    t = simde_mm_add_ss(t, simde_mm_shuffle_ps(t, t, 1));
+    return simde_mm_cvtss_f32(t);
+}
+#elif defined(KERN_NEON)
+#  include <simde/arm/neon.h>
+typedef simde_float32x4_t V;
+#  define VW 4
+#  define V_ZERO() simde_vdupq_n_f32(0.0f)
+#  define V_LOAD(p) simde_vld1q_f32(p)
+#  define V_STORE(p, v) simde_vst1q_f32((p), (v))
+#  define V_SET1(x) simde_vdupq_n_f32(x)
+#  define V_ADD(a, b) simde_vaddq_f32((a), (b))
+#  define V_SUB(a, b) simde_vsubq_f32((a), (b))
+#  define V_FMA(a, b, c) simde_vfmaq_f32((c), (a), (b))
+#  define QB_R 2 /* 2 rows x 8 accumulators */
+#  define KSUF(n) n##_neon
+#  define KNAME "neon"
+#  define KOPS kern_neon_ops
+static inline float v_hsum(V v) { return simde_vaddvq_f32(v); }
+#else
+#  error "define one of KERN_AVX512, KERN_AVX2, KERN_NEON"
+#endif
+
+#define QG (KERN_QBLOCK / VW) /* vectors per query group */
+#define ALWAYS_INLINE inline __attribute__((always_inline))
+
+static float KSUF(dot)(const float *a, const float *b, size_t d)
+{
+    V s0 = V_ZERO(), s1 = V_ZERO(), s2 = V_ZERO(), s3 = V_ZERO();
+    size_t j = 0;
+    for (; j + 4 * VW <= d; j += 4 * VW) {
+        s0 = V_FMA(V_LOAD(a + j), V_LOAD(b + j), s0);
+        s1 = V_FMA(V_LOAD(a + j + VW), V_LOAD(b + j + VW), s1);
+        s2 = V_FMA(V_LOAD(a + j + 2 * VW), V_LOAD(b + j + 2 * VW), s2);
+        s3 = V_FMA(V_LOAD(a + j + 3 * VW), V_LOAD(b + j + 3 * VW), s3);
+    }
+    for (; j + VW <= d; j += VW)
+        s0 = V_FMA(V_LOAD(a + j), V_LOAD(b + j), s0);
+    float s = v_hsum(V_ADD(V_ADD(s0, s1), V_ADD(s2, s3)));
+    for (; j < d; j++)
+        s += a[j] * b[j];
+    return s;
+}
+
+static float KSUF(l2sq)(const float *a, const float *b, size_t d)
+{
+    V s0 = V_ZERO(), s1 = V_ZERO(), s2 = V_ZERO(), s3 = V_ZERO();
+    size_t j = 0;
+    for (; j + 4 * VW <= d; j += 4 * VW) {
+        V d0 = V_SUB(V_LOAD(a + j), V_LOAD(b + j));
+        V d1 = V_SUB(V_LOAD(a + j + VW), V_LOAD(b + j + VW));
+        V d2 = V_SUB(V_LOAD(a + j + 2 * VW), V_LOAD(b + j + 2 * VW));
+        V d3 = V_SUB(V_LOAD(a + j + 3 * VW), V_LOAD(b + j + 3 * VW));
+        s0 = V_FMA(d0, d0, s0);
+        s1 = V_FMA(d1, d1, s1);
+        s2 = V_FMA(d2, d2, s2);
+        s3 = V_FMA(d3, d3, s3);
+    }
+    for (; j + VW <= d; j += VW) {
+        V d0 = V_SUB(V_LOAD(a + j), V_LOAD(b + j));
+        s0 = V_FMA(d0, d0, s0);
+    }
+    float s = v_hsum(V_ADD(V_ADD(s0, s1), V_ADD(s2, s3)));
+    for (; j < d; j++) {
+        float t = a[j] - b[j];
+        s += t * t;
+    }
+    return s;
+}
+
+/*
+ * Single-query scan: four rows at a time, two accumulators per row so eight
+ * independent FMA chains hide the latency; the rows are consecutive in
+ * memory, so the hardware prefetcher sees one sequential stream.
+ */
+static void KSUF(scan_dot)(const float *q, const float *rows, size_t n, size_t dpad, float *out)
+{
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        const float *r0 = rows + i * dpad, *r1 = r0 + dpad, *r2 = r1 + dpad, *r3 = r2 + dpad;
+        V a0 = V_ZERO(), a1 = V_ZERO(), a2 = V_ZERO(), a3 = V_ZERO();
+        V b0 = V_ZERO(), b1 = V_ZERO(), b2 = V_ZERO(), b3 = V_ZERO();
+        size_t j = 0;
+        for (; j + 2 * VW <= dpad; j += 2 * VW) {
+            V q0 = V_LOAD(q + j), q1 = V_LOAD(q + j + VW);
+            a0 = V_FMA(V_LOAD(r0 + j), q0, a0);
+            a1 = V_FMA(V_LOAD(r1 + j), q0, a1);
+            a2 = V_FMA(V_LOAD(r2 + j), q0, a2);
+            a3 = V_FMA(V_LOAD(r3 + j), q0, a3);
+            b0 = V_FMA(V_LOAD(r0 + j + VW), q1, b0);
+            b1 = V_FMA(V_LOAD(r1 + j + VW), q1, b1);
+            b2 = V_FMA(V_LOAD(r2 + j + VW), q1, b2);
+            b3 = V_FMA(V_LOAD(r3 + j + VW), q1, b3);
+        }
+        for (; j < dpad; j += VW) {
+            V q0 = V_LOAD(q + j);
+            a0 = V_FMA(V_LOAD(r0 + j), q0, a0);
+            a1 = V_FMA(V_LOAD(r1 + j), q0, a1);
+            a2 = V_FMA(V_LOAD(r2 + j), q0, a2);
+            a3 = V_FMA(V_LOAD(r3 + j), q0, a3);
+        }
+        out[i] = v_hsum(V_ADD(a0, b0));
+        out[i + 1] = v_hsum(V_ADD(a1, b1));
+        out[i + 2] = v_hsum(V_ADD(a2, b2));
+        out[i + 3] = v_hsum(V_ADD(a3, b3));
+    }
+    for (; i < n; i++) {
+        const float *r = rows + i * dpad;
+        V a = V_ZERO();
+        for (size_t j = 0; j < dpad; j += VW)
+            a = V_FMA(V_LOAD(r + j), V_LOAD(q + j), a);
+        out[i] = v_hsum(a);
+    }
+}
+
+static void KSUF(scan_l2)(const float *q, const float *rows, size_t n, size_t dpad, float *out)
+{
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        const float *r0 = rows + i * dpad, *r1 = r0 + dpad, *r2 = r1 + dpad, *r3 = r2 + dpad;
+        V a0 = V_ZERO(), a1 = V_ZERO(), a2 = V_ZERO(), a3 = V_ZERO();
+        for (size_t j = 0; j < dpad; j += VW) {
+            V q0 = V_LOAD(q + j);
+            V d0 = V_SUB(V_LOAD(r0 + j), q0), d1 = V_SUB(V_LOAD(r1 + j), q0);
+            V d2 = V_SUB(V_LOAD(r2 + j), q0), d3 = V_SUB(V_LOAD(r3 + j), q0);
+            a0 = V_FMA(d0, d0, a0);
+            a1 = V_FMA(d1, d1, a1);
+            a2 = V_FMA(d2, d2, a2);
+            a3 = V_FMA(d3, d3, a3);
+        }
+        out[i] = -v_hsum(a0);
+        out[i + 1] = -v_hsum(a1);
+        out[i + 2] = -v_hsum(a2);
+        out[i + 3] = -v_hsum(a3);
+    }
+    for (; i < n; i++) {
+        const float *r = rows + i * dpad;
+        V a = V_ZERO();
+        for (size_t j = 0; j < dpad; j += VW) {
+            V t = V_SUB(V_LOAD(r + j), V_LOAD(q + j));
+            a = V_FMA(t, t, a);
+        }
+        out[i] = -v_hsum(a);
+    }
+}
+
+/*
+ * Batched scan, R rows x KERN_QBLOCK queries per tile. The queries are stored
+ * transposed, so one broadcast row component times one vector of query
+ * components accumulates W query scores at once: no horizontal reductions, and
+ * every row byte is read from memory once per block of 32 queries.
+ */
+static ALWAYS_INLINE void KSUF(qtile)(const float *qt, const float *rows, size_t dpad, float *out,
+                                      const int R)
+{
+    V acc[QB_R][QG];
+#pragma GCC unroll 8
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 8
+        for (int g = 0; g < QG; g++)
+            acc[r][g] = V_ZERO();
+    for (size_t j = 0; j < dpad; j++) {
+        V qv[QG];
+#pragma GCC unroll 8
+        for (int g = 0; g < QG; g++)
+            qv[g] = V_LOAD(qt + j * KERN_QBLOCK + g * VW);
+#pragma GCC unroll 8
+        for (int r = 0; r < R; r++) {
+            V x = V_SET1(rows[(size_t)r * dpad + j]);
+#pragma GCC unroll 8
+            for (int g = 0; g < QG; g++)
+                acc[r][g] = V_FMA(x, qv[g], acc[r][g]);
+        }
+    }
+#pragma GCC unroll 8
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 8
+        for (int g = 0; g < QG; g++)
+            V_STORE(out + (size_t)r * KERN_QBLOCK + g * VW, acc[r][g]);
+}
+
+static void KSUF(scan_dot_qblock)(const float *qt, const float *rows, size_t n, size_t dpad, float *out)
+{
+    size_t i = 0;
+    for (; i + QB_R <= n; i += QB_R)
+        KSUF(qtile)(qt, rows + i * dpad, dpad, out + i * KERN_QBLOCK, QB_R);
+    for (; i < n; i++)
+        KSUF(qtile)(qt, rows + i * dpad, dpad, out + i * KERN_QBLOCK, 1);
+}
+
+const kern_ops KOPS = {
+    .name = KNAME,
+    .dot = KSUF(dot),
+    .l2sq = KSUF(l2sq),
+    .scan_dot = KSUF(scan_dot),
+    .scan_l2 = KSUF(scan_l2),
+    .scan_dot_qblock = KSUF(scan_dot_qblock),
+};
