@@ -140,3 +140,53 @@ bool json_write_val(dbuf *out, const ndb_doc_val *v, int depth);
 void val_brief(const ndb_doc_val *v, char *out, size_t n);
 
 #endif /* NDB_DOC_INT_H */
+
+/* ---- compiled filters (filter.c); the planner reads this tree. */
+typedef enum flt_op {
+    OP_EQ, OP_NE, OP_GT, OP_GTE, OP_LT, OP_LTE, OP_IN, OP_NIN, OP_EXISTS, OP_REGEX,
+    OP_ALL, OP_ELEMMATCH, OP_SIZE, OP_TYPE, OP_NOT,
+} flt_op;
+
+typedef struct flt_node flt_node;
+typedef struct flt_pred {
+    flt_op op;
+    ndb_doc_val arg;        /* borrowed from the filter's own copy */
+    struct pcre2_real_code_8 *re;
+    struct pcre2_real_match_data_8 *md;
+    flt_node *sub;          /* $elemMatch in document form */
+    struct flt_pred *inner; /* $not, and $elemMatch in value form */
+    int ninner;
+    uint32_t type_mask;     /* $type: bit per ndb_doc_type */
+    int64_t size;           /* $size */
+    bool exists;            /* $exists */
+} flt_pred;
+
+typedef enum flt_kind { FN_AND, FN_OR, FN_NOR, FN_FIELD } flt_kind;
+struct flt_node {
+    flt_kind kind;
+    flt_node **kids;
+    int nkids;
+    dpath path;       /* FN_FIELD: components borrowed from the filter copy */
+    flt_pred *preds;  /* FN_FIELD: all must hold */
+    int npreds;
+};
+
+struct ndb_doc_filter {
+    uint8_t *bytes; /* owned copy of the filter document */
+    size_t len;
+    flt_node *root; /* NULL: match everything */
+};
+
+/* Matches a value (an object) as the document root. */
+bool flt_match_val(const ndb_doc_filter *f, const ndb_doc_val *root);
+/* Compiles a filter given as a value inside some document, borrowing it
+ * (the caller keeps the bytes alive as long as the filter). ctx names the
+ * location for errors ("filter", "$pull.tags"). */
+ndb_status flt_compile_val(const ndb_doc_val *v, const char *ctx, ndb_doc_filter **out,
+                           ndb_errmsg *msg);
+/* Compiles the operator object or literal for one field ({"$gt":5} or 5)
+ * into preds that test a single value (used by $pull). */
+ndb_status flt_compile_value_cond(const ndb_doc_val *v, const char *ctx, ndb_doc_filter **out,
+                                  ndb_errmsg *msg);
+/* Tests a single value against a filter made by flt_compile_value_cond. */
+bool flt_match_value_cond(const ndb_doc_filter *f, const ndb_doc_val *v);

@@ -1,0 +1,815 @@
+/*
+ * filter.c — the query language: compile a filter document into a tree,
+ * match documents against it in place (no decoding).
+ *
+ * Semantics follow MongoDB: implicit AND of fields and of operators on one
+ * field; dotted paths through objects and arrays (a path step over an array
+ * applies to each element that is an object, and a numeric step also indexes
+ * the array); a condition on an array value matches if the array itself or
+ * any element matches; comparison operators only match values of the
+ * operand's type bracket (numbers together); {"f": null} also matches a
+ * missing field; $ne/$nin/$not are the negations of $eq/$in/the inner
+ * condition (so they match missing fields).
+ */
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "doc_int.h"
+
+/* ----------------------------------------------------------------- free */
+
+static void node_free(flt_node *n);
+
+static void preds_free(flt_pred *p, int n)
+{
+    for (int i = 0; i < n; i++) {
+        if (p[i].re)
+            pcre2_code_free(p[i].re);
+        if (p[i].md)
+            pcre2_match_data_free(p[i].md);
+        node_free(p[i].sub);
+        preds_free(p[i].inner, p[i].ninner);
+    }
+    free(p);
+}
+
+static void node_free(flt_node *n)
+{
+    if (n == NULL)
+        return;
+    for (int i = 0; i < n->nkids; i++)
+        node_free(n->kids[i]);
+    free(n->kids);
+    preds_free(n->preds, n->npreds);
+    free(n);
+}
+
+void ndb_doc_filter_free(ndb_doc_filter *f)
+{
+    if (f == NULL)
+        return;
+    node_free(f->root);
+    free(f->bytes);
+    free(f);
+}
+
+/* -------------------------------------------------------------- compile */
+
+typedef struct cctx {
+    ndb_errmsg *msg;
+    char where[200]; /* "filter.$and.0.age" */
+    int depth;
+} cctx;
+
+static size_t where_push(cctx *c, const char *s, size_t n)
+{
+    size_t old = strlen(c->where);
+    snprintf(c->where + old, sizeof c->where - old, "%s%.*s", old ? "." : "", (int)n, s);
+    return old;
+}
+static void where_pop(cctx *c, size_t old) { c->where[old] = 0; }
+
+static ndb_status compile_node(cctx *c, const ndb_doc_val *obj, flt_node **out);
+static ndb_status compile_ops(cctx *c, const ndb_doc_val *ops, flt_pred **preds, int *npreds,
+                              bool in_not);
+
+static bool is_op_object(const ndb_doc_val *v)
+{
+    if (v->type != NDB_DOC_OBJECT || v->u.c.count == 0)
+        return false;
+    ndb_doc_iter it;
+    ndb_doc_iter_init(&it, v);
+    const char *k;
+    size_t kl;
+    ndb_doc_val e;
+    return ndb_doc_iter_next(&it, &k, &kl, &e) && kl > 0 && k[0] == '$';
+}
+
+static const struct {
+    const char *name;
+    flt_op op;
+} op_names[] = {
+    {"$eq", OP_EQ},     {"$ne", OP_NE},       {"$gt", OP_GT},         {"$gte", OP_GTE},
+    {"$lt", OP_LT},     {"$lte", OP_LTE},     {"$in", OP_IN},         {"$nin", OP_NIN},
+    {"$exists", OP_EXISTS}, {"$regex", OP_REGEX}, {"$all", OP_ALL},
+    {"$elemMatch", OP_ELEMMATCH}, {"$size", OP_SIZE}, {"$type", OP_TYPE}, {"$not", OP_NOT},
+};
+
+static int type_alias(const ndb_doc_val *v, uint32_t *mask)
+{
+#define B(t) (1u << (t))
+    if (v->type == NDB_DOC_INT) {
+        switch (v->u.i) {
+        case 1: *mask |= B(NDB_DOC_DOUBLE); return 0;
+        case 2: *mask |= B(NDB_DOC_STRING); return 0;
+        case 3: *mask |= B(NDB_DOC_OBJECT); return 0;
+        case 4: *mask |= B(NDB_DOC_ARRAY); return 0;
+        case 8: *mask |= B(NDB_DOC_BOOL); return 0;
+        case 10: *mask |= B(NDB_DOC_NULL); return 0;
+        case 16: case 18: *mask |= B(NDB_DOC_INT); return 0;
+        }
+        return -1;
+    }
+    if (v->type != NDB_DOC_STRING)
+        return -1;
+    static const struct {
+        const char *n;
+        uint32_t m;
+    } names[] = {
+        {"double", B(NDB_DOC_DOUBLE)}, {"string", B(NDB_DOC_STRING)},
+        {"object", B(NDB_DOC_OBJECT)}, {"array", B(NDB_DOC_ARRAY)},
+        {"bool", B(NDB_DOC_BOOL)},     {"null", B(NDB_DOC_NULL)},
+        {"int", B(NDB_DOC_INT)},       {"long", B(NDB_DOC_INT)},
+        {"number", B(NDB_DOC_INT) | B(NDB_DOC_DOUBLE)},
+    };
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (strlen(names[i].n) == v->u.s.len && memcmp(names[i].n, v->u.s.ptr, v->u.s.len) == 0) {
+            *mask |= names[i].m;
+            return 0;
+        }
+    return -1;
+#undef B
+}
+
+static ndb_status compile_regex(cctx *c, flt_pred *p, const ndb_doc_val *pat,
+                                const ndb_doc_val *opts)
+{
+    if (pat->type != NDB_DOC_STRING)
+        return ndb_errmsg_set(c->msg, NDB_EINVAL, "$regex needs a string at %s", c->where);
+    uint32_t flags = PCRE2_UTF;
+    if (opts) {
+        if (opts->type != NDB_DOC_STRING)
+            return ndb_errmsg_set(c->msg, NDB_EINVAL, "$options needs a string at %s", c->where);
+        for (size_t i = 0; i < opts->u.s.len; i++) {
+            switch (opts->u.s.ptr[i]) {
+            case 'i': flags |= PCRE2_CASELESS; break;
+            case 'm': flags |= PCRE2_MULTILINE; break;
+            case 's': flags |= PCRE2_DOTALL; break;
+            case 'x': flags |= PCRE2_EXTENDED; break;
+            case 'u': break;
+            default:
+                return ndb_errmsg_set(c->msg, NDB_EINVAL, "unknown $regex option '%c' at %s",
+                                      opts->u.s.ptr[i], c->where);
+            }
+        }
+    }
+    int err;
+    PCRE2_SIZE off;
+    p->re = pcre2_compile((PCRE2_SPTR)pat->u.s.ptr, pat->u.s.len, flags, &err, &off, NULL);
+    if (p->re == NULL) {
+        PCRE2_UCHAR buf[120];
+        pcre2_get_error_message(err, buf, sizeof buf);
+        return ndb_errmsg_set(c->msg, NDB_EINVAL, "bad $regex at %s (offset %zu): %s", c->where,
+                              (size_t)off, (const char *)buf);
+    }
+    (void)pcre2_jit_compile(p->re, PCRE2_JIT_COMPLETE); /* optional speed-up */
+    p->md = pcre2_match_data_create_from_pattern(p->re, NULL);
+    if (p->md == NULL)
+        return NDB_ENOMEM;
+    p->op = OP_REGEX;
+    p->arg = *pat;
+    return NDB_OK;
+}
+
+static ndb_status compile_one_op(cctx *c, flt_pred *p, flt_op op, const ndb_doc_val *v)
+{
+    p->op = op;
+    p->arg = *v;
+    switch (op) {
+    case OP_EQ: case OP_NE: case OP_GT: case OP_GTE: case OP_LT: case OP_LTE:
+        return NDB_OK;
+    case OP_IN: case OP_NIN: case OP_ALL:
+        if (v->type != NDB_DOC_ARRAY)
+            return ndb_errmsg_set(c->msg, NDB_EINVAL, "%s needs an array at %s",
+                                  op == OP_IN ? "$in" : op == OP_NIN ? "$nin" : "$all", c->where);
+        return NDB_OK;
+    case OP_EXISTS:
+        p->exists = !(v->type == NDB_DOC_NULL || (v->type == NDB_DOC_BOOL && !v->u.b) ||
+                      (v->type == NDB_DOC_INT && v->u.i == 0));
+        return NDB_OK;
+    case OP_SIZE:
+        if (v->type != NDB_DOC_INT || v->u.i < 0)
+            return ndb_errmsg_set(c->msg, NDB_EINVAL, "$size needs a non-negative integer at %s",
+                                  c->where);
+        p->size = v->u.i;
+        return NDB_OK;
+    case OP_TYPE: {
+        if (v->type == NDB_DOC_ARRAY) {
+            ndb_doc_iter it;
+            ndb_doc_iter_init(&it, v);
+            ndb_doc_val e;
+            while (ndb_doc_iter_next(&it, NULL, NULL, &e))
+                if (type_alias(&e, &p->type_mask) < 0)
+                    goto badtype;
+            if (p->type_mask)
+                return NDB_OK;
+        } else if (type_alias(v, &p->type_mask) == 0) {
+            return NDB_OK;
+        }
+    badtype:
+        return ndb_errmsg_set(c->msg, NDB_EINVAL, "unknown $type at %s", c->where);
+    }
+    case OP_ELEMMATCH:
+        if (v->type != NDB_DOC_OBJECT)
+            return ndb_errmsg_set(c->msg, NDB_EINVAL, "$elemMatch needs an object at %s",
+                                  c->where);
+        if (is_op_object(v)) {
+            /* value form: {"$elemMatch": {"$gt": 1, "$lt": 5}}; a logical
+             * operator first means document form */
+            ndb_doc_iter it;
+            ndb_doc_iter_init(&it, v);
+            const char *k;
+            size_t kl;
+            ndb_doc_val e;
+            ndb_doc_iter_next(&it, &k, &kl, &e);
+            bool logical = (kl == 4 && memcmp(k, "$and", 4) == 0) ||
+                           (kl == 3 && memcmp(k, "$or", 3) == 0) ||
+                           (kl == 4 && memcmp(k, "$nor", 4) == 0);
+            if (!logical)
+                return compile_ops(c, v, &p->inner, &p->ninner, false);
+        }
+        return compile_node(c, v, &p->sub);
+    case OP_NOT:
+        if (v->type != NDB_DOC_OBJECT || !is_op_object(v))
+            return ndb_errmsg_set(c->msg, NDB_EINVAL, "$not needs an operator object at %s",
+                                  c->where);
+        return compile_ops(c, v, &p->inner, &p->ninner, true);
+    case OP_REGEX:
+        break;
+    }
+    return NDB_EINVAL;
+}
+
+static ndb_status compile_ops(cctx *c, const ndb_doc_val *ops, flt_pred **preds, int *npreds,
+                              bool in_not)
+{
+    (void)in_not;
+    if (++c->depth > NDB_DOC_MAX_DEPTH)
+        return ndb_errmsg_set(c->msg, NDB_EINVAL, "filter nested too deeply at %s", c->where);
+    uint32_t n = ops->u.c.count;
+    flt_pred *p = calloc(n ? n : 1, sizeof *p);
+    if (p == NULL)
+        return NDB_ENOMEM;
+    int np = 0;
+    ndb_status st = NDB_OK;
+    ndb_doc_val options;
+    bool have_options = ndb_doc_get_field(ops, "$options", 8, &options) == NDB_OK;
+    ndb_doc_iter it;
+    ndb_doc_iter_init(&it, ops);
+    const char *k;
+    size_t kl;
+    ndb_doc_val v;
+    while (st == NDB_OK && ndb_doc_iter_next(&it, &k, &kl, &v)) {
+        if (kl == 8 && memcmp(k, "$options", 8) == 0) {
+            ndb_doc_val tmp;
+            if (ndb_doc_get_field(ops, "$regex", 6, &tmp) != NDB_OK)
+                st = ndb_errmsg_set(c->msg, NDB_EINVAL, "$options without $regex at %s",
+                                    c->where);
+            continue;
+        }
+        if (kl == 6 && memcmp(k, "$regex", 6) == 0) {
+            st = compile_regex(c, &p[np++], &v, have_options ? &options : NULL);
+            continue;
+        }
+        size_t i;
+        for (i = 0; i < sizeof op_names / sizeof op_names[0]; i++)
+            if (strlen(op_names[i].name) == kl && memcmp(op_names[i].name, k, kl) == 0)
+                break;
+        if (i == sizeof op_names / sizeof op_names[0]) {
+            if (kl == 0 || k[0] != '$')
+                st = ndb_errmsg_set(c->msg, NDB_EINVAL,
+                                    "field '%.*s' mixed with operators at %s", (int)kl, k,
+                                    c->where);
+            else
+                st = ndb_errmsg_set(c->msg, NDB_EINVAL, "unknown operator %.*s at %s", (int)kl,
+                                    k, c->where[0] ? c->where : "filter");
+            break;
+        }
+        st = compile_one_op(c, &p[np++], op_names[i].op, &v);
+    }
+    if (st == NDB_OK && it.st != NDB_OK)
+        st = ndb_errmsg_set(c->msg, NDB_ECORRUPT, "corrupt filter at %s", c->where);
+    c->depth--;
+    if (st != NDB_OK) {
+        preds_free(p, np);
+        return st;
+    }
+    *preds = p;
+    *npreds = np;
+    return NDB_OK;
+}
+
+static ndb_status compile_logical(cctx *c, flt_kind kind, const ndb_doc_val *arr, flt_node **out)
+{
+    if (arr->type != NDB_DOC_ARRAY || arr->u.c.count == 0)
+        return ndb_errmsg_set(c->msg, NDB_EINVAL, "%s needs a non-empty array at %s",
+                              kind == FN_AND ? "$and" : kind == FN_OR ? "$or" : "$nor",
+                              c->where[0] ? c->where : "filter");
+    flt_node *n = calloc(1, sizeof *n);
+    if (n == NULL)
+        return NDB_ENOMEM;
+    n->kind = kind;
+    n->kids = calloc(arr->u.c.count, sizeof *n->kids);
+    if (n->kids == NULL) {
+        free(n);
+        return NDB_ENOMEM;
+    }
+    ndb_doc_iter it;
+    ndb_doc_iter_init(&it, arr);
+    ndb_doc_val e;
+    ndb_status st = NDB_OK;
+    int i = 0;
+    while (st == NDB_OK && ndb_doc_iter_next(&it, NULL, NULL, &e)) {
+        char idx[16];
+        int il = snprintf(idx, sizeof idx, "%d", i);
+        size_t old = where_push(c, idx, (size_t)il);
+        if (e.type != NDB_DOC_OBJECT)
+            st = ndb_errmsg_set(c->msg, NDB_EINVAL, "expected an object at %s", c->where);
+        else
+            st = compile_node(c, &e, &n->kids[i]);
+        where_pop(c, old);
+        if (st == NDB_OK)
+            n->nkids = ++i;
+    }
+    if (st != NDB_OK) {
+        node_free(n);
+        return st;
+    }
+    *out = n;
+    return NDB_OK;
+}
+
+/* An object of field conditions and logical operators: an implicit AND. */
+static ndb_status compile_node(cctx *c, const ndb_doc_val *obj, flt_node **out)
+{
+    if (++c->depth > NDB_DOC_MAX_DEPTH)
+        return ndb_errmsg_set(c->msg, NDB_EINVAL, "filter nested too deeply at %s", c->where);
+    flt_node *n = calloc(1, sizeof *n);
+    if (n == NULL)
+        return NDB_ENOMEM;
+    n->kind = FN_AND;
+    n->kids = calloc(obj->u.c.count ? obj->u.c.count : 1, sizeof *n->kids);
+    if (n->kids == NULL) {
+        free(n);
+        return NDB_ENOMEM;
+    }
+    ndb_doc_iter it;
+    ndb_doc_iter_init(&it, obj);
+    const char *k;
+    size_t kl;
+    ndb_doc_val v;
+    ndb_status st = NDB_OK;
+    while (st == NDB_OK && ndb_doc_iter_next(&it, &k, &kl, &v)) {
+        flt_node *kid = NULL;
+        size_t old = where_push(c, k, kl);
+        if (kl > 0 && k[0] == '$') {
+            if (kl == 4 && memcmp(k, "$and", 4) == 0)
+                st = compile_logical(c, FN_AND, &v, &kid);
+            else if (kl == 3 && memcmp(k, "$or", 3) == 0)
+                st = compile_logical(c, FN_OR, &v, &kid);
+            else if (kl == 4 && memcmp(k, "$nor", 4) == 0)
+                st = compile_logical(c, FN_NOR, &v, &kid);
+            else if (kl == 8 && memcmp(k, "$comment", 8) == 0)
+                ; /* ignored, as MongoDB does */
+            else
+                st = ndb_errmsg_set(c->msg, NDB_EINVAL, "unknown top-level operator %.*s at %s",
+                                    (int)kl, k, c->where);
+        } else {
+            kid = calloc(1, sizeof *kid);
+            if (kid == NULL) {
+                st = NDB_ENOMEM;
+            } else {
+                kid->kind = FN_FIELD;
+                if (path_split(k, kl, &kid->path) != NDB_OK)
+                    st = ndb_errmsg_set(c->msg, NDB_EINVAL, "bad field path '%.*s' at %s",
+                                        (int)kl, k, c->where);
+                for (int i = 0; st == NDB_OK && i < kid->path.n; i++)
+                    if (kid->path.c[i][0] == '$')
+                        st = ndb_errmsg_set(c->msg, NDB_EINVAL,
+                                            "field path component starts with '$' at %s",
+                                            c->where);
+                if (st == NDB_OK) {
+                    if (is_op_object(&v)) {
+                        st = compile_ops(c, &v, &kid->preds, &kid->npreds, false);
+                    } else {
+                        kid->preds = calloc(1, sizeof *kid->preds);
+                        if (kid->preds == NULL) {
+                            st = NDB_ENOMEM;
+                        } else {
+                            kid->preds[0].op = OP_EQ;
+                            kid->preds[0].arg = v;
+                            kid->npreds = 1;
+                        }
+                    }
+                }
+            }
+        }
+        where_pop(c, old);
+        if (kid) {
+            n->kids[n->nkids++] = kid;
+        }
+    }
+    if (st == NDB_OK && it.st != NDB_OK)
+        st = ndb_errmsg_set(c->msg, NDB_ECORRUPT, "corrupt filter document");
+    c->depth--;
+    if (st != NDB_OK) {
+        node_free(n);
+        return st;
+    }
+    *out = n;
+    return NDB_OK;
+}
+
+ndb_status flt_compile_val(const ndb_doc_val *v, const char *ctx, ndb_doc_filter **out,
+                           ndb_errmsg *msg)
+{
+    cctx c = {.msg = msg};
+    snprintf(c.where, sizeof c.where, "%s", ctx);
+    if (v->type != NDB_DOC_OBJECT)
+        return ndb_errmsg_set(msg, NDB_EINVAL, "%s must be an object", ctx);
+    ndb_doc_filter *f = calloc(1, sizeof *f);
+    if (f == NULL)
+        return NDB_ENOMEM;
+    ndb_status st = v->u.c.count ? compile_node(&c, v, &f->root) : NDB_OK;
+    if (st != NDB_OK) {
+        free(f);
+        return st;
+    }
+    *out = f;
+    return NDB_OK;
+}
+
+ndb_status ndb_doc_filter_compile(const void *filter, size_t len, ndb_doc_filter **out,
+                                  ndb_errmsg *msg)
+{
+    if (filter == NULL || len == 0) {
+        *out = calloc(1, sizeof **out);
+        return *out ? NDB_OK : NDB_ENOMEM;
+    }
+    ndb_status st = ndb_doc_validate(filter, len, msg);
+    if (st != NDB_OK)
+        return ndb_errmsg_set(msg, NDB_EINVAL, "filter is not a valid document");
+    uint8_t *copy = malloc(len);
+    if (copy == NULL)
+        return NDB_ENOMEM;
+    memcpy(copy, filter, len);
+    ndb_doc_val root;
+    ndb_doc_root(copy, len, &root);
+    st = flt_compile_val(&root, "filter", out, msg);
+    if (st != NDB_OK) {
+        free(copy);
+        return st;
+    }
+    (*out)->bytes = copy;
+    (*out)->len = len;
+    return NDB_OK;
+}
+
+ndb_status flt_compile_value_cond(const ndb_doc_val *v, const char *ctx, ndb_doc_filter **out,
+                                  ndb_errmsg *msg)
+{
+    cctx c = {.msg = msg};
+    snprintf(c.where, sizeof c.where, "%s", ctx);
+    ndb_doc_filter *f = calloc(1, sizeof *f);
+    flt_node *n = calloc(1, sizeof *n);
+    if (f == NULL || n == NULL) {
+        free(f);
+        free(n);
+        return NDB_ENOMEM;
+    }
+    n->kind = FN_FIELD;
+    f->root = n;
+    ndb_status st;
+    if (is_op_object(v)) {
+        st = compile_ops(&c, v, &n->preds, &n->npreds, false);
+    } else if (v->type == NDB_DOC_OBJECT) {
+        /* $pull with a document: elements that are objects matching it as a query */
+        n->preds = calloc(1, sizeof *n->preds);
+        if (n->preds == NULL) {
+            st = NDB_ENOMEM;
+        } else {
+            n->npreds = 1;
+            n->preds[0].op = OP_ELEMMATCH; /* marker: sub-document query */
+            st = compile_node(&c, v, &n->preds[0].sub);
+        }
+    } else {
+        n->preds = calloc(1, sizeof *n->preds);
+        st = n->preds ? NDB_OK : NDB_ENOMEM;
+        if (st == NDB_OK) {
+            n->npreds = 1;
+            n->preds[0].op = OP_EQ;
+            n->preds[0].arg = *v;
+        }
+    }
+    if (st != NDB_OK) {
+        ndb_doc_filter_free(f);
+        return st;
+    }
+    *out = f;
+    return NDB_OK;
+}
+
+/* ---------------------------------------------------------------- match */
+
+static bool node_match(const flt_node *n, const ndb_doc_val *root);
+
+/* Compare with MongoDB's type bracketing: values of other types never match. */
+static inline int bracket_cmp(const ndb_doc_val *v, const ndb_doc_val *arg, bool *ok)
+{
+    if (v->type == NDB_DOC_INT && arg->type == NDB_DOC_INT) {
+        *ok = true;
+        return (v->u.i > arg->u.i) - (v->u.i < arg->u.i);
+    }
+    if (val_rank(v->type) != val_rank(arg->type)) {
+        *ok = false;
+        return 0;
+    }
+    *ok = true;
+    return ndb_doc_compare(v, arg);
+}
+
+static bool cmp_op(flt_op op, const ndb_doc_val *v, const ndb_doc_val *arg)
+{
+    bool ok;
+    int r = bracket_cmp(v, arg, &ok);
+    if (!ok)
+        return false;
+    switch (op) {
+    case OP_GT: return r > 0;
+    case OP_GTE: return r >= 0;
+    case OP_LT: return r < 0;
+    case OP_LTE: return r <= 0;
+    default: return false;
+    }
+}
+
+static bool in_array(const ndb_doc_val *v, const ndb_doc_val *arr)
+{
+    ndb_doc_iter it;
+    ndb_doc_iter_init(&it, arr);
+    ndb_doc_val e;
+    while (ndb_doc_iter_next(&it, NULL, NULL, &e))
+        if (val_equal(v, &e))
+            return true;
+    return false;
+}
+
+static bool preds_hold(const flt_pred *p, int n, const ndb_doc_val *v, bool expand);
+
+/* One positive condition on one value reached by the path (NULL: missing).
+ * expand: a condition on an array also tries its elements. */
+static bool pred_leaf(const flt_pred *p, const ndb_doc_val *v, bool expand)
+{
+    if (v == NULL) {
+        switch (p->op) {
+        case OP_EQ: return p->arg.type == NDB_DOC_NULL;
+        case OP_GTE: case OP_LTE: return p->arg.type == NDB_DOC_NULL;
+        case OP_IN: {
+            uint8_t nb[2];
+            ndb_doc_val nv;
+            val_make_null(&nv, nb);
+            return in_array(&nv, &p->arg);
+        }
+        default: return false;
+        }
+    }
+    bool arr = expand && v->type == NDB_DOC_ARRAY;
+    switch (p->op) {
+    case OP_EQ:
+        if (val_equal(v, &p->arg))
+            return true;
+        return arr && in_array(&p->arg, v);
+    case OP_GT: case OP_GTE: case OP_LT: case OP_LTE:
+        if (cmp_op(p->op, v, &p->arg))
+            return true;
+        if (arr) {
+            ndb_doc_iter it;
+            ndb_doc_iter_init(&it, v);
+            ndb_doc_val e;
+            while (ndb_doc_iter_next(&it, NULL, NULL, &e))
+                if (cmp_op(p->op, &e, &p->arg))
+                    return true;
+        }
+        return false;
+    case OP_IN: {
+        ndb_doc_iter it;
+        ndb_doc_iter_init(&it, &p->arg);
+        ndb_doc_val a;
+        while (ndb_doc_iter_next(&it, NULL, NULL, &a)) {
+            if (val_equal(v, &a) || (arr && in_array(&a, v)))
+                return true;
+        }
+        return false;
+    }
+    case OP_EXISTS: return true;
+    case OP_REGEX:
+        if (v->type == NDB_DOC_STRING)
+            return pcre2_match(p->re, (PCRE2_SPTR)v->u.s.ptr, v->u.s.len, 0, PCRE2_NO_UTF_CHECK,
+                               p->md, NULL) >= 0;
+        if (arr) {
+            ndb_doc_iter it;
+            ndb_doc_iter_init(&it, v);
+            ndb_doc_val e;
+            while (ndb_doc_iter_next(&it, NULL, NULL, &e))
+                if (e.type == NDB_DOC_STRING && pred_leaf(p, &e, false))
+                    return true;
+        }
+        return false;
+    case OP_TYPE:
+        if (p->type_mask & (1u << v->type))
+            return true;
+        if (arr) {
+            ndb_doc_iter it;
+            ndb_doc_iter_init(&it, v);
+            ndb_doc_val e;
+            while (ndb_doc_iter_next(&it, NULL, NULL, &e))
+                if (p->type_mask & (1u << e.type))
+                    return true;
+        }
+        return false;
+    case OP_SIZE: return v->type == NDB_DOC_ARRAY && v->u.c.count == (uint64_t)p->size;
+    case OP_ALL: {
+        if (p->arg.u.c.count == 0)
+            return false;
+        ndb_doc_iter it;
+        ndb_doc_iter_init(&it, &p->arg);
+        ndb_doc_val a;
+        while (ndb_doc_iter_next(&it, NULL, NULL, &a)) {
+            if (!(val_equal(v, &a) || (v->type == NDB_DOC_ARRAY && in_array(&a, v))))
+                return false;
+        }
+        return true;
+    }
+    case OP_ELEMMATCH: {
+        if (v->type != NDB_DOC_ARRAY)
+            return false;
+        ndb_doc_iter it;
+        ndb_doc_iter_init(&it, v);
+        ndb_doc_val e;
+        while (ndb_doc_iter_next(&it, NULL, NULL, &e)) {
+            if (p->sub) {
+                if (e.type == NDB_DOC_OBJECT && node_match(p->sub, &e))
+                    return true;
+            } else if (preds_hold(p->inner, p->ninner, &e, false)) {
+                return true;
+            }
+        }
+        return false;
+    }
+    case OP_NE: case OP_NIN: case OP_NOT:
+        break; /* negations are handled by pred_eval */
+    }
+    return false;
+}
+
+/* Positive form of a negated operator. */
+static flt_op positive(flt_op op) { return op == OP_NE ? OP_EQ : op == OP_NIN ? OP_IN : op; }
+
+typedef struct walk {
+    const flt_pred *p; /* a positive condition */
+    flt_pred pos;      /* storage for the positive form of $ne/$nin */
+    bool hit;
+} walk;
+
+static void visit(walk *w, const ndb_doc_val *v, const dpath *path, int i);
+
+static void reach(walk *w, const ndb_doc_val *v)
+{
+    if (!w->hit && pred_leaf(w->p, v, true))
+        w->hit = true;
+}
+
+static void visit(walk *w, const ndb_doc_val *v, const dpath *path, int i)
+{
+    if (w->hit)
+        return;
+    if (i == path->n) {
+        reach(w, v);
+        return;
+    }
+    ndb_doc_val nx;
+    if (v->type == NDB_DOC_OBJECT) {
+        if (ndb_doc_get_field(v, path->c[i], path->l[i], &nx) == NDB_OK)
+            visit(w, &nx, path, i + 1);
+        else
+            reach(w, NULL);
+        return;
+    }
+    if (v->type == NDB_DOC_ARRAY) {
+        int64_t ix = path_index(path->c[i], path->l[i]);
+        if (ix >= 0 && ndb_doc_get_index(v, (uint32_t)ix, &nx) == NDB_OK)
+            visit(w, &nx, path, i + 1);
+        ndb_doc_iter it;
+        ndb_doc_iter_init(&it, v);
+        bool any = false;
+        while (!w->hit && ndb_doc_iter_next(&it, NULL, NULL, &nx)) {
+            if (nx.type == NDB_DOC_OBJECT) {
+                any = true;
+                visit(w, &nx, path, i);
+            }
+        }
+        if (!any && ix < 0)
+            reach(w, NULL);
+        return;
+    }
+    reach(w, NULL);
+}
+
+/* One condition (positive or negated) on a path from the root. */
+static bool pred_eval(const flt_pred *p, const ndb_doc_val *root, const dpath *path)
+{
+    walk w = {.p = p, .hit = false};
+    bool neg = false;
+    if (p->op == OP_NE || p->op == OP_NIN) {
+        w.pos = *p;
+        w.pos.op = positive(p->op);
+        w.p = &w.pos;
+        neg = true;
+    } else if (p->op == OP_NOT) {
+        /* all inner conditions hold, negated */
+        for (int i = 0; i < p->ninner; i++)
+            if (!pred_eval(&p->inner[i], root, path))
+                return true;
+        return false;
+    } else if (p->op == OP_EXISTS && !p->exists) {
+        w.pos = *p;
+        w.pos.exists = true;
+        w.p = &w.pos;
+        neg = true;
+    }
+    visit(&w, root, path, 0);
+    return neg ? !w.hit : w.hit;
+}
+
+/* Conditions tested on one value directly ($elemMatch value form, $pull). */
+static bool preds_hold(const flt_pred *p, int n, const ndb_doc_val *v, bool expand)
+{
+    for (int i = 0; i < n; i++) {
+        bool r;
+        switch (p[i].op) {
+        case OP_NE: case OP_NIN: {
+            flt_pred q = p[i];
+            q.op = positive(p[i].op);
+            r = !pred_leaf(&q, v, expand);
+            break;
+        }
+        case OP_NOT: r = !preds_hold(p[i].inner, p[i].ninner, v, expand); break;
+        case OP_EXISTS: r = p[i].exists; break;
+        default: r = pred_leaf(&p[i], v, expand);
+        }
+        if (!r)
+            return false;
+    }
+    return true;
+}
+
+static bool node_match(const flt_node *n, const ndb_doc_val *root)
+{
+    switch (n->kind) {
+    case FN_AND:
+        for (int i = 0; i < n->nkids; i++)
+            if (!node_match(n->kids[i], root))
+                return false;
+        return true;
+    case FN_OR:
+        for (int i = 0; i < n->nkids; i++)
+            if (node_match(n->kids[i], root))
+                return true;
+        return false;
+    case FN_NOR:
+        for (int i = 0; i < n->nkids; i++)
+            if (node_match(n->kids[i], root))
+                return false;
+        return true;
+    case FN_FIELD:
+        for (int i = 0; i < n->npreds; i++)
+            if (!pred_eval(&n->preds[i], root, &n->path))
+                return false;
+        return true;
+    }
+    return false;
+}
+
+bool flt_match_val(const ndb_doc_filter *f, const ndb_doc_val *root)
+{
+    return f->root == NULL || node_match(f->root, root);
+}
+
+bool flt_match_value_cond(const ndb_doc_filter *f, const ndb_doc_val *v)
+{
+    const flt_node *n = f->root;
+    if (n->npreds == 1 && n->preds[0].op == OP_ELEMMATCH && n->preds[0].sub)
+        return v->type == NDB_DOC_OBJECT && node_match(n->preds[0].sub, v);
+    return preds_hold(n->preds, n->npreds, v, false);
+}
+
+int ndb_doc_filter_match(ndb_doc_filter *f, const void *doc, size_t len)
+{
+    ndb_doc_val root;
+    if (ndb_doc_root(doc, len, &root) != NDB_OK)
+        return 0;
+    return flt_match_val(f, &root) ? 1 : 0;
+}

@@ -1,0 +1,250 @@
+/* Tests for engine/doc/filter.c: every operator, arrays, missing fields, type
+ * mixes, errors naming the bad part. */
+#include <criterion/criterion.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "doc_int.h"
+#include "ndb_doc.h"
+
+static void *J(const char *json, size_t *len)
+{
+    void *d;
+    ndb_errmsg m = {{0}};
+    cr_assert_eq(ndb_doc_from_json(json, strlen(json), &d, len, &m), NDB_OK, "%s: %s", json,
+                 m.text);
+    return d;
+}
+
+static int M(const char *filter, const char *doc)
+{
+    size_t fl, dl;
+    void *f = J(filter, &fl), *d = J(doc, &dl);
+    ndb_doc_filter *cf;
+    ndb_errmsg m = {{0}};
+    ndb_status st = ndb_doc_filter_compile(f, fl, &cf, &m);
+    cr_assert_eq(st, NDB_OK, "compile %s: %s", filter, m.text);
+    int r = ndb_doc_filter_match(cf, d, dl);
+    ndb_doc_filter_free(cf);
+    free(f);
+    free(d);
+    return r;
+}
+
+static void BAD(const char *filter, const char *want_in_msg)
+{
+    size_t fl;
+    void *f = J(filter, &fl);
+    ndb_doc_filter *cf = NULL;
+    ndb_errmsg m = {{0}};
+    ndb_status st = ndb_doc_filter_compile(f, fl, &cf, &m);
+    cr_assert_eq(st, NDB_EINVAL, "%s compiled", filter);
+    cr_assert(strstr(m.text, want_in_msg) != NULL, "%s: msg '%s' lacks '%s'", filter, m.text,
+              want_in_msg);
+    free(f);
+}
+
+#define USER "{\"name\":\"Alice Johnson\",\"email\":\"alice@example.com\",\"age\":28," \
+             "\"tags\":[\"python\",\"database\"],\"profile\":{\"bio\":\"Software engineer\"," \
+             "\"location\":\"San Francisco\",\"age\":40},\"score\":7.5,\"active\":true,\"n\":null}"
+
+Test(filter, comparison)
+{
+    cr_assert(M("{\"age\":28}", USER));
+    cr_assert(M("{\"age\":28.0}", USER));
+    cr_assert(!M("{\"age\":29}", USER));
+    cr_assert(M("{\"age\":{\"$eq\":28}}", USER));
+    cr_assert(M("{\"age\":{\"$ne\":25}}", USER));
+    cr_assert(!M("{\"age\":{\"$ne\":28}}", USER));
+    cr_assert(M("{\"age\":{\"$gt\":25}}", USER));
+    cr_assert(!M("{\"age\":{\"$gt\":28}}", USER));
+    cr_assert(M("{\"age\":{\"$gte\":28}}", USER));
+    cr_assert(M("{\"age\":{\"$lt\":28.5}}", USER));
+    cr_assert(!M("{\"age\":{\"$lt\":28}}", USER));
+    cr_assert(M("{\"age\":{\"$lte\":28}}", USER));
+    cr_assert(M("{\"score\":{\"$gt\":7,\"$lt\":8}}", USER));
+    cr_assert(M("{\"name\":{\"$gt\":\"A\"}}", USER));
+    cr_assert(!M("{\"name\":{\"$gt\":\"B\"}}", USER));
+    cr_assert(M("{\"active\":true}", USER));
+    cr_assert(!M("{\"active\":false}", USER));
+    cr_assert(M("{\"name\":\"Alice Johnson\",\"age\":28}", USER)); /* implicit AND */
+    cr_assert(!M("{\"name\":\"Alice Johnson\",\"age\":27}", USER));
+    cr_assert(M("{}", USER));
+}
+
+Test(filter, type_bracketing)
+{
+    /* a number never compares with a string in a filter */
+    cr_assert(!M("{\"age\":{\"$gt\":\"1\"}}", USER));
+    cr_assert(!M("{\"name\":{\"$gt\":1}}", USER));
+    cr_assert(!M("{\"name\":{\"$lt\":1}}", USER));
+    cr_assert(!M("{\"age\":\"28\"}", USER));
+    cr_assert(!M("{\"active\":1}", USER));
+    cr_assert(M("{\"x\":{\"$lt\":5}}", "{\"x\":2.5}"));
+    cr_assert(M("{\"x\":{\"$gt\":2}}", "{\"x\":2.5}"));
+    cr_assert(M("{\"x\":9007199254740992}", "{\"x\":9007199254740992}"));
+}
+
+Test(filter, missing_and_null)
+{
+    cr_assert(M("{\"missing\":null}", USER));
+    cr_assert(M("{\"n\":null}", USER));
+    cr_assert(!M("{\"age\":null}", USER));
+    cr_assert(M("{\"missing\":{\"$ne\":1}}", USER));
+    cr_assert(!M("{\"missing\":{\"$gt\":1}}", USER));
+    cr_assert(!M("{\"missing\":{\"$lt\":1}}", USER));
+    cr_assert(M("{\"missing\":{\"$gte\":null}}", USER));
+    cr_assert(!M("{\"missing\":{\"$ne\":null}}", USER));
+    cr_assert(M("{\"age\":{\"$ne\":null}}", USER));
+    cr_assert(M("{\"missing\":{\"$in\":[1,null]}}", USER));
+    cr_assert(!M("{\"missing\":{\"$in\":[1]}}", USER));
+    cr_assert(M("{\"missing\":{\"$nin\":[1]}}", USER));
+    cr_assert(M("{\"email\":{\"$exists\":true}}", USER));
+    cr_assert(M("{\"phone\":{\"$exists\":false}}", USER));
+    cr_assert(!M("{\"phone\":{\"$exists\":true}}", USER));
+    cr_assert(M("{\"n\":{\"$exists\":true}}", USER));
+    cr_assert(!M("{\"n\":{\"$exists\":false}}", USER));
+}
+
+Test(filter, nested_paths)
+{
+    cr_assert(M("{\"profile.location\":\"San Francisco\"}", USER));
+    cr_assert(M("{\"profile.age\":{\"$gt\":25}}", USER));
+    cr_assert(!M("{\"profile.age\":{\"$gt\":45}}", USER));
+    cr_assert(!M("{\"profile.location.x\":1}", USER));
+    cr_assert(M("{\"profile\":{\"bio\":\"Software engineer\",\"location\":\"San Francisco\","
+                "\"age\":40}}",
+                USER));
+    cr_assert(!M("{\"profile\":{\"location\":\"San Francisco\",\"bio\":\"Software engineer\","
+                 "\"age\":40}}",
+                 USER)); /* whole-object equality is order-sensitive, as in MongoDB */
+    cr_assert(M("{\"tags.0\":\"python\"}", USER));
+    cr_assert(!M("{\"tags.1\":\"python\"}", USER));
+}
+
+Test(filter, arrays)
+{
+    cr_assert(M("{\"tags\":\"python\"}", USER));
+    cr_assert(M("{\"tags\":[\"python\",\"database\"]}", USER));
+    cr_assert(!M("{\"tags\":[\"database\",\"python\"]}", USER));
+    cr_assert(M("{\"tags\":{\"$in\":[\"python\",\"javascript\"]}}", USER));
+    cr_assert(!M("{\"tags\":{\"$in\":[\"java\"]}}", USER));
+    cr_assert(M("{\"tags\":{\"$nin\":[\"java\",\"c++\"]}}", USER));
+    cr_assert(!M("{\"tags\":{\"$nin\":[\"java\",\"python\"]}}", USER));
+    cr_assert(M("{\"tags\":{\"$ne\":\"java\"}}", USER));
+    cr_assert(!M("{\"tags\":{\"$ne\":\"python\"}}", USER));
+    cr_assert(M("{\"tags\":{\"$all\":[\"database\",\"python\"]}}", USER));
+    cr_assert(!M("{\"tags\":{\"$all\":[\"database\",\"go\"]}}", USER));
+    cr_assert(!M("{\"tags\":{\"$all\":[]}}", USER));
+    cr_assert(M("{\"tags\":{\"$size\":2}}", USER));
+    cr_assert(!M("{\"tags\":{\"$size\":1}}", USER));
+    cr_assert(!M("{\"age\":{\"$size\":1}}", USER));
+    const char *d = "{\"s\":[1,5,9],\"items\":[{\"k\":\"a\",\"q\":1},{\"k\":\"b\",\"q\":5}]}";
+    cr_assert(M("{\"s\":{\"$gt\":8}}", d));
+    cr_assert(M("{\"s\":{\"$gt\":6,\"$lt\":3}}", d)); /* different elements may satisfy each */
+    cr_assert(!M("{\"s\":{\"$elemMatch\":{\"$gt\":6,\"$lt\":3}}}", d));
+    cr_assert(M("{\"s\":{\"$elemMatch\":{\"$gt\":4,\"$lt\":6}}}", d));
+    cr_assert(M("{\"items.k\":\"b\"}", d));
+    cr_assert(M("{\"items.q\":{\"$gte\":5}}", d));
+    cr_assert(!M("{\"items.q\":{\"$gt\":5}}", d));
+    cr_assert(M("{\"items\":{\"$elemMatch\":{\"k\":\"b\",\"q\":5}}}", d));
+    cr_assert(!M("{\"items\":{\"$elemMatch\":{\"k\":\"a\",\"q\":5}}}", d));
+    cr_assert(M("{\"items.k\":\"a\",\"items.q\":5}", d)); /* without $elemMatch: any element each */
+    cr_assert(M("{\"items.1.k\":\"b\"}", d));
+    cr_assert(M("{\"items.z\":null}", d));
+    cr_assert(M("{\"items.k\":{\"$exists\":true}}", d));
+    cr_assert(M("{\"s\":{\"$type\":\"array\"}}", d));
+    cr_assert(M("{\"s\":{\"$type\":\"number\"}}", d));
+    cr_assert(M("{\"s\":{\"$type\":\"int\"}}", d));
+    cr_assert(!M("{\"s\":{\"$type\":\"string\"}}", d));
+    cr_assert(M("{\"m\":[[1,2],[3]]}", "{\"m\":[[1,2],[3]]}"));
+    cr_assert(M("{\"m\":[3]}", "{\"m\":[[1,2],[3]]}")); /* element equality on arrays */
+}
+
+Test(filter, regex_and_not)
+{
+    cr_assert(M("{\"name\":{\"$regex\":\"John\"}}", USER));
+    cr_assert(!M("{\"name\":{\"$regex\":\"^John\"}}", USER));
+    cr_assert(M("{\"name\":{\"$regex\":\"^alice\",\"$options\":\"i\"}}", USER));
+    cr_assert(!M("{\"name\":{\"$regex\":\"^alice\"}}", USER));
+    cr_assert(M("{\"tags\":{\"$regex\":\"^data\"}}", USER));
+    cr_assert(!M("{\"age\":{\"$regex\":\"2\"}}", USER));
+    cr_assert(M("{\"x\":{\"$regex\":\"^b\",\"$options\":\"m\"}}", "{\"x\":\"a\\nb\"}"));
+    cr_assert(!M("{\"x\":{\"$regex\":\"^b\"}}", "{\"x\":\"a\\nb\"}"));
+    cr_assert(M("{\"x\":{\"$regex\":\"a.b\",\"$options\":\"s\"}}", "{\"x\":\"a\\nb\"}"));
+    cr_assert(M("{\"x\":{\"$regex\":\"a b # c\",\"$options\":\"x\"}}", "{\"x\":\"ab\"}"));
+    cr_assert(M("{\"x\":{\"$regex\":\"\\\\d+\"}}", "{\"x\":\"abc123\"}"));
+    cr_assert(M("{\"x\":{\"$regex\":\"^\xc3\xa9.$\"}}", "{\"x\":\"\xc3\xa9\xc3\xa9\"}")); /* UTF-8 */
+    cr_assert(M("{\"age\":{\"$not\":{\"$gt\":30}}}", USER));
+    cr_assert(!M("{\"age\":{\"$not\":{\"$gt\":20}}}", USER));
+    cr_assert(M("{\"missing\":{\"$not\":{\"$gt\":20}}}", USER));
+    cr_assert(M("{\"name\":{\"$not\":{\"$regex\":\"^Bob\"}}}", USER));
+    cr_assert(M("{\"age\":{\"$type\":\"int\"}}", USER));
+    cr_assert(M("{\"score\":{\"$type\":\"double\"}}", USER));
+    cr_assert(M("{\"score\":{\"$type\":1}}", USER));
+    cr_assert(M("{\"n\":{\"$type\":\"null\"}}", USER));
+    cr_assert(!M("{\"missing\":{\"$type\":\"null\"}}", USER));
+    cr_assert(M("{\"profile\":{\"$type\":\"object\"}}", USER));
+    cr_assert(M("{\"active\":{\"$type\":[\"string\",\"bool\"]}}", USER));
+}
+
+Test(filter, logical)
+{
+    cr_assert(M("{\"$or\":[{\"age\":1},{\"age\":28}]}", USER));
+    cr_assert(!M("{\"$or\":[{\"age\":1},{\"age\":2}]}", USER));
+    cr_assert(M("{\"$and\":[{\"age\":{\"$gt\":1}},{\"age\":{\"$lt\":30}}]}", USER));
+    cr_assert(!M("{\"$and\":[{\"age\":{\"$gt\":1}},{\"age\":{\"$lt\":3}}]}", USER));
+    cr_assert(M("{\"$nor\":[{\"age\":1},{\"age\":2}]}", USER));
+    cr_assert(!M("{\"$nor\":[{\"age\":1},{\"age\":28}]}", USER));
+    cr_assert(M("{\"$or\":[{\"$and\":[{\"a\":1},{\"b\":2}]},{\"tags\":\"python\"}],\"age\":28}",
+                USER));
+}
+
+Test(filter, errors_name_the_part)
+{
+    BAD("{\"age\":{\"$foo\":1}}", "unknown operator $foo at filter.age");
+    BAD("{\"$foo\":1}", "unknown top-level operator $foo");
+    BAD("{\"$or\":[]}", "$or needs a non-empty array");
+    BAD("{\"$or\":{\"a\":1}}", "$or needs a non-empty array");
+    BAD("{\"$and\":[{\"a\":{\"$bar\":1}}]}", "unknown operator $bar at filter.$and.0.a");
+    BAD("{\"$or\":[1]}", "expected an object at filter.$or.0");
+    BAD("{\"a\":{\"$in\":5}}", "$in needs an array at filter.a");
+    BAD("{\"a\":{\"$nin\":5}}", "$nin needs an array");
+    BAD("{\"a\":{\"$all\":5}}", "$all needs an array");
+    BAD("{\"a\":{\"$size\":-1}}", "$size needs a non-negative integer");
+    BAD("{\"a\":{\"$size\":1.5}}", "$size");
+    BAD("{\"a\":{\"$regex\":\"(\"}}", "bad $regex at filter.a");
+    BAD("{\"a\":{\"$regex\":\"x\",\"$options\":\"q\"}}", "unknown $regex option 'q'");
+    BAD("{\"a\":{\"$regex\":5}}", "$regex needs a string");
+    BAD("{\"a\":{\"$type\":\"nope\"}}", "unknown $type at filter.a");
+    BAD("{\"a\":{\"$not\":5}}", "$not needs an operator object");
+    BAD("{\"a\":{\"$elemMatch\":5}}", "$elemMatch needs an object");
+    BAD("{\"a\":{\"$gt\":1,\"b\":2}}", "field 'b' mixed with operators at filter.a");
+    BAD("{\"a..b\":1}", "bad field path");
+    BAD("{\"a.$b\":1}", "starts with '$'");
+    BAD("{\"a\":{\"$options\":\"i\"}}", "$options without $regex");
+    BAD("[1]", "filter must be an object");
+}
+
+Test(filter, corrupt_doc_never_matches)
+{
+    size_t fl, dl;
+    void *f = J("{}", &fl);
+    uint8_t *d = J(USER, &dl);
+    ndb_doc_filter *cf;
+    cr_assert_eq(ndb_doc_filter_compile(f, fl, &cf, NULL), NDB_OK);
+    cr_assert(ndb_doc_filter_match(cf, d, dl));
+    cr_assert(!ndb_doc_filter_match(cf, d, dl - 1));
+    d[0] = 0;
+    cr_assert(!ndb_doc_filter_match(cf, d, dl));
+    ndb_doc_filter_free(cf);
+    /* a NULL filter matches everything */
+    cr_assert_eq(ndb_doc_filter_compile(NULL, 0, &cf, NULL), NDB_OK);
+    d[0] = 0xD1;
+    cr_assert(ndb_doc_filter_match(cf, d, dl));
+    ndb_doc_filter_free(cf);
+    /* a corrupt filter document is refused */
+    cr_assert_eq(ndb_doc_filter_compile(d, dl - 1, &cf, NULL), NDB_EINVAL);
+    free(f);
+    free(d);
+}
