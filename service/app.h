@@ -1,0 +1,36 @@
+/*
+ * app.h — the server's shared state: configuration, keys, engines, health.
+ *
+ * Thread safety: fields are set before the transports start and only read
+ * afterwards, except `state`, which is atomic.
+ */
+#ifndef SVC_APP_H
+#define SVC_APP_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "auth.h"
+#include "config.h"
+
+typedef enum svc_state {
+    SVC_STARTING = 0, /* opening engines, replaying the WAL: NOT_SERVING */
+    SVC_SERVING = 1,
+    SVC_DRAINING = 2, /* shutting down: NOT_SERVING */
+} svc_state;
+
+typedef struct svc_app {
+    const svc_config *cfg;
+    svc_auth *auth;
+    _Atomic svc_state state;
+    int64_t started_at_ns; /* CLOCK_MONOTONIC */
+    const char *version;
+    /* Called after each state change (the gRPC server wakes health watchers). */
+    void (*on_state_change)(void *arg);
+    void *on_state_arg;
+} svc_app;
+
+/* Moves the server to a new state and tells health watchers. */
+void svc_app_set_state(svc_app *app, svc_state st);
+
+#endif /* SVC_APP_H */

@@ -1,0 +1,138 @@
+#include "config.h"
+
+#include "log.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* One row per setting: the flag, its variable, where it goes, and its help. */
+typedef enum { OPT_STR, OPT_INT, OPT_I64 } opt_kind;
+
+typedef struct opt_def {
+    const char *flag;
+    const char *env;
+    opt_kind kind;
+    size_t offset;
+    size_t size; /* buffer size for OPT_STR */
+    int64_t min, max;
+    const char *help;
+} opt_def;
+
+#define STR_OPT(f, e, field, h) {f, e, OPT_STR, offsetof(svc_config, field), sizeof(((svc_config *)0)->field), 0, 0, h}
+#define NUM_OPT(f, e, k, field, lo, hi, h) {f, e, k, offsetof(svc_config, field), 0, lo, hi, h}
+
+static const opt_def opts[] = {
+    STR_OPT("data-dir", "NEXADB_DATA_DIR", data_dir, "directory for all data (default ./nexadb_data)"),
+    STR_OPT("grpc-addr", "NEXADB_GRPC_ADDR", grpc_addr, "gRPC listen address host:port (default 0.0.0.0:6970)"),
+    STR_OPT("http-addr", "NEXADB_HTTP_ADDR", http_addr, "HTTP/JSON listen address host:port (default 127.0.0.1:6969)"),
+    STR_OPT("api-key", "NEXADB_API_KEY", api_key, "an API key with full access"),
+    STR_OPT("api-key-file", "NEXADB_API_KEY_FILE", api_key_file,
+            "file of API keys, one per line: <key> [rw|ro] (default <data-dir>/api_key)"),
+    STR_OPT("log-level", "NEXADB_LOG_LEVEL", log_level, "debug, info, warn or error (default info)"),
+    STR_OPT("cors-origins", "NEXADB_CORS_ORIGINS", cors_origins,
+            "comma-separated origins allowed by CORS, or * (default: none)"),
+    NUM_OPT("shutdown-grace", "NEXADB_SHUTDOWN_GRACE", OPT_INT, shutdown_grace_s, 0, 3600,
+            "seconds to drain in-flight calls on SIGTERM (default 20)"),
+    NUM_OPT("cq-threads", "NEXADB_CQ_THREADS", OPT_INT, cq_threads, 0, 256,
+            "gRPC completion-queue threads (default: one per core)"),
+    NUM_OPT("workers", "NEXADB_WORKERS", OPT_INT, workers, 1, 1024,
+            "threads running calls that may block (default 16)"),
+    NUM_OPT("max-message-bytes", "NEXADB_MAX_MESSAGE_BYTES", OPT_I64, max_message_bytes, 1024,
+            INT32_MAX, "largest gRPC message received or sent (default 67108864)"),
+    NUM_OPT("max-body-bytes", "NEXADB_MAX_BODY_BYTES", OPT_I64, max_body_bytes, 1024, INT32_MAX,
+            "largest HTTP request body (default 67108864)"),
+};
+#define N_OPTS (sizeof opts / sizeof opts[0])
+
+static ndb_status set_opt(svc_config *cfg, const opt_def *o, const char *val, const char *source,
+                          ndb_errmsg *msg)
+{
+    char *dst = (char *)cfg + o->offset;
+    if (o->kind == OPT_STR) {
+        size_t n = strlen(val);
+        if (n >= o->size)
+            return ndb_errmsg_set(msg, NDB_EINVAL, "%s: value longer than %zu bytes", source,
+                                  o->size - 1);
+        memcpy(dst, val, n + 1);
+        return NDB_OK;
+    }
+    errno = 0;
+    char *end;
+    long long v = strtoll(val, &end, 10);
+    if (errno != 0 || end == val || *end != '\0' || v < o->min || v > o->max)
+        return ndb_errmsg_set(msg, NDB_EINVAL, "%s: expected a whole number from %lld to %lld, got '%s'",
+                              source, (long long)o->min, (long long)o->max, val);
+    if (o->kind == OPT_INT)
+        *(int *)dst = (int)v;
+    else
+        *(int64_t *)dst = (int64_t)v;
+    return NDB_OK;
+}
+
+static void usage(const char *prog)
+{
+    printf("Usage: %s [options]\n\nNexaDB server: documents and vectors over gRPC and HTTP/JSON.\n"
+           "Every option can also be set by the environment variable shown.\n\n",
+           prog);
+    for (size_t i = 0; i < N_OPTS; i++)
+        printf("  --%-20s %-26s %s\n", opts[i].flag, opts[i].env, opts[i].help);
+    printf("  --%-20s %-26s %s\n", "help", "", "print this and exit");
+}
+
+ndb_status svc_config_load(svc_config *cfg, int argc, char **argv, ndb_errmsg *msg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    strcpy(cfg->data_dir, "./nexadb_data");
+    strcpy(cfg->grpc_addr, "0.0.0.0:6970");
+    strcpy(cfg->http_addr, "127.0.0.1:6969");
+    strcpy(cfg->log_level, "info");
+    cfg->shutdown_grace_s = 20;
+    cfg->workers = 16;
+    cfg->max_message_bytes = 64 << 20;
+    cfg->max_body_bytes = 64 << 20;
+
+    for (size_t i = 0; i < N_OPTS; i++) {
+        const char *v = getenv(opts[i].env);
+        if (v != NULL && *v != '\0') {
+            ndb_status st = set_opt(cfg, &opts[i], v, opts[i].env, msg);
+            if (st != NDB_OK)
+                return st;
+        }
+    }
+
+    struct option longopts[N_OPTS + 2];
+    for (size_t i = 0; i < N_OPTS; i++)
+        longopts[i] = (struct option){opts[i].flag, required_argument, NULL, (int)i};
+    longopts[N_OPTS] = (struct option){"help", no_argument, NULL, 'h'};
+    longopts[N_OPTS + 1] = (struct option){NULL, 0, NULL, 0};
+
+    optind = 1;
+    opterr = 0;
+    for (;;) {
+        int idx = 0;
+        int c = getopt_long(argc, argv, "h", longopts, &idx);
+        if (c == -1)
+            break;
+        if (c == 'h') {
+            usage(argv[0]);
+            return NDB_ECANCELED;
+        }
+        if (c == '?' || c == ':')
+            return ndb_errmsg_set(msg, NDB_EINVAL, "unknown option or missing value: %s (see --help)",
+                                  argv[optind - 1]);
+        char source[64];
+        snprintf(source, sizeof source, "--%s", opts[c].flag);
+        ndb_status st = set_opt(cfg, &opts[c], optarg, source, msg);
+        if (st != NDB_OK)
+            return st;
+    }
+    if (optind < argc)
+        return ndb_errmsg_set(msg, NDB_EINVAL, "unexpected argument '%s' (see --help)", argv[optind]);
+    if (svc_log_parse_level(cfg->log_level) < 0)
+        return ndb_errmsg_set(msg, NDB_EINVAL, "--log-level: expected debug, info, warn or error, got '%s'",
+                              cfg->log_level);
+    return NDB_OK;
+}

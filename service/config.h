@@ -1,0 +1,34 @@
+/*
+ * config.h — the server's settings, from flags and matching environment
+ * variables (--data-dir / NEXADB_DATA_DIR, ...). A flag wins over its
+ * variable; both win over the default.
+ */
+#ifndef SVC_CONFIG_H
+#define SVC_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ndb_status.h"
+
+typedef struct svc_config {
+    char data_dir[4096];
+    char grpc_addr[256];        /* host:port; port 0 picks a free port */
+    char http_addr[256];        /* host:port; port 0 picks a free port */
+    char api_key[256];          /* a key given directly (admin role) */
+    char api_key_file[4096];    /* a file of keys, one per line: "<key> [rw|ro]" */
+    char log_level[16];
+    char cors_origins[1024];    /* comma-separated allowed origins; empty: same-origin only */
+    int shutdown_grace_s;       /* seconds to drain in-flight calls on SIGTERM */
+    int cq_threads;             /* gRPC completion-queue threads; 0: one per core */
+    int workers;                /* handler threads for calls that may block */
+    int64_t max_message_bytes;  /* gRPC receive/send limit */
+    int64_t max_body_bytes;     /* HTTP request body limit */
+} svc_config;
+
+/* Fills cfg from defaults, then the environment, then argv. On --help prints
+ * usage to stdout and returns NDB_ECANCELED so main can exit 0. A bad flag or
+ * value returns NDB_EINVAL with msg naming it. */
+ndb_status svc_config_load(svc_config *cfg, int argc, char **argv, ndb_errmsg *msg);
+
+#endif /* SVC_CONFIG_H */

@@ -1,0 +1,44 @@
+/* h_health.c — grpc.health.v1.Health: Check here; Watch is event-driven in the gRPC server. */
+#include <string.h>
+
+#include "grpc/health/v1/health.pb-c.h"
+#include "handler.h"
+#include "health.h"
+
+Grpc__Health__V1__HealthCheckResponse__ServingStatus svc_health_status(const svc_app *app,
+                                                                       const char *service)
+{
+    static const char *const known[] = {
+        "", "nexadb.v1.DocumentService", "nexadb.v1.VectorService", "nexadb.v1.AdminService",
+    };
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+        if (strcmp(service, known[i]) == 0)
+            return atomic_load(&((svc_app *)app)->state) == SVC_SERVING
+                       ? GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING
+                       : GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING;
+    return GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVICE_UNKNOWN;
+}
+
+static ndb_status health_check(svc_ctx *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp,
+                               ndb_errmsg *msg)
+{
+    const Grpc__Health__V1__HealthCheckRequest *r = (const void *)req;
+    Grpc__Health__V1__HealthCheckResponse__ServingStatus s = svc_health_status(ctx->app, r->service);
+    if (s == GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVICE_UNKNOWN)
+        return ndb_errmsg_set(msg, NDB_ENOTFOUND, "unknown service '%s'", r->service);
+    Grpc__Health__V1__HealthCheckResponse *out = svc_alloc(ctx, sizeof *out);
+    if (out == NULL)
+        return ndb_errmsg_set(msg, NDB_ENOMEM, "out of memory");
+    grpc__health__v1__health_check_response__init(out);
+    out->status = s;
+    *resp = &out->base;
+    return NDB_OK;
+}
+
+static const svc_method methods[] = {
+    {"Check", health_check, SVC_M_OPEN | SVC_M_INLINE},
+    {"Watch", NULL, SVC_M_OPEN | SVC_M_STREAM | SVC_M_WATCH},
+};
+
+const svc_service svc_health_service = {&grpc__health__v1__health__descriptor, methods,
+                                        sizeof methods / sizeof methods[0]};

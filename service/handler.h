@@ -1,0 +1,102 @@
+/*
+ * handler.h — what a method handler sees, whichever transport called it.
+ *
+ * The gRPC server and the REST shim both decode a request into a protobuf-c
+ * message, authorise it, and call the same handler with an svc_ctx. A handler
+ * returns NDB_OK with its response (unary) or after sending pages with
+ * svc_send (server-streaming); on failure it returns a status and fills msg.
+ *
+ * Memory: the request, the response and anything built with svc_alloc are
+ * owned by the call's arena and released when the call ends; a handler never
+ * frees them. Pages sent by svc_send may come from svc_page_alloc, whose
+ * memory is reused after each send.
+ */
+#ifndef SVC_HANDLER_H
+#define SVC_HANDLER_H
+
+#include <protobuf-c/protobuf-c.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "app.h"
+#include "arena.h"
+#include "auth.h"
+#include "ndb_status.h"
+
+typedef struct svc_ctx svc_ctx;
+
+/* Delivers one streamed message to the client; blocks until the transport
+ * can take more (flow control). NDB_ECANCELED when the client is gone. */
+typedef ndb_status (*svc_send_fn)(svc_ctx *ctx, const ProtobufCMessage *m, ndb_errmsg *msg);
+
+struct svc_ctx {
+    svc_app *app;
+    const char *method;    /* full path, e.g. "/nexadb.v1.DocumentService/Get" */
+    svc_role role;
+    svc_arena arena;       /* the call's memory */
+    svc_arena page_arena;  /* reused after each svc_send */
+    int64_t deadline_ns;   /* CLOCK_MONOTONIC; INT64_MAX when none */
+    atomic_bool cancelled; /* set by the transport when the client goes away */
+    svc_send_fn send;      /* set by the transport for streaming methods */
+    void *transport;       /* the transport's own state */
+};
+
+typedef ndb_status (*svc_handler_fn)(svc_ctx *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp,
+                                     ndb_errmsg *msg);
+
+/* Method flags. */
+enum {
+    SVC_M_STREAM = 1 << 0, /* server-streaming: results go through svc_send */
+    SVC_M_WRITE = 1 << 1,  /* changes data: needs a read-write key */
+    SVC_M_OPEN = 1 << 2,   /* needs no key (health, status) */
+    SVC_M_INLINE = 1 << 3, /* never blocks: may run on the transport's thread */
+    SVC_M_WATCH = 1 << 4,  /* health Watch: event-driven, handled by the transport */
+};
+
+typedef struct svc_method {
+    const char *name; /* as in the .proto, e.g. "InsertOne" */
+    svc_handler_fn fn;
+    unsigned flags;
+} svc_method;
+
+/* A service's handlers, in the order of its descriptor's methods. */
+typedef struct svc_service {
+    const ProtobufCServiceDescriptor *desc;
+    const svc_method *methods;
+    size_t n_methods;
+} svc_service;
+
+/* The handler tables, one per service file. */
+extern const svc_service svc_admin_service;
+extern const svc_service svc_document_service;
+extern const svc_service svc_vector_service;
+extern const svc_service svc_health_service;
+
+/* Call-lifetime memory; NULL when over the per-call memory bound. */
+static inline void *svc_alloc(svc_ctx *ctx, size_t n)
+{
+    return svc_arena_alloc(&ctx->arena, n);
+}
+
+/* Memory for one streamed page: valid until the next svc_send. */
+static inline void *svc_page_alloc(svc_ctx *ctx, size_t n)
+{
+    return svc_arena_alloc(&ctx->page_arena, n);
+}
+
+/* Sends one page of a server-streaming response, then frees page memory. */
+ndb_status svc_send(svc_ctx *ctx, const ProtobufCMessage *m, ndb_errmsg *msg);
+
+/* True when the client has gone away or the deadline has passed. Long loops check it. */
+bool svc_cancelled(svc_ctx *ctx);
+
+/* Prepares a context for one call; the transport sets send/transport after. */
+void svc_ctx_init(svc_ctx *ctx, svc_app *app, int64_t deadline_ns);
+void svc_ctx_release(svc_ctx *ctx);
+
+/* Handler for methods whose engine is not built yet: UNIMPLEMENTED naming it. */
+ndb_status svc_unimplemented(svc_ctx *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp,
+                             ndb_errmsg *msg);
+
+#endif /* SVC_HANDLER_H */
