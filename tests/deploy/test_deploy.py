@@ -1,0 +1,763 @@
+"""Offline checks of deploy/: the Dockerfile, the kustomize base and the Helm chart.
+
+Run by tests/deploy/run.sh (ctest `deploy_manifests`), which installs the tools through
+deploy/scripts/tools.sh and passes their paths in NEXADB_HELM, NEXADB_KUBECTL, NEXADB_HADOLINT
+(and the server binary, when the build has one, in NEXADB_SERVER_BIN).
+
+What is checked:
+  * every rendered object validates strictly (unknown fields rejected) against the Kubernetes
+    1.27 and 1.37 OpenAPI schemas shipped by kubernetes-validate; ServiceMonitor against
+    servicemonitor.schema.json beside this file;
+  * the objects fit together: selectors, Service ports, probes, grace period arithmetic,
+    Secret and ConfigMap references, mounts, security context, resources;
+  * Helm with default values and the kustomize base render the same objects (and the same
+    again with the ServiceMonitor switched on);
+  * helm lint, and the chart refusing to render without an API key or with bad values;
+  * the Dockerfile's structure, hadolint, and (when built) that the runtime stage installs the
+    Debian packages providing every shared library nexadb-server loads.
+"""
+
+import copy
+import difflib
+import json
+import os
+import re
+import secrets
+import shutil
+import subprocess
+from pathlib import Path
+
+import jsonschema
+import kubernetes_validate
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+DEPLOY = ROOT / "deploy"
+CHART = DEPLOY / "helm" / "nexadb"
+KDIR = DEPLOY / "k8s"          # base + the Secret generated from the operator's file
+KBASE = KDIR / "base"          # every object but the Secret
+DOCKERFILE = DEPLOY / "Dockerfile"
+HERE = Path(__file__).resolve().parent
+
+K8S_VERSIONS = ("1.27.0", "1.37.0")  # oldest with GA gRPC probes, newest schemas shipped
+HTTP_PORT, GRPC_PORT = 6969, 6970
+HEALTH_SERVICE = "nexadb.v1.DocumentService"
+
+
+def _tool(env_name):
+    path = os.environ.get(env_name)
+    if not path or not os.access(path, os.X_OK):
+        pytest.fail(f"{env_name} is not set to an executable; run through tests/deploy/run.sh")
+    return path
+
+
+def _run(cmd, env=None, check=True):
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    if check and proc.returncode != 0:
+        pytest.fail(f"{' '.join(map(str, cmd))} exited {proc.returncode}\n"
+                    f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")
+    return proc
+
+
+def _docs(text):
+    return [d for d in yaml.safe_load_all(text) if d]
+
+
+def _random_key():
+    return secrets.token_hex(32)
+
+
+# ---------------------------------------------------------------------------- renderers
+
+
+class Helm:
+    def __init__(self, exe, home):
+        self.exe = exe
+        self.env = dict(os.environ)
+        # Keep helm's caches and config out of the user's home.
+        for var in ("HELM_CACHE_HOME", "HELM_CONFIG_HOME", "HELM_DATA_HOME"):
+            d = home / var.lower()
+            d.mkdir(parents=True, exist_ok=True)
+            self.env[var] = str(d)
+
+    def run(self, *args, check=True):
+        return _run([self.exe, *args], env=self.env, check=check)
+
+    def template(self, release="nexadb", namespace="nexadb", values=None, sets=(),
+                 kube_version="1.37.0", check=True):
+        args = ["template", release, str(CHART), "--namespace", namespace,
+                "--kube-version", kube_version]
+        if values:
+            args += ["--values", str(values)]
+        for s in sets:
+            args += ["--set-string" if s.startswith("apiKey.value=") else "--set", s]
+        return self.run(*args, check=check)
+
+
+@pytest.fixture(scope="session")
+def helm(tmp_path_factory):
+    return Helm(_tool("NEXADB_HELM"), tmp_path_factory.mktemp("helm-home"))
+
+
+@pytest.fixture(scope="session")
+def kubectl():
+    return _tool("NEXADB_KUBECTL")
+
+
+@pytest.fixture(scope="session")
+def custom_values(tmp_path_factory):
+    """Non-default values an operator might use: existing Secret, ServiceMonitor on, ..."""
+    values = {
+        "image": {"repository": "registry.example.com/db/nexadb", "tag": "0.1.0-rc1",
+                  "pullPolicy": "Always"},
+        "imagePullSecrets": [{"name": "regcred"}],
+        "apiKey": {"existingSecret": "prod-nexadb-key", "existingSecretKey": "token"},
+        "config": {"logLevel": "debug", "extra": {"NEXADB_EXAMPLE_SETTING": 7}},
+        "shutdown": {"preStopSleepSeconds": 10, "graceSeconds": 45, "marginSeconds": 15},
+        "probes": {"startup": {"periodSeconds": 15, "timeoutSeconds": 5,
+                               "failureThreshold": 240}},
+        "service": {"type": "LoadBalancer", "annotations": {"example.com/lb": "internal"},
+                    "ports": {"http": 8080, "grpc": 9090}},
+        "persistence": {"size": "200Gi", "storageClassName": "fast-ssd",
+                        "accessModes": ["ReadWriteOncePod"],
+                        "retentionPolicy": {"whenDeleted": "Delete", "whenScaled": "Retain"}},
+        "resources": {"requests": {"cpu": "2", "memory": "8Gi"},
+                      "limits": {"cpu": "4", "memory": "8Gi"}},
+        "podDisruptionBudget": {"enabled": True, "minAvailable": 1, "maxUnavailable": None},
+        "serviceMonitor": {"enabled": True, "namespace": "monitoring",
+                           "labels": {"release": "kube-prometheus-stack"},
+                           "interval": "15s", "scrapeTimeout": "5s"},
+        "priorityClassName": "database",
+        "nodeSelector": {"kubernetes.io/arch": "amd64"},
+        "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "db",
+                         "effect": "NoSchedule"}],
+        "podAnnotations": {"example.com/team": "storage"},
+        "extraEnv": [{"name": "TZ", "value": "UTC"}],
+    }
+    path = tmp_path_factory.mktemp("values") / "custom.yaml"
+    path.write_text(yaml.safe_dump(values))
+    return path
+
+
+def _kustomize_tree(tmp_path_factory, with_servicemonitor):
+    """Copies deploy/k8s, writes an operator key file, optionally adds an overlay."""
+    work = tmp_path_factory.mktemp("kustomize")
+    k8s = work / "k8s"
+    shutil.copytree(KDIR, k8s, ignore=shutil.ignore_patterns("api-key.txt"))
+    (k8s / "api-key.txt").write_text(_random_key())
+    if not with_servicemonitor:
+        return k8s
+    overlay = work / "overlay"
+    overlay.mkdir()
+    (overlay / "kustomization.yaml").write_text(yaml.safe_dump({
+        "apiVersion": "kustomize.config.k8s.io/v1beta1",
+        "kind": "Kustomization",
+        "resources": ["../k8s"],
+        "components": ["../k8s/components/servicemonitor"],
+    }))
+    return overlay
+
+
+def _readme_overlay(tmp_path_factory):
+    """The overlay example in deploy/README.md, laid out as it describes."""
+    text = (DEPLOY / "README.md").read_text()
+    m = re.search(r"```yaml\n# overlays/prod/kustomization.yaml[^\n]*\n(.*?)```", text, re.S)
+    assert m, "deploy/README.md lost its overlay example"
+    work = tmp_path_factory.mktemp("readme-overlay")
+    shutil.copytree(KDIR, work / "deploy" / "k8s", ignore=shutil.ignore_patterns("api-key.txt"))
+    overlay = work / "overlays" / "prod"
+    overlay.mkdir(parents=True)
+    (overlay / "kustomization.yaml").write_text(m.group(1))
+    (overlay / "api-key.txt").write_text(_random_key())
+    return overlay
+
+
+@pytest.fixture(scope="session")
+def renders(helm, kubectl, custom_values, tmp_path_factory):
+    """name -> (objects, expectations). Rendered once per session."""
+    out = {}
+    out["helm-default"] = (
+        _docs(helm.template(sets=[f"apiKey.value={_random_key()}"]).stdout),
+        dict(fullname="nexadb", secret_in_render=True, secret_name="nexadb-api-key",
+             secret_key="api-key", servicemonitor=False, http=HTTP_PORT, grpc=GRPC_PORT))
+    out["helm-servicemonitor"] = (
+        _docs(helm.template(sets=[f"apiKey.value={_random_key()}",
+                                  "serviceMonitor.enabled=true"]).stdout),
+        dict(fullname="nexadb", secret_in_render=True, secret_name="nexadb-api-key",
+             secret_key="api-key", servicemonitor=True, http=HTTP_PORT, grpc=GRPC_PORT))
+    out["helm-custom"] = (
+        _docs(helm.template(release="prod", namespace="databases", values=custom_values).stdout),
+        dict(fullname="prod-nexadb", secret_in_render=False, secret_name="prod-nexadb-key",
+             secret_key="token", servicemonitor=True, http=8080, grpc=9090))
+    for name, with_sm in (("kustomize-base", False), ("kustomize-servicemonitor", True)):
+        tree = _kustomize_tree(tmp_path_factory, with_sm)
+        out[name] = (
+            _docs(_run([kubectl, "kustomize", str(tree)]).stdout),
+            dict(fullname="nexadb", secret_in_render=True, secret_name="nexadb-api-key",
+                 secret_key="api-key", servicemonitor=with_sm, http=HTTP_PORT,
+                 grpc=GRPC_PORT, hashed=True))
+    out["kustomize-readme-overlay"] = (
+        _docs(_run([kubectl, "kustomize", str(_readme_overlay(tmp_path_factory))]).stdout),
+        dict(fullname="nexadb", secret_in_render=True, secret_name="nexadb-api-key",
+             secret_key="api-key", servicemonitor=True, http=HTTP_PORT, grpc=GRPC_PORT,
+             hashed=True))
+    # The bare base, for operators who create the Secret themselves.
+    out["kustomize-base-only"] = (
+        _docs(_run([kubectl, "kustomize", str(KBASE)]).stdout),
+        dict(fullname="nexadb", secret_in_render=False, secret_name="nexadb-api-key",
+             secret_key="api-key", servicemonitor=False, http=HTTP_PORT, grpc=GRPC_PORT))
+    return out
+
+
+RENDERS = ("helm-default", "helm-servicemonitor", "helm-custom", "kustomize-base",
+           "kustomize-servicemonitor", "kustomize-base-only", "kustomize-readme-overlay")
+
+
+# ---------------------------------------------------------------------------- schemas
+
+SERVICEMONITOR_SCHEMA = json.loads((HERE / "servicemonitor.schema.json").read_text())
+
+
+@pytest.mark.parametrize("render", RENDERS)
+def test_objects_validate_against_kubernetes_schemas(renders, render):
+    objs, _ = renders[render]
+    assert objs, f"{render} rendered no objects"
+    errors = []
+    for obj in objs:
+        what = f"{obj.get('kind')}/{obj.get('metadata', {}).get('name')}"
+        if obj.get("kind") == "ServiceMonitor":
+            validator = jsonschema.Draft202012Validator(SERVICEMONITOR_SCHEMA)
+            errors += [f"{what}: {e.message} at {list(e.absolute_path)}"
+                       for e in validator.iter_errors(obj)]
+            continue
+        for version in K8S_VERSIONS:
+            try:
+                kubernetes_validate.validate(obj, version, strict=True)
+            except kubernetes_validate.ValidationError as e:
+                errors.append(f"{what} (k8s {version}): {e.message} at {list(e.absolute_path)}")
+            except kubernetes_validate.SchemaNotFoundError as e:
+                errors.append(f"{what} (k8s {version}): {e.message}")
+    assert not errors, "\n".join(errors)
+
+
+def test_schema_validation_rejects_a_broken_object(renders):
+    """The validator in use does fail: an unknown field and a wrong type are both caught."""
+    objs, _ = renders["helm-default"]
+    sts = copy.deepcopy(_one(objs, "StatefulSet"))
+    sts["spec"]["template"]["spec"]["containers"][0]["livenessProbe"]["grpcc"] = {"port": 1}
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(sts, "1.37.0", strict=True)
+    sts = copy.deepcopy(_one(objs, "StatefulSet"))
+    sts["spec"]["replicas"] = "one"
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(sts, "1.37.0", strict=True)
+    sm = copy.deepcopy(_one(renders["helm-servicemonitor"][0], "ServiceMonitor"))
+    sm["spec"]["endpoints"][0]["interval"] = "30 seconds"
+    assert list(jsonschema.Draft202012Validator(SERVICEMONITOR_SCHEMA).iter_errors(sm))
+
+
+# ---------------------------------------------------------------------------- invariants
+
+
+def _one(objs, kind, name=None):
+    found = [o for o in objs if o["kind"] == kind and (name is None or o["metadata"]["name"] == name)]
+    assert len(found) == 1, f"expected one {kind} {name or ''}, found {len(found)}"
+    return found[0]
+
+
+def _find(objs, kind, name):
+    for o in objs:
+        if o["kind"] == kind and o["metadata"]["name"] == name:
+            return o
+    return None
+
+
+def _selects(selector, labels):
+    return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
+
+
+_QUANTITY = re.compile(r"^([0-9]+(?:\.[0-9]+)?)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$")
+_FACTORS = {None: 1, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15, "E": 1e18,
+            "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
+
+
+def _quantity(q):
+    m = _QUANTITY.match(str(q))
+    assert m, f"not a Kubernetes quantity: {q!r}"
+    return float(m.group(1)) * _FACTORS[m.group(2)]
+
+
+def _addr_port(addr):
+    host, _, port = addr.rpartition(":")
+    assert host and port.isdigit(), f"not host:port: {addr!r}"
+    return host, int(port)
+
+
+@pytest.mark.parametrize("render", RENDERS)
+def test_objects_fit_together(renders, render):
+    objs, want = renders[render]
+    names = {(o["kind"], o["metadata"]["name"]) for o in objs}
+    assert len(names) == len(objs), "two objects share a kind and name"
+
+    sts = _one(objs, "StatefulSet")
+    assert sts["metadata"]["name"] == want["fullname"]
+    spec = sts["spec"]
+    assert spec["replicas"] == 1
+    pod = spec["template"]
+    pod_labels = pod["metadata"]["labels"]
+    selector = spec["selector"]["matchLabels"]
+    assert _selects(selector, pod_labels), "StatefulSet selector does not match its pods"
+    assert {"app.kubernetes.io/name", "app.kubernetes.io/instance"} <= set(selector)
+    podspec = pod["spec"]
+    (ctr,) = podspec["containers"]
+
+    # Ports.
+    ports = {p["name"]: p["containerPort"] for p in ctr["ports"]}
+    assert ports == {"http": HTTP_PORT, "grpc": GRPC_PORT}
+
+    # Services: the headless governing Service and a client Service, both ports each.
+    headless = _find(objs, "Service", spec["serviceName"])
+    assert headless, f"serviceName {spec['serviceName']} names no Service"
+    assert headless["spec"]["clusterIP"] == "None"
+    assert headless["spec"].get("publishNotReadyAddresses") is True
+    services = [o for o in objs if o["kind"] == "Service"]
+    clients = [s for s in services if s["spec"].get("clusterIP") != "None"]
+    assert len(clients) == 1, "expected exactly one client Service"
+    client = clients[0]
+    assert client["metadata"]["name"] == want["fullname"]
+    for svc in services:
+        assert _selects(svc["spec"]["selector"], pod_labels), f"{svc['metadata']['name']} selects no pod"
+        by_target = {p["targetPort"]: p for p in svc["spec"]["ports"]}
+        assert set(by_target) == {"http", "grpc"}, f"{svc['metadata']['name']} must expose both ports"
+        for p in svc["spec"]["ports"]:
+            assert p["targetPort"] in ports
+    client_ports = {p["name"]: p["port"] for p in client["spec"]["ports"]}
+    assert client_ports == {"http": want["http"], "grpc": want["grpc"]}
+
+    # Configuration: ConfigMap through envFrom, addresses matching the container ports.
+    (env_from,) = ctr["envFrom"]
+    cm = _find(objs, "ConfigMap", env_from["configMapRef"]["name"])
+    assert cm, f"envFrom names ConfigMap {env_from['configMapRef']['name']}, not rendered"
+    cfg = cm["data"]
+    for k, v in cfg.items():
+        assert k.startswith("NEXADB_") and isinstance(v, str), (k, v)
+    host, port = _addr_port(cfg["NEXADB_GRPC_ADDR"])
+    assert (host, port) == ("0.0.0.0", GRPC_PORT)
+    host, port = _addr_port(cfg["NEXADB_HTTP_ADDR"])
+    assert (host, port) == ("0.0.0.0", HTTP_PORT)
+    assert cfg["NEXADB_LOG_LEVEL"] in ("debug", "info", "warn", "error")
+    grace = int(cfg["NEXADB_SHUTDOWN_GRACE"])
+    env = {e["name"]: e for e in ctr.get("env", [])}
+    assert not set(env) & set(cfg), "env and ConfigMap set the same variable"
+    assert "NEXADB_API_KEY" not in env and "NEXADB_API_KEY" not in cfg, \
+        "the key must come from the Secret file, not a plain variable"
+    assert podspec.get("enableServiceLinks") is False
+
+    # Probes: native gRPC on the gRPC port; readiness on the document service; the startup
+    # probe leaves room for WAL replay.
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        assert ctr[probe]["grpc"]["port"] == GRPC_PORT, probe
+        assert not {"httpGet", "tcpSocket", "exec"} & set(ctr[probe]), probe
+    assert ctr["readinessProbe"]["grpc"].get("service") == HEALTH_SERVICE
+    assert ctr["livenessProbe"]["grpc"].get("service", "") == ""
+    startup = ctr["startupProbe"]
+    assert startup["periodSeconds"] * startup["failureThreshold"] >= 600, \
+        "startup probe allows less than 10 minutes for WAL replay"
+
+    # Shutdown: preStop sleep, then SIGTERM and the server's drain, all inside the grace period.
+    cmd = ctr["lifecycle"]["preStop"]["exec"]["command"]
+    assert cmd[0] == "sleep" and len(cmd) == 2
+    pre_stop = int(cmd[1])
+    assert pre_stop >= 1
+    assert podspec["terminationGracePeriodSeconds"] >= pre_stop + grace + 5, \
+        "terminationGracePeriodSeconds leaves no margin after preStop + drain"
+
+    # API key: a Secret volume, read through NEXADB_API_KEY_FILE.
+    volumes = {v["name"]: v for v in podspec["volumes"]}
+    mounts = {m["name"]: m for m in ctr["volumeMounts"]}
+    secret_vols = [v for v in volumes.values() if "secret" in v]
+    assert len(secret_vols) == 1
+    sv = secret_vols[0]["secret"]
+    secret_name = sv["secretName"]
+    if want.get("hashed"):  # kustomize generators append "-<content hash>"
+        assert re.fullmatch(re.escape(want["secret_name"]) + r"-[a-z0-9]{10}", secret_name)
+    else:
+        assert secret_name == want["secret_name"]
+    (item,) = sv["items"]
+    assert item["key"] == want["secret_key"]
+    assert sv["defaultMode"] & 0o007 == 0, "key file readable by others"
+    key_mount = mounts[secret_vols[0]["name"]]
+    assert key_mount.get("readOnly") is True
+    assert env["NEXADB_API_KEY_FILE"]["value"] == f"{key_mount['mountPath']}/{item['path']}"
+    secret = _find(objs, "Secret", sv["secretName"])
+    if want["secret_in_render"]:
+        assert secret, "the referenced Secret is not rendered"
+        assert secret.get("type") == "Opaque"
+        assert set(secret["data"]) == {item["key"]}
+        assert len(secret["data"][item["key"]]) >= 24, "API key too short"
+    else:
+        assert secret is None
+        assert not [o for o in objs if o["kind"] == "Secret"], "existingSecret must not render a Secret"
+
+    # Storage: the claim template mounted at the data directory.
+    (claim,) = spec["volumeClaimTemplates"]
+    data_mount = mounts[claim["metadata"]["name"]]
+    assert data_mount["mountPath"] == cfg["NEXADB_DATA_DIR"] == "/data"
+    assert _quantity(claim["spec"]["resources"]["requests"]["storage"]) >= 2**30
+    for m in mounts:
+        assert m in volumes or m == claim["metadata"]["name"], f"mount {m} has no volume"
+    assert set(spec["persistentVolumeClaimRetentionPolicy"].values()) <= {"Retain", "Delete"}
+
+    # Security.
+    psc, csc = podspec["securityContext"], ctr["securityContext"]
+    assert psc.get("runAsNonRoot") is True or csc.get("runAsNonRoot") is True
+    for sc in (psc, csc):
+        assert sc.get("runAsUser", 1) != 0 and sc.get("runAsGroup", 1) != 0
+    assert csc["allowPrivilegeEscalation"] is False
+    assert csc["readOnlyRootFilesystem"] is True
+    assert csc.get("privileged", False) is False
+    assert "ALL" in csc["capabilities"]["drop"]
+    assert psc.get("fsGroup"), "fsGroup makes the fresh volume writable for the non-root user"
+    assert podspec.get("automountServiceAccountToken") is False
+    sa_name = podspec.get("serviceAccountName")
+    if sa_name and sa_name != "default":
+        sa = _find(objs, "ServiceAccount", sa_name)
+        assert sa and sa.get("automountServiceAccountToken") is False
+    writable = {m["mountPath"] for m in ctr["volumeMounts"] if not m.get("readOnly")}
+    assert {"/data", "/tmp"} <= writable
+
+    # Resources: requests and limits for CPU and memory, requests within limits.
+    res = ctr["resources"]
+    for r in ("cpu", "memory"):
+        assert _quantity(res["requests"][r]) <= _quantity(res["limits"][r]), r
+
+    # PodDisruptionBudget over the same pods, exactly one of min/max.
+    pdb = _one(objs, "PodDisruptionBudget")
+    assert pdb["spec"]["selector"]["matchLabels"] == selector
+    assert len({"minAvailable", "maxUnavailable"} & set(pdb["spec"])) == 1
+
+    # ServiceMonitor: present when asked for, selecting exactly the client Service's http port.
+    monitors = [o for o in objs if o["kind"] == "ServiceMonitor"]
+    assert len(monitors) == (1 if want["servicemonitor"] else 0)
+    for sm in monitors:
+        sel = sm["spec"]["selector"]["matchLabels"]
+        picked = [s for s in services if _selects(sel, s["metadata"].get("labels", {}))]
+        assert picked == [client], "ServiceMonitor must select the client Service only"
+        (ep,) = sm["spec"]["endpoints"]
+        assert ep["port"] in client_ports and ep["port"] == "http"
+        assert ep["path"] == "/metrics"
+
+
+def test_custom_values_reach_the_objects(renders):
+    """Spot checks that the operator's values are used, not ignored."""
+    objs, _ = renders["helm-custom"]
+    sts = _one(objs, "StatefulSet")
+    podspec = sts["spec"]["template"]["spec"]
+    (ctr,) = podspec["containers"]
+    assert ctr["image"] == "registry.example.com/db/nexadb:0.1.0-rc1"
+    assert ctr["imagePullPolicy"] == "Always"
+    assert podspec["imagePullSecrets"] == [{"name": "regcred"}]
+    assert podspec["terminationGracePeriodSeconds"] == 10 + 45 + 15
+    assert ctr["lifecycle"]["preStop"]["exec"]["command"] == ["sleep", "10"]
+    cm = _one(objs, "ConfigMap")
+    assert cm["data"]["NEXADB_SHUTDOWN_GRACE"] == "45"
+    assert cm["data"]["NEXADB_LOG_LEVEL"] == "debug"
+    assert cm["data"]["NEXADB_EXAMPLE_SETTING"] == "7"
+    assert {"name": "TZ", "value": "UTC"} in ctr["env"]
+    assert ctr["startupProbe"]["failureThreshold"] == 240
+    claim = sts["spec"]["volumeClaimTemplates"][0]["spec"]
+    assert claim["storageClassName"] == "fast-ssd"
+    assert claim["accessModes"] == ["ReadWriteOncePod"]
+    assert claim["resources"]["requests"]["storage"] == "200Gi"
+    assert sts["spec"]["persistentVolumeClaimRetentionPolicy"]["whenDeleted"] == "Delete"
+    assert ctr["resources"]["limits"]["memory"] == "8Gi"
+    assert podspec["priorityClassName"] == "database"
+    assert podspec["nodeSelector"] == {"kubernetes.io/arch": "amd64"}
+    assert podspec["tolerations"][0]["key"] == "dedicated"
+    assert sts["spec"]["template"]["metadata"]["annotations"]["example.com/team"] == "storage"
+    svc = _one(objs, "Service", "prod-nexadb")
+    assert svc["spec"]["type"] == "LoadBalancer"
+    assert svc["metadata"]["annotations"] == {"example.com/lb": "internal"}
+    assert _one(objs, "PodDisruptionBudget")["spec"] == {
+        "minAvailable": 1, "selector": sts["spec"]["selector"]}
+    sm = _one(objs, "ServiceMonitor")
+    assert sm["metadata"]["namespace"] == "monitoring"
+    assert sm["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    assert sm["spec"]["namespaceSelector"] == {"matchNames": ["databases"]}
+    assert sm["spec"]["endpoints"][0]["interval"] == "15s"
+    for o in objs:
+        if o["kind"] != "ServiceMonitor":
+            assert o["metadata"]["namespace"] == "databases", o["kind"]
+
+
+def test_readme_overlay_applies_its_changes(renders):
+    objs, _ = renders["kustomize-readme-overlay"]
+    assert {o["metadata"].get("namespace") for o in objs} == {"nexadb"}
+    sts = _one(objs, "StatefulSet")
+    (ctr,) = sts["spec"]["template"]["spec"]["containers"]
+    assert ctr["image"] == "registry.example.com/nexadb:0.1.0"
+    assert sts["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"] == "100Gi"
+    cm = _one(objs, "ConfigMap")
+    assert cm["data"]["NEXADB_LOG_LEVEL"] == "debug"
+    assert cm["data"]["NEXADB_DATA_DIR"] == "/data"  # merged, not replaced
+    assert len([o for o in objs if o["kind"] == "Secret"]) == 1
+
+
+# ---------------------------------------------------------------------------- helm == kustomize
+
+# Labels that name the tool that rendered an object; everything else must be equal.
+_TOOL_LABELS = {"helm.sh/chart", "app.kubernetes.io/managed-by"}
+
+
+def _generated_names(objs):
+    """kustomize appends a content hash to generated ConfigMap/Secret names: map them back."""
+    bases = set()
+    for kfile in (KDIR / "kustomization.yaml", KBASE / "kustomization.yaml"):
+        kust = yaml.safe_load(kfile.read_text())
+        bases |= {g["name"] for g in
+                  kust.get("configMapGenerator", []) + kust.get("secretGenerator", [])}
+    mapping = {}
+    for o in objs:
+        name = o["metadata"]["name"]
+        m = re.match(r"^(.*)-[a-z0-9]{10}$", name)
+        if o["kind"] in ("ConfigMap", "Secret") and m and m.group(1) in bases:
+            mapping[name] = m.group(1)
+    assert len(mapping) == len(bases), f"generated objects not found: {bases} vs {mapping}"
+    return mapping
+
+
+def _normalise(obj, renames):
+    def walk(x, parent_key=None):
+        if isinstance(x, dict):
+            out = {}
+            for k, v in x.items():
+                if k == "annotations" and parent_key == "metadata":
+                    continue  # checksums (helm) and nothing (kustomize)
+                if k == "namespace" and parent_key == "metadata":
+                    continue  # helm sets the release namespace; the base leaves it to overlays
+                if k == "labels" and parent_key == "metadata" and isinstance(v, dict):
+                    v = {lk: lv for lk, lv in v.items() if lk not in _TOOL_LABELS}
+                out[k] = walk(v, k)
+            return out
+        if isinstance(x, list):
+            return [walk(i, parent_key) for i in x]
+        if isinstance(x, str):
+            return renames.get(x, x)
+        return x
+
+    out = walk(obj)
+    if out["kind"] == "Secret":
+        out["data"] = {k: "<key material>" for k in out.get("data", {})}
+    return out
+
+
+def _keyed(objs, renames):
+    return {(o["kind"], renames.get(o["metadata"]["name"], o["metadata"]["name"])):
+            _normalise(o, renames) for o in objs}
+
+
+@pytest.mark.parametrize("helm_render,kust_render", [
+    ("helm-default", "kustomize-base"),
+    ("helm-servicemonitor", "kustomize-servicemonitor"),
+])
+def test_helm_and_kustomize_render_the_same_objects(renders, helm_render, kust_render):
+    helm_objs, _ = renders[helm_render]
+    kust_objs, _ = renders[kust_render]
+    h = _keyed(helm_objs, {})
+    k = _keyed(kust_objs, _generated_names(kust_objs))
+    assert sorted(h) == sorted(k), f"kinds/names differ: helm {sorted(h)} kustomize {sorted(k)}"
+    diffs = []
+    for key in sorted(h):
+        a = yaml.safe_dump(h[key], sort_keys=True).splitlines()
+        b = yaml.safe_dump(k[key], sort_keys=True).splitlines()
+        if a != b:
+            diffs.append(f"{key}:\n" + "\n".join(difflib.unified_diff(a, b, "helm", "kustomize",
+                                                                         lineterm="")))
+    assert not diffs, "\n".join(diffs)
+
+
+# ---------------------------------------------------------------------------- helm behaviour
+
+
+def test_helm_lint(helm, custom_values):
+    helm.run("lint", "--strict", "--kube-version", "1.37.0", str(CHART),
+             "--set-string", f"apiKey.value={_random_key()}")
+    helm.run("lint", "--strict", "--kube-version", "1.27.0", str(CHART),
+             "--values", str(custom_values))
+
+
+@pytest.mark.parametrize("sets,message", [
+    ([], "an API key is required"),
+    (["apiKey.value=" + "a" * 32, "apiKey.existingSecret=mine"], "set only one of apiKey.value"),
+    (["apiKey.value=short"], "apiKey/value"),
+    (["apiKey.value=" + "a" * 32, "replicaCount=3"], "replicaCount"),
+    (["apiKey.value=" + "a" * 32, "config.logLevel=verbose"], "logLevel"),
+    (["apiKey.value=" + "a" * 32, "podDisruptionBudget.minAvailable=1"], "only one of podDisruptionBudget"),
+])
+def test_helm_refuses_bad_values(helm, sets, message):
+    proc = helm.template(sets=sets, check=False)
+    assert proc.returncode != 0, f"rendered despite {sets}"
+    assert message in proc.stderr, proc.stderr
+
+
+def test_helm_respects_kube_version_floor(helm):
+    ok = helm.template(sets=[f"apiKey.value={_random_key()}"], kube_version="1.27.0", check=False)
+    assert ok.returncode == 0, ok.stderr
+    old = helm.template(sets=[f"apiKey.value={_random_key()}"], kube_version="1.26.9", check=False)
+    assert old.returncode != 0 and "kubeVersion" in old.stderr
+
+
+def test_kustomize_needs_the_operators_key_file(kubectl, tmp_path):
+    k8s = tmp_path / "k8s"
+    shutil.copytree(KDIR, k8s, ignore=shutil.ignore_patterns("api-key.txt"))
+    proc = _run([kubectl, "kustomize", str(k8s)], check=False)
+    assert proc.returncode != 0 and "api-key.txt" in proc.stderr, proc.stderr
+
+
+def test_no_key_material_in_deploy():
+    """Nothing under deploy/ may carry an API key (the operator supplies it)."""
+    suspicious = re.compile(r"\b[0-9a-fA-F]{32,}\b|b8c37e33faa946d43c2f6e5a0bc7e7e0")
+    hits = []
+    for path in DEPLOY.rglob("*"):
+        if path.is_file() and path.name != "api-key.txt":
+            for n, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
+                if suspicious.search(line):
+                    hits.append(f"{path.relative_to(ROOT)}:{n}: {line.strip()}")
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    assert values["apiKey"]["value"] == "" and values["apiKey"]["existingSecret"] == ""
+    assert not hits, "\n".join(hits)
+
+
+# ---------------------------------------------------------------------------- Dockerfile
+
+
+def _dockerfile_stages():
+    """[(stage_name, base_image, [(INSTRUCTION, args)])] with continuation lines joined."""
+    text = DOCKERFILE.read_text()
+    logical, cur = [], ""
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not cur and (not line or line.startswith("#")):
+            continue
+        if cur and line.startswith("#"):
+            continue
+        if line.endswith("\\"):
+            cur += line[:-1] + " "
+            continue
+        logical.append(cur + line)
+        cur = ""
+    args, stages = {}, []
+    for line in logical:
+        instr, _, rest = line.partition(" ")
+        instr, rest = instr.upper(), rest.strip()
+        if instr == "ARG" and not stages:
+            k, _, v = rest.partition("=")
+            args[k] = v
+        elif instr == "FROM":
+            m = re.match(r"^(?:--platform=\S+\s+)?(\S+)(?:\s+AS\s+(\S+))?$", rest, re.I)
+            assert m, line
+            image = re.sub(r"\$\{?(\w+)\}?", lambda g: args.get(g.group(1), ""), m.group(1))
+            stages.append((m.group(2), image, []))
+        else:
+            assert stages, f"instruction before FROM: {line}"
+            stages[-1][2].append((instr, rest))
+    return stages
+
+
+def test_dockerfile_structure():
+    stages = _dockerfile_stages()
+    assert len(stages) >= 2, "multi-stage build expected"
+    for name, image, _ in stages:
+        assert re.match(r"^debian:12(\b|-|$)|^debian:bookworm", image), f"{name}: {image} is not Debian 12"
+    build = next(s for s in stages if s[0] == "build")
+    _, _, runtime = stages[-1]
+    assert stages[-1][0] != "build"
+
+    build_runs = " ".join(a for i, a in build[2] if i == "RUN")
+    assert "scripts/install-deps.sh" in build_runs, "build stage must use the dependency script"
+    assert "cmake --preset release" in build_runs
+
+    runs = " ".join(a for i, a in runtime if i == "RUN")
+    installs = re.findall(r"apt-get install ([^&;]+)", runs)
+    assert installs, "runtime stage installs its libraries with apt-get"
+    pkgs = [w for w in " ".join(installs).split() if not w.startswith("-")]
+    assert not [p for p in pkgs if p.endswith("-dev") or p in
+                ("build-essential", "cmake", "gcc", "ninja-build", "pkg-config")], pkgs
+    assert "--no-install-recommends" in runs and "rm -rf /var/lib/apt/lists" in runs
+
+    def last(instr):
+        found = [a for i, a in runtime if i == instr]
+        assert found, f"runtime stage has no {instr}"
+        return found[-1]
+
+    user = last("USER").split(":")[0]
+    assert user not in ("root", "0"), "runtime must not run as root"
+    assert user.isdigit(), "numeric USER lets Kubernetes verify runAsNonRoot"
+    volume = last("VOLUME")
+    assert "/data" in (json.loads(volume) if volume.startswith("[") else volume.split())
+    exposed = set(" ".join(a for i, a in runtime if i == "EXPOSE").split())
+    assert {"6969", "6970"} <= {p.split("/")[0] for p in exposed}
+    assert last("STOPSIGNAL") == "SIGTERM"
+    entry = json.loads(last("ENTRYPOINT"))  # exec form: the server is PID 1, not a shell
+    assert entry[0].endswith("/nexadb-server"), entry
+    assert not [a for i, a in runtime if i == "CMD" and not a.startswith("[")]
+    assert any(i == "COPY" and "--from=build" in a and "nexadb-server" in a for i, a in runtime)
+    env = " ".join(a for i, a in runtime if i == "ENV")
+    assert "NEXADB_DATA_DIR=/data" in env and f"NEXADB_HTTP_ADDR=0.0.0.0:{HTTP_PORT}" in env
+    assert f"NEXADB_GRPC_ADDR=0.0.0.0:{GRPC_PORT}" in env
+
+    # The image's user is the one the manifests run as.
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    assert str(values["podSecurityContext"]["runAsUser"]) == user
+    assert str(values["podSecurityContext"]["fsGroup"]) == last("USER").split(":")[1]
+
+
+def test_hadolint():
+    exe = _tool("NEXADB_HADOLINT")
+    _run([exe, "--failure-threshold", "warning", str(DOCKERFILE)])
+
+
+def _runtime_packages():
+    _, _, runtime = _dockerfile_stages()[-1]
+    runs = " ".join(a for i, a in runtime if i == "RUN")
+    words = " ".join(re.findall(r"apt-get install ([^&;]+)", runs)).split()
+    return [w for w in words if not w.startswith("-")]
+
+
+def test_runtime_stage_provides_every_library_the_server_loads():
+    binary = os.environ.get("NEXADB_SERVER_BIN", "")
+    if not binary or not os.path.isfile(binary):
+        pytest.skip("nexadb-server is not built in this tree yet")
+    for tool in ("readelf", "dpkg-query", "apt-cache", "ldconfig"):
+        if not shutil.which(tool) and not os.path.exists(f"/sbin/{tool}"):
+            pytest.skip(f"{tool} not available")
+    needed = re.findall(r"\(NEEDED\)\s+Shared library: \[([^\]]+)\]",
+                        _run(["readelf", "-d", binary]).stdout)
+    assert needed, "readelf found no NEEDED entries"
+    ldconfig = shutil.which("ldconfig") or "/sbin/ldconfig"
+    cache = {}
+    for line in _run([ldconfig, "-p"]).stdout.splitlines()[1:]:
+        m = re.match(r"\s*(\S+) \((?:[^)]*x86-64|[^)]*AArch64|libc6)[^)]*\) => (\S+)", line)
+        if m:
+            cache.setdefault(m.group(1), m.group(2))
+    listed = _runtime_packages()
+    deps = _run(["apt-cache", "depends", "--recurse", "--no-recommends", "--no-suggests",
+                 "--no-conflicts", "--no-breaks", "--no-replaces", "--no-enhances",
+                 *listed]).stdout.split()
+    closure = {w.split(":")[0] for w in deps if not w.endswith(":") and not w.startswith("<")}
+    closure |= set(listed) | {"libc6"}
+    missing = []
+    for soname in needed:
+        path = cache.get(soname)
+        assert path, f"{soname} is not in the dynamic linker cache"
+        real = os.path.realpath(path)
+        pkgs = set()
+        for candidate in {path, real, real.replace("/usr/lib/", "/lib/", 1)}:
+            out = _run(["dpkg-query", "-S", candidate], check=False).stdout
+            for line in out.splitlines():
+                owners = line.rsplit(": ", 1)[0]
+                pkgs |= {o.strip().split(":")[0] for o in owners.split(",")}
+        if not pkgs & closure:
+            missing.append(f"{soname} ({real}, from {sorted(pkgs) or 'no package'})")
+    assert not missing, "runtime stage lacks: " + "; ".join(missing)
