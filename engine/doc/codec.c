@@ -614,8 +614,13 @@ ndb_status ndb_doc_int(ndb_doc_builder *b, int64_t v)
     if (st != NDB_OK)
         return st;
     if (v > DOC_INT_MAX || v < -DOC_INT_MAX) {
-        put_double(&b->buf, (double)v);
-    } else {
+        double d = (double)v; /* rounds; may land on +-2^53, which is an int */
+        if (fabs(d) <= (double)DOC_INT_MAX)
+            v = (int64_t)d;
+        else
+            put_double(&b->buf, d);
+    }
+    if (v <= DOC_INT_MAX && v >= -DOC_INT_MAX) {
         dbuf_byte(&b->buf, TAG_INT);
         dbuf_varint(&b->buf, zigzag(v));
     }

@@ -190,3 +190,43 @@ ndb_status flt_compile_value_cond(const ndb_doc_val *v, const char *ctx, ndb_doc
                                   ndb_errmsg *msg);
 /* Tests a single value against a filter made by flt_compile_value_cond. */
 bool flt_match_value_cond(const ndb_doc_filter *f, const ndb_doc_val *v);
+
+/* ---- updates (update.c) */
+typedef struct upd_spec upd_spec;
+/* Compiles a merge document or an operator document. The spec borrows v's
+ * bytes: keep them alive as long as the spec. Caller frees with upd_free(). */
+ndb_status upd_compile(const ndb_doc_val *v, upd_spec **out, ndb_errmsg *msg);
+void upd_free(upd_spec *u);
+bool upd_is_merge(const upd_spec *u);
+/*
+ * Applies u to doc (an object) and writes the new document into out (reset
+ * first). inserting: apply $setOnInsert too. *changed: the result differs.
+ * NDB_EINVAL with msg when an operator cannot apply (e.g. $inc on a string).
+ */
+ndb_status upd_apply(upd_spec *u, const ndb_doc_val *doc, bool inserting, ndb_doc_builder *out,
+                     bool *changed, ndb_errmsg *msg);
+/* Replaces (in place) or appends top-level field key in doc, writing into out. */
+ndb_status upd_set_top(const ndb_doc_val *doc, const char *key, const ndb_doc_val *v,
+                       ndb_doc_builder *out);
+
+/* ---- projection and sort (shape.c) */
+typedef struct prj_spec prj_spec;
+/* {"a":1,"b.c":1} (inclusion, _id kept unless "_id":0) or {"a":0} (exclusion).
+ * Borrows v's bytes. Caller frees with prj_free(). */
+ndb_status prj_compile(const ndb_doc_val *v, prj_spec **out, ndb_errmsg *msg);
+void prj_free(prj_spec *p);
+/* Writes the projected document into out (appends one object value). */
+ndb_status prj_apply(const prj_spec *p, const ndb_doc_val *doc, ndb_doc_builder *out);
+
+typedef struct srt_key {
+    dpath path;
+    bool desc;
+} srt_key;
+typedef struct srt_spec {
+    int n;
+    srt_key k[PATH_MAX_COMP];
+} srt_spec;
+/* {"a":1,"b":-1}. Borrows v's bytes. */
+ndb_status srt_compile(const ndb_doc_val *v, srt_spec *out, ndb_errmsg *msg);
+/* Appends doc's sort key (memcmp order = requested order) to out. */
+bool srt_key_of(const srt_spec *s, const ndb_doc_val *doc, dbuf *out);

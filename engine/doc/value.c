@@ -129,6 +129,19 @@ static bool kenc_str(dbuf *o, const char *s, size_t n, bool desc)
     return kput(o, 0, desc);
 }
 
+static uint8_t kt_of(ndb_doc_type t)
+{
+    switch (t) {
+    case NDB_DOC_NULL: return KT_NULL;
+    case NDB_DOC_INT: case NDB_DOC_DOUBLE: return KT_NUM;
+    case NDB_DOC_STRING: return KT_STR;
+    case NDB_DOC_OBJECT: return KT_OBJ;
+    case NDB_DOC_ARRAY: return KT_ARR;
+    case NDB_DOC_BOOL: return KT_BOOL;
+    }
+    return 0;
+}
+
 static bool kenc_depth(dbuf *o, const ndb_doc_val *v, bool desc, int depth)
 {
     switch (v->type) {
@@ -169,8 +182,10 @@ static bool kenc_depth(dbuf *o, const ndb_doc_val *v, bool desc, int depth)
         ndb_doc_val e;
         while (ndb_doc_iter_next(&it, &k, &kl, &e)) {
             kput(o, 1, desc);
-            if (k)
+            if (k) { /* MongoDB compares a field's value type, then its name */
+                kput(o, kt_of(e.type), desc);
                 kenc_str(o, k, kl, desc);
+            }
             if (!kenc_depth(o, &e, desc, depth + 1))
                 return false;
         }
@@ -224,7 +239,7 @@ static const uint8_t *kskip(const uint8_t *p, const uint8_t *end, uint8_t x, int
                 return p;
             if (m != 1)
                 return NULL;
-            if (t == KT_OBJ && (p = kskip_str(p, end, x)) == NULL)
+            if (t == KT_OBJ && (p >= end || (p = kskip_str(p + 1, end, x)) == NULL))
                 return NULL;
             if ((p = kskip(p, end, x, depth + 1)) == NULL)
                 return NULL;
