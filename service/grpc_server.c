@@ -624,7 +624,21 @@ void svc_grpc_stop(svc_grpc *g, int grace_s)
     int tag_shutdown;
     grpc_server_shutdown_and_notify(g->server, g->shutdown_cq, &tag_shutdown);
 
-    /* Health watchers never end by themselves: end them now. */
+    /* Health watchers never end by themselves: let each receive NOT_SERVING
+     * (sent when the state changed), for up to a second, then end them. */
+    for (int i = 0; i < 100; i++) {
+        bool pending = false;
+        pthread_mutex_lock(&g->watch_mu);
+        for (call *c = g->watchers; c != NULL; c = c->watch_next) {
+            pthread_mutex_lock(&c->mu);
+            pending = pending || c->send_pending || c->watch_dirty;
+            pthread_mutex_unlock(&c->mu);
+        }
+        pthread_mutex_unlock(&g->watch_mu);
+        if (!pending)
+            break;
+        usleep(10000);
+    }
     pthread_mutex_lock(&g->watch_mu);
     for (call *c = g->watchers; c != NULL; c = c->watch_next)
         grpc_call_cancel(c->call, NULL);
