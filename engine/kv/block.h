@@ -1,0 +1,48 @@
+/*
+ * block.h — SSTable blocks: sorted entries with prefix-compressed keys and
+ * restart points (internal). Layout: FORMAT.md "Block contents".
+ *
+ * Thread safety: a builder or iterator belongs to one thread; block bytes are
+ * immutable and may be shared.
+ */
+#ifndef KV_BLOCK_H
+#define KV_BLOCK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "iter.h"
+
+#define BLOCK_RESTART_INTERVAL 16
+
+typedef struct kv_block_builder {
+    char *buf;
+    size_t len, cap;
+    uint32_t *restarts;
+    size_t nrestarts, caprestarts;
+    int counter; /* entries since the last restart */
+    char *last;
+    size_t last_len, last_cap;
+    int failed; /* an allocation failed: finish() returns NULL */
+} kv_block_builder;
+
+void kv_block_builder_init(kv_block_builder *b);
+void kv_block_builder_destroy(kv_block_builder *b);
+void kv_block_builder_reset(kv_block_builder *b);
+/* Keys must be added in increasing order. */
+void kv_block_builder_add(kv_block_builder *b, kv_slice key, kv_slice val);
+/* Appends the restart array; returns the contents (borrowed until reset), or
+ * {NULL,0} if an allocation failed. */
+kv_slice kv_block_builder_finish(kv_block_builder *b);
+size_t kv_block_builder_size(const kv_block_builder *b);
+static inline int kv_block_builder_empty(const kv_block_builder *b) { return b->len == 0; }
+
+/* An iterator over block contents [data, data+size) (internal keys).
+ * release(arg) is called on destroy (may be NULL): it frees or unpins the
+ * bytes. Bounds are checked: a malformed block gives NDB_ECORRUPT. */
+kv_iter *kv_block_iter(const char *data, size_t size, void (*release)(void *), void *arg);
+
+/* Checks the restart array of a block; NDB_OK or NDB_ECORRUPT. */
+ndb_status kv_block_check(const char *data, size_t size);
+
+#endif /* KV_BLOCK_H */

@@ -1,0 +1,76 @@
+#include "bloom.h"
+
+#include <string.h>
+
+static inline uint64_t mix(uint64_t h)
+{
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ull;
+    h ^= h >> 33;
+    return h;
+}
+
+uint64_t kv_bloom_hash(const void *key, size_t n)
+{
+    const unsigned char *p = key;
+    uint64_t h = 0x243f6a8885a308d3ull ^ (n * 0x9e3779b97f4a7c15ull);
+    while (n >= 8) {
+        uint64_t w;
+        memcpy(&w, p, 8);
+        h = (h ^ mix(w)) * 0x9e3779b97f4a7c15ull;
+        h = (h << 29) | (h >> 35);
+        p += 8;
+        n -= 8;
+    }
+    uint64_t w = 0;
+    memcpy(&w, p, n);
+    h ^= mix(w ^ ((uint64_t)n << 56));
+    return mix(h);
+}
+
+static int probes(int bits_per_key)
+{
+    int k = (int)(bits_per_key * 0.69); /* ln 2 */
+    if (k < 1) k = 1;
+    if (k > 30) k = 30;
+    return k;
+}
+
+size_t kv_bloom_size(size_t nkeys, int bits_per_key)
+{
+    size_t bits = nkeys * (size_t)bits_per_key;
+    if (bits < 64) bits = 64;
+    return (bits + 7) / 8 + 1;
+}
+
+void kv_bloom_build(const uint64_t *hashes, size_t n, int bits_per_key, char *out)
+{
+    size_t bytes = kv_bloom_size(n, bits_per_key) - 1;
+    uint64_t bits = (uint64_t)bytes * 8;
+    int k = probes(bits_per_key);
+    memset(out, 0, bytes);
+    out[bytes] = (char)k;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t h1 = (uint32_t)hashes[i], h2 = (uint32_t)(hashes[i] >> 32) | 1;
+        for (int j = 0; j < k; j++) {
+            uint64_t b = (h1 + (uint64_t)j * h2) % bits;
+            out[b / 8] |= (char)(1 << (b % 8));
+        }
+    }
+}
+
+int kv_bloom_may_contain(const char *filter, size_t len, uint64_t hash)
+{
+    if (len < 2) return 1;
+    int k = (unsigned char)filter[len - 1];
+    if (k < 1 || k > 30) return 1;
+    uint64_t bits = (uint64_t)(len - 1) * 8;
+    uint32_t h1 = (uint32_t)hash, h2 = (uint32_t)(hash >> 32) | 1;
+    for (int j = 0; j < k; j++) {
+        uint64_t b = (h1 + (uint64_t)j * h2) % bits;
+        if (!(filter[b / 8] & (1 << (b % 8)))) return 0;
+    }
+    return 1;
+}

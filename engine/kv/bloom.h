@@ -1,0 +1,23 @@
+/*
+ * bloom.h — one bloom filter per SSTable over its user keys (internal).
+ * Layout: FORMAT.md "Filter block": bit array, then one byte k (probes).
+ *
+ * Thread safety: pure functions over immutable bytes.
+ */
+#ifndef KV_BLOOM_H
+#define KV_BLOOM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* 64-bit hash of a user key (seedless, stable on disk: part of the format). */
+uint64_t kv_bloom_hash(const void *key, size_t n);
+/* Size in bytes of the filter for nkeys keys at bits_per_key. */
+size_t kv_bloom_size(size_t nkeys, int bits_per_key);
+/* Builds the filter for hashes[0..n) into out (kv_bloom_size bytes). */
+void kv_bloom_build(const uint64_t *hashes, size_t n, int bits_per_key, char *out);
+/* 1 if the key may be present, 0 if it is surely absent. A malformed filter
+ * (too short, bad k) answers 1. */
+int kv_bloom_may_contain(const char *filter, size_t len, uint64_t hash);
+
+#endif /* KV_BLOOM_H */

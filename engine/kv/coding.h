@@ -1,0 +1,93 @@
+/*
+ * coding.h — little-endian fixed integers and LEB128 varints (internal).
+ *
+ * Decoders take an end pointer and return NULL when the input is short or
+ * malformed: every byte they read may come from disk and is hostile.
+ */
+#ifndef KV_CODING_H
+#define KV_CODING_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+static inline void put_fixed32(char *p, uint32_t v) { memcpy(p, &v, 4); }
+static inline void put_fixed64(char *p, uint64_t v) { memcpy(p, &v, 8); }
+static inline uint32_t get_fixed32(const char *p)
+{
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+static inline uint64_t get_fixed64(const char *p)
+{
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return v;
+}
+
+/* Writes v as a varint at p (room for 10 bytes needed); returns the end. */
+static inline char *put_varint64(char *p, uint64_t v)
+{
+    unsigned char *u = (unsigned char *)p;
+    while (v >= 0x80) {
+        *u++ = (unsigned char)(v | 0x80);
+        v >>= 7;
+    }
+    *u++ = (unsigned char)v;
+    return (char *)u;
+}
+static inline char *put_varint32(char *p, uint32_t v) { return put_varint64(p, v); }
+
+static inline int varint_len(uint64_t v)
+{
+    int n = 1;
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
+    }
+    return n;
+}
+
+/* Decodes a varint from [p, end); returns the byte after it, or NULL. */
+static inline const char *get_varint64(const char *p, const char *end, uint64_t *v)
+{
+    uint64_t r = 0;
+    for (unsigned shift = 0; shift <= 63 && p < end; shift += 7) {
+        uint64_t b = (unsigned char)*p++;
+        r |= (b & 0x7f) << shift;
+        if (!(b & 0x80)) {
+            *v = r;
+            return p;
+        }
+    }
+    return NULL;
+}
+static inline const char *get_varint32(const char *p, const char *end, uint32_t *v)
+{
+    if (p < end && !((unsigned char)*p & 0x80)) { /* fast path: one byte */
+        *v = (unsigned char)*p;
+        return p + 1;
+    }
+    uint64_t r;
+    p = get_varint64(p, end, &r);
+    if (p == NULL || r > UINT32_MAX) return NULL;
+    *v = (uint32_t)r;
+    return p;
+}
+
+/* A borrowed byte range. */
+typedef struct kv_slice {
+    const char *data;
+    size_t len;
+} kv_slice;
+
+static inline int slice_cmp(kv_slice a, kv_slice b)
+{
+    size_t n = a.len < b.len ? a.len : b.len;
+    int r = n ? memcmp(a.data, b.data, n) : 0;
+    if (r == 0) r = (a.len > b.len) - (a.len < b.len);
+    return r;
+}
+
+#endif /* KV_CODING_H */

@@ -1,0 +1,1342 @@
+/*
+ * db.c — the engine: open/recovery, the group-commit write path, memtable
+ * switching, background flush and leveled compaction, point reads,
+ * snapshots and stats. The user iterator lives in db_iter.c.
+ *
+ * Thread safety: kv->mu guards the writer queue, mem/imm pointers, the
+ * version set, snapshots and background state. The write-group leader
+ * appends to the WAL and inserts into the memtable with mu released; only one
+ * leader exists at a time, so the WAL writer and the memtable have a single
+ * writer. Readers take mu only to reference mem, imm and the current version.
+ */
+#include "db.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "batch.h"
+#include "dbformat.h"
+
+/* ------------------------------------------------------------------ helpers */
+
+static uint64_t now_micros(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static void file_path(const ndb_kv *kv, char *buf, size_t n, uint64_t num, const char *ext)
+{
+    snprintf(buf, n, "%s/%06llu.%s", kv->dir, (unsigned long long)num, ext);
+}
+
+/* Records the first background/write error and poisons writes. mu held. */
+static void set_poisoned(ndb_kv *kv, ndb_status st, const char *what)
+{
+    if (!kv->poisoned) {
+        kv->poisoned = 1;
+        kv->bg_error = st;
+        ndb_errmsg_set(&kv->err, st, "engine poisoned: %.180s (%s); reopen to recover", what, ndb_strerror(st));
+    }
+    pthread_cond_broadcast(&kv->bg_cv);
+}
+
+const char *ndb_kv_last_error(ndb_kv *kv)
+{
+    if (kv == NULL) return "no handle";
+    return kv->err.text;
+}
+
+void ndb_kv_options_init(ndb_kv_options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->durability = NDB_KV_SYNC;
+    o->interval_ms = 100;
+    o->memtable_bytes = 64u << 20;
+    o->block_cache_bytes = 64u << 20;
+    o->block_bytes = 4096;
+    o->sst_target_bytes = 64u << 20;
+    o->max_open_tables = 1000;
+    o->compression = NDB_KV_COMPRESS_NONE;
+    o->bloom_bits_per_key = 10;
+    o->l0_compaction_trigger = 4;
+    o->l0_slowdown_trigger = 12;
+    o->l0_stop_trigger = 20;
+    o->l1_max_bytes = 256u << 20;
+    o->wal_segment_bytes = 64u << 20;
+    o->create_if_missing = 1;
+    o->error_if_exists = 0;
+    o->paranoid_checks = 1;
+    o->env = NULL;
+}
+
+/* ------------------------------------------------------------------ level-0 tables */
+
+/* Writes every entry of it (already positioned by the caller? no: from the
+ * start) to a new table numbered num. *out is NULL when it holds nothing.
+ * Called with mu released. */
+static ndb_status build_table(ndb_kv *kv, kv_iter *it, uint64_t num, kv_fmeta **out, ndb_errmsg *msg)
+{
+    *out = NULL;
+    char path[4096];
+    file_path(kv, path, sizeof path, num, "sst");
+    it_seek_first(it);
+    if (!it_valid(it)) return it_status(it);
+    kv_table_builder *b;
+    ndb_status st = kv_table_builder_new(kv->env, path, &kv->topts, &b);
+    if (st != NDB_OK) return ndb_errmsg_set(msg, st, "%s: create failed", path);
+    kv_slice first = it_key(it);
+    char *smallest = malloc(first.len);
+    if (smallest == NULL) {
+        kv_table_builder_abandon(b);
+        kv->env->v->remove(kv->env, path);
+        return NDB_ENOMEM;
+    }
+    memcpy(smallest, first.data, first.len);
+    size_t slen = first.len;
+    char *largest = NULL;
+    size_t llen = 0;
+    for (; it_valid(it); it_next(it)) {
+        kv_slice k = it_key(it);
+        st = kv_table_builder_add(b, k, it_value(it));
+        if (st != NDB_OK) break;
+        if (!it_valid(it)) break;
+    }
+    if (st == NDB_OK) st = it_status(it);
+    if (st == NDB_OK) {
+        it_seek_last(it);
+        kv_slice last = it_key(it);
+        largest = malloc(last.len);
+        if (largest == NULL) st = NDB_ENOMEM;
+        else {
+            memcpy(largest, last.data, last.len);
+            llen = last.len;
+        }
+    }
+    uint64_t size = 0;
+    if (st == NDB_OK) {
+        st = kv_table_builder_finish(b, &size);
+    } else {
+        kv_table_builder_abandon(b);
+    }
+    if (st == NDB_OK) st = kv->env->v->sync_dir(kv->env, kv->dir);
+    if (st == NDB_OK) {
+        *out = kv_fmeta_new(kv->vs, num, size, (kv_slice){smallest, slen}, (kv_slice){largest, llen});
+        if (*out == NULL) st = NDB_ENOMEM;
+    }
+    free(smallest);
+    free(largest);
+    if (st != NDB_OK) {
+        kv->env->v->remove(kv->env, path);
+        return ndb_errmsg_set(msg, st, "writing table %s failed (%s)", path, ndb_strerror(st));
+    }
+    __atomic_add_fetch(&kv->st_sst_bytes, size, __ATOMIC_RELAXED);
+    return NDB_OK;
+}
+
+static ndb_status mem_to_table(ndb_kv *kv, kv_mem *m, uint64_t num, kv_fmeta **out, ndb_errmsg *msg)
+{
+    kv_iter *it = kv_mem_iter(m);
+    if (it == NULL) return NDB_ENOMEM;
+    ndb_status st = build_table(kv, it, num, out, msg);
+    it_destroy(it);
+    return st;
+}
+
+/* ------------------------------------------------------------------ WAL segments */
+
+/* Opens a new WAL segment and makes its directory entry durable. mu held. */
+static ndb_status new_wal(ndb_kv *kv, kv_wal_writer **w, uint64_t *num)
+{
+    *num = kv->vs->next_file++;
+    char path[4096];
+    file_path(kv, path, sizeof path, *num, "wal");
+    ndb_status st = kv_wal_create(kv->env, path, w);
+    if (st == NDB_OK) st = kv->env->v->sync_dir(kv->env, kv->dir);
+    if (st != NDB_OK) {
+        kv_wal_close(*w);
+        *w = NULL;
+        kv->env->v->remove(kv->env, path);
+    }
+    return st;
+}
+
+/* Closes the current segment (fsync'd first, so an older segment is never
+ * the torn one) and opens the next. mu held, called by the write leader. */
+static ndb_status roll_wal(ndb_kv *kv)
+{
+    ndb_status st = kv_wal_sync(kv->wal);
+    if (st != NDB_OK) {
+        set_poisoned(kv, st, "WAL fsync failed");
+        return st;
+    }
+    __atomic_add_fetch(&kv->st_wal_syncs, 1, __ATOMIC_RELAXED);
+    kv_wal_writer *nw;
+    uint64_t num;
+    st = new_wal(kv, &nw, &num);
+    if (st != NDB_OK) {
+        set_poisoned(kv, st, "creating a WAL segment failed");
+        return st;
+    }
+    kv_wal_close(kv->wal);
+    kv->wal = nw;
+    kv->wal_number = num;
+    kv->wal_unsynced = 0;
+    return NDB_OK;
+}
+
+/* Deletes WAL segments older than log_number. mu held. */
+static void delete_old_wals(ndb_kv *kv, uint64_t log_number)
+{
+    char **names;
+    size_t n;
+    if (kv->env->v->list(kv->env, kv->dir, &names, &n) != NDB_OK) return;
+    for (size_t i = 0; i < n; i++) {
+        unsigned long long num;
+        char ext[8];
+        if (sscanf(names[i], "%llu.%7s", &num, ext) == 2 && strcmp(ext, "wal") == 0 && num < log_number) {
+            char path[4096];
+            file_path(kv, path, sizeof path, num, "wal");
+            kv->env->v->remove(kv->env, path);
+        }
+    }
+    kv_env_free_list(names, n);
+}
+
+/* ------------------------------------------------------------------ write path */
+
+/* Makes room in the memtable for the leader's group. mu held; may wait. */
+static ndb_status make_room(ndb_kv *kv, int force)
+{
+    int allow_delay = !force;
+    for (;;) {
+        if (kv->poisoned) return NDB_EPOISONED;
+        if (kv->shutting_down) return NDB_ECLOSED;
+        size_t l0 = kv->vs->current->nfiles[0];
+        if (allow_delay && l0 >= kv->opt.l0_slowdown_trigger) {
+            /* A short delay per write hands CPU to compaction instead of a
+             * long stop later. */
+            uint64_t t0 = now_micros();
+            pthread_mutex_unlock(&kv->mu);
+            struct timespec ts = {0, 1000000};
+            nanosleep(&ts, NULL);
+            pthread_mutex_lock(&kv->mu);
+            kv->st_stall_count++;
+            kv->st_stall_micros += now_micros() - t0;
+            allow_delay = 0;
+            continue;
+        }
+        if (!force && kv_mem_bytes(kv->mem) < kv->opt.memtable_bytes) {
+            if (kv_wal_size(kv->wal) >= kv->opt.wal_segment_bytes) return roll_wal(kv);
+            return NDB_OK;
+        }
+        if (force && kv_mem_entries(kv->mem) == 0) return NDB_OK;
+        if (kv->imm != NULL || l0 >= kv->opt.l0_stop_trigger) {
+            uint64_t t0 = now_micros();
+            pthread_cond_wait(&kv->bg_cv, &kv->mu);
+            kv->st_stall_count++;
+            kv->st_stall_micros += now_micros() - t0;
+            continue;
+        }
+        kv_mem *nm = kv_mem_new();
+        if (nm == NULL) return NDB_ENOMEM;
+        ndb_status st = roll_wal(kv);
+        if (st != NDB_OK) {
+            kv_mem_unref(nm);
+            return st;
+        }
+        kv->imm = kv->mem;
+        kv->imm_next_log = kv->wal_number; /* every older segment holds only imm or older data */
+        kv->mem = nm;
+        pthread_cond_broadcast(&kv->bg_cv);
+        return NDB_OK;
+    }
+}
+
+static ndb_status mem_insert_cb(void *arg, uint64_t seq, int type, const char *key, size_t klen,
+                                const char *val, size_t vlen)
+{
+    return kv_mem_add(arg, seq, type, key, klen, val, vlen);
+}
+
+/* Queues w and, if it becomes the leader, commits its group. */
+static ndb_status commit(ndb_kv *kv, writer *w)
+{
+    pthread_cond_init(&w->cv, NULL);
+    w->done = 0;
+    w->next = NULL;
+    pthread_mutex_lock(&kv->mu);
+    if (kv->poisoned) {
+        pthread_mutex_unlock(&kv->mu);
+        pthread_cond_destroy(&w->cv);
+        return NDB_EPOISONED;
+    }
+    if (kv->wq_tail)
+        kv->wq_tail->next = w;
+    else
+        kv->wq_head = w;
+    kv->wq_tail = w;
+    while (!w->done && kv->wq_head != w) pthread_cond_wait(&w->cv, &kv->mu);
+    if (w->done) {
+        pthread_mutex_unlock(&kv->mu);
+        pthread_cond_destroy(&w->cv);
+        return w->st;
+    }
+
+    /* Leader. */
+    ndb_status st = make_room(kv, w->force_flush);
+    writer *last = w;
+    size_t glen = BATCH_HEADER;
+    uint32_t count = 0;
+    int need_sync = 0;
+    uint64_t user_bytes = 0;
+    if (st == NDB_OK) {
+        size_t limit = (w->len <= (128u << 10)) ? w->len + (128u << 10) : (1u << 20);
+        /* Gather the group: consecutive queued writers, bounded in bytes. */
+        for (writer *x = w; x != NULL; x = x->next) {
+            if (x != w && (x->force_flush || (x->rep && glen + x->len - BATCH_HEADER > limit))) break;
+            if (x->rep) {
+                glen += x->len - BATCH_HEADER;
+                count += kv_batch_rep_count(x->rep);
+                user_bytes += x->user_bytes;
+            }
+            need_sync |= x->sync;
+            last = x;
+        }
+        if (glen > kv->group_cap) {
+            size_t nc = kv->group_cap ? kv->group_cap : 4096;
+            while (nc < glen) nc *= 2;
+            char *nb = realloc(kv->group_buf, nc);
+            if (nb == NULL)
+                st = NDB_ENOMEM;
+            else {
+                kv->group_buf = nb;
+                kv->group_cap = nc;
+            }
+        }
+    }
+    uint64_t seq = __atomic_load_n(&kv->last_seq, __ATOMIC_RELAXED) + 1;
+    if (st == NDB_OK && count > 0) {
+        char *g = kv->group_buf, *p = g + BATCH_HEADER;
+        for (writer *x = w;; x = x->next) {
+            if (x->rep) {
+                memcpy(p, x->rep + BATCH_HEADER, x->len - BATCH_HEADER);
+                p += x->len - BATCH_HEADER;
+            }
+            if (x == last) break;
+        }
+        put_fixed64(g, seq);
+        put_fixed32(g + 8, count);
+    }
+    kv_wal_writer *wal = kv->wal;
+    kv_mem *mem = kv->mem;
+    int sync_now = need_sync;
+    if (kv->opt.durability == NDB_KV_SYNC && count > 0) sync_now = 1;
+    pthread_mutex_unlock(&kv->mu);
+
+    int wal_failed = 0;
+    if (st == NDB_OK && count > 0) {
+        st = kv_wal_add(wal, WAL_BATCH, kv->group_buf, glen);
+        if (st != NDB_OK) wal_failed = 1;
+        else {
+            __atomic_add_fetch(&kv->st_wal_bytes, glen + WAL_HEADER, __ATOMIC_RELAXED);
+            __atomic_add_fetch(&kv->wal_unsynced, glen, __ATOMIC_RELAXED);
+        }
+    }
+    if (st == NDB_OK && sync_now && (count > 0 || __atomic_load_n(&kv->wal_unsynced, __ATOMIC_RELAXED))) {
+        st = kv_wal_sync(wal);
+        if (st != NDB_OK) wal_failed = 1;
+        else {
+            __atomic_add_fetch(&kv->st_wal_syncs, 1, __ATOMIC_RELAXED);
+            __atomic_store_n(&kv->wal_unsynced, 0, __ATOMIC_RELAXED);
+        }
+    }
+    if (st == NDB_OK && count > 0) {
+        st = kv_batch_iterate(kv->group_buf, glen, mem_insert_cb, mem);
+        /* A memtable insert can fail only on allocation: the WAL already
+         * holds the batch, so the only safe state is poisoned. */
+        if (st != NDB_OK) wal_failed = 1;
+    }
+
+    pthread_mutex_lock(&kv->mu);
+    if (wal_failed) set_poisoned(kv, st, "WAL append/fsync or memtable insert failed");
+    if (st == NDB_OK && count > 0) {
+        __atomic_store_n(&kv->last_seq, seq + count - 1, __ATOMIC_RELEASE);
+        __atomic_add_fetch(&kv->st_user_bytes, user_bytes, __ATOMIC_RELAXED);
+    }
+    for (;;) {
+        writer *x = kv->wq_head;
+        kv->wq_head = x->next;
+        if (kv->wq_head == NULL) kv->wq_tail = NULL;
+        if (x != w) {
+            x->st = st;
+            x->done = 1;
+            pthread_cond_signal(&x->cv);
+        }
+        if (x == last) break;
+    }
+    if (kv->wq_head) pthread_cond_signal(&kv->wq_head->cv);
+    pthread_mutex_unlock(&kv->mu);
+    pthread_cond_destroy(&w->cv);
+    return st;
+}
+
+ndb_status ndb_kv_write(ndb_kv *kv, const ndb_kv_batch *b)
+{
+    if (kv == NULL || b == NULL) return NDB_EINVAL;
+    if (ndb_kv_batch_count(b) == 0) return NDB_OK;
+    writer w = {0};
+    w.rep = b->rep;
+    w.len = b->len;
+    w.user_bytes = b->user_bytes;
+    w.sync = kv->opt.durability == NDB_KV_SYNC;
+    return commit(kv, &w);
+}
+
+static ndb_status write_one(ndb_kv *kv, int type, const void *key, size_t klen, const void *val, size_t vlen)
+{
+    if (kv == NULL || (key == NULL && klen) || (val == NULL && vlen)) return NDB_EINVAL;
+    if (klen > NDB_KV_MAX_KEY || vlen > NDB_KV_MAX_VALUE) return NDB_ETOOBIG;
+    char stackbuf[512];
+    size_t need = BATCH_HEADER + 1 + 10 + klen + 10 + vlen;
+    char *rep = need <= sizeof stackbuf ? stackbuf : malloc(need);
+    if (rep == NULL) return NDB_ENOMEM;
+    memset(rep, 0, BATCH_HEADER);
+    put_fixed32(rep + 8, 1);
+    char *p = rep + BATCH_HEADER;
+    *p++ = (char)type;
+    p = put_varint64(p, klen);
+    if (klen) memcpy(p, key, klen);
+    p += klen;
+    if (type == KV_TYPE_VALUE) {
+        p = put_varint64(p, vlen);
+        if (vlen) memcpy(p, val, vlen);
+        p += vlen;
+    }
+    writer w = {0};
+    w.rep = rep;
+    w.len = (size_t)(p - rep);
+    w.user_bytes = klen + vlen;
+    w.sync = kv->opt.durability == NDB_KV_SYNC;
+    ndb_status st = commit(kv, &w);
+    if (rep != stackbuf) free(rep);
+    return st;
+}
+
+ndb_status ndb_kv_put(ndb_kv *kv, const void *key, size_t klen, const void *val, size_t vlen)
+{
+    return write_one(kv, KV_TYPE_VALUE, key, klen, val, vlen);
+}
+
+ndb_status ndb_kv_delete(ndb_kv *kv, const void *key, size_t klen)
+{
+    return write_one(kv, KV_TYPE_DELETE, key, klen, NULL, 0);
+}
+
+/* ------------------------------------------------------------------ reads */
+
+ndb_status ndb_kv_get(ndb_kv *kv, const ndb_kv_snapshot *snap, const void *key, size_t klen, void **val,
+                      size_t *vlen)
+{
+    if (kv == NULL || val == NULL || vlen == NULL || (key == NULL && klen)) return NDB_EINVAL;
+    if (klen > NDB_KV_MAX_KEY) return NDB_ENOTFOUND;
+    pthread_mutex_lock(&kv->mu);
+    kv_mem *mem = kv->mem, *imm = kv->imm;
+    kv_version *v = kv->vs->current;
+    kv_mem_ref(mem);
+    if (imm) kv_mem_ref(imm);
+    kv_version_ref(v);
+    pthread_mutex_unlock(&kv->mu);
+    uint64_t seq = snap ? snap->seq : __atomic_load_n(&kv->last_seq, __ATOMIC_ACQUIRE);
+
+    ndb_status st = NDB_ENOTFOUND;
+    const char *mv;
+    size_t mvlen;
+    int deleted, found = kv_mem_get(mem, key, klen, seq, &mv, &mvlen, &deleted);
+    if (!found && imm) found = kv_mem_get(imm, key, klen, seq, &mv, &mvlen, &deleted);
+    if (found) {
+        if (deleted) {
+            st = NDB_ENOTFOUND;
+        } else {
+            *val = malloc(mvlen ? mvlen : 1);
+            if (*val == NULL)
+                st = NDB_ENOMEM;
+            else {
+                if (mvlen) memcpy(*val, mv, mvlen);
+                *vlen = mvlen;
+                st = NDB_OK;
+            }
+        }
+    } else {
+        char stackbuf[256];
+        char *lk = klen + 8 <= sizeof stackbuf ? stackbuf : malloc(klen + 8);
+        if (lk == NULL) {
+            st = NDB_ENOMEM;
+        } else {
+            if (klen) memcpy(lk, key, klen);
+            put_fixed64(lk + klen, ikey_pack(seq, KV_TYPE_SEEK));
+            int result;
+            ndb_errmsg msg;
+            msg.text[0] = 0;
+            st = kv_version_get(v, (kv_slice){lk, klen + 8}, &result, val, vlen, &msg);
+            if (st == NDB_OK) st = result == TABLE_GET_VALUE ? NDB_OK : NDB_ENOTFOUND;
+            else if (msg.text[0]) {
+                pthread_mutex_lock(&kv->mu);
+                memcpy(kv->err.text, msg.text, sizeof msg.text);
+                pthread_mutex_unlock(&kv->mu);
+            }
+            if (lk != stackbuf) free(lk);
+        }
+    }
+    kv_mem_unref(mem);
+    if (imm) kv_mem_unref(imm);
+    kv_version_unref(v);
+    return st;
+}
+
+/* ------------------------------------------------------------------ snapshots */
+
+ndb_status ndb_kv_snapshot_acquire(ndb_kv *kv, ndb_kv_snapshot **out)
+{
+    if (kv == NULL || out == NULL) return NDB_EINVAL;
+    ndb_kv_snapshot *s = malloc(sizeof *s);
+    if (s == NULL) return NDB_ENOMEM;
+    pthread_mutex_lock(&kv->mu);
+    s->seq = __atomic_load_n(&kv->last_seq, __ATOMIC_ACQUIRE);
+    s->next = &kv->snaps;
+    s->prev = kv->snaps.prev;
+    s->prev->next = s;
+    kv->snaps.prev = s;
+    pthread_mutex_unlock(&kv->mu);
+    *out = s;
+    return NDB_OK;
+}
+
+void ndb_kv_snapshot_release(ndb_kv *kv, ndb_kv_snapshot *s)
+{
+    if (kv == NULL || s == NULL) return;
+    pthread_mutex_lock(&kv->mu);
+    s->prev->next = s->next;
+    s->next->prev = s->prev;
+    pthread_mutex_unlock(&kv->mu);
+    free(s);
+}
+
+uint64_t ndb_kv_snapshot_seq(const ndb_kv_snapshot *s) { return s ? s->seq : 0; }
+
+/* The oldest sequence a snapshot can still read. mu held. */
+static uint64_t smallest_snapshot(ndb_kv *kv)
+{
+    if (kv->snaps.next != &kv->snaps) return kv->snaps.next->seq; /* list is in acquire order */
+    return __atomic_load_n(&kv->last_seq, __ATOMIC_ACQUIRE);
+}
+
+/* ------------------------------------------------------------------ flush */
+
+/* Writes imm to L0 and installs it. mu held on entry and exit. */
+static void flush_imm(ndb_kv *kv)
+{
+    kv_mem *imm = kv->imm;
+    uint64_t next_log = kv->imm_next_log;
+    uint64_t num = kv->vs->next_file++;
+    pthread_mutex_unlock(&kv->mu);
+    kv_fmeta *f = NULL;
+    ndb_errmsg msg;
+    ndb_status st = mem_to_table(kv, imm, num, &f, &msg);
+    pthread_mutex_lock(&kv->mu);
+    if (st == NDB_OK) {
+        kv_edit e;
+        kv_edit_init(&e);
+        e.has_log = 1;
+        e.log_number = next_log;
+        if (f) st = kv_edit_add_file(&e, 0, f);
+        if (st == NDB_OK) st = kv_vset_log_and_apply(kv->vs, &e, &msg);
+        kv_edit_destroy(&e);
+    }
+    kv_fmeta_unref(f);
+    if (st != NDB_OK) {
+        set_poisoned(kv, st, msg.text);
+        return;
+    }
+    kv->imm = NULL;
+    kv_mem_unref(imm);
+    kv->st_flushes++;
+    delete_old_wals(kv, next_log);
+    pthread_cond_broadcast(&kv->bg_cv);
+}
+
+static void *flush_main(void *arg)
+{
+    ndb_kv *kv = arg;
+    pthread_mutex_lock(&kv->mu);
+    while (!kv->shutting_down) {
+        if (kv->imm != NULL && !kv->poisoned)
+            flush_imm(kv);
+        else
+            pthread_cond_wait(&kv->bg_cv, &kv->mu);
+    }
+    pthread_mutex_unlock(&kv->mu);
+    return NULL;
+}
+
+/* ------------------------------------------------------------------ compaction */
+
+typedef struct compaction {
+    int level; /* inputs from level and level+1; outputs to level+1 */
+    kv_fmeta **in[2];
+    size_t nin[2];
+    kv_version *v; /* referenced */
+} compaction;
+
+static void compaction_free(compaction *c)
+{
+    free(c->in[0]);
+    free(c->in[1]);
+    kv_version_unref(c->v);
+}
+
+/* User-key range of files. */
+static void range_of(kv_fmeta **fs, size_t n, kv_slice *lo, kv_slice *hi)
+{
+    for (size_t i = 0; i < n; i++) {
+        kv_slice s = ikey_user((kv_slice){fs[i]->smallest, fs[i]->slen});
+        kv_slice l = ikey_user((kv_slice){fs[i]->largest, fs[i]->llen});
+        if (i == 0 || slice_cmp(s, *lo) < 0) *lo = s;
+        if (i == 0 || slice_cmp(l, *hi) > 0) *hi = l;
+    }
+}
+
+/* Completes c given in[0]: adds the overlapping files of level+1. */
+static ndb_status add_parents(compaction *c)
+{
+    kv_slice lo, hi;
+    range_of(c->in[0], c->nin[0], &lo, &hi);
+    return kv_version_overlaps(c->v, c->level + 1, &lo, &hi, &c->in[1], &c->nin[1]);
+}
+
+/* Picks the most urgent compaction, or returns 0. mu held. */
+static int pick_compaction(ndb_kv *kv, compaction *c)
+{
+    kv_version *v = kv->vs->current;
+    double best = 0;
+    int level = -1;
+    for (int l = 0; l < NDB_KV_LEVELS - 1; l++) {
+        double score = l == 0 ? (double)v->nfiles[0] / kv->opt.l0_compaction_trigger
+                              : (double)v->bytes[l] / (double)kv_level_max_bytes(kv->vs, l);
+        if (score > best) {
+            best = score;
+            level = l;
+        }
+    }
+    if (best < 1.0) return 0;
+    memset(c, 0, sizeof *c);
+    c->level = level;
+    c->v = v;
+    kv_version_ref(v);
+    if (level == 0) {
+        c->in[0] = malloc(v->nfiles[0] * sizeof(kv_fmeta *));
+        if (c->in[0] == NULL) goto fail;
+        memcpy(c->in[0], v->files[0], v->nfiles[0] * sizeof(kv_fmeta *));
+        c->nin[0] = v->nfiles[0];
+    } else {
+        /* round robin: the first file after the last compacted key */
+        size_t n = v->nfiles[level], pick = 0;
+        if (kv->vs->compact_ptr[level]) {
+            kv_slice cp = {kv->vs->compact_ptr[level], kv->vs->compact_ptr_len[level]};
+            for (pick = 0; pick < n; pick++)
+                if (slice_cmp(ikey_user((kv_slice){v->files[level][pick]->largest, v->files[level][pick]->llen}),
+                              cp) > 0)
+                    break;
+            if (pick == n) pick = 0;
+        }
+        c->in[0] = malloc(sizeof(kv_fmeta *));
+        if (c->in[0] == NULL) goto fail;
+        c->in[0][0] = v->files[level][pick];
+        c->nin[0] = 1;
+    }
+    if (add_parents(c) != NDB_OK) goto fail;
+    return 1;
+fail:
+    compaction_free(c);
+    return 0;
+}
+
+static void set_compact_ptr(ndb_kv *kv, compaction *c)
+{
+    kv_slice lo, hi;
+    range_of(c->in[0], c->nin[0], &lo, &hi);
+    char *p = malloc(hi.len ? hi.len : 1);
+    if (p == NULL) return;
+    memcpy(p, hi.data, hi.len);
+    free(kv->vs->compact_ptr[c->level]);
+    kv->vs->compact_ptr[c->level] = p;
+    kv->vs->compact_ptr_len[c->level] = hi.len;
+}
+
+/* Output state of a running compaction. */
+typedef struct outputs {
+    kv_fmeta **f;
+    size_t n, cap;
+    kv_table_builder *b;
+    uint64_t num;
+    char *first, *last;
+    size_t flen, llen, fcap, lcap;
+} outputs;
+
+static int keep_key(char **buf, size_t *cap, size_t *len, kv_slice k)
+{
+    if (k.len > *cap) {
+        size_t nc = *cap ? *cap * 2 : 64;
+        while (nc < k.len) nc *= 2;
+        char *nb = realloc(*buf, nc);
+        if (nb == NULL) return 0;
+        *buf = nb;
+        *cap = nc;
+    }
+    memcpy(*buf, k.data, k.len);
+    *len = k.len;
+    return 1;
+}
+
+static ndb_status finish_output(ndb_kv *kv, outputs *o)
+{
+    if (o->b == NULL) return NDB_OK;
+    uint64_t size;
+    ndb_status st = kv_table_builder_finish(o->b, &size);
+    o->b = NULL;
+    if (st != NDB_OK) return st;
+    __atomic_add_fetch(&kv->st_sst_bytes, size, __ATOMIC_RELAXED);
+    if (o->n == o->cap) {
+        size_t nc = o->cap ? o->cap * 2 : 8;
+        kv_fmeta **nf = realloc(o->f, nc * sizeof *nf);
+        if (nf == NULL) return NDB_ENOMEM;
+        o->f = nf;
+        o->cap = nc;
+    }
+    kv_fmeta *f = kv_fmeta_new(kv->vs, o->num, size, (kv_slice){o->first, o->flen}, (kv_slice){o->last, o->llen});
+    if (f == NULL) return NDB_ENOMEM;
+    o->f[o->n++] = f;
+    return NDB_OK;
+}
+
+/* Runs c. mu held on entry and exit (released while merging). */
+static ndb_status run_compaction(ndb_kv *kv, compaction *c, ndb_errmsg *msg)
+{
+    kv_edit e;
+    kv_edit_init(&e);
+    ndb_status st = NDB_OK;
+    int out_level = c->level + 1;
+    if (c->nin[1] == 0 && c->nin[0] == 1 && (c->level > 0 || c->v->nfiles[0] == 1)) {
+        /* trivial move: no overlap below, just relink the file */
+        kv_fmeta *f = c->in[0][0];
+        st = kv_edit_del_file(&e, c->level, f->number);
+        if (st == NDB_OK) st = kv_edit_add_file(&e, out_level, f);
+        if (st == NDB_OK) st = kv_vset_log_and_apply(kv->vs, &e, msg);
+        if (st == NDB_OK) {
+            set_compact_ptr(kv, c);
+            kv->st_compactions++;
+        }
+        kv_edit_destroy(&e);
+        return st;
+    }
+    uint64_t smallest_snap = smallest_snapshot(kv);
+    size_t nit = c->nin[0] + c->nin[1];
+    kv_iter **its = malloc((nit + 1) * sizeof *its);
+    if (its == NULL) return NDB_ENOMEM;
+    pthread_mutex_unlock(&kv->mu);
+
+    size_t k = 0;
+    for (int w = 0; w < 2 && st == NDB_OK; w++)
+        for (size_t i = 0; i < c->nin[w] && st == NDB_OK; i++) {
+            kv_table *t;
+            st = kv_fmeta_table(c->in[w][i], &t, msg);
+            if (st == NDB_OK) {
+                its[k] = kv_table_iter(t);
+                if (its[k] == NULL) st = NDB_ENOMEM;
+                else k++;
+            }
+        }
+    kv_iter *in = NULL;
+    if (st == NDB_OK) {
+        in = kv_iter_merge(its, (int)k);
+        if (in == NULL) st = NDB_ENOMEM;
+    } else {
+        for (size_t i = 0; i < k; i++) it_destroy(its[i]);
+    }
+    free(its);
+
+    outputs o = {0};
+    char *cur = NULL;
+    size_t cur_len = 0, cur_cap = 0;
+    int has_cur = 0;
+    uint64_t last_seq_for_key = KV_MAX_SEQ;
+    if (st == NDB_OK) it_seek_first(in);
+    for (; st == NDB_OK && it_valid(in); it_next(in)) {
+        if (__atomic_load_n(&kv->shutting_down, __ATOMIC_RELAXED)) {
+            st = NDB_ECLOSED;
+            break;
+        }
+        kv_slice ik = it_key(in);
+        kv_slice uk = ikey_user(ik);
+        int new_user_key = !has_cur || slice_cmp(uk, (kv_slice){cur, cur_len}) != 0;
+        if (new_user_key) {
+            if (!keep_key(&cur, &cur_cap, &cur_len, uk)) {
+                st = NDB_ENOMEM;
+                break;
+            }
+            has_cur = 1;
+            last_seq_for_key = KV_MAX_SEQ;
+        }
+        uint64_t seq = ikey_seq(ik);
+        int drop = 0;
+        if (last_seq_for_key <= smallest_snap)
+            drop = 1; /* a newer entry for this key is visible to every reader */
+        else if (ikey_type(ik) == KV_TYPE_DELETE && seq <= smallest_snap &&
+                 kv_version_is_base(c->v, out_level, uk))
+            drop = 1; /* nothing older can remain below: the tombstone has no work left */
+        last_seq_for_key = seq;
+        if (drop) continue;
+        /* cut outputs only between user keys, so a key lives in one file per level */
+        if (o.b && new_user_key && kv_table_builder_size(o.b) >= kv->opt.sst_target_bytes) {
+            st = finish_output(kv, &o);
+            if (st != NDB_OK) break;
+        }
+        if (o.b == NULL) {
+            pthread_mutex_lock(&kv->mu);
+            o.num = kv->vs->next_file++;
+            pthread_mutex_unlock(&kv->mu);
+            char path[4096];
+            file_path(kv, path, sizeof path, o.num, "sst");
+            st = kv_table_builder_new(kv->env, path, &kv->topts, &o.b);
+            if (st != NDB_OK) break;
+            if (!keep_key(&o.first, &o.fcap, &o.flen, ik)) {
+                st = NDB_ENOMEM;
+                break;
+            }
+        }
+        st = kv_table_builder_add(o.b, ik, it_value(in));
+        if (st == NDB_OK && !keep_key(&o.last, &o.lcap, &o.llen, ik)) st = NDB_ENOMEM;
+    }
+    if (st == NDB_OK && in) st = it_status(in);
+    if (st == NDB_OK) st = finish_output(kv, &o);
+    if (st == NDB_OK) st = kv->env->v->sync_dir(kv->env, kv->dir);
+    if (st != NDB_OK && o.b) {
+        kv_table_builder_abandon(o.b);
+        char path[4096];
+        file_path(kv, path, sizeof path, o.num, "sst");
+        kv->env->v->remove(kv->env, path);
+    }
+    it_destroy(in);
+    free(cur);
+    free(o.first);
+    free(o.last);
+
+    pthread_mutex_lock(&kv->mu);
+    if (st == NDB_OK) {
+        for (int w = 0; w < 2 && st == NDB_OK; w++)
+            for (size_t i = 0; i < c->nin[w] && st == NDB_OK; i++)
+                st = kv_edit_del_file(&e, c->level + w, c->in[w][i]->number);
+        for (size_t i = 0; i < o.n && st == NDB_OK; i++) st = kv_edit_add_file(&e, out_level, o.f[i]);
+        if (st == NDB_OK) st = kv_vset_log_and_apply(kv->vs, &e, msg);
+        if (st == NDB_OK) {
+            set_compact_ptr(kv, c);
+            kv->st_compactions++;
+        }
+    } else if (st != NDB_ECLOSED) {
+        ndb_errmsg_set(msg, st, "compaction of level %d failed (%s)", c->level, ndb_strerror(st));
+    }
+    for (size_t i = 0; i < o.n; i++) {
+        if (st != NDB_OK) { /* outputs never made it into a version */
+            char path[4096];
+            file_path(kv, path, sizeof path, o.f[i]->number, "sst");
+            kv->env->v->remove(kv->env, path);
+        }
+        kv_fmeta_unref(o.f[i]);
+    }
+    free(o.f);
+    kv_edit_destroy(&e);
+    return st;
+}
+
+static void *compact_main(void *arg)
+{
+    ndb_kv *kv = arg;
+    pthread_mutex_lock(&kv->mu);
+    while (!kv->shutting_down) {
+        compaction c;
+        if (kv->poisoned || kv->compacting || !pick_compaction(kv, &c)) {
+            pthread_cond_wait(&kv->bg_cv, &kv->mu);
+            continue;
+        }
+        kv->compacting = 1;
+        ndb_errmsg msg;
+        ndb_status st = run_compaction(kv, &c, &msg);
+        compaction_free(&c);
+        kv->compacting = 0;
+        if (st != NDB_OK && st != NDB_ECLOSED) {
+            /* A corrupt or unreadable input stops compaction; writes
+             * continue until L0 fills, reads report the corruption. */
+            if (st == NDB_ECORRUPT) {
+                memcpy(kv->err.text, msg.text, sizeof msg.text);
+                kv->compact_error = st;
+            } else {
+                set_poisoned(kv, st, msg.text);
+            }
+        }
+        pthread_cond_broadcast(&kv->bg_cv);
+        if (kv->compact_error) {
+            while (!kv->shutting_down) pthread_cond_wait(&kv->bg_cv, &kv->mu);
+        }
+    }
+    pthread_mutex_unlock(&kv->mu);
+    return NULL;
+}
+
+static void *interval_main(void *arg)
+{
+    ndb_kv *kv = arg;
+    pthread_mutex_lock(&kv->mu);
+    while (!kv->shutting_down) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        uint64_t ns = (uint64_t)ts.tv_nsec + (uint64_t)kv->opt.interval_ms * 1000000u;
+        ts.tv_sec += (time_t)(ns / 1000000000u);
+        ts.tv_nsec = (long)(ns % 1000000000u);
+        pthread_cond_timedwait(&kv->interval_cv, &kv->mu, &ts);
+        if (kv->shutting_down || kv->poisoned) continue;
+        if (__atomic_load_n(&kv->wal_unsynced, __ATOMIC_RELAXED) == 0) continue;
+        pthread_mutex_unlock(&kv->mu);
+        writer w = {0};
+        w.sync = 1;
+        commit(kv, &w);
+        pthread_mutex_lock(&kv->mu);
+    }
+    pthread_mutex_unlock(&kv->mu);
+    return NULL;
+}
+
+/* ------------------------------------------------------------------ maintenance */
+
+ndb_status ndb_kv_flush(ndb_kv *kv)
+{
+    if (kv == NULL) return NDB_EINVAL;
+    writer w = {0};
+    w.force_flush = 1;
+    ndb_status st = commit(kv, &w);
+    if (st != NDB_OK) return st;
+    pthread_mutex_lock(&kv->mu);
+    while (kv->imm != NULL && !kv->poisoned && !kv->shutting_down) pthread_cond_wait(&kv->bg_cv, &kv->mu);
+    st = kv->poisoned ? NDB_EPOISONED : NDB_OK;
+    pthread_mutex_unlock(&kv->mu);
+    return st;
+}
+
+ndb_status ndb_kv_compact_range(ndb_kv *kv, const void *begin, size_t blen, const void *end, size_t elen)
+{
+    if (kv == NULL) return NDB_EINVAL;
+    ndb_status st = ndb_kv_flush(kv);
+    if (st != NDB_OK) return st;
+    kv_slice b = {begin, blen}, e = {end, elen};
+    const kv_slice *bp = begin ? &b : NULL, *ep = end ? &e : NULL;
+    pthread_mutex_lock(&kv->mu);
+    while (kv->compacting && !kv->poisoned) pthread_cond_wait(&kv->bg_cv, &kv->mu);
+    if (kv->poisoned) {
+        pthread_mutex_unlock(&kv->mu);
+        return NDB_EPOISONED;
+    }
+    kv->compacting = 1;
+    int max = kv_vset_max_level(kv->vs);
+    if (max < 1) max = 1;
+    for (int level = 0; level < max && st == NDB_OK; level++) {
+        for (;;) {
+            compaction c;
+            memset(&c, 0, sizeof c);
+            c.level = level;
+            c.v = kv->vs->current;
+            kv_version_ref(c.v);
+            kv_fmeta **ov;
+            size_t n;
+            st = kv_version_overlaps(c.v, level, bp, ep, &ov, &n);
+            if (st != NDB_OK || n == 0) {
+                if (st == NDB_OK) free(ov);
+                compaction_free(&c);
+                break;
+            }
+            if (level == 0) { /* L0 files overlap each other: take them all */
+                free(ov);
+                st = kv_version_overlaps(c.v, 0, NULL, NULL, &ov, &n);
+                if (st != NDB_OK) {
+                    compaction_free(&c);
+                    break;
+                }
+            } else if (n > 4) {
+                n = 4; /* bounded step */
+            }
+            c.in[0] = ov;
+            c.nin[0] = n;
+            st = add_parents(&c);
+            ndb_errmsg msg;
+            if (st == NDB_OK) st = run_compaction(kv, &c, &msg);
+            compaction_free(&c);
+            if (st != NDB_OK) {
+                if (st != NDB_ECLOSED && st != NDB_ECORRUPT) set_poisoned(kv, st, msg.text);
+                break;
+            }
+        }
+    }
+    kv->compacting = 0;
+    pthread_cond_broadcast(&kv->bg_cv);
+    pthread_mutex_unlock(&kv->mu);
+    return st;
+}
+
+ndb_status ndb_kv_stats_get(ndb_kv *kv, ndb_kv_stats *out)
+{
+    if (kv == NULL || out == NULL) return NDB_EINVAL;
+    memset(out, 0, sizeof *out);
+    pthread_mutex_lock(&kv->mu);
+    kv_version *v = kv->vs->current;
+    for (int l = 0; l < NDB_KV_LEVELS; l++) {
+        out->levels[l].files = (uint32_t)v->nfiles[l];
+        out->levels[l].bytes = v->bytes[l];
+    }
+    out->memtable_bytes = kv_mem_bytes(kv->mem);
+    out->imm_memtable_bytes = kv->imm ? kv_mem_bytes(kv->imm) : 0;
+    out->flushes = kv->st_flushes;
+    out->compactions = kv->st_compactions;
+    out->stall_count = kv->st_stall_count;
+    out->stall_micros = kv->st_stall_micros;
+    out->poisoned = kv->poisoned;
+    pthread_mutex_unlock(&kv->mu);
+    out->last_seq = __atomic_load_n(&kv->last_seq, __ATOMIC_ACQUIRE);
+    out->wal_syncs = __atomic_load_n(&kv->st_wal_syncs, __ATOMIC_RELAXED);
+    out->wal_bytes = __atomic_load_n(&kv->st_wal_bytes, __ATOMIC_RELAXED);
+    out->user_bytes_written = __atomic_load_n(&kv->st_user_bytes, __ATOMIC_RELAXED);
+    out->sst_bytes_written = __atomic_load_n(&kv->st_sst_bytes, __ATOMIC_RELAXED);
+    out->write_amplification = out->user_bytes_written
+                                   ? (double)(out->wal_bytes + out->sst_bytes_written) / (double)out->user_bytes_written
+                                   : 0.0;
+    kv_table_counters tc;
+    kv_table_counters_get(&tc);
+    out->block_cache_hits = tc.cache_hits;
+    out->block_cache_misses = tc.cache_misses;
+    out->bloom_useful = tc.bloom_useful;
+    return NDB_OK;
+}
+
+/* ------------------------------------------------------------------ open / close */
+
+typedef struct numbered {
+    uint64_t num;
+} numbered;
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Replays WAL segments >= vs->log_number into memtables, writing full ones
+ * (and the remainder) to L0 tables added to e. */
+static ndb_status recover_wal(ndb_kv *kv, kv_edit *e, ndb_kv_recovery_info *info, ndb_errmsg *msg)
+{
+    char **names;
+    size_t n;
+    ndb_status st = kv->env->v->list(kv->env, kv->dir, &names, &n);
+    if (st != NDB_OK) return ndb_errmsg_set(msg, st, "listing %s failed", kv->dir);
+    uint64_t *wals = malloc((n + 1) * sizeof *wals);
+    size_t nw = 0;
+    if (wals == NULL) {
+        kv_env_free_list(names, n);
+        return NDB_ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++) {
+        unsigned long long num;
+        char ext[8];
+        if (sscanf(names[i], "%llu.%7s", &num, ext) == 2 && strcmp(ext, "wal") == 0 && num >= kv->vs->log_number)
+            wals[nw++] = num;
+    }
+    kv_env_free_list(names, n);
+    qsort(wals, nw, sizeof *wals, cmp_u64);
+
+    kv_mem *mem = kv_mem_new();
+    if (mem == NULL) {
+        free(wals);
+        return NDB_ENOMEM;
+    }
+    uint64_t max_seq = kv->vs->last_seq;
+    int stop = 0;
+    for (size_t i = 0; i < nw && st == NDB_OK && !stop; i++) {
+        char path[4096];
+        file_path(kv, path, sizeof path, wals[i], "wal");
+        if (wals[i] >= kv->vs->next_file) kv->vs->next_file = wals[i] + 1;
+        kv_wal_reader *r;
+        st = kv_wal_reader_open(kv->env, path, &r);
+        if (st != NDB_OK) {
+            ndb_errmsg_set(msg, st, "%s: open failed", path);
+            break;
+        }
+        info->wal_segments++;
+        int type;
+        const char *p;
+        size_t len;
+        ndb_status rs;
+        while ((rs = kv_wal_read(r, &type, &p, &len)) == NDB_OK) {
+            if (type != WAL_BATCH || kv_batch_check(p, len) != NDB_OK) {
+                rs = NDB_ECORRUPT;
+                break;
+            }
+            uint64_t seq = get_fixed64(p);
+            uint32_t cnt = get_fixed32(p + 8);
+            if (seq == 0 || seq + cnt > KV_MAX_SEQ) {
+                rs = NDB_ECORRUPT;
+                break;
+            }
+            st = kv_batch_iterate(p, len, mem_insert_cb, mem);
+            if (st != NDB_OK) break;
+            info->wal_records++;
+            if (cnt && seq + cnt - 1 > max_seq) max_seq = seq + cnt - 1;
+            if (kv_mem_bytes(mem) >= kv->opt.memtable_bytes) {
+                kv_fmeta *f;
+                st = mem_to_table(kv, mem, kv->vs->next_file++, &f, msg);
+                if (st == NDB_OK && f) {
+                    st = kv_edit_add_file(e, 0, f);
+                    kv_fmeta_unref(f);
+                }
+                kv_mem_unref(mem);
+                mem = kv_mem_new();
+                if (mem == NULL && st == NDB_OK) st = NDB_ENOMEM;
+                if (st != NDB_OK) break;
+            }
+        }
+        if (st == NDB_OK && rs == NDB_ECORRUPT) {
+            uint64_t skipped = kv_wal_reader_skipped(r);
+            if (skipped == 0) { /* a record passed its CRC but its batch did not parse */
+                uint64_t sz = 0;
+                kv_file *f;
+                if (kv->env->v->open_read(kv->env, path, &f) == NDB_OK) {
+                    kv_file_size(f, &sz);
+                    kv_file_close(f);
+                }
+                skipped = sz > kv_wal_reader_offset(r) ? sz - kv_wal_reader_offset(r) : 0;
+            }
+            info->wal_bytes_skipped += skipped;
+            if (i + 1 < nw && kv->opt.paranoid_checks) {
+                st = ndb_errmsg_set(msg, NDB_ECORRUPT,
+                                    "%s: corrupt record at offset %llu before the last WAL segment", path,
+                                    (unsigned long long)kv_wal_reader_offset(r));
+            } else {
+                /* point-in-time: stop at the last valid record */
+                info->tail_corrupt = 1;
+                stop = 1;
+            }
+        } else if (st == NDB_OK && rs != NDB_ENOTFOUND) {
+            st = ndb_errmsg_set(msg, rs, "%s: read failed", path);
+        }
+        kv_wal_reader_free(r);
+    }
+    free(wals);
+    if (st == NDB_OK && mem && kv_mem_entries(mem) > 0) {
+        kv_fmeta *f;
+        st = mem_to_table(kv, mem, kv->vs->next_file++, &f, msg);
+        if (st == NDB_OK && f) {
+            st = kv_edit_add_file(e, 0, f);
+            kv_fmeta_unref(f);
+        }
+    }
+    kv_mem_unref(mem);
+    if (st == NDB_OK) {
+        kv->vs->last_seq = max_seq;
+        __atomic_store_n(&kv->last_seq, max_seq, __ATOMIC_RELEASE);
+    }
+    return st;
+}
+
+/* Removes files no version needs: old WALs and manifests, unreferenced tables, temporaries. */
+static void delete_obsolete(ndb_kv *kv)
+{
+    char **names;
+    size_t n;
+    if (kv->env->v->list(kv->env, kv->dir, &names, &n) != NDB_OK) return;
+    kv_version *v = kv->vs->current;
+    for (size_t i = 0; i < n; i++) {
+        unsigned long long num;
+        char ext[16];
+        int del = 0;
+        size_t L = strlen(names[i]);
+        if (L > 4 && strcmp(names[i] + L - 4, ".tmp") == 0) {
+            del = 1;
+        } else if (sscanf(names[i], "MANIFEST-%llu", &num) == 1) {
+            del = num != kv->vs->manifest_number;
+        } else if (sscanf(names[i], "%llu.%15s", &num, ext) == 2) {
+            if (strcmp(ext, "wal") == 0) {
+                del = num < kv->vs->log_number;
+            } else if (strcmp(ext, "sst") == 0) {
+                int live = 0;
+                for (int l = 0; l < NDB_KV_LEVELS && !live; l++)
+                    for (size_t j = 0; j < v->nfiles[l]; j++)
+                        if (v->files[l][j]->number == num) {
+                            live = 1;
+                            break;
+                        }
+                del = !live;
+            }
+        }
+        if (del) {
+            char path[4096];
+            snprintf(path, sizeof path, "%s/%s", kv->dir, names[i]);
+            kv->env->v->remove(kv->env, path);
+        }
+    }
+    kv_env_free_list(names, n);
+}
+
+static void kv_free(ndb_kv *kv)
+{
+    kv_mem_unref(kv->mem);
+    kv_mem_unref(kv->imm);
+    kv_wal_close(kv->wal);
+    kv_vset_free(kv->vs);
+    kv_cache_free(kv->cache);
+    kv_file_close(kv->lockf);
+    while (kv->snaps.next != &kv->snaps) {
+        ndb_kv_snapshot *s = kv->snaps.next;
+        kv->snaps.next = s->next;
+        free(s);
+    }
+    free(kv->group_buf);
+    pthread_mutex_destroy(&kv->mu);
+    pthread_cond_destroy(&kv->bg_cv);
+    pthread_cond_destroy(&kv->interval_cv);
+    free(kv->dir);
+    free(kv);
+}
+
+ndb_status ndb_kv_open(const char *dir, const ndb_kv_options *opt, ndb_kv **out, ndb_errmsg *msg)
+{
+    return ndb_kv_open_ex(dir, opt, out, NULL, msg);
+}
+
+ndb_status ndb_kv_open_ex(const char *dir, const ndb_kv_options *opt, ndb_kv **out, ndb_kv_recovery_info *info,
+                          ndb_errmsg *msg)
+{
+    if (dir == NULL || out == NULL) return ndb_errmsg_set(msg, NDB_EINVAL, "dir and out are required");
+    if (strlen(dir) > 3000) return ndb_errmsg_set(msg, NDB_EINVAL, "directory path too long");
+    ndb_kv_options o;
+    if (opt)
+        o = *opt;
+    else
+        ndb_kv_options_init(&o);
+    if (o.durability > NDB_KV_NONE || o.compression > NDB_KV_COMPRESS_ZSTD || o.memtable_bytes < 4096 ||
+        o.block_bytes < 256 || o.block_bytes > (16u << 20) || o.bloom_bits_per_key > 30 ||
+        o.l0_compaction_trigger < 1 || o.l0_slowdown_trigger < o.l0_compaction_trigger ||
+        o.l0_stop_trigger < o.l0_slowdown_trigger || o.l1_max_bytes < 4096 || o.sst_target_bytes < 4096 ||
+        (o.durability == NDB_KV_INTERVAL && o.interval_ms == 0))
+        return ndb_errmsg_set(msg, NDB_EINVAL, "invalid options");
+    ndb_kv_recovery_info dummy;
+    if (info == NULL) info = &dummy;
+    memset(info, 0, sizeof *info);
+
+    ndb_kv *kv = calloc(1, sizeof *kv);
+    if (kv == NULL) return ndb_errmsg_set(msg, NDB_ENOMEM, "out of memory");
+    kv->opt = o;
+    kv->env = o.env ? o.env : kv_env_posix();
+    kv->dir = strdup(dir);
+    pthread_mutex_init(&kv->mu, NULL);
+    pthread_cond_init(&kv->bg_cv, NULL);
+    pthread_cond_init(&kv->interval_cv, NULL);
+    kv->snaps.next = kv->snaps.prev = &kv->snaps;
+    kv->topts.block_bytes = o.block_bytes;
+    kv->topts.bloom_bits = (int)o.bloom_bits_per_key;
+    kv->topts.compression = o.compression;
+    ndb_status st = kv->dir ? NDB_OK : NDB_ENOMEM;
+    if (st == NDB_OK) {
+        st = kv->env->v->mkdir(kv->env, dir);
+        if (st != NDB_OK) ndb_errmsg_set(msg, st, "%s: cannot create directory", dir);
+    }
+    if (st == NDB_OK) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/LOCK", dir);
+        st = kv->env->v->lock(kv->env, path, &kv->lockf);
+        if (st != NDB_OK) ndb_errmsg_set(msg, st, "%s: %s", path, st == NDB_EBUSY ? "locked by another handle" : "lock failed");
+    }
+    if (st == NDB_OK && o.block_cache_bytes > 0) {
+        kv->cache = kv_cache_new(o.block_cache_bytes);
+        if (kv->cache == NULL) st = NDB_ENOMEM;
+    }
+    if (st == NDB_OK)
+        st = kv_vset_new(kv->env, dir, kv->cache, &kv->topts, o.l1_max_bytes, o.l0_compaction_trigger, &kv->vs);
+    if (st == NDB_OK) {
+        st = kv_vset_recover(kv->vs, msg);
+        if (st == NDB_ENOTFOUND) {
+            st = o.create_if_missing ? NDB_OK : ndb_errmsg_set(msg, NDB_ENOTFOUND, "%s: no database", dir);
+        } else if (st == NDB_OK && o.error_if_exists) {
+            st = ndb_errmsg_set(msg, NDB_EEXIST, "%s: database exists", dir);
+        }
+    }
+    kv_edit e;
+    kv_edit_init(&e);
+    if (st == NDB_OK) st = recover_wal(kv, &e, info, msg);
+    if (st == NDB_OK) {
+        st = new_wal(kv, &kv->wal, &kv->wal_number);
+        if (st != NDB_OK) ndb_errmsg_set(msg, st, "creating the WAL failed");
+    }
+    if (st == NDB_OK) {
+        e.has_log = 1;
+        e.log_number = kv->wal_number;
+        e.has_seq = 1;
+        e.last_seq = kv->vs->last_seq;
+        st = kv_vset_log_and_apply(kv->vs, &e, msg);
+    }
+    kv_edit_destroy(&e);
+    if (st == NDB_OK) {
+        kv->mem = kv_mem_new();
+        if (kv->mem == NULL) st = NDB_ENOMEM;
+    }
+    if (st == NDB_OK) delete_obsolete(kv);
+    if (st == NDB_OK) {
+        if (pthread_create(&kv->flush_thr, NULL, flush_main, kv) != 0) st = NDB_ENOMEM;
+        else kv->threads = 1;
+    }
+    if (st == NDB_OK) {
+        if (pthread_create(&kv->compact_thr, NULL, compact_main, kv) != 0) st = NDB_ENOMEM;
+        else kv->threads = 2;
+    }
+    if (st == NDB_OK && o.durability == NDB_KV_INTERVAL) {
+        if (pthread_create(&kv->interval_thr, NULL, interval_main, kv) != 0) st = NDB_ENOMEM;
+        else kv->threads = 3;
+    }
+    if (st != NDB_OK) {
+        if (msg && msg->text[0] == 0) ndb_errmsg_set(msg, st, "open failed: %s", ndb_strerror(st));
+        ndb_kv_close(kv);
+        return st;
+    }
+    snprintf(kv->err.text, sizeof kv->err.text, "no error");
+    *out = kv;
+    return NDB_OK;
+}
+
+ndb_status ndb_kv_close(ndb_kv *kv)
+{
+    if (kv == NULL) return NDB_OK;
+    pthread_mutex_lock(&kv->mu);
+    __atomic_store_n(&kv->shutting_down, 1, __ATOMIC_RELAXED);
+    pthread_cond_broadcast(&kv->bg_cv);
+    pthread_cond_broadcast(&kv->interval_cv);
+    pthread_mutex_unlock(&kv->mu);
+    if (kv->threads >= 1) pthread_join(kv->flush_thr, NULL);
+    if (kv->threads >= 2) pthread_join(kv->compact_thr, NULL);
+    if (kv->threads >= 3) pthread_join(kv->interval_thr, NULL);
+    ndb_status st = NDB_OK;
+    if (kv->wal && !kv->poisoned) {
+        st = kv_wal_sync(kv->wal);
+        if (st == NDB_OK) __atomic_add_fetch(&kv->st_wal_syncs, 1, __ATOMIC_RELAXED);
+    }
+    if (kv->poisoned) st = NDB_EPOISONED;
+    kv_free(kv);
+    return st;
+}

@@ -1,0 +1,532 @@
+#include "env.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+typedef struct posix_file {
+    kv_file base;
+    int fd;
+} posix_file;
+
+static ndb_status px_new(kv_env *e, int fd, kv_file **out)
+{
+    posix_file *f = malloc(sizeof *f);
+    if (f == NULL) {
+        close(fd);
+        return NDB_ENOMEM;
+    }
+    f->base.env = e;
+    f->fd = fd;
+    *out = &f->base;
+    return NDB_OK;
+}
+
+static ndb_status px_open_append(kv_env *e, const char *path, int create_new, kv_file **out)
+{
+    int flags = O_WRONLY | O_CREAT | O_CLOEXEC | (create_new ? O_TRUNC : O_APPEND);
+    int fd = open(path, flags, 0644);
+    if (fd < 0) return NDB_EIO;
+    return px_new(e, fd, out);
+}
+
+static ndb_status px_open_read(kv_env *e, const char *path, kv_file **out)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return errno == ENOENT ? NDB_ENOTFOUND : NDB_EIO;
+    return px_new(e, fd, out);
+}
+
+static ndb_status px_append(kv_file *f, const void *buf, size_t n)
+{
+    int fd = ((posix_file *)f)->fd;
+    const char *p = buf;
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            return NDB_EIO;
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+    return NDB_OK;
+}
+
+static ndb_status px_sync(kv_file *f)
+{
+    return fdatasync(((posix_file *)f)->fd) == 0 ? NDB_OK : NDB_EIO;
+}
+
+static ndb_status px_pread(kv_file *f, uint64_t off, void *buf, size_t n, size_t *got)
+{
+    int fd = ((posix_file *)f)->fd;
+    size_t done = 0;
+    while (done < n) {
+        ssize_t r = pread(fd, (char *)buf + done, n - done, (off_t)(off + done));
+        if (r < 0) {
+            if (errno == EINTR) continue;
+            return NDB_EIO;
+        }
+        if (r == 0) break;
+        done += (size_t)r;
+    }
+    *got = done;
+    return NDB_OK;
+}
+
+static ndb_status px_size(kv_file *f, uint64_t *out)
+{
+    struct stat st;
+    if (fstat(((posix_file *)f)->fd, &st) != 0) return NDB_EIO;
+    *out = (uint64_t)st.st_size;
+    return NDB_OK;
+}
+
+static ndb_status px_close(kv_file *f)
+{
+    int r = close(((posix_file *)f)->fd);
+    free(f);
+    return r == 0 ? NDB_OK : NDB_EIO;
+}
+
+static ndb_status px_rename(kv_env *e, const char *from, const char *to)
+{
+    (void)e;
+    return rename(from, to) == 0 ? NDB_OK : NDB_EIO;
+}
+
+static ndb_status px_remove(kv_env *e, const char *path)
+{
+    (void)e;
+    if (unlink(path) == 0) return NDB_OK;
+    return errno == ENOENT ? NDB_ENOTFOUND : NDB_EIO;
+}
+
+static ndb_status px_sync_dir(kv_env *e, const char *dir)
+{
+    (void)e;
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return NDB_EIO;
+    int r = fsync(fd);
+    close(fd);
+    return r == 0 ? NDB_OK : NDB_EIO;
+}
+
+static ndb_status px_mkdir(kv_env *e, const char *dir)
+{
+    (void)e;
+    if (mkdir(dir, 0755) == 0 || errno == EEXIST) return NDB_OK;
+    return errno == ENOENT ? NDB_ENOTFOUND : NDB_EIO;
+}
+
+void kv_env_free_list(char **names, size_t n)
+{
+    if (names == NULL) return;
+    for (size_t i = 0; i < n; i++) free(names[i]);
+    free(names);
+}
+
+static ndb_status px_list(kv_env *e, const char *dir, char ***names, size_t *n)
+{
+    (void)e;
+    DIR *d = opendir(dir);
+    if (d == NULL) return errno == ENOENT ? NDB_ENOTFOUND : NDB_EIO;
+    char **v = NULL;
+    size_t cnt = 0, cap = 0;
+    struct dirent *de;
+    ndb_status st = NDB_OK;
+    while ((de = readdir(d)) != NULL) {
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0) continue;
+        if (cnt == cap) {
+            size_t nc = cap ? cap * 2 : 16;
+            char **nv = realloc(v, nc * sizeof *nv);
+            if (nv == NULL) {
+                st = NDB_ENOMEM;
+                break;
+            }
+            v = nv;
+            cap = nc;
+        }
+        v[cnt] = strdup(de->d_name);
+        if (v[cnt] == NULL) {
+            st = NDB_ENOMEM;
+            break;
+        }
+        cnt++;
+    }
+    closedir(d);
+    if (st != NDB_OK) {
+        kv_env_free_list(v, cnt);
+        return st;
+    }
+    *names = v;
+    *n = cnt;
+    return NDB_OK;
+}
+
+static ndb_status px_lock(kv_env *e, const char *path, kv_file **out)
+{
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) return NDB_EIO;
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        int busy = errno == EWOULDBLOCK;
+        close(fd);
+        return busy ? NDB_EBUSY : NDB_EIO;
+    }
+    return px_new(e, fd, out);
+}
+
+static ndb_status px_truncate(kv_env *e, const char *path, uint64_t len)
+{
+    (void)e;
+    return truncate(path, (off_t)len) == 0 ? NDB_OK : NDB_EIO;
+}
+
+static const kv_env_vtbl posix_vtbl = {
+    px_open_append, px_open_read, px_append, px_sync,  px_pread, px_size, px_close,
+    px_rename,      px_remove,    px_sync_dir, px_mkdir, px_list,  px_lock, px_truncate,
+};
+static kv_env posix_env = {&posix_vtbl};
+
+kv_env *kv_env_posix(void) { return &posix_env; }
+
+ndb_status kv_env_read_file(kv_env *e, const char *path, size_t max, char **out, size_t *len)
+{
+    kv_file *f;
+    ndb_status st = e->v->open_read(e, path, &f);
+    if (st != NDB_OK) return st;
+    uint64_t sz;
+    st = kv_file_size(f, &sz);
+    if (st == NDB_OK && sz > max) st = NDB_ETOOBIG;
+    char *buf = NULL;
+    size_t got = 0;
+    if (st == NDB_OK) {
+        buf = malloc(sz + 1);
+        if (buf == NULL) st = NDB_ENOMEM;
+    }
+    if (st == NDB_OK) st = kv_file_pread(f, 0, buf, sz, &got);
+    kv_file_close(f);
+    if (st != NDB_OK) {
+        free(buf);
+        return st;
+    }
+    buf[got] = 0;
+    *out = buf;
+    *len = got;
+    return NDB_OK;
+}
+
+ndb_status kv_env_write_file_atomic(kv_env *e, const char *dir, const char *name, const void *data,
+                                    size_t n)
+{
+    char tmp[4096], dst[4096];
+    if ((size_t)snprintf(tmp, sizeof tmp, "%s/%s.tmp", dir, name) >= sizeof tmp ||
+        (size_t)snprintf(dst, sizeof dst, "%s/%s", dir, name) >= sizeof dst)
+        return NDB_EINVAL;
+    kv_file *f;
+    ndb_status st = e->v->open_append(e, tmp, 1, &f);
+    if (st != NDB_OK) return st;
+    st = kv_file_append(f, data, n);
+    if (st == NDB_OK) st = kv_file_sync(f);
+    ndb_status cs = kv_file_close(f);
+    if (st == NDB_OK) st = cs;
+    if (st == NDB_OK) st = e->v->rename(e, tmp, dst);
+    if (st == NDB_OK) st = e->v->sync_dir(e, dir);
+    if (st != NDB_OK) e->v->remove(e, tmp);
+    return st;
+}
+
+/* ------------------------------------------------------------------ */
+/* Fault-injecting env.                                                */
+
+typedef struct tracked {
+    char *path;
+    uint64_t size, synced;
+} tracked;
+
+struct kv_fault_env {
+    kv_env base; /* first: a kv_env* points here */
+    kv_env *inner;
+    pthread_mutex_t mu;
+    uint64_t appends, syncs;
+    uint64_t fail_append_at, fail_sync_at; /* absolute counts; 0 = off */
+    tracked *t;
+    size_t nt, capt;
+};
+
+typedef struct fault_file {
+    kv_file base;
+    kv_file *inner;
+    char *path;
+} fault_file;
+
+static tracked *find_tracked(kv_fault_env *fe, const char *path)
+{
+    for (size_t i = 0; i < fe->nt; i++)
+        if (strcmp(fe->t[i].path, path) == 0) return &fe->t[i];
+    return NULL;
+}
+
+static tracked *add_tracked(kv_fault_env *fe, const char *path)
+{
+    tracked *t = find_tracked(fe, path);
+    if (t) return t;
+    if (fe->nt == fe->capt) {
+        size_t nc = fe->capt ? fe->capt * 2 : 16;
+        tracked *nt = realloc(fe->t, nc * sizeof *nt);
+        if (nt == NULL) return NULL;
+        fe->t = nt;
+        fe->capt = nc;
+    }
+    char *p = strdup(path);
+    if (p == NULL) return NULL;
+    fe->t[fe->nt] = (tracked){p, 0, 0};
+    return &fe->t[fe->nt++];
+}
+
+static void drop_tracked(kv_fault_env *fe, const char *path)
+{
+    for (size_t i = 0; i < fe->nt; i++)
+        if (strcmp(fe->t[i].path, path) == 0) {
+            free(fe->t[i].path);
+            fe->t[i] = fe->t[--fe->nt];
+            return;
+        }
+}
+
+static ndb_status ff_wrap(kv_fault_env *fe, kv_file *inner, const char *path, kv_file **out)
+{
+    fault_file *f = malloc(sizeof *f);
+    char *p = strdup(path);
+    if (f == NULL || p == NULL) {
+        free(f);
+        free(p);
+        kv_file_close(inner);
+        return NDB_ENOMEM;
+    }
+    f->base.env = &fe->base;
+    f->inner = inner;
+    f->path = p;
+    *out = &f->base;
+    return NDB_OK;
+}
+
+static ndb_status ff_open_append(kv_env *e, const char *path, int create_new, kv_file **out)
+{
+    kv_fault_env *fe = (kv_fault_env *)e;
+    kv_file *in;
+    ndb_status st = fe->inner->v->open_append(fe->inner, path, create_new, &in);
+    if (st != NDB_OK) return st;
+    uint64_t sz = 0;
+    kv_file_size(in, &sz);
+    pthread_mutex_lock(&fe->mu);
+    tracked *t = find_tracked(fe, path);
+    if (t == NULL) {
+        t = add_tracked(fe, path);
+        if (t) t->synced = create_new ? 0 : sz; /* pre-existing bytes count as durable */
+    }
+    if (t) {
+        t->size = sz;
+        if (create_new) t->synced = 0;
+    }
+    pthread_mutex_unlock(&fe->mu);
+    if (t == NULL) {
+        kv_file_close(in);
+        return NDB_ENOMEM;
+    }
+    return ff_wrap(fe, in, path, out);
+}
+
+static ndb_status ff_open_read(kv_env *e, const char *path, kv_file **out)
+{
+    kv_fault_env *fe = (kv_fault_env *)e;
+    kv_file *in;
+    ndb_status st = fe->inner->v->open_read(fe->inner, path, &in);
+    if (st != NDB_OK) return st;
+    return ff_wrap(fe, in, path, out);
+}
+
+static ndb_status ff_append(kv_file *f, const void *buf, size_t n)
+{
+    fault_file *ff = (fault_file *)f;
+    kv_fault_env *fe = (kv_fault_env *)f->env;
+    pthread_mutex_lock(&fe->mu);
+    uint64_t k = ++fe->appends;
+    int fail = fe->fail_append_at && k == fe->fail_append_at;
+    pthread_mutex_unlock(&fe->mu);
+    if (fail) return NDB_EIO;
+    ndb_status st = kv_file_append(ff->inner, buf, n);
+    if (st == NDB_OK) {
+        pthread_mutex_lock(&fe->mu);
+        tracked *t = find_tracked(fe, ff->path);
+        if (t) t->size += n;
+        pthread_mutex_unlock(&fe->mu);
+    }
+    return st;
+}
+
+static ndb_status ff_sync(kv_file *f)
+{
+    fault_file *ff = (fault_file *)f;
+    kv_fault_env *fe = (kv_fault_env *)f->env;
+    pthread_mutex_lock(&fe->mu);
+    uint64_t k = ++fe->syncs;
+    int fail = fe->fail_sync_at && k == fe->fail_sync_at;
+    pthread_mutex_unlock(&fe->mu);
+    if (fail) return NDB_EIO;
+    ndb_status st = kv_file_sync(ff->inner);
+    if (st == NDB_OK) {
+        pthread_mutex_lock(&fe->mu);
+        tracked *t = find_tracked(fe, ff->path);
+        if (t) t->synced = t->size;
+        pthread_mutex_unlock(&fe->mu);
+    }
+    return st;
+}
+
+static ndb_status ff_pread(kv_file *f, uint64_t off, void *buf, size_t n, size_t *got)
+{
+    return kv_file_pread(((fault_file *)f)->inner, off, buf, n, got);
+}
+static ndb_status ff_size(kv_file *f, uint64_t *out) { return kv_file_size(((fault_file *)f)->inner, out); }
+static ndb_status ff_close(kv_file *f)
+{
+    fault_file *ff = (fault_file *)f;
+    ndb_status st = kv_file_close(ff->inner);
+    free(ff->path);
+    free(ff);
+    return st;
+}
+
+static ndb_status ff_rename(kv_env *e, const char *from, const char *to)
+{
+    kv_fault_env *fe = (kv_fault_env *)e;
+    ndb_status st = fe->inner->v->rename(fe->inner, from, to);
+    if (st == NDB_OK) {
+        pthread_mutex_lock(&fe->mu);
+        drop_tracked(fe, to);
+        tracked *t = find_tracked(fe, from);
+        if (t) {
+            char *p = strdup(to);
+            if (p) {
+                free(t->path);
+                t->path = p;
+            }
+        }
+        pthread_mutex_unlock(&fe->mu);
+    }
+    return st;
+}
+
+static ndb_status ff_remove(kv_env *e, const char *path)
+{
+    kv_fault_env *fe = (kv_fault_env *)e;
+    ndb_status st = fe->inner->v->remove(fe->inner, path);
+    pthread_mutex_lock(&fe->mu);
+    drop_tracked(fe, path);
+    pthread_mutex_unlock(&fe->mu);
+    return st;
+}
+
+static ndb_status ff_sync_dir(kv_env *e, const char *dir)
+{
+    kv_fault_env *fe = (kv_fault_env *)e;
+    return fe->inner->v->sync_dir(fe->inner, dir);
+}
+static ndb_status ff_mkdir(kv_env *e, const char *dir)
+{
+    kv_fault_env *fe = (kv_fault_env *)e;
+    return fe->inner->v->mkdir(fe->inner, dir);
+}
+static ndb_status ff_list(kv_env *e, const char *dir, char ***names, size_t *n)
+{
+    kv_fault_env *fe = (kv_fault_env *)e;
+    return fe->inner->v->list(fe->inner, dir, names, n);
+}
+static ndb_status ff_lock(kv_env *e, const char *path, kv_file **out)
+{
+    kv_fault_env *fe = (kv_fault_env *)e;
+    return fe->inner->v->lock(fe->inner, path, out);
+}
+static ndb_status ff_truncate(kv_env *e, const char *path, uint64_t len)
+{
+    kv_fault_env *fe = (kv_fault_env *)e;
+    return fe->inner->v->truncate(fe->inner, path, len);
+}
+
+static const kv_env_vtbl fault_vtbl = {
+    ff_open_append, ff_open_read, ff_append, ff_sync,  ff_pread, ff_size, ff_close,
+    ff_rename,      ff_remove,    ff_sync_dir, ff_mkdir, ff_list,  ff_lock, ff_truncate,
+};
+
+kv_fault_env *kv_env_fault_new(kv_env *inner)
+{
+    kv_fault_env *fe = calloc(1, sizeof *fe);
+    if (fe == NULL) return NULL;
+    fe->base.v = &fault_vtbl;
+    fe->inner = inner;
+    pthread_mutex_init(&fe->mu, NULL);
+    return fe;
+}
+
+void kv_env_fault_free(kv_fault_env *fe)
+{
+    if (fe == NULL) return;
+    for (size_t i = 0; i < fe->nt; i++) free(fe->t[i].path);
+    free(fe->t);
+    pthread_mutex_destroy(&fe->mu);
+    free(fe);
+}
+
+kv_env *kv_env_fault_env(kv_fault_env *fe) { return &fe->base; }
+
+void kv_env_fault_fail_append_after(kv_fault_env *fe, uint64_t n)
+{
+    pthread_mutex_lock(&fe->mu);
+    fe->fail_append_at = n ? fe->appends + n : 0;
+    pthread_mutex_unlock(&fe->mu);
+}
+void kv_env_fault_fail_sync_after(kv_fault_env *fe, uint64_t n)
+{
+    pthread_mutex_lock(&fe->mu);
+    fe->fail_sync_at = n ? fe->syncs + n : 0;
+    pthread_mutex_unlock(&fe->mu);
+}
+uint64_t kv_env_fault_appends(kv_fault_env *fe)
+{
+    pthread_mutex_lock(&fe->mu);
+    uint64_t v = fe->appends;
+    pthread_mutex_unlock(&fe->mu);
+    return v;
+}
+uint64_t kv_env_fault_syncs(kv_fault_env *fe)
+{
+    pthread_mutex_lock(&fe->mu);
+    uint64_t v = fe->syncs;
+    pthread_mutex_unlock(&fe->mu);
+    return v;
+}
+
+ndb_status kv_env_fault_drop_unsynced(kv_fault_env *fe)
+{
+    ndb_status st = NDB_OK;
+    pthread_mutex_lock(&fe->mu);
+    for (size_t i = 0; i < fe->nt; i++) {
+        tracked *t = &fe->t[i];
+        if (t->size > t->synced) {
+            ndb_status r = fe->inner->v->truncate(fe->inner, t->path, t->synced);
+            if (r != NDB_OK && st == NDB_OK) st = r;
+            t->size = t->synced;
+        }
+    }
+    pthread_mutex_unlock(&fe->mu);
+    return st;
+}

@@ -1,0 +1,93 @@
+/*
+ * env.h — the one interface all engine/kv file I/O goes through (internal,
+ * but tests use it to inject faults).
+ *
+ * A kv_env is a table of functions. kv_env_posix() is the real one; a fault
+ * env (kv_env_fault_new) wraps another env and can fail the Nth append or
+ * fsync, count calls, and simulate a power cut by truncating every file it
+ * wrote to the length it last fsync'd.
+ *
+ * Thread safety: an env may be used from any thread. A kv_file is used by one
+ * thread at a time, except that pread on a read-only file is thread-safe.
+ * Every function returns NDB_OK or NDB_EIO (NDB_ENOTFOUND for a missing file
+ * on open_read/remove/size) and never aborts.
+ */
+#ifndef KV_ENV_H
+#define KV_ENV_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ndb_status.h"
+
+typedef struct kv_env kv_env;
+typedef struct kv_file kv_file;
+
+typedef struct kv_env_vtbl {
+    /* Opens for appending. create_new: create or truncate to empty. */
+    ndb_status (*open_append)(kv_env *e, const char *path, int create_new, kv_file **out);
+    ndb_status (*open_read)(kv_env *e, const char *path, kv_file **out);
+    ndb_status (*append)(kv_file *f, const void *buf, size_t n);
+    ndb_status (*sync)(kv_file *f);
+    /* Reads up to n bytes at off; *got < n only at end of file. */
+    ndb_status (*pread)(kv_file *f, uint64_t off, void *buf, size_t n, size_t *got);
+    ndb_status (*size)(kv_file *f, uint64_t *out);
+    ndb_status (*close)(kv_file *f); /* frees f even on error */
+    ndb_status (*rename)(kv_env *e, const char *from, const char *to);
+    ndb_status (*remove)(kv_env *e, const char *path);
+    ndb_status (*sync_dir)(kv_env *e, const char *dir);
+    ndb_status (*mkdir)(kv_env *e, const char *dir); /* OK if it exists */
+    /* Names in dir (no "." or ".."): *names is malloc'd, each name too;
+     * caller frees with kv_env_free_list(). */
+    ndb_status (*list)(kv_env *e, const char *dir, char ***names, size_t *n);
+    /* Exclusive advisory lock on path (created if missing); NDB_EBUSY if held.
+     * Release by closing the returned file. */
+    ndb_status (*lock)(kv_env *e, const char *path, kv_file **out);
+    ndb_status (*truncate)(kv_env *e, const char *path, uint64_t len);
+} kv_env_vtbl;
+
+struct kv_env {
+    const kv_env_vtbl *v;
+};
+struct kv_file {
+    kv_env *env;
+};
+
+/* The process-wide POSIX env (static; never freed). */
+kv_env *kv_env_posix(void);
+void kv_env_free_list(char **names, size_t n);
+
+/* Convenience wrappers. */
+static inline ndb_status kv_file_append(kv_file *f, const void *b, size_t n) { return f->env->v->append(f, b, n); }
+static inline ndb_status kv_file_sync(kv_file *f) { return f->env->v->sync(f); }
+static inline ndb_status kv_file_pread(kv_file *f, uint64_t off, void *b, size_t n, size_t *got)
+{
+    return f->env->v->pread(f, off, b, n, got);
+}
+static inline ndb_status kv_file_size(kv_file *f, uint64_t *out) { return f->env->v->size(f, out); }
+static inline ndb_status kv_file_close(kv_file *f) { return f ? f->env->v->close(f) : NDB_OK; }
+
+/* Reads the whole file at path (at most max bytes, else NDB_ETOOBIG) into a
+ * malloc'd buffer: caller frees *out with free(). */
+ndb_status kv_env_read_file(kv_env *e, const char *path, size_t max, char **out, size_t *len);
+/* Writes data to path durably: path.tmp, fsync, rename, fsync(dir). */
+ndb_status kv_env_write_file_atomic(kv_env *e, const char *dir, const char *name, const void *data,
+                                    size_t n);
+
+/* ---- Fault injection (tests). */
+typedef struct kv_fault_env kv_fault_env;
+
+/* Wraps inner (borrowed). Caller frees with kv_env_fault_free(). */
+kv_fault_env *kv_env_fault_new(kv_env *inner);
+void kv_env_fault_free(kv_fault_env *fe);
+kv_env *kv_env_fault_env(kv_fault_env *fe);
+/* The n-th append/sync from now fails with NDB_EIO (n >= 1); 0 disarms. */
+void kv_env_fault_fail_append_after(kv_fault_env *fe, uint64_t n);
+void kv_env_fault_fail_sync_after(kv_fault_env *fe, uint64_t n);
+uint64_t kv_env_fault_appends(kv_fault_env *fe);
+uint64_t kv_env_fault_syncs(kv_fault_env *fe);
+/* Power cut: truncates every file written through this env to its length at
+ * its last fsync (0 if never synced). Call only with every file closed. */
+ndb_status kv_env_fault_drop_unsynced(kv_fault_env *fe);
+
+#endif /* KV_ENV_H */

@@ -1,0 +1,184 @@
+#include "iter.h"
+
+#include <stdlib.h>
+
+#include "dbformat.h"
+
+/* ---- empty */
+
+typedef struct empty_iter {
+    kv_iter base;
+    ndb_status st;
+} empty_iter;
+
+static int ei_valid(kv_iter *it)
+{
+    (void)it;
+    return 0;
+}
+static void ei_nop(kv_iter *it) { (void)it; }
+static void ei_seek(kv_iter *it, kv_slice t)
+{
+    (void)it;
+    (void)t;
+}
+static kv_slice ei_slice(kv_iter *it)
+{
+    (void)it;
+    return (kv_slice){"", 0};
+}
+static ndb_status ei_status(kv_iter *it) { return ((empty_iter *)it)->st; }
+static void ei_destroy(kv_iter *it) { free(it); }
+static const kv_iter_vtbl empty_vtbl = {ei_valid, ei_nop,   ei_nop,   ei_seek,   ei_nop,
+                                        ei_nop,   ei_slice, ei_slice, ei_status, ei_destroy};
+
+kv_iter *kv_iter_empty(ndb_status st)
+{
+    empty_iter *e = malloc(sizeof *e);
+    if (e == NULL) return NULL;
+    e->base.v = &empty_vtbl;
+    e->st = st;
+    return &e->base;
+}
+
+/* ---- merge: a linear scan over few children (memtables, L0 files, one per level) */
+
+typedef struct merge_iter {
+    kv_iter base;
+    int n;
+    int cur; /* -1 when invalid */
+    int forward;
+    kv_iter *c[];
+} merge_iter;
+
+static void find_smallest(merge_iter *m)
+{
+    int best = -1;
+    kv_slice bk = {0};
+    for (int i = 0; i < m->n; i++) {
+        if (!it_valid(m->c[i])) continue;
+        kv_slice k = it_key(m->c[i]);
+        if (best < 0 || ikey_cmp(k, bk) < 0) {
+            best = i;
+            bk = k;
+        }
+    }
+    m->cur = best;
+}
+
+static void find_largest(merge_iter *m)
+{
+    int best = -1;
+    kv_slice bk = {0};
+    for (int i = m->n - 1; i >= 0; i--) {
+        if (!it_valid(m->c[i])) continue;
+        kv_slice k = it_key(m->c[i]);
+        if (best < 0 || ikey_cmp(k, bk) > 0) {
+            best = i;
+            bk = k;
+        }
+    }
+    m->cur = best;
+}
+
+static int mg_valid(kv_iter *it) { return ((merge_iter *)it)->cur >= 0; }
+static void mg_seek_first(kv_iter *it)
+{
+    merge_iter *m = (merge_iter *)it;
+    for (int i = 0; i < m->n; i++) it_seek_first(m->c[i]);
+    find_smallest(m);
+    m->forward = 1;
+}
+static void mg_seek_last(kv_iter *it)
+{
+    merge_iter *m = (merge_iter *)it;
+    for (int i = 0; i < m->n; i++) it_seek_last(m->c[i]);
+    find_largest(m);
+    m->forward = 0;
+}
+static void mg_seek(kv_iter *it, kv_slice t)
+{
+    merge_iter *m = (merge_iter *)it;
+    for (int i = 0; i < m->n; i++) it_seek(m->c[i], t);
+    find_smallest(m);
+    m->forward = 1;
+}
+static void mg_next(kv_iter *it)
+{
+    merge_iter *m = (merge_iter *)it;
+    kv_iter *cur = m->c[m->cur];
+    if (!m->forward) {
+        /* Every other child must move to the first entry after key(). */
+        kv_slice k = it_key(cur);
+        for (int i = 0; i < m->n; i++) {
+            if (i == m->cur) continue;
+            it_seek(m->c[i], k);
+            if (it_valid(m->c[i]) && ikey_cmp(k, it_key(m->c[i])) == 0) it_next(m->c[i]);
+        }
+        m->forward = 1;
+    }
+    it_next(cur);
+    find_smallest(m);
+}
+static void mg_prev(kv_iter *it)
+{
+    merge_iter *m = (merge_iter *)it;
+    kv_iter *cur = m->c[m->cur];
+    if (m->forward) {
+        kv_slice k = it_key(cur);
+        for (int i = 0; i < m->n; i++) {
+            if (i == m->cur) continue;
+            it_seek(m->c[i], k);
+            if (it_valid(m->c[i]))
+                it_prev(m->c[i]); /* first entry >= k: step before it */
+            else
+                it_seek_last(m->c[i]);
+        }
+        m->forward = 0;
+    }
+    it_prev(cur);
+    find_largest(m);
+}
+static kv_slice mg_key(kv_iter *it)
+{
+    merge_iter *m = (merge_iter *)it;
+    return it_key(m->c[m->cur]);
+}
+static kv_slice mg_value(kv_iter *it)
+{
+    merge_iter *m = (merge_iter *)it;
+    return it_value(m->c[m->cur]);
+}
+static ndb_status mg_status(kv_iter *it)
+{
+    merge_iter *m = (merge_iter *)it;
+    for (int i = 0; i < m->n; i++) {
+        ndb_status st = it_status(m->c[i]);
+        if (st != NDB_OK) return st;
+    }
+    return NDB_OK;
+}
+static void mg_destroy(kv_iter *it)
+{
+    merge_iter *m = (merge_iter *)it;
+    for (int i = 0; i < m->n; i++) it_destroy(m->c[i]);
+    free(m);
+}
+static const kv_iter_vtbl merge_vtbl = {mg_valid, mg_seek_first, mg_seek_last, mg_seek,   mg_next,
+                                        mg_prev,  mg_key,        mg_value,     mg_status, mg_destroy};
+
+kv_iter *kv_iter_merge(kv_iter **children, int n)
+{
+    if (n == 1) return children[0];
+    merge_iter *m = malloc(sizeof *m + (size_t)n * sizeof(kv_iter *));
+    if (m == NULL) {
+        for (int i = 0; i < n; i++) it_destroy(children[i]);
+        return NULL;
+    }
+    m->base.v = &merge_vtbl;
+    m->n = n;
+    m->cur = -1;
+    m->forward = 1;
+    for (int i = 0; i < n; i++) m->c[i] = children[i];
+    return &m->base;
+}

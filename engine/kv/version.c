@@ -1,0 +1,799 @@
+#include "version.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bloom.h"
+#include "dbformat.h"
+
+/* ------------------------------------------------------------------ files */
+
+kv_fmeta *kv_fmeta_new(kv_vset *vs, uint64_t number, uint64_t size, kv_slice smallest, kv_slice largest)
+{
+    kv_fmeta *f = calloc(1, sizeof *f);
+    if (f == NULL) return NULL;
+    f->smallest = malloc(smallest.len ? smallest.len : 1);
+    f->largest = malloc(largest.len ? largest.len : 1);
+    if (f->smallest == NULL || f->largest == NULL) {
+        free(f->smallest);
+        free(f->largest);
+        free(f);
+        return NULL;
+    }
+    memcpy(f->smallest, smallest.data, smallest.len);
+    memcpy(f->largest, largest.data, largest.len);
+    f->slen = smallest.len;
+    f->llen = largest.len;
+    f->number = number;
+    f->size = size;
+    f->refs = 1;
+    f->vs = vs;
+    return f;
+}
+
+void kv_fmeta_ref(kv_fmeta *f) { __atomic_add_fetch(&f->refs, 1, __ATOMIC_RELAXED); }
+
+void kv_fmeta_unref(kv_fmeta *f)
+{
+    if (f == NULL || __atomic_sub_fetch(&f->refs, 1, __ATOMIC_ACQ_REL) != 0) return;
+    kv_table_close(f->table);
+    if (__atomic_load_n(&f->obsolete, __ATOMIC_ACQUIRE)) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%06llu.sst", f->vs->dir, (unsigned long long)f->number);
+        f->vs->env->v->remove(f->vs->env, path); /* a leftover is removed at the next open */
+    }
+    free(f->smallest);
+    free(f->largest);
+    free(f);
+}
+
+ndb_status kv_fmeta_table(kv_fmeta *f, kv_table **out, ndb_errmsg *msg)
+{
+    kv_table *t = __atomic_load_n(&f->table, __ATOMIC_ACQUIRE);
+    if (t) {
+        *out = t;
+        return NDB_OK;
+    }
+    kv_vset *vs = f->vs;
+    pthread_mutex_lock(&vs->table_mu);
+    ndb_status st = NDB_OK;
+    t = f->table;
+    if (t == NULL) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%06llu.sst", vs->dir, (unsigned long long)f->number);
+        st = kv_table_open(vs->env, path, f->size, vs->cache, &t, msg);
+        if (st == NDB_OK) __atomic_store_n(&f->table, t, __ATOMIC_RELEASE);
+    }
+    pthread_mutex_unlock(&vs->table_mu);
+    if (st == NDB_OK) *out = t;
+    return st;
+}
+
+static inline kv_slice f_small(const kv_fmeta *f) { return (kv_slice){f->smallest, f->slen}; }
+static inline kv_slice f_large(const kv_fmeta *f) { return (kv_slice){f->largest, f->llen}; }
+
+/* ------------------------------------------------------------------ versions */
+
+static kv_version *version_new(void)
+{
+    kv_version *v = calloc(1, sizeof *v);
+    if (v) v->refs = 1;
+    return v;
+}
+
+void kv_version_ref(kv_version *v) { __atomic_add_fetch(&v->refs, 1, __ATOMIC_RELAXED); }
+
+void kv_version_unref(kv_version *v)
+{
+    if (v == NULL || __atomic_sub_fetch(&v->refs, 1, __ATOMIC_ACQ_REL) != 0) return;
+    for (int l = 0; l < NDB_KV_LEVELS; l++) {
+        for (size_t i = 0; i < v->nfiles[l]; i++) kv_fmeta_unref(v->files[l][i]);
+        free(v->files[l]);
+    }
+    free(v);
+}
+
+uint64_t kv_level_max_bytes(const kv_vset *vs, int level)
+{
+    uint64_t b = vs->l1_max_bytes;
+    for (int l = 1; l < level; l++) b *= 10;
+    return b;
+}
+
+/* In a sorted level: index of the first file whose largest >= ikey. */
+static size_t find_file(kv_fmeta **files, size_t n, kv_slice ikey)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (ikey_cmp(f_large(files[mid]), ikey) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+static ndb_status table_get(kv_fmeta *f, kv_slice lookup, uint64_t h, int *result, void **val,
+                            size_t *vlen, ndb_errmsg *msg)
+{
+    kv_table *t;
+    ndb_status st = kv_fmeta_table(f, &t, msg);
+    if (st != NDB_OK) return st;
+    int skip;
+    st = kv_table_get(t, lookup, h, result, val, vlen, &skip);
+    if (st != NDB_OK)
+        ndb_errmsg_set(msg, st, "table %06llu: %s", (unsigned long long)f->number, ndb_strerror(st));
+    return st;
+}
+
+ndb_status kv_version_get(kv_version *v, kv_slice lookup, int *result, void **val, size_t *vlen,
+                          ndb_errmsg *msg)
+{
+    kv_slice uk = ikey_user(lookup);
+    uint64_t h = 0;
+    int have_h = 0;
+    *result = TABLE_GET_MISS;
+    for (size_t i = 0; i < v->nfiles[0]; i++) {
+        kv_fmeta *f = v->files[0][i];
+        if (slice_cmp(uk, ikey_user(f_small(f))) < 0 || slice_cmp(uk, ikey_user(f_large(f))) > 0) continue;
+        if (!have_h) {
+            h = kv_bloom_hash(uk.data, uk.len);
+            have_h = 1;
+        }
+        ndb_status st = table_get(f, lookup, h, result, val, vlen, msg);
+        if (st != NDB_OK || *result != TABLE_GET_MISS) return st;
+    }
+    for (int l = 1; l < NDB_KV_LEVELS; l++) {
+        size_t n = v->nfiles[l];
+        if (n == 0) continue;
+        size_t i = find_file(v->files[l], n, lookup);
+        if (i >= n) continue;
+        kv_fmeta *f = v->files[l][i];
+        if (slice_cmp(uk, ikey_user(f_small(f))) < 0) continue;
+        if (!have_h) {
+            h = kv_bloom_hash(uk.data, uk.len);
+            have_h = 1;
+        }
+        ndb_status st = table_get(f, lookup, h, result, val, vlen, msg);
+        if (st != NDB_OK || *result != TABLE_GET_MISS) return st;
+    }
+    return NDB_OK;
+}
+
+ndb_status kv_version_overlaps(kv_version *v, int level, const kv_slice *b, const kv_slice *e,
+                               kv_fmeta ***out, size_t *n)
+{
+    kv_fmeta **r = malloc((v->nfiles[level] + 1) * sizeof *r);
+    if (r == NULL) return NDB_ENOMEM;
+    size_t k = 0;
+    for (size_t i = 0; i < v->nfiles[level]; i++) {
+        kv_fmeta *f = v->files[level][i];
+        if (b && slice_cmp(ikey_user(f_large(f)), *b) < 0) continue;
+        if (e && slice_cmp(ikey_user(f_small(f)), *e) > 0) continue;
+        r[k++] = f;
+    }
+    *out = r;
+    *n = k;
+    return NDB_OK;
+}
+
+int kv_version_is_base(kv_version *v, int level, kv_slice ukey)
+{
+    for (int l = level + 1; l < NDB_KV_LEVELS; l++) {
+        for (size_t i = 0; i < v->nfiles[l]; i++) {
+            kv_fmeta *f = v->files[l][i];
+            if (slice_cmp(ukey, ikey_user(f_small(f))) >= 0 && slice_cmp(ukey, ikey_user(f_large(f))) <= 0)
+                return 0;
+        }
+    }
+    return 1;
+}
+
+/* ---- level iterator: concatenates a sorted level's files */
+
+typedef struct level_iter {
+    kv_iter base;
+    kv_version *v; /* referenced */
+    int level;
+    size_t idx; /* current file; == n when invalid */
+    kv_iter *cur;
+    ndb_status st;
+} level_iter;
+
+static void li_open(level_iter *li, size_t idx)
+{
+    it_destroy(li->cur);
+    li->cur = NULL;
+    li->idx = idx;
+    if (idx >= li->v->nfiles[li->level]) return;
+    kv_table *t;
+    ndb_status st = kv_fmeta_table(li->v->files[li->level][idx], &t, NULL);
+    if (st != NDB_OK) {
+        li->st = st;
+        li->idx = li->v->nfiles[li->level];
+        return;
+    }
+    li->cur = kv_table_iter(t);
+    if (li->cur == NULL) {
+        li->st = NDB_ENOMEM;
+        li->idx = li->v->nfiles[li->level];
+    }
+}
+
+static void li_check(level_iter *li)
+{
+    if (li->cur && it_status(li->cur) != NDB_OK) {
+        li->st = it_status(li->cur);
+        it_destroy(li->cur);
+        li->cur = NULL;
+        li->idx = li->v->nfiles[li->level];
+    }
+}
+
+static void li_fwd(level_iter *li)
+{
+    li_check(li);
+    while (li->cur && !it_valid(li->cur)) {
+        li_open(li, li->idx + 1);
+        if (li->cur) it_seek_first(li->cur);
+        li_check(li);
+    }
+}
+
+static void li_back(level_iter *li)
+{
+    li_check(li);
+    while (li->cur && !it_valid(li->cur)) {
+        if (li->idx == 0) {
+            it_destroy(li->cur);
+            li->cur = NULL;
+            li->idx = li->v->nfiles[li->level];
+            return;
+        }
+        li_open(li, li->idx - 1);
+        if (li->cur) it_seek_last(li->cur);
+        li_check(li);
+    }
+}
+
+static int li_valid(kv_iter *it)
+{
+    level_iter *li = (level_iter *)it;
+    return li->cur != NULL && it_valid(li->cur);
+}
+static void li_seek_first(kv_iter *it)
+{
+    level_iter *li = (level_iter *)it;
+    li_open(li, 0);
+    if (li->cur) it_seek_first(li->cur);
+    li_fwd(li);
+}
+static void li_seek_last(kv_iter *it)
+{
+    level_iter *li = (level_iter *)it;
+    size_t n = li->v->nfiles[li->level];
+    if (n == 0) return;
+    li_open(li, n - 1);
+    if (li->cur) it_seek_last(li->cur);
+    li_back(li);
+}
+static void li_seek(kv_iter *it, kv_slice t)
+{
+    level_iter *li = (level_iter *)it;
+    li_open(li, find_file(li->v->files[li->level], li->v->nfiles[li->level], t));
+    if (li->cur) it_seek(li->cur, t);
+    li_fwd(li);
+}
+static void li_next(kv_iter *it)
+{
+    level_iter *li = (level_iter *)it;
+    it_next(li->cur);
+    li_fwd(li);
+}
+static void li_prev(kv_iter *it)
+{
+    level_iter *li = (level_iter *)it;
+    it_prev(li->cur);
+    li_back(li);
+}
+static kv_slice li_key(kv_iter *it) { return it_key(((level_iter *)it)->cur); }
+static kv_slice li_value(kv_iter *it) { return it_value(((level_iter *)it)->cur); }
+static ndb_status li_status(kv_iter *it)
+{
+    level_iter *li = (level_iter *)it;
+    if (li->st != NDB_OK) return li->st;
+    return li->cur ? it_status(li->cur) : NDB_OK;
+}
+static void li_destroy(kv_iter *it)
+{
+    level_iter *li = (level_iter *)it;
+    it_destroy(li->cur);
+    kv_version_unref(li->v);
+    free(li);
+}
+static const kv_iter_vtbl level_vtbl = {li_valid, li_seek_first, li_seek_last, li_seek,   li_next,
+                                        li_prev,  li_key,        li_value,     li_status, li_destroy};
+
+/* An iterator over one table file that keeps the file referenced. */
+typedef struct file_iter {
+    kv_iter base;
+    kv_iter *in;
+    kv_fmeta *f;
+} file_iter;
+static int fi_valid(kv_iter *it) { return it_valid(((file_iter *)it)->in); }
+static void fi_seek_first(kv_iter *it) { it_seek_first(((file_iter *)it)->in); }
+static void fi_seek_last(kv_iter *it) { it_seek_last(((file_iter *)it)->in); }
+static void fi_seek(kv_iter *it, kv_slice t) { it_seek(((file_iter *)it)->in, t); }
+static void fi_next(kv_iter *it) { it_next(((file_iter *)it)->in); }
+static void fi_prev(kv_iter *it) { it_prev(((file_iter *)it)->in); }
+static kv_slice fi_key(kv_iter *it) { return it_key(((file_iter *)it)->in); }
+static kv_slice fi_value(kv_iter *it) { return it_value(((file_iter *)it)->in); }
+static ndb_status fi_status(kv_iter *it) { return it_status(((file_iter *)it)->in); }
+static void fi_destroy(kv_iter *it)
+{
+    file_iter *fi = (file_iter *)it;
+    it_destroy(fi->in);
+    kv_fmeta_unref(fi->f);
+    free(fi);
+}
+static const kv_iter_vtbl file_vtbl = {fi_valid, fi_seek_first, fi_seek_last, fi_seek,   fi_next,
+                                       fi_prev,  fi_key,        fi_value,     fi_status, fi_destroy};
+
+static kv_iter *file_iter_new(kv_fmeta *f)
+{
+    kv_table *t;
+    ndb_status st = kv_fmeta_table(f, &t, NULL);
+    if (st != NDB_OK) return kv_iter_empty(st);
+    file_iter *fi = malloc(sizeof *fi);
+    if (fi == NULL) return NULL;
+    fi->in = kv_table_iter(t);
+    if (fi->in == NULL) {
+        free(fi);
+        return NULL;
+    }
+    fi->base.v = &file_vtbl;
+    kv_fmeta_ref(f);
+    fi->f = f;
+    return &fi->base;
+}
+
+int kv_version_iters(kv_version *v, kv_iter **out)
+{
+    int n = 0;
+    for (size_t i = 0; i < v->nfiles[0]; i++) {
+        kv_iter *it = file_iter_new(v->files[0][i]);
+        if (it == NULL) goto fail;
+        out[n++] = it;
+    }
+    for (int l = 1; l < NDB_KV_LEVELS; l++) {
+        if (v->nfiles[l] == 0) continue;
+        level_iter *li = calloc(1, sizeof *li);
+        if (li == NULL) goto fail;
+        li->base.v = &level_vtbl;
+        kv_version_ref(v);
+        li->v = v;
+        li->level = l;
+        li->idx = v->nfiles[l];
+        out[n++] = &li->base;
+    }
+    return n;
+fail:
+    while (n > 0) it_destroy(out[--n]);
+    return -1;
+}
+
+/* ------------------------------------------------------------------ edits */
+
+void kv_edit_init(kv_edit *e) { memset(e, 0, sizeof *e); }
+
+void kv_edit_destroy(kv_edit *e)
+{
+    for (size_t i = 0; i < e->nadd; i++) kv_fmeta_unref(e->add[i].f);
+    free(e->add);
+    free(e->del);
+    memset(e, 0, sizeof *e);
+}
+
+ndb_status kv_edit_add_file(kv_edit *e, int level, kv_fmeta *f)
+{
+    if (e->nadd == e->capadd) {
+        size_t nc = e->capadd ? e->capadd * 2 : 8;
+        void *na = realloc(e->add, nc * sizeof *e->add);
+        if (na == NULL) return NDB_ENOMEM;
+        e->add = na;
+        e->capadd = nc;
+    }
+    kv_fmeta_ref(f);
+    e->add[e->nadd].level = level;
+    e->add[e->nadd].f = f;
+    e->nadd++;
+    return NDB_OK;
+}
+
+ndb_status kv_edit_del_file(kv_edit *e, int level, uint64_t number)
+{
+    if (e->ndel == e->capdel) {
+        size_t nc = e->capdel ? e->capdel * 2 : 8;
+        void *na = realloc(e->del, nc * sizeof *e->del);
+        if (na == NULL) return NDB_ENOMEM;
+        e->del = na;
+        e->capdel = nc;
+    }
+    e->del[e->ndel].level = level;
+    e->del[e->ndel].number = number;
+    e->ndel++;
+    return NDB_OK;
+}
+
+enum { TAG_LOG = 1, TAG_NEXT = 2, TAG_SEQ = 3, TAG_DEL = 4, TAG_ADD = 5 };
+
+ndb_status kv_edit_encode(const kv_edit *e, char **out, size_t *n)
+{
+    size_t cap = 64 + e->ndel * 24;
+    for (size_t i = 0; i < e->nadd; i++) cap += 50 + e->add[i].f->slen + e->add[i].f->llen;
+    char *buf = malloc(cap), *p = buf;
+    if (buf == NULL) return NDB_ENOMEM;
+    if (e->has_log) p = put_varint64(put_varint64(p, TAG_LOG), e->log_number);
+    if (e->has_next) p = put_varint64(put_varint64(p, TAG_NEXT), e->next_file);
+    if (e->has_seq) p = put_varint64(put_varint64(p, TAG_SEQ), e->last_seq);
+    for (size_t i = 0; i < e->ndel; i++) {
+        p = put_varint64(p, TAG_DEL);
+        p = put_varint64(p, (uint64_t)e->del[i].level);
+        p = put_varint64(p, e->del[i].number);
+    }
+    for (size_t i = 0; i < e->nadd; i++) {
+        kv_fmeta *f = e->add[i].f;
+        p = put_varint64(p, TAG_ADD);
+        p = put_varint64(p, (uint64_t)e->add[i].level);
+        p = put_varint64(p, f->number);
+        p = put_varint64(p, f->size);
+        p = put_varint64(p, f->slen);
+        memcpy(p, f->smallest, f->slen);
+        p += f->slen;
+        p = put_varint64(p, f->llen);
+        memcpy(p, f->largest, f->llen);
+        p += f->llen;
+    }
+    *out = buf;
+    *n = (size_t)(p - buf);
+    return NDB_OK;
+}
+
+static const char *get_key(const char *p, const char *end, kv_slice *k)
+{
+    uint64_t len;
+    p = get_varint64(p, end, &len);
+    if (p == NULL || len < 8 || len > NDB_KV_MAX_KEY + 8 || len > (uint64_t)(end - p)) return NULL;
+    *k = (kv_slice){p, len};
+    return p + len;
+}
+
+ndb_status kv_edit_decode(kv_vset *vs, const char *p, size_t n, kv_edit *e)
+{
+    const char *end = p + n;
+    kv_edit_init(e);
+    while (p < end) {
+        uint64_t tag, a, b, c;
+        if ((p = get_varint64(p, end, &tag)) == NULL) goto bad;
+        switch (tag) {
+        case TAG_LOG:
+            if ((p = get_varint64(p, end, &e->log_number)) == NULL) goto bad;
+            e->has_log = 1;
+            break;
+        case TAG_NEXT:
+            if ((p = get_varint64(p, end, &e->next_file)) == NULL) goto bad;
+            e->has_next = 1;
+            break;
+        case TAG_SEQ:
+            if ((p = get_varint64(p, end, &e->last_seq)) == NULL || e->last_seq > KV_MAX_SEQ) goto bad;
+            e->has_seq = 1;
+            break;
+        case TAG_DEL:
+            if ((p = get_varint64(p, end, &a)) == NULL || (p = get_varint64(p, end, &b)) == NULL ||
+                a >= NDB_KV_LEVELS)
+                goto bad;
+            if (kv_edit_del_file(e, (int)a, b) != NDB_OK) goto nomem;
+            break;
+        case TAG_ADD: {
+            kv_slice s, l;
+            if ((p = get_varint64(p, end, &a)) == NULL || (p = get_varint64(p, end, &b)) == NULL ||
+                (p = get_varint64(p, end, &c)) == NULL || (p = get_key(p, end, &s)) == NULL ||
+                (p = get_key(p, end, &l)) == NULL || a >= NDB_KV_LEVELS)
+                goto bad;
+            kv_fmeta *f = kv_fmeta_new(vs, b, c, s, l);
+            if (f == NULL) goto nomem;
+            ndb_status st = kv_edit_add_file(e, (int)a, f);
+            kv_fmeta_unref(f);
+            if (st != NDB_OK) goto nomem;
+            break;
+        }
+        default:
+            goto bad;
+        }
+    }
+    return NDB_OK;
+bad:
+    kv_edit_destroy(e);
+    return NDB_ECORRUPT;
+nomem:
+    kv_edit_destroy(e);
+    return NDB_ENOMEM;
+}
+
+/* ------------------------------------------------------------------ version set */
+
+ndb_status kv_vset_new(kv_env *env, const char *dir, kv_cache *cache, const kv_table_opts *topts,
+                       uint64_t l1_max_bytes, uint32_t l0_trigger, kv_vset **out)
+{
+    kv_vset *vs = calloc(1, sizeof *vs);
+    if (vs == NULL) return NDB_ENOMEM;
+    vs->dir = strdup(dir);
+    vs->current = version_new();
+    if (vs->dir == NULL || vs->current == NULL) {
+        free(vs->dir);
+        free(vs->current);
+        free(vs);
+        return NDB_ENOMEM;
+    }
+    vs->env = env;
+    vs->cache = cache;
+    vs->topts = *topts;
+    vs->next_file = 2;
+    vs->l1_max_bytes = l1_max_bytes;
+    vs->l0_trigger = l0_trigger;
+    pthread_mutex_init(&vs->table_mu, NULL);
+    *out = vs;
+    return NDB_OK;
+}
+
+void kv_vset_free(kv_vset *vs)
+{
+    if (vs == NULL) return;
+    kv_version_unref(vs->current);
+    kv_wal_close(vs->manifest);
+    for (int l = 0; l < NDB_KV_LEVELS; l++) free(vs->compact_ptr[l]);
+    pthread_mutex_destroy(&vs->table_mu);
+    free(vs->dir);
+    free(vs);
+}
+
+static int cmp_l0(const void *a, const void *b)
+{
+    const kv_fmeta *x = *(kv_fmeta *const *)a, *y = *(kv_fmeta *const *)b;
+    return x->number > y->number ? -1 : x->number < y->number; /* newest first */
+}
+static int cmp_sorted(const void *a, const void *b)
+{
+    const kv_fmeta *x = *(kv_fmeta *const *)a, *y = *(kv_fmeta *const *)b;
+    int r = ikey_cmp(f_small(x), f_small(y));
+    return r ? r : (x->number < y->number ? -1 : x->number > y->number);
+}
+
+/* Builds base + e into a new version (refs every file it holds). */
+static ndb_status apply(kv_version *base, const kv_edit *e, kv_version **out)
+{
+    kv_version *v = version_new();
+    if (v == NULL) return NDB_ENOMEM;
+    for (int l = 0; l < NDB_KV_LEVELS; l++) {
+        size_t cap = base->nfiles[l];
+        for (size_t i = 0; i < e->nadd; i++)
+            if (e->add[i].level == l) cap++;
+        if (cap == 0) continue;
+        v->files[l] = malloc(cap * sizeof(kv_fmeta *));
+        if (v->files[l] == NULL) {
+            kv_version_unref(v);
+            return NDB_ENOMEM;
+        }
+        for (size_t i = 0; i < base->nfiles[l]; i++) {
+            kv_fmeta *f = base->files[l][i];
+            int deleted = 0;
+            for (size_t d = 0; d < e->ndel; d++)
+                if (e->del[d].level == l && e->del[d].number == f->number) deleted = 1;
+            if (deleted) continue;
+            kv_fmeta_ref(f);
+            v->files[l][v->nfiles[l]++] = f;
+            v->bytes[l] += f->size;
+        }
+        for (size_t i = 0; i < e->nadd; i++) {
+            if (e->add[i].level != l) continue;
+            kv_fmeta *f = e->add[i].f;
+            kv_fmeta_ref(f);
+            v->files[l][v->nfiles[l]++] = f;
+            v->bytes[l] += f->size;
+        }
+        qsort(v->files[l], v->nfiles[l], sizeof(kv_fmeta *), l == 0 ? cmp_l0 : cmp_sorted);
+        if (l > 0) /* sorted levels must not overlap */
+            for (size_t i = 1; i < v->nfiles[l]; i++)
+                if (slice_cmp(ikey_user(f_large(v->files[l][i - 1])), ikey_user(f_small(v->files[l][i]))) >= 0) {
+                    kv_version_unref(v);
+                    return NDB_ECORRUPT;
+                }
+    }
+    *out = v;
+    return NDB_OK;
+}
+
+/* Marks files that e removes from base as obsolete. */
+static void mark_obsolete(kv_version *base, const kv_version *next)
+{
+    for (int l = 0; l < NDB_KV_LEVELS; l++)
+        for (size_t i = 0; i < base->nfiles[l]; i++) {
+            kv_fmeta *f = base->files[l][i];
+            int live = 0;
+            for (int m = 0; m < NDB_KV_LEVELS && !live; m++)
+                for (size_t j = 0; j < next->nfiles[m]; j++)
+                    if (next->files[m][j] == f) {
+                        live = 1;
+                        break;
+                    }
+            if (!live) __atomic_store_n(&f->obsolete, 1, __ATOMIC_RELEASE);
+        }
+}
+
+static void apply_scalars(kv_vset *vs, const kv_edit *e)
+{
+    if (e->has_log) vs->log_number = e->log_number;
+    if (e->has_next && e->next_file > vs->next_file) vs->next_file = e->next_file;
+    if (e->has_seq && e->last_seq > vs->last_seq) vs->last_seq = e->last_seq;
+}
+
+ndb_status kv_vset_recover(kv_vset *vs, ndb_errmsg *msg)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/CURRENT", vs->dir);
+    char *cur;
+    size_t len;
+    ndb_status st = kv_env_read_file(vs->env, path, 4096, &cur, &len);
+    if (st == NDB_ENOTFOUND) return st;
+    if (st != NDB_OK) return ndb_errmsg_set(msg, st, "reading %s failed", path);
+    unsigned long long mnum;
+    char tail;
+    if (len < 2 || cur[len - 1] != '\n' || sscanf(cur, "MANIFEST-%llu%c", &mnum, &tail) != 2 || tail != '\n') {
+        free(cur);
+        return ndb_errmsg_set(msg, NDB_ECORRUPT, "%s: malformed", path);
+    }
+    free(cur);
+    snprintf(path, sizeof path, "%s/MANIFEST-%06llu", vs->dir, mnum);
+    kv_wal_reader *r;
+    st = kv_wal_reader_open(vs->env, path, &r);
+    if (st != NDB_OK) return ndb_errmsg_set(msg, st == NDB_ENOTFOUND ? NDB_ECORRUPT : st, "%s: cannot open", path);
+    int type;
+    const char *payload;
+    size_t n;
+    uint64_t records = 0;
+    while ((st = kv_wal_read(r, &type, &payload, &n)) == NDB_OK) {
+        kv_edit e;
+        if (type != WAL_EDIT) {
+            st = NDB_ECORRUPT;
+            break;
+        }
+        st = kv_edit_decode(vs, payload, n, &e);
+        if (st != NDB_OK) break;
+        kv_version *v;
+        st = apply(vs->current, &e, &v);
+        if (st == NDB_OK) {
+            kv_version_unref(vs->current);
+            vs->current = v;
+            apply_scalars(vs, &e);
+        }
+        kv_edit_destroy(&e);
+        if (st != NDB_OK) break;
+        records++;
+    }
+    kv_wal_reader_free(r);
+    /* A torn last record is an edit that was never acknowledged (the manifest
+     * is fsync'd before a version is installed): ignore it. */
+    if (st == NDB_ENOTFOUND || (st == NDB_ECORRUPT && records > 0)) st = NDB_OK;
+    if (st != NDB_OK) return ndb_errmsg_set(msg, st, "%s: bad manifest (%s)", path, ndb_strerror(st));
+    if (vs->next_file <= mnum) vs->next_file = mnum + 1;
+    vs->manifest_number = mnum;
+    return NDB_OK;
+}
+
+/* Writes a snapshot of the current state to a fresh manifest and points
+ * CURRENT at it. mu held. */
+static ndb_status new_manifest(kv_vset *vs, ndb_errmsg *msg)
+{
+    uint64_t num = vs->next_file++;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/MANIFEST-%06llu", vs->dir, (unsigned long long)num);
+    kv_wal_writer *w;
+    ndb_status st = kv_wal_create(vs->env, path, &w);
+    if (st != NDB_OK) return ndb_errmsg_set(msg, st, "%s: create failed", path);
+    kv_edit snap;
+    kv_edit_init(&snap);
+    snap.has_log = snap.has_next = snap.has_seq = 1;
+    snap.log_number = vs->log_number;
+    snap.next_file = vs->next_file;
+    snap.last_seq = vs->last_seq;
+    for (int l = 0; l < NDB_KV_LEVELS && st == NDB_OK; l++)
+        for (size_t i = 0; i < vs->current->nfiles[l] && st == NDB_OK; i++)
+            st = kv_edit_add_file(&snap, l, vs->current->files[l][i]);
+    char *buf = NULL;
+    size_t n;
+    if (st == NDB_OK) st = kv_edit_encode(&snap, &buf, &n);
+    if (st == NDB_OK) st = kv_wal_add(w, WAL_EDIT, buf, n);
+    if (st == NDB_OK) st = kv_wal_sync(w);
+    free(buf);
+    kv_edit_destroy(&snap);
+    if (st == NDB_OK) {
+        char cur[64];
+        int cl = snprintf(cur, sizeof cur, "MANIFEST-%06llu\n", (unsigned long long)num);
+        st = kv_env_write_file_atomic(vs->env, vs->dir, "CURRENT", cur, (size_t)cl);
+    }
+    if (st != NDB_OK) {
+        kv_wal_close(w);
+        vs->env->v->remove(vs->env, path);
+        return ndb_errmsg_set(msg, st, "writing manifest %s failed", path);
+    }
+    uint64_t old = vs->manifest_number;
+    kv_wal_close(vs->manifest);
+    vs->manifest = w;
+    vs->manifest_number = num;
+    if (old && old != num) {
+        snprintf(path, sizeof path, "%s/MANIFEST-%06llu", vs->dir, (unsigned long long)old);
+        vs->env->v->remove(vs->env, path);
+    }
+    return NDB_OK;
+}
+
+ndb_status kv_vset_log_and_apply(kv_vset *vs, kv_edit *e, ndb_errmsg *msg)
+{
+    kv_version *v;
+    ndb_status st = apply(vs->current, e, &v);
+    if (st != NDB_OK) return ndb_errmsg_set(msg, st, "applying a version edit failed (%s)", ndb_strerror(st));
+    if (!e->has_next || e->next_file < vs->next_file) {
+        e->has_next = 1;
+        e->next_file = vs->next_file;
+    }
+    if (!e->has_seq || e->last_seq < vs->last_seq) {
+        e->has_seq = 1;
+        e->last_seq = vs->last_seq;
+    }
+    if (vs->manifest == NULL || kv_wal_size(vs->manifest) > 64u * 1024u * 1024u) {
+        /* the snapshot must include this edit: install scalars first, then
+         * write it from the new version */
+        kv_version *oldv = vs->current;
+        uint64_t ol = vs->log_number, on = vs->next_file, os = vs->last_seq;
+        vs->current = v;
+        apply_scalars(vs, e);
+        st = new_manifest(vs, msg);
+        if (st != NDB_OK) {
+            vs->current = oldv;
+            vs->log_number = ol;
+            vs->next_file = on;
+            vs->last_seq = os;
+            kv_version_unref(v);
+            return st;
+        }
+        mark_obsolete(oldv, v);
+        kv_version_unref(oldv);
+        return NDB_OK;
+    }
+    char *buf;
+    size_t n;
+    st = kv_edit_encode(e, &buf, &n);
+    if (st == NDB_OK) {
+        st = kv_wal_add(vs->manifest, WAL_EDIT, buf, n);
+        free(buf);
+    }
+    if (st == NDB_OK) st = kv_wal_sync(vs->manifest);
+    if (st != NDB_OK) {
+        kv_version_unref(v);
+        return ndb_errmsg_set(msg, st, "manifest write failed (%s)", ndb_strerror(st));
+    }
+    mark_obsolete(vs->current, v);
+    kv_version_unref(vs->current);
+    vs->current = v;
+    apply_scalars(vs, e);
+    return NDB_OK;
+}
+
+int kv_vset_max_level(const kv_vset *vs)
+{
+    for (int l = NDB_KV_LEVELS - 1; l >= 0; l--)
+        if (vs->current->nfiles[l]) return l;
+    return -1;
+}

@@ -1,0 +1,127 @@
+/*
+ * version.h — the set of live SSTables per level (a version), the edits that
+ * change it, the manifest that logs those edits, and the table cache
+ * (internal). Manifest layout: FORMAT.md "Manifest".
+ *
+ * Thread safety: kv_vset fields are protected by the engine mutex (the
+ * caller holds it for every kv_vset_* call that says "mu held"). A kv_version
+ * is immutable once installed; its refcount and each file's refcount are
+ * atomic, so readers ref a version under mu and use/unref it without.
+ *
+ * Invariants: in L0 files are ordered newest first (by file number) and may
+ * overlap; in L1+ files are sorted by smallest key and do not overlap, and a
+ * user key lives in at most one file per level (outputs never split a user
+ * key). A file is deleted from disk when it has been removed by an edit and
+ * the last version holding it is gone.
+ */
+#ifndef KV_VERSION_H
+#define KV_VERSION_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include "cache.h"
+#include "coding.h"
+#include "env.h"
+#include "iter.h"
+#include "ndb_kv.h"
+#include "table.h"
+#include "wal.h"
+
+typedef struct kv_vset kv_vset;
+
+typedef struct kv_fmeta {
+    int refs;
+    int obsolete; /* removed by an edit: delete the file at refs 0 */
+    uint64_t number, size;
+    char *smallest, *largest; /* internal keys, owned */
+    size_t slen, llen;
+    kv_table *table; /* table cache slot: opened on first use */
+    kv_vset *vs;
+} kv_fmeta;
+
+typedef struct kv_version {
+    int refs;
+    kv_fmeta **files[NDB_KV_LEVELS];
+    size_t nfiles[NDB_KV_LEVELS];
+    uint64_t bytes[NDB_KV_LEVELS];
+} kv_version;
+
+typedef struct kv_edit {
+    int has_log, has_next, has_seq;
+    uint64_t log_number, next_file, last_seq;
+    struct {
+        int level;
+        uint64_t number;
+    } *del;
+    size_t ndel, capdel;
+    struct {
+        int level;
+        kv_fmeta *f; /* referenced by the edit */
+    } *add;
+    size_t nadd, capadd;
+} kv_edit;
+
+struct kv_vset {
+    kv_env *env;
+    char *dir;
+    kv_cache *cache;
+    kv_table_opts topts;
+    kv_version *current;
+    uint64_t next_file, log_number, last_seq, manifest_number;
+    kv_wal_writer *manifest;
+    char *compact_ptr[NDB_KV_LEVELS]; /* user key after which the next Ln compaction starts */
+    size_t compact_ptr_len[NDB_KV_LEVELS];
+    pthread_mutex_t table_mu; /* guards opening tables into kv_fmeta.table */
+    uint64_t l1_max_bytes;
+    uint32_t l0_trigger;
+};
+
+/* ---- files */
+kv_fmeta *kv_fmeta_new(kv_vset *vs, uint64_t number, uint64_t size, kv_slice smallest, kv_slice largest);
+void kv_fmeta_ref(kv_fmeta *f);
+void kv_fmeta_unref(kv_fmeta *f);
+/* The open table for f (table cache): opened on first use. Borrowed while f is referenced. */
+ndb_status kv_fmeta_table(kv_fmeta *f, kv_table **out, ndb_errmsg *msg);
+
+/* ---- versions */
+void kv_version_ref(kv_version *v);
+void kv_version_unref(kv_version *v);
+/* Point lookup in the levels: *result is TABLE_GET_*; value malloc'd on VALUE. */
+ndb_status kv_version_get(kv_version *v, kv_slice lookup, int *result, void **val, size_t *vlen,
+                          ndb_errmsg *msg);
+/* Appends iterators for every L0 file and one per deeper level to out (room
+ * for nfiles[0] + NDB_KV_LEVELS). Returns the count or -1 on allocation failure. */
+int kv_version_iters(kv_version *v, kv_iter **out);
+/* Files of level that overlap user range [b, e] (NULL: unbounded) into a
+ * malloc'd array (caller frees with free(); entries borrowed from v). */
+ndb_status kv_version_overlaps(kv_version *v, int level, const kv_slice *b, const kv_slice *e,
+                               kv_fmeta ***out, size_t *n);
+/* 1 if no level deeper than level has a file that may hold ukey. */
+int kv_version_is_base(kv_version *v, int level, kv_slice ukey);
+uint64_t kv_level_max_bytes(const kv_vset *vs, int level);
+
+/* ---- edits */
+void kv_edit_init(kv_edit *e);
+void kv_edit_destroy(kv_edit *e);
+ndb_status kv_edit_add_file(kv_edit *e, int level, kv_fmeta *f); /* refs f */
+ndb_status kv_edit_del_file(kv_edit *e, int level, uint64_t number);
+/* Encoding (exposed for tests): malloc'd buffer, caller frees with free(). */
+ndb_status kv_edit_encode(const kv_edit *e, char **out, size_t *n);
+ndb_status kv_edit_decode(kv_vset *vs, const char *p, size_t n, kv_edit *e);
+
+/* ---- the version set */
+ndb_status kv_vset_new(kv_env *env, const char *dir, kv_cache *cache, const kv_table_opts *topts,
+                       uint64_t l1_max_bytes, uint32_t l0_trigger, kv_vset **out);
+void kv_vset_free(kv_vset *vs);
+/* Reads CURRENT and replays its manifest. NDB_ENOTFOUND if there is no CURRENT. */
+ndb_status kv_vset_recover(kv_vset *vs, ndb_errmsg *msg);
+/* Applies e to current, logs it (a fresh manifest with a full snapshot when
+ * none is open; then CURRENT is switched by write, fsync, rename, fsync dir),
+ * fsyncs, installs the new version. mu held. On failure nothing changes in
+ * memory (the caller must poison: the manifest may be half-written). */
+ndb_status kv_vset_log_and_apply(kv_vset *vs, kv_edit *e, ndb_errmsg *msg);
+/* The deepest level holding a file, or -1. */
+int kv_vset_max_level(const kv_vset *vs);
+
+#endif /* KV_VERSION_H */

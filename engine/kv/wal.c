@@ -1,0 +1,166 @@
+#include "wal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "coding.h"
+#include "crc32c.h"
+
+struct kv_wal_writer {
+    kv_file *f;
+    uint64_t size;
+    char *buf;
+    size_t cap;
+};
+
+ndb_status kv_wal_create(kv_env *env, const char *path, kv_wal_writer **out)
+{
+    kv_wal_writer *w = calloc(1, sizeof *w);
+    if (w == NULL) return NDB_ENOMEM;
+    ndb_status st = env->v->open_append(env, path, 1, &w->f);
+    if (st != NDB_OK) {
+        free(w);
+        return st;
+    }
+    *out = w;
+    return NDB_OK;
+}
+
+ndb_status kv_wal_add(kv_wal_writer *w, int type, const void *payload, size_t n)
+{
+    if (n > WAL_MAX_RECORD) return NDB_ETOOBIG;
+    size_t need = WAL_HEADER + n;
+    if (need > w->cap) {
+        size_t nc = w->cap ? w->cap : 4096;
+        while (nc < need) nc *= 2;
+        char *nb = realloc(w->buf, nc);
+        if (nb == NULL) return NDB_ENOMEM;
+        w->buf = nb;
+        w->cap = nc;
+    }
+    char *h = w->buf;
+    put_fixed32(h + 4, (uint32_t)n);
+    h[8] = (char)type;
+    if (n) memcpy(h + WAL_HEADER, payload, n);
+    put_fixed32(h, crc32c_mask(crc32c(h + 4, 5 + n)));
+    ndb_status st = kv_file_append(w->f, h, need);
+    if (st == NDB_OK) w->size += need;
+    return st;
+}
+
+ndb_status kv_wal_sync(kv_wal_writer *w) { return kv_file_sync(w->f); }
+uint64_t kv_wal_size(const kv_wal_writer *w) { return w->size; }
+
+ndb_status kv_wal_close(kv_wal_writer *w)
+{
+    if (w == NULL) return NDB_OK;
+    ndb_status st = kv_file_close(w->f);
+    free(w->buf);
+    free(w);
+    return st;
+}
+
+/* ---- reader: buffered sequential reads */
+
+struct kv_wal_reader {
+    kv_file *f;
+    uint64_t fsize;
+    uint64_t base;     /* file offset of buf[0] */
+    uint64_t good_end; /* end of the last good record */
+    uint64_t skipped;
+    char *buf;
+    size_t cap, pos, end; /* next record at buf[pos]; valid bytes buf[0, end) */
+    int done;
+};
+
+ndb_status kv_wal_reader_open(kv_env *env, const char *path, kv_wal_reader **out)
+{
+    kv_wal_reader *r = calloc(1, sizeof *r);
+    if (r == NULL) return NDB_ENOMEM;
+    ndb_status st = env->v->open_read(env, path, &r->f);
+    if (st == NDB_OK) st = kv_file_size(r->f, &r->fsize);
+    if (st == NDB_OK) {
+        r->cap = 1 << 20;
+        r->buf = malloc(r->cap);
+        if (r->buf == NULL) st = NDB_ENOMEM;
+    }
+    if (st != NDB_OK) {
+        kv_wal_reader_free(r);
+        return st;
+    }
+    *out = r;
+    return NDB_OK;
+}
+
+/* Makes n bytes available at buf[pos]; NDB_ENOTFOUND if the file ends first. */
+static ndb_status ensure(kv_wal_reader *r, size_t n)
+{
+    if (r->end - r->pos >= n) return NDB_OK;
+    if (r->pos > 0) {
+        memmove(r->buf, r->buf + r->pos, r->end - r->pos);
+        r->base += r->pos;
+        r->end -= r->pos;
+        r->pos = 0;
+    }
+    if (n > r->cap) {
+        size_t nc = r->cap;
+        while (nc < n) nc *= 2;
+        char *nb = realloc(r->buf, nc);
+        if (nb == NULL) return NDB_ENOMEM;
+        r->buf = nb;
+        r->cap = nc;
+    }
+    while (r->end < n) {
+        size_t got;
+        ndb_status st = kv_file_pread(r->f, r->base + r->end, r->buf + r->end, r->cap - r->end, &got);
+        if (st != NDB_OK) return st;
+        if (got == 0) return NDB_ENOTFOUND;
+        r->end += got;
+    }
+    return NDB_OK;
+}
+
+static ndb_status corrupt(kv_wal_reader *r)
+{
+    r->done = 1;
+    r->skipped = r->fsize > r->good_end ? r->fsize - r->good_end : 0;
+    return NDB_ECORRUPT;
+}
+
+ndb_status kv_wal_read(kv_wal_reader *r, int *type, const char **payload, size_t *n)
+{
+    if (r->done) return r->skipped ? NDB_ECORRUPT : NDB_ENOTFOUND;
+    uint64_t at = r->base + r->pos;
+    if (at >= r->fsize) {
+        r->done = 1;
+        return NDB_ENOTFOUND;
+    }
+    ndb_status st = ensure(r, WAL_HEADER);
+    if (st == NDB_ENOTFOUND) return corrupt(r); /* torn header */
+    if (st != NDB_OK) return st;
+    uint32_t len = get_fixed32(r->buf + r->pos + 4);
+    if (len > WAL_MAX_RECORD || (uint64_t)len + WAL_HEADER > r->fsize - at) return corrupt(r);
+    st = ensure(r, WAL_HEADER + (size_t)len);
+    if (st == NDB_ENOTFOUND) return corrupt(r);
+    if (st != NDB_OK) return st;
+    const char *h = r->buf + r->pos;
+    uint32_t want = crc32c_unmask(get_fixed32(h));
+    if (crc32c(h + 4, 5 + (size_t)len) != want) return corrupt(r);
+    *type = (unsigned char)h[8];
+    *payload = h + WAL_HEADER;
+    *n = len;
+    r->pos += WAL_HEADER + (size_t)len;
+    r->good_end = r->base + r->pos;
+    return NDB_OK;
+}
+
+uint64_t kv_wal_reader_skipped(const kv_wal_reader *r) { return r->skipped; }
+uint64_t kv_wal_reader_offset(const kv_wal_reader *r) { return r->good_end; }
+
+void kv_wal_reader_free(kv_wal_reader *r)
+{
+    if (r == NULL) return;
+    kv_file_close(r->f);
+    free(r->buf);
+    free(r);
+}

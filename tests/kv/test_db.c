@@ -1,0 +1,321 @@
+/* End-to-end API tests of engine/kv (ndb_kv.h). */
+#include <criterion/criterion.h>
+#include <pthread.h>
+
+#include "ndb_kv.h"
+#include "testutil.h"
+
+static char *dir;
+static ndb_kv *kv;
+
+static void small_opts(ndb_kv_options *o)
+{
+    ndb_kv_options_init(o);
+    o->durability = NDB_KV_NONE;
+    o->memtable_bytes = 64 * 1024;
+    o->sst_target_bytes = 64 * 1024;
+    o->l1_max_bytes = 256 * 1024;
+    o->block_cache_bytes = 1 << 20;
+}
+
+static void open_db(const ndb_kv_options *o)
+{
+    ndb_errmsg msg = {{0}};
+    ndb_status st = ndb_kv_open(dir, o, &kv, &msg);
+    cr_assert_eq(st, NDB_OK, "open: %s %s", ndb_strerror(st), msg.text);
+}
+
+static void setup(void)
+{
+    dir = tu_tmpdir("db");
+    cr_assert_not_null(dir);
+    ndb_kv_options o;
+    small_opts(&o);
+    open_db(&o);
+}
+static void teardown(void)
+{
+    ndb_kv_close(kv);
+    tu_rmdir(dir);
+}
+
+static void expect(const char *k, const char *v)
+{
+    void *got = NULL;
+    size_t n = 0;
+    ndb_status st = ndb_kv_get(kv, NULL, k, strlen(k), &got, &n);
+    if (v == NULL) {
+        cr_assert_eq(st, NDB_ENOTFOUND, "key %s: expected absent, got %s", k, ndb_strerror(st));
+        return;
+    }
+    cr_assert_eq(st, NDB_OK, "key %s: %s", k, ndb_strerror(st));
+    cr_assert_eq(n, strlen(v));
+    cr_assert(memcmp(got, v, n) == 0);
+    free(got);
+}
+
+TestSuite(db, .init = setup, .fini = teardown, .timeout = 60);
+
+Test(db, put_get_delete)
+{
+    cr_assert_eq(ndb_kv_put(kv, "a", 1, "1", 1), NDB_OK);
+    cr_assert_eq(ndb_kv_put(kv, "b", 1, "2", 1), NDB_OK);
+    cr_assert_eq(ndb_kv_put(kv, "", 0, "empty", 5), NDB_OK);
+    expect("a", "1");
+    expect("b", "2");
+    expect("", "empty");
+    expect("c", NULL);
+    cr_assert_eq(ndb_kv_put(kv, "a", 1, "3", 1), NDB_OK);
+    expect("a", "3");
+    cr_assert_eq(ndb_kv_delete(kv, "a", 1), NDB_OK);
+    expect("a", NULL);
+    cr_assert_eq(ndb_kv_put(kv, "e", 1, "", 0), NDB_OK);
+    expect("e", "");
+}
+
+Test(db, bad_args)
+{
+    void *v;
+    size_t n;
+    cr_assert_eq(ndb_kv_put(NULL, "a", 1, "1", 1), NDB_EINVAL);
+    cr_assert_eq(ndb_kv_put(kv, NULL, 3, "1", 1), NDB_EINVAL);
+    cr_assert_eq(ndb_kv_get(kv, NULL, "a", 1, NULL, &n), NDB_EINVAL);
+    char *big = calloc(1, NDB_KV_MAX_KEY + 1);
+    cr_assert_eq(ndb_kv_put(kv, big, NDB_KV_MAX_KEY + 1, "1", 1), NDB_ETOOBIG);
+    cr_assert_eq(ndb_kv_get(kv, NULL, big, NDB_KV_MAX_KEY + 1, &v, &n), NDB_ENOTFOUND);
+    free(big);
+}
+
+Test(db, reopen_recovers_from_wal_and_tables)
+{
+    char k[32], v[64];
+    for (int i = 0; i < 5000; i++) {
+        snprintf(k, sizeof k, "key%06d", i);
+        snprintf(v, sizeof v, "value-%d-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", i);
+        cr_assert_eq(ndb_kv_put(kv, k, strlen(k), v, strlen(v)), NDB_OK);
+    }
+    for (int i = 0; i < 5000; i += 7) {
+        snprintf(k, sizeof k, "key%06d", i);
+        cr_assert_eq(ndb_kv_delete(kv, k, strlen(k)), NDB_OK);
+    }
+    ndb_kv_stats s;
+    ndb_kv_stats_get(kv, &s);
+    cr_assert_gt(s.flushes, 0, "small memtable must have flushed");
+    cr_assert_eq(ndb_kv_close(kv), NDB_OK);
+    ndb_kv_options o;
+    small_opts(&o);
+    open_db(&o);
+    for (int i = 0; i < 5000; i++) {
+        snprintf(k, sizeof k, "key%06d", i);
+        snprintf(v, sizeof v, "value-%d-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", i);
+        expect(k, i % 7 == 0 ? NULL : v);
+    }
+}
+
+Test(db, batch_is_atomic_and_ordered)
+{
+    ndb_kv_batch *b;
+    cr_assert_eq(ndb_kv_batch_new(&b), NDB_OK);
+    ndb_kv_batch_put(b, "x", 1, "1", 1);
+    ndb_kv_batch_put(b, "y", 1, "2", 1);
+    ndb_kv_batch_delete(b, "x", 1);
+    ndb_kv_batch_put(b, "z", 1, "3", 1);
+    cr_assert_eq(ndb_kv_batch_count(b), 4);
+    cr_assert_eq(ndb_kv_write(kv, b), NDB_OK);
+    expect("x", NULL);
+    expect("y", "2");
+    expect("z", "3");
+    ndb_kv_batch_clear(b);
+    cr_assert_eq(ndb_kv_batch_count(b), 0);
+    cr_assert_eq(ndb_kv_write(kv, b), NDB_OK);
+    ndb_kv_batch_free(b);
+}
+
+Test(db, snapshot_isolation)
+{
+    ndb_kv_put(kv, "k", 1, "old", 3);
+    ndb_kv_snapshot *s;
+    cr_assert_eq(ndb_kv_snapshot_acquire(kv, &s), NDB_OK);
+    ndb_kv_put(kv, "k", 1, "new", 3);
+    ndb_kv_put(kv, "k2", 2, "x", 1);
+    void *v;
+    size_t n;
+    cr_assert_eq(ndb_kv_get(kv, s, "k", 1, &v, &n), NDB_OK);
+    cr_assert(n == 3 && memcmp(v, "old", 3) == 0);
+    free(v);
+    cr_assert_eq(ndb_kv_get(kv, s, "k2", 2, &v, &n), NDB_ENOTFOUND);
+    /* survives flush and compaction */
+    cr_assert_eq(ndb_kv_compact_range(kv, NULL, 0, NULL, 0), NDB_OK);
+    cr_assert_eq(ndb_kv_get(kv, s, "k", 1, &v, &n), NDB_OK);
+    cr_assert(n == 3 && memcmp(v, "old", 3) == 0);
+    free(v);
+    expect("k", "new");
+    ndb_kv_snapshot_release(kv, s);
+}
+
+Test(db, iterate_with_bounds_both_directions)
+{
+    char k[16];
+    for (int i = 0; i < 100; i++) {
+        snprintf(k, sizeof k, "k%03d", i);
+        ndb_kv_put(kv, k, strlen(k), k, strlen(k));
+    }
+    for (int i = 0; i < 100; i += 10) {
+        snprintf(k, sizeof k, "k%03d", i);
+        ndb_kv_delete(kv, k, strlen(k));
+    }
+    ndb_kv_flush(kv);
+    for (int i = 1; i < 100; i += 10) { /* newer versions in the memtable */
+        snprintf(k, sizeof k, "k%03d", i);
+        ndb_kv_put(kv, k, strlen(k), "new", 3);
+    }
+    ndb_kv_iter *it;
+    cr_assert_eq(ndb_kv_iter_new(kv, NULL, "k020", 4, "k050", 4, &it), NDB_OK);
+    int count = 0;
+    char prev[16] = "";
+    for (ndb_kv_iter_seek_first(it); ndb_kv_iter_valid(it); ndb_kv_iter_next(it)) {
+        size_t kl, vl;
+        const char *key = ndb_kv_iter_key(it, &kl);
+        const char *val = ndb_kv_iter_value(it, &vl);
+        char kk[16];
+        memcpy(kk, key, kl);
+        kk[kl] = 0;
+        cr_assert(strcmp(kk, "k020") > 0 && strcmp(kk, "k050") < 0, "key %s out of bounds", kk);
+        cr_assert(strcmp(kk, prev) > 0);
+        int i = atoi(kk + 1);
+        cr_assert(i % 10 != 0);
+        if (i % 10 == 1)
+            cr_assert(vl == 3 && memcmp(val, "new", 3) == 0);
+        else
+            cr_assert(vl == kl && memcmp(val, key, kl) == 0);
+        strcpy(prev, kk);
+        count++;
+    }
+    cr_assert_eq(count, 27);
+    cr_assert_eq(ndb_kv_iter_status(it), NDB_OK);
+    count = 0;
+    strcpy(prev, "zzz");
+    for (ndb_kv_iter_seek_last(it); ndb_kv_iter_valid(it); ndb_kv_iter_prev(it)) {
+        size_t kl;
+        const char *key = ndb_kv_iter_key(it, &kl);
+        char kk[16];
+        memcpy(kk, key, kl);
+        kk[kl] = 0;
+        cr_assert(strcmp(kk, prev) < 0);
+        cr_assert(strcmp(kk, "k020") > 0 && strcmp(kk, "k050") < 0);
+        strcpy(prev, kk);
+        count++;
+    }
+    cr_assert_eq(count, 27);
+    /* direction changes */
+    ndb_kv_iter_seek(it, "k033", 4);
+    cr_assert(ndb_kv_iter_valid(it));
+    ndb_kv_iter_next(it);
+    ndb_kv_iter_prev(it);
+    size_t kl;
+    const char *key = ndb_kv_iter_key(it, &kl);
+    cr_assert(kl == 4 && memcmp(key, "k033", 4) == 0);
+    ndb_kv_iter_prev(it);
+    ndb_kv_iter_prev(it);
+    key = ndb_kv_iter_key(it, &kl);
+    cr_assert(kl == 4 && memcmp(key, "k031", 4) == 0, "got %.*s", (int)kl, key);
+    ndb_kv_iter_prev(it); /* k030 deleted -> k029 */
+    key = ndb_kv_iter_key(it, &kl);
+    cr_assert(kl == 4 && memcmp(key, "k029", 4) == 0, "got %.*s", (int)kl, key);
+    ndb_kv_iter_next(it);
+    key = ndb_kv_iter_key(it, &kl);
+    cr_assert(kl == 4 && memcmp(key, "k031", 4) == 0, "got %.*s", (int)kl, key);
+    ndb_kv_iter_seek_for_prev(it, "k030", 4);
+    key = ndb_kv_iter_key(it, &kl);
+    cr_assert(kl == 4 && memcmp(key, "k029", 4) == 0, "got %.*s", (int)kl, key);
+    ndb_kv_iter_free(it);
+}
+
+Test(db, compaction_drops_overwrites_and_tombstones)
+{
+    char k[32], v[128];
+    memset(v, 'v', sizeof v);
+    for (int round = 0; round < 5; round++)
+        for (int i = 0; i < 2000; i++) {
+            snprintf(k, sizeof k, "key%06d", i);
+            cr_assert_eq(ndb_kv_put(kv, k, strlen(k), v, 100), NDB_OK);
+        }
+    for (int i = 0; i < 2000; i++) {
+        snprintf(k, sizeof k, "key%06d", i);
+        cr_assert_eq(ndb_kv_delete(kv, k, strlen(k)), NDB_OK);
+    }
+    cr_assert_eq(ndb_kv_compact_range(kv, NULL, 0, NULL, 0), NDB_OK);
+    ndb_kv_stats s;
+    ndb_kv_stats_get(kv, &s);
+    uint64_t total = 0;
+    for (int l = 0; l < NDB_KV_LEVELS; l++) total += s.levels[l].files;
+    cr_assert_eq(total, 0, "everything deleted: no table may remain (have %llu)", (unsigned long long)total);
+    cr_assert_gt(s.compactions, 0);
+    cr_assert_gt(s.write_amplification, 1.0);
+    expect("key000001", NULL);
+}
+
+typedef struct thr_arg {
+    int id;
+} thr_arg;
+
+static void *writer_thr(void *p)
+{
+    thr_arg *a = p;
+    char k[32], v[32];
+    for (int i = 0; i < 2000; i++) {
+        snprintf(k, sizeof k, "t%d-%05d", a->id, i);
+        snprintf(v, sizeof v, "v%d", i);
+        if (ndb_kv_put(kv, k, strlen(k), v, strlen(v)) != NDB_OK) return (void *)1;
+        void *got;
+        size_t n;
+        if (ndb_kv_get(kv, NULL, k, strlen(k), &got, &n) != NDB_OK) return (void *)2;
+        free(got);
+    }
+    return NULL;
+}
+
+Test(db, concurrent_writers_and_readers)
+{
+    pthread_t t[4];
+    thr_arg a[4];
+    for (int i = 0; i < 4; i++) {
+        a[i].id = i;
+        pthread_create(&t[i], NULL, writer_thr, &a[i]);
+    }
+    for (int i = 0; i < 4; i++) {
+        void *r;
+        pthread_join(t[i], &r);
+        cr_assert_null(r, "thread %d failed: %p", i, r);
+    }
+    char k[32], v[32];
+    for (int id = 0; id < 4; id++)
+        for (int i = 0; i < 2000; i += 13) {
+            snprintf(k, sizeof k, "t%d-%05d", id, i);
+            snprintf(v, sizeof v, "v%d", i);
+            expect(k, v);
+        }
+}
+
+Test(db, lock_excludes_second_handle)
+{
+    ndb_kv *other = NULL;
+    ndb_errmsg msg;
+    ndb_kv_options o;
+    small_opts(&o);
+    cr_assert_eq(ndb_kv_open(dir, &o, &other, &msg), NDB_EBUSY);
+}
+
+Test(db, sync_mode_counts_group_commits)
+{
+    ndb_kv_close(kv);
+    ndb_kv_options o;
+    small_opts(&o);
+    o.durability = NDB_KV_SYNC;
+    open_db(&o);
+    ndb_kv_stats before, after;
+    ndb_kv_stats_get(kv, &before);
+    for (int i = 0; i < 20; i++) cr_assert_eq(ndb_kv_put(kv, "k", 1, "v", 1), NDB_OK);
+    ndb_kv_stats_get(kv, &after);
+    cr_assert_geq(after.wal_syncs - before.wal_syncs, 20, "sequential sync writes each fsync");
+}
