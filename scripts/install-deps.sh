@@ -44,3 +44,6 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   "$venv/bin/pip" install -q --disable-pip-version-check -r "$req"
   echo "$want" > "$stamp"
 fi
+
+# The Python SDK and CLI (clients/python), into the same venv; reinstalled only when it or proto/ changes.
+"$here/clients/python/install.sh" "$venv"

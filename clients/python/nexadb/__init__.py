@@ -1,0 +1,24 @@
+"""NexaDB Python client: documents and vectors over gRPC.
+
+    from nexadb import NexaDB          # or, as the brief imports it: from nexadb_client import NexaDB
+    db = NexaDB('localhost', 6970, api_key='...')
+    users = db.collection('users')
+    uid = users.insert({'name': 'Alice', 'age': 28})
+    for u in users.find({'age': {'$gt': 25}}):
+        print(u['name'])
+
+Port 6970 is the server's gRPC port (the default here); 6969 is its HTTP/JSON port.
+"""
+from .client import DEFAULT_PORT, Collection, Cursor, NexaDB, SearchResult, VectorCollection
+from .errors import (AlreadyExistsError, AuthenticationError, DeadlineExceededError,
+                     InvalidArgumentError, NexaDBError, NotFoundError, PermissionDeniedError,
+                     ResourceExhaustedError, UnavailableError, UnimplementedError)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "NexaDB", "Collection", "VectorCollection", "Cursor", "SearchResult", "DEFAULT_PORT",
+    "NexaDBError", "InvalidArgumentError", "NotFoundError", "AlreadyExistsError",
+    "AuthenticationError", "PermissionDeniedError", "ResourceExhaustedError",
+    "UnavailableError", "UnimplementedError", "DeadlineExceededError",
+]

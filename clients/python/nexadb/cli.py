@@ -1,0 +1,515 @@
+"""The `nexadb` command: documents and vectors from the shell.
+
+    nexadb [--host H] [--port P] [--api-key K] [--tls] [--ca-file F] COMMAND ...
+
+Commands: status, stats, collections, insert, find, count, aggregate, update, delete,
+search, import, export, shell. `nexadb COMMAND --help` describes each. JSON arguments
+are JSON text ('{"age": {"$gt": 25}}'); results are printed one JSON document per line
+(JSON lines), so they pipe into jq or back into `nexadb import`.
+The API key defaults to $NEXADB_API_KEY, host and port to $NEXADB_HOST and $NEXADB_PORT.
+"""
+from __future__ import annotations
+
+import argparse
+import cmd
+import json
+import os
+import shlex
+import sys
+import time
+from typing import Any, Iterable, Iterator, List, Optional, TextIO
+
+from . import errors
+from .client import DEFAULT_PORT, NexaDB
+
+
+class UsageError(Exception):
+    pass
+
+
+def _json_arg(text: Optional[str], what: str, want: type = dict) -> Any:
+    if text is None:
+        return None
+    try:
+        v = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise UsageError(f"{what}: not valid JSON ({e.msg} at column {e.colno})") from None
+    if not isinstance(v, want):
+        raise UsageError(f"{what}: expected a JSON {'object' if want is dict else 'array'}")
+    return v
+
+
+def _dump(doc: Any, out: TextIO, pretty: bool = False) -> None:
+    out.write(json.dumps(doc, indent=2 if pretty else None, ensure_ascii=False))
+    out.write("\n")
+
+
+class Progress:
+    """A one-line progress bar on stderr: count, rate and, when the total is known, a bar
+    and percentage. Drawn at most 10 times a second, and once more at the end."""
+
+    def __init__(self, label: str, total: Optional[int] = None, enabled: bool = True,
+                 stream: TextIO = sys.stderr, unit: str = "docs"):
+        self.label, self.total, self.enabled, self.stream, self.unit = label, total, enabled, stream, unit
+        self.n = 0
+        self.t0 = time.monotonic()
+        self._last = 0.0
+
+    def update(self, k: int) -> None:
+        self.n += k
+        now = time.monotonic()
+        if self.enabled and now - self._last >= 0.1:
+            self._last = now
+            self._draw(now)
+
+    def _draw(self, now: float) -> None:
+        rate = self.n / max(now - self.t0, 1e-9)
+        if self.total:
+            frac = min(self.n / self.total, 1.0)
+            bar = "#" * int(frac * 30)
+            line = f"{self.label} [{bar:<30}] {frac * 100:5.1f}% {self.n}/{self.total} {self.unit}"
+        else:
+            line = f"{self.label} {self.n} {self.unit}"
+        self.stream.write(f"\r{line} ({rate:,.0f}/s)")
+        self.stream.flush()
+
+    def finish(self) -> None:
+        if self.enabled:
+            if self.total is None:
+                self.total = self.n
+            self._draw(time.monotonic())
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def _read_jsonl(f: TextIO, path: str) -> Iterator[dict]:
+    for lineno, line in enumerate(f, 1):
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            doc = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise UsageError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
+        if not isinstance(doc, dict):
+            raise UsageError(f"{path}:{lineno}: expected a JSON object per line")
+        yield doc
+
+
+def _batches(it: Iterable[dict], n: int) -> Iterator[List[dict]]:
+    batch: List[dict] = []
+    for x in it:
+        batch.append(x)
+        if len(batch) >= n:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _count_lines(path: str) -> Optional[int]:
+    if path == "-":
+        return None
+    with open(path, "rb") as f:
+        return sum(1 for line in f if line.strip())
+
+
+# -- commands ------------------------------------------------------------------------------
+# Each takes (db, args, out) and returns an exit status.
+
+def cmd_status(db: NexaDB, a, out) -> int:
+    _dump(db.status(), out, pretty=True)
+    return 0
+
+
+def cmd_stats(db: NexaDB, a, out) -> int:
+    _dump(db.stats(), out, pretty=True)
+    return 0
+
+
+def cmd_collections(db: NexaDB, a, out) -> int:
+    for c in db.list_collections():
+        _dump(c, out)
+    for c in db.list_vector_collections():
+        _dump(c, out)
+    return 0
+
+
+def cmd_insert(db: NexaDB, a, out) -> int:
+    text = a.document if a.document is not None else sys.stdin.read()
+    doc = _json_arg(text, "document", (dict, list))
+    docs = doc if isinstance(doc, list) else [doc]
+    if any(not isinstance(d, dict) for d in docs):
+        raise UsageError("document: expected an object or an array of objects")
+    ids = db.collection(a.collection).insert_many(docs) if isinstance(doc, list) \
+        else [db.collection(a.collection).insert(doc)]
+    for i in ids:
+        out.write(i + "\n")
+    return 0
+
+
+def _sort_arg(text: Optional[str]):
+    """'age' or '-age,name' -> [('age', -1), ('name', 1)]."""
+    if not text:
+        return None
+    out = []
+    for part in text.split(","):
+        part = part.strip()
+        out.append((part[1:], -1) if part.startswith("-") else (part, 1))
+    return out
+
+
+def cmd_find(db: NexaDB, a, out) -> int:
+    cur = db.collection(a.collection).find(
+        _json_arg(a.query, "query"), limit=a.limit, skip=a.skip, sort=_sort_arg(a.sort),
+        projection=_json_arg(a.projection, "projection"))
+    for d in cur:
+        _dump(d, out, a.pretty)
+    return 0
+
+
+def cmd_count(db: NexaDB, a, out) -> int:
+    out.write(f"{db.collection(a.collection).count(_json_arg(a.query, 'query'))}\n")
+    return 0
+
+
+def cmd_aggregate(db: NexaDB, a, out) -> int:
+    for d in db.collection(a.collection).aggregate(_json_arg(a.pipeline, "pipeline", list)):
+        _dump(d, out, a.pretty)
+    return 0
+
+
+def cmd_update(db: NexaDB, a, out) -> int:
+    c = db.collection(a.collection)
+    if a.id is not None:
+        ok = c.update(a.id, _json_arg(a.update, "update"))
+        out.write("updated\n" if ok else "not found\n")
+        return 0 if ok else 1
+    n = c.update_many(_json_arg(a.query, "query") or {}, _json_arg(a.update, "update"))
+    out.write(f"{n}\n")
+    return 0
+
+
+def cmd_delete(db: NexaDB, a, out) -> int:
+    c = db.collection(a.collection)
+    if a.id is not None:
+        ok = c.delete(a.id)
+        out.write("deleted\n" if ok else "not found\n")
+        return 0 if ok else 1
+    if a.query is None and not a.all:
+        raise UsageError("delete: give an id, --query, or --all")
+    out.write(f"{c.delete_many(_json_arg(a.query, 'query'))}\n")
+    return 0
+
+
+def cmd_search(db: NexaDB, a, out) -> int:
+    vec = _json_arg(a.vector, "vector", list)
+    hits = db.vector_collection(a.collection).search(
+        vec, limit=a.limit, filter=_json_arg(a.filter, "filter"))
+    for doc_id, similarity, doc in hits:
+        _dump({"document_id": doc_id, "similarity": similarity, "document": doc}, out)
+    return 0
+
+
+def cmd_import(db: NexaDB, a, out) -> int:
+    if a.batch < 1:
+        raise UsageError("--batch must be at least 1")
+    total = _count_lines(a.file) if a.progress != "never" else None
+    prog = Progress(f"import {a.collection}", total, _progress_on(a))
+    f = sys.stdin if a.file == "-" else open(a.file, encoding="utf-8")
+    n = 0
+    try:
+        docs = _read_jsonl(f, a.file)
+        if a.vector_field:
+            vc = db.vector_collection(a.collection, dimensions=a.dimensions)
+            for batch in _batches(docs, a.batch):
+                vecs = []
+                for d in batch:
+                    if a.vector_field not in d:
+                        raise UsageError(f"{a.file}: a document has no '{a.vector_field}' field")
+                    vecs.append(d.pop(a.vector_field))
+                vc.insert_many(batch, vecs)
+                n += len(batch)
+                prog.update(len(batch))
+        else:
+            c = db.collection(a.collection)
+            for batch in _batches(docs, a.batch):
+                c.insert_many(batch)
+                n += len(batch)
+                prog.update(len(batch))
+    finally:
+        prog.finish()
+        if f is not sys.stdin:
+            f.close()
+    print(f"imported {n} documents into {a.collection}", file=sys.stderr)
+    return 0
+
+
+def cmd_export(db: NexaDB, a, out) -> int:
+    c = db.collection(a.collection)
+    query = _json_arg(a.query, "query")
+    total = c.count(query) if a.progress != "never" else None
+    prog = Progress(f"export {a.collection}", total, _progress_on(a))
+    f = out if a.file in (None, "-") else open(a.file, "w", encoding="utf-8")
+    n = 0
+    try:
+        for d in c.find(query, page_size=a.batch):
+            f.write(json.dumps(d, ensure_ascii=False) + "\n")
+            n += 1
+            prog.update(1)
+    finally:
+        prog.finish()
+        if f is not out:
+            f.close()
+    print(f"exported {n} documents from {a.collection}", file=sys.stderr)
+    return 0
+
+
+def _progress_on(a) -> bool:
+    return a.progress == "always" or (a.progress == "auto" and sys.stderr.isatty())
+
+
+def cmd_shell(db: NexaDB, a, out) -> int:
+    Shell(db, out).cmdloop()
+    return 0
+
+
+# -- interactive shell -------------------------------------------------------------------
+
+class Shell(cmd.Cmd):
+    """nexadb interactive shell. `use NAME` picks a collection; `help` lists commands."""
+
+    def __init__(self, db: NexaDB, out: TextIO):
+        interactive = sys.stdin.isatty()
+        super().__init__(stdout=out)
+        self.use_rawinput = interactive
+        self.db = db
+        self.coll: Optional[str] = None
+        self.intro = (f"nexadb shell on {db.host}:{db.port}. Type help, or exit to leave."
+                      if interactive else None)
+        self._set_prompt(interactive)
+        self.interactive = interactive
+
+    def _set_prompt(self, interactive: bool = True) -> None:
+        self.prompt = f"nexadb:{self.coll or '-'}> " if interactive else ""
+
+    def _coll(self):
+        if not self.coll:
+            raise UsageError("no collection: `use NAME` first")
+        return self.db.collection(self.coll)
+
+    def onecmd(self, line: str) -> bool:
+        try:
+            return super().onecmd(line)
+        except (UsageError, errors.NexaDBError, ValueError, TypeError) as e:
+            self.stdout.write(f"error: {e}\n")
+            return False
+
+    def emptyline(self) -> bool:
+        return False
+
+    def default(self, line: str) -> bool:
+        self.stdout.write(f"error: unknown command {line.split()[0]!r} (try help)\n")
+        return False
+
+    def do_use(self, arg: str) -> None:
+        """use NAME — make NAME the current collection."""
+        if not arg.strip():
+            raise UsageError("use NAME")
+        self.coll = arg.strip()
+        self._set_prompt(self.interactive)
+
+    def do_collections(self, arg: str) -> None:
+        """collections — list collections with counts."""
+        for c in self.db.list_collections() + self.db.list_vector_collections():
+            _dump(c, self.stdout)
+
+    def do_insert(self, arg: str) -> None:
+        """insert {JSON} — insert a document; prints its id."""
+        self.stdout.write(self._coll().insert(_json_arg(arg, "document")) + "\n")
+
+    def do_find(self, arg: str) -> None:
+        """find [{QUERY}] [LIMIT] — matching documents (default limit 20)."""
+        query, limit = _split_json_and_int(arg, 20)
+        for d in self._coll().find(query, limit=limit):
+            _dump(d, self.stdout)
+
+    def do_get(self, arg: str) -> None:
+        """get ID — one document by id."""
+        d = self._coll().find_by_id(arg.strip())
+        self.stdout.write("not found\n" if d is None else json.dumps(d) + "\n")
+
+    def do_count(self, arg: str) -> None:
+        """count [{QUERY}] — number of matching documents."""
+        self.stdout.write(f"{self._coll().count(_json_arg(arg.strip() or None, 'query'))}\n")
+
+    def do_update(self, arg: str) -> None:
+        """update ID {FIELDS} — merge fields into a document."""
+        parts = arg.strip().split(None, 1)
+        if len(parts) != 2:
+            raise UsageError("update ID {FIELDS}")
+        ok = self._coll().update(parts[0], _json_arg(parts[1], "fields"))
+        self.stdout.write("updated\n" if ok else "not found\n")
+
+    def do_delete(self, arg: str) -> None:
+        """delete ID — delete one document."""
+        ok = self._coll().delete(arg.strip())
+        self.stdout.write("deleted\n" if ok else "not found\n")
+
+    def do_aggregate(self, arg: str) -> None:
+        """aggregate [STAGES] — run a pipeline (a JSON array)."""
+        for d in self._coll().aggregate(_json_arg(arg, "pipeline", list)):
+            _dump(d, self.stdout)
+
+    def do_search(self, arg: str) -> None:
+        """search [VECTOR] [LIMIT] — nearest documents in the current vector collection."""
+        text, limit = arg.strip(), 10
+        if not text.endswith("]"):
+            text, _, lim = text.rpartition(" ")
+            limit = int(lim)
+        vc = self.db.vector_collection(self._coll().name)
+        for doc_id, sim, doc in vc.search(_json_arg(text, "vector", list), limit=limit):
+            _dump({"document_id": doc_id, "similarity": sim, "document": doc}, self.stdout)
+
+    def do_exit(self, arg: str) -> bool:
+        """exit — leave the shell (also quit, or Ctrl-D)."""
+        return True
+
+    do_quit = do_exit
+
+    def do_EOF(self, arg: str) -> bool:
+        if self.interactive:
+            self.stdout.write("\n")
+        return True
+
+
+def _split_json_and_int(arg: str, default: int):
+    text = arg.strip()
+    if not text:
+        return None, default
+    if text.endswith("}"):
+        return _json_arg(text, "query"), default
+    head, _, tail = text.rpartition(" ")
+    try:
+        n = int(tail)
+    except ValueError:
+        raise UsageError("expected {QUERY} [LIMIT]") from None
+    return _json_arg(head or None, "query"), n
+
+
+# -- argument parsing ----------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="nexadb", description="NexaDB command-line client (gRPC).",
+        epilog="The API key defaults to $NEXADB_API_KEY. Port 6970 is the server's gRPC port "
+               "(6969 is its HTTP/JSON port).")
+    p.add_argument("--host", default=os.environ.get("NEXADB_HOST", "localhost"),
+                   help="server host (default $NEXADB_HOST or localhost)")
+    p.add_argument("--port", type=int, default=int(os.environ.get("NEXADB_PORT", DEFAULT_PORT)),
+                   help=f"server gRPC port (default $NEXADB_PORT or {DEFAULT_PORT})")
+    p.add_argument("--api-key", default=None, help="API key (default $NEXADB_API_KEY)")
+    p.add_argument("--tls", action="store_true", help="connect with TLS")
+    p.add_argument("--ca-file", help="PEM file of CA certificates for TLS (implies --tls)")
+    p.add_argument("--timeout", type=float, default=30.0, help="seconds per call (default 30)")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name, fn, help):
+        sp = sub.add_parser(name, help=help, description=help)
+        sp.set_defaults(fn=fn)
+        return sp
+
+    add("status", cmd_status, "server status and version (needs no key)")
+    add("stats", cmd_stats, "database statistics")
+    add("collections", cmd_collections, "list collections, one JSON line each")
+
+    sp = add("insert", cmd_insert, "insert a document (or a JSON array of them); prints ids")
+    sp.add_argument("collection")
+    sp.add_argument("document", nargs="?", help="JSON document; read from stdin when absent")
+
+    sp = add("find", cmd_find, "find documents; prints JSON lines")
+    sp.add_argument("collection")
+    sp.add_argument("query", nargs="?", help='filter, e.g. \'{"age": {"$gt": 25}}\'')
+    sp.add_argument("--limit", type=int, default=0, help="at most N documents (0: all)")
+    sp.add_argument("--skip", type=int, default=0)
+    sp.add_argument("--sort", help="fields, '-' for descending: e.g. -age,name")
+    sp.add_argument("--projection", help='e.g. \'{"name": 1}\'')
+    sp.add_argument("--pretty", action="store_true", help="indented JSON")
+
+    sp = add("count", cmd_count, "count documents matching a filter")
+    sp.add_argument("collection")
+    sp.add_argument("query", nargs="?")
+
+    sp = add("aggregate", cmd_aggregate, "run an aggregation pipeline; prints JSON lines")
+    sp.add_argument("collection")
+    sp.add_argument("pipeline", help='JSON array of stages, e.g. \'[{"$group": {...}}]\'')
+    sp.add_argument("--pretty", action="store_true")
+
+    sp = add("update", cmd_update, "update one document by --id, or every match of --query")
+    sp.add_argument("collection")
+    sp.add_argument("update", help="fields to merge, or update operators")
+    g = sp.add_mutually_exclusive_group(required=True)
+    g.add_argument("--id")
+    g.add_argument("--query")
+
+    sp = add("delete", cmd_delete, "delete one document by id, or every match of --query")
+    sp.add_argument("collection")
+    sp.add_argument("id", nargs="?")
+    sp.add_argument("--query")
+    sp.add_argument("--all", action="store_true", help="delete every document")
+
+    sp = add("search", cmd_search, "vector similarity search; prints JSON lines")
+    sp.add_argument("collection")
+    sp.add_argument("vector", help="JSON array of numbers")
+    sp.add_argument("--limit", type=int, default=10)
+    sp.add_argument("--filter", help="only documents matching this filter")
+
+    sp = add("import", cmd_import, "import JSON lines into a collection, with a progress bar")
+    sp.add_argument("collection")
+    sp.add_argument("file", help="JSON lines file, or - for stdin")
+    sp.add_argument("--batch", type=int, default=1000, help="documents per insert (default 1000)")
+    sp.add_argument("--vector-field", help="import into a vector collection, taking each "
+                    "document's vector from this field")
+    sp.add_argument("--dimensions", type=int, help="with --vector-field: create the collection "
+                    "with these dimensions if absent")
+    sp.add_argument("--progress", choices=("auto", "always", "never"), default="auto",
+                    help="progress bar on stderr (auto: when it is a terminal)")
+
+    sp = add("export", cmd_export, "export a collection as JSON lines, with a progress bar")
+    sp.add_argument("collection")
+    sp.add_argument("file", nargs="?", help="output file (default stdout)")
+    sp.add_argument("--query", help="only matching documents")
+    sp.add_argument("--batch", type=int, default=1000, help="documents per streamed page")
+    sp.add_argument("--progress", choices=("auto", "always", "never"), default="auto")
+
+    add("shell", cmd_shell, "interactive shell (use, find, insert, count, aggregate, search...)")
+    return p
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    a = build_parser().parse_args(argv)
+    root = None
+    if a.ca_file:
+        with open(a.ca_file, "rb") as f:
+            root = f.read()
+    try:
+        with NexaDB(a.host, a.port, api_key=a.api_key, tls=a.tls, root_certificates=root,
+                    timeout=a.timeout) as db:
+            return a.fn(db, a, sys.stdout)
+    except UsageError as e:
+        print(f"nexadb {a.command}: {e}", file=sys.stderr)
+        return 2
+    except errors.NexaDBError as e:
+        print(f"nexadb {a.command}: {e}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:
+        return 0
+    except (ValueError, TypeError, OSError) as e:
+        print(f"nexadb {a.command}: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,486 @@
+"""NexaDB, Collection and VectorCollection: the brief's Python API over gRPC.
+
+One NexaDB holds one gRPC channel, reused by every collection handle made from it
+(channels multiplex calls; make one per process and share it, it is thread-safe).
+Documents go in and come out as plain dicts. Every failure raises a NexaDBError
+carrying the gRPC status code (see errors.py).
+"""
+from __future__ import annotations
+
+import os
+from typing import (Any, Callable, Dict, Iterable, Iterator, List, Mapping, NamedTuple,
+                    Optional, Sequence, Tuple, Union)
+
+import grpc
+
+from . import errors
+from ._convert import fill_struct, floats, from_struct, to_struct
+from .v1 import admin_pb2, admin_pb2_grpc, common_pb2, document_pb2, document_pb2_grpc
+from .v1 import vector_pb2, vector_pb2_grpc
+
+DEFAULT_PORT = 6970  # gRPC. The brief's 6969 is the server's HTTP/JSON (REST) port.
+
+Document = Dict[str, Any]
+SortSpec = Union[str, Mapping[str, int], Sequence[Tuple[str, int]], None]
+
+_METRICS = {
+    "cosine": common_pb2.VECTOR_METRIC_COSINE,
+    "dot": common_pb2.VECTOR_METRIC_DOT,
+    "l2": common_pb2.VECTOR_METRIC_L2,
+}
+
+
+def _sort_fields(sort: SortSpec) -> List[common_pb2.SortField]:
+    """'age', '-age', {'age': -1, 'name': 1} or [('age', -1), ...] -> SortField list."""
+    if sort is None:
+        return []
+    if isinstance(sort, str):
+        items: Iterable = [(sort[1:], -1)] if sort.startswith("-") else [(sort, 1)]
+    elif isinstance(sort, Mapping):
+        items = sort.items()
+    else:
+        items = sort
+    out = []
+    for field, direction in items:
+        if direction not in (1, -1):
+            raise ValueError(f"sort direction for {field!r} must be 1 or -1, not {direction!r}")
+        out.append(common_pb2.SortField(
+            field=field,
+            direction=(common_pb2.SORT_DIRECTION_ASCENDING if direction == 1
+                       else common_pb2.SORT_DIRECTION_DESCENDING)))
+    return out
+
+
+class Cursor:
+    """Results of a streaming call (find, aggregate), read lazily.
+
+    The server sends a page of documents per message; iterating reads the next message
+    only when the current page is used up, so a large result never sits in memory whole.
+    Each `iter()` of a Cursor runs the query again from the start (`for d in cursor`
+    twice works); `close()` cancels a stream that is being read.
+    """
+
+    def __init__(self, start: Callable[[], Any], method: str):
+        self._start = start
+        self._method = method
+        self._calls: List[Any] = []
+
+    def __iter__(self) -> Iterator[Document]:
+        call = self._start()
+        self._calls.append(call)
+        try:
+            for msg in call:
+                for s in msg.documents:
+                    yield from_struct(s)
+        except grpc.RpcError as e:
+            raise errors.from_rpc_error(e, self._method) from None
+        finally:
+            call.cancel()  # no-op when the stream has ended
+            self._calls.remove(call)
+
+    def to_list(self) -> List[Document]:
+        return list(self)
+
+    def first(self) -> Optional[Document]:
+        for d in self:
+            self.close()
+            return d
+        return None
+
+    def close(self) -> None:
+        for call in list(self._calls):
+            call.cancel()
+
+    def __enter__(self) -> "Cursor":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class SearchResult(NamedTuple):
+    """One vector search hit; unpacks as the brief's (doc_id, similarity, doc)."""
+    doc_id: str
+    similarity: float
+    doc: Document
+
+
+class _Hit(SearchResult):
+    """A SearchResult that also carries .vector (empty unless include_vectors)."""
+    vector: List[float]
+
+
+class NexaDB:
+    """A connection to a NexaDB server.
+
+    NexaDB(host='localhost', port=6970, api_key=None, *, tls=False,
+           root_certificates=None, timeout=30.0)
+
+    api_key defaults to $NEXADB_API_KEY. tls=True uses TLS with the system's CA roots, or
+    root_certificates (PEM bytes) when given. timeout is the deadline in seconds for each
+    unary call (None: no deadline); streams (find, aggregate) have none by default.
+    """
+
+    def __init__(self, host: str = "localhost", port: int = DEFAULT_PORT,
+                 api_key: Optional[str] = None, *, tls: bool = False,
+                 root_certificates: Optional[bytes] = None, timeout: Optional[float] = 30.0,
+                 options: Sequence[Tuple[str, Any]] = ()):
+        if api_key is None:
+            api_key = os.environ.get("NEXADB_API_KEY") or None
+        self.host = host
+        self.port = int(port)
+        self.timeout = timeout
+        self._metadata: Tuple[Tuple[str, str], ...] = (("x-api-key", api_key),) if api_key else ()
+        target = f"{host}:{self.port}"
+        opts = [("grpc.max_receive_message_length", 64 << 20),
+                ("grpc.max_send_message_length", 64 << 20), *options]
+        if tls or root_certificates is not None:
+            creds = grpc.ssl_channel_credentials(root_certificates=root_certificates)
+            self._channel = grpc.secure_channel(target, creds, options=opts)
+        else:
+            self._channel = grpc.insecure_channel(target, options=opts)
+        self._docs = document_pb2_grpc.DocumentServiceStub(self._channel)
+        self._vecs = vector_pb2_grpc.VectorServiceStub(self._channel)
+        self._admin = admin_pb2_grpc.AdminServiceStub(self._channel)
+
+    # -- plumbing ------------------------------------------------------------------------
+
+    def _call(self, rpc: Any, request: Any, method: str) -> Any:
+        try:
+            return rpc(request, timeout=self.timeout, metadata=self._metadata)
+        except grpc.RpcError as e:
+            raise errors.from_rpc_error(e, method) from None
+
+    def _stream(self, rpc: Any, request: Any, method: str, timeout: Optional[float]) -> Cursor:
+        return Cursor(lambda: rpc(request, timeout=timeout, metadata=self._metadata), method)
+
+    def close(self) -> None:
+        """Closes the channel; handles made from this NexaDB stop working."""
+        self._channel.close()
+
+    def __enter__(self) -> "NexaDB":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- collections ---------------------------------------------------------------------
+
+    def collection(self, name: str) -> "Collection":
+        """A handle on a document collection (created by the server on first insert)."""
+        return Collection(self, name)
+
+    def vector_collection(self, name: str, dimensions: Optional[int] = None,
+                          metric: str = "cosine") -> "VectorCollection":
+        """A handle on a vector collection. With dimensions, creates it unless one with the
+        same dimensions and metric exists (a different one raises AlreadyExistsError)."""
+        if metric not in _METRICS:
+            raise ValueError(f"metric must be one of {sorted(_METRICS)}, not {metric!r}")
+        if dimensions is not None:
+            self._call(self._vecs.CreateVectorCollection,
+                       vector_pb2.CreateVectorCollectionRequest(
+                           collection=name, dimensions=int(dimensions), metric=_METRICS[metric],
+                           if_not_exists=True),
+                       "CreateVectorCollection")
+        return VectorCollection(self, name, dimensions)
+
+    def create_collection(self, name: str) -> Dict[str, Any]:
+        r = self._call(self._docs.CreateCollection,
+                       document_pb2.CreateCollectionRequest(collection=name), "CreateCollection")
+        return _collection_info(r.collection)
+
+    def drop_collection(self, name: str) -> bool:
+        """Drops a document collection; False when there was none."""
+        r = self._call(self._docs.DropCollection,
+                       document_pb2.DropCollectionRequest(collection=name), "DropCollection")
+        return r.dropped
+
+    def list_collections(self) -> List[Dict[str, Any]]:
+        r = self._call(self._docs.ListCollections, document_pb2.ListCollectionsRequest(),
+                       "ListCollections")
+        return [_collection_info(c) for c in r.collections]
+
+    def drop_vector_collection(self, name: str) -> bool:
+        r = self._call(self._vecs.DropVectorCollection,
+                       vector_pb2.DropVectorCollectionRequest(collection=name),
+                       "DropVectorCollection")
+        return r.dropped
+
+    def list_vector_collections(self) -> List[Dict[str, Any]]:
+        r = self._call(self._vecs.ListVectorCollections,
+                       vector_pb2.ListVectorCollectionsRequest(), "ListVectorCollections")
+        return [_collection_info(c) for c in r.collections]
+
+    # -- server --------------------------------------------------------------------------
+
+    def status(self) -> Dict[str, Any]:
+        """{'status': 'ok', 'version': ..., 'uptime_seconds': ...}; needs no API key."""
+        r = self._call(self._admin.Status, admin_pb2.StatusRequest(), "Status")
+        return {"status": r.status, "version": r.version, "uptime_seconds": r.uptime_seconds}
+
+    def stats(self) -> Dict[str, Any]:
+        r = self._call(self._admin.Stats, admin_pb2.StatsRequest(), "Stats")
+        e = r.engine
+        return {
+            "collections": [_collection_info(c) for c in r.collections],
+            "total_documents": r.total_documents,
+            "uptime_seconds": r.uptime_seconds,
+            "rss_bytes": r.rss_bytes,
+            "vector_kernel": r.vector_kernel,
+            "engine": {
+                "memtable_bytes": e.memtable_bytes,
+                "levels": [{"level": lv.level, "files": lv.files, "bytes": lv.bytes}
+                           for lv in e.levels],
+                "compactions": e.compactions,
+                "wal_syncs": e.wal_syncs,
+                "write_amplification": e.write_amplification,
+                "write_stalls": e.write_stalls,
+            },
+        }
+
+
+def _collection_info(c: common_pb2.CollectionInfo) -> Dict[str, Any]:
+    info: Dict[str, Any] = {"name": c.name, "count": c.count, "size_bytes": c.size_bytes,
+                            "kind": common_pb2.CollectionInfo.Kind.Name(c.kind)
+                            .removeprefix("KIND_").lower()}
+    if c.dimensions:
+        info["dimensions"] = c.dimensions
+        info["metric"] = common_pb2.VectorMetric.Name(c.metric).removeprefix("VECTOR_METRIC_").lower()
+    return info
+
+
+class Collection:
+    """A document collection. Made by NexaDB.collection(name); cheap, holds no state
+    beyond the name and the shared channel."""
+
+    def __init__(self, db: NexaDB, name: str):
+        self.db = db
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"Collection({self.name!r})"
+
+    def _call(self, method: str, request: Any) -> Any:
+        return self.db._call(getattr(self.db._docs, method), request, method)
+
+    # -- writes --------------------------------------------------------------------------
+
+    def insert(self, document: Mapping[str, Any]) -> str:
+        """Inserts one document; returns its id (its '_id' string if it has one)."""
+        req = document_pb2.InsertOneRequest(collection=self.name)
+        fill_struct(req.document, document, "document")
+        req.document.SetInParent()
+        return self._call("InsertOne", req).document_id
+
+    def insert_many(self, documents: Iterable[Mapping[str, Any]]) -> List[str]:
+        """Inserts documents in one atomic batch; returns their ids in order."""
+        req = document_pb2.InsertManyRequest(collection=self.name)
+        for i, d in enumerate(documents):
+            fill_struct(req.documents.add(), d, f"documents[{i}]")
+        return list(self._call("InsertMany", req).document_ids)
+
+    def update(self, id: str, fields: Mapping[str, Any]) -> bool:
+        """Merges fields into the document with this id (update operators such as $inc are
+        accepted too); False when there is no such document."""
+        req = document_pb2.UpdateRequest(collection=self.name, id=id)
+        fill_struct(req.update, fields, "fields")
+        req.update.SetInParent()
+        return self._call("Update", req).success
+
+    def update_many(self, query: Mapping[str, Any], update: Mapping[str, Any],
+                    upsert: bool = False) -> int:
+        """Applies update (plain fields, or operators) to every match; returns the number of
+        documents modified."""
+        req = document_pb2.UpdateManyRequest(collection=self.name, upsert=upsert)
+        fill_struct(req.filter, query, "query")
+        fill_struct(req.update, update, "update")
+        req.update.SetInParent()
+        return self._call("UpdateMany", req).modified_count
+
+    def delete(self, id: str) -> bool:
+        """Deletes the document with this id; False when there was none."""
+        return self._call("Delete", document_pb2.DeleteRequest(collection=self.name, id=id)).success
+
+    def delete_many(self, query: Optional[Mapping[str, Any]] = None) -> int:
+        """Deletes every match (every document when query is None or {}); returns the count."""
+        req = document_pb2.DeleteManyRequest(collection=self.name)
+        fill_struct(req.filter, query, "query")
+        return self._call("DeleteMany", req).deleted_count
+
+    # -- reads ---------------------------------------------------------------------------
+
+    def find(self, query: Optional[Mapping[str, Any]] = None, limit: int = 0, *,
+             skip: int = 0, sort: SortSpec = None,
+             projection: Optional[Mapping[str, Any]] = None, page_size: int = 0,
+             timeout: Optional[float] = None) -> Cursor:
+        """Documents matching query (all when None), as a lazy Cursor of dicts.
+
+        limit=0 means no limit. sort: 'field', '-field', {'a': 1, 'b': -1} or
+        [('a', 1), ...]. Nothing is sent until the cursor is iterated.
+        """
+        req = document_pb2.FindRequest(collection=self.name, skip=int(skip), limit=int(limit),
+                                       page_size=int(page_size))
+        fill_struct(req.filter, query, "query")
+        fill_struct(req.projection, projection, "projection")
+        req.sort.extend(_sort_fields(sort))
+        return self.db._stream(self.db._docs.Find, req, "Find", timeout)
+
+    def find_one(self, query: Optional[Mapping[str, Any]] = None, *, sort: SortSpec = None,
+                 projection: Optional[Mapping[str, Any]] = None) -> Optional[Document]:
+        """The first match (after sort), or None."""
+        req = document_pb2.FindOneRequest(collection=self.name)
+        fill_struct(req.filter, query, "query")
+        fill_struct(req.projection, projection, "projection")
+        req.sort.extend(_sort_fields(sort))
+        r = self._call("FindOne", req)
+        return from_struct(r.document) if r.HasField("document") else None
+
+    def find_by_id(self, id: str) -> Optional[Document]:
+        """The document with this id, or None."""
+        try:
+            r = self._call("Get", document_pb2.GetRequest(collection=self.name, id=id))
+        except errors.NotFoundError:
+            return None
+        return from_struct(r.document)
+
+    def count(self, query: Optional[Mapping[str, Any]] = None) -> int:
+        """Documents matching query (all when None)."""
+        req = document_pb2.CountRequest(collection=self.name)
+        fill_struct(req.filter, query, "query")
+        return self._call("Count", req).count
+
+    def aggregate(self, pipeline: Sequence[Mapping[str, Any]], *, page_size: int = 0,
+                  timeout: Optional[float] = None) -> Cursor:
+        """Runs an aggregation pipeline; its output as a lazy Cursor of dicts."""
+        req = document_pb2.AggregateRequest(collection=self.name, page_size=int(page_size))
+        if isinstance(pipeline, Mapping):
+            raise TypeError("pipeline must be a list of stages, not a dict")
+        for i, stage in enumerate(pipeline):
+            fill_struct(req.pipeline.add(), stage, f"pipeline[{i}]")
+        return self.db._stream(self.db._docs.Aggregate, req, "Aggregate", timeout)
+
+    # -- collection and indexes ----------------------------------------------------------
+
+    def drop(self) -> bool:
+        return self.db.drop_collection(self.name)
+
+    def create_index(self, fields: SortSpec, *, unique: bool = False,
+                     name: str = "") -> Dict[str, Any]:
+        """Builds a secondary index. fields as for sort: 'city', {'city': 1, 'age': -1}..."""
+        req = document_pb2.CreateIndexRequest(collection=self.name, unique=unique, name=name)
+        for sf in _sort_fields(fields):
+            req.fields.add(field=sf.field, direction=sf.direction)
+        return _index_info(self._call("CreateIndex", req).index)
+
+    def drop_index(self, name: str) -> bool:
+        return self._call("DropIndex", document_pb2.DropIndexRequest(
+            collection=self.name, name=name)).dropped
+
+    def list_indexes(self) -> List[Dict[str, Any]]:
+        r = self._call("ListIndexes", document_pb2.ListIndexesRequest(collection=self.name))
+        return [_index_info(i) for i in r.indexes]
+
+
+def _index_info(i: document_pb2.IndexInfo) -> Dict[str, Any]:
+    return {"name": i.name, "unique": i.unique, "entries": i.entries,
+            "fields": [(f.field, -1 if f.direction == common_pb2.SORT_DIRECTION_DESCENDING else 1)
+                       for f in i.fields]}
+
+
+class VectorCollection:
+    """A vector collection: documents stored with an embedding, searched by similarity.
+    Made by NexaDB.vector_collection(name, dimensions=...)."""
+
+    def __init__(self, db: NexaDB, name: str, dimensions: Optional[int] = None):
+        self.db = db
+        self.name = name
+        self.dimensions = dimensions
+
+    def __repr__(self) -> str:
+        return f"VectorCollection({self.name!r}, dimensions={self.dimensions})"
+
+    def _call(self, method: str, request: Any) -> Any:
+        return self.db._call(getattr(self.db._vecs, method), request, method)
+
+    def insert(self, document: Mapping[str, Any], vector: Sequence[float]) -> str:
+        """Inserts a document with its vector; returns its id. ALREADY_EXISTS if its '_id'
+        is taken (use upsert to replace)."""
+        req = vector_pb2.InsertVectorRequest(collection=self.name, vector=floats(vector))
+        fill_struct(req.document, document, "document")
+        req.document.SetInParent()
+        return self._call("InsertVector", req).document_id
+
+    def insert_many(self, documents: Sequence[Mapping[str, Any]],
+                    vectors: Sequence[Sequence[float]]) -> List[str]:
+        """Inserts documents[i] with vectors[i], all in one atomic batch; returns the ids."""
+        if len(documents) != len(vectors):
+            raise ValueError(f"{len(documents)} documents but {len(vectors)} vectors")
+        req = vector_pb2.InsertVectorsRequest(collection=self.name)
+        for i, (d, v) in enumerate(zip(documents, vectors)):
+            vd = req.documents.add(vector=floats(v, f"vectors[{i}]"))
+            fill_struct(vd.document, d, f"documents[{i}]")
+            vd.document.SetInParent()
+        return list(self._call("InsertVectors", req).document_ids)
+
+    def upsert(self, id: str, document: Mapping[str, Any], vector: Sequence[float]) -> bool:
+        """Inserts or replaces the document and vector with this id; True when inserted."""
+        req = vector_pb2.UpsertVectorRequest(collection=self.name, id=id, vector=floats(vector))
+        fill_struct(req.document, document, "document")
+        req.document.SetInParent()
+        return self._call("UpsertVector", req).inserted
+
+    def get(self, id: str, include_vector: bool = False) -> Optional[Document]:
+        """The document with this id, or None. With include_vector the dict has a
+        '_vector' key holding the stored vector (unit length under cosine)."""
+        try:
+            r = self._call("GetVector", vector_pb2.GetVectorRequest(
+                collection=self.name, id=id, include_vector=include_vector))
+        except errors.NotFoundError:
+            return None
+        doc = from_struct(r.document)
+        if include_vector:
+            doc["_vector"] = list(r.vector)
+        return doc
+
+    def delete(self, id: str) -> bool:
+        return self._call("DeleteVector", vector_pb2.DeleteVectorRequest(
+            collection=self.name, id=id)).success
+
+    def search(self, query_vector: Sequence[float], limit: int = 10, *,
+               filter: Optional[Mapping[str, Any]] = None, min_score: Optional[float] = None,
+               include_vectors: bool = False) -> List[SearchResult]:
+        """The limit most similar documents, best first, as (doc_id, similarity, doc)
+        tuples (each also has .vector when include_vectors)."""
+        req = vector_pb2.SearchRequest(collection=self.name, vector=floats(query_vector, "query_vector"),
+                                       limit=int(limit), include_vectors=include_vectors,
+                                       dimensions=int(self.dimensions or 0))
+        fill_struct(req.filter, filter, "filter")
+        if min_score is not None:
+            req.min_score.value = float(min_score)
+        return _hits(self._call("Search", req).results)
+
+    def search_batch(self, query_vectors: Sequence[Sequence[float]], limit: int = 10, *,
+                     filter: Optional[Mapping[str, Any]] = None,
+                     min_score: Optional[float] = None,
+                     include_vectors: bool = False) -> List[List[SearchResult]]:
+        """search() for several query vectors in one pass; one result list per query."""
+        req = vector_pb2.SearchBatchRequest(collection=self.name, limit=int(limit),
+                                            include_vectors=include_vectors)
+        for i, q in enumerate(query_vectors):
+            req.queries.add(vector=floats(q, f"query_vectors[{i}]"))
+        fill_struct(req.filter, filter, "filter")
+        if min_score is not None:
+            req.min_score.value = float(min_score)
+        return [_hits(r.results) for r in self._call("SearchBatch", req).results]
+
+    def drop(self) -> bool:
+        return self.db.drop_vector_collection(self.name)
+
+
+def _hits(results) -> List[SearchResult]:
+    out = []
+    for h in results:
+        hit = _Hit(h.document_id, float(h.similarity), from_struct(h.document))
+        hit.vector = list(h.vector)
+        out.append(hit)
+    return out

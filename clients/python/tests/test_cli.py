@@ -1,0 +1,88 @@
+"""The nexadb CLI, run as the installed console script against the real server."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+COMMANDS = ["status", "stats", "collections", "insert", "find", "count", "aggregate", "update",
+            "delete", "search", "import", "export", "shell"]
+
+
+def cli_path() -> str:
+    exe = Path(sys.executable).parent / "nexadb"
+    assert exe.exists(), f"console script not installed at {exe}"
+    return str(exe)
+
+
+def run(server, *args, input=None, key=True, check=True):
+    env = dict(os.environ)
+    env.pop("NEXADB_API_KEY", None)
+    if key:
+        env["NEXADB_API_KEY"] = server.api_key
+    r = subprocess.run([cli_path(), "--host", "127.0.0.1", "--port", str(server.port), *args],
+                       input=input, capture_output=True, text=True, env=env, timeout=60)
+    if check:
+        assert r.returncode == 0, r.stderr
+    return r
+
+
+def test_help_on_everything():
+    r = subprocess.run([cli_path(), "--help"], capture_output=True, text=True)
+    assert r.returncode == 0
+    for c in COMMANDS:
+        assert c in r.stdout
+    for c in COMMANDS:
+        r = subprocess.run([cli_path(), c, "--help"], capture_output=True, text=True)
+        assert r.returncode == 0, (c, r.stderr)
+        assert r.stdout.startswith(f"usage: nexadb {c}"), c
+
+
+def test_python_dash_m():
+    r = subprocess.run([sys.executable, "-m", "nexadb", "--help"], capture_output=True, text=True,
+                       cwd="/")
+    assert r.returncode == 0 and "import" in r.stdout
+
+
+def test_status_and_stats(server):
+    st = json.loads(run(server, "status", key=False).stdout)
+    assert st["status"] == "ok"
+    stats = json.loads(run(server, "stats").stdout)
+    assert stats["rss_bytes"] > 0
+
+
+def test_missing_key_exit_1_with_code(server):
+    r = run(server, "stats", key=False, check=False)
+    assert r.returncode == 1
+    assert "UNAUTHENTICATED" in r.stderr
+
+
+def test_bad_json_is_usage_error(server):
+    r = run(server, "find", "users", "{not json", check=False)
+    assert r.returncode == 2
+    assert "query: not valid JSON" in r.stderr
+    r = run(server, "aggregate", "users", '{"a": 1}', check=False)
+    assert r.returncode == 2 and "JSON array" in r.stderr
+
+
+def test_import_reports_bad_line(server, tmp_path):
+    f = tmp_path / "bad.jsonl"
+    f.write_text('[1, 2]\n')
+    r = run(server, "import", "users", str(f), check=False)
+    assert r.returncode == 2
+    assert "bad.jsonl:1: expected a JSON object" in r.stderr
+
+
+def test_delete_needs_a_target(server):
+    r = run(server, "delete", "users", check=False)
+    assert r.returncode == 2 and "--all" in r.stderr
+
+
+def test_shell_help_and_errors(server):
+    r = run(server, "shell", input="help\nfind\nnosuch\nuse users\nexit\n")
+    assert "Documented commands" in r.stdout
+    assert "error: no collection: `use NAME` first" in r.stdout
+    assert "error: unknown command 'nosuch'" in r.stdout

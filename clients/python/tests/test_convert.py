@@ -1,0 +1,58 @@
+"""Dict <-> Struct conversion, without a server."""
+import math
+
+import pytest
+from google.protobuf import struct_pb2
+
+from nexadb._convert import floats, from_struct, to_struct
+
+
+def roundtrip(d):
+    wire = struct_pb2.Struct()
+    wire.ParseFromString(to_struct(d).SerializeToString())
+    return from_struct(wire)
+
+
+def test_types_roundtrip():
+    d = {"s": "x", "i": 28, "neg": -5, "f": 2.5, "t": True, "fa": False, "n": None,
+         "arr": [1, "a", [2, 3], {"k": 1.5}], "empty_list": [], "empty_obj": {},
+         "nested": {"deep": {"deeper": [None, True]}}}
+    out = roundtrip(d)
+    assert out == d
+    assert type(out["i"]) is int and type(out["f"]) is float
+    assert type(out["t"]) is bool and type(out["arr"][0]) is int
+    assert out["empty_list"] == [] and out["empty_obj"] == {}
+
+
+def test_integral_float_comes_back_int_and_limits():
+    out = roundtrip({"a": 3.0, "big": 2**53, "nbig": -(2**53), "over": 1e300})
+    assert out["a"] == 3 and type(out["a"]) is int
+    assert out["big"] == 2**53 and type(out["big"]) is int
+    assert out["nbig"] == -(2**53)
+    assert type(out["over"]) is float  # integral but beyond 2**53: stays a double
+
+
+def test_int_beyond_2_53_refused():
+    with pytest.raises(ValueError, match=r"a\.b"):
+        to_struct({"a": {"b": 2**53 + 1}})
+
+
+def test_non_json_values_refused_with_path():
+    with pytest.raises(TypeError, match=r"x\[1\]"):
+        to_struct({"x": [1, object()]})
+    with pytest.raises(TypeError, match="not a string"):
+        to_struct({1: "a"})
+    with pytest.raises(TypeError, match="must be a dict"):
+        to_struct(["not", "a", "dict"])
+
+
+def test_tuple_is_a_list_and_nan_passes_through():
+    out = roundtrip({"t": (1, 2), "nan": float("nan")})
+    assert out["t"] == [1, 2]
+    assert math.isnan(out["nan"])
+
+
+def test_floats():
+    assert floats((1, 2.5)) == [1.0, 2.5]
+    with pytest.raises(TypeError, match="vector"):
+        floats([1, "x"])
