@@ -215,38 +215,56 @@ class NexaDB:
 
     def status(self) -> Dict[str, Any]:
         """{'status': 'ok', 'version': ..., 'uptime_seconds': ...}; needs no API key."""
-        r = self._call(self._admin.Status, admin_pb2.StatusRequest(), "Status")
-        return {"status": r.status, "version": r.version, "uptime_seconds": r.uptime_seconds}
+        return _message_dict(self._call(self._admin.Status, admin_pb2.StatusRequest(), "Status"))
 
     def stats(self) -> Dict[str, Any]:
-        r = self._call(self._admin.Stats, admin_pb2.StatsRequest(), "Stats")
-        e = r.engine
-        return {
-            "collections": [_collection_info(c) for c in r.collections],
-            "total_documents": r.total_documents,
-            "uptime_seconds": r.uptime_seconds,
-            "rss_bytes": r.rss_bytes,
-            "vector_kernel": r.vector_kernel,
-            "engine": {
-                "memtable_bytes": e.memtable_bytes,
-                "levels": [{"level": lv.level, "files": lv.files, "bytes": lv.bytes}
-                           for lv in e.levels],
-                "compactions": e.compactions,
-                "wal_syncs": e.wal_syncs,
-                "write_amplification": e.write_amplification,
-                "write_stalls": e.write_stalls,
-            },
-        }
+        """Database statistics: collections, total_documents, engine figures, rss_bytes..."""
+        return _message_dict(self._call(self._admin.Stats, admin_pb2.StatsRequest(), "Stats"))
+
+
+def _message_dict(msg: Any) -> Dict[str, Any]:
+    """A plain dict of a response message with every field present (defaults included):
+    numbers as int/float, enums as their lower-case name without the type prefix
+    (VECTOR_METRIC_COSINE -> 'cosine'), nested messages as dicts. Generic over the
+    descriptor, so fields the server adds later appear without a client change."""
+    out: Dict[str, Any] = {}
+    for f in msg.DESCRIPTOR.fields:
+        v = getattr(msg, f.name)
+        if f.type == f.TYPE_MESSAGE:
+            if f.message_type.full_name == "google.protobuf.Struct":
+                conv = from_struct
+            else:
+                conv = _message_dict
+            if _is_repeated(f):
+                out[f.name] = [conv(x) for x in v]
+            elif msg.HasField(f.name):
+                out[f.name] = conv(v)
+            else:
+                out[f.name] = None
+        elif f.type == f.TYPE_ENUM:
+            names = [_enum_name(f.enum_type, x) for x in v] if _is_repeated(f) else _enum_name(f.enum_type, v)
+            out[f.name] = names
+        else:
+            out[f.name] = list(v) if _is_repeated(f) else v
+    return out
+
+
+def _is_repeated(f: Any) -> bool:
+    rep = getattr(f, "is_repeated", None)  # protobuf >= 5.29; .label is deprecated there
+    return rep if rep is not None else f.label == f.LABEL_REPEATED
+
+
+def _enum_name(enum_type: Any, number: int) -> Any:
+    ev = enum_type.values_by_number.get(number)
+    if ev is None:
+        return number
+    prefix = "".join("_" + c if c.isupper() else c for c in enum_type.name).lstrip("_").upper() + "_"
+    name = ev.name
+    return (name[len(prefix):] if name.startswith(prefix) else name).lower()
 
 
 def _collection_info(c: common_pb2.CollectionInfo) -> Dict[str, Any]:
-    info: Dict[str, Any] = {"name": c.name, "count": c.count, "size_bytes": c.size_bytes,
-                            "kind": common_pb2.CollectionInfo.Kind.Name(c.kind)
-                            .removeprefix("KIND_").lower()}
-    if c.dimensions:
-        info["dimensions"] = c.dimensions
-        info["metric"] = common_pb2.VectorMetric.Name(c.metric).removeprefix("VECTOR_METRIC_").lower()
-    return info
+    return _message_dict(c)
 
 
 class Collection:
@@ -382,9 +400,10 @@ class Collection:
 
 
 def _index_info(i: document_pb2.IndexInfo) -> Dict[str, Any]:
-    return {"name": i.name, "unique": i.unique, "entries": i.entries,
-            "fields": [(f.field, -1 if f.direction == common_pb2.SORT_DIRECTION_DESCENDING else 1)
-                       for f in i.fields]}
+    d = _message_dict(i)
+    d["fields"] = [(f.field, -1 if f.direction == common_pb2.SORT_DIRECTION_DESCENDING else 1)
+                   for f in i.fields]
+    return d
 
 
 class VectorCollection:

@@ -56,3 +56,19 @@ def test_floats():
     assert floats((1, 2.5)) == [1.0, 2.5]
     with pytest.raises(TypeError, match="vector"):
         floats([1, "x"])
+
+
+def test_response_messages_become_plain_dicts():
+    from nexadb.client import _message_dict
+    from nexadb.v1 import admin_pb2, common_pb2
+
+    info = _message_dict(common_pb2.CollectionInfo(
+        name="v", count=3, dimensions=4, metric=common_pb2.VECTOR_METRIC_L2,
+        kind=common_pb2.CollectionInfo.KIND_VECTORS))
+    assert info["name"] == "v" and info["count"] == 3 and info["dimensions"] == 4
+    assert info["metric"] == "l2" and info["kind"] == "vectors"
+    st = admin_pb2.StatsResponse(rss_bytes=5)
+    st.engine.levels.add(level=1, files=2, bytes=3)
+    d = _message_dict(st)
+    assert d["engine"]["levels"] == [{"level": 1, "files": 2, "bytes": 3}]
+    assert d["collections"] == [] and d["rss_bytes"] == 5
