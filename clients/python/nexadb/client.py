@@ -237,10 +237,10 @@ def _message_dict(msg: Any) -> Dict[str, Any]:
                 conv = _message_dict
             if _is_repeated(f):
                 out[f.name] = [conv(x) for x in v]
-            elif msg.HasField(f.name):
-                out[f.name] = conv(v)
-            else:
+            elif conv is from_struct and not msg.HasField(f.name):
                 out[f.name] = None
+            else:  # an unset message reads as its defaults, as in protobuf itself
+                out[f.name] = conv(v)
         elif f.type == f.TYPE_ENUM:
             names = [_enum_name(f.enum_type, x) for x in v] if _is_repeated(f) else _enum_name(f.enum_type, v)
             out[f.name] = names
