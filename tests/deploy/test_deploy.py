@@ -761,3 +761,215 @@ def test_runtime_stage_provides_every_library_the_server_loads():
         if not pkgs & closure:
             missing.append(f"{soname} ({real}, from {sorted(pkgs) or 'no package'})")
     assert not missing, "runtime stage lacks: " + "; ".join(missing)
+
+
+# ---------------------------------------------------------------------------- the real server
+#
+# The manifests' configuration, given to the real nexadb-server: the ConfigMap's variables, the
+# key file as the Secret mount presents it, the server as PID 1 of its own PID namespace (as in
+# a container without an init), probed the way the kubelet probes (gRPC health, no API key),
+# stopped the way the kubelet stops it (SIGTERM). Addresses are moved to 127.0.0.1 ephemeral
+# ports and /data to a temporary directory; everything else is as rendered.
+
+
+def _free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _pod_env(objs, data_dir, key_file):
+    sts = _one(objs, "StatefulSet")
+    (ctr,) = sts["spec"]["template"]["spec"]["containers"]
+    cm = _find(objs, "ConfigMap", ctr["envFrom"][0]["configMapRef"]["name"])
+    env = dict(cm["data"])
+    for e in ctr.get("env", []):
+        env[e["name"]] = e["value"]
+    assert env["NEXADB_DATA_DIR"] == "/data" and env["NEXADB_API_KEY_FILE"].startswith("/etc/")
+    env["NEXADB_DATA_DIR"] = str(data_dir)
+    env["NEXADB_API_KEY_FILE"] = str(key_file)
+    env["NEXADB_GRPC_ADDR"] = f"127.0.0.1:{_free_port()}"
+    env["NEXADB_HTTP_ADDR"] = f"127.0.0.1:{_free_port()}"
+    # Nothing from the caller's environment leaks in, as in a container.
+    env["PATH"] = "/usr/local/bin:/usr/bin:/bin"
+    grace = sts["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+    return env, grace
+
+
+def _child_pid(parent):
+    """unshare --fork runs the server as its child: the child's host PID, or None."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == parent:  # fields after "(comm)": state, ppid, ...
+            return int(stat.parent.name)
+    return None
+
+
+class _Server:
+    def __init__(self, binary, env, workdir):
+        self.env = env
+        self.workdir = workdir
+        self.stderr = open(workdir / "stderr.log", "w+")
+        cmd = [binary]
+        self.pid1 = False
+        if shutil.which("unshare") and subprocess.run(
+                ["unshare", "--pid", "--fork", "--kill-child", "true"],
+                capture_output=True).returncode == 0:
+            cmd = ["unshare", "--pid", "--fork", "--kill-child", "--", binary]
+            self.pid1 = True
+        self.proc = subprocess.Popen(cmd, env=env, cwd=workdir / "cwd", stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL, stderr=self.stderr)
+
+    def server_pid(self, deadline):
+        if not self.pid1:
+            return self.proc.pid
+        import time
+        while time.monotonic() < deadline:
+            pid = _child_pid(self.proc.pid)
+            if pid:
+                return pid
+            if self.proc.poll() is not None:
+                pytest.fail(f"the server exited at once ({self.proc.returncode})\n{self.log()}")
+            time.sleep(0.05)
+        pytest.fail("the server process did not appear under unshare")
+
+    def log(self):
+        self.stderr.seek(0)
+        return self.stderr.read()
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        self.stderr.close()
+
+
+@pytest.fixture
+def server_setup(renders, tmp_path):
+    binary = os.environ.get("NEXADB_SERVER_BIN", "")
+    if not binary or not os.path.isfile(binary):
+        pytest.skip("nexadb-server is not built in this tree yet")
+    binary = os.path.abspath(binary)
+    objs, _ = renders["kustomize-base"]
+    (tmp_path / "cwd").mkdir()
+    secret_dir = tmp_path / "secret"
+    secret_dir.mkdir()
+    key = _random_key()
+    key_file = secret_dir / "api-key"
+    key_file.write_text(key)  # as the README's command writes it: no newline
+    key_file.chmod(0o440)
+    env, grace = _pod_env(objs, tmp_path / "data", key_file)
+    return binary, env, grace, key, tmp_path
+
+
+def _wait_serving(target, service, deadline):
+    import time
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+    last = None
+    with grpc.insecure_channel(target) as ch:
+        stub = health_pb2_grpc.HealthStub(ch)
+        while time.monotonic() < deadline:
+            try:
+                # No metadata: the kubelet's gRPC probe sends no API key.
+                r = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=2)
+                last = r.status
+                if r.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            except grpc.RpcError as e:
+                last = e.code()
+                if e.code() in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.NOT_FOUND,
+                                grpc.StatusCode.PERMISSION_DENIED):
+                    pytest.fail(f"health check for {service!r} answered {e.code()}: the kubelet's "
+                                f"probe would fail forever ({e.details()})")
+            time.sleep(0.2)
+    pytest.fail(f"health {service!r} not SERVING in time (last: {last})")
+
+
+def test_server_runs_with_the_manifests_configuration(server_setup):
+    """Start as PID 1 with the pod's env; probes pass without a key; SIGTERM exits 0 in time."""
+    import signal
+    import time
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    binary, env, grace, key, tmp = server_setup
+    srv = _Server(binary, env, tmp)
+    try:
+        deadline = time.monotonic() + 60
+        pid = srv.server_pid(deadline)
+        for service in ("", HEALTH_SERVICE):
+            _wait_serving(env["NEXADB_GRPC_ADDR"], service, deadline)
+        assert srv.proc.poll() is None, srv.log()
+
+        # The mounted key file is the one in force: a wrong key is refused on a real method.
+        with grpc.insecure_channel(env["NEXADB_GRPC_ADDR"]) as ch:
+            stub = health_pb2_grpc.HealthStub(ch)
+            assert stub.Check(health_pb2.HealthCheckRequest(), timeout=5,
+                              metadata=[("x-api-key", key)]).status == \
+                health_pb2.HealthCheckResponse.SERVING
+            call = ch.unary_unary("/nexadb.v1.DocumentService/ListCollections",
+                                  request_serializer=lambda b: b,
+                                  response_deserializer=lambda b: b)
+
+            def code(api_key):
+                try:
+                    call(b"", timeout=5, metadata=[("x-api-key", api_key)])
+                    return grpc.StatusCode.OK
+                except grpc.RpcError as e:
+                    return e.code()
+
+            assert code(key) not in (grpc.StatusCode.UNAUTHENTICATED,
+                                     grpc.StatusCode.PERMISSION_DENIED), "mounted key refused"
+            assert code("0" * 64) == grpc.StatusCode.UNAUTHENTICATED, "a wrong key was accepted"
+
+        # The kubelet's stop: SIGTERM to PID 1 (the server itself, no init in between).
+        started = time.monotonic()
+        os.kill(pid, signal.SIGTERM)
+        try:
+            rc = srv.proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"still running {grace} s (terminationGracePeriodSeconds) after "
+                        f"SIGTERM; the kubelet would SIGKILL it\n{srv.log()}")
+        took = time.monotonic() - started
+        assert rc == 0, f"exit {rc} after SIGTERM\n{srv.log()}"
+        log = srv.log()
+    finally:
+        srv.kill()
+
+    # Logs: JSON lines on stderr. State: only under the data directory (the root is read-only).
+    lines = [ln for ln in log.splitlines() if ln.strip()]
+    assert lines
+    for ln in lines:
+        json.loads(ln)
+    assert list((tmp / "cwd").iterdir()) == [], "the server wrote outside its data directory"
+    assert (tmp / "data").is_dir()
+    assert took < grace
+
+
+def test_server_http_port_serves_status_and_metrics(server_setup):
+    """GET /status and GET /metrics without a key, on the HTTP port the Services expose."""
+    import time
+    import urllib.request
+
+    binary, env, grace, key, tmp = server_setup
+    needed = _run(["readelf", "-d", binary]).stdout
+    if "libmicrohttpd" not in needed:
+        pytest.skip("this nexadb-server has no HTTP shim linked yet (no libmicrohttpd)")
+    srv = _Server(binary, env, tmp)
+    try:
+        deadline = time.monotonic() + 60
+        _wait_serving(env["NEXADB_GRPC_ADDR"], "", deadline)
+        base = f"http://{env['NEXADB_HTTP_ADDR']}"
+        with urllib.request.urlopen(f"{base}/status", timeout=5) as r:
+            assert r.status == 200
+        with urllib.request.urlopen(f"{base}/metrics", timeout=5) as r:
+            assert r.status == 200
+            body = r.read().decode()
+            assert re.search(r"^[a-zA-Z_:][a-zA-Z0-9_:]*(\{[^}]*\})? \S+", body, re.M), body[:500]
+    finally:
+        srv.kill()
