@@ -126,79 +126,21 @@ static float KSUF(l2sq)(const float *a, const float *b, size_t d)
 }
 
 /*
- * Single-query scan: four rows at a time, two accumulators per row so eight
- * independent FMA chains hide the latency; the rows are consecutive in
- * memory, so the hardware prefetcher sees one sequential stream.
+ * Single-query scan: one row at a time, front to back, four accumulators per
+ * row. Rows are consecutive, so memory is read as one sequential stream,
+ * which the hardware prefetchers follow best (interleaving four rows, 1.5 KiB
+ * apart at 384 dims, halved the streaming rate on Zen 5).
  */
 static void KSUF(scan_dot)(const float *q, const float *rows, size_t n, size_t dpad, float *out)
 {
-    size_t i = 0;
-    for (; i + 4 <= n; i += 4) {
-        const float *r0 = rows + i * dpad, *r1 = r0 + dpad, *r2 = r1 + dpad, *r3 = r2 + dpad;
-        V a0 = V_ZERO(), a1 = V_ZERO(), a2 = V_ZERO(), a3 = V_ZERO();
-        V b0 = V_ZERO(), b1 = V_ZERO(), b2 = V_ZERO(), b3 = V_ZERO();
-        size_t j = 0;
-        for (; j + 2 * VW <= dpad; j += 2 * VW) {
-            V q0 = V_LOAD(q + j), q1 = V_LOAD(q + j + VW);
-            a0 = V_FMA(V_LOAD(r0 + j), q0, a0);
-            a1 = V_FMA(V_LOAD(r1 + j), q0, a1);
-            a2 = V_FMA(V_LOAD(r2 + j), q0, a2);
-            a3 = V_FMA(V_LOAD(r3 + j), q0, a3);
-            b0 = V_FMA(V_LOAD(r0 + j + VW), q1, b0);
-            b1 = V_FMA(V_LOAD(r1 + j + VW), q1, b1);
-            b2 = V_FMA(V_LOAD(r2 + j + VW), q1, b2);
-            b3 = V_FMA(V_LOAD(r3 + j + VW), q1, b3);
-        }
-        for (; j < dpad; j += VW) {
-            V q0 = V_LOAD(q + j);
-            a0 = V_FMA(V_LOAD(r0 + j), q0, a0);
-            a1 = V_FMA(V_LOAD(r1 + j), q0, a1);
-            a2 = V_FMA(V_LOAD(r2 + j), q0, a2);
-            a3 = V_FMA(V_LOAD(r3 + j), q0, a3);
-        }
-        out[i] = v_hsum(V_ADD(a0, b0));
-        out[i + 1] = v_hsum(V_ADD(a1, b1));
-        out[i + 2] = v_hsum(V_ADD(a2, b2));
-        out[i + 3] = v_hsum(V_ADD(a3, b3));
-    }
-    for (; i < n; i++) {
-        const float *r = rows + i * dpad;
-        V a = V_ZERO();
-        for (size_t j = 0; j < dpad; j += VW)
-            a = V_FMA(V_LOAD(r + j), V_LOAD(q + j), a);
-        out[i] = v_hsum(a);
-    }
+    for (size_t i = 0; i < n; i++)
+        out[i] = KSUF(dot)(q, rows + i * dpad, dpad);
 }
 
 static void KSUF(scan_l2)(const float *q, const float *rows, size_t n, size_t dpad, float *out)
 {
-    size_t i = 0;
-    for (; i + 4 <= n; i += 4) {
-        const float *r0 = rows + i * dpad, *r1 = r0 + dpad, *r2 = r1 + dpad, *r3 = r2 + dpad;
-        V a0 = V_ZERO(), a1 = V_ZERO(), a2 = V_ZERO(), a3 = V_ZERO();
-        for (size_t j = 0; j < dpad; j += VW) {
-            V q0 = V_LOAD(q + j);
-            V d0 = V_SUB(V_LOAD(r0 + j), q0), d1 = V_SUB(V_LOAD(r1 + j), q0);
-            V d2 = V_SUB(V_LOAD(r2 + j), q0), d3 = V_SUB(V_LOAD(r3 + j), q0);
-            a0 = V_FMA(d0, d0, a0);
-            a1 = V_FMA(d1, d1, a1);
-            a2 = V_FMA(d2, d2, a2);
-            a3 = V_FMA(d3, d3, a3);
-        }
-        out[i] = -v_hsum(a0);
-        out[i + 1] = -v_hsum(a1);
-        out[i + 2] = -v_hsum(a2);
-        out[i + 3] = -v_hsum(a3);
-    }
-    for (; i < n; i++) {
-        const float *r = rows + i * dpad;
-        V a = V_ZERO();
-        for (size_t j = 0; j < dpad; j += VW) {
-            V t = V_SUB(V_LOAD(r + j), V_LOAD(q + j));
-            a = V_FMA(t, t, a);
-        }
-        out[i] = -v_hsum(a);
-    }
+    for (size_t i = 0; i < n; i++)
+        out[i] = -KSUF(l2sq)(q, rows + i * dpad, dpad);
 }
 
 /*
