@@ -1,0 +1,489 @@
+// NexaDB client for Node.js: the brief's JS API over gRPC (@grpc/grpc-js).
+//
+//   const { NexaDB } = require('nexadb');
+//   const db = new NexaDB({ host: 'localhost', port: 6970, apiKey: process.env.NEXADB_API_KEY });
+//   const users = db.collection('users');
+//   const id = await users.insert({ name: 'Alice', age: 28 });
+//   const docs = await users.find({ age: { $gt: 25 } }, 100);
+//
+// The service definitions are loaded at run time from the package's proto/ folder (copied from
+// the repository's proto/ when the package is built) with @grpc/proto-loader. One NexaDB holds
+// one channel that every collection handle shares. Every method returns a Promise of plain
+// objects; failures reject with a NexaDBError carrying the gRPC status code.
+import * as path from 'path';
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+
+import { fromServiceError, NexaDBError } from './errors';
+import { Document, fromStruct, PbStruct, toStruct } from './struct';
+
+export { NexaDBError } from './errors';
+export type { Document, JsonValue } from './struct';
+
+/** gRPC port; the server's HTTP/JSON (REST) API is on 6969, the brief's port. */
+export const DEFAULT_PORT = 6970;
+
+export interface NexaDBOptions {
+  host?: string;
+  port?: number;
+  /** Defaults to process.env.NEXADB_API_KEY. */
+  apiKey?: string;
+  /** Connect with TLS (system roots unless rootCerts is given). */
+  tls?: boolean;
+  /** PEM CA certificates for TLS; implies tls. */
+  rootCerts?: Buffer;
+  /** Deadline for each unary call in milliseconds (default 30000; 0 for none). */
+  timeoutMs?: number;
+  /** Extra grpc-js channel options. */
+  channelOptions?: grpc.ChannelOptions;
+}
+
+/** 'age', '-age', { age: -1, name: 1 } or [['age', -1], ['name', 1]]. */
+export type SortSpec = string | Record<string, 1 | -1> | Array<[string, 1 | -1]>;
+
+export interface FindOptions {
+  skip?: number;
+  sort?: SortSpec;
+  projection?: Document;
+  /** Documents per streamed message; 0 lets the server choose. */
+  pageSize?: number;
+}
+
+export interface CollectionInfo {
+  name: string;
+  count: number;
+  sizeBytes: number;
+  /** 'documents' or 'vectors'. */
+  kind: string;
+  dimensions?: number;
+  /** 'cosine', 'dot' or 'l2'. */
+  metric?: string;
+}
+
+export interface IndexInfo {
+  name: string;
+  fields: Array<[string, 1 | -1]>;
+  unique: boolean;
+  multikey: boolean;
+}
+
+export interface SearchResult {
+  documentId: string;
+  similarity: number;
+  document: Document;
+  /** Present when includeVectors was asked for. */
+  vector?: number[];
+}
+
+export interface SearchOptions {
+  filter?: Document;
+  minScore?: number;
+  includeVectors?: boolean;
+}
+
+export type VectorMetric = 'cosine' | 'dot' | 'l2';
+
+const PROTO_FILES = ['nexadb/v1/document.proto', 'nexadb/v1/vector.proto', 'nexadb/v1/admin.proto'];
+let loaded: any = null;
+
+function services(): any {
+  if (loaded === null) {
+    const def = protoLoader.loadSync(PROTO_FILES, {
+      includeDirs: [path.join(__dirname, '..', 'proto')],
+      keepCase: true,
+      longs: Number,
+      enums: String,
+      defaults: true,
+      oneofs: true,
+    });
+    loaded = (grpc.loadPackageDefinition(def) as any).nexadb.v1;
+  }
+  return loaded;
+}
+
+function sortFields(sort: SortSpec | undefined): Array<{ field: string; direction: string }> {
+  if (sort === undefined) return [];
+  let items: Array<[string, number]>;
+  if (typeof sort === 'string') items = sort.startsWith('-') ? [[sort.slice(1), -1]] : [[sort, 1]];
+  else if (Array.isArray(sort)) items = sort;
+  else items = Object.entries(sort);
+  return items.map(([field, dir]) => {
+    if (dir !== 1 && dir !== -1) throw new RangeError(`sort direction for '${field}' must be 1 or -1`);
+    return { field, direction: dir === 1 ? 'SORT_DIRECTION_ASCENDING' : 'SORT_DIRECTION_DESCENDING' };
+  });
+}
+
+function optStruct(x: Document | undefined | null, what: string): PbStruct | null {
+  return x === undefined || x === null ? null : toStruct(x, what === 'document' ? '' : what);
+}
+
+function enumName(value: string, prefix: string): string {
+  return value.startsWith(prefix) ? value.slice(prefix.length).toLowerCase() : value.toLowerCase();
+}
+
+function collectionInfo(c: any): CollectionInfo {
+  const info: CollectionInfo = {
+    name: c.name,
+    count: c.count,
+    sizeBytes: c.size_bytes,
+    kind: enumName(c.kind, 'KIND_'),
+  };
+  if (c.dimensions) {
+    info.dimensions = c.dimensions;
+    info.metric = enumName(c.metric, 'VECTOR_METRIC_');
+  }
+  return info;
+}
+
+function floats(v: ArrayLike<number>, what: string): number[] {
+  const out = Array.from(v, Number);
+  if (out.some((x) => Number.isNaN(x))) throw new TypeError(`${what} must be an array of numbers`);
+  return out;
+}
+
+/** A connection to a NexaDB server. */
+export class NexaDB {
+  readonly host: string;
+  readonly port: number;
+  readonly timeoutMs: number;
+  private readonly metadata: grpc.Metadata;
+  /** @internal */ readonly docs: any;
+  /** @internal */ readonly vecs: any;
+  /** @internal */ readonly admin: any;
+
+  constructor(options: NexaDBOptions = {}) {
+    this.host = options.host ?? 'localhost';
+    this.port = options.port ?? DEFAULT_PORT;
+    this.timeoutMs = options.timeoutMs ?? 30000;
+    const apiKey = options.apiKey ?? process.env.NEXADB_API_KEY;
+    this.metadata = new grpc.Metadata();
+    if (apiKey) this.metadata.set('x-api-key', apiKey);
+    const creds =
+      options.tls || options.rootCerts
+        ? grpc.credentials.createSsl(options.rootCerts ?? null)
+        : grpc.credentials.createInsecure();
+    const opts: grpc.ChannelOptions = {
+      'grpc.max_receive_message_length': 64 << 20,
+      'grpc.max_send_message_length': 64 << 20,
+      ...options.channelOptions,
+    };
+    const pb = services();
+    const target = `${this.host}:${this.port}`;
+    this.docs = new pb.DocumentService(target, creds, opts);
+    // one channel for all three services
+    const shared = { ...opts, channelOverride: this.docs.getChannel() };
+    this.vecs = new pb.VectorService(target, creds, shared);
+    this.admin = new pb.AdminService(target, creds, shared);
+  }
+
+  /** @internal */
+  unary<T = any>(client: any, method: string, request: object): Promise<T> {
+    return new Promise((resolve, reject) => {
+      const callOpts: grpc.CallOptions = {};
+      if (this.timeoutMs > 0) callOpts.deadline = Date.now() + this.timeoutMs;
+      client[method](request, this.metadata, callOpts, (err: grpc.ServiceError | null, res: T) => {
+        if (err) reject(fromServiceError(err, method));
+        else resolve(res);
+      });
+    });
+  }
+
+  /** @internal Streams the documents of a server-streaming call, a page per message. */
+  async *stream(client: any, method: string, request: object): AsyncGenerator<Document> {
+    const call: grpc.ClientReadableStream<any> = client[method](request, this.metadata);
+    try {
+      for await (const msg of call) {
+        for (const s of msg.documents ?? []) yield fromStruct(s);
+      }
+    } catch (e) {
+      throw fromServiceError(e, method);
+    } finally {
+      call.cancel(); // a no-op once the stream has ended
+    }
+  }
+
+  /** A handle on a document collection (the server creates it on first insert). */
+  collection(name: string): Collection {
+    return new Collection(this, name);
+  }
+
+  /**
+   * A handle on a vector collection. With dimensions, creates it unless one of the same
+   * dimensions and metric exists.
+   */
+  async vectorCollection(
+    name: string,
+    options: { dimensions?: number; metric?: VectorMetric } = {},
+  ): Promise<VectorCollection> {
+    const metric = options.metric ?? 'cosine';
+    if (!['cosine', 'dot', 'l2'].includes(metric)) throw new RangeError(`unknown metric '${metric}'`);
+    if (options.dimensions !== undefined) {
+      await this.unary(this.vecs, 'CreateVectorCollection', {
+        collection: name,
+        dimensions: options.dimensions,
+        metric: `VECTOR_METRIC_${metric.toUpperCase()}`,
+        if_not_exists: true,
+      });
+    }
+    return new VectorCollection(this, name, options.dimensions);
+  }
+
+  async createCollection(name: string): Promise<CollectionInfo> {
+    const r = await this.unary(this.docs, 'CreateCollection', { collection: name });
+    return collectionInfo(r.collection);
+  }
+
+  /** False when there was no such collection. */
+  async dropCollection(name: string): Promise<boolean> {
+    return (await this.unary(this.docs, 'DropCollection', { collection: name })).dropped;
+  }
+
+  async listCollections(): Promise<CollectionInfo[]> {
+    return (await this.unary(this.docs, 'ListCollections', {})).collections.map(collectionInfo);
+  }
+
+  async dropVectorCollection(name: string): Promise<boolean> {
+    return (await this.unary(this.vecs, 'DropVectorCollection', { collection: name })).dropped;
+  }
+
+  async listVectorCollections(): Promise<CollectionInfo[]> {
+    return (await this.unary(this.vecs, 'ListVectorCollections', {})).collections.map(collectionInfo);
+  }
+
+  /** { status: 'ok', version, uptimeSeconds }; needs no API key. */
+  async status(): Promise<{ status: string; version: string; uptimeSeconds: number }> {
+    const r = await this.unary(this.admin, 'Status', {});
+    return { status: r.status, version: r.version, uptimeSeconds: r.uptime_seconds };
+  }
+
+  /** Database statistics, as the server sends them (snake_case field names). */
+  async stats(): Promise<Record<string, any>> {
+    const r = await this.unary(this.admin, 'Stats', {});
+    return { ...r, collections: r.collections.map(collectionInfo) };
+  }
+
+  /** Closes the channel; handles made from this NexaDB stop working. */
+  close(): void {
+    this.docs.close();
+  }
+}
+
+/** A document collection. */
+export class Collection {
+  constructor(readonly db: NexaDB, readonly name: string) {}
+
+  private call(method: string, request: object): Promise<any> {
+    return this.db.unary(this.db.docs, method, { collection: this.name, ...request });
+  }
+
+  /** Inserts one document; resolves to its id (its _id string if it has one). */
+  async insert(document: Document): Promise<string> {
+    return (await this.call('InsertOne', { document: toStruct(document) })).document_id;
+  }
+
+  /** Inserts documents in one atomic batch; resolves to their ids in order. */
+  async insertMany(documents: Document[]): Promise<string[]> {
+    const docs = documents.map((d, i) => toStruct(d, `documents[${i}]`));
+    return (await this.call('InsertMany', { documents: docs })).document_ids;
+  }
+
+  /** Documents matching query (all when omitted), at most limit (0: no limit). */
+  async find(query: Document = {}, limit = 0, options: FindOptions = {}): Promise<Document[]> {
+    const out: Document[] = [];
+    for await (const d of this.findIter(query, limit, options)) out.push(d);
+    return out;
+  }
+
+  /** Like find, as an async iterator that reads the stream lazily, page by page. */
+  findIter(query: Document = {}, limit = 0, options: FindOptions = {}): AsyncGenerator<Document> {
+    const req = {
+      collection: this.name,
+      filter: optStruct(query, 'query'),
+      projection: optStruct(options.projection, 'projection'),
+      sort: sortFields(options.sort),
+      skip: options.skip ?? 0,
+      limit,
+      page_size: options.pageSize ?? 0,
+    };
+    return this.db.stream(this.db.docs, 'Find', req);
+  }
+
+  /** The first match (after sort), or null. */
+  async findOne(query: Document = {}, options: { sort?: SortSpec; projection?: Document } = {}): Promise<Document | null> {
+    const r = await this.call('FindOne', {
+      filter: optStruct(query, 'query'),
+      projection: optStruct(options.projection, 'projection'),
+      sort: sortFields(options.sort),
+    });
+    return r.document ? fromStruct(r.document) : null;
+  }
+
+  /** The document with this id, or null. */
+  async findById(id: string): Promise<Document | null> {
+    try {
+      return fromStruct((await this.call('Get', { id })).document);
+    } catch (e) {
+      if (e instanceof NexaDBError && e.code === grpc.status.NOT_FOUND) return null;
+      throw e;
+    }
+  }
+
+  async count(query: Document = {}): Promise<number> {
+    return (await this.call('Count', { filter: optStruct(query, 'query') })).count;
+  }
+
+  /** Merges fields (or update operators) into one document; false when there is none. */
+  async update(id: string, fields: Document): Promise<boolean> {
+    return (await this.call('Update', { id, update: toStruct(fields, 'fields') })).success;
+  }
+
+  /** Applies update to every match; resolves to the number of documents modified. */
+  async updateMany(query: Document, update: Document, options: { upsert?: boolean } = {}): Promise<number> {
+    const r = await this.call('UpdateMany', {
+      filter: optStruct(query, 'query'),
+      update: toStruct(update, 'update'),
+      upsert: options.upsert ?? false,
+    });
+    return r.modified_count;
+  }
+
+  /** Deletes one document; false when there was none. */
+  async delete(id: string): Promise<boolean> {
+    return (await this.call('Delete', { id })).success;
+  }
+
+  /** Deletes every match; resolves to the count. */
+  async deleteMany(query: Document = {}): Promise<number> {
+    return (await this.call('DeleteMany', { filter: optStruct(query, 'query') })).deleted_count;
+  }
+
+  /** Runs an aggregation pipeline; resolves to its output documents. */
+  async aggregate(pipeline: Document[], options: { pageSize?: number } = {}): Promise<Document[]> {
+    if (!Array.isArray(pipeline)) throw new TypeError('pipeline must be an array of stages');
+    const req = {
+      collection: this.name,
+      pipeline: pipeline.map((s, i) => toStruct(s, `pipeline[${i}]`)),
+      page_size: options.pageSize ?? 0,
+    };
+    const out: Document[] = [];
+    for await (const d of this.db.stream(this.db.docs, 'Aggregate', req)) out.push(d);
+    return out;
+  }
+
+  drop(): Promise<boolean> {
+    return this.db.dropCollection(this.name);
+  }
+
+  async createIndex(fields: SortSpec, options: { unique?: boolean; name?: string } = {}): Promise<IndexInfo> {
+    const r = await this.call('CreateIndex', {
+      fields: sortFields(fields),
+      unique: options.unique ?? false,
+      name: options.name ?? '',
+    });
+    return indexInfo(r.index);
+  }
+
+  async dropIndex(name: string): Promise<boolean> {
+    return (await this.call('DropIndex', { name })).dropped;
+  }
+
+  async listIndexes(): Promise<IndexInfo[]> {
+    return (await this.call('ListIndexes', {})).indexes.map(indexInfo);
+  }
+}
+
+function indexInfo(i: any): IndexInfo {
+  return {
+    name: i.name,
+    unique: i.unique,
+    multikey: Boolean(i.multikey),
+    fields: i.fields.map((f: any) => [f.field, f.direction === 'SORT_DIRECTION_DESCENDING' ? -1 : 1]),
+  };
+}
+
+function hits(results: any[]): SearchResult[] {
+  return results.map((h) => {
+    const r: SearchResult = { documentId: h.document_id, similarity: h.similarity, document: fromStruct(h.document) };
+    if (h.vector && h.vector.length) r.vector = h.vector;
+    return r;
+  });
+}
+
+/** A vector collection: documents with an embedding, searched by similarity. */
+export class VectorCollection {
+  constructor(readonly db: NexaDB, readonly name: string, readonly dimensions?: number) {}
+
+  private call(method: string, request: object): Promise<any> {
+    return this.db.unary(this.db.vecs, method, { collection: this.name, ...request });
+  }
+
+  /** Inserts a document with its vector; ALREADY_EXISTS if its _id is taken. */
+  async insert(document: Document, vector: ArrayLike<number>): Promise<string> {
+    const r = await this.call('InsertVector', { document: toStruct(document), vector: floats(vector, 'vector') });
+    return r.document_id;
+  }
+
+  /** Inserts documents[i] with vectors[i] in one atomic batch. */
+  async insertMany(documents: Document[], vectors: Array<ArrayLike<number>>): Promise<string[]> {
+    if (documents.length !== vectors.length) {
+      throw new RangeError(`${documents.length} documents but ${vectors.length} vectors`);
+    }
+    const docs = documents.map((d, i) => ({
+      document: toStruct(d, `documents[${i}]`),
+      vector: floats(vectors[i], `vectors[${i}]`),
+    }));
+    return (await this.call('InsertVectors', { documents: docs })).document_ids;
+  }
+
+  /** Inserts or replaces; resolves true when a new document was inserted. */
+  async upsert(id: string, document: Document, vector: ArrayLike<number>): Promise<boolean> {
+    const r = await this.call('UpsertVector', { id, document: toStruct(document), vector: floats(vector, 'vector') });
+    return r.inserted;
+  }
+
+  /** The document with this id or null; with includeVector its stored vector is in `_vector`. */
+  async get(id: string, options: { includeVector?: boolean } = {}): Promise<Document | null> {
+    try {
+      const r = await this.call('GetVector', { id, include_vector: options.includeVector ?? false });
+      const doc = fromStruct(r.document);
+      if (options.includeVector) doc._vector = r.vector;
+      return doc;
+    } catch (e) {
+      if (e instanceof NexaDBError && e.code === grpc.status.NOT_FOUND) return null;
+      throw e;
+    }
+  }
+
+  async delete(id: string): Promise<boolean> {
+    return (await this.call('DeleteVector', { id })).success;
+  }
+
+  /** The limit most similar documents, best first. */
+  async search(queryVector: ArrayLike<number>, limit = 10, options: SearchOptions = {}): Promise<SearchResult[]> {
+    const r = await this.call('Search', {
+      vector: floats(queryVector, 'queryVector'),
+      limit,
+      filter: optStruct(options.filter, 'filter'),
+      min_score: options.minScore === undefined ? null : { value: options.minScore },
+      include_vectors: options.includeVectors ?? false,
+      dimensions: this.dimensions ?? 0,
+    });
+    return hits(r.results);
+  }
+
+  /** search() for several query vectors in one pass; one result list per query. */
+  async searchBatch(queryVectors: Array<ArrayLike<number>>, limit = 10, options: SearchOptions = {}): Promise<SearchResult[][]> {
+    const r = await this.call('SearchBatch', {
+      queries: queryVectors.map((q, i) => ({ vector: floats(q, `queryVectors[${i}]`) })),
+      limit,
+      filter: optStruct(options.filter, 'filter'),
+      min_score: options.minScore === undefined ? null : { value: options.minScore },
+      include_vectors: options.includeVectors ?? false,
+    });
+    return r.results.map((x: any) => hits(x.results));
+  }
+
+  drop(): Promise<boolean> {
+    return this.db.dropVectorCollection(this.name);
+  }
+}

@@ -1,0 +1,59 @@
+// Starts a real nexadb-server ($NEXADB_SERVER) on free ports in a temp dir and reads the
+// bound gRPC port and the generated API key from its JSON log lines on stderr.
+'use strict';
+const { spawn } = require('child_process');
+const fs = require('fs');
+const os = require('os');
+const path = require('path');
+const readline = require('readline');
+
+function serverBinary() {
+  const p = process.env.NEXADB_SERVER || path.resolve(__dirname, '../../../build/test/service/nexadb-server');
+  fs.accessSync(p, fs.constants.X_OK);
+  return p;
+}
+
+async function startServer() {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nexadb-js-'));
+  const dataDir = path.join(dir, 'data');
+  const proc = spawn(serverBinary(),
+    ['--data-dir', dataDir, '--grpc-addr', '127.0.0.1:0', '--http-addr', '127.0.0.1:0'],
+    { stdio: ['ignore', 'ignore', 'pipe'] });
+  const rl = readline.createInterface({ input: proc.stderr });
+  const info = await new Promise((resolve, reject) => {
+    const got = { port: null, apiKey: null };
+    const timer = setTimeout(() => reject(new Error('server did not become ready')), 20000);
+    proc.on('exit', (code) => reject(new Error(`server exited early (${code})`)));
+    rl.on('line', (line) => {
+      let rec;
+      try { rec = JSON.parse(line); } catch { return; }
+      if (rec.msg === 'gRPC listening') got.port = rec.port;
+      if (rec.api_key) got.apiKey = rec.api_key;
+      if (rec.msg === 'nexadb-server ready') { clearTimeout(timer); resolve(got); }
+    });
+  });
+  if (!info.apiKey && fs.existsSync(path.join(dataDir, 'api_key'))) {
+    info.apiKey = fs.readFileSync(path.join(dataDir, 'api_key'), 'utf8').split(/\s+/)[0];
+  }
+  return {
+    port: info.port,
+    apiKey: info.apiKey,
+    async stop() {
+      if (proc.exitCode !== null) return;
+      const done = new Promise((r) => proc.on('exit', r));
+      proc.kill('SIGTERM');
+      const t = setTimeout(() => proc.kill('SIGKILL'), 15000);
+      await done;
+      clearTimeout(t);
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+let counter = 0;
+function uniqueName() {
+  counter += 1;
+  return `js_${process.pid}_${Date.now().toString(36)}_${counter}`;
+}
+
+module.exports = { startServer, uniqueName };

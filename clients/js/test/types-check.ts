@@ -1,0 +1,41 @@
+// Compiled with `tsc --noEmit` (npm run typecheck): the published type definitions accept the
+// brief's usage and reject misuse. Lines marked @ts-expect-error must fail to type-check.
+import { NexaDB, NexaDBError, SearchResult, CollectionInfo, Document } from '..';
+
+async function brief(): Promise<void> {
+  const db = new NexaDB({ host: 'localhost', port: 6970, apiKey: process.env.NEXADB_API_KEY });
+  const users = db.collection('users');
+  const userId: string = await users.insert({ name: 'Alice Johnson', age: 28, tags: ['js'] });
+  const ids: string[] = await users.insertMany([{ a: 1 }, { b: 2 }]);
+  const results: Document[] = await users.find({ age: { $gt: 25 } }, 100);
+  results.forEach((u) => console.log(`${u.name} - ${u.age}`));
+  const one: Document | null = await users.findOne({ email: 'alice@example.com' });
+  const byId: Document | null = await users.findById(userId);
+  const ok: boolean = await users.update(userId, { age: 29 });
+  const deleted: boolean = await users.delete(userId);
+  const total: number = await users.count();
+  const agg: Document[] = await users.aggregate([{ $group: { _id: '$city', count: { $sum: 1 } } }]);
+  for await (const d of users.findIter({}, 0, { sort: '-age', pageSize: 100 })) console.log(d._id);
+  const vc = await db.vectorCollection('articles', { dimensions: 384 });
+  const hits: SearchResult[] = await vc.search(new Float32Array(384), 3);
+  hits.forEach((h) => console.log(h.documentId, h.similarity.toFixed(4), h.document.text));
+  const cols: CollectionInfo[] = await db.listCollections();
+  try {
+    await users.find({ a: { $bogus: 1 } });
+  } catch (e) {
+    if (e instanceof NexaDBError) console.log(e.code, e.codeName, e.details);
+  }
+  console.log(ids, one, byId, ok, deleted, total, agg, cols);
+
+  // @ts-expect-error: port must be a number
+  new NexaDB({ port: '6970' });
+  // @ts-expect-error: find's limit is a number
+  await users.find({}, '10');
+  // @ts-expect-error: a sort direction is 1 or -1
+  await users.find({}, 0, { sort: { age: 2 } });
+  // @ts-expect-error: unknown metric
+  await db.vectorCollection('v', { dimensions: 3, metric: 'hamming' });
+  db.close();
+}
+
+void brief;
