@@ -242,7 +242,7 @@ static ndb_status make_room(ndb_kv *kv, int force)
             kv->st_stall_micros += now_micros() - t0;
             continue;
         }
-        kv_mem *nm = kv_mem_new();
+        kv_mem *nm = kv_mem_new(kv->arena_block);
         if (nm == NULL) return NDB_ENOMEM;
         ndb_status st = roll_wal(kv);
         if (st != NDB_OK) {
@@ -537,6 +537,14 @@ static uint64_t smallest_snapshot(ndb_kv *kv)
 
 /* ------------------------------------------------------------------ flush */
 
+/* The manifest records the last sequence so that a database whose WAL is
+ * all flushed reopens at the right sequence. mu held. */
+static void sync_last_seq(ndb_kv *kv)
+{
+    uint64_t s = __atomic_load_n(&kv->last_seq, __ATOMIC_ACQUIRE);
+    if (s > kv->vs->last_seq) kv->vs->last_seq = s;
+}
+
 /* Writes imm to L0 and installs it. mu held on entry and exit. */
 static void flush_imm(ndb_kv *kv)
 {
@@ -554,6 +562,7 @@ static void flush_imm(ndb_kv *kv)
         e.has_log = 1;
         e.log_number = next_log;
         if (f) st = kv_edit_add_file(&e, 0, f);
+        sync_last_seq(kv);
         if (st == NDB_OK) st = kv_vset_log_and_apply(kv->vs, &e, &msg);
         kv_edit_destroy(&e);
     }
@@ -735,6 +744,7 @@ static ndb_status run_compaction(ndb_kv *kv, compaction *c, ndb_errmsg *msg)
         kv_fmeta *f = c->in[0][0];
         st = kv_edit_del_file(&e, c->level, f->number);
         if (st == NDB_OK) st = kv_edit_add_file(&e, out_level, f);
+        sync_last_seq(kv);
         if (st == NDB_OK) st = kv_vset_log_and_apply(kv->vs, &e, msg);
         if (st == NDB_OK) {
             set_compact_ptr(kv, c);
@@ -841,6 +851,7 @@ static ndb_status run_compaction(ndb_kv *kv, compaction *c, ndb_errmsg *msg)
             for (size_t i = 0; i < c->nin[w] && st == NDB_OK; i++)
                 st = kv_edit_del_file(&e, c->level + w, c->in[w][i]->number);
         for (size_t i = 0; i < o.n && st == NDB_OK; i++) st = kv_edit_add_file(&e, out_level, o.f[i]);
+        sync_last_seq(kv);
         if (st == NDB_OK) st = kv_vset_log_and_apply(kv->vs, &e, msg);
         if (st == NDB_OK) {
             set_compact_ptr(kv, c);
@@ -1063,7 +1074,7 @@ static ndb_status recover_wal(ndb_kv *kv, kv_edit *e, ndb_kv_recovery_info *info
     kv_env_free_list(names, n);
     qsort(wals, nw, sizeof *wals, cmp_u64);
 
-    kv_mem *mem = kv_mem_new();
+    kv_mem *mem = kv_mem_new(kv->arena_block);
     if (mem == NULL) {
         free(wals);
         return NDB_ENOMEM;
@@ -1108,7 +1119,7 @@ static ndb_status recover_wal(ndb_kv *kv, kv_edit *e, ndb_kv_recovery_info *info
                     kv_fmeta_unref(f);
                 }
                 kv_mem_unref(mem);
-                mem = kv_mem_new();
+                mem = kv_mem_new(kv->arena_block);
                 if (mem == NULL && st == NDB_OK) st = NDB_ENOMEM;
                 if (st != NDB_OK) break;
             }
@@ -1250,6 +1261,10 @@ ndb_status ndb_kv_open_ex(const char *dir, const ndb_kv_options *opt, ndb_kv **o
     pthread_cond_init(&kv->bg_cv, NULL);
     pthread_cond_init(&kv->interval_cv, NULL);
     kv->snaps.next = kv->snaps.prev = &kv->snaps;
+    /* the memtable grows by arena blocks: keep them small against its budget */
+    kv->arena_block = o.memtable_bytes / 16;
+    if (kv->arena_block > 256 * 1024) kv->arena_block = 256 * 1024;
+    if (kv->arena_block < 4096) kv->arena_block = 4096;
     kv->topts.block_bytes = o.block_bytes;
     kv->topts.bloom_bits = (int)o.bloom_bits_per_key;
     kv->topts.compression = o.compression;
@@ -1294,7 +1309,7 @@ ndb_status ndb_kv_open_ex(const char *dir, const ndb_kv_options *opt, ndb_kv **o
     }
     kv_edit_destroy(&e);
     if (st == NDB_OK) {
-        kv->mem = kv_mem_new();
+        kv->mem = kv_mem_new(kv->arena_block);
         if (kv->mem == NULL) st = NDB_ENOMEM;
     }
     if (st == NDB_OK) delete_obsolete(kv);

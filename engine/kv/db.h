@@ -49,6 +49,7 @@ struct ndb_kv {
     pthread_cond_t interval_cv; /* wakes the interval-sync thread */
 
     kv_mem *mem, *imm;     /* mu */
+    size_t arena_block;
     uint64_t imm_next_log; /* log number to record once imm is on disk */
     kv_wal_writer *wal;    /* written by the leader only */
     uint64_t wal_number;

@@ -29,11 +29,11 @@ static inline char *node_data(node *n) { return (char *)&n->next[n->height]; }
 static inline kv_slice node_key(node *n) { return (kv_slice){node_data(n), n->klen}; }
 static inline node *nx(node *n, int l) { return __atomic_load_n(&n->next[l], __ATOMIC_ACQUIRE); }
 
-kv_mem *kv_mem_new(void)
+kv_mem *kv_mem_new(size_t arena_block)
 {
     kv_mem *m = calloc(1, sizeof *m);
     if (m == NULL) return NULL;
-    m->arena = kv_arena_new(256 * 1024);
+    m->arena = kv_arena_new(arena_block);
     if (m->arena == NULL) {
         free(m);
         return NULL;

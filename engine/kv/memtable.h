@@ -21,8 +21,9 @@
 
 typedef struct kv_mem kv_mem;
 
-/* Refcount starts at 1. NULL on allocation failure. */
-kv_mem *kv_mem_new(void);
+/* Refcount starts at 1. arena_block is the arena's block size (the unit
+ * by which kv_mem_bytes grows). NULL on allocation failure. */
+kv_mem *kv_mem_new(size_t arena_block);
 void kv_mem_ref(kv_mem *m);
 void kv_mem_unref(kv_mem *m); /* frees at zero */
 

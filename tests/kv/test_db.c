@@ -319,3 +319,18 @@ Test(db, sync_mode_counts_group_commits)
     ndb_kv_stats_get(kv, &after);
     cr_assert_geq(after.wal_syncs - before.wal_syncs, 20, "sequential sync writes each fsync");
 }
+
+/* Regression: the manifest must carry the last sequence, or a database whose
+ * WAL was entirely flushed reopens at sequence 0 and hides every key. */
+Test(db, reopen_after_full_flush_keeps_sequence)
+{
+    cr_assert_eq(ndb_kv_put(kv, "a", 1, "1", 1), NDB_OK);
+    cr_assert_eq(ndb_kv_flush(kv), NDB_OK);
+    cr_assert_eq(ndb_kv_close(kv), NDB_OK);
+    ndb_kv_options o;
+    small_opts(&o);
+    open_db(&o);
+    expect("a", "1");
+    cr_assert_eq(ndb_kv_put(kv, "a", 1, "2", 1), NDB_OK);
+    expect("a", "2");
+}

@@ -9,7 +9,7 @@
 
 Test(skiplist, versions_and_lookup)
 {
-    kv_mem *m = kv_mem_new();
+    kv_mem *m = kv_mem_new(64 * 1024);
     cr_assert_eq(kv_mem_add(m, 1, KV_TYPE_VALUE, "a", 1, "v1", 2), NDB_OK);
     cr_assert_eq(kv_mem_add(m, 2, KV_TYPE_VALUE, "a", 1, "v2", 2), NDB_OK);
     cr_assert_eq(kv_mem_add(m, 3, KV_TYPE_DELETE, "a", 1, NULL, 0), NDB_OK);
@@ -29,7 +29,7 @@ Test(skiplist, versions_and_lookup)
 
 Test(skiplist, iterator_order_and_prev)
 {
-    kv_mem *m = kv_mem_new();
+    kv_mem *m = kv_mem_new(64 * 1024);
     char k[16];
     for (int i = 999; i >= 0; i--) {
         snprintf(k, sizeof k, "%04d", (i * 7919) % 1000);
@@ -85,7 +85,7 @@ static void *reader(void *p)
 
 Test(skiplist, concurrent_readers_see_sorted_list, .timeout = 60)
 {
-    shared = kv_mem_new();
+    shared = kv_mem_new(64 * 1024);
     pthread_t t[2];
     for (int i = 0; i < 2; i++) pthread_create(&t[i], NULL, reader, NULL);
     char k[32];
