@@ -44,6 +44,10 @@ static const opt_def opts[] = {
             INT32_MAX, "largest gRPC message received or sent (default 67108864)"),
     NUM_OPT("max-body-bytes", "NEXADB_MAX_BODY_BYTES", OPT_I64, max_body_bytes, 1024, INT32_MAX,
             "largest HTTP request body (default 67108864)"),
+    NUM_OPT("http-threads", "NEXADB_HTTP_THREADS", OPT_INT, http_threads, 0, 1024,
+            "HTTP server threads, each running its requests' handlers (default: two per core)"),
+    NUM_OPT("http-timeout", "NEXADB_HTTP_TIMEOUT", OPT_INT, http_timeout_s, 1, 3600,
+            "seconds before an idle or stalled HTTP connection is closed (default 30)"),
 };
 #define N_OPTS (sizeof opts / sizeof opts[0])
 
@@ -93,6 +97,7 @@ ndb_status svc_config_load(svc_config *cfg, int argc, char **argv, ndb_errmsg *m
     cfg->workers = 16;
     cfg->max_message_bytes = 64 << 20;
     cfg->max_body_bytes = 64 << 20;
+    cfg->http_timeout_s = 30;
 
     for (size_t i = 0; i < N_OPTS; i++) {
         const char *v = getenv(opts[i].env);

@@ -24,6 +24,8 @@ typedef struct svc_config {
     int workers;                /* handler threads for calls that may block */
     int64_t max_message_bytes;  /* gRPC receive/send limit */
     int64_t max_body_bytes;     /* HTTP request body limit */
+    int http_threads;           /* HTTP server threads; 0: two per core */
+    int http_timeout_s;         /* seconds an idle or stalled HTTP connection is kept */
 } svc_config;
 
 /* Fills cfg from defaults, then the environment, then argv. On --help prints

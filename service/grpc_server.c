@@ -16,6 +16,7 @@
 #include "dispatch.h"
 #include "health.h"
 #include "log.h"
+#include "metrics.h"
 #include "pool.h"
 
 /* Calls each queue keeps ready to accept. */
@@ -204,6 +205,7 @@ static void finish(call *c, const ProtobufCMessage *resp, grpc_status_code code,
     }
     SVC_LOG(SVC_LOG_DEBUG, "call done", LOG_STR("method", c->ctx.method), LOG_INT("code", code),
             LOG_DBL("ms", (double)(now_ns() - c->started_ns) / 1e6));
+    svc_metrics_end(SVC_TRANSPORT_GRPC, c->route, (int)code, now_ns() - c->started_ns);
     call_unref(c); /* the owner reference */
 }
 
@@ -419,6 +421,7 @@ static void on_new(call *c, bool ok)
     if (!atomic_load(&g->stopping))
         request_call(c->w);
     c->started_ns = now_ns();
+    svc_metrics_begin(SVC_TRANSPORT_GRPC);
 
     gpr_timespec left = gpr_time_sub(c->details.deadline, gpr_now(c->details.deadline.clock_type));
     if (gpr_time_cmp(c->details.deadline, gpr_inf_future(c->details.deadline.clock_type)) != 0)
@@ -475,6 +478,7 @@ static void on_event(tag *t, bool ok)
             atomic_store(&c->ctx.cancelled, true);
         if (c->watcher) {
             watch_remove(c);
+            svc_metrics_end(SVC_TRANSPORT_GRPC, c->route, GRPC_STATUS_CANCELLED, now_ns() - c->started_ns);
             call_unref(c); /* the watcher's owner reference */
         }
         pthread_mutex_lock(&c->mu);

@@ -20,6 +20,8 @@
 #include "dispatch.h"
 #include "grpc_server.h"
 #include "log.h"
+#include "metrics.h"
+#include "rest.h"
 
 #ifndef NDB_VERSION
 #define NDB_VERSION "0.0.0"
@@ -111,12 +113,21 @@ int main(int argc, char **argv)
         return fail("cannot load API keys", st, &msg);
     if ((st = svc_dispatch_init(&msg)) != NDB_OK)
         return fail("method table does not match the protos", st, &msg);
+    if ((st = svc_metrics_init(&msg)) != NDB_OK)
+        return fail("cannot set up metrics", st, &msg);
 
     svc_grpc *grpc = NULL;
     int grpc_port = 0;
     if ((st = svc_grpc_start(&app, &grpc, &grpc_port, &msg)) != NDB_OK)
         return fail("cannot start the gRPC server", st, &msg);
     SVC_LOG(SVC_LOG_INFO, "gRPC listening", LOG_STR("addr", cfg.grpc_addr), LOG_INT("port", grpc_port));
+    svc_rest *rest = NULL;
+    int http_port = 0;
+    if ((st = svc_rest_start(&app, &rest, &http_port, &msg)) != NDB_OK) {
+        svc_grpc_stop(grpc, 0);
+        return fail("cannot start the HTTP server", st, &msg);
+    }
+    SVC_LOG(SVC_LOG_INFO, "HTTP listening", LOG_STR("addr", cfg.http_addr), LOG_INT("port", http_port));
 
     svc_app_set_state(&app, SVC_SERVING);
     SVC_LOG(SVC_LOG_INFO, "nexadb-server ready", LOG_STR("version", NDB_VERSION), LOG_STR("data_dir", cfg.data_dir),
@@ -128,7 +139,9 @@ int main(int argc, char **argv)
     SVC_LOG(SVC_LOG_INFO, "shutting down", LOG_STR("signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"),
             LOG_INT("grace_seconds", cfg.shutdown_grace_s));
     svc_app_set_state(&app, SVC_DRAINING);
+    svc_rest_quiesce(rest); /* no new HTTP connections; open ones finish their requests */
     svc_grpc_stop(grpc, cfg.shutdown_grace_s);
+    svc_rest_stop(rest);
     svc_auth_free(app.auth);
     SVC_LOG(SVC_LOG_INFO, "stopped");
     return 0;

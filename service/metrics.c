@@ -1,0 +1,296 @@
+/* metrics.c — counters, histograms and the Prometheus text exposition (see metrics.h). */
+#include "metrics.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "nexadb/v1/admin.pb-c.h"
+
+#define N_CODES 17     /* gRPC status codes 0..16 */
+#define N_TRANSPORTS 2
+#define MAX_METHODS 65 /* the dispatch table's 64, plus "unknown" */
+
+/* Upper bounds of the latency buckets, in seconds; +Inf is implicit. */
+static const double bucket_le[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+                                   0.05,   0.1,     0.25,   0.5,   1,      2.5,   5,     10};
+#define N_BUCKETS (sizeof bucket_le / sizeof bucket_le[0] + 1)
+static int64_t bucket_ns[N_BUCKETS - 1];
+
+typedef struct cell {
+    _Atomic uint64_t count;
+    _Atomic uint64_t sum_ns;
+    _Atomic uint64_t buckets[N_BUCKETS]; /* not cumulative; summed when rendered */
+} cell;
+
+static cell cells[MAX_METHODS][N_CODES][N_TRANSPORTS];
+static _Atomic int64_t in_flight[N_TRANSPORTS];
+static _Atomic uint64_t http_status[600];
+static const svc_route *routes;
+static size_t n_routes;
+
+static const char *const code_names[N_CODES] = {
+    "OK",          "CANCELLED",       "UNKNOWN",           "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND",
+    "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED",
+    "OUT_OF_RANGE", "UNIMPLEMENTED",  "INTERNAL",          "UNAVAILABLE",      "DATA_LOSS",         "UNAUTHENTICATED",
+};
+static const char *const transport_names[N_TRANSPORTS] = {"grpc", "http"};
+
+ndb_status svc_metrics_init(ndb_errmsg *msg)
+{
+    routes = svc_dispatch_routes(&n_routes);
+    if (n_routes + 1 > MAX_METHODS)
+        return ndb_errmsg_set(msg, NDB_ELIMIT, "metrics: more than %d methods", MAX_METHODS - 1);
+    for (size_t i = 0; i + 1 < N_BUCKETS; i++)
+        bucket_ns[i] = (int64_t)(bucket_le[i] * 1e9 + 0.5);
+    return NDB_OK;
+}
+
+void svc_metrics_begin(svc_transport t)
+{
+    atomic_fetch_add_explicit(&in_flight[t], 1, memory_order_relaxed);
+}
+
+void svc_metrics_end(svc_transport t, const svc_route *route, int grpc_code, int64_t ns)
+{
+    atomic_fetch_sub_explicit(&in_flight[t], 1, memory_order_relaxed);
+    size_t mi = n_routes; /* "unknown" */
+    if (route != NULL && routes != NULL && route >= routes && route < routes + n_routes)
+        mi = (size_t)(route - routes);
+    if (grpc_code < 0 || grpc_code >= N_CODES)
+        grpc_code = 2; /* UNKNOWN */
+    if (ns < 0)
+        ns = 0;
+    size_t b = 0;
+    while (b + 1 < N_BUCKETS && ns > bucket_ns[b])
+        b++;
+    cell *c = &cells[mi][grpc_code][t];
+    atomic_fetch_add_explicit(&c->count, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&c->sum_ns, (uint64_t)ns, memory_order_relaxed);
+    atomic_fetch_add_explicit(&c->buckets[b], 1, memory_order_relaxed);
+}
+
+void svc_metrics_http_status(unsigned status)
+{
+    if (status < 600)
+        atomic_fetch_add_explicit(&http_status[status], 1, memory_order_relaxed);
+}
+
+/* ---- rendering ------------------------------------------------------------ */
+
+typedef struct out_buf {
+    char *p;
+    size_t len, cap;
+    bool oom;
+} out_buf;
+
+static void outf(out_buf *o, const char *fmt, ...)
+{
+    if (o->oom)
+        return;
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(o->p + o->len, o->cap - o->len, fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+            o->oom = true;
+            return;
+        }
+        if ((size_t)n < o->cap - o->len) {
+            o->len += (size_t)n;
+            return;
+        }
+        size_t cap = o->cap * 2 + (size_t)n;
+        char *p = realloc(o->p, cap);
+        if (p == NULL) {
+            o->oom = true;
+            return;
+        }
+        o->p = p;
+        o->cap = cap;
+    }
+}
+
+/* A label value with \ " and newline escaped, into t (truncated to fit). */
+static const char *esc(const char *s, char *t, size_t cap)
+{
+    size_t n = 0;
+    for (; *s && n + 3 < cap; s++) {
+        if (*s == '\\' || *s == '"') {
+            t[n++] = '\\';
+            t[n++] = *s;
+        } else if (*s == '\n') {
+            t[n++] = '\\';
+            t[n++] = 'n';
+        } else {
+            t[n++] = *s;
+        }
+    }
+    t[n] = '\0';
+    return t;
+}
+
+static void family(out_buf *o, const char *name, const char *type, const char *help)
+{
+    outf(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static int64_t rss_bytes(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (f == NULL)
+        return -1;
+    long long size = 0, resident = 0;
+    int n = fscanf(f, "%lld %lld", &size, &resident);
+    fclose(f);
+    return n == 2 ? (int64_t)resident * sysconf(_SC_PAGESIZE) : -1;
+}
+
+/* Engine figures from the Stats handler, called in-process. */
+static void render_engine(out_buf *o, svc_app *app)
+{
+    const svc_route *r = svc_dispatch_lookup("/nexadb.v1.AdminService/Stats", 29);
+    if (r == NULL || r->m->fn == NULL)
+        return;
+    svc_ctx ctx;
+    svc_ctx_init(&ctx, app, INT64_MAX);
+    ctx.method = r->path;
+    ctx.role = SVC_ROLE_READ;
+    Nexadb__V1__StatsRequest req = NEXADB__V1__STATS_REQUEST__INIT;
+    ProtobufCMessage *resp = NULL;
+    ndb_errmsg msg = {{0}};
+    ndb_status st = r->m->fn(&ctx, &req.base, &resp, &msg);
+    family(o, "nexadb_stats_up", "gauge", "1 when the engine statistics below could be read");
+    outf(o, "nexadb_stats_up %d\n", st == NDB_OK && resp != NULL);
+    if (st != NDB_OK || resp == NULL) {
+        svc_ctx_release(&ctx);
+        return;
+    }
+    const Nexadb__V1__StatsResponse *s = (const void *)resp;
+    char t[256];
+    if (s->engine != NULL) {
+        const Nexadb__V1__EngineStats *e = s->engine;
+        family(o, "nexadb_memtable_bytes", "gauge", "bytes held in the storage engine's memtables");
+        outf(o, "nexadb_memtable_bytes %" PRId64 "\n", e->memtable_bytes);
+        family(o, "nexadb_level_files", "gauge", "SSTable files per LSM level");
+        for (size_t i = 0; i < e->n_levels; i++)
+            outf(o, "nexadb_level_files{level=\"%d\"} %" PRId64 "\n", e->levels[i]->level, e->levels[i]->files);
+        family(o, "nexadb_level_bytes", "gauge", "SSTable bytes per LSM level");
+        for (size_t i = 0; i < e->n_levels; i++)
+            outf(o, "nexadb_level_bytes{level=\"%d\"} %" PRId64 "\n", e->levels[i]->level, e->levels[i]->bytes);
+        family(o, "nexadb_compactions_total", "counter", "compactions run since start");
+        outf(o, "nexadb_compactions_total %" PRId64 "\n", e->compactions);
+        family(o, "nexadb_wal_syncs_total", "counter", "WAL fsyncs since start");
+        outf(o, "nexadb_wal_syncs_total %" PRId64 "\n", e->wal_syncs);
+        family(o, "nexadb_write_stalls_total", "counter", "writes delayed by compaction debt since start");
+        outf(o, "nexadb_write_stalls_total %" PRId64 "\n", e->write_stalls);
+        family(o, "nexadb_write_amplification", "gauge", "bytes written to disk per byte written by users");
+        outf(o, "nexadb_write_amplification %.17g\n", e->write_amplification);
+    }
+    family(o, "nexadb_documents", "gauge", "documents stored, all collections");
+    outf(o, "nexadb_documents %" PRId64 "\n", s->total_documents);
+    family(o, "nexadb_collection_documents", "gauge", "documents (or vector rows) per collection");
+    for (size_t i = 0; i < s->n_collections; i++) {
+        const Nexadb__V1__CollectionInfo *c = s->collections[i];
+        outf(o, "nexadb_collection_documents{collection=\"%s\",kind=\"%s\"} %" PRId64 "\n", esc(c->name, t, sizeof t),
+             c->kind == NEXADB__V1__COLLECTION_INFO__KIND__KIND_VECTORS ? "vectors" : "documents", c->count);
+    }
+    family(o, "nexadb_collection_bytes", "gauge", "approximate bytes per collection");
+    for (size_t i = 0; i < s->n_collections; i++) {
+        const Nexadb__V1__CollectionInfo *c = s->collections[i];
+        outf(o, "nexadb_collection_bytes{collection=\"%s\",kind=\"%s\"} %" PRId64 "\n", esc(c->name, t, sizeof t),
+             c->kind == NEXADB__V1__COLLECTION_INFO__KIND__KIND_VECTORS ? "vectors" : "documents", c->size_bytes);
+    }
+    family(o, "nexadb_vector_rows", "gauge", "vectors stored per vector collection");
+    for (size_t i = 0; i < s->n_collections; i++) {
+        const Nexadb__V1__CollectionInfo *c = s->collections[i];
+        if (c->kind == NEXADB__V1__COLLECTION_INFO__KIND__KIND_VECTORS)
+            outf(o, "nexadb_vector_rows{collection=\"%s\",dimensions=\"%d\"} %" PRId64 "\n", esc(c->name, t, sizeof t),
+                 c->dimensions, c->count);
+    }
+    svc_ctx_release(&ctx);
+}
+
+ndb_status svc_metrics_render(svc_app *app, char **out, size_t *len, ndb_errmsg *msg)
+{
+    out_buf o = {.cap = 64 << 10};
+    o.p = malloc(o.cap);
+    if (o.p == NULL)
+        return ndb_errmsg_set(msg, NDB_ENOMEM, "out of memory");
+    char t[256];
+
+    family(&o, "nexadb_requests_total", "counter", "calls finished, by transport, method and gRPC status");
+    for (size_t m = 0; m <= n_routes; m++)
+        for (int c = 0; c < N_CODES; c++)
+            for (int tr = 0; tr < N_TRANSPORTS; tr++) {
+                uint64_t n = atomic_load_explicit(&cells[m][c][tr].count, memory_order_relaxed);
+                if (n > 0)
+                    outf(&o, "nexadb_requests_total{transport=\"%s\",method=\"%s\",code=\"%s\"} %" PRIu64 "\n",
+                         transport_names[tr], m < n_routes ? esc(routes[m].path, t, sizeof t) : "unknown",
+                         code_names[c], n);
+            }
+
+    family(&o, "nexadb_request_duration_seconds", "histogram",
+           "call latency from arrival to response, by transport, method and gRPC status");
+    for (size_t m = 0; m <= n_routes; m++)
+        for (int c = 0; c < N_CODES; c++)
+            for (int tr = 0; tr < N_TRANSPORTS; tr++) {
+                cell *cl = &cells[m][c][tr];
+                if (atomic_load_explicit(&cl->count, memory_order_relaxed) == 0)
+                    continue;
+                char labels[400];
+                snprintf(labels, sizeof labels, "transport=\"%s\",method=\"%s\",code=\"%s\"", transport_names[tr],
+                         m < n_routes ? esc(routes[m].path, t, sizeof t) : "unknown", code_names[c]);
+                /* Read buckets first and derive the count from them, so count == +Inf bucket. */
+                uint64_t cum = 0;
+                for (size_t b = 0; b < N_BUCKETS; b++) {
+                    cum += atomic_load_explicit(&cl->buckets[b], memory_order_relaxed);
+                    if (b + 1 < N_BUCKETS)
+                        outf(&o, "nexadb_request_duration_seconds_bucket{%s,le=\"%g\"} %" PRIu64 "\n", labels,
+                             bucket_le[b], cum);
+                    else
+                        outf(&o, "nexadb_request_duration_seconds_bucket{%s,le=\"+Inf\"} %" PRIu64 "\n", labels, cum);
+                }
+                double sum = (double)atomic_load_explicit(&cl->sum_ns, memory_order_relaxed) / 1e9;
+                outf(&o, "nexadb_request_duration_seconds_sum{%s} %.9f\n", labels, sum);
+                outf(&o, "nexadb_request_duration_seconds_count{%s} %" PRIu64 "\n", labels, cum);
+            }
+
+    family(&o, "nexadb_requests_in_flight", "gauge", "calls started and not yet finished, by transport");
+    for (int tr = 0; tr < N_TRANSPORTS; tr++)
+        outf(&o, "nexadb_requests_in_flight{transport=\"%s\"} %" PRId64 "\n", transport_names[tr],
+             atomic_load_explicit(&in_flight[tr], memory_order_relaxed));
+
+    family(&o, "nexadb_http_responses_total", "counter", "REST responses by HTTP status");
+    for (unsigned s = 100; s < 600; s++) {
+        uint64_t n = atomic_load_explicit(&http_status[s], memory_order_relaxed);
+        if (n > 0)
+            outf(&o, "nexadb_http_responses_total{status=\"%u\"} %" PRIu64 "\n", s, n);
+    }
+
+    render_engine(&o, app);
+
+    family(&o, "nexadb_process_resident_memory_bytes", "gauge", "resident set size of the server process");
+    outf(&o, "nexadb_process_resident_memory_bytes %" PRId64 "\n", rss_bytes());
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    family(&o, "nexadb_uptime_seconds", "gauge", "seconds since the server started");
+    outf(&o, "nexadb_uptime_seconds %.3f\n",
+         (double)((int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec - app->started_at_ns) / 1e9);
+    family(&o, "nexadb_build_info", "gauge", "the server's version");
+    outf(&o, "nexadb_build_info{version=\"%s\"} 1\n", esc(app->version ? app->version : "", t, sizeof t));
+
+    if (o.oom) {
+        free(o.p);
+        return ndb_errmsg_set(msg, NDB_ENOMEM, "out of memory rendering metrics");
+    }
+    *out = o.p;
+    *len = o.len;
+    return NDB_OK;
+}

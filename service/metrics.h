@@ -1,0 +1,52 @@
+/*
+ * metrics.h — request counters and latency histograms for both transports,
+ * rendered with engine and process figures as Prometheus text (GET /metrics).
+ *
+ * Series:
+ *   nexadb_requests_total{transport,method,code}            counter
+ *   nexadb_request_duration_seconds{transport,method,code}  histogram
+ *   nexadb_requests_in_flight{transport}                    gauge
+ *   nexadb_http_responses_total{status}                     counter (REST only, by HTTP status)
+ *   engine figures from AdminService/Stats (memtable bytes, files and bytes
+ *   per level, compactions, WAL syncs, write stalls, documents and bytes per
+ *   collection, vector rows per vector collection), process RSS and uptime.
+ * method is the gRPC method path ("/nexadb.v1.DocumentService/Get"), or
+ * "unknown" for calls that matched no method; code is the gRPC status name.
+ *
+ * Thread safety: every counter is a relaxed atomic; observe from any thread.
+ * Invariants: svc_metrics_init runs after svc_dispatch_init and before either
+ * transport starts; the method table does not change afterwards.
+ */
+#ifndef SVC_METRICS_H
+#define SVC_METRICS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "app.h"
+#include "dispatch.h"
+#include "ndb_status.h"
+
+typedef enum svc_transport {
+    SVC_TRANSPORT_GRPC = 0,
+    SVC_TRANSPORT_HTTP = 1,
+} svc_transport;
+
+/* Sizes the tables from the dispatch table. */
+ndb_status svc_metrics_init(ndb_errmsg *msg);
+
+/* A call has started (in-flight gauge up). */
+void svc_metrics_begin(svc_transport t);
+
+/* A call has ended: in-flight down, counted under route (NULL: unknown
+ * method) and its gRPC status code, with its duration in nanoseconds. */
+void svc_metrics_end(svc_transport t, const svc_route *route, int grpc_code, int64_t ns);
+
+/* Counts one REST response by HTTP status (100..599). */
+void svc_metrics_http_status(unsigned status);
+
+/* The Prometheus text exposition (format 0.0.4). *out is malloc'd: caller
+ * frees with free(). Calls the Stats handler for the engine figures. */
+ndb_status svc_metrics_render(svc_app *app, char **out, size_t *len, ndb_errmsg *msg);
+
+#endif /* SVC_METRICS_H */

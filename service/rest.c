@@ -1,0 +1,862 @@
+/* rest.c — the HTTP/JSON shim over libmicrohttpd (see rest.h and README.md's REST section). */
+#include "rest.h"
+
+#include <microhttpd.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "dispatch.h"
+#include "json_pb.h"
+#include "log.h"
+#include "metrics.h"
+#include "rest_routes.h"
+
+#define MAX_SEGS 16
+#define MAX_ROUTES 96
+#define MAX_ORIGINS 32
+/* An oversized body of unknown length is read and dropped up to this many times
+ * the limit (so the client can read its 413), then the connection is closed. */
+#define DRAIN_FACTOR 4
+
+typedef struct seg {
+    const char *lit; /* NULL for a variable */
+    size_t len;
+    const ProtobufCFieldDescriptor *var;
+} seg;
+
+typedef struct rroute {
+    const rest_route_def *def;
+    const svc_route *svc;
+    seg segs[MAX_SEGS];
+    int n_segs;
+    unsigned literal_mask; /* bit (MAX_SEGS-1-i) set when segment i is literal: more literal wins */
+    bool body_star;
+    const ProtobufCFieldDescriptor *body_fd;
+    const ProtobufCFieldDescriptor *resp_fd;
+} rroute;
+
+struct svc_rest {
+    svc_app *app;
+    struct MHD_Daemon *d;
+    rroute routes[MAX_ROUTES];
+    size_t n_routes;
+    char origins_buf[1024];
+    const char *origins[MAX_ORIGINS];
+    size_t n_origins;
+    bool any_origin;
+    size_t max_response;
+};
+
+/* One request's state, from its first callback to its completion. */
+typedef struct rreq {
+    svc_rest *r;
+    int64_t started_ns;
+    char *body;
+    size_t len, cap;
+    size_t dropped; /* bytes read past the limit */
+    bool too_big;
+    bool ended; /* metrics recorded */
+} rreq;
+
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* grpc-gateway's mapping from gRPC status to HTTP status. */
+static unsigned http_status_for(grpc_status_code code)
+{
+    switch (code) {
+    case GRPC_STATUS_OK: return 200;
+    case GRPC_STATUS_CANCELLED: return 499;
+    case GRPC_STATUS_INVALID_ARGUMENT:
+    case GRPC_STATUS_FAILED_PRECONDITION:
+    case GRPC_STATUS_OUT_OF_RANGE: return 400;
+    case GRPC_STATUS_DEADLINE_EXCEEDED: return 504;
+    case GRPC_STATUS_NOT_FOUND: return 404;
+    case GRPC_STATUS_ALREADY_EXISTS:
+    case GRPC_STATUS_ABORTED: return 409;
+    case GRPC_STATUS_PERMISSION_DENIED: return 403;
+    case GRPC_STATUS_UNAUTHENTICATED: return 401;
+    case GRPC_STATUS_RESOURCE_EXHAUSTED: return 429;
+    case GRPC_STATUS_UNIMPLEMENTED: return 501;
+    case GRPC_STATUS_UNAVAILABLE: return 503;
+    default: return 500;
+    }
+}
+
+/* ---- route table ------------------------------------------------------- */
+
+static ndb_status build_routes(svc_rest *r, ndb_errmsg *msg)
+{
+    for (size_t i = 0; i < rest_n_route_defs; i++) {
+        const rest_route_def *def = &rest_route_defs[i];
+        if (r->n_routes == MAX_ROUTES)
+            return ndb_errmsg_set(msg, NDB_ELIMIT, "more than %d REST routes", MAX_ROUTES);
+        rroute *rt = &r->routes[r->n_routes];
+        memset(rt, 0, sizeof *rt);
+        rt->def = def;
+        rt->svc = svc_dispatch_lookup(def->rpc, strlen(def->rpc));
+        if (rt->svc == NULL)
+            return ndb_errmsg_set(msg, NDB_EINVAL, "REST route %s %s names %s, which has no handler", def->verb,
+                                  def->pattern, def->rpc);
+        const ProtobufCMessageDescriptor *in = rt->svc->md->input, *out = rt->svc->md->output;
+        const char *p = def->pattern;
+        while (*p == '/') {
+            p++;
+            const char *end = strchr(p, '/');
+            size_t n = end ? (size_t)(end - p) : strlen(p);
+            if (rt->n_segs == MAX_SEGS)
+                return ndb_errmsg_set(msg, NDB_ELIMIT, "%s: more than %d segments", def->pattern, MAX_SEGS);
+            seg *s = &rt->segs[rt->n_segs];
+            if (n >= 2 && p[0] == '{' && p[n - 1] == '}') {
+                char name[128];
+                if (n - 2 >= sizeof name)
+                    return ndb_errmsg_set(msg, NDB_EINVAL, "%s: variable name too long", def->pattern);
+                memcpy(name, p + 1, n - 2);
+                name[n - 2] = '\0';
+                s->var = protobuf_c_message_descriptor_get_field_by_name(in, name);
+                if (s->var == NULL)
+                    return ndb_errmsg_set(msg, NDB_EINVAL, "%s: {%s} is not a field of %s", def->pattern, name,
+                                          in->name);
+            } else {
+                s->lit = p;
+                s->len = n;
+                rt->literal_mask |= 1u << (MAX_SEGS - 1 - rt->n_segs);
+            }
+            rt->n_segs++;
+            p += n;
+        }
+        rt->body_star = strcmp(def->body, "*") == 0;
+        if (*def->body && !rt->body_star) {
+            rt->body_fd = protobuf_c_message_descriptor_get_field_by_name(in, def->body);
+            if (rt->body_fd == NULL)
+                return ndb_errmsg_set(msg, NDB_EINVAL, "%s: body field %s not in %s", def->pattern, def->body, in->name);
+        }
+        if (*def->response_body) {
+            rt->resp_fd = protobuf_c_message_descriptor_get_field_by_name(out, def->response_body);
+            if (rt->resp_fd == NULL)
+                return ndb_errmsg_set(msg, NDB_EINVAL, "%s: response_body %s not in %s", def->pattern,
+                                      def->response_body, out->name);
+        }
+        r->n_routes++;
+    }
+    return NDB_OK;
+}
+
+/* Splits path into segments (pointers into path); -1 when too many. */
+static int split_path(const char *path, const char *segs[MAX_SEGS], size_t lens[MAX_SEGS])
+{
+    int n = 0;
+    size_t plen = strlen(path);
+    if (plen > 1 && path[plen - 1] == '/')
+        plen--; /* one trailing slash is ignored */
+    const char *p = path, *end = path + plen;
+    while (p < end && *p == '/') {
+        p++;
+        const char *e = memchr(p, '/', (size_t)(end - p));
+        size_t len = e ? (size_t)(e - p) : (size_t)(end - p);
+        if (n == MAX_SEGS)
+            return -1;
+        segs[n] = p;
+        lens[n] = len;
+        n++;
+        p += len;
+    }
+    return n;
+}
+
+/* The best route for verb and path; *path_matched tells a 405 from a 404. */
+static const rroute *match(const svc_rest *r, const char *verb, const char *const segs[], const size_t lens[],
+                           int n, bool *path_matched)
+{
+    const rroute *best = NULL;
+    *path_matched = false;
+    for (size_t i = 0; i < r->n_routes; i++) {
+        const rroute *rt = &r->routes[i];
+        if (rt->n_segs != n)
+            continue;
+        bool ok = true;
+        for (int k = 0; k < n && ok; k++) {
+            const seg *s = &rt->segs[k];
+            ok = lens[k] > 0 && (s->lit == NULL || (s->len == lens[k] && memcmp(s->lit, segs[k], lens[k]) == 0));
+        }
+        if (!ok)
+            continue;
+        *path_matched = true;
+        if (strcmp(rt->def->verb, verb) != 0)
+            continue;
+        if (best == NULL || rt->literal_mask > best->literal_mask)
+            best = rt;
+    }
+    return best;
+}
+
+/* The verbs bound to a path, for Allow headers. */
+static void allowed_verbs(const svc_rest *r, const char *const segs[], const size_t lens[], int n, char *out,
+                          size_t cap)
+{
+    out[0] = '\0';
+    for (size_t i = 0; i < r->n_routes; i++) {
+        const rroute *rt = &r->routes[i];
+        if (rt->n_segs != n)
+            continue;
+        bool ok = true;
+        for (int k = 0; k < n && ok; k++) {
+            const seg *s = &rt->segs[k];
+            ok = lens[k] > 0 && (s->lit == NULL || (s->len == lens[k] && memcmp(s->lit, segs[k], lens[k]) == 0));
+        }
+        if (ok && strstr(out, rt->def->verb) == NULL) {
+            size_t used = strlen(out);
+            snprintf(out + used, cap - used, "%s%s", used ? ", " : "", rt->def->verb);
+        }
+    }
+}
+
+/* ---- responses ---------------------------------------------------------------- */
+
+/* Whether origin may call us cross-origin; same-origin requests need no CORS headers. */
+static bool origin_allowed(const svc_rest *r, const char *origin)
+{
+    if (r->any_origin)
+        return true;
+    for (size_t i = 0; i < r->n_origins; i++)
+        if (strcmp(r->origins[i], origin) == 0)
+            return true;
+    return false;
+}
+
+static void add_cors(const svc_rest *r, struct MHD_Connection *conn, struct MHD_Response *resp)
+{
+    const char *origin = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Origin");
+    if (origin == NULL || !origin_allowed(r, origin))
+        return;
+    MHD_add_response_header(resp, "Access-Control-Allow-Origin", r->any_origin ? "*" : origin);
+    if (!r->any_origin)
+        MHD_add_response_header(resp, "Vary", "Origin");
+}
+
+/* Queues body (malloc'd; ownership passes to libmicrohttpd) with status and content type. */
+static enum MHD_Result respond(rreq *q, struct MHD_Connection *conn, unsigned status, const char *ctype, char *body,
+                               size_t len, const char *allow)
+{
+    struct MHD_Response *resp = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+    if (resp == NULL) {
+        free(body);
+        return MHD_NO;
+    }
+    if (ctype != NULL)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+    if (allow != NULL)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
+    add_cors(q->r, conn, resp);
+    enum MHD_Result ret = MHD_queue_response(conn, status, resp);
+    MHD_destroy_response(resp);
+    svc_metrics_http_status(status);
+    return ret;
+}
+
+static void end_metrics(rreq *q, const svc_route *route, grpc_status_code code)
+{
+    if (q->ended)
+        return;
+    q->ended = true;
+    svc_metrics_end(SVC_TRANSPORT_HTTP, route, (int)code, now_ns() - q->started_ns);
+}
+
+/* An error as grpc-gateway writes it: {"code": <gRPC code>, "message": ..., "details": []}. */
+static enum MHD_Result respond_error(rreq *q, struct MHD_Connection *conn, const svc_route *route,
+                                     grpc_status_code code, unsigned http, const char *message, const char *allow)
+{
+    end_metrics(q, route, code);
+    json_pb_buf b = {0};
+    char head[48];
+    snprintf(head, sizeof head, "{\"code\":%d,\"message\":", (int)code);
+    json_pb_puts(&b, head);
+    json_pb_put_string(&b, message, strlen(message));
+    json_pb_puts(&b, ",\"details\":[]}");
+    if (b.err != NDB_OK) {
+        free(b.p);
+        return MHD_NO;
+    }
+    SVC_LOG(SVC_LOG_DEBUG, "http call failed", LOG_STR("method", route ? route->path : "(none)"),
+            LOG_INT("status", http), LOG_STR("message", message));
+    return respond(q, conn, http ? http : http_status_for(code), "application/json", b.p, b.len, allow);
+}
+
+static enum MHD_Result respond_status(rreq *q, struct MHD_Connection *conn, const svc_route *route, ndb_status st,
+                                      const char *message)
+{
+    return respond_error(q, conn, route, svc_status_code(st), 0, message[0] ? message : ndb_strerror(st), NULL);
+}
+
+/* ---- streaming sinks ------------------------------------------------------------ */
+
+/* Collects a server-streaming method's messages: merged into one object
+ * (repeated fields concatenated, singular fields from the last message that
+ * set them), or one JSON line per message. */
+typedef struct sink {
+    const ProtobufCMessageDescriptor *d;
+    bool ndjson;
+    size_t limit;
+    json_pb_buf lines;   /* ndjson */
+    json_pb_buf *fields; /* merge: per field, its JSON (repeated: elements joined by commas) */
+    size_t *counts;      /* merge: elements per repeated field */
+    bool *has;           /* merge: singular field set by some message */
+} sink;
+
+static size_t sink_bytes(const sink *s)
+{
+    size_t n = s->lines.len;
+    if (s->fields != NULL)
+        for (unsigned i = 0; i < s->d->n_fields; i++)
+            n += s->fields[i].len;
+    return n;
+}
+
+static ndb_status sink_send(svc_ctx *ctx, const ProtobufCMessage *m, ndb_errmsg *msg)
+{
+    sink *s = ctx->transport;
+    if (s->ndjson) {
+        json_pb_write(&s->lines, m);
+        json_pb_put(&s->lines, "\n", 1);
+        if (s->lines.err != NDB_OK)
+            return ndb_errmsg_set(msg, s->lines.err, "out of memory collecting the response");
+    } else {
+        for (unsigned i = 0; i < s->d->n_fields; i++) {
+            const ProtobufCFieldDescriptor *fd = &s->d->fields[i];
+            json_pb_buf *b = &s->fields[i];
+            if (fd->label == PROTOBUF_C_LABEL_REPEATED) {
+                size_t n = json_pb_count(m, fd);
+                for (size_t k = 0; k < n; k++) {
+                    if (s->counts[i]++ > 0)
+                        json_pb_put(b, ",", 1);
+                    json_pb_write_element(b, m, fd, k);
+                }
+            } else if (json_pb_field_present(m, fd)) {
+                b->len = 0;
+                json_pb_write_field(b, m, fd);
+                s->has[i] = true;
+            }
+            if (b->err != NDB_OK)
+                return ndb_errmsg_set(msg, b->err, "out of memory collecting the response");
+        }
+    }
+    if (sink_bytes(s) > s->limit)
+        return ndb_errmsg_set(msg, NDB_ETOOBIG,
+                              "the response exceeds %zu bytes; ask for fewer results (limit, page_token)", s->limit);
+    return NDB_OK;
+}
+
+static void sink_free(sink *s)
+{
+    free(s->lines.p);
+    if (s->fields != NULL)
+        for (unsigned i = 0; i < s->d->n_fields; i++)
+            free(s->fields[i].p);
+    free(s->fields);
+    free(s->counts);
+    free(s->has);
+}
+
+/* The merged object (or the response_body field of it) into out. */
+static ndb_status sink_finish(sink *s, const rroute *rt, svc_arena *a, json_pb_buf *out)
+{
+    if (s->ndjson) {
+        *out = s->lines;
+        s->lines = (json_pb_buf){0};
+        return NDB_OK;
+    }
+    ProtobufCMessage *def = json_pb_new(s->d, a); /* defaults for fields no message set */
+    if (def == NULL)
+        return NDB_ENOMEM;
+    bool first = true;
+    if (rt->resp_fd == NULL)
+        json_pb_put(out, "{", 1);
+    for (unsigned i = 0; i < s->d->n_fields; i++) {
+        const ProtobufCFieldDescriptor *fd = &s->d->fields[i];
+        if (rt->resp_fd != NULL && rt->resp_fd != fd)
+            continue;
+        bool rep = fd->label == PROTOBUF_C_LABEL_REPEATED;
+        if (!rep && !s->has[i] && !json_pb_field_present(def, fd))
+            continue;
+        if (rt->resp_fd == NULL) {
+            if (!first)
+                json_pb_put(out, ",", 1);
+            first = false;
+            const char *k = json_pb_key(fd);
+            json_pb_put_string(out, k, strlen(k));
+            json_pb_put(out, ":", 1);
+        }
+        if (rep) {
+            json_pb_put(out, "[", 1);
+            json_pb_put(out, s->fields[i].p, s->fields[i].len);
+            json_pb_put(out, "]", 1);
+        } else if (s->has[i]) {
+            json_pb_put(out, s->fields[i].p, s->fields[i].len);
+        } else {
+            json_pb_write_field(out, def, fd);
+        }
+    }
+    if (rt->resp_fd == NULL)
+        json_pb_put(out, "}", 1);
+    return out->err;
+}
+
+/* ---- the request pipeline ------------------------------------------------------------ */
+
+typedef struct query_ctx {
+    ProtobufCMessage *m;
+    const rroute *rt;
+    svc_arena *a;
+    ndb_errmsg *msg;
+    ndb_status st;
+} query_ctx;
+
+static enum MHD_Result on_query_arg(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+    (void)kind;
+    query_ctx *q = cls;
+    const ProtobufCFieldDescriptor *fd = json_pb_field_by_key(q->m->descriptor, key);
+    if (fd == NULL) {
+        q->st = ndb_errmsg_set(q->msg, NDB_EINVAL, "unknown query parameter '%.64s'", key);
+        return MHD_NO;
+    }
+    if (q->rt->body_star || fd == q->rt->body_fd) {
+        q->st = ndb_errmsg_set(q->msg, NDB_EINVAL, "query parameter '%.64s' belongs in the request body", key);
+        return MHD_NO;
+    }
+    for (int i = 0; i < q->rt->n_segs; i++)
+        if (q->rt->segs[i].var == fd) {
+            q->st = ndb_errmsg_set(q->msg, NDB_EINVAL, "query parameter '%.64s' is part of the path", key);
+            return MHD_NO;
+        }
+    q->st = json_pb_set_field_text(q->m, fd, value != NULL ? value : "", q->a, q->msg);
+    return q->st == NDB_OK ? MHD_YES : MHD_NO;
+}
+
+/* Finds the API key: X-API-Key, or Authorization: Bearer <key>. */
+static const char *find_key(struct MHD_Connection *conn, size_t *len)
+{
+    const char *k = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-API-Key");
+    if (k != NULL) {
+        *len = strlen(k);
+        return k;
+    }
+    const char *a = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+    if (a != NULL && strncasecmp(a, "Bearer ", 7) == 0) {
+        a += 7;
+        while (*a == ' ')
+            a++;
+        *len = strlen(a);
+        return a;
+    }
+    return NULL;
+}
+
+static enum MHD_Result serve_rpc(rreq *q, struct MHD_Connection *conn, const rroute *rt, const char *const segs[],
+                                 const size_t lens[])
+{
+    svc_rest *r = q->r;
+    const svc_route *route = rt->svc;
+    ndb_errmsg msg = {{0}};
+    size_t klen = 0;
+    const char *key = find_key(conn, &klen);
+    svc_role role;
+    ndb_status st = svc_authorize(r->app, route, key, klen, &role, &msg);
+    if (st != NDB_OK)
+        return respond_status(q, conn, route, st, msg.text);
+    if (route->m->fn == NULL || (route->m->flags & SVC_M_WATCH))
+        return respond_error(q, conn, route, GRPC_STATUS_UNIMPLEMENTED, 0, "this method is not available over HTTP",
+                             NULL);
+
+    svc_ctx ctx;
+    svc_ctx_init(&ctx, r->app, INT64_MAX);
+    ctx.method = route->path;
+    ctx.role = role;
+    sink sk = {0};
+    json_pb_buf out = {.limit = r->max_response};
+    enum MHD_Result ret;
+
+    ProtobufCMessage *req = json_pb_new(route->md->input, &ctx.arena);
+    if (req == NULL) {
+        ret = respond_status(q, conn, route, NDB_ENOMEM, "out of memory");
+        goto done;
+    }
+    /* The body first, then path variables, which win over the body. */
+    if (rt->body_star || rt->body_fd != NULL) {
+        size_t n = q->len;
+        while (n > 0 && (q->body[n - 1] == ' ' || q->body[n - 1] == '\n' || q->body[n - 1] == '\r' ||
+                         q->body[n - 1] == '\t'))
+            n--;
+        if (n > 0) {
+            json_error_t jerr;
+            json_t *j = json_loadb(q->body, q->len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
+            if (j == NULL) {
+                char m[300];
+                snprintf(m, sizeof m, "the request body is not valid JSON: %s (line %d, column %d)", jerr.text,
+                         jerr.line, jerr.column);
+                ret = respond_status(q, conn, route, NDB_EINVAL, m);
+                goto done;
+            }
+            st = rt->body_star ? json_pb_merge(req, j, &ctx.arena, "", &msg)
+                               : json_pb_set_field(req, rt->body_fd, j, &ctx.arena, "", &msg);
+            json_decref(j);
+            if (st != NDB_OK) {
+                ret = respond_status(q, conn, route, st, msg.text);
+                goto done;
+            }
+        }
+    }
+    for (int i = 0; i < rt->n_segs; i++) {
+        if (rt->segs[i].var == NULL)
+            continue;
+        char *v = svc_arena_strndup(&ctx.arena, segs[i], lens[i]);
+        if (v == NULL) {
+            ret = respond_status(q, conn, route, NDB_ENOMEM, "out of memory");
+            goto done;
+        }
+        if ((st = json_pb_set_field_text(req, rt->segs[i].var, v, &ctx.arena, &msg)) != NDB_OK) {
+            ret = respond_status(q, conn, route, st, msg.text);
+            goto done;
+        }
+    }
+    query_ctx qc = {req, rt, &ctx.arena, &msg, NDB_OK};
+    MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, on_query_arg, &qc);
+    if (qc.st != NDB_OK) {
+        ret = respond_status(q, conn, route, qc.st, msg.text);
+        goto done;
+    }
+
+    bool stream = (route->m->flags & SVC_M_STREAM) != 0;
+    if (stream) {
+        const char *accept = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT);
+        sk.d = route->md->output;
+        sk.ndjson = accept != NULL && strstr(accept, "application/x-ndjson") != NULL;
+        sk.limit = r->max_response;
+        if (!sk.ndjson) {
+            sk.fields = calloc(sk.d->n_fields ? sk.d->n_fields : 1, sizeof *sk.fields);
+            sk.counts = calloc(sk.d->n_fields ? sk.d->n_fields : 1, sizeof *sk.counts);
+            sk.has = calloc(sk.d->n_fields ? sk.d->n_fields : 1, sizeof *sk.has);
+            if (sk.fields == NULL || sk.counts == NULL || sk.has == NULL) {
+                ret = respond_status(q, conn, route, NDB_ENOMEM, "out of memory");
+                goto done;
+            }
+        }
+        ctx.send = sink_send;
+        ctx.transport = &sk;
+    }
+    ProtobufCMessage *resp = NULL;
+    st = route->m->fn(&ctx, req, &resp, &msg);
+    if (st != NDB_OK) {
+        ret = respond_status(q, conn, route, st, msg.text);
+        goto done;
+    }
+    if (stream) {
+        st = sink_finish(&sk, rt, &ctx.arena, &out);
+    } else if (resp == NULL) {
+        ret = respond_status(q, conn, route, NDB_EIO, "handler returned no response");
+        goto done;
+    } else {
+        st = rt->resp_fd != NULL ? json_pb_write_field(&out, resp, rt->resp_fd) : json_pb_write(&out, resp);
+    }
+    if (st != NDB_OK) {
+        free(out.p);
+        out = (json_pb_buf){0};
+        ret = respond_status(q, conn, route, st,
+                             st == NDB_ETOOBIG ? "the response is too large; ask for fewer results (limit, page_token)"
+                                               : "out of memory writing the response");
+        goto done;
+    }
+    end_metrics(q, route, GRPC_STATUS_OK);
+    if (out.p == NULL) { /* an empty NDJSON stream */
+        out.p = malloc(1);
+        if (out.p == NULL) {
+            ret = MHD_NO;
+            goto done;
+        }
+    }
+    ret = respond(q, conn, 200, sk.ndjson ? "application/x-ndjson" : "application/json", out.p, out.len, NULL);
+    out.p = NULL; /* owned by libmicrohttpd now */
+done:
+    free(out.p);
+    sink_free(&sk);
+    svc_ctx_release(&ctx);
+    return ret;
+}
+
+static enum MHD_Result serve(rreq *q, struct MHD_Connection *conn, const char *url, const char *verb)
+{
+    svc_rest *r = q->r;
+    if (q->too_big) {
+        char m[160];
+        snprintf(m, sizeof m, "the request body exceeds the %lld-byte limit (--max-body-bytes)",
+                 (long long)r->app->cfg->max_body_bytes);
+        return respond_error(q, conn, NULL, GRPC_STATUS_RESOURCE_EXHAUSTED, 413, m, NULL);
+    }
+    const char *segs[MAX_SEGS];
+    size_t lens[MAX_SEGS];
+    int n = split_path(url, segs, lens);
+
+    if (strcmp(verb, "OPTIONS") == 0) {
+        const char *origin = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Origin");
+        char allow[128];
+        allowed_verbs(r, segs, lens, n < 0 ? 0 : n, allow, sizeof allow);
+        if (origin != NULL && !origin_allowed(r, origin))
+            return respond_error(q, conn, NULL, GRPC_STATUS_PERMISSION_DENIED, 403,
+                                 "this origin is not allowed (--cors-origins)", NULL);
+        end_metrics(q, NULL, GRPC_STATUS_OK);
+        struct MHD_Response *resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+        if (resp == NULL)
+            return MHD_NO;
+        if (allow[0])
+            MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
+        if (origin != NULL) {
+            add_cors(r, conn, resp);
+            MHD_add_response_header(resp, "Access-Control-Allow-Methods",
+                                    allow[0] ? allow : "GET, POST, PUT, DELETE, PATCH");
+            MHD_add_response_header(resp, "Access-Control-Allow-Headers",
+                                    "Content-Type, X-API-Key, Authorization, Accept");
+            MHD_add_response_header(resp, "Access-Control-Max-Age", "600");
+        }
+        enum MHD_Result ret = MHD_queue_response(conn, 204, resp);
+        MHD_destroy_response(resp);
+        svc_metrics_http_status(204);
+        return ret;
+    }
+
+    if (n == 1 && lens[0] == 7 && memcmp(segs[0], "metrics", 7) == 0 && strcmp(verb, "GET") == 0) {
+        char *text;
+        size_t len;
+        ndb_errmsg msg;
+        ndb_status st = svc_metrics_render(r->app, &text, &len, &msg);
+        if (st != NDB_OK)
+            return respond_status(q, conn, NULL, st, msg.text);
+        end_metrics(q, NULL, GRPC_STATUS_OK);
+        return respond(q, conn, 200, "text/plain; version=0.0.4; charset=utf-8", text, len, NULL);
+    }
+    if (n == 1 && lens[0] == 12 && memcmp(segs[0], "openapi.json", 12) == 0 && strcmp(verb, "GET") == 0) {
+        end_metrics(q, NULL, GRPC_STATUS_OK);
+        struct MHD_Response *resp = MHD_create_response_from_buffer(rest_openapi_json_len, (void *)rest_openapi_json,
+                                                                    MHD_RESPMEM_PERSISTENT);
+        if (resp == NULL)
+            return MHD_NO;
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+        add_cors(r, conn, resp);
+        enum MHD_Result ret = MHD_queue_response(conn, 200, resp);
+        MHD_destroy_response(resp);
+        svc_metrics_http_status(200);
+        return ret;
+    }
+
+    bool path_matched = false;
+    const rroute *rt = n < 0 ? NULL : match(r, verb, segs, lens, n, &path_matched);
+    if (rt == NULL) {
+        char m[600];
+        if (path_matched) {
+            char allow[128];
+            allowed_verbs(r, segs, lens, n, allow, sizeof allow);
+            snprintf(m, sizeof m, "%.20s is not allowed on %.200s (allowed: %.128s)", verb, url, allow);
+            return respond_error(q, conn, NULL, GRPC_STATUS_UNIMPLEMENTED, 405, m, allow);
+        }
+        snprintf(m, sizeof m, "no route for %.20s %.200s (see GET /openapi.json)", verb, url);
+        return respond_error(q, conn, NULL, GRPC_STATUS_NOT_FOUND, 404, m, NULL);
+    }
+    return serve_rpc(q, conn, rt, segs, lens);
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *verb,
+                                  const char *version, const char *upload, size_t *upload_size, void **con_cls)
+{
+    (void)version;
+    svc_rest *r = cls;
+    rreq *q = *con_cls;
+    if (q == NULL) {
+        q = calloc(1, sizeof *q);
+        if (q == NULL)
+            return MHD_NO;
+        q->r = r;
+        q->started_ns = now_ns();
+        *con_cls = q;
+        svc_metrics_begin(SVC_TRANSPORT_HTTP);
+        /* The limit is checked from Content-Length before any of the body is read. */
+        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if (cl != NULL && strtoull(cl, NULL, 10) > (unsigned long long)r->app->cfg->max_body_bytes) {
+            q->too_big = true;
+            return serve(q, conn, url, verb);
+        }
+        return MHD_YES; /* answer on a later call: answering now would close the connection */
+    }
+    if (*upload_size > 0) {
+        size_t n = *upload_size;
+        *upload_size = 0;
+        if (q->ended)
+            return MHD_YES; /* answered already (413): drop the rest */
+        size_t max = (size_t)r->app->cfg->max_body_bytes;
+        if (q->too_big || q->len + n > max) {
+            q->too_big = true;
+            q->dropped += n;
+            return q->dropped > max * DRAIN_FACTOR ? MHD_NO : MHD_YES;
+        }
+        if (q->len + n > q->cap) {
+            size_t cap = q->cap ? q->cap : 4096;
+            while (cap < q->len + n)
+                cap *= 2;
+            if (cap > max)
+                cap = max;
+            char *b = realloc(q->body, cap);
+            if (b == NULL)
+                return MHD_NO;
+            q->body = b;
+            q->cap = cap;
+        }
+        memcpy(q->body + q->len, upload, n);
+        q->len += n;
+        return MHD_YES;
+    }
+    if (q->ended)
+        return MHD_YES;
+    return serve(q, conn, url, verb);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_RequestTerminationCode toe)
+{
+    (void)cls;
+    (void)conn;
+    (void)toe;
+    rreq *q = *con_cls;
+    if (q == NULL)
+        return;
+    end_metrics(q, NULL, GRPC_STATUS_CANCELLED); /* only when no response was queued */
+    free(q->body);
+    free(q);
+    *con_cls = NULL;
+}
+
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    char line[512];
+    vsnprintf(line, sizeof line, fmt, ap);
+    size_t n = strlen(line);
+    while (n > 0 && line[n - 1] == '\n')
+        line[--n] = '\0';
+    SVC_LOG(SVC_LOG_DEBUG, "libmicrohttpd", LOG_STR("message", line));
+}
+
+/* ---- start and stop -------------------------------------------------------------------- */
+
+static ndb_status resolve_addr(const char *addr, struct sockaddr_storage *ss, socklen_t *sl, ndb_errmsg *msg)
+{
+    char host[256];
+    const char *colon = strrchr(addr, ':');
+    if (colon == NULL)
+        return ndb_errmsg_set(msg, NDB_EINVAL, "--http-addr: expected host:port, got '%s'", addr);
+    size_t hl = (size_t)(colon - addr);
+    if (hl >= sizeof host)
+        return ndb_errmsg_set(msg, NDB_EINVAL, "--http-addr: host too long");
+    memcpy(host, addr, hl);
+    host[hl] = '\0';
+    if (hl >= 2 && host[0] == '[' && host[hl - 1] == ']') { /* [::1]:6969 */
+        memmove(host, host + 1, hl - 2);
+        host[hl - 2] = '\0';
+    }
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
+    struct addrinfo *res = NULL;
+    int e = getaddrinfo(host[0] ? host : NULL, colon + 1, &hints, &res);
+    if (e != 0)
+        return ndb_errmsg_set(msg, NDB_EINVAL, "--http-addr %s: %s", addr, gai_strerror(e));
+    memcpy(ss, res->ai_addr, res->ai_addrlen);
+    *sl = res->ai_addrlen;
+    freeaddrinfo(res);
+    return NDB_OK;
+}
+
+static void parse_origins(svc_rest *r, const char *list)
+{
+    snprintf(r->origins_buf, sizeof r->origins_buf, "%s", list);
+    char *save = NULL;
+    for (char *t = strtok_r(r->origins_buf, ", ", &save); t != NULL; t = strtok_r(NULL, ", ", &save)) {
+        if (strcmp(t, "*") == 0)
+            r->any_origin = true;
+        else if (r->n_origins < MAX_ORIGINS)
+            r->origins[r->n_origins++] = t;
+    }
+}
+
+ndb_status svc_rest_start(svc_app *app, svc_rest **out, int *port, ndb_errmsg *msg)
+{
+    svc_rest *r = calloc(1, sizeof *r);
+    if (r == NULL)
+        return ndb_errmsg_set(msg, NDB_ENOMEM, "out of memory starting the REST server");
+    r->app = app;
+    const svc_config *cfg = app->cfg;
+    /* A response may be larger than a gRPC message: JSON is wordier, and streams are merged. */
+    r->max_response = (size_t)cfg->max_message_bytes * 4;
+    parse_origins(r, cfg->cors_origins);
+    ndb_status st = build_routes(r, msg);
+    if (st != NDB_OK)
+        goto fail;
+    const ProtobufCMessageDescriptor *roots[2 * MAX_ROUTES];
+    size_t n_roots = 0;
+    for (size_t i = 0; i < r->n_routes; i++) {
+        roots[n_roots++] = r->routes[i].svc->md->input;
+        roots[n_roots++] = r->routes[i].svc->md->output;
+    }
+    if ((st = json_pb_init(roots, n_roots, msg)) != NDB_OK)
+        goto fail;
+
+    struct sockaddr_storage ss;
+    socklen_t sl;
+    if ((st = resolve_addr(cfg->http_addr, &ss, &sl, msg)) != NDB_OK)
+        goto fail;
+    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+    if (ss.ss_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    unsigned threads = cfg->http_threads > 0 ? (unsigned)cfg->http_threads : (unsigned)(ncpu > 0 ? 2 * ncpu : 2);
+    r->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, r, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+                            MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_TIMEOUT,
+                            (unsigned)cfg->http_timeout_s, MHD_OPTION_CONNECTION_LIMIT, 4096u,
+                            MHD_OPTION_NOTIFY_COMPLETED, on_completed, r, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, r,
+                            MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_END);
+    if (r->d == NULL) {
+        st = ndb_errmsg_set(msg, NDB_EIO, "cannot listen for HTTP on %s (address in use or invalid?)", cfg->http_addr);
+        goto fail;
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(r->d, MHD_DAEMON_INFO_BIND_PORT);
+    *port = info != NULL ? info->port : 0;
+    SVC_LOG(SVC_LOG_DEBUG, "REST routes", LOG_INT("routes", r->n_routes), LOG_INT("threads", threads));
+    *out = r;
+    return NDB_OK;
+fail:
+    free(r);
+    return st;
+}
+
+void svc_rest_quiesce(svc_rest *r)
+{
+    if (r != NULL && r->d != NULL) {
+        MHD_socket s = MHD_quiesce_daemon(r->d);
+        if (s != MHD_INVALID_SOCKET)
+            close(s);
+    }
+}
+
+void svc_rest_stop(svc_rest *r)
+{
+    if (r == NULL)
+        return;
+    if (r->d != NULL)
+        MHD_stop_daemon(r->d);
+    free(r);
+}
