@@ -591,6 +591,7 @@ def test_helm_lint(helm, custom_values):
     ([], "an API key is required"),
     (["apiKey.value=" + "a" * 32, "apiKey.existingSecret=mine"], "set only one of apiKey.value"),
     (["apiKey.value=short"], "apiKey/value"),
+    (["apiKey.value=" + "a" * 129], "apiKey/value"),  # the server takes 16 to 128 bytes
     (["apiKey.value=" + "a" * 32, "replicaCount=3"], "replicaCount"),
     (["apiKey.value=" + "a" * 32, "config.logLevel=verbose"], "logLevel"),
     (["apiKey.value=" + "a" * 32, "podDisruptionBudget.minAvailable=1"], "only one of podDisruptionBudget"),
