@@ -1,0 +1,236 @@
+// Package nexadb is a Go client for NexaDB, the document and vector database, over its gRPC
+// API (proto/nexadb/v1). It is a thin wrapper: documents are map[string]any, results stream
+// lazily through iterators, and every error is an *Error carrying the gRPC code.
+//
+//	db, err := nexadb.Connect("localhost:6970", nexadb.WithAPIKey(os.Getenv("NEXADB_API_KEY")))
+//	users := db.Collection("users")
+//	id, err := users.Insert(ctx, nexadb.Document{"name": "Alice", "age": 28})
+//	docs, err := users.Find(ctx, nexadb.Document{"age": nexadb.Document{"$gt": 25}}, nexadb.Limit(10))
+//
+// The stubs it wraps (package nexadbpb) are generated from the repository's proto/ by gen.sh.
+//
+//go:generate ./gen.sh
+package nexadb
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"iter"
+	"os"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/protobuf/types/known/structpb"
+
+	pb "github.com/nexadb/nexadb/clients/go/nexadbpb"
+)
+
+// DefaultPort is the server's gRPC port. (6969, the brief's port, serves HTTP/JSON.)
+const DefaultPort = 6970
+
+// Client is a connection to a NexaDB server. It is safe for concurrent use; make one and
+// share it. Close it when done.
+type Client struct {
+	conn    *grpc.ClientConn
+	apiKey  string
+	timeout time.Duration
+	docs    pb.DocumentServiceClient
+	vecs    pb.VectorServiceClient
+	admin   pb.AdminServiceClient
+}
+
+type options struct {
+	apiKey  string
+	tls     *tls.Config
+	timeout time.Duration
+	dial    []grpc.DialOption
+}
+
+// Option configures Connect.
+type Option func(*options)
+
+// WithAPIKey sets the API key (default: $NEXADB_API_KEY).
+func WithAPIKey(key string) Option { return func(o *options) { o.apiKey = key } }
+
+// WithTLS connects with TLS using cfg (nil: the system roots).
+func WithTLS(cfg *tls.Config) Option {
+	return func(o *options) {
+		if cfg == nil {
+			cfg = &tls.Config{MinVersion: tls.VersionTLS12}
+		}
+		o.tls = cfg
+	}
+}
+
+// WithTimeout sets the deadline applied to each unary call whose context has none
+// (default 30s; 0 for none). Streams (Find, Aggregate) are bounded only by their context.
+func WithTimeout(d time.Duration) Option { return func(o *options) { o.timeout = d } }
+
+// WithDialOptions passes extra options to grpc.NewClient.
+func WithDialOptions(opts ...grpc.DialOption) Option {
+	return func(o *options) { o.dial = append(o.dial, opts...) }
+}
+
+// Connect makes a client for target ("host:port"). It does not wait for the connection;
+// the first call does.
+func Connect(target string, opts ...Option) (*Client, error) {
+	o := options{apiKey: os.Getenv("NEXADB_API_KEY"), timeout: 30 * time.Second}
+	for _, f := range opts {
+		f(&o)
+	}
+	creds := insecure.NewCredentials()
+	if o.tls != nil {
+		creds = credentials.NewTLS(o.tls)
+	}
+	dial := append([]grpc.DialOption{
+		grpc.WithTransportCredentials(creds),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20), grpc.MaxCallSendMsgSize(64<<20)),
+	}, o.dial...)
+	conn, err := grpc.NewClient(target, dial...)
+	if err != nil {
+		return nil, fmt.Errorf("nexadb: connect %s: %w", target, err)
+	}
+	return &Client{
+		conn: conn, apiKey: o.apiKey, timeout: o.timeout,
+		docs:  pb.NewDocumentServiceClient(conn),
+		vecs:  pb.NewVectorServiceClient(conn),
+		admin: pb.NewAdminServiceClient(conn),
+	}, nil
+}
+
+// Close closes the connection.
+func (c *Client) Close() error { return c.conn.Close() }
+
+// ctx adds the API key and, for unary calls, the default deadline. The returned cancel must
+// be called.
+func (c *Client) ctx(ctx context.Context, unary bool) (context.Context, context.CancelFunc) {
+	if c.apiKey != "" {
+		ctx = metadata.AppendToOutgoingContext(ctx, "x-api-key", c.apiKey)
+	}
+	if _, has := ctx.Deadline(); unary && !has && c.timeout > 0 {
+		return context.WithTimeout(ctx, c.timeout)
+	}
+	return context.WithCancel(ctx)
+}
+
+// call runs one unary RPC with the client's metadata and deadline.
+func call[Req, Resp any](c *Client, ctx context.Context, method string,
+	rpc func(context.Context, Req, ...grpc.CallOption) (Resp, error), req Req) (Resp, error) {
+	ctx, cancel := c.ctx(ctx, true)
+	defer cancel()
+	resp, err := rpc(ctx, req)
+	return resp, wrapErr(err, method)
+}
+
+// Status reports the server's status and version; it needs no API key.
+func (c *Client) Status(ctx context.Context) (*pb.StatusResponse, error) {
+	return call(c, ctx, "Status", c.admin.Status, &pb.StatusRequest{})
+}
+
+// Stats reports database statistics.
+func (c *Client) Stats(ctx context.Context) (*pb.StatsResponse, error) {
+	return call(c, ctx, "Stats", c.admin.Stats, &pb.StatsRequest{})
+}
+
+// Collection returns a handle on a document collection (created by the server on first insert).
+func (c *Client) Collection(name string) *Collection { return &Collection{c: c, Name: name} }
+
+// ListCollections lists document collections.
+func (c *Client) ListCollections(ctx context.Context) ([]*pb.CollectionInfo, error) {
+	r, err := call(c, ctx, "ListCollections", c.docs.ListCollections, &pb.ListCollectionsRequest{})
+	return r.GetCollections(), err
+}
+
+// DropCollection drops a document collection; false when there was none.
+func (c *Client) DropCollection(ctx context.Context, name string) (bool, error) {
+	r, err := call(c, ctx, "DropCollection", c.docs.DropCollection, &pb.DropCollectionRequest{Collection: name})
+	return r.GetDropped(), err
+}
+
+// Metric is the similarity a vector collection ranks by.
+type Metric = pb.VectorMetric
+
+// Metrics.
+const (
+	Cosine = pb.VectorMetric_VECTOR_METRIC_COSINE
+	Dot    = pb.VectorMetric_VECTOR_METRIC_DOT
+	L2     = pb.VectorMetric_VECTOR_METRIC_L2
+)
+
+// VectorCollection returns a handle on a vector collection, creating it with these
+// dimensions and metric unless one with the same exists (a different one is an error).
+// With dimensions 0 it only returns the handle.
+func (c *Client) VectorCollection(ctx context.Context, name string, dimensions int, metric Metric) (*VectorCollection, error) {
+	if dimensions > 0 {
+		_, err := call(c, ctx, "CreateVectorCollection", c.vecs.CreateVectorCollection,
+			&pb.CreateVectorCollectionRequest{Collection: name, Dimensions: int32(dimensions), Metric: metric, IfNotExists: true})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return &VectorCollection{c: c, Name: name, Dimensions: dimensions}, nil
+}
+
+// ListVectorCollections lists vector collections.
+func (c *Client) ListVectorCollections(ctx context.Context) ([]*pb.CollectionInfo, error) {
+	r, err := call(c, ctx, "ListVectorCollections", c.vecs.ListVectorCollections, &pb.ListVectorCollectionsRequest{})
+	return r.GetCollections(), err
+}
+
+// DropVectorCollection drops a vector collection; false when there was none.
+func (c *Client) DropVectorCollection(ctx context.Context, name string) (bool, error) {
+	r, err := call(c, ctx, "DropVectorCollection", c.vecs.DropVectorCollection, &pb.DropVectorCollectionRequest{Collection: name})
+	return r.GetDropped(), err
+}
+
+// pageStream is a server stream whose messages carry a page of documents.
+type pageStream[M interface{ GetDocuments() []*structpb.Struct }] interface {
+	Recv() (M, error)
+}
+
+// streamDocs yields the documents of a paged server stream, reading the next message only
+// when the current page is used up. Stopping the loop early cancels the stream.
+func streamDocs[M interface{ GetDocuments() []*structpb.Struct }](c *Client, ctx context.Context, method string,
+	open func(context.Context) (pageStream[M], error)) iter.Seq2[Document, error] {
+	return func(yield func(Document, error) bool) {
+		ctx, cancel := c.ctx(ctx, false)
+		defer cancel()
+		st, err := open(ctx)
+		if err != nil {
+			yield(nil, wrapErr(err, method))
+			return
+		}
+		for {
+			msg, err := st.Recv()
+			if err == io.EOF {
+				return
+			}
+			if err != nil {
+				yield(nil, wrapErr(err, method))
+				return
+			}
+			for _, s := range msg.GetDocuments() {
+				if !yield(fromStruct(s), nil) {
+					return
+				}
+			}
+		}
+	}
+}
+
+// collect drains an iterator into a slice, stopping at the first error.
+func collect(seq iter.Seq2[Document, error]) ([]Document, error) {
+	var out []Document
+	for d, err := range seq {
+		if err != nil {
+			return out, err
+		}
+		out = append(out, d)
+	}
+	return out, nil
+}
