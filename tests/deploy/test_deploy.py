@@ -580,11 +580,14 @@ def test_helm_and_kustomize_render_the_same_objects(renders, helm_render, kust_r
 # ---------------------------------------------------------------------------- helm behaviour
 
 
-def test_helm_lint(helm, custom_values):
+def test_helm_lint_and_package(helm, custom_values, tmp_path):
     helm.run("lint", "--strict", "--kube-version", "1.37.0", str(CHART),
              "--set-string", f"apiKey.value={_random_key()}")
     helm.run("lint", "--strict", "--kube-version", "1.27.0", str(CHART),
              "--values", str(custom_values))
+    helm.run("package", str(CHART), "--destination", str(tmp_path))
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    assert (tmp_path / f"nexadb-{chart['version']}.tgz").is_file()
 
 
 @pytest.mark.parametrize("sets,message", [
