@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# bench/kv/run.sh — engine/kv against RocksDB's db_bench and LevelDB, same
+# machine, same run, same parameters (see bench/README.md, section "kv").
+#
+#   bench/kv/run.sh            1,000,000 keys (16 B keys, 100 B values, bloom 10 bits)
+#   bench/kv/run.sh --big      10,000,000 keys
+#   bench/kv/run.sh --num N    N keys
+#   SYNC_NUM=N                 operations per thread in the sync (group commit) runs (default 2000)
+#
+# Prints ops/s per workload for each system and the ratios ours/theirs, then
+# durable-write throughput with fsync per acknowledged write at 1, 4 and 16
+# writers, then peak RSS. Timings are noisy on a shared machine: rerun and
+# compare medians before concluding anything.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+num=1000000
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --big) num=10000000 ;;
+    --num) num=$2; shift ;;
+    *) echo "usage: $0 [--big | --num N]" >&2; exit 2 ;;
+  esac
+  shift
+done
+sync_num=${SYNC_NUM:-2000}
+
+# Reference systems: Debian's RocksDB tools (db_bench) and LevelDB library.
+missing=()
+for p in rocksdb-tools libleveldb-dev; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo_cmd=(); [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
+  "${sudo_cmd[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+build="$root/build/bench-kv"
+cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O2 -g -DNDEBUG" -DNDB_TESTS=OFF >/dev/null
+cmake --build "$build" -j2 --target kv_bench kv_bench_leveldb >/dev/null
+
+data="${TMPDIR:-/tmp}/ndb-kv-bench.$$"
+mkdir -p "$data"
+trap 'rm -rf "$data"' EXIT
+workloads=fillseq,fillrandom,overwrite,readrandom,readseq,readmissing,seekrandom
+common=(--num="$num" --key_size=16 --value_size=100 --bloom_bits=10 --threads=1)
+sizes=(--write_buffer_size=67108864 --cache_size=67108864)
+declare -A R RSS
+
+# run <system> <tag> <command...>: records "<system>:<tag>:<workload>" -> ops/s
+run() {
+  local sys=$1 tag=$2; shift 2
+  local out="$data/$sys-$tag.out"
+  /usr/bin/time -f "RSSKB %M" "$@" >"$out" 2>&1 || { echo "$sys $tag failed:"; tail -20 "$out"; exit 1; }
+  while read -r name ops; do R["$sys:$tag:$name"]=$ops; done < <(
+    awk '$2 == ":" { for (i = 3; i <= NF; i++) if ($i == "ops/sec") print $1, $(i-1) }' "$out")
+  RSS["$sys:$tag"]=$(awk '/^RSSKB/ { print $2 }' "$out" | tail -1)
+}
+
+for comp in none lz4; do
+  echo "== $num keys, compression $comp (LevelDB has no lz4: it uses snappy there)" >&2
+  run nexadb "$comp" "$build/bench/kv/kv_bench" --benchmarks=$workloads "${common[@]}" "${sizes[@]}" \
+    --compression_type=$comp --sync=0 --db="$data/ndb"
+  lcomp=$comp; [ "$comp" = lz4 ] && lcomp=snappy
+  run leveldb "$comp" "$build/bench/kv/kv_bench_leveldb" --benchmarks=$workloads "${common[@]}" "${sizes[@]}" \
+    --compression_type=$lcomp --sync=0 --db="$data/ldb"
+  run rocksdb "$comp" db_bench --benchmarks=$workloads "${common[@]}" "${sizes[@]}" \
+    --compression_type=$comp --sync=0 --disable_wal=0 --db="$data/rdb"
+  rm -rf "$data/ndb" "$data/ldb" "$data/rdb"
+done
+
+for t in 1 4 16; do
+  echo "== durable writes (fsync per acknowledged write), $t writers x $sync_num" >&2
+  run nexadb "sync$t" "$build/bench/kv/kv_bench" --benchmarks=fillrandom --num="$sync_num" --key_size=16 \
+    --value_size=100 --bloom_bits=10 --threads=$t --sync=1 "${sizes[@]}" --db="$data/ndb"
+  run leveldb "sync$t" "$build/bench/kv/kv_bench_leveldb" --benchmarks=fillrandom --num="$sync_num" --key_size=16 \
+    --value_size=100 --bloom_bits=10 --threads=$t --sync=1 "${sizes[@]}" --db="$data/ldb"
+  run rocksdb "sync$t" db_bench --benchmarks=fillrandom --num="$sync_num" --key_size=16 --value_size=100 \
+    --bloom_bits=10 --threads=$t --sync=1 --disable_wal=0 "${sizes[@]}" --db="$data/rdb"
+  rm -rf "$data/ndb" "$data/ldb" "$data/rdb"
+done
+
+ratio() { awk -v a="${1:-0}" -v b="${2:-0}" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
+printf '\n%-12s %-5s %12s %12s %12s %9s %9s\n' workload comp nexadb leveldb rocksdb ours/ldb ours/rdb
+for comp in none lz4; do
+  for w in ${workloads//,/ }; do
+    n=${R[nexadb:$comp:$w]:-0} l=${R[leveldb:$comp:$w]:-0} r=${R[rocksdb:$comp:$w]:-0}
+    printf '%-12s %-5s %12s %12s %12s %9s %9s\n' "$w" "$comp" "$n" "$l" "$r" "$(ratio "$n" "$l")" "$(ratio "$n" "$r")"
+    echo "METRIC kv_${w}_${comp}_nexadb $n ops/s" >&2
+  done
+done
+printf '\n%-22s %12s %12s %12s %9s %9s\n' "sync fillrandom" nexadb leveldb rocksdb ours/ldb ours/rdb
+for t in 1 4 16; do
+  n=${R[nexadb:sync$t:fillrandom]:-0} l=${R[leveldb:sync$t:fillrandom]:-0} r=${R[rocksdb:sync$t:fillrandom]:-0}
+  printf '%-22s %12s %12s %12s %9s %9s\n' "$t writers" "$n" "$l" "$r" "$(ratio "$n" "$l")" "$(ratio "$n" "$r")"
+done
+printf '\npeak RSS (KiB), compression none run: nexadb %s  leveldb %s  rocksdb %s\n' \
+  "${RSS[nexadb:none]:-?}" "${RSS[leveldb:none]:-?}" "${RSS[rocksdb:none]:-?}"
