@@ -176,6 +176,8 @@ static void finish(call *c, const ProtobufCMessage *resp, grpc_status_code code,
         if (c->final_buf == NULL)
             details = m.text;
     }
+    /* Counted before the status goes out, so a client that reads /metrics next sees this call. */
+    svc_metrics_end(SVC_TRANSPORT_GRPC, c->route, (int)code, now_ns() - c->started_ns);
     grpc_op ops[3];
     size_t n = 0;
     pthread_mutex_lock(&c->mu);
@@ -205,7 +207,6 @@ static void finish(call *c, const ProtobufCMessage *resp, grpc_status_code code,
     }
     SVC_LOG(SVC_LOG_DEBUG, "call done", LOG_STR("method", c->ctx.method), LOG_INT("code", code),
             LOG_DBL("ms", (double)(now_ns() - c->started_ns) / 1e6));
-    svc_metrics_end(SVC_TRANSPORT_GRPC, c->route, (int)code, now_ns() - c->started_ns);
     call_unref(c); /* the owner reference */
 }
 

@@ -175,6 +175,18 @@ static int split_path(const char *path, const char *segs[MAX_SEGS], size_t lens[
     return n;
 }
 
+static bool path_matches(const rroute *rt, const char *const segs[], const size_t lens[], int n)
+{
+    if (rt->n_segs != n)
+        return false;
+    for (int k = 0; k < n; k++) {
+        const seg *s = &rt->segs[k];
+        if (lens[k] == 0 || (s->lit != NULL && (s->len != lens[k] || memcmp(s->lit, segs[k], lens[k]) != 0)))
+            return false;
+    }
+    return true;
+}
+
 /* The best route for verb and path; *path_matched tells a 405 from a 404. */
 static const rroute *match(const svc_rest *r, const char *verb, const char *const segs[], const size_t lens[],
                            int n, bool *path_matched)
@@ -183,14 +195,7 @@ static const rroute *match(const svc_rest *r, const char *verb, const char *cons
     *path_matched = false;
     for (size_t i = 0; i < r->n_routes; i++) {
         const rroute *rt = &r->routes[i];
-        if (rt->n_segs != n)
-            continue;
-        bool ok = true;
-        for (int k = 0; k < n && ok; k++) {
-            const seg *s = &rt->segs[k];
-            ok = lens[k] > 0 && (s->lit == NULL || (s->len == lens[k] && memcmp(s->lit, segs[k], lens[k]) == 0));
-        }
-        if (!ok)
+        if (!path_matches(rt, segs, lens, n))
             continue;
         *path_matched = true;
         if (strcmp(rt->def->verb, verb) != 0)
@@ -201,20 +206,22 @@ static const rroute *match(const svc_rest *r, const char *verb, const char *cons
     return best;
 }
 
-/* The verbs bound to a path, for Allow headers. */
+/* The verbs of the path template that claims this path (the most literal
+ * one, as in the OpenAPI document), for Allow headers. */
 static void allowed_verbs(const svc_rest *r, const char *const segs[], const size_t lens[], int n, char *out,
                           size_t cap)
 {
     out[0] = '\0';
+    unsigned best = 0;
+    bool any = false;
+    for (size_t i = 0; i < r->n_routes; i++)
+        if (path_matches(&r->routes[i], segs, lens, n) && (!any || r->routes[i].literal_mask > best)) {
+            best = r->routes[i].literal_mask;
+            any = true;
+        }
     for (size_t i = 0; i < r->n_routes; i++) {
         const rroute *rt = &r->routes[i];
-        if (rt->n_segs != n)
-            continue;
-        bool ok = true;
-        for (int k = 0; k < n && ok; k++) {
-            const seg *s = &rt->segs[k];
-            ok = lens[k] > 0 && (s->lit == NULL || (s->len == lens[k] && memcmp(s->lit, segs[k], lens[k]) == 0));
-        }
+        bool ok = path_matches(rt, segs, lens, n) && rt->literal_mask == best;
         if (ok && strstr(out, rt->def->verb) == NULL) {
             size_t used = strlen(out);
             snprintf(out + used, cap - used, "%s%s", used ? ", " : "", rt->def->verb);
@@ -501,6 +508,12 @@ static enum MHD_Result serve_rpc(rreq *q, struct MHD_Connection *conn, const rro
         if (n > 0) {
             json_error_t jerr;
             json_t *j = json_loadb(q->body, q->len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
+            if (j == NULL && strncmp(jerr.text, "too big", 7) == 0) {
+                /* An integer beyond int64 (valid JSON, e.g. in a document): read every number as a
+                 * double this time. int64 fields that need all 64 bits can be sent as strings. */
+                j = json_loadb(q->body, q->len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY | JSON_DECODE_INT_AS_REAL,
+                               &jerr);
+            }
             if (j == NULL) {
                 char m[300];
                 snprintf(m, sizeof m, "the request body is not valid JSON: %s (line %d, column %d)", jerr.text,
@@ -656,6 +669,13 @@ static enum MHD_Result serve(rreq *q, struct MHD_Connection *conn, const char *u
         MHD_destroy_response(resp);
         svc_metrics_http_status(200);
         return ret;
+    }
+
+    if (n == 1 && ((lens[0] == 7 && memcmp(segs[0], "metrics", 7) == 0) ||
+                   (lens[0] == 12 && memcmp(segs[0], "openapi.json", 12) == 0))) {
+        char m[100];
+        snprintf(m, sizeof m, "%.20s is not allowed here (allowed: GET)", verb);
+        return respond_error(q, conn, NULL, GRPC_STATUS_UNIMPLEMENTED, 405, m, "GET");
     }
 
     bool path_matched = false;

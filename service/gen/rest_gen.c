@@ -234,8 +234,10 @@ static json_t *value_schema(const FieldProto *fd)
     switch (fd->type) {
     case GOOGLE__PROTOBUF__FIELD_DESCRIPTOR_PROTO__TYPE__TYPE_DOUBLE:
     case GOOGLE__PROTOBUF__FIELD_DESCRIPTOR_PROTO__TYPE__TYPE_FLOAT:
-        return json_pack("{s:s, s:s}", "type", "number", "format",
-                         fd->type == GOOGLE__PROTOBUF__FIELD_DESCRIPTOR_PROTO__TYPE__TYPE_FLOAT ? "float" : "double");
+        if (fd->type == GOOGLE__PROTOBUF__FIELD_DESCRIPTOR_PROTO__TYPE__TYPE_FLOAT) /* finite floats only */
+            return json_pack("{s:s, s:s, s:f, s:f}", "type", "number", "format", "float", "minimum",
+                             -3.4028234663852886e38, "maximum", 3.4028234663852886e38);
+        return json_pack("{s:s, s:s}", "type", "number", "format", "double");
     case GOOGLE__PROTOBUF__FIELD_DESCRIPTOR_PROTO__TYPE__TYPE_INT64:
     case GOOGLE__PROTOBUF__FIELD_DESCRIPTOR_PROTO__TYPE__TYPE_SINT64:
     case GOOGLE__PROTOBUF__FIELD_DESCRIPTOR_PROTO__TYPE__TYPE_SFIXED64:
@@ -276,7 +278,10 @@ static json_t *value_schema(const FieldProto *fd)
             return json_object(); /* any JSON value */
         if (strcmp(t, ".google.protobuf.ListValue") == 0)
             return json_pack("{s:s, s:{}}", "type", "array", "items");
-        if (strcmp(t, ".google.protobuf.FloatValue") == 0 || strcmp(t, ".google.protobuf.DoubleValue") == 0)
+        if (strcmp(t, ".google.protobuf.FloatValue") == 0)
+            return json_pack("{s:s, s:b, s:f, s:f}", "type", "number", "nullable", 1, "minimum",
+                             -3.4028234663852886e38, "maximum", 3.4028234663852886e38);
+        if (strcmp(t, ".google.protobuf.DoubleValue") == 0)
             return json_pack("{s:s, s:b}", "type", "number", "nullable", 1);
         if (strcmp(t, ".google.protobuf.Int32Value") == 0 || strcmp(t, ".google.protobuf.Int64Value") == 0 ||
             strcmp(t, ".google.protobuf.UInt32Value") == 0 || strcmp(t, ".google.protobuf.UInt64Value") == 0)

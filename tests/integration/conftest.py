@@ -65,6 +65,7 @@ class Server:
         self.env = env
         self.proc = None
         self.port = None
+        self.http_port = None
         self.api_key = None
         self.log_path = os.path.join(data_dir + ".log")
         self.lines = []
@@ -86,6 +87,8 @@ class Server:
             self.lines.append(rec)
             if rec["msg"] == "gRPC listening":
                 self.port = rec["port"]
+            if rec["msg"] == "HTTP listening":
+                self.http_port = rec["port"]
             if "api_key" in rec:
                 self.api_key = rec["api_key"]
             if rec["msg"] == "nexadb-server ready":
@@ -113,6 +116,10 @@ class Server:
     @property
     def target(self):
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def http_base(self):
+        return f"http://127.0.0.1:{self.http_port}"
 
     def stop(self, sig=signal.SIGTERM, timeout=15):
         if self.proc is None or self.proc.poll() is not None:
