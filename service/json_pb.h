@@ -18,7 +18,8 @@
  *     scalars and repeated fields are always written (0, "", false, []);
  *   - 64-bit integers as JSON numbers (the brief's {"count": n}), not
  *     strings; doubles and floats in the shortest form that reads back to
- *     the same value; a Struct number that is integral within ±2^53 as an
+ *     the same value (subnormals: exact but not always shortest); a Struct
+ *     number that is integral within ±2^53 as an
  *     integer; NaN/Infinity as strings (null inside a Struct);
  *   - Struct keys in wire order (the stored document's key order).
  *
