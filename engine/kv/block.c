@@ -18,9 +18,10 @@ static int grow(char **buf, size_t *cap, size_t need)
     return 1;
 }
 
-void kv_block_builder_init(kv_block_builder *b)
+void kv_block_builder_init(kv_block_builder *b, int interval)
 {
     memset(b, 0, sizeof *b);
+    b->interval = interval < 1 ? 1 : interval;
     kv_block_builder_reset(b);
 }
 
@@ -63,7 +64,7 @@ void kv_block_builder_add(kv_block_builder *b, kv_slice key, kv_slice val)
 {
     if (b->failed) return;
     size_t shared = 0;
-    if (b->counter < BLOCK_RESTART_INTERVAL) {
+    if (b->counter < b->interval) {
         size_t n = key.len < b->last_len ? key.len : b->last_len;
         while (shared < n && b->last[shared] == key.data[shared]) shared++;
     } else {
@@ -107,6 +108,55 @@ ndb_status kv_block_check(const char *data, size_t size)
     if (size < 4) return NDB_ECORRUPT;
     uint32_t n = get_fixed32(data + size - 4);
     if (n == 0 || n > (size - 4) / 4) return NDB_ECORRUPT;
+    return NDB_OK;
+}
+
+ndb_status kv_block_find(const char *data, size_t size, kv_slice target, char *keybuf, size_t keycap,
+                         int *found, kv_slice *key, kv_slice *val)
+{
+    *found = 0;
+    if (kv_block_check(data, size) != NDB_OK || size > UINT32_MAX) return NDB_ECORRUPT;
+    uint32_t nr = get_fixed32(data + size - 4);
+    const char *rs = data + size - 4 - (size_t)nr * 4, *end = rs;
+    /* binary search: last restart whose key < target */
+    uint32_t lo = 0, hi = nr - 1;
+    while (lo < hi) {
+        uint32_t mid = (lo + hi + 1) / 2;
+        uint32_t off = get_fixed32(rs + (size_t)mid * 4);
+        const char *p = data + off;
+        uint32_t shared, unshared, vlen;
+        if (data + off >= end || (p = get_varint32(p, end, &shared)) == NULL ||
+            (p = get_varint32(p, end, &unshared)) == NULL || (p = get_varint32(p, end, &vlen)) == NULL ||
+            shared != 0 || unshared < 8 || unshared > (size_t)(end - p))
+            return NDB_ECORRUPT;
+        if (ikey_cmp((kv_slice){p, unshared}, target) < 0)
+            lo = mid;
+        else
+            hi = mid - 1;
+    }
+    uint32_t off = get_fixed32(rs + (size_t)lo * 4);
+    if (data + off > end) return NDB_ECORRUPT;
+    const char *p = data + off;
+    size_t klen = 0;
+    while (p < end) {
+        uint32_t shared, unshared, vlen;
+        if ((p = get_varint32(p, end, &shared)) == NULL || (p = get_varint32(p, end, &unshared)) == NULL ||
+            (p = get_varint32(p, end, &vlen)) == NULL || shared > klen ||
+            (uint64_t)unshared + vlen > (uint64_t)(end - p))
+            return NDB_ECORRUPT;
+        if ((size_t)shared + unshared > keycap) return NDB_ETOOBIG;
+        memcpy(keybuf + shared, p, unshared);
+        klen = (size_t)shared + unshared;
+        if (klen < 8) return NDB_ECORRUPT;
+        p += unshared;
+        if (ikey_cmp((kv_slice){keybuf, klen}, target) >= 0) {
+            *found = 1;
+            *key = (kv_slice){keybuf, klen};
+            *val = (kv_slice){p, vlen};
+            return NDB_OK;
+        }
+        p += vlen;
+    }
     return NDB_OK;
 }
 

@@ -24,9 +24,11 @@ typedef struct kv_block_builder {
     char *last;
     size_t last_len, last_cap;
     int failed; /* an allocation failed: finish() returns NULL */
+    int interval; /* entries per restart point */
 } kv_block_builder;
 
-void kv_block_builder_init(kv_block_builder *b);
+/* interval: entries between restart points (16 for data, 1 for the index). */
+void kv_block_builder_init(kv_block_builder *b, int interval);
 void kv_block_builder_destroy(kv_block_builder *b);
 void kv_block_builder_reset(kv_block_builder *b);
 /* Keys must be added in increasing order. */
@@ -41,6 +43,15 @@ static inline int kv_block_builder_empty(const kv_block_builder *b) { return b->
  * release(arg) is called on destroy (may be NULL): it frees or unpins the
  * bytes. Bounds are checked: a malformed block gives NDB_ECORRUPT. */
 kv_iter *kv_block_iter(const char *data, size_t size, void (*release)(void *), void *arg);
+
+/*
+ * Point lookup without allocating: finds the first entry >= target. On
+ * NDB_OK, *found says whether one exists; *key is rebuilt in keybuf (keycap
+ * bytes) and *val points into data. NDB_ETOOBIG when a key does not fit
+ * keybuf (use an iterator then); NDB_ECORRUPT on a malformed block.
+ */
+ndb_status kv_block_find(const char *data, size_t size, kv_slice target, char *keybuf, size_t keycap,
+                         int *found, kv_slice *key, kv_slice *val);
 
 /* Checks the restart array of a block; NDB_OK or NDB_ECORRUPT. */
 ndb_status kv_block_check(const char *data, size_t size);

@@ -52,8 +52,8 @@ ndb_status kv_table_builder_new(kv_env *env, const char *path, const kv_table_op
     }
     b->o = *o;
     if (b->o.block_bytes < 256) b->o.block_bytes = 256;
-    kv_block_builder_init(&b->data);
-    kv_block_builder_init(&b->index);
+    kv_block_builder_init(&b->data, BLOCK_RESTART_INTERVAL);
+    kv_block_builder_init(&b->index, 1); /* full keys: binary search needs no rebuild */
     *out = b;
     return NDB_OK;
 }
@@ -395,16 +395,9 @@ static kv_iter *block_from_handle(kv_table *t, kv_slice hv)
     return kv_block_iter(data, len, release_pinned, pn);
 }
 
-ndb_status kv_table_get(kv_table *t, kv_slice lookup, uint64_t ukey_hash, int *result, void **val,
-                        size_t *vlen, int *bloom_skip)
+/* Iterator-based lookup: the fallback for keys longer than the stack buffer. */
+static ndb_status table_get_iter(kv_table *t, kv_slice lookup, int *result, void **val, size_t *vlen)
 {
-    *result = TABLE_GET_MISS;
-    *bloom_skip = 0;
-    if (t->filter && !kv_bloom_may_contain(t->filter, t->filter_len, ukey_hash)) {
-        __atomic_add_fetch(&g_counters.bloom_useful, 1, __ATOMIC_RELAXED);
-        *bloom_skip = 1;
-        return NDB_OK;
-    }
     kv_iter *ix = kv_block_iter(t->index, t->index_len, NULL, NULL);
     if (ix == NULL) return NDB_ENOMEM;
     it_seek(ix, lookup);
@@ -441,6 +434,77 @@ ndb_status kv_table_get(kv_table *t, kv_slice lookup, uint64_t ukey_hash, int *r
         }
     }
     it_destroy(ix);
+    return st;
+}
+
+ndb_status kv_table_get(kv_table *t, kv_slice lookup, uint64_t ukey_hash, int *result, void **val,
+                        size_t *vlen, int *bloom_skip)
+{
+    *result = TABLE_GET_MISS;
+    *bloom_skip = 0;
+    if (t->filter && !kv_bloom_may_contain(t->filter, t->filter_len, ukey_hash)) {
+        __atomic_add_fetch(&g_counters.bloom_useful, 1, __ATOMIC_RELAXED);
+        *bloom_skip = 1;
+        return NDB_OK;
+    }
+    /* Fast path: no allocation except the returned value. */
+    char kbuf[512];
+    int found;
+    kv_slice k, v;
+    ndb_status st = kv_block_find(t->index, t->index_len, lookup, kbuf, sizeof kbuf, &found, &k, &v);
+    if (st == NDB_ETOOBIG) return table_get_iter(t, lookup, result, val, vlen);
+    if (st != NDB_OK || !found) return st;
+    uint64_t off, size;
+    const char *p = get_varint64(v.data, v.data + v.len, &off);
+    if (p) p = get_varint64(p, v.data + v.len, &size);
+    if (p == NULL) return NDB_ECORRUPT;
+    kv_cache_entry *e = NULL;
+    char *own = NULL;
+    const char *data;
+    size_t len;
+    if (t->cache && (e = kv_cache_lookup(t->cache, t->cache_id, off)) != NULL) {
+        __atomic_add_fetch(&g_counters.cache_hits, 1, __ATOMIC_RELAXED);
+        data = kv_cache_data(e);
+        len = kv_cache_size(e);
+    } else {
+        __atomic_add_fetch(&g_counters.cache_misses, 1, __ATOMIC_RELAXED);
+        st = read_block_raw(t, off, size, &own, &len);
+        if (st != NDB_OK) return st;
+        if (t->cache) {
+            e = kv_cache_insert(t->cache, t->cache_id, off, own, len);
+            own = NULL;
+            if (e == NULL) return NDB_ENOMEM;
+            data = kv_cache_data(e);
+        } else {
+            data = own;
+        }
+    }
+    st = kv_block_find(data, len, lookup, kbuf, sizeof kbuf, &found, &k, &v);
+    if (st == NDB_OK && found) {
+        kv_slice u = ikey_user(k), lu = ikey_user(lookup);
+        if (u.len == lu.len && memcmp(u.data, lu.data, u.len) == 0) {
+            if (ikey_type(k) == KV_TYPE_DELETE) {
+                *result = TABLE_GET_DELETED;
+            } else {
+                *result = TABLE_GET_VALUE;
+                if (val) {
+                    *val = malloc(v.len ? v.len : 1);
+                    if (*val == NULL) {
+                        st = NDB_ENOMEM;
+                    } else {
+                        memcpy(*val, v.data, v.len);
+                        *vlen = v.len;
+                    }
+                }
+            }
+        }
+    }
+    if (e) kv_cache_release(t->cache, e);
+    free(own);
+    if (st == NDB_ETOOBIG) {
+        *result = TABLE_GET_MISS;
+        return table_get_iter(t, lookup, result, val, vlen);
+    }
     return st;
 }
 

@@ -15,7 +15,7 @@ static kv_slice ik(char *buf, int i)
 Test(block, build_seek_iterate_both_ways)
 {
     kv_block_builder b;
-    kv_block_builder_init(&b);
+    kv_block_builder_init(&b, BLOCK_RESTART_INTERVAL);
     char kb[32];
     for (int i = 0; i < 500; i += 2) kv_block_builder_add(&b, ik(kb, i), (kv_slice){kb, 8});
     kv_slice raw = kv_block_builder_finish(&b);
@@ -62,8 +62,42 @@ Test(block, garbage_is_corrupt_not_crash)
         for (it_seek_first(it); it_valid(it) && steps < 1000; it_next(it)) steps++;
         char t[32];
         it_seek(it, ik(t, 5));
+        char kb[64];
+        int found;
+        kv_slice fk, fv;
+        ndb_status st = kv_block_find(junk, n, ik(t, 5), kb, sizeof kb, &found, &fk, &fv);
+        cr_assert(st == NDB_OK || st == NDB_ECORRUPT || st == NDB_ETOOBIG);
+        if (st == NDB_OK && found) cr_assert(fv.data >= junk && fv.data + fv.len <= junk + n);
         it_seek_last(it);
         if (it_valid(it)) it_prev(it);
         it_destroy(it);
+    }
+}
+
+Test(block, find_matches_iterator_seek)
+{
+    for (int interval = 1; interval <= 16; interval += 15) {
+        kv_block_builder b;
+        kv_block_builder_init(&b, interval);
+        char kb[32];
+        for (int i = 0; i < 300; i += 3) kv_block_builder_add(&b, ik(kb, i), (kv_slice){kb, 8});
+        kv_slice raw = kv_block_builder_finish(&b);
+        kv_iter *it = kv_block_iter(raw.data, raw.len, NULL, NULL);
+        for (int i = 0; i < 310; i++) {
+            char t[32], buf[64];
+            kv_slice target = ik(t, i), fk, fv;
+            int found;
+            cr_assert_eq(kv_block_find(raw.data, raw.len, target, buf, sizeof buf, &found, &fk, &fv), NDB_OK);
+            it_seek(it, target);
+            cr_assert_eq(found, it_valid(it), "interval %d seek %d", interval, i);
+            if (found) {
+                cr_assert_eq(ikey_cmp(fk, it_key(it)), 0);
+                cr_assert(fv.len == it_value(it).len && memcmp(fv.data, it_value(it).data, fv.len) == 0);
+            }
+            int f2;
+            cr_assert_eq(kv_block_find(raw.data, raw.len, target, buf, 4, &f2, &fk, &fv), NDB_ETOOBIG);
+        }
+        it_destroy(it);
+        kv_block_builder_destroy(&b);
     }
 }
