@@ -41,36 +41,47 @@ static int probes(int bits_per_key)
 size_t kv_bloom_size(size_t nkeys, int bits_per_key)
 {
     size_t bits = nkeys * (size_t)bits_per_key;
-    if (bits < 64) bits = 64;
-    return (bits + 7) / 8 + 1;
+    size_t lines = (bits + 511) / 512;
+    if (lines < 1) lines = 1;
+    return lines * 64 + 1;
 }
+
+/* Cache-line-blocked bloom: h1 picks one 64-byte line, and all k probes fall
+ * inside it (bit j = (h2 + j * delta) mod 512), so a lookup touches one line. */
+#define LINE_BITS 512
 
 void kv_bloom_build(const uint64_t *hashes, size_t n, int bits_per_key, char *out)
 {
     size_t bytes = kv_bloom_size(n, bits_per_key) - 1;
-    uint64_t bits = (uint64_t)bytes * 8;
+    size_t lines = bytes / 64;
     int k = probes(bits_per_key);
     memset(out, 0, bytes);
     out[bytes] = (char)k;
     for (size_t i = 0; i < n; i++) {
-        uint32_t h1 = (uint32_t)hashes[i], h2 = (uint32_t)(hashes[i] >> 32) | 1;
+        uint32_t h1 = (uint32_t)hashes[i], h2 = (uint32_t)(hashes[i] >> 32);
+        char *line = out + (size_t)(((uint64_t)h1 * lines) >> 32) * 64;
+        uint32_t delta = (h2 >> 17) | (h2 << 15) | 1;
         for (int j = 0; j < k; j++) {
-            uint64_t b = (h1 + (uint64_t)j * h2) % bits;
-            out[b / 8] |= (char)(1 << (b % 8));
+            uint32_t b = h2 % LINE_BITS;
+            line[b / 8] |= (char)(1 << (b % 8));
+            h2 += delta;
         }
     }
 }
 
 int kv_bloom_may_contain(const char *filter, size_t len, uint64_t hash)
 {
-    if (len < 2) return 1;
+    if (len < 65) return 1;
     int k = (unsigned char)filter[len - 1];
     if (k < 1 || k > 30) return 1;
-    uint64_t bits = (uint64_t)(len - 1) * 8;
-    uint32_t h1 = (uint32_t)hash, h2 = (uint32_t)(hash >> 32) | 1;
+    size_t lines = (len - 1) / 64;
+    uint32_t h1 = (uint32_t)hash, h2 = (uint32_t)(hash >> 32);
+    const char *line = filter + (size_t)(((uint64_t)h1 * lines) >> 32) * 64;
+    uint32_t delta = (h2 >> 17) | (h2 << 15) | 1;
     for (int j = 0; j < k; j++) {
-        uint64_t b = (h1 + (uint64_t)j * h2) % bits;
-        if (!(filter[b / 8] & (1 << (b % 8)))) return 0;
+        uint32_t b = h2 % LINE_BITS;
+        if (!(line[b / 8] & (1 << (b % 8)))) return 0;
+        h2 += delta;
     }
     return 1;
 }

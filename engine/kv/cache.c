@@ -11,6 +11,7 @@ struct kv_cache_entry {
     size_t size;
     int refs;      /* one for the table while in_table, one per handle */
     int in_table;
+    int referenced; /* hit since it last reached the old end (second chance) */
     struct kv_cache_entry *hnext;      /* hash chain */
     struct kv_cache_entry *prev, *next; /* LRU list (only while in_table) */
 };
@@ -120,8 +121,8 @@ kv_cache_entry *kv_cache_lookup(kv_cache *c, uint64_t id, uint64_t off)
     while (e && (e->id != id || e->off != off)) e = e->hnext;
     if (e) {
         e->refs++;
-        lru_remove(e);
-        lru_append(s, e);
+        /* CLOCK-style: mark instead of relinking, so a hit touches only e */
+        e->referenced = 1;
     }
     pthread_mutex_unlock(&s->mu);
     return e;
@@ -160,6 +161,7 @@ kv_cache_entry *kv_cache_insert(kv_cache *c, uint64_t id, uint64_t off, char *da
     e->size = size;
     e->refs = 2; /* table + caller */
     e->in_table = 1;
+    e->referenced = 0;
     uint64_t h = hkey(id, off);
     shard *s = shard_of(c, h);
     pthread_mutex_lock(&s->mu);
@@ -173,8 +175,18 @@ kv_cache_entry *kv_cache_insert(kv_cache *c, uint64_t id, uint64_t off, char *da
     lru_append(s, e);
     s->usage += size;
     s->count++;
+    /* evict from the old end; a referenced entry gets a second chance at
+     * the new end (bounded: each entry is skipped at most once per pass) */
+    size_t skips = s->count;
     while (s->usage > s->cap && s->lru.next != &s->lru) {
         kv_cache_entry *v = s->lru.next;
+        if (v->referenced && v != e && skips > 0) {
+            v->referenced = 0;
+            skips--;
+            lru_remove(v);
+            lru_append(s, v);
+            continue;
+        }
         table_remove(s, v, hkey(v->id, v->off));
     }
     pthread_mutex_unlock(&s->mu);

@@ -1,5 +1,6 @@
 /*
- * cache.h — the block cache: a sharded LRU of decompressed SSTable blocks,
+ * cache.h — the block cache: a sharded LRU (CLOCK-style second chance: a hit
+ * sets a bit instead of relinking) of decompressed SSTable blocks,
  * keyed by (table id, block offset), bounded by bytes (internal).
  *
  * Thread safety: all calls are thread-safe; each of 16 shards has its own
