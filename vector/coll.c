@@ -325,7 +325,13 @@ static coll *coll_alloc(const char *root, const char *name, uint32_t dims, uint3
     c->refs = 1;
     c->wal_fd = -1;
     pthread_mutex_init(&c->wmu, NULL);
-    pthread_rwlock_init(&c->rw, NULL);
+    /* Prefer writers: a steady stream of searches must not starve the short
+     * exclusive sections that apply durable writes. */
+    pthread_rwlockattr_t ra;
+    pthread_rwlockattr_init(&ra);
+    pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    pthread_rwlock_init(&c->rw, &ra);
+    pthread_rwlockattr_destroy(&ra);
     idmap_init(&c->map);
     return c;
 }
@@ -621,7 +627,7 @@ static void truncate_log(coll *c)
     /* Failure is harmless: records at or below the checkpoint are skipped on
      * replay. */
     if (vio_truncate(c->wal_fd, 0, c->wal_path, NULL) == NDB_OK && vio_fsync(c->wal_fd, c->wal_path, NULL) == NDB_OK)
-        c->wal_bytes = 0;
+        __atomic_store_n(&c->wal_bytes, 0, __ATOMIC_RELAXED); /* stats read it unlocked */
 }
 
 /* Turns the live active rows into a sealed segment and checkpoints the log. */
@@ -629,13 +635,15 @@ static ndb_status seal(coll *c, ndb_errmsg *msg)
 {
     uint64_t live = c->an - c->andead;
     src_row *rows = malloc((live ? live : 1) * sizeof *rows);
-    seg **nsegs = realloc(c->segs, (c->nsegs + 1) * sizeof(seg *));
-    if (nsegs)
-        c->segs = nsegs;
-    if (!rows || !nsegs) {
+    /* a new list, swapped in under the write lock: searches iterate the old one */
+    seg **arr = malloc((c->nsegs + 1) * sizeof(seg *));
+    if (!rows || !arr) {
         free(rows);
+        free(arr);
         return ndb_errmsg_set(msg, NDB_ENOMEM, "seal %s: out of memory", c->name);
     }
+    if (c->nsegs)
+        memcpy(arr, c->segs, c->nsegs * sizeof(seg *));
     uint64_t j = 0;
     for (uint64_t i = 0; i < c->an; i++)
         if (!bit_get(c->adead, i))
@@ -644,10 +652,11 @@ static ndb_status seal(coll *c, ndb_errmsg *msg)
     ndb_status st = NDB_OK;
     if (live > 0 && (st = write_segment(c, c->next_no, rows, live, &s, msg)) != NDB_OK) {
         free(rows);
+        free(arr);
         return st;
     }
-    c->segs[c->nsegs] = s; /* listed for the manifest only; committed below */
-    if ((st = manifest_write(c, c->segs, c->nsegs + (s ? 1 : 0), c->next_no + 1, c->lsn, msg)) != NDB_OK) {
+    arr[c->nsegs] = s;
+    if ((st = manifest_write(c, arr, c->nsegs + (s ? 1 : 0), c->next_no + 1, c->lsn, msg)) != NDB_OK) {
         if (s) {
             char *p = seg_path(c, s->no, 0);
             if (p)
@@ -656,10 +665,13 @@ static ndb_status seal(coll *c, ndb_errmsg *msg)
             seg_close(s);
         }
         free(rows);
+        free(arr);
         return st;
     }
     truncate_log(c);
     pthread_rwlock_wrlock(&c->rw);
+    seg **old = c->segs;
+    c->segs = arr;
     if (s) {
         c->nsegs++;
         for (uint64_t r = 0; r < live; r++) {
@@ -675,6 +687,7 @@ static ndb_status seal(coll *c, ndb_errmsg *msg)
     c->next_no++;
     c->ckpt_lsn = c->lsn;
     pthread_rwlock_unlock(&c->rw);
+    free(old);
     free(rows);
     return NDB_OK;
 }
@@ -780,7 +793,7 @@ static ndb_status log_append(coll *c, const unsigned char *buf, size_t n, ndb_er
         c->poisoned = 1;
         return st;
     }
-    c->wal_bytes += n;
+    __atomic_add_fetch(&c->wal_bytes, n, __ATOMIC_RELAXED);
     return NDB_OK;
 }
 
@@ -974,7 +987,7 @@ void coll_info(coll *c, ndb_vec_info *out)
     out->rows = c->map.count;
     out->dead = c->andead;
     out->segments = (uint32_t)c->nsegs;
-    out->bytes = c->wal_bytes;
+    out->bytes = __atomic_load_n(&c->wal_bytes, __ATOMIC_RELAXED);
     for (size_t i = 0; i < c->nsegs; i++) {
         out->dead += c->segs[i]->ndead;
         out->bytes += c->segs[i]->map_len;

@@ -39,10 +39,13 @@ static void rm_rf(const char *dir)
         cr_log_warn("cleanup of %s failed", dir);
 }
 
+static int no_sync; /* the search suites skip fsync (durability has its own tests) */
+
 static ndb_vec_store *open_store(const char *dir, uint64_t segment_bytes)
 {
     ndb_vec_options o;
     ndb_vec_options_default(&o);
+    o.sync = !no_sync;
     o.threads = 2;
     o.segment_bytes = segment_bytes;
     ndb_vec_store *s = NULL;
@@ -216,13 +219,14 @@ static void check_searches(ndb_vec_store *s, const char *name, ndb_vec_metric me
 static void search_suite(ndb_vec_metric metric)
 {
     const char *dir = fresh_dir();
+    no_sync = 1;
     ndb_vec_store *s = open_store(dir, 4096); /* 128 rows of 32 bytes per segment */
     ndb_errmsg m;
     cr_assert_eq(ndb_vec_create(s, "c", D, metric, &m), NDB_OK, "%s", m.text);
     static model md;
     memset(&md, 0, sizeof md);
-    fill_model(s, "c", &md, 700, 1);
-    fill_model(s, "c", &md, 1000, 0);
+    fill_model(s, "c", &md, 300, 1);
+    fill_model(s, "c", &md, 1400, 0);
     mutate_model(s, "c", &md);
     ndb_vec_info info;
     cr_assert_eq(ndb_vec_stats(s, "c", &info, &m), NDB_OK);
@@ -385,14 +389,16 @@ static void make_sealed(const char *dir)
     ndb_vec_store *s = open_store(dir, 0);
     ndb_errmsg m;
     cr_assert_eq(ndb_vec_create(s, "c", 16, NDB_VEC_DOT, &m), NDB_OK);
-    float v[16];
+    static float v[100][16];
+    static char ids[100][16];
+    ndb_vec_item items[100];
     for (int i = 0; i < 100; i++) {
-        char id[16];
-        snprintf(id, sizeof id, "r%d", i);
+        snprintf(ids[i], sizeof ids[i], "r%d", i);
         for (int j = 0; j < 16; j++)
-            v[j] = (float)(i * 16 + j);
-        cr_assert_eq(ndb_vec_insert(s, "c", id, v, 16, &m), NDB_OK);
+            v[i][j] = (float)(i * 16 + j);
+        items[i] = (ndb_vec_item){ids[i], v[i]};
     }
+    cr_assert_eq(ndb_vec_insert_many(s, "c", items, 100, 16, 0, &m), NDB_OK, "%s", m.text);
     cr_assert_eq(ndb_vec_merge(s, "c", &m), NDB_OK, "%s", m.text); /* seals into one segment */
     ndb_vec_close(s);
 }
