@@ -1,0 +1,70 @@
+"""Writes gRPC request frames (5-byte prefix + protobuf) for h2load, encoding by hand (no stubs needed).
+
+usage: grpc_req.py <kind> <out> [args...]
+  status                       AdminService/Status request (empty)
+  get <collection> <id>        DocumentService/Get request
+  find <collection> <json-filter> <limit>   DocumentService/Find request
+"""
+import json
+import struct
+import sys
+
+
+def varint(n):
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
+def field(num, wire, payload):
+    key = varint(num << 3 | wire)
+    if wire == 2:
+        return key + varint(len(payload)) + payload
+    return key + payload
+
+
+def string(num, s):
+    return field(num, 2, s.encode())
+
+
+def value(v):  # google.protobuf.Value
+    if v is None:
+        return field(1, 0, varint(0))
+    if isinstance(v, bool):
+        return field(4, 0, varint(int(v)))
+    if isinstance(v, (int, float)):
+        return field(2, 1, struct.pack("<d", float(v)))
+    if isinstance(v, str):
+        return string(3, v)
+    if isinstance(v, dict):
+        return field(5, 2, struct_msg(v))
+    if isinstance(v, list):
+        return field(6, 2, b"".join(field(1, 2, value(x)) for x in v))
+    raise TypeError(v)
+
+
+def struct_msg(d):  # google.protobuf.Struct: map<string, Value> fields = 1
+    return b"".join(field(1, 2, string(1, k) + field(2, 2, value(v))) for k, v in d.items())
+
+
+def main():
+    kind, out = sys.argv[1], sys.argv[2]
+    if kind == "status":
+        msg = b""
+    elif kind == "get":
+        msg = string(1, sys.argv[3]) + string(2, sys.argv[4])
+    elif kind == "find":
+        msg = string(1, sys.argv[3]) + field(2, 2, struct_msg(json.loads(sys.argv[4]))) + field(6, 0, varint(int(sys.argv[5])))
+    else:
+        sys.exit(f"unknown kind {kind}")
+    with open(out, "wb") as f:
+        f.write(b"\x00" + struct.pack(">I", len(msg)) + msg)
+
+
+main()
