@@ -246,14 +246,14 @@ static int bi_valid(kv_iter *it)
 static void bi_seek_first(kv_iter *it)
 {
     block_iter *b = (block_iter *)it;
-    if (b->st) return;
+    if (b->st || b->nrestarts == 0) return;
     seek_restart(b, 0);
     if (b->st == NDB_OK) parse_next(b);
 }
 static void bi_seek_last(kv_iter *it)
 {
     block_iter *b = (block_iter *)it;
-    if (b->st) return;
+    if (b->st || b->nrestarts == 0) return;
     seek_restart(b, b->nrestarts - 1);
     while (b->st == NDB_OK && parse_next(b) && b->next_off < b->restarts) {
     }
@@ -261,7 +261,7 @@ static void bi_seek_last(kv_iter *it)
 static void bi_seek(kv_iter *it, kv_slice target)
 {
     block_iter *b = (block_iter *)it;
-    if (b->st) return;
+    if (b->st || b->nrestarts == 0) return;
     /* binary search: last restart whose key < target */
     uint32_t lo = 0, hi = b->nrestarts - 1;
     while (lo < hi) {
@@ -320,6 +320,36 @@ static void bi_destroy(kv_iter *it)
 }
 static const kv_iter_vtbl block_vtbl = {bi_valid, bi_seek_first, bi_seek_last, bi_seek,   bi_next,
                                         bi_prev,  bi_key,        bi_value,     bi_status, bi_destroy};
+
+kv_iter *kv_block_iter_blank(void)
+{
+    block_iter *b = calloc(1, sizeof *b);
+    if (b == NULL) return NULL;
+    b->base.v = &block_vtbl;
+    b->data = "";
+    return &b->base;
+}
+
+void kv_block_iter_reset(kv_iter *it, const char *data, size_t size, void (*release)(void *), void *arg)
+{
+    block_iter *b = (block_iter *)it;
+    if (b->release) b->release(b->arg);
+    b->release = release;
+    b->arg = arg;
+    b->key_len = 0;
+    b->ridx = 0;
+    if (kv_block_check(data, size) != NDB_OK || size > UINT32_MAX) {
+        b->data = "";
+        b->nrestarts = b->restarts = b->cur = b->next_off = 0;
+        b->st = NDB_ECORRUPT;
+        return;
+    }
+    b->st = NDB_OK;
+    b->data = data;
+    b->nrestarts = get_fixed32(data + size - 4);
+    b->restarts = (uint32_t)(size - 4 - (size_t)b->nrestarts * 4);
+    b->cur = b->next_off = b->restarts;
+}
 
 kv_iter *kv_block_iter(const char *data, size_t size, void (*release)(void *), void *arg)
 {

@@ -53,6 +53,14 @@ kv_iter *kv_block_iter(const char *data, size_t size, void (*release)(void *), v
 ndb_status kv_block_find(const char *data, size_t size, kv_slice target, char *keybuf, size_t keycap,
                          int *found, kv_slice *key, kv_slice *val);
 
+/* A reusable block iterator with no contents yet (never valid until reset).
+ * NULL on allocation failure. */
+kv_iter *kv_block_iter_blank(void);
+/* Re-points an iterator from kv_block_iter_blank/kv_block_iter at new
+ * contents, releasing the old ones; keeps its key buffer. A malformed block
+ * leaves it invalid with NDB_ECORRUPT. */
+void kv_block_iter_reset(kv_iter *it, const char *data, size_t size, void (*release)(void *), void *arg);
+
 /* Checks the restart array of a block; NDB_OK or NDB_ECORRUPT. */
 ndb_status kv_block_check(const char *data, size_t size);
 

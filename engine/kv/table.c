@@ -508,88 +508,130 @@ ndb_status kv_table_get(kv_table *t, kv_slice lookup, uint64_t ukey_hash, int *r
     return st;
 }
 
-/* ---- two-level iterator: index block -> data blocks */
+/* ---- two-level iterator: index block -> data blocks. One block iterator is
+ * reused across blocks; a seek that lands in the current block reuses it. */
 
 typedef struct table_iter {
     kv_iter base;
     kv_table *t;
     kv_iter *index;
-    kv_iter *data; /* NULL when not positioned */
+    kv_iter *data;     /* reusable block iterator */
+    int has_data;      /* data holds a block */
+    uint64_t data_off; /* offset of that block */
+    kv_cache_entry *e; /* its pin, or */
+    char *own;         /* its private copy (no cache) */
     ndb_status st;
 } table_iter;
 
-static void set_data(table_iter *ti, kv_iter *d)
+static void unpin(table_iter *ti)
 {
-    if (ti->data) {
-        ndb_status s = it_status(ti->data);
-        if (s != NDB_OK && ti->st == NDB_OK) ti->st = s;
-        it_destroy(ti->data);
-    }
-    ti->data = d;
+    if (ti->e) kv_cache_release(ti->t->cache, ti->e);
+    free(ti->own);
+    ti->e = NULL;
+    ti->own = NULL;
 }
 
+static void drop_data(table_iter *ti)
+{
+    if (ti->has_data) {
+        ndb_status s = it_status(ti->data);
+        if (s != NDB_OK && ti->st == NDB_OK) ti->st = s;
+    }
+    ti->has_data = 0;
+}
+
+/* Points data at the block the index is on (reusing it if already there). */
 static void init_data(table_iter *ti)
 {
     if (!it_valid(ti->index)) {
-        set_data(ti, NULL);
+        drop_data(ti);
         return;
     }
-    kv_iter *d = block_from_handle(ti->t, it_value(ti->index));
-    if (d == NULL) {
-        ti->st = NDB_ENOMEM;
-        set_data(ti, NULL);
+    kv_slice hv = it_value(ti->index);
+    uint64_t off, size;
+    const char *p = get_varint64(hv.data, hv.data + hv.len, &off);
+    if (p) p = get_varint64(p, hv.data + hv.len, &size);
+    if (p == NULL) {
+        drop_data(ti);
+        ti->st = NDB_ECORRUPT;
         return;
     }
-    set_data(ti, d);
+    if (ti->has_data && off == ti->data_off) return;
+    drop_data(ti);
+    kv_table *t = ti->t;
+    kv_cache_entry *e = NULL;
+    char *own = NULL;
+    const char *data;
+    size_t len;
+    if (t->cache && (e = kv_cache_lookup(t->cache, t->cache_id, off)) != NULL) {
+        __atomic_add_fetch(&g_counters.cache_hits, 1, __ATOMIC_RELAXED);
+        data = kv_cache_data(e);
+        len = kv_cache_size(e);
+    } else {
+        __atomic_add_fetch(&g_counters.cache_misses, 1, __ATOMIC_RELAXED);
+        ndb_status st = read_block_raw(t, off, size, &own, &len);
+        if (st != NDB_OK) {
+            ti->st = st;
+            return;
+        }
+        if (t->cache) {
+            e = kv_cache_insert(t->cache, t->cache_id, off, own, len);
+            own = NULL;
+            if (e == NULL) {
+                ti->st = NDB_ENOMEM;
+                return;
+            }
+            data = kv_cache_data(e);
+        } else {
+            data = own;
+        }
+    }
+    kv_block_iter_reset(ti->data, data, len, NULL, NULL);
+    unpin(ti);
+    ti->e = e;
+    ti->own = own;
+    ti->data_off = off;
+    ti->has_data = 1;
+    if (it_status(ti->data) != NDB_OK) drop_data(ti);
 }
 
 static void skip_empty_fwd(table_iter *ti)
 {
-    while (ti->data == NULL || !it_valid(ti->data)) {
-        if (ti->data && it_status(ti->data) != NDB_OK) {
-            set_data(ti, NULL);
-            return;
-        }
+    while (ti->st == NDB_OK && (!ti->has_data || !it_valid(ti->data))) {
         if (!it_valid(ti->index)) {
-            set_data(ti, NULL);
+            drop_data(ti);
             return;
         }
         it_next(ti->index);
         init_data(ti);
-        if (ti->data) it_seek_first(ti->data);
-        if (ti->st != NDB_OK) return;
+        if (ti->has_data) it_seek_first(ti->data);
     }
 }
 
 static void skip_empty_back(table_iter *ti)
 {
-    while (ti->data == NULL || !it_valid(ti->data)) {
-        if (ti->data && it_status(ti->data) != NDB_OK) {
-            set_data(ti, NULL);
-            return;
-        }
+    while (ti->st == NDB_OK && (!ti->has_data || !it_valid(ti->data))) {
         if (!it_valid(ti->index)) {
-            set_data(ti, NULL);
+            drop_data(ti);
             return;
         }
         it_prev(ti->index);
         init_data(ti);
-        if (ti->data) it_seek_last(ti->data);
-        if (ti->st != NDB_OK) return;
+        if (ti->has_data) it_seek_last(ti->data);
     }
 }
 
 static int ti_valid(kv_iter *it)
 {
     table_iter *ti = (table_iter *)it;
-    return ti->st == NDB_OK && ti->data != NULL && it_valid(ti->data);
+    return ti->st == NDB_OK && ti->has_data && it_valid(ti->data);
 }
 static void ti_seek_first(kv_iter *it)
 {
     table_iter *ti = (table_iter *)it;
     it_seek_first(ti->index);
     init_data(ti);
-    if (ti->data) it_seek_first(ti->data);
+    if (ti->has_data) it_seek_first(ti->data);
     skip_empty_fwd(ti);
 }
 static void ti_seek_last(kv_iter *it)
@@ -597,7 +639,7 @@ static void ti_seek_last(kv_iter *it)
     table_iter *ti = (table_iter *)it;
     it_seek_last(ti->index);
     init_data(ti);
-    if (ti->data) it_seek_last(ti->data);
+    if (ti->has_data) it_seek_last(ti->data);
     skip_empty_back(ti);
 }
 static void ti_seek(kv_iter *it, kv_slice target)
@@ -605,7 +647,7 @@ static void ti_seek(kv_iter *it, kv_slice target)
     table_iter *ti = (table_iter *)it;
     it_seek(ti->index, target);
     init_data(ti);
-    if (ti->data) it_seek(ti->data, target);
+    if (ti->has_data) it_seek(ti->data, target);
     skip_empty_fwd(ti);
 }
 static void ti_next(kv_iter *it)
@@ -628,12 +670,13 @@ static ndb_status ti_status(kv_iter *it)
     if (ti->st != NDB_OK) return ti->st;
     ndb_status s = it_status(ti->index);
     if (s != NDB_OK) return s;
-    return ti->data ? it_status(ti->data) : NDB_OK;
+    return ti->has_data ? it_status(ti->data) : NDB_OK;
 }
 static void ti_destroy(kv_iter *it)
 {
     table_iter *ti = (table_iter *)it;
     it_destroy(ti->data);
+    unpin(ti);
     it_destroy(ti->index);
     free(ti);
 }
@@ -647,7 +690,10 @@ kv_iter *kv_table_iter(kv_table *t)
     ti->base.v = &table_vtbl;
     ti->t = t;
     ti->index = kv_block_iter(t->index, t->index_len, NULL, NULL);
-    if (ti->index == NULL) {
+    ti->data = kv_block_iter_blank();
+    if (ti->index == NULL || ti->data == NULL) {
+        it_destroy(ti->index);
+        it_destroy(ti->data);
         free(ti);
         return NULL;
     }

@@ -282,7 +282,8 @@ static void li_seek_last(kv_iter *it)
 static void li_seek(kv_iter *it, kv_slice t)
 {
     level_iter *li = (level_iter *)it;
-    li_open(li, find_file(li->v->files[li->level], li->v->nfiles[li->level], t));
+    size_t idx = find_file(li->v->files[li->level], li->v->nfiles[li->level], t);
+    if (idx != li->idx || li->cur == NULL) li_open(li, idx); /* same file: reuse its iterator */
     if (li->cur) it_seek(li->cur, t);
     li_fwd(li);
 }
