@@ -230,3 +230,170 @@ typedef struct srt_spec {
 ndb_status srt_compile(const ndb_doc_val *v, srt_spec *out, ndb_errmsg *msg);
 /* Appends doc's sort key (memcmp order = requested order) to out. */
 bool srt_key_of(const srt_spec *s, const ndb_doc_val *doc, dbuf *out);
+
+/* ---- secondary indexes (index.c) */
+typedef struct idx_def {
+    char name[128];
+    uint64_t prefix;         /* key prefix id of its entries */
+    int nfields;
+    char field[PATH_MAX_COMP][128]; /* owned path strings */
+    dpath path[PATH_MAX_COMP];      /* split from field[] */
+    bool desc[PATH_MAX_COMP];
+    bool unique;
+    bool multikey;           /* some document indexed more than one value */
+} idx_def;
+
+/* An immutable set of a collection's indexes, shared by readers (refcounted). */
+typedef struct idx_set {
+    int refs;   /* atomic */
+    int n;
+    idx_def *defs;
+} idx_set;
+
+void idx_set_ref(idx_set *s);
+void idx_set_unref(idx_set *s);
+
+/* Appends varint(prefix) to out. */
+bool key_prefix(dbuf *out, uint64_t prefix);
+
+/* The index keys of one document: each entry is a complete kv key (with the
+ * index prefix; non-unique entries end with the id). Entries are deduplicated.
+ * *multi: some field produced several values. NDB_EINVAL if two fields are
+ * arrays ("parallel arrays"). */
+typedef struct idx_keys {
+    dbuf buf;          /* concatenated keys */
+    size_t off[1025];  /* start of each key in buf; off[n] == buf.len */
+    int n;
+    void *scratch;     /* owned working memory */
+} idx_keys;
+/* idx_keys are calloc'd by the caller; free with idx_keys_free. */
+void idx_keys_free(idx_keys *k);
+ndb_status idx_doc_keys(const idx_def *d, const ndb_doc_val *doc, const char *id, size_t idlen,
+                        idx_keys *out, bool *multi, ndb_errmsg *msg);
+
+/* A query plan. */
+typedef enum plan_kind { PLAN_COLLSCAN, PLAN_IDHACK, PLAN_IXSCAN } plan_kind;
+typedef struct plan_range {
+    dbuf lo, hi; /* [lo, hi) */
+} plan_range;
+typedef struct plan {
+    plan_kind kind;
+    const idx_def *idx;    /* PLAN_IXSCAN; borrowed from an idx_set the caller holds */
+    int nranges;
+    plan_range *ranges;    /* ascending order */
+    bool reverse;          /* walk ranges and keys backwards (descending sort) */
+    bool sort_covered;     /* the scan order is the requested sort */
+    ndb_doc_val id;        /* PLAN_IDHACK: the _id value */
+} plan;
+/* Chooses a plan for filter f and sort s over set (may be NULL). hint: an index
+ * name to force, "_id" for a collection scan, NULL to choose. */
+ndb_status plan_choose(const ndb_doc_filter *f, const srt_spec *s, const idx_set *set,
+                       const char *hint, plan *out, ndb_errmsg *msg);
+void plan_free(plan *p);
+/* Extracts the id from an index entry (key, value). */
+bool idx_entry_id(const idx_def *d, const uint8_t *key, size_t klen, const uint8_t *val,
+                  size_t vlen, const uint8_t **id, size_t *idlen);
+
+/* ---- a byte-string -> uint64 hash map (bmap.c). Keys are copied into the
+ * map's arena. Not thread-safe. */
+typedef struct bmap {
+    struct bmap_slot *slots;
+    size_t cap, n;
+    dbuf keys;
+} bmap;
+/* Returns the slot value pointer for key, inserting it with *val = init if
+ * absent (*inserted says which); NULL on out of memory. Pointers into the map
+ * are valid until the next insert. */
+uint64_t *bmap_upsert(bmap *m, const void *key, size_t klen, uint64_t init, bool *inserted);
+uint64_t *bmap_find(const bmap *m, const void *key, size_t klen);
+void bmap_clear(bmap *m);
+void bmap_free(bmap *m);
+/* Bytes held by the map (for memory bounds). */
+size_t bmap_bytes(const bmap *m);
+uint64_t bytes_hash(const void *p, size_t n);
+
+/* ---- the database (coll.c) */
+#include <pthread.h>
+#include "ndb_kv.h"
+
+typedef struct coll {
+    char name[NDB_DOC_MAX_COLL_NAME + 1];
+    uint64_t prefix;        /* key prefix of its documents */
+    pthread_mutex_t wlock;  /* serialises this collection's writers */
+    uint64_t count, bytes;  /* written under wlock, read relaxed */
+    idx_set *ix;            /* current indexes; swap under ixlock */
+    pthread_mutex_t ixlock;
+    bool dropped;
+    struct coll *next_dead; /* graveyard: freed at close */
+} coll;
+
+struct ndb_doc_db {
+    ndb_kv *kv;
+    ndb_doc_options opt;
+    pthread_rwlock_t lock; /* the catalog: colls[], next_prefix */
+    coll **colls;
+    size_t ncolls, cap;
+    coll *dead;
+    uint64_t next_prefix;
+    uint8_t id_rand[5];
+    uint32_t id_counter; /* atomic */
+};
+
+typedef enum cur_mode { M_SCAN, M_ID, M_IX, M_MEM, M_AGG, M_DONE } cur_mode;
+
+typedef struct memdoc {
+    uint8_t *key; size_t klen;   /* sort key */
+    uint8_t *doc; size_t dlen;   /* owned copy */
+    uint64_t seq;
+} memdoc;
+
+struct agg_state;
+
+struct ndb_doc_cursor {
+    ndb_doc_db *db;
+    coll *c;
+    idx_set *ix;
+    ndb_kv_snapshot *snap;
+    ndb_kv_iter *it;
+    ndb_doc_filter *flt;
+    prj_spec *prj;
+    srt_spec sort;
+    bool has_sort;
+    plan pl;
+    int range_i;
+    bool started;
+    cur_mode mode, src_mode;
+    uint64_t skip, limit, skipped, returned;
+    memdoc *mem;
+    size_t nmem, mem_i;
+    bmap seen;
+    void *fetched; /* kv_get result (M_ID/M_IX); freed on the next move */
+    ndb_doc_builder *out;
+    dbuf lastkey;
+    uint64_t qhash;
+    ndb_doc_explain ex;
+    struct agg_state *agg;
+    bool id_done;
+    bool own_flt;        /* free flt with the cursor */
+    uint8_t *sort_owned; /* bytes the sort spec borrows */
+    uint8_t *prj_owned;  /* bytes the projection borrows */
+};
+
+/* Opens a document source for filter f (borrowed: the cursor does not free
+ * it unless own_flt) in the requested order; used by find and aggregate. */
+ndb_status cur_open(ndb_doc_db *db, coll *c, ndb_doc_filter *f, const srt_spec *s,
+                    const char *hint, ndb_doc_cursor **out, ndb_errmsg *msg);
+/* The next matching raw document from the source: 1 (borrowed until the next
+ * call), 0 at the end, or a negative ndb_status. */
+int cur_src_next(ndb_doc_cursor *c, const uint8_t **doc, size_t *len, ndb_errmsg *msg);
+/* Drains the source into c->mem sorted by c->sort (bounded by agg_mem_bytes). */
+ndb_status cur_sort_all(ndb_doc_cursor *c, ndb_errmsg *msg);
+coll *db_find_coll(ndb_doc_db *db, const char *name);
+/* Looks up an existing collection, validating the name. */
+ndb_status db_get_coll(ndb_doc_db *db, const char *name, coll **out, ndb_errmsg *msg);
+
+/* ---- aggregation (agg.c) */
+ndb_status agg_open(ndb_doc_db *db, coll *c, const ndb_doc_val *pipeline, ndb_doc_cursor **out,
+                    ndb_errmsg *msg);
+ndb_status agg_next(ndb_doc_cursor *c, const void **doc, size_t *len, ndb_errmsg *msg);
+void agg_free(struct agg_state *a);

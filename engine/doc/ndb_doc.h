@@ -274,7 +274,7 @@ ndb_status ndb_doc_cursor_page_token(ndb_doc_cursor *c, void **tok, size_t *len)
 
 typedef struct ndb_doc_explain {
     char plan[160];       /* "COLLSCAN", "IXSCAN age_1", "IDHACK", "SORT", ... */
-    char index[80];       /* index used, "" if none */
+    char index[128];      /* index used, "" if none */
     uint64_t keys_examined;
     uint64_t docs_examined;
     uint64_t returned;

@@ -1,0 +1,1622 @@
+/*
+ * agg.c — aggregation pipelines: expressions, stages and accumulators.
+ *
+ * Stages pull documents from the stage before them (the first from a cursor
+ * over the collection); streaming stages ($match $project $addFields/$set
+ * $unset $unwind $skip $limit $lookup) hold one document at a time, blocking
+ * stages ($group $sort $count) drain their input first and refuse with
+ * NDB_ELIMIT beyond ndb_doc_options.agg_mem_bytes. A leading $match (and a
+ * $sort right after it) is pushed into the collection cursor, so the planner
+ * can use an index.
+ *
+ * Expressions: "$path" (arrays along the path give arrays of values),
+ * "$$ROOT", literals, objects and arrays of expressions, and the operators
+ * $literal $add $subtract $multiply $divide $mod $concat $toUpper $toLower
+ * $ifNull $size $cond $eq $ne $gt $gte $lt $lte.
+ */
+#include <ctype.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "doc_int.h"
+
+/* ------------------------------------------------------------ expressions */
+
+typedef enum ekind {
+    E_LIT, E_PATH, E_ROOT, E_OBJ, E_ARR,
+    E_ADD, E_SUB, E_MUL, E_DIV, E_MOD, E_CONCAT, E_UPPER, E_LOWER, E_IFNULL, E_SIZE, E_COND,
+    E_EQ, E_NE, E_GT, E_GTE, E_LT, E_LTE,
+} ekind;
+
+typedef struct expr {
+    ekind kind;
+    ndb_doc_val lit;      /* E_LIT */
+    dpath path;           /* E_PATH */
+    bool simple;          /* E_PATH: try the array-free fast path first */
+    struct expr *args;    /* operands / E_OBJ field values / E_ARR elements */
+    const char **names;   /* E_OBJ keys */
+    size_t *nlens;
+    int nargs;
+    ndb_doc_builder *scratch; /* result storage for computed values */
+} expr;
+
+static const struct {
+    const char *name;
+    ekind kind;
+    int minargs, maxargs;
+} eops[] = {
+    {"$add", E_ADD, 0, 64},        {"$subtract", E_SUB, 2, 2}, {"$multiply", E_MUL, 0, 64},
+    {"$divide", E_DIV, 2, 2},      {"$mod", E_MOD, 2, 2},      {"$concat", E_CONCAT, 0, 64},
+    {"$toUpper", E_UPPER, 1, 1},   {"$toLower", E_LOWER, 1, 1}, {"$ifNull", E_IFNULL, 2, 2},
+    {"$size", E_SIZE, 1, 1},       {"$cond", E_COND, 3, 3},    {"$eq", E_EQ, 2, 2},
+    {"$ne", E_NE, 2, 2},           {"$gt", E_GT, 2, 2},        {"$gte", E_GTE, 2, 2},
+    {"$lt", E_LT, 2, 2},           {"$lte", E_LTE, 2, 2},
+};
+
+static void expr_clear(expr *e)
+{
+    for (int i = 0; i < e->nargs; i++)
+        expr_clear(&e->args[i]);
+    free(e->args);
+    free(e->names);
+    free(e->nlens);
+    ndb_doc_builder_free(e->scratch);
+    memset(e, 0, sizeof *e);
+}
+
+static ndb_status expr_compile(const ndb_doc_val *v, const char *where, expr *e, int depth,
+                               ndb_errmsg *msg);
+
+static ndb_status expr_args(const ndb_doc_val *v, const char *where, expr *e, int depth,
+                            ndb_errmsg *msg)
+{
+    uint32_t n = v->type == NDB_DOC_ARRAY ? v->u.c.count : 1;
+    e->args = calloc(n ? n : 1, sizeof *e->args);
+    if (e->args == NULL)
+        return NDB_ENOMEM;
+    if (v->type != NDB_DOC_ARRAY) {
+        e->nargs = 1;
+        return expr_compile(v, where, &e->args[0], depth + 1, msg);
+    }
+    ndb_doc_iter it;
+    ndb_doc_iter_init(&it, v);
+    ndb_doc_val a;
+    while (ndb_doc_iter_next(&it, NULL, NULL, &a)) {
+        ndb_status st = expr_compile(&a, where, &e->args[e->nargs], depth + 1, msg);
+        e->nargs++;
+        if (st != NDB_OK)
+            return st;
+    }
+    return NDB_OK;
+}
+
+static ndb_status expr_compile(const ndb_doc_val *v, const char *where, expr *e, int depth,
+                               ndb_errmsg *msg)
+{
+    memset(e, 0, sizeof *e);
+    if (depth > 50)
+        return ndb_errmsg_set(msg, NDB_EINVAL, "expression nested too deeply at %s", where);
+    if (v->type == NDB_DOC_STRING && v->u.s.len > 0 && v->u.s.ptr[0] == '$') {
+        if (v->u.s.len >= 2 && v->u.s.ptr[1] == '$') {
+            if ((v->u.s.len == 6 && memcmp(v->u.s.ptr, "$$ROOT", 6) == 0) ||
+                (v->u.s.len == 9 && memcmp(v->u.s.ptr, "$$CURRENT", 9) == 0)) {
+                e->kind = E_ROOT;
+                return NDB_OK;
+            }
+            return ndb_errmsg_set(msg, NDB_EINVAL, "unknown variable %.*s at %s", (int)v->u.s.len,
+                                  v->u.s.ptr, where);
+        }
+        e->kind = E_PATH;
+        if (path_split(v->u.s.ptr + 1, v->u.s.len - 1, &e->path) != NDB_OK)
+            return ndb_errmsg_set(msg, NDB_EINVAL, "bad field path '%.*s' at %s", (int)v->u.s.len,
+                                  v->u.s.ptr, where);
+        return ndb_doc_builder_new(&e->scratch);
+    }
+    if (v->type == NDB_DOC_OBJECT && v->u.c.count >= 1) {
+        ndb_doc_iter it;
+        ndb_doc_iter_init(&it, v);
+        const char *k;
+        size_t kl;
+        ndb_doc_val a;
+        ndb_doc_iter_next(&it, &k, &kl, &a);
+        if (kl > 0 && k[0] == '$') {
+            if (v->u.c.count != 1)
+                return ndb_errmsg_set(msg, NDB_EINVAL,
+                                      "an expression object takes exactly one operator at %s", where);
+            if (kl == 8 && memcmp(k, "$literal", 8) == 0) {
+                e->kind = E_LIT;
+                e->lit = a;
+                return NDB_OK;
+            }
+            size_t i;
+            for (i = 0; i < sizeof eops / sizeof eops[0]; i++)
+                if (strlen(eops[i].name) == kl && memcmp(eops[i].name, k, kl) == 0)
+                    break;
+            if (i == sizeof eops / sizeof eops[0])
+                return ndb_errmsg_set(msg, NDB_EINVAL, "unknown expression operator %.*s at %s",
+                                      (int)kl, k, where);
+            e->kind = eops[i].kind;
+            ndb_status st;
+            if (e->kind == E_COND && a.type == NDB_DOC_OBJECT) {
+                /* {"if":..,"then":..,"else":..} */
+                e->args = calloc(3, sizeof *e->args);
+                if (e->args == NULL)
+                    return NDB_ENOMEM;
+                static const char *parts[] = {"if", "then", "else"};
+                for (int p = 0; p < 3; p++) {
+                    ndb_doc_val pv;
+                    if (ndb_doc_get_field(&a, parts[p], strlen(parts[p]), &pv) != NDB_OK)
+                        return ndb_errmsg_set(msg, NDB_EINVAL, "$cond needs if/then/else at %s", where);
+                    st = expr_compile(&pv, where, &e->args[p], depth + 1, msg);
+                    e->nargs++;
+                    if (st != NDB_OK)
+                        return st;
+                }
+            } else if ((st = expr_args(&a, where, e, depth, msg)) != NDB_OK) {
+                return st;
+            }
+            if (e->nargs < eops[i].minargs || e->nargs > eops[i].maxargs)
+                return ndb_errmsg_set(msg, NDB_EINVAL, "%s takes %d..%d arguments at %s",
+                                      eops[i].name, eops[i].minargs, eops[i].maxargs, where);
+            return ndb_doc_builder_new(&e->scratch);
+        }
+        /* an object of expressions */
+        e->kind = E_OBJ;
+        uint32_t n = v->u.c.count;
+        e->args = calloc(n, sizeof *e->args);
+        e->names = calloc(n, sizeof *e->names);
+        e->nlens = calloc(n, sizeof *e->nlens);
+        if (!e->args || !e->names || !e->nlens)
+            return NDB_ENOMEM;
+        ndb_doc_iter_init(&it, v);
+        while (ndb_doc_iter_next(&it, &k, &kl, &a)) {
+            if (kl > 0 && k[0] == '$')
+                return ndb_errmsg_set(msg, NDB_EINVAL, "operator %.*s mixed with fields at %s",
+                                      (int)kl, k, where);
+            e->names[e->nargs] = k;
+            e->nlens[e->nargs] = kl;
+            ndb_status st = expr_compile(&a, where, &e->args[e->nargs], depth + 1, msg);
+            e->nargs++;
+            if (st != NDB_OK)
+                return st;
+        }
+        return ndb_doc_builder_new(&e->scratch);
+    }
+    if (v->type == NDB_DOC_ARRAY) {
+        e->kind = E_ARR;
+        ndb_status st = expr_args(v, where, e, depth, msg);
+        if (st != NDB_OK)
+            return st;
+        return ndb_doc_builder_new(&e->scratch);
+    }
+    e->kind = E_LIT;
+    e->lit = *v;
+    return NDB_OK;
+}
+
+/* Writes the values at path components i.. of v; arrays fan out. Returns
+ * true if something was written. */
+static bool path_emit(const ndb_doc_val *v, const dpath *p, int i, ndb_doc_builder *b)
+{
+    if (i == p->n) {
+        ndb_doc_value(b, v);
+        return true;
+    }
+    ndb_doc_val nx;
+    if (v->type == NDB_DOC_OBJECT) {
+        if (ndb_doc_get_field(v, p->c[i], p->l[i], &nx) != NDB_OK)
+            return false;
+        return path_emit(&nx, p, i + 1, b);
+    }
+    if (v->type == NDB_DOC_ARRAY) {
+        ndb_doc_begin_array(b);
+        ndb_doc_iter it;
+        ndb_doc_iter_init(&it, v);
+        while (ndb_doc_iter_next(&it, NULL, NULL, &nx))
+            if (nx.type == NDB_DOC_OBJECT || nx.type == NDB_DOC_ARRAY)
+                path_emit(&nx, p, i, b);
+        ndb_doc_end_array(b);
+        return true;
+    }
+    return false;
+}
+
+static int expr_eval(expr *e, const ndb_doc_val *root, ndb_doc_val *out, ndb_errmsg *msg);
+
+/* Finishes e->scratch into *out. */
+static int scratch_out(expr *e, ndb_doc_val *out, ndb_errmsg *msg)
+{
+    const void *d;
+    size_t n;
+    ndb_status st = ndb_doc_builder_finish(e->scratch, &d, &n);
+    if (st != NDB_OK)
+        return ndb_errmsg_set(msg, st, "expression result: %s", ndb_strerror(st));
+    ndb_doc_root(d, n, out);
+    return 1;
+}
+
+static bool truthy(const ndb_doc_val *v, int have)
+{
+    if (!have)
+        return false;
+    switch (v->type) {
+    case NDB_DOC_NULL: return false;
+    case NDB_DOC_BOOL: return v->u.b;
+    case NDB_DOC_INT: return v->u.i != 0;
+    case NDB_DOC_DOUBLE: return v->u.d != 0;
+    default: return true;
+    }
+}
+
+static int arith(expr *e, const ndb_doc_val *root, ndb_doc_val *out, ndb_errmsg *msg)
+{
+    int64_t ia = e->kind == E_MUL ? 1 : 0;
+    double da = (double)ia;
+    bool dbl = false;
+    for (int i = 0; i < e->nargs; i++) {
+        ndb_doc_val a;
+        int r = expr_eval(&e->args[i], root, &a, msg);
+        if (r < 0)
+            return r;
+        ndb_doc_builder_reset(e->scratch);
+        if (r == 0 || a.type == NDB_DOC_NULL) {
+            ndb_doc_null(e->scratch);
+            return scratch_out(e, out, msg);
+        }
+        if (!val_is_num(&a))
+            return ndb_errmsg_set(msg, NDB_EINVAL, "arithmetic on a non-number");
+        double x = ndb_doc_num(&a);
+        if (i == 0 && (e->kind == E_SUB || e->kind == E_DIV || e->kind == E_MOD)) {
+            dbl = a.type == NDB_DOC_DOUBLE;
+            ia = a.type == NDB_DOC_INT ? a.u.i : 0;
+            da = x;
+            continue;
+        }
+        switch (e->kind) {
+        case E_ADD:
+            if (!dbl && a.type == NDB_DOC_INT && !__builtin_add_overflow(ia, a.u.i, &ia)) {
+                da += x;
+                break;
+            }
+            if (!dbl)
+                da = (double)ia;
+            dbl = true;
+            da += x;
+            break;
+        case E_MUL:
+            if (!dbl && a.type == NDB_DOC_INT && !__builtin_mul_overflow(ia, a.u.i, &ia)) {
+                da *= x;
+                break;
+            }
+            if (!dbl)
+                da = (double)ia;
+            dbl = true;
+            da *= x;
+            break;
+        case E_SUB:
+            if (!dbl && a.type == NDB_DOC_INT && !__builtin_sub_overflow(ia, a.u.i, &ia)) {
+                da = (double)ia;
+                break;
+            }
+            dbl = true;
+            da -= x;
+            break;
+        case E_DIV:
+            if (x == 0)
+                return ndb_errmsg_set(msg, NDB_EINVAL, "$divide by zero");
+            dbl = true;
+            da /= x;
+            break;
+        case E_MOD:
+            if (x == 0)
+                return ndb_errmsg_set(msg, NDB_EINVAL, "$mod by zero");
+            da = fmod(da, x);
+            dbl = true;
+            break;
+        default:
+            break;
+        }
+    }
+    ndb_doc_builder_reset(e->scratch);
+    if (dbl)
+        ndb_doc_double(e->scratch, da);
+    else
+        ndb_doc_int(e->scratch, ia);
+    return scratch_out(e, out, msg);
+}
+
+static int expr_eval(expr *e, const ndb_doc_val *root, ndb_doc_val *out, ndb_errmsg *msg)
+{
+    switch (e->kind) {
+    case E_LIT:
+        *out = e->lit;
+        return 1;
+    case E_ROOT:
+        *out = *root;
+        return 1;
+    case E_PATH: {
+        /* fast path: no arrays before the last component */
+        ndb_doc_val cur = *root;
+        int i;
+        for (i = 0; i < e->path.n; i++) {
+            if (cur.type != NDB_DOC_OBJECT)
+                break;
+            if (ndb_doc_get_field(&cur, e->path.c[i], e->path.l[i], &cur) != NDB_OK)
+                return 0;
+        }
+        if (i == e->path.n) {
+            *out = cur;
+            return 1;
+        }
+        if (cur.type != NDB_DOC_ARRAY)
+            return 0;
+        ndb_doc_builder_reset(e->scratch);
+        path_emit(&cur, &e->path, i, e->scratch);
+        return scratch_out(e, out, msg);
+    }
+    case E_OBJ: {
+        /* evaluate children first (their scratch is separate), then build */
+        ndb_doc_builder *b = e->scratch;
+        ndb_doc_builder_reset(b);
+        ndb_doc_begin_object(b);
+        for (int i = 0; i < e->nargs; i++) {
+            ndb_doc_val a;
+            int r = expr_eval(&e->args[i], root, &a, msg);
+            if (r < 0)
+                return r;
+            if (r == 0)
+                continue;
+            ndb_doc_key(b, e->names[i], e->nlens[i]);
+            ndb_doc_value(b, &a);
+        }
+        ndb_doc_end_object(b);
+        return scratch_out(e, out, msg);
+    }
+    case E_ARR: {
+        ndb_doc_builder *b = e->scratch;
+        ndb_doc_builder_reset(b);
+        ndb_doc_begin_array(b);
+        for (int i = 0; i < e->nargs; i++) {
+            ndb_doc_val a;
+            int r = expr_eval(&e->args[i], root, &a, msg);
+            if (r < 0)
+                return r;
+            if (r == 0)
+                ndb_doc_null(b);
+            else
+                ndb_doc_value(b, &a);
+        }
+        ndb_doc_end_array(b);
+        return scratch_out(e, out, msg);
+    }
+    case E_ADD: case E_SUB: case E_MUL: case E_DIV: case E_MOD:
+        return arith(e, root, out, msg);
+    case E_CONCAT: {
+        dbuf s = {0};
+        bool null = false;
+        for (int i = 0; i < e->nargs && !null; i++) {
+            ndb_doc_val a;
+            int r = expr_eval(&e->args[i], root, &a, msg);
+            if (r < 0) {
+                dbuf_free(&s);
+                return r;
+            }
+            if (r == 0 || a.type == NDB_DOC_NULL) {
+                null = true;
+            } else if (a.type != NDB_DOC_STRING) {
+                dbuf_free(&s);
+                return ndb_errmsg_set(msg, NDB_EINVAL, "$concat only supports strings");
+            } else {
+                dbuf_put(&s, a.u.s.ptr, a.u.s.len);
+            }
+        }
+        ndb_doc_builder_reset(e->scratch);
+        if (null)
+            ndb_doc_null(e->scratch);
+        else
+            ndb_doc_string(e->scratch, s.len ? (const char *)s.data : "", s.len);
+        dbuf_free(&s);
+        return scratch_out(e, out, msg);
+    }
+    case E_UPPER: case E_LOWER: {
+        ndb_doc_val a;
+        int r = expr_eval(&e->args[0], root, &a, msg);
+        if (r < 0)
+            return r;
+        dbuf s = {0};
+        if (r && a.type == NDB_DOC_STRING) {
+            dbuf_put(&s, a.u.s.ptr, a.u.s.len);
+            for (size_t i = 0; i < s.len; i++)
+                s.data[i] = (uint8_t)(e->kind == E_UPPER ? toupper(s.data[i]) : tolower(s.data[i]));
+        } else if (r && a.type != NDB_DOC_NULL) {
+            return ndb_errmsg_set(msg, NDB_EINVAL, "%s needs a string",
+                                  e->kind == E_UPPER ? "$toUpper" : "$toLower");
+        }
+        ndb_doc_builder_reset(e->scratch);
+        ndb_doc_string(e->scratch, s.len ? (const char *)s.data : "", s.len);
+        dbuf_free(&s);
+        return scratch_out(e, out, msg);
+    }
+    case E_IFNULL: {
+        int r = expr_eval(&e->args[0], root, out, msg);
+        if (r < 0)
+            return r;
+        if (r && out->type != NDB_DOC_NULL)
+            return 1;
+        return expr_eval(&e->args[1], root, out, msg);
+    }
+    case E_SIZE: {
+        ndb_doc_val a;
+        int r = expr_eval(&e->args[0], root, &a, msg);
+        if (r < 0)
+            return r;
+        if (r == 0 || a.type != NDB_DOC_ARRAY)
+            return ndb_errmsg_set(msg, NDB_EINVAL, "$size needs an array");
+        ndb_doc_builder_reset(e->scratch);
+        ndb_doc_int(e->scratch, a.u.c.count);
+        return scratch_out(e, out, msg);
+    }
+    case E_COND: {
+        ndb_doc_val a;
+        int r = expr_eval(&e->args[0], root, &a, msg);
+        if (r < 0)
+            return r;
+        return expr_eval(&e->args[truthy(&a, r) ? 1 : 2], root, out, msg);
+    }
+    case E_EQ: case E_NE: case E_GT: case E_GTE: case E_LT: case E_LTE: {
+        ndb_doc_val a, b;
+        uint8_t nb1[2], nb2[2];
+        int r = expr_eval(&e->args[0], root, &a, msg);
+        if (r < 0)
+            return r;
+        if (r == 0)
+            val_make_null(&a, nb1);
+        /* a's storage may be e->args[0]'s scratch, separate from args[1]'s */
+        r = expr_eval(&e->args[1], root, &b, msg);
+        if (r < 0)
+            return r;
+        if (r == 0)
+            val_make_null(&b, nb2);
+        int c = ndb_doc_compare(&a, &b);
+        bool res = e->kind == E_EQ ? c == 0 : e->kind == E_NE ? c != 0 : e->kind == E_GT ? c > 0
+                 : e->kind == E_GTE ? c >= 0 : e->kind == E_LT ? c < 0 : c <= 0;
+        ndb_doc_builder_reset(e->scratch);
+        ndb_doc_bool(e->scratch, res);
+        return scratch_out(e, out, msg);
+    }
+    }
+    return ndb_errmsg_set(msg, NDB_EINVAL, "bad expression");
+}
+
+/* ---------------------------------------------------------------- stages */
+
+typedef enum skind {
+    S_MATCH, S_GROUP, S_SORT, S_LIMIT, S_SKIP, S_PROJECT, S_UNWIND, S_COUNT, S_ADDFIELDS,
+    S_UNSET, S_LOOKUP,
+} skind;
+
+typedef enum aop { A_SUM, A_AVG, A_MIN, A_MAX, A_COUNT, A_PUSH, A_ADDTOSET, A_FIRST, A_LAST } aop;
+
+typedef struct accspec {
+    aop op;
+    const char *name;
+    size_t nlen;
+    expr ex;
+} accspec;
+
+typedef struct accst {
+    int64_t i;
+    double d;
+    bool dbl, has;
+    uint64_t n;
+    dbuf v;       /* min/max/first/last: one value; push/addToSet: concatenated values */
+    uint32_t cnt;
+} accst;
+
+typedef struct stage {
+    skind kind;
+    ndb_doc_builder *out;
+    /* $match */
+    ndb_doc_filter *flt;
+    /* $limit/$skip */
+    uint64_t n, seen;
+    /* $sort */
+    srt_spec sort;
+    memdoc *mem;
+    size_t nmem, mem_i;
+    bool drained;
+    /* $group */
+    expr gid;
+    accspec *accs;
+    int nacc;
+    bmap groups;
+    dbuf gkeys;          /* group keys, concatenated */
+    size_t *gkoff;       /* per group: offset into gkeys; gkoff[g+1] is the end */
+    accst *gst;          /* ngroups x nacc */
+    size_t ngroups, gcap, gi;
+    size_t mem_used;
+    /* $project / $addFields / $unset */
+    prj_spec *prj;
+    bool prj_empty;      /* $project with only computed fields */
+    bool id_excluded;
+    expr *cexpr;         /* computed fields */
+    const char **cname;
+    size_t *cnlen;
+    int ncomp;
+    ndb_doc_builder *tmp;
+    dbuf spec;           /* synthetic projection document */
+    /* $unwind */
+    dpath upath;
+    bool preserve;
+    const char *idxname;
+    size_t idxlen;
+    const uint8_t *cur;  /* the input document being unwound (borrowed) */
+    size_t curlen;
+    uint32_t ui;
+    bool have_cur;
+    /* $count */
+    const char *cntname;
+    size_t cntlen;
+    /* $lookup */
+    char from[NDB_DOC_MAX_COLL_NAME + 1];
+    const char *lf, *ff, *as;
+    size_t lfl, ffl, asl;
+} stage;
+
+typedef struct agg_state {
+    ndb_doc_db *db;
+    uint8_t *pipe;  /* owned copy of the pipeline document */
+    size_t plen;
+    stage *st;
+    int n;
+    ndb_doc_filter *srcflt;
+    bool empty_src;
+    bool need_sort;  /* the source cursor sorts in memory on first pull */
+    bool src_sorted;
+    bool done;
+} agg_state;
+
+static void stage_free(stage *s)
+{
+    ndb_doc_builder_free(s->out);
+    ndb_doc_filter_free(s->flt);
+    for (size_t i = 0; i < s->nmem; i++)
+        free(s->mem[i].key);
+    free(s->mem);
+    expr_clear(&s->gid);
+    for (size_t g = 0; s->gst && g < s->ngroups; g++)
+        for (int a = 0; a < s->nacc; a++)
+            dbuf_free(&s->gst[g * (size_t)s->nacc + a].v);
+    free(s->gst);
+    for (int a = 0; a < s->nacc; a++)
+        expr_clear(&s->accs[a].ex);
+    free(s->accs);
+    bmap_free(&s->groups);
+    dbuf_free(&s->gkeys);
+    free(s->gkoff);
+    prj_free(s->prj);
+    for (int i = 0; i < s->ncomp; i++)
+        expr_clear(&s->cexpr[i]);
+    free(s->cexpr);
+    free(s->cname);
+    free(s->cnlen);
+    ndb_doc_builder_free(s->tmp);
+    dbuf_free(&s->spec);
+}
+
+void agg_free(agg_state *a)
+{
+    if (a == NULL)
+        return;
+    for (int i = 0; i < a->n; i++)
+        stage_free(&a->st[i]);
+    free(a->st);
+    ndb_doc_filter_free(a->srcflt);
+    free(a->pipe);
+    free(a);
+}
+
+static bool keyis(const char *k, size_t kl, const char *s) { return kl == strlen(s) && memcmp(k, s, kl) == 0; }
+
+static ndb_status need_name(const char *k, size_t kl, const char *stage, ndb_errmsg *msg)
+{
+    if (kl == 0 || k[0] == '$' || memchr(k, '.', kl))
+        return ndb_errmsg_set(msg, NDB_EINVAL, "%s: field name '%.*s' may not be empty, start "
+                              "with '$' or contain '.'", stage, (int)kl, k);
+    return NDB_OK;
+}
+
+static ndb_status compile_group(stage *s, const ndb_doc_val *v, ndb_errmsg *msg)
+{
+    if (v->type != NDB_DOC_OBJECT)
+        return ndb_errmsg_set(msg, NDB_EINVAL, "$group needs an object");
+    ndb_doc_val idv;
+    if (ndb_doc_get_field(v, "_id", 3, &idv) != NDB_OK)
+        return ndb_errmsg_set(msg, NDB_EINVAL, "$group needs an _id");
+    ndb_status st = expr_compile(&idv, "$group._id", &s->gid, 0, msg);
+    if (st != NDB_OK)
+        return st;
+    s->accs = calloc(v->u.c.count, sizeof *s->accs);
+    if (s->accs == NULL)
+        return NDB_ENOMEM;
+    ndb_doc_iter it;
+    ndb_doc_iter_init(&it, v);
+    const char *k;
+    size_t kl;
+    ndb_doc_val e;
+    static const struct {
+        const char *n;
+        aop op;
+    } names[] = {{"$sum", A_SUM},   {"$avg", A_AVG},     {"$min", A_MIN},
+                 {"$max", A_MAX},   {"$count", A_COUNT}, {"$push", A_PUSH},
+                 {"$addToSet", A_ADDTOSET}, {"$first", A_FIRST}, {"$last", A_LAST}};
+    while (ndb_doc_iter_next(&it, &k, &kl, &e)) {
+        if (keyis(k, kl, "_id"))
+            continue;
+        if ((st = need_name(k, kl, "$group", msg)) != NDB_OK)
+            return st;
+        const char *ak;
+        size_t akl;
+        ndb_doc_val arg;
+        ndb_doc_iter ai;
+        ndb_doc_iter_init(&ai, &e);
+        if (e.type != NDB_DOC_OBJECT || e.u.c.count != 1 || !ndb_doc_iter_next(&ai, &ak, &akl, &arg))
+            return ndb_errmsg_set(msg, NDB_EINVAL,
+                                  "$group.%.*s must be an object with one accumulator", (int)kl, k);
+        size_t i;
+        for (i = 0; i < sizeof names / sizeof names[0]; i++)
+            if (keyis(ak, akl, names[i].n))
+                break;
+        if (i == sizeof names / sizeof names[0])
+            return ndb_errmsg_set(msg, NDB_EINVAL, "unknown accumulator %.*s at $group.%.*s",
+                                  (int)akl, ak, (int)kl, k);
+        accspec *a = &s->accs[s->nacc++];
+        a->op = names[i].op;
+        a->name = k;
+        a->nlen = kl;
+        if (a->op == A_COUNT) {
+            if (arg.type != NDB_DOC_OBJECT || arg.u.c.count != 0)
+                return ndb_errmsg_set(msg, NDB_EINVAL, "$count accumulator takes {}");
+            continue;
+        }
+        char where[96];
+        snprintf(where, sizeof where, "$group.%.*s", (int)(kl > 64 ? 64 : kl), k);
+        if ((st = expr_compile(&arg, where, &a->ex, 0, msg)) != NDB_OK)
+            return st;
+    }
+    return NDB_OK;
+}
+
+/* $project: 0/1 parts go through a prj_spec, other values are computed. */
+static ndb_status compile_project(stage *s, const ndb_doc_val *v, bool addfields, ndb_errmsg *msg)
+{
+    const char *sname = addfields ? "$addFields" : "$project";
+    if (v->type != NDB_DOC_OBJECT || (!addfields && v->u.c.count == 0))
+        return ndb_errmsg_set(msg, NDB_EINVAL, "%s needs a non-empty object", sname);
+    uint32_t n = v->u.c.count;
+    s->cexpr = calloc(n ? n : 1, sizeof *s->cexpr);
+    s->cname = calloc(n ? n : 1, sizeof *s->cname);
+    s->cnlen = calloc(n ? n : 1, sizeof *s->cnlen);
+    if (!s->cexpr || !s->cname || !s->cnlen || ndb_doc_builder_new(&s->tmp) != NDB_OK)
+        return NDB_ENOMEM;
+    ndb_doc_builder *sb;
+    if (ndb_doc_builder_new(&sb) != NDB_OK)
+        return NDB_ENOMEM;
+    ndb_doc_begin_object(sb);
+    int inc = 0, exc = 0;
+    ndb_doc_iter it;
+    ndb_doc_iter_init(&it, v);
+    const char *k;
+    size_t kl;
+    ndb_doc_val e;
+    ndb_status st = NDB_OK;
+    while (st == NDB_OK && ndb_doc_iter_next(&it, &k, &kl, &e)) {
+        bool flag = !addfields && (e.type == NDB_DOC_BOOL || val_is_num(&e));
+        if (flag) {
+            bool on = e.type == NDB_DOC_BOOL ? e.u.b : ndb_doc_num(&e) != 0;
+            if (keyis(k, kl, "_id"))
+                s->id_excluded = !on;
+            else
+                on ? inc++ : exc++;
+            ndb_doc_key(sb, k, kl);
+            ndb_doc_int(sb, on);
+            continue;
+        }
+        if (!(addfields && keyis(k, kl, "_id")) && (st = need_name(k, kl, sname, msg)) != NDB_OK)
+            break;
+        char where[96];
+        snprintf(where, sizeof where, "%s.%.*s", sname, (int)(kl > 64 ? 64 : kl), k);
+        s->cname[s->ncomp] = k;
+        s->cnlen[s->ncomp] = kl;
+        st = expr_compile(&e, where, &s->cexpr[s->ncomp], 0, msg);
+        s->ncomp++;
+    }
+    ndb_doc_end_object(sb);
+    if (st == NDB_OK && exc && (inc || s->ncomp))
+        st = ndb_errmsg_set(msg, NDB_EINVAL, "$project cannot mix exclusion with inclusion or "
+                            "computed fields");
+    const void *d;
+    size_t dl;
+    if (st == NDB_OK && !addfields) {
+        st = ndb_doc_builder_finish(sb, &d, &dl);
+        if (st == NDB_OK && !dbuf_put(&s->spec, d, dl))
+            st = NDB_ENOMEM;
+        if (st == NDB_OK) {
+            ndb_doc_val pv;
+            ndb_doc_root(s->spec.data, s->spec.len, &pv);
+            if (inc || exc || s->ncomp == 0)
+                st = prj_compile(&pv, &s->prj, msg);
+            else
+                s->prj_empty = true; /* only computed fields (and maybe _id) */
+        }
+    }
+    ndb_doc_builder_free(sb);
+    return st;
+}
+
+static ndb_status compile_stage(agg_state *a, stage *s, const ndb_doc_val *sv, int idx,
+                                ndb_errmsg *msg)
+{
+    if (sv->type != NDB_DOC_OBJECT || sv->u.c.count != 1)
+        return ndb_errmsg_set(msg, NDB_EINVAL, "pipeline stage %d must be an object with one "
+                              "stage name", idx);
+    ndb_doc_iter it;
+    ndb_doc_iter_init(&it, sv);
+    const char *k;
+    size_t kl;
+    ndb_doc_val v;
+    ndb_doc_iter_next(&it, &k, &kl, &v);
+    ndb_status st = ndb_doc_builder_new(&s->out);
+    if (st != NDB_OK)
+        return st;
+    if (keyis(k, kl, "$match")) {
+        s->kind = S_MATCH;
+        char where[32];
+        snprintf(where, sizeof where, "pipeline.%d.$match", idx);
+        return flt_compile_val(&v, where, &s->flt, msg);
+    }
+    if (keyis(k, kl, "$limit") || keyis(k, kl, "$skip")) {
+        s->kind = k[1] == 'l' ? S_LIMIT : S_SKIP;
+        if (v.type != NDB_DOC_INT || v.u.i < 0 || (s->kind == S_LIMIT && v.u.i == 0))
+            return ndb_errmsg_set(msg, NDB_EINVAL, "%.*s needs a %s integer", (int)kl, k,
+                                  s->kind == S_LIMIT ? "positive" : "non-negative");
+        s->n = (uint64_t)v.u.i;
+        return NDB_OK;
+    }
+    if (keyis(k, kl, "$sort")) {
+        s->kind = S_SORT;
+        if (v.type == NDB_DOC_OBJECT && v.u.c.count == 0)
+            return ndb_errmsg_set(msg, NDB_EINVAL, "$sort needs at least one key");
+        return srt_compile(&v, &s->sort, msg);
+    }
+    if (keyis(k, kl, "$group")) {
+        s->kind = S_GROUP;
+        return compile_group(s, &v, msg);
+    }
+    if (keyis(k, kl, "$project")) {
+        s->kind = S_PROJECT;
+        return compile_project(s, &v, false, msg);
+    }
+    if (keyis(k, kl, "$addFields") || keyis(k, kl, "$set")) {
+        s->kind = S_ADDFIELDS;
+        return compile_project(s, &v, true, msg);
+    }
+    if (keyis(k, kl, "$unset")) {
+        s->kind = S_UNSET;
+        ndb_doc_builder *sb;
+        if (ndb_doc_builder_new(&sb) != NDB_OK)
+            return NDB_ENOMEM;
+        ndb_doc_begin_object(sb);
+        if (v.type == NDB_DOC_STRING) {
+            ndb_doc_key(sb, v.u.s.ptr, v.u.s.len);
+            ndb_doc_int(sb, 0);
+        } else if (v.type == NDB_DOC_ARRAY && v.u.c.count > 0) {
+            ndb_doc_iter ui;
+            ndb_doc_iter_init(&ui, &v);
+            ndb_doc_val e;
+            while (ndb_doc_iter_next(&ui, NULL, NULL, &e)) {
+                if (e.type != NDB_DOC_STRING) {
+                    ndb_doc_builder_free(sb);
+                    return ndb_errmsg_set(msg, NDB_EINVAL, "$unset takes field names");
+                }
+                ndb_doc_key(sb, e.u.s.ptr, e.u.s.len);
+                ndb_doc_int(sb, 0);
+            }
+        } else {
+            ndb_doc_builder_free(sb);
+            return ndb_errmsg_set(msg, NDB_EINVAL, "$unset takes a field name or an array of them");
+        }
+        ndb_doc_end_object(sb);
+        const void *d;
+        size_t dl;
+        st = ndb_doc_builder_finish(sb, &d, &dl);
+        if (st == NDB_OK && !dbuf_put(&s->spec, d, dl))
+            st = NDB_ENOMEM;
+        ndb_doc_builder_free(sb);
+        if (st != NDB_OK)
+            return st;
+        ndb_doc_val pv;
+        ndb_doc_root(s->spec.data, s->spec.len, &pv);
+        return prj_compile(&pv, &s->prj, msg);
+    }
+    if (keyis(k, kl, "$unwind")) {
+        s->kind = S_UNWIND;
+        ndb_doc_val pv = v;
+        if (v.type == NDB_DOC_OBJECT) {
+            ndb_doc_val o;
+            if (ndb_doc_get_field(&v, "path", 4, &pv) != NDB_OK)
+                return ndb_errmsg_set(msg, NDB_EINVAL, "$unwind needs a path");
+            if (ndb_doc_get_field(&v, "preserveNullAndEmptyArrays", 26, &o) == NDB_OK)
+                s->preserve = o.type == NDB_DOC_BOOL && o.u.b;
+            if (ndb_doc_get_field(&v, "includeArrayIndex", 17, &o) == NDB_OK) {
+                if (o.type != NDB_DOC_STRING || need_name(o.u.s.ptr, o.u.s.len, "$unwind", msg))
+                    return ndb_errmsg_set(msg, NDB_EINVAL, "$unwind.includeArrayIndex needs a field name");
+                s->idxname = o.u.s.ptr;
+                s->idxlen = o.u.s.len;
+            }
+        }
+        if (pv.type != NDB_DOC_STRING || pv.u.s.len < 2 || pv.u.s.ptr[0] != '$' ||
+            path_split(pv.u.s.ptr + 1, pv.u.s.len - 1, &s->upath) != NDB_OK)
+            return ndb_errmsg_set(msg, NDB_EINVAL, "$unwind path must be a \"$field\" path");
+        return NDB_OK;
+    }
+    if (keyis(k, kl, "$count")) {
+        s->kind = S_COUNT;
+        if (v.type != NDB_DOC_STRING || need_name(v.u.s.ptr, v.u.s.len, "$count", NULL) != NDB_OK)
+            return ndb_errmsg_set(msg, NDB_EINVAL, "$count needs a field name");
+        s->cntname = v.u.s.ptr;
+        s->cntlen = v.u.s.len;
+        return NDB_OK;
+    }
+    if (keyis(k, kl, "$lookup")) {
+        s->kind = S_LOOKUP;
+        ndb_doc_val f, l, ff, as;
+        if (v.type != NDB_DOC_OBJECT || ndb_doc_get_field(&v, "from", 4, &f) != NDB_OK ||
+            ndb_doc_get_field(&v, "localField", 10, &l) != NDB_OK ||
+            ndb_doc_get_field(&v, "foreignField", 12, &ff) != NDB_OK ||
+            ndb_doc_get_field(&v, "as", 2, &as) != NDB_OK || f.type != NDB_DOC_STRING ||
+            l.type != NDB_DOC_STRING || ff.type != NDB_DOC_STRING || as.type != NDB_DOC_STRING ||
+            f.u.s.len == 0 || f.u.s.len > NDB_DOC_MAX_COLL_NAME || l.u.s.len == 0 ||
+            ff.u.s.len == 0 || need_name(as.u.s.ptr, as.u.s.len, "$lookup", NULL) != NDB_OK)
+            return ndb_errmsg_set(msg, NDB_EINVAL,
+                                  "$lookup needs string from, localField, foreignField and as");
+        memcpy(s->from, f.u.s.ptr, f.u.s.len);
+        s->from[f.u.s.len] = 0;
+        s->lf = l.u.s.ptr; s->lfl = l.u.s.len;
+        s->ff = ff.u.s.ptr; s->ffl = ff.u.s.len;
+        s->as = as.u.s.ptr; s->asl = as.u.s.len;
+        (void)a;
+        return NDB_OK;
+    }
+    return ndb_errmsg_set(msg, NDB_EINVAL, "unknown pipeline stage %.*s at pipeline.%d", (int)kl, k,
+                          idx);
+}
+
+/* ------------------------------------------------------------- execution */
+
+static int pull(ndb_doc_cursor *c, int i, const uint8_t **d, size_t *dl, ndb_errmsg *msg);
+
+static int src_pull(ndb_doc_cursor *c, const uint8_t **d, size_t *dl, ndb_errmsg *msg)
+{
+    agg_state *a = c->agg;
+    if (a->empty_src)
+        return 0;
+    if (a->need_sort && !a->src_sorted) {
+        ndb_status st = cur_sort_all(c, msg);
+        if (st != NDB_OK)
+            return st;
+        a->src_sorted = true;
+    }
+    if (a->src_sorted) {
+        if (c->mem_i >= c->nmem)
+            return 0;
+        *d = c->mem[c->mem_i].doc;
+        *dl = c->mem[c->mem_i].dlen;
+        c->mem_i++;
+        return 1;
+    }
+    return cur_src_next(c, d, dl, msg);
+}
+
+static int emit(stage *s, const uint8_t **d, size_t *dl, ndb_errmsg *msg)
+{
+    const void *o;
+    ndb_status st = ndb_doc_builder_finish(s->out, &o, dl);
+    if (st != NDB_OK)
+        return ndb_errmsg_set(msg, st, "pipeline result: %s", ndb_strerror(st));
+    *d = o;
+    return 1;
+}
+
+static void acc_add(const accspec *as, accst *st, const ndb_doc_val *v, int have, size_t *mem)
+{
+    switch (as->op) {
+    case A_COUNT:
+        st->n++;
+        return;
+    case A_SUM:
+    case A_AVG:
+        if (!have || !val_is_num(v))
+            return;
+        st->n++;
+        if (!st->dbl && v->type == NDB_DOC_INT && !__builtin_add_overflow(st->i, v->u.i, &st->i))
+            return;
+        if (!st->dbl) {
+            st->d = (double)st->i;
+            st->dbl = true;
+        }
+        st->d += ndb_doc_num(v);
+        return;
+    case A_MIN:
+    case A_MAX:
+        if (!have || v->type == NDB_DOC_NULL)
+            return;
+        if (st->has) {
+            ndb_doc_val cur;
+            cod_read(st->v.data, st->v.data + st->v.len, &cur);
+            int r = ndb_doc_compare(v, &cur);
+            if (as->op == A_MIN ? r >= 0 : r <= 0)
+                return;
+        }
+        *mem -= st->v.cap;
+        st->v.len = 0;
+        dbuf_put(&st->v, v->raw, v->raw_len);
+        *mem += st->v.cap;
+        st->has = true;
+        return;
+    case A_FIRST:
+        if (st->has)
+            return;
+        /* fall through */
+    case A_LAST:
+        *mem -= st->v.cap;
+        st->v.len = 0;
+        if (have)
+            dbuf_put(&st->v, v->raw, v->raw_len);
+        *mem += st->v.cap;
+        st->has = true;
+        return;
+    case A_ADDTOSET:
+        if (!have)
+            return;
+        {
+            const uint8_t *p = st->v.data, *end = st->v.data + st->v.len;
+            ndb_doc_val e;
+            while (p && p < end) {
+                p = cod_read(p, end, &e);
+                if (p && val_equal(&e, v))
+                    return;
+            }
+        }
+        /* fall through */
+    case A_PUSH:
+        if (!have)
+            return;
+        *mem -= st->v.cap;
+        dbuf_put(&st->v, v->raw, v->raw_len);
+        *mem += st->v.cap;
+        st->cnt++;
+        return;
+    }
+}
+
+static void acc_out(const accspec *as, const accst *st, ndb_doc_builder *b)
+{
+    ndb_doc_val v;
+    switch (as->op) {
+    case A_COUNT:
+        ndb_doc_int(b, (int64_t)st->n);
+        return;
+    case A_SUM:
+        if (st->dbl)
+            ndb_doc_double(b, st->d);
+        else
+            ndb_doc_int(b, st->i);
+        return;
+    case A_AVG:
+        if (st->n == 0)
+            ndb_doc_null(b);
+        else
+            ndb_doc_double(b, (st->dbl ? st->d : (double)st->i) / (double)st->n);
+        return;
+    case A_MIN: case A_MAX: case A_FIRST: case A_LAST:
+        if (st->v.len && cod_read(st->v.data, st->v.data + st->v.len, &v))
+            ndb_doc_value(b, &v);
+        else
+            ndb_doc_null(b);
+        return;
+    case A_PUSH: case A_ADDTOSET: {
+        ndb_doc_begin_array(b);
+        const uint8_t *p = st->v.data, *end = st->v.data + st->v.len;
+        while (p && p < end) {
+            p = cod_read(p, end, &v);
+            if (p)
+                ndb_doc_value(b, &v);
+        }
+        ndb_doc_end_array(b);
+        return;
+    }
+    }
+}
+
+static ndb_status group_drain(ndb_doc_cursor *c, int i, stage *s, ndb_errmsg *msg)
+{
+    size_t limit = c->db->opt.agg_mem_bytes;
+    const uint8_t *d;
+    size_t dl;
+    int got;
+    uint8_t nullb[2];
+    ndb_doc_val nullv;
+    val_make_null(&nullv, nullb);
+    while ((got = pull(c, i - 1, &d, &dl, msg)) > 0) {
+        ndb_doc_val root, key;
+        ndb_doc_root(d, dl, &root);
+        int r = expr_eval(&s->gid, &root, &key, msg);
+        if (r < 0)
+            return (ndb_status)r;
+        if (r == 0)
+            key = nullv;
+        bool fresh;
+        uint64_t *slot = bmap_upsert(&s->groups, key.raw, key.raw_len, s->ngroups, &fresh);
+        if (slot == NULL)
+            return NDB_ENOMEM;
+        size_t g = (size_t)*slot;
+        if (fresh) {
+            if (s->ngroups == s->gcap) {
+                size_t cap = s->gcap ? s->gcap * 2 : 64;
+                accst *ns = realloc(s->gst, cap * (size_t)(s->nacc ? s->nacc : 1) * sizeof *ns);
+                size_t *nk = realloc(s->gkoff, (cap + 1) * sizeof *nk);
+                if (ns)
+                    s->gst = ns;
+                if (nk)
+                    s->gkoff = nk;
+                if (!ns || !nk)
+                    return NDB_ENOMEM;
+                s->gcap = cap;
+            }
+            memset(&s->gst[g * (size_t)s->nacc], 0, (size_t)s->nacc * sizeof *s->gst);
+            s->gkoff[g] = s->gkeys.len;
+            if (!dbuf_put(&s->gkeys, key.raw, key.raw_len))
+                return NDB_ENOMEM;
+            s->gkoff[g + 1] = s->gkeys.len;
+            s->ngroups++;
+            s->mem_used = bmap_bytes(&s->groups) + s->gkeys.cap + s->gcap * (size_t)s->nacc * sizeof(accst);
+        }
+        for (int a = 0; a < s->nacc; a++) {
+            accspec *as = &s->accs[a];
+            ndb_doc_val v;
+            int have = 1;
+            if (as->op != A_COUNT) {
+                have = expr_eval(&as->ex, &root, &v, msg);
+                if (have < 0)
+                    return (ndb_status)have;
+            }
+            acc_add(as, &s->gst[g * (size_t)s->nacc + a], &v, have, &s->mem_used);
+        }
+        if (s->mem_used > limit)
+            return ndb_errmsg_set(msg, NDB_ELIMIT,
+                                  "$group exceeded the memory limit of %zu bytes (%zu groups)",
+                                  limit, s->ngroups);
+    }
+    return got < 0 ? (ndb_status)got : NDB_OK;
+}
+
+static ndb_status sort_drain(ndb_doc_cursor *c, int i, stage *s, ndb_errmsg *msg)
+{
+    size_t limit = c->db->opt.agg_mem_bytes, used = 0, cap = 0;
+    dbuf key = {0};
+    const uint8_t *d;
+    size_t dl;
+    int got;
+    ndb_status st = NDB_OK;
+    while ((got = pull(c, i - 1, &d, &dl, msg)) > 0) {
+        ndb_doc_val root;
+        ndb_doc_root(d, dl, &root);
+        key.len = 0;
+        if (!srt_key_of(&s->sort, &root, &key)) {
+            st = NDB_ENOMEM;
+            break;
+        }
+        used += key.len + dl + sizeof(memdoc);
+        if (used > limit) {
+            st = ndb_errmsg_set(msg, NDB_ELIMIT, "$sort exceeded the memory limit of %zu bytes", limit);
+            break;
+        }
+        if (s->nmem == cap) {
+            size_t nc = cap ? cap * 2 : 256;
+            memdoc *m = realloc(s->mem, nc * sizeof *m);
+            if (m == NULL) {
+                st = NDB_ENOMEM;
+                break;
+            }
+            s->mem = m;
+            cap = nc;
+        }
+        memdoc *m = &s->mem[s->nmem];
+        if ((m->key = malloc(key.len + dl)) == NULL) {
+            st = NDB_ENOMEM;
+            break;
+        }
+        memcpy(m->key, key.data, key.len);
+        m->klen = key.len;
+        m->doc = m->key + key.len;
+        memcpy(m->doc, d, dl);
+        m->dlen = dl;
+        m->seq = s->nmem++;
+    }
+    dbuf_free(&key);
+    if (got < 0)
+        return (ndb_status)got;
+    if (st != NDB_OK)
+        return st;
+    extern int agg_memdoc_cmp(const void *, const void *);
+    qsort(s->mem, s->nmem, sizeof *s->mem, agg_memdoc_cmp);
+    return NDB_OK;
+}
+
+int agg_memdoc_cmp(const void *a, const void *b)
+{
+    const memdoc *x = a, *y = b;
+    size_t m = x->klen < y->klen ? x->klen : y->klen;
+    int r = memcmp(x->key, y->key, m);
+    if (r)
+        return r;
+    if (x->klen != y->klen)
+        return x->klen < y->klen ? -1 : 1;
+    return (x->seq > y->seq) - (x->seq < y->seq);
+}
+
+/* Writes doc with the value at path replaced by v (objects along the path). */
+static void replace_path(const ndb_doc_val *obj, const dpath *p, int i, const ndb_doc_val *v,
+                         ndb_doc_builder *b)
+{
+    ndb_doc_begin_object(b);
+    ndb_doc_iter it;
+    ndb_doc_iter_init(&it, obj);
+    const char *k;
+    size_t kl;
+    ndb_doc_val e;
+    while (ndb_doc_iter_next(&it, &k, &kl, &e)) {
+        ndb_doc_key(b, k, kl);
+        if (kl == p->l[i] && memcmp(k, p->c[i], kl) == 0) {
+            if (i + 1 == p->n)
+                ndb_doc_value(b, v);
+            else if (e.type == NDB_DOC_OBJECT)
+                replace_path(&e, p, i + 1, v, b);
+            else
+                ndb_doc_value(b, &e);
+        } else {
+            ndb_doc_value(b, &e);
+        }
+    }
+    ndb_doc_end_object(b);
+}
+
+static int run_lookup(ndb_doc_cursor *c, stage *s, const ndb_doc_val *root, ndb_errmsg *msg)
+{
+    ndb_doc_val lv;
+    uint8_t nullb[2];
+    if (ndb_doc_get_path(root, s->lf, s->lfl, &lv) != NDB_OK)
+        val_make_null(&lv, nullb);
+    /* filter {foreignField: {$in: [...]}} or {foreignField: {$eq: v}} */
+    ndb_doc_builder *fb = s->out;
+    ndb_doc_builder_reset(fb);
+    ndb_doc_begin_object(fb);
+    ndb_doc_key(fb, s->ff, s->ffl);
+    ndb_doc_begin_object(fb);
+    if (lv.type == NDB_DOC_ARRAY) {
+        ndb_doc_key(fb, "$in", 3);
+    } else {
+        ndb_doc_key(fb, "$eq", 3);
+    }
+    ndb_doc_value(fb, &lv);
+    ndb_doc_end_object(fb);
+    ndb_doc_end_object(fb);
+    const void *fd;
+    size_t fl;
+    ndb_status st = ndb_doc_builder_finish(fb, &fd, &fl);
+    if (st != NDB_OK)
+        return ndb_errmsg_set(msg, st, "$lookup filter: %s", ndb_strerror(st));
+    if (s->tmp == NULL && ndb_doc_builder_new(&s->tmp) != NDB_OK)
+        return NDB_ENOMEM;
+    ndb_doc_builder *ab = s->tmp;
+    ndb_doc_builder_reset(ab);
+    ndb_doc_builder_set_limit(ab, NDB_DOC_MAX_BYTES);
+    ndb_doc_begin_array(ab);
+    ndb_doc_cursor *fc = NULL;
+    ndb_doc_find_opts o = {.filter = fd, .filter_len = fl};
+    st = ndb_doc_find(c->db, s->from, &o, &fc, msg);
+    if (st == NDB_ENOTFOUND) {
+        st = NDB_OK; /* no such collection: no matches */
+    } else if (st == NDB_OK) {
+        for (;;) {
+            const void *m;
+            size_t ml;
+            st = ndb_doc_cursor_next(fc, &m, &ml, msg);
+            if (st != NDB_OK || m == NULL)
+                break;
+            ndb_doc_val mv;
+            ndb_doc_root(m, ml, &mv);
+            if (ndb_doc_value(ab, &mv) != NDB_OK)
+                break;
+        }
+        ndb_doc_cursor_free(fc);
+    }
+    if (st != NDB_OK)
+        return st;
+    ndb_doc_end_array(ab);
+    const void *ad;
+    size_t al;
+    if ((st = ndb_doc_builder_finish(ab, &ad, &al)) != NDB_OK)
+        return ndb_errmsg_set(msg, st, "$lookup result exceeds the document size limit");
+    return 1; /* the array is in s->tmp */
+}
+
+static int pull(ndb_doc_cursor *c, int i, const uint8_t **d, size_t *dl, ndb_errmsg *msg)
+{
+    if (i < 0)
+        return src_pull(c, d, dl, msg);
+    agg_state *a = c->agg;
+    stage *s = &a->st[i];
+    for (;;) {
+        switch (s->kind) {
+        case S_MATCH: {
+            int r = pull(c, i - 1, d, dl, msg);
+            if (r <= 0)
+                return r;
+            ndb_doc_val root;
+            ndb_doc_root(*d, *dl, &root);
+            if (flt_match_val(s->flt, &root))
+                return 1;
+            continue;
+        }
+        case S_LIMIT:
+            if (s->seen >= s->n)
+                return 0;
+            s->seen++;
+            return pull(c, i - 1, d, dl, msg);
+        case S_SKIP: {
+            int r = pull(c, i - 1, d, dl, msg);
+            if (r <= 0)
+                return r;
+            if (s->seen < s->n) {
+                s->seen++;
+                continue;
+            }
+            return 1;
+        }
+        case S_SORT:
+            if (!s->drained) {
+                ndb_status st = sort_drain(c, i, s, msg);
+                if (st != NDB_OK)
+                    return st;
+                s->drained = true;
+            }
+            if (s->mem_i >= s->nmem)
+                return 0;
+            *d = s->mem[s->mem_i].doc;
+            *dl = s->mem[s->mem_i].dlen;
+            s->mem_i++;
+            return 1;
+        case S_GROUP:
+            if (!s->drained) {
+                ndb_status st = group_drain(c, i, s, msg);
+                if (st != NDB_OK)
+                    return st;
+                s->drained = true;
+            }
+            if (s->gi >= s->ngroups)
+                return 0;
+            {
+                size_t g = s->gi++;
+                ndb_doc_builder *b = s->out;
+                ndb_doc_builder_reset(b);
+                ndb_doc_begin_object(b);
+                ndb_doc_key(b, "_id", 3);
+                ndb_doc_val k;
+                cod_read(s->gkeys.data + s->gkoff[g], s->gkeys.data + s->gkoff[g + 1], &k);
+                ndb_doc_value(b, &k);
+                for (int x = 0; x < s->nacc; x++) {
+                    ndb_doc_key(b, s->accs[x].name, s->accs[x].nlen);
+                    acc_out(&s->accs[x], &s->gst[g * (size_t)s->nacc + x], b);
+                }
+                ndb_doc_end_object(b);
+                return emit(s, d, dl, msg);
+            }
+        case S_COUNT: {
+            if (s->drained)
+                return 0;
+            uint64_t n = 0;
+            int r;
+            while ((r = pull(c, i - 1, d, dl, msg)) > 0)
+                n++;
+            if (r < 0)
+                return r;
+            s->drained = true;
+            if (n == 0)
+                return 0; /* MongoDB's $count emits nothing for no input */
+            ndb_doc_builder_reset(s->out);
+            ndb_doc_begin_object(s->out);
+            ndb_doc_key(s->out, s->cntname, s->cntlen);
+            ndb_doc_int(s->out, (int64_t)n);
+            ndb_doc_end_object(s->out);
+            return emit(s, d, dl, msg);
+        }
+        case S_UNSET:
+        case S_PROJECT:
+        case S_ADDFIELDS: {
+            int r = pull(c, i - 1, d, dl, msg);
+            if (r <= 0)
+                return r;
+            ndb_doc_val root;
+            ndb_doc_root(*d, *dl, &root);
+            ndb_doc_builder *b = s->out;
+            ndb_doc_builder_reset(b);
+            if (s->kind == S_UNSET || (s->kind == S_PROJECT && s->ncomp == 0)) {
+                prj_apply(s->prj, &root, b);
+                return emit(s, d, dl, msg);
+            }
+            /* the base: projected fields, the whole document, or just _id */
+            ndb_doc_val base = root;
+            if (s->kind == S_PROJECT && !s->prj_empty) {
+                ndb_doc_builder_reset(s->tmp);
+                prj_apply(s->prj, &root, s->tmp);
+                const void *td;
+                size_t tl;
+                ndb_doc_builder_finish(s->tmp, &td, &tl);
+                ndb_doc_root(td, tl, &base);
+            }
+            ndb_doc_begin_object(b);
+            bool *done = NULL;
+            bool small[64] = {false};
+            done = s->ncomp <= 64 ? small : calloc((size_t)s->ncomp, sizeof *done);
+            if (done == NULL)
+                return NDB_ENOMEM;
+            if (s->kind == S_PROJECT && s->prj_empty) {
+                ndb_doc_val idv;
+                if (!s->id_excluded && ndb_doc_get_field(&root, "_id", 3, &idv) == NDB_OK) {
+                    bool computed = false;
+                    for (int x = 0; x < s->ncomp; x++)
+                        computed |= keyis(s->cname[x], s->cnlen[x], "_id");
+                    if (!computed) {
+                        ndb_doc_key(b, "_id", 3);
+                        ndb_doc_value(b, &idv);
+                    }
+                }
+            } else {
+                ndb_doc_iter it;
+                ndb_doc_iter_init(&it, &base);
+                const char *k;
+                size_t kl;
+                ndb_doc_val e;
+                while (ndb_doc_iter_next(&it, &k, &kl, &e)) {
+                    int x;
+                    for (x = 0; x < s->ncomp; x++)
+                        if (s->cnlen[x] == kl && memcmp(s->cname[x], k, kl) == 0)
+                            break;
+                    ndb_doc_key(b, k, kl);
+                    if (x < s->ncomp) {
+                        ndb_doc_val v;
+                        int er = expr_eval(&s->cexpr[x], &root, &v, msg);
+                        if (er < 0) {
+                            if (done != small)
+                                free(done);
+                            return er;
+                        }
+                        done[x] = true;
+                        if (er)
+                            ndb_doc_value(b, &v);
+                        else
+                            ndb_doc_null(b);
+                    } else {
+                        ndb_doc_value(b, &e);
+                    }
+                }
+            }
+            for (int x = 0; x < s->ncomp; x++) {
+                if (done[x])
+                    continue;
+                ndb_doc_val v;
+                int er = expr_eval(&s->cexpr[x], &root, &v, msg);
+                if (er < 0) {
+                    if (done != small)
+                        free(done);
+                    return er;
+                }
+                if (er == 0)
+                    continue; /* a missing value adds no field */
+                ndb_doc_key(b, s->cname[x], s->cnlen[x]);
+                ndb_doc_value(b, &v);
+            }
+            if (done != small)
+                free(done);
+            ndb_doc_end_object(b);
+            return emit(s, d, dl, msg);
+        }
+        case S_UNWIND: {
+            if (!s->have_cur) {
+                int r = pull(c, i - 1, &s->cur, &s->curlen, msg);
+                if (r <= 0)
+                    return r;
+                s->have_cur = true;
+                s->ui = 0;
+            }
+            ndb_doc_val root, arr;
+            ndb_doc_root(s->cur, s->curlen, &root);
+            bool found = ndb_doc_get_path(&root, s->upath.c[0], (size_t)(s->upath.c[s->upath.n - 1] +
+                                          s->upath.l[s->upath.n - 1] - s->upath.c[0]), &arr) == NDB_OK;
+            ndb_doc_builder *b = s->out;
+            if (found && arr.type == NDB_DOC_ARRAY && arr.u.c.count > 0) {
+                if (s->ui >= arr.u.c.count) {
+                    s->have_cur = false;
+                    continue;
+                }
+                ndb_doc_val e;
+                ndb_doc_get_index(&arr, s->ui, &e);
+                ndb_doc_builder_reset(b);
+                replace_path(&root, &s->upath, 0, &e, b);
+                if (s->idxname) {
+                    const void *td;
+                    size_t tl;
+                    ndb_doc_builder_finish(b, &td, &tl);
+                    ndb_doc_val t;
+                    ndb_doc_root(td, tl, &t);
+                    if (s->tmp == NULL && ndb_doc_builder_new(&s->tmp) != NDB_OK)
+                        return NDB_ENOMEM;
+                    ndb_doc_builder_reset(s->tmp);
+                    uint8_t ib[16];
+                    ndb_doc_val iv;
+                    val_make_int(&iv, ib, s->ui);
+                    char nm[80];
+                    size_t nl = s->idxlen < sizeof nm - 1 ? s->idxlen : sizeof nm - 1;
+                    memcpy(nm, s->idxname, nl);
+                    nm[nl] = 0;
+                    upd_set_top(&t, nm, &iv, s->tmp);
+                    s->ui++;
+                    const void *od;
+                    ndb_status st = ndb_doc_builder_finish(s->tmp, &od, dl);
+                    if (st != NDB_OK)
+                        return st;
+                    *d = od;
+                    return 1;
+                }
+                s->ui++;
+                return emit(s, d, dl, msg);
+            }
+            s->have_cur = false;
+            bool scalar = found && arr.type != NDB_DOC_ARRAY && arr.type != NDB_DOC_NULL;
+            if (scalar || s->preserve) {
+                *d = s->cur;
+                *dl = s->curlen;
+                return 1;
+            }
+            continue;
+        }
+        case S_LOOKUP: {
+            int r = pull(c, i - 1, d, dl, msg);
+            if (r <= 0)
+                return r;
+            ndb_doc_val root;
+            ndb_doc_root(*d, *dl, &root);
+            char as[128];
+            size_t al = s->asl < sizeof as - 1 ? s->asl : sizeof as - 1;
+            memcpy(as, s->as, al);
+            as[al] = 0;
+            /* run_lookup leaves the array in s->tmp and uses s->out */
+            int lr = run_lookup(c, s, &root, msg);
+            if (lr < 0)
+                return lr;
+            /* s->out holds a throwaway; rebuild with the array under "as" */
+            const void *ad;
+            size_t adl;
+            ndb_doc_builder_finish(s->tmp, &ad, &adl);
+            ndb_doc_val arr;
+            ndb_doc_root(ad, adl, &arr);
+            ndb_doc_builder_reset(s->out);
+            upd_set_top(&root, as, &arr, s->out);
+            return emit(s, d, dl, msg);
+        }
+        }
+        return 0;
+    }
+}
+
+ndb_status agg_next(ndb_doc_cursor *c, const void **doc, size_t *len, ndb_errmsg *msg)
+{
+    agg_state *a = c->agg;
+    if (a->done)
+        return NDB_OK;
+    const uint8_t *d;
+    size_t dl;
+    int r = pull(c, a->n - 1, &d, &dl, msg);
+    if (r < 0)
+        return (ndb_status)r;
+    if (r == 0) {
+        a->done = true;
+        return NDB_OK;
+    }
+    c->ex.returned++;
+    *doc = d;
+    *len = dl;
+    return NDB_OK;
+}
+
+ndb_status agg_open(ndb_doc_db *db, coll *cl, const ndb_doc_val *pipeline, ndb_doc_cursor **out,
+                    ndb_errmsg *msg)
+{
+    agg_state *a = calloc(1, sizeof *a);
+    if (a == NULL)
+        return NDB_ENOMEM;
+    a->db = db;
+    a->plen = pipeline->raw_len + 1;
+    a->pipe = malloc(a->plen);
+    a->st = calloc(pipeline->u.c.count ? pipeline->u.c.count : 1, sizeof *a->st);
+    if (a->pipe == NULL || a->st == NULL) {
+        agg_free(a);
+        return NDB_ENOMEM;
+    }
+    a->pipe[0] = DOC_HDR;
+    memcpy(a->pipe + 1, pipeline->raw, pipeline->raw_len);
+    ndb_doc_val pv;
+    ndb_doc_root(a->pipe, a->plen, &pv);
+    ndb_doc_iter it;
+    ndb_doc_iter_init(&it, &pv);
+    ndb_doc_val sv;
+    ndb_status st = NDB_OK;
+    while (ndb_doc_iter_next(&it, NULL, NULL, &sv)) {
+        st = compile_stage(a, &a->st[a->n], &sv, a->n, msg);
+        a->n++;
+        if (st != NDB_OK) {
+            agg_free(a);
+            return st;
+        }
+    }
+    /* push a leading $match (and a $sort after it) into the collection cursor */
+    int first = 0;
+    srt_spec *ps = NULL;
+    if (a->n > 0 && a->st[0].kind == S_MATCH) {
+        a->srcflt = a->st[0].flt;
+        a->st[0].flt = NULL;
+        first = 1;
+    }
+    if (first < a->n && a->st[first].kind == S_SORT) {
+        ps = &a->st[first].sort;
+        first++;
+    }
+    ndb_doc_cursor *c = NULL;
+    if (cl) {
+        st = cur_open(db, cl, a->srcflt, ps, NULL, &c, msg);
+        if (st != NDB_OK) {
+            agg_free(a);
+            return st;
+        }
+        c->sort = ps ? *ps : c->sort;
+    } else {
+        c = calloc(1, sizeof *c);
+        if (c == NULL) {
+            agg_free(a);
+            return NDB_ENOMEM;
+        }
+        c->db = db;
+        a->empty_src = true;
+        snprintf(c->ex.plan, sizeof c->ex.plan, "EOF (no such collection)");
+    }
+    /* drop the pushed-down stages */
+    for (int i = 0; i < first; i++)
+        stage_free(&a->st[i]);
+    memmove(a->st, a->st + first, (size_t)(a->n - first) * sizeof *a->st);
+    a->n -= first;
+    a->need_sort = c->mode == M_MEM;
+    c->mode = M_AGG;
+    c->agg = a;
+    /* an empty remaining pipeline passes the source through */
+    if (a->n == 0) {
+        memset(&a->st[0], 0, sizeof a->st[0]);
+        a->st[0].kind = S_SKIP; /* skip 0: identity */
+        a->n = 1;
+    }
+    *out = c;
+    return NDB_OK;
+}

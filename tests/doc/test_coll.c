@@ -1,0 +1,356 @@
+/* Tests for engine/doc/coll.c over a real ndb_kv: collections, inserts, ids,
+ * find (filter, projection, sort, skip, limit, page tokens), count, updates,
+ * deletes, reopen. */
+#include "helpers.h"
+
+#define USERS                                                                                    \
+    "[{\"_id\":\"u1\",\"name\":\"Alice\",\"age\":28,\"city\":\"SF\",\"tags\":[\"py\",\"db\"]},"  \
+    "{\"_id\":\"u2\",\"name\":\"Bob\",\"age\":35,\"city\":\"NY\",\"tags\":[\"go\"]},"            \
+    "{\"_id\":\"u3\",\"name\":\"Carol\",\"age\":22,\"city\":\"SF\"},"                            \
+    "{\"_id\":\"u4\",\"name\":\"Dan\",\"age\":41,\"city\":\"LA\",\"profile\":{\"age\":7}}]"
+
+Test(coll, names_and_lifecycle)
+{
+    tdb t;
+    tdb_open(&t);
+    ndb_errmsg m = {{0}};
+    cr_assert_eq(ndb_doc_create_collection(t.db, "bad name", &m), NDB_EINVAL);
+    cr_assert(strstr(m.text, "invalid collection name") != NULL);
+    cr_assert_eq(ndb_doc_create_collection(t.db, "", &m), NDB_EINVAL);
+    char longname[80];
+    memset(longname, 'a', 65);
+    longname[65] = 0;
+    cr_assert_eq(ndb_doc_create_collection(t.db, longname, &m), NDB_EINVAL);
+    longname[64] = 0;
+    cr_assert_eq(ndb_doc_create_collection(t.db, longname, &m), NDB_OK);
+    cr_assert_eq(ndb_doc_create_collection(t.db, "Users_1-x", &m), NDB_OK);
+    cr_assert_eq(ndb_doc_create_collection(t.db, "Users_1-x", &m), NDB_EEXIST);
+    cr_assert_eq(ins(&t, "auto", USERS, &m), NDB_OK, "%s", m.text); /* created on insert */
+    ndb_doc_coll_info *info;
+    size_t n;
+    cr_assert_eq(ndb_doc_list_collections(t.db, &info, &n, &m), NDB_OK);
+    cr_assert_eq(n, 3);
+    cr_assert_str_eq(info[0].name, "Users_1-x");
+    cr_assert_str_eq(info[2].name, "auto");
+    cr_assert_eq(info[2].count, 4);
+    cr_assert(info[2].bytes > 100);
+    free(info);
+    cr_assert_eq(ndb_doc_drop_collection(t.db, "Users_1-x", &m), NDB_OK);
+    cr_assert_eq(ndb_doc_drop_collection(t.db, "Users_1-x", &m), NDB_ENOTFOUND);
+    /* reopen: catalog, counts and documents survive */
+    tdb_close_only(&t);
+    tdb_open_dir(&t);
+    cr_assert_eq(ndb_doc_list_collections(t.db, &info, &n, &m), NDB_OK);
+    cr_assert_eq(n, 2);
+    cr_assert_str_eq(info[1].name, "auto");
+    cr_assert_eq(info[1].count, 4);
+    free(info);
+    cr_assert_str_eq(find_json(&t, "auto", (fq){.filter = "{\"_id\":\"u2\"}"}, NULL),
+                     "[{\"_id\":\"u2\",\"name\":\"Bob\",\"age\":35,\"city\":\"NY\",\"tags\":[\"go\"]}]");
+    /* drop removes the data: a new collection of the same name is empty */
+    cr_assert_eq(ndb_doc_drop_collection(t.db, "auto", &m), NDB_OK);
+    cr_assert_eq(ins(&t, "auto", "[{\"x\":1}]", &m), NDB_OK);
+    uint64_t cnt;
+    cr_assert_eq(ndb_doc_count(t.db, "auto", NULL, 0, &cnt, &m), NDB_OK);
+    cr_assert_eq(cnt, 1);
+    cr_assert_str_eq(find_json(&t, "auto", (fq){.filter = "{\"_id\":\"u2\"}"}, NULL), "[]");
+    tdb_close(&t);
+}
+
+Test(coll, insert_ids_and_timestamps)
+{
+    tdb t;
+    tdb_open(&t);
+    ndb_errmsg m = {{0}};
+    size_t l1, l2;
+    void *d1 = J("{\"name\":\"Alice\",\"age\":28}", &l1);
+    void *d2 = J("{\"_id\":\"mine\",\"_created_at\":\"x\",\"v\":1}", &l2);
+    const void *docs[] = {d1, d2};
+    size_t lens[] = {l1, l2};
+    char **ids;
+    cr_assert_eq(ndb_doc_insert(t.db, "users", docs, lens, 2, &ids, &m), NDB_OK, "%s", m.text);
+    cr_assert_eq(strlen(ids[0]), 24);
+    for (int i = 0; i < 24; i++)
+        cr_assert(strchr("0123456789abcdef", ids[0][i]) != NULL);
+    cr_assert_str_eq(ids[1], "mine");
+    void *g;
+    size_t gl;
+    cr_assert_eq(ndb_doc_get(t.db, "users", ids[0], 24, &g, &gl, &m), NDB_OK);
+    char *js;
+    size_t jl;
+    ndb_doc_to_json(g, gl, &js, &jl);
+    /* _id, _created_at, _updated_at first, then the fields in order */
+    cr_assert(strncmp(js, "{\"_id\":\"", 8) == 0, "%s", js);
+    char *ca = strstr(js, "\"_created_at\":\"");
+    cr_assert_not_null(ca);
+    cr_assert_eq(strlen(ca + 15) > 24 && ca[15 + 4] == '-' && ca[15 + 10] == 'T' && ca[15 + 23] == 'Z', 1,
+                 "%s", js);
+    cr_assert(strstr(js, "\"_updated_at\":") != NULL);
+    cr_assert(strstr(js, ",\"name\":\"Alice\",\"age\":28}") != NULL, "%s", js);
+    free(js);
+    free(g);
+    /* a second generated id sorts after the first (time-ordered) */
+    char **ids2;
+    cr_assert_eq(ndb_doc_insert(t.db, "users", docs, lens, 1, &ids2, &m), NDB_OK);
+    cr_assert(strcmp(ids2[0], ids[0]) > 0);
+    /* a duplicate _id fails the whole batch */
+    size_t l3;
+    void *d3 = J("{\"_id\":\"fresh\"}", &l3);
+    const void *docs2[] = {d3, d2};
+    size_t lens2[] = {l3, l2};
+    cr_assert_eq(ndb_doc_insert(t.db, "users", docs2, lens2, 2, NULL, &m), NDB_EEXIST);
+    cr_assert(strstr(m.text, "duplicate _id 'mine'") != NULL, "%s", m.text);
+    cr_assert_eq(ndb_doc_get(t.db, "users", "fresh", 5, &g, &gl, &m), NDB_ENOTFOUND);
+    /* duplicates inside one batch */
+    const void *docs3[] = {d3, d3};
+    cr_assert_eq(ndb_doc_insert(t.db, "users", docs3, lens2, 1, NULL, &m), NDB_OK);
+    size_t l4;
+    void *d4 = J("{\"_id\":\"twice\"}", &l4);
+    const void *docs4[] = {d4, d4};
+    size_t lens4[] = {l4, l4};
+    cr_assert_eq(ndb_doc_insert(t.db, "users", docs4, lens4, 2, NULL, &m), NDB_EEXIST);
+    /* bad _id, non-object, corrupt bytes, too big */
+    size_t l5;
+    void *d5 = J("{\"_id\":5}", &l5);
+    cr_assert_eq(ndb_doc_insert(t.db, "users", (const void *const *)&d5, &l5, 1, NULL, &m), NDB_EINVAL);
+    cr_assert(strstr(m.text, "_id must be a string") != NULL, "%s", m.text);
+    size_t l6;
+    void *d6 = J("[1]", &l6);
+    cr_assert_eq(ndb_doc_insert(t.db, "users", (const void *const *)&d6, &l6, 1, NULL, &m), NDB_EINVAL);
+    size_t bad = l1 - 1;
+    cr_assert_eq(ndb_doc_insert(t.db, "users", (const void *const *)&d1, &bad, 1, NULL, &m), NDB_EINVAL);
+    uint64_t cnt;
+    cr_assert_eq(ndb_doc_count(t.db, "users", NULL, 0, &cnt, &m), NDB_OK);
+    cr_assert_eq(cnt, 4);
+    ndb_doc_ids_free(ids, 2);
+    ndb_doc_ids_free(ids2, 1);
+    free(d1); free(d2); free(d3); free(d4); free(d5); free(d6);
+    tdb_close(&t);
+}
+
+Test(coll, size_limit)
+{
+    tdb t;
+    tdb_open(&t);
+    ndb_errmsg m = {{0}};
+    size_t big = 17u << 20;
+    char *js = malloc(big + 32);
+    strcpy(js, "{\"s\":\"");
+    memset(js + 6, 'x', big);
+    strcpy(js + 6 + big, "\"}");
+    void *d;
+    size_t dl;
+    ndb_status st = ndb_doc_from_json(js, strlen(js), &d, &dl, &m);
+    cr_assert_eq(st, NDB_ETOOBIG, "%s", m.text);
+    /* just under the limit works; a merge update past it is refused */
+    js[6 + (15u << 20)] = 0;
+    strcat(js, "\"}");
+    cr_assert_eq(ndb_doc_from_json(js, strlen(js), &d, &dl, &m), NDB_OK);
+    cr_assert_eq(ndb_doc_insert(t.db, "big", (const void *const *)&d, &dl, 1, NULL, &m), NDB_OK,
+                 "%s", m.text);
+    free(d);
+    free(js);
+    tdb_close(&t);
+}
+
+Test(coll, find_filter_sort_project)
+{
+    tdb t;
+    tdb_open(&t);
+    ndb_errmsg m = {{0}};
+    cr_assert_eq(ins(&t, "users", USERS, &m), NDB_OK, "%s", m.text);
+    cr_assert_str_eq(find_json(&t, "users", (fq){.filter = "{\"age\":{\"$gt\":25}}", .proj = "{\"name\":1,\"_id\":0}"}, NULL),
+                     "[{\"name\":\"Alice\"},{\"name\":\"Bob\"},{\"name\":\"Dan\"}]");
+    cr_assert_str_eq(find_json(&t, "users", (fq){.sort = "{\"age\":-1}", .proj = "{\"age\":1}"}, NULL),
+                     "[{\"_id\":\"u4\",\"age\":41},{\"_id\":\"u2\",\"age\":35},"
+                     "{\"_id\":\"u1\",\"age\":28},{\"_id\":\"u3\",\"age\":22}]");
+    cr_assert_str_eq(find_json(&t, "users", (fq){.sort = "{\"city\":1,\"age\":-1}", .proj = "{\"_id\":1}"}, NULL),
+                     "[{\"_id\":\"u4\"},{\"_id\":\"u2\"},{\"_id\":\"u1\"},{\"_id\":\"u3\"}]");
+    cr_assert_str_eq(find_json(&t, "users", (fq){.sort = "{\"age\":1}", .skip = 1, .limit = 2, .proj = "{\"_id\":1}"}, NULL),
+                     "[{\"_id\":\"u1\"},{\"_id\":\"u2\"}]");
+    cr_assert_str_eq(find_json(&t, "users", (fq){.skip = 3, .proj = "{\"_id\":1}"}, NULL), "[{\"_id\":\"u4\"}]");
+    cr_assert_str_eq(find_json(&t, "users", (fq){.filter = "{\"tags\":\"go\"}", .proj = "{\"_id\":1}"}, NULL),
+                     "[{\"_id\":\"u2\"}]");
+    cr_assert_str_eq(find_json(&t, "users", (fq){.filter = "{\"profile.age\":{\"$lt\":10}}", .proj = "{\"_id\":1}"}, NULL),
+                     "[{\"_id\":\"u4\"}]");
+    cr_assert_str_eq(find_json(&t, "users", (fq){.filter = "{\"$or\":[{\"city\":\"LA\"},{\"age\":22}]}", .proj = "{\"_id\":1}"}, NULL),
+                     "[{\"_id\":\"u3\"},{\"_id\":\"u4\"}]");
+    /* errors name the offending part */
+    const char *r = find_json(&t, "users", (fq){.filter = "{\"age\":{\"$foo\":1}}"}, NULL);
+    cr_assert(strstr(r, "unknown operator $foo at filter.age") != NULL, "%s", r);
+    r = find_json(&t, "nope", (fq){0}, NULL);
+    cr_assert(strstr(r, "does not exist") != NULL, "%s", r);
+    r = find_json(&t, "users", (fq){.sort = "{\"age\":0}"}, NULL);
+    cr_assert(strstr(r, "sort.age must be 1 or -1") != NULL, "%s", r);
+    /* count, find_one, get */
+    size_t fl;
+    void *f = J("{\"city\":\"SF\"}", &fl);
+    uint64_t n;
+    cr_assert_eq(ndb_doc_count(t.db, "users", f, fl, &n, &m), NDB_OK);
+    cr_assert_eq(n, 2);
+    cr_assert_eq(ndb_doc_count(t.db, "users", NULL, 0, &n, &m), NDB_OK);
+    cr_assert_eq(n, 4);
+    cr_assert_eq(ndb_doc_count(t.db, "missing", NULL, 0, &n, &m), NDB_OK);
+    cr_assert_eq(n, 0);
+    void *d;
+    size_t dl;
+    ndb_doc_find_opts o = {.filter = f, .filter_len = fl};
+    cr_assert_eq(ndb_doc_find_one(t.db, "users", &o, &d, &dl, &m), NDB_OK);
+    ndb_doc_val root, v;
+    ndb_doc_root(d, dl, &root);
+    cr_assert_eq(ndb_doc_get_field(&root, "_id", 3, &v), NDB_OK);
+    cr_assert_eq(memcmp(v.u.s.ptr, "u1", 2), 0);
+    free(d);
+    free(f);
+    f = J("{\"city\":\"Paris\"}", &fl);
+    o.filter = f;
+    o.filter_len = fl;
+    cr_assert_eq(ndb_doc_find_one(t.db, "users", &o, &d, &dl, &m), NDB_ENOTFOUND);
+    free(f);
+    tdb_close(&t);
+}
+
+static void page_through(tdb *t, const char *sort, const char *want_ids)
+{
+    size_t sl = 0;
+    void *s = sort ? J(sort, &sl) : NULL;
+    void *tok = NULL;
+    size_t tl = 0;
+    char got[512] = "";
+    for (int page = 0; page < 10; page++) {
+        ndb_doc_find_opts o = {.sort = s, .sort_len = sl, .limit = 2, .page_token = tok,
+                               .page_token_len = tl};
+        ndb_doc_cursor *c;
+        ndb_errmsg m = {{0}};
+        cr_assert_eq(ndb_doc_find(t->db, "users", &o, &c, &m), NDB_OK, "%s", m.text);
+        int k = 0;
+        for (;;) {
+            const void *d;
+            size_t dl;
+            cr_assert_eq(ndb_doc_cursor_next(c, &d, &dl, &m), NDB_OK);
+            if (d == NULL)
+                break;
+            ndb_doc_val root, v;
+            ndb_doc_root(d, dl, &root);
+            ndb_doc_get_field(&root, "_id", 3, &v);
+            strncat(got, v.u.s.ptr, v.u.s.len);
+            strcat(got, " ");
+            k++;
+        }
+        free(tok);
+        cr_assert_eq(ndb_doc_cursor_page_token(c, &tok, &tl), NDB_OK);
+        ndb_doc_cursor_free(c);
+        if (k < 2 || tl == 0)
+            break;
+    }
+    free(tok);
+    free(s);
+    cr_assert_str_eq(got, want_ids);
+}
+
+Test(coll, page_tokens)
+{
+    tdb t;
+    tdb_open(&t);
+    ndb_errmsg m = {{0}};
+    cr_assert_eq(ins(&t, "users", USERS, &m), NDB_OK);
+    cr_assert_eq(ins(&t, "users", "[{\"_id\":\"u5\",\"age\":30}]", &m), NDB_OK);
+    page_through(&t, NULL, "u1 u2 u3 u4 u5 ");
+    page_through(&t, "{\"age\":1}", "u3 u1 u5 u2 u4 ");
+    size_t il;
+    void *spec = J("{\"age\":1}", &il);
+    cr_assert_eq(ndb_doc_create_index(t.db, "users", NULL, spec, il, 0, &m), NDB_OK, "%s", m.text);
+    page_through(&t, "{\"age\":-1}", "u4 u2 u5 u1 u3 "); /* index scan, backwards */
+    /* a token from another query is refused */
+    void *tok;
+    size_t tl;
+    ndb_doc_find_opts o = {.limit = 1};
+    ndb_doc_cursor *c;
+    cr_assert_eq(ndb_doc_find(t.db, "users", &o, &c, &m), NDB_OK);
+    const void *d;
+    size_t dl;
+    ndb_doc_cursor_next(c, &d, &dl, &m);
+    ndb_doc_cursor_page_token(c, &tok, &tl);
+    ndb_doc_cursor_free(c);
+    ndb_doc_find_opts o2 = {.sort = spec, .sort_len = il, .page_token = tok, .page_token_len = tl};
+    cr_assert_eq(ndb_doc_find(t.db, "users", &o2, &c, &m), NDB_EINVAL);
+    uint8_t junk[3] = {1, 2, 3};
+    o.page_token = junk;
+    o.page_token_len = 3;
+    cr_assert_eq(ndb_doc_find(t.db, "users", &o, &c, &m), NDB_EINVAL);
+    free(tok);
+    free(spec);
+    tdb_close(&t);
+}
+
+Test(coll, update_and_delete)
+{
+    tdb t;
+    tdb_open(&t);
+    ndb_errmsg m = {{0}};
+    cr_assert_eq(ins(&t, "users", USERS, &m), NDB_OK);
+    size_t ul;
+    void *u = J("{\"age\":29}", &ul);
+    cr_assert_eq(ndb_doc_update(t.db, "users", "u1", 2, u, ul, &m), NDB_OK, "%s", m.text);
+    cr_assert_str_eq(find_json(&t, "users", (fq){.filter = "{\"_id\":\"u1\"}"}, NULL),
+                     "[{\"_id\":\"u1\",\"name\":\"Alice\",\"age\":29,\"city\":\"SF\",\"tags\":[\"py\",\"db\"]}]");
+    cr_assert_eq(ndb_doc_update(t.db, "users", "zz", 2, u, ul, &m), NDB_ENOTFOUND);
+    free(u);
+    /* _updated_at moves, _created_at stays */
+    void *g;
+    size_t gl;
+    ndb_doc_get(t.db, "users", "u1", 2, &g, &gl, &m);
+    ndb_doc_val root, ca, ua;
+    ndb_doc_root(g, gl, &root);
+    ndb_doc_get_field(&root, "_created_at", 11, &ca);
+    ndb_doc_get_field(&root, "_updated_at", 11, &ua);
+    cr_assert_eq(ca.type, NDB_DOC_STRING);
+    cr_assert(memcmp(ua.u.s.ptr, ca.u.s.ptr, ca.u.s.len) >= 0);
+    free(g);
+    u = J("{\"$inc\":{\"age\":1},\"$push\":{\"tags\":\"c\"}}", &ul);
+    cr_assert_eq(ndb_doc_update(t.db, "users", "u1", 2, u, ul, &m), NDB_OK, "%s", m.text);
+    free(u);
+    cr_assert_str_eq(find_json(&t, "users", (fq){.filter = "{\"_id\":\"u1\"}", .proj = "{\"age\":1,\"tags\":1}"}, NULL),
+                     "[{\"_id\":\"u1\",\"age\":30,\"tags\":[\"py\",\"db\",\"c\"]}]");
+    u = J("{\"$inc\":{\"name\":1}}", &ul);
+    cr_assert_eq(ndb_doc_update(t.db, "users", "u1", 2, u, ul, &m), NDB_EINVAL);
+    cr_assert(strstr(m.text, "non-numeric") != NULL, "%s", m.text);
+    free(u);
+    /* update_many with merge and with operators; upsert */
+    size_t fl;
+    void *f = J("{\"city\":\"SF\"}", &fl);
+    u = J("{\"country\":\"USA\"}", &ul);
+    ndb_doc_update_result r;
+    cr_assert_eq(ndb_doc_update_many(t.db, "users", f, fl, u, ul, 0, &r, &m), NDB_OK, "%s", m.text);
+    cr_assert_eq(r.matched, 2);
+    cr_assert_eq(r.modified, 2);
+    cr_assert_eq(ndb_doc_update_many(t.db, "users", f, fl, u, ul, 0, &r, &m), NDB_OK);
+    cr_assert_eq(r.matched, 2);
+    cr_assert_eq(r.modified, 0);
+    free(u);
+    free(f);
+    cr_assert_str_eq(find_json(&t, "users", (fq){.filter = "{\"country\":\"USA\"}", .proj = "{\"_id\":1}"}, NULL),
+                     "[{\"_id\":\"u1\"},{\"_id\":\"u3\"}]");
+    f = J("{\"name\":\"Zed\"}", &fl);
+    u = J("{\"$set\":{\"age\":50}}", &ul);
+    cr_assert_eq(ndb_doc_update_many(t.db, "users", f, fl, u, ul, 1, &r, &m), NDB_OK, "%s", m.text);
+    cr_assert_eq(r.matched, 0);
+    cr_assert_eq(strlen(r.upserted_id), 24);
+    free(u);
+    free(f);
+    cr_assert_str_eq(find_json(&t, "users", (fq){.filter = "{\"name\":\"Zed\"}", .proj = "{\"_id\":0}"}, NULL),
+                     "[{\"name\":\"Zed\",\"age\":50}]");
+    /* deletes */
+    cr_assert_eq(ndb_doc_delete(t.db, "users", "u2", 2, &m), NDB_OK);
+    cr_assert_eq(ndb_doc_delete(t.db, "users", "u2", 2, &m), NDB_ENOTFOUND);
+    f = J("{\"age\":{\"$gte\":30}}", &fl);
+    uint64_t del;
+    cr_assert_eq(ndb_doc_delete_many(t.db, "users", f, fl, &del, &m), NDB_OK);
+    cr_assert_eq(del, 3, "deleted %llu", (unsigned long long)del); /* u1 (30), u4, Zed */
+    free(f);
+    uint64_t n;
+    ndb_doc_count(t.db, "users", NULL, 0, &n, &m);
+    cr_assert_eq(n, 1);
+    cr_assert_str_eq(find_json(&t, "users", (fq){.proj = "{\"_id\":1}"}, NULL), "[{\"_id\":\"u3\"}]");
+    tdb_close(&t);
+}
