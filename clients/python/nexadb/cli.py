@@ -432,7 +432,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("query", nargs="?", help='filter, e.g. \'{"age": {"$gt": 25}}\'')
     sp.add_argument("--limit", type=int, default=0, help="at most N documents (0: all)")
     sp.add_argument("--skip", type=int, default=0)
-    sp.add_argument("--sort", help="fields, '-' for descending: e.g. -age,name")
+    sp.add_argument("--sort", help="fields, '-' for descending: e.g. --sort=-age,name")
     sp.add_argument("--projection", help='e.g. \'{"name": 1}\'')
     sp.add_argument("--pretty", action="store_true", help="indented JSON")
 
