@@ -12,6 +12,9 @@
 
 #include "auth.h"
 #include "config.h"
+#include "ndb_doc.h"
+#include "ndb_kv.h"
+#include "ndb_vec.h"
 
 typedef enum svc_state {
     SVC_STARTING = 0, /* opening engines, replaying the WAL: NOT_SERVING */
@@ -25,6 +28,9 @@ typedef struct svc_app {
     _Atomic svc_state state;
     int64_t started_at_ns; /* CLOCK_MONOTONIC */
     const char *version;
+    ndb_kv *kv;      /* the storage engine, under <data-dir>/kv */
+    ndb_doc_db *doc; /* documents, over kv */
+    ndb_vec_store *vec; /* vectors, under <data-dir>/vectors */
     /* Called after each state change (the gRPC server wakes health watchers). */
     void (*on_state_change)(void *arg);
     void *on_state_arg;

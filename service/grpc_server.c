@@ -17,6 +17,7 @@
 #include "health.h"
 #include "log.h"
 #include "metrics.h"
+#include "pbcheck.h"
 #include "pool.h"
 
 /* Calls each queue keeps ready to accept. */
@@ -367,6 +368,13 @@ static void on_recv(call *c, bool ok)
     grpc_byte_buffer_reader_destroy(&reader);
     grpc_byte_buffer_destroy(c->recv_buf);
     c->recv_buf = NULL;
+    ndb_errmsg m;
+    if (svc_pb_check(c->route->md->input, GRPC_SLICE_START_PTR(s), GRPC_SLICE_LENGTH(s), SVC_PB_MAX_DEPTH, &m) !=
+        NDB_OK) {
+        grpc_slice_unref(s);
+        finish_status(c, NDB_EINVAL, m.text);
+        return;
+    }
     c->req = protobuf_c_message_unpack(c->route->md->input, &c->ctx.arena.pb, GRPC_SLICE_LENGTH(s),
                                        GRPC_SLICE_START_PTR(s));
     grpc_slice_unref(s);

@@ -1,8 +1,11 @@
 /* h_admin.c — AdminService: status and statistics. */
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "h_vector.h"
 #include "handler.h"
 #include "nexadb/v1/admin.pb-c.h"
 
@@ -52,6 +55,66 @@ static ndb_status stats(svc_ctx *ctx, const ProtobufCMessage *req, ProtobufCMess
     nexadb__v1__stats_response__init(out);
     out->uptime_seconds = uptime_seconds(ctx->app);
     out->rss_bytes = rss_bytes();
+
+    ndb_doc_coll_info *infos = NULL;
+    size_t n = 0;
+    ndb_status st = ndb_doc_list_collections(ctx->app->doc, &infos, &n, msg);
+    if (st != NDB_OK)
+        return st;
+    ndb_vec_info *vinfos = NULL;
+    size_t nv = 0;
+    if ((st = ndb_vec_list(ctx->app->vec, &vinfos, &nv)) != NDB_OK) {
+        free(infos);
+        return ndb_errmsg_set(msg, st, "listing vector collections: %s", ndb_strerror(st));
+    }
+    out->collections = n + nv ? svc_alloc(ctx, (n + nv) * sizeof *out->collections) : NULL;
+    for (size_t i = 0; i < nv && (out->collections != NULL); i++) {
+        Nexadb__V1__CollectionInfo *ci = svc_vec_collection_info(ctx, &vinfos[i]);
+        if (ci == NULL)
+            break;
+        out->collections[out->n_collections++] = ci;
+    }
+    free(vinfos);
+    for (size_t i = 0; i < n && (out->collections != NULL); i++) {
+        Nexadb__V1__CollectionInfo *ci = svc_alloc(ctx, sizeof *ci);
+        if (ci == NULL)
+            break;
+        nexadb__v1__collection_info__init(ci);
+        ci->name = svc_arena_strndup(&ctx->arena, infos[i].name, strlen(infos[i].name));
+        ci->count = (int64_t)infos[i].count;
+        ci->size_bytes = (int64_t)infos[i].bytes;
+        ci->kind = NEXADB__V1__COLLECTION_INFO__KIND__KIND_DOCUMENTS;
+        out->collections[out->n_collections++] = ci;
+        out->total_documents += ci->count;
+    }
+    free(infos);
+    if (out->n_collections != n + nv)
+        return ndb_errmsg_set(msg, NDB_ELIMIT, "response over the call's memory bound");
+
+    ndb_kv_stats ks;
+    if ((st = ndb_kv_stats_get(ctx->app->kv, &ks)) != NDB_OK)
+        return ndb_errmsg_set(msg, st, "engine statistics unavailable");
+    Nexadb__V1__EngineStats *es = svc_alloc(ctx, sizeof *es);
+    Nexadb__V1__LevelStats *lv = svc_alloc(ctx, NDB_KV_LEVELS * sizeof *lv);
+    Nexadb__V1__LevelStats **lvp = svc_alloc(ctx, NDB_KV_LEVELS * sizeof *lvp);
+    if (es == NULL || lv == NULL || lvp == NULL)
+        return ndb_errmsg_set(msg, NDB_ELIMIT, "response over the call's memory bound");
+    nexadb__v1__engine_stats__init(es);
+    es->levels = lvp;
+    es->memtable_bytes = (int64_t)(ks.memtable_bytes + ks.imm_memtable_bytes);
+    for (int l = 0; l < NDB_KV_LEVELS; l++) {
+        nexadb__v1__level_stats__init(&lv[l]);
+        lv[l].level = l;
+        lv[l].files = (int64_t)ks.levels[l].files;
+        lv[l].bytes = (int64_t)ks.levels[l].bytes;
+        es->levels[es->n_levels++] = &lv[l];
+    }
+    es->compactions = (int64_t)ks.compactions;
+    es->wal_syncs = (int64_t)ks.wal_syncs;
+    es->write_amplification = ks.write_amplification;
+    es->write_stalls = (int64_t)ks.stall_count;
+    out->engine = es;
+    out->vector_kernel = (char *)ndb_vec_kernel_name();
     *resp = &out->base;
     return NDB_OK;
 }

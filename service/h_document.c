@@ -1,27 +1,676 @@
-/* h_document.c — DocumentService handlers. */
+/*
+ * h_document.c — DocumentService over engine/doc.
+ *
+ * Each handler encodes its Struct inputs (convert.h), calls the engine once,
+ * and builds its response in the call's arena. Find and Aggregate stream pages
+ * of documents from one engine cursor (one snapshot).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "convert.h"
 #include "handler.h"
 #include "nexadb/v1/document.pb-c.h"
 
-#define UNIMPL svc_unimplemented
+/* A streamed page ends at this many documents (unless page_size says) or encoded bytes. */
+#define PAGE_DOCS 1000
+#define PAGE_BYTES (1u << 20)
+
+#define NEW(ctx, type, init)                                                  \
+    ({                                                                        \
+        type *p_ = svc_alloc((ctx), sizeof(type));                            \
+        if (p_ != NULL)                                                       \
+            init(p_);                                                         \
+        p_;                                                                   \
+    })
+
+static ndb_status oom(ndb_errmsg *msg)
+{
+    return ndb_errmsg_set(msg, NDB_ELIMIT, "response over the call's memory bound");
+}
+
+/* Engine statuses that mean "nothing to act on" for calls that answer with a flag. */
+static int is_missing(ndb_status st)
+{
+    return st == NDB_ENOTFOUND;
+}
+
+static Nexadb__V1__CollectionInfo *coll_info(svc_ctx *ctx, const ndb_doc_coll_info *ci)
+{
+    Nexadb__V1__CollectionInfo *out = NEW(ctx, Nexadb__V1__CollectionInfo, nexadb__v1__collection_info__init);
+    if (out == NULL)
+        return NULL;
+    out->name = svc_arena_strndup(&ctx->arena, ci->name, strlen(ci->name));
+    out->count = (int64_t)ci->count;
+    out->size_bytes = (int64_t)ci->bytes;
+    out->kind = NEXADB__V1__COLLECTION_INFO__KIND__KIND_DOCUMENTS;
+    return out->name != NULL ? out : NULL;
+}
+
+static ndb_status create_collection(svc_ctx *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp,
+                                    ndb_errmsg *msg)
+{
+    const Nexadb__V1__CreateCollectionRequest *r = (const void *)req;
+    ndb_status st = ndb_doc_create_collection(ctx->app->doc, r->collection, msg);
+    if (st != NDB_OK)
+        return st;
+    Nexadb__V1__CreateCollectionResponse *out =
+        NEW(ctx, Nexadb__V1__CreateCollectionResponse, nexadb__v1__create_collection_response__init);
+    ndb_doc_coll_info ci = {.count = 0};
+    snprintf(ci.name, sizeof ci.name, "%s", r->collection);
+    if (out == NULL || (out->collection = coll_info(ctx, &ci)) == NULL)
+        return oom(msg);
+    *resp = &out->base;
+    return NDB_OK;
+}
+
+static ndb_status drop_collection(svc_ctx *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp,
+                                  ndb_errmsg *msg)
+{
+    const Nexadb__V1__DropCollectionRequest *r = (const void *)req;
+    ndb_status st = ndb_doc_drop_collection(ctx->app->doc, r->collection, msg);
+    if (st != NDB_OK && !is_missing(st))
+        return st;
+    Nexadb__V1__DropCollectionResponse *out =
+        NEW(ctx, Nexadb__V1__DropCollectionResponse, nexadb__v1__drop_collection_response__init);
+    if (out == NULL)
+        return oom(msg);
+    out->dropped = st == NDB_OK;
+    *resp = &out->base;
+    return NDB_OK;
+}
+
+static ndb_status list_collections(svc_ctx *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp,
+                                   ndb_errmsg *msg)
+{
+    (void)req;
+    ndb_doc_coll_info *infos = NULL;
+    size_t n = 0;
+    ndb_status st = ndb_doc_list_collections(ctx->app->doc, &infos, &n, msg);
+    if (st != NDB_OK)
+        return st;
+    Nexadb__V1__ListCollectionsResponse *out =
+        NEW(ctx, Nexadb__V1__ListCollectionsResponse, nexadb__v1__list_collections_response__init);
+    if (out != NULL && n > 0)
+        out->collections = svc_alloc(ctx, n * sizeof *out->collections);
+    for (size_t i = 0; out != NULL && out->collections != NULL && i < n; i++) {
+        if ((out->collections[i] = coll_info(ctx, &infos[i])) == NULL)
+            break;
+        out->n_collections++;
+    }
+    free(infos);
+    if (out == NULL || out->n_collections != n)
+        return oom(msg);
+    *resp = &out->base;
+    return NDB_OK;
+}
+
+static ndb_status insert_one(svc_ctx *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp, ndb_errmsg *msg)
+{
+    const Nexadb__V1__InsertOneRequest *r = (const void *)req;
+    const void *doc;
+    size_t len;
+    ndb_status st = svc_encode(&ctx->arena, r->document, 1, "document", &doc, &len, msg);
+    if (st != NDB_OK)
+        return st;
+    char **ids = NULL;
+    if ((st = ndb_doc_insert(ctx->app->doc, r->collection, &doc, &len, 1, &ids, msg)) != NDB_OK)
+        return st;
+    Nexadb__V1__InsertOneResponse *out = NEW(ctx, Nexadb__V1__InsertOneResponse, nexadb__v1__insert_one_response__init);
+    if (out != NULL)
+        out->document_id = svc_arena_strndup(&ctx->arena, ids[0], strlen(ids[0]));
+    ndb_doc_ids_free(ids, 1);
+    if (out == NULL || out->document_id == NULL)
+        return oom(msg);
+    *resp = &out->base;
+    return NDB_OK;
+}
+
+static ndb_status insert_many(svc_ctx *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp, ndb_errmsg *msg)
+{
+    const Nexadb__V1__InsertManyRequest *r = (const void *)req;
+    size_t n = r->n_documents;
+    Nexadb__V1__InsertManyResponse *out = NEW(ctx, Nexadb__V1__InsertManyResponse, nexadb__v1__insert_many_response__init);
+    if (out == NULL)
+        return oom(msg);
+    *resp = &out->base;
+    if (n == 0)
+        return NDB_OK;
+    const void **docs = svc_alloc(ctx, n * sizeof *docs);
+    size_t *lens = svc_alloc(ctx, n * sizeof *lens);
+    out->document_ids = svc_alloc(ctx, n * sizeof *out->document_ids);
+    if (docs == NULL || lens == NULL || out->document_ids == NULL)
+        return oom(msg);
+    for (size_t i = 0; i < n; i++) {
+        char what[48];
+        snprintf(what, sizeof what, "documents[%zu]", i);
+        ndb_status st = svc_encode(&ctx->arena, r->documents[i], 1, what, &docs[i], &lens[i], msg);
+        if (st != NDB_OK)
+            return st;
+    }
+    char **ids = NULL;
+    ndb_status st = ndb_doc_insert(ctx->app->doc, r->collection, docs, lens, n, &ids, msg);
+    if (st != NDB_OK)
+        return st;
+    for (size_t i = 0; i < n; i++) {
+        out->document_ids[i] = svc_arena_strndup(&ctx->arena, ids[i], strlen(ids[i]));
+        if (out->document_ids[i] == NULL)
+            break;
+        out->n_document_ids++;
+    }
+    ndb_doc_ids_free(ids, n);
+    if (out->n_document_ids != n)
+        return oom(msg);
+    out->count = (int64_t)n;
+    return NDB_OK;
+}
+
+/* Reads one document by id into a Struct; NDB_ENOTFOUND passes through. */
+static ndb_status load(svc_ctx *ctx, const char *coll, const char *id, Google__Protobuf__Struct **out, ndb_errmsg *msg)
+{
+    void *doc = NULL;
+    size_t len = 0;
+    ndb_status st = ndb_doc_get(ctx->app->doc, coll, id, strlen(id), &doc, &len, msg);
+    if (st != NDB_OK)
+        return st;
+    st = svc_doc_to_struct(&ctx->arena, doc, len, out, msg);
+    free(doc);
+    return st;
+}
+
+static ndb_status get(svc_ctx *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp, ndb_errmsg *msg)
+{
+    const Nexadb__V1__GetRequest *r = (const void *)req;
+    Nexadb__V1__GetResponse *out = NEW(ctx, Nexadb__V1__GetResponse, nexadb__v1__get_response__init);
+    if (out == NULL)
+        return oom(msg);
+    ndb_status st = load(ctx, r->collection, r->id, &out->document, msg);
+    if (st == NDB_ENOTFOUND)
+        return ndb_errmsg_set(msg, st, "no document with _id '%.200s' in collection '%.64s'", r->id, r->collection);
+    if (st != NDB_OK)
+        return st;
+    *resp = &out->base;
+    return NDB_OK;
+}
+
+/* Page tokens travel as lower-case hex of the engine's opaque bytes. */
+static char *token_to_hex(svc_ctx *ctx, const void *tok, size_t len)
+{
+    static const char digits[] = "0123456789abcdef";
+    char *hex = svc_page_alloc(ctx, 2 * len + 1);
+    if (hex == NULL)
+        return NULL;
+    for (size_t i = 0; i < len; i++) {
+        hex[2 * i] = digits[((const unsigned char *)tok)[i] >> 4];
+        hex[2 * i + 1] = digits[((const unsigned char *)tok)[i] & 15];
+    }
+    hex[2 * len] = '\0';
+    return hex;
+}
+
+static ndb_status token_from_hex(svc_ctx *ctx, const char *hex, const void **tok, size_t *len, ndb_errmsg *msg)
+{
+    size_t n = strlen(hex);
+    *tok = NULL;
+    *len = 0;
+    if (n == 0)
+        return NDB_OK;
+    unsigned char *out = svc_alloc(ctx, n / 2 + 1);
+    if (n % 2 != 0 || out == NULL)
+        return ndb_errmsg_set(msg, NDB_EINVAL, "page_token is not a token this server issued");
+    for (size_t i = 0; i < n; i += 2) {
+        int v = 0;
+        for (int k = 0; k < 2; k++) {
+            char c = hex[i + k];
+            int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+            if (d < 0)
+                return ndb_errmsg_set(msg, NDB_EINVAL, "page_token is not a token this server issued");
+            v = v * 16 + d;
+        }
+        out[i / 2] = (unsigned char)v;
+    }
+    *tok = out;
+    *len = n / 2;
+    return NDB_OK;
+}
+
+/* Adds a field to a Struct under construction in the page arena. */
+static int put_field(svc_ctx *ctx, Google__Protobuf__Struct *s, const char *key, Google__Protobuf__Value *v)
+{
+    Google__Protobuf__Struct__FieldsEntry *e = svc_page_alloc(ctx, sizeof *e);
+    if (e == NULL || v == NULL)
+        return 0;
+    google__protobuf__struct__fields_entry__init(e);
+    e->key = (char *)key;
+    e->value = v;
+    s->fields[s->n_fields++] = e;
+    return 1;
+}
+
+static Google__Protobuf__Value *num_value(svc_ctx *ctx, double d)
+{
+    Google__Protobuf__Value *v = svc_page_alloc(ctx, sizeof *v);
+    if (v != NULL) {
+        google__protobuf__value__init(v);
+        v->kind_case = GOOGLE__PROTOBUF__VALUE__KIND_NUMBER_VALUE;
+        v->number_value = d;
+    }
+    return v;
+}
+
+static Google__Protobuf__Value *str_value(svc_ctx *ctx, const char *s)
+{
+    Google__Protobuf__Value *v = svc_page_alloc(ctx, sizeof *v);
+    if (v != NULL) {
+        google__protobuf__value__init(v);
+        v->kind_case = GOOGLE__PROTOBUF__VALUE__KIND_STRING_VALUE;
+        v->string_value = svc_arena_strndup(&ctx->page_arena, s, strlen(s));
+        if (v->string_value == NULL)
+            return NULL;
+    }
+    return v;
+}
+
+/* The planner's account of a finished cursor, as a Struct. */
+static Google__Protobuf__Struct *explain_struct(svc_ctx *ctx, const ndb_doc_cursor *cur)
+{
+    ndb_doc_explain ex;
+    ndb_doc_cursor_explain(cur, &ex);
+    Google__Protobuf__Struct *s = svc_page_alloc(ctx, sizeof *s);
+    if (s == NULL)
+        return NULL;
+    google__protobuf__struct__init(s);
+    s->fields = svc_page_alloc(ctx, 6 * sizeof *s->fields);
+    if (s->fields == NULL)
+        return NULL;
+    Google__Protobuf__Value *sort = svc_page_alloc(ctx, sizeof *sort);
+    if (sort == NULL)
+        return NULL;
+    google__protobuf__value__init(sort);
+    sort->kind_case = GOOGLE__PROTOBUF__VALUE__KIND_BOOL_VALUE;
+    sort->bool_value = ex.in_memory_sort != 0;
+    int ok = put_field(ctx, s, "plan", str_value(ctx, ex.plan)) && put_field(ctx, s, "index", str_value(ctx, ex.index)) &&
+             put_field(ctx, s, "keys_examined", num_value(ctx, (double)ex.keys_examined)) &&
+             put_field(ctx, s, "docs_examined", num_value(ctx, (double)ex.docs_examined)) &&
+             put_field(ctx, s, "returned", num_value(ctx, (double)ex.returned)) &&
+             put_field(ctx, s, "in_memory_sort", sort);
+    return ok ? s : NULL;
+}
+
+/*
+ * Streams a cursor's documents in pages. Each page is a FindResponse or an
+ * AggregateResponse (same leading fields); `find` adds tokens and explain.
+ */
+static ndb_status stream_cursor(svc_ctx *ctx, ndb_doc_cursor *cur, int32_t page_size, int find, int explain,
+                                ndb_errmsg *msg)
+{
+    size_t per_page = page_size > 0 && page_size < 100000 ? (size_t)page_size : PAGE_DOCS;
+    int64_t sent = 0;
+    for (;;) {
+        Google__Protobuf__Struct **docs = svc_page_alloc(ctx, per_page * sizeof *docs);
+        if (docs == NULL)
+            return oom(msg);
+        size_t n = 0, bytes = 0;
+        const void *doc = NULL;
+        size_t len = 0;
+        ndb_status st;
+        while (n < per_page && bytes < PAGE_BYTES) {
+            if ((st = ndb_doc_cursor_next(cur, &doc, &len, msg)) != NDB_OK)
+                return st;
+            if (doc == NULL)
+                break;
+            if ((st = svc_doc_to_struct(&ctx->page_arena, doc, len, &docs[n], msg)) != NDB_OK)
+                return st;
+            n++;
+            bytes += len;
+        }
+        int last = doc == NULL;
+        sent += (int64_t)n;
+        if (find) {
+            Nexadb__V1__FindResponse page = NEXADB__V1__FIND_RESPONSE__INIT;
+            page.documents = docs;
+            page.n_documents = n;
+            page.count = sent;
+            if (!last) {
+                void *tok = NULL;
+                size_t tlen = 0;
+                if ((st = ndb_doc_cursor_page_token(cur, &tok, &tlen)) != NDB_OK)
+                    return ndb_errmsg_set(msg, st, "could not make a page token");
+                page.next_page_token = token_to_hex(ctx, tok, tlen);
+                free(tok);
+                if (page.next_page_token == NULL)
+                    return oom(msg);
+            }
+            if (last && explain && (page.explain = explain_struct(ctx, cur)) == NULL)
+                return oom(msg);
+            st = svc_send(ctx, &page.base, msg);
+        } else {
+            Nexadb__V1__AggregateResponse page = NEXADB__V1__AGGREGATE_RESPONSE__INIT;
+            page.documents = docs;
+            page.n_documents = n;
+            page.count = sent;
+            st = svc_send(ctx, &page.base, msg);
+        }
+        if (st != NDB_OK || last)
+            return st;
+    }
+}
+
+static ndb_status find(svc_ctx *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp, ndb_errmsg *msg)
+{
+    (void)resp;
+    const Nexadb__V1__FindRequest *r = (const void *)req;
+    if (r->skip < 0 || r->limit < 0)
+        return ndb_errmsg_set(msg, NDB_EINVAL, "skip and limit must not be negative");
+    ndb_doc_find_opts o = {.skip = (uint64_t)r->skip, .limit = (uint64_t)r->limit};
+    svc_key *keys = r->n_sort ? svc_alloc(ctx, r->n_sort * sizeof *keys) : NULL;
+    if (r->n_sort && keys == NULL)
+        return oom(msg);
+    for (size_t i = 0; i < r->n_sort; i++)
+        keys[i] = (svc_key){r->sort[i]->field, r->sort[i]->direction == NEXADB__V1__SORT_DIRECTION__SORT_DIRECTION_DESCENDING};
+    ndb_status st;
+    if ((st = svc_encode(&ctx->arena, r->filter, 0, "filter", &o.filter, &o.filter_len, msg)) != NDB_OK ||
+        (st = svc_encode(&ctx->arena, r->projection, 0, "projection", &o.projection, &o.projection_len, msg)) != NDB_OK ||
+        (st = svc_encode_keys(&ctx->arena, keys, r->n_sort, "sort", &o.sort, &o.sort_len, msg)) != NDB_OK ||
+        (st = token_from_hex(ctx, r->page_token, &o.page_token, &o.page_token_len, msg)) != NDB_OK)
+        return st;
+    ndb_doc_cursor *cur = NULL;
+    if ((st = ndb_doc_find(ctx->app->doc, r->collection, &o, &cur, msg)) != NDB_OK)
+        return st;
+    st = stream_cursor(ctx, cur, r->page_size, 1, r->explain, msg);
+    ndb_doc_cursor_free(cur);
+    return st;
+}
+
+static ndb_status find_one(svc_ctx *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp, ndb_errmsg *msg)
+{
+    const Nexadb__V1__FindOneRequest *r = (const void *)req;
+    ndb_doc_find_opts o = {.limit = 1};
+    svc_key *keys = r->n_sort ? svc_alloc(ctx, r->n_sort * sizeof *keys) : NULL;
+    if (r->n_sort && keys == NULL)
+        return oom(msg);
+    for (size_t i = 0; i < r->n_sort; i++)
+        keys[i] = (svc_key){r->sort[i]->field, r->sort[i]->direction == NEXADB__V1__SORT_DIRECTION__SORT_DIRECTION_DESCENDING};
+    ndb_status st;
+    if ((st = svc_encode(&ctx->arena, r->filter, 0, "filter", &o.filter, &o.filter_len, msg)) != NDB_OK ||
+        (st = svc_encode(&ctx->arena, r->projection, 0, "projection", &o.projection, &o.projection_len, msg)) != NDB_OK ||
+        (st = svc_encode_keys(&ctx->arena, keys, r->n_sort, "sort", &o.sort, &o.sort_len, msg)) != NDB_OK)
+        return st;
+    Nexadb__V1__FindOneResponse *out = NEW(ctx, Nexadb__V1__FindOneResponse, nexadb__v1__find_one_response__init);
+    if (out == NULL)
+        return oom(msg);
+    void *doc = NULL;
+    size_t len = 0;
+    st = ndb_doc_find_one(ctx->app->doc, r->collection, &o, &doc, &len, msg);
+    if (st == NDB_OK) {
+        st = svc_doc_to_struct(&ctx->arena, doc, len, &out->document, msg);
+        free(doc);
+    } else if (st == NDB_ENOTFOUND) {
+        st = NDB_OK; /* no match: the document stays unset */
+    }
+    if (st != NDB_OK)
+        return st;
+    *resp = &out->base;
+    return NDB_OK;
+}
+
+static ndb_status count(svc_ctx *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp, ndb_errmsg *msg)
+{
+    const Nexadb__V1__CountRequest *r = (const void *)req;
+    const void *filter;
+    size_t flen;
+    ndb_status st = svc_encode(&ctx->arena, r->filter, 0, "filter", &filter, &flen, msg);
+    if (st != NDB_OK)
+        return st;
+    uint64_t n = 0;
+    if ((st = ndb_doc_count(ctx->app->doc, r->collection, filter, flen, &n, msg)) != NDB_OK)
+        return st;
+    Nexadb__V1__CountResponse *out = NEW(ctx, Nexadb__V1__CountResponse, nexadb__v1__count_response__init);
+    if (out == NULL)
+        return oom(msg);
+    out->count = (int64_t)n;
+    *resp = &out->base;
+    return NDB_OK;
+}
+
+static ndb_status update(svc_ctx *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp, ndb_errmsg *msg)
+{
+    const Nexadb__V1__UpdateRequest *r = (const void *)req;
+    if (r->update == NULL)
+        return ndb_errmsg_set(msg, NDB_EINVAL, "update: missing (send the fields to change)");
+    const void *upd;
+    size_t ulen;
+    ndb_status st = svc_encode(&ctx->arena, r->update, 1, "update", &upd, &ulen, msg);
+    if (st != NDB_OK)
+        return st;
+    Nexadb__V1__UpdateResponse *out = NEW(ctx, Nexadb__V1__UpdateResponse, nexadb__v1__update_response__init);
+    if (out == NULL)
+        return oom(msg);
+    st = ndb_doc_update(ctx->app->doc, r->collection, r->id, strlen(r->id), upd, ulen, msg);
+    if (st == NDB_OK) {
+        out->success = 1;
+        st = load(ctx, r->collection, r->id, &out->document, msg);
+        if (st == NDB_ENOTFOUND) /* deleted by another call since */
+            st = NDB_OK;
+    } else if (is_missing(st)) {
+        st = NDB_OK; /* success stays false */
+    }
+    if (st != NDB_OK)
+        return st;
+    *resp = &out->base;
+    return NDB_OK;
+}
+
+static ndb_status update_many(svc_ctx *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp, ndb_errmsg *msg)
+{
+    const Nexadb__V1__UpdateManyRequest *r = (const void *)req;
+    if (r->update == NULL)
+        return ndb_errmsg_set(msg, NDB_EINVAL, "update: missing (send update operators or fields)");
+    const void *filter, *upd;
+    size_t flen, ulen;
+    ndb_status st;
+    if ((st = svc_encode(&ctx->arena, r->filter, 0, "filter", &filter, &flen, msg)) != NDB_OK ||
+        (st = svc_encode(&ctx->arena, r->update, 1, "update", &upd, &ulen, msg)) != NDB_OK)
+        return st;
+    ndb_doc_update_result res;
+    if ((st = ndb_doc_update_many(ctx->app->doc, r->collection, filter, flen, upd, ulen, r->upsert, &res, msg)) != NDB_OK)
+        return st;
+    Nexadb__V1__UpdateManyResponse *out =
+        NEW(ctx, Nexadb__V1__UpdateManyResponse, nexadb__v1__update_many_response__init);
+    if (out == NULL)
+        return oom(msg);
+    out->matched_count = (int64_t)res.matched;
+    out->modified_count = (int64_t)res.modified;
+    if (res.upserted_id[0] != '\0' &&
+        (out->upserted_id = svc_arena_strndup(&ctx->arena, res.upserted_id, strlen(res.upserted_id))) == NULL)
+        return oom(msg);
+    *resp = &out->base;
+    return NDB_OK;
+}
+
+static ndb_status delete_one(svc_ctx *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp, ndb_errmsg *msg)
+{
+    const Nexadb__V1__DeleteRequest *r = (const void *)req;
+    ndb_status st = ndb_doc_delete(ctx->app->doc, r->collection, r->id, strlen(r->id), msg);
+    if (st != NDB_OK && !is_missing(st))
+        return st;
+    Nexadb__V1__DeleteResponse *out = NEW(ctx, Nexadb__V1__DeleteResponse, nexadb__v1__delete_response__init);
+    if (out == NULL)
+        return oom(msg);
+    out->success = st == NDB_OK;
+    *resp = &out->base;
+    return NDB_OK;
+}
+
+static ndb_status delete_many(svc_ctx *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp, ndb_errmsg *msg)
+{
+    const Nexadb__V1__DeleteManyRequest *r = (const void *)req;
+    const void *filter;
+    size_t flen;
+    ndb_status st = svc_encode(&ctx->arena, r->filter, 0, "filter", &filter, &flen, msg);
+    if (st != NDB_OK)
+        return st;
+    uint64_t n = 0;
+    if ((st = ndb_doc_delete_many(ctx->app->doc, r->collection, filter, flen, &n, msg)) != NDB_OK)
+        return st;
+    Nexadb__V1__DeleteManyResponse *out =
+        NEW(ctx, Nexadb__V1__DeleteManyResponse, nexadb__v1__delete_many_response__init);
+    if (out == NULL)
+        return oom(msg);
+    out->deleted_count = (int64_t)n;
+    *resp = &out->base;
+    return NDB_OK;
+}
+
+static ndb_status aggregate(svc_ctx *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp, ndb_errmsg *msg)
+{
+    (void)resp;
+    const Nexadb__V1__AggregateRequest *r = (const void *)req;
+    const void *pipeline;
+    size_t plen;
+    ndb_status st = svc_encode_array(&ctx->arena, r->pipeline, r->n_pipeline, "pipeline", &pipeline, &plen, msg);
+    if (st != NDB_OK)
+        return st;
+    ndb_doc_cursor *cur = NULL;
+    if ((st = ndb_doc_aggregate(ctx->app->doc, r->collection, pipeline, plen, &cur, msg)) != NDB_OK)
+        return st;
+    st = stream_cursor(ctx, cur, r->page_size, 0, 0, msg);
+    ndb_doc_cursor_free(cur);
+    return st;
+}
+
+/* "age:1,city:-1" (the engine's description) → IndexField list. */
+static Nexadb__V1__IndexInfo *index_info(svc_ctx *ctx, const ndb_doc_index_info *ii)
+{
+    Nexadb__V1__IndexInfo *out = NEW(ctx, Nexadb__V1__IndexInfo, nexadb__v1__index_info__init);
+    if (out == NULL || (out->name = svc_arena_strndup(&ctx->arena, ii->name, strlen(ii->name))) == NULL)
+        return NULL;
+    out->unique = ii->unique != 0;
+    out->multikey = ii->multikey != 0;
+    size_t parts = 1;
+    for (const char *p = ii->fields; *p; p++)
+        parts += *p == ',';
+    if ((out->fields = svc_alloc(ctx, parts * sizeof *out->fields)) == NULL)
+        return NULL;
+    const char *p = ii->fields;
+    while (*p) {
+        const char *end = strchr(p, ',');
+        size_t n = end ? (size_t)(end - p) : strlen(p);
+        const char *colon = memchr(p, ':', n);
+        Nexadb__V1__IndexField *f = NEW(ctx, Nexadb__V1__IndexField, nexadb__v1__index_field__init);
+        if (f == NULL || (f->field = svc_arena_strndup(&ctx->arena, p, colon ? (size_t)(colon - p) : n)) == NULL)
+            return NULL;
+        f->direction = colon && colon[1] == '-' ? NEXADB__V1__SORT_DIRECTION__SORT_DIRECTION_DESCENDING
+                                                : NEXADB__V1__SORT_DIRECTION__SORT_DIRECTION_ASCENDING;
+        out->fields[out->n_fields++] = f;
+        p += n + (end != NULL);
+    }
+    return out;
+}
+
+static ndb_status create_index(svc_ctx *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp, ndb_errmsg *msg)
+{
+    const Nexadb__V1__CreateIndexRequest *r = (const void *)req;
+    if (r->n_fields == 0)
+        return ndb_errmsg_set(msg, NDB_EINVAL, "fields: an index needs at least one field");
+    svc_key *keys = svc_alloc(ctx, r->n_fields * sizeof *keys);
+    if (keys == NULL)
+        return oom(msg);
+    for (size_t i = 0; i < r->n_fields; i++)
+        keys[i] = (svc_key){r->fields[i]->field,
+                            r->fields[i]->direction == NEXADB__V1__SORT_DIRECTION__SORT_DIRECTION_DESCENDING};
+    const void *spec;
+    size_t slen;
+    ndb_status st = svc_encode_keys(&ctx->arena, keys, r->n_fields, "fields", &spec, &slen, msg);
+    if (st != NDB_OK)
+        return st;
+    const char *name = r->name[0] ? r->name : NULL;
+    if ((st = ndb_doc_create_index(ctx->app->doc, r->collection, name, spec, slen, r->unique, msg)) != NDB_OK)
+        return st;
+    /* Report the index as the engine now describes it. */
+    ndb_doc_index_info *infos = NULL;
+    size_t n = 0;
+    if ((st = ndb_doc_list_indexes(ctx->app->doc, r->collection, &infos, &n, msg)) != NDB_OK)
+        return st;
+    Nexadb__V1__CreateIndexResponse *out =
+        NEW(ctx, Nexadb__V1__CreateIndexResponse, nexadb__v1__create_index_response__init);
+    for (size_t i = 0; out != NULL && i < n; i++) {
+        int match = name ? strcmp(infos[i].name, name) == 0 : 0;
+        if (!name) { /* the engine derived the name; find the index by its fields */
+            char want[256];
+            size_t w = 0;
+            for (size_t k = 0; k < r->n_fields && w < sizeof want; k++)
+                w += (size_t)snprintf(want + w, sizeof want - w, "%s%s:%d", k ? "," : "", keys[k].field,
+                                      keys[k].descending ? -1 : 1);
+            match = strcmp(infos[i].fields, want) == 0;
+        }
+        if (match)
+            out->index = index_info(ctx, &infos[i]);
+    }
+    free(infos);
+    if (out == NULL || out->index == NULL)
+        return ndb_errmsg_set(msg, NDB_EIO, "index created but not listed");
+    *resp = &out->base;
+    return NDB_OK;
+}
+
+static ndb_status drop_index(svc_ctx *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp, ndb_errmsg *msg)
+{
+    const Nexadb__V1__DropIndexRequest *r = (const void *)req;
+    ndb_status st = ndb_doc_drop_index(ctx->app->doc, r->collection, r->name, msg);
+    if (st != NDB_OK && !is_missing(st))
+        return st;
+    Nexadb__V1__DropIndexResponse *out = NEW(ctx, Nexadb__V1__DropIndexResponse, nexadb__v1__drop_index_response__init);
+    if (out == NULL)
+        return oom(msg);
+    out->dropped = st == NDB_OK;
+    *resp = &out->base;
+    return NDB_OK;
+}
+
+static ndb_status list_indexes(svc_ctx *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp, ndb_errmsg *msg)
+{
+    const Nexadb__V1__ListIndexesRequest *r = (const void *)req;
+    ndb_doc_index_info *infos = NULL;
+    size_t n = 0;
+    ndb_status st = ndb_doc_list_indexes(ctx->app->doc, r->collection, &infos, &n, msg);
+    if (st != NDB_OK)
+        return st;
+    Nexadb__V1__ListIndexesResponse *out =
+        NEW(ctx, Nexadb__V1__ListIndexesResponse, nexadb__v1__list_indexes_response__init);
+    if (out != NULL && n > 0)
+        out->indexes = svc_alloc(ctx, n * sizeof *out->indexes);
+    for (size_t i = 0; out != NULL && out->indexes != NULL && i < n; i++) {
+        if ((out->indexes[i] = index_info(ctx, &infos[i])) == NULL)
+            break;
+        out->n_indexes++;
+    }
+    free(infos);
+    if (out == NULL || out->n_indexes != n)
+        return oom(msg);
+    *resp = &out->base;
+    return NDB_OK;
+}
 
 static const svc_method methods[] = {
-    {"CreateCollection", UNIMPL, SVC_M_WRITE},
-    {"DropCollection", UNIMPL, SVC_M_WRITE},
-    {"ListCollections", UNIMPL, 0},
-    {"InsertOne", UNIMPL, SVC_M_WRITE},
-    {"InsertMany", UNIMPL, SVC_M_WRITE},
-    {"Get", UNIMPL, 0},
-    {"Find", UNIMPL, SVC_M_STREAM},
-    {"FindOne", UNIMPL, 0},
-    {"Count", UNIMPL, 0},
-    {"Update", UNIMPL, SVC_M_WRITE},
-    {"UpdateMany", UNIMPL, SVC_M_WRITE},
-    {"Delete", UNIMPL, SVC_M_WRITE},
-    {"DeleteMany", UNIMPL, SVC_M_WRITE},
-    {"Aggregate", UNIMPL, SVC_M_STREAM},
-    {"CreateIndex", UNIMPL, SVC_M_WRITE},
-    {"DropIndex", UNIMPL, SVC_M_WRITE},
-    {"ListIndexes", UNIMPL, 0},
+    {"CreateCollection", create_collection, SVC_M_WRITE},
+    {"DropCollection", drop_collection, SVC_M_WRITE},
+    {"ListCollections", list_collections, 0},
+    {"InsertOne", insert_one, SVC_M_WRITE},
+    {"InsertMany", insert_many, SVC_M_WRITE},
+    {"Get", get, 0},
+    {"Find", find, SVC_M_STREAM},
+    {"FindOne", find_one, 0},
+    {"Count", count, 0},
+    {"Update", update, SVC_M_WRITE},
+    {"UpdateMany", update_many, SVC_M_WRITE},
+    {"Delete", delete_one, SVC_M_WRITE},
+    {"DeleteMany", delete_many, SVC_M_WRITE},
+    {"Aggregate", aggregate, SVC_M_STREAM},
+    {"CreateIndex", create_index, SVC_M_WRITE},
+    {"DropIndex", drop_index, SVC_M_WRITE},
+    {"ListIndexes", list_indexes, 0},
 };
 
 const svc_service svc_document_service = {&nexadb__v1__document_service__descriptor, methods,

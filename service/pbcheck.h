@@ -1,0 +1,29 @@
+/*
+ * pbcheck.h — a bound on message nesting, checked before protobuf-c unpacks.
+ *
+ * protobuf_c_message_unpack recurses once per nested message and has no depth
+ * limit, so a hostile request of a few megabytes (a Struct inside a Value
+ * inside a Struct, thousands deep) would overflow the stack. This walk reads
+ * the wire format with the message descriptors, iteratively per level and
+ * recursing only into message-typed fields, and refuses anything deeper than
+ * the limit before unpack sees it.
+ */
+#ifndef SVC_PBCHECK_H
+#define SVC_PBCHECK_H
+
+#include <protobuf-c/protobuf-c.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ndb_status.h"
+
+/* Message levels allowed: a document nested NDB_DOC_MAX_DEPTH deep takes three
+ * per level (Struct, map entry, Value), plus the request around it. */
+#define SVC_PB_MAX_DEPTH 320
+
+/* NDB_EINVAL (with msg) when the bytes nest deeper than max_depth or are not
+ * well-formed wire format; NDB_OK otherwise. */
+ndb_status svc_pb_check(const ProtobufCMessageDescriptor *d, const uint8_t *buf, size_t len, int max_depth,
+                        ndb_errmsg *msg);
+
+#endif /* SVC_PBCHECK_H */

@@ -1,0 +1,174 @@
+"""VectorService through the real server over gRPC, checked against a brute-force reference."""
+import math
+import random
+
+import grpc
+import pytest
+from google.protobuf import json_format, struct_pb2, wrappers_pb2
+
+
+def S(d):
+    s = struct_pb2.Struct()
+    s.update(d)
+    return s
+
+
+def D(s):
+    return json_format.MessageToDict(s)
+
+
+def normalise(v):
+    n = math.sqrt(sum(x * x for x in v))
+    return [x / n for x in v]
+
+
+@pytest.fixture
+def vec(pb, channel):
+    return pb.vector_pb2_grpc.VectorServiceStub(channel)
+
+
+@pytest.fixture
+def filled(pb, vec, auth):
+    """A 16-d cosine collection of 300 documents with known vectors."""
+    v = pb.vector_pb2
+    name = f"emb{random.randrange(1 << 30)}"
+    vec.CreateVectorCollection(v.CreateVectorCollectionRequest(collection=name, dimensions=16), metadata=auth, timeout=10)
+    rng = random.Random(7)
+    rows = [[rng.gauss(0, 1) for _ in range(16)] for _ in range(300)]
+    docs = [v.VectorDocument(document=S({"n": i, "even": i % 2 == 0}), vector=r) for i, r in enumerate(rows)]
+    ids = vec.InsertVectors(v.InsertVectorsRequest(collection=name, documents=docs), metadata=auth, timeout=30).document_ids
+    return name, rows, list(ids)
+
+
+def reference(rows, ids, q, k, keep=lambda i: True):
+    qn = normalise(q)
+    scored = [(sum(a * b for a, b in zip(normalise(r), qn)), i) for i, r in enumerate(rows) if keep(i)]
+    scored.sort(key=lambda t: (-t[0], t[1]))
+    return [(ids[i], s) for s, i in scored[:k]]
+
+
+def test_search_matches_brute_force(pb, vec, auth, filled):
+    name, rows, ids = filled
+    rng = random.Random(11)
+    for _ in range(5):
+        q = [rng.gauss(0, 1) for _ in range(16)]
+        r = vec.Search(pb.vector_pb2.SearchRequest(collection=name, vector=q, limit=10), metadata=auth, timeout=10)
+        want = reference(rows, ids, q, 10)
+        assert [h.document_id for h in r.results] == [i for i, _ in want]
+        for h, (_, s) in zip(r.results, want):
+            assert h.similarity == pytest.approx(s, abs=1e-5)
+            assert D(h.document)["n"] == ids.index(h.document_id)
+
+
+def test_filtered_search_is_true_top_k_among_matches(pb, vec, auth, filled):
+    name, rows, ids = filled
+    q = [random.Random(3).gauss(0, 1) for _ in range(16)]
+    r = vec.Search(pb.vector_pb2.SearchRequest(collection=name, vector=q, limit=7, filter=S({"even": False})),
+                   metadata=auth, timeout=10)
+    want = reference(rows, ids, q, 7, keep=lambda i: i % 2 == 1)
+    assert [h.document_id for h in r.results] == [i for i, _ in want]
+    r = vec.Search(pb.vector_pb2.SearchRequest(collection=name, vector=q, limit=7, filter=S({"n": {"$lt": 0}})),
+                   metadata=auth, timeout=10)
+    assert list(r.results) == []
+
+
+def test_min_score_and_vectors(pb, vec, auth, filled):
+    name, rows, ids = filled
+    q = rows[5]
+    r = vec.Search(pb.vector_pb2.SearchRequest(collection=name, vector=q, limit=50, include_vectors=True,
+                                               min_score=wrappers_pb2.FloatValue(value=0.5)),
+                   metadata=auth, timeout=10)
+    assert r.results[0].document_id == ids[5]
+    assert r.results[0].similarity == pytest.approx(1.0, abs=1e-5)
+    assert all(h.similarity >= 0.5 - 1e-6 for h in r.results)
+    assert list(r.results[0].vector) == pytest.approx(normalise(rows[5]), abs=1e-6)
+
+
+def test_batch_equals_single_searches(pb, vec, auth, filled):
+    name, rows, ids = filled
+    v = pb.vector_pb2
+    rng = random.Random(5)
+    qs = [[rng.gauss(0, 1) for _ in range(16)] for _ in range(4)]
+    b = vec.SearchBatch(v.SearchBatchRequest(collection=name, queries=[v.SearchQuery(vector=q) for q in qs], limit=5),
+                        metadata=auth, timeout=10)
+    assert len(b.results) == 4
+    for q, res in zip(qs, b.results):
+        one = vec.Search(v.SearchRequest(collection=name, vector=q, limit=5), metadata=auth, timeout=10)
+        assert [h.document_id for h in res.results] == [h.document_id for h in one.results]
+
+
+def test_get_upsert_delete(pb, vec, auth, filled):
+    name, rows, ids = filled
+    v = pb.vector_pb2
+    g = vec.GetVector(v.GetVectorRequest(collection=name, id=ids[3], include_vector=True), metadata=auth, timeout=10)
+    assert D(g.document)["n"] == 3 and len(g.vector) == 16
+    u = vec.UpsertVector(v.UpsertVectorRequest(collection=name, id=ids[3], document=S({"n": 3, "new": True}),
+                                               vector=[1.0] + [0.0] * 15), metadata=auth, timeout=10)
+    assert not u.inserted
+    g = vec.GetVector(v.GetVectorRequest(collection=name, id=ids[3], include_vector=True), metadata=auth, timeout=10)
+    assert D(g.document)["new"] is True and list(g.vector)[:2] == [1.0, 0.0]
+    assert vec.DeleteVector(v.DeleteVectorRequest(collection=name, id=ids[3]), metadata=auth, timeout=10).success
+    with pytest.raises(grpc.RpcError) as e:
+        vec.GetVector(v.GetVectorRequest(collection=name, id=ids[3]), metadata=auth, timeout=10)
+    assert e.value.code() == grpc.StatusCode.NOT_FOUND
+    r = vec.Search(v.SearchRequest(collection=name, vector=[1.0] + [0.0] * 15, limit=300), metadata=auth, timeout=10)
+    assert ids[3] not in [h.document_id for h in r.results] and len(r.results) == 299
+
+
+@pytest.mark.parametrize("vector,needle", [
+    ([0.1] * 15, "dimensions"),
+    ([float("nan")] + [0.1] * 15, "NaN"),
+    ([float("inf")] + [0.1] * 15, "Inf"),
+    ([0.0] * 16, "zero"),
+])
+def test_bad_vectors_are_invalid_argument(pb, vec, auth, filled, vector, needle):
+    name, _, _ = filled
+    with pytest.raises(grpc.RpcError) as e:
+        vec.InsertVector(pb.vector_pb2.InsertVectorRequest(collection=name, document=S({"x": 1}), vector=vector),
+                         metadata=auth, timeout=10)
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert needle.lower() in e.value.details().lower()
+
+
+def test_collection_rules(pb, vec, auth):
+    v = pb.vector_pb2
+    with pytest.raises(grpc.RpcError) as e:
+        vec.CreateVectorCollection(v.CreateVectorCollectionRequest(collection="zero", dimensions=0), metadata=auth, timeout=10)
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    vec.CreateVectorCollection(v.CreateVectorCollectionRequest(collection="dup", dimensions=4), metadata=auth, timeout=10)
+    vec.CreateVectorCollection(v.CreateVectorCollectionRequest(collection="dup", dimensions=4, if_not_exists=True),
+                               metadata=auth, timeout=10)
+    with pytest.raises(grpc.RpcError) as e:
+        vec.CreateVectorCollection(v.CreateVectorCollectionRequest(collection="dup", dimensions=8, if_not_exists=True),
+                                   metadata=auth, timeout=10)
+    assert e.value.code() == grpc.StatusCode.ALREADY_EXISTS
+    with pytest.raises(grpc.RpcError) as e:
+        vec.Search(v.SearchRequest(collection="nope", vector=[1.0]), metadata=auth, timeout=10)
+    assert e.value.code() == grpc.StatusCode.NOT_FOUND
+    names = [c.name for c in vec.ListVectorCollections(v.ListVectorCollectionsRequest(), metadata=auth, timeout=10).collections]
+    assert "dup" in names
+    assert vec.DropVectorCollection(v.DropVectorCollectionRequest(collection="dup"), metadata=auth, timeout=10).dropped
+
+
+def test_vectors_survive_restart(pb, server_factory):
+    s = server_factory("vrestart").start()
+    v = pb.vector_pb2
+    q = [0.3, -0.2, 0.9, 0.1]
+    with grpc.insecure_channel(s.target) as ch:
+        stub = pb.vector_pb2_grpc.VectorServiceStub(ch)
+        auth = (("x-api-key", s.api_key),)
+        stub.CreateVectorCollection(v.CreateVectorCollectionRequest(collection="keep", dimensions=4), metadata=auth, timeout=10)
+        rng = random.Random(1)
+        stub.InsertVectors(v.InsertVectorsRequest(collection="keep", documents=[
+            v.VectorDocument(document=S({"i": i}), vector=[rng.gauss(0, 1) for _ in range(4)]) for i in range(50)]),
+            metadata=auth, timeout=10)
+        before = [(h.document_id, h.similarity) for h in
+                  stub.Search(v.SearchRequest(collection="keep", vector=q, limit=5), metadata=auth, timeout=10).results]
+    assert s.stop() == 0
+    s2 = server_factory("vrestart").start()
+    with grpc.insecure_channel(s2.target) as ch:
+        stub = pb.vector_pb2_grpc.VectorServiceStub(ch)
+        auth = (("x-api-key", s2.api_key),)
+        after = [(h.document_id, h.similarity) for h in
+                 stub.Search(v.SearchRequest(collection="keep", vector=q, limit=5), metadata=auth, timeout=10).results]
+    assert after == before
