@@ -325,6 +325,7 @@ static coll *coll_alloc(const char *root, const char *name, uint32_t dims, uint3
     c->refs = 1;
     c->wal_fd = -1;
     pthread_mutex_init(&c->wmu, NULL);
+    pthread_mutex_init(&c->qmu, NULL);
     /* Prefer writers: a steady stream of searches must not starve the short
      * exclusive sections that apply durable writes. */
     pthread_rwlockattr_t ra;
@@ -353,6 +354,7 @@ void coll_free(coll *c)
     if (c->wal_fd >= 0)
         close(c->wal_fd);
     pthread_mutex_destroy(&c->wmu);
+    pthread_mutex_destroy(&c->qmu);
     pthread_rwlock_destroy(&c->rw);
     free(c->name);
     free(c->dir);
@@ -812,6 +814,209 @@ static ndb_status writer_enter(coll *c, ndb_errmsg *msg)
     return NDB_OK;
 }
 
+/*
+ * Group commit. Each write call prepares a request outside any lock (checks
+ * its arguments, normalises vectors, copies ids) and joins the queue. The
+ * request at the head is the leader: it takes every queued request (up to
+ * GROUP_MAX_BYTES of log), checks them in queue order against the id map and
+ * against each other, writes all their log records with one write and one
+ * fsync, applies them, and wakes the others with their statuses. So
+ * concurrent writers share one fsync, and each call still returns only once
+ * its records are durable.
+ */
+#define GROUP_MAX_BYTES ((size_t)64 << 20)
+
+typedef struct wreq {
+    int del;            /* 1: delete del_id; 0: put items */
+    int upsert;
+    size_t n;
+    const ndb_vec_item *items;
+    size_t *lens;
+    float *vecs;        /* n x dims, the stored form */
+    char **copies;      /* 2n owned id copies; NULLed once the map/active own them */
+    const char *del_id;
+    size_t del_len;
+    size_t logbytes;
+    ndb_status st;
+    ndb_errmsg *msg;
+    int done;
+    pthread_cond_t cv;
+    struct wreq *next;
+} wreq;
+
+/* Leader side: checks, logs and applies reqs[0..n) (wmu not yet held). */
+static void commit_group(coll *c, wreq *first, wreq *last)
+{
+    ndb_errmsg tmp;
+    ndb_status st = writer_enter(c, &tmp);
+    if (st != NDB_OK) {
+        for (wreq *r = first;; r = r->next) {
+            r->st = st;
+            if (r->msg)
+                *r->msg = tmp;
+            if (r == last)
+                break;
+        }
+        return;
+    }
+    /* 1. checks, in queue order; `local` holds ids touched earlier in the
+     * group: loc.seg = 1 exists, 0 deleted. */
+    idmap local;
+    idmap_init(&local);
+    size_t rows = 0, logbytes = 0;
+    for (wreq *r = first;; r = r->next) {
+        r->st = NDB_OK;
+        if (r->del) {
+            idmap_loc *l = idmap_get(&local, r->del_id, r->del_len);
+            int exists = l ? l->seg == 1 : idmap_get(&c->map, r->del_id, r->del_len) != NULL;
+            if (!exists)
+                r->st = ndb_errmsg_set(r->msg, NDB_ENOTFOUND, "document id %.64s not found in collection %s",
+                                       r->del_id, c->name);
+            else if (idmap_put(&local, r->del_id, r->del_len, (idmap_loc){0, 0}) != NDB_OK)
+                r->st = ndb_errmsg_set(r->msg, NDB_ENOMEM, "write to %s: out of memory", c->name);
+        } else {
+            for (size_t i = 0; i < r->n && !r->upsert; i++) {
+                idmap_loc *l = idmap_get(&local, r->items[i].id, r->lens[i]);
+                int exists = l ? l->seg == 1 : idmap_get(&c->map, r->items[i].id, r->lens[i]) != NULL;
+                if (exists) {
+                    r->st = ndb_errmsg_set(r->msg, NDB_EEXIST, "document id %.64s already exists in collection %s",
+                                           r->items[i].id, c->name);
+                    break;
+                }
+            }
+            for (size_t i = 0; i < r->n && r->st == NDB_OK; i++)
+                if (idmap_put(&local, r->items[i].id, r->lens[i], (idmap_loc){1, 0}) != NDB_OK)
+                    r->st = ndb_errmsg_set(r->msg, NDB_ENOMEM, "write to %s: out of memory", c->name);
+            if (r->st == NDB_OK)
+                rows += r->n;
+        }
+        if (r->st == NDB_OK)
+            logbytes += r->logbytes;
+        if (r == last)
+            break;
+    }
+    idmap_free(&local);
+    /* 2. reserve what applying needs, so nothing can fail after the log write */
+    unsigned char *log = logbytes ? malloc(logbytes) : NULL;
+    pthread_rwlock_wrlock(&c->rw);
+    if ((logbytes && !log) || active_reserve(c, c->an + rows) != NDB_OK || idmap_reserve(&c->map, rows) != NDB_OK)
+        st = NDB_ENOMEM;
+    pthread_rwlock_unlock(&c->rw);
+    /* 3. one write, one fsync */
+    uint64_t lsn = c->lsn;
+    if (st == NDB_OK && logbytes) {
+        size_t off = 0;
+        for (wreq *r = first;; r = r->next) {
+            if (r->st == NDB_OK) {
+                if (r->del) {
+                    wal_encode(log + off, WAL_DEL, ++lsn, r->del_id, r->del_len, NULL, c->dims);
+                    off += wal_rec_size(WAL_DEL, r->del_len, c->dims);
+                } else {
+                    for (size_t i = 0; i < r->n; i++) {
+                        wal_encode(log + off, WAL_PUT, ++lsn, r->items[i].id, r->lens[i], r->vecs + i * c->dims,
+                                   c->dims);
+                        off += wal_rec_size(WAL_PUT, r->lens[i], c->dims);
+                    }
+                }
+            }
+            if (r == last)
+                break;
+        }
+        st = log_append(c, log, logbytes, &tmp);
+    } else if (st != NDB_OK) {
+        ndb_errmsg_set(&tmp, st, "write to %s: out of memory", c->name);
+    }
+    free(log);
+    if (st != NDB_OK) {
+        for (wreq *r = first;; r = r->next) {
+            if (r->st == NDB_OK) {
+                r->st = st;
+                if (r->msg)
+                    *r->msg = tmp;
+            }
+            if (r == last)
+                break;
+        }
+        pthread_mutex_unlock(&c->wmu);
+        return;
+    }
+    c->lsn = lsn;
+    /* 4. apply, in the same order */
+    pthread_rwlock_wrlock(&c->rw);
+    for (wreq *r = first;; r = r->next) {
+        if (r->st == NDB_OK) {
+            if (r->del) {
+                idmap_loc *l = idmap_get(&c->map, r->del_id, r->del_len);
+                if (l) {
+                    mark_dead(c, *l);
+                    idmap_del(&c->map, r->del_id, r->del_len);
+                }
+            } else {
+                for (size_t i = 0; i < r->n; i++) {
+                    active_append(c, r->vecs + i * c->dims, r->copies[2 * i], r->copies[2 * i + 1], r->lens[i]);
+                    r->copies[2 * i] = r->copies[2 * i + 1] = NULL;
+                }
+            }
+        }
+        if (r == last)
+            break;
+    }
+    pthread_rwlock_unlock(&c->rw);
+    if ((uint64_t)c->an >= c->seal_rows) {
+        ndb_errmsg ignored; /* the writes are durable in the log; a failed seal is retried later */
+        (void)seal(c, &ignored);
+    }
+    pthread_mutex_unlock(&c->wmu);
+}
+
+/* Queues r and returns once it is committed (or failed). */
+static ndb_status submit(coll *c, wreq *r)
+{
+    pthread_cond_init(&r->cv, NULL);
+    r->done = 0;
+    r->next = NULL;
+    pthread_mutex_lock(&c->qmu);
+    if (c->qtail)
+        c->qtail->next = r;
+    else
+        c->qhead = r;
+    c->qtail = r;
+    while (!r->done && c->qhead != r)
+        pthread_cond_wait(&r->cv, &c->qmu);
+    if (r->done) {
+        pthread_mutex_unlock(&c->qmu);
+        pthread_cond_destroy(&r->cv);
+        return r->st;
+    }
+    /* leader: take the queue up to the byte bound (at least r itself) */
+    wreq *last = r;
+    size_t bytes = r->logbytes;
+    while (last->next && bytes + last->next->logbytes <= GROUP_MAX_BYTES) {
+        last = last->next;
+        bytes += last->logbytes;
+    }
+    pthread_mutex_unlock(&c->qmu);
+    commit_group(c, r, last);
+    pthread_mutex_lock(&c->qmu);
+    wreq *next = last->next;
+    for (wreq *m = r; m != next;) {
+        wreq *after = m->next;
+        if (m != r) {
+            m->done = 1;
+            pthread_cond_signal(&m->cv);
+        }
+        m = after;
+    }
+    c->qhead = next;
+    if (!next)
+        c->qtail = NULL;
+    else
+        pthread_cond_signal(&next->cv); /* the next leader */
+    pthread_mutex_unlock(&c->qmu);
+    pthread_cond_destroy(&r->cv);
+    return r->st;
+}
+
 ndb_status coll_write(coll *c, const ndb_vec_item *items, size_t n, uint32_t dims, int upsert, ndb_errmsg *msg)
 {
     if (n == 0)
@@ -822,123 +1027,65 @@ ndb_status coll_write(coll *c, const ndb_vec_item *items, size_t n, uint32_t dim
         return ndb_errmsg_set(msg, NDB_ETOOBIG, "%zu vectors of %u dimensions exceed the 1 GiB write limit", n,
                               c->dims);
     ndb_status st = NDB_OK;
-    size_t *lens = calloc(n, sizeof *lens);
-    float *vecs = malloc(n * (size_t)c->dims * 4);
-    char **copies = calloc(2 * n, sizeof(char *));
-    unsigned char *log = NULL;
+    wreq r = {.upsert = upsert, .n = n, .items = items, .msg = msg};
+    r.lens = calloc(n, sizeof *r.lens);
+    r.vecs = malloc(n * (size_t)c->dims * 4);
+    r.copies = calloc(2 * n, sizeof(char *));
     idmap seen;
     idmap_init(&seen);
-    if (!lens || !vecs || !copies) {
+    if (!r.lens || !r.vecs || !r.copies) {
         st = ndb_errmsg_set(msg, NDB_ENOMEM, "write to %s: out of memory", c->name);
         goto out;
     }
-    size_t logbytes = 0;
     for (size_t i = 0; i < n; i++) {
         char what[96];
-        if ((st = check_id(c, items[i].id, &lens[i], msg)) != NDB_OK)
+        if ((st = check_id(c, items[i].id, &r.lens[i], msg)) != NDB_OK)
             goto out;
         snprintf(what, sizeof what, "document %.64s", items[i].id);
-        if ((st = check_vec(c, items[i].vector, dims, what, vecs + i * c->dims, msg)) != NDB_OK)
+        if ((st = check_vec(c, items[i].vector, dims, what, r.vecs + i * c->dims, msg)) != NDB_OK)
             goto out;
         if (!upsert) {
-            if (idmap_get(&seen, items[i].id, lens[i])) {
+            if (idmap_get(&seen, items[i].id, r.lens[i])) {
                 st = ndb_errmsg_set(msg, NDB_EINVAL, "document id %.64s appears twice in one insert", items[i].id);
                 goto out;
             }
-            if (idmap_put(&seen, items[i].id, lens[i], (idmap_loc){0, 0}) != NDB_OK) {
+            if (idmap_put(&seen, items[i].id, r.lens[i], (idmap_loc){0, 0}) != NDB_OK) {
                 st = ndb_errmsg_set(msg, NDB_ENOMEM, "write to %s: out of memory", c->name);
                 goto out;
             }
         }
-        copies[2 * i] = malloc(lens[i] + 1);
-        copies[2 * i + 1] = malloc(lens[i]);
-        if (!copies[2 * i] || !copies[2 * i + 1]) {
+        r.copies[2 * i] = malloc(r.lens[i] + 1);
+        r.copies[2 * i + 1] = malloc(r.lens[i]);
+        if (!r.copies[2 * i] || !r.copies[2 * i + 1]) {
             st = ndb_errmsg_set(msg, NDB_ENOMEM, "write to %s: out of memory", c->name);
             goto out;
         }
-        memcpy(copies[2 * i], items[i].id, lens[i] + 1);
-        memcpy(copies[2 * i + 1], items[i].id, lens[i]);
-        logbytes += wal_rec_size(WAL_PUT, lens[i], c->dims);
+        memcpy(r.copies[2 * i], items[i].id, r.lens[i] + 1);
+        memcpy(r.copies[2 * i + 1], items[i].id, r.lens[i]);
+        r.logbytes += wal_rec_size(WAL_PUT, r.lens[i], c->dims);
     }
-    if (!(log = malloc(logbytes))) {
-        st = ndb_errmsg_set(msg, NDB_ENOMEM, "write to %s: out of memory", c->name);
-        goto out;
-    }
-    if ((st = writer_enter(c, msg)) != NDB_OK)
-        goto out;
-    if (!upsert) {
-        for (size_t i = 0; i < n; i++)
-            if (idmap_get(&c->map, items[i].id, lens[i])) {
-                st = ndb_errmsg_set(msg, NDB_EEXIST, "document id %.64s already exists in collection %s",
-                                    items[i].id, c->name);
-                goto unlock;
-            }
-    }
-    /* reserve everything the apply step needs, so it cannot fail after the
-     * log write */
-    pthread_rwlock_wrlock(&c->rw);
-    if (active_reserve(c, c->an + n) != NDB_OK || idmap_reserve(&c->map, n) != NDB_OK)
-        st = ndb_errmsg_set(msg, NDB_ENOMEM, "write to %s: out of memory", c->name);
-    pthread_rwlock_unlock(&c->rw);
-    if (st != NDB_OK)
-        goto unlock;
-    size_t off = 0;
-    for (size_t i = 0; i < n; i++) {
-        wal_encode(log + off, WAL_PUT, c->lsn + 1 + i, items[i].id, lens[i], vecs + i * c->dims, c->dims);
-        off += wal_rec_size(WAL_PUT, lens[i], c->dims);
-    }
-    if ((st = log_append(c, log, logbytes, msg)) != NDB_OK)
-        goto unlock;
-    c->lsn += n;
-    pthread_rwlock_wrlock(&c->rw);
-    for (size_t i = 0; i < n; i++) {
-        active_append(c, vecs + i * c->dims, copies[2 * i], copies[2 * i + 1], lens[i]);
-        copies[2 * i] = copies[2 * i + 1] = NULL;
-    }
-    pthread_rwlock_unlock(&c->rw);
-    if ((uint64_t)c->an >= c->seal_rows) {
-        ndb_errmsg ignored; /* the write is durable in the log; a failed seal is retried later */
-        (void)seal(c, &ignored);
-    }
-unlock:
-    pthread_mutex_unlock(&c->wmu);
+    st = submit(c, &r);
 out:
-    if (copies)
+    if (r.copies)
         for (size_t i = 0; i < 2 * n; i++)
-            free(copies[i]);
-    free(copies);
-    free(lens);
-    free(vecs);
-    free(log);
+            free(r.copies[i]);
+    free(r.copies);
+    free(r.lens);
+    free(r.vecs);
     idmap_free(&seen);
     return st;
 }
 
 ndb_status coll_delete(coll *c, const char *id, ndb_errmsg *msg)
 {
-    size_t len;
-    ndb_status st = check_id(c, id, &len, msg);
+    wreq r = {.del = 1, .del_id = id, .msg = msg};
+    ndb_status st = check_id(c, id, &r.del_len, msg);
     if (st != NDB_OK)
         return st;
-    unsigned char rec[WAL_HDR + WAL_FIXED + NDB_VEC_MAX_ID];
-    if ((st = writer_enter(c, msg)) != NDB_OK)
-        return st;
-    if (!idmap_get(&c->map, id, len)) {
-        st = ndb_errmsg_set(msg, NDB_ENOTFOUND, "document id %.64s not found in collection %s", id, c->name);
-        goto out;
-    }
-    wal_encode(rec, WAL_DEL, c->lsn + 1, id, len, NULL, c->dims);
-    if ((st = log_append(c, rec, wal_rec_size(WAL_DEL, len, c->dims), msg)) != NDB_OK)
-        goto out;
-    c->lsn++;
-    pthread_rwlock_wrlock(&c->rw);
-    mark_dead(c, *idmap_get(&c->map, id, len));
-    idmap_del(&c->map, id, len);
-    pthread_rwlock_unlock(&c->rw);
-out:
-    pthread_mutex_unlock(&c->wmu);
-    return st;
+    r.logbytes = wal_rec_size(WAL_DEL, r.del_len, c->dims);
+    return submit(c, &r);
 }
+
 
 /* ---- reads ---------------------------------------------------------------- */
 

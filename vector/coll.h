@@ -4,12 +4,15 @@
  * these functions.
  *
  * Thread safety
- *   wmu  (mutex)   serialises writers, seal, merge and drop. Held while the
- *                  log is written and fsync'd, so searches never wait on disk.
+ *   qmu  (mutex)   the group-commit queue: concurrent write calls queue up;
+ *                  the head (leader) commits the whole queue with one log
+ *                  write and one fsync and wakes the rest.
+ *   wmu  (mutex)   serialises commit groups, seal, merge and drop. Held while
+ *                  the log is written and fsync'd, so searches never wait on disk.
  *   rw   (rwlock)  searches and gets hold it shared; a writer takes it
  *                  exclusively only to apply an already-durable change to
  *                  memory (append rows, set dead bits, swap segments).
- *   Lock order: store lock, then wmu, then rw.
+ *   Lock order: store lock, then wmu, then rw; qmu is never held with another.
  * Invariants
  *   - Every live row is in exactly one of segs[] or the active rows, and the
  *     id map points at it; dead rows have their bit set and no map entry.
@@ -49,6 +52,8 @@ typedef struct coll {
 
     pthread_mutex_t wmu;
     pthread_rwlock_t rw;
+    pthread_mutex_t qmu;     /* guards the group-commit queue (coll.c) */
+    struct wreq *qhead, *qtail;
 
     seg **segs;
     size_t nsegs;

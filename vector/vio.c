@@ -12,11 +12,15 @@
 #include <unistd.h>
 
 static long fault_sync_at; /* atomic */
+static long sync_count;    /* atomic */
+
+long vio_sync_count(void) { return __atomic_load_n(&sync_count, __ATOMIC_RELAXED); }
 
 void vio_fault_sync(long n) { __atomic_store_n(&fault_sync_at, n, __ATOMIC_SEQ_CST); }
 
 static int fault_sync_now(void)
 {
+    __atomic_add_fetch(&sync_count, 1, __ATOMIC_RELAXED);
     long v = __atomic_load_n(&fault_sync_at, __ATOMIC_SEQ_CST);
     while (v > 0) {
         if (__atomic_compare_exchange_n(&fault_sync_at, &v, v - 1, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))

@@ -37,5 +37,7 @@ ndb_status vio_remove_tree(const char *dir, ndb_errmsg *msg);
 
 /* Test hook: the n-th fsync from now fails with EIO (n >= 1); 0 disables. */
 void vio_fault_sync(long n);
+/* fsyncs (file and directory) issued so far, process-wide. */
+long vio_sync_count(void);
 
 #endif /* NDB_VEC_VIO_H */

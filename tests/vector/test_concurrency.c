@@ -246,3 +246,68 @@ Test(concurrency, writers_searchers_merges_and_drops, .timeout = 180)
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     cr_assert_eq(system(cmd), 0);
 }
+
+/* Concurrent single-vector inserts with fsync on: all must be durable and
+ * present; they should share fsyncs (group commit). The sharing ratio is
+ * logged, not asserted (it depends on timing). */
+#include "vio.h"
+
+typedef struct gc_arg {
+    int t;
+} gc_arg;
+
+static void *gc_writer(void *va)
+{
+    gc_arg *a = va;
+    ndb_errmsg m;
+    for (int i = 0; i < 60; i++) {
+        char id[32];
+        float v[D] = {0};
+        v[0] = 1.0f + (float)a->t;
+        v[1] = (float)i;
+        snprintf(id, sizeof id, "g%d-%d", a->t, i);
+        cr_assert_eq(ndb_vec_insert(store, "g", id, v, D, &m), NDB_OK, "%s", m.text);
+    }
+    return NULL;
+}
+
+Test(concurrency, group_commit_shares_fsyncs, .timeout = 120)
+{
+    char dir[] = "/tmp/ndbvec-gc-XXXXXX";
+    cr_assert(mkdtemp(dir));
+    ndb_vec_options o;
+    ndb_vec_options_default(&o);
+    ndb_errmsg m;
+    cr_assert_eq(ndb_vec_open(dir, &o, &store, &m), NDB_OK, "%s", m.text);
+    cr_assert_eq(ndb_vec_create(store, "g", D, NDB_VEC_L2, &m), NDB_OK);
+    long before = vio_sync_count();
+    enum { T = 4 };
+    pthread_t th[T];
+    gc_arg args[T];
+    for (int t = 0; t < T; t++) {
+        args[t].t = t;
+        pthread_create(&th[t], NULL, gc_writer, &args[t]);
+    }
+    for (int t = 0; t < T; t++)
+        pthread_join(th[t], NULL);
+    long syncs = vio_sync_count() - before;
+    cr_log_info("group commit: %d inserts, %ld fsyncs", T * 60, syncs);
+    cr_assert(syncs >= 1 && syncs <= T * 60, "%ld fsyncs for %d inserts", syncs, T * 60);
+    ndb_vec_close(store);
+    cr_assert_eq(ndb_vec_open(dir, &o, &store, &m), NDB_OK, "%s", m.text);
+    ndb_vec_info info;
+    cr_assert_eq(ndb_vec_stats(store, "g", &info, &m), NDB_OK);
+    cr_assert_eq(info.rows, T * 60);
+    for (int t = 0; t < T; t++)
+        for (int i = 0; i < 60; i++) {
+            char id[32];
+            float got[D];
+            snprintf(id, sizeof id, "g%d-%d", t, i);
+            cr_assert_eq(ndb_vec_get(store, "g", id, got, D, NULL, &m), NDB_OK, "%s lost", id);
+            cr_assert(got[0] == 1.0f + (float)t && got[1] == (float)i);
+        }
+    ndb_vec_close(store);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    cr_assert_eq(system(cmd), 0);
+}

@@ -587,13 +587,17 @@ static void crash_round(const char *dir, int round, long run_us)
         }
     }
     close(fds[1]);
+    /* wait for the first acknowledgement (a loaded machine can be slow to
+     * start), then let the child run a while longer and kill it */
+    uint64_t acked = (uint64_t)round * 1000000, x;
+    if (read(fds[0], &x, sizeof x) == sizeof x)
+        acked = x;
     struct timespec ts = {0, run_us * 1000};
     nanosleep(&ts, NULL);
     kill(pid, SIGKILL);
     int wst;
     waitpid(pid, &wst, 0);
     cr_assert(WIFSIGNALED(wst), "child exited with %d before the kill", WEXITSTATUS(wst));
-    uint64_t acked = (uint64_t)round * 1000000, x;
     while (read(fds[0], &x, sizeof x) == sizeof x)
         acked = x;
     close(fds[0]);
