@@ -324,7 +324,7 @@ static int rate(const idx_def *d, const ndb_doc_filter *f, cand *cd)
             cd->neq++;
             continue;
         }
-        if ((c->lo || c->hi) && !d->desc[i])
+        if (c->lo || c->hi)
             cd->range = true;
         break;
     }
@@ -424,19 +424,37 @@ static ndb_status build_ranges(const idx_def *d, const cand *cd, plan *p)
             kenc_value(&br, bv, false);
             uint8_t bracket = br.len ? br.data[0] : KT_NULL;
             dbuf_free(&br);
-            if (lo) {
-                kenc_value(&r->lo, &lo->arg, false);
-                if (lo->op == OP_GT)
-                    prefix_succ(&r->lo, base);
+            if (!d->desc[cd->neq]) {
+                if (lo) {
+                    kenc_value(&r->lo, &lo->arg, false);
+                    if (lo->op == OP_GT)
+                        prefix_succ(&r->lo, base);
+                } else {
+                    dbuf_byte(&r->lo, bracket);
+                }
+                if (hi) {
+                    kenc_value(&r->hi, &hi->arg, false);
+                    if (hi->op == OP_LTE)
+                        prefix_succ(&r->hi, base);
+                } else {
+                    dbuf_byte(&r->hi, (uint8_t)(bracket + 1));
+                }
             } else {
-                dbuf_byte(&r->lo, bracket);
-            }
-            if (hi) {
-                kenc_value(&r->hi, &hi->arg, false);
-                if (hi->op == OP_LTE)
-                    prefix_succ(&r->hi, base);
-            } else {
-                dbuf_byte(&r->hi, (uint8_t)(bracket + 1));
+                /* inverted bytes: the upper value bounds the low end */
+                if (hi) {
+                    kenc_value(&r->lo, &hi->arg, true);
+                    if (hi->op == OP_LT)
+                        prefix_succ(&r->lo, base);
+                } else {
+                    dbuf_byte(&r->lo, (uint8_t)~bracket);
+                }
+                if (lo) {
+                    kenc_value(&r->hi, &lo->arg, true);
+                    if (lo->op == OP_GTE)
+                        prefix_succ(&r->hi, base);
+                } else {
+                    dbuf_byte(&r->hi, (uint8_t)(~bracket + 1));
+                }
             }
         } else if (!prefix_succ(&r->hi, 0)) {
             r->hi.len = 0; /* unbounded */

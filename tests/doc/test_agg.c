@@ -1,0 +1,181 @@
+/* Tests for engine/doc/agg.c: every stage, every accumulator, expressions,
+ * the brief's pipelines, memory bounds. */
+#include "helpers.h"
+
+#define PRODUCTS                                                                                 \
+    "[{\"_id\":\"p1\",\"name\":\"Laptop\",\"category\":\"Electronics\",\"price\":1200,\"stock\":50,\"tags\":[\"a\",\"b\"]}," \
+    "{\"_id\":\"p2\",\"name\":\"Mouse\",\"category\":\"Electronics\",\"price\":25,\"stock\":200,\"tags\":[\"b\"]}," \
+    "{\"_id\":\"p3\",\"name\":\"Desk\",\"category\":\"Furniture\",\"price\":300,\"stock\":15,\"tags\":[]}," \
+    "{\"_id\":\"p4\",\"name\":\"Lamp\",\"category\":\"Furniture\",\"price\":40.5,\"stock\":0}]"
+
+static tdb T;
+
+static void setup(void)
+{
+    tdb_open(&T);
+    ndb_errmsg m = {{0}};
+    cr_assert_eq(ins(&T, "products", PRODUCTS, &m), NDB_OK, "%s", m.text);
+    cr_assert_eq(ins(&T, "users",
+                     "[{\"_id\":\"u1\",\"name\":\"A\",\"age\":28,\"city\":\"SF\",\"status\":\"active\"},"
+                     "{\"_id\":\"u2\",\"name\":\"B\",\"age\":35,\"city\":\"NY\",\"status\":\"active\"},"
+                     "{\"_id\":\"u3\",\"name\":\"C\",\"age\":31,\"city\":\"SF\",\"status\":\"active\"},"
+                     "{\"_id\":\"u4\",\"name\":\"D\",\"age\":45,\"city\":\"NY\",\"status\":\"inactive\"},"
+                     "{\"_id\":\"u5\",\"name\":\"E\",\"age\":33,\"city\":\"LA\",\"status\":\"active\"}]",
+                     &m),
+                 NDB_OK);
+}
+
+static void teardown(void) { tdb_close(&T); }
+
+#define AGG(coll, pipe, want) cr_assert_str_eq(agg_json(&T, coll, pipe), want)
+
+TestSuite(agg, .init = setup, .fini = teardown);
+
+Test(agg, brief_examples)
+{
+    AGG("products",
+        "[{\"$group\":{\"_id\":\"$category\",\"count\":{\"$sum\":1},\"avg_price\":{\"$avg\":\"$price\"}}},"
+        "{\"$sort\":{\"count\":-1,\"_id\":1}}]",
+        "[{\"_id\":\"Electronics\",\"count\":2,\"avg_price\":612.5},"
+        "{\"_id\":\"Furniture\",\"count\":2,\"avg_price\":170.25}]");
+    AGG("users",
+        "[{\"$match\":{\"status\":\"active\"}},"
+        "{\"$group\":{\"_id\":\"$city\",\"total_users\":{\"$sum\":1},\"avg_age\":{\"$avg\":\"$age\"}}},"
+        "{\"$sort\":{\"total_users\":-1,\"_id\":1}},{\"$limit\":10},"
+        "{\"$project\":{\"city\":\"$_id\",\"users\":\"$total_users\",\"average_age\":\"$avg_age\"}}]",
+        "[{\"_id\":\"SF\",\"city\":\"SF\",\"users\":2,\"average_age\":29.5},"
+        "{\"_id\":\"LA\",\"city\":\"LA\",\"users\":1,\"average_age\":33},"
+        "{\"_id\":\"NY\",\"city\":\"NY\",\"users\":1,\"average_age\":35}]");
+    AGG("users",
+        "[{\"$match\":{\"age\":{\"$gte\":30}}},{\"$group\":{\"_id\":\"$city\",\"count\":{\"$sum\":1}}},"
+        "{\"$sort\":{\"count\":-1,\"_id\":1}}]",
+        "[{\"_id\":\"NY\",\"count\":2},{\"_id\":\"LA\",\"count\":1},{\"_id\":\"SF\",\"count\":1}]");
+}
+
+Test(agg, accumulators)
+{
+    AGG("products",
+        "[{\"$group\":{\"_id\":null,\"s\":{\"$sum\":\"$price\"},\"a\":{\"$avg\":\"$stock\"},"
+        "\"mn\":{\"$min\":\"$price\"},\"mx\":{\"$max\":\"$price\"},\"n\":{\"$count\":{}},"
+        "\"f\":{\"$first\":\"$name\"},\"l\":{\"$last\":\"$name\"},"
+        "\"p\":{\"$push\":\"$stock\"},\"u\":{\"$addToSet\":\"$category\"}}}]",
+        "[{\"_id\":null,\"s\":1565.5,\"a\":66.25,\"mn\":25,\"mx\":1200,\"n\":4,\"f\":\"Laptop\","
+        "\"l\":\"Lamp\",\"p\":[50,200,15,0],\"u\":[\"Electronics\",\"Furniture\"]}]");
+    /* non-numbers are ignored by $sum/$avg; $avg of nothing is null; missing
+     * fields are skipped by $push and $min */
+    AGG("products",
+        "[{\"$group\":{\"_id\":\"x\",\"s\":{\"$sum\":\"$name\"},\"a\":{\"$avg\":\"$nope\"},"
+        "\"m\":{\"$min\":\"$nope\"},\"p\":{\"$push\":\"$nope\"}}}]",
+        "[{\"_id\":\"x\",\"s\":0,\"a\":null,\"m\":null,\"p\":[]}]");
+    /* compound group keys; numeric keys 1 and 1.0 are one group */
+    AGG("products",
+        "[{\"$group\":{\"_id\":{\"c\":\"$category\",\"low\":{\"$lt\":[\"$price\",100]}},\"n\":{\"$sum\":1}}},"
+        "{\"$sort\":{\"_id.c\":1,\"_id.low\":1}}]",
+        "[{\"_id\":{\"c\":\"Electronics\",\"low\":false},\"n\":1},{\"_id\":{\"c\":\"Electronics\",\"low\":true},\"n\":1},"
+        "{\"_id\":{\"c\":\"Furniture\",\"low\":false},\"n\":1},{\"_id\":{\"c\":\"Furniture\",\"low\":true},\"n\":1}]");
+}
+
+Test(agg, stages)
+{
+    AGG("products", "[{\"$match\":{\"price\":{\"$lt\":100}}},{\"$project\":{\"name\":1,\"_id\":0}}]",
+        "[{\"name\":\"Mouse\"},{\"name\":\"Lamp\"}]");
+    AGG("products", "[{\"$sort\":{\"price\":1}},{\"$skip\":1},{\"$limit\":2},{\"$project\":{\"_id\":1}}]",
+        "[{\"_id\":\"p4\"},{\"_id\":\"p3\"}]");
+    AGG("products", "[{\"$match\":{\"stock\":{\"$gt\":10}}},{\"$count\":\"n\"}]", "[{\"n\":3}]");
+    AGG("products", "[{\"$match\":{\"stock\":{\"$gt\":1000}}},{\"$count\":\"n\"}]", "[]");
+    AGG("products", "[{\"$unwind\":\"$tags\"},{\"$project\":{\"tags\":1}}]",
+        "[{\"_id\":\"p1\",\"tags\":\"a\"},{\"_id\":\"p1\",\"tags\":\"b\"},{\"_id\":\"p2\",\"tags\":\"b\"}]");
+    AGG("products",
+        "[{\"$unwind\":{\"path\":\"$tags\",\"preserveNullAndEmptyArrays\":true,\"includeArrayIndex\":\"i\"}},"
+        "{\"$project\":{\"tags\":1,\"i\":1}}]",
+        "[{\"_id\":\"p1\",\"tags\":\"a\",\"i\":0},{\"_id\":\"p1\",\"tags\":\"b\",\"i\":1},"
+        "{\"_id\":\"p2\",\"tags\":\"b\",\"i\":0},{\"_id\":\"p3\",\"tags\":[]},{\"_id\":\"p4\"}]");
+    AGG("products",
+        "[{\"$match\":{\"_id\":\"p2\"}},{\"$addFields\":{\"value\":{\"$multiply\":[\"$price\",\"$stock\"]},"
+        "\"price\":0}},{\"$unset\":[\"_created_at\",\"_updated_at\",\"tags\"]}]",
+        "[{\"_id\":\"p2\",\"name\":\"Mouse\",\"category\":\"Electronics\",\"price\":0,\"stock\":200,\"value\":5000}]");
+    AGG("products", "[{\"$match\":{\"_id\":\"p2\"}},{\"$set\":{\"x\":\"$$ROOT.name\"}},{\"$project\":{\"x\":1,\"_id\":0}}]",
+        "ERR -1: unknown variable $$ROOT.name at $addFields.x");
+    AGG("products", "[{\"$match\":{\"_id\":\"p2\"}},{\"$unset\":\"tags\"},{\"$project\":{\"tags\":1,\"_id\":0}}]", "[{}]");
+    AGG("products", "[{\"$match\":{\"_id\":\"p1\"}},{\"$project\":{\"_id\":0,\"n\":{\"$concat\":[\"$name\",\"-\",\"$category\"]},"
+        "\"u\":{\"$toUpper\":\"$name\"},\"d\":{\"$divide\":[\"$price\",8]},\"s\":{\"$subtract\":[\"$stock\",8]},"
+        "\"z\":{\"$size\":\"$tags\"},\"c\":{\"$cond\":[{\"$gt\":[\"$price\",1000]},\"big\",\"small\"]},"
+        "\"i\":{\"$ifNull\":[\"$nope\",\"dflt\"]},\"l\":{\"$literal\":\"$x\"},\"o\":{\"a\":\"$stock\"},\"m\":\"$missing\"}}]",
+        "[{\"n\":\"Laptop-Electronics\",\"u\":\"LAPTOP\",\"d\":150,\"s\":42,\"z\":2,\"c\":\"big\",\"i\":\"dflt\","
+        "\"l\":\"$x\",\"o\":{\"a\":50}}]");
+    /* an empty pipeline passes documents through */
+    const char *r = agg_json(&T, "products", "[]");
+    cr_assert(strncmp(r, "[{\"_id\":\"p1\"", 12) == 0, "%s", r);
+    /* a missing collection yields nothing */
+    AGG("nothing", "[{\"$group\":{\"_id\":null,\"n\":{\"$sum\":1}}}]", "[]");
+}
+
+Test(agg, lookup)
+{
+    ndb_errmsg m = {{0}};
+    cr_assert_eq(ins(&T, "orders",
+                     "[{\"_id\":\"o1\",\"user\":\"u1\",\"total\":5},{\"_id\":\"o2\",\"user\":\"u1\",\"total\":7},"
+                     "{\"_id\":\"o3\",\"user\":\"u2\",\"total\":1}]",
+                     &m),
+                 NDB_OK);
+    AGG("users",
+        "[{\"$match\":{\"_id\":{\"$in\":[\"u1\",\"u3\"]}}},"
+        "{\"$lookup\":{\"from\":\"orders\",\"localField\":\"_id\",\"foreignField\":\"user\",\"as\":\"orders\"}},"
+        "{\"$project\":{\"n\":{\"$size\":\"$orders\"},\"t\":\"$orders.total\"}}]",
+        "[{\"_id\":\"u1\",\"n\":2,\"t\":[5,7]},{\"_id\":\"u3\",\"n\":0,\"t\":[]}]");
+    AGG("users",
+        "[{\"$match\":{\"_id\":\"u1\"}},{\"$lookup\":{\"from\":\"nope\",\"localField\":\"_id\","
+        "\"foreignField\":\"user\",\"as\":\"x\"}},{\"$project\":{\"x\":1}}]",
+        "[{\"_id\":\"u1\",\"x\":[]}]");
+}
+
+Test(agg, errors)
+{
+    const char *r = agg_json(&T, "users", "[{\"$bogus\":1}]");
+    cr_assert(strstr(r, "unknown pipeline stage $bogus at pipeline.0") != NULL, "%s", r);
+    r = agg_json(&T, "users", "[{\"$group\":{\"n\":{\"$sum\":1}}}]");
+    cr_assert(strstr(r, "$group needs an _id") != NULL, "%s", r);
+    r = agg_json(&T, "users", "[{\"$group\":{\"_id\":null,\"n\":{\"$median\":1}}}]");
+    cr_assert(strstr(r, "unknown accumulator $median at $group.n") != NULL, "%s", r);
+    r = agg_json(&T, "users", "[{\"$match\":{\"a\":{\"$zz\":1}}}]");
+    cr_assert(strstr(r, "unknown operator $zz at pipeline.0.$match.a") != NULL, "%s", r);
+    r = agg_json(&T, "users", "[{\"$limit\":0}]");
+    cr_assert(strstr(r, "positive integer") != NULL, "%s", r);
+    r = agg_json(&T, "users", "[{\"$project\":{\"a\":1,\"b\":0}}]");
+    cr_assert(strstr(r, "cannot mix") != NULL, "%s", r);
+    r = agg_json(&T, "users", "[{\"$project\":{\"x\":{\"$nope\":1}}}]");
+    cr_assert(strstr(r, "unknown expression operator $nope at $project.x") != NULL, "%s", r);
+    r = agg_json(&T, "users", "[{\"$project\":{\"x\":{\"$divide\":[\"$age\",0]}}}]");
+    cr_assert(strstr(r, "$divide by zero") != NULL, "%s", r);
+    r = agg_json(&T, "users", "{\"$match\":{}}");
+    cr_assert(strstr(r, "pipeline must be an array") != NULL, "%s", r);
+    r = agg_json(&T, "users", "[{\"$match\":{},\"$limit\":1}]");
+    cr_assert(strstr(r, "one stage name") != NULL, "%s", r);
+}
+
+Test(agg, memory_bound)
+{
+    /* a tiny bound makes $group and $sort refuse instead of growing */
+    ndb_doc_close(T.db);
+    ndb_doc_options o;
+    ndb_doc_options_init(&o);
+    o.agg_mem_bytes = 2048;
+    o.log = quiet_log;
+    ndb_errmsg m = {{0}};
+    cr_assert_eq(ndb_doc_open(T.kv, &o, &T.db, &m), NDB_OK);
+    char docs[8192] = "[";
+    for (int i = 0; i < 60; i++)
+        snprintf(docs + strlen(docs), sizeof docs - strlen(docs), "%s{\"k\":%d,\"pad\":\"xxxxxxxxxxxxxxxxxxxx\"}",
+                 i ? "," : "", i);
+    strcat(docs, "]");
+    cr_assert_eq(ins(&T, "many", docs, &m), NDB_OK, "%s", m.text);
+    const char *r = agg_json(&T, "many", "[{\"$group\":{\"_id\":\"$k\",\"p\":{\"$push\":\"$pad\"}}}]");
+    cr_assert(strstr(r, "ERR -12") && strstr(r, "$group exceeded the memory limit"), "%s", r);
+    r = agg_json(&T, "many", "[{\"$project\":{\"k\":1}},{\"$sort\":{\"k\":-1}}]");
+    cr_assert(strstr(r, "ERR -12") && strstr(r, "$sort exceeded the memory limit"), "%s", r);
+    r = find_json(&T, "many", (fq){.sort = "{\"k\":-1}"}, NULL);
+    cr_assert(strstr(r, "ERR -12") && strstr(r, "sort exceeded the memory limit"), "%s", r);
+    /* streaming stages are not bounded by it */
+    r = agg_json(&T, "many", "[{\"$match\":{\"k\":{\"$gte\":0}}},{\"$count\":\"n\"}]");
+    cr_assert_str_eq(r, "[{\"n\":60}]");
+}
