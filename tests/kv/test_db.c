@@ -334,3 +334,48 @@ Test(db, reopen_after_full_flush_keeps_sequence)
     cr_assert_eq(ndb_kv_put(kv, "a", 1, "2", 1), NDB_OK);
     expect("a", "2");
 }
+
+Test(db, interval_mode_syncs_in_the_background)
+{
+    ndb_kv_close(kv);
+    ndb_kv_options o;
+    small_opts(&o);
+    o.durability = NDB_KV_INTERVAL;
+    o.interval_ms = 20;
+    open_db(&o);
+    ndb_kv_stats before, after;
+    ndb_kv_stats_get(kv, &before);
+    for (int i = 0; i < 50; i++) cr_assert_eq(ndb_kv_put(kv, "k", 1, "v", 1), NDB_OK);
+    ndb_kv_stats_get(kv, &after);
+    cr_assert_lt(after.wal_syncs - before.wal_syncs, 50, "interval writes do not fsync each");
+    for (int t = 0; t < 100 && after.wal_syncs == before.wal_syncs; t++) {
+        usleep(10000);
+        ndb_kv_stats_get(kv, &after);
+    }
+    cr_assert_gt(after.wal_syncs, before.wal_syncs, "the interval thread must fsync pending WAL bytes");
+    expect("k", "v");
+}
+
+Test(db, stats_report_levels_and_memtable)
+{
+    char k[32], v[200];
+    memset(v, 'x', sizeof v);
+    for (int i = 0; i < 3000; i++) {
+        snprintf(k, sizeof k, "s%06d", i);
+        cr_assert_eq(ndb_kv_put(kv, k, strlen(k), v, sizeof v), NDB_OK);
+    }
+    cr_assert_eq(ndb_kv_flush(kv), NDB_OK);
+    ndb_kv_stats s;
+    cr_assert_eq(ndb_kv_stats_get(kv, &s), NDB_OK);
+    uint64_t files = 0, bytes = 0;
+    for (int l = 0; l < NDB_KV_LEVELS; l++) {
+        files += s.levels[l].files;
+        bytes += s.levels[l].bytes;
+    }
+    cr_assert_gt(files, 0);
+    cr_assert_gt(bytes, 3000 * 200 / 2);
+    cr_assert_geq(s.last_seq, 3000);
+    cr_assert_gt(s.user_bytes_written, 3000 * 200);
+    cr_assert_gt(s.sst_bytes_written, 0);
+    cr_assert_eq(s.poisoned, 0);
+}
