@@ -694,18 +694,10 @@ static ndb_status seal(coll *c, ndb_errmsg *msg)
     return NDB_OK;
 }
 
-ndb_status coll_merge(coll *c, ndb_errmsg *msg)
+/* Rewrites the sealed segments without dead rows (wmu held). */
+static ndb_status merge_locked(coll *c, ndb_errmsg *msg)
 {
-    pthread_mutex_lock(&c->wmu);
     ndb_status st = NDB_OK;
-    if (c->dropped) {
-        st = ndb_errmsg_set(msg, NDB_ENOTFOUND, "collection %s was dropped", c->name);
-        goto out;
-    }
-    if (c->poisoned) {
-        st = ndb_errmsg_set(msg, NDB_EPOISONED, "collection %s stopped after a failed fsync", c->name);
-        goto out;
-    }
     if (c->an > 0 && (st = seal(c, msg)) != NDB_OK)
         goto out;
     uint64_t live = 0, dead = 0;
@@ -779,8 +771,37 @@ ndb_status coll_merge(coll *c, ndb_errmsg *msg)
     }
     free(old);
 out:
+    return st;
+}
+
+ndb_status coll_merge(coll *c, ndb_errmsg *msg)
+{
+    pthread_mutex_lock(&c->wmu);
+    ndb_status st = NDB_OK;
+    if (c->dropped)
+        st = ndb_errmsg_set(msg, NDB_ENOTFOUND, "collection %s was dropped", c->name);
+    else if (c->poisoned)
+        st = ndb_errmsg_set(msg, NDB_EPOISONED, "collection %s stopped after a failed fsync", c->name);
+    else
+        st = merge_locked(c, msg);
     pthread_mutex_unlock(&c->wmu);
     return st;
+}
+
+/* After a seal: merge automatically once dead rows are at least half of the
+ * sealed rows (and at least one segment's worth), so space from deletes and
+ * updates is reclaimed with bounded write amplification. */
+static void maybe_merge(coll *c)
+{
+    uint64_t rows = 0, dead = 0;
+    for (size_t i = 0; i < c->nsegs; i++) {
+        rows += c->segs[i]->nrows;
+        dead += c->segs[i]->ndead;
+    }
+    if (dead >= c->seal_rows && dead * 2 >= rows) {
+        ndb_errmsg ignored; /* a failed merge changes nothing; it is retried after a later seal */
+        (void)merge_locked(c, &ignored);
+    }
 }
 
 /* ---- writes ----------------------------------------------------------- */
@@ -964,7 +985,8 @@ static void commit_group(coll *c, wreq *first, wreq *last)
     pthread_rwlock_unlock(&c->rw);
     if ((uint64_t)c->an >= c->seal_rows) {
         ndb_errmsg ignored; /* the writes are durable in the log; a failed seal is retried later */
-        (void)seal(c, &ignored);
+        if (seal(c, &ignored) == NDB_OK)
+            maybe_merge(c);
     }
     pthread_mutex_unlock(&c->wmu);
 }

@@ -655,3 +655,36 @@ Test(store, crc32c_known_value_hw_and_sw_agree)
         cr_assert_eq(vcrc(buf, n), vcrc_extend_sw(0, buf, n), "n=%zu", n);
     cr_assert_eq(vcrc_extend(vcrc(buf, 500), buf + 500, 500), vcrc(buf, 1000));
 }
+
+Test(store, updates_are_reclaimed_automatically)
+{
+    const char *dir = fresh_dir();
+    no_sync = 1;
+    ndb_vec_store *s = open_store(dir, 64 * 50); /* 50 rows of 64 bytes per segment */
+    ndb_errmsg m;
+    cr_assert_eq(ndb_vec_create(s, "u", 4, NDB_VEC_DOT, &m), NDB_OK);
+    static char ids[100][8];
+    float v[100][4];
+    ndb_vec_item items[100];
+    for (int round = 0; round < 40; round++) {
+        for (int i = 0; i < 100; i++) {
+            snprintf(ids[i], sizeof ids[i], "u%d", i);
+            v[i][0] = (float)round;
+            v[i][1] = (float)i;
+            v[i][2] = v[i][3] = 1;
+            items[i] = (ndb_vec_item){ids[i], v[i]};
+        }
+        cr_assert_eq(ndb_vec_insert_many(s, "u", items, 100, 4, 1, &m), NDB_OK, "%s", m.text);
+    }
+    ndb_vec_info info;
+    cr_assert_eq(ndb_vec_stats(s, "u", &info, &m), NDB_OK);
+    cr_assert_eq(info.rows, 100);
+    /* 4000 rows were written; without merging 3900 would be dead */
+    cr_assert(info.dead <= 300, "dead rows not reclaimed: %llu", (unsigned long long)info.dead);
+    cr_assert(info.bytes < 64u * 1000, "%llu bytes on disk", (unsigned long long)info.bytes);
+    float got[4];
+    cr_assert_eq(ndb_vec_get(s, "u", "u7", got, 4, NULL, &m), NDB_OK);
+    cr_assert(got[0] == 39.0f && got[1] == 7.0f);
+    ndb_vec_close(s);
+    rm_rf(dir);
+}
