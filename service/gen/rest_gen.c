@@ -351,6 +351,8 @@ typedef struct route_out {
 
 static route_out *routes;
 static size_t n_routes, cap_routes;
+static Google__Api__HttpRule **rules; /* unpacked options, freed at exit */
+static size_t n_rules, cap_rules;
 
 static const FieldProto *field_named(const MsgProto *m, const char *name)
 {
@@ -696,7 +698,14 @@ int main(int argc, char **argv)
                         handle_rule(rule->additional_bindings[b], rpc, paths, op_base, (int)b + 1, summary, ine,
                                     oute, streaming, is_open);
                     free(summary);
-                    /* rule is kept: routes[] points into it. */
+                    /* rule is kept until the end: routes[] points into it. */
+                    if (n_rules == cap_rules) {
+                        cap_rules = cap_rules ? cap_rules * 2 : 64;
+                        rules = realloc(rules, cap_rules * sizeof *rules);
+                        if (rules == NULL)
+                            die("out of memory");
+                    }
+                    rules[n_rules++] = rule;
                 }
             }
         }
@@ -784,5 +793,15 @@ int main(int argc, char **argv)
         die("%s: cannot write", argv[2]);
     free(text);
     json_decref(doc);
+    for (size_t i = 0; i < n_rules; i++)
+        google__api__http_rule__free_unpacked(rules[i], NULL);
+    free(rules);
+    for (size_t i = 0; i < n_entries; i++)
+        free(entries[i].full);
+    free(entries);
+    free(routes);
+    google__protobuf__file_descriptor_set__free_unpacked(set, NULL);
+    free(buf);
+    free(open);
     return 0;
 }
