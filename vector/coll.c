@@ -417,18 +417,44 @@ ndb_status coll_create(const char *root, const char *name, uint32_t dims, uint32
     coll *c = coll_alloc(root, name, dims, metric, env);
     if (!c)
         return ndb_errmsg_set(msg, NDB_ENOMEM, "create %s: out of memory", name);
-    ndb_status st;
-    if (mkdir(c->dir, 0755) != 0) {
-        st = errno == EEXIST ? ndb_errmsg_set(msg, NDB_EEXIST, "collection directory %s already exists", c->dir)
-                             : ndb_errmsg_set(msg, NDB_EIO, "mkdir %s: %s", c->dir, strerror(errno));
-        coll_free(c);
-        return st;
+    /* Built in a staging directory and renamed into place, so a crash never
+     * leaves a collection directory without its manifest (a leftover
+     * .creating-* directory is removed when the store opens). */
+    char stage_name[NDB_VEC_MAX_NAME + 16];
+    snprintf(stage_name, sizeof stage_name, ".creating-%s", name);
+    char *final_dir = c->dir, *final_wal = c->wal_path;
+    char *stage = path_join(root, stage_name), *stage_wal = stage ? path_join(stage, "wal.log") : NULL;
+    ndb_status st = NDB_OK;
+    if (!stage || !stage_wal) {
+        st = ndb_errmsg_set(msg, NDB_ENOMEM, "create %s: out of memory", name);
+        goto out;
     }
+    vio_remove_tree(stage, NULL);
+    if (mkdir(stage, 0755) != 0) {
+        st = ndb_errmsg_set(msg, NDB_EIO, "mkdir %s: %s", stage, strerror(errno));
+        goto out;
+    }
+    c->dir = stage;
+    c->wal_path = stage_wal;
     c->next_no = 1;
     if ((st = manifest_write(c, NULL, 0, c->next_no, 0, msg)) != NDB_OK ||
         (st = vio_open(c->wal_path, O_RDWR | O_CREAT | O_APPEND, 0644, &c->wal_fd, msg)) != NDB_OK ||
-        (st = vio_fsync_dir(c->dir, msg)) != NDB_OK || (st = vio_fsync_dir(root, msg)) != NDB_OK) {
-        vio_remove_tree(c->dir, NULL);
+        (st = vio_fsync(c->wal_fd, c->wal_path, msg)) != NDB_OK || (st = vio_fsync_dir(stage, msg)) != NDB_OK)
+        goto out;
+    if (renameat2(AT_FDCWD, stage, AT_FDCWD, final_dir, RENAME_NOREPLACE) != 0) {
+        st = errno == EEXIST ? ndb_errmsg_set(msg, NDB_EEXIST, "collection directory %s already exists", final_dir)
+                             : ndb_errmsg_set(msg, NDB_EIO, "rename %s -> %s: %s", stage, final_dir, strerror(errno));
+        goto out;
+    }
+    st = vio_fsync_dir(root, msg);
+out:
+    if (st != NDB_OK && stage)
+        vio_remove_tree(stage, NULL);
+    c->dir = final_dir;
+    c->wal_path = final_wal;
+    free(stage);
+    free(stage_wal);
+    if (st != NDB_OK) {
         coll_free(c);
         return st;
     }

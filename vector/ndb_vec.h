@@ -128,9 +128,9 @@ ndb_status ndb_vec_merge(ndb_vec_store *s, const char *name, ndb_errmsg *msg);
 /*
  * Filter: return non-zero to keep the document. Called once per live row
  * before scoring (a pre-filter: the result is the true top-k among kept
- * rows), from the searching thread, while the collection is read-locked:
- * the callback must not write to this store. id is not NUL-terminated and
- * is borrowed for the call.
+ * rows), from the calling thread only, while the collection is read-locked:
+ * the callback must not call into this store at all (a waiting writer would
+ * deadlock it). id is not NUL-terminated and is borrowed for the call.
  */
 typedef int (*ndb_vec_filter_fn)(void *ctx, const char *id, size_t id_len);
 

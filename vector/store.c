@@ -221,7 +221,8 @@ ndb_status ndb_vec_open(const char *dir, const ndb_vec_options *opt, ndb_vec_sto
     st = NDB_OK;
     while (st == NDB_OK && (e = readdir(d)) != NULL) {
         if (e->d_name[0] == '.') {
-            if (strncmp(e->d_name, ".trash-", 7) == 0) { /* a drop interrupted by a crash */
+            if (strncmp(e->d_name, ".trash-", 7) == 0 || strncmp(e->d_name, ".creating-", 10) == 0) {
+                /* a drop or create interrupted by a crash */
                 char p[4096];
                 if (snprintf(p, sizeof p, "%s/%s", dir, e->d_name) < (int)sizeof p)
                     vio_remove_tree(p, NULL);

@@ -688,3 +688,32 @@ Test(store, updates_are_reclaimed_automatically)
     ndb_vec_close(s);
     rm_rf(dir);
 }
+
+Test(store, interrupted_create_and_drop_are_cleaned_up)
+{
+    const char *dir = fresh_dir();
+    char p[256];
+    snprintf(p, sizeof p, "%s/.creating-x", dir);
+    cr_assert_eq(mkdir(p, 0755), 0);
+    snprintf(p, sizeof p, "%s/.creating-x/MANIFEST", dir);
+    FILE *f = fopen(p, "w");
+    fputs("half-written", f);
+    fclose(f);
+    snprintf(p, sizeof p, "%s/.trash-y-1", dir);
+    cr_assert_eq(mkdir(p, 0755), 0);
+    ndb_vec_store *s = open_store(dir, 0);
+    ndb_vec_info *list;
+    size_t n;
+    cr_assert_eq(ndb_vec_list(s, &list, &n), NDB_OK);
+    cr_assert_eq(n, 0);
+    free(list);
+    struct stat st;
+    snprintf(p, sizeof p, "%s/.creating-x", dir);
+    cr_assert_neq(stat(p, &st), 0, "staging directory left behind");
+    snprintf(p, sizeof p, "%s/.trash-y-1", dir);
+    cr_assert_neq(stat(p, &st), 0, "trash directory left behind");
+    ndb_errmsg m;
+    cr_assert_eq(ndb_vec_create(s, "x", 3, NDB_VEC_COSINE, &m), NDB_OK, "%s", m.text);
+    ndb_vec_close(s);
+    rm_rf(dir);
+}
