@@ -944,11 +944,13 @@ static ndb_status insert_doc(wctx *w, const ndb_doc_val *doc, size_t index, char
                               w->db->opt.max_doc_bytes);
     if (st != NDB_OK)
         return ndb_errmsg_set(msg, st, "document %zu: %s", index, ndb_strerror(st));
-    bool fresh;
-    if (bmap_upsert(&w->ids, id, idlen, 0, &fresh) == NULL)
+    /* a generated id is unique by construction (seconds, per-process random
+     * bytes, counter): only a client's own _id needs the duplicate check */
+    bool fresh = true;
+    if (id != gen && bmap_upsert(&w->ids, id, idlen, 0, &fresh) == NULL)
         return NDB_ENOMEM;
     doc_key(&w->key, w->c, id, idlen);
-    if (fresh) {
+    if (fresh && id != gen) {
         void *old;
         size_t ol;
         st = ndb_kv_get(w->db->kv, NULL, w->key.data, w->key.len, &old, &ol);
@@ -1608,6 +1610,11 @@ int cur_src_next(ndb_doc_cursor *c, const uint8_t **doc, size_t *len, ndb_errmsg
             size_t idlen;
             if (!idx_entry_id(c->pl.idx, k, kl, v, vl, &id, &idlen))
                 return ndb_errmsg_set(msg, NDB_ECORRUPT, "corrupt index entry in %s", c->pl.idx->name);
+            if (c->keys_only) {
+                *doc = NULL;
+                *len = 0;
+                return 1;
+            }
             if (c->pl.idx->multikey) {
                 bool fresh;
                 if (bmap_upsert(&c->seen, id, idlen, 0, &fresh) == NULL)
@@ -2003,6 +2010,7 @@ ndb_status ndb_doc_count(ndb_doc_db *db, const char *cname, const void *filter, 
         return st;
     }
     c->own_flt = true;
+    c->keys_only = c->pl.kind == PLAN_IXSCAN && c->pl.exact;
     uint64_t n = 0;
     const uint8_t *d;
     size_t dl;

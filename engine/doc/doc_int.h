@@ -283,6 +283,7 @@ typedef struct plan {
     plan_range *ranges;    /* ascending order */
     bool reverse;          /* walk ranges and keys backwards (descending sort) */
     bool sort_covered;     /* the scan order is the requested sort */
+    bool exact;            /* the key ranges match exactly the filter's documents */
     ndb_doc_val id;        /* PLAN_IDHACK: the _id value */
 } plan;
 /* Chooses a plan for filter f and sort s over set (may be NULL). hint: an index
@@ -375,6 +376,7 @@ struct ndb_doc_cursor {
     struct agg_state *agg;
     bool id_done;
     bool own_flt;        /* free flt with the cursor */
+    bool keys_only;      /* M_IX with an exact plan: count keys, fetch nothing */
     uint8_t *sort_owned; /* bytes the sort spec borrows */
     uint8_t *prj_owned;  /* bytes the projection borrows */
 };

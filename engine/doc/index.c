@@ -505,6 +505,52 @@ static int sort_dir(const idx_def *d, int neq, const srt_spec *s)
     return dir;
 }
 
+static bool same_path(const dpath *a, const dpath *b)
+{
+    if (a->n != b->n)
+        return false;
+    for (int i = 0; i < a->n; i++)
+        if (a->l[i] != b->l[i] || memcmp(a->c[i], b->c[i], a->l[i]) != 0)
+            return false;
+    return true;
+}
+
+/* Do the ranges built from cd select exactly the documents f matches? True
+ * when the filter is a plain AND of conditions that all became bounds. */
+static bool plan_exact(const idx_def *d, const ndb_doc_filter *f, const cand *cd)
+{
+    if (d->multikey || f == NULL || f->root == NULL || f->root->kind != FN_AND)
+        return false;
+    int used = cd->neq + (cd->range ? 1 : 0);
+    if (f->root->nkids != used)
+        return false;
+    for (int k = 0; k < f->root->nkids; k++) {
+        const flt_node *n = f->root->kids[k];
+        if (n->kind != FN_FIELD)
+            return false;
+        int j;
+        for (j = 0; j < used; j++)
+            if (same_path(&n->path, &d->path[j]))
+                break;
+        if (j == used)
+            return false;
+        const fconds *c = &cd->c[j];
+        for (int p = 0; p < n->npreds; p++) {
+            const flt_pred *pr = &n->preds[p];
+            if (j < cd->neq) {
+                if (n->npreds != 1 || (pr != c->eq && pr != c->in))
+                    return false;
+            } else {
+                if (pr != c->lo && pr != c->hi)
+                    return false;
+                if (c->lo && c->hi && val_rank(c->lo->arg.type) != val_rank(c->hi->arg.type))
+                    return false; /* one side was dropped */
+            }
+        }
+    }
+    return true;
+}
+
 ndb_status plan_choose(const ndb_doc_filter *f, const srt_spec *s, const idx_set *set,
                        const char *hint, plan *out, ndb_errmsg *msg)
 {
@@ -556,6 +602,7 @@ ndb_status plan_choose(const ndb_doc_filter *f, const srt_spec *s, const idx_set
         plan_free(out);
         return st;
     }
+    out->exact = plan_exact(d, f, &best_cd);
     out->sort_covered = best_dir != 0 && out->nranges == 1;
     out->reverse = best_dir < 0 && out->sort_covered;
     return NDB_OK;
