@@ -756,7 +756,12 @@ static ndb_status run_compaction(ndb_kv *kv, compaction *c, ndb_errmsg *msg)
     uint64_t smallest_snap = smallest_snapshot(kv);
     size_t nit = c->nin[0] + c->nin[1];
     kv_iter **its = malloc((nit + 1) * sizeof *its);
-    if (its == NULL) return NDB_ENOMEM;
+    kv_fmeta **pinned = malloc((nit + 1) * sizeof *pinned); /* its[i] reads pinned[i]'s table */
+    if (its == NULL || pinned == NULL) {
+        free(its);
+        free(pinned);
+        return NDB_ENOMEM;
+    }
     pthread_mutex_unlock(&kv->mu);
 
     size_t k = 0;
@@ -766,8 +771,12 @@ static ndb_status run_compaction(ndb_kv *kv, compaction *c, ndb_errmsg *msg)
             st = kv_fmeta_table(c->in[w][i], &t, msg);
             if (st == NDB_OK) {
                 its[k] = kv_table_iter(t);
-                if (its[k] == NULL) st = NDB_ENOMEM;
-                else k++;
+                if (its[k] == NULL) {
+                    kv_fmeta_table_release(c->in[w][i]);
+                    st = NDB_ENOMEM;
+                } else {
+                    pinned[k++] = c->in[w][i];
+                }
             }
         }
     kv_iter *in = NULL;
@@ -841,6 +850,8 @@ static ndb_status run_compaction(ndb_kv *kv, compaction *c, ndb_errmsg *msg)
         kv->env->v->remove(kv->env, path);
     }
     it_destroy(in);
+    for (size_t i = 0; i < k; i++) kv_fmeta_table_release(pinned[i]);
+    free(pinned);
     free(cur);
     free(o.first);
     free(o.last);
@@ -1023,6 +1034,7 @@ ndb_status ndb_kv_stats_get(ndb_kv *kv, ndb_kv_stats *out)
     out->stall_micros = kv->st_stall_micros;
     out->poisoned = kv->poisoned;
     pthread_mutex_unlock(&kv->mu);
+    out->open_tables = kv_vset_open_tables(kv->vs);
     out->last_seq = __atomic_load_n(&kv->last_seq, __ATOMIC_ACQUIRE);
     out->wal_syncs = __atomic_load_n(&kv->st_wal_syncs, __ATOMIC_RELAXED);
     out->wal_bytes = __atomic_load_n(&kv->st_wal_bytes, __ATOMIC_RELAXED);
@@ -1284,7 +1296,8 @@ ndb_status ndb_kv_open_ex(const char *dir, const ndb_kv_options *opt, ndb_kv **o
         if (kv->cache == NULL) st = NDB_ENOMEM;
     }
     if (st == NDB_OK)
-        st = kv_vset_new(kv->env, dir, kv->cache, &kv->topts, o.l1_max_bytes, o.l0_compaction_trigger, &kv->vs);
+        st = kv_vset_new(kv->env, dir, kv->cache, &kv->topts, o.l1_max_bytes, o.l0_compaction_trigger,
+                         o.max_open_tables, &kv->vs);
     if (st == NDB_OK) {
         st = kv_vset_recover(kv->vs, msg);
         if (st == NDB_ENOTFOUND) {

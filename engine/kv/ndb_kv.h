@@ -66,7 +66,7 @@ typedef struct ndb_kv_options {
     size_t block_cache_bytes;     /* sharded LRU block cache; default 64 MiB; 0 disables */
     size_t block_bytes;           /* target uncompressed SSTable block size; default 4096 */
     size_t sst_target_bytes;      /* target SSTable size; default 64 MiB */
-    uint32_t max_open_tables;     /* table cache capacity; default 1000 */
+    uint32_t max_open_tables;     /* table cache capacity (open SSTables, 16 shards); default 1000 */
     ndb_kv_compression compression; /* default NDB_KV_COMPRESS_NONE */
     uint32_t bloom_bits_per_key;  /* default 10; 0 disables bloom filters */
     uint32_t l0_compaction_trigger; /* L0 files that start a compaction; default 4 */
@@ -205,6 +205,7 @@ typedef struct ndb_kv_stats {
     uint64_t block_cache_hits;
     uint64_t block_cache_misses;
     uint64_t bloom_useful;      /* table reads avoided by a bloom filter */
+    uint64_t open_tables;       /* SSTables open in the table cache */
     int poisoned;               /* 1 after a failed fsync/write */
 } ndb_kv_stats;
 

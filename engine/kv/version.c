@@ -34,9 +34,35 @@ kv_fmeta *kv_fmeta_new(kv_vset *vs, uint64_t number, uint64_t size, kv_slice sma
 
 void kv_fmeta_ref(kv_fmeta *f) { __atomic_add_fetch(&f->refs, 1, __ATOMIC_RELAXED); }
 
+static kv_tcache_shard *shard_of(kv_fmeta *f) { return &f->vs->tcache[f->number % TCACHE_SHARDS]; }
+
+static void lru_unlink(kv_fmeta *f)
+{
+    f->lru_prev->lru_next = f->lru_next;
+    f->lru_next->lru_prev = f->lru_prev;
+    f->lru_prev = f->lru_next = NULL;
+}
+
+static void lru_push_front(kv_tcache_shard *sh, kv_fmeta *f)
+{
+    f->lru_next = sh->lru.lru_next;
+    f->lru_prev = &sh->lru;
+    f->lru_next->lru_prev = f;
+    sh->lru.lru_next = f;
+}
+
 void kv_fmeta_unref(kv_fmeta *f)
 {
     if (f == NULL || __atomic_sub_fetch(&f->refs, 1, __ATOMIC_ACQ_REL) != 0) return;
+    if (f->vs) {
+        kv_tcache_shard *sh = shard_of(f);
+        pthread_mutex_lock(&sh->mu);
+        if (f->lru_prev) {
+            lru_unlink(f);
+            sh->open--;
+        }
+        pthread_mutex_unlock(&sh->mu);
+    }
     kv_table_close(f->table);
     if (__atomic_load_n(&f->obsolete, __ATOMIC_ACQUIRE)) {
         char path[4096];
@@ -48,26 +74,75 @@ void kv_fmeta_unref(kv_fmeta *f)
     free(f);
 }
 
+/* Unlinks up to 8 least recently used unpinned tables while the shard is
+ * over its bound; returns them for closing outside the lock. */
+static int evict_locked(kv_tcache_shard *sh, kv_table **victims)
+{
+    int nv = 0;
+    kv_fmeta *v = sh->lru.lru_prev;
+    while (sh->open > sh->cap && v != &sh->lru && nv < 8) {
+        kv_fmeta *prev = v->lru_prev;
+        if (v->pins == 0) {
+            lru_unlink(v);
+            sh->open--;
+            victims[nv++] = v->table;
+            v->table = NULL;
+        }
+        v = prev;
+    }
+    return nv;
+}
+
 ndb_status kv_fmeta_table(kv_fmeta *f, kv_table **out, ndb_errmsg *msg)
 {
-    kv_table *t = __atomic_load_n(&f->table, __ATOMIC_ACQUIRE);
-    if (t) {
-        *out = t;
-        return NDB_OK;
-    }
     kv_vset *vs = f->vs;
-    pthread_mutex_lock(&vs->table_mu);
+    kv_tcache_shard *sh = shard_of(f);
     ndb_status st = NDB_OK;
-    t = f->table;
-    if (t == NULL) {
+    kv_table *victims[8];
+    int nv = 0;
+    pthread_mutex_lock(&sh->mu);
+    if (f->table == NULL) {
         char path[4096];
         snprintf(path, sizeof path, "%s/%06llu.sst", vs->dir, (unsigned long long)f->number);
-        st = kv_table_open(vs->env, path, f->size, vs->cache, &t, msg);
-        if (st == NDB_OK) __atomic_store_n(&f->table, t, __ATOMIC_RELEASE);
+        st = kv_table_open(vs->env, path, f->size, vs->cache, &f->table, msg);
+        if (st == NDB_OK) {
+            lru_push_front(sh, f);
+            sh->open++;
+        }
+    } else if (sh->lru.lru_next != f) {
+        lru_unlink(f);
+        lru_push_front(sh, f);
     }
-    pthread_mutex_unlock(&vs->table_mu);
-    if (st == NDB_OK) *out = t;
+    if (st == NDB_OK) {
+        f->pins++;
+        *out = f->table;
+        nv = evict_locked(sh, victims);
+    }
+    pthread_mutex_unlock(&sh->mu);
+    for (int i = 0; i < nv; i++) kv_table_close(victims[i]); /* outside the lock */
     return st;
+}
+
+void kv_fmeta_table_release(kv_fmeta *f)
+{
+    kv_tcache_shard *sh = shard_of(f);
+    kv_table *victims[8];
+    int nv = 0;
+    pthread_mutex_lock(&sh->mu);
+    if (--f->pins == 0 && sh->open > sh->cap) nv = evict_locked(sh, victims);
+    pthread_mutex_unlock(&sh->mu);
+    for (int i = 0; i < nv; i++) kv_table_close(victims[i]);
+}
+
+size_t kv_vset_open_tables(kv_vset *vs)
+{
+    size_t n = 0;
+    for (int i = 0; i < TCACHE_SHARDS; i++) {
+        pthread_mutex_lock(&vs->tcache[i].mu);
+        n += vs->tcache[i].open;
+        pthread_mutex_unlock(&vs->tcache[i].mu);
+    }
+    return n;
 }
 
 static inline kv_slice f_small(const kv_fmeta *f) { return (kv_slice){f->smallest, f->slen}; }
@@ -123,6 +198,7 @@ static ndb_status table_get(kv_fmeta *f, kv_slice lookup, uint64_t h, int *resul
     if (st != NDB_OK) return st;
     int skip;
     st = kv_table_get(t, lookup, h, result, val, vlen, &skip);
+    kv_fmeta_table_release(f);
     if (st != NDB_OK)
         ndb_errmsg_set(msg, st, "table %06llu: %s", (unsigned long long)f->number, ndb_strerror(st));
     return st;
@@ -202,10 +278,18 @@ typedef struct level_iter {
     ndb_status st;
 } level_iter;
 
+static void li_close(level_iter *li)
+{
+    if (li->cur) {
+        it_destroy(li->cur);
+        kv_fmeta_table_release(li->v->files[li->level][li->idx]);
+        li->cur = NULL;
+    }
+}
+
 static void li_open(level_iter *li, size_t idx)
 {
-    it_destroy(li->cur);
-    li->cur = NULL;
+    li_close(li);
     li->idx = idx;
     if (idx >= li->v->nfiles[li->level]) return;
     kv_table *t;
@@ -217,6 +301,7 @@ static void li_open(level_iter *li, size_t idx)
     }
     li->cur = kv_table_iter(t);
     if (li->cur == NULL) {
+        kv_fmeta_table_release(li->v->files[li->level][idx]);
         li->st = NDB_ENOMEM;
         li->idx = li->v->nfiles[li->level];
     }
@@ -226,8 +311,7 @@ static void li_check(level_iter *li)
 {
     if (li->cur && it_status(li->cur) != NDB_OK) {
         li->st = it_status(li->cur);
-        it_destroy(li->cur);
-        li->cur = NULL;
+        li_close(li);
         li->idx = li->v->nfiles[li->level];
     }
 }
@@ -247,8 +331,7 @@ static void li_back(level_iter *li)
     li_check(li);
     while (li->cur && !it_valid(li->cur)) {
         if (li->idx == 0) {
-            it_destroy(li->cur);
-            li->cur = NULL;
+            li_close(li);
             li->idx = li->v->nfiles[li->level];
             return;
         }
@@ -310,7 +393,7 @@ static ndb_status li_status(kv_iter *it)
 static void li_destroy(kv_iter *it)
 {
     level_iter *li = (level_iter *)it;
-    it_destroy(li->cur);
+    li_close(li);
     kv_version_unref(li->v);
     free(li);
 }
@@ -336,6 +419,7 @@ static void fi_destroy(kv_iter *it)
 {
     file_iter *fi = (file_iter *)it;
     it_destroy(fi->in);
+    kv_fmeta_table_release(fi->f);
     kv_fmeta_unref(fi->f);
     free(fi);
 }
@@ -348,9 +432,13 @@ static kv_iter *file_iter_new(kv_fmeta *f)
     ndb_status st = kv_fmeta_table(f, &t, NULL);
     if (st != NDB_OK) return kv_iter_empty(st);
     file_iter *fi = malloc(sizeof *fi);
-    if (fi == NULL) return NULL;
+    if (fi == NULL) {
+        kv_fmeta_table_release(f);
+        return NULL;
+    }
     fi->in = kv_table_iter(t);
     if (fi->in == NULL) {
+        kv_fmeta_table_release(f);
         free(fi);
         return NULL;
     }
@@ -526,7 +614,7 @@ nomem:
 /* ------------------------------------------------------------------ version set */
 
 ndb_status kv_vset_new(kv_env *env, const char *dir, kv_cache *cache, const kv_table_opts *topts,
-                       uint64_t l1_max_bytes, uint32_t l0_trigger, kv_vset **out)
+                       uint64_t l1_max_bytes, uint32_t l0_trigger, uint32_t max_open_tables, kv_vset **out)
 {
     kv_vset *vs = calloc(1, sizeof *vs);
     if (vs == NULL) return NDB_ENOMEM;
@@ -544,7 +632,11 @@ ndb_status kv_vset_new(kv_env *env, const char *dir, kv_cache *cache, const kv_t
     vs->next_file = 2;
     vs->l1_max_bytes = l1_max_bytes;
     vs->l0_trigger = l0_trigger;
-    pthread_mutex_init(&vs->table_mu, NULL);
+    for (int i = 0; i < TCACHE_SHARDS; i++) {
+        pthread_mutex_init(&vs->tcache[i].mu, NULL);
+        vs->tcache[i].lru.lru_next = vs->tcache[i].lru.lru_prev = &vs->tcache[i].lru;
+        vs->tcache[i].cap = max_open_tables / TCACHE_SHARDS ? max_open_tables / TCACHE_SHARDS : 1;
+    }
     *out = vs;
     return NDB_OK;
 }
@@ -555,7 +647,7 @@ void kv_vset_free(kv_vset *vs)
     kv_version_unref(vs->current);
     kv_wal_close(vs->manifest);
     for (int l = 0; l < NDB_KV_LEVELS; l++) free(vs->compact_ptr[l]);
-    pthread_mutex_destroy(&vs->table_mu);
+    for (int i = 0; i < TCACHE_SHARDS; i++) pthread_mutex_destroy(&vs->tcache[i].mu);
     free(vs->dir);
     free(vs);
 }

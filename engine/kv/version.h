@@ -36,9 +36,20 @@ typedef struct kv_fmeta {
     uint64_t number, size;
     char *smallest, *largest; /* internal keys, owned */
     size_t slen, llen;
-    kv_table *table; /* table cache slot: opened on first use */
+    kv_table *table; /* table cache slot: open while in the shard's LRU (shard mu) */
+    int pins;        /* users of table right now (shard mu); evicted only at 0 */
+    struct kv_fmeta *lru_prev, *lru_next; /* shard LRU, newest at sentinel.next */
     kv_vset *vs;
 } kv_fmeta;
+
+/* The table cache: open tables in 16 shards (by file number), each an LRU
+ * bounded by max_open_tables / 16; a pinned table is never closed. */
+#define TCACHE_SHARDS 16
+typedef struct kv_tcache_shard {
+    pthread_mutex_t mu;
+    kv_fmeta lru; /* sentinel */
+    size_t open, cap;
+} kv_tcache_shard;
 
 typedef struct kv_version {
     int refs;
@@ -72,7 +83,7 @@ struct kv_vset {
     kv_wal_writer *manifest;
     char *compact_ptr[NDB_KV_LEVELS]; /* user key after which the next Ln compaction starts */
     size_t compact_ptr_len[NDB_KV_LEVELS];
-    pthread_mutex_t table_mu; /* guards opening tables into kv_fmeta.table */
+    kv_tcache_shard tcache[TCACHE_SHARDS];
     uint64_t l1_max_bytes;
     uint32_t l0_trigger;
 };
@@ -81,8 +92,12 @@ struct kv_vset {
 kv_fmeta *kv_fmeta_new(kv_vset *vs, uint64_t number, uint64_t size, kv_slice smallest, kv_slice largest);
 void kv_fmeta_ref(kv_fmeta *f);
 void kv_fmeta_unref(kv_fmeta *f);
-/* The open table for f (table cache): opened on first use. Borrowed while f is referenced. */
+/* The open table for f from the table cache (opened if needed), pinned:
+ * borrowed until kv_fmeta_table_release(f). */
 ndb_status kv_fmeta_table(kv_fmeta *f, kv_table **out, ndb_errmsg *msg);
+void kv_fmeta_table_release(kv_fmeta *f);
+/* Number of tables open in the table cache (for stats and tests). */
+size_t kv_vset_open_tables(kv_vset *vs);
 
 /* ---- versions */
 void kv_version_ref(kv_version *v);
@@ -112,7 +127,7 @@ ndb_status kv_edit_decode(kv_vset *vs, const char *p, size_t n, kv_edit *e);
 
 /* ---- the version set */
 ndb_status kv_vset_new(kv_env *env, const char *dir, kv_cache *cache, const kv_table_opts *topts,
-                       uint64_t l1_max_bytes, uint32_t l0_trigger, kv_vset **out);
+                       uint64_t l1_max_bytes, uint32_t l0_trigger, uint32_t max_open_tables, kv_vset **out);
 void kv_vset_free(kv_vset *vs);
 /* Reads CURRENT and replays its manifest. NDB_ENOTFOUND if there is no CURRENT. */
 ndb_status kv_vset_recover(kv_vset *vs, ndb_errmsg *msg);

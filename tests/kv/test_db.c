@@ -379,3 +379,42 @@ Test(db, stats_report_levels_and_memtable)
     cr_assert_gt(s.sst_bytes_written, 0);
     cr_assert_eq(s.poisoned, 0);
 }
+
+/* The table cache closes least recently used tables beyond max_open_tables
+ * (16 shards: at least one table per shard stays open). */
+Test(db, table_cache_is_bounded)
+{
+    ndb_kv_close(kv);
+    ndb_kv_options o;
+    small_opts(&o);
+    o.max_open_tables = 16;
+    o.l0_compaction_trigger = 1000; /* keep many L0 files */
+    o.l0_slowdown_trigger = 1000;
+    o.l0_stop_trigger = 1000;
+    open_db(&o);
+    char k[32], v[64];
+    for (int f = 0; f < 40; f++) {
+        for (int i = 0; i < 20; i++) {
+            snprintf(k, sizeof k, "f%02d-%03d", f, i);
+            snprintf(v, sizeof v, "v%d-%d", f, i);
+            cr_assert_eq(ndb_kv_put(kv, k, strlen(k), v, strlen(v)), NDB_OK);
+        }
+        cr_assert_eq(ndb_kv_flush(kv), NDB_OK);
+    }
+    for (int round = 0; round < 2; round++)
+        for (int f = 0; f < 40; f++) {
+            snprintf(k, sizeof k, "f%02d-%03d", f, 7);
+            snprintf(v, sizeof v, "v%d-%d", f, 7);
+            expect(k, v);
+        }
+    ndb_kv_iter *it;
+    cr_assert_eq(ndb_kv_iter_new(kv, NULL, NULL, 0, NULL, 0, &it), NDB_OK);
+    int n = 0;
+    for (ndb_kv_iter_seek_first(it); ndb_kv_iter_valid(it); ndb_kv_iter_next(it)) n++;
+    cr_assert_eq(n, 800);
+    ndb_kv_iter_free(it);
+    ndb_kv_stats s;
+    ndb_kv_stats_get(kv, &s);
+    cr_assert_geq(s.levels[0].files, 40);
+    cr_assert_leq(s.open_tables, 16, "open tables %llu over the bound", (unsigned long long)s.open_tables);
+}

@@ -23,7 +23,7 @@ static kv_vset *new_vs(void)
 {
     kv_table_opts o = {4096, 10, NDB_KV_COMPRESS_NONE};
     kv_vset *vs;
-    cr_assert_eq(kv_vset_new(kv_env_posix(), dir, NULL, &o, 1 << 20, 4, &vs), NDB_OK);
+    cr_assert_eq(kv_vset_new(kv_env_posix(), dir, NULL, &o, 1 << 20, 4, 100, &vs), NDB_OK);
     return vs;
 }
 
