@@ -356,7 +356,7 @@ static ndb_status commit(ndb_kv *kv, writer *w)
         }
     }
     if (st == NDB_OK && count > 0) {
-        st = kv_batch_iterate(kv->group_buf, glen, mem_insert_cb, mem);
+        st = kv_batch_apply_trusted(kv->group_buf, glen, mem_insert_cb, mem);
         /* A memtable insert can fail only on allocation: the WAL already
          * holds the batch, so the only safe state is poisoned. */
         if (st != NDB_OK) wal_failed = 1;

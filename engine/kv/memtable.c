@@ -86,12 +86,14 @@ static inline int node_cmp(node *n, kv_slice target) { return ikey_cmp(node_key(
 static node *find_ge(kv_mem *m, kv_slice target, node **prev)
 {
     node *x = m->head;
+    node *known_ge = NULL; /* a node already compared >= target: skip comparing it again */
     int level = __atomic_load_n(&m->max_height, __ATOMIC_RELAXED) - 1;
     for (;;) {
         node *n = nx(x, level);
-        if (n != NULL && node_cmp(n, target) < 0) {
+        if (n != NULL && n != known_ge && node_cmp(n, target) < 0) {
             x = n;
         } else {
+            known_ge = n;
             if (prev) prev[level] = x;
             if (level == 0) return n;
             level--;
