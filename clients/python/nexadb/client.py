@@ -14,9 +14,9 @@ from typing import (Any, Callable, Dict, Iterable, Iterator, List, Mapping, Name
 import grpc
 
 from . import errors
-from ._convert import fill_struct, floats, from_struct, to_struct
-from .v1 import admin_pb2, admin_pb2_grpc, common_pb2, document_pb2, document_pb2_grpc
-from .v1 import vector_pb2, vector_pb2_grpc
+from ._convert import floats, from_struct
+from ._wire import Request, serialize
+from .v1 import admin_pb2, common_pb2, document_pb2, vector_pb2
 
 DEFAULT_PORT = 6970  # gRPC. The brief's 6969 is the server's HTTP/JSON (REST) port.
 
@@ -49,6 +49,26 @@ def _sort_fields(sort: SortSpec) -> List[common_pb2.SortField]:
             direction=(common_pb2.SORT_DIRECTION_ASCENDING if direction == 1
                        else common_pb2.SORT_DIRECTION_DESCENDING)))
     return out
+
+
+class _Service:
+    """The methods of one gRPC service as callables on a shared channel, named as in the
+    proto (self._docs.Find, ...). Requests are serialized by _wire.serialize, so a
+    _wire.Request (Struct fields in dict order) or a plain message can be passed."""
+
+    def __init__(self, channel: grpc.Channel, module: Any, service: str):
+        desc = module.DESCRIPTOR.services_by_name[service]
+        for m in desc.methods:
+            out_cls = _message_class(m.output_type)
+            path = f"/{desc.full_name}/{m.name}"
+            make = channel.unary_stream if m.server_streaming else channel.unary_unary
+            setattr(self, m.name, make(path, request_serializer=serialize,
+                                       response_deserializer=out_cls.FromString))
+
+
+def _message_class(desc: Any) -> Any:
+    from google.protobuf import message_factory
+    return message_factory.GetMessageClass(desc)
 
 
 class Cursor:
@@ -139,9 +159,9 @@ class NexaDB:
             self._channel = grpc.secure_channel(target, creds, options=opts)
         else:
             self._channel = grpc.insecure_channel(target, options=opts)
-        self._docs = document_pb2_grpc.DocumentServiceStub(self._channel)
-        self._vecs = vector_pb2_grpc.VectorServiceStub(self._channel)
-        self._admin = admin_pb2_grpc.AdminServiceStub(self._channel)
+        self._docs = _Service(self._channel, document_pb2, "DocumentService")
+        self._vecs = _Service(self._channel, vector_pb2, "VectorService")
+        self._admin = _Service(self._channel, admin_pb2, "AdminService")
 
     # -- plumbing ------------------------------------------------------------------------
 
@@ -285,34 +305,29 @@ class Collection:
 
     def insert(self, document: Mapping[str, Any]) -> str:
         """Inserts one document; returns its id (its '_id' string if it has one)."""
-        req = document_pb2.InsertOneRequest(collection=self.name)
-        fill_struct(req.document, document, "document")
-        req.document.SetInParent()
+        if not isinstance(document, Mapping):
+            raise TypeError(f"document must be a dict, not {type(document).__name__}")
+        req = Request(document_pb2.InsertOneRequest(collection=self.name)).struct("document", document)
         return self._call("InsertOne", req).document_id
 
     def insert_many(self, documents: Iterable[Mapping[str, Any]]) -> List[str]:
         """Inserts documents in one atomic batch; returns their ids in order."""
-        req = document_pb2.InsertManyRequest(collection=self.name)
-        for i, d in enumerate(documents):
-            fill_struct(req.documents.add(), d, f"documents[{i}]")
+        req = Request(document_pb2.InsertManyRequest(collection=self.name)).structs("documents", documents)
         return list(self._call("InsertMany", req).document_ids)
 
     def update(self, id: str, fields: Mapping[str, Any]) -> bool:
         """Merges fields into the document with this id (update operators such as $inc are
         accepted too); False when there is no such document."""
-        req = document_pb2.UpdateRequest(collection=self.name, id=id)
-        fill_struct(req.update, fields, "fields")
-        req.update.SetInParent()
+        req = Request(document_pb2.UpdateRequest(collection=self.name, id=id)).struct(
+            "update", fields, "fields", required=True)
         return self._call("Update", req).success
 
     def update_many(self, query: Mapping[str, Any], update: Mapping[str, Any],
                     upsert: bool = False) -> int:
         """Applies update (plain fields, or operators) to every match; returns the number of
         documents modified."""
-        req = document_pb2.UpdateManyRequest(collection=self.name, upsert=upsert)
-        fill_struct(req.filter, query, "query")
-        fill_struct(req.update, update, "update")
-        req.update.SetInParent()
+        req = (Request(document_pb2.UpdateManyRequest(collection=self.name, upsert=upsert))
+               .struct("filter", query, "query").struct("update", update, required=True))
         return self._call("UpdateMany", req).modified_count
 
     def delete(self, id: str) -> bool:
@@ -321,8 +336,7 @@ class Collection:
 
     def delete_many(self, query: Optional[Mapping[str, Any]] = None) -> int:
         """Deletes every match (every document when query is None or {}); returns the count."""
-        req = document_pb2.DeleteManyRequest(collection=self.name)
-        fill_struct(req.filter, query, "query")
+        req = Request(document_pb2.DeleteManyRequest(collection=self.name)).struct("filter", query, "query")
         return self._call("DeleteMany", req).deleted_count
 
     # -- reads ---------------------------------------------------------------------------
@@ -336,20 +350,16 @@ class Collection:
         limit=0 means no limit. sort: 'field', '-field', {'a': 1, 'b': -1} or
         [('a', 1), ...]. Nothing is sent until the cursor is iterated.
         """
-        req = document_pb2.FindRequest(collection=self.name, skip=int(skip), limit=int(limit),
-                                       page_size=int(page_size))
-        fill_struct(req.filter, query, "query")
-        fill_struct(req.projection, projection, "projection")
-        req.sort.extend(_sort_fields(sort))
+        req = (Request(document_pb2.FindRequest(collection=self.name, skip=int(skip), limit=int(limit),
+                                                page_size=int(page_size), sort=_sort_fields(sort)))
+               .struct("filter", query, "query").struct("projection", projection))
         return self.db._stream(self.db._docs.Find, req, "Find", timeout)
 
     def find_one(self, query: Optional[Mapping[str, Any]] = None, *, sort: SortSpec = None,
                  projection: Optional[Mapping[str, Any]] = None) -> Optional[Document]:
         """The first match (after sort), or None."""
-        req = document_pb2.FindOneRequest(collection=self.name)
-        fill_struct(req.filter, query, "query")
-        fill_struct(req.projection, projection, "projection")
-        req.sort.extend(_sort_fields(sort))
+        req = (Request(document_pb2.FindOneRequest(collection=self.name, sort=_sort_fields(sort)))
+               .struct("filter", query, "query").struct("projection", projection))
         r = self._call("FindOne", req)
         return from_struct(r.document) if r.HasField("document") else None
 
@@ -363,18 +373,16 @@ class Collection:
 
     def count(self, query: Optional[Mapping[str, Any]] = None) -> int:
         """Documents matching query (all when None)."""
-        req = document_pb2.CountRequest(collection=self.name)
-        fill_struct(req.filter, query, "query")
+        req = Request(document_pb2.CountRequest(collection=self.name)).struct("filter", query, "query")
         return self._call("Count", req).count
 
     def aggregate(self, pipeline: Sequence[Mapping[str, Any]], *, page_size: int = 0,
                   timeout: Optional[float] = None) -> Cursor:
         """Runs an aggregation pipeline; its output as a lazy Cursor of dicts."""
-        req = document_pb2.AggregateRequest(collection=self.name, page_size=int(page_size))
         if isinstance(pipeline, Mapping):
             raise TypeError("pipeline must be a list of stages, not a dict")
-        for i, stage in enumerate(pipeline):
-            fill_struct(req.pipeline.add(), stage, f"pipeline[{i}]")
+        req = Request(document_pb2.AggregateRequest(collection=self.name, page_size=int(page_size)))
+        req.structs("pipeline", pipeline)
         return self.db._stream(self.db._docs.Aggregate, req, "Aggregate", timeout)
 
     # -- collection and indexes ----------------------------------------------------------
@@ -424,9 +432,8 @@ class VectorCollection:
     def insert(self, document: Mapping[str, Any], vector: Sequence[float]) -> str:
         """Inserts a document with its vector; returns its id. ALREADY_EXISTS if its '_id'
         is taken (use upsert to replace)."""
-        req = vector_pb2.InsertVectorRequest(collection=self.name, vector=floats(vector))
-        fill_struct(req.document, document, "document")
-        req.document.SetInParent()
+        req = Request(vector_pb2.InsertVectorRequest(collection=self.name, vector=floats(vector)))
+        req.struct("document", document, required=True)
         return self._call("InsertVector", req).document_id
 
     def insert_many(self, documents: Sequence[Mapping[str, Any]],
@@ -434,18 +441,16 @@ class VectorCollection:
         """Inserts documents[i] with vectors[i], all in one atomic batch; returns the ids."""
         if len(documents) != len(vectors):
             raise ValueError(f"{len(documents)} documents but {len(vectors)} vectors")
-        req = vector_pb2.InsertVectorsRequest(collection=self.name)
+        req = Request(vector_pb2.InsertVectorsRequest(collection=self.name))
         for i, (d, v) in enumerate(zip(documents, vectors)):
-            vd = req.documents.add(vector=floats(v, f"vectors[{i}]"))
-            fill_struct(vd.document, d, f"documents[{i}]")
-            vd.document.SetInParent()
+            vd = Request(vector_pb2.VectorDocument(vector=floats(v, f"vectors[{i}]")))
+            req.message("documents", vd.struct("document", d, f"documents[{i}]", required=True))
         return list(self._call("InsertVectors", req).document_ids)
 
     def upsert(self, id: str, document: Mapping[str, Any], vector: Sequence[float]) -> bool:
         """Inserts or replaces the document and vector with this id; True when inserted."""
-        req = vector_pb2.UpsertVectorRequest(collection=self.name, id=id, vector=floats(vector))
-        fill_struct(req.document, document, "document")
-        req.document.SetInParent()
+        req = Request(vector_pb2.UpsertVectorRequest(collection=self.name, id=id, vector=floats(vector)))
+        req.struct("document", document, required=True)
         return self._call("UpsertVector", req).inserted
 
     def get(self, id: str, include_vector: bool = False) -> Optional[Document]:
@@ -470,12 +475,12 @@ class VectorCollection:
                include_vectors: bool = False) -> List[SearchResult]:
         """The limit most similar documents, best first, as (doc_id, similarity, doc)
         tuples (each also has .vector when include_vectors)."""
-        req = vector_pb2.SearchRequest(collection=self.name, vector=floats(query_vector, "query_vector"),
-                                       limit=int(limit), include_vectors=include_vectors,
-                                       dimensions=int(self.dimensions or 0))
-        fill_struct(req.filter, filter, "filter")
+        base = vector_pb2.SearchRequest(collection=self.name, vector=floats(query_vector, "query_vector"),
+                                        limit=int(limit), include_vectors=include_vectors,
+                                        dimensions=int(self.dimensions or 0))
         if min_score is not None:
-            req.min_score.value = float(min_score)
+            base.min_score.value = float(min_score)
+        req = Request(base).struct("filter", filter)
         return _hits(self._call("Search", req).results)
 
     def search_batch(self, query_vectors: Sequence[Sequence[float]], limit: int = 10, *,
@@ -483,13 +488,13 @@ class VectorCollection:
                      min_score: Optional[float] = None,
                      include_vectors: bool = False) -> List[List[SearchResult]]:
         """search() for several query vectors in one pass; one result list per query."""
-        req = vector_pb2.SearchBatchRequest(collection=self.name, limit=int(limit),
-                                            include_vectors=include_vectors)
+        base = vector_pb2.SearchBatchRequest(collection=self.name, limit=int(limit),
+                                             include_vectors=include_vectors)
         for i, q in enumerate(query_vectors):
-            req.queries.add(vector=floats(q, f"query_vectors[{i}]"))
-        fill_struct(req.filter, filter, "filter")
+            base.queries.add(vector=floats(q, f"query_vectors[{i}]"))
         if min_score is not None:
-            req.min_score.value = float(min_score)
+            base.min_score.value = float(min_score)
+        req = Request(base).struct("filter", filter)
         return [_hits(r.results) for r in self._call("SearchBatch", req).results]
 
     def drop(self) -> bool:

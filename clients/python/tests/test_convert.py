@@ -72,3 +72,25 @@ def test_response_messages_become_plain_dicts():
     d = _message_dict(st)
     assert d["engine"]["levels"] == [{"level": 1, "files": 2, "bytes": 3}]
     assert d["collections"] == [] and d["rss_bytes"] == 5
+
+
+def test_wire_encoding_keeps_dict_order_and_matches_protobuf():
+    from nexadb._wire import Request, struct_bytes
+    from nexadb.v1 import document_pb2
+    d = {f"k{i:02d}": i for i in range(30, 0, -1)}
+    d["nested"] = {"z": 1, "a": [{"y": None, "b": True}]}
+    b = struct_bytes(d, "doc")
+    positions = [b.index(k.encode()) for k in d]
+    assert positions == sorted(positions)  # entries in the dict's order
+    parsed = struct_pb2.Struct()
+    parsed.ParseFromString(b)
+    assert from_struct(parsed) == d
+    assert parsed.SerializeToString(deterministic=True) == \
+        to_struct(d).SerializeToString(deterministic=True)
+    # a request: protobuf's encoding of the other fields plus the appended Struct fields
+    req = Request(document_pb2.FindRequest(collection="c", limit=5)).struct("filter", {"a": 1})
+    msg = document_pb2.FindRequest.FromString(bytes(req.buf))
+    assert (msg.collection, msg.limit, from_struct(msg.filter)) == ("c", 5, {"a": 1})
+    assert not msg.HasField("projection")
+    empty = Request(document_pb2.UpdateRequest(id="x")).struct("update", None, required=True)
+    assert document_pb2.UpdateRequest.FromString(bytes(empty.buf)).HasField("update")

@@ -42,6 +42,8 @@ class Server:
             self.lines.append(rec)
             if rec.get("msg") == "gRPC listening":
                 self.port = rec["port"]
+            if rec.get("msg") == "HTTP listening":
+                self.http_port = rec["port"]
             if "api_key" in rec:
                 self.api_key = rec["api_key"]
             if rec.get("msg") == "nexadb-server ready":

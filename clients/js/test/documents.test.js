@@ -1,0 +1,126 @@
+'use strict';
+const test = require('node:test');
+const assert = require('node:assert');
+const { NexaDB, NexaDBError } = require('..');
+const { startServer, uniqueName } = require('./server');
+
+let server;
+let db;
+test.before(async () => {
+  server = await startServer();
+  db = new NexaDB({ host: '127.0.0.1', port: server.port, apiKey: server.apiKey });
+});
+test.after(async () => {
+  db.close();
+  await server.stop();
+});
+
+const isCode = (name) => (e) => e instanceof NexaDBError && e.codeName === name;
+
+test('the brief\'s Quick Start', async () => {
+  const users = db.collection(uniqueName('users'));
+  const userId = await users.insert({ name: 'Alice Johnson', email: 'alice@example.com', age: 28, tags: ['javascript', 'database'] });
+  assert.strictEqual(typeof userId, 'string');
+  const results = await users.find({ age: { $gt: 25 } });
+  assert.deepStrictEqual(results.map((u) => [u.name, u.age]), [['Alice Johnson', 28]]);
+  assert.strictEqual(await users.update(userId, { age: 29 }), true);
+  assert.strictEqual((await users.findById(userId)).age, 29);
+  assert.strictEqual(await users.delete(userId), true);
+  assert.strictEqual(await users.findById(userId), null);
+  assert.strictEqual(await users.delete(userId), false);
+  assert.strictEqual(await users.update(userId, { age: 1 }), false);
+});
+
+test('documents round-trip with their types and system fields', async () => {
+  const c = db.collection(uniqueName('types'));
+  const doc = { s: 'x', i: 7, f: 2.5, b: false, n: null, arr: [1, [2], { k: 'v' }], nested: { deep: { v: 1 } } };
+  const id = await c.insert(doc);
+  const got = await c.findById(id);
+  assert.strictEqual(got._id, id);
+  assert.ok(got._created_at && got._updated_at);
+  for (const [k, v] of Object.entries(doc)) assert.deepStrictEqual(got[k], v, k);
+});
+
+test('insertMany, count, findOne, find options', async () => {
+  const c = db.collection(uniqueName('many'));
+  const ids = await c.insertMany([0, 1, 2, 3, 4, 5].map((i) => ({ n: i, even: i % 2 === 0 })));
+  assert.strictEqual(ids.length, 6);
+  assert.strictEqual(await c.count(), 6);
+  assert.strictEqual(await c.count({ even: true }), 3);
+  assert.strictEqual((await c.findOne({ n: 3 })).n, 3);
+  assert.strictEqual(await c.findOne({ n: 99 }), null);
+  assert.strictEqual((await c.findOne({ even: true }, { sort: { n: -1 } })).n, 4);
+  assert.deepStrictEqual((await c.find({}, 3, { sort: '-n' })).map((d) => d.n), [5, 4, 3]);
+  assert.deepStrictEqual((await c.find({ even: true }, 2, { sort: [['n', 1]], skip: 1 })).map((d) => d.n), [2, 4]);
+  const proj = await c.find({ n: 0 }, 0, { projection: { n: 1 } });
+  assert.deepStrictEqual(Object.keys(proj[0]).sort(), ['_id', 'n']);
+});
+
+test('updateMany merges plain fields, deleteMany counts', async () => {
+  const c = db.collection(uniqueName('upd'));
+  await c.insertMany([{ city: 'SF', status: 'active' }, { city: 'SF', status: 'inactive' }, { city: 'NY', status: 'inactive' }]);
+  assert.strictEqual(await c.updateMany({ city: 'SF' }, { country: 'USA' }), 2);
+  assert.strictEqual(await c.count({ country: 'USA' }), 2);
+  assert.strictEqual(await c.deleteMany({ status: 'inactive' }), 2);
+  assert.strictEqual(await c.count(), 1);
+});
+
+test('aggregate: the brief\'s pipeline', async () => {
+  const c = db.collection(uniqueName('agg'));
+  await c.insertMany([
+    { name: 'Laptop', category: 'Electronics', price: 1200 },
+    { name: 'Mouse', category: 'Electronics', price: 25 },
+    { name: 'Desk', category: 'Furniture', price: 300 },
+  ]);
+  const out = await c.aggregate([
+    { $group: { _id: '$category', count: { $sum: 1 }, avg_price: { $avg: '$price' } } },
+    { $sort: { count: -1 } },
+  ]);
+  assert.deepStrictEqual(out, [
+    { _id: 'Electronics', count: 2, avg_price: 612.5 },
+    { _id: 'Furniture', count: 1, avg_price: 300 },
+  ]);
+});
+
+test('streaming find over many messages, and lazily', async () => {
+  const c = db.collection(uniqueName('stream'));
+  const n = 5000;
+  for (let start = 0; start < n; start += 1000) {
+    await c.insertMany(Array.from({ length: 1000 }, (_, i) => ({ i: start + i, pad: 'x'.repeat(100) })));
+  }
+  const all = await c.find({}, 0, { pageSize: 128 });
+  assert.strictEqual(all.length, n);
+  assert.strictEqual(new Set(all.map((d) => d.i)).size, n);
+  assert.strictEqual((await c.find()).length, n);
+  let seen = 0;
+  for await (const d of c.findIter({}, 0, { pageSize: 64 })) {
+    assert.ok(typeof d.i === 'number');
+    if (++seen === 10) break; // cancels the rest of the stream
+  }
+  assert.strictEqual(seen, 10);
+  assert.strictEqual(await c.count(), n);
+});
+
+test('errors carry the gRPC code', async () => {
+  const c = db.collection(uniqueName('err'));
+  await c.insert({ _id: 'dup', a: 1 });
+  await assert.rejects(c.insert({ _id: 'dup' }), isCode('ALREADY_EXISTS'));
+  await assert.rejects(c.find({ a: { $bogus: 1 } }), isCode('INVALID_ARGUMENT'));
+  await assert.rejects(c.aggregate([{ $nosuchstage: {} }]), isCode('INVALID_ARGUMENT'));
+  const anon = new NexaDB({ host: '127.0.0.1', port: server.port, apiKey: '' });
+  const saved = process.env.NEXADB_API_KEY;
+  delete process.env.NEXADB_API_KEY;
+  await assert.rejects(anon.collection(c.name).insert({ a: 1 }), isCode('UNAUTHENTICATED'));
+  await assert.rejects(anon.collection(c.name).find(), isCode('UNAUTHENTICATED'));
+  anon.close();
+  if (saved !== undefined) process.env.NEXADB_API_KEY = saved;
+});
+
+test('collections: list and drop', async () => {
+  const name = uniqueName('coll');
+  await db.collection(name).insert({ a: 1 });
+  const info = (await db.listCollections()).find((x) => x.name === name);
+  assert.ok(info && info.count === 1 && info.kind === 'documents');
+  assert.strictEqual(await db.dropCollection(name), true);
+  assert.strictEqual(await db.dropCollection(name), false);
+});

@@ -1,0 +1,64 @@
+'use strict';
+const test = require('node:test');
+const assert = require('node:assert');
+const { NexaDB, NexaDBError } = require('..');
+const { startServer, uniqueName } = require('./server');
+
+let server;
+let db;
+test.before(async () => {
+  server = await startServer();
+  db = new NexaDB({ host: '127.0.0.1', port: server.port, apiKey: server.apiKey });
+});
+test.after(async () => {
+  db.close();
+  await server.stop();
+});
+
+const close = (a, b) => Math.abs(a - b) < 1e-5;
+
+test('vectorCollection, insert and search', async () => {
+  const name = uniqueName('vec');
+  const vc = await db.vectorCollection(name, { dimensions: 4 });
+  await db.vectorCollection(name, { dimensions: 4 }); // idempotent
+  await assert.rejects(db.vectorCollection(name, { dimensions: 8 }), NexaDBError);
+  const a = await vc.insert({ name: 'a' }, [1, 0, 0, 0]);
+  const b = await vc.insert({ name: 'b' }, new Float32Array([0.9, 0.1, 0, 0]));
+  await vc.insert({ name: 'c' }, [0, 0, 1, 0]);
+  const hits = await vc.search([1, 0, 0, 0], 2);
+  assert.deepStrictEqual(hits.map((h) => h.documentId), [a, b]);
+  assert.ok(close(hits[0].similarity, 1));
+  assert.strictEqual(hits[0].document.name, 'a');
+  assert.ok(hits[0].similarity >= hits[1].similarity);
+  const info = (await db.listVectorCollections()).find((x) => x.name === name);
+  assert.strictEqual(info.dimensions, 4);
+  assert.strictEqual(info.metric, 'cosine');
+  assert.strictEqual(await vc.drop(), true);
+});
+
+test('wrong dimension is INVALID_ARGUMENT', async () => {
+  const vc = await db.vectorCollection(uniqueName('dim'), { dimensions: 4 });
+  await assert.rejects(vc.insert({}, [1, 2, 3]), (e) => e instanceof NexaDBError && e.codeName === 'INVALID_ARGUMENT');
+  await assert.rejects(vc.search([1, 2, 3, 4, 5]), (e) => e instanceof NexaDBError && e.codeName === 'INVALID_ARGUMENT');
+});
+
+test('filter, minScore, includeVectors, get, upsert, delete, batch', async () => {
+  const vc = await db.vectorCollection(uniqueName('ops'), { dimensions: 4 });
+  await vc.insertMany([{ _id: 'x0', kind: 'x' }, { _id: 'y1', kind: 'y' }, { _id: 'x2', kind: 'x' }],
+    [[1, 0, 0, 0], [1, 0.1, 0, 0], [0, 1, 0, 0]]);
+  assert.deepStrictEqual((await vc.search([1, 0, 0, 0], 10, { filter: { kind: 'x' } })).map((h) => h.documentId), ['x0', 'x2']);
+  const hits = await vc.search([1, 0, 0, 0], 10, { minScore: 0.5, includeVectors: true });
+  assert.deepStrictEqual(hits.map((h) => h.documentId), ['x0', 'y1']);
+  assert.ok(close(hits[0].vector[0], 1));
+  const got = await vc.get('x0', { includeVector: true });
+  assert.strictEqual(got.kind, 'x');
+  assert.strictEqual(got._vector.length, 4);
+  assert.strictEqual(await vc.upsert('x0', { kind: 'z' }, [1, 0, 0, 0]), false);
+  assert.strictEqual(await vc.upsert('new', { kind: 'n' }, [0, 0, 0, 1]), true);
+  assert.strictEqual((await vc.get('x0')).kind, 'z');
+  const batch = await vc.searchBatch([[1, 0, 0, 0], [0, 0, 0, 1]], 1);
+  assert.deepStrictEqual(batch.map((r) => r[0].documentId), ['x0', 'new']);
+  assert.strictEqual(await vc.delete('x0'), true);
+  assert.strictEqual(await vc.delete('x0'), false);
+  assert.strictEqual(await vc.get('x0'), null);
+});

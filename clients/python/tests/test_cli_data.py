@@ -1,0 +1,94 @@
+"""The CLI's data commands against the real server: insert, find, count, aggregate, update,
+delete, search, import/export of JSON lines with the progress bar, and the shell."""
+import json
+
+from test_cli import run
+
+
+def lines(out):
+    return [json.loads(x) for x in out.splitlines() if x.strip()]
+
+
+def test_insert_find_count_aggregate_update_delete(server, coll_name):
+    uid = run(server, "insert", coll_name, '{"name": "Alice", "age": 28, "city": "SF"}').stdout.strip()
+    ids = run(server, "insert", coll_name, '[{"name": "Bob", "age": 35, "city": "NY"}, '
+              '{"name": "Cy", "age": 41, "city": "SF"}]').stdout.split()
+    assert len(ids) == 2 and uid not in ids
+    run(server, "insert", coll_name, input='{"name": "Dee", "age": 19, "city": "LA"}')
+    docs = lines(run(server, "find", coll_name, '{"age": {"$gt": 25}}', "--sort=-age").stdout)
+    assert [d["name"] for d in docs] == ["Cy", "Bob", "Alice"]
+    assert docs[2]["age"] == 28
+    assert lines(run(server, "find", coll_name, "--limit", "1", "--sort", "age",
+                     "--projection", '{"name": 1}').stdout) == [
+        {"_id": lines(run(server, "find", coll_name, '{"name": "Dee"}').stdout)[0]["_id"], "name": "Dee"}]
+    assert run(server, "count", coll_name).stdout.strip() == "4"
+    assert run(server, "count", coll_name, '{"city": "SF"}').stdout.strip() == "2"
+    agg = lines(run(server, "aggregate", coll_name,
+                    '[{"$group": {"_id": "$city", "n": {"$sum": 1}}}, {"$sort": {"n": -1, "_id": 1}}]').stdout)
+    assert agg[0] == {"_id": "SF", "n": 2}
+    assert run(server, "update", coll_name, '{"age": 29}', "--id", uid).stdout.strip() == "updated"
+    assert run(server, "update", coll_name, '{"country": "USA"}', "--query", '{"city": "SF"}').stdout.strip() == "2"
+    r = run(server, "update", coll_name, '{"a": 1}', "--id", "nope", check=False)
+    assert r.returncode == 1 and "not found" in r.stdout
+    assert run(server, "delete", coll_name, uid).stdout.strip() == "deleted"
+    assert run(server, "delete", coll_name, "--query", '{"city": "SF"}').stdout.strip() == "1"
+    assert run(server, "delete", coll_name, "--all").stdout.strip() == "2"
+
+
+def test_bad_filter_exit_1_with_code(server, coll_name):
+    run(server, "insert", coll_name, '{"a": 1}')
+    r = run(server, "find", coll_name, '{"a": {"$bogus": 1}}', check=False)
+    assert r.returncode == 1 and "INVALID_ARGUMENT" in r.stderr
+
+
+def test_import_export_roundtrip_with_progress(server, coll_name, tmp_path):
+    src = tmp_path / "in.jsonl"
+    n = 2500
+    src.write_text("".join(json.dumps({"i": i, "tag": "t%d" % (i % 7)}) + "\n" for i in range(n)))
+    r = run(server, "import", coll_name, str(src), "--batch", "400", "--progress", "always")
+    assert f"imported {n} documents" in r.stderr
+    assert "100.0%" in r.stderr and f"{n}/{n}" in r.stderr
+    assert run(server, "count", coll_name).stdout.strip() == str(n)
+    out = tmp_path / "out.jsonl"
+    r = run(server, "export", coll_name, str(out), "--progress", "always", "--batch", "300")
+    assert f"exported {n} documents" in r.stderr and "100.0%" in r.stderr
+    back = lines(out.read_text())
+    assert sorted(d["i"] for d in back) == list(range(n))
+    assert all("_id" in d for d in back)
+    # a filtered export to stdout, no progress bar
+    r = run(server, "export", coll_name, "--query", '{"tag": "t3"}', "--progress", "never")
+    assert len(lines(r.stdout)) == len([i for i in range(n) if i % 7 == 3])
+    assert "%" not in r.stderr
+
+
+def test_import_vectors_and_search(server, coll_name, tmp_path):
+    src = tmp_path / "v.jsonl"
+    src.write_text("\n".join(json.dumps({"name": n, "emb": v}) for n, v in
+                             [("a", [1, 0, 0]), ("b", [0, 1, 0]), ("c", [0.9, 0.1, 0])]) + "\n")
+    run(server, "import", coll_name, str(src), "--vector-field", "emb", "--dimensions", "3")
+    hits = lines(run(server, "search", coll_name, "[1, 0, 0]", "--limit", "2").stdout)
+    assert [h["document"]["name"] for h in hits] == ["a", "c"]
+    assert "emb" not in hits[0]["document"]
+    assert abs(hits[0]["similarity"] - 1) < 1e-5
+
+
+def test_shell_session(server, coll_name):
+    script = "\n".join([
+        f"use {coll_name}",
+        'insert {"name": "Zed", "age": 50}',
+        'insert {"name": "Amy", "age": 20}',
+        "count",
+        'count {"age": {"$gt": 30}}',
+        'find {"age": {"$gt": 30}}',
+        'find {} 1',
+        'aggregate [{"$group": {"_id": null, "total": {"$sum": "$age"}}}]',
+        'find {"age": {"$bogus": 1}}',
+        "exit",
+    ]) + "\n"
+    out = run(server, "shell", input=script).stdout.splitlines()
+    assert len(out[0]) > 0 and len(out[1]) > 0  # two ids
+    assert out[2] == "2" and out[3] == "1"
+    assert json.loads(out[4])["name"] == "Zed"
+    assert len([x for x in out[5:6] if x.startswith("{")]) == 1
+    assert json.loads(out[6]) == {"_id": None, "total": 70}
+    assert out[7].startswith("error: INVALID_ARGUMENT")

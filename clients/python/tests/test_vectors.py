@@ -1,0 +1,74 @@
+"""VectorCollection against the real server."""
+import math
+
+import grpc
+import pytest
+
+import nexadb
+
+
+def unit(v):
+    n = math.sqrt(sum(x * x for x in v))
+    return [x / n for x in v]
+
+
+@pytest.fixture
+def vecs(db, coll_name):
+    vc = db.vector_collection(coll_name, dimensions=4)
+    yield vc
+    vc.drop()
+
+
+def test_create_is_idempotent_and_dimension_conflict_raises(db, vecs):
+    again = db.vector_collection(vecs.name, dimensions=4)
+    assert again.name == vecs.name
+    with pytest.raises(nexadb.NexaDBError):
+        db.vector_collection(vecs.name, dimensions=8)
+    info = {c["name"]: c for c in db.list_vector_collections()}[vecs.name]
+    assert info["dimensions"] == 4 and info["kind"] == "vectors"
+
+
+def test_insert_and_search_brief_shape(vecs):
+    a = vecs.insert({"name": "a"}, vector=[1, 0, 0, 0])
+    b = vecs.insert({"name": "b"}, vector=[0.9, 0.1, 0, 0])
+    vecs.insert({"name": "c"}, vector=[0, 0, 1, 0])
+    results = vecs.search([1, 0, 0, 0], limit=2)
+    assert len(results) == 2
+    (id0, s0, d0), (id1, s1, d1) = results
+    assert (id0, d0["name"]) == (a, "a") and id1 == b
+    assert s0 == pytest.approx(1.0, abs=1e-5) and s0 >= s1
+    assert s1 == pytest.approx(unit([0.9, 0.1, 0, 0])[0], abs=1e-5)
+
+
+def test_wrong_dimension_is_invalid_argument(vecs):
+    with pytest.raises(nexadb.InvalidArgumentError) as e:
+        vecs.insert({"x": 1}, vector=[1, 2, 3])
+    assert e.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    with pytest.raises(nexadb.InvalidArgumentError):
+        vecs.search([1, 2, 3, 4, 5])
+
+
+def test_filter_min_score_include_vectors(vecs):
+    vecs.insert_many([{"kind": "x", "i": 0}, {"kind": "y", "i": 1}, {"kind": "x", "i": 2}],
+                     [[1, 0, 0, 0], [1, 0.1, 0, 0], [0, 1, 0, 0]])
+    hits = vecs.search([1, 0, 0, 0], limit=10, filter={"kind": "x"})
+    assert [h.doc["i"] for h in hits] == [0, 2]
+    hits = vecs.search([1, 0, 0, 0], limit=10, min_score=0.5, include_vectors=True)
+    assert [h.doc["i"] for h in hits] == [0, 1]
+    assert hits[0].vector == pytest.approx([1, 0, 0, 0])
+
+
+def test_get_upsert_delete_batch(vecs):
+    vid = vecs.insert({"_id": "v1", "n": 1}, vector=[0, 0, 0, 2])
+    assert vid == "v1"
+    got = vecs.get("v1", include_vector=True)
+    assert got["n"] == 1 and got["_vector"] == pytest.approx([0, 0, 0, 1])
+    with pytest.raises(nexadb.AlreadyExistsError):
+        vecs.insert({"_id": "v1"}, vector=[1, 0, 0, 0])
+    assert vecs.upsert("v1", {"n": 2}, [1, 0, 0, 0]) is False
+    assert vecs.upsert("v2", {"n": 3}, [0, 1, 0, 0]) is True
+    assert vecs.get("v1")["n"] == 2
+    batch = vecs.search_batch([[1, 0, 0, 0], [0, 1, 0, 0]], limit=1)
+    assert [r[0].doc_id for r in batch] == ["v1", "v2"]
+    assert vecs.delete("v1") is True and vecs.delete("v1") is False
+    assert vecs.get("v1") is None
