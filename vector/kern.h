@@ -45,6 +45,9 @@ typedef struct kern_ops {
      * out[i*KERN_QBLOCK + c] = dot(row i, query c) for i < n.
      */
     void (*scan_dot_qblock)(const float *qt, const float *rows, size_t n, size_t dpad, float *out);
+    /* Bit c (c < KERN_QBLOCK) set when s[c] >= t[c]: the batched top-k
+     * check of 32 scores against 32 heap thresholds in a few instructions. */
+    uint32_t (*ge_mask)(const float *s, const float *t);
 } kern_ops;
 
 /* Variant tables; NULL entries in kern_variants() are not compiled in. */

@@ -51,6 +51,14 @@ static void sc_scan_dot_qblock(const float *qt, const float *rows, size_t n, siz
     }
 }
 
+static uint32_t sc_ge_mask(const float *s, const float *t)
+{
+    uint32_t m = 0;
+    for (int c = 0; c < KERN_QBLOCK; c++)
+        m |= (uint32_t)(s[c] >= t[c]) << c;
+    return m;
+}
+
 double kern_norm2_ref(const float *a, size_t d)
 {
     double s = 0.0;
@@ -66,4 +74,5 @@ const kern_ops kern_scalar_ops = {
     .scan_dot = sc_scan_dot,
     .scan_l2 = sc_scan_l2,
     .scan_dot_qblock = sc_scan_dot_qblock,
+    .ge_mask = sc_ge_mask,
 };

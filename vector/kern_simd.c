@@ -22,6 +22,7 @@ typedef simde__m512 V;
 #  define V_SUB(a, b) simde_mm512_sub_ps((a), (b))
 #  define V_FMA(a, b, c) simde_mm512_fmadd_ps((a), (b), (c)) /* a*b + c */
 #  define QB_R 8 /* rows per tile in the batched kernel: 8 x 2 accumulators */
+#  define V_GE_BITS(a, b) ((uint32_t)simde_mm512_cmp_ps_mask((a), (b), SIMDE_CMP_GE_OQ))
 #  define KSUF(n) n##_avx512
 #  define KNAME "avx512"
 #  define KOPS kern_avx512_ops
@@ -48,6 +49,7 @@ typedef simde__m256 V;
 #  define V_SUB(a, b) simde_mm256_sub_ps((a), (b))
 #  define V_FMA(a, b, c) simde_mm256_fmadd_ps((a), (b), (c))
 #  define QB_R 2 /* 2 rows x 4 accumulators: 16 ymm registers */
+#  define V_GE_BITS(a, b) ((uint32_t)simde_mm256_movemask_ps(simde_mm256_cmp_ps((a), (b), SIMDE_CMP_GE_OQ)))
 #  define KSUF(n) n##_avx2
 #  define KNAME "avx2"
 #  define KOPS kern_avx2_ops
@@ -70,6 +72,12 @@ typedef simde_float32x4_t V;
 #  define V_SUB(a, b) simde_vsubq_f32((a), (b))
 #  define V_FMA(a, b, c) simde_vfmaq_f32((c), (a), (b))
 #  define QB_R 2 /* 2 rows x 8 accumulators */
+static inline uint32_t v_ge_bits(V a, V b)
+{
+    static const uint32_t bit[4] = {1, 2, 4, 8};
+    return simde_vaddvq_u32(simde_vandq_u32(simde_vcgeq_f32(a, b), simde_vld1q_u32(bit)));
+}
+#  define V_GE_BITS(a, b) v_ge_bits((a), (b))
 #  define KSUF(n) n##_neon
 #  define KNAME "neon"
 #  define KOPS kern_neon_ops
@@ -187,6 +195,16 @@ static void KSUF(scan_dot_qblock)(const float *qt, const float *rows, size_t n, 
         KSUF(qtile)(qt, rows + i * dpad, dpad, out + i * KERN_QBLOCK, 1);
 }
 
+/* Bit c set when s[c] >= t[c], c < KERN_QBLOCK. */
+static uint32_t KSUF(ge_mask)(const float *s, const float *t)
+{
+    uint32_t m = 0;
+#pragma GCC unroll 8
+    for (int g = 0; g < QG; g++)
+        m |= V_GE_BITS(V_LOAD(s + g * VW), V_LOAD(t + g * VW)) << (g * VW);
+    return m;
+}
+
 const kern_ops KOPS = {
     .name = KNAME,
     .dot = KSUF(dot),
@@ -194,4 +212,5 @@ const kern_ops KOPS = {
     .scan_dot = KSUF(scan_dot),
     .scan_l2 = KSUF(scan_l2),
     .scan_dot_qblock = KSUF(scan_dot_qblock),
+    .ge_mask = KSUF(ge_mask),
 };

@@ -31,24 +31,37 @@ void scan_one(const kern_ops *k, int l2, const float *q, size_t dpad, const scan
 
 static void offer_block(const kern_ops *k, int l2, const float *qn2, unsigned nq, size_t dpad,
                         const scan_chunk *c, size_t first, size_t m, const float *rows, topk *heaps,
-                        float *out, float *xn2)
+                        float *out, float *xn2, float *thr)
 {
-    if (l2)
+    if (l2) {
         for (size_t i = 0; i < m; i++)
             xn2[i] = k->dot(rows + i * dpad, rows + i * dpad, dpad);
+        for (size_t i = 0; i < m; i++) {
+            size_t row = c->sel ? c->sel[first + i] : first + i;
+            if (excluded(c, row))
+                continue;
+            const float *o = out + i * KERN_QBLOCK;
+            for (unsigned qi = 0; qi < nq; qi++)
+                topk_offer(&heaps[qi], 2.0f * o[qi] - xn2[i] - qn2[qi], c->key0 + row);
+        }
+        return;
+    }
+    /* dot: one SIMD compare of 32 scores against the 32 thresholds per row;
+     * thr[] mirrors heaps[].thresh (+inf for unused query columns) */
     for (size_t i = 0; i < m; i++) {
+        const float *o = out + i * KERN_QBLOCK;
+        uint32_t mask = k->ge_mask(o, thr);
+        if (__builtin_expect(mask == 0, 1))
+            continue;
         size_t row = c->sel ? c->sel[first + i] : first + i;
         if (excluded(c, row))
             continue;
-        const float *o = out + i * KERN_QBLOCK;
-        uint64_t key = c->key0 + row;
-        if (l2) {
-            for (unsigned qi = 0; qi < nq; qi++)
-                topk_offer(&heaps[qi], 2.0f * o[qi] - xn2[i] - qn2[qi], key);
-        } else {
-            for (unsigned qi = 0; qi < nq; qi++)
-                topk_offer(&heaps[qi], o[qi], key);
-        }
+        do {
+            unsigned qi = (unsigned)__builtin_ctz(mask);
+            mask &= mask - 1;
+            topk_push(&heaps[qi], o[qi], c->key0 + row);
+            thr[qi] = heaps[qi].thresh;
+        } while (mask);
     }
 }
 
@@ -56,11 +69,14 @@ void scan_batch(const kern_ops *k, int l2, const float *qt, const float *qn2, un
                 const scan_chunk *c, topk *heaps, float *scratch)
 {
     float *out = scratch, *xn2 = scratch + KERN_BLOCK * KERN_QBLOCK;
+    float thr[KERN_QBLOCK];
+    for (unsigned qi = 0; qi < KERN_QBLOCK; qi++)
+        thr[qi] = qi < nq ? heaps[qi].thresh : INFINITY;
     if (c->sel) {
         for (size_t s = 0; s < c->nsel; s++) {
             const float *row = c->rows + (size_t)c->sel[s] * dpad;
             k->scan_dot_qblock(qt, row, 1, dpad, out);
-            offer_block(k, l2, qn2, nq, dpad, c, s, 1, row, heaps, out, xn2);
+            offer_block(k, l2, qn2, nq, dpad, c, s, 1, row, heaps, out, xn2, thr);
         }
         return;
     }
@@ -68,6 +84,6 @@ void scan_batch(const kern_ops *k, int l2, const float *qt, const float *qn2, un
         size_t m = c->n - b < KERN_BLOCK ? c->n - b : KERN_BLOCK;
         const float *rows = c->rows + b * dpad;
         k->scan_dot_qblock(qt, rows, m, dpad, out);
-        offer_block(k, l2, qn2, nq, dpad, c, b, m, rows, heaps, out, xn2);
+        offer_block(k, l2, qn2, nq, dpad, c, b, m, rows, heaps, out, xn2, thr);
     }
 }

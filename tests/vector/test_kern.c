@@ -213,3 +213,27 @@ Test(kern, dispatch_picks_and_forces)
     }
 #endif
 }
+
+Test(kern, ge_mask_matches_scalar)
+{
+    float s[KERN_QBLOCK], t[KERN_QBLOCK];
+    for (int round = 0; round < 2000; round++) {
+        for (int c = 0; c < KERN_QBLOCK; c++) {
+            s[c] = (float)(rnd64() % 7) - 3.0f;
+            switch (rnd64() % 5) {
+            case 0: t[c] = s[c]; break; /* equal counts as >= */
+            case 1: t[c] = INFINITY; break;
+            case 2: t[c] = -INFINITY; break;
+            default: t[c] = (float)(rnd64() % 7) - 3.0f; break;
+            }
+        }
+        uint32_t want = 0;
+        for (int c = 0; c < KERN_QBLOCK; c++)
+            want |= (uint32_t)(s[c] >= t[c]) << c;
+        for (const kern_ops *const *kp = kern_all(); *kp; kp++) {
+            const kern_ops *k = kern_lookup((*kp)->name);
+            if (k)
+                cr_assert_eq(k->ge_mask(s, t), want, "%s: %08x want %08x", k->name, k->ge_mask(s, t), want);
+        }
+    }
+}
