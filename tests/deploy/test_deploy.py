@@ -605,6 +605,21 @@ def test_helm_refuses_bad_values(helm, sets, message):
     assert message in proc.stderr, proc.stderr
 
 
+def test_helm_optional_switches(helm):
+    key = f"apiKey.value={_random_key()}"
+    objs = _docs(helm.template(sets=[key, "persistence.storageClassName=-",
+                                     "serviceAccount.create=false",
+                                     "podDisruptionBudget.enabled=false"]).stdout)
+    sts = _one(objs, "StatefulSet")
+    assert sts["spec"]["volumeClaimTemplates"][0]["spec"]["storageClassName"] == ""
+    assert sts["spec"]["template"]["spec"]["serviceAccountName"] == "default"
+    assert not [o for o in objs if o["kind"] in ("ServiceAccount", "PodDisruptionBudget")]
+    objs = _docs(helm.template(release="db", sets=[key, "fullnameOverride=vectors"]).stdout)
+    assert {o["metadata"]["name"] for o in objs if o["kind"] == "Service"} == \
+        {"vectors", "vectors-headless"}
+    assert _one(objs, "StatefulSet")["spec"]["serviceName"] == "vectors-headless"
+
+
 def test_helm_respects_kube_version_floor(helm):
     ok = helm.template(sets=[f"apiKey.value={_random_key()}"], kube_version="1.27.0", check=False)
     assert ok.returncode == 0, ok.stderr
