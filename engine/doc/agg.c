@@ -1152,7 +1152,8 @@ static ndb_status sort_drain(ndb_doc_cursor *c, int i, stage *s, ndb_errmsg *msg
     if (st != NDB_OK)
         return st;
     extern int agg_memdoc_cmp(const void *, const void *);
-    qsort(s->mem, s->nmem, sizeof *s->mem, agg_memdoc_cmp);
+    if (s->nmem)
+        qsort(s->mem, s->nmem, sizeof *s->mem, agg_memdoc_cmp);
     return NDB_OK;
 }
 

@@ -1720,7 +1720,8 @@ ndb_status cur_sort_all(ndb_doc_cursor *c, ndb_errmsg *msg)
         st = (ndb_status)got;
     if (st != NDB_OK)
         return st;
-    qsort(c->mem, c->nmem, sizeof *c->mem, memdoc_cmp);
+    if (c->nmem)
+        qsort(c->mem, c->nmem, sizeof *c->mem, memdoc_cmp);
     return NDB_OK;
 }
 
@@ -2183,7 +2184,8 @@ ndb_status ndb_doc_create_index(ndb_doc_db *db, const char *cname, const char *n
         } else {
             ns->refs = 1;
             ns->n = w.ix->n + 1;
-            memcpy(ns->defs, w.ix->defs, (size_t)w.ix->n * sizeof *ns->defs);
+            if (w.ix->n)
+                memcpy(ns->defs, w.ix->defs, (size_t)w.ix->n * sizeof *ns->defs);
             ns->defs[w.ix->n] = d;
             for (int i = 0; i < ns->n; i++)
                 idx_def_finish(&ns->defs[i]);
