@@ -354,3 +354,44 @@ Test(coll, update_and_delete)
     cr_assert_str_eq(find_json(&t, "users", (fq){.proj = "{\"_id\":1}"}, NULL), "[{\"_id\":\"u3\"}]");
     tdb_close(&t);
 }
+
+Test(coll, corrupt_stored_document)
+{
+    tdb t;
+    tdb_open(&t);
+    ndb_errmsg m = {{0}};
+    cr_assert_eq(ins(&t, "users", USERS, &m), NDB_OK);
+    /* overwrite u2's stored bytes behind the document layer's back: the
+     * collection's prefix is the first byte of its document keys */
+    ndb_kv_iter *it;
+    cr_assert_eq(ndb_kv_iter_new(t.kv, NULL, "\x01", 1, "\x02", 1, &it), NDB_OK);
+    ndb_kv_iter_seek_first(it);
+    cr_assert(ndb_kv_iter_valid(it));
+    size_t kl;
+    const void *k = ndb_kv_iter_key(it, &kl);
+    uint8_t key[16];
+    memcpy(key, k, kl);
+    ndb_kv_iter_free(it);
+    cr_assert_eq(kl, 3);
+    cr_assert_eq(memcmp(key + 1, "u1", 2), 0);
+    uint8_t junk[] = {0xD1, 0x08, 0xFF, 0xFF, 0xFF, 0x7F, 0x01, 0, 0, 0, 0x01};
+    cr_assert_eq(ndb_kv_put(t.kv, key, kl, junk, sizeof junk), NDB_OK);
+    void *d;
+    size_t dl;
+    cr_assert_eq(ndb_doc_get(t.db, "users", "u1", 2, &d, &dl, &m), NDB_ECORRUPT);
+    cr_assert(strstr(m.text, "corrupt") != NULL, "%s", m.text);
+    const char *r = find_json(&t, "users", (fq){.filter = "{\"age\":{\"$gt\":1}}"}, NULL);
+    cr_assert(strstr(r, "ERR -4") != NULL, "%s", r);
+    size_t ul;
+    void *u = J("{\"age\":1}", &ul);
+    cr_assert_eq(ndb_doc_update(t.db, "users", "u1", 2, u, ul, &m), NDB_ECORRUPT);
+    free(u);
+    /* other documents are still readable by id */
+    cr_assert_eq(ndb_doc_get(t.db, "users", "u2", 2, &d, &dl, &m), NDB_OK);
+    free(d);
+    /* and the damaged one can be deleted */
+    cr_assert_eq(ndb_doc_delete(t.db, "users", "u1", 2, &m), NDB_OK);
+    cr_assert_str_eq(find_json(&t, "users", (fq){.filter = "{\"age\":{\"$gt\":1}}", .proj = "{\"_id\":1}"}, NULL),
+                     "[{\"_id\":\"u2\"},{\"_id\":\"u3\"},{\"_id\":\"u4\"}]");
+    tdb_close(&t);
+}
