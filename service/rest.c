@@ -505,6 +505,12 @@ static enum MHD_Result serve_rpc(rreq *q, struct MHD_Connection *conn, const rro
         while (n > 0 && (q->body[n - 1] == ' ' || q->body[n - 1] == '\n' || q->body[n - 1] == '\r' ||
                          q->body[n - 1] == '\t'))
             n--;
+        if (n == 0 && rt->body_fd != NULL) { /* body "*" may be empty: every field is optional */
+            char m[160];
+            snprintf(m, sizeof m, "this call needs a JSON request body (the %.64s)", json_pb_key(rt->body_fd));
+            ret = respond_status(q, conn, route, NDB_EINVAL, m);
+            goto done;
+        }
         if (n > 0) {
             json_error_t jerr;
             json_t *j = json_loadb(q->body, q->len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);

@@ -14,8 +14,10 @@ add_custom_command(
   OUTPUT ${rest_gen_c} ${rest_openapi}
   COMMAND rest_gen ${NDB_DESCRIPTOR_SET} ${rest_gen_c} ${rest_openapi} ${PROJECT_VERSION}
           --open nexadb.v1.AdminService.Status
+          --path-pattern "collection=^[A-Za-z0-9_-]{1,64}$"
   DEPENDS rest_gen ${NDB_DESCRIPTOR_SET} ndb_descriptor_set
-  COMMENT "REST routes and openapi.json from google.api.http annotations")
+  COMMENT "REST routes and openapi.json from google.api.http annotations"
+  VERBATIM)
 
 target_sources(ndb_service PRIVATE
   ${CMAKE_CURRENT_SOURCE_DIR}/json_pb.c

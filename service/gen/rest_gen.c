@@ -389,6 +389,21 @@ static void check_pattern(const char *pattern, const MsgProto *in, const char *r
     }
 }
 
+/* --path-pattern field=regex: what the server accepts in that path variable
+ * (e.g. collection names), for the OpenAPI document only. */
+#define MAX_PATTERNS 16
+static const char *patterns[MAX_PATTERNS];
+static size_t n_patterns;
+
+static const char *pattern_for(const char *field)
+{
+    size_t n = strlen(field);
+    for (size_t i = 0; i < n_patterns; i++)
+        if (strncmp(patterns[i], field, n) == 0 && patterns[i][n] == '=')
+            return patterns[i] + n + 1;
+    return NULL;
+}
+
 static bool in_path(const char *pattern, const char *field)
 {
     char v[160];
@@ -434,8 +449,9 @@ static void add_operation(json_t *paths, const route_out *r, const char *op_id, 
             json_object_del(s, "description");
             /* A path segment cannot be empty or hold a slash. */
             if (fd->type == GOOGLE__PROTOBUF__FIELD_DESCRIPTOR_PROTO__TYPE__TYPE_STRING) {
+                const char *re = pattern_for(fd->name);
                 json_object_set_new(s, "minLength", json_integer(1));
-                json_object_set_new(s, "pattern", json_string("^[^/]+$"));
+                json_object_set_new(s, "pattern", json_string(re != NULL ? re : "^[^/]+$"));
             }
             json_array_append_new(params, json_pack("{s:s, s:s, s:b, s:o}", "name", fd->name, "in", "path",
                                                     "required", 1, "schema", s));
@@ -502,8 +518,9 @@ static void add_operation(json_t *paths, const route_out *r, const char *op_id, 
                 die("%s: body field %s is not in the request", r->rpc, r->body);
             s = value_schema(fd);
         }
-        json_object_set_new(op, "requestBody",
-                            json_pack("{s:b, s:{s:{s:o}}}", "required", 1, "content", "application/json", "schema", s));
+        /* body "*": every field is optional, so an empty body is a valid request; a named body is required */
+        json_object_set_new(op, "requestBody", json_pack("{s:b, s:{s:{s:o}}}", "required", body_star ? 0 : 1,
+                                                         "content", "application/json", "schema", s));
     }
 
     json_t *resp_schema;
@@ -616,6 +633,9 @@ int main(int argc, char **argv)
     for (int i = 5; i < argc; i++) {
         if (strcmp(argv[i], "--open") == 0 && i + 1 < argc)
             open[n_open++] = argv[++i];
+        else if (strcmp(argv[i], "--path-pattern") == 0 && i + 1 < argc && n_patterns < MAX_PATTERNS &&
+                 strchr(argv[i + 1], '=') != NULL)
+            patterns[n_patterns++] = argv[++i];
         else
             die("unexpected argument %s", argv[i]);
     }

@@ -209,16 +209,59 @@ def test_chunked_body_over_the_limit_is_413(server_factory):
     assert r.status_code == 200
 
 
-# ---- streaming methods, unimplemented handlers ----------------------------------------
+# ---- streaming methods over REST -------------------------------------------------------
 
-def test_unimplemented_handler_is_501(http):
-    """Routes whose engine is not wired answer UNIMPLEMENTED as 501 (skipped once it is)."""
-    r = http.post(http.base + "/vector/v/search_batch", json={"queries": [{"vector": [0.5, 0.25]}]},
-                  headers=http.key, timeout=5)
-    if r.status_code == 501:
-        assert_error(r, 501, 12)
-    else:
-        pytest.skip(f"SearchBatch is implemented now ({r.status_code})")
+def test_find_merges_pages_or_streams_ndjson(http):
+    docs = [{"n": i, "even": i % 2 == 0} for i in range(2500)]
+    r = http.post(http.base + "/collections/pages/bulk", json={"documents": docs}, headers=http.key, timeout=30)
+    assert r.status_code == 200, r.text
+    assert r.json()["count"] == 2500
+    r = http.post(http.base + "/collections/pages/query", json={"query": {"even": True}, "page_size": 100},
+                  headers=http.key, timeout=30)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["count"] == 1250 and len(body["documents"]) == 1250  # pages concatenated, count from the last
+    assert body["next_page_token"] == ""
+    assert sorted(d["n"] for d in body["documents"]) == list(range(0, 2500, 2))
+    r = http.post(http.base + "/collections/pages/query", json={"query": {"even": True}, "page_size": 100},
+                  headers=dict(http.key, Accept="application/x-ndjson"), timeout=30)
+    assert r.status_code == 200
+    assert r.headers["Content-Type"] == "application/x-ndjson"
+    lines = [json.loads(l) for l in r.text.splitlines()]
+    assert len(lines) >= 2 and sum(len(l["documents"]) for l in lines) == 1250
+    assert [l["count"] for l in lines] == sorted(l["count"] for l in lines)
+
+
+def test_documents_keep_numbers_and_order(http):
+    doc = {"z": 1, "a": 0.1, "big": 2 ** 53, "huge": 10 ** 30, "neg": -7, "nested": {"y": [1, 2.5, "x"], "b": None}}
+    r = http.post(http.base + "/collections/numbers", json=doc, headers=http.key, timeout=5)
+    assert r.status_code == 200, r.text
+    r = http.get(http.base + "/collections/numbers/" + r.json()["document_id"], headers=http.key, timeout=5)
+    got = r.json()["document"]
+    assert [k for k in got if not k.startswith("_")] == list(doc)
+    assert got["z"] == 1 and isinstance(got["z"], int)
+    assert got["a"] == 0.1 and '"a":0.1' in r.text
+    assert got["big"] == 2 ** 53 and isinstance(got["big"], int)
+    assert got["huge"] == 1e30
+    assert got["nested"] == {"y": [1, 2.5, "x"], "b": None}
+
+
+def test_response_over_the_limit_is_429(server_factory):
+    s = server_factory(extra_args=["--max-message-bytes", "65536"]).start()  # REST answers up to 4x that
+    key = {"X-API-Key": s.api_key}
+    docs = [{"pad": "x" * 1000, "i": i} for i in range(40)]
+    for _ in range(10):
+        r = requests.post(s.http_base + "/collections/big/bulk", json={"documents": docs}, headers=key, timeout=30)
+        assert r.status_code == 200, r.text
+    r = requests.get(s.http_base + "/collections/big", headers=key, timeout=30)
+    assert_error(r, 429, 8, ["limit"])
+    r = requests.get(s.http_base + "/collections/big", params={"limit": "10"}, headers=key, timeout=30)
+    assert r.status_code == 200 and r.json()["count"] == 10
+
+
+def test_named_body_is_required(http):
+    r = http.post(http.base + "/collections/users", data=b"", headers=http.key, timeout=5)
+    assert_error(r, 400, 3, ["body"])
 
 
 # ---- CORS ----------------------------------------------------------------------------

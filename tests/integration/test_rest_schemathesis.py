@@ -2,6 +2,14 @@
 
 Bounded: a few examples per operation, deterministic generation, so it stays
 well under a minute in the default suite.
+
+Checks: all of schemathesis's, with not_a_server_error replaced by
+st_hooks.no_server_error, and without positive_data_acceptance and
+negative_data_rejection: the handlers validate more than a schema can say
+(dimensions 1..16384, an index needs a field, a filter's operators, ...) and
+accept int64 as decimal strings, so those two would flag correct 400s and
+200s. Responses are still checked against the schema, status codes, content
+types and headers, and unauthenticated calls must be refused.
 """
 import os
 import subprocess
@@ -16,7 +24,8 @@ def test_schemathesis_finds_nothing(server, tmp_path):
     env = dict(os.environ, SCHEMATHESIS_HOOKS="st_hooks", PYTHONPATH=str(HERE), NO_COLOR="1")
     cmd = [str(st), "run", f"{server.http_base}/openapi.json",
            "-H", f"X-API-Key: {server.api_key}",
-           "--checks", "all", "--exclude-checks", "not_a_server_error",
+           "--checks", "all",
+           "--exclude-checks", "not_a_server_error,positive_data_acceptance,negative_data_rejection",
            "--max-examples", os.environ.get("NEXADB_ST_EXAMPLES", "5"),
            "--generation-deterministic", "--generation-allow-x00", "false",
            "--request-timeout", "10", "--no-color"]
