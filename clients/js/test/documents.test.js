@@ -124,3 +124,21 @@ test('collections: list and drop', async () => {
   assert.strictEqual(await db.dropCollection(name), true);
   assert.strictEqual(await db.dropCollection(name), false);
 });
+
+test('key order reaches the server: stored order and compound sorts', async () => {
+  const c = db.collection(uniqueName('order'));
+  const keys = ['zeta', 'alpha', 'mid', 'beta', 'omega', 'gamma', 'kappa', 'delta', 'eps', 'iota'];
+  const id = await c.insert(Object.fromEntries(keys.map((k, i) => [k, i])));
+  const res = await fetch(`http://127.0.0.1:${server.httpPort}/collections/${c.name}/${id}`,
+    { headers: { 'x-api-key': server.apiKey } });
+  assert.strictEqual(res.status, 200);
+  const text = await res.text();
+  const stored = keys.map((k) => text.indexOf(`"${k}"`));
+  assert.deepStrictEqual([...stored].sort((a, b) => a - b), stored); // JSON text keeps the order
+  await c.insertMany([{ g: 'b', n: 1 }, { g: 'a', n: 2 }, { g: 'a', n: 1 }, { g: 'b', n: 2 }]);
+  const pairs = (docs) => docs.map((d) => `${d.g}${d.n}`).join(' ');
+  const m = { $match: { g: { $exists: true } } };
+  assert.strictEqual(pairs(await c.aggregate([m, { $sort: { n: -1, g: 1 } }])), 'a2 b2 a1 b1');
+  assert.strictEqual(pairs(await c.aggregate([m, { $sort: { g: 1, n: -1 } }])), 'a2 a1 b2 b1');
+  assert.strictEqual(pairs(await c.find({ g: { $exists: true } }, 0, { sort: { n: -1, g: 1 } })), 'a2 b2 a1 b1');
+});

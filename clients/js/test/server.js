@@ -21,13 +21,14 @@ async function startServer() {
     { stdio: ['ignore', 'ignore', 'pipe'] });
   const rl = readline.createInterface({ input: proc.stderr });
   const info = await new Promise((resolve, reject) => {
-    const got = { port: null, apiKey: null };
+    const got = { port: null, httpPort: null, apiKey: null };
     const timer = setTimeout(() => reject(new Error('server did not become ready')), 20000);
     proc.on('exit', (code) => reject(new Error(`server exited early (${code})`)));
     rl.on('line', (line) => {
       let rec;
       try { rec = JSON.parse(line); } catch { return; }
       if (rec.msg === 'gRPC listening') got.port = rec.port;
+      if (rec.msg === 'HTTP listening') got.httpPort = rec.port;
       if (rec.api_key) got.apiKey = rec.api_key;
       if (rec.msg === 'nexadb-server ready') { clearTimeout(timer); resolve(got); }
     });
@@ -37,6 +38,7 @@ async function startServer() {
   }
   return {
     port: info.port,
+    httpPort: info.httpPort,
     apiKey: info.apiKey,
     async stop() {
       if (proc.exitCode !== null) return;
