@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"iter"
 
-	"google.golang.org/protobuf/types/known/structpb"
-
 	pb "github.com/nexadb/nexadb/clients/go/nexadbpb"
 )
 
@@ -22,7 +20,7 @@ type FindOption func(*findOpts)
 type findOpts struct {
 	limit, skip int64
 	sort        []*pb.SortField
-	projection  Document
+	projection  any
 	pageSize    int32
 }
 
@@ -43,82 +41,71 @@ func Sort(field string, dir int) FindOption {
 	}
 }
 
-// Projection keeps ({"f": 1}) or drops ({"f": 0}) fields.
-func Projection(p Document) FindOption { return func(o *findOpts) { o.projection = p } }
+// Projection keeps ({"f": 1}) or drops ({"f": 0}) fields; a Document or an Ordered.
+func Projection(p any) FindOption { return func(o *findOpts) { o.projection = p } }
 
 // PageSize sets the documents per streamed message (0: the server chooses).
 func PageSize(n int32) FindOption { return func(o *findOpts) { o.pageSize = n } }
 
-// Insert inserts one document and returns its id (its "_id" string if it has one).
-func (col *Collection) Insert(ctx context.Context, doc Document) (string, error) {
-	s, err := toStruct(doc, "")
-	if err != nil {
-		return "", err
+// Insert inserts one document (a Document or an Ordered, whose key order is kept) and
+// returns its id (its "_id" string if it has one).
+func (col *Collection) Insert(ctx context.Context, doc any) (string, error) {
+	if isNil(doc) {
+		return "", fmt.Errorf("nexadb: Insert: nil document")
 	}
-	r, err := call(col.c, ctx, "InsertOne", col.c.docs.InsertOne, &pb.InsertOneRequest{Collection: col.Name, Document: s})
+	r := new(pb.InsertOneResponse)
+	rb := newRequest(&pb.InsertOneRequest{Collection: col.Name}).object("document", doc, "", true)
+	err := col.c.invokeRaw(ctx, pb.DocumentService_InsertOne_FullMethodName, rb, r)
 	return r.GetDocumentId(), err
 }
 
 // InsertMany inserts documents in one atomic batch and returns their ids in order.
 func (col *Collection) InsertMany(ctx context.Context, docs []Document) ([]string, error) {
-	req := &pb.InsertManyRequest{Collection: col.Name, Documents: make([]*structpb.Struct, len(docs))}
+	rb := newRequest(&pb.InsertManyRequest{Collection: col.Name})
 	for i, d := range docs {
-		s, err := toStruct(d, fmt.Sprintf("documents[%d]", i))
-		if err != nil {
-			return nil, err
-		}
-		req.Documents[i] = s
+		rb.object("documents", d, fmt.Sprintf("documents[%d]", i), true)
 	}
-	r, err := call(col.c, ctx, "InsertMany", col.c.docs.InsertMany, req)
+	r := new(pb.InsertManyResponse)
+	err := col.c.invokeRaw(ctx, pb.DocumentService_InsertMany_FullMethodName, rb, r)
 	return r.GetDocumentIds(), err
 }
 
-func (col *Collection) findRequest(filter Document, opts []FindOption) (*pb.FindRequest, error) {
+func (col *Collection) findRequest(filter any, opts []FindOption) *reqBuilder {
 	var o findOpts
 	for _, f := range opts {
 		f(&o)
 	}
-	f, err := optStruct(filter, "filter")
-	if err != nil {
-		return nil, err
-	}
-	proj, err := optStruct(o.projection, "projection")
-	if err != nil {
-		return nil, err
-	}
-	return &pb.FindRequest{Collection: col.Name, Filter: f, Projection: proj, Sort: o.sort,
-		Skip: o.skip, Limit: o.limit, PageSize: o.pageSize}, nil
+	return newRequest(&pb.FindRequest{Collection: col.Name, Sort: o.sort, Skip: o.skip, Limit: o.limit, PageSize: o.pageSize}).
+		object("filter", filter, "filter", false).
+		object("projection", o.projection, "projection", false)
 }
 
 // FindIter streams the documents matching filter (nil: all) lazily: the next page is read
 // only when the loop needs it, and breaking out of the loop cancels the stream.
 //
 //	for doc, err := range users.FindIter(ctx, nil) { ... }
-func (col *Collection) FindIter(ctx context.Context, filter Document, opts ...FindOption) iter.Seq2[Document, error] {
-	req, err := col.findRequest(filter, opts)
-	if err != nil {
-		return func(yield func(Document, error) bool) { yield(nil, err) }
-	}
-	return streamDocs(col.c, ctx, "Find", func(ctx context.Context) (pageStream[*pb.FindResponse], error) {
-		return col.c.docs.Find(ctx, req)
-	})
+func (col *Collection) FindIter(ctx context.Context, filter any, opts ...FindOption) iter.Seq2[Document, error] {
+	return streamDocs(col.c, ctx, pb.DocumentService_Find_FullMethodName, col.findRequest(filter, opts),
+		func() *pb.FindResponse { return new(pb.FindResponse) })
 }
 
 // Find returns every document matching filter (nil: all), subject to opts.
-func (col *Collection) Find(ctx context.Context, filter Document, opts ...FindOption) ([]Document, error) {
+func (col *Collection) Find(ctx context.Context, filter any, opts ...FindOption) ([]Document, error) {
 	return collect(col.FindIter(ctx, filter, opts...))
 }
 
 // FindOne returns the first match (after Sort options); an error matching ErrNotFound when
 // nothing matched. Limit, Skip and PageSize are ignored.
-func (col *Collection) FindOne(ctx context.Context, filter Document, opts ...FindOption) (Document, error) {
-	fr, err := col.findRequest(filter, opts)
-	if err != nil {
-		return nil, err
+func (col *Collection) FindOne(ctx context.Context, filter any, opts ...FindOption) (Document, error) {
+	var o findOpts
+	for _, f := range opts {
+		f(&o)
 	}
-	r, err := call(col.c, ctx, "FindOne", col.c.docs.FindOne, &pb.FindOneRequest{
-		Collection: col.Name, Filter: fr.Filter, Projection: fr.Projection, Sort: fr.Sort})
-	if err != nil {
+	rb := newRequest(&pb.FindOneRequest{Collection: col.Name, Sort: o.sort}).
+		object("filter", filter, "filter", false).
+		object("projection", o.projection, "projection", false)
+	r := new(pb.FindOneResponse)
+	if err := col.c.invokeRaw(ctx, pb.DocumentService_FindOne_FullMethodName, rb, r); err != nil {
 		return nil, err
 	}
 	if r.Document == nil {
@@ -129,76 +116,62 @@ func (col *Collection) FindOne(ctx context.Context, filter Document, opts ...Fin
 
 // FindByID returns the document with this id; an error matching ErrNotFound when absent.
 func (col *Collection) FindByID(ctx context.Context, id string) (Document, error) {
-	r, err := call(col.c, ctx, "Get", col.c.docs.Get, &pb.GetRequest{Collection: col.Name, Id: id})
-	if err != nil {
+	r := new(pb.GetResponse)
+	if err := col.c.invoke(ctx, pb.DocumentService_Get_FullMethodName, &pb.GetRequest{Collection: col.Name, Id: id}, r); err != nil {
 		return nil, err
 	}
 	return fromStruct(r.GetDocument()), nil
 }
 
 // Count counts the documents matching filter (nil: all).
-func (col *Collection) Count(ctx context.Context, filter Document) (int64, error) {
-	f, err := optStruct(filter, "filter")
-	if err != nil {
-		return 0, err
-	}
-	r, err := call(col.c, ctx, "Count", col.c.docs.Count, &pb.CountRequest{Collection: col.Name, Filter: f})
+func (col *Collection) Count(ctx context.Context, filter any) (int64, error) {
+	r := new(pb.CountResponse)
+	rb := newRequest(&pb.CountRequest{Collection: col.Name}).object("filter", filter, "filter", false)
+	err := col.c.invokeRaw(ctx, pb.DocumentService_Count_FullMethodName, rb, r)
 	return r.GetCount(), err
 }
 
 // Update merges fields (or update operators) into one document; false when there is none.
-func (col *Collection) Update(ctx context.Context, id string, fields Document) (bool, error) {
-	u, err := toStruct(fields, "update")
-	if err != nil {
-		return false, err
-	}
-	r, err := call(col.c, ctx, "Update", col.c.docs.Update, &pb.UpdateRequest{Collection: col.Name, Id: id, Update: u})
+func (col *Collection) Update(ctx context.Context, id string, fields any) (bool, error) {
+	r := new(pb.UpdateResponse)
+	rb := newRequest(&pb.UpdateRequest{Collection: col.Name, Id: id}).object("update", fields, "update", true)
+	err := col.c.invokeRaw(ctx, pb.DocumentService_Update_FullMethodName, rb, r)
 	return r.GetSuccess(), err
 }
 
 // UpdateMany applies update to every match and returns the number modified.
-func (col *Collection) UpdateMany(ctx context.Context, filter, update Document) (int64, error) {
-	f, err := optStruct(filter, "filter")
-	if err != nil {
-		return 0, err
-	}
-	u, err := toStruct(update, "update")
-	if err != nil {
-		return 0, err
-	}
-	r, err := call(col.c, ctx, "UpdateMany", col.c.docs.UpdateMany, &pb.UpdateManyRequest{Collection: col.Name, Filter: f, Update: u})
+func (col *Collection) UpdateMany(ctx context.Context, filter, update any) (int64, error) {
+	r := new(pb.UpdateManyResponse)
+	rb := newRequest(&pb.UpdateManyRequest{Collection: col.Name}).
+		object("filter", filter, "filter", false).object("update", update, "update", true)
+	err := col.c.invokeRaw(ctx, pb.DocumentService_UpdateMany_FullMethodName, rb, r)
 	return r.GetModifiedCount(), err
 }
 
 // Delete deletes one document; false when there was none.
 func (col *Collection) Delete(ctx context.Context, id string) (bool, error) {
-	r, err := call(col.c, ctx, "Delete", col.c.docs.Delete, &pb.DeleteRequest{Collection: col.Name, Id: id})
+	r := new(pb.DeleteResponse)
+	err := col.c.invoke(ctx, pb.DocumentService_Delete_FullMethodName, &pb.DeleteRequest{Collection: col.Name, Id: id}, r)
 	return r.GetSuccess(), err
 }
 
 // DeleteMany deletes every match (nil: every document) and returns the count.
-func (col *Collection) DeleteMany(ctx context.Context, filter Document) (int64, error) {
-	f, err := optStruct(filter, "filter")
-	if err != nil {
-		return 0, err
-	}
-	r, err := call(col.c, ctx, "DeleteMany", col.c.docs.DeleteMany, &pb.DeleteManyRequest{Collection: col.Name, Filter: f})
+func (col *Collection) DeleteMany(ctx context.Context, filter any) (int64, error) {
+	r := new(pb.DeleteManyResponse)
+	rb := newRequest(&pb.DeleteManyRequest{Collection: col.Name}).object("filter", filter, "filter", false)
+	err := col.c.invokeRaw(ctx, pb.DocumentService_DeleteMany_FullMethodName, rb, r)
 	return r.GetDeletedCount(), err
 }
 
-// AggregateIter runs a pipeline and streams its output lazily.
+// AggregateIter runs a pipeline and streams its output lazily. A stage whose key order
+// matters (a compound $sort) takes an Ordered: Document{"$sort": Ordered{{"n", -1}, {"g", 1}}}.
 func (col *Collection) AggregateIter(ctx context.Context, pipeline []Document) iter.Seq2[Document, error] {
-	req := &pb.AggregateRequest{Collection: col.Name, Pipeline: make([]*structpb.Struct, len(pipeline))}
+	rb := newRequest(&pb.AggregateRequest{Collection: col.Name})
 	for i, st := range pipeline {
-		s, err := toStruct(st, fmt.Sprintf("pipeline[%d]", i))
-		if err != nil {
-			return func(yield func(Document, error) bool) { yield(nil, err) }
-		}
-		req.Pipeline[i] = s
+		rb.object("pipeline", st, fmt.Sprintf("pipeline[%d]", i), true)
 	}
-	return streamDocs(col.c, ctx, "Aggregate", func(ctx context.Context) (pageStream[*pb.AggregateResponse], error) {
-		return col.c.docs.Aggregate(ctx, req)
-	})
+	return streamDocs(col.c, ctx, pb.DocumentService_Aggregate_FullMethodName, rb,
+		func() *pb.AggregateResponse { return new(pb.AggregateResponse) })
 }
 
 // Aggregate runs a pipeline and returns its output.

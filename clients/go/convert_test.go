@@ -1,21 +1,30 @@
 package nexadb
 
 import (
+	"bytes"
 	"reflect"
 	"testing"
 	"time"
 
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
+
+	pb "github.com/nexadb/nexadb/clients/go/nexadbpb"
 )
+
+// toStruct encodes v as wire.go does for requests.
+func toStruct(v any, _ string) (*structpb.Struct, error) {
+	b, err := structBody(nil, v, "")
+	if err != nil {
+		return nil, err
+	}
+	var s structpb.Struct
+	return &s, proto.Unmarshal(b, &s)
+}
 
 func roundTrip(t *testing.T, d Document) Document {
 	t.Helper()
-	s, err := toStruct(d, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := proto.Marshal(s)
+	b, err := structBody(nil, d, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,4 +74,62 @@ func TestRefusals(t *testing.T) {
 			t.Errorf("%v accepted", d)
 		}
 	}
+}
+
+func TestOrderedKeepsKeyOrderOnTheWire(t *testing.T) {
+	o := Ordered{{"zeta", 1}, {"alpha", 2}, {"mid", Ordered{{"y", 1}, {"b", 2}}}, {"beta", nil}}
+	b, err := structBody(nil, o, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := -1
+	for _, k := range []string{"zeta", "alpha", "mid", "y", "b", "beta"} {
+		i := bytes.Index(b, []byte(k))
+		if i <= last {
+			t.Fatalf("%q out of order in %q", k, b)
+		}
+		last = i
+	}
+	var s structpb.Struct
+	if err := proto.Unmarshal(b, &s); err != nil {
+		t.Fatal(err)
+	}
+	want := Document{"zeta": int64(1), "alpha": int64(2), "mid": Document{"y": int64(1), "b": int64(2)}, "beta": nil}
+	if got := fromStruct(&s); !reflect.DeepEqual(got, want) {
+		t.Fatalf("got %#v", got)
+	}
+	// encoding agrees with protobuf's own (deterministic) encoding of the same Struct
+	ref, _ := proto.MarshalOptions{Deterministic: true}.Marshal(&s)
+	again, _ := proto.MarshalOptions{Deterministic: true}.Marshal(mustStruct(t, Document(want)))
+	if !bytes.Equal(ref, again) {
+		t.Fatal("encodings differ")
+	}
+}
+
+func TestRequestBuilderMergesFields(t *testing.T) {
+	rb := newRequest(&pb.FindRequest{Collection: "c", Limit: 5}).object("filter", Document{"a": 1}, "filter", false).
+		object("projection", nil, "projection", false)
+	raw, err := rb.done()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m pb.FindRequest
+	if err := proto.Unmarshal(raw.b, &m); err != nil {
+		t.Fatal(err)
+	}
+	if m.Collection != "c" || m.Limit != 5 || fromStruct(m.Filter)["a"] != int64(1) || m.Projection != nil {
+		t.Fatalf("got %v", &m)
+	}
+	if _, err := newRequest(&pb.CountRequest{}).object("filter", Document{"x": make(chan int)}, "filter", false).done(); err == nil {
+		t.Fatal("bad value accepted")
+	}
+}
+
+func mustStruct(t *testing.T, d Document) *structpb.Struct {
+	t.Helper()
+	s, err := toStruct(d, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }

@@ -3,6 +3,7 @@ package nexadb_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -177,5 +178,40 @@ func TestDocumentErrors(t *testing.T) {
 	anon := connect(t, nexadb.WithAPIKey(""))
 	if _, err := anon.Collection(c.Name).Insert(ctx, D{"a": 1}); !errors.Is(err, nexadb.ErrUnauthenticated) {
 		t.Fatalf("no key: %v", err)
+	}
+}
+
+func TestOrderedCompoundSort(t *testing.T) {
+	ctx := context.Background()
+	c := connect(t).Collection(uniqueName("order"))
+	if _, err := c.InsertMany(ctx, []D{{"g": "b", "n": 1}, {"g": "a", "n": 2}, {"g": "a", "n": 1}, {"g": "b", "n": 2}}); err != nil {
+		t.Fatal(err)
+	}
+	pairs := func(docs []D) string {
+		var s []string
+		for _, d := range docs {
+			s = append(s, fmt.Sprintf("%v%v", d["g"], d["n"]))
+		}
+		return strings.Join(s, " ")
+	}
+	for _, tc := range []struct {
+		sort nexadb.Ordered
+		want string
+	}{
+		{nexadb.Ordered{{Key: "n", Value: -1}, {Key: "g", Value: 1}}, "a2 b2 a1 b1"},
+		{nexadb.Ordered{{Key: "g", Value: 1}, {Key: "n", Value: -1}}, "a2 a1 b2 b1"},
+	} {
+		out, err := c.Aggregate(ctx, []D{{"$sort": tc.sort}})
+		if err != nil || pairs(out) != tc.want {
+			t.Fatalf("$sort %v = %q, %v; want %q", tc.sort, pairs(out), err, tc.want)
+		}
+	}
+	// an Ordered document keeps its key order in storage; Insert takes one directly
+	id, err := c.Insert(ctx, nexadb.Ordered{{Key: "z", Value: 1}, {Key: "a", Value: 2}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d, err := c.FindByID(ctx, id); err != nil || d["z"] != int64(1) || d["a"] != int64(2) {
+		t.Fatalf("FindByID = %v, %v", d, err)
 	}
 }

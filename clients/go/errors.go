@@ -3,6 +3,7 @@ package nexadb
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -43,9 +44,13 @@ var (
 	ErrUnimplemented    = &Error{Code: codes.Unimplemented}
 )
 
+// wrapErr makes err an *Error; method may be a full method name, of which the last part is kept.
 func wrapErr(err error, method string) error {
 	if err == nil {
 		return nil
+	}
+	if i := strings.LastIndexByte(method, '/'); i >= 0 {
+		method = method[i+1:]
 	}
 	st, ok := status.FromError(err)
 	if !ok {

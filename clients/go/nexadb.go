@@ -25,6 +25,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
 
 	pb "github.com/nexadb/nexadb/clients/go/nexadbpb"
@@ -39,9 +40,6 @@ type Client struct {
 	conn    *grpc.ClientConn
 	apiKey  string
 	timeout time.Duration
-	docs    pb.DocumentServiceClient
-	vecs    pb.VectorServiceClient
-	admin   pb.AdminServiceClient
 }
 
 type options struct {
@@ -95,12 +93,7 @@ func Connect(target string, opts ...Option) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("nexadb: connect %s: %w", target, err)
 	}
-	return &Client{
-		conn: conn, apiKey: o.apiKey, timeout: o.timeout,
-		docs:  pb.NewDocumentServiceClient(conn),
-		vecs:  pb.NewVectorServiceClient(conn),
-		admin: pb.NewAdminServiceClient(conn),
-	}, nil
+	return &Client{conn: conn, apiKey: o.apiKey, timeout: o.timeout}, nil
 }
 
 // Close closes the connection.
@@ -118,23 +111,33 @@ func (c *Client) ctx(ctx context.Context, unary bool) (context.Context, context.
 	return context.WithCancel(ctx)
 }
 
-// call runs one unary RPC with the client's metadata and deadline.
-func call[Req, Resp any](c *Client, ctx context.Context, method string,
-	rpc func(context.Context, Req, ...grpc.CallOption) (Resp, error), req Req) (Resp, error) {
+// invoke runs one unary RPC (method is its full name) with the client's metadata, deadline
+// and codec; req is a *rawRequest or a proto message.
+func (c *Client) invoke(ctx context.Context, method string, req any, resp proto.Message) error {
 	ctx, cancel := c.ctx(ctx, true)
 	defer cancel()
-	resp, err := rpc(ctx, req)
-	return resp, wrapErr(err, method)
+	return wrapErr(c.conn.Invoke(ctx, method, req, resp, grpc.ForceCodec(codec{})), method)
+}
+
+// invokeRaw builds a request and invokes method with it.
+func (c *Client) invokeRaw(ctx context.Context, method string, rb *reqBuilder, resp proto.Message) error {
+	req, err := rb.done()
+	if err != nil {
+		return err
+	}
+	return c.invoke(ctx, method, req, resp)
 }
 
 // Status reports the server's status and version; it needs no API key.
 func (c *Client) Status(ctx context.Context) (*pb.StatusResponse, error) {
-	return call(c, ctx, "Status", c.admin.Status, &pb.StatusRequest{})
+	r := new(pb.StatusResponse)
+	return r, c.invoke(ctx, pb.AdminService_Status_FullMethodName, &pb.StatusRequest{}, r)
 }
 
 // Stats reports database statistics.
 func (c *Client) Stats(ctx context.Context) (*pb.StatsResponse, error) {
-	return call(c, ctx, "Stats", c.admin.Stats, &pb.StatsRequest{})
+	r := new(pb.StatsResponse)
+	return r, c.invoke(ctx, pb.AdminService_Stats_FullMethodName, &pb.StatsRequest{}, r)
 }
 
 // Collection returns a handle on a document collection (created by the server on first insert).
@@ -142,13 +145,15 @@ func (c *Client) Collection(name string) *Collection { return &Collection{c: c, 
 
 // ListCollections lists document collections.
 func (c *Client) ListCollections(ctx context.Context) ([]*pb.CollectionInfo, error) {
-	r, err := call(c, ctx, "ListCollections", c.docs.ListCollections, &pb.ListCollectionsRequest{})
+	r := new(pb.ListCollectionsResponse)
+	err := c.invoke(ctx, pb.DocumentService_ListCollections_FullMethodName, &pb.ListCollectionsRequest{}, r)
 	return r.GetCollections(), err
 }
 
 // DropCollection drops a document collection; false when there was none.
 func (c *Client) DropCollection(ctx context.Context, name string) (bool, error) {
-	r, err := call(c, ctx, "DropCollection", c.docs.DropCollection, &pb.DropCollectionRequest{Collection: name})
+	r := new(pb.DropCollectionResponse)
+	err := c.invoke(ctx, pb.DocumentService_DropCollection_FullMethodName, &pb.DropCollectionRequest{Collection: name}, r)
 	return r.GetDropped(), err
 }
 
@@ -167,8 +172,9 @@ const (
 // With dimensions 0 it only returns the handle.
 func (c *Client) VectorCollection(ctx context.Context, name string, dimensions int, metric Metric) (*VectorCollection, error) {
 	if dimensions > 0 {
-		_, err := call(c, ctx, "CreateVectorCollection", c.vecs.CreateVectorCollection,
-			&pb.CreateVectorCollectionRequest{Collection: name, Dimensions: int32(dimensions), Metric: metric, IfNotExists: true})
+		err := c.invoke(ctx, pb.VectorService_CreateVectorCollection_FullMethodName,
+			&pb.CreateVectorCollectionRequest{Collection: name, Dimensions: int32(dimensions), Metric: metric, IfNotExists: true},
+			new(pb.CreateVectorCollectionResponse))
 		if err != nil {
 			return nil, err
 		}
@@ -178,35 +184,47 @@ func (c *Client) VectorCollection(ctx context.Context, name string, dimensions i
 
 // ListVectorCollections lists vector collections.
 func (c *Client) ListVectorCollections(ctx context.Context) ([]*pb.CollectionInfo, error) {
-	r, err := call(c, ctx, "ListVectorCollections", c.vecs.ListVectorCollections, &pb.ListVectorCollectionsRequest{})
+	r := new(pb.ListVectorCollectionsResponse)
+	err := c.invoke(ctx, pb.VectorService_ListVectorCollections_FullMethodName, &pb.ListVectorCollectionsRequest{}, r)
 	return r.GetCollections(), err
 }
 
 // DropVectorCollection drops a vector collection; false when there was none.
 func (c *Client) DropVectorCollection(ctx context.Context, name string) (bool, error) {
-	r, err := call(c, ctx, "DropVectorCollection", c.vecs.DropVectorCollection, &pb.DropVectorCollectionRequest{Collection: name})
+	r := new(pb.DropVectorCollectionResponse)
+	err := c.invoke(ctx, pb.VectorService_DropVectorCollection_FullMethodName, &pb.DropVectorCollectionRequest{Collection: name}, r)
 	return r.GetDropped(), err
 }
 
-// pageStream is a server stream whose messages carry a page of documents.
-type pageStream[M interface{ GetDocuments() []*structpb.Struct }] interface {
-	Recv() (M, error)
-}
-
-// streamDocs yields the documents of a paged server stream, reading the next message only
-// when the current page is used up. Stopping the loop early cancels the stream.
-func streamDocs[M interface{ GetDocuments() []*structpb.Struct }](c *Client, ctx context.Context, method string,
-	open func(context.Context) (pageStream[M], error)) iter.Seq2[Document, error] {
+// streamDocs yields the documents of a paged server stream (method is its full name),
+// reading the next message only when the current page is used up. Stopping the loop early
+// cancels the stream. newResp makes an empty response message.
+func streamDocs[M interface {
+	proto.Message
+	GetDocuments() []*structpb.Struct
+}](c *Client, ctx context.Context, method string, rb *reqBuilder, newResp func() M) iter.Seq2[Document, error] {
 	return func(yield func(Document, error) bool) {
+		req, err := rb.done()
+		if err != nil {
+			yield(nil, err)
+			return
+		}
 		ctx, cancel := c.ctx(ctx, false)
 		defer cancel()
-		st, err := open(ctx)
+		st, err := c.conn.NewStream(ctx, &grpc.StreamDesc{ServerStreams: true}, method, grpc.ForceCodec(codec{}))
+		if err == nil {
+			err = st.SendMsg(req)
+		}
+		if err == nil {
+			err = st.CloseSend()
+		}
 		if err != nil {
 			yield(nil, wrapErr(err, method))
 			return
 		}
 		for {
-			msg, err := st.Recv()
+			msg := newResp()
+			err := st.RecvMsg(msg)
 			if err == io.EOF {
 				return
 			}

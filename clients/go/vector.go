@@ -28,13 +28,13 @@ type SearchResult struct {
 type SearchOption func(*searchOpts)
 
 type searchOpts struct {
-	filter         Document
+	filter         any
 	minScore       *float32
 	includeVectors bool
 }
 
-// Filter ranks only documents matching f (the Find language).
-func Filter(f Document) SearchOption { return func(o *searchOpts) { o.filter = f } }
+// Filter ranks only documents matching f (the Find language): a Document or an Ordered.
+func Filter(f any) SearchOption { return func(o *searchOpts) { o.filter = f } }
 
 // MinScore drops hits scoring below s.
 func MinScore(s float32) SearchOption { return func(o *searchOpts) { o.minScore = &s } }
@@ -43,13 +43,10 @@ func MinScore(s float32) SearchOption { return func(o *searchOpts) { o.minScore 
 func IncludeVectors() SearchOption { return func(o *searchOpts) { o.includeVectors = true } }
 
 // Insert inserts a document with its vector and returns its id.
-func (vc *VectorCollection) Insert(ctx context.Context, doc Document, vector []float32) (string, error) {
-	s, err := toStruct(doc, "")
-	if err != nil {
-		return "", err
-	}
-	r, err := call(vc.c, ctx, "InsertVector", vc.c.vecs.InsertVector,
-		&pb.InsertVectorRequest{Collection: vc.Name, Document: s, Vector: vector})
+func (vc *VectorCollection) Insert(ctx context.Context, doc any, vector []float32) (string, error) {
+	r := new(pb.InsertVectorResponse)
+	rb := newRequest(&pb.InsertVectorRequest{Collection: vc.Name, Vector: vector}).object("document", doc, "", true)
+	err := vc.c.invokeRaw(ctx, pb.VectorService_InsertVector_FullMethodName, rb, r)
 	return r.GetDocumentId(), err
 }
 
@@ -58,34 +55,30 @@ func (vc *VectorCollection) InsertMany(ctx context.Context, docs []Document, vec
 	if len(docs) != len(vectors) {
 		return nil, fmt.Errorf("nexadb: %d documents but %d vectors", len(docs), len(vectors))
 	}
-	req := &pb.InsertVectorsRequest{Collection: vc.Name, Documents: make([]*pb.VectorDocument, len(docs))}
+	rb := newRequest(&pb.InsertVectorsRequest{Collection: vc.Name})
 	for i, d := range docs {
-		s, err := toStruct(d, fmt.Sprintf("documents[%d]", i))
-		if err != nil {
-			return nil, err
-		}
-		req.Documents[i] = &pb.VectorDocument{Document: s, Vector: vectors[i]}
+		rb.message("documents", newRequest(&pb.VectorDocument{Vector: vectors[i]}).
+			object("document", d, fmt.Sprintf("documents[%d]", i), true))
 	}
-	r, err := call(vc.c, ctx, "InsertVectors", vc.c.vecs.InsertVectors, req)
+	r := new(pb.InsertVectorsResponse)
+	err := vc.c.invokeRaw(ctx, pb.VectorService_InsertVectors_FullMethodName, rb, r)
 	return r.GetDocumentIds(), err
 }
 
 // Upsert inserts or replaces the document and vector with this id; true when inserted.
-func (vc *VectorCollection) Upsert(ctx context.Context, id string, doc Document, vector []float32) (bool, error) {
-	s, err := toStruct(doc, "")
-	if err != nil {
-		return false, err
-	}
-	r, err := call(vc.c, ctx, "UpsertVector", vc.c.vecs.UpsertVector,
-		&pb.UpsertVectorRequest{Collection: vc.Name, Id: id, Document: s, Vector: vector})
+func (vc *VectorCollection) Upsert(ctx context.Context, id string, doc any, vector []float32) (bool, error) {
+	r := new(pb.UpsertVectorResponse)
+	rb := newRequest(&pb.UpsertVectorRequest{Collection: vc.Name, Id: id, Vector: vector}).object("document", doc, "", true)
+	err := vc.c.invokeRaw(ctx, pb.VectorService_UpsertVector_FullMethodName, rb, r)
 	return r.GetInserted(), err
 }
 
 // Get returns the document with this id and, when includeVector, its stored vector; an error
 // matching ErrNotFound when absent.
 func (vc *VectorCollection) Get(ctx context.Context, id string, includeVector bool) (Document, []float32, error) {
-	r, err := call(vc.c, ctx, "GetVector", vc.c.vecs.GetVector,
-		&pb.GetVectorRequest{Collection: vc.Name, Id: id, IncludeVector: includeVector})
+	r := new(pb.GetVectorResponse)
+	err := vc.c.invoke(ctx, pb.VectorService_GetVector_FullMethodName,
+		&pb.GetVectorRequest{Collection: vc.Name, Id: id, IncludeVector: includeVector}, r)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -94,7 +87,8 @@ func (vc *VectorCollection) Get(ctx context.Context, id string, includeVector bo
 
 // Delete deletes a document and its vector; false when there was none.
 func (vc *VectorCollection) Delete(ctx context.Context, id string) (bool, error) {
-	r, err := call(vc.c, ctx, "DeleteVector", vc.c.vecs.DeleteVector, &pb.DeleteVectorRequest{Collection: vc.Name, Id: id})
+	r := new(pb.DeleteVectorResponse)
+	err := vc.c.invoke(ctx, pb.VectorService_DeleteVector_FullMethodName, &pb.DeleteVectorRequest{Collection: vc.Name, Id: id}, r)
 	return r.GetSuccess(), err
 }
 
@@ -108,16 +102,13 @@ func (o *searchOpts) apply(opts []SearchOption) {
 func (vc *VectorCollection) Search(ctx context.Context, vector []float32, limit int, opts ...SearchOption) ([]SearchResult, error) {
 	var o searchOpts
 	o.apply(opts)
-	f, err := optStruct(o.filter, "filter")
-	if err != nil {
-		return nil, err
-	}
-	req := &pb.SearchRequest{Collection: vc.Name, Vector: vector, Limit: int32(limit), Filter: f,
+	req := &pb.SearchRequest{Collection: vc.Name, Vector: vector, Limit: int32(limit),
 		IncludeVectors: o.includeVectors, Dimensions: int32(vc.Dimensions)}
 	if o.minScore != nil {
 		req.MinScore = wrapperspb.Float(*o.minScore)
 	}
-	r, err := call(vc.c, ctx, "Search", vc.c.vecs.Search, req)
+	r := new(pb.SearchResponse)
+	err := vc.c.invokeRaw(ctx, pb.VectorService_Search_FullMethodName, newRequest(req).object("filter", o.filter, "filter", false), r)
 	if err != nil {
 		return nil, err
 	}
@@ -128,18 +119,15 @@ func (vc *VectorCollection) Search(ctx context.Context, vector []float32, limit 
 func (vc *VectorCollection) SearchBatch(ctx context.Context, vectors [][]float32, limit int, opts ...SearchOption) ([][]SearchResult, error) {
 	var o searchOpts
 	o.apply(opts)
-	f, err := optStruct(o.filter, "filter")
-	if err != nil {
-		return nil, err
-	}
-	req := &pb.SearchBatchRequest{Collection: vc.Name, Limit: int32(limit), Filter: f, IncludeVectors: o.includeVectors}
+	req := &pb.SearchBatchRequest{Collection: vc.Name, Limit: int32(limit), IncludeVectors: o.includeVectors}
 	for _, v := range vectors {
 		req.Queries = append(req.Queries, &pb.SearchQuery{Vector: v})
 	}
 	if o.minScore != nil {
 		req.MinScore = wrapperspb.Float(*o.minScore)
 	}
-	r, err := call(vc.c, ctx, "SearchBatch", vc.c.vecs.SearchBatch, req)
+	r := new(pb.SearchBatchResponse)
+	err := vc.c.invokeRaw(ctx, pb.VectorService_SearchBatch_FullMethodName, newRequest(req).object("filter", o.filter, "filter", false), r)
 	if err != nil {
 		return nil, err
 	}
