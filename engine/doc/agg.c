@@ -787,7 +787,7 @@ static ndb_status compile_stage(agg_state *a, stage *s, const ndb_doc_val *sv, i
     }
     if (keyis(k, kl, "$sort")) {
         s->kind = S_SORT;
-        if (v.type == NDB_DOC_OBJECT && v.u.c.count == 0)
+        if ((v.type == NDB_DOC_OBJECT || v.type == NDB_DOC_ARRAY) && v.u.c.count == 0)
             return ndb_errmsg_set(msg, NDB_EINVAL, "$sort needs at least one key");
         return srt_compile(&v, &s->sort, msg);
     }

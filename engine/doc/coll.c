@@ -1667,9 +1667,42 @@ static int memdoc_cmp(const void *a, const void *b)
     return (x->seq > y->seq) - (x->seq < y->seq);
 }
 
+/* Max-heap on memdoc_cmp: the root is the largest kept document. */
+static void heap_down(memdoc *h, size_t n, size_t i)
+{
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, m = i;
+        if (l < n && memdoc_cmp(&h[l], &h[m]) > 0)
+            m = l;
+        if (r < n && memdoc_cmp(&h[r], &h[m]) > 0)
+            m = r;
+        if (m == i)
+            return;
+        memdoc t = h[i];
+        h[i] = h[m];
+        h[m] = t;
+        i = m;
+    }
+}
+
+static void heap_up(memdoc *h, size_t i)
+{
+    while (i > 0) {
+        size_t p = (i - 1) / 2;
+        if (memdoc_cmp(&h[i], &h[p]) <= 0)
+            return;
+        memdoc t = h[i];
+        h[i] = h[p];
+        h[p] = t;
+        i = p;
+    }
+}
+
 ndb_status cur_sort_all(ndb_doc_cursor *c, ndb_errmsg *msg)
 {
     size_t cap = 0, used = 0;
+    uint64_t seq = 0;
+    bool bounded = c->topk > 0 && c->topk <= 100000;
     dbuf key = {0};
     const uint8_t *d;
     size_t dl;
@@ -1683,11 +1716,21 @@ ndb_status cur_sort_all(ndb_doc_cursor *c, ndb_errmsg *msg)
             st = NDB_ENOMEM;
             break;
         }
+        memdoc probe = {.key = key.data, .klen = key.len, .seq = seq++};
+        if (bounded && c->nmem == c->topk) {
+            /* full: keep it only if it sorts before the current largest */
+            if (memdoc_cmp(&probe, &c->mem[0]) >= 0)
+                continue;
+            used -= c->mem[0].klen + c->mem[0].dlen + sizeof(memdoc);
+            free(c->mem[0].key);
+            c->mem[0] = c->mem[--c->nmem];
+            heap_down(c->mem, c->nmem, 0);
+        }
         used += dl + key.len + sizeof(memdoc);
         if (used > c->db->opt.agg_mem_bytes) {
             st = ndb_errmsg_set(msg, NDB_ELIMIT,
                                 "sort exceeded the memory limit of %zu bytes; add an index on the "
-                                "sort fields or a narrower filter",
+                                "sort fields, a limit, or a narrower filter",
                                 c->db->opt.agg_mem_bytes);
             break;
         }
@@ -1712,8 +1755,10 @@ ndb_status cur_sort_all(ndb_doc_cursor *c, ndb_errmsg *msg)
         m->doc = m->key + key.len;
         memcpy(m->doc, d, dl);
         m->dlen = dl;
-        m->seq = c->nmem;
+        m->seq = probe.seq;
         c->nmem++;
+        if (bounded)
+            heap_up(c->mem, c->nmem - 1);
     }
     dbuf_free(&key);
     if (got < 0)
@@ -1837,6 +1882,7 @@ ndb_status ndb_doc_find(ndb_doc_db *db, const char *cname, const ndb_doc_find_op
         st = token_parse(c, o->page_token, o->page_token_len, msg);
     if (st == NDB_OK && c->mode == M_MEM) {
         size_t start = resumed ? c->mem_i : (size_t)c->skip;
+        c->topk = c->limit ? start + c->limit : 0; /* keep only what this page needs */
         st = cur_sort_all(c, msg);
         c->mem_i = start < c->nmem ? start : c->nmem;
         c->skip = 0;

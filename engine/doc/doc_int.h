@@ -377,6 +377,7 @@ struct ndb_doc_cursor {
     bool id_done;
     bool own_flt;        /* free flt with the cursor */
     bool keys_only;      /* M_IX with an exact plan: count keys, fetch nothing */
+    uint64_t topk;       /* in-memory sort keeps only the first topk (0: all) */
     uint8_t *sort_owned; /* bytes the sort spec borrows */
     uint8_t *prj_owned;  /* bytes the projection borrows */
 };

@@ -224,26 +224,52 @@ ndb_status prj_apply(const prj_spec *p, const ndb_doc_val *doc, ndb_doc_builder 
 
 /* ------------------------------------------------------------------ sort */
 
+/* Adds one sort key (path k, direction e) to out. */
+static ndb_status srt_add(srt_spec *out, const char *k, size_t kl, const ndb_doc_val *e, ndb_errmsg *msg)
+{
+    if (out->n == PATH_MAX_COMP)
+        return ndb_errmsg_set(msg, NDB_EINVAL, "sort has more than %d keys", PATH_MAX_COMP);
+    srt_key *sk = &out->k[out->n];
+    if (path_split(k, kl, &sk->path) != NDB_OK || k[0] == '$')
+        return ndb_errmsg_set(msg, NDB_EINVAL, "bad sort path '%.*s'", (int)kl, k);
+    if (e->type != NDB_DOC_INT || (e->u.i != 1 && e->u.i != -1))
+        return ndb_errmsg_set(msg, NDB_EINVAL, "sort.%.*s must be 1 or -1", (int)kl, k);
+    sk->desc = e->u.i == -1;
+    out->n++;
+    return NDB_OK;
+}
+
+/*
+ * A sort spec is an object {"a": 1, "b": -1}, keys in order, or an array of
+ * one-key objects [{"a": 1}, {"b": -1}]: the array form keeps the order where
+ * the transport does not (a google.protobuf.Struct is a map on the gRPC wire).
+ */
 ndb_status srt_compile(const ndb_doc_val *v, srt_spec *out, ndb_errmsg *msg)
 {
     out->n = 0;
-    if (v->type != NDB_DOC_OBJECT)
-        return ndb_errmsg_set(msg, NDB_EINVAL, "sort must be an object");
+    if (v->type != NDB_DOC_OBJECT && v->type != NDB_DOC_ARRAY)
+        return ndb_errmsg_set(msg, NDB_EINVAL, "sort must be an object or an array of one-key objects");
     ndb_doc_iter it;
     ndb_doc_iter_init(&it, v);
     const char *k;
     size_t kl;
     ndb_doc_val e;
     while (ndb_doc_iter_next(&it, &k, &kl, &e)) {
-        if (out->n == PATH_MAX_COMP)
-            return ndb_errmsg_set(msg, NDB_EINVAL, "sort has more than %d keys", PATH_MAX_COMP);
-        srt_key *sk = &out->k[out->n];
-        if (path_split(k, kl, &sk->path) != NDB_OK || k[0] == '$')
-            return ndb_errmsg_set(msg, NDB_EINVAL, "bad sort path '%.*s'", (int)kl, k);
-        if (e.type != NDB_DOC_INT || (e.u.i != 1 && e.u.i != -1))
-            return ndb_errmsg_set(msg, NDB_EINVAL, "sort.%.*s must be 1 or -1", (int)kl, k);
-        sk->desc = e.u.i == -1;
-        out->n++;
+        ndb_status st;
+        if (v->type == NDB_DOC_OBJECT) {
+            st = srt_add(out, k, kl, &e, msg);
+        } else {
+            ndb_doc_iter one;
+            ndb_doc_val dir;
+            if (e.type != NDB_DOC_OBJECT || e.u.c.count != 1)
+                return ndb_errmsg_set(msg, NDB_EINVAL, "each element of a sort array must be a one-key object");
+            ndb_doc_iter_init(&one, &e);
+            if (!ndb_doc_iter_next(&one, &k, &kl, &dir))
+                return ndb_errmsg_set(msg, NDB_ECORRUPT, "corrupt sort document");
+            st = srt_add(out, k, kl, &dir, msg);
+        }
+        if (st != NDB_OK)
+            return st;
     }
     if (it.st != NDB_OK)
         return ndb_errmsg_set(msg, NDB_ECORRUPT, "corrupt sort document");
