@@ -12,6 +12,7 @@ struct kv_cache_entry {
     int refs;      /* one for the table while in_table, one per handle */
     int in_table;
     int referenced; /* hit since it last reached the old end (second chance) */
+    int borrowed;   /* data is not ours to free */
     struct kv_cache_entry *hnext;      /* hash chain */
     struct kv_cache_entry *prev, *next; /* LRU list (only while in_table) */
 };
@@ -60,7 +61,7 @@ kv_cache *kv_cache_new(size_t capacity_bytes)
 static void entry_unref(kv_cache_entry *e)
 {
     if (--e->refs == 0) {
-        free(e->data);
+        if (!e->borrowed) free(e->data);
         free(e);
     }
 }
@@ -148,13 +149,26 @@ static void resize(shard *s)
     s->nbuckets = nb;
 }
 
+static kv_cache_entry *insert(kv_cache *c, uint64_t id, uint64_t off, char *data, size_t size, int borrowed);
+
 kv_cache_entry *kv_cache_insert(kv_cache *c, uint64_t id, uint64_t off, char *data, size_t size)
+{
+    return insert(c, id, off, data, size, 0);
+}
+
+kv_cache_entry *kv_cache_insert_borrowed(kv_cache *c, uint64_t id, uint64_t off, const char *data, size_t size)
+{
+    return insert(c, id, off, (char *)data, size, 1);
+}
+
+static kv_cache_entry *insert(kv_cache *c, uint64_t id, uint64_t off, char *data, size_t size, int borrowed)
 {
     kv_cache_entry *e = malloc(sizeof *e);
     if (e == NULL) {
-        free(data);
+        if (!borrowed) free(data);
         return NULL;
     }
+    e->borrowed = borrowed;
     e->id = id;
     e->off = off;
     e->data = data;

@@ -27,6 +27,9 @@ kv_cache_entry *kv_cache_lookup(kv_cache *c, uint64_t id, uint64_t off);
  * and returns it pinned. On allocation failure frees data and returns NULL.
  * If the key exists, the new entry replaces it. */
 kv_cache_entry *kv_cache_insert(kv_cache *c, uint64_t id, uint64_t off, char *data, size_t size);
+/* As kv_cache_insert for bytes the cache must not free (e.g. inside a
+ * table's mmap, which outlives every entry of that table). */
+kv_cache_entry *kv_cache_insert_borrowed(kv_cache *c, uint64_t id, uint64_t off, const char *data, size_t size);
 void kv_cache_release(kv_cache *c, kv_cache_entry *e);
 const char *kv_cache_data(const kv_cache_entry *e);
 size_t kv_cache_size(const kv_cache_entry *e);

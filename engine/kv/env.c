@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -190,9 +191,29 @@ static ndb_status px_truncate(kv_env *e, const char *path, uint64_t len)
     return truncate(path, (off_t)len) == 0 ? NDB_OK : NDB_EIO;
 }
 
+static ndb_status px_map(kv_env *e, const char *path, uint64_t len, const void **base)
+{
+    (void)e;
+    if (len == 0 || len > SIZE_MAX) return NDB_EINVAL;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return errno == ENOENT ? NDB_ENOTFOUND : NDB_EIO;
+    void *p = mmap(NULL, (size_t)len, PROT_READ, MAP_SHARED, fd, 0);
+    close(fd);
+    if (p == MAP_FAILED) return NDB_EIO;
+    *base = p;
+    return NDB_OK;
+}
+
+static void px_unmap(kv_env *e, const void *base, uint64_t len)
+{
+    (void)e;
+    if (base) munmap((void *)base, (size_t)len);
+}
+
 static const kv_env_vtbl posix_vtbl = {
     px_open_append, px_open_read, px_append, px_sync,  px_pread, px_size, px_close,
     px_rename,      px_remove,    px_sync_dir, px_mkdir, px_list,  px_lock, px_truncate,
+    px_map,         px_unmap,
 };
 static kv_env posix_env = {&posix_vtbl};
 
@@ -462,9 +483,21 @@ static ndb_status ff_truncate(kv_env *e, const char *path, uint64_t len)
     return fe->inner->v->truncate(fe->inner, path, len);
 }
 
+static ndb_status ff_map(kv_env *e, const char *path, uint64_t len, const void **base)
+{
+    kv_fault_env *fe = (kv_fault_env *)e;
+    return fe->inner->v->map(fe->inner, path, len, base);
+}
+static void ff_unmap(kv_env *e, const void *base, uint64_t len)
+{
+    kv_fault_env *fe = (kv_fault_env *)e;
+    fe->inner->v->unmap(fe->inner, base, len);
+}
+
 static const kv_env_vtbl fault_vtbl = {
     ff_open_append, ff_open_read, ff_append, ff_sync,  ff_pread, ff_size, ff_close,
     ff_rename,      ff_remove,    ff_sync_dir, ff_mkdir, ff_list,  ff_lock, ff_truncate,
+    ff_map,         ff_unmap,
 };
 
 kv_fault_env *kv_env_fault_new(kv_env *inner)

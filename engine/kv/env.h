@@ -44,6 +44,9 @@ typedef struct kv_env_vtbl {
      * Release by closing the returned file. */
     ndb_status (*lock)(kv_env *e, const char *path, kv_file **out);
     ndb_status (*truncate)(kv_env *e, const char *path, uint64_t len);
+    /* Maps len bytes of path read-only; *base stays valid until unmap. */
+    ndb_status (*map)(kv_env *e, const char *path, uint64_t len, const void **base);
+    void (*unmap)(kv_env *e, const void *base, uint64_t len);
 } kv_env_vtbl;
 
 struct kv_env {

@@ -223,8 +223,10 @@ void kv_table_builder_abandon(kv_table_builder *b)
 /* ------------------------------------------------------------------ reader */
 
 struct kv_table {
+    kv_env *env;
     kv_file *f;
     uint64_t size;
+    const char *map; /* the whole file mapped read-only, or NULL (pread) */
     kv_cache *cache;
     uint64_t cache_id;
     char *index; /* index block contents, owned */
@@ -233,33 +235,44 @@ struct kv_table {
     size_t filter_len;
 };
 
-/* Reads the block at (off, size), checks its CRC, decompresses. *out is
- * malloc'd: caller frees with free(). */
-static ndb_status read_block_raw(kv_table *t, uint64_t off, uint64_t size, char **out, size_t *outlen)
+/* Reads the block at (off, size), checks its CRC, decompresses. *data points
+ * into the mapping (*own NULL) or into *own, malloc'd: caller frees it. */
+static ndb_status read_block(kv_table *t, uint64_t off, uint64_t size, const char **data, size_t *outlen,
+                             char **own)
 {
+    *own = NULL;
     if (size > TABLE_MAX_BLOCK || off > t->size || size + BLOCK_TRAILER > t->size - off)
         return NDB_ECORRUPT;
-    char *buf = malloc(size + BLOCK_TRAILER);
-    if (buf == NULL) return NDB_ENOMEM;
-    size_t got;
-    ndb_status st = kv_file_pread(t->f, off, buf, size + BLOCK_TRAILER, &got);
-    if (st == NDB_OK && got != size + BLOCK_TRAILER) st = NDB_ECORRUPT;
-    if (st == NDB_OK) {
-        uint32_t want = crc32c_unmask(get_fixed32(buf + size + 1));
-        if (crc32c_extend(crc32c(buf, size), buf + size, 1) != want) st = NDB_ECORRUPT;
+    char *buf = NULL;
+    const char *src;
+    if (t->map) {
+        src = t->map + off;
+    } else {
+        buf = malloc(size + BLOCK_TRAILER);
+        if (buf == NULL) return NDB_ENOMEM;
+        size_t got;
+        ndb_status st = kv_file_pread(t->f, off, buf, size + BLOCK_TRAILER, &got);
+        if (st == NDB_OK && got != size + BLOCK_TRAILER) st = NDB_ECORRUPT;
+        if (st != NDB_OK) {
+            free(buf);
+            return st;
+        }
+        src = buf;
     }
-    if (st != NDB_OK) {
+    uint32_t want = crc32c_unmask(get_fixed32(src + size + 1));
+    if (crc32c_extend(crc32c(src, size), src + size, 1) != want) {
         free(buf);
-        return st;
+        return NDB_ECORRUPT;
     }
-    int type = (unsigned char)buf[size];
+    int type = (unsigned char)src[size];
     if (type == NDB_KV_COMPRESS_NONE) {
-        *out = buf;
+        *data = src;
+        *own = buf;
         *outlen = size;
         return NDB_OK;
     }
     uint64_t rawlen;
-    const char *p = get_varint64(buf, buf + size, &rawlen);
+    const char *p = get_varint64(src, src + size, &rawlen);
     if (p == NULL || rawlen > TABLE_MAX_BLOCK || rawlen > INT32_MAX ||
         (type != NDB_KV_COMPRESS_LZ4 && type != NDB_KV_COMPRESS_ZSTD)) {
         free(buf);
@@ -270,7 +283,7 @@ static ndb_status read_block_raw(kv_table *t, uint64_t off, uint64_t size, char 
         free(buf);
         return NDB_ENOMEM;
     }
-    size_t clen = size - (size_t)(p - buf);
+    size_t clen = size - (size_t)(p - src);
     int ok;
     if (type == NDB_KV_COMPRESS_LZ4) {
         int r = LZ4_decompress_safe(p, raw, (int)clen, (int)rawlen);
@@ -284,8 +297,53 @@ static ndb_status read_block_raw(kv_table *t, uint64_t off, uint64_t size, char 
         free(raw);
         return NDB_ECORRUPT;
     }
-    *out = raw;
+    *data = raw;
+    *own = raw;
     *outlen = rawlen;
+    return NDB_OK;
+}
+
+/* As read_block, always into a malloc'd copy: caller frees *out with free(). */
+static ndb_status read_block_raw(kv_table *t, uint64_t off, uint64_t size, char **out, size_t *outlen)
+{
+    const char *data;
+    char *own;
+    ndb_status st = read_block(t, off, size, &data, outlen, &own);
+    if (st != NDB_OK) return st;
+    if (own == NULL) {
+        own = malloc(*outlen ? *outlen : 1);
+        if (own == NULL) return NDB_ENOMEM;
+        memcpy(own, data, *outlen);
+    }
+    *out = own;
+    return NDB_OK;
+}
+
+/* Makes block (off, size) readable: a cache hit, or a read that is inserted
+ * into the cache when fill is set. Release with *e (kv_cache_release) or
+ * *own (free); with neither, *data lies in the table's mapping. */
+static ndb_status fetch_block(kv_table *t, uint64_t off, uint64_t size, int fill, const char **data, size_t *len,
+                              kv_cache_entry **e, char **own)
+{
+    *e = NULL;
+    *own = NULL;
+    if (t->cache && (*e = kv_cache_lookup(t->cache, t->cache_id, off)) != NULL) {
+        __atomic_add_fetch(&g_counters.cache_hits, 1, __ATOMIC_RELAXED);
+        *data = kv_cache_data(*e);
+        *len = kv_cache_size(*e);
+        return NDB_OK;
+    }
+    __atomic_add_fetch(&g_counters.cache_misses, 1, __ATOMIC_RELAXED);
+    ndb_status st = read_block(t, off, size, data, len, own);
+    if (st != NDB_OK || !t->cache || !fill) return st;
+    if (*own) {
+        *e = kv_cache_insert(t->cache, t->cache_id, off, *own, *len);
+        *own = NULL;
+    } else {
+        *e = kv_cache_insert_borrowed(t->cache, t->cache_id, off, *data, *len);
+    }
+    if (*e == NULL) return NDB_ENOMEM;
+    *data = kv_cache_data(*e);
     return NDB_OK;
 }
 
@@ -296,9 +354,20 @@ ndb_status kv_table_open(kv_env *env, const char *path, uint64_t size, kv_cache 
     kv_table *t = calloc(1, sizeof *t);
     if (t == NULL) return NDB_ENOMEM;
     t->size = size;
+    t->env = env;
     t->cache = cache;
     t->cache_id = cache ? kv_cache_new_id(cache) : 0;
     ndb_status st = env->v->open_read(env, path, &t->f);
+    if (st == NDB_OK) {
+        uint64_t real;
+        if (kv_file_size(t->f, &real) == NDB_OK && real < size) st = NDB_ECORRUPT; /* never map past the end */
+        const void *base;
+        if (st == NDB_OK && env->v->map(env, path, size, &base) == NDB_OK) t->map = base;
+    }
+    if (st == NDB_ECORRUPT) {
+        kv_table_close(t);
+        return ndb_errmsg_set(msg, st, "%s: shorter than its recorded size", path);
+    }
     if (st != NDB_OK) {
         free(t);
         return ndb_errmsg_set(msg, st, "%s: open failed", path);
@@ -330,27 +399,26 @@ ndb_status kv_table_open(kv_env *env, const char *path, uint64_t size, kv_cache 
 void kv_table_close(kv_table *t)
 {
     if (t == NULL) return;
-    if (t->cache) kv_cache_erase_id(t->cache, t->cache_id);
+    if (t->cache) kv_cache_erase_id(t->cache, t->cache_id); /* before unmapping: entries may point into it */
+    if (t->map) t->env->v->unmap(t->env, t->map, t->size);
     kv_file_close(t->f);
     free(t->index);
     free(t->filter);
     free(t);
 }
 
-/* A pinned block: release with block_unpin(). */
+/* A pinned block behind a block iterator. */
 typedef struct pinned {
     kv_table *t;
-    kv_cache_entry *e; /* cache entry, or NULL when data is malloc'd */
+    kv_cache_entry *e;
     char *own;
 } pinned;
 
 static void release_pinned(void *arg)
 {
     pinned *p = arg;
-    if (p->e)
-        kv_cache_release(p->t->cache, p->e);
-    else
-        free(p->own);
+    if (p->e) kv_cache_release(p->t->cache, p->e);
+    free(p->own);
     free(p);
 }
 
@@ -364,33 +432,12 @@ static kv_iter *block_from_handle(kv_table *t, kv_slice hv)
     pinned *pn = malloc(sizeof *pn);
     if (pn == NULL) return NULL;
     pn->t = t;
-    pn->e = NULL;
-    pn->own = NULL;
     const char *data;
     size_t len;
-    if (t->cache && (pn->e = kv_cache_lookup(t->cache, t->cache_id, off)) != NULL) {
-        __atomic_add_fetch(&g_counters.cache_hits, 1, __ATOMIC_RELAXED);
-        data = kv_cache_data(pn->e);
-        len = kv_cache_size(pn->e);
-    } else {
-        __atomic_add_fetch(&g_counters.cache_misses, 1, __ATOMIC_RELAXED);
-        char *raw;
-        ndb_status st = read_block_raw(t, off, size, &raw, &len);
-        if (st != NDB_OK) {
-            free(pn);
-            return kv_iter_empty(st);
-        }
-        if (t->cache) {
-            pn->e = kv_cache_insert(t->cache, t->cache_id, off, raw, len);
-            if (pn->e == NULL) {
-                free(pn);
-                return NULL;
-            }
-            data = kv_cache_data(pn->e);
-        } else {
-            pn->own = raw;
-            data = raw;
-        }
+    ndb_status st = fetch_block(t, off, size, 1, &data, &len, &pn->e, &pn->own);
+    if (st != NDB_OK) {
+        free(pn);
+        return st == NDB_ENOMEM ? NULL : kv_iter_empty(st);
     }
     return kv_block_iter(data, len, release_pinned, pn);
 }
@@ -458,27 +505,12 @@ ndb_status kv_table_get(kv_table *t, kv_slice lookup, uint64_t ukey_hash, int *r
     const char *p = get_varint64(v.data, v.data + v.len, &off);
     if (p) p = get_varint64(p, v.data + v.len, &size);
     if (p == NULL) return NDB_ECORRUPT;
-    kv_cache_entry *e = NULL;
-    char *own = NULL;
+    kv_cache_entry *e;
+    char *own;
     const char *data;
     size_t len;
-    if (t->cache && (e = kv_cache_lookup(t->cache, t->cache_id, off)) != NULL) {
-        __atomic_add_fetch(&g_counters.cache_hits, 1, __ATOMIC_RELAXED);
-        data = kv_cache_data(e);
-        len = kv_cache_size(e);
-    } else {
-        __atomic_add_fetch(&g_counters.cache_misses, 1, __ATOMIC_RELAXED);
-        st = read_block_raw(t, off, size, &own, &len);
-        if (st != NDB_OK) return st;
-        if (t->cache) {
-            e = kv_cache_insert(t->cache, t->cache_id, off, own, len);
-            own = NULL;
-            if (e == NULL) return NDB_ENOMEM;
-            data = kv_cache_data(e);
-        } else {
-            data = own;
-        }
-    }
+    st = fetch_block(t, off, size, 1, &data, &len, &e, &own);
+    if (st != NDB_OK) return st;
     st = kv_block_find(data, len, lookup, kbuf, sizeof kbuf, &found, &k, &v);
     if (st == NDB_OK && found) {
         kv_slice u = ikey_user(k), lu = ikey_user(lookup);
@@ -540,8 +572,11 @@ static void drop_data(table_iter *ti)
     ti->has_data = 0;
 }
 
-/* Points data at the block the index is on (reusing it if already there). */
-static void init_data(table_iter *ti)
+/* Points data at the block the index is on (reusing it if already there).
+ * fill: insert a block read from the file into the cache (seeks do; steps
+ * from one block to the next in a scan do not, so a scan does not flush the
+ * cache). */
+static void init_data(table_iter *ti, int fill)
 {
     if (!it_valid(ti->index)) {
         drop_data(ti);
@@ -558,33 +593,14 @@ static void init_data(table_iter *ti)
     }
     if (ti->has_data && off == ti->data_off) return;
     drop_data(ti);
-    kv_table *t = ti->t;
-    kv_cache_entry *e = NULL;
-    char *own = NULL;
+    kv_cache_entry *e;
+    char *own;
     const char *data;
     size_t len;
-    if (t->cache && (e = kv_cache_lookup(t->cache, t->cache_id, off)) != NULL) {
-        __atomic_add_fetch(&g_counters.cache_hits, 1, __ATOMIC_RELAXED);
-        data = kv_cache_data(e);
-        len = kv_cache_size(e);
-    } else {
-        __atomic_add_fetch(&g_counters.cache_misses, 1, __ATOMIC_RELAXED);
-        ndb_status st = read_block_raw(t, off, size, &own, &len);
-        if (st != NDB_OK) {
-            ti->st = st;
-            return;
-        }
-        if (t->cache) {
-            e = kv_cache_insert(t->cache, t->cache_id, off, own, len);
-            own = NULL;
-            if (e == NULL) {
-                ti->st = NDB_ENOMEM;
-                return;
-            }
-            data = kv_cache_data(e);
-        } else {
-            data = own;
-        }
+    ndb_status st = fetch_block(ti->t, off, size, fill, &data, &len, &e, &own);
+    if (st != NDB_OK) {
+        ti->st = st;
+        return;
     }
     kv_block_iter_reset(ti->data, data, len, NULL, NULL);
     unpin(ti);
@@ -603,7 +619,7 @@ static void skip_empty_fwd(table_iter *ti)
             return;
         }
         it_next(ti->index);
-        init_data(ti);
+        init_data(ti, 0);
         if (ti->has_data) it_seek_first(ti->data);
     }
 }
@@ -616,7 +632,7 @@ static void skip_empty_back(table_iter *ti)
             return;
         }
         it_prev(ti->index);
-        init_data(ti);
+        init_data(ti, 0);
         if (ti->has_data) it_seek_last(ti->data);
     }
 }
@@ -630,7 +646,7 @@ static void ti_seek_first(kv_iter *it)
 {
     table_iter *ti = (table_iter *)it;
     it_seek_first(ti->index);
-    init_data(ti);
+    init_data(ti, 1);
     if (ti->has_data) it_seek_first(ti->data);
     skip_empty_fwd(ti);
 }
@@ -638,7 +654,7 @@ static void ti_seek_last(kv_iter *it)
 {
     table_iter *ti = (table_iter *)it;
     it_seek_last(ti->index);
-    init_data(ti);
+    init_data(ti, 1);
     if (ti->has_data) it_seek_last(ti->data);
     skip_empty_back(ti);
 }
@@ -646,7 +662,7 @@ static void ti_seek(kv_iter *it, kv_slice target)
 {
     table_iter *ti = (table_iter *)it;
     it_seek(ti->index, target);
-    init_data(ti);
+    init_data(ti, 1);
     if (ti->has_data) it_seek(ti->data, target);
     skip_empty_fwd(ti);
 }
