@@ -212,6 +212,27 @@ ndb_status ndb_doc_get_field(const ndb_doc_val *obj, const char *key, size_t kle
         switch (*p) {
         case TAG_NULL: case TAG_FALSE: case TAG_TRUE: p++; break;
         case TAG_DOUBLE: p += 9; break;
+        case TAG_INT:
+            p++;
+            while (p < end && (*p & 0x80))
+                p++;
+            p++;
+            break;
+        case TAG_STRING: {
+            uint64_t sl;
+            p++;
+            if (p < end && *p < 0x80) {
+                sl = *p++;
+            } else {
+                p = varint_get(p, end, &sl, 5);
+                if (p == NULL)
+                    return NDB_ECORRUPT;
+            }
+            if (sl > (uint64_t)(end - p))
+                return NDB_ECORRUPT;
+            p += sl;
+            break;
+        }
         case TAG_ARRAY: case TAG_OBJECT:
             if (end - p < 9)
                 return NDB_ECORRUPT;

@@ -721,6 +721,16 @@ static void visit(walk *w, const ndb_doc_val *v, const dpath *path, int i)
 /* One condition (positive or negated) on a path from the root. */
 static bool pred_eval(const flt_pred *p, const ndb_doc_val *root, const dpath *path)
 {
+    /* fast path: a top-level field holding a non-array, for the comparisons */
+    if (path->n == 1 && root->type == NDB_DOC_OBJECT &&
+        (p->op == OP_EQ || p->op == OP_GT || p->op == OP_GTE || p->op == OP_LT || p->op == OP_LTE)) {
+        ndb_doc_val v;
+        ndb_status st = ndb_doc_get_field(root, path->c[0], path->l[0], &v);
+        if (st == NDB_ENOTFOUND)
+            return pred_leaf(p, NULL, true);
+        if (st == NDB_OK && v.type != NDB_DOC_ARRAY)
+            return pred_leaf(p, &v, true);
+    }
     walk w = {.p = p, .hit = false};
     bool neg = false;
     if (p->op == OP_NE || p->op == OP_NIN) {
