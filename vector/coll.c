@@ -368,7 +368,10 @@ static ndb_status active_reserve(coll *c, uint64_t want)
 {
     if (want <= c->acap)
         return NDB_OK;
-    uint64_t ncap = c->acap ? c->acap : 64;
+    /* First growth goes straight to a whole segment's worth: the pages are
+     * only virtual until rows land in them, and searches are not blocked by
+     * copying a large buffer under the write lock on every doubling. */
+    uint64_t ncap = c->acap ? c->acap : (c->seal_rows < 64 ? 64 : c->seal_rows);
     while (ncap < want)
         ncap *= 2;
     size_t bytes = (size_t)ncap * c->stride;
@@ -386,8 +389,7 @@ static ndb_status active_reserve(coll *c, uint64_t want)
         return NDB_ENOMEM;
     }
     if (c->an)
-        memcpy(rows, c->arows, (size_t)c->an * c->stride);
-    memset((char *)rows + (size_t)c->an * c->stride, 0, bytes - (size_t)c->an * c->stride);
+        memcpy(rows, c->arows, (size_t)c->an * c->stride); /* new rows are written whole by active_append */
     if (c->adead)
         memcpy(dead, c->adead, ((c->acap + 63) / 64) * 8);
     free(c->arows);
@@ -404,7 +406,9 @@ static void active_append(coll *c, const float *v, char *id_copy, char *key_copy
     idmap_loc *old = idmap_get(&c->map, key_copy, idlen);
     if (old)
         mark_dead(c, *old);
-    memcpy(c->arows + c->an * c->dpad, v, (size_t)c->dims * 4);
+    float *row = c->arows + c->an * c->dpad;
+    memcpy(row, v, (size_t)c->dims * 4);
+    memset(row + c->dims, 0, (c->dpad - c->dims) * 4); /* the kernels read the padding */
     c->aids[c->an] = id_copy;
     c->aidlen[c->an] = (uint32_t)idlen;
     idmap_put_owned(&c->map, key_copy, idlen, (idmap_loc){c->next_no, (uint32_t)c->an});
