@@ -758,6 +758,8 @@ static bool reserve(json_pb_buf *b, size_t n)
 
 void json_pb_put(json_pb_buf *b, const char *s, size_t n)
 {
+    if (n == 0) /* s may be NULL then (an empty buffer's bytes) */
+        return;
     if (!reserve(b, n))
         return;
     memcpy(b->p + b->len, s, n);
