@@ -15,8 +15,10 @@
  *   l2      minus the squared Euclidean distance (0 is identical)
  * Ties are broken by insertion order (the earlier row first).
  *
- * Durability: an acknowledged insert/upsert/delete is in an fsync'd log
- * (insert_many shares one fsync), so it survives kill -9; see FORMAT.md.
+ * Durability: an acknowledged insert/upsert/delete is in an fsync'd log, so
+ * it survives kill -9; concurrent calls on one collection are group-committed
+ * (one write and one fsync for all of them) and one insert_many is always one
+ * unit; see FORMAT.md.
  *
  * Thread safety: every function may be called from any thread concurrently
  * on one store, except ndb_vec_close (no call may be in flight). Searches
