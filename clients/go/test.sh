@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# The ctest step: generate the stubs, vet, and run the tests against $NEXADB_SERVER.
-# -count=1: never reuse a cached pass (the cache does not see the server binary change).
+# The ctest step (after clients_go_gen has run gen.sh): vet, and run the tests against
+# $NEXADB_SERVER. -count=1: never reuse a cached pass (the cache does not see the server
+# binary change). Run ./gen.sh first by hand outside ctest.
 set -euo pipefail
 cd "$(dirname "$0")"
-./gen.sh
+[ -d nexadbpb ] || ./gen.sh
 go vet ./...
 go test -count=1 ./...

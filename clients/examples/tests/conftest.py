@@ -25,14 +25,14 @@ def server(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def run_example(server, tmp_path_factory):
-    """run_example([interpreter..., script]) -> stdout; fails on a non-zero exit."""
+    """run_example([interpreter..., script], cwd=...) -> stdout; fails on a non-zero exit."""
     node_path = tmp_path_factory.mktemp("node_path")
     (node_path / "nexadb").symlink_to(ROOT / "clients/js")  # require('nexadb') -> clients/js
 
-    def run(cmd, python=sys.executable, timeout=120):
+    def run(cmd, cwd=EXAMPLES, timeout=120):
         env = dict(os.environ, NEXADB_HOST="127.0.0.1", NEXADB_PORT=str(server.port),
                    NEXADB_API_KEY=server.api_key, NODE_PATH=str(node_path))
-        r = subprocess.run(cmd, cwd=EXAMPLES, env=env, capture_output=True, text=True,
+        r = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True,
                            timeout=timeout)
         assert r.returncode == 0, f"{cmd} failed:\n{r.stdout}\n{r.stderr}"
         return r.stdout

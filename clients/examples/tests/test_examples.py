@@ -19,6 +19,11 @@ def test_quickstart_js(run_example):
     assert out.splitlines() == ["Alice Johnson - 28", "updated: 29", "deleted: true"]
 
 
+def test_quickstart_go(run_example):
+    out = run_example(["go", "run", "./examples/quickstart"], cwd=ROOT / "clients/go", timeout=300)
+    assert out.splitlines() == ["Alice Johnson - 28", "updated: 29", "deleted: true"]
+
+
 def test_ecommerce(run_example):
     for _ in range(2):  # rerunnable: it starts from an empty collection
         out = run_example([sys.executable, "ecommerce.py"])
