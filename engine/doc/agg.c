@@ -1594,6 +1594,16 @@ ndb_status agg_open(ndb_doc_db *db, coll *cl, const ndb_doc_val *pipeline, ndb_d
             return st;
         }
         c->sort = ps ? *ps : c->sort;
+        /* [$sort, $limit] or [$sort, $skip, $limit]: the sort keeps only what
+         * the limit lets through */
+        if (ps && c->mode == M_MEM) {
+            uint64_t skip = 0;
+            int j = first;
+            if (j < a->n && a->st[j].kind == S_SKIP)
+                skip = a->st[j++].n;
+            if (j < a->n && a->st[j].kind == S_LIMIT)
+                c->topk = skip + a->st[j].n;
+        }
     } else {
         c = calloc(1, sizeof *c);
         if (c == NULL) {

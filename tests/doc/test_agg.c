@@ -178,6 +178,8 @@ Test(agg, memory_bound)
     /* with a limit, Find's sort keeps only the first skip+limit documents */
     r = find_json(&T, "many", (fq){.sort = "{\"k\":-1}", .skip = 1, .limit = 3, .proj = "{\"k\":1,\"_id\":0}"}, NULL);
     cr_assert_str_eq(r, "[{\"k\":58},{\"k\":57},{\"k\":56}]");
+    r = agg_json(&T, "many", "[{\"$match\":{}},{\"$sort\":{\"k\":1}},{\"$skip\":2},{\"$limit\":2},{\"$project\":{\"k\":1,\"_id\":0}}]");
+    cr_assert_str_eq(r, "[{\"k\":2},{\"k\":3}]");
     /* streaming stages are not bounded by it */
     r = agg_json(&T, "many", "[{\"$match\":{\"k\":{\"$gte\":0}}},{\"$count\":\"n\"}]");
     cr_assert_str_eq(r, "[{\"n\":60}]");
