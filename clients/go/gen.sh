@@ -3,6 +3,8 @@
 # and protoc-gen-go-grpc at pinned versions, installed from the Go module proxy into the
 # project-local <repo>/.cache/bin. Idempotent; `go generate ./...` runs it too.
 set -euo pipefail
+# Go may be installed outside the default PATH (as /usr/local/go here).
+command -v go >/dev/null || export PATH="/usr/local/go/bin:$PATH"
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 PROTOC_GEN_GO_VERSION=v1.36.12

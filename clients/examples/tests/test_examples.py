@@ -20,7 +20,9 @@ def test_quickstart_js(run_example):
 
 
 def test_quickstart_go(run_example):
-    out = run_example(["go", "run", "./examples/quickstart"], cwd=ROOT / "clients/go", timeout=300)
+    import shutil
+    go = shutil.which("go") or "/usr/local/go/bin/go"
+    out = run_example([go, "run", "./examples/quickstart"], cwd=ROOT / "clients/go", timeout=300)
     assert out.splitlines() == ["Alice Johnson - 28", "updated: 29", "deleted: true"]
 
 
