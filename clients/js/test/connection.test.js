@@ -78,3 +78,10 @@ test('bad arguments are refused before sending', async () => {
   await assert.rejects(vc.insertMany([{}, {}], [[1]]), RangeError);
   db.close();
 });
+
+test('TLS to a plaintext server fails cleanly', async () => {
+  const db = new NexaDB({ host: '127.0.0.1', port: server.port, tls: true, timeoutMs: 3000 });
+  await assert.rejects(db.status(), (e) => e instanceof NexaDBError &&
+    ['UNAVAILABLE', 'DEADLINE_EXCEEDED'].includes(e.codeName));
+  db.close();
+});

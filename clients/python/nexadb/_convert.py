@@ -49,7 +49,9 @@ def _fill_struct(s: struct_pb2.Struct, d: Mapping, path: str) -> None:
 
 
 def to_struct(d: Mapping | None, what: str = "document") -> struct_pb2.Struct:
-    """A new Struct holding d (None gives an empty Struct)."""
+    """A new Struct message holding d (None gives an empty Struct). Requests do not use it:
+    serializing a Struct message loses d's key order, so _wire encodes them instead; the
+    tests use it as the reference that _wire's bytes must parse back to."""
     s = struct_pb2.Struct()
     if d is None:
         return s
@@ -57,15 +59,6 @@ def to_struct(d: Mapping | None, what: str = "document") -> struct_pb2.Struct:
         raise TypeError(f"{what} must be a dict, not {type(d).__name__}")
     _fill_struct(s, d, "")
     return s
-
-
-def fill_struct(target: struct_pb2.Struct, d: Mapping | None, what: str) -> None:
-    """Copies d into a Struct field of a request (leaves it unset when d is None)."""
-    if d is None:
-        return
-    if not isinstance(d, Mapping):
-        raise TypeError(f"{what} must be a dict, not {type(d).__name__}")
-    _fill_struct(target, d, "")
 
 
 def from_value(v: struct_pb2.Value) -> Any:
