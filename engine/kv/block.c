@@ -214,7 +214,8 @@ static int parse_next(block_iter *b)
         b->key = nk;
         b->key_cap = nc;
     }
-    memcpy(b->key + shared, p, unshared);
+    if (unshared != 0) /* b->key is NULL before the first key: no NULL + 0 */
+        memcpy(b->key + shared, p, unshared);
     b->key_len = klen;
     if (klen < 8) { /* every key in a table is an internal key */
         bi_corrupt(b);

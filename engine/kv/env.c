@@ -279,6 +279,7 @@ struct kv_fault_env {
     pthread_mutex_t mu;
     uint64_t appends, syncs;
     uint64_t fail_append_at, fail_sync_at; /* absolute counts; 0 = off */
+    int dead; /* mu: after a power cut every change fails: the disk is frozen */
     tracked *t;
     size_t nt, capt;
 };
@@ -344,11 +345,18 @@ static ndb_status ff_open_append(kv_env *e, const char *path, int create_new, kv
 {
     kv_fault_env *fe = (kv_fault_env *)e;
     kv_file *in;
+    pthread_mutex_lock(&fe->mu);
+    if (fe->dead) {
+        pthread_mutex_unlock(&fe->mu);
+        return NDB_EIO;
+    }
     ndb_status st = fe->inner->v->open_append(fe->inner, path, create_new, &in);
-    if (st != NDB_OK) return st;
+    if (st != NDB_OK) {
+        pthread_mutex_unlock(&fe->mu);
+        return st;
+    }
     uint64_t sz = 0;
     kv_file_size(in, &sz);
-    pthread_mutex_lock(&fe->mu);
     tracked *t = find_tracked(fe, path);
     if (t == NULL) {
         t = add_tracked(fe, path);
@@ -375,22 +383,21 @@ static ndb_status ff_open_read(kv_env *e, const char *path, kv_file **out)
     return ff_wrap(fe, in, path, out);
 }
 
+/* Appends and fsyncs run under fe->mu, so a power cut (which takes the same
+ * lock) happens between two operations, never inside one. */
 static ndb_status ff_append(kv_file *f, const void *buf, size_t n)
 {
     fault_file *ff = (fault_file *)f;
     kv_fault_env *fe = (kv_fault_env *)f->env;
     pthread_mutex_lock(&fe->mu);
     uint64_t k = ++fe->appends;
-    int fail = fe->fail_append_at && k == fe->fail_append_at;
-    pthread_mutex_unlock(&fe->mu);
-    if (fail) return NDB_EIO;
-    ndb_status st = kv_file_append(ff->inner, buf, n);
-    if (st == NDB_OK) {
-        pthread_mutex_lock(&fe->mu);
+    ndb_status st = NDB_EIO;
+    if (!fe->dead && !(fe->fail_append_at && k == fe->fail_append_at)) {
+        st = kv_file_append(ff->inner, buf, n);
         tracked *t = find_tracked(fe, ff->path);
-        if (t) t->size += n;
-        pthread_mutex_unlock(&fe->mu);
+        if (st == NDB_OK && t) t->size += n;
     }
+    pthread_mutex_unlock(&fe->mu);
     return st;
 }
 
@@ -400,16 +407,13 @@ static ndb_status ff_sync(kv_file *f)
     kv_fault_env *fe = (kv_fault_env *)f->env;
     pthread_mutex_lock(&fe->mu);
     uint64_t k = ++fe->syncs;
-    int fail = fe->fail_sync_at && k == fe->fail_sync_at;
-    pthread_mutex_unlock(&fe->mu);
-    if (fail) return NDB_EIO;
-    ndb_status st = kv_file_sync(ff->inner);
-    if (st == NDB_OK) {
-        pthread_mutex_lock(&fe->mu);
+    ndb_status st = NDB_EIO;
+    if (!fe->dead && !(fe->fail_sync_at && k == fe->fail_sync_at)) {
+        st = kv_file_sync(ff->inner);
         tracked *t = find_tracked(fe, ff->path);
-        if (t) t->synced = t->size;
-        pthread_mutex_unlock(&fe->mu);
+        if (st == NDB_OK && t) t->synced = t->size;
     }
+    pthread_mutex_unlock(&fe->mu);
     return st;
 }
 
@@ -430,7 +434,9 @@ static ndb_status ff_close(kv_file *f)
 static ndb_status ff_rename(kv_env *e, const char *from, const char *to)
 {
     kv_fault_env *fe = (kv_fault_env *)e;
-    ndb_status st = fe->inner->v->rename(fe->inner, from, to);
+    pthread_mutex_lock(&fe->mu);
+    ndb_status st = fe->dead ? NDB_EIO : fe->inner->v->rename(fe->inner, from, to);
+    pthread_mutex_unlock(&fe->mu);
     if (st == NDB_OK) {
         pthread_mutex_lock(&fe->mu);
         drop_tracked(fe, to);
@@ -450,9 +456,9 @@ static ndb_status ff_rename(kv_env *e, const char *from, const char *to)
 static ndb_status ff_remove(kv_env *e, const char *path)
 {
     kv_fault_env *fe = (kv_fault_env *)e;
-    ndb_status st = fe->inner->v->remove(fe->inner, path);
     pthread_mutex_lock(&fe->mu);
-    drop_tracked(fe, path);
+    ndb_status st = fe->dead ? NDB_EIO : fe->inner->v->remove(fe->inner, path);
+    if (st == NDB_OK) drop_tracked(fe, path);
     pthread_mutex_unlock(&fe->mu);
     return st;
 }
@@ -548,10 +554,9 @@ uint64_t kv_env_fault_syncs(kv_fault_env *fe)
     return v;
 }
 
-ndb_status kv_env_fault_drop_unsynced(kv_fault_env *fe)
+static ndb_status drop_locked(kv_fault_env *fe)
 {
     ndb_status st = NDB_OK;
-    pthread_mutex_lock(&fe->mu);
     for (size_t i = 0; i < fe->nt; i++) {
         tracked *t = &fe->t[i];
         if (t->size > t->synced) {
@@ -560,6 +565,22 @@ ndb_status kv_env_fault_drop_unsynced(kv_fault_env *fe)
             t->size = t->synced;
         }
     }
+    return st;
+}
+
+ndb_status kv_env_fault_power_cut(kv_fault_env *fe)
+{
+    pthread_mutex_lock(&fe->mu);
+    ndb_status st = drop_locked(fe);
+    fe->dead = 1;
+    pthread_mutex_unlock(&fe->mu);
+    return st;
+}
+
+ndb_status kv_env_fault_drop_unsynced(kv_fault_env *fe)
+{
+    pthread_mutex_lock(&fe->mu);
+    ndb_status st = drop_locked(fe);
     pthread_mutex_unlock(&fe->mu);
     return st;
 }

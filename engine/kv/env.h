@@ -92,5 +92,10 @@ uint64_t kv_env_fault_syncs(kv_fault_env *fe);
 /* Power cut: truncates every file written through this env to its length at
  * its last fsync (0 if never synced). Call only with every file closed. */
 ndb_status kv_env_fault_drop_unsynced(kv_fault_env *fe);
+/* Power cut while the engine runs: drops unsynced bytes as above, atomically
+ * with respect to appends and fsyncs through this env, and from then on
+ * every append, fsync, create, rename and remove fails with NDB_EIO, so the
+ * disk keeps exactly its state at the cut. */
+ndb_status kv_env_fault_power_cut(kv_fault_env *fe);
 
 #endif /* KV_ENV_H */
