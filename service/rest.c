@@ -429,10 +429,59 @@ typedef struct query_ctx {
     ndb_status st;
 } query_ctx;
 
-static enum MHD_Result on_query_arg(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+static int hex_digit(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* A percent-decoded copy of s[0..n) in arena a ('+' is a space in query
+ * strings, not in paths); a malformed escape stays as it is. NULL when out
+ * of memory. libmicrohttpd is told not to decode (see no_unescape) so that
+ * an escaped '/' stays inside its path segment. */
+static char *url_decode(svc_arena *a, const char *s, size_t n, bool plus_is_space)
+{
+    char *out = svc_arena_alloc(a, n + 1);
+    if (out == NULL)
+        return NULL;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        int hi, lo;
+        if (s[i] == '%' && i + 2 < n && (hi = hex_digit(s[i + 1])) >= 0 && (lo = hex_digit(s[i + 2])) >= 0 &&
+            (hi | lo) != 0) { /* %00 stays as it is: values are C strings */
+            out[k++] = (char)(hi << 4 | lo);
+            i += 2;
+        } else {
+            out[k++] = plus_is_space && s[i] == '+' ? ' ' : s[i];
+        }
+    }
+    out[k] = '\0';
+    return out;
+}
+
+/* libmicrohttpd's unescape callback: leave the URL and arguments as sent. */
+static size_t no_unescape(void *cls, struct MHD_Connection *conn, char *s)
+{
+    (void)cls;
+    (void)conn;
+    return strlen(s);
+}
+
+static enum MHD_Result on_query_arg(void *cls, enum MHD_ValueKind kind, const char *raw_key, const char *raw_value)
 {
     (void)kind;
     query_ctx *q = cls;
+    char *key = url_decode(q->a, raw_key, strlen(raw_key), true);
+    char *value = raw_value != NULL ? url_decode(q->a, raw_value, strlen(raw_value), true) : NULL;
+    if (key == NULL || (raw_value != NULL && value == NULL)) {
+        q->st = ndb_errmsg_set(q->msg, NDB_ENOMEM, "out of memory");
+        return MHD_NO;
+    }
     const ProtobufCFieldDescriptor *fd = json_pb_field_by_key(q->m->descriptor, key);
     if (fd == NULL) {
         q->st = ndb_errmsg_set(q->msg, NDB_EINVAL, "unknown query parameter '%.64s'", key);
@@ -539,7 +588,7 @@ static enum MHD_Result serve_rpc(rreq *q, struct MHD_Connection *conn, const rro
     for (int i = 0; i < rt->n_segs; i++) {
         if (rt->segs[i].var == NULL)
             continue;
-        char *v = svc_arena_strndup(&ctx.arena, segs[i], lens[i]);
+        char *v = url_decode(&ctx.arena, segs[i], lens[i], false);
         if (v == NULL) {
             ret = respond_status(q, conn, route, NDB_ENOMEM, "out of memory");
             goto done;
@@ -854,7 +903,8 @@ ndb_status svc_rest_start(svc_app *app, svc_rest **out, int *port, ndb_errmsg *m
                             MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_TIMEOUT,
                             (unsigned)cfg->http_timeout_s, MHD_OPTION_CONNECTION_LIMIT, 4096u,
                             MHD_OPTION_NOTIFY_COMPLETED, on_completed, r, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, r,
-                            MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_END);
+                            MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_UNESCAPE_CALLBACK, no_unescape, r,
+                            MHD_OPTION_END);
     if (r->d == NULL) {
         st = ndb_errmsg_set(msg, NDB_EIO, "cannot listen for HTTP on %s (address in use or invalid?)", cfg->http_addr);
         goto fail;

@@ -117,6 +117,23 @@ def test_unknown_fields_are_400(http):
     assert_error(r, 400, 3, ["limitt"])
 
 
+def test_escaped_path_segments_and_query_values(http):
+    """An escaped '/' stays inside its segment; '+' is a space only in the query string."""
+    from urllib.parse import quote
+    for doc_id in ("a/b", "sp ace+plus", "ünï", "%41"):
+        r = http.post(http.base + "/collections/escapes", json={"_id": doc_id, "v": 1}, headers=http.key, timeout=5)
+        assert r.status_code == 200, r.text
+        assert r.json()["document_id"] == doc_id
+        r = http.get(http.base + "/collections/escapes/" + quote(doc_id, safe=""), headers=http.key, timeout=5)
+        assert r.status_code == 200, (doc_id, r.text)
+        assert r.json()["document"]["_id"] == doc_id
+    # requests encodes the JSON filter (braces, quotes, '/', '$', spaces) in the query string
+    r = http.get(http.base + "/collections/escapes", params={"query": json.dumps({"_id": {"$in": ["a/b", "sp ace+plus"]}})},
+                 headers=http.key, timeout=5)
+    assert r.status_code == 200, r.text
+    assert sorted(d["_id"] for d in r.json()["documents"]) == ["a/b", "sp ace+plus"]
+
+
 def test_bad_query_string_values_are_400(http):
     r = http.get(http.base + "/collections/users", params={"query": "{not json"}, headers=http.key, timeout=5)
     assert_error(r, 400, 3, ["query"])
