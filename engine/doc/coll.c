@@ -2243,6 +2243,14 @@ ndb_status ndb_doc_create_index(ndb_doc_db *db, const char *cname, const char *n
     if (st == NDB_OK) {
         coll_set_ix(c, ns);
         dlog(db, "index %s on %s built: %llu documents", d.name, cname, (unsigned long long)done);
+        /* a large build's entries went into the memtable in index order, not
+         * insertion order: write them out so scans read them sequentially
+         * from an SSTable (and WAL replay after a crash stays short) */
+        if (done >= BUILD_CHUNK) {
+            ndb_status fst = ndb_kv_flush(db->kv);
+            if (fst != NDB_OK)
+                dlog(db, "flush after building %s: %s", d.name, ndb_strerror(fst));
+        }
     } else {
         idx_set_unref(ns);
         delete_prefix(db, d.prefix); /* reclaim the partial entries */
