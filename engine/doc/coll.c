@@ -2150,6 +2150,23 @@ ndb_status ndb_doc_create_index(ndb_doc_db *db, const char *cname, const char *n
     coll *c;
     if ((st = coll_open(db, cname, true, false, &c, msg)) != NDB_OK)
         return st;
+    /* the entries' prefix, taken before the writer lock: the catalog lock
+     * is always taken before a collection's writer lock, never after */
+    pthread_rwlock_wrlock(&db->lock);
+    ndb_kv_batch *pb;
+    st = ndb_kv_batch_new(&pb);
+    if (st == NDB_OK) {
+        uint64_t saved = db->next_prefix;
+        st = alloc_prefix(db, pb, &d.prefix);
+        if (st == NDB_OK)
+            st = ndb_kv_write(db->kv, pb);
+        if (st != NDB_OK)
+            db->next_prefix = saved;
+        ndb_kv_batch_free(pb);
+    }
+    pthread_rwlock_unlock(&db->lock);
+    if (st != NDB_OK)
+        return kvfail(db, msg, st, "allocating index prefix");
     wctx w;
     if ((st = wctx_init(&w, db, c)) != NDB_OK || (st = wctx_lock(&w, msg)) != NDB_OK) {
         wctx_free(&w);
@@ -2166,21 +2183,6 @@ ndb_status ndb_doc_create_index(ndb_doc_db *db, const char *cname, const char *n
         st = ndb_errmsg_set(msg, NDB_ELIMIT, "a collection has at most 64 indexes");
     if (st != NDB_OK)
         goto out;
-    /* a prefix for the entries */
-    pthread_rwlock_wrlock(&db->lock);
-    ndb_kv_batch *pb;
-    st = ndb_kv_batch_new(&pb);
-    if (st == NDB_OK) {
-        st = alloc_prefix(db, pb, &d.prefix);
-        if (st == NDB_OK)
-            st = ndb_kv_write(db->kv, pb);
-        ndb_kv_batch_free(pb);
-    }
-    pthread_rwlock_unlock(&db->lock);
-    if (st != NDB_OK) {
-        kvfail(db, msg, st, "allocating index prefix");
-        goto out;
-    }
     /* build over existing documents in bounded batches */
     idx_set one = {.refs = 1, .n = 1, .defs = &d};
     idx_set *saved = w.ix;
