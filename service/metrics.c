@@ -14,7 +14,8 @@
 
 #define N_CODES 17     /* gRPC status codes 0..16 */
 #define N_TRANSPORTS 2
-#define MAX_METHODS 65 /* the dispatch table's 64, plus "unknown" */
+#define N_ENDPOINTS 4   /* svc_metrics_endpoint */
+#define MAX_METHODS (64 + N_ENDPOINTS) /* the dispatch table's 64, then the endpoints */
 
 /* Upper bounds of the latency buckets, in seconds; +Inf is implicit. */
 static const double bucket_le[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
@@ -44,8 +45,8 @@ static const char *const transport_names[N_TRANSPORTS] = {"grpc", "http"};
 ndb_status svc_metrics_init(ndb_errmsg *msg)
 {
     routes = svc_dispatch_routes(&n_routes);
-    if (n_routes + 1 > MAX_METHODS)
-        return ndb_errmsg_set(msg, NDB_ELIMIT, "metrics: more than %d methods", MAX_METHODS - 1);
+    if (n_routes + N_ENDPOINTS > MAX_METHODS)
+        return ndb_errmsg_set(msg, NDB_ELIMIT, "metrics: more than %d methods", MAX_METHODS - N_ENDPOINTS);
     for (size_t i = 0; i + 1 < N_BUCKETS; i++)
         bucket_ns[i] = (int64_t)(bucket_le[i] * 1e9 + 0.5);
     return NDB_OK;
@@ -56,12 +57,26 @@ void svc_metrics_begin(svc_transport t)
     atomic_fetch_add_explicit(&in_flight[t], 1, memory_order_relaxed);
 }
 
+static void observe(svc_transport t, size_t mi, int grpc_code, int64_t ns);
+
 void svc_metrics_end(svc_transport t, const svc_route *route, int grpc_code, int64_t ns)
 {
-    atomic_fetch_sub_explicit(&in_flight[t], 1, memory_order_relaxed);
-    size_t mi = n_routes; /* "unknown" */
+    size_t mi = n_routes + SVC_METRICS_UNKNOWN;
     if (route != NULL && routes != NULL && route >= routes && route < routes + n_routes)
         mi = (size_t)(route - routes);
+    observe(t, mi, grpc_code, ns);
+}
+
+void svc_metrics_end_endpoint(svc_transport t, svc_metrics_endpoint e, int grpc_code, int64_t ns)
+{
+    observe(t, n_routes + (size_t)e, grpc_code, ns);
+}
+
+static const char *const endpoint_names[N_ENDPOINTS] = {"unknown", "/metrics", "/openapi.json", "OPTIONS"};
+
+static void observe(svc_transport t, size_t mi, int grpc_code, int64_t ns)
+{
+    atomic_fetch_sub_explicit(&in_flight[t], 1, memory_order_relaxed);
     if (grpc_code < 0 || grpc_code >= N_CODES)
         grpc_code = 2; /* UNKNOWN */
     if (ns < 0)
@@ -226,19 +241,19 @@ ndb_status svc_metrics_render(svc_app *app, char **out, size_t *len, ndb_errmsg 
     char t[256];
 
     family(&o, "nexadb_requests_total", "counter", "calls finished, by transport, method and gRPC status");
-    for (size_t m = 0; m <= n_routes; m++)
+    for (size_t m = 0; m < n_routes + N_ENDPOINTS; m++)
         for (int c = 0; c < N_CODES; c++)
             for (int tr = 0; tr < N_TRANSPORTS; tr++) {
                 uint64_t n = atomic_load_explicit(&cells[m][c][tr].count, memory_order_relaxed);
                 if (n > 0)
                     outf(&o, "nexadb_requests_total{transport=\"%s\",method=\"%s\",code=\"%s\"} %" PRIu64 "\n",
-                         transport_names[tr], m < n_routes ? esc(routes[m].path, t, sizeof t) : "unknown",
+                         transport_names[tr], m < n_routes ? esc(routes[m].path, t, sizeof t) : endpoint_names[m - n_routes],
                          code_names[c], n);
             }
 
     family(&o, "nexadb_request_duration_seconds", "histogram",
            "call latency from arrival to response, by transport, method and gRPC status");
-    for (size_t m = 0; m <= n_routes; m++)
+    for (size_t m = 0; m < n_routes + N_ENDPOINTS; m++)
         for (int c = 0; c < N_CODES; c++)
             for (int tr = 0; tr < N_TRANSPORTS; tr++) {
                 cell *cl = &cells[m][c][tr];
@@ -246,7 +261,7 @@ ndb_status svc_metrics_render(svc_app *app, char **out, size_t *len, ndb_errmsg 
                     continue;
                 char labels[400];
                 snprintf(labels, sizeof labels, "transport=\"%s\",method=\"%s\",code=\"%s\"", transport_names[tr],
-                         m < n_routes ? esc(routes[m].path, t, sizeof t) : "unknown", code_names[c]);
+                         m < n_routes ? esc(routes[m].path, t, sizeof t) : endpoint_names[m - n_routes], code_names[c]);
                 /* Read buckets first and derive the count from them, so count == +Inf bucket. */
                 uint64_t cum = 0;
                 for (size_t b = 0; b < N_BUCKETS; b++) {

@@ -10,8 +10,9 @@
  *   engine figures from AdminService/Stats (memtable bytes, files and bytes
  *   per level, compactions, WAL syncs, write stalls, documents and bytes per
  *   collection, vector rows per vector collection), process RSS and uptime.
- * method is the gRPC method path ("/nexadb.v1.DocumentService/Get"), or
- * "unknown" for calls that matched no method; code is the gRPC status name.
+ * method is the gRPC method path ("/nexadb.v1.DocumentService/Get"), one of
+ * the REST server's own endpoints ("/metrics", "/openapi.json", "OPTIONS"),
+ * or "unknown" for calls that matched nothing; code is the gRPC status name.
  *
  * Thread safety: every counter is a relaxed atomic; observe from any thread.
  * Invariants: svc_metrics_init runs after svc_dispatch_init and before either
@@ -41,6 +42,17 @@ void svc_metrics_begin(svc_transport t);
 /* A call has ended: in-flight down, counted under route (NULL: unknown
  * method) and its gRPC status code, with its duration in nanoseconds. */
 void svc_metrics_end(svc_transport t, const svc_route *route, int grpc_code, int64_t ns);
+
+/* Endpoints of the REST server that are not gRPC methods. */
+typedef enum svc_metrics_endpoint {
+    SVC_METRICS_UNKNOWN = 0,  /* method="unknown": matched nothing */
+    SVC_METRICS_METRICS = 1,  /* method="/metrics" */
+    SVC_METRICS_OPENAPI = 2,  /* method="/openapi.json" */
+    SVC_METRICS_PREFLIGHT = 3 /* method="OPTIONS": CORS preflights */
+} svc_metrics_endpoint;
+
+/* As svc_metrics_end, for a call to one of those endpoints. */
+void svc_metrics_end_endpoint(svc_transport t, svc_metrics_endpoint e, int grpc_code, int64_t ns);
 
 /* Counts one REST response by HTTP status (100..599). */
 void svc_metrics_http_status(unsigned status);

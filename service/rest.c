@@ -280,6 +280,14 @@ static void end_metrics(rreq *q, const svc_route *route, grpc_status_code code)
     svc_metrics_end(SVC_TRANSPORT_HTTP, route, (int)code, now_ns() - q->started_ns);
 }
 
+static void end_endpoint(rreq *q, svc_metrics_endpoint e, grpc_status_code code)
+{
+    if (q->ended)
+        return;
+    q->ended = true;
+    svc_metrics_end_endpoint(SVC_TRANSPORT_HTTP, e, (int)code, now_ns() - q->started_ns);
+}
+
 /* An error as grpc-gateway writes it: {"code": <gRPC code>, "message": ..., "details": []}. */
 static enum MHD_Result respond_error(rreq *q, struct MHD_Connection *conn, const svc_route *route,
                                      grpc_status_code code, unsigned http, const char *message, const char *allow)
@@ -679,10 +687,12 @@ static enum MHD_Result serve(rreq *q, struct MHD_Connection *conn, const char *u
         const char *origin = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Origin");
         char allow[128];
         allowed_verbs(r, segs, lens, n < 0 ? 0 : n, allow, sizeof allow);
-        if (origin != NULL && !origin_allowed(r, origin))
+        if (origin != NULL && !origin_allowed(r, origin)) {
+            end_endpoint(q, SVC_METRICS_PREFLIGHT, GRPC_STATUS_PERMISSION_DENIED);
             return respond_error(q, conn, NULL, GRPC_STATUS_PERMISSION_DENIED, 403,
                                  "this origin is not allowed (--cors-origins)", NULL);
-        end_metrics(q, NULL, GRPC_STATUS_OK);
+        }
+        end_endpoint(q, SVC_METRICS_PREFLIGHT, GRPC_STATUS_OK);
         struct MHD_Response *resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
         if (resp == NULL)
             return MHD_NO;
@@ -707,13 +717,15 @@ static enum MHD_Result serve(rreq *q, struct MHD_Connection *conn, const char *u
         size_t len;
         ndb_errmsg msg;
         ndb_status st = svc_metrics_render(r->app, &text, &len, &msg);
-        if (st != NDB_OK)
+        if (st != NDB_OK) {
+            end_endpoint(q, SVC_METRICS_METRICS, svc_status_code(st));
             return respond_status(q, conn, NULL, st, msg.text);
-        end_metrics(q, NULL, GRPC_STATUS_OK);
+        }
+        end_endpoint(q, SVC_METRICS_METRICS, GRPC_STATUS_OK);
         return respond(q, conn, 200, "text/plain; version=0.0.4; charset=utf-8", text, len, NULL);
     }
     if (n == 1 && lens[0] == 12 && memcmp(segs[0], "openapi.json", 12) == 0 && strcmp(verb, "GET") == 0) {
-        end_metrics(q, NULL, GRPC_STATUS_OK);
+        end_endpoint(q, SVC_METRICS_OPENAPI, GRPC_STATUS_OK);
         struct MHD_Response *resp = MHD_create_response_from_buffer(rest_openapi_json_len, (void *)rest_openapi_json,
                                                                     MHD_RESPMEM_PERSISTENT);
         if (resp == NULL)

@@ -363,6 +363,10 @@ def test_metrics_parse_and_count(http, pb, channel, auth):
     assert count(transport="http", method="/nexadb.v1.AdminService/Stats", code="OK") >= 1
     assert count(transport="grpc", method="/nexadb.v1.AdminService/Stats", code="OK") >= 1
     assert count(transport="http", method="unknown", code="NOT_FOUND") >= 1
+    http.get(http.base + "/metrics", timeout=5)
+    fams2 = {f.name: f for f in text_string_to_metric_families(http.get(http.base + "/metrics", timeout=5).text)}
+    assert any(s.labels.get("method") == "/metrics" and s.value >= 2 for s in fams2["nexadb_requests"].samples
+               if s.name == "nexadb_requests_total")
     hist = fams["nexadb_request_duration_seconds"]
     assert fams["nexadb_request_duration_seconds"].type == "histogram"
     buckets = [s for s in hist.samples if s.name.endswith("_bucket")
