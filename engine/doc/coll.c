@@ -1813,11 +1813,23 @@ ndb_status ndb_doc_find(ndb_doc_db *db, const char *cname, const ndb_doc_find_op
         o = &none;
     coll *cl;
     ndb_status st = db_get_coll(db, cname, &cl, msg);
-    if (st != NDB_OK)
+    if (st != NDB_OK && st != NDB_ENOTFOUND)
         return st;
     ndb_doc_filter *f;
     if ((st = ndb_doc_filter_compile(o->filter, o->filter_len, &f, msg)) != NDB_OK)
         return st;
+    if (cl == NULL) {
+        /* like MongoDB: a collection that does not exist has no documents */
+        ndb_doc_filter_free(f);
+        ndb_doc_cursor *c = calloc(1, sizeof *c);
+        if (c == NULL)
+            return NDB_ENOMEM;
+        c->db = db;
+        c->mode = M_DONE;
+        snprintf(c->ex.plan, sizeof c->ex.plan, "EOF");
+        *out = c;
+        return NDB_OK;
+    }
     srt_spec s = {0};
     uint8_t *sortcopy = NULL;
     if (o->sort && o->sort_len) {

@@ -256,7 +256,8 @@ typedef struct ndb_doc_find_opts {
     const char *hint;                              /* index name to force, "_id" for a scan */
 } ndb_doc_find_opts;
 
-/* A streaming cursor over one snapshot. Caller frees with ndb_doc_cursor_free(). */
+/* A streaming cursor over one snapshot. Caller frees with ndb_doc_cursor_free().
+ * A collection that does not exist yields no documents (not an error). */
 ndb_status ndb_doc_find(ndb_doc_db *db, const char *coll, const ndb_doc_find_opts *opts,
                         ndb_doc_cursor **out, ndb_errmsg *msg);
 /*
@@ -266,7 +267,8 @@ ndb_status ndb_doc_find(ndb_doc_db *db, const char *coll, const ndb_doc_find_opt
 ndb_status ndb_doc_cursor_next(ndb_doc_cursor *c, const void **doc, size_t *len,
                                ndb_errmsg *msg);
 /*
- * An opaque token that resumes this query after the last document returned
+ * An opaque token that resumes this find after the last document returned
+ * (aggregation cursors give none)
  * (pass it back in ndb_doc_find_opts.page_token with the same filter/sort).
  * Caller frees *tok with free(). *len is 0 when the cursor is exhausted.
  */

@@ -178,8 +178,12 @@ Test(coll, find_filter_sort_project)
     /* errors name the offending part */
     const char *r = find_json(&t, "users", (fq){.filter = "{\"age\":{\"$foo\":1}}"}, NULL);
     cr_assert(strstr(r, "unknown operator $foo at filter.age") != NULL, "%s", r);
-    r = find_json(&t, "nope", (fq){0}, NULL);
-    cr_assert(strstr(r, "does not exist") != NULL, "%s", r);
+    r = find_json(&t, "nope", (fq){0}, NULL); /* a missing collection is empty */
+    cr_assert_str_eq(r, "[]");
+    r = find_json(&t, "nope", (fq){.filter = "{\"a\":{\"$bad\":1}}"}, NULL);
+    cr_assert(strstr(r, "unknown operator $bad") != NULL, "%s", r);
+    r = find_json(&t, "bad name", (fq){0}, NULL);
+    cr_assert(strstr(r, "invalid collection name") != NULL, "%s", r);
     r = find_json(&t, "users", (fq){.sort = "{\"age\":0}"}, NULL);
     cr_assert(strstr(r, "sort.age must be 1 or -1") != NULL, "%s", r);
     /* count, find_one, get */
