@@ -1029,7 +1029,8 @@ static void acc_out(const accspec *as, const accst *st, ndb_doc_builder *b)
         return;
     case A_PUSH: case A_ADDTOSET: {
         ndb_doc_begin_array(b);
-        const uint8_t *p = st->v.data, *end = st->v.data + st->v.len;
+        /* v.data is NULL when nothing was pushed: no NULL + 0 */
+        const uint8_t *p = st->v.data, *end = p != NULL ? p + st->v.len : NULL;
         while (p && p < end) {
             p = cod_read(p, end, &v);
             if (p)

@@ -37,6 +37,11 @@ typedef struct uitem {
     dpath path;
     ndb_doc_val arg;
     bool each;           /* $push/$addToSet with $each: arg is the array */
+    bool has_slice, has_pos;
+    int64_t slice, pos;  /* $push modifiers */
+    int sort;            /* $push $sort: 0 none, 1 by value, 2 by fields */
+    bool sort_desc;
+    srt_spec *sspec;     /* owned; only for a by-fields $sort */
     dpath to;            /* $rename target */
     ndb_doc_filter *cond; /* $pull */
 } uitem;
@@ -44,6 +49,7 @@ typedef struct uitem {
 struct upd_spec {
     bool merge;
     bool has_id;        /* merge document carried an _id */
+    int cap;            /* items allocated */
     ndb_doc_val merge_id;
     int n;
     uitem *items;
@@ -55,8 +61,11 @@ void upd_free(upd_spec *u)
 {
     if (u == NULL)
         return;
-    for (int i = 0; i < u->n; i++)
+    /* items[n] may hold the allocations of an item that failed to compile */
+    for (int i = 0; i < u->n + 1 && i < u->cap; i++) {
         ndb_doc_filter_free(u->items[i].cond);
+        free(u->items[i].sspec);
+    }
     free(u->items);
     ndb_doc_builder_free(u->b[0]);
     ndb_doc_builder_free(u->b[1]);
@@ -128,10 +137,44 @@ static ndb_status add_item(upd_spec *u, uop op, const char *opname, const char *
                 if (each.type != NDB_DOC_ARRAY)
                     return ndb_errmsg_set(msg, NDB_EINVAL, "%s.%.*s: $each needs an array",
                                           opname, (int)kl, k);
-                if (arg->u.c.count != 1)
-                    return ndb_errmsg_set(msg, NDB_EINVAL,
-                                          "%s.%.*s: only the $each modifier is supported",
-                                          opname, (int)kl, k);
+                ndb_doc_iter mi;
+                ndb_doc_iter_init(&mi, arg);
+                const char *mk;
+                size_t mkl;
+                ndb_doc_val mv;
+                while (ndb_doc_iter_next(&mi, &mk, &mkl, &mv)) {
+                    if (mkl == 5 && memcmp(mk, "$each", 5) == 0)
+                        continue;
+                    bool ok = op == U_PUSH;
+                    if (ok && mkl == 6 && memcmp(mk, "$slice", 6) == 0) {
+                        ok = mv.type == NDB_DOC_INT;
+                        it->has_slice = true;
+                        it->slice = mv.u.i;
+                    } else if (ok && mkl == 9 && memcmp(mk, "$position", 9) == 0) {
+                        ok = mv.type == NDB_DOC_INT;
+                        it->has_pos = true;
+                        it->pos = mv.u.i;
+                    } else if (ok && mkl == 5 && memcmp(mk, "$sort", 5) == 0) {
+                        if (mv.type == NDB_DOC_INT && (mv.u.i == 1 || mv.u.i == -1)) {
+                            it->sort = 1;
+                            it->sort_desc = mv.u.i < 0;
+                        } else if (mv.type == NDB_DOC_OBJECT && mv.u.c.count > 0) {
+                            it->sort = 2;
+                            it->sspec = malloc(sizeof *it->sspec);
+                            if (it->sspec == NULL)
+                                return NDB_ENOMEM;
+                            ok = srt_compile(&mv, it->sspec, NULL) == NDB_OK;
+                        } else {
+                            ok = false;
+                        }
+                    } else {
+                        ok = false;
+                    }
+                    if (!ok)
+                        return ndb_errmsg_set(msg, NDB_EINVAL,
+                                              "%s.%.*s: bad or unsupported modifier %.*s", opname,
+                                              (int)kl, k, (int)mkl, mk);
+                }
                 it->each = true;
                 it->arg = each;
             }
@@ -195,6 +238,7 @@ ndb_status upd_compile(const ndb_doc_val *v, upd_spec **out, ndb_errmsg *msg)
     }
     u->merge = ops == 0;
     u->items = calloc(total ? total : 1, sizeof *u->items);
+    u->cap = u->items ? (int)(total ? total : 1) : 0;
     if (u->items == NULL || ndb_doc_builder_new(&u->b[0]) != NDB_OK ||
         ndb_doc_builder_new(&u->b[1]) != NDB_OK) {
         st = NDB_ENOMEM;
@@ -282,6 +326,8 @@ static bool arr_contains(const ndb_doc_val *arr, const ndb_doc_val *v)
     return false;
 }
 
+static int push_modified(const uitem *it, const ndb_doc_val *old, ndb_doc_builder *b);
+
 /* Writes the new value for the leaf (old == NULL: missing). Returns
  * EMIT_VALUE after writing one value, EMIT_NOTHING to drop the field, or a
  * negative ndb_status. */
@@ -327,6 +373,8 @@ static int leaf(actx *a, const ndb_doc_val *old, ndb_doc_builder *b)
         if (old && old->type != NDB_DOC_ARRAY)
             return ndb_errmsg_set(a->msg, NDB_EINVAL, "cannot apply %s to non-array field '%.*s'",
                                   it->name, (int)it->plen, it->pstr);
+        if (it->has_slice || it->has_pos || it->sort)
+            return push_modified(it, old, b);
         ndb_doc_begin_array(b);
         if (old) {
             ndb_doc_iter oi;
@@ -377,6 +425,86 @@ static int leaf(actx *a, const ndb_doc_val *old, ndb_doc_builder *b)
     }
     }
     return NDB_EINVAL;
+}
+
+typedef struct pelem {
+    ndb_doc_val v;
+    dbuf key; /* sort key (by-fields sort) */
+    size_t seq;
+} pelem;
+
+static int pelem_cmp(const void *x, const void *y, void *ctx)
+{
+    const uitem *it = ctx;
+    const pelem *a = x, *b = y;
+    int r;
+    if (it->sort == 1) {
+        r = ndb_doc_compare(&a->v, &b->v);
+        if (it->sort_desc)
+            r = -r;
+    } else {
+        size_t m = a->key.len < b->key.len ? a->key.len : b->key.len;
+        r = memcmp(a->key.data, b->key.data, m);
+        if (r == 0)
+            r = (a->key.len > b->key.len) - (a->key.len < b->key.len);
+    }
+    return r ? r : (a->seq > b->seq) - (a->seq < b->seq);
+}
+
+/* $push with $each and $position / $sort / $slice (applied in that order). */
+static int push_modified(const uitem *it, const ndb_doc_val *old, ndb_doc_builder *b)
+{
+    size_t nold = old ? old->u.c.count : 0, nnew = it->arg.u.c.count, n = nold + nnew;
+    pelem *e = calloc(n ? n : 1, sizeof *e);
+    if (e == NULL)
+        return NDB_ENOMEM;
+    int64_t pos = it->has_pos ? it->pos : (int64_t)nold;
+    if (pos < 0)
+        pos = (int64_t)nold + pos < 0 ? 0 : (int64_t)nold + pos;
+    if (pos > (int64_t)nold)
+        pos = (int64_t)nold;
+    size_t k = 0;
+    ndb_doc_iter oi, ei;
+    ndb_doc_val v;
+    if (old)
+        ndb_doc_iter_init(&oi, old);
+    for (int64_t i = 0; i < pos && old && ndb_doc_iter_next(&oi, NULL, NULL, &v); i++)
+        e[k++].v = v;
+    ndb_doc_iter_init(&ei, &it->arg);
+    while (ndb_doc_iter_next(&ei, NULL, NULL, &v))
+        e[k++].v = v;
+    while (old && ndb_doc_iter_next(&oi, NULL, NULL, &v))
+        e[k++].v = v;
+    int rc = EMIT_VALUE;
+    for (size_t i = 0; i < k; i++) {
+        e[i].seq = i;
+        if (it->sort == 2) {
+            uint8_t nb[2];
+            ndb_doc_val nul;
+            val_make_null(&nul, nb);
+            if (!srt_key_of(it->sspec, e[i].v.type == NDB_DOC_OBJECT ? &e[i].v : &nul, &e[i].key))
+                rc = NDB_ENOMEM;
+        }
+    }
+    if (it->sort && k > 1 && rc == EMIT_VALUE)
+        qsort_r(e, k, sizeof *e, pelem_cmp, (void *)it);
+    size_t from = 0, to = k;
+    if (it->has_slice) {
+        if (it->slice >= 0 && (uint64_t)it->slice < k)
+            to = (size_t)it->slice;
+        else if (it->slice < 0 && (uint64_t)(-it->slice) < k)
+            from = k - (size_t)(-it->slice);
+    }
+    if (rc == EMIT_VALUE) {
+        ndb_doc_begin_array(b);
+        for (size_t i = from; i < to; i++)
+            ndb_doc_value(b, &e[i].v);
+        rc = ndb_doc_end_array(b) ?: EMIT_VALUE;
+    }
+    for (size_t i = 0; i < k; i++)
+        dbuf_free(&e[i].key);
+    free(e);
+    return rc;
 }
 
 static int rewrite(actx *a, const ndb_doc_val *cur, int i, ndb_doc_builder *b);
