@@ -168,6 +168,10 @@ func (col *Collection) DeleteMany(ctx context.Context, filter any) (int64, error
 func (col *Collection) AggregateIter(ctx context.Context, pipeline []Document) iter.Seq2[Document, error] {
 	rb := newRequest(&pb.AggregateRequest{Collection: col.Name})
 	for i, st := range pipeline {
+		st, err := orderedSort(st, i)
+		if err != nil {
+			return func(yield func(Document, error) bool) { yield(nil, err) }
+		}
 		rb.object("pipeline", st, fmt.Sprintf("pipeline[%d]", i), true)
 	}
 	return streamDocs(col.c, ctx, pb.DocumentService_Aggregate_FullMethodName, rb,
@@ -182,4 +186,36 @@ func (col *Collection) Aggregate(ctx context.Context, pipeline []Document) ([]Do
 // Drop drops the collection; false when there was none.
 func (col *Collection) Drop(ctx context.Context) (bool, error) {
 	return col.c.DropCollection(ctx, col.Name)
+}
+
+// orderedSort rewrites a multi-key $sort given as an Ordered into the array form the API
+// defines for it ({"$sort": [{"count": -1}, {"_id": 1}]}, see AggregateRequest in
+// document.proto). A multi-key $sort given as a map is refused: a Go map has no key order.
+func orderedSort(stage Document, i int) (Document, error) {
+	spec, ok := stage["$sort"]
+	if !ok {
+		return stage, nil
+	}
+	switch s := spec.(type) {
+	case Ordered:
+		if len(s) < 2 {
+			return stage, nil
+		}
+		arr := make([]any, len(s))
+		for j, f := range s {
+			arr[j] = Ordered{f}
+		}
+		out := make(Document, len(stage))
+		for k, v := range stage {
+			out[k] = v
+		}
+		out["$sort"] = arr
+		return out, nil
+	case map[string]any:
+		if len(s) > 1 {
+			return nil, fmt.Errorf("nexadb: pipeline[%d].$sort: a Go map has no key order; "+
+				"use nexadb.Ordered{{Key: ..., Value: ...}, ...} for a multi-key sort", i)
+		}
+	}
+	return stage, nil
 }

@@ -215,3 +215,11 @@ func TestOrderedCompoundSort(t *testing.T) {
 		t.Fatalf("FindByID = %v, %v", d, err)
 	}
 }
+
+func TestMultiKeyMapSortRefused(t *testing.T) {
+	c := connect(t).Collection(uniqueName("order"))
+	_, err := c.Aggregate(context.Background(), []D{{"$sort": D{"a": 1, "b": -1}}})
+	if err == nil || !strings.Contains(err.Error(), "nexadb.Ordered") {
+		t.Fatalf("err = %v", err)
+	}
+}

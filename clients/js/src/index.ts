@@ -362,7 +362,7 @@ export class Collection {
     if (!Array.isArray(pipeline)) throw new TypeError('pipeline must be an array of stages');
     const req = {
       collection: this.name,
-      pipeline: pipeline.map((s, i) => toStruct(s, `pipeline[${i}]`)),
+      pipeline: pipeline.map((s, i) => toStruct(orderedSort(s), `pipeline[${i}]`)),
       page_size: options.pageSize ?? 0,
     };
     const out: Document[] = [];
@@ -390,6 +390,19 @@ export class Collection {
   async listIndexes(): Promise<IndexInfo[]> {
     return (await this.call('ListIndexes', {})).indexes.map(indexInfo);
   }
+}
+
+/**
+ * A multi-key { $sort: {...} } stage in the array form the API defines for it
+ * ({ $sort: [{ count: -1 }, { _id: 1 }] }, see AggregateRequest in document.proto), so its key
+ * order holds even where a Struct's map order would not.
+ */
+function orderedSort(stage: Document): Document {
+  const spec = stage !== null && typeof stage === 'object' ? stage.$sort : undefined;
+  if (spec !== null && typeof spec === 'object' && !Array.isArray(spec) && Object.keys(spec).length > 1) {
+    return { ...stage, $sort: Object.entries(spec).map(([k, v]) => ({ [k]: v })) };
+  }
+  return stage;
 }
 
 function indexInfo(i: any): IndexInfo {

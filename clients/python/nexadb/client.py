@@ -287,6 +287,17 @@ def _collection_info(c: common_pb2.CollectionInfo) -> Dict[str, Any]:
     return _message_dict(c)
 
 
+def _ordered_sort(stage: Any) -> Any:
+    """A multi-key {'$sort': {...}} stage in the array form the API defines for it
+    ({'$sort': [{'count': -1}, {'_id': 1}]}, see AggregateRequest in document.proto), so its
+    key order holds even where a Struct's map order would not."""
+    if isinstance(stage, Mapping):
+        spec = stage.get("$sort")
+        if isinstance(spec, Mapping) and len(spec) > 1:
+            return {**stage, "$sort": [{k: v} for k, v in spec.items()]}
+    return stage
+
+
 class Collection:
     """A document collection. Made by NexaDB.collection(name); cheap, holds no state
     beyond the name and the shared channel."""
@@ -382,7 +393,7 @@ class Collection:
         if isinstance(pipeline, Mapping):
             raise TypeError("pipeline must be a list of stages, not a dict")
         req = Request(document_pb2.AggregateRequest(collection=self.name, page_size=int(page_size)))
-        req.structs("pipeline", pipeline)
+        req.structs("pipeline", [_ordered_sort(stage) for stage in pipeline])
         return self.db._stream(self.db._docs.Aggregate, req, "Aggregate", timeout)
 
     # -- collection and indexes ----------------------------------------------------------

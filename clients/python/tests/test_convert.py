@@ -94,3 +94,10 @@ def test_wire_encoding_keeps_dict_order_and_matches_protobuf():
     assert not msg.HasField("projection")
     empty = Request(document_pb2.UpdateRequest(id="x")).struct("update", None, required=True)
     assert document_pb2.UpdateRequest.FromString(bytes(empty.buf)).HasField("update")
+
+
+def test_multi_key_sort_stage_goes_as_an_array():
+    from nexadb.client import _ordered_sort
+    assert _ordered_sort({"$sort": {"count": -1, "_id": 1}}) == {"$sort": [{"count": -1}, {"_id": 1}]}
+    assert _ordered_sort({"$sort": {"count": -1}}) == {"$sort": {"count": -1}}
+    assert _ordered_sort({"$match": {"a": 1, "b": 2}}) == {"$match": {"a": 1, "b": 2}}
