@@ -49,8 +49,9 @@ class Progress:
     and percentage. Drawn at most 10 times a second, and once more at the end."""
 
     def __init__(self, label: str, total: Optional[int] = None, enabled: bool = True,
-                 stream: TextIO = sys.stderr, unit: str = "docs"):
-        self.label, self.total, self.enabled, self.stream, self.unit = label, total, enabled, stream, unit
+                 stream: Optional[TextIO] = None, unit: str = "docs"):
+        self.label, self.total, self.enabled, self.unit = label, total, enabled, unit
+        self.stream = stream if stream is not None else sys.stderr
         self.n = 0
         self.t0 = time.monotonic()
         self._last = 0.0

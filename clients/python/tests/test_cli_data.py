@@ -1,15 +1,38 @@
 """The CLI's data commands against the real server: insert, find, count, aggregate, update,
-delete, search, import/export of JSON lines with the progress bar, and the shell."""
-import json
+delete, search, import/export of JSON lines with the progress bar, and the shell.
 
-from test_cli import run
+They call nexadb.cli.main in-process (test_cli.py runs the installed console script itself):
+an interpreter start per command made this file the suite's slowest."""
+import io
+import json
+import sys
+from types import SimpleNamespace
+
+import pytest
+
+from nexadb.cli import main
+
+
+@pytest.fixture
+def run(capsys, monkeypatch):
+    def go(server, *args, input=None, check=True):
+        monkeypatch.setattr(sys, "stdin", io.StringIO(input or ""))
+        capsys.readouterr()
+        rc = main(["--host", "127.0.0.1", "--port", str(server.port), "--api-key", server.api_key,
+                   *args])
+        out = capsys.readouterr()
+        r = SimpleNamespace(returncode=rc, stdout=out.out, stderr=out.err)
+        if check:
+            assert rc == 0, r.stderr
+        return r
+    return go
 
 
 def lines(out):
     return [json.loads(x) for x in out.splitlines() if x.strip()]
 
 
-def test_insert_find_count_aggregate_update_delete(server, coll_name):
+def test_insert_find_count_aggregate_update_delete(run, server, coll_name):
     uid = run(server, "insert", coll_name, '{"name": "Alice", "age": 28, "city": "SF"}').stdout.strip()
     ids = run(server, "insert", coll_name, '[{"name": "Bob", "age": 35, "city": "NY"}, '
               '{"name": "Cy", "age": 41, "city": "SF"}]').stdout.split()
@@ -35,13 +58,13 @@ def test_insert_find_count_aggregate_update_delete(server, coll_name):
     assert run(server, "delete", coll_name, "--all").stdout.strip() == "2"
 
 
-def test_bad_filter_exit_1_with_code(server, coll_name):
+def test_bad_filter_exit_1_with_code(run, server, coll_name):
     run(server, "insert", coll_name, '{"a": 1}')
     r = run(server, "find", coll_name, '{"a": {"$bogus": 1}}', check=False)
     assert r.returncode == 1 and "INVALID_ARGUMENT" in r.stderr
 
 
-def test_import_export_roundtrip_with_progress(server, coll_name, tmp_path):
+def test_import_export_roundtrip_with_progress(run, server, coll_name, tmp_path):
     src = tmp_path / "in.jsonl"
     n = 2500
     src.write_text("".join(json.dumps({"i": i, "tag": "t%d" % (i % 7)}) + "\n" for i in range(n)))
@@ -61,7 +84,7 @@ def test_import_export_roundtrip_with_progress(server, coll_name, tmp_path):
     assert "%" not in r.stderr
 
 
-def test_import_vectors_and_search(server, coll_name, tmp_path):
+def test_import_vectors_and_search(run, server, coll_name, tmp_path):
     src = tmp_path / "v.jsonl"
     src.write_text("\n".join(json.dumps({"name": n, "emb": v}) for n, v in
                              [("a", [1, 0, 0]), ("b", [0, 1, 0]), ("c", [0.9, 0.1, 0])]) + "\n")
@@ -72,7 +95,7 @@ def test_import_vectors_and_search(server, coll_name, tmp_path):
     assert abs(hits[0]["similarity"] - 1) < 1e-5
 
 
-def test_shell_session(server, coll_name):
+def test_shell_session(run, server, coll_name):
     script = "\n".join([
         f"use {coll_name}",
         'insert {"name": "Zed", "age": 50}',
@@ -85,7 +108,9 @@ def test_shell_session(server, coll_name):
         'find {"age": {"$bogus": 1}}',
         "exit",
     ]) + "\n"
-    out = run(server, "shell", input=script).stdout.splitlines()
+    # the shell reads a pipe as a script (no prompts), so it runs as the real command
+    from test_cli import run as run_cli
+    out = run_cli(server, "shell", input=script).stdout.splitlines()
     assert len(out[0]) > 0 and len(out[1]) > 0  # two ids
     assert out[2] == "2" and out[3] == "1"
     assert json.loads(out[4])["name"] == "Zed"
