@@ -1013,7 +1013,9 @@ static void commit_group(coll *c, wreq *first, wreq *last)
             break;
     }
     pthread_rwlock_unlock(&c->rw);
-    if ((uint64_t)c->an >= c->seal_rows) {
+    /* Seal when the active rows fill a segment, or when the log alone has
+     * grown that big (a delete-heavy load): sealing checkpoints the log. */
+    if ((uint64_t)c->an >= c->seal_rows || c->wal_bytes >= c->env->segment_bytes) {
         ndb_errmsg ignored; /* the writes are durable in the log; a failed seal is retried later */
         if (seal(c, &ignored) == NDB_OK)
             maybe_merge(c);

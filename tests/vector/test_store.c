@@ -801,3 +801,36 @@ Test(store, random_damage_never_crashes, .timeout = 120)
     rm_rf(dir);
     rm_rf(pristine);
 }
+
+Test(store, deletes_alone_checkpoint_the_log_and_reclaim_space)
+{
+    const char *dir = fresh_dir();
+    no_sync = 1;
+    ndb_vec_store *s = open_store(dir, 64 * 64); /* 64 rows of 64 bytes per segment */
+    ndb_errmsg m;
+    cr_assert_eq(ndb_vec_create(s, "x", 4, NDB_VEC_DOT, &m), NDB_OK);
+    static char ids[1000][8];
+    float v[1000][4];
+    ndb_vec_item items[1000];
+    for (int i = 0; i < 1000; i++) {
+        snprintf(ids[i], sizeof ids[i], "x%d", i);
+        v[i][0] = (float)i;
+        v[i][1] = v[i][2] = v[i][3] = 1;
+        items[i] = (ndb_vec_item){ids[i], v[i]};
+    }
+    cr_assert_eq(ndb_vec_insert_many(s, "x", items, 1000, 4, 0, &m), NDB_OK, "%s", m.text);
+    for (int i = 0; i < 900; i++)
+        cr_assert_eq(ndb_vec_delete(s, "x", ids[i], &m), NDB_OK, "%s", m.text);
+    ndb_vec_info info;
+    cr_assert_eq(ndb_vec_stats(s, "x", &info, &m), NDB_OK);
+    cr_assert_eq(info.rows, 100);
+    cr_assert(info.dead < 450, "dead rows not reclaimed: %llu", (unsigned long long)info.dead);
+    ndb_vec_close(s);
+    s = open_store(dir, 64 * 64);
+    cr_assert_eq(ndb_vec_stats(s, "x", &info, &m), NDB_OK);
+    cr_assert_eq(info.rows, 100);
+    cr_assert_eq(ndb_vec_get(s, "x", "x899", NULL, 0, NULL, &m), NDB_ENOTFOUND);
+    cr_assert_eq(ndb_vec_get(s, "x", "x900", NULL, 0, NULL, &m), NDB_OK);
+    ndb_vec_close(s);
+    rm_rf(dir);
+}
