@@ -544,6 +544,7 @@ typedef struct stage {
     expr *cexpr;         /* computed fields */
     const char **cname;
     size_t *cnlen;
+    dpath *cpath;        /* $addFields: dotted names (n > 1) are set along the path */
     int ncomp;
     ndb_doc_builder *tmp;
     dbuf spec;           /* synthetic projection document */
@@ -602,6 +603,7 @@ static void stage_free(stage *s)
     free(s->cexpr);
     free(s->cname);
     free(s->cnlen);
+    free(s->cpath);
     ndb_doc_builder_free(s->tmp);
     dbuf_free(&s->spec);
 }
@@ -699,7 +701,8 @@ static ndb_status compile_project(stage *s, const ndb_doc_val *v, bool addfields
     s->cexpr = calloc(n ? n : 1, sizeof *s->cexpr);
     s->cname = calloc(n ? n : 1, sizeof *s->cname);
     s->cnlen = calloc(n ? n : 1, sizeof *s->cnlen);
-    if (!s->cexpr || !s->cname || !s->cnlen || ndb_doc_builder_new(&s->tmp) != NDB_OK)
+    s->cpath = calloc(n ? n : 1, sizeof *s->cpath);
+    if (!s->cexpr || !s->cname || !s->cnlen || !s->cpath || ndb_doc_builder_new(&s->tmp) != NDB_OK)
         return NDB_ENOMEM;
     ndb_doc_builder *sb;
     if (ndb_doc_builder_new(&sb) != NDB_OK)
@@ -724,8 +727,17 @@ static ndb_status compile_project(stage *s, const ndb_doc_val *v, bool addfields
             ndb_doc_int(sb, on);
             continue;
         }
-        if (!(addfields && keyis(k, kl, "_id")) && (st = need_name(k, kl, sname, msg)) != NDB_OK)
+        if (addfields) {
+            bool bad = path_split(k, kl, &s->cpath[s->ncomp]) != NDB_OK;
+            for (int c = 0; !bad && c < s->cpath[s->ncomp].n; c++)
+                bad = s->cpath[s->ncomp].c[c][0] == '$';
+            if (bad) {
+                st = ndb_errmsg_set(msg, NDB_EINVAL, "%s: bad field path '%.*s'", sname, (int)kl, k);
+                break;
+            }
+        } else if ((st = need_name(k, kl, sname, msg)) != NDB_OK) {
             break;
+        }
         char where[96];
         snprintf(where, sizeof where, "%s.%.*s", sname, (int)(kl > 64 ? 64 : kl), k);
         s->cname[s->ncomp] = k;
@@ -1256,6 +1268,66 @@ static int run_lookup(ndb_doc_cursor *c, stage *s, const ndb_doc_val *root, ndb_
     return 1; /* the array is in s->tmp */
 }
 
+static void set_chain(const dpath *p, int i, const ndb_doc_val *v, ndb_doc_builder *b)
+{
+    if (i == p->n) {
+        ndb_doc_value(b, v);
+        return;
+    }
+    ndb_doc_begin_object(b);
+    ndb_doc_key(b, p->c[i], p->l[i]);
+    set_chain(p, i + 1, v, b);
+    ndb_doc_end_object(b);
+}
+
+/* Writes obj with the value at dotted path p (from component i) set to v:
+ * objects along the way are descended, missing ones created, a scalar in the
+ * way is replaced, and an array applies the rest of the path to each of its
+ * objects. */
+static void set_path(const ndb_doc_val *obj, const dpath *p, int i, const ndb_doc_val *v,
+                     ndb_doc_builder *b)
+{
+    ndb_doc_begin_object(b);
+    ndb_doc_iter it;
+    ndb_doc_iter_init(&it, obj);
+    const char *k;
+    size_t kl;
+    ndb_doc_val e;
+    bool found = false;
+    while (ndb_doc_iter_next(&it, &k, &kl, &e)) {
+        ndb_doc_key(b, k, kl);
+        if (found || kl != p->l[i] || memcmp(k, p->c[i], kl) != 0) {
+            ndb_doc_value(b, &e);
+            continue;
+        }
+        found = true;
+        if (i + 1 == p->n) {
+            ndb_doc_value(b, v);
+        } else if (e.type == NDB_DOC_OBJECT) {
+            set_path(&e, p, i + 1, v, b);
+        } else if (e.type == NDB_DOC_ARRAY) {
+            ndb_doc_begin_array(b);
+            ndb_doc_iter ai;
+            ndb_doc_iter_init(&ai, &e);
+            ndb_doc_val x;
+            while (ndb_doc_iter_next(&ai, NULL, NULL, &x)) {
+                if (x.type == NDB_DOC_OBJECT)
+                    set_path(&x, p, i + 1, v, b);
+                else
+                    ndb_doc_value(b, &x);
+            }
+            ndb_doc_end_array(b);
+        } else {
+            set_chain(p, i + 1, v, b);
+        }
+    }
+    if (!found) {
+        ndb_doc_key(b, p->c[i], p->l[i]);
+        set_chain(p, i + 1, v, b);
+    }
+    ndb_doc_end_object(b);
+}
+
 static int pull(ndb_doc_cursor *c, int i, const uint8_t **d, size_t *dl, ndb_errmsg *msg)
 {
     if (i < 0)
@@ -1417,9 +1489,14 @@ static int pull(ndb_doc_cursor *c, int i, const uint8_t **d, size_t *dl, ndb_err
                     }
                 }
             }
+            bool dotted = false;
             for (int x = 0; x < s->ncomp; x++) {
                 if (done[x])
                     continue;
+                if (s->kind == S_ADDFIELDS && s->cpath[x].n > 1) {
+                    dotted = true;
+                    continue;
+                }
                 ndb_doc_val v;
                 int er = expr_eval(&s->cexpr[x], &root, &v, msg);
                 if (er < 0) {
@@ -1432,9 +1509,45 @@ static int pull(ndb_doc_cursor *c, int i, const uint8_t **d, size_t *dl, ndb_err
                 ndb_doc_key(b, s->cname[x], s->cnlen[x]);
                 ndb_doc_value(b, &v);
             }
+            ndb_doc_end_object(b);
+            /* dotted $addFields names: rewrite along the path, ping-ponging
+             * between the stage's two builders */
+            ndb_doc_builder *from = b, *to = s->tmp;
+            for (int x = 0; dotted && x < s->ncomp; x++) {
+                if (s->cpath[x].n < 2)
+                    continue;
+                ndb_doc_val v;
+                int er = expr_eval(&s->cexpr[x], &root, &v, msg);
+                if (er < 0) {
+                    if (done != small)
+                        free(done);
+                    return er;
+                }
+                if (er == 0)
+                    continue;
+                const void *cd;
+                size_t cl;
+                ndb_status fst = ndb_doc_builder_finish(from, &cd, &cl);
+                if (fst != NDB_OK)
+                    break;
+                ndb_doc_val cur;
+                ndb_doc_root(cd, cl, &cur);
+                ndb_doc_builder_reset(to);
+                set_path(&cur, &s->cpath[x], 0, &v, to);
+                ndb_doc_builder *t = from;
+                from = to;
+                to = t;
+            }
             if (done != small)
                 free(done);
-            ndb_doc_end_object(b);
+            if (from != b) {
+                const void *od;
+                ndb_status fst = ndb_doc_builder_finish(from, &od, dl);
+                if (fst != NDB_OK)
+                    return ndb_errmsg_set(msg, fst, "pipeline result: %s", ndb_strerror(fst));
+                *d = od;
+                return 1;
+            }
             return emit(s, d, dl, msg);
         }
         case S_UNWIND: {

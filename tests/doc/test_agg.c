@@ -103,6 +103,9 @@ Test(agg, stages)
         "\"i\":{\"$ifNull\":[\"$nope\",\"dflt\"]},\"l\":{\"$literal\":\"$x\"},\"o\":{\"a\":\"$stock\"},\"m\":\"$missing\"}}]",
         "[{\"n\":\"Laptop-Electronics\",\"u\":\"LAPTOP\",\"d\":150,\"s\":42,\"z\":2,\"c\":\"big\",\"i\":\"dflt\","
         "\"l\":\"$x\",\"o\":{\"a\":50}}]");
+    AGG("products", "[{\"$match\":{\"_id\":\"p2\"}},{\"$set\":{\"m.a\":1,\"m.b.c\":\"$stock\",\"name.x\":2}},"
+        "{\"$project\":{\"m\":1,\"name\":1,\"_id\":0}}]",
+        "[{\"name\":{\"x\":2},\"m\":{\"a\":1,\"b\":{\"c\":200}}}]");
     /* an empty pipeline passes documents through */
     const char *r = agg_json(&T, "products", "[]");
     cr_assert(strncmp(r, "[{\"_id\":\"p1\"", 12) == 0, "%s", r);
