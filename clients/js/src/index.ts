@@ -359,15 +359,20 @@ export class Collection {
 
   /** Runs an aggregation pipeline; resolves to its output documents. */
   async aggregate(pipeline: Document[], options: { pageSize?: number } = {}): Promise<Document[]> {
+    const out: Document[] = [];
+    for await (const d of this.aggregateIter(pipeline, options)) out.push(d);
+    return out;
+  }
+
+  /** Like aggregate, as an async iterator that reads the stream lazily, page by page. */
+  aggregateIter(pipeline: Document[], options: { pageSize?: number } = {}): AsyncGenerator<Document> {
     if (!Array.isArray(pipeline)) throw new TypeError('pipeline must be an array of stages');
     const req = {
       collection: this.name,
       pipeline: pipeline.map((s, i) => toStruct(orderedSort(s), `pipeline[${i}]`)),
       page_size: options.pageSize ?? 0,
     };
-    const out: Document[] = [];
-    for await (const d of this.db.stream(this.db.docs, 'Aggregate', req)) out.push(d);
-    return out;
+    return this.db.stream(this.db.docs, 'Aggregate', req);
   }
 
   drop(): Promise<boolean> {

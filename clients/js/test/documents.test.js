@@ -80,6 +80,9 @@ test('aggregate: the brief\'s pipeline', async () => {
     { _id: 'Electronics', count: 2, avg_price: 612.5 },
     { _id: 'Furniture', count: 1, avg_price: 300 },
   ]);
+  const lazy = [];
+  for await (const d of c.aggregateIter([{ $sort: { price: 1 } }], { pageSize: 1 })) lazy.push(d.name);
+  assert.deepStrictEqual(lazy, ['Mouse', 'Desk', 'Laptop']);
 });
 
 test('streaming find over many messages, and lazily', async () => {

@@ -16,6 +16,7 @@ async function brief(): Promise<void> {
   const total: number = await users.count();
   const agg: Document[] = await users.aggregate([{ $group: { _id: '$city', count: { $sum: 1 } } }]);
   for await (const d of users.findIter({}, 0, { sort: '-age', pageSize: 100 })) console.log(d._id);
+  for await (const g of users.aggregateIter([{ $match: {} }], { pageSize: 10 })) console.log(g);
   const vc = await db.vectorCollection('articles', { dimensions: 384 });
   const hits: SearchResult[] = await vc.search(new Float32Array(384), 3);
   hits.forEach((h) => console.log(h.documentId, h.similarity.toFixed(4), h.document.text));

@@ -62,6 +62,10 @@ def test_find_limit_skip_sort_projection(users):
     users.insert_many([{"n": i, "sq": i * i, "tag": "even" if i % 2 == 0 else "odd"}
                        for i in range(10)])
     assert [d["n"] for d in users.find(sort="-n", limit=3)] == [9, 8, 7]
+    cur = users.find({"n": {"$lt": 2}}, sort="n")
+    assert [d["n"] for d in cur] == [0, 1]
+    assert [d["n"] for d in cur] == [0, 1]  # iterating again runs the query again
+    assert cur.first() == users.find_one({"n": 0})
     assert [d["n"] for d in users.find({"tag": "even"}, sort=[("n", 1)], skip=1, limit=2)] == [2, 4]
     docs = users.find({"n": {"$lt": 3}}, sort="n", projection={"sq": 1}).to_list()
     assert [set(d) for d in docs] == [{"_id", "sq"}] * 3
