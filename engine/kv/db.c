@@ -1080,6 +1080,10 @@ static ndb_status recover_wal(ndb_kv *kv, kv_edit *e, ndb_kv_recovery_info *info
     for (size_t i = 0; i < n; i++) {
         unsigned long long num;
         char ext[8];
+        int got = sscanf(names[i], "%llu.%7s", &num, ext);
+        if (got != 2) got = sscanf(names[i], "MANIFEST-%llu", &num) == 1 ? 2 : 0;
+        /* never hand out a number a file already has, whatever the manifest says */
+        if (got == 2 && num >= kv->vs->next_file && num < UINT64_MAX / 2) kv->vs->next_file = num + 1;
         if (sscanf(names[i], "%llu.%7s", &num, ext) == 2 && strcmp(ext, "wal") == 0 && num >= kv->vs->log_number)
             wals[nw++] = num;
     }

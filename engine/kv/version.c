@@ -775,10 +775,12 @@ ndb_status kv_vset_recover(kv_vset *vs, ndb_errmsg *msg)
         if (st != NDB_OK) break;
         records++;
     }
+    int torn = st == NDB_ECORRUPT && kv_wal_reader_torn(r);
     kv_wal_reader_free(r);
-    /* A torn last record is an edit that was never acknowledged (the manifest
-     * is fsync'd before a version is installed): ignore it. */
-    if (st == NDB_ENOTFOUND || (st == NDB_ECORRUPT && records > 0)) st = NDB_OK;
+    /* A last record cut short is an edit that was never acknowledged (the
+     * manifest is fsync'd before a version is installed): ignore it. A
+     * complete record that fails its checksum is damage: refuse to guess. */
+    if (st == NDB_ENOTFOUND || (torn && records > 0)) st = NDB_OK;
     if (st != NDB_OK) return ndb_errmsg_set(msg, st, "%s: bad manifest (%s)", path, ndb_strerror(st));
     if (vs->next_file <= mnum) vs->next_file = mnum + 1;
     vs->manifest_number = mnum;

@@ -71,6 +71,7 @@ struct kv_wal_reader {
     char *buf;
     size_t cap, pos, end; /* next record at buf[pos]; valid bytes buf[0, end) */
     int done;
+    int torn; /* the bad record ran past the end of the file (an interrupted append) */
 };
 
 ndb_status kv_wal_reader_open(kv_env *env, const char *path, kv_wal_reader **out)
@@ -120,9 +121,10 @@ static ndb_status ensure(kv_wal_reader *r, size_t n)
     return NDB_OK;
 }
 
-static ndb_status corrupt(kv_wal_reader *r)
+static ndb_status corrupt(kv_wal_reader *r, int torn)
 {
     r->done = 1;
+    r->torn = torn;
     r->skipped = r->fsize > r->good_end ? r->fsize - r->good_end : 0;
     return NDB_ECORRUPT;
 }
@@ -136,16 +138,17 @@ ndb_status kv_wal_read(kv_wal_reader *r, int *type, const char **payload, size_t
         return NDB_ENOTFOUND;
     }
     ndb_status st = ensure(r, WAL_HEADER);
-    if (st == NDB_ENOTFOUND) return corrupt(r); /* torn header */
+    if (st == NDB_ENOTFOUND) return corrupt(r, 1); /* torn header */
     if (st != NDB_OK) return st;
     uint32_t len = get_fixed32(r->buf + r->pos + 4);
-    if (len > WAL_MAX_RECORD || (uint64_t)len + WAL_HEADER > r->fsize - at) return corrupt(r);
+    if (len > WAL_MAX_RECORD) return corrupt(r, 0);
+    if ((uint64_t)len + WAL_HEADER > r->fsize - at) return corrupt(r, 1);
     st = ensure(r, WAL_HEADER + (size_t)len);
-    if (st == NDB_ENOTFOUND) return corrupt(r);
+    if (st == NDB_ENOTFOUND) return corrupt(r, 1);
     if (st != NDB_OK) return st;
     const char *h = r->buf + r->pos;
     uint32_t want = crc32c_unmask(get_fixed32(h));
-    if (crc32c(h + 4, 5 + (size_t)len) != want) return corrupt(r);
+    if (crc32c(h + 4, 5 + (size_t)len) != want) return corrupt(r, 0);
     *type = (unsigned char)h[8];
     *payload = h + WAL_HEADER;
     *n = len;
@@ -155,6 +158,7 @@ ndb_status kv_wal_read(kv_wal_reader *r, int *type, const char **payload, size_t
 }
 
 uint64_t kv_wal_reader_skipped(const kv_wal_reader *r) { return r->skipped; }
+int kv_wal_reader_torn(const kv_wal_reader *r) { return r->torn; }
 uint64_t kv_wal_reader_offset(const kv_wal_reader *r) { return r->good_end; }
 
 void kv_wal_reader_free(kv_wal_reader *r)

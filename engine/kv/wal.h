@@ -40,6 +40,9 @@ ndb_status kv_wal_reader_open(kv_env *env, const char *path, kv_wal_reader **out
  */
 ndb_status kv_wal_read(kv_wal_reader *r, int *type, const char **payload, size_t *n);
 uint64_t kv_wal_reader_skipped(const kv_wal_reader *r);
+/* After NDB_ECORRUPT: 1 if the bad record ran past the end of the file (an
+ * append cut short), 0 if a complete record failed its checksum or bounds. */
+int kv_wal_reader_torn(const kv_wal_reader *r);
 uint64_t kv_wal_reader_offset(const kv_wal_reader *r); /* end of the last good record */
 void kv_wal_reader_free(kv_wal_reader *r);
 
