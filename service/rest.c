@@ -781,6 +781,26 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             q->too_big = true;
             return serve(q, conn, url, verb);
         }
+        /* A caller without a valid key is refused before its body is read, so
+         * unauthenticated clients cannot make us buffer bodies. */
+        bool body_follows = (cl != NULL && strtoull(cl, NULL, 10) > 0) ||
+                            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING) != NULL;
+        if (body_follows) {
+            const char *segs[MAX_SEGS];
+            size_t lens[MAX_SEGS];
+            int n = split_path(url, segs, lens);
+            bool path_matched;
+            const rroute *rt = n < 0 ? NULL : match(r, verb, segs, lens, n, &path_matched);
+            if (rt != NULL) {
+                size_t klen = 0;
+                const char *key = find_key(conn, &klen);
+                svc_role role;
+                ndb_errmsg msg = {{0}};
+                ndb_status st = svc_authorize(r->app, rt->svc, key, klen, &role, &msg);
+                if (st != NDB_OK)
+                    return respond_status(q, conn, rt->svc, st, msg.text);
+            }
+        }
         return MHD_YES; /* answer on a later call: answering now would close the connection */
     }
     if (*upload_size > 0) {

@@ -200,6 +200,15 @@ def test_100mb_body_is_413_before_it_is_read(http, server):
     still_serving(http)
 
 
+def test_unauthenticated_body_is_refused_before_it_is_read(http, server):
+    with socket.create_connection(("127.0.0.1", server.http_port), timeout=10) as s:
+        s.sendall(b"POST /collections/users/bulk HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  + f"Content-Length: {10 << 20}\r\n\r\n".encode())
+        status, headers, body = read_response(s)  # answered from the headers alone
+    assert status == 401 and json.loads(body)["code"] == 16
+    still_serving(http)
+
+
 def test_100mb_body_sent_whole_gets_413(http, server):
     """A client that sends the whole 100 MB body anyway still gets its 413 (or a closed connection)."""
     payload = b"[" + b"0," * (50 << 20) + b"0]"
