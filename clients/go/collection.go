@@ -219,3 +219,50 @@ func orderedSort(stage Document, i int) (Document, error) {
 	}
 	return stage, nil
 }
+
+// IndexField is one key of an index: a field path and its direction (1 or -1).
+type IndexField struct {
+	Field     string
+	Direction int
+}
+
+// IndexOption refines CreateIndex.
+type IndexOption func(*pb.CreateIndexRequest)
+
+// Unique makes the index refuse a second document with the same key.
+func Unique() IndexOption { return func(r *pb.CreateIndexRequest) { r.Unique = true } }
+
+// IndexName names the index (default: the fields joined, e.g. "city_1_age_-1").
+func IndexName(name string) IndexOption { return func(r *pb.CreateIndexRequest) { r.Name = name } }
+
+// CreateIndex builds a secondary index over the collection's documents and maintains it.
+func (col *Collection) CreateIndex(ctx context.Context, fields []IndexField, opts ...IndexOption) (*pb.IndexInfo, error) {
+	req := &pb.CreateIndexRequest{Collection: col.Name}
+	for _, f := range fields {
+		d := pb.SortDirection_SORT_DIRECTION_ASCENDING
+		if f.Direction < 0 {
+			d = pb.SortDirection_SORT_DIRECTION_DESCENDING
+		}
+		req.Fields = append(req.Fields, &pb.IndexField{Field: f.Field, Direction: d})
+	}
+	for _, o := range opts {
+		o(req)
+	}
+	r := new(pb.CreateIndexResponse)
+	err := col.c.invoke(ctx, pb.DocumentService_CreateIndex_FullMethodName, req, r)
+	return r.GetIndex(), err
+}
+
+// DropIndex drops an index by name; false when there was none.
+func (col *Collection) DropIndex(ctx context.Context, name string) (bool, error) {
+	r := new(pb.DropIndexResponse)
+	err := col.c.invoke(ctx, pb.DocumentService_DropIndex_FullMethodName, &pb.DropIndexRequest{Collection: col.Name, Name: name}, r)
+	return r.GetDropped(), err
+}
+
+// ListIndexes lists the collection's secondary indexes.
+func (col *Collection) ListIndexes(ctx context.Context) ([]*pb.IndexInfo, error) {
+	r := new(pb.ListIndexesResponse)
+	err := col.c.invoke(ctx, pb.DocumentService_ListIndexes_FullMethodName, &pb.ListIndexesRequest{Collection: col.Name}, r)
+	return r.GetIndexes(), err
+}

@@ -223,3 +223,45 @@ func TestMultiKeyMapSortRefused(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+func TestCreateCollectionAndIndexes(t *testing.T) {
+	ctx := context.Background()
+	db := connect(t)
+	name := uniqueName("idx")
+	info, err := db.CreateCollection(ctx, name)
+	if err != nil || info.GetName() != name || info.GetCount() != 0 {
+		t.Fatalf("CreateCollection = %v, %v", info, err)
+	}
+	if _, err := db.CreateCollection(ctx, name); !errors.Is(err, nexadb.ErrAlreadyExists) {
+		t.Fatalf("second CreateCollection: %v", err)
+	}
+	c := db.Collection(name)
+	if _, err := c.InsertMany(ctx, []D{{"city": "SF", "age": 30, "tags": []string{"a", "b"}}, {"city": "NY", "age": 40}}); err != nil {
+		t.Fatal(err)
+	}
+	idx, err := c.CreateIndex(ctx, []nexadb.IndexField{{Field: "city", Direction: 1}, {Field: "age", Direction: -1}})
+	if err != nil || len(idx.GetFields()) != 2 || idx.GetName() == "" {
+		t.Fatalf("CreateIndex = %v, %v", idx, err)
+	}
+	multi, err := c.CreateIndex(ctx, []nexadb.IndexField{{Field: "tags", Direction: 1}}, nexadb.IndexName("by_tags"))
+	if err != nil || multi.GetName() != "by_tags" || !multi.GetMultikey() {
+		t.Fatalf("multikey index = %v, %v", multi, err)
+	}
+	uniq, err := c.CreateIndex(ctx, []nexadb.IndexField{{Field: "age", Direction: 1}}, nexadb.Unique())
+	if err != nil || !uniq.GetUnique() {
+		t.Fatalf("unique index = %v, %v", uniq, err)
+	}
+	if _, err := c.Insert(ctx, D{"city": "LA", "age": 30}); err == nil {
+		t.Fatal("unique index allowed a duplicate")
+	}
+	list, err := c.ListIndexes(ctx)
+	if err != nil || len(list) < 3 {
+		t.Fatalf("ListIndexes = %v, %v", list, err)
+	}
+	if ok, err := c.DropIndex(ctx, "by_tags"); !ok || err != nil {
+		t.Fatalf("DropIndex = %v, %v", ok, err)
+	}
+	if ok, _ := c.DropIndex(ctx, "by_tags"); ok {
+		t.Fatal("second DropIndex reported a drop")
+	}
+}

@@ -150,6 +150,13 @@ func (c *Client) ListCollections(ctx context.Context) ([]*pb.CollectionInfo, err
 	return r.GetCollections(), err
 }
 
+// CreateCollection creates an empty document collection (ALREADY_EXISTS if there is one).
+func (c *Client) CreateCollection(ctx context.Context, name string) (*pb.CollectionInfo, error) {
+	r := new(pb.CreateCollectionResponse)
+	err := c.invoke(ctx, pb.DocumentService_CreateCollection_FullMethodName, &pb.CreateCollectionRequest{Collection: name}, r)
+	return r.GetCollection(), err
+}
+
 // DropCollection drops a document collection; false when there was none.
 func (c *Client) DropCollection(ctx context.Context, name string) (bool, error) {
 	r := new(pb.DropCollectionResponse)

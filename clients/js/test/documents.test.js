@@ -145,3 +145,27 @@ test('key order reaches the server: stored order and compound sorts', async () =
   assert.strictEqual(pairs(await c.aggregate([m, { $sort: { g: 1, n: -1 } }])), 'a2 a1 b2 b1');
   assert.strictEqual(pairs(await c.find({ g: { $exists: true } }, 0, { sort: { n: -1, g: 1 } })), 'a2 b2 a1 b1');
 });
+
+test('createCollection and indexes', async () => {
+  const name = uniqueName('idx');
+  const info = await db.createCollection(name);
+  assert.strictEqual(info.name, name);
+  assert.strictEqual(info.count, 0);
+  await assert.rejects(db.createCollection(name), (e) => e instanceof NexaDBError && e.codeName === 'ALREADY_EXISTS');
+  const c = db.collection(name);
+  await c.insertMany([{ city: 'SF', age: 30, tags: ['a', 'b'] }, { city: 'NY', age: 40 }]);
+  const idx = await c.createIndex({ city: 1, age: -1 });
+  assert.deepStrictEqual(idx.fields, [['city', 1], ['age', -1]]);
+  assert.ok(idx.name);
+  const multi = await c.createIndex('tags', { name: 'by_tags' });
+  assert.strictEqual(multi.name, 'by_tags');
+  assert.strictEqual(multi.multikey, true);
+  const uniq = await c.createIndex([['age', 1]], { unique: true });
+  assert.strictEqual(uniq.unique, true);
+  await assert.rejects(c.insert({ city: 'LA', age: 30 }), NexaDBError);
+  const names = (await c.listIndexes()).map((i) => i.name);
+  for (const n of [idx.name, 'by_tags', uniq.name]) assert.ok(names.includes(n), n);
+  assert.strictEqual(await c.dropIndex('by_tags'), true);
+  assert.strictEqual(await c.dropIndex('by_tags'), false);
+  await c.drop();
+});

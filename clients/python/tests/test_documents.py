@@ -202,3 +202,28 @@ def test_key_order_reaches_the_server(users, server):
         assert [(d["g"], d["n"]) for d in got] == want, spec
         got = users.find({"g": {"$exists": True}}, sort=spec).to_list()
         assert [(d["g"], d["n"]) for d in got] == want, spec
+
+
+def test_create_collection_and_indexes(db, coll_name):
+    info = db.create_collection(coll_name)
+    assert info["name"] == coll_name and info["count"] == 0 and info["kind"] == "documents"
+    with pytest.raises(nexadb.AlreadyExistsError):
+        db.create_collection(coll_name)
+    c = db.collection(coll_name)
+    c.insert_many([{"city": "SF", "age": 30, "tags": ["a", "b"]}, {"city": "NY", "age": 40}])
+    idx = c.create_index({"city": 1, "age": -1})
+    assert idx["fields"] == [("city", 1), ("age", -1)] and idx["unique"] is False
+    assert idx["name"]
+    multi = c.create_index("tags", name="by_tags")
+    assert multi["name"] == "by_tags" and multi["multikey"] is True
+    uniq = c.create_index("age", unique=True)
+    assert uniq["unique"] is True
+    with pytest.raises(nexadb.NexaDBError):
+        c.insert({"city": "LA", "age": 30})  # violates the unique index on age
+    names = {i["name"] for i in c.list_indexes()}
+    assert {idx["name"], "by_tags", uniq["name"]} <= names
+    assert c.count({"city": "SF", "age": {"$gt": 20}}) == 1
+    assert c.drop_index("by_tags") is True
+    assert c.drop_index("by_tags") is False
+    assert "by_tags" not in {i["name"] for i in c.list_indexes()}
+    c.drop()
