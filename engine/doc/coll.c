@@ -1395,6 +1395,48 @@ static void explain_plan(ndb_doc_cursor *c)
     c->ex.in_memory_sort = c->mode == M_MEM;
 }
 
+/* Narrows a collection scan's [lo, hi) with the filter's top-level string
+ * comparisons on _id (the filter is still applied to every document). */
+static void scan_id_bounds(const ndb_doc_filter *f, const coll *cl, dbuf *lo, dbuf *hi)
+{
+    if (f == NULL || f->root == NULL || f->root->kind != FN_AND)
+        return;
+    for (int i = 0; i < f->root->nkids; i++) {
+        const flt_node *n = f->root->kids[i];
+        if (n->kind != FN_FIELD || n->path.n != 1 || n->path.l[0] != 3 ||
+            memcmp(n->path.c[0], "_id", 3) != 0)
+            continue;
+        for (int j = 0; j < n->npreds; j++) {
+            const flt_pred *p = &n->preds[j];
+            if (p->arg.type != NDB_DOC_STRING)
+                continue;
+            dbuf k = {0};
+            doc_key(&k, cl, p->arg.u.s.ptr, p->arg.u.s.len);
+            if (p->op == OP_GT || p->op == OP_LTE)
+                dbuf_byte(&k, 0); /* the next key after this _id */
+            bool tighter = false;
+            if (!k.oom && (p->op == OP_GT || p->op == OP_GTE)) {
+                size_t m = k.len < lo->len ? k.len : lo->len;
+                int r = memcmp(k.data, lo->data, m);
+                tighter = r > 0 || (r == 0 && k.len > lo->len);
+                if (tighter) {
+                    lo->len = 0;
+                    dbuf_put(lo, k.data, k.len);
+                }
+            } else if (!k.oom && (p->op == OP_LT || p->op == OP_LTE)) {
+                size_t m = k.len < hi->len ? k.len : hi->len;
+                int r = memcmp(k.data, hi->data, m);
+                tighter = r < 0 || (r == 0 && k.len < hi->len);
+                if (tighter) {
+                    hi->len = 0;
+                    dbuf_put(hi, k.data, k.len);
+                }
+            }
+            dbuf_free(&k);
+        }
+    }
+}
+
 ndb_status cur_open(ndb_doc_db *db, coll *cl, ndb_doc_filter *f, const srt_spec *s, const char *hint,
                     ndb_doc_cursor **out, ndb_errmsg *msg)
 {
@@ -1424,6 +1466,13 @@ ndb_status cur_open(ndb_doc_db *db, coll *cl, ndb_doc_filter *f, const srt_spec 
     case PLAN_COLLSCAN:
         c->src_mode = M_SCAN;
         prefix_range(cl->prefix, &lo, &hi);
+        scan_id_bounds(f, cl, &lo, &hi);
+        /* documents are stored in _id order: a sort on _id alone is free */
+        if (c->has_sort && c->sort.n == 1 && c->sort.k[0].path.n == 1 &&
+            c->sort.k[0].path.l[0] == 3 && memcmp(c->sort.k[0].path.c[0], "_id", 3) == 0) {
+            c->pl.sort_covered = true;
+            c->pl.reverse = c->sort.k[0].desc;
+        }
         break;
     case PLAN_IDHACK:
         c->src_mode = M_ID;
@@ -1516,13 +1565,21 @@ int cur_src_next(ndb_doc_cursor *c, const uint8_t **doc, size_t *len, ndb_errmsg
         for (;;) {
             if (!c->started) {
                 c->started = true;
-                if (c->lastkey.len) {
+                if (c->lastkey.len && c->pl.reverse) {
+                    ndb_kv_iter_seek_for_prev(c->it, c->lastkey.data, c->lastkey.len);
+                    if (iter_at(c->it, &c->lastkey))
+                        ndb_kv_iter_prev(c->it);
+                } else if (c->lastkey.len) {
                     ndb_kv_iter_seek(c->it, c->lastkey.data, c->lastkey.len);
                     if (iter_at(c->it, &c->lastkey))
                         ndb_kv_iter_next(c->it);
+                } else if (c->pl.reverse) {
+                    ndb_kv_iter_seek_last(c->it);
                 } else {
                     ndb_kv_iter_seek_first(c->it);
                 }
+            } else if (c->pl.reverse) {
+                ndb_kv_iter_prev(c->it);
             } else {
                 ndb_kv_iter_next(c->it);
             }

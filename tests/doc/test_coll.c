@@ -261,6 +261,19 @@ Test(coll, page_tokens)
     cr_assert_eq(ins(&t, "users", "[{\"_id\":\"u5\",\"age\":30}]", &m), NDB_OK);
     page_through(&t, NULL, "u1 u2 u3 u4 u5 ");
     page_through(&t, "{\"age\":1}", "u3 u1 u5 u2 u4 ");
+    page_through(&t, "{\"_id\":-1}", "u5 u4 u3 u2 u1 "); /* scan backwards, no sort */
+    ndb_doc_explain ex;
+    cr_assert_str_eq(find_json(&t, "users", (fq){.sort = "{\"_id\":-1}", .proj = "{\"_id\":1}"}, &ex),
+                     "[{\"_id\":\"u5\"},{\"_id\":\"u4\"},{\"_id\":\"u3\"},{\"_id\":\"u2\"},{\"_id\":\"u1\"}]");
+    cr_assert_str_eq(ex.plan, "COLLSCAN");
+    cr_assert_eq(ex.in_memory_sort, 0);
+    /* _id ranges bound the scan */
+    cr_assert_str_eq(find_json(&t, "users", (fq){.filter = "{\"_id\":{\"$gt\":\"u2\",\"$lte\":\"u4\"}}", .proj = "{\"_id\":1}"}, &ex),
+                     "[{\"_id\":\"u3\"},{\"_id\":\"u4\"}]");
+    cr_assert_eq(ex.docs_examined, 2);
+    cr_assert_str_eq(find_json(&t, "users", (fq){.filter = "{\"_id\":{\"$gte\":\"u2\",\"$lt\":\"u4\"}}", .sort = "{\"_id\":-1}", .proj = "{\"_id\":1}"}, &ex),
+                     "[{\"_id\":\"u3\"},{\"_id\":\"u2\"}]");
+    cr_assert_eq(ex.docs_examined, 2);
     size_t il;
     void *spec = J("{\"age\":1}", &il);
     cr_assert_eq(ndb_doc_create_index(t.db, "users", NULL, spec, il, 0, &m), NDB_OK, "%s", m.text);
