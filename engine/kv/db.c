@@ -235,6 +235,10 @@ static ndb_status make_room(ndb_kv *kv, int force)
             return NDB_OK;
         }
         if (force && kv_mem_entries(kv->mem) == 0) return NDB_OK;
+        if (l0 >= kv->opt.l0_stop_trigger && kv->compact_error) {
+            /* compaction stopped on a corrupt table: waiting would never end */
+            return kv->compact_error;
+        }
         if (kv->imm != NULL || l0 >= kv->opt.l0_stop_trigger) {
             uint64_t t0 = now_micros();
             pthread_cond_wait(&kv->bg_cv, &kv->mu);
