@@ -1020,6 +1020,13 @@ ndb_status ndb_doc_insert(ndb_doc_db *db, const char *cname, const void *const *
         st = wctx_lock(&w, msg);
     else
         goto done;
+    if (st == NDB_ENOTFOUND) { /* wctx_lock: the collection was dropped */
+        /* dropped between lookup and lock: insert creates it again, once */
+        if ((st = coll_open(db, cname, true, false, &c, msg)) == NDB_OK) {
+            w.c = c;
+            st = wctx_lock(&w, msg);
+        }
+    }
     if (st != NDB_OK)
         goto done;
     char idbuf[NDB_DOC_MAX_ID + 1];
