@@ -49,6 +49,8 @@ static void *run(void *arg)
 {
     worker *w = arg;
     h2o_evloop_t *loop = h2o_evloop_create();
+    if (loop == NULL)
+        exit(1);
     h2o_context_init(&w->ctx, loop, &config);
     w->accept_ctx.ctx = &w->ctx;
     w->accept_ctx.hosts = config.hosts;
@@ -80,10 +82,15 @@ int main(int argc, char **argv)
     h2o_handler_t *h = h2o_create_handler(path, sizeof *h);
     h->on_req = on_req;
     pthread_t t[64];
+    if (threads < 1 || threads > 64)
+        return 2;
     worker *ws = calloc((size_t)threads, sizeof *ws);
-    for (int i = 0; i < threads && i < 64; i++)
-        pthread_create(&t[i], NULL, run, &ws[i]);
-    for (int i = 0; i < threads && i < 64; i++)
+    if (ws == NULL)
+        return 1;
+    for (int i = 0; i < threads; i++)
+        if (pthread_create(&t[i], NULL, run, &ws[i]) != 0)
+            return 1;
+    for (int i = 0; i < threads; i++)
         pthread_join(t[i], NULL);
     return 0;
 }

@@ -26,6 +26,8 @@ static enum MHD_Result on_req(void *cls, struct MHD_Connection *conn, const char
     }
     static char body[] = "{\"status\":\"ok\"}";
     struct MHD_Response *r = MHD_create_response_from_buffer(sizeof body - 1, body, MHD_RESPMEM_PERSISTENT);
+    if (r == NULL)
+        return MHD_NO;
     MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
     enum MHD_Result ret = MHD_queue_response(conn, 200, r);
     MHD_destroy_response(r);
