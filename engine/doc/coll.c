@@ -1669,16 +1669,16 @@ int cur_src_next(ndb_doc_cursor *c, const uint8_t **doc, size_t *len, ndb_errmsg
                     return 0;
             }
             c->ex.keys_examined++;
-            const uint8_t *v = ndb_kv_iter_value(c->it, &vl);
-            const uint8_t *id;
-            size_t idlen;
-            if (!idx_entry_id(c->pl.idx, k, kl, v, vl, &id, &idlen))
-                return ndb_errmsg_set(msg, NDB_ECORRUPT, "corrupt index entry in %s", c->pl.idx->name);
             if (c->keys_only) {
                 *doc = NULL;
                 *len = 0;
                 return 1;
             }
+            const uint8_t *v = ndb_kv_iter_value(c->it, &vl);
+            const uint8_t *id;
+            size_t idlen;
+            if (!idx_entry_id(c->pl.idx, k, kl, v, vl, &id, &idlen))
+                return ndb_errmsg_set(msg, NDB_ECORRUPT, "corrupt index entry in %s", c->pl.idx->name);
             if (c->pl.idx->multikey) {
                 bool fresh;
                 if (bmap_upsert(&c->seen, id, idlen, 0, &fresh) == NULL)
