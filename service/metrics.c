@@ -173,6 +173,13 @@ static void render_engine(out_buf *o, svc_app *app)
     const svc_route *r = svc_dispatch_lookup("/nexadb.v1.AdminService/Stats", 29);
     if (r == NULL || r->m->fn == NULL)
         return;
+    if (atomic_load(&app->state) == SVC_STARTING) {
+        /* The engines are not open yet (WAL replay), or failed to open: the
+         * handler is never called then, as svc_authorize refuses every call. */
+        family(o, "nexadb_stats_up", "gauge", "1 when the engine statistics below could be read");
+        outf(o, "nexadb_stats_up 0\n");
+        return;
+    }
     svc_ctx ctx;
     svc_ctx_init(&ctx, app, INT64_MAX);
     ctx.method = r->path;
