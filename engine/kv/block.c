@@ -114,6 +114,13 @@ ndb_status kv_block_check(const char *data, size_t size)
 ndb_status kv_block_find(const char *data, size_t size, kv_slice target, char *keybuf, size_t keycap,
                          int *found, kv_slice *key, kv_slice *val)
 {
+    uint32_t ord;
+    return kv_block_find_at(data, size, target, keybuf, keycap, found, key, val, &ord);
+}
+
+ndb_status kv_block_find_at(const char *data, size_t size, kv_slice target, char *keybuf, size_t keycap,
+                            int *found, kv_slice *key, kv_slice *val, uint32_t *ordinal)
+{
     *found = 0;
     if (kv_block_check(data, size) != NDB_OK || size > UINT32_MAX) return NDB_ECORRUPT;
     uint32_t nr = get_fixed32(data + size - 4);
@@ -138,6 +145,7 @@ ndb_status kv_block_find(const char *data, size_t size, kv_slice target, char *k
     if (data + off > end) return NDB_ECORRUPT;
     const char *p = data + off;
     size_t klen = 0;
+    uint32_t k = 0;
     while (p < end) {
         uint32_t shared, unshared, vlen;
         if ((p = get_varint32(p, end, &shared)) == NULL || (p = get_varint32(p, end, &unshared)) == NULL ||
@@ -153,9 +161,11 @@ ndb_status kv_block_find(const char *data, size_t size, kv_slice target, char *k
             *found = 1;
             *key = (kv_slice){keybuf, klen};
             *val = (kv_slice){p, vlen};
+            *ordinal = lo + k;
             return NDB_OK;
         }
         p += vlen;
+        k++;
     }
     return NDB_OK;
 }
@@ -321,6 +331,8 @@ static void bi_destroy(kv_iter *it)
 }
 static const kv_iter_vtbl block_vtbl = {bi_valid, bi_seek_first, bi_seek_last, bi_seek,   bi_next,
                                         bi_prev,  bi_key,        bi_value,     bi_status, bi_destroy};
+
+uint32_t kv_block_iter_restart(kv_iter *it) { return ((block_iter *)it)->ridx; }
 
 kv_iter *kv_block_iter_blank(void)
 {

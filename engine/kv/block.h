@@ -52,6 +52,13 @@ kv_iter *kv_block_iter(const char *data, size_t size, void (*release)(void *), v
  */
 ndb_status kv_block_find(const char *data, size_t size, kv_slice target, char *keybuf, size_t keycap,
                          int *found, kv_slice *key, kv_slice *val);
+/* As kv_block_find; *ordinal receives the found entry's position in the
+ * block, exact for blocks built with restart interval 1 (index blocks). */
+ndb_status kv_block_find_at(const char *data, size_t size, kv_slice target, char *keybuf, size_t keycap,
+                            int *found, kv_slice *key, kv_slice *val, uint32_t *ordinal);
+/* The restart point holding the current entry of a block iterator; for an
+ * interval-1 block, the entry's position. */
+uint32_t kv_block_iter_restart(kv_iter *it);
 
 /* A reusable block iterator with no contents yet (never valid until reset).
  * NULL on allocation failure. */

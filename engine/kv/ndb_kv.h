@@ -200,7 +200,7 @@ typedef struct ndb_kv_stats {
     uint64_t user_bytes_written; /* key+value bytes accepted from callers */
     uint64_t sst_bytes_written; /* bytes written to SSTables by flush and compaction */
     double write_amplification; /* (wal_bytes + sst_bytes_written) / user_bytes_written */
-    uint64_t stall_count;       /* writes delayed or stopped by flush/compaction backlog */
+    uint64_t stall_count;       /* times a write leader was delayed (1 ms) or waited for flush/compaction */
     uint64_t stall_micros;      /* total time writers spent stalled */
     uint64_t block_cache_hits;
     uint64_t block_cache_misses;

@@ -233,6 +233,11 @@ struct kv_table {
     size_t index_len;
     char *filter; /* filter contents, owned; NULL if none */
     size_t filter_len;
+    /* Mapped uncompressed blocks whose CRC has been checked, one bit per
+     * index entry (atomic): they are then read in place, bypassing the
+     * block cache, whose job the page cache does for them. */
+    uint64_t *verified;
+    uint32_t nblocks;
 };
 
 /* Reads the block at (off, size), checks its CRC, decompresses. *data points
@@ -322,11 +327,18 @@ static ndb_status read_block_raw(kv_table *t, uint64_t off, uint64_t size, char 
 /* Makes block (off, size) readable: a cache hit, or a read that is inserted
  * into the cache when fill is set. Release with *e (kv_cache_release) or
  * *own (free); with neither, *data lies in the table's mapping. */
-static ndb_status fetch_block(kv_table *t, uint64_t off, uint64_t size, int fill, const char **data, size_t *len,
-                              kv_cache_entry **e, char **own)
+static ndb_status fetch_block(kv_table *t, uint64_t off, uint64_t size, uint32_t ordinal, int fill,
+                              const char **data, size_t *len, kv_cache_entry **e, char **own)
 {
     *e = NULL;
     *own = NULL;
+    int trackable = t->map && t->verified && ordinal < t->nblocks && size <= TABLE_MAX_BLOCK && off <= t->size &&
+                    size + BLOCK_TRAILER <= t->size - off;
+    if (trackable && (__atomic_load_n(&t->verified[ordinal / 64], __ATOMIC_ACQUIRE) >> (ordinal % 64)) & 1) {
+        *data = t->map + off; /* in bounds (checked above); CRC checked when the bit was set */
+        *len = size;
+        return NDB_OK;
+    }
     if (t->cache && (*e = kv_cache_lookup(t->cache, t->cache_id, off)) != NULL) {
         __atomic_add_fetch(&g_counters.cache_hits, 1, __ATOMIC_RELAXED);
         *data = kv_cache_data(*e);
@@ -335,7 +347,12 @@ static ndb_status fetch_block(kv_table *t, uint64_t off, uint64_t size, int fill
     }
     __atomic_add_fetch(&g_counters.cache_misses, 1, __ATOMIC_RELAXED);
     ndb_status st = read_block(t, off, size, data, len, own);
-    if (st != NDB_OK || !t->cache || !fill) return st;
+    if (st != NDB_OK) return st;
+    if (trackable && *own == NULL && *len == size) { /* mapped and uncompressed: remember it is sound */
+        __atomic_or_fetch(&t->verified[ordinal / 64], (uint64_t)1 << (ordinal % 64), __ATOMIC_RELEASE);
+        return NDB_OK;
+    }
+    if (!t->cache || !fill) return st;
     if (*own) {
         *e = kv_cache_insert(t->cache, t->cache_id, off, *own, *len);
         *own = NULL;
@@ -383,6 +400,11 @@ ndb_status kv_table_open(kv_env *env, const char *path, uint64_t size, kv_cache 
         t->size = size - TABLE_FOOTER; /* blocks must lie before the footer */
         st = read_block_raw(t, get_fixed64(ft), get_fixed64(ft + 8), &t->index, &t->index_len);
         if (st == NDB_OK) st = kv_block_check(t->index, t->index_len);
+        if (st == NDB_OK && t->map) {
+            t->nblocks = get_fixed32(t->index + t->index_len - 4); /* one restart per index entry */
+            t->verified = calloc((t->nblocks + 63) / 64 + 1, sizeof(uint64_t));
+            if (t->verified == NULL) t->nblocks = 0;
+        }
         uint64_t fsize = get_fixed64(ft + 24);
         if (st == NDB_OK && fsize > 0)
             st = read_block_raw(t, get_fixed64(ft + 16), fsize, &t->filter, &t->filter_len);
@@ -404,6 +426,7 @@ void kv_table_close(kv_table *t)
     kv_file_close(t->f);
     free(t->index);
     free(t->filter);
+    free(t->verified);
     free(t);
 }
 
@@ -434,7 +457,7 @@ static kv_iter *block_from_handle(kv_table *t, kv_slice hv)
     pn->t = t;
     const char *data;
     size_t len;
-    ndb_status st = fetch_block(t, off, size, 1, &data, &len, &pn->e, &pn->own);
+    ndb_status st = fetch_block(t, off, size, UINT32_MAX, 1, &data, &len, &pn->e, &pn->own);
     if (st != NDB_OK) {
         free(pn);
         return st == NDB_ENOMEM ? NULL : kv_iter_empty(st);
@@ -498,7 +521,8 @@ ndb_status kv_table_get(kv_table *t, kv_slice lookup, uint64_t ukey_hash, int *r
     char kbuf[512];
     int found;
     kv_slice k, v;
-    ndb_status st = kv_block_find(t->index, t->index_len, lookup, kbuf, sizeof kbuf, &found, &k, &v);
+    uint32_t ordinal;
+    ndb_status st = kv_block_find_at(t->index, t->index_len, lookup, kbuf, sizeof kbuf, &found, &k, &v, &ordinal);
     if (st == NDB_ETOOBIG) return table_get_iter(t, lookup, result, val, vlen);
     if (st != NDB_OK || !found) return st;
     uint64_t off, size;
@@ -509,7 +533,7 @@ ndb_status kv_table_get(kv_table *t, kv_slice lookup, uint64_t ukey_hash, int *r
     char *own;
     const char *data;
     size_t len;
-    st = fetch_block(t, off, size, 1, &data, &len, &e, &own);
+    st = fetch_block(t, off, size, ordinal, 1, &data, &len, &e, &own);
     if (st != NDB_OK) return st;
     st = kv_block_find(data, len, lookup, kbuf, sizeof kbuf, &found, &k, &v);
     if (st == NDB_OK && found) {
@@ -597,7 +621,7 @@ static void init_data(table_iter *ti, int fill)
     char *own;
     const char *data;
     size_t len;
-    ndb_status st = fetch_block(ti->t, off, size, fill, &data, &len, &e, &own);
+    ndb_status st = fetch_block(ti->t, off, size, kv_block_iter_restart(ti->index), fill, &data, &len, &e, &own);
     if (st != NDB_OK) {
         ti->st = st;
         return;
@@ -705,7 +729,8 @@ kv_iter *kv_table_iter(kv_table *t)
     if (ti == NULL) return NULL;
     ti->base.v = &table_vtbl;
     ti->t = t;
-    ti->index = kv_block_iter(t->index, t->index_len, NULL, NULL);
+    ti->index = kv_block_iter_blank(); /* always a block iterator: its restart index is the block ordinal */
+    if (ti->index) kv_block_iter_reset(ti->index, t->index, t->index_len, NULL, NULL);
     ti->data = kv_block_iter_blank();
     if (ti->index == NULL || ti->data == NULL) {
         it_destroy(ti->index);
