@@ -250,8 +250,8 @@ typedef struct ndb_doc_find_opts {
     const void *filter; size_t filter_len;         /* NULL: everything */
     const void *projection; size_t projection_len; /* {"a":1} or {"a":0}; NULL: whole doc */
     const void *sort; size_t sort_len;             /* {"a":1,"b":-1}; NULL: _id order */
-    uint64_t skip;
-    uint64_t limit;                                /* 0: no limit */
+    uint64_t skip;                                 /* ignored when resuming from a page token */
+    uint64_t limit;                                /* 0: no limit; with a token: this page's size */
     const void *page_token; size_t page_token_len; /* from ndb_doc_cursor_page_token */
     const char *hint;                              /* index name to force, "_id" for a scan */
 } ndb_doc_find_opts;
