@@ -418,3 +418,27 @@ Test(db, table_cache_is_bounded)
     cr_assert_geq(s.levels[0].files, 40);
     cr_assert_leq(s.open_tables, 16, "open tables %llu over the bound", (unsigned long long)s.open_tables);
 }
+
+Test(db, large_values_survive_flush_compaction_and_reopen)
+{
+    size_t n = 10u << 20;
+    char *big = malloc(n);
+    for (size_t i = 0; i < n; i++) big[i] = (char)(i * 131 + (i >> 13));
+    cr_assert_eq(ndb_kv_put(kv, "big", 3, big, n), NDB_OK);
+    cr_assert_eq(ndb_kv_put(kv, "small", 5, "s", 1), NDB_OK);
+    cr_assert_eq(ndb_kv_compact_range(kv, NULL, 0, NULL, 0), NDB_OK);
+    cr_assert_eq(ndb_kv_close(kv), NDB_OK);
+    ndb_kv_options o;
+    small_opts(&o);
+    open_db(&o);
+    void *got;
+    size_t gl;
+    cr_assert_eq(ndb_kv_get(kv, NULL, "big", 3, &got, &gl), NDB_OK);
+    cr_assert(gl == n && memcmp(got, big, n) == 0);
+    free(got);
+    expect("small", "s");
+    char *huge = malloc(NDB_KV_MAX_VALUE + 1u);
+    cr_assert_eq(ndb_kv_put(kv, "huge", 4, huge, NDB_KV_MAX_VALUE + 1u), NDB_ETOOBIG);
+    free(huge);
+    free(big);
+}
