@@ -729,7 +729,34 @@ typedef struct wctx {
     dbuf key;
     ndb_doc_builder *b1, *b2;
     char now[64];
+    bool batch_full; /* the kv refused to grow the batch (256 MiB WAL record) */
 } wctx;
+
+static ndb_status wput(wctx *w, const void *k, size_t kl, const void *v, size_t vl)
+{
+    ndb_status st = ndb_kv_batch_put(w->b, k, kl, v, vl);
+    if (st == NDB_ETOOBIG || st == NDB_ELIMIT)
+        w->batch_full = true;
+    return st;
+}
+
+static ndb_status wdel(wctx *w, const void *k, size_t kl)
+{
+    ndb_status st = ndb_kv_batch_delete(w->b, k, kl);
+    if (st == NDB_ETOOBIG || st == NDB_ELIMIT)
+        w->batch_full = true;
+    return st;
+}
+
+/* The message for a request whose writes do not fit one atomic batch. */
+static ndb_status batch_full_msg(const wctx *w, ndb_status st, ndb_errmsg *msg)
+{
+    if (w->batch_full)
+        return ndb_errmsg_set(msg, NDB_ELIMIT,
+                              "the request's writes exceed one atomic batch (256 MiB); split it "
+                              "or narrow the filter");
+    return st;
+}
 
 static ndb_status wctx_init(wctx *w, ndb_doc_db *db, coll *c)
 {
@@ -782,7 +809,7 @@ static ndb_status idx_remove(wctx *w, const ndb_doc_val *doc, const uint8_t *id,
         for (int k = 0; k < w->keys->n; k++) {
             const uint8_t *kp = w->keys->buf.data + w->keys->off[k];
             size_t kl = w->keys->off[k + 1] - w->keys->off[k];
-            ndb_status st = ndb_kv_batch_delete(w->b, kp, kl);
+            ndb_status st = wdel(w, kp, kl);
             if (st != NDB_OK)
                 return st;
             if (d->unique) {
@@ -840,9 +867,9 @@ static ndb_status idx_add(wctx *w, const ndb_doc_val *doc, const uint8_t *id, si
                 if (v == NULL)
                     return NDB_ENOMEM;
                 *v = ((uint64_t)(off + 1) << 16) | idlen;
-                st = ndb_kv_batch_put(w->b, kp, kl, id, idlen);
+                st = wput(w, kp, kl, id, idlen);
             } else {
-                st = ndb_kv_batch_put(w->b, kp, kl, "", 0);
+                st = wput(w, kp, kl, "", 0);
             }
             if (st != NDB_OK)
                 return st;
@@ -969,7 +996,7 @@ static ndb_status insert_doc(wctx *w, const ndb_doc_val *doc, size_t index, char
     st = idx_add(w, &nd, (const uint8_t *)id, idlen, msg);
     if (st != NDB_OK)
         return st;
-    st = ndb_kv_batch_put(w->b, w->key.data, w->key.len, out, olen);
+    st = wput(w, w->key.data, w->key.len, out, olen);
     if (st != NDB_OK)
         return st;
     w->dcount++;
@@ -1039,6 +1066,7 @@ ndb_status ndb_doc_insert(ndb_doc_db *db, const char *cname, const void *const *
     }
     if (st == NDB_OK)
         st = wctx_commit(&w, msg);
+    st = st == NDB_OK ? st : batch_full_msg(&w, st, msg);
     pthread_mutex_unlock(&c->wlock);
 done:
     wctx_free(&w);
@@ -1121,7 +1149,7 @@ static ndb_status update_one(wctx *w, upd_spec *u, const uint8_t *id, size_t idl
     if ((st = idx_remove(w, &od, id, idlen)) != NDB_OK || (st = idx_add(w, &nv, id, idlen, msg)) != NDB_OK)
         return st;
     doc_key(&w->key, w->c, id, idlen);
-    st = ndb_kv_batch_put(w->b, w->key.data, w->key.len, nd, ndl);
+    st = wput(w, w->key.data, w->key.len, nd, ndl);
     w->dbytes += (int64_t)ndl - (int64_t)oldlen;
     return st;
 }
@@ -1275,6 +1303,7 @@ ndb_status ndb_doc_update_many(ndb_doc_db *db, const char *cname, const void *fi
     }
     if (st == NDB_OK && (r.modified || r.upserted_id[0]))
         st = wctx_commit(&w, msg);
+    st = st == NDB_OK ? st : batch_full_msg(&w, st, msg);
     pthread_mutex_unlock(&c->wlock);
     ndb_doc_cursor_free(cur);
     wctx_free(&w);
@@ -1296,7 +1325,7 @@ static ndb_status delete_one(wctx *w, const uint8_t *id, size_t idlen, const voi
     doc_key(&w->key, w->c, id, idlen);
     w->dcount--;
     w->dbytes -= (int64_t)oldlen;
-    return ndb_kv_batch_delete(w->b, w->key.data, w->key.len);
+    return wdel(w, w->key.data, w->key.len);
 }
 
 ndb_status ndb_doc_delete(ndb_doc_db *db, const char *cname, const char *id, size_t idlen,
@@ -1372,6 +1401,7 @@ ndb_status ndb_doc_delete_many(ndb_doc_db *db, const char *cname, const void *fi
     }
     if (st == NDB_OK && n)
         st = wctx_commit(&w, msg);
+    st = st == NDB_OK ? st : batch_full_msg(&w, st, msg);
     pthread_mutex_unlock(&c->wlock);
     ndb_doc_cursor_free(cur);
     wctx_free(&w);
