@@ -1584,11 +1584,7 @@ static int pull(ndb_doc_cursor *c, int i, const uint8_t **d, size_t *dl, ndb_err
                     uint8_t ib[16];
                     ndb_doc_val iv;
                     val_make_int(&iv, ib, s->ui);
-                    char nm[80];
-                    size_t nl = s->idxlen < sizeof nm - 1 ? s->idxlen : sizeof nm - 1;
-                    memcpy(nm, s->idxname, nl);
-                    nm[nl] = 0;
-                    upd_set_top(&t, nm, &iv, s->tmp);
+                    upd_set_top(&t, s->idxname, s->idxlen, &iv, s->tmp);
                     s->ui++;
                     const void *od;
                     ndb_status st = ndb_doc_builder_finish(s->tmp, &od, dl);
@@ -1615,10 +1611,6 @@ static int pull(ndb_doc_cursor *c, int i, const uint8_t **d, size_t *dl, ndb_err
                 return r;
             ndb_doc_val root;
             ndb_doc_root(*d, *dl, &root);
-            char as[128];
-            size_t al = s->asl < sizeof as - 1 ? s->asl : sizeof as - 1;
-            memcpy(as, s->as, al);
-            as[al] = 0;
             /* run_lookup leaves the array in s->tmp and uses s->out */
             int lr = run_lookup(c, s, &root, msg);
             if (lr < 0)
@@ -1630,7 +1622,7 @@ static int pull(ndb_doc_cursor *c, int i, const uint8_t **d, size_t *dl, ndb_err
             ndb_doc_val arr;
             ndb_doc_root(ad, adl, &arr);
             ndb_doc_builder_reset(s->out);
-            upd_set_top(&root, as, &arr, s->out);
+            upd_set_top(&root, s->as, s->asl, &arr, s->out);
             return emit(s, d, dl, msg);
         }
         }

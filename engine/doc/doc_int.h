@@ -206,7 +206,7 @@ bool upd_is_merge(const upd_spec *u);
 ndb_status upd_apply(upd_spec *u, const ndb_doc_val *doc, bool inserting, ndb_doc_builder *out,
                      bool *changed, ndb_errmsg *msg);
 /* Replaces (in place) or appends top-level field key in doc, writing into out. */
-ndb_status upd_set_top(const ndb_doc_val *doc, const char *key, const ndb_doc_val *v,
+ndb_status upd_set_top(const ndb_doc_val *doc, const char *key, size_t klen, const ndb_doc_val *v,
                        ndb_doc_builder *out);
 
 /* ---- projection and sort (shape.c) */

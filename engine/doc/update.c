@@ -702,10 +702,9 @@ ndb_status upd_apply(upd_spec *u, const ndb_doc_val *doc, bool inserting, ndb_do
     return NDB_OK;
 }
 
-ndb_status upd_set_top(const ndb_doc_val *doc, const char *key, const ndb_doc_val *v,
+ndb_status upd_set_top(const ndb_doc_val *doc, const char *key, size_t kl, const ndb_doc_val *v,
                        ndb_doc_builder *out)
 {
-    size_t kl = strlen(key);
     ndb_doc_begin_object(out);
     ndb_doc_iter it;
     ndb_doc_iter_init(&it, doc);
