@@ -1569,7 +1569,10 @@ static int pull(ndb_doc_cursor *c, int i, const uint8_t **d, size_t *dl, ndb_err
                     continue;
                 }
                 ndb_doc_val e;
-                ndb_doc_get_index(&arr, s->ui, &e);
+                if (ndb_doc_get_index(&arr, s->ui, &e) != NDB_OK) {
+                    s->have_cur = false;
+                    return ndb_errmsg_set(msg, NDB_ECORRUPT, "$unwind: corrupt array in a stored document");
+                }
                 ndb_doc_builder_reset(b);
                 replace_path(&root, &s->upath, 0, &e, b);
                 if (s->idxname) {
