@@ -1112,6 +1112,7 @@ static ndb_status update_one(wctx *w, upd_spec *u, const uint8_t *id, size_t idl
                              const void *old, size_t oldlen, bool *modified, ndb_errmsg *msg)
 {
     ndb_doc_val od;
+    *modified = false;
     if (!doc_root_obj(old, oldlen, &od))
         return ndb_errmsg_set(msg, NDB_ECORRUPT, "stored document is corrupt");
     bool changed;
@@ -1271,7 +1272,7 @@ ndb_status ndb_doc_update_many(ndb_doc_db *db, const char *cname, const void *fi
             st = ndb_errmsg_set(msg, NDB_ECORRUPT, "stored document without a string _id");
             break;
         }
-        bool modified;
+        bool modified = false;
         r.matched++;
         st = update_one(&w, u, (const uint8_t *)idv.u.s.ptr, idv.u.s.len, d, dl, &modified, msg);
         if (modified)

@@ -445,6 +445,9 @@ Test(coll, mutated_stored_documents)
     const char *pipes[] = {
         "[{\"$group\":{\"_id\":\"$city\",\"n\":{\"$sum\":1},\"a\":{\"$avg\":\"$age\"},\"p\":{\"$push\":\"$tags\"}}}]",
         "[{\"$unwind\":\"$tags\"},{\"$sort\":{\"tags\":1}},{\"$project\":{\"x\":{\"$concat\":[\"$name\",\"!\"]}}}]",
+        "[{\"$match\":{\"tags\":{\"$elemMatch\":{\"$regex\":\"p\"}}}},{\"$set\":{\"p.q\":\"$profile.age\",\"t\":{\"$size\":{\"$ifNull\":[\"$tags\",[]]}}}},"
+        "{\"$group\":{\"_id\":{\"c\":\"$city\"},\"s\":{\"$addToSet\":\"$tags\"},\"m\":{\"$min\":\"$p\"},\"l\":{\"$last\":\"$$ROOT\"}}}]",
+        "[{\"$lookup\":{\"from\":\"users\",\"localField\":\"city\",\"foreignField\":\"city\",\"as\":\"same\"}},{\"$unwind\":{\"path\":\"$same\",\"includeArrayIndex\":\"i\"}},{\"$count\":\"n\"}]",
     };
     unsigned seed = 7;
     for (int round = 0; round < 600; round++) {
@@ -465,8 +468,15 @@ Test(coll, mutated_stored_documents)
         (void)find_json(&t, "users", (fq){.filter = "{\"tags\":{\"$in\":[\"py\",\"go\"]},\"name\":{\"$regex\":\"a\"}}"}, NULL);
         (void)find_json(&t, "users", (fq){.sort = "{\"city\":1,\"age\":-1}", .proj = "{\"profile.age\":1,\"tags\":0}"}, NULL);
         (void)find_json(&t, "users", (fq){.filter = "{\"age\":{\"$gt\":20}}"}, NULL); /* via the index */
-        for (size_t p = 0; p < 2; p++)
+        for (size_t p = 0; p < sizeof pipes / sizeof pipes[0]; p++)
             (void)agg_json(&t, "users", pipes[p]);
+        size_t ml, fl2;
+        void *mu = J("{\"$pull\":{\"tags\":{\"$in\":[\"z\"]}},\"$inc\":{\"age\":0},\"$rename\":{\"profile.age\":\"pa\"}}", &ml);
+        void *mf = J("{\"age\":{\"$gte\":0}}", &fl2);
+        ndb_doc_update_result ur;
+        (void)ndb_doc_update_many(t.db, "users", mf, fl2, mu, ml, 0, &ur, &m);
+        free(mu);
+        free(mf);
         void *d;
         size_t dl;
         if (ndb_doc_get(t.db, "users", "u2", 2, &d, &dl, &m) == NDB_OK)
