@@ -264,3 +264,64 @@ Test(index, parallel_arrays_refused)
     ndb_doc_count(T.db, "pa", NULL, 0, &cnt, &m);
     cr_assert_eq(cnt, 1);
 }
+
+/* Damaged index entries and a damaged catalog entry: errors, never crashes. */
+Test(index, damaged_entries_and_catalog)
+{
+    mkindex("{\"age\":1,\"city\":-1}", "ac", 0, NDB_OK);
+    ndb_errmsg m = {{0}};
+    /* find the index's prefix: the catalog's metadata names it */
+    ndb_doc_index_info *info;
+    size_t n;
+    cr_assert_eq(ndb_doc_list_indexes(T.db, "users", &info, &n, &m), NDB_OK);
+    cr_assert_eq(n, 1);
+    free(info);
+    /* index entries live after the collection's own prefix (1): prefix 2 */
+    ndb_kv_iter *it;
+    cr_assert_eq(ndb_kv_iter_new(T.kv, NULL, "\x02", 1, "\x03", 1, &it), NDB_OK);
+    uint8_t keys[20][96];
+    size_t kls[20];
+    int k = 0;
+    for (ndb_kv_iter_seek_first(it); ndb_kv_iter_valid(it) && k < 20; ndb_kv_iter_next(it)) {
+        const void *key = ndb_kv_iter_key(it, &kls[k]);
+        cr_assert(kls[k] <= sizeof keys[0]);
+        memcpy(keys[k], key, kls[k]);
+        k++;
+    }
+    ndb_kv_iter_free(it);
+    cr_assert_eq(k, 20);
+    unsigned seed = 3;
+    for (int i = 0; i < 20; i++) {
+        uint8_t bad[96];
+        memcpy(bad, keys[i], kls[i]);
+        seed = seed * 1103515245 + 12345;
+        size_t at = 1 + (seed >> 8) % (kls[i] - 1);
+        bad[at] ^= (uint8_t)(1 + (seed >> 20) % 255);
+        cr_assert_eq(ndb_kv_delete(T.kv, keys[i], kls[i]), NDB_OK);
+        cr_assert_eq(ndb_kv_put(T.kv, bad, kls[i] - (i % 3 == 0), "", 0), NDB_OK);
+    }
+    for (int q = 0; q < 3; q++) {
+        const char *filters[] = {"{\"age\":{\"$gte\":18}}", "{\"age\":{\"$in\":[18,19,20]},\"city\":\"SF\"}",
+                                 "{\"age\":19}"};
+        (void)find_json(&T, "users", (fq){.filter = filters[q]}, NULL);
+        size_t fl;
+        void *f = J(filters[q], &fl);
+        uint64_t cnt;
+        (void)ndb_doc_count(T.db, "users", f, fl, &cnt, &m);
+        free(f);
+    }
+    (void)find_json(&T, "users", (fq){.sort = "{\"age\":-1,\"city\":1}", .limit = 5}, NULL);
+    /* a damaged catalog entry fails the open cleanly */
+    uint8_t ck[] = {0, 'c', 'u', 's', 'e', 'r', 's'};
+    uint8_t junk[] = {0xD1, 0x08, 0x05, 0, 0, 0, 0x01, 0, 0, 0, 0x06, 0x70};
+    cr_assert_eq(ndb_kv_put(T.kv, ck, sizeof ck, junk, sizeof junk), NDB_OK);
+    ndb_doc_close(T.db);
+    ndb_doc_options o;
+    ndb_doc_options_init(&o);
+    o.log = quiet_log;
+    cr_assert_eq(ndb_doc_open(T.kv, &o, &T.db, &m), NDB_ECORRUPT);
+    cr_assert(strstr(m.text, "users") != NULL, "%s", m.text);
+    /* put the database back so teardown can close it */
+    cr_assert_eq(ndb_kv_delete(T.kv, ck, sizeof ck), NDB_OK);
+    cr_assert_eq(ndb_doc_open(T.kv, &o, &T.db, &m), NDB_OK, "%s", m.text);
+}
