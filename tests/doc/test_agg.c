@@ -187,3 +187,111 @@ Test(agg, memory_bound)
     r = agg_json(&T, "many", "[{\"$match\":{\"k\":{\"$gte\":0}}},{\"$count\":\"n\"}]");
     cr_assert_str_eq(r, "[{\"n\":60}]");
 }
+
+/* Random operator soup as filters, updates and pipelines: every call returns
+ * a status (most NDB_EINVAL); none crashes or reads out of bounds (ASan). */
+static unsigned rs = 99;
+static unsigned rnd(unsigned n)
+{
+    rs = rs * 1103515245 + 12345;
+    return (rs >> 8) % n;
+}
+
+static void rand_json(char *out, size_t cap, int depth)
+{
+    static const char *keys[] = {"$eq", "$gt", "$in", "$nin", "$not", "$and", "$or", "$elemMatch",
+                                 "$size", "$type", "$regex", "$options", "$exists", "$all", "a",
+                                 "b.c", "tags", "$sum", "$group", "$match", "$project", "_id",
+                                 "$unwind", "$set", "$push", "$each", "$slice", "$sort", "$limit",
+                                 "$lookup", "from", "as", "$concat", "$cond", "$add", "$$ROOT", ""};
+    static const char *scal[] = {"1", "-1", "0", "2.5", "\"a\"", "\"$a\"", "\"$$ROOT\"", "null",
+                                 "true", "\"^(\"", "\"i\"", "\"number\"", "1e300", "\"$tags\""};
+    size_t l = strlen(out);
+    if (cap - l < 64)
+        return;
+    int kind = depth > 4 ? 2 : (int)rnd(3);
+    if (kind == 0) {
+        strcat(out, "{");
+        int n = (int)rnd(4);
+        for (int i = 0; i < n; i++) {
+            l = strlen(out);
+            snprintf(out + l, cap - l, "%s\"%s\":", i ? "," : "", keys[rnd(sizeof keys / sizeof keys[0])]);
+            rand_json(out, cap, depth + 1);
+        }
+        strcat(out, "}");
+    } else if (kind == 1) {
+        strcat(out, "[");
+        int n = (int)rnd(4);
+        for (int i = 0; i < n; i++) {
+            if (i)
+                strcat(out, ",");
+            rand_json(out, cap, depth + 1);
+        }
+        strcat(out, "]");
+    } else {
+        strcat(out, scal[rnd(sizeof scal / sizeof scal[0])]);
+    }
+}
+
+Test(agg, random_specs)
+{
+    ndb_errmsg m = {{0}};
+    char buf[4096];
+    int parsed = 0, ran = 0;
+    for (int i = 0; i < 8000; i++) {
+        buf[0] = 0;
+        rand_json(buf, sizeof buf, 0);
+        void *d;
+        size_t dl;
+        if (ndb_doc_from_json(buf, strlen(buf), &d, &dl, &m) != NDB_OK)
+            continue;
+        parsed++;
+        switch (i % 4) {
+        case 0: {
+            ndb_doc_cursor *c;
+            ndb_doc_find_opts o = {.filter = d, .filter_len = dl, .sort = i % 8 ? NULL : d,
+                                   .sort_len = i % 8 ? 0 : dl};
+            if (ndb_doc_find(T.db, "products", &o, &c, &m) == NDB_OK) {
+                const void *r;
+                size_t rl;
+                while (ndb_doc_cursor_next(c, &r, &rl, &m) == NDB_OK && r)
+                    ;
+                ndb_doc_cursor_free(c);
+            }
+            break;
+        }
+        case 1: {
+            size_t fl;
+            void *f = J("{\"_id\":{\"$in\":[\"p1\",\"p2\"]}}", &fl);
+            ndb_doc_update_result r;
+            (void)ndb_doc_update_many(T.db, "products", f, fl, d, dl, i % 3 == 0, &r, &m);
+            free(f);
+            break;
+        }
+        case 2:
+        case 3: {
+            ndb_doc_cursor *c;
+            if (ndb_doc_aggregate(T.db, "products", d, dl, &c, &m) == NDB_OK) {
+                ran++;
+                const void *r;
+                size_t rl;
+                while (ndb_doc_cursor_next(c, &r, &rl, &m) == NDB_OK && r)
+                    ;
+                ndb_doc_cursor_free(c);
+            }
+            break;
+        }
+        }
+        free(d);
+    }
+    cr_assert_gt(parsed, 1000);
+    cr_assert_gt(ran, 10);
+    /* the collection is still sound */
+    uint64_t n1, n2;
+    size_t fl;
+    void *f = J("{\"_id\":{\"$exists\":true}}", &fl);
+    cr_assert_eq(ndb_doc_count(T.db, "products", NULL, 0, &n1, &m), NDB_OK);
+    cr_assert_eq(ndb_doc_count(T.db, "products", f, fl, &n2, &m), NDB_OK);
+    cr_assert_eq(n1, n2);
+    free(f);
+}
