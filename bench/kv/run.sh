@@ -5,7 +5,7 @@
 #   bench/kv/run.sh            1,000,000 keys (16 B keys, 100 B values, bloom 10 bits)
 #   bench/kv/run.sh --big      10,000,000 keys
 #   bench/kv/run.sh --num N    N keys
-#   SYNC_NUM=N                 operations per thread in the sync (group commit) runs (default 2000)
+#   SYNC_NUM=N                 operations per thread in the sync (group commit) runs (default 5000)
 #
 # Prints ops/s per workload for each system and the ratios ours/theirs, then
 # durable-write throughput with fsync per acknowledged write at 1, 4 and 16
@@ -23,7 +23,7 @@ while [ $# -gt 0 ]; do
   esac
   shift
 done
-sync_num=${SYNC_NUM:-2000}
+sync_num=${SYNC_NUM:-5000}
 
 # Reference systems: Debian's RocksDB tools (db_bench) and LevelDB library.
 missing=()
