@@ -16,6 +16,7 @@ debs=(
   liblz4-dev libzstd-dev
   libjansson-dev libpcre2-dev libsqlite3-dev libmicrohttpd-dev
   python3-venv
+  clang libclang-rt-14-dev
 )
 
 missing=()
