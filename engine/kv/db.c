@@ -153,6 +153,7 @@ static ndb_status mem_to_table(ndb_kv *kv, kv_mem *m, uint64_t num, kv_fmeta **o
 static ndb_status new_wal(ndb_kv *kv, kv_wal_writer **w, uint64_t *num)
 {
     *num = kv->vs->next_file++;
+    *w = NULL;
     char path[4096];
     file_path(kv, path, sizeof path, *num, "wal");
     ndb_status st = kv_wal_create(kv->env, path, w);

@@ -15,6 +15,7 @@ struct kv_wal_writer {
 
 ndb_status kv_wal_create(kv_env *env, const char *path, kv_wal_writer **out)
 {
+    *out = NULL;
     kv_wal_writer *w = calloc(1, sizeof *w);
     if (w == NULL) return NDB_ENOMEM;
     ndb_status st = env->v->open_append(env, path, 1, &w->f);
