@@ -1,0 +1,144 @@
+"""A mixed-workload load generator for nexadb-server over gRPC (grpcio aio).
+
+C clients (concurrency) share one channel each per 8 clients and issue a
+fixed total of requests drawn from a weighted mix: InsertOne, Get, Find
+(filtered, limit 20), Aggregate ($match + $group), InsertVector and vector
+Search. Every request must succeed. Reports count, errors, p50/p99/max
+latency per kind and overall, throughput, and the server's RSS sampled
+during the run (pid given) so growth after warm-up can be judged.
+
+Used by tests/reliability/test_load.py (short) and bench/load/run.sh (long).
+"""
+import asyncio
+import random
+import time
+
+import grpc
+
+MIX = [("insert", 30), ("get", 25), ("find", 15), ("aggregate", 10), ("vec_insert", 10), ("vec_search", 10)]
+DIMS = 32
+CITIES = ["Paris", "Oslo", "Lima", "Kyiv", "Pune", "Kobe"]
+
+
+def rss_kb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def pct(xs, p):
+    if not xs:
+        return 0.0
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(p / 100.0 * len(xs)))]
+
+
+async def run(pb, target, key, total, concurrency=64, pid=None, seed=1, coll="load", vcoll="loadvec"):
+    from google.protobuf import struct_pb2
+    D, V = pb.document_pb2, pb.vector_pb2
+    md = (("x-api-key", key),)
+    rnd = random.Random(seed)
+
+    def S(d):
+        s = struct_pb2.Struct()
+        s.update(d)
+        return s
+
+    chans = [grpc.aio.insecure_channel(target) for _ in range(max(1, concurrency // 8))]
+    docs = [pb.document_pb2_grpc.DocumentServiceStub(c) for c in chans]
+    vecs = [pb.vector_pb2_grpc.VectorServiceStub(c) for c in chans]
+    try:
+        await vecs[0].CreateVectorCollection(V.CreateVectorCollectionRequest(collection=vcoll, dimensions=DIMS),
+                                            metadata=md, timeout=10)
+    except grpc.aio.AioRpcError as e:
+        if e.code() != grpc.StatusCode.ALREADY_EXISTS:
+            raise
+    ids = []
+    # a few documents so gets and finds have something from the start
+    for i in range(20):
+        r = await docs[0].InsertOne(D.InsertOneRequest(collection=coll, document=S(
+            {"i": i, "age": 20 + i, "city": CITIES[i % len(CITIES)]})), metadata=md, timeout=10)
+        ids.append(r.document_id)
+
+    kinds = [k for k, w in MIX for _ in range(w)]
+    lat = {k: [] for k, _ in MIX}
+    errors = []
+    rss = []
+    issued = 0
+    done = 0
+
+    def vec():
+        return [rnd.random() - 0.5 for _ in range(DIMS)]
+
+    async def one(n, kind):
+        d, v = docs[n % len(docs)], vecs[n % len(vecs)]
+        if kind == "insert":
+            r = await d.InsertOne(D.InsertOneRequest(collection=coll, document=S(
+                {"i": n, "age": rnd.randint(18, 80), "city": rnd.choice(CITIES), "tags": ["t%d" % (n % 7)]})),
+                metadata=md, timeout=30)
+            ids.append(r.document_id)
+        elif kind == "get":
+            await d.Get(D.GetRequest(collection=coll, id=rnd.choice(ids)), metadata=md, timeout=30)
+        elif kind == "find":
+            async for _ in d.Find(D.FindRequest(collection=coll, filter=S({"age": {"$gt": rnd.randint(18, 80)},
+                                                                          "city": rnd.choice(CITIES)}), limit=20),
+                                  metadata=md, timeout=30):
+                pass
+        elif kind == "aggregate":
+            async for _ in d.Aggregate(D.AggregateRequest(collection=coll, pipeline=[
+                    S({"$match": {"age": {"$gt": 40}}}), S({"$group": {"_id": "$city", "n": {"$sum": 1}}})]),
+                    metadata=md, timeout=30):
+                pass
+        elif kind == "vec_insert":
+            await v.InsertVector(V.InsertVectorRequest(collection=vcoll, document=S({"n": n}), vector=vec()),
+                                 metadata=md, timeout=30)
+        else:
+            await v.Search(V.SearchRequest(collection=vcoll, vector=vec(), limit=10), metadata=md, timeout=30)
+
+    async def client(c):
+        nonlocal issued, done
+        while issued < total:
+            n = issued
+            issued += 1
+            kind = kinds[rnd.randrange(len(kinds))]
+            t0 = time.perf_counter()
+            try:
+                await one(n, kind)
+                lat[kind].append(time.perf_counter() - t0)
+            except grpc.aio.AioRpcError as e:
+                errors.append((kind, e.code().name, e.details()))
+            done += 1
+
+    async def sampler():
+        while done < total:
+            if pid is not None:
+                rss.append((done, rss_kb(pid)))
+            await asyncio.sleep(0.2)
+
+    t0 = time.perf_counter()
+    samp = asyncio.create_task(sampler())
+    await asyncio.gather(*(client(c) for c in range(concurrency)))
+    elapsed = time.perf_counter() - t0
+    await samp
+    if pid is not None:
+        rss.append((done, rss_kb(pid)))
+    for c in chans:
+        await c.close()
+    allv = [x for v in lat.values() for x in v]
+    return {
+        "requests": total, "errors": errors, "seconds": elapsed, "rps": total / elapsed,
+        "p50_ms": pct(allv, 50) * 1e3, "p99_ms": pct(allv, 99) * 1e3, "max_ms": max(allv) * 1e3 if allv else 0,
+        "by_kind": {k: (len(v), pct(v, 50) * 1e3, pct(v, 99) * 1e3) for k, v in lat.items()},
+        "rss_kb": rss,
+    }
+
+
+def rss_growth(rss, warm_fraction=0.25):
+    """(RSS after warm-up, RSS at the end, max RSS after warm-up) in KiB."""
+    if not rss:
+        return 0, 0, 0
+    total = rss[-1][0]
+    after = [r for d, r in rss if d >= total * warm_fraction] or [rss[-1][1]]
+    return after[0], rss[-1][1], max(after)
