@@ -50,7 +50,7 @@ typedef struct ndb_kv_iter ndb_kv_iter;
 typedef enum ndb_kv_durability {
     NDB_KV_SYNC = 0,     /* default: acked after its WAL record is fsync'd (group commit) */
     NDB_KV_INTERVAL = 1, /* WAL fsync'd every interval_ms: a crash loses up to that window */
-    NDB_KV_NONE = 2,     /* WAL written, never fsync'd by writes: an OS crash loses the page cache */
+    NDB_KV_NONE = 2,     /* WAL written per write, fsync'd only when a segment rolls or at close: an OS crash loses the page cache */
 } ndb_kv_durability;
 
 typedef enum ndb_kv_compression {
