@@ -142,3 +142,67 @@ def rss_growth(rss, warm_fraction=0.25):
     total = rss[-1][0]
     after = [r for d, r in rss if d >= total * warm_fraction] or [rss[-1][1]]
     return after[0], rss[-1][1], max(after)
+
+
+def stubs(root):
+    """Generates Python stubs from proto/ into a temporary directory (as tests/integration/conftest.py does)."""
+    import importlib
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    import grpc_tools
+    from grpc_tools import protoc
+    out = tempfile.mkdtemp(prefix="nexadb-load-stubs-")
+    googleapis = "/usr/share/gocode/src/github.com/grpc-ecosystem/grpc-gateway/third_party/googleapis"
+    well_known = str(Path(grpc_tools.__file__).parent / "_proto")
+    protos = [str(p.relative_to(root / "proto")) for p in (root / "proto/nexadb/v1").glob("*.proto")]
+    if protoc.main(["protoc", f"-I{root / 'proto'}", f"-I{googleapis}", f"-I{well_known}", f"--python_out={out}",
+                    f"--grpc_python_out={out}", *protos]) != 0:
+        raise SystemExit("generating stubs failed")
+    sys.path.insert(0, out)
+
+    class M:
+        pass
+    m = M()
+    for name in ("document", "vector"):
+        setattr(m, f"{name}_pb2", importlib.import_module(f"nexadb.v1.{name}_pb2"))
+        setattr(m, f"{name}_pb2_grpc", importlib.import_module(f"nexadb.v1.{name}_pb2_grpc"))
+    return m
+
+
+def main():
+    import argparse
+    from pathlib import Path
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--target", required=True)
+    ap.add_argument("--key", required=True)
+    ap.add_argument("--requests", type=int, default=100000)
+    ap.add_argument("--clients", type=int, default=64)
+    ap.add_argument("--pid", type=int, help="server pid, for RSS sampling")
+    a = ap.parse_args()
+    pb = stubs(Path(__file__).resolve().parents[2])
+    r = asyncio.run(run(pb, a.target, a.key, a.requests, a.clients, a.pid))
+    warm, end, peak = rss_growth(r["rss_kb"])
+    print(f"METRIC load_requests {a.requests} requests")
+    print(f"METRIC load_clients {a.clients} clients")
+    print(f"METRIC load_errors {len(r['errors'])} errors")
+    print(f"METRIC load_throughput {r['rps']:.0f} req/s")
+    print(f"METRIC load_p50 {r['p50_ms']:.2f} ms")
+    print(f"METRIC load_p99 {r['p99_ms']:.2f} ms")
+    print(f"METRIC load_max {r['max_ms']:.1f} ms")
+    for k, (n, p50, p99) in r["by_kind"].items():
+        print(f"METRIC load_{k}_p50 {p50:.2f} ms")
+        print(f"METRIC load_{k}_p99 {p99:.2f} ms")
+    if a.pid:
+        print(f"METRIC load_rss_after_warmup {warm / 1024:.0f} MiB")
+        print(f"METRIC load_rss_end {end / 1024:.0f} MiB")
+        print(f"METRIC load_rss_peak {peak / 1024:.0f} MiB")
+        print(f"METRIC load_rss_growth_after_warmup {(end - warm) / 1024:.0f} MiB")
+    for e in r["errors"][:5]:
+        print("error:", e)
+    return 1 if r["errors"] else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
