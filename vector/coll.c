@@ -167,7 +167,7 @@ static ndb_status manifest_write(coll *c, seg *const *segs, size_t nsegs, uint32
         memcpy(b + off + MAN_SEG_FIXED, segs[i]->dead, words * 8);
         off += MAN_SEG_FIXED + words * 8;
     }
-    u32 = vcrc(b, off);
+    u32 = crc32c(b, off);
     memcpy(b + off, &u32, 4);
     if ((st = vio_open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644, &fd, msg)) != NDB_OK)
         goto out;
@@ -231,7 +231,7 @@ static ndb_status manifest_read(const char *path, manifest *m, ndb_errmsg *msg)
         st = MBAD("manifest %s: bad magic", path);
         goto fail;
     }
-    if (crc != vcrc(b, size - 4)) {
+    if (crc != crc32c(b, size - 4)) {
         st = MBAD("manifest %s: checksum mismatch", path);
         goto fail;
     }

@@ -45,7 +45,7 @@ static ndb_status wb_flush(wbuf *w, ndb_errmsg *msg)
 
 static ndb_status wb_put(wbuf *w, const void *p, size_t n, ndb_errmsg *msg)
 {
-    w->crc = vcrc_extend(w->crc, p, n);
+    w->crc = crc32c_extend(w->crc, p, n);
     const unsigned char *c = p;
     while (n > 0) {
         if (w->n == WBUF) {
@@ -122,7 +122,7 @@ ndb_status seg_write(const char *path, uint32_t dims, uint32_t metric, uint64_t 
     put64(hdr + 32, SEG_HEADER + nrows * stride);
     put64(hdr + 40, (nrows + 1) * 4 + idbytes);
     put32(hdr + 48, w.crc);
-    put32(hdr + 60, vcrc(hdr, 60));
+    put32(hdr + 60, crc32c(hdr, 60));
     if ((st = vio_pwrite_all(fd, hdr, SEG_HEADER, 0, path, msg)) != NDB_OK)
         goto out;
     st = vio_fsync(fd, path, msg);
@@ -160,7 +160,7 @@ ndb_status seg_open(const char *path, uint32_t no, uint32_t dims, uint32_t metri
         st = BAD("segment %s: bad magic", path);
         goto fail;
     }
-    if (get32(hdr + 60) != vcrc(hdr, 60)) {
+    if (get32(hdr + 60) != crc32c(hdr, 60)) {
         st = BAD("segment %s: header checksum mismatch", path);
         goto fail;
     }
@@ -189,7 +189,7 @@ ndb_status seg_open(const char *path, uint32_t no, uint32_t dims, uint32_t metri
     if ((st = vio_mmap_ro(fd, size, &map, path, msg)) != NDB_OK)
         goto fail;
     const unsigned char *base = map;
-    if (vcrc(base + SEG_HEADER, size - SEG_HEADER) != get32(hdr + 48)) {
+    if (crc32c(base + SEG_HEADER, size - SEG_HEADER) != get32(hdr + 48)) {
         st = BAD("segment %s: data checksum mismatch", path);
         goto fail;
     }

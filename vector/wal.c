@@ -23,7 +23,7 @@ void wal_encode(unsigned char *dst, int type, uint64_t lsn, const char *id, size
     memcpy(p + WAL_FIXED, id, id_len);
     if (type == WAL_PUT)
         memcpy(p + WAL_FIXED + id_len, vec, (size_t)dims * 4);
-    uint32_t crc = vcrc(dst + 4, total - 4);
+    uint32_t crc = crc32c(dst + 4, total - 4);
     memcpy(dst, &crc, 4);
 }
 
@@ -69,7 +69,7 @@ ndb_status wal_replay(int fd, const char *path, uint32_t dims, uint64_t after_ls
         memcpy(&len, r + 4, 4);
         if (len < WAL_FIXED || (size_t)len > maxrec - WAL_HDR || WAL_HDR + (size_t)len > avail)
             break;
-        if (vcrc(r + 4, WAL_HDR - 4 + len) != crc)
+        if (crc32c(r + 4, WAL_HDR - 4 + len) != crc)
             break;
         int type = r[8];
         uint64_t lsn;

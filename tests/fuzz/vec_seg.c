@@ -52,8 +52,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     ndb_errmsg msg;
     if (!(mode & 1)) {
         if ((mode & 2) && n >= SEG_HEADER) {
-            wr32(buf + 48, vcrc(buf + SEG_HEADER, n - SEG_HEADER));
-            wr32(buf + 60, vcrc(buf, 60));
+            wr32(buf + 48, crc32c(buf + SEG_HEADER, n - SEG_HEADER));
+            wr32(buf + 60, crc32c(buf, 60));
         }
         uint32_t dims = n >= 16 ? rd32(buf + 12) : 4;
         const char *path = fz_write("seg-00000001.vseg", buf, n);
@@ -77,7 +77,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 uint32_t len = rd32(buf + off + 4);
                 if (len > n - off - 8)
                     break;
-                wr32(buf + off, vcrc(buf + off + 4, 4 + (size_t)len));
+                wr32(buf + off, crc32c(buf + off + 4, 4 + (size_t)len));
                 off += 8 + (size_t)len;
             }
         const char *path = fz_write("wal.log", buf, n);

@@ -643,20 +643,6 @@ Test(store, kill9_keeps_acknowledged_writes, .timeout = 120)
     rm_rf(dir);
 }
 
-#include "crc32c.h"
-
-Test(store, crc32c_known_value_hw_and_sw_agree)
-{
-    cr_assert_eq(vcrc("123456789", 9), 0xE3069283u);
-    cr_assert_eq(vcrc_extend_sw(0, "123456789", 9), 0xE3069283u);
-    unsigned char buf[1000];
-    for (int i = 0; i < 1000; i++)
-        buf[i] = (unsigned char)(i * 7 + 3);
-    for (size_t n = 0; n < 1000; n += 37)
-        cr_assert_eq(vcrc(buf, n), vcrc_extend_sw(0, buf, n), "n=%zu", n);
-    cr_assert_eq(vcrc_extend(vcrc(buf, 500), buf + 500, 500), vcrc(buf, 1000));
-}
-
 Test(store, updates_are_reclaimed_automatically)
 {
     const char *dir = fresh_dir();

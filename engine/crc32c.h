@@ -1,12 +1,13 @@
 /*
- * crc32c.h — CRC-32C (Castagnoli), used on every WAL record, SSTable block
- * and manifest record (internal).
+ * crc32c.h — CRC-32C (Castagnoli), shared by every on-disk format: kv WAL
+ * records, SSTable blocks and manifest records; vector segments, manifests
+ * and logs.
  *
  * Thread safety: all functions are pure; the hardware/software choice is
  * made once, on first use, race-free (idempotent).
  */
-#ifndef KV_CRC32C_H
-#define KV_CRC32C_H
+#ifndef NDB_CRC32C_H
+#define NDB_CRC32C_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -29,4 +30,4 @@ static inline uint32_t crc32c_unmask(uint32_t m)
     return (r >> 17) | (r << 15);
 }
 
-#endif /* KV_CRC32C_H */
+#endif /* NDB_CRC32C_H */
