@@ -181,6 +181,7 @@ def test_sigterm_lets_inflight_calls_finish(pb, server_factory):
         stub = pb.admin_pb2_grpc.AdminServiceStub(ch)
         futures = [stub.Stats.future(pb.admin_pb2.StatsRequest(), timeout=10,
                                      metadata=(("x-api-key", s.api_key),)) for _ in range(200)]
+        futures[0].result()  # the server is taking calls up: the rest are in flight or queued
         s.proc.send_signal(signal.SIGTERM)
         ok = unavailable = 0
         for f in futures:
