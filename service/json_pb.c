@@ -833,6 +833,10 @@ static void put_real(json_pb_buf *b, double v, bool is_float)
         json_pb_puts(b, v > 0 ? "\"Infinity\"" : "\"-Infinity\"");
         return;
     }
+    if (v == 0 && signbit(v)) { /* "-0" would read back as the integer 0 */
+        json_pb_puts(b, "-0.0");
+        return;
+    }
     char t[40];
     int n = 0;
     for (int prec = is_float ? 6 : 15; prec <= 17; prec++) {
