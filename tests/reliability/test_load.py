@@ -20,8 +20,12 @@ def test_mixed_load_64_clients_zero_errors(pb, server_factory):
     for k, (n, p50, p99) in r["by_kind"].items():
         print(f"  {k:10s} n={n:6d} p50={p50:.2f}ms p99={p99:.2f}ms")
     assert not r["errors"], r["errors"][:5]
-    # flat after warm-up: the data set grows with the inserts, so allow a bounded rise
-    assert end - warm < max(96 * 1024, warm // 2), (warm, end, r["rss_kb"])
+    # flat after warm-up: the data set grows with the inserts, so allow a bounded rise.
+    # Not under ASan: its quarantine holds freed memory (up to 256 MiB) by design.
+    with open(f"/proc/{s.proc.pid}/maps") as f:
+        asan = "libasan" in f.read()
+    if not asan:
+        assert end - warm < max(96 * 1024, warm // 2), (warm, end, r["rss_kb"])
     # the server is still healthy after the run
     import grpc
     with grpc.insecure_channel(s.target) as ch:
