@@ -1222,6 +1222,53 @@ static ndb_status upsert_base(const ndb_doc_filter *f, ndb_doc_builder *b)
     return ndb_doc_end_object(b);
 }
 
+/* Calls visit(w, id, doc, arg) for every document of w's collection that f
+ * matches, from one cursor; stops at the first error. The caller holds the
+ * collection's writer lock, so the documents visited are the ones it changes. */
+typedef ndb_status (*match_visitor)(wctx *w, const uint8_t *id, size_t idlen, const uint8_t *doc, size_t len,
+                                    void *arg, ndb_errmsg *msg);
+
+static ndb_status for_each_match(wctx *w, ndb_doc_filter *f, match_visitor visit, void *arg, ndb_errmsg *msg)
+{
+    ndb_doc_cursor *cur = NULL;
+    ndb_status st = cur_open(w->db, w->c, f, NULL, NULL, &cur, msg);
+    const uint8_t *d;
+    size_t dl;
+    int got;
+    while (st == NDB_OK && (got = cur_src_next(cur, &d, &dl, msg)) != 0) {
+        if (got < 0) {
+            st = (ndb_status)got;
+            break;
+        }
+        ndb_doc_val dv, idv;
+        if (!doc_root_obj(d, dl, &dv) || ndb_doc_get_field(&dv, "_id", 3, &idv) != NDB_OK ||
+            idv.type != NDB_DOC_STRING) {
+            st = ndb_errmsg_set(msg, NDB_ECORRUPT, "stored document without a string _id");
+            break;
+        }
+        st = visit(w, (const uint8_t *)idv.u.s.ptr, idv.u.s.len, d, dl, arg, msg);
+    }
+    ndb_doc_cursor_free(cur);
+    return st;
+}
+
+typedef struct update_visit {
+    upd_spec *u;
+    ndb_doc_update_result *r;
+} update_visit;
+
+static ndb_status update_visitor(wctx *w, const uint8_t *id, size_t idlen, const uint8_t *doc, size_t len, void *arg,
+                                 ndb_errmsg *msg)
+{
+    update_visit *uv = arg;
+    bool modified = false;
+    uv->r->matched++;
+    ndb_status st = update_one(w, uv->u, id, idlen, doc, len, &modified, msg);
+    if (modified)
+        uv->r->modified++;
+    return st;
+}
+
 ndb_status ndb_doc_update_many(ndb_doc_db *db, const char *cname, const void *filter, size_t flen,
                                const void *update, size_t ulen, int upsert,
                                ndb_doc_update_result *res, ndb_errmsg *msg)
@@ -1256,28 +1303,8 @@ ndb_status ndb_doc_update_many(ndb_doc_db *db, const char *cname, const void *fi
         upd_free(u);
         return st;
     }
-    ndb_doc_cursor *cur = NULL;
-    st = cur_open(db, c, f, NULL, NULL, &cur, msg);
-    const uint8_t *d;
-    size_t dl;
-    int got;
-    while (st == NDB_OK && (got = cur_src_next(cur, &d, &dl, msg)) != 0) {
-        if (got < 0) {
-            st = (ndb_status)got;
-            break;
-        }
-        ndb_doc_val dv, idv;
-        if (!doc_root_obj(d, dl, &dv) || ndb_doc_get_field(&dv, "_id", 3, &idv) != NDB_OK ||
-            idv.type != NDB_DOC_STRING) {
-            st = ndb_errmsg_set(msg, NDB_ECORRUPT, "stored document without a string _id");
-            break;
-        }
-        bool modified = false;
-        r.matched++;
-        st = update_one(&w, u, (const uint8_t *)idv.u.s.ptr, idv.u.s.len, d, dl, &modified, msg);
-        if (modified)
-            r.modified++;
-    }
+    update_visit uv = {u, &r};
+    st = for_each_match(&w, f, update_visitor, &uv, msg);
     if (st == NDB_OK && r.matched == 0 && upsert) {
         ndb_doc_val base;
         void *bd;
@@ -1306,7 +1333,6 @@ ndb_status ndb_doc_update_many(ndb_doc_db *db, const char *cname, const void *fi
         st = wctx_commit(&w, msg);
     st = st == NDB_OK ? st : batch_full_msg(&w, st, msg);
     pthread_mutex_unlock(&c->wlock);
-    ndb_doc_cursor_free(cur);
     wctx_free(&w);
     upd_free(u);
     ndb_doc_filter_free(f);
@@ -1359,6 +1385,14 @@ ndb_status ndb_doc_delete(ndb_doc_db *db, const char *cname, const char *id, siz
     return st;
 }
 
+static ndb_status delete_visitor(wctx *w, const uint8_t *id, size_t idlen, const uint8_t *doc, size_t len, void *arg,
+                                 ndb_errmsg *msg)
+{
+    (void)msg;
+    ++*(uint64_t *)arg;
+    return delete_one(w, id, idlen, doc, len);
+}
+
 ndb_status ndb_doc_delete_many(ndb_doc_db *db, const char *cname, const void *filter, size_t flen,
                                uint64_t *deleted, ndb_errmsg *msg)
 {
@@ -1381,30 +1415,11 @@ ndb_status ndb_doc_delete_many(ndb_doc_db *db, const char *cname, const void *fi
         ndb_doc_filter_free(f);
         return st;
     }
-    ndb_doc_cursor *cur = NULL;
-    st = cur_open(db, c, f, NULL, NULL, &cur, msg);
-    const uint8_t *d;
-    size_t dl;
-    int got;
-    while (st == NDB_OK && (got = cur_src_next(cur, &d, &dl, msg)) != 0) {
-        if (got < 0) {
-            st = (ndb_status)got;
-            break;
-        }
-        ndb_doc_val dv, idv;
-        if (!doc_root_obj(d, dl, &dv) || ndb_doc_get_field(&dv, "_id", 3, &idv) != NDB_OK ||
-            idv.type != NDB_DOC_STRING) {
-            st = ndb_errmsg_set(msg, NDB_ECORRUPT, "stored document without a string _id");
-            break;
-        }
-        st = delete_one(&w, (const uint8_t *)idv.u.s.ptr, idv.u.s.len, d, dl);
-        n++;
-    }
+    st = for_each_match(&w, f, delete_visitor, &n, msg);
     if (st == NDB_OK && n)
         st = wctx_commit(&w, msg);
     st = st == NDB_OK ? st : batch_full_msg(&w, st, msg);
     pthread_mutex_unlock(&c->wlock);
-    ndb_doc_cursor_free(cur);
     wctx_free(&w);
     ndb_doc_filter_free(f);
     if (st == NDB_OK && deleted)
