@@ -1533,6 +1533,17 @@ ndb_status cur_open(ndb_doc_db *db, coll *cl, ndb_doc_filter *f, const srt_spec 
     case PLAN_IXSCAN:
         c->src_mode = M_IX;
         prefix_range(c->pl.idx->prefix, &lo, &hi);
+        /* bound the iterator by the outer ranges: with one range the
+         * iterator alone keeps the scan inside it (see cur_src_next) */
+        if (c->pl.nranges > 0) {
+            const plan_range *first = &c->pl.ranges[0], *last = &c->pl.ranges[c->pl.nranges - 1];
+            lo.len = 0;
+            dbuf_put(&lo, first->lo.data, first->lo.len);
+            if (last->hi.len) {
+                hi.len = 0;
+                dbuf_put(&hi, last->hi.data, last->hi.len);
+            }
+        }
         break;
     }
     if (c->src_mode != M_ID) {
@@ -1701,8 +1712,8 @@ int cur_src_next(ndb_doc_cursor *c, const uint8_t **doc, size_t *len, ndb_errmsg
                 const plan_range *r = &c->pl.ranges[c->range_i];
                 if (ndb_kv_iter_valid(c->it)) {
                     k = ndb_kv_iter_key(c->it, &kl);
-                    bool in = c->pl.reverse ? key_cmp(k, kl, &r->lo) >= 0
-                                            : (r->hi.len == 0 || key_cmp(k, kl, &r->hi) < 0);
+                    bool in = c->pl.nranges == 1 || (c->pl.reverse ? key_cmp(k, kl, &r->lo) >= 0
+                                                                   : (r->hi.len == 0 || key_cmp(k, kl, &r->hi) < 0));
                     if (in)
                         break;
                 } else {

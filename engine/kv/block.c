@@ -249,29 +249,31 @@ static void seek_restart(block_iter *b, uint32_t i)
     b->next_off = off;
 }
 
-static int bi_valid(kv_iter *it)
+static void bi_publish(block_iter *b)
 {
-    block_iter *b = (block_iter *)it;
-    return b->cur < b->restarts;
+    kv_iter_publish(&b->base, b->cur < b->restarts, (kv_slice){b->key, b->key_len});
 }
 static void bi_seek_first(kv_iter *it)
 {
     block_iter *b = (block_iter *)it;
-    if (b->st || b->nrestarts == 0) return;
-    seek_restart(b, 0);
-    if (b->st == NDB_OK) parse_next(b);
+    if (b->st == NDB_OK && b->nrestarts > 0) {
+        seek_restart(b, 0);
+        if (b->st == NDB_OK) parse_next(b);
+    }
+    bi_publish(b);
 }
 static void bi_seek_last(kv_iter *it)
 {
     block_iter *b = (block_iter *)it;
-    if (b->st || b->nrestarts == 0) return;
-    seek_restart(b, b->nrestarts - 1);
-    while (b->st == NDB_OK && parse_next(b) && b->next_off < b->restarts) {
+    if (b->st == NDB_OK && b->nrestarts > 0) {
+        seek_restart(b, b->nrestarts - 1);
+        while (b->st == NDB_OK && parse_next(b) && b->next_off < b->restarts) {
+        }
     }
+    bi_publish(b);
 }
-static void bi_seek(kv_iter *it, kv_slice target)
+static void seek_block(block_iter *b, kv_slice target)
 {
-    block_iter *b = (block_iter *)it;
     if (b->st || b->nrestarts == 0) return;
     /* binary search: last restart whose key < target */
     uint32_t lo = 0, hi = b->nrestarts - 1;
@@ -296,10 +298,20 @@ static void bi_seek(kv_iter *it, kv_slice target)
         if (ikey_cmp((kv_slice){b->key, b->key_len}, target) >= 0) return;
     }
 }
-static void bi_next(kv_iter *it) { parse_next((block_iter *)it); }
-static void bi_prev(kv_iter *it)
+static void bi_seek(kv_iter *it, kv_slice target)
 {
     block_iter *b = (block_iter *)it;
+    seek_block(b, target);
+    bi_publish(b);
+}
+static void bi_next(kv_iter *it)
+{
+    block_iter *b = (block_iter *)it;
+    parse_next(b);
+    bi_publish(b);
+}
+static void step_back(block_iter *b)
+{
     uint32_t orig = b->cur;
     /* back up to a restart point strictly before orig */
     uint32_t r = b->ridx;
@@ -315,10 +327,11 @@ static void bi_prev(kv_iter *it)
     while (b->st == NDB_OK && parse_next(b) && b->next_off < orig) {
     }
 }
-static kv_slice bi_key(kv_iter *it)
+static void bi_prev(kv_iter *it)
 {
     block_iter *b = (block_iter *)it;
-    return (kv_slice){b->key, b->key_len};
+    step_back(b);
+    bi_publish(b);
 }
 static kv_slice bi_value(kv_iter *it) { return ((block_iter *)it)->val; }
 static ndb_status bi_status(kv_iter *it) { return ((block_iter *)it)->st; }
@@ -329,8 +342,8 @@ static void bi_destroy(kv_iter *it)
     free(b->key);
     free(b);
 }
-static const kv_iter_vtbl block_vtbl = {bi_valid, bi_seek_first, bi_seek_last, bi_seek,   bi_next,
-                                        bi_prev,  bi_key,        bi_value,     bi_status, bi_destroy};
+static const kv_iter_vtbl block_vtbl = {bi_seek_first, bi_seek_last, bi_seek,   bi_next,
+                                        bi_prev,       bi_value,     bi_status, bi_destroy};
 
 uint32_t kv_block_iter_restart(kv_iter *it) { return ((block_iter *)it)->ridx; }
 
@@ -338,7 +351,7 @@ kv_iter *kv_block_iter_blank(void)
 {
     block_iter *b = calloc(1, sizeof *b);
     if (b == NULL) return NULL;
-    b->base.v = &block_vtbl;
+    kv_iter_init(&b->base, &block_vtbl);
     b->data = "";
     return &b->base;
 }
@@ -355,6 +368,7 @@ void kv_block_iter_reset(kv_iter *it, const char *data, size_t size, void (*rele
         b->data = "";
         b->nrestarts = b->restarts = b->cur = b->next_off = 0;
         b->st = NDB_ECORRUPT;
+        bi_publish(b);
         return;
     }
     b->st = NDB_OK;
@@ -362,6 +376,7 @@ void kv_block_iter_reset(kv_iter *it, const char *data, size_t size, void (*rele
     b->nrestarts = get_fixed32(data + size - 4);
     b->restarts = (uint32_t)(size - 4 - (size_t)b->nrestarts * 4);
     b->cur = b->next_off = b->restarts;
+    bi_publish(b);
 }
 
 kv_iter *kv_block_iter(const char *data, size_t size, void (*release)(void *), void *arg)
@@ -375,7 +390,7 @@ kv_iter *kv_block_iter(const char *data, size_t size, void (*release)(void *), v
         if (release) release(arg);
         return NULL;
     }
-    b->base.v = &block_vtbl;
+    kv_iter_init(&b->base, &block_vtbl);
     b->data = data;
     b->nrestarts = get_fixed32(data + size - 4);
     b->restarts = (uint32_t)(size - 4 - (size_t)b->nrestarts * 4);

@@ -82,28 +82,34 @@ typedef struct kv_slice {
     size_t len;
 } kv_slice;
 
-/* memcmp order, shorter first on a tie. Short keys compare 8 bytes at a
- * time (big-endian loads) instead of calling memcmp. */
+static inline int cmp8(const char *p, const char *q)
+{
+    uint64_t x, y;
+    memcpy(&x, p, 8);
+    memcpy(&y, q, 8);
+    if (x == y) return 0;
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    x = __builtin_bswap64(x);
+    y = __builtin_bswap64(y);
+#endif
+    return x < y ? -1 : 1;
+}
+
+/* memcmp order, shorter first on a tie. Keys compare 8 bytes at a time
+ * (big-endian loads) instead of calling memcmp; a tail of under 8 bytes is
+ * one more load overlapping bytes already known equal. */
 static inline int slice_cmp(kv_slice a, kv_slice b)
 {
-    size_t n = a.len < b.len ? a.len : b.len;
+    size_t m = a.len < b.len ? a.len : b.len;
     const char *p = a.data, *q = b.data;
-    while (n >= 8) {
-        uint64_t x, y;
-        memcpy(&x, p, 8);
-        memcpy(&y, q, 8);
-        if (x != y) {
-#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-            x = __builtin_bswap64(x);
-            y = __builtin_bswap64(y);
-#endif
-            return x < y ? -1 : 1;
-        }
-        p += 8;
-        q += 8;
-        n -= 8;
+    int r = 0;
+    if (m >= 8) {
+        size_t i = 0;
+        for (; i + 8 <= m && r == 0; i += 8) r = cmp8(p + i, q + i);
+        if (r == 0 && i < m) r = cmp8(p + m - 8, q + m - 8);
+    } else {
+        for (size_t i = 0; i < m && r == 0; i++) r = (unsigned char)p[i] - (unsigned char)q[i];
     }
-    int r = n ? memcmp(p, q, n) : 0;
     if (r == 0) r = (a.len > b.len) - (a.len < b.len);
     return r;
 }

@@ -775,7 +775,7 @@ static ndb_status run_compaction(ndb_kv *kv, compaction *c, ndb_errmsg *msg)
             kv_table *t;
             st = kv_fmeta_table(c->in[w][i], &t, msg);
             if (st == NDB_OK) {
-                its[k] = kv_table_iter(t);
+                its[k] = kv_table_iter(t, NULL, NULL);
                 if (its[k] == NULL) {
                     kv_fmeta_table_release(c->in[w][i]);
                     st = NDB_ENOMEM;

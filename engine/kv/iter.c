@@ -11,32 +11,26 @@ typedef struct empty_iter {
     ndb_status st;
 } empty_iter;
 
-static int ei_valid(kv_iter *it)
-{
-    (void)it;
-    return 0;
-}
 static void ei_nop(kv_iter *it) { (void)it; }
 static void ei_seek(kv_iter *it, kv_slice t)
 {
     (void)it;
     (void)t;
 }
-static kv_slice ei_slice(kv_iter *it)
+static kv_slice ei_value(kv_iter *it)
 {
     (void)it;
     return (kv_slice){"", 0};
 }
 static ndb_status ei_status(kv_iter *it) { return ((empty_iter *)it)->st; }
 static void ei_destroy(kv_iter *it) { free(it); }
-static const kv_iter_vtbl empty_vtbl = {ei_valid, ei_nop,   ei_nop,   ei_seek,   ei_nop,
-                                        ei_nop,   ei_slice, ei_slice, ei_status, ei_destroy};
+static const kv_iter_vtbl empty_vtbl = {ei_nop, ei_nop, ei_seek, ei_nop, ei_nop, ei_value, ei_status, ei_destroy};
 
 kv_iter *kv_iter_empty(ndb_status st)
 {
     empty_iter *e = malloc(sizeof *e);
     if (e == NULL) return NULL;
-    e->base.v = &empty_vtbl;
+    kv_iter_init(&e->base, &empty_vtbl);
     e->st = st;
     return &e->base;
 }
@@ -64,6 +58,7 @@ static void find_smallest(merge_iter *m)
         }
     }
     m->cur = best;
+    kv_iter_publish(&m->base, best >= 0, bk);
 }
 
 static void find_largest(merge_iter *m)
@@ -79,9 +74,9 @@ static void find_largest(merge_iter *m)
         }
     }
     m->cur = best;
+    kv_iter_publish(&m->base, best >= 0, bk);
 }
 
-static int mg_valid(kv_iter *it) { return ((merge_iter *)it)->cur >= 0; }
 static void mg_seek_first(kv_iter *it)
 {
     merge_iter *m = (merge_iter *)it;
@@ -139,11 +134,6 @@ static void mg_prev(kv_iter *it)
     it_prev(cur);
     find_largest(m);
 }
-static kv_slice mg_key(kv_iter *it)
-{
-    merge_iter *m = (merge_iter *)it;
-    return it_key(m->c[m->cur]);
-}
 static kv_slice mg_value(kv_iter *it)
 {
     merge_iter *m = (merge_iter *)it;
@@ -164,8 +154,8 @@ static void mg_destroy(kv_iter *it)
     for (int i = 0; i < m->n; i++) it_destroy(m->c[i]);
     free(m);
 }
-static const kv_iter_vtbl merge_vtbl = {mg_valid, mg_seek_first, mg_seek_last, mg_seek,   mg_next,
-                                        mg_prev,  mg_key,        mg_value,     mg_status, mg_destroy};
+static const kv_iter_vtbl merge_vtbl = {mg_seek_first, mg_seek_last, mg_seek,   mg_next,
+                                        mg_prev,       mg_value,     mg_status, mg_destroy};
 
 kv_iter *kv_iter_merge(kv_iter **children, int n)
 {
@@ -175,7 +165,7 @@ kv_iter *kv_iter_merge(kv_iter **children, int n)
         for (int i = 0; i < n; i++) it_destroy(children[i]);
         return NULL;
     }
-    m->base.v = &merge_vtbl;
+    kv_iter_init(&m->base, &merge_vtbl);
     m->n = n;
     m->cur = -1;
     m->forward = 1;

@@ -192,33 +192,36 @@ typedef struct mem_iter {
     node *cur;
 } mem_iter;
 
-static int mi_valid(kv_iter *it) { return ((mem_iter *)it)->cur != NULL; }
+static void mi_go(mem_iter *mi, node *n)
+{
+    mi->cur = n;
+    kv_iter_publish(&mi->base, n != NULL, n ? node_key(n) : (kv_slice){"", 0});
+}
 static void mi_seek_first(kv_iter *it)
 {
     mem_iter *mi = (mem_iter *)it;
-    mi->cur = nx(mi->m->head, 0);
+    mi_go(mi, nx(mi->m->head, 0));
 }
 static void mi_seek_last(kv_iter *it)
 {
     mem_iter *mi = (mem_iter *)it;
-    mi->cur = find_last(mi->m);
+    mi_go(mi, find_last(mi->m));
 }
 static void mi_seek(kv_iter *it, kv_slice t)
 {
     mem_iter *mi = (mem_iter *)it;
-    mi->cur = find_ge(mi->m, t, NULL);
+    mi_go(mi, find_ge(mi->m, t, NULL));
 }
 static void mi_next(kv_iter *it)
 {
     mem_iter *mi = (mem_iter *)it;
-    mi->cur = nx(mi->cur, 0);
+    mi_go(mi, nx(mi->cur, 0));
 }
 static void mi_prev(kv_iter *it)
 {
     mem_iter *mi = (mem_iter *)it;
-    mi->cur = find_lt(mi->m, node_key(mi->cur));
+    mi_go(mi, find_lt(mi->m, node_key(mi->cur)));
 }
-static kv_slice mi_key(kv_iter *it) { return node_key(((mem_iter *)it)->cur); }
 static kv_slice mi_value(kv_iter *it)
 {
     node *n = ((mem_iter *)it)->cur;
@@ -236,14 +239,14 @@ static void mi_destroy(kv_iter *it)
     free(mi);
 }
 
-static const kv_iter_vtbl mem_vtbl = {mi_valid, mi_seek_first, mi_seek_last, mi_seek, mi_next,
-                                      mi_prev,  mi_key,        mi_value,     mi_status, mi_destroy};
+static const kv_iter_vtbl mem_vtbl = {mi_seek_first, mi_seek_last, mi_seek,    mi_next,
+                                      mi_prev,       mi_value,     mi_status, mi_destroy};
 
 kv_iter *kv_mem_iter(kv_mem *m)
 {
     mem_iter *mi = malloc(sizeof *mi);
     if (mi == NULL) return NULL;
-    mi->base.v = &mem_vtbl;
+    kv_iter_init(&mi->base, &mem_vtbl);
     kv_mem_ref(m);
     mi->m = m;
     mi->cur = NULL;

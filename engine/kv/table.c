@@ -577,6 +577,8 @@ typedef struct table_iter {
     kv_cache_entry *e; /* its pin, or */
     char *own;         /* its private copy (no cache) */
     ndb_status st;
+    void (*release)(void *); /* run on destroy */
+    void *arg;
 } table_iter;
 
 static void unpin(table_iter *ti)
@@ -661,10 +663,9 @@ static void skip_empty_back(table_iter *ti)
     }
 }
 
-static int ti_valid(kv_iter *it)
+static void ti_publish(table_iter *ti)
 {
-    table_iter *ti = (table_iter *)it;
-    return ti->st == NDB_OK && ti->has_data && it_valid(ti->data);
+    kv_iter_publish(&ti->base, ti->st == NDB_OK && ti->has_data && it_valid(ti->data), it_key(ti->data));
 }
 static void ti_seek_first(kv_iter *it)
 {
@@ -673,6 +674,7 @@ static void ti_seek_first(kv_iter *it)
     init_data(ti, 1);
     if (ti->has_data) it_seek_first(ti->data);
     skip_empty_fwd(ti);
+    ti_publish(ti);
 }
 static void ti_seek_last(kv_iter *it)
 {
@@ -681,6 +683,7 @@ static void ti_seek_last(kv_iter *it)
     init_data(ti, 1);
     if (ti->has_data) it_seek_last(ti->data);
     skip_empty_back(ti);
+    ti_publish(ti);
 }
 static void ti_seek(kv_iter *it, kv_slice target)
 {
@@ -689,20 +692,22 @@ static void ti_seek(kv_iter *it, kv_slice target)
     init_data(ti, 1);
     if (ti->has_data) it_seek(ti->data, target);
     skip_empty_fwd(ti);
+    ti_publish(ti);
 }
 static void ti_next(kv_iter *it)
 {
     table_iter *ti = (table_iter *)it;
     it_next(ti->data);
     skip_empty_fwd(ti);
+    ti_publish(ti);
 }
 static void ti_prev(kv_iter *it)
 {
     table_iter *ti = (table_iter *)it;
     it_prev(ti->data);
     skip_empty_back(ti);
+    ti_publish(ti);
 }
-static kv_slice ti_key(kv_iter *it) { return it_key(((table_iter *)it)->data); }
 static kv_slice ti_value(kv_iter *it) { return it_value(((table_iter *)it)->data); }
 static ndb_status ti_status(kv_iter *it)
 {
@@ -718,17 +723,20 @@ static void ti_destroy(kv_iter *it)
     it_destroy(ti->data);
     unpin(ti);
     it_destroy(ti->index);
+    if (ti->release) ti->release(ti->arg);
     free(ti);
 }
-static const kv_iter_vtbl table_vtbl = {ti_valid, ti_seek_first, ti_seek_last, ti_seek,   ti_next,
-                                        ti_prev,  ti_key,        ti_value,     ti_status, ti_destroy};
+static const kv_iter_vtbl table_vtbl = {ti_seek_first, ti_seek_last, ti_seek,   ti_next,
+                                        ti_prev,       ti_value,     ti_status, ti_destroy};
 
-kv_iter *kv_table_iter(kv_table *t)
+kv_iter *kv_table_iter(kv_table *t, void (*release)(void *), void *arg)
 {
     table_iter *ti = calloc(1, sizeof *ti);
     if (ti == NULL) return NULL;
-    ti->base.v = &table_vtbl;
+    kv_iter_init(&ti->base, &table_vtbl);
     ti->t = t;
+    ti->release = release;
+    ti->arg = arg;
     ti->index = kv_block_iter_blank(); /* always a block iterator: its restart index is the block ordinal */
     if (ti->index) kv_block_iter_reset(ti->index, t->index, t->index_len, NULL, NULL);
     ti->data = kv_block_iter_blank();

@@ -63,8 +63,9 @@ enum { TABLE_GET_MISS = 0, TABLE_GET_VALUE = 1, TABLE_GET_DELETED = 2 };
 ndb_status kv_table_get(kv_table *t, kv_slice lookup, uint64_t ukey_hash, int *result, void **val,
                         size_t *vlen, int *bloom_skip);
 
-/* An iterator over the table; t must outlive it. */
-kv_iter *kv_table_iter(kv_table *t);
+/* An iterator over the table; t must outlive it. release(arg), when given,
+ * runs when the iterator is destroyed (it drops what keeps t alive). */
+kv_iter *kv_table_iter(kv_table *t, void (*release)(void *), void *arg);
 
 /* Counters (atomic) for stats. */
 typedef struct kv_table_counters {

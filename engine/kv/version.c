@@ -299,7 +299,7 @@ static void li_open(level_iter *li, size_t idx)
         li->idx = li->v->nfiles[li->level];
         return;
     }
-    li->cur = kv_table_iter(t);
+    li->cur = kv_table_iter(t, NULL, NULL);
     if (li->cur == NULL) {
         kv_fmeta_table_release(li->v->files[li->level][idx]);
         li->st = NDB_ENOMEM;
@@ -341,10 +341,10 @@ static void li_back(level_iter *li)
     }
 }
 
-static int li_valid(kv_iter *it)
+static void li_publish(level_iter *li)
 {
-    level_iter *li = (level_iter *)it;
-    return li->cur != NULL && it_valid(li->cur);
+    int ok = li->cur != NULL && it_valid(li->cur);
+    kv_iter_publish(&li->base, ok, ok ? it_key(li->cur) : (kv_slice){"", 0});
 }
 static void li_seek_first(kv_iter *it)
 {
@@ -352,15 +352,18 @@ static void li_seek_first(kv_iter *it)
     li_open(li, 0);
     if (li->cur) it_seek_first(li->cur);
     li_fwd(li);
+    li_publish(li);
 }
 static void li_seek_last(kv_iter *it)
 {
     level_iter *li = (level_iter *)it;
     size_t n = li->v->nfiles[li->level];
-    if (n == 0) return;
-    li_open(li, n - 1);
-    if (li->cur) it_seek_last(li->cur);
-    li_back(li);
+    if (n > 0) {
+        li_open(li, n - 1);
+        if (li->cur) it_seek_last(li->cur);
+        li_back(li);
+    }
+    li_publish(li);
 }
 static void li_seek(kv_iter *it, kv_slice t)
 {
@@ -369,20 +372,22 @@ static void li_seek(kv_iter *it, kv_slice t)
     if (idx != li->idx || li->cur == NULL) li_open(li, idx); /* same file: reuse its iterator */
     if (li->cur) it_seek(li->cur, t);
     li_fwd(li);
+    li_publish(li);
 }
 static void li_next(kv_iter *it)
 {
     level_iter *li = (level_iter *)it;
     it_next(li->cur);
     li_fwd(li);
+    li_publish(li);
 }
 static void li_prev(kv_iter *it)
 {
     level_iter *li = (level_iter *)it;
     it_prev(li->cur);
     li_back(li);
+    li_publish(li);
 }
-static kv_slice li_key(kv_iter *it) { return it_key(((level_iter *)it)->cur); }
 static kv_slice li_value(kv_iter *it) { return it_value(((level_iter *)it)->cur); }
 static ndb_status li_status(kv_iter *it)
 {
@@ -397,55 +402,27 @@ static void li_destroy(kv_iter *it)
     kv_version_unref(li->v);
     free(li);
 }
-static const kv_iter_vtbl level_vtbl = {li_valid, li_seek_first, li_seek_last, li_seek,   li_next,
-                                        li_prev,  li_key,        li_value,     li_status, li_destroy};
+static const kv_iter_vtbl level_vtbl = {li_seek_first, li_seek_last, li_seek,   li_next,
+                                        li_prev,       li_value,     li_status, li_destroy};
+
+/* Drops what an L0 table iterator holds on its file. */
+static void file_release(void *arg)
+{
+    kv_fmeta *f = arg;
+    kv_fmeta_table_release(f);
+    kv_fmeta_unref(f);
+}
 
 /* An iterator over one table file that keeps the file referenced. */
-typedef struct file_iter {
-    kv_iter base;
-    kv_iter *in;
-    kv_fmeta *f;
-} file_iter;
-static int fi_valid(kv_iter *it) { return it_valid(((file_iter *)it)->in); }
-static void fi_seek_first(kv_iter *it) { it_seek_first(((file_iter *)it)->in); }
-static void fi_seek_last(kv_iter *it) { it_seek_last(((file_iter *)it)->in); }
-static void fi_seek(kv_iter *it, kv_slice t) { it_seek(((file_iter *)it)->in, t); }
-static void fi_next(kv_iter *it) { it_next(((file_iter *)it)->in); }
-static void fi_prev(kv_iter *it) { it_prev(((file_iter *)it)->in); }
-static kv_slice fi_key(kv_iter *it) { return it_key(((file_iter *)it)->in); }
-static kv_slice fi_value(kv_iter *it) { return it_value(((file_iter *)it)->in); }
-static ndb_status fi_status(kv_iter *it) { return it_status(((file_iter *)it)->in); }
-static void fi_destroy(kv_iter *it)
-{
-    file_iter *fi = (file_iter *)it;
-    it_destroy(fi->in);
-    kv_fmeta_table_release(fi->f);
-    kv_fmeta_unref(fi->f);
-    free(fi);
-}
-static const kv_iter_vtbl file_vtbl = {fi_valid, fi_seek_first, fi_seek_last, fi_seek,   fi_next,
-                                       fi_prev,  fi_key,        fi_value,     fi_status, fi_destroy};
-
 static kv_iter *file_iter_new(kv_fmeta *f)
 {
     kv_table *t;
     ndb_status st = kv_fmeta_table(f, &t, NULL);
     if (st != NDB_OK) return kv_iter_empty(st);
-    file_iter *fi = malloc(sizeof *fi);
-    if (fi == NULL) {
-        kv_fmeta_table_release(f);
-        return NULL;
-    }
-    fi->in = kv_table_iter(t);
-    if (fi->in == NULL) {
-        kv_fmeta_table_release(f);
-        free(fi);
-        return NULL;
-    }
-    fi->base.v = &file_vtbl;
     kv_fmeta_ref(f);
-    fi->f = f;
-    return &fi->base;
+    kv_iter *it = kv_table_iter(t, file_release, f);
+    if (it == NULL) file_release(f);
+    return it;
 }
 
 int kv_version_iters(kv_version *v, kv_iter **out)
@@ -460,7 +437,7 @@ int kv_version_iters(kv_version *v, kv_iter **out)
         if (v->nfiles[l] == 0) continue;
         level_iter *li = calloc(1, sizeof *li);
         if (li == NULL) goto fail;
-        li->base.v = &level_vtbl;
+        kv_iter_init(&li->base, &level_vtbl);
         kv_version_ref(v);
         li->v = v;
         li->level = l;

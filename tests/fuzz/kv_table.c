@@ -78,7 +78,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     ndb_errmsg msg;
     kv_cache *cache = (mode & 2) ? kv_cache_new(1 << 20) : NULL;
     if (kv_table_open(kv_env_posix(), path, in.n, cache, &t, &msg) == NDB_OK) {
-        kv_iter *it = kv_table_iter(t);
+        kv_iter *it = kv_table_iter(t, NULL, NULL);
         if (it != NULL) {
             scan(it);
             char ik[32];

@@ -80,7 +80,7 @@ static void check(uint64_t size, kv_cache *cache, int n)
         misses += skip;
     }
     cr_assert_gt(misses, 950, "bloom must rule out most absent keys (%d)", misses);
-    kv_iter *it = kv_table_iter(t);
+    kv_iter *it = kv_table_iter(t, NULL, NULL);
     int cnt = 0;
     for (it_seek_first(it); it_valid(it); it_next(it)) cnt++;
     cr_assert_eq(cnt, n + n / 10);
@@ -130,7 +130,7 @@ Test(table, corrupt_data_block_gives_ecorrupt)
     void *v;
     size_t vl;
     cr_assert_eq(kv_table_get(t, l, kv_bloom_hash(u.data, u.len), &res, &v, &vl, &skip), NDB_ECORRUPT);
-    kv_iter *it = kv_table_iter(t);
+    kv_iter *it = kv_table_iter(t, NULL, NULL);
     it_seek_first(it);
     cr_assert(!it_valid(it));
     cr_assert_eq(it_status(it), NDB_ECORRUPT);
