@@ -1621,8 +1621,10 @@ static bool ix_enter(ndb_doc_cursor *c, bool resume)
 
 int cur_src_next(ndb_doc_cursor *c, const uint8_t **doc, size_t *len, ndb_errmsg *msg)
 {
-    free(c->fetched);
-    c->fetched = NULL;
+    if (c->fetched) {
+        free(c->fetched);
+        c->fetched = NULL;
+    }
     ndb_doc_db *db = c->db;
     switch (c->src_mode) {
     case M_SCAN:

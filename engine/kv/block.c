@@ -177,7 +177,8 @@ typedef struct block_iter {
     uint32_t nrestarts;
     uint32_t cur;      /* offset of the current entry; == restarts when invalid */
     uint32_t next_off; /* offset just past the current entry */
-    uint32_t ridx;     /* restart block holding cur */
+    uint32_t ridx;         /* restart block holding cur */
+    uint32_t next_restart; /* offset of restart ridx + 1 (restarts if none) */
     char *key;
     size_t key_len, key_cap;
     kv_slice val;
@@ -187,6 +188,12 @@ typedef struct block_iter {
 } block_iter;
 
 static inline uint32_t restart_at(block_iter *b, uint32_t i) { return get_fixed32(b->data + b->restarts + i * 4); }
+
+static void set_ridx(block_iter *b, uint32_t i)
+{
+    b->ridx = i;
+    b->next_restart = i + 1 < b->nrestarts ? restart_at(b, i + 1) : b->restarts;
+}
 
 static void bi_corrupt(block_iter *b)
 {
@@ -225,7 +232,7 @@ static int parse_next(block_iter *b)
         b->key_cap = nc;
     }
     if (unshared != 0) /* b->key is NULL before the first key: no NULL + 0 */
-        memcpy(b->key + shared, p, unshared);
+        copy_short(b->key + shared, p, unshared);
     b->key_len = klen;
     if (klen < 8) { /* every key in a table is an internal key */
         bi_corrupt(b);
@@ -233,14 +240,14 @@ static int parse_next(block_iter *b)
     }
     b->val = (kv_slice){p + unshared, vlen};
     b->next_off = (uint32_t)(p + unshared + vlen - b->data);
-    while (b->ridx + 1 < b->nrestarts && restart_at(b, b->ridx + 1) <= b->cur) b->ridx++;
+    while (b->cur >= b->next_restart) set_ridx(b, b->ridx + 1);
     return 1;
 }
 
 static void seek_restart(block_iter *b, uint32_t i)
 {
     b->key_len = 0;
-    b->ridx = i;
+    set_ridx(b, i);
     uint32_t off = restart_at(b, i);
     if (off > b->restarts) {
         bi_corrupt(b);
@@ -363,7 +370,7 @@ void kv_block_iter_reset(kv_iter *it, const char *data, size_t size, void (*rele
     b->release = release;
     b->arg = arg;
     b->key_len = 0;
-    b->ridx = 0;
+    b->ridx = b->next_restart = 0;
     if (kv_block_check(data, size) != NDB_OK || size > UINT32_MAX) {
         b->data = "";
         b->nrestarts = b->restarts = b->cur = b->next_off = 0;
@@ -376,6 +383,7 @@ void kv_block_iter_reset(kv_iter *it, const char *data, size_t size, void (*rele
     b->nrestarts = get_fixed32(data + size - 4);
     b->restarts = (uint32_t)(size - 4 - (size_t)b->nrestarts * 4);
     b->cur = b->next_off = b->restarts;
+    set_ridx(b, 0);
     bi_publish(b);
 }
 
@@ -395,6 +403,7 @@ kv_iter *kv_block_iter(const char *data, size_t size, void (*release)(void *), v
     b->nrestarts = get_fixed32(data + size - 4);
     b->restarts = (uint32_t)(size - 4 - (size_t)b->nrestarts * 4);
     b->cur = b->next_off = b->restarts;
+    set_ridx(b, 0);
     b->release = release;
     b->arg = arg;
     return &b->base;

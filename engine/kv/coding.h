@@ -82,6 +82,23 @@ typedef struct kv_slice {
     size_t len;
 } kv_slice;
 
+/* memcpy for the short, variable lengths of keys: two overlapping fixed-size
+ * copies instead of a library call for up to 32 bytes. */
+static inline void copy_short(char *dst, const char *src, size_t n)
+{
+    if (n >= 16 && n <= 32) {
+        memcpy(dst, src, 16);
+        memcpy(dst + n - 16, src + n - 16, 16);
+    } else if (n >= 8 && n < 16) {
+        memcpy(dst, src, 8);
+        memcpy(dst + n - 8, src + n - 8, 8);
+    } else if (n < 8) {
+        for (size_t i = 0; i < n; i++) dst[i] = src[i];
+    } else {
+        memcpy(dst, src, n);
+    }
+}
+
 static inline int cmp8(const char *p, const char *q)
 {
     uint64_t x, y;

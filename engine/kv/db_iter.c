@@ -38,7 +38,7 @@ static int save(char **buf, size_t *cap, size_t *len, kv_slice s)
         *buf = nb;
         *cap = nc;
     }
-    if (s.len) memcpy(*buf, s.data, s.len);
+    copy_short(*buf, s.data, s.len);
     *len = s.len;
     return 1;
 }
@@ -342,12 +342,15 @@ ndb_status ndb_kv_iter_new(ndb_kv *kv, const ndb_kv_snapshot *snap, const void *
         return NDB_ENOMEM;
     }
     pthread_mutex_lock(&kv->mu);
+    /* The sequence first: every write at or below it is in the memtable by
+     * now, so an empty memtable can be left out (see kv_write's publish). */
+    it->seq = snap ? snap->seq : __atomic_load_n(&kv->last_seq, __ATOMIC_ACQUIRE);
     kv_version *v = kv->vs->current;
     size_t cap = 2 + v->nfiles[0] + NDB_KV_LEVELS;
     kv_iter **kids = malloc(cap * sizeof *kids);
     int n = 0;
     ndb_status st = kids ? NDB_OK : NDB_ENOMEM;
-    if (st == NDB_OK) {
+    if (st == NDB_OK && kv_mem_entries(kv->mem) > 0) {
         kids[n] = kv_mem_iter(kv->mem);
         if (kids[n]) n++;
         else st = NDB_ENOMEM;
@@ -358,11 +361,11 @@ ndb_status ndb_kv_iter_new(ndb_kv *kv, const ndb_kv_snapshot *snap, const void *
         else st = NDB_ENOMEM;
     }
     if (st == NDB_OK) {
-        int m = kv_version_iters(v, kids + n);
+        kv_slice lo = {it->lower, it->llen}, hi = {it->upper, it->ulen};
+        int m = kv_version_iters(v, it->has_lower ? &lo : NULL, it->has_upper ? &hi : NULL, kids + n);
         if (m < 0) st = NDB_ENOMEM;
         else n += m;
     }
-    it->seq = snap ? snap->seq : __atomic_load_n(&kv->last_seq, __ATOMIC_ACQUIRE);
     pthread_mutex_unlock(&kv->mu);
     if (st != NDB_OK) {
         for (int i = 0; i < n; i++) it_destroy(kids[i]);

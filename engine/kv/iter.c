@@ -159,6 +159,7 @@ static const kv_iter_vtbl merge_vtbl = {mg_seek_first, mg_seek_last, mg_seek,   
 
 kv_iter *kv_iter_merge(kv_iter **children, int n)
 {
+    if (n == 0) return kv_iter_empty(NDB_OK);
     if (n == 1) return children[0];
     merge_iter *m = malloc(sizeof *m + (size_t)n * sizeof(kv_iter *));
     if (m == NULL) {

@@ -425,16 +425,27 @@ static kv_iter *file_iter_new(kv_fmeta *f)
     return it;
 }
 
-int kv_version_iters(kv_version *v, kv_iter **out)
+/* May f hold a user key in [lower, upper)? */
+static int file_in_range(const kv_fmeta *f, const kv_slice *lower, const kv_slice *upper)
+{
+    if (lower && slice_cmp(ikey_user((kv_slice){f->largest, f->llen}), *lower) < 0) return 0;
+    if (upper && slice_cmp(ikey_user((kv_slice){f->smallest, f->slen}), *upper) >= 0) return 0;
+    return 1;
+}
+
+int kv_version_iters(kv_version *v, const kv_slice *lower, const kv_slice *upper, kv_iter **out)
 {
     int n = 0;
     for (size_t i = 0; i < v->nfiles[0]; i++) {
+        if (!file_in_range(v->files[0][i], lower, upper)) continue;
         kv_iter *it = file_iter_new(v->files[0][i]);
         if (it == NULL) goto fail;
         out[n++] = it;
     }
     for (int l = 1; l < NDB_KV_LEVELS; l++) {
-        if (v->nfiles[l] == 0) continue;
+        int any = 0;
+        for (size_t i = 0; i < v->nfiles[l] && !any; i++) any = file_in_range(v->files[l][i], lower, upper);
+        if (!any) continue;
         level_iter *li = calloc(1, sizeof *li);
         if (li == NULL) goto fail;
         kv_iter_init(&li->base, &level_vtbl);
