@@ -37,8 +37,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 build="$root/build/bench-kv"
-cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-  -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O2 -g -DNDEBUG" -DNDB_TESTS=OFF >/dev/null
+cmake --preset release -B "$build" -DNDB_TESTS=OFF >/dev/null
 cmake --build "$build" -j2 --target kv_bench kv_bench_leveldb >/dev/null
 
 data="${TMPDIR:-/tmp}/ndb-kv-bench.$$"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sustained mixed load against nexadb-server (see bench/README.md, "load").
 #   bench/load/run.sh [requests] [clients]      defaults: 100000 requests, 64 clients
-# Builds nexadb-server in build/rel (RelWithDebInfo -O2), starts it on a fresh
+# Builds nexadb-server in build/rel (release preset), starts it on a fresh
 # data directory with the default (fsync'd) durability, runs loadgen.py and
 # prints METRIC lines. Uses the test venv (.venv: grpcio, grpcio-tools).
 set -euo pipefail
@@ -10,7 +10,7 @@ requests=${1:-100000}
 clients=${2:-64}
 build="$root/build/rel"
 if [ ! -f "$build/build.ninja" ]; then
-  cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O2 -g" >/dev/null
+  cmake --preset release -B "$build" >/dev/null
 fi
 cmake --build "$build" --target nexadb-server -j 2 >/dev/null
 data=$(mktemp -d /tmp/nexadb-load-XXXXXX)

@@ -3,7 +3,7 @@
 #
 #   bench/vec/run.sh [shape...]     shapes: 100000x384 1000000x128 200000x1536 (default: all three)
 #
-# Builds vecbench (RelWithDebInfo -O2, its own build dir build/bench-vec),
+# Builds vecbench (release preset, its own build dir build/bench-vec),
 # creates .venv-bench with numpy and faiss-cpu (bench/vec/requirements.txt),
 # then for each shape runs vecbench (which writes the data and measures this
 # machine's memory bandwidth) and ref.py at 1 and 2 threads on the same data.
@@ -15,8 +15,7 @@ build="$here/build/bench-vec"
 venv="$here/.venv-bench"
 work="${NDB_BENCH_DIR:-/tmp/ndb-bench-vec}"
 
-cmake -S "$here" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-  -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O2 -g -DNDEBUG" -DNDB_TESTS=OFF >/dev/null
+cmake --preset release -B "$build" -DNDB_TESTS=OFF >/dev/null
 cmake --build "$build" -j2 --target vecbench >/dev/null
 
 if [ ! -x "$venv/bin/python" ]; then
