@@ -24,6 +24,8 @@
 #include "ndb_doc.h"
 #include "ndb_kv.h"
 
+#define MAX_REPS 16
+
 static double now(void)
 {
     struct timespec ts;
@@ -94,8 +96,10 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if (n <= 0 || reps <= 0)
+    if (n <= 0 || reps <= 0 || reps > MAX_REPS) {
+        fprintf(stderr, "docs must be > 0 and reps 1..%d\n", MAX_REPS);
         return 2;
+    }
     char cmd[512];
     snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir -p '%s/ndb'", dir, dir);
     if (system(cmd) != 0)
@@ -183,7 +187,7 @@ int main(int argc, char **argv)
     long *order = malloc((size_t)lookups * sizeof *order);
     for (long i = 0; i < lookups; i++)
         order[i] = (long)(rnd() % (unsigned)n);
-    double runs[16];
+    double runs[MAX_REPS];
     for (int r = 0; r < reps; r++) {
         t0 = now();
         for (long i = 0; i < lookups; i++) {

@@ -83,10 +83,13 @@ typedef struct kv_slice {
 } kv_slice;
 
 /* memcpy for the short, variable lengths of keys: two overlapping fixed-size
- * copies instead of a library call for up to 32 bytes. */
+ * copies instead of a library call for up to 64 bytes. */
 static inline void copy_short(char *dst, const char *src, size_t n)
 {
-    if (n >= 16 && n <= 32) {
+    if (n > 32 && n <= 64) {
+        memcpy(dst, src, 32);
+        memcpy(dst + n - 32, src + n - 32, 32);
+    } else if (n >= 16 && n <= 32) {
         memcpy(dst, src, 16);
         memcpy(dst + n - 16, src + n - 16, 16);
     } else if (n >= 8 && n < 16) {
@@ -110,6 +113,19 @@ static inline int cmp8(const char *p, const char *q)
     y = __builtin_bswap64(y);
 #endif
     return x < y ? -1 : 1;
+}
+
+/* Equal bytes? Keys that share a long prefix (a table's, an index's) differ
+ * near the end, so the last 8 bytes are compared first. */
+static inline int slice_eq(kv_slice a, kv_slice b)
+{
+    if (a.len != b.len) return 0;
+    size_t n = a.len;
+    if (n < 8) return memcmp(a.data, b.data, n) == 0;
+    if (cmp8(a.data + n - 8, b.data + n - 8) != 0) return 0;
+    for (size_t i = 0; i + 8 < n; i += 8)
+        if (cmp8(a.data + i, b.data + i) != 0) return 0;
+    return 1;
 }
 
 /* memcmp order, shorter first on a tie. Keys compare 8 bytes at a time

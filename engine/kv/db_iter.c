@@ -88,8 +88,9 @@ static void find_next_user_entry(ndb_kv_iter *it, int skipping)
                     return;
                 }
                 skipping = 1;
-            } else if (skipping && slice_cmp(uk, skey(it)) <= 0) {
-                /* hidden by a newer entry */
+            } else if (skipping && slice_eq(uk, skey(it))) {
+                /* hidden by a newer entry (moving forward, a key at or
+                 * below the saved one can only be the same key) */
             } else {
                 it->valid = 1;
                 it->sklen = 0;
