@@ -15,54 +15,116 @@
 typedef struct posix_file {
     kv_file base;
     int fd;
+    /* KV_APPEND_LOG files (log == 1): appends go to offset size, through the
+     * mapping win of the reserved range [win_off, win_off + KV_LOG_CHUNK),
+     * or through pwrite once reserving or mapping has failed (nomap). reserved
+     * is the file's size on disk (data + zeros reserved ahead). */
+    int log, nomap;
+    char *win;
+    uint64_t win_off, size, reserved;
 } posix_file;
 
-static ndb_status px_new(kv_env *e, int fd, kv_file **out)
+static ndb_status px_new(kv_env *e, int fd, int log, kv_file **out)
 {
-    posix_file *f = malloc(sizeof *f);
+    posix_file *f = calloc(1, sizeof *f);
     if (f == NULL) {
         close(fd);
         return NDB_ENOMEM;
     }
     f->base.env = e;
     f->fd = fd;
+    f->log = log;
     *out = &f->base;
     return NDB_OK;
 }
 
-static ndb_status px_open_append(kv_env *e, const char *path, int create_new, kv_file **out)
+static ndb_status px_open_append(kv_env *e, const char *path, unsigned flags, kv_file **out)
 {
-    int flags = O_WRONLY | O_CREAT | O_CLOEXEC | (create_new ? O_TRUNC : O_APPEND);
-    int fd = open(path, flags, 0644);
+    /* a shared writable mapping needs the file open for reading too */
+    int mode = (flags & KV_APPEND_LOG) ? O_RDWR : O_WRONLY | O_APPEND;
+    int fd = open(path, mode | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) return NDB_EIO;
-    return px_new(e, fd, out);
+    return px_new(e, fd, (flags & KV_APPEND_LOG) != 0, out);
 }
 
 static ndb_status px_open_read(kv_env *e, const char *path, kv_file **out)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return errno == ENOENT ? NDB_ENOTFOUND : NDB_EIO;
-    return px_new(e, fd, out);
+    return px_new(e, fd, 0, out);
 }
 
-static ndb_status px_append(kv_file *f, const void *buf, size_t n)
+static void log_unmap(posix_file *f)
 {
-    int fd = ((posix_file *)f)->fd;
-    const char *p = buf;
+    if (f->win) munmap(f->win, KV_LOG_CHUNK);
+    f->win = NULL;
+}
+
+/* Maps the chunk holding offset f->size, reserving it first. On failure the
+ * file goes on with pwrite (f->win stays NULL, f->nomap is set). */
+static void log_next_window(posix_file *f)
+{
+    log_unmap(f);
+    uint64_t off = f->size - f->size % KV_LOG_CHUNK;
+    if (off + KV_LOG_CHUNK > f->reserved) {
+        int r;
+        do r = fallocate(f->fd, 0, (off_t)f->reserved, (off_t)(off + KV_LOG_CHUNK - f->reserved));
+        while (r != 0 && errno == EINTR);
+        if (r != 0) {
+            f->nomap = 1;
+            return;
+        }
+        f->reserved = off + KV_LOG_CHUNK;
+    }
+    void *p = mmap(NULL, KV_LOG_CHUNK, PROT_READ | PROT_WRITE, MAP_SHARED, f->fd, (off_t)off);
+    if (p == MAP_FAILED) {
+        f->nomap = 1;
+        return;
+    }
+    f->win = p;
+    f->win_off = off;
+}
+
+static ndb_status write_all(int fd, const char *p, size_t n, uint64_t off, int at_off)
+{
     while (n > 0) {
-        ssize_t w = write(fd, p, n);
+        ssize_t w = at_off ? pwrite(fd, p, n, (off_t)off) : write(fd, p, n);
         if (w < 0) {
             if (errno == EINTR) continue;
             return NDB_EIO;
         }
         p += w;
+        off += (uint64_t)w;
         n -= (size_t)w;
     }
     return NDB_OK;
 }
 
+static ndb_status px_append(kv_file *kf, const void *buf, size_t n)
+{
+    posix_file *f = (posix_file *)kf;
+    const char *p = buf;
+    while (n > 0 && f->log && !f->nomap) {
+        if (f->win == NULL || f->size >= f->win_off + KV_LOG_CHUNK) {
+            log_next_window(f);
+            continue;
+        }
+        size_t room = (size_t)(f->win_off + KV_LOG_CHUNK - f->size);
+        size_t k = n < room ? n : room;
+        memcpy(f->win + (f->size - f->win_off), p, k);
+        f->size += k;
+        p += k;
+        n -= k;
+    }
+    if (n == 0) return NDB_OK;
+    ndb_status st = write_all(f->fd, p, n, f->size, f->log);
+    if (st == NDB_OK) f->size += n;
+    return st;
+}
+
 static ndb_status px_sync(kv_file *f)
 {
+    /* fdatasync also writes back pages dirtied through a log's mapping */
     return fdatasync(((posix_file *)f)->fd) == 0 ? NDB_OK : NDB_EIO;
 }
 
@@ -83,17 +145,30 @@ static ndb_status px_pread(kv_file *f, uint64_t off, void *buf, size_t n, size_t
     return NDB_OK;
 }
 
-static ndb_status px_size(kv_file *f, uint64_t *out)
+static ndb_status px_size(kv_file *kf, uint64_t *out)
 {
+    posix_file *f = (posix_file *)kf;
+    if (f->log) {
+        *out = f->size;
+        return NDB_OK;
+    }
     struct stat st;
-    if (fstat(((posix_file *)f)->fd, &st) != 0) return NDB_EIO;
+    if (fstat(f->fd, &st) != 0) return NDB_EIO;
     *out = (uint64_t)st.st_size;
     return NDB_OK;
 }
 
-static ndb_status px_close(kv_file *f)
+static ndb_status px_close(kv_file *kf)
 {
-    int r = close(((posix_file *)f)->fd);
+    posix_file *f = (posix_file *)kf;
+    log_unmap(f);
+    int r = 0;
+    /* Trims a log's reserve. Only ever shrinks: a file cut shorter underneath
+     * (the fault env's power cut) stays as it is. */
+    struct stat st;
+    if (f->log && fstat(f->fd, &st) == 0 && (uint64_t)st.st_size > f->size)
+        r = ftruncate(f->fd, (off_t)f->size);
+    if (close(f->fd) != 0) r = -1;
     free(f);
     return r == 0 ? NDB_OK : NDB_EIO;
 }
@@ -182,7 +257,7 @@ static ndb_status px_lock(kv_env *e, const char *path, kv_file **out)
         close(fd);
         return busy ? NDB_EBUSY : NDB_EIO;
     }
-    return px_new(e, fd, out);
+    return px_new(e, fd, 0, out);
 }
 
 static ndb_status px_truncate(kv_env *e, const char *path, uint64_t len)
@@ -253,7 +328,7 @@ ndb_status kv_env_write_file_atomic(kv_env *e, const char *dir, const char *name
         (size_t)snprintf(dst, sizeof dst, "%s/%s", dir, name) >= sizeof dst)
         return NDB_EINVAL;
     kv_file *f;
-    ndb_status st = e->v->open_append(e, tmp, 1, &f);
+    ndb_status st = e->v->open_append(e, tmp, 0, &f);
     if (st != NDB_OK) return st;
     st = kv_file_append(f, data, n);
     if (st == NDB_OK) st = kv_file_sync(f);
@@ -341,7 +416,7 @@ static ndb_status ff_wrap(kv_fault_env *fe, kv_file *inner, const char *path, kv
     return NDB_OK;
 }
 
-static ndb_status ff_open_append(kv_env *e, const char *path, int create_new, kv_file **out)
+static ndb_status ff_open_append(kv_env *e, const char *path, unsigned flags, kv_file **out)
 {
     kv_fault_env *fe = (kv_fault_env *)e;
     kv_file *in;
@@ -350,22 +425,13 @@ static ndb_status ff_open_append(kv_env *e, const char *path, int create_new, kv
         pthread_mutex_unlock(&fe->mu);
         return NDB_EIO;
     }
-    ndb_status st = fe->inner->v->open_append(fe->inner, path, create_new, &in);
+    ndb_status st = fe->inner->v->open_append(fe->inner, path, flags, &in);
     if (st != NDB_OK) {
         pthread_mutex_unlock(&fe->mu);
         return st;
     }
-    uint64_t sz = 0;
-    kv_file_size(in, &sz);
-    tracked *t = find_tracked(fe, path);
-    if (t == NULL) {
-        t = add_tracked(fe, path);
-        if (t) t->synced = create_new ? 0 : sz; /* pre-existing bytes count as durable */
-    }
-    if (t) {
-        t->size = sz;
-        if (create_new) t->synced = 0;
-    }
+    tracked *t = add_tracked(fe, path); /* the existing entry, if any */
+    if (t) t->size = t->synced = 0;     /* created empty */
     pthread_mutex_unlock(&fe->mu);
     if (t == NULL) {
         kv_file_close(in);

@@ -23,15 +23,31 @@
 typedef struct kv_env kv_env;
 typedef struct kv_file kv_file;
 
+/*
+ * KV_APPEND_LOG: a log written in many small appends and fsync'd often (WAL
+ * segments, the manifest). The POSIX env reserves its space ahead of the data
+ * in KV_LOG_CHUNK steps (fallocate, which moves the file's size along) and
+ * appends by copying into a shared mapping of the reserved range: no system
+ * call per append, and an fsync that finds the size already on disk. Appended
+ * bytes are in the page cache once append returns, so a process crash loses
+ * nothing, as with write(). close trims the file to its data; after a crash
+ * or power cut the file may end in zeros (reserved, never written), which log
+ * readers take as the end. When reserving or mapping fails the file falls
+ * back to pwrite for the rest of its life.
+ */
+#define KV_APPEND_LOG 1u
+#define KV_LOG_CHUNK (1u << 20)
+
 typedef struct kv_env_vtbl {
-    /* Opens for appending. create_new: create or truncate to empty. */
-    ndb_status (*open_append)(kv_env *e, const char *path, int create_new, kv_file **out);
+    /* Creates path (or truncates it to empty) for appending. flags: 0 or
+     * KV_APPEND_LOG. */
+    ndb_status (*open_append)(kv_env *e, const char *path, unsigned flags, kv_file **out);
     ndb_status (*open_read)(kv_env *e, const char *path, kv_file **out);
     ndb_status (*append)(kv_file *f, const void *buf, size_t n);
     ndb_status (*sync)(kv_file *f);
     /* Reads up to n bytes at off; *got < n only at end of file. */
     ndb_status (*pread)(kv_file *f, uint64_t off, void *buf, size_t n, size_t *got);
-    ndb_status (*size)(kv_file *f, uint64_t *out);
+    ndb_status (*size)(kv_file *f, uint64_t *out); /* a log's size is its data, not its reserve */
     ndb_status (*close)(kv_file *f); /* frees f even on error */
     ndb_status (*rename)(kv_env *e, const char *from, const char *to);
     ndb_status (*remove)(kv_env *e, const char *path);

@@ -45,7 +45,7 @@ ndb_status kv_table_builder_new(kv_env *env, const char *path, const kv_table_op
 {
     kv_table_builder *b = calloc(1, sizeof *b);
     if (b == NULL) return NDB_ENOMEM;
-    ndb_status st = env->v->open_append(env, path, 1, &b->f);
+    ndb_status st = env->v->open_append(env, path, 0, &b->f);
     if (st != NDB_OK) {
         free(b);
         return st;

@@ -18,7 +18,7 @@ ndb_status kv_wal_create(kv_env *env, const char *path, kv_wal_writer **out)
     *out = NULL;
     kv_wal_writer *w = calloc(1, sizeof *w);
     if (w == NULL) return NDB_ENOMEM;
-    ndb_status st = env->v->open_append(env, path, 1, &w->f);
+    ndb_status st = env->v->open_append(env, path, KV_APPEND_LOG, &w->f);
     if (st != NDB_OK) {
         free(w);
         return st;
@@ -130,6 +130,37 @@ static ndb_status corrupt(kv_wal_reader *r, int torn)
     return NDB_ECORRUPT;
 }
 
+static int all_zero(const char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (p[i]) return 0;
+    return 1;
+}
+
+/* At a header of zeros (never a record: types start at 1). A log is reserved
+ * ahead of its data (env.h, KV_APPEND_LOG), so zeros to the end of the file
+ * are the clean end of what was written; anything after them means appends
+ * reached the disk out of order before a crash: a torn tail. */
+static ndb_status zero_tail(kv_wal_reader *r)
+{
+    if (!all_zero(r->buf + r->pos, r->end - r->pos)) return corrupt(r, 1);
+    uint64_t off = r->base + r->end;
+    while (off < r->fsize) {
+        size_t got;
+        ndb_status st = kv_file_pread(r->f, off, r->buf, r->cap, &got);
+        if (st != NDB_OK) return st;
+        if (got == 0) break;
+        if (!all_zero(r->buf, got)) {
+            r->pos = r->end = 0; /* the buffer no longer holds the file at base */
+            return corrupt(r, 1);
+        }
+        off += got;
+    }
+    r->pos = r->end = 0;
+    r->done = 1;
+    return NDB_ENOTFOUND;
+}
+
 ndb_status kv_wal_read(kv_wal_reader *r, int *type, const char **payload, size_t *n)
 {
     if (r->done) return r->skipped ? NDB_ECORRUPT : NDB_ENOTFOUND;
@@ -141,6 +172,7 @@ ndb_status kv_wal_read(kv_wal_reader *r, int *type, const char **payload, size_t
     ndb_status st = ensure(r, WAL_HEADER);
     if (st == NDB_ENOTFOUND) return corrupt(r, 1); /* torn header */
     if (st != NDB_OK) return st;
+    if (all_zero(r->buf + r->pos, WAL_HEADER)) return zero_tail(r);
     uint32_t len = get_fixed32(r->buf + r->pos + 4);
     if (len > WAL_MAX_RECORD) return corrupt(r, 0);
     if ((uint64_t)len + WAL_HEADER > r->fsize - at) return corrupt(r, 1);
