@@ -50,23 +50,39 @@ size_t kv_bloom_size(size_t nkeys, int bits_per_key)
  * inside it (bit j = (h2 + j * delta) mod 512), so a lookup touches one line. */
 #define LINE_BITS 512
 
+void kv_bloom_add(char *bits, size_t lines, int k, uint64_t hash)
+{
+    uint32_t h1 = (uint32_t)hash, h2 = (uint32_t)(hash >> 32);
+    char *line = bits + (size_t)(((uint64_t)h1 * lines) >> 32) * 64;
+    uint32_t delta = (h2 >> 17) | (h2 << 15) | 1;
+    for (int j = 0; j < k; j++) {
+        uint32_t b = h2 % LINE_BITS;
+        char v = __atomic_load_n(&line[b / 8], __ATOMIC_RELAXED);
+        __atomic_store_n(&line[b / 8], (char)(v | (1 << (b % 8))), __ATOMIC_RELAXED);
+        h2 += delta;
+    }
+}
+
+int kv_bloom_test(const char *bits, size_t lines, int k, uint64_t hash)
+{
+    uint32_t h1 = (uint32_t)hash, h2 = (uint32_t)(hash >> 32);
+    const char *line = bits + (size_t)(((uint64_t)h1 * lines) >> 32) * 64;
+    uint32_t delta = (h2 >> 17) | (h2 << 15) | 1;
+    for (int j = 0; j < k; j++) {
+        uint32_t b = h2 % LINE_BITS;
+        if (!(__atomic_load_n(&line[b / 8], __ATOMIC_RELAXED) & (1 << (b % 8)))) return 0;
+        h2 += delta;
+    }
+    return 1;
+}
+
 void kv_bloom_build(const uint64_t *hashes, size_t n, int bits_per_key, char *out)
 {
     size_t bytes = kv_bloom_size(n, bits_per_key) - 1;
-    size_t lines = bytes / 64;
     int k = probes(bits_per_key);
     memset(out, 0, bytes);
     out[bytes] = (char)k;
-    for (size_t i = 0; i < n; i++) {
-        uint32_t h1 = (uint32_t)hashes[i], h2 = (uint32_t)(hashes[i] >> 32);
-        char *line = out + (size_t)(((uint64_t)h1 * lines) >> 32) * 64;
-        uint32_t delta = (h2 >> 17) | (h2 << 15) | 1;
-        for (int j = 0; j < k; j++) {
-            uint32_t b = h2 % LINE_BITS;
-            line[b / 8] |= (char)(1 << (b % 8));
-            h2 += delta;
-        }
-    }
+    for (size_t i = 0; i < n; i++) kv_bloom_add(out, bytes / 64, k, hashes[i]);
 }
 
 int kv_bloom_may_contain(const char *filter, size_t len, uint64_t hash)
@@ -74,14 +90,5 @@ int kv_bloom_may_contain(const char *filter, size_t len, uint64_t hash)
     if (len < 65) return 1;
     int k = (unsigned char)filter[len - 1];
     if (k < 1 || k > 30) return 1;
-    size_t lines = (len - 1) / 64;
-    uint32_t h1 = (uint32_t)hash, h2 = (uint32_t)(hash >> 32);
-    const char *line = filter + (size_t)(((uint64_t)h1 * lines) >> 32) * 64;
-    uint32_t delta = (h2 >> 17) | (h2 << 15) | 1;
-    for (int j = 0; j < k; j++) {
-        uint32_t b = h2 % LINE_BITS;
-        if (!(line[b / 8] & (1 << (b % 8)))) return 0;
-        h2 += delta;
-    }
-    return 1;
+    return kv_bloom_test(filter, (len - 1) / 64, k, hash);
 }

@@ -247,7 +247,7 @@ static ndb_status make_room(ndb_kv *kv, int force)
             kv->st_stall_micros += now_micros() - t0;
             continue;
         }
-        kv_mem *nm = kv_mem_new(kv->arena_block);
+        kv_mem *nm = kv_mem_new(kv->arena_block, kv->mem_filter_bytes);
         if (nm == NULL) return NDB_ENOMEM;
         ndb_status st = roll_wal(kv);
         if (st != NDB_OK) {
@@ -1095,7 +1095,7 @@ static ndb_status recover_wal(ndb_kv *kv, kv_edit *e, ndb_kv_recovery_info *info
     kv_env_free_list(names, n);
     qsort(wals, nw, sizeof *wals, cmp_u64);
 
-    kv_mem *mem = kv_mem_new(kv->arena_block);
+    kv_mem *mem = kv_mem_new(kv->arena_block, kv->mem_filter_bytes);
     if (mem == NULL) {
         free(wals);
         return NDB_ENOMEM;
@@ -1140,7 +1140,7 @@ static ndb_status recover_wal(ndb_kv *kv, kv_edit *e, ndb_kv_recovery_info *info
                     kv_fmeta_unref(f);
                 }
                 kv_mem_unref(mem);
-                mem = kv_mem_new(kv->arena_block);
+                mem = kv_mem_new(kv->arena_block, kv->mem_filter_bytes);
                 if (mem == NULL && st == NDB_OK) st = NDB_ENOMEM;
                 if (st != NDB_OK) break;
             }
@@ -1283,6 +1283,7 @@ ndb_status ndb_kv_open_ex(const char *dir, const ndb_kv_options *opt, ndb_kv **o
     pthread_cond_init(&kv->interval_cv, NULL);
     kv->snaps.next = kv->snaps.prev = &kv->snaps;
     /* the memtable grows by arena blocks: keep them small against its budget */
+    kv->mem_filter_bytes = o.memtable_bytes / 64; /* ~18 bits per 150-byte entry */
     kv->arena_block = o.memtable_bytes / 16;
     if (kv->arena_block > 256 * 1024) kv->arena_block = 256 * 1024;
     if (kv->arena_block < 4096) kv->arena_block = 4096;
@@ -1331,7 +1332,7 @@ ndb_status ndb_kv_open_ex(const char *dir, const ndb_kv_options *opt, ndb_kv **o
     }
     kv_edit_destroy(&e);
     if (st == NDB_OK) {
-        kv->mem = kv_mem_new(kv->arena_block);
+        kv->mem = kv_mem_new(kv->arena_block, kv->mem_filter_bytes);
         if (kv->mem == NULL) st = NDB_ENOMEM;
     }
     if (st == NDB_OK) delete_obsolete(kv);

@@ -50,6 +50,7 @@ struct ndb_kv {
 
     kv_mem *mem, *imm;     /* mu */
     size_t arena_block;
+    size_t mem_filter_bytes; /* each memtable's bloom filter (kv_mem_new) */
     uint64_t imm_next_log; /* log number to record once imm is on disk */
     kv_wal_writer *wal;    /* written by the leader only */
     uint64_t wal_number;

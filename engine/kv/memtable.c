@@ -4,9 +4,11 @@
 #include <string.h>
 
 #include "arena.h"
+#include "bloom.h"
 #include "dbformat.h"
 
 #define MEM_MAX_HEIGHT 12
+#define MEM_FILTER_PROBES 6
 
 typedef struct node {
     uint32_t klen; /* internal key length (user key + 8) */
@@ -23,24 +25,31 @@ struct kv_mem {
     uint64_t entries;
     kv_arena *arena;
     node *head;
+    char *filter; /* bloom over user keys (NULL: none): lets a get skip the search */
+    size_t filter_lines;
 };
 
 static inline char *node_data(node *n) { return (char *)&n->next[n->height]; }
 static inline kv_slice node_key(node *n) { return (kv_slice){node_data(n), n->klen}; }
 static inline node *nx(node *n, int l) { return __atomic_load_n(&n->next[l], __ATOMIC_ACQUIRE); }
 
-kv_mem *kv_mem_new(size_t arena_block)
+kv_mem *kv_mem_new(size_t arena_block, size_t filter_bytes)
 {
     kv_mem *m = calloc(1, sizeof *m);
     if (m == NULL) return NULL;
     m->arena = kv_arena_new(arena_block);
-    if (m->arena == NULL) {
+    m->filter_lines = filter_bytes / 64;
+    if (m->filter_lines) m->filter = calloc(m->filter_lines, 64);
+    if (m->arena == NULL || (m->filter_lines && m->filter == NULL)) {
+        kv_arena_free(m->arena);
+        free(m->filter);
         free(m);
         return NULL;
     }
     m->head = kv_arena_alloc(m->arena, sizeof(node) + MEM_MAX_HEIGHT * sizeof(node *));
     if (m->head == NULL) {
         kv_arena_free(m->arena);
+        free(m->filter);
         free(m);
         return NULL;
     }
@@ -57,6 +66,7 @@ void kv_mem_unref(kv_mem *m)
 {
     if (m && __atomic_sub_fetch(&m->refs, 1, __ATOMIC_ACQ_REL) == 0) {
         kv_arena_free(m->arena);
+        free(m->filter);
         free(m);
     }
 }
@@ -147,6 +157,7 @@ ndb_status kv_mem_add(kv_mem *m, uint64_t seq, int type, const void *key, size_t
     if (klen) memcpy(d, key, klen);
     put_fixed64(d + klen, ikey_pack(seq, type));
     if (vlen) memcpy(d + klen + 8, val, vlen);
+    if (m->filter) kv_bloom_add(m->filter, m->filter_lines, MEM_FILTER_PROBES, kv_bloom_hash(key, klen));
 
     node *prev[MEM_MAX_HEIGHT];
     find_ge(m, node_key(n), prev);
@@ -168,6 +179,8 @@ ndb_status kv_mem_add(kv_mem *m, uint64_t seq, int type, const void *key, size_t
 int kv_mem_get(kv_mem *m, const void *key, size_t klen, uint64_t seq, const char **val,
                size_t *vlen, int *deleted)
 {
+    if (m->filter && !kv_bloom_test(m->filter, m->filter_lines, MEM_FILTER_PROBES, kv_bloom_hash(key, klen)))
+        return 0;
     char stackbuf[256];
     char *buf = klen + 8 <= sizeof stackbuf ? stackbuf : malloc(klen + 8);
     if (buf == NULL) return 0;

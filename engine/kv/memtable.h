@@ -5,7 +5,10 @@
  * Thread safety: one writer at a time (the write-group leader) may call
  * kv_mem_add; any number of readers may call get/iterate concurrently with it
  * and with each other, without locks (next pointers are published with
- * release stores and read with acquire loads). The refcount is atomic.
+ * release stores and read with acquire loads; the filter's bits are set
+ * before the node is linked, and a reader looks for an entry only once the
+ * engine's release of its sequence number has published it). The refcount
+ * is atomic.
  *
  * Invariants: entries are never removed or changed; each (user key, seq) is
  * added at most once; node heights are in [1, MEM_MAX_HEIGHT].
@@ -22,8 +25,10 @@
 typedef struct kv_mem kv_mem;
 
 /* Refcount starts at 1. arena_block is the arena's block size (the unit
- * by which kv_mem_bytes grows). NULL on allocation failure. */
-kv_mem *kv_mem_new(size_t arena_block);
+ * by which kv_mem_bytes grows). filter_bytes sizes a bloom filter over the
+ * user keys that lets kv_mem_get answer "absent" without searching (0: no
+ * filter; it is not counted in kv_mem_bytes). NULL on allocation failure. */
+kv_mem *kv_mem_new(size_t arena_block, size_t filter_bytes);
 void kv_mem_ref(kv_mem *m);
 void kv_mem_unref(kv_mem *m); /* frees at zero */
 

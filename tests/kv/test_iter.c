@@ -8,7 +8,7 @@
 Test(iter, merge_orders_and_switches_direction)
 {
     kv_mem *m[3];
-    for (int j = 0; j < 3; j++) m[j] = kv_mem_new(64 * 1024);
+    for (int j = 0; j < 3; j++) m[j] = kv_mem_new(64 * 1024, 0);
     char k[16];
     uint64_t seq = 1;
     for (int i = 0; i < 300; i++) {

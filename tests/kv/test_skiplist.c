@@ -9,7 +9,7 @@
 
 Test(skiplist, versions_and_lookup)
 {
-    kv_mem *m = kv_mem_new(64 * 1024);
+    kv_mem *m = kv_mem_new(64 * 1024, 0);
     cr_assert_eq(kv_mem_add(m, 1, KV_TYPE_VALUE, "a", 1, "v1", 2), NDB_OK);
     cr_assert_eq(kv_mem_add(m, 2, KV_TYPE_VALUE, "a", 1, "v2", 2), NDB_OK);
     cr_assert_eq(kv_mem_add(m, 3, KV_TYPE_DELETE, "a", 1, NULL, 0), NDB_OK);
@@ -27,9 +27,35 @@ Test(skiplist, versions_and_lookup)
     kv_mem_unref(m);
 }
 
+/* With a filter, a get finds every key added (never a false "absent") and
+ * every version rule still holds; absent keys are answered as before. */
+Test(skiplist, filter_never_hides_a_key)
+{
+    kv_mem *m = kv_mem_new(64 * 1024, 4096);
+    char k[16];
+    for (int i = 0; i < 5000; i++) {
+        snprintf(k, sizeof k, "key%05d", i * 2);
+        cr_assert_eq(kv_mem_add(m, (uint64_t)i + 1, i % 7 ? KV_TYPE_VALUE : KV_TYPE_DELETE, k, 8, k, 8), NDB_OK);
+    }
+    const char *v;
+    size_t n;
+    int del;
+    for (int i = 0; i < 5000; i++) {
+        snprintf(k, sizeof k, "key%05d", i * 2);
+        cr_assert(kv_mem_get(m, k, 8, KV_MAX_SEQ, &v, &n, &del), "%s", k);
+        cr_assert_eq(del, i % 7 == 0);
+        if (!del) cr_assert(n == 8 && memcmp(v, k, 8) == 0);
+        cr_assert(!kv_mem_get(m, k, 8, (uint64_t)i, &v, &n, &del), "%s before its sequence", k);
+        snprintf(k, sizeof k, "key%05d", i * 2 + 1);
+        cr_assert(!kv_mem_get(m, k, 8, KV_MAX_SEQ, &v, &n, &del), "%s was never added", k);
+    }
+    cr_assert(!kv_mem_get(m, "", 0, KV_MAX_SEQ, &v, &n, &del));
+    kv_mem_unref(m);
+}
+
 Test(skiplist, iterator_order_and_prev)
 {
-    kv_mem *m = kv_mem_new(64 * 1024);
+    kv_mem *m = kv_mem_new(64 * 1024, 0);
     char k[16];
     for (int i = 999; i >= 0; i--) {
         snprintf(k, sizeof k, "%04d", (i * 7919) % 1000);
@@ -85,7 +111,7 @@ static void *reader(void *p)
 
 Test(skiplist, concurrent_readers_see_sorted_list, .timeout = 60)
 {
-    shared = kv_mem_new(64 * 1024);
+    shared = kv_mem_new(64 * 1024, 0);
     pthread_t t[2];
     for (int i = 0; i < 2; i++) pthread_create(&t[i], NULL, reader, NULL);
     char k[32];
