@@ -335,22 +335,28 @@ static void watch_remove(call *c)
 
 /* ---- running handlers ------------------------------------------------ */
 
-static void run_handler(void *arg)
+/* Runs the call's handler and answers. Returns false, having answered
+ * nothing, when a nowait attempt (ctx.nowait) found the engine busy. */
+static bool handle(call *c)
 {
-    call *c = arg;
     const svc_method *m = c->route->m;
     ProtobufCMessage *resp = NULL;
     ndb_errmsg msg = {{0}};
     if (m->flags & SVC_M_STREAM)
         c->ctx.send = stream_send;
     ndb_status st = m->fn(&c->ctx, c->req, &resp, &msg);
+    if (st == NDB_EBUSY && c->ctx.nowait)
+        return false;
     if (st != NDB_OK)
         finish_status(c, st, msg.text[0] ? msg.text : ndb_strerror(st));
     else if (!(m->flags & SVC_M_STREAM) && resp == NULL)
         finish_status(c, NDB_EIO, "handler returned no response");
     else
         finish(c, (m->flags & SVC_M_STREAM) ? NULL : resp, GRPC_STATUS_OK, NULL);
+    return true;
 }
+
+static void run_handler(void *arg) { handle(arg); }
 
 /* The request message has arrived (or not). */
 static void on_recv(call *c, bool ok)
@@ -388,8 +394,15 @@ static void on_recv(call *c, bool ok)
     if (flags & SVC_M_WATCH) {
         watch_start(c);
     } else if (flags & SVC_M_INLINE) {
-        run_handler(c);
+        handle(c);
     } else {
+        if (flags & SVC_M_TRY_INLINE) {
+            c->ctx.nowait = true;
+            bool done = handle(c);
+            c->ctx.nowait = false;
+            if (done)
+                return;
+        }
         ndb_status st = svc_pool_submit(c->g->pool, run_handler, c);
         if (st != NDB_OK)
             finish_status(c, st == NDB_ELIMIT ? NDB_ELIMIT : NDB_ECLOSED,

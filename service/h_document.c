@@ -171,7 +171,7 @@ static ndb_status load(svc_ctx *ctx, const char *coll, const char *id, Google__P
 {
     void *doc = NULL;
     size_t len = 0;
-    ndb_status st = ndb_doc_get(ctx->app->doc, coll, id, strlen(id), &doc, &len, msg);
+    ndb_status st = (ctx->nowait ? ndb_doc_try_get : ndb_doc_get)(ctx->app->doc, coll, id, strlen(id), &doc, &len, msg);
     if (st != NDB_OK)
         return st;
     st = svc_doc_to_struct(&ctx->arena, doc, len, out, msg);
@@ -659,7 +659,7 @@ static const svc_method methods[] = {
     {"ListCollections", list_collections, 0},
     {"InsertOne", insert_one, SVC_M_WRITE},
     {"InsertMany", insert_many, SVC_M_WRITE},
-    {"Get", get, 0},
+    {"Get", get, SVC_M_TRY_INLINE},
     {"Find", find, SVC_M_STREAM},
     {"FindOne", find_one, 0},
     {"Count", count, 0},

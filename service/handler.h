@@ -39,6 +39,7 @@ struct svc_ctx {
     int64_t deadline_ns;   /* CLOCK_MONOTONIC; INT64_MAX when none */
     atomic_bool cancelled; /* set by the transport when the client goes away */
     svc_send_fn send;      /* set by the transport for streaming methods */
+    bool nowait;           /* SVC_M_TRY_INLINE on the transport's thread: NDB_EBUSY instead of waiting */
     void *transport;       /* the transport's own state */
 };
 
@@ -52,6 +53,10 @@ enum {
     SVC_M_OPEN = 1 << 2,   /* needs no key (health, status) */
     SVC_M_INLINE = 1 << 3, /* never blocks: may run on the transport's thread */
     SVC_M_WATCH = 1 << 4,  /* health Watch: event-driven, handled by the transport */
+    /* Tried first on the transport's thread with ctx->nowait set; a handler that
+     * would have to wait for a lock returns NDB_EBUSY having changed nothing,
+     * and the call then runs on the worker pool like any other. */
+    SVC_M_TRY_INLINE = 1 << 5,
 };
 
 typedef struct svc_method {

@@ -321,14 +321,28 @@ static bool cat_insert(ndb_doc_db *db, coll *c)
     return true;
 }
 
-coll *db_find_coll(ndb_doc_db *db, const char *name)
+/* The collection named name, or NULL. With nowait, NULL and *busy set
+ * instead of waiting while the catalog is being changed. */
+static coll *find_coll(ndb_doc_db *db, const char *name, bool nowait, bool *busy)
 {
-    pthread_rwlock_rdlock(&db->lock);
+    *busy = false;
+    if (!nowait) {
+        pthread_rwlock_rdlock(&db->lock);
+    } else if (pthread_rwlock_tryrdlock(&db->lock) != 0) {
+        *busy = true;
+        return NULL;
+    }
     bool found;
     size_t pos = cat_pos(db, name, &found);
     coll *c = found ? db->colls[pos] : NULL;
     pthread_rwlock_unlock(&db->lock);
     return c;
+}
+
+coll *db_find_coll(ndb_doc_db *db, const char *name)
+{
+    bool busy;
+    return find_coll(db, name, false, &busy);
 }
 
 ndb_status db_get_coll(ndb_doc_db *db, const char *name, coll **out, ndb_errmsg *msg)
@@ -1079,21 +1093,28 @@ done:
     return NDB_OK;
 }
 
-ndb_status ndb_doc_get(ndb_doc_db *db, const char *cname, const char *id, size_t idlen, void **doc,
-                       size_t *len, ndb_errmsg *msg)
+static ndb_status get_doc(ndb_doc_db *db, bool nowait, const char *cname, const char *id, size_t idlen,
+                          void **doc, size_t *len, ndb_errmsg *msg)
 {
-    coll *c;
-    ndb_status st = db_get_coll(db, cname, &c, msg);
+    ndb_status st = check_name(cname, msg);
     if (st != NDB_OK)
         return st;
+    bool busy;
+    coll *c = find_coll(db, cname, nowait, &busy);
+    if (busy)
+        return NDB_EBUSY;
+    if (c == NULL)
+        return ndb_errmsg_set(msg, NDB_ENOTFOUND, "collection '%s' does not exist", cname);
     if (idlen == 0 || idlen > NDB_DOC_MAX_ID)
         return ndb_errmsg_set(msg, NDB_ENOTFOUND, "no document with that _id");
     dbuf k = {0};
     doc_key(&k, c, id, idlen);
     if (k.oom)
         return NDB_ENOMEM;
-    st = ndb_kv_get(db->kv, NULL, k.data, k.len, doc, len);
+    st = (nowait ? ndb_kv_try_get : ndb_kv_get)(db->kv, NULL, k.data, k.len, doc, len);
     dbuf_free(&k);
+    if (st == NDB_EBUSY)
+        return st;
     if (st == NDB_ENOTFOUND)
         return ndb_errmsg_set(msg, st, "no document with _id '%.*s' in %s",
                               (int)(idlen > 64 ? 64 : idlen), id, cname);
@@ -1105,6 +1126,18 @@ ndb_status ndb_doc_get(ndb_doc_db *db, const char *cname, const char *id, size_t
                               (int)(idlen > 64 ? 64 : idlen), id);
     }
     return NDB_OK;
+}
+
+ndb_status ndb_doc_get(ndb_doc_db *db, const char *cname, const char *id, size_t idlen, void **doc,
+                       size_t *len, ndb_errmsg *msg)
+{
+    return get_doc(db, false, cname, id, idlen, doc, len, msg);
+}
+
+ndb_status ndb_doc_try_get(ndb_doc_db *db, const char *cname, const char *id, size_t idlen, void **doc,
+                           size_t *len, ndb_errmsg *msg)
+{
+    return get_doc(db, true, cname, id, idlen, doc, len, msg);
 }
 
 /* Applies a compiled update to one stored document (key/bytes) in the batch. */

@@ -245,6 +245,11 @@ void ndb_doc_ids_free(char **ids, size_t n);
 /* One document by _id. Caller frees *doc with free(). NDB_ENOTFOUND if absent. */
 ndb_status ndb_doc_get(ndb_doc_db *db, const char *coll, const char *id, size_t idlen,
                        void **doc, size_t *len, ndb_errmsg *msg);
+/* As ndb_doc_get, but NDB_EBUSY instead of waiting for a lock (the catalog
+ * while a collection is created or dropped, the key-value engine's; see
+ * ndb_kv_try_get). For threads that must not block. */
+ndb_status ndb_doc_try_get(ndb_doc_db *db, const char *coll, const char *id, size_t idlen,
+                           void **doc, size_t *len, ndb_errmsg *msg);
 
 typedef struct ndb_doc_find_opts {
     const void *filter; size_t filter_len;         /* NULL: everything */

@@ -444,12 +444,31 @@ ndb_status ndb_kv_delete(ndb_kv *kv, const void *key, size_t klen)
 
 /* ------------------------------------------------------------------ reads */
 
-ndb_status ndb_kv_get(ndb_kv *kv, const ndb_kv_snapshot *snap, const void *key, size_t klen, void **val,
-                      size_t *vlen)
+/* Takes mu if it comes free within a short spin (other readers hold it for
+ * well under a microsecond); 0 if it stays held, e.g. across a manifest
+ * fsync. */
+static int try_lock_briefly(pthread_mutex_t *mu)
+{
+    for (int i = 0; i < 256; i++) {
+        if (pthread_mutex_trylock(mu) == 0) return 1;
+#if defined(__x86_64__) || defined(__i386__)
+        __builtin_ia32_pause();
+#elif defined(__aarch64__)
+        __asm__ __volatile__("yield");
+#endif
+    }
+    return 0;
+}
+
+static ndb_status get(ndb_kv *kv, const ndb_kv_snapshot *snap, int nowait, const void *key, size_t klen,
+                      void **val, size_t *vlen)
 {
     if (kv == NULL || val == NULL || vlen == NULL || (key == NULL && klen)) return NDB_EINVAL;
     if (klen > NDB_KV_MAX_KEY) return NDB_ENOTFOUND;
-    pthread_mutex_lock(&kv->mu);
+    if (!nowait)
+        pthread_mutex_lock(&kv->mu);
+    else if (!try_lock_briefly(&kv->mu))
+        return NDB_EBUSY;
     kv_mem *mem = kv->mem, *imm = kv->imm;
     kv_version *v = kv->vs->current;
     kv_mem_ref(mem);
@@ -489,9 +508,8 @@ ndb_status ndb_kv_get(ndb_kv *kv, const ndb_kv_snapshot *snap, const void *key, 
             msg.text[0] = 0;
             st = kv_version_get(v, (kv_slice){lk, klen + 8}, &result, val, vlen, &msg);
             if (st == NDB_OK) st = result == TABLE_GET_VALUE ? NDB_OK : NDB_ENOTFOUND;
-            else if (msg.text[0]) {
-                pthread_mutex_lock(&kv->mu);
-                memcpy(kv->err.text, msg.text, sizeof msg.text);
+            else if (msg.text[0] && (nowait ? pthread_mutex_trylock(&kv->mu) : pthread_mutex_lock(&kv->mu)) == 0) {
+                memcpy(kv->err.text, msg.text, sizeof msg.text); /* kept for ndb_kv_last_error */
                 pthread_mutex_unlock(&kv->mu);
             }
             if (lk != stackbuf) free(lk);
@@ -501,6 +519,18 @@ ndb_status ndb_kv_get(ndb_kv *kv, const ndb_kv_snapshot *snap, const void *key, 
     if (imm) kv_mem_unref(imm);
     kv_version_unref(v);
     return st;
+}
+
+ndb_status ndb_kv_get(ndb_kv *kv, const ndb_kv_snapshot *snap, const void *key, size_t klen, void **val,
+                      size_t *vlen)
+{
+    return get(kv, snap, 0, key, klen, val, vlen);
+}
+
+ndb_status ndb_kv_try_get(ndb_kv *kv, const ndb_kv_snapshot *snap, const void *key, size_t klen, void **val,
+                          size_t *vlen)
+{
+    return get(kv, snap, 1, key, klen, val, vlen);
 }
 
 /* ------------------------------------------------------------------ snapshots */

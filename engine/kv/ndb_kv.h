@@ -128,6 +128,14 @@ ndb_status ndb_kv_delete(ndb_kv *kv, const void *key, size_t klen);
 ndb_status ndb_kv_get(ndb_kv *kv, const ndb_kv_snapshot *snap, const void *key, size_t klen,
                       void **val, size_t *vlen);
 
+/*
+ * As ndb_kv_get, but never waits for the engine's lock: NDB_EBUSY (and
+ * nothing else done) while another thread holds it, e.g. to record a
+ * finished flush or compaction. For threads that must not block.
+ */
+ndb_status ndb_kv_try_get(ndb_kv *kv, const ndb_kv_snapshot *snap, const void *key, size_t klen,
+                          void **val, size_t *vlen);
+
 /* ---- Atomic write batches: all operations apply, or none, across a crash. */
 
 /* Caller frees with ndb_kv_batch_free(). */

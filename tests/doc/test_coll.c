@@ -128,6 +128,34 @@ Test(coll, insert_ids_and_timestamps)
     tdb_close(&t);
 }
 
+/* try_get finds what get finds, but answers NDB_EBUSY instead of waiting
+ * while the catalog is being changed (create or drop holds its lock). */
+Test(coll, try_get_never_waits)
+{
+    tdb t;
+    tdb_open(&t);
+    ndb_errmsg m = {{0}};
+    size_t l;
+    void *d = J("{\"_id\":\"a\",\"v\":1}", &l);
+    const void *docs[] = {d};
+    char **ids;
+    cr_assert_eq(ndb_doc_insert(t.db, "c", docs, &l, 1, &ids, &m), NDB_OK, "%s", m.text);
+    ndb_doc_ids_free(ids, 1);
+    free(d);
+    void *g;
+    size_t gl;
+    cr_assert_eq(ndb_doc_try_get(t.db, "c", "a", 1, &g, &gl, &m), NDB_OK);
+    free(g);
+    cr_assert_eq(ndb_doc_try_get(t.db, "c", "b", 1, &g, &gl, &m), NDB_ENOTFOUND);
+    cr_assert_eq(ndb_doc_try_get(t.db, "nope", "a", 1, &g, &gl, &m), NDB_ENOTFOUND);
+    pthread_rwlock_wrlock(&t.db->lock);
+    cr_assert_eq(ndb_doc_try_get(t.db, "c", "a", 1, &g, &gl, &m), NDB_EBUSY);
+    pthread_rwlock_unlock(&t.db->lock);
+    cr_assert_eq(ndb_doc_get(t.db, "c", "a", 1, &g, &gl, &m), NDB_OK);
+    free(g);
+    tdb_close(&t);
+}
+
 Test(coll, size_limit)
 {
     tdb t;

@@ -2,6 +2,7 @@
 #include <criterion/criterion.h>
 #include <pthread.h>
 
+#include "db.h" /* the engine's mutex, for try_get */
 #include "ndb_kv.h"
 #include "testutil.h"
 
@@ -128,6 +129,26 @@ Test(db, put_get_delete)
     expect("a", NULL);
     cr_assert_eq(ndb_kv_put(kv, "e", 1, "", 0), NDB_OK);
     expect("e", "");
+}
+
+/* try_get answers like get, except that it will not wait for the engine's
+ * lock: while another thread holds it, NDB_EBUSY and nothing returned. */
+Test(db, try_get_never_waits)
+{
+    cr_assert_eq(ndb_kv_put(kv, "k", 1, "v", 1), NDB_OK);
+    void *v = NULL;
+    size_t n = 0;
+    cr_assert_eq(ndb_kv_try_get(kv, NULL, "k", 1, &v, &n), NDB_OK);
+    cr_assert(n == 1 && memcmp(v, "v", 1) == 0);
+    free(v);
+    cr_assert_eq(ndb_kv_try_get(kv, NULL, "absent", 6, &v, &n), NDB_ENOTFOUND);
+    pthread_mutex_lock(&kv->mu);
+    v = NULL;
+    cr_assert_eq(ndb_kv_try_get(kv, NULL, "k", 1, &v, &n), NDB_EBUSY);
+    cr_assert_null(v);
+    pthread_mutex_unlock(&kv->mu);
+    cr_assert_eq(ndb_kv_try_get(kv, NULL, "k", 1, &v, &n), NDB_OK);
+    free(v);
 }
 
 Test(db, bad_args)
