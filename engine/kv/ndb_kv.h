@@ -88,7 +88,8 @@ void ndb_kv_options_init(ndb_kv_options *opt);
 /* What recovery found when ndb_kv_open replayed the WAL. */
 typedef struct ndb_kv_recovery_info {
     uint64_t wal_records;       /* records replayed */
-    uint64_t wal_bytes_skipped; /* bytes of a torn or corrupt tail that were ignored */
+    uint64_t wal_bytes_skipped; /* bytes of a torn or corrupt tail that were ignored (counting
+                                   the zeros reserved after it, up to 1 MiB: FORMAT.md) */
     uint32_t wal_segments;      /* segments read */
     int tail_corrupt;           /* 1 if the last segment ended in a bad record */
 } ndb_kv_recovery_info;
