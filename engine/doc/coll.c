@@ -345,15 +345,24 @@ coll *db_find_coll(ndb_doc_db *db, const char *name)
     return find_coll(db, name, false, &busy);
 }
 
-ndb_status db_get_coll(ndb_doc_db *db, const char *name, coll **out, ndb_errmsg *msg)
+/* As db_get_coll; with nowait, NDB_EBUSY instead of waiting for the catalog. */
+static ndb_status get_coll(ndb_doc_db *db, const char *name, bool nowait, coll **out, ndb_errmsg *msg)
 {
     ndb_status st = check_name(name, msg);
     if (st != NDB_OK)
         return st;
-    *out = db_find_coll(db, name);
+    bool busy;
+    *out = find_coll(db, name, nowait, &busy);
+    if (busy)
+        return NDB_EBUSY;
     if (*out == NULL)
         return ndb_errmsg_set(msg, NDB_ENOTFOUND, "collection '%s' does not exist", name);
     return NDB_OK;
+}
+
+ndb_status db_get_coll(ndb_doc_db *db, const char *name, coll **out, ndb_errmsg *msg)
+{
+    return get_coll(db, name, false, out, msg);
 }
 
 /* Allocates a prefix id and persists the counter (caller holds db->lock for writing). */
@@ -1096,15 +1105,10 @@ done:
 static ndb_status get_doc(ndb_doc_db *db, bool nowait, const char *cname, const char *id, size_t idlen,
                           void **doc, size_t *len, ndb_errmsg *msg)
 {
-    ndb_status st = check_name(cname, msg);
+    coll *c;
+    ndb_status st = get_coll(db, cname, nowait, &c, msg);
     if (st != NDB_OK)
         return st;
-    bool busy;
-    coll *c = find_coll(db, cname, nowait, &busy);
-    if (busy)
-        return NDB_EBUSY;
-    if (c == NULL)
-        return ndb_errmsg_set(msg, NDB_ENOTFOUND, "collection '%s' does not exist", cname);
     if (idlen == 0 || idlen > NDB_DOC_MAX_ID)
         return ndb_errmsg_set(msg, NDB_ENOTFOUND, "no document with that _id");
     dbuf k = {0};

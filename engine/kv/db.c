@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "batch.h"
+#include "bloom.h"
 #include "dbformat.h"
 
 /* ------------------------------------------------------------------ helpers */
@@ -480,8 +481,9 @@ static ndb_status get(ndb_kv *kv, const ndb_kv_snapshot *snap, int nowait, const
     ndb_status st = NDB_ENOTFOUND;
     const char *mv;
     size_t mvlen;
-    int deleted, found = kv_mem_get(mem, key, klen, seq, &mv, &mvlen, &deleted);
-    if (!found && imm) found = kv_mem_get(imm, key, klen, seq, &mv, &mvlen, &deleted);
+    uint64_t hash = kv_bloom_hash(key, klen); /* one hash for every filter on the way */
+    int deleted, found = kv_mem_get(mem, key, klen, hash, seq, &mv, &mvlen, &deleted);
+    if (!found && imm) found = kv_mem_get(imm, key, klen, hash, seq, &mv, &mvlen, &deleted);
     if (found) {
         if (deleted) {
             st = NDB_ENOTFOUND;
@@ -506,7 +508,7 @@ static ndb_status get(ndb_kv *kv, const ndb_kv_snapshot *snap, int nowait, const
             int result;
             ndb_errmsg msg;
             msg.text[0] = 0;
-            st = kv_version_get(v, (kv_slice){lk, klen + 8}, &result, val, vlen, &msg);
+            st = kv_version_get(v, (kv_slice){lk, klen + 8}, hash, &result, val, vlen, &msg);
             if (st == NDB_OK) st = result == TABLE_GET_VALUE ? NDB_OK : NDB_ENOTFOUND;
             else if (msg.text[0] && (nowait ? pthread_mutex_trylock(&kv->mu) : pthread_mutex_lock(&kv->mu)) == 0) {
                 memcpy(kv->err.text, msg.text, sizeof msg.text); /* kept for ndb_kv_last_error */

@@ -176,11 +176,10 @@ ndb_status kv_mem_add(kv_mem *m, uint64_t seq, int type, const void *key, size_t
     return NDB_OK;
 }
 
-int kv_mem_get(kv_mem *m, const void *key, size_t klen, uint64_t seq, const char **val,
+int kv_mem_get(kv_mem *m, const void *key, size_t klen, uint64_t hash, uint64_t seq, const char **val,
                size_t *vlen, int *deleted)
 {
-    if (m->filter && !kv_bloom_test(m->filter, m->filter_lines, MEM_FILTER_PROBES, kv_bloom_hash(key, klen)))
-        return 0;
+    if (m->filter && !kv_bloom_test(m->filter, m->filter_lines, MEM_FILTER_PROBES, hash)) return 0;
     char stackbuf[256];
     char *buf = klen + 8 <= sizeof stackbuf ? stackbuf : malloc(klen + 8);
     if (buf == NULL) return 0;

@@ -36,10 +36,11 @@ void kv_mem_unref(kv_mem *m); /* frees at zero */
 ndb_status kv_mem_add(kv_mem *m, uint64_t seq, int type, const void *key, size_t klen,
                       const void *val, size_t vlen);
 
-/* Looks up the newest entry for key with seq <= seq. Returns 1 and sets
- * *deleted (1 for a tombstone) and *val, *vlen (borrowed while m is referenced)
- * when an entry exists; 0 otherwise. */
-int kv_mem_get(kv_mem *m, const void *key, size_t klen, uint64_t seq, const char **val,
+/* Looks up the newest entry for key with seq <= seq (hash: kv_bloom_hash of
+ * key, for the filter). Returns 1 and sets *deleted (1 for a tombstone) and
+ * *val, *vlen (borrowed while m is referenced) when an entry exists; 0
+ * otherwise. */
+int kv_mem_get(kv_mem *m, const void *key, size_t klen, uint64_t hash, uint64_t seq, const char **val,
                size_t *vlen, int *deleted);
 
 size_t kv_mem_bytes(const kv_mem *m);

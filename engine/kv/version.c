@@ -204,20 +204,14 @@ static ndb_status table_get(kv_fmeta *f, kv_slice lookup, uint64_t h, int *resul
     return st;
 }
 
-ndb_status kv_version_get(kv_version *v, kv_slice lookup, int *result, void **val, size_t *vlen,
-                          ndb_errmsg *msg)
+ndb_status kv_version_get(kv_version *v, kv_slice lookup, uint64_t h, int *result, void **val,
+                          size_t *vlen, ndb_errmsg *msg)
 {
     kv_slice uk = ikey_user(lookup);
-    uint64_t h = 0;
-    int have_h = 0;
     *result = TABLE_GET_MISS;
     for (size_t i = 0; i < v->nfiles[0]; i++) {
         kv_fmeta *f = v->files[0][i];
         if (slice_cmp(uk, ikey_user(f_small(f))) < 0 || slice_cmp(uk, ikey_user(f_large(f))) > 0) continue;
-        if (!have_h) {
-            h = kv_bloom_hash(uk.data, uk.len);
-            have_h = 1;
-        }
         ndb_status st = table_get(f, lookup, h, result, val, vlen, msg);
         if (st != NDB_OK || *result != TABLE_GET_MISS) return st;
     }
@@ -228,10 +222,6 @@ ndb_status kv_version_get(kv_version *v, kv_slice lookup, int *result, void **va
         if (i >= n) continue;
         kv_fmeta *f = v->files[l][i];
         if (slice_cmp(uk, ikey_user(f_small(f))) < 0) continue;
-        if (!have_h) {
-            h = kv_bloom_hash(uk.data, uk.len);
-            have_h = 1;
-        }
         ndb_status st = table_get(f, lookup, h, result, val, vlen, msg);
         if (st != NDB_OK || *result != TABLE_GET_MISS) return st;
     }

@@ -102,9 +102,10 @@ size_t kv_vset_open_tables(kv_vset *vs);
 /* ---- versions */
 void kv_version_ref(kv_version *v);
 void kv_version_unref(kv_version *v);
-/* Point lookup in the levels: *result is TABLE_GET_*; value malloc'd on VALUE. */
-ndb_status kv_version_get(kv_version *v, kv_slice lookup, int *result, void **val, size_t *vlen,
-                          ndb_errmsg *msg);
+/* Point lookup in the levels: *result is TABLE_GET_*; value malloc'd on VALUE.
+ * hash is kv_bloom_hash of the user key. */
+ndb_status kv_version_get(kv_version *v, kv_slice lookup, uint64_t hash, int *result, void **val,
+                          size_t *vlen, ndb_errmsg *msg);
 /* Appends iterators for every L0 file and one per deeper level to out (room
  * for nfiles[0] + NDB_KV_LEVELS), leaving out files and levels with no user
  * key in [lower, upper) (NULL: unbounded). Returns the count or -1 on

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "bloom.h"
 #include "dbformat.h"
 #include "memtable.h"
 
@@ -17,12 +18,12 @@ Test(skiplist, versions_and_lookup)
     const char *v;
     size_t n;
     int del;
-    cr_assert(kv_mem_get(m, "a", 1, 1, &v, &n, &del) && !del && n == 2 && memcmp(v, "v1", 2) == 0);
-    cr_assert(kv_mem_get(m, "a", 1, 2, &v, &n, &del) && !del && memcmp(v, "v2", 2) == 0);
-    cr_assert(kv_mem_get(m, "a", 1, 100, &v, &n, &del) && del);
-    cr_assert(!kv_mem_get(m, "a", 1, 0, &v, &n, &del));
-    cr_assert(!kv_mem_get(m, "b", 1, 100, &v, &n, &del));
-    cr_assert(!kv_mem_get(m, "", 0, 100, &v, &n, &del));
+    cr_assert(kv_mem_get(m, "a", 1, kv_bloom_hash("a", 1), 1, &v, &n, &del) && !del && n == 2 && memcmp(v, "v1", 2) == 0);
+    cr_assert(kv_mem_get(m, "a", 1, kv_bloom_hash("a", 1), 2, &v, &n, &del) && !del && memcmp(v, "v2", 2) == 0);
+    cr_assert(kv_mem_get(m, "a", 1, kv_bloom_hash("a", 1), 100, &v, &n, &del) && del);
+    cr_assert(!kv_mem_get(m, "a", 1, kv_bloom_hash("a", 1), 0, &v, &n, &del));
+    cr_assert(!kv_mem_get(m, "b", 1, kv_bloom_hash("b", 1), 100, &v, &n, &del));
+    cr_assert(!kv_mem_get(m, "", 0, kv_bloom_hash("", 0), 100, &v, &n, &del));
     cr_assert_eq(kv_mem_entries(m), 4);
     kv_mem_unref(m);
 }
@@ -42,14 +43,14 @@ Test(skiplist, filter_never_hides_a_key)
     int del;
     for (int i = 0; i < 5000; i++) {
         snprintf(k, sizeof k, "key%05d", i * 2);
-        cr_assert(kv_mem_get(m, k, 8, KV_MAX_SEQ, &v, &n, &del), "%s", k);
+        cr_assert(kv_mem_get(m, k, 8, kv_bloom_hash(k, 8), KV_MAX_SEQ, &v, &n, &del), "%s", k);
         cr_assert_eq(del, i % 7 == 0);
         if (!del) cr_assert(n == 8 && memcmp(v, k, 8) == 0);
-        cr_assert(!kv_mem_get(m, k, 8, (uint64_t)i, &v, &n, &del), "%s before its sequence", k);
+        cr_assert(!kv_mem_get(m, k, 8, kv_bloom_hash(k, 8), (uint64_t)i, &v, &n, &del), "%s before its sequence", k);
         snprintf(k, sizeof k, "key%05d", i * 2 + 1);
-        cr_assert(!kv_mem_get(m, k, 8, KV_MAX_SEQ, &v, &n, &del), "%s was never added", k);
+        cr_assert(!kv_mem_get(m, k, 8, kv_bloom_hash(k, 8), KV_MAX_SEQ, &v, &n, &del), "%s was never added", k);
     }
-    cr_assert(!kv_mem_get(m, "", 0, KV_MAX_SEQ, &v, &n, &del));
+    cr_assert(!kv_mem_get(m, "", 0, kv_bloom_hash("", 0), KV_MAX_SEQ, &v, &n, &del));
     kv_mem_unref(m);
 }
 
