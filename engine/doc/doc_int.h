@@ -3,7 +3,8 @@
  *
  * Modules and prefixes: codec.c (cod_), json.c, value.c (val_, key encoding
  * kenc_), filter.c (flt_), update.c (upd_), shape.c (projection prj_, sort
- * srt_), expr.c (expr_), agg.c (agg_), coll.c (the database), index.c (idx_).
+ * srt_), agg.c (agg_), index.c (idx_), and the database: catalog.c (cat_, key_),
+ * write.c (wctx_), cursor.c (cur_), ixbuild.c.
  */
 #ifndef NDB_DOC_INT_H
 #define NDB_DOC_INT_H
@@ -72,6 +73,12 @@ static inline uint32_t rd32(const uint8_t *p)
 static inline void wr32(uint8_t *p, uint32_t v)
 {
     p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); p[2] = (uint8_t)(v >> 16); p[3] = (uint8_t)(v >> 24);
+}
+static inline uint64_t rd64(const uint8_t *p) { return (uint64_t)rd32(p) | (uint64_t)rd32(p + 4) << 32; }
+static inline void wr64(uint8_t *p, uint64_t v)
+{
+    wr32(p, (uint32_t)v);
+    wr32(p + 4, (uint32_t)(v >> 32));
 }
 
 /* Reads one value at p (bounded by end) into *out; returns the byte after it,
@@ -382,6 +389,73 @@ struct ndb_doc_cursor {
     uint8_t *prj_owned;  /* bytes the projection borrows */
 };
 
+/* Documents per kv batch when a request walks a whole collection (index
+ * builds, reclaiming a dropped collection's keys). */
+#define DOC_BUILD_CHUNK 10000
+
+/* ---- the catalog (catalog.c) */
+/* A progress line to the options' log sink (stderr without one). */
+void db_log(ndb_doc_db *db, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Sets msg to "what: error (the kv's detail)" and returns st. */
+ndb_status db_kvfail(ndb_doc_db *db, ndb_errmsg *msg, ndb_status st, const char *what);
+/* NDB_EINVAL naming the name unless it is [A-Za-z0-9_-]{1,64}. */
+ndb_status cat_check_name(const char *n, ndb_errmsg *msg);
+/* k = varint(c->prefix) id: the key of a document. */
+void key_doc(dbuf *k, const coll *c, const void *id, size_t idlen);
+/* [lo, hi): every key with this prefix. false on out of memory. */
+bool key_prefix_range(uint64_t prefix, dbuf *lo, dbuf *hi);
+/* Re-points an index definition's split paths at its own field strings. */
+bool idx_def_finish(idx_def *d);
+/* The collection's current index set, referenced: caller unrefs. */
+idx_set *coll_ix(coll *c);
+/* Publishes s (the collection takes the caller's reference). */
+void coll_set_ix(coll *c, idx_set *s);
+/* Looks a collection up; with nowait, NDB_EBUSY instead of waiting for the catalog. */
+ndb_status cat_get_coll(ndb_doc_db *db, const char *name, bool nowait, coll **out, ndb_errmsg *msg);
+/* Finds, or with create makes, a collection; excl: NDB_EEXIST if it exists. */
+ndb_status cat_coll_open(ndb_doc_db *db, const char *name, bool create, bool excl, coll **out,
+                         ndb_errmsg *msg);
+/* Takes a new key prefix and puts the persisted counter in b (caller holds
+ * db->lock for writing until b is written). */
+ndb_status cat_alloc_prefix(ndb_doc_db *db, ndb_kv_batch *b, uint64_t *out);
+/* Puts the collection's catalog entry (with index set s) / its stats in b. */
+ndb_status cat_write_meta(ndb_doc_db *db, ndb_kv_batch *b, const coll *c, const idx_set *s);
+ndb_status cat_write_stats(ndb_kv_batch *b, const coll *c, uint64_t count, uint64_t bytes);
+/* Deletes every key with this prefix, in bounded batches. */
+ndb_status cat_delete_prefix(ndb_doc_db *db, uint64_t prefix);
+
+/* ---- write requests (write.c) */
+typedef struct wctx {
+    ndb_doc_db *db;
+    coll *c;
+    idx_set *ix;
+    ndb_kv_batch *b;
+    bmap uniq;    /* unique-index key -> 0 (deleted in this batch) or id ref */
+    dbuf uniq_ids;
+    bmap ids;     /* _ids inserted in this batch */
+    idx_keys *keys;
+    bool mk[64];  /* index i became multikey */
+    bool mk_any;
+    int64_t dcount, dbytes;
+    dbuf key;
+    ndb_doc_builder *b1, *b2;
+    char now[64];
+    bool batch_full; /* the kv refused to grow the batch (256 MiB WAL record) */
+} wctx;
+ndb_status wctx_init(wctx *w, ndb_doc_db *db, coll *c);
+void wctx_free(wctx *w);
+/* Takes the collection's writer lock and a stable view of its indexes
+ * (NDB_ENOTFOUND if it was dropped meanwhile). */
+ndb_status wctx_lock(wctx *w, ndb_errmsg *msg);
+/* Writes stats (and index metadata if an index became multikey), commits the
+ * batch, and publishes the new counters. Caller holds the writer lock. */
+ndb_status wctx_commit(wctx *w, ndb_errmsg *msg);
+/* Adds / removes a document's entries in every index of w->ix to the batch
+ * (idx_add checks unique indexes). */
+ndb_status idx_add(wctx *w, const ndb_doc_val *doc, const uint8_t *id, size_t idlen, ndb_errmsg *msg);
+ndb_status idx_remove(wctx *w, const ndb_doc_val *doc, const uint8_t *id, size_t idlen);
+
+/* ---- cursors (cursor.c) */
 /* Opens a document source for filter f (borrowed: the cursor does not free
  * it unless own_flt) in the requested order; used by find and aggregate. */
 ndb_status cur_open(ndb_doc_db *db, coll *c, ndb_doc_filter *f, const srt_spec *s,

@@ -1,0 +1,696 @@
+/*
+ * catalog.c — the database's catalog: collection names and metadata over
+ * ndb_kv, key prefixes, open/close, create/drop/list collections.
+ *
+ * Thread safety: db->lock (rwlock) guards the catalog array. Each collection
+ * has a writer mutex held for the whole of a write request (write.c); readers
+ * never take it (they read a kv snapshot, cursor.c). A collection's index set
+ * is an immutable, refcounted idx_set swapped under ixlock. Dropped
+ * collections stay allocated (graveyard) until ndb_doc_close, so a cursor's
+ * pointer never dangles. Lock order: the catalog lock, then a collection's
+ * writer lock, never the reverse.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "doc_int.h"
+
+#define CAT_COLL 'c'  /* 0x00 'c' name -> collection metadata document */
+#define CAT_STATS 's' /* 0x00 's' name -> u64 count, u64 bytes */
+#define CAT_NEXT 'n'  /* 0x00 'n' -> u64 next prefix id */
+
+/* ---------------------------------------------------------------- utils */
+
+void db_log(ndb_doc_db *db, const char *fmt, ...)
+{
+    char line[300];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    if (db->opt.log)
+        db->opt.log(db->opt.log_ctx, line);
+    else
+        fprintf(stderr, "nexadb doc: %s\n", line);
+}
+
+ndb_status db_kvfail(ndb_doc_db *db, ndb_errmsg *msg, ndb_status st, const char *what)
+{
+    return ndb_errmsg_set(msg, st, "%s: %s (%s)", what, ndb_strerror(st), ndb_kv_last_error(db->kv));
+}
+
+static bool name_ok(const char *n)
+{
+    size_t l = n ? strlen(n) : 0;
+    if (l == 0 || l > NDB_DOC_MAX_COLL_NAME)
+        return false;
+    for (size_t i = 0; i < l; i++) {
+        char ch = n[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+              ch == '_' || ch == '-'))
+            return false;
+    }
+    return true;
+}
+
+ndb_status cat_check_name(const char *n, ndb_errmsg *msg)
+{
+    if (!name_ok(n))
+        return ndb_errmsg_set(msg, NDB_EINVAL,
+                              "invalid collection name '%.70s': use [A-Za-z0-9_-]{1,64}",
+                              n ? n : "(null)");
+    return NDB_OK;
+}
+
+static void cat_key(dbuf *k, char kind, const char *name)
+{
+    k->len = 0;
+    dbuf_byte(k, 0);
+    dbuf_byte(k, (uint8_t)kind);
+    if (name)
+        dbuf_put(k, name, strlen(name));
+}
+
+void key_doc(dbuf *k, const coll *c, const void *id, size_t idlen)
+{
+    k->len = 0;
+    key_prefix(k, c->prefix);
+    dbuf_put(k, id, idlen);
+}
+
+bool key_prefix_range(uint64_t prefix, dbuf *lo, dbuf *hi)
+{
+    lo->len = hi->len = 0;
+    key_prefix(lo, prefix);
+    key_prefix(hi, prefix);
+    hi->data[hi->len - 1]++; /* the last varint byte is < 0x80 */
+    return !lo->oom && !hi->oom;
+}
+
+void ndb_doc_options_init(ndb_doc_options *opt)
+{
+    memset(opt, 0, sizeof *opt);
+    opt->max_doc_bytes = NDB_DOC_MAX_BYTES;
+    opt->agg_mem_bytes = 100u << 20;
+}
+
+/* ------------------------------------------------------------- metadata */
+
+/* {"prefix":n,"indexes":[{"name":s,"prefix":n,"fields":[{"f":path,"d":1|-1}],
+ *   "unique":b,"multikey":b}]} */
+static ndb_status meta_encode(const coll *c, const idx_set *s, ndb_doc_builder *b)
+{
+    ndb_doc_builder_reset(b);
+    ndb_doc_begin_object(b);
+    ndb_doc_key(b, "prefix", 6);
+    ndb_doc_int(b, (int64_t)c->prefix);
+    ndb_doc_key(b, "indexes", 7);
+    ndb_doc_begin_array(b);
+    for (int i = 0; s && i < s->n; i++) {
+        const idx_def *d = &s->defs[i];
+        ndb_doc_begin_object(b);
+        ndb_doc_key(b, "name", 4);
+        ndb_doc_string(b, d->name, strlen(d->name));
+        ndb_doc_key(b, "prefix", 6);
+        ndb_doc_int(b, (int64_t)d->prefix);
+        ndb_doc_key(b, "fields", 6);
+        ndb_doc_begin_array(b);
+        for (int f = 0; f < d->nfields; f++) {
+            ndb_doc_begin_object(b);
+            ndb_doc_key(b, "f", 1);
+            ndb_doc_string(b, d->field[f], strlen(d->field[f]));
+            ndb_doc_key(b, "d", 1);
+            ndb_doc_int(b, d->desc[f] ? -1 : 1);
+            ndb_doc_end_object(b);
+        }
+        ndb_doc_end_array(b);
+        ndb_doc_key(b, "unique", 6);
+        ndb_doc_bool(b, d->unique);
+        ndb_doc_key(b, "multikey", 8);
+        ndb_doc_bool(b, d->multikey);
+        ndb_doc_end_object(b);
+    }
+    ndb_doc_end_array(b);
+    return ndb_doc_end_object(b);
+}
+
+static bool get_str(const ndb_doc_val *o, const char *k, char *out, size_t cap)
+{
+    ndb_doc_val v;
+    if (ndb_doc_get_field(o, k, strlen(k), &v) != NDB_OK || v.type != NDB_DOC_STRING ||
+        v.u.s.len == 0 || v.u.s.len >= cap)
+        return false;
+    memcpy(out, v.u.s.ptr, v.u.s.len);
+    out[v.u.s.len] = 0;
+    return true;
+}
+
+static bool get_int(const ndb_doc_val *o, const char *k, int64_t *out)
+{
+    ndb_doc_val v;
+    if (ndb_doc_get_field(o, k, strlen(k), &v) != NDB_OK || v.type != NDB_DOC_INT)
+        return false;
+    *out = v.u.i;
+    return true;
+}
+
+static bool get_bool(const ndb_doc_val *o, const char *k)
+{
+    ndb_doc_val v;
+    return ndb_doc_get_field(o, k, strlen(k), &v) == NDB_OK && v.type == NDB_DOC_BOOL && v.u.b;
+}
+
+bool idx_def_finish(idx_def *d)
+{
+    for (int f = 0; f < d->nfields; f++)
+        if (path_split(d->field[f], strlen(d->field[f]), &d->path[f]) != NDB_OK)
+            return false;
+    return true;
+}
+
+static ndb_status meta_decode(const void *bytes, size_t len, coll *c, idx_set **out)
+{
+    ndb_doc_val root, arr, e;
+    if (ndb_doc_validate(bytes, len, NULL) != NDB_OK || !doc_root_obj(bytes, len, &root))
+        return NDB_ECORRUPT;
+    int64_t pre;
+    if (!get_int(&root, "prefix", &pre) || pre <= 0)
+        return NDB_ECORRUPT;
+    c->prefix = (uint64_t)pre;
+    idx_set *s = calloc(1, sizeof *s);
+    if (s == NULL)
+        return NDB_ENOMEM;
+    s->refs = 1;
+    if (ndb_doc_get_field(&root, "indexes", 7, &arr) != NDB_OK || arr.type != NDB_DOC_ARRAY)
+        goto bad;
+    s->defs = calloc(arr.u.c.count ? arr.u.c.count : 1, sizeof *s->defs);
+    if (s->defs == NULL) {
+        free(s);
+        return NDB_ENOMEM;
+    }
+    ndb_doc_iter it;
+    ndb_doc_iter_init(&it, &arr);
+    while (ndb_doc_iter_next(&it, NULL, NULL, &e)) {
+        idx_def *d = &s->defs[s->n];
+        ndb_doc_val fields, fe;
+        if (e.type != NDB_DOC_OBJECT || !get_str(&e, "name", d->name, sizeof d->name) ||
+            !get_int(&e, "prefix", &pre) || pre <= 0 ||
+            ndb_doc_get_field(&e, "fields", 6, &fields) != NDB_OK ||
+            fields.type != NDB_DOC_ARRAY || fields.u.c.count == 0 || fields.u.c.count > 4)
+            goto bad;
+        d->prefix = (uint64_t)pre;
+        ndb_doc_iter fi;
+        ndb_doc_iter_init(&fi, &fields);
+        while (ndb_doc_iter_next(&fi, NULL, NULL, &fe)) {
+            int64_t dir;
+            if (fe.type != NDB_DOC_OBJECT ||
+                !get_str(&fe, "f", d->field[d->nfields], sizeof d->field[0]) ||
+                !get_int(&fe, "d", &dir))
+                goto bad;
+            d->desc[d->nfields++] = dir < 0;
+        }
+        d->unique = get_bool(&e, "unique");
+        d->multikey = get_bool(&e, "multikey");
+        if (!idx_def_finish(d))
+            goto bad;
+        s->n++;
+    }
+    *out = s;
+    return NDB_OK;
+bad:
+    free(s->defs);
+    free(s);
+    return NDB_ECORRUPT;
+}
+
+/* ------------------------------------------------------------- catalog */
+
+idx_set *coll_ix(coll *c)
+{
+    pthread_mutex_lock(&c->ixlock);
+    idx_set *s = c->ix;
+    idx_set_ref(s);
+    pthread_mutex_unlock(&c->ixlock);
+    return s;
+}
+
+void coll_set_ix(coll *c, idx_set *s)
+{
+    pthread_mutex_lock(&c->ixlock);
+    idx_set *old = c->ix;
+    c->ix = s;
+    pthread_mutex_unlock(&c->ixlock);
+    idx_set_unref(old);
+}
+
+static coll *coll_new(const char *name)
+{
+    coll *c = calloc(1, sizeof *c);
+    if (c == NULL)
+        return NULL;
+    snprintf(c->name, sizeof c->name, "%s", name);
+    pthread_mutex_init(&c->wlock, NULL);
+    pthread_mutex_init(&c->ixlock, NULL);
+    c->ix = calloc(1, sizeof *c->ix);
+    if (c->ix == NULL) {
+        free(c);
+        return NULL;
+    }
+    c->ix->refs = 1;
+    return c;
+}
+
+static void coll_free(coll *c)
+{
+    pthread_mutex_destroy(&c->wlock);
+    pthread_mutex_destroy(&c->ixlock);
+    idx_set_unref(c->ix);
+    free(c);
+}
+
+/* Position of name in the sorted array (or where it would go). */
+static size_t cat_pos(ndb_doc_db *db, const char *name, bool *found)
+{
+    size_t lo = 0, hi = db->ncolls;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        int r = strcmp(db->colls[mid]->name, name);
+        if (r == 0) {
+            *found = true;
+            return mid;
+        }
+        if (r < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    *found = false;
+    return lo;
+}
+
+static bool cat_insert(ndb_doc_db *db, coll *c)
+{
+    bool found;
+    size_t pos = cat_pos(db, c->name, &found);
+    if (db->ncolls == db->cap) {
+        size_t cap = db->cap ? db->cap * 2 : 16;
+        coll **a = realloc(db->colls, cap * sizeof *a);
+        if (a == NULL)
+            return false;
+        db->colls = a;
+        db->cap = cap;
+    }
+    memmove(db->colls + pos + 1, db->colls + pos, (db->ncolls - pos) * sizeof *db->colls);
+    db->colls[pos] = c;
+    db->ncolls++;
+    return true;
+}
+
+/* The collection named name, or NULL. With nowait, NULL and *busy set
+ * instead of waiting while the catalog is being changed. */
+static coll *find_coll(ndb_doc_db *db, const char *name, bool nowait, bool *busy)
+{
+    *busy = false;
+    if (!nowait) {
+        pthread_rwlock_rdlock(&db->lock);
+    } else if (pthread_rwlock_tryrdlock(&db->lock) != 0) {
+        *busy = true;
+        return NULL;
+    }
+    bool found;
+    size_t pos = cat_pos(db, name, &found);
+    coll *c = found ? db->colls[pos] : NULL;
+    pthread_rwlock_unlock(&db->lock);
+    return c;
+}
+
+coll *db_find_coll(ndb_doc_db *db, const char *name)
+{
+    bool busy;
+    return find_coll(db, name, false, &busy);
+}
+
+/* As db_get_coll; with nowait, NDB_EBUSY instead of waiting for the catalog. */
+ndb_status cat_get_coll(ndb_doc_db *db, const char *name, bool nowait, coll **out, ndb_errmsg *msg)
+{
+    ndb_status st = cat_check_name(name, msg);
+    if (st != NDB_OK)
+        return st;
+    bool busy;
+    *out = find_coll(db, name, nowait, &busy);
+    if (busy)
+        return NDB_EBUSY;
+    if (*out == NULL)
+        return ndb_errmsg_set(msg, NDB_ENOTFOUND, "collection '%s' does not exist", name);
+    return NDB_OK;
+}
+
+ndb_status db_get_coll(ndb_doc_db *db, const char *name, coll **out, ndb_errmsg *msg)
+{
+    return cat_get_coll(db, name, false, out, msg);
+}
+
+/* Allocates a prefix id and persists the counter (caller holds db->lock for writing). */
+ndb_status cat_alloc_prefix(ndb_doc_db *db, ndb_kv_batch *b, uint64_t *out)
+{
+    *out = db->next_prefix++;
+    uint8_t v[8];
+    wr64(v, db->next_prefix);
+    uint8_t k[2] = {0, CAT_NEXT};
+    return ndb_kv_batch_put(b, k, 2, v, 8);
+}
+
+ndb_status cat_write_meta(ndb_doc_db *db, ndb_kv_batch *b, const coll *c, const idx_set *s)
+{
+    ndb_doc_builder *mb;
+    ndb_status st = ndb_doc_builder_new(&mb);
+    if (st != NDB_OK)
+        return st;
+    st = meta_encode(c, s, mb);
+    const void *m;
+    size_t ml;
+    if (st == NDB_OK)
+        st = ndb_doc_builder_finish(mb, &m, &ml);
+    dbuf k = {0};
+    cat_key(&k, CAT_COLL, c->name);
+    if (st == NDB_OK)
+        st = k.oom ? NDB_ENOMEM : ndb_kv_batch_put(b, k.data, k.len, m, ml);
+    dbuf_free(&k);
+    ndb_doc_builder_free(mb);
+    (void)db;
+    return st;
+}
+
+ndb_status cat_write_stats(ndb_kv_batch *b, const coll *c, uint64_t count, uint64_t bytes)
+{
+    uint8_t v[16];
+    wr64(v, count);
+    wr64(v + 8, bytes);
+    dbuf k = {0};
+    cat_key(&k, CAT_STATS, c->name);
+    ndb_status st = k.oom ? NDB_ENOMEM : ndb_kv_batch_put(b, k.data, k.len, v, 16);
+    dbuf_free(&k);
+    return st;
+}
+
+/* Finds or (create) makes a collection. */
+ndb_status cat_coll_open(ndb_doc_db *db, const char *name, bool create, bool excl, coll **out,
+                            ndb_errmsg *msg)
+{
+    ndb_status st = cat_check_name(name, msg);
+    if (st != NDB_OK)
+        return st;
+    if (!excl && (*out = db_find_coll(db, name)) != NULL)
+        return NDB_OK;
+    if (!create)
+        return ndb_errmsg_set(msg, NDB_ENOTFOUND, "collection '%s' does not exist", name);
+    pthread_rwlock_wrlock(&db->lock);
+    bool found;
+    size_t pos = cat_pos(db, name, &found);
+    if (found) {
+        *out = db->colls[pos];
+        pthread_rwlock_unlock(&db->lock);
+        return excl ? ndb_errmsg_set(msg, NDB_EEXIST, "collection '%s' already exists", name)
+                    : NDB_OK;
+    }
+    coll *c = coll_new(name);
+    ndb_kv_batch *b = NULL;
+    if (c == NULL || ndb_kv_batch_new(&b) != NDB_OK) {
+        st = NDB_ENOMEM;
+        goto fail;
+    }
+    uint64_t saved = db->next_prefix;
+    st = cat_alloc_prefix(db, b, &c->prefix);
+    if (st == NDB_OK)
+        st = cat_write_meta(db, b, c, c->ix);
+    if (st == NDB_OK)
+        st = cat_write_stats(b, c, 0, 0);
+    if (st == NDB_OK && (st = ndb_kv_write(db->kv, b)) != NDB_OK)
+        db_kvfail(db, msg, st, "creating collection");
+    if (st == NDB_OK && !cat_insert(db, c))
+        st = NDB_ENOMEM;
+    if (st != NDB_OK) {
+        db->next_prefix = saved;
+        goto fail;
+    }
+    ndb_kv_batch_free(b);
+    pthread_rwlock_unlock(&db->lock);
+    *out = c;
+    return NDB_OK;
+fail:
+    ndb_kv_batch_free(b);
+    if (c)
+        coll_free(c);
+    pthread_rwlock_unlock(&db->lock);
+    return st;
+}
+
+ndb_status ndb_doc_open(ndb_kv *kv, const ndb_doc_options *opt, ndb_doc_db **out, ndb_errmsg *msg)
+{
+    ndb_doc_db *db = calloc(1, sizeof *db);
+    if (db == NULL)
+        return NDB_ENOMEM;
+    db->kv = kv;
+    if (opt)
+        db->opt = *opt;
+    else
+        ndb_doc_options_init(&db->opt);
+    if (db->opt.max_doc_bytes == 0 || db->opt.max_doc_bytes > NDB_DOC_MAX_BYTES)
+        db->opt.max_doc_bytes = NDB_DOC_MAX_BYTES;
+    if (db->opt.agg_mem_bytes == 0)
+        db->opt.agg_mem_bytes = 100u << 20;
+    pthread_rwlock_init(&db->lock, NULL);
+    if (getrandom(db->id_rand, sizeof db->id_rand, 0) != (ssize_t)sizeof db->id_rand) {
+        uint64_t t = (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)db;
+        memcpy(db->id_rand, &t, sizeof db->id_rand);
+    }
+    uint32_t ctr;
+    if (getrandom(&ctr, sizeof ctr, 0) != (ssize_t)sizeof ctr)
+        ctr = (uint32_t)time(NULL);
+    db->id_counter = ctr & 0xFFFFFF;
+    db->next_prefix = 1;
+    ndb_status st;
+    /* next prefix */
+    uint8_t nk[2] = {0, CAT_NEXT};
+    void *v;
+    size_t vl;
+    st = ndb_kv_get(kv, NULL, nk, 2, &v, &vl);
+    if (st == NDB_OK) {
+        if (vl == 8)
+            db->next_prefix = rd64(v);
+        free(v);
+        if (vl != 8) {
+            st = ndb_errmsg_set(msg, NDB_ECORRUPT, "bad catalog counter");
+            goto fail;
+        }
+    } else if (st != NDB_ENOTFOUND) {
+        db_kvfail(db, msg, st, "reading catalog");
+        goto fail;
+    }
+    /* collections */
+    uint8_t lo[2] = {0, CAT_COLL}, hi[2] = {0, CAT_COLL + 1};
+    ndb_kv_iter *it;
+    st = ndb_kv_iter_new(kv, NULL, lo, 2, hi, 2, &it);
+    if (st != NDB_OK)
+        goto fail;
+    for (ndb_kv_iter_seek_first(it); ndb_kv_iter_valid(it); ndb_kv_iter_next(it)) {
+        size_t kl, ml;
+        const uint8_t *k = ndb_kv_iter_key(it, &kl);
+        const void *m = ndb_kv_iter_value(it, &ml);
+        char name[NDB_DOC_MAX_COLL_NAME + 1];
+        if (kl - 2 > NDB_DOC_MAX_COLL_NAME) {
+            st = ndb_errmsg_set(msg, NDB_ECORRUPT, "bad catalog key");
+            break;
+        }
+        memcpy(name, k + 2, kl - 2);
+        name[kl - 2] = 0;
+        coll *c = coll_new(name);
+        if (c == NULL) {
+            st = NDB_ENOMEM;
+            break;
+        }
+        idx_set *s;
+        st = meta_decode(m, ml, c, &s);
+        if (st != NDB_OK) {
+            coll_free(c);
+            ndb_errmsg_set(msg, st, "bad catalog entry for collection '%s'", name);
+            break;
+        }
+        coll_set_ix(c, s);
+        dbuf sk = {0};
+        cat_key(&sk, CAT_STATS, name);
+        void *sv;
+        size_t svl;
+        if (ndb_kv_get(kv, NULL, sk.data, sk.len, &sv, &svl) == NDB_OK) {
+            if (svl == 16) {
+                c->count = rd64(sv);
+                c->bytes = rd64((uint8_t *)sv + 8);
+            }
+            free(sv);
+        }
+        dbuf_free(&sk);
+        if (!cat_insert(db, c)) {
+            coll_free(c);
+            st = NDB_ENOMEM;
+            break;
+        }
+    }
+    if (st == NDB_OK)
+        st = ndb_kv_iter_status(it);
+    ndb_kv_iter_free(it);
+    if (st != NDB_OK)
+        goto fail;
+    *out = db;
+    return NDB_OK;
+fail:
+    ndb_doc_close(db);
+    return st;
+}
+
+void ndb_doc_close(ndb_doc_db *db)
+{
+    if (db == NULL)
+        return;
+    for (size_t i = 0; i < db->ncolls; i++)
+        coll_free(db->colls[i]);
+    free(db->colls);
+    while (db->dead) {
+        coll *n = db->dead->next_dead;
+        coll_free(db->dead);
+        db->dead = n;
+    }
+    pthread_rwlock_destroy(&db->lock);
+    free(db);
+}
+
+ndb_status ndb_doc_create_collection(ndb_doc_db *db, const char *name, ndb_errmsg *msg)
+{
+    coll *c;
+    return cat_coll_open(db, name, true, true, &c, msg);
+}
+
+/* Deletes every key in [lo, hi) in bounded batches. */
+static ndb_status delete_range(ndb_doc_db *db, const dbuf *lo, const dbuf *hi)
+{
+    ndb_kv_batch *b;
+    ndb_status st = ndb_kv_batch_new(&b);
+    if (st != NDB_OK)
+        return st;
+    for (;;) {
+        ndb_kv_iter *it;
+        st = ndb_kv_iter_new(db->kv, NULL, lo->data, lo->len, hi->data, hi->len, &it);
+        if (st != NDB_OK)
+            break;
+        ndb_kv_batch_clear(b);
+        for (ndb_kv_iter_seek_first(it); ndb_kv_iter_valid(it) && ndb_kv_batch_count(b) < DOC_BUILD_CHUNK;
+             ndb_kv_iter_next(it)) {
+            size_t kl;
+            const void *k = ndb_kv_iter_key(it, &kl);
+            if ((st = ndb_kv_batch_delete(b, k, kl)) != NDB_OK)
+                break;
+        }
+        if (st == NDB_OK)
+            st = ndb_kv_iter_status(it);
+        ndb_kv_iter_free(it);
+        if (st != NDB_OK || ndb_kv_batch_count(b) == 0)
+            break;
+        if ((st = ndb_kv_write(db->kv, b)) != NDB_OK)
+            break;
+    }
+    ndb_kv_batch_free(b);
+    return st;
+}
+
+ndb_status cat_delete_prefix(ndb_doc_db *db, uint64_t prefix)
+{
+    dbuf lo = {0}, hi = {0};
+    ndb_status st = key_prefix_range(prefix, &lo, &hi) ? delete_range(db, &lo, &hi) : NDB_ENOMEM;
+    dbuf_free(&lo);
+    dbuf_free(&hi);
+    return st;
+}
+
+ndb_status ndb_doc_drop_collection(ndb_doc_db *db, const char *name, ndb_errmsg *msg)
+{
+    ndb_status st = cat_check_name(name, msg);
+    if (st != NDB_OK)
+        return st;
+    pthread_rwlock_wrlock(&db->lock);
+    bool found;
+    size_t pos = cat_pos(db, name, &found);
+    if (!found) {
+        pthread_rwlock_unlock(&db->lock);
+        return ndb_errmsg_set(msg, NDB_ENOTFOUND, "collection '%s' does not exist", name);
+    }
+    coll *c = db->colls[pos];
+    pthread_mutex_lock(&c->wlock); /* wait for in-flight writers */
+    ndb_kv_batch *b;
+    st = ndb_kv_batch_new(&b);
+    dbuf k = {0};
+    if (st == NDB_OK) {
+        cat_key(&k, CAT_COLL, name);
+        st = ndb_kv_batch_delete(b, k.data, k.len);
+        cat_key(&k, CAT_STATS, name);
+        if (st == NDB_OK)
+            st = ndb_kv_batch_delete(b, k.data, k.len);
+        if (st == NDB_OK && (st = ndb_kv_write(db->kv, b)) != NDB_OK)
+            db_kvfail(db, msg, st, "dropping collection");
+        ndb_kv_batch_free(b);
+    }
+    dbuf_free(&k);
+    if (st == NDB_OK) {
+        memmove(db->colls + pos, db->colls + pos + 1, (db->ncolls - pos - 1) * sizeof *db->colls);
+        db->ncolls--;
+        c->dropped = true;
+        c->next_dead = db->dead;
+        db->dead = c;
+    }
+    pthread_rwlock_unlock(&db->lock);
+    if (st == NDB_OK) {
+        /* the catalog no longer names these prefixes; reclaim their keys */
+        idx_set *s = coll_ix(c);
+        st = cat_delete_prefix(db, c->prefix);
+        for (int i = 0; st == NDB_OK && s && i < s->n; i++)
+            st = cat_delete_prefix(db, s->defs[i].prefix);
+        idx_set_unref(s);
+        if (st != NDB_OK)
+            db_log(db, "drop of '%s': reclaiming keys failed (%s); they are unreachable", name,
+                 ndb_strerror(st));
+        st = NDB_OK;
+    }
+    pthread_mutex_unlock(&c->wlock);
+    return st;
+}
+
+ndb_status ndb_doc_list_collections(ndb_doc_db *db, ndb_doc_coll_info **out, size_t *n,
+                                    ndb_errmsg *msg)
+{
+    (void)msg;
+    pthread_rwlock_rdlock(&db->lock);
+    ndb_doc_coll_info *a = calloc(db->ncolls ? db->ncolls : 1, sizeof *a);
+    if (a == NULL) {
+        pthread_rwlock_unlock(&db->lock);
+        return NDB_ENOMEM;
+    }
+    for (size_t i = 0; i < db->ncolls; i++) {
+        coll *c = db->colls[i];
+        snprintf(a[i].name, sizeof a[i].name, "%s", c->name);
+        a[i].count = __atomic_load_n(&c->count, __ATOMIC_RELAXED);
+        a[i].bytes = __atomic_load_n(&c->bytes, __ATOMIC_RELAXED);
+        idx_set *s = coll_ix(c);
+        a[i].indexes = s ? (uint32_t)s->n : 0;
+        idx_set_unref(s);
+    }
+    *n = db->ncolls;
+    pthread_rwlock_unlock(&db->lock);
+    *out = a;
+    return NDB_OK;
+}
+
+/* --------------------------------------------------------- ids and time */
+

@@ -1,0 +1,261 @@
+/*
+ * ixbuild.c — secondary index definitions: create (build over existing
+ * documents in bounded batches, then publish in the catalog), drop, list.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "doc_int.h"
+
+static ndb_status parse_index_spec(const void *spec, size_t len, const char *name, int unique,
+                                   idx_def *d, ndb_errmsg *msg)
+{
+    memset(d, 0, sizeof *d);
+    ndb_doc_val sv;
+    if (ndb_doc_validate(spec, len, NULL) != NDB_OK || !doc_root_obj(spec, len, &sv) ||
+        sv.u.c.count == 0)
+        return ndb_errmsg_set(msg, NDB_EINVAL, "index spec must be a non-empty object");
+    if (sv.u.c.count > 4)
+        return ndb_errmsg_set(msg, NDB_EINVAL, "an index has at most 4 fields");
+    ndb_doc_iter it;
+    ndb_doc_iter_init(&it, &sv);
+    const char *k;
+    size_t kl;
+    ndb_doc_val e;
+    char gen[128] = "";
+    while (ndb_doc_iter_next(&it, &k, &kl, &e)) {
+        if (kl == 0 || kl >= sizeof d->field[0] || k[0] == '$' || memchr(k, 0, kl))
+            return ndb_errmsg_set(msg, NDB_EINVAL, "bad index field '%.*s'", (int)(kl > 64 ? 64 : kl), k);
+        if (e.type != NDB_DOC_INT || (e.u.i != 1 && e.u.i != -1))
+            return ndb_errmsg_set(msg, NDB_EINVAL, "index field %.*s must be 1 or -1", (int)kl, k);
+        memcpy(d->field[d->nfields], k, kl);
+        d->field[d->nfields][kl] = 0;
+        d->desc[d->nfields] = e.u.i == -1;
+        size_t gl = strlen(gen);
+        snprintf(gen + gl, sizeof gen - gl, "%s%.*s_%d", gl ? "_" : "", (int)kl, k, (int)e.u.i);
+        d->nfields++;
+    }
+    if (!idx_def_finish(d))
+        return ndb_errmsg_set(msg, NDB_EINVAL, "bad index field path");
+    const char *nm = name && *name ? name : gen;
+    if (strlen(nm) >= sizeof d->name)
+        return ndb_errmsg_set(msg, NDB_EINVAL, "index name too long");
+    snprintf(d->name, sizeof d->name, "%s", nm);
+    d->unique = unique != 0;
+    return NDB_OK;
+}
+
+static bool same_fields(const idx_def *a, const idx_def *b)
+{
+    if (a->nfields != b->nfields)
+        return false;
+    for (int i = 0; i < a->nfields; i++)
+        if (strcmp(a->field[i], b->field[i]) != 0 || a->desc[i] != b->desc[i])
+            return false;
+    return true;
+}
+
+ndb_status ndb_doc_create_index(ndb_doc_db *db, const char *cname, const char *name,
+                                const void *spec, size_t len, int unique, ndb_errmsg *msg)
+{
+    idx_def d;
+    ndb_status st = parse_index_spec(spec, len, name, unique, &d, msg);
+    if (st != NDB_OK)
+        return st;
+    coll *c;
+    if ((st = cat_coll_open(db, cname, true, false, &c, msg)) != NDB_OK)
+        return st;
+    /* the entries' prefix, taken before the writer lock: the catalog lock
+     * is always taken before a collection's writer lock, never after */
+    pthread_rwlock_wrlock(&db->lock);
+    ndb_kv_batch *pb;
+    st = ndb_kv_batch_new(&pb);
+    if (st == NDB_OK) {
+        uint64_t saved = db->next_prefix;
+        st = cat_alloc_prefix(db, pb, &d.prefix);
+        if (st == NDB_OK)
+            st = ndb_kv_write(db->kv, pb);
+        if (st != NDB_OK)
+            db->next_prefix = saved;
+        ndb_kv_batch_free(pb);
+    }
+    pthread_rwlock_unlock(&db->lock);
+    if (st != NDB_OK)
+        return db_kvfail(db, msg, st, "allocating index prefix");
+    wctx w;
+    if ((st = wctx_init(&w, db, c)) != NDB_OK || (st = wctx_lock(&w, msg)) != NDB_OK) {
+        wctx_free(&w);
+        return st;
+    }
+    for (int i = 0; i < w.ix->n; i++) {
+        if (strcmp(w.ix->defs[i].name, d.name) == 0)
+            st = ndb_errmsg_set(msg, NDB_EEXIST, "index %s already exists on %s", d.name, cname);
+        else if (same_fields(&w.ix->defs[i], &d))
+            st = ndb_errmsg_set(msg, NDB_EEXIST, "index %s already covers these fields",
+                                w.ix->defs[i].name);
+    }
+    if (st == NDB_OK && w.ix->n >= 64)
+        st = ndb_errmsg_set(msg, NDB_ELIMIT, "a collection has at most 64 indexes");
+    if (st != NDB_OK)
+        goto out;
+    /* build over existing documents in bounded batches */
+    idx_set one = {.refs = 1, .n = 1, .defs = &d};
+    idx_set *saved = w.ix;
+    w.ix = &one;
+    dbuf lo = {0}, hi = {0};
+    key_prefix_range(c->prefix, &lo, &hi);
+    ndb_kv_iter *it = NULL;
+    st = ndb_kv_iter_new(db->kv, NULL, lo.data, lo.len, hi.data, hi.len, &it);
+    uint64_t done = 0;
+    db_log(db, "building index %s on %s (%llu documents)", d.name, cname,
+         (unsigned long long)c->count);
+    for (ndb_kv_iter_seek_first(it); st == NDB_OK && ndb_kv_iter_valid(it); ndb_kv_iter_next(it)) {
+        size_t kl, vl;
+        const uint8_t *k = ndb_kv_iter_key(it, &kl);
+        const void *v = ndb_kv_iter_value(it, &vl);
+        ndb_doc_val dv;
+        if (!doc_root_obj(v, vl, &dv)) {
+            st = ndb_errmsg_set(msg, NDB_ECORRUPT, "corrupt document while building %s", d.name);
+            break;
+        }
+        size_t pl = lo.len;
+        st = idx_add(&w, &dv, k + pl, kl - pl, msg);
+        if (w.mk[0])
+            d.multikey = true;
+        if (st == NDB_OK && ndb_kv_batch_count(w.b) >= DOC_BUILD_CHUNK) {
+            if ((st = ndb_kv_write(db->kv, w.b)) != NDB_OK)
+                db_kvfail(db, msg, st, "writing index entries");
+            ndb_kv_batch_clear(w.b);
+        }
+        if (++done % 100000 == 0)
+            db_log(db, "index %s on %s: %llu of %llu documents", d.name, cname,
+                 (unsigned long long)done, (unsigned long long)c->count);
+    }
+    if (st == NDB_OK && it)
+        st = ndb_kv_iter_status(it);
+    if (it)
+        ndb_kv_iter_free(it);
+    w.ix = saved;
+    /* publish: the catalog names the index only once every entry is written */
+    idx_set *ns = NULL;
+    if (st == NDB_OK) {
+        ns = calloc(1, sizeof *ns);
+        if (ns == NULL || (ns->defs = calloc((size_t)w.ix->n + 1, sizeof *ns->defs)) == NULL) {
+            free(ns);
+            ns = NULL;
+            st = NDB_ENOMEM;
+        } else {
+            ns->refs = 1;
+            ns->n = w.ix->n + 1;
+            if (w.ix->n)
+                memcpy(ns->defs, w.ix->defs, (size_t)w.ix->n * sizeof *ns->defs);
+            ns->defs[w.ix->n] = d;
+            for (int i = 0; i < ns->n; i++)
+                idx_def_finish(&ns->defs[i]);
+            st = cat_write_meta(db, w.b, c, ns);
+            if (st == NDB_OK && (st = ndb_kv_write(db->kv, w.b)) != NDB_OK)
+                db_kvfail(db, msg, st, "publishing index");
+        }
+    }
+    if (st == NDB_OK) {
+        coll_set_ix(c, ns);
+        db_log(db, "index %s on %s built: %llu documents", d.name, cname, (unsigned long long)done);
+        /* a large build's entries went into the memtable in index order, not
+         * insertion order: write them out so scans read them sequentially
+         * from an SSTable (and WAL replay after a crash stays short) */
+        if (done >= DOC_BUILD_CHUNK) {
+            ndb_status fst = ndb_kv_flush(db->kv);
+            if (fst != NDB_OK)
+                db_log(db, "flush after building %s: %s", d.name, ndb_strerror(fst));
+        }
+    } else {
+        idx_set_unref(ns);
+        cat_delete_prefix(db, d.prefix); /* reclaim the partial entries */
+    }
+    dbuf_free(&lo);
+    dbuf_free(&hi);
+out:
+    pthread_mutex_unlock(&c->wlock);
+    wctx_free(&w);
+    return st;
+}
+
+ndb_status ndb_doc_drop_index(ndb_doc_db *db, const char *cname, const char *name, ndb_errmsg *msg)
+{
+    coll *c;
+    ndb_status st = db_get_coll(db, cname, &c, msg);
+    if (st != NDB_OK)
+        return st;
+    wctx w;
+    if ((st = wctx_init(&w, db, c)) != NDB_OK || (st = wctx_lock(&w, msg)) != NDB_OK) {
+        wctx_free(&w);
+        return st;
+    }
+    int at = -1;
+    for (int i = 0; i < w.ix->n; i++)
+        if (strcmp(w.ix->defs[i].name, name) == 0)
+            at = i;
+    idx_set *ns = NULL;
+    uint64_t prefix = 0;
+    if (at < 0) {
+        st = ndb_errmsg_set(msg, NDB_ENOTFOUND, "no index %s on %s", name, cname);
+    } else {
+        prefix = w.ix->defs[at].prefix;
+        ns = calloc(1, sizeof *ns);
+        if (ns == NULL || (ns->defs = calloc((size_t)w.ix->n, sizeof *ns->defs)) == NULL) {
+            free(ns);
+            ns = NULL;
+            st = NDB_ENOMEM;
+        } else {
+            ns->refs = 1;
+            for (int i = 0; i < w.ix->n; i++)
+                if (i != at)
+                    ns->defs[ns->n++] = w.ix->defs[i];
+            for (int i = 0; i < ns->n; i++)
+                idx_def_finish(&ns->defs[i]);
+            st = cat_write_meta(db, w.b, c, ns);
+            if (st == NDB_OK && (st = ndb_kv_write(db->kv, w.b)) != NDB_OK)
+                db_kvfail(db, msg, st, "dropping index");
+        }
+    }
+    if (st == NDB_OK) {
+        coll_set_ix(c, ns);
+        cat_delete_prefix(db, prefix);
+    } else {
+        idx_set_unref(ns);
+    }
+    pthread_mutex_unlock(&c->wlock);
+    wctx_free(&w);
+    return st;
+}
+
+ndb_status ndb_doc_list_indexes(ndb_doc_db *db, const char *cname, ndb_doc_index_info **out,
+                                size_t *n, ndb_errmsg *msg)
+{
+    coll *c;
+    ndb_status st = db_get_coll(db, cname, &c, msg);
+    if (st != NDB_OK)
+        return st;
+    idx_set *s = coll_ix(c);
+    ndb_doc_index_info *a = calloc(s->n ? (size_t)s->n : 1, sizeof *a);
+    if (a == NULL) {
+        idx_set_unref(s);
+        return NDB_ENOMEM;
+    }
+    for (int i = 0; i < s->n; i++) {
+        const idx_def *d = &s->defs[i];
+        snprintf(a[i].name, sizeof a[i].name, "%s", d->name);
+        for (int f = 0; f < d->nfields; f++) {
+            size_t l = strlen(a[i].fields);
+            snprintf(a[i].fields + l, sizeof a[i].fields - l, "%s%s:%d", f ? "," : "", d->field[f],
+                     d->desc[f] ? -1 : 1);
+        }
+        a[i].unique = d->unique;
+        a[i].multikey = d->multikey;
+    }
+    *n = (size_t)s->n;
+    idx_set_unref(s);
+    *out = a;
+    return NDB_OK;
+}
