@@ -1697,7 +1697,7 @@ ndb_status agg_open(ndb_doc_db *db, coll *cl, const ndb_doc_val *pipeline, ndb_d
     }
     ndb_doc_cursor *c = NULL;
     if (cl) {
-        st = cur_open(db, cl, a->srcflt, ps, NULL, &c, msg);
+        st = cur_open(db, cl, a->srcflt, ps, NULL, NULL, &c, msg);
         if (st != NDB_OK) {
             agg_free(a);
             return st;

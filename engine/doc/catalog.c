@@ -20,9 +20,12 @@
 
 #include "doc_int.h"
 
-#define CAT_COLL 'c'  /* 0x00 'c' name -> collection metadata document */
-#define CAT_STATS 's' /* 0x00 's' name -> u64 count, u64 bytes */
-#define CAT_NEXT 'n'  /* 0x00 'n' -> u64 next prefix id */
+/* Catalog keys (FORMAT.md section 3): 0x00 kind [name]. */
+#define CAT_NEXT 'n' /* 0x00 'n' -> u64 next prefix id, shared by every namespace */
+static const uint8_t ns_kinds[][2] = {
+    [NDB_DOC_NS_DOCUMENTS] = {'c', 's'}, /* name -> collection metadata; name -> u64 count, u64 bytes */
+    [NDB_DOC_NS_VECTORS] = {'v', 't'},
+};
 
 /* ---------------------------------------------------------------- utils */
 
@@ -67,11 +70,11 @@ ndb_status cat_check_name(const char *n, ndb_errmsg *msg)
     return NDB_OK;
 }
 
-static void cat_key(dbuf *k, char kind, const char *name)
+static void cat_key(dbuf *k, uint8_t kind, const char *name)
 {
     k->len = 0;
     dbuf_byte(k, 0);
-    dbuf_byte(k, (uint8_t)kind);
+    dbuf_byte(k, kind);
     if (name)
         dbuf_put(k, name, strlen(name));
 }
@@ -102,13 +105,26 @@ void ndb_doc_options_init(ndb_doc_options *opt)
 /* ------------------------------------------------------------- metadata */
 
 /* {"prefix":n,"indexes":[{"name":s,"prefix":n,"fields":[{"f":path,"d":1|-1}],
- *   "unique":b,"multikey":b}]} */
+ *   "unique":b,"multikey":b}]}, then for a collection made by a layer above
+ *   "ext_prefixes":[n,...] and "ext":{...} (ndb_doc_ext). */
 static ndb_status meta_encode(const coll *c, const idx_set *s, ndb_doc_builder *b)
 {
     ndb_doc_builder_reset(b);
     ndb_doc_begin_object(b);
     ndb_doc_key(b, "prefix", 6);
     ndb_doc_int(b, (int64_t)c->prefix);
+    if (c->ext_meta != NULL) {
+        ndb_doc_key(b, "ext_prefixes", 12);
+        ndb_doc_begin_array(b);
+        for (uint32_t i = 0; i < c->n_ext; i++)
+            ndb_doc_int(b, (int64_t)c->ext_prefix[i]);
+        ndb_doc_end_array(b);
+        ndb_doc_val ext;
+        if (ndb_doc_root(c->ext_meta, c->ext_meta_len, &ext) != NDB_OK)
+            return NDB_ECORRUPT;
+        ndb_doc_key(b, "ext", 3);
+        ndb_doc_value(b, &ext);
+    }
     ndb_doc_key(b, "indexes", 7);
     ndb_doc_begin_array(b);
     for (int i = 0; s && i < s->n; i++) {
@@ -182,6 +198,24 @@ static ndb_status meta_decode(const void *bytes, size_t len, coll *c, idx_set **
     if (!get_int(&root, "prefix", &pre) || pre <= 0)
         return NDB_ECORRUPT;
     c->prefix = (uint64_t)pre;
+    ndb_doc_val ext, pa, pe;
+    if (ndb_doc_get_field(&root, "ext", 3, &ext) == NDB_OK) {
+        if (ext.type != NDB_DOC_OBJECT || ndb_doc_get_field(&root, "ext_prefixes", 12, &pa) != NDB_OK ||
+            pa.type != NDB_DOC_ARRAY || pa.u.c.count > NDB_DOC_MAX_EXT_PREFIXES)
+            return NDB_ECORRUPT;
+        ndb_doc_iter pit;
+        ndb_doc_iter_init(&pit, &pa);
+        while (ndb_doc_iter_next(&pit, NULL, NULL, &pe)) {
+            if (pe.type != NDB_DOC_INT || pe.u.i <= 0)
+                return NDB_ECORRUPT;
+            c->ext_prefix[c->n_ext++] = (uint64_t)pe.u.i;
+        }
+        if ((c->ext_meta = malloc(ext.raw_len + 1)) == NULL)
+            return NDB_ENOMEM;
+        c->ext_meta[0] = DOC_HDR;
+        memcpy(c->ext_meta + 1, ext.raw, ext.raw_len);
+        c->ext_meta_len = ext.raw_len + 1;
+    }
     idx_set *s = calloc(1, sizeof *s);
     if (s == NULL)
         return NDB_ENOMEM;
@@ -270,6 +304,7 @@ static void coll_free(coll *c)
     pthread_mutex_destroy(&c->wlock);
     pthread_mutex_destroy(&c->ixlock);
     idx_set_unref(c->ix);
+    free(c->ext_meta);
     free(c);
 }
 
@@ -355,14 +390,20 @@ ndb_status db_get_coll(ndb_doc_db *db, const char *name, coll **out, ndb_errmsg 
     return cat_get_coll(db, name, false, out, msg);
 }
 
-/* Allocates a prefix id and persists the counter (caller holds db->lock for writing). */
-ndb_status cat_alloc_prefix(ndb_doc_db *db, ndb_kv_batch *b, uint64_t *out)
+ndb_status cat_alloc_prefixes(ndb_doc_db *db, uint32_t n, uint64_t *out, ndb_errmsg *msg)
 {
-    *out = db->next_prefix++;
-    uint8_t v[8];
-    wr64(v, db->next_prefix);
-    uint8_t k[2] = {0, CAT_NEXT};
-    return ndb_kv_batch_put(b, k, 2, v, 8);
+    doc_prefixes *px = db->px;
+    pthread_mutex_lock(&px->mu);
+    uint8_t v[8], k[2] = {0, CAT_NEXT};
+    wr64(v, px->next + n);
+    ndb_status st = ndb_kv_put(db->kv, k, 2, v, 8);
+    if (st == NDB_OK) {
+        for (uint32_t i = 0; i < n; i++)
+            out[i] = px->next + i;
+        px->next += n;
+    }
+    pthread_mutex_unlock(&px->mu);
+    return st == NDB_OK ? NDB_OK : db_kvfail(db, msg, st, "allocating key prefixes");
 }
 
 ndb_status cat_write_meta(ndb_doc_db *db, ndb_kv_batch *b, const coll *c, const idx_set *s)
@@ -377,30 +418,67 @@ ndb_status cat_write_meta(ndb_doc_db *db, ndb_kv_batch *b, const coll *c, const 
     if (st == NDB_OK)
         st = ndb_doc_builder_finish(mb, &m, &ml);
     dbuf k = {0};
-    cat_key(&k, CAT_COLL, c->name);
+    cat_key(&k, db->kmeta, c->name);
     if (st == NDB_OK)
         st = k.oom ? NDB_ENOMEM : ndb_kv_batch_put(b, k.data, k.len, m, ml);
     dbuf_free(&k);
     ndb_doc_builder_free(mb);
-    (void)db;
     return st;
 }
 
-ndb_status cat_write_stats(ndb_kv_batch *b, const coll *c, uint64_t count, uint64_t bytes)
+ndb_status cat_write_stats(ndb_doc_db *db, ndb_kv_batch *b, const coll *c, uint64_t count, uint64_t bytes)
 {
     uint8_t v[16];
     wr64(v, count);
     wr64(v + 8, bytes);
     dbuf k = {0};
-    cat_key(&k, CAT_STATS, c->name);
+    cat_key(&k, db->kstats, c->name);
     ndb_status st = k.oom ? NDB_ENOMEM : ndb_kv_batch_put(b, k.data, k.len, v, 16);
     dbuf_free(&k);
     return st;
 }
 
+/* Makes a collection (the catalog lock held for writing, name not taken):
+ * with ext, the owning layer's metadata and n_ext prefixes of its own. */
+static ndb_status coll_create(ndb_doc_db *db, const char *name, const void *ext, size_t ext_len, uint32_t n_ext,
+                              coll **out, ndb_errmsg *msg)
+{
+    coll *c = coll_new(name);
+    ndb_kv_batch *b = NULL;
+    ndb_status st = NDB_OK;
+    if (c == NULL || ndb_kv_batch_new(&b) != NDB_OK ||
+        (ext != NULL && (c->ext_meta = malloc(ext_len)) == NULL)) {
+        st = NDB_ENOMEM;
+        goto out;
+    }
+    uint64_t px[1 + NDB_DOC_MAX_EXT_PREFIXES];
+    if ((st = cat_alloc_prefixes(db, 1 + n_ext, px, msg)) != NDB_OK)
+        goto out;
+    c->prefix = px[0];
+    if (ext != NULL) {
+        memcpy(c->ext_meta, ext, ext_len);
+        c->ext_meta_len = ext_len;
+        c->n_ext = n_ext;
+        memcpy(c->ext_prefix, px + 1, n_ext * sizeof *px);
+    }
+    if ((st = cat_write_meta(db, b, c, c->ix)) == NDB_OK && (st = cat_write_stats(db, b, c, 0, 0)) == NDB_OK &&
+        (st = ndb_kv_write(db->kv, b)) != NDB_OK)
+        db_kvfail(db, msg, st, "creating collection");
+    if (st == NDB_OK && !cat_insert(db, c))
+        st = NDB_ENOMEM;
+out:
+    ndb_kv_batch_free(b);
+    if (st != NDB_OK) {
+        if (c)
+            coll_free(c);
+        return st;
+    }
+    *out = c;
+    return NDB_OK;
+}
+
 /* Finds or (create) makes a collection. */
-ndb_status cat_coll_open(ndb_doc_db *db, const char *name, bool create, bool excl, coll **out,
-                            ndb_errmsg *msg)
+ndb_status cat_coll_open(ndb_doc_db *db, const char *name, bool create, bool excl, coll **out, ndb_errmsg *msg)
 {
     ndb_status st = cat_check_name(name, msg);
     if (st != NDB_OK)
@@ -414,56 +492,24 @@ ndb_status cat_coll_open(ndb_doc_db *db, const char *name, bool create, bool exc
     size_t pos = cat_pos(db, name, &found);
     if (found) {
         *out = db->colls[pos];
-        pthread_rwlock_unlock(&db->lock);
-        return excl ? ndb_errmsg_set(msg, NDB_EEXIST, "collection '%s' already exists", name)
-                    : NDB_OK;
+        st = excl ? ndb_errmsg_set(msg, NDB_EEXIST, "collection '%s' already exists", name) : NDB_OK;
+    } else {
+        st = coll_create(db, name, NULL, 0, 0, out, msg);
     }
-    coll *c = coll_new(name);
-    ndb_kv_batch *b = NULL;
-    if (c == NULL || ndb_kv_batch_new(&b) != NDB_OK) {
-        st = NDB_ENOMEM;
-        goto fail;
-    }
-    uint64_t saved = db->next_prefix;
-    st = cat_alloc_prefix(db, b, &c->prefix);
-    if (st == NDB_OK)
-        st = cat_write_meta(db, b, c, c->ix);
-    if (st == NDB_OK)
-        st = cat_write_stats(b, c, 0, 0);
-    if (st == NDB_OK && (st = ndb_kv_write(db->kv, b)) != NDB_OK)
-        db_kvfail(db, msg, st, "creating collection");
-    if (st == NDB_OK && !cat_insert(db, c))
-        st = NDB_ENOMEM;
-    if (st != NDB_OK) {
-        db->next_prefix = saved;
-        goto fail;
-    }
-    ndb_kv_batch_free(b);
-    pthread_rwlock_unlock(&db->lock);
-    *out = c;
-    return NDB_OK;
-fail:
-    ndb_kv_batch_free(b);
-    if (c)
-        coll_free(c);
     pthread_rwlock_unlock(&db->lock);
     return st;
 }
 
-ndb_status ndb_doc_open(ndb_kv *kv, const ndb_doc_options *opt, ndb_doc_db **out, ndb_errmsg *msg)
+/* A handle on namespace ns with an empty catalog (not yet loaded). */
+static ndb_doc_db *db_new(ndb_kv *kv, const ndb_doc_options *opt, ndb_doc_ns ns)
 {
     ndb_doc_db *db = calloc(1, sizeof *db);
     if (db == NULL)
-        return NDB_ENOMEM;
+        return NULL;
     db->kv = kv;
-    if (opt)
-        db->opt = *opt;
-    else
-        ndb_doc_options_init(&db->opt);
-    if (db->opt.max_doc_bytes == 0 || db->opt.max_doc_bytes > NDB_DOC_MAX_BYTES)
-        db->opt.max_doc_bytes = NDB_DOC_MAX_BYTES;
-    if (db->opt.agg_mem_bytes == 0)
-        db->opt.agg_mem_bytes = 100u << 20;
+    db->opt = *opt;
+    db->kmeta = ns_kinds[ns][0];
+    db->kstats = ns_kinds[ns][1];
     pthread_rwlock_init(&db->lock, NULL);
     if (getrandom(db->id_rand, sizeof db->id_rand, 0) != (ssize_t)sizeof db->id_rand) {
         uint64_t t = (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)db;
@@ -473,31 +519,17 @@ ndb_status ndb_doc_open(ndb_kv *kv, const ndb_doc_options *opt, ndb_doc_db **out
     if (getrandom(&ctr, sizeof ctr, 0) != (ssize_t)sizeof ctr)
         ctr = (uint32_t)time(NULL);
     db->id_counter = ctr & 0xFFFFFF;
-    db->next_prefix = 1;
-    ndb_status st;
-    /* next prefix */
-    uint8_t nk[2] = {0, CAT_NEXT};
-    void *v;
-    size_t vl;
-    st = ndb_kv_get(kv, NULL, nk, 2, &v, &vl);
-    if (st == NDB_OK) {
-        if (vl == 8)
-            db->next_prefix = rd64(v);
-        free(v);
-        if (vl != 8) {
-            st = ndb_errmsg_set(msg, NDB_ECORRUPT, "bad catalog counter");
-            goto fail;
-        }
-    } else if (st != NDB_ENOTFOUND) {
-        db_kvfail(db, msg, st, "reading catalog");
-        goto fail;
-    }
-    /* collections */
-    uint8_t lo[2] = {0, CAT_COLL}, hi[2] = {0, CAT_COLL + 1};
+    return db;
+}
+
+/* Reads the namespace's collections from the catalog. */
+static ndb_status db_load(ndb_doc_db *db, ndb_errmsg *msg)
+{
+    uint8_t lo[2] = {0, db->kmeta}, hi[2] = {0, (uint8_t)(db->kmeta + 1)};
     ndb_kv_iter *it;
-    st = ndb_kv_iter_new(kv, NULL, lo, 2, hi, 2, &it);
+    ndb_status st = ndb_kv_iter_new(db->kv, NULL, lo, 2, hi, 2, &it);
     if (st != NDB_OK)
-        goto fail;
+        return db_kvfail(db, msg, st, "reading catalog");
     for (ndb_kv_iter_seek_first(it); ndb_kv_iter_valid(it); ndb_kv_iter_next(it)) {
         size_t kl, ml;
         const uint8_t *k = ndb_kv_iter_key(it, &kl);
@@ -523,10 +555,10 @@ ndb_status ndb_doc_open(ndb_kv *kv, const ndb_doc_options *opt, ndb_doc_db **out
         }
         coll_set_ix(c, s);
         dbuf sk = {0};
-        cat_key(&sk, CAT_STATS, name);
+        cat_key(&sk, db->kstats, name);
         void *sv;
         size_t svl;
-        if (ndb_kv_get(kv, NULL, sk.data, sk.len, &sv, &svl) == NDB_OK) {
+        if (ndb_kv_get(db->kv, NULL, sk.data, sk.len, &sv, &svl) == NDB_OK) {
             if (svl == 16) {
                 c->count = rd64(sv);
                 c->bytes = rd64((uint8_t *)sv + 8);
@@ -540,16 +572,71 @@ ndb_status ndb_doc_open(ndb_kv *kv, const ndb_doc_options *opt, ndb_doc_db **out
             break;
         }
     }
-    if (st == NDB_OK)
-        st = ndb_kv_iter_status(it);
+    if (st == NDB_OK && (st = ndb_kv_iter_status(it)) != NDB_OK)
+        db_kvfail(db, msg, st, "reading catalog");
     ndb_kv_iter_free(it);
-    if (st != NDB_OK)
-        goto fail;
+    return st;
+}
+
+ndb_status ndb_doc_open(ndb_kv *kv, const ndb_doc_options *opt, ndb_doc_db **out, ndb_errmsg *msg)
+{
+    ndb_doc_options o;
+    if (opt)
+        o = *opt;
+    else
+        ndb_doc_options_init(&o);
+    if (o.max_doc_bytes == 0 || o.max_doc_bytes > NDB_DOC_MAX_BYTES)
+        o.max_doc_bytes = NDB_DOC_MAX_BYTES;
+    if (o.agg_mem_bytes == 0)
+        o.agg_mem_bytes = 100u << 20;
+    ndb_doc_db *db = db_new(kv, &o, NDB_DOC_NS_DOCUMENTS);
+    if (db == NULL || (db->px = calloc(1, sizeof *db->px)) == NULL) {
+        ndb_doc_close(db);
+        return NDB_ENOMEM;
+    }
+    db->own_px = true;
+    pthread_mutex_init(&db->px->mu, NULL);
+    db->px->next = 1;
+    uint8_t nk[2] = {0, CAT_NEXT};
+    void *v;
+    size_t vl;
+    ndb_status st = ndb_kv_get(kv, NULL, nk, 2, &v, &vl);
+    if (st == NDB_OK) {
+        if (vl == 8)
+            db->px->next = rd64(v);
+        free(v);
+        if (vl != 8)
+            st = ndb_errmsg_set(msg, NDB_ECORRUPT, "bad catalog counter");
+    } else if (st == NDB_ENOTFOUND) {
+        st = NDB_OK;
+    } else {
+        db_kvfail(db, msg, st, "reading catalog");
+    }
+    if (st == NDB_OK)
+        st = db_load(db, msg);
+    if (st != NDB_OK) {
+        ndb_doc_close(db);
+        return st;
+    }
     *out = db;
     return NDB_OK;
-fail:
-    ndb_doc_close(db);
-    return st;
+}
+
+ndb_status ndb_doc_open_ns(ndb_doc_db *parent, ndb_doc_ns ns, ndb_doc_db **out, ndb_errmsg *msg)
+{
+    if (ns != NDB_DOC_NS_DOCUMENTS && ns != NDB_DOC_NS_VECTORS)
+        return ndb_errmsg_set(msg, NDB_EINVAL, "unknown namespace %d", (int)ns);
+    ndb_doc_db *db = db_new(parent->kv, &parent->opt, ns);
+    if (db == NULL)
+        return NDB_ENOMEM;
+    db->px = parent->px;
+    ndb_status st = db_load(db, msg);
+    if (st != NDB_OK) {
+        ndb_doc_close(db);
+        return st;
+    }
+    *out = db;
+    return NDB_OK;
 }
 
 void ndb_doc_close(ndb_doc_db *db)
@@ -565,6 +652,10 @@ void ndb_doc_close(ndb_doc_db *db)
         db->dead = n;
     }
     pthread_rwlock_destroy(&db->lock);
+    if (db->own_px && db->px != NULL) {
+        pthread_mutex_destroy(&db->px->mu);
+        free(db->px);
+    }
     free(db);
 }
 
@@ -572,6 +663,57 @@ ndb_status ndb_doc_create_collection(ndb_doc_db *db, const char *name, ndb_errms
 {
     coll *c;
     return cat_coll_open(db, name, true, true, &c, msg);
+}
+
+ndb_status ndb_doc_create_collection_ext(ndb_doc_db *db, const char *name, const void *meta, size_t meta_len,
+                                         uint32_t nprefixes, ndb_errmsg *msg)
+{
+    ndb_status st = cat_check_name(name, msg);
+    if (st != NDB_OK)
+        return st;
+    ndb_doc_val r;
+    if (nprefixes > NDB_DOC_MAX_EXT_PREFIXES)
+        return ndb_errmsg_set(msg, NDB_EINVAL, "at most %d key prefixes per collection", NDB_DOC_MAX_EXT_PREFIXES);
+    if (meta == NULL || ndb_doc_validate(meta, meta_len, NULL) != NDB_OK || !doc_root_obj(meta, meta_len, &r))
+        return ndb_errmsg_set(msg, NDB_EINVAL, "collection metadata must be an encoded object");
+    pthread_rwlock_wrlock(&db->lock);
+    bool found;
+    cat_pos(db, name, &found);
+    coll *c;
+    st = found ? ndb_errmsg_set(msg, NDB_EEXIST, "collection '%s' already exists", name)
+               : coll_create(db, name, meta, meta_len, nprefixes, &c, msg);
+    pthread_rwlock_unlock(&db->lock);
+    return st;
+}
+
+ndb_status ndb_doc_collection_ext(ndb_doc_db *db, const char *name, ndb_doc_ext *out, ndb_errmsg *msg)
+{
+    coll *c;
+    ndb_status st = db_get_coll(db, name, &c, msg);
+    if (st != NDB_OK)
+        return st;
+    memset(out, 0, sizeof *out);
+    if (c->ext_meta == NULL)
+        return ndb_errmsg_set(msg, NDB_EINVAL, "collection '%s' has no metadata of another layer", name);
+    if ((out->meta = malloc(c->ext_meta_len)) == NULL)
+        return NDB_ENOMEM;
+    memcpy(out->meta, c->ext_meta, c->ext_meta_len);
+    out->meta_len = c->ext_meta_len;
+    out->nprefixes = c->n_ext;
+    for (uint32_t i = 0; i < c->n_ext; i++) {
+        dbuf k = {0};
+        if (!key_prefix(&k, c->ext_prefix[i]) || k.len > sizeof out->prefix[i]) {
+            dbuf_free(&k);
+            free(out->meta);
+            out->meta = NULL;
+            return NDB_ENOMEM;
+        }
+        memcpy(out->prefix[i], k.data, k.len);
+        out->prefix_len[i] = (uint8_t)k.len;
+        out->prefix_id[i] = c->ext_prefix[i];
+        dbuf_free(&k);
+    }
+    return NDB_OK;
 }
 
 /* Deletes every key in [lo, hi) in bounded batches. */
@@ -633,9 +775,9 @@ ndb_status ndb_doc_drop_collection(ndb_doc_db *db, const char *name, ndb_errmsg 
     st = ndb_kv_batch_new(&b);
     dbuf k = {0};
     if (st == NDB_OK) {
-        cat_key(&k, CAT_COLL, name);
+        cat_key(&k, db->kmeta, name);
         st = ndb_kv_batch_delete(b, k.data, k.len);
-        cat_key(&k, CAT_STATS, name);
+        cat_key(&k, db->kstats, name);
         if (st == NDB_OK)
             st = ndb_kv_batch_delete(b, k.data, k.len);
         if (st == NDB_OK && (st = ndb_kv_write(db->kv, b)) != NDB_OK)
@@ -657,6 +799,8 @@ ndb_status ndb_doc_drop_collection(ndb_doc_db *db, const char *name, ndb_errmsg 
         st = cat_delete_prefix(db, c->prefix);
         for (int i = 0; st == NDB_OK && s && i < s->n; i++)
             st = cat_delete_prefix(db, s->defs[i].prefix);
+        for (uint32_t i = 0; st == NDB_OK && i < c->n_ext; i++)
+            st = cat_delete_prefix(db, c->ext_prefix[i]);
         idx_set_unref(s);
         if (st != NDB_OK)
             db_log(db, "drop of '%s': reclaiming keys failed (%s); they are unreachable", name,

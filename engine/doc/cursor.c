@@ -9,8 +9,8 @@
 
 #include "doc_int.h"
 
-static ndb_status get_doc(ndb_doc_db *db, bool nowait, const char *cname, const char *id, size_t idlen,
-                          void **doc, size_t *len, ndb_errmsg *msg)
+static ndb_status get_doc(ndb_doc_db *db, bool nowait, const ndb_kv_snapshot *snap, const char *cname,
+                          const char *id, size_t idlen, void **doc, size_t *len, ndb_errmsg *msg)
 {
     coll *c;
     ndb_status st = cat_get_coll(db, cname, nowait, &c, msg);
@@ -22,7 +22,7 @@ static ndb_status get_doc(ndb_doc_db *db, bool nowait, const char *cname, const 
     key_doc(&k, c, id, idlen);
     if (k.oom)
         return NDB_ENOMEM;
-    st = (nowait ? ndb_kv_try_get : ndb_kv_get)(db->kv, NULL, k.data, k.len, doc, len);
+    st = (nowait ? ndb_kv_try_get : ndb_kv_get)(db->kv, snap, k.data, k.len, doc, len);
     dbuf_free(&k);
     if (st == NDB_EBUSY)
         return st;
@@ -42,13 +42,19 @@ static ndb_status get_doc(ndb_doc_db *db, bool nowait, const char *cname, const 
 ndb_status ndb_doc_get(ndb_doc_db *db, const char *cname, const char *id, size_t idlen, void **doc,
                        size_t *len, ndb_errmsg *msg)
 {
-    return get_doc(db, false, cname, id, idlen, doc, len, msg);
+    return get_doc(db, false, NULL, cname, id, idlen, doc, len, msg);
+}
+
+ndb_status ndb_doc_get_at(ndb_doc_db *db, const ndb_kv_snapshot *snap, const char *cname, const char *id,
+                          size_t idlen, void **doc, size_t *len, ndb_errmsg *msg)
+{
+    return get_doc(db, false, snap, cname, id, idlen, doc, len, msg);
 }
 
 ndb_status ndb_doc_try_get(ndb_doc_db *db, const char *cname, const char *id, size_t idlen, void **doc,
                            size_t *len, ndb_errmsg *msg)
 {
-    return get_doc(db, true, cname, id, idlen, doc, len, msg);
+    return get_doc(db, true, NULL, cname, id, idlen, doc, len, msg);
 }
 
 
@@ -114,7 +120,7 @@ static void scan_id_bounds(const ndb_doc_filter *f, const coll *cl, dbuf *lo, db
 }
 
 ndb_status cur_open(ndb_doc_db *db, coll *cl, ndb_doc_filter *f, const srt_spec *s, const char *hint,
-                    ndb_doc_cursor **out, ndb_errmsg *msg)
+                    const ndb_kv_snapshot *snap, ndb_doc_cursor **out, ndb_errmsg *msg)
 {
     ndb_doc_cursor *c = calloc(1, sizeof *c);
     if (c == NULL)
@@ -133,7 +139,11 @@ ndb_status cur_open(ndb_doc_db *db, coll *cl, ndb_doc_filter *f, const srt_spec 
     st = plan_choose(f, c->has_sort ? &c->sort : NULL, c->ix, hint, &c->pl, msg);
     if (st != NDB_OK)
         goto fail;
-    if ((st = ndb_kv_snapshot_acquire(db->kv, &c->snap)) != NDB_OK) {
+    if (snap != NULL) {
+        c->snap = snap;
+    } else if ((st = ndb_kv_snapshot_acquire(db->kv, &c->snap_owned)) == NDB_OK) {
+        c->snap = c->snap_owned;
+    } else {
         db_kvfail(db, msg, st, "snapshot");
         goto fail;
     }
@@ -619,7 +629,7 @@ ndb_status ndb_doc_find(ndb_doc_db *db, const char *cname, const ndb_doc_find_op
         }
     }
     ndb_doc_cursor *c;
-    st = cur_open(db, cl, f, &s, o->hint, &c, msg);
+    st = cur_open(db, cl, f, &s, o->hint, o->snapshot, &c, msg);
     if (st != NDB_OK) {
         prj_free(p);
         free(prjcopy);
@@ -744,8 +754,8 @@ void ndb_doc_cursor_free(ndb_doc_cursor *c)
     free(c->fetched);
     if (c->it)
         ndb_kv_iter_free(c->it);
-    if (c->snap)
-        ndb_kv_snapshot_release(c->db->kv, c->snap);
+    if (c->snap_owned)
+        ndb_kv_snapshot_release(c->db->kv, c->snap_owned);
     idx_set_unref(c->ix);
     plan_free(&c->pl);
     for (size_t i = 0; i < c->nmem; i++)
@@ -809,7 +819,7 @@ ndb_status ndb_doc_count(ndb_doc_db *db, const char *cname, const void *filter, 
         return NDB_OK;
     }
     ndb_doc_cursor *c;
-    st = cur_open(db, cl, f, NULL, NULL, &c, msg);
+    st = cur_open(db, cl, f, NULL, NULL, NULL, &c, msg);
     if (st != NDB_OK) {
         ndb_doc_filter_free(f);
         return st;

@@ -327,6 +327,10 @@ uint64_t bytes_hash(const void *p, size_t n);
 typedef struct coll {
     char name[NDB_DOC_MAX_COLL_NAME + 1];
     uint64_t prefix;        /* key prefix of its documents */
+    uint64_t ext_prefix[NDB_DOC_MAX_EXT_PREFIXES]; /* the owning layer's (ndb_doc_ext) */
+    uint32_t n_ext;
+    uint8_t *ext_meta;      /* owned copy of the owning layer's metadata, or NULL */
+    size_t ext_meta_len;
     pthread_mutex_t wlock;  /* serialises this collection's writers */
     uint64_t count, bytes;  /* written under wlock, read relaxed */
     idx_set *ix;            /* current indexes; swap under ixlock */
@@ -335,14 +339,22 @@ typedef struct coll {
     struct coll *next_dead; /* graveyard: freed at close */
 } coll;
 
+/* The key prefix counter every namespace over one kv store shares. */
+typedef struct doc_prefixes {
+    pthread_mutex_t mu; /* held from allocation until the counter is written */
+    uint64_t next;
+} doc_prefixes;
+
 struct ndb_doc_db {
     ndb_kv *kv;
     ndb_doc_options opt;
-    pthread_rwlock_t lock; /* the catalog: colls[], next_prefix */
+    doc_prefixes *px;      /* owned by the NDB_DOC_NS_DOCUMENTS handle */
+    bool own_px;
+    uint8_t kmeta, kstats; /* this namespace's catalog key kinds (FORMAT.md) */
+    pthread_rwlock_t lock; /* the catalog: colls[] */
     coll **colls;
     size_t ncolls, cap;
     coll *dead;
-    uint64_t next_prefix;
     uint8_t id_rand[5];
     uint32_t id_counter; /* atomic */
 };
@@ -361,7 +373,8 @@ struct ndb_doc_cursor {
     ndb_doc_db *db;
     coll *c;
     idx_set *ix;
-    ndb_kv_snapshot *snap;
+    const ndb_kv_snapshot *snap; /* the read view: snap_owned, or the caller's */
+    ndb_kv_snapshot *snap_owned;
     ndb_kv_iter *it;
     ndb_doc_filter *flt;
     prj_spec *prj;
@@ -415,12 +428,12 @@ ndb_status cat_get_coll(ndb_doc_db *db, const char *name, bool nowait, coll **ou
 /* Finds, or with create makes, a collection; excl: NDB_EEXIST if it exists. */
 ndb_status cat_coll_open(ndb_doc_db *db, const char *name, bool create, bool excl, coll **out,
                          ndb_errmsg *msg);
-/* Takes a new key prefix and puts the persisted counter in b (caller holds
- * db->lock for writing until b is written). */
-ndb_status cat_alloc_prefix(ndb_doc_db *db, ndb_kv_batch *b, uint64_t *out);
+/* Takes n new key prefixes (never used before, never reused) and makes the
+ * counter durable before returning them. */
+ndb_status cat_alloc_prefixes(ndb_doc_db *db, uint32_t n, uint64_t *out, ndb_errmsg *msg);
 /* Puts the collection's catalog entry (with index set s) / its stats in b. */
 ndb_status cat_write_meta(ndb_doc_db *db, ndb_kv_batch *b, const coll *c, const idx_set *s);
-ndb_status cat_write_stats(ndb_kv_batch *b, const coll *c, uint64_t count, uint64_t bytes);
+ndb_status cat_write_stats(ndb_doc_db *db, ndb_kv_batch *b, const coll *c, uint64_t count, uint64_t bytes);
 /* Deletes every key with this prefix, in bounded batches. */
 ndb_status cat_delete_prefix(ndb_doc_db *db, uint64_t prefix);
 
@@ -457,9 +470,10 @@ ndb_status idx_remove(wctx *w, const ndb_doc_val *doc, const uint8_t *id, size_t
 
 /* ---- cursors (cursor.c) */
 /* Opens a document source for filter f (borrowed: the cursor does not free
- * it unless own_flt) in the requested order; used by find and aggregate. */
+ * it unless own_flt) in the requested order, reading at snap (borrowed; NULL:
+ * a snapshot of its own); used by find and aggregate. */
 ndb_status cur_open(ndb_doc_db *db, coll *c, ndb_doc_filter *f, const srt_spec *s,
-                    const char *hint, ndb_doc_cursor **out, ndb_errmsg *msg);
+                    const char *hint, const ndb_kv_snapshot *snap, ndb_doc_cursor **out, ndb_errmsg *msg);
 /* The next matching raw document from the source: 1 (borrowed until the next
  * call), 0 at the end, or a negative ndb_status. */
 int cur_src_next(ndb_doc_cursor *c, const uint8_t **doc, size_t *len, ndb_errmsg *msg);

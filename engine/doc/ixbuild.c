@@ -66,23 +66,8 @@ ndb_status ndb_doc_create_index(ndb_doc_db *db, const char *cname, const char *n
     coll *c;
     if ((st = cat_coll_open(db, cname, true, false, &c, msg)) != NDB_OK)
         return st;
-    /* the entries' prefix, taken before the writer lock: the catalog lock
-     * is always taken before a collection's writer lock, never after */
-    pthread_rwlock_wrlock(&db->lock);
-    ndb_kv_batch *pb;
-    st = ndb_kv_batch_new(&pb);
-    if (st == NDB_OK) {
-        uint64_t saved = db->next_prefix;
-        st = cat_alloc_prefix(db, pb, &d.prefix);
-        if (st == NDB_OK)
-            st = ndb_kv_write(db->kv, pb);
-        if (st != NDB_OK)
-            db->next_prefix = saved;
-        ndb_kv_batch_free(pb);
-    }
-    pthread_rwlock_unlock(&db->lock);
-    if (st != NDB_OK)
-        return db_kvfail(db, msg, st, "allocating index prefix");
+    if ((st = cat_alloc_prefixes(db, 1, &d.prefix, msg)) != NDB_OK)
+        return st;
     wctx w;
     if ((st = wctx_init(&w, db, c)) != NDB_OK || (st = wctx_lock(&w, msg)) != NDB_OK) {
         wctx_free(&w);

@@ -193,6 +193,7 @@ void ndb_doc_filter_free(ndb_doc_filter *f);
 /* --------------------------------------------------------------- database */
 
 typedef struct ndb_kv ndb_kv;
+typedef struct ndb_kv_snapshot ndb_kv_snapshot;
 typedef struct ndb_doc_db ndb_doc_db;
 typedef struct ndb_doc_cursor ndb_doc_cursor;
 
@@ -208,16 +209,56 @@ void ndb_doc_options_init(ndb_doc_options *opt);
 
 /*
  * Opens the document layer over kv (borrowed: must outlive the handle; the
- * document layer owns every key in it). Caller closes with ndb_doc_close()
- * after freeing every cursor.
+ * document layer's catalog hands out every key prefix in it). The handle sees
+ * the document collections. Caller closes with ndb_doc_close() after freeing
+ * every cursor and transaction.
  */
 ndb_status ndb_doc_open(ndb_kv *kv, const ndb_doc_options *opt, ndb_doc_db **out,
                         ndb_errmsg *msg);
 void ndb_doc_close(ndb_doc_db *db);
 
+/*
+ * Namespaces. The collections a handle sees are one namespace; a handle on
+ * another namespace over the same store sees collections that never meet the
+ * first's (one name in two namespaces is two collections, and dropping one
+ * leaves the other alone). vector/ keeps the documents of vector collections
+ * in NDB_DOC_NS_VECTORS.
+ */
+typedef enum ndb_doc_ns {
+    NDB_DOC_NS_DOCUMENTS = 0, /* what ndb_doc_open's handle sees */
+    NDB_DOC_NS_VECTORS = 1,
+} ndb_doc_ns;
+/* A handle on namespace ns over db's store, with db's options; it shares
+ * db's key prefix counter. Caller closes it with ndb_doc_close() before db. */
+ndb_status ndb_doc_open_ns(ndb_doc_db *db, ndb_doc_ns ns, ndb_doc_db **out, ndb_errmsg *msg);
+
 /* Collections. Names are [A-Za-z0-9_-]{1,64} (NDB_EINVAL otherwise). */
 ndb_status ndb_doc_create_collection(ndb_doc_db *db, const char *name, ndb_errmsg *msg);
 ndb_status ndb_doc_drop_collection(ndb_doc_db *db, const char *name, ndb_errmsg *msg);
+
+/*
+ * A collection made by a layer above (vector/) keeps that layer's metadata (an
+ * encoded object, stored as is in the catalog entry) and up to
+ * NDB_DOC_MAX_EXT_PREFIXES kv key prefixes of its own: allocated with the
+ * collection, never used by anything else, and every key under them deleted
+ * when the collection is dropped. The layer writes those keys through a
+ * transaction (ndb_doc_txn_put), so they commit with the documents.
+ */
+#define NDB_DOC_MAX_EXT_PREFIXES 4
+/* NDB_EEXIST if the name is taken in this namespace. */
+ndb_status ndb_doc_create_collection_ext(ndb_doc_db *db, const char *name, const void *meta,
+                                         size_t meta_len, uint32_t nprefixes, ndb_errmsg *msg);
+typedef struct ndb_doc_ext {
+    void *meta; /* the metadata given at creation: caller frees with free() */
+    size_t meta_len;
+    uint32_t nprefixes;
+    uint64_t prefix_id[NDB_DOC_MAX_EXT_PREFIXES]; /* unique for the life of the store */
+    uint8_t prefix[NDB_DOC_MAX_EXT_PREFIXES][10]; /* the same as key bytes (a varint) */
+    uint8_t prefix_len[NDB_DOC_MAX_EXT_PREFIXES];
+} ndb_doc_ext;
+/* NDB_ENOTFOUND if there is no such collection; NDB_EINVAL if it was not
+ * made by ndb_doc_create_collection_ext. */
+ndb_status ndb_doc_collection_ext(ndb_doc_db *db, const char *name, ndb_doc_ext *out, ndb_errmsg *msg);
 
 typedef struct ndb_doc_coll_info {
     char name[NDB_DOC_MAX_COLL_NAME + 1];
@@ -245,6 +286,10 @@ void ndb_doc_ids_free(char **ids, size_t n);
 /* One document by _id. Caller frees *doc with free(). NDB_ENOTFOUND if absent. */
 ndb_status ndb_doc_get(ndb_doc_db *db, const char *coll, const char *id, size_t idlen,
                        void **doc, size_t *len, ndb_errmsg *msg);
+/* As ndb_doc_get, read at snap (NULL: the latest), so that it agrees with
+ * other reads at the same snapshot. */
+ndb_status ndb_doc_get_at(ndb_doc_db *db, const ndb_kv_snapshot *snap, const char *coll, const char *id,
+                          size_t idlen, void **doc, size_t *len, ndb_errmsg *msg);
 /* As ndb_doc_get, but NDB_EBUSY instead of waiting for a lock (the catalog
  * while a collection is created or dropped, the key-value engine's; see
  * ndb_kv_try_get). For threads that must not block. */
@@ -259,6 +304,7 @@ typedef struct ndb_doc_find_opts {
     uint64_t limit;                                /* 0: no limit; with a token: this page's size */
     const void *page_token; size_t page_token_len; /* from ndb_doc_cursor_page_token */
     const char *hint;                              /* index name to force, "_id" for a scan */
+    const ndb_kv_snapshot *snapshot;               /* read view (borrowed until the cursor is freed); NULL: a new one */
 } ndb_doc_find_opts;
 
 /* A streaming cursor over one snapshot. Caller frees with ndb_doc_cursor_free().
@@ -324,6 +370,36 @@ ndb_status ndb_doc_delete(ndb_doc_db *db, const char *coll, const char *id, size
                           ndb_errmsg *msg);
 ndb_status ndb_doc_delete_many(ndb_doc_db *db, const char *coll, const void *filter,
                                size_t flen, uint64_t *deleted, ndb_errmsg *msg);
+
+/*
+ * Transactions on one collection, for a layer above that writes documents
+ * together with keys of its own (vector/: a document and its vector). begin
+ * takes the collection's writer lock, which serialises its writers until end;
+ * the operations build one kv batch; commit writes it atomically (all or
+ * nothing across a crash) and end releases the lock. Checks (duplicate _id,
+ * unique indexes) see the committed state and this transaction's inserts.
+ * A transaction belongs to one thread. Caller ends it with ndb_doc_txn_end().
+ */
+typedef struct ndb_doc_txn ndb_doc_txn;
+/* NDB_ENOTFOUND if the collection does not exist. */
+ndb_status ndb_doc_txn_begin(ndb_doc_db *db, const char *coll, ndb_doc_txn **out, ndb_errmsg *msg);
+/* Inserts doc (an encoded object) as ndb_doc_insert does one document; id
+ * (NDB_DOC_MAX_ID + 1 bytes) receives its _id, NUL-terminated. */
+ndb_status ndb_doc_txn_insert(ndb_doc_txn *t, const void *doc, size_t len, char *id, ndb_errmsg *msg);
+/* The document with this _id becomes doc (whose own _id, if any, must equal
+ * id): its fields in order after _id, _created_at (kept when it existed) and
+ * _updated_at. *inserted (may be NULL): 1 if there was none. */
+ndb_status ndb_doc_txn_replace(ndb_doc_txn *t, const char *id, size_t idlen, const void *doc, size_t len,
+                               int *inserted, ndb_errmsg *msg);
+/* NDB_ENOTFOUND if there is no such document. */
+ndb_status ndb_doc_txn_delete(ndb_doc_txn *t, const char *id, size_t idlen, ndb_errmsg *msg);
+/* Keys of the caller's own (under its ndb_doc_ext prefixes), in the same batch. */
+ndb_status ndb_doc_txn_put(ndb_doc_txn *t, const void *key, size_t klen, const void *val, size_t vlen);
+ndb_status ndb_doc_txn_del(ndb_doc_txn *t, const void *key, size_t klen);
+/* Writes the batch (one WAL record, durable when it returns). At most once. */
+ndb_status ndb_doc_txn_commit(ndb_doc_txn *t, ndb_errmsg *msg);
+/* Releases the writer lock; what was not committed is discarded. NULL is a no-op. */
+void ndb_doc_txn_end(ndb_doc_txn *t);
 
 /*
  * Runs an aggregation pipeline (an encoded array of stage objects). Results

@@ -198,7 +198,7 @@ ndb_status wctx_commit(wctx *w, ndb_errmsg *msg)
     coll *c = w->c;
     uint64_t count = (uint64_t)((int64_t)c->count + w->dcount);
     uint64_t bytes = (uint64_t)((int64_t)c->bytes + w->dbytes);
-    ndb_status st = cat_write_stats(w->b, c, count, bytes);
+    ndb_status st = cat_write_stats(w->db, w->b, c, count, bytes);
     idx_set *ns = NULL;
     if (st == NDB_OK && w->mk_any) {
         ns = calloc(1, sizeof *ns);
@@ -234,6 +234,46 @@ static bool is_key(const char *k, size_t kl, const char *want)
     return kl == strlen(want) && memcmp(k, want, kl) == 0;
 }
 
+/* Builds the stored form of doc into w->b1: _id, _created_at (created, or
+ * now), _updated_at, then doc's other fields in order. index numbers the
+ * document in messages. */
+static ndb_status build_stored(wctx *w, const char *id, size_t idlen, const ndb_doc_val *created,
+                               const ndb_doc_val *doc, size_t index, const void **out, size_t *olen,
+                               ndb_errmsg *msg)
+{
+    ndb_doc_builder *b = w->b1;
+    ndb_doc_builder_reset(b);
+    ndb_doc_begin_object(b);
+    ndb_doc_key(b, "_id", 3);
+    ndb_doc_string(b, id, idlen);
+    ndb_doc_key(b, "_created_at", 11);
+    if (created)
+        ndb_doc_value(b, created);
+    else
+        ndb_doc_string(b, w->now, strlen(w->now));
+    ndb_doc_key(b, "_updated_at", 11);
+    ndb_doc_string(b, w->now, strlen(w->now));
+    ndb_doc_iter it;
+    ndb_doc_iter_init(&it, doc);
+    const char *k;
+    size_t kl;
+    ndb_doc_val e;
+    while (ndb_doc_iter_next(&it, &k, &kl, &e)) {
+        if (is_key(k, kl, "_id") || is_key(k, kl, "_created_at") || is_key(k, kl, "_updated_at"))
+            continue;
+        ndb_doc_key(b, k, kl);
+        ndb_doc_value(b, &e);
+    }
+    ndb_doc_end_object(b);
+    ndb_status st = ndb_doc_builder_finish(b, out, olen);
+    if (st == NDB_ETOOBIG)
+        return ndb_errmsg_set(msg, st, "document %zu exceeds the %zu-byte limit", index,
+                              w->db->opt.max_doc_bytes);
+    if (st != NDB_OK)
+        return ndb_errmsg_set(msg, st, "document %zu: %s", index, ndb_strerror(st));
+    return NDB_OK;
+}
+
 /* Builds the stored form of a new document into w->b1 and adds it to the
  * batch. doc is validated. id_out receives the _id (NUL-terminated). */
 static ndb_status insert_doc(wctx *w, const ndb_doc_val *doc, size_t index, char *id_out,
@@ -255,35 +295,11 @@ static ndb_status insert_doc(wctx *w, const ndb_doc_val *doc, size_t index, char
         id = gen;
         idlen = 24;
     }
-    ndb_doc_builder *b = w->b1;
-    ndb_doc_builder_reset(b);
-    ndb_doc_begin_object(b);
-    ndb_doc_key(b, "_id", 3);
-    ndb_doc_string(b, id, idlen);
-    ndb_doc_key(b, "_created_at", 11);
-    ndb_doc_string(b, w->now, strlen(w->now));
-    ndb_doc_key(b, "_updated_at", 11);
-    ndb_doc_string(b, w->now, strlen(w->now));
-    ndb_doc_iter it;
-    ndb_doc_iter_init(&it, doc);
-    const char *k;
-    size_t kl;
-    ndb_doc_val e;
-    while (ndb_doc_iter_next(&it, &k, &kl, &e)) {
-        if (is_key(k, kl, "_id") || is_key(k, kl, "_created_at") || is_key(k, kl, "_updated_at"))
-            continue;
-        ndb_doc_key(b, k, kl);
-        ndb_doc_value(b, &e);
-    }
-    ndb_doc_end_object(b);
     const void *out;
     size_t olen;
-    ndb_status st = ndb_doc_builder_finish(b, &out, &olen);
-    if (st == NDB_ETOOBIG)
-        return ndb_errmsg_set(msg, st, "document %zu exceeds the %zu-byte limit", index,
-                              w->db->opt.max_doc_bytes);
+    ndb_status st = build_stored(w, id, idlen, NULL, doc, index, &out, &olen, msg);
     if (st != NDB_OK)
-        return ndb_errmsg_set(msg, st, "document %zu: %s", index, ndb_strerror(st));
+        return st;
     /* a generated id is unique by construction (seconds, per-process random
      * bytes, counter): only a client's own _id needs the duplicate check */
     bool fresh = true;
@@ -330,6 +346,20 @@ void ndb_doc_ids_free(char **ids, size_t n)
     free(ids);
 }
 
+/* Checks a client's document: size, encoding, an object at the top. */
+static ndb_status check_doc(ndb_doc_db *db, const void *doc, size_t len, size_t i, ndb_doc_val *root,
+                            ndb_errmsg *msg)
+{
+    if (len > db->opt.max_doc_bytes)
+        return ndb_errmsg_set(msg, NDB_ETOOBIG, "document %zu of %zu bytes exceeds the %zu-byte limit", i, len,
+                              db->opt.max_doc_bytes);
+    if (ndb_doc_validate(doc, len, msg) != NDB_OK)
+        return ndb_errmsg_set(msg, NDB_EINVAL, "document %zu is not a valid encoding", i);
+    if (!doc_root_obj(doc, len, root))
+        return ndb_errmsg_set(msg, NDB_EINVAL, "document %zu is not an object", i);
+    return NDB_OK;
+}
+
 ndb_status ndb_doc_insert(ndb_doc_db *db, const char *cname, const void *const *docs,
                           const size_t *lens, size_t n, char ***ids, ndb_errmsg *msg)
 {
@@ -338,14 +368,9 @@ ndb_status ndb_doc_insert(ndb_doc_db *db, const char *cname, const void *const *
     /* validate before taking any lock */
     for (size_t i = 0; i < n; i++) {
         ndb_doc_val r;
-        if (lens[i] > db->opt.max_doc_bytes)
-            return ndb_errmsg_set(msg, NDB_ETOOBIG, "document %zu of %zu bytes exceeds the %zu-byte limit",
-                                  i, lens[i], db->opt.max_doc_bytes);
-        ndb_status st = ndb_doc_validate(docs[i], lens[i], msg);
+        ndb_status st = check_doc(db, docs[i], lens[i], i, &r, msg);
         if (st != NDB_OK)
-            return ndb_errmsg_set(msg, NDB_EINVAL, "document %zu is not a valid encoding", i);
-        if (!doc_root_obj(docs[i], lens[i], &r))
-            return ndb_errmsg_set(msg, NDB_EINVAL, "document %zu is not an object", i);
+            return st;
     }
     coll *c;
     ndb_status st = cat_coll_open(db, cname, true, false, &c, msg);
@@ -516,7 +541,7 @@ typedef ndb_status (*match_visitor)(wctx *w, const uint8_t *id, size_t idlen, co
 static ndb_status for_each_match(wctx *w, ndb_doc_filter *f, match_visitor visit, void *arg, ndb_errmsg *msg)
 {
     ndb_doc_cursor *cur = NULL;
-    ndb_status st = cur_open(w->db, w->c, f, NULL, NULL, &cur, msg);
+    ndb_status st = cur_open(w->db, w->c, f, NULL, NULL, NULL, &cur, msg);
     const uint8_t *d;
     size_t dl;
     int got;
@@ -714,3 +739,128 @@ ndb_status ndb_doc_delete_many(ndb_doc_db *db, const char *cname, const void *fi
 
 /* --------------------------------------------------------------- cursors */
 
+/* ------------------------------------------------------ transactions */
+
+struct ndb_doc_txn {
+    wctx w;
+    bool locked;
+    bool committed;
+};
+
+ndb_status ndb_doc_txn_begin(ndb_doc_db *db, const char *cname, ndb_doc_txn **out, ndb_errmsg *msg)
+{
+    coll *c;
+    ndb_status st = db_get_coll(db, cname, &c, msg);
+    if (st != NDB_OK)
+        return st;
+    ndb_doc_txn *t = calloc(1, sizeof *t);
+    if (t == NULL)
+        return NDB_ENOMEM;
+    if ((st = wctx_init(&t->w, db, c)) == NDB_OK && (st = wctx_lock(&t->w, msg)) == NDB_OK)
+        t->locked = true;
+    if (st != NDB_OK) {
+        ndb_doc_txn_end(t);
+        return st;
+    }
+    *out = t;
+    return NDB_OK;
+}
+
+ndb_status ndb_doc_txn_insert(ndb_doc_txn *t, const void *doc, size_t len, char *id, ndb_errmsg *msg)
+{
+    ndb_doc_val r;
+    ndb_status st = check_doc(t->w.db, doc, len, 0, &r, msg);
+    return st != NDB_OK ? st : insert_doc(&t->w, &r, 0, id, msg);
+}
+
+ndb_status ndb_doc_txn_replace(ndb_doc_txn *t, const char *id, size_t idlen, const void *doc, size_t len,
+                               int *inserted, ndb_errmsg *msg)
+{
+    wctx *w = &t->w;
+    ndb_doc_val r, idv, od, created;
+    ndb_status st = check_doc(w->db, doc, len, 0, &r, msg);
+    if (st != NDB_OK)
+        return st;
+    if (idlen == 0 || idlen > NDB_DOC_MAX_ID)
+        return ndb_errmsg_set(msg, NDB_EINVAL, "_id must be a string of 1..%d bytes", NDB_DOC_MAX_ID);
+    if (ndb_doc_get_field(&r, "_id", 3, &idv) == NDB_OK &&
+        (idv.type != NDB_DOC_STRING || idv.u.s.len != idlen || memcmp(idv.u.s.ptr, id, idlen) != 0))
+        return ndb_errmsg_set(msg, NDB_EINVAL, "the document's _id differs from the id it replaces");
+    void *old = NULL;
+    size_t oldlen = 0;
+    key_doc(&w->key, w->c, id, idlen);
+    st = ndb_kv_get(w->db->kv, NULL, w->key.data, w->key.len, &old, &oldlen);
+    if (st != NDB_OK && st != NDB_ENOTFOUND)
+        return db_kvfail(w->db, msg, st, "reading document");
+    bool had = st == NDB_OK && doc_root_obj(old, oldlen, &od);
+    const void *out;
+    size_t olen;
+    st = build_stored(w, id, idlen, had && ndb_doc_get_field(&od, "_created_at", 11, &created) == NDB_OK ? &created : NULL,
+                      &r, 0, &out, &olen, msg);
+    ndb_doc_val nd;
+    if (st == NDB_OK && had)
+        st = idx_remove(w, &od, (const uint8_t *)id, idlen);
+    if (st == NDB_OK) {
+        ndb_doc_root(out, olen, &nd);
+        st = idx_add(w, &nd, (const uint8_t *)id, idlen, msg);
+    }
+    if (st == NDB_OK) {
+        key_doc(&w->key, w->c, id, idlen);
+        st = wput(w, w->key.data, w->key.len, out, olen);
+    }
+    if (st == NDB_OK) {
+        w->dcount += old == NULL;
+        w->dbytes += (int64_t)olen - (int64_t)oldlen;
+        if (inserted)
+            *inserted = old == NULL;
+    }
+    free(old);
+    return st;
+}
+
+ndb_status ndb_doc_txn_delete(ndb_doc_txn *t, const char *id, size_t idlen, ndb_errmsg *msg)
+{
+    wctx *w = &t->w;
+    void *old = NULL;
+    size_t oldlen;
+    key_doc(&w->key, w->c, id, idlen);
+    ndb_status st = idlen && idlen <= NDB_DOC_MAX_ID ? ndb_kv_get(w->db->kv, NULL, w->key.data, w->key.len, &old, &oldlen)
+                                                     : NDB_ENOTFOUND;
+    if (st == NDB_ENOTFOUND)
+        return ndb_errmsg_set(msg, st, "no document with _id '%.*s' in %s", (int)(idlen > 64 ? 64 : idlen), id,
+                              w->c->name);
+    if (st != NDB_OK)
+        return db_kvfail(w->db, msg, st, "reading document");
+    st = delete_one(w, (const uint8_t *)id, idlen, old, oldlen);
+    free(old);
+    return st;
+}
+
+ndb_status ndb_doc_txn_put(ndb_doc_txn *t, const void *key, size_t klen, const void *val, size_t vlen)
+{
+    return wput(&t->w, key, klen, val, vlen);
+}
+
+ndb_status ndb_doc_txn_del(ndb_doc_txn *t, const void *key, size_t klen)
+{
+    return wdel(&t->w, key, klen);
+}
+
+ndb_status ndb_doc_txn_commit(ndb_doc_txn *t, ndb_errmsg *msg)
+{
+    if (t->committed)
+        return ndb_errmsg_set(msg, NDB_EINVAL, "transaction already committed");
+    ndb_status st = wctx_commit(&t->w, msg);
+    t->committed = st == NDB_OK;
+    return st == NDB_OK ? st : batch_full_msg(&t->w, st, msg);
+}
+
+void ndb_doc_txn_end(ndb_doc_txn *t)
+{
+    if (t == NULL)
+        return;
+    if (t->locked)
+        pthread_mutex_unlock(&t->w.c->wlock);
+    wctx_free(&t->w);
+    free(t);
+}
