@@ -1,29 +1,36 @@
 /*
  * ndb_vec.h — NexaDB vector collections (the public header of vector/).
  *
- * A vector store is a directory holding named collections. A collection has
- * a fixed dimension count (1..NDB_VEC_MAX_DIMS) and a metric, and maps
- * document ids (byte strings, the same ids engine/doc uses) to float32
- * vectors. Search is exact (recall 1.0) over every live row, in parallel on
- * a worker pool, with an optional pre-filter that keeps results the true
- * top-k among matching documents.
+ * A vector collection holds documents, each with one float32 vector of the
+ * collection's fixed dimension count (1..NDB_VEC_MAX_DIMS) and metric. The
+ * documents live in the document layer (engine/doc), in a namespace of their
+ * own: a document collection of the same name is a different collection, and
+ * dropping either leaves the other alone. The vectors live in engine/kv beside
+ * them. engine/kv is the only durability path: every write here (an insert, an
+ * upsert or a delete of documents with their vectors) is one kv write batch,
+ * one WAL record shared with concurrent writers by group commit, so after any
+ * crash a document and its vector are both there or both absent.
+ *
+ * Search is exact (recall 1.0): it scans 64-byte-aligned float32 rows with
+ * the SIMD kernels, in parallel on a worker pool, with an optional pre-filter
+ * in the Find language (the result is the true top-k among matching
+ * documents). The rows are in segment files, memory-mapped, built from what
+ * the kv log made durable (as an SSTable is built from a memtable), and in
+ * memory for rows written since the newest segment. Segment files are derived
+ * data: a missing, truncated or corrupt one is rebuilt from kv at open
+ * (vector/README.md, "Recovery").
  *
  * Scores are "higher is better" for every metric:
  *   cosine  dot product of the L2-normalised vectors, in [-1, 1]
- *           (vectors are normalised at insert; get returns the normalised one)
+ *           (vectors are stored normalised; get returns the stored vector)
  *   dot     raw dot product
  *   l2      minus the squared Euclidean distance (0 is identical)
- * Ties are broken by insertion order (the earlier row first).
- *
- * Durability: an acknowledged insert/upsert/delete is in an fsync'd log, so
- * it survives kill -9; concurrent calls on one collection are group-committed
- * (one write and one fsync for all of them) and one insert_many is always one
- * unit; see FORMAT.md.
+ * Ties are broken by storage order (the earlier row first).
  *
  * Thread safety: every function may be called from any thread concurrently
- * on one store, except ndb_vec_close (no call may be in flight). Searches
- * run concurrently with each other and with writes; writes to one collection
- * are serialised.
+ * on one handle, except ndb_vec_close (no call may be in flight; free every
+ * cursor first). Searches run concurrently with each other and with writes;
+ * the writes to one collection are serialised.
  *
  * Errors: functions return ndb_status; those taking an ndb_errmsg fill it
  * (when non-NULL) with a message naming the problem. Bad vectors (wrong
@@ -38,11 +45,12 @@
 #include "ndb_status.h"
 
 #define NDB_VEC_MAX_DIMS 16384u
-#define NDB_VEC_MAX_ID 512u    /* bytes in a document id (1..512, no NUL) */
-#define NDB_VEC_MAX_NAME 64u   /* collection name: [A-Za-z0-9_.-], 1..64, not starting with '.' */
-#define NDB_VEC_MAX_K 100000u  /* largest k a search accepts */
+#define NDB_VEC_MAX_ID 512u   /* bytes in a document id, as NDB_DOC_MAX_ID */
+#define NDB_VEC_MAX_K 100000u /* largest k a search accepts */
 
-typedef struct ndb_vec_store ndb_vec_store;
+typedef struct ndb_kv ndb_kv;
+typedef struct ndb_doc_db ndb_doc_db;
+typedef struct ndb_vec_db ndb_vec_db;
 
 typedef enum ndb_vec_metric {
     NDB_VEC_COSINE = 0, /* the default */
@@ -52,21 +60,25 @@ typedef enum ndb_vec_metric {
 
 typedef struct ndb_vec_options {
     uint32_t threads;       /* search threads including the caller; 0 = cores */
-    uint64_t segment_bytes; /* seal the active segment at this many row bytes; 0 = 64 MiB */
-    int sync;               /* 1 (default): fsync before acknowledging a write.
-                               0: "nosync", a crash may lose acknowledged writes */
+    uint64_t segment_bytes; /* build a segment when memory rows reach this many bytes; 0 = 64 MiB */
+    /* Progress lines (segments rebuilt at open, merges); NULL: stderr. */
+    void (*log)(void *ctx, const char *line);
+    void *log_ctx;
 } ndb_vec_options;
 
 /* Fills o with the defaults. */
 void ndb_vec_options_default(ndb_vec_options *o);
 
-/* Opens (creating if needed) the store in directory dir. opt may be NULL for
- * defaults. Takes an exclusive lock on the directory (NDB_EBUSY if held).
- * Corrupt or truncated files are NDB_ECORRUPT with the file named in msg.
- * On success *out is the store; caller frees with ndb_vec_close. */
-ndb_status ndb_vec_open(const char *dir, const ndb_vec_options *opt, ndb_vec_store **out,
-                        ndb_errmsg *msg);
-void ndb_vec_close(ndb_vec_store *s);
+/*
+ * Opens the vector collections kept in kv (borrowed) and in docs' store
+ * (borrowed: docs must be the document collections' handle over the same kv;
+ * both must outlive this handle). dir holds the derived segment files (created
+ * if missing; nothing in it is needed to recover data). Every collection is
+ * recovered before this returns. Caller frees with ndb_vec_close.
+ */
+ndb_status ndb_vec_open(ndb_kv *kv, ndb_doc_db *docs, const char *dir, const ndb_vec_options *opt,
+                        ndb_vec_db **out, ndb_errmsg *msg);
+void ndb_vec_close(ndb_vec_db *db);
 
 /* Kernel variant in use ("avx512", "avx2", "neon", "scalar"); static string.
  * The service logs it at start-up. */
@@ -80,97 +92,133 @@ const char *ndb_vec_metric_name(ndb_vec_metric m);
 /* Parses a metric name (NULL or "" gives cosine). */
 ndb_status ndb_vec_metric_parse(const char *name, ndb_vec_metric *out);
 
-/* Collections. */
-ndb_status ndb_vec_create(ndb_vec_store *s, const char *name, uint32_t dims, ndb_vec_metric metric,
+/* Collections. Names are [A-Za-z0-9_.-]{1,64}, not starting with '.'. */
+ndb_status ndb_vec_create(ndb_vec_db *db, const char *name, uint32_t dims, ndb_vec_metric metric,
                           ndb_errmsg *msg); /* NDB_EEXIST if the name is taken */
-ndb_status ndb_vec_drop(ndb_vec_store *s, const char *name, ndb_errmsg *msg);
+/* Drops the collection with its documents, vectors and segment files. */
+ndb_status ndb_vec_drop(ndb_vec_db *db, const char *name, ndb_errmsg *msg);
 
 typedef struct ndb_vec_info {
-    char name[NDB_VEC_MAX_NAME + 1];
+    char name[65];
     uint32_t dims;
     ndb_vec_metric metric;
-    uint64_t rows;      /* live vectors */
-    uint64_t dead;      /* tombstoned rows not yet reclaimed by a merge */
-    uint32_t segments;  /* sealed segments (the active one not counted) */
-    uint64_t bytes;     /* bytes on disk: segments + log */
+    uint64_t rows;     /* documents with their vectors */
+    uint64_t dead;     /* replaced or deleted rows still in segments (masked until a merge) */
+    uint32_t segments; /* segment files */
+    uint64_t bytes;    /* the documents' encoded bytes plus the vectors' row bytes */
 } ndb_vec_info;
 
 /* All collections, sorted by name. *out is an array of *n infos; caller
  * frees with free(). */
-ndb_status ndb_vec_list(ndb_vec_store *s, ndb_vec_info **out, size_t *n);
-ndb_status ndb_vec_stats(ndb_vec_store *s, const char *name, ndb_vec_info *out, ndb_errmsg *msg);
+ndb_status ndb_vec_list(ndb_vec_db *db, ndb_vec_info **out, size_t *n);
+ndb_status ndb_vec_stats(ndb_vec_db *db, const char *name, ndb_vec_info *out, ndb_errmsg *msg);
 
-/* Writes. vector holds dims floats (borrowed for the call). */
-ndb_status ndb_vec_insert(ndb_vec_store *s, const char *name, const char *id, const float *vector,
-                          uint32_t dims, ndb_errmsg *msg); /* NDB_EEXIST if id is live */
-ndb_status ndb_vec_upsert(ndb_vec_store *s, const char *name, const char *id, const float *vector,
-                          uint32_t dims, ndb_errmsg *msg);
-
+/* A document with its vector; both borrowed for the call. */
 typedef struct ndb_vec_item {
-    const char *id;
-    const float *vector; /* dims floats */
+    const void *doc;      /* an encoded object (ndb_doc builder); NULL: an empty document */
+    size_t doc_len;
+    const float *vector;  /* dims floats */
 } ndb_vec_item;
 
-/* Inserts (upsert=0) or upserts (upsert=1) n items as one unit: every item is
- * validated first (and, for insert, checked for duplicates within the call
- * and against live ids); on any error nothing is written. One fsync. */
-ndb_status ndb_vec_insert_many(ndb_vec_store *s, const char *name, const ndb_vec_item *items,
-                               size_t n, uint32_t dims, int upsert, ndb_errmsg *msg);
-
-/* Looks up id. If vector is non-NULL it receives the stored vector (cap must
- * be >= dims). NDB_ENOTFOUND if absent. *dims_out (may be NULL) gets dims. */
-ndb_status ndb_vec_get(ndb_vec_store *s, const char *name, const char *id, float *vector,
-                       uint32_t cap, uint32_t *dims_out, ndb_errmsg *msg);
-ndb_status ndb_vec_delete(ndb_vec_store *s, const char *name, const char *id, ndb_errmsg *msg);
-
-/* Seals the active rows and rewrites the sealed segments without their dead
- * rows. Searches keep running meanwhile; writers wait. */
-ndb_status ndb_vec_merge(ndb_vec_store *s, const char *name, ndb_errmsg *msg);
+/*
+ * Inserts n documents with their vectors, atomically (one kv batch): each
+ * gets an _id as ndb_doc_insert gives one, and _created_at/_updated_at. Every
+ * vector is checked before anything is written. NDB_EEXIST (nothing written)
+ * if an _id is taken. On NDB_OK, if ids is non-NULL, *ids is an array of n
+ * NUL-terminated ids: caller frees with ndb_doc_ids_free(*ids, n).
+ */
+ndb_status ndb_vec_insert(ndb_vec_db *db, const char *name, const ndb_vec_item *items, size_t n,
+                          uint32_t dims, char ***ids, ndb_errmsg *msg);
+/*
+ * The document with _id id becomes item's document (its own _id, if any, must
+ * equal id; _created_at is kept when it existed) with item's vector, in one kv
+ * batch. *inserted (may be NULL): 1 if there was no such document.
+ */
+ndb_status ndb_vec_upsert(ndb_vec_db *db, const char *name, const char *id, const ndb_vec_item *item,
+                          uint32_t dims, int *inserted, ndb_errmsg *msg);
+/* Deletes a document and its vector in one kv batch; NDB_ENOTFOUND if absent. */
+ndb_status ndb_vec_delete(ndb_vec_db *db, const char *name, const char *id, ndb_errmsg *msg);
 
 /*
- * Filter: return non-zero to keep the document. Called once per live row
- * before scoring (a pre-filter: the result is the true top-k among kept
- * rows), from the calling thread only, while the collection is read-locked:
- * the callback must not call into this store at all (a waiting writer would
- * deadlock it). id is not NUL-terminated and is borrowed for the call.
+ * One document and its vector, read at one snapshot (so never a document with
+ * another version's vector). doc may be NULL; else *doc is malloc'd: caller
+ * frees with free(). vector may be NULL; else it receives dims floats (cap >=
+ * dims). NDB_ENOTFOUND if there is no such document.
  */
-typedef int (*ndb_vec_filter_fn)(void *ctx, const char *id, size_t id_len);
+ndb_status ndb_vec_get(ndb_vec_db *db, const char *name, const char *id, void **doc, size_t *doc_len,
+                       float *vector, uint32_t cap, ndb_errmsg *msg);
+
+/* Rewrites the segments without their dead rows (after building a segment
+ * from the rows in memory). Searches keep running; writers wait. */
+ndb_status ndb_vec_merge(ndb_vec_db *db, const char *name, ndb_errmsg *msg);
 
 typedef struct ndb_vec_query {
-    uint32_t k;             /* results wanted, 1..NDB_VEC_MAX_K */
-    int has_min_score;      /* if set, only scores >= min_score are returned */
+    uint32_t k;          /* results wanted, 1..NDB_VEC_MAX_K */
+    int has_min_score;   /* if set, only scores >= min_score are returned */
     float min_score;
-    int with_vectors;       /* return each hit's stored vector */
-    ndb_vec_filter_fn filter; /* optional */
-    void *filter_ctx;
-    /* Optional allow-list (e.g. from a secondary index): only these ids
-     * are candidates. Combined with filter by AND. Borrowed for the call. */
-    const char *const *allow_ids;
-    size_t n_allow;
+    int with_vectors;    /* return each hit's stored vector */
+    int with_documents;  /* return each hit's document */
+    /* Optional pre-filter: an encoded filter document in the Find language
+     * (engine/doc), run through the document layer's indexes where one fits.
+     * Borrowed for the call. */
+    const void *filter;
+    size_t filter_len;
 } ndb_vec_query;
 
 typedef struct ndb_vec_hit {
-    const char *id;       /* NUL-terminated */
+    const char *id;      /* NUL-terminated */
     size_t id_len;
     float score;
-    const float *vector;  /* dims floats, or NULL unless with_vectors */
+    const float *vector; /* dims floats, or NULL unless with_vectors */
+    const void *doc;     /* encoded document, or NULL unless with_documents */
+    size_t doc_len;
 } ndb_vec_hit;
 
 typedef struct ndb_vec_result {
-    size_t n;             /* <= k, fewer only when fewer rows match */
-    ndb_vec_hit *hits;    /* best first */
+    size_t n;            /* <= k, fewer only when fewer documents match */
+    ndb_vec_hit *hits;   /* best first */
 } ndb_vec_result;
 
-/* One query (dims floats). *out is one result; caller frees with
- * ndb_vec_results_free(*out, 1). */
-ndb_status ndb_vec_search(ndb_vec_store *s, const char *name, const float *query, uint32_t dims,
+/*
+ * One query (dims floats). Hits are read back at one snapshot taken after
+ * scoring: a document replaced or deleted by a write that committed during
+ * the search is left out rather than shown with another version's vector.
+ * *out is one result; caller frees with ndb_vec_results_free(*out, 1).
+ */
+ndb_status ndb_vec_search(ndb_vec_db *db, const char *name, const float *query, uint32_t dims,
                           const ndb_vec_query *q, ndb_vec_result **out, ndb_errmsg *msg);
 /* nq queries, row-major nq x dims, scored in one pass over memory per block
  * of queries. *out is an array of nq results; caller frees with
  * ndb_vec_results_free(*out, nq). */
-ndb_status ndb_vec_search_batch(ndb_vec_store *s, const char *name, const float *queries,
-                                size_t nq, uint32_t dims, const ndb_vec_query *q,
-                                ndb_vec_result **out, ndb_errmsg *msg);
+ndb_status ndb_vec_search_batch(ndb_vec_db *db, const char *name, const float *queries, size_t nq,
+                                uint32_t dims, const ndb_vec_query *q, ndb_vec_result **out,
+                                ndb_errmsg *msg);
 void ndb_vec_results_free(ndb_vec_result *r, size_t n);
+
+/*
+ * Documents with their vectors in _id order, read at one snapshot (export).
+ * The filter is the Find language; a page token from a previous cursor with
+ * the same filter resumes after its last document.
+ */
+typedef struct ndb_vec_cursor ndb_vec_cursor;
+typedef struct ndb_vec_find_opts {
+    const void *filter;                            /* NULL: every document */
+    size_t filter_len;
+    uint64_t limit;                                /* 0: no limit */
+    const void *page_token;                        /* from ndb_vec_cursor_page_token */
+    size_t page_token_len;
+} ndb_vec_find_opts;
+/* Caller frees with ndb_vec_cursor_free(). A collection that does not exist
+ * is NDB_ENOTFOUND. */
+ndb_status ndb_vec_find(ndb_vec_db *db, const char *name, const ndb_vec_find_opts *o,
+                        ndb_vec_cursor **out, ndb_errmsg *msg);
+/* The next document and its vector (dims floats): NDB_OK with *doc NULL at
+ * the end. Both borrowed until the next call on the cursor. */
+ndb_status ndb_vec_cursor_next(ndb_vec_cursor *c, const void **doc, size_t *doc_len,
+                               const float **vector, ndb_errmsg *msg);
+/* Resumes after the last document returned; *len 0 when exhausted. Caller
+ * frees *tok with free(). */
+ndb_status ndb_vec_cursor_page_token(ndb_vec_cursor *c, void **tok, size_t *len);
+void ndb_vec_cursor_free(ndb_vec_cursor *c);
 
 #endif /* NDB_VEC_H */

@@ -1,15 +1,12 @@
-/* seg.c — see seg.h and FORMAT.md. */
+/* seg.c — segment files; see seg.h and FORMAT.md. */
 #include "seg.h"
 
-#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <unistd.h>
 
 #include "crc32c.h"
+#include "env.h"
 #include "ndb_vec.h"
-#include "vio.h"
 
 static void put32(unsigned char *p, uint32_t v) { memcpy(p, &v, 4); } /* little-endian hosts */
 static void put64(unsigned char *p, uint64_t v) { memcpy(p, &v, 8); }
@@ -26,176 +23,178 @@ static uint64_t get64(const unsigned char *p)
     return v;
 }
 
+/* Footer fields (FORMAT.md). */
+enum {
+    F_MAGIC = 0, F_VERSION = 8, F_DIMS = 12, F_METRIC = 16, F_STRIDE = 20, F_COLL = 24, F_LO = 32, F_HI = 40,
+    F_NROWS = 48, F_IDBYTES = 56, F_DATA_CRC = 64, F_CRC = SEG_FOOTER - 4,
+};
+
 #define WBUF (1u << 20)
 
+/* Appends through a 1 MiB buffer, keeping the CRC of everything written. */
 typedef struct wbuf {
-    int fd;
+    kv_file *f;
     const char *path;
     unsigned char *buf;
     size_t n;
     uint32_t crc;
+    ndb_status st; /* the first failure sticks */
 } wbuf;
 
-static ndb_status wb_flush(wbuf *w, ndb_errmsg *msg)
+static void wb_flush(wbuf *w)
 {
-    ndb_status st = vio_write_all(w->fd, w->buf, w->n, w->path, msg);
+    if (w->st == NDB_OK && w->n)
+        w->st = kv_file_append(w->f, w->buf, w->n);
     w->n = 0;
-    return st;
 }
 
-static ndb_status wb_put(wbuf *w, const void *p, size_t n, ndb_errmsg *msg)
+static void wb_put(wbuf *w, const void *p, size_t n)
 {
     w->crc = crc32c_extend(w->crc, p, n);
     const unsigned char *c = p;
-    while (n > 0) {
-        if (w->n == WBUF) {
-            ndb_status st = wb_flush(w, msg);
-            if (st != NDB_OK)
-                return st;
-        }
+    while (n > 0 && w->st == NDB_OK) {
+        if (w->n == WBUF)
+            wb_flush(w);
         size_t m = WBUF - w->n < n ? WBUF - w->n : n;
         memcpy(w->buf + w->n, c, m);
         w->n += m;
         c += m;
         n -= m;
     }
-    return NDB_OK;
 }
 
-ndb_status seg_write(const char *path, uint32_t dims, uint32_t metric, uint64_t nrows, seg_row_fn fn,
-                     void *ctx, ndb_errmsg *msg)
+ndb_status seg_write(kv_env *fs, const char *path, const seg_identity *sid, uint64_t lo, uint64_t hi, uint64_t nrows,
+                     seg_row_fn fn, void *ctx, ndb_errmsg *msg)
 {
     if (nrows > SEG_MAX_ROWS)
         return ndb_errmsg_set(msg, NDB_ELIMIT, "segment %s: %llu rows exceed the limit", path,
                               (unsigned long long)nrows);
-    size_t stride = seg_stride(dims);
-    int fd;
-    ndb_status st = vio_open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644, &fd, msg);
-    if (st != NDB_OK)
-        return st;
-    wbuf w = {fd, path, malloc(WBUF), 0, 0};
+    size_t stride = seg_stride(sid->dims);
+    wbuf w = {NULL, path, malloc(WBUF), 0, 0, NDB_OK};
     unsigned char *rowbuf = calloc(1, stride);
-    uint32_t *offs = malloc((nrows + 1) * sizeof(uint32_t));
-    if (!w.buf || !rowbuf || !offs) {
-        st = ndb_errmsg_set(msg, NDB_ENOMEM, "segment %s: out of memory", path);
-        goto out;
+    ndb_status st = !w.buf || !rowbuf ? NDB_ENOMEM : fs->v->open_append(fs, path, 0, &w.f);
+    if (st != NDB_OK) {
+        free(w.buf);
+        free(rowbuf);
+        return ndb_errmsg_set(msg, st, "segment %s: cannot create (%s)", path, ndb_strerror(st));
     }
-    unsigned char hdr[SEG_HEADER] = {0};
-    st = vio_write_all(fd, hdr, SEG_HEADER, path, msg); /* placeholder, rewritten last */
-    if (st != NDB_OK)
-        goto out;
+    const float *row;
+    const char *id;
+    size_t idlen;
+    uint64_t r;
+    for (uint64_t i = 0; i < nrows; i++) {
+        fn(ctx, i, &row, &id, &idlen, &r);
+        memcpy(rowbuf, row, (size_t)sid->dims * 4); /* padding stays zero */
+        wb_put(&w, rowbuf, stride);
+    }
+    for (uint64_t i = 0; i < nrows; i++) {
+        fn(ctx, i, &row, &id, &idlen, &r);
+        wb_put(&w, &r, 8);
+    }
     uint64_t idbytes = 0;
-    offs[0] = 0;
-    for (uint64_t i = 0; i < nrows; i++) {
-        const float *row;
-        const char *id;
-        size_t idlen;
-        fn(ctx, i, &row, &id, &idlen);
-        memcpy(rowbuf, row, (size_t)dims * 4); /* padding stays zero */
-        if ((st = wb_put(&w, rowbuf, stride, msg)) != NDB_OK)
-            goto out;
+    uint32_t off = 0;
+    wb_put(&w, &off, 4);
+    for (uint64_t i = 0; i < nrows && st == NDB_OK; i++) {
+        fn(ctx, i, &row, &id, &idlen, &r);
         idbytes += idlen;
-        if (idbytes > UINT32_MAX) {
+        if (idbytes > UINT32_MAX)
             st = ndb_errmsg_set(msg, NDB_ELIMIT, "segment %s: id table over 4 GiB", path);
-            goto out;
-        }
-        offs[i + 1] = (uint32_t)idbytes;
+        off = (uint32_t)idbytes;
+        wb_put(&w, &off, 4);
     }
-    if ((st = wb_put(&w, offs, (nrows + 1) * sizeof(uint32_t), msg)) != NDB_OK)
-        goto out;
-    for (uint64_t i = 0; i < nrows; i++) {
-        const float *row;
-        const char *id;
-        size_t idlen;
-        fn(ctx, i, &row, &id, &idlen);
-        if ((st = wb_put(&w, id, idlen, msg)) != NDB_OK)
-            goto out;
+    for (uint64_t i = 0; i < nrows && st == NDB_OK; i++) {
+        fn(ctx, i, &row, &id, &idlen, &r);
+        wb_put(&w, id, idlen);
     }
-    if ((st = wb_flush(&w, msg)) != NDB_OK)
-        goto out;
-    memcpy(hdr, SEG_MAGIC, 8);
-    put32(hdr + 8, SEG_VERSION);
-    put32(hdr + 12, dims);
-    put32(hdr + 16, metric);
-    put32(hdr + 20, (uint32_t)stride);
-    put64(hdr + 24, nrows);
-    put64(hdr + 32, SEG_HEADER + nrows * stride);
-    put64(hdr + 40, (nrows + 1) * 4 + idbytes);
-    put32(hdr + 48, w.crc);
-    put32(hdr + 60, crc32c(hdr, 60));
-    if ((st = vio_pwrite_all(fd, hdr, SEG_HEADER, 0, path, msg)) != NDB_OK)
-        goto out;
-    st = vio_fsync(fd, path, msg);
-out:
+    unsigned char ft[SEG_FOOTER] = {0};
+    memcpy(ft + F_MAGIC, SEG_MAGIC, 8);
+    put32(ft + F_VERSION, SEG_VERSION);
+    put32(ft + F_DIMS, sid->dims);
+    put32(ft + F_METRIC, sid->metric);
+    put32(ft + F_STRIDE, (uint32_t)stride);
+    put64(ft + F_COLL, sid->coll);
+    put64(ft + F_LO, lo);
+    put64(ft + F_HI, hi);
+    put64(ft + F_NROWS, nrows);
+    put64(ft + F_IDBYTES, idbytes);
+    put32(ft + F_DATA_CRC, w.crc);
+    put32(ft + F_CRC, crc32c(ft, F_CRC));
+    wb_put(&w, ft, SEG_FOOTER);
+    wb_flush(&w);
+    ndb_status cst = kv_file_close(w.f);
+    if (st == NDB_OK && (w.st != NDB_OK || cst != NDB_OK))
+        st = ndb_errmsg_set(msg, NDB_EIO, "segment %s: write failed", path);
     free(w.buf);
     free(rowbuf);
-    free(offs);
-    if (vio_close(fd) != NDB_OK && st == NDB_OK)
-        st = ndb_errmsg_set(msg, NDB_EIO, "close %s failed", path);
     return st;
 }
 
 #define BAD(...) ndb_errmsg_set(msg, NDB_ECORRUPT, __VA_ARGS__)
 
-ndb_status seg_open(const char *path, uint32_t no, uint32_t dims, uint32_t metric, seg **out, ndb_errmsg *msg)
+/* Reads and checks the footer of a size-byte file against sid; on success the
+ * layout it implies fits the file exactly. */
+static ndb_status read_footer(kv_env *fs, const char *path, const seg_identity *sid, uint64_t *size,
+                              unsigned char *ft, ndb_errmsg *msg)
 {
-    int fd;
-    ndb_status st = vio_open(path, O_RDONLY, 0, &fd, msg);
+    kv_file *f;
+    ndb_status st = fs->v->open_read(fs, path, &f);
+    if (st != NDB_OK)
+        return ndb_errmsg_set(msg, st == NDB_ENOTFOUND ? NDB_ECORRUPT : st, "segment %s: cannot open", path);
+    size_t got = 0;
+    if ((st = kv_file_size(f, size)) == NDB_OK && *size >= SEG_FOOTER)
+        st = kv_file_pread(f, *size - SEG_FOOTER, ft, SEG_FOOTER, &got);
+    kv_file_close(f);
+    if (st != NDB_OK)
+        return ndb_errmsg_set(msg, st, "segment %s: read failed", path);
+    if (*size < SEG_FOOTER || got != SEG_FOOTER)
+        return BAD("segment %s: truncated (%llu bytes)", path, (unsigned long long)*size);
+    if (memcmp(ft + F_MAGIC, SEG_MAGIC, 8) != 0)
+        return BAD("segment %s: bad magic", path);
+    if (get32(ft + F_CRC) != crc32c(ft, F_CRC))
+        return BAD("segment %s: footer checksum mismatch", path);
+    if (get32(ft + F_VERSION) != SEG_VERSION)
+        return BAD("segment %s: unsupported version %u", path, get32(ft + F_VERSION));
+    if (get64(ft + F_COLL) != sid->coll || get32(ft + F_DIMS) != sid->dims || get32(ft + F_METRIC) != sid->metric)
+        return BAD("segment %s: belongs to another collection (or dims/metric differ)", path);
+    uint64_t nrows = get64(ft + F_NROWS), idbytes = get64(ft + F_IDBYTES);
+    if (get32(ft + F_STRIDE) != seg_stride(sid->dims) || nrows > SEG_MAX_ROWS || idbytes > UINT32_MAX ||
+        get64(ft + F_LO) > get64(ft + F_HI))
+        return BAD("segment %s: bad stride, row count or range", path);
+    /* nrows <= 2^30 and stride <= 64 KiB + 64: no overflow in 64 bits */
+    uint64_t want = nrows * seg_stride(sid->dims) + nrows * 8 + (nrows + 1) * 4 + idbytes + SEG_FOOTER;
+    if (*size != want)
+        return BAD("segment %s: truncated or wrong size (%llu bytes, footer implies %llu)", path,
+                   (unsigned long long)*size, (unsigned long long)want);
+    return NDB_OK;
+}
+
+ndb_status seg_open(kv_env *fs, const char *path, uint32_t no, const seg_identity *sid, seg **out, ndb_errmsg *msg)
+{
+    unsigned char ft[SEG_FOOTER];
+    uint64_t size;
+    ndb_status st = read_footer(fs, path, sid, &size, ft, msg);
     if (st != NDB_OK)
         return st;
-    seg *s = NULL;
-    void *map = NULL;
-    uint64_t size;
-    unsigned char hdr[SEG_HEADER];
-    if ((st = vio_size(fd, &size, path, msg)) != NDB_OK)
-        goto fail;
-    if (size < SEG_HEADER) {
-        st = BAD("segment %s: truncated (%llu bytes, header needs %u)", path, (unsigned long long)size,
-                 SEG_HEADER);
-        goto fail;
-    }
-    if ((st = vio_pread_exact(fd, hdr, SEG_HEADER, 0, path, msg)) != NDB_OK)
-        goto fail;
-    if (memcmp(hdr, SEG_MAGIC, 8) != 0) {
-        st = BAD("segment %s: bad magic", path);
-        goto fail;
-    }
-    if (get32(hdr + 60) != crc32c(hdr, 60)) {
-        st = BAD("segment %s: header checksum mismatch", path);
-        goto fail;
-    }
-    if (get32(hdr + 8) != SEG_VERSION) {
-        st = BAD("segment %s: unsupported version %u", path, get32(hdr + 8));
-        goto fail;
-    }
-    if (get32(hdr + 12) != dims || get32(hdr + 16) != metric) {
-        st = BAD("segment %s: dims/metric %u/%u do not match the collection's %u/%u", path, get32(hdr + 12),
-                 get32(hdr + 16), dims, metric);
-        goto fail;
-    }
-    size_t stride = seg_stride(dims);
-    uint64_t nrows = get64(hdr + 24), ids_off = get64(hdr + 32), ids_len = get64(hdr + 40);
-    if (get32(hdr + 20) != stride || nrows > SEG_MAX_ROWS) {
-        st = BAD("segment %s: bad stride or row count", path);
-        goto fail;
-    }
-    /* nrows <= 2^30 and stride <= 64 KiB + 64: no overflow in 64 bits */
-    if (ids_off != SEG_HEADER + nrows * stride || ids_len < (nrows + 1) * 4 || ids_len > UINT32_MAX ||
-        size != ids_off + ids_len) {
-        st = BAD("segment %s: truncated or wrong size (%llu bytes, header implies %llu)", path,
-                 (unsigned long long)size, (unsigned long long)(ids_off + ids_len));
-        goto fail;
-    }
-    if ((st = vio_mmap_ro(fd, size, &map, path, msg)) != NDB_OK)
-        goto fail;
+    const void *map;
+    if ((st = fs->v->map(fs, path, size, &map)) != NDB_OK)
+        return ndb_errmsg_set(msg, st, "segment %s: cannot map", path);
     const unsigned char *base = map;
-    if (crc32c(base + SEG_HEADER, size - SEG_HEADER) != get32(hdr + 48)) {
+    uint64_t nrows = get64(ft + F_NROWS), lo = get64(ft + F_LO), hi = get64(ft + F_HI);
+    size_t stride = seg_stride(sid->dims);
+    const uint64_t *rowno = (const uint64_t *)(base + nrows * stride); /* a multiple of 64 */
+    const uint32_t *off = (const uint32_t *)(rowno + nrows);
+    seg *s = NULL;
+    if (crc32c(base, size - SEG_FOOTER) != get32(ft + F_DATA_CRC)) {
         st = BAD("segment %s: data checksum mismatch", path);
         goto fail;
     }
-    const uint32_t *off = (const uint32_t *)(base + ids_off); /* ids_off is a multiple of 64 */
-    uint64_t idbytes = ids_len - (nrows + 1) * 4;
-    if (off[0] != 0 || off[nrows] != idbytes) {
+    for (uint64_t i = 0; i < nrows; i++) {
+        if (rowno[i] < lo || rowno[i] >= hi || (i && rowno[i] <= rowno[i - 1])) {
+            st = BAD("segment %s: row numbers out of order or range at row %llu", path, (unsigned long long)i);
+            goto fail;
+        }
+    }
+    if (off[0] != 0 || off[nrows] != get64(ft + F_IDBYTES)) {
         st = BAD("segment %s: id table bounds", path);
         goto fail;
     }
@@ -212,24 +211,23 @@ ndb_status seg_open(const char *path, uint32_t no, uint32_t dims, uint32_t metri
         goto fail;
     }
     s->no = no;
-    s->dims = dims;
+    s->dims = sid->dims;
+    s->lo = lo;
+    s->hi = hi;
     s->nrows = nrows;
     s->stride = stride;
-    s->rows = (const float *)(base + SEG_HEADER);
+    s->rows = (const float *)base;
+    s->rowno = rowno;
     s->id_off = off;
     s->id_bytes = (const char *)(off + nrows + 1);
+    s->fs = fs;
     s->map = map;
     s->map_len = size;
-    close(fd);
     *out = s;
     return NDB_OK;
 fail:
-    if (s)
-        free(s->dead);
     free(s);
-    if (map)
-        munmap(map, size);
-    close(fd);
+    fs->v->unmap(fs, map, size);
     return st;
 }
 
@@ -237,7 +235,20 @@ void seg_close(seg *s)
 {
     if (!s)
         return;
-    munmap(s->map, s->map_len);
+    s->fs->v->unmap(s->fs, s->map, s->map_len);
     free(s->dead);
     free(s);
+}
+
+int64_t seg_find_row(const seg *s, uint64_t r)
+{
+    uint64_t lo = 0, hi = s->nrows;
+    while (lo < hi) {
+        uint64_t mid = lo + (hi - lo) / 2;
+        if (s->rowno[mid] < r)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < s->nrows && s->rowno[lo] == r ? (int64_t)lo : -1;
 }

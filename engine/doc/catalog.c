@@ -50,12 +50,12 @@ ndb_status db_kvfail(ndb_doc_db *db, ndb_errmsg *msg, ndb_status st, const char 
 static bool name_ok(const char *n)
 {
     size_t l = n ? strlen(n) : 0;
-    if (l == 0 || l > NDB_DOC_MAX_COLL_NAME)
+    if (l == 0 || l > NDB_DOC_MAX_COLL_NAME || n[0] == '.')
         return false;
     for (size_t i = 0; i < l; i++) {
         char ch = n[i];
         if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-              ch == '_' || ch == '-'))
+              ch == '_' || ch == '-' || ch == '.'))
             return false;
     }
     return true;
@@ -65,7 +65,7 @@ ndb_status cat_check_name(const char *n, ndb_errmsg *msg)
 {
     if (!name_ok(n))
         return ndb_errmsg_set(msg, NDB_EINVAL,
-                              "invalid collection name '%.70s': use [A-Za-z0-9_-]{1,64}",
+                              "invalid collection name '%.70s': use [A-Za-z0-9_.-]{1,64}, not starting with '.'",
                               n ? n : "(null)");
     return NDB_OK;
 }

@@ -411,7 +411,7 @@ struct ndb_doc_cursor {
 void db_log(ndb_doc_db *db, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Sets msg to "what: error (the kv's detail)" and returns st. */
 ndb_status db_kvfail(ndb_doc_db *db, ndb_errmsg *msg, ndb_status st, const char *what);
-/* NDB_EINVAL naming the name unless it is [A-Za-z0-9_-]{1,64}. */
+/* NDB_EINVAL naming the name unless it is [A-Za-z0-9_.-]{1,64}, not starting with '.'. */
 ndb_status cat_check_name(const char *n, ndb_errmsg *msg);
 /* k = varint(c->prefix) id: the key of a document. */
 void key_doc(dbuf *k, const coll *c, const void *id, size_t idlen);

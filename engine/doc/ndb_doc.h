@@ -232,7 +232,7 @@ typedef enum ndb_doc_ns {
  * db's key prefix counter. Caller closes it with ndb_doc_close() before db. */
 ndb_status ndb_doc_open_ns(ndb_doc_db *db, ndb_doc_ns ns, ndb_doc_db **out, ndb_errmsg *msg);
 
-/* Collections. Names are [A-Za-z0-9_-]{1,64} (NDB_EINVAL otherwise). */
+/* Collections. Names are [A-Za-z0-9_.-]{1,64}, not starting with '.' (NDB_EINVAL otherwise). */
 ndb_status ndb_doc_create_collection(ndb_doc_db *db, const char *name, ndb_errmsg *msg);
 ndb_status ndb_doc_drop_collection(ndb_doc_db *db, const char *name, ndb_errmsg *msg);
 

@@ -46,6 +46,8 @@ static void set_poisoned(ndb_kv *kv, ndb_status st, const char *what)
     pthread_cond_broadcast(&kv->bg_cv);
 }
 
+struct kv_env *ndb_kv_env(ndb_kv *kv) { return kv->env; }
+
 const char *ndb_kv_last_error(ndb_kv *kv)
 {
     if (kv == NULL) return "no handle";

@@ -182,7 +182,7 @@ static ndb_status px_rename(kv_env *e, const char *from, const char *to)
 static ndb_status px_remove(kv_env *e, const char *path)
 {
     (void)e;
-    if (unlink(path) == 0) return NDB_OK;
+    if (remove(path) == 0) return NDB_OK; /* a file, or an empty directory */
     return errno == ENOENT ? NDB_ENOTFOUND : NDB_EIO;
 }
 

@@ -50,7 +50,7 @@ typedef struct kv_env_vtbl {
     ndb_status (*size)(kv_file *f, uint64_t *out); /* a log's size is its data, not its reserve */
     ndb_status (*close)(kv_file *f); /* frees f even on error */
     ndb_status (*rename)(kv_env *e, const char *from, const char *to);
-    ndb_status (*remove)(kv_env *e, const char *path);
+    ndb_status (*remove)(kv_env *e, const char *path); /* a file or an empty directory */
     ndb_status (*sync_dir)(kv_env *e, const char *dir);
     ndb_status (*mkdir)(kv_env *e, const char *dir); /* OK if it exists */
     /* Names in dir (no "." or ".."): *names is malloc'd, each name too;

@@ -113,6 +113,12 @@ ndb_status ndb_kv_open_ex(const char *dir, const ndb_kv_options *opt, ndb_kv **o
  */
 ndb_status ndb_kv_close(ndb_kv *kv);
 
+/* The file interface the engine does all its I/O through (engine/kv/env.h:
+ * the POSIX one, or the one ndb_kv_options.env named). Other layers write
+ * their derived files through it too, so tests can inject faults there.
+ * Borrowed for the life of the handle. */
+struct kv_env *ndb_kv_env(ndb_kv *kv);
+
 /* Detail of the last error the engine recorded (thread-shared, best effort).
  * Borrowed until the next call on kv. Never NULL. */
 const char *ndb_kv_last_error(ndb_kv *kv);

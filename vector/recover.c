@@ -1,0 +1,373 @@
+/*
+ * recover.c — a collection's rows at open. The kv holds every row (FORMAT.md,
+ * "Keys"); segment files are derived and trusted only as far as they agree
+ * with it:
+ *   1. every segment file is validated (footer, checksums, incarnation,
+ *      dims, metric); a damaged one is removed, and of overlapping ones the
+ *      newest (a merge's output) is kept;
+ *   2. row numbers below the highest covered one that no segment covers but
+ *      kv holds are rebuilt into a segment from kv;
+ *   3. the id keys give each document's row: a row found in its segment is
+ *      live, the segment's other rows are dead (masked); a row missing from
+ *      the segment that covers its number means the file is out of date
+ *      (e.g. the kv was restored): the file is removed and recovery starts
+ *      over, rebuilding it;
+ *   4. rows at or above the covered numbers are read from kv into memory.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "env.h"
+#include "vec_int.h"
+
+static int by_no_desc(const void *a, const void *b)
+{
+    uint32_t x = (*(seg *const *)a)->no, y = (*(seg *const *)b)->no;
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+static int by_lo(const void *a, const void *b)
+{
+    uint64_t x = (*(seg *const *)a)->lo, y = (*(seg *const *)b)->lo;
+    return x < y ? -1 : x > y;
+}
+
+static void remove_file(vcoll *c, const char *name, const char *why)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%s", c->dir, name);
+    vlog(c->env, "vector collection %s: removing segment file %s (%s); it is rebuilt from kv if needed", c->name,
+         name, why);
+    c->env->fs->v->remove(c->env->fs, path);
+}
+
+/* Steps 1: the valid, non-overlapping segment files, sorted by lo. */
+static ndb_status open_segments(vcoll *c, ndb_errmsg *msg)
+{
+    kv_env *fs = c->env->fs;
+    char **names = NULL;
+    size_t n = 0;
+    ndb_status st = fs->v->list(fs, c->dir, &names, &n);
+    if (st == NDB_ENOTFOUND)
+        return NDB_OK;
+    if (st != NDB_OK)
+        return ndb_errmsg_set(msg, st, "vector collection %s: cannot list %s", c->name, c->dir);
+    seg **cand = calloc(n ? n : 1, sizeof *cand);
+    size_t nc = 0;
+    seg_identity sid = {c->id, c->dims, (uint32_t)c->metric};
+    for (size_t i = 0; cand && i < n; i++) {
+        unsigned no;
+        char tail;
+        size_t len = strlen(names[i]);
+        if (len > 4 && strcmp(names[i] + len - 4, ".tmp") == 0) {
+            remove_file(c, names[i], "an unfinished write");
+            continue;
+        }
+        if (sscanf(names[i], "seg-%8u.vseg%c", &no, &tail) != 1 || len != 17)
+            continue;
+        char path[4200];
+        snprintf(path, sizeof path, "%s/%s", c->dir, names[i]);
+        ndb_errmsg why = {{0}};
+        if (seg_open(fs, path, no, &sid, &cand[nc], &why) == NDB_OK)
+            nc++;
+        else
+            remove_file(c, names[i], why.text);
+    }
+    kv_env_free_list(names, n);
+    if (!cand)
+        return NDB_ENOMEM;
+    /* of overlapping files keep the newest: a merge writes its outputs before
+     * removing its inputs */
+    qsort(cand, nc, sizeof *cand, by_no_desc);
+    size_t keep = 0;
+    for (size_t i = 0; i < nc; i++) {
+        int overlap = 0;
+        for (size_t j = 0; j < keep && !overlap; j++)
+            overlap = cand[i]->lo < cand[j]->hi && cand[j]->lo < cand[i]->hi;
+        if (overlap) {
+            char name[32];
+            snprintf(name, sizeof name, "seg-%08u.vseg", cand[i]->no);
+            seg_close(cand[i]);
+            remove_file(c, name, "covered by a newer segment");
+        } else {
+            cand[keep++] = cand[i];
+        }
+    }
+    qsort(cand, keep, sizeof *cand, by_lo);
+    c->segs = cand;
+    c->nsegs = keep;
+    for (size_t i = 0; i < keep; i++) {
+        if (cand[i]->no >= c->next_no)
+            c->next_no = cand[i]->no + 1;
+        if (cand[i]->hi > c->covered)
+            c->covered = cand[i]->hi;
+    }
+    return NDB_OK;
+}
+
+/* The rows with numbers in [lo, hi) from kv, copied (caller frees *rows and
+ * *buf). */
+static ndb_status read_rows(vcoll *c, uint64_t lo, uint64_t hi, seg_src_row **rows, uint64_t *n, char **buf,
+                            ndb_errmsg *msg)
+{
+    uint8_t klo[24], khi[24];
+    size_t llo = key_row(c, lo, klo), lhi = key_row(c, hi, khi);
+    ndb_kv_iter *it;
+    ndb_status st = ndb_kv_iter_new(c->env->kv, NULL, klo, llo, khi, lhi, &it);
+    if (st != NDB_OK)
+        return ndb_errmsg_set(msg, st, "vector collection %s: reading rows", c->name);
+    uint64_t cnt = 0, cap = 0;
+    size_t bytes = 0, bcap = 0;
+    seg_src_row *r = NULL;
+    char *b = NULL;
+    for (ndb_kv_iter_seek_first(it); ndb_kv_iter_valid(it) && st == NDB_OK; ndb_kv_iter_next(it)) {
+        size_t kl, vl, idlen;
+        const uint8_t *k = ndb_kv_iter_key(it, &kl);
+        const void *v = ndb_kv_iter_value(it, &vl);
+        const char *id;
+        const float *vec;
+        if (kl != c->rklen + 8 || row_value_parse(c, v, vl, &id, &idlen, &vec) != NDB_OK) {
+            st = ndb_errmsg_set(msg, NDB_ECORRUPT, "vector collection %s: a row in kv is malformed", c->name);
+            break;
+        }
+        size_t need = (c->stride + idlen + 63) & ~(size_t)63;
+        if (cnt == cap) {
+            cap = cap ? cap * 2 : 1024;
+            seg_src_row *nr = realloc(r, cap * sizeof *r);
+            if (!nr) {
+                st = NDB_ENOMEM;
+                break;
+            }
+            r = nr;
+        }
+        if (bytes + need > bcap) {
+            size_t nc = bcap ? bcap * 2 : need * 1024;
+            while (nc < bytes + need)
+                nc *= 2;
+            char *nb = aligned_alloc(64, nc);
+            if (!nb) {
+                st = NDB_ENOMEM;
+                break;
+            }
+            if (b) {
+                memcpy(nb, b, bytes);
+                for (uint64_t i = 0; i < cnt; i++) { /* re-point into the new buffer */
+                    r[i].row = (const float *)(nb + ((const char *)r[i].row - b));
+                    r[i].id = nb + (r[i].id - b);
+                }
+                free(b);
+            }
+            b = nb;
+            bcap = nc;
+        }
+        float *row = (float *)(b + bytes);
+        memcpy(row, vec, (size_t)c->dims * 4);
+        memcpy(b + bytes + c->stride, id, idlen);
+        r[cnt++] = (seg_src_row){row, b + bytes + c->stride, idlen, key_row_number(k + c->rklen)};
+        bytes += need;
+    }
+    if (st == NDB_OK && (st = ndb_kv_iter_status(it)) != NDB_OK)
+        ndb_errmsg_set(msg, st, "vector collection %s: reading rows", c->name);
+    ndb_kv_iter_free(it);
+    if (st != NDB_OK) {
+        free(r);
+        free(b);
+        return st;
+    }
+    *rows = r;
+    *n = cnt;
+    *buf = b;
+    return NDB_OK;
+}
+
+/* Step 2: rebuilds [lo, hi) from kv into a segment when kv holds rows there. */
+static ndb_status fill_gap(vcoll *c, uint64_t lo, uint64_t hi, ndb_errmsg *msg)
+{
+    seg_src_row *rows = NULL;
+    char *buf = NULL;
+    uint64_t n = 0;
+    ndb_status st = read_rows(c, lo, hi, &rows, &n, &buf, msg);
+    if (st != NDB_OK || n == 0) {
+        free(rows);
+        free(buf);
+        return st;
+    }
+    seg *s = NULL;
+    seg **arr = realloc(c->segs, (c->nsegs + 1) * sizeof *arr);
+    if (!arr)
+        st = NDB_ENOMEM;
+    else if ((c->segs = arr, st = coll_write_segment(c, c->next_no, lo, hi, rows, n, &s, msg)) == NDB_OK) {
+        vlog(c->env, "vector collection %s: rebuilt rows %llu..%llu (%llu documents) from kv as segment %u", c->name,
+             (unsigned long long)lo, (unsigned long long)hi, (unsigned long long)n, c->next_no);
+        c->segs[c->nsegs++] = s;
+        c->next_no++;
+        qsort(c->segs, c->nsegs, sizeof *c->segs, by_lo);
+    }
+    free(rows);
+    free(buf);
+    return st;
+}
+
+static ndb_status fill_gaps(vcoll *c, ndb_errmsg *msg)
+{
+    uint64_t at = 0;
+    size_t n = c->nsegs;
+    uint64_t *los = malloc((n + 1) * sizeof *los), *his = malloc((n + 1) * sizeof *his);
+    if (!los || !his) {
+        free(los);
+        free(his);
+        return NDB_ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++) {
+        los[i] = c->segs[i]->lo;
+        his[i] = c->segs[i]->hi;
+    }
+    ndb_status st = NDB_OK;
+    for (size_t i = 0; i < n && st == NDB_OK; i++) {
+        if (los[i] > at)
+            st = fill_gap(c, at, los[i], msg);
+        at = his[i];
+    }
+    free(los);
+    free(his);
+    return st;
+}
+
+/* The segment whose range holds row r, or NULL. */
+static seg *seg_covering(const vcoll *c, uint64_t r)
+{
+    size_t lo = 0, hi = c->nsegs;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (c->segs[mid]->hi <= r)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < c->nsegs && c->segs[lo]->lo <= r ? c->segs[lo] : NULL;
+}
+
+/* Step 3: marks live rows and fills the id map; ids of rows at or above
+ * covered go to pending (loc = the row number's halves). *stale is a
+ * segment that disagrees with kv, or NULL. */
+static ndb_status map_ids(vcoll *c, idmap *pending, seg **stale, ndb_errmsg *msg)
+{
+    for (size_t i = 0; i < c->nsegs; i++) {
+        seg *s = c->segs[i];
+        memset(s->dead, 0xff, ((s->nrows + 63) / 64) * 8);
+        if (s->nrows % 64)
+            s->dead[s->nrows / 64] = ~0ull >> (64 - s->nrows % 64);
+        s->ndead = s->nrows;
+    }
+    uint8_t hi[10];
+    memcpy(hi, c->ikey, c->iklen);
+    hi[c->iklen - 1]++; /* the last byte of a varint is < 0x80 */
+    ndb_kv_iter *it;
+    ndb_status st = ndb_kv_iter_new(c->env->kv, NULL, c->ikey, c->iklen, hi, c->iklen, &it);
+    if (st != NDB_OK)
+        return ndb_errmsg_set(msg, st, "vector collection %s: reading ids", c->name);
+    *stale = NULL;
+    for (ndb_kv_iter_seek_first(it); ndb_kv_iter_valid(it) && st == NDB_OK && !*stale; ndb_kv_iter_next(it)) {
+        size_t kl, vl;
+        const char *k = ndb_kv_iter_key(it, &kl);
+        const uint8_t *v = ndb_kv_iter_value(it, &vl);
+        const char *id = k + c->iklen;
+        size_t idlen = kl - c->iklen;
+        if (vl != 8 || idlen == 0 || idlen > NDB_VEC_MAX_ID) {
+            st = ndb_errmsg_set(msg, NDB_ECORRUPT, "vector collection %s: an id entry in kv is malformed", c->name);
+            break;
+        }
+        uint64_t r;
+        memcpy(&r, v, 8);
+        if (r >= c->covered) {
+            st = idmap_put(pending, id, idlen, (idmap_loc){(uint32_t)(r >> 32), (uint32_t)r});
+            continue;
+        }
+        seg *s = seg_covering(c, r);
+        int64_t at = s ? seg_find_row(s, r) : -1;
+        size_t sl;
+        const char *sidp = at >= 0 ? seg_id(s, (uint64_t)at, &sl) : NULL;
+        if (!sidp || sl != idlen || memcmp(sidp, id, idlen) != 0) {
+            *stale = s; /* NULL only if a gap was not filled: then the next pass fills it */
+            if (!s)
+                st = ndb_errmsg_set(msg, NDB_ECORRUPT, "vector collection %s: row %llu has no segment", c->name,
+                                    (unsigned long long)r);
+            break;
+        }
+        s->dead[at >> 6] &= ~(1ull << (at & 63));
+        s->ndead--;
+        st = idmap_put(&c->map, id, idlen, (idmap_loc){s->no, (uint32_t)at});
+    }
+    if (st == NDB_OK && (st = ndb_kv_iter_status(it)) != NDB_OK)
+        ndb_errmsg_set(msg, st, "vector collection %s: reading ids", c->name);
+    ndb_kv_iter_free(it);
+    return st;
+}
+
+/* Step 4: rows at or above covered into memory; next_row past every row. */
+static ndb_status load_tail(vcoll *c, const idmap *pending, ndb_errmsg *msg)
+{
+    seg_src_row *rows = NULL;
+    char *buf = NULL;
+    uint64_t n = 0;
+    ndb_status st = read_rows(c, c->covered, UINT64_MAX, &rows, &n, &buf, msg);
+    c->next_row = c->covered;
+    for (uint64_t i = 0; i < n && st == NDB_OK; i++) {
+        idmap_loc *want = idmap_get(pending, rows[i].id, rows[i].idlen);
+        if (!want || ((uint64_t)want->seg << 32 | want->row) != rows[i].rowno)
+            st = ndb_errmsg_set(msg, NDB_ECORRUPT, "vector collection %s: row %llu has no id entry", c->name,
+                                (unsigned long long)rows[i].rowno);
+        else
+            st = coll_append(c, rows[i].id, rows[i].idlen, rows[i].rowno, rows[i].row);
+        c->next_row = rows[i].rowno + 1;
+    }
+    if (st == NDB_OK && n != pending->count)
+        st = ndb_errmsg_set(msg, NDB_ECORRUPT, "vector collection %s: %zu ids point past the rows in kv", c->name,
+                            pending->count - (size_t)n);
+    free(rows);
+    free(buf);
+    return st;
+}
+
+/* Forgets everything loaded, to start over. */
+static void reset(vcoll *c)
+{
+    for (size_t i = 0; i < c->nsegs; i++)
+        seg_close(c->segs[i]);
+    free(c->segs);
+    c->segs = NULL;
+    c->nsegs = 0;
+    for (uint64_t i = 0; i < c->an; i++)
+        free(c->aids[i]);
+    c->an = c->andead = 0;
+    if (c->adead)
+        memset(c->adead, 0, ((c->acap + 63) / 64) * 8);
+    idmap_free(&c->map);
+    idmap_init(&c->map);
+    c->covered = 0;
+}
+
+ndb_status coll_recover(vcoll *c, ndb_errmsg *msg)
+{
+    for (int pass = 0; pass < 3; pass++) {
+        idmap pending;
+        idmap_init(&pending);
+        seg *stale = NULL;
+        ndb_status st = open_segments(c, msg);
+        if (st == NDB_OK)
+            st = fill_gaps(c, msg);
+        if (st == NDB_OK)
+            st = map_ids(c, &pending, &stale, msg);
+        if (st == NDB_OK && !stale)
+            st = load_tail(c, &pending, msg);
+        idmap_free(&pending);
+        if (st != NDB_OK || !stale)
+            return st;
+        char name[32];
+        snprintf(name, sizeof name, "seg-%08u.vseg", stale->no);
+        remove_file(c, name, "it does not hold a row kv has in its range");
+        reset(c);
+    }
+    return ndb_errmsg_set(msg, NDB_ECORRUPT, "vector collection %s: segments keep disagreeing with kv", c->name);
+}

@@ -1,0 +1,486 @@
+/*
+ * search.c — exact top-k search over a collection's rows.
+ *
+ * One query: the rows (segments, then the memory rows) are cut into ~1 MiB
+ * chunks; the pool's participants take chunks, score them 64 rows at a time
+ * into an L1 buffer and offer each score to a per-participant heap; heaps are
+ * merged at the end. Batches (more than 4 queries): queries are transposed
+ * into blocks of 32 and chunks are ~256 KiB, so they stay in L2 while every
+ * block of queries passes over them.
+ *
+ * A filter is a pre-filter: the document layer finds the matching documents
+ * (through an index where one fits, else a scan of the documents), their ids
+ * become a candidate bitmap over the rows, and only candidates are scored, so
+ * the result is the true top-k among matching documents. When fewer than 1/8
+ * of the rows are candidates, only those rows are visited.
+ *
+ * The hits are then read back at one kv snapshot: a hit counts only if its
+ * document's id key still names the scored row, so a document replaced or
+ * deleted while the search ran is left out rather than shown with another
+ * version's vector; the document returned is the one written with the row.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kern.h"
+#include "scan.h"
+#include "topk.h"
+#include "vec_int.h"
+
+static int bit_get(const uint64_t *bm, uint64_t i) { return (int)((bm[i >> 6] >> (i & 63)) & 1u); }
+
+typedef struct part {        /* one run of rows: a segment or the memory rows */
+    uint32_t no;
+    const float *rows;
+    uint64_t n;
+    const uint64_t *skip;    /* dead rows, or dead | not a candidate */
+    uint32_t *sel;           /* when few rows are candidates: their indices */
+    uint64_t nsel;
+} part;
+
+typedef struct search_job {
+    const kern_ops *k;
+    int l2;
+    size_t dpad;
+    scan_chunk *chunks;
+    size_t nchunks;
+    size_t nq;
+    const float *q;          /* nq x dpad, for single-query passes */
+    size_t nblocks;          /* batched: query blocks of KERN_QBLOCK */
+    const float *qt;         /* nblocks x dpad x KERN_QBLOCK */
+    const float *qn2;        /* nblocks x KERN_QBLOCK */
+    topk *heaps;             /* participants x nq */
+    float *scratch;          /* participants x SCAN_BATCH_SCRATCH */
+} search_job;
+
+static void search_task(void *vctx, size_t t, unsigned who)
+{
+    search_job *j = vctx;
+    const scan_chunk *ch = &j->chunks[t];
+    topk *heaps = j->heaps + (size_t)who * j->nq;
+    if (!j->qt) {
+        for (size_t qi = 0; qi < j->nq; qi++)
+            scan_one(j->k, j->l2, j->q + qi * j->dpad, j->dpad, ch, &heaps[qi]);
+        return;
+    }
+    float *scratch = j->scratch + (size_t)who * SCAN_BATCH_SCRATCH;
+    for (size_t b = 0; b < j->nblocks; b++) {
+        size_t first = b * KERN_QBLOCK, nqb = j->nq - first < KERN_QBLOCK ? j->nq - first : KERN_QBLOCK;
+        scan_batch(j->k, j->l2, j->qt + b * j->dpad * KERN_QBLOCK, j->qn2 + b * KERN_QBLOCK, (unsigned)nqb,
+                   j->dpad, ch, heaps + first, scratch);
+    }
+}
+
+/* The ids of the documents matching the filter (copies), found before the
+ * rows are locked and mapped to rows under the lock. */
+typedef struct cands {
+    char **ids;
+    size_t n, cap;
+} cands;
+
+static void cands_free(cands *k)
+{
+    for (size_t i = 0; i < k->n; i++)
+        free(k->ids[i]);
+    free(k->ids);
+}
+
+static ndb_status find_candidates(vcoll *c, const ndb_vec_query *q, cands *out, ndb_errmsg *msg)
+{
+    ndb_doc_find_opts o = {.filter = q->filter, .filter_len = q->filter_len};
+    ndb_doc_cursor *cur;
+    ndb_status st = ndb_doc_find(c->env->docs, c->name, &o, &cur, msg);
+    if (st != NDB_OK)
+        return st;
+    for (;;) {
+        const void *doc;
+        size_t len;
+        if ((st = ndb_doc_cursor_next(cur, &doc, &len, msg)) != NDB_OK || doc == NULL)
+            break;
+        ndb_doc_val root, idv;
+        if (ndb_doc_root(doc, len, &root) != NDB_OK || ndb_doc_get_field(&root, "_id", 3, &idv) != NDB_OK ||
+            idv.type != NDB_DOC_STRING)
+            continue;
+        if (out->n == out->cap) {
+            size_t nc = out->cap ? out->cap * 2 : 1024;
+            char **a = realloc(out->ids, nc * sizeof *a);
+            if (!a) {
+                st = NDB_ENOMEM;
+                break;
+            }
+            out->ids = a;
+            out->cap = nc;
+        }
+        if ((out->ids[out->n] = malloc(idv.u.s.len + 1)) == NULL) {
+            st = NDB_ENOMEM;
+            break;
+        }
+        memcpy(out->ids[out->n], idv.u.s.ptr, idv.u.s.len);
+        out->ids[out->n++][idv.u.s.len] = 0;
+    }
+    ndb_doc_cursor_free(cur);
+    return st;
+}
+
+/* Exclusion bitmaps (and, when few rows pass, selection lists) from the
+ * candidates. Runs with rw held shared. */
+static ndb_status apply_candidates(vcoll *c, part *parts, size_t nparts, const cands *k, uint64_t **owned,
+                                   ndb_errmsg *msg)
+{
+    uint64_t total = 0;
+    for (size_t p = 0; p < nparts; p++) {
+        size_t words = (parts[p].n + 63) / 64 + 1;
+        if ((owned[p] = malloc(words * 8)) == NULL)
+            return ndb_errmsg_set(msg, NDB_ENOMEM, "filtered search: out of memory");
+        memset(owned[p], 0xff, words * 8);
+        parts[p].skip = owned[p];
+        total += parts[p].n;
+    }
+    uint64_t kept = 0;
+    for (size_t i = 0; i < k->n; i++) {
+        idmap_loc *loc = idmap_get(&c->map, k->ids[i], strlen(k->ids[i]));
+        for (size_t p = 0; loc && p < nparts; p++) {
+            if (parts[p].no == loc->seg) {
+                owned[p][loc->row >> 6] &= ~(1ull << (loc->row & 63));
+                kept++;
+                break;
+            }
+        }
+    }
+    if (kept * 8 >= total)
+        return NDB_OK;
+    /* few survivors: score only them instead of scanning every row */
+    for (size_t p = 0; p < nparts; p++) {
+        part *pt = &parts[p];
+        uint64_t cnt = 0;
+        for (uint64_t r = 0; r < pt->n; r++)
+            cnt += !bit_get(owned[p], r);
+        if ((pt->sel = malloc((cnt ? cnt : 1) * sizeof(uint32_t))) == NULL)
+            return ndb_errmsg_set(msg, NDB_ENOMEM, "filtered search: out of memory");
+        pt->nsel = 0;
+        for (uint64_t r = 0; r < pt->n; r++)
+            if (!bit_get(owned[p], r))
+                pt->sel[pt->nsel++] = (uint32_t)r;
+        pt->skip = NULL;
+    }
+    return NDB_OK;
+}
+
+/* A scored row, copied out of the rows before they are unlocked. */
+typedef struct hitrow {
+    float score;
+    uint64_t row;
+    char *id;
+    size_t idlen;
+    float *vec; /* with_vectors */
+} hitrow;
+
+/* Copies the heaps' rows out (rw held shared). */
+static ndb_status collect(vcoll *c, topk *heaps, size_t nq, int with_vectors, hitrow **out, ndb_errmsg *msg)
+{
+    for (size_t qi = 0; qi < nq; qi++) {
+        topk *h = &heaps[qi];
+        if ((out[qi] = calloc(h->n ? h->n : 1, sizeof **out)) == NULL)
+            return ndb_errmsg_set(msg, NDB_ENOMEM, "search results: out of memory");
+        for (uint32_t i = 0; i < h->n; i++) {
+            hitrow *r = &out[qi][i];
+            const char *id;
+            const float *row =
+                coll_row_at(c, (idmap_loc){(uint32_t)(h->items[i].key >> 32), (uint32_t)h->items[i].key}, &id,
+                            &r->idlen, &r->row);
+            r->score = h->items[i].score;
+            if ((r->id = malloc(r->idlen + 1)) == NULL ||
+                (with_vectors && (r->vec = malloc((size_t)c->dims * 4)) == NULL))
+                return ndb_errmsg_set(msg, NDB_ENOMEM, "search results: out of memory");
+            memcpy(r->id, id, r->idlen);
+            r->id[r->idlen] = 0;
+            if (with_vectors)
+                memcpy(r->vec, row, (size_t)c->dims * 4);
+        }
+    }
+    return NDB_OK;
+}
+
+/* Does id's id key name row at snap? */
+static ndb_status row_current(vcoll *c, const ndb_kv_snapshot *snap, const hitrow *r, bool *yes)
+{
+    uint8_t k[10 + NDB_VEC_MAX_ID];
+    memcpy(k, c->ikey, c->iklen);
+    memcpy(k + c->iklen, r->id, r->idlen);
+    void *v;
+    size_t vl;
+    ndb_status st = ndb_kv_get(c->env->kv, snap, k, c->iklen + r->idlen, &v, &vl);
+    *yes = false;
+    if (st == NDB_ENOTFOUND)
+        return NDB_OK;
+    if (st != NDB_OK)
+        return st;
+    uint64_t row = 0;
+    if (vl == 8)
+        memcpy(&row, v, 8);
+    free(v);
+    *yes = vl == 8 && row == r->row;
+    return NDB_OK;
+}
+
+/* One query's hits read back at snap, in one block the caller frees. */
+static ndb_status resolve(vcoll *c, const ndb_kv_snapshot *snap, hitrow *rows, uint32_t n, const ndb_vec_query *q,
+                          ndb_vec_result *res, ndb_errmsg *msg)
+{
+    void **docs = calloc(n ? n : 1, sizeof *docs);
+    size_t *dlens = calloc(n ? n : 1, sizeof *dlens);
+    bool *keep = calloc(n ? n : 1, sizeof *keep);
+    ndb_status st = docs && dlens && keep ? NDB_OK : NDB_ENOMEM;
+    size_t bytes = 0, kept = 0;
+    for (uint32_t i = 0; i < n && st == NDB_OK; i++) {
+        if ((st = row_current(c, snap, &rows[i], &keep[i])) != NDB_OK || !keep[i])
+            continue;
+        if (q->with_documents) {
+            st = ndb_doc_get_at(c->env->docs, snap, c->name, rows[i].id, rows[i].idlen, &docs[i], &dlens[i], msg);
+            if (st == NDB_ENOTFOUND) { /* cannot be: the id key and the document commit together */
+                keep[i] = false;
+                st = NDB_OK;
+                continue;
+            }
+        }
+        kept++;
+        bytes += rows[i].idlen + 1 + dlens[i] + (q->with_vectors ? (size_t)c->dims * 4 : 0);
+    }
+    char *blk = st == NDB_OK ? malloc(kept * sizeof(ndb_vec_hit) + bytes + 1) : NULL;
+    if (st == NDB_OK && !blk)
+        st = NDB_ENOMEM;
+    if (st == NDB_OK) {
+        ndb_vec_hit *hits = (ndb_vec_hit *)blk;
+        char *p = blk + kept * sizeof(ndb_vec_hit); /* floats first: they need 4-byte alignment */
+        size_t h = 0;
+        for (uint32_t i = 0; i < n; i++) {
+            if (!keep[i] || !q->with_vectors)
+                continue;
+            memcpy(p, rows[i].vec, (size_t)c->dims * 4);
+            hits[h++].vector = (const float *)p;
+            p += (size_t)c->dims * 4;
+        }
+        h = 0;
+        for (uint32_t i = 0; i < n; i++) {
+            if (!keep[i])
+                continue;
+            ndb_vec_hit *o = &hits[h++];
+            if (!q->with_vectors)
+                o->vector = NULL;
+            memcpy(p, rows[i].id, rows[i].idlen + 1);
+            o->id = p;
+            o->id_len = rows[i].idlen;
+            o->score = rows[i].score;
+            p += rows[i].idlen + 1;
+            o->doc = NULL;
+            o->doc_len = 0;
+            if (docs[i]) {
+                memcpy(p, docs[i], dlens[i]);
+                o->doc = p;
+                o->doc_len = dlens[i];
+                p += dlens[i];
+            }
+        }
+        res->n = kept;
+        res->hits = hits;
+    }
+    for (uint32_t i = 0; docs && i < n; i++)
+        free(docs[i]);
+    free(docs);
+    free(dlens);
+    free(keep);
+    return st;
+}
+
+static ndb_status run(vcoll *c, const float *queries, size_t nq, uint32_t dims, const ndb_vec_query *q,
+                      ndb_vec_result **out, ndb_errmsg *msg)
+{
+    if (!q || !out)
+        return ndb_errmsg_set(msg, NDB_EINVAL, "search options are missing");
+    if (!queries || nq == 0)
+        return ndb_errmsg_set(msg, NDB_EINVAL, "query vector is missing");
+    if (q->k < 1 || q->k > NDB_VEC_MAX_K)
+        return ndb_errmsg_set(msg, NDB_EINVAL, "limit must be 1 to %u, got %u", NDB_VEC_MAX_K, q->k);
+    if (q->has_min_score && isnan(q->min_score))
+        return ndb_errmsg_set(msg, NDB_EINVAL, "min_score is NaN");
+    if (nq > 65536)
+        return ndb_errmsg_set(msg, NDB_ETOOBIG, "%zu queries in one batch exceed 65536", nq);
+    if (dims != c->dims)
+        return ndb_errmsg_set(msg, NDB_EINVAL, "query vector has %u dimensions; collection %s has %u", dims, c->name,
+                              c->dims);
+    const kern_ops *k = kern_get();
+    const int l2 = c->metric == NDB_VEC_L2;
+    const size_t dpad = c->dpad;
+    const unsigned width = pool_width(c->env->pool);
+    const int batched = nq > 4;
+    const size_t nblocks = batched ? (nq + KERN_QBLOCK - 1) / KERN_QBLOCK : 0;
+    if ((uint64_t)width * nq * q->k * sizeof(topk_item) > ((uint64_t)1 << 31))
+        return ndb_errmsg_set(msg, NDB_ETOOBIG, "limit %u for %zu queries needs too much memory", q->k, nq);
+    ndb_status st = NDB_OK;
+    float *qp = aligned_alloc(64, nq * dpad * 4);
+    float *qt = batched ? aligned_alloc(64, nblocks * dpad * KERN_QBLOCK * 4) : NULL;
+    float *qn2 = batched ? calloc(nblocks * KERN_QBLOCK, 4) : NULL;
+    float *scratch = batched ? malloc((size_t)width * SCAN_BATCH_SCRATCH * 4) : NULL;
+    topk *heaps = calloc((size_t)width * nq, sizeof *heaps);
+    topk_item *items = malloc((size_t)width * nq * q->k * sizeof *items);
+    hitrow **rows = calloc(nq, sizeof *rows);
+    ndb_vec_result *res = calloc(nq, sizeof *res);
+    part *parts = NULL;
+    uint64_t **owned = NULL;
+    scan_chunk *chunks = NULL;
+    size_t nparts = 0;
+    int locked = 0;
+    cands cand = {0};
+    ndb_kv_snapshot *snap = NULL;
+    if (!qp || !heaps || !items || !rows || !res || (batched && (!qt || !qn2 || !scratch))) {
+        st = ndb_errmsg_set(msg, NDB_ENOMEM, "search: out of memory");
+        goto out;
+    }
+    memset(qp, 0, nq * dpad * 4);
+    for (size_t qi = 0; qi < nq; qi++) {
+        char what[48];
+        snprintf(what, sizeof what, nq > 1 ? "queries[%zu].vector" : "query vector", qi);
+        if ((st = coll_check_vector(c, queries + qi * dims, dims, what, qp + qi * dpad, msg)) != NDB_OK)
+            goto out;
+    }
+    if (batched) {
+        memset(qt, 0, nblocks * dpad * KERN_QBLOCK * 4);
+        for (size_t qi = 0; qi < nq; qi++) {
+            float *blk = qt + (qi / KERN_QBLOCK) * dpad * KERN_QBLOCK;
+            for (size_t j = 0; j < c->dims; j++)
+                blk[j * KERN_QBLOCK + qi % KERN_QBLOCK] = qp[qi * dpad + j];
+            qn2[qi] = k->dot(qp + qi * dpad, qp + qi * dpad, c->dims);
+        }
+    }
+    const float floor = q->has_min_score ? q->min_score : -INFINITY;
+    for (size_t i = 0; i < (size_t)width * nq; i++)
+        topk_init(&heaps[i], items + i * q->k, q->k, floor);
+    const bool filtered = q->filter && q->filter_len;
+    if (filtered && (st = find_candidates(c, q, &cand, msg)) != NDB_OK)
+        goto out;
+
+    pthread_rwlock_rdlock(&c->rw);
+    locked = 1;
+    parts = calloc(c->nsegs + 1, sizeof *parts);
+    owned = calloc(c->nsegs + 1, sizeof *owned);
+    if (!parts || !owned) {
+        st = ndb_errmsg_set(msg, NDB_ENOMEM, "search: out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < c->nsegs; i++)
+        parts[nparts++] = (part){c->segs[i]->no, c->segs[i]->rows, c->segs[i]->nrows,
+                                 c->segs[i]->ndead ? c->segs[i]->dead : NULL, NULL, 0};
+    if (c->an)
+        parts[nparts++] = (part){c->next_no, c->arows, c->an, c->andead ? c->adead : NULL, NULL, 0};
+    if (filtered && (st = apply_candidates(c, parts, nparts, &cand, owned, msg)) != NDB_OK)
+        goto out;
+    /* Chunks: about 1 MiB of rows for single queries (many tasks balance the
+     * pool), 256 KiB when batched (stays in L2 across query blocks). */
+    const uint64_t crow = ((batched ? (256u << 10) : (1u << 20)) / c->stride) + 1;
+    size_t nchunks = 0;
+    for (size_t p = 0; p < nparts; p++)
+        nchunks += ((parts[p].sel ? parts[p].nsel : parts[p].n) + crow - 1) / crow;
+    if ((chunks = calloc(nchunks + 1, sizeof *chunks)) == NULL) {
+        st = ndb_errmsg_set(msg, NDB_ENOMEM, "search: out of memory");
+        goto out;
+    }
+    size_t ci = 0;
+    for (size_t p = 0; p < nparts; p++) {
+        const part *pt = &parts[p];
+        uint64_t key0 = (uint64_t)pt->no << 32;
+        if (pt->sel) {
+            for (uint64_t f = 0; f < pt->nsel; f += crow)
+                chunks[ci++] = (scan_chunk){.rows = pt->rows, .n = pt->n, .key0 = key0, .sel = pt->sel + f,
+                                            .nsel = pt->nsel - f < crow ? pt->nsel - f : crow};
+        } else {
+            for (uint64_t f = 0; f < pt->n; f += crow)
+                chunks[ci++] = (scan_chunk){.rows = pt->rows + f * dpad, .n = pt->n - f < crow ? pt->n - f : crow,
+                                            .key0 = key0 + f, .skip = pt->skip, .skip_bit0 = f};
+        }
+    }
+    search_job job = {k, l2, dpad, chunks, ci, nq, qp, nblocks, qt, qn2, heaps, scratch};
+    pool_run(c->env->pool, ci, search_task, &job);
+    for (size_t qi = 0; qi < nq; qi++) {
+        for (unsigned w = 1; w < width; w++)
+            topk_merge(&heaps[qi], &heaps[(size_t)w * nq + qi]);
+        topk_sort(&heaps[qi]);
+    }
+    st = collect(c, heaps, nq, q->with_vectors, rows, msg);
+    pthread_rwlock_unlock(&c->rw);
+    locked = 0;
+    if (st != NDB_OK)
+        goto out;
+    /* read back at a snapshot taken now: it holds every write the scored rows
+     * reflect (memory only ever lags behind the kv) */
+    if ((st = ndb_kv_snapshot_acquire(c->env->kv, &snap)) != NDB_OK) {
+        snap = NULL;
+        ndb_errmsg_set(msg, st, "search: cannot take a snapshot");
+        goto out;
+    }
+    for (size_t qi = 0; qi < nq && st == NDB_OK; qi++)
+        st = resolve(c, snap, rows[qi], heaps[qi].n, q, &res[qi], msg);
+out:
+    if (locked)
+        pthread_rwlock_unlock(&c->rw);
+    if (snap)
+        ndb_kv_snapshot_release(c->env->kv, snap);
+    for (size_t qi = 0; rows && heaps && qi < nq; qi++) {
+        for (uint32_t i = 0; rows[qi] && i < heaps[qi].n; i++) {
+            free(rows[qi][i].id);
+            free(rows[qi][i].vec);
+        }
+        free(rows[qi]);
+    }
+    free(rows);
+    if (parts)
+        for (size_t p = 0; p < nparts; p++)
+            free(parts[p].sel);
+    if (owned)
+        for (size_t p = 0; p < nparts; p++)
+            free(owned[p]);
+    cands_free(&cand);
+    free(owned);
+    free(parts);
+    free(chunks);
+    free(qp);
+    free(qt);
+    free(qn2);
+    free(scratch);
+    free(heaps);
+    free(items);
+    if (st != NDB_OK) {
+        ndb_vec_results_free(res, nq);
+        return st;
+    }
+    *out = res;
+    return NDB_OK;
+}
+
+ndb_status ndb_vec_search(ndb_vec_db *db, const char *name, const float *query, uint32_t dims, const ndb_vec_query *q,
+                          ndb_vec_result **out, ndb_errmsg *msg)
+{
+    return ndb_vec_search_batch(db, name, query, 1, dims, q, out, msg);
+}
+
+ndb_status ndb_vec_search_batch(ndb_vec_db *db, const char *name, const float *queries, size_t nq, uint32_t dims,
+                                const ndb_vec_query *q, ndb_vec_result **out, ndb_errmsg *msg)
+{
+    vcoll *c;
+    ndb_status st = vdb_acquire(db, name, &c, msg);
+    if (st != NDB_OK)
+        return st;
+    st = run(c, queries, nq, dims, q, out, msg);
+    coll_unref(c);
+    return st;
+}
+
+void ndb_vec_results_free(ndb_vec_result *r, size_t n)
+{
+    if (!r)
+        return;
+    for (size_t i = 0; i < n; i++)
+        free(r[i].hits);
+    free(r);
+}

@@ -1,0 +1,241 @@
+/*
+ * write.c — inserts, upserts and deletes of documents with their vectors.
+ *
+ * Each call is one document-layer transaction on the collection's documents
+ * (NDB_DOC_NS_VECTORS): the documents, their index entries, the row keys and
+ * the id keys (FORMAT.md, "Keys") go into one kv batch, committed with one
+ * WAL record. The transaction holds the collection's writer lock from the
+ * first check to the in-memory apply, so memory sees writes in commit order.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vec_int.h"
+
+/* An encoded empty object: the document of an item that has none. */
+static const uint8_t empty_doc[] = {0xD1, 0x08, 0, 0, 0, 0, 0, 0, 0, 0};
+
+/* A write in progress: the collection, its transaction, and what applying
+ * needs once the batch is durable. */
+typedef struct vwrite {
+    vcoll *c;
+    ndb_doc_txn *t;
+    bool locked;
+    uint8_t *val; /* a row value being built */
+} vwrite;
+
+/* Takes the collection, checks nothing about the request yet. */
+static ndb_status begin(ndb_vec_db *db, const char *name, vwrite *w, ndb_errmsg *msg)
+{
+    memset(w, 0, sizeof *w);
+    ndb_status st = vdb_acquire(db, name, &w->c, msg);
+    if (st != NDB_OK)
+        return st;
+    if ((w->val = malloc(row_value_len(w->c, NDB_VEC_MAX_ID))) == NULL)
+        return NDB_ENOMEM;
+    return NDB_OK;
+}
+
+/* Opens the transaction and takes the collection's writer lock. */
+static ndb_status lock(vwrite *w, ndb_errmsg *msg)
+{
+    ndb_status st = ndb_doc_txn_begin(w->c->env->docs, w->c->name, &w->t, msg);
+    if (st == NDB_ENOTFOUND)
+        return ndb_errmsg_set(msg, st, "vector collection '%s' was dropped", w->c->name);
+    if (st != NDB_OK)
+        return st;
+    pthread_mutex_lock(&w->c->wmu);
+    w->locked = true;
+    if (w->c->dropped)
+        return ndb_errmsg_set(msg, NDB_ENOTFOUND, "vector collection '%s' was dropped", w->c->name);
+    return NDB_OK;
+}
+
+static void end(vwrite *w)
+{
+    if (w->locked)
+        pthread_mutex_unlock(&w->c->wmu);
+    ndb_doc_txn_end(w->t);
+    free(w->val);
+    coll_unref(w->c);
+}
+
+/* Puts row `row` = (id, vec) and id -> row into the transaction. */
+static ndb_status put_row(vwrite *w, const char *id, size_t idlen, uint64_t row, const float *vec)
+{
+    vcoll *c = w->c;
+    uint8_t k[24];
+    w->val[0] = (uint8_t)idlen;
+    w->val[1] = (uint8_t)(idlen >> 8);
+    memcpy(w->val + 2, id, idlen);
+    memcpy(w->val + 2 + idlen, vec, (size_t)c->dims * 4);
+    ndb_status st = ndb_doc_txn_put(w->t, k, key_row(c, row, k), w->val, row_value_len(c, idlen));
+    uint8_t ik[10 + NDB_VEC_MAX_ID];
+    memcpy(ik, c->ikey, c->iklen);
+    memcpy(ik + c->iklen, id, idlen);
+    return st == NDB_OK ? ndb_doc_txn_put(w->t, ik, c->iklen + idlen, &row, 8) : st; /* u64 LE */
+}
+
+/* Deletes id's row (if it has one) and, with unmap, its id key. */
+static ndb_status del_row(vwrite *w, const char *id, size_t idlen, bool unmap, uint64_t *old)
+{
+    vcoll *c = w->c;
+    *old = coll_row_of(c, id, idlen); /* wmu held: only wmu holders change the map */
+    ndb_status st = NDB_OK;
+    if (*old != UINT64_MAX) {
+        uint8_t k[24];
+        st = ndb_doc_txn_del(w->t, k, key_row(c, *old, k));
+    }
+    if (st == NDB_OK && unmap) {
+        uint8_t ik[10 + NDB_VEC_MAX_ID];
+        memcpy(ik, c->ikey, c->iklen);
+        memcpy(ik + c->iklen, id, idlen);
+        st = ndb_doc_txn_del(w->t, ik, c->iklen + idlen);
+    }
+    return st;
+}
+
+/* Frees what was not handed to the collection. */
+static void free_ids(char **a, size_t n)
+{
+    for (size_t i = 0; a && i < n; i++)
+        free(a[i]);
+    free(a);
+}
+
+ndb_status ndb_vec_insert(ndb_vec_db *db, const char *name, const ndb_vec_item *items, size_t n, uint32_t dims,
+                          char ***ids, ndb_errmsg *msg)
+{
+    if (n == 0 || !items)
+        return ndb_errmsg_set(msg, NDB_EINVAL, "no documents to insert");
+    vwrite w;
+    ndb_status st = begin(db, name, &w, msg);
+    if (st != NDB_OK) {
+        if (w.c)
+            end(&w);
+        return st;
+    }
+    vcoll *c = w.c;
+    float *vecs = NULL;
+    char **aid = calloc(n, sizeof *aid), **key = calloc(n, sizeof *key), **out = NULL;
+    if (dims == c->dims && n > SIZE_MAX / ((size_t)dims * 8))
+        st = ndb_errmsg_set(msg, NDB_ETOOBIG, "%zu vectors in one call are too many", n);
+    else if (!aid || !key || (ids && !(out = calloc(n, sizeof *out))) ||
+             (dims == c->dims && !(vecs = malloc(n * (size_t)dims * 4))))
+        st = NDB_ENOMEM;
+    /* every vector is checked before anything is locked or written */
+    for (size_t i = 0; st == NDB_OK && i < n; i++) {
+        char what[48];
+        snprintf(what, sizeof what, n == 1 ? "vector" : "documents[%zu].vector", i);
+        st = coll_check_vector(c, items[i].vector, dims, what, vecs + i * (size_t)dims, msg);
+    }
+    if (st == NDB_OK && (st = lock(&w, msg)) == NDB_OK)
+        st = coll_reserve(c, n);
+    char id[NDB_DOC_MAX_ID + 1];
+    for (size_t i = 0; st == NDB_OK && i < n; i++) {
+        const void *doc = items[i].doc ? items[i].doc : empty_doc;
+        size_t dl = items[i].doc ? items[i].doc_len : sizeof empty_doc;
+        if ((st = ndb_doc_txn_insert(w.t, doc, dl, id, msg)) != NDB_OK)
+            break;
+        if (!(aid[i] = strdup(id)) || !(key[i] = strdup(id)) || (out && !(out[i] = strdup(id))))
+            st = NDB_ENOMEM;
+        else
+            st = put_row(&w, id, strlen(id), c->next_row + i, vecs + i * (size_t)dims);
+    }
+    if (st == NDB_OK)
+        st = ndb_doc_txn_commit(w.t, msg);
+    if (st == NDB_OK) {
+        for (size_t i = 0; i < n; i++) {
+            coll_apply(c, aid[i], strlen(aid[i]), c->next_row + i, vecs + i * (size_t)dims, aid[i], key[i]);
+            aid[i] = key[i] = NULL;
+        }
+        c->next_row += n;
+        coll_maybe_seal(c);
+    }
+    end(&w);
+    free(vecs);
+    free_ids(aid, n);
+    free_ids(key, n);
+    if (st != NDB_OK) {
+        free_ids(out, n);
+        return st;
+    }
+    if (ids)
+        *ids = out;
+    return NDB_OK;
+}
+
+/* The id of an upsert or a delete: 1..NDB_VEC_MAX_ID bytes. */
+static ndb_status check_id(const char *id, size_t *len, ndb_errmsg *msg)
+{
+    size_t l = id ? strnlen(id, NDB_VEC_MAX_ID + 1) : 0;
+    if (l == 0 || l > NDB_VEC_MAX_ID)
+        return ndb_errmsg_set(msg, NDB_EINVAL, "id must be 1 to %u bytes", NDB_VEC_MAX_ID);
+    *len = l;
+    return NDB_OK;
+}
+
+ndb_status ndb_vec_upsert(ndb_vec_db *db, const char *name, const char *id, const ndb_vec_item *item, uint32_t dims,
+                          int *inserted, ndb_errmsg *msg)
+{
+    size_t idlen = 0;
+    ndb_status st = check_id(id, &idlen, msg);
+    if (st != NDB_OK)
+        return st;
+    if (!item)
+        return ndb_errmsg_set(msg, NDB_EINVAL, "nothing to upsert");
+    vwrite w;
+    if ((st = begin(db, name, &w, msg)) != NDB_OK) {
+        if (w.c)
+            end(&w);
+        return st;
+    }
+    vcoll *c = w.c;
+    float *vec = malloc((size_t)c->dims * 4);
+    char *aid = strdup(id), *key = strdup(id);
+    if (!vec || !aid || !key)
+        st = NDB_ENOMEM;
+    else if ((st = coll_check_vector(c, item->vector, dims, "vector", vec, msg)) == NDB_OK &&
+             (st = lock(&w, msg)) == NDB_OK)
+        st = coll_reserve(c, 1);
+    uint64_t old;
+    if (st == NDB_OK)
+        st = ndb_doc_txn_replace(w.t, id, idlen, item->doc ? item->doc : empty_doc,
+                                 item->doc ? item->doc_len : sizeof empty_doc, inserted, msg);
+    if (st == NDB_OK && (st = del_row(&w, id, idlen, false, &old)) == NDB_OK &&
+        (st = put_row(&w, id, idlen, c->next_row, vec)) == NDB_OK)
+        st = ndb_doc_txn_commit(w.t, msg);
+    if (st == NDB_OK) {
+        coll_apply(c, id, idlen, c->next_row++, vec, aid, key);
+        aid = key = NULL;
+        coll_maybe_seal(c);
+    }
+    end(&w);
+    free(vec);
+    free(aid);
+    free(key);
+    return st;
+}
+
+ndb_status ndb_vec_delete(ndb_vec_db *db, const char *name, const char *id, ndb_errmsg *msg)
+{
+    size_t idlen = 0;
+    ndb_status st = check_id(id, &idlen, msg);
+    if (st != NDB_OK)
+        return st;
+    vwrite w;
+    if ((st = begin(db, name, &w, msg)) != NDB_OK) {
+        if (w.c)
+            end(&w);
+        return st;
+    }
+    uint64_t old;
+    if ((st = lock(&w, msg)) == NDB_OK && (st = ndb_doc_txn_delete(w.t, id, idlen, msg)) == NDB_OK &&
+        (st = del_row(&w, id, idlen, true, &old)) == NDB_OK && (st = ndb_doc_txn_commit(w.t, msg)) == NDB_OK) {
+        coll_apply(w.c, id, idlen, old, NULL, NULL, NULL);
+        coll_maybe_seal(w.c);
+    }
+    end(&w);
+    return st;
+}
