@@ -493,7 +493,14 @@ static ndb_status merge_segments(vcoll *c, ndb_errmsg *msg)
     size_t nold = c->nsegs;
     c->segs = outs;
     c->nsegs = nout;
-    c->next_no += (uint32_t)nout; /* the (empty) memory rows take the next number */
+    /* the outputs took the memory rows' number and those after it: the memory
+     * rows take the next free one */
+    c->next_no += (uint32_t)nout;
+    for (uint64_t i = 0; i < c->an; i++) {
+        idmap_loc *loc = bit_get(c->adead, i) ? NULL : idmap_get(&c->map, c->aids[i], c->aidlen[i]);
+        if (loc)
+            loc->seg = c->next_no;
+    }
     pthread_rwlock_unlock(&c->rw);
     free(rows); /* pointed into the old mappings: free before closing them */
     for (size_t i = 0; i < nold; i++) {

@@ -10,8 +10,8 @@
  *   3. the id keys give each document's row: a row found in its segment is
  *      live, the segment's other rows are dead (masked); a row missing from
  *      the segment that covers its number means the file is out of date
- *      (e.g. the kv was restored): the file is removed and recovery starts
- *      over, rebuilding it;
+ *      (e.g. the kv was restored): such files are removed and recovery starts
+ *      over once, rebuilding them;
  *   4. rows at or above the covered numbers are read from kv into memory.
  */
 #include <stdio.h>
@@ -249,9 +249,31 @@ static seg *seg_covering(const vcoll *c, uint64_t r)
 }
 
 /* Step 3: marks live rows and fills the id map; ids of rows at or above
- * covered go to pending (loc = the row number's halves). *stale is a
- * segment that disagrees with kv, or NULL. */
-static ndb_status map_ids(vcoll *c, idmap *pending, seg **stale, ndb_errmsg *msg)
+ * covered go to pending (loc = the row number's halves). Segments that lack
+ * a row kv has in their range are added to stale (their numbers). */
+typedef struct nolist {
+    uint32_t *no;
+    size_t n, cap;
+} nolist;
+
+static ndb_status nolist_add(nolist *l, uint32_t no)
+{
+    for (size_t i = 0; i < l->n; i++)
+        if (l->no[i] == no)
+            return NDB_OK;
+    if (l->n == l->cap) {
+        size_t nc = l->cap ? l->cap * 2 : 8;
+        uint32_t *a = realloc(l->no, nc * sizeof *a);
+        if (!a)
+            return NDB_ENOMEM;
+        l->no = a;
+        l->cap = nc;
+    }
+    l->no[l->n++] = no;
+    return NDB_OK;
+}
+
+static ndb_status map_ids(vcoll *c, idmap *pending, nolist *stale, ndb_errmsg *msg)
 {
     for (size_t i = 0; i < c->nsegs; i++) {
         seg *s = c->segs[i];
@@ -267,8 +289,7 @@ static ndb_status map_ids(vcoll *c, idmap *pending, seg **stale, ndb_errmsg *msg
     ndb_status st = ndb_kv_iter_new(c->env->kv, NULL, c->ikey, c->iklen, hi, c->iklen, &it);
     if (st != NDB_OK)
         return ndb_errmsg_set(msg, st, "vector collection %s: reading ids", c->name);
-    *stale = NULL;
-    for (ndb_kv_iter_seek_first(it); ndb_kv_iter_valid(it) && st == NDB_OK && !*stale; ndb_kv_iter_next(it)) {
+    for (ndb_kv_iter_seek_first(it); ndb_kv_iter_valid(it) && st == NDB_OK; ndb_kv_iter_next(it)) {
         size_t kl, vl;
         const char *k = ndb_kv_iter_key(it, &kl);
         const uint8_t *v = ndb_kv_iter_value(it, &vl);
@@ -288,16 +309,15 @@ static ndb_status map_ids(vcoll *c, idmap *pending, seg **stale, ndb_errmsg *msg
         int64_t at = s ? seg_find_row(s, r) : -1;
         size_t sl;
         const char *sidp = at >= 0 ? seg_id(s, (uint64_t)at, &sl) : NULL;
-        if (!sidp || sl != idlen || memcmp(sidp, id, idlen) != 0) {
-            *stale = s; /* NULL only if a gap was not filled: then the next pass fills it */
-            if (!s)
-                st = ndb_errmsg_set(msg, NDB_ECORRUPT, "vector collection %s: row %llu has no segment", c->name,
-                                    (unsigned long long)r);
-            break;
+        if (!s) /* fill_gaps rebuilt every range kv has rows in */
+            st = ndb_errmsg_set(msg, NDB_ECORRUPT, "vector collection %s: row %llu has no segment", c->name,
+                                (unsigned long long)r);
+        else if (!sidp || sl != idlen || memcmp(sidp, id, idlen) != 0)
+            st = nolist_add(stale, s->no);
+        else if ((st = idmap_put(&c->map, id, idlen, (idmap_loc){s->no, (uint32_t)at})) == NDB_OK) {
+            s->dead[at >> 6] &= ~(1ull << (at & 63));
+            s->ndead--;
         }
-        s->dead[at >> 6] &= ~(1ull << (at & 63));
-        s->ndead--;
-        st = idmap_put(&c->map, id, idlen, (idmap_loc){s->no, (uint32_t)at});
     }
     if (st == NDB_OK && (st = ndb_kv_iter_status(it)) != NDB_OK)
         ndb_errmsg_set(msg, st, "vector collection %s: reading ids", c->name);
@@ -350,24 +370,32 @@ static void reset(vcoll *c)
 
 ndb_status coll_recover(vcoll *c, ndb_errmsg *msg)
 {
-    for (int pass = 0; pass < 3; pass++) {
+    for (int pass = 0; pass < 2; pass++) {
         idmap pending;
         idmap_init(&pending);
-        seg *stale = NULL;
+        nolist stale = {0};
         ndb_status st = open_segments(c, msg);
         if (st == NDB_OK)
             st = fill_gaps(c, msg);
         if (st == NDB_OK)
             st = map_ids(c, &pending, &stale, msg);
-        if (st == NDB_OK && !stale)
+        if (st == NDB_OK && stale.n == 0)
             st = load_tail(c, &pending, msg);
         idmap_free(&pending);
-        if (st != NDB_OK || !stale)
+        for (size_t i = 0; st == NDB_OK && i < stale.n; i++) {
+            char name[32];
+            snprintf(name, sizeof name, "seg-%08u.vseg", stale.no[i]);
+            remove_file(c, name, "it lacks rows kv has in its range");
+        }
+        size_t nstale = stale.n;
+        free(stale.no);
+        if (st != NDB_OK)
             return st;
-        char name[32];
-        snprintf(name, sizeof name, "seg-%08u.vseg", stale->no);
-        remove_file(c, name, "it does not hold a row kv has in its range");
-        reset(c);
+        if (nstale == 0) {
+            coll_maybe_seal(c); /* rows of lost segments go back into files */
+            return NDB_OK;
+        }
+        reset(c); /* and start over: the removed files' ranges are rebuilt */
     }
     return ndb_errmsg_set(msg, NDB_ECORRUPT, "vector collection %s: segments keep disagreeing with kv", c->name);
 }

@@ -51,7 +51,7 @@ static inline ndb_status tv_open_st(tv *t, ndb_errmsg *m)
     ndb_vec_options_default(&o);
     o.threads = 2;
     o.segment_bytes = t->segment_bytes;
-    o.log = quiet;
+    o.log = getenv("NDB_VEC_TEST_LOG") ? NULL : quiet; /* set it to see rebuilds and merges on stderr */
     return ndb_vec_open(t->kv, t->doc, t->segdir, &o, &t->vec, m);
 }
 
