@@ -216,8 +216,15 @@ static ndb_status active_grow(vcoll *c, uint64_t want)
     return NDB_OK;
 }
 
+static ndb_status seal(vcoll *c, ndb_errmsg *msg);
+
 ndb_status coll_reserve(vcoll *c, uint64_t n)
 {
+    /* rows that would not fit go into a segment first, rather than being
+     * copied into larger arrays */
+    ndb_errmsg m = {{0}};
+    if (c->an && c->an + n > c->acap && seal(c, &m) != NDB_OK)
+        vlog(c->env, "building a segment for %s failed (%s); its rows stay in memory", c->name, m.text);
     pthread_rwlock_wrlock(&c->rw);
     ndb_status st = active_grow(c, c->an + n);
     if (st == NDB_OK)

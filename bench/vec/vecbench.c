@@ -6,9 +6,12 @@
  *
  * Generates n random-normal float32 vectors, L2-normalised (fixed seed), and
  * `queries` query vectors the same way; writes them to <workdir>/data.f32 and
- * <workdir>/queries.f32 for the numpy/FAISS reference (ref.py); inserts them
- * into a cosine collection in <workdir>/store (insert_many, 1000 per call,
- * one fsync each); then measures, at 1 and 2 search threads:
+ * <workdir>/queries.f32 for the numpy/FAISS reference (ref.py); inserts them,
+ * each with a document {"_id": "<row>"}, into a cosine collection of a
+ * database in <workdir>/store (the kv log, durable writes: ndb_vec_insert of
+ * 1000 per call, one atomic batch and one fsync each); reopens it (recovery:
+ * every segment checked, the rows since the last segment read from kv); then
+ * measures, at 1 and 2 search threads:
  *   single-query latency (median of 40 queries, k=10), the scan's effective
  *   GB/s, the memory floor (row bytes / measured bandwidth), and batched
  *   throughput (all queries in one search_batch call).
@@ -23,6 +26,8 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include "ndb_doc.h"
+#include "ndb_kv.h"
 #include "ndb_vec.h"
 
 static double now(void)
@@ -124,6 +129,39 @@ static double membw(const void *buf, size_t bytes, int threads)
     return best;
 }
 
+/* The database under <workdir>/store: kv, documents, vectors. */
+typedef struct store {
+    ndb_kv *kv;
+    ndb_doc_db *docs;
+    ndb_vec_db *vec;
+} store;
+
+static void store_open(const char *dir, unsigned threads, store *s)
+{
+    char p[1100];
+    ndb_errmsg m = {{0}};
+    snprintf(p, sizeof p, "%s/kv", dir);
+    if (ndb_kv_open(p, NULL, &s->kv, &m) != NDB_OK || ndb_doc_open(s->kv, NULL, &s->docs, &m) != NDB_OK) {
+        fprintf(stderr, "vecbench: open: %s\n", m.text);
+        exit(1);
+    }
+    ndb_vec_options o;
+    ndb_vec_options_default(&o);
+    o.threads = threads;
+    snprintf(p, sizeof p, "%s/vseg", dir);
+    if (ndb_vec_open(s->kv, s->docs, p, &o, &s->vec, &m) != NDB_OK) {
+        fprintf(stderr, "vecbench: open: %s\n", m.text);
+        exit(1);
+    }
+}
+
+static void store_close(store *s)
+{
+    ndb_vec_close(s->vec);
+    ndb_doc_close(s->docs);
+    ndb_kv_close(s->kv);
+}
+
 static int cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -170,32 +208,45 @@ int main(int argc, char **argv)
     printf("METRIC %s_floor_t1 %.3f ms\n", tag, row_bytes / bw1 / 1e6);
     printf("METRIC %s_floor_t2 %.3f ms\n", tag, row_bytes / bw2 / 1e6);
 
-    char sdir[1024], cmd[1100];
+    char sdir[1024], cmd[2200];
     snprintf(sdir, sizeof sdir, "%s/store", dir);
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", sdir);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir -p '%s'", sdir, sdir);
     if (system(cmd) != 0)
         return 1;
-    ndb_vec_options o;
-    ndb_vec_options_default(&o);
-    o.threads = 1;
-    ndb_vec_store *s;
+    store st;
+    store_open(sdir, 1, &st);
     ndb_errmsg m;
-    if (ndb_vec_open(sdir, &o, &s, &m) != NDB_OK || ndb_vec_create(s, "bench", (uint32_t)d, NDB_VEC_COSINE, &m) != NDB_OK) {
+    if (ndb_vec_create(st.vec, "bench", (uint32_t)d, NDB_VEC_COSINE, &m) != NDB_OK) {
         fprintf(stderr, "vecbench: %s\n", m.text);
         return 1;
     }
-    char (*ids)[24] = malloc(n * 24);
-    ndb_vec_item *items = malloc(1000 * sizeof *items);
-    if (!ids || !items)
+    /* the documents {"_id": "<row>"}, encoded before the clock starts */
+    ndb_doc_builder *b;
+    if (ndb_doc_builder_new(&b) != NDB_OK)
         return 1;
-    for (size_t i = 0; i < n; i++)
-        snprintf(ids[i], 24, "%zu", i);
+    void **docs = malloc(n * sizeof *docs);
+    size_t *dlens = malloc(n * sizeof *dlens);
+    ndb_vec_item *items = malloc(1000 * sizeof *items);
+    if (!docs || !dlens || !items)
+        return 1;
+    for (size_t i = 0; i < n; i++) {
+        char id[24];
+        int l = snprintf(id, sizeof id, "%zu", i);
+        ndb_doc_builder_reset(b);
+        ndb_doc_begin_object(b);
+        ndb_doc_key(b, "_id", 3);
+        ndb_doc_string(b, id, (size_t)l);
+        ndb_doc_end_object(b);
+        if (ndb_doc_builder_take(b, &docs[i], &dlens[i]) != NDB_OK)
+            return 1;
+    }
+    ndb_doc_builder_free(b);
     double t0 = now();
     for (size_t i = 0; i < n; i += 1000) {
-        size_t b = n - i < 1000 ? n - i : 1000;
-        for (size_t t = 0; t < b; t++)
-            items[t] = (ndb_vec_item){ids[i + t], data + (i + t) * d};
-        if (ndb_vec_insert_many(s, "bench", items, b, (uint32_t)d, 0, &m) != NDB_OK) {
+        size_t bn = n - i < 1000 ? n - i : 1000;
+        for (size_t t = 0; t < bn; t++)
+            items[t] = (ndb_vec_item){docs[i + t], dlens[i + t], data + (i + t) * d};
+        if (ndb_vec_insert(st.vec, "bench", items, bn, (uint32_t)d, NULL, &m) != NDB_OK) {
             fprintf(stderr, "vecbench: insert: %s\n", m.text);
             return 1;
         }
@@ -203,16 +254,17 @@ int main(int argc, char **argv)
     double tins = now() - t0;
     printf("METRIC %s_insert %.0f vectors/s\n", tag, (double)n / tins);
     printf("METRIC %s_insert_bw %.0f MB/s\n", tag, (double)n * d * 4 / tins / 1e6);
+    for (size_t i = 0; i < n; i++)
+        free(docs[i]);
+    free(docs);
+    free(dlens);
     free(data); /* from here on the rows live only in the store */
-    ndb_vec_close(s);
+    store_close(&st);
 
     for (unsigned threads = 1; threads <= 2; threads++) {
-        o.threads = threads;
         t0 = now();
-        if (ndb_vec_open(sdir, &o, &s, &m) != NDB_OK) {
-            fprintf(stderr, "vecbench: reopen: %s\n", m.text);
-            return 1;
-        }
+        store_open(sdir, threads, &st);
+        ndb_vec_db *s = st.vec;
         if (threads == 1)
             printf("METRIC %s_open %.1f ms\n", tag, (now() - t0) * 1e3);
         ndb_vec_query q = {.k = 10};
@@ -263,12 +315,11 @@ int main(int argc, char **argv)
             if (f)
                 fclose(f);
         }
-        ndb_vec_close(s);
+        store_close(&st);
     }
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     printf("METRIC %s_peak_rss %.0f MB\n", tag, ru.ru_maxrss / 1024.0);
-    free(ids);
     free(items);
     free(qs);
     return 0;

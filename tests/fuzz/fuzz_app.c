@@ -85,12 +85,12 @@ svc_app *fz_app(void)
     dopt.log = quiet;
     if (ndb_doc_open(app.kv, &dopt, &app.doc, &msg) != NDB_OK)
         die("doc", &msg);
-    snprintf(dir, sizeof dir, "%s/vectors", cfg.data_dir);
+    snprintf(dir, sizeof dir, "%s/vseg", cfg.data_dir);
     ndb_vec_options vo;
     ndb_vec_options_default(&vo);
-    vo.sync = 0;
     vo.threads = 1;
-    if (ndb_vec_open(dir, &vo, &app.vec, &msg) != NDB_OK)
+    vo.log = quiet;
+    if (ndb_vec_open(app.kv, app.doc, dir, &vo, &app.vec, &msg) != NDB_OK)
         die("vectors", &msg);
     atomic_store(&app.state, SVC_SERVING);
     atexit(close_all);

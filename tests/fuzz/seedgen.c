@@ -1,7 +1,7 @@
 /*
  * seedgen.c — writes the binary seed corpora of the engine fuzz targets from
  * real engine output: WAL segments, SSTables (uncompressed, lz4, zstd),
- * manifests, a raw block, encoded documents, vector segments and logs.
+ * manifests, a raw block, encoded documents, vector segment files.
  * Usage: fuzz_seedgen <tests/fuzz/corpus>. Run by hand when a format
  * changes; the output is committed (README.md).
  */
@@ -159,63 +159,76 @@ static void doc_seeds(void)
     }
 }
 
+static void quiet(void *ctx, const char *line)
+{
+    (void)ctx;
+    (void)line;
+}
+
 static void vec_seeds(const char *tmp)
 {
     char dir[1024];
-    snprintf(dir, sizeof dir, "%s/vec", tmp);
+    ndb_errmsg msg;
+    ndb_kv *kv;
+    ndb_doc_db *docs;
+    ndb_vec_db *s;
+    snprintf(dir, sizeof dir, "%s/veckv", tmp);
+    check(ndb_kv_open(dir, NULL, &kv, &msg), "kv open");
+    check(ndb_doc_open(kv, NULL, &docs, &msg), "doc open");
     ndb_vec_options o;
     ndb_vec_options_default(&o);
-    o.sync = 0;
-    o.segment_bytes = 64 * 20; /* seal after 20 rows of 16 dims (64 bytes each) */
-    ndb_vec_store *s;
-    ndb_errmsg msg;
-    check(ndb_vec_open(dir, &o, &s, &msg), "vec open");
+    o.segment_bytes = 64 * 20; /* a segment every 20 rows of 16 dims (64 bytes each) */
+    o.log = quiet;
+    snprintf(dir, sizeof dir, "%s/vseg", tmp);
+    check(ndb_vec_open(kv, docs, dir, &o, &s, &msg), "vec open");
     check(ndb_vec_create(s, "v", 16, NDB_VEC_COSINE, &msg), "vec create");
     for (int i = 0; i < 45; i++) {
         float v[16];
         for (int j = 0; j < 16; j++)
             v[j] = (float)((i * 31 + j * 7) % 13) - 6.0f;
         char id[32];
-        snprintf(id, sizeof id, "doc-%d", i);
-        check(ndb_vec_insert(s, "v", id, v, 16, &msg), "vec insert");
-        if (i % 9 == 0)
+        snprintf(id, sizeof id, "{\"_id\":\"doc-%d\"}", i);
+        void *doc;
+        size_t dl;
+        check(ndb_doc_from_json(id, strlen(id), &doc, &dl, &msg), "vec doc");
+        ndb_vec_item it = {doc, dl, v};
+        check(ndb_vec_insert(s, "v", &it, 1, 16, NULL, &msg), "vec insert");
+        free(doc);
+        if (i % 9 == 0) {
+            snprintf(id, sizeof id, "doc-%d", i);
             check(ndb_vec_delete(s, "v", id, &msg), "vec delete");
-    }
-    ndb_vec_close(s);
-    char sub[1200];
-    snprintf(sub, sizeof sub, "%s/v", dir);
-    DIR *d = opendir(sub);
-    if (d == NULL) {
-        perror(sub);
-        exit(1);
-    }
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        char path[2400], name[300];
-        snprintf(path, sizeof path, "%s/%s", sub, e->d_name);
-        size_t n, len = strlen(e->d_name);
-        if (len > 5 && strcmp(e->d_name + len - 5, ".vseg") == 0) {
-            char *b = slurp(path, &n);
-            char *m = malloc(n + 1);
-            m[0] = (char)NDB_VEC_COSINE; /* byte 1: metric */
-            memcpy(m + 1, b, n);
-            snprintf(name, sizeof name, "%s-fixcrc", e->d_name);
-            put("vec_seg", name, 2, 1, m, n + 1);
-            put("vec_seg", e->d_name, 0, 1, m, n + 1);
-            free(m);
-            free(b);
-        } else if (strcmp(e->d_name, "wal.log") == 0) {
-            char *b = slurp(path, &n);
-            char *m = malloc(n + 1);
-            m[0] = 16 - 1; /* byte 1: dims - 1 */
-            memcpy(m + 1, b, n);
-            put("vec_seg", "wal-fixcrc", 3, 1, m, n + 1);
-            put("vec_seg", "wal", 1, 1, m, n + 1);
-            free(m);
-            free(b);
         }
     }
-    closedir(d);
+    ndb_vec_close(s);
+    ndb_doc_close(docs);
+    ndb_kv_close(kv);
+    /* the segments are in vseg/<collection id>/ */
+    DIR *top = opendir(dir);
+    struct dirent *c;
+    while (top && (c = readdir(top)) != NULL) {
+        if (c->d_name[0] == '.')
+            continue;
+        char sub[1400];
+        snprintf(sub, sizeof sub, "%s/%s", dir, c->d_name);
+        DIR *d = opendir(sub);
+        struct dirent *e;
+        while (d && (e = readdir(d)) != NULL) {
+            size_t n, len = strlen(e->d_name);
+            if (len <= 5 || strcmp(e->d_name + len - 5, ".vseg") != 0)
+                continue;
+            char path[2800], name[300];
+            snprintf(path, sizeof path, "%s/%s", sub, e->d_name);
+            char *b = slurp(path, &n);
+            snprintf(name, sizeof name, "%s-fixcrc", e->d_name);
+            put("vec_seg", name, 2, 1, b, n);
+            put("vec_seg", e->d_name, 0, 1, b, n);
+            free(b);
+        }
+        if (d)
+            closedir(d);
+    }
+    if (top)
+        closedir(top);
 }
 
 int main(int argc, char **argv)
