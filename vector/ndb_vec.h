@@ -80,6 +80,18 @@ ndb_status ndb_vec_open(ndb_kv *kv, ndb_doc_db *docs, const char *dir, const ndb
                         ndb_vec_db **out, ndb_errmsg *msg);
 void ndb_vec_close(ndb_vec_db *db);
 
+/*
+ * Converts the previous release's vector store (v1: its own files in v1dir,
+ * each collection's documents in the document collection of the same name)
+ * into vector collections of db: each live vector with its document moves
+ * into a vector collection of the same name, and leaves the document
+ * collection (dropped if nothing else is in it). Then v1dir is renamed to
+ * <v1dir>.converted. Every step can be repeated, so a conversion killed at
+ * any point is finished by calling this again. A missing v1dir is NDB_OK.
+ * Progress goes to the log.
+ */
+ndb_status ndb_vec_upgrade_v1(ndb_vec_db *db, ndb_doc_db *docs, const char *v1dir, ndb_errmsg *msg);
+
 /* Kernel variant in use ("avx512", "avx2", "neon", "scalar"); static string.
  * The service logs it at start-up. */
 const char *ndb_vec_kernel_name(void);
