@@ -96,6 +96,8 @@ ndb_status coll_new(const venv *env, const char *name, ndb_errmsg *msg, vcoll **
     c->refs = 1;
     c->next_no = 1;
     pthread_mutex_init(&c->wmu, NULL);
+    pthread_mutex_init(&c->bmu, NULL);
+    pthread_cond_init(&c->built, NULL);
     /* Prefer writers: a steady stream of searches must not starve the short
      * exclusive sections that apply durable writes. */
     pthread_rwlockattr_t ra;
@@ -115,15 +117,12 @@ void coll_free(vcoll *c)
     for (size_t i = 0; i < c->nsegs; i++)
         seg_close(c->segs[i]);
     free(c->segs);
-    for (uint64_t i = 0; i < c->an; i++)
-        free(c->aids[i]);
-    free(c->aids);
-    free(c->aidlen);
-    free(c->arowno);
-    free(c->adead);
-    free(c->arows);
+    rowset_free(&c->act);
+    rowset_free(&c->imm);
     idmap_free(&c->map);
     pthread_mutex_destroy(&c->wmu);
+    pthread_mutex_destroy(&c->bmu);
+    pthread_cond_destroy(&c->built);
     pthread_rwlock_destroy(&c->rw);
     free(c->dir);
     free(c);
@@ -174,66 +173,71 @@ ndb_status coll_check_vector(const vcoll *c, const float *v, uint32_t dims, cons
     return NDB_OK;
 }
 
-/* ---- memory rows ------------------------------------------------------------ */
+/* ---- row sets ---------------------------------------------------------------- */
 
-/* Grows the memory row arrays to hold want rows (rw held exclusively, or
- * single-threaded). */
-static ndb_status active_grow(vcoll *c, uint64_t want)
+ndb_status rowset_grow(const vcoll *c, rowset *r, uint64_t want)
 {
-    if (want <= c->acap)
+    if (want <= r->cap)
         return NDB_OK;
     /* First growth goes straight to a whole segment's worth: the pages are
-     * only virtual until rows land in them, and searches are not blocked by
-     * copying a large buffer under the write lock on every doubling. */
-    uint64_t ncap = c->acap ? c->acap : (c->seal_rows < 64 ? 64 : c->seal_rows);
+     * only virtual until rows land in them. */
+    uint64_t ncap = r->cap ? r->cap : (c->seal_rows < 64 ? 64 : c->seal_rows);
     while (ncap < want)
         ncap *= 2;
     float *rows = aligned_alloc(64, (size_t)ncap * c->stride);
-    char **ids = realloc(c->aids, ncap * sizeof *ids);
+    char **ids = realloc(r->ids, ncap * sizeof *ids);
     if (ids)
-        c->aids = ids;
-    uint32_t *lens = realloc(c->aidlen, ncap * sizeof *lens);
+        r->ids = ids;
+    uint32_t *lens = realloc(r->idlen, ncap * sizeof *lens);
     if (lens)
-        c->aidlen = lens;
-    uint64_t *rn = realloc(c->arowno, ncap * sizeof *rn);
+        r->idlen = lens;
+    uint64_t *rn = realloc(r->rowno, ncap * sizeof *rn);
     if (rn)
-        c->arowno = rn;
+        r->rowno = rn;
     uint64_t *dead = calloc((ncap + 63) / 64, 8);
     if (!rows || !ids || !lens || !rn || !dead) {
         free(rows);
         free(dead);
         return NDB_ENOMEM;
     }
-    if (c->an)
-        memcpy(rows, c->arows, (size_t)c->an * c->stride); /* new rows are written whole when appended */
-    if (c->adead)
-        memcpy(dead, c->adead, ((c->acap + 63) / 64) * 8);
-    free(c->arows);
-    free(c->adead);
-    c->arows = rows;
-    c->adead = dead;
-    c->acap = ncap;
+    if (r->n)
+        memcpy(rows, r->rows, (size_t)r->n * c->stride); /* new rows are written whole when appended */
+    if (r->dead)
+        memcpy(dead, r->dead, ((r->cap + 63) / 64) * 8);
+    free(r->rows);
+    free(r->dead);
+    r->rows = rows;
+    r->dead = dead;
+    r->cap = ncap;
     return NDB_OK;
 }
 
-static ndb_status seal(vcoll *c, ndb_errmsg *msg);
-
-ndb_status coll_reserve(vcoll *c, uint64_t n)
+/* Forgets r's rows, keeping its arrays for reuse. */
+static void rowset_clear(rowset *r)
 {
-    /* rows that would not fit go into a segment first, rather than being
-     * copied into larger arrays */
-    ndb_errmsg m = {{0}};
-    if (c->an && c->an + n > c->acap && seal(c, &m) != NDB_OK)
-        vlog(c->env, "building a segment for %s failed (%s); its rows stay in memory", c->name, m.text);
-    pthread_rwlock_wrlock(&c->rw);
-    ndb_status st = active_grow(c, c->an + n);
-    if (st == NDB_OK)
-        st = idmap_reserve(&c->map, n);
-    pthread_rwlock_unlock(&c->rw);
-    return st;
+    for (uint64_t i = 0; i < r->n; i++)
+        free(r->ids[i]);
+    if (r->dead)
+        memset(r->dead, 0, ((r->cap + 63) / 64) * 8);
+    r->n = r->ndead = 0;
 }
 
-/* Marks the row at loc dead (rw held exclusively, or single-threaded). */
+void rowset_free(rowset *r)
+{
+    rowset_clear(r);
+    free(r->rows);
+    free(r->ids);
+    free(r->idlen);
+    free(r->rowno);
+    free(r->dead);
+    memset(r, 0, sizeof *r);
+}
+
+static seg_rows rowset_view(const rowset *r)
+{
+    return (seg_rows){r->rows, r->ids, r->idlen, r->rowno, r->n};
+}
+
 static seg *find_seg(const vcoll *c, uint32_t no)
 {
     for (size_t i = 0; i < c->nsegs; i++)
@@ -242,12 +246,24 @@ static seg *find_seg(const vcoll *c, uint32_t no)
     return NULL;
 }
 
+/* The row set with location number no, or NULL for a segment. */
+static const rowset *set_of(const vcoll *c, uint32_t no)
+{
+    if (no == c->next_no)
+        return &c->act;
+    if (c->imm.n && no == c->imm_no)
+        return &c->imm;
+    return NULL;
+}
+
+/* Marks the row at loc dead (rw held exclusively, or single-threaded). */
 static void mark_dead(vcoll *c, idmap_loc loc)
 {
-    if (loc.seg == c->next_no) {
-        if (!bit_get(c->adead, loc.row)) {
-            bit_set(c->adead, loc.row);
-            c->andead++;
+    rowset *r = (rowset *)set_of(c, loc.seg);
+    if (r) {
+        if (!bit_get(r->dead, loc.row)) {
+            bit_set(r->dead, loc.row);
+            r->ndead++;
         }
         return;
     }
@@ -258,18 +274,19 @@ static void mark_dead(vcoll *c, idmap_loc loc)
     }
 }
 
-/* Appends a row (capacity and map reserved; takes aid and key, owned copies of
- * id). */
+/* Appends a row to act (capacity and map reserved; takes aid and key, owned
+ * copies of id). */
 static void append_owned(vcoll *c, char *aid, char *key, size_t idlen, uint64_t row, const float *vec)
 {
-    float *dst = c->arows + c->an * c->dpad;
+    rowset *a = &c->act;
+    float *dst = a->rows + a->n * c->dpad;
     memcpy(dst, vec, (size_t)c->dims * 4);
     memset(dst + c->dims, 0, (c->dpad - c->dims) * 4); /* the kernels read the padding */
-    c->aids[c->an] = aid;
-    c->aidlen[c->an] = (uint32_t)idlen;
-    c->arowno[c->an] = row;
-    idmap_put_owned(&c->map, key, idlen, (idmap_loc){c->next_no, (uint32_t)c->an});
-    c->an++;
+    a->ids[a->n] = aid;
+    a->idlen[a->n] = (uint32_t)idlen;
+    a->rowno[a->n] = row;
+    idmap_put_owned(&c->map, key, idlen, (idmap_loc){c->next_no, (uint32_t)a->n});
+    a->n++;
 }
 
 static char *dup_id(const char *id, size_t idlen)
@@ -285,7 +302,7 @@ static char *dup_id(const char *id, size_t idlen)
 ndb_status coll_append(vcoll *c, const char *id, size_t idlen, uint64_t row, const float *vec)
 {
     char *aid = dup_id(id, idlen), *key = dup_id(id, idlen);
-    ndb_status st = aid && key ? active_grow(c, c->an + 1) : NDB_ENOMEM;
+    ndb_status st = aid && key ? rowset_grow(c, &c->act, c->act.n + 1) : NDB_ENOMEM;
     if (st == NDB_OK)
         st = idmap_reserve(&c->map, 1);
     if (st != NDB_OK) {
@@ -315,11 +332,12 @@ void coll_apply(vcoll *c, const char *id, size_t idlen, uint64_t row, const floa
 
 const float *coll_row_at(const vcoll *c, idmap_loc loc, const char **id, size_t *idlen, uint64_t *row)
 {
-    if (loc.seg == c->next_no) {
-        *id = c->aids[loc.row];
-        *idlen = c->aidlen[loc.row];
-        *row = c->arowno[loc.row];
-        return c->arows + (size_t)loc.row * c->dpad;
+    const rowset *r = set_of(c, loc.seg);
+    if (r) {
+        *id = r->ids[loc.row];
+        *idlen = r->idlen[loc.row];
+        *row = r->rowno[loc.row];
+        return r->rows + (size_t)loc.row * c->dpad;
     }
     const seg *s = find_seg(c, loc.seg);
     *id = seg_id(s, loc.row, idlen);
@@ -327,19 +345,21 @@ const float *coll_row_at(const vcoll *c, idmap_loc loc, const char **id, size_t 
     return seg_row(s, loc.row);
 }
 
-uint64_t coll_row_of(const vcoll *c, const char *id, size_t idlen)
+uint64_t coll_row_of(vcoll *c, const char *id, size_t idlen)
 {
+    pthread_rwlock_rdlock(&c->rw); /* the builder swaps segments in without wmu */
     idmap_loc *loc = idmap_get(&c->map, id, idlen);
-    if (!loc)
-        return UINT64_MAX;
-    const char *rid;
-    size_t rl;
-    uint64_t row;
-    coll_row_at(c, *loc, &rid, &rl, &row);
+    uint64_t row = UINT64_MAX;
+    if (loc) {
+        const char *rid;
+        size_t rl;
+        coll_row_at(c, *loc, &rid, &rl, &row);
+    }
+    pthread_rwlock_unlock(&c->rw);
     return row;
 }
 
-/* ---- segments (wmu held) ------------------------------------------------------ */
+/* ---- segments ------------------------------------------------------------------- */
 
 static char *seg_path(const vcoll *c, uint32_t no, int tmp)
 {
@@ -350,17 +370,8 @@ static char *seg_path(const vcoll *c, uint32_t no, int tmp)
     return p;
 }
 
-static void src_fn(void *ctx, uint64_t i, const float **row, const char **id, size_t *len, uint64_t *rowno)
-{
-    const seg_src_row *s = (const seg_src_row *)ctx + i;
-    *row = s->row;
-    *id = s->id;
-    *len = s->idlen;
-    *rowno = s->rowno;
-}
-
-ndb_status coll_write_segment(vcoll *c, uint32_t no, uint64_t lo, uint64_t hi, const seg_src_row *rows, uint64_t n,
-                              seg **out, ndb_errmsg *msg)
+ndb_status coll_write_segment(vcoll *c, uint32_t no, uint64_t lo, uint64_t hi, const seg_rows *rows, seg **out,
+                              ndb_errmsg *msg)
 {
     kv_env *fs = c->env->fs;
     char *tmp = seg_path(c, no, 1), *fin = seg_path(c, no, 0);
@@ -370,7 +381,7 @@ ndb_status coll_write_segment(vcoll *c, uint32_t no, uint64_t lo, uint64_t hi, c
         st = ndb_errmsg_set(msg, NDB_ENOMEM, "segment for %s: out of memory", c->name);
     else if ((st = fs->v->mkdir(fs, c->dir)) != NDB_OK)
         st = ndb_errmsg_set(msg, st, "cannot create %s", c->dir);
-    else if ((st = seg_write(fs, tmp, &sid, lo, hi, n, src_fn, (void *)rows, msg)) == NDB_OK) {
+    else if ((st = seg_write(fs, tmp, &sid, lo, hi, rows, msg)) == NDB_OK) {
         if ((st = fs->v->rename(fs, tmp, fin)) != NDB_OK)
             ndb_errmsg_set(msg, st, "rename %s failed", tmp);
         else
@@ -391,56 +402,71 @@ static void remove_segment_file(vcoll *c, uint32_t no)
     free(p);
 }
 
-/* Turns the memory rows into a segment covering [covered, next_row). */
-static ndb_status seal(vcoll *c, ndb_errmsg *msg)
+void coll_wait_built(vcoll *c)
 {
-    uint64_t live = c->an - c->andead;
-    seg_src_row *rows = malloc((live ? live : 1) * sizeof *rows);
-    /* a new list, swapped in under the write lock: searches iterate the old one */
-    seg **arr = malloc((c->nsegs + 1) * sizeof(seg *));
-    if (!rows || !arr) {
-        free(rows);
-        free(arr);
-        return ndb_errmsg_set(msg, NDB_ENOMEM, "segment for %s: out of memory", c->name);
-    }
-    if (c->nsegs)
-        memcpy(arr, c->segs, c->nsegs * sizeof(seg *));
-    uint64_t j = 0;
-    for (uint64_t i = 0; i < c->an; i++)
-        if (!bit_get(c->adead, i))
-            rows[j++] = (seg_src_row){c->arows + i * c->dpad, c->aids[i], c->aidlen[i], c->arowno[i]};
+    pthread_mutex_lock(&c->bmu);
+    while (c->building)
+        pthread_cond_wait(&c->built, &c->bmu);
+    pthread_mutex_unlock(&c->bmu);
+}
+
+/* Writes imm out as segment imm_no (all its rows, dead ones masked, so row i
+ * of the file is row i of imm and the id map stays as it is) and swaps it in.
+ * Only one build of c runs at a time (the builder thread's, or a writer's
+ * holding wmu after coll_wait_built). */
+static ndb_status build_imm(vcoll *c, ndb_errmsg *msg)
+{
+    seg_rows v = rowset_view(&c->imm);
     seg *s = NULL;
-    uint64_t hi = c->next_row;
-    ndb_status st = coll_write_segment(c, c->next_no, c->covered, hi, rows, live, &s, msg);
+    seg **arr = malloc((c->nsegs + 1) * sizeof(seg *));
+    ndb_status st = arr ? coll_write_segment(c, c->imm_no, c->imm_lo, c->imm_hi, &v, &s, msg) : NDB_ENOMEM;
     if (st != NDB_OK) {
-        free(rows);
         free(arr);
         return st;
     }
-    arr[c->nsegs] = s;
     pthread_rwlock_wrlock(&c->rw);
+    memcpy(s->dead, c->imm.dead, ((s->nrows + 63) / 64) * 8);
+    s->ndead = c->imm.ndead;
     seg **old = c->segs;
+    if (c->nsegs)
+        memcpy(arr, c->segs, c->nsegs * sizeof(seg *));
+    arr[c->nsegs] = s; /* imm's rows come after every segment's */
     c->segs = arr;
     c->nsegs++;
-    for (uint64_t r = 0; r < live; r++) {
-        idmap_loc *loc = idmap_get(&c->map, rows[r].id, rows[r].idlen);
-        if (loc)
-            *loc = (idmap_loc){s->no, (uint32_t)r};
-    }
-    for (uint64_t i = 0; i < c->an; i++)
-        free(c->aids[i]);
-    memset(c->adead, 0, ((c->acap + 63) / 64) * 8);
-    c->an = c->andead = 0;
-    c->next_no++;
-    c->covered = hi;
+    rowset_clear(&c->imm);
     pthread_rwlock_unlock(&c->rw);
     free(old);
-    free(rows);
+    return NDB_OK;
+}
+
+/* Freezes act into imm and queues its build (wmu held). A build still
+ * running is waited for first; one that failed is retried here. */
+static ndb_status freeze(vcoll *c, bool wait, ndb_errmsg *msg)
+{
+    coll_wait_built(c);
+    ndb_status st = c->imm.n ? build_imm(c, msg) : NDB_OK;
+    if (st != NDB_OK || c->act.n == 0)
+        return st;
+    pthread_rwlock_wrlock(&c->rw);
+    rowset spare = c->imm;
+    c->imm = c->act;
+    c->act = spare;
+    c->imm_no = c->next_no++;
+    c->imm_lo = c->covered;
+    c->imm_hi = c->covered = c->next_row;
+    pthread_rwlock_unlock(&c->rw);
+    if (wait)
+        return build_imm(c, msg);
+    pthread_mutex_lock(&c->bmu);
+    c->building = 1;
+    pthread_mutex_unlock(&c->bmu);
+    vdb_build_later(c->env, c);
     return NDB_OK;
 }
 
 /* Rewrites every segment without its dead rows, as segments of at most
- * seal_rows rows covering the same row numbers. */
+ * seal_rows rows covering the same row numbers (wmu held, no build running:
+ * the dead bits cannot change meanwhile). */
 static ndb_status merge_segments(vcoll *c, ndb_errmsg *msg)
 {
     uint64_t live = 0, dead = 0;
@@ -451,34 +477,45 @@ static ndb_status merge_segments(vcoll *c, ndb_errmsg *msg)
     if (c->nsegs == 0 || (dead == 0 && c->nsegs <= 1))
         return NDB_OK;
     uint64_t nout = live ? (live + c->seal_rows - 1) / c->seal_rows : 1;
-    seg_src_row *rows = malloc((live ? live : 1) * sizeof *rows);
     seg **outs = calloc(nout, sizeof(seg *));
-    if (!rows || !outs) {
-        free(rows);
+    idmap_loc *at = malloc((live ? live : 1) * sizeof *at); /* the live rows, in order */
+    rowset buf = {0};
+    if (!outs || !at || rowset_grow(c, &buf, c->seal_rows) != NDB_OK) {
         free(outs);
+        free(at);
+        rowset_free(&buf);
         return ndb_errmsg_set(msg, NDB_ENOMEM, "merge %s: out of memory", c->name);
     }
     uint64_t j = 0;
-    for (size_t i = 0; i < c->nsegs; i++) {
-        seg *s = c->segs[i];
-        for (uint64_t r = 0; r < s->nrows; r++) {
-            if (bit_get(s->dead, r))
-                continue;
-            size_t l;
-            const char *id = seg_id(s, r, &l);
-            rows[j++] = (seg_src_row){seg_row(s, r), id, l, s->rowno[r]};
-        }
-    }
-    /* output k covers from its first row (the first output from the first
-     * segment's lo) to the next output's first row (the last to the last hi) */
+    for (size_t i = 0; i < c->nsegs; i++)
+        for (uint64_t r = 0; r < c->segs[i]->nrows; r++)
+            if (!bit_get(c->segs[i]->dead, r))
+                at[j++] = (idmap_loc){(uint32_t)i, (uint32_t)r};
+    /* output k holds live rows [k·seal_rows, (k+1)·seal_rows) and covers from
+     * its first row (the first output from the first segment's lo) to the
+     * next output's first row (the last to the last segment's hi) */
     ndb_status st = NDB_OK;
-    uint64_t made = 0, lo_all = c->segs[0]->lo, hi_all = c->segs[c->nsegs - 1]->hi;
+    uint64_t made = 0, lo = c->segs[0]->lo;
     for (; made < nout && st == NDB_OK; made++) {
         uint64_t first = made * c->seal_rows, n = live - first < c->seal_rows ? live - first : c->seal_rows;
-        uint64_t lo = made == 0 ? lo_all : rows[first].rowno;
-        uint64_t hi = made + 1 == nout ? hi_all : rows[first + n].rowno;
-        st = coll_write_segment(c, c->next_no + (uint32_t)made, lo, hi, rows + first, n, &outs[made], msg);
+        for (buf.n = 0; buf.n < n; buf.n++) {
+            const seg *s = c->segs[at[first + buf.n].seg];
+            uint32_t r = at[first + buf.n].row;
+            size_t l;
+            memcpy(buf.rows + buf.n * c->dpad, seg_row(s, r), c->stride);
+            buf.ids[buf.n] = (char *)seg_id(s, r, &l); /* borrowed from the mapping: not freed */
+            buf.idlen[buf.n] = (uint32_t)l;
+            buf.rowno[buf.n] = s->rowno[r];
+        }
+        uint64_t hi = made + 1 == nout ? c->segs[c->nsegs - 1]->hi
+                                       : c->segs[at[first + n].seg]->rowno[at[first + n].row];
+        seg_rows v = rowset_view(&buf);
+        st = coll_write_segment(c, c->next_no + (uint32_t)made, lo, hi, &v, &outs[made], msg);
+        lo = hi;
     }
+    free(at);
+    buf.n = 0; /* the ids were borrowed */
+    rowset_free(&buf);
     if (st != NDB_OK) {
         for (uint64_t i = 0; i < made; i++) {
             if (outs[i]) {
@@ -486,30 +523,31 @@ static ndb_status merge_segments(vcoll *c, ndb_errmsg *msg)
                 seg_close(outs[i]);
             }
         }
-        free(rows);
         free(outs);
         return st;
     }
     pthread_rwlock_wrlock(&c->rw);
-    for (uint64_t r = 0; r < live; r++) {
-        idmap_loc *loc = idmap_get(&c->map, rows[r].id, rows[r].idlen);
-        if (loc)
-            *loc = (idmap_loc){outs[r / c->seal_rows]->no, (uint32_t)(r % c->seal_rows)};
+    for (uint64_t k = 0; k < nout; k++) {
+        for (uint64_t r = 0; r < outs[k]->nrows; r++) {
+            size_t l;
+            const char *id = seg_id(outs[k], r, &l);
+            idmap_loc *loc = idmap_get(&c->map, id, l);
+            if (loc)
+                *loc = (idmap_loc){outs[k]->no, (uint32_t)r};
+        }
     }
     seg **old = c->segs;
     size_t nold = c->nsegs;
     c->segs = outs;
     c->nsegs = nout;
-    /* the outputs took the memory rows' number and those after it: the memory
-     * rows take the next free one */
+    /* the outputs took act's number and those after it: act takes the next */
     c->next_no += (uint32_t)nout;
-    for (uint64_t i = 0; i < c->an; i++) {
-        idmap_loc *loc = bit_get(c->adead, i) ? NULL : idmap_get(&c->map, c->aids[i], c->aidlen[i]);
+    for (uint64_t i = 0; i < c->act.n; i++) {
+        idmap_loc *loc = bit_get(c->act.dead, i) ? NULL : idmap_get(&c->map, c->act.ids[i], c->act.idlen[i]);
         if (loc)
             loc->seg = c->next_no;
     }
     pthread_rwlock_unlock(&c->rw);
-    free(rows); /* pointed into the old mappings: free before closing them */
     for (size_t i = 0; i < nold; i++) {
         remove_segment_file(c, old[i]->no);
         seg_close(old[i]);
@@ -520,28 +558,73 @@ static ndb_status merge_segments(vcoll *c, ndb_errmsg *msg)
     return NDB_OK;
 }
 
-void coll_maybe_seal(vcoll *c)
+/* Merges once dead rows are at least half of the segments' rows (and a
+ * segment's worth), so space from deletes and updates is reclaimed with
+ * bounded write amplification (wmu held, no build running). */
+static void maybe_merge(vcoll *c)
 {
-    ndb_errmsg m = {{0}};
-    if (c->an >= c->seal_rows && seal(c, &m) != NDB_OK) {
-        vlog(c->env, "building a segment for %s failed (%s); its rows stay in memory", c->name, m.text);
-        return;
-    }
-    /* merge once dead rows are at least half of the segments' rows (and a
-     * segment's worth), so space from deletes and updates is reclaimed with
-     * bounded write amplification */
     uint64_t rows = 0, dead = 0;
     for (size_t i = 0; i < c->nsegs; i++) {
         rows += c->segs[i]->nrows;
         dead += c->segs[i]->ndead;
     }
+    ndb_errmsg m = {{0}};
     if (dead >= c->seal_rows && dead * 2 >= rows && merge_segments(c, &m) != NDB_OK)
-        vlog(c->env, "merging the segments of %s failed (%s); retried after a later write", c->name, m.text);
+        vlog(c->env, "merging the segments of %s failed (%s); retried later", c->name, m.text);
+}
+
+ndb_status coll_reserve(vcoll *c, uint64_t n)
+{
+    /* rows that would not fit go to a segment first, rather than being copied
+     * into larger arrays */
+    ndb_errmsg m = {{0}};
+    if (c->act.n && c->act.n + n > c->act.cap && freeze(c, false, &m) != NDB_OK)
+        vlog(c->env, "building a segment for %s failed (%s); its rows stay in memory", c->name, m.text);
+    pthread_rwlock_wrlock(&c->rw);
+    ndb_status st = rowset_grow(c, &c->act, c->act.n + n);
+    if (st == NDB_OK)
+        st = idmap_reserve(&c->map, n);
+    pthread_rwlock_unlock(&c->rw);
+    return st;
+}
+
+void coll_maybe_seal(vcoll *c)
+{
+    ndb_errmsg m = {{0}};
+    if (c->act.n >= c->seal_rows && freeze(c, false, &m) != NDB_OK)
+        vlog(c->env, "building a segment for %s failed (%s); its rows stay in memory", c->name, m.text);
+    pthread_mutex_lock(&c->bmu);
+    int busy = c->building;
+    pthread_mutex_unlock(&c->bmu);
+    if (!busy) /* else the builder merges after its build */
+        maybe_merge(c);
+}
+
+void coll_build_frozen(vcoll *c)
+{
+    ndb_errmsg m = {{0}};
+    if (!__atomic_load_n(&c->dropped, __ATOMIC_ACQUIRE) && build_imm(c, &m) != NDB_OK)
+        vlog(c->env, "building a segment for %s failed (%s); its rows stay in memory, retried later", c->name,
+             m.text);
+    pthread_mutex_lock(&c->bmu);
+    c->building = 0;
+    pthread_cond_broadcast(&c->built);
+    pthread_mutex_unlock(&c->bmu);
+    /* a merge excludes writers; a writer holding wmu may be waiting for this
+     * thread's next build of c, so only try: a write merges later otherwise */
+    if (pthread_mutex_trylock(&c->wmu) != 0)
+        return;
+    pthread_mutex_lock(&c->bmu);
+    int again = c->building; /* a writer froze and queued again: that build merges */
+    pthread_mutex_unlock(&c->bmu);
+    if (!again && !c->dropped)
+        maybe_merge(c);
+    pthread_mutex_unlock(&c->wmu);
 }
 
 ndb_status coll_merge(vcoll *c, ndb_errmsg *msg)
 {
-    ndb_status st = c->an > 0 ? seal(c, msg) : NDB_OK;
+    ndb_status st = freeze(c, true, msg);
     return st == NDB_OK ? merge_segments(c, msg) : st;
 }
 
@@ -553,7 +636,7 @@ void coll_info(vcoll *c, ndb_vec_info *out)
     out->metric = c->metric;
     pthread_rwlock_rdlock(&c->rw);
     out->rows = c->map.count;
-    out->dead = c->andead;
+    out->dead = c->act.ndead + c->imm.ndead;
     out->segments = (uint32_t)c->nsegs;
     for (size_t i = 0; i < c->nsegs; i++)
         out->dead += c->segs[i]->ndead;

@@ -106,10 +106,9 @@ static ndb_status open_segments(vcoll *c, ndb_errmsg *msg)
     return NDB_OK;
 }
 
-/* The rows with numbers in [lo, hi) from kv, copied (caller frees *rows and
- * *buf). */
-static ndb_status read_rows(vcoll *c, uint64_t lo, uint64_t hi, seg_src_row **rows, uint64_t *n, char **buf,
-                            ndb_errmsg *msg)
+/* The rows with numbers in [lo, hi) from kv into out (empty; caller frees
+ * it with rowset_free). */
+static ndb_status read_rows(vcoll *c, uint64_t lo, uint64_t hi, rowset *out, ndb_errmsg *msg)
 {
     uint8_t klo[24], khi[24];
     size_t llo = key_row(c, lo, klo), lhi = key_row(c, hi, khi);
@@ -117,10 +116,6 @@ static ndb_status read_rows(vcoll *c, uint64_t lo, uint64_t hi, seg_src_row **ro
     ndb_status st = ndb_kv_iter_new(c->env->kv, NULL, klo, llo, khi, lhi, &it);
     if (st != NDB_OK)
         return ndb_errmsg_set(msg, st, "vector collection %s: reading rows", c->name);
-    uint64_t cnt = 0, cap = 0;
-    size_t bytes = 0, bcap = 0;
-    seg_src_row *r = NULL;
-    char *b = NULL;
     for (ndb_kv_iter_seek_first(it); ndb_kv_iter_valid(it) && st == NDB_OK; ndb_kv_iter_next(it)) {
         size_t kl, vl, idlen;
         const uint8_t *k = ndb_kv_iter_key(it, &kl);
@@ -131,81 +126,44 @@ static ndb_status read_rows(vcoll *c, uint64_t lo, uint64_t hi, seg_src_row **ro
             st = ndb_errmsg_set(msg, NDB_ECORRUPT, "vector collection %s: a row in kv is malformed", c->name);
             break;
         }
-        size_t need = (c->stride + idlen + 63) & ~(size_t)63;
-        if (cnt == cap) {
-            cap = cap ? cap * 2 : 1024;
-            seg_src_row *nr = realloc(r, cap * sizeof *r);
-            if (!nr) {
-                st = NDB_ENOMEM;
-                break;
-            }
-            r = nr;
+        if ((st = rowset_grow(c, out, out->n + 1)) != NDB_OK || (out->ids[out->n] = malloc(idlen + 1)) == NULL) {
+            st = NDB_ENOMEM;
+            break;
         }
-        if (bytes + need > bcap) {
-            size_t nc = bcap ? bcap * 2 : need * 1024;
-            while (nc < bytes + need)
-                nc *= 2;
-            char *nb = aligned_alloc(64, nc);
-            if (!nb) {
-                st = NDB_ENOMEM;
-                break;
-            }
-            if (b) {
-                memcpy(nb, b, bytes);
-                for (uint64_t i = 0; i < cnt; i++) { /* re-point into the new buffer */
-                    r[i].row = (const float *)(nb + ((const char *)r[i].row - b));
-                    r[i].id = nb + (r[i].id - b);
-                }
-                free(b);
-            }
-            b = nb;
-            bcap = nc;
-        }
-        float *row = (float *)(b + bytes);
+        float *row = out->rows + out->n * c->dpad;
         memcpy(row, vec, (size_t)c->dims * 4);
-        memcpy(b + bytes + c->stride, id, idlen);
-        r[cnt++] = (seg_src_row){row, b + bytes + c->stride, idlen, key_row_number(k + c->rklen)};
-        bytes += need;
+        memset(row + c->dims, 0, (c->dpad - c->dims) * 4);
+        memcpy(out->ids[out->n], id, idlen);
+        out->ids[out->n][idlen] = 0;
+        out->idlen[out->n] = (uint32_t)idlen;
+        out->rowno[out->n++] = key_row_number(k + c->rklen);
     }
     if (st == NDB_OK && (st = ndb_kv_iter_status(it)) != NDB_OK)
         ndb_errmsg_set(msg, st, "vector collection %s: reading rows", c->name);
     ndb_kv_iter_free(it);
-    if (st != NDB_OK) {
-        free(r);
-        free(b);
-        return st;
-    }
-    *rows = r;
-    *n = cnt;
-    *buf = b;
-    return NDB_OK;
+    return st;
 }
 
 /* Step 2: rebuilds [lo, hi) from kv into a segment when kv holds rows there. */
 static ndb_status fill_gap(vcoll *c, uint64_t lo, uint64_t hi, ndb_errmsg *msg)
 {
-    seg_src_row *rows = NULL;
-    char *buf = NULL;
-    uint64_t n = 0;
-    ndb_status st = read_rows(c, lo, hi, &rows, &n, &buf, msg);
-    if (st != NDB_OK || n == 0) {
-        free(rows);
-        free(buf);
-        return st;
-    }
+    rowset rows = {0};
+    ndb_status st = read_rows(c, lo, hi, &rows, msg);
     seg *s = NULL;
-    seg **arr = realloc(c->segs, (c->nsegs + 1) * sizeof *arr);
-    if (!arr)
-        st = NDB_ENOMEM;
-    else if ((c->segs = arr, st = coll_write_segment(c, c->next_no, lo, hi, rows, n, &s, msg)) == NDB_OK) {
-        vlog(c->env, "vector collection %s: rebuilt rows %llu..%llu (%llu documents) from kv as segment %u", c->name,
-             (unsigned long long)lo, (unsigned long long)hi, (unsigned long long)n, c->next_no);
-        c->segs[c->nsegs++] = s;
-        c->next_no++;
-        qsort(c->segs, c->nsegs, sizeof *c->segs, by_lo);
+    seg **arr = NULL;
+    if (st == NDB_OK && rows.n > 0) {
+        seg_rows v = {rows.rows, rows.ids, rows.idlen, rows.rowno, rows.n};
+        if ((arr = realloc(c->segs, (c->nsegs + 1) * sizeof *arr)) == NULL)
+            st = NDB_ENOMEM;
+        else if ((c->segs = arr, st = coll_write_segment(c, c->next_no, lo, hi, &v, &s, msg)) == NDB_OK) {
+            vlog(c->env, "vector collection %s: rebuilt rows %llu..%llu (%llu documents) from kv as segment %u",
+                 c->name, (unsigned long long)lo, (unsigned long long)hi, (unsigned long long)rows.n, c->next_no);
+            c->segs[c->nsegs++] = s;
+            c->next_no++;
+            qsort(c->segs, c->nsegs, sizeof *c->segs, by_lo);
+        }
     }
-    free(rows);
-    free(buf);
+    rowset_free(&rows);
     return st;
 }
 
@@ -328,25 +286,22 @@ static ndb_status map_ids(vcoll *c, idmap *pending, nolist *stale, ndb_errmsg *m
 /* Step 4: rows at or above covered into memory; next_row past every row. */
 static ndb_status load_tail(vcoll *c, const idmap *pending, ndb_errmsg *msg)
 {
-    seg_src_row *rows = NULL;
-    char *buf = NULL;
-    uint64_t n = 0;
-    ndb_status st = read_rows(c, c->covered, UINT64_MAX, &rows, &n, &buf, msg);
+    rowset rows = {0};
+    ndb_status st = read_rows(c, c->covered, UINT64_MAX, &rows, msg);
     c->next_row = c->covered;
-    for (uint64_t i = 0; i < n && st == NDB_OK; i++) {
-        idmap_loc *want = idmap_get(pending, rows[i].id, rows[i].idlen);
-        if (!want || ((uint64_t)want->seg << 32 | want->row) != rows[i].rowno)
+    for (uint64_t i = 0; i < rows.n && st == NDB_OK; i++) {
+        idmap_loc *want = idmap_get(pending, rows.ids[i], rows.idlen[i]);
+        if (!want || ((uint64_t)want->seg << 32 | want->row) != rows.rowno[i])
             st = ndb_errmsg_set(msg, NDB_ECORRUPT, "vector collection %s: row %llu has no id entry", c->name,
-                                (unsigned long long)rows[i].rowno);
+                                (unsigned long long)rows.rowno[i]);
         else
-            st = coll_append(c, rows[i].id, rows[i].idlen, rows[i].rowno, rows[i].row);
-        c->next_row = rows[i].rowno + 1;
+            st = coll_append(c, rows.ids[i], rows.idlen[i], rows.rowno[i], rows.rows + i * c->dpad);
+        c->next_row = rows.rowno[i] + 1;
     }
-    if (st == NDB_OK && n != pending->count)
+    if (st == NDB_OK && rows.n != pending->count)
         st = ndb_errmsg_set(msg, NDB_ECORRUPT, "vector collection %s: %zu ids point past the rows in kv", c->name,
-                            pending->count - (size_t)n);
-    free(rows);
-    free(buf);
+                            pending->count - (size_t)rows.n);
+    rowset_free(&rows);
     return st;
 }
 
@@ -358,11 +313,7 @@ static void reset(vcoll *c)
     free(c->segs);
     c->segs = NULL;
     c->nsegs = 0;
-    for (uint64_t i = 0; i < c->an; i++)
-        free(c->aids[i]);
-    c->an = c->andead = 0;
-    if (c->adead)
-        memset(c->adead, 0, ((c->acap + 63) / 64) * 8);
+    rowset_free(&c->act);
     idmap_free(&c->map);
     idmap_init(&c->map);
     c->covered = 0;

@@ -31,7 +31,7 @@
 
 static int bit_get(const uint64_t *bm, uint64_t i) { return (int)((bm[i >> 6] >> (i & 63)) & 1u); }
 
-typedef struct part {        /* one run of rows: a segment or the memory rows */
+typedef struct part {        /* one run of rows: a segment, imm or act */
     uint32_t no;
     const float *rows;
     uint64_t n;
@@ -363,8 +363,8 @@ static ndb_status run(vcoll *c, const float *queries, size_t nq, uint32_t dims, 
 
     pthread_rwlock_rdlock(&c->rw);
     locked = 1;
-    parts = calloc(c->nsegs + 1, sizeof *parts);
-    owned = calloc(c->nsegs + 1, sizeof *owned);
+    parts = calloc(c->nsegs + 2, sizeof *parts);
+    owned = calloc(c->nsegs + 2, sizeof *owned);
     if (!parts || !owned) {
         st = ndb_errmsg_set(msg, NDB_ENOMEM, "search: out of memory");
         goto out;
@@ -372,8 +372,12 @@ static ndb_status run(vcoll *c, const float *queries, size_t nq, uint32_t dims, 
     for (size_t i = 0; i < c->nsegs; i++)
         parts[nparts++] = (part){c->segs[i]->no, c->segs[i]->rows, c->segs[i]->nrows,
                                  c->segs[i]->ndead ? c->segs[i]->dead : NULL, NULL, 0};
-    if (c->an)
-        parts[nparts++] = (part){c->next_no, c->arows, c->an, c->andead ? c->adead : NULL, NULL, 0};
+    const rowset *sets[2] = {&c->imm, &c->act};
+    const uint32_t numbers[2] = {c->imm_no, c->next_no};
+    for (int i = 0; i < 2; i++)
+        if (sets[i]->n)
+            parts[nparts++] = (part){numbers[i], sets[i]->rows, sets[i]->n, sets[i]->ndead ? sets[i]->dead : NULL, NULL,
+                                     0};
     if (filtered && (st = apply_candidates(c, parts, nparts, &cand, owned, msg)) != NDB_OK)
         goto out;
     /* Chunks: about 1 MiB of rows for single queries (many tasks balance the

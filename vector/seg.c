@@ -63,49 +63,38 @@ static void wb_put(wbuf *w, const void *p, size_t n)
     }
 }
 
-ndb_status seg_write(kv_env *fs, const char *path, const seg_identity *sid, uint64_t lo, uint64_t hi, uint64_t nrows,
-                     seg_row_fn fn, void *ctx, ndb_errmsg *msg)
+ndb_status seg_write(kv_env *fs, const char *path, const seg_identity *sid, uint64_t lo, uint64_t hi, const seg_rows *r,
+                     ndb_errmsg *msg)
 {
-    if (nrows > SEG_MAX_ROWS)
+    if (r->n > SEG_MAX_ROWS)
         return ndb_errmsg_set(msg, NDB_ELIMIT, "segment %s: %llu rows exceed the limit", path,
-                              (unsigned long long)nrows);
+                              (unsigned long long)r->n);
     size_t stride = seg_stride(sid->dims);
+    uint64_t idbytes = 0;
+    for (uint64_t i = 0; i < r->n; i++)
+        idbytes += r->idlen[i];
+    if (idbytes > UINT32_MAX)
+        return ndb_errmsg_set(msg, NDB_ELIMIT, "segment %s: id table over 4 GiB", path);
     wbuf w = {NULL, path, malloc(WBUF), 0, 0, NDB_OK};
-    unsigned char *rowbuf = calloc(1, stride);
-    ndb_status st = !w.buf || !rowbuf ? NDB_ENOMEM : fs->v->open_append(fs, path, 0, &w.f);
+    ndb_status st = !w.buf ? NDB_ENOMEM : fs->v->open_append(fs, path, 0, &w.f);
     if (st != NDB_OK) {
         free(w.buf);
-        free(rowbuf);
         return ndb_errmsg_set(msg, st, "segment %s: cannot create (%s)", path, ndb_strerror(st));
     }
-    const float *row;
-    const char *id;
-    size_t idlen;
-    uint64_t r;
-    for (uint64_t i = 0; i < nrows; i++) {
-        fn(ctx, i, &row, &id, &idlen, &r);
-        memcpy(rowbuf, row, (size_t)sid->dims * 4); /* padding stays zero */
-        wb_put(&w, rowbuf, stride);
-    }
-    for (uint64_t i = 0; i < nrows; i++) {
-        fn(ctx, i, &row, &id, &idlen, &r);
-        wb_put(&w, &r, 8);
-    }
-    uint64_t idbytes = 0;
+    /* the rows go out in one append, straight from memory */
+    size_t rowbytes = (size_t)r->n * stride;
+    w.crc = crc32c_extend(w.crc, r->rows, rowbytes);
+    if (rowbytes)
+        w.st = kv_file_append(w.f, r->rows, rowbytes);
+    wb_put(&w, r->rowno, (size_t)r->n * 8);
     uint32_t off = 0;
     wb_put(&w, &off, 4);
-    for (uint64_t i = 0; i < nrows && st == NDB_OK; i++) {
-        fn(ctx, i, &row, &id, &idlen, &r);
-        idbytes += idlen;
-        if (idbytes > UINT32_MAX)
-            st = ndb_errmsg_set(msg, NDB_ELIMIT, "segment %s: id table over 4 GiB", path);
-        off = (uint32_t)idbytes;
+    for (uint64_t i = 0; i < r->n; i++) {
+        off += r->idlen[i];
         wb_put(&w, &off, 4);
     }
-    for (uint64_t i = 0; i < nrows && st == NDB_OK; i++) {
-        fn(ctx, i, &row, &id, &idlen, &r);
-        wb_put(&w, id, idlen);
-    }
+    for (uint64_t i = 0; i < r->n; i++)
+        wb_put(&w, r->ids[i], r->idlen[i]);
     unsigned char ft[SEG_FOOTER] = {0};
     memcpy(ft + F_MAGIC, SEG_MAGIC, 8);
     put32(ft + F_VERSION, SEG_VERSION);
@@ -115,18 +104,17 @@ ndb_status seg_write(kv_env *fs, const char *path, const seg_identity *sid, uint
     put64(ft + F_COLL, sid->coll);
     put64(ft + F_LO, lo);
     put64(ft + F_HI, hi);
-    put64(ft + F_NROWS, nrows);
+    put64(ft + F_NROWS, r->n);
     put64(ft + F_IDBYTES, idbytes);
     put32(ft + F_DATA_CRC, w.crc);
     put32(ft + F_CRC, crc32c(ft, F_CRC));
     wb_put(&w, ft, SEG_FOOTER);
     wb_flush(&w);
     ndb_status cst = kv_file_close(w.f);
-    if (st == NDB_OK && (w.st != NDB_OK || cst != NDB_OK))
-        st = ndb_errmsg_set(msg, NDB_EIO, "segment %s: write failed", path);
     free(w.buf);
-    free(rowbuf);
-    return st;
+    if (w.st != NDB_OK || cst != NDB_OK)
+        return ndb_errmsg_set(msg, NDB_EIO, "segment %s: write failed", path);
+    return NDB_OK;
 }
 
 #define BAD(...) ndb_errmsg_set(msg, NDB_ECORRUPT, __VA_ARGS__)

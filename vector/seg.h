@@ -61,15 +61,21 @@ typedef struct seg_identity {
 /* Bytes per row for dims. */
 static inline size_t seg_stride(uint32_t dims) { return ((size_t)dims * 4 + 63) & ~(size_t)63; }
 
-/* Rows to write: row i's dims floats, its id and its row number. */
-typedef void (*seg_row_fn)(void *ctx, uint64_t i, const float **row, const char **id, size_t *id_len,
-                           uint64_t *rowno);
+/* Rows to write, in the memory layout: n rows of stride bytes one after the
+ * other (padding zeroed), their ids and their row numbers (ascending). */
+typedef struct seg_rows {
+    const float *rows;
+    char *const *ids;
+    const uint32_t *idlen;
+    const uint64_t *rowno;
+    uint64_t n;
+} seg_rows;
 
 /* Writes path (created or truncated) through fs; row numbers must ascend
  * within [lo, hi). Neither renames nor syncs: the caller renames a finished
  * file into place. */
 ndb_status seg_write(struct kv_env *fs, const char *path, const seg_identity *id, uint64_t lo, uint64_t hi,
-                     uint64_t nrows, seg_row_fn fn, void *ctx, ndb_errmsg *msg);
+                     const seg_rows *rows, ndb_errmsg *msg);
 /* Opens and validates path against id. On success *out is the segment (dead
  * bitmap all clear); caller frees with seg_close. */
 ndb_status seg_open(struct kv_env *fs, const char *path, uint32_t no, const seg_identity *id, seg **out,

@@ -16,8 +16,59 @@
 #include "kern.h"
 #include "vec_int.h"
 
+/* The thread that writes frozen row sets out as segment files, so writers
+ * never wait for one (unless the previous one of their collection is still
+ * being written). Its queue links collections through vcoll.qnext; each
+ * queued collection holds a reference. */
+typedef struct vbuilder {
+    pthread_t th;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    vcoll *head, *tail; /* mu */
+    int stop;           /* mu */
+} vbuilder;
+
+static void *builder_main(void *arg)
+{
+    vbuilder *b = arg;
+    pthread_mutex_lock(&b->mu);
+    for (;;) {
+        while (!b->head && !b->stop)
+            pthread_cond_wait(&b->cv, &b->mu);
+        vcoll *c = b->head;
+        if (!c)
+            break; /* stopping, and every queued build is done */
+        b->head = c->qnext;
+        if (!b->head)
+            b->tail = NULL;
+        pthread_mutex_unlock(&b->mu);
+        coll_build_frozen(c);
+        coll_unref(c);
+        pthread_mutex_lock(&b->mu);
+    }
+    pthread_mutex_unlock(&b->mu);
+    return NULL;
+}
+
+void vdb_build_later(const venv *env, vcoll *c)
+{
+    vbuilder *b = env->builder;
+    coll_ref(c);
+    pthread_mutex_lock(&b->mu);
+    c->qnext = NULL;
+    if (b->tail)
+        b->tail->qnext = c;
+    else
+        b->head = c;
+    b->tail = c;
+    pthread_cond_signal(&b->cv);
+    pthread_mutex_unlock(&b->mu);
+}
+
 struct ndb_vec_db {
     venv env;
+    vbuilder builder;
+    int builder_started;
     char *dir;
     pthread_rwlock_t lock;
     vcoll **colls; /* sorted by name */
@@ -160,6 +211,15 @@ void ndb_vec_close(ndb_vec_db *db)
 {
     if (!db)
         return;
+    if (db->builder_started) { /* finishes the queued builds first */
+        pthread_mutex_lock(&db->builder.mu);
+        db->builder.stop = 1;
+        pthread_cond_signal(&db->builder.cv);
+        pthread_mutex_unlock(&db->builder.mu);
+        pthread_join(db->builder.th, NULL);
+    }
+    pthread_mutex_destroy(&db->builder.mu);
+    pthread_cond_destroy(&db->builder.cv);
     for (size_t i = 0; i < db->n; i++)
         coll_unref(db->colls[i]);
     free(db->colls);
@@ -195,6 +255,9 @@ ndb_status ndb_vec_open(ndb_kv *kv, ndb_doc_db *docs, const char *dir, const ndb
         return NDB_ENOMEM;
     }
     pthread_rwlock_init(&db->lock, NULL);
+    pthread_mutex_init(&db->builder.mu, NULL);
+    pthread_cond_init(&db->builder.cv, NULL);
+    db->env.builder = &db->builder;
     ndb_vec_options o;
     ndb_vec_options_default(&o);
     if (opt) {
@@ -222,6 +285,11 @@ ndb_status ndb_vec_open(ndb_kv *kv, ndb_doc_db *docs, const char *dir, const ndb
     }
     if ((st = ndb_doc_open_ns(docs, NDB_DOC_NS_VECTORS, &db->env.docs, msg)) != NDB_OK)
         goto fail;
+    if (pthread_create(&db->builder.th, NULL, builder_main, &db->builder) != 0) {
+        st = ndb_errmsg_set(msg, NDB_EIO, "starting the segment builder thread failed");
+        goto fail;
+    }
+    db->builder_started = 1;
     if ((st = db->env.fs->v->mkdir(db->env.fs, dir)) != NDB_OK) {
         ndb_errmsg_set(msg, st, "cannot create %s", dir);
         goto fail;
@@ -294,7 +362,8 @@ ndb_status ndb_vec_drop(ndb_vec_db *db, const char *name, ndb_errmsg *msg)
     /* writers check `dropped` once they hold wmu; the document layer's drop
      * then waits for any still inside a transaction */
     pthread_mutex_lock(&c->wmu);
-    c->dropped = 1;
+    __atomic_store_n(&c->dropped, 1, __ATOMIC_RELEASE);
+    coll_wait_built(c); /* no segment file is being written when the directory goes */
     pthread_mutex_unlock(&c->wmu);
     st = ndb_doc_drop_collection(db->env.docs, name, msg);
     if (st == NDB_OK || st == NDB_ENOTFOUND) {
@@ -303,7 +372,7 @@ ndb_status ndb_vec_drop(ndb_vec_db *db, const char *name, ndb_errmsg *msg)
         st = NDB_OK;
     } else {
         pthread_mutex_lock(&c->wmu);
-        c->dropped = 0;
+        __atomic_store_n(&c->dropped, 0, __ATOMIC_RELEASE);
         pthread_mutex_unlock(&c->wmu);
     }
     pthread_rwlock_unlock(&db->lock);
@@ -363,6 +432,7 @@ ndb_status ndb_vec_merge(ndb_vec_db *db, const char *name, ndb_errmsg *msg)
     if (st != NDB_OK)
         return st;
     pthread_mutex_lock(&c->wmu);
+    coll_wait_built(c);
     st = c->dropped ? ndb_errmsg_set(msg, NDB_ENOTFOUND, "vector collection '%s' was dropped", name)
                     : coll_merge(c, msg);
     pthread_mutex_unlock(&c->wmu);

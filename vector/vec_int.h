@@ -31,6 +31,8 @@ struct kv_env;
  * (16384 * (2e15)^2 < FLT_MAX). */
 #define VEC_MAX_ABS 1e15f
 
+struct vbuilder;
+
 /* What every collection of one handle shares. Read-only after open. */
 typedef struct venv {
     ndb_kv *kv;
@@ -41,28 +43,51 @@ typedef struct venv {
     uint64_t segment_bytes;
     void (*log)(void *ctx, const char *line);
     void *log_ctx;
+    struct vbuilder *builder; /* the thread that writes segment files (vdb.c) */
 } venv;
+
+/* Rows in memory, in the order they were written (row numbers ascending):
+ * `rows` holds cap rows of the collection's stride, 64-byte aligned. */
+typedef struct rowset {
+    float *rows;
+    uint64_t cap, n;
+    char **ids;      /* owned NUL-terminated copies */
+    uint32_t *idlen;
+    uint64_t *rowno;
+    uint64_t *dead;  /* cap bits */
+    uint64_t ndead;
+} rowset;
 
 void vlog(const venv *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /*
- * One collection's searchable rows.
+ * One collection's searchable rows: segments, a frozen row set being written
+ * out as the next segment (imm, by the builder thread), and the rows written
+ * since (act).
  *
  * Thread safety
  *   wmu (mutex)   serialises writes (held inside the document layer's
- *                 transaction, so in commit order), segment builds and merges.
+ *                 transaction, so in commit order), freezing act and merges.
+ *   bmu (mutex)   `building`, with the condition variable `built`.
  *   rw (rwlock)   searches and id lookups hold it shared; a writer takes it
  *                 exclusively only to apply an already-durable change to
- *                 memory or to swap in segments, so searches never wait on disk.
- *   Lock order: the document layer's collection lock, then wmu, then rw.
+ *                 memory, to freeze act, or to swap in segments, so searches
+ *                 never wait on the disk.
+ *   Lock order: the document layer's collection lock, then wmu, then bmu;
+ *   rw is never held while taking another lock.
  * Invariants
  *   - Row numbers are never reused. Every row the kv holds (FORMAT.md, "Keys")
- *     is in exactly one of segs[] or the memory rows, and the id map points at
- *     it; replaced and deleted rows have their dead bit set and no map entry.
- *   - segs[] are sorted by lo with disjoint [lo, hi); memory rows have row
- *     numbers >= covered (the largest hi) and ascend.
- *   - The memory rows' location number (idmap_loc.seg) is next_no; every
- *     segment's number is lower.
+ *     is in exactly one of segs[], imm or act, and the id map points at it;
+ *     replaced and deleted rows have their dead bit set and no map entry.
+ *   - segs[] are sorted by lo with disjoint [lo, hi); imm covers [imm_lo,
+ *     imm_hi) = [its covered, covered at the freeze); act's row numbers are
+ *     >= covered.
+ *   - A location (idmap_loc.seg) is a segment's file number; imm's rows use
+ *     imm_no, the number its segment file gets, so its rows keep their
+ *     locations when it becomes a segment; act's use next_no, which no
+ *     segment has.
+ *   - imm's rows, ids and row numbers never change (only dead bits); the
+ *     builder reads them without a lock.
  */
 typedef struct vcoll {
     char name[NDB_DOC_MAX_COLL_NAME + 1];
@@ -77,24 +102,25 @@ typedef struct vcoll {
     size_t rklen, iklen;
     char *dir;         /* segment files */
     int refs;          /* atomic; the handle's table holds one */
-    int dropped;       /* under wmu */
+    int dropped;       /* set under wmu, read atomically by the builder */
 
     pthread_mutex_t wmu;
     pthread_rwlock_t rw;
+    pthread_mutex_t bmu;
+    pthread_cond_t built;
+    int building;      /* bmu: imm is queued for, or in, a build */
 
     seg **segs;
     size_t nsegs;
-    uint32_t next_no;  /* the memory rows' number; the next segment file's */
-    uint64_t covered;  /* row numbers below this are in segments */
+    uint32_t next_no;  /* act's number; no segment has it */
+    uint64_t covered;  /* row numbers below this are in segments or imm */
     uint64_t next_row; /* under wmu */
 
-    float *arows;      /* memory rows, 64-byte aligned, acap rows */
-    uint64_t acap, an;
-    char **aids;       /* owned copies */
-    uint32_t *aidlen;
-    uint64_t *arowno;
-    uint64_t *adead;   /* acap bits */
-    uint64_t andead;
+    rowset act;        /* rows written since imm was frozen */
+    rowset imm;        /* frozen (n > 0) while its segment is built */
+    uint32_t imm_no;
+    uint64_t imm_lo, imm_hi;
+    struct vcoll *qnext; /* the builder's queue (vdb.c); a collection is queued at most once */
 
     idmap map;
 } vcoll;
@@ -131,37 +157,44 @@ void coll_unref(vcoll *c);
  * cosine) to dst. what names the vector in messages. */
 ndb_status coll_check_vector(const vcoll *c, const float *v, uint32_t dims, const char *what, float *dst,
                              ndb_errmsg *msg);
-/* Grows the memory rows and the id map for n more rows (wmu held), so that
- * applying cannot fail after a commit. */
+/* Makes room in act and the id map for n more rows (wmu held), so that
+ * applying cannot fail after a commit; act is frozen first if they would not
+ * fit. */
 ndb_status coll_reserve(vcoll *c, uint64_t n);
 /* Applies a durable write (wmu held, coll_reserve done): id's row becomes row
  * with vector vec (the stored form), the collection taking aid and key (two
  * malloc'd NUL-terminated copies of id); or, with vec NULL, id has no row.
  * Cannot fail. Takes rw exclusively. */
 void coll_apply(vcoll *c, const char *id, size_t idlen, uint64_t row, const float *vec, char *aid, char *key);
-/* Row number of id's row, or UINT64_MAX (wmu or rw held). */
-uint64_t coll_row_of(const vcoll *c, const char *id, size_t idlen);
+/* Row number of id's row, or UINT64_MAX (wmu held: takes rw shared). */
+uint64_t coll_row_of(vcoll *c, const char *id, size_t idlen);
 /* The row at loc: its vector, id and row number (rw held). */
 const float *coll_row_at(const vcoll *c, idmap_loc loc, const char **id, size_t *idlen, uint64_t *row);
-/* After a write (wmu held): builds a segment from the memory rows when they
- * fill one, and merges the segments once dead rows are at least half of them.
- * Failures are logged: the rows stay where they are and kv holds them anyway. */
+/* After a write (wmu held): freezes act for the builder when it fills a
+ * segment, and merges the segments once dead rows are at least half of them.
+ * Failures are logged: the rows stay in memory and kv holds them anyway. */
 void coll_maybe_seal(vcoll *c);
-/* Builds a segment from the memory rows, then rewrites every segment
+/* Writes act out as a segment and waits for it, then rewrites every segment
  * without dead rows (wmu held). */
 ndb_status coll_merge(vcoll *c, ndb_errmsg *msg);
-/* Writes rows[0..n) as segment number no covering [lo, hi) and opens it. */
-typedef struct seg_src_row {
-    const float *row;
-    const char *id;
-    size_t idlen;
-    uint64_t rowno;
-} seg_src_row;
-ndb_status coll_write_segment(vcoll *c, uint32_t no, uint64_t lo, uint64_t hi, const seg_src_row *rows, uint64_t n,
-                              seg **out, ndb_errmsg *msg);
+/* The builder thread's job: writes imm as segment imm_no, swaps it in,
+ * wakes writers waiting for it, then merges if worthwhile. */
+void coll_build_frozen(vcoll *c);
+/* Waits until no build of c is queued or running (wmu held). */
+void coll_wait_built(vcoll *c);
+/* Writes rows as segment number no covering [lo, hi) and opens it. */
+ndb_status coll_write_segment(vcoll *c, uint32_t no, uint64_t lo, uint64_t hi, const seg_rows *rows, seg **out,
+                              ndb_errmsg *msg);
+/* Grows r to hold want rows (the caller excludes readers). */
+ndb_status rowset_grow(const vcoll *c, rowset *r, uint64_t want);
+void rowset_free(rowset *r);
 /* As coll_apply for a row being loaded at open (single-threaded): copies id. */
 ndb_status coll_append(vcoll *c, const char *id, size_t idlen, uint64_t row, const float *vec);
 void coll_info(vcoll *c, ndb_vec_info *out);
+
+/* ---- vdb.c: the builder thread */
+/* Queues c for coll_build_frozen on the builder thread (takes a reference). */
+void vdb_build_later(const venv *env, vcoll *c);
 
 /* ---- recover.c */
 /* Loads c's rows: segment files checked against kv (rebuilt from it where
