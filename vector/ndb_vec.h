@@ -25,7 +25,7 @@
  *           (vectors are stored normalised; get returns the stored vector)
  *   dot     raw dot product
  *   l2      minus the squared Euclidean distance (0 is identical)
- * Ties are broken by storage order (the earlier row first).
+ * Ties are broken by the row key (vector/FORMAT.md): mostly the earlier row first.
  *
  * Thread safety: every function may be called from any thread concurrently
  * on one handle, except ndb_vec_close (no call may be in flight; free every
