@@ -460,6 +460,8 @@ void wctx_free(wctx *w);
 /* Takes the collection's writer lock and a stable view of its indexes
  * (NDB_ENOTFOUND if it was dropped meanwhile). */
 ndb_status wctx_lock(wctx *w, ndb_errmsg *msg);
+/* wctx_init then wctx_lock; on failure w is freed. */
+ndb_status wctx_begin(wctx *w, ndb_doc_db *db, coll *c, ndb_errmsg *msg);
 /* Writes stats (and index metadata if an index became multikey), commits the
  * batch, and publishes the new counters. Caller holds the writer lock. */
 ndb_status wctx_commit(wctx *w, ndb_errmsg *msg);

@@ -69,10 +69,8 @@ ndb_status ndb_doc_create_index(ndb_doc_db *db, const char *cname, const char *n
     if ((st = cat_alloc_prefixes(db, 1, &d.prefix, msg)) != NDB_OK)
         return st;
     wctx w;
-    if ((st = wctx_init(&w, db, c)) != NDB_OK || (st = wctx_lock(&w, msg)) != NDB_OK) {
-        wctx_free(&w);
+    if ((st = wctx_begin(&w, db, c, msg)) != NDB_OK)
         return st;
-    }
     for (int i = 0; i < w.ix->n; i++) {
         if (strcmp(w.ix->defs[i].name, d.name) == 0)
             st = ndb_errmsg_set(msg, NDB_EEXIST, "index %s already exists on %s", d.name, cname);
@@ -173,10 +171,8 @@ ndb_status ndb_doc_drop_index(ndb_doc_db *db, const char *cname, const char *nam
     if (st != NDB_OK)
         return st;
     wctx w;
-    if ((st = wctx_init(&w, db, c)) != NDB_OK || (st = wctx_lock(&w, msg)) != NDB_OK) {
-        wctx_free(&w);
+    if ((st = wctx_begin(&w, db, c, msg)) != NDB_OK)
         return st;
-    }
     int at = -1;
     for (int i = 0; i < w.ix->n; i++)
         if (strcmp(w.ix->defs[i].name, name) == 0)

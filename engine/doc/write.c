@@ -114,6 +114,16 @@ ndb_status wctx_lock(wctx *w, ndb_errmsg *msg)
     return NDB_OK;
 }
 
+ndb_status wctx_begin(wctx *w, ndb_doc_db *db, coll *c, ndb_errmsg *msg)
+{
+    ndb_status st = wctx_init(w, db, c);
+    if (st == NDB_OK)
+        st = wctx_lock(w, msg);
+    if (st != NDB_OK)
+        wctx_free(w);
+    return st;
+}
+
 ndb_status idx_remove(wctx *w, const ndb_doc_val *doc, const uint8_t *id, size_t idlen)
 {
     for (int i = 0; w->ix && i < w->ix->n; i++) {
@@ -484,8 +494,7 @@ ndb_status ndb_doc_update(ndb_doc_db *db, const char *cname, const char *id, siz
     if ((st = compile_update(update, len, &u, msg)) != NDB_OK)
         return st;
     wctx w;
-    if ((st = wctx_init(&w, db, c)) != NDB_OK || (st = wctx_lock(&w, msg)) != NDB_OK) {
-        wctx_free(&w);
+    if ((st = wctx_begin(&w, db, c, msg)) != NDB_OK) {
         upd_free(u);
         return st;
     }
@@ -607,8 +616,7 @@ ndb_status ndb_doc_update_many(ndb_doc_db *db, const char *cname, const void *fi
         return st;
     }
     wctx w;
-    if ((st = wctx_init(&w, db, c)) != NDB_OK || (st = wctx_lock(&w, msg)) != NDB_OK) {
-        wctx_free(&w);
+    if ((st = wctx_begin(&w, db, c, msg)) != NDB_OK) {
         ndb_doc_filter_free(f);
         upd_free(u);
         return st;
@@ -668,30 +676,11 @@ static ndb_status delete_one(wctx *w, const uint8_t *id, size_t idlen, const voi
 ndb_status ndb_doc_delete(ndb_doc_db *db, const char *cname, const char *id, size_t idlen,
                           ndb_errmsg *msg)
 {
-    coll *c;
-    ndb_status st = db_get_coll(db, cname, &c, msg);
-    if (st != NDB_OK)
-        return st;
-    wctx w;
-    if ((st = wctx_init(&w, db, c)) != NDB_OK || (st = wctx_lock(&w, msg)) != NDB_OK) {
-        wctx_free(&w);
-        return st;
-    }
-    void *old = NULL;
-    size_t oldlen;
-    key_doc(&w.key, c, id, idlen);
-    st = idlen && idlen <= NDB_DOC_MAX_ID ? ndb_kv_get(db->kv, NULL, w.key.data, w.key.len, &old, &oldlen)
-                                          : NDB_ENOTFOUND;
-    if (st == NDB_ENOTFOUND)
-        ndb_errmsg_set(msg, st, "no document with _id '%.*s' in %s", (int)(idlen > 64 ? 64 : idlen),
-                       id, cname);
-    if (st == NDB_OK)
-        st = delete_one(&w, (const uint8_t *)id, idlen, old, oldlen);
-    if (st == NDB_OK)
-        st = wctx_commit(&w, msg);
-    pthread_mutex_unlock(&c->wlock);
-    free(old);
-    wctx_free(&w);
+    ndb_doc_txn *t = NULL;
+    ndb_status st = ndb_doc_txn_begin(db, cname, &t, msg);
+    if (st == NDB_OK && (st = ndb_doc_txn_delete(t, id, idlen, msg)) == NDB_OK)
+        st = ndb_doc_txn_commit(t, msg);
+    ndb_doc_txn_end(t);
     return st;
 }
 
@@ -720,8 +709,7 @@ ndb_status ndb_doc_delete_many(ndb_doc_db *db, const char *cname, const void *fi
     if ((st = ndb_doc_filter_compile(filter, flen, &f, msg)) != NDB_OK)
         return st;
     wctx w;
-    if ((st = wctx_init(&w, db, c)) != NDB_OK || (st = wctx_lock(&w, msg)) != NDB_OK) {
-        wctx_free(&w);
+    if ((st = wctx_begin(&w, db, c, msg)) != NDB_OK) {
         ndb_doc_filter_free(f);
         return st;
     }
@@ -756,12 +744,11 @@ ndb_status ndb_doc_txn_begin(ndb_doc_db *db, const char *cname, ndb_doc_txn **ou
     ndb_doc_txn *t = calloc(1, sizeof *t);
     if (t == NULL)
         return NDB_ENOMEM;
-    if ((st = wctx_init(&t->w, db, c)) == NDB_OK && (st = wctx_lock(&t->w, msg)) == NDB_OK)
-        t->locked = true;
-    if (st != NDB_OK) {
-        ndb_doc_txn_end(t);
+    if ((st = wctx_begin(&t->w, db, c, msg)) != NDB_OK) {
+        free(t);
         return st;
     }
+    t->locked = true;
     *out = t;
     return NDB_OK;
 }
