@@ -370,12 +370,7 @@ static void fault_rounds(int fail_sync)
             failed++;
             cr_assert_neq(random_write(&t, &a, (int)(rnd() % IDS), ++version, &m), NDB_OK);
         }
-        ndb_vec_close(t.vec);
-        ndb_doc_close(t.doc);
-        ndb_kv_close(t.kv);
-        kv_env_fault_free(t.fault);
-        t.fault = NULL;
-        tv_open(&t);
+        tv_reopen_clean(&t);
         char ctx[32];
         snprintf(ctx, sizeof ctx, "round %d", round);
         verify(&t, &a, ctx);
@@ -421,12 +416,7 @@ Test(recover, power_cuts_keep_acknowledged_writes, .timeout = 180)
         for (int i = 0; i < n; i++)
             cr_assert_eq(random_write(&t, &a, (int)(rnd() % IDS), ++version, &m), NDB_OK, "%s", m.text);
         cr_assert_eq(kv_env_fault_power_cut(t.fault), NDB_OK);
-        ndb_vec_close(t.vec);
-        ndb_doc_close(t.doc);
-        ndb_kv_close(t.kv);
-        kv_env_fault_free(t.fault);
-        t.fault = NULL;
-        tv_open(&t);
+        tv_reopen_clean(&t);
         char ctx[32];
         snprintf(ctx, sizeof ctx, "power cut %d", round);
         verify(&t, &a, ctx);

@@ -174,12 +174,7 @@ Test(upgrade, interrupted_conversion_is_finished_by_the_next_start, .timeout = 3
         snprintf(v1, sizeof v1, "%s/vectors", t.dir);
         ndb_errmsg m = {{0}};
         ndb_status st = ndb_vec_upgrade_v1(t.vec, t.doc, v1, &m);
-        ndb_vec_close(t.vec);
-        ndb_doc_close(t.doc);
-        ndb_kv_close(t.kv);
-        kv_env_fault_free(t.fault);
-        t.fault = NULL;
-        tv_open(&t);
+        tv_reopen_clean(&t);
         if (st != NDB_OK) {
             stopped++;
             upgrade(&t);

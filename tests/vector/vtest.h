@@ -72,6 +72,18 @@ static inline void tv_close(tv *t)
     t->kv = NULL;
 }
 
+/* After a fault: closes (the kv may report the fault again), drops the fault
+ * env and opens the stack again on the real files. */
+static inline void tv_reopen_clean(tv *t)
+{
+    ndb_vec_close(t->vec);
+    ndb_doc_close(t->doc);
+    ndb_kv_close(t->kv);
+    kv_env_fault_free(t->fault);
+    t->fault = NULL;
+    tv_open(t);
+}
+
 /* A fresh directory; segment_bytes 0 is the default. */
 static inline void tv_init(tv *t, uint64_t segment_bytes)
 {
