@@ -13,10 +13,6 @@
 #include "handler.h"
 #include "nexadb/v1/document.pb-c.h"
 
-/* A streamed page ends at this many documents (unless page_size says) or encoded bytes. */
-#define PAGE_DOCS 1000
-#define PAGE_BYTES (1u << 20)
-
 #define NEW(ctx, type, init)                                                  \
     ({                                                                        \
         type *p_ = svc_alloc((ctx), sizeof(type));                            \
@@ -194,47 +190,6 @@ static ndb_status get(svc_ctx *ctx, const ProtobufCMessage *req, ProtobufCMessag
     return NDB_OK;
 }
 
-/* Page tokens travel as lower-case hex of the engine's opaque bytes. */
-static char *token_to_hex(svc_ctx *ctx, const void *tok, size_t len)
-{
-    static const char digits[] = "0123456789abcdef";
-    char *hex = svc_page_alloc(ctx, 2 * len + 1);
-    if (hex == NULL)
-        return NULL;
-    for (size_t i = 0; i < len; i++) {
-        hex[2 * i] = digits[((const unsigned char *)tok)[i] >> 4];
-        hex[2 * i + 1] = digits[((const unsigned char *)tok)[i] & 15];
-    }
-    hex[2 * len] = '\0';
-    return hex;
-}
-
-static ndb_status token_from_hex(svc_ctx *ctx, const char *hex, const void **tok, size_t *len, ndb_errmsg *msg)
-{
-    size_t n = strlen(hex);
-    *tok = NULL;
-    *len = 0;
-    if (n == 0)
-        return NDB_OK;
-    unsigned char *out = svc_alloc(ctx, n / 2 + 1);
-    if (n % 2 != 0 || out == NULL)
-        return ndb_errmsg_set(msg, NDB_EINVAL, "page_token is not a token this server issued");
-    for (size_t i = 0; i < n; i += 2) {
-        int v = 0;
-        for (int k = 0; k < 2; k++) {
-            char c = hex[i + k];
-            int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-            if (d < 0)
-                return ndb_errmsg_set(msg, NDB_EINVAL, "page_token is not a token this server issued");
-            v = v * 16 + d;
-        }
-        out[i / 2] = (unsigned char)v;
-    }
-    *tok = out;
-    *len = n / 2;
-    return NDB_OK;
-}
-
 /* Adds a field to a Struct under construction in the page arena. */
 static int put_field(svc_ctx *ctx, Google__Protobuf__Struct *s, const char *key, Google__Protobuf__Value *v)
 {
@@ -305,7 +260,7 @@ static Google__Protobuf__Struct *explain_struct(svc_ctx *ctx, const ndb_doc_curs
 static ndb_status stream_cursor(svc_ctx *ctx, ndb_doc_cursor *cur, int32_t page_size, int find, int explain,
                                 ndb_errmsg *msg)
 {
-    size_t per_page = page_size > 0 && page_size < 100000 ? (size_t)page_size : PAGE_DOCS;
+    size_t per_page = svc_page_docs(page_size);
     int64_t sent = 0;
     for (;;) {
         Google__Protobuf__Struct **docs = svc_page_alloc(ctx, per_page * sizeof *docs);
@@ -315,7 +270,7 @@ static ndb_status stream_cursor(svc_ctx *ctx, ndb_doc_cursor *cur, int32_t page_
         const void *doc = NULL;
         size_t len = 0;
         ndb_status st;
-        while (n < per_page && bytes < PAGE_BYTES) {
+        while (n < per_page && bytes < SVC_PAGE_BYTES) {
             if ((st = ndb_doc_cursor_next(cur, &doc, &len, msg)) != NDB_OK)
                 return st;
             if (doc == NULL)
@@ -337,9 +292,7 @@ static ndb_status stream_cursor(svc_ctx *ctx, ndb_doc_cursor *cur, int32_t page_
                 size_t tlen = 0;
                 if ((st = ndb_doc_cursor_page_token(cur, &tok, &tlen)) != NDB_OK)
                     return ndb_errmsg_set(msg, st, "could not make a page token");
-                page.next_page_token = token_to_hex(ctx, tok, tlen);
-                free(tok);
-                if (page.next_page_token == NULL)
+                if ((page.next_page_token = svc_page_token_out(ctx, tok, tlen)) == NULL)
                     return oom(msg);
             }
             if (last && explain && (page.explain = explain_struct(ctx, cur)) == NULL)
@@ -373,7 +326,7 @@ static ndb_status find(svc_ctx *ctx, const ProtobufCMessage *req, ProtobufCMessa
     if ((st = svc_encode(&ctx->arena, r->filter, 0, "filter", &o.filter, &o.filter_len, msg)) != NDB_OK ||
         (st = svc_encode(&ctx->arena, r->projection, 0, "projection", &o.projection, &o.projection_len, msg)) != NDB_OK ||
         (st = svc_encode_keys(&ctx->arena, keys, r->n_sort, "sort", &o.sort, &o.sort_len, msg)) != NDB_OK ||
-        (st = token_from_hex(ctx, r->page_token, &o.page_token, &o.page_token_len, msg)) != NDB_OK)
+        (st = svc_page_token_in(ctx, r->page_token, &o.page_token, &o.page_token_len, msg)) != NDB_OK)
         return st;
     ndb_doc_cursor *cur = NULL;
     if ((st = ndb_doc_find(ctx->app->doc, r->collection, &o, &cur, msg)) != NDB_OK)

@@ -93,6 +93,21 @@ static inline void *svc_page_alloc(svc_ctx *ctx, size_t n)
 /* Sends one page of a server-streaming response, then frees page memory. */
 ndb_status svc_send(svc_ctx *ctx, const ProtobufCMessage *m, ndb_errmsg *msg);
 
+/* Server-streaming results go a page per message: at most svc_page_docs(page_size)
+ * documents (the request's page_size when it is 1..99,999, else SVC_PAGE_DOCS) and
+ * about SVC_PAGE_BYTES of encoded documents per page. */
+#define SVC_PAGE_DOCS 1000
+#define SVC_PAGE_BYTES ((size_t)1 << 20)
+size_t svc_page_docs(int32_t page_size);
+
+/* Page tokens travel as lower-case hex of an engine's opaque token bytes.
+ * svc_page_token_out takes tok (malloc'd by the engine; it is freed here) and
+ * returns its hex in page memory, NULL when out of memory.
+ * svc_page_token_in decodes a request's token into call memory: *len 0 for
+ * "", NDB_EINVAL for text this server did not issue. */
+char *svc_page_token_out(svc_ctx *ctx, void *tok, size_t len);
+ndb_status svc_page_token_in(svc_ctx *ctx, const char *hex, const void **tok, size_t *len, ndb_errmsg *msg);
+
 /* True when the client has gone away or the deadline has passed. Long loops check it. */
 bool svc_cancelled(svc_ctx *ctx);
 
