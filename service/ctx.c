@@ -38,12 +38,8 @@ ndb_status svc_send(svc_ctx *ctx, const ProtobufCMessage *m, ndb_errmsg *msg)
     return st;
 }
 
-size_t svc_page_docs(int32_t page_size)
-{
-    return page_size > 0 && page_size < 100000 ? (size_t)page_size : SVC_PAGE_DOCS;
-}
-
-char *svc_page_token_out(svc_ctx *ctx, void *tok, size_t len)
+/* tok (freed here) as hex in page memory; NULL when out of it. */
+static char *page_token_out(svc_ctx *ctx, void *tok, size_t len)
 {
     static const char digits[] = "0123456789abcdef";
     char *hex = svc_page_alloc(ctx, 2 * len + 1);
@@ -55,6 +51,36 @@ char *svc_page_token_out(svc_ctx *ctx, void *tok, size_t len)
         hex[2 * len] = '\0';
     free(tok);
     return hex;
+}
+
+ndb_status svc_stream_pages(svc_ctx *ctx, const svc_pager *p, void *state, int32_t page_size, ndb_errmsg *msg)
+{
+    size_t room = page_size > 0 && page_size < 100000 ? (size_t)page_size : SVC_PAGE_DOCS;
+    int64_t sent = 0;
+    for (;;) {
+        size_t n = 0, bytes = 0;
+        bool end = false;
+        ndb_status st;
+        while (n < room && bytes < SVC_PAGE_BYTES) {
+            if ((st = p->next(ctx, state, n, room, &bytes, &end, msg)) != NDB_OK)
+                return st;
+            if (end)
+                break;
+            n++;
+        }
+        sent += (int64_t)n;
+        char *hex = NULL;
+        if (!end && p->token != NULL) {
+            void *tok = NULL;
+            size_t len = 0;
+            if ((st = p->token(state, &tok, &len)) != NDB_OK)
+                return ndb_errmsg_set(msg, st, "could not make a page token");
+            if ((hex = page_token_out(ctx, tok, len)) == NULL)
+                return ndb_errmsg_set(msg, NDB_ELIMIT, "response over the call's memory bound");
+        }
+        if ((st = p->send(ctx, state, n, sent, hex, end, msg)) != NDB_OK || end)
+            return st;
+    }
 }
 
 ndb_status svc_page_token_in(svc_ctx *ctx, const char *hex, const void **tok, size_t *len, ndb_errmsg *msg)

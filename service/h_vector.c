@@ -387,55 +387,58 @@ static ndb_status search_batch(svc_ctx *ctx, const ProtobufCMessage *req, Protob
     return st;
 }
 
-/* Streams a cursor's documents with their vectors in pages of FindVectorsResponse. */
-static ndb_status stream_vectors(svc_ctx *ctx, ndb_vec_cursor *cur, int32_t page_size, ndb_errmsg *msg)
+/* A FindVectors stream: the cursor, its vectors' dimensions, the page being filled. */
+typedef struct vec_stream {
+    ndb_vec_cursor *cur;
+    uint32_t dims;
+    Nexadb__V1__VectorDocument **docs;
+} vec_stream;
+
+static ndb_status vec_next(svc_ctx *ctx, void *state, size_t i, size_t room, size_t *bytes, bool *end,
+                           ndb_errmsg *msg)
 {
-    size_t per_page = svc_page_docs(page_size);
-    uint32_t dims = ndb_vec_cursor_dims(cur);
-    int64_t sent = 0;
-    for (;;) {
-        Nexadb__V1__VectorDocument **docs = svc_page_alloc(ctx, per_page * sizeof *docs);
-        Nexadb__V1__VectorDocument *each = svc_page_alloc(ctx, per_page * sizeof *each);
-        if (docs == NULL || each == NULL)
-            return oom(msg);
-        size_t n = 0, bytes = 0;
-        const void *doc = NULL;
-        size_t len = 0;
-        ndb_status st;
-        while (n < per_page && bytes < SVC_PAGE_BYTES) {
-            const float *vec;
-            if ((st = ndb_vec_cursor_next(cur, &doc, &len, &vec, msg)) != NDB_OK)
-                return st;
-            if (doc == NULL)
-                break;
-            Nexadb__V1__VectorDocument *vd = &each[n];
-            nexadb__v1__vector_document__init(vd);
-            if ((st = svc_doc_to_struct(&ctx->page_arena, doc, len, &vd->document, msg)) != NDB_OK)
-                return st;
-            if ((vd->vector = copy_floats(&ctx->page_arena, vec, dims)) == NULL)
-                return oom(msg);
-            vd->n_vector = dims;
-            docs[n++] = vd;
-            bytes += len + (size_t)dims * sizeof(float);
-        }
-        int last = doc == NULL;
-        sent += (int64_t)n;
-        Nexadb__V1__FindVectorsResponse page = NEXADB__V1__FIND_VECTORS_RESPONSE__INIT;
-        page.documents = docs;
-        page.n_documents = n;
-        page.count = sent;
-        if (!last) {
-            void *tok = NULL;
-            size_t tlen = 0;
-            if ((st = ndb_vec_cursor_page_token(cur, &tok, &tlen)) != NDB_OK)
-                return ndb_errmsg_set(msg, st, "could not make a page token");
-            if ((page.next_page_token = svc_page_token_out(ctx, tok, tlen)) == NULL)
-                return oom(msg);
-        }
-        if ((st = svc_send(ctx, &page.base, msg)) != NDB_OK || last)
-            return st;
-    }
+    vec_stream *s = state;
+    if (i == 0 && (s->docs = svc_page_alloc(ctx, room * sizeof *s->docs)) == NULL)
+        return oom(msg);
+    const void *doc;
+    size_t len;
+    const float *vec;
+    ndb_status st = ndb_vec_cursor_next(s->cur, &doc, &len, &vec, msg);
+    if (st != NDB_OK || (*end = doc == NULL))
+        return st;
+    Nexadb__V1__VectorDocument *vd = svc_page_alloc(ctx, sizeof *vd);
+    if (vd == NULL)
+        return oom(msg);
+    nexadb__v1__vector_document__init(vd);
+    if ((st = svc_doc_to_struct(&ctx->page_arena, doc, len, &vd->document, msg)) != NDB_OK)
+        return st;
+    if ((vd->vector = copy_floats(&ctx->page_arena, vec, s->dims)) == NULL)
+        return oom(msg);
+    vd->n_vector = s->dims;
+    s->docs[i] = vd;
+    *bytes += len + (size_t)s->dims * sizeof(float);
+    return NDB_OK;
 }
+
+static ndb_status vec_token(void *state, void **tok, size_t *len)
+{
+    return ndb_vec_cursor_page_token(((vec_stream *)state)->cur, tok, len);
+}
+
+static ndb_status vec_send(svc_ctx *ctx, void *state, size_t n, int64_t count, char *token, bool last,
+                           ndb_errmsg *msg)
+{
+    (void)last;
+    Nexadb__V1__FindVectorsResponse page = NEXADB__V1__FIND_VECTORS_RESPONSE__INIT;
+    page.documents = ((vec_stream *)state)->docs;
+    page.n_documents = n;
+    page.count = count;
+    if (token != NULL)
+        page.next_page_token = token;
+    return svc_send(ctx, &page.base, msg);
+}
+
+static const svc_pager vec_pager = {vec_next, vec_token, vec_send};
 
 static ndb_status find_vectors(svc_ctx *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp, ndb_errmsg *msg)
 {
@@ -452,7 +455,8 @@ static ndb_status find_vectors(svc_ctx *ctx, const ProtobufCMessage *req, Protob
     ndb_vec_cursor *cur = NULL;
     if ((st = ndb_vec_find(ctx->app->vec, r->collection, &o, &cur, msg)) != NDB_OK)
         return st;
-    st = stream_vectors(ctx, cur, r->page_size, msg);
+    vec_stream vs = {.cur = cur, .dims = ndb_vec_cursor_dims(cur)};
+    st = svc_stream_pages(ctx, &vec_pager, &vs, r->page_size, msg);
     ndb_vec_cursor_free(cur);
     return st;
 }
