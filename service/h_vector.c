@@ -371,7 +371,8 @@ static ndb_status search_batch(svc_ctx *ctx, const ProtobufCMessage *req, Protob
         if (r->queries[i]->n_vector != dims)
             return ndb_errmsg_set(msg, NDB_EINVAL, "queries[%zu].vector has %zu dimensions; queries[0].vector has %zu",
                                   i, r->queries[i]->n_vector, dims);
-        memcpy(qs + i * dims, r->queries[i]->vector, dims * sizeof *qs);
+        if (dims > 0) /* an empty vector is NULL; vector/ names the dimension mismatch */
+            memcpy(qs + i * dims, r->queries[i]->vector, dims * sizeof *qs);
     }
     ndb_vec_query q;
     ndb_vec_result *res = NULL;

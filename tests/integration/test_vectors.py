@@ -133,6 +133,26 @@ def test_bad_vectors_are_invalid_argument(pb, vec, auth, filled, vector, needle)
     assert needle.lower() in e.value.details().lower()
 
 
+def test_bad_batches_are_invalid_argument(pb, vec, auth, filled):
+    """Replays two fuzz_handlers findings: InsertVectors whose vectors all have the wrong
+    dimension count (the engine stepped through a NULL array), and SearchBatch with an
+    empty query vector (the service copied from a NULL one)."""
+    name, _, _ = filled
+    v = pb.vector_pb2
+    docs = [v.VectorDocument(document=S({"i": i}), vector=[0.1, 0.2, 0.3, 0.4]) for i in range(3)]
+    with pytest.raises(grpc.RpcError) as e:
+        vec.InsertVectors(v.InsertVectorsRequest(collection=name, documents=docs), metadata=auth, timeout=10)
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "has 4 dimensions" in e.value.details()
+    docs[1] = v.VectorDocument(document=S({"i": 1}), vector=[0.1] * 16)
+    with pytest.raises(grpc.RpcError) as e:
+        vec.InsertVectors(v.InsertVectorsRequest(collection=name, documents=docs), metadata=auth, timeout=10)
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "documents[1].vector" in e.value.details()
+    for queries in ([v.SearchQuery()], [v.SearchQuery(), v.SearchQuery()], [v.SearchQuery(vector=[1.0] * 16), v.SearchQuery()]):
+        with pytest.raises(grpc.RpcError) as e:
+            vec.SearchBatch(v.SearchBatchRequest(collection=name, queries=queries, limit=2), metadata=auth, timeout=10)
+        assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT, e.value.details()
+
+
 def test_collection_rules(pb, vec, auth):
     v = pb.vector_pb2
     with pytest.raises(grpc.RpcError) as e:
