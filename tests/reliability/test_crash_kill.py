@@ -4,7 +4,8 @@ directory. Each writer owns its ids and writes them in order:
 
 - vector collection `killvec` (metric dot, so a vector is stored as given):
   InsertVector of new ids, UpsertVector of ids already acknowledged,
-  DeleteVector; a version is the document {"w": w, "v": n} with the vector
+  DeleteVector (as often as inserts once a writer holds LIVE_PER_WRITER
+  ids); a version is the document {"w": w, "v": n} with the vector
   [n, w, kind, 1], so a document and its vector name each other;
 - document collection `kill`: inserts and per-writer ordered updates.
 
@@ -28,6 +29,9 @@ from google.protobuf import json_format, struct_pb2
 
 GONE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED, grpc.StatusCode.DEADLINE_EXCEEDED)
 DIMS = 4
+# Each writer keeps about this many live vector documents at most, so a long run's
+# verification stays cheap and one Search can return them all.
+LIVE_PER_WRITER = 1500
 
 
 def S(d):
@@ -64,8 +68,9 @@ class Writer:
                 self.n += 1
                 n, r = self.n, self.rng.random()
                 vid = self.rng.choice(sorted(self.live)) if self.live else None
+                grow = len(self.live) < LIVE_PER_WRITER  # beyond it, delete as often as insert
                 try:
-                    if r < 0.3 or vid is None:
+                    if r < (0.3 if grow else 0.2) or vid is None:
                         vid = f"w{self.w}-{n}"
                         self.pending = (vid, (n, 1))
                         got = vecs.InsertVector(v.InsertVectorRequest(
@@ -82,7 +87,7 @@ class Writer:
                         if up.inserted:
                             self.failures.append(f"UpsertVector of acknowledged {vid} says it inserted")
                         self.live[vid] = (n, 2)
-                    elif r < 0.65:
+                    elif r < (0.65 if grow else 0.75):
                         self.pending = (vid, None)
                         if not vecs.DeleteVector(v.DeleteVectorRequest(collection="killvec", id=vid), metadata=md,
                                                  timeout=5).success:
@@ -128,7 +133,7 @@ class Writer:
 def verify(pb, s, writers):
     md = (("x-api-key", s.api_key),)
     v, d = pb.vector_pb2, pb.document_pb2
-    with grpc.insecure_channel(s.target) as ch:
+    with grpc.insecure_channel(s.target, options=[("grpc.max_receive_message_length", 64 << 20)]) as ch:
         vecs = pb.vector_pb2_grpc.VectorServiceStub(ch)
         stored = {}
         for page in vecs.FindVectors(v.FindVectorsRequest(collection="killvec"), metadata=md, timeout=60):
