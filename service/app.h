@@ -29,8 +29,8 @@ typedef struct svc_app {
     int64_t started_at_ns; /* CLOCK_MONOTONIC */
     const char *version;
     ndb_kv *kv;      /* the storage engine, under <data-dir>/kv */
-    ndb_doc_db *doc; /* documents, over kv */
-    ndb_vec_store *vec; /* vectors, under <data-dir>/vectors */
+    ndb_doc_db *doc; /* document collections, over kv */
+    ndb_vec_db *vec; /* vector collections, over kv and doc; derived segments in <data-dir>/vseg */
     /* Called after each state change (the gRPC server wakes health watchers). */
     void (*on_state_change)(void *arg);
     void *on_state_arg;

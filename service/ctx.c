@@ -1,5 +1,6 @@
 /* ctx.c — the transport-neutral parts of a call's context. */
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -35,6 +36,77 @@ ndb_status svc_send(svc_ctx *ctx, const ProtobufCMessage *m, ndb_errmsg *msg)
     ndb_status st = ctx->send(ctx, m, msg);
     svc_arena_reset(&ctx->page_arena);
     return st;
+}
+
+/* tok (freed here) as hex in page memory; NULL when out of it. */
+static char *page_token_out(svc_ctx *ctx, void *tok, size_t len)
+{
+    static const char digits[] = "0123456789abcdef";
+    char *hex = svc_page_alloc(ctx, 2 * len + 1);
+    for (size_t i = 0; hex != NULL && i < len; i++) {
+        hex[2 * i] = digits[((const unsigned char *)tok)[i] >> 4];
+        hex[2 * i + 1] = digits[((const unsigned char *)tok)[i] & 15];
+    }
+    if (hex != NULL)
+        hex[2 * len] = '\0';
+    free(tok);
+    return hex;
+}
+
+ndb_status svc_stream_pages(svc_ctx *ctx, const svc_pager *p, void *state, int32_t page_size, ndb_errmsg *msg)
+{
+    size_t room = page_size > 0 && page_size < 100000 ? (size_t)page_size : SVC_PAGE_DOCS;
+    int64_t sent = 0;
+    for (;;) {
+        size_t n = 0, bytes = 0;
+        bool end = false;
+        ndb_status st;
+        while (n < room && bytes < SVC_PAGE_BYTES) {
+            if ((st = p->next(ctx, state, n, room, &bytes, &end, msg)) != NDB_OK)
+                return st;
+            if (end)
+                break;
+            n++;
+        }
+        sent += (int64_t)n;
+        char *hex = NULL;
+        if (!end && p->token != NULL) {
+            void *tok = NULL;
+            size_t len = 0;
+            if ((st = p->token(state, &tok, &len)) != NDB_OK)
+                return ndb_errmsg_set(msg, st, "could not make a page token");
+            if ((hex = page_token_out(ctx, tok, len)) == NULL)
+                return ndb_errmsg_set(msg, NDB_ELIMIT, "response over the call's memory bound");
+        }
+        if ((st = p->send(ctx, state, n, sent, hex, end, msg)) != NDB_OK || end)
+            return st;
+    }
+}
+
+ndb_status svc_page_token_in(svc_ctx *ctx, const char *hex, const void **tok, size_t *len, ndb_errmsg *msg)
+{
+    size_t n = strlen(hex);
+    *tok = NULL;
+    *len = 0;
+    if (n == 0)
+        return NDB_OK;
+    unsigned char *out = svc_alloc(ctx, n / 2 + 1);
+    if (n % 2 != 0 || out == NULL)
+        return ndb_errmsg_set(msg, NDB_EINVAL, "page_token is not a token this server issued");
+    for (size_t i = 0; i < n; i += 2) {
+        int v = 0;
+        for (int k = 0; k < 2; k++) {
+            char c = hex[i + k];
+            int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+            if (d < 0)
+                return ndb_errmsg_set(msg, NDB_EINVAL, "page_token is not a token this server issued");
+            v = v * 16 + d;
+        }
+        out[i / 2] = (unsigned char)v;
+    }
+    *tok = out;
+    *len = n / 2;
+    return NDB_OK;
 }
 
 bool svc_cancelled(svc_ctx *ctx)

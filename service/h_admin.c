@@ -73,6 +73,7 @@ static ndb_status stats(svc_ctx *ctx, const ProtobufCMessage *req, ProtobufCMess
         if (ci == NULL)
             break;
         out->collections[out->n_collections++] = ci;
+        out->total_documents += ci->count;
     }
     free(vinfos);
     for (size_t i = 0; i < n && (out->collections != NULL); i++) {

@@ -13,10 +13,6 @@
 #include "handler.h"
 #include "nexadb/v1/document.pb-c.h"
 
-/* A streamed page ends at this many documents (unless page_size says) or encoded bytes. */
-#define PAGE_DOCS 1000
-#define PAGE_BYTES (1u << 20)
-
 #define NEW(ctx, type, init)                                                  \
     ({                                                                        \
         type *p_ = svc_alloc((ctx), sizeof(type));                            \
@@ -194,47 +190,6 @@ static ndb_status get(svc_ctx *ctx, const ProtobufCMessage *req, ProtobufCMessag
     return NDB_OK;
 }
 
-/* Page tokens travel as lower-case hex of the engine's opaque bytes. */
-static char *token_to_hex(svc_ctx *ctx, const void *tok, size_t len)
-{
-    static const char digits[] = "0123456789abcdef";
-    char *hex = svc_page_alloc(ctx, 2 * len + 1);
-    if (hex == NULL)
-        return NULL;
-    for (size_t i = 0; i < len; i++) {
-        hex[2 * i] = digits[((const unsigned char *)tok)[i] >> 4];
-        hex[2 * i + 1] = digits[((const unsigned char *)tok)[i] & 15];
-    }
-    hex[2 * len] = '\0';
-    return hex;
-}
-
-static ndb_status token_from_hex(svc_ctx *ctx, const char *hex, const void **tok, size_t *len, ndb_errmsg *msg)
-{
-    size_t n = strlen(hex);
-    *tok = NULL;
-    *len = 0;
-    if (n == 0)
-        return NDB_OK;
-    unsigned char *out = svc_alloc(ctx, n / 2 + 1);
-    if (n % 2 != 0 || out == NULL)
-        return ndb_errmsg_set(msg, NDB_EINVAL, "page_token is not a token this server issued");
-    for (size_t i = 0; i < n; i += 2) {
-        int v = 0;
-        for (int k = 0; k < 2; k++) {
-            char c = hex[i + k];
-            int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-            if (d < 0)
-                return ndb_errmsg_set(msg, NDB_EINVAL, "page_token is not a token this server issued");
-            v = v * 16 + d;
-        }
-        out[i / 2] = (unsigned char)v;
-    }
-    *tok = out;
-    *len = n / 2;
-    return NDB_OK;
-}
-
 /* Adds a field to a Struct under construction in the page arena. */
 static int put_field(svc_ctx *ctx, Google__Protobuf__Struct *s, const char *key, Google__Protobuf__Value *v)
 {
@@ -298,64 +253,63 @@ static Google__Protobuf__Struct *explain_struct(svc_ctx *ctx, const ndb_doc_curs
     return ok ? s : NULL;
 }
 
-/*
- * Streams a cursor's documents in pages. Each page is a FindResponse or an
- * AggregateResponse (same leading fields); `find` adds tokens and explain.
- */
-static ndb_status stream_cursor(svc_ctx *ctx, ndb_doc_cursor *cur, int32_t page_size, int find, int explain,
-                                ndb_errmsg *msg)
+/* A Find or Aggregate stream: the cursor, the page being filled, and for
+ * Find whether the last page carries the planner's explanation. */
+typedef struct doc_stream {
+    ndb_doc_cursor *cur;
+    Google__Protobuf__Struct **docs;
+    bool explain;
+} doc_stream;
+
+static ndb_status doc_next(svc_ctx *ctx, void *state, size_t i, size_t room, size_t *bytes, bool *end,
+                           ndb_errmsg *msg)
 {
-    size_t per_page = page_size > 0 && page_size < 100000 ? (size_t)page_size : PAGE_DOCS;
-    int64_t sent = 0;
-    for (;;) {
-        Google__Protobuf__Struct **docs = svc_page_alloc(ctx, per_page * sizeof *docs);
-        if (docs == NULL)
-            return oom(msg);
-        size_t n = 0, bytes = 0;
-        const void *doc = NULL;
-        size_t len = 0;
-        ndb_status st;
-        while (n < per_page && bytes < PAGE_BYTES) {
-            if ((st = ndb_doc_cursor_next(cur, &doc, &len, msg)) != NDB_OK)
-                return st;
-            if (doc == NULL)
-                break;
-            if ((st = svc_doc_to_struct(&ctx->page_arena, doc, len, &docs[n], msg)) != NDB_OK)
-                return st;
-            n++;
-            bytes += len;
-        }
-        int last = doc == NULL;
-        sent += (int64_t)n;
-        if (find) {
-            Nexadb__V1__FindResponse page = NEXADB__V1__FIND_RESPONSE__INIT;
-            page.documents = docs;
-            page.n_documents = n;
-            page.count = sent;
-            if (!last) {
-                void *tok = NULL;
-                size_t tlen = 0;
-                if ((st = ndb_doc_cursor_page_token(cur, &tok, &tlen)) != NDB_OK)
-                    return ndb_errmsg_set(msg, st, "could not make a page token");
-                page.next_page_token = token_to_hex(ctx, tok, tlen);
-                free(tok);
-                if (page.next_page_token == NULL)
-                    return oom(msg);
-            }
-            if (last && explain && (page.explain = explain_struct(ctx, cur)) == NULL)
-                return oom(msg);
-            st = svc_send(ctx, &page.base, msg);
-        } else {
-            Nexadb__V1__AggregateResponse page = NEXADB__V1__AGGREGATE_RESPONSE__INIT;
-            page.documents = docs;
-            page.n_documents = n;
-            page.count = sent;
-            st = svc_send(ctx, &page.base, msg);
-        }
-        if (st != NDB_OK || last)
-            return st;
-    }
+    doc_stream *s = state;
+    if (i == 0 && (s->docs = svc_page_alloc(ctx, room * sizeof *s->docs)) == NULL)
+        return oom(msg);
+    const void *doc;
+    size_t len;
+    ndb_status st = ndb_doc_cursor_next(s->cur, &doc, &len, msg);
+    if (st != NDB_OK || (*end = doc == NULL))
+        return st;
+    *bytes += len;
+    return svc_doc_to_struct(&ctx->page_arena, doc, len, &s->docs[i], msg);
 }
+
+static ndb_status doc_token(void *state, void **tok, size_t *len)
+{
+    return ndb_doc_cursor_page_token(((doc_stream *)state)->cur, tok, len);
+}
+
+static ndb_status find_send(svc_ctx *ctx, void *state, size_t n, int64_t count, char *token, bool last,
+                            ndb_errmsg *msg)
+{
+    doc_stream *s = state;
+    Nexadb__V1__FindResponse page = NEXADB__V1__FIND_RESPONSE__INIT;
+    page.documents = s->docs;
+    page.n_documents = n;
+    page.count = count;
+    if (token != NULL)
+        page.next_page_token = token;
+    if (last && s->explain && (page.explain = explain_struct(ctx, s->cur)) == NULL)
+        return oom(msg);
+    return svc_send(ctx, &page.base, msg);
+}
+
+static ndb_status aggregate_send(svc_ctx *ctx, void *state, size_t n, int64_t count, char *token, bool last,
+                                 ndb_errmsg *msg)
+{
+    (void)token;
+    (void)last;
+    Nexadb__V1__AggregateResponse page = NEXADB__V1__AGGREGATE_RESPONSE__INIT;
+    page.documents = ((doc_stream *)state)->docs;
+    page.n_documents = n;
+    page.count = count;
+    return svc_send(ctx, &page.base, msg);
+}
+
+static const svc_pager find_pager = {doc_next, doc_token, find_send};
+static const svc_pager aggregate_pager = {doc_next, NULL, aggregate_send};
 
 static ndb_status find(svc_ctx *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp, ndb_errmsg *msg)
 {
@@ -373,12 +327,13 @@ static ndb_status find(svc_ctx *ctx, const ProtobufCMessage *req, ProtobufCMessa
     if ((st = svc_encode(&ctx->arena, r->filter, 0, "filter", &o.filter, &o.filter_len, msg)) != NDB_OK ||
         (st = svc_encode(&ctx->arena, r->projection, 0, "projection", &o.projection, &o.projection_len, msg)) != NDB_OK ||
         (st = svc_encode_keys(&ctx->arena, keys, r->n_sort, "sort", &o.sort, &o.sort_len, msg)) != NDB_OK ||
-        (st = token_from_hex(ctx, r->page_token, &o.page_token, &o.page_token_len, msg)) != NDB_OK)
+        (st = svc_page_token_in(ctx, r->page_token, &o.page_token, &o.page_token_len, msg)) != NDB_OK)
         return st;
     ndb_doc_cursor *cur = NULL;
     if ((st = ndb_doc_find(ctx->app->doc, r->collection, &o, &cur, msg)) != NDB_OK)
         return st;
-    st = stream_cursor(ctx, cur, r->page_size, 1, r->explain, msg);
+    doc_stream ds = {.cur = cur, .explain = r->explain};
+    st = svc_stream_pages(ctx, &find_pager, &ds, r->page_size, msg);
     ndb_doc_cursor_free(cur);
     return st;
 }
@@ -535,7 +490,8 @@ static ndb_status aggregate(svc_ctx *ctx, const ProtobufCMessage *req, ProtobufC
     ndb_doc_cursor *cur = NULL;
     if ((st = ndb_doc_aggregate(ctx->app->doc, r->collection, pipeline, plen, &cur, msg)) != NDB_OK)
         return st;
-    st = stream_cursor(ctx, cur, r->page_size, 0, 0, msg);
+    doc_stream ds = {.cur = cur};
+    st = svc_stream_pages(ctx, &aggregate_pager, &ds, r->page_size, msg);
     ndb_doc_cursor_free(cur);
     return st;
 }

@@ -1,16 +1,11 @@
 /*
- * h_vector.c — VectorService over vector/ (vectors) and engine/doc (documents).
+ * h_vector.c — VectorService over vector/ (ndb_vec.h).
  *
- * A vector collection named X is the document collection X plus the vector
- * collection X in the vector store; a document and its vector share the
- * document's _id. Writes go to the documents first, then to the vectors; if
- * the vector write fails the documents just written are deleted again. A
- * crash between the two leaves a document without a vector, which search
- * never returns (search is driven by vectors) and Get shows without one.
- *
- * A search filter runs as a pre-filter: the document layer finds the ids that
- * match (through an index where one fits), and only those are scored, so the
- * result is the true top-k among matching documents.
+ * Each handler decodes its request, calls one ndb_vec_* entry point and
+ * encodes the answer. vector/ keeps a vector collection's documents and
+ * vectors together (one kv batch per write, one snapshot per read) in a
+ * namespace of its own, so nothing here touches the document collections:
+ * DocumentService and VectorService may each have a collection of one name.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,23 +47,13 @@ Nexadb__V1__CollectionInfo *svc_vec_collection_info(svc_ctx *ctx, const ndb_vec_
     return ci->name != NULL ? ci : NULL;
 }
 
-/* The collection's dimensions; NOT_FOUND naming it when there is no such vector collection. */
-static ndb_status coll_dims(svc_ctx *ctx, const char *name, uint32_t *dims, ndb_errmsg *msg)
+/* A copy of n floats in arena (call or page memory); NULL when out of it. */
+static float *copy_floats(svc_arena *arena, const float *v, size_t n)
 {
-    ndb_vec_info vi;
-    ndb_status st = ndb_vec_stats(ctx->app->vec, name, &vi, msg);
-    if (st == NDB_ENOTFOUND)
-        return ndb_errmsg_set(msg, st, "no vector collection '%.64s' (create it with CreateVectorCollection)", name);
-    if (st == NDB_OK)
-        *dims = vi.dims;
-    return st;
-}
-
-static ndb_status check_vector(size_t n, uint32_t dims, const char *what, ndb_errmsg *msg)
-{
-    if (n != dims)
-        return ndb_errmsg_set(msg, NDB_EINVAL, "%s has %zu dimensions; the collection has %u", what, n, dims);
-    return NDB_OK;
+    float *out = svc_arena_alloc(arena, n * sizeof *out);
+    if (out != NULL)
+        memcpy(out, v, n * sizeof *out);
+    return out;
 }
 
 static ndb_status create(svc_ctx *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp, ndb_errmsg *msg)
@@ -108,17 +93,11 @@ static ndb_status drop(svc_ctx *ctx, const ProtobufCMessage *req, ProtobufCMessa
     ndb_status st = ndb_vec_drop(ctx->app->vec, r->collection, msg);
     if (st != NDB_OK && st != NDB_ENOTFOUND)
         return st;
-    int dropped = st == NDB_OK;
-    if (dropped) {
-        st = ndb_doc_drop_collection(ctx->app->doc, r->collection, msg);
-        if (st != NDB_OK && st != NDB_ENOTFOUND)
-            return st;
-    }
     Nexadb__V1__DropVectorCollectionResponse *out = svc_alloc(ctx, sizeof *out);
     if (out == NULL)
         return oom(msg);
     nexadb__v1__drop_vector_collection_response__init(out);
-    out->dropped = dropped;
+    out->dropped = st == NDB_OK;
     *resp = &out->base;
     return NDB_OK;
 }
@@ -148,102 +127,55 @@ static ndb_status list(svc_ctx *ctx, const ProtobufCMessage *req, ProtobufCMessa
     return NDB_OK;
 }
 
-/* Encodes a document, with `_id` = id first when id is given (upsert). */
-static ndb_status encode_doc(svc_ctx *ctx, const Google__Protobuf__Struct *s, const char *id, const void **doc,
-                             size_t *len, ndb_errmsg *msg)
+/*
+ * Inserts n documents with their vectors in one ndb_vec_insert. Every vector
+ * must have as many components as the first (vector/ checks that count
+ * against the collection). On NDB_OK *ids is an array of n ids in call memory.
+ */
+static ndb_status insert_items(svc_ctx *ctx, const char *coll, Google__Protobuf__Struct *const *docs,
+                               const size_t *n_vec, float *const *vecs, size_t n, char ***ids, ndb_errmsg *msg)
 {
-    if (id == NULL)
-        return svc_encode(&ctx->arena, s, 1, "document", doc, len, msg);
-    ndb_doc_builder *b = svc_builder();
-    if (b == NULL)
-        return ndb_errmsg_set(msg, NDB_ENOMEM, "out of memory");
-    ndb_doc_builder_reset(b);
-    ndb_doc_begin_object(b);
-    ndb_doc_key(b, "_id", 3);
-    ndb_doc_string(b, id, strlen(id));
-    for (size_t i = 0; s != NULL && i < s->n_fields; i++) {
-        const Google__Protobuf__Struct__FieldsEntry *f = s->fields[i];
-        if (strcmp(f->key, "_id") == 0) {
-            if (f->value == NULL || f->value->kind_case != GOOGLE__PROTOBUF__VALUE__KIND_STRING_VALUE ||
-                strcmp(f->value->string_value, id) != 0)
-                return ndb_errmsg_set(msg, NDB_EINVAL, "document._id differs from the id being upserted");
-            continue;
-        }
-        ndb_doc_key(b, f->key, strlen(f->key));
-        if (f->value == NULL)
-            return ndb_errmsg_set(msg, NDB_EINVAL, "field '%.100s' has no value", f->key);
-        ndb_status st = svc_value_encode(b, f->value, msg);
-        if (st != NDB_OK)
-            return st;
-    }
-    ndb_doc_end_object(b);
-    const void *tmp;
-    ndb_status st = ndb_doc_builder_finish(b, &tmp, len);
-    if (st != NDB_OK)
-        return ndb_errmsg_set(msg, st, "document: %s", ndb_strerror(st));
-    void *copy = svc_alloc(ctx, *len);
-    if (copy == NULL)
-        return oom(msg);
-    memcpy(copy, tmp, *len);
-    *doc = copy;
-    return NDB_OK;
-}
-
-/* Deletes documents just inserted whose vectors were refused. */
-static void undo_docs(svc_ctx *ctx, const char *coll, char **ids, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        ndb_doc_delete(ctx->app->doc, coll, ids[i], strlen(ids[i]), NULL);
-}
-
-/* Inserts n documents with their vectors; ids (caller frees with ndb_doc_ids_free) on success. */
-static ndb_status insert_docs(svc_ctx *ctx, const char *coll, Google__Protobuf__Struct *const *structs,
-                              const size_t *n_vec, float *const *vecs, size_t n, char ***ids, ndb_errmsg *msg)
-{
-    uint32_t dims = 0;
-    ndb_status st = coll_dims(ctx, coll, &dims, msg);
-    if (st != NDB_OK)
-        return st;
-    const void **docs = svc_alloc(ctx, n * sizeof *docs);
-    size_t *lens = svc_alloc(ctx, n * sizeof *lens);
     ndb_vec_item *items = svc_alloc(ctx, n * sizeof *items);
-    if (docs == NULL || lens == NULL || items == NULL)
+    char **out = svc_alloc(ctx, n * sizeof *out);
+    if (items == NULL || out == NULL)
         return oom(msg);
     for (size_t i = 0; i < n; i++) {
         char what[48];
-        snprintf(what, sizeof what, n == 1 ? "vector" : "documents[%zu].vector", i);
-        if ((st = check_vector(n_vec[i], dims, what, msg)) != NDB_OK ||
-            (st = encode_doc(ctx, structs[i], NULL, &docs[i], &lens[i], msg)) != NDB_OK)
+        snprintf(what, sizeof what, n == 1 ? "document" : "documents[%zu].document", i);
+        if (n_vec[i] != n_vec[0])
+            return ndb_errmsg_set(msg, NDB_EINVAL, "documents[%zu].vector has %zu dimensions; documents[0].vector has %zu",
+                                  i, n_vec[i], n_vec[0]);
+        ndb_status st = svc_encode(&ctx->arena, docs[i], 1, what, &items[i].doc, &items[i].doc_len, msg);
+        if (st != NDB_OK)
             return st;
+        items[i].vector = vecs[i];
     }
-    if ((st = ndb_doc_insert(ctx->app->doc, coll, docs, lens, n, ids, msg)) != NDB_OK)
+    char **got = NULL;
+    ndb_status st = ndb_vec_insert(ctx->app->vec, coll, items, n, (uint32_t)n_vec[0], &got, msg);
+    if (st != NDB_OK)
         return st;
-    for (size_t i = 0; i < n; i++)
-        items[i] = (ndb_vec_item){(*ids)[i], vecs[i]};
-    if ((st = ndb_vec_insert_many(ctx->app->vec, coll, items, n, dims, 0, msg)) != NDB_OK) {
-        undo_docs(ctx, coll, *ids, n);
-        ndb_doc_ids_free(*ids, n);
-        *ids = NULL;
-    }
-    return st;
+    size_t copied = 0;
+    while (copied < n && (out[copied] = svc_arena_strndup(&ctx->arena, got[copied], strlen(got[copied]))) != NULL)
+        copied++;
+    ndb_doc_ids_free(got, n);
+    if (copied != n)
+        return oom(msg);
+    *ids = out;
+    return NDB_OK;
 }
 
 static ndb_status insert_one(svc_ctx *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp, ndb_errmsg *msg)
 {
     const Nexadb__V1__InsertVectorRequest *r = (const void *)req;
     char **ids = NULL;
-    Google__Protobuf__Struct *doc = r->document;
-    ndb_status st = insert_docs(ctx, r->collection, &doc, &r->n_vector, &r->vector, 1, &ids, msg);
+    Nexadb__V1__InsertVectorResponse *out = svc_alloc(ctx, sizeof *out);
+    if (out == NULL)
+        return oom(msg);
+    ndb_status st = insert_items(ctx, r->collection, &r->document, &r->n_vector, &r->vector, 1, &ids, msg);
     if (st != NDB_OK)
         return st;
-    Nexadb__V1__InsertVectorResponse *out = svc_alloc(ctx, sizeof *out);
-    if (out != NULL) {
-        nexadb__v1__insert_vector_response__init(out);
-        out->document_id = svc_arena_strndup(&ctx->arena, ids[0], strlen(ids[0]));
-    }
-    ndb_doc_ids_free(ids, 1);
-    if (out == NULL || out->document_id == NULL)
-        return oom(msg);
+    nexadb__v1__insert_vector_response__init(out);
+    out->document_id = ids[0];
     *resp = &out->base;
     return NDB_OK;
 }
@@ -259,29 +191,20 @@ static ndb_status insert_many(svc_ctx *ctx, const ProtobufCMessage *req, Protobu
     *resp = &out->base;
     if (n == 0)
         return NDB_OK;
-    Google__Protobuf__Struct **structs = svc_alloc(ctx, n * sizeof *structs);
+    Google__Protobuf__Struct **docs = svc_alloc(ctx, n * sizeof *docs);
     size_t *n_vec = svc_alloc(ctx, n * sizeof *n_vec);
     float **vecs = svc_alloc(ctx, n * sizeof *vecs);
-    out->document_ids = svc_alloc(ctx, n * sizeof *out->document_ids);
-    if (structs == NULL || n_vec == NULL || vecs == NULL || out->document_ids == NULL)
+    if (docs == NULL || n_vec == NULL || vecs == NULL)
         return oom(msg);
     for (size_t i = 0; i < n; i++) {
-        structs[i] = r->documents[i]->document;
+        docs[i] = r->documents[i]->document;
         n_vec[i] = r->documents[i]->n_vector;
         vecs[i] = r->documents[i]->vector;
     }
-    char **ids = NULL;
-    ndb_status st = insert_docs(ctx, r->collection, structs, n_vec, vecs, n, &ids, msg);
+    ndb_status st = insert_items(ctx, r->collection, docs, n_vec, vecs, n, &out->document_ids, msg);
     if (st != NDB_OK)
         return st;
-    for (size_t i = 0; i < n; i++) {
-        if ((out->document_ids[i] = svc_arena_strndup(&ctx->arena, ids[i], strlen(ids[i]))) == NULL)
-            break;
-        out->n_document_ids++;
-    }
-    ndb_doc_ids_free(ids, n);
-    if (out->n_document_ids != n)
-        return oom(msg);
+    out->n_document_ids = n;
     out->count = (int64_t)n;
     return NDB_OK;
 }
@@ -291,71 +214,48 @@ static ndb_status upsert(svc_ctx *ctx, const ProtobufCMessage *req, ProtobufCMes
     const Nexadb__V1__UpsertVectorRequest *r = (const void *)req;
     if (r->id[0] == '\0')
         return ndb_errmsg_set(msg, NDB_EINVAL, "id: required for an upsert");
-    uint32_t dims = 0;
-    const void *doc;
-    size_t len;
-    ndb_status st;
-    if ((st = coll_dims(ctx, r->collection, &dims, msg)) != NDB_OK ||
-        (st = check_vector(r->n_vector, dims, "vector", msg)) != NDB_OK ||
-        (st = encode_doc(ctx, r->document, r->id, &doc, &len, msg)) != NDB_OK)
-        return st;
-    /* Replace the document: remove the old one, insert the new one with the same _id. */
-    st = ndb_doc_delete(ctx->app->doc, r->collection, r->id, strlen(r->id), msg);
-    if (st != NDB_OK && st != NDB_ENOTFOUND)
-        return st;
-    int inserted = st == NDB_ENOTFOUND;
-    if ((st = ndb_doc_insert(ctx->app->doc, r->collection, &doc, &len, 1, NULL, msg)) != NDB_OK)
-        return st;
-    if ((st = ndb_vec_upsert(ctx->app->vec, r->collection, r->id, r->vector, dims, msg)) != NDB_OK)
+    ndb_vec_item item = {.vector = r->vector};
+    ndb_status st = svc_encode(&ctx->arena, r->document, 1, "document", &item.doc, &item.doc_len, msg);
+    int inserted = 0;
+    if (st != NDB_OK ||
+        (st = ndb_vec_upsert(ctx->app->vec, r->collection, r->id, &item, (uint32_t)r->n_vector, &inserted, msg)) !=
+            NDB_OK)
         return st;
     Nexadb__V1__UpsertVectorResponse *out = svc_alloc(ctx, sizeof *out);
     if (out == NULL)
         return oom(msg);
     nexadb__v1__upsert_vector_response__init(out);
-    out->inserted = inserted;
+    out->inserted = inserted != 0;
     *resp = &out->base;
     return NDB_OK;
-}
-
-/* The document with this id as a Struct, or NULL (left unset) when it has none. */
-static ndb_status load_doc(svc_ctx *ctx, svc_arena *arena, const char *coll, const char *id, size_t idlen,
-                           Google__Protobuf__Struct **out, ndb_errmsg *msg)
-{
-    void *doc = NULL;
-    size_t len = 0;
-    ndb_status st = ndb_doc_get(ctx->app->doc, coll, id, idlen, &doc, &len, msg);
-    if (st == NDB_ENOTFOUND) {
-        *out = NULL;
-        return NDB_OK;
-    }
-    if (st != NDB_OK)
-        return st;
-    st = svc_doc_to_struct(arena, doc, len, out, msg);
-    free(doc);
-    return st;
 }
 
 static ndb_status get(svc_ctx *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp, ndb_errmsg *msg)
 {
     const Nexadb__V1__GetVectorRequest *r = (const void *)req;
-    uint32_t dims = 0;
-    ndb_status st = coll_dims(ctx, r->collection, &dims, msg);
-    if (st != NDB_OK)
+    ndb_vec_info vi = {.dims = 0};
+    ndb_status st;
+    if (r->include_vector && (st = ndb_vec_stats(ctx->app->vec, r->collection, &vi, msg)) != NDB_OK)
         return st;
     Nexadb__V1__GetVectorResponse *out = svc_alloc(ctx, sizeof *out);
-    float *vec = r->include_vector ? svc_alloc(ctx, (size_t)dims * sizeof *vec) : NULL;
-    if (out == NULL || (r->include_vector && vec == NULL))
+    /* zeroed: should the name be re-created with fewer dimensions before the
+     * read, the tail is zeros rather than stale memory */
+    float *vec = vi.dims ? svc_alloc(ctx, (size_t)vi.dims * sizeof *vec) : NULL;
+    if (out == NULL || (vi.dims && vec == NULL))
         return oom(msg);
+    if (vec != NULL)
+        memset(vec, 0, (size_t)vi.dims * sizeof *vec);
     nexadb__v1__get_vector_response__init(out);
-    st = ndb_vec_get(ctx->app->vec, r->collection, r->id, vec, dims, NULL, msg);
-    if (st == NDB_ENOTFOUND)
-        return ndb_errmsg_set(msg, st, "no vector with id '%.200s' in '%.64s'", r->id, r->collection);
-    if (st != NDB_OK || (st = load_doc(ctx, &ctx->arena, r->collection, r->id, strlen(r->id), &out->document, msg)) != NDB_OK)
+    void *doc = NULL;
+    size_t len = 0;
+    if ((st = ndb_vec_get(ctx->app->vec, r->collection, r->id, &doc, &len, vec, vi.dims, msg)) != NDB_OK)
         return st;
-    if (vec != NULL) {
-        out->vector = vec;
-        out->n_vector = dims;
-    }
+    st = svc_doc_to_struct(&ctx->arena, doc, len, &out->document, msg);
+    free(doc);
+    if (st != NDB_OK)
+        return st;
+    out->vector = vec;
+    out->n_vector = vi.dims;
     *resp = &out->base;
     return NDB_OK;
 }
@@ -366,81 +266,38 @@ static ndb_status delete_one(svc_ctx *ctx, const ProtobufCMessage *req, Protobuf
     ndb_status st = ndb_vec_delete(ctx->app->vec, r->collection, r->id, msg);
     if (st != NDB_OK && st != NDB_ENOTFOUND)
         return st;
-    int deleted = st == NDB_OK;
-    st = ndb_doc_delete(ctx->app->doc, r->collection, r->id, strlen(r->id), msg);
-    if (st != NDB_OK && st != NDB_ENOTFOUND)
-        return st;
     Nexadb__V1__DeleteVectorResponse *out = svc_alloc(ctx, sizeof *out);
     if (out == NULL)
         return oom(msg);
     nexadb__v1__delete_vector_response__init(out);
-    out->success = deleted;
+    out->success = st == NDB_OK;
     *resp = &out->base;
     return NDB_OK;
 }
 
-/* Runs the filter through the document layer: the matching ids, for the vector pre-filter. */
-static ndb_status filter_ids(svc_ctx *ctx, const char *coll, const Google__Protobuf__Struct *filter,
-                             const char ***ids, size_t *n, ndb_errmsg *msg)
+/* Settings shared by Search and SearchBatch; the filter is encoded once, here. */
+static ndb_status prepare_query(svc_ctx *ctx, int32_t limit, const Google__Protobuf__Struct *filter,
+                                const Google__Protobuf__FloatValue *min_score, int with_vectors, ndb_vec_query *q,
+                                ndb_errmsg *msg)
 {
-    ndb_doc_find_opts o = {0};
-    Google__Protobuf__Value one = GOOGLE__PROTOBUF__VALUE__INIT;
-    one.kind_case = GOOGLE__PROTOBUF__VALUE__KIND_NUMBER_VALUE;
-    one.number_value = 1;
-    Google__Protobuf__Struct__FieldsEntry e = GOOGLE__PROTOBUF__STRUCT__FIELDS_ENTRY__INIT;
-    e.key = "_id";
-    e.value = &one;
-    Google__Protobuf__Struct__FieldsEntry *ep = &e;
-    Google__Protobuf__Struct proj = GOOGLE__PROTOBUF__STRUCT__INIT;
-    proj.n_fields = 1;
-    proj.fields = &ep;
-    ndb_status st;
-    if ((st = svc_encode(&ctx->arena, filter, 1, "filter", &o.filter, &o.filter_len, msg)) != NDB_OK ||
-        (st = svc_encode(&ctx->arena, &proj, 1, "projection", &o.projection, &o.projection_len, msg)) != NDB_OK)
-        return st;
-    ndb_doc_cursor *cur = NULL;
-    if ((st = ndb_doc_find(ctx->app->doc, coll, &o, &cur, msg)) != NDB_OK)
-        return st == NDB_ENOTFOUND ? NDB_OK : st; /* no documents: nothing matches */
-    size_t cap = 1024;
-    const char **list = svc_alloc(ctx, cap * sizeof *list);
-    *n = 0;
-    for (;;) {
-        const void *doc;
-        size_t len;
-        if ((st = ndb_doc_cursor_next(cur, &doc, &len, msg)) != NDB_OK || doc == NULL)
-            break;
-        ndb_doc_val root, idv;
-        if (ndb_doc_root(doc, len, &root) != NDB_OK || ndb_doc_get_field(&root, "_id", 3, &idv) != NDB_OK ||
-            idv.type != NDB_DOC_STRING)
-            continue;
-        if (*n == cap) {
-            const char **bigger = svc_alloc(ctx, 2 * cap * sizeof *bigger);
-            if (bigger == NULL) {
-                list = NULL;
-                break;
-            }
-            memcpy(bigger, list, cap * sizeof *list);
-            list = bigger;
-            cap *= 2;
-        }
-        if (list == NULL || (list[*n] = svc_arena_strndup(&ctx->arena, idv.u.s.ptr, idv.u.s.len)) == NULL) {
-            list = NULL;
-            break;
-        }
-        (*n)++;
+    if (limit < 0 || (uint32_t)limit > NDB_VEC_MAX_K)
+        return ndb_errmsg_set(msg, NDB_EINVAL, "limit must be 1 to %u, got %d", NDB_VEC_MAX_K, limit);
+    memset(q, 0, sizeof *q);
+    q->k = limit ? (uint32_t)limit : DEFAULT_LIMIT;
+    q->with_vectors = with_vectors;
+    q->with_documents = 1;
+    if (min_score != NULL) {
+        q->has_min_score = 1;
+        q->min_score = min_score->value;
     }
-    ndb_doc_cursor_free(cur);
-    if (st != NDB_OK)
-        return st;
-    if (list == NULL)
-        return ndb_errmsg_set(msg, NDB_ELIMIT, "filter matches too many documents for one call's memory bound");
-    *ids = list;
-    return NDB_OK;
+    if (filter == NULL || filter->n_fields == 0)
+        return NDB_OK; /* no filter: every document is ranked */
+    return svc_encode(&ctx->arena, filter, 0, "filter", &q->filter, &q->filter_len, msg);
 }
 
-/* Fills a SearchResponse from one result. */
-static ndb_status build_hits(svc_ctx *ctx, const char *coll, const ndb_vec_result *res, uint32_t dims, int with_vectors,
-                             Nexadb__V1__SearchResponse *out, ndb_errmsg *msg)
+/* Fills a SearchResponse from one result; hit vectors have dims floats. */
+static ndb_status build_hits(svc_ctx *ctx, const ndb_vec_result *res, uint32_t dims, Nexadb__V1__SearchResponse *out,
+                             ndb_errmsg *msg)
 {
     nexadb__v1__search_response__init(out);
     if (res->n == 0)
@@ -453,17 +310,15 @@ static ndb_status build_hits(svc_ctx *ctx, const char *coll, const ndb_vec_resul
         const ndb_vec_hit *h = &res->hits[i];
         Nexadb__V1__SearchHit *o = &hits[i];
         nexadb__v1__search_hit__init(o);
-        o->document_id = svc_arena_strndup(&ctx->arena, h->id, h->id_len);
-        if (o->document_id == NULL)
+        if ((o->document_id = svc_arena_strndup(&ctx->arena, h->id, h->id_len)) == NULL)
             return oom(msg);
         o->similarity = h->score;
-        ndb_status st = load_doc(ctx, &ctx->arena, coll, h->id, h->id_len, &o->document, msg);
-        if (st != NDB_OK)
+        ndb_status st;
+        if (h->doc != NULL && (st = svc_doc_to_struct(&ctx->arena, h->doc, h->doc_len, &o->document, msg)) != NDB_OK)
             return st;
-        if (with_vectors && h->vector != NULL) {
-            if ((o->vector = svc_alloc(ctx, (size_t)dims * sizeof(float))) == NULL)
+        if (h->vector != NULL) {
+            if ((o->vector = copy_floats(&ctx->arena, h->vector, dims)) == NULL)
                 return oom(msg);
-            memcpy(o->vector, h->vector, (size_t)dims * sizeof(float));
             o->n_vector = dims;
         }
         out->results[out->n_results++] = o;
@@ -471,63 +326,26 @@ static ndb_status build_hits(svc_ctx *ctx, const char *coll, const ndb_vec_resul
     return NDB_OK;
 }
 
-/* Settings shared by Search and SearchBatch; *none_match when the filter matches no document. */
-static ndb_status prepare_query(svc_ctx *ctx, const char *coll, int32_t limit, const Google__Protobuf__Struct *filter,
-                                const Google__Protobuf__FloatValue *min_score, int with_vectors, ndb_vec_query *q,
-                                int *none_match, ndb_errmsg *msg)
-{
-    if (limit < 0 || (uint32_t)limit > NDB_VEC_MAX_K)
-        return ndb_errmsg_set(msg, NDB_EINVAL, "limit must be 1 to %u, got %d", NDB_VEC_MAX_K, limit);
-    memset(q, 0, sizeof *q);
-    *none_match = 0;
-    q->k = limit ? (uint32_t)limit : DEFAULT_LIMIT;
-    q->with_vectors = with_vectors;
-    if (min_score != NULL) {
-        q->has_min_score = 1;
-        q->min_score = min_score->value;
-    }
-    if (filter != NULL && filter->n_fields > 0) {
-        const char **ids = NULL;
-        size_t n = 0;
-        ndb_status st = filter_ids(ctx, coll, filter, &ids, &n, msg);
-        if (st != NDB_OK)
-            return st;
-        q->allow_ids = ids;
-        q->n_allow = n;
-        *none_match = n == 0;
-    }
-    return NDB_OK;
-}
-
 static ndb_status search(svc_ctx *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp, ndb_errmsg *msg)
 {
     const Nexadb__V1__SearchRequest *r = (const void *)req;
-    uint32_t dims = 0;
-    ndb_status st;
-    if ((st = coll_dims(ctx, r->collection, &dims, msg)) != NDB_OK)
-        return st;
-    if (r->dimensions != 0 && (uint32_t)r->dimensions != dims)
-        return ndb_errmsg_set(msg, NDB_EINVAL, "dimensions is %d; the collection has %u", r->dimensions, dims);
-    if ((st = check_vector(r->n_vector, dims, "vector", msg)) != NDB_OK)
-        return st;
+    if (r->dimensions != 0 && (size_t)r->dimensions != r->n_vector)
+        return ndb_errmsg_set(msg, NDB_EINVAL, "dimensions is %d but vector has %zu components", r->dimensions,
+                              r->n_vector);
     ndb_vec_query q;
-    int none_match;
-    if ((st = prepare_query(ctx, r->collection, r->limit, r->filter, r->min_score, r->include_vectors, &q, &none_match,
-                            msg)) != NDB_OK)
+    ndb_status st = prepare_query(ctx, r->limit, r->filter, r->min_score, r->include_vectors, &q, msg);
+    if (st != NDB_OK)
         return st;
     Nexadb__V1__SearchResponse *out = svc_alloc(ctx, sizeof *out);
     if (out == NULL)
         return oom(msg);
-    nexadb__v1__search_response__init(out);
-    if (!none_match) {
-        ndb_vec_result *res = NULL;
-        if ((st = ndb_vec_search(ctx->app->vec, r->collection, r->vector, dims, &q, &res, msg)) != NDB_OK)
-            return st;
-        st = build_hits(ctx, r->collection, res, dims, r->include_vectors, out, msg);
-        ndb_vec_results_free(res, 1);
-        if (st != NDB_OK)
-            return st;
-    }
+    ndb_vec_result *res = NULL;
+    if ((st = ndb_vec_search(ctx->app->vec, r->collection, r->vector, (uint32_t)r->n_vector, &q, &res, msg)) != NDB_OK)
+        return st;
+    st = build_hits(ctx, res, (uint32_t)r->n_vector, out, msg);
+    ndb_vec_results_free(res, 1);
+    if (st != NDB_OK)
+        return st;
     *resp = &out->base;
     return NDB_OK;
 }
@@ -535,51 +353,113 @@ static ndb_status search(svc_ctx *ctx, const ProtobufCMessage *req, ProtobufCMes
 static ndb_status search_batch(svc_ctx *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp, ndb_errmsg *msg)
 {
     const Nexadb__V1__SearchBatchRequest *r = (const void *)req;
-    uint32_t dims = 0;
-    ndb_status st;
-    if ((st = coll_dims(ctx, r->collection, &dims, msg)) != NDB_OK)
-        return st;
     size_t nq = r->n_queries;
-    float *qs = nq ? svc_alloc(ctx, nq * dims * sizeof *qs) : NULL;
-    if (nq && qs == NULL)
-        return oom(msg);
-    for (size_t i = 0; i < nq; i++) {
-        char what[40];
-        snprintf(what, sizeof what, "queries[%zu].vector", i);
-        if ((st = check_vector(r->queries[i]->n_vector, dims, what, msg)) != NDB_OK)
-            return st;
-        memcpy(qs + i * dims, r->queries[i]->vector, dims * sizeof *qs);
-    }
-    ndb_vec_query q;
-    int skip_search;
-    if ((st = prepare_query(ctx, r->collection, r->limit, r->filter, r->min_score, r->include_vectors, &q, &skip_search,
-                            msg)) != NDB_OK)
-        return st;
     Nexadb__V1__SearchBatchResponse *out = svc_alloc(ctx, sizeof *out);
-    Nexadb__V1__SearchResponse *each = nq ? svc_alloc(ctx, nq * sizeof *each) : NULL;
-    if (out == NULL || (nq && each == NULL))
+    if (out == NULL)
         return oom(msg);
     nexadb__v1__search_batch_response__init(out);
-    if (nq == 0) {
-        *resp = &out->base;
+    *resp = &out->base;
+    if (nq == 0)
         return NDB_OK;
-    }
-    if ((out->results = svc_alloc(ctx, nq * sizeof *out->results)) == NULL)
+    size_t dims = r->queries[0]->n_vector;
+    float *qs = svc_alloc(ctx, nq * dims * sizeof *qs);
+    Nexadb__V1__SearchResponse *each = svc_alloc(ctx, nq * sizeof *each);
+    out->results = svc_alloc(ctx, nq * sizeof *out->results);
+    if (qs == NULL || each == NULL || out->results == NULL)
         return oom(msg);
+    for (size_t i = 0; i < nq; i++) {
+        if (r->queries[i]->n_vector != dims)
+            return ndb_errmsg_set(msg, NDB_EINVAL, "queries[%zu].vector has %zu dimensions; queries[0].vector has %zu",
+                                  i, r->queries[i]->n_vector, dims);
+        if (dims > 0) /* an empty vector is NULL; vector/ names the dimension mismatch */
+            memcpy(qs + i * dims, r->queries[i]->vector, dims * sizeof *qs);
+    }
+    ndb_vec_query q;
     ndb_vec_result *res = NULL;
-    if (!skip_search && (st = ndb_vec_search_batch(ctx->app->vec, r->collection, qs, nq, dims, &q, &res, msg)) != NDB_OK)
+    ndb_status st = prepare_query(ctx, r->limit, r->filter, r->min_score, r->include_vectors, &q, msg);
+    if (st != NDB_OK ||
+        (st = ndb_vec_search_batch(ctx->app->vec, r->collection, qs, nq, (uint32_t)dims, &q, &res, msg)) != NDB_OK)
         return st;
     for (size_t i = 0; i < nq && st == NDB_OK; i++) {
-        ndb_vec_result empty = {0};
-        st = build_hits(ctx, r->collection, skip_search ? &empty : &res[i], dims, r->include_vectors, &each[i], msg);
+        st = build_hits(ctx, &res[i], (uint32_t)dims, &each[i], msg);
         out->results[out->n_results++] = &each[i];
     }
-    if (res != NULL)
-        ndb_vec_results_free(res, nq);
-    if (st != NDB_OK)
+    ndb_vec_results_free(res, nq);
+    return st;
+}
+
+/* A FindVectors stream: the cursor, its vectors' dimensions, the page being filled. */
+typedef struct vec_stream {
+    ndb_vec_cursor *cur;
+    uint32_t dims;
+    Nexadb__V1__VectorDocument **docs;
+} vec_stream;
+
+static ndb_status vec_next(svc_ctx *ctx, void *state, size_t i, size_t room, size_t *bytes, bool *end,
+                           ndb_errmsg *msg)
+{
+    vec_stream *s = state;
+    if (i == 0 && (s->docs = svc_page_alloc(ctx, room * sizeof *s->docs)) == NULL)
+        return oom(msg);
+    const void *doc;
+    size_t len;
+    const float *vec;
+    ndb_status st = ndb_vec_cursor_next(s->cur, &doc, &len, &vec, msg);
+    if (st != NDB_OK || (*end = doc == NULL))
         return st;
-    *resp = &out->base;
+    Nexadb__V1__VectorDocument *vd = svc_page_alloc(ctx, sizeof *vd);
+    if (vd == NULL)
+        return oom(msg);
+    nexadb__v1__vector_document__init(vd);
+    if ((st = svc_doc_to_struct(&ctx->page_arena, doc, len, &vd->document, msg)) != NDB_OK)
+        return st;
+    if ((vd->vector = copy_floats(&ctx->page_arena, vec, s->dims)) == NULL)
+        return oom(msg);
+    vd->n_vector = s->dims;
+    s->docs[i] = vd;
+    *bytes += len + (size_t)s->dims * sizeof(float);
     return NDB_OK;
+}
+
+static ndb_status vec_token(void *state, void **tok, size_t *len)
+{
+    return ndb_vec_cursor_page_token(((vec_stream *)state)->cur, tok, len);
+}
+
+static ndb_status vec_send(svc_ctx *ctx, void *state, size_t n, int64_t count, char *token, bool last,
+                           ndb_errmsg *msg)
+{
+    (void)last;
+    Nexadb__V1__FindVectorsResponse page = NEXADB__V1__FIND_VECTORS_RESPONSE__INIT;
+    page.documents = ((vec_stream *)state)->docs;
+    page.n_documents = n;
+    page.count = count;
+    if (token != NULL)
+        page.next_page_token = token;
+    return svc_send(ctx, &page.base, msg);
+}
+
+static const svc_pager vec_pager = {vec_next, vec_token, vec_send};
+
+static ndb_status find_vectors(svc_ctx *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp, ndb_errmsg *msg)
+{
+    (void)resp;
+    const Nexadb__V1__FindVectorsRequest *r = (const void *)req;
+    if (r->limit < 0)
+        return ndb_errmsg_set(msg, NDB_EINVAL, "limit must not be negative");
+    ndb_vec_find_opts o = {.limit = (uint64_t)r->limit};
+    ndb_status st;
+    if ((r->filter != NULL && r->filter->n_fields > 0 &&
+         (st = svc_encode(&ctx->arena, r->filter, 0, "filter", &o.filter, &o.filter_len, msg)) != NDB_OK) ||
+        (st = svc_page_token_in(ctx, r->page_token, &o.page_token, &o.page_token_len, msg)) != NDB_OK)
+        return st;
+    ndb_vec_cursor *cur = NULL;
+    if ((st = ndb_vec_find(ctx->app->vec, r->collection, &o, &cur, msg)) != NDB_OK)
+        return st;
+    vec_stream vs = {.cur = cur, .dims = ndb_vec_cursor_dims(cur)};
+    st = svc_stream_pages(ctx, &vec_pager, &vs, r->page_size, msg);
+    ndb_vec_cursor_free(cur);
+    return st;
 }
 
 static const svc_method methods[] = {
@@ -593,6 +473,7 @@ static const svc_method methods[] = {
     {"DeleteVector", delete_one, SVC_M_WRITE},
     {"Search", search, 0},
     {"SearchBatch", search_batch, 0},
+    {"FindVectors", find_vectors, SVC_M_STREAM},
 };
 
 const svc_service svc_vector_service = {&nexadb__v1__vector_service__descriptor, methods,

@@ -93,6 +93,38 @@ static inline void *svc_page_alloc(svc_ctx *ctx, size_t n)
 /* Sends one page of a server-streaming response, then frees page memory. */
 ndb_status svc_send(svc_ctx *ctx, const ProtobufCMessage *m, ndb_errmsg *msg);
 
+/*
+ * A server-streaming answer read from an engine cursor, a page per message
+ * (Find, Aggregate, FindVectors). svc_stream_pages fills each page with at
+ * most page_size results (the request's page_size when it is 1..99,999,
+ * else SVC_PAGE_DOCS) and about SVC_PAGE_BYTES of encoded results, and hands
+ * it to `send`, which builds the method's response and calls svc_send. A page
+ * token travels as lower-case hex of the engine's opaque bytes.
+ */
+#define SVC_PAGE_DOCS 1000
+#define SVC_PAGE_BYTES ((size_t)1 << 20)
+typedef struct svc_pager {
+    /* Puts the next result at index i of the page being filled (in page
+     * memory, with room for `room` results: allocate the page's array when i
+     * is 0) and adds its encoded size to *bytes; sets *end, putting nothing,
+     * when the cursor is exhausted. */
+    ndb_status (*next)(svc_ctx *ctx, void *state, size_t i, size_t room, size_t *bytes, bool *end,
+                       ndb_errmsg *msg);
+    /* A token resuming after the last result read (malloc'd; the pager frees
+     * it), or NULL for methods without tokens. */
+    ndb_status (*token)(void *state, void **tok, size_t *len);
+    /* Sends the page of n results; count is the results sent so far with
+     * them, token the next page's in hex (NULL on the last page and for
+     * methods without tokens). */
+    ndb_status (*send)(svc_ctx *ctx, void *state, size_t n, int64_t count, char *token, bool last,
+                       ndb_errmsg *msg);
+} svc_pager;
+ndb_status svc_stream_pages(svc_ctx *ctx, const svc_pager *p, void *state, int32_t page_size, ndb_errmsg *msg);
+
+/* Decodes a request's page token into call memory: *len 0 for "",
+ * NDB_EINVAL for text this server did not issue. */
+ndb_status svc_page_token_in(svc_ctx *ctx, const char *hex, const void **tok, size_t *len, ndb_errmsg *msg);
+
 /* True when the client has gone away or the deadline has passed. Long loops check it. */
 bool svc_cancelled(svc_ctx *ctx);
 

@@ -74,17 +74,39 @@ static ndb_status lock_data_dir(const char *dir, ndb_errmsg *msg)
     return NDB_OK;
 }
 
-/* The document layer's progress lines (index builds) go to the log. */
-static void doc_log(void *ctx, const char *line)
+/* The document and vector layers' progress lines (index builds, segment rebuilds) go to the log. */
+static void engine_log(void *ctx, const char *line)
 {
     (void)ctx;
     SVC_LOG(SVC_LOG_INFO, line);
 }
 
-/* Opens the storage engine (replaying its WAL) and the document layer over it. */
+/* The previous release kept vectors in a store of their own, <data-dir>/vectors,
+ * which this release cannot read yet: refuse to start rather than serve
+ * vector collections without their data. */
+static ndb_status refuse_old_vector_store(const char *data_dir, ndb_errmsg *msg)
+{
+    char dir[4200];
+    struct stat sb;
+    if (snprintf(dir, sizeof dir, "%s/vectors", data_dir) >= (int)sizeof dir)
+        return ndb_errmsg_set(msg, NDB_EINVAL, "--data-dir: path too long");
+    if (stat(dir, &sb) == 0)
+        return ndb_errmsg_set(msg, NDB_EUNIMPL,
+                              "%s holds vector collections in the previous release's format, which this release "
+                              "cannot read yet; start the previous release on this data directory", dir);
+    if (errno != ENOENT)
+        return ndb_errmsg_set(msg, NDB_EIO, "%s: %s", dir, strerror(errno));
+    return NDB_OK;
+}
+
+/* Opens the storage engine (replaying its WAL), then the document layer and
+ * the vector layer over it. */
 static ndb_status open_engines(svc_app *app, ndb_errmsg *msg)
 {
     char dir[4200];
+    ndb_status st = refuse_old_vector_store(app->cfg->data_dir, msg);
+    if (st != NDB_OK)
+        return st;
     if (snprintf(dir, sizeof dir, "%s/kv", app->cfg->data_dir) >= (int)sizeof dir)
         return ndb_errmsg_set(msg, NDB_EINVAL, "--data-dir: path too long");
     ndb_kv_options kopt;
@@ -92,8 +114,7 @@ static ndb_status open_engines(svc_app *app, ndb_errmsg *msg)
     ndb_kv_recovery_info rec = {0};
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    ndb_status st = ndb_kv_open_ex(dir, &kopt, &app->kv, &rec, msg);
-    if (st != NDB_OK)
+    if ((st = ndb_kv_open_ex(dir, &kopt, &app->kv, &rec, msg)) != NDB_OK)
         return st;
     clock_gettime(CLOCK_MONOTONIC, &t1);
     SVC_LOG(rec.tail_corrupt ? SVC_LOG_WARN : SVC_LOG_INFO, "storage engine open", LOG_STR("dir", dir),
@@ -102,22 +123,26 @@ static ndb_status open_engines(svc_app *app, ndb_errmsg *msg)
             LOG_DBL("ms", (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6));
     ndb_doc_options dopt;
     ndb_doc_options_init(&dopt);
-    dopt.log = doc_log;
+    dopt.log = engine_log;
     if ((st = ndb_doc_open(app->kv, &dopt, &app->doc, msg)) != NDB_OK)
         return st;
-    if (snprintf(dir, sizeof dir, "%s/vectors", app->cfg->data_dir) >= (int)sizeof dir)
+    if (snprintf(dir, sizeof dir, "%s/vseg", app->cfg->data_dir) >= (int)sizeof dir)
         return ndb_errmsg_set(msg, NDB_EINVAL, "--data-dir: path too long");
-    if ((st = ndb_vec_open(dir, NULL, &app->vec, msg)) != NDB_OK)
+    ndb_vec_options vopt;
+    ndb_vec_options_default(&vopt);
+    vopt.log = engine_log;
+    if ((st = ndb_vec_open(app->kv, app->doc, dir, &vopt, &app->vec, msg)) != NDB_OK)
         return st;
-    SVC_LOG(SVC_LOG_INFO, "vector store open", LOG_STR("dir", dir), LOG_STR("kernel", ndb_vec_kernel_name()));
+    SVC_LOG(SVC_LOG_INFO, "vector collections open", LOG_STR("segments", dir),
+            LOG_STR("kernel", ndb_vec_kernel_name()));
     return NDB_OK;
 }
 
+/* Closes in the reverse order of opening: vectors, documents, storage. */
 static void close_engines(svc_app *app)
 {
     if (app->vec != NULL)
         ndb_vec_close(app->vec);
-    app->vec = NULL;
     if (app->doc != NULL)
         ndb_doc_close(app->doc);
     if (app->kv != NULL) {
@@ -125,6 +150,7 @@ static void close_engines(svc_app *app)
         if (st != NDB_OK)
             SVC_LOG(SVC_LOG_ERROR, "closing the storage engine failed", LOG_STR("error", ndb_strerror(st)));
     }
+    app->vec = NULL;
     app->doc = NULL;
     app->kv = NULL;
 }

@@ -228,6 +228,9 @@ ndb_status ndb_vec_find(ndb_vec_db *db, const char *name, const ndb_vec_find_opt
  * the end. Both borrowed until the next call on the cursor. */
 ndb_status ndb_vec_cursor_next(ndb_vec_cursor *c, const void **doc, size_t *doc_len,
                                const float **vector, ndb_errmsg *msg);
+/* The dimensions of the cursor's vectors (its collection's, fixed when the
+ * cursor was made, whatever happens to the name since). */
+uint32_t ndb_vec_cursor_dims(const ndb_vec_cursor *c);
 /* Resumes after the last document returned; *len 0 when exhausted. Caller
  * frees *tok with free(). */
 ndb_status ndb_vec_cursor_page_token(ndb_vec_cursor *c, void **tok, size_t *len);

@@ -133,6 +133,8 @@ ndb_status ndb_vec_cursor_next(ndb_vec_cursor *cur, const void **doc, size_t *do
     return NDB_OK;
 }
 
+uint32_t ndb_vec_cursor_dims(const ndb_vec_cursor *cur) { return cur->c->dims; }
+
 ndb_status ndb_vec_cursor_page_token(ndb_vec_cursor *cur, void **tok, size_t *len)
 {
     return ndb_doc_cursor_page_token(cur->docs, tok, len);

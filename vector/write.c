@@ -128,7 +128,8 @@ ndb_status ndb_vec_insert(ndb_vec_db *db, const char *name, const ndb_vec_item *
     for (size_t i = 0; st == NDB_OK && i < n; i++) {
         char what[48];
         snprintf(what, sizeof what, n == 1 ? "vector" : "documents[%zu].vector", i);
-        st = coll_check_vector(c, items[i].vector, dims, what, vecs + i * (size_t)dims, msg);
+        /* vecs is NULL when dims is wrong, which the check reports before any use */
+        st = coll_check_vector(c, items[i].vector, dims, what, vecs ? vecs + i * (size_t)dims : NULL, msg);
     }
     if (st == NDB_OK && (st = lock(&w, msg)) == NDB_OK)
         st = coll_reserve(c, n);

@@ -203,17 +203,19 @@ func (c *Client) DropVectorCollection(ctx context.Context, name string) (bool, e
 	return r.GetDropped(), err
 }
 
-// streamDocs yields the documents of a paged server stream (method is its full name),
-// reading the next message only when the current page is used up. Stopping the loop early
-// cancels the stream. newResp makes an empty response message.
-func streamDocs[M interface {
+// stream yields item(entry) for each entry of the documents of a paged server stream
+// (method is its full name), reading the next message only when the current page is used
+// up. Stopping the loop early cancels the stream. newResp makes an empty response message.
+func stream[M interface {
 	proto.Message
-	GetDocuments() []*structpb.Struct
-}](c *Client, ctx context.Context, method string, rb *reqBuilder, newResp func() M) iter.Seq2[Document, error] {
-	return func(yield func(Document, error) bool) {
+	GetDocuments() []E
+}, E any, T any](c *Client, ctx context.Context, method string, rb *reqBuilder, newResp func() M,
+	item func(E) T) iter.Seq2[T, error] {
+	var zero T
+	return func(yield func(T, error) bool) {
 		req, err := rb.done()
 		if err != nil {
-			yield(nil, err)
+			yield(zero, err)
 			return
 		}
 		ctx, cancel := c.ctx(ctx, false)
@@ -226,7 +228,7 @@ func streamDocs[M interface {
 			err = st.CloseSend()
 		}
 		if err != nil {
-			yield(nil, wrapErr(err, method))
+			yield(zero, wrapErr(err, method))
 			return
 		}
 		for {
@@ -236,11 +238,11 @@ func streamDocs[M interface {
 				return
 			}
 			if err != nil {
-				yield(nil, wrapErr(err, method))
+				yield(zero, wrapErr(err, method))
 				return
 			}
 			for _, s := range msg.GetDocuments() {
-				if !yield(fromStruct(s), nil) {
+				if !yield(item(s), nil) {
 					return
 				}
 			}
@@ -248,9 +250,17 @@ func streamDocs[M interface {
 	}
 }
 
+// streamDocs is stream for responses whose documents are Structs.
+func streamDocs[M interface {
+	proto.Message
+	GetDocuments() []*structpb.Struct
+}](c *Client, ctx context.Context, method string, rb *reqBuilder, newResp func() M) iter.Seq2[Document, error] {
+	return stream(c, ctx, method, rb, newResp, fromStruct)
+}
+
 // collect drains an iterator into a slice, stopping at the first error.
-func collect(seq iter.Seq2[Document, error]) ([]Document, error) {
-	var out []Document
+func collect[T any](seq iter.Seq2[T, error]) ([]T, error) {
+	var out []T
 	for d, err := range seq {
 		if err != nil {
 			return out, err

@@ -3,6 +3,7 @@ package nexadb
 import (
 	"context"
 	"fmt"
+	"iter"
 
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
@@ -136,6 +137,38 @@ func (vc *VectorCollection) SearchBatch(ctx context.Context, vectors [][]float32
 		out[i] = hits(x.GetResults())
 	}
 	return out, nil
+}
+
+// VectorDocument is a stored document with its stored vector (unit length under cosine).
+type VectorDocument struct {
+	Document Document
+	Vector   []float32
+}
+
+// FindIter streams the documents matching filter (nil: all; a Document or an Ordered) with
+// their stored vectors, in _id order from one snapshot (export), lazily as
+// Collection.FindIter does. Limit and PageSize apply; other FindOptions are refused.
+func (vc *VectorCollection) FindIter(ctx context.Context, filter any, opts ...FindOption) iter.Seq2[VectorDocument, error] {
+	var o findOpts
+	for _, f := range opts {
+		f(&o)
+	}
+	if o.skip != 0 || o.sort != nil || o.projection != nil {
+		err := fmt.Errorf("nexadb: a vector collection's Find takes only Limit and PageSize")
+		return func(yield func(VectorDocument, error) bool) { yield(VectorDocument{}, err) }
+	}
+	rb := newRequest(&pb.FindVectorsRequest{Collection: vc.Name, Limit: o.limit, PageSize: o.pageSize}).
+		object("filter", filter, "filter", false)
+	return stream(vc.c, ctx, pb.VectorService_FindVectors_FullMethodName, rb,
+		func() *pb.FindVectorsResponse { return new(pb.FindVectorsResponse) },
+		func(vd *pb.VectorDocument) VectorDocument {
+			return VectorDocument{Document: fromStruct(vd.GetDocument()), Vector: vd.GetVector()}
+		})
+}
+
+// Find returns every document matching filter (nil: all) with its stored vector.
+func (vc *VectorCollection) Find(ctx context.Context, filter any, opts ...FindOption) ([]VectorDocument, error) {
+	return collect(vc.FindIter(ctx, filter, opts...))
 }
 
 // Drop drops the vector collection; false when there was none.

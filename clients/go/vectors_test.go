@@ -3,7 +3,9 @@ package nexadb_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
+	"slices"
 	"testing"
 
 	nexadb "github.com/nexadb/nexadb/clients/go"
@@ -81,5 +83,49 @@ func TestVectorOps(t *testing.T) {
 	}
 	if _, _, err := vc.Get(ctx, "x0", false); !errors.Is(err, nexadb.ErrNotFound) {
 		t.Fatalf("Get deleted: %v", err)
+	}
+}
+
+func TestVectorFind(t *testing.T) {
+	ctx := context.Background()
+	db := connect(t)
+	vc, err := db.VectorCollection(ctx, uniqueName("vfind"), 3, nexadb.Dot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var docs []nexadb.Document
+	var vecs [][]float32
+	for i := 0; i < 9; i++ {
+		docs = append(docs, D{"_id": fmt.Sprintf("d%d", i), "i": i, "odd": i%2 == 1})
+		vecs = append(vecs, []float32{float32(i), 1, 0})
+	}
+	if _, err := vc.InsertMany(ctx, docs, vecs); err != nil {
+		t.Fatal(err)
+	}
+	all, err := vc.Find(ctx, nil, nexadb.PageSize(4))
+	if err != nil || len(all) != 9 {
+		t.Fatalf("Find = %d, %v", len(all), err)
+	}
+	for i, x := range all {
+		if x.Document["_id"] != fmt.Sprintf("d%d", i) || !slices.Equal(x.Vector, vecs[i]) {
+			t.Fatalf("Find[%d] = %+v", i, x)
+		}
+	}
+	var odd []any
+	for x, err := range vc.FindIter(ctx, D{"odd": true}, nexadb.Limit(2)) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		odd = append(odd, x.Document["i"])
+	}
+	if fmt.Sprint(odd) != "[1 3]" {
+		t.Fatalf("filtered Find = %v", odd)
+	}
+	if _, err := vc.Find(ctx, nil, nexadb.Skip(1)); err == nil {
+		t.Fatal("Skip accepted")
+	}
+	none, _ := db.VectorCollection(ctx, uniqueName("vnone"), 0, nexadb.Cosine)
+	if _, err := none.Find(ctx, nil); !errors.Is(err, nexadb.ErrNotFound) {
+		t.Fatalf("missing collection: %v", err)
 	}
 }

@@ -1,8 +1,9 @@
 """Fixtures for integration tests: a real nexadb-server on free ports, real gRPC stubs.
 
 The server binary comes from $NEXADB_SERVER (ctest sets it); Python stubs are
-generated from proto/ with grpcio-tools into a temporary directory, so the
-tests exercise the same .proto files the server was built from.
+generated from proto/ with grpcio-tools into a temporary directory (and
+imported from there, ahead of the installed SDK's copies), so the tests
+exercise the same .proto files the server was built from.
 """
 import os
 import re
@@ -40,6 +41,12 @@ def pb():
             f"--python_out={out}", f"--grpc_python_out={out}", *protos]
     if protoc.main(args) != 0:
         pytest.exit("generating Python stubs failed", returncode=2)
+    # A regular package, first on the path: these stubs, not those of an
+    # installed Python SDK (package nexadb too), which may predate proto/.
+    for pkg in ("nexadb", "nexadb/v1"):
+        Path(out, pkg, "__init__.py").touch()
+    for name in [m for m in sys.modules if m == "nexadb" or m.startswith("nexadb.")]:
+        del sys.modules[name]
     sys.path.insert(0, out)
     import importlib
 

@@ -1,9 +1,12 @@
-"""VectorService through the real server over gRPC, checked against a brute-force reference."""
+"""VectorService through the real server over gRPC, checked against a brute-force reference;
+FindVectors paging over gRPC and REST; concurrent upserts of one id against readers."""
 import math
 import random
+import threading
 
 import grpc
 import pytest
+import requests
 from google.protobuf import json_format, struct_pb2, wrappers_pb2
 
 
@@ -130,6 +133,26 @@ def test_bad_vectors_are_invalid_argument(pb, vec, auth, filled, vector, needle)
     assert needle.lower() in e.value.details().lower()
 
 
+def test_bad_batches_are_invalid_argument(pb, vec, auth, filled):
+    """Replays two fuzz_handlers findings: InsertVectors whose vectors all have the wrong
+    dimension count (the engine stepped through a NULL array), and SearchBatch with an
+    empty query vector (the service copied from a NULL one)."""
+    name, _, _ = filled
+    v = pb.vector_pb2
+    docs = [v.VectorDocument(document=S({"i": i}), vector=[0.1, 0.2, 0.3, 0.4]) for i in range(3)]
+    with pytest.raises(grpc.RpcError) as e:
+        vec.InsertVectors(v.InsertVectorsRequest(collection=name, documents=docs), metadata=auth, timeout=10)
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "has 4 dimensions" in e.value.details()
+    docs[1] = v.VectorDocument(document=S({"i": 1}), vector=[0.1] * 16)
+    with pytest.raises(grpc.RpcError) as e:
+        vec.InsertVectors(v.InsertVectorsRequest(collection=name, documents=docs), metadata=auth, timeout=10)
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "documents[1].vector" in e.value.details()
+    for queries in ([v.SearchQuery()], [v.SearchQuery(), v.SearchQuery()], [v.SearchQuery(vector=[1.0] * 16), v.SearchQuery()]):
+        with pytest.raises(grpc.RpcError) as e:
+            vec.SearchBatch(v.SearchBatchRequest(collection=name, queries=queries, limit=2), metadata=auth, timeout=10)
+        assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT, e.value.details()
+
+
 def test_collection_rules(pb, vec, auth):
     v = pb.vector_pb2
     with pytest.raises(grpc.RpcError) as e:
@@ -172,3 +195,131 @@ def test_vectors_survive_restart(pb, server_factory):
         after = [(h.document_id, h.similarity) for h in
                  stub.Search(v.SearchRequest(collection="keep", vector=q, limit=5), metadata=auth, timeout=10).results]
     assert after == before
+
+
+def test_find_vectors_pages_in_id_order_with_tokens(pb, vec, auth, filled):
+    name, rows, ids = filled
+    v = pb.vector_pb2
+    pages = list(vec.FindVectors(v.FindVectorsRequest(collection=name, page_size=64), metadata=auth, timeout=10))
+    assert [len(p.documents) for p in pages] == [64, 64, 64, 64, 44]
+    assert [p.count for p in pages] == [64, 128, 192, 256, 300]
+    assert all(p.next_page_token for p in pages[:-1]) and pages[-1].next_page_token == ""
+    docs = [x for p in pages for x in p.documents]
+    assert [x.document["_id"] for x in docs] == sorted(ids)
+    for x in docs:
+        i = ids.index(x.document["_id"])
+        assert D(x.document)["n"] == i
+        assert list(x.vector) == pytest.approx(normalise(rows[i]), abs=1e-6)
+    one = docs[17]
+    g = vec.GetVector(v.GetVectorRequest(collection=name, id=one.document["_id"], include_vector=True), metadata=auth,
+                      timeout=10)
+    assert list(g.vector) == list(one.vector) and D(g.document) == D(one.document)  # the stored vector, bit for bit
+    # a token resumes after its page, whatever the new page size
+    rest = [x.document["_id"] for p in vec.FindVectors(v.FindVectorsRequest(
+        collection=name, page_token=pages[1].next_page_token, page_size=1000), metadata=auth, timeout=10)
+        for x in p.documents]
+    assert rest == sorted(ids)[128:]
+    # filter and limit
+    odd = [x for p in vec.FindVectors(v.FindVectorsRequest(collection=name, filter=S({"even": False}), limit=10),
+                                      metadata=auth, timeout=10) for x in p.documents]
+    assert [x.document["_id"] for x in odd] == sorted(ids[1::2])[:10]
+
+
+def test_find_vectors_errors(pb, vec, auth, filled):
+    name, _, _ = filled
+    v = pb.vector_pb2
+    for req, code in [(v.FindVectorsRequest(collection="nope"), grpc.StatusCode.NOT_FOUND),
+                      (v.FindVectorsRequest(collection=name, page_token="zz"), grpc.StatusCode.INVALID_ARGUMENT),
+                      (v.FindVectorsRequest(collection=name, limit=-1), grpc.StatusCode.INVALID_ARGUMENT),
+                      (v.FindVectorsRequest(collection=name, filter=S({"n": {"$bogus": 1}})),
+                       grpc.StatusCode.INVALID_ARGUMENT)]:
+        with pytest.raises(grpc.RpcError) as e:
+            list(vec.FindVectors(req, metadata=auth, timeout=10))
+        assert e.value.code() == code, req
+
+
+def test_find_vectors_over_rest_merges_pages(server, filled):
+    name, rows, ids = filled
+    r = requests.post(f"{server.http_base}/vector/{name}/find", json={"query": {"even": True}, "page_size": 7},
+                      headers={"X-API-Key": server.api_key}, timeout=10)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["count"] == 150 and body["next_page_token"] == ""
+    assert [d["document"]["_id"] for d in body["documents"]] == sorted(ids[0::2])
+    first = body["documents"][0]
+    assert first["vector"] == pytest.approx(normalise(rows[ids.index(first["document"]["_id"])]), abs=1e-6)
+
+
+def test_concurrent_upserts_of_one_id_never_show_a_torn_version(pb, server):
+    """Writers upsert one id with {"v": i} and the vector [i, 1, 0] (dot metric, stored as
+    given) while readers Get and Search it: every call succeeds and every read shows a
+    document and a vector of the same version."""
+    v = pb.vector_pb2
+    name = f"hot{random.randrange(1 << 30)}"
+    md = (("x-api-key", server.api_key),)
+    writers, per_writer = 4, 120
+
+    def stub():
+        ch = grpc.insecure_channel(server.target)
+        return ch, pb.vector_pb2_grpc.VectorServiceStub(ch)
+
+    ch, s = stub()
+    s.CreateVectorCollection(v.CreateVectorCollectionRequest(collection=name, dimensions=3,
+                                                             metric=pb.common_pb2.VECTOR_METRIC_DOT),
+                             metadata=md, timeout=10)
+    first = s.UpsertVector(v.UpsertVectorRequest(collection=name, id="hot", document=S({"v": 0}), vector=[0, 1, 0]),
+                           metadata=md, timeout=10)
+    assert first.inserted
+    created = D(s.GetVector(v.GetVectorRequest(collection=name, id="hot"), metadata=md, timeout=10).document)["_created_at"]
+    done = threading.Event()
+    errors, reads, inserted = [], [], []
+
+    def write(w):
+        c, st = stub()
+        try:
+            for j in range(per_writer):
+                i = w * per_writer + j + 1
+                r = st.UpsertVector(v.UpsertVectorRequest(collection=name, id="hot", document=S({"v": i, "w": w}),
+                                                          vector=[float(i), 1.0, 0.0]), metadata=md, timeout=30)
+                inserted.append(r.inserted)
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(f"writer {w}: {e!r}")
+        finally:
+            c.close()
+
+    def read(k):
+        c, st = stub()
+        try:
+            while not done.is_set():
+                g = st.GetVector(v.GetVectorRequest(collection=name, id="hot", include_vector=True), metadata=md,
+                                 timeout=30)
+                doc = D(g.document)
+                if list(g.vector) != [float(doc["v"]), 1.0, 0.0] or doc["_created_at"] != created:
+                    errors.append(f"Get saw {doc} with {list(g.vector)}")
+                hits = st.Search(v.SearchRequest(collection=name, vector=[1, 0, 0], limit=5, include_vectors=True),
+                                 metadata=md, timeout=30).results
+                for h in hits:  # a document replaced during the search is left out, never mismatched
+                    if h.similarity != D(h.document)["v"] or list(h.vector) != [float(D(h.document)["v"]), 1.0, 0.0]:
+                        errors.append(f"Search saw {D(h.document)} scored {h.similarity} with {list(h.vector)}")
+                reads.append(len(hits))
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(f"reader {k}: {e!r}")
+        finally:
+            c.close()
+
+    ws = [threading.Thread(target=write, args=(w,)) for w in range(writers)]
+    rs = [threading.Thread(target=read, args=(k,)) for k in range(3)]
+    for t in rs + ws:
+        t.start()
+    for t in ws:
+        t.join()
+    done.set()
+    for t in rs:
+        t.join()
+    assert not errors, errors[:5]
+    assert len(inserted) == writers * per_writer and not any(inserted)
+    assert reads
+    final = s.GetVector(v.GetVectorRequest(collection=name, id="hot", include_vector=True), metadata=md, timeout=10)
+    assert list(final.vector) == [float(D(final.document)["v"]), 1.0, 0.0]
+    assert len(list(s.FindVectors(v.FindVectorsRequest(collection=name), metadata=md, timeout=10))[0].documents) == 1
+    ch.close()

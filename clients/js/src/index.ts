@@ -75,6 +75,17 @@ export interface SearchResult {
   vector?: number[];
 }
 
+/** A stored document with its stored vector (unit length under cosine), as VectorCollection.find gives them. */
+export interface VectorDocument {
+  document: Document;
+  vector: number[];
+}
+
+export interface VectorFindOptions {
+  /** Documents per streamed message; 0 lets the server choose. */
+  pageSize?: number;
+}
+
 export interface SearchOptions {
   filter?: Document;
   minScore?: number;
@@ -188,12 +199,16 @@ export class NexaDB {
     });
   }
 
-  /** @internal Streams the documents of a server-streaming call, a page per message. */
-  async *stream(client: any, method: string, request: object): AsyncGenerator<Document> {
+  /**
+   * @internal Streams the entries of a server-streaming call's `documents`, a page per
+   * message, each turned into what the caller yields (a document by default).
+   */
+  async *stream<T = Document>(client: any, method: string, request: object,
+    item: (entry: any) => T = fromStruct as (entry: any) => T): AsyncGenerator<T> {
     const call: grpc.ClientReadableStream<any> = client[method](request, this.metadata);
     try {
       for await (const msg of call) {
-        for (const s of msg.documents ?? []) yield fromStruct(s);
+        for (const s of msg.documents ?? []) yield item(s);
       }
     } catch (e) {
       throw fromServiceError(e, method);
@@ -499,6 +514,28 @@ export class VectorCollection {
       include_vectors: options.includeVectors ?? false,
     });
     return r.results.map((x: any) => hits(x.results));
+  }
+
+  /**
+   * The documents matching query (all when empty) with their stored vectors, in _id order from
+   * one snapshot (export); limit 0 means no limit.
+   */
+  async find(query: Document = {}, limit = 0, options: VectorFindOptions = {}): Promise<VectorDocument[]> {
+    const out: VectorDocument[] = [];
+    for await (const d of this.findIter(query, limit, options)) out.push(d);
+    return out;
+  }
+
+  /** Like find, as an async iterator that reads the stream lazily, page by page. */
+  findIter(query: Document = {}, limit = 0, options: VectorFindOptions = {}): AsyncGenerator<VectorDocument> {
+    const req = {
+      collection: this.name,
+      filter: optStruct(query, 'query'),
+      limit,
+      page_size: options.pageSize ?? 0,
+    };
+    return this.db.stream(this.db.vecs, 'FindVectors', req,
+      (vd: any): VectorDocument => ({ document: fromStruct(vd.document), vector: vd.vector }));
   }
 
   drop(): Promise<boolean> {

@@ -1,6 +1,6 @@
 // Compiled with `tsc --noEmit` (npm run typecheck): the published type definitions accept the
 // brief's usage and reject misuse. Lines marked @ts-expect-error must fail to type-check.
-import { NexaDB, NexaDBError, SearchResult, CollectionInfo, Document } from '..';
+import { NexaDB, NexaDBError, SearchResult, CollectionInfo, Document, VectorDocument } from '..';
 
 async function brief(): Promise<void> {
   const db = new NexaDB({ host: 'localhost', port: 6970, apiKey: process.env.NEXADB_API_KEY });
@@ -20,13 +20,15 @@ async function brief(): Promise<void> {
   const vc = await db.vectorCollection('articles', { dimensions: 384 });
   const hits: SearchResult[] = await vc.search(new Float32Array(384), 3);
   hits.forEach((h) => console.log(h.documentId, h.similarity.toFixed(4), h.document.text));
+  const exported: VectorDocument[] = await vc.find({ lang: 'en' }, 0, { pageSize: 500 });
+  for await (const { document, vector } of vc.findIter()) console.log(document._id, vector.length);
   const cols: CollectionInfo[] = await db.listCollections();
   try {
     await users.find({ a: { $bogus: 1 } });
   } catch (e) {
     if (e instanceof NexaDBError) console.log(e.code, e.codeName, e.details);
   }
-  console.log(ids, one, byId, ok, deleted, total, agg, cols);
+  console.log(ids, one, byId, ok, deleted, total, agg, cols, exported);
 
   // @ts-expect-error: port must be a number
   new NexaDB({ port: '6970' });
@@ -34,6 +36,8 @@ async function brief(): Promise<void> {
   await users.find({}, '10');
   // @ts-expect-error: a sort direction is 1 or -1
   await users.find({}, 0, { sort: { age: 2 } });
+  // @ts-expect-error: a vector collection's find has no sort
+  await vc.find({}, 0, { sort: 'age' });
   // @ts-expect-error: unknown metric
   await db.vectorCollection('v', { dimensions: 3, metric: 'hamming' });
   db.close();

@@ -62,3 +62,17 @@ test('filter, minScore, includeVectors, get, upsert, delete, batch', async () =>
   assert.strictEqual(await vc.delete('x0'), false);
   assert.strictEqual(await vc.get('x0'), null);
 });
+
+test('find streams documents with their stored vectors, in _id order', async () => {
+  const vc = await db.vectorCollection(uniqueName('find'), { dimensions: 3, metric: 'dot' });
+  const docs = Array.from({ length: 12 }, (_, i) => ({ _id: `d${String(i).padStart(2, '0')}`, i, odd: i % 2 === 1 }));
+  await vc.insertMany(docs, docs.map((d) => [d.i, 1, 0]));
+  const all = await vc.find({}, 0, { pageSize: 5 });
+  assert.deepStrictEqual(all.map((x) => x.document._id), docs.map((d) => d._id));
+  for (const x of all) assert.deepStrictEqual(x.vector, [x.document.i, 1, 0]);
+  const odd = [];
+  for await (const x of vc.findIter({ odd: true }, 2)) odd.push(x.document.i);
+  assert.deepStrictEqual(odd, [1, 3]);
+  await assert.rejects(db.vectorCollection(uniqueName('none')).then((v) => v.find()),
+    (e) => e instanceof NexaDBError && e.codeName === 'NOT_FOUND');
+});

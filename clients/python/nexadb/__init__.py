@@ -9,7 +9,8 @@
 
 Port 6970 is the server's gRPC port (the default here); 6969 is its HTTP/JSON port.
 """
-from .client import DEFAULT_PORT, Collection, Cursor, NexaDB, SearchResult, VectorCollection
+from .client import (DEFAULT_PORT, Collection, Cursor, NexaDB, SearchResult, VectorCollection,
+                     VectorDocument)
 from .errors import (AlreadyExistsError, AuthenticationError, DeadlineExceededError,
                      InvalidArgumentError, NexaDBError, NotFoundError, PermissionDeniedError,
                      ResourceExhaustedError, UnavailableError, UnimplementedError)
@@ -17,7 +18,8 @@ from .errors import (AlreadyExistsError, AuthenticationError, DeadlineExceededEr
 __version__ = "0.1.0"
 
 __all__ = [
-    "NexaDB", "Collection", "VectorCollection", "Cursor", "SearchResult", "DEFAULT_PORT",
+    "NexaDB", "Collection", "VectorCollection", "Cursor", "SearchResult", "VectorDocument",
+    "DEFAULT_PORT",
     "NexaDBError", "InvalidArgumentError", "NotFoundError", "AlreadyExistsError",
     "AuthenticationError", "PermissionDeniedError", "ResourceExhaustedError",
     "UnavailableError", "UnimplementedError", "DeadlineExceededError",

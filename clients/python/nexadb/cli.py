@@ -212,18 +212,44 @@ def cmd_search(db: NexaDB, a, out) -> int:
     return 0
 
 
+def _vector_collection_for_import(db: NexaDB, a, first: Optional[dict]):
+    """The vector collection to import into: an existing one (checked against
+    --dimensions and --metric when given), or a new one with --dimensions (else the
+    length of the first document's vector) and --metric (else cosine)."""
+    info = {c["name"]: c for c in db.list_vector_collections()}.get(a.collection)
+    if info is not None:
+        if a.dimensions is not None and a.dimensions != info["dimensions"]:
+            raise UsageError(f"vector collection {a.collection} has {info['dimensions']} dimensions, "
+                             f"not {a.dimensions}")
+        if a.metric is not None and a.metric != info["metric"]:
+            raise UsageError(f"vector collection {a.collection} ranks by {info['metric']}, not {a.metric}")
+        return db.vector_collection(a.collection)
+    dims = a.dimensions
+    if dims is None:
+        vec = first.get(a.vector_field) if first is not None else None
+        if not isinstance(vec, list) or not vec:
+            raise UsageError(f"{a.file}: cannot infer --dimensions: the first document has no "
+                             f"'{a.vector_field}' array")
+        dims = len(vec)
+    return db.vector_collection(a.collection, dimensions=dims, metric=a.metric or "cosine")
+
+
 def cmd_import(db: NexaDB, a, out) -> int:
     if a.batch < 1:
         raise UsageError("--batch must be at least 1")
+    if a.vector_field is None and (a.dimensions is not None or a.metric is not None):
+        raise UsageError("--dimensions and --metric need --vector-field")
     total = _count_lines(a.file) if a.progress != "never" else None
     prog = Progress(f"import {a.collection}", total, _progress_on(a))
     f = sys.stdin if a.file == "-" else open(a.file, encoding="utf-8")
     n = 0
     try:
-        docs = _read_jsonl(f, a.file)
+        batches = _batches(_read_jsonl(f, a.file), a.batch)
         if a.vector_field:
-            vc = db.vector_collection(a.collection, dimensions=a.dimensions)
-            for batch in _batches(docs, a.batch):
+            vc = None
+            for batch in batches:
+                if vc is None:
+                    vc = _vector_collection_for_import(db, a, batch[0])
                 vecs = []
                 for d in batch:
                     if a.vector_field not in d:
@@ -232,9 +258,11 @@ def cmd_import(db: NexaDB, a, out) -> int:
                 vc.insert_many(batch, vecs)
                 n += len(batch)
                 prog.update(len(batch))
+            if vc is None:  # an empty file still leaves the collection there, as for documents
+                _vector_collection_for_import(db, a, None)
         else:
             c = db.collection(a.collection)
-            for batch in _batches(docs, a.batch):
+            for batch in batches:
                 c.insert_many(batch)
                 n += len(batch)
                 prog.update(len(batch))
@@ -246,15 +274,43 @@ def cmd_import(db: NexaDB, a, out) -> int:
     return 0
 
 
+def _export_source(db: NexaDB, a):
+    """What to export: ('documents', None) or ('vectors', info of the vector collection).
+    A vector collection is exported with its vectors; when a document collection and a
+    vector collection share the name, the user says which."""
+    vinfo = {c["name"]: c for c in db.list_vector_collections()}.get(a.collection)
+    if a.documents:
+        return "documents", None
+    if a.vector_field is not None:
+        if vinfo is None:
+            raise UsageError(f"there is no vector collection {a.collection} (--vector-field exports one)")
+        return "vectors", vinfo
+    if vinfo is None:
+        return "documents", None
+    if a.collection in {c["name"] for c in db.list_collections()}:
+        raise UsageError(f"{a.collection} is both a document collection and a vector collection: "
+                         f"pass --documents for the documents, or --vector-field FIELD for the vector "
+                         f"collection (each document gets its vector under FIELD)")
+    return "vectors", vinfo
+
+
 def cmd_export(db: NexaDB, a, out) -> int:
-    c = db.collection(a.collection)
+    kind, vinfo = _export_source(db, a)
     query = _json_arg(a.query, "query")
-    total = c.count(query) if a.progress != "never" else None
+    if kind == "vectors":
+        field = a.vector_field or "vector"
+        total = vinfo["count"] if query is None else None
+        rows: Iterable[dict] = _with_vectors(
+            db.vector_collection(a.collection).find(query, page_size=a.batch), field)
+    else:
+        c = db.collection(a.collection)
+        total = c.count(query) if a.progress != "never" else None
+        rows = c.find(query, page_size=a.batch)
     prog = Progress(f"export {a.collection}", total, _progress_on(a))
     f = out if a.file in (None, "-") else open(a.file, "w", encoding="utf-8")
     n = 0
     try:
-        for d in c.find(query, page_size=a.batch):
+        for d in rows:
             f.write(json.dumps(d, ensure_ascii=False) + "\n")
             n += 1
             prog.update(1)
@@ -262,8 +318,20 @@ def cmd_export(db: NexaDB, a, out) -> int:
         prog.finish()
         if f is not out:
             f.close()
-    print(f"exported {n} documents from {a.collection}", file=sys.stderr)
+    what = f" with their vectors in '{a.vector_field or 'vector'}'" if kind == "vectors" else ""
+    print(f"exported {n} documents{what} from {a.collection}", file=sys.stderr)
     return 0
+
+
+def _with_vectors(cursor, field: str) -> Iterator[dict]:
+    """Each document of a vector collection with its vector under field (which the
+    document itself must not use: it would be lost on the way back in)."""
+    for doc, vector in cursor:
+        if field in doc:
+            raise UsageError(f"document {doc.get('_id')!r} has a field '{field}' of its own; "
+                             f"choose another --vector-field")
+        doc[field] = vector
+        yield doc
 
 
 def _progress_on(a) -> bool:
@@ -472,14 +540,22 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--vector-field", help="import into a vector collection, taking each "
                     "document's vector from this field")
     sp.add_argument("--dimensions", type=int, help="with --vector-field: create the collection "
-                    "with these dimensions if absent")
+                    "with these dimensions if absent (default: the first vector's length)")
+    sp.add_argument("--metric", choices=("cosine", "dot", "l2"),
+                    help="with --vector-field: the metric of a collection created (default cosine)")
     sp.add_argument("--progress", choices=("auto", "always", "never"), default="auto",
                     help="progress bar on stderr (auto: when it is a terminal)")
 
-    sp = add("export", cmd_export, "export a collection as JSON lines, with a progress bar")
+    sp = add("export", cmd_export, "export a collection as JSON lines, with a progress bar; a "
+             "vector collection's documents carry their vectors")
     sp.add_argument("collection")
     sp.add_argument("file", nargs="?", help="output file (default stdout)")
     sp.add_argument("--query", help="only matching documents")
+    g = sp.add_mutually_exclusive_group()
+    g.add_argument("--vector-field", help="export the vector collection, each document with its "
+                   "vector under this field (default 'vector'; import --vector-field reads it back)")
+    g.add_argument("--documents", action="store_true",
+                   help="export the document collection when a vector collection has the same name")
     sp.add_argument("--batch", type=int, default=1000, help="documents per streamed page")
     sp.add_argument("--progress", choices=("auto", "always", "never"), default="auto")
 

@@ -72,7 +72,8 @@ def _message_class(desc: Any) -> Any:
 
 
 class Cursor:
-    """Results of a streaming call (find, aggregate), read lazily.
+    """Results of a streaming call (find, aggregate, a vector collection's find), read
+    lazily.
 
     The server sends a page of documents per message; iterating reads the next message
     only when the current page is used up, so a large result never sits in memory whole.
@@ -80,28 +81,30 @@ class Cursor:
     twice works); `close()` cancels a stream that is being read.
     """
 
-    def __init__(self, start: Callable[[], Any], method: str):
+    def __init__(self, start: Callable[[], Any], method: str,
+                 item: Callable[[Any], Any] = from_struct):
         self._start = start
         self._method = method
+        self._item = item  # one entry of a message's `documents` -> what iterating yields
         self._calls: List[Any] = []
 
-    def __iter__(self) -> Iterator[Document]:
+    def __iter__(self) -> Iterator[Any]:
         call = self._start()
         self._calls.append(call)
         try:
             for msg in call:
                 for s in msg.documents:
-                    yield from_struct(s)
+                    yield self._item(s)
         except grpc.RpcError as e:
             raise errors.from_rpc_error(e, self._method) from None
         finally:
             call.cancel()  # no-op when the stream has ended
             self._calls.remove(call)
 
-    def to_list(self) -> List[Document]:
+    def to_list(self) -> List[Any]:
         return list(self)
 
-    def first(self) -> Optional[Document]:
+    def first(self) -> Optional[Any]:
         for d in self:
             self.close()
             return d
@@ -123,6 +126,17 @@ class SearchResult(NamedTuple):
     doc_id: str
     similarity: float
     doc: Document
+
+
+class VectorDocument(NamedTuple):
+    """A stored document with its stored vector (unit length under cosine), as a vector
+    collection's find yields them; unpacks as (doc, vector)."""
+    doc: Document
+    vector: List[float]
+
+
+def _vector_document(vd: Any) -> VectorDocument:
+    return VectorDocument(from_struct(vd.document), list(vd.vector))
 
 
 class _Hit(SearchResult):
@@ -171,8 +185,9 @@ class NexaDB:
         except grpc.RpcError as e:
             raise errors.from_rpc_error(e, method) from None
 
-    def _stream(self, rpc: Any, request: Any, method: str, timeout: Optional[float]) -> Cursor:
-        return Cursor(lambda: rpc(request, timeout=timeout, metadata=self._metadata), method)
+    def _stream(self, rpc: Any, request: Any, method: str, timeout: Optional[float],
+                item: Callable[[Any], Any] = from_struct) -> Cursor:
+        return Cursor(lambda: rpc(request, timeout=timeout, metadata=self._metadata), method, item)
 
     def close(self) -> None:
         """Closes the channel; handles made from this NexaDB stop working."""
@@ -507,6 +522,15 @@ class VectorCollection:
             base.min_score.value = float(min_score)
         req = Request(base).struct("filter", filter)
         return [_hits(r.results) for r in self._call("SearchBatch", req).results]
+
+    def find(self, query: Optional[Mapping[str, Any]] = None, limit: int = 0, *,
+             page_size: int = 0, timeout: Optional[float] = None) -> Cursor:
+        """The documents matching query (all when None) with their stored vectors, in _id
+        order from one snapshot, as a lazy Cursor of VectorDocument(doc, vector) pairs
+        (for export). limit=0 means no limit. Nothing is sent until it is iterated."""
+        req = Request(vector_pb2.FindVectorsRequest(collection=self.name, limit=int(limit),
+                                                    page_size=int(page_size))).struct("filter", query, "query")
+        return self.db._stream(self.db._vecs.FindVectors, req, "FindVectors", timeout, _vector_document)
 
     def drop(self) -> bool:
         return self.db.drop_vector_collection(self.name)

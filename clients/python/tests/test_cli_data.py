@@ -1,5 +1,6 @@
 """The CLI's data commands against the real server: insert, find, count, aggregate, update,
-delete, search, import/export of JSON lines with the progress bar, and the shell.
+delete, search, import/export of JSON lines with the progress bar (vector collections with
+their vectors, round trips included), and the shell.
 
 They call nexadb.cli.main in-process (test_cli.py runs the installed console script itself):
 an interpreter start per command made this file the suite's slowest."""
@@ -93,6 +94,61 @@ def test_import_vectors_and_search(run, server, coll_name, tmp_path):
     assert [h["document"]["name"] for h in hits] == ["a", "c"]
     assert "emb" not in hits[0]["document"]
     assert abs(hits[0]["similarity"] - 1) < 1e-5
+
+
+@pytest.mark.parametrize("metric", ["cosine", "dot", "l2"])
+def test_export_import_of_vectors_round_trips(run, server, coll_name, tmp_path, metric):
+    """Export a vector collection with its vectors, import it under another name (its
+    dimensions inferred from the first vector): identical search results, scores and all."""
+    import random
+    from nexadb import NexaDB
+    rng = random.Random(5)
+    src = tmp_path / "v.jsonl"
+    src.write_text("".join(json.dumps({"name": f"n{i}", "emb": [rng.gauss(0, 1) for _ in range(24)]}) + "\n"
+                           for i in range(300)))
+    run(server, "import", coll_name, str(src), "--vector-field", "emb", "--metric", metric, "--batch", "70")
+    out = tmp_path / "out.jsonl"
+    r = run(server, "export", coll_name, str(out), "--vector-field", "emb", "--batch", "64")
+    assert "exported 300 documents with their vectors in 'emb'" in r.stderr
+    back = lines(out.read_text())
+    assert len(back) == 300 and all(len(d["emb"]) == 24 and "_id" in d for d in back)
+    run(server, "import", coll_name + "_copy", str(out), "--vector-field", "emb", "--metric", metric)
+    with NexaDB("127.0.0.1", server.port, api_key=server.api_key) as db:
+        info = {c["name"]: c for c in db.list_vector_collections()}[coll_name + "_copy"]
+        assert (info["dimensions"], info["metric"], info["count"]) == (24, metric, 300)
+        queries = [[rng.gauss(0, 1) for _ in range(24)] for _ in range(5)]
+        before, after = (db.vector_collection(n).search_batch(queries, limit=50) for n in (coll_name, coll_name + "_copy"))
+        assert [[(h.doc_id, h.similarity) for h in q] for q in after] == \
+               [[(h.doc_id, h.similarity) for h in q] for q in before]
+        assert [h.doc["name"] for h in after[0]] == [h.doc["name"] for h in before[0]]
+        # a second export of the copy is the same file but for the times the database set
+        run(server, "export", coll_name + "_copy", str(tmp_path / "again.jsonl"), "--vector-field", "emb")
+        strip = lambda ds: [{k: v for k, v in d.items() if k not in ("_created_at", "_updated_at")} for d in ds]
+        assert strip(lines((tmp_path / "again.jsonl").read_text())) == strip(back)
+
+
+def test_export_picks_the_kind(run, server, coll_name, tmp_path):
+    src = tmp_path / "v.jsonl"
+    src.write_text(json.dumps({"_id": "a", "emb": [1, 0]}) + "\n")
+    run(server, "import", coll_name, str(src), "--vector-field", "emb")
+    # only a vector collection of that name: exported with its vectors, under "vector"
+    r = run(server, "export", coll_name)
+    doc, = lines(r.stdout)
+    assert doc["_id"] == "a" and doc["vector"] == [1, 0] and "emb" not in doc
+    # both kinds: the user must say which
+    run(server, "insert", coll_name, '{"kind": "plain"}')
+    r = run(server, "export", coll_name, check=False)
+    assert r.returncode == 2 and "both a document collection and a vector collection" in r.stderr
+    assert "--documents" in r.stderr and "--vector-field" in r.stderr
+    assert [d["kind"] for d in lines(run(server, "export", coll_name, "--documents").stdout)] == ["plain"]
+    assert lines(run(server, "export", coll_name, "--vector-field", "v").stdout)[0]["v"] == [1, 0]
+    r = run(server, "export", coll_name + "_none", "--vector-field", "v", check=False)
+    assert r.returncode == 2 and "no vector collection" in r.stderr
+    # an import that disagrees with the existing collection says so
+    r = run(server, "import", coll_name, str(src), "--vector-field", "emb", "--metric", "dot", check=False)
+    assert r.returncode == 2 and "ranks by cosine, not dot" in r.stderr
+    r = run(server, "import", coll_name, str(src), "--vector-field", "emb", "--dimensions", "3", check=False)
+    assert r.returncode == 2 and "has 2 dimensions, not 3" in r.stderr
 
 
 def test_shell_session(run, server, coll_name):

@@ -72,3 +72,18 @@ def test_get_upsert_delete_batch(vecs):
     assert [r[0].doc_id for r in batch] == ["v1", "v2"]
     assert vecs.delete("v1") is True and vecs.delete("v1") is False
     assert vecs.get("v1") is None
+
+
+def test_find_yields_documents_with_vectors_in_id_order(vecs):
+    ids = vecs.insert_many([{"_id": f"d{i:03}", "i": i, "odd": i % 2 == 1} for i in range(25)],
+                           [[1, i, 0, 0] for i in range(25)])
+    got = list(vecs.find(page_size=4))
+    assert [d["_id"] for d, _ in got] == sorted(ids)
+    for doc, vector in got:
+        assert vector == pytest.approx(unit([1, doc["i"], 0, 0]), abs=1e-6)
+        assert vector == vecs.get(doc["_id"], include_vector=True)["_vector"]  # the stored vector itself
+    odd = vecs.find({"odd": True}, limit=3).to_list()
+    assert [v.doc["i"] for v in odd] == [1, 3, 5] and all(len(v.vector) == 4 for v in odd)
+    assert isinstance(odd[0], nexadb.VectorDocument)
+    with pytest.raises(nexadb.NotFoundError):
+        list(vecs.db.vector_collection("no_such_vectors").find())
