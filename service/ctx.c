@@ -119,15 +119,3 @@ bool svc_cancelled(svc_ctx *ctx)
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec >= ctx->deadline_ns;
 }
-
-ndb_status svc_unimplemented(svc_ctx *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp,
-                             ndb_errmsg *msg)
-{
-    (void)req;
-    (void)resp;
-    const char *engine = strstr(ctx->method, "VectorService") != NULL
-                             ? "the vector engine (vector/)"
-                             : "the document engine (engine/doc)";
-    return ndb_errmsg_set(msg, NDB_EUNIMPL, "%s is not implemented yet: it needs %s, which is not built",
-                          ctx->method, engine);
-}

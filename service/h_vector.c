@@ -233,29 +233,31 @@ static ndb_status upsert(svc_ctx *ctx, const ProtobufCMessage *req, ProtobufCMes
 static ndb_status get(svc_ctx *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp, ndb_errmsg *msg)
 {
     const Nexadb__V1__GetVectorRequest *r = (const void *)req;
-    ndb_vec_info vi = {.dims = 0};
-    ndb_status st;
-    if (r->include_vector && (st = ndb_vec_stats(ctx->app->vec, r->collection, &vi, msg)) != NDB_OK)
-        return st;
     Nexadb__V1__GetVectorResponse *out = svc_alloc(ctx, sizeof *out);
-    /* zeroed: should the name be re-created with fewer dimensions before the
-     * read, the tail is zeros rather than stale memory */
-    float *vec = vi.dims ? svc_alloc(ctx, (size_t)vi.dims * sizeof *vec) : NULL;
-    if (out == NULL || (vi.dims && vec == NULL))
+    if (out == NULL)
         return oom(msg);
-    if (vec != NULL)
-        memset(vec, 0, (size_t)vi.dims * sizeof *vec);
     nexadb__v1__get_vector_response__init(out);
     void *doc = NULL;
     size_t len = 0;
-    if ((st = ndb_vec_get(ctx->app->vec, r->collection, r->id, &doc, &len, vec, vi.dims, msg)) != NDB_OK)
+    float *vec = NULL;
+    uint32_t dims = 0;
+    ndb_status st = ndb_vec_get(ctx->app->vec, r->collection, r->id, &doc, &len, r->include_vector ? &vec : NULL,
+                                &dims, msg);
+    if (st != NDB_OK)
         return st;
     st = svc_doc_to_struct(&ctx->arena, doc, len, &out->document, msg);
     free(doc);
+    if (st == NDB_OK && vec != NULL) {
+        if ((out->vector = svc_alloc(ctx, (size_t)dims * sizeof *vec)) == NULL)
+            st = oom(msg);
+        else {
+            memcpy(out->vector, vec, (size_t)dims * sizeof *vec);
+            out->n_vector = dims;
+        }
+    }
+    free(vec);
     if (st != NDB_OK)
         return st;
-    out->vector = vec;
-    out->n_vector = vi.dims;
     *resp = &out->base;
     return NDB_OK;
 }

@@ -132,8 +132,4 @@ bool svc_cancelled(svc_ctx *ctx);
 void svc_ctx_init(svc_ctx *ctx, svc_app *app, int64_t deadline_ns);
 void svc_ctx_release(svc_ctx *ctx);
 
-/* Handler for methods whose engine is not built yet: UNIMPLEMENTED naming it. */
-ndb_status svc_unimplemented(svc_ctx *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp,
-                             ndb_errmsg *msg);
-
 #endif /* SVC_HANDLER_H */

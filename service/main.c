@@ -81,32 +81,12 @@ static void engine_log(void *ctx, const char *line)
     SVC_LOG(SVC_LOG_INFO, line);
 }
 
-/* The previous release kept vectors in a store of their own, <data-dir>/vectors,
- * which this release cannot read yet: refuse to start rather than serve
- * vector collections without their data. */
-static ndb_status refuse_old_vector_store(const char *data_dir, ndb_errmsg *msg)
-{
-    char dir[4200];
-    struct stat sb;
-    if (snprintf(dir, sizeof dir, "%s/vectors", data_dir) >= (int)sizeof dir)
-        return ndb_errmsg_set(msg, NDB_EINVAL, "--data-dir: path too long");
-    if (stat(dir, &sb) == 0)
-        return ndb_errmsg_set(msg, NDB_EUNIMPL,
-                              "%s holds vector collections in the previous release's format, which this release "
-                              "cannot read yet; start the previous release on this data directory", dir);
-    if (errno != ENOENT)
-        return ndb_errmsg_set(msg, NDB_EIO, "%s: %s", dir, strerror(errno));
-    return NDB_OK;
-}
-
 /* Opens the storage engine (replaying its WAL), then the document layer and
  * the vector layer over it. */
 static ndb_status open_engines(svc_app *app, ndb_errmsg *msg)
 {
     char dir[4200];
-    ndb_status st = refuse_old_vector_store(app->cfg->data_dir, msg);
-    if (st != NDB_OK)
-        return st;
+    ndb_status st;
     if (snprintf(dir, sizeof dir, "%s/kv", app->cfg->data_dir) >= (int)sizeof dir)
         return ndb_errmsg_set(msg, NDB_EINVAL, "--data-dir: path too long");
     ndb_kv_options kopt;
@@ -135,7 +115,11 @@ static ndb_status open_engines(svc_app *app, ndb_errmsg *msg)
         return st;
     SVC_LOG(SVC_LOG_INFO, "vector collections open", LOG_STR("segments", dir),
             LOG_STR("kernel", ndb_vec_kernel_name()));
-    return NDB_OK;
+    /* the previous release kept vectors in a store of their own: converted
+     * once (progress in the log), and finished by the next start if killed */
+    if (snprintf(dir, sizeof dir, "%s/vectors", app->cfg->data_dir) >= (int)sizeof dir)
+        return ndb_errmsg_set(msg, NDB_EINVAL, "--data-dir: path too long");
+    return ndb_vec_upgrade_v1(app->vec, app->doc, dir, msg);
 }
 
 /* Closes in the reverse order of opening: vectors, documents, storage. */

@@ -154,11 +154,12 @@ ndb_status ndb_vec_delete(ndb_vec_db *db, const char *name, const char *id, ndb_
 /*
  * One document and its vector, read at one snapshot (so never a document with
  * another version's vector). doc may be NULL; else *doc is malloc'd: caller
- * frees with free(). vector may be NULL; else it receives dims floats (cap >=
- * dims). NDB_ENOTFOUND if there is no such document.
+ * frees with free(). vector may be NULL; else *vector is malloc'd, dims floats
+ * (the stored form): caller frees with free(). dims (may be NULL) receives the
+ * collection's dimension count. NDB_ENOTFOUND if there is no such document.
  */
 ndb_status ndb_vec_get(ndb_vec_db *db, const char *name, const char *id, void **doc, size_t *doc_len,
-                       float *vector, uint32_t cap, ndb_errmsg *msg);
+                       float **vector, uint32_t *dims, ndb_errmsg *msg);
 
 /* Rewrites the segments without their dead rows (after building a segment
  * from the rows in memory). Searches keep running; writers wait. */

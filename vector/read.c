@@ -45,8 +45,8 @@ static ndb_status vector_at(vcoll *c, const ndb_kv_snapshot *snap, const char *i
                                          id, ndb_strerror(st));
 }
 
-ndb_status ndb_vec_get(ndb_vec_db *db, const char *name, const char *id, void **doc, size_t *doc_len, float *vector,
-                       uint32_t cap, ndb_errmsg *msg)
+ndb_status ndb_vec_get(ndb_vec_db *db, const char *name, const char *id, void **doc, size_t *doc_len, float **vector,
+                       uint32_t *dims, ndb_errmsg *msg)
 {
     vcoll *c;
     ndb_status st = vdb_acquire(db, name, &c, msg);
@@ -56,24 +56,33 @@ ndb_status ndb_vec_get(ndb_vec_db *db, const char *name, const char *id, void **
     ndb_kv_snapshot *snap = NULL;
     void *d = NULL;
     size_t dl = 0;
-    if (vector && cap < c->dims)
-        st = ndb_errmsg_set(msg, NDB_EINVAL, "room for %u floats; collection %s has %u dimensions", cap, c->name,
-                            c->dims);
-    else if (idlen == 0 || idlen > NDB_VEC_MAX_ID)
+    float *vec = NULL;
+    if (dims)
+        *dims = c->dims;
+    if (idlen == 0 || idlen > NDB_VEC_MAX_ID)
         st = ndb_errmsg_set(msg, NDB_ENOTFOUND, "no document with that id in %s", c->name);
+    else if (vector && (vec = malloc((size_t)c->dims * 4)) == NULL)
+        st = ndb_errmsg_set(msg, NDB_ENOMEM, "reading from %s: out of memory", c->name);
     else if ((st = ndb_kv_snapshot_acquire(c->env->kv, &snap)) == NDB_OK &&
-             (st = ndb_doc_get_at(c->env->docs, snap, c->name, id, idlen, &d, &dl, msg)) == NDB_OK && vector)
-        st = vector_at(c, snap, id, idlen, vector, msg);
+             (st = ndb_doc_get_at(c->env->docs, snap, c->name, id, idlen, &d, &dl, msg)) == NDB_OK && vec)
+        st = vector_at(c, snap, id, idlen, vec, msg);
     if (snap)
         ndb_kv_snapshot_release(c->env->kv, snap);
     coll_unref(c);
-    if (st == NDB_OK && doc) {
+    if (st != NDB_OK) {
+        free(d);
+        free(vec);
+        return st;
+    }
+    if (doc) {
         *doc = d;
         *doc_len = dl;
     } else {
         free(d);
     }
-    return st;
+    if (vector)
+        *vector = vec;
+    return NDB_OK;
 }
 
 struct ndb_vec_cursor {
@@ -88,7 +97,7 @@ ndb_status ndb_vec_find(ndb_vec_db *db, const char *name, const ndb_vec_find_opt
 {
     ndb_vec_cursor *cur = calloc(1, sizeof *cur);
     if (!cur)
-        return NDB_ENOMEM;
+        return ndb_errmsg_set(msg, NDB_ENOMEM, "find in %s: out of memory", name ? name : "");
     ndb_status st = vdb_acquire(db, name, &cur->c, msg);
     if (st != NDB_OK) {
         free(cur);
@@ -98,7 +107,7 @@ ndb_status ndb_vec_find(ndb_vec_db *db, const char *name, const ndb_vec_find_opt
     if (!o)
         o = &none;
     if ((cur->vec = malloc((size_t)cur->c->dims * 4)) == NULL)
-        st = NDB_ENOMEM;
+        st = ndb_errmsg_set(msg, NDB_ENOMEM, "find in %s: out of memory", cur->c->name);
     else if ((st = ndb_kv_snapshot_acquire(cur->c->env->kv, &cur->snap)) == NDB_OK) {
         ndb_doc_find_opts fo = {.filter = o->filter,
                                 .filter_len = o->filter_len,

@@ -208,7 +208,7 @@ static ndb_status move_batch(ndb_vec_db *db, ndb_doc_db *docs, const char *name,
         st = ndb_doc_builder_new(&b);
     for (size_t i = 0; i < n && st == NDB_OK; i++) {
         size_t idlen = strlen(ids[i]);
-        if (ndb_vec_get(db, name, ids[i], NULL, NULL, NULL, 0, NULL) == NDB_OK)
+        if (ndb_vec_get(db, name, ids[i], NULL, NULL, NULL, NULL, NULL) == NDB_OK)
             continue; /* moved before an interruption */
         size_t dl;
         st = ndb_doc_get(docs, name, ids[i], idlen, &own[k], &dl, msg);

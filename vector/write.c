@@ -33,7 +33,7 @@ static ndb_status begin(ndb_vec_db *db, const char *name, vwrite *w, ndb_errmsg 
     if (st != NDB_OK)
         return st;
     if ((w->val = malloc(row_value_len(w->c, NDB_VEC_MAX_ID))) == NULL)
-        return NDB_ENOMEM;
+        return ndb_errmsg_set(msg, NDB_ENOMEM, "write to %s: out of memory", w->c->name);
     return NDB_OK;
 }
 
@@ -123,7 +123,7 @@ ndb_status ndb_vec_insert(ndb_vec_db *db, const char *name, const ndb_vec_item *
         st = ndb_errmsg_set(msg, NDB_ETOOBIG, "%zu vectors in one call are too many", n);
     else if (!aid || !key || (ids && !(out = calloc(n, sizeof *out))) ||
              (dims == c->dims && !(vecs = malloc(n * (size_t)dims * 4))))
-        st = NDB_ENOMEM;
+        st = ndb_errmsg_set(msg, NDB_ENOMEM, "insert into %s: out of memory", c->name);
     /* every vector is checked before anything is locked or written */
     for (size_t i = 0; st == NDB_OK && i < n; i++) {
         char what[48];

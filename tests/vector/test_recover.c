@@ -312,7 +312,7 @@ static void verify(tv *t, const acks *a, const char *ctx)
         void *doc;
         size_t dl;
         float got[DIMS], want[DIMS];
-        ndb_status st = ndb_vec_get(t->vec, "c", idstr, &doc, &dl, got, DIMS, &m);
+        ndb_status st = tv_get(t, "c", idstr, &doc, &dl, got, DIMS, &m);
         int ok_versions[2] = {a->acked[id], a->pending[id]};
         if (st == NDB_ENOTFOUND) {
             cr_assert(a->acked[id] <= 0 || a->pending[id] == -1, "%s: acknowledged %s (version %d) lost", ctx, idstr,
@@ -380,7 +380,7 @@ static void fault_rounds(int fail_sync)
             snprintf(idstr, sizeof idstr, "k%02d", id);
             void *doc;
             size_t dl;
-            if (ndb_vec_get(t.vec, "c", idstr, &doc, &dl, NULL, 0, &m) == NDB_OK) {
+            if (tv_get(&t, "c", idstr, &doc, &dl, NULL, 0, &m) == NDB_OK) {
                 a.acked[id] = (int)tv_field_int(doc, dl, "version") + 1;
                 free(doc);
             } else {
@@ -483,7 +483,7 @@ static void crash_round(tv *t, int round, long run_us, acks *a, int *version)
         void *doc;
         size_t dl;
         float got[DIMS], want[DIMS];
-        ndb_status st = ndb_vec_get(t->vec, "c", idstr, &doc, &dl, got, DIMS, &m);
+        ndb_status st = tv_get(t, "c", idstr, &doc, &dl, got, DIMS, &m);
         if (st == NDB_ENOTFOUND) {
             cr_assert(a->acked[id] <= 0 || id == inflight, "round %d: acknowledged %s lost", round, idstr);
             a->acked[id] = a->acked[id] ? -1 : 0;

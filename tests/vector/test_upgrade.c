@@ -66,7 +66,7 @@ static void expect_converted(tv *t)
         void *d;
         size_t dl;
         float got[4], want[4];
-        ndb_status st = ndb_vec_get(t->vec, "products", id, &d, &dl, got, 4, &m);
+        ndb_status st = tv_get(t, "products", id, &d, &dl, got, 4, &m);
         if (i == 5) {
             cr_assert_eq(st, NDB_ENOTFOUND, "the deleted p05 came back");
             continue;
@@ -96,7 +96,7 @@ static void expect_converted(tv *t)
         char id[8];
         snprintf(id, sizeof id, "e%03d", i);
         float got[8], want[8];
-        ndb_status st = ndb_vec_get(t->vec, "emb", id, NULL, NULL, got, 8, &m);
+        ndb_status st = tv_get(t, "emb", id, NULL, NULL, got, 8, &m);
         if (i >= 10 && i < 20) {
             cr_assert_eq(st, NDB_ENOTFOUND, "deleted %s came back", id);
             continue;

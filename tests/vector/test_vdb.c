@@ -231,7 +231,7 @@ Test(vdb, cosine_normalises_and_ranks)
     float got[3];
     void *doc;
     size_t dl;
-    cr_assert_eq(ndb_vec_get(t.vec, "docs", "a", &doc, &dl, got, 3, &m), NDB_OK, "%s", m.text);
+    cr_assert_eq(tv_get(&t, "docs", "a", &doc, &dl, got, 3, &m), NDB_OK, "%s", m.text);
     cr_assert_float_eq(got[0], 1.0f, 1e-6);
     char *json;
     size_t jl;
@@ -259,9 +259,9 @@ Test(vdb, cosine_normalises_and_ranks)
     ndb_vec_results_free(r, 1);
     /* a unit vector is stored exactly as given: what get returns goes back in unchanged */
     float unit[3];
-    cr_assert_eq(ndb_vec_get(t.vec, "docs", "b", NULL, NULL, unit, 3, &m), NDB_OK);
+    cr_assert_eq(tv_get(&t, "docs", "b", NULL, NULL, unit, 3, &m), NDB_OK);
     cr_assert_eq(tv_insert(&t, "docs", "{\"_id\":\"b2\"}", unit, 3, &m), NDB_OK);
-    cr_assert_eq(ndb_vec_get(t.vec, "docs", "b2", NULL, NULL, got, 3, &m), NDB_OK);
+    cr_assert_eq(tv_get(&t, "docs", "b2", NULL, NULL, got, 3, &m), NDB_OK);
     cr_assert_eq(memcmp(got, unit, sizeof got), 0);
     tv_close(&t);
     tv_rm(&t);
@@ -310,11 +310,11 @@ Test(vdb, validation_errors_name_the_problem)
     ndb_vec_item items[3] = {{p, l1, ok}, {q, l2, z}, {p, l1, ok}};
     cr_assert_eq(ndb_vec_insert(t.vec, "v", items, 3, 4, NULL, &m), NDB_EINVAL);
     cr_assert(strstr(m.text, "documents[1].vector"), "%s", m.text);
-    cr_assert_eq(ndb_vec_get(t.vec, "v", "p", NULL, NULL, NULL, 0, &m), NDB_ENOTFOUND);
+    cr_assert_eq(tv_get(&t, "v", "p", NULL, NULL, NULL, 0, &m), NDB_ENOTFOUND);
     items[1] = (ndb_vec_item){dupx, l3, ok};
     cr_assert_eq(ndb_vec_insert(t.vec, "v", items, 2, 4, NULL, &m), NDB_EEXIST);
     cr_assert_eq(ndb_vec_insert(t.vec, "v", (ndb_vec_item[]){{p, l1, ok}, {p, l1, ok}}, 2, 4, NULL, &m), NDB_EEXIST);
-    cr_assert_eq(ndb_vec_get(t.vec, "v", "p", NULL, NULL, NULL, 0, &m), NDB_ENOTFOUND);
+    cr_assert_eq(tv_get(&t, "v", "p", NULL, NULL, NULL, 0, &m), NDB_ENOTFOUND);
     ndb_vec_info info;
     cr_assert_eq(ndb_vec_stats(t.vec, "v", &info, &m), NDB_OK);
     cr_assert_eq(info.rows, 2);
@@ -337,8 +337,6 @@ Test(vdb, validation_errors_name_the_problem)
     ndb_vec_query qf = {.k = 1, .filter = badf, .filter_len = bl};
     cr_assert_eq(ndb_vec_search(t.vec, "v", ok, 4, &qf, &r, &m), NDB_EINVAL);
     cr_assert(strstr(m.text, "$bogus"), "%s", m.text);
-    float small[4];
-    cr_assert_eq(ndb_vec_get(t.vec, "v", "x", NULL, NULL, small, 3, &m), NDB_EINVAL);
     /* list */
     ndb_vec_info *list;
     size_t n;
@@ -352,7 +350,7 @@ Test(vdb, validation_errors_name_the_problem)
     /* drop, recreate, reopen */
     cr_assert_eq(ndb_vec_drop(t.vec, "v", &m), NDB_OK, "%s", m.text);
     cr_assert_eq(ndb_vec_drop(t.vec, "v", &m), NDB_ENOTFOUND);
-    cr_assert_eq(ndb_vec_get(t.vec, "v", "x", NULL, NULL, NULL, 0, &m), NDB_ENOTFOUND);
+    cr_assert_eq(tv_get(&t, "v", "x", NULL, NULL, NULL, 0, &m), NDB_ENOTFOUND);
     cr_assert_eq(ndb_vec_create(t.vec, "v", 2, NDB_VEC_L2, &m), NDB_OK, "%s", m.text);
     tv_close(&t);
     tv_open(&t);
@@ -432,7 +430,7 @@ Test(vdb, upsert_replaces_document_and_vector_together)
     void *got;
     size_t gl;
     float gv[2];
-    cr_assert_eq(ndb_vec_get(t.vec, "u", "a", &got, &gl, gv, 2, &m), NDB_OK);
+    cr_assert_eq(tv_get(&t, "u", "a", &got, &gl, gv, 2, &m), NDB_OK);
     ndb_doc_val root, created1, created2;
     ndb_doc_root(got, gl, &root);
     cr_assert_eq(ndb_doc_get_field(&root, "_created_at", 11, &created1), NDB_OK);
@@ -442,7 +440,7 @@ Test(vdb, upsert_replaces_document_and_vector_together)
     usleep(2000);
     cr_assert_eq(ndb_vec_upsert(t.vec, "u", "a", &it2, 2, &inserted, &m), NDB_OK, "%s", m.text);
     cr_assert_eq(inserted, 0);
-    cr_assert_eq(ndb_vec_get(t.vec, "u", "a", &got, &gl, gv, 2, &m), NDB_OK);
+    cr_assert_eq(tv_get(&t, "u", "a", &got, &gl, gv, 2, &m), NDB_OK);
     cr_assert_eq(tv_field_int(got, gl, "k"), 2);
     cr_assert(gv[0] == 0 && gv[1] == 1);
     ndb_doc_root(got, gl, &root);
@@ -453,7 +451,7 @@ Test(vdb, upsert_replaces_document_and_vector_together)
     cr_assert_eq(ndb_vec_stats(t.vec, "u", &info, &m), NDB_OK);
     cr_assert_eq(info.rows, 1);
     cr_assert_eq(ndb_vec_delete(t.vec, "u", "a", &m), NDB_OK);
-    cr_assert_eq(ndb_vec_get(t.vec, "u", "a", NULL, NULL, gv, 2, &m), NDB_ENOTFOUND);
+    cr_assert_eq(tv_get(&t, "u", "a", NULL, NULL, gv, 2, &m), NDB_ENOTFOUND);
     cr_assert_eq(ndb_vec_stats(t.vec, "u", &info, &m), NDB_OK);
     cr_assert_eq(info.rows, 0);
     free(d1);
@@ -565,7 +563,7 @@ Test(vdb, updates_and_deletes_are_reclaimed)
     /* 4000 rows were written; without merging 3900 would be dead */
     cr_assert(info.dead <= 300, "dead rows not reclaimed: %llu", (unsigned long long)info.dead);
     float got[4];
-    cr_assert_eq(ndb_vec_get(t.vec, "u", "u7", NULL, NULL, got, 4, &m), NDB_OK);
+    cr_assert_eq(tv_get(&t, "u", "u7", NULL, NULL, got, 4, &m), NDB_OK);
     cr_assert(got[0] == 39.0f && got[1] == 7.0f);
     /* deletes alone merge too */
     cr_assert_eq(ndb_vec_merge(t.vec, "u", &m), NDB_OK);
@@ -581,8 +579,8 @@ Test(vdb, updates_and_deletes_are_reclaimed)
     tv_open(&t);
     cr_assert_eq(ndb_vec_stats(t.vec, "u", &info, &m), NDB_OK);
     cr_assert_eq(info.rows, 10);
-    cr_assert_eq(ndb_vec_get(t.vec, "u", "u89", NULL, NULL, got, 4, &m), NDB_ENOTFOUND);
-    cr_assert_eq(ndb_vec_get(t.vec, "u", "u90", NULL, NULL, got, 4, &m), NDB_OK);
+    cr_assert_eq(tv_get(&t, "u", "u89", NULL, NULL, got, 4, &m), NDB_ENOTFOUND);
+    cr_assert_eq(tv_get(&t, "u", "u90", NULL, NULL, got, 4, &m), NDB_OK);
     tv_close(&t);
     tv_rm(&t);
 }

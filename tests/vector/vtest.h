@@ -123,6 +123,22 @@ static inline int64_t tv_field_int(const void *doc, size_t len, const char *fiel
     return v.u.i;
 }
 
+/* ndb_vec_get into a buffer of cap floats (out may be NULL); asserts that the
+ * collection has cap dimensions. */
+static inline ndb_status tv_get(tv *t, const char *coll, const char *id, void **doc, size_t *dl, float *out,
+                                uint32_t cap, ndb_errmsg *m)
+{
+    float *vec = NULL;
+    uint32_t dims = 0;
+    ndb_status st = ndb_vec_get(t->vec, coll, id, doc, dl, out ? &vec : NULL, &dims, m);
+    if (st == NDB_OK && out) {
+        cr_assert_eq(dims, cap, "%s has %u dimensions, not %u", coll, dims, cap);
+        memcpy(out, vec, (size_t)cap * 4);
+    }
+    free(vec);
+    return st;
+}
+
 /* Inserts one document (JSON) with its vector; returns the status. */
 static inline ndb_status tv_insert(tv *t, const char *coll, const char *json, const float *v, uint32_t dims,
                                    ndb_errmsg *m)
