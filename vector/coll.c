@@ -558,19 +558,18 @@ static ndb_status merge_segments(vcoll *c, ndb_errmsg *msg)
     return NDB_OK;
 }
 
-/* Merges once dead rows are at least half of the segments' rows (and a
- * segment's worth), so space from deletes and updates is reclaimed with
- * bounded write amplification (wmu held, no build running). */
-static void maybe_merge(vcoll *c)
+/* Whether dead rows are at least half of the segments' rows (and a segment's
+ * worth): then a merge reclaims their space with bounded write amplification. */
+static bool merge_due(vcoll *c)
 {
     uint64_t rows = 0, dead = 0;
+    pthread_rwlock_rdlock(&c->rw); /* the builder may be swapping a segment in */
     for (size_t i = 0; i < c->nsegs; i++) {
         rows += c->segs[i]->nrows;
         dead += c->segs[i]->ndead;
     }
-    ndb_errmsg m = {{0}};
-    if (dead >= c->seal_rows && dead * 2 >= rows && merge_segments(c, &m) != NDB_OK)
-        vlog(c->env, "merging the segments of %s failed (%s); retried later", c->name, m.text);
+    pthread_rwlock_unlock(&c->rw);
+    return dead >= c->seal_rows && dead * 2 >= rows;
 }
 
 ndb_status coll_reserve(vcoll *c, uint64_t n)
@@ -593,11 +592,11 @@ void coll_maybe_seal(vcoll *c)
     ndb_errmsg m = {{0}};
     if (c->act.n >= c->seal_rows && freeze(c, false, &m) != NDB_OK)
         vlog(c->env, "building a segment for %s failed (%s); its rows stay in memory", c->name, m.text);
-    pthread_mutex_lock(&c->bmu);
-    int busy = c->building;
-    pthread_mutex_unlock(&c->bmu);
-    if (!busy) /* else the builder merges after its build */
-        maybe_merge(c);
+    if (merge_due(c)) {
+        coll_wait_built(c); /* a merge rewrites every segment: none may be coming in meanwhile */
+        if (merge_segments(c, &m) != NDB_OK)
+            vlog(c->env, "merging the segments of %s failed (%s); retried after a later write", c->name, m.text);
+    }
 }
 
 void coll_build_frozen(vcoll *c)
@@ -610,16 +609,6 @@ void coll_build_frozen(vcoll *c)
     c->building = 0;
     pthread_cond_broadcast(&c->built);
     pthread_mutex_unlock(&c->bmu);
-    /* a merge excludes writers; a writer holding wmu may be waiting for this
-     * thread's next build of c, so only try: a write merges later otherwise */
-    if (pthread_mutex_trylock(&c->wmu) != 0)
-        return;
-    pthread_mutex_lock(&c->bmu);
-    int again = c->building; /* a writer froze and queued again: that build merges */
-    pthread_mutex_unlock(&c->bmu);
-    if (!again && !c->dropped)
-        maybe_merge(c);
-    pthread_mutex_unlock(&c->wmu);
 }
 
 ndb_status coll_merge(vcoll *c, ndb_errmsg *msg)

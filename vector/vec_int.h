@@ -171,14 +171,15 @@ uint64_t coll_row_of(vcoll *c, const char *id, size_t idlen);
 /* The row at loc: its vector, id and row number (rw held). */
 const float *coll_row_at(const vcoll *c, idmap_loc loc, const char **id, size_t *idlen, uint64_t *row);
 /* After a write (wmu held): freezes act for the builder when it fills a
- * segment, and merges the segments once dead rows are at least half of them.
- * Failures are logged: the rows stay in memory and kv holds them anyway. */
+ * segment, and merges the segments once dead rows are at least half of them
+ * (after waiting for a build in progress). Failures are logged: the rows stay
+ * where they are and kv holds them anyway. */
 void coll_maybe_seal(vcoll *c);
 /* Writes act out as a segment and waits for it, then rewrites every segment
  * without dead rows (wmu held). */
 ndb_status coll_merge(vcoll *c, ndb_errmsg *msg);
-/* The builder thread's job: writes imm as segment imm_no, swaps it in,
- * wakes writers waiting for it, then merges if worthwhile. */
+/* The builder thread's job: writes imm as segment imm_no, swaps it in, and
+ * wakes writers waiting for it. */
 void coll_build_frozen(vcoll *c);
 /* Waits until no build of c is queued or running (wmu held). */
 void coll_wait_built(vcoll *c);
