@@ -46,10 +46,15 @@ static void set_poisoned(ndb_kv *kv, ndb_status st, const char *what)
     pthread_cond_broadcast(&kv->bg_cv);
 }
 
+/* kv->err is written under mu by any thread; a reader gets its own copy. */
 const char *ndb_kv_last_error(ndb_kv *kv)
 {
+    static _Thread_local char copy[sizeof kv->err.text];
     if (kv == NULL) return "no handle";
-    return kv->err.text;
+    pthread_mutex_lock(&kv->mu);
+    memcpy(copy, kv->err.text, sizeof copy);
+    pthread_mutex_unlock(&kv->mu);
+    return copy;
 }
 
 void ndb_kv_options_init(ndb_kv_options *o)

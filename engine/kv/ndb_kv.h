@@ -113,8 +113,10 @@ ndb_status ndb_kv_open_ex(const char *dir, const ndb_kv_options *opt, ndb_kv **o
  */
 ndb_status ndb_kv_close(ndb_kv *kv);
 
-/* Detail of the last error the engine recorded (thread-shared, best effort).
- * Borrowed until the next call on kv. Never NULL. */
+/* Detail of the last error the engine recorded, whichever thread met it
+ * (a write's, a read's or a background flush's or compaction's). Never NULL.
+ * Returns a copy made for the calling thread: borrowed until this thread's
+ * next call of ndb_kv_last_error (on any handle). */
 const char *ndb_kv_last_error(ndb_kv *kv);
 
 /* Single-key writes. An empty key (klen 0) is allowed. */
