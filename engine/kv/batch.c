@@ -85,10 +85,10 @@ ndb_status ndb_kv_batch_delete(ndb_kv_batch *b, const void *key, size_t klen)
     return batch_add(b, KV_TYPE_DELETE, key, klen, NULL, 0);
 }
 
-static ndb_status walk(const char *rep, size_t len, kv_batch_fn fn, void *arg)
+/* Validates rep and, when fn is set, calls it for each record numbered from seq. */
+static ndb_status walk(const char *rep, size_t len, uint64_t seq, kv_batch_fn fn, void *arg)
 {
     if (len < BATCH_HEADER) return NDB_ECORRUPT;
-    uint64_t seq = get_fixed64(rep);
     uint32_t count = get_fixed32(rep + 8);
     const char *p = rep + BATCH_HEADER, *end = rep + len;
     for (uint32_t i = 0; i < count; i++) {
@@ -115,16 +115,16 @@ static ndb_status walk(const char *rep, size_t len, kv_batch_fn fn, void *arg)
     return p == end ? NDB_OK : NDB_ECORRUPT;
 }
 
-ndb_status kv_batch_check(const char *rep, size_t len) { return walk(rep, len, NULL, NULL); }
+ndb_status kv_batch_check(const char *rep, size_t len) { return walk(rep, len, 0, NULL, NULL); }
 
 ndb_status kv_batch_iterate(const char *rep, size_t len, kv_batch_fn fn, void *arg)
 {
-    ndb_status st = walk(rep, len, NULL, NULL);
+    ndb_status st = walk(rep, len, 0, NULL, NULL);
     if (st != NDB_OK) return st;
-    return walk(rep, len, fn, arg);
+    return walk(rep, len, get_fixed64(rep), fn, arg);
 }
 
-ndb_status kv_batch_apply_trusted(const char *rep, size_t len, kv_batch_fn fn, void *arg)
+ndb_status kv_batch_apply_trusted(const char *rep, size_t len, uint64_t seq, kv_batch_fn fn, void *arg)
 {
-    return walk(rep, len, fn, arg);
+    return walk(rep, len, seq, fn, arg);
 }

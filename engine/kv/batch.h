@@ -29,9 +29,10 @@ struct ndb_kv_batch {
 typedef ndb_status (*kv_batch_fn)(void *arg, uint64_t seq, int type, const char *key, size_t klen,
                                   const char *val, size_t vlen);
 ndb_status kv_batch_iterate(const char *rep, size_t len, kv_batch_fn fn, void *arg);
-/* As kv_batch_iterate without the validation pass: only for encodings this
+/* As kv_batch_iterate without the validation pass, numbering the records
+ * from seq (rep's own sequence field is not read): only for encodings this
  * process built itself (the write path). */
-ndb_status kv_batch_apply_trusted(const char *rep, size_t len, kv_batch_fn fn, void *arg);
+ndb_status kv_batch_apply_trusted(const char *rep, size_t len, uint64_t seq, kv_batch_fn fn, void *arg);
 /* Validates rep (bounds, types, count). */
 ndb_status kv_batch_check(const char *rep, size_t len);
 

@@ -206,12 +206,12 @@ typedef struct ndb_kv_stats {
     uint64_t last_seq;          /* last sequence number assigned */
     uint64_t flushes;           /* memtables written to L0 */
     uint64_t compactions;       /* compaction steps completed */
-    uint64_t wal_syncs;         /* WAL fsyncs (a group commit is one) */
+    uint64_t wal_syncs;         /* WAL fsyncs (one covers every write appended before it started) */
     uint64_t wal_bytes;         /* bytes appended to the WAL */
     uint64_t user_bytes_written; /* key+value bytes accepted from callers */
     uint64_t sst_bytes_written; /* bytes written to SSTables by flush and compaction */
     double write_amplification; /* (wal_bytes + sst_bytes_written) / user_bytes_written */
-    uint64_t stall_count;       /* times a write leader was delayed (1 ms) or waited for flush/compaction */
+    uint64_t stall_count;       /* times a writer was delayed (1 ms) or waited for flush/compaction */
     uint64_t stall_micros;      /* total time writers spent stalled */
     uint64_t block_cache_hits;
     uint64_t block_cache_misses;
