@@ -175,10 +175,14 @@ static ndb_status get(ndb_kv *kv, const ndb_kv_snapshot *snap, int nowait, const
         } else {
             if (klen) memcpy(lk, key, klen);
             put_fixed64(lk + klen, ikey_pack(seq, KV_TYPE_SEEK));
-            int result;
+            int result, charged_level;
+            kv_fmeta *charged;
             ndb_errmsg msg;
             msg.text[0] = 0;
-            st = kv_version_get(v, (kv_slice){lk, klen + 8}, hash, &result, val, vlen, &msg);
+            st = kv_version_get(v, (kv_slice){lk, klen + 8}, hash, &result, val, vlen, &charged, &charged_level,
+                                &msg);
+            /* a try_get never waits for mu, so it does not charge */
+            if (charged && !nowait && kv_fmeta_charge(charged)) kv_seek_victim(kv, charged, charged_level);
             if (st == NDB_OK) st = result == TABLE_GET_VALUE ? NDB_OK : NDB_ENOTFOUND;
             else if (msg.text[0] && (nowait ? pthread_mutex_trylock(&kv->mu) : pthread_mutex_lock(&kv->mu)) == 0) {
                 memcpy(kv->err.text, msg.text, sizeof msg.text); /* kept for ndb_kv_last_error */
@@ -207,17 +211,30 @@ ndb_status ndb_kv_try_get(ndb_kv *kv, const ndb_kv_snapshot *snap, const void *k
 
 /* ------------------------------------------------------------------ snapshots */
 
+void kv_snapshot_link(ndb_kv *kv, ndb_kv_snapshot *s, uint64_t seq)
+{
+    s->seq = seq;
+    ndb_kv_snapshot *after = kv->snaps.prev; /* the newest: found at once unless seq is older */
+    while (after != &kv->snaps && after->seq > seq) after = after->prev;
+    s->prev = after;
+    s->next = after->next;
+    after->next->prev = s;
+    after->next = s;
+}
+
+void kv_snapshot_unlink(ndb_kv_snapshot *s)
+{
+    s->prev->next = s->next;
+    s->next->prev = s->prev;
+}
+
 ndb_status ndb_kv_snapshot_acquire(ndb_kv *kv, ndb_kv_snapshot **out)
 {
     if (kv == NULL || out == NULL) return NDB_EINVAL;
     ndb_kv_snapshot *s = malloc(sizeof *s);
     if (s == NULL) return NDB_ENOMEM;
     pthread_mutex_lock(&kv->mu);
-    s->seq = __atomic_load_n(&kv->last_seq, __ATOMIC_ACQUIRE);
-    s->next = &kv->snaps;
-    s->prev = kv->snaps.prev;
-    s->prev->next = s;
-    kv->snaps.prev = s;
+    kv_snapshot_link(kv, s, __atomic_load_n(&kv->last_seq, __ATOMIC_ACQUIRE));
     pthread_mutex_unlock(&kv->mu);
     *out = s;
     return NDB_OK;
@@ -227,8 +244,7 @@ void ndb_kv_snapshot_release(ndb_kv *kv, ndb_kv_snapshot *s)
 {
     if (kv == NULL || s == NULL) return;
     pthread_mutex_lock(&kv->mu);
-    s->prev->next = s->next;
-    s->next->prev = s->prev;
+    kv_snapshot_unlink(s);
     pthread_mutex_unlock(&kv->mu);
     free(s);
 }
@@ -238,18 +254,23 @@ uint64_t ndb_kv_snapshot_seq(const ndb_kv_snapshot *s) { return s ? s->seq : 0; 
 /* The oldest sequence a snapshot can still read. mu held. */
 static uint64_t smallest_snapshot(ndb_kv *kv)
 {
-    if (kv->snaps.next != &kv->snaps) return kv->snaps.next->seq; /* list is in acquire order */
+    if (kv->snaps.next != &kv->snaps) return kv->snaps.next->seq; /* the list is sorted by sequence */
     return __atomic_load_n(&kv->last_seq, __ATOMIC_ACQUIRE);
 }
 
 /* ------------------------------------------------------------------ flush */
 
-/* The manifest records the last sequence so that a database whose WAL is
- * all flushed reopens at the right sequence. mu held. */
-static void sync_last_seq(ndb_kv *kv)
+/* Logs e to the manifest and installs the new version. The manifest records
+ * the last sequence too, so that a database whose WAL is all flushed reopens
+ * at the right sequence. Iterators see version_gen move and rebuild on
+ * their next seek. mu held. */
+static ndb_status install(ndb_kv *kv, kv_edit *e, ndb_errmsg *msg)
 {
     uint64_t s = __atomic_load_n(&kv->last_seq, __ATOMIC_ACQUIRE);
     if (s > kv->vs->last_seq) kv->vs->last_seq = s;
+    ndb_status st = kv_vset_log_and_apply(kv->vs, e, msg);
+    if (st == NDB_OK) __atomic_add_fetch(&kv->version_gen, 1, __ATOMIC_RELEASE);
+    return st;
 }
 
 /* Writes imm to L0 and installs it. mu held on entry and exit. */
@@ -269,8 +290,7 @@ static void flush_imm(ndb_kv *kv)
         e.has_log = 1;
         e.log_number = next_log;
         if (f) st = kv_edit_add_file(&e, 0, f);
-        sync_last_seq(kv);
-        if (st == NDB_OK) st = kv_vset_log_and_apply(kv->vs, &e, &msg);
+        if (st == NDB_OK) st = install(kv, &e, &msg);
         kv_edit_destroy(&e);
     }
     kv_fmeta_unref(f);
@@ -334,7 +354,36 @@ static ndb_status add_parents(compaction *c)
     return kv_version_overlaps(c->v, c->level + 1, &lo, &hi, &c->in[1], &c->nin[1]);
 }
 
-/* Picks the most urgent compaction, or returns 0. mu held. */
+void kv_seek_victim(ndb_kv *kv, kv_fmeta *f, int level)
+{
+    pthread_mutex_lock(&kv->mu);
+    if (kv->seek_victim == NULL && level < NDB_KV_LEVELS - 1) {
+        kv_fmeta_ref(f);
+        kv->seek_victim = f;
+        kv->seek_victim_level = level;
+        pthread_cond_broadcast(&kv->bg_cv);
+    }
+    pthread_mutex_unlock(&kv->mu);
+}
+
+/* Takes the seek victim (see kv_seek_victim): its position in the current
+ * version's level, or -1 when it is no longer there. mu held. */
+static long take_seek_victim(ndb_kv *kv, int *level)
+{
+    kv_fmeta *f = kv->seek_victim;
+    kv_version *v = kv->vs->current;
+    long at = -1;
+    *level = kv->seek_victim_level;
+    for (size_t i = 0; i < v->nfiles[*level] && at < 0; i++)
+        if (v->files[*level][i] == f) at = (long)i;
+    kv->seek_victim = NULL;
+    kv_fmeta_unref(f);
+    return at;
+}
+
+/* Picks the most urgent compaction, or returns 0. A level over its budget
+ * comes first; otherwise a table that reads paid for too often (seek
+ * victim) is compacted with what overlaps it below. mu held. */
 static int pick_compaction(ndb_kv *kv, compaction *c)
 {
     kv_version *v = kv->vs->current;
@@ -348,7 +397,9 @@ static int pick_compaction(ndb_kv *kv, compaction *c)
             level = l;
         }
     }
-    if (best < 1.0) return 0;
+    long victim = -1;
+    if (best < 1.0 && kv->seek_victim) victim = take_seek_victim(kv, &level);
+    if (best < 1.0 && victim < 0) return 0;
     memset(c, 0, sizeof *c);
     c->level = level;
     c->v = v;
@@ -359,9 +410,9 @@ static int pick_compaction(ndb_kv *kv, compaction *c)
         memcpy(c->in[0], v->files[0], v->nfiles[0] * sizeof(kv_fmeta *));
         c->nin[0] = v->nfiles[0];
     } else {
-        /* round robin: the first file after the last compacted key */
-        size_t n = v->nfiles[level], pick = 0;
-        if (kv->vs->compact_ptr[level]) {
+        /* the seek victim, or round robin: the first file after the last compacted key */
+        size_t n = v->nfiles[level], pick = victim >= 0 ? (size_t)victim : 0;
+        if (victim < 0 && kv->vs->compact_ptr[level]) {
             kv_slice cp = {kv->vs->compact_ptr[level], kv->vs->compact_ptr_len[level]};
             for (pick = 0; pick < n; pick++)
                 if (slice_cmp(ikey_user((kv_slice){v->files[level][pick]->largest, v->files[level][pick]->llen}),
@@ -451,8 +502,7 @@ static ndb_status run_compaction(ndb_kv *kv, compaction *c, ndb_errmsg *msg)
         kv_fmeta *f = c->in[0][0];
         st = kv_edit_del_file(&e, c->level, f->number);
         if (st == NDB_OK) st = kv_edit_add_file(&e, out_level, f);
-        sync_last_seq(kv);
-        if (st == NDB_OK) st = kv_vset_log_and_apply(kv->vs, &e, msg);
+        if (st == NDB_OK) st = install(kv, &e, msg);
         if (st == NDB_OK) {
             set_compact_ptr(kv, c);
             kv->st_compactions++;
@@ -569,8 +619,7 @@ static ndb_status run_compaction(ndb_kv *kv, compaction *c, ndb_errmsg *msg)
             for (size_t i = 0; i < c->nin[w] && st == NDB_OK; i++)
                 st = kv_edit_del_file(&e, c->level + w, c->in[w][i]->number);
         for (size_t i = 0; i < o.n && st == NDB_OK; i++) st = kv_edit_add_file(&e, out_level, o.f[i]);
-        sync_last_seq(kv);
-        if (st == NDB_OK) st = kv_vset_log_and_apply(kv->vs, &e, msg);
+        if (st == NDB_OK) st = install(kv, &e, msg);
         if (st == NDB_OK) {
             set_compact_ptr(kv, c);
             kv->st_compactions++;
@@ -906,6 +955,7 @@ static void delete_obsolete(ndb_kv *kv)
 
 static void kv_free(ndb_kv *kv)
 {
+    kv_fmeta_unref(kv->seek_victim);
     kv_mem_unref(kv->mem);
     kv_mem_unref(kv->imm);
     kv_wal_close(kv->wal);

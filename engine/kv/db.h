@@ -1,7 +1,7 @@
 /*
  * db.h — the engine handle's internals, shared by db.c, write.c and
- * db_iter.c (internal). Calls go one way: db.c and db_iter.c call write.c's
- * functions below; write.c calls nothing in them.
+ * db_iter.c (internal). Calls go one way: db_iter.c calls db.c's functions
+ * below, db.c and db_iter.c call write.c's; write.c calls nothing in them.
  *
  * Thread safety: each field says what guards it. Three locks, always taken
  * in this order: wmu (the write path's append order), mu (the engine:
@@ -61,7 +61,10 @@ struct ndb_kv {
     size_t arena_block;
     size_t mem_filter_bytes; /* each memtable's bloom filter (kv_mem_new) */
     uint64_t imm_next_log;   /* mu: log number to record once imm is on disk */
-    ndb_kv_snapshot snaps;   /* sentinel of the acquire-ordered list; mu */
+    ndb_kv_snapshot snaps;   /* sentinel of the list sorted by sequence; mu */
+    uint64_t version_gen;    /* atomic, written under mu: bumped at every version installed */
+    kv_fmeta *seek_victim;   /* mu: a table reads paid for too often, to compact (referenced) */
+    int seek_victim_level;   /* mu */
 
     /* The write path (write.c). */
     pthread_mutex_t wmu;   /* held to append, and to switch mem or the WAL segment */
@@ -111,6 +114,15 @@ static inline ndb_status kv_mem_insert_fn(void *arg, uint64_t seq, int type, con
 {
     return kv_mem_add(arg, seq, type, key, klen, val, vlen);
 }
+
+/* ---- db.c, for db_iter.c */
+
+/* Links s into the snapshot list at seq / unlinks it. mu held. */
+void kv_snapshot_link(ndb_kv *kv, ndb_kv_snapshot *s, uint64_t seq);
+void kv_snapshot_unlink(ndb_kv_snapshot *s);
+/* Asks for a compaction of f (at level), whose read allowance ran out
+ * (kv_fmeta_charge), when no level is over its budget. Takes mu. */
+void kv_seek_victim(ndb_kv *kv, kv_fmeta *f, int level);
 
 /* ---- write.c */
 

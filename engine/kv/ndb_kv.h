@@ -162,7 +162,9 @@ uint64_t ndb_kv_snapshot_seq(const ndb_kv_snapshot *snap);
 
 /* ---- Iterators over [lower, upper): lower inclusive, upper exclusive;
  * a NULL bound is unbounded. Bounds are copied. The view is the snapshot
- * (NULL: the state at creation; later writes are not seen). */
+ * (NULL: the state at creation; later writes are not seen). Like a
+ * snapshot, a live iterator keeps compaction from dropping the versions it
+ * can see; a seek moves it onto tables compacted since its last seek. */
 
 /* Caller frees with ndb_kv_iter_free() before ndb_kv_close(). */
 ndb_status ndb_kv_iter_new(ndb_kv *kv, const ndb_kv_snapshot *snap, const void *lower,
