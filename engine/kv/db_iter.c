@@ -172,6 +172,7 @@ static ndb_status build(ndb_kv_iter *it, kv_iter **old)
     kv_iter **kids = malloc(cap * sizeof *kids);
     if (kids == NULL) return NDB_ENOMEM;
     int n = 0, tables = 0;
+    kv_fmeta *newest_l0 = NULL;
     ndb_status st = NDB_OK;
     /* every write at or below it->seq is in the memtable by now, so an empty
      * memtable can be left out */
@@ -187,7 +188,7 @@ static ndb_status build(ndb_kv_iter *it, kv_iter **old)
     }
     if (st == NDB_OK) {
         kv_slice lo = {it->lower, it->llen}, hi = {it->upper, it->ulen};
-        tables = kv_version_iters(v, it->has_lower ? &lo : NULL, it->has_upper ? &hi : NULL, kids + n);
+        tables = kv_version_iters(v, it->has_lower ? &lo : NULL, it->has_upper ? &hi : NULL, kids + n, &newest_l0);
         if (tables < 0) st = NDB_ENOMEM;
         else n += tables;
     }
@@ -204,7 +205,7 @@ static ndb_status build(ndb_kv_iter *it, kv_iter **old)
     it->in = in;
     it->gen = __atomic_load_n(&kv->version_gen, __ATOMIC_RELAXED);
     kv_fmeta_unref(it->charge);
-    it->charge = tables >= 2 && v->nfiles[0] > 0 ? v->files[0][0] : NULL;
+    it->charge = tables >= 2 ? newest_l0 : NULL;
     if (it->charge) kv_fmeta_ref(it->charge);
     return NDB_OK;
 }

@@ -449,11 +449,13 @@ static int file_in_range(const kv_fmeta *f, const kv_slice *lower, const kv_slic
     return 1;
 }
 
-int kv_version_iters(kv_version *v, const kv_slice *lower, const kv_slice *upper, kv_iter **out)
+int kv_version_iters(kv_version *v, const kv_slice *lower, const kv_slice *upper, kv_iter **out, kv_fmeta **newest_l0)
 {
     int n = 0;
+    *newest_l0 = NULL;
     for (size_t i = 0; i < v->nfiles[0]; i++) {
         if (!file_in_range(v->files[0][i], lower, upper)) continue;
+        if (*newest_l0 == NULL) *newest_l0 = v->files[0][i];
         kv_iter *it = file_iter_new(v->files[0][i]);
         if (it == NULL) goto fail;
         out[n++] = it;

@@ -119,8 +119,10 @@ ndb_status kv_version_get(kv_version *v, kv_slice lookup, uint64_t hash, int *re
 /* Appends iterators for every L0 file and one per deeper level to out (room
  * for nfiles[0] + NDB_KV_LEVELS), leaving out files and levels with no user
  * key in [lower, upper) (NULL: unbounded). Returns the count or -1 on
- * allocation failure. */
-int kv_version_iters(kv_version *v, const kv_slice *lower, const kv_slice *upper, kv_iter **out);
+ * allocation failure; *newest_l0 is the newest L0 file included (borrowed
+ * from v) or NULL. */
+int kv_version_iters(kv_version *v, const kv_slice *lower, const kv_slice *upper, kv_iter **out,
+                     kv_fmeta **newest_l0);
 /* Files of level that overlap user range [b, e] (NULL: unbounded) into a
  * malloc'd array (caller frees with free(); entries borrowed from v). */
 ndb_status kv_version_overlaps(kv_version *v, int level, const kv_slice *b, const kv_slice *e,
