@@ -615,20 +615,17 @@ void kv_env_fault_fail_sync_after(kv_fault_env *fe, uint64_t n)
     fe->fail_sync_at = n ? fe->syncs + n : 0;
     pthread_mutex_unlock(&fe->mu);
 }
-uint64_t kv_env_fault_appends(kv_fault_env *fe)
+/* Reads one of fe's counters under its lock. */
+static uint64_t counter(kv_fault_env *fe, const uint64_t *c)
 {
     pthread_mutex_lock(&fe->mu);
-    uint64_t v = fe->appends;
+    uint64_t v = *c;
     pthread_mutex_unlock(&fe->mu);
     return v;
 }
-uint64_t kv_env_fault_syncs(kv_fault_env *fe)
-{
-    pthread_mutex_lock(&fe->mu);
-    uint64_t v = fe->syncs;
-    pthread_mutex_unlock(&fe->mu);
-    return v;
-}
+uint64_t kv_env_fault_appends(kv_fault_env *fe) { return counter(fe, &fe->appends); }
+uint64_t kv_env_fault_syncs(kv_fault_env *fe) { return counter(fe, &fe->syncs); }
+uint64_t kv_env_fault_held_syncs(kv_fault_env *fe) { return counter(fe, &fe->held); }
 
 void kv_env_fault_hold_syncs(kv_fault_env *fe, int hold)
 {
@@ -636,13 +633,6 @@ void kv_env_fault_hold_syncs(kv_fault_env *fe, int hold)
     fe->hold = hold;
     if (!hold) pthread_cond_broadcast(&fe->gate);
     pthread_mutex_unlock(&fe->mu);
-}
-uint64_t kv_env_fault_held_syncs(kv_fault_env *fe)
-{
-    pthread_mutex_lock(&fe->mu);
-    uint64_t v = fe->held;
-    pthread_mutex_unlock(&fe->mu);
-    return v;
 }
 
 static ndb_status drop_locked(kv_fault_env *fe)

@@ -416,21 +416,12 @@ static ndb_status write_one(ndb_kv *kv, int type, const void *key, size_t klen, 
     if (kv == NULL || (key == NULL && klen) || (val == NULL && vlen)) return NDB_EINVAL;
     if (klen > NDB_KV_MAX_KEY || vlen > NDB_KV_MAX_VALUE) return NDB_ETOOBIG;
     char stackbuf[512];
-    size_t need = BATCH_HEADER + 1 + 10 + klen + 10 + vlen;
+    size_t need = BATCH_HEADER + BATCH_OP_MAX(klen, vlen);
     char *rep = need <= sizeof stackbuf ? stackbuf : malloc(need);
     if (rep == NULL) return NDB_ENOMEM;
     memset(rep, 0, BATCH_HEADER);
     put_fixed32(rep + 8, 1);
-    char *p = rep + BATCH_HEADER;
-    *p++ = (char)type;
-    p = put_varint64(p, klen);
-    if (klen) memcpy(p, key, klen);
-    p += klen;
-    if (type == KV_TYPE_VALUE) {
-        p = put_varint64(p, vlen);
-        if (vlen) memcpy(p, val, vlen);
-        p += vlen;
-    }
+    char *p = kv_batch_encode_op(rep + BATCH_HEADER, type, key, klen, val, vlen);
     ndb_status st = commit(kv, rep, (size_t)(p - rep), klen + vlen);
     if (rep != stackbuf) free(rep);
     return st;
