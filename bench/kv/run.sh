@@ -11,7 +11,8 @@
 # setting of the reference figures in shared/notes) and with 64 MiB (RocksDB's
 # default); the block cache is 64 MiB in both. Prints ops/s per workload for
 # each system and the ratios ours/theirs, then durable-write throughput with
-# fsync per acknowledged write at 1, 4 and 16 writers, then peak RSS. Every
+# fsync per acknowledged write at 1, 4 and 16 writers (and how many writes
+# each of our fsyncs carried), then peak RSS. Every
 # figure is also a METRIC line. Timings are noisy on a shared machine: rerun
 # and compare medians before concluding anything.
 set -euo pipefail
@@ -49,7 +50,7 @@ trap 'rm -rf "$data"' EXIT
 workloads=fillseq,fillrandom,overwrite,readrandom,readseq,readmissing,seekrandom
 common=(--num="$num" --key_size=16 --value_size=100 --bloom_bits=10 --threads=1)
 buffers="4 64" # MiB
-declare -A R RSS
+declare -A R RSS WPF
 
 # Removes the databases and lets the file system settle: the disk is mounted
 # with online discard here, and the first fsyncs after deleting hundreds of
@@ -95,6 +96,9 @@ for t in 1 4 16; do
     --value_size=100 --bloom_bits=10 --threads=$t --sync=1 "${sizes[@]}" --db="$data/ldb"
   run rocksdb "sync$t" db_bench --benchmarks=fillrandom --num="$sync_num" --key_size=16 --value_size=100 \
     --bloom_bits=10 --threads=$t --sync=1 --disable_wal=0 "${sizes[@]}" --db="$data/rdb"
+  # acknowledged writes per WAL fsync, ours (wal_syncs of ndb_kv_stats, printed by kv_bench)
+  syncs=$(awk '/^nexadb stats:/ { for (i = 1; i < NF; i++) if ($i == "syncs") print $(i + 1) + 0 }' "$data/nexadb-sync$t.out")
+  WPF[$t]=$(awk -v a=$((t * sync_num)) -v b="${syncs:-0}" 'BEGIN { if (b > 0) printf "%.1f", a / b; else print "-" }')
   clean
 done
 
@@ -119,6 +123,8 @@ for mb in $buffers; do
 done
 printf '\n%-26s %12s %12s %12s %9s %9s\n' "sync fillrandom" nexadb leveldb rocksdb ours/ldb ours/rdb
 for t in 1 4 16; do line "$t writers" "sync_fillrandom_t$t" "sync$t:fillrandom"; done
+printf 'writes per fsync, nexadb: 1 writer %s, 4 writers %s, 16 writers %s\n' "${WPF[1]}" "${WPF[4]}" "${WPF[16]}"
+for t in 1 4 16; do echo "METRIC kv_sync_fillrandom_t${t}_writes_per_fsync_nexadb ${WPF[$t]} writes" >&2; done
 printf '\npeak RSS (KiB), compression none, 64 MiB buffer: nexadb %s  leveldb %s  rocksdb %s\n' \
   "${RSS[nexadb:none_wb64]:-?}" "${RSS[leveldb:none_wb64]:-?}" "${RSS[rocksdb:none_wb64]:-?}"
 for sys in nexadb leveldb rocksdb; do echo "METRIC kv_peak_rss_${sys} ${RSS[$sys:none_wb64]:-0} KiB" >&2; done

@@ -40,24 +40,8 @@ void ndb_kv_batch_clear(ndb_kv_batch *b)
 
 uint32_t ndb_kv_batch_count(const ndb_kv_batch *b) { return b ? kv_batch_rep_count(b->rep) : 0; }
 
-static ndb_status batch_add(ndb_kv_batch *b, int type, const void *key, size_t klen, const void *val,
-                            size_t vlen)
+char *kv_batch_encode_op(char *p, int type, const void *key, size_t klen, const void *val, size_t vlen)
 {
-    if (b == NULL || (key == NULL && klen) || (val == NULL && vlen)) return NDB_EINVAL;
-    if (klen > NDB_KV_MAX_KEY || vlen > NDB_KV_MAX_VALUE) return NDB_ETOOBIG;
-    uint32_t count = kv_batch_rep_count(b->rep);
-    if (count == UINT32_MAX) return NDB_ELIMIT;
-    size_t need = b->len + 1 + 10 + klen + 10 + vlen;
-    if (need > (size_t)WAL_MAX_RECORD) return NDB_ETOOBIG;
-    if (need > b->cap) {
-        size_t nc = b->cap * 2;
-        while (nc < need) nc *= 2;
-        char *nr = realloc(b->rep, nc);
-        if (nr == NULL) return NDB_ENOMEM;
-        b->rep = nr;
-        b->cap = nc;
-    }
-    char *p = b->rep + b->len;
     *p++ = (char)type;
     p = put_varint64(p, klen);
     if (klen) memcpy(p, key, klen);
@@ -67,6 +51,27 @@ static ndb_status batch_add(ndb_kv_batch *b, int type, const void *key, size_t k
         if (vlen) memcpy(p, val, vlen);
         p += vlen;
     }
+    return p;
+}
+
+static ndb_status batch_add(ndb_kv_batch *b, int type, const void *key, size_t klen, const void *val,
+                            size_t vlen)
+{
+    if (b == NULL || (key == NULL && klen) || (val == NULL && vlen)) return NDB_EINVAL;
+    if (klen > NDB_KV_MAX_KEY || vlen > NDB_KV_MAX_VALUE) return NDB_ETOOBIG;
+    uint32_t count = kv_batch_rep_count(b->rep);
+    if (count == UINT32_MAX) return NDB_ELIMIT;
+    size_t need = b->len + BATCH_OP_MAX(klen, vlen);
+    if (need > (size_t)WAL_MAX_RECORD) return NDB_ETOOBIG;
+    if (need > b->cap) {
+        size_t nc = b->cap * 2;
+        while (nc < need) nc *= 2;
+        char *nr = realloc(b->rep, nc);
+        if (nr == NULL) return NDB_ENOMEM;
+        b->rep = nr;
+        b->cap = nc;
+    }
+    char *p = kv_batch_encode_op(b->rep + b->len, type, key, klen, val, vlen);
     b->len = (size_t)(p - b->rep);
     count++;
     memcpy(b->rep + 8, &count, 4);
@@ -85,10 +90,10 @@ ndb_status ndb_kv_batch_delete(ndb_kv_batch *b, const void *key, size_t klen)
     return batch_add(b, KV_TYPE_DELETE, key, klen, NULL, 0);
 }
 
-static ndb_status walk(const char *rep, size_t len, kv_batch_fn fn, void *arg)
+/* Validates rep and, when fn is set, calls it for each record numbered from seq. */
+static ndb_status walk(const char *rep, size_t len, uint64_t seq, kv_batch_fn fn, void *arg)
 {
     if (len < BATCH_HEADER) return NDB_ECORRUPT;
-    uint64_t seq = get_fixed64(rep);
     uint32_t count = get_fixed32(rep + 8);
     const char *p = rep + BATCH_HEADER, *end = rep + len;
     for (uint32_t i = 0; i < count; i++) {
@@ -115,16 +120,16 @@ static ndb_status walk(const char *rep, size_t len, kv_batch_fn fn, void *arg)
     return p == end ? NDB_OK : NDB_ECORRUPT;
 }
 
-ndb_status kv_batch_check(const char *rep, size_t len) { return walk(rep, len, NULL, NULL); }
+ndb_status kv_batch_check(const char *rep, size_t len) { return walk(rep, len, 0, NULL, NULL); }
 
 ndb_status kv_batch_iterate(const char *rep, size_t len, kv_batch_fn fn, void *arg)
 {
-    ndb_status st = walk(rep, len, NULL, NULL);
+    ndb_status st = walk(rep, len, 0, NULL, NULL);
     if (st != NDB_OK) return st;
-    return walk(rep, len, fn, arg);
+    return walk(rep, len, get_fixed64(rep), fn, arg);
 }
 
-ndb_status kv_batch_apply_trusted(const char *rep, size_t len, kv_batch_fn fn, void *arg)
+ndb_status kv_batch_apply_trusted(const char *rep, size_t len, uint64_t seq, kv_batch_fn fn, void *arg)
 {
-    return walk(rep, len, fn, arg);
+    return walk(rep, len, seq, fn, arg);
 }

@@ -23,15 +23,23 @@ struct ndb_kv_batch {
     uint64_t user_bytes; /* key + value bytes, for stats */
 };
 
+/* Room one operation's encoding needs at most (type, key, value, two varints). */
+#define BATCH_OP_MAX(klen, vlen) (1 + 10 + (size_t)(klen) + 10 + (size_t)(vlen))
+/* Encodes one operation (type KV_TYPE_VALUE or KV_TYPE_DELETE; a delete
+ * has no value) at p, which has BATCH_OP_MAX(klen, vlen) bytes of room;
+ * returns the end of the encoding. */
+char *kv_batch_encode_op(char *p, int type, const void *key, size_t klen, const void *val, size_t vlen);
+
 /* Calls fn for every record of rep[0..len) in order, after validating all of
  * it first (so nothing is applied from a malformed batch): NDB_ECORRUPT if
  * malformed, else the first non-OK return of fn. */
 typedef ndb_status (*kv_batch_fn)(void *arg, uint64_t seq, int type, const char *key, size_t klen,
                                   const char *val, size_t vlen);
 ndb_status kv_batch_iterate(const char *rep, size_t len, kv_batch_fn fn, void *arg);
-/* As kv_batch_iterate without the validation pass: only for encodings this
+/* As kv_batch_iterate without the validation pass, numbering the records
+ * from seq (rep's own sequence field is not read): only for encodings this
  * process built itself (the write path). */
-ndb_status kv_batch_apply_trusted(const char *rep, size_t len, kv_batch_fn fn, void *arg);
+ndb_status kv_batch_apply_trusted(const char *rep, size_t len, uint64_t seq, kv_batch_fn fn, void *arg);
 /* Validates rep (bounds, types, count). */
 ndb_status kv_batch_check(const char *rep, size_t len);
 

@@ -1,58 +1,23 @@
 /*
- * db.c — the engine: open/recovery, the group-commit write path, memtable
- * switching, background flush and leveled compaction, point reads,
- * snapshots and stats. The user iterator lives in db_iter.c.
+ * db.c — the engine: open/recovery, memtable flushes, background leveled
+ * compaction, point reads, snapshots and stats. The write path (WAL, group
+ * commit, memtable switching) is write.c; the user iterator is db_iter.c.
  *
- * Thread safety: kv->mu guards the writer queue, mem/imm pointers, the
- * version set, snapshots and background state. The write-group leader
- * appends to the WAL and inserts into the memtable with mu released; only one
- * leader exists at a time, so the WAL writer and the memtable have a single
- * writer. Readers take mu only to reference mem, imm and the current version.
+ * Thread safety: kv->mu guards the mem/imm pointers, the version set,
+ * snapshots and background state; db.h lists every field's lock and the lock
+ * order. Readers take mu only to reference mem, imm and the current version.
  */
 #include "db.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "batch.h"
 #include "bloom.h"
 #include "dbformat.h"
 
-/* ------------------------------------------------------------------ helpers */
-
-static uint64_t now_micros(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
-static void file_path(const ndb_kv *kv, char *buf, size_t n, uint64_t num, const char *ext)
-{
-    snprintf(buf, n, "%s/%06llu.%s", kv->dir, (unsigned long long)num, ext);
-}
-
-/* Records the first background/write error and poisons writes. mu held. */
-static void set_poisoned(ndb_kv *kv, ndb_status st, const char *what)
-{
-    if (!kv->poisoned) {
-        kv->poisoned = 1;
-        kv->bg_error = st;
-        ndb_errmsg_set(&kv->err, st, "engine poisoned: %.180s (%s); reopen to recover", what, ndb_strerror(st));
-    }
-    pthread_cond_broadcast(&kv->bg_cv);
-}
-
 struct kv_env *ndb_kv_env(ndb_kv *kv) { return kv->env; }
-
-const char *ndb_kv_last_error(ndb_kv *kv)
-{
-    if (kv == NULL) return "no handle";
-    return kv->err.text;
-}
 
 void ndb_kv_options_init(ndb_kv_options *o)
 {
@@ -86,7 +51,7 @@ static ndb_status build_table(ndb_kv *kv, kv_iter *it, uint64_t num, kv_fmeta **
 {
     *out = NULL;
     char path[4096];
-    file_path(kv, path, sizeof path, num, "sst");
+    kv_file_path(kv, path, sizeof path, num, "sst");
     it_seek_first(it);
     if (!it_valid(it)) return it_status(it);
     kv_table_builder *b;
@@ -148,301 +113,6 @@ static ndb_status mem_to_table(ndb_kv *kv, kv_mem *m, uint64_t num, kv_fmeta **o
     ndb_status st = build_table(kv, it, num, out, msg);
     it_destroy(it);
     return st;
-}
-
-/* ------------------------------------------------------------------ WAL segments */
-
-/* Opens a new WAL segment and makes its directory entry durable. mu held. */
-static ndb_status new_wal(ndb_kv *kv, kv_wal_writer **w, uint64_t *num)
-{
-    *num = kv->vs->next_file++;
-    *w = NULL;
-    char path[4096];
-    file_path(kv, path, sizeof path, *num, "wal");
-    ndb_status st = kv_wal_create(kv->env, path, w);
-    if (st == NDB_OK) st = kv->env->v->sync_dir(kv->env, kv->dir);
-    if (st != NDB_OK) {
-        kv_wal_close(*w);
-        *w = NULL;
-        kv->env->v->remove(kv->env, path);
-    }
-    return st;
-}
-
-/* Closes the current segment (fsync'd first, so an older segment is never
- * the torn one) and opens the next. mu held, called by the write leader. */
-static ndb_status roll_wal(ndb_kv *kv)
-{
-    ndb_status st = kv_wal_sync(kv->wal);
-    if (st != NDB_OK) {
-        set_poisoned(kv, st, "WAL fsync failed");
-        return st;
-    }
-    __atomic_add_fetch(&kv->st_wal_syncs, 1, __ATOMIC_RELAXED);
-    kv_wal_writer *nw;
-    uint64_t num;
-    st = new_wal(kv, &nw, &num);
-    if (st != NDB_OK) {
-        set_poisoned(kv, st, "creating a WAL segment failed");
-        return st;
-    }
-    kv_wal_close(kv->wal);
-    kv->wal = nw;
-    kv->wal_number = num;
-    kv->wal_unsynced = 0;
-    return NDB_OK;
-}
-
-/* Deletes WAL segments older than log_number. mu held. */
-static void delete_old_wals(ndb_kv *kv, uint64_t log_number)
-{
-    char **names;
-    size_t n;
-    if (kv->env->v->list(kv->env, kv->dir, &names, &n) != NDB_OK) return;
-    for (size_t i = 0; i < n; i++) {
-        unsigned long long num;
-        char ext[8];
-        if (sscanf(names[i], "%llu.%7s", &num, ext) == 2 && strcmp(ext, "wal") == 0 && num < log_number) {
-            char path[4096];
-            file_path(kv, path, sizeof path, num, "wal");
-            kv->env->v->remove(kv->env, path);
-        }
-    }
-    kv_env_free_list(names, n);
-}
-
-/* ------------------------------------------------------------------ write path */
-
-/* Makes room in the memtable for the leader's group. mu held; may wait. */
-static ndb_status make_room(ndb_kv *kv, int force)
-{
-    int allow_delay = !force;
-    for (;;) {
-        if (kv->poisoned) return NDB_EPOISONED;
-        if (kv->shutting_down) return NDB_ECLOSED;
-        size_t l0 = kv->vs->current->nfiles[0];
-        if (allow_delay && l0 >= kv->opt.l0_slowdown_trigger) {
-            /* A short delay per write hands CPU to compaction instead of a
-             * long stop later. */
-            uint64_t t0 = now_micros();
-            pthread_mutex_unlock(&kv->mu);
-            struct timespec ts = {0, 1000000};
-            nanosleep(&ts, NULL);
-            pthread_mutex_lock(&kv->mu);
-            kv->st_stall_count++;
-            kv->st_stall_micros += now_micros() - t0;
-            allow_delay = 0;
-            continue;
-        }
-        if (!force && kv_mem_bytes(kv->mem) < kv->opt.memtable_bytes) {
-            if (kv_wal_size(kv->wal) >= kv->opt.wal_segment_bytes) return roll_wal(kv);
-            return NDB_OK;
-        }
-        if (force && kv_mem_entries(kv->mem) == 0) return NDB_OK;
-        if (l0 >= kv->opt.l0_stop_trigger && kv->compact_error) {
-            /* compaction stopped on a corrupt table: waiting would never end */
-            return kv->compact_error;
-        }
-        if (kv->imm != NULL || l0 >= kv->opt.l0_stop_trigger) {
-            uint64_t t0 = now_micros();
-            pthread_cond_wait(&kv->bg_cv, &kv->mu);
-            kv->st_stall_count++;
-            kv->st_stall_micros += now_micros() - t0;
-            continue;
-        }
-        kv_mem *nm = kv_mem_new(kv->arena_block, kv->mem_filter_bytes);
-        if (nm == NULL) return NDB_ENOMEM;
-        ndb_status st = roll_wal(kv);
-        if (st != NDB_OK) {
-            kv_mem_unref(nm);
-            return st;
-        }
-        kv->imm = kv->mem;
-        kv->imm_next_log = kv->wal_number; /* every older segment holds only imm or older data */
-        kv->mem = nm;
-        pthread_cond_broadcast(&kv->bg_cv);
-        return NDB_OK;
-    }
-}
-
-static ndb_status mem_insert_cb(void *arg, uint64_t seq, int type, const char *key, size_t klen,
-                                const char *val, size_t vlen)
-{
-    return kv_mem_add(arg, seq, type, key, klen, val, vlen);
-}
-
-/* Queues w and, if it becomes the leader, commits its group. */
-static ndb_status commit(ndb_kv *kv, writer *w)
-{
-    pthread_cond_init(&w->cv, NULL);
-    w->done = 0;
-    w->next = NULL;
-    pthread_mutex_lock(&kv->mu);
-    if (kv->poisoned) {
-        pthread_mutex_unlock(&kv->mu);
-        pthread_cond_destroy(&w->cv);
-        return NDB_EPOISONED;
-    }
-    if (kv->wq_tail)
-        kv->wq_tail->next = w;
-    else
-        kv->wq_head = w;
-    kv->wq_tail = w;
-    while (!w->done && kv->wq_head != w) pthread_cond_wait(&w->cv, &kv->mu);
-    if (w->done) {
-        pthread_mutex_unlock(&kv->mu);
-        pthread_cond_destroy(&w->cv);
-        return w->st;
-    }
-
-    /* Leader. */
-    ndb_status st = make_room(kv, w->force_flush);
-    writer *last = w;
-    size_t glen = BATCH_HEADER;
-    uint32_t count = 0;
-    int need_sync = 0;
-    uint64_t user_bytes = 0;
-    if (st == NDB_OK) {
-        size_t limit = (w->len <= (128u << 10)) ? w->len + (128u << 10) : (1u << 20);
-        /* Gather the group: consecutive queued writers, bounded in bytes. */
-        for (writer *x = w; x != NULL; x = x->next) {
-            if (x != w && (x->force_flush || (x->rep && glen + x->len - BATCH_HEADER > limit))) break;
-            if (x->rep) {
-                glen += x->len - BATCH_HEADER;
-                count += kv_batch_rep_count(x->rep);
-                user_bytes += x->user_bytes;
-            }
-            need_sync |= x->sync;
-            last = x;
-        }
-        if (glen > kv->group_cap) {
-            size_t nc = kv->group_cap ? kv->group_cap : 4096;
-            while (nc < glen) nc *= 2;
-            char *nb = realloc(kv->group_buf, nc);
-            if (nb == NULL)
-                st = NDB_ENOMEM;
-            else {
-                kv->group_buf = nb;
-                kv->group_cap = nc;
-            }
-        }
-    }
-    uint64_t seq = __atomic_load_n(&kv->last_seq, __ATOMIC_RELAXED) + 1;
-    if (st == NDB_OK && count > 0) {
-        char *g = kv->group_buf, *p = g + BATCH_HEADER;
-        for (writer *x = w;; x = x->next) {
-            if (x->rep) {
-                memcpy(p, x->rep + BATCH_HEADER, x->len - BATCH_HEADER);
-                p += x->len - BATCH_HEADER;
-            }
-            if (x == last) break;
-        }
-        put_fixed64(g, seq);
-        put_fixed32(g + 8, count);
-    }
-    kv_wal_writer *wal = kv->wal;
-    kv_mem *mem = kv->mem;
-    int sync_now = need_sync;
-    if (kv->opt.durability == NDB_KV_SYNC && count > 0) sync_now = 1;
-    pthread_mutex_unlock(&kv->mu);
-
-    int wal_failed = 0;
-    if (st == NDB_OK && count > 0) {
-        st = kv_wal_add(wal, WAL_BATCH, kv->group_buf, glen);
-        if (st != NDB_OK) wal_failed = 1;
-        else {
-            __atomic_add_fetch(&kv->st_wal_bytes, glen + WAL_HEADER, __ATOMIC_RELAXED);
-            __atomic_add_fetch(&kv->wal_unsynced, glen, __ATOMIC_RELAXED);
-        }
-    }
-    if (st == NDB_OK && sync_now && (count > 0 || __atomic_load_n(&kv->wal_unsynced, __ATOMIC_RELAXED))) {
-        st = kv_wal_sync(wal);
-        if (st != NDB_OK) wal_failed = 1;
-        else {
-            __atomic_add_fetch(&kv->st_wal_syncs, 1, __ATOMIC_RELAXED);
-            __atomic_store_n(&kv->wal_unsynced, 0, __ATOMIC_RELAXED);
-        }
-    }
-    if (st == NDB_OK && count > 0) {
-        st = kv_batch_apply_trusted(kv->group_buf, glen, mem_insert_cb, mem);
-        /* A memtable insert can fail only on allocation: the WAL already
-         * holds the batch, so the only safe state is poisoned. */
-        if (st != NDB_OK) wal_failed = 1;
-    }
-
-    pthread_mutex_lock(&kv->mu);
-    if (wal_failed) set_poisoned(kv, st, "WAL append/fsync or memtable insert failed");
-    if (st == NDB_OK && count > 0) {
-        __atomic_store_n(&kv->last_seq, seq + count - 1, __ATOMIC_RELEASE);
-        __atomic_add_fetch(&kv->st_user_bytes, user_bytes, __ATOMIC_RELAXED);
-    }
-    for (;;) {
-        writer *x = kv->wq_head;
-        kv->wq_head = x->next;
-        if (kv->wq_head == NULL) kv->wq_tail = NULL;
-        if (x != w) {
-            x->st = st;
-            x->done = 1;
-            pthread_cond_signal(&x->cv);
-        }
-        if (x == last) break;
-    }
-    if (kv->wq_head) pthread_cond_signal(&kv->wq_head->cv);
-    pthread_mutex_unlock(&kv->mu);
-    pthread_cond_destroy(&w->cv);
-    return st;
-}
-
-ndb_status ndb_kv_write(ndb_kv *kv, const ndb_kv_batch *b)
-{
-    if (kv == NULL || b == NULL) return NDB_EINVAL;
-    if (ndb_kv_batch_count(b) == 0) return NDB_OK;
-    writer w = {0};
-    w.rep = b->rep;
-    w.len = b->len;
-    w.user_bytes = b->user_bytes;
-    w.sync = kv->opt.durability == NDB_KV_SYNC;
-    return commit(kv, &w);
-}
-
-static ndb_status write_one(ndb_kv *kv, int type, const void *key, size_t klen, const void *val, size_t vlen)
-{
-    if (kv == NULL || (key == NULL && klen) || (val == NULL && vlen)) return NDB_EINVAL;
-    if (klen > NDB_KV_MAX_KEY || vlen > NDB_KV_MAX_VALUE) return NDB_ETOOBIG;
-    char stackbuf[512];
-    size_t need = BATCH_HEADER + 1 + 10 + klen + 10 + vlen;
-    char *rep = need <= sizeof stackbuf ? stackbuf : malloc(need);
-    if (rep == NULL) return NDB_ENOMEM;
-    memset(rep, 0, BATCH_HEADER);
-    put_fixed32(rep + 8, 1);
-    char *p = rep + BATCH_HEADER;
-    *p++ = (char)type;
-    p = put_varint64(p, klen);
-    if (klen) memcpy(p, key, klen);
-    p += klen;
-    if (type == KV_TYPE_VALUE) {
-        p = put_varint64(p, vlen);
-        if (vlen) memcpy(p, val, vlen);
-        p += vlen;
-    }
-    writer w = {0};
-    w.rep = rep;
-    w.len = (size_t)(p - rep);
-    w.user_bytes = klen + vlen;
-    w.sync = kv->opt.durability == NDB_KV_SYNC;
-    ndb_status st = commit(kv, &w);
-    if (rep != stackbuf) free(rep);
-    return st;
-}
-
-ndb_status ndb_kv_put(ndb_kv *kv, const void *key, size_t klen, const void *val, size_t vlen)
-{
-    return write_one(kv, KV_TYPE_VALUE, key, klen, val, vlen);
-}
-
-ndb_status ndb_kv_delete(ndb_kv *kv, const void *key, size_t klen)
-{
-    return write_one(kv, KV_TYPE_DELETE, key, klen, NULL, 0);
 }
 
 /* ------------------------------------------------------------------ reads */
@@ -507,10 +177,14 @@ static ndb_status get(ndb_kv *kv, const ndb_kv_snapshot *snap, int nowait, const
         } else {
             if (klen) memcpy(lk, key, klen);
             put_fixed64(lk + klen, ikey_pack(seq, KV_TYPE_SEEK));
-            int result;
+            int result, charged_level;
+            kv_fmeta *charged;
             ndb_errmsg msg;
             msg.text[0] = 0;
-            st = kv_version_get(v, (kv_slice){lk, klen + 8}, hash, &result, val, vlen, &msg);
+            st = kv_version_get(v, (kv_slice){lk, klen + 8}, hash, &result, val, vlen, &charged, &charged_level,
+                                &msg);
+            /* a try_get never waits for mu, so it does not charge */
+            if (charged && !nowait && kv_fmeta_charge(charged)) kv_seek_victim(kv, charged, charged_level);
             if (st == NDB_OK) st = result == TABLE_GET_VALUE ? NDB_OK : NDB_ENOTFOUND;
             else if (msg.text[0] && (nowait ? pthread_mutex_trylock(&kv->mu) : pthread_mutex_lock(&kv->mu)) == 0) {
                 memcpy(kv->err.text, msg.text, sizeof msg.text); /* kept for ndb_kv_last_error */
@@ -539,17 +213,30 @@ ndb_status ndb_kv_try_get(ndb_kv *kv, const ndb_kv_snapshot *snap, const void *k
 
 /* ------------------------------------------------------------------ snapshots */
 
+void kv_snapshot_link(ndb_kv *kv, ndb_kv_snapshot *s, uint64_t seq)
+{
+    s->seq = seq;
+    ndb_kv_snapshot *after = kv->snaps.prev; /* the newest: found at once unless seq is older */
+    while (after != &kv->snaps && after->seq > seq) after = after->prev;
+    s->prev = after;
+    s->next = after->next;
+    after->next->prev = s;
+    after->next = s;
+}
+
+void kv_snapshot_unlink(ndb_kv_snapshot *s)
+{
+    s->prev->next = s->next;
+    s->next->prev = s->prev;
+}
+
 ndb_status ndb_kv_snapshot_acquire(ndb_kv *kv, ndb_kv_snapshot **out)
 {
     if (kv == NULL || out == NULL) return NDB_EINVAL;
     ndb_kv_snapshot *s = malloc(sizeof *s);
     if (s == NULL) return NDB_ENOMEM;
     pthread_mutex_lock(&kv->mu);
-    s->seq = __atomic_load_n(&kv->last_seq, __ATOMIC_ACQUIRE);
-    s->next = &kv->snaps;
-    s->prev = kv->snaps.prev;
-    s->prev->next = s;
-    kv->snaps.prev = s;
+    kv_snapshot_link(kv, s, __atomic_load_n(&kv->last_seq, __ATOMIC_ACQUIRE));
     pthread_mutex_unlock(&kv->mu);
     *out = s;
     return NDB_OK;
@@ -559,8 +246,7 @@ void ndb_kv_snapshot_release(ndb_kv *kv, ndb_kv_snapshot *s)
 {
     if (kv == NULL || s == NULL) return;
     pthread_mutex_lock(&kv->mu);
-    s->prev->next = s->next;
-    s->next->prev = s->prev;
+    kv_snapshot_unlink(s);
     pthread_mutex_unlock(&kv->mu);
     free(s);
 }
@@ -570,18 +256,23 @@ uint64_t ndb_kv_snapshot_seq(const ndb_kv_snapshot *s) { return s ? s->seq : 0; 
 /* The oldest sequence a snapshot can still read. mu held. */
 static uint64_t smallest_snapshot(ndb_kv *kv)
 {
-    if (kv->snaps.next != &kv->snaps) return kv->snaps.next->seq; /* list is in acquire order */
+    if (kv->snaps.next != &kv->snaps) return kv->snaps.next->seq; /* the list is sorted by sequence */
     return __atomic_load_n(&kv->last_seq, __ATOMIC_ACQUIRE);
 }
 
 /* ------------------------------------------------------------------ flush */
 
-/* The manifest records the last sequence so that a database whose WAL is
- * all flushed reopens at the right sequence. mu held. */
-static void sync_last_seq(ndb_kv *kv)
+/* Logs e to the manifest and installs the new version. The manifest records
+ * the last sequence too, so that a database whose WAL is all flushed reopens
+ * at the right sequence. Iterators see version_gen move and rebuild on
+ * their next seek. mu held. */
+static ndb_status install(ndb_kv *kv, kv_edit *e, ndb_errmsg *msg)
 {
     uint64_t s = __atomic_load_n(&kv->last_seq, __ATOMIC_ACQUIRE);
     if (s > kv->vs->last_seq) kv->vs->last_seq = s;
+    ndb_status st = kv_vset_log_and_apply(kv->vs, e, msg);
+    if (st == NDB_OK) __atomic_add_fetch(&kv->version_gen, 1, __ATOMIC_RELEASE);
+    return st;
 }
 
 /* Writes imm to L0 and installs it. mu held on entry and exit. */
@@ -601,19 +292,18 @@ static void flush_imm(ndb_kv *kv)
         e.has_log = 1;
         e.log_number = next_log;
         if (f) st = kv_edit_add_file(&e, 0, f);
-        sync_last_seq(kv);
-        if (st == NDB_OK) st = kv_vset_log_and_apply(kv->vs, &e, &msg);
+        if (st == NDB_OK) st = install(kv, &e, &msg);
         kv_edit_destroy(&e);
     }
     kv_fmeta_unref(f);
     if (st != NDB_OK) {
-        set_poisoned(kv, st, msg.text);
+        kv_poison(kv, st, msg.text);
         return;
     }
     kv->imm = NULL;
     kv_mem_unref(imm);
     kv->st_flushes++;
-    delete_old_wals(kv, next_log);
+    kv_segments_delete_below(kv, next_log);
     pthread_cond_broadcast(&kv->bg_cv);
 }
 
@@ -666,7 +356,36 @@ static ndb_status add_parents(compaction *c)
     return kv_version_overlaps(c->v, c->level + 1, &lo, &hi, &c->in[1], &c->nin[1]);
 }
 
-/* Picks the most urgent compaction, or returns 0. mu held. */
+void kv_seek_victim(ndb_kv *kv, kv_fmeta *f, int level)
+{
+    pthread_mutex_lock(&kv->mu);
+    if (kv->seek_victim == NULL && level < NDB_KV_LEVELS - 1) {
+        kv_fmeta_ref(f);
+        kv->seek_victim = f;
+        kv->seek_victim_level = level;
+        pthread_cond_broadcast(&kv->bg_cv);
+    }
+    pthread_mutex_unlock(&kv->mu);
+}
+
+/* Takes the seek victim (see kv_seek_victim): its position in the current
+ * version's level, or -1 when it is no longer there. mu held. */
+static long take_seek_victim(ndb_kv *kv, int *level)
+{
+    kv_fmeta *f = kv->seek_victim;
+    kv_version *v = kv->vs->current;
+    long at = -1;
+    *level = kv->seek_victim_level;
+    for (size_t i = 0; i < v->nfiles[*level] && at < 0; i++)
+        if (v->files[*level][i] == f) at = (long)i;
+    kv->seek_victim = NULL;
+    kv_fmeta_unref(f);
+    return at;
+}
+
+/* Picks the most urgent compaction, or returns 0. A level over its budget
+ * comes first; otherwise a table that reads paid for too often (seek
+ * victim) is compacted with what overlaps it below. mu held. */
 static int pick_compaction(ndb_kv *kv, compaction *c)
 {
     kv_version *v = kv->vs->current;
@@ -680,7 +399,9 @@ static int pick_compaction(ndb_kv *kv, compaction *c)
             level = l;
         }
     }
-    if (best < 1.0) return 0;
+    long victim = -1;
+    if (best < 1.0 && kv->seek_victim) victim = take_seek_victim(kv, &level);
+    if (best < 1.0 && victim < 0) return 0;
     memset(c, 0, sizeof *c);
     c->level = level;
     c->v = v;
@@ -691,9 +412,9 @@ static int pick_compaction(ndb_kv *kv, compaction *c)
         memcpy(c->in[0], v->files[0], v->nfiles[0] * sizeof(kv_fmeta *));
         c->nin[0] = v->nfiles[0];
     } else {
-        /* round robin: the first file after the last compacted key */
-        size_t n = v->nfiles[level], pick = 0;
-        if (kv->vs->compact_ptr[level]) {
+        /* the seek victim, or round robin: the first file after the last compacted key */
+        size_t n = v->nfiles[level], pick = victim >= 0 ? (size_t)victim : 0;
+        if (victim < 0 && kv->vs->compact_ptr[level]) {
             kv_slice cp = {kv->vs->compact_ptr[level], kv->vs->compact_ptr_len[level]};
             for (pick = 0; pick < n; pick++)
                 if (slice_cmp(ikey_user((kv_slice){v->files[level][pick]->largest, v->files[level][pick]->llen}),
@@ -783,8 +504,7 @@ static ndb_status run_compaction(ndb_kv *kv, compaction *c, ndb_errmsg *msg)
         kv_fmeta *f = c->in[0][0];
         st = kv_edit_del_file(&e, c->level, f->number);
         if (st == NDB_OK) st = kv_edit_add_file(&e, out_level, f);
-        sync_last_seq(kv);
-        if (st == NDB_OK) st = kv_vset_log_and_apply(kv->vs, &e, msg);
+        if (st == NDB_OK) st = install(kv, &e, msg);
         if (st == NDB_OK) {
             set_compact_ptr(kv, c);
             kv->st_compactions++;
@@ -868,7 +588,7 @@ static ndb_status run_compaction(ndb_kv *kv, compaction *c, ndb_errmsg *msg)
             o.num = kv->vs->next_file++;
             pthread_mutex_unlock(&kv->mu);
             char path[4096];
-            file_path(kv, path, sizeof path, o.num, "sst");
+            kv_file_path(kv, path, sizeof path, o.num, "sst");
             st = kv_table_builder_new(kv->env, path, &kv->topts, &o.b);
             if (st != NDB_OK) break;
             if (!keep_key(&o.first, &o.fcap, &o.flen, ik)) {
@@ -885,7 +605,7 @@ static ndb_status run_compaction(ndb_kv *kv, compaction *c, ndb_errmsg *msg)
     if (st != NDB_OK && o.b) {
         kv_table_builder_abandon(o.b);
         char path[4096];
-        file_path(kv, path, sizeof path, o.num, "sst");
+        kv_file_path(kv, path, sizeof path, o.num, "sst");
         kv->env->v->remove(kv->env, path);
     }
     it_destroy(in);
@@ -901,8 +621,7 @@ static ndb_status run_compaction(ndb_kv *kv, compaction *c, ndb_errmsg *msg)
             for (size_t i = 0; i < c->nin[w] && st == NDB_OK; i++)
                 st = kv_edit_del_file(&e, c->level + w, c->in[w][i]->number);
         for (size_t i = 0; i < o.n && st == NDB_OK; i++) st = kv_edit_add_file(&e, out_level, o.f[i]);
-        sync_last_seq(kv);
-        if (st == NDB_OK) st = kv_vset_log_and_apply(kv->vs, &e, msg);
+        if (st == NDB_OK) st = install(kv, &e, msg);
         if (st == NDB_OK) {
             set_compact_ptr(kv, c);
             kv->st_compactions++;
@@ -913,7 +632,7 @@ static ndb_status run_compaction(ndb_kv *kv, compaction *c, ndb_errmsg *msg)
     for (size_t i = 0; i < o.n; i++) {
         if (st != NDB_OK) { /* outputs never made it into a version */
             char path[4096];
-            file_path(kv, path, sizeof path, o.f[i]->number, "sst");
+            kv_file_path(kv, path, sizeof path, o.f[i]->number, "sst");
             kv->env->v->remove(kv->env, path);
         }
         kv_fmeta_unref(o.f[i]);
@@ -945,7 +664,7 @@ static void *compact_main(void *arg)
                 memcpy(kv->err.text, msg.text, sizeof msg.text);
                 kv->compact_error = st;
             } else {
-                set_poisoned(kv, st, msg.text);
+                kv_poison(kv, st, msg.text);
             }
         }
         pthread_cond_broadcast(&kv->bg_cv);
@@ -957,37 +676,12 @@ static void *compact_main(void *arg)
     return NULL;
 }
 
-static void *interval_main(void *arg)
-{
-    ndb_kv *kv = arg;
-    pthread_mutex_lock(&kv->mu);
-    while (!kv->shutting_down) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        uint64_t ns = (uint64_t)ts.tv_nsec + (uint64_t)kv->opt.interval_ms * 1000000u;
-        ts.tv_sec += (time_t)(ns / 1000000000u);
-        ts.tv_nsec = (long)(ns % 1000000000u);
-        pthread_cond_timedwait(&kv->interval_cv, &kv->mu, &ts);
-        if (kv->shutting_down || kv->poisoned) continue;
-        if (__atomic_load_n(&kv->wal_unsynced, __ATOMIC_RELAXED) == 0) continue;
-        pthread_mutex_unlock(&kv->mu);
-        writer w = {0};
-        w.sync = 1;
-        commit(kv, &w);
-        pthread_mutex_lock(&kv->mu);
-    }
-    pthread_mutex_unlock(&kv->mu);
-    return NULL;
-}
-
 /* ------------------------------------------------------------------ maintenance */
 
 ndb_status ndb_kv_flush(ndb_kv *kv)
 {
     if (kv == NULL) return NDB_EINVAL;
-    writer w = {0};
-    w.force_flush = 1;
-    ndb_status st = commit(kv, &w);
+    ndb_status st = kv_write_switch_memtable(kv);
     if (st != NDB_OK) return st;
     pthread_mutex_lock(&kv->mu);
     while (kv->imm != NULL && !kv->poisoned && !kv->shutting_down) pthread_cond_wait(&kv->bg_cv, &kv->mu);
@@ -1044,7 +738,7 @@ ndb_status ndb_kv_compact_range(ndb_kv *kv, const void *begin, size_t blen, cons
             if (st == NDB_OK) st = run_compaction(kv, &c, &msg);
             compaction_free(&c);
             if (st != NDB_OK) {
-                if (st != NDB_ECLOSED && st != NDB_ECORRUPT) set_poisoned(kv, st, msg.text);
+                if (st != NDB_ECLOSED && st != NDB_ECORRUPT) kv_poison(kv, st, msg.text);
                 break;
             }
         }
@@ -1138,7 +832,7 @@ static ndb_status recover_wal(ndb_kv *kv, kv_edit *e, ndb_kv_recovery_info *info
     int stop = 0;
     for (size_t i = 0; i < nw && st == NDB_OK && !stop; i++) {
         char path[4096];
-        file_path(kv, path, sizeof path, wals[i], "wal");
+        kv_file_path(kv, path, sizeof path, wals[i], "wal");
         if (wals[i] >= kv->vs->next_file) kv->vs->next_file = wals[i] + 1;
         kv_wal_reader *r;
         st = kv_wal_reader_open(kv->env, path, &r);
@@ -1162,7 +856,7 @@ static ndb_status recover_wal(ndb_kv *kv, kv_edit *e, ndb_kv_recovery_info *info
                 rs = NDB_ECORRUPT;
                 break;
             }
-            st = kv_batch_iterate(p, len, mem_insert_cb, mem);
+            st = kv_batch_iterate(p, len, kv_mem_insert_fn, mem);
             if (st != NDB_OK) break;
             info->wal_records++;
             if (cnt && seq + cnt - 1 > max_seq) max_seq = seq + cnt - 1;
@@ -1263,6 +957,7 @@ static void delete_obsolete(ndb_kv *kv)
 
 static void kv_free(ndb_kv *kv)
 {
+    kv_fmeta_unref(kv->seek_victim);
     kv_mem_unref(kv->mem);
     kv_mem_unref(kv->imm);
     kv_wal_close(kv->wal);
@@ -1274,9 +969,10 @@ static void kv_free(ndb_kv *kv)
         kv->snaps.next = s->next;
         free(s);
     }
-    free(kv->group_buf);
     pthread_mutex_destroy(&kv->mu);
     pthread_cond_destroy(&kv->bg_cv);
+    pthread_mutex_destroy(&kv->wmu);
+    pthread_mutex_destroy(&kv->smu);
     pthread_cond_destroy(&kv->interval_cv);
     free(kv->dir);
     free(kv);
@@ -1312,8 +1008,11 @@ ndb_status ndb_kv_open_ex(const char *dir, const ndb_kv_options *opt, ndb_kv **o
     kv->opt = o;
     kv->env = o.env ? o.env : kv_env_posix();
     kv->dir = strdup(dir);
+    snprintf(kv->err.text, sizeof kv->err.text, "no error");
     pthread_mutex_init(&kv->mu, NULL);
     pthread_cond_init(&kv->bg_cv, NULL);
+    pthread_mutex_init(&kv->wmu, NULL);
+    pthread_mutex_init(&kv->smu, NULL);
     pthread_cond_init(&kv->interval_cv, NULL);
     kv->snaps.next = kv->snaps.prev = &kv->snaps;
     /* the memtable grows by arena blocks: keep them small against its budget */
@@ -1354,7 +1053,7 @@ ndb_status ndb_kv_open_ex(const char *dir, const ndb_kv_options *opt, ndb_kv **o
     kv_edit_init(&e);
     if (st == NDB_OK) st = recover_wal(kv, &e, info, msg);
     if (st == NDB_OK) {
-        st = new_wal(kv, &kv->wal, &kv->wal_number);
+        st = kv_segment_new(kv, &kv->wal, &kv->wal_number);
         if (st != NDB_OK) ndb_errmsg_set(msg, st, "creating the WAL failed");
     }
     if (st == NDB_OK) {
@@ -1378,16 +1077,12 @@ ndb_status ndb_kv_open_ex(const char *dir, const ndb_kv_options *opt, ndb_kv **o
         if (pthread_create(&kv->compact_thr, NULL, compact_main, kv) != 0) st = NDB_ENOMEM;
         else kv->threads = 2;
     }
-    if (st == NDB_OK && o.durability == NDB_KV_INTERVAL) {
-        if (pthread_create(&kv->interval_thr, NULL, interval_main, kv) != 0) st = NDB_ENOMEM;
-        else kv->threads = 3;
-    }
+    if (st == NDB_OK) st = kv_write_start(kv);
     if (st != NDB_OK) {
         if (msg && msg->text[0] == 0) ndb_errmsg_set(msg, st, "open failed: %s", ndb_strerror(st));
         ndb_kv_close(kv);
         return st;
     }
-    snprintf(kv->err.text, sizeof kv->err.text, "no error");
     *out = kv;
     return NDB_OK;
 }
@@ -1398,11 +1093,10 @@ ndb_status ndb_kv_close(ndb_kv *kv)
     pthread_mutex_lock(&kv->mu);
     __atomic_store_n(&kv->shutting_down, 1, __ATOMIC_RELAXED);
     pthread_cond_broadcast(&kv->bg_cv);
-    pthread_cond_broadcast(&kv->interval_cv);
     pthread_mutex_unlock(&kv->mu);
     if (kv->threads >= 1) pthread_join(kv->flush_thr, NULL);
     if (kv->threads >= 2) pthread_join(kv->compact_thr, NULL);
-    if (kv->threads >= 3) pthread_join(kv->interval_thr, NULL);
+    kv_write_stop(kv);
     ndb_status st = NDB_OK;
     if (kv->wal && !kv->poisoned) {
         st = kv_wal_sync(kv->wal);

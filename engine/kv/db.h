@@ -1,12 +1,34 @@
 /*
- * db.h — the engine handle's internals, shared by db.c and db_iter.c
- * (internal). See db.c for the locking rules.
+ * db.h — the engine handle's internals, shared by db.c, write.c and
+ * db_iter.c (internal). Calls go one way: db_iter.c calls db.c's functions
+ * below, db.c and db_iter.c call write.c's; write.c calls nothing in them.
+ *
+ * Thread safety: each field says what guards it. Three locks, always taken
+ * in this order: wmu (the write path's append order), mu (the engine:
+ * memtables, versions, snapshots, background state), smu (WAL sync state).
+ * "atomic" fields are read without a lock with __atomic loads. Readers take
+ * mu only to reference mem, imm and the current version.
+ *
+ * Invariants:
+ * - every sequence <= appended_seq is in the WAL and in mem or imm (or a
+ *   table); sequences are appended in order, one WAL record per batch;
+ * - synced_seq <= appended_seq, last_seq <= appended_seq; in sync mode
+ *   last_seq == synced_seq (a batch is visible only once fsync'd), otherwise
+ *   last_seq == appended_seq;
+ * - at most one fsync of the WAL runs at a time (syncing), and it covers
+ *   every sequence appended before it started;
+ * - writers in sync_waiters wait for sequences above synced_seq; while any
+ *   waits, an fsync is running, or the last one's end has woken one of the
+ *   waiters it did not cover (taking it off the list) to run the next;
+ * - once sync_error is set no fsync starts and no write is acknowledged.
  */
 #ifndef KV_DB_H
 #define KV_DB_H
 
 #include <pthread.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <time.h>
 
 #include "cache.h"
 #include "env.h"
@@ -16,19 +38,6 @@
 #include "table.h"
 #include "version.h"
 #include "wal.h"
-
-/* One queued write (LevelDB's writer queue): the head is the group leader. */
-typedef struct writer {
-    const char *rep; /* batch encoding, or NULL for a sync-only / flush request */
-    size_t len;
-    uint64_t user_bytes;
-    int sync;
-    int force_flush;
-    int done;
-    ndb_status st;
-    pthread_cond_t cv;
-    struct writer *next;
-} writer;
 
 struct ndb_kv_snapshot {
     uint64_t seq;
@@ -45,29 +54,39 @@ struct ndb_kv {
     kv_vset *vs; /* mu */
 
     pthread_mutex_t mu;
-    pthread_cond_t bg_cv;       /* background state changed (flush/compaction/poison) */
-    pthread_cond_t interval_cv; /* wakes the interval-sync thread */
+    pthread_cond_t bg_cv; /* background state changed (flush/compaction/poison) */
 
-    kv_mem *mem, *imm;     /* mu */
+    kv_mem *mem;             /* wmu and mu to change, either to read */
+    kv_mem *imm;             /* mu */
     size_t arena_block;
     size_t mem_filter_bytes; /* each memtable's bloom filter (kv_mem_new) */
-    uint64_t imm_next_log; /* log number to record once imm is on disk */
-    kv_wal_writer *wal;    /* written by the leader only */
-    uint64_t wal_number;
-    uint64_t wal_unsynced; /* atomic: bytes appended since the last fsync */
+    uint64_t imm_next_log;   /* mu: log number to record once imm is on disk */
+    ndb_kv_snapshot snaps;   /* sentinel of the list sorted by sequence; mu */
+    uint64_t version_gen;    /* atomic, written under mu: bumped at every version installed */
+    kv_fmeta *seek_victim;   /* mu: a table reads paid for too often, to compact (referenced) */
+    int seek_victim_level;   /* mu */
+
+    /* The write path (write.c). */
+    pthread_mutex_t wmu;   /* held to append, and to switch mem or the WAL segment */
+    kv_wal_writer *wal;    /* appended to under wmu; wmu and smu to replace */
+    uint64_t wal_number;   /* wmu */
+    uint64_t appended_seq; /* atomic; written under wmu */
     uint64_t last_seq;     /* atomic: last sequence visible to readers */
+    pthread_mutex_t smu;
+    pthread_cond_t interval_cv;       /* smu: wakes the interval-sync thread */
+    uint64_t synced_seq;              /* atomic, written under smu: every sequence <= it is fsync'd */
+    int syncing;                      /* smu: an fsync of the WAL is running */
+    struct sync_waiter *sync_waiters; /* smu: writers waiting for an fsync */
+    ndb_status sync_error;            /* atomic, written under smu: a failed fsync's status */
+    uint64_t sync_failed_upto;        /* smu: what the failed fsync covered */
+    pthread_t interval_thr;
+    int interval_running;
 
-    writer *wq_head, *wq_tail; /* mu */
-    char *group_buf;           /* leader's scratch */
-    size_t group_cap;
-
-    ndb_kv_snapshot snaps; /* sentinel of the acquire-ordered list; mu */
-
-    pthread_t flush_thr, compact_thr, interval_thr;
+    pthread_t flush_thr, compact_thr;
     int threads;
     int shutting_down; /* atomic reads outside mu */
     int compacting;    /* mu: a compaction (background or manual) runs */
-    int poisoned;      /* mu */
+    int poisoned;      /* written under mu; atomic reads outside it */
     ndb_status bg_error;
     ndb_status compact_error;
     ndb_errmsg err; /* mu */
@@ -76,5 +95,51 @@ struct ndb_kv {
     uint64_t st_flushes, st_compactions, st_stall_count, st_stall_micros; /* mu */
     uint64_t st_wal_syncs, st_wal_bytes, st_user_bytes, st_sst_bytes;     /* atomic */
 };
+
+static inline uint64_t kv_now_micros(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static inline void kv_file_path(const ndb_kv *kv, char *buf, size_t n, uint64_t num, const char *ext)
+{
+    snprintf(buf, n, "%s/%06llu.%s", kv->dir, (unsigned long long)num, ext);
+}
+
+/* A kv_batch_fn that inserts into the memtable arg (the single writer). */
+static inline ndb_status kv_mem_insert_fn(void *arg, uint64_t seq, int type, const char *key, size_t klen,
+                                          const char *val, size_t vlen)
+{
+    return kv_mem_add(arg, seq, type, key, klen, val, vlen);
+}
+
+/* ---- db.c, for db_iter.c */
+
+/* Links s into the snapshot list at seq / unlinks it. mu held. */
+void kv_snapshot_link(ndb_kv *kv, ndb_kv_snapshot *s, uint64_t seq);
+void kv_snapshot_unlink(ndb_kv_snapshot *s);
+/* Asks for a compaction of f (at level), whose read allowance ran out
+ * (kv_fmeta_charge), when no level is over its budget. Takes mu. */
+void kv_seek_victim(ndb_kv *kv, kv_fmeta *f, int level);
+
+/* ---- write.c */
+
+/* Records the first write/background error and stops every later write,
+ * flush and compaction (NDB_EPOISONED). mu held. */
+void kv_poison(ndb_kv *kv, ndb_status st, const char *what);
+/* Opens WAL segment *num (a new file number), its directory entry durable. mu held. */
+ndb_status kv_segment_new(ndb_kv *kv, kv_wal_writer **w, uint64_t *num);
+/* Deletes WAL segments numbered below log_number. mu held. */
+void kv_segments_delete_below(ndb_kv *kv, uint64_t log_number);
+/* After recovery set last_seq and opened the WAL: starts the write path (and
+ * the interval-sync thread in interval mode). */
+ndb_status kv_write_start(ndb_kv *kv);
+/* Stops the interval-sync thread (shutting_down already set). */
+void kv_write_stop(ndb_kv *kv);
+/* Makes the memtable immutable (if it holds anything) and rolls the WAL,
+ * waiting for room, so a flush can write it. */
+ndb_status kv_write_switch_memtable(ndb_kv *kv);
 
 #endif /* KV_DB_H */

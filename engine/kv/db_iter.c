@@ -4,6 +4,12 @@
  * tombstones, and applies [lower, upper) bounds. Forward and backward moves
  * follow LevelDB's DBIter: moving backward, the internal iterator sits just
  * before the current user key's entries, and the key/value are saved copies.
+ *
+ * An iterator holds a snapshot at its sequence (pin), so compactions keep
+ * what it can see; a seek after a newer version was installed rebuilds the
+ * merge on that version (fewer, compacted tables: same view), and each seek
+ * charges the newest L0 table it has to read (kv_fmeta_charge) when it reads
+ * more than one table.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -12,8 +18,13 @@
 #include "dbformat.h"
 
 struct ndb_kv_iter {
+    ndb_kv *kv;
     kv_iter *in;
     uint64_t seq;
+    ndb_kv_snapshot pin; /* linked while pinned */
+    int pinned;
+    uint64_t gen;     /* kv->version_gen that in was built on */
+    kv_fmeta *charge; /* referenced: the table each seek charges, or NULL */
     char *lower, *upper;
     size_t llen, ulen;
     int has_lower, has_upper;
@@ -150,8 +161,77 @@ static void check_lower(ndb_kv_iter *it)
         it->valid = 0;
 }
 
+/* Builds in from kv's current memtables and version for it->seq; *old gets
+ * the iterator it replaces (the caller destroys it without mu). mu held. */
+static ndb_status build(ndb_kv_iter *it, kv_iter **old)
+{
+    ndb_kv *kv = it->kv;
+    kv_version *v = kv->vs->current;
+    *old = NULL;
+    size_t cap = 2 + v->nfiles[0] + NDB_KV_LEVELS;
+    kv_iter **kids = malloc(cap * sizeof *kids);
+    if (kids == NULL) return NDB_ENOMEM;
+    int n = 0, tables = 0;
+    kv_fmeta *newest_l0 = NULL;
+    ndb_status st = NDB_OK;
+    /* every write at or below it->seq is in the memtable by now, so an empty
+     * memtable can be left out */
+    if (kv_mem_entries(kv->mem) > 0) {
+        kids[n] = kv_mem_iter(kv->mem);
+        if (kids[n]) n++;
+        else st = NDB_ENOMEM;
+    }
+    if (st == NDB_OK && kv->imm) {
+        kids[n] = kv_mem_iter(kv->imm);
+        if (kids[n]) n++;
+        else st = NDB_ENOMEM;
+    }
+    if (st == NDB_OK) {
+        kv_slice lo = {it->lower, it->llen}, hi = {it->upper, it->ulen};
+        tables = kv_version_iters(v, it->has_lower ? &lo : NULL, it->has_upper ? &hi : NULL, kids + n, &newest_l0);
+        if (tables < 0) st = NDB_ENOMEM;
+        else n += tables;
+    }
+    kv_iter *in = st == NDB_OK ? kv_iter_merge(kids, n) : NULL;
+    if (in == NULL) {
+        if (st == NDB_OK) st = NDB_ENOMEM;
+        else
+            for (int i = 0; i < n; i++) it_destroy(kids[i]);
+        free(kids);
+        return st;
+    }
+    free(kids);
+    *old = it->in;
+    it->in = in;
+    it->gen = __atomic_load_n(&kv->version_gen, __ATOMIC_RELAXED);
+    kv_fmeta_unref(it->charge);
+    it->charge = tables >= 2 ? newest_l0 : NULL;
+    if (it->charge) kv_fmeta_ref(it->charge);
+    return NDB_OK;
+}
+
+/* Before a seek: rebuilds on a newer version if one was installed, and
+ * charges the newest L0 table for the read. 0 if the iterator failed. */
+static int prepare_seek(ndb_kv_iter *it)
+{
+    if (__atomic_load_n(&it->kv->version_gen, __ATOMIC_ACQUIRE) != it->gen) {
+        kv_iter *old;
+        pthread_mutex_lock(&it->kv->mu);
+        ndb_status st = build(it, &old);
+        pthread_mutex_unlock(&it->kv->mu);
+        it_destroy(old);
+        if (st != NDB_OK) {
+            fail(it, st);
+            return 0;
+        }
+    }
+    if (it->charge && kv_fmeta_charge(it->charge)) kv_seek_victim(it->kv, it->charge, 0);
+    return 1;
+}
+
 static void do_seek(ndb_kv_iter *it, kv_slice target)
 {
+    if (!prepare_seek(it)) return;
     it->forward = 1;
     it->sklen = 0;
     kv_slice lk;
@@ -176,6 +256,7 @@ void ndb_kv_iter_seek_first(ndb_kv_iter *it)
         do_seek(it, (kv_slice){it->lower, it->llen});
         return;
     }
+    if (!prepare_seek(it)) return;
     it->forward = 1;
     it->sklen = 0;
     it_seek_first(it->in);
@@ -186,6 +267,7 @@ void ndb_kv_iter_seek_first(ndb_kv_iter *it)
 /* Positions before-or-at the end of user keys < bound (exclusive) or all. */
 static void seek_back_from(ndb_kv_iter *it, const kv_slice *excl_bound, const kv_slice *incl_key)
 {
+    if (!prepare_seek(it)) return;
     it->forward = 0;
     it->sklen = it->svlen = 0;
     kv_slice lk;
@@ -304,6 +386,12 @@ ndb_status ndb_kv_iter_status(const ndb_kv_iter *it)
 void ndb_kv_iter_free(ndb_kv_iter *it)
 {
     if (it == NULL) return;
+    if (it->pinned) {
+        pthread_mutex_lock(&it->kv->mu);
+        kv_snapshot_unlink(&it->pin);
+        pthread_mutex_unlock(&it->kv->mu);
+    }
+    kv_fmeta_unref(it->charge);
     it_destroy(it->in);
     free(it->lower);
     free(it->upper);
@@ -342,43 +430,19 @@ ndb_status ndb_kv_iter_new(ndb_kv *kv, const ndb_kv_snapshot *snap, const void *
         ndb_kv_iter_free(it);
         return NDB_ENOMEM;
     }
+    it->kv = kv;
     pthread_mutex_lock(&kv->mu);
-    /* The sequence first: every write at or below it is in the memtable by
-     * now, so an empty memtable can be left out (see kv_write's publish). */
     it->seq = snap ? snap->seq : __atomic_load_n(&kv->last_seq, __ATOMIC_ACQUIRE);
-    kv_version *v = kv->vs->current;
-    size_t cap = 2 + v->nfiles[0] + NDB_KV_LEVELS;
-    kv_iter **kids = malloc(cap * sizeof *kids);
-    int n = 0;
-    ndb_status st = kids ? NDB_OK : NDB_ENOMEM;
-    if (st == NDB_OK && kv_mem_entries(kv->mem) > 0) {
-        kids[n] = kv_mem_iter(kv->mem);
-        if (kids[n]) n++;
-        else st = NDB_ENOMEM;
-    }
-    if (st == NDB_OK && kv->imm) {
-        kids[n] = kv_mem_iter(kv->imm);
-        if (kids[n]) n++;
-        else st = NDB_ENOMEM;
-    }
+    kv_iter *none;
+    ndb_status st = build(it, &none);
     if (st == NDB_OK) {
-        kv_slice lo = {it->lower, it->llen}, hi = {it->upper, it->ulen};
-        int m = kv_version_iters(v, it->has_lower ? &lo : NULL, it->has_upper ? &hi : NULL, kids + n);
-        if (m < 0) st = NDB_ENOMEM;
-        else n += m;
+        kv_snapshot_link(kv, &it->pin, it->seq);
+        it->pinned = 1;
     }
     pthread_mutex_unlock(&kv->mu);
     if (st != NDB_OK) {
-        for (int i = 0; i < n; i++) it_destroy(kids[i]);
-        free(kids);
         ndb_kv_iter_free(it);
         return st;
-    }
-    it->in = kv_iter_merge(kids, n);
-    free(kids);
-    if (it->in == NULL) {
-        ndb_kv_iter_free(it);
-        return NDB_ENOMEM;
     }
     *out = it;
     return NDB_OK;

@@ -355,6 +355,9 @@ struct kv_fault_env {
     uint64_t appends, syncs;
     uint64_t fail_append_at, fail_sync_at; /* absolute counts; 0 = off */
     int dead; /* mu: after a power cut every change fails: the disk is frozen */
+    int hold;           /* mu: syncs wait at the gate (kv_env_fault_hold_syncs) */
+    uint64_t held;      /* mu: syncs waiting at the gate */
+    pthread_cond_t gate; /* signalled when hold is cleared */
     tracked *t;
     size_t nt, capt;
 };
@@ -473,6 +476,11 @@ static ndb_status ff_sync(kv_file *f)
     kv_fault_env *fe = (kv_fault_env *)f->env;
     pthread_mutex_lock(&fe->mu);
     uint64_t k = ++fe->syncs;
+    if (fe->hold) {
+        fe->held++;
+        while (fe->hold) pthread_cond_wait(&fe->gate, &fe->mu);
+        fe->held--;
+    }
     ndb_status st = NDB_EIO;
     if (!fe->dead && !(fe->fail_sync_at && k == fe->fail_sync_at)) {
         st = kv_file_sync(ff->inner);
@@ -579,6 +587,7 @@ kv_fault_env *kv_env_fault_new(kv_env *inner)
     fe->base.v = &fault_vtbl;
     fe->inner = inner;
     pthread_mutex_init(&fe->mu, NULL);
+    pthread_cond_init(&fe->gate, NULL);
     return fe;
 }
 
@@ -588,6 +597,7 @@ void kv_env_fault_free(kv_fault_env *fe)
     for (size_t i = 0; i < fe->nt; i++) free(fe->t[i].path);
     free(fe->t);
     pthread_mutex_destroy(&fe->mu);
+    pthread_cond_destroy(&fe->gate);
     free(fe);
 }
 
@@ -605,19 +615,24 @@ void kv_env_fault_fail_sync_after(kv_fault_env *fe, uint64_t n)
     fe->fail_sync_at = n ? fe->syncs + n : 0;
     pthread_mutex_unlock(&fe->mu);
 }
-uint64_t kv_env_fault_appends(kv_fault_env *fe)
+/* Reads one of fe's counters under its lock. */
+static uint64_t counter(kv_fault_env *fe, const uint64_t *c)
 {
     pthread_mutex_lock(&fe->mu);
-    uint64_t v = fe->appends;
+    uint64_t v = *c;
     pthread_mutex_unlock(&fe->mu);
     return v;
 }
-uint64_t kv_env_fault_syncs(kv_fault_env *fe)
+uint64_t kv_env_fault_appends(kv_fault_env *fe) { return counter(fe, &fe->appends); }
+uint64_t kv_env_fault_syncs(kv_fault_env *fe) { return counter(fe, &fe->syncs); }
+uint64_t kv_env_fault_held_syncs(kv_fault_env *fe) { return counter(fe, &fe->held); }
+
+void kv_env_fault_hold_syncs(kv_fault_env *fe, int hold)
 {
     pthread_mutex_lock(&fe->mu);
-    uint64_t v = fe->syncs;
+    fe->hold = hold;
+    if (!hold) pthread_cond_broadcast(&fe->gate);
     pthread_mutex_unlock(&fe->mu);
-    return v;
 }
 
 static ndb_status drop_locked(kv_fault_env *fe)

@@ -4,11 +4,13 @@
  *
  * A kv_env is a table of functions. kv_env_posix() is the real one; a fault
  * env (kv_env_fault_new) wraps another env and can fail the Nth append or
- * fsync, count calls, and simulate a power cut by truncating every file it
- * wrote to the length it last fsync'd.
+ * fsync, hold fsyncs, count calls, and simulate a power cut by truncating
+ * every file it wrote to the length it last fsync'd.
  *
  * Thread safety: an env may be used from any thread. A kv_file is used by one
- * thread at a time, except that pread on a read-only file is thread-safe.
+ * thread at a time, except that pread on a read-only file is thread-safe and
+ * that sync on a log may run while another thread appends to it (the fsync
+ * covers at least the bytes whose append returned before it started).
  * Every function returns NDB_OK or NDB_EIO (NDB_ENOTFOUND for a missing file
  * on open_read/remove/size) and never aborts.
  */
@@ -104,7 +106,12 @@ kv_env *kv_env_fault_env(kv_fault_env *fe);
 void kv_env_fault_fail_append_after(kv_fault_env *fe, uint64_t n);
 void kv_env_fault_fail_sync_after(kv_fault_env *fe, uint64_t n);
 uint64_t kv_env_fault_appends(kv_fault_env *fe);
-uint64_t kv_env_fault_syncs(kv_fault_env *fe);
+uint64_t kv_env_fault_syncs(kv_fault_env *fe); /* counted as they start */
+/* hold 1: every fsync from now on waits, before doing anything, until hold
+ * 0 releases them (appends and other calls go on meanwhile), so a test can
+ * keep an fsync in flight. kv_env_fault_held_syncs says how many wait. */
+void kv_env_fault_hold_syncs(kv_fault_env *fe, int hold);
+uint64_t kv_env_fault_held_syncs(kv_fault_env *fe);
 /* Power cut: truncates every file written through this env to its length at
  * its last fsync (0 if never synced). Call only with every file closed. */
 ndb_status kv_env_fault_drop_unsynced(kv_fault_env *fe);

@@ -2,13 +2,13 @@
  * memtable.h — the in-memory write buffer: a skiplist of internal entries in
  * an arena (internal).
  *
- * Thread safety: one writer at a time (the write-group leader) may call
- * kv_mem_add; any number of readers may call get/iterate concurrently with it
- * and with each other, without locks (next pointers are published with
- * release stores and read with acquire loads; the filter's bits are set
- * before the node is linked, and a reader looks for an entry only once the
- * engine's release of its sequence number has published it). The refcount
- * is atomic.
+ * Thread safety: one writer at a time (a writer holding the engine's wmu)
+ * may call kv_mem_add; any number of readers may call get/iterate
+ * concurrently with it and with each other, without locks (next pointers are
+ * published with release stores and read with acquire loads; the filter's
+ * bits are set before the node is linked, and a reader looks for an entry
+ * only once the engine's release of its sequence number has published it).
+ * The refcount is atomic.
  *
  * Invariants: entries are never removed or changed; each (user key, seq) is
  * added at most once; node heights are in [1, MEM_MAX_HEIGHT].

@@ -119,8 +119,10 @@ ndb_status ndb_kv_close(ndb_kv *kv);
  * Borrowed for the life of the handle. */
 struct kv_env *ndb_kv_env(ndb_kv *kv);
 
-/* Detail of the last error the engine recorded (thread-shared, best effort).
- * Borrowed until the next call on kv. Never NULL. */
+/* Detail of the last error the engine recorded, whichever thread met it
+ * (a write's, a read's or a background flush's or compaction's). Never NULL.
+ * Returns a copy made for the calling thread: borrowed until this thread's
+ * next call of ndb_kv_last_error (on any handle). */
 const char *ndb_kv_last_error(ndb_kv *kv);
 
 /* Single-key writes. An empty key (klen 0) is allowed. */
@@ -166,7 +168,9 @@ uint64_t ndb_kv_snapshot_seq(const ndb_kv_snapshot *snap);
 
 /* ---- Iterators over [lower, upper): lower inclusive, upper exclusive;
  * a NULL bound is unbounded. Bounds are copied. The view is the snapshot
- * (NULL: the state at creation; later writes are not seen). */
+ * (NULL: the state at creation; later writes are not seen). Like a
+ * snapshot, a live iterator keeps compaction from dropping the versions it
+ * can see; a seek moves it onto tables compacted since its last seek. */
 
 /* Caller frees with ndb_kv_iter_free() before ndb_kv_close(). */
 ndb_status ndb_kv_iter_new(ndb_kv *kv, const ndb_kv_snapshot *snap, const void *lower,
@@ -210,12 +214,12 @@ typedef struct ndb_kv_stats {
     uint64_t last_seq;          /* last sequence number assigned */
     uint64_t flushes;           /* memtables written to L0 */
     uint64_t compactions;       /* compaction steps completed */
-    uint64_t wal_syncs;         /* WAL fsyncs (a group commit is one) */
+    uint64_t wal_syncs;         /* WAL fsyncs (one covers every write appended before it started) */
     uint64_t wal_bytes;         /* bytes appended to the WAL */
     uint64_t user_bytes_written; /* key+value bytes accepted from callers */
     uint64_t sst_bytes_written; /* bytes written to SSTables by flush and compaction */
     double write_amplification; /* (wal_bytes + sst_bytes_written) / user_bytes_written */
-    uint64_t stall_count;       /* times a write leader was delayed (1 ms) or waited for flush/compaction */
+    uint64_t stall_count;       /* times a writer was delayed (1 ms) or waited for flush/compaction */
     uint64_t stall_micros;      /* total time writers spent stalled */
     uint64_t block_cache_hits;
     uint64_t block_cache_misses;

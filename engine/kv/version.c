@@ -29,8 +29,12 @@ kv_fmeta *kv_fmeta_new(kv_vset *vs, uint64_t number, uint64_t size, kv_slice sma
     f->size = size;
     f->refs = 1;
     f->vs = vs;
+    f->allowed_seeks = (int64_t)(size / (16 * 1024));
+    if (f->allowed_seeks < 100) f->allowed_seeks = 100;
     return f;
 }
+
+int kv_fmeta_charge(kv_fmeta *f) { return __atomic_sub_fetch(&f->allowed_seeks, 1, __ATOMIC_RELAXED) == 0; }
 
 void kv_fmeta_ref(kv_fmeta *f) { __atomic_add_fetch(&f->refs, 1, __ATOMIC_RELAXED); }
 
@@ -191,28 +195,48 @@ static size_t find_file(kv_fmeta **files, size_t n, kv_slice ikey)
 }
 
 static ndb_status table_get(kv_fmeta *f, kv_slice lookup, uint64_t h, int *result, void **val,
-                            size_t *vlen, ndb_errmsg *msg)
+                            size_t *vlen, int *skip, ndb_errmsg *msg)
 {
     kv_table *t;
+    *skip = 0;
     ndb_status st = kv_fmeta_table(f, &t, msg);
     if (st != NDB_OK) return st;
-    int skip;
-    st = kv_table_get(t, lookup, h, result, val, vlen, &skip);
+    st = kv_table_get(t, lookup, h, result, val, vlen, skip);
     kv_fmeta_table_release(f);
     if (st != NDB_OK)
         ndb_errmsg_set(msg, st, "table %06llu: %s", (unsigned long long)f->number, ndb_strerror(st));
     return st;
 }
 
+/* Notes that the lookup read f at level (its filter did not rule the key
+ * out); the first of two or more tables read is the one charged. */
+static void consulted(kv_fmeta *f, int level, int skip, kv_fmeta **first, int *first_level, int *count,
+                      kv_fmeta **charged, int *charged_level)
+{
+    if (skip) return;
+    if (++*count == 1) {
+        *first = f;
+        *first_level = level;
+    } else if (*count == 2) {
+        *charged = *first;
+        *charged_level = *first_level;
+    }
+}
+
 ndb_status kv_version_get(kv_version *v, kv_slice lookup, uint64_t h, int *result, void **val,
-                          size_t *vlen, ndb_errmsg *msg)
+                          size_t *vlen, kv_fmeta **charged, int *charged_level, ndb_errmsg *msg)
 {
     kv_slice uk = ikey_user(lookup);
     *result = TABLE_GET_MISS;
+    *charged = NULL;
+    kv_fmeta *first = NULL;
+    int first_level = 0, count = 0;
     for (size_t i = 0; i < v->nfiles[0]; i++) {
         kv_fmeta *f = v->files[0][i];
         if (slice_cmp(uk, ikey_user(f_small(f))) < 0 || slice_cmp(uk, ikey_user(f_large(f))) > 0) continue;
-        ndb_status st = table_get(f, lookup, h, result, val, vlen, msg);
+        int skip;
+        ndb_status st = table_get(f, lookup, h, result, val, vlen, &skip, msg);
+        consulted(f, 0, skip, &first, &first_level, &count, charged, charged_level);
         if (st != NDB_OK || *result != TABLE_GET_MISS) return st;
     }
     for (int l = 1; l < NDB_KV_LEVELS; l++) {
@@ -222,7 +246,9 @@ ndb_status kv_version_get(kv_version *v, kv_slice lookup, uint64_t h, int *resul
         if (i >= n) continue;
         kv_fmeta *f = v->files[l][i];
         if (slice_cmp(uk, ikey_user(f_small(f))) < 0) continue;
-        ndb_status st = table_get(f, lookup, h, result, val, vlen, msg);
+        int skip;
+        ndb_status st = table_get(f, lookup, h, result, val, vlen, &skip, msg);
+        consulted(f, l, skip, &first, &first_level, &count, charged, charged_level);
         if (st != NDB_OK || *result != TABLE_GET_MISS) return st;
     }
     return NDB_OK;
@@ -423,11 +449,13 @@ static int file_in_range(const kv_fmeta *f, const kv_slice *lower, const kv_slic
     return 1;
 }
 
-int kv_version_iters(kv_version *v, const kv_slice *lower, const kv_slice *upper, kv_iter **out)
+int kv_version_iters(kv_version *v, const kv_slice *lower, const kv_slice *upper, kv_iter **out, kv_fmeta **newest_l0)
 {
     int n = 0;
+    *newest_l0 = NULL;
     for (size_t i = 0; i < v->nfiles[0]; i++) {
         if (!file_in_range(v->files[0][i], lower, upper)) continue;
+        if (*newest_l0 == NULL) *newest_l0 = v->files[0][i];
         kv_iter *it = file_iter_new(v->files[0][i]);
         if (it == NULL) goto fail;
         out[n++] = it;

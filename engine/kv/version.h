@@ -38,6 +38,7 @@ typedef struct kv_fmeta {
     size_t slen, llen;
     kv_table *table; /* table cache slot: open while in the shard's LRU (shard mu) */
     int pins;        /* users of table right now (shard mu); evicted only at 0 */
+    int64_t allowed_seeks; /* atomic: reads it may cost before it is compacted (kv_fmeta_charge) */
     struct kv_fmeta *lru_prev, *lru_next; /* shard LRU, newest at sentinel.next */
     kv_vset *vs;
 } kv_fmeta;
@@ -96,6 +97,12 @@ void kv_fmeta_unref(kv_fmeta *f);
  * borrowed until kv_fmeta_table_release(f). */
 ndb_status kv_fmeta_table(kv_fmeta *f, kv_table **out, ndb_errmsg *msg);
 void kv_fmeta_table_release(kv_fmeta *f);
+/* Charges f one read that consulted it without finding its answer there
+ * when another table had to be consulted as well (LevelDB's seek
+ * compaction: a table is worth compacting once reads have spent about as
+ * much on it as compacting it costs, one read per 16 KiB, at least 100).
+ * Returns 1 exactly once: when the allowance runs out. */
+int kv_fmeta_charge(kv_fmeta *f);
 /* Number of tables open in the table cache (for stats and tests). */
 size_t kv_vset_open_tables(kv_vset *vs);
 
@@ -103,14 +110,19 @@ size_t kv_vset_open_tables(kv_vset *vs);
 void kv_version_ref(kv_version *v);
 void kv_version_unref(kv_version *v);
 /* Point lookup in the levels: *result is TABLE_GET_*; value malloc'd on VALUE.
- * hash is kv_bloom_hash of the user key. */
+ * hash is kv_bloom_hash of the user key. When the lookup read more than one
+ * table (a table whose filter ruled the key out is not read), *charged is
+ * the first one read (borrowed from v; the caller charges it with
+ * kv_fmeta_charge) and *charged_level its level; otherwise NULL. */
 ndb_status kv_version_get(kv_version *v, kv_slice lookup, uint64_t hash, int *result, void **val,
-                          size_t *vlen, ndb_errmsg *msg);
+                          size_t *vlen, kv_fmeta **charged, int *charged_level, ndb_errmsg *msg);
 /* Appends iterators for every L0 file and one per deeper level to out (room
  * for nfiles[0] + NDB_KV_LEVELS), leaving out files and levels with no user
  * key in [lower, upper) (NULL: unbounded). Returns the count or -1 on
- * allocation failure. */
-int kv_version_iters(kv_version *v, const kv_slice *lower, const kv_slice *upper, kv_iter **out);
+ * allocation failure; *newest_l0 is the newest L0 file included (borrowed
+ * from v) or NULL. */
+int kv_version_iters(kv_version *v, const kv_slice *lower, const kv_slice *upper, kv_iter **out,
+                     kv_fmeta **newest_l0);
 /* Files of level that overlap user range [b, e] (NULL: unbounded) into a
  * malloc'd array (caller frees with free(); entries borrowed from v). */
 ndb_status kv_version_overlaps(kv_version *v, int level, const kv_slice *b, const kv_slice *e,

@@ -27,9 +27,10 @@ ndb_status kv_wal_create(kv_env *env, const char *path, kv_wal_writer **out)
     return NDB_OK;
 }
 
-ndb_status kv_wal_add(kv_wal_writer *w, int type, const void *payload, size_t n)
+ndb_status kv_wal_add_parts(kv_wal_writer *w, int type, const void *a, size_t alen, const void *b, size_t blen)
 {
-    if (n > WAL_MAX_RECORD) return NDB_ETOOBIG;
+    if (alen > WAL_MAX_RECORD || blen > WAL_MAX_RECORD - alen) return NDB_ETOOBIG;
+    size_t n = alen + blen;
     size_t need = WAL_HEADER + n;
     if (need > w->cap) {
         size_t nc = w->cap ? w->cap : 4096;
@@ -42,7 +43,8 @@ ndb_status kv_wal_add(kv_wal_writer *w, int type, const void *payload, size_t n)
     char *h = w->buf;
     put_fixed32(h + 4, (uint32_t)n);
     h[8] = (char)type;
-    if (n) memcpy(h + WAL_HEADER, payload, n);
+    if (alen) memcpy(h + WAL_HEADER, a, alen);
+    if (blen) memcpy(h + WAL_HEADER + alen, b, blen);
     put_fixed32(h, crc32c_mask(crc32c(h + 4, 5 + n)));
     ndb_status st = kv_file_append(w->f, h, need);
     if (st == NDB_OK) w->size += need;

@@ -3,7 +3,10 @@
  * WAL segments (record type WAL_BATCH) and the manifest (WAL_EDIT).
  * Byte layout: FORMAT.md "Log records".
  *
- * Thread safety: a writer or reader belongs to one thread at a time.
+ * Thread safety: a writer or reader belongs to one thread at a time, except
+ * that kv_wal_sync may run on one thread while another appends (the WAL's
+ * group commit): the fsync covers at least every record whose append returned
+ * before it started.
  */
 #ifndef KV_WAL_H
 #define KV_WAL_H
@@ -21,8 +24,15 @@ typedef struct kv_wal_writer kv_wal_writer;
 
 /* Creates (truncates) path. Caller closes with kv_wal_close(). */
 ndb_status kv_wal_create(kv_env *env, const char *path, kv_wal_writer **out);
-/* Appends one record with a single write. */
-ndb_status kv_wal_add(kv_wal_writer *w, int type, const void *payload, size_t n);
+/* Appends one record whose payload is a (alen bytes) followed by b (blen
+ * bytes), with a single write: a caller can put a header in front of a
+ * payload it does not own without copying it first. */
+ndb_status kv_wal_add_parts(kv_wal_writer *w, int type, const void *a, size_t alen, const void *b, size_t blen);
+/* Appends one record. */
+static inline ndb_status kv_wal_add(kv_wal_writer *w, int type, const void *payload, size_t n)
+{
+    return kv_wal_add_parts(w, type, payload, n, NULL, 0);
+}
 ndb_status kv_wal_sync(kv_wal_writer *w);
 uint64_t kv_wal_size(const kv_wal_writer *w);
 /* Closes the file and frees w (NULL is a no-op). Does not sync. */

@@ -1,6 +1,7 @@
 /* End-to-end API tests of engine/kv (ndb_kv.h). */
 #include <criterion/criterion.h>
 #include <pthread.h>
+#include <unistd.h>
 
 #include "db.h" /* the engine's mutex, for try_get */
 #include "ndb_kv.h"
@@ -519,4 +520,132 @@ Test(db, large_values_survive_flush_compaction_and_reopen)
     cr_assert_eq(ndb_kv_put(kv, "huge", 4, huge, NDB_KV_MAX_VALUE + 1u), NDB_ETOOBIG);
     free(huge);
     free(big);
+}
+
+/* .sst files in dir. */
+static int count_tables(void)
+{
+    char cmd[4300];
+    snprintf(cmd, sizeof cmd, "ls '%s' | grep -c '\\.sst$'", dir);
+    FILE *p = popen(cmd, "r");
+    cr_assert_not_null(p);
+    int n = -1;
+    cr_assert_eq(fscanf(p, "%d", &n), 1);
+    pclose(p);
+    return n;
+}
+
+static int live_tables(void)
+{
+    ndb_kv_stats s;
+    cr_assert_eq(ndb_kv_stats_get(kv, &s), NDB_OK);
+    int n = 0;
+    for (int l = 0; l < NDB_KV_LEVELS; l++) n += (int)s.levels[l].files;
+    return n;
+}
+
+/* A long-lived iterator: after a compaction, its next seek moves it onto the
+ * compacted tables (the old ones are deleted at once) and its view stays the
+ * one it was created with, although the compaction ran after it. */
+Test(db, iterator_moves_onto_compacted_tables_keeping_its_view)
+{
+    char k[32];
+    for (int i = 0; i < 1000; i++) {
+        snprintf(k, sizeof k, "it%04d", i);
+        cr_assert_eq(ndb_kv_put(kv, k, strlen(k), "old", 3), NDB_OK);
+    }
+    cr_assert_eq(ndb_kv_flush(kv), NDB_OK);
+    ndb_kv_iter *it;
+    cr_assert_eq(ndb_kv_iter_new(kv, NULL, NULL, 0, NULL, 0, &it), NDB_OK);
+    for (int i = 0; i < 1000; i++) {
+        snprintf(k, sizeof k, "it%04d", i);
+        if (i % 3 == 0)
+            cr_assert_eq(ndb_kv_delete(kv, k, strlen(k)), NDB_OK);
+        else
+            cr_assert_eq(ndb_kv_put(kv, k, strlen(k), "new", 3), NDB_OK);
+    }
+    cr_assert_eq(ndb_kv_compact_range(kv, NULL, 0, NULL, 0), NDB_OK);
+    cr_assert_gt(count_tables(), live_tables(), "the iterator keeps the tables it reads until it moves on");
+    size_t n = 0;
+    for (ndb_kv_iter_seek_first(it); ndb_kv_iter_valid(it); ndb_kv_iter_next(it)) {
+        size_t vl;
+        const char *v = ndb_kv_iter_value(it, &vl);
+        cr_assert(vl == 3 && memcmp(v, "old", 3) == 0, "the iterator's view changed");
+        n++;
+    }
+    cr_assert_eq(ndb_kv_iter_status(it), NDB_OK);
+    cr_assert_eq(n, 1000);
+    cr_assert_eq(count_tables(), live_tables(), "after its seek the iterator holds no compacted table");
+    ndb_kv_iter_free(it);
+    expect("it0000", NULL);
+    expect("it0001", "new");
+}
+
+/* An L0 table below the compaction trigger that reads keep paying for is
+ * compacted: here seeks (each reads it and the L1 table). */
+Test(db, seeks_that_pay_for_an_l0_table_compact_it)
+{
+    char k[32];
+    for (int i = 0; i < 3000; i++) {
+        snprintf(k, sizeof k, "sk%05d", i);
+        cr_assert_eq(ndb_kv_put(kv, k, strlen(k), "v", 1), NDB_OK);
+    }
+    cr_assert_eq(ndb_kv_compact_range(kv, NULL, 0, NULL, 0), NDB_OK);
+    for (int i = 0; i < 3000; i += 10) {
+        snprintf(k, sizeof k, "sk%05d", i);
+        cr_assert_eq(ndb_kv_put(kv, k, strlen(k), "w", 1), NDB_OK);
+    }
+    cr_assert_eq(ndb_kv_flush(kv), NDB_OK);
+    ndb_kv_stats s;
+    ndb_kv_stats_get(kv, &s);
+    cr_assert_eq(s.levels[0].files, 1, "one L0 table, below the trigger");
+    uint64_t before = s.compactions;
+    ndb_kv_iter *it;
+    cr_assert_eq(ndb_kv_iter_new(kv, NULL, NULL, 0, NULL, 0, &it), NDB_OK);
+    for (int i = 0; i < 300; i++) { /* a table's allowance is at least 100 reads */
+        snprintf(k, sizeof k, "sk%05d", (i * 7) % 3000);
+        ndb_kv_iter_seek(it, k, strlen(k));
+        cr_assert(ndb_kv_iter_valid(it));
+    }
+    ndb_kv_iter_free(it);
+    do { /* no deadline: the suite's timeout is the backstop */
+        usleep(1000);
+        ndb_kv_stats_get(kv, &s);
+    } while (s.levels[0].files != 0);
+    cr_assert_gt(s.compactions, before);
+    expect("sk00010", "w");
+    expect("sk00011", "v");
+}
+
+/* The same for gets that read the L0 table before finding their key in L1
+ * (no filters, so every get reads it). */
+Test(db, gets_that_pay_for_an_l0_table_compact_it)
+{
+    ndb_kv_close(kv);
+    ndb_kv_options o;
+    small_opts(&o);
+    o.bloom_bits_per_key = 0;
+    open_db(&o);
+    char k[32];
+    for (int i = 0; i < 3000; i++) {
+        snprintf(k, sizeof k, "gk%05d", i);
+        cr_assert_eq(ndb_kv_put(kv, k, strlen(k), "v", 1), NDB_OK);
+    }
+    cr_assert_eq(ndb_kv_compact_range(kv, NULL, 0, NULL, 0), NDB_OK);
+    cr_assert_eq(ndb_kv_put(kv, "gk00000", 7, "w", 1), NDB_OK);
+    cr_assert_eq(ndb_kv_put(kv, "gk02999", 7, "w", 1), NDB_OK); /* the L0 table spans every key */
+    cr_assert_eq(ndb_kv_flush(kv), NDB_OK);
+    ndb_kv_stats s;
+    ndb_kv_stats_get(kv, &s);
+    cr_assert_eq(s.levels[0].files, 1);
+    for (int i = 1; i < 301; i++) {
+        snprintf(k, sizeof k, "gk%05d", i);
+        expect(k, "v");
+    }
+    do {
+        usleep(1000);
+        ndb_kv_stats_get(kv, &s);
+    } while (s.levels[0].files != 0);
+    expect("gk00000", "w");
+    expect("gk00001", "v");
 }

@@ -1,0 +1,438 @@
+/*
+ * write.c — the write path (internal): batches into the WAL and the
+ * memtable, group commit, WAL segments, poisoning and the interval-sync
+ * thread. db.c calls these (declared in db.h); nothing here calls db.c.
+ *
+ * A write goes in two steps.
+ *
+ *  1. Append, under wmu, in arrival order: make room (memtable switch, WAL
+ *     roll, stalls), take the next sequence numbers, append the batch as one
+ *     WAL record (a copy into the log's shared mapping: no system call),
+ *     insert it into the memtable and advance appended_seq.
+ *  2. Sync mode only, holding no lock: wait until synced_seq covers the
+ *     batch. One fsync runs at a time, and it covers everything appended
+ *     before it started. A writer that finds none running runs one itself; a
+ *     writer that arrives while one runs joins the waiters. When the fsync
+ *     ends, its runner moves synced_seq and last_seq (what readers see) to
+ *     what it covered, hands the next fsync to one waiter it did not cover,
+ *     and wakes every waiter it did cover (each on its own semaphore, after
+ *     releasing smu, so no woken writer takes a lock). So the writers that
+ *     arrive during an fsync all ride the next one, which starts as soon as
+ *     the previous ends.
+ *
+ * In interval and none modes a batch is visible once appended (last_seq
+ * follows appended_seq); the interval thread waits for appended_seq every
+ * interval_ms, and a WAL roll waits for it in every mode.
+ *
+ * Thread safety: the fields each lock guards are listed in db.h. Lock order
+ * wmu, then mu, then smu. An fsync runs holding none of them, except a WAL
+ * roll's, which holds wmu and mu (a roll also switches segments).
+ */
+#include <assert.h>
+#include <semaphore.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "batch.h"
+#include "coding.h"
+#include "db.h"
+#include "dbformat.h"
+
+/* ------------------------------------------------------------------ errors */
+
+void kv_poison(ndb_kv *kv, ndb_status st, const char *what)
+{
+    if (!kv->poisoned) {
+        __atomic_store_n(&kv->poisoned, 1, __ATOMIC_RELAXED);
+        kv->bg_error = st;
+        ndb_errmsg_set(&kv->err, st, "engine poisoned: %.180s (%s); reopen to recover", what, ndb_strerror(st));
+    }
+    pthread_cond_broadcast(&kv->bg_cv);
+}
+
+/* kv_poison for a caller that holds no lock. */
+static void poison_unlocked(ndb_kv *kv, ndb_status st, const char *what)
+{
+    pthread_mutex_lock(&kv->mu);
+    kv_poison(kv, st, what);
+    pthread_mutex_unlock(&kv->mu);
+}
+
+/* kv->err is written under mu by any thread; a reader gets its own copy. */
+const char *ndb_kv_last_error(ndb_kv *kv)
+{
+    static _Thread_local char copy[sizeof kv->err.text];
+    if (kv == NULL) return "no handle";
+    pthread_mutex_lock(&kv->mu);
+    memcpy(copy, kv->err.text, sizeof copy);
+    pthread_mutex_unlock(&kv->mu);
+    return copy;
+}
+
+/* ------------------------------------------------------------------ group commit */
+
+/* A writer waiting for its batch to be fsync'd; lives on its stack. */
+typedef struct sync_waiter {
+    uint64_t seq;
+    sem_t wake;
+    struct sync_waiter *next;
+} sync_waiter;
+
+/*
+ * Runs one fsync of the current WAL segment, covering every batch appended
+ * before it starts. smu held on entry (no fsync running, none failed),
+ * released on return. At its end it wakes every waiter it covered (all of
+ * them when it failed) and one waiter it did not cover, to run the next.
+ * Does not poison: the callers do.
+ */
+static ndb_status run_sync(ndb_kv *kv)
+{
+    uint64_t target = __atomic_load_n(&kv->appended_seq, __ATOMIC_ACQUIRE);
+    kv_wal_writer *wal = kv->wal;
+    kv->syncing = 1;
+    pthread_mutex_unlock(&kv->smu);
+    ndb_status st = kv_wal_sync(wal);
+    pthread_mutex_lock(&kv->smu);
+    if (st == NDB_OK) {
+        __atomic_store_n(&kv->synced_seq, target, __ATOMIC_RELEASE);
+        if (kv->opt.durability == NDB_KV_SYNC) __atomic_store_n(&kv->last_seq, target, __ATOMIC_RELEASE);
+        __atomic_add_fetch(&kv->st_wal_syncs, 1, __ATOMIC_RELAXED);
+    } else {
+        kv->sync_failed_upto = target;
+        __atomic_store_n(&kv->sync_error, st, __ATOMIC_RELEASE);
+    }
+    kv->syncing = 0;
+    /* take out the waiters to wake: the covered ones, and one to run the next fsync */
+    sync_waiter *wake = NULL, *next_runner = NULL, **pp = &kv->sync_waiters;
+    while (*pp) {
+        sync_waiter *w = *pp;
+        if (st != NDB_OK || w->seq <= target || next_runner == NULL) {
+            *pp = w->next;
+            if (st != NDB_OK || w->seq <= target) {
+                w->next = wake;
+                wake = w;
+            } else {
+                next_runner = w;
+            }
+        } else {
+            pp = &w->next;
+        }
+    }
+    pthread_mutex_unlock(&kv->smu);
+    if (next_runner) sem_post(&next_runner->wake);
+    while (wake) {
+        sync_waiter *w = wake;
+        wake = w->next; /* w is gone once posted */
+        sem_post(&w->wake);
+    }
+    return st;
+}
+
+/*
+ * Waits until every sequence <= seq is fsync'd, running the fsync itself when
+ * none is running. Called holding no lock but perhaps wmu and mu (a WAL
+ * roll). A writer covered by a failed fsync gets its status, any later one
+ * NDB_EPOISONED. Does not poison.
+ */
+static ndb_status await_synced(ndb_kv *kv, uint64_t seq)
+{
+    sync_waiter me = {.seq = seq};
+    int sem = 0;
+    ndb_status st = NDB_OK;
+    while (__atomic_load_n(&kv->synced_seq, __ATOMIC_ACQUIRE) < seq) {
+        pthread_mutex_lock(&kv->smu);
+        if (kv->synced_seq >= seq) {
+            pthread_mutex_unlock(&kv->smu);
+            break;
+        }
+        if (kv->sync_error != NDB_OK) {
+            st = seq <= kv->sync_failed_upto ? kv->sync_error : NDB_EPOISONED;
+            pthread_mutex_unlock(&kv->smu);
+            break;
+        }
+        if (!kv->syncing) {
+            run_sync(kv);
+            continue;
+        }
+        if (!sem) {
+            if (sem_init(&me.wake, 0, 0) != 0) {
+                pthread_mutex_unlock(&kv->smu);
+                st = NDB_ENOMEM;
+                break;
+            }
+            sem = 1;
+        }
+        me.next = kv->sync_waiters;
+        kv->sync_waiters = &me;
+        pthread_mutex_unlock(&kv->smu);
+        while (sem_wait(&me.wake) != 0) {} /* EINTR */
+    }
+    if (sem) sem_destroy(&me.wake);
+    return st;
+}
+
+/* The status to poison the engine with after await_synced failed with st. */
+static ndb_status sync_failure(ndb_kv *kv, ndb_status st)
+{
+    ndb_status failed = __atomic_load_n(&kv->sync_error, __ATOMIC_ACQUIRE);
+    return failed != NDB_OK ? failed : st;
+}
+
+/* await_synced for a caller that holds no lock; poisons on failure. */
+static ndb_status wait_synced(ndb_kv *kv, uint64_t seq)
+{
+    ndb_status st = await_synced(kv, seq);
+    if (st != NDB_OK) poison_unlocked(kv, sync_failure(kv, st), "WAL fsync failed");
+    return st;
+}
+
+static void *interval_main(void *arg)
+{
+    ndb_kv *kv = arg;
+    pthread_mutex_lock(&kv->smu);
+    while (!__atomic_load_n(&kv->shutting_down, __ATOMIC_RELAXED)) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        uint64_t ns = (uint64_t)ts.tv_nsec + (uint64_t)kv->opt.interval_ms * 1000000u;
+        ts.tv_sec += (time_t)(ns / 1000000000u);
+        ts.tv_nsec = (long)(ns % 1000000000u);
+        pthread_cond_timedwait(&kv->interval_cv, &kv->smu, &ts);
+        if (__atomic_load_n(&kv->shutting_down, __ATOMIC_RELAXED) || __atomic_load_n(&kv->poisoned, __ATOMIC_RELAXED))
+            continue;
+        uint64_t upto = __atomic_load_n(&kv->appended_seq, __ATOMIC_ACQUIRE);
+        if (kv->sync_error != NDB_OK || upto <= kv->synced_seq) continue;
+        pthread_mutex_unlock(&kv->smu);
+        wait_synced(kv, upto);
+        pthread_mutex_lock(&kv->smu);
+    }
+    pthread_mutex_unlock(&kv->smu);
+    return NULL;
+}
+
+ndb_status kv_write_start(ndb_kv *kv)
+{
+    uint64_t seq = __atomic_load_n(&kv->last_seq, __ATOMIC_RELAXED);
+    __atomic_store_n(&kv->appended_seq, seq, __ATOMIC_RELAXED);
+    __atomic_store_n(&kv->synced_seq, seq, __ATOMIC_RELAXED); /* recovery wrote what it replayed to tables */
+    if (kv->opt.durability != NDB_KV_INTERVAL) return NDB_OK;
+    if (pthread_create(&kv->interval_thr, NULL, interval_main, kv) != 0) return NDB_ENOMEM;
+    kv->interval_running = 1;
+    return NDB_OK;
+}
+
+void kv_write_stop(ndb_kv *kv)
+{
+    if (!kv->interval_running) return;
+    pthread_mutex_lock(&kv->smu);
+    pthread_cond_broadcast(&kv->interval_cv);
+    pthread_mutex_unlock(&kv->smu);
+    pthread_join(kv->interval_thr, NULL);
+    kv->interval_running = 0;
+}
+
+/* ------------------------------------------------------------------ WAL segments */
+
+ndb_status kv_segment_new(ndb_kv *kv, kv_wal_writer **w, uint64_t *num)
+{
+    *num = kv->vs->next_file++;
+    *w = NULL;
+    char path[4096];
+    kv_file_path(kv, path, sizeof path, *num, "wal");
+    ndb_status st = kv_wal_create(kv->env, path, w);
+    if (st == NDB_OK) st = kv->env->v->sync_dir(kv->env, kv->dir);
+    if (st != NDB_OK) {
+        kv_wal_close(*w);
+        *w = NULL;
+        kv->env->v->remove(kv->env, path);
+    }
+    return st;
+}
+
+/* Closes the current segment (fsync'd first, so an older segment is never
+ * the torn one) and opens the next. wmu and mu held, so nothing is appended
+ * meanwhile: the fsync waited for here covers the whole segment. */
+static ndb_status roll_wal(ndb_kv *kv)
+{
+    ndb_status st = await_synced(kv, __atomic_load_n(&kv->appended_seq, __ATOMIC_RELAXED));
+    if (st != NDB_OK) {
+        kv_poison(kv, sync_failure(kv, st), "WAL fsync failed");
+        return st;
+    }
+    kv_wal_writer *nw;
+    uint64_t num;
+    st = kv_segment_new(kv, &nw, &num);
+    if (st != NDB_OK) {
+        kv_poison(kv, st, "creating a WAL segment failed");
+        return st;
+    }
+    pthread_mutex_lock(&kv->smu);
+    assert(!kv->syncing); /* everything appended is synced: no fsync can be running */
+    kv_wal_writer *old = kv->wal;
+    kv->wal = nw;
+    pthread_mutex_unlock(&kv->smu);
+    kv_wal_close(old);
+    kv->wal_number = num;
+    return NDB_OK;
+}
+
+void kv_segments_delete_below(ndb_kv *kv, uint64_t log_number)
+{
+    char **names;
+    size_t n;
+    if (kv->env->v->list(kv->env, kv->dir, &names, &n) != NDB_OK) return;
+    for (size_t i = 0; i < n; i++) {
+        unsigned long long num;
+        char ext[8];
+        if (sscanf(names[i], "%llu.%7s", &num, ext) == 2 && strcmp(ext, "wal") == 0 && num < log_number) {
+            char path[4096];
+            kv_file_path(kv, path, sizeof path, num, "wal");
+            kv->env->v->remove(kv->env, path);
+        }
+    }
+    kv_env_free_list(names, n);
+}
+
+/* ------------------------------------------------------------------ appending */
+
+/* Makes room in the memtable for the next batch (force: switch it even when
+ * not full, for a flush). wmu and mu held; may wait. */
+static ndb_status make_room(ndb_kv *kv, int force)
+{
+    int allow_delay = !force;
+    for (;;) {
+        if (kv->poisoned) return NDB_EPOISONED;
+        if (kv->shutting_down) return NDB_ECLOSED;
+        size_t l0 = kv->vs->current->nfiles[0];
+        if (allow_delay && l0 >= kv->opt.l0_slowdown_trigger) {
+            /* A short delay per write hands CPU to compaction instead of a
+             * long stop later. Other writers are not held up behind it: each
+             * takes its own delay. */
+            uint64_t t0 = kv_now_micros();
+            pthread_mutex_unlock(&kv->mu);
+            pthread_mutex_unlock(&kv->wmu);
+            struct timespec ts = {0, 1000000};
+            nanosleep(&ts, NULL);
+            pthread_mutex_lock(&kv->wmu);
+            pthread_mutex_lock(&kv->mu);
+            kv->st_stall_count++;
+            kv->st_stall_micros += kv_now_micros() - t0;
+            allow_delay = 0;
+            continue;
+        }
+        if (!force && kv_mem_bytes(kv->mem) < kv->opt.memtable_bytes) {
+            if (kv_wal_size(kv->wal) >= kv->opt.wal_segment_bytes) return roll_wal(kv);
+            return NDB_OK;
+        }
+        if (force && kv_mem_entries(kv->mem) == 0) return NDB_OK;
+        if (l0 >= kv->opt.l0_stop_trigger && kv->compact_error) {
+            /* compaction stopped on a corrupt table: waiting would never end */
+            return kv->compact_error;
+        }
+        if (kv->imm != NULL || l0 >= kv->opt.l0_stop_trigger) {
+            uint64_t t0 = kv_now_micros();
+            pthread_cond_wait(&kv->bg_cv, &kv->mu);
+            kv->st_stall_count++;
+            kv->st_stall_micros += kv_now_micros() - t0;
+            continue;
+        }
+        kv_mem *nm = kv_mem_new(kv->arena_block, kv->mem_filter_bytes);
+        if (nm == NULL) return NDB_ENOMEM;
+        ndb_status st = roll_wal(kv);
+        if (st != NDB_OK) {
+            kv_mem_unref(nm);
+            return st;
+        }
+        kv->imm = kv->mem;
+        kv->imm_next_log = kv->wal_number; /* every older segment holds only imm or older data */
+        kv->mem = nm;
+        pthread_cond_broadcast(&kv->bg_cv);
+        return NDB_OK;
+    }
+}
+
+ndb_status kv_write_switch_memtable(ndb_kv *kv)
+{
+    pthread_mutex_lock(&kv->wmu);
+    pthread_mutex_lock(&kv->mu);
+    ndb_status st = make_room(kv, 1);
+    pthread_mutex_unlock(&kv->mu);
+    pthread_mutex_unlock(&kv->wmu);
+    return st;
+}
+
+/* Step 1: appends the batch rep (its sequence field is not read) to the WAL
+ * and the memtable; *last gets its last sequence. */
+static ndb_status append(ndb_kv *kv, const char *rep, size_t len, uint64_t user_bytes, uint64_t *last)
+{
+    uint32_t count = kv_batch_rep_count(rep);
+    pthread_mutex_lock(&kv->wmu);
+    pthread_mutex_lock(&kv->mu);
+    ndb_status st = make_room(kv, 0);
+    pthread_mutex_unlock(&kv->mu);
+    if (st == NDB_OK && __atomic_load_n(&kv->sync_error, __ATOMIC_RELAXED) != NDB_OK) st = NDB_EPOISONED;
+    uint64_t seq = __atomic_load_n(&kv->appended_seq, __ATOMIC_RELAXED) + 1;
+    *last = seq + count - 1;
+    if (st == NDB_OK) {
+        char head[BATCH_HEADER];
+        put_fixed64(head, seq);
+        put_fixed32(head + 8, count);
+        st = kv_wal_add_parts(kv->wal, WAL_BATCH, head, BATCH_HEADER, rep + BATCH_HEADER, len - BATCH_HEADER);
+        /* A memtable insert fails only on allocation: the WAL holds the
+         * batch by then, so the only safe state is poisoned. */
+        if (st == NDB_OK) st = kv_batch_apply_trusted(rep, len, seq, kv_mem_insert_fn, kv->mem);
+        if (st == NDB_OK) {
+            __atomic_store_n(&kv->appended_seq, *last, __ATOMIC_RELEASE);
+            if (kv->opt.durability != NDB_KV_SYNC) __atomic_store_n(&kv->last_seq, *last, __ATOMIC_RELEASE);
+            __atomic_add_fetch(&kv->st_wal_bytes, WAL_HEADER + len, __ATOMIC_RELAXED);
+            __atomic_add_fetch(&kv->st_user_bytes, user_bytes, __ATOMIC_RELAXED);
+        } else {
+            poison_unlocked(kv, st, "WAL append or memtable insert failed");
+        }
+    }
+    pthread_mutex_unlock(&kv->wmu);
+    return st;
+}
+
+/* Both steps. */
+static ndb_status commit(ndb_kv *kv, const char *rep, size_t len, uint64_t user_bytes)
+{
+    uint64_t last;
+    ndb_status st = append(kv, rep, len, user_bytes, &last);
+    if (st == NDB_OK && kv->opt.durability == NDB_KV_SYNC) st = wait_synced(kv, last);
+    return st;
+}
+
+ndb_status ndb_kv_write(ndb_kv *kv, const ndb_kv_batch *b)
+{
+    if (kv == NULL || b == NULL) return NDB_EINVAL;
+    if (ndb_kv_batch_count(b) == 0) return NDB_OK;
+    return commit(kv, b->rep, b->len, b->user_bytes);
+}
+
+static ndb_status write_one(ndb_kv *kv, int type, const void *key, size_t klen, const void *val, size_t vlen)
+{
+    if (kv == NULL || (key == NULL && klen) || (val == NULL && vlen)) return NDB_EINVAL;
+    if (klen > NDB_KV_MAX_KEY || vlen > NDB_KV_MAX_VALUE) return NDB_ETOOBIG;
+    char stackbuf[512];
+    size_t need = BATCH_HEADER + BATCH_OP_MAX(klen, vlen);
+    char *rep = need <= sizeof stackbuf ? stackbuf : malloc(need);
+    if (rep == NULL) return NDB_ENOMEM;
+    memset(rep, 0, BATCH_HEADER);
+    put_fixed32(rep + 8, 1);
+    char *p = kv_batch_encode_op(rep + BATCH_HEADER, type, key, klen, val, vlen);
+    ndb_status st = commit(kv, rep, (size_t)(p - rep), klen + vlen);
+    if (rep != stackbuf) free(rep);
+    return st;
+}
+
+ndb_status ndb_kv_put(ndb_kv *kv, const void *key, size_t klen, const void *val, size_t vlen)
+{
+    return write_one(kv, KV_TYPE_VALUE, key, klen, val, vlen);
+}
+
+ndb_status ndb_kv_delete(ndb_kv *kv, const void *key, size_t klen)
+{
+    return write_one(kv, KV_TYPE_DELETE, key, klen, NULL, 0);
+}
