@@ -104,6 +104,18 @@ static ndb_status px_append(kv_file *kf, const void *buf, size_t n)
 {
     posix_file *f = (posix_file *)kf;
     const char *p = buf;
+    /* A large append goes through pwrite: copied into the mapping it would take
+     * a page fault per fresh page (measured here 2 to 15 times slower than
+     * pwrite for 1.75 MB records). The page cache is shared with the mapping,
+     * so later small appends through it carry on after these bytes. */
+    if (f->log && !f->nomap && n >= KV_LOG_LARGE) {
+        ndb_status st = write_all(f->fd, p, n, f->size, 1);
+        if (st == NDB_OK) {
+            f->size += n;
+            if (f->size > f->reserved) f->reserved = f->size;
+        }
+        return st;
+    }
     while (n > 0 && f->log && !f->nomap) {
         if (f->win == NULL || f->size >= f->win_off + KV_LOG_CHUNK) {
             log_next_window(f);

@@ -35,10 +35,13 @@ typedef struct kv_file kv_file;
  * nothing, as with write(). close trims the file to its data; after a crash
  * or power cut the file may end in zeros (reserved, never written), which log
  * readers take as the end. When reserving or mapping fails the file falls
- * back to pwrite for the rest of its life.
+ * back to pwrite for the rest of its life. Appends of KV_LOG_LARGE bytes or
+ * more always use pwrite (a copy into fresh mapped pages faults per page).
  */
 #define KV_APPEND_LOG 1u
 #define KV_LOG_CHUNK (1u << 20)
+/* A log append at least this large goes through pwrite instead of the mapping. */
+#define KV_LOG_LARGE (64u << 10)
 
 typedef struct kv_env_vtbl {
     /* Creates path (or truncates it to empty) for appending. flags: 0 or
