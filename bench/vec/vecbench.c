@@ -254,6 +254,11 @@ int main(int argc, char **argv)
     double tins = now() - t0;
     printf("METRIC %s_insert %.0f vectors/s\n", tag, (double)n / tins);
     printf("METRIC %s_insert_bw %.0f MB/s\n", tag, (double)n * d * 4 / tins / 1e6);
+    ndb_kv_stats ks;
+    if (ndb_kv_stats_get(st.kv, &ks) == NDB_OK) { /* what the inserts cost the one log */
+        printf("METRIC %s_insert_kv_stall %.0f ms\n", tag, (double)ks.stall_micros / 1e3);
+        printf("METRIC %s_insert_kv_write_amp %.2f x\n", tag, ks.write_amplification);
+    }
     for (size_t i = 0; i < n; i++)
         free(docs[i]);
     free(docs);
