@@ -611,6 +611,8 @@ void coll_build_frozen(vcoll *c)
     pthread_mutex_unlock(&c->bmu);
 }
 
+ndb_status coll_seal(vcoll *c, ndb_errmsg *msg) { return freeze(c, true, msg); }
+
 ndb_status coll_merge(vcoll *c, ndb_errmsg *msg)
 {
     ndb_status st = freeze(c, true, msg);

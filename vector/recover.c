@@ -12,7 +12,8 @@
  *      the segment that covers its number means the file is out of date
  *      (e.g. the kv was restored): such files are removed and recovery starts
  *      over once, rebuilding them;
- *   4. rows at or above the covered numbers are read from kv into memory.
+ *   4. rows at or above the covered numbers are read from kv into memory,
+ *      a segment's worth at a time (written out when full).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -106,17 +107,22 @@ static ndb_status open_segments(vcoll *c, ndb_errmsg *msg)
     return NDB_OK;
 }
 
-/* The rows with numbers in [lo, hi) from kv into out (empty; caller frees
- * it with rowset_free). */
-static ndb_status read_rows(vcoll *c, uint64_t lo, uint64_t hi, rowset *out, ndb_errmsg *msg)
+/* Up to max rows with numbers in [*lo, hi) from kv into out (emptied first;
+ * caller frees it with rowset_free); *lo moves past them (to hi when none are
+ * left), so calls in a row read a range a bounded batch at a time. */
+static ndb_status read_rows(vcoll *c, uint64_t *lo, uint64_t hi, uint64_t max, rowset *out, ndb_errmsg *msg)
 {
+    for (uint64_t i = 0; i < out->n; i++)
+        free(out->ids[i]);
+    out->n = 0;
     uint8_t klo[24], khi[24];
-    size_t llo = key_row(c, lo, klo), lhi = key_row(c, hi, khi);
+    size_t llo = key_row(c, *lo, klo), lhi = key_row(c, hi, khi);
     ndb_kv_iter *it;
     ndb_status st = ndb_kv_iter_new(c->env->kv, NULL, klo, llo, khi, lhi, &it);
     if (st != NDB_OK)
         return ndb_errmsg_set(msg, st, "vector collection %s: reading rows", c->name);
-    for (ndb_kv_iter_seek_first(it); ndb_kv_iter_valid(it) && st == NDB_OK; ndb_kv_iter_next(it)) {
+    ndb_kv_iter_seek_first(it);
+    for (; ndb_kv_iter_valid(it) && out->n < max && st == NDB_OK; ndb_kv_iter_next(it)) {
         size_t kl, vl, idlen;
         const uint8_t *k = ndb_kv_iter_key(it, &kl);
         const void *v = ndb_kv_iter_value(it, &vl);
@@ -138,26 +144,31 @@ static ndb_status read_rows(vcoll *c, uint64_t lo, uint64_t hi, rowset *out, ndb
         out->idlen[out->n] = (uint32_t)idlen;
         out->rowno[out->n++] = key_row_number(k + c->rklen);
     }
+    /* the next call starts after the last row read, or the range is done */
+    *lo = st == NDB_OK && ndb_kv_iter_valid(it) ? out->rowno[out->n - 1] + 1 : hi;
     if (st == NDB_OK && (st = ndb_kv_iter_status(it)) != NDB_OK)
         ndb_errmsg_set(msg, st, "vector collection %s: reading rows", c->name);
     ndb_kv_iter_free(it);
     return st;
 }
 
-/* Step 2: rebuilds [lo, hi) from kv into a segment when kv holds rows there. */
+/* Step 2: rebuilds [lo, hi) from kv when kv holds rows there, as segments of
+ * at most seal_rows rows covering consecutive parts of the range. */
 static ndb_status fill_gap(vcoll *c, uint64_t lo, uint64_t hi, ndb_errmsg *msg)
 {
     rowset rows = {0};
-    ndb_status st = read_rows(c, lo, hi, &rows, msg);
-    seg *s = NULL;
-    seg **arr = NULL;
-    if (st == NDB_OK && rows.n > 0) {
+    ndb_status st = NDB_OK;
+    for (uint64_t at = lo, next = lo; at < hi && st == NDB_OK; at = next) {
+        if ((st = read_rows(c, &next, hi, c->seal_rows, &rows, msg)) != NDB_OK || rows.n == 0)
+            break;
         seg_rows v = {rows.rows, rows.ids, rows.idlen, rows.rowno, rows.n};
-        if ((arr = realloc(c->segs, (c->nsegs + 1) * sizeof *arr)) == NULL)
+        seg *s = NULL;
+        seg **arr = realloc(c->segs, (c->nsegs + 1) * sizeof *arr);
+        if (!arr)
             st = NDB_ENOMEM;
-        else if ((c->segs = arr, st = coll_write_segment(c, c->next_no, lo, hi, &v, &s, msg)) == NDB_OK) {
+        else if ((c->segs = arr, st = coll_write_segment(c, c->next_no, at, next, &v, &s, msg)) == NDB_OK) {
             vlog(c->env, "vector collection %s: rebuilt rows %llu..%llu (%llu documents) from kv as segment %u",
-                 c->name, (unsigned long long)lo, (unsigned long long)hi, (unsigned long long)rows.n, c->next_no);
+                 c->name, (unsigned long long)at, (unsigned long long)next, (unsigned long long)rows.n, c->next_no);
             c->segs[c->nsegs++] = s;
             c->next_no++;
             qsort(c->segs, c->nsegs, sizeof *c->segs, by_lo);
@@ -283,24 +294,34 @@ static ndb_status map_ids(vcoll *c, idmap *pending, nolist *stale, ndb_errmsg *m
     return st;
 }
 
-/* Step 4: rows at or above covered into memory; next_row past every row. */
+/* Step 4: rows at or above covered into memory, a segment's worth at a time
+ * (each full one written out before reading on, so memory stays bounded even
+ * when every segment was lost); next_row past every row. */
 static ndb_status load_tail(vcoll *c, const idmap *pending, ndb_errmsg *msg)
 {
     rowset rows = {0};
-    ndb_status st = read_rows(c, c->covered, UINT64_MAX, &rows, msg);
+    ndb_status st = NDB_OK;
+    uint64_t loaded = 0;
     c->next_row = c->covered;
-    for (uint64_t i = 0; i < rows.n && st == NDB_OK; i++) {
-        idmap_loc *want = idmap_get(pending, rows.ids[i], rows.idlen[i]);
-        if (!want || ((uint64_t)want->seg << 32 | want->row) != rows.rowno[i])
-            st = ndb_errmsg_set(msg, NDB_ECORRUPT, "vector collection %s: row %llu has no id entry", c->name,
-                                (unsigned long long)rows.rowno[i]);
-        else
-            st = coll_append(c, rows.ids[i], rows.idlen[i], rows.rowno[i], rows.rows + i * c->dpad);
-        c->next_row = rows.rowno[i] + 1;
+    for (uint64_t at = c->covered; at < UINT64_MAX && st == NDB_OK;) {
+        if ((st = read_rows(c, &at, UINT64_MAX, c->seal_rows, &rows, msg)) != NDB_OK || rows.n == 0)
+            break;
+        for (uint64_t i = 0; i < rows.n && st == NDB_OK; i++) {
+            idmap_loc *want = idmap_get(pending, rows.ids[i], rows.idlen[i]);
+            if (!want || ((uint64_t)want->seg << 32 | want->row) != rows.rowno[i])
+                st = ndb_errmsg_set(msg, NDB_ECORRUPT, "vector collection %s: row %llu has no id entry", c->name,
+                                    (unsigned long long)rows.rowno[i]);
+            else
+                st = coll_append(c, rows.ids[i], rows.idlen[i], rows.rowno[i], rows.rows + i * c->dpad);
+            c->next_row = rows.rowno[i] + 1;
+        }
+        loaded += rows.n;
+        if (st == NDB_OK && c->act.n >= c->seal_rows)
+            st = coll_seal(c, msg); /* rows of lost segments go back into files */
     }
-    if (st == NDB_OK && rows.n != pending->count)
+    if (st == NDB_OK && loaded != pending->count)
         st = ndb_errmsg_set(msg, NDB_ECORRUPT, "vector collection %s: %zu ids point past the rows in kv", c->name,
-                            pending->count - (size_t)rows.n);
+                            pending->count - (size_t)loaded);
     rowset_free(&rows);
     return st;
 }
@@ -342,10 +363,8 @@ ndb_status coll_recover(vcoll *c, ndb_errmsg *msg)
         free(stale.no);
         if (st != NDB_OK)
             return st;
-        if (nstale == 0) {
-            coll_maybe_seal(c); /* rows of lost segments go back into files */
+        if (nstale == 0)
             return NDB_OK;
-        }
         reset(c); /* and start over: the removed files' ranges are rebuilt */
     }
     return ndb_errmsg_set(msg, NDB_ECORRUPT, "vector collection %s: segments keep disagreeing with kv", c->name);

@@ -175,6 +175,9 @@ const float *coll_row_at(const vcoll *c, idmap_loc loc, const char **id, size_t 
  * (after waiting for a build in progress). Failures are logged: the rows stay
  * where they are and kv holds them anyway. */
 void coll_maybe_seal(vcoll *c);
+/* Writes act out as a segment on this thread (wmu held, or single-threaded
+ * at open). */
+ndb_status coll_seal(vcoll *c, ndb_errmsg *msg);
 /* Writes act out as a segment and waits for it, then rewrites every segment
  * without dead rows (wmu held). */
 ndb_status coll_merge(vcoll *c, ndb_errmsg *msg);
