@@ -242,12 +242,14 @@ static void *dropper_main(void *arg)
     (void)arg;
     ndb_errmsg m;
     float v[D] = {1};
+    ndb_vec_item items[50];
+    for (int i = 0; i < 50; i++)
+        items[i] = (ndb_vec_item){NULL, 0, v};
     for (int round = 0; round < 15; round++) {
         CHECK(ndb_vec_create(vdb, "tmp", D, NDB_VEC_DOT, &m) == NDB_OK, "create tmp: %s", m.text);
-        for (int i = 0; i < 20; i++) {
-            ndb_vec_item it = {NULL, 0, v};
-            CHECK(ndb_vec_insert(vdb, "tmp", &it, 1, D, NULL, &m) == NDB_OK, "insert tmp: %s", m.text);
-        }
+        /* 50 to 300 rows at 100 per segment: dropped while segments are queued or being written */
+        for (int i = 0; i <= round % 6; i++)
+            CHECK(ndb_vec_insert(vdb, "tmp", items, 50, D, NULL, &m) == NDB_OK, "insert tmp: %s", m.text);
         CHECK(ndb_vec_drop(vdb, "tmp", &m) == NDB_OK, "drop tmp: %s", m.text);
     }
     return NULL;
