@@ -39,6 +39,31 @@ ndb_status row_value_parse(const vcoll *c, const void *v, size_t vlen, const cha
     return NDB_OK;
 }
 
+/* ---- metrics ------------------------------------------------------------------ */
+
+const char *ndb_vec_metric_name(ndb_vec_metric m)
+{
+    switch (m) {
+    case NDB_VEC_COSINE: return "cosine";
+    case NDB_VEC_DOT: return "dot";
+    case NDB_VEC_L2: return "l2";
+    }
+    return "unknown";
+}
+
+ndb_status ndb_vec_metric_parse(const char *name, ndb_vec_metric *out)
+{
+    if (!name || !*name || strcmp(name, "cosine") == 0)
+        *out = NDB_VEC_COSINE;
+    else if (strcmp(name, "dot") == 0)
+        *out = NDB_VEC_DOT;
+    else if (strcmp(name, "l2") == 0)
+        *out = NDB_VEC_L2;
+    else
+        return NDB_EINVAL;
+    return NDB_OK;
+}
+
 /* ---- life cycle ---------------------------------------------------------- */
 
 /* {"dims": n, "metric": "cosine" | "dot" | "l2"} (vdb.c writes it). */
@@ -460,7 +485,7 @@ static ndb_status freeze(vcoll *c, bool wait, ndb_errmsg *msg)
     pthread_mutex_lock(&c->bmu);
     c->building = 1;
     pthread_mutex_unlock(&c->bmu);
-    vdb_build_later(c->env, c);
+    c->env->build_later(c->env, c);
     return NDB_OK;
 }
 

@@ -50,7 +50,8 @@ static void *builder_main(void *arg)
     return NULL;
 }
 
-void vdb_build_later(const venv *env, vcoll *c)
+/* venv.build_later: queues c for the builder (takes a reference). */
+static void build_later(const venv *env, vcoll *c)
 {
     vbuilder *b = env->builder;
     coll_ref(c);
@@ -84,29 +85,6 @@ void ndb_vec_options_default(ndb_vec_options *o)
 const char *ndb_vec_kernel_name(void) { return kern_get()->name; }
 
 ndb_status ndb_vec_kernel_force(const char *name) { return kern_force(name) == 0 ? NDB_OK : NDB_EINVAL; }
-
-const char *ndb_vec_metric_name(ndb_vec_metric m)
-{
-    switch (m) {
-    case NDB_VEC_COSINE: return "cosine";
-    case NDB_VEC_DOT: return "dot";
-    case NDB_VEC_L2: return "l2";
-    }
-    return "unknown";
-}
-
-ndb_status ndb_vec_metric_parse(const char *name, ndb_vec_metric *out)
-{
-    if (!name || !*name || strcmp(name, "cosine") == 0)
-        *out = NDB_VEC_COSINE;
-    else if (strcmp(name, "dot") == 0)
-        *out = NDB_VEC_DOT;
-    else if (strcmp(name, "l2") == 0)
-        *out = NDB_VEC_L2;
-    else
-        return NDB_EINVAL;
-    return NDB_OK;
-}
 
 const venv *vdb_env(const ndb_vec_db *db) { return &db->env; }
 
@@ -258,6 +236,7 @@ ndb_status ndb_vec_open(ndb_kv *kv, ndb_doc_db *docs, const char *dir, const ndb
     pthread_mutex_init(&db->builder.mu, NULL);
     pthread_cond_init(&db->builder.cv, NULL);
     db->env.builder = &db->builder;
+    db->env.build_later = build_later;
     ndb_vec_options o;
     ndb_vec_options_default(&o);
     if (opt) {

@@ -32,6 +32,7 @@ struct kv_env;
 #define VEC_MAX_ABS 1e15f
 
 struct vbuilder;
+struct vcoll;
 
 /* What every collection of one handle shares. Read-only after open. */
 typedef struct venv {
@@ -43,7 +44,10 @@ typedef struct venv {
     uint64_t segment_bytes;
     void (*log)(void *ctx, const char *line);
     void *log_ctx;
-    struct vbuilder *builder; /* the thread that writes segment files (vdb.c) */
+    /* Queues a frozen collection for the thread that writes segment files
+     * (vdb.c provides it; coll.c calls it without depending on vdb.c). */
+    void (*build_later)(const struct venv *env, struct vcoll *c);
+    struct vbuilder *builder;
 } venv;
 
 /* Rows in memory, in the order they were written (row numbers ascending):
@@ -196,9 +200,7 @@ void rowset_free(rowset *r);
 ndb_status coll_append(vcoll *c, const char *id, size_t idlen, uint64_t row, const float *vec);
 void coll_info(vcoll *c, ndb_vec_info *out);
 
-/* ---- vdb.c: the builder thread */
-/* Queues c for coll_build_frozen on the builder thread (takes a reference). */
-void vdb_build_later(const venv *env, vcoll *c);
+
 
 /* ---- recover.c */
 /* Loads c's rows: segment files checked against kv (rebuilt from it where
