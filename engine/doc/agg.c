@@ -1137,49 +1137,17 @@ static ndb_status sort_drain(ndb_doc_cursor *c, int i, stage *s, ndb_errmsg *msg
             st = ndb_errmsg_set(msg, NDB_ELIMIT, "$sort exceeded the memory limit of %zu bytes", limit);
             break;
         }
-        if (s->nmem == cap) {
-            size_t nc = cap ? cap * 2 : 256;
-            memdoc *m = realloc(s->mem, nc * sizeof *m);
-            if (m == NULL) {
-                st = NDB_ENOMEM;
-                break;
-            }
-            s->mem = m;
-            cap = nc;
-        }
-        memdoc *m = &s->mem[s->nmem];
-        if ((m->key = malloc(key.len + dl)) == NULL) {
-            st = NDB_ENOMEM;
+        if ((st = memdoc_push(&s->mem, &s->nmem, &cap, &key, d, dl, s->nmem)) != NDB_OK)
             break;
-        }
-        memcpy(m->key, key.data, key.len);
-        m->klen = key.len;
-        m->doc = m->key + key.len;
-        memcpy(m->doc, d, dl);
-        m->dlen = dl;
-        m->seq = s->nmem++;
     }
     dbuf_free(&key);
     if (got < 0)
         return (ndb_status)got;
     if (st != NDB_OK)
         return st;
-    extern int agg_memdoc_cmp(const void *, const void *);
     if (s->nmem)
-        qsort(s->mem, s->nmem, sizeof *s->mem, agg_memdoc_cmp);
+        qsort(s->mem, s->nmem, sizeof *s->mem, memdoc_cmp);
     return NDB_OK;
-}
-
-int agg_memdoc_cmp(const void *a, const void *b)
-{
-    const memdoc *x = a, *y = b;
-    size_t m = x->klen < y->klen ? x->klen : y->klen;
-    int r = memcmp(x->key, y->key, m);
-    if (r)
-        return r;
-    if (x->klen != y->klen)
-        return x->klen < y->klen ? -1 : 1;
-    return (x->seq > y->seq) - (x->seq < y->seq);
 }
 
 /* Writes doc with the value at path replaced by v (objects along the path). */

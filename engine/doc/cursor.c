@@ -411,7 +411,7 @@ int cur_src_next(ndb_doc_cursor *c, const uint8_t **doc, size_t *len, ndb_errmsg
     }
 }
 
-static int memdoc_cmp(const void *a, const void *b)
+int memdoc_cmp(const void *a, const void *b)
 {
     const memdoc *x = a, *y = b;
     size_t m = x->klen < y->klen ? x->klen : y->klen;
@@ -421,6 +421,30 @@ static int memdoc_cmp(const void *a, const void *b)
     if (x->klen != y->klen)
         return x->klen < y->klen ? -1 : 1;
     return (x->seq > y->seq) - (x->seq < y->seq);
+}
+
+ndb_status memdoc_push(memdoc **arr, size_t *n, size_t *cap, const dbuf *key, const void *doc, size_t dl,
+                       uint64_t seq)
+{
+    if (*n == *cap) {
+        size_t nc = *cap ? *cap * 2 : 256;
+        memdoc *a = realloc(*arr, nc * sizeof *a);
+        if (a == NULL)
+            return NDB_ENOMEM;
+        *arr = a;
+        *cap = nc;
+    }
+    memdoc *m = &(*arr)[*n];
+    if ((m->key = malloc(key->len + dl)) == NULL)
+        return NDB_ENOMEM;
+    memcpy(m->key, key->data, key->len);
+    m->klen = key->len;
+    m->doc = m->key + key->len;
+    memcpy(m->doc, doc, dl);
+    m->dlen = dl;
+    m->seq = seq;
+    (*n)++;
+    return NDB_OK;
 }
 
 /* Max-heap on memdoc_cmp: the root is the largest kept document. */
@@ -490,29 +514,8 @@ ndb_status cur_sort_all(ndb_doc_cursor *c, ndb_errmsg *msg)
                                 c->db->opt.agg_mem_bytes);
             break;
         }
-        if (c->nmem == cap) {
-            size_t ncap = cap ? cap * 2 : 256;
-            memdoc *m = realloc(c->mem, ncap * sizeof *m);
-            if (m == NULL) {
-                st = NDB_ENOMEM;
-                break;
-            }
-            c->mem = m;
-            cap = ncap;
-        }
-        memdoc *m = &c->mem[c->nmem];
-        m->key = malloc(key.len + dl);
-        if (m->key == NULL) {
-            st = NDB_ENOMEM;
+        if ((st = memdoc_push(&c->mem, &c->nmem, &cap, &key, d, dl, probe.seq)) != NDB_OK)
             break;
-        }
-        memcpy(m->key, key.data, key.len);
-        m->klen = key.len;
-        m->doc = m->key + key.len;
-        memcpy(m->doc, d, dl);
-        m->dlen = dl;
-        m->seq = probe.seq;
-        c->nmem++;
         if (bounded)
             heap_up(c->mem, c->nmem - 1);
     }

@@ -479,6 +479,11 @@ ndb_status cur_open(ndb_doc_db *db, coll *c, ndb_doc_filter *f, const srt_spec *
 /* The next matching raw document from the source: 1 (borrowed until the next
  * call), 0 at the end, or a negative ndb_status. */
 int cur_src_next(ndb_doc_cursor *c, const uint8_t **doc, size_t *len, ndb_errmsg *msg);
+/* In-memory sorts (find's and $sort's): key order, then arrival (seq). */
+int memdoc_cmp(const void *a, const void *b);
+/* Appends a copy of key and doc to the growable array *arr. */
+ndb_status memdoc_push(memdoc **arr, size_t *n, size_t *cap, const dbuf *key, const void *doc, size_t dl,
+                       uint64_t seq);
 /* Drains the source into c->mem sorted by c->sort (bounded by agg_mem_bytes). */
 ndb_status cur_sort_all(ndb_doc_cursor *c, ndb_errmsg *msg);
 coll *db_find_coll(ndb_doc_db *db, const char *name);
