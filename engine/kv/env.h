@@ -37,11 +37,17 @@ typedef struct kv_file kv_file;
  * readers take as the end. When reserving or mapping fails the file falls
  * back to pwrite for the rest of its life. Appends of KV_LOG_LARGE bytes or
  * more always use pwrite (a copy into fresh mapped pages faults per page).
+ *
+ * Other appended files (tables, vector segments) are buffered: appends reach
+ * the file KV_WRITE_CHUNK bytes at a time, and sync, size and close write out
+ * the rest first. Nothing reads such a file before it is synced or closed.
  */
 #define KV_APPEND_LOG 1u
 #define KV_LOG_CHUNK (1u << 20)
 /* A log append at least this large goes through pwrite instead of the mapping. */
 #define KV_LOG_LARGE (64u << 10)
+/* What a buffered (non-log) file collects before writing. */
+#define KV_WRITE_CHUNK (1u << 20)
 
 typedef struct kv_env_vtbl {
     /* Creates path (or truncates it to empty) for appending. flags: 0 or
