@@ -52,8 +52,8 @@ size_t kv_bloom_size(size_t nkeys, int bits_per_key)
 
 void kv_bloom_add(char *bits, size_t lines, int k, uint64_t hash)
 {
-    uint32_t h1 = (uint32_t)hash, h2 = (uint32_t)(hash >> 32);
-    char *line = bits + (size_t)(((uint64_t)h1 * lines) >> 32) * 64;
+    uint32_t h2 = (uint32_t)(hash >> 32);
+    char *line = bits + kv_bloom_line(lines, hash) * 64;
     uint32_t delta = (h2 >> 17) | (h2 << 15) | 1;
     for (int j = 0; j < k; j++) {
         uint32_t b = h2 % LINE_BITS;
@@ -65,8 +65,8 @@ void kv_bloom_add(char *bits, size_t lines, int k, uint64_t hash)
 
 int kv_bloom_test(const char *bits, size_t lines, int k, uint64_t hash)
 {
-    uint32_t h1 = (uint32_t)hash, h2 = (uint32_t)(hash >> 32);
-    const char *line = bits + (size_t)(((uint64_t)h1 * lines) >> 32) * 64;
+    uint32_t h2 = (uint32_t)(hash >> 32);
+    const char *line = bits + kv_bloom_line(lines, hash) * 64;
     uint32_t delta = (h2 >> 17) | (h2 << 15) | 1;
     for (int j = 0; j < k; j++) {
         uint32_t b = h2 % LINE_BITS;

@@ -27,6 +27,7 @@ void kv_bloom_build(const uint64_t *hashes, size_t n, int bits_per_key, char *ou
 int kv_bloom_may_contain(const char *filter, size_t len, uint64_t hash);
 
 /* The bit array alone: lines 64-byte lines (>= 1), k probes (1..30). */
+static inline size_t kv_bloom_line(size_t lines, uint64_t hash) { return (size_t)(((uint64_t)(uint32_t)hash * lines) >> 32); }
 void kv_bloom_add(char *bits, size_t lines, int k, uint64_t hash);
 int kv_bloom_test(const char *bits, size_t lines, int k, uint64_t hash);
 

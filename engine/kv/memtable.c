@@ -145,6 +145,9 @@ ndb_status kv_mem_add(kv_mem *m, uint64_t seq, int type, const void *key, size_t
                       const void *val, size_t vlen)
 {
     if (klen > UINT32_MAX - 8 || vlen > UINT32_MAX) return NDB_ETOOBIG;
+    /* the filter line is fetched while the node is filled and linked */
+    uint64_t hash = m->filter ? kv_bloom_hash(key, klen) : 0;
+    if (m->filter) __builtin_prefetch(m->filter + kv_bloom_line(m->filter_lines, hash) * 64, 1);
     int h = random_height(m);
     size_t sz = sizeof(node) + (size_t)h * sizeof(node *) + klen + 8 + vlen;
     node *n = kv_arena_alloc(m->arena, sz);
@@ -157,10 +160,9 @@ ndb_status kv_mem_add(kv_mem *m, uint64_t seq, int type, const void *key, size_t
     if (klen) memcpy(d, key, klen);
     put_fixed64(d + klen, ikey_pack(seq, type));
     if (vlen) memcpy(d + klen + 8, val, vlen);
-    if (m->filter) kv_bloom_add(m->filter, m->filter_lines, MEM_FILTER_PROBES, kv_bloom_hash(key, klen));
-
     node *prev[MEM_MAX_HEIGHT];
     find_ge(m, node_key(n), prev);
+    if (m->filter) kv_bloom_add(m->filter, m->filter_lines, MEM_FILTER_PROBES, hash);
     int mh = m->max_height;
     if (h > mh) {
         for (int i = mh; i < h; i++) prev[i] = m->head;
