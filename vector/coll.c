@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "env.h"
+#include "populate.h"
 #include "vec_int.h"
 
 void vlog(const venv *e, const char *fmt, ...)
@@ -163,14 +164,27 @@ void coll_unref(vcoll *c)
 
 /* ---- vectors -------------------------------------------------------------- */
 
-ndb_status coll_check_vector(const vcoll *c, const float *v, uint32_t dims, const char *what, float *dst,
-                             ndb_errmsg *msg)
+/* The message of a rejected vector: its name, then what is wrong. */
+__attribute__((format(printf, 4, 5))) static ndb_status bad_vector(ndb_errmsg *msg, const char *name, size_t index,
+                                                                  const char *fmt, ...)
+{
+    char rest[192];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(rest, sizeof rest, fmt, ap);
+    va_end(ap);
+    if (index == VEC_ONE)
+        return ndb_errmsg_set(msg, NDB_EINVAL, "%s%s", name, rest);
+    return ndb_errmsg_set(msg, NDB_EINVAL, "%s[%zu].vector%s", name, index, rest);
+}
+
+ndb_status coll_check_vector(const vcoll *c, const float *v, uint32_t dims, const char *name, size_t index,
+                             float *dst, ndb_errmsg *msg)
 {
     if (!v)
-        return ndb_errmsg_set(msg, NDB_EINVAL, "%s: vector is missing", what);
+        return bad_vector(msg, name, index, ": vector is missing");
     if (dims != c->dims)
-        return ndb_errmsg_set(msg, NDB_EINVAL, "%s has %u dimensions; collection %s has %u", what, dims, c->name,
-                              c->dims);
+        return bad_vector(msg, name, index, " has %u dimensions; collection %s has %u", dims, c->name, c->dims);
     /* One branch-free pass (NaN fails the bound too) with four partial sums,
      * so the compiler can vectorise it; the failing component is found after. */
     double part[4] = {0, 0, 0, 0};
@@ -187,11 +201,11 @@ ndb_status coll_check_vector(const vcoll *c, const float *v, uint32_t dims, cons
     }
     for (j = 0; !ok && j < dims; j++) {
         if (isnan(v[j]))
-            return ndb_errmsg_set(msg, NDB_EINVAL, "%s: component %u is NaN", what, j);
+            return bad_vector(msg, name, index, ": component %u is NaN", j);
         if (isinf(v[j]))
-            return ndb_errmsg_set(msg, NDB_EINVAL, "%s: component %u is infinite", what, j);
+            return bad_vector(msg, name, index, ": component %u is infinite", j);
         if (fabsf(v[j]) > VEC_MAX_ABS)
-            return ndb_errmsg_set(msg, NDB_EINVAL, "%s: component %u (%g) exceeds +-1e15", what, j, (double)v[j]);
+            return bad_vector(msg, name, index, ": component %u (%g) exceeds +-1e15", j, (double)v[j]);
     }
     double n2 = (part[0] + part[1]) + (part[2] + part[3]);
     /* Under cosine the stored form is L2-normalised. A vector already of unit
@@ -200,8 +214,7 @@ ndb_status coll_check_vector(const vcoll *c, const float *v, uint32_t dims, cons
      * back from the collection (export, then import) keeps every bit. */
     if (c->metric == NDB_VEC_COSINE && fabs(n2 - 1.0) > 1e-6) {
         if (n2 == 0)
-            return ndb_errmsg_set(msg, NDB_EINVAL, "%s: a zero vector has no direction under the cosine metric",
-                                  what);
+            return bad_vector(msg, name, index, ": a zero vector has no direction under the cosine metric");
         double inv = 1.0 / sqrt(n2);
         for (uint32_t j = 0; j < dims; j++)
             dst[j] = (float)(v[j] * inv);
@@ -622,6 +635,8 @@ ndb_status coll_reserve(vcoll *c, uint64_t n)
     if (st == NDB_OK)
         st = idmap_reserve(&c->map, n);
     pthread_rwlock_unlock(&c->rw);
+    if (st == NDB_OK) /* only this writer touches rows past act.n */
+        ndb_populate(c->act.rows + c->act.n * c->dpad, (size_t)n * c->stride);
     return st;
 }
 

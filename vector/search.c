@@ -340,9 +340,8 @@ static ndb_status run(vcoll *c, const float *queries, size_t nq, uint32_t dims, 
     }
     memset(qp, 0, nq * dpad * 4);
     for (size_t qi = 0; qi < nq; qi++) {
-        char what[48];
-        snprintf(what, sizeof what, nq > 1 ? "queries[%zu].vector" : "query vector", qi);
-        if ((st = coll_check_vector(c, queries + qi * dims, dims, what, qp + qi * dpad, msg)) != NDB_OK)
+        if ((st = coll_check_vector(c, queries + qi * dims, dims, nq > 1 ? "queries" : "query vector",
+                                    nq > 1 ? qi : VEC_ONE, qp + qi * dpad, msg)) != NDB_OK)
             goto out;
     }
     if (batched) {

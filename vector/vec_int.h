@@ -158,9 +158,11 @@ void coll_free(vcoll *c);
 void coll_ref(vcoll *c);
 void coll_unref(vcoll *c);
 /* Validates v (dims floats) and writes the stored form (normalised under
- * cosine) to dst. what names the vector in messages. */
-ndb_status coll_check_vector(const vcoll *c, const float *v, uint32_t dims, const char *what, float *dst,
-                             ndb_errmsg *msg);
+ * cosine) to dst. Messages name the vector `name`, or `name[index].vector`
+ * when index is not VEC_ONE (one of a list). */
+#define VEC_ONE SIZE_MAX
+ndb_status coll_check_vector(const vcoll *c, const float *v, uint32_t dims, const char *name, size_t index,
+                             float *dst, ndb_errmsg *msg);
 /* Makes room in act and the id map for n more rows (wmu held), so that
  * applying cannot fail after a commit; act is frozen first if they would not
  * fit. */

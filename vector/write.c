@@ -126,10 +126,9 @@ ndb_status ndb_vec_insert(ndb_vec_db *db, const char *name, const ndb_vec_item *
         st = ndb_errmsg_set(msg, NDB_ENOMEM, "insert into %s: out of memory", c->name);
     /* every vector is checked before anything is locked or written */
     for (size_t i = 0; st == NDB_OK && i < n; i++) {
-        char what[48];
-        snprintf(what, sizeof what, n == 1 ? "vector" : "documents[%zu].vector", i);
         /* vecs is NULL when dims is wrong, which the check reports before any use */
-        st = coll_check_vector(c, items[i].vector, dims, what, vecs ? vecs + i * (size_t)dims : NULL, msg);
+        st = coll_check_vector(c, items[i].vector, dims, n == 1 ? "vector" : "documents", n == 1 ? VEC_ONE : i,
+                               vecs ? vecs + i * (size_t)dims : NULL, msg);
     }
     if (st == NDB_OK && (st = lock(&w, msg)) == NDB_OK)
         st = coll_reserve(c, n);
@@ -197,7 +196,7 @@ ndb_status ndb_vec_upsert(ndb_vec_db *db, const char *name, const char *id, cons
     char *aid = strdup(id), *key = strdup(id);
     if (!vec || !aid || !key)
         st = NDB_ENOMEM;
-    else if ((st = coll_check_vector(c, item->vector, dims, "vector", vec, msg)) == NDB_OK &&
+    else if ((st = coll_check_vector(c, item->vector, dims, "vector", VEC_ONE, vec, msg)) == NDB_OK &&
              (st = lock(&w, msg)) == NDB_OK)
         st = coll_reserve(c, 1);
     uint64_t old;

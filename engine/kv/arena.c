@@ -3,6 +3,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 
+#include "populate.h"
+
 typedef struct arena_block {
     struct arena_block *next;
     /* data follows, 8-byte aligned (the header is 8 bytes) */
@@ -42,6 +44,7 @@ static void *new_block(kv_arena *a, size_t n)
     if (n > SIZE_MAX - sizeof(arena_block)) return NULL;
     arena_block *b = malloc(sizeof *b + n);
     if (b == NULL) return NULL;
+    ndb_populate(b, sizeof *b + n); /* the block fills soon: back it now rather than a fault per page */
     b->next = a->blocks;
     a->blocks = b;
     __atomic_store_n(&a->usage, a->usage + sizeof *b + n, __ATOMIC_RELAXED);
