@@ -95,6 +95,19 @@ bool key_prefix_range(uint64_t prefix, dbuf *lo, dbuf *hi)
     return !lo->oom && !hi->oom;
 }
 
+/* The kv partition of a key (ndb_kv_set_partition): its varint prefix, so
+ * the catalog, each collection's documents, each index and each prefix of
+ * another layer get tables of their own, and one written in key order (a
+ * vector collection's rows) reaches the deeper levels without rewrites. */
+static size_t key_partition(const void *key, size_t len)
+{
+    const uint8_t *k = key;
+    size_t n = 0;
+    while (n < len && n < 9 && (k[n] & 0x80))
+        n++;
+    return n < len ? n + 1 : len;
+}
+
 void ndb_doc_options_init(ndb_doc_options *opt)
 {
     memset(opt, 0, sizeof *opt);
@@ -618,6 +631,7 @@ ndb_status ndb_doc_open(ndb_kv *kv, const ndb_doc_options *opt, ndb_doc_db **out
         ndb_doc_close(db);
         return st;
     }
+    ndb_kv_set_partition(kv, key_partition);
     *out = db;
     return NDB_OK;
 }

@@ -42,77 +42,207 @@ void ndb_kv_options_init(ndb_kv_options *o)
     o->env = NULL;
 }
 
-/* ------------------------------------------------------------------ level-0 tables */
-
-/* Writes every entry of it (already positioned by the caller? no: from the
- * start) to a new table numbered num. *out is NULL when it holds nothing.
- * Called with mu released. */
-static ndb_status build_table(ndb_kv *kv, kv_iter *it, uint64_t num, kv_fmeta **out, ndb_errmsg *msg)
+void ndb_kv_set_partition(ndb_kv *kv, ndb_kv_partition_fn fn)
 {
-    *out = NULL;
-    char path[4096];
-    kv_file_path(kv, path, sizeof path, num, "sst");
-    it_seek_first(it);
-    if (!it_valid(it)) return it_status(it);
-    kv_table_builder *b;
-    ndb_status st = kv_table_builder_new(kv->env, path, &kv->topts, &b);
-    if (st != NDB_OK) return ndb_errmsg_set(msg, st, "%s: create failed", path);
-    kv_slice first = it_key(it);
-    char *smallest = malloc(first.len);
-    if (smallest == NULL) {
-        kv_table_builder_abandon(b);
-        kv->env->v->remove(kv->env, path);
-        return NDB_ENOMEM;
+    if (kv) __atomic_store_n(&kv->partition, fn, __ATOMIC_RELEASE);
+}
+
+/* ------------------------------------------------------------------ writing tables */
+
+/* The tables a flush or a compaction writes, in key order. A table ends at
+ * the partition's end (ndb_kv_set_partition) and, in compactions, once it
+ * reaches sst_target_bytes. */
+typedef struct outputs {
+    kv_fmeta **f; /* finished tables (referenced) */
+    size_t n, cap;
+    kv_table_builder *b; /* the table being written, or NULL */
+    uint64_t num;
+    char *first, *last; /* internal keys */
+    size_t flen, llen, fcap, lcap;
+} outputs;
+
+static int keep_key(char **buf, size_t *cap, size_t *len, kv_slice k)
+{
+    if (k.len > *cap) {
+        size_t nc = *cap ? *cap * 2 : 64;
+        while (nc < k.len) nc *= 2;
+        char *nb = realloc(*buf, nc);
+        if (nb == NULL) return 0;
+        *buf = nb;
+        *cap = nc;
     }
-    memcpy(smallest, first.data, first.len);
-    size_t slen = first.len;
-    char *largest = NULL;
-    size_t llen = 0;
-    for (; it_valid(it); it_next(it)) {
-        kv_slice k = it_key(it);
-        st = kv_table_builder_add(b, k, it_value(it));
-        if (st != NDB_OK) break;
-        if (!it_valid(it)) break;
+    memcpy(*buf, k.data, k.len);
+    *len = k.len;
+    return 1;
+}
+
+/* Follows the partition of consecutive user keys (ndb_kv_set_partition). */
+typedef struct part_track {
+    ndb_kv_partition_fn fn;
+    char *prev; /* the last key's partition prefix */
+    size_t len, cap;
+    int started;
+} part_track;
+
+/* 1 if uk starts another partition than the last key given (not for the
+ * first key), 0 if not, -1 out of memory. */
+static int part_changed(part_track *t, kv_slice uk)
+{
+    size_t n = t->fn ? t->fn(uk.data, uk.len) : 0;
+    if (n > uk.len) n = uk.len;
+    if (t->started && n == t->len && memcmp(uk.data, t->prev, n) == 0) return 0;
+    int changed = t->started;
+    t->started = 1;
+    return keep_key(&t->prev, &t->cap, &t->len, (kv_slice){uk.data, n}) ? changed : -1;
+}
+
+/* Adds internal key ik to the table being written, starting one if none is.
+ * mu released. */
+static ndb_status out_add(ndb_kv *kv, outputs *o, kv_slice ik, kv_slice val)
+{
+    if (o->b == NULL) {
+        pthread_mutex_lock(&kv->mu);
+        o->num = kv->vs->next_file++;
+        pthread_mutex_unlock(&kv->mu);
+        char path[4096];
+        kv_file_path(kv, path, sizeof path, o->num, "sst");
+        ndb_status st = kv_table_builder_new(kv->env, path, &kv->topts, &o->b);
+        if (st != NDB_OK) return st;
+        if (!keep_key(&o->first, &o->fcap, &o->flen, ik)) return NDB_ENOMEM;
     }
-    if (st == NDB_OK) st = it_status(it);
-    if (st == NDB_OK) {
-        it_seek_last(it);
-        kv_slice last = it_key(it);
-        largest = malloc(last.len);
-        if (largest == NULL) st = NDB_ENOMEM;
-        else {
-            memcpy(largest, last.data, last.len);
-            llen = last.len;
-        }
-    }
-    uint64_t size = 0;
-    if (st == NDB_OK) {
-        st = kv_table_builder_finish(b, &size);
-    } else {
-        kv_table_builder_abandon(b);
-    }
-    if (st == NDB_OK) st = kv->env->v->sync_dir(kv->env, kv->dir);
-    if (st == NDB_OK) {
-        *out = kv_fmeta_new(kv->vs, num, size, (kv_slice){smallest, slen}, (kv_slice){largest, llen});
-        if (*out == NULL) st = NDB_ENOMEM;
-    }
-    free(smallest);
-    free(largest);
-    if (st != NDB_OK) {
-        kv->env->v->remove(kv->env, path);
-        return ndb_errmsg_set(msg, st, "writing table %s failed (%s)", path, ndb_strerror(st));
-    }
+    ndb_status st = kv_table_builder_add(o->b, ik, val);
+    if (st == NDB_OK && !keep_key(&o->last, &o->lcap, &o->llen, ik)) st = NDB_ENOMEM;
+    return st;
+}
+
+/* Finishes the table being written (if any) and keeps it in o->f. */
+static ndb_status finish_output(ndb_kv *kv, outputs *o)
+{
+    if (o->b == NULL) return NDB_OK;
+    uint64_t size;
+    ndb_status st = kv_table_builder_finish(o->b, &size);
+    o->b = NULL;
+    if (st != NDB_OK) return st;
     __atomic_add_fetch(&kv->st_sst_bytes, size, __ATOMIC_RELAXED);
+    if (o->n == o->cap) {
+        size_t nc = o->cap ? o->cap * 2 : 8;
+        kv_fmeta **nf = realloc(o->f, nc * sizeof *nf);
+        if (nf == NULL) return NDB_ENOMEM;
+        o->f = nf;
+        o->cap = nc;
+    }
+    kv_fmeta *f = kv_fmeta_new(kv->vs, o->num, size, (kv_slice){o->first, o->flen}, (kv_slice){o->last, o->llen});
+    if (f == NULL) return NDB_ENOMEM;
+    o->f[o->n++] = f;
     return NDB_OK;
 }
 
-static ndb_status mem_to_table(ndb_kv *kv, kv_mem *m, uint64_t num, kv_fmeta **out, ndb_errmsg *msg)
+/* Ends the outputs: with st == NDB_OK, finishes the last table and syncs the
+ * directory; otherwise (or if that fails) abandons the table being written
+ * and removes every file written. The tables stay in o->f either way. */
+static ndb_status out_end(ndb_kv *kv, outputs *o, ndb_status st)
 {
+    if (st == NDB_OK) st = finish_output(kv, o);
+    if (st == NDB_OK) st = kv->env->v->sync_dir(kv->env, kv->dir);
+    if (st == NDB_OK) return NDB_OK;
+    char path[4096];
+    if (o->b) {
+        kv_table_builder_abandon(o->b);
+        o->b = NULL;
+        kv_file_path(kv, path, sizeof path, o->num, "sst");
+        kv->env->v->remove(kv->env, path);
+    }
+    for (size_t i = 0; i < o->n; i++) {
+        kv_file_path(kv, path, sizeof path, o->f[i]->number, "sst");
+        kv->env->v->remove(kv->env, path);
+    }
+    return st;
+}
+
+static void out_free(outputs *o)
+{
+    for (size_t i = 0; i < o->n; i++) kv_fmeta_unref(o->f[i]);
+    free(o->f);
+    free(o->first);
+    free(o->last);
+}
+
+/* A flush's partitions in key order and their bytes: cut[i] says whether
+ * run i starts a table of its own. */
+typedef struct flush_plan {
+    unsigned char *cut;
+    size_t n, cap;
+} flush_plan;
+
+/* Plans where a flush cuts its tables: a partition of at least min bytes
+ * gets tables of its own; runs of smaller neighbours share one, so a
+ * memtable touching many small partitions writes few tables. */
+static ndb_status plan_flush(kv_iter *it, ndb_kv_partition_fn fn, uint64_t min, flush_plan *p)
+{
+    memset(p, 0, sizeof *p);
+    uint64_t *bytes = NULL;
+    part_track t = {.fn = fn};
+    ndb_status st = NDB_OK;
+    for (it_seek_first(it); it_valid(it); it_next(it)) {
+        int ch = part_changed(&t, ikey_user(it_key(it)));
+        if (ch < 0) {
+            st = NDB_ENOMEM;
+            break;
+        }
+        if (ch || p->n == 0) {
+            if (p->n == p->cap) {
+                size_t nc = p->cap ? p->cap * 2 : 16;
+                uint64_t *nb = realloc(bytes, nc * sizeof *nb);
+                if (nb) bytes = nb;
+                unsigned char *ncut = nb ? realloc(p->cut, nc) : NULL;
+                if (ncut == NULL) {
+                    st = NDB_ENOMEM;
+                    break;
+                }
+                p->cut = ncut;
+                p->cap = nc;
+            }
+            bytes[p->n++] = 0;
+        }
+        bytes[p->n - 1] += it_key(it).len + it_value(it).len;
+    }
+    if (st == NDB_OK) st = it_status(it);
+    for (size_t i = 0; st == NDB_OK && i < p->n; i++)
+        p->cut[i] = i > 0 && (bytes[i] >= min || bytes[i - 1] >= min);
+    free(bytes);
+    free(t.prev);
+    if (st != NDB_OK) {
+        free(p->cut);
+        memset(p, 0, sizeof *p);
+    }
+    return st;
+}
+
+/* Writes memtable m to tables (none when it is empty), cut as plan_flush
+ * says. mu released. */
+static ndb_status mem_to_tables(ndb_kv *kv, kv_mem *m, outputs *o, ndb_errmsg *msg)
+{
+    memset(o, 0, sizeof *o);
+    part_track t = {.fn = __atomic_load_n(&kv->partition, __ATOMIC_ACQUIRE)};
     kv_iter *it = kv_mem_iter(m);
     if (it == NULL) return NDB_ENOMEM;
-    ndb_status st = build_table(kv, it, num, out, msg);
+    flush_plan plan;
+    ndb_status st = plan_flush(it, t.fn, kv->opt.memtable_bytes / 64, &plan);
+    size_t run = 0; /* the partition run of the last key added */
+    for (it_seek_first(it); st == NDB_OK && it_valid(it); it_next(it)) {
+        kv_slice ik = it_key(it);
+        int ch = part_changed(&t, ikey_user(ik));
+        if (ch < 0) st = NDB_ENOMEM;
+        else if (ch && ++run < plan.n && plan.cut[run]) st = finish_output(kv, o);
+        if (st == NDB_OK) st = out_add(kv, o, ik, it_value(it));
+    }
+    if (st == NDB_OK) st = it_status(it);
     it_destroy(it);
-    return st;
+    free(plan.cut);
+    free(t.prev);
+    st = out_end(kv, o, st);
+    if (st != NDB_OK) return ndb_errmsg_set(msg, st, "writing a memtable to tables failed (%s)", ndb_strerror(st));
+    return NDB_OK;
 }
 
 /* ------------------------------------------------------------------ reads */
@@ -275,27 +405,60 @@ static ndb_status install(ndb_kv *kv, kv_edit *e, ndb_errmsg *msg)
     return st;
 }
 
-/* Writes imm to L0 and installs it. mu held on entry and exit. */
+/* Files of level overlapping user range [lo, hi]: how many (-1 when that
+ * could not be worked out) and their bytes. */
+static long overlapping(kv_version *v, int level, const kv_slice *lo, const kv_slice *hi, uint64_t *bytes)
+{
+    kv_fmeta **fs;
+    size_t n;
+    if (kv_version_overlaps(v, level, lo, hi, &fs, &n) != NDB_OK) return -1;
+    *bytes = 0;
+    for (size_t i = 0; i < n; i++) *bytes += fs[i]->size;
+    free(fs);
+    return (long)n;
+}
+
+/* The level a flushed table goes to, as LevelDB places memtable output: L0
+ * when anything in L0 overlaps it, else as deep as level 2 while nothing at
+ * that level overlaps it and it overlaps at most ten target-size tables one
+ * level further down. Data written in key order so skips compactions. Never
+ * the level a running compaction writes to: its outputs may span the gap
+ * the table fills. mu held. */
+static int flush_level(ndb_kv *kv, const kv_fmeta *f)
+{
+    kv_version *v = kv->vs->current;
+    kv_slice lo = ikey_user((kv_slice){f->smallest, f->slen}), hi = ikey_user((kv_slice){f->largest, f->llen});
+    int best = 0;
+    for (int l = 0; l <= 2 && l + 1 < NDB_KV_LEVELS; l++) {
+        uint64_t bytes;
+        if (overlapping(v, l, &lo, &hi, &bytes) != 0) break;
+        if (l == 0) continue;
+        if (overlapping(v, l + 1, &lo, &hi, &bytes) < 0 || bytes > 10 * (uint64_t)kv->opt.sst_target_bytes) break;
+        if (l != kv->compact_out) best = l;
+    }
+    return best;
+}
+
+/* Writes imm to tables and installs them. mu held on entry and exit. */
 static void flush_imm(ndb_kv *kv)
 {
     kv_mem *imm = kv->imm;
     uint64_t next_log = kv->imm_next_log;
-    uint64_t num = kv->vs->next_file++;
     pthread_mutex_unlock(&kv->mu);
-    kv_fmeta *f = NULL;
+    outputs o;
     ndb_errmsg msg;
-    ndb_status st = mem_to_table(kv, imm, num, &f, &msg);
+    ndb_status st = mem_to_tables(kv, imm, &o, &msg);
     pthread_mutex_lock(&kv->mu);
     if (st == NDB_OK) {
         kv_edit e;
         kv_edit_init(&e);
         e.has_log = 1;
         e.log_number = next_log;
-        if (f) st = kv_edit_add_file(&e, 0, f);
+        for (size_t i = 0; i < o.n && st == NDB_OK; i++) st = kv_edit_add_file(&e, flush_level(kv, o.f[i]), o.f[i]);
         if (st == NDB_OK) st = install(kv, &e, &msg);
         kv_edit_destroy(&e);
     }
-    kv_fmeta_unref(f);
+    out_free(&o);
     if (st != NDB_OK) {
         kv_poison(kv, st, msg.text);
         return;
@@ -392,7 +555,7 @@ static int pick_compaction(ndb_kv *kv, compaction *c)
     double best = 0;
     int level = -1;
     for (int l = 0; l < NDB_KV_LEVELS - 1; l++) {
-        double score = l == 0 ? (double)v->nfiles[0] / kv->opt.l0_compaction_trigger
+        double score = l == 0 ? (double)kv_version_l0_load(v) / kv->opt.l0_compaction_trigger
                               : (double)v->bytes[l] / (double)kv_level_max_bytes(kv->vs, l);
         if (score > best) {
             best = score;
@@ -446,52 +609,6 @@ static void set_compact_ptr(ndb_kv *kv, compaction *c)
     kv->vs->compact_ptr_len[c->level] = hi.len;
 }
 
-/* Output state of a running compaction. */
-typedef struct outputs {
-    kv_fmeta **f;
-    size_t n, cap;
-    kv_table_builder *b;
-    uint64_t num;
-    char *first, *last;
-    size_t flen, llen, fcap, lcap;
-} outputs;
-
-static int keep_key(char **buf, size_t *cap, size_t *len, kv_slice k)
-{
-    if (k.len > *cap) {
-        size_t nc = *cap ? *cap * 2 : 64;
-        while (nc < k.len) nc *= 2;
-        char *nb = realloc(*buf, nc);
-        if (nb == NULL) return 0;
-        *buf = nb;
-        *cap = nc;
-    }
-    memcpy(*buf, k.data, k.len);
-    *len = k.len;
-    return 1;
-}
-
-static ndb_status finish_output(ndb_kv *kv, outputs *o)
-{
-    if (o->b == NULL) return NDB_OK;
-    uint64_t size;
-    ndb_status st = kv_table_builder_finish(o->b, &size);
-    o->b = NULL;
-    if (st != NDB_OK) return st;
-    __atomic_add_fetch(&kv->st_sst_bytes, size, __ATOMIC_RELAXED);
-    if (o->n == o->cap) {
-        size_t nc = o->cap ? o->cap * 2 : 8;
-        kv_fmeta **nf = realloc(o->f, nc * sizeof *nf);
-        if (nf == NULL) return NDB_ENOMEM;
-        o->f = nf;
-        o->cap = nc;
-    }
-    kv_fmeta *f = kv_fmeta_new(kv->vs, o->num, size, (kv_slice){o->first, o->flen}, (kv_slice){o->last, o->llen});
-    if (f == NULL) return NDB_ENOMEM;
-    o->f[o->n++] = f;
-    return NDB_OK;
-}
-
 /* Runs c. mu held on entry and exit (released while merging). */
 static ndb_status run_compaction(ndb_kv *kv, compaction *c, ndb_errmsg *msg)
 {
@@ -521,6 +638,7 @@ static ndb_status run_compaction(ndb_kv *kv, compaction *c, ndb_errmsg *msg)
         free(pinned);
         return NDB_ENOMEM;
     }
+    kv->compact_out = out_level; /* flushes keep their tables out of it meanwhile */
     pthread_mutex_unlock(&kv->mu);
 
     size_t k = 0;
@@ -548,6 +666,7 @@ static ndb_status run_compaction(ndb_kv *kv, compaction *c, ndb_errmsg *msg)
     free(its);
 
     outputs o = {0};
+    part_track pt = {.fn = __atomic_load_n(&kv->partition, __ATOMIC_ACQUIRE)};
     char *cur = NULL;
     size_t cur_len = 0, cur_cap = 0;
     int has_cur = 0;
@@ -579,41 +698,24 @@ static ndb_status run_compaction(ndb_kv *kv, compaction *c, ndb_errmsg *msg)
         last_seq_for_key = seq;
         if (drop) continue;
         /* cut outputs only between user keys, so a key lives in one file per level */
-        if (o.b && new_user_key && kv_table_builder_size(o.b) >= kv->opt.sst_target_bytes) {
+        int other = new_user_key ? part_changed(&pt, uk) : 0;
+        if (other < 0) {
+            st = NDB_ENOMEM;
+            break;
+        }
+        if (o.b && (other || (new_user_key && kv_table_builder_size(o.b) >= kv->opt.sst_target_bytes))) {
             st = finish_output(kv, &o);
             if (st != NDB_OK) break;
         }
-        if (o.b == NULL) {
-            pthread_mutex_lock(&kv->mu);
-            o.num = kv->vs->next_file++;
-            pthread_mutex_unlock(&kv->mu);
-            char path[4096];
-            kv_file_path(kv, path, sizeof path, o.num, "sst");
-            st = kv_table_builder_new(kv->env, path, &kv->topts, &o.b);
-            if (st != NDB_OK) break;
-            if (!keep_key(&o.first, &o.fcap, &o.flen, ik)) {
-                st = NDB_ENOMEM;
-                break;
-            }
-        }
-        st = kv_table_builder_add(o.b, ik, it_value(in));
-        if (st == NDB_OK && !keep_key(&o.last, &o.lcap, &o.llen, ik)) st = NDB_ENOMEM;
+        st = out_add(kv, &o, ik, it_value(in));
     }
     if (st == NDB_OK && in) st = it_status(in);
-    if (st == NDB_OK) st = finish_output(kv, &o);
-    if (st == NDB_OK) st = kv->env->v->sync_dir(kv->env, kv->dir);
-    if (st != NDB_OK && o.b) {
-        kv_table_builder_abandon(o.b);
-        char path[4096];
-        kv_file_path(kv, path, sizeof path, o.num, "sst");
-        kv->env->v->remove(kv->env, path);
-    }
+    st = out_end(kv, &o, st);
     it_destroy(in);
     for (size_t i = 0; i < k; i++) kv_fmeta_table_release(pinned[i]);
     free(pinned);
     free(cur);
-    free(o.first);
-    free(o.last);
+    free(pt.prev);
 
     pthread_mutex_lock(&kv->mu);
     if (st == NDB_OK) {
@@ -629,16 +731,14 @@ static ndb_status run_compaction(ndb_kv *kv, compaction *c, ndb_errmsg *msg)
     } else if (st != NDB_ECLOSED) {
         ndb_errmsg_set(msg, st, "compaction of level %d failed (%s)", c->level, ndb_strerror(st));
     }
-    for (size_t i = 0; i < o.n; i++) {
-        if (st != NDB_OK) { /* outputs never made it into a version */
-            char path[4096];
-            kv_file_path(kv, path, sizeof path, o.f[i]->number, "sst");
-            kv->env->v->remove(kv->env, path);
-        }
-        kv_fmeta_unref(o.f[i]);
+    for (size_t i = 0; i < o.n && st != NDB_OK; i++) { /* outputs that never made it into a version */
+        char path[4096];
+        kv_file_path(kv, path, sizeof path, o.f[i]->number, "sst");
+        kv->env->v->remove(kv->env, path);
     }
-    free(o.f);
+    out_free(&o);
     kv_edit_destroy(&e);
+    kv->compact_out = -1;
     return st;
 }
 
@@ -796,6 +896,16 @@ static int cmp_u64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/* Writes a memtable rebuilt from the WAL to L0 tables added to e. */
+static ndb_status recovered_to_l0(ndb_kv *kv, kv_mem *mem, kv_edit *e, ndb_errmsg *msg)
+{
+    outputs o;
+    ndb_status st = mem_to_tables(kv, mem, &o, msg);
+    for (size_t i = 0; i < o.n && st == NDB_OK; i++) st = kv_edit_add_file(e, 0, o.f[i]);
+    out_free(&o);
+    return st;
+}
+
 /* Replays WAL segments >= vs->log_number into memtables, writing full ones
  * (and the remainder) to L0 tables added to e. */
 static ndb_status recover_wal(ndb_kv *kv, kv_edit *e, ndb_kv_recovery_info *info, ndb_errmsg *msg)
@@ -861,12 +971,7 @@ static ndb_status recover_wal(ndb_kv *kv, kv_edit *e, ndb_kv_recovery_info *info
             info->wal_records++;
             if (cnt && seq + cnt - 1 > max_seq) max_seq = seq + cnt - 1;
             if (kv_mem_bytes(mem) >= kv->opt.memtable_bytes) {
-                kv_fmeta *f;
-                st = mem_to_table(kv, mem, kv->vs->next_file++, &f, msg);
-                if (st == NDB_OK && f) {
-                    st = kv_edit_add_file(e, 0, f);
-                    kv_fmeta_unref(f);
-                }
+                st = recovered_to_l0(kv, mem, e, msg);
                 kv_mem_unref(mem);
                 mem = kv_mem_new(kv->arena_block, kv->mem_filter_bytes);
                 if (mem == NULL && st == NDB_OK) st = NDB_ENOMEM;
@@ -900,14 +1005,7 @@ static ndb_status recover_wal(ndb_kv *kv, kv_edit *e, ndb_kv_recovery_info *info
         kv_wal_reader_free(r);
     }
     free(wals);
-    if (st == NDB_OK && mem && kv_mem_entries(mem) > 0) {
-        kv_fmeta *f;
-        st = mem_to_table(kv, mem, kv->vs->next_file++, &f, msg);
-        if (st == NDB_OK && f) {
-            st = kv_edit_add_file(e, 0, f);
-            kv_fmeta_unref(f);
-        }
-    }
+    if (st == NDB_OK && mem && kv_mem_entries(mem) > 0) st = recovered_to_l0(kv, mem, e, msg);
     kv_mem_unref(mem);
     if (st == NDB_OK) {
         kv->vs->last_seq = max_seq;
@@ -1015,6 +1113,7 @@ ndb_status ndb_kv_open_ex(const char *dir, const ndb_kv_options *opt, ndb_kv **o
     pthread_mutex_init(&kv->smu, NULL);
     pthread_cond_init(&kv->interval_cv, NULL);
     kv->snaps.next = kv->snaps.prev = &kv->snaps;
+    kv->compact_out = -1;
     /* the memtable grows by arena blocks: keep them small against its budget */
     kv->mem_filter_bytes = o.memtable_bytes / 64; /* ~18 bits per 150-byte entry */
     kv->arena_block = o.memtable_bytes / 16;

@@ -86,6 +86,8 @@ struct ndb_kv {
     int threads;
     int shutting_down; /* atomic reads outside mu */
     int compacting;    /* mu: a compaction (background or manual) runs */
+    int compact_out;   /* mu: the level the running compaction writes to, or -1 */
+    ndb_kv_partition_fn partition; /* atomic: ndb_kv_set_partition */
     int poisoned;      /* written under mu; atomic reads outside it */
     ndb_status bg_error;
     ndb_status compact_error;

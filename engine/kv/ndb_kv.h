@@ -69,9 +69,11 @@ typedef struct ndb_kv_options {
     uint32_t max_open_tables;     /* table cache capacity (open SSTables, 16 shards); default 1000 */
     ndb_kv_compression compression; /* default NDB_KV_COMPRESS_NONE */
     uint32_t bloom_bits_per_key;  /* default 10; 0 disables bloom filters */
-    uint32_t l0_compaction_trigger; /* L0 files that start a compaction; default 4 */
-    uint32_t l0_slowdown_trigger;   /* L0 files that delay writes by 1 ms; default 12 */
-    uint32_t l0_stop_trigger;       /* L0 files that stop writes until compaction; default 20 */
+    /* L0's load: the most L0 tables one key may be in, or a quarter of L0's
+     * tables if more (flushes into partitions write several disjoint ones). */
+    uint32_t l0_compaction_trigger; /* L0 load that starts a compaction; default 4 */
+    uint32_t l0_slowdown_trigger;   /* L0 load that delays writes by 1 ms; default 12 */
+    uint32_t l0_stop_trigger;       /* L0 load that stops writes until compaction; default 20 */
     uint64_t l1_max_bytes;        /* L1 size budget; each deeper level x10; default 256 MiB */
     size_t wal_segment_bytes;     /* WAL segment roll size (within one memtable); default 64 MiB */
     int create_if_missing;        /* default 1 */
@@ -202,6 +204,17 @@ ndb_status ndb_kv_flush(ndb_kv *kv);
 ndb_status ndb_kv_compact_range(ndb_kv *kv, const void *begin, size_t blen, const void *end,
                                 size_t elen);
 
+/* How the caller's keys group: returns the length (0..len) of key's
+ * partition prefix. Tables written by flushes and compactions never hold keys
+ * of two partitions, so a partition written in key order (row numbers,
+ * time-ordered ids) reaches the deeper levels by moving whole tables instead
+ * of being merged into its neighbours' tables again at every level. Must be
+ * a pure function of the key, fast and thread-safe; NULL (the default) makes
+ * the whole key space one partition. May be set at any time (engine/doc sets
+ * it when it opens the store); tables already written stay as they are. */
+typedef size_t (*ndb_kv_partition_fn)(const void *key, size_t len);
+void ndb_kv_set_partition(ndb_kv *kv, ndb_kv_partition_fn fn);
+
 typedef struct ndb_kv_level_stats {
     uint32_t files;
     uint64_t bytes;
@@ -212,7 +225,7 @@ typedef struct ndb_kv_stats {
     uint64_t memtable_bytes;    /* active memtable arena bytes */
     uint64_t imm_memtable_bytes; /* immutable memtable awaiting flush (0 if none) */
     uint64_t last_seq;          /* last sequence number assigned */
-    uint64_t flushes;           /* memtables written to L0 */
+    uint64_t flushes;           /* memtables written to tables */
     uint64_t compactions;       /* compaction steps completed */
     uint64_t wal_syncs;         /* WAL fsyncs (one covers every write appended before it started) */
     uint64_t wal_bytes;         /* bytes appended to the WAL */

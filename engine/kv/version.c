@@ -670,6 +670,23 @@ static int cmp_sorted(const void *a, const void *b)
     return r ? r : (x->number < y->number ? -1 : x->number > y->number);
 }
 
+/* The most L0 files whose user-key ranges share a point: the deepest overlap
+ * is at some file's smallest key. */
+static size_t l0_depth(const kv_version *v)
+{
+    size_t best = 0;
+    for (size_t i = 0; i < v->nfiles[0]; i++) {
+        kv_slice k = ikey_user(f_small(v->files[0][i]));
+        size_t d = 0;
+        for (size_t j = 0; j < v->nfiles[0]; j++)
+            if (slice_cmp(ikey_user(f_small(v->files[0][j])), k) <= 0 &&
+                slice_cmp(ikey_user(f_large(v->files[0][j])), k) >= 0)
+                d++;
+        if (d > best) best = d;
+    }
+    return best;
+}
+
 /* Builds base + e into a new version (refs every file it holds). */
 static ndb_status apply(kv_version *base, const kv_edit *e, kv_version **out)
 {
@@ -710,6 +727,7 @@ static ndb_status apply(kv_version *base, const kv_edit *e, kv_version **out)
                     return NDB_ECORRUPT;
                 }
     }
+    v->l0_depth = l0_depth(v);
     *out = v;
     return NDB_OK;
 }

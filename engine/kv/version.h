@@ -57,7 +57,17 @@ typedef struct kv_version {
     kv_fmeta **files[NDB_KV_LEVELS];
     size_t nfiles[NDB_KV_LEVELS];
     uint64_t bytes[NDB_KV_LEVELS];
+    size_t l0_depth; /* the most L0 files whose ranges hold one user key */
 } kv_version;
+
+/* What L0 costs reads, compared with the l0_*_trigger options: its depth, or
+ * a quarter of its files when that is more (a flush into partitions writes
+ * several tables that share no key, and each open table has a cost too). */
+static inline size_t kv_version_l0_load(const kv_version *v)
+{
+    size_t q = (v->nfiles[0] + 3) / 4;
+    return v->l0_depth > q ? v->l0_depth : q;
+}
 
 typedef struct kv_edit {
     int has_log, has_next, has_seq;

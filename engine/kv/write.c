@@ -304,7 +304,7 @@ static ndb_status make_room(ndb_kv *kv, int force)
     for (;;) {
         if (kv->poisoned) return NDB_EPOISONED;
         if (kv->shutting_down) return NDB_ECLOSED;
-        size_t l0 = kv->vs->current->nfiles[0];
+        size_t l0 = kv_version_l0_load(kv->vs->current);
         if (allow_delay && l0 >= kv->opt.l0_slowdown_trigger) {
             /* A short delay per write hands CPU to compaction instead of a
              * long stop later. Other writers are not held up behind it: each

@@ -473,8 +473,8 @@ Test(db, table_cache_is_bounded)
     open_db(&o);
     char k[32], v[64];
     for (int f = 0; f < 40; f++) {
-        for (int i = 0; i < 20; i++) {
-            snprintf(k, sizeof k, "f%02d-%03d", f, i);
+        for (int i = 0; i < 20; i++) { /* every flush spans the same range: its table stays in L0 */
+            snprintf(k, sizeof k, "%03d-f%02d", i, f);
             snprintf(v, sizeof v, "v%d-%d", f, i);
             cr_assert_eq(ndb_kv_put(kv, k, strlen(k), v, strlen(v)), NDB_OK);
         }
@@ -482,7 +482,7 @@ Test(db, table_cache_is_bounded)
     }
     for (int round = 0; round < 2; round++)
         for (int f = 0; f < 40; f++) {
-            snprintf(k, sizeof k, "f%02d-%03d", f, 7);
+            snprintf(k, sizeof k, "%03d-f%02d", 7, f);
             snprintf(v, sizeof v, "v%d-%d", f, 7);
             expect(k, v);
         }
@@ -494,7 +494,10 @@ Test(db, table_cache_is_bounded)
     ndb_kv_iter_free(it);
     ndb_kv_stats s;
     ndb_kv_stats_get(kv, &s);
-    cr_assert_geq(s.levels[0].files, 40);
+    uint32_t tables = 0;
+    for (int l = 0; l < NDB_KV_LEVELS; l++) tables += s.levels[l].files;
+    cr_assert_geq(tables, 40);
+    cr_assert_geq(s.levels[0].files, 38, "the first flushes went to empty L2 and L1, the rest stay in L0");
     cr_assert_leq(s.open_tables, 16, "open tables %llu over the bound", (unsigned long long)s.open_tables);
 }
 
@@ -591,6 +594,9 @@ Test(db, seeks_that_pay_for_an_l0_table_compact_it)
         cr_assert_eq(ndb_kv_put(kv, k, strlen(k), "v", 1), NDB_OK);
     }
     cr_assert_eq(ndb_kv_compact_range(kv, NULL, 0, NULL, 0), NDB_OK);
+    /* a table in L1 under the next flush's range keeps that flush in L0 */
+    cr_assert_eq(ndb_kv_put(kv, "sk01500", 7, "v", 1), NDB_OK);
+    cr_assert_eq(ndb_kv_flush(kv), NDB_OK);
     for (int i = 0; i < 3000; i += 10) {
         snprintf(k, sizeof k, "sk%05d", i);
         cr_assert_eq(ndb_kv_put(kv, k, strlen(k), "w", 1), NDB_OK);
@@ -632,6 +638,8 @@ Test(db, gets_that_pay_for_an_l0_table_compact_it)
         cr_assert_eq(ndb_kv_put(kv, k, strlen(k), "v", 1), NDB_OK);
     }
     cr_assert_eq(ndb_kv_compact_range(kv, NULL, 0, NULL, 0), NDB_OK);
+    cr_assert_eq(ndb_kv_put(kv, "gk01500", 7, "v", 1), NDB_OK); /* to L1: keeps the next flush in L0 */
+    cr_assert_eq(ndb_kv_flush(kv), NDB_OK);
     cr_assert_eq(ndb_kv_put(kv, "gk00000", 7, "w", 1), NDB_OK);
     cr_assert_eq(ndb_kv_put(kv, "gk02999", 7, "w", 1), NDB_OK); /* the L0 table spans every key */
     cr_assert_eq(ndb_kv_flush(kv), NDB_OK);
@@ -648,4 +656,95 @@ Test(db, gets_that_pay_for_an_l0_table_compact_it)
     } while (s.levels[0].files != 0);
     expect("gk00000", "w");
     expect("gk00001", "v");
+}
+
+/* Partitions (ndb_kv_set_partition): here the first byte of the key. */
+static size_t first_byte(const void *key, size_t len)
+{
+    (void)key;
+    return len ? 1 : 0;
+}
+
+/* Writes rows appended in key order ("a"), keys in random order with
+ * overwrites and deletes ("b", whose final state goes to live) and a few
+ * catalog-like keys ("c"), flushing as the small memtable fills; returns the
+ * bytes written to tables. */
+static uint64_t partition_workload(bool live[1000])
+{
+    char k[32], v[256];
+    memset(v, 'x', sizeof v);
+    memset(live, 0, 1000 * sizeof *live);
+    for (unsigned i = 0; i < 4000; i++) {
+        snprintf(k, sizeof k, "a%08u", i);
+        cr_assert_eq(ndb_kv_put(kv, k, strlen(k), v, 200), NDB_OK);
+        unsigned b = (i * 2654435761u) % 1000;
+        snprintf(k, sizeof k, "b%08u", b);
+        cr_assert_eq(ndb_kv_put(kv, k, strlen(k), v, 20), NDB_OK);
+        live[b] = true;
+        if (i % 7 == 0) {
+            b = (i * 40503u) % 1000;
+            snprintf(k, sizeof k, "b%08u", b);
+            cr_assert_eq(ndb_kv_delete(kv, k, strlen(k)), NDB_OK);
+            live[b] = false;
+        }
+        snprintf(k, sizeof k, "c%u", i % 5);
+        cr_assert_eq(ndb_kv_put(kv, k, strlen(k), v, 8), NDB_OK);
+    }
+    cr_assert_eq(ndb_kv_flush(kv), NDB_OK);
+    ndb_kv_stats s;
+    ndb_kv_stats_get(kv, &s);
+    return s.sst_bytes_written;
+}
+
+/* No table holds keys of two partitions, nothing is lost, and rows written
+ * in key order reach the deeper levels by moving tables, not rewriting them. */
+Test(db, partitions_keep_tables_apart_and_move_rows_written_in_order)
+{
+    bool live[1000];
+    uint64_t whole = partition_workload(live);
+    ndb_kv_close(kv);
+    tu_rmdir(dir);
+    dir = tu_tmpdir("db");
+    ndb_kv_options o;
+    small_opts(&o);
+    open_db(&o);
+    ndb_kv_set_partition(kv, first_byte);
+    uint64_t parted = partition_workload(live);
+    cr_assert_lt(parted * 10, whole * 7, "tables written: %llu with partitions, %llu without",
+                 (unsigned long long)parted, (unsigned long long)whole);
+
+    pthread_mutex_lock(&kv->mu);
+    kv_version *cur = kv->vs->current;
+    for (int l = 0; l < NDB_KV_LEVELS; l++)
+        for (size_t i = 0; i < cur->nfiles[l]; i++) {
+            const kv_fmeta *f = cur->files[l][i];
+            cr_assert_eq(f->smallest[0], f->largest[0], "level %d table %llu spans partitions %c..%c", l,
+                         (unsigned long long)f->number, f->smallest[0], f->largest[0]);
+        }
+    pthread_mutex_unlock(&kv->mu);
+
+    for (int round = 0; round < 2; round++) { /* before and after a reopen */
+        char k[32], v[256];
+        ndb_kv_iter *it;
+        cr_assert_eq(ndb_kv_iter_new(kv, NULL, "a", 1, "b", 1, &it), NDB_OK);
+        unsigned n = 0;
+        for (ndb_kv_iter_seek_first(it); ndb_kv_iter_valid(it); ndb_kv_iter_next(it)) {
+            size_t kl, vl;
+            const char *key = ndb_kv_iter_key(it, &kl);
+            ndb_kv_iter_value(it, &vl);
+            snprintf(k, sizeof k, "a%08u", n++);
+            cr_assert(kl == strlen(k) && memcmp(key, k, kl) == 0 && vl == 200, "row %u", n - 1);
+        }
+        cr_assert_eq(n, 4000);
+        ndb_kv_iter_free(it);
+        memset(v, 'x', sizeof v);
+        v[20] = 0;
+        for (unsigned b = 0; b < 1000; b++) {
+            snprintf(k, sizeof k, "b%08u", b);
+            expect(k, live[b] ? v : NULL);
+        }
+        ndb_kv_close(kv);
+        open_db(&o);
+        ndb_kv_set_partition(kv, first_byte);
+    }
 }
