@@ -451,9 +451,12 @@ static int hex_digit(char c)
 /* A percent-decoded copy of s[0..n) in arena a ('+' is a space in query
  * strings, not in paths); a malformed escape stays as it is. NULL when out
  * of memory. libmicrohttpd is told not to decode (see no_unescape) so that
- * an escaped '/' stays inside its path segment. */
-static char *url_decode(svc_arena *a, const char *s, size_t n, bool plus_is_space)
+ * an escaped '/' stays inside its path segment. Values become C strings, so
+ * %00 is not decoded: *nul is set and the caller refuses the request (it
+ * would otherwise name something else, as "alice%00-typo" would "alice"). */
+static char *url_decode(svc_arena *a, const char *s, size_t n, bool plus_is_space, bool *nul)
 {
+    *nul = false;
     char *out = svc_arena_alloc(a, n + 1);
     if (out == NULL)
         return NULL;
@@ -461,10 +464,12 @@ static char *url_decode(svc_arena *a, const char *s, size_t n, bool plus_is_spac
     for (size_t i = 0; i < n; i++) {
         int hi, lo;
         if (s[i] == '%' && i + 2 < n && (hi = hex_digit(s[i + 1])) >= 0 && (lo = hex_digit(s[i + 2])) >= 0 &&
-            (hi | lo) != 0) { /* %00 stays as it is: values are C strings */
+            (hi | lo) != 0) {
             out[k++] = (char)(hi << 4 | lo);
             i += 2;
         } else {
+            if (s[i] == '%' && i + 2 < n && s[i + 1] == '0' && s[i + 2] == '0')
+                *nul = true;
             out[k++] = plus_is_space && s[i] == '+' ? ' ' : s[i];
         }
     }
@@ -484,10 +489,15 @@ static enum MHD_Result on_query_arg(void *cls, enum MHD_ValueKind kind, const ch
 {
     (void)kind;
     query_ctx *q = cls;
-    char *key = url_decode(q->a, raw_key, strlen(raw_key), true);
-    char *value = raw_value != NULL ? url_decode(q->a, raw_value, strlen(raw_value), true) : NULL;
+    bool key_nul = false, value_nul = false;
+    char *key = url_decode(q->a, raw_key, strlen(raw_key), true, &key_nul);
+    char *value = raw_value != NULL ? url_decode(q->a, raw_value, strlen(raw_value), true, &value_nul) : NULL;
     if (key == NULL || (raw_value != NULL && value == NULL)) {
         q->st = ndb_errmsg_set(q->msg, NDB_ENOMEM, "out of memory");
+        return MHD_NO;
+    }
+    if (key_nul) {
+        q->st = ndb_errmsg_set(q->msg, NDB_EINVAL, "query parameter names must not contain a NUL byte (%%00)");
         return MHD_NO;
     }
     const ProtobufCFieldDescriptor *fd = json_pb_field_by_key(q->m->descriptor, key);
@@ -504,6 +514,10 @@ static enum MHD_Result on_query_arg(void *cls, enum MHD_ValueKind kind, const ch
             q->st = ndb_errmsg_set(q->msg, NDB_EINVAL, "query parameter '%.64s' is part of the path", key);
             return MHD_NO;
         }
+    if (value_nul) {
+        q->st = ndb_errmsg_set(q->msg, NDB_EINVAL, "%s: must not contain a NUL byte (%%00)", json_pb_key(fd));
+        return MHD_NO;
+    }
     q->st = json_pb_set_field_text(q->m, fd, value != NULL ? value : "", q->a, q->msg);
     return q->st == NDB_OK ? MHD_YES : MHD_NO;
 }
@@ -596,9 +610,16 @@ static enum MHD_Result serve_rpc(rreq *q, struct MHD_Connection *conn, const rro
     for (int i = 0; i < rt->n_segs; i++) {
         if (rt->segs[i].var == NULL)
             continue;
-        char *v = url_decode(&ctx.arena, segs[i], lens[i], false);
+        bool nul;
+        char *v = url_decode(&ctx.arena, segs[i], lens[i], false, &nul);
         if (v == NULL) {
             ret = respond_status(q, conn, route, NDB_ENOMEM, "out of memory");
+            goto done;
+        }
+        if (nul) {
+            char m[120];
+            snprintf(m, sizeof m, "%.64s: must not contain a NUL byte (%%00)", json_pb_key(rt->segs[i].var));
+            ret = respond_status(q, conn, route, NDB_EINVAL, m);
             goto done;
         }
         if ((st = json_pb_set_field_text(req, rt->segs[i].var, v, &ctx.arena, &msg)) != NDB_OK) {
