@@ -63,6 +63,7 @@ typedef struct rreq {
     size_t dropped; /* bytes read past the limit */
     bool too_big;
     bool ended; /* metrics recorded */
+    bool close; /* the response says Connection: close (ambiguous framing) */
 } rreq;
 
 static int64_t now_ns(void)
@@ -265,6 +266,8 @@ static enum MHD_Result respond(rreq *q, struct MHD_Connection *conn, unsigned st
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
     if (allow != NULL)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
+    if (q->close)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
     add_cors(q->r, conn, resp);
     enum MHD_Result ret = MHD_queue_response(conn, status, resp);
     MHD_destroy_response(resp);
@@ -782,6 +785,49 @@ static enum MHD_Result serve(rreq *q, struct MHD_Connection *conn, const char *u
     return serve_rpc(q, conn, rt, segs, lens);
 }
 
+/* ---- message framing --------------------------------------------------------------- */
+
+typedef struct framing {
+    int n_length, n_encoding;
+    bool bad_length, bad_encoding;
+} framing;
+
+static enum MHD_Result on_header(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+    (void)kind;
+    framing *f = cls;
+    if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) {
+        f->n_length++;
+        size_t n = value != NULL ? strlen(value) : 0;
+        f->bad_length |= n == 0 || n > 19 || strspn(value, "0123456789") != n;
+    } else if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0) {
+        f->n_encoding++;
+        f->bad_encoding |= value == NULL || strcasecmp(value, "chunked") != 0;
+    }
+    return MHD_YES;
+}
+
+/* Why a request's body length is ambiguous, or NULL when it is not. A proxy
+ * in front may read the body by one header and us by the other, and what one
+ * of us takes for body the other runs as the next request (RFC 9112 §6.3:
+ * such a request is answered 400 and the connection closed). So: at most one
+ * Content-Length, all digits; Transfer-Encoding only as exactly "chunked";
+ * never both. */
+static const char *ambiguous_framing(struct MHD_Connection *conn)
+{
+    framing f = {0};
+    MHD_get_connection_values(conn, MHD_HEADER_KIND, on_header, &f);
+    if (f.n_length > 0 && f.n_encoding > 0)
+        return "a request must not carry both Content-Length and Transfer-Encoding";
+    if (f.n_length > 1)
+        return "a request must carry at most one Content-Length";
+    if (f.bad_length)
+        return "Content-Length must be a decimal number of bytes";
+    if (f.n_encoding > 1 || f.bad_encoding)
+        return "the only Transfer-Encoding accepted is a single 'chunked'";
+    return NULL;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *verb,
                                   const char *version, const char *upload, size_t *upload_size, void **con_cls)
 {
@@ -796,6 +842,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         q->started_ns = now_ns();
         *con_cls = q;
         svc_metrics_begin(SVC_TRANSPORT_HTTP);
+        const char *why = ambiguous_framing(conn);
+        if (why != NULL) {
+            q->close = true; /* answered before the body: the rest of the stream is never parsed */
+            return respond_error(q, conn, NULL, GRPC_STATUS_INVALID_ARGUMENT, 400, why, NULL);
+        }
         /* The limit is checked from Content-Length before any of the body is read. */
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl != NULL && strtoull(cl, NULL, 10) > (unsigned long long)r->app->cfg->max_body_bytes) {

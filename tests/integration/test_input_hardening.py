@@ -1,4 +1,4 @@
-"""Issue 16, input: NUL bytes in strings.
+"""Issue 16, input: NUL bytes in strings, ambiguous HTTP framing.
 
 NUL: a protobuf string becomes a C string in the server, so "alice\\0-typo"
 used to name "alice" (a Delete of the one deleted the other). Every string
@@ -226,3 +226,80 @@ def test_nul_in_rest_query_parameters_and_bodies_is_refused(server):
     assert r.status_code == 400 and r.json()["message"].startswith("query:"), r.text
     assert n >= 12, n
     assert not failures, "\n".join(failures)
+
+
+# ---- HTTP framing (raw sockets) -----------------------------------------------------------
+
+def _exchange(server, raw: bytes, wait=3.0):
+    """Sends raw bytes; returns (everything received until the server closes or
+    goes quiet, whether it closed)."""
+    s = socket.create_connection(("127.0.0.1", server.http_port), timeout=wait)
+    s.sendall(raw)
+    got, closed = b"", False
+    try:
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                closed = True
+                break
+            got += chunk
+    except socket.timeout:
+        pass
+    finally:
+        s.close()
+    return got, closed
+
+
+def _smuggle(server, headers: str):
+    """A POST whose headers are ambiguous about the body, with a second request
+    hidden in the body: deleting a document that must survive."""
+    hidden = (f"DELETE /collections/smuggle/victim HTTP/1.1\r\nHost: x\r\n"
+              f"X-API-Key: {server.api_key}\r\nContent-Length: 0\r\n\r\n")
+    body = "0\r\n\r\n" + hidden
+    return (f"POST /collections/smuggle/query HTTP/1.1\r\nHost: x\r\nX-API-Key: {server.api_key}\r\n"
+            f"Content-Type: application/json\r\n{headers}\r\n" + body).encode(), len(body)
+
+
+@pytest.mark.parametrize("headers", [
+    "Content-Length: {n}\r\nTransfer-Encoding: chunked\r\n",
+    "Transfer-Encoding: chunked\r\nContent-Length: {n}\r\n",
+    "Content-Length: {n}\r\nContent-Length: {n}\r\n",
+    "Content-Length: 5\r\nContent-Length: {n}\r\n",
+    "Content-Length: {n}, {n}\r\n",
+    "Content-Length: +{n}\r\n",
+    "Content-Length: 0x10\r\n",
+    "Content-Length: -1\r\n",
+    "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n",
+    "Transfer-Encoding: gzip, chunked\r\n",
+    "Transfer-Encoding: xchunked\r\n",
+], ids=["cl-te", "te-cl", "cl-cl", "cl-cl-differ", "cl-list", "cl-plus", "cl-hex", "cl-negative",
+        "te-te", "te-gzip-chunked", "te-unknown"])
+def test_ambiguous_framing_is_refused_and_closed(server, headers):
+    base = server.http_base
+    h = {"X-API-Key": server.api_key}
+    requests.post(f"{base}/collections/smuggle", headers=h, json={"_id": "victim", "v": 1}, timeout=10)
+    assert requests.get(f"{base}/collections/smuggle/victim", headers=h, timeout=10).status_code == 200
+    raw, n = _smuggle(server, "")
+    raw, n = _smuggle(server, headers.format(n=n))
+    got, closed = _exchange(server, raw)
+    codes = re.findall(rb"HTTP/1\.[01] (\d{3}) ", got)
+    # only 400s: the hidden DELETE would answer 200. (libmicrohttpd answers a
+    # malformed Content-Length itself, and 0.9.75 writes its status line twice.)
+    assert codes and set(codes) == {b"400"}, f"the hidden request ran, or no 400\n{got[:600]!r}"
+    assert closed, "the connection stayed open after ambiguous framing"
+    assert requests.get(f"{base}/collections/smuggle/victim", headers=h, timeout=10).status_code == 200
+
+
+def test_plain_framing_still_works(server):
+    """Control: one Content-Length, or chunked alone, with keep-alive, are served."""
+    h = {"X-API-Key": server.api_key}
+    requests.post(f"{server.http_base}/collections/framing", headers=h, json={"_id": "x"}, timeout=10)
+    body = b'{"query": {}}'
+    req = (f"POST /collections/framing/query HTTP/1.1\r\nHost: x\r\nX-API-Key: {server.api_key}\r\n"
+           f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode() + body
+    chunked = (f"POST /collections/framing/query HTTP/1.1\r\nHost: x\r\nX-API-Key: {server.api_key}\r\n"
+               f"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+               f"{len(body):x}\r\n").encode() + body + b"\r\n0\r\n\r\n"
+    got, _ = _exchange(server, req + chunked, wait=2.0)
+    codes = re.findall(rb"HTTP/1\.[01] (\d{3}) ", got)
+    assert codes == [b"200", b"200"], got[:600]
