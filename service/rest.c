@@ -740,6 +740,18 @@ static enum MHD_Result serve(rreq *q, struct MHD_Connection *conn, const char *u
         char *text;
         size_t len;
         ndb_errmsg msg;
+        if (!r->app->cfg->metrics_no_auth) { /* it names every collection: any valid key, ro included */
+            size_t klen = 0;
+            const char *key = find_key(conn, &klen);
+            if (key == NULL || svc_auth_check(r->app->auth, key, klen) == SVC_ROLE_NONE) {
+                end_endpoint(q, SVC_METRICS_METRICS, GRPC_STATUS_UNAUTHENTICATED);
+                return respond_error(q, conn, NULL, GRPC_STATUS_UNAUTHENTICATED, 401,
+                                     key == NULL ? "missing API key: /metrics needs one (a read-only key will do); "
+                                                   "send x-api-key or authorization: Bearer <key>"
+                                                 : "invalid API key",
+                                     NULL);
+            }
+        }
         ndb_status st = svc_metrics_render(r->app, &text, &len, &msg);
         if (st != NDB_OK) {
             end_endpoint(q, SVC_METRICS_METRICS, svc_status_code(st));
