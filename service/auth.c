@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,13 +47,44 @@ static ndb_status add_key(svc_auth *a, const char *key, size_t len, svc_role rol
     return NDB_OK;
 }
 
-/* Reads a key file: one "<key> [rw|ro]" per line; blank lines and '#' comments skipped. */
-static ndb_status load_file(svc_auth *a, const char *path, ndb_errmsg *msg)
+/* Whether a key file's mode lets others read it. Only the owner may have
+ * access, except that a file owned by root may also be read (not written) by
+ * its group: that is how Kubernetes mounts a Secret for a pod that does not
+ * run as root (root:<fsGroup>, 0440), and PostgreSQL's rule for its key file. */
+static bool key_file_exposed(const struct stat *sb)
+{
+    mode_t others = sb->st_uid == 0 ? 0037 : 0077;
+    return (sb->st_mode & others) != 0;
+}
+
+/* Reads a key file: one "<key> [rw|ro]" per line; blank lines and '#' comments skipped.
+ * A file others can read is refused unless allow_exposed, then loaded with a warning. */
+static ndb_status load_file(svc_auth *a, const char *path, bool allow_exposed, ndb_errmsg *msg)
 {
     FILE *f = fopen(path, "r");
     if (f == NULL)
         return ndb_errmsg_set(msg, errno == ENOENT ? NDB_ENOTFOUND : NDB_EIO, "%s: %s", path,
                               strerror(errno));
+    struct stat sb;
+    if (fstat(fileno(f), &sb) != 0) {
+        int e = errno;
+        fclose(f);
+        return ndb_errmsg_set(msg, NDB_EIO, "%s: %s", path, strerror(e));
+    }
+    if (key_file_exposed(&sb)) {
+        char mode[8];
+        snprintf(mode, sizeof mode, "%04o", (unsigned)(sb.st_mode & 07777));
+        if (!allow_exposed) {
+            fclose(f);
+            return ndb_errmsg_set(msg, NDB_EPERM,
+                                  "%s: the API key file can be read by users other than its owner (mode %s); "
+                                  "run chmod 600 on it, or start with --allow-insecure-key-file",
+                                  path, mode);
+        }
+        SVC_LOG(SVC_LOG_WARN, "loading an API key file that users other than its owner can read",
+                LOG_STR("path", path), LOG_STR("mode", mode),
+                LOG_STR("fix", "chmod 600 the file, then drop --allow-insecure-key-file"));
+    }
     char line[512];
     int lineno = 0;
     ndb_status st = NDB_OK;
@@ -136,14 +168,14 @@ ndb_status svc_auth_load(const svc_config *cfg, svc_auth **out, ndb_errmsg *msg)
     if (cfg->api_key[0] != '\0')
         st = add_key(a, cfg->api_key, strlen(cfg->api_key), SVC_ROLE_WRITE, "--api-key", msg);
     if (st == NDB_OK && cfg->api_key_file[0] != '\0') {
-        st = load_file(a, cfg->api_key_file, msg);
+        st = load_file(a, cfg->api_key_file, cfg->allow_insecure_key_file, msg);
     } else if (st == NDB_OK && a->n == 0) {
         char path[4200];
         if (snprintf(path, sizeof path, "%s/api_key", cfg->data_dir) >= (int)sizeof path) {
             free(a);
             return ndb_errmsg_set(msg, NDB_EINVAL, "--data-dir: path too long");
         }
-        st = load_file(a, path, msg);
+        st = load_file(a, path, cfg->allow_insecure_key_file, msg);
         if (st == NDB_ENOTFOUND) {
             char key[65];
             st = create_key_file(path, key, msg);

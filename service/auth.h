@@ -6,6 +6,11 @@
  * <data-dir>/api_key, which the first start creates with a random key (mode
  * 0600) and announces once. There is no built-in key.
  *
+ * A key file that users other than its owner can read is refused (a file
+ * owned by root may be readable by its group: Kubernetes mounts Secrets for
+ * non-root pods as root:<fsGroup> 0440), unless --allow-insecure-key-file,
+ * which loads it with a warning.
+ *
  * Thread safety: immutable after svc_auth_load; checks from any thread.
  * Keys are compared in constant time: every stored key's every byte is read
  * whatever the input, so timing says nothing about how much of a key matched.

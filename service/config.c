@@ -7,9 +7,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 /* One row per setting: the flag, its variable, where it goes, and its help. */
-typedef enum { OPT_STR, OPT_INT, OPT_I64 } opt_kind;
+typedef enum { OPT_STR, OPT_INT, OPT_I64, OPT_BOOL } opt_kind; /* OPT_BOOL: a flag without a value */
 
 typedef struct opt_def {
     const char *flag;
@@ -23,6 +24,7 @@ typedef struct opt_def {
 
 #define STR_OPT(f, e, field, h) {f, e, OPT_STR, offsetof(svc_config, field), sizeof(((svc_config *)0)->field), 0, 0, h}
 #define NUM_OPT(f, e, k, field, lo, hi, h) {f, e, k, offsetof(svc_config, field), 0, lo, hi, h}
+#define BOOL_OPT(f, e, field, h) {f, e, OPT_BOOL, offsetof(svc_config, field), 0, 0, 1, h}
 
 static const opt_def opts[] = {
     STR_OPT("data-dir", "NEXADB_DATA_DIR", data_dir, "directory for all data (default ./nexadb_data)"),
@@ -48,6 +50,10 @@ static const opt_def opts[] = {
             "HTTP server threads, each running its requests' handlers (default: two per core)"),
     NUM_OPT("http-timeout", "NEXADB_HTTP_TIMEOUT", OPT_INT, http_timeout_s, 1, 3600,
             "seconds before an idle or stalled HTTP connection is closed (default 30)"),
+    BOOL_OPT("allow-insecure-key-file", "NEXADB_ALLOW_INSECURE_KEY_FILE", allow_insecure_key_file,
+             "load an API key file that others may read (logs a warning; default: refuse to start)"),
+    BOOL_OPT("metrics-no-auth", "NEXADB_METRICS_NO_AUTH", metrics_no_auth,
+             "serve GET /metrics without an API key (default: any valid key, ro included)"),
 };
 #define N_OPTS (sizeof opts / sizeof opts[0])
 
@@ -55,6 +61,15 @@ static ndb_status set_opt(svc_config *cfg, const opt_def *o, const char *val, co
                           ndb_errmsg *msg)
 {
     char *dst = (char *)cfg + o->offset;
+    if (o->kind == OPT_BOOL) { /* from the environment: 1/true/yes or 0/false/no; a flag passes "1" */
+        if (strcmp(val, "1") == 0 || strcasecmp(val, "true") == 0 || strcasecmp(val, "yes") == 0)
+            *(bool *)dst = true;
+        else if (strcmp(val, "0") == 0 || strcasecmp(val, "false") == 0 || strcasecmp(val, "no") == 0)
+            *(bool *)dst = false;
+        else
+            return ndb_errmsg_set(msg, NDB_EINVAL, "%s: expected true or false, got '%s'", source, val);
+        return NDB_OK;
+    }
     if (o->kind == OPT_STR) {
         size_t n = strlen(val);
         if (n >= o->size)
@@ -82,8 +97,8 @@ static void usage(const char *prog)
            "Every option can also be set by the environment variable shown.\n\n",
            prog);
     for (size_t i = 0; i < N_OPTS; i++)
-        printf("  --%-20s %-26s %s\n", opts[i].flag, opts[i].env, opts[i].help);
-    printf("  --%-20s %-26s %s\n", "help", "", "print this and exit");
+        printf("  --%-24s %-31s %s\n", opts[i].flag, opts[i].env, opts[i].help);
+    printf("  --%-24s %-31s %s\n", "help", "", "print this and exit");
 }
 
 ndb_status svc_config_load(svc_config *cfg, int argc, char **argv, ndb_errmsg *msg)
@@ -110,7 +125,8 @@ ndb_status svc_config_load(svc_config *cfg, int argc, char **argv, ndb_errmsg *m
 
     struct option longopts[N_OPTS + 2];
     for (size_t i = 0; i < N_OPTS; i++)
-        longopts[i] = (struct option){opts[i].flag, required_argument, NULL, (int)i};
+        longopts[i] = (struct option){opts[i].flag, opts[i].kind == OPT_BOOL ? no_argument : required_argument,
+                                      NULL, (int)i};
     longopts[N_OPTS] = (struct option){"help", no_argument, NULL, 'h'};
     longopts[N_OPTS + 1] = (struct option){NULL, 0, NULL, 0};
 
@@ -130,7 +146,7 @@ ndb_status svc_config_load(svc_config *cfg, int argc, char **argv, ndb_errmsg *m
                                   argv[optind - 1]);
         char source[64];
         snprintf(source, sizeof source, "--%s", opts[c].flag);
-        ndb_status st = set_opt(cfg, &opts[c], optarg, source, msg);
+        ndb_status st = set_opt(cfg, &opts[c], opts[c].kind == OPT_BOOL ? "1" : optarg, source, msg);
         if (st != NDB_OK)
             return st;
     }

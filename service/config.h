@@ -6,6 +6,7 @@
 #ifndef SVC_CONFIG_H
 #define SVC_CONFIG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -26,6 +27,8 @@ typedef struct svc_config {
     int64_t max_body_bytes;     /* HTTP request body limit */
     int http_threads;           /* HTTP server threads; 0: two per core */
     int http_timeout_s;         /* seconds an idle or stalled HTTP connection is kept */
+    bool allow_insecure_key_file; /* load a key file others can read (with a warning) */
+    bool metrics_no_auth;       /* GET /metrics without a key */
 } svc_config;
 
 /* Fills cfg from defaults, then the environment, then argv. On --help prints

@@ -54,6 +54,12 @@ static ndb_status make_dirs(const char *path, ndb_errmsg *msg)
     struct stat sb;
     if (stat(path, &sb) != 0 || !S_ISDIR(sb.st_mode))
         return ndb_errmsg_set(msg, NDB_EIO, "%s is not a directory", path);
+    if (sb.st_mode & 077) { /* made by an older release or by hand: still used, as it was */
+        char mode[8];
+        snprintf(mode, sizeof mode, "%04o", (unsigned)(sb.st_mode & 07777));
+        SVC_LOG(SVC_LOG_WARN, "the data directory is open to users other than its owner", LOG_STR("dir", path),
+                LOG_STR("mode", mode), LOG_STR("fix", "chmod 700 it; new files are created 0600 either way"));
+    }
     return NDB_OK;
 }
 

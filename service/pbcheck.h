@@ -1,5 +1,6 @@
 /*
- * pbcheck.h — a bound on message nesting, checked before protobuf-c unpacks.
+ * pbcheck.h — checks on a request's wire bytes before protobuf-c unpacks them:
+ * a bound on message nesting, and no NUL byte in any string.
  *
  * protobuf_c_message_unpack recurses once per nested message and has no depth
  * limit, so a hostile request of a few megabytes (a Struct inside a Value
@@ -7,6 +8,12 @@
  * the wire format with the message descriptors, iteratively per level and
  * recursing only into message-typed fields, and refuses anything deeper than
  * the limit before unpack sees it.
+ *
+ * protobuf-c unpacks a string field to a NUL-terminated char *, so a NUL
+ * inside it would silently cut the string short ("alice\0-typo" would name
+ * "alice"). The same walk refuses every string field holding one, naming it
+ * ("id", "sort[1].field", "document: a field name ..."). The REST shim refuses
+ * \u0000 and %00 on its side (json_pb.c, rest.c), so both transports agree.
  */
 #ifndef SVC_PBCHECK_H
 #define SVC_PBCHECK_H
@@ -21,8 +28,8 @@
  * per level (Struct, map entry, Value), plus the request around it. */
 #define SVC_PB_MAX_DEPTH 320
 
-/* NDB_EINVAL (with msg) when the bytes nest deeper than max_depth or are not
- * well-formed wire format; NDB_OK otherwise. */
+/* NDB_EINVAL (with msg) when the bytes nest deeper than max_depth, are not
+ * well-formed wire format, or a string field holds a NUL byte; NDB_OK otherwise. */
 ndb_status svc_pb_check(const ProtobufCMessageDescriptor *d, const uint8_t *buf, size_t len, int max_depth,
                         ndb_errmsg *msg);
 

@@ -63,6 +63,7 @@ typedef struct rreq {
     size_t dropped; /* bytes read past the limit */
     bool too_big;
     bool ended; /* metrics recorded */
+    bool close; /* the response says Connection: close (ambiguous framing) */
 } rreq;
 
 static int64_t now_ns(void)
@@ -265,6 +266,8 @@ static enum MHD_Result respond(rreq *q, struct MHD_Connection *conn, unsigned st
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
     if (allow != NULL)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
+    if (q->close)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
     add_cors(q->r, conn, resp);
     enum MHD_Result ret = MHD_queue_response(conn, status, resp);
     MHD_destroy_response(resp);
@@ -451,9 +454,12 @@ static int hex_digit(char c)
 /* A percent-decoded copy of s[0..n) in arena a ('+' is a space in query
  * strings, not in paths); a malformed escape stays as it is. NULL when out
  * of memory. libmicrohttpd is told not to decode (see no_unescape) so that
- * an escaped '/' stays inside its path segment. */
-static char *url_decode(svc_arena *a, const char *s, size_t n, bool plus_is_space)
+ * an escaped '/' stays inside its path segment. Values become C strings, so
+ * %00 is not decoded: *nul is set and the caller refuses the request (it
+ * would otherwise name something else, as "alice%00-typo" would "alice"). */
+static char *url_decode(svc_arena *a, const char *s, size_t n, bool plus_is_space, bool *nul)
 {
+    *nul = false;
     char *out = svc_arena_alloc(a, n + 1);
     if (out == NULL)
         return NULL;
@@ -461,10 +467,12 @@ static char *url_decode(svc_arena *a, const char *s, size_t n, bool plus_is_spac
     for (size_t i = 0; i < n; i++) {
         int hi, lo;
         if (s[i] == '%' && i + 2 < n && (hi = hex_digit(s[i + 1])) >= 0 && (lo = hex_digit(s[i + 2])) >= 0 &&
-            (hi | lo) != 0) { /* %00 stays as it is: values are C strings */
+            (hi | lo) != 0) {
             out[k++] = (char)(hi << 4 | lo);
             i += 2;
         } else {
+            if (s[i] == '%' && i + 2 < n && s[i + 1] == '0' && s[i + 2] == '0')
+                *nul = true;
             out[k++] = plus_is_space && s[i] == '+' ? ' ' : s[i];
         }
     }
@@ -484,10 +492,15 @@ static enum MHD_Result on_query_arg(void *cls, enum MHD_ValueKind kind, const ch
 {
     (void)kind;
     query_ctx *q = cls;
-    char *key = url_decode(q->a, raw_key, strlen(raw_key), true);
-    char *value = raw_value != NULL ? url_decode(q->a, raw_value, strlen(raw_value), true) : NULL;
+    bool key_nul = false, value_nul = false;
+    char *key = url_decode(q->a, raw_key, strlen(raw_key), true, &key_nul);
+    char *value = raw_value != NULL ? url_decode(q->a, raw_value, strlen(raw_value), true, &value_nul) : NULL;
     if (key == NULL || (raw_value != NULL && value == NULL)) {
         q->st = ndb_errmsg_set(q->msg, NDB_ENOMEM, "out of memory");
+        return MHD_NO;
+    }
+    if (key_nul) {
+        q->st = ndb_errmsg_set(q->msg, NDB_EINVAL, "query parameter names must not contain a NUL byte (%%00)");
         return MHD_NO;
     }
     const ProtobufCFieldDescriptor *fd = json_pb_field_by_key(q->m->descriptor, key);
@@ -504,6 +517,10 @@ static enum MHD_Result on_query_arg(void *cls, enum MHD_ValueKind kind, const ch
             q->st = ndb_errmsg_set(q->msg, NDB_EINVAL, "query parameter '%.64s' is part of the path", key);
             return MHD_NO;
         }
+    if (value_nul) {
+        q->st = ndb_errmsg_set(q->msg, NDB_EINVAL, "%s: must not contain a NUL byte (%%00)", json_pb_key(fd));
+        return MHD_NO;
+    }
     q->st = json_pb_set_field_text(q->m, fd, value != NULL ? value : "", q->a, q->msg);
     return q->st == NDB_OK ? MHD_YES : MHD_NO;
 }
@@ -596,9 +613,16 @@ static enum MHD_Result serve_rpc(rreq *q, struct MHD_Connection *conn, const rro
     for (int i = 0; i < rt->n_segs; i++) {
         if (rt->segs[i].var == NULL)
             continue;
-        char *v = url_decode(&ctx.arena, segs[i], lens[i], false);
+        bool nul;
+        char *v = url_decode(&ctx.arena, segs[i], lens[i], false, &nul);
         if (v == NULL) {
             ret = respond_status(q, conn, route, NDB_ENOMEM, "out of memory");
+            goto done;
+        }
+        if (nul) {
+            char m[120];
+            snprintf(m, sizeof m, "%.64s: must not contain a NUL byte (%%00)", json_pb_key(rt->segs[i].var));
+            ret = respond_status(q, conn, route, NDB_EINVAL, m);
             goto done;
         }
         if ((st = json_pb_set_field_text(req, rt->segs[i].var, v, &ctx.arena, &msg)) != NDB_OK) {
@@ -716,6 +740,18 @@ static enum MHD_Result serve(rreq *q, struct MHD_Connection *conn, const char *u
         char *text;
         size_t len;
         ndb_errmsg msg;
+        if (!r->app->cfg->metrics_no_auth) { /* it names every collection: any valid key, ro included */
+            size_t klen = 0;
+            const char *key = find_key(conn, &klen);
+            if (key == NULL || svc_auth_check(r->app->auth, key, klen) == SVC_ROLE_NONE) {
+                end_endpoint(q, SVC_METRICS_METRICS, GRPC_STATUS_UNAUTHENTICATED);
+                return respond_error(q, conn, NULL, GRPC_STATUS_UNAUTHENTICATED, 401,
+                                     key == NULL ? "missing API key: /metrics needs one (a read-only key will do); "
+                                                   "send x-api-key or authorization: Bearer <key>"
+                                                 : "invalid API key",
+                                     NULL);
+            }
+        }
         ndb_status st = svc_metrics_render(r->app, &text, &len, &msg);
         if (st != NDB_OK) {
             end_endpoint(q, SVC_METRICS_METRICS, svc_status_code(st));
@@ -761,6 +797,49 @@ static enum MHD_Result serve(rreq *q, struct MHD_Connection *conn, const char *u
     return serve_rpc(q, conn, rt, segs, lens);
 }
 
+/* ---- message framing --------------------------------------------------------------- */
+
+typedef struct framing {
+    int n_length, n_encoding;
+    bool bad_length, bad_encoding;
+} framing;
+
+static enum MHD_Result on_header(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+    (void)kind;
+    framing *f = cls;
+    if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) {
+        f->n_length++;
+        size_t n = value != NULL ? strlen(value) : 0;
+        f->bad_length |= n == 0 || n > 19 || strspn(value, "0123456789") != n;
+    } else if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0) {
+        f->n_encoding++;
+        f->bad_encoding |= value == NULL || strcasecmp(value, "chunked") != 0;
+    }
+    return MHD_YES;
+}
+
+/* Why a request's body length is ambiguous, or NULL when it is not. A proxy
+ * in front may read the body by one header and us by the other, and what one
+ * of us takes for body the other runs as the next request (RFC 9112 §6.3:
+ * such a request is answered 400 and the connection closed). So: at most one
+ * Content-Length, all digits; Transfer-Encoding only as exactly "chunked";
+ * never both. */
+static const char *ambiguous_framing(struct MHD_Connection *conn)
+{
+    framing f = {0};
+    MHD_get_connection_values(conn, MHD_HEADER_KIND, on_header, &f);
+    if (f.n_length > 0 && f.n_encoding > 0)
+        return "a request must not carry both Content-Length and Transfer-Encoding";
+    if (f.n_length > 1)
+        return "a request must carry at most one Content-Length";
+    if (f.bad_length)
+        return "Content-Length must be a decimal number of bytes";
+    if (f.n_encoding > 1 || f.bad_encoding)
+        return "the only Transfer-Encoding accepted is a single 'chunked'";
+    return NULL;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *verb,
                                   const char *version, const char *upload, size_t *upload_size, void **con_cls)
 {
@@ -775,6 +854,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         q->started_ns = now_ns();
         *con_cls = q;
         svc_metrics_begin(SVC_TRANSPORT_HTTP);
+        const char *why = ambiguous_framing(conn);
+        if (why != NULL) {
+            q->close = true; /* answered before the body: the rest of the stream is never parsed */
+            return respond_error(q, conn, NULL, GRPC_STATUS_INVALID_ARGUMENT, 400, why, NULL);
+        }
         /* The limit is checked from Content-Length before any of the body is read. */
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl != NULL && strtoull(cl, NULL, 10) > (unsigned long long)r->app->cfg->max_body_bytes) {

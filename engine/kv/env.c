@@ -48,7 +48,7 @@ static ndb_status px_open_append(kv_env *e, const char *path, unsigned flags, kv
 {
     /* a shared writable mapping needs the file open for reading too */
     int mode = (flags & KV_APPEND_LOG) ? O_RDWR : O_WRONLY | O_APPEND;
-    int fd = open(path, mode | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    int fd = open(path, mode | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0) return NDB_EIO;
     ndb_status st = px_new(e, fd, (flags & KV_APPEND_LOG) != 0, out);
     if (st != NDB_OK || (flags & KV_APPEND_LOG)) return st;
@@ -257,7 +257,7 @@ static ndb_status px_sync_dir(kv_env *e, const char *dir)
 static ndb_status px_mkdir(kv_env *e, const char *dir)
 {
     (void)e;
-    if (mkdir(dir, 0755) == 0 || errno == EEXIST) return NDB_OK;
+    if (mkdir(dir, 0700) == 0 || errno == EEXIST) return NDB_OK;
     return errno == ENOENT ? NDB_ENOTFOUND : NDB_EIO;
 }
 
@@ -308,7 +308,7 @@ static ndb_status px_list(kv_env *e, const char *dir, char ***names, size_t *n)
 
 static ndb_status px_lock(kv_env *e, const char *path, kv_file **out)
 {
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (fd < 0) return NDB_EIO;
     if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
         int busy = errno == EWOULDBLOCK;

@@ -735,12 +735,14 @@ int main(int argc, char **argv)
 
     /* Routes the REST server adds itself. */
     json_object_set_new(paths, "/metrics",
-                        json_pack("{s:{s:s, s:s, s:[s], s:[], s:{s:{s:s, s:{s:{s:{s:s}}}}}}}", "get", "operationId",
-                                  "Metrics", "description",
+                        json_pack("{s:{s:s, s:s, s:[s], s:{s:{s:s, s:{s:{s:{s:s}}}}, s:{s:s}}}}", "get",
+                                  "operationId", "Metrics", "description",
                                   "Prometheus text-format metrics: requests and latency per method and status, "
-                                  "in-flight calls, engine and process figures. Needs no API key.",
-                                  "tags", "Server", "security", "responses", "200", "description", "OK", "content",
-                                  "text/plain", "schema", "type", "string"));
+                                  "in-flight calls, engine and process figures. Needs an API key (a read-only "
+                                  "one will do) unless the server runs with --metrics-no-auth.",
+                                  "tags", "Server", "responses", "200", "description", "OK", "content",
+                                  "text/plain", "schema", "type", "string", "401", "description",
+                                  "no valid API key"));
     json_object_set_new(paths, "/openapi.json",
                         json_pack("{s:{s:s, s:s, s:[s], s:[], s:{s:{s:s, s:{s:{s:{s:s}}}}}}}", "get", "operationId",
                                   "OpenAPI", "description", "This document. Needs no API key.", "tags", "Server",

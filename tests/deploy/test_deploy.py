@@ -127,7 +127,8 @@ def custom_values(tmp_path_factory):
         "podDisruptionBudget": {"enabled": True, "minAvailable": 1, "maxUnavailable": None},
         "serviceMonitor": {"enabled": True, "namespace": "monitoring",
                            "labels": {"release": "kube-prometheus-stack"},
-                           "interval": "15s", "scrapeTimeout": "5s"},
+                           "interval": "15s", "scrapeTimeout": "5s",
+                           "apiKeySecret": {"name": "nexadb-metrics-ro", "key": "key"}},
         "priorityClassName": "database",
         "nodeSelector": {"kubernetes.io/arch": "amd64"},
         "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "db",
@@ -189,7 +190,8 @@ def renders(helm, kubectl, custom_values, tmp_path_factory):
     out["helm-custom"] = (
         _docs(helm.template(release="prod", namespace="databases", values=custom_values).stdout),
         dict(fullname="prod-nexadb", secret_in_render=False, secret_name="prod-nexadb-key",
-             secret_key="token", servicemonitor=True, http=8080, grpc=9090))
+             secret_key="token", servicemonitor=True, http=8080, grpc=9090,
+             monitor_secret={"name": "nexadb-metrics-ro", "key": "key"}))
     for name, with_sm in (("kustomize-base", False), ("kustomize-servicemonitor", True)):
         tree = _kustomize_tree(tmp_path_factory, with_sm)
         out[name] = (
@@ -447,6 +449,12 @@ def test_objects_fit_together(renders, render):
         (ep,) = sm["spec"]["endpoints"]
         assert ep["port"] in client_ports and ep["port"] == "http"
         assert ep["path"] == "/metrics"
+        # /metrics needs a key: a Bearer token from a Secret, by default the pod's own key
+        # (same name, hashed alike by kustomize, in the same namespace).
+        auth = ep["authorization"]
+        assert auth["type"] == "Bearer"
+        assert auth["credentials"] == want.get("monitor_secret",
+                                               {"name": secret_name, "key": want["secret_key"]})
 
 
 def test_custom_values_reach_the_objects(renders):
@@ -486,6 +494,9 @@ def test_custom_values_reach_the_objects(renders):
     assert sm["metadata"]["labels"]["release"] == "kube-prometheus-stack"
     assert sm["spec"]["namespaceSelector"] == {"matchNames": ["databases"]}
     assert sm["spec"]["endpoints"][0]["interval"] == "15s"
+    # in another namespace than the pod's Secret: the operator names a Secret there
+    assert sm["spec"]["endpoints"][0]["authorization"] == {
+        "type": "Bearer", "credentials": {"name": "nexadb-metrics-ro", "key": "key"}}
     for o in objs:
         if o["kind"] != "ServiceMonitor":
             assert o["metadata"]["namespace"] == "databases", o["kind"]
@@ -893,7 +904,9 @@ def server_setup(renders, tmp_path):
     key = _random_key()
     key_file = secret_dir / "api-key"
     key_file.write_text(key)  # as the README's command writes it: no newline
-    key_file.chmod(0o440)
+    # As the kubelet mounts it for a non-root pod: root:<fsGroup> 0440. The server accepts group
+    # read only on a root-owned file, so a non-root test run uses 0400, its own file.
+    key_file.chmod(0o440 if os.geteuid() == 0 else 0o400)
     env, grace = _pod_env(objs, tmp_path / "data", key_file)
     return binary, env, grace, key, tmp_path
 
@@ -984,8 +997,10 @@ def test_server_runs_with_the_manifests_configuration(server_setup):
 
 
 def test_server_http_port_serves_status_and_metrics(server_setup):
-    """GET /status and GET /metrics without a key, on the HTTP port the Services expose."""
+    """GET /status without a key; GET /metrics with the mounted key as the ServiceMonitor sends
+    it (Bearer), and 401 without one, on the HTTP port the Services expose."""
     import time
+    import urllib.error
     import urllib.request
 
     binary, env, grace, key, tmp = server_setup
@@ -999,7 +1014,13 @@ def test_server_http_port_serves_status_and_metrics(server_setup):
         base = f"http://{env['NEXADB_HTTP_ADDR']}"
         with urllib.request.urlopen(f"{base}/status", timeout=5) as r:
             assert r.status == 200
-        with urllib.request.urlopen(f"{base}/metrics", timeout=5) as r:
+        try:
+            urllib.request.urlopen(f"{base}/metrics", timeout=5)
+            pytest.fail("/metrics answered without an API key")
+        except urllib.error.HTTPError as e:
+            assert e.code == 401
+        req = urllib.request.Request(f"{base}/metrics", headers={"Authorization": f"Bearer {key}"})
+        with urllib.request.urlopen(req, timeout=5) as r:
             assert r.status == 200
             body = r.read().decode()
             assert re.search(r"^[a-zA-Z_:][a-zA-Z0-9_:]*(\{[^}]*\})? \S+", body, re.M), body[:500]

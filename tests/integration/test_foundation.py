@@ -114,6 +114,7 @@ def test_key_by_env_and_no_generated_file(pb, server_factory):
 def test_read_only_key_cannot_write(pb, server_factory, tmp_path):
     keys = tmp_path / "keys"
     keys.write_text("# test keys\nrw-key-0123456789abcdef rw\nro-key-0123456789abcdef ro\n")
+    keys.chmod(0o600)  # a key file others can read is refused
     s = server_factory("rokey", extra_args=["--api-key-file", str(keys)]).start()
     with grpc.insecure_channel(s.target) as ch:
         stub = pb.document_pb2_grpc.DocumentServiceStub(ch)

@@ -359,7 +359,7 @@ def test_metrics_parse_and_count(http, pb, channel, auth):
     stub = pb.admin_pb2_grpc.AdminServiceStub(channel)
     stub.Stats(pb.admin_pb2.StatsRequest(), timeout=5, metadata=auth)
 
-    r = http.get(http.base + "/metrics", timeout=5)  # no key needed
+    r = http.get(http.base + "/metrics", headers=http.key, timeout=5)
     assert r.status_code == 200
     assert r.headers["Content-Type"].startswith("text/plain")
     fams = {f.name: f for f in text_string_to_metric_families(r.text)}
@@ -372,8 +372,9 @@ def test_metrics_parse_and_count(http, pb, channel, auth):
     assert count(transport="http", method="/nexadb.v1.AdminService/Stats", code="OK") >= 1
     assert count(transport="grpc", method="/nexadb.v1.AdminService/Stats", code="OK") >= 1
     assert count(transport="http", method="unknown", code="NOT_FOUND") >= 1
-    http.get(http.base + "/metrics", timeout=5)
-    fams2 = {f.name: f for f in text_string_to_metric_families(http.get(http.base + "/metrics", timeout=5).text)}
+    http.get(http.base + "/metrics", headers=http.key, timeout=5)
+    fams2 = {f.name: f for f in text_string_to_metric_families(
+        http.get(http.base + "/metrics", headers=http.key, timeout=5).text)}
     assert any(s.labels.get("method") == "/metrics" and s.value >= 2 for s in fams2["nexadb_requests"].samples
                if s.name == "nexadb_requests_total")
     hist = fams["nexadb_request_duration_seconds"]

@@ -1,6 +1,8 @@
 /* End-to-end API tests of engine/kv (ndb_kv.h). */
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <pthread.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "db.h" /* the engine's mutex, for try_get */
@@ -747,4 +749,46 @@ Test(db, partitions_keep_tables_apart_and_move_rows_written_in_order)
         open_db(&o);
         ndb_kv_set_partition(kv, first_byte);
     }
+}
+
+/* Data files hold every document: the engine creates its directory 0700 and
+ * its files 0600, whatever the umask lets through (issue 16). */
+Test(db, files_are_private_to_the_owner)
+{
+    char sub[4200];
+    snprintf(sub, sizeof sub, "%s/private", dir);
+    mode_t old = umask(022);
+    ndb_kv_options o;
+    small_opts(&o);
+    ndb_kv *k2 = NULL;
+    ndb_errmsg msg = {{0}};
+    ndb_status st = ndb_kv_open(sub, &o, &k2, &msg);
+    cr_assert_eq(st, NDB_OK, "open: %s %s", ndb_strerror(st), msg.text);
+    for (int i = 0; i < 200; i++) {
+        char key[32];
+        snprintf(key, sizeof key, "k%05d", i);
+        cr_assert_eq(ndb_kv_put(k2, key, strlen(key), "value", 5), NDB_OK);
+    }
+    cr_assert_eq(ndb_kv_flush(k2), NDB_OK);
+    cr_assert_eq(ndb_kv_close(k2), NDB_OK);
+    umask(old);
+
+    struct stat sb;
+    cr_assert_eq(stat(sub, &sb), 0);
+    cr_assert_eq(sb.st_mode & 0777, 0700, "directory mode %o", (unsigned)(sb.st_mode & 0777));
+    DIR *d = opendir(sub);
+    cr_assert_not_null(d);
+    int files = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        char p[8400];
+        snprintf(p, sizeof p, "%s/%s", sub, e->d_name);
+        cr_assert_eq(stat(p, &sb), 0);
+        cr_assert_eq(sb.st_mode & 077, 0, "%s has mode %o", e->d_name, (unsigned)(sb.st_mode & 0777));
+        files++;
+    }
+    closedir(d);
+    cr_assert_geq(files, 2, "expected a log and a table, found %d files", files);
 }

@@ -41,6 +41,7 @@ def keyed_server(tmp_path, server_factory):
     rw, ro = "rw-" + "a1" * 16, "ro-" + "b2" * 16
     kf = tmp_path / "keys"
     kf.write_text(f"{rw} rw\n{ro} ro\n")
+    kf.chmod(0o600)  # a key file others can read is refused
     s = server_factory("keyed", extra_args=["--api-key-file", str(kf)]).start()
     s.rw_key, s.ro_key = rw, ro
     return s

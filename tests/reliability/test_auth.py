@@ -99,9 +99,20 @@ def test_every_rpc_and_route_refuses_missing_wrong_and_readonly_keys(pb, keyed_s
         if (verb, path) in OPEN_PATHS:
             continue
         url = s.http_base + re.sub(r"\{\w+\}", "x", path)
-        if "_" not in op_id:  # /metrics and /openapi.json, not RPCs: open by design
+        if "_" not in op_id:  # the server's own endpoints, not RPCs
             assert path in ("/metrics", "/openapi.json"), op_id
-            continue
+            if path == "/metrics":  # any valid key, read-only included (issue 16)
+                for label, h, want in [("no key", {}, 401), ("wrong key", {"X-API-Key": "wrong-" + "c3" * 16}, 401),
+                                       ("read-only key", {"X-API-Key": s.ro_key}, 200),
+                                       ("read-only bearer", {"Authorization": "Bearer " + s.ro_key}, 200)]:
+                    http_cases += 1
+                    try:
+                        got = urllib.request.urlopen(urllib.request.Request(url, headers=h), timeout=5).status
+                    except urllib.error.HTTPError as e:
+                        got = e.code
+                    if got != want:
+                        failures.append(("GET /metrics", label, got))
+            continue  # /openapi.json: open by design
         rpc_name = re.sub(r"_\d+$", "", op_id.split("_", 1)[1])  # a second binding is "Find_1"
         headers = [("no key", {}), ("wrong key", {"X-API-Key": "wrong-" + "c3" * 16}),
                    ("wrong bearer", {"Authorization": "Bearer " + "d4" * 20})]
