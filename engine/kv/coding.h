@@ -9,6 +9,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 static inline void put_fixed32(char *p, uint32_t v) { memcpy(p, &v, 4); }
@@ -100,6 +101,23 @@ static inline void copy_short(char *dst, const char *src, size_t n)
     } else {
         memcpy(dst, src, n);
     }
+}
+
+/* Copies s into the growable buffer *buf (capacity *cap), setting *len.
+ * 0 when it could not grow (the buffer is left as it was). */
+static inline int kv_slice_keep(char **buf, size_t *cap, size_t *len, kv_slice s)
+{
+    if (s.len > *cap) {
+        size_t nc = *cap ? *cap * 2 : 64;
+        while (nc < s.len) nc *= 2;
+        char *nb = realloc(*buf, nc);
+        if (nb == NULL) return 0;
+        *buf = nb;
+        *cap = nc;
+    }
+    copy_short(*buf, s.data, s.len);
+    *len = s.len;
+    return 1;
 }
 
 static inline int cmp8(const char *p, const char *q)

@@ -61,21 +61,6 @@ typedef struct outputs {
     size_t flen, llen, fcap, lcap;
 } outputs;
 
-static int keep_key(char **buf, size_t *cap, size_t *len, kv_slice k)
-{
-    if (k.len > *cap) {
-        size_t nc = *cap ? *cap * 2 : 64;
-        while (nc < k.len) nc *= 2;
-        char *nb = realloc(*buf, nc);
-        if (nb == NULL) return 0;
-        *buf = nb;
-        *cap = nc;
-    }
-    memcpy(*buf, k.data, k.len);
-    *len = k.len;
-    return 1;
-}
-
 /* Follows the partition of consecutive user keys (ndb_kv_set_partition). */
 typedef struct part_track {
     ndb_kv_partition_fn fn;
@@ -90,10 +75,10 @@ static int part_changed(part_track *t, kv_slice uk)
 {
     size_t n = t->fn ? t->fn(uk.data, uk.len) : 0;
     if (n > uk.len) n = uk.len;
-    if (t->started && n == t->len && memcmp(uk.data, t->prev, n) == 0) return 0;
+    if (t->started && n == t->len && (n == 0 || memcmp(uk.data, t->prev, n) == 0)) return 0;
     int changed = t->started;
     t->started = 1;
-    return keep_key(&t->prev, &t->cap, &t->len, (kv_slice){uk.data, n}) ? changed : -1;
+    return kv_slice_keep(&t->prev, &t->cap, &t->len, (kv_slice){uk.data, n}) ? changed : -1;
 }
 
 /* Adds internal key ik to the table being written, starting one if none is.
@@ -108,10 +93,10 @@ static ndb_status out_add(ndb_kv *kv, outputs *o, kv_slice ik, kv_slice val)
         kv_file_path(kv, path, sizeof path, o->num, "sst");
         ndb_status st = kv_table_builder_new(kv->env, path, &kv->topts, &o->b);
         if (st != NDB_OK) return st;
-        if (!keep_key(&o->first, &o->fcap, &o->flen, ik)) return NDB_ENOMEM;
+        if (!kv_slice_keep(&o->first, &o->fcap, &o->flen, ik)) return NDB_ENOMEM;
     }
     ndb_status st = kv_table_builder_add(o->b, ik, val);
-    if (st == NDB_OK && !keep_key(&o->last, &o->lcap, &o->llen, ik)) st = NDB_ENOMEM;
+    if (st == NDB_OK && !kv_slice_keep(&o->last, &o->lcap, &o->llen, ik)) st = NDB_ENOMEM;
     return st;
 }
 
@@ -681,7 +666,7 @@ static ndb_status run_compaction(ndb_kv *kv, compaction *c, ndb_errmsg *msg)
         kv_slice uk = ikey_user(ik);
         int new_user_key = !has_cur || slice_cmp(uk, (kv_slice){cur, cur_len}) != 0;
         if (new_user_key) {
-            if (!keep_key(&cur, &cur_cap, &cur_len, uk)) {
+            if (!kv_slice_keep(&cur, &cur_cap, &cur_len, uk)) {
                 st = NDB_ENOMEM;
                 break;
             }

@@ -39,21 +39,6 @@ struct ndb_kv_iter {
     ndb_status st;
 };
 
-static int save(char **buf, size_t *cap, size_t *len, kv_slice s)
-{
-    if (s.len > *cap) {
-        size_t nc = *cap ? *cap * 2 : 64;
-        while (nc < s.len) nc *= 2;
-        char *nb = realloc(*buf, nc);
-        if (nb == NULL) return 0;
-        *buf = nb;
-        *cap = nc;
-    }
-    copy_short(*buf, s.data, s.len);
-    *len = s.len;
-    return 1;
-}
-
 static void fail(ndb_kv_iter *it, ndb_status st)
 {
     if (it->st == NDB_OK) it->st = st;
@@ -94,7 +79,7 @@ static void find_next_user_entry(ndb_kv_iter *it, int skipping)
         if (ikey_seq(ik) <= it->seq) {
             kv_slice uk = ikey_user(ik);
             if (ikey_type(ik) == KV_TYPE_DELETE) {
-                if (!save(&it->skey, &it->skcap, &it->sklen, uk)) {
+                if (!kv_slice_keep(&it->skey, &it->skcap, &it->sklen, uk)) {
                     fail(it, NDB_ENOMEM);
                     return;
                 }
@@ -127,8 +112,8 @@ static void find_prev_user_entry(ndb_kv_iter *it)
             if (vtype == KV_TYPE_DELETE) {
                 it->sklen = 0;
                 it->svlen = 0;
-            } else if (!save(&it->skey, &it->skcap, &it->sklen, uk) ||
-                       !save(&it->sval, &it->svcap, &it->svlen, it_value(it->in))) {
+            } else if (!kv_slice_keep(&it->skey, &it->skcap, &it->sklen, uk) ||
+                       !kv_slice_keep(&it->sval, &it->svcap, &it->svlen, it_value(it->in))) {
                 fail(it, NDB_ENOMEM);
                 return;
             }
@@ -321,7 +306,7 @@ void ndb_kv_iter_next(ndb_kv_iter *it)
         else
             it_next(it->in);
     } else {
-        if (!save(&it->skey, &it->skcap, &it->sklen, ikey_user(it_key(it->in)))) {
+        if (!kv_slice_keep(&it->skey, &it->skcap, &it->sklen, ikey_user(it_key(it->in)))) {
             fail(it, NDB_ENOMEM);
             return;
         }
@@ -336,7 +321,7 @@ void ndb_kv_iter_prev(ndb_kv_iter *it)
 {
     if (it == NULL || !it->valid) return;
     if (it->forward) {
-        if (!save(&it->skey, &it->skcap, &it->sklen, ikey_user(it_key(it->in)))) {
+        if (!kv_slice_keep(&it->skey, &it->skcap, &it->sklen, ikey_user(it_key(it->in)))) {
             fail(it, NDB_ENOMEM);
             return;
         }
