@@ -52,13 +52,23 @@ static ndb_status lock(vwrite *w, ndb_errmsg *msg)
     return NDB_OK;
 }
 
-static void end(vwrite *w)
+/* Releases the collection, then waits until a commit is durable (the
+ * collection's next writer appends meanwhile): NDB_OK or the I/O error. */
+static ndb_status end(vwrite *w, ndb_errmsg *msg)
 {
     if (w->locked)
         pthread_mutex_unlock(&w->c->wmu);
-    ndb_doc_txn_end(w->t);
+    ndb_status st = ndb_doc_txn_end(w->t, msg);
     free(w->val);
     coll_unref(w->c);
+    return st;
+}
+
+/* end() for a write whose status is st: the result. */
+static ndb_status finish(vwrite *w, ndb_status st, ndb_errmsg *msg)
+{
+    ndb_status e = end(w, st == NDB_OK ? msg : NULL);
+    return st == NDB_OK ? e : st;
 }
 
 /* Puts row `row` = (id, vec) and id -> row into the transaction. */
@@ -113,7 +123,7 @@ ndb_status ndb_vec_insert(ndb_vec_db *db, const char *name, const ndb_vec_item *
     ndb_status st = begin(db, name, &w, msg);
     if (st != NDB_OK) {
         if (w.c)
-            end(&w);
+            (void)end(&w, NULL);
         return st;
     }
     vcoll *c = w.c;
@@ -136,8 +146,12 @@ ndb_status ndb_vec_insert(ndb_vec_db *db, const char *name, const ndb_vec_item *
     for (size_t i = 0; st == NDB_OK && i < n; i++) {
         const void *doc = items[i].doc ? items[i].doc : empty_doc;
         size_t dl = items[i].doc ? items[i].doc_len : sizeof empty_doc;
-        if ((st = ndb_doc_txn_insert(w.t, doc, dl, id, msg)) != NDB_OK)
+        if ((st = ndb_doc_txn_insert_new(w.t, doc, dl, id, msg)) != NDB_OK)
             break;
+        if (coll_row_of(c, id, strlen(id)) != UINT64_MAX) { /* wmu held: the map has every committed id */
+            st = ndb_errmsg_set(msg, NDB_EEXIST, "duplicate _id '%.64s' in collection %s", id, c->name);
+            break;
+        }
         if (!(aid[i] = strdup(id)) || !(key[i] = strdup(id)) || (out && !(out[i] = strdup(id))))
             st = NDB_ENOMEM;
         else
@@ -153,7 +167,7 @@ ndb_status ndb_vec_insert(ndb_vec_db *db, const char *name, const ndb_vec_item *
         c->next_row += n;
         coll_maybe_seal(c);
     }
-    end(&w);
+    st = finish(&w, st, msg);
     free(vecs);
     free_ids(aid, n);
     free_ids(key, n);
@@ -188,7 +202,7 @@ ndb_status ndb_vec_upsert(ndb_vec_db *db, const char *name, const char *id, cons
     vwrite w;
     if ((st = begin(db, name, &w, msg)) != NDB_OK) {
         if (w.c)
-            end(&w);
+            (void)end(&w, NULL);
         return st;
     }
     vcoll *c = w.c;
@@ -211,7 +225,7 @@ ndb_status ndb_vec_upsert(ndb_vec_db *db, const char *name, const char *id, cons
         aid = key = NULL;
         coll_maybe_seal(c);
     }
-    end(&w);
+    st = finish(&w, st, msg);
     free(vec);
     free(aid);
     free(key);
@@ -227,7 +241,7 @@ ndb_status ndb_vec_delete(ndb_vec_db *db, const char *name, const char *id, ndb_
     vwrite w;
     if ((st = begin(db, name, &w, msg)) != NDB_OK) {
         if (w.c)
-            end(&w);
+            (void)end(&w, NULL);
         return st;
     }
     uint64_t old;
@@ -236,6 +250,6 @@ ndb_status ndb_vec_delete(ndb_vec_db *db, const char *name, const char *id, ndb_
         coll_apply(w.c, id, idlen, old, NULL, NULL, NULL);
         coll_maybe_seal(w.c);
     }
-    end(&w);
+    st = finish(&w, st, msg);
     return st;
 }

@@ -331,7 +331,8 @@ typedef struct coll {
     uint32_t n_ext;
     uint8_t *ext_meta;      /* owned copy of the owning layer's metadata, or NULL */
     size_t ext_meta_len;
-    pthread_mutex_t wlock;  /* serialises this collection's writers */
+    pthread_mutex_t wlock;  /* serialises this collection's writers up to their kv append */
+    uint64_t pending;       /* wlock: kv ticket of the last batch its writers appended */
     uint64_t count, bytes;  /* written under wlock, read relaxed */
     idx_set *ix;            /* current indexes; swap under ixlock */
     pthread_mutex_t ixlock;
@@ -454,6 +455,7 @@ typedef struct wctx {
     ndb_doc_builder *b1, *b2;
     char now[64];
     bool batch_full; /* the kv refused to grow the batch (256 MiB WAL record) */
+    uint64_t ticket; /* the committed batch's kv ticket, 0 before the commit */
 } wctx;
 ndb_status wctx_init(wctx *w, ndb_doc_db *db, coll *c);
 void wctx_free(wctx *w);
@@ -462,9 +464,20 @@ void wctx_free(wctx *w);
 ndb_status wctx_lock(wctx *w, ndb_errmsg *msg);
 /* wctx_init then wctx_lock; on failure w is freed. */
 ndb_status wctx_begin(wctx *w, ndb_doc_db *db, coll *c, ndb_errmsg *msg);
-/* Writes stats (and index metadata if an index became multikey), commits the
- * batch, and publishes the new counters. Caller holds the writer lock. */
+/* Writes stats (and index metadata if an index became multikey), appends the
+ * batch to the kv, and publishes the new counters. Caller holds the writer
+ * lock. The batch is durable only after wctx_durable, which the caller calls
+ * once it has released the lock, so the collection's next writer appends
+ * while this one's fsync runs and both share the next. */
 ndb_status wctx_commit(wctx *w, ndb_errmsg *msg);
+/* Waits until w's committed batch is durable: NDB_OK, or the I/O error. */
+ndb_status wctx_durable(wctx *w, ndb_errmsg *msg);
+/* Before a writer reads the store: waits until its collection's earlier
+ * batches are durable, and so visible to the read (the kv's status, which
+ * callers report as they do a failed read). Writer lock held. */
+ndb_status wctx_settle(wctx *w);
+/* wctx_settle, then ndb_kv_get of key (NDB_ENOTFOUND if absent). */
+ndb_status wctx_get(wctx *w, const void *key, size_t klen, void **val, size_t *vlen);
 /* Adds / removes a document's entries in every index of w->ix to the batch
  * (idx_add checks unique indexes). */
 ndb_status idx_add(wctx *w, const ndb_doc_val *doc, const uint8_t *id, size_t idlen, ndb_errmsg *msg);

@@ -89,7 +89,10 @@ ndb_status ndb_doc_create_index(ndb_doc_db *db, const char *cname, const char *n
     dbuf lo = {0}, hi = {0};
     key_prefix_range(c->prefix, &lo, &hi);
     ndb_kv_iter *it = NULL;
-    st = ndb_kv_iter_new(db->kv, NULL, lo.data, lo.len, hi.data, hi.len, &it);
+    if ((st = wctx_settle(&w)) != NDB_OK)
+        db_kvfail(db, msg, st, "waiting for the collection's earlier writes");
+    else
+        st = ndb_kv_iter_new(db->kv, NULL, lo.data, lo.len, hi.data, hi.len, &it);
     uint64_t done = 0;
     db_log(db, "building index %s on %s (%llu documents)", d.name, cname,
          (unsigned long long)c->count);

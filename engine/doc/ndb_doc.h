@@ -386,6 +386,12 @@ ndb_status ndb_doc_txn_begin(ndb_doc_db *db, const char *coll, ndb_doc_txn **out
 /* Inserts doc (an encoded object) as ndb_doc_insert does one document; id
  * (NDB_DOC_MAX_ID + 1 bytes) receives its _id, NUL-terminated. */
 ndb_status ndb_doc_txn_insert(ndb_doc_txn *t, const void *doc, size_t len, char *id, ndb_errmsg *msg);
+/* ndb_doc_txn_insert for a caller that keeps its own index of the
+ * collection's ids and checks the returned _id against it before committing:
+ * the stored documents are not looked up, so the transaction need not wait
+ * for the collection's earlier commits to be durable (a duplicate within the
+ * transaction is still refused). */
+ndb_status ndb_doc_txn_insert_new(ndb_doc_txn *t, const void *doc, size_t len, char *id, ndb_errmsg *msg);
 /* The document with this _id becomes doc (whose own _id, if any, must equal
  * id): its fields in order after _id, _created_at (kept when it existed) and
  * _updated_at. *inserted (may be NULL): 1 if there was none. */
@@ -396,10 +402,16 @@ ndb_status ndb_doc_txn_delete(ndb_doc_txn *t, const char *id, size_t idlen, ndb_
 /* Keys of the caller's own (under its ndb_doc_ext prefixes), in the same batch. */
 ndb_status ndb_doc_txn_put(ndb_doc_txn *t, const void *key, size_t klen, const void *val, size_t vlen);
 ndb_status ndb_doc_txn_del(ndb_doc_txn *t, const void *key, size_t klen);
-/* Writes the batch (one WAL record, durable when it returns). At most once. */
+/* Writes the batch (one WAL record) and makes it the collection's latest
+ * state for its next writers; it is durable, and visible to readers, once
+ * ndb_doc_txn_end returns NDB_OK. At most once. */
 ndb_status ndb_doc_txn_commit(ndb_doc_txn *t, ndb_errmsg *msg);
-/* Releases the writer lock; what was not committed is discarded. NULL is a no-op. */
-void ndb_doc_txn_end(ndb_doc_txn *t);
+/* Releases the writer lock (what was not committed is discarded), then, after
+ * a commit, waits until it is durable: the collection's next writer appends
+ * meanwhile and shares the fsync. NDB_OK, or the commit's I/O error (the
+ * commit is then not acknowledged; the engine refuses writes until reopened).
+ * Frees t; NULL is a no-op. */
+ndb_status ndb_doc_txn_end(ndb_doc_txn *t, ndb_errmsg *msg);
 
 /*
  * Runs an aggregation pipeline (an encoded array of stage objects). Results

@@ -173,7 +173,7 @@ ndb_status idx_add(wctx *w, const ndb_doc_val *doc, const uint8_t *id, size_t id
                 } else if (!v) {
                     void *old;
                     size_t ol;
-                    st = ndb_kv_get(w->db->kv, NULL, kp, kl, &old, &ol);
+                    st = wctx_get(w, kp, kl, &old, &ol);
                     if (st == NDB_OK) {
                         clash = ol != idlen || memcmp(old, id, idlen) != 0;
                         free(old);
@@ -226,17 +226,36 @@ ndb_status wctx_commit(wctx *w, ndb_errmsg *msg)
         }
         st = cat_write_meta(w->db, w->b, c, ns);
     }
-    if (st == NDB_OK && (st = ndb_kv_write(w->db->kv, w->b)) != NDB_OK)
+    if (st == NDB_OK && (st = ndb_kv_write_append(w->db->kv, w->b, &w->ticket)) != NDB_OK)
         db_kvfail(w->db, msg, st, "writing batch");
     if (st != NDB_OK) {
         idx_set_unref(ns);
         return st;
     }
+    if (w->ticket)
+        c->pending = w->ticket;
     __atomic_store_n(&c->count, count, __ATOMIC_RELAXED);
     __atomic_store_n(&c->bytes, bytes, __ATOMIC_RELAXED);
     if (ns)
         coll_set_ix(c, ns);
     return NDB_OK;
+}
+
+ndb_status wctx_durable(wctx *w, ndb_errmsg *msg)
+{
+    ndb_status st = ndb_kv_write_wait(w->db->kv, w->ticket);
+    return st == NDB_OK ? st : db_kvfail(w->db, msg, st, "writing batch");
+}
+
+ndb_status wctx_settle(wctx *w)
+{
+    return ndb_kv_write_wait(w->db->kv, w->c->pending);
+}
+
+ndb_status wctx_get(wctx *w, const void *key, size_t klen, void **val, size_t *vlen)
+{
+    ndb_status st = wctx_settle(w);
+    return st == NDB_OK ? ndb_kv_get(w->db->kv, NULL, key, klen, val, vlen) : st;
 }
 
 static bool is_key(const char *k, size_t kl, const char *want)
@@ -286,7 +305,7 @@ static ndb_status build_stored(wctx *w, const char *id, size_t idlen, const ndb_
 
 /* Builds the stored form of a new document into w->b1 and adds it to the
  * batch. doc is validated. id_out receives the _id (NUL-terminated). */
-static ndb_status insert_doc(wctx *w, const ndb_doc_val *doc, size_t index, char *id_out,
+static ndb_status insert_doc(wctx *w, const ndb_doc_val *doc, size_t index, char *id_out, bool known_new,
                              ndb_errmsg *msg)
 {
     char gen[25];
@@ -316,10 +335,10 @@ static ndb_status insert_doc(wctx *w, const ndb_doc_val *doc, size_t index, char
     if (id != gen && bmap_upsert(&w->ids, id, idlen, 0, &fresh) == NULL)
         return NDB_ENOMEM;
     key_doc(&w->key, w->c, id, idlen);
-    if (fresh && id != gen) {
+    if (fresh && id != gen && !known_new) {
         void *old;
         size_t ol;
-        st = ndb_kv_get(w->db->kv, NULL, w->key.data, w->key.len, &old, &ol);
+        st = wctx_get(w, w->key.data, w->key.len, &old, &ol);
         if (st == NDB_OK) {
             free(old);
             fresh = false;
@@ -408,7 +427,7 @@ ndb_status ndb_doc_insert(ndb_doc_db *db, const char *cname, const void *const *
     for (size_t i = 0; st == NDB_OK && i < n; i++) {
         ndb_doc_val r;
         ndb_doc_root(docs[i], lens[i], &r);
-        st = insert_doc(&w, &r, i, idbuf, msg);
+        st = insert_doc(&w, &r, i, idbuf, false, msg);
         if (st == NDB_OK && out && (out[i] = strdup(idbuf)) == NULL)
             st = NDB_ENOMEM;
     }
@@ -416,6 +435,8 @@ ndb_status ndb_doc_insert(ndb_doc_db *db, const char *cname, const void *const *
         st = wctx_commit(&w, msg);
     st = st == NDB_OK ? st : batch_full_msg(&w, st, msg);
     pthread_mutex_unlock(&c->wlock);
+    if (st == NDB_OK)
+        st = wctx_durable(&w, msg);
 done:
     wctx_free(&w);
     if (st != NDB_OK) {
@@ -501,7 +522,7 @@ ndb_status ndb_doc_update(ndb_doc_db *db, const char *cname, const char *id, siz
     void *old = NULL;
     size_t oldlen;
     key_doc(&w.key, c, id, idlen);
-    st = idlen && idlen <= NDB_DOC_MAX_ID ? ndb_kv_get(db->kv, NULL, w.key.data, w.key.len, &old, &oldlen)
+    st = idlen && idlen <= NDB_DOC_MAX_ID ? wctx_get(&w, w.key.data, w.key.len, &old, &oldlen)
                                           : NDB_ENOTFOUND;
     if (st == NDB_ENOTFOUND)
         ndb_errmsg_set(msg, st, "no document with _id '%.*s' in %s", (int)(idlen > 64 ? 64 : idlen),
@@ -514,6 +535,8 @@ ndb_status ndb_doc_update(ndb_doc_db *db, const char *cname, const char *id, siz
     if (st == NDB_OK && modified)
         st = wctx_commit(&w, msg);
     pthread_mutex_unlock(&c->wlock);
+    if (st == NDB_OK)
+        st = wctx_durable(&w, msg);
     free(old);
     wctx_free(&w);
     upd_free(u);
@@ -550,7 +573,10 @@ typedef ndb_status (*match_visitor)(wctx *w, const uint8_t *id, size_t idlen, co
 static ndb_status for_each_match(wctx *w, ndb_doc_filter *f, match_visitor visit, void *arg, ndb_errmsg *msg)
 {
     ndb_doc_cursor *cur = NULL;
-    ndb_status st = cur_open(w->db, w->c, f, NULL, NULL, NULL, &cur, msg);
+    ndb_status st = wctx_settle(w);
+    if (st != NDB_OK)
+        return db_kvfail(w->db, msg, st, "waiting for the collection's earlier writes");
+    st = cur_open(w->db, w->c, f, NULL, NULL, NULL, &cur, msg);
     const uint8_t *d;
     size_t dl;
     int got;
@@ -641,7 +667,7 @@ ndb_status ndb_doc_update_many(ndb_doc_db *db, const char *cname, const void *fi
             if (st == NDB_OK) {
                 ndb_doc_val nv;
                 ndb_doc_root(nd, ndl, &nv);
-                st = insert_doc(&w, &nv, 0, r.upserted_id, msg);
+                st = insert_doc(&w, &nv, 0, r.upserted_id, false, msg);
                 free(nd);
             }
             free(bd);
@@ -651,6 +677,8 @@ ndb_status ndb_doc_update_many(ndb_doc_db *db, const char *cname, const void *fi
         st = wctx_commit(&w, msg);
     st = st == NDB_OK ? st : batch_full_msg(&w, st, msg);
     pthread_mutex_unlock(&c->wlock);
+    if (st == NDB_OK)
+        st = wctx_durable(&w, msg);
     wctx_free(&w);
     upd_free(u);
     ndb_doc_filter_free(f);
@@ -680,8 +708,8 @@ ndb_status ndb_doc_delete(ndb_doc_db *db, const char *cname, const char *id, siz
     ndb_status st = ndb_doc_txn_begin(db, cname, &t, msg);
     if (st == NDB_OK && (st = ndb_doc_txn_delete(t, id, idlen, msg)) == NDB_OK)
         st = ndb_doc_txn_commit(t, msg);
-    ndb_doc_txn_end(t);
-    return st;
+    ndb_status e = ndb_doc_txn_end(t, st == NDB_OK ? msg : NULL);
+    return st == NDB_OK ? e : st;
 }
 
 static ndb_status delete_visitor(wctx *w, const uint8_t *id, size_t idlen, const uint8_t *doc, size_t len, void *arg,
@@ -718,6 +746,8 @@ ndb_status ndb_doc_delete_many(ndb_doc_db *db, const char *cname, const void *fi
         st = wctx_commit(&w, msg);
     st = st == NDB_OK ? st : batch_full_msg(&w, st, msg);
     pthread_mutex_unlock(&c->wlock);
+    if (st == NDB_OK)
+        st = wctx_durable(&w, msg);
     wctx_free(&w);
     ndb_doc_filter_free(f);
     if (st == NDB_OK && deleted)
@@ -757,7 +787,14 @@ ndb_status ndb_doc_txn_insert(ndb_doc_txn *t, const void *doc, size_t len, char 
 {
     ndb_doc_val r;
     ndb_status st = check_doc(t->w.db, doc, len, 0, &r, msg);
-    return st != NDB_OK ? st : insert_doc(&t->w, &r, 0, id, msg);
+    return st != NDB_OK ? st : insert_doc(&t->w, &r, 0, id, false, msg);
+}
+
+ndb_status ndb_doc_txn_insert_new(ndb_doc_txn *t, const void *doc, size_t len, char *id, ndb_errmsg *msg)
+{
+    ndb_doc_val r;
+    ndb_status st = check_doc(t->w.db, doc, len, 0, &r, msg);
+    return st != NDB_OK ? st : insert_doc(&t->w, &r, 0, id, true, msg);
 }
 
 ndb_status ndb_doc_txn_replace(ndb_doc_txn *t, const char *id, size_t idlen, const void *doc, size_t len,
@@ -776,7 +813,7 @@ ndb_status ndb_doc_txn_replace(ndb_doc_txn *t, const char *id, size_t idlen, con
     void *old = NULL;
     size_t oldlen = 0;
     key_doc(&w->key, w->c, id, idlen);
-    st = ndb_kv_get(w->db->kv, NULL, w->key.data, w->key.len, &old, &oldlen);
+    st = wctx_get(w, w->key.data, w->key.len, &old, &oldlen);
     if (st != NDB_OK && st != NDB_ENOTFOUND)
         return db_kvfail(w->db, msg, st, "reading document");
     bool had = st == NDB_OK && doc_root_obj(old, oldlen, &od);
@@ -811,7 +848,7 @@ ndb_status ndb_doc_txn_delete(ndb_doc_txn *t, const char *id, size_t idlen, ndb_
     void *old = NULL;
     size_t oldlen;
     key_doc(&w->key, w->c, id, idlen);
-    ndb_status st = idlen && idlen <= NDB_DOC_MAX_ID ? ndb_kv_get(w->db->kv, NULL, w->key.data, w->key.len, &old, &oldlen)
+    ndb_status st = idlen && idlen <= NDB_DOC_MAX_ID ? wctx_get(w, w->key.data, w->key.len, &old, &oldlen)
                                                      : NDB_ENOTFOUND;
     if (st == NDB_ENOTFOUND)
         return ndb_errmsg_set(msg, st, "no document with _id '%.*s' in %s", (int)(idlen > 64 ? 64 : idlen), id,
@@ -842,12 +879,14 @@ ndb_status ndb_doc_txn_commit(ndb_doc_txn *t, ndb_errmsg *msg)
     return st == NDB_OK ? st : batch_full_msg(&t->w, st, msg);
 }
 
-void ndb_doc_txn_end(ndb_doc_txn *t)
+ndb_status ndb_doc_txn_end(ndb_doc_txn *t, ndb_errmsg *msg)
 {
     if (t == NULL)
-        return;
+        return NDB_OK;
     if (t->locked)
         pthread_mutex_unlock(&t->w.c->wlock);
+    ndb_status st = t->committed ? wctx_durable(&t->w, msg) : NDB_OK;
     wctx_free(&t->w);
     free(t);
+    return st;
 }

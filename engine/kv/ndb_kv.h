@@ -160,6 +160,15 @@ void ndb_kv_batch_free(ndb_kv_batch *b);
 /* Applies the batch atomically, in order (later ops on the same key win).
  * The batch is not consumed; the caller may clear and reuse it. */
 ndb_status ndb_kv_write(ndb_kv *kv, const ndb_kv_batch *b);
+/* ndb_kv_write in its two steps, so a caller can release its own locks in
+ * between: append puts the batch in the WAL and the memtable and returns a
+ * ticket for it (0 for an empty batch); wait returns once the batch is
+ * durable (an fsync that others' waits share, NDB_KV_SYNC) and visible to
+ * readers, or with the fsync's error. Until then readers do not see it
+ * (NDB_KV_SYNC); later appends are ordered after it, and the next fsync
+ * (anyone's wait, a WAL roll, close) covers it whether waited for or not. */
+ndb_status ndb_kv_write_append(ndb_kv *kv, const ndb_kv_batch *b, uint64_t *ticket);
+ndb_status ndb_kv_write_wait(ndb_kv *kv, uint64_t ticket);
 
 /* ---- Snapshots: a read view at the sequence number current at acquire. */
 

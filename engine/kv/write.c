@@ -395,13 +395,18 @@ static ndb_status append(ndb_kv *kv, const char *rep, size_t len, uint64_t user_
     return st;
 }
 
+/* Step 2 for the batch whose last sequence is last. */
+static ndb_status durable(ndb_kv *kv, uint64_t last)
+{
+    return last && kv->opt.durability == NDB_KV_SYNC ? wait_synced(kv, last) : NDB_OK;
+}
+
 /* Both steps. */
 static ndb_status commit(ndb_kv *kv, const char *rep, size_t len, uint64_t user_bytes)
 {
     uint64_t last;
     ndb_status st = append(kv, rep, len, user_bytes, &last);
-    if (st == NDB_OK && kv->opt.durability == NDB_KV_SYNC) st = wait_synced(kv, last);
-    return st;
+    return st == NDB_OK ? durable(kv, last) : st;
 }
 
 ndb_status ndb_kv_write(ndb_kv *kv, const ndb_kv_batch *b)
@@ -409,6 +414,22 @@ ndb_status ndb_kv_write(ndb_kv *kv, const ndb_kv_batch *b)
     if (kv == NULL || b == NULL) return NDB_EINVAL;
     if (ndb_kv_batch_count(b) == 0) return NDB_OK;
     return commit(kv, b->rep, b->len, b->user_bytes);
+}
+
+ndb_status ndb_kv_write_append(ndb_kv *kv, const ndb_kv_batch *b, uint64_t *ticket)
+{
+    if (kv == NULL || b == NULL || ticket == NULL) return NDB_EINVAL;
+    *ticket = 0;
+    if (ndb_kv_batch_count(b) == 0) return NDB_OK;
+    uint64_t last;
+    ndb_status st = append(kv, b->rep, b->len, b->user_bytes, &last);
+    if (st == NDB_OK) *ticket = last;
+    return st;
+}
+
+ndb_status ndb_kv_write_wait(ndb_kv *kv, uint64_t ticket)
+{
+    return kv ? durable(kv, ticket) : NDB_EINVAL;
 }
 
 static ndb_status write_one(ndb_kv *kv, int type, const void *key, size_t klen, const void *val, size_t vlen)

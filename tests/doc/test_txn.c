@@ -2,6 +2,10 @@
  * (ndb_doc_open_ns), collections with metadata and key prefixes of another
  * layer (ndb_doc_create_collection_ext), transactions that commit documents
  * with keys of the caller's own (ndb_doc_txn_*), reads at a snapshot. */
+#include <pthread.h>
+#include <unistd.h>
+
+#include "env.h"
 #include "helpers.h"
 
 static uint64_t count_range(tdb *t, const uint8_t *prefix, size_t plen)
@@ -111,7 +115,7 @@ Test(ns, ext_metadata_and_prefixes)
     memcpy(key + x.prefix_len[1], "a", 1);
     cr_assert_eq(ndb_doc_txn_put(tx, key, x.prefix_len[1] + 1u, "map", 3), NDB_OK);
     cr_assert_eq(ndb_doc_txn_commit(tx, &m), NDB_OK, "%s", m.text);
-    ndb_doc_txn_end(tx);
+    cr_assert_eq(ndb_doc_txn_end(tx, &m), NDB_OK);
     cr_assert_eq(count_range(&t, x.prefix[0], x.prefix_len[0]), 1);
     cr_assert_eq(count_range(&t, x.prefix[1], x.prefix_len[1]), 1);
     ndb_doc_close(v);
@@ -160,7 +164,7 @@ Test(txn, replace_delete_and_discard)
     cr_assert_eq(ndb_doc_txn_replace(tx, "x", 1, d1, l1, &inserted, &m), NDB_OK, "%s", m.text);
     cr_assert_eq(inserted, 1);
     cr_assert_eq(ndb_doc_txn_commit(tx, &m), NDB_OK);
-    ndb_doc_txn_end(tx);
+    cr_assert_eq(ndb_doc_txn_end(tx, &m), NDB_OK);
     char *before = get_json(t.db, "c", "x");
     cr_assert_not_null(before);
     cr_assert(strstr(before, "\"_id\":\"x\",\"_created_at\"") == before + 1, "%s", before);
@@ -173,7 +177,7 @@ Test(txn, replace_delete_and_discard)
     cr_assert_eq(inserted, 0);
     cr_assert_eq(ndb_doc_txn_commit(tx, &m), NDB_OK);
     cr_assert_eq(ndb_doc_txn_commit(tx, &m), NDB_EINVAL);
-    ndb_doc_txn_end(tx);
+    cr_assert_eq(ndb_doc_txn_end(tx, &m), NDB_OK);
     char *after = get_json(t.db, "c", "x");
     cr_assert_eq(strncmp(before, after, strlen("{\"_id\":\"x\",\"_created_at\":\"2026-01-01T00:00:00.000Z\"")), 0,
                  "%s vs %s", before, after);
@@ -186,19 +190,19 @@ Test(txn, replace_delete_and_discard)
     /* the unique index holds across a replace */
     cr_assert_eq(ndb_doc_txn_begin(t.db, "c", &tx, &m), NDB_OK);
     cr_assert_eq(ndb_doc_txn_replace(tx, "y", 1, d2, l2, NULL, &m), NDB_EEXIST);
-    ndb_doc_txn_end(tx);
+    cr_assert_eq(ndb_doc_txn_end(tx, &m), NDB_OK);
     /* uncommitted work is discarded; delete of a missing id is NOT_FOUND */
     cr_assert_eq(ndb_doc_txn_begin(t.db, "c", &tx, &m), NDB_OK);
     cr_assert_eq(ndb_doc_txn_delete(tx, "nope", 4, &m), NDB_ENOTFOUND);
     cr_assert_eq(ndb_doc_txn_delete(tx, "x", 1, &m), NDB_OK);
-    ndb_doc_txn_end(tx);
+    cr_assert_eq(ndb_doc_txn_end(tx, &m), NDB_OK);
     char *still = get_json(t.db, "c", "x");
     cr_assert_not_null(still);
     free(still);
     cr_assert_eq(ndb_doc_txn_begin(t.db, "c", &tx, &m), NDB_OK);
     cr_assert_eq(ndb_doc_txn_delete(tx, "x", 1, &m), NDB_OK);
     cr_assert_eq(ndb_doc_txn_commit(tx, &m), NDB_OK);
-    ndb_doc_txn_end(tx);
+    cr_assert_eq(ndb_doc_txn_end(tx, &m), NDB_OK);
     cr_assert_null(get_json(t.db, "c", "x"));
     cr_assert_eq(ndb_doc_count(t.db, "c", NULL, 0, &cnt, &m), NDB_OK);
     cr_assert_eq(cnt, 0);
@@ -236,4 +240,98 @@ Test(txn, reads_at_a_snapshot)
     cr_assert_eq(n, 2, "a find at the snapshot still sees the deleted document");
     ndb_kv_snapshot_release(t.kv, snap);
     tdb_close(&t);
+}
+
+/* A collection's writers are serialised only up to their kv append: the next
+ * writer appends while the previous one's fsync runs, and both ride the
+ * group commit. Here the fsyncs are held: the second insert's batch reaches
+ * the log while the first waits in its fsync, and neither is visible to
+ * readers until the fsync is released. Then a writer that must read (an
+ * explicit _id) sees the earlier, now durable, inserts. */
+typedef struct ins_arg {
+    ndb_doc_db *db;
+    const char *json;
+    ndb_status st;
+} ins_arg;
+
+static void *insert_one(void *p)
+{
+    ins_arg *a = p;
+    ndb_errmsg m = {{0}};
+    size_t l;
+    void *d = J(a->json, &l);
+    const void *dp = d;
+    a->st = ndb_doc_insert(a->db, "c", &dp, &l, 1, NULL, &m);
+    free(d);
+    return NULL;
+}
+
+static uint64_t appended(ndb_kv *kv) /* bytes appended to the WAL */
+{
+    ndb_kv_stats s;
+    cr_assert_eq(ndb_kv_stats_get(kv, &s), NDB_OK);
+    return s.wal_bytes;
+}
+
+Test(txn, the_next_writer_appends_while_the_last_one_waits_for_its_fsync, .timeout = 60)
+{
+    char dir[64];
+    snprintf(dir, sizeof dir, "/tmp/ndbdoc-XXXXXX");
+    cr_assert_not_null(mkdtemp(dir));
+    kv_fault_env *fe = kv_env_fault_new(kv_env_posix());
+    ndb_kv_options ko;
+    ndb_kv_options_init(&ko);
+    ko.durability = NDB_KV_SYNC;
+    ko.env = kv_env_fault_env(fe);
+    ndb_kv *kv;
+    ndb_doc_db *db;
+    ndb_errmsg m = {{0}};
+    cr_assert_eq(ndb_kv_open(dir, &ko, &kv, &m), NDB_OK, "%s", m.text);
+    ndb_doc_options o;
+    ndb_doc_options_init(&o);
+    o.log = quiet_log;
+    cr_assert_eq(ndb_doc_open(kv, &o, &db, &m), NDB_OK, "%s", m.text);
+    cr_assert_eq(ndb_doc_create_collection(db, "c", &m), NDB_OK, "%s", m.text);
+
+    kv_env_fault_hold_syncs(fe, 1);
+    uint64_t held = kv_env_fault_held_syncs(fe);
+    pthread_t t1, t2;
+    ins_arg a1 = {db, "{\"n\":1}", NDB_EIO}, a2 = {db, "{\"n\":2}", NDB_EIO};
+    pthread_create(&t1, NULL, insert_one, &a1);
+    while (kv_env_fault_held_syncs(fe) == held) /* the first insert waits in its fsync */
+        usleep(1000);
+    uint64_t before = appended(kv);
+    pthread_create(&t2, NULL, insert_one, &a2);
+    while (appended(kv) == before) /* no deadline: the suite's timeout is the backstop */
+        usleep(1000);
+    ndb_doc_find_opts all = {0};
+    ndb_doc_cursor *cur;
+    cr_assert_eq(ndb_doc_find(db, "c", &all, &cur, &m), NDB_OK, "%s", m.text);
+    const void *d = NULL;
+    size_t dl;
+    cr_assert_eq(ndb_doc_cursor_next(cur, &d, &dl, &m), NDB_OK, "%s", m.text);
+    cr_assert_null(d, "nothing is visible before its fsync");
+    ndb_doc_cursor_free(cur);
+    kv_env_fault_hold_syncs(fe, 0);
+    pthread_join(t1, NULL);
+    pthread_join(t2, NULL);
+    cr_assert_eq(a1.st, NDB_OK);
+    cr_assert_eq(a2.st, NDB_OK);
+    uint64_t cnt = 0;
+    cr_assert_eq(ndb_doc_count(db, "c", NULL, 0, &cnt, &m), NDB_OK, "%s", m.text);
+    cr_assert_eq(cnt, 2);
+
+    /* a duplicate _id is still refused right after its first insert */
+    size_t l;
+    void *x = J("{\"_id\":\"x\"}", &l);
+    const void *xp = x;
+    cr_assert_eq(ndb_doc_insert(db, "c", &xp, &l, 1, NULL, &m), NDB_OK, "%s", m.text);
+    cr_assert_eq(ndb_doc_insert(db, "c", &xp, &l, 1, NULL, &m), NDB_EEXIST);
+    free(x);
+    ndb_doc_close(db);
+    cr_assert_eq(ndb_kv_close(kv), NDB_OK);
+    kv_env_fault_free(fe);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    cr_assert_eq(system(cmd), 0);
 }
