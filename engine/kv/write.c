@@ -21,10 +21,10 @@
  *     lock).
  *     Gathering (PostgreSQL's commit_delay / commit_siblings): when the last
  *     fsync released more than one writer, the next runner waits, at most
- *     half the last fsync's duration, until as many writers wait for its
- *     fsync as the last one released plus those already waiting; the writer
- *     that completes that count runs the fsync at once instead of waking
- *     the runner. Without it N writers split into two groups that alternate
+ *     half the last fsync's duration and 1 ms, until as many writers wait
+ *     for its fsync as the last one released plus those already waiting;
+ *     the writer that completes that count runs the fsync at once instead
+ *     of waking the runner. Without it N writers split into two groups that alternate
  *     (one appends while the other's fsync runs), each fsync carrying about
  *     N/2 writes; with it an fsync carries nearly all N, for fewer fsyncs
  *     (each costs ~85 us of CPU on the bench VM) and fewer wake-ups.
@@ -101,8 +101,11 @@ static void futex_wake(uint32_t *word, int n)
 }
 
 /* A runner gathering writers before its fsync waits at most the last fsync's
- * duration divided by this. */
+ * duration divided by GATHER_DIVISOR, and never more than GATHER_MAX_MICROS
+ * (one slow fsync, a disk stalled by another tenant, must not make the next
+ * wait as long). */
 #define GATHER_DIVISOR 2
+#define GATHER_MAX_MICROS 1000
 
 static ndb_status sync_now(ndb_kv *kv);
 
@@ -117,7 +120,6 @@ static ndb_status sync_now(ndb_kv *kv);
  * deadline; otherwise this one runs it at the deadline. Does not poison:
  * the callers do.
  */
-
 static ndb_status run_sync(ndb_kv *kv, int claimed)
 {
     kv->syncing = 1;
@@ -129,7 +131,8 @@ static ndb_status run_sync(ndb_kv *kv, int claimed)
     /* the writers the last fsync released come back, this one aside if it was one */
     uint32_t goal = released > 1 ? kv->sync_joined + released - (claimed ? 0 : 1) : 0;
     if (goal > 0 && kv->sync_last_micros > 0) {
-        uint64_t deadline = kv_now_micros() + kv->sync_last_micros / GATHER_DIVISOR;
+        uint64_t wait = kv->sync_last_micros / GATHER_DIVISOR;
+        uint64_t deadline = kv_now_micros() + (wait < GATHER_MAX_MICROS ? wait : GATHER_MAX_MICROS);
         kv->sync_gather_goal = goal;
         uint32_t v = __atomic_load_n(&kv->sync_gather, __ATOMIC_RELAXED);
         pthread_mutex_unlock(&kv->smu);
