@@ -111,7 +111,8 @@ static ndb_status sync_now(ndb_kv *kv);
 
 /*
  * Starts fsync number ++sync_count of the current WAL segment (claimed: the
- * caller claimed it while the previous one ran). smu held on entry (no fsync
+ * caller claimed it while the previous one ran; gather: the caller holds no
+ * lock, so writers can append meanwhile). smu held on entry (no fsync
  * running, none failed), released on return. When the last fsync released
  * more than one writer, it first gathers: it waits (at most the last fsync's
  * duration / GATHER_DIVISOR) until those writers wait again, besides the
@@ -120,7 +121,7 @@ static ndb_status sync_now(ndb_kv *kv);
  * deadline; otherwise this one runs it at the deadline. Does not poison:
  * the callers do.
  */
-static ndb_status run_sync(ndb_kv *kv, int claimed)
+static ndb_status run_sync(ndb_kv *kv, int claimed, int gather)
 {
     kv->syncing = 1;
     ++kv->sync_count;
@@ -129,7 +130,7 @@ static ndb_status run_sync(ndb_kv *kv, int claimed)
     kv->sync_joined = kv->sync_joined_next;
     kv->sync_joined_next = 0;
     /* the writers the last fsync released come back, this one aside if it was one */
-    uint32_t goal = released > 1 ? kv->sync_joined + released - (claimed ? 0 : 1) : 0;
+    uint32_t goal = gather && released > 1 ? kv->sync_joined + released - (claimed ? 0 : 1) : 0;
     if (goal > 0 && kv->sync_last_micros > 0) {
         uint64_t wait = kv->sync_last_micros / GATHER_DIVISOR;
         uint64_t deadline = kv_now_micros() + (wait < GATHER_MAX_MICROS ? wait : GATHER_MAX_MICROS);
@@ -198,11 +199,12 @@ static ndb_status sync_now(ndb_kv *kv)
  * running runs one itself. One that the running fsync (or the one being
  * gathered) covers sleeps on its word; one it does not cover sleeps on the
  * next one's word, except the first such, which claims the next fsync and
- * is woken on its own to run it. Called holding no lock but perhaps wmu and
- * mu (a WAL roll). A writer covered by a failed fsync gets its status, any
- * later one NDB_EPOISONED. Does not poison.
+ * is woken on its own to run it. Called holding no lock (gather 1), or wmu
+ * and mu (a WAL roll, gather 0: no writer can append meanwhile, so an fsync
+ * it runs does not wait for any). A writer covered by a failed fsync gets
+ * its status, any later one NDB_EPOISONED. Does not poison.
  */
-static ndb_status await_synced(ndb_kv *kv, uint64_t seq)
+static ndb_status await_synced(ndb_kv *kv, uint64_t seq, int gather)
 {
     int claimed = 0;
     for (;;) {
@@ -218,7 +220,7 @@ static ndb_status await_synced(ndb_kv *kv, uint64_t seq)
             return st;
         }
         if (!kv->syncing) {
-            run_sync(kv, claimed);
+            run_sync(kv, claimed, gather);
             claimed = 0;
             continue;
         }
@@ -261,7 +263,7 @@ static ndb_status sync_failure(ndb_kv *kv, ndb_status st)
 /* await_synced for a caller that holds no lock; poisons on failure. */
 static ndb_status wait_synced(ndb_kv *kv, uint64_t seq)
 {
-    ndb_status st = await_synced(kv, seq);
+    ndb_status st = await_synced(kv, seq, 1);
     if (st != NDB_OK) poison_unlocked(kv, sync_failure(kv, st), "WAL fsync failed");
     return st;
 }
@@ -333,7 +335,7 @@ ndb_status kv_segment_new(ndb_kv *kv, kv_wal_writer **w, uint64_t *num)
  * meanwhile: the fsync waited for here covers the whole segment. */
 static ndb_status roll_wal(ndb_kv *kv)
 {
-    ndb_status st = await_synced(kv, __atomic_load_n(&kv->appended_seq, __ATOMIC_RELAXED));
+    ndb_status st = await_synced(kv, __atomic_load_n(&kv->appended_seq, __ATOMIC_RELAXED), 0);
     if (st != NDB_OK) {
         kv_poison(kv, sync_failure(kv, st), "WAL fsync failed");
         return st;
