@@ -17,9 +17,10 @@
  *   last_seq == appended_seq;
  * - at most one fsync of the WAL runs at a time (syncing), and it covers
  *   every sequence appended before it started;
- * - writers in sync_waiters wait for sequences above synced_seq; while any
- *   waits, an fsync is running, or the last one's end has woken one of the
- *   waiters it did not cover (taking it off the list) to run the next;
+ * - writers sleeping on sync_done wait for sequences above synced_seq; while
+ *   any sleeps, an fsync is running (or its runner gathers writers before
+ *   starting it), or the last one's end has woken the waiter that claimed
+ *   the next one (sync_next_claimed) to run it;
  * - once sync_error is set no fsync starts and no write is acknowledged.
  */
 #ifndef KV_DB_H
@@ -75,8 +76,18 @@ struct ndb_kv {
     pthread_mutex_t smu;
     pthread_cond_t interval_cv;       /* smu: wakes the interval-sync thread */
     uint64_t synced_seq;              /* atomic, written under smu: every sequence <= it is fsync'd */
-    int syncing;                      /* smu: an fsync of the WAL is running */
-    struct sync_waiter *sync_waiters; /* smu: writers waiting for an fsync */
+    int syncing;                      /* smu: an fsync of the WAL is running (or gathering, see write.c) */
+    uint64_t sync_count;              /* smu: fsyncs started; the running one is number sync_count */
+    uint64_t sync_target;             /* smu: what the running fsync covers (UINT64_MAX while gathering) */
+    int sync_next_claimed;            /* smu: a waiter sleeps on sync_handoff to run the next fsync */
+    uint32_t sync_handoff;            /* futex word, bumped under smu: wakes the claimed next runner */
+    uint32_t sync_done[2];            /* futex words, bumped under smu: fsync n's end bumps sync_done[n & 1] */
+    uint32_t sync_joined;             /* smu: writers sleeping until the running (or gathering) fsync ends */
+    uint32_t sync_joined_next;        /* smu: writers sleeping until the one after it ends */
+    uint32_t sync_gather;             /* futex word, bumped under smu: a writer took over the gathered fsync */
+    uint32_t sync_gather_goal;        /* smu: writers the gathering runner waits for (0: not gathering) */
+    uint32_t sync_released;           /* smu: writers the last fsync released (sleepers and its runner) */
+    uint64_t sync_last_micros;        /* smu: the last fsync's duration */
     ndb_status sync_error;            /* atomic, written under smu: a failed fsync's status */
     uint64_t sync_failed_upto;        /* smu: what the failed fsync covered */
     pthread_t interval_thr;

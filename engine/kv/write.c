@@ -12,13 +12,22 @@
  *  2. Sync mode only, holding no lock: wait until synced_seq covers the
  *     batch. One fsync runs at a time, and it covers everything appended
  *     before it started. A writer that finds none running runs one itself; a
- *     writer that arrives while one runs joins the waiters. When the fsync
- *     ends, its runner moves synced_seq and last_seq (what readers see) to
- *     what it covered, hands the next fsync to one waiter it did not cover,
- *     and wakes every waiter it did cover (each on its own semaphore, after
- *     releasing smu, so no woken writer takes a lock). So the writers that
- *     arrive during an fsync all ride the next one, which starts as soon as
- *     the previous ends.
+ *     writer that arrives while one runs sleeps until the fsync that covers
+ *     it ends: the running one, or the next, which the first writer it does
+ *     not cover claims. When the fsync ends, its runner moves synced_seq and
+ *     last_seq (what readers see) to what it covered, wakes the claimant,
+ *     then every writer it covered with one futex call (they sleep on one
+ *     word per fsync, alternating between two, and leave without taking a
+ *     lock).
+ *     Gathering (PostgreSQL's commit_delay / commit_siblings): when the last
+ *     fsync released more than one writer, the next runner waits, at most
+ *     half the last fsync's duration and 1 ms, until as many writers wait
+ *     for its fsync as the last one released plus those already waiting;
+ *     the writer that completes that count runs the fsync at once instead
+ *     of waking the runner. Without it N writers split into two groups that alternate
+ *     (one appends while the other's fsync runs), each fsync carrying about
+ *     N/2 writes; with it an fsync carries nearly all N, for fewer fsyncs
+ *     (each costs ~85 us of CPU on the bench VM) and fewer wake-ups.
  *
  * In interval and none modes a batch is visible once appended (last_seq
  * follows appended_seq); the interval thread waits for appended_seq every
@@ -29,11 +38,14 @@
  * roll's, which holds wmu and mu (a roll also switches segments).
  */
 #include <assert.h>
-#include <semaphore.h>
+#include <limits.h>
+#include <linux/futex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "batch.h"
 #include "coding.h"
@@ -73,27 +85,89 @@ const char *ndb_kv_last_error(ndb_kv *kv)
 
 /* ------------------------------------------------------------------ group commit */
 
-/* A writer waiting for its batch to be fsync'd; lives on its stack. */
-typedef struct sync_waiter {
-    uint64_t seq;
-    sem_t wake;
-    struct sync_waiter *next;
-} sync_waiter;
+/* Writers sleep on futex words (no per-writer semaphore or list): the end
+ * of fsync n bumps sync_done[n & 1] and wakes everyone sleeping on it with
+ * one call; a woken writer checks synced_seq and leaves without a lock.
+ * Every word is bumped under smu after the state it announces is set, and
+ * a sleeper reads it under smu, so no wake-up is lost. */
+static void futex_wait(uint32_t *word, uint32_t val, const struct timespec *rel)
+{
+    syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, val, rel, NULL, 0);
+}
+
+static void futex_wake(uint32_t *word, int n)
+{
+    syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, n, NULL, NULL, 0);
+}
+
+/* A runner gathering writers before its fsync waits at most the last fsync's
+ * duration divided by GATHER_DIVISOR, and never more than GATHER_MAX_MICROS
+ * (one slow fsync, a disk stalled by another tenant, must not make the next
+ * wait as long). */
+#define GATHER_DIVISOR 2
+#define GATHER_MAX_MICROS 1000
+
+static ndb_status sync_now(ndb_kv *kv);
 
 /*
- * Runs one fsync of the current WAL segment, covering every batch appended
- * before it starts. smu held on entry (no fsync running, none failed),
- * released on return. At its end it wakes every waiter it covered (all of
- * them when it failed) and one waiter it did not cover, to run the next.
- * Does not poison: the callers do.
+ * Starts fsync number ++sync_count of the current WAL segment (claimed: the
+ * caller claimed it while the previous one ran; gather: the caller holds no
+ * lock, so writers can append meanwhile). smu held on entry (no fsync
+ * running, none failed), released on return. When the last fsync released
+ * more than one writer, it first gathers: it waits (at most the last fsync's
+ * duration / GATHER_DIVISOR) until those writers wait again, besides the
+ * ones that already waited for this fsync. The writer that completes the
+ * count runs the fsync (sync_now) and this one rides it, woken by its
+ * deadline; otherwise this one runs it at the deadline. Does not poison:
+ * the callers do.
  */
-static ndb_status run_sync(ndb_kv *kv)
+static ndb_status run_sync(ndb_kv *kv, int claimed, int gather)
 {
-    uint64_t target = __atomic_load_n(&kv->appended_seq, __ATOMIC_ACQUIRE);
-    kv_wal_writer *wal = kv->wal;
     kv->syncing = 1;
+    ++kv->sync_count;
+    kv->sync_target = UINT64_MAX; /* while gathering, every writer that arrives rides this fsync */
+    uint32_t released = kv->sync_released;
+    kv->sync_joined = kv->sync_joined_next;
+    kv->sync_joined_next = 0;
+    /* the writers the last fsync released come back, this one aside if it was one */
+    uint32_t goal = gather && released > 1 ? kv->sync_joined + released - (claimed ? 0 : 1) : 0;
+    if (goal > 0 && kv->sync_last_micros > 0) {
+        uint64_t wait = kv->sync_last_micros / GATHER_DIVISOR;
+        uint64_t deadline = kv_now_micros() + (wait < GATHER_MAX_MICROS ? wait : GATHER_MAX_MICROS);
+        kv->sync_gather_goal = goal;
+        uint32_t v = __atomic_load_n(&kv->sync_gather, __ATOMIC_RELAXED);
+        pthread_mutex_unlock(&kv->smu);
+        while (__atomic_load_n(&kv->sync_gather, __ATOMIC_ACQUIRE) == v) {
+            uint64_t now = kv_now_micros();
+            if (now >= deadline) break;
+            struct timespec rel = {(time_t)((deadline - now) / 1000000u), (long)((deadline - now) % 1000000u) * 1000};
+            futex_wait(&kv->sync_gather, v, &rel);
+        }
+        pthread_mutex_lock(&kv->smu);
+        if (__atomic_load_n(&kv->sync_gather, __ATOMIC_RELAXED) != v) {
+            /* the writer that completed the goal runs this fsync; we ride it */
+            pthread_mutex_unlock(&kv->smu);
+            return NDB_OK;
+        }
+        kv->sync_gather_goal = 0;
+    }
+    return sync_now(kv);
+}
+
+/* The fsync itself, covering every batch appended before it starts: smu
+ * held on entry (syncing set), released on return. At its end it wakes the
+ * waiter that claimed the next fsync, then everyone sleeping on its word
+ * (everyone on both words when it failed). */
+static ndb_status sync_now(ndb_kv *kv)
+{
+    int slot = (int)(kv->sync_count & 1);
+    uint64_t target = __atomic_load_n(&kv->appended_seq, __ATOMIC_ACQUIRE);
+    kv->sync_target = target;
+    kv_wal_writer *wal = kv->wal;
     pthread_mutex_unlock(&kv->smu);
+    uint64_t t0 = kv_now_micros();
     ndb_status st = kv_wal_sync(wal);
+    uint64_t t1 = kv_now_micros();
     pthread_mutex_lock(&kv->smu);
     if (st == NDB_OK) {
         __atomic_store_n(&kv->synced_seq, target, __ATOMIC_RELEASE);
@@ -104,73 +178,79 @@ static ndb_status run_sync(ndb_kv *kv)
         __atomic_store_n(&kv->sync_error, st, __ATOMIC_RELEASE);
     }
     kv->syncing = 0;
-    /* take out the waiters to wake: the covered ones, and one to run the next fsync */
-    sync_waiter *wake = NULL, *next_runner = NULL, **pp = &kv->sync_waiters;
-    while (*pp) {
-        sync_waiter *w = *pp;
-        if (st != NDB_OK || w->seq <= target || next_runner == NULL) {
-            *pp = w->next;
-            if (st != NDB_OK || w->seq <= target) {
-                w->next = wake;
-                wake = w;
-            } else {
-                next_runner = w;
-            }
-        } else {
-            pp = &w->next;
-        }
-    }
+    kv->sync_last_micros = t1 - t0;
+    uint32_t sleepers = kv->sync_joined;
+    kv->sync_joined = 0;
+    kv->sync_released = sleepers + 1;
+    __atomic_add_fetch(&kv->sync_done[slot], 1, __ATOMIC_RELEASE);
+    int handoff = kv->sync_next_claimed;
+    kv->sync_next_claimed = 0;
+    if (handoff) __atomic_add_fetch(&kv->sync_handoff, 1, __ATOMIC_RELEASE);
+    if (st != NDB_OK) __atomic_add_fetch(&kv->sync_done[slot ^ 1], 1, __ATOMIC_RELEASE);
     pthread_mutex_unlock(&kv->smu);
-    if (next_runner) sem_post(&next_runner->wake);
-    while (wake) {
-        sync_waiter *w = wake;
-        wake = w->next; /* w is gone once posted */
-        sem_post(&w->wake);
-    }
+    if (handoff) futex_wake(&kv->sync_handoff, 1);
+    if (sleepers) futex_wake(&kv->sync_done[slot], INT_MAX);
+    if (st != NDB_OK) futex_wake(&kv->sync_done[slot ^ 1], INT_MAX);
     return st;
 }
 
 /*
- * Waits until every sequence <= seq is fsync'd, running the fsync itself when
- * none is running. Called holding no lock but perhaps wmu and mu (a WAL
- * roll). A writer covered by a failed fsync gets its status, any later one
- * NDB_EPOISONED. Does not poison.
+ * Waits until every sequence <= seq is fsync'd. A writer that finds no fsync
+ * running runs one itself. One that the running fsync (or the one being
+ * gathered) covers sleeps on its word; one it does not cover sleeps on the
+ * next one's word, except the first such, which claims the next fsync and
+ * is woken on its own to run it. Called holding no lock (gather 1), or wmu
+ * and mu (a WAL roll, gather 0: no writer can append meanwhile, so an fsync
+ * it runs does not wait for any). A writer covered by a failed fsync gets
+ * its status, any later one NDB_EPOISONED. Does not poison.
  */
-static ndb_status await_synced(ndb_kv *kv, uint64_t seq)
+static ndb_status await_synced(ndb_kv *kv, uint64_t seq, int gather)
 {
-    sync_waiter me = {.seq = seq};
-    int sem = 0;
-    ndb_status st = NDB_OK;
-    while (__atomic_load_n(&kv->synced_seq, __ATOMIC_ACQUIRE) < seq) {
+    int claimed = 0;
+    for (;;) {
+        if (__atomic_load_n(&kv->synced_seq, __ATOMIC_ACQUIRE) >= seq) return NDB_OK;
         pthread_mutex_lock(&kv->smu);
         if (kv->synced_seq >= seq) {
             pthread_mutex_unlock(&kv->smu);
-            break;
+            return NDB_OK;
         }
         if (kv->sync_error != NDB_OK) {
-            st = seq <= kv->sync_failed_upto ? kv->sync_error : NDB_EPOISONED;
+            ndb_status st = seq <= kv->sync_failed_upto ? kv->sync_error : NDB_EPOISONED;
             pthread_mutex_unlock(&kv->smu);
-            break;
+            return st;
         }
         if (!kv->syncing) {
-            run_sync(kv);
+            run_sync(kv, claimed, gather);
+            claimed = 0;
             continue;
         }
-        if (!sem) {
-            if (sem_init(&me.wake, 0, 0) != 0) {
-                pthread_mutex_unlock(&kv->smu);
-                st = NDB_ENOMEM;
-                break;
-            }
-            sem = 1;
+        int slot = -1;
+        uint32_t *word;
+        if (kv->sync_gather_goal && kv->sync_joined + 1 >= kv->sync_gather_goal) {
+            /* the gathering runner waits for this writer last: run the
+             * fsync now rather than wake it (a wake-up costs about as much
+             * as the work left); it rides along */
+            kv->sync_gather_goal = 0;
+            __atomic_add_fetch(&kv->sync_gather, 1, __ATOMIC_RELEASE);
+            sync_now(kv);
+            continue;
         }
-        me.next = kv->sync_waiters;
-        kv->sync_waiters = &me;
+        if (kv->sync_target >= seq) {
+            slot = (int)(kv->sync_count & 1);
+            kv->sync_joined++;
+        } else if (!kv->sync_next_claimed) {
+            kv->sync_next_claimed = 1;
+            claimed = 1;
+            word = &kv->sync_handoff;
+        } else {
+            slot = (int)((kv->sync_count + 1) & 1);
+            kv->sync_joined_next++;
+        }
+        if (slot >= 0) word = &kv->sync_done[slot];
+        uint32_t v = __atomic_load_n(word, __ATOMIC_RELAXED);
         pthread_mutex_unlock(&kv->smu);
-        while (sem_wait(&me.wake) != 0) {} /* EINTR */
+        futex_wait(word, v, NULL);
     }
-    if (sem) sem_destroy(&me.wake);
-    return st;
 }
 
 /* The status to poison the engine with after await_synced failed with st. */
@@ -183,7 +263,7 @@ static ndb_status sync_failure(ndb_kv *kv, ndb_status st)
 /* await_synced for a caller that holds no lock; poisons on failure. */
 static ndb_status wait_synced(ndb_kv *kv, uint64_t seq)
 {
-    ndb_status st = await_synced(kv, seq);
+    ndb_status st = await_synced(kv, seq, 1);
     if (st != NDB_OK) poison_unlocked(kv, sync_failure(kv, st), "WAL fsync failed");
     return st;
 }
@@ -255,7 +335,7 @@ ndb_status kv_segment_new(ndb_kv *kv, kv_wal_writer **w, uint64_t *num)
  * meanwhile: the fsync waited for here covers the whole segment. */
 static ndb_status roll_wal(ndb_kv *kv)
 {
-    ndb_status st = await_synced(kv, __atomic_load_n(&kv->appended_seq, __ATOMIC_RELAXED));
+    ndb_status st = await_synced(kv, __atomic_load_n(&kv->appended_seq, __ATOMIC_RELAXED), 0);
     if (st != NDB_OK) {
         kv_poison(kv, sync_failure(kv, st), "WAL fsync failed");
         return st;
