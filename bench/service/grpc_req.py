@@ -4,8 +4,12 @@ usage: grpc_req.py <kind> <out> [args...]
   status                       AdminService/Status request (empty)
   get <collection> <id>        DocumentService/Get request
   find <collection> <json-filter> <limit>   DocumentService/Find request
+  vectors <collection> <n> <dims>           VectorService/InsertVectors request: n documents
+                               {"row": i} (no _id, so the server generates ids) with random vectors
+  vector <collection> <dims>   VectorService/InsertVector request: one such document
 """
 import json
+import random
 import struct
 import sys
 
@@ -53,6 +57,10 @@ def struct_msg(d):  # google.protobuf.Struct: map<string, Value> fields = 1
     return b"".join(field(1, 2, string(1, k) + field(2, 2, value(v))) for k, v in d.items())
 
 
+def floats(num, dims, rng):  # repeated float, packed
+    return field(num, 2, struct.pack(f"<{dims}f", *(rng.uniform(-1, 1) for _ in range(dims))))
+
+
 def main():
     kind, out = sys.argv[1], sys.argv[2]
     if kind == "status":
@@ -61,6 +69,12 @@ def main():
         msg = string(1, sys.argv[3]) + string(2, sys.argv[4])
     elif kind == "find":
         msg = string(1, sys.argv[3]) + field(2, 2, struct_msg(json.loads(sys.argv[4]))) + field(6, 0, varint(int(sys.argv[5])))
+    elif kind == "vectors":
+        rng, dims = random.Random(1), int(sys.argv[5])
+        msg = string(1, sys.argv[3]) + b"".join(
+            field(2, 2, field(1, 2, struct_msg({"row": i})) + floats(2, dims, rng)) for i in range(int(sys.argv[4])))
+    elif kind == "vector":
+        msg = string(1, sys.argv[3]) + field(2, 2, struct_msg({"row": 0})) + floats(3, int(sys.argv[4]), random.Random(1))
     else:
         sys.exit(f"unknown kind {kind}")
     with open(out, "wb") as f:
