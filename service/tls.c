@@ -140,7 +140,10 @@ ndb_status svc_tls_open(const svc_config *cfg, svc_tls **out, ndb_errmsg *msg)
     if (!cert && !key && !ca)
         return NDB_OK;
     if (!cert || !key)
-        return ndb_errmsg_set(msg, NDB_EINVAL, "%s", !cert ? "--tls-key needs --tls-cert" : "--tls-cert needs --tls-key");
+        return ndb_errmsg_set(msg, NDB_EINVAL, "%s",
+                              cert ? "--tls-cert needs --tls-key"
+                              : key ? "--tls-key needs --tls-cert"
+                                    : "--tls-client-ca needs --tls-cert and --tls-key");
     svc_tls *t = calloc(1, sizeof *t);
     if (t == NULL)
         return ndb_errmsg_set(msg, NDB_ENOMEM, "out of memory loading the TLS certificate");

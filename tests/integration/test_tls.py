@@ -118,6 +118,7 @@ def test_mtls(server_factory, pb, certs):
 def test_tls_flags_checked_at_start(tmp_path, certs):
     for args, words in ((["--tls-key", str(certs / "server.key")], "--tls-key needs --tls-cert"),
                         (["--tls-cert", str(certs / "server.crt")], "--tls-cert needs --tls-key"),
+                        (["--tls-client-ca", str(certs / "ca.crt")], "--tls-client-ca needs --tls-cert and --tls-key"),
                         (["--tls-cert", str(certs / "server.crt"), "--tls-key", str(certs / "client.key")],
                          "--tls-key"),
                         (["--tls-cert", str(certs / "nope.crt"), "--tls-key", str(certs / "server.key")],
