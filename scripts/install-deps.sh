@@ -14,7 +14,7 @@ debs=(
   golang-github-grpc-ecosystem-grpc-gateway-dev
   libsimde-dev libcriterion-dev
   liblz4-dev libzstd-dev
-  libjansson-dev libpcre2-dev libsqlite3-dev libmicrohttpd-dev
+  libjansson-dev libpcre2-dev libsqlite3-dev libmicrohttpd-dev libgnutls28-dev
   python3-venv
   clang libclang-rt-14-dev
 )

@@ -15,6 +15,7 @@
 #include "ndb_doc.h"
 #include "ndb_kv.h"
 #include "ndb_vec.h"
+#include "tls.h"
 
 typedef enum svc_state {
     SVC_STARTING = 0, /* opening engines, replaying the WAL: NOT_SERVING */
@@ -25,6 +26,7 @@ typedef enum svc_state {
 typedef struct svc_app {
     const svc_config *cfg;
     svc_auth *auth;
+    svc_tls *tls; /* NULL: plaintext on both ports */
     _Atomic svc_state state;
     int64_t started_at_ns; /* CLOCK_MONOTONIC */
     const char *version;

@@ -54,6 +54,17 @@ static const opt_def opts[] = {
              "load an API key file that others may read (logs a warning; default: refuse to start)"),
     BOOL_OPT("metrics-no-auth", "NEXADB_METRICS_NO_AUTH", metrics_no_auth,
              "serve GET /metrics without an API key (default: any valid key, ro included)"),
+    STR_OPT("tls-cert", "NEXADB_TLS_CERT", tls_cert,
+            "PEM certificate chain: both ports speak TLS (default: none, plaintext with a warning)"),
+    STR_OPT("tls-key", "NEXADB_TLS_KEY", tls_key, "PEM private key of --tls-cert"),
+    STR_OPT("tls-client-ca", "NEXADB_TLS_CLIENT_CA", tls_client_ca,
+            "PEM CA bundle: clients must present a certificate it signed (mTLS; default: none)"),
+    NUM_OPT("keepalive-time", "NEXADB_KEEPALIVE_TIME", OPT_INT, keepalive_time_s, 1, 86400,
+            "seconds a gRPC connection may idle before the server pings it (default 30)"),
+    NUM_OPT("keepalive-timeout", "NEXADB_KEEPALIVE_TIMEOUT", OPT_INT, keepalive_timeout_s, 1, 3600,
+            "seconds to wait for that ping's answer before closing the connection (default 10)"),
+    NUM_OPT("keepalive-min-ping", "NEXADB_KEEPALIVE_MIN_PING", OPT_INT, keepalive_min_ping_s, 1, 86400,
+            "seconds clients' keepalive pings may come apart, with or without calls (default 5)"),
 };
 #define N_OPTS (sizeof opts / sizeof opts[0])
 
@@ -113,6 +124,9 @@ ndb_status svc_config_load(svc_config *cfg, int argc, char **argv, ndb_errmsg *m
     cfg->max_message_bytes = 64 << 20;
     cfg->max_body_bytes = 64 << 20;
     cfg->http_timeout_s = 30;
+    cfg->keepalive_time_s = 30;
+    cfg->keepalive_timeout_s = 10;
+    cfg->keepalive_min_ping_s = 5;
 
     for (size_t i = 0; i < N_OPTS; i++) {
         const char *v = getenv(opts[i].env);

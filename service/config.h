@@ -29,6 +29,12 @@ typedef struct svc_config {
     int http_timeout_s;         /* seconds an idle or stalled HTTP connection is kept */
     bool allow_insecure_key_file; /* load a key file others can read (with a warning) */
     bool metrics_no_auth;       /* GET /metrics without a key */
+    char tls_cert[4096];        /* PEM certificate chain; empty: plaintext (with a warning) */
+    char tls_key[4096];         /* PEM private key of tls_cert */
+    char tls_client_ca[4096];   /* PEM CA bundle; set: clients must present a certificate it signed */
+    int keepalive_time_s;       /* gRPC: ping a connection idle this long */
+    int keepalive_timeout_s;    /* gRPC: close it when the ping is not answered in this time */
+    int keepalive_min_ping_s;   /* gRPC: clients may ping this often, with or without calls */
 } svc_config;
 
 /* Fills cfg from defaults, then the environment, then argv. On --help prints

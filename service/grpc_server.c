@@ -86,6 +86,7 @@ struct svc_grpc {
     pthread_cond_t live_cv;
     pthread_mutex_t watch_mu;
     call *watchers;
+    _Atomic uint64_t tls_gen; /* the certificate generation gRPC has last been given */
 };
 
 static int64_t now_ns(void)
@@ -543,6 +544,39 @@ static void *cq_loop(void *arg)
     return NULL;
 }
 
+/* ---- TLS and keepalive ----------------------------------------------- */
+
+/* gRPC asks before each handshake: a new config when the files were reloaded. */
+static grpc_ssl_certificate_config_reload_status fetch_cert_config(void *arg, grpc_ssl_server_certificate_config **out)
+{
+    svc_grpc *g = arg;
+    const svc_tls_pem *p = svc_tls_get(g->app->tls);
+    uint64_t last = atomic_load(&g->tls_gen);
+    if (p->gen == last || !atomic_compare_exchange_strong(&g->tls_gen, &last, p->gen))
+        return GRPC_SSL_CERTIFICATE_CONFIG_RELOAD_UNCHANGED;
+    grpc_ssl_pem_key_cert_pair pair = {.private_key = p->key, .cert_chain = p->cert};
+    /* The core (1.51) asserts that a fetched config has roots even when client certificates
+     * are not requested (and then unused): give it the server's own chain. */
+    *out = grpc_ssl_server_certificate_config_create(p->ca != NULL ? p->ca : p->cert, &pair, 1);
+    if (*out == NULL) {
+        atomic_store(&g->tls_gen, last);
+        return GRPC_SSL_CERTIFICATE_CONFIG_RELOAD_FAIL;
+    }
+    return GRPC_SSL_CERTIFICATE_CONFIG_RELOAD_NEW;
+}
+
+static grpc_server_credentials *server_credentials(svc_grpc *g)
+{
+    if (g->app->tls == NULL)
+        return grpc_insecure_server_credentials_create();
+    grpc_ssl_client_certificate_request_type req = svc_tls_mutual(g->app->tls)
+                                                       ? GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY
+                                                       : GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE;
+    grpc_ssl_server_credentials_options *o =
+        grpc_ssl_server_credentials_create_options_using_config_fetcher(req, fetch_cert_config, g);
+    return o != NULL ? grpc_ssl_server_credentials_create_with_options(o) : NULL;
+}
+
 /* ---- start and stop -------------------------------------------------- */
 
 ndb_status svc_grpc_start(svc_app *app, svc_grpc **out, int *port, ndb_errmsg *msg)
@@ -570,6 +604,18 @@ ndb_status svc_grpc_start(svc_app *app, svc_grpc **out, int *port, ndb_errmsg *m
          .value.integer = (int)cfg->max_message_bytes},
         {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_SEND_MESSAGE_LENGTH,
          .value.integer = (int)cfg->max_message_bytes},
+        /* Keepalive (service/README.md): ping a connection idle keepalive_time, close it when the
+         * ping goes unanswered, and keep pinging however long it stays idle (0: no limit)... */
+        {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_KEEPALIVE_TIME_MS, .value.integer = cfg->keepalive_time_s * 1000},
+        {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_KEEPALIVE_TIMEOUT_MS,
+         .value.integer = cfg->keepalive_timeout_s * 1000},
+        {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, .value.integer = 0},
+        /* ...and accept clients' pings every keepalive_min_ping, with or without calls (the core's
+         * defaults: 5 minutes, and 2 hours without calls, after which three pings mean GOAWAY). */
+        {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, .value.integer = 1},
+        {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
+         .value.integer = cfg->keepalive_min_ping_s * 1000},
+        {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_HTTP2_MAX_PING_STRIKES, .value.integer = 2},
     };
     grpc_channel_args chargs = {.num_args = sizeof args / sizeof args[0], .args = args};
     g->server = grpc_server_create(&chargs, NULL);
@@ -586,9 +632,10 @@ ndb_status svc_grpc_start(svc_app *app, svc_grpc **out, int *port, ndb_errmsg *m
     g->shutdown_cq = grpc_completion_queue_create_for_pluck(NULL);
     grpc_server_register_completion_queue(g->server, g->shutdown_cq, NULL);
 
-    grpc_server_credentials *creds = grpc_insecure_server_credentials_create();
-    *port = grpc_server_add_http2_port(g->server, cfg->grpc_addr, creds);
-    grpc_server_credentials_release(creds);
+    grpc_server_credentials *creds = server_credentials(g);
+    *port = creds != NULL ? grpc_server_add_http2_port(g->server, cfg->grpc_addr, creds) : 0;
+    if (creds != NULL)
+        grpc_server_credentials_release(creds);
     if (*port == 0) {
         st = ndb_errmsg_set(msg, NDB_EIO, "cannot listen for gRPC on %s (address in use or invalid?)",
                             cfg->grpc_addr);

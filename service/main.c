@@ -169,6 +169,7 @@ int main(int argc, char **argv)
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGTERM);
     sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGHUP); /* reloads the TLS files */
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
@@ -182,6 +183,14 @@ int main(int argc, char **argv)
         return fail("cannot use the data directory", st, &msg);
     if ((st = svc_auth_load(&cfg, &app.auth, &msg)) != NDB_OK)
         return fail("cannot load API keys", st, &msg);
+    if ((st = svc_tls_open(&cfg, &app.tls, &msg)) != NDB_OK)
+        return fail("cannot load the TLS certificate", st, &msg);
+    if (app.tls == NULL)
+        SVC_LOG(SVC_LOG_WARN, "no TLS certificate configured: both ports speak plaintext, API keys and data travel in clear",
+                LOG_STR("fix", "set --tls-cert and --tls-key (NEXADB_TLS_CERT, NEXADB_TLS_KEY)"));
+    else
+        SVC_LOG(SVC_LOG_INFO, "TLS on both ports", LOG_STR("cert", cfg.tls_cert),
+                LOG_BOOL("client_certificates_required", svc_tls_mutual(app.tls)));
     if ((st = svc_dispatch_init(&msg)) != NDB_OK)
         return fail("method table does not match the protos", st, &msg);
     if ((st = svc_metrics_init(&msg)) != NDB_OK)
@@ -210,9 +219,27 @@ int main(int argc, char **argv)
     SVC_LOG(SVC_LOG_INFO, "nexadb-server ready", LOG_STR("version", NDB_VERSION), LOG_STR("data_dir", cfg.data_dir),
             LOG_INT("grpc_port", grpc_port), LOG_INT("api_keys", svc_auth_count(app.auth)));
 
+    /* Serve until SIGTERM/SIGINT; SIGHUP reloads the TLS files, which are also
+     * checked for changes every two seconds. */
     int sig = 0;
-    while (sigwait(&sigs, &sig) != 0)
-        ;
+    for (;;) {
+        struct timespec poll = {.tv_sec = 2};
+        sig = sigtimedwait(&sigs, NULL, &poll);
+        if (sig == SIGTERM || sig == SIGINT)
+            break;
+        if (sig == SIGHUP && app.tls != NULL) {
+            if ((st = svc_tls_reload(app.tls, &msg)) != NDB_OK)
+                SVC_LOG(SVC_LOG_ERROR, "SIGHUP: cannot load the TLS files; still using the previous ones",
+                        LOG_STR("error", msg.text));
+            else
+                SVC_LOG(SVC_LOG_INFO, "SIGHUP: TLS files reloaded; new connections use them",
+                        LOG_INT("generation", svc_tls_get(app.tls)->gen));
+        } else if (sig == SIGHUP) {
+            SVC_LOG(SVC_LOG_INFO, "SIGHUP: nothing to reload (no TLS certificate configured)");
+        } else if (app.tls != NULL) {
+            svc_tls_poll(app.tls);
+        }
+    }
     SVC_LOG(SVC_LOG_INFO, "shutting down", LOG_STR("signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"),
             LOG_INT("grace_seconds", cfg.shutdown_grace_s));
     svc_app_set_state(&app, SVC_DRAINING);
@@ -221,6 +248,7 @@ int main(int argc, char **argv)
     svc_rest_stop(rest);
     close_engines(&app); /* fsyncs the WAL */
     svc_auth_free(app.auth);
+    svc_tls_free(app.tls);
     SVC_LOG(SVC_LOG_INFO, "stopped");
     return 0;
 }

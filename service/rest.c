@@ -17,6 +17,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "rest_routes.h"
+#include "rest_tls.h"
 
 #define MAX_SEGS 16
 #define MAX_ROUTES 96
@@ -1013,6 +1014,12 @@ ndb_status svc_rest_start(svc_app *app, svc_rest **out, int *port, ndb_errmsg *m
     unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG;
     if (ss.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
+    struct MHD_OptionItem tls_opts[2] = {{MHD_OPTION_END, 0, NULL}, {MHD_OPTION_END, 0, NULL}};
+    if (app->tls != NULL) {
+        if ((st = svc_rest_tls_start(app->tls, tls_opts, msg)) != NDB_OK)
+            goto fail;
+        flags |= MHD_USE_TLS;
+    }
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     unsigned threads = cfg->http_threads > 0 ? (unsigned)cfg->http_threads : (unsigned)(ncpu > 0 ? 2 * ncpu : 2);
     r->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, r, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
@@ -1020,7 +1027,7 @@ ndb_status svc_rest_start(svc_app *app, svc_rest **out, int *port, ndb_errmsg *m
                             (unsigned)cfg->http_timeout_s, MHD_OPTION_CONNECTION_LIMIT, 4096u,
                             MHD_OPTION_NOTIFY_COMPLETED, on_completed, r, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, r,
                             MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_UNESCAPE_CALLBACK, no_unescape, r,
-                            MHD_OPTION_END);
+                            MHD_OPTION_ARRAY, tls_opts, MHD_OPTION_END);
     if (r->d == NULL) {
         st = ndb_errmsg_set(msg, NDB_EIO, "cannot listen for HTTP on %s (address in use or invalid?)", cfg->http_addr);
         goto fail;
@@ -1031,6 +1038,8 @@ ndb_status svc_rest_start(svc_app *app, svc_rest **out, int *port, ndb_errmsg *m
     *out = r;
     return NDB_OK;
 fail:
+    if (app->tls != NULL)
+        svc_rest_tls_stop();
     free(r);
     return st;
 }
@@ -1050,5 +1059,7 @@ void svc_rest_stop(svc_rest *r)
         return;
     if (r->d != NULL)
         MHD_stop_daemon(r->d);
+    if (r->app->tls != NULL)
+        svc_rest_tls_stop();
     free(r);
 }

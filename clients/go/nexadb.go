@@ -15,6 +15,8 @@ package nexadb
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
+	"errors"
 	"fmt"
 	"io"
 	"iter"
@@ -63,6 +65,35 @@ func WithTLS(cfg *tls.Config) Option {
 		}
 		o.tls = cfg
 	}
+}
+
+// LoadTLSConfig makes a TLS configuration from PEM files: caFile holds the CA certificates
+// that sign the server's certificate ("": the system roots); certFile and keyFile are this
+// client's certificate chain and key for a server that requires client certificates (mTLS),
+// both or neither. Pass the result to WithTLS.
+func LoadTLSConfig(caFile, certFile, keyFile string) (*tls.Config, error) {
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	if caFile != "" {
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, fmt.Errorf("nexadb: CA file: %w", err)
+		}
+		cfg.RootCAs = x509.NewCertPool()
+		if !cfg.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("nexadb: CA file %s holds no PEM certificate", caFile)
+		}
+	}
+	if (certFile == "") != (keyFile == "") {
+		return nil, errors.New("nexadb: a client certificate and its key go together")
+	}
+	if certFile != "" {
+		pair, err := tls.LoadX509KeyPair(certFile, keyFile)
+		if err != nil {
+			return nil, fmt.Errorf("nexadb: client certificate: %w", err)
+		}
+		cfg.Certificates = []tls.Certificate{pair}
+	}
+	return cfg, nil
 }
 
 // WithTimeout sets the deadline applied to each unary call whose context has none

@@ -36,7 +36,7 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func startServer() (*testServer, error) {
+func startServer(extraArgs ...string) (*testServer, error) {
 	bin := os.Getenv("NEXADB_SERVER")
 	if bin == "" {
 		bin = "../../build/test/service/nexadb-server"
@@ -46,7 +46,8 @@ func startServer() (*testServer, error) {
 		return nil, err
 	}
 	data := filepath.Join(dir, "data")
-	cmd := exec.Command(bin, "--data-dir", data, "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0")
+	args := append([]string{"--data-dir", data, "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"}, extraArgs...)
+	cmd := exec.Command(bin, args...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		return nil, err

@@ -1026,3 +1026,58 @@ def test_server_http_port_serves_status_and_metrics(server_setup):
             assert re.search(r"^[a-zA-Z_:][a-zA-Z0-9_:]*(\{[^}]*\})? \S+", body, re.M), body[:500]
     finally:
         srv.kill()
+
+
+def test_helm_tls(helm):
+    """tls.enabled mounts the kubernetes.io/tls Secret and points the server at it; the probes
+    move off the kubelet's plaintext gRPC check; the ServiceMonitor scrapes over HTTPS."""
+    key = f"apiKey.value={_random_key()}"
+    objs = _docs(helm.template(sets=[key, "tls.enabled=true", "tls.secretName=nexadb-tls",
+                                     "serviceMonitor.enabled=true"]).stdout)
+    sts = _one(objs, "StatefulSet")
+    pod = sts["spec"]["template"]["spec"]
+    c = pod["containers"][0]
+    env = {e["name"]: e.get("value") for e in c["env"]}
+    assert env["NEXADB_TLS_CERT"] == "/etc/nexadb/tls/tls.crt"
+    assert env["NEXADB_TLS_KEY"] == "/etc/nexadb/tls/tls.key"
+    assert "NEXADB_TLS_CLIENT_CA" not in env
+    mount = [m for m in c["volumeMounts"] if m["name"] == "tls"][0]
+    assert mount["mountPath"] == "/etc/nexadb/tls" and mount["readOnly"]
+    vol = [v for v in pod["volumes"] if v["name"] == "tls"][0]
+    assert vol["secret"]["secretName"] == "nexadb-tls"
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        assert c[probe]["httpGet"] == {"scheme": "HTTPS", "path": "/status", "port": 6969}, probe
+        assert "grpc" not in c[probe]
+    ep = _one(objs, "ServiceMonitor")["spec"]["endpoints"][0]
+    assert ep["scheme"] == "https" and ep["tlsConfig"]["ca"]["secret"] == {"name": "nexadb-tls", "key": "ca.crt"}
+    for obj in objs:
+        if obj["kind"] == "ServiceMonitor":
+            assert not list(jsonschema.Draft202012Validator(SERVICEMONITOR_SCHEMA).iter_errors(obj))
+        else:
+            kubernetes_validate.validate(obj, K8S_VERSIONS[-1], strict=True)
+
+    # mTLS: the client CA comes from the same Secret; the kubelet has no client certificate
+    objs = _docs(helm.template(sets=[key, "tls.enabled=true", "tls.secretName=nexadb-tls",
+                                     "tls.requireClientCerts=true", "serviceMonitor.enabled=true"]).stdout)
+    c = _one(objs, "StatefulSet")["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e.get("value") for e in c["env"]}
+    assert env["NEXADB_TLS_CLIENT_CA"] == "/etc/nexadb/tls/ca.crt"
+    assert c["readinessProbe"]["tcpSocket"] == {"port": 6970}
+    ep = _one(objs, "ServiceMonitor")["spec"]["endpoints"][0]
+    assert ep["tlsConfig"]["keySecret"] == {"name": "nexadb-tls", "key": "tls.key"}
+    assert not list(jsonschema.Draft202012Validator(SERVICEMONITOR_SCHEMA).iter_errors(_one(objs, "ServiceMonitor")))
+
+    # off by default: no TLS variables, the gRPC probes as before
+    c = _one(_docs(helm.template(sets=[key]).stdout), "StatefulSet")["spec"]["template"]["spec"]["containers"][0]
+    assert not [e for e in c["env"] if e["name"].startswith("NEXADB_TLS")]
+    assert c["readinessProbe"]["grpc"] == {"port": 6970, "service": "nexadb.v1.DocumentService"}
+
+
+@pytest.mark.parametrize("sets,message", [
+    (["tls.enabled=true"], "tls.enabled needs tls.secretName"),
+    (["tls.requireClientCerts=true"], "tls.requireClientCerts needs tls.enabled"),
+    (["tls.enabled=yes"], "tls/enabled"),
+])
+def test_helm_refuses_bad_tls_values(helm, sets, message):
+    proc = helm.template(sets=[f"apiKey.value={_random_key()}", *sets], check=False)
+    assert proc.returncode != 0 and message in proc.stderr, proc.stderr

@@ -21,6 +21,10 @@ ROOT = Path(__file__).resolve().parents[2]
 GOOGLEAPIS = "/usr/share/gocode/src/github.com/grpc-ecosystem/grpc-gateway/third_party/googleapis"
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: a minute or more; run by `make test-slow`, not `make test`")
+
+
 def server_binary() -> str:
     path = os.environ.get("NEXADB_SERVER", str(ROOT / "build/test/service/nexadb-server"))
     if not os.access(path, os.X_OK):

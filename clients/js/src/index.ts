@@ -32,6 +32,11 @@ export interface NexaDBOptions {
   tls?: boolean;
   /** PEM CA certificates for TLS; implies tls. */
   rootCerts?: Buffer;
+  /** PEM certificate chain of this client, for servers that require client certificates
+   * (mTLS); needs clientKey; implies tls. */
+  clientCert?: Buffer;
+  /** PEM private key of clientCert. */
+  clientKey?: Buffer;
   /** Deadline for each unary call in milliseconds (default 30000; 0 for none). */
   timeoutMs?: number;
   /** Extra grpc-js channel options. */
@@ -169,9 +174,12 @@ export class NexaDB {
     const apiKey = options.apiKey ?? process.env.NEXADB_API_KEY;
     this.metadata = new grpc.Metadata();
     if (apiKey) this.metadata.set('x-api-key', apiKey);
+    if (!options.clientCert !== !options.clientKey) {
+      throw new TypeError('clientCert and clientKey go together');
+    }
     const creds =
-      options.tls || options.rootCerts
-        ? grpc.credentials.createSsl(options.rootCerts ?? null)
+      options.tls || options.rootCerts || options.clientCert
+        ? grpc.credentials.createSsl(options.rootCerts ?? null, options.clientKey ?? null, options.clientCert ?? null)
         : grpc.credentials.createInsecure();
     const opts: grpc.ChannelOptions = {
       'grpc.max_receive_message_length': 64 << 20,

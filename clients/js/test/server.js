@@ -13,11 +13,11 @@ function serverBinary() {
   return p;
 }
 
-async function startServer() {
+async function startServer(extraArgs = []) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nexadb-js-'));
   const dataDir = path.join(dir, 'data');
   const proc = spawn(serverBinary(),
-    ['--data-dir', dataDir, '--grpc-addr', '127.0.0.1:0', '--http-addr', '127.0.0.1:0'],
+    ['--data-dir', dataDir, '--grpc-addr', '127.0.0.1:0', '--http-addr', '127.0.0.1:0', ...extraArgs],
     { stdio: ['ignore', 'ignore', 'pipe'] });
   const rl = readline.createInterface({ input: proc.stderr });
   const info = await new Promise((resolve, reject) => {

@@ -468,6 +468,17 @@ def _split_json_and_int(arg: str, default: int):
 
 # -- argument parsing ----------------------------------------------------------------------
 
+def _env_bool(name: str) -> bool:
+    return os.environ.get(name, "").lower() in ("1", "true", "yes")
+
+
+def _read(path: Optional[str]) -> Optional[bytes]:
+    if not path:
+        return None
+    with open(path, "rb") as f:
+        return f.read()
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="nexadb", description="NexaDB command-line client (gRPC).",
@@ -478,8 +489,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=int(os.environ.get("NEXADB_PORT", DEFAULT_PORT)),
                    help=f"server gRPC port (default $NEXADB_PORT or {DEFAULT_PORT})")
     p.add_argument("--api-key", default=None, help="API key (default $NEXADB_API_KEY)")
-    p.add_argument("--tls", action="store_true", help="connect with TLS")
-    p.add_argument("--ca-file", help="PEM file of CA certificates for TLS (implies --tls)")
+    p.add_argument("--tls", action="store_true", default=_env_bool("NEXADB_TLS"),
+                   help="connect with TLS, trusting the system's CA roots (default $NEXADB_TLS)")
+    p.add_argument("--ca-file", default=os.environ.get("NEXADB_TLS_CA") or None,
+                   help="PEM file of CA certificates for TLS (default $NEXADB_TLS_CA; implies --tls)")
+    p.add_argument("--cert-file", default=os.environ.get("NEXADB_TLS_CLIENT_CERT") or None,
+                   help="PEM client certificate chain for servers that require one (mTLS; "
+                        "default $NEXADB_TLS_CLIENT_CERT; implies --tls)")
+    p.add_argument("--key-file", default=os.environ.get("NEXADB_TLS_CLIENT_KEY") or None,
+                   help="PEM private key of --cert-file (default $NEXADB_TLS_CLIENT_KEY)")
     p.add_argument("--timeout", type=float, default=30.0, help="seconds per call (default 30)")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -565,12 +583,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[List[str]] = None) -> int:
     a = build_parser().parse_args(argv)
-    root = None
-    if a.ca_file:
-        with open(a.ca_file, "rb") as f:
-            root = f.read()
     try:
-        with NexaDB(a.host, a.port, api_key=a.api_key, tls=a.tls, root_certificates=root,
+        with NexaDB(a.host, a.port, api_key=a.api_key, tls=a.tls, root_certificates=_read(a.ca_file),
+                    client_cert=_read(a.cert_file), client_key=_read(a.key_file),
                     timeout=a.timeout) as db:
             return a.fn(db, a, sys.stdout)
     except UsageError as e:

@@ -148,16 +148,19 @@ class NexaDB:
     """A connection to a NexaDB server.
 
     NexaDB(host='localhost', port=6970, api_key=None, *, tls=False,
-           root_certificates=None, timeout=30.0)
+           root_certificates=None, client_cert=None, client_key=None, timeout=30.0)
 
     api_key defaults to $NEXADB_API_KEY. tls=True uses TLS with the system's CA roots, or
-    root_certificates (PEM bytes) when given. timeout is the deadline in seconds for each
+    root_certificates (PEM bytes) when given. client_cert and client_key (PEM bytes, both or
+    neither) are this client's certificate chain and key, for a server that requires client
+    certificates (mTLS). Any of the three implies tls. timeout is the deadline in seconds for each
     unary call (None: no deadline); streams (find, aggregate) have none by default.
     """
 
     def __init__(self, host: str = "localhost", port: int = DEFAULT_PORT,
                  api_key: Optional[str] = None, *, tls: bool = False,
-                 root_certificates: Optional[bytes] = None, timeout: Optional[float] = 30.0,
+                 root_certificates: Optional[bytes] = None, client_cert: Optional[bytes] = None,
+                 client_key: Optional[bytes] = None, timeout: Optional[float] = 30.0,
                  options: Sequence[Tuple[str, Any]] = ()):
         if api_key is None:
             api_key = os.environ.get("NEXADB_API_KEY") or None
@@ -168,8 +171,11 @@ class NexaDB:
         target = f"{host}:{self.port}"
         opts = [("grpc.max_receive_message_length", 64 << 20),
                 ("grpc.max_send_message_length", 64 << 20), *options]
-        if tls or root_certificates is not None:
-            creds = grpc.ssl_channel_credentials(root_certificates=root_certificates)
+        if (client_cert is None) != (client_key is None):
+            raise ValueError("client_cert and client_key go together")
+        if tls or root_certificates is not None or client_cert is not None:
+            creds = grpc.ssl_channel_credentials(root_certificates=root_certificates,
+                                                 private_key=client_key, certificate_chain=client_cert)
             self._channel = grpc.secure_channel(target, creds, options=opts)
         else:
             self._channel = grpc.insecure_channel(target, options=opts)

@@ -83,7 +83,38 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- if not (or .Values.apiKey.value .Values.apiKey.existingSecret) }}
 {{- fail "an API key is required: --set-string apiKey.value=\"$(openssl rand -hex 32)\", or create a Secret and set apiKey.existingSecret (see deploy/README.md)" }}
 {{- end }}
+{{- if and .Values.tls.enabled (not .Values.tls.secretName) }}
+{{- fail "tls.enabled needs tls.secretName: a kubernetes.io/tls Secret with tls.crt and tls.key (see deploy/README.md)" }}
+{{- end }}
+{{- if and .Values.tls.requireClientCerts (not .Values.tls.enabled) }}
+{{- fail "tls.requireClientCerts needs tls.enabled" }}
+{{- end }}
 {{- if and .Values.podDisruptionBudget.enabled (not (kindIs "invalid" .Values.podDisruptionBudget.minAvailable)) (not (kindIs "invalid" .Values.podDisruptionBudget.maxUnavailable)) }}
 {{- fail "set only one of podDisruptionBudget.minAvailable and podDisruptionBudget.maxUnavailable (the other to null)" }}
 {{- end }}
+{{- end }}
+
+{{/*
+Probe target. Plaintext: the kubelet's native gRPC health check. TLS: the kubelet's gRPC probe
+cannot speak TLS, so GET /status over HTTPS (503 while starting; the listener closes on
+SIGTERM). mTLS: the kubelet has no client certificate, so a TCP connect to the gRPC port.
+*/}}
+{{- define "nexadb.probe" -}}
+{{- $root := index . 0 -}}
+{{- $service := index . 1 -}}
+{{- if $root.Values.tls.requireClientCerts -}}
+tcpSocket:
+  port: 6970
+{{- else if $root.Values.tls.enabled -}}
+httpGet:
+  scheme: HTTPS
+  path: /status
+  port: 6969
+{{- else -}}
+grpc:
+  port: 6970
+  {{- with $service }}
+  service: {{ . }}
+  {{- end }}
+{{- end -}}
 {{- end }}
