@@ -403,25 +403,26 @@ static long overlapping(kv_version *v, int level, const kv_slice *lo, const kv_s
     return (long)n;
 }
 
-/* The level a flushed table goes to, as LevelDB places memtable output: L0
- * when anything in L0 overlaps it, else as deep as level 2 while nothing at
- * that level overlaps it and it overlaps at most ten target-size tables one
- * level further down. Data written in key order so skips compactions. Never
- * the level a running compaction writes to: its outputs may span the gap
- * the table fills. mu held. */
+/* The level a flushed table goes to: L1 when nothing in L0 or L1 overlaps it
+ * and it overlaps at most ten target-size tables' bytes in L2; L2 on the
+ * same terms when a compaction is writing to L1 (its outputs may span the
+ * gap the table would fill); else L0. Data written in key order so skips the
+ * L0 compaction and moves on down without being rewritten. LevelDB places
+ * such tables as deep as L2 whenever it can; here that put the first flush
+ * of an empty store (random keys) under everything written later, and every
+ * seek read one more level. mu held. */
 static int flush_level(ndb_kv *kv, const kv_fmeta *f)
 {
     kv_version *v = kv->vs->current;
     kv_slice lo = ikey_user((kv_slice){f->smallest, f->slen}), hi = ikey_user((kv_slice){f->largest, f->llen});
-    int best = 0;
     for (int l = 0; l <= 2 && l + 1 < NDB_KV_LEVELS; l++) {
         uint64_t bytes;
         if (overlapping(v, l, &lo, &hi, &bytes) != 0) break;
         if (l == 0) continue;
         if (overlapping(v, l + 1, &lo, &hi, &bytes) < 0 || bytes > 10 * (uint64_t)kv->opt.sst_target_bytes) break;
-        if (l != kv->compact_out) best = l;
+        if (l != kv->compact_out) return l;
     }
-    return best;
+    return 0;
 }
 
 /* Writes imm to tables and installs them. mu held on entry and exit. */
