@@ -497,12 +497,52 @@ static void range_of(kv_fmeta **fs, size_t n, kv_slice *lo, kv_slice *hi)
     }
 }
 
-/* Completes c given in[0]: adds the overlapping files of level+1. */
+/* 1 if f's user-key range meets that of one of fs[0..n). */
+static int overlaps_any(const kv_fmeta *f, kv_fmeta *const *fs, size_t n)
+{
+    kv_slice s = ikey_user((kv_slice){f->smallest, f->slen}), l = ikey_user((kv_slice){f->largest, f->llen});
+    for (size_t i = 0; i < n; i++)
+        if (slice_cmp(ikey_user((kv_slice){fs[i]->smallest, fs[i]->slen}), l) <= 0 &&
+            slice_cmp(ikey_user((kv_slice){fs[i]->largest, fs[i]->llen}), s) >= 0)
+            return 1;
+    return 0;
+}
+
+/* Completes c given in[0]: adds the files of level+1 that overlap one of
+ * them. Several L0 inputs may be disjoint (tables of different partitions):
+ * what lies between them below is left alone (fences, see run_compaction)
+ * rather than rewritten. */
 static ndb_status add_parents(compaction *c)
 {
     kv_slice lo, hi;
     range_of(c->in[0], c->nin[0], &lo, &hi);
-    return kv_version_overlaps(c->v, c->level + 1, &lo, &hi, &c->in[1], &c->nin[1]);
+    kv_fmeta **fs;
+    size_t n, k = 0;
+    ndb_status st = kv_version_overlaps(c->v, c->level + 1, &lo, &hi, &fs, &n);
+    if (st != NDB_OK) return st;
+    for (size_t i = 0; i < n; i++)
+        if (overlaps_any(fs[i], c->in[0], c->nin[0])) fs[k++] = fs[i];
+    c->in[1] = fs;
+    c->nin[1] = k;
+    return NDB_OK;
+}
+
+/* The files of level+1 inside c's input range that c leaves alone, in key
+ * order: no output may span one. Caller frees *out. */
+static ndb_status fences_of(compaction *c, kv_fmeta ***out, size_t *n)
+{
+    kv_slice lo, hi;
+    range_of(c->in[0], c->nin[0], &lo, &hi);
+    ndb_status st = kv_version_overlaps(c->v, c->level + 1, &lo, &hi, out, n);
+    if (st != NDB_OK) return st;
+    size_t k = 0;
+    for (size_t i = 0; i < *n; i++) {
+        int input = 0;
+        for (size_t j = 0; j < c->nin[1] && !input; j++) input = c->in[1][j] == (*out)[i];
+        if (!input) (*out)[k++] = (*out)[i];
+    }
+    *n = k;
+    return NDB_OK;
 }
 
 void kv_seek_victim(ndb_kv *kv, kv_fmeta *f, int level)
@@ -653,6 +693,9 @@ static ndb_status run_compaction(ndb_kv *kv, compaction *c, ndb_errmsg *msg)
 
     outputs o = {0};
     part_track pt = {.fn = __atomic_load_n(&kv->partition, __ATOMIC_ACQUIRE)};
+    kv_fmeta **fence = NULL;
+    size_t nfence = 0, fi = 0;
+    if (st == NDB_OK) st = fences_of(c, &fence, &nfence);
     char *cur = NULL;
     size_t cur_len = 0, cur_cap = 0;
     int has_cur = 0;
@@ -689,7 +732,11 @@ static ndb_status run_compaction(ndb_kv *kv, compaction *c, ndb_errmsg *msg)
             st = NDB_ENOMEM;
             break;
         }
-        if (o.b && (other || (new_user_key && kv_table_builder_size(o.b) >= kv->opt.sst_target_bytes))) {
+        /* a key past a fence's start jumps it (no input key lies inside one) */
+        int jumped = 0;
+        for (; fi < nfence && slice_cmp(ikey_user((kv_slice){fence[fi]->smallest, fence[fi]->slen}), uk) < 0; fi++)
+            jumped = 1;
+        if (o.b && (other || jumped || (new_user_key && kv_table_builder_size(o.b) >= kv->opt.sst_target_bytes))) {
             st = finish_output(kv, &o);
             if (st != NDB_OK) break;
         }
@@ -702,6 +749,7 @@ static ndb_status run_compaction(ndb_kv *kv, compaction *c, ndb_errmsg *msg)
     free(pinned);
     free(cur);
     free(pt.prev);
+    free(fence);
 
     pthread_mutex_lock(&kv->mu);
     if (st == NDB_OK) {
