@@ -765,11 +765,10 @@ static ndb_status run_compaction(ndb_kv *kv, compaction *c, ndb_errmsg *msg)
     } else if (st != NDB_ECLOSED) {
         ndb_errmsg_set(msg, st, "compaction of level %d failed (%s)", c->level, ndb_strerror(st));
     }
-    for (size_t i = 0; i < o.n && st != NDB_OK; i++) { /* outputs that never made it into a version */
-        char path[4096];
-        kv_file_path(kv, path, sizeof path, o.f[i]->number, "sst");
-        kv->env->v->remove(kv->env, path);
-    }
+    /* Outputs that failed to be written were removed by out_end. Those of a
+     * failed install stay: its manifest record may have reached the file
+     * before its fsync failed, and then the next open needs them (it deletes
+     * whatever the manifest does not name). */
     out_free(&o);
     kv_edit_destroy(&e);
     kv->compact_out = -1;
