@@ -146,8 +146,6 @@ bool json_write_val(dbuf *out, const ndb_doc_val *v, int depth);
 /* A short printable rendering of a value for messages ("{...}" beyond n). */
 void val_brief(const ndb_doc_val *v, char *out, size_t n);
 
-#endif /* NDB_DOC_INT_H */
-
 /* ---- compiled filters (filter.c); the planner reads this tree. */
 typedef enum flt_op {
     OP_EQ, OP_NE, OP_GT, OP_GTE, OP_LT, OP_LTE, OP_IN, OP_NIN, OP_EXISTS, OP_REGEX,
@@ -508,3 +506,5 @@ ndb_status agg_open(ndb_doc_db *db, coll *c, const ndb_doc_val *pipeline, ndb_do
                     ndb_errmsg *msg);
 ndb_status agg_next(ndb_doc_cursor *c, const void **doc, size_t *len, ndb_errmsg *msg);
 void agg_free(struct agg_state *a);
+
+#endif /* NDB_DOC_INT_H */
