@@ -315,7 +315,7 @@ static ndb_status get_uint(const json_t *j, uint64_t hi, uint64_t *out, const ch
             return ndb_errmsg_set(msg, NDB_EINVAL, "%s: '%.40s' is not an unsigned integer", path,
                                   json_string_value(j));
     } else {
-        int64_t s;
+        int64_t s = 0; /* gcc -O3 cannot see that get_int sets it whenever it returns NDB_OK */
         ndb_status st = get_int(j, 0, INT64_MAX, &s, path, msg);
         if (st != NDB_OK)
             return st;

@@ -9,6 +9,7 @@
  */
 #include "db.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -304,14 +305,17 @@ static void compaction_free(compaction *c)
     kv_version_unref(c->v);
 }
 
-/* User-key range of files. */
+/* User-key range of fs[0..n), n > 0. */
 static void range_of(kv_fmeta **fs, size_t n, kv_slice *lo, kv_slice *hi)
 {
-    for (size_t i = 0; i < n; i++) {
+    assert(n > 0);
+    *lo = ikey_user((kv_slice){fs[0]->smallest, fs[0]->slen});
+    *hi = ikey_user((kv_slice){fs[0]->largest, fs[0]->llen});
+    for (size_t i = 1; i < n; i++) {
         kv_slice s = ikey_user((kv_slice){fs[i]->smallest, fs[i]->slen});
         kv_slice l = ikey_user((kv_slice){fs[i]->largest, fs[i]->llen});
-        if (i == 0 || slice_cmp(s, *lo) < 0) *lo = s;
-        if (i == 0 || slice_cmp(l, *hi) > 0) *hi = l;
+        if (slice_cmp(s, *lo) < 0) *lo = s;
+        if (slice_cmp(l, *hi) > 0) *hi = l;
     }
 }
 

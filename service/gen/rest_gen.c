@@ -37,7 +37,7 @@ typedef Google__Protobuf__DescriptorProto MsgProto;
 typedef Google__Protobuf__FieldDescriptorProto FieldProto;
 typedef Google__Protobuf__EnumDescriptorProto EnumProto;
 
-static void die(const char *fmt, ...)
+__attribute__((noreturn, format(printf, 1, 2))) static void die(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -50,13 +50,16 @@ static void die(const char *fmt, ...)
 
 /* ---- descriptor index ------------------------------------------------- */
 
+/* The deepest source-info path kept: file -> message -> 2 levels of nested messages/enums. */
+#define SRC_PATH_MAX 8
+
 /* Every message and enum by full name (".pkg.Name"), with its file and source path. */
 typedef struct msg_entry {
     char *full; /* ".nexadb.v1.FindRequest" */
     const MsgProto *m;
     const EnumProto *e;
     const FileProto *f;
-    int32_t path[8];
+    int32_t path[SRC_PATH_MAX];
     size_t n_path;
     bool emitted;
 } msg_entry;
@@ -76,7 +79,7 @@ static void add_entry(const char *full, const MsgProto *m, const EnumProto *e, c
     msg_entry *x = &entries[n_entries++];
     memset(x, 0, sizeof *x);
     x->full = strdup(full);
-    if (x->full == NULL || n_path > 8)
+    if (x->full == NULL || n_path > SRC_PATH_MAX)
         die("out of memory or nesting too deep at %s", full);
     x->m = m;
     x->e = e;
@@ -85,19 +88,24 @@ static void add_entry(const char *full, const MsgProto *m, const EnumProto *e, c
     x->n_path = n_path;
 }
 
-/* out = a + "." + b; dies when it does not fit. */
-static void join_name(char *out, size_t cap, const char *a, const char *b)
+/* snprintf that dies when the result does not fit: a name cut short would be a wrong route. */
+__attribute__((format(printf, 3, 4))) static void fmt(char *out, size_t cap, const char *f, ...)
 {
-    int n = snprintf(out, cap, "%s.%s", a, b);
+    va_list ap;
+    va_start(ap, f);
+    int n = vsnprintf(out, cap, f, ap);
+    va_end(ap);
     if (n < 0 || (size_t)n >= cap)
-        die("name too long: %s.%s", a, b);
+        die("name too long: %.*s...", (int)(cap < 80 ? cap : 80), out);
 }
 
 static void index_message(const FileProto *f, const char *scope, const MsgProto *m, int32_t *path, size_t n_path)
 {
     char full[512];
-    join_name(full, sizeof full, scope, m->name);
+    fmt(full, sizeof full, "%s.%s", scope, m->name);
     add_entry(full, m, NULL, f, path, n_path);
+    if ((m->n_nested_type > 0 || m->n_enum_type > 0) && n_path + 2 > SRC_PATH_MAX)
+        die("%s: types nest more than %d levels deep", full, SRC_PATH_MAX / 2 - 1);
     for (size_t i = 0; i < m->n_nested_type; i++) {
         path[n_path] = 3; /* DescriptorProto.nested_type */
         path[n_path + 1] = (int32_t)i;
@@ -105,7 +113,7 @@ static void index_message(const FileProto *f, const char *scope, const MsgProto 
     }
     for (size_t i = 0; i < m->n_enum_type; i++) {
         char ef[512];
-        join_name(ef, sizeof ef, full, m->enum_type[i]->name);
+        fmt(ef, sizeof ef, "%s.%s", full, m->enum_type[i]->name);
         path[n_path] = 4; /* DescriptorProto.enum_type */
         path[n_path + 1] = (int32_t)i;
         add_entry(ef, NULL, m->enum_type[i], f, path, n_path + 2);
@@ -115,8 +123,8 @@ static void index_message(const FileProto *f, const char *scope, const MsgProto 
 static void index_file(const FileProto *f)
 {
     char scope[256];
-    snprintf(scope, sizeof scope, "%s%s", f->package && *f->package ? "." : "", f->package ? f->package : "");
-    int32_t path[8];
+    fmt(scope, sizeof scope, "%s%s", f->package && *f->package ? "." : "", f->package ? f->package : "");
+    int32_t path[SRC_PATH_MAX];
     for (size_t i = 0; i < f->n_message_type; i++) {
         path[0] = 4; /* FileDescriptorProto.message_type */
         path[1] = (int32_t)i;
@@ -124,7 +132,7 @@ static void index_file(const FileProto *f)
     }
     for (size_t i = 0; i < f->n_enum_type; i++) {
         char ef[512];
-        join_name(ef, sizeof ef, scope, f->enum_type[i]->name);
+        fmt(ef, sizeof ef, "%s.%s", scope, f->enum_type[i]->name);
         path[0] = 5; /* FileDescriptorProto.enum_type */
         path[1] = (int32_t)i;
         add_entry(ef, NULL, f->enum_type[i], f, path, 2);
@@ -224,7 +232,7 @@ static const char *schema_name(const char *full)
 static json_t *ref_to(const char *full)
 {
     char ref[600];
-    snprintf(ref, sizeof ref, "#/components/schemas/%s", schema_name(full));
+    fmt(ref, sizeof ref, "#/components/schemas/%s", schema_name(full));
     return json_pack("{s:s}", "$ref", ref);
 }
 
@@ -330,7 +338,7 @@ static void emit_message_schema(msg_entry *x)
         free(doc);
     }
     for (size_t i = 0; i < x->m->n_field; i++) {
-        int32_t path[10];
+        int32_t path[SRC_PATH_MAX + 2];
         memcpy(path, x->path, x->n_path * sizeof *path);
         path[x->n_path] = 2; /* DescriptorProto.field */
         path[x->n_path + 1] = (int32_t)i;
@@ -407,7 +415,7 @@ static const char *pattern_for(const char *field)
 static bool in_path(const char *pattern, const char *field)
 {
     char v[160];
-    snprintf(v, sizeof v, "{%s}", field);
+    fmt(v, sizeof v, "{%s}", field);
     return strstr(pattern, v) != NULL;
 }
 
@@ -432,7 +440,7 @@ static void add_operation(json_t *paths, const route_out *r, const char *op_id, 
     if (summary != NULL)
         json_object_set_new(op, "description", json_string(summary));
     char tag[128];
-    snprintf(tag, sizeof tag, "%s", strrchr(r->rpc, '.') + 1);
+    fmt(tag, sizeof tag, "%s", strrchr(r->rpc, '.') + 1);
     *strchr(tag, '/') = '\0';
     json_object_set_new(op, "tags", json_pack("[s]", tag));
 
@@ -440,7 +448,7 @@ static void add_operation(json_t *paths, const route_out *r, const char *op_id, 
     bool body_star = strcmp(r->body, "*") == 0;
     for (size_t k = 0; k < in->m->n_field; k++) {
         const FieldProto *fd = in->m->field[k];
-        int32_t path[10];
+        int32_t path[SRC_PATH_MAX + 2];
         memcpy(path, in->path, in->n_path * sizeof *path);
         path[in->n_path] = 2;
         path[in->n_path + 1] = (int32_t)k;
@@ -491,13 +499,13 @@ static void add_operation(json_t *paths, const route_out *r, const char *op_id, 
         if (body_star) {
             /* The request message without the fields the path carries. */
             char name[300];
-            snprintf(name, sizeof name, "%s.Body", schema_name(in->full));
+            fmt(name, sizeof name, "%s.Body", schema_name(in->full));
             json_t *props = json_object();
             for (size_t k = 0; k < in->m->n_field; k++) {
                 const FieldProto *fd = in->m->field[k];
                 if (in_path(r->pattern, fd->name))
                     continue;
-                int32_t path[10];
+                int32_t path[SRC_PATH_MAX + 2];
                 memcpy(path, in->path, in->n_path * sizeof *path);
                 path[in->n_path] = 2;
                 path[in->n_path + 1] = (int32_t)k;
@@ -510,7 +518,7 @@ static void add_operation(json_t *paths, const route_out *r, const char *op_id, 
             else
                 json_decref(props);
             char ref[400];
-            snprintf(ref, sizeof ref, "#/components/schemas/%s", name);
+            fmt(ref, sizeof ref, "#/components/schemas/%s", name);
             s = json_pack("{s:s}", "$ref", ref);
         } else {
             const FieldProto *fd = field_named(in->m, r->body);
@@ -602,12 +610,12 @@ static void handle_rule(const Google__Api__HttpRule *rule, const char *rpc, json
     r->pattern = pattern;
     r->body = rule->body ? rule->body : "";
     r->response_body = rule->response_body ? rule->response_body : "";
-    snprintf(r->rpc, sizeof r->rpc, "%s", rpc);
+    fmt(r->rpc, sizeof r->rpc, "%s", rpc);
     char op_id[200];
     if (binding == 0)
-        snprintf(op_id, sizeof op_id, "%s", op_base);
+        fmt(op_id, sizeof op_id, "%s", op_base);
     else
-        snprintf(op_id, sizeof op_id, "%s_%d", op_base, binding);
+        fmt(op_id, sizeof op_id, "%s_%d", op_base, binding);
     add_operation(paths, r, op_id, summary, in, out, streaming, open);
 }
 
@@ -699,11 +707,11 @@ int main(int argc, char **argv)
                     if (rule == NULL)
                         die("%s.%s: google.api.http does not parse", svc->name, md->name);
                     char rpc[256], dotted[256], op_base[200];
-                    snprintf(rpc, sizeof rpc, "/%s%s%s/%s", f->package ? f->package : "",
+                    fmt(rpc, sizeof rpc, "/%s%s%s/%s", f->package ? f->package : "",
                              f->package && *f->package ? "." : "", svc->name, md->name);
-                    snprintf(dotted, sizeof dotted, "%s%s%s.%s", f->package ? f->package : "",
+                    fmt(dotted, sizeof dotted, "%s%s%s.%s", f->package ? f->package : "",
                              f->package && *f->package ? "." : "", svc->name, md->name);
-                    snprintf(op_base, sizeof op_base, "%s_%s", svc->name, md->name);
+                    fmt(op_base, sizeof op_base, "%s_%s", svc->name, md->name);
                     bool is_open = false;
                     for (size_t k = 0; k < n_open; k++)
                         is_open = is_open || strcmp(open[k], dotted) == 0;

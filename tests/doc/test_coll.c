@@ -473,8 +473,8 @@ Test(coll, mutated_stored_documents)
     const char *pipes[] = {
         "[{\"$group\":{\"_id\":\"$city\",\"n\":{\"$sum\":1},\"a\":{\"$avg\":\"$age\"},\"p\":{\"$push\":\"$tags\"}}}]",
         "[{\"$unwind\":\"$tags\"},{\"$sort\":{\"tags\":1}},{\"$project\":{\"x\":{\"$concat\":[\"$name\",\"!\"]}}}]",
-        "[{\"$match\":{\"tags\":{\"$elemMatch\":{\"$regex\":\"p\"}}}},{\"$set\":{\"p.q\":\"$profile.age\",\"t\":{\"$size\":{\"$ifNull\":[\"$tags\",[]]}}}},"
-        "{\"$group\":{\"_id\":{\"c\":\"$city\"},\"s\":{\"$addToSet\":\"$tags\"},\"m\":{\"$min\":\"$p\"},\"l\":{\"$last\":\"$$ROOT\"}}}]",
+        ("[{\"$match\":{\"tags\":{\"$elemMatch\":{\"$regex\":\"p\"}}}},{\"$set\":{\"p.q\":\"$profile.age\",\"t\":{\"$size\":{\"$ifNull\":[\"$tags\",[]]}}}},"
+        "{\"$group\":{\"_id\":{\"c\":\"$city\"},\"s\":{\"$addToSet\":\"$tags\"},\"m\":{\"$min\":\"$p\"},\"l\":{\"$last\":\"$$ROOT\"}}}]"),
         "[{\"$lookup\":{\"from\":\"users\",\"localField\":\"city\",\"foreignField\":\"city\",\"as\":\"same\"}},{\"$unwind\":{\"path\":\"$same\",\"includeArrayIndex\":\"i\"}},{\"$count\":\"n\"}]",
     };
     unsigned seed = 7;
