@@ -1,6 +1,7 @@
 #include "config.h"
 
 #include "log.h"
+#include "version.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -109,6 +110,7 @@ static void usage(const char *prog)
            prog);
     for (size_t i = 0; i < N_OPTS; i++)
         printf("  --%-24s %-31s %s\n", opts[i].flag, opts[i].env, opts[i].help);
+    printf("  --%-24s %-31s %s\n", "version", "", "print the version and source revision and exit");
     printf("  --%-24s %-31s %s\n", "help", "", "print this and exit");
 }
 
@@ -137,12 +139,13 @@ ndb_status svc_config_load(svc_config *cfg, int argc, char **argv, ndb_errmsg *m
         }
     }
 
-    struct option longopts[N_OPTS + 2];
+    struct option longopts[N_OPTS + 3];
     for (size_t i = 0; i < N_OPTS; i++)
         longopts[i] = (struct option){opts[i].flag, opts[i].kind == OPT_BOOL ? no_argument : required_argument,
                                       NULL, (int)i};
     longopts[N_OPTS] = (struct option){"help", no_argument, NULL, 'h'};
-    longopts[N_OPTS + 1] = (struct option){NULL, 0, NULL, 0};
+    longopts[N_OPTS + 1] = (struct option){"version", no_argument, NULL, 'V'};
+    longopts[N_OPTS + 2] = (struct option){NULL, 0, NULL, 0};
 
     optind = 1;
     opterr = 0;
@@ -153,6 +156,10 @@ ndb_status svc_config_load(svc_config *cfg, int argc, char **argv, ndb_errmsg *m
             break;
         if (c == 'h') {
             usage(argv[0]);
+            return NDB_ECANCELED;
+        }
+        if (c == 'V') {
+            printf("nexadb-server %s (revision %s)\n", svc_version, svc_revision);
             return NDB_ECANCELED;
         }
         if (c == '?' || c == ':')

@@ -37,8 +37,8 @@ typedef struct svc_config {
     int keepalive_min_ping_s;   /* gRPC: clients may ping this often, with or without calls */
 } svc_config;
 
-/* Fills cfg from defaults, then the environment, then argv. On --help prints
- * usage to stdout and returns NDB_ECANCELED so main can exit 0. A bad flag or
+/* Fills cfg from defaults, then the environment, then argv. On --help (usage) or
+ * --version prints to stdout and returns NDB_ECANCELED so main can exit 0. A bad flag or
  * value returns NDB_EINVAL with msg naming it. */
 ndb_status svc_config_load(svc_config *cfg, int argc, char **argv, ndb_errmsg *msg);
 

@@ -22,10 +22,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "rest.h"
-
-#ifndef NDB_VERSION
-#define NDB_VERSION "0.0.0"
-#endif
+#include "version.h"
 
 void svc_app_set_state(svc_app *app, svc_state st)
 {
@@ -157,7 +154,7 @@ int main(int argc, char **argv)
     ndb_errmsg msg = {{0}};
     ndb_status st = svc_config_load(&cfg, argc, argv, &msg);
     if (st == NDB_ECANCELED)
-        return 0; /* --help */
+        return 0; /* --help, --version */
     if (st != NDB_OK) {
         fprintf(stderr, "nexadb-server: %s\n", msg.text);
         return 2;
@@ -173,7 +170,7 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    svc_app app = {.cfg = &cfg, .version = NDB_VERSION};
+    svc_app app = {.cfg = &cfg, .version = svc_version};
     atomic_init(&app.state, SVC_STARTING);
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -216,7 +213,7 @@ int main(int argc, char **argv)
         return fail("cannot open the data", st, &msg);
     }
     svc_app_set_state(&app, SVC_SERVING);
-    SVC_LOG(SVC_LOG_INFO, "nexadb-server ready", LOG_STR("version", NDB_VERSION), LOG_STR("data_dir", cfg.data_dir),
+    SVC_LOG(SVC_LOG_INFO, "nexadb-server ready", LOG_STR("version", svc_version), LOG_STR("revision", svc_revision), LOG_STR("data_dir", cfg.data_dir),
             LOG_INT("grpc_port", grpc_port), LOG_INT("api_keys", svc_auth_count(app.auth)));
 
     /* Serve until SIGTERM/SIGINT; SIGHUP reloads the TLS files, which are also

@@ -1,5 +1,7 @@
 """The foundation's contract, checked from a real client against the real binary."""
 import os
+import pathlib
+import re
 import signal
 import stat
 import subprocess
@@ -150,6 +152,18 @@ def test_help_lists_every_flag_with_its_variable():
                       ("--http-addr", "NEXADB_HTTP_ADDR"), ("--api-key", "NEXADB_API_KEY"),
                       ("--log-level", "NEXADB_LOG_LEVEL")):
         assert flag in r.stdout and env in r.stdout
+
+
+def test_version_names_the_release_and_the_source_revision():
+    r = subprocess.run([server_binary(), "--version"], capture_output=True, timeout=10, text=True)
+    assert r.returncode == 0
+    m = re.fullmatch(r"nexadb-server (\d+\.\d+\.\d+) \(revision ([0-9a-f]{12}(-dirty)?)\)\n", r.stdout)
+    assert m, r.stdout
+    root = pathlib.Path(__file__).resolve().parents[2]
+    head = subprocess.run(["git", "-C", str(root), "rev-parse", "--short=12", "HEAD"], capture_output=True,
+                          text=True)
+    if head.returncode == 0:  # a git checkout (not a source tarball): the binary names its commit
+        assert m.group(2).startswith(head.stdout.strip())
 
 
 def test_sigterm_exits_cleanly_and_watch_sees_not_serving(pb, server_factory):
