@@ -1,23 +1,29 @@
 #!/usr/bin/env bash
 # Installs what NexaDB needs to build and test, from Debian's packages and PyPI.
 # Idempotent: installs only what is missing. Called by the Makefile's targets.
+#   install-deps.sh           everything: build, tests, fuzzing, the Python test venv
+#   install-deps.sh --build   only what building the server takes (the image's build stage)
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
+mode=${1:-all}
+case "$mode" in all|--build) ;; *) echo "usage: $0 [--build]" >&2; exit 2 ;; esac
 
-# Build and runtime dependencies (C), from Debian 12.
+# Building nexadb-server and nexadb-health (C), from Debian 12; help2man makes their man pages.
 debs=(
-  build-essential cmake ninja-build pkg-config
+  build-essential cmake ninja-build pkg-config git
   libgrpc-dev protobuf-compiler-grpc
   libprotobuf-c-dev protobuf-c-compiler
   libprotobuf-dev protobuf-compiler grpc-proto
   golang-github-grpc-ecosystem-grpc-gateway-dev
-  libsimde-dev libcriterion-dev
-  liblz4-dev libzstd-dev
-  libjansson-dev libpcre2-dev libsqlite3-dev libmicrohttpd-dev libgnutls28-dev
-  python3-venv
-  clang libclang-rt-14-dev
+  libsimde-dev liblz4-dev libzstd-dev
+  libjansson-dev libpcre2-dev libmicrohttpd-dev libgnutls28-dev
+  help2man
 )
+# Tests, fuzzing (clang) and the benchmarks built with the tree (SQLite).
+if [ "$mode" = all ]; then
+  debs+=(libcriterion-dev libsqlite3-dev python3-venv clang libclang-rt-14-dev)
+fi
 
 missing=()
 for p in "${debs[@]}"; do
@@ -30,6 +36,8 @@ if [ ${#missing[@]} -gt 0 ]; then
   "${sudo_cmd[@]}" apt-get update -qq
   DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
+
+[ "$mode" = all ] || exit 0
 
 # Python test dependencies, in the project's own virtualenv.
 venv="$here/.venv"
