@@ -7,7 +7,8 @@
 //	id, err := users.Insert(ctx, nexadb.Document{"name": "Alice", "age": 28})
 //	docs, err := users.Find(ctx, nexadb.Document{"age": nexadb.Document{"$gt": 25}}, nexadb.Limit(10))
 //
-// The stubs it wraps (package nexadbpb) are generated from the repository's proto/ by gen.sh.
+// The stubs it wraps (package nexadbpb) are generated from the repository's proto/ by gen.sh
+// and checked in.
 //
 //go:generate ./gen.sh
 package nexadb

@@ -12,6 +12,11 @@ import pytest
 from testserver import ROOT, Server
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "package: builds the sdist and wheel and installs each into a "
+                            "clean virtualenv (ctest clients_python_package)")
+
+
 @pytest.fixture(scope="session")
 def server(tmp_path_factory):
     s = Server(tmp_path_factory.mktemp("srv") / "data").start()
