@@ -16,7 +16,6 @@ command -v go >/dev/null || export PATH="/usr/local/go/bin:$PATH"
 cmake --preset release -B "$bdir" -DNDB_TESTS=OFF >/dev/null
 cmake --build "$bdir" -j2 --target doc_bench >/dev/null
 cmake --build "$bdir" -j2 --target nexadb-server >/dev/null
-[ -d "$here/clients/go/nexadbpb" ] || "$here/clients/go/gen.sh"
 gobench="$bdir/bench/doc/grpc_doc_bench"
 go -C "$here/bench/doc/grpc" build -o "$gobench" .
 
