@@ -6,7 +6,10 @@
 JOBS ?= $(shell nproc)
 SERVER_ARGS ?=
 
-.PHONY: run test test-slow deps build release asan-test tsan-test test-embeddings clean
+VERSION := $(shell sed -n 's/^project.nexadb VERSION \([0-9.]*\).*/\1/p' CMakeLists.txt)
+
+.PHONY: run test test-slow deps build release asan-test tsan-test test-embeddings clean \
+        package image test-image test-package
 
 deps:
 	@scripts/install-deps.sh
@@ -48,6 +51,27 @@ tsan-test: deps
 	cmake --preset tsan >/dev/null
 	cmake --build --preset tsan -j $(JOBS)
 	ctest --preset tsan -j $(JOBS) -L concurrency
+
+# build/package/nexadb_$(VERSION)_amd64.deb (CPack) and nexadb-$(VERSION).tar.gz (git archive
+# of HEAD: commit first).
+package: deps
+	cmake --preset package >/dev/null
+	cmake --build --preset package -j $(JOBS) --target package dist
+
+# The server image (localhost/nexadb:$(VERSION)), built by buildah from the source tarball; the
+# base debian:12-slim is made with mmdebstrap when no registry answers. Needs root.
+image: package
+	deploy/image/build.sh build/package/nexadb-$(VERSION).tar.gz
+
+# Runs the image (podman where it can, else buildah run): health SERVING, an insert and a search.
+test-image: image
+	tests/deploy/test_image.sh localhost/nexadb:$(VERSION)
+
+# The .deb installed into a throw-away Debian 12 root and started; plain Release builds with
+# gcc and clang.
+test-package: package
+	tests/deploy/test_deb.sh build/package/nexadb_$(VERSION)_amd64.deb
+	tests/deploy/test_release_builds.sh
 
 clean:
 	rm -rf build
