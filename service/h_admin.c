@@ -114,6 +114,8 @@ static ndb_status stats(svc_ctx *ctx, const ProtobufCMessage *req, ProtobufCMess
     es->wal_syncs = (int64_t)ks.wal_syncs;
     es->write_amplification = ks.write_amplification;
     es->write_stalls = (int64_t)ks.stall_count;
+    es->block_cache_hits = (int64_t)ks.block_cache_hits;
+    es->block_cache_misses = (int64_t)ks.block_cache_misses;
     out->engine = es;
     out->vector_kernel = (char *)ndb_vec_kernel_name();
     *resp = &out->base;

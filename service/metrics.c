@@ -212,6 +212,12 @@ static void render_engine(out_buf *o, svc_app *app)
         outf(o, "nexadb_wal_syncs_total %" PRId64 "\n", e->wal_syncs);
         family(o, "nexadb_write_stalls_total", "counter", "writes delayed by compaction debt since start");
         outf(o, "nexadb_write_stalls_total %" PRId64 "\n", e->write_stalls);
+        family(o, "nexadb_block_cache_hits_total", "counter",
+               "block cache lookups that found their block (uncompressed tables are read in place once checked)");
+        outf(o, "nexadb_block_cache_hits_total %" PRId64 "\n", e->block_cache_hits);
+        family(o, "nexadb_block_cache_misses_total", "counter",
+               "block cache lookups that did not: the block was read from its table and checked");
+        outf(o, "nexadb_block_cache_misses_total %" PRId64 "\n", e->block_cache_misses);
         family(o, "nexadb_write_amplification", "gauge", "bytes written to disk per byte written by users");
         outf(o, "nexadb_write_amplification %.17g\n", e->write_amplification);
     }
