@@ -10,7 +10,9 @@
  *   engine figures from AdminService/Stats (memtable bytes, files and bytes
  *   per level, compactions, WAL syncs, write stalls, block cache hits and
  *   misses, documents and bytes per collection, vector rows per vector
- *   collection), process RSS and uptime.
+ *   collection), uptime, build info, and the standard process_* series
+ *   (CPU seconds, resident and virtual memory, start time, threads, open and
+ *   maximum file descriptors; procstat.h).
  * method is the gRPC method path ("/nexadb.v1.DocumentService/Get"), one of
  * the REST server's own endpoints ("/metrics", "/openapi.json", "OPTIONS"),
  * or "unknown" for calls that matched nothing; code is the gRPC status name.
