@@ -1,13 +1,12 @@
 /* h_admin.c — AdminService: status and statistics. */
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "h_vector.h"
 #include "handler.h"
 #include "nexadb/v1/admin.pb-c.h"
+#include "procstat.h"
 
 static int64_t uptime_seconds(const svc_app *app)
 {
@@ -16,16 +15,11 @@ static int64_t uptime_seconds(const svc_app *app)
     return ((int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec - app->started_at_ns) / 1000000000;
 }
 
-/* Resident set size from /proc/self/statm, or 0 where it cannot be read. */
+/* Resident set size, or 0 where it cannot be read. */
 static int64_t rss_bytes(void)
 {
-    FILE *f = fopen("/proc/self/statm", "r");
-    if (f == NULL)
-        return 0;
-    long long size = 0, resident = 0;
-    int n = fscanf(f, "%lld %lld", &size, &resident);
-    fclose(f);
-    return n == 2 ? (int64_t)resident * sysconf(_SC_PAGESIZE) : 0;
+    svc_proc_stat ps;
+    return svc_proc_stat_read(&ps) == NDB_OK ? (int64_t)ps.rss_bytes : 0;
 }
 
 static ndb_status status(svc_ctx *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp, ndb_errmsg *msg)
@@ -114,6 +108,8 @@ static ndb_status stats(svc_ctx *ctx, const ProtobufCMessage *req, ProtobufCMess
     es->wal_syncs = (int64_t)ks.wal_syncs;
     es->write_amplification = ks.write_amplification;
     es->write_stalls = (int64_t)ks.stall_count;
+    es->block_cache_hits = (int64_t)ks.block_cache_hits;
+    es->block_cache_misses = (int64_t)ks.block_cache_misses;
     out->engine = es;
     out->vector_kernel = (char *)ndb_vec_kernel_name();
     *resp = &out->base;

@@ -8,9 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "nexadb/v1/admin.pb-c.h"
+#include "procstat.h"
 
 #define N_CODES 17     /* gRPC status codes 0..16 */
 #define N_TRANSPORTS 2
@@ -156,15 +156,32 @@ static void family(out_buf *o, const char *name, const char *type, const char *h
     outf(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-static int64_t rss_bytes(void)
+/* The process_* series Prometheus client libraries export, under their names
+ * and help texts; a figure that cannot be read is left out. */
+static void render_process(out_buf *o)
 {
-    FILE *f = fopen("/proc/self/statm", "r");
-    if (f == NULL)
-        return -1;
-    long long size = 0, resident = 0;
-    int n = fscanf(f, "%lld %lld", &size, &resident);
-    fclose(f);
-    return n == 2 ? (int64_t)resident * sysconf(_SC_PAGESIZE) : -1;
+    svc_proc_stat ps;
+    if (svc_proc_stat_read(&ps) == NDB_OK) {
+        family(o, "process_cpu_seconds_total", "counter", "Total user and system CPU time spent in seconds.");
+        outf(o, "process_cpu_seconds_total %.2f\n", ps.cpu_seconds);
+        family(o, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
+        outf(o, "process_resident_memory_bytes %" PRIu64 "\n", ps.rss_bytes);
+        family(o, "process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.");
+        outf(o, "process_virtual_memory_bytes %" PRIu64 "\n", ps.vm_bytes);
+        family(o, "process_start_time_seconds", "gauge", "Start time of the process since unix epoch in seconds.");
+        outf(o, "process_start_time_seconds %.2f\n", ps.start_time);
+        family(o, "process_threads", "gauge", "Number of OS threads in the process.");
+        outf(o, "process_threads %" PRIu64 "\n", ps.threads);
+    }
+    uint64_t n;
+    if (svc_proc_open_fds(&n) == NDB_OK) {
+        family(o, "process_open_fds", "gauge", "Number of open file descriptors.");
+        outf(o, "process_open_fds %" PRIu64 "\n", n);
+    }
+    if (svc_proc_max_fds(&n) == NDB_OK) {
+        family(o, "process_max_fds", "gauge", "Maximum number of open file descriptors.");
+        outf(o, "process_max_fds %" PRIu64 "\n", n);
+    }
 }
 
 /* Engine figures from the Stats handler, called in-process. */
@@ -212,6 +229,12 @@ static void render_engine(out_buf *o, svc_app *app)
         outf(o, "nexadb_wal_syncs_total %" PRId64 "\n", e->wal_syncs);
         family(o, "nexadb_write_stalls_total", "counter", "writes delayed by compaction debt since start");
         outf(o, "nexadb_write_stalls_total %" PRId64 "\n", e->write_stalls);
+        family(o, "nexadb_block_cache_hits_total", "counter",
+               "block cache lookups that found their block (uncompressed tables are read in place once checked)");
+        outf(o, "nexadb_block_cache_hits_total %" PRId64 "\n", e->block_cache_hits);
+        family(o, "nexadb_block_cache_misses_total", "counter",
+               "block cache lookups that did not: the block was read from its table and checked");
+        outf(o, "nexadb_block_cache_misses_total %" PRId64 "\n", e->block_cache_misses);
         family(o, "nexadb_write_amplification", "gauge", "bytes written to disk per byte written by users");
         outf(o, "nexadb_write_amplification %.17g\n", e->write_amplification);
     }
@@ -298,8 +321,7 @@ ndb_status svc_metrics_render(svc_app *app, char **out, size_t *len, ndb_errmsg 
 
     render_engine(&o, app);
 
-    family(&o, "nexadb_process_resident_memory_bytes", "gauge", "resident set size of the server process");
-    outf(&o, "nexadb_process_resident_memory_bytes %" PRId64 "\n", rss_bytes());
+    render_process(&o);
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     family(&o, "nexadb_uptime_seconds", "gauge", "seconds since the server started");

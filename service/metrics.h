@@ -8,8 +8,11 @@
  *   nexadb_requests_in_flight{transport}                    gauge
  *   nexadb_http_responses_total{status}                     counter (REST only, by HTTP status)
  *   engine figures from AdminService/Stats (memtable bytes, files and bytes
- *   per level, compactions, WAL syncs, write stalls, documents and bytes per
- *   collection, vector rows per vector collection), process RSS and uptime.
+ *   per level, compactions, WAL syncs, write stalls, block cache hits and
+ *   misses, documents and bytes per collection, vector rows per vector
+ *   collection), uptime, build info, and the standard process_* series
+ *   (CPU seconds, resident and virtual memory, start time, threads, open and
+ *   maximum file descriptors; procstat.h).
  * method is the gRPC method path ("/nexadb.v1.DocumentService/Get"), one of
  * the REST server's own endpoints ("/metrics", "/openapi.json", "OPTIONS"),
  * or "unknown" for calls that matched nothing; code is the gRPC status name.

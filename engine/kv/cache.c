@@ -23,6 +23,7 @@ typedef struct shard {
     kv_cache_entry **tab;
     size_t nbuckets, count;
     kv_cache_entry lru; /* sentinel: lru.next oldest, lru.prev newest */
+    uint64_t hits, misses; /* lookups that found / did not find their entry */
 } shard;
 
 struct kv_cache {
@@ -124,6 +125,9 @@ kv_cache_entry *kv_cache_lookup(kv_cache *c, uint64_t id, uint64_t off)
         e->refs++;
         /* CLOCK-style: mark instead of relinking, so a hit touches only e */
         e->referenced = 1;
+        s->hits++;
+    } else {
+        s->misses++;
     }
     pthread_mutex_unlock(&s->mu);
     return e;
@@ -244,4 +248,15 @@ size_t kv_cache_usage(kv_cache *c)
         pthread_mutex_unlock(&c->s[i].mu);
     }
     return u;
+}
+
+void kv_cache_counters(kv_cache *c, uint64_t *hits, uint64_t *misses)
+{
+    *hits = *misses = 0;
+    for (int i = 0; i < SHARDS; i++) {
+        pthread_mutex_lock(&c->s[i].mu);
+        *hits += c->s[i].hits;
+        *misses += c->s[i].misses;
+        pthread_mutex_unlock(&c->s[i].mu);
+    }
 }

@@ -38,5 +38,8 @@ uint64_t kv_cache_new_id(kv_cache *c);
 /* Drops unpinned entries of table id (called when a table is closed). */
 void kv_cache_erase_id(kv_cache *c, uint64_t id);
 size_t kv_cache_usage(kv_cache *c);
+/* Lookups since kv_cache_new that found their entry (*hits) or did not
+ * (*misses), summed over the shards (each counted under its shard's lock). */
+void kv_cache_counters(kv_cache *c, uint64_t *hits, uint64_t *misses);
 
 #endif /* KV_CACHE_H */

@@ -733,9 +733,8 @@ ndb_status ndb_kv_stats_get(ndb_kv *kv, ndb_kv_stats *out)
                                    : 0.0;
     kv_table_counters tc;
     kv_table_counters_get(&tc);
-    out->block_cache_hits = tc.cache_hits;
-    out->block_cache_misses = tc.cache_misses;
     out->bloom_useful = tc.bloom_useful;
+    if (kv->cache) kv_cache_counters(kv->cache, &out->block_cache_hits, &out->block_cache_misses);
     return NDB_OK;
 }
 

@@ -243,8 +243,10 @@ typedef struct ndb_kv_stats {
     double write_amplification; /* (wal_bytes + sst_bytes_written) / user_bytes_written */
     uint64_t stall_count;       /* times a writer was delayed (1 ms) or waited for flush/compaction */
     uint64_t stall_micros;      /* total time writers spent stalled */
-    uint64_t block_cache_hits;
-    uint64_t block_cache_misses;
+    uint64_t block_cache_hits;   /* block cache lookups that found the block (0 without a cache) */
+    uint64_t block_cache_misses; /* ... that did not: the block was read and checked. A mapped
+                                  * uncompressed block is looked up once; later reads use it in
+                                  * place (see README, table.c) and count neither */
     uint64_t bloom_useful;      /* table reads avoided by a bloom filter */
     uint64_t open_tables;       /* SSTables open in the table cache */
     int poisoned;               /* 1 after a failed fsync/write */

@@ -15,8 +15,6 @@ static kv_table_counters g_counters;
 
 void kv_table_counters_get(kv_table_counters *out)
 {
-    out->cache_hits = __atomic_load_n(&g_counters.cache_hits, __ATOMIC_RELAXED);
-    out->cache_misses = __atomic_load_n(&g_counters.cache_misses, __ATOMIC_RELAXED);
     out->bloom_useful = __atomic_load_n(&g_counters.bloom_useful, __ATOMIC_RELAXED);
 }
 
@@ -340,12 +338,10 @@ static ndb_status fetch_block(kv_table *t, uint64_t off, uint64_t size, uint32_t
         return NDB_OK;
     }
     if (t->cache && (*e = kv_cache_lookup(t->cache, t->cache_id, off)) != NULL) {
-        __atomic_add_fetch(&g_counters.cache_hits, 1, __ATOMIC_RELAXED);
         *data = kv_cache_data(*e);
         *len = kv_cache_size(*e);
         return NDB_OK;
     }
-    __atomic_add_fetch(&g_counters.cache_misses, 1, __ATOMIC_RELAXED);
     ndb_status st = read_block(t, off, size, data, len, own);
     if (st != NDB_OK) return st;
     if (trackable && *own == NULL && *len == size) { /* mapped and uncompressed: remember it is sound */

@@ -67,9 +67,10 @@ ndb_status kv_table_get(kv_table *t, kv_slice lookup, uint64_t ukey_hash, int *r
  * runs when the iterator is destroyed (it drops what keeps t alive). */
 kv_iter *kv_table_iter(kv_table *t, void (*release)(void *), void *arg);
 
-/* Counters (atomic) for stats. */
+/* Counters (atomic, process-wide) for stats; the block cache counts its own
+ * hits and misses (kv_cache_counters). */
 typedef struct kv_table_counters {
-    uint64_t cache_hits, cache_misses, bloom_useful;
+    uint64_t bloom_useful;
 } kv_table_counters;
 void kv_table_counters_get(kv_table_counters *out);
 

@@ -39,6 +39,27 @@ Test(cache, bounded_pinned_and_erased)
     kv_cache_free(c);
 }
 
+Test(cache, counts_hits_and_misses)
+{
+    kv_cache *c = kv_cache_new(16 * 64 * 1024);
+    cr_assert_not_null(c);
+    uint64_t id = kv_cache_new_id(c), hits, misses;
+    for (uint64_t off = 0; off < 40; off++) /* 40 keys spread over the shards */
+        cr_assert_null(kv_cache_lookup(c, id, off));
+    for (uint64_t off = 0; off < 40; off++)
+        kv_cache_release(c, kv_cache_insert(c, id, off, blob(64, 'h'), 64));
+    for (int round = 0; round < 3; round++)
+        for (uint64_t off = 0; off < 40; off++) {
+            kv_cache_entry *e = kv_cache_lookup(c, id, off);
+            cr_assert_not_null(e);
+            kv_cache_release(c, e);
+        }
+    kv_cache_counters(c, &hits, &misses);
+    cr_assert_eq(hits, 120);
+    cr_assert_eq(misses, 40);
+    kv_cache_free(c);
+}
+
 Test(cache, hits_get_a_second_chance)
 {
     kv_cache *c = kv_cache_new(16 * 8 * 1024);

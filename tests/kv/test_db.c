@@ -461,6 +461,41 @@ Test(db, stats_report_levels_and_memtable)
     cr_assert_eq(s.poisoned, 0);
 }
 
+/* Compressed blocks go through the block cache: the first read of a key
+ * misses, reading it again hits, and the stats say so. */
+Test(db, stats_count_block_cache_hits_and_misses)
+{
+    ndb_kv_close(kv);
+    ndb_kv_options o;
+    small_opts(&o);
+    o.compression = NDB_KV_COMPRESS_LZ4;
+    open_db(&o);
+    char k[32], v[200];
+    memset(v, 'x', sizeof v); /* compresses: its blocks are cached, not read in place */
+    for (int i = 0; i < 1000; i++) {
+        snprintf(k, sizeof k, "c%06d", i);
+        cr_assert_eq(ndb_kv_put(kv, k, strlen(k), v, sizeof v), NDB_OK);
+    }
+    /* one sorted run: each get reads one block of one table */
+    cr_assert_eq(ndb_kv_compact_range(kv, NULL, 0, NULL, 0), NDB_OK);
+    ndb_kv_stats s0, s1, s2;
+    cr_assert_eq(ndb_kv_stats_get(kv, &s0), NDB_OK);
+    for (int pass = 0; pass < 2; pass++) {
+        for (int i = 0; i < 1000; i += 10) {
+            snprintf(k, sizeof k, "c%06d", i);
+            void *got = NULL;
+            size_t n = 0;
+            cr_assert_eq(ndb_kv_get(kv, NULL, k, strlen(k), &got, &n), NDB_OK);
+            cr_assert_eq(n, sizeof v);
+            free(got);
+        }
+        cr_assert_eq(ndb_kv_stats_get(kv, pass == 0 ? &s1 : &s2), NDB_OK);
+    }
+    cr_assert_gt(s1.block_cache_misses, s0.block_cache_misses, "the first reads load blocks");
+    cr_assert_eq(s2.block_cache_hits - s1.block_cache_hits, 100, "every second read hits");
+    cr_assert_eq(s2.block_cache_misses, s1.block_cache_misses, "and none misses");
+}
+
 /* The table cache closes least recently used tables beyond max_open_tables
  * (16 shards: at least one table per shard stays open). */
 Test(db, table_cache_is_bounded)
