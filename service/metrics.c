@@ -11,6 +11,7 @@
 
 #include "nexadb/v1/admin.pb-c.h"
 #include "procstat.h"
+#include "version.h"
 
 #define N_CODES 17     /* gRPC status codes 0..16 */
 #define N_TRANSPORTS 2
@@ -327,8 +328,9 @@ ndb_status svc_metrics_render(svc_app *app, char **out, size_t *len, ndb_errmsg 
     family(&o, "nexadb_uptime_seconds", "gauge", "seconds since the server started");
     outf(&o, "nexadb_uptime_seconds %.3f\n",
          (double)((int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec - app->started_at_ns) / 1e9);
-    family(&o, "nexadb_build_info", "gauge", "the server's version");
-    outf(&o, "nexadb_build_info{version=\"%s\"} 1\n", esc(app->version ? app->version : "", t, sizeof t));
+    family(&o, "nexadb_build_info", "gauge", "the server's version and the source revision it was built from");
+    outf(&o, "nexadb_build_info{version=\"%s\",", esc(app->version ? app->version : "", t, sizeof t));
+    outf(&o, "revision=\"%s\"} 1\n", esc(svc_revision, t, sizeof t));
 
     if (o.oom) {
         free(o.p);

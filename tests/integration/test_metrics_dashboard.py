@@ -4,6 +4,7 @@ Grafana dashboard (deploy/grafana/nexadb-dashboard.json) queries exported by a r
 import json
 import os
 import re
+import subprocess
 import time
 from pathlib import Path
 
@@ -12,6 +13,8 @@ import pytest
 import requests
 from google.protobuf import struct_pb2
 from prometheus_client.parser import text_string_to_metric_families
+
+from conftest import server_binary
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD = ROOT / "deploy/grafana/nexadb-dashboard.json"
@@ -181,3 +184,9 @@ def test_process_metrics_are_sane(busy_server):
     assert now - 3600 < start <= now
     assert busy_server.launched_at - 2 <= start <= busy_server.launched_at + 30
     assert abs(start - start_kernel) < 1.5  # btime is whole seconds
+
+
+def test_build_info_names_the_version_and_revision_of_version_flag(busy_server):
+    (info,) = next(f for f in scrape(busy_server) if f.name == "nexadb_build_info").samples
+    out = subprocess.run([server_binary(), "--version"], capture_output=True, text=True, timeout=10).stdout
+    assert out == f"nexadb-server {info.labels['version']} (revision {info.labels['revision']})\n"
