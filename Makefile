@@ -61,6 +61,7 @@ package: deps
 # The server image (localhost/nexadb:$(VERSION)), built by buildah from the source tarball; the
 # base debian:12-slim is made with mmdebstrap when no registry answers. Needs root.
 image: package
+	scripts/install-deps.sh --image
 	deploy/image/build.sh build/package/nexadb-$(VERSION).tar.gz
 
 # Runs the image (podman where it can, else buildah run): health SERVING, an insert and a search.
@@ -70,6 +71,7 @@ test-image: image
 # The .deb installed into a throw-away Debian 12 root and started; plain Release builds with
 # gcc and clang.
 test-package: package
+	scripts/install-deps.sh --image
 	tests/deploy/test_deb.sh build/package/nexadb_$(VERSION)_amd64.deb
 	tests/deploy/test_release_builds.sh
 

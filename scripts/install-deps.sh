@@ -3,14 +3,15 @@
 # Idempotent: installs only what is missing. Called by the Makefile's targets.
 #   install-deps.sh           everything: build, tests, fuzzing, the Python test venv
 #   install-deps.sh --build   only what building the server takes (the image's build stage)
+#   install-deps.sh --image   the container and package tools: make image, test-image, test-package
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
 mode=${1:-all}
-case "$mode" in all|--build) ;; *) echo "usage: $0 [--build]" >&2; exit 2 ;; esac
+case "$mode" in all|--build|--image) ;; *) echo "usage: $0 [--build|--image]" >&2; exit 2 ;; esac
 
 # Building nexadb-server and nexadb-health (C), from Debian 12; help2man makes their man pages.
-debs=(
+build_debs=(
   build-essential cmake ninja-build pkg-config git
   libgrpc-dev protobuf-compiler-grpc
   libprotobuf-c-dev protobuf-c-compiler
@@ -20,10 +21,14 @@ debs=(
   libjansson-dev libpcre2-dev libmicrohttpd-dev libgnutls28-dev
   help2man
 )
-# Tests, fuzzing (clang) and the benchmarks built with the tree (SQLite).
-if [ "$mode" = all ]; then
-  debs+=(libcriterion-dev libsqlite3-dev python3-venv clang libclang-rt-14-dev)
-fi
+case "$mode" in
+  --build) debs=("${build_debs[@]}") ;;
+  # buildah builds images without a daemon, podman runs them where it can, mmdebstrap makes
+  # debian:12-slim where no registry answers; systemd-analyze checks the package's unit.
+  --image) debs=(buildah podman mmdebstrap systemd curl) ;;
+  # and the tests, fuzzing (clang), the benchmarks built with the tree (SQLite)
+  all) debs=("${build_debs[@]}" libcriterion-dev libsqlite3-dev python3-venv clang libclang-rt-14-dev) ;;
+esac
 
 missing=()
 for p in "${debs[@]}"; do

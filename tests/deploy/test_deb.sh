@@ -44,7 +44,9 @@ systemd-analyze verify --root="$mnt" --man=no /usr/lib/systemd/system/nexadb.ser
   | grep -v 'Unit [a-z-]*\.target not found' | tee "$log" >&2 || true
 ! grep -q . "$log" || fail "systemd-analyze verify complained"
 in_root nexadb-server --version
-zcat "$mnt/usr/share/man/man1/nexadb-server.1.gz" | grep -q -- '--data-dir' || fail "man page lacks --data-dir"
+# (slim roots drop /usr/share/man on install, as the official image does: read it from the package)
+dpkg-deb --fsys-tarfile "$deb" | tar -xO ./usr/share/man/man1/nexadb-server.1.gz | zcat | grep 'data\\-dir' >/dev/null \
+  || fail "the package's man page lacks --data-dir"
 
 # What systemd would run: the unit's Environment=, then EnvironmentFile= (it wins), as User=.
 read -r user exec envline envfile < <(python3 - "$unit" <<'PY'

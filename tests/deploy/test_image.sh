@@ -83,7 +83,7 @@ done
 [ -n "$ok" ] || { cat "$log" >&2; fail "HEALTHCHECK ($health_cmd) never answered SERVING: $out"; }
 echo "test_image: HEALTHCHECK: $out"
 [[ "$out" == *SERVING ]] || fail "HEALTHCHECK printed '$out'"
-in_image /usr/local/bin/nexadb-server --version | grep -q "(revision $revision)" || fail "--version does not name $revision"
+in_image /usr/local/bin/nexadb-server --version | grep "(revision $revision)" >/dev/null || fail "--version does not name $revision"
 [ "$runner" = podman ] || server_pid=$(find_server)
 [ -n "$server_pid" ] || [ "$runner" = podman ] || fail "cannot find the server process"
 [ "$(server_uid)" = 10001 ] || fail "server runs as uid $(server_uid), not 10001"
