@@ -38,6 +38,16 @@ ndb_status svc_send(svc_ctx *ctx, const ProtobufCMessage *m, ndb_errmsg *msg)
     return st;
 }
 
+ndb_status svc_recv(svc_ctx *ctx, ProtobufCMessage **m, ndb_errmsg *msg)
+{
+    *m = NULL;
+    if (ctx->recv == NULL)
+        return ndb_errmsg_set(msg, NDB_EINVAL, "%s is not a bidirectional method", ctx->method);
+    if (svc_cancelled(ctx))
+        return ndb_errmsg_set(msg, NDB_ECANCELED, "client went away or the deadline passed");
+    return ctx->recv(ctx, m, msg);
+}
+
 /* tok (freed here) as hex in page memory; NULL when out of it. */
 static char *page_token_out(svc_ctx *ctx, void *tok, size_t len)
 {

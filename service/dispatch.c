@@ -9,6 +9,8 @@ static const svc_service *const services[] = {
     &svc_admin_service,
     &svc_document_service,
     &svc_vector_service,
+    &svc_reflection_service,
+    &svc_reflection_v1alpha_service,
 };
 
 #define MAX_ROUTES 64

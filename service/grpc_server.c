@@ -24,8 +24,11 @@
 #define REQUESTS_PER_CQ 64
 /* Calls waiting for a worker before new ones are refused. */
 #define WORKER_QUEUE 4096
+/* A bidirectional stream holds a worker while it waits for the client: at most a quarter of the
+ * workers do (at least one), and a wait longer than this ends the call. */
+#define BIDI_IDLE_NS (60 * (int64_t)1000000000)
 
-typedef enum { TAG_NEW, TAG_RECV, TAG_CLOSE, TAG_SEND, TAG_STATUS } tag_kind;
+typedef enum { TAG_NEW, TAG_RECV, TAG_CLOSE, TAG_SEND, TAG_STATUS, TAG_MORE } tag_kind;
 
 typedef struct call call;
 
@@ -63,6 +66,10 @@ struct call {
     grpc_byte_buffer *stream_buf;
     grpc_byte_buffer *final_buf;
 
+    /* Bidirectional methods: the client's next message; mu guards these. */
+    grpc_byte_buffer *more_buf;
+    bool recv_pending, recv_ok;
+
     /* Health Watch streams. */
     bool watcher, watch_closed, watch_dirty, watch_has_sent;
     int watch_last;
@@ -70,7 +77,7 @@ struct call {
     call *watch_next;
 
     int64_t started_ns;
-    tag t_new, t_recv, t_close, t_send, t_status;
+    tag t_new, t_recv, t_close, t_send, t_status, t_more;
 };
 
 struct svc_grpc {
@@ -87,6 +94,8 @@ struct svc_grpc {
     pthread_mutex_t watch_mu;
     call *watchers;
     _Atomic uint64_t tls_gen; /* the certificate generation gRPC has last been given */
+    _Atomic int bidi;         /* bidirectional streams running */
+    int bidi_max;
 };
 
 static int64_t now_ns(void)
@@ -109,6 +118,8 @@ static void call_unref(call *c)
     grpc_metadata_array_destroy(&c->md);
     if (c->recv_buf != NULL)
         grpc_byte_buffer_destroy(c->recv_buf);
+    if (c->more_buf != NULL)
+        grpc_byte_buffer_destroy(c->more_buf);
     svc_ctx_release(&c->ctx);
     pthread_mutex_destroy(&c->mu);
     pthread_cond_destroy(&c->cv);
@@ -135,7 +146,11 @@ static void request_call(cq_thread *w)
     grpc_call_details_init(&c->details);
     grpc_metadata_array_init(&c->md);
     pthread_mutex_init(&c->mu, NULL);
-    pthread_cond_init(&c->cv, NULL);
+    pthread_condattr_t ca; /* CLOCK_MONOTONIC: stream_recv waits against deadlines on that clock */
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&c->cv, &ca);
+    pthread_condattr_destroy(&ca);
     svc_ctx_init(&c->ctx, g->app, INT64_MAX);
     c->ctx.transport = c;
     c->t_new = (tag){TAG_NEW, c};
@@ -143,6 +158,7 @@ static void request_call(cq_thread *w)
     c->t_close = (tag){TAG_CLOSE, c};
     c->t_send = (tag){TAG_SEND, c};
     c->t_status = (tag){TAG_STATUS, c};
+    c->t_more = (tag){TAG_MORE, c};
     atomic_fetch_add(&g->live, 1);
     grpc_call_error e = grpc_server_request_call(g->server, &c->call, &c->details, &c->md, w->cq, w->cq, &c->t_new);
     if (e != GRPC_CALL_OK) {
@@ -217,6 +233,30 @@ static void finish_status(call *c, ndb_status st, const char *details)
     finish(c, NULL, svc_status_code(st), details);
 }
 
+/* Decodes a received message (bb, destroyed here) of the route's input type into alloc's memory. */
+static ndb_status decode(call *c, grpc_byte_buffer *bb, ProtobufCAllocator *alloc, ProtobufCMessage **out,
+                         ndb_errmsg *m)
+{
+    *out = NULL;
+    grpc_byte_buffer_reader reader;
+    if (!grpc_byte_buffer_reader_init(&reader, bb)) {
+        grpc_byte_buffer_destroy(bb);
+        return ndb_errmsg_set(m, NDB_EINVAL, "the request message could not be read");
+    }
+    grpc_slice s = grpc_byte_buffer_reader_readall(&reader);
+    grpc_byte_buffer_reader_destroy(&reader);
+    grpc_byte_buffer_destroy(bb);
+    const ProtobufCMessageDescriptor *in = c->route->md->input;
+    ndb_status st = svc_pb_check(in, GRPC_SLICE_START_PTR(s), GRPC_SLICE_LENGTH(s), SVC_PB_MAX_DEPTH, m);
+    if (st == NDB_OK) {
+        *out = protobuf_c_message_unpack(in, alloc, GRPC_SLICE_LENGTH(s), GRPC_SLICE_START_PTR(s));
+        if (*out == NULL)
+            st = ndb_errmsg_set(m, NDB_EINVAL, "the request is not a valid %s message", in->name);
+    }
+    grpc_slice_unref(s);
+    return st;
+}
+
 /* ---- streaming ------------------------------------------------------- */
 
 /* Starts one send; caller holds c->mu and has checked !send_pending. */
@@ -255,6 +295,64 @@ static ndb_status stream_send(svc_ctx *ctx, const ProtobufCMessage *m, ndb_errms
     ok = ok && c->send_ok;
     pthread_mutex_unlock(&c->mu);
     return ok ? NDB_OK : ndb_errmsg_set(msg, NDB_ECANCELED, "the client went away");
+}
+
+/* A bidirectional method's next message: one RECV_MESSAGE at a time, waited for here. */
+static ndb_status stream_recv(svc_ctx *ctx, ProtobufCMessage **out, ndb_errmsg *msg)
+{
+    call *c = ctx->transport;
+    *out = NULL;
+    grpc_op op = {.op = GRPC_OP_RECV_MESSAGE};
+    op.data.recv_message.recv_message = &c->more_buf;
+    pthread_mutex_lock(&c->mu);
+    c->recv_pending = true;
+    atomic_fetch_add(&c->refs, 1);
+    if (grpc_call_start_batch(c->call, &op, 1, &c->t_more, NULL) != GRPC_CALL_OK) {
+        atomic_fetch_sub(&c->refs, 1);
+        c->recv_pending = false;
+        pthread_mutex_unlock(&c->mu);
+        return ndb_errmsg_set(msg, NDB_EIO, "could not receive the next message");
+    }
+    /* Until the message, the deadline, or BIDI_IDLE_NS; past either limit the call is cancelled,
+     * which completes the receive. */
+    int64_t limit = now_ns() + BIDI_IDLE_NS;
+    if (ctx->deadline_ns < limit)
+        limit = ctx->deadline_ns;
+    bool expired = false;
+    while (c->recv_pending) {
+        struct timespec at;
+        clock_gettime(CLOCK_MONOTONIC, &at);
+        int64_t left = limit - ((int64_t)at.tv_sec * 1000000000 + at.tv_nsec);
+        if (left <= 0 && !expired) {
+            expired = true;
+            grpc_call_cancel_with_status(c->call, GRPC_STATUS_DEADLINE_EXCEEDED,
+                                         "no message before the deadline or in 60 s", NULL);
+            continue;
+        }
+        if (expired) {
+            pthread_cond_wait(&c->cv, &c->mu);
+            continue;
+        }
+        at.tv_sec += left / 1000000000;
+        at.tv_nsec += left % 1000000000;
+        if (at.tv_nsec >= 1000000000) {
+            at.tv_sec++;
+            at.tv_nsec -= 1000000000;
+        }
+        pthread_cond_timedwait(&c->cv, &c->mu, &at);
+    }
+    bool ok = c->recv_ok;
+    grpc_byte_buffer *bb = c->more_buf;
+    c->more_buf = NULL;
+    pthread_mutex_unlock(&c->mu);
+    if (!ok) {
+        if (bb != NULL)
+            grpc_byte_buffer_destroy(bb);
+        return ndb_errmsg_set(msg, NDB_ECANCELED, "the client went away");
+    }
+    if (bb == NULL) /* the client has finished sending */
+        return NDB_OK;
+    return decode(c, bb, &ctx->page_arena.pb, out, msg);
 }
 
 /* ---- health Watch ---------------------------------------------------- */
@@ -343,17 +441,21 @@ static bool handle(call *c)
     const svc_method *m = c->route->m;
     ProtobufCMessage *resp = NULL;
     ndb_errmsg msg = {{0}};
-    if (m->flags & SVC_M_STREAM)
+    if (m->flags & (SVC_M_STREAM | SVC_M_BIDI))
         c->ctx.send = stream_send;
+    if (m->flags & SVC_M_BIDI)
+        c->ctx.recv = stream_recv;
     ndb_status st = m->fn(&c->ctx, c->req, &resp, &msg);
+    if (m->flags & SVC_M_BIDI)
+        atomic_fetch_sub(&c->g->bidi, 1);
     if (st == NDB_EBUSY && c->ctx.nowait)
         return false;
     if (st != NDB_OK)
         finish_status(c, st, msg.text[0] ? msg.text : ndb_strerror(st));
-    else if (!(m->flags & SVC_M_STREAM) && resp == NULL)
+    else if (!(m->flags & (SVC_M_STREAM | SVC_M_BIDI)) && resp == NULL)
         finish_status(c, NDB_EIO, "handler returned no response");
     else
-        finish(c, (m->flags & SVC_M_STREAM) ? NULL : resp, GRPC_STATUS_OK, NULL);
+        finish(c, (m->flags & (SVC_M_STREAM | SVC_M_BIDI)) ? NULL : resp, GRPC_STATUS_OK, NULL);
     return true;
 }
 
@@ -366,29 +468,11 @@ static void on_recv(call *c, bool ok)
         finish_status(c, NDB_EINVAL, "the call carried no request message");
         return;
     }
-    grpc_byte_buffer_reader reader;
-    if (!grpc_byte_buffer_reader_init(&reader, c->recv_buf)) {
-        finish_status(c, NDB_EINVAL, "the request message could not be read");
-        return;
-    }
-    grpc_slice s = grpc_byte_buffer_reader_readall(&reader);
-    grpc_byte_buffer_reader_destroy(&reader);
-    grpc_byte_buffer_destroy(c->recv_buf);
+    grpc_byte_buffer *bb = c->recv_buf;
     c->recv_buf = NULL;
     ndb_errmsg m;
-    if (svc_pb_check(c->route->md->input, GRPC_SLICE_START_PTR(s), GRPC_SLICE_LENGTH(s), SVC_PB_MAX_DEPTH, &m) !=
-        NDB_OK) {
-        grpc_slice_unref(s);
+    if (decode(c, bb, &c->ctx.arena.pb, &c->req, &m) != NDB_OK) {
         finish_status(c, NDB_EINVAL, m.text);
-        return;
-    }
-    c->req = protobuf_c_message_unpack(c->route->md->input, &c->ctx.arena.pb, GRPC_SLICE_LENGTH(s),
-                                       GRPC_SLICE_START_PTR(s));
-    grpc_slice_unref(s);
-    if (c->req == NULL) {
-        char det[200];
-        snprintf(det, sizeof det, "the request is not a valid %s message", c->route->md->input->name);
-        finish_status(c, NDB_EINVAL, det);
         return;
     }
     unsigned flags = c->route->m->flags;
@@ -396,6 +480,9 @@ static void on_recv(call *c, bool ok)
         watch_start(c);
     } else if (flags & SVC_M_INLINE) {
         handle(c);
+    } else if ((flags & SVC_M_BIDI) && atomic_fetch_add(&c->g->bidi, 1) >= c->g->bidi_max) {
+        atomic_fetch_sub(&c->g->bidi, 1);
+        finish_status(c, NDB_ELIMIT, "too many bidirectional streams open; retry with backoff");
     } else {
         if (flags & SVC_M_TRY_INLINE) {
             c->ctx.nowait = true;
@@ -521,6 +608,13 @@ static void on_event(tag *t, bool ok)
         pthread_cond_broadcast(&c->cv);
         pthread_mutex_unlock(&c->mu);
         break;
+    case TAG_MORE:
+        pthread_mutex_lock(&c->mu);
+        c->recv_pending = false;
+        c->recv_ok = ok;
+        pthread_cond_broadcast(&c->cv);
+        pthread_mutex_unlock(&c->mu);
+        break;
     case TAG_STATUS:
         if (c->final_buf != NULL) {
             grpc_byte_buffer_destroy(c->final_buf);
@@ -593,6 +687,7 @@ ndb_status svc_grpc_start(svc_app *app, svc_grpc **out, int *port, ndb_errmsg *m
     if (g->n_cqs < 1)
         g->n_cqs = 1;
 
+    g->bidi_max = cfg->workers / 4 > 1 ? cfg->workers / 4 : 1;
     ndb_status st = svc_pool_start(cfg->workers, WORKER_QUEUE, &g->pool, msg);
     if (st != NDB_OK) {
         free(g);

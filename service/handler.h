@@ -4,7 +4,8 @@
  * The gRPC server and the REST shim both decode a request into a protobuf-c
  * message, authorise it, and call the same handler with an svc_ctx. A handler
  * returns NDB_OK with its response (unary) or after sending pages with
- * svc_send (server-streaming); on failure it returns a status and fills msg.
+ * svc_send (server-streaming; a bidirectional handler also reads the client's
+ * further messages with svc_recv); on failure it returns a status and fills msg.
  *
  * Memory: the request, the response and anything built with svc_alloc are
  * owned by the call's arena and released when the call ends; a handler never
@@ -30,6 +31,10 @@ typedef struct svc_ctx svc_ctx;
  * can take more (flow control). NDB_ECANCELED when the client is gone. */
 typedef ndb_status (*svc_send_fn)(svc_ctx *ctx, const ProtobufCMessage *m, ndb_errmsg *msg);
 
+/* Receives the client's next message into page memory; *m NULL when the client
+ * has finished sending. NDB_ECANCELED when it is gone. */
+typedef ndb_status (*svc_recv_fn)(svc_ctx *ctx, ProtobufCMessage **m, ndb_errmsg *msg);
+
 struct svc_ctx {
     svc_app *app;
     const char *method;    /* full path, e.g. "/nexadb.v1.DocumentService/Get" */
@@ -39,6 +44,7 @@ struct svc_ctx {
     int64_t deadline_ns;   /* CLOCK_MONOTONIC; INT64_MAX when none */
     atomic_bool cancelled; /* set by the transport when the client goes away */
     svc_send_fn send;      /* set by the transport for streaming methods */
+    svc_recv_fn recv;      /* set by the transport for bidirectional methods */
     bool nowait;           /* SVC_M_TRY_INLINE on the transport's thread: NDB_EBUSY instead of waiting */
     void *transport;       /* the transport's own state */
 };
@@ -57,6 +63,9 @@ enum {
      * would have to wait for a lock returns NDB_EBUSY having changed nothing,
      * and the call then runs on the worker pool like any other. */
     SVC_M_TRY_INLINE = 1 << 5,
+    /* Bidirectional streaming (gRPC only): the first message arrives as req,
+     * the next ones through svc_recv; answers go through svc_send. */
+    SVC_M_BIDI = 1 << 6,
 };
 
 typedef struct svc_method {
@@ -77,6 +86,8 @@ extern const svc_service svc_admin_service;
 extern const svc_service svc_document_service;
 extern const svc_service svc_vector_service;
 extern const svc_service svc_health_service;
+extern const svc_service svc_reflection_service;
+extern const svc_service svc_reflection_v1alpha_service;
 
 /* Call-lifetime memory; NULL when over the per-call memory bound. */
 static inline void *svc_alloc(svc_ctx *ctx, size_t n)
@@ -92,6 +103,10 @@ static inline void *svc_page_alloc(svc_ctx *ctx, size_t n)
 
 /* Sends one page of a server-streaming response, then frees page memory. */
 ndb_status svc_send(svc_ctx *ctx, const ProtobufCMessage *m, ndb_errmsg *msg);
+
+/* A bidirectional method's next request (SVC_M_BIDI), in page memory: valid
+ * until the next svc_send. *m NULL when the client has finished sending. */
+ndb_status svc_recv(svc_ctx *ctx, ProtobufCMessage **m, ndb_errmsg *msg);
 
 /*
  * A server-streaming answer read from an engine cursor, a page per message
