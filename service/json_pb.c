@@ -13,6 +13,7 @@
 
 #include "google/protobuf/struct.pb-c.h"
 #include "google/protobuf/wrappers.pb-c.h"
+#include "json_text.h"
 #include "rest_routes.h"
 
 /* Nesting deeper than this is refused on input (jansson stops at 2048 too). */
@@ -785,22 +786,13 @@ void json_pb_put_string(json_pb_buf *b, const char *s, size_t n)
     put_char(b, '"');
     size_t run = 0; /* bytes copied as they are, pending */
     for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c >= 0x20 && c != '"' && c != '\\')
+        char e[6];
+        size_t k = ndb_json_escape((unsigned char)s[i], e);
+        if (k == 0)
             continue;
         json_pb_put(b, s + run, i - run);
+        json_pb_put(b, e, k);
         run = i + 1;
-        char esc[8];
-        switch (c) {
-        case '"': json_pb_put(b, "\\\"", 2); break;
-        case '\\': json_pb_put(b, "\\\\", 2); break;
-        case '\n': json_pb_put(b, "\\n", 2); break;
-        case '\r': json_pb_put(b, "\\r", 2); break;
-        case '\t': json_pb_put(b, "\\t", 2); break;
-        default:
-            snprintf(esc, sizeof esc, "\\u%04x", c);
-            json_pb_put(b, esc, 6);
-        }
     }
     json_pb_put(b, s + run, n - run);
     put_char(b, '"');
@@ -820,9 +812,8 @@ static void put_u64(json_pb_buf *b, uint64_t v)
     json_pb_put(b, t, (size_t)n);
 }
 
-/* Shortest %g form that reads back as v: start at the precision every value
- * of that many digits survives (DBL_DIG / FLT_DIG), since %g drops trailing
- * zeros a shorter representation comes out by itself. */
+/* JSON for a double or float: the shortest text that reads back as v; protobuf's JSON names for
+ * NaN and infinities; -0 kept. */
 static void put_real(json_pb_buf *b, double v, bool is_float)
 {
     if (isnan(v)) {
@@ -838,13 +829,7 @@ static void put_real(json_pb_buf *b, double v, bool is_float)
         return;
     }
     char t[40];
-    int n = 0;
-    for (int prec = is_float ? 6 : 15; prec <= 17; prec++) {
-        n = snprintf(t, sizeof t, "%.*g", prec, v);
-        if (is_float ? strtof(t, NULL) == (float)v : strtod(t, NULL) == v)
-            break;
-    }
-    json_pb_put(b, t, (size_t)n);
+    json_pb_put(b, t, (size_t)ndb_json_shortest(t, sizeof t, v, is_float));
 }
 
 void json_pb_put_double(json_pb_buf *b, double v)

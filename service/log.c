@@ -7,6 +7,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "json_text.h"
+
 svc_log_level svc_log_threshold = SVC_LOG_INFO;
 
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
@@ -46,7 +48,7 @@ static void putf(line *l, const char *fmt, ...)
         put(l, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
 }
 
-/* Appends s as a JSON string literal, escaping quotes, backslashes and control bytes. */
+/* Appends s as a JSON string literal. */
 static void put_json_string(line *l, const char *s)
 {
     put(l, "\"", 1);
@@ -54,18 +56,12 @@ static void put_json_string(line *l, const char *s)
         /* stop early rather than emit a truncated escape sequence */
         if (sizeof l->buf - 2 - l->len < 8)
             break;
-        switch (*p) {
-        case '"': put(l, "\\\"", 2); break;
-        case '\\': put(l, "\\\\", 2); break;
-        case '\n': put(l, "\\n", 2); break;
-        case '\r': put(l, "\\r", 2); break;
-        case '\t': put(l, "\\t", 2); break;
-        default:
-            if (*p < 0x20)
-                putf(l, "\\u%04x", *p);
-            else
-                put(l, (const char *)p, 1);
-        }
+        char e[6];
+        size_t k = ndb_json_escape(*p, e);
+        if (k == 0)
+            put(l, (const char *)p, 1);
+        else
+            put(l, e, k);
     }
     put(l, "\"", 1);
 }

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "doc_int.h"
+#include "json_text.h"
 
 static ndb_status from_j(ndb_doc_builder *b, json_t *j, int depth)
 {
@@ -87,48 +88,19 @@ ndb_status ndb_doc_from_json(const char *json, size_t len, void **doc, size_t *d
 
 static bool put_str(dbuf *o, const char *s, size_t n)
 {
-    static const char hex[] = "0123456789abcdef";
     dbuf_byte(o, '"');
     size_t run = 0;
     for (size_t i = 0; i < n; i++) {
-        uint8_t c = (uint8_t)s[i];
-        if (c >= 0x20 && c != '"' && c != '\\')
+        char e[6];
+        size_t k = ndb_json_escape((unsigned char)s[i], e);
+        if (k == 0)
             continue;
         dbuf_put(o, s + run, i - run);
+        dbuf_put(o, e, k);
         run = i + 1;
-        char e[6] = {'\\', 0};
-        switch (c) {
-        case '"': e[1] = '"'; break;
-        case '\\': e[1] = '\\'; break;
-        case '\n': e[1] = 'n'; break;
-        case '\r': e[1] = 'r'; break;
-        case '\t': e[1] = 't'; break;
-        case '\b': e[1] = 'b'; break;
-        case '\f': e[1] = 'f'; break;
-        default:
-            e[1] = 'u';
-            e[2] = '0';
-            e[3] = '0';
-            e[4] = hex[c >> 4];
-            e[5] = hex[c & 15];
-            dbuf_put(o, e, 6);
-            continue;
-        }
-        dbuf_put(o, e, 2);
     }
     dbuf_put(o, s + run, n - run);
     return dbuf_byte(o, '"');
-}
-
-/* Shortest of %.15g/%.16g/%.17g that reads back as the same double. */
-static int fmt_double(char *out, size_t n, double d)
-{
-    for (int prec = 15; prec <= 17; prec++) {
-        int k = snprintf(out, n, "%.*g", prec, d);
-        if (prec == 17 || strtod(out, NULL) == d)
-            return k;
-    }
-    return 0;
 }
 
 bool json_write_val(dbuf *o, const ndb_doc_val *v, int depth)
@@ -142,7 +114,7 @@ bool json_write_val(dbuf *o, const ndb_doc_val *v, int depth)
         return dbuf_put(o, tmp, (size_t)k);
     }
     case NDB_DOC_DOUBLE: {
-        int k = fmt_double(tmp, sizeof tmp, v->u.d);
+        int k = ndb_json_shortest(tmp, sizeof tmp, v->u.d, false);
         return dbuf_put(o, tmp, (size_t)k);
     }
     case NDB_DOC_STRING: return put_str(o, v->u.s.ptr, v->u.s.len);

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "doc_int.h"
+#include "json_text.h"
 #include "ndb_doc.h"
 
 static void *J(const char *json, size_t *len)
@@ -287,4 +288,48 @@ Test(value, cross_type_order)
     cr_assert_eq(cmpj("{\"a\":1}", "{\"b\":1}"), -1);
     cr_assert_eq(cmpj("2", "2.0"), 0);
     cr_assert_eq(cmpj("0", "-0.0"), 0);
+}
+
+/* engine/json_text.h: the escapes and number text every JSON writer shares. */
+Test(json_text, escapes_quotes_backslashes_and_control_bytes_only)
+{
+    char e[6];
+    cr_assert_eq(ndb_json_escape('"', e), 2);
+    cr_assert(memcmp(e, "\\\"", 2) == 0);
+    cr_assert_eq(ndb_json_escape('\\', e), 2);
+    cr_assert(memcmp(e, "\\\\", 2) == 0);
+    cr_assert_eq(ndb_json_escape('\n', e), 2);
+    cr_assert(memcmp(e, "\\n", 2) == 0);
+    cr_assert_eq(ndb_json_escape('\b', e), 2);
+    cr_assert(memcmp(e, "\\b", 2) == 0);
+    cr_assert_eq(ndb_json_escape(0x01, e), 6);
+    cr_assert(memcmp(e, "\\u0001", 6) == 0);
+    cr_assert_eq(ndb_json_escape(0x1f, e), 6);
+    cr_assert(memcmp(e, "\\u001f", 6) == 0);
+    for (unsigned c = 0x20; c < 0x100; c++)
+        cr_assert_eq(ndb_json_escape((unsigned char)c, e), c == '"' || c == '\\' ? 2u : 0u, "byte %u", c);
+}
+
+Test(json_text, shortest_text_reads_back_as_the_same_double)
+{
+    char t[40];
+    ndb_json_shortest(t, sizeof t, 0.1, false);
+    cr_assert_str_eq(t, "0.1");
+    ndb_json_shortest(t, sizeof t, 1.0 / 3, false);
+    cr_assert_str_eq(t, "0.3333333333333333");
+    ndb_json_shortest(t, sizeof t, (float)0.1, true);
+    cr_assert_str_eq(t, "0.1");
+    ndb_json_shortest(t, sizeof t, 1e21, false);
+    cr_assert_str_eq(t, "1e+21");
+    uint64_t x = 88172645463325252u; /* xorshift: finite doubles of every exponent */
+    for (int i = 0; i < 100000; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        double d;
+        memcpy(&d, &x, sizeof d);
+        if (d != d || d - d != 0) /* NaN, infinities */
+            continue;
+        int n = ndb_json_shortest(t, sizeof t, d, false);
+        cr_assert(n > 0 && (size_t)n < sizeof t);
+        cr_assert(strtod(t, NULL) == d, "%s does not read back as %a", t, d);
+    }
 }
