@@ -53,6 +53,8 @@ static const opt_def opts[] = {
             "seconds before an idle or stalled HTTP connection is closed (default 30)"),
     BOOL_OPT("allow-insecure-key-file", "NEXADB_ALLOW_INSECURE_KEY_FILE", allow_insecure_key_file,
              "load an API key file that others may read (logs a warning; default: refuse to start)"),
+    BOOL_OPT("no-access-log", "NEXADB_NO_ACCESS_LOG", no_access_log,
+             "no \"call\" line per call at info level (default: one, with method, code, time, bytes, request id)"),
     BOOL_OPT("metrics-no-auth", "NEXADB_METRICS_NO_AUTH", metrics_no_auth,
              "serve GET /metrics without an API key (default: any valid key, ro included)"),
     STR_OPT("tls-cert", "NEXADB_TLS_CERT", tls_cert,

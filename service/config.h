@@ -29,6 +29,7 @@ typedef struct svc_config {
     int http_timeout_s;         /* seconds an idle or stalled HTTP connection is kept */
     bool allow_insecure_key_file; /* load a key file others can read (with a warning) */
     bool metrics_no_auth;       /* GET /metrics without a key */
+    bool no_access_log;         /* no "call" line per call */
     char tls_cert[4096];        /* PEM certificate chain; empty: plaintext (with a warning) */
     char tls_key[4096];         /* PEM private key of tls_cert */
     char tls_client_ca[4096];   /* PEM CA bundle; set: clients must present a certificate it signed */

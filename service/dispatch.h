@@ -37,4 +37,7 @@ ndb_status svc_authorize(const svc_app *app, const svc_route *route, const char 
 /* The gRPC status code for an engine status. */
 grpc_status_code svc_status_code(ndb_status st);
 
+/* A gRPC status code's name ("NOT_FOUND"); "UNKNOWN" outside 0..16. */
+const char *svc_code_name(int code);
+
 #endif /* SVC_DISPATCH_H */

@@ -77,6 +77,8 @@ struct call {
     call *watch_next;
 
     int64_t started_ns;
+    size_t bytes_in, bytes_out; /* request and response messages, for the access log */
+    grpc_metadata reply_md;     /* x-request-id, sent with the initial metadata */
     tag t_new, t_recv, t_close, t_send, t_status, t_more;
 };
 
@@ -193,6 +195,8 @@ static void finish(call *c, const ProtobufCMessage *resp, grpc_status_code code,
         c->final_buf = pack(c->g, resp, &code, &m);
         if (c->final_buf == NULL)
             details = m.text;
+        else
+            c->bytes_out += grpc_byte_buffer_length(c->final_buf);
     }
     /* Counted before the status goes out, so a client that reads /metrics next sees this call. */
     svc_metrics_end(SVC_TRANSPORT_GRPC, c->route, (int)code, now_ns() - c->started_ns);
@@ -200,7 +204,8 @@ static void finish(call *c, const ProtobufCMessage *resp, grpc_status_code code,
     size_t n = 0;
     pthread_mutex_lock(&c->mu);
     if (!c->md_sent) {
-        ops[n++] = (grpc_op){.op = GRPC_OP_SEND_INITIAL_METADATA};
+        ops[n++] = (grpc_op){.op = GRPC_OP_SEND_INITIAL_METADATA,
+                             .data.send_initial_metadata = {.count = 1, .metadata = &c->reply_md}};
         c->md_sent = true;
     }
     if (c->final_buf != NULL)
@@ -218,13 +223,15 @@ static void finish(call *c, const ProtobufCMessage *resp, grpc_status_code code,
         SVC_LOG(SVC_LOG_ERROR, "sending status failed", LOG_STR("method", c->ctx.method), LOG_INT("error", e));
         atomic_fetch_sub(&c->refs, 1);
     }
+    svc_log_bind_request(c->ctx.request_id);
     if (code != GRPC_STATUS_OK) {
         svc_log_level lvl = code == GRPC_STATUS_INTERNAL || code == GRPC_STATUS_UNKNOWN ? SVC_LOG_ERROR : SVC_LOG_DEBUG;
         SVC_LOG(lvl, "call failed", LOG_STR("method", c->ctx.method), LOG_INT("code", code),
                 LOG_STR("message", details));
     }
-    SVC_LOG(SVC_LOG_DEBUG, "call done", LOG_STR("method", c->ctx.method), LOG_INT("code", code),
-            LOG_DBL("ms", (double)(now_ns() - c->started_ns) / 1e6));
+    svc_log_access("grpc", c->ctx.method, svc_code_name((int)code), now_ns() - c->started_ns, c->bytes_in,
+                   c->bytes_out, c->ctx.request_id);
+    svc_log_bind_request(NULL);
     call_unref(c); /* the owner reference */
 }
 
@@ -246,6 +253,7 @@ static ndb_status decode(call *c, grpc_byte_buffer *bb, ProtobufCAllocator *allo
     grpc_slice s = grpc_byte_buffer_reader_readall(&reader);
     grpc_byte_buffer_reader_destroy(&reader);
     grpc_byte_buffer_destroy(bb);
+    c->bytes_in += GRPC_SLICE_LENGTH(s);
     const ProtobufCMessageDescriptor *in = c->route->md->input;
     ndb_status st = svc_pb_check(in, GRPC_SLICE_START_PTR(s), GRPC_SLICE_LENGTH(s), SVC_PB_MAX_DEPTH, m);
     if (st == NDB_OK) {
@@ -265,8 +273,10 @@ static bool start_send(call *c, grpc_byte_buffer *bb)
     grpc_op ops[2];
     size_t n = 0;
     if (!c->md_sent)
-        ops[n++] = (grpc_op){.op = GRPC_OP_SEND_INITIAL_METADATA};
+        ops[n++] = (grpc_op){.op = GRPC_OP_SEND_INITIAL_METADATA,
+                             .data.send_initial_metadata = {.count = 1, .metadata = &c->reply_md}};
     ops[n++] = (grpc_op){.op = GRPC_OP_SEND_MESSAGE, .data.send_message.send_message = bb};
+    c->bytes_out += grpc_byte_buffer_length(bb);
     atomic_fetch_add(&c->refs, 1);
     c->stream_buf = bb;
     c->send_pending = true;
@@ -445,7 +455,9 @@ static bool handle(call *c)
         c->ctx.send = stream_send;
     if (m->flags & SVC_M_BIDI)
         c->ctx.recv = stream_recv;
+    svc_log_bind_request(c->ctx.request_id);
     ndb_status st = m->fn(&c->ctx, c->req, &resp, &msg);
+    svc_log_bind_request(NULL);
     if (m->flags & SVC_M_BIDI)
         atomic_fetch_sub(&c->g->bidi, 1);
     if (st == NDB_EBUSY && c->ctx.nowait)
@@ -499,23 +511,30 @@ static void on_recv(call *c, bool ok)
     }
 }
 
+/* The value of metadata key (lower case), or NULL. */
+static const char *find_md(const grpc_metadata_array *md, const char *key, size_t *len)
+{
+    size_t n = strlen(key);
+    for (size_t i = 0; i < md->count; i++) {
+        const grpc_slice *k = &md->metadata[i].key;
+        if (GRPC_SLICE_LENGTH(*k) == n && memcmp(GRPC_SLICE_START_PTR(*k), key, n) == 0) {
+            *len = GRPC_SLICE_LENGTH(md->metadata[i].value);
+            return (const char *)GRPC_SLICE_START_PTR(md->metadata[i].value);
+        }
+    }
+    return NULL;
+}
+
 /* Finds the API key in the call's metadata: x-api-key, or authorization: Bearer. */
 static const char *find_key(const grpc_metadata_array *md, size_t *len)
 {
-    for (size_t i = 0; i < md->count; i++) {
-        const grpc_slice *k = &md->metadata[i].key;
-        const grpc_slice *v = &md->metadata[i].value;
-        size_t kl = GRPC_SLICE_LENGTH(*k), vl = GRPC_SLICE_LENGTH(*v);
-        const char *ks = (const char *)GRPC_SLICE_START_PTR(*k);
-        const char *vs = (const char *)GRPC_SLICE_START_PTR(*v);
-        if (kl == 9 && memcmp(ks, "x-api-key", 9) == 0) {
-            *len = vl;
-            return vs;
-        }
-        if (kl == 13 && memcmp(ks, "authorization", 13) == 0 && vl > 7 && strncasecmp(vs, "bearer ", 7) == 0) {
-            *len = vl - 7;
-            return vs + 7;
-        }
+    const char *v = find_md(md, "x-api-key", len);
+    if (v != NULL)
+        return v;
+    v = find_md(md, "authorization", len);
+    if (v != NULL && *len > 7 && strncasecmp(v, "bearer ", 7) == 0) {
+        *len -= 7;
+        return v + 7;
     }
     return NULL;
 }
@@ -532,6 +551,11 @@ static void on_new(call *c, bool ok)
         request_call(c->w);
     c->started_ns = now_ns();
     svc_metrics_begin(SVC_TRANSPORT_GRPC);
+    size_t idlen = 0;
+    const char *id = find_md(&c->md, "x-request-id", &idlen);
+    svc_request_id(c->ctx.request_id, id, idlen);
+    c->reply_md.key = grpc_slice_from_static_string("x-request-id");
+    c->reply_md.value = grpc_slice_from_static_buffer(c->ctx.request_id, strlen(c->ctx.request_id));
 
     gpr_timespec left = gpr_time_sub(c->details.deadline, gpr_now(c->details.deadline.clock_type));
     if (gpr_time_cmp(c->details.deadline, gpr_inf_future(c->details.deadline.clock_type)) != 0)
@@ -589,6 +613,8 @@ static void on_event(tag *t, bool ok)
         if (c->watcher) {
             watch_remove(c);
             svc_metrics_end(SVC_TRANSPORT_GRPC, c->route, GRPC_STATUS_CANCELLED, now_ns() - c->started_ns);
+            svc_log_access("grpc", c->ctx.method, svc_code_name(GRPC_STATUS_CANCELLED), now_ns() - c->started_ns,
+                           c->bytes_in, c->bytes_out, c->ctx.request_id);
             call_unref(c); /* the watcher's owner reference */
         }
         pthread_mutex_lock(&c->mu);

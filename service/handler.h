@@ -23,6 +23,7 @@
 #include "app.h"
 #include "arena.h"
 #include "auth.h"
+#include "log.h"
 #include "ndb_status.h"
 
 typedef struct svc_ctx svc_ctx;
@@ -47,6 +48,7 @@ struct svc_ctx {
     svc_recv_fn recv;      /* set by the transport for bidirectional methods */
     bool nowait;           /* SVC_M_TRY_INLINE on the transport's thread: NDB_EBUSY instead of waiting */
     void *transport;       /* the transport's own state */
+    char request_id[SVC_REQUEST_ID_CAP]; /* log lines and the x-request-id reply header */
 };
 
 typedef ndb_status (*svc_handler_fn)(svc_ctx *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp,

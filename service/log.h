@@ -6,10 +6,17 @@
  * Fields are typed so strings are always escaped. Lines below the configured
  * level cost one comparison. Thread safety: every call writes its line with a
  * single write(2), so lines from different threads never interleave.
+ *
+ * Calls: each gets a request id (the client's x-request-id when it is a sane
+ * one, else a new one), returned to the client and carried by every line the
+ * thread running the call writes while it is bound (svc_log_bind_request);
+ * one "call" line at info level ends each call (svc_log_access).
  */
 #ifndef SVC_LOG_H
 #define SVC_LOG_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 typedef enum svc_log_level {
@@ -42,11 +49,29 @@ typedef struct log_field {
     } while (0)
 
 extern svc_log_level svc_log_threshold;
+extern bool svc_log_calls; /* svc_log_access writes its line (--no-access-log clears it) */
 
 /* Parses "debug", "info", "warn" or "error"; returns -1 for anything else. */
 int svc_log_parse_level(const char *name);
 
-/* Writes one line: {"ts":..., "level":..., "msg":..., fields...}. */
+/* Writes one line: {"ts":..., "level":..., "msg":..., fields...}, plus
+ * "request_id" while the thread is bound to a call. */
 void svc_log_fields(svc_log_level level, const char *msg, const log_field *fields);
+
+/* Room for a request id and its NUL. */
+#define SVC_REQUEST_ID_CAP 65
+
+/* The call's request id into out: given (len bytes, may be NULL) when it is
+ * 1..64 characters of [A-Za-z0-9._:-], else a new one (16 hex digits, unique
+ * within this process). */
+void svc_request_id(char out[SVC_REQUEST_ID_CAP], const char *given, size_t len);
+
+/* Lines this thread writes carry id (NULL: none) until the next call. */
+void svc_log_bind_request(const char *id);
+
+/* The call's line: {"msg":"call","transport":...,"method":...,"code":...,"ms":...,
+ * "bytes_in":...,"bytes_out":...,"request_id":...} at info level. */
+void svc_log_access(const char *transport, const char *method, const char *code, int64_t ns, size_t bytes_in,
+                    size_t bytes_out, const char *request_id);
 
 #endif /* SVC_LOG_H */

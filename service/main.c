@@ -160,6 +160,7 @@ int main(int argc, char **argv)
         return 2;
     }
     svc_log_threshold = (svc_log_level)svc_log_parse_level(cfg.log_level);
+    svc_log_calls = !cfg.no_access_log;
 
     /* gRPC's threads inherit this mask, so only sigwait below sees the signals. */
     sigset_t sigs;

@@ -36,11 +36,6 @@ static _Atomic uint64_t http_status[600];
 static const svc_route *routes;
 static size_t n_routes;
 
-static const char *const code_names[N_CODES] = {
-    "OK",          "CANCELLED",       "UNKNOWN",           "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND",
-    "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED",
-    "OUT_OF_RANGE", "UNIMPLEMENTED",  "INTERNAL",          "UNAVAILABLE",      "DATA_LOSS",         "UNAUTHENTICATED",
-};
 static const char *const transport_names[N_TRANSPORTS] = {"grpc", "http"};
 
 ndb_status svc_metrics_init(ndb_errmsg *msg)
@@ -74,6 +69,11 @@ void svc_metrics_end_endpoint(svc_transport t, svc_metrics_endpoint e, int grpc_
 }
 
 static const char *const endpoint_names[N_ENDPOINTS] = {"unknown", "/metrics", "/openapi.json", "OPTIONS"};
+
+const char *svc_metrics_endpoint_name(svc_metrics_endpoint e)
+{
+    return (unsigned)e < N_ENDPOINTS ? endpoint_names[e] : "unknown";
+}
 
 static void observe(svc_transport t, size_t mi, int grpc_code, int64_t ns)
 {
@@ -279,7 +279,7 @@ ndb_status svc_metrics_render(svc_app *app, char **out, size_t *len, ndb_errmsg 
                 if (n > 0)
                     outf(&o, "nexadb_requests_total{transport=\"%s\",method=\"%s\",code=\"%s\"} %" PRIu64 "\n",
                          transport_names[tr], m < n_routes ? esc(routes[m].path, t, sizeof t) : endpoint_names[m - n_routes],
-                         code_names[c], n);
+                         svc_code_name(c), n);
             }
 
     family(&o, "nexadb_request_duration_seconds", "histogram",
@@ -292,7 +292,7 @@ ndb_status svc_metrics_render(svc_app *app, char **out, size_t *len, ndb_errmsg 
                     continue;
                 char labels[400];
                 snprintf(labels, sizeof labels, "transport=\"%s\",method=\"%s\",code=\"%s\"", transport_names[tr],
-                         m < n_routes ? esc(routes[m].path, t, sizeof t) : endpoint_names[m - n_routes], code_names[c]);
+                         m < n_routes ? esc(routes[m].path, t, sizeof t) : endpoint_names[m - n_routes], svc_code_name(c));
                 /* Read buckets first and derive the count from them, so count == +Inf bucket. */
                 uint64_t cum = 0;
                 for (size_t b = 0; b < N_BUCKETS; b++) {

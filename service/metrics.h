@@ -54,6 +54,9 @@ typedef enum svc_metrics_endpoint {
     SVC_METRICS_PREFLIGHT = 3 /* method="OPTIONS": CORS preflights */
 } svc_metrics_endpoint;
 
+/* The method label of an endpoint ("/metrics"). */
+const char *svc_metrics_endpoint_name(svc_metrics_endpoint e);
+
 /* As svc_metrics_end, for a call to one of those endpoints. */
 void svc_metrics_end_endpoint(svc_transport t, svc_metrics_endpoint e, int grpc_code, int64_t ns);
 

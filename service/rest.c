@@ -65,6 +65,11 @@ typedef struct rreq {
     bool too_big;
     bool ended; /* metrics recorded */
     bool close; /* the response says Connection: close (ambiguous framing) */
+    /* For the access log line at the end. */
+    char request_id[SVC_REQUEST_ID_CAP];
+    const char *method;
+    int code;
+    size_t bytes_out;
 } rreq;
 
 static int64_t now_ns(void)
@@ -263,6 +268,8 @@ static enum MHD_Result respond(rreq *q, struct MHD_Connection *conn, unsigned st
         free(body);
         return MHD_NO;
     }
+    q->bytes_out = len;
+    MHD_add_response_header(resp, "X-Request-Id", q->request_id);
     if (ctype != NULL)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
     if (allow != NULL)
@@ -281,6 +288,8 @@ static void end_metrics(rreq *q, const svc_route *route, grpc_status_code code)
     if (q->ended)
         return;
     q->ended = true;
+    q->method = route != NULL ? route->path : svc_metrics_endpoint_name(SVC_METRICS_UNKNOWN);
+    q->code = (int)code;
     svc_metrics_end(SVC_TRANSPORT_HTTP, route, (int)code, now_ns() - q->started_ns);
 }
 
@@ -289,6 +298,8 @@ static void end_endpoint(rreq *q, svc_metrics_endpoint e, grpc_status_code code)
     if (q->ended)
         return;
     q->ended = true;
+    q->method = svc_metrics_endpoint_name(e);
+    q->code = (int)code;
     svc_metrics_end_endpoint(SVC_TRANSPORT_HTTP, e, (int)code, now_ns() - q->started_ns);
 }
 
@@ -657,7 +668,10 @@ static enum MHD_Result serve_rpc(rreq *q, struct MHD_Connection *conn, const rro
         ctx.transport = &sk;
     }
     ProtobufCMessage *resp = NULL;
+    memcpy(ctx.request_id, q->request_id, sizeof ctx.request_id);
+    svc_log_bind_request(q->request_id);
     st = route->m->fn(&ctx, req, &resp, &msg);
+    svc_log_bind_request(NULL);
     if (st != NDB_OK) {
         ret = respond_status(q, conn, route, st, msg.text);
         goto done;
@@ -855,6 +869,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         q->started_ns = now_ns();
         *con_cls = q;
         svc_metrics_begin(SVC_TRANSPORT_HTTP);
+        const char *rid = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Request-Id");
+        svc_request_id(q->request_id, rid, rid != NULL ? strlen(rid) : 0);
         const char *why = ambiguous_framing(conn);
         if (why != NULL) {
             q->close = true; /* answered before the body: the rest of the stream is never parsed */
@@ -929,6 +945,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (q == NULL)
         return;
     end_metrics(q, NULL, GRPC_STATUS_CANCELLED); /* only when no response was queued */
+    svc_log_access("http", q->method, svc_code_name(q->code), now_ns() - q->started_ns, q->len, q->bytes_out,
+                   q->request_id);
     free(q->body);
     free(q);
     *con_cls = NULL;

@@ -105,6 +105,9 @@ def test_not_serving_until_replay_is_done(pb, server_factory):
             rec = json.loads(proc.stderr.readline())
             if rec["msg"] == "gRPC listening":
                 port = rec["port"]
+        # keep reading its log (a line per call) so the server never blocks on a full pipe
+        import threading
+        threading.Thread(target=lambda: [None for _ in proc.stderr], daemon=True).start()
         seen = []
         with grpc.insecure_channel(f"127.0.0.1:{port}") as ch:
             health = pb.health_pb2_grpc.HealthStub(ch)
