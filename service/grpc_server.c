@@ -19,6 +19,7 @@
 #include "metrics.h"
 #include "pbcheck.h"
 #include "pool.h"
+#include "status_details.h"
 
 /* Calls each queue keeps ready to accept. */
 #define REQUESTS_PER_CQ 64
@@ -79,6 +80,8 @@ struct call {
     int64_t started_ns;
     size_t bytes_in, bytes_out; /* request and response messages, for the access log */
     grpc_metadata reply_md;     /* x-request-id, sent with the initial metadata */
+    uint8_t *status_bin;        /* a failure's google.rpc.Status, in the trailer */
+    grpc_metadata status_md;
     tag t_new, t_recv, t_close, t_send, t_status, t_more;
 };
 
@@ -122,6 +125,7 @@ static void call_unref(call *c)
         grpc_byte_buffer_destroy(c->recv_buf);
     if (c->more_buf != NULL)
         grpc_byte_buffer_destroy(c->more_buf);
+    free(c->status_bin);
     svc_ctx_release(&c->ctx);
     pthread_mutex_destroy(&c->mu);
     pthread_cond_destroy(&c->cv);
@@ -187,8 +191,9 @@ static grpc_byte_buffer *pack(const svc_grpc *g, const ProtobufCMessage *m, grpc
     return bb;
 }
 
-/* Ends the call: optional response message, then the status. Drops the owner reference. */
-static void finish(call *c, const ProtobufCMessage *resp, grpc_status_code code, const char *details)
+/* Ends the call: optional response message, then the status (with google.rpc.Status details
+ * when it failed and they say more: status_details.h). Drops the owner reference. */
+static void finish(call *c, const ProtobufCMessage *resp, grpc_status_code code, const char *details, bool retry)
 {
     ndb_errmsg m;
     if (resp != NULL) {
@@ -214,6 +219,13 @@ static void finish(call *c, const ProtobufCMessage *resp, grpc_status_code code,
     ops[n] = (grpc_op){.op = GRPC_OP_SEND_STATUS_FROM_SERVER};
     ops[n].data.send_status_from_server.status = code;
     ops[n].data.send_status_from_server.status_details = details != NULL && *details ? &det : NULL;
+    size_t bin_len = 0;
+    if (code != GRPC_STATUS_OK && (c->status_bin = svc_status_details_pack((int)code, details, retry, &bin_len)) != NULL) {
+        c->status_md.key = grpc_slice_from_static_string("grpc-status-details-bin");
+        c->status_md.value = grpc_slice_from_static_buffer(c->status_bin, bin_len);
+        ops[n].data.send_status_from_server.trailing_metadata_count = 1;
+        ops[n].data.send_status_from_server.trailing_metadata = &c->status_md;
+    }
     n++;
     atomic_fetch_add(&c->refs, 1);
     grpc_call_error e = grpc_call_start_batch(c->call, ops, n, &c->t_status, NULL);
@@ -237,7 +249,7 @@ static void finish(call *c, const ProtobufCMessage *resp, grpc_status_code code,
 
 static void finish_status(call *c, ndb_status st, const char *details)
 {
-    finish(c, NULL, svc_status_code(st), details);
+    finish(c, NULL, svc_status_code(st), details, svc_status_retryable(st));
 }
 
 /* Decodes a received message (bb, destroyed here) of the route's input type into alloc's memory. */
@@ -467,7 +479,7 @@ static bool handle(call *c)
     else if (!(m->flags & (SVC_M_STREAM | SVC_M_BIDI)) && resp == NULL)
         finish_status(c, NDB_EIO, "handler returned no response");
     else
-        finish(c, (m->flags & (SVC_M_STREAM | SVC_M_BIDI)) ? NULL : resp, GRPC_STATUS_OK, NULL);
+        finish(c, (m->flags & (SVC_M_STREAM | SVC_M_BIDI)) ? NULL : resp, GRPC_STATUS_OK, NULL, false);
     return true;
 }
 
@@ -575,7 +587,7 @@ static void on_new(call *c, bool ok)
         char det[300];
         snprintf(det, sizeof det, "unknown method %.*s", (int)(plen > 200 ? 200 : plen), path);
         c->ctx.method = "(unknown)";
-        finish(c, NULL, GRPC_STATUS_UNIMPLEMENTED, det);
+        finish(c, NULL, GRPC_STATUS_UNIMPLEMENTED, det, false);
         return;
     }
     c->ctx.method = c->route->path;

@@ -18,6 +18,7 @@
 #include "metrics.h"
 #include "rest_routes.h"
 #include "rest_tls.h"
+#include "status_details.h"
 
 #define MAX_SEGS 16
 #define MAX_ROUTES 96
@@ -70,6 +71,7 @@ typedef struct rreq {
     const char *method;
     int code;
     size_t bytes_out;
+    bool retry_after; /* a retryable failure: send Retry-After */
 } rreq;
 
 static int64_t now_ns(void)
@@ -270,6 +272,11 @@ static enum MHD_Result respond(rreq *q, struct MHD_Connection *conn, unsigned st
     }
     q->bytes_out = len;
     MHD_add_response_header(resp, "X-Request-Id", q->request_id);
+    if (q->retry_after) {
+        char secs[16];
+        snprintf(secs, sizeof secs, "%d", SVC_RETRY_DELAY_S);
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, secs);
+    }
     if (ctype != NULL)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
     if (allow != NULL)
@@ -303,9 +310,11 @@ static void end_endpoint(rreq *q, svc_metrics_endpoint e, grpc_status_code code)
     svc_metrics_end_endpoint(SVC_TRANSPORT_HTTP, e, (int)code, now_ns() - q->started_ns);
 }
 
-/* An error as grpc-gateway writes it: {"code": <gRPC code>, "message": ..., "details": []}. */
-static enum MHD_Result respond_error(rreq *q, struct MHD_Connection *conn, const svc_route *route,
-                                     grpc_status_code code, unsigned http, const char *message, const char *allow)
+/* An error as grpc-gateway writes it: {"code": <gRPC code>, "message": ..., "details": [...]}, the
+ * details those of status_details.h (retry: trying later may succeed, also sent as Retry-After). */
+static enum MHD_Result respond_error_retry(rreq *q, struct MHD_Connection *conn, const svc_route *route,
+                                           grpc_status_code code, unsigned http, const char *message,
+                                           const char *allow, bool retry)
 {
     end_metrics(q, route, code);
     json_pb_buf b = {0};
@@ -313,20 +322,30 @@ static enum MHD_Result respond_error(rreq *q, struct MHD_Connection *conn, const
     snprintf(head, sizeof head, "{\"code\":%d,\"message\":", (int)code);
     json_pb_puts(&b, head);
     json_pb_put_string(&b, message, strlen(message));
-    json_pb_puts(&b, ",\"details\":[]}");
+    json_pb_puts(&b, ",\"details\":");
+    svc_status_details_json(&b, (int)code, message, retry);
+    json_pb_puts(&b, "}");
     if (b.err != NDB_OK) {
         free(b.p);
         return MHD_NO;
     }
     SVC_LOG(SVC_LOG_DEBUG, "http call failed", LOG_STR("method", route ? route->path : "(none)"),
-            LOG_INT("status", http), LOG_STR("message", message));
+            LOG_INT("status", http), LOG_STR("message", message), LOG_STR("request_id", q->request_id));
+    q->retry_after = retry;
     return respond(q, conn, http ? http : http_status_for(code), "application/json", b.p, b.len, allow);
+}
+
+static enum MHD_Result respond_error(rreq *q, struct MHD_Connection *conn, const svc_route *route,
+                                     grpc_status_code code, unsigned http, const char *message, const char *allow)
+{
+    return respond_error_retry(q, conn, route, code, http, message, allow, false);
 }
 
 static enum MHD_Result respond_status(rreq *q, struct MHD_Connection *conn, const svc_route *route, ndb_status st,
                                       const char *message)
 {
-    return respond_error(q, conn, route, svc_status_code(st), 0, message[0] ? message : ndb_strerror(st), NULL);
+    return respond_error_retry(q, conn, route, svc_status_code(st), 0, message[0] ? message : ndb_strerror(st), NULL,
+                               svc_status_retryable(st));
 }
 
 /* ---- streaming sinks ------------------------------------------------------------ */

@@ -24,5 +24,6 @@ target_sources(ndb_service PRIVATE
   ${CMAKE_CURRENT_SOURCE_DIR}/metrics.c
   ${CMAKE_CURRENT_SOURCE_DIR}/rest.c
   ${CMAKE_CURRENT_SOURCE_DIR}/rest_tls.c
+  ${CMAKE_CURRENT_SOURCE_DIR}/status_details.c
   ${rest_gen_c})
 target_link_libraries(ndb_service PUBLIC PkgConfig::MHD PkgConfig::JANSSON)

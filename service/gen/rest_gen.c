@@ -756,11 +756,14 @@ int main(int argc, char **argv)
                                   "OpenAPI", "description", "This document. Needs no API key.", "tags", "Server",
                                   "security", "responses", "200", "description", "OK", "content",
                                   "application/json", "schema", "type", "object"));
-    json_object_set_new(schemas, "Error",
-                        json_pack("{s:s, s:[s,s], s:{s:{s:s, s:s}, s:{s:s}, s:{s:s, s:{}}}}", "type", "object",
-                                  "required", "code", "message", "properties", "code", "type", "integer",
-                                  "description", "the gRPC status code", "message", "type", "string", "details",
-                                  "type", "array", "items"));
+    json_object_set_new(
+        schemas, "Error",
+        json_pack("{s:s, s:[s,s], s:{s:{s:s, s:s}, s:{s:s}, s:{s:s, s:s, s:{s:s, s:[s], s:{s:{s:s}}}}}}", "type",
+                  "object", "required", "code", "message", "properties", "code", "type", "integer", "description",
+                  "the gRPC status code", "message", "type", "string", "details", "type", "array", "description",
+                  "google.rpc.Status details in protobuf's JSON form: google.rpc.BadRequest (the field an "
+                  "INVALID_ARGUMENT names), google.rpc.RetryInfo (when trying again later may succeed)",
+                  "items", "type", "object", "required", "@type", "properties", "@type", "type", "string"));
 
     json_t *doc = json_pack(
         "{s:s, s:{s:s, s:s, s:s}, s:o, s:{s:o, s:{s:{s:s, s:s, s:s}, s:{s:s, s:s}}}, s:[{s:[]}, {s:[]}]}", "openapi",
