@@ -28,7 +28,13 @@ def assert_error(r, status, code, words=()):
     body = r.json()
     assert body["code"] == code, body
     assert isinstance(body["message"], str) and body["message"], body
-    assert body["details"] == []
+    for d in body["details"]:  # google.rpc.Status details, each consistent with the message
+        assert d["@type"] in ("type.googleapis.com/google.rpc.BadRequest", "type.googleapis.com/google.rpc.RetryInfo"), d
+        if d["@type"].endswith("BadRequest"):
+            (v,) = d["fieldViolations"]
+            assert body["message"] == f'{v["field"]}: {v["description"]}', body
+        else:
+            assert r.headers["Retry-After"] == d["retryDelay"].rstrip("s"), (r.headers, d)
     for w in words:
         assert w in body["message"], body
 
