@@ -84,7 +84,8 @@ static ndb_status lock_data_dir(const char *dir, ndb_errmsg *msg)
 /* Descriptors of the process itself: standard streams, LOCK, the transports' epoll and wake-up
  * descriptors, the spare conn_gate.c keeps, key and certificate files while read. */
 #define PROCESS_FDS 64
-/* The fewest connections per port a derived budget may leave before the start is refused. */
+/* Without --max-connections, the fewest connections per port the derived budget may leave
+ * before the start is refused. */
 #define MIN_CONNECTIONS 16
 
 /* Raises the soft RLIMIT_NOFILE to the hard one (a distribution's default soft limit, 1024,
@@ -104,15 +105,16 @@ static ndb_status fd_budget(const svc_config *cfg, svc_gate_config *gate, uint32
         if (setrlimit(RLIMIT_NOFILE, &raised) == 0)
             rl.rlim_cur = want;
         else
-            SVC_LOG(SVC_LOG_WARN, "cannot raise the descriptor limit to the hard limit", LOG_STR("error", strerror(errno)),
-                    LOG_INT("soft", (int64_t)rl.rlim_cur), LOG_INT("hard", (int64_t)rl.rlim_max));
+            SVC_LOG(SVC_LOG_WARN, "cannot raise the descriptor limit to the hard limit",
+                    LOG_STR("error", strerror(errno)), LOG_INT("soft", (int64_t)rl.rlim_cur),
+                    LOG_INT("hard", (int64_t)rl.rlim_max));
     }
     int limit = rl.rlim_cur > (1u << 20) ? (1 << 20) : (int)rl.rlim_cur;
     int tables = limit / 8 < 16 ? 16 : limit / 8 > 1000 ? 1000 : limit / 8;
     int reserve = tables + ENGINE_SPARE_FDS;
     int derived = (limit - reserve - PROCESS_FDS) / 2;
     int cap = cfg->max_connections > 0 ? cfg->max_connections : derived;
-    if (cap < MIN_CONNECTIONS)
+    if (cfg->max_connections == 0 && derived < MIN_CONNECTIONS)
         return ndb_errmsg_set(msg, NDB_ELIMIT,
                               "the descriptor limit (%d, hard %lld) leaves %d connections per port after the engine's "
                               "%d; raise the hard limit (ulimit -Hn, LimitNOFILE=) to at least %d",

@@ -203,3 +203,15 @@ def test_soft_descriptor_limit_is_raised_to_the_hard_limit(server_factory):
     # The budget follows the raised limit: an eighth for tables (at most 1,000), then half each.
     assert rec["engine_open_tables"] == 512
     assert rec["max_connections_per_port"] == (4096 - 512 - 64 - 64) // 2
+
+
+def test_max_connections_caps_each_port(server_factory):
+    server = server_factory(extra_args=["--max-connections", "20"]).start()
+    assert log_record(server, "descriptor limit")["max_connections_per_port"] == 20
+    grpc_socks, http_socks = flood(server.port, 50), flood(server.http_port, 50)
+    try:
+        wait_until(lambda: (still_open(grpc_socks), still_open(http_socks)) == (20, 20), 10,
+                   "20 connections kept on each port, 30 closed")
+    finally:
+        for s in grpc_socks + http_socks:
+            s.close()
