@@ -63,6 +63,9 @@ ndb_status svc_gate_configure(const svc_gate_config *cfg, ndb_errmsg *msg)
 
 ndb_status svc_gate_watch(int port, ndb_errmsg *msg)
 {
+    if (!atomic_load_explicit(&gate.armed, memory_order_acquire))
+        return ndb_errmsg_set(msg, NDB_EINVAL, "cannot cap connections on port %d: no descriptor budget configured",
+                              port);
     pthread_mutex_lock(&gate.mu);
     int n = atomic_load(&gate.n_ports);
     uint64_t *set = n < SVC_GATE_PORTS ? calloc(((size_t)gate.cfg.limit + 63) / 64, sizeof *set) : NULL;

@@ -54,7 +54,8 @@ typedef struct svc_gate_config {
 ndb_status svc_gate_configure(const svc_gate_config *cfg, ndb_errmsg *msg);
 
 /* Caps connections on a local port from now on (connections accepted before are not
- * counted). NDB_ENOMEM, or NDB_ELIMIT past SVC_GATE_PORTS ports. */
+ * counted). NDB_EINVAL before svc_gate_configure, NDB_ENOMEM, or NDB_ELIMIT past
+ * SVC_GATE_PORTS ports. */
 ndb_status svc_gate_watch(int port, ndb_errmsg *msg);
 
 #endif /* SVC_CONN_GATE_H */
