@@ -12,6 +12,7 @@
 
 #include "auth.h"
 #include "config.h"
+#include "conn_gate.h"
 #include "ndb_doc.h"
 #include "ndb_kv.h"
 #include "ndb_vec.h"
@@ -33,6 +34,8 @@ typedef struct svc_app {
     ndb_kv *kv;      /* the storage engine, under <data-dir>/kv */
     ndb_doc_db *doc; /* document collections, over kv */
     ndb_vec_db *vec; /* vector collections, over kv and doc; derived segments in <data-dir>/vseg */
+    /* The descriptor budget main.c derives from RLIMIT_NOFILE (service/README.md). */
+    svc_gate_config gate;
     /* Called after each state change (the gRPC server wakes health watchers). */
     void (*on_state_change)(void *arg);
     void *on_state_arg;

@@ -68,6 +68,12 @@ static const opt_def opts[] = {
             "seconds to wait for that ping's answer before closing the connection (default 10)"),
     NUM_OPT("keepalive-min-ping", "NEXADB_KEEPALIVE_MIN_PING", OPT_INT, keepalive_min_ping_s, 1, 86400,
             "seconds clients' keepalive pings may come apart, with or without calls (default 5)"),
+    NUM_OPT("max-connections", "NEXADB_MAX_CONNECTIONS", OPT_INT, max_connections, 0, 1 << 24,
+            "open connections per port, beyond which new ones are closed (default 0: from the descriptor limit)"),
+    NUM_OPT("idle-timeout", "NEXADB_IDLE_TIMEOUT", OPT_INT, idle_timeout_s, 0, 86400,
+            "seconds a gRPC connection without calls is kept before it is closed, 0 never (default 300)"),
+    NUM_OPT("handshake-timeout", "NEXADB_HANDSHAKE_TIMEOUT", OPT_INT, handshake_timeout_s, 1, 3600,
+            "seconds a new gRPC connection has to finish its TLS and HTTP/2 handshake (default 10)"),
 };
 #define N_OPTS (sizeof opts / sizeof opts[0])
 
@@ -131,6 +137,8 @@ ndb_status svc_config_load(svc_config *cfg, int argc, char **argv, ndb_errmsg *m
     cfg->keepalive_time_s = 30;
     cfg->keepalive_timeout_s = 10;
     cfg->keepalive_min_ping_s = 5;
+    cfg->idle_timeout_s = 300;
+    cfg->handshake_timeout_s = 10;
 
     for (size_t i = 0; i < N_OPTS; i++) {
         const char *v = getenv(opts[i].env);

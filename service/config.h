@@ -36,6 +36,9 @@ typedef struct svc_config {
     int keepalive_time_s;       /* gRPC: ping a connection idle this long */
     int keepalive_timeout_s;    /* gRPC: close it when the ping is not answered in this time */
     int keepalive_min_ping_s;   /* gRPC: clients may ping this often, with or without calls */
+    int max_connections;        /* open connections per port; 0: derived from the descriptor limit */
+    int idle_timeout_s;         /* gRPC: close a connection without calls after this long; 0: never */
+    int handshake_timeout_s;    /* gRPC: close a connection that has not finished its handshake by then */
 } svc_config;
 
 /* Fills cfg from defaults, then the environment, then argv. On --help (usage) or

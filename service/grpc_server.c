@@ -5,6 +5,7 @@
 #include <grpc/grpc.h>
 #include <grpc/grpc_security.h>
 #include <grpc/support/time.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "conn_gate.h"
 #include "dispatch.h"
 #include "health.h"
 #include "log.h"
@@ -749,6 +751,14 @@ ndb_status svc_grpc_start(svc_app *app, svc_grpc **out, int *port, ndb_errmsg *m
         {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
          .value.integer = cfg->keepalive_min_ping_s * 1000},
         {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_HTTP2_MAX_PING_STRIKES, .value.integer = 2},
+        /* Connections that hold a descriptor for nothing (service/README.md, "Connections and
+         * descriptors"): one that has not finished its handshake (TLS, then the client's HTTP/2
+         * preface and settings) is closed after handshake_timeout; one without calls for
+         * idle_timeout gets a GOAWAY (INT_MAX: never, the core's default). */
+        {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS,
+         .value.integer = cfg->handshake_timeout_s * 1000},
+        {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_CONNECTION_IDLE_MS,
+         .value.integer = cfg->idle_timeout_s > 0 ? cfg->idle_timeout_s * 1000 : INT_MAX},
     };
     grpc_channel_args chargs = {.num_args = sizeof args / sizeof args[0], .args = args};
     g->server = grpc_server_create(&chargs, NULL);
@@ -774,6 +784,9 @@ ndb_status svc_grpc_start(svc_app *app, svc_grpc **out, int *port, ndb_errmsg *m
                             cfg->grpc_addr);
         goto fail;
     }
+    /* The core has no connection limit: conn_gate.c keeps one at accept. */
+    if ((st = svc_gate_watch(*port, msg)) != NDB_OK)
+        goto fail;
     grpc_server_start(g->server);
     for (int i = 0; i < g->n_cqs; i++)
         for (int k = 0; k < REQUESTS_PER_CQ; k++)

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -77,6 +78,60 @@ static ndb_status lock_data_dir(const char *dir, ndb_errmsg *msg)
     return NDB_OK;
 }
 
+/* Descriptors the engine may need besides its open tables: the WAL and manifest, flush and
+ * compaction outputs, the short opens of maps, directory syncs and listings. */
+#define ENGINE_SPARE_FDS 64
+/* Descriptors of the process itself: standard streams, LOCK, the transports' epoll and wake-up
+ * descriptors, the spare conn_gate.c keeps, key and certificate files while read. */
+#define PROCESS_FDS 64
+/* Without --max-connections, the fewest connections per port the derived budget may leave
+ * before the start is refused. */
+#define MIN_CONNECTIONS 16
+
+/* Raises the soft RLIMIT_NOFILE to the hard one (a distribution's default soft limit, 1024,
+ * is a few hundred idle connections), logs both, and derives the budget (service/README.md,
+ * "Connections and descriptors"): the engine's table cache and reserve, and the connections
+ * allowed per port. */
+static ndb_status fd_budget(const svc_config *cfg, svc_gate_config *gate, uint32_t *max_open_tables, ndb_errmsg *msg)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return ndb_errmsg_set(msg, NDB_EIO, "getrlimit(RLIMIT_NOFILE): %s", strerror(errno));
+    rlim_t soft_before = rl.rlim_cur;
+    /* Linux refuses more than fs.nr_open (1048576 by default) even when the hard limit is unlimited. */
+    rlim_t want = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > (1u << 20) ? (1u << 20) : rl.rlim_max;
+    if (rl.rlim_cur < want) {
+        struct rlimit raised = {.rlim_cur = want, .rlim_max = rl.rlim_max};
+        if (setrlimit(RLIMIT_NOFILE, &raised) == 0)
+            rl.rlim_cur = want;
+        else
+            SVC_LOG(SVC_LOG_WARN, "cannot raise the descriptor limit to the hard limit",
+                    LOG_STR("error", strerror(errno)), LOG_INT("soft", (int64_t)rl.rlim_cur),
+                    LOG_INT("hard", (int64_t)rl.rlim_max));
+    }
+    int limit = rl.rlim_cur > (1u << 20) ? (1 << 20) : (int)rl.rlim_cur;
+    int tables = limit / 8 < 16 ? 16 : limit / 8 > 1000 ? 1000 : limit / 8;
+    int reserve = tables + ENGINE_SPARE_FDS;
+    int derived = (limit - reserve - PROCESS_FDS) / 2;
+    int cap = cfg->max_connections > 0 ? cfg->max_connections : derived;
+    if (cfg->max_connections == 0 && derived < MIN_CONNECTIONS)
+        return ndb_errmsg_set(msg, NDB_ELIMIT,
+                              "the descriptor limit (%d, hard %lld) leaves %d connections per port after the engine's "
+                              "%d; raise the hard limit (ulimit -Hn, LimitNOFILE=) to at least %d",
+                              limit, (long long)rl.rlim_max, derived, reserve,
+                              reserve + PROCESS_FDS + 2 * MIN_CONNECTIONS);
+    SVC_LOG(SVC_LOG_INFO, "descriptor limit", LOG_INT("soft_before", (int64_t)soft_before),
+            LOG_INT("soft", limit), LOG_INT("hard", rl.rlim_max == RLIM_INFINITY ? -1 : (int64_t)rl.rlim_max),
+            LOG_INT("engine_open_tables", tables), LOG_INT("engine_reserve", reserve),
+            LOG_INT("max_connections_per_port", cap));
+    if (cap > derived)
+        SVC_LOG(SVC_LOG_WARN, "--max-connections is more than the descriptor limit leaves; connections that would "
+                "use the engine's reserve are refused", LOG_INT("max_connections", cap), LOG_INT("derived", derived));
+    *gate = (svc_gate_config){.limit = limit, .reserve = reserve, .max_connections = cap};
+    *max_open_tables = (uint32_t)tables;
+    return NDB_OK;
+}
+
 /* The document and vector layers' progress lines (index builds, segment rebuilds) go to the log. */
 static void engine_log(void *ctx, const char *line)
 {
@@ -86,7 +141,7 @@ static void engine_log(void *ctx, const char *line)
 
 /* Opens the storage engine (replaying its WAL), then the document layer and
  * the vector layer over it. */
-static ndb_status open_engines(svc_app *app, ndb_errmsg *msg)
+static ndb_status open_engines(svc_app *app, uint32_t max_open_tables, ndb_errmsg *msg)
 {
     char dir[4200];
     ndb_status st;
@@ -94,6 +149,7 @@ static ndb_status open_engines(svc_app *app, ndb_errmsg *msg)
         return ndb_errmsg_set(msg, NDB_EINVAL, "--data-dir: path too long");
     ndb_kv_options kopt;
     ndb_kv_options_init(&kopt);
+    kopt.max_open_tables = max_open_tables;
     ndb_kv_recovery_info rec = {0};
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -172,6 +228,11 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     svc_app app = {.cfg = &cfg, .version = svc_version};
+    uint32_t max_open_tables = 0;
+    if ((st = fd_budget(&cfg, &app.gate, &max_open_tables, &msg)) != NDB_OK)
+        return fail("cannot budget file descriptors", st, &msg);
+    if ((st = svc_gate_configure(&app.gate, &msg)) != NDB_OK)
+        return fail("cannot keep a descriptor reserve", st, &msg);
     atomic_init(&app.state, SVC_STARTING);
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -208,7 +269,7 @@ int main(int argc, char **argv)
     SVC_LOG(SVC_LOG_INFO, "HTTP listening", LOG_STR("addr", cfg.http_addr), LOG_INT("port", http_port));
 
     /* gRPC answers health checks (NOT_SERVING) while the WAL replays. */
-    if ((st = open_engines(&app, &msg)) != NDB_OK) {
+    if ((st = open_engines(&app, max_open_tables, &msg)) != NDB_OK) {
         svc_grpc_stop(grpc, 0);
         close_engines(&app);
         return fail("cannot open the data", st, &msg);

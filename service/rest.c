@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "conn_gate.h"
 #include "dispatch.h"
 #include "json_pb.h"
 #include "log.h"
@@ -1059,9 +1060,12 @@ ndb_status svc_rest_start(svc_app *app, svc_rest **out, int *port, ndb_errmsg *m
     }
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     unsigned threads = cfg->http_threads > 0 ? (unsigned)cfg->http_threads : (unsigned)(ncpu > 0 ? 2 * ncpu : 2);
+    /* conn_gate.c caps the port (at the cap, libmicrohttpd would stop accepting and leave new
+     * connections queued): each thread's share of this limit is the whole cap, so it never binds. */
+    unsigned mhd_limit = (unsigned)app->gate.max_connections * threads;
     r->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, r, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
                             MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_TIMEOUT,
-                            (unsigned)cfg->http_timeout_s, MHD_OPTION_CONNECTION_LIMIT, 4096u,
+                            (unsigned)cfg->http_timeout_s, MHD_OPTION_CONNECTION_LIMIT, mhd_limit,
                             MHD_OPTION_NOTIFY_COMPLETED, on_completed, r, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, r,
                             MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_UNESCAPE_CALLBACK, no_unescape, r,
                             MHD_OPTION_ARRAY, tls_opts, MHD_OPTION_END);
@@ -1071,6 +1075,10 @@ ndb_status svc_rest_start(svc_app *app, svc_rest **out, int *port, ndb_errmsg *m
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(r->d, MHD_DAEMON_INFO_BIND_PORT);
     *port = info != NULL ? info->port : 0;
+    if ((st = svc_gate_watch(*port, msg)) != NDB_OK) {
+        MHD_stop_daemon(r->d);
+        goto fail;
+    }
     SVC_LOG(SVC_LOG_DEBUG, "REST routes", LOG_INT("routes", r->n_routes), LOG_INT("threads", threads));
     *out = r;
     return NDB_OK;

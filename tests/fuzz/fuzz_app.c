@@ -61,6 +61,10 @@ svc_app *fz_app(void)
 
     app.cfg = &cfg;
     app.version = "fuzz";
+    /* The transports cap their ports within the budget main.c would derive (conn_gate.h). */
+    app.gate = (svc_gate_config){.limit = 1024, .reserve = 192, .max_connections = 64};
+    if (svc_gate_configure(&app.gate, &msg) != NDB_OK)
+        die("connection gate", &msg);
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     app.started_at_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;

@@ -7,6 +7,7 @@ exercise the same .proto files the server was built from.
 """
 import os
 import re
+import resource
 import signal
 import subprocess
 import sys
@@ -70,10 +71,11 @@ def pb():
 class Server:
     """A running nexadb-server; start() waits until it logs that it is ready."""
 
-    def __init__(self, data_dir: str, extra_args=(), env=None):
+    def __init__(self, data_dir: str, extra_args=(), env=None, nofile=None):
         self.data_dir = data_dir
         self.extra_args = list(extra_args)
         self.env = env
+        self.nofile = nofile  # (soft, hard) RLIMIT_NOFILE for the server, or None to inherit ours
         self.proc = None
         self.port = None
         self.http_port = None
@@ -86,7 +88,9 @@ class Server:
         self.proc = subprocess.Popen(
             [server_binary(), "--data-dir", self.data_dir, "--grpc-addr", "127.0.0.1:0",
              "--http-addr", "127.0.0.1:0", *self.extra_args],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=self.env)
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=self.env,
+            preexec_fn=None if self.nofile is None else
+            lambda: resource.setrlimit(resource.RLIMIT_NOFILE, self.nofile))
         deadline = time.time() + timeout
         import json
         while time.time() < deadline:
@@ -150,8 +154,8 @@ class Server:
 def server_factory(tmp_path):
     servers = []
 
-    def make(name="data", extra_args=(), env=None):
-        s = Server(str(tmp_path / name), extra_args, env)
+    def make(name="data", extra_args=(), env=None, nofile=None):
+        s = Server(str(tmp_path / name), extra_args, env, nofile)
         servers.append(s)
         return s
 
