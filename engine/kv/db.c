@@ -1041,7 +1041,10 @@ ndb_status ndb_kv_resume(ndb_kv *kv, ndb_errmsg *msg)
     if (st != NDB_OK) {
         char what[200];
         snprintf(what, sizeof what, "resuming writes: %.170s", msg->text);
-        kv_poison_again(kv, st, what);
+        if (st != kv->bg_error)
+            kv_poison_again(kv, st, what); /* another cause now */
+        else
+            kv_poison(kv, st, what); /* the same: the first failure stays the reason */
         goto out;
     }
     /* the tables a failed flush or compaction left: the manifest in use,

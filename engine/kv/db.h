@@ -151,8 +151,8 @@ void kv_seek_victim(ndb_kv *kv, kv_fmeta *f, int level);
  * it makes the poison permanent (a failed WAL fsync after a full disk).
  * mu held. */
 void kv_poison(ndb_kv *kv, ndb_status st, const char *what);
-/* kv_poison for a failed ndb_kv_resume: st and what replace the cause
- * recorded. mu held. */
+/* kv_poison for an ndb_kv_resume that failed with another cause than the
+ * one recorded: st and what replace it. mu held. */
 void kv_poison_again(ndb_kv *kv, ndb_status st, const char *what);
 /* 1 when ndb_kv_resume can lift the poison: its cause is NDB_ENOSPC or
  * NDB_EMFILE and no WAL fsync failed. mu held. */

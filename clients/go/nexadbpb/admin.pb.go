@@ -60,10 +60,17 @@ func (*StatusRequest) Descriptor() ([]byte, []int) {
 
 type StatusResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// "ok" while serving, "draining" during shutdown.
+	// "ok" while serving, "starting" while the data is opened, "draining" during shutdown.
 	Status        string `protobuf:"bytes,1,opt,name=status,proto3" json:"status,omitempty"`
 	Version       string `protobuf:"bytes,2,opt,name=version,proto3" json:"version,omitempty"`
 	UptimeSeconds int64  `protobuf:"varint,3,opt,name=uptime_seconds,json=uptimeSeconds,proto3" json:"uptime_seconds,omitempty"`
+	// Readiness, as grpc.health.v1 answers it for nexadb.v1.DocumentService: "SERVING", or
+	// "NOT_SERVING" while starting, draining, or while the storage engine refuses writes.
+	Health string `protobuf:"bytes,4,opt,name=health,proto3" json:"health,omitempty"`
+	// Why health is NOT_SERVING ("" when SERVING), e.g. "writes stopped: appending to WAL
+	// segment 000012.wal failed: no space left on device (ENOSPC); they resume by themselves
+	// once space (or descriptors) is freed".
+	Reason        string `protobuf:"bytes,5,opt,name=reason,proto3" json:"reason,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -117,6 +124,20 @@ func (x *StatusResponse) GetUptimeSeconds() int64 {
 		return x.UptimeSeconds
 	}
 	return 0
+}
+
+func (x *StatusResponse) GetHealth() string {
+	if x != nil {
+		return x.Health
+	}
+	return ""
+}
+
+func (x *StatusResponse) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
 }
 
 type StatsRequest struct {
@@ -225,8 +246,13 @@ type EngineStats struct {
 	// Bytes written to disk per byte the user wrote.
 	WriteAmplification float64 `protobuf:"fixed64,5,opt,name=write_amplification,json=writeAmplification,proto3" json:"write_amplification,omitempty"`
 	WriteStalls        int64   `protobuf:"varint,6,opt,name=write_stalls,json=writeStalls,proto3" json:"write_stalls,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// Block cache lookups that found their block, and those that did not (the
+	// block was then read from its table and checked). Uncompressed tables are
+	// read in place once checked, so most of their reads count in neither.
+	BlockCacheHits   int64 `protobuf:"varint,7,opt,name=block_cache_hits,json=blockCacheHits,proto3" json:"block_cache_hits,omitempty"`
+	BlockCacheMisses int64 `protobuf:"varint,8,opt,name=block_cache_misses,json=blockCacheMisses,proto3" json:"block_cache_misses,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *EngineStats) Reset() {
@@ -297,6 +323,20 @@ func (x *EngineStats) GetWriteAmplification() float64 {
 func (x *EngineStats) GetWriteStalls() int64 {
 	if x != nil {
 		return x.WriteStalls
+	}
+	return 0
+}
+
+func (x *EngineStats) GetBlockCacheHits() int64 {
+	if x != nil {
+		return x.BlockCacheHits
+	}
+	return 0
+}
+
+func (x *EngineStats) GetBlockCacheMisses() int64 {
+	if x != nil {
+		return x.BlockCacheMisses
 	}
 	return 0
 }
@@ -394,24 +434,28 @@ var File_nexadb_v1_admin_proto protoreflect.FileDescriptor
 const file_nexadb_v1_admin_proto_rawDesc = "" +
 	"\n" +
 	"\x15nexadb/v1/admin.proto\x12\tnexadb.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x16nexadb/v1/common.proto\"\x0f\n" +
-	"\rStatusRequest\"i\n" +
+	"\rStatusRequest\"\x99\x01\n" +
 	"\x0eStatusResponse\x12\x16\n" +
 	"\x06status\x18\x01 \x01(\tR\x06status\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\tR\aversion\x12%\n" +
-	"\x0euptime_seconds\x18\x03 \x01(\x03R\ruptimeSeconds\"\x0e\n" +
+	"\x0euptime_seconds\x18\x03 \x01(\x03R\ruptimeSeconds\x12\x16\n" +
+	"\x06health\x18\x04 \x01(\tR\x06health\x12\x16\n" +
+	"\x06reason\x18\x05 \x01(\tR\x06reason\"\x0e\n" +
 	"\fStatsRequest\"N\n" +
 	"\n" +
 	"LevelStats\x12\x14\n" +
 	"\x05level\x18\x01 \x01(\x05R\x05level\x12\x14\n" +
 	"\x05files\x18\x02 \x01(\x03R\x05files\x12\x14\n" +
-	"\x05bytes\x18\x03 \x01(\x03R\x05bytes\"\xf6\x01\n" +
+	"\x05bytes\x18\x03 \x01(\x03R\x05bytes\"\xce\x02\n" +
 	"\vEngineStats\x12%\n" +
 	"\x0ememtable_bytes\x18\x01 \x01(\x03R\rmemtableBytes\x12-\n" +
 	"\x06levels\x18\x02 \x03(\v2\x15.nexadb.v1.LevelStatsR\x06levels\x12 \n" +
 	"\vcompactions\x18\x03 \x01(\x03R\vcompactions\x12\x1b\n" +
 	"\twal_syncs\x18\x04 \x01(\x03R\bwalSyncs\x12/\n" +
 	"\x13write_amplification\x18\x05 \x01(\x01R\x12writeAmplification\x12!\n" +
-	"\fwrite_stalls\x18\x06 \x01(\x03R\vwriteStalls\"\x8e\x02\n" +
+	"\fwrite_stalls\x18\x06 \x01(\x03R\vwriteStalls\x12(\n" +
+	"\x10block_cache_hits\x18\a \x01(\x03R\x0eblockCacheHits\x12,\n" +
+	"\x12block_cache_misses\x18\b \x01(\x03R\x10blockCacheMisses\"\x8e\x02\n" +
 	"\rStatsResponse\x12;\n" +
 	"\vcollections\x18\x01 \x03(\v2\x19.nexadb.v1.CollectionInfoR\vcollections\x12'\n" +
 	"\x0ftotal_documents\x18\x02 \x01(\x03R\x0etotalDocuments\x12.\n" +
