@@ -250,10 +250,10 @@ int main(int argc, char **argv)
     SVC_LOG(SVC_LOG_INFO, "shutting down", LOG_STR("signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"),
             LOG_INT("grace_seconds", cfg.shutdown_grace_s));
     svc_app_set_state(&app, SVC_DRAINING);
+    svc_storage_watch_stop(watch); /* before the gRPC server it tells of changes goes */
     svc_rest_quiesce(rest); /* no new HTTP connections; open ones finish their requests */
     svc_grpc_stop(grpc, cfg.shutdown_grace_s);
     svc_rest_stop(rest);
-    svc_storage_watch_stop(watch);
     close_engines(&app); /* fsyncs the WAL */
     svc_auth_free(app.auth);
     svc_tls_free(app.tls);

@@ -1015,15 +1015,20 @@ ndb_status ndb_kv_resume(ndb_kv *kv, ndb_errmsg *msg)
     if (kv == NULL) return ndb_errmsg_set(msg, NDB_EINVAL, "no handle");
     /* A flush or compaction that began before the poison ends first (none
      * begins while poisoned); waited for before taking wmu, so that writers
-     * meanwhile get NDB_EPOISONED at once instead of waiting too. */
-    pthread_mutex_lock(&kv->mu);
-    while (kv->poisoned && (kv->flushing || kv->compacting)) pthread_cond_wait(&kv->bg_cv, &kv->mu);
-    pthread_mutex_unlock(&kv->mu);
-    pthread_mutex_lock(&kv->wmu);
-    pthread_mutex_lock(&kv->mu);
+     * meanwhile get NDB_EPOISONED at once instead of waiting too. Again if
+     * another resume lifted the poison meanwhile and it came back. */
+    for (;;) {
+        pthread_mutex_lock(&kv->mu);
+        while (kv->poisoned && (kv->flushing || kv->compacting)) pthread_cond_wait(&kv->bg_cv, &kv->mu);
+        pthread_mutex_unlock(&kv->mu);
+        pthread_mutex_lock(&kv->wmu);
+        pthread_mutex_lock(&kv->mu);
+        if (!kv->poisoned || !(kv->flushing || kv->compacting)) break;
+        pthread_mutex_unlock(&kv->mu);
+        pthread_mutex_unlock(&kv->wmu);
+    }
     ndb_status st = NDB_OK;
     if (!kv->poisoned) goto out;
-    assert(!kv->flushing && !kv->compacting);
     if (!kv_poison_recoverable(kv)) {
         st = ndb_errmsg_set(msg, NDB_EPOISONED, "%.200s: not retried; reopen to recover", kv->poison_msg.text);
         goto out;
