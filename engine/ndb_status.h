@@ -17,10 +17,10 @@ typedef enum ndb_status {
     NDB_ENOTFOUND = -2,  /* key, document or collection does not exist */
     NDB_EEXIST = -3,     /* already exists (name taken, unique index) */
     NDB_ECORRUPT = -4,   /* bytes on disk fail a checksum or bounds check */
-    NDB_EIO = -5,        /* an I/O system call failed */
+    NDB_EIO = -5,        /* an I/O system call failed (EIO, or any errno not named below) */
     NDB_ENOMEM = -6,     /* an allocation failed */
     NDB_ETOOBIG = -7,    /* a size limit was exceeded */
-    NDB_EPOISONED = -8,  /* a failed fsync stopped the engine; reopen to recover */
+    NDB_EPOISONED = -8,  /* an earlier failed write or fsync stopped the engine's writes */
     NDB_ECLOSED = -9,    /* the handle is closed or shutting down */
     NDB_EBUSY = -10,     /* resource locked by another user (e.g. data dir) */
     NDB_EUNIMPL = -11,   /* the feature is not built yet */
@@ -28,6 +28,8 @@ typedef enum ndb_status {
     NDB_EPERM = -13,     /* caller lacks the permission */
     NDB_EAUTH = -14,     /* caller is not authenticated */
     NDB_ECANCELED = -15, /* the caller cancelled or its deadline passed */
+    NDB_ENOSPC = -16,    /* the file system is full, or the user's quota (ENOSPC, EDQUOT) */
+    NDB_EMFILE = -17,    /* out of file descriptors, the process's or the system's (EMFILE, ENFILE) */
 } ndb_status;
 
 /* A static, human-readable description of a status code. Never NULL. */

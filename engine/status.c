@@ -11,10 +11,10 @@ const char *ndb_strerror(ndb_status st)
     case NDB_ENOTFOUND: return "not found";
     case NDB_EEXIST: return "already exists";
     case NDB_ECORRUPT: return "data corruption detected";
-    case NDB_EIO: return "I/O error";
+    case NDB_EIO: return "I/O error (EIO)";
     case NDB_ENOMEM: return "out of memory";
     case NDB_ETOOBIG: return "size limit exceeded";
-    case NDB_EPOISONED: return "engine stopped after a failed fsync; reopen to recover";
+    case NDB_EPOISONED: return "storage engine stopped accepting writes after a failed write or fsync";
     case NDB_ECLOSED: return "closed";
     case NDB_EBUSY: return "resource busy";
     case NDB_EUNIMPL: return "not implemented";
@@ -22,6 +22,8 @@ const char *ndb_strerror(ndb_status st)
     case NDB_EPERM: return "permission denied";
     case NDB_EAUTH: return "not authenticated";
     case NDB_ECANCELED: return "cancelled";
+    case NDB_ENOSPC: return "no space left on device (ENOSPC)";
+    case NDB_EMFILE: return "too many open files (EMFILE)";
     }
     return "unknown status";
 }

@@ -2,11 +2,13 @@
  * app.h — the server's shared state: configuration, keys, engines, health.
  *
  * Thread safety: fields are set before the transports start and only read
- * afterwards, except `state`, which is atomic.
+ * afterwards, except `state` and `writes_stopped`, which are atomic, and
+ * `storage_reason`, under `storage_mu`.
  */
 #ifndef SVC_APP_H
 #define SVC_APP_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 
@@ -36,6 +38,10 @@ typedef struct svc_app {
     ndb_vec_db *vec; /* vector collections, over kv and doc; derived segments in <data-dir>/vseg */
     /* The descriptor budget main.c derives from RLIMIT_NOFILE (service/README.md). */
     svc_gate_config gate;
+    /* The storage engine refuses writes (storage.c): readiness is NOT_SERVING. */
+    _Atomic int writes_stopped;
+    pthread_mutex_t storage_mu;
+    char storage_reason[384]; /* why, while writes_stopped; under storage_mu */
     /* Called after each state change (the gRPC server wakes health watchers). */
     void (*on_state_change)(void *arg);
     void *on_state_arg;

@@ -86,7 +86,9 @@ grpc_status_code svc_status_code(ndb_status st)
     case NDB_EEXIST: return GRPC_STATUS_ALREADY_EXISTS;
     case NDB_ETOOBIG:
     case NDB_ELIMIT:
-    case NDB_ENOMEM: return GRPC_STATUS_RESOURCE_EXHAUSTED;
+    case NDB_ENOMEM:
+    case NDB_ENOSPC: /* gRPC: "perhaps the entire file system is out of space" */
+    case NDB_EMFILE: return GRPC_STATUS_RESOURCE_EXHAUSTED;
     case NDB_EAUTH: return GRPC_STATUS_UNAUTHENTICATED;
     case NDB_EPERM: return GRPC_STATUS_PERMISSION_DENIED;
     case NDB_ECLOSED:

@@ -5,6 +5,7 @@
 
 #include "h_vector.h"
 #include "handler.h"
+#include "health.h"
 #include "nexadb/v1/admin.pb-c.h"
 #include "procstat.h"
 
@@ -36,6 +37,16 @@ static ndb_status status(svc_ctx *ctx, const ProtobufCMessage *req, ProtobufCMes
     }
     out->version = (char *)ctx->app->version;
     out->uptime_seconds = uptime_seconds(ctx->app);
+    /* readiness's answer, and why when it is not SERVING */
+    out->health = svc_health_status(ctx->app, "nexadb.v1.DocumentService") ==
+                          GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING
+                      ? "SERVING"
+                      : "NOT_SERVING";
+    char reason[sizeof ctx->app->storage_reason];
+    svc_health_reason(ctx->app, reason, sizeof reason);
+    out->reason = svc_arena_strndup(&ctx->arena, reason, strlen(reason));
+    if (out->reason == NULL)
+        return ndb_errmsg_set(msg, NDB_ENOMEM, "out of memory");
     *resp = &out->base;
     return NDB_OK;
 }

@@ -1,4 +1,5 @@
 /* h_health.c — grpc.health.v1.Health: Check here; Watch is event-driven in the gRPC server. */
+#include <stdio.h>
 #include <string.h>
 
 #include "grpc/health/v1/health.pb-c.h"
@@ -8,15 +9,31 @@
 Grpc__Health__V1__HealthCheckResponse__ServingStatus svc_health_status(const svc_app *app,
                                                                        const char *service)
 {
-    static const char *const known[] = {
-        "", "nexadb.v1.DocumentService", "nexadb.v1.VectorService", "nexadb.v1.AdminService",
+    static const struct {
+        const char *name;
+        int writes; /* readiness: also NOT_SERVING while the engine refuses writes */
+    } known[] = {
+        {"", 0}, {"nexadb.v1.DocumentService", 1}, {"nexadb.v1.VectorService", 1}, {"nexadb.v1.AdminService", 0},
     };
+    svc_app *a = (svc_app *)app;
     for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
-        if (strcmp(service, known[i]) == 0)
-            return atomic_load(&((svc_app *)app)->state) == SVC_SERVING
+        if (strcmp(service, known[i].name) == 0)
+            return atomic_load(&a->state) == SVC_SERVING && !(known[i].writes && atomic_load(&a->writes_stopped))
                        ? GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING
                        : GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING;
     return GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVICE_UNKNOWN;
+}
+
+void svc_health_reason(svc_app *app, char *buf, size_t n)
+{
+    switch (atomic_load(&app->state)) {
+    case SVC_STARTING: snprintf(buf, n, "starting: opening the data (replaying the WAL)"); return;
+    case SVC_DRAINING: snprintf(buf, n, "draining: shutting down"); return;
+    case SVC_SERVING: break;
+    }
+    pthread_mutex_lock(&app->storage_mu);
+    snprintf(buf, n, "%s", atomic_load(&app->writes_stopped) ? app->storage_reason : "");
+    pthread_mutex_unlock(&app->storage_mu);
 }
 
 static ndb_status health_check(svc_ctx *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp,

@@ -20,6 +20,7 @@
 #include "config.h"
 #include "dispatch.h"
 #include "grpc_server.h"
+#include "health.h"
 #include "log.h"
 #include "metrics.h"
 #include "rest.h"
@@ -234,6 +235,8 @@ int main(int argc, char **argv)
     if ((st = svc_gate_configure(&app.gate, &msg)) != NDB_OK)
         return fail("cannot keep a descriptor reserve", st, &msg);
     atomic_init(&app.state, SVC_STARTING);
+    atomic_init(&app.writes_stopped, 0);
+    pthread_mutex_init(&app.storage_mu, NULL);
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     app.started_at_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
@@ -274,6 +277,13 @@ int main(int argc, char **argv)
         close_engines(&app);
         return fail("cannot open the data", st, &msg);
     }
+    /* a disk that is full now still serves reads: readiness says why it is NOT_SERVING */
+    svc_storage_watch *watch = NULL;
+    if ((st = svc_storage_watch_start(&app, &watch, &msg)) != NDB_OK) {
+        svc_grpc_stop(grpc, 0);
+        close_engines(&app);
+        return fail("cannot start the storage watch", st, &msg);
+    }
     svc_app_set_state(&app, SVC_SERVING);
     SVC_LOG(SVC_LOG_INFO, "nexadb-server ready", LOG_STR("version", svc_version), LOG_STR("revision", svc_revision), LOG_STR("data_dir", cfg.data_dir),
             LOG_INT("grpc_port", grpc_port), LOG_INT("api_keys", svc_auth_count(app.auth)));
@@ -302,6 +312,7 @@ int main(int argc, char **argv)
     SVC_LOG(SVC_LOG_INFO, "shutting down", LOG_STR("signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"),
             LOG_INT("grace_seconds", cfg.shutdown_grace_s));
     svc_app_set_state(&app, SVC_DRAINING);
+    svc_storage_watch_stop(watch); /* before the gRPC server it tells of changes goes */
     svc_rest_quiesce(rest); /* no new HTTP connections; open ones finish their requests */
     svc_grpc_stop(grpc, cfg.shutdown_grace_s);
     svc_rest_stop(rest);

@@ -249,11 +249,13 @@ static void flush_imm(ndb_kv *kv)
 {
     kv_mem *imm = kv->imm;
     uint64_t next_log = kv->imm_next_log;
+    kv->flushing = 1;
     pthread_mutex_unlock(&kv->mu);
     outputs o;
     ndb_errmsg msg;
     ndb_status st = mem_to_tables(kv, imm, &o, &msg);
     pthread_mutex_lock(&kv->mu);
+    kv->flushing = 0;
     if (st == NDB_OK) {
         kv_edit e;
         kv_edit_init(&e);
@@ -585,7 +587,7 @@ static ndb_status run_compaction(ndb_kv *kv, compaction *c, ndb_errmsg *msg)
             kv->st_compactions++;
         }
     } else if (st != NDB_ECLOSED) {
-        ndb_errmsg_set(msg, st, "compaction of level %d failed (%s)", c->level, ndb_strerror(st));
+        ndb_errmsg_set(msg, st, "compaction of level %d into table %06llu.sst failed", c->level, (unsigned long long)o.num);
     }
     /* Outputs that failed to be written were removed by out_end. Those of a
      * failed install stay: its manifest record may have reached the file
@@ -616,7 +618,7 @@ static void *compact_main(void *arg)
             /* A corrupt or unreadable input stops compaction; writes
              * continue until L0 fills, reads report the corruption. */
             if (st == NDB_ECORRUPT) {
-                memcpy(kv->err.text, msg.text, sizeof msg.text);
+                ndb_errmsg_set(&kv->err, st, "%.200s: %s", msg.text, ndb_strerror(st));
                 kv->compact_error = st;
             } else {
                 kv_poison(kv, st, msg.text);
@@ -761,9 +763,11 @@ static ndb_status recovered_to_l0(ndb_kv *kv, kv_mem *mem, kv_edit *e, ndb_errms
 }
 
 /* Replays WAL segments >= vs->log_number into memtables, writing full ones
- * (and the remainder) to L0 tables added to e. */
-static ndb_status recover_wal(ndb_kv *kv, kv_edit *e, ndb_kv_recovery_info *info, ndb_errmsg *msg)
+ * to L0 tables added to e; *rest gets the last one (the caller unrefs it).
+ * e NULL: writes nothing, every replayed write stays in *rest. */
+static ndb_status recover_wal(ndb_kv *kv, kv_edit *e, ndb_kv_recovery_info *info, ndb_errmsg *msg, kv_mem **rest)
 {
+    *rest = NULL;
     char **names;
     size_t n;
     ndb_status st = kv->env->v->list(kv->env, kv->dir, &names, &n);
@@ -824,7 +828,7 @@ static ndb_status recover_wal(ndb_kv *kv, kv_edit *e, ndb_kv_recovery_info *info
             if (st != NDB_OK) break;
             info->wal_records++;
             if (cnt && seq + cnt - 1 > max_seq) max_seq = seq + cnt - 1;
-            if (kv_mem_bytes(mem) >= kv->opt.memtable_bytes) {
+            if (e != NULL && kv_mem_bytes(mem) >= kv->opt.memtable_bytes) {
                 st = recovered_to_l0(kv, mem, e, msg);
                 kv_mem_unref(mem);
                 mem = kv_mem_new(kv->arena_block, kv->mem_filter_bytes);
@@ -859,13 +863,71 @@ static ndb_status recover_wal(ndb_kv *kv, kv_edit *e, ndb_kv_recovery_info *info
         kv_wal_reader_free(r);
     }
     free(wals);
-    if (st == NDB_OK && mem && kv_mem_entries(mem) > 0) st = recovered_to_l0(kv, mem, e, msg);
-    kv_mem_unref(mem);
-    if (st == NDB_OK) {
-        kv->vs->last_seq = max_seq;
-        __atomic_store_n(&kv->last_seq, max_seq, __ATOMIC_RELEASE);
+    if (st != NDB_OK) {
+        kv_mem_unref(mem);
+        return st;
     }
-    return st;
+    *rest = mem;
+    kv->vs->last_seq = max_seq;
+    __atomic_store_n(&kv->last_seq, max_seq, __ATOMIC_RELEASE);
+    return NDB_OK;
+}
+
+/* Removes the table files e adds, which no manifest names (an open or a
+ * resume that failed after writing them). */
+static void remove_added(ndb_kv *kv, const kv_edit *e)
+{
+    for (size_t i = 0; i < e->nadd; i++) {
+        char path[4096];
+        kv_file_path(kv, path, sizeof path, e->add[i].f->number, "sst");
+        kv->env->v->remove(kv->env, path);
+    }
+}
+
+/* Makes what the WAL replay found durable without the replayed segments:
+ * mem (NULL: nothing left) to L0 tables added to e, then a fresh WAL
+ * segment, then e logged with that segment as the log number (the replayed
+ * ones become obsolete: the caller deletes them). On success the new segment
+ * is the WAL; on failure it is removed, and so are the tables, and nothing
+ * is installed (a failed log_and_apply removes the fresh manifest it wrote:
+ * at open and while deferred_open no other manifest is open for appends).
+ * mu held, released while the tables are written. */
+static ndb_status write_out_recovered(ndb_kv *kv, kv_mem *mem, kv_edit *e, ndb_errmsg *msg)
+{
+    if (mem != NULL && kv_mem_entries(mem) > 0) {
+        pthread_mutex_unlock(&kv->mu);
+        ndb_status st = recovered_to_l0(kv, mem, e, msg);
+        pthread_mutex_lock(&kv->mu);
+        if (st != NDB_OK) {
+            remove_added(kv, e); /* a memtable's worth written earlier in the replay */
+            return st;
+        }
+    }
+    kv_wal_writer *w;
+    uint64_t num;
+    ndb_status st = kv_segment_new(kv, &w, &num);
+    if (st != NDB_OK) {
+        remove_added(kv, e);
+        return ndb_errmsg_set(msg, st, "creating WAL segment %06llu.wal failed", (unsigned long long)num);
+    }
+    e->has_log = 1;
+    e->log_number = num;
+    e->has_seq = 1;
+    e->last_seq = kv->vs->last_seq;
+    st = kv_vset_log_and_apply(kv->vs, e, msg);
+    if (st != NDB_OK) {
+        char path[4096];
+        kv_file_path(kv, path, sizeof path, num, "wal");
+        kv_wal_close(w);
+        kv->env->v->remove(kv->env, path);
+        remove_added(kv, e);
+        return st;
+    }
+    pthread_mutex_lock(&kv->smu);
+    kv->wal = w;
+    pthread_mutex_unlock(&kv->smu);
+    kv->wal_number = num;
+    return NDB_OK;
 }
 
 /* Removes files no version needs: old WALs and manifests, unreferenced tables, temporaries. */
@@ -907,6 +969,103 @@ static void delete_obsolete(ndb_kv *kv)
     kv_env_free_list(names, n);
 }
 
+/* ------------------------------------------------------------------ health and resume */
+
+void ndb_kv_health_get(ndb_kv *kv, ndb_kv_health *out)
+{
+    memset(out, 0, sizeof *out);
+    if (kv == NULL) return;
+    pthread_mutex_lock(&kv->mu);
+    out->poisoned = kv->poisoned;
+    if (kv->poisoned) {
+        out->cause = kv->bg_error;
+        out->recoverable = kv_poison_recoverable(kv);
+        memcpy(out->reason, kv->poison_msg.text, sizeof out->reason);
+    }
+    pthread_mutex_unlock(&kv->mu);
+}
+
+/* ndb_kv_resume after an open that could not write the replayed WAL out: does
+ * it now, then starts a fresh memtable. wmu and mu held. */
+static ndb_status finish_open(ndb_kv *kv, ndb_errmsg *msg)
+{
+    kv_mem *nm = kv_mem_new(kv->arena_block, kv->mem_filter_bytes);
+    if (nm == NULL) return ndb_errmsg_set(msg, NDB_ENOMEM, "out of memory");
+    kv_edit e;
+    kv_edit_init(&e);
+    ndb_status st = write_out_recovered(kv, kv->mem, &e, msg);
+    kv_edit_destroy(&e);
+    if (st != NDB_OK) {
+        kv_mem_unref(nm);
+        return st;
+    }
+    kv_mem *old = kv->mem; /* on disk now; readers still holding it keep their reference */
+    kv->mem = nm;
+    kv_mem_unref(old);
+    kv->deferred_open = 0;
+    __atomic_add_fetch(&kv->version_gen, 1, __ATOMIC_RELEASE);
+    kv_segments_delete_below(kv, kv->wal_number);
+    return NDB_OK;
+}
+
+ndb_status ndb_kv_resume(ndb_kv *kv, ndb_errmsg *msg)
+{
+    ndb_errmsg local = {{0}};
+    if (msg == NULL) msg = &local; /* a failed step's text becomes the poison's */
+    if (kv == NULL) return ndb_errmsg_set(msg, NDB_EINVAL, "no handle");
+    /* A flush or compaction that began before the poison ends first (none
+     * begins while poisoned); waited for before taking wmu, so that writers
+     * meanwhile get NDB_EPOISONED at once instead of waiting too. Again if
+     * another resume lifted the poison meanwhile and it came back. */
+    for (;;) {
+        pthread_mutex_lock(&kv->mu);
+        while (kv->poisoned && (kv->flushing || kv->compacting)) pthread_cond_wait(&kv->bg_cv, &kv->mu);
+        pthread_mutex_unlock(&kv->mu);
+        pthread_mutex_lock(&kv->wmu);
+        pthread_mutex_lock(&kv->mu);
+        if (!kv->poisoned || !(kv->flushing || kv->compacting)) break;
+        pthread_mutex_unlock(&kv->mu);
+        pthread_mutex_unlock(&kv->wmu);
+    }
+    ndb_status st = NDB_OK;
+    if (!kv->poisoned) goto out;
+    if (!kv_poison_recoverable(kv)) {
+        st = ndb_errmsg_set(msg, NDB_EPOISONED, "%.200s: not retried; reopen to recover", kv->poison_msg.text);
+        goto out;
+    }
+    if (kv->deferred_open) {
+        st = finish_open(kv, msg);
+    } else {
+        /* a fresh manifest first: it needs space, and leaves nothing behind
+         * when there is none; the one in use may end in half a record */
+        uint64_t s = __atomic_load_n(&kv->last_seq, __ATOMIC_ACQUIRE);
+        if (s > kv->vs->last_seq) kv->vs->last_seq = s;
+        st = kv_vset_new_manifest(kv->vs, msg);
+        if (st == NDB_OK) st = kv_write_reopen_wal(kv, msg);
+    }
+    if (st != NDB_OK) {
+        char what[200];
+        snprintf(what, sizeof what, "resuming writes: %.170s", msg->text);
+        if (st != kv->bg_error)
+            kv_poison_again(kv, st, what); /* another cause now */
+        else
+            kv_poison(kv, st, what); /* the same: the first failure stays the reason */
+        goto out;
+    }
+    /* the tables a failed flush or compaction left: the manifest in use,
+     * written just now, does not name them (the previous one might have) */
+    delete_obsolete(kv);
+    ndb_errmsg_set(&kv->err, NDB_OK, "writes resumed after: %.200s", kv->poison_msg.text);
+    kv->bg_error = NDB_OK;
+    kv->poison_msg.text[0] = 0;
+    __atomic_store_n(&kv->poisoned, 0, __ATOMIC_RELAXED);
+    pthread_cond_broadcast(&kv->bg_cv);
+out:
+    pthread_mutex_unlock(&kv->mu);
+    pthread_mutex_unlock(&kv->wmu);
+    return st;
+}
+
 static void kv_free(ndb_kv *kv)
 {
     kv_fmeta_unref(kv->seek_victim);
@@ -938,6 +1097,8 @@ ndb_status ndb_kv_open(const char *dir, const ndb_kv_options *opt, ndb_kv **out,
 ndb_status ndb_kv_open_ex(const char *dir, const ndb_kv_options *opt, ndb_kv **out, ndb_kv_recovery_info *info,
                           ndb_errmsg *msg)
 {
+    ndb_errmsg local = {{0}};
+    if (msg == NULL) msg = &local; /* the open reads back what a failed step said */
     if (dir == NULL || out == NULL) return ndb_errmsg_set(msg, NDB_EINVAL, "dir and out are required");
     if (strlen(dir) > 3000) return ndb_errmsg_set(msg, NDB_EINVAL, "directory path too long");
     ndb_kv_options o;
@@ -1004,24 +1165,38 @@ ndb_status ndb_kv_open_ex(const char *dir, const ndb_kv_options *opt, ndb_kv **o
     }
     kv_edit e;
     kv_edit_init(&e);
-    if (st == NDB_OK) st = recover_wal(kv, &e, info, msg);
+    kv_mem *rest = NULL;
+    int opened = st == NDB_OK; /* the directory, its lock and its manifest */
+    if (st == NDB_OK) st = recover_wal(kv, &e, info, msg, &rest);
     if (st == NDB_OK) {
-        st = kv_segment_new(kv, &kv->wal, &kv->wal_number);
-        if (st != NDB_OK) ndb_errmsg_set(msg, st, "creating the WAL failed");
+        pthread_mutex_lock(&kv->mu); /* no other thread yet: for write_out_recovered's contract */
+        st = write_out_recovered(kv, rest, &e, msg);
+        pthread_mutex_unlock(&kv->mu);
     }
-    if (st == NDB_OK) {
-        e.has_log = 1;
-        e.log_number = kv->wal_number;
-        e.has_seq = 1;
-        e.last_seq = kv->vs->last_seq;
-        st = kv_vset_log_and_apply(kv->vs, &e, msg);
-    }
+    kv_mem_unref(rest);
+    if (st != NDB_OK) remove_added(kv, &e); /* tables a replay cut short wrote */
     kv_edit_destroy(&e);
-    if (st == NDB_OK) {
+    if (opened && (st == NDB_ENOSPC || st == NDB_EMFILE)) {
+        /* A full disk (or no descriptors) must not keep the data from being
+         * read: replay again, keeping every write in memory, with the WAL
+         * segments and the manifest as they are; ndb_kv_resume finishes. */
+        ndb_errmsg why = *msg;
+        ndb_status cause = st;
+        memset(info, 0, sizeof *info);
+        st = recover_wal(kv, NULL, info, msg, &kv->mem);
+        if (st == NDB_OK) {
+            kv->deferred_open = 1;
+            char what[200];
+            snprintf(what, sizeof what, "open: writing out the replayed WAL: %.150s", why.text);
+            pthread_mutex_lock(&kv->mu);
+            kv_poison(kv, cause, what);
+            pthread_mutex_unlock(&kv->mu);
+        }
+    } else if (st == NDB_OK) {
         kv->mem = kv_mem_new(kv->arena_block, kv->mem_filter_bytes);
         if (kv->mem == NULL) st = NDB_ENOMEM;
+        if (st == NDB_OK) delete_obsolete(kv);
     }
-    if (st == NDB_OK) delete_obsolete(kv);
     if (st == NDB_OK) {
         if (pthread_create(&kv->flush_thr, NULL, flush_main, kv) != 0) st = NDB_ENOMEM;
         else kv->threads = 1;
@@ -1051,7 +1226,9 @@ ndb_status ndb_kv_close(ndb_kv *kv)
     if (kv->threads >= 2) pthread_join(kv->compact_thr, NULL);
     kv_write_stop(kv);
     ndb_status st = NDB_OK;
-    if (kv->wal && !kv->poisoned) {
+    /* a full disk poisons without making the WAL untrustworthy: what it
+     * holds is fsync'd all the same (NDB_KV_INTERVAL and NONE ack before) */
+    if (kv->wal && __atomic_load_n(&kv->sync_error, __ATOMIC_ACQUIRE) == NDB_OK) {
         st = kv_wal_sync(kv->wal);
         if (st == NDB_OK) __atomic_add_fetch(&kv->st_wal_syncs, 1, __ATOMIC_RELAXED);
     }

@@ -21,7 +21,11 @@
  *   any sleeps, an fsync is running (or its runner gathers writers before
  *   starting it), or the last one's end has woken the waiter that claimed
  *   the next one (sync_next_claimed) to run it;
- * - once sync_error is set no fsync starts and no write is acknowledged.
+ * - once sync_error is set no fsync starts and no write is acknowledged, and
+ *   the poison stays until the handle is closed (fsyncgate: after a failed
+ *   fsync the page cache no longer says what is on disk);
+ * - while deferred_open, wal is NULL, mem holds every replayed write, the
+ *   manifest and the WAL segments are those the open found, and poisoned is set.
  */
 #ifndef KV_DB_H
 #define KV_DB_H
@@ -98,9 +102,12 @@ struct ndb_kv {
     int shutting_down; /* atomic reads outside mu */
     int compacting;    /* mu: a compaction (background or manual) runs */
     int compact_out;   /* mu: the level the running compaction writes to, or -1 */
+    int flushing;      /* mu: the flush thread is writing imm (mu released meanwhile) */
+    int deferred_open; /* wmu and mu: the open could not write the replayed WAL out (see invariants) */
     ndb_kv_partition_fn partition; /* atomic: ndb_kv_set_partition */
     int poisoned;      /* written under mu; atomic reads outside it */
-    ndb_status bg_error;
+    ndb_status bg_error; /* mu: the poison's cause */
+    ndb_errmsg poison_msg; /* mu: what failed, while poisoned */
     ndb_status compact_error;
     ndb_errmsg err; /* mu */
 
@@ -140,8 +147,22 @@ void kv_seek_victim(ndb_kv *kv, kv_fmeta *f, int level);
 /* ---- write.c */
 
 /* Records the first write/background error and stops every later write,
- * flush and compaction (NDB_EPOISONED). mu held. */
+ * flush and compaction (NDB_EPOISONED). A later error replaces it only when
+ * it makes the poison permanent (a failed WAL fsync after a full disk).
+ * mu held. */
 void kv_poison(ndb_kv *kv, ndb_status st, const char *what);
+/* kv_poison for an ndb_kv_resume that failed with another cause than the
+ * one recorded: st and what replace it. mu held. */
+void kv_poison_again(ndb_kv *kv, ndb_status st, const char *what);
+/* 1 when ndb_kv_resume can lift the poison: its cause is NDB_ENOSPC or
+ * NDB_EMFILE and no WAL fsync failed. mu held. */
+int kv_poison_recoverable(ndb_kv *kv);
+/* For ndb_kv_resume, wmu and mu held, no flush or compaction running: fsyncs
+ * what was appended, cuts the current WAL segment back to its last whole
+ * record (a write cut short may have left part of one) and opens a fresh
+ * segment, so only the last segment can ever end in a torn record. A failed
+ * fsync here is a failed WAL fsync (permanent). */
+ndb_status kv_write_reopen_wal(ndb_kv *kv, ndb_errmsg *msg);
 /* Opens WAL segment *num (a new file number), its directory entry durable. mu held. */
 ndb_status kv_segment_new(ndb_kv *kv, kv_wal_writer **w, uint64_t *num);
 /* Deletes WAL segments numbered below log_number. mu held. */

@@ -12,6 +12,22 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* The status for a failed system call's errno: a full disk or quota and
+ * descriptor exhaustion keep their own codes (the engine resumes after them,
+ * README "Poisoning"), everything else is NDB_EIO. */
+static ndb_status os_status(int err)
+{
+    switch (err) {
+    case ENOSPC:
+    case EDQUOT: return NDB_ENOSPC;
+    case EMFILE:
+    case ENFILE: return NDB_EMFILE;
+    case ENOENT: return NDB_ENOTFOUND;
+    case ENOMEM: return NDB_ENOMEM;
+    default: return NDB_EIO;
+    }
+}
+
 typedef struct posix_file {
     kv_file base;
     int fd;
@@ -49,7 +65,7 @@ static ndb_status px_open_append(kv_env *e, const char *path, unsigned flags, kv
     /* a shared writable mapping needs the file open for reading too */
     int mode = (flags & KV_APPEND_LOG) ? O_RDWR : O_WRONLY | O_APPEND;
     int fd = open(path, mode | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0) return NDB_EIO;
+    if (fd < 0) return os_status(errno);
     ndb_status st = px_new(e, fd, (flags & KV_APPEND_LOG) != 0, out);
     if (st != NDB_OK || (flags & KV_APPEND_LOG)) return st;
     posix_file *f = (posix_file *)*out;
@@ -64,7 +80,7 @@ static ndb_status px_open_append(kv_env *e, const char *path, unsigned flags, kv
 static ndb_status px_open_read(kv_env *e, const char *path, kv_file **out)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return errno == ENOENT ? NDB_ENOTFOUND : NDB_EIO;
+    if (fd < 0) return os_status(errno);
     return px_new(e, fd, 0, out);
 }
 
@@ -105,7 +121,7 @@ static ndb_status write_all(int fd, const char *p, size_t n, uint64_t off, int a
         ssize_t w = at_off ? pwrite(fd, p, n, (off_t)off) : write(fd, p, n);
         if (w < 0) {
             if (errno == EINTR) continue;
-            return NDB_EIO;
+            return os_status(errno);
         }
         p += w;
         off += (uint64_t)w;
@@ -180,7 +196,7 @@ static ndb_status px_sync(kv_file *f)
     ndb_status st = buf_flush((posix_file *)f);
     if (st != NDB_OK) return st;
     /* fdatasync also writes back pages dirtied through a log's mapping */
-    return fdatasync(((posix_file *)f)->fd) == 0 ? NDB_OK : NDB_EIO;
+    return fdatasync(((posix_file *)f)->fd) == 0 ? NDB_OK : os_status(errno);
 }
 
 static ndb_status px_pread(kv_file *f, uint64_t off, void *buf, size_t n, size_t *got)
@@ -191,7 +207,7 @@ static ndb_status px_pread(kv_file *f, uint64_t off, void *buf, size_t n, size_t
         ssize_t r = pread(fd, (char *)buf + done, n - done, (off_t)(off + done));
         if (r < 0) {
             if (errno == EINTR) continue;
-            return NDB_EIO;
+            return os_status(errno);
         }
         if (r == 0) break;
         done += (size_t)r;
@@ -210,7 +226,7 @@ static ndb_status px_size(kv_file *kf, uint64_t *out)
     ndb_status s = buf_flush(f);
     if (s != NDB_OK) return s;
     struct stat st;
-    if (fstat(f->fd, &st) != 0) return NDB_EIO;
+    if (fstat(f->fd, &st) != 0) return os_status(errno);
     *out = (uint64_t)st.st_size;
     return NDB_OK;
 }
@@ -219,46 +235,46 @@ static ndb_status px_close(kv_file *kf)
 {
     posix_file *f = (posix_file *)kf;
     log_unmap(f);
-    int r = buf_flush(f) == NDB_OK ? 0 : -1;
+    ndb_status r = buf_flush(f);
     free(f->buf);
     /* Trims a log's reserve. Only ever shrinks: a file cut shorter underneath
      * (the fault env's power cut) stays as it is. */
     struct stat st;
-    if (f->log && fstat(f->fd, &st) == 0 && (uint64_t)st.st_size > f->size)
-        r = ftruncate(f->fd, (off_t)f->size);
-    if (close(f->fd) != 0) r = -1;
+    if (f->log && fstat(f->fd, &st) == 0 && (uint64_t)st.st_size > f->size && ftruncate(f->fd, (off_t)f->size) != 0 &&
+        r == NDB_OK)
+        r = os_status(errno);
+    if (close(f->fd) != 0 && r == NDB_OK) r = os_status(errno);
     free(f);
-    return r == 0 ? NDB_OK : NDB_EIO;
+    return r;
 }
 
 static ndb_status px_rename(kv_env *e, const char *from, const char *to)
 {
     (void)e;
-    return rename(from, to) == 0 ? NDB_OK : NDB_EIO;
+    return rename(from, to) == 0 ? NDB_OK : os_status(errno);
 }
 
 static ndb_status px_remove(kv_env *e, const char *path)
 {
     (void)e;
-    if (remove(path) == 0) return NDB_OK; /* a file, or an empty directory */
-    return errno == ENOENT ? NDB_ENOTFOUND : NDB_EIO;
+    return remove(path) == 0 ? NDB_OK : os_status(errno); /* a file, or an empty directory */
 }
 
 static ndb_status px_sync_dir(kv_env *e, const char *dir)
 {
     (void)e;
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) return NDB_EIO;
-    int r = fsync(fd);
+    if (fd < 0) return os_status(errno);
+    ndb_status st = fsync(fd) == 0 ? NDB_OK : os_status(errno);
     close(fd);
-    return r == 0 ? NDB_OK : NDB_EIO;
+    return st;
 }
 
 static ndb_status px_mkdir(kv_env *e, const char *dir)
 {
     (void)e;
     if (mkdir(dir, 0700) == 0 || errno == EEXIST) return NDB_OK;
-    return errno == ENOENT ? NDB_ENOTFOUND : NDB_EIO;
+    return os_status(errno);
 }
 
 void kv_env_free_list(char **names, size_t n)
@@ -272,7 +288,7 @@ static ndb_status px_list(kv_env *e, const char *dir, char ***names, size_t *n)
 {
     (void)e;
     DIR *d = opendir(dir);
-    if (d == NULL) return errno == ENOENT ? NDB_ENOTFOUND : NDB_EIO;
+    if (d == NULL) return os_status(errno);
     char **v = NULL;
     size_t cnt = 0, cap = 0;
     struct dirent *de;
@@ -309,11 +325,11 @@ static ndb_status px_list(kv_env *e, const char *dir, char ***names, size_t *n)
 static ndb_status px_lock(kv_env *e, const char *path, kv_file **out)
 {
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd < 0) return NDB_EIO;
+    if (fd < 0) return os_status(errno);
     if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-        int busy = errno == EWOULDBLOCK;
+        ndb_status st = errno == EWOULDBLOCK ? NDB_EBUSY : os_status(errno);
         close(fd);
-        return busy ? NDB_EBUSY : NDB_EIO;
+        return st;
     }
     return px_new(e, fd, 0, out);
 }
@@ -321,7 +337,7 @@ static ndb_status px_lock(kv_env *e, const char *path, kv_file **out)
 static ndb_status px_truncate(kv_env *e, const char *path, uint64_t len)
 {
     (void)e;
-    return truncate(path, (off_t)len) == 0 ? NDB_OK : NDB_EIO;
+    return truncate(path, (off_t)len) == 0 ? NDB_OK : os_status(errno);
 }
 
 static ndb_status px_map(kv_env *e, const char *path, uint64_t len, const void **base)
@@ -329,10 +345,11 @@ static ndb_status px_map(kv_env *e, const char *path, uint64_t len, const void *
     (void)e;
     if (len == 0 || len > SIZE_MAX) return NDB_EINVAL;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return errno == ENOENT ? NDB_ENOTFOUND : NDB_EIO;
+    if (fd < 0) return os_status(errno);
     void *p = mmap(NULL, (size_t)len, PROT_READ, MAP_SHARED, fd, 0);
+    ndb_status st = p == MAP_FAILED ? os_status(errno) : NDB_OK;
     close(fd);
-    if (p == MAP_FAILED) return NDB_EIO;
+    if (st != NDB_OK) return st;
     *base = p;
     return NDB_OK;
 }
@@ -413,6 +430,7 @@ struct kv_fault_env {
     uint64_t appends, syncs;
     uint64_t fail_append_at, fail_sync_at; /* absolute counts; 0 = off */
     int dead; /* mu: after a power cut every change fails: the disk is frozen */
+    int full; /* mu: appends write half their bytes, then fail with NDB_ENOSPC */
     int hold;           /* mu: syncs wait at the gate (kv_env_fault_hold_syncs) */
     uint64_t held;      /* mu: syncs waiting at the gate */
     pthread_cond_t gate; /* signalled when hold is cleared */
@@ -519,9 +537,13 @@ static ndb_status ff_append(kv_file *f, const void *buf, size_t n)
     pthread_mutex_lock(&fe->mu);
     uint64_t k = ++fe->appends;
     ndb_status st = NDB_EIO;
-    if (!fe->dead && !(fe->fail_append_at && k == fe->fail_append_at)) {
+    tracked *t = find_tracked(fe, ff->path);
+    if (fe->full && !fe->dead) {
+        /* a write cut short by a full disk: its first half reaches the file */
+        if (kv_file_append(ff->inner, buf, n / 2) == NDB_OK && t) t->size += n / 2;
+        st = NDB_ENOSPC;
+    } else if (!fe->dead && !(fe->fail_append_at && k == fe->fail_append_at)) {
         st = kv_file_append(ff->inner, buf, n);
-        tracked *t = find_tracked(fe, ff->path);
         if (st == NDB_OK && t) t->size += n;
     }
     pthread_mutex_unlock(&fe->mu);
@@ -618,7 +640,15 @@ static ndb_status ff_lock(kv_env *e, const char *path, kv_file **out)
 static ndb_status ff_truncate(kv_env *e, const char *path, uint64_t len)
 {
     kv_fault_env *fe = (kv_fault_env *)e;
-    return fe->inner->v->truncate(fe->inner, path, len);
+    pthread_mutex_lock(&fe->mu);
+    ndb_status st = fe->dead ? NDB_EIO : fe->inner->v->truncate(fe->inner, path, len);
+    tracked *t = find_tracked(fe, path);
+    if (st == NDB_OK && t) {
+        if (t->size > len) t->size = len;
+        if (t->synced > len) t->synced = len;
+    }
+    pthread_mutex_unlock(&fe->mu);
+    return st;
 }
 
 static ndb_status ff_map(kv_env *e, const char *path, uint64_t len, const void **base)
@@ -665,6 +695,12 @@ void kv_env_fault_fail_append_after(kv_fault_env *fe, uint64_t n)
 {
     pthread_mutex_lock(&fe->mu);
     fe->fail_append_at = n ? fe->appends + n : 0;
+    pthread_mutex_unlock(&fe->mu);
+}
+void kv_env_fault_set_full(kv_fault_env *fe, int full)
+{
+    pthread_mutex_lock(&fe->mu);
+    fe->full = full;
     pthread_mutex_unlock(&fe->mu);
 }
 void kv_env_fault_fail_sync_after(kv_fault_env *fe, uint64_t n)

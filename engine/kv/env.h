@@ -11,8 +11,10 @@
  * thread at a time, except that pread on a read-only file is thread-safe and
  * that sync on a log may run while another thread appends to it (the fsync
  * covers at least the bytes whose append returned before it started).
- * Every function returns NDB_OK or NDB_EIO (NDB_ENOTFOUND for a missing file
- * on open_read/remove/size) and never aborts.
+ * Every function returns NDB_OK or the failed system call's cause: NDB_ENOSPC
+ * (ENOSPC, EDQUOT), NDB_EMFILE (EMFILE, ENFILE), NDB_ENOTFOUND (ENOENT: a
+ * missing file or directory), NDB_ENOMEM, or NDB_EIO for any other errno;
+ * it never aborts.
  */
 #ifndef KV_ENV_H
 #define KV_ENV_H
@@ -114,6 +116,10 @@ kv_env *kv_env_fault_env(kv_fault_env *fe);
 /* The n-th append/sync from now fails with NDB_EIO (n >= 1); 0 disarms. */
 void kv_env_fault_fail_append_after(kv_fault_env *fe, uint64_t n);
 void kv_env_fault_fail_sync_after(kv_fault_env *fe, uint64_t n);
+/* full 1: a full disk. Every append from now on writes the first half of its
+ * bytes (a write cut short) and fails with NDB_ENOSPC; files can still be
+ * created, synced, renamed and removed. full 0: space was freed. */
+void kv_env_fault_set_full(kv_fault_env *fe, int full);
 uint64_t kv_env_fault_appends(kv_fault_env *fe);
 uint64_t kv_env_fault_syncs(kv_fault_env *fe); /* counted as they start */
 /* hold 1: every fsync from now on waits, before doing anything, until hold

@@ -12,9 +12,12 @@
  * with other calls on the same handle; free iterators and release snapshots
  * before closing.
  *
- * Errors: every call returns an ndb_status. After a failed fsync or a failed
- * WAL write the engine is poisoned: every later write (and flush/compact)
- * returns NDB_EPOISONED; reads keep working. Close and reopen to recover.
+ * Errors: every call returns an ndb_status. After a failed write or fsync of
+ * the WAL, a table or the manifest the engine is poisoned: every later write
+ * (and flush/compact) returns NDB_EPOISONED; reads keep working.
+ * ndb_kv_health_get() says why and whether ndb_kv_resume() can lift it (a full
+ * disk or descriptor exhaustion met by a write: yes, once the cause is
+ * cleared; a failed fsync or any other I/O error: no, close and reopen).
  * ndb_kv_last_error() gives a human-readable detail for the most recent error
  * the engine recorded.
  *
@@ -100,6 +103,9 @@ typedef struct ndb_kv_recovery_info {
  * Opens (or creates) the database in directory dir. On success *out is a
  * handle the caller closes with ndb_kv_close(). Takes an exclusive lock on
  * the directory (NDB_EBUSY if another handle holds it). msg may be NULL.
+ * When writing out what the WAL replay found fails for want of space or
+ * descriptors (NDB_ENOSPC, NDB_EMFILE), the open still succeeds, poisoned:
+ * reads see every replayed write, and ndb_kv_resume() finishes the open.
  */
 ndb_status ndb_kv_open(const char *dir, const ndb_kv_options *opt, ndb_kv **out, ndb_errmsg *msg);
 
@@ -126,6 +132,30 @@ struct kv_env *ndb_kv_env(ndb_kv *kv);
  * Returns a copy made for the calling thread: borrowed until this thread's
  * next call of ndb_kv_last_error (on any handle). */
 const char *ndb_kv_last_error(ndb_kv *kv);
+
+/* Whether the engine accepts writes, and if not, why. */
+typedef struct ndb_kv_health {
+    int poisoned;      /* 1: writes, flushes and compactions are refused */
+    ndb_status cause;  /* the error that poisoned it (NDB_OK when not poisoned) */
+    int recoverable;   /* 1: ndb_kv_resume() lifts it once the cause is cleared */
+    char reason[256];  /* what failed, on which file, and the remedy ("" when not poisoned) */
+} ndb_kv_health;
+
+void ndb_kv_health_get(ndb_kv *kv, ndb_kv_health *out);
+
+/*
+ * Lifts a recoverable poison (NDB_ENOSPC or NDB_EMFILE met by a write, never
+ * by a WAL fsync): waits for a flush or compaction still running, makes
+ * everything appended durable, cuts the WAL segment back to its last whole
+ * record and moves to a new segment (or, after an open that could not write,
+ * finishes that open), writes a fresh manifest, deletes the files a failed
+ * flush or compaction left, then accepts writes again. Every step that needs
+ * space or descriptors is retried here, so NDB_OK means they are back.
+ * NDB_OK when not poisoned; NDB_EPOISONED when the poison is not recoverable
+ * (msg says why); otherwise the status of the step that failed again (the
+ * engine stays poisoned, with that cause). msg may be NULL.
+ */
+ndb_status ndb_kv_resume(ndb_kv *kv, ndb_errmsg *msg);
 
 /* Single-key writes. An empty key (klen 0) is allowed. */
 ndb_status ndb_kv_put(ndb_kv *kv, const void *key, size_t klen, const void *val, size_t vlen);

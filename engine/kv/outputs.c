@@ -155,6 +155,7 @@ ndb_status mem_to_tables(ndb_kv *kv, kv_mem *m, outputs *o, ndb_errmsg *msg)
     free(plan.cut);
     free(t.prev);
     st = out_end(kv, o, st);
-    if (st != NDB_OK) return ndb_errmsg_set(msg, st, "writing a memtable to tables failed (%s)", ndb_strerror(st));
+    if (st != NDB_OK)
+        return ndb_errmsg_set(msg, st, "writing the memtable to table %06llu.sst failed", (unsigned long long)o->num);
     return NDB_OK;
 }

@@ -811,9 +811,7 @@ ndb_status kv_vset_recover(kv_vset *vs, ndb_errmsg *msg)
     return NDB_OK;
 }
 
-/* Writes a snapshot of the current state to a fresh manifest and points
- * CURRENT at it. mu held. */
-static ndb_status new_manifest(kv_vset *vs, ndb_errmsg *msg)
+ndb_status kv_vset_new_manifest(kv_vset *vs, ndb_errmsg *msg)
 {
     uint64_t num = vs->next_file++;
     char path[4096];
@@ -878,7 +876,7 @@ ndb_status kv_vset_log_and_apply(kv_vset *vs, kv_edit *e, ndb_errmsg *msg)
         uint64_t ol = vs->log_number, on = vs->next_file, os = vs->last_seq;
         vs->current = v;
         apply_scalars(vs, e);
-        st = new_manifest(vs, msg);
+        st = kv_vset_new_manifest(vs, msg);
         if (st != NDB_OK) {
             vs->current = oldv;
             vs->log_number = ol;
@@ -901,7 +899,7 @@ ndb_status kv_vset_log_and_apply(kv_vset *vs, kv_edit *e, ndb_errmsg *msg)
     if (st == NDB_OK) st = kv_wal_sync(vs->manifest);
     if (st != NDB_OK) {
         kv_version_unref(v);
-        return ndb_errmsg_set(msg, st, "manifest write failed (%s)", ndb_strerror(st));
+        return ndb_errmsg_set(msg, st, "writing MANIFEST-%06llu failed", (unsigned long long)vs->manifest_number);
     }
     mark_obsolete(vs->current, v);
     kv_version_unref(vs->current);

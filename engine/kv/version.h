@@ -161,6 +161,11 @@ ndb_status kv_vset_recover(kv_vset *vs, ndb_errmsg *msg);
  * fsyncs, installs the new version. mu held. On failure nothing changes in
  * memory (the caller must poison: the manifest may be half-written). */
 ndb_status kv_vset_log_and_apply(kv_vset *vs, kv_edit *e, ndb_errmsg *msg);
+/* Writes a snapshot of the current state to a fresh manifest, fsyncs it,
+ * points CURRENT at it (write, fsync, rename, fsync dir) and removes the
+ * previous manifest, which a failed write may have left half-written. On
+ * failure the fresh one is removed and nothing else changes. mu held. */
+ndb_status kv_vset_new_manifest(kv_vset *vs, ndb_errmsg *msg);
 /* The deepest level holding a file, or -1. */
 int kv_vset_max_level(const kv_vset *vs);
 

@@ -54,15 +54,33 @@
 
 /* ------------------------------------------------------------------ errors */
 
-void kv_poison(ndb_kv *kv, ndb_status st, const char *what)
+/* A full disk or descriptor exhaustion met by a write loses nothing: the
+ * write failed before anything was acknowledged, and freeing space or
+ * descriptors clears the cause (ndb_kv_resume). */
+static int recoverable_cause(ndb_status st) { return st == NDB_ENOSPC || st == NDB_EMFILE; }
+
+int kv_poison_recoverable(ndb_kv *kv)
 {
-    if (!kv->poisoned) {
+    return kv->poisoned && recoverable_cause(kv->bg_error) &&
+           __atomic_load_n(&kv->sync_error, __ATOMIC_ACQUIRE) == NDB_OK;
+}
+
+static void poison(ndb_kv *kv, ndb_status st, const char *what, int replace)
+{
+    int permanent = !recoverable_cause(st) || __atomic_load_n(&kv->sync_error, __ATOMIC_ACQUIRE) != NDB_OK;
+    if (!kv->poisoned || replace || (recoverable_cause(kv->bg_error) && permanent)) {
         __atomic_store_n(&kv->poisoned, 1, __ATOMIC_RELAXED);
         kv->bg_error = st;
-        ndb_errmsg_set(&kv->err, st, "engine poisoned: %.180s (%s); reopen to recover", what, ndb_strerror(st));
+        ndb_errmsg_set(&kv->poison_msg, st, "%.150s: %s", what, ndb_strerror(st));
+        ndb_errmsg_set(&kv->err, st, "engine poisoned: %.150s: %s; %s", what, ndb_strerror(st),
+                       !permanent ? "writes resume once space or descriptors are freed"
+                                  : "no retry after this error: reopen (restart) to recover");
     }
     pthread_cond_broadcast(&kv->bg_cv);
 }
+
+void kv_poison(ndb_kv *kv, ndb_status st, const char *what) { poison(kv, st, what, 0); }
+void kv_poison_again(ndb_kv *kv, ndb_status st, const char *what) { poison(kv, st, what, 1); }
 
 /* kv_poison for a caller that holds no lock. */
 static void poison_unlocked(ndb_kv *kv, ndb_status st, const char *what)
@@ -344,7 +362,7 @@ static ndb_status roll_wal(ndb_kv *kv)
     uint64_t num;
     st = kv_segment_new(kv, &nw, &num);
     if (st != NDB_OK) {
-        kv_poison(kv, st, "creating a WAL segment failed");
+        kv_poison(kv, st, "creating the next WAL segment failed");
         return st;
     }
     pthread_mutex_lock(&kv->smu);
@@ -353,6 +371,45 @@ static ndb_status roll_wal(ndb_kv *kv)
     kv->wal = nw;
     pthread_mutex_unlock(&kv->smu);
     kv_wal_close(old);
+    kv->wal_number = num;
+    return NDB_OK;
+}
+
+ndb_status kv_write_reopen_wal(ndb_kv *kv, ndb_errmsg *msg)
+{
+    kv_wal_writer *old = kv->wal;
+    if (old != NULL) {
+        ndb_status st = await_synced(kv, __atomic_load_n(&kv->appended_seq, __ATOMIC_RELAXED), 0);
+        if (st != NDB_OK) return ndb_errmsg_set(msg, sync_failure(kv, st), "WAL fsync failed");
+        char path[4096];
+        kv_file_path(kv, path, sizeof path, kv->wal_number, "wal");
+        /* the writer counts whole records only; the file may hold more */
+        st = kv->env->v->truncate(kv->env, path, kv_wal_size(old));
+        if (st != NDB_OK) return ndb_errmsg_set(msg, st, "cutting %s back to its last whole record failed", path);
+        st = kv_wal_sync(old);
+        if (st != NDB_OK) {
+            /* a failed WAL fsync, like any other: permanent */
+            pthread_mutex_lock(&kv->smu);
+            kv->sync_failed_upto = __atomic_load_n(&kv->synced_seq, __ATOMIC_RELAXED);
+            __atomic_store_n(&kv->sync_error, st, __ATOMIC_RELEASE);
+            kv->wal = NULL;
+            pthread_mutex_unlock(&kv->smu);
+            kv_wal_close(old);
+            return ndb_errmsg_set(msg, st, "WAL fsync of %s after cutting it back failed", path);
+        }
+        pthread_mutex_lock(&kv->smu);
+        kv->wal = NULL; /* nothing appended is unsynced: no fsync can be running or start */
+        pthread_mutex_unlock(&kv->smu);
+        st = kv_wal_close(old); /* its data and size are durable: a failed close loses nothing */
+        if (st != NDB_OK) return ndb_errmsg_set(msg, st, "closing %s failed", path);
+    }
+    kv_wal_writer *nw;
+    uint64_t num;
+    ndb_status st = kv_segment_new(kv, &nw, &num);
+    if (st != NDB_OK) return ndb_errmsg_set(msg, st, "creating WAL segment %06llu.wal failed", (unsigned long long)num);
+    pthread_mutex_lock(&kv->smu);
+    kv->wal = nw;
+    pthread_mutex_unlock(&kv->smu);
     kv->wal_number = num;
     return NDB_OK;
 }
@@ -459,16 +516,25 @@ static ndb_status append(ndb_kv *kv, const char *rep, size_t len, uint64_t user_
         put_fixed64(head, seq);
         put_fixed32(head + 8, count);
         st = kv_wal_add_parts(kv->wal, WAL_BATCH, head, BATCH_HEADER, rep + BATCH_HEADER, len - BATCH_HEADER);
+        if (st != NDB_OK) {
+            /* The batch is not applied and appended_seq stays: a full disk may
+             * have left part of its record, which ndb_kv_resume cuts off. */
+            char what[64];
+            snprintf(what, sizeof what, "appending to WAL segment %06llu.wal failed", (unsigned long long)kv->wal_number);
+            poison_unlocked(kv, st, what);
+            pthread_mutex_unlock(&kv->wmu);
+            return st;
+        }
         /* A memtable insert fails only on allocation: the WAL holds the
-         * batch by then, so the only safe state is poisoned. */
-        if (st == NDB_OK) st = kv_batch_apply_trusted(rep, len, seq, kv_mem_insert_fn, kv->mem);
+         * batch by then, so the only safe state is poisoned for good. */
+        st = kv_batch_apply_trusted(rep, len, seq, kv_mem_insert_fn, kv->mem);
         if (st == NDB_OK) {
             __atomic_store_n(&kv->appended_seq, *last, __ATOMIC_RELEASE);
             if (kv->opt.durability != NDB_KV_SYNC) __atomic_store_n(&kv->last_seq, *last, __ATOMIC_RELEASE);
             __atomic_add_fetch(&kv->st_wal_bytes, WAL_HEADER + len, __ATOMIC_RELAXED);
             __atomic_add_fetch(&kv->st_user_bytes, user_bytes, __ATOMIC_RELAXED);
         } else {
-            poison_unlocked(kv, st, "WAL append or memtable insert failed");
+            poison_unlocked(kv, st, "inserting a batch the WAL holds into the memtable failed");
         }
     }
     pthread_mutex_unlock(&kv->wmu);

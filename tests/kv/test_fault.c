@@ -492,3 +492,213 @@ Test(fault, a_failed_fsync_anywhere_leaves_a_store_that_opens)
         cr_assert_eq(ndb_kv_close(kv), NDB_OK);
     }
 }
+
+/* ---- Health and resume after a full disk (ENOSPC) or a failed fsync (EIO). */
+
+/* A failed fsync (EIO) poisons for good: the page cache no longer says what
+ * is on disk (fsyncgate), so ndb_kv_resume refuses and the cause is named. */
+Test(fault, fsync_eio_poison_is_permanent)
+{
+    kv_fault_env *fe = kv_env_fault_new(kv_env_posix());
+    ndb_kv_options o = opts(NDB_KV_SYNC);
+    o.env = kv_env_fault_env(fe);
+    ndb_kv *kv = open_or_die(dir, &o, NULL);
+    ndb_kv_health h;
+    ndb_kv_health_get(kv, &h);
+    cr_assert_eq(h.poisoned, 0);
+    cr_assert_eq(h.cause, NDB_OK);
+    cr_assert_str_empty(h.reason);
+    cr_assert_eq(ndb_kv_put(kv, "a", 1, "1", 1), NDB_OK);
+    kv_env_fault_fail_sync_after(fe, 1);
+    cr_assert_eq(ndb_kv_put(kv, "b", 1, "2", 1), NDB_EIO);
+    kv_env_fault_fail_sync_after(fe, 0);
+    ndb_kv_health_get(kv, &h);
+    cr_assert_eq(h.poisoned, 1);
+    cr_assert_eq(h.cause, NDB_EIO);
+    cr_assert_eq(h.recoverable, 0);
+    cr_assert(strstr(h.reason, "WAL fsync failed") && strstr(h.reason, "EIO"), "%s", h.reason);
+    cr_assert(strstr(ndb_kv_last_error(kv), "reopen"), "%s", ndb_kv_last_error(kv));
+    ndb_errmsg msg = {{0}};
+    cr_assert_eq(ndb_kv_resume(kv, &msg), NDB_EPOISONED);
+    cr_assert(strstr(msg.text, "EIO"), "%s", msg.text);
+    cr_assert_eq(ndb_kv_put(kv, "c", 1, "3", 1), NDB_EPOISONED);
+    ndb_kv_health_get(kv, &h);
+    cr_assert_eq(h.poisoned, 1);
+    cr_assert_eq(ndb_kv_close(kv), NDB_EPOISONED);
+    kv_env_fault_free(fe);
+}
+
+/* Key i of the full-disk tests is written by batch i / 4, four keys a batch. */
+#define FULL_BATCH 4
+
+/* Writes batch b (keys b*4 .. b*4+3); returns the write's status. */
+static ndb_status write_batch(ndb_kv *kv, int b)
+{
+    ndb_kv_batch *batch;
+    cr_assert_eq(ndb_kv_batch_new(&batch), NDB_OK);
+    char k[32], v[128];
+    for (int i = b * FULL_BATCH; i < (b + 1) * FULL_BATCH; i++) {
+        kv_key(k, i);
+        size_t vl = kv_val(v, i);
+        cr_assert_eq(ndb_kv_batch_put(batch, k, strlen(k), v, vl), NDB_OK);
+    }
+    ndb_status st = ndb_kv_write(kv, batch);
+    ndb_kv_batch_free(batch);
+    return st;
+}
+
+/* Every key of every batch acked[b] != 0 is present with its value; every
+ * batch written and not acknowledged is wholly absent. */
+static void check_batches(ndb_kv *kv, const char *acked, int nbatches, const char *when)
+{
+    char k[32], v[128];
+    for (int b = 0; b < nbatches; b++)
+        for (int i = b * FULL_BATCH; i < (b + 1) * FULL_BATCH; i++) {
+            kv_key(k, i);
+            void *got;
+            size_t gl;
+            ndb_status st = ndb_kv_get(kv, NULL, k, strlen(k), &got, &gl);
+            if (!acked[b]) {
+                cr_assert_eq(st, NDB_ENOTFOUND, "%s: key %d of unacknowledged batch %d is there (%s)", when, i, b,
+                             ndb_strerror(st));
+                continue;
+            }
+            cr_assert_eq(st, NDB_OK, "%s: key %d of acknowledged batch %d: %s", when, i, b, ndb_strerror(st));
+            size_t vl = kv_val(v, i);
+            cr_assert(gl == vl && memcmp(got, v, vl) == 0, "%s: key %d has a wrong value", when, i);
+            free(got);
+        }
+}
+
+/* The disk fills mid-way (appends cut short with ENOSPC, in the WAL, a flush
+ * or a compaction: the memtable is small), the engine is poisoned with a
+ * recoverable ENOSPC and keeps serving reads, a resume while the disk is
+ * still full fails and changes nothing, space is freed, a resume lifts the
+ * poison, more writes go in; after a reopen and after a power cut every
+ * acknowledged batch is there and no failed one, not even in part. */
+static void full_disk_case(ndb_kv_durability d)
+{
+    kv_fault_env *fe = kv_env_fault_new(kv_env_posix());
+    ndb_kv_options o = opts(d);
+    o.env = kv_env_fault_env(fe);
+    ndb_kv *kv = open_or_die(dir, &o, NULL);
+    enum { NB = 1200, FILL_AT = 500, FREE_AT = 700 };
+    static char acked[NB];
+    memset(acked, 0, sizeof acked);
+    int first_fail = -1;
+    for (int b = 0; b < NB; b++) {
+        if (b == FILL_AT) kv_env_fault_set_full(fe, 1);
+        if (b == FREE_AT) {
+            ndb_kv_health h;
+            ndb_kv_health_get(kv, &h);
+            cr_assert_eq(h.poisoned, 1, "the disk filled at batch %d", FILL_AT);
+            cr_assert_eq(h.cause, NDB_ENOSPC, "%s", ndb_strerror(h.cause));
+            cr_assert_eq(h.recoverable, 1);
+            cr_assert(strstr(h.reason, "no space left on device (ENOSPC)"), "%s", h.reason);
+            check_batches(kv, acked, b, "poisoned");
+            ndb_errmsg msg = {{0}};
+            cr_assert_eq(ndb_kv_resume(kv, &msg), NDB_ENOSPC, "resume on a full disk: %s", msg.text);
+            ndb_kv_health_get(kv, &h);
+            cr_assert_eq(h.poisoned, 1);
+            cr_assert_eq(h.recoverable, 1);
+            kv_env_fault_set_full(fe, 0);
+            ndb_status rs = ndb_kv_resume(kv, &msg);
+            cr_assert_eq(rs, NDB_OK, "resume once space is freed: %s %s", ndb_strerror(rs), msg.text);
+            ndb_kv_health_get(kv, &h);
+            cr_assert_eq(h.poisoned, 0, "%s", h.reason);
+            cr_assert_eq(ndb_kv_resume(kv, NULL), NDB_OK, "a second resume has nothing to do");
+        }
+        if (b == FREE_AT + 3) {
+            /* a crash (in sync mode a power cut) soon after: the segment the
+             * full disk cut short is still needed, and must end in a whole record */
+            cr_assert_eq(ndb_kv_close(kv), NDB_OK);
+            if (d == NDB_KV_SYNC) cr_assert_eq(kv_env_fault_drop_unsynced(fe), NDB_OK);
+            ndb_kv_recovery_info info;
+            kv = open_or_die(dir, &o, &info);
+            cr_assert_eq(info.tail_corrupt, 0, "no segment ends in half a record");
+            check_batches(kv, acked, b, "reopened after resuming");
+        }
+        ndb_status st = write_batch(kv, b);
+        if (b < FILL_AT || b >= FREE_AT) {
+            cr_assert_eq(st, NDB_OK, "batch %d: %s (%s)", b, ndb_strerror(st), ndb_kv_last_error(kv));
+        } else if (st != NDB_OK) {
+            cr_assert(st == NDB_ENOSPC || st == NDB_EPOISONED, "batch %d: %s", b, ndb_strerror(st));
+            if (first_fail < 0) first_fail = b;
+        }
+        acked[b] = st == NDB_OK;
+    }
+    cr_assert(first_fail >= FILL_AT, "no write failed on the full disk");
+    check_batches(kv, acked, NB, "running");
+    cr_assert_eq(ndb_kv_close(kv), NDB_OK);
+    ndb_kv_recovery_info info;
+    kv = open_or_die(dir, &o, &info);
+    cr_assert_eq(info.tail_corrupt, 0, "no segment ends in half a record");
+    check_batches(kv, acked, NB, "reopened");
+    cr_assert_eq(ndb_kv_close(kv), NDB_OK);
+    if (d == NDB_KV_SYNC) { /* acknowledged means fsync'd: a power cut keeps it all */
+        cr_assert_eq(kv_env_fault_drop_unsynced(fe), NDB_OK);
+        kv = open_or_die(dir, &o, NULL);
+        check_batches(kv, acked, NB, "after a power cut");
+        cr_assert_eq(ndb_kv_close(kv), NDB_OK);
+    }
+    kv_env_fault_free(fe);
+}
+
+Test(fault, full_disk_then_space_freed_sync) { full_disk_case(NDB_KV_SYNC); }
+Test(fault, full_disk_then_space_freed_interval) { full_disk_case(NDB_KV_INTERVAL); }
+Test(fault, full_disk_then_space_freed_none) { full_disk_case(NDB_KV_NONE); }
+
+/* A disk that is full when the engine opens: the open must not need space.
+ * It replays the WAL into memory, serves reads, refuses writes with a
+ * recoverable ENOSPC, and finishes the open once space is freed. */
+Test(fault, open_on_full_disk)
+{
+    kv_fault_env *fe = kv_env_fault_new(kv_env_posix());
+    ndb_kv_options o = opts(NDB_KV_SYNC);
+    o.memtable_bytes = 1 << 20; /* everything stays in the WAL */
+    o.env = kv_env_fault_env(fe);
+    ndb_kv *kv = open_or_die(dir, &o, NULL);
+    enum { NB = 300 };
+    static char acked[NB];
+    memset(acked, 0, sizeof acked);
+    for (int b = 0; b < NB / 2; b++) {
+        cr_assert_eq(write_batch(kv, b), NDB_OK);
+        acked[b] = 1;
+    }
+    cr_assert_eq(ndb_kv_close(kv), NDB_OK);
+    kv_env_fault_set_full(fe, 1);
+    ndb_kv_recovery_info info;
+    kv = open_or_die(dir, &o, &info);
+    cr_assert_eq(info.wal_records, NB / 2);
+    ndb_kv_health h;
+    ndb_kv_health_get(kv, &h);
+    cr_assert_eq(h.poisoned, 1);
+    cr_assert_eq(h.cause, NDB_ENOSPC);
+    cr_assert_eq(h.recoverable, 1);
+    cr_assert(strstr(h.reason, "open") && strstr(h.reason, "ENOSPC"), "%s", h.reason);
+    check_batches(kv, acked, NB, "opened on a full disk");
+    cr_assert_eq(write_batch(kv, NB / 2), NDB_EPOISONED);
+    cr_assert_eq(ndb_kv_flush(kv), NDB_EPOISONED);
+    cr_assert_eq(ndb_kv_resume(kv, NULL), NDB_ENOSPC);
+    cr_assert_eq(ndb_kv_close(kv), NDB_EPOISONED, "closed before space came back");
+    kv = open_or_die(dir, &o, NULL); /* and opened again, still full */
+    check_batches(kv, acked, NB, "reopened on a full disk");
+    kv_env_fault_set_full(fe, 0);
+    ndb_errmsg msg = {{0}};
+    cr_assert_eq(ndb_kv_resume(kv, &msg), NDB_OK, "%s", msg.text);
+    ndb_kv_health_get(kv, &h);
+    cr_assert_eq(h.poisoned, 0);
+    check_batches(kv, acked, NB, "resumed");
+    for (int b = NB / 2; b < NB; b++) {
+        cr_assert_eq(write_batch(kv, b), NDB_OK);
+        acked[b] = 1;
+    }
+    cr_assert_eq(ndb_kv_flush(kv), NDB_OK);
+    cr_assert_eq(ndb_kv_close(kv), NDB_OK);
+    cr_assert_eq(kv_env_fault_drop_unsynced(fe), NDB_OK);
+    kv = open_or_die(dir, &o, &info);
+    cr_assert_eq(info.tail_corrupt, 0);
+    check_batches(kv, acked, NB, "reopened after resuming");
+    cr_assert_eq(ndb_kv_close(kv), NDB_OK);
+    kv_env_fault_free(fe);
+}

@@ -60,10 +60,17 @@ func (*StatusRequest) Descriptor() ([]byte, []int) {
 
 type StatusResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// "ok" while serving, "draining" during shutdown.
+	// "ok" while serving, "starting" while the data is opened, "draining" during shutdown.
 	Status        string `protobuf:"bytes,1,opt,name=status,proto3" json:"status,omitempty"`
 	Version       string `protobuf:"bytes,2,opt,name=version,proto3" json:"version,omitempty"`
 	UptimeSeconds int64  `protobuf:"varint,3,opt,name=uptime_seconds,json=uptimeSeconds,proto3" json:"uptime_seconds,omitempty"`
+	// Readiness, as grpc.health.v1 answers it for nexadb.v1.DocumentService: "SERVING", or
+	// "NOT_SERVING" while starting, draining, or while the storage engine refuses writes.
+	Health string `protobuf:"bytes,4,opt,name=health,proto3" json:"health,omitempty"`
+	// Why health is NOT_SERVING ("" when SERVING), e.g. "writes stopped: appending to WAL
+	// segment 000012.wal failed: no space left on device (ENOSPC); they resume by themselves
+	// once space (or descriptors) is freed".
+	Reason        string `protobuf:"bytes,5,opt,name=reason,proto3" json:"reason,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -117,6 +124,20 @@ func (x *StatusResponse) GetUptimeSeconds() int64 {
 		return x.UptimeSeconds
 	}
 	return 0
+}
+
+func (x *StatusResponse) GetHealth() string {
+	if x != nil {
+		return x.Health
+	}
+	return ""
+}
+
+func (x *StatusResponse) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
 }
 
 type StatsRequest struct {
@@ -413,11 +434,13 @@ var File_nexadb_v1_admin_proto protoreflect.FileDescriptor
 const file_nexadb_v1_admin_proto_rawDesc = "" +
 	"\n" +
 	"\x15nexadb/v1/admin.proto\x12\tnexadb.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x16nexadb/v1/common.proto\"\x0f\n" +
-	"\rStatusRequest\"i\n" +
+	"\rStatusRequest\"\x99\x01\n" +
 	"\x0eStatusResponse\x12\x16\n" +
 	"\x06status\x18\x01 \x01(\tR\x06status\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\tR\aversion\x12%\n" +
-	"\x0euptime_seconds\x18\x03 \x01(\x03R\ruptimeSeconds\"\x0e\n" +
+	"\x0euptime_seconds\x18\x03 \x01(\x03R\ruptimeSeconds\x12\x16\n" +
+	"\x06health\x18\x04 \x01(\tR\x06health\x12\x16\n" +
+	"\x06reason\x18\x05 \x01(\tR\x06reason\"\x0e\n" +
 	"\fStatsRequest\"N\n" +
 	"\n" +
 	"LevelStats\x12\x14\n" +
