@@ -27,7 +27,8 @@ typedef enum ndb_status {
     NDB_ELIMIT = -12,    /* a resource bound was hit (memory, queue depth) */
     NDB_EPERM = -13,     /* caller lacks the permission */
     NDB_EAUTH = -14,     /* caller is not authenticated */
-    NDB_ECANCELED = -15, /* the caller cancelled or its deadline passed */
+    NDB_ECANCELED = -15, /* the caller cancelled (went away) */
+    NDB_ETIMEDOUT = -16, /* the caller's deadline passed */
 } ndb_status;
 
 /* A static, human-readable description of a status code. Never NULL. */

@@ -22,6 +22,7 @@ const char *ndb_strerror(ndb_status st)
     case NDB_EPERM: return "permission denied";
     case NDB_EAUTH: return "not authenticated";
     case NDB_ECANCELED: return "cancelled";
+    case NDB_ETIMEDOUT: return "deadline exceeded";
     }
     return "unknown status";
 }
