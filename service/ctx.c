@@ -2,7 +2,6 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "handler.h"
 
@@ -31,9 +30,10 @@ ndb_status svc_send(svc_ctx *ctx, const ProtobufCMessage *m, ndb_errmsg *msg)
 {
     if (ctx->send == NULL)
         return ndb_errmsg_set(msg, NDB_EINVAL, "%s is not a streaming method", ctx->method);
-    if (svc_cancelled(ctx))
-        return ndb_errmsg_set(msg, NDB_ECANCELED, "client went away or the deadline passed");
-    ndb_status st = ctx->send(ctx, m, msg);
+    ndb_status st = ndb_interrupt_check(svc_interrupt(ctx));
+    if (st != NDB_OK)
+        return ndb_interrupt_msg(msg, st, "stream stopped");
+    st = ctx->send(ctx, m, msg);
     svc_arena_reset(&ctx->page_arena);
     return st;
 }
@@ -111,11 +111,14 @@ ndb_status svc_page_token_in(svc_ctx *ctx, const char *hex, const void **tok, si
 
 bool svc_cancelled(svc_ctx *ctx)
 {
-    if (atomic_load_explicit(&ctx->cancelled, memory_order_relaxed))
-        return true;
-    if (ctx->deadline_ns == INT64_MAX)
-        return false;
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec >= ctx->deadline_ns;
+    return ndb_interrupt_check(svc_interrupt(ctx)) != NDB_OK;
+}
+
+const ndb_interrupt *svc_interrupt(svc_ctx *ctx)
+{
+    /* filled on each call: the transport sets deadline_ns after svc_ctx_init */
+    ctx->intr.deadline_ns = ctx->deadline_ns;
+    ctx->intr.commit_margin_ns = SVC_COMMIT_MARGIN_NS;
+    ctx->intr.cancelled = &ctx->cancelled;
+    return &ctx->intr;
 }

@@ -22,6 +22,7 @@
 #include "app.h"
 #include "arena.h"
 #include "auth.h"
+#include "ndb_interrupt.h"
 #include "ndb_status.h"
 
 typedef struct svc_ctx svc_ctx;
@@ -41,6 +42,7 @@ struct svc_ctx {
     svc_send_fn send;      /* set by the transport for streaming methods */
     bool nowait;           /* SVC_M_TRY_INLINE on the transport's thread: NDB_EBUSY instead of waiting */
     void *transport;       /* the transport's own state */
+    ndb_interrupt intr;    /* what the engines check: filled by svc_interrupt */
 };
 
 typedef ndb_status (*svc_handler_fn)(svc_ctx *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp,
@@ -127,6 +129,18 @@ ndb_status svc_page_token_in(svc_ctx *ctx, const char *hex, const void **tok, si
 
 /* True when the client has gone away or the deadline has passed. Long loops check it. */
 bool svc_cancelled(svc_ctx *ctx);
+
+/*
+ * The call's deadline and cancellation as the engines take them (borrowed
+ * until the call ends): they stop their work within a few milliseconds of
+ * either, with NDB_ETIMEDOUT (DEADLINE_EXCEEDED) or NDB_ECANCELED (CANCELLED).
+ * A write starts its commit only while at least SVC_COMMIT_MARGIN_NS remain
+ * before the deadline, so that its append, its fsync and the answer's way
+ * back fit before the client gives up: a write whose client saw
+ * DEADLINE_EXCEEDED has then applied nothing.
+ */
+#define SVC_COMMIT_MARGIN_NS (20 * 1000000LL)
+const ndb_interrupt *svc_interrupt(svc_ctx *ctx);
 
 /* Prepares a context for one call; the transport sets send/transport after. */
 void svc_ctx_init(svc_ctx *ctx, svc_app *app, int64_t deadline_ns);

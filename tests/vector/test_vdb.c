@@ -380,14 +380,14 @@ Test(vdb, documents_and_vectors_are_separate_namespaces)
     size_t l;
     void *d = tv_doc("{\"name\":\"Laptop\",\"price\":999}", &l);
     const void *docs[1] = {d};
-    cr_assert_eq(ndb_doc_insert(t.doc, "products", docs, &l, 1, NULL, &m), NDB_OK, "%s", m.text);
+    cr_assert_eq(ndb_doc_insert(t.doc, "products", docs, &l, 1, NULL, NULL, &m), NDB_OK, "%s", m.text);
     free(d);
     cr_assert_eq(ndb_vec_create(t.vec, "products", 4, NDB_VEC_COSINE, &m), NDB_OK, "%s", m.text);
     float v[4] = {0.1f, 0.2f, 0.3f, 0.4f};
     cr_assert_eq(tv_insert(&t, "products", "{\"name\":\"Wireless Mouse\"}", v, 4, &m), NDB_OK);
     cr_assert_eq(tv_insert(&t, "products", "{\"name\":\"Keyboard\"}", v, 4, &m), NDB_OK);
     uint64_t cnt;
-    cr_assert_eq(ndb_doc_count(t.doc, "products", NULL, 0, &cnt, &m), NDB_OK);
+    cr_assert_eq(ndb_doc_count(t.doc, "products", NULL, 0, NULL, &cnt, &m), NDB_OK);
     cr_assert_eq(cnt, 1, "the vector collection's documents are not in the document collection");
     ndb_doc_coll_info *dl;
     size_t nd;
@@ -395,7 +395,7 @@ Test(vdb, documents_and_vectors_are_separate_namespaces)
     cr_assert_eq(nd, 1);
     free(dl);
     cr_assert_eq(ndb_vec_drop(t.vec, "products", &m), NDB_OK);
-    cr_assert_eq(ndb_doc_count(t.doc, "products", NULL, 0, &cnt, &m), NDB_OK);
+    cr_assert_eq(ndb_doc_count(t.doc, "products", NULL, 0, NULL, &cnt, &m), NDB_OK);
     cr_assert_eq(cnt, 1, "dropping the vector collection left the documents alone");
     cr_assert_eq(ndb_vec_create(t.vec, "products", 4, NDB_VEC_COSINE, &m), NDB_OK);
     cr_assert_eq(tv_insert(&t, "products", "{\"name\":\"Mouse\"}", v, 4, &m), NDB_OK);
