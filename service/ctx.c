@@ -2,6 +2,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "handler.h"
 
@@ -109,16 +110,20 @@ ndb_status svc_page_token_in(svc_ctx *ctx, const char *hex, const void **tok, si
     return NDB_OK;
 }
 
-bool svc_cancelled(svc_ctx *ctx)
-{
-    return ndb_interrupt_check(svc_interrupt(ctx)) != NDB_OK;
-}
-
 const ndb_interrupt *svc_interrupt(svc_ctx *ctx)
 {
-    /* filled on each call: the transport sets deadline_ns after svc_ctx_init */
-    ctx->intr.deadline_ns = ctx->deadline_ns;
-    ctx->intr.commit_margin_ns = SVC_COMMIT_MARGIN_NS;
-    ctx->intr.cancelled = &ctx->cancelled;
+    /* filled on the handler's first call (the transport sets deadline_ns
+     * after svc_ctx_init), when what is left of the deadline is its budget */
+    if (ctx->intr.cancelled == NULL) {
+        ctx->intr.deadline_ns = ctx->deadline_ns;
+        ctx->intr.commit_margin_ns = SVC_COMMIT_MARGIN_NS;
+        struct timespec ts;
+        if (ctx->deadline_ns != INT64_MAX && clock_gettime(CLOCK_MONOTONIC, &ts) == 0) {
+            int64_t left = ctx->deadline_ns - ((int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec);
+            if (left / 10 > ctx->intr.commit_margin_ns)
+                ctx->intr.commit_margin_ns = left / 10;
+        }
+        ctx->intr.cancelled = &ctx->cancelled;
+    }
     return &ctx->intr;
 }

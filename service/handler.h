@@ -127,17 +127,15 @@ ndb_status svc_stream_pages(svc_ctx *ctx, const svc_pager *p, void *state, int32
  * NDB_EINVAL for text this server did not issue. */
 ndb_status svc_page_token_in(svc_ctx *ctx, const char *hex, const void **tok, size_t *len, ndb_errmsg *msg);
 
-/* True when the client has gone away or the deadline has passed. Long loops check it. */
-bool svc_cancelled(svc_ctx *ctx);
-
 /*
  * The call's deadline and cancellation as the engines take them (borrowed
  * until the call ends): they stop their work within a few milliseconds of
  * either, with NDB_ETIMEDOUT (DEADLINE_EXCEEDED) or NDB_ECANCELED (CANCELLED).
- * A write starts its commit only while at least SVC_COMMIT_MARGIN_NS remain
- * before the deadline, so that its append, its fsync and the answer's way
- * back fit before the client gives up: a write whose client saw
- * DEADLINE_EXCEEDED has then applied nothing.
+ * A write starts its commit only while SVC_COMMIT_MARGIN_NS, or a tenth of
+ * the time the call had left when the handler first asked (whichever is
+ * more), remain before the deadline, so that its append, its fsync and the
+ * answer's way back fit before the client gives up: a write whose client
+ * saw DEADLINE_EXCEEDED has then applied nothing, unless those took longer.
  */
 #define SVC_COMMIT_MARGIN_NS (20 * 1000000LL)
 const ndb_interrupt *svc_interrupt(svc_ctx *ctx);
