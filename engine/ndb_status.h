@@ -27,9 +27,10 @@ typedef enum ndb_status {
     NDB_ELIMIT = -12,    /* a resource bound was hit (memory, queue depth) */
     NDB_EPERM = -13,     /* caller lacks the permission */
     NDB_EAUTH = -14,     /* caller is not authenticated */
-    NDB_ECANCELED = -15, /* the caller cancelled or its deadline passed */
+    NDB_ECANCELED = -15, /* the caller cancelled (went away) */
     NDB_ENOSPC = -16,    /* the file system is full, or the user's quota (ENOSPC, EDQUOT) */
     NDB_EMFILE = -17,    /* out of file descriptors, the process's or the system's (EMFILE, ENFILE) */
+    NDB_ETIMEDOUT = -18, /* the caller's deadline passed */
 } ndb_status;
 
 /* A static, human-readable description of a status code. Never NULL. */

@@ -31,9 +31,10 @@ ndb_status svc_send(svc_ctx *ctx, const ProtobufCMessage *m, ndb_errmsg *msg)
 {
     if (ctx->send == NULL)
         return ndb_errmsg_set(msg, NDB_EINVAL, "%s is not a streaming method", ctx->method);
-    if (svc_cancelled(ctx))
-        return ndb_errmsg_set(msg, NDB_ECANCELED, "client went away or the deadline passed");
-    ndb_status st = ctx->send(ctx, m, msg);
+    ndb_status st = ndb_interrupt_check(svc_interrupt(ctx));
+    if (st != NDB_OK)
+        return ndb_interrupt_msg(msg, st, "stream stopped");
+    st = ctx->send(ctx, m, msg);
     svc_arena_reset(&ctx->page_arena);
     return st;
 }
@@ -43,8 +44,9 @@ ndb_status svc_recv(svc_ctx *ctx, ProtobufCMessage **m, ndb_errmsg *msg)
     *m = NULL;
     if (ctx->recv == NULL)
         return ndb_errmsg_set(msg, NDB_EINVAL, "%s is not a bidirectional method", ctx->method);
-    if (svc_cancelled(ctx))
-        return ndb_errmsg_set(msg, NDB_ECANCELED, "client went away or the deadline passed");
+    ndb_status st = ndb_interrupt_check(svc_interrupt(ctx));
+    if (st != NDB_OK)
+        return ndb_interrupt_msg(msg, st, "stream stopped");
     return ctx->recv(ctx, m, msg);
 }
 
@@ -119,13 +121,20 @@ ndb_status svc_page_token_in(svc_ctx *ctx, const char *hex, const void **tok, si
     return NDB_OK;
 }
 
-bool svc_cancelled(svc_ctx *ctx)
+const ndb_interrupt *svc_interrupt(svc_ctx *ctx)
 {
-    if (atomic_load_explicit(&ctx->cancelled, memory_order_relaxed))
-        return true;
-    if (ctx->deadline_ns == INT64_MAX)
-        return false;
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec >= ctx->deadline_ns;
+    /* filled on the handler's first call (the transport sets deadline_ns
+     * after svc_ctx_init), when what is left of the deadline is its budget */
+    if (ctx->intr.cancelled == NULL) {
+        ctx->intr.deadline_ns = ctx->deadline_ns;
+        ctx->intr.commit_margin_ns = SVC_COMMIT_MARGIN_NS;
+        struct timespec ts;
+        if (ctx->deadline_ns != INT64_MAX && clock_gettime(CLOCK_MONOTONIC, &ts) == 0) {
+            int64_t left = ctx->deadline_ns - ((int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec);
+            if (left / 10 > ctx->intr.commit_margin_ns)
+                ctx->intr.commit_margin_ns = left / 10;
+        }
+        ctx->intr.cancelled = &ctx->cancelled;
+    }
+    return &ctx->intr;
 }

@@ -111,7 +111,7 @@ static ndb_status insert_one(svc_ctx *ctx, const ProtobufCMessage *req, Protobuf
     if (st != NDB_OK)
         return st;
     char **ids = NULL;
-    if ((st = ndb_doc_insert(ctx->app->doc, r->collection, &doc, &len, 1, &ids, msg)) != NDB_OK)
+    if ((st = ndb_doc_insert(ctx->app->doc, r->collection, &doc, &len, 1, svc_interrupt(ctx), &ids, msg)) != NDB_OK)
         return st;
     Nexadb__V1__InsertOneResponse *out = NEW(ctx, Nexadb__V1__InsertOneResponse, nexadb__v1__insert_one_response__init);
     if (out != NULL)
@@ -146,7 +146,7 @@ static ndb_status insert_many(svc_ctx *ctx, const ProtobufCMessage *req, Protobu
             return st;
     }
     char **ids = NULL;
-    ndb_status st = ndb_doc_insert(ctx->app->doc, r->collection, docs, lens, n, &ids, msg);
+    ndb_status st = ndb_doc_insert(ctx->app->doc, r->collection, docs, lens, n, svc_interrupt(ctx), &ids, msg);
     if (st != NDB_OK)
         return st;
     for (size_t i = 0; i < n; i++) {
@@ -317,7 +317,7 @@ static ndb_status find(svc_ctx *ctx, const ProtobufCMessage *req, ProtobufCMessa
     const Nexadb__V1__FindRequest *r = (const void *)req;
     if (r->skip < 0 || r->limit < 0)
         return ndb_errmsg_set(msg, NDB_EINVAL, "skip and limit must not be negative");
-    ndb_doc_find_opts o = {.skip = (uint64_t)r->skip, .limit = (uint64_t)r->limit};
+    ndb_doc_find_opts o = {.skip = (uint64_t)r->skip, .limit = (uint64_t)r->limit, .interrupt = svc_interrupt(ctx)};
     svc_key *keys = r->n_sort ? svc_alloc(ctx, r->n_sort * sizeof *keys) : NULL;
     if (r->n_sort && keys == NULL)
         return oom(msg);
@@ -341,7 +341,7 @@ static ndb_status find(svc_ctx *ctx, const ProtobufCMessage *req, ProtobufCMessa
 static ndb_status find_one(svc_ctx *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp, ndb_errmsg *msg)
 {
     const Nexadb__V1__FindOneRequest *r = (const void *)req;
-    ndb_doc_find_opts o = {.limit = 1};
+    ndb_doc_find_opts o = {.limit = 1, .interrupt = svc_interrupt(ctx)};
     svc_key *keys = r->n_sort ? svc_alloc(ctx, r->n_sort * sizeof *keys) : NULL;
     if (r->n_sort && keys == NULL)
         return oom(msg);
@@ -379,7 +379,7 @@ static ndb_status count(svc_ctx *ctx, const ProtobufCMessage *req, ProtobufCMess
     if (st != NDB_OK)
         return st;
     uint64_t n = 0;
-    if ((st = ndb_doc_count(ctx->app->doc, r->collection, filter, flen, &n, msg)) != NDB_OK)
+    if ((st = ndb_doc_count(ctx->app->doc, r->collection, filter, flen, svc_interrupt(ctx), &n, msg)) != NDB_OK)
         return st;
     Nexadb__V1__CountResponse *out = NEW(ctx, Nexadb__V1__CountResponse, nexadb__v1__count_response__init);
     if (out == NULL)
@@ -402,7 +402,7 @@ static ndb_status update(svc_ctx *ctx, const ProtobufCMessage *req, ProtobufCMes
     Nexadb__V1__UpdateResponse *out = NEW(ctx, Nexadb__V1__UpdateResponse, nexadb__v1__update_response__init);
     if (out == NULL)
         return oom(msg);
-    st = ndb_doc_update(ctx->app->doc, r->collection, r->id, strlen(r->id), upd, ulen, msg);
+    st = ndb_doc_update(ctx->app->doc, r->collection, r->id, strlen(r->id), upd, ulen, svc_interrupt(ctx), msg);
     if (st == NDB_OK) {
         out->success = 1;
         st = load(ctx, r->collection, r->id, &out->document, msg);
@@ -429,7 +429,7 @@ static ndb_status update_many(svc_ctx *ctx, const ProtobufCMessage *req, Protobu
         (st = svc_encode(&ctx->arena, r->update, 1, "update", &upd, &ulen, msg)) != NDB_OK)
         return st;
     ndb_doc_update_result res;
-    if ((st = ndb_doc_update_many(ctx->app->doc, r->collection, filter, flen, upd, ulen, r->upsert, &res, msg)) != NDB_OK)
+    if ((st = ndb_doc_update_many(ctx->app->doc, r->collection, filter, flen, upd, ulen, r->upsert, svc_interrupt(ctx), &res, msg)) != NDB_OK)
         return st;
     Nexadb__V1__UpdateManyResponse *out =
         NEW(ctx, Nexadb__V1__UpdateManyResponse, nexadb__v1__update_many_response__init);
@@ -447,7 +447,7 @@ static ndb_status update_many(svc_ctx *ctx, const ProtobufCMessage *req, Protobu
 static ndb_status delete_one(svc_ctx *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp, ndb_errmsg *msg)
 {
     const Nexadb__V1__DeleteRequest *r = (const void *)req;
-    ndb_status st = ndb_doc_delete(ctx->app->doc, r->collection, r->id, strlen(r->id), msg);
+    ndb_status st = ndb_doc_delete(ctx->app->doc, r->collection, r->id, strlen(r->id), svc_interrupt(ctx), msg);
     if (st != NDB_OK && !is_missing(st))
         return st;
     Nexadb__V1__DeleteResponse *out = NEW(ctx, Nexadb__V1__DeleteResponse, nexadb__v1__delete_response__init);
@@ -467,7 +467,7 @@ static ndb_status delete_many(svc_ctx *ctx, const ProtobufCMessage *req, Protobu
     if (st != NDB_OK)
         return st;
     uint64_t n = 0;
-    if ((st = ndb_doc_delete_many(ctx->app->doc, r->collection, filter, flen, &n, msg)) != NDB_OK)
+    if ((st = ndb_doc_delete_many(ctx->app->doc, r->collection, filter, flen, svc_interrupt(ctx), &n, msg)) != NDB_OK)
         return st;
     Nexadb__V1__DeleteManyResponse *out =
         NEW(ctx, Nexadb__V1__DeleteManyResponse, nexadb__v1__delete_many_response__init);
@@ -488,7 +488,7 @@ static ndb_status aggregate(svc_ctx *ctx, const ProtobufCMessage *req, ProtobufC
     if (st != NDB_OK)
         return st;
     ndb_doc_cursor *cur = NULL;
-    if ((st = ndb_doc_aggregate(ctx->app->doc, r->collection, pipeline, plen, &cur, msg)) != NDB_OK)
+    if ((st = ndb_doc_aggregate(ctx->app->doc, r->collection, pipeline, plen, svc_interrupt(ctx), &cur, msg)) != NDB_OK)
         return st;
     doc_stream ds = {.cur = cur};
     st = svc_stream_pages(ctx, &aggregate_pager, &ds, r->page_size, msg);

@@ -288,6 +288,7 @@ static ndb_status prepare_query(svc_ctx *ctx, int32_t limit, const Google__Proto
     q->k = limit ? (uint32_t)limit : DEFAULT_LIMIT;
     q->with_vectors = with_vectors;
     q->with_documents = 1;
+    q->interrupt = svc_interrupt(ctx);
     if (min_score != NULL) {
         q->has_min_score = 1;
         q->min_score = min_score->value;
@@ -449,7 +450,7 @@ static ndb_status find_vectors(svc_ctx *ctx, const ProtobufCMessage *req, Protob
     const Nexadb__V1__FindVectorsRequest *r = (const void *)req;
     if (r->limit < 0)
         return ndb_errmsg_set(msg, NDB_EINVAL, "limit must not be negative");
-    ndb_vec_find_opts o = {.limit = (uint64_t)r->limit};
+    ndb_vec_find_opts o = {.limit = (uint64_t)r->limit, .interrupt = svc_interrupt(ctx)};
     ndb_status st;
     if ((r->filter != NULL && r->filter->n_fields > 0 &&
          (st = svc_encode(&ctx->arena, r->filter, 0, "filter", &o.filter, &o.filter_len, msg)) != NDB_OK) ||

@@ -24,6 +24,7 @@
 #include "arena.h"
 #include "auth.h"
 #include "log.h"
+#include "ndb_interrupt.h"
 #include "ndb_status.h"
 
 typedef struct svc_ctx svc_ctx;
@@ -49,6 +50,7 @@ struct svc_ctx {
     bool nowait;           /* SVC_M_TRY_INLINE on the transport's thread: NDB_EBUSY instead of waiting */
     void *transport;       /* the transport's own state */
     char request_id[SVC_REQUEST_ID_CAP]; /* log lines and the x-request-id reply header */
+    ndb_interrupt intr;    /* what the engines check: filled by svc_interrupt */
 };
 
 typedef ndb_status (*svc_handler_fn)(svc_ctx *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp,
@@ -142,8 +144,18 @@ ndb_status svc_stream_pages(svc_ctx *ctx, const svc_pager *p, void *state, int32
  * NDB_EINVAL for text this server did not issue. */
 ndb_status svc_page_token_in(svc_ctx *ctx, const char *hex, const void **tok, size_t *len, ndb_errmsg *msg);
 
-/* True when the client has gone away or the deadline has passed. Long loops check it. */
-bool svc_cancelled(svc_ctx *ctx);
+/*
+ * The call's deadline and cancellation as the engines take them (borrowed
+ * until the call ends): they stop their work within a few milliseconds of
+ * either, with NDB_ETIMEDOUT (DEADLINE_EXCEEDED) or NDB_ECANCELED (CANCELLED).
+ * A write starts its commit only while SVC_COMMIT_MARGIN_NS, or a tenth of
+ * the time the call had left when the handler first asked (whichever is
+ * more), remain before the deadline, so that its append, its fsync and the
+ * answer's way back fit before the client gives up: a write whose client
+ * saw DEADLINE_EXCEEDED has then applied nothing, unless those took longer.
+ */
+#define SVC_COMMIT_MARGIN_NS (20 * 1000000LL)
+const ndb_interrupt *svc_interrupt(svc_ctx *ctx);
 
 /* Prepares a context for one call; the transport sets send/transport after. */
 void svc_ctx_init(svc_ctx *ctx, svc_app *app, int64_t deadline_ns);

@@ -592,8 +592,8 @@ static enum MHD_Result serve_rpc(rreq *q, struct MHD_Connection *conn, const rro
         return respond_error(q, conn, route, GRPC_STATUS_UNIMPLEMENTED, 0, "this method is not available over HTTP",
                              NULL);
 
-    svc_ctx ctx;
-    svc_ctx_init(&ctx, r->app, INT64_MAX);
+    svc_ctx ctx; /* a request may work as long as its connection may stay silent (--http-timeout) */
+    svc_ctx_init(&ctx, r->app, q->started_ns + (int64_t)r->app->cfg->http_timeout_s * 1000000000);
     ctx.method = route->path;
     ctx.role = role;
     sink sk = {0};

@@ -42,6 +42,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ndb_interrupt.h"
 #include "ndb_status.h"
 
 #define NDB_VEC_MAX_DIMS 16384u
@@ -176,6 +177,10 @@ typedef struct ndb_vec_query {
      * Borrowed for the call. */
     const void *filter;
     size_t filter_len;
+    /* Optional (NULL: none; borrowed for the call): the search stops with
+     * NDB_ETIMEDOUT or NDB_ECANCELED once it fires, checked while the filter
+     * runs and before each chunk of rows (~1 MiB) every thread scores. */
+    const ndb_interrupt *interrupt;
 } ndb_vec_query;
 
 typedef struct ndb_vec_hit {
@@ -220,6 +225,7 @@ typedef struct ndb_vec_find_opts {
     uint64_t limit;                                /* 0: no limit */
     const void *page_token;                        /* from ndb_vec_cursor_page_token */
     size_t page_token_len;
+    const ndb_interrupt *interrupt;                /* borrowed until the cursor is freed; NULL: none */
 } ndb_vec_find_opts;
 /* Caller frees with ndb_vec_cursor_free(). A collection that does not exist
  * is NDB_ENOTFOUND. */

@@ -114,7 +114,8 @@ ndb_status ndb_vec_find(ndb_vec_db *db, const char *name, const ndb_vec_find_opt
                                 .limit = o->limit,
                                 .page_token = o->page_token,
                                 .page_token_len = o->page_token_len,
-                                .snapshot = cur->snap};
+                                .snapshot = cur->snap,
+                                .interrupt = o->interrupt};
         st = ndb_doc_find(cur->c->env->docs, cur->c->name, &fo, &cur->docs, msg);
     }
     if (st != NDB_OK) {

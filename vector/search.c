@@ -53,11 +53,22 @@ typedef struct search_job {
     const float *qn2;        /* nblocks x KERN_QBLOCK */
     topk *heaps;             /* participants x nq */
     float *scratch;          /* participants x SCAN_BATCH_SCRATCH */
+    const ndb_interrupt *intr;
+    _Atomic ndb_status stop; /* the interrupt's status once it fired: later chunks are skipped */
 } search_job;
 
 static void search_task(void *vctx, size_t t, unsigned who)
 {
     search_job *j = vctx;
+    if (j->intr != NULL) { /* one clock read per chunk of ~1 MiB of rows */
+        if (atomic_load_explicit(&j->stop, memory_order_relaxed) != NDB_OK)
+            return;
+        ndb_status st = ndb_interrupt_check(j->intr);
+        if (st != NDB_OK) {
+            atomic_store_explicit(&j->stop, st, memory_order_relaxed);
+            return;
+        }
+    }
     const scan_chunk *ch = &j->chunks[t];
     topk *heaps = j->heaps + (size_t)who * j->nq;
     if (!j->qt) {
@@ -89,7 +100,7 @@ static void cands_free(cands *k)
 
 static ndb_status find_candidates(vcoll *c, const ndb_vec_query *q, cands *out, ndb_errmsg *msg)
 {
-    ndb_doc_find_opts o = {.filter = q->filter, .filter_len = q->filter_len};
+    ndb_doc_find_opts o = {.filter = q->filter, .filter_len = q->filter_len, .interrupt = q->interrupt};
     ndb_doc_cursor *cur;
     ndb_status st = ndb_doc_find(c->env->docs, c->name, &o, &cur, msg);
     if (st != NDB_OK)
@@ -403,8 +414,12 @@ static ndb_status run(vcoll *c, const float *queries, size_t nq, uint32_t dims, 
                                             .key0 = key0 + f, .skip = pt->skip, .skip_bit0 = f};
         }
     }
-    search_job job = {k, l2, dpad, chunks, ci, nq, qp, nblocks, qt, qn2, heaps, scratch};
+    search_job job = {k, l2, dpad, chunks, ci, nq, qp, nblocks, qt, qn2, heaps, scratch, q->interrupt, NDB_OK};
     pool_run(c->env->pool, ci, search_task, &job);
+    if ((st = atomic_load_explicit(&job.stop, memory_order_relaxed)) != NDB_OK) {
+        ndb_interrupt_msg(msg, st, "vector search stopped");
+        goto out;
+    }
     for (size_t qi = 0; qi < nq; qi++) {
         for (unsigned w = 1; w < width; w++)
             topk_merge(&heaps[qi], &heaps[(size_t)w * nq + qi]);

@@ -227,7 +227,7 @@ static ndb_status move_batch(ndb_vec_db *db, ndb_doc_db *docs, const char *name,
     if (st == NDB_OK && k)
         st = ndb_vec_insert(db, name, items, k, v->dims, NULL, msg);
     for (size_t i = 0; i < n && st == NDB_OK; i++) {
-        st = ndb_doc_delete(docs, name, ids[i], strlen(ids[i]), msg);
+        st = ndb_doc_delete(docs, name, ids[i], strlen(ids[i]), NULL, msg);
         if (st == NDB_ENOTFOUND)
             st = NDB_OK;
     }
@@ -290,7 +290,7 @@ static ndb_status convert(ndb_vec_db *db, ndb_doc_db *docs, const char *v1dir, c
         free(ids[--nb]);
     /* the document collection that only held the vector collection's documents goes */
     uint64_t left = 1;
-    if (st == NDB_OK && ndb_doc_count(docs, name, NULL, 0, &left, NULL) == NDB_OK && left == 0 &&
+    if (st == NDB_OK && ndb_doc_count(docs, name, NULL, 0, NULL, &left, NULL) == NDB_OK && left == 0 &&
         (st = ndb_doc_drop_collection(docs, name, msg)) == NDB_ENOTFOUND)
         st = NDB_OK;
     if (st == NDB_OK)

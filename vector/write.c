@@ -40,7 +40,7 @@ static ndb_status begin(ndb_vec_db *db, const char *name, vwrite *w, ndb_errmsg 
 /* Opens the transaction and takes the collection's writer lock. */
 static ndb_status lock(vwrite *w, ndb_errmsg *msg)
 {
-    ndb_status st = ndb_doc_txn_begin(w->c->env->docs, w->c->name, &w->t, msg);
+    ndb_status st = ndb_doc_txn_begin(w->c->env->docs, w->c->name, NULL, &w->t, msg);
     if (st == NDB_ENOTFOUND)
         return ndb_errmsg_set(msg, st, "vector collection '%s' was dropped", w->c->name);
     if (st != NDB_OK)

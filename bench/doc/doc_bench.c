@@ -172,7 +172,7 @@ int main(int argc, char **argv)
     for (long i = 0; i < n; i += chunk) {
         size_t k = (size_t)(n - i < chunk ? n - i : chunk);
         char **ids;
-        st = ndb_doc_insert(db, "users", (const void *const *)docs + i, lens + i, k, &ids, &m);
+        st = ndb_doc_insert(db, "users", (const void *const *)docs + i, lens + i, k, NULL, &ids, &m);
         if (st != NDB_OK)
             die("ndb_doc_insert", st, m.text);
         for (size_t j = 0; j < k; j++)
@@ -212,7 +212,7 @@ int main(int argc, char **argv)
     for (int r = 0; r < reps; r++) {
         uint64_t cnt;
         t0 = now();
-        st = ndb_doc_count(db, "users", flt, fl, &cnt, &m);
+        st = ndb_doc_count(db, "users", flt, fl, NULL, &cnt, &m);
         runs[r] = now() - t0;
         if (st != NDB_OK || (long)cnt != expect_gt25)
             die("count scan", st, m.text);
@@ -230,7 +230,7 @@ int main(int argc, char **argv)
     for (int r = 0; r < reps; r++) {
         t0 = now();
         ndb_doc_cursor *c;
-        st = ndb_doc_aggregate(db, "users", pipe, pl, &c, &m);
+        st = ndb_doc_aggregate(db, "users", pipe, pl, NULL, &c, &m);
         if (st != NDB_OK)
             die("aggregate", st, m.text);
         int groups = 0;
@@ -262,7 +262,7 @@ int main(int argc, char **argv)
     for (int r = 0; r < reps; r++) {
         uint64_t cnt;
         t0 = now();
-        st = ndb_doc_count(db, "users", flt, fl, &cnt, &m);
+        st = ndb_doc_count(db, "users", flt, fl, NULL, &cnt, &m);
         runs[r] = now() - t0;
         if (st != NDB_OK || (long)cnt != expect_gt25)
             die("count index", st, m.text);

@@ -675,9 +675,7 @@ static ndb_status sort_drain(ndb_doc_cursor *c, int i, stage *s, ndb_errmsg *msg
         return (ndb_status)got;
     if (st != NDB_OK)
         return st;
-    if (s->nmem)
-        qsort(s->mem, s->nmem, sizeof *s->mem, memdoc_cmp);
-    return NDB_OK;
+    return memdoc_sort(s->mem, s->nmem, c->intr, msg);
 }
 
 /* Writes doc with the value at path replaced by v (objects along the path). */
@@ -738,7 +736,7 @@ static int run_lookup(ndb_doc_cursor *c, stage *s, const ndb_doc_val *root, ndb_
     ndb_doc_builder_set_limit(ab, NDB_DOC_MAX_BYTES);
     ndb_doc_begin_array(ab);
     ndb_doc_cursor *fc = NULL;
-    ndb_doc_find_opts o = {.filter = fd, .filter_len = fl};
+    ndb_doc_find_opts o = {.filter = fd, .filter_len = fl, .interrupt = c->intr};
     st = ndb_doc_find(c->db, s->from, &o, &fc, msg);
     if (st == NDB_ENOTFOUND) {
         st = NDB_OK; /* no such collection: no matches */
@@ -840,8 +838,9 @@ static int pull(ndb_doc_cursor *c, int i, const uint8_t **d, size_t *dl, ndb_err
                 return r;
             ndb_doc_val root;
             ndb_doc_root(*d, *dl, &root);
-            if (flt_match_val(s->flt, &root))
-                return 1;
+            int hit = flt_match(s->flt, &root, msg);
+            if (hit != 0)
+                return hit;
             continue;
         }
         case S_LIMIT:
@@ -1138,6 +1137,9 @@ ndb_status agg_next(ndb_doc_cursor *c, const void **doc, size_t *len, ndb_errmsg
         return NDB_OK;
     const uint8_t *d;
     size_t dl;
+    ndb_status st = ndb_interrupt_poll(c->intr, &c->tick);
+    if (st != NDB_OK)
+        return ndb_interrupt_msg(msg, st, "pipeline stopped");
     int r = pull(c, a->n - 1, &d, &dl, msg);
     if (r < 0)
         return (ndb_status)r;
@@ -1151,8 +1153,8 @@ ndb_status agg_next(ndb_doc_cursor *c, const void **doc, size_t *len, ndb_errmsg
     return NDB_OK;
 }
 
-ndb_status agg_open(ndb_doc_db *db, coll *cl, const ndb_doc_val *pipeline, ndb_doc_cursor **out,
-                    ndb_errmsg *msg)
+ndb_status agg_open(ndb_doc_db *db, coll *cl, const ndb_doc_val *pipeline, const ndb_interrupt *intr,
+                    ndb_doc_cursor **out, ndb_errmsg *msg)
 {
     agg_state *a = calloc(1, sizeof *a);
     if (a == NULL)
@@ -1195,7 +1197,7 @@ ndb_status agg_open(ndb_doc_db *db, coll *cl, const ndb_doc_val *pipeline, ndb_d
     }
     ndb_doc_cursor *c = NULL;
     if (cl) {
-        st = cur_open(db, cl, a->srcflt, ps, NULL, NULL, &c, msg);
+        st = cur_open(db, cl, a->srcflt, ps, NULL, NULL, intr, &c, msg);
         if (st != NDB_OK) {
             agg_free(a);
             return st;
@@ -1218,6 +1220,7 @@ ndb_status agg_open(ndb_doc_db *db, coll *cl, const ndb_doc_val *pipeline, ndb_d
             return NDB_ENOMEM;
         }
         c->db = db;
+        c->intr = intr;
         a->empty_src = true;
         snprintf(c->ex.plan, sizeof c->ex.plan, "EOF (no such collection)");
     }
@@ -1226,6 +1229,9 @@ ndb_status agg_open(ndb_doc_db *db, coll *cl, const ndb_doc_val *pipeline, ndb_d
         stage_free(&a->st[i]);
     memmove(a->st, a->st + first, (size_t)(a->n - first) * sizeof *a->st);
     a->n -= first;
+    for (int i = 0; i < a->n; i++)
+        if (a->st[i].flt != NULL)
+            flt_set_interrupt(a->st[i].flt, intr);
     a->need_sort = c->mode == M_MEM;
     c->mode = M_AGG;
     c->agg = a;

@@ -120,7 +120,8 @@ static void scan_id_bounds(const ndb_doc_filter *f, const coll *cl, dbuf *lo, db
 }
 
 ndb_status cur_open(ndb_doc_db *db, coll *cl, ndb_doc_filter *f, const srt_spec *s, const char *hint,
-                    const ndb_kv_snapshot *snap, ndb_doc_cursor **out, ndb_errmsg *msg)
+                    const ndb_kv_snapshot *snap, const ndb_interrupt *intr, ndb_doc_cursor **out,
+                    ndb_errmsg *msg)
 {
     ndb_doc_cursor *c = calloc(1, sizeof *c);
     if (c == NULL)
@@ -128,6 +129,9 @@ ndb_status cur_open(ndb_doc_db *db, coll *cl, ndb_doc_filter *f, const srt_spec 
     c->db = db;
     c->c = cl;
     c->flt = f;
+    c->intr = intr;
+    if (f != NULL)
+        flt_set_interrupt(f, intr);
     if (s && s->n) {
         c->sort = *s;
         c->has_sort = true;
@@ -252,6 +256,19 @@ static bool ix_enter(ndb_doc_cursor *c, bool resume)
     return true;
 }
 
+/* Whether a document passes the cursor's filter: 1, 0, or a failure. */
+static int cur_pass(ndb_doc_cursor *c, const ndb_doc_val *root, ndb_errmsg *msg)
+{
+    return c->flt ? flt_match(c->flt, root, msg) : 1;
+}
+
+/* NDB_OK, or the interrupt's status with msg set, every NDB_INTERRUPT_EVERY rows. */
+static ndb_status cur_poll(ndb_doc_cursor *c, ndb_errmsg *msg)
+{
+    ndb_status st = ndb_interrupt_poll(c->intr, &c->tick);
+    return st == NDB_OK ? st : ndb_interrupt_msg(msg, st, "scan stopped");
+}
+
 int cur_src_next(ndb_doc_cursor *c, const uint8_t **doc, size_t *len, ndb_errmsg *msg)
 {
     if (c->fetched) {
@@ -262,6 +279,9 @@ int cur_src_next(ndb_doc_cursor *c, const uint8_t **doc, size_t *len, ndb_errmsg
     switch (c->src_mode) {
     case M_SCAN:
         for (;;) {
+            ndb_status ist = cur_poll(c, msg);
+            if (ist != NDB_OK)
+                return ist;
             if (!c->started) {
                 c->started = true;
                 if (c->lastkey.len && c->pl.reverse) {
@@ -293,7 +313,10 @@ int cur_src_next(ndb_doc_cursor *c, const uint8_t **doc, size_t *len, ndb_errmsg
             ndb_doc_val root;
             if (!doc_root_obj(v, vl, &root))
                 return ndb_errmsg_set(msg, NDB_ECORRUPT, "corrupt document in %s", c->c->name);
-            if (c->flt && !flt_match_val(c->flt, &root))
+            int pass = cur_pass(c, &root, msg);
+            if (pass < 0)
+                return pass;
+            if (!pass)
                 continue;
             c->lastkey.len = 0;
             if (!dbuf_put(&c->lastkey, k, kl))
@@ -321,14 +344,18 @@ int cur_src_next(ndb_doc_cursor *c, const uint8_t **doc, size_t *len, ndb_errmsg
         ndb_doc_val root;
         if (!doc_root_obj(v, vl, &root))
             return ndb_errmsg_set(msg, NDB_ECORRUPT, "corrupt document in %s", c->c->name);
-        if (c->flt && !flt_match_val(c->flt, &root))
-            return 0;
+        int pass = cur_pass(c, &root, msg);
+        if (pass <= 0)
+            return pass;
         *doc = v;
         *len = vl;
         return 1;
     }
     case M_IX:
         for (;;) {
+            ndb_status ist = cur_poll(c, msg);
+            if (ist != NDB_OK)
+                return ist;
             if (!c->started) {
                 c->started = true;
                 bool resume = c->lastkey.len > 0;
@@ -397,8 +424,11 @@ int cur_src_next(ndb_doc_cursor *c, const uint8_t **doc, size_t *len, ndb_errmsg
                 free(dv);
                 return ndb_errmsg_set(msg, NDB_ECORRUPT, "corrupt document in %s", c->c->name);
             }
-            if (c->flt && !flt_match_val(c->flt, &root)) {
+            int pass = cur_pass(c, &root, msg);
+            if (pass <= 0) {
                 free(dv);
+                if (pass < 0)
+                    return pass;
                 continue;
             }
             c->fetched = dv;
@@ -445,6 +475,44 @@ ndb_status memdoc_push(memdoc **arr, size_t *n, size_t *cap, const dbuf *key, co
     m->seq = seq;
     (*n)++;
     return NDB_OK;
+}
+
+/* Bottom-up merge sort: a pass over the array per doubling of the run width,
+ * with an interrupt check every NDB_INTERRUPT_EVERY runs merged, so a sort
+ * of the whole memory bound stops as promptly as a scan. */
+ndb_status memdoc_sort(memdoc *a, size_t n, const ndb_interrupt *intr, ndb_errmsg *msg)
+{
+    if (n < 2)
+        return NDB_OK;
+    memdoc *tmp = malloc(n * sizeof *tmp);
+    if (tmp == NULL)
+        return ndb_errmsg_set(msg, NDB_ENOMEM, "sort: out of memory for %zu documents", n);
+    memdoc *src = a, *dst = tmp;
+    uint32_t tick = 0;
+    ndb_status st = NDB_OK;
+    for (size_t w = 1; w < n && st == NDB_OK; w *= 2) {
+        for (size_t lo = 0; lo < n; lo += 2 * w) {
+            if ((st = ndb_interrupt_poll(intr, &tick)) != NDB_OK)
+                break;
+            size_t mid = lo + w < n ? lo + w : n, hi = lo + 2 * w < n ? lo + 2 * w : n;
+            size_t i = lo, j = mid, k = lo;
+            while (i < mid && j < hi)
+                dst[k++] = memdoc_cmp(&src[j], &src[i]) < 0 ? src[j++] : src[i++];
+            while (i < mid)
+                dst[k++] = src[i++];
+            while (j < hi)
+                dst[k++] = src[j++];
+        }
+        if (st != NDB_OK) /* the pass stopped halfway: dst is incomplete, src is whole */
+            break;
+        memdoc *t = src;
+        src = dst;
+        dst = t;
+    }
+    if (src != a)
+        memcpy(a, src, n * sizeof *a);
+    free(tmp);
+    return st == NDB_OK ? st : ndb_interrupt_msg(msg, st, "sort stopped");
 }
 
 /* Max-heap on memdoc_cmp: the root is the largest kept document. */
@@ -524,9 +592,7 @@ ndb_status cur_sort_all(ndb_doc_cursor *c, ndb_errmsg *msg)
         st = (ndb_status)got;
     if (st != NDB_OK)
         return st;
-    if (c->nmem)
-        qsort(c->mem, c->nmem, sizeof *c->mem, memdoc_cmp);
-    return NDB_OK;
+    return memdoc_sort(c->mem, c->nmem, c->intr, msg);
 }
 
 static uint64_t query_hash(const ndb_doc_find_opts *o)
@@ -632,7 +698,7 @@ ndb_status ndb_doc_find(ndb_doc_db *db, const char *cname, const ndb_doc_find_op
         }
     }
     ndb_doc_cursor *c;
-    st = cur_open(db, cl, f, &s, o->hint, o->snapshot, &c, msg);
+    st = cur_open(db, cl, f, &s, o->hint, o->snapshot, o->interrupt, &c, msg);
     if (st != NDB_OK) {
         prj_free(p);
         free(prjcopy);
@@ -803,7 +869,7 @@ ndb_status ndb_doc_find_one(ndb_doc_db *db, const char *cname, const ndb_doc_fin
 }
 
 ndb_status ndb_doc_count(ndb_doc_db *db, const char *cname, const void *filter, size_t flen,
-                         uint64_t *out, ndb_errmsg *msg)
+                         const ndb_interrupt *intr, uint64_t *out, ndb_errmsg *msg)
 {
     coll *cl;
     ndb_status st = db_get_coll(db, cname, &cl, msg);
@@ -822,7 +888,7 @@ ndb_status ndb_doc_count(ndb_doc_db *db, const char *cname, const void *filter, 
         return NDB_OK;
     }
     ndb_doc_cursor *c;
-    st = cur_open(db, cl, f, NULL, NULL, NULL, &c, msg);
+    st = cur_open(db, cl, f, NULL, NULL, NULL, intr, &c, msg);
     if (st != NDB_OK) {
         ndb_doc_filter_free(f);
         return st;
@@ -843,7 +909,7 @@ ndb_status ndb_doc_count(ndb_doc_db *db, const char *cname, const void *filter, 
 }
 
 ndb_status ndb_doc_aggregate(ndb_doc_db *db, const char *cname, const void *pipeline, size_t len,
-                             ndb_doc_cursor **out, ndb_errmsg *msg)
+                             const ndb_interrupt *intr, ndb_doc_cursor **out, ndb_errmsg *msg)
 {
     coll *cl;
     ndb_status st = cat_check_name(cname, msg);
@@ -858,7 +924,7 @@ ndb_status ndb_doc_aggregate(ndb_doc_db *db, const char *cname, const void *pipe
         cl = NULL; /* aggregating a missing collection yields nothing (or $lookup-free results) */
     else if (st != NDB_OK)
         return st;
-    return agg_open(db, cl, &pv, out, msg);
+    return agg_open(db, cl, &pv, intr, out, msg);
 }
 
 /* --------------------------------------------------------------- indexes */

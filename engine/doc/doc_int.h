@@ -153,11 +153,23 @@ typedef enum flt_op {
 } flt_op;
 
 typedef struct flt_node flt_node;
+
+/* A filter's state while it matches; its $regex conditions point at it. */
+typedef struct flt_run {
+    const ndb_interrupt *intr;  /* checked every FLT_REGEX_CHECK_EVERY regex matches; NULL: never */
+    uint32_t tick;
+    ndb_status st;              /* the first failure: NDB_ELIMIT, or the interrupt's status */
+    int pcre_rc;                /* PCRE2's error for NDB_ELIMIT */
+    const ndb_doc_val *pattern; /* the $regex that failed */
+    struct pcre2_real_match_context_8 *mctx; /* the match limits, shared by the filter's regexes */
+} flt_run;
+
 typedef struct flt_pred {
     flt_op op;
     ndb_doc_val arg;        /* borrowed from the filter's own copy */
     struct pcre2_real_code_8 *re;
     struct pcre2_real_match_data_8 *md;
+    flt_run *run;           /* $regex: the filter's run state */
     flt_node *sub;          /* $elemMatch in document form */
     struct flt_pred *inner; /* $not, and $elemMatch in value form */
     int ninner;
@@ -180,10 +192,30 @@ struct ndb_doc_filter {
     uint8_t *bytes; /* owned copy of the filter document */
     size_t len;
     flt_node *root; /* NULL: match everything */
+    flt_run run;
 };
 
-/* Matches a value (an object) as the document root. */
-bool flt_match_val(const ndb_doc_filter *f, const ndb_doc_val *root);
+/*
+ * $regex bounds: PCRE2's match limit (backtracking steps; about 2 ms of JIT
+ * matching on this machine kind) and heap limit (KiB) for one match. A match
+ * over a limit fails the whole request with NDB_ELIMIT naming the pattern;
+ * it never counts as "no match".
+ */
+#define FLT_REGEX_MATCH_LIMIT 1000000u
+#define FLT_REGEX_DEPTH_LIMIT 1000000u
+#define FLT_REGEX_HEAP_LIMIT_KIB (64u * 1024u)
+/* Regex matches between two interrupt checks: each may take up to the match
+ * limit, so they are checked more often than rows. */
+#define FLT_REGEX_CHECK_EVERY 8
+
+/* Makes the filter's $regex matching check intr (borrowed for as long as the
+ * filter matches; NULL: never) and clears a previous failure. */
+void flt_set_interrupt(ndb_doc_filter *f, const ndb_interrupt *intr);
+/* Matches a value (an object) as the document root: 1, 0, or a failure
+ * (a $regex over its limit: NDB_ELIMIT; the interrupt: NDB_ETIMEDOUT or
+ * NDB_ECANCELED), with msg set. A failed filter keeps failing until
+ * flt_set_interrupt. */
+int flt_match(ndb_doc_filter *f, const ndb_doc_val *root, ndb_errmsg *msg);
 /* Compiles a filter given as a value inside some document, borrowing it
  * (the caller keeps the bytes alive as long as the filter). ctx names the
  * location for errors ("filter", "$pull.tags"). */
@@ -193,8 +225,9 @@ ndb_status flt_compile_val(const ndb_doc_val *v, const char *ctx, ndb_doc_filter
  * into preds that test a single value (used by $pull). */
 ndb_status flt_compile_value_cond(const ndb_doc_val *v, const char *ctx, ndb_doc_filter **out,
                                   ndb_errmsg *msg);
-/* Tests a single value against a filter made by flt_compile_value_cond. */
-bool flt_match_value_cond(const ndb_doc_filter *f, const ndb_doc_val *v);
+/* Tests a single value against a filter made by flt_compile_value_cond:
+ * 1, 0, or a failure as flt_match's. */
+int flt_match_value_cond(ndb_doc_filter *f, const ndb_doc_val *v, ndb_errmsg *msg);
 
 /* ---- updates (update.c) */
 typedef struct upd_spec upd_spec;
@@ -399,6 +432,8 @@ struct ndb_doc_cursor {
     uint64_t topk;       /* in-memory sort keeps only the first topk (0: all) */
     uint8_t *sort_owned; /* bytes the sort spec borrows */
     uint8_t *prj_owned;  /* bytes the projection borrows */
+    const ndb_interrupt *intr; /* borrowed; NULL: never interrupted */
+    uint32_t tick;             /* rows since the last interrupt check */
 };
 
 /* Documents per kv batch when a request walks a whole collection (index
@@ -454,16 +489,20 @@ typedef struct wctx {
     char now[64];
     bool batch_full; /* the kv refused to grow the batch (256 MiB WAL record) */
     uint64_t ticket; /* the committed batch's kv ticket, 0 before the commit */
+    const ndb_interrupt *intr; /* the request's (borrowed); NULL: never interrupted */
 } wctx;
 ndb_status wctx_init(wctx *w, ndb_doc_db *db, coll *c);
 void wctx_free(wctx *w);
 /* Takes the collection's writer lock and a stable view of its indexes
  * (NDB_ENOTFOUND if it was dropped meanwhile). */
 ndb_status wctx_lock(wctx *w, ndb_errmsg *msg);
-/* wctx_init then wctx_lock; on failure w is freed. */
-ndb_status wctx_begin(wctx *w, ndb_doc_db *db, coll *c, ndb_errmsg *msg);
+/* wctx_init then wctx_lock, for a request that stops when intr says so
+ * (borrowed; NULL: never); on failure w is freed. */
+ndb_status wctx_begin(wctx *w, ndb_doc_db *db, coll *c, const ndb_interrupt *intr, ndb_errmsg *msg);
 /* Writes stats (and index metadata if an index became multikey), appends the
- * batch to the kv, and publishes the new counters. Caller holds the writer
+ * batch to the kv, and publishes the new counters; first, NDB_ETIMEDOUT or
+ * NDB_ECANCELED (nothing written) when w->intr says the request must stop
+ * (ndb_interrupt_check_commit). Caller holds the writer
  * lock. The batch is durable only after wctx_durable, which the caller calls
  * once it has released the lock, so the collection's next writer appends
  * while this one's fsync runs and both share the next. */
@@ -484,17 +523,24 @@ ndb_status idx_remove(wctx *w, const ndb_doc_val *doc, const uint8_t *id, size_t
 /* ---- cursors (cursor.c) */
 /* Opens a document source for filter f (borrowed: the cursor does not free
  * it unless own_flt) in the requested order, reading at snap (borrowed; NULL:
- * a snapshot of its own); used by find and aggregate. */
-ndb_status cur_open(ndb_doc_db *db, coll *c, ndb_doc_filter *f, const srt_spec *s,
-                    const char *hint, const ndb_kv_snapshot *snap, ndb_doc_cursor **out, ndb_errmsg *msg);
+ * a snapshot of its own), stopping when intr says so (borrowed until the
+ * cursor is freed; NULL: never); used by find, count, aggregate and writes. */
+ndb_status cur_open(ndb_doc_db *db, coll *c, ndb_doc_filter *f, const srt_spec *s, const char *hint,
+                    const ndb_kv_snapshot *snap, const ndb_interrupt *intr, ndb_doc_cursor **out,
+                    ndb_errmsg *msg);
 /* The next matching raw document from the source: 1 (borrowed until the next
- * call), 0 at the end, or a negative ndb_status. */
+ * call), 0 at the end, or a negative ndb_status (NDB_ETIMEDOUT/NDB_ECANCELED
+ * once the cursor's interrupt fires, checked every NDB_INTERRUPT_EVERY rows
+ * examined). */
 int cur_src_next(ndb_doc_cursor *c, const uint8_t **doc, size_t *len, ndb_errmsg *msg);
 /* In-memory sorts (find's and $sort's): key order, then arrival (seq). */
 int memdoc_cmp(const void *a, const void *b);
 /* Appends a copy of key and doc to the growable array *arr. */
 ndb_status memdoc_push(memdoc **arr, size_t *n, size_t *cap, const dbuf *key, const void *doc, size_t dl,
                        uint64_t seq);
+/* Sorts a[0..n) by memdoc_cmp, checking intr between merge steps:
+ * NDB_ETIMEDOUT/NDB_ECANCELED (a left in some order) or NDB_ENOMEM. */
+ndb_status memdoc_sort(memdoc *a, size_t n, const ndb_interrupt *intr, ndb_errmsg *msg);
 /* Drains the source into c->mem sorted by c->sort (bounded by agg_mem_bytes). */
 ndb_status cur_sort_all(ndb_doc_cursor *c, ndb_errmsg *msg);
 coll *db_find_coll(ndb_doc_db *db, const char *name);
@@ -502,8 +548,8 @@ coll *db_find_coll(ndb_doc_db *db, const char *name);
 ndb_status db_get_coll(ndb_doc_db *db, const char *name, coll **out, ndb_errmsg *msg);
 
 /* ---- aggregation (agg.c) */
-ndb_status agg_open(ndb_doc_db *db, coll *c, const ndb_doc_val *pipeline, ndb_doc_cursor **out,
-                    ndb_errmsg *msg);
+ndb_status agg_open(ndb_doc_db *db, coll *c, const ndb_doc_val *pipeline, const ndb_interrupt *intr,
+                    ndb_doc_cursor **out, ndb_errmsg *msg);
 ndb_status agg_next(ndb_doc_cursor *c, const void **doc, size_t *len, ndb_errmsg *msg);
 void agg_free(struct agg_state *a);
 

@@ -52,6 +52,7 @@ void ndb_doc_filter_free(ndb_doc_filter *f)
     if (f == NULL)
         return;
     node_free(f->root);
+    pcre2_match_context_free(f->run.mctx);
     free(f->bytes);
     free(f);
 }
@@ -60,6 +61,7 @@ void ndb_doc_filter_free(ndb_doc_filter *f)
 
 typedef struct cctx {
     ndb_errmsg *msg;
+    flt_run *run; /* the filter's, for its $regex conditions */
     char where[200]; /* "filter.$and.0.age" */
     int depth;
 } cctx;
@@ -169,6 +171,14 @@ static ndb_status compile_regex(cctx *c, flt_pred *p, const ndb_doc_val *pat,
     p->md = pcre2_match_data_create_from_pattern(p->re, NULL);
     if (p->md == NULL)
         return NDB_ENOMEM;
+    if (c->run->mctx == NULL) {
+        if ((c->run->mctx = pcre2_match_context_create(NULL)) == NULL)
+            return NDB_ENOMEM;
+        pcre2_set_match_limit(c->run->mctx, FLT_REGEX_MATCH_LIMIT);
+        pcre2_set_depth_limit(c->run->mctx, FLT_REGEX_DEPTH_LIMIT);
+        pcre2_set_heap_limit(c->run->mctx, FLT_REGEX_HEAP_LIMIT_KIB);
+    }
+    p->run = c->run;
     p->op = OP_REGEX;
     p->arg = *pat;
     return NDB_OK;
@@ -433,9 +443,10 @@ ndb_status flt_compile_val(const ndb_doc_val *v, const char *ctx, ndb_doc_filter
     ndb_doc_filter *f = calloc(1, sizeof *f);
     if (f == NULL)
         return NDB_ENOMEM;
+    c.run = &f->run;
     ndb_status st = v->u.c.count ? compile_node(&c, v, &f->root) : NDB_OK;
     if (st != NDB_OK) {
-        free(f);
+        ndb_doc_filter_free(f);
         return st;
     }
     *out = f;
@@ -480,6 +491,7 @@ ndb_status flt_compile_value_cond(const ndb_doc_val *v, const char *ctx, ndb_doc
         free(n);
         return NDB_ENOMEM;
     }
+    c.run = &f->run;
     n->kind = FN_FIELD;
     f->root = n;
     ndb_status st;
@@ -559,6 +571,27 @@ static bool in_array(const ndb_doc_val *v, const ndb_doc_val *arr)
 
 static bool preds_hold(const flt_pred *p, int n, const ndb_doc_val *v, bool expand);
 
+/* A $regex on one string, within the limits; a failure (a limit, the
+ * interrupt) is kept in the filter's run state and reads as no match, and
+ * once failed the filter matches nothing more (the caller stops). */
+static bool regex_match(const flt_pred *p, const ndb_doc_val *v)
+{
+    flt_run *r = p->run;
+    if (r->st != NDB_OK)
+        return false;
+    if (r->intr != NULL && ++r->tick % FLT_REGEX_CHECK_EVERY == 0 && (r->st = ndb_interrupt_check(r->intr)) != NDB_OK)
+        return false;
+    int rc = pcre2_match(p->re, (PCRE2_SPTR)v->u.s.ptr, v->u.s.len, 0, PCRE2_NO_UTF_CHECK, p->md, r->mctx);
+    if (rc >= 0)
+        return true;
+    if (rc != PCRE2_ERROR_NOMATCH) {
+        r->st = rc == PCRE2_ERROR_NOMEMORY ? NDB_ENOMEM : NDB_ELIMIT;
+        r->pcre_rc = rc;
+        r->pattern = &p->arg;
+    }
+    return false;
+}
+
 /* One positive condition on one value reached by the path (NULL: missing).
  * expand: a condition on an array also tries its elements. */
 static bool pred_leaf(const flt_pred *p, const ndb_doc_val *v, bool expand)
@@ -607,8 +640,7 @@ static bool pred_leaf(const flt_pred *p, const ndb_doc_val *v, bool expand)
     case OP_EXISTS: return true;
     case OP_REGEX:
         if (v->type == NDB_DOC_STRING)
-            return pcre2_match(p->re, (PCRE2_SPTR)v->u.s.ptr, v->u.s.len, 0, PCRE2_NO_UTF_CHECK,
-                               p->md, NULL) >= 0;
+            return regex_match(p, v);
         if (arr) {
             ndb_doc_iter it;
             ndb_doc_iter_init(&it, v);
@@ -803,17 +835,47 @@ static bool node_match(const flt_node *n, const ndb_doc_val *root)
     return false;
 }
 
-bool flt_match_val(const ndb_doc_filter *f, const ndb_doc_val *root)
+void flt_set_interrupt(ndb_doc_filter *f, const ndb_interrupt *intr)
 {
-    return f->root == NULL || node_match(f->root, root);
+    f->run.intr = intr;
+    f->run.tick = 0;
+    f->run.st = NDB_OK;
 }
 
-bool flt_match_value_cond(const ndb_doc_filter *f, const ndb_doc_val *v)
+/* The result of a match, or the failure kept in the run state. */
+static int run_result(const flt_run *r, bool hit, ndb_errmsg *msg)
+{
+    if (r->st == NDB_OK)
+        return hit;
+    if (r->st != NDB_ELIMIT && r->st != NDB_ENOMEM)
+        return ndb_interrupt_msg(msg, r->st, "$regex matching stopped");
+    PCRE2_UCHAR why[120];
+    pcre2_get_error_message(r->pcre_rc, why, sizeof why);
+    size_t n = r->pattern->u.s.len;
+    return ndb_errmsg_set(msg, r->st,
+                          "$regex /%.*s%s/ stopped on a document: %s (limits: %u steps, %u KiB per match); "
+                          "nested quantifiers such as (a+)+ backtrack exponentially, simplify the pattern",
+                          (int)(n > 80 ? 80 : n), r->pattern->u.s.ptr, n > 80 ? "..." : "", (const char *)why,
+                          FLT_REGEX_MATCH_LIMIT, FLT_REGEX_HEAP_LIMIT_KIB);
+}
+
+int flt_match(ndb_doc_filter *f, const ndb_doc_val *root, ndb_errmsg *msg)
+{
+    if (f->root == NULL)
+        return 1;
+    bool hit = node_match(f->root, root);
+    return run_result(&f->run, hit, msg);
+}
+
+int flt_match_value_cond(ndb_doc_filter *f, const ndb_doc_val *v, ndb_errmsg *msg)
 {
     const flt_node *n = f->root;
+    bool hit;
     if (n->npreds == 1 && n->preds[0].op == OP_ELEMMATCH && n->preds[0].sub)
-        return v->type == NDB_DOC_OBJECT && node_match(n->preds[0].sub, v);
-    return preds_hold(n->preds, n->npreds, v, false);
+        hit = v->type == NDB_DOC_OBJECT && node_match(n->preds[0].sub, v);
+    else
+        hit = preds_hold(n->preds, n->npreds, v, false);
+    return run_result(&f->run, hit, msg);
 }
 
 int ndb_doc_filter_match(ndb_doc_filter *f, const void *doc, size_t len)
@@ -821,5 +883,6 @@ int ndb_doc_filter_match(ndb_doc_filter *f, const void *doc, size_t len)
     ndb_doc_val root;
     if (ndb_doc_root(doc, len, &root) != NDB_OK)
         return 0;
-    return flt_match_val(f, &root) ? 1 : 0;
+    f->run.st = NDB_OK;
+    return flt_match(f, &root, NULL);
 }

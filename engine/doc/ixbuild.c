@@ -69,7 +69,7 @@ ndb_status ndb_doc_create_index(ndb_doc_db *db, const char *cname, const char *n
     if ((st = cat_alloc_prefixes(db, 1, &d.prefix, msg)) != NDB_OK)
         return st;
     wctx w;
-    if ((st = wctx_begin(&w, db, c, msg)) != NDB_OK)
+    if ((st = wctx_begin(&w, db, c, NULL, msg)) != NDB_OK)
         return st;
     for (int i = 0; i < w.ix->n; i++) {
         if (strcmp(w.ix->defs[i].name, d.name) == 0)
@@ -174,7 +174,7 @@ ndb_status ndb_doc_drop_index(ndb_doc_db *db, const char *cname, const char *nam
     if (st != NDB_OK)
         return st;
     wctx w;
-    if ((st = wctx_begin(&w, db, c, msg)) != NDB_OK)
+    if ((st = wctx_begin(&w, db, c, NULL, msg)) != NDB_OK)
         return st;
     int at = -1;
     for (int i = 0; i < w.ix->n; i++)

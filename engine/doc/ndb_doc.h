@@ -25,6 +25,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ndb_interrupt.h"
 #include "ndb_status.h"
 
 #ifdef __cplusplus
@@ -186,7 +187,9 @@ typedef struct ndb_doc_filter ndb_doc_filter;
 /* filter may be NULL/0 (matches everything). NDB_EINVAL names the bad part. */
 ndb_status ndb_doc_filter_compile(const void *filter, size_t len, ndb_doc_filter **out,
                                   ndb_errmsg *msg);
-/* 1 if the document matches, 0 if not; a corrupt document never matches. */
+/* 1 if the document matches, 0 if not; a corrupt document never matches.
+ * NDB_ELIMIT (negative) when a $regex hit PCRE2's match or heap limit on it
+ * (a pattern that backtracks exponentially): that is no answer, not "no". */
 int ndb_doc_filter_match(ndb_doc_filter *f, const void *doc, size_t len);
 void ndb_doc_filter_free(ndb_doc_filter *f);
 
@@ -271,6 +274,20 @@ ndb_status ndb_doc_list_collections(ndb_doc_db *db, ndb_doc_coll_info **out, siz
                                     ndb_errmsg *msg);
 
 /*
+ * Interrupts. Reads, counts, pipelines and writes take an ndb_interrupt
+ * (ndb_interrupt.h; NULL: never interrupted) and stop with NDB_ETIMEDOUT or
+ * NDB_ECANCELED (msg says where) within a few milliseconds once it fires:
+ * scans check it every NDB_INTERRUPT_EVERY documents examined, $regex
+ * matching every few matches, sorts between merge steps. A write so stopped
+ * has applied nothing; it checks last just before its kv append, and from
+ * there on it completes and returns NDB_OK.
+ *
+ * $regex: every match runs under PCRE2 limits (backtracking steps, heap);
+ * a document on which a pattern exceeds them fails the request with
+ * NDB_ELIMIT naming the pattern.
+ */
+
+/*
  * Inserts documents (each an encoded object) in one atomic batch, in order; the
  * collection is created on first insert. Each document gets _id (its own
  * string _id if it has one, else a generated 24-hex-char time-ordered id),
@@ -280,7 +297,8 @@ ndb_status ndb_doc_list_collections(ndb_doc_db *db, ndb_doc_coll_info **out, siz
  * caller frees with ndb_doc_ids_free(*ids, n).
  */
 ndb_status ndb_doc_insert(ndb_doc_db *db, const char *coll, const void *const *docs,
-                          const size_t *lens, size_t n, char ***ids, ndb_errmsg *msg);
+                          const size_t *lens, size_t n, const ndb_interrupt *intr, char ***ids,
+                          ndb_errmsg *msg);
 void ndb_doc_ids_free(char **ids, size_t n);
 
 /* One document by _id. Caller frees *doc with free(). NDB_ENOTFOUND if absent. */
@@ -305,6 +323,7 @@ typedef struct ndb_doc_find_opts {
     const void *page_token; size_t page_token_len; /* from ndb_doc_cursor_page_token */
     const char *hint;                              /* index name to force, "_id" for a scan */
     const ndb_kv_snapshot *snapshot;               /* read view (borrowed until the cursor is freed); NULL: a new one */
+    const ndb_interrupt *interrupt;                /* borrowed until the cursor is freed; NULL: none */
 } ndb_doc_find_opts;
 
 /* A streaming cursor over one snapshot. Caller frees with ndb_doc_cursor_free().
@@ -342,7 +361,7 @@ void ndb_doc_cursor_free(ndb_doc_cursor *c);
 ndb_status ndb_doc_find_one(ndb_doc_db *db, const char *coll, const ndb_doc_find_opts *opts,
                             void **doc, size_t *len, ndb_errmsg *msg);
 ndb_status ndb_doc_count(ndb_doc_db *db, const char *coll, const void *filter, size_t len,
-                         uint64_t *out, ndb_errmsg *msg);
+                         const ndb_interrupt *intr, uint64_t *out, ndb_errmsg *msg);
 
 /*
  * Updates one document by _id. update is either a merge document (the brief's
@@ -352,7 +371,7 @@ ndb_status ndb_doc_count(ndb_doc_db *db, const char *coll, const void *filter, s
  * NDB_ENOTFOUND if there is no such document.
  */
 ndb_status ndb_doc_update(ndb_doc_db *db, const char *coll, const char *id, size_t idlen,
-                          const void *update, size_t len, ndb_errmsg *msg);
+                          const void *update, size_t len, const ndb_interrupt *intr, ndb_errmsg *msg);
 
 typedef struct ndb_doc_update_result {
     uint64_t matched;
@@ -360,16 +379,18 @@ typedef struct ndb_doc_update_result {
     char upserted_id[NDB_DOC_MAX_ID + 1]; /* "" unless an upsert inserted */
 } ndb_doc_update_result;
 /* Every match of filter, in one atomic batch. With upsert and no match, inserts
- * the filter's equality fields with the update applied. */
+ * the filter's equality fields with the update applied. Interrupted, it has
+ * updated nothing. */
 ndb_status ndb_doc_update_many(ndb_doc_db *db, const char *coll, const void *filter,
                                size_t flen, const void *update, size_t ulen, int upsert,
-                               ndb_doc_update_result *res, ndb_errmsg *msg);
+                               const ndb_interrupt *intr, ndb_doc_update_result *res, ndb_errmsg *msg);
 
 /* NDB_ENOTFOUND if there is no such document. */
 ndb_status ndb_doc_delete(ndb_doc_db *db, const char *coll, const char *id, size_t idlen,
-                          ndb_errmsg *msg);
+                          const ndb_interrupt *intr, ndb_errmsg *msg);
+/* In one atomic batch; interrupted, it has deleted nothing. */
 ndb_status ndb_doc_delete_many(ndb_doc_db *db, const char *coll, const void *filter,
-                               size_t flen, uint64_t *deleted, ndb_errmsg *msg);
+                               size_t flen, const ndb_interrupt *intr, uint64_t *deleted, ndb_errmsg *msg);
 
 /*
  * Transactions on one collection, for a layer above that writes documents
@@ -381,8 +402,10 @@ ndb_status ndb_doc_delete_many(ndb_doc_db *db, const char *coll, const void *fil
  * A transaction belongs to one thread. Caller ends it with ndb_doc_txn_end().
  */
 typedef struct ndb_doc_txn ndb_doc_txn;
-/* NDB_ENOTFOUND if the collection does not exist. */
-ndb_status ndb_doc_txn_begin(ndb_doc_db *db, const char *coll, ndb_doc_txn **out, ndb_errmsg *msg);
+/* NDB_ENOTFOUND if the collection does not exist. intr (borrowed until end;
+ * NULL: none) is checked by commit, which then writes nothing. */
+ndb_status ndb_doc_txn_begin(ndb_doc_db *db, const char *coll, const ndb_interrupt *intr, ndb_doc_txn **out,
+                             ndb_errmsg *msg);
 /* Inserts doc (an encoded object) as ndb_doc_insert does one document; id
  * (NDB_DOC_MAX_ID + 1 bytes) receives its _id, NUL-terminated. */
 ndb_status ndb_doc_txn_insert(ndb_doc_txn *t, const void *doc, size_t len, char *id, ndb_errmsg *msg);
@@ -419,7 +442,7 @@ ndb_status ndb_doc_txn_end(ndb_doc_txn *t, ndb_errmsg *msg);
  * NDB_ELIMIT beyond ndb_doc_options.agg_mem_bytes.
  */
 ndb_status ndb_doc_aggregate(ndb_doc_db *db, const char *coll, const void *pipeline,
-                             size_t len, ndb_doc_cursor **out, ndb_errmsg *msg);
+                             size_t len, const ndb_interrupt *intr, ndb_doc_cursor **out, ndb_errmsg *msg);
 
 /*
  * Secondary indexes. spec is an encoded object {"field": 1, "other": -1}

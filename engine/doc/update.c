@@ -418,9 +418,13 @@ static int leaf(actx *a, const ndb_doc_val *old, ndb_doc_builder *b)
         ndb_doc_iter oi;
         ndb_doc_iter_init(&oi, old);
         ndb_doc_val e;
-        while (ndb_doc_iter_next(&oi, NULL, NULL, &e))
-            if (!flt_match_value_cond(it->cond, &e))
+        while (ndb_doc_iter_next(&oi, NULL, NULL, &e)) {
+            int hit = flt_match_value_cond(it->cond, &e, a->msg);
+            if (hit < 0)
+                return hit;
+            if (!hit)
                 ndb_doc_value(b, &e);
+        }
         return ndb_doc_end_array(b) ?: EMIT_VALUE;
     }
     }

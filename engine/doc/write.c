@@ -114,9 +114,10 @@ ndb_status wctx_lock(wctx *w, ndb_errmsg *msg)
     return NDB_OK;
 }
 
-ndb_status wctx_begin(wctx *w, ndb_doc_db *db, coll *c, ndb_errmsg *msg)
+ndb_status wctx_begin(wctx *w, ndb_doc_db *db, coll *c, const ndb_interrupt *intr, ndb_errmsg *msg)
 {
     ndb_status st = wctx_init(w, db, c);
+    w->intr = intr;
     if (st == NDB_OK)
         st = wctx_lock(w, msg);
     if (st != NDB_OK)
@@ -205,10 +206,15 @@ ndb_status idx_add(wctx *w, const ndb_doc_val *doc, const uint8_t *id, size_t id
 
 ndb_status wctx_commit(wctx *w, ndb_errmsg *msg)
 {
+    /* the last point where the request may stop: from the append on, the
+     * write is applied and reported so */
+    ndb_status st = ndb_interrupt_check_commit(w->intr);
+    if (st != NDB_OK)
+        return ndb_interrupt_msg(msg, st, "not written (nothing was applied)");
     coll *c = w->c;
     uint64_t count = (uint64_t)((int64_t)c->count + w->dcount);
     uint64_t bytes = (uint64_t)((int64_t)c->bytes + w->dbytes);
-    ndb_status st = cat_write_stats(w->db, w->b, c, count, bytes);
+    st = cat_write_stats(w->db, w->b, c, count, bytes);
     idx_set *ns = NULL;
     if (st == NDB_OK && w->mk_any) {
         ns = calloc(1, sizeof *ns);
@@ -390,7 +396,7 @@ static ndb_status check_doc(ndb_doc_db *db, const void *doc, size_t len, size_t 
 }
 
 ndb_status ndb_doc_insert(ndb_doc_db *db, const char *cname, const void *const *docs,
-                          const size_t *lens, size_t n, char ***ids, ndb_errmsg *msg)
+                          const size_t *lens, size_t n, const ndb_interrupt *intr, char ***ids, ndb_errmsg *msg)
 {
     if (n == 0)
         return ndb_errmsg_set(msg, NDB_EINVAL, "no documents to insert");
@@ -410,6 +416,7 @@ ndb_status ndb_doc_insert(ndb_doc_db *db, const char *cname, const void *const *
         return NDB_ENOMEM;
     wctx w;
     st = wctx_init(&w, db, c);
+    w.intr = intr;
     if (st == NDB_OK)
         st = wctx_lock(&w, msg);
     else
@@ -424,7 +431,12 @@ ndb_status ndb_doc_insert(ndb_doc_db *db, const char *cname, const void *const *
     if (st != NDB_OK)
         goto done;
     char idbuf[NDB_DOC_MAX_ID + 1];
+    uint32_t tick = 0;
     for (size_t i = 0; st == NDB_OK && i < n; i++) {
+        if ((st = ndb_interrupt_poll(intr, &tick)) != NDB_OK) {
+            ndb_interrupt_msg(msg, st, "insert stopped (nothing was applied)");
+            break;
+        }
         ndb_doc_val r;
         ndb_doc_root(docs[i], lens[i], &r);
         st = insert_doc(&w, &r, i, idbuf, false, msg);
@@ -505,7 +517,7 @@ static ndb_status compile_update(const void *update, size_t len, upd_spec **u, n
 }
 
 ndb_status ndb_doc_update(ndb_doc_db *db, const char *cname, const char *id, size_t idlen,
-                          const void *update, size_t len, ndb_errmsg *msg)
+                          const void *update, size_t len, const ndb_interrupt *intr, ndb_errmsg *msg)
 {
     coll *c;
     ndb_status st = db_get_coll(db, cname, &c, msg);
@@ -515,7 +527,7 @@ ndb_status ndb_doc_update(ndb_doc_db *db, const char *cname, const char *id, siz
     if ((st = compile_update(update, len, &u, msg)) != NDB_OK)
         return st;
     wctx w;
-    if ((st = wctx_begin(&w, db, c, msg)) != NDB_OK) {
+    if ((st = wctx_begin(&w, db, c, intr, msg)) != NDB_OK) {
         upd_free(u);
         return st;
     }
@@ -576,7 +588,7 @@ static ndb_status for_each_match(wctx *w, ndb_doc_filter *f, match_visitor visit
     ndb_status st = wctx_settle(w);
     if (st != NDB_OK)
         return db_kvfail(w->db, msg, st, "waiting for the collection's earlier writes");
-    st = cur_open(w->db, w->c, f, NULL, NULL, NULL, &cur, msg);
+    st = cur_open(w->db, w->c, f, NULL, NULL, NULL, w->intr, &cur, msg);
     const uint8_t *d;
     size_t dl;
     int got;
@@ -615,7 +627,7 @@ static ndb_status update_visitor(wctx *w, const uint8_t *id, size_t idlen, const
 }
 
 ndb_status ndb_doc_update_many(ndb_doc_db *db, const char *cname, const void *filter, size_t flen,
-                               const void *update, size_t ulen, int upsert,
+                               const void *update, size_t ulen, int upsert, const ndb_interrupt *intr,
                                ndb_doc_update_result *res, ndb_errmsg *msg)
 {
     ndb_doc_update_result r = {0};
@@ -642,7 +654,7 @@ ndb_status ndb_doc_update_many(ndb_doc_db *db, const char *cname, const void *fi
         return st;
     }
     wctx w;
-    if ((st = wctx_begin(&w, db, c, msg)) != NDB_OK) {
+    if ((st = wctx_begin(&w, db, c, intr, msg)) != NDB_OK) {
         ndb_doc_filter_free(f);
         upd_free(u);
         return st;
@@ -702,10 +714,10 @@ static ndb_status delete_one(wctx *w, const uint8_t *id, size_t idlen, const voi
 }
 
 ndb_status ndb_doc_delete(ndb_doc_db *db, const char *cname, const char *id, size_t idlen,
-                          ndb_errmsg *msg)
+                          const ndb_interrupt *intr, ndb_errmsg *msg)
 {
     ndb_doc_txn *t = NULL;
-    ndb_status st = ndb_doc_txn_begin(db, cname, &t, msg);
+    ndb_status st = ndb_doc_txn_begin(db, cname, intr, &t, msg);
     if (st == NDB_OK && (st = ndb_doc_txn_delete(t, id, idlen, msg)) == NDB_OK)
         st = ndb_doc_txn_commit(t, msg);
     ndb_status e = ndb_doc_txn_end(t, st == NDB_OK ? msg : NULL);
@@ -721,7 +733,7 @@ static ndb_status delete_visitor(wctx *w, const uint8_t *id, size_t idlen, const
 }
 
 ndb_status ndb_doc_delete_many(ndb_doc_db *db, const char *cname, const void *filter, size_t flen,
-                               uint64_t *deleted, ndb_errmsg *msg)
+                               const ndb_interrupt *intr, uint64_t *deleted, ndb_errmsg *msg)
 {
     uint64_t n = 0;
     coll *c;
@@ -737,7 +749,7 @@ ndb_status ndb_doc_delete_many(ndb_doc_db *db, const char *cname, const void *fi
     if ((st = ndb_doc_filter_compile(filter, flen, &f, msg)) != NDB_OK)
         return st;
     wctx w;
-    if ((st = wctx_begin(&w, db, c, msg)) != NDB_OK) {
+    if ((st = wctx_begin(&w, db, c, intr, msg)) != NDB_OK) {
         ndb_doc_filter_free(f);
         return st;
     }
@@ -765,7 +777,8 @@ struct ndb_doc_txn {
     bool committed;
 };
 
-ndb_status ndb_doc_txn_begin(ndb_doc_db *db, const char *cname, ndb_doc_txn **out, ndb_errmsg *msg)
+ndb_status ndb_doc_txn_begin(ndb_doc_db *db, const char *cname, const ndb_interrupt *intr, ndb_doc_txn **out,
+                             ndb_errmsg *msg)
 {
     coll *c;
     ndb_status st = db_get_coll(db, cname, &c, msg);
@@ -774,7 +787,7 @@ ndb_status ndb_doc_txn_begin(ndb_doc_db *db, const char *cname, ndb_doc_txn **ou
     ndb_doc_txn *t = calloc(1, sizeof *t);
     if (t == NULL)
         return NDB_ENOMEM;
-    if ((st = wctx_begin(&t->w, db, c, msg)) != NDB_OK) {
+    if ((st = wctx_begin(&t->w, db, c, intr, msg)) != NDB_OK) {
         free(t);
         return st;
     }

@@ -92,7 +92,7 @@ static inline ndb_status ins(tdb *t, const char *coll, const char *json_array, n
         lens[cnt] = e.raw_len + 1;
         cnt++;
     }
-    ndb_status st = ndb_doc_insert(t->db, coll, docs, lens, cnt, NULL, m);
+    ndb_status st = ndb_doc_insert(t->db, coll, docs, lens, cnt, NULL, NULL, m);
     for (size_t i = 0; i < cnt; i++)
         free(own[i]);
     free(arr);
@@ -194,7 +194,7 @@ static inline const char *agg_json(tdb *t, const char *coll, const char *pipelin
     void *p = J(pipeline, &pl);
     ndb_doc_cursor *c;
     ndb_errmsg m = {{0}};
-    ndb_status st = ndb_doc_aggregate(t->db, coll, p, pl, &c, &m);
+    ndb_status st = ndb_doc_aggregate(t->db, coll, p, pl, NULL, &c, &m);
     if (st != NDB_OK) {
         snprintf(out, sizeof out, "ERR %d: %s", st, m.text);
     } else {

@@ -264,14 +264,14 @@ Test(agg, random_specs)
             size_t fl;
             void *f = J("{\"_id\":{\"$in\":[\"p1\",\"p2\"]}}", &fl);
             ndb_doc_update_result r;
-            (void)ndb_doc_update_many(T.db, "products", f, fl, d, dl, i % 3 == 0, &r, &m);
+            (void)ndb_doc_update_many(T.db, "products", f, fl, d, dl, i % 3 == 0, NULL, &r, &m);
             free(f);
             break;
         }
         case 2:
         case 3: {
             ndb_doc_cursor *c;
-            if (ndb_doc_aggregate(T.db, "products", d, dl, &c, &m) == NDB_OK) {
+            if (ndb_doc_aggregate(T.db, "products", d, dl, NULL, &c, &m) == NDB_OK) {
                 ran++;
                 const void *r;
                 size_t rl;
@@ -290,8 +290,8 @@ Test(agg, random_specs)
     uint64_t n1, n2;
     size_t fl;
     void *f = J("{\"_id\":{\"$exists\":true}}", &fl);
-    cr_assert_eq(ndb_doc_count(T.db, "products", NULL, 0, &n1, &m), NDB_OK);
-    cr_assert_eq(ndb_doc_count(T.db, "products", f, fl, &n2, &m), NDB_OK);
+    cr_assert_eq(ndb_doc_count(T.db, "products", NULL, 0, NULL, &n1, &m), NDB_OK);
+    cr_assert_eq(ndb_doc_count(T.db, "products", f, fl, NULL, &n2, &m), NDB_OK);
     cr_assert_eq(n1, n2);
     free(f);
 }

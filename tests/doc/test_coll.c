@@ -51,7 +51,7 @@ Test(coll, names_and_lifecycle)
     cr_assert_eq(ndb_doc_drop_collection(t.db, "auto", &m), NDB_OK);
     cr_assert_eq(ins(&t, "auto", "[{\"x\":1}]", &m), NDB_OK);
     uint64_t cnt;
-    cr_assert_eq(ndb_doc_count(t.db, "auto", NULL, 0, &cnt, &m), NDB_OK);
+    cr_assert_eq(ndb_doc_count(t.db, "auto", NULL, 0, NULL, &cnt, &m), NDB_OK);
     cr_assert_eq(cnt, 1);
     cr_assert_str_eq(find_json(&t, "auto", (fq){.filter = "{\"_id\":\"u2\"}"}, NULL), "[]");
     tdb_close(&t);
@@ -68,7 +68,7 @@ Test(coll, insert_ids_and_timestamps)
     const void *docs[] = {d1, d2};
     size_t lens[] = {l1, l2};
     char **ids;
-    cr_assert_eq(ndb_doc_insert(t.db, "users", docs, lens, 2, &ids, &m), NDB_OK, "%s", m.text);
+    cr_assert_eq(ndb_doc_insert(t.db, "users", docs, lens, 2, NULL, &ids, &m), NDB_OK, "%s", m.text);
     cr_assert_eq(strlen(ids[0]), 24);
     for (int i = 0; i < 24; i++)
         cr_assert(strchr("0123456789abcdef", ids[0][i]) != NULL);
@@ -91,36 +91,36 @@ Test(coll, insert_ids_and_timestamps)
     free(g);
     /* a second generated id sorts after the first (time-ordered) */
     char **ids2;
-    cr_assert_eq(ndb_doc_insert(t.db, "users", docs, lens, 1, &ids2, &m), NDB_OK);
+    cr_assert_eq(ndb_doc_insert(t.db, "users", docs, lens, 1, NULL, &ids2, &m), NDB_OK);
     cr_assert(strcmp(ids2[0], ids[0]) > 0);
     /* a duplicate _id fails the whole batch */
     size_t l3;
     void *d3 = J("{\"_id\":\"fresh\"}", &l3);
     const void *docs2[] = {d3, d2};
     size_t lens2[] = {l3, l2};
-    cr_assert_eq(ndb_doc_insert(t.db, "users", docs2, lens2, 2, NULL, &m), NDB_EEXIST);
+    cr_assert_eq(ndb_doc_insert(t.db, "users", docs2, lens2, 2, NULL, NULL, &m), NDB_EEXIST);
     cr_assert(strstr(m.text, "duplicate _id 'mine'") != NULL, "%s", m.text);
     cr_assert_eq(ndb_doc_get(t.db, "users", "fresh", 5, &g, &gl, &m), NDB_ENOTFOUND);
     /* duplicates inside one batch */
     const void *docs3[] = {d3, d3};
-    cr_assert_eq(ndb_doc_insert(t.db, "users", docs3, lens2, 1, NULL, &m), NDB_OK);
+    cr_assert_eq(ndb_doc_insert(t.db, "users", docs3, lens2, 1, NULL, NULL, &m), NDB_OK);
     size_t l4;
     void *d4 = J("{\"_id\":\"twice\"}", &l4);
     const void *docs4[] = {d4, d4};
     size_t lens4[] = {l4, l4};
-    cr_assert_eq(ndb_doc_insert(t.db, "users", docs4, lens4, 2, NULL, &m), NDB_EEXIST);
+    cr_assert_eq(ndb_doc_insert(t.db, "users", docs4, lens4, 2, NULL, NULL, &m), NDB_EEXIST);
     /* bad _id, non-object, corrupt bytes, too big */
     size_t l5;
     void *d5 = J("{\"_id\":5}", &l5);
-    cr_assert_eq(ndb_doc_insert(t.db, "users", (const void *const *)&d5, &l5, 1, NULL, &m), NDB_EINVAL);
+    cr_assert_eq(ndb_doc_insert(t.db, "users", (const void *const *)&d5, &l5, 1, NULL, NULL, &m), NDB_EINVAL);
     cr_assert(strstr(m.text, "_id must be a string") != NULL, "%s", m.text);
     size_t l6;
     void *d6 = J("[1]", &l6);
-    cr_assert_eq(ndb_doc_insert(t.db, "users", (const void *const *)&d6, &l6, 1, NULL, &m), NDB_EINVAL);
+    cr_assert_eq(ndb_doc_insert(t.db, "users", (const void *const *)&d6, &l6, 1, NULL, NULL, &m), NDB_EINVAL);
     size_t bad = l1 - 1;
-    cr_assert_eq(ndb_doc_insert(t.db, "users", (const void *const *)&d1, &bad, 1, NULL, &m), NDB_EINVAL);
+    cr_assert_eq(ndb_doc_insert(t.db, "users", (const void *const *)&d1, &bad, 1, NULL, NULL, &m), NDB_EINVAL);
     uint64_t cnt;
-    cr_assert_eq(ndb_doc_count(t.db, "users", NULL, 0, &cnt, &m), NDB_OK);
+    cr_assert_eq(ndb_doc_count(t.db, "users", NULL, 0, NULL, &cnt, &m), NDB_OK);
     cr_assert_eq(cnt, 4);
     ndb_doc_ids_free(ids, 2);
     ndb_doc_ids_free(ids2, 1);
@@ -139,7 +139,7 @@ Test(coll, try_get_never_waits)
     void *d = J("{\"_id\":\"a\",\"v\":1}", &l);
     const void *docs[] = {d};
     char **ids;
-    cr_assert_eq(ndb_doc_insert(t.db, "c", docs, &l, 1, &ids, &m), NDB_OK, "%s", m.text);
+    cr_assert_eq(ndb_doc_insert(t.db, "c", docs, &l, 1, NULL, &ids, &m), NDB_OK, "%s", m.text);
     ndb_doc_ids_free(ids, 1);
     free(d);
     void *g;
@@ -174,7 +174,7 @@ Test(coll, size_limit)
     js[6 + (15u << 20)] = 0;
     strcat(js, "\"}");
     cr_assert_eq(ndb_doc_from_json(js, strlen(js), &d, &dl, &m), NDB_OK);
-    cr_assert_eq(ndb_doc_insert(t.db, "big", (const void *const *)&d, &dl, 1, NULL, &m), NDB_OK,
+    cr_assert_eq(ndb_doc_insert(t.db, "big", (const void *const *)&d, &dl, 1, NULL, NULL, &m), NDB_OK,
                  "%s", m.text);
     free(d);
     free(js);
@@ -218,11 +218,11 @@ Test(coll, find_filter_sort_project)
     size_t fl;
     void *f = J("{\"city\":\"SF\"}", &fl);
     uint64_t n;
-    cr_assert_eq(ndb_doc_count(t.db, "users", f, fl, &n, &m), NDB_OK);
+    cr_assert_eq(ndb_doc_count(t.db, "users", f, fl, NULL, &n, &m), NDB_OK);
     cr_assert_eq(n, 2);
-    cr_assert_eq(ndb_doc_count(t.db, "users", NULL, 0, &n, &m), NDB_OK);
+    cr_assert_eq(ndb_doc_count(t.db, "users", NULL, 0, NULL, &n, &m), NDB_OK);
     cr_assert_eq(n, 4);
-    cr_assert_eq(ndb_doc_count(t.db, "missing", NULL, 0, &n, &m), NDB_OK);
+    cr_assert_eq(ndb_doc_count(t.db, "missing", NULL, 0, NULL, &n, &m), NDB_OK);
     cr_assert_eq(n, 0);
     void *d;
     size_t dl;
@@ -336,10 +336,10 @@ Test(coll, update_and_delete)
     cr_assert_eq(ins(&t, "users", USERS, &m), NDB_OK);
     size_t ul;
     void *u = J("{\"age\":29}", &ul);
-    cr_assert_eq(ndb_doc_update(t.db, "users", "u1", 2, u, ul, &m), NDB_OK, "%s", m.text);
+    cr_assert_eq(ndb_doc_update(t.db, "users", "u1", 2, u, ul, NULL, &m), NDB_OK, "%s", m.text);
     cr_assert_str_eq(find_json(&t, "users", (fq){.filter = "{\"_id\":\"u1\"}"}, NULL),
                      "[{\"_id\":\"u1\",\"name\":\"Alice\",\"age\":29,\"city\":\"SF\",\"tags\":[\"py\",\"db\"]}]");
-    cr_assert_eq(ndb_doc_update(t.db, "users", "zz", 2, u, ul, &m), NDB_ENOTFOUND);
+    cr_assert_eq(ndb_doc_update(t.db, "users", "zz", 2, u, ul, NULL, &m), NDB_ENOTFOUND);
     free(u);
     /* _updated_at moves, _created_at stays */
     void *g;
@@ -353,12 +353,12 @@ Test(coll, update_and_delete)
     cr_assert(memcmp(ua.u.s.ptr, ca.u.s.ptr, ca.u.s.len) >= 0);
     free(g);
     u = J("{\"$inc\":{\"age\":1},\"$push\":{\"tags\":\"c\"}}", &ul);
-    cr_assert_eq(ndb_doc_update(t.db, "users", "u1", 2, u, ul, &m), NDB_OK, "%s", m.text);
+    cr_assert_eq(ndb_doc_update(t.db, "users", "u1", 2, u, ul, NULL, &m), NDB_OK, "%s", m.text);
     free(u);
     cr_assert_str_eq(find_json(&t, "users", (fq){.filter = "{\"_id\":\"u1\"}", .proj = "{\"age\":1,\"tags\":1}"}, NULL),
                      "[{\"_id\":\"u1\",\"age\":30,\"tags\":[\"py\",\"db\",\"c\"]}]");
     u = J("{\"$inc\":{\"name\":1}}", &ul);
-    cr_assert_eq(ndb_doc_update(t.db, "users", "u1", 2, u, ul, &m), NDB_EINVAL);
+    cr_assert_eq(ndb_doc_update(t.db, "users", "u1", 2, u, ul, NULL, &m), NDB_EINVAL);
     cr_assert(strstr(m.text, "non-numeric") != NULL, "%s", m.text);
     free(u);
     /* update_many with merge and with operators; upsert */
@@ -366,10 +366,10 @@ Test(coll, update_and_delete)
     void *f = J("{\"city\":\"SF\"}", &fl);
     u = J("{\"country\":\"USA\"}", &ul);
     ndb_doc_update_result r;
-    cr_assert_eq(ndb_doc_update_many(t.db, "users", f, fl, u, ul, 0, &r, &m), NDB_OK, "%s", m.text);
+    cr_assert_eq(ndb_doc_update_many(t.db, "users", f, fl, u, ul, 0, NULL, &r, &m), NDB_OK, "%s", m.text);
     cr_assert_eq(r.matched, 2);
     cr_assert_eq(r.modified, 2);
-    cr_assert_eq(ndb_doc_update_many(t.db, "users", f, fl, u, ul, 0, &r, &m), NDB_OK);
+    cr_assert_eq(ndb_doc_update_many(t.db, "users", f, fl, u, ul, 0, NULL, &r, &m), NDB_OK);
     cr_assert_eq(r.matched, 2);
     cr_assert_eq(r.modified, 0);
     free(u);
@@ -378,7 +378,7 @@ Test(coll, update_and_delete)
                      "[{\"_id\":\"u1\"},{\"_id\":\"u3\"}]");
     f = J("{\"name\":\"Zed\"}", &fl);
     u = J("{\"$set\":{\"age\":50}}", &ul);
-    cr_assert_eq(ndb_doc_update_many(t.db, "users", f, fl, u, ul, 1, &r, &m), NDB_OK, "%s", m.text);
+    cr_assert_eq(ndb_doc_update_many(t.db, "users", f, fl, u, ul, 1, NULL, &r, &m), NDB_OK, "%s", m.text);
     cr_assert_eq(r.matched, 0);
     cr_assert_eq(strlen(r.upserted_id), 24);
     free(u);
@@ -386,15 +386,15 @@ Test(coll, update_and_delete)
     cr_assert_str_eq(find_json(&t, "users", (fq){.filter = "{\"name\":\"Zed\"}", .proj = "{\"_id\":0}"}, NULL),
                      "[{\"name\":\"Zed\",\"age\":50}]");
     /* deletes */
-    cr_assert_eq(ndb_doc_delete(t.db, "users", "u2", 2, &m), NDB_OK);
-    cr_assert_eq(ndb_doc_delete(t.db, "users", "u2", 2, &m), NDB_ENOTFOUND);
+    cr_assert_eq(ndb_doc_delete(t.db, "users", "u2", 2, NULL, &m), NDB_OK);
+    cr_assert_eq(ndb_doc_delete(t.db, "users", "u2", 2, NULL, &m), NDB_ENOTFOUND);
     f = J("{\"age\":{\"$gte\":30}}", &fl);
     uint64_t del;
-    cr_assert_eq(ndb_doc_delete_many(t.db, "users", f, fl, &del, &m), NDB_OK);
+    cr_assert_eq(ndb_doc_delete_many(t.db, "users", f, fl, NULL, &del, &m), NDB_OK);
     cr_assert_eq(del, 3, "deleted %llu", (unsigned long long)del); /* u1 (30), u4, Zed */
     free(f);
     uint64_t n;
-    ndb_doc_count(t.db, "users", NULL, 0, &n, &m);
+    ndb_doc_count(t.db, "users", NULL, 0, NULL, &n, &m);
     cr_assert_eq(n, 1);
     cr_assert_str_eq(find_json(&t, "users", (fq){.proj = "{\"_id\":1}"}, NULL), "[{\"_id\":\"u3\"}]");
     tdb_close(&t);
@@ -429,13 +429,13 @@ Test(coll, corrupt_stored_document)
     cr_assert(strstr(r, "ERR -4") != NULL, "%s", r);
     size_t ul;
     void *u = J("{\"age\":1}", &ul);
-    cr_assert_eq(ndb_doc_update(t.db, "users", "u1", 2, u, ul, &m), NDB_ECORRUPT);
+    cr_assert_eq(ndb_doc_update(t.db, "users", "u1", 2, u, ul, NULL, &m), NDB_ECORRUPT);
     free(u);
     /* other documents are still readable by id */
     cr_assert_eq(ndb_doc_get(t.db, "users", "u2", 2, &d, &dl, &m), NDB_OK);
     free(d);
     /* and the damaged one can be deleted */
-    cr_assert_eq(ndb_doc_delete(t.db, "users", "u1", 2, &m), NDB_OK);
+    cr_assert_eq(ndb_doc_delete(t.db, "users", "u1", 2, NULL, &m), NDB_OK);
     cr_assert_str_eq(find_json(&t, "users", (fq){.filter = "{\"age\":{\"$gt\":1}}", .proj = "{\"_id\":1}"}, NULL),
                      "[{\"_id\":\"u2\"},{\"_id\":\"u3\"},{\"_id\":\"u4\"}]");
     tdb_close(&t);
@@ -502,7 +502,7 @@ Test(coll, mutated_stored_documents)
         void *mu = J("{\"$pull\":{\"tags\":{\"$in\":[\"z\"]}},\"$inc\":{\"age\":0},\"$rename\":{\"profile.age\":\"pa\"}}", &ml);
         void *mf = J("{\"age\":{\"$gte\":0}}", &fl2);
         ndb_doc_update_result ur;
-        (void)ndb_doc_update_many(t.db, "users", mf, fl2, mu, ml, 0, &ur, &m);
+        (void)ndb_doc_update_many(t.db, "users", mf, fl2, mu, ml, 0, NULL, &ur, &m);
         free(mu);
         free(mf);
         void *d;
@@ -511,7 +511,7 @@ Test(coll, mutated_stored_documents)
             free(d);
         size_t ul;
         void *u = J("{\"$set\":{\"x\":1},\"$push\":{\"tags\":\"z\"}}", &ul);
-        (void)ndb_doc_update(t.db, "users", "u3", 2, u, ul, &m);
+        (void)ndb_doc_update(t.db, "users", "u3", 2, u, ul, NULL, &m);
         free(u);
     }
     for (int d = 0; d < 4; d++)

@@ -38,11 +38,11 @@ static void *writer(void *p)
         const void *d;
         size_t dl;
         cr_assert_eq(ndb_doc_builder_finish(b, &d, &dl), NDB_OK);
-        ndb_status st = ndb_doc_insert(T.db, "uniq", &d, &dl, 1, NULL, &m);
+        ndb_status st = ndb_doc_insert(T.db, "uniq", &d, &dl, 1, NULL, NULL, &m);
         cr_assert(st == NDB_OK || st == NDB_EEXIST, "insert: %d %s", st, m.text);
         if (st == NDB_OK)
             a->dup_wins++;
-        st = ndb_doc_insert(T.db, "shared", &d, &dl, 1, NULL, &m);
+        st = ndb_doc_insert(T.db, "shared", &d, &dl, 1, NULL, NULL, &m);
         cr_assert_eq(st, NDB_OK, "%s", m.text);
         if (i % 50 == 0) {
             size_t ul;
@@ -50,7 +50,7 @@ static void *writer(void *p)
             size_t fl;
             void *f = J("{\"_id\":\"counter\"}", &fl);
             ndb_doc_update_result r;
-            cr_assert_eq(ndb_doc_update_many(T.db, "shared", f, fl, u, ul, 1, &r, &m), NDB_OK, "%s", m.text);
+            cr_assert_eq(ndb_doc_update_many(T.db, "shared", f, fl, u, ul, 1, NULL, &r, &m), NDB_OK, "%s", m.text);
             free(u);
             free(f);
         }
@@ -87,7 +87,7 @@ static void *reader(void *p)
         }
         ndb_doc_cursor_free(c);
         uint64_t n;
-        cr_assert_eq(ndb_doc_count(T.db, "shared", NULL, 0, &n, &m), NDB_OK);
+        cr_assert_eq(ndb_doc_count(T.db, "shared", NULL, 0, NULL, &n, &m), NDB_OK);
         ndb_doc_coll_info *info;
         size_t ni;
         cr_assert_eq(ndb_doc_list_collections(T.db, &info, &ni, &m), NDB_OK);
@@ -125,10 +125,10 @@ Test(concurrency, writers_and_readers, .timeout = 240)
         wins += args[i].dup_wins;
     cr_assert_eq(wins, PER);
     uint64_t n;
-    cr_assert_eq(ndb_doc_count(T.db, "uniq", NULL, 0, &n, &m), NDB_OK);
+    cr_assert_eq(ndb_doc_count(T.db, "uniq", NULL, 0, NULL, &n, &m), NDB_OK);
     cr_assert_eq(n, PER);
     /* shared: every insert plus the upserted counter; the counter saw every $inc */
-    cr_assert_eq(ndb_doc_count(T.db, "shared", NULL, 0, &n, &m), NDB_OK);
+    cr_assert_eq(ndb_doc_count(T.db, "shared", NULL, 0, NULL, &n, &m), NDB_OK);
     cr_assert_eq(n, THREADS * PER + 1);
     const char *c = find_json(&T, "shared", (fq){.filter = "{\"_id\":\"counter\"}", .proj = "{\"n\":1}"}, NULL);
     char want[64];
@@ -139,9 +139,9 @@ Test(concurrency, writers_and_readers, .timeout = 240)
     tdb_open_dir(&T);
     size_t fl;
     void *f = J("{\"i\":{\"$gte\":0}}", &fl);
-    cr_assert_eq(ndb_doc_count(T.db, "shared", f, fl, &n, &m), NDB_OK);
+    cr_assert_eq(ndb_doc_count(T.db, "shared", f, fl, NULL, &n, &m), NDB_OK);
     cr_assert_eq(n, THREADS * PER);
-    cr_assert_eq(ndb_doc_count(T.db, "shared", NULL, 0, &n, &m), NDB_OK);
+    cr_assert_eq(ndb_doc_count(T.db, "shared", NULL, 0, NULL, &n, &m), NDB_OK);
     cr_assert_eq(n, THREADS * PER + 1);
     free(f);
     tdb_close(&T);
@@ -195,8 +195,8 @@ Test(concurrency, catalog_churn, .timeout = 120)
     uint64_t n1 = 0, n2 = 0;
     size_t fl;
     void *f = J("{\"v\":{\"$gte\":0}}", &fl);
-    if (ndb_doc_count(T.db, "churn", NULL, 0, &n1, &m) == NDB_OK)
-        cr_assert_eq(ndb_doc_count(T.db, "churn", f, fl, &n2, &m), NDB_OK);
+    if (ndb_doc_count(T.db, "churn", NULL, 0, NULL, &n1, &m) == NDB_OK)
+        cr_assert_eq(ndb_doc_count(T.db, "churn", f, fl, NULL, &n2, &m), NDB_OK);
     cr_assert_eq(n1, n2);
     free(f);
     tdb_close(&T);

@@ -1,6 +1,7 @@
 /* Tests for engine/doc/filter.c: every operator, arrays, missing fields, type
  * mixes, errors naming the bad part. */
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -245,6 +246,78 @@ Test(filter, corrupt_doc_never_matches)
     ndb_doc_filter_free(cf);
     /* a corrupt filter document is refused */
     cr_assert_eq(ndb_doc_filter_compile(d, dl - 1, &cf, NULL), NDB_EINVAL);
+    free(f);
+    free(d);
+}
+
+/* A pattern that backtracks exponentially is stopped by PCRE2's match limit
+ * and reported (NDB_ELIMIT), never read as "no match"; under the limit the
+ * same pattern answers. */
+Test(filter, regex_limits)
+{
+    char doc[128], a30[40], a12[20];
+    memset(a30, 'a', 30);
+    a30[30] = 0;
+    memset(a12, 'a', 12);
+    a12[12] = 0;
+    snprintf(doc, sizeof doc, "{\"s\":\"%sb\"}", a30);
+    cr_assert_eq(M("{\"s\":{\"$regex\":\"(a+)+$\"}}", doc), NDB_ELIMIT);
+    /* negated: the failure is not turned into a match */
+    cr_assert_eq(M("{\"s\":{\"$not\":{\"$regex\":\"(a+)+$\"}}}", doc), NDB_ELIMIT);
+    cr_assert_eq(M("{\"$nor\":[{\"s\":{\"$regex\":\"(a+)+$\"}}]}", doc), NDB_ELIMIT);
+    /* 22 a's: ~4M steps, under PCRE2's default limit (10M, read as no match
+     * after a long while) but over ours */
+    snprintf(doc, sizeof doc, "{\"s\":\"%.22sb\"}", a30);
+    cr_assert_eq(M("{\"s\":{\"$regex\":\"(a+)+$\"}}", doc), NDB_ELIMIT);
+    snprintf(doc, sizeof doc, "{\"s\":\"%sb\"}", a12);
+    cr_assert_eq(M("{\"s\":{\"$regex\":\"(a+)+$\"}}", doc), 0);
+    cr_assert_eq(M("{\"s\":{\"$regex\":\"(a+)+b$\"}}", doc), 1);
+
+    /* the message names the pattern; a failed filter keeps failing until reset */
+    size_t fl, dl;
+    void *f = J("{\"s\":{\"$regex\":\"(a+)+$\"}}", &fl);
+    snprintf(doc, sizeof doc, "{\"s\":\"%sb\"}", a30);
+    void *d = J(doc, &dl);
+    ndb_doc_filter *cf;
+    ndb_errmsg m = {{0}};
+    cr_assert_eq(ndb_doc_filter_compile(f, fl, &cf, &m), NDB_OK);
+    ndb_doc_val root;
+    ndb_doc_root(d, dl, &root);
+    cr_assert_eq(flt_match(cf, &root, &m), NDB_ELIMIT);
+    cr_assert(strstr(m.text, "/(a+)+$/") != NULL && strstr(m.text, "limit") != NULL, "%s", m.text);
+    free(d);
+    d = J("{\"s\":\"b\"}", &dl);
+    ndb_doc_root(d, dl, &root);
+    cr_assert_eq(flt_match(cf, &root, NULL), NDB_ELIMIT);
+    flt_set_interrupt(cf, NULL);
+    cr_assert_eq(flt_match(cf, &root, NULL), 0);
+    ndb_doc_filter_free(cf);
+    free(f);
+    free(d);
+}
+
+/* $regex matching checks the interrupt itself, every FLT_REGEX_CHECK_EVERY matches. */
+Test(filter, regex_checks_the_interrupt)
+{
+    size_t fl, dl;
+    void *f = J("{\"s\":{\"$regex\":\"^a\"}}", &fl), *d = J("{\"s\":\"abc\"}", &dl);
+    ndb_doc_filter *cf;
+    cr_assert_eq(ndb_doc_filter_compile(f, fl, &cf, NULL), NDB_OK);
+    ndb_doc_val root;
+    ndb_doc_root(d, dl, &root);
+    atomic_bool gone = false;
+    ndb_interrupt in = {.deadline_ns = INT64_MAX, .cancelled = &gone};
+    flt_set_interrupt(cf, &in);
+    for (int i = 0; i < 2 * FLT_REGEX_CHECK_EVERY; i++)
+        cr_assert_eq(flt_match(cf, &root, NULL), 1);
+    atomic_store(&gone, true);
+    int r = 1;
+    ndb_errmsg m = {{0}};
+    for (int i = 0; i < FLT_REGEX_CHECK_EVERY && r == 1; i++)
+        r = flt_match(cf, &root, &m);
+    cr_assert_eq(r, NDB_ECANCELED);
+    cr_assert(strstr(m.text, "cancelled") != NULL, "%s", m.text);
+    ndb_doc_filter_free(cf);
     free(f);
     free(d);
 }

@@ -84,7 +84,7 @@ Test(index, planner_choices_and_results)
         void *f = J(counts[i][0], &fl);
         uint64_t cnt;
         ndb_errmsg cm = {{0}};
-        cr_assert_eq(ndb_doc_count(T.db, "users", f, fl, &cnt, &cm), NDB_OK);
+        cr_assert_eq(ndb_doc_count(T.db, "users", f, fl, NULL, &cnt, &cm), NDB_OK);
         char got[32];
         snprintf(got, sizeof got, "%llu", (unsigned long long)cnt);
         cr_assert_str_eq(got, counts[i][1], "count %s", counts[i][0]);
@@ -158,7 +158,7 @@ Test(index, maintained_by_writes)
     cr_assert_eq(ex.returned, 1);
     size_t ul;
     void *u = J("{\"$set\":{\"age\":2000}}", &ul);
-    cr_assert_eq(ndb_doc_update(T.db, "users", "new1", 4, u, ul, &m), NDB_OK);
+    cr_assert_eq(ndb_doc_update(T.db, "users", "new1", 4, u, ul, NULL, &m), NDB_OK);
     free(u);
     cr_assert_eq(same((fq){.filter = "{\"age\":1000}"}).returned, 0);
     cr_assert_eq(same((fq){.filter = "{\"age\":2000}"}).returned, 1);
@@ -166,17 +166,17 @@ Test(index, maintained_by_writes)
     void *f = J("{\"age\":{\"$lt\":20}}", &fl);
     u = J("{\"$inc\":{\"age\":100}}", &ul);
     ndb_doc_update_result r;
-    cr_assert_eq(ndb_doc_update_many(T.db, "users", f, fl, u, ul, 0, &r, &m), NDB_OK, "%s", m.text);
+    cr_assert_eq(ndb_doc_update_many(T.db, "users", f, fl, u, ul, 0, NULL, &r, &m), NDB_OK, "%s", m.text);
     cr_assert_eq(r.modified, 8);
     cr_assert_eq(same((fq){.filter = "{\"age\":{\"$lt\":20}}"}).returned, 0);
     cr_assert_eq(same((fq){.filter = "{\"age\":{\"$gte\":118,\"$lt\":120}}"}).returned, 8);
     free(f);
     free(u);
-    cr_assert_eq(ndb_doc_delete(T.db, "users", "new1", 4, &m), NDB_OK);
+    cr_assert_eq(ndb_doc_delete(T.db, "users", "new1", 4, NULL, &m), NDB_OK);
     cr_assert_eq(same((fq){.filter = "{\"age\":2000}"}).returned, 0);
     f = J("{\"city\":\"SF\"}", &fl);
     uint64_t del;
-    cr_assert_eq(ndb_doc_delete_many(T.db, "users", f, fl, &del, &m), NDB_OK);
+    cr_assert_eq(ndb_doc_delete_many(T.db, "users", f, fl, NULL, &del, &m), NDB_OK);
     cr_assert_eq(del, 50);
     free(f);
     ex = same((fq){.filter = "{\"age\":{\"$gte\":0}}"});
@@ -215,20 +215,20 @@ Test(index, unique)
     /* within one batch */
     cr_assert_eq(ins(&T, "people", "[{\"_id\":\"c\",\"email\":\"q@y\"},{\"_id\":\"d\",\"email\":\"q@y\"}]", &m), NDB_EEXIST);
     uint64_t cnt;
-    ndb_doc_count(T.db, "people", NULL, 0, &cnt, &m);
+    ndb_doc_count(T.db, "people", NULL, 0, NULL, &cnt, &m);
     cr_assert_eq(cnt, 2);
     /* an update into a taken key fails; moving a key frees it in the same batch */
     size_t ul;
     void *u = J("{\"email\":\"x@y\"}", &ul);
-    cr_assert_eq(ndb_doc_update(T.db, "people", "b", 1, u, ul, &m), NDB_EEXIST);
+    cr_assert_eq(ndb_doc_update(T.db, "people", "b", 1, u, ul, NULL, &m), NDB_EEXIST);
     free(u);
     u = J("{\"email\":\"new@y\"}", &ul);
-    cr_assert_eq(ndb_doc_update(T.db, "people", "a", 1, u, ul, &m), NDB_OK);
+    cr_assert_eq(ndb_doc_update(T.db, "people", "a", 1, u, ul, NULL, &m), NDB_OK);
     free(u);
     cr_assert_eq(ins(&T, "people", "[{\"_id\":\"c\",\"email\":\"x@y\"}]", &m), NDB_OK, "%s", m.text);
     /* updating a document without changing its key is fine */
     u = J("{\"name\":\"C\"}", &ul);
-    cr_assert_eq(ndb_doc_update(T.db, "people", "c", 1, u, ul, &m), NDB_OK, "%s", m.text);
+    cr_assert_eq(ndb_doc_update(T.db, "people", "c", 1, u, ul, NULL, &m), NDB_OK, "%s", m.text);
     free(u);
     ndb_doc_explain ex;
     const char *r = find_json(&T, "people", (fq){.filter = "{\"email\":\"x@y\"}", .proj = "{\"_id\":1}"}, &ex);
@@ -261,7 +261,7 @@ Test(index, parallel_arrays_refused)
     /* a later insert with two arrays in the compound index fails atomically */
     cr_assert_eq(ins(&T, "pa", "[{\"_id\":\"b\",\"x\":[1],\"z\":[2,3]}]", &m), NDB_EINVAL);
     uint64_t cnt;
-    ndb_doc_count(T.db, "pa", NULL, 0, &cnt, &m);
+    ndb_doc_count(T.db, "pa", NULL, 0, NULL, &cnt, &m);
     cr_assert_eq(cnt, 1);
 }
 
@@ -307,7 +307,7 @@ Test(index, damaged_entries_and_catalog)
         size_t fl;
         void *f = J(filters[q], &fl);
         uint64_t cnt;
-        (void)ndb_doc_count(T.db, "users", f, fl, &cnt, &m);
+        (void)ndb_doc_count(T.db, "users", f, fl, NULL, &cnt, &m);
         free(f);
     }
     (void)find_json(&T, "users", (fq){.sort = "{\"age\":-1,\"city\":1}", .limit = 5}, NULL);

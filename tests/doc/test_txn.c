@@ -101,7 +101,7 @@ Test(ns, ext_metadata_and_prefixes)
     cr_assert_eq(memcmp(x.meta, meta, ml), 0);
     /* keys under the prefixes commit with a document, in one transaction */
     ndb_doc_txn *tx;
-    cr_assert_eq(ndb_doc_txn_begin(v, "e", &tx, &m), NDB_OK, "%s", m.text);
+    cr_assert_eq(ndb_doc_txn_begin(v, "e", NULL, &tx, &m), NDB_OK, "%s", m.text);
     size_t dl;
     void *doc = J("{\"_id\":\"a\",\"k\":1}", &dl);
     char id[NDB_DOC_MAX_ID + 1];
@@ -150,7 +150,7 @@ Test(txn, replace_delete_and_discard)
     tdb_open(&t);
     ndb_errmsg m = {{0}};
     ndb_doc_txn *tx;
-    cr_assert_eq(ndb_doc_txn_begin(t.db, "c", &tx, &m), NDB_ENOTFOUND);
+    cr_assert_eq(ndb_doc_txn_begin(t.db, "c", NULL, &tx, &m), NDB_ENOTFOUND);
     cr_assert_eq(ndb_doc_create_collection(t.db, "c", &m), NDB_OK);
     size_t kl;
     void *kspec = J("{\"k\":1}", &kl);
@@ -160,7 +160,7 @@ Test(txn, replace_delete_and_discard)
          *bad = J("{\"_id\":\"other\"}", &l3);
     /* replace of a missing id inserts */
     int inserted = -1;
-    cr_assert_eq(ndb_doc_txn_begin(t.db, "c", &tx, &m), NDB_OK);
+    cr_assert_eq(ndb_doc_txn_begin(t.db, "c", NULL, &tx, &m), NDB_OK);
     cr_assert_eq(ndb_doc_txn_replace(tx, "x", 1, d1, l1, &inserted, &m), NDB_OK, "%s", m.text);
     cr_assert_eq(inserted, 1);
     cr_assert_eq(ndb_doc_txn_commit(tx, &m), NDB_OK);
@@ -170,7 +170,7 @@ Test(txn, replace_delete_and_discard)
     cr_assert(strstr(before, "\"_id\":\"x\",\"_created_at\"") == before + 1, "%s", before);
     usleep(2000);
     /* replace keeps _created_at, refreshes _updated_at, follows the new field order, keeps the index exact */
-    cr_assert_eq(ndb_doc_txn_begin(t.db, "c", &tx, &m), NDB_OK);
+    cr_assert_eq(ndb_doc_txn_begin(t.db, "c", NULL, &tx, &m), NDB_OK);
     cr_assert_eq(ndb_doc_txn_replace(tx, "x", 1, bad, l3, NULL, &m), NDB_EINVAL);
     cr_assert(strstr(m.text, "_id differs") != NULL, "%s", m.text);
     cr_assert_eq(ndb_doc_txn_replace(tx, "x", 1, d2, l2, &inserted, &m), NDB_OK, "%s", m.text);
@@ -183,28 +183,28 @@ Test(txn, replace_delete_and_discard)
                  "%s vs %s", before, after);
     cr_assert_str_eq(strip_ts(after), "{\"_id\":\"x\",\"v\":\"two\",\"k\":2}");
     uint64_t cnt;
-    cr_assert_eq(ndb_doc_count(t.db, "c", kspec, kl, &cnt, &m), NDB_OK);
+    cr_assert_eq(ndb_doc_count(t.db, "c", kspec, kl, NULL, &cnt, &m), NDB_OK);
     cr_assert_eq(cnt, 0, "the old index entry is gone");
-    cr_assert_eq(ndb_doc_count(t.db, "c", NULL, 0, &cnt, &m), NDB_OK);
+    cr_assert_eq(ndb_doc_count(t.db, "c", NULL, 0, NULL, &cnt, &m), NDB_OK);
     cr_assert_eq(cnt, 1, "a replace does not count twice");
     /* the unique index holds across a replace */
-    cr_assert_eq(ndb_doc_txn_begin(t.db, "c", &tx, &m), NDB_OK);
+    cr_assert_eq(ndb_doc_txn_begin(t.db, "c", NULL, &tx, &m), NDB_OK);
     cr_assert_eq(ndb_doc_txn_replace(tx, "y", 1, d2, l2, NULL, &m), NDB_EEXIST);
     cr_assert_eq(ndb_doc_txn_end(tx, &m), NDB_OK);
     /* uncommitted work is discarded; delete of a missing id is NOT_FOUND */
-    cr_assert_eq(ndb_doc_txn_begin(t.db, "c", &tx, &m), NDB_OK);
+    cr_assert_eq(ndb_doc_txn_begin(t.db, "c", NULL, &tx, &m), NDB_OK);
     cr_assert_eq(ndb_doc_txn_delete(tx, "nope", 4, &m), NDB_ENOTFOUND);
     cr_assert_eq(ndb_doc_txn_delete(tx, "x", 1, &m), NDB_OK);
     cr_assert_eq(ndb_doc_txn_end(tx, &m), NDB_OK);
     char *still = get_json(t.db, "c", "x");
     cr_assert_not_null(still);
     free(still);
-    cr_assert_eq(ndb_doc_txn_begin(t.db, "c", &tx, &m), NDB_OK);
+    cr_assert_eq(ndb_doc_txn_begin(t.db, "c", NULL, &tx, &m), NDB_OK);
     cr_assert_eq(ndb_doc_txn_delete(tx, "x", 1, &m), NDB_OK);
     cr_assert_eq(ndb_doc_txn_commit(tx, &m), NDB_OK);
     cr_assert_eq(ndb_doc_txn_end(tx, &m), NDB_OK);
     cr_assert_null(get_json(t.db, "c", "x"));
-    cr_assert_eq(ndb_doc_count(t.db, "c", NULL, 0, &cnt, &m), NDB_OK);
+    cr_assert_eq(ndb_doc_count(t.db, "c", NULL, 0, NULL, &cnt, &m), NDB_OK);
     cr_assert_eq(cnt, 0);
     free(before);
     free(after);
@@ -223,7 +223,7 @@ Test(txn, reads_at_a_snapshot)
     cr_assert_eq(ins(&t, "c", "[{\"_id\":\"a\",\"n\":1},{\"_id\":\"b\",\"n\":2}]", &m), NDB_OK);
     ndb_kv_snapshot *snap;
     cr_assert_eq(ndb_kv_snapshot_acquire(t.kv, &snap), NDB_OK);
-    cr_assert_eq(ndb_doc_delete(t.db, "c", "a", 1, &m), NDB_OK);
+    cr_assert_eq(ndb_doc_delete(t.db, "c", "a", 1, NULL, &m), NDB_OK);
     void *d;
     size_t l;
     cr_assert_eq(ndb_doc_get_at(t.db, snap, "c", "a", 1, &d, &l, &m), NDB_OK);
@@ -261,7 +261,7 @@ static void *insert_one(void *p)
     size_t l;
     void *d = J(a->json, &l);
     const void *dp = d;
-    a->st = ndb_doc_insert(a->db, "c", &dp, &l, 1, NULL, &m);
+    a->st = ndb_doc_insert(a->db, "c", &dp, &l, 1, NULL, NULL, &m);
     free(d);
     return NULL;
 }
@@ -318,15 +318,15 @@ Test(txn, the_next_writer_appends_while_the_last_one_waits_for_its_fsync, .timeo
     cr_assert_eq(a1.st, NDB_OK);
     cr_assert_eq(a2.st, NDB_OK);
     uint64_t cnt = 0;
-    cr_assert_eq(ndb_doc_count(db, "c", NULL, 0, &cnt, &m), NDB_OK, "%s", m.text);
+    cr_assert_eq(ndb_doc_count(db, "c", NULL, 0, NULL, &cnt, &m), NDB_OK, "%s", m.text);
     cr_assert_eq(cnt, 2);
 
     /* a duplicate _id is still refused right after its first insert */
     size_t l;
     void *x = J("{\"_id\":\"x\"}", &l);
     const void *xp = x;
-    cr_assert_eq(ndb_doc_insert(db, "c", &xp, &l, 1, NULL, &m), NDB_OK, "%s", m.text);
-    cr_assert_eq(ndb_doc_insert(db, "c", &xp, &l, 1, NULL, &m), NDB_EEXIST);
+    cr_assert_eq(ndb_doc_insert(db, "c", &xp, &l, 1, NULL, NULL, &m), NDB_OK, "%s", m.text);
+    cr_assert_eq(ndb_doc_insert(db, "c", &xp, &l, 1, NULL, NULL, &m), NDB_EEXIST);
     free(x);
     ndb_doc_close(db);
     cr_assert_eq(ndb_kv_close(kv), NDB_OK);

@@ -50,7 +50,7 @@ static void setup(void)
         if (ndb_doc_from_json(json, strlen(json), &doc, &len, &msg) != NDB_OK)
             abort();
         const void *docs[1] = {doc};
-        if (ndb_doc_insert(db, "c", docs, &len, 1, NULL, &msg) != NDB_OK)
+        if (ndb_doc_insert(db, "c", docs, &len, 1, NULL, NULL, &msg) != NDB_OK)
             abort();
         free(doc);
     }
@@ -66,7 +66,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (ndb_doc_from_json((const char *)data, size, &pipe, &plen, &msg) != NDB_OK)
         return 0;
     ndb_doc_cursor *c = NULL;
-    if (ndb_doc_aggregate(db, "c", pipe, plen, &c, &msg) == NDB_OK) {
+    if (ndb_doc_aggregate(db, "c", pipe, plen, NULL, &c, &msg) == NDB_OK) {
         for (int i = 0; i < 2000; i++) {
             const void *doc = NULL;
             size_t len = 0;

@@ -292,7 +292,7 @@ static ndb_status random_write(tv *t, acks *a, int id, int version, ndb_errmsg *
     size_t l;
     void *d = tv_doc("{\"other\":1}", &l);
     const void *docs[1] = {d};
-    st = ndb_doc_insert(t->doc, "other", docs, &l, 1, NULL, m);
+    st = ndb_doc_insert(t->doc, "other", docs, &l, 1, NULL, NULL, m);
     free(d);
     return st;
 }

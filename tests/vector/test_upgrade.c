@@ -111,7 +111,7 @@ static void expect_converted(tv *t)
     }
     /* the document collection keeps the document without a vector; others are untouched */
     uint64_t cnt;
-    cr_assert_eq(ndb_doc_count(t->doc, "products", NULL, 0, &cnt, &m), NDB_OK);
+    cr_assert_eq(ndb_doc_count(t->doc, "products", NULL, 0, NULL, &cnt, &m), NDB_OK);
     cr_assert_eq(cnt, 1);
     void *d;
     size_t dl;

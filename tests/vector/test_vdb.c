@@ -380,14 +380,14 @@ Test(vdb, documents_and_vectors_are_separate_namespaces)
     size_t l;
     void *d = tv_doc("{\"name\":\"Laptop\",\"price\":999}", &l);
     const void *docs[1] = {d};
-    cr_assert_eq(ndb_doc_insert(t.doc, "products", docs, &l, 1, NULL, &m), NDB_OK, "%s", m.text);
+    cr_assert_eq(ndb_doc_insert(t.doc, "products", docs, &l, 1, NULL, NULL, &m), NDB_OK, "%s", m.text);
     free(d);
     cr_assert_eq(ndb_vec_create(t.vec, "products", 4, NDB_VEC_COSINE, &m), NDB_OK, "%s", m.text);
     float v[4] = {0.1f, 0.2f, 0.3f, 0.4f};
     cr_assert_eq(tv_insert(&t, "products", "{\"name\":\"Wireless Mouse\"}", v, 4, &m), NDB_OK);
     cr_assert_eq(tv_insert(&t, "products", "{\"name\":\"Keyboard\"}", v, 4, &m), NDB_OK);
     uint64_t cnt;
-    cr_assert_eq(ndb_doc_count(t.doc, "products", NULL, 0, &cnt, &m), NDB_OK);
+    cr_assert_eq(ndb_doc_count(t.doc, "products", NULL, 0, NULL, &cnt, &m), NDB_OK);
     cr_assert_eq(cnt, 1, "the vector collection's documents are not in the document collection");
     ndb_doc_coll_info *dl;
     size_t nd;
@@ -395,7 +395,7 @@ Test(vdb, documents_and_vectors_are_separate_namespaces)
     cr_assert_eq(nd, 1);
     free(dl);
     cr_assert_eq(ndb_vec_drop(t.vec, "products", &m), NDB_OK);
-    cr_assert_eq(ndb_doc_count(t.doc, "products", NULL, 0, &cnt, &m), NDB_OK);
+    cr_assert_eq(ndb_doc_count(t.doc, "products", NULL, 0, NULL, &cnt, &m), NDB_OK);
     cr_assert_eq(cnt, 1, "dropping the vector collection left the documents alone");
     cr_assert_eq(ndb_vec_create(t.vec, "products", 4, NDB_VEC_COSINE, &m), NDB_OK);
     cr_assert_eq(tv_insert(&t, "products", "{\"name\":\"Mouse\"}", v, 4, &m), NDB_OK);
@@ -581,6 +581,59 @@ Test(vdb, updates_and_deletes_are_reclaimed)
     cr_assert_eq(info.rows, 10);
     cr_assert_eq(tv_get(&t, "u", "u89", NULL, NULL, got, 4, &m), NDB_ENOTFOUND);
     cr_assert_eq(tv_get(&t, "u", "u90", NULL, NULL, got, 4, &m), NDB_OK);
+    tv_close(&t);
+    tv_rm(&t);
+}
+
+/* A search, a batch, a filtered search and an export stop when their
+ * interrupt fires (NDB_ETIMEDOUT for a passed deadline, NDB_ECANCELED for a
+ * cancelled call) and answer as before when it does not. */
+Test(vdb, searches_stop_at_their_interrupt)
+{
+    tv t;
+    tv_init(&t, 0);
+    tv_open(&t);
+    ndb_errmsg m = {{0}};
+    cr_assert_eq(ndb_vec_create(t.vec, "v", 8, NDB_VEC_DOT, &m), NDB_OK, "%s", m.text);
+    for (int i = 0; i < 300; i++) {
+        float v[8] = {(float)i, 1, 2, 3, 4, 5, 6, (float)(i % 7)};
+        char doc[64];
+        snprintf(doc, sizeof doc, "{\"_id\":\"d%03d\",\"i\":%d}", i, i);
+        cr_assert_eq(tv_insert(&t, "v", doc, v, 8, &m), NDB_OK, "%s", m.text);
+    }
+    float q[16] = {1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0};
+    size_t fl;
+    void *filter = tv_doc("{\"i\":{\"$gte\":0}}", &fl);
+    ndb_interrupt passed = {.deadline_ns = 0};
+    atomic_bool gone = true;
+    ndb_interrupt cancelled = {.deadline_ns = INT64_MAX, .cancelled = &gone};
+    ndb_vec_query qq = {.k = 5, .interrupt = &passed};
+    ndb_vec_result *r = NULL;
+    cr_assert_eq(ndb_vec_search(t.vec, "v", q, 8, &qq, &r, &m), NDB_ETIMEDOUT);
+    cr_assert(strstr(m.text, "vector search stopped") != NULL, "%s", m.text);
+    qq.interrupt = &cancelled;
+    cr_assert_eq(ndb_vec_search_batch(t.vec, "v", q, 2, 8, &qq, &r, &m), NDB_ECANCELED);
+    qq.filter = filter; /* the pre-filter's document scan stops too */
+    qq.filter_len = fl;
+    cr_assert_eq(ndb_vec_search(t.vec, "v", q, 8, &qq, &r, &m), NDB_ECANCELED);
+    ndb_vec_find_opts fo = {.interrupt = &cancelled};
+    ndb_vec_cursor *cur;
+    cr_assert_eq(ndb_vec_find(t.vec, "v", &fo, &cur, &m), NDB_OK, "%s", m.text);
+    ndb_status st = NDB_OK;
+    int seen = 0;
+    for (const void *d = q; st == NDB_OK && d != NULL; seen++) {
+        size_t dl;
+        const float *vec;
+        st = ndb_vec_cursor_next(cur, &d, &dl, &vec, &m);
+    }
+    cr_assert_eq(st, NDB_ECANCELED, "export: %d after %d documents", st, seen);
+    ndb_vec_cursor_free(cur);
+    gone = false; /* an interrupt that does not fire */
+    cr_assert_eq(ndb_vec_search(t.vec, "v", q, 8, &qq, &r, &m), NDB_OK, "%s", m.text);
+    cr_assert_eq(r->n, 5);
+    cr_assert_str_eq(r->hits[0].id, "d299");
+    ndb_vec_results_free(r, 1);
+    free(filter);
     tv_close(&t);
     tv_rm(&t);
 }
