@@ -29,7 +29,7 @@ typedef struct opt_def {
 
 static const opt_def opts[] = {
     STR_OPT("data-dir", "NEXADB_DATA_DIR", data_dir, "directory for all data (default ./nexadb_data)"),
-    STR_OPT("grpc-addr", "NEXADB_GRPC_ADDR", grpc_addr, "gRPC listen address host:port (default 0.0.0.0:6970)"),
+    STR_OPT("grpc-addr", "NEXADB_GRPC_ADDR", grpc_addr, "gRPC listen address host:port (default 127.0.0.1:6970)"),
     STR_OPT("http-addr", "NEXADB_HTTP_ADDR", http_addr, "HTTP/JSON listen address host:port (default 127.0.0.1:6969)"),
     STR_OPT("api-key", "NEXADB_API_KEY", api_key, "an API key with full access"),
     STR_OPT("api-key-file", "NEXADB_API_KEY_FILE", api_key_file,
@@ -58,8 +58,10 @@ static const opt_def opts[] = {
     BOOL_OPT("metrics-no-auth", "NEXADB_METRICS_NO_AUTH", metrics_no_auth,
              "serve GET /metrics without an API key (default: any valid key, ro included)"),
     STR_OPT("tls-cert", "NEXADB_TLS_CERT", tls_cert,
-            "PEM certificate chain: both ports speak TLS (default: none, plaintext with a warning)"),
+            "PEM certificate chain: both ports speak TLS (default: none: plaintext, on loopback only unless --plaintext)"),
     STR_OPT("tls-key", "NEXADB_TLS_KEY", tls_key, "PEM private key of --tls-cert"),
+    BOOL_OPT("plaintext", "NEXADB_PLAINTEXT", plaintext,
+             "without --tls-cert, listen in plaintext on addresses other than loopback too (logs a warning)"),
     STR_OPT("tls-client-ca", "NEXADB_TLS_CLIENT_CA", tls_client_ca,
             "PEM CA bundle: clients must present a certificate it signed (mTLS; default: none)"),
     NUM_OPT("keepalive-time", "NEXADB_KEEPALIVE_TIME", OPT_INT, keepalive_time_s, 1, 86400,
@@ -126,7 +128,7 @@ ndb_status svc_config_load(svc_config *cfg, int argc, char **argv, ndb_errmsg *m
 {
     memset(cfg, 0, sizeof *cfg);
     strcpy(cfg->data_dir, "./nexadb_data");
-    strcpy(cfg->grpc_addr, "0.0.0.0:6970");
+    strcpy(cfg->grpc_addr, "127.0.0.1:6970");
     strcpy(cfg->http_addr, "127.0.0.1:6969");
     strcpy(cfg->log_level, "info");
     cfg->shutdown_grace_s = 20;

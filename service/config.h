@@ -32,6 +32,7 @@ typedef struct svc_config {
     bool no_access_log;         /* no "call" line per call */
     char tls_cert[4096];        /* PEM certificate chain; empty: plaintext (with a warning) */
     char tls_key[4096];         /* PEM private key of tls_cert */
+    bool plaintext;             /* without TLS, non-loopback addresses are allowed too */
     char tls_client_ca[4096];   /* PEM CA bundle; set: clients must present a certificate it signed */
     int keepalive_time_s;       /* gRPC: ping a connection idle this long */
     int keepalive_timeout_s;    /* gRPC: close it when the ping is not answered in this time */

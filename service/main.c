@@ -3,6 +3,7 @@
  * starts the transports, opens the engines, serves until SIGTERM or SIGINT,
  * then drains and exits 0.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -31,6 +32,22 @@ void svc_app_set_state(svc_app *app, svc_state st)
     atomic_store(&app->state, st);
     if (app->on_state_change != NULL)
         app->on_state_change(app->on_state_arg);
+}
+
+/* Whether a listen address host:port can only be reached from this machine. */
+static bool is_loopback(const char *addr)
+{
+    const char *colon = strrchr(addr, ':');
+    size_t n = colon != NULL ? (size_t)(colon - addr) : strlen(addr);
+    if ((n == 9 && strncmp(addr, "localhost", 9) == 0) || (n == 5 && strncmp(addr, "[::1]", 5) == 0))
+        return true;
+    struct in_addr a;
+    char host[64];
+    if (n >= sizeof host)
+        return false;
+    memcpy(host, addr, n);
+    host[n] = '\0';
+    return inet_pton(AF_INET, host, &a) == 1 && (ntohl(a.s_addr) >> 24) == 127;
 }
 
 /* mkdir -p for the data directory. */
@@ -241,16 +258,29 @@ int main(int argc, char **argv)
     clock_gettime(CLOCK_MONOTONIC, &ts);
     app.started_at_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 
+    /* Plaintext where other machines can reach it only when asked for. */
+    if (cfg.tls_cert[0] == '\0' && !cfg.plaintext && !(is_loopback(cfg.grpc_addr) && is_loopback(cfg.http_addr))) {
+        ndb_errmsg_set(&msg, NDB_EINVAL,
+                       "no TLS certificate, and %s is reachable from other machines: set --tls-cert and "
+                       "--tls-key, or --plaintext (NEXADB_PLAINTEXT=true) to serve it in clear",
+                       is_loopback(cfg.grpc_addr) ? cfg.http_addr : cfg.grpc_addr);
+        return fail("refusing plaintext on a network address", NDB_EINVAL, &msg);
+    }
     if ((st = make_dirs(cfg.data_dir, &msg)) != NDB_OK || (st = lock_data_dir(cfg.data_dir, &msg)) != NDB_OK)
         return fail("cannot use the data directory", st, &msg);
     if ((st = svc_auth_load(&cfg, &app.auth, &msg)) != NDB_OK)
         return fail("cannot load API keys", st, &msg);
     if ((st = svc_tls_open(&cfg, &app.tls, &msg)) != NDB_OK)
         return fail("cannot load the TLS certificate", st, &msg);
-    if (app.tls == NULL)
-        SVC_LOG(SVC_LOG_WARN, "no TLS certificate configured: both ports speak plaintext, API keys and data travel in clear",
-                LOG_STR("fix", "set --tls-cert and --tls-key (NEXADB_TLS_CERT, NEXADB_TLS_KEY)"));
-    else
+    if (app.tls == NULL) {
+        if (is_loopback(cfg.grpc_addr) && is_loopback(cfg.http_addr))
+            SVC_LOG(SVC_LOG_INFO, "no TLS certificate configured: plaintext on loopback only",
+                    LOG_STR("grpc_addr", cfg.grpc_addr), LOG_STR("http_addr", cfg.http_addr));
+        else
+            SVC_LOG(SVC_LOG_WARN,
+                    "no TLS certificate configured: both ports speak plaintext, API keys and data travel in clear",
+                    LOG_STR("fix", "set --tls-cert and --tls-key (NEXADB_TLS_CERT, NEXADB_TLS_KEY)"));
+    } else
         SVC_LOG(SVC_LOG_INFO, "TLS on both ports", LOG_STR("cert", cfg.tls_cert),
                 LOG_BOOL("client_certificates_required", svc_tls_mutual(app.tls)));
     if ((st = svc_dispatch_init(&msg)) != NDB_OK)

@@ -128,9 +128,21 @@ def test_tls_flags_checked_at_start(tmp_path, certs):
         assert p.returncode != 0 and words in p.stderr, (args, p.stderr)
 
 
-def test_plaintext_without_cert_warns(server_factory):
-    s = server_factory().start()
-    assert any(r["msg"].startswith("no TLS certificate configured") and r["level"] == "warn" for r in s.lines)
+def test_plaintext_only_on_loopback_unless_asked_for(server_factory, tmp_path):
+    s = server_factory().start()  # 127.0.0.1: plaintext is fine, said at info level
+    assert any(r["msg"] == "no TLS certificate configured: plaintext on loopback only" and r["level"] == "info"
+               for r in s.lines)
+    for addrs in (["--grpc-addr", "0.0.0.0:0", "--http-addr", "127.0.0.1:0"],
+                  ["--grpc-addr", "127.0.0.1:0", "--http-addr", "0.0.0.0:0"]):
+        r = subprocess.run([server_binary(), "--data-dir", str(tmp_path / "refused"), *addrs],
+                           capture_output=True, text=True, timeout=20)
+        assert r.returncode == 1, r.stderr
+        assert "--plaintext" in r.stderr and "0.0.0.0:0" in r.stderr
+        assert not (tmp_path / "refused").exists()  # refused before touching the data directory
+    s = server_factory("asked", extra_args=["--grpc-addr", "0.0.0.0:0", "--plaintext"]).start()
+    assert any(r["msg"].startswith("no TLS certificate configured: both ports speak plaintext") and
+               r["level"] == "warn" for r in s.lines)
+    assert s.port
 
 
 def wait_log(s, msg, timeout=10):
