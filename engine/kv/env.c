@@ -617,10 +617,16 @@ static ndb_status ff_remove(kv_env *e, const char *path)
     return st;
 }
 
+/* A directory's fsync counts among the syncs and fails like a file's. */
 static ndb_status ff_sync_dir(kv_env *e, const char *dir)
 {
     kv_fault_env *fe = (kv_fault_env *)e;
-    return fe->inner->v->sync_dir(fe->inner, dir);
+    pthread_mutex_lock(&fe->mu);
+    uint64_t k = ++fe->syncs;
+    ndb_status st = fe->dead || (fe->fail_sync_at && k == fe->fail_sync_at) ? NDB_EIO
+                                                                            : fe->inner->v->sync_dir(fe->inner, dir);
+    pthread_mutex_unlock(&fe->mu);
+    return st;
 }
 static ndb_status ff_mkdir(kv_env *e, const char *dir)
 {

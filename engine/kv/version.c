@@ -835,15 +835,20 @@ ndb_status kv_vset_new_manifest(kv_vset *vs, ndb_errmsg *msg)
     if (st == NDB_OK) st = kv_wal_sync(w);
     free(buf);
     kv_edit_destroy(&snap);
-    if (st == NDB_OK) {
-        char cur[64];
-        int cl = snprintf(cur, sizeof cur, "MANIFEST-%06llu\n", (unsigned long long)num);
-        st = kv_env_write_file_atomic(vs->env, vs->dir, "CURRENT", cur, (size_t)cl);
-    }
     if (st != NDB_OK) {
         kv_wal_close(w);
         vs->env->v->remove(vs->env, path);
         return ndb_errmsg_set(msg, st, "writing manifest %s failed", path);
+    }
+    char cur[64];
+    int cl = snprintf(cur, sizeof cur, "MANIFEST-%06llu\n", (unsigned long long)num);
+    st = kv_env_write_file_atomic(vs->env, vs->dir, "CURRENT", cur, (size_t)cl);
+    if (st != NDB_OK) {
+        /* CURRENT may name the new manifest already (the rename happened and only the directory's
+         * fsync failed): keep the file. If CURRENT still names the old one, the next open deletes
+         * this one as a stray. */
+        kv_wal_close(w);
+        return ndb_errmsg_set(msg, st, "pointing CURRENT at manifest %s failed", path);
     }
     uint64_t old = vs->manifest_number;
     kv_wal_close(vs->manifest);

@@ -493,6 +493,41 @@ Test(fault, a_failed_fsync_anywhere_leaves_a_store_that_opens)
     }
 }
 
+/* An open writes a new manifest and points CURRENT at it (manifest fsync, CURRENT.tmp fsync,
+ * rename, directory fsync). Whichever of those fsyncs fails, the open fails cleanly and the next
+ * one finds every write: a failure after the rename must not delete the manifest CURRENT now
+ * names. */
+Test(fault, a_failed_fsync_while_switching_manifests_leaves_a_store_that_opens)
+{
+    char k[32], v[128];
+    ndb_kv_options o = opts(NDB_KV_SYNC);
+    ndb_kv *kv = open_or_die(dir, &o, NULL);
+    for (int i = 0; i < 500; i++) {
+        kv_key(k, i);
+        size_t vl = kv_val(v, i);
+        cr_assert_eq(ndb_kv_put(kv, k, strlen(k), v, vl), NDB_OK);
+    }
+    cr_assert_eq(ndb_kv_flush(kv), NDB_OK);
+    cr_assert_eq(ndb_kv_close(kv), NDB_OK);
+    int failed_opens = 0;
+    for (uint64_t n = 1; n <= 12; n++) {
+        kv_fault_env *fe = kv_env_fault_new(kv_env_posix());
+        ndb_kv_options fo = opts(NDB_KV_SYNC);
+        fo.env = kv_env_fault_env(fe);
+        kv_env_fault_fail_sync_after(fe, n);
+        ndb_errmsg msg = {{0}};
+        if (ndb_kv_open(dir, &fo, &kv, &msg) == NDB_OK)
+            ndb_kv_close(kv); /* the failed fsync came after the switch: closing may report it */
+        else
+            failed_opens++;
+        kv_env_fault_free(fe);
+        kv = open_or_die(dir, &o, NULL);
+        cr_assert_eq(check_prefix(kv, 500), 500, "fsync %llu of an open failed: writes lost", (unsigned long long)n);
+        cr_assert_eq(ndb_kv_close(kv), NDB_OK);
+    }
+    cr_assert_geq(failed_opens, 3, "the manifest switch's fsyncs were not among the failed ones");
+}
+
 /* ---- Health and resume after a full disk (ENOSPC) or a failed fsync (EIO). */
 
 /* A failed fsync (EIO) poisons for good: the page cache no longer says what
