@@ -117,10 +117,9 @@ def test_needs_a_key(server_factory):
     assert e.value.code() == grpc.StatusCode.UNAUTHENTICATED
 
 
-def test_open_streams_are_bounded_so_idle_ones_cannot_take_every_worker(server_factory, pb):
-    """A stream holds a worker while it waits for the client's next request: with --workers 4,
-    one may be open; a second is refused at once, and the worker pool keeps serving calls."""
-    s = server_factory(extra_args=["--workers", "4"]).start()
+def held_stream(server):
+    """A reflection stream left open after its first answer, as an idle client leaves it:
+    (channel, the stream's answers, an Event that lets the client finish)."""
     R = reflection_pb2.ServerReflectionRequest
     release = threading.Event()
 
@@ -128,12 +127,21 @@ def test_open_streams_are_bounded_so_idle_ones_cannot_take_every_worker(server_f
         yield R(list_services="")
         release.wait(20)
 
-    ch = grpc.insecure_channel(s.target)
-    call = ch.stream_stream("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
-                            request_serializer=R.SerializeToString,
-                            response_deserializer=reflection_pb2.ServerReflectionResponse.FromString)
-    first = call(held(), metadata=(("x-api-key", s.api_key),), timeout=30)
-    assert next(first).list_services_response.service  # the stream is open and answered
+    ch = grpc.insecure_channel(server.target)
+    answers = ch.stream_stream("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+                               request_serializer=R.SerializeToString,
+                               response_deserializer=reflection_pb2.ServerReflectionResponse.FromString)(
+        held(), metadata=(("x-api-key", server.api_key),), timeout=30)
+    assert next(answers).list_services_response.service  # the stream is open and answered
+    return ch, answers, release
+
+
+def test_open_streams_are_bounded_so_idle_ones_cannot_take_every_worker(server_factory, pb):
+    """A stream holds a worker while it waits for the client's next request: with --workers 4,
+    one may be open; a second is refused at once, and the worker pool keeps serving calls."""
+    s = server_factory(extra_args=["--workers", "4"]).start()
+    R = reflection_pb2.ServerReflectionRequest
+    ch, first, release = held_stream(s)
     with pytest.raises(grpc.RpcError) as e:
         _stream(s, "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo", [R(list_services="")])
     assert e.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED

@@ -1,15 +1,13 @@
 """google.rpc.Status details (issue 16): a BadRequest field violation for INVALID_ARGUMENT that
 names its field, RetryInfo when trying later may succeed; in the grpc-status-details-bin trailer
 and in REST error bodies (with Retry-After)."""
-import threading
-
 import grpc
 import pytest
 import requests
 from google.rpc import error_details_pb2, status_pb2
 from grpc_reflection.v1alpha import reflection_pb2
 
-from test_reflection import _stream
+from test_reflection import _stream, held_stream
 
 
 def status_of(err):
@@ -51,18 +49,7 @@ def test_grpc_bad_request_names_the_field(server_factory, pb):
 def test_grpc_retry_info_when_overloaded(server_factory):
     s = server_factory(extra_args=["--workers", "4"]).start()  # one reflection stream at a time
     R = reflection_pb2.ServerReflectionRequest
-    release = threading.Event()
-
-    def held():
-        yield R(list_services="")
-        release.wait(20)
-
-    ch = grpc.insecure_channel(s.target)
-    first = ch.stream_stream("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
-                             request_serializer=R.SerializeToString,
-                             response_deserializer=reflection_pb2.ServerReflectionResponse.FromString)(
-        held(), metadata=(("x-api-key", s.api_key),), timeout=30)
-    next(first)
+    ch, first, release = held_stream(s)
     with pytest.raises(grpc.RpcError) as e:
         _stream(s, "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo", [R(list_services="")])
     assert e.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
