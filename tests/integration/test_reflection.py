@@ -5,7 +5,6 @@ import json
 import os
 import subprocess
 import threading
-from pathlib import Path
 
 import grpc
 import pytest
