@@ -1,10 +1,13 @@
 #include "log.h"
 
 #include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
@@ -70,6 +73,121 @@ static void put_json_string(line *l, const char *s)
     put(l, "\"", 1);
 }
 
+/* ---- the writer: lines go out in order, batched by a thread of their own once started ---- */
+
+#define BATCH_BYTES ((size_t)1 << 20)
+
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t more, room; /* lines waiting; space freed */
+    char *fill, *spare;        /* callers append to fill; the thread writes spare */
+    size_t used;
+    bool running, stopping;
+    pthread_t thread;
+} wr = {.mu = PTHREAD_MUTEX_INITIALIZER, .more = PTHREAD_COND_INITIALIZER, .room = PTHREAD_COND_INITIALIZER};
+
+/* Every byte of p to stderr; a failing stderr is not worth retrying. */
+static void write_all(const char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(STDERR_FILENO, p, n);
+        if (w <= 0)
+            return;
+        p += w;
+        n -= (size_t)w;
+    }
+}
+
+static void *writer_main(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&wr.mu);
+    for (;;) {
+        while (wr.used == 0 && !wr.stopping)
+            pthread_cond_wait(&wr.more, &wr.mu);
+        if (wr.used == 0)
+            break; /* stopping, and everything is out */
+        char *batch = wr.fill;
+        size_t n = wr.used;
+        wr.fill = wr.spare;
+        wr.spare = batch;
+        wr.used = 0;
+        pthread_cond_broadcast(&wr.room);
+        pthread_mutex_unlock(&wr.mu);
+        write_all(batch, n); /* the next batch fills meanwhile; it goes out after this one */
+        pthread_mutex_lock(&wr.mu);
+    }
+    pthread_mutex_unlock(&wr.mu);
+    return NULL;
+}
+
+/* One whole line out: straight to stderr before the writer starts and after it stops, else
+ * appended to the batch (waiting for room when the writer falls a batch behind). */
+static void emit(const char *p, size_t n)
+{
+    pthread_mutex_lock(&wr.mu);
+    if (!wr.running) {
+        write_all(p, n); /* under mu: lines never interleave */
+        pthread_mutex_unlock(&wr.mu);
+        return;
+    }
+    while (wr.used + n > BATCH_BYTES && wr.running)
+        pthread_cond_wait(&wr.room, &wr.mu);
+    if (!wr.running) {
+        write_all(p, n);
+    } else {
+        if (wr.used == 0)
+            pthread_cond_signal(&wr.more);
+        memcpy(wr.fill + wr.used, p, n);
+        wr.used += n;
+    }
+    pthread_mutex_unlock(&wr.mu);
+}
+
+static void stop_writer(void)
+{
+    pthread_mutex_lock(&wr.mu);
+    if (!wr.running) {
+        pthread_mutex_unlock(&wr.mu);
+        return;
+    }
+    wr.stopping = true;
+    pthread_cond_signal(&wr.more);
+    pthread_mutex_unlock(&wr.mu);
+    pthread_join(wr.thread, NULL);
+    pthread_mutex_lock(&wr.mu);
+    wr.running = false;
+    pthread_cond_broadcast(&wr.room);
+    pthread_mutex_unlock(&wr.mu);
+}
+
+bool svc_log_start_writer(void)
+{
+    pthread_mutex_lock(&wr.mu);
+    bool ok = wr.running;
+    if (!ok) {
+        wr.fill = malloc(BATCH_BYTES);
+        wr.spare = malloc(BATCH_BYTES);
+        /* The thread takes no signals (SIGTERM is main's to wait for): it starts with all blocked. */
+        sigset_t all, old;
+        sigfillset(&all);
+        pthread_sigmask(SIG_BLOCK, &all, &old);
+        ok = wr.fill != NULL && wr.spare != NULL && pthread_create(&wr.thread, NULL, writer_main, NULL) == 0;
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        if (ok) {
+            wr.running = true;
+        } else {
+            free(wr.fill);
+            free(wr.spare);
+            wr.fill = wr.spare = NULL;
+        }
+    }
+    pthread_mutex_unlock(&wr.mu);
+    if (ok)
+        atexit(stop_writer); /* exit or a return from main: every line out first */
+    return ok;
+}
+
 static _Thread_local const char *bound_request;
 
 void svc_log_bind_request(const char *id)
@@ -108,9 +226,7 @@ void svc_log_fields(svc_log_level level, const char *msg, const log_field *field
     }
     l.buf[l.len++] = '}';
     l.buf[l.len++] = '\n';
-    /* One write per line; a short write to stderr is not worth retrying. */
-    ssize_t w = write(STDERR_FILENO, l.buf, l.len);
-    (void)w;
+    emit(l.buf, l.len);
 }
 
 void svc_request_id(char out[SVC_REQUEST_ID_CAP], const char *given, size_t len)

@@ -4,8 +4,11 @@
  *   SVC_LOG(SVC_LOG_INFO, "grpc listening", LOG_STR("addr", a), LOG_INT("port", p));
  *
  * Fields are typed so strings are always escaped. Lines below the configured
- * level cost one comparison. Thread safety: every call writes its line with a
- * single write(2), so lines from different threads never interleave.
+ * level cost one comparison. Thread safety: lines from different threads never
+ * interleave. Until svc_log_start_writer each line is one write(2); after it, a
+ * thread of the log's own writes them in order, many lines per write(2), so a
+ * call does not wait for stderr (a caller waits only when that thread is a
+ * whole 1 MiB batch behind); every line is out when the process exits.
  *
  * Calls: each gets a request id (the client's x-request-id when it is a sane
  * one, else a new one), returned to the client and carried by every line the
@@ -50,6 +53,10 @@ typedef struct log_field {
 
 extern svc_log_level svc_log_threshold;
 extern bool svc_log_calls; /* svc_log_access writes its line (--no-access-log clears it) */
+
+/* Starts the writer thread (once; false when it cannot, and lines keep going
+ * out one write each). Lines still queued are written at exit. */
+bool svc_log_start_writer(void);
 
 /* Parses "debug", "info", "warn" or "error"; returns -1 for anything else. */
 int svc_log_parse_level(const char *name);

@@ -235,6 +235,8 @@ int main(int argc, char **argv)
     }
     svc_log_threshold = (svc_log_level)svc_log_parse_level(cfg.log_level);
     svc_log_calls = !cfg.no_access_log;
+    if (!svc_log_start_writer())
+        SVC_LOG(SVC_LOG_WARN, "no log writer thread: each log line is written by its caller");
 
     /* gRPC's threads inherit this mask, so only sigwait below sees the signals. */
     sigset_t sigs;
