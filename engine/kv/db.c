@@ -884,15 +884,9 @@ static void remove_added(ndb_kv *kv, const kv_edit *e)
     }
 }
 
-/* Makes what the WAL replay found durable without the replayed segments:
- * mem (NULL: nothing left) to L0 tables added to e, then a fresh WAL
- * segment, then e logged with that segment as the log number (the replayed
- * ones become obsolete: the caller deletes them). On success the new segment
- * is the WAL; on failure it is removed, and so are the tables, and nothing
- * is installed (a failed log_and_apply removes the fresh manifest it wrote:
- * at open and while deferred_open no other manifest is open for appends).
- * mu held, released while the tables are written. */
-static ndb_status write_out_recovered(ndb_kv *kv, kv_mem *mem, kv_edit *e, ndb_errmsg *msg)
+/* db.h. A failed log_and_apply removes the fresh manifest it wrote: at open and while
+ * deferred_open no other manifest is open for appends. */
+ndb_status kv_write_out_recovered(ndb_kv *kv, kv_mem *mem, kv_edit *e, ndb_errmsg *msg)
 {
     if (mem != NULL && kv_mem_entries(mem) > 0) {
         pthread_mutex_unlock(&kv->mu);
@@ -931,7 +925,7 @@ static ndb_status write_out_recovered(ndb_kv *kv, kv_mem *mem, kv_edit *e, ndb_e
 }
 
 /* Removes files no version needs: old WALs and manifests, unreferenced tables, temporaries. */
-static void delete_obsolete(ndb_kv *kv)
+void kv_delete_obsolete(ndb_kv *kv)
 {
     char **names;
     size_t n;
@@ -967,103 +961,6 @@ static void delete_obsolete(ndb_kv *kv)
         }
     }
     kv_env_free_list(names, n);
-}
-
-/* ------------------------------------------------------------------ health and resume */
-
-void ndb_kv_health_get(ndb_kv *kv, ndb_kv_health *out)
-{
-    memset(out, 0, sizeof *out);
-    if (kv == NULL) return;
-    pthread_mutex_lock(&kv->mu);
-    out->poisoned = kv->poisoned;
-    if (kv->poisoned) {
-        out->cause = kv->bg_error;
-        out->recoverable = kv_poison_recoverable(kv);
-        memcpy(out->reason, kv->poison_msg.text, sizeof out->reason);
-    }
-    pthread_mutex_unlock(&kv->mu);
-}
-
-/* ndb_kv_resume after an open that could not write the replayed WAL out: does
- * it now, then starts a fresh memtable. wmu and mu held. */
-static ndb_status finish_open(ndb_kv *kv, ndb_errmsg *msg)
-{
-    kv_mem *nm = kv_mem_new(kv->arena_block, kv->mem_filter_bytes);
-    if (nm == NULL) return ndb_errmsg_set(msg, NDB_ENOMEM, "out of memory");
-    kv_edit e;
-    kv_edit_init(&e);
-    ndb_status st = write_out_recovered(kv, kv->mem, &e, msg);
-    kv_edit_destroy(&e);
-    if (st != NDB_OK) {
-        kv_mem_unref(nm);
-        return st;
-    }
-    kv_mem *old = kv->mem; /* on disk now; readers still holding it keep their reference */
-    kv->mem = nm;
-    kv_mem_unref(old);
-    kv->deferred_open = 0;
-    __atomic_add_fetch(&kv->version_gen, 1, __ATOMIC_RELEASE);
-    kv_segments_delete_below(kv, kv->wal_number);
-    return NDB_OK;
-}
-
-ndb_status ndb_kv_resume(ndb_kv *kv, ndb_errmsg *msg)
-{
-    ndb_errmsg local = {{0}};
-    if (msg == NULL) msg = &local; /* a failed step's text becomes the poison's */
-    if (kv == NULL) return ndb_errmsg_set(msg, NDB_EINVAL, "no handle");
-    /* A flush or compaction that began before the poison ends first (none
-     * begins while poisoned); waited for before taking wmu, so that writers
-     * meanwhile get NDB_EPOISONED at once instead of waiting too. Again if
-     * another resume lifted the poison meanwhile and it came back. */
-    for (;;) {
-        pthread_mutex_lock(&kv->mu);
-        while (kv->poisoned && (kv->flushing || kv->compacting)) pthread_cond_wait(&kv->bg_cv, &kv->mu);
-        pthread_mutex_unlock(&kv->mu);
-        pthread_mutex_lock(&kv->wmu);
-        pthread_mutex_lock(&kv->mu);
-        if (!kv->poisoned || !(kv->flushing || kv->compacting)) break;
-        pthread_mutex_unlock(&kv->mu);
-        pthread_mutex_unlock(&kv->wmu);
-    }
-    ndb_status st = NDB_OK;
-    if (!kv->poisoned) goto out;
-    if (!kv_poison_recoverable(kv)) {
-        st = ndb_errmsg_set(msg, NDB_EPOISONED, "%.200s: not retried; reopen to recover", kv->poison_msg.text);
-        goto out;
-    }
-    if (kv->deferred_open) {
-        st = finish_open(kv, msg);
-    } else {
-        /* a fresh manifest first: it needs space, and leaves nothing behind
-         * when there is none; the one in use may end in half a record */
-        uint64_t s = __atomic_load_n(&kv->last_seq, __ATOMIC_ACQUIRE);
-        if (s > kv->vs->last_seq) kv->vs->last_seq = s;
-        st = kv_vset_new_manifest(kv->vs, msg);
-        if (st == NDB_OK) st = kv_write_reopen_wal(kv, msg);
-    }
-    if (st != NDB_OK) {
-        char what[200];
-        snprintf(what, sizeof what, "resuming writes: %.170s", msg->text);
-        if (st != kv->bg_error)
-            kv_poison_again(kv, st, what); /* another cause now */
-        else
-            kv_poison(kv, st, what); /* the same: the first failure stays the reason */
-        goto out;
-    }
-    /* the tables a failed flush or compaction left: the manifest in use,
-     * written just now, does not name them (the previous one might have) */
-    delete_obsolete(kv);
-    ndb_errmsg_set(&kv->err, NDB_OK, "writes resumed after: %.200s", kv->poison_msg.text);
-    kv->bg_error = NDB_OK;
-    kv->poison_msg.text[0] = 0;
-    __atomic_store_n(&kv->poisoned, 0, __ATOMIC_RELAXED);
-    pthread_cond_broadcast(&kv->bg_cv);
-out:
-    pthread_mutex_unlock(&kv->mu);
-    pthread_mutex_unlock(&kv->wmu);
-    return st;
 }
 
 static void kv_free(ndb_kv *kv)
@@ -1169,8 +1066,8 @@ ndb_status ndb_kv_open_ex(const char *dir, const ndb_kv_options *opt, ndb_kv **o
     int opened = st == NDB_OK; /* the directory, its lock and its manifest */
     if (st == NDB_OK) st = recover_wal(kv, &e, info, msg, &rest);
     if (st == NDB_OK) {
-        pthread_mutex_lock(&kv->mu); /* no other thread yet: for write_out_recovered's contract */
-        st = write_out_recovered(kv, rest, &e, msg);
+        pthread_mutex_lock(&kv->mu); /* no other thread yet: for kv_write_out_recovered's contract */
+        st = kv_write_out_recovered(kv, rest, &e, msg);
         pthread_mutex_unlock(&kv->mu);
     }
     kv_mem_unref(rest);
@@ -1195,7 +1092,7 @@ ndb_status ndb_kv_open_ex(const char *dir, const ndb_kv_options *opt, ndb_kv **o
     } else if (st == NDB_OK) {
         kv->mem = kv_mem_new(kv->arena_block, kv->mem_filter_bytes);
         if (kv->mem == NULL) st = NDB_ENOMEM;
-        if (st == NDB_OK) delete_obsolete(kv);
+        if (st == NDB_OK) kv_delete_obsolete(kv);
     }
     if (st == NDB_OK) {
         if (pthread_create(&kv->flush_thr, NULL, flush_main, kv) != 0) st = NDB_ENOMEM;

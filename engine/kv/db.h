@@ -165,6 +165,16 @@ int kv_poison_recoverable(ndb_kv *kv);
 ndb_status kv_write_reopen_wal(ndb_kv *kv, ndb_errmsg *msg);
 /* Opens WAL segment *num (a new file number), its directory entry durable. mu held. */
 ndb_status kv_segment_new(ndb_kv *kv, kv_wal_writer **w, uint64_t *num);
+/* Makes what the WAL replay found durable without the replayed segments:
+ * mem (NULL: nothing left) to L0 tables added to e, then a fresh WAL segment,
+ * then e logged with that segment as the log number (the replayed ones become
+ * obsolete: the caller deletes them). On success the new segment is the WAL;
+ * on failure it is removed, and so are the tables, and nothing is installed.
+ * mu held, released while the tables are written. (db.c) */
+ndb_status kv_write_out_recovered(ndb_kv *kv, kv_mem *mem, kv_edit *e, ndb_errmsg *msg);
+/* Deletes the files of the directory the current version and manifest do not
+ * name: leftovers of failed flushes, compactions and manifest switches. (db.c) */
+void kv_delete_obsolete(ndb_kv *kv);
 /* Deletes WAL segments numbered below log_number. mu held. */
 void kv_segments_delete_below(ndb_kv *kv, uint64_t log_number);
 /* After recovery set last_seq and opened the WAL: starts the write path (and
