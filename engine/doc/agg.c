@@ -1,5 +1,5 @@
 /*
- * agg.c — aggregation pipelines: stages and accumulators.
+ * agg.c — aggregation pipelines: the stages.
  *
  * Stages pull documents from the stage before them (the first from a cursor
  * over the collection); streaming stages ($match $project $addFields/$set
@@ -9,7 +9,7 @@
  * $sort right after it) is pushed into the collection cursor, so the planner
  * can use an index.
  *
- * Expressions are expr.c.
+ * Expressions are expr.c, $group's accumulators accum.c.
  */
 #include <ctype.h>
 #include <math.h>
@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "doc_int.h"
+#include "accum.h"
 #include "expr.h"
 
 /* ---------------------------------------------------------------- stages */
@@ -26,24 +27,6 @@ typedef enum skind {
     S_MATCH, S_GROUP, S_SORT, S_LIMIT, S_SKIP, S_PROJECT, S_UNWIND, S_COUNT, S_ADDFIELDS,
     S_UNSET, S_LOOKUP,
 } skind;
-
-typedef enum aop { A_SUM, A_AVG, A_MIN, A_MAX, A_COUNT, A_PUSH, A_ADDTOSET, A_FIRST, A_LAST } aop;
-
-typedef struct accspec {
-    aop op;
-    const char *name;
-    size_t nlen;
-    expr ex;
-} accspec;
-
-typedef struct accst {
-    int64_t i;
-    double d;
-    bool dbl, has;
-    uint64_t n;
-    dbuf v;       /* min/max/first/last: one value; push/addToSet: concatenated values */
-    uint32_t cnt;
-} accst;
 
 typedef struct stage {
     skind kind;
@@ -119,10 +102,10 @@ static void stage_free(stage *s)
     expr_clear(&s->gid);
     for (size_t g = 0; s->gst && g < s->ngroups; g++)
         for (int a = 0; a < s->nacc; a++)
-            dbuf_free(&s->gst[g * (size_t)s->nacc + a].v);
+            accum_state_clear(&s->gst[g * (size_t)s->nacc + a]);
     free(s->gst);
     for (int a = 0; a < s->nacc; a++)
-        expr_clear(&s->accs[a].ex);
+        accum_clear(&s->accs[a]);
     free(s->accs);
     bmap_free(&s->groups);
     dbuf_free(&s->gkeys);
@@ -150,8 +133,6 @@ void agg_free(agg_state *a)
     free(a);
 }
 
-static bool keyis(const char *k, size_t kl, const char *s) { return kl == strlen(s) && memcmp(k, s, kl) == 0; }
-
 static ndb_status need_name(const char *k, size_t kl, const char *stage, ndb_errmsg *msg)
 {
     if (kl == 0 || k[0] == '$' || memchr(k, '.', kl))
@@ -178,44 +159,12 @@ static ndb_status compile_group(stage *s, const ndb_doc_val *v, ndb_errmsg *msg)
     const char *k;
     size_t kl;
     ndb_doc_val e;
-    static const struct {
-        const char *n;
-        aop op;
-    } names[] = {{"$sum", A_SUM},   {"$avg", A_AVG},     {"$min", A_MIN},
-                 {"$max", A_MAX},   {"$count", A_COUNT}, {"$push", A_PUSH},
-                 {"$addToSet", A_ADDTOSET}, {"$first", A_FIRST}, {"$last", A_LAST}};
     while (ndb_doc_iter_next(&it, &k, &kl, &e)) {
-        if (keyis(k, kl, "_id"))
+        if (key_is(k, kl, "_id"))
             continue;
         if ((st = need_name(k, kl, "$group", msg)) != NDB_OK)
             return st;
-        const char *ak;
-        size_t akl;
-        ndb_doc_val arg;
-        ndb_doc_iter ai;
-        ndb_doc_iter_init(&ai, &e);
-        if (e.type != NDB_DOC_OBJECT || e.u.c.count != 1 || !ndb_doc_iter_next(&ai, &ak, &akl, &arg))
-            return ndb_errmsg_set(msg, NDB_EINVAL,
-                                  "$group.%.*s must be an object with one accumulator", (int)kl, k);
-        size_t i;
-        for (i = 0; i < sizeof names / sizeof names[0]; i++)
-            if (keyis(ak, akl, names[i].n))
-                break;
-        if (i == sizeof names / sizeof names[0])
-            return ndb_errmsg_set(msg, NDB_EINVAL, "unknown accumulator %.*s at $group.%.*s",
-                                  (int)akl, ak, (int)kl, k);
-        accspec *a = &s->accs[s->nacc++];
-        a->op = names[i].op;
-        a->name = k;
-        a->nlen = kl;
-        if (a->op == A_COUNT) {
-            if (arg.type != NDB_DOC_OBJECT || arg.u.c.count != 0)
-                return ndb_errmsg_set(msg, NDB_EINVAL, "$count accumulator takes {}");
-            continue;
-        }
-        char where[96];
-        snprintf(where, sizeof where, "$group.%.*s", (int)(kl > 64 ? 64 : kl), k);
-        if ((st = expr_compile(&arg, where, &a->ex, 0, msg)) != NDB_OK)
+        if ((st = accum_compile(&s->accs[s->nacc++], k, kl, &e, msg)) != NDB_OK)
             return st;
     }
     return NDB_OK;
@@ -249,7 +198,7 @@ static ndb_status compile_project(stage *s, const ndb_doc_val *v, bool addfields
         bool flag = !addfields && (e.type == NDB_DOC_BOOL || val_is_num(&e));
         if (flag) {
             bool on = e.type == NDB_DOC_BOOL ? e.u.b : ndb_doc_num(&e) != 0;
-            if (keyis(k, kl, "_id"))
+            if (key_is(k, kl, "_id"))
                 s->id_excluded = !on;
             else
                 on ? inc++ : exc++;
@@ -313,13 +262,13 @@ static ndb_status compile_stage(agg_state *a, stage *s, const ndb_doc_val *sv, i
     ndb_status st = ndb_doc_builder_new(&s->out);
     if (st != NDB_OK)
         return st;
-    if (keyis(k, kl, "$match")) {
+    if (key_is(k, kl, "$match")) {
         s->kind = S_MATCH;
         char where[32];
         snprintf(where, sizeof where, "pipeline.%d.$match", idx);
         return flt_compile_val(&v, where, &s->flt, msg);
     }
-    if (keyis(k, kl, "$limit") || keyis(k, kl, "$skip")) {
+    if (key_is(k, kl, "$limit") || key_is(k, kl, "$skip")) {
         s->kind = k[1] == 'l' ? S_LIMIT : S_SKIP;
         if (v.type != NDB_DOC_INT || v.u.i < 0 || (s->kind == S_LIMIT && v.u.i == 0))
             return ndb_errmsg_set(msg, NDB_EINVAL, "%.*s needs a %s integer", (int)kl, k,
@@ -327,25 +276,25 @@ static ndb_status compile_stage(agg_state *a, stage *s, const ndb_doc_val *sv, i
         s->n = (uint64_t)v.u.i;
         return NDB_OK;
     }
-    if (keyis(k, kl, "$sort")) {
+    if (key_is(k, kl, "$sort")) {
         s->kind = S_SORT;
         if ((v.type == NDB_DOC_OBJECT || v.type == NDB_DOC_ARRAY) && v.u.c.count == 0)
             return ndb_errmsg_set(msg, NDB_EINVAL, "$sort needs at least one key");
         return srt_compile(&v, &s->sort, msg);
     }
-    if (keyis(k, kl, "$group")) {
+    if (key_is(k, kl, "$group")) {
         s->kind = S_GROUP;
         return compile_group(s, &v, msg);
     }
-    if (keyis(k, kl, "$project")) {
+    if (key_is(k, kl, "$project")) {
         s->kind = S_PROJECT;
         return compile_project(s, &v, false, msg);
     }
-    if (keyis(k, kl, "$addFields") || keyis(k, kl, "$set")) {
+    if (key_is(k, kl, "$addFields") || key_is(k, kl, "$set")) {
         s->kind = S_ADDFIELDS;
         return compile_project(s, &v, true, msg);
     }
-    if (keyis(k, kl, "$unset")) {
+    if (key_is(k, kl, "$unset")) {
         s->kind = S_UNSET;
         ndb_doc_builder *sb;
         if (ndb_doc_builder_new(&sb) != NDB_OK)
@@ -383,7 +332,7 @@ static ndb_status compile_stage(agg_state *a, stage *s, const ndb_doc_val *sv, i
         ndb_doc_root(s->spec.data, s->spec.len, &pv);
         return prj_compile(&pv, &s->prj, msg);
     }
-    if (keyis(k, kl, "$unwind")) {
+    if (key_is(k, kl, "$unwind")) {
         s->kind = S_UNWIND;
         ndb_doc_val pv = v;
         if (v.type == NDB_DOC_OBJECT) {
@@ -404,7 +353,7 @@ static ndb_status compile_stage(agg_state *a, stage *s, const ndb_doc_val *sv, i
             return ndb_errmsg_set(msg, NDB_EINVAL, "$unwind path must be a \"$field\" path");
         return NDB_OK;
     }
-    if (keyis(k, kl, "$count")) {
+    if (key_is(k, kl, "$count")) {
         s->kind = S_COUNT;
         if (v.type != NDB_DOC_STRING || need_name(v.u.s.ptr, v.u.s.len, "$count", NULL) != NDB_OK)
             return ndb_errmsg_set(msg, NDB_EINVAL, "$count needs a field name");
@@ -412,7 +361,7 @@ static ndb_status compile_stage(agg_state *a, stage *s, const ndb_doc_val *sv, i
         s->cntlen = v.u.s.len;
         return NDB_OK;
     }
-    if (keyis(k, kl, "$lookup")) {
+    if (key_is(k, kl, "$lookup")) {
         s->kind = S_LOOKUP;
         ndb_doc_val f, l, ff, as;
         if (v.type != NDB_DOC_OBJECT || ndb_doc_get_field(&v, "from", 4, &f) != NDB_OK ||
@@ -472,118 +421,6 @@ static int emit(stage *s, const uint8_t **d, size_t *dl, ndb_errmsg *msg)
     return 1;
 }
 
-static void acc_add(const accspec *as, accst *st, const ndb_doc_val *v, int have, size_t *mem)
-{
-    switch (as->op) {
-    case A_COUNT:
-        st->n++;
-        return;
-    case A_SUM:
-    case A_AVG:
-        if (!have || !val_is_num(v))
-            return;
-        st->n++;
-        if (!st->dbl && v->type == NDB_DOC_INT && !__builtin_add_overflow(st->i, v->u.i, &st->i))
-            return;
-        if (!st->dbl) {
-            st->d = (double)st->i;
-            st->dbl = true;
-        }
-        st->d += ndb_doc_num(v);
-        return;
-    case A_MIN:
-    case A_MAX:
-        if (!have || v->type == NDB_DOC_NULL)
-            return;
-        if (st->has) {
-            ndb_doc_val cur;
-            cod_read(st->v.data, st->v.data + st->v.len, &cur);
-            int r = ndb_doc_compare(v, &cur);
-            if (as->op == A_MIN ? r >= 0 : r <= 0)
-                return;
-        }
-        *mem -= st->v.cap;
-        st->v.len = 0;
-        dbuf_put(&st->v, v->raw, v->raw_len);
-        *mem += st->v.cap;
-        st->has = true;
-        return;
-    case A_FIRST:
-        if (st->has)
-            return;
-        /* fall through */
-    case A_LAST:
-        *mem -= st->v.cap;
-        st->v.len = 0;
-        if (have)
-            dbuf_put(&st->v, v->raw, v->raw_len);
-        *mem += st->v.cap;
-        st->has = true;
-        return;
-    case A_ADDTOSET:
-        if (!have)
-            return;
-        {
-            const uint8_t *p = st->v.data, *end = st->v.data + st->v.len;
-            ndb_doc_val e;
-            while (p && p < end) {
-                p = cod_read(p, end, &e);
-                if (p && val_equal(&e, v))
-                    return;
-            }
-        }
-        /* fall through */
-    case A_PUSH:
-        if (!have)
-            return;
-        *mem -= st->v.cap;
-        dbuf_put(&st->v, v->raw, v->raw_len);
-        *mem += st->v.cap;
-        st->cnt++;
-        return;
-    }
-}
-
-static void acc_out(const accspec *as, const accst *st, ndb_doc_builder *b)
-{
-    ndb_doc_val v;
-    switch (as->op) {
-    case A_COUNT:
-        ndb_doc_int(b, (int64_t)st->n);
-        return;
-    case A_SUM:
-        if (st->dbl)
-            ndb_doc_double(b, st->d);
-        else
-            ndb_doc_int(b, st->i);
-        return;
-    case A_AVG:
-        if (st->n == 0)
-            ndb_doc_null(b);
-        else
-            ndb_doc_double(b, (st->dbl ? st->d : (double)st->i) / (double)st->n);
-        return;
-    case A_MIN: case A_MAX: case A_FIRST: case A_LAST:
-        if (st->v.len && cod_read(st->v.data, st->v.data + st->v.len, &v))
-            ndb_doc_value(b, &v);
-        else
-            ndb_doc_null(b);
-        return;
-    case A_PUSH: case A_ADDTOSET: {
-        ndb_doc_begin_array(b);
-        /* v.data is NULL when nothing was pushed: no NULL + 0 */
-        const uint8_t *p = st->v.data, *end = p != NULL ? p + st->v.len : NULL;
-        while (p && p < end) {
-            p = cod_read(p, end, &v);
-            if (p)
-                ndb_doc_value(b, &v);
-        }
-        ndb_doc_end_array(b);
-        return;
-    }
-    }
-}
-
 static ndb_status group_drain(ndb_doc_cursor *c, int i, stage *s, ndb_errmsg *msg)
 {
     size_t limit = c->db->opt.agg_mem_bytes;
@@ -628,15 +465,9 @@ static ndb_status group_drain(ndb_doc_cursor *c, int i, stage *s, ndb_errmsg *ms
             s->mem_used = bmap_bytes(&s->groups) + s->gkeys.cap + s->gcap * (size_t)s->nacc * sizeof(accst);
         }
         for (int a = 0; a < s->nacc; a++) {
-            accspec *as = &s->accs[a];
-            ndb_doc_val v;
-            int have = 1;
-            if (as->op != A_COUNT) {
-                have = expr_eval(&as->ex, &root, &v, msg);
-                if (have < 0)
-                    return (ndb_status)have;
-            }
-            acc_add(as, &s->gst[g * (size_t)s->nacc + a], &v, have, &s->mem_used);
+            int r = accum_add(&s->accs[a], &s->gst[g * (size_t)s->nacc + a], &root, &s->mem_used, msg);
+            if (r < 0)
+                return (ndb_status)r;
         }
         if (s->mem_used > limit)
             return ndb_errmsg_set(msg, NDB_ELIMIT,
@@ -891,7 +722,7 @@ static int pull(ndb_doc_cursor *c, int i, const uint8_t **d, size_t *dl, ndb_err
                 ndb_doc_value(b, &k);
                 for (int x = 0; x < s->nacc; x++) {
                     ndb_doc_key(b, s->accs[x].name, s->accs[x].nlen);
-                    acc_out(&s->accs[x], &s->gst[g * (size_t)s->nacc + x], b);
+                    accum_out(&s->accs[x], &s->gst[g * (size_t)s->nacc + x], b);
                 }
                 ndb_doc_end_object(b);
                 return emit(s, d, dl, msg);
@@ -950,7 +781,7 @@ static int pull(ndb_doc_cursor *c, int i, const uint8_t **d, size_t *dl, ndb_err
                 if (!s->id_excluded && ndb_doc_get_field(&root, "_id", 3, &idv) == NDB_OK) {
                     bool computed = false;
                     for (int x = 0; x < s->ncomp; x++)
-                        computed |= keyis(s->cname[x], s->cnlen[x], "_id");
+                        computed |= key_is(s->cname[x], s->cnlen[x], "_id");
                     if (!computed) {
                         ndb_doc_key(b, "_id", 3);
                         ndb_doc_value(b, &idv);

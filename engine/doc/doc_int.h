@@ -47,6 +47,9 @@ static inline bool dbuf_put(dbuf *b, const void *p, size_t n)
     return true;
 }
 static inline bool dbuf_byte(dbuf *b, uint8_t c) { return dbuf_put(b, &c, 1); }
+
+/* Whether the kl bytes at k are the C string s (an operator or field name). */
+static inline bool key_is(const char *k, size_t kl, const char *s) { return kl == strlen(s) && memcmp(k, s, kl) == 0; }
 bool dbuf_varint(dbuf *b, uint64_t v);
 void dbuf_free(dbuf *b);
 
