@@ -93,17 +93,23 @@ static int check_prefix(ndb_kv *kv, int n)
 
 #define NREC 50
 
+/* Puts keys 0..n-1 (kv_key, kv_val), each acknowledged. */
+static void put_first(ndb_kv *kv, int n)
+{
+    char k[32], v[128];
+    for (int i = 0; i < n; i++) {
+        kv_key(k, i);
+        size_t vl = kv_val(v, i);
+        cr_assert_eq(ndb_kv_put(kv, k, strlen(k), v, vl), NDB_OK);
+    }
+}
+
 static void make_wal_db(char *pristine, char *wal, size_t n)
 {
     ndb_kv_options o = opts(NDB_KV_NONE);
     o.memtable_bytes = 1 << 20;
     ndb_kv *kv = open_or_die(pristine, &o, NULL);
-    char k[32], v[128];
-    for (int i = 0; i < NREC; i++) {
-        kv_key(k, i);
-        size_t vl = kv_val(v, i);
-        cr_assert_eq(ndb_kv_put(kv, k, strlen(k), v, vl), NDB_OK);
-    }
+    put_first(kv, NREC);
     cr_assert_eq(ndb_kv_close(kv), NDB_OK);
     find_file(pristine, "wal", wal, n);
     cr_assert(wal[0]);
@@ -176,12 +182,8 @@ Test(fault, corrupt_sstable_block_gives_ecorrupt)
     o.memtable_bytes = 1 << 20;
     o.block_cache_bytes = 0; /* every read goes to the file */
     ndb_kv *kv = open_or_die(dir, &o, NULL);
-    char k[32], v[128];
-    for (int i = 0; i < 2000; i++) {
-        kv_key(k, i);
-        size_t vl = kv_val(v, i);
-        cr_assert_eq(ndb_kv_put(kv, k, strlen(k), v, vl), NDB_OK);
-    }
+    char k[32];
+    put_first(kv, 2000);
     cr_assert_eq(ndb_kv_flush(kv), NDB_OK);
     cr_assert_eq(ndb_kv_close(kv), NDB_OK);
     char sst[4400];
@@ -215,12 +217,8 @@ static void poison_case(int fail_sync)
     ndb_kv_options o = opts(NDB_KV_SYNC);
     o.env = kv_env_fault_env(fe);
     ndb_kv *kv = open_or_die(dir, &o, NULL);
-    char k[32], v[128];
-    for (int i = 0; i < 100; i++) {
-        kv_key(k, i);
-        size_t vl = kv_val(v, i);
-        cr_assert_eq(ndb_kv_put(kv, k, strlen(k), v, vl), NDB_OK);
-    }
+    char k[32];
+    put_first(kv, 100);
     if (fail_sync)
         kv_env_fault_fail_sync_after(fe, 1);
     else
@@ -317,12 +315,7 @@ Test(fault, corrupt_current_or_manifest_fails_open_cleanly)
     char db[4200];
     snprintf(db, sizeof db, "%s/db", dir);
     ndb_kv *kv = open_or_die(db, &o, NULL);
-    char k[32], v[128];
-    for (int i = 0; i < 500; i++) {
-        kv_key(k, i);
-        size_t vl = kv_val(v, i);
-        cr_assert_eq(ndb_kv_put(kv, k, strlen(k), v, vl), NDB_OK);
-    }
+    put_first(kv, 500);
     cr_assert_eq(ndb_kv_flush(kv), NDB_OK);
     cr_assert_eq(ndb_kv_close(kv), NDB_OK);
     char work[4200], man[8800], cur[4400];
@@ -499,14 +492,9 @@ Test(fault, a_failed_fsync_anywhere_leaves_a_store_that_opens)
  * names. */
 Test(fault, a_failed_fsync_while_switching_manifests_leaves_a_store_that_opens)
 {
-    char k[32], v[128];
     ndb_kv_options o = opts(NDB_KV_SYNC);
     ndb_kv *kv = open_or_die(dir, &o, NULL);
-    for (int i = 0; i < 500; i++) {
-        kv_key(k, i);
-        size_t vl = kv_val(v, i);
-        cr_assert_eq(ndb_kv_put(kv, k, strlen(k), v, vl), NDB_OK);
-    }
+    put_first(kv, 500);
     cr_assert_eq(ndb_kv_flush(kv), NDB_OK);
     cr_assert_eq(ndb_kv_close(kv), NDB_OK);
     int failed_opens = 0;
