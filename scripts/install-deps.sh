@@ -18,7 +18,7 @@ build_debs=(
   libprotobuf-dev protobuf-compiler grpc-proto
   golang-github-grpc-ecosystem-grpc-gateway-dev
   libsimde-dev liblz4-dev libzstd-dev
-  libjansson-dev libpcre2-dev libmicrohttpd-dev libgnutls28-dev
+  libjansson-dev libpcre2-dev libmicrohttpd-dev libgnutls28-dev libbson-dev libssl-dev
   help2man
 )
 case "$mode" in

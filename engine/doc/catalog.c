@@ -118,7 +118,7 @@ void ndb_doc_options_init(ndb_doc_options *opt)
 /* ------------------------------------------------------------- metadata */
 
 /* {"prefix":n,"indexes":[{"name":s,"prefix":n,"fields":[{"f":path,"d":1|-1}],
- *   "unique":b,"multikey":b}]}, then for a collection made by a layer above
+ *   "unique":b,"multikey":b,"kv":n}]} (kv: the key encoding's version), then for a collection made by a layer above
  *   "ext_prefixes":[n,...] and "ext":{...} (ndb_doc_ext). */
 static ndb_status meta_encode(const coll *c, const idx_set *s, ndb_doc_builder *b)
 {
@@ -162,6 +162,8 @@ static ndb_status meta_encode(const coll *c, const idx_set *s, ndb_doc_builder *
         ndb_doc_bool(b, d->unique);
         ndb_doc_key(b, "multikey", 8);
         ndb_doc_bool(b, d->multikey);
+        ndb_doc_key(b, "kv", 2);
+        ndb_doc_int(b, d->kver);
         ndb_doc_end_object(b);
     }
     ndb_doc_end_array(b);
@@ -263,6 +265,10 @@ static ndb_status meta_decode(const void *bytes, size_t len, coll *c, idx_set **
         }
         d->unique = get_bool(&e, "unique");
         d->multikey = get_bool(&e, "multikey");
+        int64_t kv = 1; /* written before "kv" existed: version 1 */
+        if (ndb_doc_get_field(&e, "kv", 2, &fe) == NDB_OK && (!get_int(&e, "kv", &kv) || kv < 1 || kv > KENC_VERSION))
+            goto bad;
+        d->kver = (int)kv;
         if (!idx_def_finish(d))
             goto bad;
         s->n++;
@@ -627,11 +633,14 @@ ndb_status ndb_doc_open(ndb_kv *kv, const ndb_doc_options *opt, ndb_doc_db **out
     }
     if (st == NDB_OK)
         st = db_load(db, msg);
+    if (st == NDB_OK) {
+        ndb_kv_set_partition(kv, key_partition);
+        st = ix_upgrade(db, msg);
+    }
     if (st != NDB_OK) {
         ndb_doc_close(db);
         return st;
     }
-    ndb_kv_set_partition(kv, key_partition);
     *out = db;
     return NDB_OK;
 }
@@ -645,6 +654,8 @@ ndb_status ndb_doc_open_ns(ndb_doc_db *parent, ndb_doc_ns ns, ndb_doc_db **out, 
         return NDB_ENOMEM;
     db->px = parent->px;
     ndb_status st = db_load(db, msg);
+    if (st == NDB_OK)
+        st = ix_upgrade(db, msg);
     if (st != NDB_OK) {
         ndb_doc_close(db);
         return st;

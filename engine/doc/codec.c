@@ -90,6 +90,28 @@ const uint8_t *cod_read(const uint8_t *p, const uint8_t *end, ndb_doc_val *out)
         p += 8;
         break;
     }
+    case TAG_DATE: {
+        if (end - p < 8)
+            return NULL;
+        out->u.i = (int64_t)rd64(p);
+        out->type = NDB_DOC_DATE;
+        p += 8;
+        break;
+    }
+    case TAG_BINARY: {
+        uint64_t n;
+        if (p >= end)
+            return NULL;
+        out->u.bin.subtype = *p++;
+        p = varint_get(p, end, &n, 5);
+        if (p == NULL || n > (uint64_t)(end - p))
+            return NULL;
+        out->type = NDB_DOC_BINARY;
+        out->u.bin.ptr = p;
+        out->u.bin.len = (size_t)n;
+        p += n;
+        break;
+    }
     case TAG_STRING: {
         uint64_t n;
         p = varint_get(p, end, &n, 5);
@@ -211,7 +233,7 @@ ndb_status ndb_doc_get_field(const ndb_doc_val *obj, const char *key, size_t kle
             return NDB_ECORRUPT;
         switch (*p) {
         case TAG_NULL: case TAG_FALSE: case TAG_TRUE: p++; break;
-        case TAG_DOUBLE: p += 9; break;
+        case TAG_DOUBLE: case TAG_DATE: p += 9; break;
         case TAG_INT:
             p++;
             while (p < end && (*p & 0x80))
@@ -392,11 +414,6 @@ static ndb_status val_check(const ndb_doc_val *v, const uint8_t *base, int depth
                                   (size_t)(v->raw - base));
         if (v->u.d == floor(v->u.d) && fabs(v->u.d) <= (double)DOC_INT_MAX)
             return ndb_errmsg_set(msg, NDB_ECORRUPT, "integral double at offset %zu",
-                                  (size_t)(v->raw - base));
-        return NDB_OK;
-    case NDB_DOC_INT:
-        if (v->u.i > DOC_INT_MAX || v->u.i < -DOC_INT_MAX)
-            return ndb_errmsg_set(msg, NDB_ECORRUPT, "integer out of range at offset %zu",
                                   (size_t)(v->raw - base));
         return NDB_OK;
     case NDB_DOC_STRING:
@@ -634,17 +651,35 @@ ndb_status ndb_doc_int(ndb_doc_builder *b, int64_t v)
     ndb_status st = b_value(b);
     if (st != NDB_OK)
         return st;
-    if (v > DOC_INT_MAX || v < -DOC_INT_MAX) {
-        double d = (double)v; /* rounds; may land on +-2^53, which is an int */
-        if (fabs(d) <= (double)DOC_INT_MAX)
-            v = (int64_t)d;
-        else
-            put_double(&b->buf, d);
-    }
-    if (v <= DOC_INT_MAX && v >= -DOC_INT_MAX) {
-        dbuf_byte(&b->buf, TAG_INT);
-        dbuf_varint(&b->buf, zigzag(v));
-    }
+    dbuf_byte(&b->buf, TAG_INT);
+    dbuf_varint(&b->buf, zigzag(v));
+    return b_after(b);
+}
+
+ndb_status ndb_doc_date(ndb_doc_builder *b, int64_t ms)
+{
+    ndb_status st = b_value(b);
+    if (st != NDB_OK)
+        return st;
+    uint8_t tmp[9];
+    tmp[0] = TAG_DATE;
+    wr32(tmp + 1, (uint32_t)(uint64_t)ms);
+    wr32(tmp + 5, (uint32_t)((uint64_t)ms >> 32));
+    dbuf_put(&b->buf, tmp, 9);
+    return b_after(b);
+}
+
+ndb_status ndb_doc_binary(ndb_doc_builder *b, uint8_t subtype, const void *p, size_t len)
+{
+    ndb_status st = b_value(b);
+    if (st != NDB_OK)
+        return st;
+    if (len > b->limit)
+        return b->err = NDB_ETOOBIG;
+    dbuf_byte(&b->buf, TAG_BINARY);
+    dbuf_byte(&b->buf, subtype);
+    dbuf_varint(&b->buf, len);
+    dbuf_put(&b->buf, p, len);
     return b_after(b);
 }
 

@@ -26,7 +26,10 @@ enum {
     TAG_STRING = 0x06,
     TAG_ARRAY = 0x07,
     TAG_OBJECT = 0x08,
+    TAG_DATE = 0x09,
+    TAG_BINARY = 0x0A,
 };
+/* Doubles integral within +-DOC_INT_MAX are stored as TAG_INT (FORMAT.md). */
 #define DOC_INT_MAX ((int64_t)1 << 53)
 
 /* ---- a growable byte buffer. Owner frees data with free(). */
@@ -96,7 +99,7 @@ static inline bool val_is_num(const ndb_doc_val *v)
     return v->type == NDB_DOC_INT || v->type == NDB_DOC_DOUBLE;
 }
 /* Canonical type order rank (MongoDB's): missing/null 1, numbers 2, string 3,
- * object 4, array 5, bool 6. */
+ * object 4, array 5, binary 6, bool 7, date 8. */
 int val_rank(ndb_doc_type t);
 /* Equality used by $eq/$in/$addToSet/$group keys: numbers numerically. */
 bool val_equal(const ndb_doc_val *a, const ndb_doc_val *b);
@@ -105,7 +108,7 @@ int val_numcmp(const ndb_doc_val *a, const ndb_doc_val *b);
 /* Hash consistent with val_equal. */
 uint64_t val_hash(const ndb_doc_val *v);
 /* Appends v to the builder normalised so that val_equal values encode equal
- * (integral doubles become ints, -0 becomes 0). */
+ * (a double equal to a 64-bit integer becomes that integer). */
 ndb_status val_emit_norm(ndb_doc_builder *b, const ndb_doc_val *v);
 
 /* Order-preserving key encoding (FORMAT.md "Index keys"): memcmp order of the
@@ -113,7 +116,12 @@ ndb_status val_emit_norm(ndb_doc_builder *b, const ndb_doc_val *v);
 bool kenc_value(dbuf *out, const ndb_doc_val *v, bool desc);
 bool kenc_null(dbuf *out, bool desc);
 /* Key-encoding type-bracket bounds: the first byte of every number key, etc. */
-enum { KT_NULL = 0x05, KT_NUM = 0x10, KT_STR = 0x20, KT_OBJ = 0x30, KT_ARR = 0x40, KT_BOOL = 0x50 };
+enum {
+    KT_NULL = 0x05, KT_NUM = 0x10, KT_STR = 0x20, KT_OBJ = 0x30, KT_ARR = 0x40, KT_BIN = 0x48,
+    KT_BOOL = 0x50, KT_DATE = 0x60
+};
+/* The index key encoding's version (FORMAT.md); older indexes are rebuilt at open. */
+#define KENC_VERSION 2
 /* Skips one key-encoded value (ascending or descending); NULL on bad bytes. */
 const uint8_t *kenc_skip(const uint8_t *p, const uint8_t *end, bool desc);
 
@@ -146,6 +154,21 @@ void val_make_null(ndb_doc_val *v, uint8_t *store);
 
 /* JSON writer of one value (used by ndb_doc_to_json and error messages). */
 bool json_write_val(dbuf *out, const ndb_doc_val *v, int depth);
+
+/* ---- dates (date.c): milliseconds since the Unix epoch, UTC */
+typedef struct date_parts {
+    int64_t year;
+    int month, day, hour, minute, second, ms; /* month 1..12, day 1..31 */
+    int wday;                                 /* 0 Sunday .. 6 Saturday */
+    int yday;                                 /* 0..365 */
+} date_parts;
+#define DATE_ISO_MAX 40
+void date_civil(int64_t ms, date_parts *out);
+/* "YYYY-MM-DDTHH:MM:SS.mmmZ"; its length, 0 if it did not fit. */
+size_t date_format_iso(int64_t ms, char out[DATE_ISO_MAX]);
+/* ISO-8601: a date, or a date-time with Z or a +-HH:MM offset, seconds and
+ * fractions optional (fractions beyond milliseconds truncated). */
+bool date_parse_iso(const char *s, size_t n, int64_t *ms);
 /* A short printable rendering of a value for messages ("{...}" beyond n). */
 void val_brief(const ndb_doc_val *v, char *out, size_t n);
 
@@ -282,6 +305,7 @@ typedef struct idx_def {
     bool desc[PATH_MAX_COMP];
     bool unique;
     bool multikey;           /* some document indexed more than one value */
+    int kver;                /* key encoding version of its entries (KENC_VERSION) */
 } idx_def;
 
 /* An immutable set of a collection's indexes, shared by readers (refcounted). */
@@ -473,6 +497,8 @@ ndb_status cat_write_meta(ndb_doc_db *db, ndb_kv_batch *b, const coll *c, const 
 ndb_status cat_write_stats(ndb_doc_db *db, ndb_kv_batch *b, const coll *c, uint64_t count, uint64_t bytes);
 /* Deletes every key with this prefix, in bounded batches. */
 ndb_status cat_delete_prefix(ndb_doc_db *db, uint64_t prefix);
+/* ixbuild.c: rebuilds, at open, indexes written in an older key encoding. */
+ndb_status ix_upgrade(ndb_doc_db *db, ndb_errmsg *msg);
 
 /* ---- write requests (write.c) */
 typedef struct wctx {

@@ -100,38 +100,48 @@ static const struct {
     {"$elemMatch", OP_ELEMMATCH}, {"$size", OP_SIZE}, {"$type", OP_TYPE}, {"$not", OP_NOT},
 };
 
+/* $type's bit for a value: one per ndb_doc_type, and integers split as BSON
+ * would carry them: within int32 ("int", 16), beyond it ("long", 18). */
+#define TYPE_BIT_LONG (1u << 12)
+static uint32_t type_bit(const ndb_doc_val *v)
+{
+    if (v->type == NDB_DOC_INT && (v->u.i > INT32_MAX || v->u.i < INT32_MIN))
+        return TYPE_BIT_LONG;
+    return 1u << v->type;
+}
+
+/* Adds the types a $type argument names to *mask: 0, or -1 for an unknown
+ * name or code. BSON types NexaDB does not store (decimal, objectId, regex,
+ * ...) are known names that match nothing. */
 static int type_alias(const ndb_doc_val *v, uint32_t *mask)
 {
 #define B(t) (1u << (t))
-    if (v->type == NDB_DOC_INT) {
-        switch (v->u.i) {
-        case 1: *mask |= B(NDB_DOC_DOUBLE); return 0;
-        case 2: *mask |= B(NDB_DOC_STRING); return 0;
-        case 3: *mask |= B(NDB_DOC_OBJECT); return 0;
-        case 4: *mask |= B(NDB_DOC_ARRAY); return 0;
-        case 8: *mask |= B(NDB_DOC_BOOL); return 0;
-        case 10: *mask |= B(NDB_DOC_NULL); return 0;
-        case 16: case 18: *mask |= B(NDB_DOC_INT); return 0;
-        }
-        return -1;
-    }
-    if (v->type != NDB_DOC_STRING)
-        return -1;
     static const struct {
         const char *n;
+        int code;
         uint32_t m;
     } names[] = {
-        {"double", B(NDB_DOC_DOUBLE)}, {"string", B(NDB_DOC_STRING)},
-        {"object", B(NDB_DOC_OBJECT)}, {"array", B(NDB_DOC_ARRAY)},
-        {"bool", B(NDB_DOC_BOOL)},     {"null", B(NDB_DOC_NULL)},
-        {"int", B(NDB_DOC_INT)},       {"long", B(NDB_DOC_INT)},
-        {"number", B(NDB_DOC_INT) | B(NDB_DOC_DOUBLE)},
+        {"double", 1, B(NDB_DOC_DOUBLE)},  {"string", 2, B(NDB_DOC_STRING)},
+        {"object", 3, B(NDB_DOC_OBJECT)},  {"array", 4, B(NDB_DOC_ARRAY)},
+        {"binData", 5, B(NDB_DOC_BINARY)}, {"undefined", 6, 0},
+        {"objectId", 7, 0},                {"bool", 8, B(NDB_DOC_BOOL)},
+        {"date", 9, B(NDB_DOC_DATE)},      {"null", 10, B(NDB_DOC_NULL)},
+        {"regex", 11, 0},                  {"dbPointer", 12, 0},
+        {"javascript", 13, 0},             {"symbol", 14, 0},
+        {"int", 16, B(NDB_DOC_INT)},       {"timestamp", 17, 0},
+        {"long", 18, TYPE_BIT_LONG},       {"decimal", 19, 0},
+        {"minKey", -1, 0},                 {"maxKey", 127, 0},
+        {"number", 0, B(NDB_DOC_INT) | B(NDB_DOC_DOUBLE) | TYPE_BIT_LONG},
     };
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-        if (strlen(names[i].n) == v->u.s.len && memcmp(names[i].n, v->u.s.ptr, v->u.s.len) == 0) {
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        bool hit = v->type == NDB_DOC_STRING ? key_is(v->u.s.ptr, v->u.s.len, names[i].n)
+                   : v->type == NDB_DOC_INT  ? names[i].code != 0 && v->u.i == names[i].code
+                   : v->type == NDB_DOC_DOUBLE && names[i].code != 0 && v->u.d == names[i].code;
+        if (hit) {
             *mask |= names[i].m;
             return 0;
         }
+    }
     return -1;
 #undef B
 }
@@ -214,7 +224,7 @@ static ndb_status compile_one_op(cctx *c, flt_pred *p, flt_op op, const ndb_doc_
             while (ndb_doc_iter_next(&it, NULL, NULL, &e))
                 if (type_alias(&e, &p->type_mask) < 0)
                     goto badtype;
-            if (p->type_mask)
+            if (it.st == NDB_OK && v->u.c.count > 0)
                 return NDB_OK;
         } else if (type_alias(v, &p->type_mask) == 0) {
             return NDB_OK;
@@ -651,14 +661,14 @@ static bool pred_leaf(const flt_pred *p, const ndb_doc_val *v, bool expand)
         }
         return false;
     case OP_TYPE:
-        if (p->type_mask & (1u << v->type))
+        if (p->type_mask & type_bit(v))
             return true;
         if (arr) {
             ndb_doc_iter it;
             ndb_doc_iter_init(&it, v);
             ndb_doc_val e;
             while (ndb_doc_iter_next(&it, NULL, NULL, &e))
-                if (p->type_mask & (1u << e.type))
+                if (p->type_mask & type_bit(&e))
                     return true;
         }
         return false;

@@ -43,6 +43,7 @@ static ndb_status parse_index_spec(const void *spec, size_t len, const char *nam
         return ndb_errmsg_set(msg, NDB_EINVAL, "index name too long");
     snprintf(d->name, sizeof d->name, "%s", nm);
     d->unique = unique != 0;
+    d->kver = KENC_VERSION;
     return NDB_OK;
 }
 
@@ -54,6 +55,96 @@ static bool same_fields(const idx_def *a, const idx_def *b)
         if (strcmp(a->field[i], b->field[i]) != 0 || a->desc[i] != b->desc[i])
             return false;
     return true;
+}
+
+/* Writes d's entries for every document of c (w holds c's writer lock),
+ * in bounded batches, setting d->multikey. Nothing names d yet. */
+static ndb_status ix_build(ndb_doc_db *db, wctx *w, coll *c, idx_def *d, ndb_errmsg *msg)
+{
+    idx_set one = {.refs = 1, .n = 1, .defs = d};
+    idx_set *saved = w->ix;
+    w->ix = &one;
+    dbuf lo = {0}, hi = {0};
+    key_prefix_range(c->prefix, &lo, &hi);
+    ndb_kv_iter *it = NULL;
+    ndb_status st = wctx_settle(w);
+    if (st != NDB_OK)
+        db_kvfail(db, msg, st, "waiting for the collection's earlier writes");
+    else
+        st = ndb_kv_iter_new(db->kv, NULL, lo.data, lo.len, hi.data, hi.len, &it);
+    uint64_t done = 0;
+    db_log(db, "building index %s on %s (%llu documents)", d->name, c->name,
+           (unsigned long long)c->count);
+    for (ndb_kv_iter_seek_first(it); st == NDB_OK && ndb_kv_iter_valid(it); ndb_kv_iter_next(it)) {
+        size_t kl, vl;
+        const uint8_t *k = ndb_kv_iter_key(it, &kl);
+        const void *v = ndb_kv_iter_value(it, &vl);
+        ndb_doc_val dv;
+        if (!doc_root_obj(v, vl, &dv)) {
+            st = ndb_errmsg_set(msg, NDB_ECORRUPT, "corrupt document while building %s", d->name);
+            break;
+        }
+        size_t pl = lo.len;
+        st = idx_add(w, &dv, k + pl, kl - pl, msg);
+        if (w->mk[0])
+            d->multikey = true;
+        if (st == NDB_OK && ndb_kv_batch_count(w->b) >= DOC_BUILD_CHUNK) {
+            if ((st = ndb_kv_write(db->kv, w->b)) != NDB_OK)
+                db_kvfail(db, msg, st, "writing index entries");
+            ndb_kv_batch_clear(w->b);
+        }
+        if (++done % 100000 == 0)
+            db_log(db, "index %s on %s: %llu of %llu documents", d->name, c->name,
+                   (unsigned long long)done, (unsigned long long)c->count);
+    }
+    if (st == NDB_OK && it)
+        st = ndb_kv_iter_status(it);
+    if (it)
+        ndb_kv_iter_free(it);
+    w->ix = saved;
+    dbuf_free(&lo);
+    dbuf_free(&hi);
+    if (st == NDB_OK) {
+        db_log(db, "index %s on %s built: %llu documents", d->name, c->name, (unsigned long long)done);
+        /* a large build's entries went into the memtable in index order, not
+         * insertion order: write them out so scans read them sequentially
+         * from an SSTable (and WAL replay after a crash stays short) */
+        if (done >= DOC_BUILD_CHUNK) {
+            ndb_status fst = ndb_kv_flush(db->kv);
+            if (fst != NDB_OK)
+                db_log(db, "flush after building %s: %s", d->name, ndb_strerror(fst));
+        }
+    }
+    return st;
+}
+
+/* Publishes c's index set: w->ix's definitions with the one at `at`
+ * replaced by d (at == w->ix->n: d added). The catalog names an index only
+ * once every entry is written. */
+static ndb_status ix_publish(ndb_doc_db *db, wctx *w, coll *c, int at, const idx_def *d, ndb_errmsg *msg)
+{
+    int n = at == w->ix->n ? w->ix->n + 1 : w->ix->n;
+    idx_set *ns = calloc(1, sizeof *ns);
+    if (ns == NULL || (ns->defs = calloc((size_t)n, sizeof *ns->defs)) == NULL) {
+        free(ns);
+        return NDB_ENOMEM;
+    }
+    ns->refs = 1;
+    ns->n = n;
+    if (w->ix->n)
+        memcpy(ns->defs, w->ix->defs, (size_t)w->ix->n * sizeof *ns->defs);
+    ns->defs[at] = *d;
+    for (int i = 0; i < ns->n; i++)
+        idx_def_finish(&ns->defs[i]);
+    ndb_status st = cat_write_meta(db, w->b, c, ns);
+    if (st == NDB_OK && (st = ndb_kv_write(db->kv, w->b)) != NDB_OK)
+        db_kvfail(db, msg, st, "publishing index");
+    if (st != NDB_OK) {
+        idx_set_unref(ns);
+        return st;
+    }
+    coll_set_ix(c, ns);
+    return NDB_OK;
 }
 
 ndb_status ndb_doc_create_index(ndb_doc_db *db, const char *cname, const char *name,
@@ -80,91 +171,57 @@ ndb_status ndb_doc_create_index(ndb_doc_db *db, const char *cname, const char *n
     }
     if (st == NDB_OK && w.ix->n >= 64)
         st = ndb_errmsg_set(msg, NDB_ELIMIT, "a collection has at most 64 indexes");
+    if (st == NDB_OK && (st = ix_build(db, &w, c, &d, msg)) == NDB_OK)
+        st = ix_publish(db, &w, c, w.ix->n, &d, msg);
     if (st != NDB_OK)
-        goto out;
-    /* build over existing documents in bounded batches */
-    idx_set one = {.refs = 1, .n = 1, .defs = &d};
-    idx_set *saved = w.ix;
-    w.ix = &one;
-    dbuf lo = {0}, hi = {0};
-    key_prefix_range(c->prefix, &lo, &hi);
-    ndb_kv_iter *it = NULL;
-    if ((st = wctx_settle(&w)) != NDB_OK)
-        db_kvfail(db, msg, st, "waiting for the collection's earlier writes");
-    else
-        st = ndb_kv_iter_new(db->kv, NULL, lo.data, lo.len, hi.data, hi.len, &it);
-    uint64_t done = 0;
-    db_log(db, "building index %s on %s (%llu documents)", d.name, cname,
-         (unsigned long long)c->count);
-    for (ndb_kv_iter_seek_first(it); st == NDB_OK && ndb_kv_iter_valid(it); ndb_kv_iter_next(it)) {
-        size_t kl, vl;
-        const uint8_t *k = ndb_kv_iter_key(it, &kl);
-        const void *v = ndb_kv_iter_value(it, &vl);
-        ndb_doc_val dv;
-        if (!doc_root_obj(v, vl, &dv)) {
-            st = ndb_errmsg_set(msg, NDB_ECORRUPT, "corrupt document while building %s", d.name);
-            break;
-        }
-        size_t pl = lo.len;
-        st = idx_add(&w, &dv, k + pl, kl - pl, msg);
-        if (w.mk[0])
-            d.multikey = true;
-        if (st == NDB_OK && ndb_kv_batch_count(w.b) >= DOC_BUILD_CHUNK) {
-            if ((st = ndb_kv_write(db->kv, w.b)) != NDB_OK)
-                db_kvfail(db, msg, st, "writing index entries");
-            ndb_kv_batch_clear(w.b);
-        }
-        if (++done % 100000 == 0)
-            db_log(db, "index %s on %s: %llu of %llu documents", d.name, cname,
-                 (unsigned long long)done, (unsigned long long)c->count);
-    }
-    if (st == NDB_OK && it)
-        st = ndb_kv_iter_status(it);
-    if (it)
-        ndb_kv_iter_free(it);
-    w.ix = saved;
-    /* publish: the catalog names the index only once every entry is written */
-    idx_set *ns = NULL;
-    if (st == NDB_OK) {
-        ns = calloc(1, sizeof *ns);
-        if (ns == NULL || (ns->defs = calloc((size_t)w.ix->n + 1, sizeof *ns->defs)) == NULL) {
-            free(ns);
-            ns = NULL;
-            st = NDB_ENOMEM;
-        } else {
-            ns->refs = 1;
-            ns->n = w.ix->n + 1;
-            if (w.ix->n)
-                memcpy(ns->defs, w.ix->defs, (size_t)w.ix->n * sizeof *ns->defs);
-            ns->defs[w.ix->n] = d;
-            for (int i = 0; i < ns->n; i++)
-                idx_def_finish(&ns->defs[i]);
-            st = cat_write_meta(db, w.b, c, ns);
-            if (st == NDB_OK && (st = ndb_kv_write(db->kv, w.b)) != NDB_OK)
-                db_kvfail(db, msg, st, "publishing index");
-        }
-    }
-    if (st == NDB_OK) {
-        coll_set_ix(c, ns);
-        db_log(db, "index %s on %s built: %llu documents", d.name, cname, (unsigned long long)done);
-        /* a large build's entries went into the memtable in index order, not
-         * insertion order: write them out so scans read them sequentially
-         * from an SSTable (and WAL replay after a crash stays short) */
-        if (done >= DOC_BUILD_CHUNK) {
-            ndb_status fst = ndb_kv_flush(db->kv);
-            if (fst != NDB_OK)
-                db_log(db, "flush after building %s: %s", d.name, ndb_strerror(fst));
-        }
-    } else {
-        idx_set_unref(ns);
         cat_delete_prefix(db, d.prefix); /* reclaim the partial entries */
-    }
-    dbuf_free(&lo);
-    dbuf_free(&hi);
-out:
     pthread_mutex_unlock(&c->wlock);
     wctx_free(&w);
     return st;
+}
+
+/* Rebuilds c's index `at` in the current key encoding under a new prefix,
+ * then reclaims the old entries. */
+static ndb_status ix_rebuild(ndb_doc_db *db, coll *c, int at, ndb_errmsg *msg)
+{
+    wctx w;
+    ndb_status st = wctx_begin(&w, db, c, NULL, msg);
+    if (st != NDB_OK)
+        return st;
+    idx_def d = w.ix->defs[at];
+    uint64_t old = d.prefix;
+    d.multikey = false;
+    d.kver = KENC_VERSION;
+    db_log(db, "index %s on %s: key encoding %d -> %d, rebuilding", d.name, c->name, w.ix->defs[at].kver,
+           KENC_VERSION);
+    if ((st = cat_alloc_prefixes(db, 1, &d.prefix, msg)) == NDB_OK &&
+        (st = ix_build(db, &w, c, &d, msg)) == NDB_OK)
+        st = ix_publish(db, &w, c, at, &d, msg);
+    if (st == NDB_OK)
+        cat_delete_prefix(db, old);
+    else if (d.prefix != old)
+        cat_delete_prefix(db, d.prefix);
+    pthread_mutex_unlock(&c->wlock);
+    wctx_free(&w);
+    return st;
+}
+
+ndb_status ix_upgrade(ndb_doc_db *db, ndb_errmsg *msg)
+{
+    for (size_t i = 0; i < db->ncolls; i++) {
+        coll *c = db->colls[i];
+        for (int at = 0;; at++) {
+            idx_set *s = coll_ix(c);
+            bool more = at < s->n, old = more && s->defs[at].kver < KENC_VERSION;
+            idx_set_unref(s);
+            if (!more)
+                break;
+            ndb_status st = old ? ix_rebuild(db, c, at, msg) : NDB_OK;
+            if (st != NDB_OK)
+                return st;
+        }
+    }
+    return NDB_OK;
 }
 
 ndb_status ndb_doc_drop_index(ndb_doc_db *db, const char *cname, const char *name, ndb_errmsg *msg)

@@ -44,11 +44,13 @@ extern "C" {
 typedef enum ndb_doc_type {
     NDB_DOC_NULL = 1,
     NDB_DOC_BOOL = 2,
-    NDB_DOC_INT = 3,    /* integral number within +-2^53 */
+    NDB_DOC_INT = 3,    /* a 64-bit integer */
     NDB_DOC_DOUBLE = 4, /* any other number */
     NDB_DOC_STRING = 5, /* UTF-8 bytes, not NUL-terminated */
     NDB_DOC_ARRAY = 6,
     NDB_DOC_OBJECT = 7,
+    NDB_DOC_DATE = 8,   /* milliseconds since the Unix epoch, UTC (u.i) */
+    NDB_DOC_BINARY = 9, /* bytes with a BSON subtype (u.bin) */
 } ndb_doc_type;
 
 /*
@@ -59,12 +61,17 @@ typedef struct ndb_doc_val {
     ndb_doc_type type;
     union {
         int b;      /* NDB_DOC_BOOL: 0 or 1 */
-        int64_t i;  /* NDB_DOC_INT */
+        int64_t i;  /* NDB_DOC_INT, NDB_DOC_DATE */
         double d;   /* NDB_DOC_DOUBLE */
         struct {
             const char *ptr;
             size_t len;
         } s; /* NDB_DOC_STRING */
+        struct {
+            const uint8_t *ptr;
+            size_t len;
+            uint8_t subtype; /* BSON's binary subtype: 0 generic, 4 UUID, ... */
+        } bin; /* NDB_DOC_BINARY */
         struct {
             const uint8_t *body; /* first element/field */
             size_t len;          /* body bytes */
@@ -145,11 +152,15 @@ ndb_status ndb_doc_end_array(ndb_doc_builder *b);
 ndb_status ndb_doc_key(ndb_doc_builder *b, const char *key, size_t klen);
 ndb_status ndb_doc_null(ndb_doc_builder *b);
 ndb_status ndb_doc_bool(ndb_doc_builder *b, int v);
-/* Integers beyond +-2^53 are stored as doubles (JSON's number model). */
+/* Any 64-bit integer, stored exactly. */
 ndb_status ndb_doc_int(ndb_doc_builder *b, int64_t v);
 /* Integral doubles within +-2^53 are stored as integers; NaN is refused. */
 ndb_status ndb_doc_double(ndb_doc_builder *b, double v);
 ndb_status ndb_doc_string(ndb_doc_builder *b, const char *s, size_t len);
+/* A date: milliseconds since 1970-01-01T00:00:00Z (negative before). */
+ndb_status ndb_doc_date(ndb_doc_builder *b, int64_t ms);
+/* Binary data with BSON's subtype byte; bytes are copied. */
+ndb_status ndb_doc_binary(ndb_doc_builder *b, uint8_t subtype, const void *p, size_t len);
 /* Copies a value read from another document (any type). */
 ndb_status ndb_doc_value(ndb_doc_builder *b, const ndb_doc_val *v);
 
@@ -171,10 +182,26 @@ ndb_status ndb_doc_from_json(const char *json, size_t len, void **doc, size_t *d
  * On NDB_OK *json is NUL-terminated; caller frees it with free(). */
 ndb_status ndb_doc_to_json(const void *doc, size_t len, char **json, size_t *json_len);
 
+/* ------------------------------------------------------------------- BSON */
+
+/*
+ * Appends a BSON document (bsonspec.org; the gRPC API's wire form) to b as an
+ * object value, keeping key order. The bytes are checked as they are read
+ * (lengths, UTF-8, nesting <= NDB_DOC_MAX_DEPTH). int32 and int64 become int,
+ * datetime a date; a type NexaDB does not store (ObjectId, Decimal128, regex,
+ * timestamp, ...) is NDB_EINVAL naming the field and the type.
+ */
+ndb_status ndb_doc_append_bson(ndb_doc_builder *b, const void *bson, size_t len, ndb_errmsg *msg);
+/* An object value as a BSON document: integers within int32 as int32, others
+ * as int64. The caller frees *out with free(). NDB_EINVAL if the value is not
+ * an object or a key holds a NUL byte (a BSON key cannot). */
+ndb_status ndb_doc_to_bson(const ndb_doc_val *obj, uint8_t **out, size_t *out_len);
+
 /* ------------------------------------------------------ values and filters */
 
 /* MongoDB's cross-type order (null < numbers < strings < objects < arrays <
- * bools; numbers compared numerically). <0, 0, >0. */
+ * binary < bools < dates; numbers compared numerically and exactly, binary
+ * by length, then subtype, then bytes). <0, 0, >0. */
 int ndb_doc_compare(const ndb_doc_val *a, const ndb_doc_val *b);
 
 /*

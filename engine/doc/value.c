@@ -4,8 +4,10 @@
  *
  * Invariant used throughout: the builder normalises numbers (an integral
  * value within +-2^53 is always TAG_INT, every TAG_DOUBLE is non-integral or
- * beyond 2^53), so two values are equal exactly when their encodings are
- * byte-equal. Equality and hashing work on raw bytes.
+ * beyond 2^53), so two values within that range are equal exactly when their
+ * encodings are byte-equal. Equality and hashing work on raw bytes, except
+ * for a double beyond 2^53 equal to a 64-bit integer, which is compared and
+ * hashed as that integer.
  */
 #include <math.h>
 #include <stdio.h>
@@ -22,36 +24,83 @@ int val_rank(ndb_doc_type t)
     case NDB_DOC_STRING: return 3;
     case NDB_DOC_OBJECT: return 4;
     case NDB_DOC_ARRAY: return 5;
-    case NDB_DOC_BOOL: return 6;
+    case NDB_DOC_BINARY: return 6;
+    case NDB_DOC_BOOL: return 7;
+    case NDB_DOC_DATE: return 8;
     }
     return 0;
+}
+
+/* 2^63 as a double: the first double above every int64. */
+#define TWO63 9223372036854775808.0
+
+/* An int64 against a double, exactly (converting the int could round). */
+static int int_dbl_cmp(int64_t i, double d)
+{
+    if (d >= TWO63)
+        return -1;
+    if (d < -TWO63)
+        return 1;
+    double id = (double)i; /* may round, but never across d's integer part */
+    if (id != d)
+        return id < d ? -1 : 1;
+    /* d is integral and within [-2^63, 2^63): compare as integers */
+    int64_t di = (int64_t)d;
+    return (i > di) - (i < di);
 }
 
 int val_numcmp(const ndb_doc_val *a, const ndb_doc_val *b)
 {
     if (a->type == NDB_DOC_INT && b->type == NDB_DOC_INT)
         return (a->u.i > b->u.i) - (a->u.i < b->u.i);
-    double x = ndb_doc_num(a), y = ndb_doc_num(b); /* ints are exact as doubles */
-    return (x > y) - (x < y);
+    if (a->type == NDB_DOC_INT)
+        return int_dbl_cmp(a->u.i, b->u.d);
+    if (b->type == NDB_DOC_INT)
+        return -int_dbl_cmp(b->u.i, a->u.d);
+    return (a->u.d > b->u.d) - (a->u.d < b->u.d);
+}
+
+/* A double beyond 2^53 that equals an int64: that int64 (the only doubles a
+ * byte comparison would tell apart from an equal integer). */
+static bool dbl_as_int(const ndb_doc_val *v, int64_t *out)
+{
+    if (v->type != NDB_DOC_DOUBLE || v->u.d != floor(v->u.d) || v->u.d >= TWO63 || v->u.d < -TWO63)
+        return false;
+    *out = (int64_t)v->u.d;
+    return true;
 }
 
 bool val_equal(const ndb_doc_val *a, const ndb_doc_val *b)
 {
-    return a->raw_len == b->raw_len && memcmp(a->raw, b->raw, a->raw_len) == 0;
+    if (a->raw_len == b->raw_len && memcmp(a->raw, b->raw, a->raw_len) == 0)
+        return true;
+    return val_is_num(a) && val_is_num(b) && (a->type == NDB_DOC_DOUBLE) != (b->type == NDB_DOC_DOUBLE) &&
+           val_numcmp(a, b) == 0;
 }
 
 uint64_t val_hash(const ndb_doc_val *v)
 {
+    uint8_t store[16];
+    ndb_doc_val iv;
+    int64_t i;
+    if (dbl_as_int(v, &i)) {
+        val_make_int(&iv, store, i);
+        v = &iv;
+    }
     /* FNV-1a, 64-bit */
     uint64_t h = 0xcbf29ce484222325ull;
-    for (size_t i = 0; i < v->raw_len; i++) {
-        h ^= v->raw[i];
+    for (size_t k = 0; k < v->raw_len; k++) {
+        h ^= v->raw[k];
         h *= 0x100000001b3ull;
     }
     return h;
 }
 
-ndb_status val_emit_norm(ndb_doc_builder *b, const ndb_doc_val *v) { return ndb_doc_value(b, v); }
+ndb_status val_emit_norm(ndb_doc_builder *b, const ndb_doc_val *v)
+{
+    int64_t i;
+    return dbl_as_int(v, &i) ? ndb_doc_int(b, i) : ndb_doc_value(b, v);
+}
 
 static int cmp_depth(const ndb_doc_val *a, const ndb_doc_val *b, int depth);
 
@@ -95,12 +144,21 @@ static int cmp_depth(const ndb_doc_val *a, const ndb_doc_val *b, int depth)
     case NDB_DOC_BOOL: return a->u.b - b->u.b;
     case NDB_DOC_INT:
     case NDB_DOC_DOUBLE: return val_numcmp(a, b);
+    case NDB_DOC_DATE: return (a->u.i > b->u.i) - (a->u.i < b->u.i);
     case NDB_DOC_STRING: {
         size_t m = a->u.s.len < b->u.s.len ? a->u.s.len : b->u.s.len;
         int r = memcmp(a->u.s.ptr, b->u.s.ptr, m);
         if (r)
             return r < 0 ? -1 : 1;
         return (a->u.s.len > b->u.s.len) - (a->u.s.len < b->u.s.len);
+    }
+    case NDB_DOC_BINARY: { /* MongoDB: length, then subtype, then bytes */
+        if (a->u.bin.len != b->u.bin.len)
+            return a->u.bin.len < b->u.bin.len ? -1 : 1;
+        if (a->u.bin.subtype != b->u.bin.subtype)
+            return a->u.bin.subtype < b->u.bin.subtype ? -1 : 1;
+        int r = a->u.bin.len ? memcmp(a->u.bin.ptr, b->u.bin.ptr, a->u.bin.len) : 0;
+        return (r > 0) - (r < 0);
     }
     case NDB_DOC_ARRAY:
     case NDB_DOC_OBJECT:
@@ -138,8 +196,46 @@ static uint8_t kt_of(ndb_doc_type t)
     case NDB_DOC_OBJECT: return KT_OBJ;
     case NDB_DOC_ARRAY: return KT_ARR;
     case NDB_DOC_BOOL: return KT_BOOL;
+    case NDB_DOC_BINARY: return KT_BIN;
+    case NDB_DOC_DATE: return KT_DATE;
     }
     return 0;
+}
+
+static bool kput64(dbuf *o, uint64_t v, bool desc)
+{
+    for (int i = 7; i >= 0; i--)
+        kput(o, (uint8_t)(v >> (8 * i)), desc);
+    return !o->oom;
+}
+
+/*
+ * A number: the order-preserving bits of lo, the largest double <= v, then
+ * v - lo in two bytes. Doubles and integers within +-2^53 have lo == v; an
+ * int64 beyond 2^53 lies between two doubles at most 2^11 apart.
+ */
+static bool kenc_num(dbuf *o, const ndb_doc_val *v, bool desc)
+{
+    double lo;
+    uint64_t off = 0;
+    if (v->type == NDB_DOC_INT) {
+        int64_t i = v->u.i;
+        lo = (double)i;
+        if (lo >= TWO63 || int_dbl_cmp(i, lo) < 0)
+            lo = nextafter(lo, -INFINITY);
+        off = (uint64_t)i - (uint64_t)(int64_t)lo;
+    } else {
+        lo = v->u.d;
+    }
+    if (lo == 0)
+        lo = 0; /* -0 and 0 encode alike */
+    uint64_t bits;
+    memcpy(&bits, &lo, 8);
+    bits = bits >> 63 ? ~bits : bits | 1ull << 63;
+    kput(o, KT_NUM, desc);
+    kput64(o, bits, desc);
+    kput(o, (uint8_t)(off >> 8), desc);
+    return kput(o, (uint8_t)off, desc);
 }
 
 static bool kenc_depth(dbuf *o, const ndb_doc_val *v, bool desc, int depth)
@@ -150,23 +246,18 @@ static bool kenc_depth(dbuf *o, const ndb_doc_val *v, bool desc, int depth)
         kput(o, KT_BOOL, desc);
         return kput(o, v->u.b ? 1 : 0, desc);
     case NDB_DOC_INT:
-    case NDB_DOC_DOUBLE: {
-        double d = ndb_doc_num(v);
-        if (d == 0)
-            d = 0; /* -0 and 0 encode alike */
-        uint64_t bits;
-        memcpy(&bits, &d, 8);
-        if (isnan(d))
-            bits = 0;
-        else if (bits >> 63)
-            bits = ~bits;
-        else
-            bits |= 1ull << 63;
-        kput(o, KT_NUM, desc);
-        for (int i = 7; i >= 0; i--)
-            kput(o, (uint8_t)(bits >> (8 * i)), desc);
+    case NDB_DOC_DOUBLE: return kenc_num(o, v, desc);
+    case NDB_DOC_DATE:
+        kput(o, KT_DATE, desc);
+        return kput64(o, (uint64_t)v->u.i ^ 1ull << 63, desc);
+    case NDB_DOC_BINARY: /* length first: MongoDB orders binary by length, subtype, bytes */
+        kput(o, KT_BIN, desc);
+        for (int i = 3; i >= 0; i--)
+            kput(o, (uint8_t)(v->u.bin.len >> (8 * i)), desc);
+        kput(o, v->u.bin.subtype, desc);
+        for (size_t i = 0; i < v->u.bin.len; i++)
+            kput(o, v->u.bin.ptr[i], desc);
         return !o->oom;
-    }
     case NDB_DOC_STRING:
         kput(o, KT_STR, desc);
         return kenc_str(o, v->u.s.ptr, v->u.s.len, desc);
@@ -229,7 +320,16 @@ static const uint8_t *kskip(const uint8_t *p, const uint8_t *end, uint8_t x, int
     switch (t) {
     case KT_NULL: return p;
     case KT_BOOL: return p < end ? p + 1 : NULL;
-    case KT_NUM: return end - p >= 8 ? p + 8 : NULL;
+    case KT_NUM: return end - p >= 10 ? p + 10 : NULL;
+    case KT_DATE: return end - p >= 8 ? p + 8 : NULL;
+    case KT_BIN: {
+        if (end - p < 5)
+            return NULL;
+        uint32_t n = 0;
+        for (int i = 0; i < 4; i++)
+            n = n << 8 | (uint8_t)(p[i] ^ x);
+        return (size_t)(end - p) - 5 >= n ? p + 5 + n : NULL;
+    }
     case KT_STR: return kskip_str(p, end, x);
     case KT_OBJ:
     case KT_ARR:

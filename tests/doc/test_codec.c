@@ -47,7 +47,10 @@ Test(codec, json_roundtrips)
     roundtrip("[1,2.5,null,true,false,\"s\",{},[]]", "[1,2.5,null,true,false,\"s\",{},[]]");
     roundtrip("\"a\\\"b\\\\c\\n\\u0001\\u00e9\"", "\"a\\\"b\\\\c\\n\\u0001\xc3\xa9\"");
     roundtrip("{\"p\":{\"q\":{\"r\":[{\"s\":1}]}}}", "{\"p\":{\"q\":{\"r\":[{\"s\":1}]}}}");
-    roundtrip("9007199254740993", "9007199254740992"); /* beyond 2^53: a double */
+    roundtrip("9007199254740993", "{\"$numberLong\":\"9007199254740993\"}"); /* int64: exact */
+    roundtrip("-9223372036854775808", "{\"$numberLong\":\"-9223372036854775808\"}");
+    roundtrip("[9223372036854775808,1]", "[9.223372036854776e+18,1]"); /* beyond int64: doubles */
+    roundtrip("9007199254740992", "9007199254740992");
     roundtrip("123456789012", "123456789012");
     roundtrip("0.30000000000000004", "0.30000000000000004");
     roundtrip("{\"\":1}", "{\"\":1}");
@@ -130,7 +133,8 @@ Test(codec, builder_state_machine)
     cr_assert_eq(v.type, NDB_DOC_INT);
     cr_assert_eq(v.u.i, 3);
     cr_assert_eq(ndb_doc_get_field(&root, "b", 1, &v), NDB_OK);
-    cr_assert_eq(v.type, NDB_DOC_DOUBLE);
+    cr_assert_eq(v.type, NDB_DOC_INT); /* 64-bit integers are exact */
+    cr_assert_eq(v.u.i, (int64_t)1 << 60);
     ndb_doc_builder_free(b);
 }
 
@@ -237,6 +241,109 @@ Test(codec, hostile_bytes)
     free(d);
 }
 
+/* Relaxed Extended JSON: https://www.mongodb.com/docs/manual/reference/mongodb-extended-json/ */
+Test(codec, extended_json_roundtrips)
+{
+    roundtrip("{\"d\":{\"$date\":\"2024-02-29T12:34:56.789Z\"}}", "{\"d\":{\"$date\":\"2024-02-29T12:34:56.789Z\"}}");
+    roundtrip("{\"$date\":\"2024-01-01T01:00:00+01:00\"}", "{\"$date\":\"2024-01-01T00:00:00.000Z\"}");
+    roundtrip("{\"$date\":\"2024-01-01\"}", "{\"$date\":\"2024-01-01T00:00:00.000Z\"}");
+    roundtrip("{\"$date\":\"1970-01-01T00:00:00.1234Z\"}", "{\"$date\":\"1970-01-01T00:00:00.123Z\"}");
+    roundtrip("{\"$date\":0}", "{\"$date\":\"1970-01-01T00:00:00.000Z\"}");
+    /* outside 1970..9999 relaxed form falls back to the canonical one */
+    roundtrip("{\"$date\":\"1969-12-31T23:59:59.999Z\"}", "{\"$date\":{\"$numberLong\":\"-1\"}}");
+    roundtrip("{\"$date\":{\"$numberLong\":\"253402300800000\"}}", "{\"$date\":{\"$numberLong\":\"253402300800000\"}}");
+    roundtrip("{\"$binary\":{\"base64\":\"AAEC/w==\",\"subType\":\"04\"}}",
+              "{\"$binary\":{\"base64\":\"AAEC/w==\",\"subType\":\"04\"}}");
+    roundtrip("{\"$binary\":{\"base64\":\"\",\"subType\":\"0\"}}", "{\"$binary\":{\"base64\":\"\",\"subType\":\"00\"}}");
+    roundtrip("{\"$binary\":\"YWI=\",\"$type\":\"80\"}", "{\"$binary\":{\"base64\":\"YWI=\",\"subType\":\"80\"}}");
+    roundtrip("{\"$numberLong\":\"42\"}", "42");
+    roundtrip("{\"$numberInt\":\"-7\"}", "-7");
+    roundtrip("{\"$numberDouble\":\"2.5\"}", "2.5");
+    /* operators that look alike stay subdocuments */
+    roundtrip("{\"$gt\":{\"$date\":\"2024-01-01T00:00:00Z\"}}", "{\"$gt\":{\"$date\":\"2024-01-01T00:00:00.000Z\"}}");
+    roundtrip("{\"$type\":\"date\"}", "{\"$type\":\"date\"}");
+}
+
+static void json_refused(const char *json, const char *want)
+{
+    void *d;
+    size_t n;
+    ndb_errmsg m = {{0}};
+    cr_assert_eq(ndb_doc_from_json(json, strlen(json), &d, &n, &m), NDB_EINVAL, "%s", json);
+    cr_assert(strstr(m.text, want) != NULL, "%s: %s", json, m.text);
+}
+
+Test(codec, extended_json_errors)
+{
+    json_refused("{\"$date\":\"2023-02-29T00:00:00Z\"}", "$date takes an ISO-8601");
+    json_refused("{\"$date\":\"2023-01-01T00:00:00\"}", "$date takes"); /* no zone */
+    json_refused("{\"$date\":true}", "$date takes");
+    json_refused("{\"$numberLong\":\"9223372036854775808\"}", "$numberLong takes");
+    json_refused("{\"$numberLong\":12}", "$numberLong takes");
+    json_refused("{\"$numberInt\":\"2147483648\"}", "$numberInt takes");
+    json_refused("{\"$numberDouble\":\"NaN\"}", "NaN");
+    json_refused("{\"$binary\":{\"base64\":\"AAE\",\"subType\":\"00\"}}", "multiple of 4");
+    json_refused("{\"$binary\":{\"base64\":\"AA*=\",\"subType\":\"00\"}}", "alphabet");
+    json_refused("{\"$binary\":{\"base64\":\"AAAA\",\"subType\":\"100\"}}", "subType");
+    json_refused("{\"a\":{\"$oid\":\"65a0c0ffee0000000000beef\"}}", "$oid is a type NexaDB does not store");
+    json_refused("{\"$numberDecimal\":\"1.5\"}", "$numberDecimal");
+}
+
+Test(codec, dates_and_binary_build_and_read)
+{
+    ndb_doc_builder *b;
+    cr_assert_eq(ndb_doc_builder_new(&b), NDB_OK);
+    ndb_doc_begin_object(b);
+    ndb_doc_key(b, "d", 1);
+    ndb_doc_date(b, INT64_MIN);
+    ndb_doc_key(b, "b", 1);
+    ndb_doc_binary(b, 0x80, "\0\1\2", 3);
+    ndb_doc_key(b, "x", 1);
+    ndb_doc_int(b, INT64_MAX);
+    ndb_doc_end_object(b);
+    const void *d;
+    size_t n;
+    cr_assert_eq(ndb_doc_builder_finish(b, &d, &n), NDB_OK);
+    cr_assert_eq(ndb_doc_validate(d, n, NULL), NDB_OK);
+    ndb_doc_val root, v;
+    cr_assert_eq(ndb_doc_root(d, n, &root), NDB_OK);
+    cr_assert_eq(ndb_doc_get_field(&root, "x", 1, &v), NDB_OK); /* skips a date and a binary */
+    cr_assert_eq(v.u.i, INT64_MAX);
+    cr_assert_eq(ndb_doc_get_field(&root, "d", 1, &v), NDB_OK);
+    cr_assert_eq(v.type, NDB_DOC_DATE);
+    cr_assert_eq(v.u.i, INT64_MIN);
+    cr_assert_eq(ndb_doc_get_field(&root, "b", 1, &v), NDB_OK);
+    cr_assert_eq(v.type, NDB_DOC_BINARY);
+    cr_assert_eq(v.u.bin.subtype, 0x80);
+    cr_assert_eq(v.u.bin.len, 3);
+    cr_assert_eq(memcmp(v.u.bin.ptr, "\0\1\2", 3), 0);
+    char *s = S(d, n);
+    cr_assert_str_eq(s, "{\"d\":{\"$date\":{\"$numberLong\":\"-9223372036854775808\"}},"
+                        "\"b\":{\"$binary\":{\"base64\":\"AAEC\",\"subType\":\"80\"}},"
+                        "\"x\":{\"$numberLong\":\"9223372036854775807\"}}");
+    free(s);
+    /* a truncated date or binary is refused by the validator */
+    cr_assert_eq(ndb_doc_validate(d, 20, NULL), NDB_ECORRUPT);
+    ndb_doc_builder_free(b);
+}
+
+Test(codec, civil_dates)
+{
+    int64_t ms;
+    cr_assert(date_parse_iso("2000-03-01T00:00:00Z", 20, &ms));
+    cr_assert_eq(ms, 951868800000LL);
+    cr_assert(date_parse_iso("1900-01-01T00:00:00Z", 20, &ms));
+    cr_assert_eq(ms, -2208988800000LL);
+    date_parts p;
+    date_civil(-1, &p); /* 1969-12-31 23:59:59.999, a Wednesday */
+    cr_assert(p.year == 1969 && p.month == 12 && p.day == 31 && p.hour == 23 && p.ms == 999 && p.wday == 3 &&
+              p.yday == 364);
+    date_civil(951782400000LL, &p); /* 2000-02-29 */
+    cr_assert(p.month == 2 && p.day == 29 && p.wday == 2 && p.yday == 59);
+    cr_assert(!date_parse_iso("1900-02-29", 10, &ms)); /* not a leap year */
+    cr_assert(!date_parse_iso("2024-01-01T24:00:00Z", 20, &ms));
+}
+
 static int cmpj(const char *a, const char *b)
 {
     size_t na, nb;
@@ -288,6 +395,64 @@ Test(value, cross_type_order)
     cr_assert_eq(cmpj("{\"a\":1}", "{\"b\":1}"), -1);
     cr_assert_eq(cmpj("2", "2.0"), 0);
     cr_assert_eq(cmpj("0", "-0.0"), 0);
+    /* arrays < binary < bools < dates (MongoDB's order of types); binary by
+     * length, then subtype, then bytes */
+    const char *bin1 = "{\"$binary\":{\"base64\":\"/w==\",\"subType\":\"00\"}}";
+    const char *bin1s = "{\"$binary\":{\"base64\":\"AA==\",\"subType\":\"01\"}}";
+    const char *bin2 = "{\"$binary\":{\"base64\":\"AAA=\",\"subType\":\"00\"}}";
+    cr_assert_eq(cmpj("[9]", bin1), -1);
+    cr_assert_eq(cmpj(bin1, bin1s), -1);
+    cr_assert_eq(cmpj(bin1s, bin2), -1);
+    cr_assert_eq(cmpj(bin2, "false"), -1);
+    cr_assert_eq(cmpj("true", "{\"$date\":{\"$numberLong\":\"-5\"}}"), -1);
+    cr_assert_eq(cmpj("{\"$date\":\"1969-12-31T00:00:00Z\"}", "{\"$date\":\"1970-01-01T00:00:00Z\"}"), -1);
+}
+
+/* int64 beyond 2^53 against the doubles around it: exact, in compare, in
+ * equality and in the index key encoding (ascending and descending). */
+Test(value, int64_beyond_doubles)
+{
+    cr_assert_eq(cmpj("9007199254740993", "9007199254740992"), 1);
+    cr_assert_eq(cmpj("9007199254740993", "9007199254740994.0"), -1);
+    cr_assert_eq(cmpj("9223372036854775807", "9.3e18"), -1);
+    cr_assert_eq(cmpj("9223372036854775807", "9223372036854775806"), 1);
+    cr_assert_eq(cmpj("-9223372036854775808", "-9.3e18"), 1);
+    cr_assert_eq(cmpj("-9223372036854775808", "-9223372036854775807"), -1);
+    cr_assert_eq(cmpj("1152921504606846976", "1.152921504606846976e18"), 0);
+    const char *asc[] = {"-1e300", "-9223372036854775808", "-9223372036854775807", "-9007199254740993", "-2.5",
+                         "0", "9007199254740992", "9007199254740993", "9007199254740994", "9223372036854774784",
+                         "9223372036854775806", "9223372036854775807", "9.3e18"};
+    size_t n = sizeof asc / sizeof *asc;
+    dbuf k[16] = {{0}}, kd[16] = {{0}};
+    for (size_t i = 0; i < n; i++) {
+        size_t l;
+        void *d = J(asc[i], &l);
+        ndb_doc_val v;
+        ndb_doc_root(d, l, &v);
+        cr_assert(kenc_value(&k[i], &v, false));
+        cr_assert(kenc_value(&kd[i], &v, true));
+        free(d);
+    }
+    for (size_t i = 0; i + 1 < n; i++) {
+        cr_assert_eq(cmpj(asc[i], asc[i + 1]), -1, "%s < %s", asc[i], asc[i + 1]);
+        cr_assert_eq(k[i].len, k[i + 1].len);
+        cr_assert(memcmp(k[i].data, k[i + 1].data, k[i].len) < 0, "key %s < %s", asc[i], asc[i + 1]);
+        cr_assert(memcmp(kd[i].data, kd[i + 1].data, kd[i].len) > 0, "desc key %s > %s", asc[i], asc[i + 1]);
+    }
+    for (size_t i = 0; i < n; i++) {
+        dbuf_free(&k[i]);
+        dbuf_free(&kd[i]);
+    }
+    /* equality and hashing: an int64 equals the double of the same value */
+    uint8_t s1[16], s2[16];
+    ndb_doc_val a, b;
+    val_make_int(&a, s1, (int64_t)1 << 60);
+    val_make_double(&b, s2, 1152921504606846976.0);
+    cr_assert_eq(b.type, NDB_DOC_DOUBLE);
+    cr_assert(val_equal(&a, &b));
+    cr_assert_eq(val_hash(&a), val_hash(&b));
+    val_make_int(&a, s1, ((int64_t)1 << 60) + 1);
+    cr_assert(!val_equal(&a, &b));
 }
 
 /* engine/json_text.h: the escapes and number text every JSON writer shares. */

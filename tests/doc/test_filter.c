@@ -84,6 +84,9 @@ Test(filter, type_bracketing)
     cr_assert(M("{\"x\":{\"$lt\":5}}", "{\"x\":2.5}"));
     cr_assert(M("{\"x\":{\"$gt\":2}}", "{\"x\":2.5}"));
     cr_assert(M("{\"x\":9007199254740992}", "{\"x\":9007199254740992}"));
+    cr_assert(!M("{\"x\":9007199254740993}", "{\"x\":9007199254740992}")); /* int64 exact */
+    cr_assert(M("{\"x\":{\"$gt\":9007199254740992}}", "{\"x\":9007199254740993}"));
+    cr_assert(M("{\"x\":{\"$in\":[1152921504606846976]}}", "{\"x\":1.152921504606846976e18}"));
 }
 
 Test(filter, missing_and_null)
@@ -187,6 +190,27 @@ Test(filter, regex_and_not)
     cr_assert(!M("{\"missing\":{\"$type\":\"null\"}}", USER));
     cr_assert(M("{\"profile\":{\"$type\":\"object\"}}", USER));
     cr_assert(M("{\"active\":{\"$type\":[\"string\",\"bool\"]}}", USER));
+    /* https://www.mongodb.com/docs/manual/reference/operator/query/type/: aliases
+     * and codes; int and long split as BSON carries integers */
+    const char *t = "{\"d\":{\"$date\":\"2024-01-01T00:00:00Z\"},\"b\":{\"$binary\":{\"base64\":\"AA==\","
+                    "\"subType\":\"00\"}},\"l\":{\"$numberLong\":\"5000000000\"},\"i\":7}";
+    cr_assert(M("{\"d\":{\"$type\":\"date\"}}", t));
+    cr_assert(M("{\"d\":{\"$type\":9}}", t));
+    cr_assert(M("{\"b\":{\"$type\":\"binData\"}}", t));
+    cr_assert(M("{\"b\":{\"$type\":5}}", t));
+    cr_assert(M("{\"l\":{\"$type\":\"long\"}}", t));
+    cr_assert(!M("{\"l\":{\"$type\":\"int\"}}", t));
+    cr_assert(M("{\"i\":{\"$type\":\"int\"}}", t));
+    cr_assert(!M("{\"i\":{\"$type\":\"long\"}}", t));
+    cr_assert(M("{\"l\":{\"$type\":\"number\"}}", t));
+    cr_assert(!M("{\"i\":{\"$type\":\"decimal\"}}", t)); /* known, never stored */
+    cr_assert(!M("{\"i\":{\"$type\":[\"objectId\",\"timestamp\"]}}", t));
+    cr_assert(!M("{\"d\":{\"$type\":\"string\"}}", t));
+    /* dates compare with dates only (type bracketing) */
+    cr_assert(M("{\"d\":{\"$gt\":{\"$date\":\"2023-12-31T00:00:00Z\"}}}", t));
+    cr_assert(!M("{\"d\":{\"$gt\":5}}", t));
+    cr_assert(M("{\"b\":{\"$eq\":{\"$binary\":{\"base64\":\"AA==\",\"subType\":\"00\"}}}}", t));
+    cr_assert(!M("{\"b\":{\"$eq\":{\"$binary\":{\"base64\":\"AA==\",\"subType\":\"04\"}}}}", t));
 }
 
 Test(filter, logical)

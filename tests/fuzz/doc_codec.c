@@ -4,7 +4,9 @@
  * source: ndb_doc_validate; when valid, every reader (root, iteration, field
  * and path lookups, compare, JSON out and back) must work and round-trip.
  * Odd: the rest is JSON text: ndb_doc_from_json; what it accepts must
- * validate, print, and re-encode to the same bytes.
+ * validate, print, and re-encode to the same bytes. Byte 0 == 2 (mod 4):
+ * the rest is BSON: what ndb_doc_append_bson accepts must validate and
+ * convert back to BSON that reads as the same document.
  */
 #include <stdbool.h>
 #include <stdio.h>
@@ -96,6 +98,37 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fz_in in = {data, size};
     uint8_t mode = fz_byte(&in);
     ndb_errmsg msg;
+    if ((mode & 3) == 2) {
+        ndb_doc_builder *b;
+        if (ndb_doc_builder_new(&b) != NDB_OK)
+            return 0;
+        const void *d;
+        size_t n;
+        if (ndb_doc_append_bson(b, in.p, in.n, &msg) == NDB_OK && ndb_doc_builder_finish(b, &d, &n) == NDB_OK) {
+            if (ndb_doc_validate(d, n, &msg) != NDB_OK)
+                abort();
+            check_valid(d, n);
+            ndb_doc_val root;
+            uint8_t *out;
+            size_t ol;
+            if (ndb_doc_root(d, n, &root) != NDB_OK)
+                abort();
+            if (ndb_doc_to_bson(&root, &out, &ol) == NDB_OK) { /* keys without NUL */
+                ndb_doc_builder *b2;
+                const void *d2;
+                size_t n2;
+                if (ndb_doc_builder_new(&b2) == NDB_OK) {
+                    if (ndb_doc_append_bson(b2, out, ol, &msg) != NDB_OK ||
+                        ndb_doc_builder_finish(b2, &d2, &n2) != NDB_OK || n2 != n || memcmp(d, d2, n) != 0)
+                        abort(); /* BSON out reads back as the same document */
+                    ndb_doc_builder_free(b2);
+                }
+                free(out);
+            }
+        }
+        ndb_doc_builder_free(b);
+        return 0;
+    }
     if (!(mode & 1)) {
         if (ndb_doc_validate(in.p, in.n, &msg) == NDB_OK)
             check_valid(in.p, in.n);
