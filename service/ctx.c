@@ -82,12 +82,12 @@ ndb_status svc_stream_pages(svc_ctx *ctx, const svc_pager *p, void *state, int32
         }
         sent += (int64_t)n;
         char *hex = NULL;
-        if (!end && p->token != NULL) {
+        if (p->token != NULL) { /* on the last page too: a limit may have ended it, not the data */
             void *tok = NULL;
             size_t len = 0;
             if ((st = p->token(state, &tok, &len)) != NDB_OK)
                 return ndb_errmsg_set(msg, st, "could not make a page token");
-            if ((hex = page_token_out(ctx, tok, len)) == NULL)
+            if (len > 0 && (hex = page_token_out(ctx, tok, len)) == NULL)
                 return ndb_errmsg_set(msg, NDB_ELIMIT, "response over the call's memory bound");
         }
         if ((st = p->send(ctx, state, n, sent, hex, end, msg)) != NDB_OK || end)

@@ -1,7 +1,7 @@
 /*
  * h_document.c — DocumentService over engine/doc.
  *
- * Each handler encodes its Struct inputs (convert.h), calls the engine once,
+ * Each handler encodes its Document inputs (convert.h), calls the engine once,
  * and builds its response in the call's arena. Find and Aggregate stream pages
  * of documents from one engine cursor (one snapshot).
  */
@@ -162,15 +162,15 @@ static ndb_status insert_many(svc_ctx *ctx, const ProtobufCMessage *req, Protobu
     return NDB_OK;
 }
 
-/* Reads one document by id into a Struct; NDB_ENOTFOUND passes through. */
-static ndb_status load(svc_ctx *ctx, const char *coll, const char *id, Google__Protobuf__Struct **out, ndb_errmsg *msg)
+/* Reads one document by id into a Document; NDB_ENOTFOUND passes through. */
+static ndb_status load(svc_ctx *ctx, const char *coll, const char *id, Nexadb__V1__Document **out, ndb_errmsg *msg)
 {
     void *doc = NULL;
     size_t len = 0;
     ndb_status st = (ctx->nowait ? ndb_doc_try_get : ndb_doc_get)(ctx->app->doc, coll, id, strlen(id), &doc, &len, msg);
     if (st != NDB_OK)
         return st;
-    st = svc_doc_to_struct(&ctx->arena, doc, len, out, msg);
+    st = svc_doc_to_document(&ctx->arena, doc, len, out, msg);
     free(doc);
     return st;
 }
@@ -190,74 +190,42 @@ static ndb_status get(svc_ctx *ctx, const ProtobufCMessage *req, ProtobufCMessag
     return NDB_OK;
 }
 
-/* Adds a field to a Struct under construction in the page arena. */
-static int put_field(svc_ctx *ctx, Google__Protobuf__Struct *s, const char *key, Google__Protobuf__Value *v)
-{
-    Google__Protobuf__Struct__FieldsEntry *e = svc_page_alloc(ctx, sizeof *e);
-    if (e == NULL || v == NULL)
-        return 0;
-    google__protobuf__struct__fields_entry__init(e);
-    e->key = (char *)key;
-    e->value = v;
-    s->fields[s->n_fields++] = e;
-    return 1;
-}
-
-static Google__Protobuf__Value *num_value(svc_ctx *ctx, double d)
-{
-    Google__Protobuf__Value *v = svc_page_alloc(ctx, sizeof *v);
-    if (v != NULL) {
-        google__protobuf__value__init(v);
-        v->kind_case = GOOGLE__PROTOBUF__VALUE__KIND_NUMBER_VALUE;
-        v->number_value = d;
-    }
-    return v;
-}
-
-static Google__Protobuf__Value *str_value(svc_ctx *ctx, const char *s)
-{
-    Google__Protobuf__Value *v = svc_page_alloc(ctx, sizeof *v);
-    if (v != NULL) {
-        google__protobuf__value__init(v);
-        v->kind_case = GOOGLE__PROTOBUF__VALUE__KIND_STRING_VALUE;
-        v->string_value = svc_arena_strndup(&ctx->page_arena, s, strlen(s));
-        if (v->string_value == NULL)
-            return NULL;
-    }
-    return v;
-}
-
-/* The planner's account of a finished cursor, as a Struct. */
-static Google__Protobuf__Struct *explain_struct(svc_ctx *ctx, const ndb_doc_cursor *cur)
+/* The planner's account of a finished cursor, as a Document in the page arena. */
+static ndb_status explain_document(svc_ctx *ctx, const ndb_doc_cursor *cur, Nexadb__V1__Document **out,
+                                   ndb_errmsg *msg)
 {
     ndb_doc_explain ex;
     ndb_doc_cursor_explain(cur, &ex);
-    Google__Protobuf__Struct *s = svc_page_alloc(ctx, sizeof *s);
-    if (s == NULL)
-        return NULL;
-    google__protobuf__struct__init(s);
-    s->fields = svc_page_alloc(ctx, 6 * sizeof *s->fields);
-    if (s->fields == NULL)
-        return NULL;
-    Google__Protobuf__Value *sort = svc_page_alloc(ctx, sizeof *sort);
-    if (sort == NULL)
-        return NULL;
-    google__protobuf__value__init(sort);
-    sort->kind_case = GOOGLE__PROTOBUF__VALUE__KIND_BOOL_VALUE;
-    sort->bool_value = ex.in_memory_sort != 0;
-    int ok = put_field(ctx, s, "plan", str_value(ctx, ex.plan)) && put_field(ctx, s, "index", str_value(ctx, ex.index)) &&
-             put_field(ctx, s, "keys_examined", num_value(ctx, (double)ex.keys_examined)) &&
-             put_field(ctx, s, "docs_examined", num_value(ctx, (double)ex.docs_examined)) &&
-             put_field(ctx, s, "returned", num_value(ctx, (double)ex.returned)) &&
-             put_field(ctx, s, "in_memory_sort", sort);
-    return ok ? s : NULL;
+    ndb_doc_builder *b = svc_builder();
+    if (b == NULL)
+        return oom(msg);
+    ndb_doc_builder_reset(b);
+    ndb_doc_begin_object(b);
+    ndb_doc_key(b, "plan", 4);
+    ndb_doc_string(b, ex.plan, strlen(ex.plan));
+    ndb_doc_key(b, "index", 5);
+    ndb_doc_string(b, ex.index, strlen(ex.index));
+    ndb_doc_key(b, "keys_examined", 13);
+    ndb_doc_int(b, (int64_t)ex.keys_examined);
+    ndb_doc_key(b, "docs_examined", 13);
+    ndb_doc_int(b, (int64_t)ex.docs_examined);
+    ndb_doc_key(b, "returned", 8);
+    ndb_doc_int(b, (int64_t)ex.returned);
+    ndb_doc_key(b, "in_memory_sort", 14);
+    ndb_doc_bool(b, ex.in_memory_sort != 0);
+    ndb_doc_end_object(b);
+    const void *doc;
+    size_t len;
+    if (ndb_doc_builder_finish(b, &doc, &len) != NDB_OK)
+        return oom(msg);
+    return svc_doc_to_document(&ctx->page_arena, doc, len, out, msg);
 }
 
 /* A Find or Aggregate stream: the cursor, the page being filled, and for
  * Find whether the last page carries the planner's explanation. */
 typedef struct doc_stream {
     ndb_doc_cursor *cur;
-    Google__Protobuf__Struct **docs;
+    Nexadb__V1__Document **docs;
     bool explain;
 } doc_stream;
 
@@ -273,7 +241,7 @@ static ndb_status doc_next(svc_ctx *ctx, void *state, size_t i, size_t room, siz
     if (st != NDB_OK || (*end = doc == NULL))
         return st;
     *bytes += len;
-    return svc_doc_to_struct(&ctx->page_arena, doc, len, &s->docs[i], msg);
+    return svc_doc_to_document(&ctx->page_arena, doc, len, &s->docs[i], msg);
 }
 
 static ndb_status doc_token(void *state, void **tok, size_t *len)
@@ -291,8 +259,9 @@ static ndb_status find_send(svc_ctx *ctx, void *state, size_t n, int64_t count, 
     page.count = count;
     if (token != NULL)
         page.next_page_token = token;
-    if (last && s->explain && (page.explain = explain_struct(ctx, s->cur)) == NULL)
-        return oom(msg);
+    ndb_status st;
+    if (last && s->explain && (st = explain_document(ctx, s->cur, &page.explain, msg)) != NDB_OK)
+        return st;
     return svc_send(ctx, &page.base, msg);
 }
 
@@ -318,15 +287,10 @@ static ndb_status find(svc_ctx *ctx, const ProtobufCMessage *req, ProtobufCMessa
     if (r->skip < 0 || r->limit < 0)
         return ndb_errmsg_set(msg, NDB_EINVAL, "skip and limit must not be negative");
     ndb_doc_find_opts o = {.skip = (uint64_t)r->skip, .limit = (uint64_t)r->limit, .interrupt = svc_interrupt(ctx)};
-    svc_key *keys = r->n_sort ? svc_alloc(ctx, r->n_sort * sizeof *keys) : NULL;
-    if (r->n_sort && keys == NULL)
-        return oom(msg);
-    for (size_t i = 0; i < r->n_sort; i++)
-        keys[i] = (svc_key){r->sort[i]->field, r->sort[i]->direction == NEXADB__V1__SORT_DIRECTION__SORT_DIRECTION_DESCENDING};
     ndb_status st;
     if ((st = svc_encode(&ctx->arena, r->filter, 0, "filter", &o.filter, &o.filter_len, msg)) != NDB_OK ||
         (st = svc_encode(&ctx->arena, r->projection, 0, "projection", &o.projection, &o.projection_len, msg)) != NDB_OK ||
-        (st = svc_encode_keys(&ctx->arena, keys, r->n_sort, "sort", &o.sort, &o.sort_len, msg)) != NDB_OK ||
+        (st = svc_encode(&ctx->arena, r->sort, 0, "sort", &o.sort, &o.sort_len, msg)) != NDB_OK ||
         (st = svc_page_token_in(ctx, r->page_token, &o.page_token, &o.page_token_len, msg)) != NDB_OK)
         return st;
     ndb_doc_cursor *cur = NULL;
@@ -342,15 +306,10 @@ static ndb_status find_one(svc_ctx *ctx, const ProtobufCMessage *req, ProtobufCM
 {
     const Nexadb__V1__FindOneRequest *r = (const void *)req;
     ndb_doc_find_opts o = {.limit = 1, .interrupt = svc_interrupt(ctx)};
-    svc_key *keys = r->n_sort ? svc_alloc(ctx, r->n_sort * sizeof *keys) : NULL;
-    if (r->n_sort && keys == NULL)
-        return oom(msg);
-    for (size_t i = 0; i < r->n_sort; i++)
-        keys[i] = (svc_key){r->sort[i]->field, r->sort[i]->direction == NEXADB__V1__SORT_DIRECTION__SORT_DIRECTION_DESCENDING};
     ndb_status st;
     if ((st = svc_encode(&ctx->arena, r->filter, 0, "filter", &o.filter, &o.filter_len, msg)) != NDB_OK ||
         (st = svc_encode(&ctx->arena, r->projection, 0, "projection", &o.projection, &o.projection_len, msg)) != NDB_OK ||
-        (st = svc_encode_keys(&ctx->arena, keys, r->n_sort, "sort", &o.sort, &o.sort_len, msg)) != NDB_OK)
+        (st = svc_encode(&ctx->arena, r->sort, 0, "sort", &o.sort, &o.sort_len, msg)) != NDB_OK)
         return st;
     Nexadb__V1__FindOneResponse *out = NEW(ctx, Nexadb__V1__FindOneResponse, nexadb__v1__find_one_response__init);
     if (out == NULL)
@@ -359,7 +318,7 @@ static ndb_status find_one(svc_ctx *ctx, const ProtobufCMessage *req, ProtobufCM
     size_t len = 0;
     st = ndb_doc_find_one(ctx->app->doc, r->collection, &o, &doc, &len, msg);
     if (st == NDB_OK) {
-        st = svc_doc_to_struct(&ctx->arena, doc, len, &out->document, msg);
+        st = svc_doc_to_document(&ctx->arena, doc, len, &out->document, msg);
         free(doc);
     } else if (st == NDB_ENOTFOUND) {
         st = NDB_OK; /* no match: the document stays unset */
@@ -403,15 +362,13 @@ static ndb_status update(svc_ctx *ctx, const ProtobufCMessage *req, ProtobufCMes
     if (out == NULL)
         return oom(msg);
     st = ndb_doc_update(ctx->app->doc, r->collection, r->id, strlen(r->id), upd, ulen, svc_interrupt(ctx), msg);
-    if (st == NDB_OK) {
-        out->success = 1;
-        st = load(ctx, r->collection, r->id, &out->document, msg);
-        if (st == NDB_ENOTFOUND) /* deleted by another call since */
-            st = NDB_OK;
-    } else if (is_missing(st)) {
-        st = NDB_OK; /* success stays false */
-    }
+    if (is_missing(st))
+        return ndb_errmsg_set(msg, st, "no document with _id '%.200s' in collection '%.64s'", r->id, r->collection);
     if (st != NDB_OK)
+        return st;
+    out->success = 1;
+    st = load(ctx, r->collection, r->id, &out->document, msg);
+    if (st != NDB_OK && st != NDB_ENOTFOUND) /* not found: deleted by another call since */
         return st;
     *resp = &out->base;
     return NDB_OK;
@@ -448,12 +405,14 @@ static ndb_status delete_one(svc_ctx *ctx, const ProtobufCMessage *req, Protobuf
 {
     const Nexadb__V1__DeleteRequest *r = (const void *)req;
     ndb_status st = ndb_doc_delete(ctx->app->doc, r->collection, r->id, strlen(r->id), svc_interrupt(ctx), msg);
-    if (st != NDB_OK && !is_missing(st))
+    if (is_missing(st))
+        return ndb_errmsg_set(msg, st, "no document with _id '%.200s' in collection '%.64s'", r->id, r->collection);
+    if (st != NDB_OK)
         return st;
     Nexadb__V1__DeleteResponse *out = NEW(ctx, Nexadb__V1__DeleteResponse, nexadb__v1__delete_response__init);
     if (out == NULL)
         return oom(msg);
-    out->success = st == NDB_OK;
+    out->success = 1;
     *resp = &out->base;
     return NDB_OK;
 }

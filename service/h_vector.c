@@ -132,7 +132,7 @@ static ndb_status list(svc_ctx *ctx, const ProtobufCMessage *req, ProtobufCMessa
  * must have as many components as the first (vector/ checks that count
  * against the collection). On NDB_OK *ids is an array of n ids in call memory.
  */
-static ndb_status insert_items(svc_ctx *ctx, const char *coll, Google__Protobuf__Struct *const *docs,
+static ndb_status insert_items(svc_ctx *ctx, const char *coll, Nexadb__V1__Document *const *docs,
                                const size_t *n_vec, float *const *vecs, size_t n, char ***ids, ndb_errmsg *msg)
 {
     ndb_vec_item *items = svc_alloc(ctx, n * sizeof *items);
@@ -191,7 +191,7 @@ static ndb_status insert_many(svc_ctx *ctx, const ProtobufCMessage *req, Protobu
     *resp = &out->base;
     if (n == 0)
         return NDB_OK;
-    Google__Protobuf__Struct **docs = svc_alloc(ctx, n * sizeof *docs);
+    Nexadb__V1__Document **docs = svc_alloc(ctx, n * sizeof *docs);
     size_t *n_vec = svc_alloc(ctx, n * sizeof *n_vec);
     float **vecs = svc_alloc(ctx, n * sizeof *vecs);
     if (docs == NULL || n_vec == NULL || vecs == NULL)
@@ -245,7 +245,7 @@ static ndb_status get(svc_ctx *ctx, const ProtobufCMessage *req, ProtobufCMessag
                                 &dims, msg);
     if (st != NDB_OK)
         return st;
-    st = svc_doc_to_struct(&ctx->arena, doc, len, &out->document, msg);
+    st = svc_doc_to_document(&ctx->arena, doc, len, &out->document, msg);
     free(doc);
     if (st == NDB_OK && vec != NULL) {
         if ((out->vector = svc_alloc(ctx, (size_t)dims * sizeof *vec)) == NULL)
@@ -278,7 +278,7 @@ static ndb_status delete_one(svc_ctx *ctx, const ProtobufCMessage *req, Protobuf
 }
 
 /* Settings shared by Search and SearchBatch; the filter is encoded once, here. */
-static ndb_status prepare_query(svc_ctx *ctx, int32_t limit, const Google__Protobuf__Struct *filter,
+static ndb_status prepare_query(svc_ctx *ctx, int32_t limit, const Nexadb__V1__Document *filter,
                                 const Google__Protobuf__FloatValue *min_score, int with_vectors, ndb_vec_query *q,
                                 ndb_errmsg *msg)
 {
@@ -293,7 +293,7 @@ static ndb_status prepare_query(svc_ctx *ctx, int32_t limit, const Google__Proto
         q->has_min_score = 1;
         q->min_score = min_score->value;
     }
-    if (filter == NULL || filter->n_fields == 0)
+    if (svc_document_empty(filter))
         return NDB_OK; /* no filter: every document is ranked */
     return svc_encode(&ctx->arena, filter, 0, "filter", &q->filter, &q->filter_len, msg);
 }
@@ -317,7 +317,7 @@ static ndb_status build_hits(svc_ctx *ctx, const ndb_vec_result *res, uint32_t d
             return oom(msg);
         o->similarity = h->score;
         ndb_status st;
-        if (h->doc != NULL && (st = svc_doc_to_struct(&ctx->arena, h->doc, h->doc_len, &o->document, msg)) != NDB_OK)
+        if (h->doc != NULL && (st = svc_doc_to_document(&ctx->arena, h->doc, h->doc_len, &o->document, msg)) != NDB_OK)
             return st;
         if (h->vector != NULL) {
             if ((o->vector = copy_floats(&ctx->arena, h->vector, dims)) == NULL)
@@ -414,7 +414,7 @@ static ndb_status vec_next(svc_ctx *ctx, void *state, size_t i, size_t room, siz
     if (vd == NULL)
         return oom(msg);
     nexadb__v1__vector_document__init(vd);
-    if ((st = svc_doc_to_struct(&ctx->page_arena, doc, len, &vd->document, msg)) != NDB_OK)
+    if ((st = svc_doc_to_document(&ctx->page_arena, doc, len, &vd->document, msg)) != NDB_OK)
         return st;
     if ((vd->vector = copy_floats(&ctx->page_arena, vec, s->dims)) == NULL)
         return oom(msg);
@@ -452,7 +452,7 @@ static ndb_status find_vectors(svc_ctx *ctx, const ProtobufCMessage *req, Protob
         return ndb_errmsg_set(msg, NDB_EINVAL, "limit must not be negative");
     ndb_vec_find_opts o = {.limit = (uint64_t)r->limit, .interrupt = svc_interrupt(ctx)};
     ndb_status st;
-    if ((r->filter != NULL && r->filter->n_fields > 0 &&
+    if ((!svc_document_empty(r->filter) &&
          (st = svc_encode(&ctx->arena, r->filter, 0, "filter", &o.filter, &o.filter_len, msg)) != NDB_OK) ||
         (st = svc_page_token_in(ctx, r->page_token, &o.page_token, &o.page_token_len, msg)) != NDB_OK)
         return st;

@@ -11,7 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "google/protobuf/struct.pb-c.h"
+#include "convert.h"
+#include "ndb_doc.h"
 #include "google/protobuf/wrappers.pb-c.h"
 #include "json_text.h"
 #include "rest_routes.h"
@@ -398,13 +399,43 @@ static ndb_status get_string(const json_t *j, char **out, svc_arena *a, const ch
     return *out != NULL ? NDB_OK : ndb_errmsg_set(msg, NDB_ENOMEM, "out of memory");
 }
 
+/* Lower-case name of an enum value without its type's prefix: "cosine" for
+ * VECTOR_METRIC_COSINE, "descending" for SORT_DIRECTION_DESCENDING (the
+ * brief's and MongoDB's words). The prefix is the enum type's name in upper
+ * snake case. NULL when v does not start with it. */
+static const char *enum_short(const ProtobufCEnumDescriptor *ed, const char *v, char *out, size_t cap)
+{
+    char pre[96];
+    size_t n = 0;
+    for (const char *c = ed->short_name; *c && n + 2 < sizeof pre; c++) {
+        if (*c >= 'A' && *c <= 'Z' && c != ed->short_name)
+            pre[n++] = '_';
+        pre[n++] = (char)(*c >= 'a' && *c <= 'z' ? *c - 32 : *c);
+    }
+    pre[n++] = '_';
+    if (strncmp(v, pre, n) != 0 || strlen(v + n) >= cap)
+        return NULL;
+    size_t i = 0;
+    for (const char *c = v + n; *c; c++)
+        out[i++] = (char)(*c >= 'A' && *c <= 'Z' ? *c + 32 : *c);
+    out[i] = 0;
+    return out;
+}
+
 static ndb_status get_enum(const json_t *j, const ProtobufCEnumDescriptor *ed, int32_t *out, const char *path,
                            ndb_errmsg *msg)
 {
     if (json_is_string(j)) {
-        const ProtobufCEnumValue *v = protobuf_c_enum_descriptor_get_value_by_name(ed, json_string_value(j));
+        const char *name = json_string_value(j);
+        const ProtobufCEnumValue *v = protobuf_c_enum_descriptor_get_value_by_name(ed, name);
+        for (unsigned i = 0; v == NULL && i < ed->n_values; i++) { /* or its short name: "cosine" */
+            char sh[64];
+            const char *s = enum_short(ed, ed->values[i].name, sh, sizeof sh);
+            if (s != NULL && strcmp(s, name) == 0)
+                v = &ed->values[i];
+        }
         if (v == NULL)
-            return ndb_errmsg_set(msg, NDB_EINVAL, "%s: '%.60s' is not a %s", path, json_string_value(j), ed->name);
+            return ndb_errmsg_set(msg, NDB_EINVAL, "%s: '%.60s' is not a %s", path, name, ed->name);
         *out = v->value;
         return NDB_OK;
     }
@@ -480,107 +511,30 @@ static ndb_status set_value(const ProtobufCFieldDescriptor *fd, void *slot, cons
     return ndb_errmsg_set(msg, NDB_EINVAL, "%s: unsupported field type", path);
 }
 
-static ndb_status build_value(const json_t *j, svc_arena *a, const char *path, int depth,
-                              Google__Protobuf__Value **out, ndb_errmsg *msg);
-
-static ndb_status build_struct(const json_t *j, svc_arena *a, const char *path, int depth,
-                               Google__Protobuf__Struct **out, ndb_errmsg *msg)
+/* A nexadb.v1.Document from plain JSON (relaxed Extended JSON): the object
+ * is encoded by the document engine and carried as BSON, as over gRPC. */
+static ndb_status build_document(const json_t *j, svc_arena *a, const char *path, Nexadb__V1__Document **out,
+                                 ndb_errmsg *msg)
 {
     if (!json_is_object(j))
         return bad(msg, path, "an object", j);
-    Google__Protobuf__Struct *s = svc_arena_alloc(a, sizeof *s);
-    size_t n = json_object_size(j);
-    Google__Protobuf__Struct__FieldsEntry **fields = svc_arena_alloc(a, (n ? n : 1) * sizeof *fields);
-    Google__Protobuf__Struct__FieldsEntry *ents = svc_arena_alloc(a, (n ? n : 1) * sizeof *ents);
-    if (s == NULL || fields == NULL || ents == NULL)
+    char *text = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
+    if (text == NULL)
         return ndb_errmsg_set(msg, NDB_ENOMEM, "out of memory");
-    google__protobuf__struct__init(s);
-    size_t i = 0;
-    const char *key;
-    size_t klen;
-    json_t *v;
-    /* jansson iterates objects in insertion (document) order. */
-    json_object_keylen_foreach((json_t *)j, key, klen, v) {
-        if (klen != strlen(key))
-            return ndb_errmsg_set(msg, NDB_EINVAL, "%s: object keys may not contain \\u0000", path);
-        google__protobuf__struct__fields_entry__init(&ents[i]);
-        ents[i].key = svc_arena_strndup(a, key, klen);
-        if (ents[i].key == NULL)
-            return ndb_errmsg_set(msg, NDB_ENOMEM, "out of memory");
-        ndb_status st = build_value(v, a, path, depth + 1, &ents[i].value, msg);
-        if (st != NDB_OK)
-            return st;
-        fields[i] = &ents[i];
-        i++;
-    }
-    s->n_fields = i;
-    s->fields = fields;
-    *out = s;
+    void *doc = NULL;
+    size_t dlen = 0;
+    ndb_errmsg inner = {{0}};
+    ndb_status st = ndb_doc_from_json(text, strlen(text), &doc, &dlen, &inner);
+    free(text);
+    if (st == NDB_OK)
+        st = svc_doc_to_document(a, doc, dlen, out, &inner);
+    free(doc);
+    if (st == NDB_ETOOBIG)
+        return ndb_errmsg_set(msg, NDB_EINVAL, "%s: nested deeper than %d levels or larger than %u bytes", path,
+                              NDB_DOC_MAX_DEPTH, NDB_DOC_MAX_BYTES);
+    if (st != NDB_OK)
+        return ndb_errmsg_set(msg, st, "%s: %s", path, inner.text[0] ? inner.text : ndb_strerror(st));
     return NDB_OK;
-}
-
-static ndb_status build_list(const json_t *j, svc_arena *a, const char *path, int depth,
-                             Google__Protobuf__ListValue **out, ndb_errmsg *msg)
-{
-    if (!json_is_array(j))
-        return bad(msg, path, "an array", j);
-    Google__Protobuf__ListValue *l = svc_arena_alloc(a, sizeof *l);
-    size_t n = json_array_size(j);
-    Google__Protobuf__Value **vals = svc_arena_alloc(a, (n ? n : 1) * sizeof *vals);
-    if (l == NULL || vals == NULL)
-        return ndb_errmsg_set(msg, NDB_ENOMEM, "out of memory");
-    google__protobuf__list_value__init(l);
-    for (size_t i = 0; i < n; i++) {
-        ndb_status st = build_value(json_array_get(j, i), a, path, depth + 1, &vals[i], msg);
-        if (st != NDB_OK)
-            return st;
-    }
-    l->n_values = n;
-    l->values = vals;
-    *out = l;
-    return NDB_OK;
-}
-
-static ndb_status build_value(const json_t *j, svc_arena *a, const char *path, int depth,
-                              Google__Protobuf__Value **out, ndb_errmsg *msg)
-{
-    if (depth > MAX_DEPTH)
-        return ndb_errmsg_set(msg, NDB_EINVAL, "%s: nested deeper than %d levels", path, MAX_DEPTH);
-    Google__Protobuf__Value *v = svc_arena_alloc(a, sizeof *v);
-    if (v == NULL)
-        return ndb_errmsg_set(msg, NDB_ENOMEM, "out of memory");
-    google__protobuf__value__init(v);
-    ndb_status st = NDB_OK;
-    switch (json_typeof(j)) {
-    case JSON_NULL:
-        v->kind_case = GOOGLE__PROTOBUF__VALUE__KIND_NULL_VALUE;
-        v->null_value = GOOGLE__PROTOBUF__NULL_VALUE__NULL_VALUE;
-        break;
-    case JSON_TRUE:
-    case JSON_FALSE:
-        v->kind_case = GOOGLE__PROTOBUF__VALUE__KIND_BOOL_VALUE;
-        v->bool_value = json_is_true(j);
-        break;
-    case JSON_INTEGER:
-    case JSON_REAL:
-        v->kind_case = GOOGLE__PROTOBUF__VALUE__KIND_NUMBER_VALUE;
-        v->number_value = json_number_value(j);
-        break;
-    case JSON_STRING:
-        v->kind_case = GOOGLE__PROTOBUF__VALUE__KIND_STRING_VALUE;
-        st = get_string(j, &v->string_value, a, path, msg);
-        break;
-    case JSON_OBJECT:
-        v->kind_case = GOOGLE__PROTOBUF__VALUE__KIND_STRUCT_VALUE;
-        st = build_struct(j, a, path, depth, &v->struct_value, msg);
-        break;
-    case JSON_ARRAY:
-        v->kind_case = GOOGLE__PROTOBUF__VALUE__KIND_LIST_VALUE;
-        st = build_list(j, a, path, depth, &v->list_value, msg);
-        break;
-    }
-    *out = v;
-    return st;
 }
 
 static bool is_wrapper(const ProtobufCMessageDescriptor *d)
@@ -597,12 +551,8 @@ static ndb_status build_message(const ProtobufCMessageDescriptor *d, const json_
 {
     if (depth > MAX_DEPTH)
         return ndb_errmsg_set(msg, NDB_EINVAL, "%s: nested deeper than %d levels", path, MAX_DEPTH);
-    if (d == &google__protobuf__struct__descriptor)
-        return build_struct(j, a, path, depth, (Google__Protobuf__Struct **)out, msg);
-    if (d == &google__protobuf__value__descriptor)
-        return build_value(j, a, path, depth, (Google__Protobuf__Value **)out, msg);
-    if (d == &google__protobuf__list_value__descriptor)
-        return build_list(j, a, path, depth, (Google__Protobuf__ListValue **)out, msg);
+    if (d == &nexadb__v1__document__descriptor)
+        return build_document(j, a, path, (Nexadb__V1__Document **)out, msg);
     ProtobufCMessage *m = json_pb_new(d, a);
     if (m == NULL)
         return ndb_errmsg_set(msg, NDB_ENOMEM, "out of memory");
@@ -629,7 +579,7 @@ static ndb_status set_field(ProtobufCMessage *m, const ProtobufCFieldDescriptor 
 {
     char sub[200];
     path_fmt(sub, sizeof sub, "%s%s%s", path, *path ? "." : "", json_pb_key(fd));
-    if (json_is_null(j) && !(fd->type == PROTOBUF_C_TYPE_MESSAGE && fd->descriptor == &google__protobuf__value__descriptor))
+    if (json_is_null(j))
         return NDB_OK; /* null: the field keeps its default */
     if (fd->label == PROTOBUF_C_LABEL_REPEATED) {
         if (!json_is_array(j))
@@ -837,20 +787,6 @@ void json_pb_put_double(json_pb_buf *b, double v)
     put_real(b, v, false);
 }
 
-/* A Struct number: an integer when integral within ±2^53, null when not finite. */
-static void put_struct_number(json_pb_buf *b, double v)
-{
-    if (!isfinite(v)) {
-        json_pb_puts(b, "null");
-        return;
-    }
-    if (v == floor(v) && fabs(v) <= 9007199254740992.0) {
-        put_i64(b, (int64_t)v);
-        return;
-    }
-    put_real(b, v, false);
-}
-
 static void put_b64(json_pb_buf *b, const uint8_t *d, size_t n)
 {
     static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -866,22 +802,30 @@ static void put_b64(json_pb_buf *b, const uint8_t *d, size_t n)
 
 static void write_message(json_pb_buf *b, const ProtobufCMessage *m);
 
-static void write_value(json_pb_buf *b, const Google__Protobuf__Value *v)
+/* A nexadb.v1.Document as plain JSON (relaxed Extended JSON, key order kept). */
+static void write_document(json_pb_buf *b, const Nexadb__V1__Document *d)
 {
-    if (v == NULL) {
-        json_pb_puts(b, "null");
+    ndb_doc_builder *bld;
+    if (d->bson.len == 0) {
+        json_pb_puts(b, "{}");
         return;
     }
-    switch (v->kind_case) {
-    case GOOGLE__PROTOBUF__VALUE__KIND_NUMBER_VALUE: put_struct_number(b, v->number_value); return;
-    case GOOGLE__PROTOBUF__VALUE__KIND_STRING_VALUE:
-        json_pb_put_string(b, v->string_value, strlen(v->string_value));
+    if (ndb_doc_builder_new(&bld) != NDB_OK) {
+        b->err = NDB_ENOMEM;
         return;
-    case GOOGLE__PROTOBUF__VALUE__KIND_BOOL_VALUE: json_pb_puts(b, v->bool_value ? "true" : "false"); return;
-    case GOOGLE__PROTOBUF__VALUE__KIND_STRUCT_VALUE: write_message(b, &v->struct_value->base); return;
-    case GOOGLE__PROTOBUF__VALUE__KIND_LIST_VALUE: write_message(b, &v->list_value->base); return;
-    default: json_pb_puts(b, "null"); return;
     }
+    const void *doc;
+    size_t len;
+    char *text = NULL;
+    size_t tlen;
+    ndb_status st = ndb_doc_append_bson(bld, d->bson.data, d->bson.len, NULL);
+    if (st == NDB_OK && (st = ndb_doc_builder_finish(bld, &doc, &len)) == NDB_OK &&
+        (st = ndb_doc_to_json(doc, len, &text, &tlen)) == NDB_OK)
+        json_pb_put(b, text, tlen);
+    else if (b->err == NDB_OK)
+        b->err = st == NDB_ENOMEM ? NDB_ENOMEM : NDB_ECORRUPT;
+    free(text);
+    ndb_doc_builder_free(bld);
 }
 
 /* One value of fd's type at slot. */
@@ -904,8 +848,12 @@ static void write_scalar(json_pb_buf *b, const ProtobufCFieldDescriptor *fd, con
     case PROTOBUF_C_TYPE_ENUM: {
         int32_t v = *(const int32_t *)slot;
         const ProtobufCEnumValue *ev = protobuf_c_enum_descriptor_get_value(fd->descriptor, v);
-        if (ev != NULL)
-            json_pb_put_string(b, ev->name, strlen(ev->name));
+        char sh[64];
+        const char *name = ev ? enum_short(fd->descriptor, ev->name, sh, sizeof sh) : NULL;
+        if (name == NULL && ev != NULL)
+            name = ev->name;
+        if (name != NULL)
+            json_pb_put_string(b, name, strlen(name));
         else
             put_i64(b, v);
         return;
@@ -925,7 +873,7 @@ static void write_scalar(json_pb_buf *b, const ProtobufCFieldDescriptor *fd, con
     case PROTOBUF_C_TYPE_MESSAGE: {
         const ProtobufCMessage *sub = *(ProtobufCMessage *const *)slot;
         if (sub == NULL)
-            json_pb_puts(b, fd->descriptor == &google__protobuf__value__descriptor ? "null" : "{}");
+            json_pb_puts(b, "{}");
         else
             write_message(b, sub);
         return;
@@ -936,33 +884,8 @@ static void write_scalar(json_pb_buf *b, const ProtobufCFieldDescriptor *fd, con
 static void write_message(json_pb_buf *b, const ProtobufCMessage *m)
 {
     const ProtobufCMessageDescriptor *d = m->descriptor;
-    if (d == &google__protobuf__struct__descriptor) {
-        const Google__Protobuf__Struct *s = (const void *)m;
-        put_char(b, '{');
-        for (size_t i = 0; i < s->n_fields; i++) {
-            if (i > 0)
-                put_char(b, ',');
-            const char *k = s->fields[i]->key ? s->fields[i]->key : "";
-            json_pb_put_string(b, k, strlen(k));
-            put_char(b, ':');
-            write_value(b, s->fields[i]->value);
-        }
-        put_char(b, '}');
-        return;
-    }
-    if (d == &google__protobuf__list_value__descriptor) {
-        const Google__Protobuf__ListValue *l = (const void *)m;
-        put_char(b, '[');
-        for (size_t i = 0; i < l->n_values; i++) {
-            if (i > 0)
-                put_char(b, ',');
-            write_value(b, l->values[i]);
-        }
-        put_char(b, ']');
-        return;
-    }
-    if (d == &google__protobuf__value__descriptor) {
-        write_value(b, (const void *)m);
+    if (d == &nexadb__v1__document__descriptor) {
+        write_document(b, (const void *)m);
         return;
     }
     if (is_wrapper(d)) {

@@ -4,15 +4,10 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "google/protobuf/struct.pb-c.h"
-
-/* Where the walk is, for messages: "sort[1].field". Inside a Struct (a
- * document, filter, update, ...) the path stops at the request field that
- * holds it and `in_struct` says which part of the document is at fault. */
+/* Where the walk is, for messages: "queries[1].collection". */
 typedef struct walk {
     char path[160];
     size_t len;
-    int in_struct; /* 0 outside a Struct; else 1 */
 } walk;
 
 static const uint8_t *varint(const uint8_t *p, const uint8_t *end, uint64_t *out)
@@ -29,26 +24,11 @@ static const uint8_t *varint(const uint8_t *p, const uint8_t *end, uint64_t *out
     return NULL;
 }
 
-static bool is_struct_type(const ProtobufCMessageDescriptor *d)
-{
-    return d == &google__protobuf__struct__descriptor || d == &google__protobuf__value__descriptor ||
-           d == &google__protobuf__list_value__descriptor || d == &google__protobuf__struct__fields_entry__descriptor;
-}
-
 /* Strings are C strings once unpacked: a NUL would cut "alice\0-typo" to
- * "alice" and the call would act on another name. Names, ids, keys, tokens and
- * document strings alike are refused here, before protobuf-c sees them. */
-static ndb_status nul_error(const walk *w, const ProtobufCMessageDescriptor *d, const ProtobufCFieldDescriptor *f,
-                            ndb_errmsg *msg)
-{
-    if (!w->in_struct)
-        return ndb_errmsg_set(msg, NDB_EINVAL, "%s: must not contain a NUL byte (\\0)", w->path);
-    if (d == &google__protobuf__struct__fields_entry__descriptor && f->id == 1)
-        return ndb_errmsg_set(msg, NDB_EINVAL, "%s: a field name must not contain a NUL byte (\\0)", w->path);
-    return ndb_errmsg_set(msg, NDB_EINVAL,
-                          "%s: a string value must not contain a NUL byte (\\0); store bytes as binary", w->path);
-}
-
+ * "alice" and the call would act on another name, so names, ids and tokens
+ * holding one are refused here, before protobuf-c sees them (document
+ * strings are inside BSON bytes, where a NUL is data). Fields the message
+ * does not define are refused too (pbcheck.h says why). */
 static ndb_status check(const ProtobufCMessageDescriptor *d, const uint8_t *p, const uint8_t *end, int depth,
                         walk *w, ndb_errmsg *msg)
 {
@@ -60,6 +40,13 @@ static ndb_status check(const ProtobufCMessageDescriptor *d, const uint8_t *p, c
         uint64_t tag, n;
         if ((p = varint(p, end, &tag)) == NULL)
             goto bad;
+        const ProtobufCFieldDescriptor *f =
+            (tag >> 3) <= UINT32_MAX ? protobuf_c_message_descriptor_get_field(d, (unsigned)(tag >> 3)) : NULL;
+        if (f == NULL)
+            return ndb_errmsg_set(msg, NDB_EINVAL,
+                                  "%s%sfield number %llu is not part of %s (a client built for another version of "
+                                  "the API? documents are nexadb.v1.Document, BSON, since 0.2)",
+                                  w->path, w->len ? ": " : "", (unsigned long long)(tag >> 3), d->name);
         switch (tag & 7) {
         case 0:
             if ((p = varint(p, end, &n)) == NULL)
@@ -78,38 +65,28 @@ static ndb_status check(const ProtobufCMessageDescriptor *d, const uint8_t *p, c
         case 2: {
             if ((p = varint(p, end, &n)) == NULL || n > (uint64_t)(end - p))
                 goto bad;
-            const ProtobufCFieldDescriptor *f =
-                d != NULL && (tag >> 3) <= UINT32_MAX ? protobuf_c_message_descriptor_get_field(d, (unsigned)(tag >> 3))
-                                                      : NULL;
-            if (f == NULL || (f->type != PROTOBUF_C_TYPE_MESSAGE && f->type != PROTOBUF_C_TYPE_STRING)) {
+            if (f->type != PROTOBUF_C_TYPE_MESSAGE && f->type != PROTOBUF_C_TYPE_STRING) {
                 p += n;
                 break;
             }
             size_t saved = w->len;
-            int saved_in = w->in_struct;
-            if (!w->in_struct) {
-                size_t i = (size_t)(f - d->fields);
-                unsigned k = i < 32 ? seen[i]++ : 0;
-                int r = f->label == PROTOBUF_C_LABEL_REPEATED
-                            ? snprintf(w->path + w->len, sizeof w->path - w->len, "%s%s[%u]", w->len ? "." : "",
-                                       f->name, k)
-                            : snprintf(w->path + w->len, sizeof w->path - w->len, "%s%s", w->len ? "." : "", f->name);
-                w->len = r < 0 || (size_t)r >= sizeof w->path - w->len ? sizeof w->path - 1 : w->len + (size_t)r;
-            }
+            size_t i = (size_t)(f - d->fields);
+            unsigned k = i < 32 ? seen[i]++ : 0;
+            int r = f->label == PROTOBUF_C_LABEL_REPEATED
+                        ? snprintf(w->path + w->len, sizeof w->path - w->len, "%s%s[%u]", w->len ? "." : "", f->name, k)
+                        : snprintf(w->path + w->len, sizeof w->path - w->len, "%s%s", w->len ? "." : "", f->name);
+            w->len = r < 0 || (size_t)r >= sizeof w->path - w->len ? sizeof w->path - 1 : w->len + (size_t)r;
             ndb_status st = NDB_OK;
             if (f->type == PROTOBUF_C_TYPE_STRING) {
                 if (n > 0 && memchr(p, 0, (size_t)n) != NULL)
-                    st = nul_error(w, d, f, msg);
+                    st = ndb_errmsg_set(msg, NDB_EINVAL, "%s: must not contain a NUL byte (\\0)", w->path);
             } else {
-                if (is_struct_type(f->descriptor))
-                    w->in_struct = 1;
                 st = check(f->descriptor, p, p + n, depth - 1, w, msg);
             }
             if (st != NDB_OK)
                 return st;
             w->len = saved;
             w->path[saved] = '\0';
-            w->in_struct = saved_in;
             p += n;
             break;
         }
@@ -125,7 +102,7 @@ bad:
 ndb_status svc_pb_check(const ProtobufCMessageDescriptor *d, const uint8_t *buf, size_t len, int max_depth,
                         ndb_errmsg *msg)
 {
-    walk w = {.len = 0, .in_struct = 0};
+    walk w = {.len = 0};
     w.path[0] = '\0';
     return check(d, buf, buf + len, max_depth, &w, msg);
 }

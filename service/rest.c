@@ -349,6 +349,26 @@ static enum MHD_Result respond_status(rreq *q, struct MHD_Connection *conn, cons
                                svc_status_retryable(st));
 }
 
+/* ---- paging --------------------------------------------------------------------- */
+
+/* A one-body answer pages by default: a streaming call whose request has a
+ * "limit" and whose response a "next_page_token" (Find, FindVectors) gets
+ * REST_PAGE_LIMIT when the client set none, so GET /collections/{name} is one
+ * page, not the whole collection in one body; the token in the body continues.
+ * NDJSON (Accept: application/x-ndjson) streams everything as it comes. */
+#define REST_PAGE_LIMIT 1000
+
+static void default_page(ProtobufCMessage *req, const ProtobufCMessageDescriptor *out)
+{
+    const ProtobufCFieldDescriptor *lf = protobuf_c_message_descriptor_get_field_by_name(req->descriptor, "limit");
+    if (lf == NULL || lf->type != PROTOBUF_C_TYPE_INT64 ||
+        protobuf_c_message_descriptor_get_field_by_name(out, "next_page_token") == NULL)
+        return;
+    int64_t *limit = (int64_t *)((char *)req + lf->offset);
+    if (*limit == 0)
+        *limit = REST_PAGE_LIMIT;
+}
+
 /* ---- streaming sinks ------------------------------------------------------------ */
 
 /* Collects a server-streaming method's messages: merged into one object
@@ -674,6 +694,8 @@ static enum MHD_Result serve_rpc(rreq *q, struct MHD_Connection *conn, const rro
         const char *accept = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT);
         sk.d = route->md->output;
         sk.ndjson = accept != NULL && strstr(accept, "application/x-ndjson") != NULL;
+        if (!sk.ndjson)
+            default_page(req, sk.d);
         sk.limit = r->max_response;
         if (!sk.ndjson) {
             sk.fields = calloc(sk.d->n_fields ? sk.d->n_fields : 1, sizeof *sk.fields);

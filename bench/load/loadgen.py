@@ -36,15 +36,14 @@ def pct(xs, p):
 
 
 async def run(pb, target, key, total, concurrency=64, pid=None, seed=1, coll="load", vcoll="loadvec"):
-    from google.protobuf import struct_pb2
+    import bson
     D, V = pb.document_pb2, pb.vector_pb2
     md = (("x-api-key", key),)
     rnd = random.Random(seed)
 
     def S(d):
-        s = struct_pb2.Struct()
-        s.update(d)
-        return s
+        """A document as the API carries it: BSON in a nexadb.v1.Document."""
+        return pb.common_pb2.Document(bson=bson.encode(d))
 
     chans = [grpc.aio.insecure_channel(target) for _ in range(max(1, concurrency // 8))]
     docs = [pb.document_pb2_grpc.DocumentServiceStub(c) for c in chans]
@@ -165,6 +164,7 @@ def stubs(root):
     class M:
         pass
     m = M()
+    m.common_pb2 = importlib.import_module("nexadb.v1.common_pb2")
     for name in ("document", "vector"):
         setattr(m, f"{name}_pb2", importlib.import_module(f"nexadb.v1.{name}_pb2"))
         setattr(m, f"{name}_pb2_grpc", importlib.import_module(f"nexadb.v1.{name}_pb2_grpc"))

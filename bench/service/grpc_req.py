@@ -1,4 +1,5 @@
-"""Writes gRPC request frames (5-byte prefix + protobuf) for h2load, encoding by hand (no stubs needed).
+"""Writes gRPC request frames (5-byte prefix + protobuf) for h2load, encoding the protobuf by hand
+(no stubs needed) and documents with pymongo's bson.
 
 usage: grpc_req.py <kind> <out> [args...]
   status                       AdminService/Status request (empty)
@@ -12,6 +13,8 @@ import json
 import random
 import struct
 import sys
+
+import bson
 
 
 def varint(n):
@@ -37,24 +40,8 @@ def string(num, s):
     return field(num, 2, s.encode())
 
 
-def value(v):  # google.protobuf.Value
-    if v is None:
-        return field(1, 0, varint(0))
-    if isinstance(v, bool):
-        return field(4, 0, varint(int(v)))
-    if isinstance(v, (int, float)):
-        return field(2, 1, struct.pack("<d", float(v)))
-    if isinstance(v, str):
-        return string(3, v)
-    if isinstance(v, dict):
-        return field(5, 2, struct_msg(v))
-    if isinstance(v, list):
-        return field(6, 2, b"".join(field(1, 2, value(x)) for x in v))
-    raise TypeError(v)
-
-
-def struct_msg(d):  # google.protobuf.Struct: map<string, Value> fields = 1
-    return b"".join(field(1, 2, string(1, k) + field(2, 2, value(v))) for k, v in d.items())
+def document(num, d):  # a nexadb.v1.Document field: {bytes bson = 1}
+    return field(num, 2, field(1, 2, bson.encode(d)))
 
 
 def floats(num, dims, rng):  # repeated float, packed
@@ -68,13 +55,13 @@ def main():
     elif kind == "get":
         msg = string(1, sys.argv[3]) + string(2, sys.argv[4])
     elif kind == "find":
-        msg = string(1, sys.argv[3]) + field(2, 2, struct_msg(json.loads(sys.argv[4]))) + field(6, 0, varint(int(sys.argv[5])))
+        msg = string(1, sys.argv[3]) + document(102, json.loads(sys.argv[4])) + field(6, 0, varint(int(sys.argv[5])))
     elif kind == "vectors":
         rng, dims = random.Random(1), int(sys.argv[5])
         msg = string(1, sys.argv[3]) + b"".join(
-            field(2, 2, field(1, 2, struct_msg({"row": i})) + floats(2, dims, rng)) for i in range(int(sys.argv[4])))
+            field(2, 2, document(101, {"row": i}) + floats(2, dims, rng)) for i in range(int(sys.argv[4])))
     elif kind == "vector":
-        msg = string(1, sys.argv[3]) + field(2, 2, struct_msg({"row": 0})) + floats(3, int(sys.argv[4]), random.Random(1))
+        msg = string(1, sys.argv[3]) + document(102, {"row": 0}) + floats(3, int(sys.argv[4]), random.Random(1))
     else:
         sys.exit(f"unknown kind {kind}")
     with open(out, "wb") as f:

@@ -24,7 +24,8 @@ if [ -z "$server" ]; then
   cmake --build --preset release --target nexadb-server >/dev/null
   server=build/release/service/nexadb-server
 fi
-py=python3
+[ -x .venv/bin/python ] || scripts/install-deps.sh
+py=.venv/bin/python # grpc_req.py writes documents with pymongo's bson (tests/requirements.txt)
 
 work=$(mktemp -d)
 trap 'kill $srv_pid 2>/dev/null || true; rm -rf "$work"' EXIT

@@ -2,8 +2,10 @@ package nexadb
 
 import (
 	"context"
-	"fmt"
+	"errors"
 	"iter"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
 
 	pb "github.com/nexadb/nexadb/clients/go/nexadbpb"
 )
@@ -19,9 +21,17 @@ type FindOption func(*findOpts)
 
 type findOpts struct {
 	limit, skip int64
-	sort        []*pb.SortField
+	sort        Document
 	projection  any
 	pageSize    int32
+}
+
+func findOptions(opts []FindOption) findOpts {
+	var o findOpts
+	for _, f := range opts {
+		f(&o)
+	}
+	return o
 }
 
 // Limit caps the number of documents (0: no limit).
@@ -30,54 +40,49 @@ func Limit(n int64) FindOption { return func(o *findOpts) { o.limit = n } }
 // Skip skips the first n matches.
 func Skip(n int64) FindOption { return func(o *findOpts) { o.skip = n } }
 
-// Sort orders by field, ascending for dir >= 0 and descending for dir < 0; repeat for more keys.
+// Sort orders by field, ascending for dir >= 0 and descending for dir < 0; repeat for more
+// keys, the first given sorting first. The keys go out as one ordered document, MongoDB's
+// sort shape: Sort("age", -1), Sort("_id", 1) sends {"age": -1, "_id": 1}.
 func Sort(field string, dir int) FindOption {
 	return func(o *findOpts) {
-		d := pb.SortDirection_SORT_DIRECTION_ASCENDING
+		d := int32(1)
 		if dir < 0 {
-			d = pb.SortDirection_SORT_DIRECTION_DESCENDING
+			d = -1
 		}
-		o.sort = append(o.sort, &pb.SortField{Field: field, Direction: d})
+		o.sort = append(o.sort, bson.E{Key: field, Value: d})
 	}
 }
 
-// Projection keeps ({"f": 1}) or drops ({"f": 0}) fields; a Document or an Ordered.
+// Projection keeps ({"f": 1}) or drops ({"f": 0}) fields: a document (see Document).
 func Projection(p any) FindOption { return func(o *findOpts) { o.projection = p } }
 
 // PageSize sets the documents per streamed message (0: the server chooses).
 func PageSize(n int32) FindOption { return func(o *findOpts) { o.pageSize = n } }
 
-// Insert inserts one document (a Document or an Ordered, whose key order is kept) and
-// returns its id (its "_id" string if it has one).
+// Insert inserts one document (see Document for what may be one; a bson.D keeps its key
+// order) and returns its id (its "_id" string if it has one).
 func (col *Collection) Insert(ctx context.Context, doc any) (string, error) {
-	if isNil(doc) {
-		return "", fmt.Errorf("nexadb: Insert: nil document")
+	var enc encoder
+	req := &pb.InsertOneRequest{Collection: col.Name, Document: enc.required(doc, "document")}
+	if enc.err != nil {
+		return "", enc.err
 	}
 	r := new(pb.InsertOneResponse)
-	rb := newRequest(&pb.InsertOneRequest{Collection: col.Name}).object("document", doc, "", true)
-	err := col.c.invokeRaw(ctx, pb.DocumentService_InsertOne_FullMethodName, rb, r)
+	err := col.c.invoke(ctx, pb.DocumentService_InsertOne_FullMethodName, req, r)
 	return r.GetDocumentId(), err
 }
 
-// InsertMany inserts documents in one atomic batch and returns their ids in order.
-func (col *Collection) InsertMany(ctx context.Context, docs []Document) ([]string, error) {
-	rb := newRequest(&pb.InsertManyRequest{Collection: col.Name})
-	for i, d := range docs {
-		rb.object("documents", d, fmt.Sprintf("documents[%d]", i), true)
+// InsertMany inserts documents (each as Insert takes it) in one atomic batch and returns
+// their ids in order.
+func (col *Collection) InsertMany(ctx context.Context, docs []any) ([]string, error) {
+	var enc encoder
+	req := &pb.InsertManyRequest{Collection: col.Name, Documents: each(&enc, docs, "documents")}
+	if enc.err != nil {
+		return nil, enc.err
 	}
 	r := new(pb.InsertManyResponse)
-	err := col.c.invokeRaw(ctx, pb.DocumentService_InsertMany_FullMethodName, rb, r)
+	err := col.c.invoke(ctx, pb.DocumentService_InsertMany_FullMethodName, req, r)
 	return r.GetDocumentIds(), err
-}
-
-func (col *Collection) findRequest(filter any, opts []FindOption) *reqBuilder {
-	var o findOpts
-	for _, f := range opts {
-		f(&o)
-	}
-	return newRequest(&pb.FindRequest{Collection: col.Name, Sort: o.sort, Skip: o.skip, Limit: o.limit, PageSize: o.pageSize}).
-		object("filter", filter, "filter", false).
-		object("projection", o.projection, "projection", false)
 }
 
 // FindIter streams the documents matching filter (nil: all) lazily: the next page is read
@@ -85,7 +90,15 @@ func (col *Collection) findRequest(filter any, opts []FindOption) *reqBuilder {
 //
 //	for doc, err := range users.FindIter(ctx, nil) { ... }
 func (col *Collection) FindIter(ctx context.Context, filter any, opts ...FindOption) iter.Seq2[Document, error] {
-	return streamDocs(col.c, ctx, pb.DocumentService_Find_FullMethodName, col.findRequest(filter, opts),
+	o := findOptions(opts)
+	var enc encoder
+	req := &pb.FindRequest{Collection: col.Name, Filter: enc.optional(filter, "filter"),
+		Projection: enc.optional(o.projection, "projection"), Sort: enc.optional(o.sort, "sort"),
+		Skip: o.skip, Limit: o.limit, PageSize: o.pageSize}
+	if enc.err != nil {
+		return failed[Document](enc.err)
+	}
+	return streamDocs(col.c, ctx, pb.DocumentService_Find_FullMethodName, req,
 		func() *pb.FindResponse { return new(pb.FindResponse) })
 }
 
@@ -97,21 +110,21 @@ func (col *Collection) Find(ctx context.Context, filter any, opts ...FindOption)
 // FindOne returns the first match (after Sort options); an error matching ErrNotFound when
 // nothing matched. Limit, Skip and PageSize are ignored.
 func (col *Collection) FindOne(ctx context.Context, filter any, opts ...FindOption) (Document, error) {
-	var o findOpts
-	for _, f := range opts {
-		f(&o)
+	o := findOptions(opts)
+	var enc encoder
+	req := &pb.FindOneRequest{Collection: col.Name, Filter: enc.optional(filter, "filter"),
+		Projection: enc.optional(o.projection, "projection"), Sort: enc.optional(o.sort, "sort")}
+	if enc.err != nil {
+		return nil, enc.err
 	}
-	rb := newRequest(&pb.FindOneRequest{Collection: col.Name, Sort: o.sort}).
-		object("filter", filter, "filter", false).
-		object("projection", o.projection, "projection", false)
 	r := new(pb.FindOneResponse)
-	if err := col.c.invokeRaw(ctx, pb.DocumentService_FindOne_FullMethodName, rb, r); err != nil {
+	if err := col.c.invoke(ctx, pb.DocumentService_FindOne_FullMethodName, req, r); err != nil {
 		return nil, err
 	}
 	if r.Document == nil {
 		return nil, &Error{Code: ErrNotFound.Code, Message: "no document matched", Method: "FindOne"}
 	}
-	return fromStruct(r.Document), nil
+	return fromDocument(r.Document)
 }
 
 // FindByID returns the document with this id; an error matching ErrNotFound when absent.
@@ -120,61 +133,90 @@ func (col *Collection) FindByID(ctx context.Context, id string) (Document, error
 	if err := col.c.invoke(ctx, pb.DocumentService_Get_FullMethodName, &pb.GetRequest{Collection: col.Name, Id: id}, r); err != nil {
 		return nil, err
 	}
-	return fromStruct(r.GetDocument()), nil
+	return fromDocument(r.GetDocument())
 }
 
 // Count counts the documents matching filter (nil: all).
 func (col *Collection) Count(ctx context.Context, filter any) (int64, error) {
+	var enc encoder
+	req := &pb.CountRequest{Collection: col.Name, Filter: enc.optional(filter, "filter")}
+	if enc.err != nil {
+		return 0, enc.err
+	}
 	r := new(pb.CountResponse)
-	rb := newRequest(&pb.CountRequest{Collection: col.Name}).object("filter", filter, "filter", false)
-	err := col.c.invokeRaw(ctx, pb.DocumentService_Count_FullMethodName, rb, r)
+	err := col.c.invoke(ctx, pb.DocumentService_Count_FullMethodName, req, r)
 	return r.GetCount(), err
 }
 
 // Update merges fields (or update operators) into one document; false when there is none.
 func (col *Collection) Update(ctx context.Context, id string, fields any) (bool, error) {
-	r := new(pb.UpdateResponse)
-	rb := newRequest(&pb.UpdateRequest{Collection: col.Name, Id: id}).object("update", fields, "update", true)
-	err := col.c.invokeRaw(ctx, pb.DocumentService_Update_FullMethodName, rb, r)
-	return r.GetSuccess(), err
+	var enc encoder
+	req := &pb.UpdateRequest{Collection: col.Name, Id: id, Update: enc.required(fields, "update")}
+	if enc.err != nil {
+		return false, enc.err
+	}
+	return found(col.c.invoke(ctx, pb.DocumentService_Update_FullMethodName, req, new(pb.UpdateResponse)))
 }
 
 // UpdateMany applies update to every match and returns the number modified.
 func (col *Collection) UpdateMany(ctx context.Context, filter, update any) (int64, error) {
+	var enc encoder
+	req := &pb.UpdateManyRequest{Collection: col.Name, Filter: enc.optional(filter, "filter"),
+		Update: enc.required(update, "update")}
+	if enc.err != nil {
+		return 0, enc.err
+	}
 	r := new(pb.UpdateManyResponse)
-	rb := newRequest(&pb.UpdateManyRequest{Collection: col.Name}).
-		object("filter", filter, "filter", false).object("update", update, "update", true)
-	err := col.c.invokeRaw(ctx, pb.DocumentService_UpdateMany_FullMethodName, rb, r)
+	err := col.c.invoke(ctx, pb.DocumentService_UpdateMany_FullMethodName, req, r)
 	return r.GetModifiedCount(), err
 }
 
 // Delete deletes one document; false when there was none.
 func (col *Collection) Delete(ctx context.Context, id string) (bool, error) {
-	r := new(pb.DeleteResponse)
-	err := col.c.invoke(ctx, pb.DocumentService_Delete_FullMethodName, &pb.DeleteRequest{Collection: col.Name, Id: id}, r)
-	return r.GetSuccess(), err
+	req := &pb.DeleteRequest{Collection: col.Name, Id: id}
+	return found(col.c.invoke(ctx, pb.DocumentService_Delete_FullMethodName, req, new(pb.DeleteResponse)))
+}
+
+// found is the answer of Update and Delete, which report an id no document has as false:
+// the server answers those with NOT_FOUND (it answered success=false before), and so
+// only that code is taken for "none".
+func found(err error) (bool, error) {
+	if errors.Is(err, ErrNotFound) {
+		return false, nil
+	}
+	return err == nil, err
 }
 
 // DeleteMany deletes every match (nil: every document) and returns the count.
 func (col *Collection) DeleteMany(ctx context.Context, filter any) (int64, error) {
+	var enc encoder
+	req := &pb.DeleteManyRequest{Collection: col.Name, Filter: enc.optional(filter, "filter")}
+	if enc.err != nil {
+		return 0, enc.err
+	}
 	r := new(pb.DeleteManyResponse)
-	rb := newRequest(&pb.DeleteManyRequest{Collection: col.Name}).object("filter", filter, "filter", false)
-	err := col.c.invokeRaw(ctx, pb.DocumentService_DeleteMany_FullMethodName, rb, r)
+	err := col.c.invoke(ctx, pb.DocumentService_DeleteMany_FullMethodName, req, r)
 	return r.GetDeletedCount(), err
 }
 
-// AggregateIter runs a pipeline and streams its output lazily. A stage whose key order
-// matters (a compound $sort) takes an Ordered: Document{"$sort": Ordered{{"n", -1}, {"g", 1}}}.
+// AggregateIter runs a pipeline and streams its output lazily. Stages are bson.D in
+// MongoDB's shape, so nested key order is kept where it matters:
+//
+//	nexadb.Document{{Key: "$sort", Value: bson.D{{Key: "count", Value: -1}, {Key: "_id", Value: 1}}}}
+//
+// A $sort given as a map of several keys is refused (a map has no order).
 func (col *Collection) AggregateIter(ctx context.Context, pipeline []Document) iter.Seq2[Document, error] {
-	rb := newRequest(&pb.AggregateRequest{Collection: col.Name})
 	for i, st := range pipeline {
-		st, err := orderedSort(st, i)
-		if err != nil {
-			return func(yield func(Document, error) bool) { yield(nil, err) }
+		if err := checkStage(st, i); err != nil {
+			return failed[Document](err)
 		}
-		rb.object("pipeline", st, fmt.Sprintf("pipeline[%d]", i), true)
 	}
-	return streamDocs(col.c, ctx, pb.DocumentService_Aggregate_FullMethodName, rb,
+	var enc encoder
+	req := &pb.AggregateRequest{Collection: col.Name, Pipeline: each(&enc, pipeline, "pipeline")}
+	if enc.err != nil {
+		return failed[Document](enc.err)
+	}
+	return streamDocs(col.c, ctx, pb.DocumentService_Aggregate_FullMethodName, req,
 		func() *pb.AggregateResponse { return new(pb.AggregateResponse) })
 }
 
@@ -186,38 +228,6 @@ func (col *Collection) Aggregate(ctx context.Context, pipeline []Document) ([]Do
 // Drop drops the collection; false when there was none.
 func (col *Collection) Drop(ctx context.Context) (bool, error) {
 	return col.c.DropCollection(ctx, col.Name)
-}
-
-// orderedSort rewrites a multi-key $sort given as an Ordered into the array form the API
-// defines for it ({"$sort": [{"count": -1}, {"_id": 1}]}, see AggregateRequest in
-// document.proto). A multi-key $sort given as a map is refused: a Go map has no key order.
-func orderedSort(stage Document, i int) (Document, error) {
-	spec, ok := stage["$sort"]
-	if !ok {
-		return stage, nil
-	}
-	switch s := spec.(type) {
-	case Ordered:
-		if len(s) < 2 {
-			return stage, nil
-		}
-		arr := make([]any, len(s))
-		for j, f := range s {
-			arr[j] = Ordered{f}
-		}
-		out := make(Document, len(stage))
-		for k, v := range stage {
-			out[k] = v
-		}
-		out["$sort"] = arr
-		return out, nil
-	case map[string]any:
-		if len(s) > 1 {
-			return nil, fmt.Errorf("nexadb: pipeline[%d].$sort: a Go map has no key order; "+
-				"use nexadb.Ordered{{Key: ..., Value: ...}, ...} for a multi-key sort", i)
-		}
-	}
-	return stage, nil
 }
 
 // IndexField is one key of an index: a field path and its direction (1 or -1).

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"go.mongodb.org/mongo-driver/v2/bson"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -104,17 +105,31 @@ func TestBadValuesRefusedBeforeSending(t *testing.T) {
 	db := connect(t)
 	c := db.Collection("c")
 	ctx := context.Background()
-	if _, err := c.Insert(ctx, nexadb.Document{"ch": make(chan int)}); err == nil || !strings.Contains(err.Error(), "ch: chan int is not a JSON value") {
-		t.Fatalf("err = %v", err)
-	}
-	if _, err := c.Insert(ctx, nexadb.Document{"a": map[string]any{"b": int64(1) << 60}}); err == nil || !strings.Contains(err.Error(), "a.b: integer") {
-		t.Fatalf("err = %v", err)
-	}
-	if _, err := c.Find(ctx, nil, nexadb.Projection(nexadb.Document{"x": func() {}})); err == nil {
-		t.Fatal("bad projection accepted")
+	for _, tc := range []struct {
+		call func() error
+		want string
+	}{
+		{func() error { _, err := c.Insert(ctx, bson.M{"ch": make(chan int)}); return err }, "nexadb: document: no encoder found for chan int"},
+		{func() error { _, err := c.Insert(ctx, nil); return err }, "nexadb: document: nil"},
+		{func() error { _, err := c.Insert(ctx, []int{1}); return err }, "[]int is not a document"},
+		{func() error { _, err := c.Update(ctx, "id", nil); return err }, "nexadb: update: nil"},
+		{func() error { _, err := c.Count(ctx, "age > 3"); return err }, "nexadb: filter: string is not a document"},
+		{func() error { _, err := c.Find(ctx, nil, nexadb.Projection(bson.M{"x": func() {}})); return err }, "nexadb: projection: "},
+		{func() error {
+			_, err := c.InsertMany(ctx, []any{bson.M{}, bson.M{"a": bson.M{"b": uint64(1) << 63}}})
+			return err
+		}, "nexadb: documents[1]: 9223372036854775808 overflows int64"},
+		{func() error {
+			_, err := c.Aggregate(ctx, []nexadb.Document{{{Key: "$match", Value: bson.M{}}}, nil})
+			return err
+		}, "nexadb: pipeline[1]: nil"},
+	} {
+		if err := tc.call(); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("err = %v; want %q", err, tc.want)
+		}
 	}
 	vc, _ := db.VectorCollection(ctx, "v", 0, nexadb.Cosine)
-	if _, err := vc.InsertMany(ctx, []nexadb.Document{{}, {}}, [][]float32{{1}}); err == nil {
+	if _, err := vc.InsertMany(ctx, []any{bson.M{}, bson.M{}}, [][]float32{{1}}); err == nil {
 		t.Fatal("mismatched InsertMany accepted")
 	}
 }

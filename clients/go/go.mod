@@ -3,6 +3,7 @@ module github.com/nexadb/nexadb/clients/go
 go 1.23.0
 
 require (
+	go.mongodb.org/mongo-driver/v2 v2.8.2
 	google.golang.org/genproto/googleapis/api v0.0.0-20250707201910-8d1bb00bc6a7
 	google.golang.org/grpc v1.75.1
 	google.golang.org/protobuf v1.36.12

@@ -1,11 +1,13 @@
 // Package nexadb is a Go client for NexaDB, the document and vector database, over its gRPC
-// API (proto/nexadb/v1). It is a thin wrapper: documents are map[string]any, results stream
-// lazily through iterators, and every error is an *Error carrying the gRPC code.
+// API (proto/nexadb/v1). It is a thin wrapper: documents travel as BSON, written and read by
+// the MongoDB Go driver's bson package (bson.D, bson.M, structs with bson tags; results are
+// ordered bson.D), results stream lazily through iterators, and every error is an *Error
+// carrying the gRPC code.
 //
 //	db, err := nexadb.Connect("localhost:6970", nexadb.WithAPIKey(os.Getenv("NEXADB_API_KEY")))
 //	users := db.Collection("users")
-//	id, err := users.Insert(ctx, nexadb.Document{"name": "Alice", "age": 28})
-//	docs, err := users.Find(ctx, nexadb.Document{"age": nexadb.Document{"$gt": 25}}, nexadb.Limit(10))
+//	id, err := users.Insert(ctx, bson.D{{Key: "name", Value: "Alice"}, {Key: "age", Value: 28}})
+//	docs, err := users.Find(ctx, bson.M{"age": bson.M{"$gt": 25}}, nexadb.Limit(10))
 //
 // The stubs it wraps (package nexadbpb) are generated from the repository's proto/ by gen.sh
 // and checked in.
@@ -29,7 +31,6 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/structpb"
 
 	pb "github.com/nexadb/nexadb/clients/go/nexadbpb"
 )
@@ -143,21 +144,11 @@ func (c *Client) ctx(ctx context.Context, unary bool) (context.Context, context.
 	return context.WithCancel(ctx)
 }
 
-// invoke runs one unary RPC (method is its full name) with the client's metadata, deadline
-// and codec; req is a *rawRequest or a proto message.
-func (c *Client) invoke(ctx context.Context, method string, req any, resp proto.Message) error {
+// invoke runs one unary RPC (method is its full name) with the client's metadata and deadline.
+func (c *Client) invoke(ctx context.Context, method string, req, resp proto.Message) error {
 	ctx, cancel := c.ctx(ctx, true)
 	defer cancel()
-	return wrapErr(c.conn.Invoke(ctx, method, req, resp, grpc.ForceCodec(codec{})), method)
-}
-
-// invokeRaw builds a request and invokes method with it.
-func (c *Client) invokeRaw(ctx context.Context, method string, rb *reqBuilder, resp proto.Message) error {
-	req, err := rb.done()
-	if err != nil {
-		return err
-	}
-	return c.invoke(ctx, method, req, resp)
+	return wrapErr(c.conn.Invoke(ctx, method, req, resp), method)
 }
 
 // Status reports the server's status and version; it needs no API key.
@@ -237,22 +228,18 @@ func (c *Client) DropVectorCollection(ctx context.Context, name string) (bool, e
 
 // stream yields item(entry) for each entry of the documents of a paged server stream
 // (method is its full name), reading the next message only when the current page is used
-// up. Stopping the loop early cancels the stream. newResp makes an empty response message.
+// up. Stopping the loop early cancels the stream. newResp makes an empty response message;
+// item's error (a document that does not decode) ends the stream.
 func stream[M interface {
 	proto.Message
 	GetDocuments() []E
-}, E any, T any](c *Client, ctx context.Context, method string, rb *reqBuilder, newResp func() M,
-	item func(E) T) iter.Seq2[T, error] {
+}, E any, T any](c *Client, ctx context.Context, method string, req proto.Message, newResp func() M,
+	item func(E) (T, error)) iter.Seq2[T, error] {
 	var zero T
 	return func(yield func(T, error) bool) {
-		req, err := rb.done()
-		if err != nil {
-			yield(zero, err)
-			return
-		}
 		ctx, cancel := c.ctx(ctx, false)
 		defer cancel()
-		st, err := c.conn.NewStream(ctx, &grpc.StreamDesc{ServerStreams: true}, method, grpc.ForceCodec(codec{}))
+		st, err := c.conn.NewStream(ctx, &grpc.StreamDesc{ServerStreams: true}, method)
 		if err == nil {
 			err = st.SendMsg(req)
 		}
@@ -273,8 +260,9 @@ func stream[M interface {
 				yield(zero, wrapErr(err, method))
 				return
 			}
-			for _, s := range msg.GetDocuments() {
-				if !yield(item(s), nil) {
+			for _, e := range msg.GetDocuments() {
+				v, err := item(e)
+				if !yield(v, err) || err != nil {
 					return
 				}
 			}
@@ -282,12 +270,21 @@ func stream[M interface {
 	}
 }
 
-// streamDocs is stream for responses whose documents are Structs.
+// streamDocs is stream for responses whose entries are Documents.
 func streamDocs[M interface {
 	proto.Message
-	GetDocuments() []*structpb.Struct
-}](c *Client, ctx context.Context, method string, rb *reqBuilder, newResp func() M) iter.Seq2[Document, error] {
-	return stream(c, ctx, method, rb, newResp, fromStruct)
+	GetDocuments() []*pb.Document
+}](c *Client, ctx context.Context, method string, req proto.Message, newResp func() M) iter.Seq2[Document, error] {
+	return stream(c, ctx, method, req, newResp, fromDocument)
+}
+
+// failed is an iterator that yields only err: a request that could not be built fails
+// where the caller ranges over its results, as a failed call does.
+func failed[T any](err error) iter.Seq2[T, error] {
+	return func(yield func(T, error) bool) {
+		var zero T
+		yield(zero, err)
+	}
 }
 
 // collect drains an iterator into a slice, stopping at the first error.

@@ -54,6 +54,8 @@ import (
 	"os"
 	"time"
 
+	"go.mongodb.org/mongo-driver/v2/bson"
+
 	nexadb "github.com/nexadb/nexadb/clients/go"
 )
 
@@ -66,7 +68,7 @@ func main() {
 	defer db.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	id, err := db.Collection("users").Insert(ctx, nexadb.Document{"name": "Alice", "age": 28})
+	id, err := db.Collection("users").Insert(ctx, bson.D{{Key: "name", Value: "Alice"}, {Key: "age", Value: 28}})
 	fmt.Println(id, err)
 }
 GO

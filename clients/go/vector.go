@@ -34,7 +34,7 @@ type searchOpts struct {
 	includeVectors bool
 }
 
-// Filter ranks only documents matching f (the Find language): a Document or an Ordered.
+// Filter ranks only documents matching f (the Find language): a document (see Document).
 func Filter(f any) SearchOption { return func(o *searchOpts) { o.filter = f } }
 
 // MinScore drops hits scoring below s.
@@ -43,34 +43,45 @@ func MinScore(s float32) SearchOption { return func(o *searchOpts) { o.minScore 
 // IncludeVectors returns each hit's stored vector.
 func IncludeVectors() SearchOption { return func(o *searchOpts) { o.includeVectors = true } }
 
-// Insert inserts a document with its vector and returns its id.
+// Insert inserts a document (see Document) with its vector and returns its id.
 func (vc *VectorCollection) Insert(ctx context.Context, doc any, vector []float32) (string, error) {
+	var enc encoder
+	req := &pb.InsertVectorRequest{Collection: vc.Name, Document: enc.required(doc, "document"), Vector: vector}
+	if enc.err != nil {
+		return "", enc.err
+	}
 	r := new(pb.InsertVectorResponse)
-	rb := newRequest(&pb.InsertVectorRequest{Collection: vc.Name, Vector: vector}).object("document", doc, "", true)
-	err := vc.c.invokeRaw(ctx, pb.VectorService_InsertVector_FullMethodName, rb, r)
+	err := vc.c.invoke(ctx, pb.VectorService_InsertVector_FullMethodName, req, r)
 	return r.GetDocumentId(), err
 }
 
 // InsertMany inserts docs[i] with vectors[i] in one atomic batch.
-func (vc *VectorCollection) InsertMany(ctx context.Context, docs []Document, vectors [][]float32) ([]string, error) {
+func (vc *VectorCollection) InsertMany(ctx context.Context, docs []any, vectors [][]float32) ([]string, error) {
 	if len(docs) != len(vectors) {
 		return nil, fmt.Errorf("nexadb: %d documents but %d vectors", len(docs), len(vectors))
 	}
-	rb := newRequest(&pb.InsertVectorsRequest{Collection: vc.Name})
-	for i, d := range docs {
-		rb.message("documents", newRequest(&pb.VectorDocument{Vector: vectors[i]}).
-			object("document", d, fmt.Sprintf("documents[%d]", i), true))
+	var enc encoder
+	req := &pb.InsertVectorsRequest{Collection: vc.Name}
+	for i, d := range each(&enc, docs, "documents") {
+		req.Documents = append(req.Documents, &pb.VectorDocument{Document: d, Vector: vectors[i]})
+	}
+	if enc.err != nil {
+		return nil, enc.err
 	}
 	r := new(pb.InsertVectorsResponse)
-	err := vc.c.invokeRaw(ctx, pb.VectorService_InsertVectors_FullMethodName, rb, r)
+	err := vc.c.invoke(ctx, pb.VectorService_InsertVectors_FullMethodName, req, r)
 	return r.GetDocumentIds(), err
 }
 
 // Upsert inserts or replaces the document and vector with this id; true when inserted.
 func (vc *VectorCollection) Upsert(ctx context.Context, id string, doc any, vector []float32) (bool, error) {
+	var enc encoder
+	req := &pb.UpsertVectorRequest{Collection: vc.Name, Id: id, Document: enc.required(doc, "document"), Vector: vector}
+	if enc.err != nil {
+		return false, enc.err
+	}
 	r := new(pb.UpsertVectorResponse)
-	rb := newRequest(&pb.UpsertVectorRequest{Collection: vc.Name, Id: id, Vector: vector}).object("document", doc, "", true)
-	err := vc.c.invokeRaw(ctx, pb.VectorService_UpsertVector_FullMethodName, rb, r)
+	err := vc.c.invoke(ctx, pb.VectorService_UpsertVector_FullMethodName, req, r)
 	return r.GetInserted(), err
 }
 
@@ -83,7 +94,11 @@ func (vc *VectorCollection) Get(ctx context.Context, id string, includeVector bo
 	if err != nil {
 		return nil, nil, err
 	}
-	return fromStruct(r.GetDocument()), r.GetVector(), nil
+	doc, err := fromDocument(r.GetDocument())
+	if err != nil {
+		return nil, nil, err
+	}
+	return doc, r.GetVector(), nil
 }
 
 // Delete deletes a document and its vector; false when there was none.
@@ -93,48 +108,60 @@ func (vc *VectorCollection) Delete(ctx context.Context, id string) (bool, error)
 	return r.GetSuccess(), err
 }
 
-func (o *searchOpts) apply(opts []SearchOption) {
+func searchOptions(opts []SearchOption) searchOpts {
+	var o searchOpts
 	for _, f := range opts {
-		f(o)
+		f(&o)
 	}
+	return o
+}
+
+// minScoreValue is the wire form of MinScore: unset when not given.
+func (o *searchOpts) minScoreValue() *wrapperspb.FloatValue {
+	if o.minScore == nil {
+		return nil
+	}
+	return wrapperspb.Float(*o.minScore)
 }
 
 // Search returns the limit most similar documents to vector, best first.
 func (vc *VectorCollection) Search(ctx context.Context, vector []float32, limit int, opts ...SearchOption) ([]SearchResult, error) {
-	var o searchOpts
-	o.apply(opts)
-	req := &pb.SearchRequest{Collection: vc.Name, Vector: vector, Limit: int32(limit),
-		IncludeVectors: o.includeVectors, Dimensions: int32(vc.Dimensions)}
-	if o.minScore != nil {
-		req.MinScore = wrapperspb.Float(*o.minScore)
+	o := searchOptions(opts)
+	var enc encoder
+	req := &pb.SearchRequest{Collection: vc.Name, Vector: vector, Limit: int32(limit), Filter: enc.optional(o.filter, "filter"),
+		MinScore: o.minScoreValue(), IncludeVectors: o.includeVectors, Dimensions: int32(vc.Dimensions)}
+	if enc.err != nil {
+		return nil, enc.err
 	}
 	r := new(pb.SearchResponse)
-	err := vc.c.invokeRaw(ctx, pb.VectorService_Search_FullMethodName, newRequest(req).object("filter", o.filter, "filter", false), r)
-	if err != nil {
+	if err := vc.c.invoke(ctx, pb.VectorService_Search_FullMethodName, req, r); err != nil {
 		return nil, err
 	}
-	return hits(r.GetResults()), nil
+	return hits(r.GetResults())
 }
 
 // SearchBatch runs Search for several query vectors in one pass; one result list per query.
 func (vc *VectorCollection) SearchBatch(ctx context.Context, vectors [][]float32, limit int, opts ...SearchOption) ([][]SearchResult, error) {
-	var o searchOpts
-	o.apply(opts)
-	req := &pb.SearchBatchRequest{Collection: vc.Name, Limit: int32(limit), IncludeVectors: o.includeVectors}
+	o := searchOptions(opts)
+	var enc encoder
+	req := &pb.SearchBatchRequest{Collection: vc.Name, Limit: int32(limit), Filter: enc.optional(o.filter, "filter"),
+		MinScore: o.minScoreValue(), IncludeVectors: o.includeVectors}
+	if enc.err != nil {
+		return nil, enc.err
+	}
 	for _, v := range vectors {
 		req.Queries = append(req.Queries, &pb.SearchQuery{Vector: v})
 	}
-	if o.minScore != nil {
-		req.MinScore = wrapperspb.Float(*o.minScore)
-	}
 	r := new(pb.SearchBatchResponse)
-	err := vc.c.invokeRaw(ctx, pb.VectorService_SearchBatch_FullMethodName, newRequest(req).object("filter", o.filter, "filter", false), r)
-	if err != nil {
+	if err := vc.c.invoke(ctx, pb.VectorService_SearchBatch_FullMethodName, req, r); err != nil {
 		return nil, err
 	}
 	out := make([][]SearchResult, len(r.GetResults()))
 	for i, x := range r.GetResults() {
-		out[i] = hits(x.GetResults())
+		var err error
+		if out[i], err = hits(x.GetResults()); err != nil {
+			return nil, err
+		}
 	}
 	return out, nil
 }
@@ -145,24 +172,24 @@ type VectorDocument struct {
 	Vector   []float32
 }
 
-// FindIter streams the documents matching filter (nil: all; a Document or an Ordered) with
+// FindIter streams the documents matching filter (nil: all; a document, see Document) with
 // their stored vectors, in _id order from one snapshot (export), lazily as
 // Collection.FindIter does. Limit and PageSize apply; other FindOptions are refused.
 func (vc *VectorCollection) FindIter(ctx context.Context, filter any, opts ...FindOption) iter.Seq2[VectorDocument, error] {
-	var o findOpts
-	for _, f := range opts {
-		f(&o)
-	}
+	o := findOptions(opts)
 	if o.skip != 0 || o.sort != nil || o.projection != nil {
-		err := fmt.Errorf("nexadb: a vector collection's Find takes only Limit and PageSize")
-		return func(yield func(VectorDocument, error) bool) { yield(VectorDocument{}, err) }
+		return failed[VectorDocument](fmt.Errorf("nexadb: a vector collection's Find takes only Limit and PageSize"))
 	}
-	rb := newRequest(&pb.FindVectorsRequest{Collection: vc.Name, Limit: o.limit, PageSize: o.pageSize}).
-		object("filter", filter, "filter", false)
-	return stream(vc.c, ctx, pb.VectorService_FindVectors_FullMethodName, rb,
+	var enc encoder
+	req := &pb.FindVectorsRequest{Collection: vc.Name, Filter: enc.optional(filter, "filter"), Limit: o.limit, PageSize: o.pageSize}
+	if enc.err != nil {
+		return failed[VectorDocument](enc.err)
+	}
+	return stream(vc.c, ctx, pb.VectorService_FindVectors_FullMethodName, req,
 		func() *pb.FindVectorsResponse { return new(pb.FindVectorsResponse) },
-		func(vd *pb.VectorDocument) VectorDocument {
-			return VectorDocument{Document: fromStruct(vd.GetDocument()), Vector: vd.GetVector()}
+		func(vd *pb.VectorDocument) (VectorDocument, error) {
+			doc, err := fromDocument(vd.GetDocument())
+			return VectorDocument{Document: doc, Vector: vd.GetVector()}, err
 		})
 }
 
@@ -176,11 +203,14 @@ func (vc *VectorCollection) Drop(ctx context.Context) (bool, error) {
 	return vc.c.DropVectorCollection(ctx, vc.Name)
 }
 
-func hits(rs []*pb.SearchHit) []SearchResult {
+func hits(rs []*pb.SearchHit) ([]SearchResult, error) {
 	out := make([]SearchResult, len(rs))
 	for i, h := range rs {
-		out[i] = SearchResult{ID: h.GetDocumentId(), Similarity: h.GetSimilarity(),
-			Document: fromStruct(h.GetDocument()), Vector: h.GetVector()}
+		doc, err := fromDocument(h.GetDocument())
+		if err != nil {
+			return nil, err
+		}
+		out[i] = SearchResult{ID: h.GetDocumentId(), Similarity: h.GetSimilarity(), Document: doc, Vector: h.GetVector()}
 	}
-	return out
+	return out, nil
 }

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"testing"
 
+	"go.mongodb.org/mongo-driver/v2/bson"
+
 	nexadb "github.com/nexadb/nexadb/clients/go"
 )
 
@@ -25,19 +27,19 @@ func TestVectorInsertSearch(t *testing.T) {
 	if _, err := db.VectorCollection(ctx, name, 8, nexadb.Cosine); err == nil {
 		t.Fatal("dimension conflict accepted")
 	}
-	a, _ := vc.Insert(ctx, D{"name": "a"}, []float32{1, 0, 0, 0})
-	b, _ := vc.Insert(ctx, D{"name": "b"}, []float32{0.9, 0.1, 0, 0})
-	if _, err := vc.Insert(ctx, D{"name": "c"}, []float32{0, 0, 1, 0}); err != nil {
+	a, _ := vc.Insert(ctx, M{"name": "a"}, []float32{1, 0, 0, 0})
+	b, _ := vc.Insert(ctx, M{"name": "b"}, []float32{0.9, 0.1, 0, 0})
+	if _, err := vc.Insert(ctx, M{"name": "c"}, []float32{0, 0, 1, 0}); err != nil {
 		t.Fatal(err)
 	}
 	hits, err := vc.Search(ctx, []float32{1, 0, 0, 0}, 2)
 	if err != nil || len(hits) != 2 || hits[0].ID != a || hits[1].ID != b {
 		t.Fatalf("Search = %+v, %v", hits, err)
 	}
-	if math.Abs(float64(hits[0].Similarity)-1) > 1e-5 || hits[0].Document["name"] != "a" {
+	if math.Abs(float64(hits[0].Similarity)-1) > 1e-5 || field(hits[0].Document, "name") != "a" {
 		t.Fatalf("top hit = %+v", hits[0])
 	}
-	if _, err := vc.Insert(ctx, D{}, []float32{1, 2, 3}); !errors.Is(err, nexadb.ErrInvalidArgument) {
+	if _, err := vc.Insert(ctx, M{}, []float32{1, 2, 3}); !errors.Is(err, nexadb.ErrInvalidArgument) {
 		t.Fatalf("wrong dimension: %v", err)
 	}
 	if _, err := vc.Search(ctx, []float32{1, 2, 3, 4, 5}, 1); !errors.Is(err, nexadb.ErrInvalidArgument) {
@@ -51,12 +53,12 @@ func TestVectorOps(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = vc.InsertMany(ctx, []D{{"_id": "x0", "kind": "x"}, {"_id": "y1", "kind": "y"}, {"_id": "x2", "kind": "x"}},
+	_, err = vc.InsertMany(ctx, []any{M{"_id": "x0", "kind": "x"}, M{"_id": "y1", "kind": "y"}, M{"_id": "x2", "kind": "x"}},
 		[][]float32{{1, 0, 0, 0}, {1, 0.1, 0, 0}, {0, 1, 0, 0}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	hits, _ := vc.Search(ctx, []float32{1, 0, 0, 0}, 10, nexadb.Filter(D{"kind": "x"}))
+	hits, _ := vc.Search(ctx, []float32{1, 0, 0, 0}, 10, nexadb.Filter(M{"kind": "x"}))
 	if len(hits) != 2 || hits[0].ID != "x0" || hits[1].ID != "x2" {
 		t.Fatalf("filtered = %+v", hits)
 	}
@@ -65,13 +67,13 @@ func TestVectorOps(t *testing.T) {
 		t.Fatalf("min score = %+v", hits)
 	}
 	doc, vec, err := vc.Get(ctx, "x0", true)
-	if err != nil || doc["kind"] != "x" || len(vec) != 4 {
+	if err != nil || field(doc, "kind") != "x" || len(vec) != 4 {
 		t.Fatalf("Get = %v %v %v", doc, vec, err)
 	}
-	if ins, err := vc.Upsert(ctx, "x0", D{"kind": "z"}, []float32{1, 0, 0, 0}); ins || err != nil {
+	if ins, err := vc.Upsert(ctx, "x0", M{"kind": "z"}, []float32{1, 0, 0, 0}); ins || err != nil {
 		t.Fatalf("Upsert replace = %v, %v", ins, err)
 	}
-	if ins, err := vc.Upsert(ctx, "new", D{"kind": "n"}, []float32{0, 0, 0, 1}); !ins || err != nil {
+	if ins, err := vc.Upsert(ctx, "new", M{"kind": "n"}, []float32{0, 0, 0, 1}); !ins || err != nil {
 		t.Fatalf("Upsert insert = %v, %v", ins, err)
 	}
 	batch, err := vc.SearchBatch(ctx, [][]float32{{1, 0, 0, 0}, {0, 0, 0, 1}}, 1)
@@ -93,10 +95,10 @@ func TestVectorFind(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var docs []nexadb.Document
+	var docs []any
 	var vecs [][]float32
 	for i := 0; i < 9; i++ {
-		docs = append(docs, D{"_id": fmt.Sprintf("d%d", i), "i": i, "odd": i%2 == 1})
+		docs = append(docs, bson.D{{Key: "_id", Value: fmt.Sprintf("d%d", i)}, {Key: "i", Value: i}, {Key: "odd", Value: i%2 == 1}})
 		vecs = append(vecs, []float32{float32(i), 1, 0})
 	}
 	if _, err := vc.InsertMany(ctx, docs, vecs); err != nil {
@@ -107,16 +109,16 @@ func TestVectorFind(t *testing.T) {
 		t.Fatalf("Find = %d, %v", len(all), err)
 	}
 	for i, x := range all {
-		if x.Document["_id"] != fmt.Sprintf("d%d", i) || !slices.Equal(x.Vector, vecs[i]) {
+		if field(x.Document, "_id") != fmt.Sprintf("d%d", i) || !slices.Equal(x.Vector, vecs[i]) {
 			t.Fatalf("Find[%d] = %+v", i, x)
 		}
 	}
 	var odd []any
-	for x, err := range vc.FindIter(ctx, D{"odd": true}, nexadb.Limit(2)) {
+	for x, err := range vc.FindIter(ctx, M{"odd": true}, nexadb.Limit(2)) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		odd = append(odd, x.Document["i"])
+		odd = append(odd, field(x.Document, "i"))
 	}
 	if fmt.Sprint(odd) != "[1 3]" {
 		t.Fatalf("filtered Find = %v", odd)

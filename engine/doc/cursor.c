@@ -643,18 +643,6 @@ ndb_status ndb_doc_find(ndb_doc_db *db, const char *cname, const ndb_doc_find_op
     ndb_doc_filter *f;
     if ((st = ndb_doc_filter_compile(o->filter, o->filter_len, &f, msg)) != NDB_OK)
         return st;
-    if (cl == NULL) {
-        /* like MongoDB: a collection that does not exist has no documents */
-        ndb_doc_filter_free(f);
-        ndb_doc_cursor *c = calloc(1, sizeof *c);
-        if (c == NULL)
-            return NDB_ENOMEM;
-        c->db = db;
-        c->mode = M_DONE;
-        snprintf(c->ex.plan, sizeof c->ex.plan, "EOF");
-        *out = c;
-        return NDB_OK;
-    }
     srt_spec s = {0};
     uint8_t *sortcopy = NULL;
     if (o->sort && o->sort_len) {
@@ -696,6 +684,22 @@ ndb_status ndb_doc_find(ndb_doc_db *db, const char *cname, const ndb_doc_find_op
             ndb_doc_filter_free(f);
             return st;
         }
+    }
+    if (cl == NULL) {
+        /* like MongoDB: a collection that does not exist has no documents (the
+         * request was checked all the same) */
+        prj_free(p);
+        free(prjcopy);
+        free(sortcopy);
+        ndb_doc_filter_free(f);
+        ndb_doc_cursor *c = calloc(1, sizeof *c);
+        if (c == NULL)
+            return NDB_ENOMEM;
+        c->db = db;
+        c->mode = M_DONE;
+        snprintf(c->ex.plan, sizeof c->ex.plan, "EOF");
+        *out = c;
+        return NDB_OK;
     }
     ndb_doc_cursor *c;
     st = cur_open(db, cl, f, &s, o->hint, o->snapshot, o->interrupt, &c, msg);
@@ -791,6 +795,8 @@ ndb_status ndb_doc_cursor_page_token(ndb_doc_cursor *c, void **tok, size_t *len)
     *len = 0;
     if (c->mode == M_DONE || c->mode == M_AGG)
         return NDB_OK;
+    if (c->mode == M_MEM && c->mem_i >= c->nmem && (c->topk == 0 || c->nmem < c->topk))
+        return NDB_OK; /* the sort kept everything that matched, and it was all returned */
     dbuf t = {0};
     uint8_t h[10];
     h[0] = 1;

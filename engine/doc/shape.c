@@ -239,35 +239,20 @@ static ndb_status srt_add(srt_spec *out, const char *k, size_t kl, const ndb_doc
     return NDB_OK;
 }
 
-/*
- * A sort spec is an object {"a": 1, "b": -1}, keys in order, or an array of
- * one-key objects [{"a": 1}, {"b": -1}]: the array form keeps the order where
- * the transport does not (a google.protobuf.Struct is a map on the gRPC wire).
- */
+/* A sort spec is an object {"a": 1, "b": -1}, keys in order (MongoDB's shape;
+ * every transport keeps key order). */
 ndb_status srt_compile(const ndb_doc_val *v, srt_spec *out, ndb_errmsg *msg)
 {
     out->n = 0;
-    if (v->type != NDB_DOC_OBJECT && v->type != NDB_DOC_ARRAY)
-        return ndb_errmsg_set(msg, NDB_EINVAL, "sort must be an object or an array of one-key objects");
+    if (v->type != NDB_DOC_OBJECT)
+        return ndb_errmsg_set(msg, NDB_EINVAL, "sort must be an object such as {\"age\": -1, \"_id\": 1}");
     ndb_doc_iter it;
     ndb_doc_iter_init(&it, v);
     const char *k;
     size_t kl;
     ndb_doc_val e;
     while (ndb_doc_iter_next(&it, &k, &kl, &e)) {
-        ndb_status st;
-        if (v->type == NDB_DOC_OBJECT) {
-            st = srt_add(out, k, kl, &e, msg);
-        } else {
-            ndb_doc_iter one;
-            ndb_doc_val dir;
-            if (e.type != NDB_DOC_OBJECT || e.u.c.count != 1)
-                return ndb_errmsg_set(msg, NDB_EINVAL, "each element of a sort array must be a one-key object");
-            ndb_doc_iter_init(&one, &e);
-            if (!ndb_doc_iter_next(&one, &k, &kl, &dir))
-                return ndb_errmsg_set(msg, NDB_ECORRUPT, "corrupt sort document");
-            st = srt_add(out, k, kl, &dir, msg);
-        }
+        ndb_status st = srt_add(out, k, kl, &e, msg);
         if (st != NDB_OK)
             return st;
     }

@@ -236,6 +236,28 @@ static json_t *ref_to(const char *full)
     return json_pack("{s:s}", "$ref", ref);
 }
 
+/* VECTOR_METRIC_COSINE of enum VectorMetric -> "cosine": the value without the enum's
+ * name in upper snake case, lower-cased (json_pb.c's enum_short, the shim's output). */
+static const char *enum_short_name(const char *enum_name, const char *value)
+{
+    static char out[128];
+    char pre[128];
+    size_t n = 0;
+    for (const char *c = enum_name; *c && n + 2 < sizeof pre; c++) {
+        if (*c >= 'A' && *c <= 'Z' && c != enum_name)
+            pre[n++] = '_';
+        pre[n++] = (char)(*c >= 'a' && *c <= 'z' ? *c - 32 : *c);
+    }
+    pre[n++] = '_';
+    if (strncmp(value, pre, n) != 0 || strlen(value + n) >= sizeof out)
+        return value;
+    size_t i = 0;
+    for (const char *c = value + n; *c; c++)
+        out[i++] = (char)(*c >= 'A' && *c <= 'Z' ? *c + 32 : *c);
+    out[i] = 0;
+    return out;
+}
+
 /* The schema of one value of field fd (not counting repetition). */
 static json_t *value_schema(const FieldProto *fd)
 {
@@ -271,7 +293,11 @@ static json_t *value_schema(const FieldProto *fd)
         msg_entry *x = find_entry(fd->type_name);
         if (!x->emitted) {
             x->emitted = true;
+            /* the shim writes the short lower-case name ("cosine" for VECTOR_METRIC_COSINE)
+             * and reads it or the full name (json_pb.c, enum_short) */
             json_t *names = json_array();
+            for (size_t i = 0; i < x->e->n_value; i++)
+                json_array_append_new(names, json_string(enum_short_name(x->e->name, x->e->value[i]->name)));
             for (size_t i = 0; i < x->e->n_value; i++)
                 json_array_append_new(names, json_string(x->e->value[i]->name));
             json_object_set_new(schemas, schema_name(x->full), json_pack("{s:s, s:o}", "type", "string", "enum", names));
@@ -280,12 +306,11 @@ static json_t *value_schema(const FieldProto *fd)
     }
     case GOOGLE__PROTOBUF__FIELD_DESCRIPTOR_PROTO__TYPE__TYPE_MESSAGE: {
         const char *t = fd->type_name;
-        if (strcmp(t, ".google.protobuf.Struct") == 0)
-            return json_pack("{s:s, s:b}", "type", "object", "additionalProperties", 1);
-        if (strcmp(t, ".google.protobuf.Value") == 0)
-            return json_object(); /* any JSON value */
-        if (strcmp(t, ".google.protobuf.ListValue") == 0)
-            return json_pack("{s:s, s:{}}", "type", "array", "items");
+        if (strcmp(t, ".nexadb.v1.Document") == 0) /* BSON over gRPC, a JSON object over REST */
+            return json_pack("{s:s, s:b, s:s}", "type", "object", "additionalProperties", 1, "description",
+                             "A document in MongoDB's relaxed Extended JSON: plain JSON, with "
+                             "{\"$date\": \"<ISO-8601>\"}, {\"$binary\": {\"base64\": ..., \"subType\": \"<hex>\"}} "
+                             "and {\"$numberLong\": \"<int64>\"} for what JSON cannot say.");
         if (strcmp(t, ".google.protobuf.FloatValue") == 0)
             return json_pack("{s:s, s:b, s:f, s:f}", "type", "number", "nullable", 1, "minimum",
                              -3.4028234663852886e38, "maximum", 3.4028234663852886e38);
@@ -467,9 +492,9 @@ static void add_operation(json_t *paths, const route_out *r, const char *op_id, 
         }
         if (body_star || strcmp(r->body, fd->name) == 0)
             continue;
-        /* Query parameters: scalars, repeated scalars, and JSON objects (Struct). */
+        /* Query parameters: scalars, repeated scalars, and JSON objects (Documents). */
         bool is_struct = fd->type == GOOGLE__PROTOBUF__FIELD_DESCRIPTOR_PROTO__TYPE__TYPE_MESSAGE &&
-                         strcmp(fd->type_name, ".google.protobuf.Struct") == 0;
+                         strcmp(fd->type_name, ".nexadb.v1.Document") == 0;
         if (fd->type == GOOGLE__PROTOBUF__FIELD_DESCRIPTOR_PROTO__TYPE__TYPE_MESSAGE && !is_struct)
             continue;
         json_t *p = json_pack("{s:s, s:s}", "name", json_key(fd), "in", "query");

@@ -507,7 +507,7 @@ def test_readme_overlay_applies_its_changes(renders):
     assert {o["metadata"].get("namespace") for o in objs} == {"nexadb"}
     sts = _one(objs, "StatefulSet")
     (ctr,) = sts["spec"]["template"]["spec"]["containers"]
-    assert ctr["image"] == "registry.example.com/nexadb:0.1.0"
+    assert ctr["image"] == "registry.example.com/nexadb:0.2.0"
     assert sts["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"] == "100Gi"
     cm = _one(objs, "ConfigMap")
     assert cm["data"]["NEXADB_LOG_LEVEL"] == "debug"

@@ -35,7 +35,7 @@ EXAMPLES = {
     "InsertMany": [{"collection": "users", "documents": [DOC, {"name": "Bob", "age": 35}]}],
     "Get": [{"collection": "users", "id": "u1"}],
     "Find": [{"collection": "users", "filter": {"age": {"$gt": 25}, "$or": [{"city": "Paris"}, {"tags": {"$in": ["a"]}}]},
-              "sort": [{"field": "age", "direction": "SORT_DIRECTION_DESCENDING"}], "limit": 10, "skip": 1,
+              "sort": {"age": -1, "name": 1}, "limit": 10, "skip": 1,
               "projection": {"name": 1}, "page_size": 2}],
     "FindOne": [{"collection": "users", "filter": {"name": {"$regex": "^A"}}}],
     "Count": [{"collection": "users", "filter": {"profile.active": True}}],
@@ -78,11 +78,28 @@ def stubs():
     return health, mods
 
 
+def wire_json(desc, example):
+    """example with each nexadb.v1.Document (plain JSON here) as the protobuf JSON of its
+    BSON bytes, {"bson": "<base64>"}, so json_format can parse it."""
+    import base64
+    import bson
+    out = {}
+    for k, v in example.items():
+        f = desc.fields_by_name.get(k)
+        if f is None or f.message_type is None:
+            out[k] = v
+            continue
+        one = ((lambda x: {"bson": base64.b64encode(bson.encode(x)).decode()})
+               if f.message_type.full_name == "nexadb.v1.Document" else (lambda x: wire_json(f.message_type, x)))
+        out[k] = [one(x) for x in v] if isinstance(v, list) else one(v)
+    return out
+
+
 def message(desc, example):
     from google.protobuf import json_format
     from google.protobuf import message_factory
     cls = message_factory.GetMessageClass(desc)
-    return json_format.ParseDict(example, cls(), ignore_unknown_fields=True)
+    return json_format.ParseDict(wire_json(desc, example), cls(), ignore_unknown_fields=True)
 
 
 def write(target, name, data):
@@ -103,12 +120,11 @@ def main():
             for i, ex in enumerate(EXAMPLES.get(m.name, [])):
                 write("handlers", f"{m.name}-{i}", bytes([route]) + message(m.input_type, ex).SerializeToString())
             route += 1
-    from google.protobuf import json_format
     methods = {m.name: m for svc in services for m in svc.methods}
     for i, (verb, pattern, body, rpc) in enumerate(rest_routes):
         for j, ex in enumerate(EXAMPLES.get(rpc, [])):
-            text = json_format.MessageToJson(message(methods[rpc].input_type, ex), preserving_proto_field_name=True)
-            write("rest_json", f"{rpc}-{verb}-{j}", bytes([i, 0]) + text.encode())
+            message(methods[rpc].input_type, ex)  # the example is a valid request
+            write("rest_json", f"{rpc}-{verb}-{j}", bytes([i, 0]) + json.dumps(ex).encode())
             path = re.sub(r"\{(\w+)\}", lambda mm: str(ex.get(mm.group(1), "x")), pattern)
             if body == "*":
                 payload = {k: v for k, v in ex.items() if f"{{{k}}}" not in pattern}
@@ -148,6 +164,17 @@ def main():
     ]
     for i, p in enumerate(aggs):
         write("doc_agg", f"p{i}", json.dumps(p).encode())
+    # doc_codec: BSON (mode 2) and Extended JSON (mode 1) with every stored type
+    import datetime
+    import bson
+    typed = {"when": datetime.datetime(2024, 2, 29, 12, 0, 0, 123000, tzinfo=datetime.timezone.utc),
+             "raw": bson.Binary(b"\x00\xff", 4), "big": 2**62, "neg": -2**63, "f": 2.5, "n": None, "t": True,
+             "arr": [1, "x", {"k": [2.5]}]}
+    write("doc_codec", "bson-0", bytes([2]) + bson.encode(DOC))
+    write("doc_codec", "bson-1", bytes([2]) + bson.encode(typed))
+    write("doc_codec", "ejson-0", bytes([1]) + json.dumps(
+        {"d": {"$date": "2024-02-29T12:00:00.123Z"}, "old": {"$date": {"$numberLong": "-5"}},
+         "b": {"$binary": {"base64": "AP8=", "subType": "04"}}, "l": {"$numberLong": "9007199254740993"}}).encode())
 
 
 if __name__ == "__main__":

@@ -35,7 +35,8 @@ def server_binary() -> str:
 
 @pytest.fixture(scope="session")
 def pb():
-    """Generated modules: pb.document_pb2, pb.document_pb2_grpc, ..., and pb.health_pb2(_grpc)."""
+    """Generated modules: pb.document_pb2, pb.document_pb2_grpc, ..., pb.health_pb2(_grpc), and
+    pb.doc(dict) -> nexadb.v1.Document, pb.undoc(Document) -> dict (BSON, with pymongo's bson)."""
     from grpc_tools import protoc
     import grpc_tools
 
@@ -62,6 +63,14 @@ def pb():
     for name in ("common", "document", "vector", "admin"):
         setattr(m, f"{name}_pb2", importlib.import_module(f"nexadb.v1.{name}_pb2"))
         setattr(m, f"{name}_pb2_grpc", importlib.import_module(f"nexadb.v1.{name}_pb2_grpc"))
+    # documents as a stock generated client sends them: BSON in nexadb.v1.Document
+    import datetime
+
+    import bson
+    from bson.codec_options import CodecOptions
+    utc = CodecOptions(tz_aware=True, tzinfo=datetime.timezone.utc)
+    m.doc = lambda d: m.common_pb2.Document(bson=bson.encode(d))
+    m.undoc = lambda x: bson.decode(x.bson, codec_options=utc) if x.bson else {}
     # the standard health service, from grpcio-health-checking
     m.health_pb2 = importlib.import_module("grpc_health.v1.health_pb2")
     m.health_pb2_grpc = importlib.import_module("grpc_health.v1.health_pb2_grpc")

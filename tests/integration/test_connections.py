@@ -17,7 +17,6 @@ import time
 import grpc
 import pytest
 import requests
-from google.protobuf import struct_pb2
 
 FLOOD_PER_PORT = 2000
 
@@ -32,10 +31,6 @@ def enough_descriptors_for_the_client():
     resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
-def S(d):
-    s = struct_pb2.Struct()
-    s.update(d)
-    return s
 
 
 def log_record(server, msg):
@@ -89,7 +84,7 @@ def can_call(pb, server, timeout):
     ch = grpc.insecure_channel(server.target, options=[("grpc.use_local_subchannel_pool", 1)])
     try:
         pb.document_pb2_grpc.DocumentServiceStub(ch).InsertOne(
-            pb.document_pb2.InsertOneRequest(collection="c", document=S({"probe": 1})),
+            pb.document_pb2.InsertOneRequest(collection="c", document=pb.doc({"probe": 1})),
             metadata=(("x-api-key", server.api_key),), timeout=timeout)
         return True
     except grpc.RpcError as e:
@@ -121,7 +116,7 @@ def test_idle_flood_under_1024_descriptors_leaves_writes_acknowledged(pb, server
     # Connections made before the flood: one gRPC channel, one HTTP keep-alive session.
     ch = grpc.insecure_channel(server.target)
     docs = pb.document_pb2_grpc.DocumentServiceStub(ch)
-    docs.InsertOne(d.InsertOneRequest(collection="c", document=S({"_id": "before"})), metadata=auth, timeout=10)
+    docs.InsertOne(d.InsertOneRequest(collection="c", document=pb.doc({"_id": "before"})), metadata=auth, timeout=10)
     http = requests.Session()
     http.headers["X-API-Key"] = server.api_key
     assert http.get(f"{server.http_base}/status", timeout=10).status_code == 200
@@ -141,11 +136,11 @@ def test_idle_flood_under_1024_descriptors_leaves_writes_acknowledged(pb, server
         # memtable (64 MiB), so the engine opens a new WAL segment and writes and opens a table.
         big = "x" * (1 << 20)
         for i in range(80):
-            docs.InsertOne(d.InsertOneRequest(collection="c", document=S({"_id": f"big{i}", "v": big})),
+            docs.InsertOne(d.InsertOneRequest(collection="c", document=pb.doc({"_id": f"big{i}", "v": big})),
                            metadata=auth, timeout=30)
         wait_until(lambda: glob.glob(os.path.join(server.data_dir, "kv", "*.sst")), 30, "the memtable flushed")
         got = docs.Get(d.GetRequest(collection="c", id="big0"), metadata=auth, timeout=10)
-        assert got.document.fields["v"].string_value == big
+        assert pb.undoc(got.document)["v"] == big
         assert docs.Count(d.CountRequest(collection="c"), metadata=auth, timeout=10).count == 81
         r = http.post(f"{server.http_base}/collections/c", json={"_id": "over-http"}, timeout=10)
         assert r.status_code == 200, r.text
@@ -157,7 +152,7 @@ def test_idle_flood_under_1024_descriptors_leaves_writes_acknowledged(pb, server
     # Once the idle connections are gone, both ports accept again.
     wait_until(lambda: can_call(pb, server, timeout=3), 20, "a new gRPC connection accepted")
     wait_until(lambda: can_http(server, timeout=3), 20, "a new HTTP connection accepted")
-    docs.InsertOne(d.InsertOneRequest(collection="c", document=S({"_id": "after"})), metadata=auth, timeout=10)
+    docs.InsertOne(d.InsertOneRequest(collection="c", document=pb.doc({"_id": "after"})), metadata=auth, timeout=10)
 
     assert any(r.get("msg", "").startswith("refusing new connections") for r in server.lines)
     assert not [r for r in server.lines if r.get("level") == "error"], "errors in the server log"

@@ -8,7 +8,6 @@ import urllib.request
 
 import grpc
 import pytest
-from google.protobuf import struct_pb2
 
 # (a+)+$ backtracks exponentially on "aaa...b": on 18 a's a match stays under
 # PCRE2's match limit but costs ~0.5-2 ms, so a find over a few thousand such
@@ -17,10 +16,6 @@ SLOW = "(a+)+$"
 DOCS = 3000
 
 
-def S(d):
-    s = struct_pb2.Struct()
-    s.update(d)
-    return s
 
 
 def in_flight(server):
@@ -50,7 +45,7 @@ def srv(server_factory, pb):
 def fill(pb, docs, auth, coll, n, make):
     d = pb.document_pb2
     for i in range(0, n, 500):
-        docs.InsertMany(d.InsertManyRequest(collection=coll, documents=[S(make(j)) for j in range(i, min(n, i + 500))]),
+        docs.InsertMany(d.InsertManyRequest(collection=coll, documents=[pb.doc(make(j)) for j in range(i, min(n, i + 500))]),
                         metadata=auth, timeout=60)
 
 
@@ -60,10 +55,10 @@ def test_regex_flood_stops_at_deadlines_and_writes_keep_their_latency(pb, srv):
     fill(pb, docs, auth, "re", DOCS, lambda j: {"s": "a" * 18 + "b", "j": j})
 
     # one pathological match is refused with the limit, naming the pattern
-    docs.InsertOne(d.InsertOneRequest(collection="re1", document=S({"s": "a" * 30 + "b"})), metadata=auth, timeout=10)
+    docs.InsertOne(d.InsertOneRequest(collection="re1", document=pb.doc({"s": "a" * 30 + "b"})), metadata=auth, timeout=10)
     t0 = time.monotonic()
     with pytest.raises(grpc.RpcError) as e:
-        list(docs.Find(d.FindRequest(collection="re1", filter=S({"s": {"$regex": SLOW}})), metadata=auth, timeout=20))
+        list(docs.Find(d.FindRequest(collection="re1", filter=pb.doc({"s": {"$regex": SLOW}})), metadata=auth, timeout=20))
     assert e.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, e.value.details()
     assert SLOW in e.value.details() and "limit" in e.value.details()
     assert time.monotonic() - t0 < 5
@@ -76,7 +71,7 @@ def test_regex_flood_stops_at_deadlines_and_writes_keep_their_latency(pb, srv):
         while not stop.is_set():
             t = time.monotonic()
             try:
-                docs.InsertOne(d.InsertOneRequest(collection="w", document=S({"i": i})), metadata=auth, timeout=30)
+                docs.InsertOne(d.InsertOneRequest(collection="w", document=pb.doc({"i": i})), metadata=auth, timeout=30)
             except grpc.RpcError as x:
                 errors.append(x.code())
             lat.append(time.monotonic() - t)
@@ -89,10 +84,10 @@ def test_regex_flood_stops_at_deadlines_and_writes_keep_their_latency(pb, srv):
             t = time.monotonic()
             try:
                 if k % 2:
-                    list(docs.Find(d.FindRequest(collection="re", filter=S({"s": {"$regex": SLOW}})),
+                    list(docs.Find(d.FindRequest(collection="re", filter=pb.doc({"s": {"$regex": SLOW}})),
                                    metadata=auth, timeout=deadline))
                 else:
-                    docs.Count(d.CountRequest(collection="re", filter=S({"s": {"$regex": SLOW}})),
+                    docs.Count(d.CountRequest(collection="re", filter=pb.doc({"s": {"$regex": SLOW}})),
                                metadata=auth, timeout=deadline)
                 regex_ends.append(("OK", time.monotonic() - t))
             except grpc.RpcError as x:
@@ -126,12 +121,12 @@ def test_update_many_past_its_deadline_is_all_or_nothing(pb, srv):
     # spends a second or more in its scan, so these deadlines expire part way
     # through it (a deadline at its very end races the commit margin, see
     # service/README.md) and the last one lets it finish
-    every = S({"s": {"$not": {"$regex": SLOW}}})
+    every = pb.doc({"s": {"$not": {"$regex": SLOW}}})
     v = 0
     outcomes = []
     for deadline in (0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 60):
         try:
-            r = docs.UpdateMany(d.UpdateManyRequest(collection="um", filter=every, update=S({"$inc": {"v": 1}})),
+            r = docs.UpdateMany(d.UpdateManyRequest(collection="um", filter=every, update=pb.doc({"$inc": {"v": 1}})),
                                 metadata=auth, timeout=deadline)
             code = grpc.StatusCode.OK
             assert r.matched_count == n and r.modified_count == n
@@ -140,8 +135,8 @@ def test_update_many_past_its_deadline_is_all_or_nothing(pb, srv):
             assert code == grpc.StatusCode.DEADLINE_EXCEEDED, x.details()
         # let anything the server still runs for that call finish before counting
         assert wait_idle(server, 60) is not None
-        new = docs.Count(d.CountRequest(collection="um", filter=S({"v": v + 1})), metadata=auth, timeout=60).count
-        old = docs.Count(d.CountRequest(collection="um", filter=S({"v": v})), metadata=auth, timeout=60).count
+        new = docs.Count(d.CountRequest(collection="um", filter=pb.doc({"v": v + 1})), metadata=auth, timeout=60).count
+        old = docs.Count(d.CountRequest(collection="um", filter=pb.doc({"v": v})), metadata=auth, timeout=60).count
         outcomes.append((deadline, code.name, new, old))
         if code == grpc.StatusCode.OK:
             assert (new, old) == (n, 0), outcomes

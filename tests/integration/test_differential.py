@@ -11,7 +11,6 @@ import random
 
 import mongomock
 import pytest
-from google.protobuf import json_format, struct_pb2
 
 SEED = 20261125
 N_DOCS = 2000
@@ -23,22 +22,8 @@ WORDS = ["python", "rust", "go", "c", "db", "ai", "ml"]
 CITIES = ["SF", "NY", "LA", "Paris", None]
 
 
-def S(d):
-    s = struct_pb2.Struct()
-    s.update(d)
-    return s
 
 
-def D(s):
-    def fix(v):
-        if isinstance(v, float) and v.is_integer() and abs(v) <= 2 ** 53:
-            return int(v)
-        if isinstance(v, dict):
-            return {k: fix(x) for k, x in v.items()}
-        if isinstance(v, list):
-            return [fix(x) for x in v]
-        return v
-    return fix(json_format.MessageToDict(s))
 
 
 def rand_doc(rng, i):
@@ -150,12 +135,6 @@ def rand_update(rng):
     return {"$rename": {"b": "bb"}}
 
 
-def wire(pipe):
-    """A Struct is a map on the gRPC wire, so a multi-key $sort travels in its array form."""
-    return [{"$sort": [{k: v} for k, v in st["$sort"].items()]} if "$sort" in st and len(st["$sort"]) > 1 else st
-            for st in pipe]
-
-
 def rand_pipeline(rng):
     stages = []
     if rng.random() < 0.7:
@@ -209,7 +188,7 @@ def world(pb, server):
     ch = grpc.insecure_channel(server.target)
     stub = pb.document_pb2_grpc.DocumentServiceStub(ch)
     auth = (("x-api-key", server.api_key),)
-    stub.InsertMany(pb.document_pb2.InsertManyRequest(collection="diff", documents=[S(d) for d in docs]),
+    stub.InsertMany(pb.document_pb2.InsertManyRequest(collection="diff", documents=[pb.doc(d) for d in docs]),
                     metadata=auth, timeout=60)
     ref = mongomock.MongoClient().db.diff
     ref.insert_many(copy.deepcopy(docs))
@@ -219,8 +198,8 @@ def world(pb, server):
 
 def nexa_find(pb, stub, auth, flt):
     ids = []
-    for page in stub.Find(pb.document_pb2.FindRequest(collection="diff", filter=S(flt)), metadata=auth, timeout=60):
-        ids.extend(d.fields["_id"].string_value for d in page.documents)
+    for page in stub.Find(pb.document_pb2.FindRequest(collection="diff", filter=pb.doc(flt)), metadata=auth, timeout=60):
+        ids.extend(pb.undoc(d)["_id"] for d in page.documents)
     return ids
 
 
@@ -251,14 +230,14 @@ def test_updates_match_mongo(pb, world):
             want = ref.update_many(copy.deepcopy(flt), copy.deepcopy(upd))
         except Exception:
             continue
-        got = stub.UpdateMany(pb.document_pb2.UpdateManyRequest(collection="diff", filter=S(flt), update=S(upd)),
+        got = stub.UpdateMany(pb.document_pb2.UpdateManyRequest(collection="diff", filter=pb.doc(flt), update=pb.doc(upd)),
                               metadata=auth, timeout=60)
         assert got.matched_count == want.matched_count, (step, flt, upd)
         assert got.modified_count == want.modified_count, (step, flt, upd)
     ours = {}
     for page in stub.Find(pb.document_pb2.FindRequest(collection="diff"), metadata=auth, timeout=60):
         for d in page.documents:
-            dd = strip_ts(D(d))
+            dd = strip_ts(pb.undoc(d))
             ours[dd["_id"]] = dd
     theirs = {d["_id"]: d for d in ref.find({})}
     assert ours.keys() == theirs.keys()
@@ -276,8 +255,8 @@ def test_pipelines_match_mongo(pb, world):
             want = list(ref.aggregate(copy.deepcopy(pipe)))
         except Exception:
             continue
-        got = [D(d) for page in stub.Aggregate(pb.document_pb2.AggregateRequest(
-            collection="diff", pipeline=[S(s) for s in wire(pipe)]), metadata=auth, timeout=60) for d in page.documents]
+        got = [pb.undoc(d) for page in stub.Aggregate(pb.document_pb2.AggregateRequest(
+            collection="diff", pipeline=[pb.doc(s) for s in pipe]), metadata=auth, timeout=60) for d in page.documents]
         if got == [] and len(want) == 1 and want[0].get("n") == 0:
             continue  # MONGOMOCK: $group of no input yields one row; MongoDB (and NexaDB) yield none
         compared += 1

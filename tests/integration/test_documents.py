@@ -1,28 +1,10 @@
 """DocumentService through the real server over gRPC: the brief's flows and the edges."""
 import grpc
 import pytest
-from google.protobuf import json_format
 
 
-def S(pb, d):
-    """A dict as a google.protobuf.Struct."""
-    from google.protobuf import struct_pb2
-    s = struct_pb2.Struct()
-    s.update(d)
-    return s
 
 
-def D(s):
-    """A Struct as a dict, with integral numbers as ints (as the SDKs do)."""
-    def fix(v):
-        if isinstance(v, float) and v.is_integer() and abs(v) <= 2 ** 53:
-            return int(v)
-        if isinstance(v, dict):
-            return {k: fix(x) for k, x in v.items()}
-        if isinstance(v, list):
-            return [fix(x) for x in v]
-        return v
-    return fix(json_format.MessageToDict(s))
 
 
 @pytest.fixture
@@ -32,29 +14,31 @@ def docs(pb, channel):
 
 def find_all(pb, docs, auth, **kw):
     pages = list(docs.Find(pb.document_pb2.FindRequest(**kw), metadata=auth, timeout=30))
-    return pages, [D(d) for p in pages for d in p.documents]
+    return pages, [pb.undoc(d) for p in pages for d in p.documents]
 
 
 def test_quick_start_flow(pb, docs, auth):
     d = pb.document_pb2
-    r = docs.InsertOne(d.InsertOneRequest(collection="users", document=S(pb, {
+    r = docs.InsertOne(d.InsertOneRequest(collection="users", document=pb.doc({
         "name": "Alice Johnson", "email": "alice@example.com", "age": 28, "tags": ["python", "database"]})),
         metadata=auth, timeout=10)
     uid = r.document_id
     assert len(uid) == 24
-    got = D(docs.Get(d.GetRequest(collection="users", id=uid), metadata=auth, timeout=10).document)
+    got = pb.undoc(docs.Get(d.GetRequest(collection="users", id=uid), metadata=auth, timeout=10).document)
     assert got["_id"] == uid and got["age"] == 28 and got["tags"] == ["python", "database"]
     assert got["_created_at"] == got["_updated_at"] and got["_created_at"].endswith("Z")
-    # (a Struct is a map on the gRPC wire, so key order is checked over REST, not here)
-    _, found = find_all(pb, docs, auth, collection="users", filter=S(pb, {"age": {"$gt": 25}}))
+    assert list(got)[3:] == ["name", "email", "age", "tags"]  # BSON keeps the order
+    _, found = find_all(pb, docs, auth, collection="users", filter=pb.doc({"age": {"$gt": 25}}))
     assert [u["name"] for u in found] == ["Alice Johnson"]
-    u = docs.Update(d.UpdateRequest(collection="users", id=uid, update=S(pb, {"age": 29})), metadata=auth, timeout=10)
-    assert u.success and D(u.document)["age"] == 29
+    u = docs.Update(d.UpdateRequest(collection="users", id=uid, update=pb.doc({"age": 29})), metadata=auth, timeout=10)
+    assert u.success and pb.undoc(u.document)["age"] == 29
     assert docs.Delete(d.DeleteRequest(collection="users", id=uid), metadata=auth, timeout=10).success
-    assert not docs.Delete(d.DeleteRequest(collection="users", id=uid), metadata=auth, timeout=10).success
-    with pytest.raises(grpc.RpcError) as e:
-        docs.Get(d.GetRequest(collection="users", id=uid), metadata=auth, timeout=10)
-    assert e.value.code() == grpc.StatusCode.NOT_FOUND
+    for call, req in ((docs.Delete, d.DeleteRequest(collection="users", id=uid)),
+                      (docs.Get, d.GetRequest(collection="users", id=uid)),
+                      (docs.Update, d.UpdateRequest(collection="users", id=uid, update=pb.doc({"age": 1})))):
+        with pytest.raises(grpc.RpcError) as e:
+            call(req, metadata=auth, timeout=10)
+        assert e.value.code() == grpc.StatusCode.NOT_FOUND, call
 
 
 def test_ecommerce_example(pb, docs, auth):
@@ -62,24 +46,24 @@ def test_ecommerce_example(pb, docs, auth):
     products = [{"name": "Laptop", "category": "Electronics", "price": 1200, "stock": 50},
                 {"name": "Mouse", "category": "Electronics", "price": 25, "stock": 200},
                 {"name": "Desk", "category": "Furniture", "price": 300, "stock": 15}]
-    r = docs.InsertMany(d.InsertManyRequest(collection="products", documents=[S(pb, p) for p in products]),
+    r = docs.InsertMany(d.InsertManyRequest(collection="products", documents=[pb.doc(p) for p in products]),
                         metadata=auth, timeout=10)
     assert r.count == 3 and len(set(r.document_ids)) == 3
-    _, cheap = find_all(pb, docs, auth, collection="products", filter=S(pb, {"price": {"$lt": 500}}))
+    _, cheap = find_all(pb, docs, auth, collection="products", filter=pb.doc({"price": {"$lt": 500}}))
     assert sorted(p["name"] for p in cheap) == ["Desk", "Mouse"]
-    _, out = find_all(pb, docs, auth, collection="products", filter=S(pb, {"stock": {"$lte": 0}}))
+    _, out = find_all(pb, docs, auth, collection="products", filter=pb.doc({"stock": {"$lte": 0}}))
     assert out == []
     pages = list(docs.Aggregate(d.AggregateRequest(collection="products", pipeline=[
-        S(pb, {"$group": {"_id": "$category", "count": {"$sum": 1}, "avg_price": {"$avg": "$price"}}}),
-        S(pb, {"$sort": {"count": -1}})]), metadata=auth, timeout=10))
-    rows = [D(x) for p in pages for x in p.documents]
+        pb.doc({"$group": {"_id": "$category", "count": {"$sum": 1}, "avg_price": {"$avg": "$price"}}}),
+        pb.doc({"$sort": {"count": -1}})]), metadata=auth, timeout=10))
+    rows = [pb.undoc(x) for p in pages for x in p.documents]
     assert rows == [{"_id": "Electronics", "count": 2, "avg_price": 612.5},
                     {"_id": "Furniture", "count": 1, "avg_price": 300}]
 
 
 def test_find_streams_pages_and_resumes_with_token(pb, docs, auth):
     d = pb.document_pb2
-    docs.InsertMany(d.InsertManyRequest(collection="many", documents=[S(pb, {"i": i}) for i in range(2500)]),
+    docs.InsertMany(d.InsertManyRequest(collection="many", documents=[pb.doc({"i": i}) for i in range(2500)]),
                     metadata=auth, timeout=30)
     pages, found = find_all(pb, docs, auth, collection="many", page_size=1000)
     assert [len(p.documents) for p in pages] == [1000, 1000, 500]
@@ -90,46 +74,46 @@ def test_find_streams_pages_and_resumes_with_token(pb, docs, auth):
     _, rest = find_all(pb, docs, auth, collection="many", page_size=1000, page_token=pages[0].next_page_token)
     assert rest == found[1000:]
     # skip, limit, sort, projection
-    _, top = find_all(pb, docs, auth, collection="many", skip=5, limit=3, projection=S(pb, {"i": 1, "_id": 0}),
-                      sort=[pb.common_pb2.SortField(field="i", direction=pb.common_pb2.SORT_DIRECTION_DESCENDING)])
+    _, top = find_all(pb, docs, auth, collection="many", skip=5, limit=3, projection=pb.doc({"i": 1, "_id": 0}),
+                      sort=pb.doc({"i": -1}))
     assert top == [{"i": 2494}, {"i": 2493}, {"i": 2492}]
-    c = docs.Count(d.CountRequest(collection="many", filter=S(pb, {"i": {"$gte": 2000}})), metadata=auth, timeout=10)
+    c = docs.Count(d.CountRequest(collection="many", filter=pb.doc({"i": {"$gte": 2000}})), metadata=auth, timeout=10)
     assert c.count == 500
 
 
 def test_update_many_delete_many_find_one(pb, docs, auth):
     d = pb.document_pb2
     docs.InsertMany(d.InsertManyRequest(collection="people", documents=[
-        S(pb, {"name": n, "city": c, "status": s}) for n, c, s in
+        pb.doc({"name": n, "city": c, "status": s}) for n, c, s in
         [("a", "SF", "active"), ("b", "SF", "inactive"), ("c", "NY", "inactive")]]), metadata=auth, timeout=10)
-    r = docs.UpdateMany(d.UpdateManyRequest(collection="people", filter=S(pb, {"city": "SF"}),
-                                            update=S(pb, {"country": "USA"})), metadata=auth, timeout=10)
+    r = docs.UpdateMany(d.UpdateManyRequest(collection="people", filter=pb.doc({"city": "SF"}),
+                                            update=pb.doc({"country": "USA"})), metadata=auth, timeout=10)
     assert r.matched_count == 2 and r.modified_count == 2
-    one = docs.FindOne(d.FindOneRequest(collection="people", filter=S(pb, {"name": "b"})), metadata=auth, timeout=10)
-    assert D(one.document)["country"] == "USA"
-    none = docs.FindOne(d.FindOneRequest(collection="people", filter=S(pb, {"name": "zz"})), metadata=auth, timeout=10)
+    one = docs.FindOne(d.FindOneRequest(collection="people", filter=pb.doc({"name": "b"})), metadata=auth, timeout=10)
+    assert pb.undoc(one.document)["country"] == "USA"
+    none = docs.FindOne(d.FindOneRequest(collection="people", filter=pb.doc({"name": "zz"})), metadata=auth, timeout=10)
     assert not none.HasField("document")
-    r = docs.DeleteMany(d.DeleteManyRequest(collection="people", filter=S(pb, {"status": "inactive"})),
+    r = docs.DeleteMany(d.DeleteManyRequest(collection="people", filter=pb.doc({"status": "inactive"})),
                         metadata=auth, timeout=10)
     assert r.deleted_count == 2
-    up = docs.UpdateMany(d.UpdateManyRequest(collection="people", filter=S(pb, {"name": "new"}),
-                                             update=S(pb, {"$set": {"city": "LA"}}), upsert=True), metadata=auth, timeout=10)
+    up = docs.UpdateMany(d.UpdateManyRequest(collection="people", filter=pb.doc({"name": "new"}),
+                                             update=pb.doc({"$set": {"city": "LA"}}), upsert=True), metadata=auth, timeout=10)
     assert up.upserted_id
-    got = D(docs.Get(d.GetRequest(collection="people", id=up.upserted_id), metadata=auth, timeout=10).document)
+    got = pb.undoc(docs.Get(d.GetRequest(collection="people", id=up.upserted_id), metadata=auth, timeout=10).document)
     assert got["name"] == "new" and got["city"] == "LA"
 
 
 def test_indexes_and_explain(pb, docs, auth):
     d = pb.document_pb2
-    docs.InsertMany(d.InsertManyRequest(collection="idx", documents=[S(pb, {"age": i % 50, "n": i}) for i in range(500)]),
+    docs.InsertMany(d.InsertManyRequest(collection="idx", documents=[pb.doc({"age": i % 50, "n": i}) for i in range(500)]),
                     metadata=auth, timeout=30)
     r = docs.CreateIndex(d.CreateIndexRequest(collection="idx", fields=[d.IndexField(field="age")]), metadata=auth, timeout=30)
     assert r.index.name and [f.field for f in r.index.fields] == ["age"]
     assert [i.name for i in docs.ListIndexes(d.ListIndexesRequest(collection="idx"), metadata=auth, timeout=10).indexes] \
         == [r.index.name]
-    pages, found = find_all(pb, docs, auth, collection="idx", filter=S(pb, {"age": 7}), explain=True)
+    pages, found = find_all(pb, docs, auth, collection="idx", filter=pb.doc({"age": 7}), explain=True)
     assert len(found) == 10
-    ex = D(pages[-1].explain)
+    ex = pb.undoc(pages[-1].explain)
     assert ex["index"] == r.index.name and ex["docs_examined"] == 10
     with pytest.raises(grpc.RpcError) as e:
         docs.CreateIndex(d.CreateIndexRequest(collection="idx", fields=[d.IndexField(field="age")], unique=True,
@@ -159,8 +143,8 @@ def test_collections_lifecycle(pb, docs, auth):
 def test_bad_input_is_invalid_argument(pb, docs, auth, call, req, needle):
     d = pb.document_pb2
     msg_type = {"InsertOne": d.InsertOneRequest, "Count": d.CountRequest, "UpdateMany": d.UpdateManyRequest}[call]
-    kw = {k: S(pb, v) if isinstance(v, dict) else v for k, v in req.items()}
-    docs.InsertOne(d.InsertOneRequest(collection="users", document=S(pb, {"a": 1})), metadata=auth, timeout=10)
+    kw = {k: pb.doc(v) if isinstance(v, dict) else v for k, v in req.items()}
+    docs.InsertOne(d.InsertOneRequest(collection="users", document=pb.doc({"a": 1})), metadata=auth, timeout=10)
     with pytest.raises(grpc.RpcError) as e:
         getattr(docs, call)(msg_type(**kw), metadata=auth, timeout=10)
     assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
@@ -173,12 +157,12 @@ def test_documents_survive_restart(pb, server_factory):
         stub = pb.document_pb2_grpc.DocumentServiceStub(ch)
         auth = (("x-api-key", s.api_key),)
         ids = stub.InsertMany(pb.document_pb2.InsertManyRequest(
-            collection="keep", documents=[S(pb, {"i": i}) for i in range(100)]), metadata=auth, timeout=10).document_ids
+            collection="keep", documents=[pb.doc({"i": i}) for i in range(100)]), metadata=auth, timeout=10).document_ids
     assert s.stop() == 0
     s2 = server_factory("restart").start()
     with grpc.insecure_channel(s2.target) as ch:
         stub = pb.document_pb2_grpc.DocumentServiceStub(ch)
         auth = (("x-api-key", s2.api_key),)
         got = stub.Get(pb.document_pb2.GetRequest(collection="keep", id=ids[42]), metadata=auth, timeout=10)
-        assert D(got.document)["i"] == 42
+        assert pb.undoc(got.document)["i"] == 42
         assert stub.Count(pb.document_pb2.CountRequest(collection="keep"), metadata=auth, timeout=10).count == 100

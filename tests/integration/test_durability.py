@@ -4,13 +4,8 @@ import threading
 import time
 
 import grpc
-from google.protobuf import struct_pb2
 
 
-def S(d):
-    s = struct_pb2.Struct()
-    s.update(d)
-    return s
 
 
 def write_until_stopped(pb, target, key, acked, errors, stop, writer):
@@ -20,7 +15,7 @@ def write_until_stopped(pb, target, key, acked, errors, stop, writer):
         while not stop.is_set():
             try:
                 r = stub.InsertOne(pb.document_pb2.InsertOneRequest(
-                    collection="acks", document=S({"writer": writer, "i": i})),
+                    collection="acks", document=pb.doc({"writer": writer, "i": i})),
                     metadata=(("x-api-key", key),), timeout=5)
                 acked.append((r.document_id, writer, i))
             except grpc.RpcError as e:
@@ -37,7 +32,7 @@ def check_all_present(pb, server, acked):
         ids = set()
         for page in stub.Find(pb.document_pb2.FindRequest(collection="acks"), metadata=auth, timeout=60):
             for d in page.documents:
-                ids.add(d.fields["_id"].string_value)
+                ids.add(pb.undoc(d)["_id"])
         missing = [a for a in acked if a[0] not in ids]
         assert not missing, f"{len(missing)} acknowledged writes lost, e.g. {missing[:3]}"
 
@@ -88,7 +83,7 @@ def test_not_serving_until_replay_is_done(pb, server_factory):
     with grpc.insecure_channel(s.target) as ch:
         stub = pb.document_pb2_grpc.DocumentServiceStub(ch)
         auth = (("x-api-key", s.api_key),)
-        batch = [S({"i": i, "pad": "x" * 400}) for i in range(2000)]
+        batch = [pb.doc({"i": i, "pad": "x" * 400}) for i in range(2000)]
         for _ in range(40):  # ~35 MB of WAL that the memtable has not flushed
             stub.InsertMany(pb.document_pb2.InsertManyRequest(collection="big", documents=batch),
                             metadata=auth, timeout=60)

@@ -15,7 +15,6 @@ from conftest import server_binary
 
 
 def _write_some(pb, s):
-    from google.protobuf import struct_pb2
     md = (("x-api-key", s.api_key),)
     with grpc.insecure_channel(s.target) as ch:
         docs = pb.document_pb2_grpc.DocumentServiceStub(ch)
@@ -23,8 +22,7 @@ def _write_some(pb, s):
         vecs.CreateVectorCollection(pb.vector_pb2.CreateVectorCollectionRequest(collection="v", dimensions=4),
                                     metadata=md)
         for i in range(50):
-            d = struct_pb2.Struct()
-            d.update({"_id": f"d{i}", "n": i})
+            d = pb.doc({"_id": f"d{i}", "n": i})
             docs.InsertOne(pb.document_pb2.InsertOneRequest(collection="c", document=d), metadata=md)
             vecs.InsertVector(pb.vector_pb2.InsertVectorRequest(collection="v", document=d,
                                                                 vector=[1.0, float(i), 0.5, 0.25]), metadata=md)
@@ -75,9 +73,7 @@ def test_an_older_open_data_directory_still_works(pb, server_factory, umask022):
     with grpc.insecure_channel(s2.target) as ch:
         docs = pb.document_pb2_grpc.DocumentServiceStub(ch)
         assert docs.Count(pb.document_pb2.CountRequest(collection="c"), metadata=md).count == 50
-        from google.protobuf import struct_pb2
-        d = struct_pb2.Struct()
-        d.update({"_id": "new"})
+        d = pb.doc({"_id": "new"})
         docs.InsertOne(pb.document_pb2.InsertOneRequest(collection="c", document=d), metadata=md)
     assert s2.stop() == 0
 

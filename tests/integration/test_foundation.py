@@ -80,7 +80,7 @@ def test_oversized_message_is_resource_exhausted(pb, server_factory):
     with grpc.insecure_channel(s.target, options=[("grpc.max_send_message_length", 1 << 26)]) as ch:
         stub = pb.document_pb2_grpc.DocumentServiceStub(ch)
         doc = pb.document_pb2.InsertOneRequest(collection="big")
-        doc.document.update({"blob": "x" * 65536})
+        doc.document.CopyFrom(pb.doc({"blob": "x" * 65536}))
         assert doc.ByteSize() > 65536
         with pytest.raises(grpc.RpcError) as e:
             stub.InsertOne(doc, timeout=5, metadata=(("x-api-key", s.api_key),))

@@ -19,7 +19,6 @@ import urllib.request
 
 import grpc
 import pytest
-from google.protobuf import struct_pb2
 
 from conftest import Server
 
@@ -65,9 +64,7 @@ def start(tmp_path, mnt, name="data"):
 
 
 def doc(pb, i):
-    s = struct_pb2.Struct()
-    s.update({"_id": f"k{i}", "i": i, "pad": PAD})
-    return s
+    return pb.doc({"_id": f"k{i}", "i": i, "pad": PAD})
 
 
 def health(pb, ch, service):
@@ -94,7 +91,7 @@ def check_present(pb, ch, key, acked, failed):
     auth = (("x-api-key", key),)
     for i in acked:
         r = stub.Get(pb.document_pb2.GetRequest(collection="c", id=f"k{i}"), metadata=auth, timeout=10)
-        assert r.document.fields["i"].number_value == i
+        assert pb.undoc(r.document)["i"] == i
     for i in failed:
         with pytest.raises(grpc.RpcError) as e:
             stub.Get(pb.document_pb2.GetRequest(collection="c", id=f"k{i}"), metadata=auth, timeout=10)

@@ -11,7 +11,6 @@ from pathlib import Path
 import grpc
 import pytest
 import requests
-from google.protobuf import struct_pb2
 from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import server_binary
@@ -108,8 +107,7 @@ def busy_server(tmp_path_factory, pb):
     with grpc.insecure_channel(s.target) as ch:
         docs = pb.document_pb2_grpc.DocumentServiceStub(ch)
         for i in range(20):
-            doc = struct_pb2.Struct()
-            doc.update({"_id": f"d{i}", "n": i})
+            doc = pb.doc({"_id": f"d{i}", "n": i})
             docs.InsertOne(pb.document_pb2.InsertOneRequest(collection="m", document=doc), metadata=auth, timeout=10)
         for i in range(20):
             docs.Get(pb.document_pb2.GetRequest(collection="m", id=f"d{i}"), metadata=auth, timeout=10)

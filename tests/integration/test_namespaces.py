@@ -13,7 +13,6 @@ import random
 import grpc
 import pytest
 import requests
-from google.protobuf import struct_pb2
 
 PRODUCTS = [{"name": "Laptop", "category": "Electronics", "price": 1200, "stock": 50},
             {"name": "Mouse", "category": "Electronics", "price": 25, "stock": 200},
@@ -28,10 +27,6 @@ def embed(text):
     return [rng.gauss(0, 1) for _ in range(384)]
 
 
-def S(d):
-    s = struct_pb2.Struct()
-    s.update(d)
-    return s
 
 
 def kinds(collections, name):
@@ -52,30 +47,30 @@ def test_same_name_both_kinds_over_grpc(pb, stubs):
     docs, vecs, admin, md = stubs
     d, v, c = pb.document_pb2, pb.vector_pb2, pb.common_pb2
     # Example 1: documents in `products`
-    docs.InsertMany(d.InsertManyRequest(collection="products", documents=[S(p) for p in PRODUCTS]), metadata=md, timeout=10)
-    cheap = [x for page in docs.Find(d.FindRequest(collection="products", filter=S({"price": {"$lt": 500}})), metadata=md,
+    docs.InsertMany(d.InsertManyRequest(collection="products", documents=[pb.doc(p) for p in PRODUCTS]), metadata=md, timeout=10)
+    cheap = [x for page in docs.Find(d.FindRequest(collection="products", filter=pb.doc({"price": {"$lt": 500}})), metadata=md,
                                      timeout=10) for x in page.documents]
-    assert sorted(x["name"] for x in cheap) == ["Desk", "Mouse"]
+    assert sorted(pb.undoc(x)["name"] for x in cheap) == ["Desk", "Mouse"]
     # Example 2: a vector collection of the same name
     vecs.CreateVectorCollection(v.CreateVectorCollectionRequest(collection="products", dimensions=384), metadata=md,
                                 timeout=10)
-    vids = [vecs.InsertVector(v.InsertVectorRequest(collection="products", document=S({"text": t}), vector=embed(t)),
+    vids = [vecs.InsertVector(v.InsertVectorRequest(collection="products", document=pb.doc({"text": t}), vector=embed(t)),
                               metadata=md, timeout=10).document_id for t in ARTICLES]
     hits = vecs.Search(v.SearchRequest(collection="products", vector=embed(ARTICLES[1]), limit=3), metadata=md,
                        timeout=10).results
     assert [h.document_id for h in hits][0] == vids[1] and len(hits) == 3
-    assert all(set(h.document.keys()) == {"_id", "_created_at", "_updated_at", "text"} for h in hits)
+    assert all(set(pb.undoc(h.document)) == {"_id", "_created_at", "_updated_at", "text"} for h in hits)
 
     # each kind sees only its own documents
     found = [x for page in docs.Find(d.FindRequest(collection="products"), metadata=md, timeout=10) for x in page.documents]
-    assert sorted(x["name"] for x in found) == ["Desk", "Laptop", "Mouse"]
+    assert sorted(pb.undoc(x)["name"] for x in found) == ["Desk", "Laptop", "Mouse"]
     assert docs.Count(d.CountRequest(collection="products"), metadata=md, timeout=10).count == 3
     with pytest.raises(grpc.RpcError) as e:
         docs.Get(d.GetRequest(collection="products", id=vids[0]), metadata=md, timeout=10)
     assert e.value.code() == grpc.StatusCode.NOT_FOUND
     exported = [x for page in vecs.FindVectors(v.FindVectorsRequest(collection="products"), metadata=md, timeout=10)
                 for x in page.documents]
-    assert sorted(x.document["text"] for x in exported) == sorted(ARTICLES)
+    assert sorted(pb.undoc(x.document)["text"] for x in exported) == sorted(ARTICLES)
     assert all(len(x.vector) == 384 for x in exported)
 
     # the listings and Stats say which kind each is
@@ -97,11 +92,11 @@ def test_same_name_both_kinds_over_grpc(pb, stubs):
                        timeout=10).results
     assert sorted(h.document_id for h in hits) == sorted(vids)
     g = vecs.GetVector(v.GetVectorRequest(collection="products", id=vids[2], include_vector=True), metadata=md, timeout=10)
-    assert g.document["text"] == ARTICLES[2] and len(g.vector) == 384
+    assert pb.undoc(g.document)["text"] == ARTICLES[2] and len(g.vector) == 384
     assert not docs.DropCollection(d.DropCollectionRequest(collection="products"), metadata=md, timeout=10).dropped
 
     # and dropping the vector collection leaves the document collection intact
-    docs.InsertMany(d.InsertManyRequest(collection="products", documents=[S(p) for p in PRODUCTS]), metadata=md, timeout=10)
+    docs.InsertMany(d.InsertManyRequest(collection="products", documents=[pb.doc(p) for p in PRODUCTS]), metadata=md, timeout=10)
     assert vecs.DropVectorCollection(v.DropVectorCollectionRequest(collection="products"), metadata=md, timeout=10).dropped
     assert docs.Count(d.CountRequest(collection="products"), metadata=md, timeout=10).count == 3
     with pytest.raises(grpc.RpcError) as e:
@@ -135,11 +130,10 @@ def test_same_name_both_kinds_over_rest(server_factory):
     call("GET", f"/collections/products/{vids[0]}", status=404)
     found = call("POST", "/vector/products/find", {})
     assert found["count"] == 3 and sorted(x["document"]["text"] for x in found["documents"]) == sorted(ARTICLES)
-    assert [c["kind"] for c in call("GET", "/collections")["collections"] if c["name"] == "products"] == ["KIND_DOCUMENTS"]
-    assert [c["kind"] for c in call("GET", "/vector")["collections"] if c["name"] == "products"] == ["KIND_VECTORS"]
+    assert [c["kind"] for c in call("GET", "/collections")["collections"] if c["name"] == "products"] == ["documents"]
+    assert [c["kind"] for c in call("GET", "/vector")["collections"] if c["name"] == "products"] == ["vectors"]
     stats = call("GET", "/stats")
-    assert sorted(c["kind"] for c in stats["collections"] if c["name"] == "products") == ["KIND_DOCUMENTS",
-                                                                                         "KIND_VECTORS"]
+    assert sorted(c["kind"] for c in stats["collections"] if c["name"] == "products") == ["documents", "vectors"]
 
     assert call("DELETE", "/collections/products")["dropped"] is True
     assert len(call("POST", "/vector/products/search", {"vector": embed("q"), "limit": 10})["results"]) == 3

@@ -1,11 +1,13 @@
 """gRPC server reflection (issue 16): stock clients list and call the API without the protos.
 grpcio-reflection's descriptor database (v1alpha) in the default suite; grpcurl (v1, built from
 the Go module proxy into .cache/bin) in the slow one."""
+import base64
 import json
 import os
 import subprocess
 import threading
 
+import bson
 import grpc
 import pytest
 from google.protobuf import descriptor_pb2, descriptor_pool, json_format, message_factory
@@ -13,6 +15,10 @@ from grpc_reflection.v1alpha import reflection_pb2
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
 
 from conftest import ROOT
+
+def b64(data):
+    return base64.b64encode(data).decode()
+
 
 SERVICES = {"grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection",
             "grpc.reflection.v1alpha.ServerReflection", "nexadb.v1.AdminService",
@@ -56,11 +62,12 @@ def test_descriptor_database_lists_and_calls_without_protos(server_factory):
     req, status = method("nexadb.v1.AdminService", "Status")
     assert status(req(), timeout=10).version
     req, insert = method("nexadb.v1.DocumentService", "InsertOne")
-    r = insert(json_format.ParseDict({"collection": "u", "document": {"name": "Ada", "n": 3}}, req()), timeout=10)
+    # a document is BSON (nexadb.v1.Document), made here with pymongo's bson
+    r = insert(json_format.ParseDict({"collection": "u", "document": {"bson": b64(bson.encode({"name": "Ada", "n": 3}))}},
+                                     req()), timeout=10)
     req, get = method("nexadb.v1.DocumentService", "Get")
-    got = json_format.MessageToDict(get(json_format.ParseDict({"collection": "u", "id": r.document_id}, req()),
-                                        timeout=10))
-    assert got["document"]["name"] == "Ada"
+    got = get(json_format.ParseDict({"collection": "u", "id": r.document_id}, req()), timeout=10)
+    assert bson.decode(got.document.bson)["name"] == "Ada"
     # comments travel too (grpcurl describe shows them)
     fd = pool.FindFileContainingSymbol("nexadb.v1.AdminService")
     assert fd.name == "nexadb/v1/admin.proto"
@@ -99,7 +106,7 @@ def test_one_stream_answers_each_request_in_order(server_factory, version):
     names = [f.name for f in files]
     assert len(names) == len(set(names))  # each file once
     # its imports come with it, transitively
-    assert {"nexadb/v1/common.proto", "google/protobuf/struct.proto", "google/api/annotations.proto",
+    assert {"nexadb/v1/common.proto", "google/api/annotations.proto",
             "google/api/http.proto", "google/protobuf/descriptor.proto"} <= set(names)
     assert out[2].file_descriptor_response.file_descriptor_proto[0] == out[1].file_descriptor_response.file_descriptor_proto[0]
     for i in (3, 4, 5):
@@ -183,8 +190,8 @@ def test_grpcurl_lists_describes_and_calls(server_factory):
 
     assert set(run(s.target, "list").split()) == SERVICES
     assert "rpc InsertOne" in run(s.target, "describe", "nexadb.v1.DocumentService")
-    doc = json.loads(run("-d", '{"collection": "u", "document": {"a": 1}}', s.target,
+    doc = json.loads(run("-d", json.dumps({"collection": "u", "document": {"bson": b64(bson.encode({"a": 1}))}}), s.target,
                          "nexadb.v1.DocumentService/InsertOne"))
     got = json.loads(run("-d", json.dumps({"collection": "u", "id": doc["documentId"]}), s.target,
                          "nexadb.v1.DocumentService/Get"))
-    assert got["document"]["a"] == 1
+    assert bson.decode(base64.b64decode(got["document"]["bson"]))["a"] == 1

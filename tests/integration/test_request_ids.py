@@ -7,7 +7,6 @@ import time
 
 import grpc
 import requests
-from google.protobuf import struct_pb2
 
 
 def wait_for(server, pred, timeout=5):
@@ -24,8 +23,7 @@ def test_grpc_id_echoed_and_in_the_access_line(server_factory, pb):
     s = server_factory(extra_args=["--log-level", "debug"]).start()
     ch = grpc.insecure_channel(s.target)
     stub = pb.document_pb2_grpc.DocumentServiceStub(ch)
-    doc = struct_pb2.Struct()
-    doc.update({"name": "Ada"})
+    doc = pb.doc({"name": "Ada"})
     _, call = stub.InsertOne.with_call(pb.document_pb2.InsertOneRequest(collection="u", document=doc),
                                        metadata=(("x-api-key", s.api_key), ("x-request-id", "trace-42.a:b_c")),
                                        timeout=10)

@@ -28,12 +28,12 @@ def test_server_converts_a_previous_release_data_directory(pb, server_factory, t
         assert listed["emb"].count == 90 and listed["emb"].dimensions == 8
         got = vecs.GetVector(pb.vector_pb2.GetVectorRequest(collection="products", id="p07", include_vector=True),
                              metadata=md)
-        assert got.document.fields["name"].string_value == "product 7, updated"
+        assert pb.undoc(got.document)["name"] == "product 7, updated"
         n = (9 ** 2 + 1) ** 0.5
         assert [round(x, 5) for x in got.vector] == [round(9 / n, 5), 0.0, 0.0, round(1 / n, 5)]
         hits = vecs.Search(pb.vector_pb2.SearchRequest(collection="products", vector=[9, 0, 0, 1], limit=3),
                            metadata=md).results
-        assert hits[0].document_id == "p07" and hits[0].document.fields["price"].number_value == 71
+        assert hits[0].document_id == "p07" and pb.undoc(hits[0].document)["price"] == 71
         # what was not a vector's document stays a document; the rest moved
         left = docs.Count(pb.document_pb2.CountRequest(collection="products"), metadata=md).count
         assert left == 1

@@ -7,17 +7,11 @@ import threading
 import grpc
 import pytest
 import requests
-from google.protobuf import json_format, struct_pb2, wrappers_pb2
+from google.protobuf import wrappers_pb2
 
 
-def S(d):
-    s = struct_pb2.Struct()
-    s.update(d)
-    return s
 
 
-def D(s):
-    return json_format.MessageToDict(s)
 
 
 def normalise(v):
@@ -38,7 +32,7 @@ def filled(pb, vec, auth):
     vec.CreateVectorCollection(v.CreateVectorCollectionRequest(collection=name, dimensions=16), metadata=auth, timeout=10)
     rng = random.Random(7)
     rows = [[rng.gauss(0, 1) for _ in range(16)] for _ in range(300)]
-    docs = [v.VectorDocument(document=S({"n": i, "even": i % 2 == 0}), vector=r) for i, r in enumerate(rows)]
+    docs = [v.VectorDocument(document=pb.doc({"n": i, "even": i % 2 == 0}), vector=r) for i, r in enumerate(rows)]
     ids = vec.InsertVectors(v.InsertVectorsRequest(collection=name, documents=docs), metadata=auth, timeout=30).document_ids
     return name, rows, list(ids)
 
@@ -60,17 +54,17 @@ def test_search_matches_brute_force(pb, vec, auth, filled):
         assert [h.document_id for h in r.results] == [i for i, _ in want]
         for h, (_, s) in zip(r.results, want):
             assert h.similarity == pytest.approx(s, abs=1e-5)
-            assert D(h.document)["n"] == ids.index(h.document_id)
+            assert pb.undoc(h.document)["n"] == ids.index(h.document_id)
 
 
 def test_filtered_search_is_true_top_k_among_matches(pb, vec, auth, filled):
     name, rows, ids = filled
     q = [random.Random(3).gauss(0, 1) for _ in range(16)]
-    r = vec.Search(pb.vector_pb2.SearchRequest(collection=name, vector=q, limit=7, filter=S({"even": False})),
+    r = vec.Search(pb.vector_pb2.SearchRequest(collection=name, vector=q, limit=7, filter=pb.doc({"even": False})),
                    metadata=auth, timeout=10)
     want = reference(rows, ids, q, 7, keep=lambda i: i % 2 == 1)
     assert [h.document_id for h in r.results] == [i for i, _ in want]
-    r = vec.Search(pb.vector_pb2.SearchRequest(collection=name, vector=q, limit=7, filter=S({"n": {"$lt": 0}})),
+    r = vec.Search(pb.vector_pb2.SearchRequest(collection=name, vector=q, limit=7, filter=pb.doc({"n": {"$lt": 0}})),
                    metadata=auth, timeout=10)
     assert list(r.results) == []
 
@@ -104,12 +98,12 @@ def test_get_upsert_delete(pb, vec, auth, filled):
     name, rows, ids = filled
     v = pb.vector_pb2
     g = vec.GetVector(v.GetVectorRequest(collection=name, id=ids[3], include_vector=True), metadata=auth, timeout=10)
-    assert D(g.document)["n"] == 3 and len(g.vector) == 16
-    u = vec.UpsertVector(v.UpsertVectorRequest(collection=name, id=ids[3], document=S({"n": 3, "new": True}),
+    assert pb.undoc(g.document)["n"] == 3 and len(g.vector) == 16
+    u = vec.UpsertVector(v.UpsertVectorRequest(collection=name, id=ids[3], document=pb.doc({"n": 3, "new": True}),
                                                vector=[1.0] + [0.0] * 15), metadata=auth, timeout=10)
     assert not u.inserted
     g = vec.GetVector(v.GetVectorRequest(collection=name, id=ids[3], include_vector=True), metadata=auth, timeout=10)
-    assert D(g.document)["new"] is True and list(g.vector)[:2] == [1.0, 0.0]
+    assert pb.undoc(g.document)["new"] is True and list(g.vector)[:2] == [1.0, 0.0]
     assert vec.DeleteVector(v.DeleteVectorRequest(collection=name, id=ids[3]), metadata=auth, timeout=10).success
     with pytest.raises(grpc.RpcError) as e:
         vec.GetVector(v.GetVectorRequest(collection=name, id=ids[3]), metadata=auth, timeout=10)
@@ -127,7 +121,7 @@ def test_get_upsert_delete(pb, vec, auth, filled):
 def test_bad_vectors_are_invalid_argument(pb, vec, auth, filled, vector, needle):
     name, _, _ = filled
     with pytest.raises(grpc.RpcError) as e:
-        vec.InsertVector(pb.vector_pb2.InsertVectorRequest(collection=name, document=S({"x": 1}), vector=vector),
+        vec.InsertVector(pb.vector_pb2.InsertVectorRequest(collection=name, document=pb.doc({"x": 1}), vector=vector),
                          metadata=auth, timeout=10)
     assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert needle.lower() in e.value.details().lower()
@@ -139,11 +133,11 @@ def test_bad_batches_are_invalid_argument(pb, vec, auth, filled):
     empty query vector (the service copied from a NULL one)."""
     name, _, _ = filled
     v = pb.vector_pb2
-    docs = [v.VectorDocument(document=S({"i": i}), vector=[0.1, 0.2, 0.3, 0.4]) for i in range(3)]
+    docs = [v.VectorDocument(document=pb.doc({"i": i}), vector=[0.1, 0.2, 0.3, 0.4]) for i in range(3)]
     with pytest.raises(grpc.RpcError) as e:
         vec.InsertVectors(v.InsertVectorsRequest(collection=name, documents=docs), metadata=auth, timeout=10)
     assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "has 4 dimensions" in e.value.details()
-    docs[1] = v.VectorDocument(document=S({"i": 1}), vector=[0.1] * 16)
+    docs[1] = v.VectorDocument(document=pb.doc({"i": 1}), vector=[0.1] * 16)
     with pytest.raises(grpc.RpcError) as e:
         vec.InsertVectors(v.InsertVectorsRequest(collection=name, documents=docs), metadata=auth, timeout=10)
     assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "documents[1].vector" in e.value.details()
@@ -183,7 +177,7 @@ def test_vectors_survive_restart(pb, server_factory):
         stub.CreateVectorCollection(v.CreateVectorCollectionRequest(collection="keep", dimensions=4), metadata=auth, timeout=10)
         rng = random.Random(1)
         stub.InsertVectors(v.InsertVectorsRequest(collection="keep", documents=[
-            v.VectorDocument(document=S({"i": i}), vector=[rng.gauss(0, 1) for _ in range(4)]) for i in range(50)]),
+            v.VectorDocument(document=pb.doc({"i": i}), vector=[rng.gauss(0, 1) for _ in range(4)]) for i in range(50)]),
             metadata=auth, timeout=10)
         before = [(h.document_id, h.similarity) for h in
                   stub.Search(v.SearchRequest(collection="keep", vector=q, limit=5), metadata=auth, timeout=10).results]
@@ -205,24 +199,24 @@ def test_find_vectors_pages_in_id_order_with_tokens(pb, vec, auth, filled):
     assert [p.count for p in pages] == [64, 128, 192, 256, 300]
     assert all(p.next_page_token for p in pages[:-1]) and pages[-1].next_page_token == ""
     docs = [x for p in pages for x in p.documents]
-    assert [x.document["_id"] for x in docs] == sorted(ids)
+    assert [pb.undoc(x.document)["_id"] for x in docs] == sorted(ids)
     for x in docs:
-        i = ids.index(x.document["_id"])
-        assert D(x.document)["n"] == i
+        i = ids.index(pb.undoc(x.document)["_id"])
+        assert pb.undoc(x.document)["n"] == i
         assert list(x.vector) == pytest.approx(normalise(rows[i]), abs=1e-6)
     one = docs[17]
-    g = vec.GetVector(v.GetVectorRequest(collection=name, id=one.document["_id"], include_vector=True), metadata=auth,
+    g = vec.GetVector(v.GetVectorRequest(collection=name, id=pb.undoc(one.document)["_id"], include_vector=True), metadata=auth,
                       timeout=10)
-    assert list(g.vector) == list(one.vector) and D(g.document) == D(one.document)  # the stored vector, bit for bit
+    assert list(g.vector) == list(one.vector) and pb.undoc(g.document) == pb.undoc(one.document)  # the stored vector, bit for bit
     # a token resumes after its page, whatever the new page size
-    rest = [x.document["_id"] for p in vec.FindVectors(v.FindVectorsRequest(
+    rest = [pb.undoc(x.document)["_id"] for p in vec.FindVectors(v.FindVectorsRequest(
         collection=name, page_token=pages[1].next_page_token, page_size=1000), metadata=auth, timeout=10)
         for x in p.documents]
     assert rest == sorted(ids)[128:]
     # filter and limit
-    odd = [x for p in vec.FindVectors(v.FindVectorsRequest(collection=name, filter=S({"even": False}), limit=10),
+    odd = [x for p in vec.FindVectors(v.FindVectorsRequest(collection=name, filter=pb.doc({"even": False}), limit=10),
                                       metadata=auth, timeout=10) for x in p.documents]
-    assert [x.document["_id"] for x in odd] == sorted(ids[1::2])[:10]
+    assert [pb.undoc(x.document)["_id"] for x in odd] == sorted(ids[1::2])[:10]
 
 
 def test_find_vectors_errors(pb, vec, auth, filled):
@@ -231,7 +225,7 @@ def test_find_vectors_errors(pb, vec, auth, filled):
     for req, code in [(v.FindVectorsRequest(collection="nope"), grpc.StatusCode.NOT_FOUND),
                       (v.FindVectorsRequest(collection=name, page_token="zz"), grpc.StatusCode.INVALID_ARGUMENT),
                       (v.FindVectorsRequest(collection=name, limit=-1), grpc.StatusCode.INVALID_ARGUMENT),
-                      (v.FindVectorsRequest(collection=name, filter=S({"n": {"$bogus": 1}})),
+                      (v.FindVectorsRequest(collection=name, filter=pb.doc({"n": {"$bogus": 1}})),
                        grpc.StatusCode.INVALID_ARGUMENT)]:
         with pytest.raises(grpc.RpcError) as e:
             list(vec.FindVectors(req, metadata=auth, timeout=10))
@@ -267,10 +261,10 @@ def test_concurrent_upserts_of_one_id_never_show_a_torn_version(pb, server):
     s.CreateVectorCollection(v.CreateVectorCollectionRequest(collection=name, dimensions=3,
                                                              metric=pb.common_pb2.VECTOR_METRIC_DOT),
                              metadata=md, timeout=10)
-    first = s.UpsertVector(v.UpsertVectorRequest(collection=name, id="hot", document=S({"v": 0}), vector=[0, 1, 0]),
+    first = s.UpsertVector(v.UpsertVectorRequest(collection=name, id="hot", document=pb.doc({"v": 0}), vector=[0, 1, 0]),
                            metadata=md, timeout=10)
     assert first.inserted
-    created = D(s.GetVector(v.GetVectorRequest(collection=name, id="hot"), metadata=md, timeout=10).document)["_created_at"]
+    created = pb.undoc(s.GetVector(v.GetVectorRequest(collection=name, id="hot"), metadata=md, timeout=10).document)["_created_at"]
     done = threading.Event()
     errors, reads, inserted = [], [], []
 
@@ -279,7 +273,7 @@ def test_concurrent_upserts_of_one_id_never_show_a_torn_version(pb, server):
         try:
             for j in range(per_writer):
                 i = w * per_writer + j + 1
-                r = st.UpsertVector(v.UpsertVectorRequest(collection=name, id="hot", document=S({"v": i, "w": w}),
+                r = st.UpsertVector(v.UpsertVectorRequest(collection=name, id="hot", document=pb.doc({"v": i, "w": w}),
                                                           vector=[float(i), 1.0, 0.0]), metadata=md, timeout=30)
                 inserted.append(r.inserted)
         except Exception as e:  # noqa: BLE001 - reported below
@@ -293,14 +287,14 @@ def test_concurrent_upserts_of_one_id_never_show_a_torn_version(pb, server):
             while not done.is_set():
                 g = st.GetVector(v.GetVectorRequest(collection=name, id="hot", include_vector=True), metadata=md,
                                  timeout=30)
-                doc = D(g.document)
+                doc = pb.undoc(g.document)
                 if list(g.vector) != [float(doc["v"]), 1.0, 0.0] or doc["_created_at"] != created:
                     errors.append(f"Get saw {doc} with {list(g.vector)}")
                 hits = st.Search(v.SearchRequest(collection=name, vector=[1, 0, 0], limit=5, include_vectors=True),
                                  metadata=md, timeout=30).results
                 for h in hits:  # a document replaced during the search is left out, never mismatched
-                    if h.similarity != D(h.document)["v"] or list(h.vector) != [float(D(h.document)["v"]), 1.0, 0.0]:
-                        errors.append(f"Search saw {D(h.document)} scored {h.similarity} with {list(h.vector)}")
+                    if h.similarity != pb.undoc(h.document)["v"] or list(h.vector) != [float(pb.undoc(h.document)["v"]), 1.0, 0.0]:
+                        errors.append(f"Search saw {pb.undoc(h.document)} scored {h.similarity} with {list(h.vector)}")
                 reads.append(len(hits))
         except Exception as e:  # noqa: BLE001 - reported below
             errors.append(f"reader {k}: {e!r}")
@@ -320,6 +314,6 @@ def test_concurrent_upserts_of_one_id_never_show_a_torn_version(pb, server):
     assert len(inserted) == writers * per_writer and not any(inserted)
     assert reads
     final = s.GetVector(v.GetVectorRequest(collection=name, id="hot", include_vector=True), metadata=md, timeout=10)
-    assert list(final.vector) == [float(D(final.document)["v"]), 1.0, 0.0]
+    assert list(final.vector) == [float(pb.undoc(final.document)["v"]), 1.0, 0.0]
     assert len(list(s.FindVectors(v.FindVectorsRequest(collection=name), metadata=md, timeout=10))[0].documents) == 1
     ch.close()

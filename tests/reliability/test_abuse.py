@@ -13,7 +13,6 @@ import urllib.request
 
 import grpc
 import pytest
-from google.protobuf import struct_pb2
 
 from conftest import open_fds, rss_kb
 
@@ -50,8 +49,7 @@ def http(s, method, path, body=None, headers=None, timeout=30):
 def test_grpc_message_over_the_limit_is_resource_exhausted(pb, limited):
     with grpc.insecure_channel(limited.target) as ch:
         stub = pb.document_pb2_grpc.DocumentServiceStub(ch)
-        doc = struct_pb2.Struct()
-        doc.update({"blob": "x" * (5 * MB)})
+        doc = pb.doc({"blob": "x" * (5 * MB)})
         with pytest.raises(grpc.RpcError) as e:
             stub.InsertOne(pb.document_pb2.InsertOneRequest(collection="big", document=doc),
                            metadata=(("x-api-key", limited.api_key),), timeout=30)

@@ -25,7 +25,6 @@ import threading
 import time
 
 import grpc
-from google.protobuf import json_format, struct_pb2
 
 GONE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED, grpc.StatusCode.DEADLINE_EXCEEDED)
 DIMS = 4
@@ -34,10 +33,6 @@ DIMS = 4
 LIVE_PER_WRITER = 1500
 
 
-def S(d):
-    s = struct_pb2.Struct()
-    s.update(d)
-    return s
 
 
 class Writer:
@@ -74,7 +69,7 @@ class Writer:
                         vid = f"w{self.w}-{n}"
                         self.pending = (vid, (n, 1))
                         got = vecs.InsertVector(v.InsertVectorRequest(
-                            collection="killvec", document=S({"_id": vid, "w": self.w, "v": n}),
+                            collection="killvec", document=pb.doc({"_id": vid, "w": self.w, "v": n}),
                             vector=self.vector(n, 1)), metadata=md, timeout=5).document_id
                         if got != vid:
                             self.failures.append(f"InsertVector {vid} answered {got}")
@@ -82,7 +77,7 @@ class Writer:
                     elif r < 0.55:
                         self.pending = (vid, (n, 2))
                         up = vecs.UpsertVector(v.UpsertVectorRequest(
-                            collection="killvec", id=vid, document=S({"w": self.w, "v": n}),
+                            collection="killvec", id=vid, document=pb.doc({"w": self.w, "v": n}),
                             vector=self.vector(n, 2)), metadata=md, timeout=5)
                         if up.inserted:
                             self.failures.append(f"UpsertVector of acknowledged {vid} says it inserted")
@@ -95,13 +90,13 @@ class Writer:
                         del self.live[vid]
                     elif r < 0.85 or self.mine is None:
                         self.pending = None
-                        got = docs.InsertOne(d.InsertOneRequest(collection="kill", document=S({"w": self.w, "i": n})),
+                        got = docs.InsertOne(d.InsertOneRequest(collection="kill", document=pb.doc({"w": self.w, "i": n})),
                                              metadata=md, timeout=5).document_id
                         self.docs.append((got, n))
                         self.mine = got
                     else:
                         self.pending = None
-                        docs.Update(d.UpdateRequest(collection="kill", id=self.mine, update=S({"$set": {"u": n}})),
+                        docs.Update(d.UpdateRequest(collection="kill", id=self.mine, update=pb.doc({"$set": {"u": n}})),
                                     metadata=md, timeout=5)
                         self.updates[self.mine] = n
                 except grpc.RpcError as e:
@@ -138,7 +133,7 @@ def verify(pb, s, writers):
         stored = {}
         for page in vecs.FindVectors(v.FindVectorsRequest(collection="killvec"), metadata=md, timeout=60):
             for x in page.documents:
-                doc = json_format.MessageToDict(x.document)
+                doc = pb.undoc(x.document)
                 n, w, kind, one = x.vector
                 assert (doc["v"], doc["w"], one) == (n, w, 1.0), f"document {doc} stored with vector {list(x.vector)}"
                 stored[doc["_id"]] = (int(n), int(kind))
@@ -150,18 +145,19 @@ def verify(pb, s, writers):
         ids = [h.document_id for h in hits]
         assert sorted(ids) == sorted(stored), "Search does not return each live document exactly once"
         for h in hits:
-            assert h.similarity == stored[h.document_id][0] == h.document["v"], h
+            assert h.similarity == stored[h.document_id][0] == pb.undoc(h.document)["v"], h
 
         docs = pb.document_pb2_grpc.DocumentServiceStub(ch)
         found = {}
         for page in docs.Find(d.FindRequest(collection="kill"), metadata=md, timeout=60):
             for x in page.documents:
-                found[x.fields["_id"].string_value] = x
+                x = pb.undoc(x)
+                found[x["_id"]] = x
     for wr in writers:
         missing = [a for a in wr.docs if a[0] not in found]
         assert not missing, f"{len(missing)} acknowledged inserts lost, e.g. {missing[:3]}"
         for doc_id, n in wr.updates.items():
-            u = found[doc_id].fields["u"].number_value if "u" in found[doc_id].fields else -1
+            u = found[doc_id].get("u", -1)
             assert u >= n, f"update {n} of {doc_id} acknowledged but stored u={u}"
     return len(stored), len(found)
 

@@ -2,7 +2,10 @@ module github.com/nexadb/nexadb/bench/doc/grpc
 
 go 1.26.0
 
-require github.com/nexadb/nexadb/clients/go v0.0.0
+require (
+	github.com/nexadb/nexadb/clients/go v0.0.0
+	go.mongodb.org/mongo-driver/v2 v2.8.2
+)
 
 require (
 	golang.org/x/net v0.60.0 // indirect

@@ -173,31 +173,38 @@ func (CollectionInfo_Kind) EnumDescriptor() ([]byte, []int) {
 	return file_nexadb_v1_common_proto_rawDescGZIP(), []int{1, 0}
 }
 
-// One key of a multi-key sort. A list keeps the order of the keys, which a
-// map (Struct) would not.
-type SortField struct {
-	state protoimpl.MessageState `protogen:"open.v1"`
-	// Dotted path to the field, e.g. "profile.age".
-	Field         string        `protobuf:"bytes,1,opt,name=field,proto3" json:"field,omitempty"`
-	Direction     SortDirection `protobuf:"varint,2,opt,name=direction,proto3,enum=nexadb.v1.SortDirection" json:"direction,omitempty"`
+// A document, filter, update, projection, sort specification or pipeline
+// stage: one BSON document (bsonspec.org). BSON keeps key order and carries
+// int64, dates and binary exactly, and every language has a library for it
+// (pymongo's bson, the npm bson package, go.mongodb.org/mongo-driver/bson,
+// ...), so a stock generated client sends {"$sort": {"count": -1, "_id": 1}}
+// as written. Accepted: double, string, document, array, binary, bool, UTC
+// datetime, null, int32, int64 (int32 and int64 are one integer type; one
+// within int32 comes back as int32). Refused by name: ObjectId, Decimal128,
+// regex, timestamp and the deprecated types. Over REST a Document is plain
+// JSON, in MongoDB's relaxed Extended JSON for dates ({"$date": "..."}),
+// binary ({"$binary": {...}}) and integers beyond +-2^53 ({"$numberLong": "..."}).
+type Document struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Bson          []byte                 `protobuf:"bytes,1,opt,name=bson,proto3" json:"bson,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
-func (x *SortField) Reset() {
-	*x = SortField{}
+func (x *Document) Reset() {
+	*x = Document{}
 	mi := &file_nexadb_v1_common_proto_msgTypes[0]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
 
-func (x *SortField) String() string {
+func (x *Document) String() string {
 	return protoimpl.X.MessageStringOf(x)
 }
 
-func (*SortField) ProtoMessage() {}
+func (*Document) ProtoMessage() {}
 
-func (x *SortField) ProtoReflect() protoreflect.Message {
+func (x *Document) ProtoReflect() protoreflect.Message {
 	mi := &file_nexadb_v1_common_proto_msgTypes[0]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
@@ -209,23 +216,16 @@ func (x *SortField) ProtoReflect() protoreflect.Message {
 	return mi.MessageOf(x)
 }
 
-// Deprecated: Use SortField.ProtoReflect.Descriptor instead.
-func (*SortField) Descriptor() ([]byte, []int) {
+// Deprecated: Use Document.ProtoReflect.Descriptor instead.
+func (*Document) Descriptor() ([]byte, []int) {
 	return file_nexadb_v1_common_proto_rawDescGZIP(), []int{0}
 }
 
-func (x *SortField) GetField() string {
+func (x *Document) GetBson() []byte {
 	if x != nil {
-		return x.Field
+		return x.Bson
 	}
-	return ""
-}
-
-func (x *SortField) GetDirection() SortDirection {
-	if x != nil {
-		return x.Direction
-	}
-	return SortDirection_SORT_DIRECTION_UNSPECIFIED
+	return nil
 }
 
 // What the server says about one collection.
@@ -320,10 +320,9 @@ var File_nexadb_v1_common_proto protoreflect.FileDescriptor
 
 const file_nexadb_v1_common_proto_rawDesc = "" +
 	"\n" +
-	"\x16nexadb/v1/common.proto\x12\tnexadb.v1\"Y\n" +
-	"\tSortField\x12\x14\n" +
-	"\x05field\x18\x01 \x01(\tR\x05field\x126\n" +
-	"\tdirection\x18\x02 \x01(\x0e2\x18.nexadb.v1.SortDirectionR\tdirection\"\xa2\x02\n" +
+	"\x16nexadb/v1/common.proto\x12\tnexadb.v1\"\x1e\n" +
+	"\bDocument\x12\x12\n" +
+	"\x04bson\x18\x01 \x01(\fR\x04bson\"\xa2\x02\n" +
 	"\x0eCollectionInfo\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05count\x18\x02 \x01(\x03R\x05count\x12\x1d\n" +
@@ -366,18 +365,17 @@ var file_nexadb_v1_common_proto_goTypes = []any{
 	(SortDirection)(0),       // 0: nexadb.v1.SortDirection
 	(VectorMetric)(0),        // 1: nexadb.v1.VectorMetric
 	(CollectionInfo_Kind)(0), // 2: nexadb.v1.CollectionInfo.Kind
-	(*SortField)(nil),        // 3: nexadb.v1.SortField
+	(*Document)(nil),         // 3: nexadb.v1.Document
 	(*CollectionInfo)(nil),   // 4: nexadb.v1.CollectionInfo
 }
 var file_nexadb_v1_common_proto_depIdxs = []int32{
-	0, // 0: nexadb.v1.SortField.direction:type_name -> nexadb.v1.SortDirection
-	1, // 1: nexadb.v1.CollectionInfo.metric:type_name -> nexadb.v1.VectorMetric
-	2, // 2: nexadb.v1.CollectionInfo.kind:type_name -> nexadb.v1.CollectionInfo.Kind
-	3, // [3:3] is the sub-list for method output_type
-	3, // [3:3] is the sub-list for method input_type
-	3, // [3:3] is the sub-list for extension type_name
-	3, // [3:3] is the sub-list for extension extendee
-	0, // [0:3] is the sub-list for field type_name
+	1, // 0: nexadb.v1.CollectionInfo.metric:type_name -> nexadb.v1.VectorMetric
+	2, // 1: nexadb.v1.CollectionInfo.kind:type_name -> nexadb.v1.CollectionInfo.Kind
+	2, // [2:2] is the sub-list for method output_type
+	2, // [2:2] is the sub-list for method input_type
+	2, // [2:2] is the sub-list for extension type_name
+	2, // [2:2] is the sub-list for extension extendee
+	0, // [0:2] is the sub-list for field type_name
 }
 
 func init() { file_nexadb_v1_common_proto_init() }

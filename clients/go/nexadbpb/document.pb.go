@@ -10,7 +10,6 @@ import (
 	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
-	structpb "google.golang.org/protobuf/types/known/structpb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -285,7 +284,7 @@ type InsertOneRequest struct {
 	state      protoimpl.MessageState `protogen:"open.v1"`
 	Collection string                 `protobuf:"bytes,1,opt,name=collection,proto3" json:"collection,omitempty"`
 	// The document; an "_id" string field is used as its id, else one is generated.
-	Document      *structpb.Struct `protobuf:"bytes,2,opt,name=document,proto3" json:"document,omitempty"`
+	Document      *Document `protobuf:"bytes,102,opt,name=document,proto3" json:"document,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -327,7 +326,7 @@ func (x *InsertOneRequest) GetCollection() string {
 	return ""
 }
 
-func (x *InsertOneRequest) GetDocument() *structpb.Struct {
+func (x *InsertOneRequest) GetDocument() *Document {
 	if x != nil {
 		return x.Document
 	}
@@ -381,7 +380,7 @@ func (x *InsertOneResponse) GetDocumentId() string {
 type InsertManyRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Collection    string                 `protobuf:"bytes,1,opt,name=collection,proto3" json:"collection,omitempty"`
-	Documents     []*structpb.Struct     `protobuf:"bytes,2,rep,name=documents,proto3" json:"documents,omitempty"`
+	Documents     []*Document            `protobuf:"bytes,102,rep,name=documents,proto3" json:"documents,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -423,7 +422,7 @@ func (x *InsertManyRequest) GetCollection() string {
 	return ""
 }
 
-func (x *InsertManyRequest) GetDocuments() []*structpb.Struct {
+func (x *InsertManyRequest) GetDocuments() []*Document {
 	if x != nil {
 		return x.Documents
 	}
@@ -537,7 +536,7 @@ func (x *GetRequest) GetId() string {
 
 type GetResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	Document      *structpb.Struct       `protobuf:"bytes,1,opt,name=document,proto3" json:"document,omitempty"`
+	Document      *Document              `protobuf:"bytes,101,opt,name=document,proto3" json:"document,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -572,7 +571,7 @@ func (*GetResponse) Descriptor() ([]byte, []int) {
 	return file_nexadb_v1_document_proto_rawDescGZIP(), []int{11}
 }
 
-func (x *GetResponse) GetDocument() *structpb.Struct {
+func (x *GetResponse) GetDocument() *Document {
 	if x != nil {
 		return x.Document
 	}
@@ -583,12 +582,15 @@ type FindRequest struct {
 	state      protoimpl.MessageState `protogen:"open.v1"`
 	Collection string                 `protobuf:"bytes,1,opt,name=collection,proto3" json:"collection,omitempty"`
 	// MongoDB-style filter; empty matches all. "query" in JSON, as the brief names it.
-	Filter *structpb.Struct `protobuf:"bytes,2,opt,name=filter,json=query,proto3" json:"filter,omitempty"`
+	Filter *Document `protobuf:"bytes,102,opt,name=filter,json=query,proto3" json:"filter,omitempty"`
 	// {"field": 1, ...} includes, {"field": 0, ...} excludes; "_id" is kept unless excluded.
-	Projection *structpb.Struct `protobuf:"bytes,3,opt,name=projection,proto3" json:"projection,omitempty"`
-	Sort       []*SortField     `protobuf:"bytes,4,rep,name=sort,proto3" json:"sort,omitempty"`
-	Skip       int64            `protobuf:"varint,5,opt,name=skip,proto3" json:"skip,omitempty"`
-	// At most this many documents in all; 0 means no limit.
+	Projection *Document `protobuf:"bytes,103,opt,name=projection,proto3" json:"projection,omitempty"`
+	// {"field": 1 or -1, ...}, keys in order: {"age": -1, "_id": 1}.
+	Sort *Document `protobuf:"bytes,104,opt,name=sort,proto3" json:"sort,omitempty"`
+	Skip int64     `protobuf:"varint,5,opt,name=skip,proto3" json:"skip,omitempty"`
+	// At most this many documents in this call; 0 means no limit (over REST,
+	// without Accept: application/x-ndjson, 0 means 1000: a page). With a
+	// limit, the last response's next_page_token continues after it.
 	Limit int64 `protobuf:"varint,6,opt,name=limit,proto3" json:"limit,omitempty"`
 	// Documents per streamed message; 0 lets the server choose.
 	PageSize int32 `protobuf:"varint,7,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
@@ -637,21 +639,21 @@ func (x *FindRequest) GetCollection() string {
 	return ""
 }
 
-func (x *FindRequest) GetFilter() *structpb.Struct {
+func (x *FindRequest) GetFilter() *Document {
 	if x != nil {
 		return x.Filter
 	}
 	return nil
 }
 
-func (x *FindRequest) GetProjection() *structpb.Struct {
+func (x *FindRequest) GetProjection() *Document {
 	if x != nil {
 		return x.Projection
 	}
 	return nil
 }
 
-func (x *FindRequest) GetSort() []*SortField {
+func (x *FindRequest) GetSort() *Document {
 	if x != nil {
 		return x.Sort
 	}
@@ -695,14 +697,16 @@ func (x *FindRequest) GetExplain() bool {
 
 type FindResponse struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
-	Documents []*structpb.Struct     `protobuf:"bytes,1,rep,name=documents,proto3" json:"documents,omitempty"`
+	Documents []*Document            `protobuf:"bytes,101,rep,name=documents,proto3" json:"documents,omitempty"`
 	// Documents sent so far in this stream, this page included.
 	Count int64 `protobuf:"varint,2,opt,name=count,proto3" json:"count,omitempty"`
-	// Passing it back in a new FindRequest resumes after this page's last
-	// document; empty when the stream has sent everything that matched.
+	// Passing it back in a new FindRequest (same filter, sort and hint) resumes
+	// after this page's last document; empty when the stream has sent
+	// everything that matched. A stream ended by its limit carries one too (the
+	// page it leads to may be empty when exactly the limit was left).
 	NextPageToken string `protobuf:"bytes,3,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	// The plan and its counters, on the last page when explain was asked for.
-	Explain       *structpb.Struct `protobuf:"bytes,4,opt,name=explain,proto3" json:"explain,omitempty"`
+	Explain       *Document `protobuf:"bytes,104,opt,name=explain,proto3" json:"explain,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -737,7 +741,7 @@ func (*FindResponse) Descriptor() ([]byte, []int) {
 	return file_nexadb_v1_document_proto_rawDescGZIP(), []int{13}
 }
 
-func (x *FindResponse) GetDocuments() []*structpb.Struct {
+func (x *FindResponse) GetDocuments() []*Document {
 	if x != nil {
 		return x.Documents
 	}
@@ -758,7 +762,7 @@ func (x *FindResponse) GetNextPageToken() string {
 	return ""
 }
 
-func (x *FindResponse) GetExplain() *structpb.Struct {
+func (x *FindResponse) GetExplain() *Document {
 	if x != nil {
 		return x.Explain
 	}
@@ -768,9 +772,9 @@ func (x *FindResponse) GetExplain() *structpb.Struct {
 type FindOneRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Collection    string                 `protobuf:"bytes,1,opt,name=collection,proto3" json:"collection,omitempty"`
-	Filter        *structpb.Struct       `protobuf:"bytes,2,opt,name=filter,json=query,proto3" json:"filter,omitempty"`
-	Projection    *structpb.Struct       `protobuf:"bytes,3,opt,name=projection,proto3" json:"projection,omitempty"`
-	Sort          []*SortField           `protobuf:"bytes,4,rep,name=sort,proto3" json:"sort,omitempty"`
+	Filter        *Document              `protobuf:"bytes,102,opt,name=filter,json=query,proto3" json:"filter,omitempty"`
+	Projection    *Document              `protobuf:"bytes,103,opt,name=projection,proto3" json:"projection,omitempty"`
+	Sort          *Document              `protobuf:"bytes,104,opt,name=sort,proto3" json:"sort,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -812,21 +816,21 @@ func (x *FindOneRequest) GetCollection() string {
 	return ""
 }
 
-func (x *FindOneRequest) GetFilter() *structpb.Struct {
+func (x *FindOneRequest) GetFilter() *Document {
 	if x != nil {
 		return x.Filter
 	}
 	return nil
 }
 
-func (x *FindOneRequest) GetProjection() *structpb.Struct {
+func (x *FindOneRequest) GetProjection() *Document {
 	if x != nil {
 		return x.Projection
 	}
 	return nil
 }
 
-func (x *FindOneRequest) GetSort() []*SortField {
+func (x *FindOneRequest) GetSort() *Document {
 	if x != nil {
 		return x.Sort
 	}
@@ -836,7 +840,7 @@ func (x *FindOneRequest) GetSort() []*SortField {
 type FindOneResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Unset when nothing matched.
-	Document      *structpb.Struct `protobuf:"bytes,1,opt,name=document,proto3" json:"document,omitempty"`
+	Document      *Document `protobuf:"bytes,101,opt,name=document,proto3" json:"document,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -871,7 +875,7 @@ func (*FindOneResponse) Descriptor() ([]byte, []int) {
 	return file_nexadb_v1_document_proto_rawDescGZIP(), []int{15}
 }
 
-func (x *FindOneResponse) GetDocument() *structpb.Struct {
+func (x *FindOneResponse) GetDocument() *Document {
 	if x != nil {
 		return x.Document
 	}
@@ -881,7 +885,7 @@ func (x *FindOneResponse) GetDocument() *structpb.Struct {
 type CountRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Collection    string                 `protobuf:"bytes,1,opt,name=collection,proto3" json:"collection,omitempty"`
-	Filter        *structpb.Struct       `protobuf:"bytes,2,opt,name=filter,json=query,proto3" json:"filter,omitempty"`
+	Filter        *Document              `protobuf:"bytes,102,opt,name=filter,json=query,proto3" json:"filter,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -923,7 +927,7 @@ func (x *CountRequest) GetCollection() string {
 	return ""
 }
 
-func (x *CountRequest) GetFilter() *structpb.Struct {
+func (x *CountRequest) GetFilter() *Document {
 	if x != nil {
 		return x.Filter
 	}
@@ -979,7 +983,7 @@ type UpdateRequest struct {
 	Collection string                 `protobuf:"bytes,1,opt,name=collection,proto3" json:"collection,omitempty"`
 	Id         string                 `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
 	// Fields to merge into the document, or update operators ($set, $inc, ...).
-	Update        *structpb.Struct `protobuf:"bytes,3,opt,name=update,proto3" json:"update,omitempty"`
+	Update        *Document `protobuf:"bytes,103,opt,name=update,proto3" json:"update,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1028,7 +1032,7 @@ func (x *UpdateRequest) GetId() string {
 	return ""
 }
 
-func (x *UpdateRequest) GetUpdate() *structpb.Struct {
+func (x *UpdateRequest) GetUpdate() *Document {
 	if x != nil {
 		return x.Update
 	}
@@ -1037,10 +1041,10 @@ func (x *UpdateRequest) GetUpdate() *structpb.Struct {
 
 type UpdateResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// False when no document had the id.
+	// Always true: an id no document has is NOT_FOUND (404 over REST).
 	Success bool `protobuf:"varint,1,opt,name=success,proto3" json:"success,omitempty"`
 	// The document after the update.
-	Document      *structpb.Struct `protobuf:"bytes,2,opt,name=document,proto3" json:"document,omitempty"`
+	Document      *Document `protobuf:"bytes,102,opt,name=document,proto3" json:"document,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1082,7 +1086,7 @@ func (x *UpdateResponse) GetSuccess() bool {
 	return false
 }
 
-func (x *UpdateResponse) GetDocument() *structpb.Struct {
+func (x *UpdateResponse) GetDocument() *Document {
 	if x != nil {
 		return x.Document
 	}
@@ -1092,10 +1096,10 @@ func (x *UpdateResponse) GetDocument() *structpb.Struct {
 type UpdateManyRequest struct {
 	state      protoimpl.MessageState `protogen:"open.v1"`
 	Collection string                 `protobuf:"bytes,1,opt,name=collection,proto3" json:"collection,omitempty"`
-	Filter     *structpb.Struct       `protobuf:"bytes,2,opt,name=filter,json=query,proto3" json:"filter,omitempty"`
+	Filter     *Document              `protobuf:"bytes,102,opt,name=filter,json=query,proto3" json:"filter,omitempty"`
 	// Update operators ($set $unset $inc $mul $min $max $rename $push $pull
 	// $addToSet), or plain fields merged as by Update.
-	Update *structpb.Struct `protobuf:"bytes,3,opt,name=update,proto3" json:"update,omitempty"`
+	Update *Document `protobuf:"bytes,103,opt,name=update,proto3" json:"update,omitempty"`
 	// Insert a document built from the filter's equalities and the update when nothing matches.
 	Upsert        bool `protobuf:"varint,4,opt,name=upsert,proto3" json:"upsert,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -1139,14 +1143,14 @@ func (x *UpdateManyRequest) GetCollection() string {
 	return ""
 }
 
-func (x *UpdateManyRequest) GetFilter() *structpb.Struct {
+func (x *UpdateManyRequest) GetFilter() *Document {
 	if x != nil {
 		return x.Filter
 	}
 	return nil
 }
 
-func (x *UpdateManyRequest) GetUpdate() *structpb.Struct {
+func (x *UpdateManyRequest) GetUpdate() *Document {
 	if x != nil {
 		return x.Update
 	}
@@ -1275,7 +1279,7 @@ func (x *DeleteRequest) GetId() string {
 
 type DeleteResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// False when no document had the id.
+	// Always true: an id no document has is NOT_FOUND (404 over REST).
 	Success       bool `protobuf:"varint,1,opt,name=success,proto3" json:"success,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1321,7 +1325,7 @@ func (x *DeleteResponse) GetSuccess() bool {
 type DeleteManyRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Collection    string                 `protobuf:"bytes,1,opt,name=collection,proto3" json:"collection,omitempty"`
-	Filter        *structpb.Struct       `protobuf:"bytes,2,opt,name=filter,json=query,proto3" json:"filter,omitempty"`
+	Filter        *Document              `protobuf:"bytes,102,opt,name=filter,json=query,proto3" json:"filter,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1363,7 +1367,7 @@ func (x *DeleteManyRequest) GetCollection() string {
 	return ""
 }
 
-func (x *DeleteManyRequest) GetFilter() *structpb.Struct {
+func (x *DeleteManyRequest) GetFilter() *Document {
 	if x != nil {
 		return x.Filter
 	}
@@ -1418,10 +1422,9 @@ type AggregateRequest struct {
 	state      protoimpl.MessageState `protogen:"open.v1"`
 	Collection string                 `protobuf:"bytes,1,opt,name=collection,proto3" json:"collection,omitempty"`
 	// Stages in order: $match $group $sort $limit $skip $project $unwind $count
-	// $addFields $set $unset $lookup. A Struct is a map on the gRPC wire, so a
-	// multi-key $sort is sent as an array of one-key objects,
-	// {"$sort": [{"count": -1}, {"_id": 1}]}, to keep its order (the SDKs do this).
-	Pipeline []*structpb.Struct `protobuf:"bytes,2,rep,name=pipeline,proto3" json:"pipeline,omitempty"`
+	// $addFields $set $unset $lookup, each a Document in MongoDB's shape:
+	// {"$sort": {"count": -1, "_id": 1}} sorts by count first.
+	Pipeline []*Document `protobuf:"bytes,102,rep,name=pipeline,proto3" json:"pipeline,omitempty"`
 	// Documents per streamed message; 0 lets the server choose.
 	PageSize      int32 `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -1465,7 +1468,7 @@ func (x *AggregateRequest) GetCollection() string {
 	return ""
 }
 
-func (x *AggregateRequest) GetPipeline() []*structpb.Struct {
+func (x *AggregateRequest) GetPipeline() []*Document {
 	if x != nil {
 		return x.Pipeline
 	}
@@ -1481,7 +1484,7 @@ func (x *AggregateRequest) GetPageSize() int32 {
 
 type AggregateResponse struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
-	Documents []*structpb.Struct     `protobuf:"bytes,1,rep,name=documents,proto3" json:"documents,omitempty"`
+	Documents []*Document            `protobuf:"bytes,101,rep,name=documents,proto3" json:"documents,omitempty"`
 	// Documents sent so far in this stream, this page included.
 	Count         int64 `protobuf:"varint,2,opt,name=count,proto3" json:"count,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -1518,7 +1521,7 @@ func (*AggregateResponse) Descriptor() ([]byte, []int) {
 	return file_nexadb_v1_document_proto_rawDescGZIP(), []int{27}
 }
 
-func (x *AggregateResponse) GetDocuments() []*structpb.Struct {
+func (x *AggregateResponse) GetDocuments() []*Document {
 	if x != nil {
 		return x.Documents
 	}
@@ -1955,7 +1958,7 @@ var File_nexadb_v1_document_proto protoreflect.FileDescriptor
 
 const file_nexadb_v1_document_proto_rawDesc = "" +
 	"\n" +
-	"\x18nexadb/v1/document.proto\x12\tnexadb.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x16nexadb/v1/common.proto\"9\n" +
+	"\x18nexadb/v1/document.proto\x12\tnexadb.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x16nexadb/v1/common.proto\"9\n" +
 	"\x17CreateCollectionRequest\x12\x1e\n" +
 	"\n" +
 	"collection\x18\x01 \x01(\tR\n" +
@@ -1972,20 +1975,20 @@ const file_nexadb_v1_document_proto_rawDesc = "" +
 	"\adropped\x18\x01 \x01(\bR\adropped\"\x18\n" +
 	"\x16ListCollectionsRequest\"V\n" +
 	"\x17ListCollectionsResponse\x12;\n" +
-	"\vcollections\x18\x01 \x03(\v2\x19.nexadb.v1.CollectionInfoR\vcollections\"g\n" +
+	"\vcollections\x18\x01 \x03(\v2\x19.nexadb.v1.CollectionInfoR\vcollections\"i\n" +
 	"\x10InsertOneRequest\x12\x1e\n" +
 	"\n" +
 	"collection\x18\x01 \x01(\tR\n" +
-	"collection\x123\n" +
-	"\bdocument\x18\x02 \x01(\v2\x17.google.protobuf.StructR\bdocument\"4\n" +
+	"collection\x12/\n" +
+	"\bdocument\x18f \x01(\v2\x13.nexadb.v1.DocumentR\bdocumentJ\x04\b\x02\x10\x03\"4\n" +
 	"\x11InsertOneResponse\x12\x1f\n" +
 	"\vdocument_id\x18\x01 \x01(\tR\n" +
-	"documentId\"j\n" +
+	"documentId\"l\n" +
 	"\x11InsertManyRequest\x12\x1e\n" +
 	"\n" +
 	"collection\x18\x01 \x01(\tR\n" +
-	"collection\x125\n" +
-	"\tdocuments\x18\x02 \x03(\v2\x17.google.protobuf.StructR\tdocuments\"M\n" +
+	"collection\x121\n" +
+	"\tdocuments\x18f \x03(\v2\x13.nexadb.v1.DocumentR\tdocumentsJ\x04\b\x02\x10\x03\"M\n" +
 	"\x12InsertManyResponse\x12!\n" +
 	"\fdocument_ids\x18\x01 \x03(\tR\vdocumentIds\x12\x14\n" +
 	"\x05count\x18\x02 \x01(\x03R\x05count\"<\n" +
@@ -1994,63 +1997,63 @@ const file_nexadb_v1_document_proto_rawDesc = "" +
 	"\n" +
 	"collection\x18\x01 \x01(\tR\n" +
 	"collection\x12\x0e\n" +
-	"\x02id\x18\x02 \x01(\tR\x02id\"B\n" +
-	"\vGetResponse\x123\n" +
-	"\bdocument\x18\x01 \x01(\v2\x17.google.protobuf.StructR\bdocument\"\xc0\x02\n" +
+	"\x02id\x18\x02 \x01(\tR\x02id\"D\n" +
+	"\vGetResponse\x12/\n" +
+	"\bdocument\x18e \x01(\v2\x13.nexadb.v1.DocumentR\bdocumentJ\x04\b\x01\x10\x02\"\xc9\x02\n" +
 	"\vFindRequest\x12\x1e\n" +
 	"\n" +
 	"collection\x18\x01 \x01(\tR\n" +
-	"collection\x12.\n" +
-	"\x06filter\x18\x02 \x01(\v2\x17.google.protobuf.StructR\x05query\x127\n" +
+	"collection\x12*\n" +
+	"\x06filter\x18f \x01(\v2\x13.nexadb.v1.DocumentR\x05query\x123\n" +
 	"\n" +
-	"projection\x18\x03 \x01(\v2\x17.google.protobuf.StructR\n" +
-	"projection\x12(\n" +
-	"\x04sort\x18\x04 \x03(\v2\x14.nexadb.v1.SortFieldR\x04sort\x12\x12\n" +
+	"projection\x18g \x01(\v2\x13.nexadb.v1.DocumentR\n" +
+	"projection\x12'\n" +
+	"\x04sort\x18h \x01(\v2\x13.nexadb.v1.DocumentR\x04sort\x12\x12\n" +
 	"\x04skip\x18\x05 \x01(\x03R\x04skip\x12\x14\n" +
 	"\x05limit\x18\x06 \x01(\x03R\x05limit\x12\x1b\n" +
 	"\tpage_size\x18\a \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
 	"page_token\x18\b \x01(\tR\tpageToken\x12\x18\n" +
-	"\aexplain\x18\t \x01(\bR\aexplain\"\xb6\x01\n" +
-	"\fFindResponse\x125\n" +
-	"\tdocuments\x18\x01 \x03(\v2\x17.google.protobuf.StructR\tdocuments\x12\x14\n" +
+	"\aexplain\x18\t \x01(\bR\aexplainJ\x04\b\x02\x10\x03J\x04\b\x03\x10\x04J\x04\b\x04\x10\x05\"\xba\x01\n" +
+	"\fFindResponse\x121\n" +
+	"\tdocuments\x18e \x03(\v2\x13.nexadb.v1.DocumentR\tdocuments\x12\x14\n" +
 	"\x05count\x18\x02 \x01(\x03R\x05count\x12&\n" +
-	"\x0fnext_page_token\x18\x03 \x01(\tR\rnextPageToken\x121\n" +
-	"\aexplain\x18\x04 \x01(\v2\x17.google.protobuf.StructR\aexplain\"\xc3\x01\n" +
+	"\x0fnext_page_token\x18\x03 \x01(\tR\rnextPageToken\x12-\n" +
+	"\aexplain\x18h \x01(\v2\x13.nexadb.v1.DocumentR\aexplainJ\x04\b\x01\x10\x02J\x04\b\x04\x10\x05\"\xcc\x01\n" +
 	"\x0eFindOneRequest\x12\x1e\n" +
 	"\n" +
 	"collection\x18\x01 \x01(\tR\n" +
-	"collection\x12.\n" +
-	"\x06filter\x18\x02 \x01(\v2\x17.google.protobuf.StructR\x05query\x127\n" +
+	"collection\x12*\n" +
+	"\x06filter\x18f \x01(\v2\x13.nexadb.v1.DocumentR\x05query\x123\n" +
 	"\n" +
-	"projection\x18\x03 \x01(\v2\x17.google.protobuf.StructR\n" +
-	"projection\x12(\n" +
-	"\x04sort\x18\x04 \x03(\v2\x14.nexadb.v1.SortFieldR\x04sort\"F\n" +
-	"\x0fFindOneResponse\x123\n" +
-	"\bdocument\x18\x01 \x01(\v2\x17.google.protobuf.StructR\bdocument\"^\n" +
+	"projection\x18g \x01(\v2\x13.nexadb.v1.DocumentR\n" +
+	"projection\x12'\n" +
+	"\x04sort\x18h \x01(\v2\x13.nexadb.v1.DocumentR\x04sortJ\x04\b\x02\x10\x03J\x04\b\x03\x10\x04J\x04\b\x04\x10\x05\"H\n" +
+	"\x0fFindOneResponse\x12/\n" +
+	"\bdocument\x18e \x01(\v2\x13.nexadb.v1.DocumentR\bdocumentJ\x04\b\x01\x10\x02\"`\n" +
 	"\fCountRequest\x12\x1e\n" +
 	"\n" +
 	"collection\x18\x01 \x01(\tR\n" +
-	"collection\x12.\n" +
-	"\x06filter\x18\x02 \x01(\v2\x17.google.protobuf.StructR\x05query\"%\n" +
+	"collection\x12*\n" +
+	"\x06filter\x18f \x01(\v2\x13.nexadb.v1.DocumentR\x05queryJ\x04\b\x02\x10\x03\"%\n" +
 	"\rCountResponse\x12\x14\n" +
-	"\x05count\x18\x01 \x01(\x03R\x05count\"p\n" +
+	"\x05count\x18\x01 \x01(\x03R\x05count\"r\n" +
 	"\rUpdateRequest\x12\x1e\n" +
 	"\n" +
 	"collection\x18\x01 \x01(\tR\n" +
 	"collection\x12\x0e\n" +
-	"\x02id\x18\x02 \x01(\tR\x02id\x12/\n" +
-	"\x06update\x18\x03 \x01(\v2\x17.google.protobuf.StructR\x06update\"_\n" +
+	"\x02id\x18\x02 \x01(\tR\x02id\x12+\n" +
+	"\x06update\x18g \x01(\v2\x13.nexadb.v1.DocumentR\x06updateJ\x04\b\x03\x10\x04\"a\n" +
 	"\x0eUpdateResponse\x12\x18\n" +
-	"\asuccess\x18\x01 \x01(\bR\asuccess\x123\n" +
-	"\bdocument\x18\x02 \x01(\v2\x17.google.protobuf.StructR\bdocument\"\xac\x01\n" +
+	"\asuccess\x18\x01 \x01(\bR\asuccess\x12/\n" +
+	"\bdocument\x18f \x01(\v2\x13.nexadb.v1.DocumentR\bdocumentJ\x04\b\x02\x10\x03\"\xb0\x01\n" +
 	"\x11UpdateManyRequest\x12\x1e\n" +
 	"\n" +
 	"collection\x18\x01 \x01(\tR\n" +
-	"collection\x12.\n" +
-	"\x06filter\x18\x02 \x01(\v2\x17.google.protobuf.StructR\x05query\x12/\n" +
-	"\x06update\x18\x03 \x01(\v2\x17.google.protobuf.StructR\x06update\x12\x16\n" +
-	"\x06upsert\x18\x04 \x01(\bR\x06upsert\"\x81\x01\n" +
+	"collection\x12*\n" +
+	"\x06filter\x18f \x01(\v2\x13.nexadb.v1.DocumentR\x05query\x12+\n" +
+	"\x06update\x18g \x01(\v2\x13.nexadb.v1.DocumentR\x06update\x12\x16\n" +
+	"\x06upsert\x18\x04 \x01(\bR\x06upsertJ\x04\b\x02\x10\x03J\x04\b\x03\x10\x04\"\x81\x01\n" +
 	"\x12UpdateManyResponse\x12#\n" +
 	"\rmatched_count\x18\x01 \x01(\x03R\fmatchedCount\x12%\n" +
 	"\x0emodified_count\x18\x02 \x01(\x03R\rmodifiedCount\x12\x1f\n" +
@@ -2062,23 +2065,23 @@ const file_nexadb_v1_document_proto_rawDesc = "" +
 	"collection\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\tR\x02id\"*\n" +
 	"\x0eDeleteResponse\x12\x18\n" +
-	"\asuccess\x18\x01 \x01(\bR\asuccess\"c\n" +
+	"\asuccess\x18\x01 \x01(\bR\asuccess\"e\n" +
 	"\x11DeleteManyRequest\x12\x1e\n" +
 	"\n" +
 	"collection\x18\x01 \x01(\tR\n" +
-	"collection\x12.\n" +
-	"\x06filter\x18\x02 \x01(\v2\x17.google.protobuf.StructR\x05query\"9\n" +
+	"collection\x12*\n" +
+	"\x06filter\x18f \x01(\v2\x13.nexadb.v1.DocumentR\x05queryJ\x04\b\x02\x10\x03\"9\n" +
 	"\x12DeleteManyResponse\x12#\n" +
-	"\rdeleted_count\x18\x01 \x01(\x03R\fdeletedCount\"\x84\x01\n" +
+	"\rdeleted_count\x18\x01 \x01(\x03R\fdeletedCount\"\x86\x01\n" +
 	"\x10AggregateRequest\x12\x1e\n" +
 	"\n" +
 	"collection\x18\x01 \x01(\tR\n" +
-	"collection\x123\n" +
-	"\bpipeline\x18\x02 \x03(\v2\x17.google.protobuf.StructR\bpipeline\x12\x1b\n" +
-	"\tpage_size\x18\x03 \x01(\x05R\bpageSize\"`\n" +
-	"\x11AggregateResponse\x125\n" +
-	"\tdocuments\x18\x01 \x03(\v2\x17.google.protobuf.StructR\tdocuments\x12\x14\n" +
-	"\x05count\x18\x02 \x01(\x03R\x05count\"Z\n" +
+	"collection\x12/\n" +
+	"\bpipeline\x18f \x03(\v2\x13.nexadb.v1.DocumentR\bpipeline\x12\x1b\n" +
+	"\tpage_size\x18\x03 \x01(\x05R\bpageSizeJ\x04\b\x02\x10\x03\"b\n" +
+	"\x11AggregateResponse\x121\n" +
+	"\tdocuments\x18e \x03(\v2\x13.nexadb.v1.DocumentR\tdocuments\x12\x14\n" +
+	"\x05count\x18\x02 \x01(\x03R\x05countJ\x04\b\x01\x10\x02\"Z\n" +
 	"\n" +
 	"IndexField\x12\x14\n" +
 	"\x05field\x18\x01 \x01(\tR\x05field\x126\n" +
@@ -2183,34 +2186,33 @@ var file_nexadb_v1_document_proto_goTypes = []any{
 	(*ListIndexesRequest)(nil),       // 34: nexadb.v1.ListIndexesRequest
 	(*ListIndexesResponse)(nil),      // 35: nexadb.v1.ListIndexesResponse
 	(*CollectionInfo)(nil),           // 36: nexadb.v1.CollectionInfo
-	(*structpb.Struct)(nil),          // 37: google.protobuf.Struct
-	(*SortField)(nil),                // 38: nexadb.v1.SortField
-	(SortDirection)(0),               // 39: nexadb.v1.SortDirection
+	(*Document)(nil),                 // 37: nexadb.v1.Document
+	(SortDirection)(0),               // 38: nexadb.v1.SortDirection
 }
 var file_nexadb_v1_document_proto_depIdxs = []int32{
 	36, // 0: nexadb.v1.CreateCollectionResponse.collection:type_name -> nexadb.v1.CollectionInfo
 	36, // 1: nexadb.v1.ListCollectionsResponse.collections:type_name -> nexadb.v1.CollectionInfo
-	37, // 2: nexadb.v1.InsertOneRequest.document:type_name -> google.protobuf.Struct
-	37, // 3: nexadb.v1.InsertManyRequest.documents:type_name -> google.protobuf.Struct
-	37, // 4: nexadb.v1.GetResponse.document:type_name -> google.protobuf.Struct
-	37, // 5: nexadb.v1.FindRequest.filter:type_name -> google.protobuf.Struct
-	37, // 6: nexadb.v1.FindRequest.projection:type_name -> google.protobuf.Struct
-	38, // 7: nexadb.v1.FindRequest.sort:type_name -> nexadb.v1.SortField
-	37, // 8: nexadb.v1.FindResponse.documents:type_name -> google.protobuf.Struct
-	37, // 9: nexadb.v1.FindResponse.explain:type_name -> google.protobuf.Struct
-	37, // 10: nexadb.v1.FindOneRequest.filter:type_name -> google.protobuf.Struct
-	37, // 11: nexadb.v1.FindOneRequest.projection:type_name -> google.protobuf.Struct
-	38, // 12: nexadb.v1.FindOneRequest.sort:type_name -> nexadb.v1.SortField
-	37, // 13: nexadb.v1.FindOneResponse.document:type_name -> google.protobuf.Struct
-	37, // 14: nexadb.v1.CountRequest.filter:type_name -> google.protobuf.Struct
-	37, // 15: nexadb.v1.UpdateRequest.update:type_name -> google.protobuf.Struct
-	37, // 16: nexadb.v1.UpdateResponse.document:type_name -> google.protobuf.Struct
-	37, // 17: nexadb.v1.UpdateManyRequest.filter:type_name -> google.protobuf.Struct
-	37, // 18: nexadb.v1.UpdateManyRequest.update:type_name -> google.protobuf.Struct
-	37, // 19: nexadb.v1.DeleteManyRequest.filter:type_name -> google.protobuf.Struct
-	37, // 20: nexadb.v1.AggregateRequest.pipeline:type_name -> google.protobuf.Struct
-	37, // 21: nexadb.v1.AggregateResponse.documents:type_name -> google.protobuf.Struct
-	39, // 22: nexadb.v1.IndexField.direction:type_name -> nexadb.v1.SortDirection
+	37, // 2: nexadb.v1.InsertOneRequest.document:type_name -> nexadb.v1.Document
+	37, // 3: nexadb.v1.InsertManyRequest.documents:type_name -> nexadb.v1.Document
+	37, // 4: nexadb.v1.GetResponse.document:type_name -> nexadb.v1.Document
+	37, // 5: nexadb.v1.FindRequest.filter:type_name -> nexadb.v1.Document
+	37, // 6: nexadb.v1.FindRequest.projection:type_name -> nexadb.v1.Document
+	37, // 7: nexadb.v1.FindRequest.sort:type_name -> nexadb.v1.Document
+	37, // 8: nexadb.v1.FindResponse.documents:type_name -> nexadb.v1.Document
+	37, // 9: nexadb.v1.FindResponse.explain:type_name -> nexadb.v1.Document
+	37, // 10: nexadb.v1.FindOneRequest.filter:type_name -> nexadb.v1.Document
+	37, // 11: nexadb.v1.FindOneRequest.projection:type_name -> nexadb.v1.Document
+	37, // 12: nexadb.v1.FindOneRequest.sort:type_name -> nexadb.v1.Document
+	37, // 13: nexadb.v1.FindOneResponse.document:type_name -> nexadb.v1.Document
+	37, // 14: nexadb.v1.CountRequest.filter:type_name -> nexadb.v1.Document
+	37, // 15: nexadb.v1.UpdateRequest.update:type_name -> nexadb.v1.Document
+	37, // 16: nexadb.v1.UpdateResponse.document:type_name -> nexadb.v1.Document
+	37, // 17: nexadb.v1.UpdateManyRequest.filter:type_name -> nexadb.v1.Document
+	37, // 18: nexadb.v1.UpdateManyRequest.update:type_name -> nexadb.v1.Document
+	37, // 19: nexadb.v1.DeleteManyRequest.filter:type_name -> nexadb.v1.Document
+	37, // 20: nexadb.v1.AggregateRequest.pipeline:type_name -> nexadb.v1.Document
+	37, // 21: nexadb.v1.AggregateResponse.documents:type_name -> nexadb.v1.Document
+	38, // 22: nexadb.v1.IndexField.direction:type_name -> nexadb.v1.SortDirection
 	28, // 23: nexadb.v1.IndexInfo.fields:type_name -> nexadb.v1.IndexField
 	28, // 24: nexadb.v1.CreateIndexRequest.fields:type_name -> nexadb.v1.IndexField
 	29, // 25: nexadb.v1.CreateIndexResponse.index:type_name -> nexadb.v1.IndexInfo

@@ -42,9 +42,16 @@ const (
 //
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
-// Documents: JSON-shaped values in named collections, queried with
-// MongoDB-style filters. Numbers in a Struct are doubles on the wire; an
-// integral value within ±2^53 is stored as an integer and returned as one.
+// Documents: MongoDB-shaped values in named collections, queried with
+// MongoDB-style filters. Documents, filters, updates, projections, sorts and
+// pipeline stages are Documents (common.proto): BSON on the gRPC wire, so key
+// order and types are kept; JSON (relaxed Extended JSON) over REST.
+//
+// Fields numbered from 100 are the Documents that replaced the
+// google.protobuf.Struct fields (and the SortField list) of the release
+// before; the old numbers are reserved, and the server refuses a request
+// carrying a field it does not know, so an old client fails loudly instead
+// of sending an empty filter.
 //
 // A server-streaming method sends its results a page per message. Over REST
 // its HTTP response is the merge of those messages (repeated fields
@@ -72,10 +79,11 @@ type DocumentServiceClient interface {
 	Count(ctx context.Context, in *CountRequest, opts ...grpc.CallOption) (*CountResponse, error)
 	// Merges fields into one document (the brief's update); the REST body is
 	// the fields to set. Update operators ($set, $inc, ...) are accepted too.
+	// NOT_FOUND when no document has the id.
 	Update(ctx context.Context, in *UpdateRequest, opts ...grpc.CallOption) (*UpdateResponse, error)
 	// Applies an update to every matching document, with an upsert option.
 	UpdateMany(ctx context.Context, in *UpdateManyRequest, opts ...grpc.CallOption) (*UpdateManyResponse, error)
-	// Deletes one document by id.
+	// Deletes one document by id; NOT_FOUND when there is none.
 	Delete(ctx context.Context, in *DeleteRequest, opts ...grpc.CallOption) (*DeleteResponse, error)
 	// Deletes every matching document.
 	DeleteMany(ctx context.Context, in *DeleteManyRequest, opts ...grpc.CallOption) (*DeleteManyResponse, error)
@@ -289,9 +297,16 @@ func (c *documentServiceClient) ListIndexes(ctx context.Context, in *ListIndexes
 // All implementations must embed UnimplementedDocumentServiceServer
 // for forward compatibility.
 //
-// Documents: JSON-shaped values in named collections, queried with
-// MongoDB-style filters. Numbers in a Struct are doubles on the wire; an
-// integral value within ±2^53 is stored as an integer and returned as one.
+// Documents: MongoDB-shaped values in named collections, queried with
+// MongoDB-style filters. Documents, filters, updates, projections, sorts and
+// pipeline stages are Documents (common.proto): BSON on the gRPC wire, so key
+// order and types are kept; JSON (relaxed Extended JSON) over REST.
+//
+// Fields numbered from 100 are the Documents that replaced the
+// google.protobuf.Struct fields (and the SortField list) of the release
+// before; the old numbers are reserved, and the server refuses a request
+// carrying a field it does not know, so an old client fails loudly instead
+// of sending an empty filter.
 //
 // A server-streaming method sends its results a page per message. Over REST
 // its HTTP response is the merge of those messages (repeated fields
@@ -319,10 +334,11 @@ type DocumentServiceServer interface {
 	Count(context.Context, *CountRequest) (*CountResponse, error)
 	// Merges fields into one document (the brief's update); the REST body is
 	// the fields to set. Update operators ($set, $inc, ...) are accepted too.
+	// NOT_FOUND when no document has the id.
 	Update(context.Context, *UpdateRequest) (*UpdateResponse, error)
 	// Applies an update to every matching document, with an upsert option.
 	UpdateMany(context.Context, *UpdateManyRequest) (*UpdateManyResponse, error)
-	// Deletes one document by id.
+	// Deletes one document by id; NOT_FOUND when there is none.
 	Delete(context.Context, *DeleteRequest) (*DeleteResponse, error)
 	// Deletes every matching document.
 	DeleteMany(context.Context, *DeleteManyRequest) (*DeleteManyResponse, error)

@@ -10,7 +10,6 @@ import (
 	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
-	structpb "google.golang.org/protobuf/types/known/structpb"
 	wrapperspb "google.golang.org/protobuf/types/known/wrapperspb"
 	reflect "reflect"
 	sync "sync"
@@ -311,8 +310,8 @@ func (x *ListVectorCollectionsResponse) GetCollections() []*CollectionInfo {
 type VectorDocument struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// An "_id" string field is used as the id, else one is generated.
-	Document      *structpb.Struct `protobuf:"bytes,1,opt,name=document,proto3" json:"document,omitempty"`
-	Vector        []float32        `protobuf:"fixed32,2,rep,packed,name=vector,proto3" json:"vector,omitempty"`
+	Document      *Document `protobuf:"bytes,101,opt,name=document,proto3" json:"document,omitempty"`
+	Vector        []float32 `protobuf:"fixed32,2,rep,packed,name=vector,proto3" json:"vector,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -347,7 +346,7 @@ func (*VectorDocument) Descriptor() ([]byte, []int) {
 	return file_nexadb_v1_vector_proto_rawDescGZIP(), []int{6}
 }
 
-func (x *VectorDocument) GetDocument() *structpb.Struct {
+func (x *VectorDocument) GetDocument() *Document {
 	if x != nil {
 		return x.Document
 	}
@@ -364,7 +363,7 @@ func (x *VectorDocument) GetVector() []float32 {
 type InsertVectorRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Collection    string                 `protobuf:"bytes,1,opt,name=collection,proto3" json:"collection,omitempty"`
-	Document      *structpb.Struct       `protobuf:"bytes,2,opt,name=document,proto3" json:"document,omitempty"`
+	Document      *Document              `protobuf:"bytes,102,opt,name=document,proto3" json:"document,omitempty"`
 	Vector        []float32              `protobuf:"fixed32,3,rep,packed,name=vector,proto3" json:"vector,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -407,7 +406,7 @@ func (x *InsertVectorRequest) GetCollection() string {
 	return ""
 }
 
-func (x *InsertVectorRequest) GetDocument() *structpb.Struct {
+func (x *InsertVectorRequest) GetDocument() *Document {
 	if x != nil {
 		return x.Document
 	}
@@ -573,7 +572,7 @@ type UpsertVectorRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Collection    string                 `protobuf:"bytes,1,opt,name=collection,proto3" json:"collection,omitempty"`
 	Id            string                 `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
-	Document      *structpb.Struct       `protobuf:"bytes,3,opt,name=document,proto3" json:"document,omitempty"`
+	Document      *Document              `protobuf:"bytes,103,opt,name=document,proto3" json:"document,omitempty"`
 	Vector        []float32              `protobuf:"fixed32,4,rep,packed,name=vector,proto3" json:"vector,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -623,7 +622,7 @@ func (x *UpsertVectorRequest) GetId() string {
 	return ""
 }
 
-func (x *UpsertVectorRequest) GetDocument() *structpb.Struct {
+func (x *UpsertVectorRequest) GetDocument() *Document {
 	if x != nil {
 		return x.Document
 	}
@@ -744,7 +743,7 @@ func (x *GetVectorRequest) GetIncludeVector() bool {
 
 type GetVectorResponse struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
-	Document *structpb.Struct       `protobuf:"bytes,1,opt,name=document,proto3" json:"document,omitempty"`
+	Document *Document              `protobuf:"bytes,101,opt,name=document,proto3" json:"document,omitempty"`
 	// Empty unless include_vector; normalised to unit length under cosine.
 	Vector        []float32 `protobuf:"fixed32,2,rep,packed,name=vector,proto3" json:"vector,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -781,7 +780,7 @@ func (*GetVectorResponse) Descriptor() ([]byte, []int) {
 	return file_nexadb_v1_vector_proto_rawDescGZIP(), []int{14}
 }
 
-func (x *GetVectorResponse) GetDocument() *structpb.Struct {
+func (x *GetVectorResponse) GetDocument() *Document {
 	if x != nil {
 		return x.Document
 	}
@@ -898,7 +897,7 @@ type SearchRequest struct {
 	// Results wanted; 10 when 0.
 	Limit int32 `protobuf:"varint,3,opt,name=limit,proto3" json:"limit,omitempty"`
 	// Only documents matching this filter (the Find language) are ranked.
-	Filter *structpb.Struct `protobuf:"bytes,4,opt,name=filter,proto3" json:"filter,omitempty"`
+	Filter *Document `protobuf:"bytes,104,opt,name=filter,proto3" json:"filter,omitempty"`
 	// When set, drop hits scoring below it (similarity; for l2, the negated
 	// squared distance). A wrapper, as protoc-c 1.4 lacks proto3 optional.
 	MinScore       *wrapperspb.FloatValue `protobuf:"bytes,5,opt,name=min_score,json=minScore,proto3" json:"min_score,omitempty"`
@@ -960,7 +959,7 @@ func (x *SearchRequest) GetLimit() int32 {
 	return 0
 }
 
-func (x *SearchRequest) GetFilter() *structpb.Struct {
+func (x *SearchRequest) GetFilter() *Document {
 	if x != nil {
 		return x.Filter
 	}
@@ -993,9 +992,9 @@ type SearchHit struct {
 	state      protoimpl.MessageState `protogen:"open.v1"`
 	DocumentId string                 `protobuf:"bytes,1,opt,name=document_id,json=documentId,proto3" json:"document_id,omitempty"`
 	// Cosine similarity, dot product, or negated squared L2 distance: higher is closer.
-	Similarity    float32          `protobuf:"fixed32,2,opt,name=similarity,proto3" json:"similarity,omitempty"`
-	Document      *structpb.Struct `protobuf:"bytes,3,opt,name=document,proto3" json:"document,omitempty"`
-	Vector        []float32        `protobuf:"fixed32,4,rep,packed,name=vector,proto3" json:"vector,omitempty"`
+	Similarity    float32   `protobuf:"fixed32,2,opt,name=similarity,proto3" json:"similarity,omitempty"`
+	Document      *Document `protobuf:"bytes,103,opt,name=document,proto3" json:"document,omitempty"`
+	Vector        []float32 `protobuf:"fixed32,4,rep,packed,name=vector,proto3" json:"vector,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1044,7 +1043,7 @@ func (x *SearchHit) GetSimilarity() float32 {
 	return 0
 }
 
-func (x *SearchHit) GetDocument() *structpb.Struct {
+func (x *SearchHit) GetDocument() *Document {
 	if x != nil {
 		return x.Document
 	}
@@ -1109,7 +1108,7 @@ type SearchBatchRequest struct {
 	// Each query's vector; all share limit, filter, min_score and include_vectors.
 	Queries        []*SearchQuery         `protobuf:"bytes,2,rep,name=queries,proto3" json:"queries,omitempty"`
 	Limit          int32                  `protobuf:"varint,3,opt,name=limit,proto3" json:"limit,omitempty"`
-	Filter         *structpb.Struct       `protobuf:"bytes,4,opt,name=filter,proto3" json:"filter,omitempty"`
+	Filter         *Document              `protobuf:"bytes,104,opt,name=filter,proto3" json:"filter,omitempty"`
 	MinScore       *wrapperspb.FloatValue `protobuf:"bytes,5,opt,name=min_score,json=minScore,proto3" json:"min_score,omitempty"`
 	IncludeVectors bool                   `protobuf:"varint,6,opt,name=include_vectors,json=includeVectors,proto3" json:"include_vectors,omitempty"`
 	unknownFields  protoimpl.UnknownFields
@@ -1167,7 +1166,7 @@ func (x *SearchBatchRequest) GetLimit() int32 {
 	return 0
 }
 
-func (x *SearchBatchRequest) GetFilter() *structpb.Struct {
+func (x *SearchBatchRequest) GetFilter() *Document {
 	if x != nil {
 		return x.Filter
 	}
@@ -1281,8 +1280,9 @@ type FindVectorsRequest struct {
 	state      protoimpl.MessageState `protogen:"open.v1"`
 	Collection string                 `protobuf:"bytes,1,opt,name=collection,proto3" json:"collection,omitempty"`
 	// MongoDB-style filter; empty matches all. "query" in JSON, as in Find.
-	Filter *structpb.Struct `protobuf:"bytes,2,opt,name=filter,json=query,proto3" json:"filter,omitempty"`
-	// At most this many documents in all; 0 means no limit.
+	Filter *Document `protobuf:"bytes,102,opt,name=filter,json=query,proto3" json:"filter,omitempty"`
+	// At most this many documents in this call; 0 means no limit (over REST,
+	// without Accept: application/x-ndjson, 0 means 1000: a page).
 	Limit int64 `protobuf:"varint,3,opt,name=limit,proto3" json:"limit,omitempty"`
 	// Documents per streamed message; 0 lets the server choose.
 	PageSize int32 `protobuf:"varint,4,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
@@ -1329,7 +1329,7 @@ func (x *FindVectorsRequest) GetCollection() string {
 	return ""
 }
 
-func (x *FindVectorsRequest) GetFilter() *structpb.Struct {
+func (x *FindVectorsRequest) GetFilter() *Document {
 	if x != nil {
 		return x.Filter
 	}
@@ -1427,7 +1427,7 @@ var File_nexadb_v1_vector_proto protoreflect.FileDescriptor
 
 const file_nexadb_v1_vector_proto_rawDesc = "" +
 	"\n" +
-	"\x16nexadb/v1/vector.proto\x12\tnexadb.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1egoogle/protobuf/wrappers.proto\x1a\x16nexadb/v1/common.proto\"\xb4\x01\n" +
+	"\x16nexadb/v1/vector.proto\x12\tnexadb.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/wrappers.proto\x1a\x16nexadb/v1/common.proto\"\xb4\x01\n" +
 	"\x1dCreateVectorCollectionRequest\x12\x1e\n" +
 	"\n" +
 	"collection\x18\x01 \x01(\tR\n" +
@@ -1449,16 +1449,16 @@ const file_nexadb_v1_vector_proto_rawDesc = "" +
 	"\adropped\x18\x01 \x01(\bR\adropped\"\x1e\n" +
 	"\x1cListVectorCollectionsRequest\"\\\n" +
 	"\x1dListVectorCollectionsResponse\x12;\n" +
-	"\vcollections\x18\x01 \x03(\v2\x19.nexadb.v1.CollectionInfoR\vcollections\"]\n" +
-	"\x0eVectorDocument\x123\n" +
-	"\bdocument\x18\x01 \x01(\v2\x17.google.protobuf.StructR\bdocument\x12\x16\n" +
-	"\x06vector\x18\x02 \x03(\x02R\x06vector\"\x82\x01\n" +
+	"\vcollections\x18\x01 \x03(\v2\x19.nexadb.v1.CollectionInfoR\vcollections\"_\n" +
+	"\x0eVectorDocument\x12/\n" +
+	"\bdocument\x18e \x01(\v2\x13.nexadb.v1.DocumentR\bdocument\x12\x16\n" +
+	"\x06vector\x18\x02 \x03(\x02R\x06vectorJ\x04\b\x01\x10\x02\"\x84\x01\n" +
 	"\x13InsertVectorRequest\x12\x1e\n" +
 	"\n" +
 	"collection\x18\x01 \x01(\tR\n" +
-	"collection\x123\n" +
-	"\bdocument\x18\x02 \x01(\v2\x17.google.protobuf.StructR\bdocument\x12\x16\n" +
-	"\x06vector\x18\x03 \x03(\x02R\x06vector\"7\n" +
+	"collection\x12/\n" +
+	"\bdocument\x18f \x01(\v2\x13.nexadb.v1.DocumentR\bdocument\x12\x16\n" +
+	"\x06vector\x18\x03 \x03(\x02R\x06vectorJ\x04\b\x02\x10\x03\"7\n" +
 	"\x14InsertVectorResponse\x12\x1f\n" +
 	"\vdocument_id\x18\x01 \x01(\tR\n" +
 	"documentId\"o\n" +
@@ -1469,14 +1469,14 @@ const file_nexadb_v1_vector_proto_rawDesc = "" +
 	"\tdocuments\x18\x02 \x03(\v2\x19.nexadb.v1.VectorDocumentR\tdocuments\"P\n" +
 	"\x15InsertVectorsResponse\x12!\n" +
 	"\fdocument_ids\x18\x01 \x03(\tR\vdocumentIds\x12\x14\n" +
-	"\x05count\x18\x02 \x01(\x03R\x05count\"\x92\x01\n" +
+	"\x05count\x18\x02 \x01(\x03R\x05count\"\x94\x01\n" +
 	"\x13UpsertVectorRequest\x12\x1e\n" +
 	"\n" +
 	"collection\x18\x01 \x01(\tR\n" +
 	"collection\x12\x0e\n" +
-	"\x02id\x18\x02 \x01(\tR\x02id\x123\n" +
-	"\bdocument\x18\x03 \x01(\v2\x17.google.protobuf.StructR\bdocument\x12\x16\n" +
-	"\x06vector\x18\x04 \x03(\x02R\x06vector\"2\n" +
+	"\x02id\x18\x02 \x01(\tR\x02id\x12/\n" +
+	"\bdocument\x18g \x01(\v2\x13.nexadb.v1.DocumentR\bdocument\x12\x16\n" +
+	"\x06vector\x18\x04 \x03(\x02R\x06vectorJ\x04\b\x03\x10\x04\"2\n" +
 	"\x14UpsertVectorResponse\x12\x1a\n" +
 	"\binserted\x18\x01 \x01(\bR\binserted\"i\n" +
 	"\x10GetVectorRequest\x12\x1e\n" +
@@ -1484,61 +1484,61 @@ const file_nexadb_v1_vector_proto_rawDesc = "" +
 	"collection\x18\x01 \x01(\tR\n" +
 	"collection\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\tR\x02id\x12%\n" +
-	"\x0einclude_vector\x18\x03 \x01(\bR\rincludeVector\"`\n" +
-	"\x11GetVectorResponse\x123\n" +
-	"\bdocument\x18\x01 \x01(\v2\x17.google.protobuf.StructR\bdocument\x12\x16\n" +
-	"\x06vector\x18\x02 \x03(\x02R\x06vector\"E\n" +
+	"\x0einclude_vector\x18\x03 \x01(\bR\rincludeVector\"b\n" +
+	"\x11GetVectorResponse\x12/\n" +
+	"\bdocument\x18e \x01(\v2\x13.nexadb.v1.DocumentR\bdocument\x12\x16\n" +
+	"\x06vector\x18\x02 \x03(\x02R\x06vectorJ\x04\b\x01\x10\x02\"E\n" +
 	"\x13DeleteVectorRequest\x12\x1e\n" +
 	"\n" +
 	"collection\x18\x01 \x01(\tR\n" +
 	"collection\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\tR\x02id\"0\n" +
 	"\x14DeleteVectorResponse\x12\x18\n" +
-	"\asuccess\x18\x01 \x01(\bR\asuccess\"\x91\x02\n" +
+	"\asuccess\x18\x01 \x01(\bR\asuccess\"\x93\x02\n" +
 	"\rSearchRequest\x12\x1e\n" +
 	"\n" +
 	"collection\x18\x01 \x01(\tR\n" +
 	"collection\x12\x16\n" +
 	"\x06vector\x18\x02 \x03(\x02R\x06vector\x12\x14\n" +
-	"\x05limit\x18\x03 \x01(\x05R\x05limit\x12/\n" +
-	"\x06filter\x18\x04 \x01(\v2\x17.google.protobuf.StructR\x06filter\x128\n" +
+	"\x05limit\x18\x03 \x01(\x05R\x05limit\x12+\n" +
+	"\x06filter\x18h \x01(\v2\x13.nexadb.v1.DocumentR\x06filter\x128\n" +
 	"\tmin_score\x18\x05 \x01(\v2\x1b.google.protobuf.FloatValueR\bminScore\x12'\n" +
 	"\x0finclude_vectors\x18\x06 \x01(\bR\x0eincludeVectors\x12\x1e\n" +
 	"\n" +
 	"dimensions\x18\a \x01(\x05R\n" +
-	"dimensions\"\x99\x01\n" +
+	"dimensionsJ\x04\b\x04\x10\x05\"\x9b\x01\n" +
 	"\tSearchHit\x12\x1f\n" +
 	"\vdocument_id\x18\x01 \x01(\tR\n" +
 	"documentId\x12\x1e\n" +
 	"\n" +
 	"similarity\x18\x02 \x01(\x02R\n" +
-	"similarity\x123\n" +
-	"\bdocument\x18\x03 \x01(\v2\x17.google.protobuf.StructR\bdocument\x12\x16\n" +
-	"\x06vector\x18\x04 \x03(\x02R\x06vector\"@\n" +
+	"similarity\x12/\n" +
+	"\bdocument\x18g \x01(\v2\x13.nexadb.v1.DocumentR\bdocument\x12\x16\n" +
+	"\x06vector\x18\x04 \x03(\x02R\x06vectorJ\x04\b\x03\x10\x04\"@\n" +
 	"\x0eSearchResponse\x12.\n" +
-	"\aresults\x18\x01 \x03(\v2\x14.nexadb.v1.SearchHitR\aresults\"\x90\x02\n" +
+	"\aresults\x18\x01 \x03(\v2\x14.nexadb.v1.SearchHitR\aresults\"\x92\x02\n" +
 	"\x12SearchBatchRequest\x12\x1e\n" +
 	"\n" +
 	"collection\x18\x01 \x01(\tR\n" +
 	"collection\x120\n" +
 	"\aqueries\x18\x02 \x03(\v2\x16.nexadb.v1.SearchQueryR\aqueries\x12\x14\n" +
-	"\x05limit\x18\x03 \x01(\x05R\x05limit\x12/\n" +
-	"\x06filter\x18\x04 \x01(\v2\x17.google.protobuf.StructR\x06filter\x128\n" +
+	"\x05limit\x18\x03 \x01(\x05R\x05limit\x12+\n" +
+	"\x06filter\x18h \x01(\v2\x13.nexadb.v1.DocumentR\x06filter\x128\n" +
 	"\tmin_score\x18\x05 \x01(\v2\x1b.google.protobuf.FloatValueR\bminScore\x12'\n" +
-	"\x0finclude_vectors\x18\x06 \x01(\bR\x0eincludeVectors\"%\n" +
+	"\x0finclude_vectors\x18\x06 \x01(\bR\x0eincludeVectorsJ\x04\b\x04\x10\x05\"%\n" +
 	"\vSearchQuery\x12\x16\n" +
 	"\x06vector\x18\x01 \x03(\x02R\x06vector\"J\n" +
 	"\x13SearchBatchResponse\x123\n" +
-	"\aresults\x18\x01 \x03(\v2\x19.nexadb.v1.SearchResponseR\aresults\"\xb6\x01\n" +
+	"\aresults\x18\x01 \x03(\v2\x19.nexadb.v1.SearchResponseR\aresults\"\xb8\x01\n" +
 	"\x12FindVectorsRequest\x12\x1e\n" +
 	"\n" +
 	"collection\x18\x01 \x01(\tR\n" +
-	"collection\x12.\n" +
-	"\x06filter\x18\x02 \x01(\v2\x17.google.protobuf.StructR\x05query\x12\x14\n" +
+	"collection\x12*\n" +
+	"\x06filter\x18f \x01(\v2\x13.nexadb.v1.DocumentR\x05query\x12\x14\n" +
 	"\x05limit\x18\x03 \x01(\x03R\x05limit\x12\x1b\n" +
 	"\tpage_size\x18\x04 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
-	"page_token\x18\x05 \x01(\tR\tpageToken\"\x8c\x01\n" +
+	"page_token\x18\x05 \x01(\tR\tpageTokenJ\x04\b\x02\x10\x03\"\x8c\x01\n" +
 	"\x13FindVectorsResponse\x127\n" +
 	"\tdocuments\x18\x01 \x03(\v2\x19.nexadb.v1.VectorDocumentR\tdocuments\x12\x14\n" +
 	"\x05count\x18\x02 \x01(\x03R\x05count\x12&\n" +
@@ -1598,27 +1598,27 @@ var file_nexadb_v1_vector_proto_goTypes = []any{
 	(*FindVectorsResponse)(nil),            // 24: nexadb.v1.FindVectorsResponse
 	(VectorMetric)(0),                      // 25: nexadb.v1.VectorMetric
 	(*CollectionInfo)(nil),                 // 26: nexadb.v1.CollectionInfo
-	(*structpb.Struct)(nil),                // 27: google.protobuf.Struct
+	(*Document)(nil),                       // 27: nexadb.v1.Document
 	(*wrapperspb.FloatValue)(nil),          // 28: google.protobuf.FloatValue
 }
 var file_nexadb_v1_vector_proto_depIdxs = []int32{
 	25, // 0: nexadb.v1.CreateVectorCollectionRequest.metric:type_name -> nexadb.v1.VectorMetric
 	26, // 1: nexadb.v1.CreateVectorCollectionResponse.collection:type_name -> nexadb.v1.CollectionInfo
 	26, // 2: nexadb.v1.ListVectorCollectionsResponse.collections:type_name -> nexadb.v1.CollectionInfo
-	27, // 3: nexadb.v1.VectorDocument.document:type_name -> google.protobuf.Struct
-	27, // 4: nexadb.v1.InsertVectorRequest.document:type_name -> google.protobuf.Struct
+	27, // 3: nexadb.v1.VectorDocument.document:type_name -> nexadb.v1.Document
+	27, // 4: nexadb.v1.InsertVectorRequest.document:type_name -> nexadb.v1.Document
 	6,  // 5: nexadb.v1.InsertVectorsRequest.documents:type_name -> nexadb.v1.VectorDocument
-	27, // 6: nexadb.v1.UpsertVectorRequest.document:type_name -> google.protobuf.Struct
-	27, // 7: nexadb.v1.GetVectorResponse.document:type_name -> google.protobuf.Struct
-	27, // 8: nexadb.v1.SearchRequest.filter:type_name -> google.protobuf.Struct
+	27, // 6: nexadb.v1.UpsertVectorRequest.document:type_name -> nexadb.v1.Document
+	27, // 7: nexadb.v1.GetVectorResponse.document:type_name -> nexadb.v1.Document
+	27, // 8: nexadb.v1.SearchRequest.filter:type_name -> nexadb.v1.Document
 	28, // 9: nexadb.v1.SearchRequest.min_score:type_name -> google.protobuf.FloatValue
-	27, // 10: nexadb.v1.SearchHit.document:type_name -> google.protobuf.Struct
+	27, // 10: nexadb.v1.SearchHit.document:type_name -> nexadb.v1.Document
 	18, // 11: nexadb.v1.SearchResponse.results:type_name -> nexadb.v1.SearchHit
 	21, // 12: nexadb.v1.SearchBatchRequest.queries:type_name -> nexadb.v1.SearchQuery
-	27, // 13: nexadb.v1.SearchBatchRequest.filter:type_name -> google.protobuf.Struct
+	27, // 13: nexadb.v1.SearchBatchRequest.filter:type_name -> nexadb.v1.Document
 	28, // 14: nexadb.v1.SearchBatchRequest.min_score:type_name -> google.protobuf.FloatValue
 	19, // 15: nexadb.v1.SearchBatchResponse.results:type_name -> nexadb.v1.SearchResponse
-	27, // 16: nexadb.v1.FindVectorsRequest.filter:type_name -> google.protobuf.Struct
+	27, // 16: nexadb.v1.FindVectorsRequest.filter:type_name -> nexadb.v1.Document
 	6,  // 17: nexadb.v1.FindVectorsResponse.documents:type_name -> nexadb.v1.VectorDocument
 	0,  // 18: nexadb.v1.VectorService.CreateVectorCollection:input_type -> nexadb.v1.CreateVectorCollectionRequest
 	2,  // 19: nexadb.v1.VectorService.DropVectorCollection:input_type -> nexadb.v1.DropVectorCollectionRequest

@@ -8,17 +8,18 @@
 //
 // The service definitions are loaded at run time from the package's proto/ folder (copied from
 // the repository's proto/ when the package is built) with @grpc/proto-loader. One NexaDB holds
-// one channel that every collection handle shares. Every method returns a Promise of plain
-// objects; failures reject with a NexaDBError carrying the gRPC status code.
+// one channel that every collection handle shares. Documents, filters, updates, projections, sorts
+// and pipeline stages travel as BSON (src/convert.ts says how JS values map). Every method returns
+// a Promise of plain objects; failures reject with a NexaDBError carrying the gRPC status code.
 import * as path from 'path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 
+import { Document, fromDocument, PbDocument, toDocument } from './convert';
 import { fromServiceError, NexaDBError } from './errors';
-import { Document, fromStruct, PbStruct, toStruct } from './struct';
 
 export { NexaDBError } from './errors';
-export type { Document, JsonValue } from './struct';
+export type { Document, DocumentValue } from './convert';
 
 /** gRPC port; the server's HTTP/JSON (REST) API is on 6969, the brief's port. */
 export const DEFAULT_PORT = 6970;
@@ -117,20 +118,35 @@ function services(): any {
   return loaded;
 }
 
-function sortFields(sort: SortSpec | undefined): Array<{ field: string; direction: string }> {
-  if (sort === undefined) return [];
+/** A SortSpec's [field, 1 | -1] pairs in order. */
+function sortItems(sort: SortSpec): Array<[string, 1 | -1]> {
   let items: Array<[string, number]>;
   if (typeof sort === 'string') items = sort.startsWith('-') ? [[sort.slice(1), -1]] : [[sort, 1]];
   else if (Array.isArray(sort)) items = sort;
   else items = Object.entries(sort);
-  return items.map(([field, dir]) => {
+  for (const [field, dir] of items) {
     if (dir !== 1 && dir !== -1) throw new RangeError(`sort direction for '${field}' must be 1 or -1`);
-    return { field, direction: dir === 1 ? 'SORT_DIRECTION_ASCENDING' : 'SORT_DIRECTION_DESCENDING' };
-  });
+  }
+  return items as Array<[string, 1 | -1]>;
 }
 
-function optStruct(x: Document | undefined | null, what: string): PbStruct | null {
-  return x === undefined || x === null ? null : toStruct(x, what === 'document' ? '' : what);
+/** A sort as the API takes it: { age: -1, _id: 1 }, keys in the order given. */
+function sortDocument(sort: SortSpec | undefined): PbDocument | null {
+  return sort === undefined ? null : toDocument(Object.fromEntries(sortItems(sort)), 'sort');
+}
+
+function optDocument(x: Document | undefined | null, what: string): PbDocument | null {
+  return x === undefined || x === null ? null : toDocument(x, what);
+}
+
+/** What p resolves to, or `absent` when it rejects with NOT_FOUND. */
+async function unlessNotFound<T, A>(p: Promise<T>, absent: A): Promise<T | A> {
+  try {
+    return await p;
+  } catch (e) {
+    if (e instanceof NexaDBError && e.code === grpc.status.NOT_FOUND) return absent;
+    throw e;
+  }
 }
 
 function enumName(value: string, prefix: string): string {
@@ -212,7 +228,7 @@ export class NexaDB {
    * message, each turned into what the caller yields (a document by default).
    */
   async *stream<T = Document>(client: any, method: string, request: object,
-    item: (entry: any) => T = fromStruct as (entry: any) => T): AsyncGenerator<T> {
+    item: (entry: any) => T = fromDocument as (entry: any) => T): AsyncGenerator<T> {
     const call: grpc.ClientReadableStream<any> = client[method](request, this.metadata);
     try {
       for await (const msg of call) {
@@ -301,12 +317,12 @@ export class Collection {
 
   /** Inserts one document; resolves to its id (its _id string if it has one). */
   async insert(document: Document): Promise<string> {
-    return (await this.call('InsertOne', { document: toStruct(document) })).document_id;
+    return (await this.call('InsertOne', { document: toDocument(document) })).document_id;
   }
 
   /** Inserts documents in one atomic batch; resolves to their ids in order. */
   async insertMany(documents: Document[]): Promise<string[]> {
-    const docs = documents.map((d, i) => toStruct(d, `documents[${i}]`));
+    const docs = documents.map((d, i) => toDocument(d, `documents[${i}]`));
     return (await this.call('InsertMany', { documents: docs })).document_ids;
   }
 
@@ -321,9 +337,9 @@ export class Collection {
   findIter(query: Document = {}, limit = 0, options: FindOptions = {}): AsyncGenerator<Document> {
     const req = {
       collection: this.name,
-      filter: optStruct(query, 'query'),
-      projection: optStruct(options.projection, 'projection'),
-      sort: sortFields(options.sort),
+      filter: optDocument(query, 'query'),
+      projection: optDocument(options.projection, 'projection'),
+      sort: sortDocument(options.sort),
       skip: options.skip ?? 0,
       limit,
       page_size: options.pageSize ?? 0,
@@ -334,37 +350,33 @@ export class Collection {
   /** The first match (after sort), or null. */
   async findOne(query: Document = {}, options: { sort?: SortSpec; projection?: Document } = {}): Promise<Document | null> {
     const r = await this.call('FindOne', {
-      filter: optStruct(query, 'query'),
-      projection: optStruct(options.projection, 'projection'),
-      sort: sortFields(options.sort),
+      filter: optDocument(query, 'query'),
+      projection: optDocument(options.projection, 'projection'),
+      sort: sortDocument(options.sort),
     });
-    return r.document ? fromStruct(r.document) : null;
+    return r.document ? fromDocument(r.document) : null;
   }
 
   /** The document with this id, or null. */
   async findById(id: string): Promise<Document | null> {
-    try {
-      return fromStruct((await this.call('Get', { id })).document);
-    } catch (e) {
-      if (e instanceof NexaDBError && e.code === grpc.status.NOT_FOUND) return null;
-      throw e;
-    }
+    return unlessNotFound(this.call('Get', { id }).then((r) => fromDocument(r.document)), null);
   }
 
   async count(query: Document = {}): Promise<number> {
-    return (await this.call('Count', { filter: optStruct(query, 'query') })).count;
+    return (await this.call('Count', { filter: optDocument(query, 'query') })).count;
   }
 
   /** Merges fields (or update operators) into one document; false when there is none. */
   async update(id: string, fields: Document): Promise<boolean> {
-    return (await this.call('Update', { id, update: toStruct(fields, 'fields') })).success;
+    const call = this.call('Update', { id, update: toDocument(fields, 'fields') });
+    return unlessNotFound(call.then((r) => r.success as boolean), false);
   }
 
   /** Applies update to every match; resolves to the number of documents modified. */
   async updateMany(query: Document, update: Document, options: { upsert?: boolean } = {}): Promise<number> {
     const r = await this.call('UpdateMany', {
-      filter: optStruct(query, 'query'),
-      update: toStruct(update, 'update'),
+      filter: optDocument(query, 'query'),
+      update: toDocument(update, 'update'),
       upsert: options.upsert ?? false,
     });
     return r.modified_count;
@@ -372,12 +384,12 @@ export class Collection {
 
   /** Deletes one document; false when there was none. */
   async delete(id: string): Promise<boolean> {
-    return (await this.call('Delete', { id })).success;
+    return unlessNotFound(this.call('Delete', { id }).then((r) => r.success as boolean), false);
   }
 
   /** Deletes every match; resolves to the count. */
   async deleteMany(query: Document = {}): Promise<number> {
-    return (await this.call('DeleteMany', { filter: optStruct(query, 'query') })).deleted_count;
+    return (await this.call('DeleteMany', { filter: optDocument(query, 'query') })).deleted_count;
   }
 
   /** Runs an aggregation pipeline; resolves to its output documents. */
@@ -392,7 +404,7 @@ export class Collection {
     if (!Array.isArray(pipeline)) throw new TypeError('pipeline must be an array of stages');
     const req = {
       collection: this.name,
-      pipeline: pipeline.map((s, i) => toStruct(orderedSort(s), `pipeline[${i}]`)),
+      pipeline: pipeline.map((s, i) => toDocument(s, `pipeline[${i}]`)),
       page_size: options.pageSize ?? 0,
     };
     return this.db.stream(this.db.docs, 'Aggregate', req);
@@ -404,7 +416,10 @@ export class Collection {
 
   async createIndex(fields: SortSpec, options: { unique?: boolean; name?: string } = {}): Promise<IndexInfo> {
     const r = await this.call('CreateIndex', {
-      fields: sortFields(fields),
+      fields: sortItems(fields).map(([field, dir]) => ({
+        field,
+        direction: dir === 1 ? 'SORT_DIRECTION_ASCENDING' : 'SORT_DIRECTION_DESCENDING',
+      })),
       unique: options.unique ?? false,
       name: options.name ?? '',
     });
@@ -420,19 +435,6 @@ export class Collection {
   }
 }
 
-/**
- * A multi-key { $sort: {...} } stage in the array form the API defines for it
- * ({ $sort: [{ count: -1 }, { _id: 1 }] }, see AggregateRequest in document.proto), so its key
- * order holds even where a Struct's map order would not.
- */
-function orderedSort(stage: Document): Document {
-  const spec = stage !== null && typeof stage === 'object' ? stage.$sort : undefined;
-  if (spec !== null && typeof spec === 'object' && !Array.isArray(spec) && Object.keys(spec).length > 1) {
-    return { ...stage, $sort: Object.entries(spec).map(([k, v]) => ({ [k]: v })) };
-  }
-  return stage;
-}
-
 function indexInfo(i: any): IndexInfo {
   return {
     name: i.name,
@@ -444,7 +446,7 @@ function indexInfo(i: any): IndexInfo {
 
 function hits(results: any[]): SearchResult[] {
   return results.map((h) => {
-    const r: SearchResult = { documentId: h.document_id, similarity: h.similarity, document: fromStruct(h.document) };
+    const r: SearchResult = { documentId: h.document_id, similarity: h.similarity, document: fromDocument(h.document) };
     if (h.vector && h.vector.length) r.vector = h.vector;
     return r;
   });
@@ -460,7 +462,7 @@ export class VectorCollection {
 
   /** Inserts a document with its vector; ALREADY_EXISTS if its _id is taken. */
   async insert(document: Document, vector: ArrayLike<number>): Promise<string> {
-    const r = await this.call('InsertVector', { document: toStruct(document), vector: floats(vector, 'vector') });
+    const r = await this.call('InsertVector', { document: toDocument(document), vector: floats(vector, 'vector') });
     return r.document_id;
   }
 
@@ -470,7 +472,7 @@ export class VectorCollection {
       throw new RangeError(`${documents.length} documents but ${vectors.length} vectors`);
     }
     const docs = documents.map((d, i) => ({
-      document: toStruct(d, `documents[${i}]`),
+      document: toDocument(d, `documents[${i}]`),
       vector: floats(vectors[i], `vectors[${i}]`),
     }));
     return (await this.call('InsertVectors', { documents: docs })).document_ids;
@@ -478,21 +480,18 @@ export class VectorCollection {
 
   /** Inserts or replaces; resolves true when a new document was inserted. */
   async upsert(id: string, document: Document, vector: ArrayLike<number>): Promise<boolean> {
-    const r = await this.call('UpsertVector', { id, document: toStruct(document), vector: floats(vector, 'vector') });
+    const r = await this.call('UpsertVector', { id, document: toDocument(document), vector: floats(vector, 'vector') });
     return r.inserted;
   }
 
   /** The document with this id or null; with includeVector its stored vector is in `_vector`. */
   async get(id: string, options: { includeVector?: boolean } = {}): Promise<Document | null> {
-    try {
-      const r = await this.call('GetVector', { id, include_vector: options.includeVector ?? false });
-      const doc = fromStruct(r.document);
+    const call = this.call('GetVector', { id, include_vector: options.includeVector ?? false });
+    return unlessNotFound(call.then((r) => {
+      const doc = fromDocument(r.document);
       if (options.includeVector) doc._vector = r.vector;
       return doc;
-    } catch (e) {
-      if (e instanceof NexaDBError && e.code === grpc.status.NOT_FOUND) return null;
-      throw e;
-    }
+    }), null);
   }
 
   async delete(id: string): Promise<boolean> {
@@ -504,7 +503,7 @@ export class VectorCollection {
     const r = await this.call('Search', {
       vector: floats(queryVector, 'queryVector'),
       limit,
-      filter: optStruct(options.filter, 'filter'),
+      filter: optDocument(options.filter, 'filter'),
       min_score: options.minScore === undefined ? null : { value: options.minScore },
       include_vectors: options.includeVectors ?? false,
       dimensions: this.dimensions ?? 0,
@@ -517,7 +516,7 @@ export class VectorCollection {
     const r = await this.call('SearchBatch', {
       queries: queryVectors.map((q, i) => ({ vector: floats(q, `queryVectors[${i}]`) })),
       limit,
-      filter: optStruct(options.filter, 'filter'),
+      filter: optDocument(options.filter, 'filter'),
       min_score: options.minScore === undefined ? null : { value: options.minScore },
       include_vectors: options.includeVectors ?? false,
     });
@@ -538,12 +537,12 @@ export class VectorCollection {
   findIter(query: Document = {}, limit = 0, options: VectorFindOptions = {}): AsyncGenerator<VectorDocument> {
     const req = {
       collection: this.name,
-      filter: optStruct(query, 'query'),
+      filter: optDocument(query, 'query'),
       limit,
       page_size: options.pageSize ?? 0,
     };
     return this.db.stream(this.db.vecs, 'FindVectors', req,
-      (vd: any): VectorDocument => ({ document: fromStruct(vd.document), vector: vd.vector }));
+      (vd: any): VectorDocument => ({ document: fromDocument(vd.document), vector: vd.vector }));
   }
 
   drop(): Promise<boolean> {

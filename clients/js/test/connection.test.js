@@ -71,6 +71,9 @@ test('bad arguments are refused before sending', async () => {
   const db = new NexaDB({ host: '127.0.0.1', port: server.port, apiKey: server.apiKey });
   const c = db.collection('c');
   await assert.rejects(c.insert({ f: () => 1 }), TypeError);
+  await assert.rejects(c.insert({ big: 2n ** 64n }), /RangeError: big: .* is outside int64/);
+  await assert.rejects(c.find({ a: new Map() }), /TypeError: query\.a: Map/);
+  await assert.rejects(c.updateMany({}, { $set: { a: [undefined] } }), /TypeError: update\.\$set\.a\[0\]/);
   await assert.rejects(c.find({}, 0, { sort: { a: 2 } }), RangeError);
   await assert.rejects(c.aggregate({ $match: {} }), TypeError);
   await assert.rejects(db.vectorCollection('v', { dimensions: 3, metric: 'hamming' }), RangeError);

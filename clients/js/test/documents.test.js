@@ -3,6 +3,7 @@ const test = require('node:test');
 const assert = require('node:assert');
 const { NexaDB, NexaDBError } = require('..');
 const { startServer, uniqueName } = require('./server');
+const { ordered, withoutSystemFields } = require('./compare');
 
 let server;
 let db;
@@ -31,14 +32,49 @@ test('the brief\'s Quick Start', async () => {
   assert.strictEqual(await users.update(userId, { age: 1 }), false);
 });
 
-test('documents round-trip with their types and system fields', async () => {
+test('documents round-trip with their types, key order and system fields', async () => {
   const c = db.collection(uniqueName('types'));
-  const doc = { s: 'x', i: 7, f: 2.5, b: false, n: null, arr: [1, [2], { k: 'v' }], nested: { deep: { v: 1 } } };
+  const doc = { s: 'x', i: 7, f: 2.5, b: false, n: null, arr: [1, [2], { k: 'v', a: [] }], nested: { z: { v: 1 }, a: {} } };
   const id = await c.insert(doc);
   const got = await c.findById(id);
   assert.strictEqual(got._id, id);
   assert.ok(got._created_at && got._updated_at);
-  for (const [k, v] of Object.entries(doc)) assert.deepStrictEqual(got[k], v, k);
+  assert.deepStrictEqual(ordered(withoutSystemFields(got)), ordered(doc));
+});
+
+test('int64 extremes, dates and binary round-trip through the server', async () => {
+  const c = db.collection(uniqueName('bson'));
+  const doc = {
+    max: 2n ** 63n - 1n, min: -(2n ** 63n), over: 2n ** 53n + 1n, safe: 2n ** 53n - 1n, small: 42n, n: 42,
+    wide: 2 ** 40, frac: 0.1,
+    at: new Date('2024-02-29T12:34:56.789Z'), before: new Date(-1),
+    raw: Buffer.from([0, 1, 2, 254, 255]), empty: new Uint8Array(0),
+    nested: [{ when: new Date(1), big: [2n ** 62n] }],
+  };
+  const id = await c.insert(doc);
+  const got = withoutSystemFields(await c.findById(id));
+  assert.deepStrictEqual(ordered(got), ordered({
+    ...doc, safe: 2 ** 53 - 1, small: 42, raw: Buffer.from([0, 1, 2, 254, 255]), empty: Buffer.alloc(0),
+  }));
+  assert.strictEqual(typeof got.max, 'bigint');
+  assert.strictEqual(got.at.getUTCMilliseconds(), 789);
+  // the same values in filters and updates
+  assert.deepStrictEqual((await c.find({ max: 2n ** 63n - 1n, at: { $gt: new Date('2024-02-29T12:34:56.788Z') } })).map((d) => d._id), [id]);
+  assert.strictEqual(await c.count({ raw: Buffer.from([0, 1, 2, 254, 255]) }), 1);
+  assert.strictEqual(await c.update(id, { $inc: { over: 1n }, $set: { at: new Date(1000) } }), true);
+  const after = await c.findById(id);
+  assert.strictEqual(after.over, 2n ** 53n + 2n);
+  assert.strictEqual(after.at.getTime(), 1000);
+});
+
+test('update and delete of an id no document has resolve to false', async () => {
+  const c = db.collection(uniqueName('missing'));
+  await c.insert({ _id: 'here' });
+  assert.strictEqual(await c.update('nowhere', { a: 1 }), false);
+  assert.strictEqual(await c.delete('nowhere'), false);
+  assert.strictEqual(await c.count(), 1);
+  assert.strictEqual(await db.collection(uniqueName('nocoll')).delete('x'), false);
+  await assert.rejects(c.update('here', { $bogus: 1 }), isCode('INVALID_ARGUMENT')); // other errors still reject
 });
 
 test('insertMany, count, findOne, find options', async () => {
@@ -131,7 +167,9 @@ test('collections: list and drop', async () => {
 test('key order reaches the server: stored order and compound sorts', async () => {
   const c = db.collection(uniqueName('order'));
   const keys = ['zeta', 'alpha', 'mid', 'beta', 'omega', 'gamma', 'kappa', 'delta', 'eps', 'iota'];
-  const id = await c.insert(Object.fromEntries(keys.map((k, i) => [k, i])));
+  const doc = Object.fromEntries(keys.map((k, i) => [k, i]));
+  const id = await c.insert(doc);
+  assert.deepStrictEqual(Object.keys(withoutSystemFields(await c.findById(id))), keys);
   const res = await fetch(`http://127.0.0.1:${server.httpPort}/collections/${c.name}/${id}`,
     { headers: { 'x-api-key': server.apiKey } });
   assert.strictEqual(res.status, 200);
@@ -144,6 +182,9 @@ test('key order reaches the server: stored order and compound sorts', async () =
   assert.strictEqual(pairs(await c.aggregate([m, { $sort: { n: -1, g: 1 } }])), 'a2 b2 a1 b1');
   assert.strictEqual(pairs(await c.aggregate([m, { $sort: { g: 1, n: -1 } }])), 'a2 a1 b2 b1');
   assert.strictEqual(pairs(await c.find({ g: { $exists: true } }, 0, { sort: { n: -1, g: 1 } })), 'a2 b2 a1 b1');
+  assert.strictEqual(pairs(await c.find({ g: { $exists: true } }, 0, { sort: { g: 1, n: -1 } })), 'a2 a1 b2 b1');
+  assert.strictEqual(pairs(await c.find({ g: { $exists: true } }, 0, { sort: [['g', -1], ['n', 1]] })), 'b1 b2 a1 a2');
+  assert.strictEqual(pairs([await c.findOne({ g: { $exists: true } }, { sort: { n: 1, g: -1 } })]), 'b1');
 });
 
 test('createCollection and indexes', async () => {

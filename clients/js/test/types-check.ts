@@ -1,6 +1,6 @@
 // Compiled with `tsc --noEmit` (npm run typecheck): the published type definitions accept the
 // brief's usage and reject misuse. Lines marked @ts-expect-error must fail to type-check.
-import { NexaDB, NexaDBError, SearchResult, CollectionInfo, Document, VectorDocument } from '..';
+import { NexaDB, NexaDBError, SearchResult, CollectionInfo, Document, DocumentValue, VectorDocument } from '..';
 
 async function brief(): Promise<void> {
   const db = new NexaDB({ host: 'localhost', port: 6970, apiKey: process.env.NEXADB_API_KEY });
@@ -8,6 +8,11 @@ async function brief(): Promise<void> {
   const userId: string = await users.insert({ name: 'Alice Johnson', age: 28, tags: ['js'] });
   const ids: string[] = await users.insertMany([{ a: 1 }, { b: 2 }]);
   const results: Document[] = await users.find({ age: { $gt: 25 } }, 100);
+  // BSON types: dates, int64 as bigint, binary
+  await users.insert({ at: new Date(), big: 2n ** 63n - 1n, raw: new Uint8Array([1]), buf: Buffer.from('x'), gone: undefined });
+  await users.find({ at: { $gt: new Date(0) }, big: { $lt: 10n } }, 0, { sort: { at: -1, _id: 1 } });
+  const value: DocumentValue = { at: new Date(), list: [1n, 'a', null, { raw: new Uint8Array(0) }] };
+  const big: bigint | number = (await users.findById(userId))?.big;
   results.forEach((u) => console.log(`${u.name} - ${u.age}`));
   const one: Document | null = await users.findOne({ email: 'alice@example.com' });
   const byId: Document | null = await users.findById(userId);
@@ -28,7 +33,7 @@ async function brief(): Promise<void> {
   } catch (e) {
     if (e instanceof NexaDBError) console.log(e.code, e.codeName, e.details);
   }
-  console.log(ids, one, byId, ok, deleted, total, agg, cols, exported);
+  console.log(ids, one, byId, ok, deleted, total, agg, cols, exported, value, big);
 
   // @ts-expect-error: port must be a number
   new NexaDB({ port: '6970' });
@@ -38,6 +43,11 @@ async function brief(): Promise<void> {
   await users.find({}, 0, { sort: { age: 2 } });
   // @ts-expect-error: a vector collection's find has no sort
   await vc.find({}, 0, { sort: 'age' });
+  // @ts-expect-error: a Map is not a document value
+  const map: DocumentValue = new Map();
+  // @ts-expect-error: nor is a function
+  const fn: DocumentValue = () => 1;
+  console.log(map, fn);
   // @ts-expect-error: unknown metric
   await db.vectorCollection('v', { dimensions: 3, metric: 'hamming' });
   db.close();

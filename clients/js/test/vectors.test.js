@@ -3,6 +3,7 @@ const test = require('node:test');
 const assert = require('node:assert');
 const { NexaDB, NexaDBError } = require('..');
 const { startServer, uniqueName } = require('./server');
+const { ordered, withoutSystemFields } = require('./compare');
 
 let server;
 let db;
@@ -61,6 +62,16 @@ test('filter, minScore, includeVectors, get, upsert, delete, batch', async () =>
   assert.strictEqual(await vc.delete('x0'), true);
   assert.strictEqual(await vc.delete('x0'), false);
   assert.strictEqual(await vc.get('x0'), null);
+});
+
+test('vector documents carry BSON types and key order', async () => {
+  const vc = await db.vectorCollection(uniqueName('types'), { dimensions: 2 });
+  const doc = { _id: 'd', z: 1, at: new Date(1712345678901), big: -(2n ** 63n), raw: Buffer.from([9, 8]), a: { y: 1, b: 2 } };
+  await vc.insert(doc, [1, 0]);
+  const check = (got) => assert.deepStrictEqual(ordered(withoutSystemFields(got)), ordered(withoutSystemFields(doc)));
+  check(await vc.get('d'));
+  check((await vc.search([1, 0], 1, { filter: { big: { $lt: 0n } } }))[0].document);
+  check((await vc.find({ at: new Date(1712345678901) }))[0].document);
 });
 
 test('find streams documents with their stored vectors, in _id order', async () => {

@@ -9,16 +9,16 @@
 
 Port 6970 is the server's gRPC port (the default here); 6969 is its HTTP/JSON port.
 """
-from .client import (DEFAULT_PORT, Collection, Cursor, NexaDB, SearchResult, VectorCollection,
+from .client import (DEFAULT_PORT, Collection, Cursor, NexaDB, Results, SearchResult, VectorCollection,
                      VectorDocument)
 from .errors import (AlreadyExistsError, AuthenticationError, DeadlineExceededError,
                      InvalidArgumentError, NexaDBError, NotFoundError, PermissionDeniedError,
                      ResourceExhaustedError, UnavailableError, UnimplementedError)
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
-    "NexaDB", "Collection", "VectorCollection", "Cursor", "SearchResult", "VectorDocument",
+    "NexaDB", "Collection", "VectorCollection", "Cursor", "Results", "SearchResult", "VectorDocument",
     "DEFAULT_PORT",
     "NexaDBError", "InvalidArgumentError", "NotFoundError", "AlreadyExistsError",
     "AuthenticationError", "PermissionDeniedError", "ResourceExhaustedError",

@@ -5,7 +5,9 @@
 Commands: status, stats, collections, insert, find, count, aggregate, update, delete,
 search, import, export, shell. `nexadb COMMAND --help` describes each. JSON arguments
 are JSON text ('{"age": {"$gt": 25}}'); results are printed one JSON document per line
-(JSON lines), so they pipe into jq or back into `nexadb import`.
+(JSON lines), so they pipe into jq or back into `nexadb import`. Both are MongoDB's
+relaxed Extended JSON, as over REST: {"$date": "2024-01-31T12:00:00Z"} for a date,
+{"$binary": {"base64": ..., "subType": "00"}} for bytes.
 The API key defaults to $NEXADB_API_KEY, host and port to $NEXADB_HOST and $NEXADB_PORT.
 """
 from __future__ import annotations
@@ -19,8 +21,23 @@ import sys
 import time
 from typing import Any, Iterable, Iterator, List, Optional, TextIO
 
+from bson import json_util
+from bson.json_util import JSONMode, JSONOptions
+
 from . import errors
+from ._convert import UTC
 from .client import DEFAULT_PORT, NexaDB
+
+_EJSON = JSONOptions(json_mode=JSONMode.RELAXED, tz_aware=True, tzinfo=UTC)
+
+
+def _loads(text: str) -> Any:
+    """JSON text, with Extended JSON's $date, $binary, $numberLong as Python values."""
+    return json_util.loads(text, json_options=_EJSON)
+
+
+def _dumps(doc: Any, indent: Optional[int] = None) -> str:
+    return json_util.dumps(doc, json_options=_EJSON, indent=indent, ensure_ascii=False)
 
 
 class UsageError(Exception):
@@ -31,16 +48,18 @@ def _json_arg(text: Optional[str], what: str, want: type = dict) -> Any:
     if text is None:
         return None
     try:
-        v = json.loads(text)
+        v = _loads(text)
     except json.JSONDecodeError as e:
         raise UsageError(f"{what}: not valid JSON ({e.msg} at column {e.colno})") from None
+    except (ValueError, TypeError) as e:  # a malformed $date, $binary, ...
+        raise UsageError(f"{what}: {e}") from None
     if not isinstance(v, want):
         raise UsageError(f"{what}: expected a JSON {'object' if want is dict else 'array'}")
     return v
 
 
 def _dump(doc: Any, out: TextIO, pretty: bool = False) -> None:
-    out.write(json.dumps(doc, indent=2 if pretty else None, ensure_ascii=False))
+    out.write(_dumps(doc, indent=2 if pretty else None))
     out.write("\n")
 
 
@@ -89,9 +108,11 @@ def _read_jsonl(f: TextIO, path: str) -> Iterator[dict]:
         if not line:
             continue
         try:
-            doc = json.loads(line)
+            doc = _loads(line)
         except json.JSONDecodeError as e:
             raise UsageError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
+        except (ValueError, TypeError) as e:
+            raise UsageError(f"{path}:{lineno}: {e}") from None
         if not isinstance(doc, dict):
             raise UsageError(f"{path}:{lineno}: expected a JSON object per line")
         yield doc
@@ -161,7 +182,7 @@ def _sort_arg(text: Optional[str]):
 
 
 def cmd_find(db: NexaDB, a, out) -> int:
-    cur = db.collection(a.collection).find(
+    cur = db.collection(a.collection).find_iter(
         _json_arg(a.query, "query"), limit=a.limit, skip=a.skip, sort=_sort_arg(a.sort),
         projection=_json_arg(a.projection, "projection"))
     for d in cur:
@@ -175,7 +196,7 @@ def cmd_count(db: NexaDB, a, out) -> int:
 
 
 def cmd_aggregate(db: NexaDB, a, out) -> int:
-    for d in db.collection(a.collection).aggregate(_json_arg(a.pipeline, "pipeline", list)):
+    for d in db.collection(a.collection).aggregate_iter(_json_arg(a.pipeline, "pipeline", list)):
         _dump(d, out, a.pretty)
     return 0
 
@@ -305,13 +326,13 @@ def cmd_export(db: NexaDB, a, out) -> int:
     else:
         c = db.collection(a.collection)
         total = c.count(query) if a.progress != "never" else None
-        rows = c.find(query, page_size=a.batch)
+        rows = c.find_iter(query, page_size=a.batch)
     prog = Progress(f"export {a.collection}", total, _progress_on(a))
     f = out if a.file in (None, "-") else open(a.file, "w", encoding="utf-8")
     n = 0
     try:
         for d in rows:
-            f.write(json.dumps(d, ensure_ascii=False) + "\n")
+            f.write(_dumps(d) + "\n")
             n += 1
             prog.update(1)
     finally:
@@ -406,7 +427,7 @@ class Shell(cmd.Cmd):
     def do_get(self, arg: str) -> None:
         """get ID — one document by id."""
         d = self._coll().find_by_id(arg.strip())
-        self.stdout.write("not found\n" if d is None else json.dumps(d) + "\n")
+        self.stdout.write("not found\n" if d is None else _dumps(d) + "\n")
 
     def do_count(self, arg: str) -> None:
         """count [{QUERY}] — number of matching documents."""
@@ -427,7 +448,7 @@ class Shell(cmd.Cmd):
 
     def do_aggregate(self, arg: str) -> None:
         """aggregate [STAGES] — run a pipeline (a JSON array)."""
-        for d in self._coll().aggregate(_json_arg(arg, "pipeline", list)):
+        for d in self._coll().aggregate_iter(_json_arg(arg, "pipeline", list)):
             _dump(d, self.stdout)
 
     def do_search(self, arg: str) -> None:

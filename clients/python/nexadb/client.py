@@ -2,8 +2,9 @@
 
 One NexaDB holds one gRPC channel, reused by every collection handle made from it
 (channels multiplex calls; make one per process and share it, it is thread-safe).
-Documents go in and come out as plain dicts. Every failure raises a NexaDBError
-carrying the gRPC status code (see errors.py).
+Documents go in and come out as plain dicts (key order and types kept: int, float,
+datetime, bytes; _convert.py), carried as BSON. Every failure raises a NexaDBError carrying
+the gRPC status code (see errors.py).
 """
 from __future__ import annotations
 
@@ -14,8 +15,7 @@ from typing import (Any, Callable, Dict, Iterable, Iterator, List, Mapping, Name
 import grpc
 
 from . import errors
-from ._convert import floats, from_struct
-from ._wire import Request, serialize
+from ._convert import floats, from_document, to_document
 from .v1 import admin_pb2, common_pb2, document_pb2, vector_pb2
 
 DEFAULT_PORT = 6970  # gRPC. The brief's 6969 is the server's HTTP/JSON (REST) port.
@@ -30,8 +30,8 @@ _METRICS = {
 }
 
 
-def _sort_fields(sort: SortSpec) -> List[common_pb2.SortField]:
-    """'age', '-age', {'age': -1, 'name': 1} or [('age', -1), ...] -> SortField list."""
+def _sort_items(sort: SortSpec) -> List[Tuple[str, int]]:
+    """'age', '-age', {'age': -1, 'name': 1} or [('age', -1), ...] -> [(field, 1 or -1)]."""
     if sort is None:
         return []
     if isinstance(sort, str):
@@ -44,17 +44,19 @@ def _sort_fields(sort: SortSpec) -> List[common_pb2.SortField]:
     for field, direction in items:
         if direction not in (1, -1):
             raise ValueError(f"sort direction for {field!r} must be 1 or -1, not {direction!r}")
-        out.append(common_pb2.SortField(
-            field=field,
-            direction=(common_pb2.SORT_DIRECTION_ASCENDING if direction == 1
-                       else common_pb2.SORT_DIRECTION_DESCENDING)))
+        out.append((field, direction))
     return out
+
+
+def _sort_document(sort: SortSpec) -> Optional[common_pb2.Document]:
+    """The sort as MongoDB writes it, {'age': -1, 'name': 1}, in order; None for no sort."""
+    items = _sort_items(sort)
+    return to_document(dict(items), "sort") if items else None
 
 
 class _Service:
     """The methods of one gRPC service as callables on a shared channel, named as in the
-    proto (self._docs.Find, ...). Requests are serialized by _wire.serialize, so a
-    _wire.Request (Struct fields in dict order) or a plain message can be passed."""
+    proto (self._docs.Find, ...)."""
 
     def __init__(self, channel: grpc.Channel, module: Any, service: str):
         desc = module.DESCRIPTOR.services_by_name[service]
@@ -62,8 +64,12 @@ class _Service:
             out_cls = _message_class(m.output_type)
             path = f"/{desc.full_name}/{m.name}"
             make = channel.unary_stream if m.server_streaming else channel.unary_unary
-            setattr(self, m.name, make(path, request_serializer=serialize,
+            setattr(self, m.name, make(path, request_serializer=_serialize,
                                        response_deserializer=out_cls.FromString))
+
+
+def _serialize(msg: Any) -> bytes:
+    return msg.SerializeToString()
 
 
 def _message_class(desc: Any) -> Any:
@@ -71,9 +77,19 @@ def _message_class(desc: Any) -> Any:
     return message_factory.GetMessageClass(desc)
 
 
+class Results(list):
+    """What find() and aggregate() return: a list of the documents (len, indexing,
+    truthiness, iteration; read once from the server), with what the last response said:
+    next_page_token (pass it back as page_token to read on after a limit; '' when
+    everything was sent) and explain (the plan and its counters, when explain=True)."""
+
+    next_page_token: str = ""
+    explain: Optional[Dict[str, Any]] = None
+
+
 class Cursor:
-    """Results of a streaming call (find, aggregate, a vector collection's find), read
-    lazily.
+    """Results of a streaming call (find_iter, aggregate_iter, a vector collection's find),
+    read lazily.
 
     The server sends a page of documents per message; iterating reads the next message
     only when the current page is used up, so a large result never sits in memory whole.
@@ -82,7 +98,7 @@ class Cursor:
     """
 
     def __init__(self, start: Callable[[], Any], method: str,
-                 item: Callable[[Any], Any] = from_struct):
+                 item: Callable[[Any], Any] = from_document):
         self._start = start
         self._method = method
         self._item = item  # one entry of a message's `documents` -> what iterating yields
@@ -136,7 +152,7 @@ class VectorDocument(NamedTuple):
 
 
 def _vector_document(vd: Any) -> VectorDocument:
-    return VectorDocument(from_struct(vd.document), list(vd.vector))
+    return VectorDocument(from_document(vd.document), list(vd.vector))
 
 
 class _Hit(SearchResult):
@@ -192,8 +208,23 @@ class NexaDB:
             raise errors.from_rpc_error(e, method) from None
 
     def _stream(self, rpc: Any, request: Any, method: str, timeout: Optional[float],
-                item: Callable[[Any], Any] = from_struct) -> Cursor:
+                item: Callable[[Any], Any] = from_document) -> Cursor:
         return Cursor(lambda: rpc(request, timeout=timeout, metadata=self._metadata), method, item)
+
+    def _collect(self, rpc: Any, request: Any, method: str, timeout: Optional[float]) -> Results:
+        """Reads a whole stream of document pages into Results."""
+        out = Results()
+        try:
+            find = "explain" in request.DESCRIPTOR.fields_by_name  # Find; else Aggregate
+            for msg in rpc(request, timeout=timeout, metadata=self._metadata):
+                out.extend(from_document(d) for d in msg.documents)
+                if find:
+                    out.next_page_token = msg.next_page_token
+                    if msg.HasField("explain"):
+                        out.explain = from_document(msg.explain)
+        except grpc.RpcError as e:
+            raise errors.from_rpc_error(e, method) from None
+        return out
 
     def close(self) -> None:
         """Closes the channel; handles made from this NexaDB stop working."""
@@ -272,13 +303,13 @@ def _message_dict(msg: Any) -> Dict[str, Any]:
     for f in msg.DESCRIPTOR.fields:
         v = getattr(msg, f.name)
         if f.type == f.TYPE_MESSAGE:
-            if f.message_type.full_name == "google.protobuf.Struct":
-                conv = from_struct
+            if f.message_type.full_name == "nexadb.v1.Document":
+                conv = from_document
             else:
                 conv = _message_dict
             if _is_repeated(f):
                 out[f.name] = [conv(x) for x in v]
-            elif conv is from_struct and not msg.HasField(f.name):
+            elif conv is from_document and not msg.HasField(f.name):
                 out[f.name] = None
             else:  # an unset message reads as its defaults, as in protobuf itself
                 out[f.name] = conv(v)
@@ -308,17 +339,6 @@ def _collection_info(c: common_pb2.CollectionInfo) -> Dict[str, Any]:
     return _message_dict(c)
 
 
-def _ordered_sort(stage: Any) -> Any:
-    """A multi-key {'$sort': {...}} stage in the array form the API defines for it
-    ({'$sort': [{'count': -1}, {'_id': 1}]}, see AggregateRequest in document.proto), so its
-    key order holds even where a Struct's map order would not."""
-    if isinstance(stage, Mapping):
-        spec = stage.get("$sort")
-        if isinstance(spec, Mapping) and len(spec) > 1:
-            return {**stage, "$sort": [{k: v} for k, v in spec.items()]}
-    return stage
-
-
 class Collection:
     """A document collection. Made by NexaDB.collection(name); cheap, holds no state
     beyond the name and the shared channel."""
@@ -337,63 +357,88 @@ class Collection:
 
     def insert(self, document: Mapping[str, Any]) -> str:
         """Inserts one document; returns its id (its '_id' string if it has one)."""
-        if not isinstance(document, Mapping):
-            raise TypeError(f"document must be a dict, not {type(document).__name__}")
-        req = Request(document_pb2.InsertOneRequest(collection=self.name)).struct("document", document)
-        return self._call("InsertOne", req).document_id
+        return self._call("InsertOne", document_pb2.InsertOneRequest(
+            collection=self.name, document=to_document(document, required=True))).document_id
 
     def insert_many(self, documents: Iterable[Mapping[str, Any]]) -> List[str]:
         """Inserts documents in one atomic batch; returns their ids in order."""
-        req = Request(document_pb2.InsertManyRequest(collection=self.name)).structs("documents", documents)
+        req = document_pb2.InsertManyRequest(
+            collection=self.name, documents=[to_document(d, f"documents[{i}]", required=True)
+                                             for i, d in enumerate(documents)])
         return list(self._call("InsertMany", req).document_ids)
 
     def update(self, id: str, fields: Mapping[str, Any]) -> bool:
         """Merges fields into the document with this id (update operators such as $inc are
         accepted too); False when there is no such document."""
-        req = Request(document_pb2.UpdateRequest(collection=self.name, id=id)).struct(
-            "update", fields, "fields", required=True)
-        return self._call("Update", req).success
+        req = document_pb2.UpdateRequest(collection=self.name, id=id,
+                                         update=to_document(fields, "fields", required=True))
+        try:
+            return self._call("Update", req).success
+        except errors.NotFoundError:
+            return False
 
     def update_many(self, query: Mapping[str, Any], update: Mapping[str, Any],
                     upsert: bool = False) -> int:
         """Applies update (plain fields, or operators) to every match; returns the number of
         documents modified."""
-        req = (Request(document_pb2.UpdateManyRequest(collection=self.name, upsert=upsert))
-               .struct("filter", query, "query").struct("update", update, required=True))
+        req = document_pb2.UpdateManyRequest(collection=self.name, upsert=upsert,
+                                             filter=to_document(query, "query"),
+                                             update=to_document(update, "update", required=True))
         return self._call("UpdateMany", req).modified_count
 
     def delete(self, id: str) -> bool:
         """Deletes the document with this id; False when there was none."""
-        return self._call("Delete", document_pb2.DeleteRequest(collection=self.name, id=id)).success
+        try:
+            return self._call("Delete", document_pb2.DeleteRequest(collection=self.name, id=id)).success
+        except errors.NotFoundError:
+            return False
 
     def delete_many(self, query: Optional[Mapping[str, Any]] = None) -> int:
         """Deletes every match (every document when query is None or {}); returns the count."""
-        req = Request(document_pb2.DeleteManyRequest(collection=self.name)).struct("filter", query, "query")
+        req = document_pb2.DeleteManyRequest(collection=self.name, filter=to_document(query, "query"))
         return self._call("DeleteMany", req).deleted_count
 
     # -- reads ---------------------------------------------------------------------------
 
+    def _find_request(self, query, limit, skip, sort, projection, page_size, page_token,
+                      explain) -> document_pb2.FindRequest:
+        return document_pb2.FindRequest(
+            collection=self.name, skip=int(skip), limit=int(limit), page_size=int(page_size),
+            page_token=page_token, explain=explain, filter=to_document(query, "query"),
+            projection=to_document(projection, "projection"), sort=_sort_document(sort))
+
     def find(self, query: Optional[Mapping[str, Any]] = None, limit: int = 0, *,
              skip: int = 0, sort: SortSpec = None,
-             projection: Optional[Mapping[str, Any]] = None, page_size: int = 0,
-             timeout: Optional[float] = None) -> Cursor:
-        """Documents matching query (all when None), as a lazy Cursor of dicts.
+             projection: Optional[Mapping[str, Any]] = None, page_token: str = "",
+             explain: bool = False, page_size: int = 0,
+             timeout: Optional[float] = None) -> Results:
+        """Documents matching query (all when None), as a list of dicts (Results).
 
         limit=0 means no limit. sort: 'field', '-field', {'a': 1, 'b': -1} or
-        [('a', 1), ...]. Nothing is sent until the cursor is iterated.
+        [('a', 1), ...]. With a limit, results.next_page_token passed back as page_token
+        reads the next page; explain=True fills results.explain. For results too large to
+        hold, find_iter streams them instead.
         """
-        req = (Request(document_pb2.FindRequest(collection=self.name, skip=int(skip), limit=int(limit),
-                                                page_size=int(page_size), sort=_sort_fields(sort)))
-               .struct("filter", query, "query").struct("projection", projection))
+        req = self._find_request(query, limit, skip, sort, projection, page_size, page_token, explain)
+        return self.db._collect(self.db._docs.Find, req, "Find", timeout)
+
+    def find_iter(self, query: Optional[Mapping[str, Any]] = None, limit: int = 0, *,
+                  skip: int = 0, sort: SortSpec = None,
+                  projection: Optional[Mapping[str, Any]] = None, page_token: str = "",
+                  page_size: int = 0, timeout: Optional[float] = None) -> Cursor:
+        """find() as a lazy Cursor: pages are read from the server as iteration reaches them,
+        so a large result never sits in memory whole. Nothing is sent until it is iterated."""
+        req = self._find_request(query, limit, skip, sort, projection, page_size, page_token, False)
         return self.db._stream(self.db._docs.Find, req, "Find", timeout)
 
     def find_one(self, query: Optional[Mapping[str, Any]] = None, *, sort: SortSpec = None,
                  projection: Optional[Mapping[str, Any]] = None) -> Optional[Document]:
         """The first match (after sort), or None."""
-        req = (Request(document_pb2.FindOneRequest(collection=self.name, sort=_sort_fields(sort)))
-               .struct("filter", query, "query").struct("projection", projection))
+        req = document_pb2.FindOneRequest(collection=self.name, filter=to_document(query, "query"),
+                                          projection=to_document(projection, "projection"),
+                                          sort=_sort_document(sort))
         r = self._call("FindOne", req)
-        return from_struct(r.document) if r.HasField("document") else None
+        return from_document(r.document) if r.HasField("document") else None
 
     def find_by_id(self, id: str) -> Optional[Document]:
         """The document with this id, or None."""
@@ -401,21 +446,31 @@ class Collection:
             r = self._call("Get", document_pb2.GetRequest(collection=self.name, id=id))
         except errors.NotFoundError:
             return None
-        return from_struct(r.document)
+        return from_document(r.document)
 
     def count(self, query: Optional[Mapping[str, Any]] = None) -> int:
         """Documents matching query (all when None)."""
-        req = Request(document_pb2.CountRequest(collection=self.name)).struct("filter", query, "query")
-        return self._call("Count", req).count
+        return self._call("Count", document_pb2.CountRequest(
+            collection=self.name, filter=to_document(query, "query"))).count
 
-    def aggregate(self, pipeline: Sequence[Mapping[str, Any]], *, page_size: int = 0,
-                  timeout: Optional[float] = None) -> Cursor:
-        """Runs an aggregation pipeline; its output as a lazy Cursor of dicts."""
+    def _aggregate_request(self, pipeline, page_size) -> document_pb2.AggregateRequest:
         if isinstance(pipeline, Mapping):
             raise TypeError("pipeline must be a list of stages, not a dict")
-        req = Request(document_pb2.AggregateRequest(collection=self.name, page_size=int(page_size)))
-        req.structs("pipeline", [_ordered_sort(stage) for stage in pipeline])
-        return self.db._stream(self.db._docs.Aggregate, req, "Aggregate", timeout)
+        return document_pb2.AggregateRequest(
+            collection=self.name, page_size=int(page_size),
+            pipeline=[to_document(st, f"pipeline[{i}]", required=True) for i, st in enumerate(pipeline)])
+
+    def aggregate(self, pipeline: Sequence[Mapping[str, Any]], *, page_size: int = 0,
+                  timeout: Optional[float] = None) -> Results:
+        """Runs an aggregation pipeline; its output as a list of dicts (Results)."""
+        return self.db._collect(self.db._docs.Aggregate, self._aggregate_request(pipeline, page_size),
+                                "Aggregate", timeout)
+
+    def aggregate_iter(self, pipeline: Sequence[Mapping[str, Any]], *, page_size: int = 0,
+                       timeout: Optional[float] = None) -> Cursor:
+        """aggregate() as a lazy Cursor, read from the server as iteration reaches it."""
+        return self.db._stream(self.db._docs.Aggregate, self._aggregate_request(pipeline, page_size),
+                               "Aggregate", timeout)
 
     # -- collection and indexes ----------------------------------------------------------
 
@@ -426,8 +481,9 @@ class Collection:
                      name: str = "") -> Dict[str, Any]:
         """Builds a secondary index. fields as for sort: 'city', {'city': 1, 'age': -1}..."""
         req = document_pb2.CreateIndexRequest(collection=self.name, unique=unique, name=name)
-        for sf in _sort_fields(fields):
-            req.fields.add(field=sf.field, direction=sf.direction)
+        for field, direction in _sort_items(fields):
+            req.fields.add(field=field, direction=(common_pb2.SORT_DIRECTION_ASCENDING if direction == 1
+                                                   else common_pb2.SORT_DIRECTION_DESCENDING))
         return _index_info(self._call("CreateIndex", req).index)
 
     def drop_index(self, name: str) -> bool:
@@ -464,8 +520,8 @@ class VectorCollection:
     def insert(self, document: Mapping[str, Any], vector: Sequence[float]) -> str:
         """Inserts a document with its vector; returns its id. ALREADY_EXISTS if its '_id'
         is taken (use upsert to replace)."""
-        req = Request(vector_pb2.InsertVectorRequest(collection=self.name, vector=floats(vector)))
-        req.struct("document", document, required=True)
+        req = vector_pb2.InsertVectorRequest(collection=self.name, vector=floats(vector),
+                                             document=to_document(document, required=True))
         return self._call("InsertVector", req).document_id
 
     def insert_many(self, documents: Sequence[Mapping[str, Any]],
@@ -473,16 +529,16 @@ class VectorCollection:
         """Inserts documents[i] with vectors[i], all in one atomic batch; returns the ids."""
         if len(documents) != len(vectors):
             raise ValueError(f"{len(documents)} documents but {len(vectors)} vectors")
-        req = Request(vector_pb2.InsertVectorsRequest(collection=self.name))
-        for i, (d, v) in enumerate(zip(documents, vectors)):
-            vd = Request(vector_pb2.VectorDocument(vector=floats(v, f"vectors[{i}]")))
-            req.message("documents", vd.struct("document", d, f"documents[{i}]", required=True))
+        req = vector_pb2.InsertVectorsRequest(collection=self.name, documents=[
+            vector_pb2.VectorDocument(vector=floats(v, f"vectors[{i}]"),
+                                      document=to_document(d, f"documents[{i}]", required=True))
+            for i, (d, v) in enumerate(zip(documents, vectors))])
         return list(self._call("InsertVectors", req).document_ids)
 
     def upsert(self, id: str, document: Mapping[str, Any], vector: Sequence[float]) -> bool:
         """Inserts or replaces the document and vector with this id; True when inserted."""
-        req = Request(vector_pb2.UpsertVectorRequest(collection=self.name, id=id, vector=floats(vector)))
-        req.struct("document", document, required=True)
+        req = vector_pb2.UpsertVectorRequest(collection=self.name, id=id, vector=floats(vector),
+                                             document=to_document(document, required=True))
         return self._call("UpsertVector", req).inserted
 
     def get(self, id: str, include_vector: bool = False) -> Optional[Document]:
@@ -493,7 +549,7 @@ class VectorCollection:
                 collection=self.name, id=id, include_vector=include_vector))
         except errors.NotFoundError:
             return None
-        doc = from_struct(r.document)
+        doc = from_document(r.document)
         if include_vector:
             doc["_vector"] = list(r.vector)
         return doc
@@ -512,8 +568,9 @@ class VectorCollection:
                                         dimensions=int(self.dimensions or 0))
         if min_score is not None:
             base.min_score.value = float(min_score)
-        req = Request(base).struct("filter", filter)
-        return _hits(self._call("Search", req).results)
+        if filter is not None:
+            base.filter.CopyFrom(to_document(filter, "filter"))
+        return _hits(self._call("Search", base).results)
 
     def search_batch(self, query_vectors: Sequence[Sequence[float]], limit: int = 10, *,
                      filter: Optional[Mapping[str, Any]] = None,
@@ -526,16 +583,17 @@ class VectorCollection:
             base.queries.add(vector=floats(q, f"query_vectors[{i}]"))
         if min_score is not None:
             base.min_score.value = float(min_score)
-        req = Request(base).struct("filter", filter)
-        return [_hits(r.results) for r in self._call("SearchBatch", req).results]
+        if filter is not None:
+            base.filter.CopyFrom(to_document(filter, "filter"))
+        return [_hits(r.results) for r in self._call("SearchBatch", base).results]
 
     def find(self, query: Optional[Mapping[str, Any]] = None, limit: int = 0, *,
              page_size: int = 0, timeout: Optional[float] = None) -> Cursor:
         """The documents matching query (all when None) with their stored vectors, in _id
         order from one snapshot, as a lazy Cursor of VectorDocument(doc, vector) pairs
         (for export). limit=0 means no limit. Nothing is sent until it is iterated."""
-        req = Request(vector_pb2.FindVectorsRequest(collection=self.name, limit=int(limit),
-                                                    page_size=int(page_size))).struct("filter", query, "query")
+        req = vector_pb2.FindVectorsRequest(collection=self.name, limit=int(limit), page_size=int(page_size),
+                                            filter=to_document(query, "query"))
         return self.db._stream(self.db._vecs.FindVectors, req, "FindVectors", timeout, _vector_document)
 
     def drop(self) -> bool:
@@ -545,7 +603,7 @@ class VectorCollection:
 def _hits(results) -> List[SearchResult]:
     out = []
     for h in results:
-        hit = _Hit(h.document_id, float(h.similarity), from_struct(h.document))
+        hit = _Hit(h.document_id, float(h.similarity), from_document(h.document))
         hit.vector = list(h.vector)
         out.append(hit)
     return out

@@ -57,9 +57,9 @@ def test_api_key_from_environment(server, monkeypatch):
         assert d.stats()["rss_bytes"] > 0
 
 
-def test_unreachable_server_is_unavailable_and_find_is_lazy(unused_port):
+def test_unreachable_server_is_unavailable_and_find_iter_is_lazy(unused_port):
     with NexaDB("127.0.0.1", unused_port, api_key="k", timeout=2) as d:
-        cur = d.collection("c").find({"a": 1})  # builds the request only; nothing is sent
+        cur = d.collection("c").find_iter({"a": 1})  # builds the request only; nothing is sent
         with pytest.raises(nexadb.UnavailableError) as e:
             cur.to_list()
         assert e.value.code == grpc.StatusCode.UNAVAILABLE
@@ -79,7 +79,7 @@ def test_bad_arguments_refused_before_sending(db):
     with pytest.raises(TypeError):
         c.insert({"x": object()})
     with pytest.raises(ValueError):
-        c.insert({"x": 2**60})
+        c.insert({"x": 2**64})  # beyond int64
     with pytest.raises(ValueError, match="sort direction"):
         c.find(sort={"a": 2})
     with pytest.raises(TypeError, match="list of stages"):

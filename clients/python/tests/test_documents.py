@@ -62,12 +62,12 @@ def test_find_limit_skip_sort_projection(users):
     users.insert_many([{"n": i, "sq": i * i, "tag": "even" if i % 2 == 0 else "odd"}
                        for i in range(10)])
     assert [d["n"] for d in users.find(sort="-n", limit=3)] == [9, 8, 7]
-    cur = users.find({"n": {"$lt": 2}}, sort="n")
+    cur = users.find_iter({"n": {"$lt": 2}}, sort="n")
     assert [d["n"] for d in cur] == [0, 1]
-    assert [d["n"] for d in cur] == [0, 1]  # iterating again runs the query again
+    assert [d["n"] for d in cur] == [0, 1]  # iterating a Cursor again runs the query again
     assert cur.first() == users.find_one({"n": 0})
     assert [d["n"] for d in users.find({"tag": "even"}, sort=[("n", 1)], skip=1, limit=2)] == [2, 4]
-    docs = users.find({"n": {"$lt": 3}}, sort="n", projection={"sq": 1}).to_list()
+    docs = users.find({"n": {"$lt": 3}}, sort="n", projection={"sq": 1})
     assert [set(d) for d in docs] == [{"_id", "sq"}] * 3
     assert [d["sq"] for d in docs] == [0, 1, 4]
 
@@ -92,13 +92,13 @@ def test_query_operators_from_the_brief(users):
 def test_bad_filter_is_invalid_argument(users):
     users.insert({"a": 1})
     with pytest.raises(nexadb.InvalidArgumentError) as e:
-        users.find({"a": {"$bogus": 1}}).to_list()
+        users.find({"a": {"$bogus": 1}})
     assert e.value.code == grpc.StatusCode.INVALID_ARGUMENT
     assert e.value.details
     with pytest.raises(nexadb.InvalidArgumentError):
         users.count({"a": {"$gt": 1, "$regex": "("}})
     with pytest.raises(nexadb.InvalidArgumentError):
-        users.aggregate([{"$nosuchstage": {}}]).to_list()
+        users.aggregate([{"$nosuchstage": {}}])
 
 
 def test_update_variants(users):
@@ -131,7 +131,7 @@ def test_aggregate_brief_pipeline(users):
     out = users.aggregate([
         {"$group": {"_id": "$category", "count": {"$sum": 1}, "avg_price": {"$avg": "$price"}}},
         {"$sort": {"count": -1}},
-    ]).to_list()
+    ])
     assert out == [{"_id": "Electronics", "count": 2, "avg_price": 612.5},
                    {"_id": "Furniture", "count": 1, "avg_price": 300}]
 
@@ -146,13 +146,13 @@ def test_streaming_find_spans_many_messages_and_is_lazy(db, users, server):
                          metadata=db._metadata, timeout=30)
     pages = [len(m.documents) for m in call]
     assert sum(pages) == n and len(pages) >= n // 128 and max(pages) <= 128
-    # the SDK cursor yields every document across those pages...
-    seen = {d["i"] for d in users.find(page_size=128)}
+    # the SDK's streaming cursor yields every document across those pages...
+    seen = {d["i"] for d in users.find_iter(page_size=128)}
     assert seen == set(range(n))
-    # ...and with the server's default page size too
-    assert sum(1 for _ in users.find()) == n
+    # ...and find() collects them all, with the server's default page size too
+    assert len(users.find()) == n
     # lazily: taking a few and closing cancels the rest of the stream
-    cur = users.find(page_size=64)
+    cur = users.find_iter(page_size=64)
     it = iter(cur)
     first = [next(it) for _ in range(10)]
     assert len(first) == 10
@@ -176,13 +176,12 @@ def test_write_without_key_is_refused(server, coll_name, monkeypatch):
         with pytest.raises(nexadb.AuthenticationError):
             anon.collection(coll_name).insert({"a": 1})
         with pytest.raises(nexadb.AuthenticationError):
-            anon.collection(coll_name).find().to_list()
+            anon.collection(coll_name).find()
 
 
 def test_key_order_reaches_the_server(users, server):
-    """Struct is a protobuf map; the SDK writes its entries in the dict's order, so the
-    stored key order is the caller's (read back over REST, which keeps it) and a compound
-    sort sorts by its first key first."""
+    """A document travels as BSON, so the stored key order is the caller's (read back over
+    REST, which keeps it) and a compound sort sorts by its first key first."""
     import json
     import urllib.request
     keys = ["zeta", "alpha", "mid", "beta", "omega", "gamma", "kappa", "delta", "eps", "iota"]
@@ -198,9 +197,9 @@ def test_key_order_reaches_the_server(users, server):
     users.insert_many([{"g": "b", "n": 1}, {"g": "a", "n": 2}, {"g": "a", "n": 1}, {"g": "b", "n": 2}])
     for spec, want in (({"n": -1, "g": 1}, [("a", 2), ("b", 2), ("a", 1), ("b", 1)]),
                        ({"g": 1, "n": -1}, [("a", 2), ("a", 1), ("b", 2), ("b", 1)])):
-        got = users.aggregate([{"$match": {"g": {"$exists": True}}}, {"$sort": spec}]).to_list()
+        got = users.aggregate([{"$match": {"g": {"$exists": True}}}, {"$sort": spec}])
         assert [(d["g"], d["n"]) for d in got] == want, spec
-        got = users.find({"g": {"$exists": True}}, sort=spec).to_list()
+        got = users.find({"g": {"$exists": True}}, sort=spec)
         assert [(d["g"], d["n"]) for d in got] == want, spec
 
 
@@ -227,3 +226,43 @@ def test_create_collection_and_indexes(db, coll_name):
     assert c.drop_index("by_tags") is False
     assert "by_tags" not in {i["name"] for i in c.list_indexes()}
     c.drop()
+
+
+def test_values_keep_their_types(users):
+    """int64 extremes, dates with milliseconds, binary, nested arrays and key order come
+    back as they went in (BSON on the wire; engine/doc stores them typed)."""
+    import datetime
+    when = datetime.datetime(2024, 2, 29, 23, 59, 58, 123000, tzinfo=datetime.timezone.utc)
+    doc = {"z": 2**63 - 1, "a": -2**63, "m": 2**53 + 1, "small": 42, "f": 2.5,
+           "when": when, "naive": datetime.datetime(1969, 12, 31, 23, 59, 59, 999000),
+           "raw": b"\x00\xffbytes", "nested": [{"b": 1, "a": [when, None]}], "t": True, "n": None}
+    uid = users.insert(doc)
+    got = users.find_by_id(uid)
+    assert list(got)[3:] == list(doc)
+    assert got["z"] == 2**63 - 1 and got["a"] == -2**63 and got["m"] == 2**53 + 1
+    assert type(got["small"]) is int and type(got["f"]) is float
+    assert got["when"] == when and got["when"].tzinfo is not None
+    assert got["naive"] == datetime.datetime(1969, 12, 31, 23, 59, 59, 999000, tzinfo=datetime.timezone.utc)
+    assert got["raw"] == b"\x00\xffbytes" and got["nested"] == doc["nested"]
+    # they compare as MongoDB's types: a date range, an exact int64
+    assert [d["_id"] for d in users.find({"when": {"$gt": datetime.datetime(2024, 1, 1)}})] == [uid]
+    assert users.count({"m": 2**53}) == 0 and users.count({"m": 2**53 + 1}) == 1
+    assert users.count({"raw": {"$type": "binData"}}) == 1
+    assert users.update(uid, {"$inc": {"m": 1}}) and users.find_by_id(uid)["m"] == 2**53 + 2
+    with pytest.raises(ValueError):
+        users.insert({"x": 2**64})
+
+
+def test_find_is_a_list_with_pages_and_explain(users):
+    users.insert_many([{"i": i} for i in range(25)])
+    first = users.find(sort="i", limit=10)
+    assert isinstance(first, list) and len(first) == 10 and first and first[0]["i"] == 0
+    assert first.next_page_token
+    second = users.find(sort="i", limit=10, page_token=first.next_page_token)
+    assert [d["i"] for d in second] == list(range(10, 20))
+    third = users.find(sort="i", limit=10, page_token=second.next_page_token)
+    assert [d["i"] for d in third] == list(range(20, 25)) and third.next_page_token == ""
+    none = users.find({"i": -1})
+    assert not none and len(none) == 0
+    plan = users.find({"i": {"$gt": 20}}, explain=True).explain
+    assert plan["plan"] == "COLLSCAN" and plan["returned"] == 4

@@ -29,7 +29,7 @@ assert os.path.realpath(nexadb.__file__).startswith(os.path.realpath(sys.prefix)
 db = nexadb.NexaDB("127.0.0.1", int(os.environ["NEXADB_PORT"]), api_key=os.environ["NEXADB_API_KEY"])
 users = db.collection(sys.argv[1])
 uid = users.insert({"name": "Alice", "age": 28})
-found = users.find({"age": {"$gt": 25}}).to_list()
+found = users.find({"age": {"$gt": 25}})
 assert [(d["_id"], d["name"], d["age"], type(d["age"])) for d in found] == [(uid, "Alice", 28, int)], found
 assert nexadb_client.NexaDB is nexadb.NexaDB
 db.close()

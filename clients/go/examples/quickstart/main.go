@@ -12,8 +12,20 @@ import (
 	"log"
 	"os"
 
+	"go.mongodb.org/mongo-driver/v2/bson"
+
 	nexadb "github.com/nexadb/nexadb/clients/go"
 )
+
+// User is the brief's user document; bson tags name its fields in the database, and the
+// struct's field order is the stored key order.
+type User struct {
+	ID    string   `bson:"_id,omitempty"`
+	Name  string   `bson:"name"`
+	Email string   `bson:"email"`
+	Age   int      `bson:"age"`
+	Tags  []string `bson:"tags"`
+}
 
 func env(name, def string) string {
 	if v := os.Getenv(name); v != "" {
@@ -40,35 +52,43 @@ func main() {
 	// Create collection
 	users := db.Collection("users")
 
-	// Insert document
-	userID, err := users.Insert(ctx, nexadb.Document{
-		"name":  "Alice Johnson",
-		"email": "alice@example.com",
-		"age":   28,
-		"tags":  []string{"go", "database"},
+	// Insert document (a struct; a bson.D or a map would do too)
+	userID, err := users.Insert(ctx, User{
+		Name:  "Alice Johnson",
+		Email: "alice@example.com",
+		Age:   28,
+		Tags:  []string{"go", "database"},
 	})
 	if err != nil {
 		log.Fatal(err)
 	}
 
 	// Query
-	results, err := users.Find(ctx, nexadb.Document{"age": nexadb.Document{"$gt": 25}})
+	results, err := users.Find(ctx, bson.M{"age": bson.M{"$gt": 25}})
 	if err != nil {
 		log.Fatal(err)
 	}
-	for _, user := range results {
-		fmt.Printf("%s - %d\n", user["name"], user["age"])
+	for _, doc := range results {
+		var user User
+		if err := nexadb.Decode(doc, &user); err != nil {
+			log.Fatal(err)
+		}
+		fmt.Printf("%s - %d\n", user.Name, user.Age)
 	}
 
 	// Update
-	if _, err := users.Update(ctx, userID, nexadb.Document{"age": 29}); err != nil {
+	if _, err := users.Update(ctx, userID, bson.M{"age": 29}); err != nil {
 		log.Fatal(err)
 	}
-	user, err := users.FindByID(ctx, userID)
+	doc, err := users.FindByID(ctx, userID)
 	if err != nil {
 		log.Fatal(err)
 	}
-	fmt.Printf("updated: %d\n", user["age"])
+	var user User
+	if err := nexadb.Decode(doc, &user); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("updated: %d\n", user.Age)
 
 	// Delete
 	if _, err := users.Delete(ctx, userID); err != nil {
