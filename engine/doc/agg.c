@@ -3,9 +3,11 @@
  *
  * Stages pull documents from the stage before them (the first from a cursor
  * over the collection); streaming stages ($match $project $addFields/$set
- * $unset $unwind $skip $limit $lookup) hold one document at a time, blocking
- * stages ($group $sort $count) drain their input first and refuse with
- * NDB_ELIMIT beyond ndb_doc_options.agg_mem_bytes. A leading $match (and a
+ * $unset $unwind $skip $limit $lookup $replaceRoot/$replaceWith) hold one
+ * document at a time, blocking stages ($group $sort $count $sample) drain
+ * their input first and refuse with NDB_ELIMIT beyond
+ * ndb_doc_options.agg_mem_bytes. $sortByCount and $bucket are written out
+ * as $group and $sort first (agg_expand.c). A leading $match (and a
  * $sort right after it) is pushed into the collection cursor, so the planner
  * can use an index.
  *
@@ -16,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
 #include "doc_int.h"
 #include "accum.h"
@@ -25,7 +28,7 @@
 
 typedef enum skind {
     S_MATCH, S_GROUP, S_SORT, S_LIMIT, S_SKIP, S_PROJECT, S_UNWIND, S_COUNT, S_ADDFIELDS,
-    S_UNSET, S_LOOKUP,
+    S_UNSET, S_LOOKUP, S_REPLACEROOT, S_SAMPLE,
 } skind;
 
 typedef struct stage {
@@ -39,6 +42,7 @@ typedef struct stage {
     srt_spec sort;
     memdoc *mem;
     size_t nmem, mem_i;
+    size_t nmem_out;     /* $sample: how many of mem are the sample */
     bool drained;
     /* $group */
     expr gid;
@@ -70,6 +74,9 @@ typedef struct stage {
     size_t curlen;
     uint32_t ui;
     bool have_cur;
+    /* $replaceRoot / $replaceWith: gid holds the new root's expression */
+    /* $sample: n is the size; mem holds the reservoir */
+    uint64_t rng;
     /* $count */
     const char *cntname;
     size_t cntlen;
@@ -353,6 +360,26 @@ static ndb_status compile_stage(agg_state *a, stage *s, const ndb_doc_val *sv, i
             return ndb_errmsg_set(msg, NDB_EINVAL, "$unwind path must be a \"$field\" path");
         return NDB_OK;
     }
+    if (key_is(k, kl, "$replaceRoot") || key_is(k, kl, "$replaceWith")) {
+        s->kind = S_REPLACEROOT;
+        ndb_doc_val root = v;
+        if (k[8] == 'R' && /* $replaceRoot: {"newRoot": e}; $replaceWith: e */
+            (v.type != NDB_DOC_OBJECT || ndb_doc_get_field(&v, "newRoot", 7, &root) != NDB_OK))
+            return ndb_errmsg_set(msg, NDB_EINVAL, "$replaceRoot needs {\"newRoot\": <expression>}");
+        return expr_compile(&root, k[8] == 'R' ? "$replaceRoot.newRoot" : "$replaceWith", &s->gid, 0, msg);
+    }
+    if (key_is(k, kl, "$sample")) {
+        s->kind = S_SAMPLE;
+        ndb_doc_val n;
+        if (v.type != NDB_DOC_OBJECT || ndb_doc_get_field(&v, "size", 4, &n) != NDB_OK || n.type != NDB_DOC_INT ||
+            n.u.i < 0)
+            return ndb_errmsg_set(msg, NDB_EINVAL, "$sample needs {\"size\": <non-negative integer>}");
+        s->n = (uint64_t)n.u.i;
+        if (getrandom(&s->rng, sizeof s->rng, 0) != (ssize_t)sizeof s->rng)
+            return ndb_errmsg_set(msg, NDB_EIO, "$sample: no random numbers from the system");
+        s->rng |= 1; /* xorshift needs a non-zero state */
+        return NDB_OK;
+    }
     if (key_is(k, kl, "$count")) {
         s->kind = S_COUNT;
         if (v.type != NDB_DOC_STRING || need_name(v.u.s.ptr, v.u.s.len, "$count", NULL) != NDB_OK)
@@ -509,7 +536,42 @@ static ndb_status sort_drain(ndb_doc_cursor *c, int i, stage *s, ndb_errmsg *msg
     return memdoc_sort(s->mem, s->nmem, c->intr, msg);
 }
 
-/* Writes doc with the value at path replaced by v (objects along the path). */
+/* $sample: every input document kept (bounded by agg_mem_bytes), then the
+ * first n positions of a Fisher-Yates shuffle (xorshift64 seeded from the
+ * system) are the sample, in random order. */
+static ndb_status sample_drain(ndb_doc_cursor *c, int i, stage *s, ndb_errmsg *msg)
+{
+    size_t limit = c->db->opt.agg_mem_bytes, used = 0, cap = 0;
+    dbuf nokey = {0};
+    const uint8_t *d;
+    size_t dl;
+    int got;
+    while ((got = pull(c, i - 1, &d, &dl, msg)) > 0) {
+        if ((used += dl + sizeof(memdoc)) > limit)
+            return ndb_errmsg_set(msg, NDB_ELIMIT, "$sample exceeded the memory limit of %zu bytes", limit);
+        ndb_status st = memdoc_push(&s->mem, &s->nmem, &cap, &nokey, d, dl, s->nmem);
+        if (st != NDB_OK)
+            return st;
+    }
+    if (got < 0)
+        return (ndb_status)got;
+    size_t n = s->n < s->nmem ? (size_t)s->n : s->nmem;
+    for (size_t k = 0; k < n; k++) {
+        s->rng ^= s->rng << 13;
+        s->rng ^= s->rng >> 7;
+        s->rng ^= s->rng << 17;
+        size_t j = k + (size_t)(s->rng % (s->nmem - k));
+        memdoc t = s->mem[k];
+        s->mem[k] = s->mem[j];
+        s->mem[j] = t;
+    }
+    s->mem_i = 0;
+    s->nmem_out = n;
+    return NDB_OK;
+}
+
+/* Writes doc with the value at path replaced by v (objects along the path),
+ * or without that field when v is NULL. */
 static void replace_path(const ndb_doc_val *obj, const dpath *p, int i, const ndb_doc_val *v,
                          ndb_doc_builder *b)
 {
@@ -520,17 +582,16 @@ static void replace_path(const ndb_doc_val *obj, const dpath *p, int i, const nd
     size_t kl;
     ndb_doc_val e;
     while (ndb_doc_iter_next(&it, &k, &kl, &e)) {
+        bool here = kl == p->l[i] && memcmp(k, p->c[i], kl) == 0;
+        if (here && i + 1 == p->n && v == NULL)
+            continue;
         ndb_doc_key(b, k, kl);
-        if (kl == p->l[i] && memcmp(k, p->c[i], kl) == 0) {
-            if (i + 1 == p->n)
-                ndb_doc_value(b, v);
-            else if (e.type == NDB_DOC_OBJECT)
-                replace_path(&e, p, i + 1, v, b);
-            else
-                ndb_doc_value(b, &e);
-        } else {
+        if (here && i + 1 == p->n)
+            ndb_doc_value(b, v);
+        else if (here && e.type == NDB_DOC_OBJECT)
+            replace_path(&e, p, i + 1, v, b);
+        else
             ndb_doc_value(b, &e);
-        }
     }
     ndb_doc_end_object(b);
 }
@@ -929,12 +990,68 @@ static int pull(ndb_doc_cursor *c, int i, const uint8_t **d, size_t *dl, ndb_err
             }
             s->have_cur = false;
             bool scalar = found && arr.type != NDB_DOC_ARRAY && arr.type != NDB_DOC_NULL;
-            if (scalar || s->preserve) {
+            if (!scalar && !s->preserve)
+                continue;
+            /* MongoDB: a preserved empty array leaves without the field, and
+             * includeArrayIndex is null for anything that was not unwound */
+            if (!(found && arr.type == NDB_DOC_ARRAY) && s->idxname == NULL) {
                 *d = s->cur;
                 *dl = s->curlen;
                 return 1;
             }
-            continue;
+            ndb_doc_builder_reset(b);
+            if (found && arr.type == NDB_DOC_ARRAY)
+                replace_path(&root, &s->upath, 0, NULL, b);
+            else
+                ndb_doc_value(b, &root);
+            if (s->idxname == NULL)
+                return emit(s, d, dl, msg);
+            const void *td;
+            size_t tl;
+            ndb_doc_builder_finish(b, &td, &tl);
+            ndb_doc_val t, nullv;
+            uint8_t nb[2];
+            ndb_doc_root(td, tl, &t);
+            val_make_null(&nullv, nb);
+            if (s->tmp == NULL && ndb_doc_builder_new(&s->tmp) != NDB_OK)
+                return NDB_ENOMEM;
+            ndb_doc_builder_reset(s->tmp);
+            upd_set_top(&t, s->idxname, s->idxlen, &nullv, s->tmp);
+            const void *od;
+            ndb_status st = ndb_doc_builder_finish(s->tmp, &od, dl);
+            if (st != NDB_OK)
+                return st;
+            *d = od;
+            return 1;
+        }
+        case S_SAMPLE:
+            if (!s->drained) {
+                ndb_status st = sample_drain(c, i, s, msg);
+                if (st != NDB_OK)
+                    return st;
+                s->drained = true;
+            }
+            if (s->mem_i >= s->nmem_out)
+                return 0;
+            *d = s->mem[s->mem_i].doc;
+            *dl = s->mem[s->mem_i].dlen;
+            s->mem_i++;
+            return 1;
+        case S_REPLACEROOT: {
+            int r = pull(c, i - 1, d, dl, msg);
+            if (r <= 0)
+                return r;
+            ndb_doc_val root, nr;
+            ndb_doc_root(*d, *dl, &root);
+            int er = expr_eval(&s->gid, &root, &nr, msg);
+            if (er < 0)
+                return er;
+            if (er == 0 || nr.type != NDB_DOC_OBJECT)
+                return ndb_errmsg_set(msg, NDB_EINVAL, "$replaceRoot's new root must evaluate to an object, "
+                                      "not %s", er == 0 ? "a missing value" : "another type");
+            ndb_doc_builder_reset(s->out);
+            ndb_doc_value(s->out, &nr);
+            return emit(s, d, dl, msg);
         }
         case S_LOOKUP: {
             int r = pull(c, i - 1, d, dl, msg);
@@ -991,21 +1108,23 @@ ndb_status agg_open(ndb_doc_db *db, coll *cl, const ndb_doc_val *pipeline, const
     if (a == NULL)
         return NDB_ENOMEM;
     a->db = db;
-    a->plen = pipeline->raw_len + 1;
-    a->pipe = malloc(a->plen);
-    a->st = calloc(pipeline->u.c.count ? pipeline->u.c.count : 1, sizeof *a->st);
-    if (a->pipe == NULL || a->st == NULL) {
+    void *pipe;
+    ndb_status st = agg_expand(pipeline, &pipe, &a->plen, msg); /* $sortByCount, $bucket written out */
+    if (st != NDB_OK) {
+        agg_free(a);
+        return st;
+    }
+    a->pipe = pipe;
+    ndb_doc_val pv;
+    ndb_doc_root(a->pipe, a->plen, &pv);
+    a->st = calloc(pv.u.c.count ? pv.u.c.count : 1, sizeof *a->st);
+    if (a->st == NULL) {
         agg_free(a);
         return NDB_ENOMEM;
     }
-    a->pipe[0] = DOC_HDR;
-    memcpy(a->pipe + 1, pipeline->raw, pipeline->raw_len);
-    ndb_doc_val pv;
-    ndb_doc_root(a->pipe, a->plen, &pv);
     ndb_doc_iter it;
     ndb_doc_iter_init(&it, &pv);
     ndb_doc_val sv;
-    ndb_status st = NDB_OK;
     while (ndb_doc_iter_next(&it, NULL, NULL, &sv)) {
         st = compile_stage(a, &a->st[a->n], &sv, a->n, msg);
         a->n++;

@@ -175,7 +175,7 @@ void val_brief(const ndb_doc_val *v, char *out, size_t n);
 /* ---- compiled filters (filter.c); the planner reads this tree. */
 typedef enum flt_op {
     OP_EQ, OP_NE, OP_GT, OP_GTE, OP_LT, OP_LTE, OP_IN, OP_NIN, OP_EXISTS, OP_REGEX,
-    OP_ALL, OP_ELEMMATCH, OP_SIZE, OP_TYPE, OP_NOT,
+    OP_ALL, OP_ELEMMATCH, OP_SIZE, OP_TYPE, OP_NOT, OP_MOD,
 } flt_op;
 
 typedef struct flt_node flt_node;
@@ -187,6 +187,7 @@ typedef struct flt_run {
     ndb_status st;              /* the first failure: NDB_ELIMIT, or the interrupt's status */
     int pcre_rc;                /* PCRE2's error for NDB_ELIMIT */
     const ndb_doc_val *pattern; /* the $regex that failed */
+    ndb_errmsg expr_msg;        /* a $expr that failed (st NDB_EINVAL): why */
     struct pcre2_real_match_context_8 *mctx; /* the match limits, shared by the filter's regexes */
 } flt_run;
 
@@ -201,12 +202,15 @@ typedef struct flt_pred {
     int ninner;
     uint32_t type_mask;     /* $type: bit per ndb_doc_type */
     int64_t size;           /* $size */
+    int64_t mod[2];         /* $mod: divisor, remainder */
     bool exists;            /* $exists */
 } flt_pred;
 
-typedef enum flt_kind { FN_AND, FN_OR, FN_NOR, FN_FIELD } flt_kind;
+typedef enum flt_kind { FN_AND, FN_OR, FN_NOR, FN_FIELD, FN_EXPR } flt_kind;
 struct flt_node {
     flt_kind kind;
+    struct expr *ex;  /* FN_EXPR: an aggregation expression, true when truthy */
+    flt_run *run;     /* FN_EXPR: where an evaluation failure is kept */
     flt_node **kids;
     int nkids;
     dpath path;       /* FN_FIELD: components borrowed from the filter copy */
@@ -577,6 +581,9 @@ coll *db_find_coll(ndb_doc_db *db, const char *name);
 ndb_status db_get_coll(ndb_doc_db *db, const char *name, coll **out, ndb_errmsg *msg);
 
 /* ---- aggregation (agg.c) */
+/* agg_expand.c: the pipeline with $sortByCount and $bucket written out as the
+ * stages they stand for; *out (a new array document) is the caller's to free. */
+ndb_status agg_expand(const ndb_doc_val *pipeline, void **out, size_t *len, ndb_errmsg *msg);
 ndb_status agg_open(ndb_doc_db *db, coll *c, const ndb_doc_val *pipeline, const ndb_interrupt *intr,
                     ndb_doc_cursor **out, ndb_errmsg *msg);
 ndb_status agg_next(ndb_doc_cursor *c, const void **doc, size_t *len, ndb_errmsg *msg);

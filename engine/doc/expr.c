@@ -17,8 +17,32 @@ static const struct {
     {"$toUpper", E_UPPER, 1, 1},   {"$toLower", E_LOWER, 1, 1}, {"$ifNull", E_IFNULL, 2, 2},
     {"$size", E_SIZE, 1, 1},       {"$cond", E_COND, 3, 3},    {"$eq", E_EQ, 2, 2},
     {"$ne", E_NE, 2, 2},           {"$gt", E_GT, 2, 2},        {"$gte", E_GTE, 2, 2},
-    {"$lt", E_LT, 2, 2},           {"$lte", E_LTE, 2, 2},
+    {"$lt", E_LT, 2, 2},           {"$lte", E_LTE, 2, 2},      {"$abs", E_ABS, 1, 1},
+    {"$floor", E_FLOOR, 1, 1},     {"$ceil", E_CEIL, 1, 1},    {"$arrayElemAt", E_ARRAYELEMAT, 2, 2},
+    {"$concatArrays", E_CONCATARRAYS, 0, 64}, {"$in", E_IN, 2, 2}, {"$and", E_AND, 0, 64},
+    {"$or", E_OR, 0, 64},          {"$not", E_NOT, 1, 1},      {"$type", E_TYPE, 1, 1},
+    {"$switch", E_SWITCH, 1, 129}, {"$year", E_YEAR, 1, 1},    {"$month", E_MONTH, 1, 1},
+    {"$dayOfMonth", E_DAYOFMONTH, 1, 1}, {"$hour", E_HOUR, 1, 1}, {"$minute", E_MINUTE, 1, 1},
+    {"$second", E_SECOND, 1, 1},   {"$millisecond", E_MILLISECOND, 1, 1},
+    {"$dayOfWeek", E_DAYOFWEEK, 1, 1}, {"$dayOfYear", E_DAYOFYEAR, 1, 1},
+    {"$dateToString", E_DATETOSTRING, 1, 1},
 };
+
+static bool is_date_part(ekind k) { return k >= E_YEAR && k <= E_DAYOFYEAR; }
+
+/* {"timezone": ...} is accepted only as UTC: the server keeps dates in UTC
+ * and has no time zone database. */
+static ndb_status utc_only(const ndb_doc_val *obj, const char *op, const char *where, ndb_errmsg *msg)
+{
+    ndb_doc_val tz;
+    if (ndb_doc_get_field(obj, "timezone", 8, &tz) != NDB_OK)
+        return NDB_OK;
+    if (tz.type == NDB_DOC_STRING &&
+        (key_is(tz.u.s.ptr, tz.u.s.len, "UTC") || key_is(tz.u.s.ptr, tz.u.s.len, "Z") ||
+         key_is(tz.u.s.ptr, tz.u.s.len, "+00:00") || key_is(tz.u.s.ptr, tz.u.s.len, "GMT")))
+        return NDB_OK;
+    return ndb_errmsg_set(msg, NDB_EINVAL, "%s: only the UTC timezone is supported at %s", op, where);
+}
 
 void expr_clear(expr *e)
 {
@@ -52,6 +76,71 @@ static ndb_status expr_args(const ndb_doc_val *v, const char *where, expr *e, in
             return st;
     }
     return NDB_OK;
+}
+
+/* {"branches": [{"case": e, "then": e}, ...], "default": e}: arguments case,
+ * then, case, then, ... and the default last when there is one. */
+static ndb_status compile_switch(const ndb_doc_val *a, const char *where, expr *e, int depth, ndb_errmsg *msg)
+{
+    ndb_doc_val br, dv;
+    if (a->type != NDB_DOC_OBJECT || ndb_doc_get_field(a, "branches", 8, &br) != NDB_OK ||
+        br.type != NDB_DOC_ARRAY || br.u.c.count == 0 || br.u.c.count > 64)
+        return ndb_errmsg_set(msg, NDB_EINVAL, "$switch needs {\"branches\": [{\"case\", \"then\"}, ...]} at %s",
+                              where);
+    e->has_default = ndb_doc_get_field(a, "default", 7, &dv) == NDB_OK;
+    if ((e->args = calloc(2 * br.u.c.count + 1, sizeof *e->args)) == NULL)
+        return NDB_ENOMEM;
+    ndb_doc_iter it;
+    ndb_doc_iter_init(&it, &br);
+    ndb_doc_val b;
+    while (ndb_doc_iter_next(&it, NULL, NULL, &b)) {
+        ndb_doc_val cs, th;
+        if (b.type != NDB_DOC_OBJECT || b.u.c.count != 2 || ndb_doc_get_field(&b, "case", 4, &cs) != NDB_OK ||
+            ndb_doc_get_field(&b, "then", 4, &th) != NDB_OK)
+            return ndb_errmsg_set(msg, NDB_EINVAL, "each $switch branch is {\"case\": ..., \"then\": ...} at %s",
+                                  where);
+        ndb_status st = expr_compile(&cs, where, &e->args[e->nargs++], depth + 1, msg);
+        if (st == NDB_OK)
+            st = expr_compile(&th, where, &e->args[e->nargs++], depth + 1, msg);
+        if (st != NDB_OK)
+            return st;
+    }
+    return e->has_default ? expr_compile(&dv, where, &e->args[e->nargs++], depth + 1, msg) : NDB_OK;
+}
+
+static ndb_status compile_date_arg(const ndb_doc_val *dv, const char *where, expr *e, int depth, ndb_errmsg *msg)
+{
+    if ((e->args = calloc(1, sizeof *e->args)) == NULL)
+        return NDB_ENOMEM;
+    e->nargs = 1;
+    return expr_compile(dv, where, &e->args[0], depth + 1, msg);
+}
+
+/* {"format": "%Y-%m-%d", "date": e}: the format is kept in e->lit; without
+ * one (has_default), MongoDB's ISO-8601 default. */
+static ndb_status compile_date_to_string(const ndb_doc_val *a, const char *where, expr *e, int depth,
+                                         ndb_errmsg *msg)
+{
+    ndb_doc_val dv;
+    if (a->type != NDB_DOC_OBJECT || ndb_doc_get_field(a, "date", 4, &dv) != NDB_OK)
+        return ndb_errmsg_set(msg, NDB_EINVAL, "$dateToString needs {\"date\": ..., \"format\": ...} at %s", where);
+    ndb_status st = utc_only(a, "$dateToString", where, msg);
+    if (st != NDB_OK)
+        return st;
+    e->has_default = ndb_doc_get_field(a, "format", 6, &e->lit) != NDB_OK; /* the ISO default */
+    if (e->has_default)
+        return compile_date_arg(&dv, where, e, depth, msg);
+    if (e->lit.type != NDB_DOC_STRING)
+        return ndb_errmsg_set(msg, NDB_EINVAL, "$dateToString format must be a string at %s", where);
+    for (size_t i = 0; i < e->lit.u.s.len; i++) {
+        if (e->lit.u.s.ptr[i] != '%')
+            continue;
+        char c = i + 1 < e->lit.u.s.len ? e->lit.u.s.ptr[++i] : 0;
+        if (!strchr("YmdHMSLjwu%", c) || c == 0)
+            return ndb_errmsg_set(msg, NDB_EINVAL, "$dateToString: unknown format %%%c at %s (known: %%Y %%m %%d "
+                                  "%%H %%M %%S %%L %%j %%w %%u %%%%)", c ? c : ' ', where);
+    }
+    return compile_date_arg(&dv, where, e, depth, msg);
 }
 
 ndb_status expr_compile(const ndb_doc_val *v, const char *where, expr *e, int depth, ndb_errmsg *msg)
@@ -100,7 +189,20 @@ ndb_status expr_compile(const ndb_doc_val *v, const char *where, expr *e, int de
                                       (int)kl, k, where);
             e->kind = eops[i].kind;
             ndb_status st;
-            if (e->kind == E_COND && a.type == NDB_DOC_OBJECT) {
+            if (e->kind == E_SWITCH) {
+                if ((st = compile_switch(&a, where, e, depth, msg)) != NDB_OK)
+                    return st;
+            } else if (e->kind == E_DATETOSTRING) {
+                if ((st = compile_date_to_string(&a, where, e, depth, msg)) != NDB_OK)
+                    return st;
+            } else if (is_date_part(e->kind) && a.type == NDB_DOC_OBJECT) { /* {"date": ..., "timezone": "UTC"} */
+                ndb_doc_val dv;
+                if (ndb_doc_get_field(&a, "date", 4, &dv) != NDB_OK)
+                    return ndb_errmsg_set(msg, NDB_EINVAL, "%s needs a date at %s", eops[i].name, where);
+                if ((st = utc_only(&a, eops[i].name, where, msg)) != NDB_OK ||
+                    (st = compile_date_arg(&dv, where, e, depth, msg)) != NDB_OK)
+                    return st;
+            } else if (e->kind == E_COND && a.type == NDB_DOC_OBJECT) {
                 /* {"if":..,"then":..,"else":..} */
                 e->args = calloc(3, sizeof *e->args);
                 if (e->args == NULL)
@@ -196,7 +298,7 @@ static int scratch_out(expr *e, ndb_doc_val *out, ndb_errmsg *msg)
     return 1;
 }
 
-static bool truthy(const ndb_doc_val *v, int have)
+bool expr_truthy(const ndb_doc_val *v, int have)
 {
     if (!have)
         return false;
@@ -283,6 +385,207 @@ static int arith(expr *e, const ndb_doc_val *root, ndb_doc_val *out, ndb_errmsg 
         ndb_doc_double(e->scratch, da);
     else
         ndb_doc_int(e->scratch, ia);
+    return scratch_out(e, out, msg);
+}
+
+/* The one argument of e, evaluated: 1 with *a, 0 when missing or null
+ * (the result is then null, as MongoDB's operators answer), or an error. */
+static int eval_one(expr *e, const ndb_doc_val *root, ndb_doc_val *a, ndb_errmsg *msg)
+{
+    int r = expr_eval(&e->args[0], root, a, msg);
+    return r <= 0 ? r : a->type == NDB_DOC_NULL ? 0 : 1;
+}
+
+static int null_out(expr *e, ndb_doc_val *out, ndb_errmsg *msg)
+{
+    ndb_doc_builder_reset(e->scratch);
+    ndb_doc_null(e->scratch);
+    return scratch_out(e, out, msg);
+}
+
+static int eval_rounding(expr *e, const ndb_doc_val *root, ndb_doc_val *out, ndb_errmsg *msg)
+{
+    static const char *names[] = {"$abs", "$floor", "$ceil"};
+    const char *name = names[e->kind - E_ABS];
+    ndb_doc_val a;
+    int r = eval_one(e, root, &a, msg);
+    if (r <= 0)
+        return r < 0 ? r : null_out(e, out, msg);
+    if (!val_is_num(&a))
+        return ndb_errmsg_set(msg, NDB_EINVAL, "%s only supports numeric types", name);
+    ndb_doc_builder_reset(e->scratch);
+    if (a.type == NDB_DOC_INT) {
+        if (e->kind == E_ABS && a.u.i == INT64_MIN) /* |INT64_MIN| is not an int64 */
+            ndb_doc_double(e->scratch, 9223372036854775808.0);
+        else
+            ndb_doc_int(e->scratch, e->kind == E_ABS && a.u.i < 0 ? -a.u.i : a.u.i);
+    } else {
+        ndb_doc_double(e->scratch, e->kind == E_ABS ? fabs(a.u.d) : e->kind == E_FLOOR ? floor(a.u.d) : ceil(a.u.d));
+    }
+    return scratch_out(e, out, msg);
+}
+
+/* [array, index]: a negative index counts from the end; out of range is missing. */
+static int eval_elem_at(expr *e, const ndb_doc_val *root, ndb_doc_val *out, ndb_errmsg *msg)
+{
+    ndb_doc_val arr, ix;
+    int ra = expr_eval(&e->args[0], root, &arr, msg);
+    if (ra < 0)
+        return ra;
+    int ri = expr_eval(&e->args[1], root, &ix, msg);
+    if (ri < 0)
+        return ri;
+    if (ra == 0 || ri == 0 || arr.type == NDB_DOC_NULL || ix.type == NDB_DOC_NULL)
+        return null_out(e, out, msg);
+    if (arr.type != NDB_DOC_ARRAY)
+        return ndb_errmsg_set(msg, NDB_EINVAL, "$arrayElemAt's first argument must be an array");
+    if (!(ix.type == NDB_DOC_INT || (ix.type == NDB_DOC_DOUBLE && ix.u.d == floor(ix.u.d))))
+        return ndb_errmsg_set(msg, NDB_EINVAL, "$arrayElemAt's second argument must be an integer");
+    int64_t i = ix.type == NDB_DOC_INT ? ix.u.i : (int64_t)ix.u.d;
+    if (i < 0)
+        i += arr.u.c.count;
+    if (i < 0 || i >= (int64_t)arr.u.c.count)
+        return 0;
+    return ndb_doc_get_index(&arr, (uint32_t)i, out) == NDB_OK ? 1 : ndb_errmsg_set(msg, NDB_ECORRUPT, "corrupt array");
+}
+
+static int eval_concat_arrays(expr *e, const ndb_doc_val *root, ndb_doc_val *out, ndb_errmsg *msg)
+{
+    /* arguments are evaluated one at a time into e->scratch, so each value is
+     * copied before the next argument's evaluation can reuse its storage */
+    dbuf acc = {0};
+    uint32_t n = 0;
+    for (int i = 0; i < e->nargs; i++) {
+        ndb_doc_val a;
+        int r = expr_eval(&e->args[i], root, &a, msg);
+        if (r < 0 || r == 0 || a.type == NDB_DOC_NULL) {
+            dbuf_free(&acc);
+            return r < 0 ? r : null_out(e, out, msg);
+        }
+        if (a.type != NDB_DOC_ARRAY) {
+            dbuf_free(&acc);
+            return ndb_errmsg_set(msg, NDB_EINVAL, "$concatArrays only supports arrays");
+        }
+        dbuf_put(&acc, a.u.c.body, a.u.c.len);
+        n += a.u.c.count;
+    }
+    if (acc.oom) {
+        dbuf_free(&acc);
+        return NDB_ENOMEM;
+    }
+    ndb_doc_builder_reset(e->scratch);
+    ndb_doc_begin_array(e->scratch);
+    const uint8_t *p = acc.data, *end = acc.data + acc.len;
+    for (uint32_t k = 0; k < n && p; k++) {
+        ndb_doc_val x;
+        p = cod_read(p, end, &x);
+        if (p)
+            ndb_doc_value(e->scratch, &x);
+    }
+    ndb_doc_end_array(e->scratch);
+    dbuf_free(&acc);
+    return scratch_out(e, out, msg);
+}
+
+/* [value, array]: whether the array holds the value (missing is no value). */
+static int eval_in(expr *e, const ndb_doc_val *root, ndb_doc_val *out, ndb_errmsg *msg)
+{
+    ndb_doc_val v, arr;
+    int rv = expr_eval(&e->args[0], root, &v, msg);
+    if (rv < 0)
+        return rv;
+    dbuf keep = {0}; /* v may live in a scratch the array's evaluation reuses */
+    if (rv && !dbuf_put(&keep, v.raw, v.raw_len))
+        return NDB_ENOMEM;
+    int ra = expr_eval(&e->args[1], root, &arr, msg);
+    if (ra < 0 || ra == 0 || arr.type != NDB_DOC_ARRAY) {
+        dbuf_free(&keep);
+        return ra < 0 ? ra : ndb_errmsg_set(msg, NDB_EINVAL, "$in requires an array as a second argument");
+    }
+    bool hit = false;
+    if (rv) {
+        cod_read(keep.data, keep.data + keep.len, &v);
+        ndb_doc_iter it;
+        ndb_doc_iter_init(&it, &arr);
+        ndb_doc_val x;
+        while (!hit && ndb_doc_iter_next(&it, NULL, NULL, &x))
+            hit = val_equal(&x, &v);
+    }
+    dbuf_free(&keep);
+    ndb_doc_builder_reset(e->scratch);
+    ndb_doc_bool(e->scratch, hit);
+    return scratch_out(e, out, msg);
+}
+
+static const char *type_name(const ndb_doc_val *v)
+{
+    switch (v->type) {
+    case NDB_DOC_NULL: return "null";
+    case NDB_DOC_BOOL: return "bool";
+    case NDB_DOC_INT: return v->u.i >= INT32_MIN && v->u.i <= INT32_MAX ? "int" : "long";
+    case NDB_DOC_DOUBLE: return "double";
+    case NDB_DOC_STRING: return "string";
+    case NDB_DOC_ARRAY: return "array";
+    case NDB_DOC_OBJECT: return "object";
+    case NDB_DOC_DATE: return "date";
+    case NDB_DOC_BINARY: return "binData";
+    }
+    return "unknown";
+}
+
+/* $dateToString's format f (n bytes) over p into b (checked at compile). */
+static void format_date(const char *f, size_t len, const date_parts *p, dbuf *b)
+{
+    for (size_t i = 0; i < len; i++) {
+        char c = f[i], t[24];
+        if (c != '%' || i + 1 >= len) {
+            dbuf_byte(b, (uint8_t)c);
+            continue;
+        }
+        int n = 0;
+        switch (f[++i]) {
+        case 'Y': n = snprintf(t, sizeof t, "%04lld", (long long)p->year); break;
+        case 'm': n = snprintf(t, sizeof t, "%02d", p->month); break;
+        case 'd': n = snprintf(t, sizeof t, "%02d", p->day); break;
+        case 'H': n = snprintf(t, sizeof t, "%02d", p->hour); break;
+        case 'M': n = snprintf(t, sizeof t, "%02d", p->minute); break;
+        case 'S': n = snprintf(t, sizeof t, "%02d", p->second); break;
+        case 'L': n = snprintf(t, sizeof t, "%03d", p->ms); break;
+        case 'j': n = snprintf(t, sizeof t, "%03d", p->yday + 1); break;
+        case 'w': n = snprintf(t, sizeof t, "%d", p->wday + 1); break; /* 1 Sunday .. 7 */
+        case 'u': n = snprintf(t, sizeof t, "%d", p->wday == 0 ? 7 : p->wday); break; /* ISO: 1 Monday .. 7 */
+        default: t[0] = '%'; n = 1; break;
+        }
+        dbuf_put(b, t, (size_t)n);
+    }
+}
+
+static int eval_date(expr *e, const ndb_doc_val *root, ndb_doc_val *out, ndb_errmsg *msg)
+{
+    ndb_doc_val a;
+    int r = eval_one(e, root, &a, msg);
+    if (r <= 0)
+        return r < 0 ? r : null_out(e, out, msg);
+    if (a.type != NDB_DOC_DATE)
+        return ndb_errmsg_set(msg, NDB_EINVAL, "can't convert from BSON type %s to Date", type_name(&a));
+    date_parts p;
+    date_civil(a.u.i, &p);
+    ndb_doc_builder_reset(e->scratch);
+    if (e->kind == E_DATETOSTRING) {
+        static const char iso[] = "%Y-%m-%dT%H:%M:%S.%LZ";
+        dbuf s = {0};
+        if (e->has_default)
+            format_date(iso, sizeof iso - 1, &p, &s);
+        else
+            format_date(e->lit.u.s.ptr, e->lit.u.s.len, &p, &s);
+        ndb_doc_string(e->scratch, s.len ? (const char *)s.data : "", s.len);
+        dbuf_free(&s);
+        return scratch_out(e, out, msg);
+    }
+    int64_t v = e->kind == E_YEAR ? p.year : e->kind == E_MONTH ? p.month : e->kind == E_DAYOFMONTH ? p.day
+              : e->kind == E_HOUR ? p.hour : e->kind == E_MINUTE ? p.minute : e->kind == E_SECOND ? p.second
+              : e->kind == E_MILLISECOND ? p.ms : e->kind == E_DAYOFWEEK ? p.wday + 1 : p.yday + 1;
+    ndb_doc_int(e->scratch, v);
     return scratch_out(e, out, msg);
 }
 
@@ -422,29 +725,76 @@ int expr_eval(expr *e, const ndb_doc_val *root, ndb_doc_val *out, ndb_errmsg *ms
         int r = expr_eval(&e->args[0], root, &a, msg);
         if (r < 0)
             return r;
-        return expr_eval(&e->args[truthy(&a, r) ? 1 : 2], root, out, msg);
+        return expr_eval(&e->args[expr_truthy(&a, r) ? 1 : 2], root, out, msg);
     }
     case E_EQ: case E_NE: case E_GT: case E_GTE: case E_LT: case E_LTE: {
         ndb_doc_val a, b;
-        uint8_t nb1[2], nb2[2];
-        int r = expr_eval(&e->args[0], root, &a, msg);
-        if (r < 0)
-            return r;
-        if (r == 0)
-            val_make_null(&a, nb1);
+        int ha = expr_eval(&e->args[0], root, &a, msg);
+        if (ha < 0)
+            return ha;
         /* a's storage may be e->args[0]'s scratch, separate from args[1]'s */
-        r = expr_eval(&e->args[1], root, &b, msg);
-        if (r < 0)
-            return r;
-        if (r == 0)
-            val_make_null(&b, nb2);
-        int c = ndb_doc_compare(&a, &b);
+        int hb = expr_eval(&e->args[1], root, &b, msg);
+        if (hb < 0)
+            return hb;
+        /* missing sorts below null and equals only missing */
+        int c = ha && hb ? ndb_doc_compare(&a, &b) : ha - hb;
         bool res = e->kind == E_EQ ? c == 0 : e->kind == E_NE ? c != 0 : e->kind == E_GT ? c > 0
                  : e->kind == E_GTE ? c >= 0 : e->kind == E_LT ? c < 0 : c <= 0;
         ndb_doc_builder_reset(e->scratch);
         ndb_doc_bool(e->scratch, res);
         return scratch_out(e, out, msg);
     }
+    case E_ABS: case E_FLOOR: case E_CEIL: return eval_rounding(e, root, out, msg);
+    case E_ARRAYELEMAT: return eval_elem_at(e, root, out, msg);
+    case E_CONCATARRAYS: return eval_concat_arrays(e, root, out, msg);
+    case E_IN: return eval_in(e, root, out, msg);
+    case E_SWITCH: {
+        int branches = e->nargs - (e->has_default ? 1 : 0);
+        for (int i = 0; i + 1 < branches; i += 2) {
+            ndb_doc_val c;
+            int r = expr_eval(&e->args[i], root, &c, msg);
+            if (r < 0)
+                return r;
+            if (expr_truthy(&c, r))
+                return expr_eval(&e->args[i + 1], root, out, msg);
+        }
+        if (e->has_default)
+            return expr_eval(&e->args[e->nargs - 1], root, out, msg);
+        return ndb_errmsg_set(msg, NDB_EINVAL, "$switch could not find a matching branch for an input, and no "
+                              "default was specified");
+    }
+    case E_AND: case E_OR: case E_NOT: {
+        bool res = e->kind == E_AND;
+        for (int i = 0; i < e->nargs; i++) {
+            ndb_doc_val a;
+            int r = expr_eval(&e->args[i], root, &a, msg);
+            if (r < 0)
+                return r;
+            bool t = expr_truthy(&a, r);
+            if (e->kind == E_NOT)
+                res = !t;
+            else if (e->kind == E_AND ? !t : t) {
+                res = e->kind == E_OR;
+                break;
+            }
+        }
+        ndb_doc_builder_reset(e->scratch);
+        ndb_doc_bool(e->scratch, res);
+        return scratch_out(e, out, msg);
+    }
+    case E_TYPE: {
+        ndb_doc_val a;
+        int r = expr_eval(&e->args[0], root, &a, msg);
+        if (r < 0)
+            return r;
+        const char *t = r == 0 ? "missing" : type_name(&a);
+        ndb_doc_builder_reset(e->scratch);
+        ndb_doc_string(e->scratch, t, strlen(t));
+        return scratch_out(e, out, msg);
+    }
+    case E_YEAR: case E_MONTH: case E_DAYOFMONTH: case E_HOUR: case E_MINUTE: case E_SECOND:
+    case E_MILLISECOND: case E_DAYOFWEEK: case E_DAYOFYEAR: case E_DATETOSTRING:
+        return eval_date(e, root, out, msg);
     }
     return ndb_errmsg_set(msg, NDB_EINVAL, "bad expression");
 }

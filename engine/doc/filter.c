@@ -12,12 +12,14 @@
  * condition (so they match missing fields).
  */
 #define PCRE2_CODE_UNIT_WIDTH 8
+#include <math.h>
 #include <pcre2.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "doc_int.h"
+#include "expr.h"
 
 /* ----------------------------------------------------------------- free */
 
@@ -40,6 +42,10 @@ static void node_free(flt_node *n)
 {
     if (n == NULL)
         return;
+    if (n->ex) {
+        expr_clear(n->ex);
+        free(n->ex);
+    }
     for (int i = 0; i < n->nkids; i++)
         node_free(n->kids[i]);
     free(n->kids);
@@ -98,6 +104,7 @@ static const struct {
     {"$lt", OP_LT},     {"$lte", OP_LTE},     {"$in", OP_IN},         {"$nin", OP_NIN},
     {"$exists", OP_EXISTS}, {"$regex", OP_REGEX}, {"$all", OP_ALL},
     {"$elemMatch", OP_ELEMMATCH}, {"$size", OP_SIZE}, {"$type", OP_TYPE}, {"$not", OP_NOT},
+    {"$mod", OP_MOD},
 };
 
 /* $type's bit for a value: one per ndb_doc_type, and integers split as BSON
@@ -201,11 +208,37 @@ static ndb_status compile_one_op(cctx *c, flt_pred *p, flt_op op, const ndb_doc_
     switch (op) {
     case OP_EQ: case OP_NE: case OP_GT: case OP_GTE: case OP_LT: case OP_LTE:
         return NDB_OK;
-    case OP_IN: case OP_NIN: case OP_ALL:
+    case OP_IN: case OP_NIN: case OP_ALL: {
+        const char *name = op == OP_IN ? "$in" : op == OP_NIN ? "$nin" : "$all";
         if (v->type != NDB_DOC_ARRAY)
-            return ndb_errmsg_set(c->msg, NDB_EINVAL, "%s needs an array at %s",
-                                  op == OP_IN ? "$in" : op == OP_NIN ? "$nin" : "$all", c->where);
+            return ndb_errmsg_set(c->msg, NDB_EINVAL, "%s needs an array at %s", name, c->where);
+        if (op == OP_ALL)
+            return NDB_OK; /* [{"$elemMatch": ...}] is $all's own form */
+        ndb_doc_iter it;
+        ndb_doc_iter_init(&it, v);
+        ndb_doc_val e;
+        while (ndb_doc_iter_next(&it, NULL, NULL, &e)) /* MongoDB: "cannot nest $ under $in" */
+            if (is_op_object(&e))
+                return ndb_errmsg_set(c->msg, NDB_EINVAL, "cannot nest an operator object under %s at %s (its "
+                                      "elements are values)", name, c->where);
         return NDB_OK;
+    }
+    case OP_MOD: {
+        ndb_doc_val d, r;
+        if (v->type != NDB_DOC_ARRAY || v->u.c.count != 2 || ndb_doc_get_index(v, 0, &d) != NDB_OK ||
+            ndb_doc_get_index(v, 1, &r) != NDB_OK || !val_is_num(&d) || !val_is_num(&r))
+            return ndb_errmsg_set(c->msg, NDB_EINVAL, "$mod needs an array of two numbers [divisor, remainder] "
+                                  "at %s", c->where);
+        /* MongoDB truncates both toward zero */
+        double dd = ndb_doc_num(&d), rr = ndb_doc_num(&r);
+        if (!(fabs(dd) < 9.2e18 && fabs(rr) < 9.2e18))
+            return ndb_errmsg_set(c->msg, NDB_EINVAL, "$mod's divisor and remainder must fit 64 bits at %s", c->where);
+        p->mod[0] = d.type == NDB_DOC_INT ? d.u.i : (int64_t)dd;
+        p->mod[1] = r.type == NDB_DOC_INT ? r.u.i : (int64_t)rr;
+        if (p->mod[0] == 0)
+            return ndb_errmsg_set(c->msg, NDB_EINVAL, "$mod's divisor cannot be 0 at %s", c->where);
+        return NDB_OK;
+    }
     case OP_EXISTS:
         p->exists = !(v->type == NDB_DOC_NULL || (v->type == NDB_DOC_BOOL && !v->u.b) ||
                       (v->type == NDB_DOC_INT && v->u.i == 0));
@@ -362,6 +395,25 @@ static ndb_status compile_logical(cctx *c, flt_kind kind, const ndb_doc_val *arr
     return NDB_OK;
 }
 
+/* {"$expr": <aggregation expression>}: matches where it is truthy. */
+static ndb_status compile_expr(cctx *c, const ndb_doc_val *v, flt_node **out)
+{
+    flt_node *n = calloc(1, sizeof *n);
+    if (n == NULL || (n->ex = calloc(1, sizeof *n->ex)) == NULL) {
+        free(n);
+        return NDB_ENOMEM;
+    }
+    n->kind = FN_EXPR;
+    n->run = c->run;
+    ndb_status st = expr_compile(v, c->where, n->ex, 0, c->msg);
+    if (st != NDB_OK) {
+        node_free(n);
+        return st;
+    }
+    *out = n;
+    return NDB_OK;
+}
+
 /* An object of field conditions and logical operators: an implicit AND. */
 static ndb_status compile_node(cctx *c, const ndb_doc_val *obj, flt_node **out)
 {
@@ -394,6 +446,8 @@ static ndb_status compile_node(cctx *c, const ndb_doc_val *obj, flt_node **out)
                 st = compile_logical(c, FN_NOR, &v, &kid);
             else if (kl == 8 && memcmp(k, "$comment", 8) == 0)
                 ; /* ignored, as MongoDB does */
+            else if (key_is(k, kl, "$expr"))
+                st = compile_expr(c, &v, &kid);
             else
                 st = ndb_errmsg_set(c->msg, NDB_EINVAL, "unknown top-level operator %.*s at %s",
                                     (int)kl, k, c->where);
@@ -602,6 +656,21 @@ static bool regex_match(const flt_pred *p, const ndb_doc_val *v)
     return false;
 }
 
+/* $mod on a number: the value truncated toward zero, % divisor == remainder. */
+static bool mod_match(const flt_pred *p, const ndb_doc_val *v)
+{
+    int64_t x;
+    if (v->type == NDB_DOC_INT)
+        x = v->u.i;
+    else if (v->type == NDB_DOC_DOUBLE && isfinite(v->u.d) && fabs(v->u.d) < 9.2e18)
+        x = (int64_t)v->u.d;
+    else
+        return false;
+    if (p->mod[0] == -1) /* INT64_MIN % -1 overflows; every integer is 0 modulo -1 */
+        return p->mod[1] == 0;
+    return x % p->mod[0] == p->mod[1];
+}
+
 /* One positive condition on one value reached by the path (NULL: missing).
  * expand: a condition on an array also tries its elements. */
 static bool pred_leaf(const flt_pred *p, const ndb_doc_val *v, bool expand)
@@ -615,6 +684,15 @@ static bool pred_leaf(const flt_pred *p, const ndb_doc_val *v, bool expand)
             ndb_doc_val nv;
             val_make_null(&nv, nb);
             return in_array(&nv, &p->arg);
+        }
+        case OP_ALL: { /* {"$all": [null]} is {"$eq": null}, which a missing field matches */
+            ndb_doc_iter it;
+            ndb_doc_iter_init(&it, &p->arg);
+            ndb_doc_val a;
+            bool all_null = p->arg.u.c.count > 0;
+            while (all_null && ndb_doc_iter_next(&it, NULL, NULL, &a))
+                all_null = a.type == NDB_DOC_NULL;
+            return all_null;
         }
         default: return false;
         }
@@ -673,6 +751,18 @@ static bool pred_leaf(const flt_pred *p, const ndb_doc_val *v, bool expand)
         }
         return false;
     case OP_SIZE: return v->type == NDB_DOC_ARRAY && v->u.c.count == (uint64_t)p->size;
+    case OP_MOD:
+        if (mod_match(p, v))
+            return true;
+        if (arr) {
+            ndb_doc_iter it;
+            ndb_doc_iter_init(&it, v);
+            ndb_doc_val e;
+            while (ndb_doc_iter_next(&it, NULL, NULL, &e))
+                if (mod_match(p, &e))
+                    return true;
+        }
+        return false;
     case OP_ALL: {
         if (p->arg.u.c.count == 0)
             return false;
@@ -841,6 +931,19 @@ static bool node_match(const flt_node *n, const ndb_doc_val *root)
             if (!pred_eval(&n->preds[i], root, &n->path))
                 return false;
         return true;
+    case FN_EXPR: {
+        if (n->run->st != NDB_OK)
+            return false;
+        ndb_doc_val v;
+        int r = expr_eval(n->ex, root, &v, &n->run->expr_msg);
+        if (r < 0) {
+            n->run->st = (ndb_status)r;
+            if (!n->run->expr_msg.text[0])
+                ndb_errmsg_set(&n->run->expr_msg, n->run->st, "%s", ndb_strerror(n->run->st));
+            return false;
+        }
+        return expr_truthy(&v, r);
+    }
     }
     return false;
 }
@@ -850,6 +953,7 @@ void flt_set_interrupt(ndb_doc_filter *f, const ndb_interrupt *intr)
     f->run.intr = intr;
     f->run.tick = 0;
     f->run.st = NDB_OK;
+    f->run.expr_msg.text[0] = 0;
 }
 
 /* The result of a match, or the failure kept in the run state. */
@@ -857,6 +961,8 @@ static int run_result(const flt_run *r, bool hit, ndb_errmsg *msg)
 {
     if (r->st == NDB_OK)
         return hit;
+    if (r->expr_msg.text[0]) /* a $expr failed on a document */
+        return ndb_errmsg_set(msg, r->st, "$expr: %s", r->expr_msg.text);
     if (r->st != NDB_ELIMIT && r->st != NDB_ENOMEM)
         return ndb_interrupt_msg(msg, r->st, "$regex matching stopped");
     PCRE2_UCHAR why[120];
@@ -894,5 +1000,6 @@ int ndb_doc_filter_match(ndb_doc_filter *f, const void *doc, size_t len)
     if (ndb_doc_root(doc, len, &root) != NDB_OK)
         return 0;
     f->run.st = NDB_OK;
+    f->run.expr_msg.text[0] = 0;
     return flt_match(f, &root, NULL);
 }

@@ -280,7 +280,10 @@ static void pick_one(pick *p, const ndb_doc_val *v)
         p->best = *v;
 }
 
-static void sort_visit(pick *p, const ndb_doc_val *v, const dpath *path, int i)
+/* Picks the sort value at path from component i of v. in_array: an array was
+ * crossed on the way, where an element lacking the field counts as null (as
+ * MongoDB's sort keys, like its index keys, see it). */
+static void sort_visit(pick *p, const ndb_doc_val *v, const dpath *path, int i, bool in_array)
 {
     if (i == path->n) {
         if (v->type == NDB_DOC_ARRAY) {
@@ -300,17 +303,22 @@ static void sort_visit(pick *p, const ndb_doc_val *v, const dpath *path, int i)
     }
     ndb_doc_val nx;
     if (v->type == NDB_DOC_OBJECT) {
-        if (ndb_doc_get_field(v, path->c[i], path->l[i], &nx) == NDB_OK)
-            sort_visit(p, &nx, path, i + 1);
+        if (ndb_doc_get_field(v, path->c[i], path->l[i], &nx) == NDB_OK) {
+            sort_visit(p, &nx, path, i + 1, in_array);
+        } else if (in_array) {
+            uint8_t nb[2];
+            val_make_null(&nx, nb);
+            pick_one(p, &nx);
+        }
     } else if (v->type == NDB_DOC_ARRAY) {
         int64_t ix = path_index(path->c[i], path->l[i]);
         if (ix >= 0 && ndb_doc_get_index(v, (uint32_t)ix, &nx) == NDB_OK)
-            sort_visit(p, &nx, path, i + 1);
+            sort_visit(p, &nx, path, i + 1, true);
         ndb_doc_iter it;
         ndb_doc_iter_init(&it, v);
         while (ndb_doc_iter_next(&it, NULL, NULL, &nx))
             if (nx.type == NDB_DOC_OBJECT)
-                sort_visit(p, &nx, path, i);
+                sort_visit(p, &nx, path, i, true);
     }
 }
 
@@ -318,7 +326,7 @@ bool srt_key_of(const srt_spec *s, const ndb_doc_val *doc, dbuf *out)
 {
     for (int i = 0; i < s->n; i++) {
         pick p = {.desc = s->k[i].desc};
-        sort_visit(&p, doc, &s->k[i].path, 0);
+        sort_visit(&p, doc, &s->k[i].path, 0, false);
         if (p.have) {
             if (!kenc_value(out, &p.best, s->k[i].desc))
                 return false;

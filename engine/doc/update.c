@@ -15,7 +15,7 @@
 #include "doc_int.h"
 
 typedef enum uop {
-    U_SET, U_UNSET, U_INC, U_MUL, U_MIN, U_MAX, U_RENAME, U_PUSH, U_PULL, U_ADDTOSET,
+    U_SET, U_UNSET, U_INC, U_MUL, U_MIN, U_MAX, U_RENAME, U_PUSH, U_PULL, U_ADDTOSET, U_POP,
     U_SETONINSERT,
 } uop;
 
@@ -26,7 +26,7 @@ static const struct {
     {"$set", U_SET},       {"$unset", U_UNSET},   {"$inc", U_INC},
     {"$mul", U_MUL},       {"$min", U_MIN},       {"$max", U_MAX},
     {"$rename", U_RENAME}, {"$push", U_PUSH},     {"$pull", U_PULL},
-    {"$addToSet", U_ADDTOSET}, {"$setOnInsert", U_SETONINSERT},
+    {"$addToSet", U_ADDTOSET}, {"$setOnInsert", U_SETONINSERT}, {"$pop", U_POP},
 };
 
 typedef struct uitem {
@@ -179,6 +179,10 @@ static ndb_status add_item(upd_spec *u, uop op, const char *opname, const char *
                 it->arg = each;
             }
         }
+        break;
+    case U_POP:
+        if (!(arg->type == NDB_DOC_INT && (arg->u.i == 1 || arg->u.i == -1)))
+            return ndb_errmsg_set(msg, NDB_EINVAL, "$pop.%.*s needs 1 (last) or -1 (first)", (int)kl, k);
         break;
     case U_PULL: {
         char ctx[100];
@@ -406,6 +410,22 @@ static int leaf(actx *a, const ndb_doc_val *old, ndb_doc_builder *b)
         } else if (!(it->op == U_ADDTOSET && old && arr_contains(old, &it->arg))) {
             ndb_doc_value(b, &it->arg);
         }
+        return ndb_doc_end_array(b) ?: EMIT_VALUE;
+    }
+    case U_POP: {
+        if (old == NULL)
+            return EMIT_NOTHING; /* not reached: $pop does not create */
+        if (old->type != NDB_DOC_ARRAY)
+            return ndb_errmsg_set(a->msg, NDB_EINVAL, "cannot apply $pop to non-array field '%.*s'",
+                                  (int)it->plen, it->pstr);
+        ndb_doc_begin_array(b);
+        ndb_doc_iter oi;
+        ndb_doc_iter_init(&oi, old);
+        ndb_doc_val e;
+        uint32_t skip = it->arg.u.i == -1 ? 0 : old->u.c.count - 1; /* the one left out */
+        for (uint32_t i = 0; ndb_doc_iter_next(&oi, NULL, NULL, &e); i++)
+            if (i != skip)
+                ndb_doc_value(b, &e);
         return ndb_doc_end_array(b) ?: EMIT_VALUE;
     }
     case U_PULL: {
@@ -665,7 +685,7 @@ ndb_status upd_apply(upd_spec *u, const ndb_doc_val *doc, bool inserting, ndb_do
         if (it->op == U_SETONINSERT && !inserting)
             continue;
         actx a = {.it = it, .path = &it->path, .msg = msg, .inserting = inserting};
-        a.create = it->op != U_UNSET && it->op != U_PULL && it->op != U_RENAME;
+        a.create = it->op != U_UNSET && it->op != U_PULL && it->op != U_RENAME && it->op != U_POP;
         ndb_doc_builder *b = u->b[which];
         ndb_status st;
         if (it->op == U_RENAME) {

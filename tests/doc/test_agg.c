@@ -89,7 +89,9 @@ Test(agg, stages)
         "[{\"$unwind\":{\"path\":\"$tags\",\"preserveNullAndEmptyArrays\":true,\"includeArrayIndex\":\"i\"}},"
         "{\"$project\":{\"tags\":1,\"i\":1}}]",
         "[{\"_id\":\"p1\",\"tags\":\"a\",\"i\":0},{\"_id\":\"p1\",\"tags\":\"b\",\"i\":1},"
-        "{\"_id\":\"p2\",\"tags\":\"b\",\"i\":0},{\"_id\":\"p3\",\"tags\":[]},{\"_id\":\"p4\"}]");
+        "{\"_id\":\"p2\",\"tags\":\"b\",\"i\":0},{\"_id\":\"p3\",\"i\":null},{\"_id\":\"p4\",\"i\":null}]");
+    /* https://www.mongodb.com/docs/manual/reference/operator/aggregation/unwind/ (preserveNullAndEmptyArrays):
+     * an empty array is output without the field; includeArrayIndex is null where nothing was unwound */
     AGG("products",
         "[{\"$match\":{\"_id\":\"p2\"}},{\"$addFields\":{\"value\":{\"$multiply\":[\"$price\",\"$stock\"]},"
         "\"price\":0}},{\"$unset\":[\"_created_at\",\"_updated_at\",\"tags\"]}]",
@@ -294,4 +296,116 @@ Test(agg, random_specs)
     cr_assert_eq(ndb_doc_count(T.db, "products", f, fl, NULL, &n2, &m), NDB_OK);
     cr_assert_eq(n1, n2);
     free(f);
+}
+
+/* Stages MongoDB's manual defines as shorthands, and the ones that reshape:
+ * https://www.mongodb.com/docs/manual/reference/operator/aggregation/ (each stage's page). */
+Test(agg, shorthand_and_reshaping_stages)
+{
+    /* $sortByCount: {$group: {_id: e, count: {$sum: 1}}}, {$sort: {count: -1}} */
+    AGG("users", "[{\"$sortByCount\":\"$city\"},{\"$sort\":{\"count\":-1,\"_id\":1}}]",
+        "[{\"_id\":\"NY\",\"count\":2},{\"_id\":\"SF\",\"count\":2},{\"_id\":\"LA\",\"count\":1}]");
+    /* $bucket: [lower, upper) buckets keyed by their lower bound, default for the rest, sorted by _id */
+    AGG("products",
+        "[{\"$bucket\":{\"groupBy\":\"$price\",\"boundaries\":[0,100,1000],\"default\":\"expensive\","
+        "\"output\":{\"n\":{\"$sum\":1},\"names\":{\"$push\":\"$name\"}}}}]",
+        "[{\"_id\":0,\"n\":2,\"names\":[\"Mouse\",\"Lamp\"]},{\"_id\":100,\"n\":1,\"names\":[\"Desk\"]},"
+        "{\"_id\":\"expensive\",\"n\":1,\"names\":[\"Laptop\"]}]");
+    AGG("products", "[{\"$bucket\":{\"groupBy\":\"$stock\",\"boundaries\":[0,20,1000]}}]",
+        "[{\"_id\":0,\"count\":2},{\"_id\":20,\"count\":2}]");
+    cr_assert(strstr(agg_json(&T, "products", "[{\"$bucket\":{\"groupBy\":\"$price\",\"boundaries\":[0,100]}}]"),
+                     "no default") != NULL, "no bucket and no default fails the pipeline");
+    cr_assert(strstr(agg_json(&T, "products", "[{\"$bucket\":{\"groupBy\":\"$price\",\"boundaries\":[100,0]}}]"),
+                     "ascending") != NULL);
+    cr_assert(strstr(agg_json(&T, "products",
+                              "[{\"$bucket\":{\"groupBy\":\"$price\",\"boundaries\":[0,100],\"default\":50}}]"),
+                     "outside") != NULL);
+    /* $replaceRoot / $replaceWith: the new root must be an object */
+    AGG("users", "[{\"$match\":{\"_id\":\"u1\"}},{\"$replaceRoot\":{\"newRoot\":{\"who\":\"$name\",\"at\":\"$city\"}}}]",
+        "[{\"who\":\"A\",\"at\":\"SF\"}]");
+    AGG("users", "[{\"$match\":{\"_id\":\"u2\"}},{\"$replaceWith\":{\"n\":\"$name\"}}]", "[{\"n\":\"B\"}]");
+    cr_assert(strstr(agg_json(&T, "users", "[{\"$replaceWith\":\"$name\"}]"), "must evaluate to an object") != NULL);
+    cr_assert(strstr(agg_json(&T, "users", "[{\"$replaceRoot\":{\"newRoot\":\"$nope\"}}]"), "missing") != NULL);
+    /* $sample: size documents, distinct, from the input; all of them when size exceeds it */
+    const char *s = agg_json(&T, "users", "[{\"$sample\":{\"size\":3}},{\"$project\":{\"_id\":1}}]");
+    int n = 0;
+    for (const char *p = s; (p = strstr(p, "\"_id\"")) != NULL; p++)
+        n++;
+    cr_assert_eq(n, 3, "%s", s);
+    AGG("users", "[{\"$sample\":{\"size\":50}},{\"$count\":\"n\"}]", "[{\"n\":5}]");
+    AGG("users", "[{\"$sample\":{\"size\":0}}]", "[]");
+    cr_assert(strstr(agg_json(&T, "users", "[{\"$sample\":{\"size\":-1}}]"), "$sample needs") != NULL);
+}
+
+/* https://www.mongodb.com/docs/manual/reference/operator/aggregation/ (expression operators) */
+Test(agg, expression_operators)
+{
+    AGG("users",
+        "[{\"$match\":{\"_id\":\"u1\"}},{\"$project\":{\"_id\":0,"
+        "\"in\":{\"$in\":[\"$city\",[\"SF\",\"NY\"]]},\"notin\":{\"$in\":[\"$nope\",[null]]},"
+        "\"and\":{\"$and\":[true,\"$age\"]},\"or\":{\"$or\":[0,null,\"$nope\"]},\"not\":{\"$not\":[\"$nope\"]},"
+        "\"abs\":{\"$abs\":-2.5},\"floor\":{\"$floor\":2.5},\"ceil\":{\"$ceil\":2.1},\"absnull\":{\"$abs\":\"$nope\"},"
+        "\"at\":{\"$arrayElemAt\":[[1,2,3],-1]},\"cat\":{\"$concatArrays\":[[1],[\"$city\"],[]]},"
+        "\"t\":[{\"$type\":\"$age\"},{\"$type\":\"$nope\"},{\"$type\":9007199254740993},{\"$type\":[[]]}],"
+        "\"sw\":{\"$switch\":{\"branches\":[{\"case\":{\"$lt\":[\"$age\",20]},\"then\":\"young\"},"
+        "{\"case\":{\"$lt\":[\"$age\",30]},\"then\":\"twenties\"}],\"default\":\"older\"}}}}]",
+        "[{\"in\":true,\"notin\":false,\"and\":true,\"or\":false,\"not\":true,\"abs\":2.5,\"floor\":2,\"ceil\":3,"
+        "\"absnull\":null,\"at\":3,\"cat\":[1,\"SF\"],\"t\":[\"int\",\"missing\",\"long\",\"array\"],"
+        "\"sw\":\"twenties\"}]");
+    /* a missing value is not null in expressions: $eq is false, $gt/$lt order it below null */
+    AGG("users",
+        "[{\"$match\":{\"_id\":\"u1\"}},{\"$project\":{\"_id\":0,\"eq\":{\"$eq\":[\"$nope\",null]},"
+        "\"lt\":{\"$lt\":[\"$nope\",null]},\"both\":{\"$eq\":[\"$nope\",\"$nada\"]},\"ne\":{\"$ne\":[\"$nope\",null]}}}]",
+        "[{\"eq\":false,\"lt\":true,\"both\":true,\"ne\":true}]");
+    cr_assert(strstr(agg_json(&T, "users", "[{\"$project\":{\"x\":{\"$in\":[1,\"$name\"]}}}]"),
+                     "$in requires an array") != NULL);
+    cr_assert(strstr(agg_json(&T, "users", "[{\"$project\":{\"x\":{\"$switch\":{\"branches\":[{\"case\":false,"
+                                           "\"then\":1}]}}}}]"),
+                     "no default") != NULL);
+}
+
+/* https://www.mongodb.com/docs/manual/reference/operator/aggregation/#date-expression-operators (UTC) */
+Test(agg, date_operators)
+{
+    ndb_errmsg m = {{0}};
+    cr_assert_eq(ins(&T, "events", "[{\"_id\":\"e1\",\"at\":{\"$date\":\"2024-02-29T13:14:15.678Z\"}},"
+                                   "{\"_id\":\"e2\",\"at\":{\"$date\":\"1969-12-31T23:59:59.999Z\"}},"
+                                   "{\"_id\":\"e3\",\"at\":\"not a date\"},{\"_id\":\"e4\"}]", &m), NDB_OK, "%s", m.text);
+    AGG("events",
+        "[{\"$match\":{\"_id\":{\"$in\":[\"e1\",\"e2\"]}}},{\"$project\":{\"y\":{\"$year\":\"$at\"},"
+        "\"m\":{\"$month\":\"$at\"},\"d\":{\"$dayOfMonth\":\"$at\"},\"h\":{\"$hour\":\"$at\"},"
+        "\"mi\":{\"$minute\":{\"date\":\"$at\",\"timezone\":\"UTC\"}},\"s\":{\"$second\":\"$at\"},"
+        "\"ms\":{\"$millisecond\":\"$at\"},\"wd\":{\"$dayOfWeek\":\"$at\"},\"yd\":{\"$dayOfYear\":\"$at\"},"
+        "\"str\":{\"$dateToString\":{\"format\":\"%Y/%m/%d %H:%M:%S.%L %j %w %u %%\",\"date\":\"$at\"}},"
+        "\"iso\":{\"$dateToString\":{\"date\":\"$at\"}}}}]",
+        "[{\"_id\":\"e1\",\"y\":2024,\"m\":2,\"d\":29,\"h\":13,\"mi\":14,\"s\":15,\"ms\":678,\"wd\":5,\"yd\":60,"
+        "\"str\":\"2024/02/29 13:14:15.678 060 5 4 %\",\"iso\":\"2024-02-29T13:14:15.678Z\"},"
+        "{\"_id\":\"e2\",\"y\":1969,\"m\":12,\"d\":31,\"h\":23,\"mi\":59,\"s\":59,\"ms\":999,\"wd\":4,\"yd\":365,"
+        "\"str\":\"1969/12/31 23:59:59.999 365 4 3 %\",\"iso\":\"1969-12-31T23:59:59.999Z\"}]");
+    AGG("events", "[{\"$match\":{\"_id\":\"e4\"}},{\"$project\":{\"y\":{\"$year\":\"$at\"}}}]",
+        "[{\"_id\":\"e4\",\"y\":null}]");
+    cr_assert(strstr(agg_json(&T, "events", "[{\"$match\":{\"_id\":\"e3\"}},{\"$project\":{\"y\":{\"$year\":\"$at\"}}}]"),
+                     "can't convert from BSON type string to Date") != NULL);
+    cr_assert(strstr(agg_json(&T, "events", "[{\"$project\":{\"y\":{\"$year\":{\"date\":\"$at\",\"timezone\":"
+                                            "\"Europe/Paris\"}}}}]"),
+                     "only the UTC timezone") != NULL);
+    /* group by a date part */
+    AGG("events", "[{\"$match\":{\"at\":{\"$type\":\"date\"}}},{\"$group\":{\"_id\":{\"$year\":\"$at\"},"
+                  "\"n\":{\"$sum\":1}}},{\"$sort\":{\"_id\":-1}}]",
+        "[{\"_id\":2024,\"n\":1},{\"_id\":1969,\"n\":1}]");
+}
+
+/* https://www.mongodb.com/docs/manual/reference/method/cursor.sort/#sort-with-arrays: an array
+ * sorts by its smallest element ascending and its largest descending; an element lacking the
+ * field counts as null. */
+Test(agg, sort_through_arrays_of_subdocuments)
+{
+    ndb_errmsg m = {{0}};
+    cr_assert_eq(ins(&T, "nested", "[{\"_id\":\"a\",\"xs\":[{\"v\":5},{\"w\":1}]},"
+                                   "{\"_id\":\"b\",\"xs\":[{\"v\":3},{\"v\":4}]},"
+                                   "{\"_id\":\"c\",\"xs\":[{\"v\":9}]}]", &m), NDB_OK, "%s", m.text);
+    AGG("nested", "[{\"$sort\":{\"xs.v\":1}},{\"$project\":{\"_id\":1}}]",
+        "[{\"_id\":\"a\"},{\"_id\":\"b\"},{\"_id\":\"c\"}]"); /* a: min(5, null) = null */
+    AGG("nested", "[{\"$sort\":{\"xs.v\":-1}},{\"$project\":{\"_id\":1}}]",
+        "[{\"_id\":\"c\"},{\"_id\":\"a\"},{\"_id\":\"b\"}]"); /* a: max = 5 */
 }

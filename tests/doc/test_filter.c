@@ -345,3 +345,55 @@ Test(filter, regex_checks_the_interrupt)
     free(f);
     free(d);
 }
+
+/* https://www.mongodb.com/docs/manual/reference/operator/query/mod/ (values truncated toward zero) */
+Test(filter, mod)
+{
+    cr_assert(M("{\"n\":{\"$mod\":[4,1]}}", "{\"n\":5}"));
+    cr_assert(M("{\"n\":{\"$mod\":[4,1]}}", "{\"n\":5.9}"));
+    cr_assert(M("{\"n\":{\"$mod\":[4,-1]}}", "{\"n\":-5}"));
+    cr_assert(!M("{\"n\":{\"$mod\":[4,1]}}", "{\"n\":6}"));
+    cr_assert(M("{\"n\":{\"$mod\":[4,0]}}", "{\"n\":[3,8]}")); /* any element */
+    cr_assert(!M("{\"n\":{\"$mod\":[4,0]}}", "{\"n\":\"8\"}"));
+    cr_assert(!M("{\"n\":{\"$mod\":[4,0]}}", "{}"));
+    cr_assert(M("{\"n\":{\"$not\":{\"$mod\":[2,0]}}}", "{\"n\":3}"));
+    BAD("{\"n\":{\"$mod\":[0,1]}}", "divisor cannot be 0");
+    BAD("{\"n\":{\"$mod\":[4]}}", "$mod needs an array of two numbers");
+}
+
+/* https://www.mongodb.com/docs/manual/reference/operator/query/expr/ */
+Test(filter, expr)
+{
+    const char *d = "{\"spent\":120,\"budget\":100,\"name\":\"x\",\"at\":{\"$date\":\"2024-03-01T00:00:00Z\"}}";
+    cr_assert(M("{\"$expr\":{\"$gt\":[\"$spent\",\"$budget\"]}}", d));
+    cr_assert(!M("{\"$expr\":{\"$lt\":[\"$spent\",\"$budget\"]}}", d));
+    cr_assert(M("{\"name\":\"x\",\"$expr\":{\"$eq\":[{\"$month\":\"$at\"},3]}}", d));
+    cr_assert(M("{\"$expr\":{\"$in\":[\"$name\",[\"x\",\"y\"]]}}", d));
+    cr_assert(!M("{\"$expr\":\"$nope\"}", d)); /* missing is falsy */
+    cr_assert(M("{\"$or\":[{\"$expr\":false},{\"$expr\":{\"$abs\":-1}}]}", d));
+    BAD("{\"$expr\":{\"$bogus\":1}}", "unknown expression operator $bogus");
+    /* an expression that fails on a document fails the match, naming why */
+    size_t fl, dl;
+    void *f = J("{\"$expr\":{\"$add\":[\"$name\",1]}}", &fl), *doc = J(d, &dl);
+    ndb_doc_filter *cf;
+    ndb_errmsg m = {{0}};
+    cr_assert_eq(ndb_doc_filter_compile(f, fl, &cf, &m), NDB_OK, "%s", m.text);
+    cr_assert_lt(ndb_doc_filter_match(cf, doc, dl), 0);
+    ndb_doc_filter_free(cf);
+    free(f);
+    free(doc);
+}
+
+/* https://www.mongodb.com/docs/manual/reference/operator/query/all/ ($all is an $and of
+ * equalities, so [null] matches a missing field) and /query/in/ (no operators inside $in) */
+Test(filter, all_null_and_nesting_refused)
+{
+    cr_assert(M("{\"a\":{\"$all\":[null]}}", "{}"));
+    cr_assert(M("{\"a\":{\"$all\":[null]}}", "{\"a\":null}"));
+    cr_assert(!M("{\"a\":{\"$all\":[null]}}", "{\"a\":1}"));
+    cr_assert(!M("{\"a\":{\"$all\":[null,1]}}", "{}"));
+    cr_assert(!M("{\"a\":{\"$all\":[]}}", "{}"));
+    BAD("{\"a\":{\"$in\":[{\"$gt\":1}]}}", "cannot nest an operator object under $in");
+    BAD("{\"a\":{\"$nin\":[1,{\"$exists\":true}]}}", "cannot nest an operator object under $nin");
+    cr_assert(M("{\"a\":{\"$in\":[{\"b\":1}]}}", "{\"a\":{\"b\":1}}")); /* a plain object is a value */
+}

@@ -164,3 +164,15 @@ Test(update, set_on_insert)
     cr_assert_str_eq(U("{\"a\":1}", "{\"$setOnInsert\":{\"b\":2},\"$set\":{\"c\":3}}", false),
                      "{\"a\":1,\"c\":3}");
 }
+
+/* https://www.mongodb.com/docs/manual/reference/operator/update/pop/ */
+Test(update, pop)
+{
+    EQ("{\"a\":[1,2,3]}", "{\"$pop\":{\"a\":1}}", "{\"a\":[1,2]}");
+    EQ("{\"a\":[1,2,3]}", "{\"$pop\":{\"a\":-1}}", "{\"a\":[2,3]}");
+    EQ("{\"a\":[]}", "{\"$pop\":{\"a\":1}}", "={\"a\":[]}");
+    EQ("{\"x\":{\"a\":[1]}}", "{\"$pop\":{\"x.a\":1}}", "{\"x\":{\"a\":[]}}");
+    EQ("{}", "{\"$pop\":{\"a\":1}}", "={}"); /* missing: nothing to do */
+    ERR("{\"a\":5}", "{\"$pop\":{\"a\":1}}", "cannot apply $pop to non-array field 'a'");
+    ERR("{\"a\":[1]}", "{\"$pop\":{\"a\":2}}", "$pop.a needs 1 (last) or -1 (first)");
+}
