@@ -16,7 +16,6 @@ import argparse
 import cmd
 import json
 import os
-import shlex
 import sys
 import time
 from typing import Any, Iterable, Iterator, List, Optional, TextIO

@@ -72,6 +72,8 @@ _BY_CODE = {
 
 
 def from_rpc_error(e: grpc.RpcError, method: Optional[str] = None) -> NexaDBError:
+    """The NexaDBError for a failed call: grpc's error and grpc.aio's AioRpcError alike (both
+    are grpc.RpcError with plain code() and details() methods)."""
     code = e.code() if hasattr(e, "code") else grpc.StatusCode.UNKNOWN
     details = (e.details() if hasattr(e, "details") else None) or str(e)
     return _BY_CODE.get(code, NexaDBError)(code, details, method)
