@@ -35,6 +35,7 @@ typedef struct svc_app {
     const char *version;
     ndb_kv *kv;      /* the storage engine, under <data-dir>/kv */
     ndb_doc_db *doc; /* document collections, over kv */
+    char spill_dir[4200]; /* <data-dir>/spill: sorts' and $group's files beyond --query-memory-bytes */
     ndb_vec_db *vec; /* vector collections, over kv and doc; derived segments in <data-dir>/vseg */
     /* The descriptor budget main.c derives from RLIMIT_NOFILE (service/README.md). */
     svc_gate_config gate;

@@ -47,6 +47,8 @@ static const opt_def opts[] = {
             INT32_MAX, "largest gRPC message received or sent (default 67108864)"),
     NUM_OPT("max-body-bytes", "NEXADB_MAX_BODY_BYTES", OPT_I64, max_body_bytes, 1024, INT32_MAX,
             "largest HTTP request body (default 67108864)"),
+    NUM_OPT("query-memory-bytes", "NEXADB_QUERY_MEMORY_BYTES", OPT_I64, query_memory_bytes, 65536, INT64_MAX / 4,
+            "memory of one sort or $group before it spills to files in <data-dir>/spill (default 104857600)"),
     NUM_OPT("http-threads", "NEXADB_HTTP_THREADS", OPT_INT, http_threads, 0, 1024,
             "HTTP server threads, each running its requests' handlers (default: two per core)"),
     NUM_OPT("http-timeout", "NEXADB_HTTP_TIMEOUT", OPT_INT, http_timeout_s, 1, 3600,
@@ -135,6 +137,7 @@ ndb_status svc_config_load(svc_config *cfg, int argc, char **argv, ndb_errmsg *m
     cfg->workers = 16;
     cfg->max_message_bytes = 64 << 20;
     cfg->max_body_bytes = 64 << 20;
+    cfg->query_memory_bytes = 100 << 20;
     cfg->http_timeout_s = 30;
     cfg->keepalive_time_s = 30;
     cfg->keepalive_timeout_s = 10;

@@ -213,6 +213,8 @@ static ndb_status explain_document(svc_ctx *ctx, const ndb_doc_cursor *cur, Nexa
     ndb_doc_int(b, (int64_t)ex.returned);
     ndb_doc_key(b, "in_memory_sort", 14);
     ndb_doc_bool(b, ex.in_memory_sort != 0);
+    ndb_doc_key(b, "spilled_bytes", 13);
+    ndb_doc_int(b, (int64_t)ex.spilled_bytes);
     ndb_doc_end_object(b);
     const void *doc;
     size_t len;

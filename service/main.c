@@ -178,9 +178,15 @@ static ndb_status open_engines(svc_app *app, uint32_t max_open_tables, ndb_errms
             LOG_INT("wal_records_replayed", rec.wal_records), LOG_INT("wal_bytes_skipped", rec.wal_bytes_skipped),
             LOG_BOOL("wal_tail_corrupt", rec.tail_corrupt),
             LOG_DBL("ms", (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6));
+    if (snprintf(app->spill_dir, sizeof app->spill_dir, "%s/spill", app->cfg->data_dir) >= (int)sizeof app->spill_dir)
+        return ndb_errmsg_set(msg, NDB_EINVAL, "--data-dir: path too long");
+    if (mkdir(app->spill_dir, 0700) != 0 && errno != EEXIST)
+        return ndb_errmsg_set(msg, NDB_EIO, "cannot create %s: %s", app->spill_dir, strerror(errno));
     ndb_doc_options dopt;
     ndb_doc_options_init(&dopt);
     dopt.log = engine_log;
+    dopt.agg_mem_bytes = (size_t)app->cfg->query_memory_bytes;
+    dopt.spill_dir = app->spill_dir;
     if ((st = ndb_doc_open(app->kv, &dopt, &app->doc, msg)) != NDB_OK)
         return st;
     if (snprintf(dir, sizeof dir, "%s/vseg", app->cfg->data_dir) >= (int)sizeof dir)

@@ -3,7 +3,7 @@
  * queries, in-process. Prints `METRIC <name> <value> <unit>` lines and the
  * ratios (ours / SQLite's throughput; > 1 means NexaDB is faster).
  *
- * usage: doc_bench [-n docs] [-d dir] [-r reps]
+ * usage: doc_bench [-n docs] [-d dir] [-r reps] [-m sort memory MiB, default 8]
  *
  * Data: the brief's user shape, {"name","email","age","city","tags":[..]},
  * about 110 bytes as JSON. Workloads:
@@ -13,8 +13,12 @@
  *   get      point lookups by _id (random order)
  *   scan     count {"age":{"$gt":25}} without an index, then with one
  *   group    [{"$group":{"_id":"$city","n":{"$sum":1},"avg":{"$avg":"$age"}}}]
+ *   sort     every document sorted by email (a string) with -m MiB of memory,
+ *            spilling the rest to files, vs SQLite's ORDER BY on the same data;
+ *            time and the growth of peak RSS (VmHWM, reset before each)
  */
 #include <sqlite3.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,6 +76,29 @@ static double median(double *v, int n)
     return v[n / 2];
 }
 
+/* Peak RSS (VmHWM) in MiB; reset_peak() sets it back to the current RSS. */
+static double peak_mib(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    double kib = 0;
+    while (f && fgets(line, sizeof line, f))
+        if (strncmp(line, "VmHWM:", 6) == 0)
+            kib = atof(line + 6);
+    if (f)
+        fclose(f);
+    return kib / 1024;
+}
+
+static void reset_peak(void)
+{
+    FILE *f = fopen("/proc/self/clear_refs", "w");
+    if (f) {
+        fputs("5", f);
+        fclose(f);
+    }
+}
+
 static void metric(const char *name, double v, const char *unit)
 {
     printf("METRIC %s %.6g %s\n", name, v, unit);
@@ -81,27 +108,30 @@ static void metric(const char *name, double v, const char *unit)
 int main(int argc, char **argv)
 {
     long n = 100000;
+    long sort_mib = 8;
     int reps = 3;
     const char *dir = "/tmp/ndb-doc-bench";
     int opt;
-    while ((opt = getopt(argc, argv, "n:d:r:")) != -1) {
+    while ((opt = getopt(argc, argv, "n:d:r:m:")) != -1) {
         if (opt == 'n')
             n = atol(optarg);
+        else if (opt == 'm')
+            sort_mib = atol(optarg);
         else if (opt == 'd')
             dir = optarg;
         else if (opt == 'r')
             reps = atoi(optarg);
         else {
-            fprintf(stderr, "usage: %s [-n docs] [-d dir] [-r reps]\n", argv[0]);
+            fprintf(stderr, "usage: %s [-n docs] [-d dir] [-r reps] [-m sort MiB]\n", argv[0]);
             return 2;
         }
     }
-    if (n <= 0 || reps <= 0 || reps > MAX_REPS) {
+    if (n <= 0 || reps <= 0 || reps > MAX_REPS || sort_mib <= 0) {
         fprintf(stderr, "docs must be > 0 and reps 1..%d\n", MAX_REPS);
         return 2;
     }
     char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir -p '%s/ndb'", dir, dir);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir -p '%s/ndb' '%s/spill'", dir, dir, dir);
     if (system(cmd) != 0)
         die("mkdir", 0, dir);
 
@@ -135,7 +165,13 @@ int main(int argc, char **argv)
     if (st != NDB_OK)
         die("ndb_kv_open", st, m.text);
     ndb_doc_db *db;
-    if ((st = ndb_doc_open(kv, NULL, &db, &m)) != NDB_OK)
+    ndb_doc_options dopt;
+    ndb_doc_options_init(&dopt);
+    char spill[300];
+    snprintf(spill, sizeof spill, "%s/spill", dir);
+    dopt.agg_mem_bytes = (size_t)sort_mib << 20;
+    dopt.spill_dir = spill;
+    if ((st = ndb_doc_open(kv, &dopt, &db, &m)) != NDB_OK)
         die("ndb_doc_open", st, m.text);
 
     /* encode with the builder, as the service does from a protobuf Struct */
@@ -270,6 +306,49 @@ int main(int argc, char **argv)
     ndb_scan_ix = median(runs, reps);
     metric("doc.filter_index", (double)n / ndb_scan_ix, "docs/s");
     metric("doc.filter_index_ms", ndb_scan_ix * 1e3, "ms");
+    /* sort everything by email: beyond -m MiB the sort spills */
+    void *sortspec;
+    size_t sortlen;
+    if (ndb_doc_from_json("{\"email\":1}", 11, &sortspec, &sortlen, &m) != NDB_OK)
+        die("sort spec", 0, m.text);
+    /* one unsorted pass first, so the block cache is as warm as SQLite's page
+     * cache is by now and the peak below is the sort's own */
+    ndb_doc_find_opts so = {0};
+    ndb_doc_cursor *sc;
+    if ((st = ndb_doc_find(db, "users", &so, &sc, &m)) != NDB_OK)
+        die("scan", st, m.text);
+    for (const void *d = (void *)1; d != NULL;) {
+        size_t dl;
+        if ((st = ndb_doc_cursor_next(sc, &d, &dl, &m)) != NDB_OK)
+            die("scan next", st, m.text);
+    }
+    ndb_doc_cursor_free(sc);
+    reset_peak();
+    double rss0 = peak_mib();
+    t0 = now();
+    so = (ndb_doc_find_opts){.sort = sortspec, .sort_len = sortlen};
+    if ((st = ndb_doc_find(db, "users", &so, &sc, &m)) != NDB_OK)
+        die("sorted find", st, m.text);
+    long sorted = 0;
+    for (;;) {
+        const void *d;
+        size_t dl;
+        if ((st = ndb_doc_cursor_next(sc, &d, &dl, &m)) != NDB_OK)
+            die("sorted next", st, m.text);
+        if (d == NULL)
+            break;
+        sorted++;
+    }
+    double ndb_sort = now() - t0;
+    ndb_doc_explain sex;
+    ndb_doc_cursor_explain(sc, &sex);
+    ndb_doc_cursor_free(sc);
+    free(sortspec);
+    if (sorted != n)
+        die("sorted count", (int)sorted, NULL);
+    metric("doc.sort_ms", ndb_sort * 1e3, "ms");
+    metric("doc.sort_peak_rss_growth", peak_mib() - rss0, "MiB");
+    metric("doc.sort_spilled", (double)sex.spilled_bytes / (1 << 20), "MiB");
     ndb_doc_close(db);
     ndb_kv_close(kv);
 
@@ -361,6 +440,20 @@ int main(int argc, char **argv)
     double sq_scan_ix = median(runs, reps);
     metric("sqlite.filter_index", (double)n / sq_scan_ix, "docs/s");
     metric("sqlite.filter_index_ms", sq_scan_ix * 1e3, "ms");
+    sqlite3_stmt *ord;
+    sqlite3_prepare_v2(s, "SELECT doc FROM users ORDER BY json_extract(doc, '$.email')", -1, &ord, NULL);
+    reset_peak();
+    double sq_rss0 = peak_mib();
+    t0 = now();
+    long ordered = 0;
+    while (sqlite3_step(ord) == SQLITE_ROW)
+        ordered++;
+    double sq_sort = now() - t0;
+    sqlite3_finalize(ord);
+    if (ordered != n)
+        die("sqlite order by", (int)ordered, sqlite3_errmsg(s));
+    metric("sqlite.order_by_ms", sq_sort * 1e3, "ms");
+    metric("sqlite.order_by_peak_rss_growth", peak_mib() - sq_rss0, "MiB");
     sqlite3_close(s);
 
     printf("# ratios (NexaDB / SQLite throughput; >1 = NexaDB faster)\n");
@@ -369,6 +462,7 @@ int main(int argc, char **argv)
     metric("ratio.filter_scan", sq_scan / ndb_scan, "x");
     metric("ratio.filter_index", sq_scan_ix / ndb_scan_ix, "x");
     metric("ratio.group_by_city", sq_group / ndb_group, "x");
+    metric("ratio.sort", sq_sort / ndb_sort, "x");
 
     for (long i = 0; i < n; i++)
         free(docs[i]);

@@ -169,3 +169,85 @@ void accum_out(const accspec *as, const accst *st, ndb_doc_builder *b)
 void accum_clear(accspec *a) { expr_clear(&a->ex); }
 
 void accum_state_clear(accst *st) { dbuf_free(&st->v); }
+
+void accum_state_put(const accst *st, dbuf *out)
+{
+    uint8_t fixed[17];
+    uint64_t d;
+    memcpy(&d, &st->d, 8);
+    wr64(fixed, (uint64_t)st->i);
+    wr64(fixed + 8, d);
+    fixed[16] = (uint8_t)((st->dbl ? 1 : 0) | (st->has ? 2 : 0));
+    dbuf_put(out, fixed, sizeof fixed);
+    dbuf_varint(out, st->n);
+    dbuf_varint(out, st->cnt);
+    dbuf_varint(out, st->v.len);
+    dbuf_put(out, st->v.data, st->v.len);
+}
+
+const uint8_t *accum_state_get(accst *st, const uint8_t *p, const uint8_t *end)
+{
+    uint64_t n, cnt, vl, d;
+    if (end - p < 17)
+        return NULL;
+    st->i = (int64_t)rd64(p);
+    d = rd64(p + 8);
+    memcpy(&st->d, &d, 8);
+    st->dbl = p[16] & 1;
+    st->has = (p[16] & 2) != 0;
+    p += 17;
+    if ((p = varint_get(p, end, &n, 10)) == NULL || (p = varint_get(p, end, &cnt, 10)) == NULL ||
+        (p = varint_get(p, end, &vl, 10)) == NULL || vl > (uint64_t)(end - p) || cnt > UINT32_MAX)
+        return NULL;
+    st->n = n;
+    st->cnt = (uint32_t)cnt;
+    st->v.len = 0;
+    if (!dbuf_put(&st->v, p, (size_t)vl))
+        return NULL;
+    return p + vl;
+}
+
+void accum_merge(const accspec *a, accst *st, const accst *later)
+{
+    size_t mem = 0; /* the merge runs after the bound is checked */
+    ndb_doc_val v;
+    switch (a->op) {
+    case A_COUNT:
+        st->n += later->n;
+        return;
+    case A_SUM:
+    case A_AVG:
+        st->n += later->n;
+        if (!st->dbl && !later->dbl && !__builtin_add_overflow(st->i, later->i, &st->i))
+            return;
+        st->d = (st->dbl ? st->d : (double)st->i) + (later->dbl ? later->d : (double)later->i);
+        st->dbl = true;
+        return;
+    case A_MIN:
+    case A_MAX: /* compared as one more value */
+        if (later->has && later->v.len && cod_read(later->v.data, later->v.data + later->v.len, &v))
+            add_value(a, st, &v, 1, &mem);
+        return;
+    case A_LAST:
+        if (later->has) {
+            st->v.len = 0;
+            dbuf_put(&st->v, later->v.data, later->v.len);
+            st->has = true;
+        }
+        return;
+    case A_FIRST:
+        if (!st->has && later->has) {
+            st->v.len = 0;
+            dbuf_put(&st->v, later->v.data, later->v.len);
+            st->has = true;
+        }
+        return;
+    case A_PUSH:
+    case A_ADDTOSET: {
+        const uint8_t *p = later->v.data, *end = p != NULL ? p + later->v.len : NULL;
+        while (p && p < end && (p = cod_read(p, end, &v)) != NULL)
+            add_value(a, st, &v, 1, &mem); /* $addToSet skips what st holds */
+        return;
+    }
+    }
+}

@@ -45,4 +45,15 @@ void accum_out(const accspec *a, const accst *st, ndb_doc_builder *b);
 void accum_clear(accspec *a);
 void accum_state_clear(accst *st);
 
+/* A spilling $group (agg.c) writes a group's partial states to a run and
+ * merges the runs' states for one key in the order the runs were written,
+ * which is input order: $first keeps the earlier, $last the later, $push
+ * concatenates, $addToSet unites, the rest add up or compare. */
+void accum_state_put(const accst *st, dbuf *out);
+/* Reads a state written by accum_state_put into st (zeroed): the byte after
+ * it, or NULL on bad bytes. */
+const uint8_t *accum_state_get(accst *st, const uint8_t *p, const uint8_t *end);
+/* Folds `later` (a state from a later run) into st. */
+void accum_merge(const accspec *a, accst *st, const accst *later);
+
 #endif /* NDB_DOC_ACCUM_H */

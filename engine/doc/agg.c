@@ -11,7 +11,8 @@
  * $sort right after it) is pushed into the collection cursor, so the planner
  * can use an index.
  *
- * Expressions are expr.c, $group's accumulators accum.c.
+ * Expressions are expr.c, $group group.c (its accumulators accum.c), sorting
+ * sortbuf.c.
  */
 #include <ctype.h>
 #include <math.h>
@@ -21,8 +22,8 @@
 #include <sys/random.h>
 
 #include "doc_int.h"
-#include "accum.h"
 #include "expr.h"
+#include "group.h"
 
 /* ---------------------------------------------------------------- stages */
 
@@ -40,20 +41,16 @@ typedef struct stage {
     uint64_t n, seen;
     /* $sort */
     srt_spec sort;
+    sortbuf sb;
+    /* $sample: every input document, the sample first */
     memdoc *mem;
     size_t nmem, mem_i;
     size_t nmem_out;     /* $sample: how many of mem are the sample */
     bool drained;
     /* $group */
-    expr gid;
-    accspec *accs;
-    int nacc;
-    bmap groups;
-    dbuf gkeys;          /* group keys, concatenated */
-    size_t *gkoff;       /* per group: offset into gkeys; gkoff[g+1] is the end */
-    accst *gst;          /* ngroups x nacc */
-    size_t ngroups, gcap, gi;
-    size_t mem_used;
+    grp group;
+    /* $replaceRoot / $replaceWith */
+    expr root;
     /* $project / $addFields / $unset */
     prj_spec *prj;
     bool prj_empty;      /* $project with only computed fields */
@@ -74,7 +71,6 @@ typedef struct stage {
     size_t curlen;
     uint32_t ui;
     bool have_cur;
-    /* $replaceRoot / $replaceWith: gid holds the new root's expression */
     /* $sample: n is the size; mem holds the reservoir */
     uint64_t rng;
     /* $count */
@@ -106,17 +102,9 @@ static void stage_free(stage *s)
     for (size_t i = 0; i < s->nmem; i++)
         free(s->mem[i].key);
     free(s->mem);
-    expr_clear(&s->gid);
-    for (size_t g = 0; s->gst && g < s->ngroups; g++)
-        for (int a = 0; a < s->nacc; a++)
-            accum_state_clear(&s->gst[g * (size_t)s->nacc + a]);
-    free(s->gst);
-    for (int a = 0; a < s->nacc; a++)
-        accum_clear(&s->accs[a]);
-    free(s->accs);
-    bmap_free(&s->groups);
-    dbuf_free(&s->gkeys);
-    free(s->gkoff);
+    sortbuf_free(&s->sb);
+    grp_free(&s->group);
+    expr_clear(&s->root);
     prj_free(s->prj);
     for (int i = 0; i < s->ncomp; i++)
         expr_clear(&s->cexpr[i]);
@@ -145,35 +133,6 @@ static ndb_status need_name(const char *k, size_t kl, const char *stage, ndb_err
     if (kl == 0 || k[0] == '$' || memchr(k, '.', kl))
         return ndb_errmsg_set(msg, NDB_EINVAL, "%s: field name '%.*s' may not be empty, start "
                               "with '$' or contain '.'", stage, (int)kl, k);
-    return NDB_OK;
-}
-
-static ndb_status compile_group(stage *s, const ndb_doc_val *v, ndb_errmsg *msg)
-{
-    if (v->type != NDB_DOC_OBJECT)
-        return ndb_errmsg_set(msg, NDB_EINVAL, "$group needs an object");
-    ndb_doc_val idv;
-    if (ndb_doc_get_field(v, "_id", 3, &idv) != NDB_OK)
-        return ndb_errmsg_set(msg, NDB_EINVAL, "$group needs an _id");
-    ndb_status st = expr_compile(&idv, "$group._id", &s->gid, 0, msg);
-    if (st != NDB_OK)
-        return st;
-    s->accs = calloc(v->u.c.count, sizeof *s->accs);
-    if (s->accs == NULL)
-        return NDB_ENOMEM;
-    ndb_doc_iter it;
-    ndb_doc_iter_init(&it, v);
-    const char *k;
-    size_t kl;
-    ndb_doc_val e;
-    while (ndb_doc_iter_next(&it, &k, &kl, &e)) {
-        if (key_is(k, kl, "_id"))
-            continue;
-        if ((st = need_name(k, kl, "$group", msg)) != NDB_OK)
-            return st;
-        if ((st = accum_compile(&s->accs[s->nacc++], k, kl, &e, msg)) != NDB_OK)
-            return st;
-    }
     return NDB_OK;
 }
 
@@ -291,7 +250,7 @@ static ndb_status compile_stage(agg_state *a, stage *s, const ndb_doc_val *sv, i
     }
     if (key_is(k, kl, "$group")) {
         s->kind = S_GROUP;
-        return compile_group(s, &v, msg);
+        return grp_compile(&s->group, &v, msg);
     }
     if (key_is(k, kl, "$project")) {
         s->kind = S_PROJECT;
@@ -366,7 +325,7 @@ static ndb_status compile_stage(agg_state *a, stage *s, const ndb_doc_val *sv, i
         if (k[8] == 'R' && /* $replaceRoot: {"newRoot": e}; $replaceWith: e */
             (v.type != NDB_DOC_OBJECT || ndb_doc_get_field(&v, "newRoot", 7, &root) != NDB_OK))
             return ndb_errmsg_set(msg, NDB_EINVAL, "$replaceRoot needs {\"newRoot\": <expression>}");
-        return expr_compile(&root, k[8] == 'R' ? "$replaceRoot.newRoot" : "$replaceWith", &s->gid, 0, msg);
+        return expr_compile(&root, k[8] == 'R' ? "$replaceRoot.newRoot" : "$replaceWith", &s->root, 0, msg);
     }
     if (key_is(k, kl, "$sample")) {
         s->kind = S_SAMPLE;
@@ -427,14 +386,8 @@ static int src_pull(ndb_doc_cursor *c, const uint8_t **d, size_t *dl, ndb_errmsg
             return st;
         a->src_sorted = true;
     }
-    if (a->src_sorted) {
-        if (c->mem_i >= c->nmem)
-            return 0;
-        *d = c->mem[c->mem_i].doc;
-        *dl = c->mem[c->mem_i].dlen;
-        c->mem_i++;
-        return 1;
-    }
+    if (a->src_sorted)
+        return cur_sorted_next(c, d, dl, msg);
     return cur_src_next(c, d, dl, msg);
 }
 
@@ -450,90 +403,45 @@ static int emit(stage *s, const uint8_t **d, size_t *dl, ndb_errmsg *msg)
 
 static ndb_status group_drain(ndb_doc_cursor *c, int i, stage *s, ndb_errmsg *msg)
 {
-    size_t limit = c->db->opt.agg_mem_bytes;
+    grp_start(&s->group, c->db->opt.agg_mem_bytes, c->db->opt.spill_dir, c->intr);
     const uint8_t *d;
     size_t dl;
     int got;
-    uint8_t nullb[2];
-    ndb_doc_val nullv;
-    val_make_null(&nullv, nullb);
-    while ((got = pull(c, i - 1, &d, &dl, msg)) > 0) {
-        ndb_doc_val root, key;
+    ndb_status st = NDB_OK;
+    while (st == NDB_OK && (got = pull(c, i - 1, &d, &dl, msg)) > 0) {
+        ndb_doc_val root;
         ndb_doc_root(d, dl, &root);
-        int r = expr_eval(&s->gid, &root, &key, msg);
-        if (r < 0)
-            return (ndb_status)r;
-        if (r == 0)
-            key = nullv;
-        bool fresh;
-        uint64_t *slot = bmap_upsert(&s->groups, key.raw, key.raw_len, s->ngroups, &fresh);
-        if (slot == NULL)
-            return NDB_ENOMEM;
-        size_t g = (size_t)*slot;
-        if (fresh) {
-            if (s->ngroups == s->gcap) {
-                size_t cap = s->gcap ? s->gcap * 2 : 64;
-                accst *ns = realloc(s->gst, cap * (size_t)(s->nacc ? s->nacc : 1) * sizeof *ns);
-                size_t *nk = realloc(s->gkoff, (cap + 1) * sizeof *nk);
-                if (ns)
-                    s->gst = ns;
-                if (nk)
-                    s->gkoff = nk;
-                if (!ns || !nk)
-                    return NDB_ENOMEM;
-                s->gcap = cap;
-            }
-            memset(&s->gst[g * (size_t)s->nacc], 0, (size_t)s->nacc * sizeof *s->gst);
-            s->gkoff[g] = s->gkeys.len;
-            if (!dbuf_put(&s->gkeys, key.raw, key.raw_len))
-                return NDB_ENOMEM;
-            s->gkoff[g + 1] = s->gkeys.len;
-            s->ngroups++;
-            s->mem_used = bmap_bytes(&s->groups) + s->gkeys.cap + s->gcap * (size_t)s->nacc * sizeof(accst);
-        }
-        for (int a = 0; a < s->nacc; a++) {
-            int r = accum_add(&s->accs[a], &s->gst[g * (size_t)s->nacc + a], &root, &s->mem_used, msg);
-            if (r < 0)
-                return (ndb_status)r;
-        }
-        if (s->mem_used > limit)
-            return ndb_errmsg_set(msg, NDB_ELIMIT,
-                                  "$group exceeded the memory limit of %zu bytes (%zu groups)",
-                                  limit, s->ngroups);
+        st = grp_add(&s->group, &root, msg);
     }
-    return got < 0 ? (ndb_status)got : NDB_OK;
+    if (st == NDB_OK && got < 0)
+        st = (ndb_status)got;
+    if (st == NDB_OK)
+        st = grp_finish(&s->group, msg);
+    c->ex.spilled_bytes += grp_spilled_bytes(&s->group);
+    return st;
 }
 
 static ndb_status sort_drain(ndb_doc_cursor *c, int i, stage *s, ndb_errmsg *msg)
 {
-    size_t limit = c->db->opt.agg_mem_bytes, used = 0, cap = 0;
+    sortbuf_init(&s->sb, c->db->opt.agg_mem_bytes, 0, c->db->opt.spill_dir, c->intr, "$sort");
     dbuf key = {0};
     const uint8_t *d;
     size_t dl;
     int got;
     ndb_status st = NDB_OK;
-    while ((got = pull(c, i - 1, &d, &dl, msg)) > 0) {
+    while (st == NDB_OK && (got = pull(c, i - 1, &d, &dl, msg)) > 0) {
         ndb_doc_val root;
         ndb_doc_root(d, dl, &root);
         key.len = 0;
-        if (!srt_key_of(&s->sort, &root, &key)) {
-            st = NDB_ENOMEM;
-            break;
-        }
-        used += key.len + dl + sizeof(memdoc);
-        if (used > limit) {
-            st = ndb_errmsg_set(msg, NDB_ELIMIT, "$sort exceeded the memory limit of %zu bytes", limit);
-            break;
-        }
-        if ((st = memdoc_push(&s->mem, &s->nmem, &cap, &key, d, dl, s->nmem)) != NDB_OK)
-            break;
+        st = srt_key_of(&s->sort, &root, &key) ? sortbuf_add(&s->sb, &key, d, dl, msg) : NDB_ENOMEM;
     }
     dbuf_free(&key);
-    if (got < 0)
-        return (ndb_status)got;
-    if (st != NDB_OK)
-        return st;
-    return memdoc_sort(s->mem, s->nmem, c->intr, msg);
+    if (st == NDB_OK && got < 0)
+        st = (ndb_status)got;
+    if (st == NDB_OK)
+        st = sortbuf_finish(&s->sb, msg);
+    c->ex.spilled_bytes += s->sb.spilled_bytes;
+    return st;
 }
 
 /* $sample: every input document kept (bounded by agg_mem_bytes), then the
@@ -757,12 +665,11 @@ static int pull(ndb_doc_cursor *c, int i, const uint8_t **d, size_t *dl, ndb_err
                     return st;
                 s->drained = true;
             }
-            if (s->mem_i >= s->nmem)
-                return 0;
-            *d = s->mem[s->mem_i].doc;
-            *dl = s->mem[s->mem_i].dlen;
-            s->mem_i++;
-            return 1;
+            {
+                const uint8_t *k;
+                size_t kl;
+                return sortbuf_next(&s->sb, &k, &kl, d, dl, msg);
+            }
         case S_GROUP:
             if (!s->drained) {
                 ndb_status st = group_drain(c, i, s, msg);
@@ -770,23 +677,9 @@ static int pull(ndb_doc_cursor *c, int i, const uint8_t **d, size_t *dl, ndb_err
                     return st;
                 s->drained = true;
             }
-            if (s->gi >= s->ngroups)
-                return 0;
             {
-                size_t g = s->gi++;
-                ndb_doc_builder *b = s->out;
-                ndb_doc_builder_reset(b);
-                ndb_doc_begin_object(b);
-                ndb_doc_key(b, "_id", 3);
-                ndb_doc_val k;
-                cod_read(s->gkeys.data + s->gkoff[g], s->gkeys.data + s->gkoff[g + 1], &k);
-                ndb_doc_value(b, &k);
-                for (int x = 0; x < s->nacc; x++) {
-                    ndb_doc_key(b, s->accs[x].name, s->accs[x].nlen);
-                    accum_out(&s->accs[x], &s->gst[g * (size_t)s->nacc + x], b);
-                }
-                ndb_doc_end_object(b);
-                return emit(s, d, dl, msg);
+                int r = grp_next(&s->group, s->out, msg);
+                return r <= 0 ? r : emit(s, d, dl, msg);
             }
         case S_COUNT: {
             if (s->drained)
@@ -1043,7 +936,7 @@ static int pull(ndb_doc_cursor *c, int i, const uint8_t **d, size_t *dl, ndb_err
                 return r;
             ndb_doc_val root, nr;
             ndb_doc_root(*d, *dl, &root);
-            int er = expr_eval(&s->gid, &root, &nr, msg);
+            int er = expr_eval(&s->root, &root, &nr, msg);
             if (er < 0)
                 return er;
             if (er == 0 || nr.type != NDB_DOC_OBJECT)

@@ -608,6 +608,8 @@ ndb_status ndb_doc_open(ndb_kv *kv, const ndb_doc_options *opt, ndb_doc_db **out
         o.max_doc_bytes = NDB_DOC_MAX_BYTES;
     if (o.agg_mem_bytes == 0)
         o.agg_mem_bytes = 100u << 20;
+    if (o.spill_dir != NULL)
+        sortbuf_clean_dir(o.spill_dir);
     ndb_doc_db *db = db_new(kv, &o, NDB_DOC_NS_DOCUMENTS);
     if (db == NULL || (db->px = calloc(1, sizeof *db->px)) == NULL) {
         ndb_doc_close(db);

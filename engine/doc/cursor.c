@@ -441,158 +441,37 @@ int cur_src_next(ndb_doc_cursor *c, const uint8_t **doc, size_t *len, ndb_errmsg
     }
 }
 
-int memdoc_cmp(const void *a, const void *b)
-{
-    const memdoc *x = a, *y = b;
-    size_t m = x->klen < y->klen ? x->klen : y->klen;
-    int r = memcmp(x->key, y->key, m);
-    if (r)
-        return r;
-    if (x->klen != y->klen)
-        return x->klen < y->klen ? -1 : 1;
-    return (x->seq > y->seq) - (x->seq < y->seq);
-}
-
-ndb_status memdoc_push(memdoc **arr, size_t *n, size_t *cap, const dbuf *key, const void *doc, size_t dl,
-                       uint64_t seq)
-{
-    if (*n == *cap) {
-        size_t nc = *cap ? *cap * 2 : 256;
-        memdoc *a = realloc(*arr, nc * sizeof *a);
-        if (a == NULL)
-            return NDB_ENOMEM;
-        *arr = a;
-        *cap = nc;
-    }
-    memdoc *m = &(*arr)[*n];
-    if ((m->key = malloc(key->len + dl)) == NULL)
-        return NDB_ENOMEM;
-    memcpy(m->key, key->data, key->len);
-    m->klen = key->len;
-    m->doc = m->key + key->len;
-    memcpy(m->doc, doc, dl);
-    m->dlen = dl;
-    m->seq = seq;
-    (*n)++;
-    return NDB_OK;
-}
-
-/* Bottom-up merge sort: a pass over the array per doubling of the run width,
- * with an interrupt check every NDB_INTERRUPT_EVERY runs merged, so a sort
- * of the whole memory bound stops as promptly as a scan. */
-ndb_status memdoc_sort(memdoc *a, size_t n, const ndb_interrupt *intr, ndb_errmsg *msg)
-{
-    if (n < 2)
-        return NDB_OK;
-    memdoc *tmp = malloc(n * sizeof *tmp);
-    if (tmp == NULL)
-        return ndb_errmsg_set(msg, NDB_ENOMEM, "sort: out of memory for %zu documents", n);
-    memdoc *src = a, *dst = tmp;
-    uint32_t tick = 0;
-    ndb_status st = NDB_OK;
-    for (size_t w = 1; w < n && st == NDB_OK; w *= 2) {
-        for (size_t lo = 0; lo < n; lo += 2 * w) {
-            if ((st = ndb_interrupt_poll(intr, &tick)) != NDB_OK)
-                break;
-            size_t mid = lo + w < n ? lo + w : n, hi = lo + 2 * w < n ? lo + 2 * w : n;
-            size_t i = lo, j = mid, k = lo;
-            while (i < mid && j < hi)
-                dst[k++] = memdoc_cmp(&src[j], &src[i]) < 0 ? src[j++] : src[i++];
-            while (i < mid)
-                dst[k++] = src[i++];
-            while (j < hi)
-                dst[k++] = src[j++];
-        }
-        if (st != NDB_OK) /* the pass stopped halfway: dst is incomplete, src is whole */
-            break;
-        memdoc *t = src;
-        src = dst;
-        dst = t;
-    }
-    if (src != a)
-        memcpy(a, src, n * sizeof *a);
-    free(tmp);
-    return st == NDB_OK ? st : ndb_interrupt_msg(msg, st, "sort stopped");
-}
-
-/* Max-heap on memdoc_cmp: the root is the largest kept document. */
-static void heap_down(memdoc *h, size_t n, size_t i)
-{
-    for (;;) {
-        size_t l = 2 * i + 1, r = l + 1, m = i;
-        if (l < n && memdoc_cmp(&h[l], &h[m]) > 0)
-            m = l;
-        if (r < n && memdoc_cmp(&h[r], &h[m]) > 0)
-            m = r;
-        if (m == i)
-            return;
-        memdoc t = h[i];
-        h[i] = h[m];
-        h[m] = t;
-        i = m;
-    }
-}
-
-static void heap_up(memdoc *h, size_t i)
-{
-    while (i > 0) {
-        size_t p = (i - 1) / 2;
-        if (memdoc_cmp(&h[i], &h[p]) <= 0)
-            return;
-        memdoc t = h[i];
-        h[i] = h[p];
-        h[p] = t;
-        i = p;
-    }
-}
-
 ndb_status cur_sort_all(ndb_doc_cursor *c, ndb_errmsg *msg)
 {
-    size_t cap = 0, used = 0;
-    uint64_t seq = 0;
-    bool bounded = c->topk > 0 && c->topk <= 100000;
+    sortbuf_init(&c->sb, c->db->opt.agg_mem_bytes, c->topk, c->db->opt.spill_dir, c->intr, "sort");
     dbuf key = {0};
     const uint8_t *d;
     size_t dl;
     int got;
     ndb_status st = NDB_OK;
-    while ((got = cur_src_next(c, &d, &dl, msg)) > 0) {
+    while (st == NDB_OK && (got = cur_src_next(c, &d, &dl, msg)) > 0) {
         ndb_doc_val root;
         ndb_doc_root(d, dl, &root);
         key.len = 0;
-        if (!srt_key_of(&c->sort, &root, &key)) {
-            st = NDB_ENOMEM;
-            break;
-        }
-        memdoc probe = {.key = key.data, .klen = key.len, .seq = seq++};
-        if (bounded && c->nmem == c->topk) {
-            /* full: keep it only if it sorts before the current largest */
-            if (memdoc_cmp(&probe, &c->mem[0]) >= 0)
-                continue;
-            used -= c->mem[0].klen + c->mem[0].dlen + sizeof(memdoc);
-            free(c->mem[0].key);
-            c->mem[0] = c->mem[--c->nmem];
-            heap_down(c->mem, c->nmem, 0);
-        }
-        used += dl + key.len + sizeof(memdoc);
-        if (used > c->db->opt.agg_mem_bytes) {
-            st = ndb_errmsg_set(msg, NDB_ELIMIT,
-                                "sort exceeded the memory limit of %zu bytes; add an index on the "
-                                "sort fields, a limit, or a narrower filter",
-                                c->db->opt.agg_mem_bytes);
-            break;
-        }
-        if ((st = memdoc_push(&c->mem, &c->nmem, &cap, &key, d, dl, probe.seq)) != NDB_OK)
-            break;
-        if (bounded)
-            heap_up(c->mem, c->nmem - 1);
+        st = srt_key_of(&c->sort, &root, &key) ? sortbuf_add(&c->sb, &key, d, dl, msg) : NDB_ENOMEM;
     }
     dbuf_free(&key);
-    if (got < 0)
+    if (st == NDB_OK && got < 0)
         st = (ndb_status)got;
-    if (st != NDB_OK)
-        return st;
-    return memdoc_sort(c->mem, c->nmem, c->intr, msg);
+    if (st == NDB_OK)
+        st = sortbuf_finish(&c->sb, msg);
+    c->ex.spilled_bytes = c->sb.spilled_bytes;
+    return st;
+}
+
+int cur_sorted_next(ndb_doc_cursor *c, const uint8_t **d, size_t *dl, ndb_errmsg *msg)
+{
+    const uint8_t *k;
+    size_t kl;
+    int r = sortbuf_next(&c->sb, &k, &kl, d, dl, msg);
+    if (r > 0)
+        c->mem_i++;
+    return r;
 }
 
 static uint64_t query_hash(const ndb_doc_find_opts *o)
@@ -722,10 +601,15 @@ ndb_status ndb_doc_find(ndb_doc_db *db, const char *cname, const ndb_doc_find_op
     if (resumed)
         st = token_parse(c, o->page_token, o->page_token_len, msg);
     if (st == NDB_OK && c->mode == M_MEM) {
-        size_t start = resumed ? c->mem_i : (size_t)c->skip;
+        uint64_t start = resumed ? c->mem_i : c->skip;
         c->topk = c->limit ? start + c->limit : 0; /* keep only what this page needs */
         st = cur_sort_all(c, msg);
-        c->mem_i = start < c->nmem ? start : c->nmem;
+        c->mem_i = 0;
+        const uint8_t *d;
+        size_t dl;
+        for (int r = 1; st == NDB_OK && r > 0 && c->mem_i < start;) /* skip, or resume after a page */
+            if ((r = cur_sorted_next(c, &d, &dl, msg)) < 0)
+                st = (ndb_status)r;
         c->skip = 0;
     }
     if (st != NDB_OK) {
@@ -749,13 +633,13 @@ ndb_status ndb_doc_cursor_next(ndb_doc_cursor *c, const void **doc, size_t *len,
     const uint8_t *d;
     size_t dl;
     if (c->mode == M_MEM) {
-        if (c->mem_i >= c->nmem) {
+        int r = cur_sorted_next(c, &d, &dl, msg);
+        if (r < 0)
+            return (ndb_status)r;
+        if (r == 0) {
             c->mode = M_DONE;
             return NDB_OK;
         }
-        d = c->mem[c->mem_i].doc;
-        dl = c->mem[c->mem_i].dlen;
-        c->mem_i++;
     } else {
         for (;;) {
             int got = cur_src_next(c, &d, &dl, msg);
@@ -795,7 +679,7 @@ ndb_status ndb_doc_cursor_page_token(ndb_doc_cursor *c, void **tok, size_t *len)
     *len = 0;
     if (c->mode == M_DONE || c->mode == M_AGG)
         return NDB_OK;
-    if (c->mode == M_MEM && c->mem_i >= c->nmem && (c->topk == 0 || c->nmem < c->topk))
+    if (c->mode == M_MEM && sortbuf_drained(&c->sb))
         return NDB_OK; /* the sort kept everything that matched, and it was all returned */
     dbuf t = {0};
     uint8_t h[10];
@@ -833,9 +717,7 @@ void ndb_doc_cursor_free(ndb_doc_cursor *c)
         ndb_kv_snapshot_release(c->db->kv, c->snap_owned);
     idx_set_unref(c->ix);
     plan_free(&c->pl);
-    for (size_t i = 0; i < c->nmem; i++)
-        free(c->mem[i].key);
-    free(c->mem);
+    sortbuf_free(&c->sb);
     bmap_free(&c->seen);
     ndb_doc_builder_free(c->out);
     dbuf_free(&c->lastkey);

@@ -430,6 +430,43 @@ typedef struct memdoc {
     uint64_t seq;
 } memdoc;
 
+/* ---- the sort buffer (sortbuf.c): records sorted by key within a memory
+ * bound, spilling sorted runs to files in spill_dir beyond it */
+#define SORTBUF_TOPK_MAX 100000
+#define SORTBUF_FILE_PREFIX "nexadb-spill-"
+typedef struct sortbuf {
+    memdoc *mem;
+    size_t n, cap, used, i; /* in memory; i: next to hand out */
+    size_t limit;
+    uint64_t topk, seq;     /* topk: keep only the topk first (a heap; never spills) */
+    const char *spill_dir;  /* NULL: beyond limit is NDB_ELIMIT */
+    const ndb_interrupt *intr;
+    const char *what;       /* "sort", "$sort": for messages */
+    struct sbrun *runs;
+    int nruns, nheap, last; /* last: the run whose record was handed out last */
+    int *heap;
+    bool merging;
+    uint64_t spilled_bytes;
+} sortbuf;
+void sortbuf_init(sortbuf *sb, size_t limit, uint64_t topk, const char *spill_dir, const ndb_interrupt *intr,
+                  const char *what);
+/* Copies the record in; NDB_ELIMIT beyond the bound without a spill
+ * directory, or a spill file's failure (NDB_ENOSPC, NDB_EIO, ...). */
+ndb_status sortbuf_add(sortbuf *sb, const dbuf *key, const void *pay, size_t plen, ndb_errmsg *msg);
+/* Ends adding: sorts, or sets up the merge of the runs. */
+ndb_status sortbuf_finish(sortbuf *sb, ndb_errmsg *msg);
+/* The next record in key order: 1 (borrowed until the next call), 0 at the
+ * end, or a negative ndb_status. */
+int sortbuf_next(sortbuf *sb, const uint8_t **key, size_t *klen, const uint8_t **pay, size_t *plen,
+                 ndb_errmsg *msg);
+/* Every record was handed out (and a top-k buffer dropped none). */
+bool sortbuf_drained(const sortbuf *sb);
+void sortbuf_free(sortbuf *sb);
+/* Removes spill files a crash left in dir (between creating and unlinking one). */
+void sortbuf_clean_dir(const char *dir);
+void heap_down(memdoc *h, size_t n, size_t i);
+void heap_up(memdoc *h, size_t i);
+
 struct agg_state;
 
 struct ndb_doc_cursor {
@@ -448,8 +485,8 @@ struct ndb_doc_cursor {
     bool started;
     cur_mode mode, src_mode;
     uint64_t skip, limit, skipped, returned;
-    memdoc *mem;
-    size_t nmem, mem_i;
+    sortbuf sb;             /* M_MEM: the sorted documents */
+    uint64_t mem_i;         /* M_MEM: documents handed out of sb (skipped ones included) */
     bmap seen;
     void *fetched; /* kv_get result (M_ID/M_IX); freed on the next move */
     ndb_doc_builder *out;
@@ -574,8 +611,11 @@ ndb_status memdoc_push(memdoc **arr, size_t *n, size_t *cap, const dbuf *key, co
 /* Sorts a[0..n) by memdoc_cmp, checking intr between merge steps:
  * NDB_ETIMEDOUT/NDB_ECANCELED (a left in some order) or NDB_ENOMEM. */
 ndb_status memdoc_sort(memdoc *a, size_t n, const ndb_interrupt *intr, ndb_errmsg *msg);
-/* Drains the source into c->mem sorted by c->sort (bounded by agg_mem_bytes). */
+/* Drains the source into c->sb sorted by c->sort (agg_mem_bytes in memory,
+ * spilling beyond it when the database has a spill directory). */
 ndb_status cur_sort_all(ndb_doc_cursor *c, ndb_errmsg *msg);
+/* The next document of a sorted cursor: 1, 0 at the end, or a failure. */
+int cur_sorted_next(ndb_doc_cursor *c, const uint8_t **d, size_t *dl, ndb_errmsg *msg);
 coll *db_find_coll(ndb_doc_db *db, const char *name);
 /* Looks up an existing collection, validating the name. */
 ndb_status db_get_coll(ndb_doc_db *db, const char *name, coll **out, ndb_errmsg *msg);

@@ -230,6 +230,11 @@ typedef struct ndb_doc_cursor ndb_doc_cursor;
 typedef struct ndb_doc_options {
     size_t max_doc_bytes;   /* default NDB_DOC_MAX_BYTES */
     size_t agg_mem_bytes;   /* memory bound of one blocking pipeline stage / sort; default 100 MiB */
+    /* Directory for sort and $group spill files beyond agg_mem_bytes (borrowed;
+     * must exist, private to the server); NULL: beyond the bound is NDB_ELIMIT.
+     * Spill files are unlinked as soon as they are made; ndb_doc_open removes
+     * any a crash left. */
+    const char *spill_dir;
     /* Log sink for progress (index builds); NULL: stderr. */
     void (*log)(void *ctx, const char *line);
     void *log_ctx;
@@ -378,6 +383,7 @@ typedef struct ndb_doc_explain {
     uint64_t docs_examined;
     uint64_t returned;
     int in_memory_sort;
+    uint64_t spilled_bytes; /* written to spill files by sorts beyond agg_mem_bytes */
 } ndb_doc_explain;
 /* The plan and counters so far (complete once the cursor is exhausted). */
 void ndb_doc_cursor_explain(const ndb_doc_cursor *c, ndb_doc_explain *out);

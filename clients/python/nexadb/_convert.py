@@ -32,11 +32,21 @@ def to_document(d: Optional[Mapping[str, Any]], what: str = "document",
     if not isinstance(d, Mapping):
         raise TypeError(f"{what} must be a dict, not {type(d).__name__}")
     try:
-        return common_pb2.Document(bson=bson.encode(d))
+        return common_pb2.Document(bson=_encode_in_order(d))
     except OverflowError as e:
         raise ValueError(f"{what}: an integer outside 64 bits cannot be stored ({e})") from None
     except bson.errors.InvalidDocument as e:
         raise TypeError(f"{what}: {e}") from None
+
+
+def _encode_in_order(d: Mapping[str, Any]) -> bytes:
+    """BSON of d with its keys in d's order. bson.encode writes a top-level "_id" first
+    (MongoDB's habit for stored documents), which would turn the sort {"k": 1, "_id": 1}
+    into {"_id": 1, "k": 1}; nested documents keep their order, so d is encoded as the
+    value of a one-key wrapper and cut out of it: 4 bytes of length, type 0x03, "s\\0",
+    then d's document, then the wrapper's terminating 0."""
+    wrapped = bson.encode({"s": d})
+    return wrapped[7:-1]
 
 
 def from_document(doc: common_pb2.Document) -> Dict[str, Any]:

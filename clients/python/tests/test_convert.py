@@ -50,3 +50,9 @@ def test_floats():
     assert floats((1, 2.5)) == [1.0, 2.5]
     with pytest.raises(TypeError, match="vector"):
         floats(["x"])
+
+
+def test_a_top_level_id_keeps_its_place():
+    """bson.encode moves a top-level _id first; a sort {"k": 1, "_id": 1} must not change."""
+    assert list(roundtrip({"k": 1, "_id": 1})) == ["k", "_id"]
+    assert list(roundtrip({"z": {"_id": 2, "a": 1}, "_id": "x"})) == ["z", "_id"]

@@ -1,0 +1,215 @@
+/* Sorts beyond the memory bound spill sorted runs to files and merge them
+ * (sortbuf.c): the same order as in memory, stable, within the bound, and no
+ * file left behind; without a spill directory the bound is a clear error. */
+#include <dirent.h>
+#include <sys/stat.h>
+
+#include "helpers.h"
+
+static tdb T;
+static char spill[96];
+
+static void open_with(size_t mem, const char *dir)
+{
+    ndb_kv_options ko;
+    ndb_kv_options_init(&ko);
+    ko.durability = NDB_KV_NONE;
+    ndb_errmsg m = {{0}};
+    cr_assert_eq(ndb_kv_open(T.dir, &ko, &T.kv, &m), NDB_OK, "kv open: %s", m.text);
+    ndb_doc_options o;
+    ndb_doc_options_init(&o);
+    o.log = quiet_log;
+    o.agg_mem_bytes = mem;
+    o.spill_dir = dir;
+    cr_assert_eq(ndb_doc_open(T.kv, &o, &T.db, &m), NDB_OK, "doc open: %s", m.text);
+}
+
+static int files_in(const char *dir)
+{
+    int n = 0;
+    DIR *d = opendir(dir);
+    cr_assert_not_null(d);
+    for (struct dirent *e; (e = readdir(d)) != NULL;)
+        n += e->d_name[0] != '.';
+    closedir(d);
+    return n;
+}
+
+/* 4,000 documents of ~200 bytes (~1 MiB) against a 64 KiB bound: ~16 runs. */
+static void setup(void)
+{
+    snprintf(T.dir, sizeof T.dir, "/tmp/ndbdoc-sp-XXXXXX");
+    cr_assert_not_null(mkdtemp(T.dir));
+    snprintf(spill, sizeof spill, "%s-spill", T.dir);
+    cr_assert_eq(mkdir(spill, 0700), 0);
+    open_with(64 << 10, spill);
+    char pad[160];
+    memset(pad, 'x', sizeof pad - 1);
+    pad[sizeof pad - 1] = 0;
+    for (int b = 0; b < 40; b++) {
+        char docs[40000] = "[";
+        for (int i = b * 100; i < (b + 1) * 100; i++)
+            snprintf(docs + strlen(docs), sizeof docs - strlen(docs), "%s{\"_id\":\"d%05d\",\"k\":%d,\"g\":%d,\"pad\":\"%s\"}",
+                     i % 100 ? "," : "", i, (i * 7919) % 1000, i % 7, pad);
+        strcat(docs, "]");
+        ndb_errmsg m = {{0}};
+        cr_assert_eq(ins(&T, "big", docs, &m), NDB_OK, "%s", m.text);
+    }
+}
+
+static void teardown(void)
+{
+    tdb_close(&T);
+    rmdir(spill);
+}
+
+TestSuite(spill, .init = setup, .fini = teardown);
+
+/* Reads a cursor to its end: k in order (desc or not), every one of the 4,000
+ * documents once, and ties (each k appears 4 times) in _id (arrival) order. */
+static void check_sorted(ndb_doc_cursor *c, int desc)
+{
+    int prev = desc ? 1000 : -1, prev_id = -1, seen = 0;
+    ndb_errmsg m = {{0}};
+    for (;;) {
+        const void *d;
+        size_t dl;
+        cr_assert_eq(ndb_doc_cursor_next(c, &d, &dl, &m), NDB_OK, "%s", m.text);
+        if (d == NULL)
+            break;
+        ndb_doc_val root, k, id;
+        cr_assert_eq(ndb_doc_root(d, dl, &root), NDB_OK);
+        cr_assert_eq(ndb_doc_get_field(&root, "k", 1, &k), NDB_OK);
+        cr_assert_eq(ndb_doc_get_field(&root, "_id", 3, &id), NDB_OK);
+        int idn = atoi(id.u.s.ptr + 1);
+        cr_assert(desc ? k.u.i <= prev : k.u.i >= prev, "out of order at d%05d", idn);
+        if (k.u.i == prev)
+            cr_assert_gt(idn, prev_id, "a tie out of arrival order at d%05d", idn);
+        prev = (int)k.u.i;
+        prev_id = idn;
+        seen++;
+    }
+    cr_assert_eq(seen, 4000);
+}
+
+static ndb_doc_cursor *find_sorted(const char *sort)
+{
+    size_t sl;
+    void *s = J(sort, &sl);
+    ndb_doc_find_opts o = {.sort = s, .sort_len = sl};
+    ndb_doc_cursor *c;
+    ndb_errmsg m = {{0}};
+    cr_assert_eq(ndb_doc_find(T.db, "big", &o, &c, &m), NDB_OK, "%s", m.text);
+    free(s);
+    return c;
+}
+
+Test(spill, find_sort_spills_merges_and_cleans_up)
+{
+    ndb_doc_cursor *c = find_sorted("{\"k\":1}");
+    check_sorted(c, 0);
+    ndb_doc_explain ex;
+    ndb_doc_cursor_explain(c, &ex);
+    cr_assert_gt(ex.spilled_bytes, 500000, "spilled %llu bytes", (unsigned long long)ex.spilled_bytes);
+    ndb_doc_cursor_free(c);
+    c = find_sorted("{\"k\":-1}");
+    check_sorted(c, 1);
+    cr_assert_eq(files_in(spill), 0, "spill files are unlinked as they are made");
+    ndb_doc_cursor_free(c);
+}
+
+Test(spill, pipeline_sort_spills)
+{
+    size_t pl;
+    void *p = J("[{\"$match\":{}},{\"$project\":{\"k\":1}},{\"$sort\":{\"k\":1}}]", &pl);
+    ndb_doc_cursor *c;
+    ndb_errmsg m = {{0}};
+    cr_assert_eq(ndb_doc_aggregate(T.db, "big", p, pl, NULL, &c, &m), NDB_OK, "%s", m.text);
+    free(p);
+    check_sorted(c, 0);
+    ndb_doc_cursor_free(c);
+    cr_assert_eq(files_in(spill), 0);
+}
+
+Test(spill, without_a_spill_directory_the_bound_is_an_error)
+{
+    tdb_close_only(&T);
+    open_with(64 << 10, NULL);
+    cr_assert(strstr(find_json(&T, "big", (fq){.sort = "{\"k\":1}"}, NULL), "exceeded the memory limit") != NULL);
+    cr_assert(strstr(agg_json(&T, "big", "[{\"$sort\":{\"k\":1}}]"), "exceeded the memory limit") != NULL);
+}
+
+Test(spill, leftover_spill_files_are_removed_at_open)
+{
+    tdb_close_only(&T);
+    char path[128];
+    snprintf(path, sizeof path, "%s/nexadb-spill-crash1", spill);
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fputs("a crash left this", f);
+    fclose(f);
+    snprintf(path, sizeof path, "%s/keep-me", spill);
+    f = fopen(path, "w");
+    fclose(f);
+    open_with(64 << 10, spill);
+    cr_assert_eq(files_in(spill), 1, "only the spill file goes");
+    unlink(path);
+}
+
+/* The pipeline's whole output as JSON lines (caller frees), and what it spilled. */
+static char *run_all(const char *pipeline, uint64_t *spilled)
+{
+    size_t pl;
+    void *p = J(pipeline, &pl);
+    ndb_doc_cursor *c;
+    ndb_errmsg m = {{0}};
+    cr_assert_eq(ndb_doc_aggregate(T.db, "big", p, pl, NULL, &c, &m), NDB_OK, "%s", m.text);
+    free(p);
+    dbuf out = {0};
+    for (;;) {
+        const void *d;
+        size_t dl;
+        cr_assert_eq(ndb_doc_cursor_next(c, &d, &dl, &m), NDB_OK, "%s", m.text);
+        if (d == NULL)
+            break;
+        char *js;
+        size_t jl;
+        cr_assert_eq(ndb_doc_to_json(d, dl, &js, &jl), NDB_OK);
+        dbuf_put(&out, js, jl);
+        dbuf_byte(&out, '\n');
+        free(js);
+    }
+    dbuf_byte(&out, 0);
+    ndb_doc_explain ex;
+    ndb_doc_cursor_explain(c, &ex);
+    *spilled = ex.spilled_bytes;
+    ndb_doc_cursor_free(c);
+    return (char *)out.data;
+}
+
+/* A $group over many groups spills partial states and merges them: the same
+ * groups and values as in memory, $first/$last/$push in input order. */
+Test(spill, group_spills_and_merges_partial_states)
+{
+    const char *pipe = "[{\"$group\":{\"_id\":\"$k\",\"n\":{\"$sum\":1},\"ids\":{\"$push\":\"$_id\"},"
+                       "\"first\":{\"$first\":\"$_id\"},\"last\":{\"$last\":\"$_id\"},\"gs\":{\"$addToSet\":\"$g\"},"
+                       "\"mn\":{\"$min\":\"$g\"},\"mx\":{\"$max\":\"$g\"},\"avg\":{\"$avg\":\"$g\"},\"c\":{\"$count\":{}}}},"
+                       "{\"$sort\":{\"_id\":1}}]";
+    uint64_t spilled, none;
+    char *small = run_all(pipe, &spilled);
+    cr_assert_gt(spilled, 0);
+    cr_assert_eq(files_in(spill), 0);
+    tdb_close_only(&T);
+    open_with(256 << 20, spill);
+    char *big = run_all(pipe, &none);
+    cr_assert_eq(none, 0);
+    cr_assert_str_eq(small, big);
+    cr_assert(strstr(big, "{\"_id\":0,\"n\":4,\"ids\":[\"d00000\",\"d01000\",\"d02000\",\"d03000\"],"
+                          "\"first\":\"d00000\",\"last\":\"d03000\"") != NULL, "%.300s", big);
+    free(small);
+    free(big);
+    /* without a spill directory it is the old error */
+    tdb_close_only(&T);
+    open_with(64 << 10, NULL);
+    cr_assert(strstr(agg_json(&T, "big", pipe), "$group exceeded the memory limit") != NULL);
+}
