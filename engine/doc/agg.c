@@ -6,7 +6,9 @@
  * $unset $unwind $skip $limit $lookup $replaceRoot/$replaceWith) hold one
  * document at a time, blocking stages ($group $sort $count $sample) drain
  * their input first and refuse with NDB_ELIMIT beyond
- * ndb_doc_options.agg_mem_bytes. $sortByCount and $bucket are written out
+ * ndb_doc_options.agg_mem_bytes ($sort and $group spill instead when there is
+ * a spill directory). $facet buffers its input and runs a sub-pipeline per
+ * output field over it. $sortByCount and $bucket are written out
  * as $group and $sort first (agg_expand.c). A leading $match (and a
  * $sort right after it) is pushed into the collection cursor, so the planner
  * can use an index.
@@ -29,7 +31,7 @@
 
 typedef enum skind {
     S_MATCH, S_GROUP, S_SORT, S_LIMIT, S_SKIP, S_PROJECT, S_UNWIND, S_COUNT, S_ADDFIELDS,
-    S_UNSET, S_LOOKUP, S_REPLACEROOT, S_SAMPLE,
+    S_UNSET, S_LOOKUP, S_REPLACEROOT, S_SAMPLE, S_FACET,
 } skind;
 
 typedef struct stage {
@@ -42,7 +44,12 @@ typedef struct stage {
     /* $sort */
     srt_spec sort;
     sortbuf sb;
-    /* $sample: every input document, the sample first */
+    /* $facet: a sub-pipeline per output field, over the buffered input */
+    struct agg_state **facets;
+    const char **fname;
+    size_t *fnlen;
+    int nfacets;
+    /* $sample and $facet: every input document (for $sample the sample first) */
     memdoc *mem;
     size_t nmem, mem_i;
     size_t nmem_out;     /* $sample: how many of mem are the sample */
@@ -84,6 +91,9 @@ typedef struct stage {
 
 typedef struct agg_state {
     ndb_doc_db *db;
+    bool from_buf;      /* a $facet's sub-pipeline: its input is buf, not a collection */
+    const memdoc *buf;
+    size_t nbuf, bi;
     uint8_t *pipe;  /* owned copy of the pipeline document */
     size_t plen;
     stage *st;
@@ -95,8 +105,15 @@ typedef struct agg_state {
     bool done;
 } agg_state;
 
+void agg_free(agg_state *a);
+
 static void stage_free(stage *s)
 {
+    for (int f = 0; f < s->nfacets; f++)
+        agg_free(s->facets[f]);
+    free(s->facets);
+    free(s->fname);
+    free(s->fnlen);
     ndb_doc_builder_free(s->out);
     ndb_doc_filter_free(s->flt);
     for (size_t i = 0; i < s->nmem; i++)
@@ -213,6 +230,9 @@ static ndb_status compile_project(stage *s, const ndb_doc_val *v, bool addfields
     return st;
 }
 
+static ndb_status compile_pipeline(ndb_doc_db *db, const ndb_doc_val *pipeline, int depth, agg_state **out,
+                                   ndb_errmsg *msg);
+
 static ndb_status compile_stage(agg_state *a, stage *s, const ndb_doc_val *sv, int idx,
                                 ndb_errmsg *msg)
 {
@@ -327,6 +347,33 @@ static ndb_status compile_stage(agg_state *a, stage *s, const ndb_doc_val *sv, i
             return ndb_errmsg_set(msg, NDB_EINVAL, "$replaceRoot needs {\"newRoot\": <expression>}");
         return expr_compile(&root, k[8] == 'R' ? "$replaceRoot.newRoot" : "$replaceWith", &s->root, 0, msg);
     }
+    if (key_is(k, kl, "$facet")) {
+        s->kind = S_FACET;
+        if (v.type != NDB_DOC_OBJECT || v.u.c.count == 0)
+            return ndb_errmsg_set(msg, NDB_EINVAL, "$facet needs an object of named sub-pipelines");
+        s->facets = calloc(v.u.c.count, sizeof *s->facets);
+        s->fname = calloc(v.u.c.count, sizeof *s->fname);
+        s->fnlen = calloc(v.u.c.count, sizeof *s->fnlen);
+        if (!s->facets || !s->fname || !s->fnlen)
+            return NDB_ENOMEM;
+        ndb_doc_iter fi;
+        ndb_doc_iter_init(&fi, &v);
+        const char *fk;
+        size_t fkl;
+        ndb_doc_val fp;
+        while (ndb_doc_iter_next(&fi, &fk, &fkl, &fp)) {
+            if ((st = need_name(fk, fkl, "$facet", msg)) != NDB_OK)
+                return st;
+            if (fp.type != NDB_DOC_ARRAY)
+                return ndb_errmsg_set(msg, NDB_EINVAL, "$facet.%.*s must be an array of stages", (int)fkl, fk);
+            s->fname[s->nfacets] = fk;
+            s->fnlen[s->nfacets] = fkl;
+            if ((st = compile_pipeline(a->db, &fp, 1, &s->facets[s->nfacets], msg)) != NDB_OK)
+                return st;
+            s->nfacets++;
+        }
+        return NDB_OK;
+    }
     if (key_is(k, kl, "$sample")) {
         s->kind = S_SAMPLE;
         ndb_doc_val n;
@@ -378,6 +425,13 @@ static int pull(ndb_doc_cursor *c, int i, const uint8_t **d, size_t *dl, ndb_err
 static int src_pull(ndb_doc_cursor *c, const uint8_t **d, size_t *dl, ndb_errmsg *msg)
 {
     agg_state *a = c->agg;
+    if (a->from_buf) {
+        if (a->bi >= a->nbuf)
+            return 0;
+        *d = a->buf[a->bi].doc;
+        *dl = a->buf[a->bi++].dlen;
+        return 1;
+    }
     if (a->empty_src)
         return 0;
     if (a->need_sort && !a->src_sorted) {
@@ -444,6 +498,55 @@ static ndb_status sort_drain(ndb_doc_cursor *c, int i, stage *s, ndb_errmsg *msg
     return st;
 }
 
+/* $facet: buffers every input document (bounded by agg_mem_bytes), runs
+ * each sub-pipeline over the buffer and writes one document of their outputs
+ * as arrays (bounded by the document size limit, as MongoDB's is). */
+static ndb_status facet_run(ndb_doc_cursor *c, int i, stage *s, ndb_errmsg *msg)
+{
+    size_t limit = c->db->opt.agg_mem_bytes, used = 0, cap = 0;
+    dbuf nokey = {0};
+    const uint8_t *d;
+    size_t dl;
+    int got;
+    while ((got = pull(c, i - 1, &d, &dl, msg)) > 0) {
+        if ((used += dl + sizeof(memdoc)) > limit)
+            return ndb_errmsg_set(msg, NDB_ELIMIT, "$facet's input exceeded the memory limit of %zu bytes", limit);
+        ndb_status st = memdoc_push(&s->mem, &s->nmem, &cap, &nokey, d, dl, s->nmem);
+        if (st != NDB_OK)
+            return st;
+    }
+    if (got < 0)
+        return (ndb_status)got;
+    ndb_doc_builder *b = s->out;
+    ndb_doc_builder_reset(b);
+    ndb_doc_begin_object(b);
+    for (int f = 0; f < s->nfacets; f++) {
+        agg_state *sub = s->facets[f];
+        ndb_doc_cursor sc = {.db = c->db, .intr = c->intr, .mode = M_AGG, .agg = sub};
+        sub->from_buf = true;
+        sub->buf = s->mem;
+        sub->nbuf = s->nmem;
+        ndb_doc_key(b, s->fname[f], s->fnlen[f]);
+        ndb_doc_begin_array(b);
+        for (;;) {
+            const void *od;
+            size_t ol;
+            ndb_status st = ndb_doc_cursor_next(&sc, &od, &ol, msg);
+            if (st != NDB_OK)
+                return st;
+            if (od == NULL)
+                break;
+            ndb_doc_val ov;
+            ndb_doc_root(od, ol, &ov);
+            if (ndb_doc_value(b, &ov) != NDB_OK)
+                return ndb_errmsg_set(msg, NDB_ETOOBIG, "$facet's output exceeds the document size limit");
+        }
+        ndb_doc_end_array(b);
+    }
+    ndb_doc_end_object(b);
+    return NDB_OK;
+}
+
 /* $sample: every input document kept (bounded by agg_mem_bytes), then the
  * first n positions of a Fisher-Yates shuffle (xorshift64 seeded from the
  * system) are the sample, in random order. */
@@ -476,32 +579,6 @@ static ndb_status sample_drain(ndb_doc_cursor *c, int i, stage *s, ndb_errmsg *m
     s->mem_i = 0;
     s->nmem_out = n;
     return NDB_OK;
-}
-
-/* Writes doc with the value at path replaced by v (objects along the path),
- * or without that field when v is NULL. */
-static void replace_path(const ndb_doc_val *obj, const dpath *p, int i, const ndb_doc_val *v,
-                         ndb_doc_builder *b)
-{
-    ndb_doc_begin_object(b);
-    ndb_doc_iter it;
-    ndb_doc_iter_init(&it, obj);
-    const char *k;
-    size_t kl;
-    ndb_doc_val e;
-    while (ndb_doc_iter_next(&it, &k, &kl, &e)) {
-        bool here = kl == p->l[i] && memcmp(k, p->c[i], kl) == 0;
-        if (here && i + 1 == p->n && v == NULL)
-            continue;
-        ndb_doc_key(b, k, kl);
-        if (here && i + 1 == p->n)
-            ndb_doc_value(b, v);
-        else if (here && e.type == NDB_DOC_OBJECT)
-            replace_path(&e, p, i + 1, v, b);
-        else
-            ndb_doc_value(b, &e);
-    }
-    ndb_doc_end_object(b);
 }
 
 static int run_lookup(ndb_doc_cursor *c, stage *s, const ndb_doc_val *root, ndb_errmsg *msg)
@@ -562,66 +639,6 @@ static int run_lookup(ndb_doc_cursor *c, stage *s, const ndb_doc_val *root, ndb_
     if ((st = ndb_doc_builder_finish(ab, &ad, &al)) != NDB_OK)
         return ndb_errmsg_set(msg, st, "$lookup result exceeds the document size limit");
     return 1; /* the array is in s->tmp */
-}
-
-static void set_chain(const dpath *p, int i, const ndb_doc_val *v, ndb_doc_builder *b)
-{
-    if (i == p->n) {
-        ndb_doc_value(b, v);
-        return;
-    }
-    ndb_doc_begin_object(b);
-    ndb_doc_key(b, p->c[i], p->l[i]);
-    set_chain(p, i + 1, v, b);
-    ndb_doc_end_object(b);
-}
-
-/* Writes obj with the value at dotted path p (from component i) set to v:
- * objects along the way are descended, missing ones created, a scalar in the
- * way is replaced, and an array applies the rest of the path to each of its
- * objects. */
-static void set_path(const ndb_doc_val *obj, const dpath *p, int i, const ndb_doc_val *v,
-                     ndb_doc_builder *b)
-{
-    ndb_doc_begin_object(b);
-    ndb_doc_iter it;
-    ndb_doc_iter_init(&it, obj);
-    const char *k;
-    size_t kl;
-    ndb_doc_val e;
-    bool found = false;
-    while (ndb_doc_iter_next(&it, &k, &kl, &e)) {
-        ndb_doc_key(b, k, kl);
-        if (found || kl != p->l[i] || memcmp(k, p->c[i], kl) != 0) {
-            ndb_doc_value(b, &e);
-            continue;
-        }
-        found = true;
-        if (i + 1 == p->n) {
-            ndb_doc_value(b, v);
-        } else if (e.type == NDB_DOC_OBJECT) {
-            set_path(&e, p, i + 1, v, b);
-        } else if (e.type == NDB_DOC_ARRAY) {
-            ndb_doc_begin_array(b);
-            ndb_doc_iter ai;
-            ndb_doc_iter_init(&ai, &e);
-            ndb_doc_val x;
-            while (ndb_doc_iter_next(&ai, NULL, NULL, &x)) {
-                if (x.type == NDB_DOC_OBJECT)
-                    set_path(&x, p, i + 1, v, b);
-                else
-                    ndb_doc_value(b, &x);
-            }
-            ndb_doc_end_array(b);
-        } else {
-            set_chain(p, i + 1, v, b);
-        }
-    }
-    if (!found) {
-        ndb_doc_key(b, p->c[i], p->l[i]);
-        set_chain(p, i + 1, v, b);
-    }
-    ndb_doc_end_object(b);
 }
 
 static int pull(ndb_doc_cursor *c, int i, const uint8_t **d, size_t *dl, ndb_errmsg *msg)
@@ -815,7 +832,7 @@ static int pull(ndb_doc_cursor *c, int i, const uint8_t **d, size_t *dl, ndb_err
                 ndb_doc_val cur;
                 ndb_doc_root(cd, cl, &cur);
                 ndb_doc_builder_reset(to);
-                set_path(&cur, &s->cpath[x], 0, &v, to);
+                doc_set_path(&cur, &s->cpath[x], 0, &v, to);
                 ndb_doc_builder *t = from;
                 from = to;
                 to = t;
@@ -856,7 +873,7 @@ static int pull(ndb_doc_cursor *c, int i, const uint8_t **d, size_t *dl, ndb_err
                     return ndb_errmsg_set(msg, NDB_ECORRUPT, "$unwind: corrupt array in a stored document");
                 }
                 ndb_doc_builder_reset(b);
-                replace_path(&root, &s->upath, 0, &e, b);
+                doc_replace_path(&root, &s->upath, 0, &e, b);
                 if (s->idxname) {
                     const void *td;
                     size_t tl;
@@ -894,7 +911,7 @@ static int pull(ndb_doc_cursor *c, int i, const uint8_t **d, size_t *dl, ndb_err
             }
             ndb_doc_builder_reset(b);
             if (found && arr.type == NDB_DOC_ARRAY)
-                replace_path(&root, &s->upath, 0, NULL, b);
+                doc_replace_path(&root, &s->upath, 0, NULL, b);
             else
                 ndb_doc_value(b, &root);
             if (s->idxname == NULL)
@@ -917,6 +934,14 @@ static int pull(ndb_doc_cursor *c, int i, const uint8_t **d, size_t *dl, ndb_err
             *d = od;
             return 1;
         }
+        case S_FACET:
+            if (s->drained)
+                return 0;
+            s->drained = true;
+            {
+                ndb_status st = facet_run(c, i, s, msg);
+                return st != NDB_OK ? (int)st : emit(s, d, dl, msg);
+            }
         case S_SAMPLE:
             if (!s->drained) {
                 ndb_status st = sample_drain(c, i, s, msg);
@@ -994,8 +1019,10 @@ ndb_status agg_next(ndb_doc_cursor *c, const void **doc, size_t *len, ndb_errmsg
     return NDB_OK;
 }
 
-ndb_status agg_open(ndb_doc_db *db, coll *cl, const ndb_doc_val *pipeline, const ndb_interrupt *intr,
-                    ndb_doc_cursor **out, ndb_errmsg *msg)
+/* A pipeline's stages, compiled (after agg_expand), into a new state. depth:
+ * 0 for a request's pipeline, 1 inside a $facet (which cannot nest). */
+static ndb_status compile_pipeline(ndb_doc_db *db, const ndb_doc_val *pipeline, int depth, agg_state **out,
+                                   ndb_errmsg *msg)
 {
     agg_state *a = calloc(1, sizeof *a);
     if (a == NULL)
@@ -1003,29 +1030,36 @@ ndb_status agg_open(ndb_doc_db *db, coll *cl, const ndb_doc_val *pipeline, const
     a->db = db;
     void *pipe;
     ndb_status st = agg_expand(pipeline, &pipe, &a->plen, msg); /* $sortByCount, $bucket written out */
+    if (st == NDB_OK) {
+        a->pipe = pipe;
+        ndb_doc_val pv;
+        ndb_doc_root(a->pipe, a->plen, &pv);
+        if ((a->st = calloc(pv.u.c.count ? pv.u.c.count : 1, sizeof *a->st)) == NULL)
+            st = NDB_ENOMEM;
+        ndb_doc_iter it;
+        ndb_doc_iter_init(&it, &pv);
+        ndb_doc_val sv;
+        while (st == NDB_OK && ndb_doc_iter_next(&it, NULL, NULL, &sv)) {
+            st = compile_stage(a, &a->st[a->n], &sv, a->n, msg);
+            if (a->st[a->n++].kind == S_FACET && depth > 0 && st == NDB_OK)
+                st = ndb_errmsg_set(msg, NDB_EINVAL, "$facet cannot be used inside $facet");
+        }
+    }
     if (st != NDB_OK) {
         agg_free(a);
         return st;
     }
-    a->pipe = pipe;
-    ndb_doc_val pv;
-    ndb_doc_root(a->pipe, a->plen, &pv);
-    a->st = calloc(pv.u.c.count ? pv.u.c.count : 1, sizeof *a->st);
-    if (a->st == NULL) {
-        agg_free(a);
-        return NDB_ENOMEM;
-    }
-    ndb_doc_iter it;
-    ndb_doc_iter_init(&it, &pv);
-    ndb_doc_val sv;
-    while (ndb_doc_iter_next(&it, NULL, NULL, &sv)) {
-        st = compile_stage(a, &a->st[a->n], &sv, a->n, msg);
-        a->n++;
-        if (st != NDB_OK) {
-            agg_free(a);
-            return st;
-        }
-    }
+    *out = a;
+    return NDB_OK;
+}
+
+ndb_status agg_open(ndb_doc_db *db, coll *cl, const ndb_doc_val *pipeline, const ndb_interrupt *intr,
+                    ndb_doc_cursor **out, ndb_errmsg *msg)
+{
+    agg_state *a;
+    ndb_status st = compile_pipeline(db, pipeline, 0, &a, msg);
+    if (st != NDB_OK)
+        return st;
     /* push a leading $match (and a $sort after it) into the collection cursor */
     int first = 0;
     srt_spec *ps = NULL;

@@ -299,6 +299,121 @@ int64_t path_index(const char *c, size_t l)
     return v;
 }
 
+bool path_walk(const ndb_doc_val *v, const dpath *p, int i, bool in_array, path_leaf leaf, void *ctx)
+{
+    if (i == p->n)
+        return leaf(ctx, v, in_array);
+    ndb_doc_val nx;
+    if (v->type == NDB_DOC_OBJECT) {
+        if (ndb_doc_get_field(v, p->c[i], p->l[i], &nx) == NDB_OK)
+            return path_walk(&nx, p, i + 1, in_array, leaf, ctx);
+        return leaf(ctx, NULL, in_array);
+    }
+    if (v->type != NDB_DOC_ARRAY)
+        return leaf(ctx, NULL, in_array);
+    int64_t ix = path_index(p->c[i], p->l[i]);
+    if (ix >= 0 && ndb_doc_get_index(v, (uint32_t)ix, &nx) == NDB_OK &&
+        path_walk(&nx, p, i + 1, true, leaf, ctx))
+        return true;
+    ndb_doc_iter it;
+    ndb_doc_iter_init(&it, v);
+    bool any = false;
+    while (ndb_doc_iter_next(&it, NULL, NULL, &nx)) {
+        if (nx.type != NDB_DOC_OBJECT)
+            continue;
+        any = true;
+        if (path_walk(&nx, p, i, true, leaf, ctx))
+            return true;
+    }
+    return !any && ix < 0 ? leaf(ctx, NULL, true) : false;
+}
+
+/* Writes doc with the value at path replaced by v (objects along the path),
+ * or without that field when v is NULL. */
+void doc_replace_path(const ndb_doc_val *obj, const dpath *p, int i, const ndb_doc_val *v,
+                         ndb_doc_builder *b)
+{
+    ndb_doc_begin_object(b);
+    ndb_doc_iter it;
+    ndb_doc_iter_init(&it, obj);
+    const char *k;
+    size_t kl;
+    ndb_doc_val e;
+    while (ndb_doc_iter_next(&it, &k, &kl, &e)) {
+        bool here = kl == p->l[i] && memcmp(k, p->c[i], kl) == 0;
+        if (here && i + 1 == p->n && v == NULL)
+            continue;
+        ndb_doc_key(b, k, kl);
+        if (here && i + 1 == p->n)
+            ndb_doc_value(b, v);
+        else if (here && e.type == NDB_DOC_OBJECT)
+            doc_replace_path(&e, p, i + 1, v, b);
+        else
+            ndb_doc_value(b, &e);
+    }
+    ndb_doc_end_object(b);
+}
+
+static void set_chain(const dpath *p, int i, const ndb_doc_val *v, ndb_doc_builder *b)
+{
+    if (i == p->n) {
+        ndb_doc_value(b, v);
+        return;
+    }
+    ndb_doc_begin_object(b);
+    ndb_doc_key(b, p->c[i], p->l[i]);
+    set_chain(p, i + 1, v, b);
+    ndb_doc_end_object(b);
+}
+
+/* Writes obj with the value at dotted path p (from component i) set to v:
+ * objects along the way are descended, missing ones created, a scalar in the
+ * way is replaced, and an array applies the rest of the path to each of its
+ * objects. */
+void doc_set_path(const ndb_doc_val *obj, const dpath *p, int i, const ndb_doc_val *v,
+                     ndb_doc_builder *b)
+{
+    ndb_doc_begin_object(b);
+    ndb_doc_iter it;
+    ndb_doc_iter_init(&it, obj);
+    const char *k;
+    size_t kl;
+    ndb_doc_val e;
+    bool found = false;
+    while (ndb_doc_iter_next(&it, &k, &kl, &e)) {
+        ndb_doc_key(b, k, kl);
+        if (found || kl != p->l[i] || memcmp(k, p->c[i], kl) != 0) {
+            ndb_doc_value(b, &e);
+            continue;
+        }
+        found = true;
+        if (i + 1 == p->n) {
+            ndb_doc_value(b, v);
+        } else if (e.type == NDB_DOC_OBJECT) {
+            doc_set_path(&e, p, i + 1, v, b);
+        } else if (e.type == NDB_DOC_ARRAY) {
+            ndb_doc_begin_array(b);
+            ndb_doc_iter ai;
+            ndb_doc_iter_init(&ai, &e);
+            ndb_doc_val x;
+            while (ndb_doc_iter_next(&ai, NULL, NULL, &x)) {
+                if (x.type == NDB_DOC_OBJECT)
+                    doc_set_path(&x, p, i + 1, v, b);
+                else
+                    ndb_doc_value(b, &x);
+            }
+            ndb_doc_end_array(b);
+        } else {
+            set_chain(p, i + 1, v, b);
+        }
+    }
+    if (!found) {
+        ndb_doc_key(b, p->c[i], p->l[i]);
+        set_chain(p, i + 1, v, b);
+    }
+    ndb_doc_end_object(b);
+}
+
 ndb_status path_split(const char *p, size_t len, dpath *out)
 {
     out->n = 0;

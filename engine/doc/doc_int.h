@@ -141,6 +141,29 @@ ndb_status path_split(const char *p, size_t len, dpath *out);
 /* Component as an array index (decimal, no sign, no leading zeros); -1 if not. */
 int64_t path_index(const char *c, size_t l);
 
+/*
+ * The one walk of a dotted path through a document, MongoDB's way, which the
+ * matcher, sort keys and index keys share: a step into an object takes the
+ * field; a step into an array takes the element at a numeric component and
+ * goes on into every element that is an object; leaf() gets each value at
+ * the path's end (an array there whole: the caller decides about its
+ * elements), or NULL where the path is missing (a missing field, a scalar in
+ * the way, an array with neither the index nor an object element).
+ * in_array: an array was crossed on the way. leaf() returns true to stop;
+ * path_walk then returns true too.
+ */
+typedef bool (*path_leaf)(void *ctx, const ndb_doc_val *v, bool in_array);
+bool path_walk(const ndb_doc_val *v, const dpath *p, int i, bool in_array, path_leaf leaf, void *ctx);
+/* Writes obj to b with the value at p (from component i) replaced by v, or
+ * the field left out when v is NULL; objects along the path are descended,
+ * anything else is left as it is ($unwind). */
+void doc_replace_path(const ndb_doc_val *obj, const dpath *p, int i, const ndb_doc_val *v, ndb_doc_builder *b);
+/* Writes obj to b with the value at p (from component i) set to v: objects
+ * along the way descended, missing ones created, a scalar in the way
+ * replaced, an array applying the rest of the path to each of its objects
+ * ($addFields with a dotted name). */
+void doc_set_path(const ndb_doc_val *obj, const dpath *p, int i, const ndb_doc_val *v, ndb_doc_builder *b);
+
 /* Reads a value's root from a stored document, treating corruption as absent. */
 static inline bool doc_root_obj(const void *doc, size_t len, ndb_doc_val *out)
 {

@@ -806,48 +806,13 @@ typedef struct walk {
     bool hit;
 } walk;
 
-static void visit(walk *w, const ndb_doc_val *v, const dpath *path, int i);
-
-static void reach(walk *w, const ndb_doc_val *v)
+/* path_walk's leaf: the positive condition on one value the path reaches. */
+static bool reach(void *ctx, const ndb_doc_val *v, bool in_array)
 {
-    if (!w->hit && pred_leaf(w->p, v, true))
-        w->hit = true;
-}
-
-static void visit(walk *w, const ndb_doc_val *v, const dpath *path, int i)
-{
-    if (w->hit)
-        return;
-    if (i == path->n) {
-        reach(w, v);
-        return;
-    }
-    ndb_doc_val nx;
-    if (v->type == NDB_DOC_OBJECT) {
-        if (ndb_doc_get_field(v, path->c[i], path->l[i], &nx) == NDB_OK)
-            visit(w, &nx, path, i + 1);
-        else
-            reach(w, NULL);
-        return;
-    }
-    if (v->type == NDB_DOC_ARRAY) {
-        int64_t ix = path_index(path->c[i], path->l[i]);
-        if (ix >= 0 && ndb_doc_get_index(v, (uint32_t)ix, &nx) == NDB_OK)
-            visit(w, &nx, path, i + 1);
-        ndb_doc_iter it;
-        ndb_doc_iter_init(&it, v);
-        bool any = false;
-        while (!w->hit && ndb_doc_iter_next(&it, NULL, NULL, &nx)) {
-            if (nx.type == NDB_DOC_OBJECT) {
-                any = true;
-                visit(w, &nx, path, i);
-            }
-        }
-        if (!any && ix < 0)
-            reach(w, NULL);
-        return;
-    }
-    reach(w, NULL);
+    (void)in_array;
+    walk *w = ctx;
+    w->hit = pred_leaf(w->p, v, true);
+    return w->hit;
 }
 
 /* One condition (positive or negated) on a path from the root. */
@@ -882,7 +847,7 @@ static bool pred_eval(const flt_pred *p, const ndb_doc_val *root, const dpath *p
         w.p = &w.pos;
         neg = true;
     }
-    visit(&w, root, path, 0);
+    path_walk(root, path, 0, false, reach, &w);
     return neg ? !w.hit : w.hit;
 }
 

@@ -65,36 +65,30 @@ static void add_val(vals *o, const ndb_doc_val *v)
     o->v[o->n++] = *v;
 }
 
-static void collect(vals *o, const ndb_doc_val *v, const dpath *p, int i)
+/* path_walk's leaf for index keys: every element of an array at the path's
+ * end (an empty one is indexed as itself), and null where the path is missing
+ * (an array element lacking the field included, so {"a.b": null} finds it). */
+static bool collect(void *ctx, const ndb_doc_val *v, bool in_array)
 {
-    if (i == p->n) {
-        if (v->type == NDB_DOC_ARRAY && v->u.c.count > 0) {
-            o->from_array = true;
-            ndb_doc_iter it;
-            ndb_doc_iter_init(&it, v);
-            ndb_doc_val e;
-            while (ndb_doc_iter_next(&it, NULL, NULL, &e))
-                add_val(o, &e);
-        } else {
-            add_val(o, v);
-        }
-        return;
+    vals *o = ctx;
+    uint8_t nb[2];
+    ndb_doc_val nv;
+    o->from_array |= in_array;
+    if (v == NULL) {
+        val_make_null(&nv, nb);
+        v = &nv;
     }
-    ndb_doc_val nx;
-    if (v->type == NDB_DOC_OBJECT) {
-        if (ndb_doc_get_field(v, p->c[i], p->l[i], &nx) == NDB_OK)
-            collect(o, &nx, p, i + 1);
-    } else if (v->type == NDB_DOC_ARRAY) {
+    if (v->type == NDB_DOC_ARRAY && v->u.c.count > 0) {
         o->from_array = true;
-        int64_t ix = path_index(p->c[i], p->l[i]);
-        if (ix >= 0 && ndb_doc_get_index(v, (uint32_t)ix, &nx) == NDB_OK)
-            collect(o, &nx, p, i + 1);
         ndb_doc_iter it;
         ndb_doc_iter_init(&it, v);
-        while (ndb_doc_iter_next(&it, NULL, NULL, &nx))
-            if (nx.type == NDB_DOC_OBJECT)
-                collect(o, &nx, p, i);
+        ndb_doc_val e;
+        while (ndb_doc_iter_next(&it, NULL, NULL, &e))
+            add_val(o, &e);
+    } else {
+        add_val(o, v);
     }
+    return false;
 }
 
 static bool keys_has(const idx_keys *k, const uint8_t *p, size_t n)
@@ -118,20 +112,15 @@ ndb_status idx_doc_keys(const idx_def *d, const ndb_doc_val *doc, const char *id
     int arrays = 0, which = -1;
     if (d->nfields > 4)
         return ndb_errmsg_set(msg, NDB_EINVAL, "index %s has more than 4 fields", d->name);
-    uint8_t nullb[2];
-    ndb_doc_val nullv;
-    val_make_null(&nullv, nullb);
     for (int f = 0; f < d->nfields; f++) {
         vals *o = &fv[f];
         o->n = 0;
         o->from_array = false;
         o->overflow = false;
-        collect(o, doc, &d->path[f], 0);
+        path_walk(doc, &d->path[f], 0, false, collect, o); /* a missing field yields null */
         if (o->overflow)
             return ndb_errmsg_set(msg, NDB_EINVAL, "field %s yields too many index keys",
                                   d->field[f]);
-        if (o->n == 0)
-            add_val(o, &nullv);
         if (o->from_array || o->n > 1) {
             *multi = true;
             arrays++;

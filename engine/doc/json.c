@@ -301,6 +301,12 @@ bool json_write_val(dbuf *o, const ndb_doc_val *v, int depth)
     }
     case NDB_DOC_DOUBLE: {
         int k = ndb_json_shortest(tmp, sizeof tmp, v->u.d, false);
+        /* an integral double (beyond +-2^53: smaller ones are ints) keeps a
+         * fraction, or it would read back as an integer */
+        if (!memchr(tmp, '.', (size_t)k) && !memchr(tmp, 'e', (size_t)k)) {
+            tmp[k++] = '.';
+            tmp[k++] = '0';
+        }
         return dbuf_put(o, tmp, (size_t)k);
     }
     case NDB_DOC_STRING: return put_str(o, v->u.s.ptr, v->u.s.len);

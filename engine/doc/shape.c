@@ -280,53 +280,40 @@ static void pick_one(pick *p, const ndb_doc_val *v)
         p->best = *v;
 }
 
-/* Picks the sort value at path from component i of v. in_array: an array was
- * crossed on the way, where an element lacking the field counts as null (as
- * MongoDB's sort keys, like its index keys, see it). */
-static void sort_visit(pick *p, const ndb_doc_val *v, const dpath *path, int i, bool in_array)
+/* path_walk's leaf for a sort key: an array at the path's end offers its
+ * elements (an empty one is noted: it sorts before null), a missing value is
+ * null (so an array element lacking the field counts as null, as MongoDB's
+ * sort keys, like its index keys, see it). */
+static bool sort_leaf(void *ctx, const ndb_doc_val *v, bool in_array)
 {
-    if (i == path->n) {
-        if (v->type == NDB_DOC_ARRAY) {
-            if (v->u.c.count == 0) {
-                p->empty_array = true;
-                return;
-            }
-            ndb_doc_iter it;
-            ndb_doc_iter_init(&it, v);
-            ndb_doc_val e;
-            while (ndb_doc_iter_next(&it, NULL, NULL, &e))
-                pick_one(p, &e);
-            return;
-        }
+    (void)in_array;
+    pick *p = ctx;
+    if (v == NULL) {
+        uint8_t nb[2];
+        ndb_doc_val nv;
+        val_make_null(&nv, nb);
+        pick_one(p, &nv);
+        return false;
+    }
+    if (v->type != NDB_DOC_ARRAY) {
         pick_one(p, v);
-        return;
+        return false;
     }
-    ndb_doc_val nx;
-    if (v->type == NDB_DOC_OBJECT) {
-        if (ndb_doc_get_field(v, path->c[i], path->l[i], &nx) == NDB_OK) {
-            sort_visit(p, &nx, path, i + 1, in_array);
-        } else if (in_array) {
-            uint8_t nb[2];
-            val_make_null(&nx, nb);
-            pick_one(p, &nx);
-        }
-    } else if (v->type == NDB_DOC_ARRAY) {
-        int64_t ix = path_index(path->c[i], path->l[i]);
-        if (ix >= 0 && ndb_doc_get_index(v, (uint32_t)ix, &nx) == NDB_OK)
-            sort_visit(p, &nx, path, i + 1, true);
-        ndb_doc_iter it;
-        ndb_doc_iter_init(&it, v);
-        while (ndb_doc_iter_next(&it, NULL, NULL, &nx))
-            if (nx.type == NDB_DOC_OBJECT)
-                sort_visit(p, &nx, path, i, true);
-    }
+    if (v->u.c.count == 0)
+        p->empty_array = true;
+    ndb_doc_iter it;
+    ndb_doc_iter_init(&it, v);
+    ndb_doc_val e;
+    while (ndb_doc_iter_next(&it, NULL, NULL, &e))
+        pick_one(p, &e);
+    return false;
 }
 
 bool srt_key_of(const srt_spec *s, const ndb_doc_val *doc, dbuf *out)
 {
     for (int i = 0; i < s->n; i++) {
         pick p = {.desc = s->k[i].desc};
-        sort_visit(&p, doc, &s->k[i].path, 0, false);
+        path_walk(doc, &s->k[i].path, 0, false, sort_leaf, &p);
         if (p.have) {
             if (!kenc_value(out, &p.best, s->k[i].desc))
                 return false;

@@ -409,3 +409,23 @@ Test(agg, sort_through_arrays_of_subdocuments)
     AGG("nested", "[{\"$sort\":{\"xs.v\":-1}},{\"$project\":{\"_id\":1}}]",
         "[{\"_id\":\"c\"},{\"_id\":\"a\"},{\"_id\":\"b\"}]"); /* a: max = 5 */
 }
+
+/* https://www.mongodb.com/docs/manual/reference/operator/aggregation/facet/: each
+ * sub-pipeline sees the same input; one output document of arrays. */
+Test(agg, facet)
+{
+    AGG("products",
+        "[{\"$match\":{\"price\":{\"$gt\":30}}},{\"$facet\":{"
+        "\"byCategory\":[{\"$sortByCount\":\"$category\"},{\"$sort\":{\"count\":-1,\"_id\":1}}],"
+        "\"cheapest\":[{\"$sort\":{\"price\":1}},{\"$limit\":1},{\"$project\":{\"_id\":0,\"name\":1}}],"
+        "\"n\":[{\"$count\":\"total\"}],\"none\":[{\"$match\":{\"price\":{\"$gt\":1e9}}}]}}]",
+        "[{\"byCategory\":[{\"_id\":\"Furniture\",\"count\":2},{\"_id\":\"Electronics\",\"count\":1}],"
+        "\"cheapest\":[{\"name\":\"Lamp\"}],\"n\":[{\"total\":3}],\"none\":[]}]");
+    /* an empty input still gives the one document */
+    AGG("products", "[{\"$match\":{\"price\":-1}},{\"$facet\":{\"a\":[{\"$count\":\"n\"}]}}]", "[{\"a\":[]}]");
+    cr_assert(strstr(agg_json(&T, "products", "[{\"$facet\":{\"a\":[{\"$facet\":{\"b\":[]}}]}}]"),
+                     "$facet cannot be used inside $facet") != NULL);
+    cr_assert(strstr(agg_json(&T, "products", "[{\"$facet\":{\"a\":{\"$match\":{}}}}]"),
+                     "must be an array of stages") != NULL);
+    cr_assert(strstr(agg_json(&T, "products", "[{\"$facet\":{}}]"), "$facet needs") != NULL);
+}

@@ -325,3 +325,21 @@ Test(index, damaged_entries_and_catalog)
     cr_assert_eq(ndb_kv_delete(T.kv, ck, sizeof ck), NDB_OK);
     cr_assert_eq(ndb_doc_open(T.kv, &o, &T.db, &m), NDB_OK, "%s", m.text);
 }
+
+/* One walk of dotted paths (path_walk) for the matcher, sort keys and index
+ * keys: an array element lacking the indexed field is indexed as null, so an
+ * indexed {"x.v": null} finds the documents the matcher says match. */
+Test(index, null_for_an_array_element_lacking_the_field)
+{
+    ndb_errmsg m = {{0}};
+    cr_assert_eq(ins(&T, "users", "[{\"_id\":\"n1\",\"x\":[{\"v\":1},{\"w\":2}]},{\"_id\":\"n2\",\"x\":[{\"v\":3}]},"
+                                  "{\"_id\":\"n3\",\"x\":[1,2]},{\"_id\":\"n4\",\"x\":{\"w\":1}}]", &m), NDB_OK, "%s", m.text);
+    mkindex("{\"x.v\":1}", "xv", 0, NDB_OK);
+    ndb_doc_explain ex = same((fq){.filter = "{\"x.v\":null}"});
+    cr_assert_str_eq(ex.index, "xv");
+    /* n1 (an element without v), n3 (scalars only), n4 (no v), and every user without x */
+    cr_assert_str_eq(find_json(&T, "users", (fq){.filter = "{\"x.v\":null,\"_id\":{\"$gte\":\"n\"}}",
+                                                  .proj = "{\"_id\":1}", .sort = "{\"_id\":1}"}, NULL),
+                     "[{\"_id\":\"n1\"},{\"_id\":\"n3\"},{\"_id\":\"n4\"}]");
+    same((fq){.filter = "{\"x.v\":{\"$gte\":1}}", .sort = "{\"x.v\":1}"});
+}

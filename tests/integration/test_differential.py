@@ -145,7 +145,8 @@ def rand_pipeline(rng):
     stages = []
     if rng.random() < 0.7:
         stages.append({"$match": rand_filter(rng)})
-    kind = rng.choice(["group", "unwind", "project", "count", "sortlimit", "sortbycount", "bucket", "replaceroot"])
+    kind = rng.choice(["group", "unwind", "project", "count", "sortlimit", "sortbycount", "bucket", "replaceroot",
+                       "facet"])
     if kind == "group":
         key = rng.choice(["$city", "$a", "$nested.y", None])
         acc = {"n": {"$sum": 1}, "sa": {"$sum": "$a"}, "mx": {"$max": "$a"}, "mn": {"$min": "$b"},
@@ -171,6 +172,10 @@ def rand_pipeline(rng):
         stages.append({"$match": {"a": {"$type": "number"}}})
         stages.append({"$bucket": {"groupBy": "$a", "boundaries": [0, 5, 10, 15], "default": 99,
                                    "output": {"n": {"$sum": 1}, "mx": {"$max": "$b"}}}})
+    elif kind == "facet":
+        stages.append({"$facet": {
+            "cities": [{"$sortByCount": "$city"}, {"$sort": {"count": -1, "_id": 1}}],
+            "top": [{"$sort": {"a": -1, "_id": 1}}, {"$limit": rng.randrange(1, 5)}, {"$project": {"a": 1}}]}})
     elif kind == "replaceroot":
         stages.append({"$match": {"nested": {"$exists": True}}})
         stages.append({"$sort": {"_id": 1}})
