@@ -76,6 +76,14 @@ ndb_status svc_encode(svc_arena *arena, const Nexadb__V1__Document *d, int empty
     return finish_copy(arena, b, st, &inner, what, doc, len, msg);
 }
 
+ndb_status svc_encode_nth(svc_arena *arena, const Nexadb__V1__Document *d, const char *list, size_t i,
+                          const char *field, const void **doc, size_t *len, ndb_errmsg *msg)
+{
+    ndb_errmsg inner = {{0}};
+    ndb_status st = svc_encode(arena, d, 1, "", doc, len, &inner); /* inner: ": why" */
+    return st == NDB_OK ? NDB_OK : ndb_errmsg_set(msg, st, "%s[%zu]%s%s", list, i, field, inner.text);
+}
+
 ndb_status svc_encode_array(svc_arena *arena, Nexadb__V1__Document *const *items, size_t n, const char *what,
                             const void **doc, size_t *len, ndb_errmsg *msg)
 {

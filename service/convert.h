@@ -27,6 +27,12 @@ ndb_doc_builder *svc_builder(void);
 ndb_status svc_encode(svc_arena *arena, const Nexadb__V1__Document *d, int empty_ok, const char *what,
                       const void **doc, size_t *len, ndb_errmsg *msg);
 
+/* svc_encode of the i-th item of a list (empty allowed), named in errors as
+ * list[i] then field ("documents[3].document"), formatted only on failure:
+ * a batch of many documents pays for no message it does not send. */
+ndb_status svc_encode_nth(svc_arena *arena, const Nexadb__V1__Document *d, const char *list, size_t i,
+                          const char *field, const void **doc, size_t *len, ndb_errmsg *msg);
+
 /* No document, no bytes, or the 5 bytes of an empty BSON document ({}). */
 static inline int svc_document_empty(const Nexadb__V1__Document *d)
 {

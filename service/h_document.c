@@ -139,9 +139,7 @@ static ndb_status insert_many(svc_ctx *ctx, const ProtobufCMessage *req, Protobu
     if (docs == NULL || lens == NULL || out->document_ids == NULL)
         return oom(msg);
     for (size_t i = 0; i < n; i++) {
-        char what[48];
-        snprintf(what, sizeof what, "documents[%zu]", i);
-        ndb_status st = svc_encode(&ctx->arena, r->documents[i], 1, what, &docs[i], &lens[i], msg);
+        ndb_status st = svc_encode_nth(&ctx->arena, r->documents[i], "documents", i, "", &docs[i], &lens[i], msg);
         if (st != NDB_OK)
             return st;
     }

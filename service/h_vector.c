@@ -140,12 +140,12 @@ static ndb_status insert_items(svc_ctx *ctx, const char *coll, Nexadb__V1__Docum
     if (items == NULL || out == NULL)
         return oom(msg);
     for (size_t i = 0; i < n; i++) {
-        char what[48];
-        snprintf(what, sizeof what, n == 1 ? "document" : "documents[%zu].document", i);
         if (n_vec[i] != n_vec[0])
             return ndb_errmsg_set(msg, NDB_EINVAL, "documents[%zu].vector has %zu dimensions; documents[0].vector has %zu",
                                   i, n_vec[i], n_vec[0]);
-        ndb_status st = svc_encode(&ctx->arena, docs[i], 1, what, &items[i].doc, &items[i].doc_len, msg);
+        ndb_status st = n == 1 ? svc_encode(&ctx->arena, docs[i], 1, "document", &items[i].doc, &items[i].doc_len, msg)
+                               : svc_encode_nth(&ctx->arena, docs[i], "documents", i, ".document", &items[i].doc,
+                                                &items[i].doc_len, msg);
         if (st != NDB_OK)
             return st;
         items[i].vector = vecs[i];
