@@ -498,10 +498,9 @@ static ndb_status sort_drain(ndb_doc_cursor *c, int i, stage *s, ndb_errmsg *msg
     return st;
 }
 
-/* $facet: buffers every input document (bounded by agg_mem_bytes), runs
- * each sub-pipeline over the buffer and writes one document of their outputs
- * as arrays (bounded by the document size limit, as MongoDB's is). */
-static ndb_status facet_run(ndb_doc_cursor *c, int i, stage *s, ndb_errmsg *msg)
+/* Every document of stage i's input, in order, into s->mem (bounded by
+ * agg_mem_bytes): what $facet and $sample work on. */
+static ndb_status buffer_input(ndb_doc_cursor *c, int i, stage *s, const char *what, ndb_errmsg *msg)
 {
     size_t limit = c->db->opt.agg_mem_bytes, used = 0, cap = 0;
     dbuf nokey = {0};
@@ -510,13 +509,22 @@ static ndb_status facet_run(ndb_doc_cursor *c, int i, stage *s, ndb_errmsg *msg)
     int got;
     while ((got = pull(c, i - 1, &d, &dl, msg)) > 0) {
         if ((used += dl + sizeof(memdoc)) > limit)
-            return ndb_errmsg_set(msg, NDB_ELIMIT, "$facet's input exceeded the memory limit of %zu bytes", limit);
+            return ndb_errmsg_set(msg, NDB_ELIMIT, "%s's input exceeded the memory limit of %zu bytes", what, limit);
         ndb_status st = memdoc_push(&s->mem, &s->nmem, &cap, &nokey, d, dl, s->nmem);
         if (st != NDB_OK)
             return st;
     }
-    if (got < 0)
-        return (ndb_status)got;
+    return got < 0 ? (ndb_status)got : NDB_OK;
+}
+
+/* $facet: buffers every input document (bounded by agg_mem_bytes), runs
+ * each sub-pipeline over the buffer and writes one document of their outputs
+ * as arrays (bounded by the document size limit, as MongoDB's is). */
+static ndb_status facet_run(ndb_doc_cursor *c, int i, stage *s, ndb_errmsg *msg)
+{
+    ndb_status st = buffer_input(c, i, s, "$facet", msg);
+    if (st != NDB_OK)
+        return st;
     ndb_doc_builder *b = s->out;
     ndb_doc_builder_reset(b);
     ndb_doc_begin_object(b);
@@ -531,8 +539,7 @@ static ndb_status facet_run(ndb_doc_cursor *c, int i, stage *s, ndb_errmsg *msg)
         for (;;) {
             const void *od;
             size_t ol;
-            ndb_status st = ndb_doc_cursor_next(&sc, &od, &ol, msg);
-            if (st != NDB_OK)
+            if ((st = ndb_doc_cursor_next(&sc, &od, &ol, msg)) != NDB_OK)
                 return st;
             if (od == NULL)
                 break;
@@ -552,20 +559,9 @@ static ndb_status facet_run(ndb_doc_cursor *c, int i, stage *s, ndb_errmsg *msg)
  * system) are the sample, in random order. */
 static ndb_status sample_drain(ndb_doc_cursor *c, int i, stage *s, ndb_errmsg *msg)
 {
-    size_t limit = c->db->opt.agg_mem_bytes, used = 0, cap = 0;
-    dbuf nokey = {0};
-    const uint8_t *d;
-    size_t dl;
-    int got;
-    while ((got = pull(c, i - 1, &d, &dl, msg)) > 0) {
-        if ((used += dl + sizeof(memdoc)) > limit)
-            return ndb_errmsg_set(msg, NDB_ELIMIT, "$sample exceeded the memory limit of %zu bytes", limit);
-        ndb_status st = memdoc_push(&s->mem, &s->nmem, &cap, &nokey, d, dl, s->nmem);
-        if (st != NDB_OK)
-            return st;
-    }
-    if (got < 0)
-        return (ndb_status)got;
+    ndb_status st = buffer_input(c, i, s, "$sample", msg);
+    if (st != NDB_OK)
+        return st;
     size_t n = s->n < s->nmem ? (size_t)s->n : s->nmem;
     for (size_t k = 0; k < n; k++) {
         s->rng ^= s->rng << 13;
@@ -886,7 +882,7 @@ static int pull(ndb_doc_cursor *c, int i, const uint8_t **d, size_t *dl, ndb_err
                     uint8_t ib[16];
                     ndb_doc_val iv;
                     val_make_int(&iv, ib, s->ui);
-                    upd_set_top(&t, s->idxname, s->idxlen, &iv, s->tmp);
+                    doc_set_top(&t, s->idxname, s->idxlen, &iv, s->tmp);
                     s->ui++;
                     const void *od;
                     ndb_status st = ndb_doc_builder_finish(s->tmp, &od, dl);
@@ -926,7 +922,7 @@ static int pull(ndb_doc_cursor *c, int i, const uint8_t **d, size_t *dl, ndb_err
             if (s->tmp == NULL && ndb_doc_builder_new(&s->tmp) != NDB_OK)
                 return NDB_ENOMEM;
             ndb_doc_builder_reset(s->tmp);
-            upd_set_top(&t, s->idxname, s->idxlen, &nullv, s->tmp);
+            doc_set_top(&t, s->idxname, s->idxlen, &nullv, s->tmp);
             const void *od;
             ndb_status st = ndb_doc_builder_finish(s->tmp, &od, dl);
             if (st != NDB_OK)
@@ -988,7 +984,7 @@ static int pull(ndb_doc_cursor *c, int i, const uint8_t **d, size_t *dl, ndb_err
             ndb_doc_val arr;
             ndb_doc_root(ad, adl, &arr);
             ndb_doc_builder_reset(s->out);
-            upd_set_top(&root, s->as, s->asl, &arr, s->out);
+            doc_set_top(&root, s->as, s->asl, &arr, s->out);
             return emit(s, d, dl, msg);
         }
         }

@@ -370,8 +370,8 @@ static void set_chain(const dpath *p, int i, const ndb_doc_val *v, ndb_doc_build
  * objects along the way are descended, missing ones created, a scalar in the
  * way is replaced, and an array applies the rest of the path to each of its
  * objects. */
-void doc_set_path(const ndb_doc_val *obj, const dpath *p, int i, const ndb_doc_val *v,
-                     ndb_doc_builder *b)
+ndb_status doc_set_path(const ndb_doc_val *obj, const dpath *p, int i, const ndb_doc_val *v,
+                        ndb_doc_builder *b)
 {
     ndb_doc_begin_object(b);
     ndb_doc_iter it;
@@ -407,11 +407,22 @@ void doc_set_path(const ndb_doc_val *obj, const dpath *p, int i, const ndb_doc_v
             set_chain(p, i + 1, v, b);
         }
     }
+    if (it.st != NDB_OK)
+        return NDB_ECORRUPT;
     if (!found) {
         ndb_doc_key(b, p->c[i], p->l[i]);
         set_chain(p, i + 1, v, b);
     }
-    ndb_doc_end_object(b);
+    return ndb_doc_end_object(b); /* the builder's first error sticks: this reports it */
+}
+
+ndb_status doc_set_top(const ndb_doc_val *obj, const char *key, size_t klen, const ndb_doc_val *v,
+                       ndb_doc_builder *b)
+{
+    dpath p = {.n = 1};
+    p.c[0] = key;
+    p.l[0] = klen;
+    return doc_set_path(obj, &p, 0, v, b);
 }
 
 ndb_status path_split(const char *p, size_t len, dpath *out)

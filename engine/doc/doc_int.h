@@ -162,7 +162,10 @@ void doc_replace_path(const ndb_doc_val *obj, const dpath *p, int i, const ndb_d
  * along the way descended, missing ones created, a scalar in the way
  * replaced, an array applying the rest of the path to each of its objects
  * ($addFields with a dotted name). */
-void doc_set_path(const ndb_doc_val *obj, const dpath *p, int i, const ndb_doc_val *v, ndb_doc_builder *b);
+ndb_status doc_set_path(const ndb_doc_val *obj, const dpath *p, int i, const ndb_doc_val *v, ndb_doc_builder *b);
+/* doc_set_path of a top-level field (the key borrowed): replaced in place, or appended. */
+ndb_status doc_set_top(const ndb_doc_val *obj, const char *key, size_t klen, const ndb_doc_val *v,
+                       ndb_doc_builder *b);
 
 /* Reads a value's root from a stored document, treating corruption as absent. */
 static inline bool doc_root_obj(const void *doc, size_t len, ndb_doc_val *out)
@@ -296,9 +299,7 @@ bool upd_is_merge(const upd_spec *u);
  */
 ndb_status upd_apply(upd_spec *u, const ndb_doc_val *doc, bool inserting, ndb_doc_builder *out,
                      bool *changed, ndb_errmsg *msg);
-/* Replaces (in place) or appends top-level field key in doc, writing into out. */
-ndb_status upd_set_top(const ndb_doc_val *doc, const char *key, size_t klen, const ndb_doc_val *v,
-                       ndb_doc_builder *out);
+
 
 /* ---- projection and sort (shape.c) */
 typedef struct prj_spec prj_spec;

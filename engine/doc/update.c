@@ -726,30 +726,3 @@ ndb_status upd_apply(upd_spec *u, const ndb_doc_val *doc, bool inserting, ndb_do
     return NDB_OK;
 }
 
-ndb_status upd_set_top(const ndb_doc_val *doc, const char *key, size_t kl, const ndb_doc_val *v,
-                       ndb_doc_builder *out)
-{
-    ndb_doc_begin_object(out);
-    ndb_doc_iter it;
-    ndb_doc_iter_init(&it, doc);
-    const char *k;
-    size_t l;
-    ndb_doc_val e;
-    bool done = false;
-    while (ndb_doc_iter_next(&it, &k, &l, &e)) {
-        ndb_doc_key(out, k, l);
-        if (!done && l == kl && memcmp(k, key, kl) == 0) {
-            ndb_doc_value(out, v);
-            done = true;
-        } else {
-            ndb_doc_value(out, &e);
-        }
-    }
-    if (it.st != NDB_OK)
-        return NDB_ECORRUPT;
-    if (!done) {
-        ndb_doc_key(out, key, kl);
-        ndb_doc_value(out, v);
-    }
-    return ndb_doc_end_object(out);
-}

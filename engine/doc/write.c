@@ -488,7 +488,7 @@ static ndb_status update_one(wctx *w, upd_spec *u, const uint8_t *id, size_t idl
     ndb_doc_val ts;
     cod_read(tsb, tsb + 2 + tl, &ts);
     ndb_doc_builder_reset(w->b1);
-    st = upd_set_top(&md, "_updated_at", 11, &ts, w->b1);
+    st = doc_set_top(&md, "_updated_at", 11, &ts, w->b1);
     const void *nd;
     size_t ndl;
     if (st == NDB_OK)

@@ -429,3 +429,41 @@ def test_openapi_describes_every_route(http):
     assert "query" in find and "filter" not in find  # the explicit json_name
     hit = doc["components"]["schemas"]["nexadb.v1.SearchHit"]["properties"]
     assert {"document_id", "similarity", "document"} <= set(hit)
+
+
+def test_typed_values_cross_between_grpc_and_rest(pb, server, http):
+    """int64 extremes, a date with milliseconds and binary, written by a stock generated
+    client as BSON, read back over gRPC as the same values and over REST as relaxed Extended
+    JSON; and written as Extended JSON over REST, read back over gRPC as typed values."""
+    import datetime
+
+    import bson
+    import grpc
+    when = datetime.datetime(2024, 2, 29, 12, 34, 56, 789000, tzinfo=datetime.timezone.utc)
+    doc = {"_id": "typed", "max": 2 ** 63 - 1, "min": -2 ** 63, "odd": 2 ** 53 + 1, "small": 7,
+           "when": when, "raw": bson.Binary(b"\x00\xff", 4), "f": 2.5}
+    md = (("x-api-key", server.api_key),)
+    with grpc.insecure_channel(server.target) as ch:
+        docs = pb.document_pb2_grpc.DocumentServiceStub(ch)
+        docs.InsertOne(pb.document_pb2.InsertOneRequest(collection="typed", document=pb.doc(doc)), metadata=md,
+                       timeout=10)
+        got = pb.undoc(docs.Get(pb.document_pb2.GetRequest(collection="typed", id="typed"), metadata=md,
+                                timeout=10).document)
+        assert {k: got[k] for k in doc} == doc and list(got)[3:] == list(doc)[1:]
+        r = http.get(http.base + "/collections/typed/typed", headers=http.key, timeout=5)
+        ej = r.json()["document"]
+        assert ej["max"] == {"$numberLong": "9223372036854775807"} and ej["min"] == {"$numberLong": "-9223372036854775808"}
+        assert ej["odd"] == {"$numberLong": "9007199254740993"} and ej["small"] == 7 and ej["f"] == 2.5
+        assert ej["when"] == {"$date": "2024-02-29T12:34:56.789Z"}
+        assert ej["raw"] == {"$binary": {"base64": "AP8=", "subType": "04"}}
+        # and the other way: Extended JSON in over REST, typed values out over gRPC
+        r = http.post(http.base + "/collections/typed", json={"_id": "from-rest", **{k: ej[k] for k in ej if k[0] != "_"}},
+                      headers=http.key, timeout=5)
+        assert r.status_code == 200, r.text
+        back = pb.undoc(docs.Get(pb.document_pb2.GetRequest(collection="typed", id="from-rest"), metadata=md,
+                                 timeout=10).document)
+        assert {k: back[k] for k in doc if k != "_id"} == {k: v for k, v in doc.items() if k != "_id"}
+        # a date range over REST in Extended JSON
+        r = http.post(http.base + "/collections/typed/count", json={"query": {"when": {"$gte": {"$date": "2024-01-01T00:00:00Z"}}}},
+                      headers=http.key, timeout=5)
+        assert r.json()["count"] == 2
