@@ -16,6 +16,7 @@
  * Expressions are expr.c, $group group.c (its accumulators accum.c), sorting
  * sortbuf.c.
  */
+#include <assert.h>
 #include <ctype.h>
 #include <math.h>
 #include <stdio.h>
@@ -425,6 +426,7 @@ static int pull(ndb_doc_cursor *c, int i, const uint8_t **d, size_t *dl, ndb_err
 static int src_pull(ndb_doc_cursor *c, const uint8_t **d, size_t *dl, ndb_errmsg *msg)
 {
     agg_state *a = c->agg;
+    assert(a != NULL && (c->mode == M_AGG || a->from_buf)); /* a pipeline's source is a cursor or a buffer */
     if (a->from_buf) {
         if (a->bi >= a->nbuf)
             return 0;

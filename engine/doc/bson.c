@@ -15,6 +15,7 @@
  * drivers write a native integer), dates as UTC datetime, binary with its
  * subtype.
  */
+#include <assert.h>
 #include <bson/bson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -116,6 +117,7 @@ static ndb_status from_iter(bctx *cx, bson_iter_t *it, bool is_array)
     if (st != NDB_OK)
         return bad_at(cx, st, st == NDB_ETOOBIG ? "document too large" : ndb_strerror(st));
     int d = cx->depth++; /* the builder's depth limit keeps d within the arrays */
+    assert(d <= NDB_DOC_MAX_DEPTH);
     while (bson_iter_next(it)) {
         const char *k = bson_iter_key(it);
         size_t kl = bson_iter_key_len(it);

@@ -2,6 +2,7 @@
  * codec.c — the document encoding (FORMAT.md): builder, in-place reader,
  * path lookup and full validation of untrusted bytes.
  */
+#include <assert.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,6 +54,14 @@ void dbuf_free(dbuf *b)
 }
 
 /* ---------------------------------------------------------------- reader */
+
+static inline size_t varint_size(uint64_t v)
+{
+    size_t n = 1;
+    while (v >>= 7)
+        n++;
+    return n;
+}
 
 static inline int64_t unzigzag(uint64_t u) { return (int64_t)(u >> 1) ^ -(int64_t)(u & 1); }
 static inline uint64_t zigzag(int64_t v) { return ((uint64_t)v << 1) ^ (uint64_t)(v >> 63); }
@@ -301,6 +310,7 @@ int64_t path_index(const char *c, size_t l)
 
 bool path_walk(const ndb_doc_val *v, const dpath *p, int i, bool in_array, path_leaf leaf, void *ctx)
 {
+    assert(i >= 0 && i <= p->n);
     if (i == p->n)
         return leaf(ctx, v, in_array);
     ndb_doc_val nx;
@@ -542,7 +552,21 @@ static ndb_status val_check(const ndb_doc_val *v, const uint8_t *base, int depth
             return ndb_errmsg_set(msg, NDB_ECORRUPT, "integral double at offset %zu",
                                   (size_t)(v->raw - base));
         return NDB_OK;
+    /* varints in their shortest form: equal values have equal bytes (value.c relies on it) */
+    case NDB_DOC_INT:
+        if (v->raw_len != 1 + varint_size(zigzag(v->u.i)))
+            return ndb_errmsg_set(msg, NDB_ECORRUPT, "integer not in its shortest encoding at offset %zu",
+                                  (size_t)(v->raw - base));
+        return NDB_OK;
+    case NDB_DOC_BINARY:
+        if (v->raw_len != 2 + varint_size(v->u.bin.len) + v->u.bin.len)
+            return ndb_errmsg_set(msg, NDB_ECORRUPT, "binary length not in its shortest encoding at offset %zu",
+                                  (size_t)(v->raw - base));
+        return NDB_OK;
     case NDB_DOC_STRING:
+        if (v->raw_len != 1 + varint_size(v->u.s.len) + v->u.s.len)
+            return ndb_errmsg_set(msg, NDB_ECORRUPT, "string length not in its shortest encoding at offset %zu",
+                                  (size_t)(v->raw - base));
         if (!cod_utf8_ok((const uint8_t *)v->u.s.ptr, v->u.s.len))
             return ndb_errmsg_set(msg, NDB_ECORRUPT, "invalid UTF-8 at offset %zu",
                                   (size_t)(v->raw - base));

@@ -1,4 +1,5 @@
 /* group.c — the $group stage; see group.h. */
+#include <assert.h>
 #include "group.h"
 
 #include <stdlib.h>
@@ -73,6 +74,7 @@ static ndb_status flush(grp *g, ndb_errmsg *msg)
     g->gcap = g->ngroups = 0;
     g->mem_used = 0;
     g->spilled = true;
+    assert(g->ngroups == 0 && g->gst == NULL); /* the table is empty for what comes next */
     return st;
 }
 
@@ -200,6 +202,7 @@ int grp_next(grp *g, ndb_doc_builder *b, ndb_errmsg *msg)
             g->have_pend = true;
             break;
         }
+        assert(g->pkey.len == g->key.len); /* only the states of one key merge */
         for (int a = 0; a < g->nacc; a++)
             accum_merge(&g->accs[a], &g->cur[a], &g->pend[a]);
     }

@@ -19,6 +19,7 @@
  * Run format: per record, varint key length, key, varint payload length,
  * payload. Nothing is fsynced: a run lives as long as one request.
  */
+#include <assert.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -250,6 +251,7 @@ static ndb_status spill(sortbuf *sb, ndb_errmsg *msg)
 
 ndb_status sortbuf_add(sortbuf *sb, const dbuf *key, const void *pay, size_t plen, ndb_errmsg *msg)
 {
+    assert(!sb->merging && sb->i == 0); /* adding ends with sortbuf_finish */
     memdoc probe = {.key = key->data, .klen = key->len, .seq = sb->seq++};
     if (sb->topk && sb->n == sb->topk) {
         /* full: keep it only if it sorts before the current largest */
@@ -400,6 +402,7 @@ int sortbuf_next(sortbuf *sb, const uint8_t **key, size_t *klen, const uint8_t *
     if (sb->nheap == 0)
         return 0;
     struct sbrun *r = &sb->runs[sb->heap[0]];
+    assert(r->live && r->pos <= r->buf.len); /* a run in the heap has a current record */
     *key = r->key;
     *klen = r->klen;
     *pay = r->pay;

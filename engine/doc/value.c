@@ -9,6 +9,7 @@
  * for a double beyond 2^53 equal to a 64-bit integer, which is compared and
  * hashed as that integer.
  */
+#include <assert.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -232,6 +233,7 @@ static bool kenc_num(dbuf *o, const ndb_doc_val *v, bool desc)
     uint64_t bits;
     memcpy(&bits, &lo, 8);
     bits = bits >> 63 ? ~bits : bits | 1ull << 63;
+    assert(off < 2048); /* doubles are at most 2^11 apart below 2^63 */
     kput(o, KT_NUM, desc);
     kput64(o, bits, desc);
     kput(o, (uint8_t)(off >> 8), desc);

@@ -181,6 +181,15 @@ Test(codec, reader_paths)
 
 Test(codec, hostile_bytes)
 {
+    /* a varint longer than it needs to be would let equal values differ in bytes */
+    static const uint8_t long_zero[] = {0xD1, 0x04, 0x80, 0x00};
+    static const uint8_t long_len[] = {0xD1, 0x06, 0x81, 0x00, 'a'};
+    static const uint8_t short_len[] = {0xD1, 0x06, 0x01, 'a'};
+    ndb_errmsg em = {{0}};
+    cr_assert_eq(ndb_doc_validate(long_zero, sizeof long_zero, &em), NDB_ECORRUPT);
+    cr_assert(strstr(em.text, "shortest encoding") != NULL, "%s", em.text);
+    cr_assert_eq(ndb_doc_validate(long_len, sizeof long_len, &em), NDB_ECORRUPT);
+    cr_assert_eq(ndb_doc_validate(short_len, sizeof short_len, &em), NDB_OK);
     size_t n;
     uint8_t *d = J("{\"name\":\"Alice\",\"age\":28,\"x\":1.5,\"tags\":[\"p\",{\"q\":[1,2]}]}", &n);
     ndb_doc_val v;
