@@ -10,6 +10,7 @@
  */
 #include <string.h>
 
+#include "ndb_coding.h"
 #include "dispatch.h"
 #include "google/protobuf/descriptor.pb-c.h"
 #include "grpc/reflection/v1/reflection.pb-c.h"
@@ -33,19 +34,6 @@ typedef struct refl_set {
     ProtobufCBinaryData *raw; /* each file's bytes as protoc wrote them, in set->file order */
 } refl_set;
 
-/* Reads a varint at *p (before end); 0 when it does not fit. */
-static int read_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
-{
-    *v = 0;
-    for (int shift = 0; shift < 64 && *p < end; shift += 7) {
-        uint8_t b = *(*p)++;
-        *v |= (uint64_t)(b & 0x7f) << shift;
-        if (!(b & 0x80))
-            return 1;
-    }
-    return 0;
-}
-
 /* The embedded set, unpacked into call memory, with each file's original bytes. */
 static ndb_status load_set(svc_ctx *ctx, refl_set *rs, ndb_errmsg *msg)
 {
@@ -61,7 +49,8 @@ static ndb_status load_set(svc_ctx *ctx, refl_set *rs, ndb_errmsg *msg)
     size_t n = 0;
     while (p < end) {
         uint64_t key, len;
-        if (!read_varint(&p, end, &key) || key != 0x0a || !read_varint(&p, end, &len) ||
+        if ((p = ndb_varint_get(p, end, &key, 10)) == NULL || key != 0x0a ||
+            (p = ndb_varint_get(p, end, &len, 10)) == NULL ||
             len > (uint64_t)(end - p) || n == rs->set->n_file)
             return ndb_errmsg_set(msg, NDB_ECORRUPT, "reflection: the embedded descriptor set is malformed");
         rs->raw[n++] = (ProtobufCBinaryData){.len = (size_t)len, .data = (uint8_t *)p};

@@ -4,25 +4,13 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "ndb_coding.h"
+
 /* Where the walk is, for messages: "queries[1].collection". */
 typedef struct walk {
     char path[160];
     size_t len;
 } walk;
-
-static const uint8_t *varint(const uint8_t *p, const uint8_t *end, uint64_t *out)
-{
-    uint64_t v = 0;
-    for (int shift = 0; shift < 64 && p < end; shift += 7) {
-        uint8_t b = *p++;
-        v |= (uint64_t)(b & 0x7f) << shift;
-        if (!(b & 0x80)) {
-            *out = v;
-            return p;
-        }
-    }
-    return NULL;
-}
 
 /* Strings are C strings once unpacked: a NUL would cut "alice\0-typo" to
  * "alice" and the call would act on another name, so names, ids and tokens
@@ -38,7 +26,7 @@ static ndb_status check(const ProtobufCMessageDescriptor *d, const uint8_t *p, c
     unsigned seen[32] = {0}; /* occurrences of each field, by index: the [n] of repeated ones */
     while (p < end) {
         uint64_t tag, n;
-        if ((p = varint(p, end, &tag)) == NULL)
+        if ((p = ndb_varint_get(p, end, &tag, 10)) == NULL)
             goto bad;
         const ProtobufCFieldDescriptor *f =
             (tag >> 3) <= UINT32_MAX ? protobuf_c_message_descriptor_get_field(d, (unsigned)(tag >> 3)) : NULL;
@@ -49,7 +37,7 @@ static ndb_status check(const ProtobufCMessageDescriptor *d, const uint8_t *p, c
                                   w->path, w->len ? ": " : "", (unsigned long long)(tag >> 3), d->name);
         switch (tag & 7) {
         case 0:
-            if ((p = varint(p, end, &n)) == NULL)
+            if ((p = ndb_varint_get(p, end, &n, 10)) == NULL)
                 goto bad;
             break;
         case 1:
@@ -63,7 +51,7 @@ static ndb_status check(const ProtobufCMessageDescriptor *d, const uint8_t *p, c
             p += 4;
             break;
         case 2: {
-            if ((p = varint(p, end, &n)) == NULL || n > (uint64_t)(end - p))
+            if ((p = ndb_varint_get(p, end, &n, 10)) == NULL || n > (uint64_t)(end - p))
                 goto bad;
             if (f->type != PROTOBUF_C_TYPE_MESSAGE && f->type != PROTOBUF_C_TYPE_STRING) {
                 p += n;

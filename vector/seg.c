@@ -1,4 +1,5 @@
 /* seg.c — segment files; see seg.h and FORMAT.md. */
+#include "ndb_coding.h"
 #include "seg.h"
 
 #include <stdlib.h>
@@ -8,20 +9,6 @@
 #include "env.h"
 #include "ndb_vec.h"
 
-static void put32(unsigned char *p, uint32_t v) { memcpy(p, &v, 4); } /* little-endian hosts */
-static void put64(unsigned char *p, uint64_t v) { memcpy(p, &v, 8); }
-static uint32_t get32(const unsigned char *p)
-{
-    uint32_t v;
-    memcpy(&v, p, 4);
-    return v;
-}
-static uint64_t get64(const unsigned char *p)
-{
-    uint64_t v;
-    memcpy(&v, p, 8);
-    return v;
-}
 
 /* Footer fields (FORMAT.md). */
 enum {
@@ -97,17 +84,17 @@ ndb_status seg_write(kv_env *fs, const char *path, const seg_identity *sid, uint
         wb_put(&w, r->ids[i], r->idlen[i]);
     unsigned char ft[SEG_FOOTER] = {0};
     memcpy(ft + F_MAGIC, SEG_MAGIC, 8);
-    put32(ft + F_VERSION, SEG_VERSION);
-    put32(ft + F_DIMS, sid->dims);
-    put32(ft + F_METRIC, sid->metric);
-    put32(ft + F_STRIDE, (uint32_t)stride);
-    put64(ft + F_COLL, sid->coll);
-    put64(ft + F_LO, lo);
-    put64(ft + F_HI, hi);
-    put64(ft + F_NROWS, r->n);
-    put64(ft + F_IDBYTES, idbytes);
-    put32(ft + F_DATA_CRC, w.crc);
-    put32(ft + F_CRC, crc32c(ft, F_CRC));
+    ndb_put_le32(ft + F_VERSION, SEG_VERSION);
+    ndb_put_le32(ft + F_DIMS, sid->dims);
+    ndb_put_le32(ft + F_METRIC, sid->metric);
+    ndb_put_le32(ft + F_STRIDE, (uint32_t)stride);
+    ndb_put_le64(ft + F_COLL, sid->coll);
+    ndb_put_le64(ft + F_LO, lo);
+    ndb_put_le64(ft + F_HI, hi);
+    ndb_put_le64(ft + F_NROWS, r->n);
+    ndb_put_le64(ft + F_IDBYTES, idbytes);
+    ndb_put_le32(ft + F_DATA_CRC, w.crc);
+    ndb_put_le32(ft + F_CRC, crc32c(ft, F_CRC));
     wb_put(&w, ft, SEG_FOOTER);
     wb_flush(&w);
     ndb_status cst = kv_file_close(w.f);
@@ -138,15 +125,15 @@ static ndb_status read_footer(kv_env *fs, const char *path, const seg_identity *
         return BAD("segment %s: truncated (%llu bytes)", path, (unsigned long long)*size);
     if (memcmp(ft + F_MAGIC, SEG_MAGIC, 8) != 0)
         return BAD("segment %s: bad magic", path);
-    if (get32(ft + F_CRC) != crc32c(ft, F_CRC))
+    if (ndb_get_le32(ft + F_CRC) != crc32c(ft, F_CRC))
         return BAD("segment %s: footer checksum mismatch", path);
-    if (get32(ft + F_VERSION) != SEG_VERSION)
-        return BAD("segment %s: unsupported version %u", path, get32(ft + F_VERSION));
-    if (get64(ft + F_COLL) != sid->coll || get32(ft + F_DIMS) != sid->dims || get32(ft + F_METRIC) != sid->metric)
+    if (ndb_get_le32(ft + F_VERSION) != SEG_VERSION)
+        return BAD("segment %s: unsupported version %u", path, ndb_get_le32(ft + F_VERSION));
+    if (ndb_get_le64(ft + F_COLL) != sid->coll || ndb_get_le32(ft + F_DIMS) != sid->dims || ndb_get_le32(ft + F_METRIC) != sid->metric)
         return BAD("segment %s: belongs to another collection (or dims/metric differ)", path);
-    uint64_t nrows = get64(ft + F_NROWS), idbytes = get64(ft + F_IDBYTES);
-    if (get32(ft + F_STRIDE) != seg_stride(sid->dims) || nrows > SEG_MAX_ROWS || idbytes > UINT32_MAX ||
-        get64(ft + F_LO) > get64(ft + F_HI))
+    uint64_t nrows = ndb_get_le64(ft + F_NROWS), idbytes = ndb_get_le64(ft + F_IDBYTES);
+    if (ndb_get_le32(ft + F_STRIDE) != seg_stride(sid->dims) || nrows > SEG_MAX_ROWS || idbytes > UINT32_MAX ||
+        ndb_get_le64(ft + F_LO) > ndb_get_le64(ft + F_HI))
         return BAD("segment %s: bad stride, row count or range", path);
     /* nrows <= 2^30 and stride <= 64 KiB + 64: no overflow in 64 bits */
     uint64_t want = nrows * seg_stride(sid->dims) + nrows * 8 + (nrows + 1) * 4 + idbytes + SEG_FOOTER;
@@ -167,12 +154,12 @@ ndb_status seg_open(kv_env *fs, const char *path, uint32_t no, const seg_identit
     if ((st = fs->v->map(fs, path, size, &map)) != NDB_OK)
         return ndb_errmsg_set(msg, st, "segment %s: cannot map", path);
     const unsigned char *base = map;
-    uint64_t nrows = get64(ft + F_NROWS), lo = get64(ft + F_LO), hi = get64(ft + F_HI);
+    uint64_t nrows = ndb_get_le64(ft + F_NROWS), lo = ndb_get_le64(ft + F_LO), hi = ndb_get_le64(ft + F_HI);
     size_t stride = seg_stride(sid->dims);
     const uint64_t *rowno = (const uint64_t *)(base + nrows * stride); /* a multiple of 64 */
     const uint32_t *off = (const uint32_t *)(rowno + nrows);
     seg *s = NULL;
-    if (crc32c(base, size - SEG_FOOTER) != get32(ft + F_DATA_CRC)) {
+    if (crc32c(base, size - SEG_FOOTER) != ndb_get_le32(ft + F_DATA_CRC)) {
         st = BAD("segment %s: data checksum mismatch", path);
         goto fail;
     }
@@ -182,7 +169,7 @@ ndb_status seg_open(kv_env *fs, const char *path, uint32_t no, const seg_identit
             goto fail;
         }
     }
-    if (off[0] != 0 || off[nrows] != get64(ft + F_IDBYTES)) {
+    if (off[0] != 0 || off[nrows] != ndb_get_le64(ft + F_IDBYTES)) {
         st = BAD("segment %s: id table bounds", path);
         goto fail;
     }

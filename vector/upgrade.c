@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ndb_coding.h"
 #include "crc32c.h"
 #include "env.h"
 #include "vec_int.h"
@@ -30,18 +31,6 @@
 #define V1_WAL_FIXED 11u /* type, lsn, id length */
 #define V1_MAX_FILE ((size_t)1 << 34)
 
-static uint32_t g32(const uint8_t *p)
-{
-    uint32_t v;
-    memcpy(&v, p, 4);
-    return v;
-}
-static uint64_t g64(const uint8_t *p)
-{
-    uint64_t v;
-    memcpy(&v, p, 8);
-    return v;
-}
 
 #define BAD(...) ndb_errmsg_set(msg, NDB_ECORRUPT, __VA_ARGS__)
 
@@ -115,18 +104,18 @@ static ndb_status v1_segment(kv_env *fs, v1coll *v, uint32_t no, uint64_t nrows,
     if (st != NDB_OK)
         return st;
     size_t stride = seg_stride(v->dims);
-    if (n < V1_SEG_HEADER || memcmp(b, "NDBVSEG", 8) != 0 || g32(b + 60) != crc32c(b, 60) || g32(b + 8) != 1 ||
-        g32(b + 12) != v->dims || g32(b + 16) != v->metric || g32(b + 20) != stride || g64(b + 24) != nrows ||
+    if (n < V1_SEG_HEADER || memcmp(b, "NDBVSEG", 8) != 0 || ndb_get_le32(b + 60) != crc32c(b, 60) || ndb_get_le32(b + 8) != 1 ||
+        ndb_get_le32(b + 12) != v->dims || ndb_get_le32(b + 16) != v->metric || ndb_get_le32(b + 20) != stride || ndb_get_le64(b + 24) != nrows ||
         nrows > SEG_MAX_ROWS)
         return BAD("%s/%s: not a v1 segment of this collection", v->dir, name);
-    uint64_t ids_off = g64(b + 32), ids_len = g64(b + 40);
+    uint64_t ids_off = ndb_get_le64(b + 32), ids_len = ndb_get_le64(b + 40);
     if (ids_off != V1_SEG_HEADER + nrows * stride || ids_len < (nrows + 1) * 4 || ids_off + ids_len != n ||
-        crc32c(b + V1_SEG_HEADER, n - V1_SEG_HEADER) != g32(b + 48))
+        crc32c(b + V1_SEG_HEADER, n - V1_SEG_HEADER) != ndb_get_le32(b + 48))
         return BAD("%s/%s: truncated or damaged", v->dir, name);
     const uint8_t *off = b + ids_off, *ids = off + (nrows + 1) * 4;
     uint64_t idbytes = ids_len - (nrows + 1) * 4;
     for (uint64_t i = 0; i < nrows && st == NDB_OK; i++) {
-        uint32_t a = g32(off + 4 * i), e = g32(off + 4 * (i + 1));
+        uint32_t a = ndb_get_le32(off + 4 * i), e = ndb_get_le32(off + 4 * (i + 1));
         if (e < a || e - a == 0 || e - a > NDB_VEC_MAX_ID || e > idbytes)
             return BAD("%s/%s: bad id table", v->dir, name);
         if (!((dead[i >> 3] >> (i & 7)) & 1))
@@ -143,21 +132,21 @@ static ndb_status v1_load(kv_env *fs, v1coll *v, ndb_errmsg *msg)
     ndb_status st = v1_read(fs, v, "MANIFEST", &m, &n, msg);
     if (st != NDB_OK)
         return st;
-    if (n < V1_MAN_FIXED + 4 || memcmp(m, "NDBVMAN", 8) != 0 || g32(m + 8) != 1 ||
-        g32(m + n - 4) != crc32c(m, n - 4))
+    if (n < V1_MAN_FIXED + 4 || memcmp(m, "NDBVMAN", 8) != 0 || ndb_get_le32(m + 8) != 1 ||
+        ndb_get_le32(m + n - 4) != crc32c(m, n - 4))
         return BAD("%s/MANIFEST: not a v1 manifest, or damaged", v->dir);
-    v->dims = g32(m + 12);
-    v->metric = g32(m + 16);
-    uint32_t nsegs = g32(m + 20);
-    uint64_t ckpt = g64(m + 32);
+    v->dims = ndb_get_le32(m + 12);
+    v->metric = ndb_get_le32(m + 16);
+    uint32_t nsegs = ndb_get_le32(m + 20);
+    uint64_t ckpt = ndb_get_le64(m + 32);
     if (v->dims < 1 || v->dims > NDB_VEC_MAX_DIMS || v->metric > NDB_VEC_L2)
         return BAD("%s/MANIFEST: bad dims or metric", v->dir);
     size_t at = V1_MAN_FIXED;
     for (uint32_t s = 0; s < nsegs && st == NDB_OK; s++) {
         if (at + 24 > n - 4)
             return BAD("%s/MANIFEST: truncated", v->dir);
-        uint32_t no = g32(m + at);
-        uint64_t nrows = g64(m + at + 8), words = (nrows + 63) / 64;
+        uint32_t no = ndb_get_le32(m + at);
+        uint64_t nrows = ndb_get_le64(m + at + 8), words = (nrows + 63) / 64;
         if (nrows > SEG_MAX_ROWS || at + 24 + words * 8 > n - 4)
             return BAD("%s/MANIFEST: truncated", v->dir);
         st = v1_segment(fs, v, no, nrows, m + at + 24, msg); /* little-endian words read as bytes */
@@ -170,11 +159,11 @@ static ndb_status v1_load(kv_env *fs, v1coll *v, ndb_errmsg *msg)
      * the first bad record is the torn tail of an unacknowledged write */
     uint64_t prev = 0;
     for (size_t p = 0; p + V1_WAL_HDR + V1_WAL_FIXED <= n && st == NDB_OK;) {
-        uint32_t len = g32(w + p + 4);
-        if (len < V1_WAL_FIXED || len > n - p - V1_WAL_HDR || g32(w + p) != crc32c(w + p + 4, 4 + (size_t)len))
+        uint32_t len = ndb_get_le32(w + p + 4);
+        if (len < V1_WAL_FIXED || len > n - p - V1_WAL_HDR || ndb_get_le32(w + p) != crc32c(w + p + 4, 4 + (size_t)len))
             break;
         const uint8_t *r = w + p + V1_WAL_HDR;
-        uint64_t lsn = g64(r + 1);
+        uint64_t lsn = ndb_get_le64(r + 1);
         uint16_t il;
         memcpy(&il, r + 9, 2);
         size_t want = V1_WAL_FIXED + il + (r[0] == 1 ? (size_t)v->dims * 4 : 0);

@@ -38,13 +38,7 @@ bool dbuf_reserve(dbuf *b, size_t extra)
 bool dbuf_varint(dbuf *b, uint64_t v)
 {
     uint8_t tmp[10];
-    int n = 0;
-    do {
-        uint8_t c = v & 0x7f;
-        v >>= 7;
-        tmp[n++] = c | (v ? 0x80 : 0);
-    } while (v);
-    return dbuf_put(b, tmp, (size_t)n);
+    return dbuf_put(b, tmp, (size_t)(ndb_varint_put(tmp, v) - tmp));
 }
 
 void dbuf_free(dbuf *b)
@@ -54,14 +48,6 @@ void dbuf_free(dbuf *b)
 }
 
 /* ---------------------------------------------------------------- reader */
-
-static inline size_t varint_size(uint64_t v)
-{
-    size_t n = 1;
-    while (v >>= 7)
-        n++;
-    return n;
-}
 
 static inline int64_t unzigzag(uint64_t u) { return (int64_t)(u >> 1) ^ -(int64_t)(u & 1); }
 static inline uint64_t zigzag(int64_t v) { return ((uint64_t)v << 1) ^ (uint64_t)(v >> 63); }
@@ -554,17 +540,17 @@ static ndb_status val_check(const ndb_doc_val *v, const uint8_t *base, int depth
         return NDB_OK;
     /* varints in their shortest form: equal values have equal bytes (value.c relies on it) */
     case NDB_DOC_INT:
-        if (v->raw_len != 1 + varint_size(zigzag(v->u.i)))
+        if (v->raw_len != 1 + ndb_varint_len(zigzag(v->u.i)))
             return ndb_errmsg_set(msg, NDB_ECORRUPT, "integer not in its shortest encoding at offset %zu",
                                   (size_t)(v->raw - base));
         return NDB_OK;
     case NDB_DOC_BINARY:
-        if (v->raw_len != 2 + varint_size(v->u.bin.len) + v->u.bin.len)
+        if (v->raw_len != 2 + ndb_varint_len(v->u.bin.len) + v->u.bin.len)
             return ndb_errmsg_set(msg, NDB_ECORRUPT, "binary length not in its shortest encoding at offset %zu",
                                   (size_t)(v->raw - base));
         return NDB_OK;
     case NDB_DOC_STRING:
-        if (v->raw_len != 1 + varint_size(v->u.s.len) + v->u.s.len)
+        if (v->raw_len != 1 + ndb_varint_len(v->u.s.len) + v->u.s.len)
             return ndb_errmsg_set(msg, NDB_ECORRUPT, "string length not in its shortest encoding at offset %zu",
                                   (size_t)(v->raw - base));
         if (!cod_utf8_ok((const uint8_t *)v->u.s.ptr, v->u.s.len))

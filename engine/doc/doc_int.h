@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "ndb_coding.h"
 #include "ndb_doc.h"
 
 /* ---- encoding constants (FORMAT.md) */
@@ -56,36 +57,15 @@ static inline bool key_is(const char *k, size_t kl, const char *s) { return kl =
 bool dbuf_varint(dbuf *b, uint64_t v);
 void dbuf_free(dbuf *b);
 
-/* ---- varints (LEB128, little-endian groups of 7 bits) */
-/* Reads a varint of at most maxbytes; NULL on truncation or overlong. */
-static inline const uint8_t *varint_get(const uint8_t *p, const uint8_t *end, uint64_t *v,
-                                        int maxbytes)
+/* ---- integers: engine/ndb_coding.h's, under the names this layer uses */
+static inline const uint8_t *varint_get(const uint8_t *p, const uint8_t *end, uint64_t *v, int maxbytes)
 {
-    uint64_t r = 0;
-    for (int i = 0; i < maxbytes && p < end; i++) {
-        uint8_t c = *p++;
-        r |= (uint64_t)(c & 0x7f) << (7 * i);
-        if (!(c & 0x80)) {
-            *v = r;
-            return p;
-        }
-    }
-    return NULL;
+    return ndb_varint_get(p, end, v, maxbytes);
 }
-static inline uint32_t rd32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-static inline void wr32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); p[2] = (uint8_t)(v >> 16); p[3] = (uint8_t)(v >> 24);
-}
-static inline uint64_t rd64(const uint8_t *p) { return (uint64_t)rd32(p) | (uint64_t)rd32(p + 4) << 32; }
-static inline void wr64(uint8_t *p, uint64_t v)
-{
-    wr32(p, (uint32_t)v);
-    wr32(p + 4, (uint32_t)(v >> 32));
-}
+static inline uint32_t rd32(const uint8_t *p) { return ndb_get_le32(p); }
+static inline void wr32(uint8_t *p, uint32_t v) { ndb_put_le32(p, v); }
+static inline uint64_t rd64(const uint8_t *p) { return ndb_get_le64(p); }
+static inline void wr64(uint8_t *p, uint64_t v) { ndb_put_le64(p, v); }
 
 /* Reads one value at p (bounded by end) into *out; returns the byte after it,
  * or NULL on corrupt bytes. O(1): containers are skipped by their length. */

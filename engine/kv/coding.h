@@ -12,57 +12,23 @@
 #include <stdlib.h>
 #include <string.h>
 
-static inline void put_fixed32(char *p, uint32_t v) { memcpy(p, &v, 4); }
-static inline void put_fixed64(char *p, uint64_t v) { memcpy(p, &v, 8); }
-static inline uint32_t get_fixed32(const char *p)
-{
-    uint32_t v;
-    memcpy(&v, p, 4);
-    return v;
-}
-static inline uint64_t get_fixed64(const char *p)
-{
-    uint64_t v;
-    memcpy(&v, p, 8);
-    return v;
-}
+#include "ndb_coding.h"
+
+/* kv's char-pointer spelling of engine/ndb_coding.h, the one integer codec. */
+static inline void put_fixed32(char *p, uint32_t v) { ndb_put_le32((uint8_t *)p, v); }
+static inline void put_fixed64(char *p, uint64_t v) { ndb_put_le64((uint8_t *)p, v); }
+static inline uint32_t get_fixed32(const char *p) { return ndb_get_le32((const uint8_t *)p); }
+static inline uint64_t get_fixed64(const char *p) { return ndb_get_le64((const uint8_t *)p); }
 
 /* Writes v as a varint at p (room for 10 bytes needed); returns the end. */
-static inline char *put_varint64(char *p, uint64_t v)
-{
-    unsigned char *u = (unsigned char *)p;
-    while (v >= 0x80) {
-        *u++ = (unsigned char)(v | 0x80);
-        v >>= 7;
-    }
-    *u++ = (unsigned char)v;
-    return (char *)u;
-}
+static inline char *put_varint64(char *p, uint64_t v) { return (char *)ndb_varint_put((uint8_t *)p, v); }
 static inline char *put_varint32(char *p, uint32_t v) { return put_varint64(p, v); }
-
-static inline int varint_len(uint64_t v)
-{
-    int n = 1;
-    while (v >= 0x80) {
-        v >>= 7;
-        n++;
-    }
-    return n;
-}
+static inline int varint_len(uint64_t v) { return (int)ndb_varint_len(v); }
 
 /* Decodes a varint from [p, end); returns the byte after it, or NULL. */
 static inline const char *get_varint64(const char *p, const char *end, uint64_t *v)
 {
-    uint64_t r = 0;
-    for (unsigned shift = 0; shift <= 63 && p < end; shift += 7) {
-        uint64_t b = (unsigned char)*p++;
-        r |= (b & 0x7f) << shift;
-        if (!(b & 0x80)) {
-            *v = r;
-            return p;
-        }
-    }
-    return NULL;
+    return (const char *)ndb_varint_get((const uint8_t *)p, (const uint8_t *)end, v, 10);
 }
 static inline const char *get_varint32(const char *p, const char *end, uint32_t *v)
 {
