@@ -671,6 +671,30 @@ static bool mod_match(const flt_pred *p, const ndb_doc_val *v)
     return x % p->mod[0] == p->mod[1];
 }
 
+/* A comparison, $regex, $type or $mod on one value, itself (not its elements). */
+static bool value_match(const flt_pred *p, const ndb_doc_val *v)
+{
+    switch (p->op) {
+    case OP_REGEX: return v->type == NDB_DOC_STRING && regex_match(p, v);
+    case OP_TYPE: return (p->type_mask & type_bit(v)) != 0;
+    case OP_MOD: return mod_match(p, v);
+    default: return cmp_op(p->op, v, &p->arg);
+    }
+}
+
+/* value_match on any element of an array (MongoDB: a condition on an array
+ * field holds when it holds for the array or for one of its elements). */
+static bool element_match(const flt_pred *p, const ndb_doc_val *arr)
+{
+    ndb_doc_iter it;
+    ndb_doc_iter_init(&it, arr);
+    ndb_doc_val e;
+    while (ndb_doc_iter_next(&it, NULL, NULL, &e))
+        if (value_match(p, &e))
+            return true;
+    return false;
+}
+
 /* One positive condition on one value reached by the path (NULL: missing).
  * expand: a condition on an array also tries its elements. */
 static bool pred_leaf(const flt_pred *p, const ndb_doc_val *v, bool expand)
@@ -703,18 +727,8 @@ static bool pred_leaf(const flt_pred *p, const ndb_doc_val *v, bool expand)
         if (val_equal(v, &p->arg))
             return true;
         return arr && in_array(&p->arg, v);
-    case OP_GT: case OP_GTE: case OP_LT: case OP_LTE:
-        if (cmp_op(p->op, v, &p->arg))
-            return true;
-        if (arr) {
-            ndb_doc_iter it;
-            ndb_doc_iter_init(&it, v);
-            ndb_doc_val e;
-            while (ndb_doc_iter_next(&it, NULL, NULL, &e))
-                if (cmp_op(p->op, &e, &p->arg))
-                    return true;
-        }
-        return false;
+    case OP_GT: case OP_GTE: case OP_LT: case OP_LTE: case OP_REGEX: case OP_TYPE: case OP_MOD:
+        return value_match(p, v) || (arr && element_match(p, v));
     case OP_IN: {
         ndb_doc_iter it;
         ndb_doc_iter_init(&it, &p->arg);
@@ -726,43 +740,7 @@ static bool pred_leaf(const flt_pred *p, const ndb_doc_val *v, bool expand)
         return false;
     }
     case OP_EXISTS: return true;
-    case OP_REGEX:
-        if (v->type == NDB_DOC_STRING)
-            return regex_match(p, v);
-        if (arr) {
-            ndb_doc_iter it;
-            ndb_doc_iter_init(&it, v);
-            ndb_doc_val e;
-            while (ndb_doc_iter_next(&it, NULL, NULL, &e))
-                if (e.type == NDB_DOC_STRING && pred_leaf(p, &e, false))
-                    return true;
-        }
-        return false;
-    case OP_TYPE:
-        if (p->type_mask & type_bit(v))
-            return true;
-        if (arr) {
-            ndb_doc_iter it;
-            ndb_doc_iter_init(&it, v);
-            ndb_doc_val e;
-            while (ndb_doc_iter_next(&it, NULL, NULL, &e))
-                if (p->type_mask & type_bit(&e))
-                    return true;
-        }
-        return false;
     case OP_SIZE: return v->type == NDB_DOC_ARRAY && v->u.c.count == (uint64_t)p->size;
-    case OP_MOD:
-        if (mod_match(p, v))
-            return true;
-        if (arr) {
-            ndb_doc_iter it;
-            ndb_doc_iter_init(&it, v);
-            ndb_doc_val e;
-            while (ndb_doc_iter_next(&it, NULL, NULL, &e))
-                if (mod_match(p, &e))
-                    return true;
-        }
-        return false;
     case OP_ALL: {
         if (p->arg.u.c.count == 0)
             return false;
