@@ -59,7 +59,8 @@ ndb_status memdoc_push(memdoc **arr, size_t *n, size_t *cap, const dbuf *key, co
     memdoc *m = &(*arr)[*n];
     if ((m->key = malloc(key->len + dl)) == NULL)
         return NDB_ENOMEM;
-    memcpy(m->key, key->data, key->len);
+    if (key->len) /* $sample and $facet buffer without a key: no NULL + 0 to memcpy */
+        memcpy(m->key, key->data, key->len);
     m->klen = key->len;
     m->doc = m->key + key->len;
     memcpy(m->doc, doc, dl);
@@ -305,7 +306,8 @@ static int run_next(sortbuf *sb, struct sbrun *r, ndb_errmsg *msg)
             return 0;
         }
         size_t keep = r->buf.len - r->pos;
-        memmove(r->buf.data, r->buf.data + r->pos, keep);
+        if (keep) /* the buffer is not allocated before the first read */
+            memmove(r->buf.data, r->buf.data + r->pos, keep);
         r->buf.len = keep;
         r->pos = 0;
         size_t want = RUN_READ_CHUNK << (pass < 8 ? pass : 8); /* a record larger than the buffer grows it */
