@@ -35,7 +35,7 @@ bool dbuf_reserve(dbuf *b, size_t extra)
     return true;
 }
 
-bool dbuf_varint(dbuf *b, uint64_t v)
+bool dbuf_varint_slow(dbuf *b, uint64_t v)
 {
     uint8_t tmp[10];
     return dbuf_put(b, tmp, (size_t)(ndb_varint_put(tmp, v) - tmp));
@@ -881,6 +881,17 @@ ndb_status ndb_doc_value(ndb_doc_builder *b, const ndb_doc_val *v)
         b->depth + val_depth(v, NDB_DOC_MAX_DEPTH - b->depth) > NDB_DOC_MAX_DEPTH)
         return b->err = NDB_ETOOBIG;
     dbuf_put(&b->buf, v->raw, v->raw_len);
+    return b_after(b);
+}
+
+ndb_status cod_builder_fields(ndb_doc_builder *b, const uint8_t *p, size_t len, uint32_t count)
+{
+    if (b->err != NDB_OK)
+        return b->err;
+    /* fields of a top-level object nest no deeper here than they did there */
+    assert(b->depth == 1 && b->st[0].is_object && !b->st[0].have_key);
+    b->st[0].count += count;
+    dbuf_put(&b->buf, p, len);
     return b_after(b);
 }
 

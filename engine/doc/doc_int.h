@@ -54,7 +54,14 @@ static inline bool dbuf_byte(dbuf *b, uint8_t c) { return dbuf_put(b, &c, 1); }
 
 /* Whether the kl bytes at k are the C string s (an operator or field name). */
 static inline bool key_is(const char *k, size_t kl, const char *s) { return kl == strlen(s) && memcmp(k, s, kl) == 0; }
-bool dbuf_varint(dbuf *b, uint64_t v);
+bool dbuf_varint_slow(dbuf *b, uint64_t v);
+static inline bool dbuf_varint(dbuf *b, uint64_t v)
+{
+    if (v >= 0x80 || b->cap == b->len)
+        return dbuf_varint_slow(b, v);
+    b->data[b->len++] = (uint8_t)v; /* most lengths and counts are one byte */
+    return true;
+}
 void dbuf_free(dbuf *b);
 
 /* ---- integers: engine/ndb_coding.h's, under the names this layer uses */
@@ -108,6 +115,10 @@ const uint8_t *kenc_skip(const uint8_t *p, const uint8_t *end, bool desc);
 /* Builder internals used by other modules. */
 size_t cod_builder_len(const ndb_doc_builder *b);
 int cod_builder_depth(const ndb_doc_builder *b);
+/* Appends count fields copied whole (key and value bytes, as an object body
+ * holds them) from [p, p + len) of a validated top-level object to the
+ * top-level object being built: one copy, no checks of the bytes. */
+ndb_status cod_builder_fields(ndb_doc_builder *b, const uint8_t *p, size_t len, uint32_t count);
 
 /* Split a dotted path into components (borrowed from path). */
 #define PATH_MAX_COMP 32

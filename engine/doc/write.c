@@ -5,6 +5,7 @@
  * collection's writer lock is held (so unique checks and read-modify-write
  * updates are exact). Generated ids and timestamps.
  */
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -264,14 +265,10 @@ ndb_status wctx_get(wctx *w, const void *key, size_t klen, void **val, size_t *v
     return st == NDB_OK ? ndb_kv_get(w->db->kv, NULL, key, klen, val, vlen) : st;
 }
 
-static bool is_key(const char *k, size_t kl, const char *want)
-{
-    return kl == strlen(want) && memcmp(k, want, kl) == 0;
-}
-
 /* Builds the stored form of doc into w->b1: _id, _created_at (created, or
- * now), _updated_at, then doc's other fields in order. index numbers the
- * document in messages. */
+ * now), _updated_at, then doc's other fields in order, copied in runs
+ * between the reserved fields doc may hold (usually one run: the whole body).
+ * doc is validated. index numbers the document in messages. */
 static ndb_status build_stored(wctx *w, const char *id, size_t idlen, const ndb_doc_val *created,
                                const ndb_doc_val *doc, size_t index, const void **out, size_t *olen,
                                ndb_errmsg *msg)
@@ -290,15 +287,23 @@ static ndb_status build_stored(wctx *w, const char *id, size_t idlen, const ndb_
     ndb_doc_string(b, w->now, strlen(w->now));
     ndb_doc_iter it;
     ndb_doc_iter_init(&it, doc);
+    const uint8_t *run = it.p, *field = it.p;
+    uint32_t count = 0;
     const char *k;
     size_t kl;
     ndb_doc_val e;
     while (ndb_doc_iter_next(&it, &k, &kl, &e)) {
-        if (is_key(k, kl, "_id") || is_key(k, kl, "_created_at") || is_key(k, kl, "_updated_at"))
-            continue;
-        ndb_doc_key(b, k, kl);
-        ndb_doc_value(b, &e);
+        if (key_is(k, kl, "_id") || key_is(k, kl, "_created_at") || key_is(k, kl, "_updated_at")) {
+            cod_builder_fields(b, run, (size_t)(field - run), count);
+            run = it.p;
+            count = 0;
+        } else {
+            count++;
+        }
+        field = it.p;
     }
+    assert(it.st == NDB_OK); /* doc is validated */
+    cod_builder_fields(b, run, (size_t)(field - run), count);
     ndb_doc_end_object(b);
     ndb_status st = ndb_doc_builder_finish(b, out, olen);
     if (st == NDB_ETOOBIG)
