@@ -111,7 +111,7 @@ static ndb_status insert_one(svc_ctx *ctx, const ProtobufCMessage *req, Protobuf
     if (st != NDB_OK)
         return st;
     char **ids = NULL;
-    if ((st = ndb_doc_insert(ctx->app->doc, r->collection, &doc, &len, 1, svc_interrupt(ctx), &ids, msg)) != NDB_OK)
+    if ((st = ndb_doc_insert_built(ctx->app->doc, r->collection, &doc, &len, 1, svc_interrupt(ctx), &ids, msg)) != NDB_OK)
         return st;
     Nexadb__V1__InsertOneResponse *out = NEW(ctx, Nexadb__V1__InsertOneResponse, nexadb__v1__insert_one_response__init);
     if (out != NULL)
@@ -144,7 +144,7 @@ static ndb_status insert_many(svc_ctx *ctx, const ProtobufCMessage *req, Protobu
             return st;
     }
     char **ids = NULL;
-    ndb_status st = ndb_doc_insert(ctx->app->doc, r->collection, docs, lens, n, svc_interrupt(ctx), &ids, msg);
+    ndb_status st = ndb_doc_insert_built(ctx->app->doc, r->collection, docs, lens, n, svc_interrupt(ctx), &ids, msg);
     if (st != NDB_OK)
         return st;
     for (size_t i = 0; i < n; i++) {

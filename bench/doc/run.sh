@@ -48,6 +48,7 @@ awk '
     for (i = 1; i <= 2; i++) {
       r = ref[i]; p = "ratio.grpc_vs_" r "."
       ratio(p "insert", "grpc.insert_many", r == "doc" ? "doc.insert_many" : "sqlite.insert_txn")
+      ratio(p "insert_c2", "grpc.insert_many_c2", r == "doc" ? "doc.insert_many" : "sqlite.insert_txn")
       ratio(p "get_by_id", "grpc.get_by_id", r ".get_by_id")
       ratio(p "get_by_id_seq", "grpc.get_by_id_seq", r ".get_by_id")
       ratio(p "filter_scan", "grpc.filter_scan", r ".filter_scan")

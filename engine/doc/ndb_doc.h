@@ -331,6 +331,13 @@ ndb_status ndb_doc_list_collections(ndb_doc_db *db, ndb_doc_coll_info **out, siz
 ndb_status ndb_doc_insert(ndb_doc_db *db, const char *coll, const void *const *docs,
                           const size_t *lens, size_t n, const ndb_interrupt *intr, char ***ids,
                           ndb_errmsg *msg);
+/* ndb_doc_insert for documents made by ndb_doc_builder (finished or taken),
+ * which checked every byte as it wrote them: their encoding is not walked
+ * again (debug builds assert it is valid). The sizes and the object at the
+ * top are still checked. Bytes from anywhere else go to ndb_doc_insert. */
+ndb_status ndb_doc_insert_built(ndb_doc_db *db, const char *coll, const void *const *docs,
+                                const size_t *lens, size_t n, const ndb_interrupt *intr, char ***ids,
+                                ndb_errmsg *msg);
 void ndb_doc_ids_free(char **ids, size_t n);
 
 /* One document by _id. Caller frees *doc with free(). NDB_ENOTFOUND if absent. */
