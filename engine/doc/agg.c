@@ -13,26 +13,24 @@
  * $sort right after it) is pushed into the collection cursor, so the planner
  * can use an index.
  *
- * Expressions are expr.c, $group group.c (its accumulators accum.c), sorting
- * sortbuf.c.
+ * The stages that rewrite one document at a time are agg_reshape.c
+ * ($project $addFields/$set $unset $replaceRoot/$replaceWith), agg_unwind.c
+ * and agg_lookup.c (agg_stages.h); $group is group.c (its accumulators
+ * accum.c), sorting sortbuf.c, expressions expr.c.
  */
 #include <assert.h>
-#include <ctype.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 
-#include "doc_int.h"
-#include "expr.h"
+#include "agg_stages.h"
 #include "group.h"
 
 /* ---------------------------------------------------------------- stages */
 
 typedef enum skind {
-    S_MATCH, S_GROUP, S_SORT, S_LIMIT, S_SKIP, S_PROJECT, S_UNWIND, S_COUNT, S_ADDFIELDS,
-    S_UNSET, S_LOOKUP, S_REPLACEROOT, S_SAMPLE, S_FACET,
+    S_MATCH, S_GROUP, S_SORT, S_LIMIT, S_SKIP, S_RESHAPE, S_UNWIND, S_COUNT, S_LOOKUP, S_SAMPLE, S_FACET,
 } skind;
 
 typedef struct stage {
@@ -57,37 +55,14 @@ typedef struct stage {
     bool drained;
     /* $group */
     grp group;
-    /* $replaceRoot / $replaceWith */
-    expr root;
-    /* $project / $addFields / $unset */
-    prj_spec *prj;
-    bool prj_empty;      /* $project with only computed fields */
-    bool id_excluded;
-    expr *cexpr;         /* computed fields */
-    const char **cname;
-    size_t *cnlen;
-    dpath *cpath;        /* $addFields: dotted names (n > 1) are set along the path */
-    int ncomp;
-    ndb_doc_builder *tmp;
-    dbuf spec;           /* synthetic projection document */
-    /* $unwind */
-    dpath upath;
-    bool preserve;
-    const char *idxname;
-    size_t idxlen;
-    const uint8_t *cur;  /* the input document being unwound (borrowed) */
-    size_t curlen;
-    uint32_t ui;
-    bool have_cur;
+    reshape rs;          /* $project $addFields/$set $unset $replaceRoot/$replaceWith */
+    unwind uw;           /* $unwind */
     /* $sample: n is the size; mem holds the reservoir */
     uint64_t rng;
     /* $count */
     const char *cntname;
     size_t cntlen;
-    /* $lookup */
-    char from[NDB_DOC_MAX_COLL_NAME + 1];
-    const char *lf, *ff, *as;
-    size_t lfl, ffl, asl;
+    lookup lk;           /* $lookup */
 } stage;
 
 typedef struct agg_state {
@@ -122,16 +97,9 @@ static void stage_free(stage *s)
     free(s->mem);
     sortbuf_free(&s->sb);
     grp_free(&s->group);
-    expr_clear(&s->root);
-    prj_free(s->prj);
-    for (int i = 0; i < s->ncomp; i++)
-        expr_clear(&s->cexpr[i]);
-    free(s->cexpr);
-    free(s->cname);
-    free(s->cnlen);
-    free(s->cpath);
-    ndb_doc_builder_free(s->tmp);
-    dbuf_free(&s->spec);
+    reshape_free(&s->rs);
+    unwind_free(&s->uw);
+    lookup_free(&s->lk);
 }
 
 void agg_free(agg_state *a)
@@ -144,91 +112,6 @@ void agg_free(agg_state *a)
     ndb_doc_filter_free(a->srcflt);
     free(a->pipe);
     free(a);
-}
-
-static ndb_status need_name(const char *k, size_t kl, const char *stage, ndb_errmsg *msg)
-{
-    if (kl == 0 || k[0] == '$' || memchr(k, '.', kl))
-        return ndb_errmsg_set(msg, NDB_EINVAL, "%s: field name '%.*s' may not be empty, start "
-                              "with '$' or contain '.'", stage, (int)kl, k);
-    return NDB_OK;
-}
-
-/* $project: 0/1 parts go through a prj_spec, other values are computed. */
-static ndb_status compile_project(stage *s, const ndb_doc_val *v, bool addfields, ndb_errmsg *msg)
-{
-    const char *sname = addfields ? "$addFields" : "$project";
-    if (v->type != NDB_DOC_OBJECT || (!addfields && v->u.c.count == 0))
-        return ndb_errmsg_set(msg, NDB_EINVAL, "%s needs a non-empty object", sname);
-    uint32_t n = v->u.c.count;
-    s->cexpr = calloc(n ? n : 1, sizeof *s->cexpr);
-    s->cname = calloc(n ? n : 1, sizeof *s->cname);
-    s->cnlen = calloc(n ? n : 1, sizeof *s->cnlen);
-    s->cpath = calloc(n ? n : 1, sizeof *s->cpath);
-    if (!s->cexpr || !s->cname || !s->cnlen || !s->cpath || ndb_doc_builder_new(&s->tmp) != NDB_OK)
-        return NDB_ENOMEM;
-    ndb_doc_builder *sb;
-    if (ndb_doc_builder_new(&sb) != NDB_OK)
-        return NDB_ENOMEM;
-    ndb_doc_begin_object(sb);
-    int inc = 0, exc = 0;
-    ndb_doc_iter it;
-    ndb_doc_iter_init(&it, v);
-    const char *k;
-    size_t kl;
-    ndb_doc_val e;
-    ndb_status st = NDB_OK;
-    while (st == NDB_OK && ndb_doc_iter_next(&it, &k, &kl, &e)) {
-        bool flag = !addfields && (e.type == NDB_DOC_BOOL || val_is_num(&e));
-        if (flag) {
-            bool on = e.type == NDB_DOC_BOOL ? e.u.b : ndb_doc_num(&e) != 0;
-            if (key_is(k, kl, "_id"))
-                s->id_excluded = !on;
-            else
-                on ? inc++ : exc++;
-            ndb_doc_key(sb, k, kl);
-            ndb_doc_int(sb, on);
-            continue;
-        }
-        if (addfields) {
-            bool bad = path_split(k, kl, &s->cpath[s->ncomp]) != NDB_OK;
-            for (int c = 0; !bad && c < s->cpath[s->ncomp].n; c++)
-                bad = s->cpath[s->ncomp].c[c][0] == '$';
-            if (bad) {
-                st = ndb_errmsg_set(msg, NDB_EINVAL, "%s: bad field path '%.*s'", sname, (int)kl, k);
-                break;
-            }
-        } else if ((st = need_name(k, kl, sname, msg)) != NDB_OK) {
-            break;
-        }
-        char where[96];
-        snprintf(where, sizeof where, "%s.%.*s", sname, (int)(kl > 64 ? 64 : kl), k);
-        s->cname[s->ncomp] = k;
-        s->cnlen[s->ncomp] = kl;
-        st = expr_compile(&e, where, &s->cexpr[s->ncomp], 0, msg);
-        s->ncomp++;
-    }
-    ndb_doc_end_object(sb);
-    if (st == NDB_OK && exc && (inc || s->ncomp))
-        st = ndb_errmsg_set(msg, NDB_EINVAL, "$project cannot mix exclusion with inclusion or "
-                            "computed fields");
-    const void *d;
-    size_t dl;
-    if (st == NDB_OK && !addfields) {
-        st = ndb_doc_builder_finish(sb, &d, &dl);
-        if (st == NDB_OK && !dbuf_put(&s->spec, d, dl))
-            st = NDB_ENOMEM;
-        if (st == NDB_OK) {
-            ndb_doc_val pv;
-            ndb_doc_root(s->spec.data, s->spec.len, &pv);
-            if (inc || exc || s->ncomp == 0)
-                st = prj_compile(&pv, &s->prj, msg);
-            else
-                s->prj_empty = true; /* only computed fields (and maybe _id) */
-        }
-    }
-    ndb_doc_builder_free(sb);
-    return st;
 }
 
 static ndb_status compile_pipeline(ndb_doc_db *db, const ndb_doc_val *pipeline, int depth, agg_state **out,
@@ -273,80 +156,23 @@ static ndb_status compile_stage(agg_state *a, stage *s, const ndb_doc_val *sv, i
         s->kind = S_GROUP;
         return grp_compile(&s->group, &v, msg);
     }
-    if (key_is(k, kl, "$project")) {
-        s->kind = S_PROJECT;
-        return compile_project(s, &v, false, msg);
-    }
-    if (key_is(k, kl, "$addFields") || key_is(k, kl, "$set")) {
-        s->kind = S_ADDFIELDS;
-        return compile_project(s, &v, true, msg);
-    }
-    if (key_is(k, kl, "$unset")) {
-        s->kind = S_UNSET;
-        ndb_doc_builder *sb;
-        if (ndb_doc_builder_new(&sb) != NDB_OK)
-            return NDB_ENOMEM;
-        ndb_doc_begin_object(sb);
-        if (v.type == NDB_DOC_STRING) {
-            ndb_doc_key(sb, v.u.s.ptr, v.u.s.len);
-            ndb_doc_int(sb, 0);
-        } else if (v.type == NDB_DOC_ARRAY && v.u.c.count > 0) {
-            ndb_doc_iter ui;
-            ndb_doc_iter_init(&ui, &v);
-            ndb_doc_val e;
-            while (ndb_doc_iter_next(&ui, NULL, NULL, &e)) {
-                if (e.type != NDB_DOC_STRING) {
-                    ndb_doc_builder_free(sb);
-                    return ndb_errmsg_set(msg, NDB_EINVAL, "$unset takes field names");
-                }
-                ndb_doc_key(sb, e.u.s.ptr, e.u.s.len);
-                ndb_doc_int(sb, 0);
-            }
-        } else {
-            ndb_doc_builder_free(sb);
-            return ndb_errmsg_set(msg, NDB_EINVAL, "$unset takes a field name or an array of them");
+    static const struct { const char *name; reshape_kind kind; } reshapes[] = {
+        {"$project", RS_PROJECT}, {"$addFields", RS_ADDFIELDS}, {"$set", RS_ADDFIELDS},
+        {"$unset", RS_UNSET}, {"$replaceRoot", RS_REPLACEROOT}, {"$replaceWith", RS_REPLACEWITH},
+    };
+    for (size_t r = 0; r < sizeof reshapes / sizeof reshapes[0]; r++) {
+        if (key_is(k, kl, reshapes[r].name)) {
+            s->kind = S_RESHAPE;
+            return reshape_compile(&s->rs, reshapes[r].kind, &v, msg);
         }
-        ndb_doc_end_object(sb);
-        const void *d;
-        size_t dl;
-        st = ndb_doc_builder_finish(sb, &d, &dl);
-        if (st == NDB_OK && !dbuf_put(&s->spec, d, dl))
-            st = NDB_ENOMEM;
-        ndb_doc_builder_free(sb);
-        if (st != NDB_OK)
-            return st;
-        ndb_doc_val pv;
-        ndb_doc_root(s->spec.data, s->spec.len, &pv);
-        return prj_compile(&pv, &s->prj, msg);
     }
     if (key_is(k, kl, "$unwind")) {
         s->kind = S_UNWIND;
-        ndb_doc_val pv = v;
-        if (v.type == NDB_DOC_OBJECT) {
-            ndb_doc_val o;
-            if (ndb_doc_get_field(&v, "path", 4, &pv) != NDB_OK)
-                return ndb_errmsg_set(msg, NDB_EINVAL, "$unwind needs a path");
-            if (ndb_doc_get_field(&v, "preserveNullAndEmptyArrays", 26, &o) == NDB_OK)
-                s->preserve = o.type == NDB_DOC_BOOL && o.u.b;
-            if (ndb_doc_get_field(&v, "includeArrayIndex", 17, &o) == NDB_OK) {
-                if (o.type != NDB_DOC_STRING || need_name(o.u.s.ptr, o.u.s.len, "$unwind", msg))
-                    return ndb_errmsg_set(msg, NDB_EINVAL, "$unwind.includeArrayIndex needs a field name");
-                s->idxname = o.u.s.ptr;
-                s->idxlen = o.u.s.len;
-            }
-        }
-        if (pv.type != NDB_DOC_STRING || pv.u.s.len < 2 || pv.u.s.ptr[0] != '$' ||
-            path_split(pv.u.s.ptr + 1, pv.u.s.len - 1, &s->upath) != NDB_OK)
-            return ndb_errmsg_set(msg, NDB_EINVAL, "$unwind path must be a \"$field\" path");
-        return NDB_OK;
+        return unwind_compile(&s->uw, &v, msg);
     }
-    if (key_is(k, kl, "$replaceRoot") || key_is(k, kl, "$replaceWith")) {
-        s->kind = S_REPLACEROOT;
-        ndb_doc_val root = v;
-        if (k[8] == 'R' && /* $replaceRoot: {"newRoot": e}; $replaceWith: e */
-            (v.type != NDB_DOC_OBJECT || ndb_doc_get_field(&v, "newRoot", 7, &root) != NDB_OK))
-            return ndb_errmsg_set(msg, NDB_EINVAL, "$replaceRoot needs {\"newRoot\": <expression>}");
-        return expr_compile(&root, k[8] == 'R' ? "$replaceRoot.newRoot" : "$replaceWith", &s->root, 0, msg);
+    if (key_is(k, kl, "$lookup")) {
+        s->kind = S_LOOKUP;
+        return lookup_compile(&s->lk, &v, msg);
     }
     if (key_is(k, kl, "$facet")) {
         s->kind = S_FACET;
@@ -363,7 +189,7 @@ static ndb_status compile_stage(agg_state *a, stage *s, const ndb_doc_val *sv, i
         size_t fkl;
         ndb_doc_val fp;
         while (ndb_doc_iter_next(&fi, &fk, &fkl, &fp)) {
-            if ((st = need_name(fk, fkl, "$facet", msg)) != NDB_OK)
+            if ((st = agg_need_name(fk, fkl, "$facet", msg)) != NDB_OK)
                 return st;
             if (fp.type != NDB_DOC_ARRAY)
                 return ndb_errmsg_set(msg, NDB_EINVAL, "$facet.%.*s must be an array of stages", (int)fkl, fk);
@@ -389,30 +215,10 @@ static ndb_status compile_stage(agg_state *a, stage *s, const ndb_doc_val *sv, i
     }
     if (key_is(k, kl, "$count")) {
         s->kind = S_COUNT;
-        if (v.type != NDB_DOC_STRING || need_name(v.u.s.ptr, v.u.s.len, "$count", NULL) != NDB_OK)
+        if (v.type != NDB_DOC_STRING || agg_need_name(v.u.s.ptr, v.u.s.len, "$count", NULL) != NDB_OK)
             return ndb_errmsg_set(msg, NDB_EINVAL, "$count needs a field name");
         s->cntname = v.u.s.ptr;
         s->cntlen = v.u.s.len;
-        return NDB_OK;
-    }
-    if (key_is(k, kl, "$lookup")) {
-        s->kind = S_LOOKUP;
-        ndb_doc_val f, l, ff, as;
-        if (v.type != NDB_DOC_OBJECT || ndb_doc_get_field(&v, "from", 4, &f) != NDB_OK ||
-            ndb_doc_get_field(&v, "localField", 10, &l) != NDB_OK ||
-            ndb_doc_get_field(&v, "foreignField", 12, &ff) != NDB_OK ||
-            ndb_doc_get_field(&v, "as", 2, &as) != NDB_OK || f.type != NDB_DOC_STRING ||
-            l.type != NDB_DOC_STRING || ff.type != NDB_DOC_STRING || as.type != NDB_DOC_STRING ||
-            f.u.s.len == 0 || f.u.s.len > NDB_DOC_MAX_COLL_NAME || l.u.s.len == 0 ||
-            ff.u.s.len == 0 || need_name(as.u.s.ptr, as.u.s.len, "$lookup", NULL) != NDB_OK)
-            return ndb_errmsg_set(msg, NDB_EINVAL,
-                                  "$lookup needs string from, localField, foreignField and as");
-        memcpy(s->from, f.u.s.ptr, f.u.s.len);
-        s->from[f.u.s.len] = 0;
-        s->lf = l.u.s.ptr; s->lfl = l.u.s.len;
-        s->ff = ff.u.s.ptr; s->ffl = ff.u.s.len;
-        s->as = as.u.s.ptr; s->asl = as.u.s.len;
-        (void)a;
         return NDB_OK;
     }
     return ndb_errmsg_set(msg, NDB_EINVAL, "unknown pipeline stage %.*s at pipeline.%d", (int)kl, k,
@@ -579,66 +385,6 @@ static ndb_status sample_drain(ndb_doc_cursor *c, int i, stage *s, ndb_errmsg *m
     return NDB_OK;
 }
 
-static int run_lookup(ndb_doc_cursor *c, stage *s, const ndb_doc_val *root, ndb_errmsg *msg)
-{
-    ndb_doc_val lv;
-    uint8_t nullb[2];
-    if (ndb_doc_get_path(root, s->lf, s->lfl, &lv) != NDB_OK)
-        val_make_null(&lv, nullb);
-    /* filter {foreignField: {$in: [...]}} or {foreignField: {$eq: v}} */
-    ndb_doc_builder *fb = s->out;
-    ndb_doc_builder_reset(fb);
-    ndb_doc_begin_object(fb);
-    ndb_doc_key(fb, s->ff, s->ffl);
-    ndb_doc_begin_object(fb);
-    if (lv.type == NDB_DOC_ARRAY) {
-        ndb_doc_key(fb, "$in", 3);
-    } else {
-        ndb_doc_key(fb, "$eq", 3);
-    }
-    ndb_doc_value(fb, &lv);
-    ndb_doc_end_object(fb);
-    ndb_doc_end_object(fb);
-    const void *fd;
-    size_t fl;
-    ndb_status st = ndb_doc_builder_finish(fb, &fd, &fl);
-    if (st != NDB_OK)
-        return ndb_errmsg_set(msg, st, "$lookup filter: %s", ndb_strerror(st));
-    if (s->tmp == NULL && ndb_doc_builder_new(&s->tmp) != NDB_OK)
-        return NDB_ENOMEM;
-    ndb_doc_builder *ab = s->tmp;
-    ndb_doc_builder_reset(ab);
-    ndb_doc_builder_set_limit(ab, NDB_DOC_MAX_BYTES);
-    ndb_doc_begin_array(ab);
-    ndb_doc_cursor *fc = NULL;
-    ndb_doc_find_opts o = {.filter = fd, .filter_len = fl, .interrupt = c->intr};
-    st = ndb_doc_find(c->db, s->from, &o, &fc, msg);
-    if (st == NDB_ENOTFOUND) {
-        st = NDB_OK; /* no such collection: no matches */
-    } else if (st == NDB_OK) {
-        for (;;) {
-            const void *m;
-            size_t ml;
-            st = ndb_doc_cursor_next(fc, &m, &ml, msg);
-            if (st != NDB_OK || m == NULL)
-                break;
-            ndb_doc_val mv;
-            ndb_doc_root(m, ml, &mv);
-            if (ndb_doc_value(ab, &mv) != NDB_OK)
-                break;
-        }
-        ndb_doc_cursor_free(fc);
-    }
-    if (st != NDB_OK)
-        return st;
-    ndb_doc_end_array(ab);
-    const void *ad;
-    size_t al;
-    if ((st = ndb_doc_builder_finish(ab, &ad, &al)) != NDB_OK)
-        return ndb_errmsg_set(msg, st, "$lookup result exceeds the document size limit");
-    return 1; /* the array is in s->tmp */
-}
-
 static int pull(ndb_doc_cursor *c, int i, const uint8_t **d, size_t *dl, ndb_errmsg *msg)
 {
     if (i < 0)
@@ -715,222 +461,24 @@ static int pull(ndb_doc_cursor *c, int i, const uint8_t **d, size_t *dl, ndb_err
             ndb_doc_end_object(s->out);
             return emit(s, d, dl, msg);
         }
-        case S_UNSET:
-        case S_PROJECT:
-        case S_ADDFIELDS: {
+        case S_RESHAPE:
+        case S_LOOKUP: {
             int r = pull(c, i - 1, d, dl, msg);
             if (r <= 0)
                 return r;
             ndb_doc_val root;
             ndb_doc_root(*d, *dl, &root);
-            ndb_doc_builder *b = s->out;
-            ndb_doc_builder_reset(b);
-            if (s->kind == S_UNSET || (s->kind == S_PROJECT && s->ncomp == 0)) {
-                prj_apply(s->prj, &root, b);
-                return emit(s, d, dl, msg);
-            }
-            /* the base: projected fields, the whole document, or just _id */
-            ndb_doc_val base = root;
-            if (s->kind == S_PROJECT && !s->prj_empty) {
-                ndb_doc_builder_reset(s->tmp);
-                prj_apply(s->prj, &root, s->tmp);
-                const void *td;
-                size_t tl;
-                ndb_doc_builder_finish(s->tmp, &td, &tl);
-                ndb_doc_root(td, tl, &base);
-            }
-            ndb_doc_begin_object(b);
-            bool *done = NULL;
-            bool small[64] = {false};
-            done = s->ncomp <= 64 ? small : calloc((size_t)s->ncomp, sizeof *done);
-            if (done == NULL)
-                return NDB_ENOMEM;
-            if (s->kind == S_PROJECT && s->prj_empty) {
-                ndb_doc_val idv;
-                if (!s->id_excluded && ndb_doc_get_field(&root, "_id", 3, &idv) == NDB_OK) {
-                    bool computed = false;
-                    for (int x = 0; x < s->ncomp; x++)
-                        computed |= key_is(s->cname[x], s->cnlen[x], "_id");
-                    if (!computed) {
-                        ndb_doc_key(b, "_id", 3);
-                        ndb_doc_value(b, &idv);
-                    }
-                }
-            } else {
-                ndb_doc_iter it;
-                ndb_doc_iter_init(&it, &base);
-                const char *k;
-                size_t kl;
-                ndb_doc_val e;
-                while (ndb_doc_iter_next(&it, &k, &kl, &e)) {
-                    int x;
-                    for (x = 0; x < s->ncomp; x++)
-                        if (s->cnlen[x] == kl && memcmp(s->cname[x], k, kl) == 0)
-                            break;
-                    ndb_doc_key(b, k, kl);
-                    if (x < s->ncomp) {
-                        ndb_doc_val v;
-                        int er = expr_eval(&s->cexpr[x], &root, &v, msg);
-                        if (er < 0) {
-                            if (done != small)
-                                free(done);
-                            return er;
-                        }
-                        done[x] = true;
-                        if (er)
-                            ndb_doc_value(b, &v);
-                        else
-                            ndb_doc_null(b);
-                    } else {
-                        ndb_doc_value(b, &e);
-                    }
-                }
-            }
-            bool dotted = false;
-            for (int x = 0; x < s->ncomp; x++) {
-                if (done[x])
-                    continue;
-                if (s->kind == S_ADDFIELDS && s->cpath[x].n > 1) {
-                    dotted = true;
-                    continue;
-                }
-                ndb_doc_val v;
-                int er = expr_eval(&s->cexpr[x], &root, &v, msg);
-                if (er < 0) {
-                    if (done != small)
-                        free(done);
-                    return er;
-                }
-                if (er == 0)
-                    continue; /* a missing value adds no field */
-                ndb_doc_key(b, s->cname[x], s->cnlen[x]);
-                ndb_doc_value(b, &v);
-            }
-            ndb_doc_end_object(b);
-            /* dotted $addFields names: rewrite along the path, ping-ponging
-             * between the stage's two builders */
-            ndb_doc_builder *from = b, *to = s->tmp;
-            for (int x = 0; dotted && x < s->ncomp; x++) {
-                if (s->cpath[x].n < 2)
-                    continue;
-                ndb_doc_val v;
-                int er = expr_eval(&s->cexpr[x], &root, &v, msg);
-                if (er < 0) {
-                    if (done != small)
-                        free(done);
-                    return er;
-                }
-                if (er == 0)
-                    continue;
-                const void *cd;
-                size_t cl;
-                ndb_status fst = ndb_doc_builder_finish(from, &cd, &cl);
-                if (fst != NDB_OK)
-                    break;
-                ndb_doc_val cur;
-                ndb_doc_root(cd, cl, &cur);
-                ndb_doc_builder_reset(to);
-                doc_set_path(&cur, &s->cpath[x], 0, &v, to);
-                ndb_doc_builder *t = from;
-                from = to;
-                to = t;
-            }
-            if (done != small)
-                free(done);
-            if (from != b) {
-                const void *od;
-                ndb_status fst = ndb_doc_builder_finish(from, &od, dl);
-                if (fst != NDB_OK)
-                    return ndb_errmsg_set(msg, fst, "pipeline result: %s", ndb_strerror(fst));
-                *d = od;
-                return 1;
-            }
-            return emit(s, d, dl, msg);
+            return s->kind == S_RESHAPE ? reshape_apply(&s->rs, &root, d, dl, msg)
+                                        : lookup_apply(&s->lk, c->db, c->intr, &root, d, dl, msg);
         }
         case S_UNWIND: {
-            if (!s->have_cur) {
-                int r = pull(c, i - 1, &s->cur, &s->curlen, msg);
-                if (r <= 0)
-                    return r;
-                s->have_cur = true;
-                s->ui = 0;
-            }
-            ndb_doc_val root, arr;
-            ndb_doc_root(s->cur, s->curlen, &root);
-            bool found = ndb_doc_get_path(&root, s->upath.c[0], (size_t)(s->upath.c[s->upath.n - 1] +
-                                          s->upath.l[s->upath.n - 1] - s->upath.c[0]), &arr) == NDB_OK;
-            ndb_doc_builder *b = s->out;
-            if (found && arr.type == NDB_DOC_ARRAY && arr.u.c.count > 0) {
-                if (s->ui >= arr.u.c.count) {
-                    s->have_cur = false;
-                    continue;
-                }
-                ndb_doc_val e;
-                if (ndb_doc_get_index(&arr, s->ui, &e) != NDB_OK) {
-                    s->have_cur = false;
-                    return ndb_errmsg_set(msg, NDB_ECORRUPT, "$unwind: corrupt array in a stored document");
-                }
-                ndb_doc_builder_reset(b);
-                doc_replace_path(&root, &s->upath, 0, &e, b);
-                if (s->idxname) {
-                    const void *td;
-                    size_t tl;
-                    ndb_doc_builder_finish(b, &td, &tl);
-                    ndb_doc_val t;
-                    ndb_doc_root(td, tl, &t);
-                    if (s->tmp == NULL && ndb_doc_builder_new(&s->tmp) != NDB_OK)
-                        return NDB_ENOMEM;
-                    ndb_doc_builder_reset(s->tmp);
-                    uint8_t ib[16];
-                    ndb_doc_val iv;
-                    val_make_int(&iv, ib, s->ui);
-                    doc_set_top(&t, s->idxname, s->idxlen, &iv, s->tmp);
-                    s->ui++;
-                    const void *od;
-                    ndb_status st = ndb_doc_builder_finish(s->tmp, &od, dl);
-                    if (st != NDB_OK)
-                        return st;
-                    *d = od;
-                    return 1;
-                }
-                s->ui++;
-                return emit(s, d, dl, msg);
-            }
-            s->have_cur = false;
-            bool scalar = found && arr.type != NDB_DOC_ARRAY && arr.type != NDB_DOC_NULL;
-            if (!scalar && !s->preserve)
-                continue;
-            /* MongoDB: a preserved empty array leaves without the field, and
-             * includeArrayIndex is null for anything that was not unwound */
-            if (!(found && arr.type == NDB_DOC_ARRAY) && s->idxname == NULL) {
-                *d = s->cur;
-                *dl = s->curlen;
-                return 1;
-            }
-            ndb_doc_builder_reset(b);
-            if (found && arr.type == NDB_DOC_ARRAY)
-                doc_replace_path(&root, &s->upath, 0, NULL, b);
-            else
-                ndb_doc_value(b, &root);
-            if (s->idxname == NULL)
-                return emit(s, d, dl, msg);
-            const void *td;
-            size_t tl;
-            ndb_doc_builder_finish(b, &td, &tl);
-            ndb_doc_val t, nullv;
-            uint8_t nb[2];
-            ndb_doc_root(td, tl, &t);
-            val_make_null(&nullv, nb);
-            if (s->tmp == NULL && ndb_doc_builder_new(&s->tmp) != NDB_OK)
-                return NDB_ENOMEM;
-            ndb_doc_builder_reset(s->tmp);
-            doc_set_top(&t, s->idxname, s->idxlen, &nullv, s->tmp);
-            const void *od;
-            ndb_status st = ndb_doc_builder_finish(s->tmp, &od, dl);
-            if (st != NDB_OK)
-                return st;
-            *d = od;
-            return 1;
+            int r = unwind_next(&s->uw, d, dl, msg);
+            if (r != 0)
+                return r;
+            if ((r = pull(c, i - 1, d, dl, msg)) <= 0)
+                return r;
+            unwind_start(&s->uw, *d, *dl);
+            continue;
         }
         case S_FACET:
             if (s->drained)
@@ -953,42 +501,6 @@ static int pull(ndb_doc_cursor *c, int i, const uint8_t **d, size_t *dl, ndb_err
             *dl = s->mem[s->mem_i].dlen;
             s->mem_i++;
             return 1;
-        case S_REPLACEROOT: {
-            int r = pull(c, i - 1, d, dl, msg);
-            if (r <= 0)
-                return r;
-            ndb_doc_val root, nr;
-            ndb_doc_root(*d, *dl, &root);
-            int er = expr_eval(&s->root, &root, &nr, msg);
-            if (er < 0)
-                return er;
-            if (er == 0 || nr.type != NDB_DOC_OBJECT)
-                return ndb_errmsg_set(msg, NDB_EINVAL, "$replaceRoot's new root must evaluate to an object, "
-                                      "not %s", er == 0 ? "a missing value" : "another type");
-            ndb_doc_builder_reset(s->out);
-            ndb_doc_value(s->out, &nr);
-            return emit(s, d, dl, msg);
-        }
-        case S_LOOKUP: {
-            int r = pull(c, i - 1, d, dl, msg);
-            if (r <= 0)
-                return r;
-            ndb_doc_val root;
-            ndb_doc_root(*d, *dl, &root);
-            /* run_lookup leaves the array in s->tmp and uses s->out */
-            int lr = run_lookup(c, s, &root, msg);
-            if (lr < 0)
-                return lr;
-            /* s->out holds a throwaway; rebuild with the array under "as" */
-            const void *ad;
-            size_t adl;
-            ndb_doc_builder_finish(s->tmp, &ad, &adl);
-            ndb_doc_val arr;
-            ndb_doc_root(ad, adl, &arr);
-            ndb_doc_builder_reset(s->out);
-            doc_set_top(&root, s->as, s->asl, &arr, s->out);
-            return emit(s, d, dl, msg);
-        }
         }
         return 0;
     }
