@@ -5,10 +5,11 @@
  * over the collection); streaming stages ($match $project $addFields/$set
  * $unset $unwind $skip $limit $lookup $replaceRoot/$replaceWith) hold one
  * document at a time, blocking stages ($group $sort $count $sample) drain
- * their input first and refuse with NDB_ELIMIT beyond
- * ndb_doc_options.agg_mem_bytes ($sort and $group spill instead when there is
- * a spill directory). $facet buffers its input and runs a sub-pipeline per
- * output field over it. $sortByCount and $bucket are written out
+ * their input first; beyond ndb_doc_options.agg_mem_bytes $sort, $group and
+ * $sample spill to files when there is a spill directory and refuse with
+ * NDB_ELIMIT when there is none. $facet buffers its input within that bound
+ * (refusing beyond it: MongoDB's $facet cannot spill either) and runs a
+ * sub-pipeline per output field over it. $sortByCount and $bucket are written out
  * as $group and $sort first (agg_expand.c). A leading $match (and a
  * $sort right after it) is pushed into the collection cursor, so the planner
  * can use an index.
@@ -38,9 +39,9 @@ typedef struct stage {
     ndb_doc_builder *out;
     /* $match */
     ndb_doc_filter *flt;
-    /* $limit/$skip */
+    /* $limit/$skip/$sample */
     uint64_t n, seen;
-    /* $sort */
+    /* $sort, $sample */
     srt_spec sort;
     sortbuf sb;
     /* $facet: a sub-pipeline per output field, over the buffered input */
@@ -48,17 +49,14 @@ typedef struct stage {
     const char **fname;
     size_t *fnlen;
     int nfacets;
-    /* $sample and $facet: every input document (for $sample the sample first) */
-    memdoc *mem;
-    size_t nmem, mem_i;
-    size_t nmem_out;     /* $sample: how many of mem are the sample */
+    memdoc *mem;         /* $facet: every input document */
+    size_t nmem;
     bool drained;
     /* $group */
     grp group;
     reshape rs;          /* $project $addFields/$set $unset $replaceRoot/$replaceWith */
     unwind uw;           /* $unwind */
-    /* $sample: n is the size; mem holds the reservoir */
-    uint64_t rng;
+    uint64_t rng;        /* $sample's random keys */
     /* $count */
     const char *cntname;
     size_t cntlen;
@@ -306,9 +304,9 @@ static ndb_status sort_drain(ndb_doc_cursor *c, int i, stage *s, ndb_errmsg *msg
     return st;
 }
 
-/* Every document of stage i's input, in order, into s->mem (bounded by
- * agg_mem_bytes): what $facet and $sample work on. */
-static ndb_status buffer_input(ndb_doc_cursor *c, int i, stage *s, const char *what, ndb_errmsg *msg)
+/* Every document of stage i's input, in order, into s->mem, bounded by
+ * agg_mem_bytes: what the sub-pipelines of $facet read. */
+static ndb_status buffer_input(ndb_doc_cursor *c, int i, stage *s, ndb_errmsg *msg)
 {
     size_t limit = c->db->opt.agg_mem_bytes, used = 0, cap = 0;
     dbuf nokey = {0};
@@ -317,7 +315,7 @@ static ndb_status buffer_input(ndb_doc_cursor *c, int i, stage *s, const char *w
     int got;
     while ((got = pull(c, i - 1, &d, &dl, msg)) > 0) {
         if ((used += dl + sizeof(memdoc)) > limit)
-            return ndb_errmsg_set(msg, NDB_ELIMIT, "%s's input exceeded the memory limit of %zu bytes", what, limit);
+            return ndb_errmsg_set(msg, NDB_ELIMIT, "$facet's input exceeded the memory limit of %zu bytes", limit);
         ndb_status st = memdoc_push(&s->mem, &s->nmem, &cap, &nokey, d, dl, s->nmem);
         if (st != NDB_OK)
             return st;
@@ -330,7 +328,7 @@ static ndb_status buffer_input(ndb_doc_cursor *c, int i, stage *s, const char *w
  * as arrays (bounded by the document size limit, as MongoDB's is). */
 static ndb_status facet_run(ndb_doc_cursor *c, int i, stage *s, ndb_errmsg *msg)
 {
-    ndb_status st = buffer_input(c, i, s, "$facet", msg);
+    ndb_status st = buffer_input(c, i, s, msg);
     if (st != NDB_OK)
         return st;
     ndb_doc_builder *b = s->out;
@@ -362,27 +360,34 @@ static ndb_status facet_run(ndb_doc_cursor *c, int i, stage *s, ndb_errmsg *msg)
     return NDB_OK;
 }
 
-/* $sample: every input document kept (bounded by agg_mem_bytes), then the
- * first n positions of a Fisher-Yates shuffle (xorshift64 seeded from the
- * system) are the sample, in random order. */
+/* $sample, as MongoDB runs it over a collection: each input document gets a
+ * random 64-bit key (xorshift64 seeded from the system) and the n smallest
+ * keys are the sample, in that random order. For n up to SORTBUF_TOPK_MAX a
+ * top-n heap holds only the sample; a larger n sorts everything, spilling
+ * beyond the memory bound. */
 static ndb_status sample_drain(ndb_doc_cursor *c, int i, stage *s, ndb_errmsg *msg)
 {
-    ndb_status st = buffer_input(c, i, s, "$sample", msg);
-    if (st != NDB_OK)
-        return st;
-    size_t n = s->n < s->nmem ? (size_t)s->n : s->nmem;
-    for (size_t k = 0; k < n; k++) {
+    sortbuf_init(&s->sb, c->db->opt.agg_mem_bytes, s->n <= SORTBUF_TOPK_MAX ? s->n : 0, c->db->opt.spill_dir,
+                 c->intr, "$sample");
+    uint8_t kb[8];
+    dbuf key = {.data = kb, .len = sizeof kb, .cap = sizeof kb};
+    const uint8_t *d;
+    size_t dl;
+    int got;
+    ndb_status st = NDB_OK;
+    while (st == NDB_OK && (got = pull(c, i - 1, &d, &dl, msg)) > 0) {
         s->rng ^= s->rng << 13;
         s->rng ^= s->rng >> 7;
         s->rng ^= s->rng << 17;
-        size_t j = k + (size_t)(s->rng % (s->nmem - k));
-        memdoc t = s->mem[k];
-        s->mem[k] = s->mem[j];
-        s->mem[j] = t;
+        memcpy(kb, &s->rng, sizeof kb);
+        st = sortbuf_add(&s->sb, &key, d, dl, msg);
     }
-    s->mem_i = 0;
-    s->nmem_out = n;
-    return NDB_OK;
+    if (st == NDB_OK && got < 0)
+        st = (ndb_status)got;
+    if (st == NDB_OK)
+        st = sortbuf_finish(&s->sb, msg);
+    c->ex.spilled_bytes += s->sb.spilled_bytes;
+    return st;
 }
 
 static int pull(ndb_doc_cursor *c, int i, const uint8_t **d, size_t *dl, ndb_errmsg *msg)
@@ -489,18 +494,20 @@ static int pull(ndb_doc_cursor *c, int i, const uint8_t **d, size_t *dl, ndb_err
                 return st != NDB_OK ? (int)st : emit(s, d, dl, msg);
             }
         case S_SAMPLE:
+            if (s->seen >= s->n)
+                return 0;
             if (!s->drained) {
                 ndb_status st = sample_drain(c, i, s, msg);
                 if (st != NDB_OK)
                     return st;
                 s->drained = true;
             }
-            if (s->mem_i >= s->nmem_out)
-                return 0;
-            *d = s->mem[s->mem_i].doc;
-            *dl = s->mem[s->mem_i].dlen;
-            s->mem_i++;
-            return 1;
+            s->seen++;
+            {
+                const uint8_t *k;
+                size_t kl;
+                return sortbuf_next(&s->sb, &k, &kl, d, dl, msg);
+            }
         }
         return 0;
     }

@@ -453,7 +453,7 @@ typedef struct sortbuf {
     memdoc *mem;
     size_t n, cap, used, i; /* in memory; i: next to hand out */
     size_t limit;
-    uint64_t topk, seq;     /* topk: keep only the topk first (a heap; never spills) */
+    uint64_t topk, seq;     /* topk: keep only the topk first (a heap, until it outgrows the bound) */
     const char *spill_dir;  /* NULL: beyond limit is NDB_ELIMIT */
     const ndb_interrupt *intr;
     const char *what;       /* "sort", "$sort": for messages */

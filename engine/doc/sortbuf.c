@@ -13,8 +13,9 @@
  * two calls). Without a spill directory, passing the bound is NDB_ELIMIT, as
  * it was before spilling existed.
  *
- * A top-k buffer (topk > 0) keeps only the topk first records in a heap and
- * never spills: its memory is bounded by topk records.
+ * A top-k buffer (topk > 0) keeps only the topk first records in a heap.
+ * When those outgrow the bound it becomes a plain buffer that spills: every
+ * record from then on is kept, and the reader stops after its k.
  *
  * Run format: per record, varint key length, key, varint payload length,
  * payload. Nothing is fsynced: a run lives as long as one request.
@@ -265,9 +266,10 @@ ndb_status sortbuf_add(sortbuf *sb, const dbuf *key, const void *pay, size_t ple
     }
     size_t need = plen + key->len + sizeof(memdoc);
     if (sb->used + need > sb->limit && sb->n > 0) {
-        if (sb->spill_dir == NULL || sb->topk)
+        if (sb->spill_dir == NULL)
             return ndb_errmsg_set(msg, NDB_ELIMIT, "%s exceeded the memory limit of %zu bytes; add an index on the "
                                   "sort fields, a limit, or a narrower filter", sb->what, sb->limit);
+        sb->topk = 0; /* the heap's records go to a run like any others */
         ndb_status st = spill(sb, msg);
         if (st != NDB_OK)
             return st;

@@ -213,3 +213,76 @@ Test(spill, group_spills_and_merges_partial_states)
     open_with(64 << 10, NULL);
     cr_assert(strstr(agg_json(&T, "big", pipe), "$group exceeded the memory limit") != NULL);
 }
+
+/* $sample is a sort on a random key: a sample larger than the bound spills
+ * and still holds size distinct documents of the input; a small one stays
+ * in its top-n heap. */
+Test(spill, sample_spills_beyond_the_bound)
+{
+    size_t pl;
+    void *p = J("[{\"$sample\":{\"size\":3000}}]", &pl);
+    ndb_doc_cursor *c;
+    ndb_errmsg m = {{0}};
+    cr_assert_eq(ndb_doc_aggregate(T.db, "big", p, pl, NULL, &c, &m), NDB_OK, "%s", m.text);
+    free(p);
+    static bool seen[4000];
+    int n = 0, in_order = 0, prev = -1;
+    for (;;) {
+        const void *d;
+        size_t dl;
+        cr_assert_eq(ndb_doc_cursor_next(c, &d, &dl, &m), NDB_OK, "%s", m.text);
+        if (d == NULL)
+            break;
+        ndb_doc_val root, id;
+        cr_assert_eq(ndb_doc_root(d, dl, &root), NDB_OK);
+        cr_assert_eq(ndb_doc_get_field(&root, "_id", 3, &id), NDB_OK);
+        int idn = atoi(id.u.s.ptr + 1);
+        cr_assert(idn >= 0 && idn < 4000 && !seen[idn], "d%05d twice or unknown", idn);
+        seen[idn] = true;
+        in_order += idn > prev;
+        prev = idn;
+        n++;
+    }
+    cr_assert_eq(n, 3000);
+    cr_assert_lt(in_order, 2000, "%d of 3000 in _id order: not shuffled", in_order);
+    ndb_doc_explain ex;
+    ndb_doc_cursor_explain(c, &ex);
+    cr_assert_gt(ex.spilled_bytes, 100000, "spilled %llu bytes", (unsigned long long)ex.spilled_bytes);
+    ndb_doc_cursor_free(c);
+    cr_assert_eq(files_in(spill), 0);
+    cr_assert_str_eq(agg_json(&T, "big", "[{\"$sample\":{\"size\":5}},{\"$count\":\"n\"}]"), "[{\"n\":5}]");
+}
+
+/* A find with a sort and a limit whose kept documents outgrow the bound
+ * spills instead of failing, and still returns the first documents. */
+Test(spill, sort_with_a_large_limit_spills)
+{
+    size_t sl;
+    void *s = J("{\"k\":1}", &sl);
+    ndb_doc_find_opts o = {.sort = s, .sort_len = sl, .limit = 3000};
+    ndb_doc_cursor *c;
+    ndb_errmsg m = {{0}};
+    cr_assert_eq(ndb_doc_find(T.db, "big", &o, &c, &m), NDB_OK, "%s", m.text);
+    free(s);
+    int n = 0, prev = -1;
+    for (;;) {
+        const void *d;
+        size_t dl;
+        cr_assert_eq(ndb_doc_cursor_next(c, &d, &dl, &m), NDB_OK, "%s", m.text);
+        if (d == NULL)
+            break;
+        ndb_doc_val root, k;
+        cr_assert_eq(ndb_doc_root(d, dl, &root), NDB_OK);
+        cr_assert_eq(ndb_doc_get_field(&root, "k", 1, &k), NDB_OK);
+        cr_assert_geq(k.u.i, prev);
+        prev = (int)k.u.i;
+        n++;
+    }
+    cr_assert_eq(n, 3000);
+    cr_assert_eq(prev, 749, "the 3000 smallest of k (4 of each value 0..999) end at 749");
+    ndb_doc_explain ex;
+    ndb_doc_cursor_explain(c, &ex);
+    cr_assert_gt(ex.spilled_bytes, 0);
+    ndb_doc_cursor_free(c);
+    cr_assert_eq(files_in(spill), 0);
+}
