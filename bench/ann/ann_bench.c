@@ -1,0 +1,251 @@
+/*
+ * ann_bench.c — the HNSW graph (vector/hnsw.c) on its own: build time,
+ * bytes per vector, and recall@10 against QPS over a sweep of ef, on the same
+ * data that peers.py gives hnswlib and FAISS.
+ *
+ *   ann_bench <workdir> <n> <dims> <queries> <m> <ef_construction> <max threads>
+ *
+ * Generates n random-normal float32 vectors, L2-normalised (fixed seed, so
+ * cosine is their dot product), and `queries` more the same way; computes
+ * the exact top 10 of every query by brute force; writes data.f32,
+ * queries.f32 and truth.i32 to <workdir> for peers.py. Builds the graph on
+ * one thread, then for 1 .. `threads` search threads and each ef runs every
+ * query (split over the threads, each with its own scratch) and prints
+ *   METRIC ann.<tag>.ours.build_s, .bytes_per_vector,
+ *   METRIC ann.<tag>.ours.t<n>.ef<ef>.recall and .qps,
+ *   METRIC ann.<tag>.ours.t<n>.qps_at_r90|r95|r99 (the QPS of the
+ *   smallest ef that reaches that recall; 0 when none does).
+ * Never asserts on time.
+ */
+#include <math.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "hnsw.h"
+#include "kern.h"
+
+#define K 10
+
+static const uint32_t efs[] = {10, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768};
+#define NEF (sizeof efs / sizeof efs[0])
+
+static double now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+static uint64_t rs = 0x853c49e6748fea9bull;
+static double uni(void)
+{
+    rs ^= rs << 13;
+    rs ^= rs >> 7;
+    rs ^= rs << 17;
+    return ((double)(rs >> 11) + 0.5) / 9007199254740992.0;
+}
+
+/* n normalised gaussian vectors of d floats in rows of dpad (zero padded). */
+static float *gen(size_t n, size_t d, size_t dpad)
+{
+    float *v = aligned_alloc(64, n * dpad * sizeof(float));
+    if (v == NULL) {
+        fprintf(stderr, "ann_bench: out of memory\n");
+        exit(1);
+    }
+    memset(v, 0, n * dpad * sizeof(float));
+    for (size_t i = 0; i < n; i++) {
+        double s = 0;
+        float *r = v + i * dpad;
+        for (size_t j = 0; j < d; j++) {
+            r[j] = (float)(sqrt(-2 * log(uni())) * cos(6.283185307179586 * uni()));
+            s += (double)r[j] * r[j];
+        }
+        for (size_t j = 0; j < d; j++)
+            r[j] = (float)(r[j] / sqrt(s));
+    }
+    return v;
+}
+
+static void write_file(const char *dir, const char *name, const void *p, size_t bytes)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "wb");
+    if (!f || fwrite(p, 1, bytes, f) != bytes || fclose(f) != 0) {
+        fprintf(stderr, "ann_bench: writing %s failed\n", path);
+        exit(1);
+    }
+}
+
+/* Rows of d floats (unpadded) for the peers. */
+static void write_rows(const char *dir, const char *name, const float *v, size_t n, size_t d, size_t dpad)
+{
+    float *out = malloc(n * d * sizeof(float));
+    if (out == NULL) {
+        fprintf(stderr, "ann_bench: out of memory\n");
+        exit(1);
+    }
+    for (size_t i = 0; i < n; i++)
+        memcpy(out + i * d, v + i * dpad, d * sizeof(float));
+    write_file(dir, name, out, n * d * sizeof(float));
+    free(out);
+}
+
+/* The exact top K of every query by brute force (kernel dot, then a sorted
+ * insert), as int32 row numbers. */
+static int32_t *truth(const float *data, size_t n, const float *qs, size_t nq, size_t dpad)
+{
+    const kern_ops *k = kern_get();
+    int32_t *t = malloc(nq * K * sizeof *t);
+    float *sc = malloc(n * sizeof *sc);
+    if (t == NULL || sc == NULL) {
+        fprintf(stderr, "ann_bench: out of memory\n");
+        exit(1);
+    }
+    for (size_t q = 0; q < nq; q++) {
+        k->scan_dot(qs + q * dpad, data, n, dpad, sc);
+        float best[K];
+        int nb = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (nb == K && sc[i] <= best[K - 1])
+                continue;
+            int p = nb < K ? nb++ : K - 1;
+            while (p > 0 && best[p - 1] < sc[i]) {
+                best[p] = best[p - 1];
+                t[q * K + (size_t)p] = t[q * K + (size_t)p - 1];
+                p--;
+            }
+            best[p] = sc[i];
+            t[q * K + (size_t)p] = (int32_t)i;
+        }
+    }
+    free(sc);
+    return t;
+}
+
+typedef struct job {
+    const hnsw *h;
+    const float *qs;
+    size_t from, to, dpad;
+    uint32_t ef;
+    uint32_t *found; /* K per query */
+} job;
+
+static void *run(void *va)
+{
+    job *j = va;
+    hnsw_scratch s = {0};
+    hnsw_hit hits[K];
+    for (size_t q = j->from; q < j->to; q++) {
+        uint32_t n;
+        if (hnsw_search(j->h, j->qs + q * j->dpad, K, j->ef, NULL, &s, hits, &n) != NDB_OK) {
+            fprintf(stderr, "ann_bench: search failed\n");
+            exit(1);
+        }
+        for (uint32_t i = 0; i < K; i++)
+            j->found[q * K + i] = i < n ? (uint32_t)hnsw_label(j->h, hits[i].node) : UINT32_MAX;
+    }
+    hnsw_scratch_free(&s);
+    return NULL;
+}
+
+/* Runs every query at each ef on nt threads; prints recall and QPS. */
+static void sweep(const hnsw *h, const float *qs, size_t nq, size_t dpad, const int32_t *t, uint32_t *found, int nt,
+                  const char *tag)
+{
+    double at[3] = {0, 0, 0};
+    const double target[3] = {0.90, 0.95, 0.99};
+    for (size_t e = 0; e < NEF; e++) {
+        job jobs[64];
+        pthread_t th[64];
+        double t1 = now();
+        for (int i = 0; i < nt; i++) {
+            jobs[i] = (job){h, qs, nq * (size_t)i / (size_t)nt, nq * (size_t)(i + 1) / (size_t)nt, dpad, efs[e], found};
+            if (i > 0 && pthread_create(&th[i], NULL, run, &jobs[i]) != 0) {
+                fprintf(stderr, "ann_bench: pthread_create failed\n");
+                exit(1);
+            }
+        }
+        run(&jobs[0]);
+        for (int i = 1; i < nt; i++)
+            pthread_join(th[i], NULL);
+        double qps = (double)nq / (now() - t1);
+        size_t hit = 0;
+        for (size_t q = 0; q < nq; q++)
+            for (int i = 0; i < K; i++)
+                for (int j = 0; j < K; j++)
+                    hit += found[q * K + (size_t)i] == (uint32_t)t[q * K + (size_t)j];
+        double recall = (double)hit / (double)(nq * K);
+        printf("METRIC ann.%s.ours.t%d.ef%u.recall %.4f\n", tag, nt, efs[e], recall);
+        printf("METRIC ann.%s.ours.t%d.ef%u.qps %.0f q/s\n", tag, nt, efs[e], qps);
+        for (int r = 0; r < 3; r++)
+            if (at[r] == 0 && recall >= target[r])
+                at[r] = qps;
+        fflush(stdout);
+    }
+    for (int r = 0; r < 3; r++)
+        printf("METRIC ann.%s.ours.t%d.qps_at_r%d %.0f q/s\n", tag, nt, (int)(target[r] * 100 + 0.5), at[r]);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 8) {
+        fprintf(stderr, "usage: ann_bench <workdir> <n> <dims> <queries> <m> <ef_construction> <max threads>\n");
+        return 2;
+    }
+    const char *dir = argv[1];
+    size_t n = strtoull(argv[2], NULL, 10), d = strtoull(argv[3], NULL, 10), nq = strtoull(argv[4], NULL, 10);
+    uint32_t m = (uint32_t)strtoul(argv[5], NULL, 10), efc = (uint32_t)strtoul(argv[6], NULL, 10);
+    int threads = atoi(argv[7]);
+    if (n < K || d == 0 || d > NDB_VEC_MAX_DIMS || nq == 0 || threads < 1 || threads > 64 || n > UINT32_MAX) {
+        fprintf(stderr, "ann_bench: bad arguments\n");
+        return 2;
+    }
+    size_t dpad = (d + 15) / 16 * 16;
+    char tag[64];
+    snprintf(tag, sizeof tag, "%zux%zu", n, d);
+    float *data = gen(n, d, dpad), *qs = gen(nq, d, dpad);
+    int32_t *t = truth(data, n, qs, nq, dpad);
+    write_rows(dir, "data.f32", data, n, d, dpad);
+    write_rows(dir, "queries.f32", qs, nq, d, dpad);
+    write_file(dir, "truth.i32", t, nq * K * sizeof *t);
+
+    hnsw *h;
+    ndb_errmsg msg = {{0}};
+    hnsw_params p = {.m = m, .ef_construction = efc, .seed = 42};
+    if (hnsw_new((uint32_t)d, (uint32_t)dpad, NDB_VEC_COSINE, &p, &h, &msg) != NDB_OK) {
+        fprintf(stderr, "ann_bench: %s\n", msg.text);
+        return 1;
+    }
+    hnsw_scratch s = {0};
+    double t0 = now();
+    for (size_t i = 0; i < n; i++) {
+        uint32_t node;
+        if (hnsw_add(h, i, data + i * dpad, &s, &node) != NDB_OK) {
+            fprintf(stderr, "ann_bench: add failed\n");
+            return 1;
+        }
+    }
+    double build = now() - t0;
+    hnsw_scratch_free(&s);
+    printf("METRIC ann.%s.ours.build_s %.3f s\n", tag, build);
+    printf("METRIC ann.%s.ours.bytes_per_vector %.1f bytes\n", tag, (double)hnsw_bytes(h) / (double)n);
+    fflush(stdout);
+
+    uint32_t *found = malloc(nq * K * sizeof *found);
+    if (found == NULL)
+        return 1;
+    for (int nt = 1; nt <= threads; nt++)
+        sweep(h, qs, nq, dpad, t, found, nt, tag);
+    hnsw_free(h);
+    free(found);
+    free(t);
+    free(data);
+    free(qs);
+    return 0;
+}

@@ -1,0 +1,87 @@
+"""hnswlib and FAISS (IndexHNSWFlat) on the data ann_bench.c wrote, with the same
+M, ef_construction, ef sweep and recall@10 against the same exact answers.
+
+    peers.py <workdir> <n> <dims> <m> <ef_construction> <max threads>
+
+Both build on one thread, as ann_bench does, and search with 1 .. max threads.
+The vectors are L2-normalised, so inner product is cosine for both. Prints
+METRIC lines named as ann_bench's, with `hnswlib` and `faiss` in place of `ours`.
+"""
+import os
+import sys
+import time
+
+import faiss
+import hnswlib
+import numpy as np
+
+workdir, n, d = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+m, efc, threads = int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
+tag = f"{n}x{d}"
+k = 10
+X = np.fromfile(os.path.join(workdir, "data.f32"), dtype=np.float32).reshape(n, d)
+Q = np.fromfile(os.path.join(workdir, "queries.f32"), dtype=np.float32).reshape(-1, d)
+T = np.fromfile(os.path.join(workdir, "truth.i32"), dtype=np.int32).reshape(-1, k)
+EFS = [10, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768]
+
+
+def metric(name, value, unit=""):
+    print(f"METRIC ann.{tag}.{name} {value}{' ' + unit if unit else ''}", flush=True)
+
+
+def recall(found):
+    return sum(len(set(f) & set(t)) for f, t in zip(found, T)) / (len(T) * k)
+
+
+def sweep(lib, search, threads):
+    at = {90: 0.0, 95: 0.0, 99: 0.0}
+    for ef in EFS:
+        t0 = time.perf_counter()
+        found = search(ef)
+        qps = len(Q) / (time.perf_counter() - t0)
+        r = recall(found)
+        metric(f"{lib}.t{threads}.ef{ef}.recall", f"{r:.4f}")
+        metric(f"{lib}.t{threads}.ef{ef}.qps", f"{qps:.0f}", "q/s")
+        for target in at:
+            if at[target] == 0 and r >= target / 100:
+                at[target] = qps
+    for target, qps in at.items():
+        metric(f"{lib}.t{threads}.qps_at_r{target}", f"{qps:.0f}", "q/s")
+
+
+# hnswlib: one query per call, as ann_bench searches (num_threads splits the calls).
+index = hnswlib.Index(space="ip", dim=d)
+index.init_index(max_elements=n, M=m, ef_construction=efc, random_seed=42)
+t0 = time.perf_counter()
+index.add_items(X, np.arange(n), num_threads=1)
+metric("hnswlib.build_s", f"{time.perf_counter() - t0:.3f}", "s")
+metric("hnswlib.bytes_per_vector", f"{index.index_file_size() / n:.1f}", "bytes")
+
+
+for t in range(1, threads + 1):
+    def hnswlib_search(ef):
+        index.set_ef(ef)
+        labels, _ = index.knn_query(Q, k=k, num_threads=t)
+        return labels
+
+    sweep("hnswlib", hnswlib_search, t)
+
+# FAISS: the same graph parameters; a batch call spreads the queries over OpenMP threads.
+faiss.omp_set_num_threads(1)
+fx = faiss.IndexHNSWFlat(d, m, faiss.METRIC_INNER_PRODUCT)
+fx.hnsw.efConstruction = efc
+t0 = time.perf_counter()
+fx.add(X)
+metric("faiss.build_s", f"{time.perf_counter() - t0:.3f}", "s")
+metric("faiss.bytes_per_vector", f"{faiss.serialize_index(fx).nbytes / n:.1f}", "bytes")
+
+
+def faiss_search(ef):
+    fx.hnsw.efSearch = ef
+    _, labels = fx.search(Q, k)
+    return labels
+
+
+for t in range(1, threads + 1):
+    faiss.omp_set_num_threads(t)
+    sweep("faiss", faiss_search, t)

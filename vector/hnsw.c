@@ -1,0 +1,508 @@
+/*
+ * hnsw.c — the HNSW graph (hnsw.h says what it is and what it promises).
+ *
+ * Layout: node i's record, at base + i * rec, is its vector (dpad floats)
+ * followed by its level-0 links ([count, up to m0 node numbers]), padded to
+ * 64 bytes, so a visit touches one record. Levels above 0 are rare (a node
+ * reaches level l with probability m^-l) and live in up[i]: for l = 1 ..
+ * level[i], [count, up to m node numbers] at up[i] + (l - 1) * (m + 1).
+ *
+ * Heaps hold (score, node). The candidate heap is a max-heap on score (best
+ * first); the result heap is the same max-heap on the negated score, so its
+ * top is the worst result kept.
+ */
+#include "hnsw.h"
+
+#include <assert.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kern.h"
+
+typedef struct hnsw_cand {
+    float s;
+    uint32_t id;
+} hnsw_cand;
+
+struct hnsw {
+    uint32_t dims, dpad;
+    bool l2;               /* scores: minus l2sq; else dot */
+    uint32_t m, m0, efc;
+    double ml;             /* level multiplier, 1 / ln(m) */
+    uint64_t rng;
+    size_t rec;            /* bytes per node record */
+    uint8_t *base;
+    uint32_t n, cap;
+    uint8_t *level;
+    uint32_t **up;
+    uint64_t *label;
+    uint64_t *dead;        /* cap bits */
+    uint32_t entry;
+    int top;               /* the entry point's level; -1 while empty */
+    const kern_ops *k;
+};
+
+static inline const float *vec_of(const hnsw *h, uint32_t i) { return (const float *)(h->base + (size_t)i * h->rec); }
+
+static inline uint32_t *links_at(const hnsw *h, uint32_t i, int l)
+{
+    if (l == 0)
+        return (uint32_t *)(h->base + (size_t)i * h->rec + (size_t)h->dpad * sizeof(float));
+    return h->up[i] + (size_t)(l - 1) * (h->m + 1);
+}
+
+static inline float score(const hnsw *h, const float *a, const float *b)
+{
+    return h->l2 ? -h->k->l2sq(a, b, h->dpad) : h->k->dot(a, b, h->dpad);
+}
+
+static inline bool bit(const uint64_t *bm, uint32_t i) { return bm[i >> 6] >> (i & 63) & 1; }
+
+/* ---------------------------------------------------------------- heaps */
+
+static void heap_push(hnsw_cand *a, uint32_t *n, hnsw_cand x)
+{
+    uint32_t i = (*n)++;
+    while (i > 0) {
+        uint32_t p = (i - 1) / 2;
+        if (a[p].s >= x.s)
+            break;
+        a[i] = a[p];
+        i = p;
+    }
+    a[i] = x;
+}
+
+static hnsw_cand heap_pop(hnsw_cand *a, uint32_t *n)
+{
+    assert(*n > 0);
+    hnsw_cand top = a[0], x = a[--*n];
+    uint32_t i = 0;
+    for (;;) {
+        uint32_t c = 2 * i + 1;
+        if (c >= *n)
+            break;
+        if (c + 1 < *n && a[c + 1].s > a[c].s)
+            c++;
+        if (a[c].s <= x.s)
+            break;
+        a[i] = a[c];
+        i = c;
+    }
+    if (*n > 0)
+        a[i] = x;
+    return top;
+}
+
+static int by_score_desc(const void *x, const void *y)
+{
+    const hnsw_cand *a = x, *b = y;
+    return a->s > b->s ? -1 : a->s < b->s ? 1 : a->id < b->id ? -1 : a->id > b->id;
+}
+
+/* ------------------------------------------------------------ lifecycle */
+
+ndb_status hnsw_new(uint32_t dims, uint32_t dpad, ndb_vec_metric metric, const hnsw_params *p, hnsw **out,
+                    ndb_errmsg *msg)
+{
+    if (dims == 0 || dims > NDB_VEC_MAX_DIMS || dpad < dims || dpad % 16 != 0)
+        return ndb_errmsg_set(msg, NDB_EINVAL, "hnsw: %u dimensions in rows of %u floats", dims, dpad);
+    if (p->m < 2 || p->m > HNSW_MAX_M)
+        return ndb_errmsg_set(msg, NDB_EINVAL, "hnsw: m must be 2..%d, not %u", HNSW_MAX_M, p->m);
+    if (p->ef_construction < p->m || p->ef_construction > 10000)
+        return ndb_errmsg_set(msg, NDB_EINVAL, "hnsw: ef_construction must be m (%u)..10000, not %u", p->m,
+                              p->ef_construction);
+    hnsw *h = calloc(1, sizeof *h);
+    if (h == NULL)
+        return NDB_ENOMEM;
+    h->dims = dims;
+    h->dpad = dpad;
+    h->l2 = metric == NDB_VEC_L2;
+    h->m = p->m;
+    h->m0 = 2 * p->m;
+    h->efc = p->ef_construction;
+    h->ml = 1.0 / log((double)p->m);
+    h->rng = p->seed | 1; /* xorshift needs a non-zero state */
+    size_t bytes = (size_t)dpad * sizeof(float) + (1 + (size_t)h->m0) * sizeof(uint32_t);
+    h->rec = (bytes + 63) & ~(size_t)63;
+    h->top = -1;
+    h->k = kern_get();
+    *out = h;
+    return NDB_OK;
+}
+
+void hnsw_free(hnsw *h)
+{
+    if (h == NULL)
+        return;
+    for (uint32_t i = 0; i < h->n; i++)
+        free(h->up[i]);
+    free(h->up);
+    free(h->base);
+    free(h->level);
+    free(h->label);
+    free(h->dead);
+    free(h);
+}
+
+void hnsw_scratch_free(hnsw_scratch *s)
+{
+    free(s->mark);
+    free(s->cand);
+    free(s->res);
+    memset(s, 0, sizeof *s);
+}
+
+/* Room in s for a search over n nodes keeping ef results. */
+static ndb_status scratch_fit(hnsw_scratch *s, uint32_t n, uint32_t ef)
+{
+    if (s->mcap < n) {
+        uint32_t cap = n < 1024 ? 1024 : n + n / 2;
+        uint32_t *mk = realloc(s->mark, (size_t)cap * sizeof *mk);
+        if (mk == NULL)
+            return NDB_ENOMEM;
+        memset(mk + s->mcap, 0, (size_t)(cap - s->mcap) * sizeof *mk);
+        s->mark = mk;
+        s->mcap = cap;
+        s->ccap = 0; /* the candidate heap is sized with the marks */
+    }
+    if (s->ccap < s->mcap + 1) {
+        hnsw_cand *c = realloc(s->cand, ((size_t)s->mcap + 1) * sizeof *c);
+        if (c == NULL)
+            return NDB_ENOMEM;
+        s->cand = c;
+        s->ccap = s->mcap + 1;
+    }
+    if (s->rcap < ef + 1) {
+        hnsw_cand *r = realloc(s->res, ((size_t)ef + 1) * sizeof *r);
+        if (r == NULL)
+            return NDB_ENOMEM;
+        s->res = r;
+        s->rcap = ef + 1;
+    }
+    return NDB_OK;
+}
+
+static void new_epoch(hnsw_scratch *s)
+{
+    if (++s->epoch == 0) {
+        memset(s->mark, 0, (size_t)s->mcap * sizeof *s->mark);
+        s->epoch = 1;
+    }
+}
+
+static ndb_status grow(hnsw *h)
+{
+    uint32_t cap = h->cap < 1024 ? 1024 : h->cap + h->cap / 2;
+    if (cap <= h->cap) /* node numbers are 32-bit */
+        return NDB_ELIMIT;
+    uint8_t *base = aligned_alloc(64, (size_t)cap * h->rec);
+    uint8_t *level = realloc(h->level, cap);
+    if (level != NULL)
+        h->level = level;
+    uint32_t **up = realloc(h->up, (size_t)cap * sizeof *up);
+    if (up != NULL)
+        h->up = up;
+    uint64_t *label = realloc(h->label, (size_t)cap * sizeof *label);
+    if (label != NULL)
+        h->label = label;
+    uint64_t *dead = realloc(h->dead, ((size_t)cap + 63) / 64 * sizeof *dead);
+    if (dead != NULL) {
+        memset(dead + (h->cap + 63) / 64, 0, (((size_t)cap + 63) / 64 - (h->cap + 63) / 64) * sizeof *dead);
+        h->dead = dead;
+    }
+    if (base == NULL || level == NULL || up == NULL || label == NULL || dead == NULL) {
+        free(base); /* the arrays that did grow keep their contents: harmless */
+        return NDB_ENOMEM;
+    }
+    if (h->n > 0)
+        memcpy(base, h->base, (size_t)h->n * h->rec);
+    free(h->base);
+    h->base = base;
+    h->cap = cap;
+    return NDB_OK;
+}
+
+/* ---------------------------------------------------------------- search */
+
+/* From ep, moves to the best neighbour at each level from `from` down to
+ * `to` + 1 while that improves the score (ef = 1). */
+static uint32_t greedy(const hnsw *h, const float *q, uint32_t ep, float *eps, int from, int to)
+{
+    for (int l = from; l > to; l--) {
+        bool moved = true;
+        while (moved) {
+            moved = false;
+            const uint32_t *lk = links_at(h, ep, l);
+            for (uint32_t j = 1; j <= lk[0]; j++) {
+                float s = score(h, q, vec_of(h, lk[j]));
+                if (s > *eps) {
+                    *eps = s;
+                    ep = lk[j];
+                    moved = true;
+                }
+            }
+        }
+    }
+    return ep;
+}
+
+/* The paper's algorithm 2 at level l from ep: up to ef results in s->res
+ * (negated scores), returns their count. Only nodes that are not deleted
+ * (when live) and allowed (when allow is set) become results; the others are
+ * still traversed. */
+static uint32_t search_layer(const hnsw *h, const float *q, uint32_t ep, float eps, uint32_t ef, int l,
+                             const uint64_t *allow, bool live, hnsw_scratch *s)
+{
+    new_epoch(s);
+    hnsw_cand *cand = s->cand, *res = s->res;
+    uint32_t nc = 0, nr = 0;
+    bool filtered = allow != NULL || live;
+    s->mark[ep] = s->epoch;
+    float lower = -INFINITY;
+    if ((!live || !bit(h->dead, ep)) && (allow == NULL || bit(allow, ep))) {
+        heap_push(res, &nr, (hnsw_cand){-eps, ep});
+        lower = eps;
+    }
+    heap_push(cand, &nc, (hnsw_cand){eps, ep});
+    while (nc > 0) {
+        hnsw_cand c = heap_pop(cand, &nc);
+        if (c.s < lower && (nr == ef || !filtered))
+            break;
+        const uint32_t *lk = links_at(h, c.id, l);
+        uint32_t cnt = lk[0];
+        if (cnt > 0)
+            __builtin_prefetch(vec_of(h, lk[1]));
+        for (uint32_t j = 1; j <= cnt; j++) {
+            uint32_t e = lk[j];
+            if (j < cnt)
+                __builtin_prefetch(vec_of(h, lk[j + 1]));
+            if (s->mark[e] == s->epoch)
+                continue;
+            s->mark[e] = s->epoch;
+            float se = score(h, q, vec_of(h, e));
+            if (nr < ef || se > lower) {
+                heap_push(cand, &nc, (hnsw_cand){se, e});
+                if ((!live || !bit(h->dead, e)) && (allow == NULL || bit(allow, e))) {
+                    heap_push(res, &nr, (hnsw_cand){-se, e});
+                    if (nr > ef)
+                        heap_pop(res, &nr);
+                }
+                if (nr > 0)
+                    lower = -res[0].s;
+            }
+        }
+    }
+    return nr;
+}
+
+/* Empties the result heap (nr entries) into out, best first, with their
+ * true scores. */
+static void drain_results(hnsw_scratch *s, uint32_t nr, hnsw_cand *out)
+{
+    for (uint32_t i = nr; i > 0; i--) {
+        hnsw_cand c = heap_pop(s->res, &nr);
+        out[i - 1] = (hnsw_cand){-c.s, c.id};
+    }
+}
+
+ndb_status hnsw_search(const hnsw *h, const float *q, uint32_t k, uint32_t ef, const uint64_t *allow,
+                       hnsw_scratch *s, hnsw_hit *out, uint32_t *n)
+{
+    *n = 0;
+    if (h->top < 0 || k == 0)
+        return NDB_OK;
+    if (ef < k)
+        ef = k;
+    if (scratch_fit(s, h->n, ef) != NDB_OK)
+        return NDB_ENOMEM;
+    uint32_t ep = h->entry;
+    float eps = score(h, q, vec_of(h, ep));
+    ep = greedy(h, q, ep, &eps, h->top, 0);
+    uint32_t nr = search_layer(h, q, ep, eps, ef, 0, allow, true, s);
+    while (nr > k)
+        heap_pop(s->res, &nr);
+    *n = nr;
+    for (uint32_t i = nr; i > 0; i--) {
+        hnsw_cand c = heap_pop(s->res, &nr);
+        out[i - 1] = (hnsw_hit){-c.s, c.id};
+    }
+    return NDB_OK;
+}
+
+/* --------------------------------------------------------------- insert */
+
+/* The paper's algorithm 4: from cands (best first, scores against the base
+ * point), keeps a candidate only if it is closer to the base than to every
+ * candidate kept before it; at most max. Returns the count kept (in place). */
+static uint32_t select_heuristic(const hnsw *h, hnsw_cand *cands, uint32_t n, uint32_t max)
+{
+    uint32_t kept = 0;
+    for (uint32_t i = 0; i < n && kept < max; i++) {
+        hnsw_cand c = cands[i];
+        const float *cv = vec_of(h, c.id);
+        bool good = true;
+        for (uint32_t r = 0; r < kept && good; r++)
+            good = score(h, cv, vec_of(h, cands[r].id)) <= c.s;
+        if (good)
+            cands[kept++] = c;
+    }
+    return kept;
+}
+
+/* Adds a link from e to node at level l, choosing again among e's links by
+ * the heuristic when e has max already. */
+static void link_back(hnsw *h, uint32_t e, uint32_t node, int l, uint32_t max)
+{
+    uint32_t *lk = links_at(h, e, l);
+    if (lk[0] < max) {
+        lk[++lk[0]] = node;
+        return;
+    }
+    hnsw_cand c[2 * HNSW_MAX_M + 1];
+    const float *ev = vec_of(h, e);
+    for (uint32_t j = 0; j < lk[0]; j++)
+        c[j] = (hnsw_cand){score(h, ev, vec_of(h, lk[j + 1])), lk[j + 1]};
+    c[lk[0]] = (hnsw_cand){score(h, ev, vec_of(h, node)), node};
+    qsort(c, lk[0] + 1, sizeof *c, by_score_desc);
+    uint32_t kept = select_heuristic(h, c, lk[0] + 1, max);
+    for (uint32_t j = 0; j < kept; j++)
+        lk[j + 1] = c[j].id;
+    lk[0] = kept;
+}
+
+static int draw_level(hnsw *h)
+{
+    h->rng ^= h->rng << 13;
+    h->rng ^= h->rng >> 7;
+    h->rng ^= h->rng << 17;
+    double u = ((double)(h->rng >> 11) + 1.0) * 0x1p-53; /* (0, 1] */
+    double l = -log(u) * h->ml;
+    return l >= HNSW_MAX_LEVEL ? HNSW_MAX_LEVEL : (int)l;
+}
+
+ndb_status hnsw_add(hnsw *h, uint64_t label, const float *vec, hnsw_scratch *s, uint32_t *node)
+{
+    ndb_status st;
+    if (h->n == h->cap && (st = grow(h)) != NDB_OK)
+        return st;
+    if ((st = scratch_fit(s, h->n + 1, h->efc)) != NDB_OK)
+        return st;
+    uint64_t saved = h->rng;
+    int level = draw_level(h);
+    uint32_t i = h->n;
+    h->up[i] = NULL;
+    if (level > 0 && (h->up[i] = calloc((size_t)level * (h->m + 1), sizeof(uint32_t))) == NULL) {
+        h->rng = saved;
+        return NDB_ENOMEM;
+    }
+    memcpy(h->base + (size_t)i * h->rec, vec, (size_t)h->dpad * sizeof(float));
+    links_at(h, i, 0)[0] = 0;
+    h->level[i] = (uint8_t)level;
+    h->label[i] = label;
+    h->n++;
+    *node = i;
+    if (h->top < 0) {
+        h->entry = i;
+        h->top = level;
+        return NDB_OK;
+    }
+    uint32_t ep = h->entry;
+    float eps = score(h, vec, vec_of(h, ep));
+    ep = greedy(h, vec, ep, &eps, h->top, level);
+    for (int l = level < h->top ? level : h->top; l >= 0; l--) {
+        uint32_t nr = search_layer(h, vec, ep, eps, h->efc, l, NULL, false, s);
+        hnsw_cand *w = s->cand; /* the candidate heap is done with: the results, best first */
+        drain_results(s, nr, w);
+        ep = w[0].id;
+        eps = w[0].s;
+        uint32_t kept = select_heuristic(h, w, nr, h->m);
+        uint32_t *lk = links_at(h, i, l);
+        for (uint32_t j = 0; j < kept; j++)
+            lk[j + 1] = w[j].id;
+        lk[0] = kept;
+        for (uint32_t j = 0; j < kept; j++)
+            link_back(h, w[j].id, i, l, l == 0 ? h->m0 : h->m);
+    }
+    if (level > h->top) {
+        h->entry = i;
+        h->top = level;
+    }
+    return NDB_OK;
+}
+
+void hnsw_delete(hnsw *h, uint32_t node)
+{
+    assert(node < h->n);
+    h->dead[node >> 6] |= 1ull << (node & 63);
+}
+
+/* ------------------------------------------------------------- accessors */
+
+uint32_t hnsw_count(const hnsw *h) { return h->n; }
+
+uint64_t hnsw_label(const hnsw *h, uint32_t node)
+{
+    assert(node < h->n);
+    return h->label[node];
+}
+
+size_t hnsw_bytes(const hnsw *h)
+{
+    size_t b = (size_t)h->n * (h->rec + 1 + sizeof *h->up + sizeof *h->label) + ((size_t)h->n + 63) / 64 * 8;
+    for (uint32_t i = 0; i < h->n; i++)
+        b += (size_t)h->level[i] * (h->m + 1) * sizeof(uint32_t);
+    return b;
+}
+
+ndb_status hnsw_check(const hnsw *h, ndb_errmsg *msg)
+{
+    if (h->n == 0)
+        return h->top == -1 ? NDB_OK : ndb_errmsg_set(msg, NDB_ECORRUPT, "hnsw: empty with an entry point");
+    int maxl = 0;
+    for (uint32_t i = 0; i < h->n; i++) {
+        maxl = h->level[i] > maxl ? h->level[i] : maxl;
+        for (int l = 0; l <= h->level[i]; l++) {
+            const uint32_t *lk = links_at(h, i, l);
+            if (lk[0] > (l == 0 ? h->m0 : h->m))
+                return ndb_errmsg_set(msg, NDB_ECORRUPT, "hnsw: node %u has %u links at level %d", i, lk[0], l);
+            for (uint32_t j = 1; j <= lk[0]; j++)
+                if (lk[j] >= h->n || lk[j] == i || h->level[lk[j]] < l)
+                    return ndb_errmsg_set(msg, NDB_ECORRUPT, "hnsw: node %u links to %u at level %d", i, lk[j], l);
+        }
+    }
+    if (h->entry >= h->n || h->level[h->entry] != h->top || h->top != maxl)
+        return ndb_errmsg_set(msg, NDB_ECORRUPT, "hnsw: entry point %u at level %d, highest level %d", h->entry,
+                              h->top, maxl);
+    return NDB_OK;
+}
+
+uint32_t hnsw_unreachable(const hnsw *h)
+{
+    if (h->n == 0)
+        return 0;
+    uint32_t *queue = malloc((size_t)h->n * sizeof *queue);
+    uint64_t *seen = calloc(((size_t)h->n + 63) / 64, sizeof *seen);
+    if (queue == NULL || seen == NULL) {
+        free(queue);
+        free(seen);
+        return UINT32_MAX;
+    }
+    uint32_t head = 0, tail = 0;
+    queue[tail++] = h->entry;
+    seen[h->entry >> 6] |= 1ull << (h->entry & 63);
+    while (head < tail) {
+        const uint32_t *lk = links_at(h, queue[head++], 0);
+        for (uint32_t j = 1; j <= lk[0]; j++) {
+            if (!bit(seen, lk[j])) {
+                seen[lk[j] >> 6] |= 1ull << (lk[j] & 63);
+                queue[tail++] = lk[j];
+            }
+        }
+    }
+    free(queue);
+    free(seen);
+    return h->n - tail;
+}

@@ -1,0 +1,96 @@
+/*
+ * hnsw.h — a hierarchical navigable small world graph over stored-form
+ * vectors (Malkov and Yashunin, "Efficient and robust approximate nearest
+ * neighbor search using Hierarchical Navigable Small World graphs", 2016):
+ * the approximate index of issue 15, a structure derived from rows that kv
+ * holds, so it can always be rebuilt.
+ *
+ * Nodes are numbered 0, 1, ... in the order they were added; each carries the
+ * caller's 64-bit label (a row number). A node's vector is copied into the
+ * graph beside its level-0 links, so a search reads one record per node it
+ * visits. Vectors are the collection's stored form: dpad floats, zero padded,
+ * L2-normalised under cosine. Scores are higher-is-better as everywhere in
+ * vector/: dot for cosine and dot, minus the squared distance for l2.
+ *
+ * Insertion follows the paper's algorithms 1, 2 and 4 (neighbour selection by
+ * the heuristic, which keeps a neighbour only if it is closer to the new node
+ * than to every neighbour already kept). A deleted node stays in the graph as
+ * a waypoint and is never returned; searches also take an allow bitmap over
+ * node numbers (a filter), traversing every node but returning only allowed
+ * ones.
+ *
+ * Thread safety: adds and deletes need the graph to themselves (the caller's
+ * lock, as vcoll.rw is taken for applying writes); searches may run together,
+ * each with its own scratch.
+ * Invariants (hnsw_check): every node has at most m0 links at level 0 and m
+ * above, each to a node that exists at that level and is not itself; the
+ * entry point is a node of the highest level. Reachability is a property the
+ * construction keeps with high probability, not a guarantee (pruning a full
+ * neighbour list can drop a node's last incoming link): hnsw_unreachable
+ * counts the nodes the entry point cannot reach at level 0.
+ */
+#ifndef NDB_VEC_HNSW_H
+#define NDB_VEC_HNSW_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ndb_status.h"
+#include "ndb_vec.h"
+
+#define HNSW_MAX_M 64      /* links per node above level 0; twice that at level 0 */
+#define HNSW_MAX_LEVEL 16  /* levels above 0: with m >= 2 the chance of more is below 2^-16 per node */
+
+typedef struct hnsw hnsw;
+
+typedef struct hnsw_params {
+    uint32_t m;               /* links per node above level 0 (2..HNSW_MAX_M); 2m at level 0 */
+    uint32_t ef_construction; /* candidates kept while linking a new node (>= m) */
+    uint64_t seed;            /* levels are drawn from it: the same adds give the same graph */
+} hnsw_params;
+
+/* A search's working memory (visited marks, heaps), reused across searches
+ * by one thread. Zero-initialise; free with hnsw_scratch_free. */
+typedef struct hnsw_scratch {
+    uint32_t *mark;
+    uint32_t mcap, epoch;
+    struct hnsw_cand *cand, *res;
+    uint32_t ccap, rcap;
+} hnsw_scratch;
+
+typedef struct hnsw_hit {
+    float score;
+    uint32_t node;
+} hnsw_hit;
+
+/* A graph for vectors of dims floats stored in rows of dpad (a multiple of
+ * 16, >= dims) under metric. NDB_EINVAL for parameters out of range. */
+ndb_status hnsw_new(uint32_t dims, uint32_t dpad, ndb_vec_metric metric, const hnsw_params *p, hnsw **out,
+                    ndb_errmsg *msg);
+void hnsw_free(hnsw *h);
+void hnsw_scratch_free(hnsw_scratch *s);
+
+/* Adds vec (dpad floats, the stored form) with label; *node receives its
+ * number. NDB_ENOMEM leaves the graph as it was. */
+ndb_status hnsw_add(hnsw *h, uint64_t label, const float *vec, hnsw_scratch *s, uint32_t *node);
+/* Marks node deleted: it is never returned again. */
+void hnsw_delete(hnsw *h, uint32_t node);
+
+/* The up to k best nodes for query q (dpad floats, stored form) that are not
+ * deleted and, when allow is not NULL, have their bit set in it; ef (>= k)
+ * candidates are kept at level 0. out (k slots) is sorted best first; *n
+ * receives the count. NDB_ENOMEM when the scratch cannot grow. */
+ndb_status hnsw_search(const hnsw *h, const float *q, uint32_t k, uint32_t ef, const uint64_t *allow,
+                       hnsw_scratch *s, hnsw_hit *out, uint32_t *n);
+
+uint32_t hnsw_count(const hnsw *h);
+uint64_t hnsw_label(const hnsw *h, uint32_t node);
+/* Bytes the graph holds: vectors, links, labels, levels. */
+size_t hnsw_bytes(const hnsw *h);
+/* NDB_OK, or NDB_ECORRUPT with the first broken invariant in msg. */
+ndb_status hnsw_check(const hnsw *h, ndb_errmsg *msg);
+/* Nodes not reachable from the entry point at level 0 (UINT32_MAX: out of
+ * memory). */
+uint32_t hnsw_unreachable(const hnsw *h);
+
+#endif
