@@ -281,19 +281,36 @@ static ndb_status group_drain(ndb_doc_cursor *c, int i, stage *s, ndb_errmsg *ms
     return st;
 }
 
+/* $sort and $sample: every input document into the stage's sort buffer,
+ * keyed by the sort keys or, for $sample (as MongoDB samples a collection),
+ * by a random 64-bit number (xorshift64 seeded from the system), so the n
+ * smallest keys are a uniform sample in random order. A $sample of n up to
+ * SORTBUF_TOPK_MAX keeps only those n (a heap); either spills beyond the
+ * memory bound. */
 static ndb_status sort_drain(ndb_doc_cursor *c, int i, stage *s, ndb_errmsg *msg)
 {
-    sortbuf_init(&s->sb, c->db->opt.agg_mem_bytes, 0, c->db->opt.spill_dir, c->intr, "$sort");
+    bool sample = s->kind == S_SAMPLE;
+    sortbuf_init(&s->sb, c->db->opt.agg_mem_bytes, sample && s->n <= SORTBUF_TOPK_MAX ? s->n : 0,
+                 c->db->opt.spill_dir, c->intr, sample ? "$sample" : "$sort");
     dbuf key = {0};
     const uint8_t *d;
     size_t dl;
     int got;
     ndb_status st = NDB_OK;
     while (st == NDB_OK && (got = pull(c, i - 1, &d, &dl, msg)) > 0) {
-        ndb_doc_val root;
-        ndb_doc_root(d, dl, &root);
         key.len = 0;
-        st = srt_key_of(&s->sort, &root, &key) ? sortbuf_add(&s->sb, &key, d, dl, msg) : NDB_ENOMEM;
+        bool ok;
+        if (sample) {
+            s->rng ^= s->rng << 13;
+            s->rng ^= s->rng >> 7;
+            s->rng ^= s->rng << 17;
+            ok = dbuf_put(&key, &s->rng, sizeof s->rng);
+        } else {
+            ndb_doc_val root;
+            ndb_doc_root(d, dl, &root);
+            ok = srt_key_of(&s->sort, &root, &key);
+        }
+        st = ok ? sortbuf_add(&s->sb, &key, d, dl, msg) : NDB_ENOMEM;
     }
     dbuf_free(&key);
     if (st == NDB_OK && got < 0)
@@ -358,36 +375,6 @@ static ndb_status facet_run(ndb_doc_cursor *c, int i, stage *s, ndb_errmsg *msg)
     }
     ndb_doc_end_object(b);
     return NDB_OK;
-}
-
-/* $sample, as MongoDB runs it over a collection: each input document gets a
- * random 64-bit key (xorshift64 seeded from the system) and the n smallest
- * keys are the sample, in that random order. For n up to SORTBUF_TOPK_MAX a
- * top-n heap holds only the sample; a larger n sorts everything, spilling
- * beyond the memory bound. */
-static ndb_status sample_drain(ndb_doc_cursor *c, int i, stage *s, ndb_errmsg *msg)
-{
-    sortbuf_init(&s->sb, c->db->opt.agg_mem_bytes, s->n <= SORTBUF_TOPK_MAX ? s->n : 0, c->db->opt.spill_dir,
-                 c->intr, "$sample");
-    uint8_t kb[8];
-    dbuf key = {.data = kb, .len = sizeof kb, .cap = sizeof kb};
-    const uint8_t *d;
-    size_t dl;
-    int got;
-    ndb_status st = NDB_OK;
-    while (st == NDB_OK && (got = pull(c, i - 1, &d, &dl, msg)) > 0) {
-        s->rng ^= s->rng << 13;
-        s->rng ^= s->rng >> 7;
-        s->rng ^= s->rng << 17;
-        memcpy(kb, &s->rng, sizeof kb);
-        st = sortbuf_add(&s->sb, &key, d, dl, msg);
-    }
-    if (st == NDB_OK && got < 0)
-        st = (ndb_status)got;
-    if (st == NDB_OK)
-        st = sortbuf_finish(&s->sb, msg);
-    c->ex.spilled_bytes += s->sb.spilled_bytes;
-    return st;
 }
 
 static int pull(ndb_doc_cursor *c, int i, const uint8_t **d, size_t *dl, ndb_errmsg *msg)
@@ -497,7 +484,7 @@ static int pull(ndb_doc_cursor *c, int i, const uint8_t **d, size_t *dl, ndb_err
             if (s->seen >= s->n)
                 return 0;
             if (!s->drained) {
-                ndb_status st = sample_drain(c, i, s, msg);
+                ndb_status st = sort_drain(c, i, s, msg);
                 if (st != NDB_OK)
                     return st;
                 s->drained = true;
