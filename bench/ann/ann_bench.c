@@ -30,7 +30,7 @@
 
 #define K 10
 
-static const uint32_t efs[] = {10, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768};
+static const uint32_t efs[] = {10, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 1536};
 #define NEF (sizeof efs / sizeof efs[0])
 
 static double now(void)

@@ -22,7 +22,7 @@ k = 10
 X = np.fromfile(os.path.join(workdir, "data.f32"), dtype=np.float32).reshape(n, d)
 Q = np.fromfile(os.path.join(workdir, "queries.f32"), dtype=np.float32).reshape(-1, d)
 T = np.fromfile(os.path.join(workdir, "truth.i32"), dtype=np.int32).reshape(-1, k)
-EFS = [10, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768]
+EFS = [10, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 1536]
 
 
 def metric(name, value, unit=""):

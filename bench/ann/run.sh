@@ -8,8 +8,10 @@
 # writes the data (normalised gaussian, fixed seed), the queries and their exact top 10,
 # builds the graph on one thread and sweeps ef at 1 and 2 search threads; peers.py does
 # the same with hnswlib and FAISS (M=16, ef_construction=200 for all three). Prints
-# METRIC lines, then ratio.<shape>.t<threads>.qps_at_r95|r99.vs_hnswlib|vs_faiss (ours
-# over theirs at the smallest ef reaching that recall; > 1: ours is faster).
+# METRIC lines, then ratio.<shape>.t<threads>.qps_at_r90|r95|r99.vs_hnswlib|vs_faiss (ours
+# over theirs at the smallest ef reaching that recall; > 1: ours is faster; absent when one
+# of them does not reach it) and the same at ef 64, 256 and 768 (…ef<ef>.qps.vs_…), where
+# all three find about the same recall (the ef…recall lines say how close).
 # Scratch data goes to ${NDB_BENCH_DIR:-/tmp/ndb-bench-ann}.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/../.." && pwd)
@@ -40,7 +42,7 @@ for shape in "${shapes[@]}"; do
 done
 echo "# ratios (ours / peer QPS at the same recall; > 1 = ours faster)"
 awk '
-  $1 == "METRIC" && $2 ~ /qps_at_r/ { v[$2] = $3 }
+  $1 == "METRIC" && ($2 ~ /qps_at_r/ || $2 ~ /\.ef(64|256|768)\.qps$/) { v[$2] = $3 }
   END {
     for (name in v) {
       if (name !~ /\.ours\./) continue
