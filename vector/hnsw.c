@@ -1,11 +1,12 @@
 /*
  * hnsw.c — the HNSW graph (hnsw.h says what it is and what it promises).
  *
- * Layout: node i's record, at base + i * rec, is its vector (dpad floats)
- * followed by its level-0 links ([count, up to m0 node numbers]), padded to
- * 64 bytes, so a visit touches one record. Levels above 0 are rare (a node
- * reaches level l with probability m^-l) and live in up[i]: for l = 1 ..
- * level[i], [count, up to m node numbers] at up[i] + (l - 1) * (m + 1).
+ * Layout: node i's record, at base + i * rec, is its vector (dpad floats),
+ * its level-0 links ([count, up to m0 node numbers]) and its label, padded to
+ * 16 bytes, so a visit touches one record. Levels above 0 are rare (a node
+ * reaches level l with probability m^-l) and live in one arena, upmem: for
+ * l = 1 .. level[i], [count, up to m node numbers] at upmem + upoff[i] +
+ * (l - 1) * (m + 1).
  *
  * Heaps hold (score, node). The candidate heap is a max-heap on score (best
  * first); the result heap is the same max-heap on the negated score, so its
@@ -36,8 +37,9 @@ struct hnsw {
     uint8_t *base;
     uint32_t n, cap;
     uint8_t *level;
-    uint32_t **up;
-    uint64_t *label;
+    uint32_t *upoff;       /* per node: where its upper levels start in upmem */
+    uint32_t *upmem;
+    size_t uplen, upcap;   /* uint32s used and allocated in upmem */
     uint64_t *dead;        /* cap bits */
     uint32_t entry;
     int top;               /* the entry point's level; -1 while empty */
@@ -50,7 +52,15 @@ static inline uint32_t *links_at(const hnsw *h, uint32_t i, int l)
 {
     if (l == 0)
         return (uint32_t *)(h->base + (size_t)i * h->rec + (size_t)h->dpad * sizeof(float));
-    return h->up[i] + (size_t)(l - 1) * (h->m + 1);
+    return h->upmem + h->upoff[i] + (size_t)(l - 1) * (h->m + 1);
+}
+
+/* The label, after the level-0 links (8-byte aligned: rec and the vector are
+ * multiples of 16 bytes, so the links' end is rounded up to 8). */
+static inline uint64_t *label_of(const hnsw *h, uint32_t i)
+{
+    size_t off = (size_t)h->dpad * sizeof(float) + (1 + (size_t)h->m0) * sizeof(uint32_t);
+    return (uint64_t *)(h->base + (size_t)i * h->rec + ((off + 7) & ~(size_t)7));
 }
 
 static inline float score(const hnsw *h, const float *a, const float *b)
@@ -126,7 +136,7 @@ ndb_status hnsw_new(uint32_t dims, uint32_t dpad, ndb_vec_metric metric, const h
     h->ml = 1.0 / log((double)p->m);
     h->rng = p->seed | 1; /* xorshift needs a non-zero state */
     size_t bytes = (size_t)dpad * sizeof(float) + (1 + (size_t)h->m0) * sizeof(uint32_t);
-    h->rec = (bytes + 63) & ~(size_t)63;
+    h->rec = (((bytes + 7) & ~(size_t)7) + sizeof(uint64_t) + 15) & ~(size_t)15;
     h->top = -1;
     h->k = kern_get();
     *out = h;
@@ -137,12 +147,10 @@ void hnsw_free(hnsw *h)
 {
     if (h == NULL)
         return;
-    for (uint32_t i = 0; i < h->n; i++)
-        free(h->up[i]);
-    free(h->up);
+    free(h->upoff);
+    free(h->upmem);
     free(h->base);
     free(h->level);
-    free(h->label);
     free(h->dead);
     free(h);
 }
@@ -202,18 +210,15 @@ static ndb_status grow(hnsw *h)
     uint8_t *level = realloc(h->level, cap);
     if (level != NULL)
         h->level = level;
-    uint32_t **up = realloc(h->up, (size_t)cap * sizeof *up);
-    if (up != NULL)
-        h->up = up;
-    uint64_t *label = realloc(h->label, (size_t)cap * sizeof *label);
-    if (label != NULL)
-        h->label = label;
+    uint32_t *upoff = realloc(h->upoff, (size_t)cap * sizeof *upoff);
+    if (upoff != NULL)
+        h->upoff = upoff;
     uint64_t *dead = realloc(h->dead, ((size_t)cap + 63) / 64 * sizeof *dead);
     if (dead != NULL) {
         memset(dead + (h->cap + 63) / 64, 0, (((size_t)cap + 63) / 64 - (h->cap + 63) / 64) * sizeof *dead);
         h->dead = dead;
     }
-    if (base == NULL || level == NULL || up == NULL || label == NULL || dead == NULL) {
+    if (base == NULL || level == NULL || upoff == NULL || dead == NULL) {
         free(base); /* the arrays that did grow keep their contents: harmless */
         return NDB_ENOMEM;
     }
@@ -393,15 +398,25 @@ ndb_status hnsw_add(hnsw *h, uint64_t label, const float *vec, hnsw_scratch *s, 
     uint64_t saved = h->rng;
     int level = draw_level(h);
     uint32_t i = h->n;
-    h->up[i] = NULL;
-    if (level > 0 && (h->up[i] = calloc((size_t)level * (h->m + 1), sizeof(uint32_t))) == NULL) {
-        h->rng = saved;
-        return NDB_ENOMEM;
+    size_t need = (size_t)level * (h->m + 1);
+    if (h->uplen + need > h->upcap) {
+        size_t cap = h->upcap < 4096 ? 4096 : h->upcap * 2;
+        uint32_t *mem = cap > UINT32_MAX ? NULL : realloc(h->upmem, cap * sizeof *mem);
+        if (mem == NULL) {
+            h->rng = saved;
+            return NDB_ENOMEM;
+        }
+        h->upmem = mem;
+        h->upcap = cap;
     }
+    h->upoff[i] = (uint32_t)h->uplen;
+    for (int l = 1; l <= level; l++)
+        links_at(h, i, l)[0] = 0;
+    h->uplen += need;
     memcpy(h->base + (size_t)i * h->rec, vec, (size_t)h->dpad * sizeof(float));
     links_at(h, i, 0)[0] = 0;
     h->level[i] = (uint8_t)level;
-    h->label[i] = label;
+    *label_of(h, i) = label;
     h->n++;
     *node = i;
     if (h->top < 0) {
@@ -446,15 +461,13 @@ uint32_t hnsw_count(const hnsw *h) { return h->n; }
 uint64_t hnsw_label(const hnsw *h, uint32_t node)
 {
     assert(node < h->n);
-    return h->label[node];
+    return *label_of(h, node);
 }
 
 size_t hnsw_bytes(const hnsw *h)
 {
-    size_t b = (size_t)h->n * (h->rec + 1 + sizeof *h->up + sizeof *h->label) + ((size_t)h->n + 63) / 64 * 8;
-    for (uint32_t i = 0; i < h->n; i++)
-        b += (size_t)h->level[i] * (h->m + 1) * sizeof(uint32_t);
-    return b;
+    return (size_t)h->n * (h->rec + 1 + sizeof *h->upoff) + ((size_t)h->n + 63) / 64 * 8 +
+           h->uplen * sizeof *h->upmem;
 }
 
 ndb_status hnsw_check(const hnsw *h, ndb_errmsg *msg)
