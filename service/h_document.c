@@ -501,7 +501,8 @@ static ndb_status create_index(svc_ctx *ctx, const ProtobufCMessage *req, Protob
     if (st != NDB_OK)
         return st;
     const char *name = r->name[0] ? r->name : NULL;
-    if ((st = ndb_doc_create_index(ctx->app->doc, r->collection, name, spec, slen, r->unique, msg)) != NDB_OK)
+    ndb_doc_index_opts opts = {.unique = r->unique};
+    if ((st = ndb_doc_create_index(ctx->app->doc, r->collection, name, spec, slen, &opts, msg)) != NDB_OK)
         return st;
     /* Report the index as the engine now describes it. */
     ndb_doc_index_info *infos = NULL;

@@ -292,7 +292,7 @@ int main(int argc, char **argv)
     size_t sl;
     ndb_doc_from_json("{\"age\":1}", 9, &spec, &sl, &m);
     t0 = now();
-    if ((st = ndb_doc_create_index(db, "users", NULL, spec, sl, 0, &m)) != NDB_OK)
+    if ((st = ndb_doc_create_index(db, "users", NULL, spec, sl, NULL, &m)) != NDB_OK)
         die("create_index", st, m.text);
     metric("doc.create_index_ms", (now() - t0) * 1e3, "ms");
     for (int r = 0; r < reps; r++) {

@@ -118,7 +118,8 @@ void ndb_doc_options_init(ndb_doc_options *opt)
 /* ------------------------------------------------------------- metadata */
 
 /* {"prefix":n,"indexes":[{"name":s,"prefix":n,"fields":[{"f":path,"d":1|-1}],
- *   "unique":b,"multikey":b,"kv":n}]} (kv: the key encoding's version), then for a collection made by a layer above
+ *   "unique":b,"multikey":b,"kv":n[,"ttl":seconds]}]} (kv: the key encoding's version; ttl: a TTL index's
+ *   expire_after_seconds), then for a collection made by a layer above
  *   "ext_prefixes":[n,...] and "ext":{...} (ndb_doc_ext). */
 static ndb_status meta_encode(const coll *c, const idx_set *s, ndb_doc_builder *b)
 {
@@ -164,6 +165,10 @@ static ndb_status meta_encode(const coll *c, const idx_set *s, ndb_doc_builder *
         ndb_doc_bool(b, d->multikey);
         ndb_doc_key(b, "kv", 2);
         ndb_doc_int(b, d->kver);
+        if (d->ttl) {
+            ndb_doc_key(b, "ttl", 3);
+            ndb_doc_int(b, d->expire_s);
+        }
         ndb_doc_end_object(b);
     }
     ndb_doc_end_array(b);
@@ -269,6 +274,12 @@ static ndb_status meta_decode(const void *bytes, size_t len, coll *c, idx_set **
         if (ndb_doc_get_field(&e, "kv", 2, &fe) == NDB_OK && (!get_int(&e, "kv", &kv) || kv < 1 || kv > KENC_VERSION))
             goto bad;
         d->kver = (int)kv;
+        if (ndb_doc_get_field(&e, "ttl", 3, &fe) == NDB_OK) { /* absent: written before TTL, or not one */
+            if (!get_int(&e, "ttl", &d->expire_s) || d->expire_s < 0 || d->expire_s > NDB_DOC_MAX_TTL ||
+                d->nfields != 1)
+                goto bad;
+            d->ttl = true;
+        }
         if (!idx_def_finish(d))
             goto bad;
         s->n++;

@@ -323,6 +323,8 @@ typedef struct idx_def {
     dpath path[PATH_MAX_COMP];      /* split from field[] */
     bool desc[PATH_MAX_COMP];
     bool unique;
+    bool ttl;                /* a TTL index (one field): expire_s is set */
+    int64_t expire_s;
     bool multikey;           /* some document indexed more than one value */
     int kver;                /* key encoding version of its entries (KENC_VERSION) */
 } idx_def;
@@ -444,6 +446,13 @@ typedef struct memdoc {
     uint8_t *doc; size_t dlen;   /* owned copy */
     uint64_t seq;
 } memdoc;
+
+/* ---- write.c, for ttl.c */
+/* ndb_doc_delete_many of the first limit matches (0: all), in one atomic
+ * write under the collection's writer lock: the filter is checked against
+ * the documents as they are then. */
+ndb_status doc_delete_matching(ndb_doc_db *db, const char *cname, const void *filter, size_t flen, uint64_t limit,
+                               const ndb_interrupt *intr, uint64_t *deleted, ndb_errmsg *msg);
 
 /* ---- the sort buffer (sortbuf.c): records sorted by key within a memory
  * bound, spilling sorted runs to files in spill_dir beyond it */

@@ -8,8 +8,8 @@
 
 #include "doc_int.h"
 
-static ndb_status parse_index_spec(const void *spec, size_t len, const char *name, int unique,
-                                   idx_def *d, ndb_errmsg *msg)
+static ndb_status parse_index_spec(const void *spec, size_t len, const char *name,
+                                   const ndb_doc_index_opts *opts, idx_def *d, ndb_errmsg *msg)
 {
     memset(d, 0, sizeof *d);
     ndb_doc_val sv;
@@ -42,7 +42,18 @@ static ndb_status parse_index_spec(const void *spec, size_t len, const char *nam
     if (strlen(nm) >= sizeof d->name)
         return ndb_errmsg_set(msg, NDB_EINVAL, "index name too long");
     snprintf(d->name, sizeof d->name, "%s", nm);
-    d->unique = unique != 0;
+    if (opts != NULL && opts->ttl) {
+        if (d->nfields != 1) /* as MongoDB: a compound index cannot be a TTL index */
+            return ndb_errmsg_set(msg, NDB_EINVAL, "a TTL index has one field, not %d", d->nfields);
+        if (strcmp(d->field[0], "_id") == 0)
+            return ndb_errmsg_set(msg, NDB_EINVAL, "_id is a string: it cannot expire");
+        if (opts->expire_after_seconds < 0 || opts->expire_after_seconds > NDB_DOC_MAX_TTL)
+            return ndb_errmsg_set(msg, NDB_EINVAL, "expire_after_seconds must be 0..%lld, not %lld",
+                                  (long long)NDB_DOC_MAX_TTL, (long long)opts->expire_after_seconds);
+        d->ttl = true;
+        d->expire_s = opts->expire_after_seconds;
+    }
+    d->unique = opts != NULL && opts->unique;
     d->kver = KENC_VERSION;
     return NDB_OK;
 }
@@ -148,10 +159,10 @@ static ndb_status ix_publish(ndb_doc_db *db, wctx *w, coll *c, int at, const idx
 }
 
 ndb_status ndb_doc_create_index(ndb_doc_db *db, const char *cname, const char *name,
-                                const void *spec, size_t len, int unique, ndb_errmsg *msg)
+                                const void *spec, size_t len, const ndb_doc_index_opts *opts, ndb_errmsg *msg)
 {
     idx_def d;
-    ndb_status st = parse_index_spec(spec, len, name, unique, &d, msg);
+    ndb_status st = parse_index_spec(spec, len, name, opts, &d, msg);
     if (st != NDB_OK)
         return st;
     coll *c;
@@ -294,6 +305,8 @@ ndb_status ndb_doc_list_indexes(ndb_doc_db *db, const char *cname, ndb_doc_index
         }
         a[i].unique = d->unique;
         a[i].multikey = d->multikey;
+        a[i].ttl = d->ttl;
+        a[i].expire_after_seconds = d->ttl ? d->expire_s : 0;
     }
     *n = (size_t)s->n;
     idx_set_unref(s);

@@ -484,15 +484,29 @@ ndb_status ndb_doc_txn_end(ndb_doc_txn *t, ndb_errmsg *msg);
 ndb_status ndb_doc_aggregate(ndb_doc_db *db, const char *coll, const void *pipeline,
                              size_t len, const ndb_interrupt *intr, ndb_doc_cursor **out, ndb_errmsg *msg);
 
+/* How an index behaves beyond ordering its keys. Zero: neither. */
+typedef struct ndb_doc_index_opts {
+    int unique;
+    /* A TTL index (MongoDB's expireAfterSeconds): one field; documents whose
+     * field is a date (or an array holding one) more than
+     * expire_after_seconds (0 .. NDB_DOC_MAX_TTL) before now are deleted by
+     * ndb_doc_expire. Documents whose field is missing or holds no date
+     * never expire. */
+    int ttl;
+    int64_t expire_after_seconds;
+} ndb_doc_index_opts;
+
+#define NDB_DOC_MAX_TTL (INT64_C(100) * 365 * 86400) /* a century, in seconds */
+
 /*
  * Secondary indexes. spec is an encoded object {"field": 1, "other": -1}
- * (compound, in order); name NULL derives "field_1_other_-1". Existing
- * documents are indexed before the call returns (progress in the log).
- * NDB_EEXIST if the name is taken or, for a unique index, if existing documents
- * collide.
+ * (compound, in order); name NULL derives "field_1_other_-1". opts NULL: a
+ * plain index. Existing documents are indexed before the call returns
+ * (progress in the log). NDB_EEXIST if the name is taken or, for a unique
+ * index, if existing documents collide.
  */
 ndb_status ndb_doc_create_index(ndb_doc_db *db, const char *coll, const char *name,
-                                const void *spec, size_t len, int unique, ndb_errmsg *msg);
+                                const void *spec, size_t len, const ndb_doc_index_opts *opts, ndb_errmsg *msg);
 ndb_status ndb_doc_drop_index(ndb_doc_db *db, const char *coll, const char *name,
                               ndb_errmsg *msg);
 
@@ -501,10 +515,24 @@ typedef struct ndb_doc_index_info {
     char fields[256]; /* "age:1,city:-1" */
     int unique;
     int multikey;
+    int ttl;                      /* a TTL index: expire_after_seconds is set */
+    int64_t expire_after_seconds;
 } ndb_doc_index_info;
 /* Caller frees *out with free(). */
 ndb_status ndb_doc_list_indexes(ndb_doc_db *db, const char *coll, ndb_doc_index_info **out,
                                 size_t *n, ndb_errmsg *msg);
+
+/*
+ * One pass of TTL expiry: for every TTL index of every collection, deletes
+ * the documents whose indexed date is more than its expire_after_seconds
+ * before now_ms (milliseconds since the epoch), in batches of at most batch
+ * documents, each batch one atomic write that checks the condition again
+ * (a document updated meanwhile is not deleted). Stops after max documents in
+ * all (0: no limit). *deleted (may be NULL) receives the count. A collection
+ * dropped meanwhile is skipped.
+ */
+ndb_status ndb_doc_expire(ndb_doc_db *db, int64_t now_ms, uint32_t batch, uint64_t max, uint64_t *deleted,
+                          ndb_errmsg *msg);
 
 #ifdef __cplusplus
 }

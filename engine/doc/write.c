@@ -607,7 +607,10 @@ static ndb_status upsert_base(const ndb_doc_filter *f, ndb_doc_builder *b)
 typedef ndb_status (*match_visitor)(wctx *w, const uint8_t *id, size_t idlen, const uint8_t *doc, size_t len,
                                     void *arg, ndb_errmsg *msg);
 
-static ndb_status for_each_match(wctx *w, ndb_doc_filter *f, match_visitor visit, void *arg, ndb_errmsg *msg)
+/* Calls visit for every document matching f, or for the first limit of them
+ * (0: no limit). */
+static ndb_status for_each_match(wctx *w, ndb_doc_filter *f, uint64_t limit, match_visitor visit, void *arg,
+                                 ndb_errmsg *msg)
 {
     ndb_doc_cursor *cur = NULL;
     ndb_status st = wctx_settle(w);
@@ -617,7 +620,8 @@ static ndb_status for_each_match(wctx *w, ndb_doc_filter *f, match_visitor visit
     const uint8_t *d;
     size_t dl;
     int got;
-    while (st == NDB_OK && (got = cur_src_next(cur, &d, &dl, msg)) != 0) {
+    uint64_t seen = 0;
+    while (st == NDB_OK && (limit == 0 || seen++ < limit) && (got = cur_src_next(cur, &d, &dl, msg)) != 0) {
         if (got < 0) {
             st = (ndb_status)got;
             break;
@@ -685,7 +689,7 @@ ndb_status ndb_doc_update_many(ndb_doc_db *db, const char *cname, const void *fi
         return st;
     }
     update_visit uv = {u, &r};
-    st = for_each_match(&w, f, update_visitor, &uv, msg);
+    st = for_each_match(&w, f, 0, update_visitor, &uv, msg);
     if (st == NDB_OK && r.matched == 0 && upsert) {
         ndb_doc_val base;
         void *bd;
@@ -757,17 +761,16 @@ static ndb_status delete_visitor(wctx *w, const uint8_t *id, size_t idlen, const
     return delete_one(w, id, idlen, doc, len);
 }
 
-ndb_status ndb_doc_delete_many(ndb_doc_db *db, const char *cname, const void *filter, size_t flen,
+ndb_status doc_delete_matching(ndb_doc_db *db, const char *cname, const void *filter, size_t flen, uint64_t limit,
                                const ndb_interrupt *intr, uint64_t *deleted, ndb_errmsg *msg)
 {
     uint64_t n = 0;
+    if (deleted)
+        *deleted = 0;
     coll *c;
     ndb_status st = db_get_coll(db, cname, &c, msg);
-    if (st == NDB_ENOTFOUND) {
-        if (deleted)
-            *deleted = 0;
+    if (st == NDB_ENOTFOUND)
         return NDB_OK;
-    }
     if (st != NDB_OK)
         return st;
     ndb_doc_filter *f;
@@ -778,7 +781,7 @@ ndb_status ndb_doc_delete_many(ndb_doc_db *db, const char *cname, const void *fi
         ndb_doc_filter_free(f);
         return st;
     }
-    st = for_each_match(&w, f, delete_visitor, &n, msg);
+    st = for_each_match(&w, f, limit, delete_visitor, &n, msg);
     if (st == NDB_OK && n)
         st = wctx_commit(&w, msg);
     st = st == NDB_OK ? st : batch_full_msg(&w, st, msg);
@@ -790,6 +793,12 @@ ndb_status ndb_doc_delete_many(ndb_doc_db *db, const char *cname, const void *fi
     if (st == NDB_OK && deleted)
         *deleted = n;
     return st;
+}
+
+ndb_status ndb_doc_delete_many(ndb_doc_db *db, const char *cname, const void *filter, size_t flen,
+                               const ndb_interrupt *intr, uint64_t *deleted, ndb_errmsg *msg)
+{
+    return doc_delete_matching(db, cname, filter, flen, 0, intr, deleted, msg);
 }
 
 /* --------------------------------------------------------------- cursors */

@@ -370,7 +370,7 @@ Test(coll, page_tokens)
     cr_assert_eq(ex.docs_examined, 2);
     size_t il;
     void *spec = J("{\"age\":1}", &il);
-    cr_assert_eq(ndb_doc_create_index(t.db, "users", NULL, spec, il, 0, &m), NDB_OK, "%s", m.text);
+    cr_assert_eq(ndb_doc_create_index(t.db, "users", NULL, spec, il, NULL, &m), NDB_OK, "%s", m.text);
     page_through(&t, "{\"age\":-1}", "u4 u2 u5 u1 u3 "); /* index scan, backwards */
     /* a token from another query is refused */
     void *tok;
@@ -517,7 +517,7 @@ Test(coll, mutated_stored_documents)
     cr_assert_eq(ins(&t, "users", USERS, &m), NDB_OK);
     size_t sl;
     void *spec = J("{\"age\":1}", &sl);
-    cr_assert_eq(ndb_doc_create_index(t.db, "users", NULL, spec, sl, 0, &m), NDB_OK);
+    cr_assert_eq(ndb_doc_create_index(t.db, "users", NULL, spec, sl, NULL, &m), NDB_OK);
     free(spec);
     /* the stored bytes of u1..u4 */
     uint8_t keys[4][8];

@@ -104,7 +104,7 @@ Test(concurrency, writers_and_readers, .timeout = 240)
     cr_assert_eq(ndb_doc_create_collection(T.db, "uniq", &m), NDB_OK);
     size_t sl;
     void *spec = J("{\"email\":1}", &sl);
-    cr_assert_eq(ndb_doc_create_index(T.db, "uniq", NULL, spec, sl, 1, &m), NDB_OK);
+    cr_assert_eq(ndb_doc_create_index(T.db, "uniq", NULL, spec, sl, &(ndb_doc_index_opts){.unique = 1}, &m), NDB_OK);
     free(spec);
     pthread_t w[THREADS], r[2];
     warg args[THREADS];
@@ -157,7 +157,7 @@ static void *indexer(void *p)
     size_t sl;
     void *spec = J("{\"v\":1}", &sl);
     for (int i = 0; i < 40; i++) {
-        ndb_status st = ndb_doc_create_index(T.db, "churn", "v_1", spec, sl, 0, &m);
+        ndb_status st = ndb_doc_create_index(T.db, "churn", "v_1", spec, sl, NULL, &m);
         cr_assert(st == NDB_OK || st == NDB_EEXIST || st == NDB_ENOTFOUND, "%d %s", st, m.text);
         st = ndb_doc_drop_index(T.db, "churn", "v_1", &m);
         cr_assert(st == NDB_OK || st == NDB_ENOTFOUND, "%d %s", st, m.text);

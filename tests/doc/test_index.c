@@ -30,7 +30,7 @@ static void mkindex(const char *spec, const char *name, int unique, ndb_status w
     size_t l;
     void *s = J(spec, &l);
     ndb_errmsg m = {{0}};
-    ndb_status st = ndb_doc_create_index(T.db, "users", name, s, l, unique, &m);
+    ndb_status st = ndb_doc_create_index(T.db, "users", name, s, l, &(ndb_doc_index_opts){.unique = unique}, &m);
     cr_assert_eq(st, want, "create_index %s: %d %s", spec, st, m.text);
     free(s);
 }
@@ -206,9 +206,9 @@ Test(index, unique)
     cr_assert_eq(ins(&T, "people", "[{\"_id\":\"a\",\"email\":\"x@y\"},{\"_id\":\"b\",\"email\":\"z@y\"}]", &m), NDB_OK);
     size_t l;
     void *s = J("{\"email\":1}", &l);
-    cr_assert_eq(ndb_doc_create_index(T.db, "people", NULL, s, l, 1, &m), NDB_OK, "%s", m.text);
-    cr_assert_eq(ndb_doc_create_index(T.db, "people", NULL, s, l, 1, &m), NDB_EEXIST);
-    cr_assert_eq(ndb_doc_create_index(T.db, "people", "other", s, l, 0, &m), NDB_EEXIST);
+    cr_assert_eq(ndb_doc_create_index(T.db, "people", NULL, s, l, &(ndb_doc_index_opts){.unique = 1}, &m), NDB_OK, "%s", m.text);
+    cr_assert_eq(ndb_doc_create_index(T.db, "people", NULL, s, l, &(ndb_doc_index_opts){.unique = 1}, &m), NDB_EEXIST);
+    cr_assert_eq(ndb_doc_create_index(T.db, "people", "other", s, l, NULL, &m), NDB_EEXIST);
     free(s);
     cr_assert_eq(ins(&T, "people", "[{\"_id\":\"c\",\"email\":\"x@y\"}]", &m), NDB_EEXIST);
     cr_assert(strstr(m.text, "duplicate key in unique index email_1") != NULL, "%s", m.text);
@@ -236,10 +236,10 @@ Test(index, unique)
     cr_assert_str_eq(ex.plan, "IXSCAN email_1");
     /* bad specs */
     void *bad = J("{\"a\":2}", &l);
-    cr_assert_eq(ndb_doc_create_index(T.db, "people", NULL, bad, l, 0, &m), NDB_EINVAL);
+    cr_assert_eq(ndb_doc_create_index(T.db, "people", NULL, bad, l, NULL, &m), NDB_EINVAL);
     free(bad);
     bad = J("{}", &l);
-    cr_assert_eq(ndb_doc_create_index(T.db, "people", NULL, bad, l, 0, &m), NDB_EINVAL);
+    cr_assert_eq(ndb_doc_create_index(T.db, "people", NULL, bad, l, NULL, &m), NDB_EINVAL);
     free(bad);
 }
 
@@ -249,14 +249,14 @@ Test(index, parallel_arrays_refused)
     cr_assert_eq(ins(&T, "pa", "[{\"_id\":\"a\",\"x\":[1,2],\"y\":[3,4]}]", &m), NDB_OK);
     size_t l;
     void *s = J("{\"x\":1,\"y\":1}", &l);
-    cr_assert_eq(ndb_doc_create_index(T.db, "pa", NULL, s, l, 0, &m), NDB_EINVAL);
+    cr_assert_eq(ndb_doc_create_index(T.db, "pa", NULL, s, l, NULL, &m), NDB_EINVAL);
     cr_assert(strstr(m.text, "parallel arrays") != NULL, "%s", m.text);
     free(s);
     s = J("{\"x\":1}", &l);
-    cr_assert_eq(ndb_doc_create_index(T.db, "pa", NULL, s, l, 0, &m), NDB_OK);
+    cr_assert_eq(ndb_doc_create_index(T.db, "pa", NULL, s, l, NULL, &m), NDB_OK);
     free(s);
     s = J("{\"x\":1,\"z\":1}", &l);
-    cr_assert_eq(ndb_doc_create_index(T.db, "pa", NULL, s, l, 0, &m), NDB_OK);
+    cr_assert_eq(ndb_doc_create_index(T.db, "pa", NULL, s, l, NULL, &m), NDB_OK);
     free(s);
     /* a later insert with two arrays in the compound index fails atomically */
     cr_assert_eq(ins(&T, "pa", "[{\"_id\":\"b\",\"x\":[1],\"z\":[2,3]}]", &m), NDB_EINVAL);

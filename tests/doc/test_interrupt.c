@@ -84,7 +84,7 @@ Test(interrupt, find_and_count_stop)
     ndb_interrupt cancelled = {.deadline_ns = INT64_MAX, .cancelled = &gone};
     size_t sl;
     void *spec = J("{\"i\":1}", &sl);
-    cr_assert_eq(ndb_doc_create_index(t.db, "c", NULL, spec, sl, 0, &m), NDB_OK, "%s", m.text);
+    cr_assert_eq(ndb_doc_create_index(t.db, "c", NULL, spec, sl, NULL, &m), NDB_OK, "%s", m.text);
     free(spec);
     cr_assert_eq(find_all(&t, "c", "{\"i\":{\"$gte\":0}}", NULL, &cancelled, &seen, &m), NDB_ECANCELED);
     cr_assert(strstr(m.text, "cancelled") != NULL, "%s", m.text);

@@ -154,7 +154,7 @@ Test(txn, replace_delete_and_discard)
     cr_assert_eq(ndb_doc_create_collection(t.db, "c", &m), NDB_OK);
     size_t kl;
     void *kspec = J("{\"k\":1}", &kl);
-    cr_assert_eq(ndb_doc_create_index(t.db, "c", NULL, kspec, kl, 1, &m), NDB_OK, "%s", m.text);
+    cr_assert_eq(ndb_doc_create_index(t.db, "c", NULL, kspec, kl, &(ndb_doc_index_opts){.unique = 1}, &m), NDB_OK, "%s", m.text);
     size_t l1, l2, l3;
     void *d1 = J("{\"k\":1,\"v\":\"one\"}", &l1), *d2 = J("{\"v\":\"two\",\"k\":2}", &l2),
          *bad = J("{\"_id\":\"other\"}", &l3);

@@ -1,0 +1,99 @@
+/*
+ * ttl.c — TTL expiry, as MongoDB's TTL monitor does it: for each TTL index,
+ * the documents whose indexed field is a date earlier than now minus the
+ * index's expire_after_seconds are deleted, found through that index's range
+ * and deleted in bounded batches, each one atomic write that checks the
+ * condition against the documents as they are then.
+ *
+ * The condition is the filter {field: {$lt: <cutoff date>}}: by MongoDB's
+ * comparison rules it matches only dates (and arrays holding one earlier
+ * than the cutoff, so an array expires with its earliest date); a missing
+ * field, null, a string or a number never matches, so never expires.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "doc_int.h"
+
+/* The filter {field: {$lt: cutoff}} in b. */
+static ndb_status cutoff_filter(ndb_doc_builder *b, const char *field, int64_t cutoff, const void **f, size_t *fl)
+{
+    ndb_doc_builder_reset(b);
+    ndb_doc_begin_object(b);
+    ndb_doc_key(b, field, strlen(field));
+    ndb_doc_begin_object(b);
+    ndb_doc_key(b, "$lt", 3);
+    ndb_doc_date(b, cutoff);
+    ndb_doc_end_object(b);
+    ndb_doc_end_object(b);
+    return ndb_doc_builder_finish(b, f, fl);
+}
+
+/* Expires what one TTL index covers, up to budget documents (0: all). */
+static ndb_status expire_index(ndb_doc_db *db, const char *coll, const char *field, int64_t cutoff, uint32_t batch,
+                               uint64_t budget, ndb_doc_builder *b, uint64_t *done, ndb_errmsg *msg)
+{
+    const void *f;
+    size_t fl;
+    ndb_status st = cutoff_filter(b, field, cutoff, &f, &fl);
+    if (st != NDB_OK)
+        return ndb_errmsg_set(msg, st, "TTL filter on %s.%s: %s", coll, field, ndb_strerror(st));
+    for (;;) {
+        uint64_t want = batch;
+        if (budget && budget - *done < want)
+            want = budget - *done;
+        if (want == 0)
+            return NDB_OK;
+        uint64_t n = 0;
+        if ((st = doc_delete_matching(db, coll, f, fl, want, NULL, &n, msg)) != NDB_OK)
+            return st;
+        *done += n;
+        if (n < want)
+            return NDB_OK;
+    }
+}
+
+ndb_status ndb_doc_expire(ndb_doc_db *db, int64_t now_ms, uint32_t batch, uint64_t max, uint64_t *deleted,
+                          ndb_errmsg *msg)
+{
+    uint64_t done = 0;
+    if (deleted)
+        *deleted = 0;
+    if (batch == 0)
+        return ndb_errmsg_set(msg, NDB_EINVAL, "TTL batch size must be at least 1");
+    ndb_doc_coll_info *colls = NULL;
+    size_t nc = 0;
+    ndb_status st = ndb_doc_list_collections(db, &colls, &nc, msg);
+    if (st != NDB_OK)
+        return st;
+    ndb_doc_builder *b = NULL;
+    if (ndb_doc_builder_new(&b) != NDB_OK) {
+        free(colls);
+        return NDB_ENOMEM;
+    }
+    for (size_t i = 0; st == NDB_OK && i < nc && (max == 0 || done < max); i++) {
+        ndb_doc_index_info *ix = NULL;
+        size_t ni = 0;
+        st = ndb_doc_list_indexes(db, colls[i].name, &ix, &ni, msg);
+        if (st == NDB_ENOTFOUND) { /* dropped since the list */
+            st = NDB_OK;
+            continue;
+        }
+        for (size_t j = 0; st == NDB_OK && j < ni && (max == 0 || done < max); j++) {
+            if (!ix[j].ttl)
+                continue;
+            char *colon = strrchr(ix[j].fields, ':'); /* one field: "path:1" */
+            if (colon != NULL)
+                *colon = '\0';
+            int64_t ms = ix[j].expire_after_seconds * 1000;
+            int64_t cutoff = now_ms > INT64_MIN + ms ? now_ms - ms : INT64_MIN;
+            st = expire_index(db, colls[i].name, ix[j].fields, cutoff, batch, max, b, &done, msg);
+        }
+        free(ix);
+    }
+    ndb_doc_builder_free(b);
+    free(colls);
+    if (deleted)
+        *deleted = done;
+    return st;
+}
