@@ -2,8 +2,8 @@
  * app.h — the server's shared state: configuration, keys, engines, health.
  *
  * Thread safety: fields are set before the transports start and only read
- * afterwards, except `state` and `writes_stopped`, which are atomic, and
- * `storage_reason`, under `storage_mu`.
+ * afterwards, except `state`, `writes_stopped` and the `ttl_` counters, which
+ * are atomic, and `storage_reason`, under `storage_mu`.
  */
 #ifndef SVC_APP_H
 #define SVC_APP_H
@@ -43,6 +43,8 @@ typedef struct svc_app {
     _Atomic int writes_stopped;
     pthread_mutex_t storage_mu;
     char storage_reason[384]; /* why, while writes_stopped; under storage_mu */
+    /* The TTL pass (ttl.h): documents it deleted, passes run, passes failed. */
+    _Atomic uint64_t ttl_deleted, ttl_passes, ttl_failures;
     /* Called after each state change (the gRPC server wakes health watchers). */
     void (*on_state_change)(void *arg);
     void *on_state_arg;

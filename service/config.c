@@ -49,6 +49,8 @@ static const opt_def opts[] = {
             "largest HTTP request body (default 67108864)"),
     NUM_OPT("query-memory-bytes", "NEXADB_QUERY_MEMORY_BYTES", OPT_I64, query_memory_bytes, 65536, INT64_MAX / 4,
             "memory of one sort or $group before it spills to files in <data-dir>/spill (default 104857600)"),
+    NUM_OPT("ttl-interval-seconds", "NEXADB_TTL_INTERVAL_SECONDS", OPT_INT, ttl_interval_s, 1, 86400,
+            "seconds between passes deleting documents past their TTL index's limit (default 60)"),
     NUM_OPT("http-threads", "NEXADB_HTTP_THREADS", OPT_INT, http_threads, 0, 1024,
             "HTTP server threads, each running its requests' handlers (default: two per core)"),
     NUM_OPT("http-timeout", "NEXADB_HTTP_TIMEOUT", OPT_INT, http_timeout_s, 1, 3600,
@@ -138,6 +140,7 @@ ndb_status svc_config_load(svc_config *cfg, int argc, char **argv, ndb_errmsg *m
     cfg->max_message_bytes = 64 << 20;
     cfg->max_body_bytes = 64 << 20;
     cfg->query_memory_bytes = 100 << 20;
+    cfg->ttl_interval_s = 60;
     cfg->http_timeout_s = 30;
     cfg->keepalive_time_s = 30;
     cfg->keepalive_timeout_s = 10;

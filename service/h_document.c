@@ -463,6 +463,11 @@ static Nexadb__V1__IndexInfo *index_info(svc_ctx *ctx, const ndb_doc_index_info 
         return NULL;
     out->unique = ii->unique != 0;
     out->multikey = ii->multikey != 0;
+    if (ii->ttl) {
+        if ((out->ttl = NEW(ctx, Nexadb__V1__IndexTtl, nexadb__v1__index_ttl__init)) == NULL)
+            return NULL;
+        out->ttl->expire_after_seconds = ii->expire_after_seconds;
+    }
     size_t parts = 1;
     for (const char *p = ii->fields; *p; p++)
         parts += *p == ',';
@@ -501,7 +506,8 @@ static ndb_status create_index(svc_ctx *ctx, const ProtobufCMessage *req, Protob
     if (st != NDB_OK)
         return st;
     const char *name = r->name[0] ? r->name : NULL;
-    ndb_doc_index_opts opts = {.unique = r->unique};
+    ndb_doc_index_opts opts = {.unique = r->unique, .ttl = r->ttl != NULL,
+                               .expire_after_seconds = r->ttl ? r->ttl->expire_after_seconds : 0};
     if ((st = ndb_doc_create_index(ctx->app->doc, r->collection, name, spec, slen, &opts, msg)) != NDB_OK)
         return st;
     /* Report the index as the engine now describes it. */

@@ -4,6 +4,7 @@
 
 #include "app.h"
 #include "grpc/health/v1/health.pb-c.h"
+#include "periodic.h"
 
 /* SERVING, NOT_SERVING (starting or draining; and for the readiness services,
  * DocumentService and VectorService, while the storage engine refuses writes),
@@ -24,8 +25,6 @@ void svc_health_reason(svc_app *app, char *buf, size_t n);
  * ndb_kv_resume each second until writes resume, then readiness is SERVING
  * again. Started once the engines are open; stopped before they close.
  */
-typedef struct svc_storage_watch svc_storage_watch;
-ndb_status svc_storage_watch_start(svc_app *app, svc_storage_watch **out, ndb_errmsg *msg);
-void svc_storage_watch_stop(svc_storage_watch *w); /* NULL is a no-op */
+ndb_status svc_storage_watch_start(svc_app *app, svc_periodic **out, ndb_errmsg *msg); /* svc_periodic_stop */
 
 #endif /* SVC_HEALTH_H */

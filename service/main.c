@@ -22,6 +22,7 @@
 #include "dispatch.h"
 #include "grpc_server.h"
 #include "health.h"
+#include "ttl.h"
 #include "log.h"
 #include "metrics.h"
 #include "rest.h"
@@ -316,11 +317,13 @@ int main(int argc, char **argv)
         return fail("cannot open the data", st, &msg);
     }
     /* a disk that is full now still serves reads: readiness says why it is NOT_SERVING */
-    svc_storage_watch *watch = NULL;
-    if ((st = svc_storage_watch_start(&app, &watch, &msg)) != NDB_OK) {
+    svc_periodic *watch = NULL, *ttl = NULL;
+    if ((st = svc_storage_watch_start(&app, &watch, &msg)) != NDB_OK ||
+        (st = svc_ttl_start(&app, &ttl, &msg)) != NDB_OK) {
+        svc_periodic_stop(watch);
         svc_grpc_stop(grpc, 0);
         close_engines(&app);
-        return fail("cannot start the storage watch", st, &msg);
+        return fail("cannot start the background threads", st, &msg);
     }
     svc_app_set_state(&app, SVC_SERVING);
     SVC_LOG(SVC_LOG_INFO, "nexadb-server ready", LOG_STR("version", svc_version), LOG_STR("revision", svc_revision), LOG_STR("data_dir", cfg.data_dir),
@@ -350,7 +353,8 @@ int main(int argc, char **argv)
     SVC_LOG(SVC_LOG_INFO, "shutting down", LOG_STR("signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"),
             LOG_INT("grace_seconds", cfg.shutdown_grace_s));
     svc_app_set_state(&app, SVC_DRAINING);
-    svc_storage_watch_stop(watch); /* before the gRPC server it tells of changes goes */
+    svc_periodic_stop(ttl); /* a pass in progress finishes its batch */
+    svc_periodic_stop(watch); /* before the gRPC server it tells of changes goes */
     svc_rest_quiesce(rest); /* no new HTTP connections; open ones finish their requests */
     svc_grpc_stop(grpc, cfg.shutdown_grace_s);
     svc_rest_stop(rest);

@@ -328,6 +328,12 @@ ndb_status svc_metrics_render(svc_app *app, char **out, size_t *len, ndb_errmsg 
     family(&o, "nexadb_uptime_seconds", "gauge", "seconds since the server started");
     outf(&o, "nexadb_uptime_seconds %.3f\n",
          (double)((int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec - app->started_at_ns) / 1e9);
+    family(&o, "nexadb_ttl_deleted_documents_total", "counter", "documents the TTL pass deleted");
+    outf(&o, "nexadb_ttl_deleted_documents_total %" PRIu64 "\n", atomic_load(&app->ttl_deleted));
+    family(&o, "nexadb_ttl_passes_total", "counter", "TTL passes run (every --ttl-interval-seconds)");
+    outf(&o, "nexadb_ttl_passes_total %" PRIu64 "\n", atomic_load(&app->ttl_passes));
+    family(&o, "nexadb_ttl_failures_total", "counter", "TTL passes that stopped on an error (logged)");
+    outf(&o, "nexadb_ttl_failures_total %" PRIu64 "\n", atomic_load(&app->ttl_failures));
     family(&o, "nexadb_build_info", "gauge", "the server's version and the source revision it was built from");
     outf(&o, "nexadb_build_info{version=\"%s\",", esc(app->version ? app->version : "", t, sizeof t));
     outf(&o, "revision=\"%s\"} 1\n", esc(svc_revision, t, sizeof t));

@@ -7,6 +7,8 @@
  *   nexadb_request_duration_seconds{transport,method,code}  histogram
  *   nexadb_requests_in_flight{transport}                    gauge
  *   nexadb_http_responses_total{status}                     counter (REST only, by HTTP status)
+ *   nexadb_ttl_deleted_documents_total, nexadb_ttl_passes_total,
+ *   nexadb_ttl_failures_total                                counters (the TTL pass, ttl.h)
  *   engine figures from AdminService/Stats (memtable bytes, files and bytes
  *   per level, compactions, WAL syncs, write stalls, block cache hits and
  *   misses, documents and bytes per collection, vector rows per vector

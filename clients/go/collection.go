@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"iter"
+	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 
@@ -244,6 +245,14 @@ func Unique() IndexOption { return func(r *pb.CreateIndexRequest) { r.Unique = t
 
 // IndexName names the index (default: the fields joined, e.g. "city_1_age_-1").
 func IndexName(name string) IndexOption { return func(r *pb.CreateIndexRequest) { r.Name = name } }
+
+// ExpireAfter makes a TTL index (one field), as MongoDB's expireAfterSeconds: the server
+// deletes a document once the date in that field (a time.Time or bson.DateTime) is more
+// than d old, to the second; its pass runs every --ttl-interval-seconds. A document whose
+// field is missing or holds no date never expires.
+func ExpireAfter(d time.Duration) IndexOption {
+	return func(r *pb.CreateIndexRequest) { r.Ttl = &pb.IndexTtl{ExpireAfterSeconds: int64(d / time.Second)} }
+}
 
 // CreateIndex builds a secondary index over the collection's documents and maintains it.
 func (col *Collection) CreateIndex(ctx context.Context, fields []IndexField, opts ...IndexOption) (*pb.IndexInfo, error) {

@@ -472,6 +472,10 @@ func TestCreateCollectionAndIndexes(t *testing.T) {
 	if _, err := c.Insert(ctx, M{"city": "LA", "age": 30}); err == nil {
 		t.Fatal("unique index allowed a duplicate")
 	}
+	ttl, err := c.CreateIndex(ctx, []nexadb.IndexField{{Field: "seen", Direction: 1}}, nexadb.ExpireAfter(time.Hour))
+	if err != nil || ttl.GetTtl().GetExpireAfterSeconds() != 3600 || uniq.GetTtl() != nil {
+		t.Fatalf("TTL index = %v, %v", ttl, err)
+	}
 	list, err := c.ListIndexes(ctx)
 	if err != nil || len(list) < 3 {
 		t.Fatalf("ListIndexes = %v, %v", list, err)

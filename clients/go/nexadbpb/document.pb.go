@@ -1594,7 +1594,9 @@ type IndexInfo struct {
 	Fields []*IndexField          `protobuf:"bytes,2,rep,name=fields,proto3" json:"fields,omitempty"`
 	Unique bool                   `protobuf:"varint,3,opt,name=unique,proto3" json:"unique,omitempty"`
 	// True once an indexed field has held an array (one entry per element).
-	Multikey      bool `protobuf:"varint,4,opt,name=multikey,proto3" json:"multikey,omitempty"`
+	Multikey bool `protobuf:"varint,4,opt,name=multikey,proto3" json:"multikey,omitempty"`
+	// Set for a TTL index: see CreateIndexRequest.ttl.
+	Ttl           *IndexTtl `protobuf:"bytes,5,opt,name=ttl,proto3" json:"ttl,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1657,20 +1659,78 @@ func (x *IndexInfo) GetMultikey() bool {
 	return false
 }
 
+func (x *IndexInfo) GetTtl() *IndexTtl {
+	if x != nil {
+		return x.Ttl
+	}
+	return nil
+}
+
+// A TTL index's limit, as MongoDB's expireAfterSeconds.
+type IndexTtl struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// 0 .. 3153600000 (a century).
+	ExpireAfterSeconds int64 `protobuf:"varint,1,opt,name=expire_after_seconds,json=expireAfterSeconds,proto3" json:"expire_after_seconds,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
+}
+
+func (x *IndexTtl) Reset() {
+	*x = IndexTtl{}
+	mi := &file_nexadb_v1_document_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *IndexTtl) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*IndexTtl) ProtoMessage() {}
+
+func (x *IndexTtl) ProtoReflect() protoreflect.Message {
+	mi := &file_nexadb_v1_document_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use IndexTtl.ProtoReflect.Descriptor instead.
+func (*IndexTtl) Descriptor() ([]byte, []int) {
+	return file_nexadb_v1_document_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *IndexTtl) GetExpireAfterSeconds() int64 {
+	if x != nil {
+		return x.ExpireAfterSeconds
+	}
+	return 0
+}
+
 type CreateIndexRequest struct {
 	state      protoimpl.MessageState `protogen:"open.v1"`
 	Collection string                 `protobuf:"bytes,1,opt,name=collection,proto3" json:"collection,omitempty"`
 	Fields     []*IndexField          `protobuf:"bytes,2,rep,name=fields,proto3" json:"fields,omitempty"`
 	Unique     bool                   `protobuf:"varint,3,opt,name=unique,proto3" json:"unique,omitempty"`
 	// Defaults to the fields joined, e.g. "city_1_age_-1".
-	Name          string `protobuf:"bytes,4,opt,name=name,proto3" json:"name,omitempty"`
+	Name string `protobuf:"bytes,4,opt,name=name,proto3" json:"name,omitempty"`
+	// Set: a TTL index (one field, not _id). A document whose field holds a date (or an
+	// array with one) more than ttl.expire_after_seconds ago is deleted by the server's TTL
+	// pass, which runs every --ttl-interval-seconds. A missing field or one that holds no
+	// date never expires.
+	Ttl           *IndexTtl `protobuf:"bytes,5,opt,name=ttl,proto3" json:"ttl,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CreateIndexRequest) Reset() {
 	*x = CreateIndexRequest{}
-	mi := &file_nexadb_v1_document_proto_msgTypes[30]
+	mi := &file_nexadb_v1_document_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1682,7 +1742,7 @@ func (x *CreateIndexRequest) String() string {
 func (*CreateIndexRequest) ProtoMessage() {}
 
 func (x *CreateIndexRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nexadb_v1_document_proto_msgTypes[30]
+	mi := &file_nexadb_v1_document_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1695,7 +1755,7 @@ func (x *CreateIndexRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateIndexRequest.ProtoReflect.Descriptor instead.
 func (*CreateIndexRequest) Descriptor() ([]byte, []int) {
-	return file_nexadb_v1_document_proto_rawDescGZIP(), []int{30}
+	return file_nexadb_v1_document_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *CreateIndexRequest) GetCollection() string {
@@ -1726,6 +1786,13 @@ func (x *CreateIndexRequest) GetName() string {
 	return ""
 }
 
+func (x *CreateIndexRequest) GetTtl() *IndexTtl {
+	if x != nil {
+		return x.Ttl
+	}
+	return nil
+}
+
 type CreateIndexResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Index         *IndexInfo             `protobuf:"bytes,1,opt,name=index,proto3" json:"index,omitempty"`
@@ -1735,7 +1802,7 @@ type CreateIndexResponse struct {
 
 func (x *CreateIndexResponse) Reset() {
 	*x = CreateIndexResponse{}
-	mi := &file_nexadb_v1_document_proto_msgTypes[31]
+	mi := &file_nexadb_v1_document_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1747,7 +1814,7 @@ func (x *CreateIndexResponse) String() string {
 func (*CreateIndexResponse) ProtoMessage() {}
 
 func (x *CreateIndexResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nexadb_v1_document_proto_msgTypes[31]
+	mi := &file_nexadb_v1_document_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1760,7 +1827,7 @@ func (x *CreateIndexResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateIndexResponse.ProtoReflect.Descriptor instead.
 func (*CreateIndexResponse) Descriptor() ([]byte, []int) {
-	return file_nexadb_v1_document_proto_rawDescGZIP(), []int{31}
+	return file_nexadb_v1_document_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *CreateIndexResponse) GetIndex() *IndexInfo {
@@ -1780,7 +1847,7 @@ type DropIndexRequest struct {
 
 func (x *DropIndexRequest) Reset() {
 	*x = DropIndexRequest{}
-	mi := &file_nexadb_v1_document_proto_msgTypes[32]
+	mi := &file_nexadb_v1_document_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1792,7 +1859,7 @@ func (x *DropIndexRequest) String() string {
 func (*DropIndexRequest) ProtoMessage() {}
 
 func (x *DropIndexRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nexadb_v1_document_proto_msgTypes[32]
+	mi := &file_nexadb_v1_document_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1805,7 +1872,7 @@ func (x *DropIndexRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DropIndexRequest.ProtoReflect.Descriptor instead.
 func (*DropIndexRequest) Descriptor() ([]byte, []int) {
-	return file_nexadb_v1_document_proto_rawDescGZIP(), []int{32}
+	return file_nexadb_v1_document_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *DropIndexRequest) GetCollection() string {
@@ -1831,7 +1898,7 @@ type DropIndexResponse struct {
 
 func (x *DropIndexResponse) Reset() {
 	*x = DropIndexResponse{}
-	mi := &file_nexadb_v1_document_proto_msgTypes[33]
+	mi := &file_nexadb_v1_document_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1843,7 +1910,7 @@ func (x *DropIndexResponse) String() string {
 func (*DropIndexResponse) ProtoMessage() {}
 
 func (x *DropIndexResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nexadb_v1_document_proto_msgTypes[33]
+	mi := &file_nexadb_v1_document_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1856,7 +1923,7 @@ func (x *DropIndexResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DropIndexResponse.ProtoReflect.Descriptor instead.
 func (*DropIndexResponse) Descriptor() ([]byte, []int) {
-	return file_nexadb_v1_document_proto_rawDescGZIP(), []int{33}
+	return file_nexadb_v1_document_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *DropIndexResponse) GetDropped() bool {
@@ -1875,7 +1942,7 @@ type ListIndexesRequest struct {
 
 func (x *ListIndexesRequest) Reset() {
 	*x = ListIndexesRequest{}
-	mi := &file_nexadb_v1_document_proto_msgTypes[34]
+	mi := &file_nexadb_v1_document_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1887,7 +1954,7 @@ func (x *ListIndexesRequest) String() string {
 func (*ListIndexesRequest) ProtoMessage() {}
 
 func (x *ListIndexesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nexadb_v1_document_proto_msgTypes[34]
+	mi := &file_nexadb_v1_document_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1900,7 +1967,7 @@ func (x *ListIndexesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListIndexesRequest.ProtoReflect.Descriptor instead.
 func (*ListIndexesRequest) Descriptor() ([]byte, []int) {
-	return file_nexadb_v1_document_proto_rawDescGZIP(), []int{34}
+	return file_nexadb_v1_document_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ListIndexesRequest) GetCollection() string {
@@ -1919,7 +1986,7 @@ type ListIndexesResponse struct {
 
 func (x *ListIndexesResponse) Reset() {
 	*x = ListIndexesResponse{}
-	mi := &file_nexadb_v1_document_proto_msgTypes[35]
+	mi := &file_nexadb_v1_document_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1931,7 +1998,7 @@ func (x *ListIndexesResponse) String() string {
 func (*ListIndexesResponse) ProtoMessage() {}
 
 func (x *ListIndexesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nexadb_v1_document_proto_msgTypes[35]
+	mi := &file_nexadb_v1_document_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1944,7 +2011,7 @@ func (x *ListIndexesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListIndexesResponse.ProtoReflect.Descriptor instead.
 func (*ListIndexesResponse) Descriptor() ([]byte, []int) {
-	return file_nexadb_v1_document_proto_rawDescGZIP(), []int{35}
+	return file_nexadb_v1_document_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ListIndexesResponse) GetIndexes() []*IndexInfo {
@@ -2085,19 +2152,23 @@ const file_nexadb_v1_document_proto_rawDesc = "" +
 	"\n" +
 	"IndexField\x12\x14\n" +
 	"\x05field\x18\x01 \x01(\tR\x05field\x126\n" +
-	"\tdirection\x18\x02 \x01(\x0e2\x18.nexadb.v1.SortDirectionR\tdirection\"\x82\x01\n" +
+	"\tdirection\x18\x02 \x01(\x0e2\x18.nexadb.v1.SortDirectionR\tdirection\"\xa9\x01\n" +
 	"\tIndexInfo\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12-\n" +
 	"\x06fields\x18\x02 \x03(\v2\x15.nexadb.v1.IndexFieldR\x06fields\x12\x16\n" +
 	"\x06unique\x18\x03 \x01(\bR\x06unique\x12\x1a\n" +
-	"\bmultikey\x18\x04 \x01(\bR\bmultikey\"\x8f\x01\n" +
+	"\bmultikey\x18\x04 \x01(\bR\bmultikey\x12%\n" +
+	"\x03ttl\x18\x05 \x01(\v2\x13.nexadb.v1.IndexTtlR\x03ttl\"<\n" +
+	"\bIndexTtl\x120\n" +
+	"\x14expire_after_seconds\x18\x01 \x01(\x03R\x12expireAfterSeconds\"\xb6\x01\n" +
 	"\x12CreateIndexRequest\x12\x1e\n" +
 	"\n" +
 	"collection\x18\x01 \x01(\tR\n" +
 	"collection\x12-\n" +
 	"\x06fields\x18\x02 \x03(\v2\x15.nexadb.v1.IndexFieldR\x06fields\x12\x16\n" +
 	"\x06unique\x18\x03 \x01(\bR\x06unique\x12\x12\n" +
-	"\x04name\x18\x04 \x01(\tR\x04name\"A\n" +
+	"\x04name\x18\x04 \x01(\tR\x04name\x12%\n" +
+	"\x03ttl\x18\x05 \x01(\v2\x13.nexadb.v1.IndexTtlR\x03ttl\"A\n" +
 	"\x13CreateIndexResponse\x12*\n" +
 	"\x05index\x18\x01 \x01(\v2\x14.nexadb.v1.IndexInfoR\x05index\"F\n" +
 	"\x10DropIndexRequest\x12\x1e\n" +
@@ -2147,7 +2218,7 @@ func file_nexadb_v1_document_proto_rawDescGZIP() []byte {
 	return file_nexadb_v1_document_proto_rawDescData
 }
 
-var file_nexadb_v1_document_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
+var file_nexadb_v1_document_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
 var file_nexadb_v1_document_proto_goTypes = []any{
 	(*CreateCollectionRequest)(nil),  // 0: nexadb.v1.CreateCollectionRequest
 	(*CreateCollectionResponse)(nil), // 1: nexadb.v1.CreateCollectionResponse
@@ -2179,83 +2250,86 @@ var file_nexadb_v1_document_proto_goTypes = []any{
 	(*AggregateResponse)(nil),        // 27: nexadb.v1.AggregateResponse
 	(*IndexField)(nil),               // 28: nexadb.v1.IndexField
 	(*IndexInfo)(nil),                // 29: nexadb.v1.IndexInfo
-	(*CreateIndexRequest)(nil),       // 30: nexadb.v1.CreateIndexRequest
-	(*CreateIndexResponse)(nil),      // 31: nexadb.v1.CreateIndexResponse
-	(*DropIndexRequest)(nil),         // 32: nexadb.v1.DropIndexRequest
-	(*DropIndexResponse)(nil),        // 33: nexadb.v1.DropIndexResponse
-	(*ListIndexesRequest)(nil),       // 34: nexadb.v1.ListIndexesRequest
-	(*ListIndexesResponse)(nil),      // 35: nexadb.v1.ListIndexesResponse
-	(*CollectionInfo)(nil),           // 36: nexadb.v1.CollectionInfo
-	(*Document)(nil),                 // 37: nexadb.v1.Document
-	(SortDirection)(0),               // 38: nexadb.v1.SortDirection
+	(*IndexTtl)(nil),                 // 30: nexadb.v1.IndexTtl
+	(*CreateIndexRequest)(nil),       // 31: nexadb.v1.CreateIndexRequest
+	(*CreateIndexResponse)(nil),      // 32: nexadb.v1.CreateIndexResponse
+	(*DropIndexRequest)(nil),         // 33: nexadb.v1.DropIndexRequest
+	(*DropIndexResponse)(nil),        // 34: nexadb.v1.DropIndexResponse
+	(*ListIndexesRequest)(nil),       // 35: nexadb.v1.ListIndexesRequest
+	(*ListIndexesResponse)(nil),      // 36: nexadb.v1.ListIndexesResponse
+	(*CollectionInfo)(nil),           // 37: nexadb.v1.CollectionInfo
+	(*Document)(nil),                 // 38: nexadb.v1.Document
+	(SortDirection)(0),               // 39: nexadb.v1.SortDirection
 }
 var file_nexadb_v1_document_proto_depIdxs = []int32{
-	36, // 0: nexadb.v1.CreateCollectionResponse.collection:type_name -> nexadb.v1.CollectionInfo
-	36, // 1: nexadb.v1.ListCollectionsResponse.collections:type_name -> nexadb.v1.CollectionInfo
-	37, // 2: nexadb.v1.InsertOneRequest.document:type_name -> nexadb.v1.Document
-	37, // 3: nexadb.v1.InsertManyRequest.documents:type_name -> nexadb.v1.Document
-	37, // 4: nexadb.v1.GetResponse.document:type_name -> nexadb.v1.Document
-	37, // 5: nexadb.v1.FindRequest.filter:type_name -> nexadb.v1.Document
-	37, // 6: nexadb.v1.FindRequest.projection:type_name -> nexadb.v1.Document
-	37, // 7: nexadb.v1.FindRequest.sort:type_name -> nexadb.v1.Document
-	37, // 8: nexadb.v1.FindResponse.documents:type_name -> nexadb.v1.Document
-	37, // 9: nexadb.v1.FindResponse.explain:type_name -> nexadb.v1.Document
-	37, // 10: nexadb.v1.FindOneRequest.filter:type_name -> nexadb.v1.Document
-	37, // 11: nexadb.v1.FindOneRequest.projection:type_name -> nexadb.v1.Document
-	37, // 12: nexadb.v1.FindOneRequest.sort:type_name -> nexadb.v1.Document
-	37, // 13: nexadb.v1.FindOneResponse.document:type_name -> nexadb.v1.Document
-	37, // 14: nexadb.v1.CountRequest.filter:type_name -> nexadb.v1.Document
-	37, // 15: nexadb.v1.UpdateRequest.update:type_name -> nexadb.v1.Document
-	37, // 16: nexadb.v1.UpdateResponse.document:type_name -> nexadb.v1.Document
-	37, // 17: nexadb.v1.UpdateManyRequest.filter:type_name -> nexadb.v1.Document
-	37, // 18: nexadb.v1.UpdateManyRequest.update:type_name -> nexadb.v1.Document
-	37, // 19: nexadb.v1.DeleteManyRequest.filter:type_name -> nexadb.v1.Document
-	37, // 20: nexadb.v1.AggregateRequest.pipeline:type_name -> nexadb.v1.Document
-	37, // 21: nexadb.v1.AggregateResponse.documents:type_name -> nexadb.v1.Document
-	38, // 22: nexadb.v1.IndexField.direction:type_name -> nexadb.v1.SortDirection
+	37, // 0: nexadb.v1.CreateCollectionResponse.collection:type_name -> nexadb.v1.CollectionInfo
+	37, // 1: nexadb.v1.ListCollectionsResponse.collections:type_name -> nexadb.v1.CollectionInfo
+	38, // 2: nexadb.v1.InsertOneRequest.document:type_name -> nexadb.v1.Document
+	38, // 3: nexadb.v1.InsertManyRequest.documents:type_name -> nexadb.v1.Document
+	38, // 4: nexadb.v1.GetResponse.document:type_name -> nexadb.v1.Document
+	38, // 5: nexadb.v1.FindRequest.filter:type_name -> nexadb.v1.Document
+	38, // 6: nexadb.v1.FindRequest.projection:type_name -> nexadb.v1.Document
+	38, // 7: nexadb.v1.FindRequest.sort:type_name -> nexadb.v1.Document
+	38, // 8: nexadb.v1.FindResponse.documents:type_name -> nexadb.v1.Document
+	38, // 9: nexadb.v1.FindResponse.explain:type_name -> nexadb.v1.Document
+	38, // 10: nexadb.v1.FindOneRequest.filter:type_name -> nexadb.v1.Document
+	38, // 11: nexadb.v1.FindOneRequest.projection:type_name -> nexadb.v1.Document
+	38, // 12: nexadb.v1.FindOneRequest.sort:type_name -> nexadb.v1.Document
+	38, // 13: nexadb.v1.FindOneResponse.document:type_name -> nexadb.v1.Document
+	38, // 14: nexadb.v1.CountRequest.filter:type_name -> nexadb.v1.Document
+	38, // 15: nexadb.v1.UpdateRequest.update:type_name -> nexadb.v1.Document
+	38, // 16: nexadb.v1.UpdateResponse.document:type_name -> nexadb.v1.Document
+	38, // 17: nexadb.v1.UpdateManyRequest.filter:type_name -> nexadb.v1.Document
+	38, // 18: nexadb.v1.UpdateManyRequest.update:type_name -> nexadb.v1.Document
+	38, // 19: nexadb.v1.DeleteManyRequest.filter:type_name -> nexadb.v1.Document
+	38, // 20: nexadb.v1.AggregateRequest.pipeline:type_name -> nexadb.v1.Document
+	38, // 21: nexadb.v1.AggregateResponse.documents:type_name -> nexadb.v1.Document
+	39, // 22: nexadb.v1.IndexField.direction:type_name -> nexadb.v1.SortDirection
 	28, // 23: nexadb.v1.IndexInfo.fields:type_name -> nexadb.v1.IndexField
-	28, // 24: nexadb.v1.CreateIndexRequest.fields:type_name -> nexadb.v1.IndexField
-	29, // 25: nexadb.v1.CreateIndexResponse.index:type_name -> nexadb.v1.IndexInfo
-	29, // 26: nexadb.v1.ListIndexesResponse.indexes:type_name -> nexadb.v1.IndexInfo
-	0,  // 27: nexadb.v1.DocumentService.CreateCollection:input_type -> nexadb.v1.CreateCollectionRequest
-	2,  // 28: nexadb.v1.DocumentService.DropCollection:input_type -> nexadb.v1.DropCollectionRequest
-	4,  // 29: nexadb.v1.DocumentService.ListCollections:input_type -> nexadb.v1.ListCollectionsRequest
-	6,  // 30: nexadb.v1.DocumentService.InsertOne:input_type -> nexadb.v1.InsertOneRequest
-	8,  // 31: nexadb.v1.DocumentService.InsertMany:input_type -> nexadb.v1.InsertManyRequest
-	10, // 32: nexadb.v1.DocumentService.Get:input_type -> nexadb.v1.GetRequest
-	12, // 33: nexadb.v1.DocumentService.Find:input_type -> nexadb.v1.FindRequest
-	14, // 34: nexadb.v1.DocumentService.FindOne:input_type -> nexadb.v1.FindOneRequest
-	16, // 35: nexadb.v1.DocumentService.Count:input_type -> nexadb.v1.CountRequest
-	18, // 36: nexadb.v1.DocumentService.Update:input_type -> nexadb.v1.UpdateRequest
-	20, // 37: nexadb.v1.DocumentService.UpdateMany:input_type -> nexadb.v1.UpdateManyRequest
-	22, // 38: nexadb.v1.DocumentService.Delete:input_type -> nexadb.v1.DeleteRequest
-	24, // 39: nexadb.v1.DocumentService.DeleteMany:input_type -> nexadb.v1.DeleteManyRequest
-	26, // 40: nexadb.v1.DocumentService.Aggregate:input_type -> nexadb.v1.AggregateRequest
-	30, // 41: nexadb.v1.DocumentService.CreateIndex:input_type -> nexadb.v1.CreateIndexRequest
-	32, // 42: nexadb.v1.DocumentService.DropIndex:input_type -> nexadb.v1.DropIndexRequest
-	34, // 43: nexadb.v1.DocumentService.ListIndexes:input_type -> nexadb.v1.ListIndexesRequest
-	1,  // 44: nexadb.v1.DocumentService.CreateCollection:output_type -> nexadb.v1.CreateCollectionResponse
-	3,  // 45: nexadb.v1.DocumentService.DropCollection:output_type -> nexadb.v1.DropCollectionResponse
-	5,  // 46: nexadb.v1.DocumentService.ListCollections:output_type -> nexadb.v1.ListCollectionsResponse
-	7,  // 47: nexadb.v1.DocumentService.InsertOne:output_type -> nexadb.v1.InsertOneResponse
-	9,  // 48: nexadb.v1.DocumentService.InsertMany:output_type -> nexadb.v1.InsertManyResponse
-	11, // 49: nexadb.v1.DocumentService.Get:output_type -> nexadb.v1.GetResponse
-	13, // 50: nexadb.v1.DocumentService.Find:output_type -> nexadb.v1.FindResponse
-	15, // 51: nexadb.v1.DocumentService.FindOne:output_type -> nexadb.v1.FindOneResponse
-	17, // 52: nexadb.v1.DocumentService.Count:output_type -> nexadb.v1.CountResponse
-	19, // 53: nexadb.v1.DocumentService.Update:output_type -> nexadb.v1.UpdateResponse
-	21, // 54: nexadb.v1.DocumentService.UpdateMany:output_type -> nexadb.v1.UpdateManyResponse
-	23, // 55: nexadb.v1.DocumentService.Delete:output_type -> nexadb.v1.DeleteResponse
-	25, // 56: nexadb.v1.DocumentService.DeleteMany:output_type -> nexadb.v1.DeleteManyResponse
-	27, // 57: nexadb.v1.DocumentService.Aggregate:output_type -> nexadb.v1.AggregateResponse
-	31, // 58: nexadb.v1.DocumentService.CreateIndex:output_type -> nexadb.v1.CreateIndexResponse
-	33, // 59: nexadb.v1.DocumentService.DropIndex:output_type -> nexadb.v1.DropIndexResponse
-	35, // 60: nexadb.v1.DocumentService.ListIndexes:output_type -> nexadb.v1.ListIndexesResponse
-	44, // [44:61] is the sub-list for method output_type
-	27, // [27:44] is the sub-list for method input_type
-	27, // [27:27] is the sub-list for extension type_name
-	27, // [27:27] is the sub-list for extension extendee
-	0,  // [0:27] is the sub-list for field type_name
+	30, // 24: nexadb.v1.IndexInfo.ttl:type_name -> nexadb.v1.IndexTtl
+	28, // 25: nexadb.v1.CreateIndexRequest.fields:type_name -> nexadb.v1.IndexField
+	30, // 26: nexadb.v1.CreateIndexRequest.ttl:type_name -> nexadb.v1.IndexTtl
+	29, // 27: nexadb.v1.CreateIndexResponse.index:type_name -> nexadb.v1.IndexInfo
+	29, // 28: nexadb.v1.ListIndexesResponse.indexes:type_name -> nexadb.v1.IndexInfo
+	0,  // 29: nexadb.v1.DocumentService.CreateCollection:input_type -> nexadb.v1.CreateCollectionRequest
+	2,  // 30: nexadb.v1.DocumentService.DropCollection:input_type -> nexadb.v1.DropCollectionRequest
+	4,  // 31: nexadb.v1.DocumentService.ListCollections:input_type -> nexadb.v1.ListCollectionsRequest
+	6,  // 32: nexadb.v1.DocumentService.InsertOne:input_type -> nexadb.v1.InsertOneRequest
+	8,  // 33: nexadb.v1.DocumentService.InsertMany:input_type -> nexadb.v1.InsertManyRequest
+	10, // 34: nexadb.v1.DocumentService.Get:input_type -> nexadb.v1.GetRequest
+	12, // 35: nexadb.v1.DocumentService.Find:input_type -> nexadb.v1.FindRequest
+	14, // 36: nexadb.v1.DocumentService.FindOne:input_type -> nexadb.v1.FindOneRequest
+	16, // 37: nexadb.v1.DocumentService.Count:input_type -> nexadb.v1.CountRequest
+	18, // 38: nexadb.v1.DocumentService.Update:input_type -> nexadb.v1.UpdateRequest
+	20, // 39: nexadb.v1.DocumentService.UpdateMany:input_type -> nexadb.v1.UpdateManyRequest
+	22, // 40: nexadb.v1.DocumentService.Delete:input_type -> nexadb.v1.DeleteRequest
+	24, // 41: nexadb.v1.DocumentService.DeleteMany:input_type -> nexadb.v1.DeleteManyRequest
+	26, // 42: nexadb.v1.DocumentService.Aggregate:input_type -> nexadb.v1.AggregateRequest
+	31, // 43: nexadb.v1.DocumentService.CreateIndex:input_type -> nexadb.v1.CreateIndexRequest
+	33, // 44: nexadb.v1.DocumentService.DropIndex:input_type -> nexadb.v1.DropIndexRequest
+	35, // 45: nexadb.v1.DocumentService.ListIndexes:input_type -> nexadb.v1.ListIndexesRequest
+	1,  // 46: nexadb.v1.DocumentService.CreateCollection:output_type -> nexadb.v1.CreateCollectionResponse
+	3,  // 47: nexadb.v1.DocumentService.DropCollection:output_type -> nexadb.v1.DropCollectionResponse
+	5,  // 48: nexadb.v1.DocumentService.ListCollections:output_type -> nexadb.v1.ListCollectionsResponse
+	7,  // 49: nexadb.v1.DocumentService.InsertOne:output_type -> nexadb.v1.InsertOneResponse
+	9,  // 50: nexadb.v1.DocumentService.InsertMany:output_type -> nexadb.v1.InsertManyResponse
+	11, // 51: nexadb.v1.DocumentService.Get:output_type -> nexadb.v1.GetResponse
+	13, // 52: nexadb.v1.DocumentService.Find:output_type -> nexadb.v1.FindResponse
+	15, // 53: nexadb.v1.DocumentService.FindOne:output_type -> nexadb.v1.FindOneResponse
+	17, // 54: nexadb.v1.DocumentService.Count:output_type -> nexadb.v1.CountResponse
+	19, // 55: nexadb.v1.DocumentService.Update:output_type -> nexadb.v1.UpdateResponse
+	21, // 56: nexadb.v1.DocumentService.UpdateMany:output_type -> nexadb.v1.UpdateManyResponse
+	23, // 57: nexadb.v1.DocumentService.Delete:output_type -> nexadb.v1.DeleteResponse
+	25, // 58: nexadb.v1.DocumentService.DeleteMany:output_type -> nexadb.v1.DeleteManyResponse
+	27, // 59: nexadb.v1.DocumentService.Aggregate:output_type -> nexadb.v1.AggregateResponse
+	32, // 60: nexadb.v1.DocumentService.CreateIndex:output_type -> nexadb.v1.CreateIndexResponse
+	34, // 61: nexadb.v1.DocumentService.DropIndex:output_type -> nexadb.v1.DropIndexResponse
+	36, // 62: nexadb.v1.DocumentService.ListIndexes:output_type -> nexadb.v1.ListIndexesResponse
+	46, // [46:63] is the sub-list for method output_type
+	29, // [29:46] is the sub-list for method input_type
+	29, // [29:29] is the sub-list for extension type_name
+	29, // [29:29] is the sub-list for extension extendee
+	0,  // [0:29] is the sub-list for field type_name
 }
 
 func init() { file_nexadb_v1_document_proto_init() }
@@ -2270,7 +2344,7 @@ func file_nexadb_v1_document_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_nexadb_v1_document_proto_rawDesc), len(file_nexadb_v1_document_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   36,
+			NumMessages:   37,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

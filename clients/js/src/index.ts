@@ -71,6 +71,8 @@ export interface IndexInfo {
   fields: Array<[string, 1 | -1]>;
   unique: boolean;
   multikey: boolean;
+  /** A TTL index's limit; null for any other index. */
+  expireAfterSeconds: number | null;
 }
 
 export interface SearchResult {
@@ -414,7 +416,16 @@ export class Collection {
     return this.db.dropCollection(this.name);
   }
 
-  async createIndex(fields: SortSpec, options: { unique?: boolean; name?: string } = {}): Promise<IndexInfo> {
+  /**
+   * Builds a secondary index. `expireAfterSeconds` makes a TTL index (one field), as
+   * MongoDB's: the server deletes a document once the `Date` in that field is more than
+   * this many seconds old (its pass runs every --ttl-interval-seconds); a document whose
+   * field is missing or holds no date never expires.
+   */
+  async createIndex(
+    fields: SortSpec,
+    options: { unique?: boolean; name?: string; expireAfterSeconds?: number } = {},
+  ): Promise<IndexInfo> {
     const r = await this.call('CreateIndex', {
       fields: sortItems(fields).map(([field, dir]) => ({
         field,
@@ -422,6 +433,7 @@ export class Collection {
       })),
       unique: options.unique ?? false,
       name: options.name ?? '',
+      ttl: options.expireAfterSeconds === undefined ? null : { expire_after_seconds: options.expireAfterSeconds },
     });
     return indexInfo(r.index);
   }
@@ -441,6 +453,7 @@ function indexInfo(i: any): IndexInfo {
     unique: i.unique,
     multikey: Boolean(i.multikey),
     fields: i.fields.map((f: any) => [f.field, f.direction === 'SORT_DIRECTION_DESCENDING' ? -1 : 1]),
+    expireAfterSeconds: i.ttl ? Number(i.ttl.expire_after_seconds) : null,
   };
 }
 

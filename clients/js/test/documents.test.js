@@ -203,6 +203,10 @@ test('createCollection and indexes', async () => {
   assert.strictEqual(multi.multikey, true);
   const uniq = await c.createIndex([['age', 1]], { unique: true });
   assert.strictEqual(uniq.unique, true);
+  assert.strictEqual(uniq.expireAfterSeconds, null);
+  const ttl = await c.createIndex('seen', { expireAfterSeconds: 3600 });
+  assert.strictEqual(ttl.expireAfterSeconds, 3600);
+  await assert.rejects(c.createIndex({ a: 1, b: 1 }, { expireAfterSeconds: 10 }), (e) => e.codeName === 'INVALID_ARGUMENT');
   await assert.rejects(c.insert({ city: 'LA', age: 30 }), NexaDBError);
   const names = (await c.listIndexes()).map((i) => i.name);
   for (const n of [idx.name, 'by_tags', uniq.name]) assert.ok(names.includes(n), n);

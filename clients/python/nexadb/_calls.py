@@ -216,8 +216,11 @@ def aggregate(coll: str, pipeline: Sequence[Mapping[str, Any]], page_size: int) 
         pipeline=[to_document(st, f"pipeline[{i}]", required=True) for i, st in enumerate(pipeline)]))
 
 
-def create_index(coll: str, fields: SortSpec, unique: bool, name: str) -> Call:
+def create_index(coll: str, fields: SortSpec, unique: bool, name: str,
+                 expire_after_seconds: Optional[int]) -> Call:
     req = document_pb2.CreateIndexRequest(collection=coll, unique=unique, name=name)
+    if expire_after_seconds is not None:
+        req.ttl.expire_after_seconds = expire_after_seconds
     for field, direction in sort_items(fields):
         req.fields.add(field=field, direction=(common_pb2.SORT_DIRECTION_ASCENDING if direction == 1
                                                else common_pb2.SORT_DIRECTION_DESCENDING))

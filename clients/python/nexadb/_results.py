@@ -124,9 +124,11 @@ def _enum_name(enum_type: Any, number: int) -> Any:
 
 
 def index_info(i: document_pb2.IndexInfo) -> Dict[str, Any]:
-    """message_dict of an index, its fields as (field, 1 or -1) pairs: the form
-    create_index takes them in."""
+    """message_dict of an index, its fields as (field, 1 or -1) pairs and a TTL index's limit
+    as expire_after_seconds (None for any other index): the forms create_index takes them in."""
     d = message_dict(i)
     d["fields"] = [(f.field, -1 if f.direction == common_pb2.SORT_DIRECTION_DESCENDING else 1)
                    for f in i.fields]
+    del d["ttl"]
+    d["expire_after_seconds"] = i.ttl.expire_after_seconds if i.HasField("ttl") else None
     return d

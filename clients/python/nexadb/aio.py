@@ -277,9 +277,9 @@ class AsyncCollection:
     async def drop(self) -> bool:
         return await self.db.drop_collection(self.name)
 
-    async def create_index(self, fields: SortSpec, *, unique: bool = False,
-                           name: str = "") -> Dict[str, Any]:
-        return await self.db._run(_calls.create_index(self.name, fields, unique, name))
+    async def create_index(self, fields: SortSpec, *, unique: bool = False, name: str = "",
+                           expire_after_seconds: Optional[int] = None) -> Dict[str, Any]:
+        return await self.db._run(_calls.create_index(self.name, fields, unique, name, expire_after_seconds))
 
     async def drop_index(self, name: str) -> bool:
         return await self.db._run(_calls.drop_index(self.name, name))

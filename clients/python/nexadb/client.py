@@ -246,10 +246,15 @@ class Collection:
     def drop(self) -> bool:
         return self.db.drop_collection(self.name)
 
-    def create_index(self, fields: SortSpec, *, unique: bool = False,
-                     name: str = "") -> Dict[str, Any]:
-        """Builds a secondary index. fields as for sort: 'city', {'city': 1, 'age': -1}..."""
-        return self.db._run(_calls.create_index(self.name, fields, unique, name))
+    def create_index(self, fields: SortSpec, *, unique: bool = False, name: str = "",
+                     expire_after_seconds: Optional[int] = None) -> Dict[str, Any]:
+        """Builds a secondary index. fields as for sort: 'city', {'city': 1, 'age': -1}...
+
+        expire_after_seconds makes a TTL index (one field), as MongoDB's expireAfterSeconds:
+        the server deletes a document once the datetime in that field is more than this many
+        seconds old (its pass runs every --ttl-interval-seconds, 60 by default); a document
+        whose field is missing or holds no datetime never expires."""
+        return self.db._run(_calls.create_index(self.name, fields, unique, name, expire_after_seconds))
 
     def drop_index(self, name: str) -> bool:
         return self.db._run(_calls.drop_index(self.name, name))

@@ -216,11 +216,15 @@ def test_create_collection_and_indexes(db, coll_name):
     multi = c.create_index("tags", name="by_tags")
     assert multi["name"] == "by_tags" and multi["multikey"] is True
     uniq = c.create_index("age", unique=True)
-    assert uniq["unique"] is True
+    assert uniq["unique"] is True and uniq["expire_after_seconds"] is None
     with pytest.raises(nexadb.NexaDBError):
         c.insert({"city": "LA", "age": 30})  # violates the unique index on age
+    ttl = c.create_index("seen", expire_after_seconds=3600)
+    assert ttl["expire_after_seconds"] == 3600
+    with pytest.raises(nexadb.InvalidArgumentError):
+        c.create_index({"a": 1, "b": 1}, expire_after_seconds=10)  # a TTL index has one field
     names = {i["name"] for i in c.list_indexes()}
-    assert {idx["name"], "by_tags", uniq["name"]} <= names
+    assert {idx["name"], "by_tags", uniq["name"], ttl["name"]} <= names
     assert c.count({"city": "SF", "age": {"$gt": 20}}) == 1
     assert c.drop_index("by_tags") is True
     assert c.drop_index("by_tags") is False
