@@ -255,26 +255,24 @@ static uint32_t greedy(const hnsw *h, const float *q, uint32_t ep, float *eps, i
 }
 
 /* The paper's algorithm 2 at level l from ep: up to ef results in s->res
- * (negated scores), returns their count. Only nodes that are not deleted
- * (when live) and allowed (when allow is set) become results; the others are
- * still traversed. */
-static uint32_t search_layer(const hnsw *h, const float *q, uint32_t ep, float eps, uint32_t ef, int l,
-                             const uint64_t *allow, bool live, hnsw_scratch *s)
+ * (negated scores), returns their count. With live, deleted nodes are still
+ * traversed but do not become results. */
+static uint32_t search_layer(const hnsw *h, const float *q, uint32_t ep, float eps, uint32_t ef, int l, bool live,
+                             hnsw_scratch *s)
 {
     new_epoch(s);
     hnsw_cand *cand = s->cand, *res = s->res;
     uint32_t nc = 0, nr = 0;
-    bool filtered = allow != NULL || live;
     s->mark[ep] = s->epoch;
     float lower = -INFINITY;
-    if ((!live || !bit(h->dead, ep)) && (allow == NULL || bit(allow, ep))) {
+    if (!live || !bit(h->dead, ep)) {
         heap_push(res, &nr, (hnsw_cand){-eps, ep});
         lower = eps;
     }
     heap_push(cand, &nc, (hnsw_cand){eps, ep});
     while (nc > 0) {
         hnsw_cand c = heap_pop(cand, &nc);
-        if (c.s < lower && (nr == ef || !filtered))
+        if (c.s < lower && (nr == ef || !live))
             break;
         const uint32_t *lk = links_at(h, c.id, l);
         uint32_t cnt = lk[0];
@@ -290,13 +288,72 @@ static uint32_t search_layer(const hnsw *h, const float *q, uint32_t ep, float e
             float se = score(h, q, vec_of(h, e));
             if (nr < ef || se > lower) {
                 heap_push(cand, &nc, (hnsw_cand){se, e});
-                if ((!live || !bit(h->dead, e)) && (allow == NULL || bit(allow, e))) {
+                if (!live || !bit(h->dead, e)) {
                     heap_push(res, &nr, (hnsw_cand){-se, e});
                     if (nr > ef)
                         heap_pop(res, &nr);
                 }
                 if (nr > 0)
                     lower = -res[0].s;
+            }
+        }
+    }
+    return nr;
+}
+
+/* Level 0 under a filter, in the manner of ACORN-1 (Patel et al., "ACORN:
+ * Performant and Predicate-Agnostic Search Over Vector Embeddings and
+ * Structured Data", 2024): only allowed nodes are scored and become
+ * candidates; a neighbour the filter rejects is not visited but crossed, its
+ * own neighbours considered in its place, so the allowed nodes stay connected
+ * at low selectivity where the plain traversal scores every rejected node it
+ * passes. Results: up to ef allowed, live nodes in s->res (negated scores). */
+static uint32_t search_filtered(const hnsw *h, const float *q, uint32_t ep, float eps, uint32_t ef,
+                                const uint64_t *allow, hnsw_scratch *s)
+{
+    new_epoch(s);
+    hnsw_cand *cand = s->cand, *res = s->res;
+    uint32_t nc = 0, nr = 0;
+    float lower = -INFINITY;
+    s->mark[ep] = s->epoch;
+    if (bit(allow, ep) && !bit(h->dead, ep)) {
+        heap_push(res, &nr, (hnsw_cand){-eps, ep});
+        lower = eps;
+    }
+    heap_push(cand, &nc, (hnsw_cand){eps, ep});
+    while (nc > 0) {
+        hnsw_cand c = heap_pop(cand, &nc);
+        if (c.s < lower && nr == ef)
+            break;
+        const uint32_t *lk = links_at(h, c.id, 0);
+        for (uint32_t j = 1; j <= lk[0]; j++) {
+            uint32_t e = lk[j];
+            if (s->mark[e] == s->epoch)
+                continue;
+            s->mark[e] = s->epoch;
+            const uint32_t *via = &lk[j], *two = NULL;
+            uint32_t n2 = 1;
+            if (!bit(allow, e)) { /* cross it: its neighbours in its place */
+                two = links_at(h, e, 0);
+                via = two + 1;
+                n2 = two[0];
+            }
+            for (uint32_t t = 0; t < n2; t++) {
+                uint32_t x = via[t];
+                if (two != NULL && (s->mark[x] == s->epoch || !bit(allow, x)))
+                    continue; /* a rejected node two hops away is not crossed again */
+                s->mark[x] = s->epoch;
+                float sx = score(h, q, vec_of(h, x));
+                if (nr < ef || sx > lower) {
+                    heap_push(cand, &nc, (hnsw_cand){sx, x});
+                    if (!bit(h->dead, x)) {
+                        heap_push(res, &nr, (hnsw_cand){-sx, x});
+                        if (nr > ef)
+                            heap_pop(res, &nr);
+                    }
+                    if (nr > 0)
+                        lower = -res[0].s;
+                }
             }
         }
     }
@@ -313,6 +370,46 @@ static void drain_results(hnsw_scratch *s, uint32_t nr, hnsw_cand *out)
     }
 }
 
+/* Set bits of allow below the node count. */
+static uint64_t count_allowed(const hnsw *h, const uint64_t *allow)
+{
+    uint32_t words = (h->n + 63) / 64;
+    uint64_t c = 0;
+    for (uint32_t w = 0; w < words; w++) {
+        uint64_t bits = allow[w];
+        if (w + 1 == words && h->n % 64 != 0)
+            bits &= (1ull << (h->n % 64)) - 1;
+        c += (uint64_t)__builtin_popcountll(bits);
+    }
+    return c;
+}
+
+bool hnsw_prefers_exact(const hnsw *h, uint64_t allowed, uint32_t ef)
+{
+    return allowed * HNSW_EXACT_BELOW < h->n || allowed <= 4 * (uint64_t)ef;
+}
+
+/* Scores every allowed, live node: the k best in s->res (negated scores). */
+static uint32_t search_exact(const hnsw *h, const float *q, uint32_t k, const uint64_t *allow, hnsw_scratch *s)
+{
+    hnsw_cand *res = s->res;
+    uint32_t nr = 0;
+    for (uint32_t w = 0; w < (h->n + 63) / 64; w++) {
+        for (uint64_t bits = allow[w] & ~h->dead[w]; bits != 0; bits &= bits - 1) {
+            uint32_t i = w * 64 + (uint32_t)__builtin_ctzll(bits);
+            if (i >= h->n)
+                break;
+            float si = score(h, q, vec_of(h, i));
+            if (nr < k || si > -res[0].s) {
+                heap_push(res, &nr, (hnsw_cand){-si, i});
+                if (nr > k)
+                    heap_pop(res, &nr);
+            }
+        }
+    }
+    return nr;
+}
+
 ndb_status hnsw_search(const hnsw *h, const float *q, uint32_t k, uint32_t ef, const uint64_t *allow,
                        hnsw_scratch *s, hnsw_hit *out, uint32_t *n)
 {
@@ -323,10 +420,18 @@ ndb_status hnsw_search(const hnsw *h, const float *q, uint32_t k, uint32_t ef, c
         ef = k;
     if (scratch_fit(s, h->n, ef) != NDB_OK)
         return NDB_ENOMEM;
-    uint32_t ep = h->entry;
-    float eps = score(h, q, vec_of(h, ep));
-    ep = greedy(h, q, ep, &eps, h->top, 0);
-    uint32_t nr = search_layer(h, q, ep, eps, ef, 0, allow, true, s);
+    uint32_t nr;
+    uint64_t allowed = allow != NULL ? count_allowed(h, allow) : 0;
+    if (allow != NULL && hnsw_prefers_exact(h, allowed, ef)) {
+        nr = search_exact(h, q, k, allow, s);
+    } else {
+        uint32_t ep = h->entry;
+        float eps = score(h, q, vec_of(h, ep));
+        ep = greedy(h, q, ep, &eps, h->top, 0);
+        nr = allow != NULL ? search_filtered(h, q, ep, eps, ef, allow, s) : search_layer(h, q, ep, eps, ef, 0, true, s);
+        if (allow != NULL && nr < k && nr < allowed) /* the allowed nodes lie where the traversal did not reach */
+            nr = search_exact(h, q, k, allow, s);  /* (it starts the result heap afresh) */
+    }
     while (nr > k)
         heap_pop(s->res, &nr);
     *n = nr;
@@ -428,7 +533,7 @@ ndb_status hnsw_add(hnsw *h, uint64_t label, const float *vec, hnsw_scratch *s, 
     float eps = score(h, vec, vec_of(h, ep));
     ep = greedy(h, vec, ep, &eps, h->top, level);
     for (int l = level < h->top ? level : h->top; l >= 0; l--) {
-        uint32_t nr = search_layer(h, vec, ep, eps, h->efc, l, NULL, false, s);
+        uint32_t nr = search_layer(h, vec, ep, eps, h->efc, l, false, s);
         hnsw_cand *w = s->cand; /* the candidate heap is done with: the results, best first */
         drain_results(s, nr, w);
         ep = w[0].id;

@@ -16,8 +16,7 @@
  * the heuristic, which keeps a neighbour only if it is closer to the new node
  * than to every neighbour already kept). A deleted node stays in the graph as
  * a waypoint and is never returned; searches also take an allow bitmap over
- * node numbers (a filter), traversing every node but returning only allowed
- * ones.
+ * node numbers (a filter): see hnsw_search for how it is honoured.
  *
  * Thread safety: adds and deletes need the graph to themselves (the caller's
  * lock, as vcoll.rw is taken for applying writes); searches may run together,
@@ -32,6 +31,7 @@
 #ifndef NDB_VEC_HNSW_H
 #define NDB_VEC_HNSW_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -76,10 +76,25 @@ ndb_status hnsw_add(hnsw *h, uint64_t label, const float *vec, hnsw_scratch *s, 
 /* Marks node deleted: it is never returned again. */
 void hnsw_delete(hnsw *h, uint32_t node);
 
+/* With an allow bitmap of `allowed` set bits, a search scores exactly the
+ * allowed nodes when fewer than 1/HNSW_EXACT_BELOW of the nodes (or at most
+ * 4 ef) are allowed: below that the allowed nodes are too sparse in the graph
+ * for the filtered traversal to connect them (measured: 20,000 clustered
+ * 32-dimensional vectors, ef 100, recall@10 0.99 at 3% allowed, 0.80 and
+ * short answers at 1%), and the exact pass costs at most n/16 scores. */
+#define HNSW_EXACT_BELOW 16
+bool hnsw_prefers_exact(const hnsw *h, uint64_t allowed, uint32_t ef);
+
 /* The up to k best nodes for query q (dpad floats, stored form) that are not
- * deleted and, when allow is not NULL, have their bit set in it; ef (>= k)
- * candidates are kept at level 0. out (k slots) is sorted best first; *n
- * receives the count. NDB_ENOMEM when the scratch cannot grow. */
+ * deleted and, when allow is not NULL, have their bit set in it (bits at or
+ * past the node count are ignored); ef (>= k) candidates are kept at level 0.
+ * With allow, above the exact rule's threshold the traversal scores only
+ * allowed nodes and crosses rejected ones to their neighbours (ACORN-1); when
+ * it finds fewer than k though more are allowed (a filter that keeps a region
+ * the query is far from), the allowed nodes are scored exactly, so k results
+ * come back whenever k nodes are allowed and live.
+ * out (k slots) is sorted best first; *n receives the count. NDB_ENOMEM when
+ * the scratch cannot grow. */
 ndb_status hnsw_search(const hnsw *h, const float *q, uint32_t k, uint32_t ef, const uint64_t *allow,
                        hnsw_scratch *s, hnsw_hit *out, uint32_t *n);
 
