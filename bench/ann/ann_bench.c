@@ -14,7 +14,8 @@
  *   METRIC ann.<tag>.ours.build_s, .bytes_per_vector,
  *   METRIC ann.<tag>.ours.t<n>.ef<ef>.recall and .qps,
  *   METRIC ann.<tag>.ours.t<n>.qps_at_r90|r95|r99 (the QPS of the
- *   smallest ef that reaches that recall; 0 when none does).
+ *   smallest ef that reaches that recall; 0 when none does),
+ * then the filtered runs (filtered() below).
  * Never asserts on time.
  */
 #include <math.h>
@@ -29,6 +30,8 @@
 #include "kern.h"
 
 #define K 10
+#define FQ 200         /* queries of the filtered runs */
+#define FILTER_EF 128  /* their ef */
 
 static const uint32_t efs[] = {10, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 1536};
 #define NEF (sizeof efs / sizeof efs[0])
@@ -98,7 +101,7 @@ static void write_rows(const char *dir, const char *name, const float *v, size_t
 
 /* The exact top K of every query by brute force (kernel dot, then a sorted
  * insert), as int32 row numbers. */
-static int32_t *truth(const float *data, size_t n, const float *qs, size_t nq, size_t dpad)
+static int32_t *truth(const float *data, size_t n, const float *qs, size_t nq, size_t dpad, const uint8_t *allow)
 {
     const kern_ops *k = kern_get();
     int32_t *t = malloc(nq * K * sizeof *t);
@@ -112,7 +115,7 @@ static int32_t *truth(const float *data, size_t n, const float *qs, size_t nq, s
         float best[K];
         int nb = 0;
         for (size_t i = 0; i < n; i++) {
-            if (nb == K && sc[i] <= best[K - 1])
+            if ((allow != NULL && !allow[i]) || (nb == K && sc[i] <= best[K - 1]))
                 continue;
             int p = nb < K ? nb++ : K - 1;
             while (p > 0 && best[p - 1] < sc[i]) {
@@ -133,7 +136,8 @@ typedef struct job {
     const float *qs;
     size_t from, to, dpad;
     uint32_t ef;
-    uint32_t *found; /* K per query */
+    uint32_t *found;       /* K per query */
+    const uint64_t *allow; /* NULL: no filter */
 } job;
 
 static void *run(void *va)
@@ -143,7 +147,7 @@ static void *run(void *va)
     hnsw_hit hits[K];
     for (size_t q = j->from; q < j->to; q++) {
         uint32_t n;
-        if (hnsw_search(j->h, j->qs + q * j->dpad, K, j->ef, NULL, &s, hits, &n) != NDB_OK) {
+        if (hnsw_search(j->h, j->qs + q * j->dpad, K, j->ef, j->allow, &s, hits, &n) != NDB_OK) {
             fprintf(stderr, "ann_bench: search failed\n");
             exit(1);
         }
@@ -165,7 +169,8 @@ static void sweep(const hnsw *h, const float *qs, size_t nq, size_t dpad, const 
         pthread_t th[64];
         double t1 = now();
         for (int i = 0; i < nt; i++) {
-            jobs[i] = (job){h, qs, nq * (size_t)i / (size_t)nt, nq * (size_t)(i + 1) / (size_t)nt, dpad, efs[e], found};
+            jobs[i] = (job){h, qs, nq * (size_t)i / (size_t)nt, nq * (size_t)(i + 1) / (size_t)nt, dpad, efs[e], found,
+                            NULL};
             if (i > 0 && pthread_create(&th[i], NULL, run, &jobs[i]) != 0) {
                 fprintf(stderr, "ann_bench: pthread_create failed\n");
                 exit(1);
@@ -192,6 +197,55 @@ static void sweep(const hnsw *h, const float *qs, size_t nq, size_t dpad, const 
         printf("METRIC ann.%s.ours.t%d.qps_at_r%d %.0f q/s\n", tag, nt, (int)(target[r] * 100 + 0.5), at[r]);
 }
 
+/* Filters keeping 50%, 10%, 1% and 0.1% of the rows (chosen by a hash of the
+ * row number, independent of the vectors): for each, allow_<name>.u8 (a byte
+ * per row) and truth_<name>.i32 (the exact top 10 among allowed rows) for
+ * peers.py, then recall@10 and QPS of the first `nq` queries at ef FILTER_EF
+ * on one thread: METRIC ann.<tag>.ours.t1.f<name>.recall and .qps. */
+static void filtered(const hnsw *h, const char *dir, const float *data, size_t n, const float *qs, size_t nq,
+                     size_t dpad, const char *tag)
+{
+    static const struct { const char *name; uint32_t ppm; } sel[] = {
+        {"50", 500000}, {"10", 100000}, {"1", 10000}, {"0.1", 1000}};
+    uint8_t *allow = malloc(n);
+    uint64_t *bm = calloc((n + 63) / 64, sizeof *bm);
+    uint32_t *found = malloc(nq * K * sizeof *found);
+    if (allow == NULL || bm == NULL || found == NULL) {
+        fprintf(stderr, "ann_bench: out of memory\n");
+        exit(1);
+    }
+    for (size_t f = 0; f < sizeof sel / sizeof sel[0]; f++) {
+        memset(bm, 0, (n + 63) / 64 * sizeof *bm);
+        for (size_t i = 0; i < n; i++) {
+            allow[i] = (uint32_t)((i * 2654435761u) >> 5) % 1000000 < sel[f].ppm;
+            if (allow[i])
+                bm[i >> 6] |= 1ull << (i & 63); /* node i is row i: added in order */
+        }
+        int32_t *t = truth(data, n, qs, nq, dpad, allow);
+        char name[64];
+        snprintf(name, sizeof name, "allow_%s.u8", sel[f].name);
+        write_file(dir, name, allow, n);
+        snprintf(name, sizeof name, "truth_%s.i32", sel[f].name);
+        write_file(dir, name, t, nq * K * sizeof *t);
+        job j = {h, qs, 0, nq, dpad, FILTER_EF, found, bm};
+        double t1 = now();
+        run(&j);
+        double qps = (double)nq / (now() - t1);
+        size_t hit = 0;
+        for (size_t q = 0; q < nq; q++)
+            for (int a = 0; a < K; a++)
+                for (int b = 0; b < K; b++)
+                    hit += found[q * K + (size_t)a] == (uint32_t)t[q * K + (size_t)b];
+        printf("METRIC ann.%s.ours.t1.f%s.recall %.4f\n", tag, sel[f].name, (double)hit / (double)(nq * K));
+        printf("METRIC ann.%s.ours.t1.f%s.qps %.0f q/s\n", tag, sel[f].name, qps);
+        fflush(stdout);
+        free(t);
+    }
+    free(allow);
+    free(bm);
+    free(found);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 8) {
@@ -210,7 +264,7 @@ int main(int argc, char **argv)
     char tag[64];
     snprintf(tag, sizeof tag, "%zux%zu", n, d);
     float *data = gen(n, d, dpad), *qs = gen(nq, d, dpad);
-    int32_t *t = truth(data, n, qs, nq, dpad);
+    int32_t *t = truth(data, n, qs, nq, dpad, NULL);
     write_rows(dir, "data.f32", data, n, d, dpad);
     write_rows(dir, "queries.f32", qs, nq, d, dpad);
     write_file(dir, "truth.i32", t, nq * K * sizeof *t);
@@ -242,6 +296,7 @@ int main(int argc, char **argv)
         return 1;
     for (int nt = 1; nt <= threads; nt++)
         sweep(h, qs, nq, dpad, t, found, nt, tag);
+    filtered(h, dir, data, n, qs, nq < FQ ? nq : FQ, dpad, tag);
     hnsw_free(h);
     free(found);
     free(t);

@@ -3,7 +3,10 @@ M, ef_construction, ef sweep and recall@10 against the same exact answers.
 
     peers.py <workdir> <n> <dims> <m> <ef_construction> <max threads>
 
-Both build on one thread, as ann_bench does, and search with 1 .. max threads.
+Both build on one thread, as ann_bench does, and search with 1 .. max threads. Then
+the filtered runs on one thread at ef 128 (allow_<name>.u8 and truth_<name>.i32 from
+ann_bench): FAISS with an IDSelectorBitmap, hnswlib with its filter callable (a Python
+function it calls for each node it considers, so its cost is part of hnswlib's figure).
 The vectors are L2-normalised, so inner product is cosine for both. Prints
 METRIC lines named as ann_bench's, with `hnswlib` and `faiss` in place of `ours`.
 """
@@ -85,3 +88,30 @@ def faiss_search(ef):
 for t in range(1, threads + 1):
     faiss.omp_set_num_threads(t)
     sweep("faiss", faiss_search, t)
+
+
+# Filtered: the same filters and exact answers as ann_bench's (its first FQ queries).
+FQ, FILTER_EF = 200, 128
+for name in ("50", "10", "1", "0.1"):
+    allow = np.fromfile(os.path.join(workdir, f"allow_{name}.u8"), dtype=np.uint8).astype(bool)
+    truth = np.fromfile(os.path.join(workdir, f"truth_{name}.i32"), dtype=np.int32).reshape(-1, k)
+    q = Q[:len(truth)]
+
+    def frecall(found):
+        return sum(len(set(f) & set(t)) for f, t in zip(found, truth)) / (len(truth) * k)
+
+    index.set_ef(FILTER_EF)
+    t0 = time.perf_counter()
+    labels, _ = index.knn_query(q, k=k, num_threads=1, filter=lambda i: bool(allow[i]))
+    qps = len(q) / (time.perf_counter() - t0)
+    metric(f"hnswlib.t1.f{name}.recall", f"{frecall(labels):.4f}")
+    metric(f"hnswlib.t1.f{name}.qps", f"{qps:.0f}", "q/s")
+
+    faiss.omp_set_num_threads(1)
+    sel = faiss.IDSelectorBitmap(n, faiss.swig_ptr(np.packbits(allow, bitorder="little")))
+    params = faiss.SearchParametersHNSW(sel=sel, efSearch=FILTER_EF)
+    t0 = time.perf_counter()
+    _, labels = fx.search(q, k, params=params)
+    qps = len(q) / (time.perf_counter() - t0)
+    metric(f"faiss.t1.f{name}.recall", f"{frecall(labels):.4f}")
+    metric(f"faiss.t1.f{name}.qps", f"{qps:.0f}", "q/s")
