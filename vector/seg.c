@@ -8,6 +8,7 @@
 #include "crc32c.h"
 #include "env.h"
 #include "ndb_vec.h"
+#include "vfile.h"
 
 
 /* Footer fields (FORMAT.md). */
@@ -15,40 +16,6 @@ enum {
     F_MAGIC = 0, F_VERSION = 8, F_DIMS = 12, F_METRIC = 16, F_STRIDE = 20, F_COLL = 24, F_LO = 32, F_HI = 40,
     F_NROWS = 48, F_IDBYTES = 56, F_DATA_CRC = 64, F_CRC = SEG_FOOTER - 4,
 };
-
-#define WBUF (1u << 20)
-
-/* Appends through a 1 MiB buffer, keeping the CRC of everything written. */
-typedef struct wbuf {
-    kv_file *f;
-    const char *path;
-    unsigned char *buf;
-    size_t n;
-    uint32_t crc;
-    ndb_status st; /* the first failure sticks */
-} wbuf;
-
-static void wb_flush(wbuf *w)
-{
-    if (w->st == NDB_OK && w->n)
-        w->st = kv_file_append(w->f, w->buf, w->n);
-    w->n = 0;
-}
-
-static void wb_put(wbuf *w, const void *p, size_t n)
-{
-    w->crc = crc32c_extend(w->crc, p, n);
-    const unsigned char *c = p;
-    while (n > 0 && w->st == NDB_OK) {
-        if (w->n == WBUF)
-            wb_flush(w);
-        size_t m = WBUF - w->n < n ? WBUF - w->n : n;
-        memcpy(w->buf + w->n, c, m);
-        w->n += m;
-        c += m;
-        n -= m;
-    }
-}
 
 ndb_status seg_write(kv_env *fs, const char *path, const seg_identity *sid, uint64_t lo, uint64_t hi, const seg_rows *r,
                      ndb_errmsg *msg)
@@ -62,26 +29,21 @@ ndb_status seg_write(kv_env *fs, const char *path, const seg_identity *sid, uint
         idbytes += r->idlen[i];
     if (idbytes > UINT32_MAX)
         return ndb_errmsg_set(msg, NDB_ELIMIT, "segment %s: id table over 4 GiB", path);
-    wbuf w = {NULL, path, malloc(WBUF), 0, 0, NDB_OK};
-    ndb_status st = !w.buf ? NDB_ENOMEM : fs->v->open_append(fs, path, 0, &w.f);
-    if (st != NDB_OK) {
-        free(w.buf);
+    vfile_w w;
+    ndb_status st = vfile_create(fs, path, &w);
+    if (st != NDB_OK)
         return ndb_errmsg_set(msg, st, "segment %s: cannot create (%s)", path, ndb_strerror(st));
-    }
     /* the rows go out in one append, straight from memory */
-    size_t rowbytes = (size_t)r->n * stride;
-    w.crc = crc32c_extend(w.crc, r->rows, rowbytes);
-    if (rowbytes)
-        w.st = kv_file_append(w.f, r->rows, rowbytes);
-    wb_put(&w, r->rowno, (size_t)r->n * 8);
+    vfile_put_direct(&w, r->rows, (size_t)r->n * stride);
+    vfile_put(&w, r->rowno, (size_t)r->n * 8);
     uint32_t off = 0;
-    wb_put(&w, &off, 4);
+    vfile_put(&w, &off, 4);
     for (uint64_t i = 0; i < r->n; i++) {
         off += r->idlen[i];
-        wb_put(&w, &off, 4);
+        vfile_put(&w, &off, 4);
     }
     for (uint64_t i = 0; i < r->n; i++)
-        wb_put(&w, r->ids[i], r->idlen[i]);
+        vfile_put(&w, r->ids[i], r->idlen[i]);
     unsigned char ft[SEG_FOOTER] = {0};
     memcpy(ft + F_MAGIC, SEG_MAGIC, 8);
     ndb_put_le32(ft + F_VERSION, SEG_VERSION);
@@ -95,11 +57,8 @@ ndb_status seg_write(kv_env *fs, const char *path, const seg_identity *sid, uint
     ndb_put_le64(ft + F_IDBYTES, idbytes);
     ndb_put_le32(ft + F_DATA_CRC, w.crc);
     ndb_put_le32(ft + F_CRC, crc32c(ft, F_CRC));
-    wb_put(&w, ft, SEG_FOOTER);
-    wb_flush(&w);
-    ndb_status cst = kv_file_close(w.f);
-    free(w.buf);
-    if (w.st != NDB_OK || cst != NDB_OK)
+    vfile_put(&w, ft, SEG_FOOTER);
+    if (vfile_close(&w) != NDB_OK)
         return ndb_errmsg_set(msg, NDB_EIO, "segment %s: write failed", path);
     return NDB_OK;
 }
