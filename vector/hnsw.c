@@ -20,7 +20,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "crc32c.h"
 #include "kern.h"
+#include "ndb_coding.h"
+#include "vfile.h"
 
 typedef struct hnsw_cand {
     float s;
@@ -29,6 +32,7 @@ typedef struct hnsw_cand {
 
 struct hnsw {
     uint32_t dims, dpad;
+    ndb_vec_metric metric;
     bool l2;               /* scores: minus l2sq; else dot */
     uint32_t m, m0, efc;
     double ml;             /* level multiplier, 1 / ln(m) */
@@ -129,6 +133,7 @@ ndb_status hnsw_new(uint32_t dims, uint32_t dpad, ndb_vec_metric metric, const h
         return NDB_ENOMEM;
     h->dims = dims;
     h->dpad = dpad;
+    h->metric = metric;
     h->l2 = metric == NDB_VEC_L2;
     h->m = p->m;
     h->m0 = 2 * p->m;
@@ -634,4 +639,161 @@ uint32_t hnsw_unreachable(const hnsw *h)
     free(queue);
     free(seen);
     return h->n - tail;
+}
+
+/* ------------------------------------------------------------------ files */
+
+/* Header fields (FORMAT.md, "Graph files"). */
+enum {
+    H_MAGIC = 0, H_VERSION = 8, H_DIMS = 12, H_DPAD = 16, H_METRIC = 20, H_M = 24, H_EFC = 28, H_N = 32,
+    H_ENTRY = 36, H_TOP = 40, H_TAG = 48, H_UPLEN = 56, H_RNG = 64, H_CRC = HNSW_FILE_HEADER - 4,
+};
+
+static inline size_t pad8(size_t n) { return (n + 7) & ~(size_t)7; }
+
+/* Bytes of the body after the header, for n nodes of rec bytes and uplen
+ * upper-level words (no overflow: n < 2^32, rec < 2^17, uplen < 2^32). */
+static uint64_t body_bytes(uint64_t n, size_t rec, uint64_t uplen)
+{
+    return pad8(n) + pad8(4 * n) + n * rec + pad8(4 * uplen) + (n + 63) / 64 * 8 + 4;
+}
+
+ndb_status hnsw_write(struct kv_env *fs, const char *path, const hnsw *h, uint64_t tag, ndb_errmsg *msg)
+{
+    unsigned char hd[HNSW_FILE_HEADER] = {0};
+    memcpy(hd + H_MAGIC, HNSW_FILE_MAGIC, 8);
+    ndb_put_le32(hd + H_VERSION, HNSW_FILE_VERSION);
+    ndb_put_le32(hd + H_DIMS, h->dims);
+    ndb_put_le32(hd + H_DPAD, h->dpad);
+    ndb_put_le32(hd + H_METRIC, (uint32_t)h->metric);
+    ndb_put_le32(hd + H_M, h->m);
+    ndb_put_le32(hd + H_EFC, h->efc);
+    ndb_put_le32(hd + H_N, h->n);
+    ndb_put_le32(hd + H_ENTRY, h->entry);
+    ndb_put_le32(hd + H_TOP, (uint32_t)h->top);
+    ndb_put_le64(hd + H_TAG, tag);
+    ndb_put_le64(hd + H_UPLEN, h->uplen);
+    ndb_put_le64(hd + H_RNG, h->rng);
+    ndb_put_le32(hd + H_CRC, crc32c(hd, H_CRC));
+    vfile_w w;
+    ndb_status st = vfile_create(fs, path, &w);
+    if (st != NDB_OK)
+        return ndb_errmsg_set(msg, st, "graph %s: cannot create (%s)", path, ndb_strerror(st));
+    static const unsigned char zero[8];
+    vfile_put_direct(&w, hd, sizeof hd);
+    w.crc = 0; /* the trailer covers the body */
+    vfile_put(&w, h->level, h->n);
+    vfile_put(&w, zero, pad8(h->n) - h->n);
+    vfile_put(&w, h->upoff, (size_t)h->n * 4);
+    vfile_put(&w, zero, pad8((size_t)h->n * 4) - (size_t)h->n * 4);
+    vfile_put_direct(&w, h->base, (size_t)h->n * h->rec);
+    vfile_put(&w, h->upmem, h->uplen * 4);
+    vfile_put(&w, zero, pad8(h->uplen * 4) - h->uplen * 4);
+    vfile_put(&w, h->dead, ((size_t)h->n + 63) / 64 * 8);
+    unsigned char tr[4];
+    ndb_put_le32(tr, w.crc);
+    vfile_put(&w, tr, 4);
+    if ((st = vfile_close(&w)) != NDB_OK)
+        return ndb_errmsg_set(msg, st, "graph %s: write failed (%s)", path, ndb_strerror(st));
+    return NDB_OK;
+}
+
+#define BAD(...) ndb_errmsg_set(msg, NDB_ECORRUPT, __VA_ARGS__)
+
+/* Every count and offset of a loaded graph within its arrays, before
+ * hnsw_check may follow them. */
+static ndb_status check_bounds(const hnsw *h, const char *path, ndb_errmsg *msg)
+{
+    for (uint32_t i = 0; i < h->n; i++) {
+        if (h->level[i] > HNSW_MAX_LEVEL)
+            return BAD("graph %s: node %u at level %u", path, i, h->level[i]);
+        if ((uint64_t)h->upoff[i] + (uint64_t)h->level[i] * (h->m + 1) > h->uplen)
+            return BAD("graph %s: node %u's upper levels lie outside the file", path, i);
+        for (int l = 0; l <= h->level[i]; l++)
+            if (links_at(h, i, l)[0] > (l == 0 ? h->m0 : h->m))
+                return BAD("graph %s: node %u has %u links at level %d", path, i, links_at(h, i, l)[0], l);
+    }
+    if ((h->n == 0) != (h->top < 0) || (h->n > 0 && (h->entry >= h->n || h->top > HNSW_MAX_LEVEL)))
+        return BAD("graph %s: bad entry point", path);
+    return NDB_OK;
+}
+
+ndb_status hnsw_open(struct kv_env *fs, const char *path, uint32_t dims, uint32_t dpad, ndb_vec_metric metric,
+                     uint64_t tag, hnsw **out, ndb_errmsg *msg)
+{
+    kv_file *f;
+    ndb_status st = fs->v->open_read(fs, path, &f);
+    if (st != NDB_OK)
+        return ndb_errmsg_set(msg, st == NDB_ENOTFOUND ? NDB_ECORRUPT : st, "graph %s: cannot open", path);
+    unsigned char hd[HNSW_FILE_HEADER];
+    uint64_t size = 0;
+    size_t got = 0;
+    if ((st = kv_file_size(f, &size)) == NDB_OK && size >= sizeof hd)
+        st = kv_file_pread(f, 0, hd, sizeof hd, &got);
+    kv_file_close(f);
+    if (st != NDB_OK)
+        return ndb_errmsg_set(msg, st, "graph %s: read failed", path);
+    if (size < sizeof hd || got != sizeof hd)
+        return BAD("graph %s: truncated (%llu bytes)", path, (unsigned long long)size);
+    if (memcmp(hd + H_MAGIC, HNSW_FILE_MAGIC, 8) != 0 || ndb_get_le32(hd + H_CRC) != crc32c(hd, H_CRC))
+        return BAD("graph %s: bad magic or header checksum", path);
+    if (ndb_get_le32(hd + H_VERSION) != HNSW_FILE_VERSION)
+        return BAD("graph %s: unsupported version %u", path, ndb_get_le32(hd + H_VERSION));
+    if (ndb_get_le64(hd + H_TAG) != tag || ndb_get_le32(hd + H_DIMS) != dims || ndb_get_le32(hd + H_DPAD) != dpad ||
+        ndb_get_le32(hd + H_METRIC) != (uint32_t)metric)
+        return BAD("graph %s: made for other rows (tag, dims or metric differ)", path);
+    hnsw_params p = {.m = ndb_get_le32(hd + H_M), .ef_construction = ndb_get_le32(hd + H_EFC),
+                     .seed = ndb_get_le64(hd + H_RNG)};
+    hnsw *h;
+    ndb_errmsg pm = {{0}};
+    if (hnsw_new(dims, dpad, metric, &p, &h, &pm) != NDB_OK)
+        return BAD("graph %s: bad parameters (%s)", path, pm.text);
+    h->rng = p.seed;
+    uint64_t n = ndb_get_le32(hd + H_N), uplen = ndb_get_le64(hd + H_UPLEN);
+    if (uplen > UINT32_MAX || size != sizeof hd + body_bytes(n, h->rec, uplen)) {
+        hnsw_free(h);
+        return BAD("graph %s: truncated or wrong size (%llu bytes)", path, (unsigned long long)size);
+    }
+    const void *map;
+    if ((st = fs->v->map(fs, path, size, &map)) != NDB_OK) {
+        hnsw_free(h);
+        return ndb_errmsg_set(msg, st, "graph %s: cannot map", path);
+    }
+    const unsigned char *b = (const unsigned char *)map + sizeof hd;
+    uint64_t body = size - sizeof hd;
+    if (crc32c(b, body - 4) != ndb_get_le32(b + body - 4)) {
+        st = BAD("graph %s: checksum mismatch", path);
+    } else {
+        while (st == NDB_OK && h->cap < n)
+            st = grow(h);
+        if (st == NDB_OK && uplen > 0 && (h->upmem = malloc(uplen * 4)) == NULL)
+            st = NDB_ENOMEM;
+    }
+    if (st == NDB_OK) {
+        h->n = (uint32_t)n;
+        h->uplen = h->upcap = uplen;
+        memcpy(h->level, b, n);
+        b += pad8(n);
+        memcpy(h->upoff, b, n * 4);
+        b += pad8(n * 4);
+        memcpy(h->base, b, n * h->rec);
+        b += n * h->rec;
+        if (uplen > 0)
+            memcpy(h->upmem, b, uplen * 4);
+        b += pad8(uplen * 4);
+        memcpy(h->dead, b, (n + 63) / 64 * 8);
+        h->entry = ndb_get_le32(hd + H_ENTRY);
+        h->top = (int32_t)ndb_get_le32(hd + H_TOP);
+        st = check_bounds(h, path, msg);
+        ndb_errmsg why = {{0}};
+        if (st == NDB_OK && hnsw_check(h, &why) != NDB_OK)
+            st = BAD("graph %s: %s", path, why.text);
+    }
+    fs->v->unmap(fs, map, size);
+    if (st != NDB_OK) {
+        hnsw_free(h);
+        return st == NDB_ENOMEM ? ndb_errmsg_set(msg, st, "graph %s: out of memory", path) : st;
+    }
+    *out = h;
+    return NDB_OK;
 }

@@ -102,6 +102,25 @@ uint32_t hnsw_count(const hnsw *h);
 uint64_t hnsw_label(const hnsw *h, uint32_t node);
 /* Bytes the graph holds: vectors, links, labels, levels. */
 size_t hnsw_bytes(const hnsw *h);
+/*
+ * Graph files (FORMAT.md, "Graph files"): a 128-byte header (parameters, the
+ * caller's 64-bit tag naming the rows the graph was built from, its own
+ * CRC-32C), the graph's arrays as they are in memory, and a CRC-32C of them.
+ * Derived data like segments: written front to back through the kv's file
+ * interface, never synced; hnsw_open checks the header against what the
+ * caller expects, the exact size, the checksum, every offset and count, and
+ * hnsw_check's invariants, and answers NDB_ECORRUPT naming what failed for a
+ * missing, torn, damaged or foreign file (rebuild it), never a crash. The
+ * file is mapped, read into the graph's own memory, and unmapped.
+ */
+#define HNSW_FILE_MAGIC "NDBHNSW" /* 8 bytes with the NUL */
+#define HNSW_FILE_VERSION 1u
+#define HNSW_FILE_HEADER 128u
+struct kv_env;
+ndb_status hnsw_write(struct kv_env *fs, const char *path, const hnsw *h, uint64_t tag, ndb_errmsg *msg);
+ndb_status hnsw_open(struct kv_env *fs, const char *path, uint32_t dims, uint32_t dpad, ndb_vec_metric metric,
+                     uint64_t tag, hnsw **out, ndb_errmsg *msg);
+
 /* NDB_OK, or NDB_ECORRUPT with the first broken invariant in msg. */
 ndb_status hnsw_check(const hnsw *h, ndb_errmsg *msg);
 /* Nodes not reachable from the entry point at level 0 (UINT32_MAX: out of

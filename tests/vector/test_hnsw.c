@@ -2,7 +2,8 @@
  * test_hnsw.c — the HNSW graph (vector/hnsw.c) against exact search on
  * seeded data: recall@10 for each metric, deleted nodes never returned, an
  * allow bitmap honoured with k results whenever k nodes are allowed, the
- * graph's invariants after every phase, and parameters refused.
+ * graph's invariants after every phase, parameters refused, and graph files
+ * (the same answers after reopening; damaged ones refused).
  *
  * Thresholds leave a margin below what these seeds reach (recall ~0.99 at
  * ef 100), so a kernel variant's different rounding cannot make them flaky.
@@ -10,9 +11,12 @@
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "env.h"
 #include "hnsw.h"
 
 #define N 4000
@@ -246,4 +250,85 @@ Test(hnsw, empty_single_and_bad_parameters)
         cr_assert_eq(hnsw_new(D, DPAD, NDB_VEC_DOT, &bad[i], &h, &m), NDB_EINVAL);
     cr_assert_eq(hnsw_new(D, 24, NDB_VEC_DOT, &p, &h, &m), NDB_EINVAL, "rows are padded to 16 floats");
     cr_assert_eq(hnsw_new(0, 16, NDB_VEC_DOT, &p, &h, &m), NDB_EINVAL);
+}
+
+static void put_file(const char *path, const void *p, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    cr_assert_not_null(f);
+    cr_assert_eq(fwrite(p, 1, n, f), n);
+    cr_assert_eq(fclose(f), 0);
+}
+
+/* A graph written and opened again answers as the original did, and keeps
+ * growing; a file for other rows, with a flipped byte anywhere, truncated or
+ * missing is refused as corrupt (the caller rebuilds). */
+Test(hnsw, a_graph_file_reopens_the_same_and_damage_is_refused)
+{
+    float *v = data(17, N, NDB_VEC_COSINE);
+    hnsw_scratch s = {0};
+    hnsw *h = build(NDB_VEC_COSINE, v, &s);
+    for (uint32_t i = 0; i < N; i += 7)
+        hnsw_delete(h, i);
+    char dir[] = "/tmp/ndbhnsw-XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    char path[64], bad[64];
+    snprintf(path, sizeof path, "%s/g.hnsw", dir);
+    snprintf(bad, sizeof bad, "%s/bad.hnsw", dir);
+    kv_env *fs = kv_env_posix();
+    ndb_errmsg m = {{0}};
+    cr_assert_eq(hnsw_write(fs, path, h, 99, &m), NDB_OK, "%s", m.text);
+    hnsw *g;
+    cr_assert_eq(hnsw_open(fs, path, D, DPAD, NDB_VEC_COSINE, 99, &g, &m), NDB_OK, "%s", m.text);
+    cr_assert_eq(hnsw_count(g), N);
+    cr_assert_eq(hnsw_bytes(g), hnsw_bytes(h));
+    for (int t = 0; t < Q; t++) {
+        const float *q = v + (size_t)(t * 41 % N) * DPAD;
+        hnsw_hit a[K], b[K];
+        uint32_t na, nb;
+        cr_assert_eq(hnsw_search(h, q, K, 50, NULL, &s, a, &na), NDB_OK);
+        cr_assert_eq(hnsw_search(g, q, K, 50, NULL, &s, b, &nb), NDB_OK);
+        cr_assert_eq(na, nb);
+        for (uint32_t i = 0; i < na; i++)
+            cr_assert(a[i].node == b[i].node && a[i].score == b[i].score && a[i].node % 7 != 0,
+                      "query %d, hit %u differs after reopening", t, i);
+    }
+    uint32_t node;
+    cr_assert_eq(hnsw_add(g, 77777, v, &s, &node), NDB_OK);
+    cr_assert_eq(hnsw_label(g, node), 77777);
+    hnsw_free(g);
+    /* made for other rows */
+    cr_assert_eq(hnsw_open(fs, path, D, DPAD, NDB_VEC_COSINE, 98, &g, &m), NDB_ECORRUPT);
+    cr_assert(strstr(m.text, "other rows") != NULL, "%s", m.text);
+    cr_assert_eq(hnsw_open(fs, path, D, DPAD, NDB_VEC_L2, 99, &g, &m), NDB_ECORRUPT);
+    /* damage */
+    FILE *f = fopen(path, "rb");
+    cr_assert_not_null(f);
+    cr_assert_eq(fseek(f, 0, SEEK_END), 0);
+    size_t size = (size_t)ftell(f);
+    rewind(f);
+    unsigned char *bytes = malloc(size);
+    cr_assert_eq(fread(bytes, 1, size, f), size);
+    fclose(f);
+    size_t at[] = {9, 40, HNSW_FILE_HEADER + 3, size / 2, size - 10, size - 1};
+    for (size_t i = 0; i < sizeof at / sizeof at[0]; i++) {
+        bytes[at[i]] ^= 0x10;
+        put_file(bad, bytes, size);
+        bytes[at[i]] ^= 0x10;
+        cr_assert_eq(hnsw_open(fs, bad, D, DPAD, NDB_VEC_COSINE, 99, &g, &m), NDB_ECORRUPT, "byte %zu flipped",
+                     at[i]);
+    }
+    size_t cut[] = {0, 100, HNSW_FILE_HEADER, size - 1};
+    for (size_t i = 0; i < sizeof cut / sizeof cut[0]; i++) {
+        put_file(bad, bytes, cut[i]);
+        cr_assert_eq(hnsw_open(fs, bad, D, DPAD, NDB_VEC_COSINE, 99, &g, &m), NDB_ECORRUPT, "cut at %zu", cut[i]);
+    }
+    cr_assert_eq(hnsw_open(fs, "/nonexistent/g.hnsw", D, DPAD, NDB_VEC_COSINE, 99, &g, &m), NDB_ECORRUPT);
+    free(bytes);
+    unlink(path);
+    unlink(bad);
+    rmdir(dir);
+    hnsw_free(h);
+    hnsw_scratch_free(&s);
+    free(v);
 }
