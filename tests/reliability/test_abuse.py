@@ -110,7 +110,9 @@ def test_huge_arrays_are_stored_or_refused_clearly(pb, limited):
     before = rss_kb(limited.proc.pid)
     arr = b"[" + b",".join([b"1"] * 1_000_000) + b"]"  # 2 MB of JSON, a million elements
     code, body = http(limited, "POST", "/collections/arrays", b'{"big":' + arr + b"}", timeout=120)
-    assert code in (200, 400, 413, 429), (code, body)
+    # 504: the call's deadline passed before its commit and nothing was written (seen under
+    # ASan on a loaded machine); a clear refusal too
+    assert code in (200, 400, 413, 429, 504), (code, body)
     if code != 200:
         assert body.get("message"), body
     else:
