@@ -13,7 +13,7 @@
 #include "app.h"
 #include "periodic.h"
 
-#define SVC_TTL_BATCH 1000
+#define SVC_TTL_BATCH 100
 
 /* Started once the engines are open; stopped (svc_periodic_stop) before they close. */
 ndb_status svc_ttl_start(svc_app *app, svc_periodic **out, ndb_errmsg *msg);

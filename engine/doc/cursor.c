@@ -673,6 +673,11 @@ ndb_status ndb_doc_cursor_next(ndb_doc_cursor *c, const void **doc, size_t *len,
     return NDB_OK;
 }
 
+ndb_status cur_resume(ndb_doc_cursor *c, const void *tok, size_t len, ndb_errmsg *msg)
+{
+    return token_parse(c, tok, len, msg);
+}
+
 ndb_status ndb_doc_cursor_page_token(ndb_doc_cursor *c, void **tok, size_t *len)
 {
     *tok = NULL;

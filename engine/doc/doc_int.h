@@ -447,11 +447,25 @@ typedef struct memdoc {
     uint64_t seq;
 } memdoc;
 
+/* Resumes a cursor cur_open made at a page token of an identical one
+ * (ndb_doc_cursor_page_token). */
+ndb_status cur_resume(ndb_doc_cursor *c, const void *tok, size_t len, ndb_errmsg *msg);
+
 /* ---- write.c, for ttl.c */
-/* ndb_doc_delete_many of the first limit matches (0: all), in one atomic
- * write under the collection's writer lock: the filter is checked against
- * the documents as they are then. */
-ndb_status doc_delete_matching(ndb_doc_db *db, const char *cname, const void *filter, size_t flen, uint64_t limit,
+typedef struct doc_delete_spec {
+    const void *filter;
+    size_t flen;
+    uint64_t limit;   /* the first limit matches; 0: all */
+    const char *hint; /* the index to scan, in its order; NULL: the planner's choice */
+    /* NULL, or where the scan stands, as a page token: on entry (when not
+     * empty) it resumes there, on return it is where it stopped (empty at the
+     * end), so batch after batch never scans again what earlier ones deleted */
+    dbuf *position;
+} doc_delete_spec;
+/* ndb_doc_delete_many as spec says, in one atomic write under the
+ * collection's writer lock: the filter is checked against the documents as
+ * they are then. */
+ndb_status doc_delete_matching(ndb_doc_db *db, const char *cname, const doc_delete_spec *spec,
                                const ndb_interrupt *intr, uint64_t *deleted, ndb_errmsg *msg);
 
 /* ---- the sort buffer (sortbuf.c): records sorted by key within a memory

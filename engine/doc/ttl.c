@@ -10,6 +10,7 @@
  * than the cutoff, so an array expires with its earliest date); a missing
  * field, null, a string or a number never matches, so never expires.
  */
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,28 +30,34 @@ static ndb_status cutoff_filter(ndb_doc_builder *b, const char *field, int64_t c
     return ndb_doc_builder_finish(b, f, fl);
 }
 
-/* Expires what one TTL index covers, up to budget documents (0: all). */
-static ndb_status expire_index(ndb_doc_db *db, const char *coll, const char *field, int64_t cutoff, uint32_t batch,
-                               uint64_t budget, ndb_doc_builder *b, uint64_t *done, ndb_errmsg *msg)
+/* Expires what one TTL index covers, up to budget documents (0: all). Each
+ * batch scans the index from where the previous one stopped, not from the
+ * start, which would step again over the deletion markers the earlier
+ * batches left in the index's key range (quadratic in the backlog). */
+static ndb_status expire_index(ndb_doc_db *db, const char *coll, const char *index, const char *field, int64_t cutoff,
+                               uint32_t batch, uint64_t budget, ndb_doc_builder *b, uint64_t *done, ndb_errmsg *msg)
 {
-    const void *f;
-    size_t fl;
-    ndb_status st = cutoff_filter(b, field, cutoff, &f, &fl);
+    dbuf position = {0};
+    doc_delete_spec spec = {.hint = index, .position = &position};
+    ndb_status st = cutoff_filter(b, field, cutoff, &spec.filter, &spec.flen);
     if (st != NDB_OK)
         return ndb_errmsg_set(msg, st, "TTL filter on %s.%s: %s", coll, field, ndb_strerror(st));
     for (;;) {
-        uint64_t want = batch;
-        if (budget && budget - *done < want)
-            want = budget - *done;
-        if (want == 0)
-            return NDB_OK;
+        spec.limit = batch;
+        if (budget && budget - *done < spec.limit)
+            spec.limit = budget - *done;
+        if (spec.limit == 0)
+            break;
         uint64_t n = 0;
-        if ((st = doc_delete_matching(db, coll, f, fl, want, NULL, &n, msg)) != NDB_OK)
-            return st;
+        if ((st = doc_delete_matching(db, coll, &spec, NULL, &n, msg)) != NDB_OK)
+            break;
         *done += n;
-        if (n < want)
-            return NDB_OK;
+        if (n < spec.limit || position.len == 0)
+            break;
+        sched_yield(); /* a writer waiting for the collection's lock goes before the next batch */
     }
+    dbuf_free(&position);
+    return st;
 }
 
 ndb_status ndb_doc_expire(ndb_doc_db *db, int64_t now_ms, uint32_t batch, uint64_t max, uint64_t *deleted,
@@ -87,7 +94,7 @@ ndb_status ndb_doc_expire(ndb_doc_db *db, int64_t now_ms, uint32_t batch, uint64
                 *colon = '\0';
             int64_t ms = ix[j].expire_after_seconds * 1000;
             int64_t cutoff = now_ms > INT64_MIN + ms ? now_ms - ms : INT64_MIN;
-            st = expire_index(db, colls[i].name, ix[j].fields, cutoff, batch, max, b, &done, msg);
+            st = expire_index(db, colls[i].name, ix[j].name, ix[j].fields, cutoff, batch, max, b, &done, msg);
         }
         free(ix);
     }

@@ -608,15 +608,18 @@ typedef ndb_status (*match_visitor)(wctx *w, const uint8_t *id, size_t idlen, co
                                     void *arg, ndb_errmsg *msg);
 
 /* Calls visit for every document matching f, or for the first limit of them
- * (0: no limit). */
-static ndb_status for_each_match(wctx *w, ndb_doc_filter *f, uint64_t limit, match_visitor visit, void *arg,
-                                 ndb_errmsg *msg)
+ * (0: no limit), through the index named hint (NULL: the planner's choice),
+ * from and to position (NULL: from the start; doc_delete_spec says how). */
+static ndb_status for_each_match(wctx *w, ndb_doc_filter *f, uint64_t limit, const char *hint, dbuf *position,
+                                 match_visitor visit, void *arg, ndb_errmsg *msg)
 {
     ndb_doc_cursor *cur = NULL;
     ndb_status st = wctx_settle(w);
     if (st != NDB_OK)
         return db_kvfail(w->db, msg, st, "waiting for the collection's earlier writes");
-    st = cur_open(w->db, w->c, f, NULL, NULL, NULL, w->intr, &cur, msg);
+    st = cur_open(w->db, w->c, f, NULL, hint, NULL, w->intr, &cur, msg);
+    if (st == NDB_OK && position != NULL && position->len > 0)
+        st = cur_resume(cur, position->data, position->len, msg);
     const uint8_t *d;
     size_t dl;
     int got;
@@ -633,6 +636,14 @@ static ndb_status for_each_match(wctx *w, ndb_doc_filter *f, uint64_t limit, mat
             break;
         }
         st = visit(w, (const uint8_t *)idv.u.s.ptr, idv.u.s.len, d, dl, arg, msg);
+    }
+    if (st == NDB_OK && position != NULL) {
+        void *tok = NULL;
+        size_t tl = 0;
+        position->len = 0;
+        if ((st = ndb_doc_cursor_page_token(cur, &tok, &tl)) == NDB_OK && tl > 0 && !dbuf_put(position, tok, tl))
+            st = NDB_ENOMEM;
+        free(tok);
     }
     ndb_doc_cursor_free(cur);
     return st;
@@ -689,7 +700,7 @@ ndb_status ndb_doc_update_many(ndb_doc_db *db, const char *cname, const void *fi
         return st;
     }
     update_visit uv = {u, &r};
-    st = for_each_match(&w, f, 0, update_visitor, &uv, msg);
+    st = for_each_match(&w, f, 0, NULL, NULL, update_visitor, &uv, msg);
     if (st == NDB_OK && r.matched == 0 && upsert) {
         ndb_doc_val base;
         void *bd;
@@ -761,7 +772,7 @@ static ndb_status delete_visitor(wctx *w, const uint8_t *id, size_t idlen, const
     return delete_one(w, id, idlen, doc, len);
 }
 
-ndb_status doc_delete_matching(ndb_doc_db *db, const char *cname, const void *filter, size_t flen, uint64_t limit,
+ndb_status doc_delete_matching(ndb_doc_db *db, const char *cname, const doc_delete_spec *spec,
                                const ndb_interrupt *intr, uint64_t *deleted, ndb_errmsg *msg)
 {
     uint64_t n = 0;
@@ -774,14 +785,14 @@ ndb_status doc_delete_matching(ndb_doc_db *db, const char *cname, const void *fi
     if (st != NDB_OK)
         return st;
     ndb_doc_filter *f;
-    if ((st = ndb_doc_filter_compile(filter, flen, &f, msg)) != NDB_OK)
+    if ((st = ndb_doc_filter_compile(spec->filter, spec->flen, &f, msg)) != NDB_OK)
         return st;
     wctx w;
     if ((st = wctx_begin(&w, db, c, intr, msg)) != NDB_OK) {
         ndb_doc_filter_free(f);
         return st;
     }
-    st = for_each_match(&w, f, limit, delete_visitor, &n, msg);
+    st = for_each_match(&w, f, spec->limit, spec->hint, spec->position, delete_visitor, &n, msg);
     if (st == NDB_OK && n)
         st = wctx_commit(&w, msg);
     st = st == NDB_OK ? st : batch_full_msg(&w, st, msg);
@@ -798,7 +809,8 @@ ndb_status doc_delete_matching(ndb_doc_db *db, const char *cname, const void *fi
 ndb_status ndb_doc_delete_many(ndb_doc_db *db, const char *cname, const void *filter, size_t flen,
                                const ndb_interrupt *intr, uint64_t *deleted, ndb_errmsg *msg)
 {
-    return doc_delete_matching(db, cname, filter, flen, 0, intr, deleted, msg);
+    doc_delete_spec spec = {.filter = filter, .flen = flen};
+    return doc_delete_matching(db, cname, &spec, intr, deleted, msg);
 }
 
 /* --------------------------------------------------------------- cursors */
