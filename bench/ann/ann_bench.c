@@ -26,6 +26,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench.h"
 #include "hnsw.h"
 #include "kern.h"
 
@@ -35,22 +36,6 @@
 
 static const uint32_t efs[] = {10, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 1536};
 #define NEF (sizeof efs / sizeof efs[0])
-
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
-
-static uint64_t rs = 0x853c49e6748fea9bull;
-static double uni(void)
-{
-    rs ^= rs << 13;
-    rs ^= rs >> 7;
-    rs ^= rs << 17;
-    return ((double)(rs >> 11) + 0.5) / 9007199254740992.0;
-}
 
 /* n normalised gaussian vectors of d floats in rows of dpad (zero padded). */
 static float *gen(size_t n, size_t d, size_t dpad)
@@ -65,24 +50,13 @@ static float *gen(size_t n, size_t d, size_t dpad)
         double s = 0;
         float *r = v + i * dpad;
         for (size_t j = 0; j < d; j++) {
-            r[j] = (float)(sqrt(-2 * log(uni())) * cos(6.283185307179586 * uni()));
+            r[j] = (float)(sqrt(-2 * log(bench_uni())) * cos(6.283185307179586 * bench_uni()));
             s += (double)r[j] * r[j];
         }
         for (size_t j = 0; j < d; j++)
             r[j] = (float)(r[j] / sqrt(s));
     }
     return v;
-}
-
-static void write_file(const char *dir, const char *name, const void *p, size_t bytes)
-{
-    char path[1024];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    FILE *f = fopen(path, "wb");
-    if (!f || fwrite(p, 1, bytes, f) != bytes || fclose(f) != 0) {
-        fprintf(stderr, "ann_bench: writing %s failed\n", path);
-        exit(1);
-    }
 }
 
 /* Rows of d floats (unpadded) for the peers. */
@@ -95,7 +69,7 @@ static void write_rows(const char *dir, const char *name, const float *v, size_t
     }
     for (size_t i = 0; i < n; i++)
         memcpy(out + i * d, v + i * dpad, d * sizeof(float));
-    write_file(dir, name, out, n * d * sizeof(float));
+    bench_write_file(dir, name, out, n * d * sizeof(float));
     free(out);
 }
 
@@ -167,7 +141,7 @@ static void sweep(const hnsw *h, const float *qs, size_t nq, size_t dpad, const 
     for (size_t e = 0; e < NEF; e++) {
         job jobs[64];
         pthread_t th[64];
-        double t1 = now();
+        double t1 = bench_now();
         for (int i = 0; i < nt; i++) {
             jobs[i] = (job){h, qs, nq * (size_t)i / (size_t)nt, nq * (size_t)(i + 1) / (size_t)nt, dpad, efs[e], found,
                             NULL};
@@ -179,7 +153,7 @@ static void sweep(const hnsw *h, const float *qs, size_t nq, size_t dpad, const 
         run(&jobs[0]);
         for (int i = 1; i < nt; i++)
             pthread_join(th[i], NULL);
-        double qps = (double)nq / (now() - t1);
+        double qps = (double)nq / (bench_now() - t1);
         size_t hit = 0;
         for (size_t q = 0; q < nq; q++)
             for (int i = 0; i < K; i++)
@@ -224,13 +198,13 @@ static void filtered(const hnsw *h, const char *dir, const float *data, size_t n
         int32_t *t = truth(data, n, qs, nq, dpad, allow);
         char name[64];
         snprintf(name, sizeof name, "allow_%s.u8", sel[f].name);
-        write_file(dir, name, allow, n);
+        bench_write_file(dir, name, allow, n);
         snprintf(name, sizeof name, "truth_%s.i32", sel[f].name);
-        write_file(dir, name, t, nq * K * sizeof *t);
+        bench_write_file(dir, name, t, nq * K * sizeof *t);
         job j = {h, qs, 0, nq, dpad, FILTER_EF, found, bm};
-        double t1 = now();
+        double t1 = bench_now();
         run(&j);
-        double qps = (double)nq / (now() - t1);
+        double qps = (double)nq / (bench_now() - t1);
         size_t hit = 0;
         for (size_t q = 0; q < nq; q++)
             for (int a = 0; a < K; a++)
@@ -267,7 +241,7 @@ int main(int argc, char **argv)
     int32_t *t = truth(data, n, qs, nq, dpad, NULL);
     write_rows(dir, "data.f32", data, n, d, dpad);
     write_rows(dir, "queries.f32", qs, nq, d, dpad);
-    write_file(dir, "truth.i32", t, nq * K * sizeof *t);
+    bench_write_file(dir, "truth.i32", t, nq * K * sizeof *t);
 
     hnsw *h;
     ndb_errmsg msg = {{0}};
@@ -277,7 +251,7 @@ int main(int argc, char **argv)
         return 1;
     }
     hnsw_scratch s = {0};
-    double t0 = now();
+    double t0 = bench_now();
     for (size_t i = 0; i < n; i++) {
         uint32_t node;
         if (hnsw_add(h, i, data + i * dpad, &s, &node) != NDB_OK) {
@@ -285,7 +259,7 @@ int main(int argc, char **argv)
             return 1;
         }
     }
-    double build = now() - t0;
+    double build = bench_now() - t0;
     hnsw_scratch_free(&s);
     printf("METRIC ann.%s.ours.build_s %.3f s\n", tag, build);
     printf("METRIC ann.%s.ours.bytes_per_vector %.1f bytes\n", tag, (double)hnsw_bytes(h) / (double)n);

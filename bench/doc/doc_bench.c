@@ -25,17 +25,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench.h"
 #include "ndb_doc.h"
 #include "ndb_kv.h"
 
 #define MAX_REPS 16
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 static const char *cities[] = {"San Francisco", "New York", "Los Angeles", "Austin", "Seattle",
                                "Boston", "Chicago", "Denver", "Miami", "Portland",
@@ -204,7 +198,7 @@ int main(int argc, char **argv)
             die("builder", 0, NULL);
     }
     const long chunk = 10000;
-    double t0 = now();
+    double t0 = bench_now();
     for (long i = 0; i < n; i += chunk) {
         size_t k = (size_t)(n - i < chunk ? n - i : chunk);
         char **ids;
@@ -215,7 +209,7 @@ int main(int argc, char **argv)
             memcpy(u[i + (long)j].nid, ids[j], 25);
         ndb_doc_ids_free(ids, k);
     }
-    double ndb_insert = (double)n / (now() - t0);
+    double ndb_insert = (double)n / (bench_now() - t0);
     metric("doc.insert_many", ndb_insert, "docs/s");
 
     /* point reads */
@@ -225,7 +219,7 @@ int main(int argc, char **argv)
         order[i] = (long)(rnd() % (unsigned)n);
     double runs[MAX_REPS];
     for (int r = 0; r < reps; r++) {
-        t0 = now();
+        t0 = bench_now();
         for (long i = 0; i < lookups; i++) {
             void *d;
             size_t dl;
@@ -234,7 +228,7 @@ int main(int argc, char **argv)
                 die("ndb_doc_get", st, m.text);
             free(d);
         }
-        runs[r] = (double)lookups / (now() - t0);
+        runs[r] = (double)lookups / (bench_now() - t0);
     }
     double ndb_get = median(runs, reps);
     metric("doc.get_by_id", ndb_get, "ops/s");
@@ -247,9 +241,9 @@ int main(int argc, char **argv)
     double ndb_scan, ndb_scan_ix;
     for (int r = 0; r < reps; r++) {
         uint64_t cnt;
-        t0 = now();
+        t0 = bench_now();
         st = ndb_doc_count(db, "users", flt, fl, NULL, &cnt, &m);
-        runs[r] = now() - t0;
+        runs[r] = bench_now() - t0;
         if (st != NDB_OK || (long)cnt != expect_gt25)
             die("count scan", st, m.text);
     }
@@ -264,7 +258,7 @@ int main(int argc, char **argv)
     ndb_doc_from_json(pj, strlen(pj), &pipe, &pl, &m);
     double ndb_group;
     for (int r = 0; r < reps; r++) {
-        t0 = now();
+        t0 = bench_now();
         ndb_doc_cursor *c;
         st = ndb_doc_aggregate(db, "users", pipe, pl, NULL, &c, &m);
         if (st != NDB_OK)
@@ -280,7 +274,7 @@ int main(int argc, char **argv)
             groups++;
         }
         ndb_doc_cursor_free(c);
-        runs[r] = now() - t0;
+        runs[r] = bench_now() - t0;
         if (groups != 20)
             die("group count", groups, NULL);
     }
@@ -291,15 +285,15 @@ int main(int argc, char **argv)
     void *spec;
     size_t sl;
     ndb_doc_from_json("{\"age\":1}", 9, &spec, &sl, &m);
-    t0 = now();
+    t0 = bench_now();
     if ((st = ndb_doc_create_index(db, "users", NULL, spec, sl, NULL, &m)) != NDB_OK)
         die("create_index", st, m.text);
-    metric("doc.create_index_ms", (now() - t0) * 1e3, "ms");
+    metric("doc.create_index_ms", (bench_now() - t0) * 1e3, "ms");
     for (int r = 0; r < reps; r++) {
         uint64_t cnt;
-        t0 = now();
+        t0 = bench_now();
         st = ndb_doc_count(db, "users", flt, fl, NULL, &cnt, &m);
-        runs[r] = now() - t0;
+        runs[r] = bench_now() - t0;
         if (st != NDB_OK || (long)cnt != expect_gt25)
             die("count index", st, m.text);
     }
@@ -325,7 +319,7 @@ int main(int argc, char **argv)
     ndb_doc_cursor_free(sc);
     reset_peak();
     double rss0 = peak_mib();
-    t0 = now();
+    t0 = bench_now();
     so = (ndb_doc_find_opts){.sort = sortspec, .sort_len = sortlen};
     if ((st = ndb_doc_find(db, "users", &so, &sc, &m)) != NDB_OK)
         die("sorted find", st, m.text);
@@ -339,7 +333,7 @@ int main(int argc, char **argv)
             break;
         sorted++;
     }
-    double ndb_sort = now() - t0;
+    double ndb_sort = bench_now() - t0;
     ndb_doc_explain sex;
     ndb_doc_cursor_explain(sc, &sex);
     ndb_doc_cursor_free(sc);
@@ -362,7 +356,7 @@ int main(int argc, char **argv)
     sqlite3_exec(s, "CREATE TABLE users(id TEXT PRIMARY KEY, doc TEXT NOT NULL)", NULL, NULL, NULL);
     sqlite3_stmt *ins;
     sqlite3_prepare_v2(s, "INSERT INTO users(id, doc) VALUES(?, ?)", -1, &ins, NULL);
-    t0 = now();
+    t0 = bench_now();
     sqlite3_exec(s, "BEGIN", NULL, NULL, NULL);
     for (long i = 0; i < n; i++) {
         sqlite3_bind_text(ins, 1, u[i].id, 24, SQLITE_STATIC);
@@ -372,14 +366,14 @@ int main(int argc, char **argv)
         sqlite3_reset(ins);
     }
     sqlite3_exec(s, "COMMIT", NULL, NULL, NULL);
-    double sq_insert = (double)n / (now() - t0);
+    double sq_insert = (double)n / (bench_now() - t0);
     sqlite3_finalize(ins);
     metric("sqlite.insert_txn", sq_insert, "docs/s");
 
     sqlite3_stmt *get;
     sqlite3_prepare_v2(s, "SELECT doc FROM users WHERE id = ?", -1, &get, NULL);
     for (int r = 0; r < reps; r++) {
-        t0 = now();
+        t0 = bench_now();
         for (long i = 0; i < lookups; i++) {
             sqlite3_bind_text(get, 1, u[order[i]].id, 24, SQLITE_STATIC);
             if (sqlite3_step(get) != SQLITE_ROW)
@@ -388,7 +382,7 @@ int main(int argc, char **argv)
             (void)d;
             sqlite3_reset(get);
         }
-        runs[r] = (double)lookups / (now() - t0);
+        runs[r] = (double)lookups / (bench_now() - t0);
     }
     sqlite3_finalize(get);
     double sq_get = median(runs, reps);
@@ -397,11 +391,11 @@ int main(int argc, char **argv)
     sqlite3_stmt *cnt;
     sqlite3_prepare_v2(s, "SELECT count(*) FROM users WHERE json_extract(doc, '$.age') > 25", -1, &cnt, NULL);
     for (int r = 0; r < reps; r++) {
-        t0 = now();
+        t0 = bench_now();
         if (sqlite3_step(cnt) != SQLITE_ROW || sqlite3_column_int64(cnt, 0) != expect_gt25)
             die("sqlite count", 0, sqlite3_errmsg(s));
         sqlite3_reset(cnt);
-        runs[r] = now() - t0;
+        runs[r] = bench_now() - t0;
     }
     sqlite3_finalize(cnt);
     double sq_scan = median(runs, reps);
@@ -412,12 +406,12 @@ int main(int argc, char **argv)
     sqlite3_prepare_v2(s, "SELECT json_extract(doc, '$.city') AS c, count(*), avg(json_extract(doc, '$.age')) "
                           "FROM users GROUP BY c", -1, &grp, NULL);
     for (int r = 0; r < reps; r++) {
-        t0 = now();
+        t0 = bench_now();
         int rows = 0;
         while (sqlite3_step(grp) == SQLITE_ROW)
             rows++;
         sqlite3_reset(grp);
-        runs[r] = now() - t0;
+        runs[r] = bench_now() - t0;
         if (rows != 20)
             die("sqlite group", rows, NULL);
     }
@@ -425,16 +419,16 @@ int main(int argc, char **argv)
     double sq_group = median(runs, reps);
     metric("sqlite.group_by_city_ms", sq_group * 1e3, "ms");
 
-    t0 = now();
+    t0 = bench_now();
     sqlite3_exec(s, "CREATE INDEX users_age ON users(json_extract(doc, '$.age'))", NULL, NULL, NULL);
-    metric("sqlite.create_index_ms", (now() - t0) * 1e3, "ms");
+    metric("sqlite.create_index_ms", (bench_now() - t0) * 1e3, "ms");
     sqlite3_prepare_v2(s, "SELECT count(*) FROM users WHERE json_extract(doc, '$.age') > 25", -1, &cnt, NULL);
     for (int r = 0; r < reps; r++) {
-        t0 = now();
+        t0 = bench_now();
         if (sqlite3_step(cnt) != SQLITE_ROW || sqlite3_column_int64(cnt, 0) != expect_gt25)
             die("sqlite count ix", 0, sqlite3_errmsg(s));
         sqlite3_reset(cnt);
-        runs[r] = now() - t0;
+        runs[r] = bench_now() - t0;
     }
     sqlite3_finalize(cnt);
     double sq_scan_ix = median(runs, reps);
@@ -444,11 +438,11 @@ int main(int argc, char **argv)
     sqlite3_prepare_v2(s, "SELECT doc FROM users ORDER BY json_extract(doc, '$.email')", -1, &ord, NULL);
     reset_peak();
     double sq_rss0 = peak_mib();
-    t0 = now();
+    t0 = bench_now();
     long ordered = 0;
     while (sqlite3_step(ord) == SQLITE_ROW)
         ordered++;
-    double sq_sort = now() - t0;
+    double sq_sort = bench_now() - t0;
     sqlite3_finalize(ord);
     if (ordered != n)
         die("sqlite order by", (int)ordered, sqlite3_errmsg(s));

@@ -22,19 +22,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench.h"
 #include "ndb_doc.h"
 #include "ndb_kv.h"
 
 #define BATCH 100
 #define PHASE_S 3.0
 #define MAX_SAMPLES 200000
-
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
 
 static int64_t wall_ms(void)
 {
@@ -95,11 +89,11 @@ static int cmp_double(const void *a, const void *b)
 static size_t measure(ndb_doc_db *db, double *lat, const volatile int *stop)
 {
     size_t n = 0;
-    double end = now() + PHASE_S;
-    while (n < MAX_SAMPLES && now() < end && !(stop && *stop)) {
-        double t0 = now();
+    double end = bench_now() + PHASE_S;
+    while (n < MAX_SAMPLES && bench_now() < end && !(stop && *stop)) {
+        double t0 = bench_now();
         insert(db, BATCH, wall_ms());
-        lat[n++] = (now() - t0) * 1e6;
+        lat[n++] = (bench_now() - t0) * 1e6;
     }
     qsort(lat, n, sizeof *lat, cmp_double);
     return n;
@@ -117,10 +111,10 @@ static void *expire_main(void *arg)
 {
     expiry *e = arg;
     ndb_errmsg m = {{0}};
-    double t0 = now();
+    double t0 = bench_now();
     if (ndb_doc_expire(e->db, wall_ms(), e->batch, 0, &e->deleted, &m) != NDB_OK)
         die("expire", &m);
-    e->seconds = now() - t0;
+    e->seconds = bench_now() - t0;
     e->done = 1;
     return NULL;
 }

@@ -21,6 +21,7 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include "bench.h"
 #if defined(BACKEND_NDB)
 #include "ndb_kv.h"
 #define BACKEND "nexadb"
@@ -218,13 +219,6 @@ static void make_values(void)
     }
 }
 
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 typedef struct job {
     const char *name;
     int tid;
@@ -364,7 +358,7 @@ int main(int argc, char **argv)
         }
         pthread_t th[256];
         job jobs[256];
-        double t0 = now();
+        double t0 = bench_now();
         for (int t = 0; t < F.threads; t++) {
             jobs[t] = (job){name, t, 0, 0, 0x9e3779b97f4a7c15ull * (uint64_t)(t + 1) + 12345};
             pthread_create(&th[t], NULL, run_job, &jobs[t]);
@@ -375,7 +369,7 @@ int main(int argc, char **argv)
             done += jobs[t].done;
             found += jobs[t].found;
         }
-        double el = now() - t0;
+        double el = bench_now() - t0;
         double ops = done / el;
         printf("%-12s : %11.3f micros/op %10.0f ops/sec", name, el * 1e6 / (double)done, ops);
         if (strncmp(name, "read", 4) == 0 || strcmp(name, "seekrandom") == 0)

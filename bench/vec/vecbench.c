@@ -26,32 +26,17 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include "bench.h"
 #include "ndb_doc.h"
 #include "ndb_kv.h"
 #include "ndb_vec.h"
-
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
-
-static uint64_t rs = 0x853c49e6748fea9bull;
-static double uni(void)
-{
-    rs ^= rs << 13;
-    rs ^= rs >> 7;
-    rs ^= rs << 17;
-    return ((double)(rs >> 11) + 0.5) / 9007199254740992.0;
-}
 
 static void gen(float *v, size_t n, size_t d)
 {
     for (size_t i = 0; i < n; i++) {
         double s = 0;
         for (size_t j = 0; j < d; j += 2) {
-            double r = sqrt(-2 * log(uni())), t = 6.283185307179586 * uni();
+            double r = sqrt(-2 * log(bench_uni())), t = 6.283185307179586 * bench_uni();
             v[i * d + j] = (float)(r * cos(t));
             if (j + 1 < d)
                 v[i * d + j + 1] = (float)(r * sin(t));
@@ -61,17 +46,6 @@ static void gen(float *v, size_t n, size_t d)
         double inv = 1 / sqrt(s);
         for (size_t j = 0; j < d; j++)
             v[i * d + j] = (float)(v[i * d + j] * inv);
-    }
-}
-
-static void write_file(const char *dir, const char *name, const void *p, size_t bytes)
-{
-    char path[1024];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    FILE *f = fopen(path, "wb");
-    if (!f || fwrite(p, 1, bytes, f) != bytes || fclose(f) != 0) {
-        fprintf(stderr, "vecbench: writing %s failed\n", path);
-        exit(1);
     }
 }
 
@@ -111,7 +85,7 @@ static double membw(const void *buf, size_t bytes, int threads)
         pthread_t th[2];
         bw_arg a[2];
         size_t words = bytes / 8 / (size_t)threads;
-        double t0 = now();
+        double t0 = bench_now();
         for (int t = 0; t < threads; t++) {
             a[t] = (bw_arg){(const uint64_t *)buf + (size_t)t * words, words, 0};
             if (t > 0)
@@ -120,7 +94,7 @@ static double membw(const void *buf, size_t bytes, int threads)
         bw_read(&a[0]);
         for (int t = 1; t < threads; t++)
             pthread_join(th[t], NULL);
-        double gbs = (double)bytes / (now() - t0) / 1e9;
+        double gbs = (double)bytes / (bench_now() - t0) / 1e9;
         if (a[0].sink == 42)
             fputs("", stderr);
         if (gbs > best)
@@ -190,8 +164,8 @@ int main(int argc, char **argv)
     }
     gen(data, n, d);
     gen(qs, nq, d);
-    write_file(dir, "data.f32", data, n * d * 4);
-    write_file(dir, "queries.f32", qs, nq * d * 4);
+    bench_write_file(dir, "data.f32", data, n * d * 4);
+    bench_write_file(dir, "queries.f32", qs, nq * d * 4);
     const double row_bytes = (double)n * (double)((d * 4 + 63) / 64 * 64); /* what the scan reads */
     printf("METRIC %s_kernel %s variant\n", tag, ndb_vec_kernel_name());
 
@@ -241,7 +215,7 @@ int main(int argc, char **argv)
             return 1;
     }
     ndb_doc_builder_free(b);
-    double t0 = now();
+    double t0 = bench_now();
     for (size_t i = 0; i < n; i += 1000) {
         size_t bn = n - i < 1000 ? n - i : 1000;
         for (size_t t = 0; t < bn; t++)
@@ -251,7 +225,7 @@ int main(int argc, char **argv)
             return 1;
         }
     }
-    double tins = now() - t0;
+    double tins = bench_now() - t0;
     printf("METRIC %s_insert %.0f vectors/s\n", tag, (double)n / tins);
     printf("METRIC %s_insert_bw %.0f MB/s\n", tag, (double)n * d * 4 / tins / 1e6);
     ndb_kv_stats ks;
@@ -267,11 +241,11 @@ int main(int argc, char **argv)
     store_close(&st);
 
     for (unsigned threads = 1; threads <= 2; threads++) {
-        t0 = now();
+        t0 = bench_now();
         store_open(sdir, threads, &st);
         ndb_vec_db *s = st.vec;
         if (threads == 1)
-            printf("METRIC %s_open %.1f ms\n", tag, (now() - t0) * 1e3);
+            printf("METRIC %s_open %.1f ms\n", tag, (bench_now() - t0) * 1e3);
         ndb_vec_query q = {.k = 10};
         ndb_vec_result *r;
         double lat[40];
@@ -283,9 +257,9 @@ int main(int argc, char **argv)
             ndb_vec_results_free(r, 1);
         }
         for (int i = 0; i < 40; i++) {
-            t0 = now();
+            t0 = bench_now();
             ndb_vec_search(s, "bench", qs + (size_t)i * d, (uint32_t)d, &q, &r, &m);
-            lat[i] = now() - t0;
+            lat[i] = bench_now() - t0;
             if (threads == 1 && i == 0) { /* top-10 ids of query 0 for ref.py's cross-check */
                 char path[1100];
                 snprintf(path, sizeof path, "%s/ours_q0.txt", dir);
@@ -304,12 +278,12 @@ int main(int argc, char **argv)
         printf("METRIC %s_search_min_t%u %.3f ms\n", tag, threads, lat[0] * 1e3);
         printf("METRIC %s_scan_gbs_t%u %.1f GB/s\n", tag, threads, row_bytes / med / 1e9);
         printf("METRIC %s_vs_floor_t%u %.2f x\n", tag, threads, med / (row_bytes / (bw * 1e9)));
-        t0 = now();
+        t0 = bench_now();
         if (ndb_vec_search_batch(s, "bench", qs, nq, (uint32_t)d, &q, &r, &m) != NDB_OK) {
             fprintf(stderr, "vecbench: batch: %s\n", m.text);
             return 1;
         }
-        double tb = now() - t0;
+        double tb = bench_now() - t0;
         ndb_vec_results_free(r, nq);
         printf("METRIC %s_batch_qps_t%u %.0f queries/s\n", tag, threads, (double)nq / tb);
         if (threads == 1) { /* resident set with the store open and warm */
