@@ -79,7 +79,8 @@ typedef struct agg_state {
     bool done;
 } agg_state;
 
-void agg_free(agg_state *a);
+static void agg_free(agg_state *a);
+static ndb_status agg_next(ndb_doc_cursor *c, const void **doc, size_t *len, ndb_errmsg *msg);
 
 static void stage_free(stage *s)
 {
@@ -100,7 +101,7 @@ static void stage_free(stage *s)
     lookup_free(&s->lk);
 }
 
-void agg_free(agg_state *a)
+static void agg_free(agg_state *a)
 {
     if (a == NULL)
         return;
@@ -353,7 +354,7 @@ static ndb_status facet_run(ndb_doc_cursor *c, int i, stage *s, ndb_errmsg *msg)
     ndb_doc_begin_object(b);
     for (int f = 0; f < s->nfacets; f++) {
         agg_state *sub = s->facets[f];
-        ndb_doc_cursor sc = {.db = c->db, .intr = c->intr, .mode = M_AGG, .agg = sub};
+        ndb_doc_cursor sc = {.db = c->db, .intr = c->intr, .mode = M_AGG, .agg = sub, .agg_next = agg_next};
         sub->from_buf = true;
         sub->buf = s->mem;
         sub->nbuf = s->nmem;
@@ -500,7 +501,7 @@ static int pull(ndb_doc_cursor *c, int i, const uint8_t **d, size_t *dl, ndb_err
     }
 }
 
-ndb_status agg_next(ndb_doc_cursor *c, const void **doc, size_t *len, ndb_errmsg *msg)
+static ndb_status agg_next(ndb_doc_cursor *c, const void **doc, size_t *len, ndb_errmsg *msg)
 {
     agg_state *a = c->agg;
     if (a->done)
@@ -557,8 +558,8 @@ static ndb_status compile_pipeline(ndb_doc_db *db, const ndb_doc_val *pipeline, 
     return NDB_OK;
 }
 
-ndb_status agg_open(ndb_doc_db *db, coll *cl, const ndb_doc_val *pipeline, const ndb_interrupt *intr,
-                    ndb_doc_cursor **out, ndb_errmsg *msg)
+static ndb_status agg_open(ndb_doc_db *db, coll *cl, const ndb_doc_val *pipeline, const ndb_interrupt *intr,
+                           ndb_doc_cursor **out, ndb_errmsg *msg)
 {
     agg_state *a;
     ndb_status st = compile_pipeline(db, pipeline, 0, &a, msg);
@@ -616,6 +617,8 @@ ndb_status agg_open(ndb_doc_db *db, coll *cl, const ndb_doc_val *pipeline, const
     a->need_sort = c->mode == M_MEM;
     c->mode = M_AGG;
     c->agg = a;
+    c->agg_next = agg_next;
+    c->agg_free = agg_free;
     /* an empty remaining pipeline passes the source through */
     if (a->n == 0) {
         memset(&a->st[0], 0, sizeof a->st[0]);
@@ -624,4 +627,23 @@ ndb_status agg_open(ndb_doc_db *db, coll *cl, const ndb_doc_val *pipeline, const
     }
     *out = c;
     return NDB_OK;
+}
+
+ndb_status ndb_doc_aggregate(ndb_doc_db *db, const char *cname, const void *pipeline, size_t len,
+                             const ndb_interrupt *intr, ndb_doc_cursor **out, ndb_errmsg *msg)
+{
+    coll *cl;
+    ndb_status st = cat_check_name(cname, msg);
+    if (st != NDB_OK)
+        return st;
+    ndb_doc_val pv;
+    if (ndb_doc_validate(pipeline, len, NULL) != NDB_OK || ndb_doc_root(pipeline, len, &pv) != NDB_OK ||
+        pv.type != NDB_DOC_ARRAY)
+        return ndb_errmsg_set(msg, NDB_EINVAL, "pipeline must be an array of stage objects");
+    st = db_get_coll(db, cname, &cl, msg);
+    if (st == NDB_ENOTFOUND)
+        cl = NULL; /* aggregating a missing collection yields nothing (or $lookup-free results) */
+    else if (st != NDB_OK)
+        return st;
+    return agg_open(db, cl, &pv, intr, out, msg);
 }

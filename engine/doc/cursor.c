@@ -625,7 +625,7 @@ ndb_status ndb_doc_cursor_next(ndb_doc_cursor *c, const void **doc, size_t *len,
     *doc = NULL;
     *len = 0;
     if (c->mode == M_AGG)
-        return agg_next(c, doc, len, msg);
+        return c->agg_next(c, doc, len, msg);
     if (c->mode == M_DONE)
         return NDB_OK;
     if (c->limit && c->returned >= c->limit)
@@ -714,7 +714,7 @@ void ndb_doc_cursor_free(ndb_doc_cursor *c)
     if (c == NULL)
         return;
     if (c->agg)
-        agg_free(c->agg);
+        c->agg_free(c->agg);
     free(c->fetched);
     if (c->it)
         ndb_kv_iter_free(c->it);
@@ -801,23 +801,5 @@ ndb_status ndb_doc_count(ndb_doc_db *db, const char *cname, const void *filter, 
     return NDB_OK;
 }
 
-ndb_status ndb_doc_aggregate(ndb_doc_db *db, const char *cname, const void *pipeline, size_t len,
-                             const ndb_interrupt *intr, ndb_doc_cursor **out, ndb_errmsg *msg)
-{
-    coll *cl;
-    ndb_status st = cat_check_name(cname, msg);
-    if (st != NDB_OK)
-        return st;
-    ndb_doc_val pv;
-    if (ndb_doc_validate(pipeline, len, NULL) != NDB_OK || ndb_doc_root(pipeline, len, &pv) != NDB_OK ||
-        pv.type != NDB_DOC_ARRAY)
-        return ndb_errmsg_set(msg, NDB_EINVAL, "pipeline must be an array of stage objects");
-    st = db_get_coll(db, cname, &cl, msg);
-    if (st == NDB_ENOTFOUND)
-        cl = NULL; /* aggregating a missing collection yields nothing (or $lookup-free results) */
-    else if (st != NDB_OK)
-        return st;
-    return agg_open(db, cl, &pv, intr, out, msg);
-}
 
 /* --------------------------------------------------------------- indexes */

@@ -531,7 +531,11 @@ struct ndb_doc_cursor {
     dbuf lastkey;
     uint64_t qhash;
     ndb_doc_explain ex;
+    /* M_AGG: the pipeline (agg.c), read and freed through these, so the
+     * cursor never names the stages above it */
     struct agg_state *agg;
+    ndb_status (*agg_next)(ndb_doc_cursor *c, const void **doc, size_t *len, ndb_errmsg *msg);
+    void (*agg_free)(struct agg_state *a);
     bool id_done;
     bool own_flt;        /* free flt with the cursor */
     bool keys_only;      /* M_IX with an exact plan: count keys, fetch nothing */
@@ -662,9 +666,5 @@ ndb_status db_get_coll(ndb_doc_db *db, const char *name, coll **out, ndb_errmsg 
 /* agg_expand.c: the pipeline with $sortByCount and $bucket written out as the
  * stages they stand for; *out (a new array document) is the caller's to free. */
 ndb_status agg_expand(const ndb_doc_val *pipeline, void **out, size_t *len, ndb_errmsg *msg);
-ndb_status agg_open(ndb_doc_db *db, coll *c, const ndb_doc_val *pipeline, const ndb_interrupt *intr,
-                    ndb_doc_cursor **out, ndb_errmsg *msg);
-ndb_status agg_next(ndb_doc_cursor *c, const void **doc, size_t *len, ndb_errmsg *msg);
-void agg_free(struct agg_state *a);
 
 #endif /* NDB_DOC_INT_H */
