@@ -28,8 +28,8 @@ test: deps
 	cmake --build --preset test -j $(JOBS)
 	ctest --preset test -j $(JOBS) -LE slow
 
-# Tests of a minute or more (label slow: client keepalive at 10 s for a minute), kept out of
-# the default suite.
+# Tests of a minute or more (label slow: client keepalive at 10 s for a minute; the LangChain
+# and LlamaIndex integrations with their install), kept out of the default suite.
 test-slow: deps
 	cmake --preset test >/dev/null
 	cmake --build --preset test -j $(JOBS)
@@ -43,9 +43,9 @@ test-embeddings: deps
 	cmake --build --preset test -j $(JOBS)
 	ctest --preset test -R '^clients_examples_semantic'
 
-# Only the LangChain and LlamaIndex integrations' tests (label integrations; they are in the
-# default suite too): .cache/venv-integrations (made when missing), LangChain's standard suite and
-# each package's tests against a real server, and the wheels.
+# The LangChain and LlamaIndex integrations' tests (label integrations, also slow, so out of the
+# default suite): .cache/venv-integrations (made when missing: ~95 s and ~390 MB the first
+# time), LangChain's standard suite and each package's tests against a real server, the wheels.
 test-integrations: deps
 	cmake --preset test >/dev/null
 	cmake --build --preset test -j $(JOBS)
