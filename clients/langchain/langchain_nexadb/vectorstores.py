@@ -368,6 +368,14 @@ class NexaDBVectorStore(VectorStore):
     def _select_relevance_score_fn(self) -> Callable[[float], float]:
         return relevance_score(self.metric)
 
+    async def _asimilarity_search_with_relevance_scores(
+            self, query: str, k: int = 4, **kwargs: Any) -> List[Tuple[Document, float]]:
+        # LangChain's version asks for the metric (a sync call when not yet known) first
+        hits = await self.asimilarity_search_with_score(query, k, **kwargs)
+        await self._acheck()
+        f = relevance_score(self._metric or "cosine")
+        return [(d, f(s)) for d, s in hits]
+
     def _mmr(self, embedding: List[float], hits: List[SearchResult], k: int,
              lambda_mult: float) -> List[Document]:
         if not 0 <= lambda_mult <= 1:

@@ -253,7 +253,7 @@ def test_retriever_and_from_texts(connect, coll_name):
     assert asyncio.run(afrom()) == ["y"]
 
 
-def test_async_methods_use_the_asyncio_client(store):
+def test_async_methods_use_the_asyncio_client(store, connect):
     """With the sync channel closed, every async method still works: none of them runs the
     sync methods in a thread (LangChain's default for stores without async forms)."""
     store.close()
@@ -271,6 +271,12 @@ def test_async_methods_use_the_asyncio_client(store):
         await store.adelete(["1", "2"])
         assert [d.id for d in await store.asimilarity_search("one", k=3)] == ["3"]
         await store.aclose()
+        # a second store whose metric is not yet known: relevance asks for it asynchronously
+        other = NexaDBVectorStore(store.embeddings, store.collection_name, **connect)
+        other.close()
+        [(doc, rel)] = await other.asimilarity_search_with_relevance_scores("three", k=1)
+        assert doc.id == "3" and rel == pytest.approx(1.0) and other.metric == "cosine"
+        await other.aclose()
     asyncio.run(main())
     with pytest.raises(ValueError):  # the sync channel really is closed
         store.similarity_search("one", k=1)
