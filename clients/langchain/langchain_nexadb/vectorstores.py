@@ -224,7 +224,7 @@ class NexaDBVectorStore(VectorStore):
 
     # -- writes --------------------------------------------------------------------------------
 
-    def add_texts(self, texts: Iterable[str], metadatas: Optional[List[dict]] = None, *,
+    def add_texts(self, texts: Iterable[str], metadatas: Optional[List[Dict[str, Any]]] = None, *,
                   ids: Optional[List[str]] = None, **kwargs: Any) -> List[str]:
         """Embeds and stores texts; returns their ids. A batch of new ids is one atomic
         InsertVectors; when an id in it exists already, each document of that batch is
@@ -244,7 +244,7 @@ class NexaDBVectorStore(VectorStore):
                     coll.upsert(id_, doc, vec)
         return ids
 
-    async def aadd_texts(self, texts: Iterable[str], metadatas: Optional[List[dict]] = None, *,
+    async def aadd_texts(self, texts: Iterable[str], metadatas: Optional[List[Dict[str, Any]]] = None, *,
                          ids: Optional[List[str]] = None, **kwargs: Any) -> List[str]:
         _no_kwargs("aadd_texts", kwargs)
         ids, docs = self._prepare(texts, metadatas, ids)
@@ -381,7 +381,7 @@ class NexaDBVectorStore(VectorStore):
         if not 0 <= lambda_mult <= 1:
             raise ValueError(f"lambda_mult must be between 0 and 1, not {lambda_mult!r}")
         chosen = maximal_marginal_relevance(np.array(embedding, dtype=np.float32),
-                                            [h.vector for h in hits], lambda_mult=lambda_mult, k=k)
+                                            _vectors(hits), lambda_mult=lambda_mult, k=k)
         return [self._document(hits[i].doc) for i in chosen]
 
     def max_marginal_relevance_search_by_vector(
@@ -416,7 +416,7 @@ class NexaDBVectorStore(VectorStore):
 
     @classmethod
     def from_texts(cls, texts: List[str], embedding: Embeddings,
-                   metadatas: Optional[List[dict]] = None, *, ids: Optional[List[str]] = None,
+                   metadatas: Optional[List[Dict[str, Any]]] = None, *, ids: Optional[List[str]] = None,
                    collection_name: str = "langchain", **kwargs: Any) -> "NexaDBVectorStore":
         """A store on collection_name (keyword arguments: the constructor's) holding texts."""
         store = cls(embedding, collection_name, **kwargs)
@@ -425,7 +425,7 @@ class NexaDBVectorStore(VectorStore):
 
     @classmethod
     async def afrom_texts(cls, texts: List[str], embedding: Embeddings,
-                          metadatas: Optional[List[dict]] = None, *,
+                          metadatas: Optional[List[Dict[str, Any]]] = None, *,
                           ids: Optional[List[str]] = None, collection_name: str = "langchain",
                           **kwargs: Any) -> "NexaDBVectorStore":
         store = cls(embedding, collection_name, **kwargs)
@@ -462,3 +462,9 @@ def _delete_args(ids: Optional[Sequence[str]],
     if isinstance(ids, str):
         raise TypeError("ids must be a list of strings, not one string")
     return [_id_arg(i) for i in (ids or [])], f
+
+
+def _vectors(hits: List[SearchResult]) -> List[List[float]]:
+    """The stored vectors of hits searched with include_vectors=True (the SDK's hits carry
+    them as .vector beside the (doc_id, similarity, doc) fields)."""
+    return [list(getattr(h, "vector")) for h in hits]

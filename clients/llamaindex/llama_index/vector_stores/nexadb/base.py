@@ -363,7 +363,7 @@ class NexaDBVectorStore(BasePydanticVectorStore):
                 mmr: bool) -> VectorStoreQueryResult:
         if mmr:
             sims, ids = get_top_k_mmr_embeddings(
-                list(query.query_embedding), [h.vector for h in hits],
+                list(query.query_embedding or []), _vectors(hits),
                 similarity_top_k=query.similarity_top_k, embedding_ids=list(range(len(hits))),
                 mmr_threshold=query.mmr_threshold)
             hits = [hits[i] for i in ids]
@@ -415,3 +415,9 @@ def _nodes_filter(node_ids: Optional[Sequence[str]], filters: Optional[MetadataF
             raise ValueError("delete_nodes() needs node_ids or filters; clear() deletes everything")
         flt = {}
     return flt
+
+
+def _vectors(hits: List[SearchResult]) -> List[List[float]]:
+    """The stored vectors of hits searched with include_vectors=True (the SDK's hits carry
+    them as .vector beside the (doc_id, similarity, doc) fields)."""
+    return [list(getattr(h, "vector")) for h in hits]
