@@ -182,6 +182,10 @@ def test_add_batches_mixing_new_and_existing_ids(connect, coll_name):
         assert asyncio.run(s.aadd_texts(["AA", "f"], ids=["1", "6"])) == ["1", "6"]
         assert [d.page_content for d in s.get_by_ids(["1", "6"])] == ["AA", "f"]
         assert len(list(nexadb.NexaDB.from_url(**connect).vector_collection(coll_name).find())) == 6
+        # an id given twice in one call keeps its last text
+        assert s.add_texts(["p", "q"], ids=["7", "7"]) == ["7", "7"]
+        asyncio.run(s.aadd_texts(["r", "s"], ids=["8", "8"]))
+        assert [d.page_content for d in s.get_by_ids(["7", "8"])] == ["q", "s"]
     finally:
         s.delete_collection()
 
