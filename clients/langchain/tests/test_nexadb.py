@@ -2,8 +2,6 @@
 matches), scores per metric, atomic replacement, MMR, the retriever, the async path on
 grpc.aio, TLS by URL and clear errors. Against a real nexadb-server."""
 import asyncio
-import math
-import subprocess
 import threading
 from typing import List
 
@@ -13,7 +11,6 @@ from langchain_core.documents import Document
 from langchain_core.embeddings import DeterministicFakeEmbedding, Embeddings
 
 import nexadb
-from conftest import ROOT, Server
 from langchain_nexadb import NexaDBVectorStore, relevance_score
 
 
@@ -316,27 +313,17 @@ def test_errors_are_clear(store, connect, coll_name, server):
         bad.similarity_search("a", k=1)
 
 
-def test_tls_by_url(tmp_path, coll_name):
-    """A server with a certificate, reached by grpcs:// with its CA (mTLS: client certificate)."""
-    certs = tmp_path / "certs"
-    certs.mkdir()
-    subprocess.run([str(ROOT / "tests/tls/mkcerts.sh"), str(certs)], check=True,
-                   capture_output=True)
-    srv = Server(tmp_path / "data", ["--tls-cert", str(certs / "server.crt"), "--tls-key",
-                                     str(certs / "server.key"), "--tls-client-ca",
-                                     str(certs / "ca.crt")]).start()
-    try:
-        pem = lambda n: (certs / n).read_bytes()
-        s = NexaDBVectorStore(DeterministicFakeEmbedding(size=4), coll_name,
-                              url=f"grpcs://localhost:{srv.port}", api_key=srv.api_key,
-                              root_certificates=pem("ca.crt"), client_cert=pem("client.crt"),
-                              client_key=pem("client.key"))
-        s.add_texts(["secure"], ids=["s"])
-        assert [d.id for d in s.similarity_search("secure", k=1)] == ["s"]
-        assert asyncio.run(s.aget_by_ids(["s"]))[0].page_content == "secure"
-        plain = NexaDBVectorStore(DeterministicFakeEmbedding(size=4), coll_name, timeout=5,
-                                  url=f"grpc://localhost:{srv.port}", api_key=srv.api_key)
-        with pytest.raises(nexadb.UnavailableError):
-            plain.similarity_search("secure", k=1)
-    finally:
-        srv.stop()
+def test_tls_by_url(tls_server, coll_name):
+    """A server with a certificate, reached by grpcs:// with its CA (mTLS: client certificate);
+    plaintext to it fails."""
+    srv = tls_server["server"]
+    s = NexaDBVectorStore(DeterministicFakeEmbedding(size=4), coll_name,
+                          url=f"grpcs://localhost:{srv.port}", api_key=srv.api_key,
+                          **tls_server["tls"])
+    s.add_texts(["secure"], ids=["s"])
+    assert [d.id for d in s.similarity_search("secure", k=1)] == ["s"]
+    assert asyncio.run(s.aget_by_ids(["s"]))[0].page_content == "secure"
+    plain = NexaDBVectorStore(DeterministicFakeEmbedding(size=4), coll_name, timeout=5,
+                              url=f"grpc://localhost:{srv.port}", api_key=srv.api_key)
+    with pytest.raises(nexadb.UnavailableError):
+        plain.similarity_search("secure", k=1)

@@ -303,3 +303,17 @@ def test_errors_are_clear(store, connect, coll_name):
     bad = NexaDBVectorStore(coll_name, connect["url"], "wrong-key")
     with pytest.raises(nexadb.AuthenticationError):
         bad.get_nodes()
+
+
+def test_tls_by_url(tls_server, coll_name):
+    """A server with a certificate, reached by https:// with its CA (mTLS: client certificate);
+    plaintext to it fails."""
+    srv = tls_server["server"]
+    s = NexaDBVectorStore(coll_name, f"https://localhost:{srv.port}", srv.api_key,
+                          **tls_server["tls"])
+    s.add([node(1, "secure", axis(1))])
+    assert s.query(VectorStoreQuery(query_embedding=axis(1), similarity_top_k=1)).ids == ["n1"]
+    assert [n.get_content() for n in asyncio.run(s.aget_nodes())] == ["secure"]
+    plain = NexaDBVectorStore(coll_name, f"grpc://localhost:{srv.port}", srv.api_key, timeout=5)
+    with pytest.raises(nexadb.UnavailableError):
+        plain.get_nodes()
