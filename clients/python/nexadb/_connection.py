@@ -6,7 +6,8 @@ grpc.aio) and in how they wait for an answer (client.py, aio.py).
 from __future__ import annotations
 
 import os
-from typing import Any, Optional, Sequence, Tuple
+from typing import Any, Optional, Sequence, Tuple, Type, TypeVar
+from urllib.parse import urlsplit
 
 import grpc
 from google.protobuf import message_factory
@@ -16,6 +17,9 @@ from .v1 import admin_pb2, document_pb2, vector_pb2
 DEFAULT_PORT = 6970  # gRPC. The brief's 6969 is the server's HTTP/JSON (REST) port.
 
 _MESSAGE_LIMIT = 64 << 20  # documents and batches up to the server's own limit
+
+# URL schemes from_url takes: False for plaintext, True for TLS.
+URL_SCHEMES = {"grpc": False, "http": False, "grpcs": True, "https": True}
 
 # The Connection attribute holding each service's stubs; a Call or Stream names one (_calls.py).
 DOCS, VECS, ADMIN = "_docs", "_vecs", "_admin"
@@ -40,11 +44,45 @@ def _serialize(msg: Any) -> bytes:
     return msg.SerializeToString()
 
 
+def parse_url(url: str) -> Tuple[str, int, bool]:
+    """'grpc://host:port' or 'http://…' (plaintext), 'grpcs://…' or 'https://…' (TLS), or a
+    bare 'host:port' (plaintext) -> (host, port, tls); the port defaults to 6970. Anything
+    else (a path, a query, credentials in the URL, an unknown scheme) raises ValueError."""
+    if not isinstance(url, str) or not url:
+        raise ValueError(f"url must be a non-empty string, not {url!r}")
+    parts = urlsplit(url if "://" in url else "grpc://" + url)
+    if parts.scheme not in URL_SCHEMES:
+        raise ValueError(f"url {url!r}: scheme must be one of {sorted(URL_SCHEMES)}")
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise ValueError(f"url {url!r}: only scheme://host:port, no path or query")
+    if parts.username is not None or parts.password is not None:
+        raise ValueError(f"url {url!r}: pass the API key as api_key, not in the URL")
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValueError(f"url {url!r}: the port is not a number from 0 to 65535") from None
+    if not parts.hostname:
+        raise ValueError(f"url {url!r}: no host")
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname  # IPv6
+    return host, port or DEFAULT_PORT, URL_SCHEMES[parts.scheme]
+
+
+_C = TypeVar("_C", bound="Connection")
+
+
 class Connection:
     """One channel to a NexaDB server and the stubs on it; subclasses set _grpc (grpc or
     grpc.aio), whose insecure_channel/secure_channel open it."""
 
     _grpc: Any
+
+    @classmethod
+    def from_url(cls: Type[_C], url: str, api_key: Optional[str] = None, **kwargs: Any) -> _C:
+        """A client for url (parse_url: grpc:// or http:// plaintext, grpcs:// or https://
+        TLS, default port 6970); api_key and the keyword arguments are the constructor's
+        (root_certificates, client_cert, client_key, timeout, ...)."""
+        host, port, tls = parse_url(url)
+        return cls(host, port, api_key, tls=tls or bool(kwargs.pop("tls", False)), **kwargs)
 
     def __init__(self, host: str = "localhost", port: int = DEFAULT_PORT,
                  api_key: Optional[str] = None, *, tls: bool = False,

@@ -98,3 +98,28 @@ def unused_port():
     port = s.getsockname()[1]
     s.close()
     return port
+
+
+def test_parse_url():
+    from nexadb._connection import parse_url
+    assert parse_url("grpc://db.example:7000") == ("db.example", 7000, False)
+    assert parse_url("http://localhost") == ("localhost", 6970, False)
+    assert parse_url("grpcs://db.example") == ("db.example", 6970, True)
+    assert parse_url("https://10.0.0.1:443/") == ("10.0.0.1", 443, True)
+    assert parse_url("127.0.0.1:6971") == ("127.0.0.1", 6971, False)
+    assert parse_url("grpc://[::1]:6970") == ("[::1]", 6970, False)
+    for bad, why in [("ftp://h", "scheme"), ("http://h/db", "path"), ("http://h?x=1", "path"),
+                     ("http://k:secret@h", "api_key"), ("http://h:99999", "port"),
+                     ("http://:6970", "host"), ("", "non-empty"), (None, "non-empty")]:
+        with pytest.raises(ValueError, match=why):
+            parse_url(bad)
+
+
+def test_from_url(server):
+    with NexaDB.from_url(f"grpc://127.0.0.1:{server.port}", server.api_key) as d:
+        assert (d.host, d.port) == ("127.0.0.1", server.port)
+        assert d.stats()["rss_bytes"] > 0
+    # https:// speaks TLS, which a plaintext server cannot answer
+    with NexaDB.from_url(f"https://127.0.0.1:{server.port}", server.api_key, timeout=5) as d:
+        with pytest.raises(nexadb.UnavailableError):
+            d.stats()

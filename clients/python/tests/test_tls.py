@@ -78,6 +78,22 @@ def test_mtls(servers, certs):
     refused(servers["mtls"], certs, client="client-expired")
 
 
+def test_from_url_grpcs_and_https(servers, certs):
+    from nexadb import AsyncNexaDB, NexaDB
+    s = servers["mtls"]
+    pem = lambda n: (certs / n).read_bytes()
+    tls = dict(root_certificates=pem("ca.crt"), client_cert=pem("client.crt"),
+               client_key=pem("client.key"), options=[("grpc.use_local_subchannel_pool", 1)])
+    with NexaDB.from_url(f"grpcs://localhost:{s.port}", s.api_key, **tls) as db:
+        assert db.stats()["rss_bytes"] > 0
+
+    async def main():
+        async with AsyncNexaDB.from_url(f"https://localhost:{s.port}", s.api_key, **tls) as db:
+            return await db.stats()
+    import asyncio
+    assert asyncio.run(main())["rss_bytes"] > 0
+
+
 def test_client_cert_needs_key(certs):
     from nexadb import NexaDB
     with pytest.raises(ValueError):
