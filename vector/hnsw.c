@@ -44,7 +44,6 @@ struct hnsw {
     uint32_t *upoff;       /* per node: where its upper levels start in upmem */
     uint32_t *upmem;
     size_t uplen, upcap;   /* uint32s used and allocated in upmem */
-    uint64_t *dead;        /* cap bits */
     uint32_t entry;
     int top;               /* the entry point's level; -1 while empty */
     const kern_ops *k;
@@ -156,7 +155,6 @@ void hnsw_free(hnsw *h)
     free(h->upmem);
     free(h->base);
     free(h->level);
-    free(h->dead);
     free(h);
 }
 
@@ -218,12 +216,7 @@ static ndb_status grow(hnsw *h)
     uint32_t *upoff = realloc(h->upoff, (size_t)cap * sizeof *upoff);
     if (upoff != NULL)
         h->upoff = upoff;
-    uint64_t *dead = realloc(h->dead, ((size_t)cap + 63) / 64 * sizeof *dead);
-    if (dead != NULL) {
-        memset(dead + (h->cap + 63) / 64, 0, (((size_t)cap + 63) / 64 - (h->cap + 63) / 64) * sizeof *dead);
-        h->dead = dead;
-    }
-    if (base == NULL || level == NULL || upoff == NULL || dead == NULL) {
+    if (base == NULL || level == NULL || upoff == NULL) {
         free(base); /* the arrays that did grow keep their contents: harmless */
         return NDB_ENOMEM;
     }
@@ -260,24 +253,24 @@ static uint32_t greedy(const hnsw *h, const float *q, uint32_t ep, float *eps, i
 }
 
 /* The paper's algorithm 2 at level l from ep: up to ef results in s->res
- * (negated scores), returns their count. With live, deleted nodes are still
+ * (negated scores), returns their count. Nodes set in dead (NULL: none) are
  * traversed but do not become results. */
-static uint32_t search_layer(const hnsw *h, const float *q, uint32_t ep, float eps, uint32_t ef, int l, bool live,
-                             hnsw_scratch *s)
+static uint32_t search_layer(const hnsw *h, const float *q, uint32_t ep, float eps, uint32_t ef, int l,
+                             const uint64_t *dead, hnsw_scratch *s)
 {
     new_epoch(s);
     hnsw_cand *cand = s->cand, *res = s->res;
     uint32_t nc = 0, nr = 0;
     s->mark[ep] = s->epoch;
     float lower = -INFINITY;
-    if (!live || !bit(h->dead, ep)) {
+    if (!dead || !bit(dead, ep)) {
         heap_push(res, &nr, (hnsw_cand){-eps, ep});
         lower = eps;
     }
     heap_push(cand, &nc, (hnsw_cand){eps, ep});
     while (nc > 0) {
         hnsw_cand c = heap_pop(cand, &nc);
-        if (c.s < lower && (nr == ef || !live))
+        if (c.s < lower && (nr == ef || !dead))
             break;
         const uint32_t *lk = links_at(h, c.id, l);
         uint32_t cnt = lk[0];
@@ -293,7 +286,7 @@ static uint32_t search_layer(const hnsw *h, const float *q, uint32_t ep, float e
             float se = score(h, q, vec_of(h, e));
             if (nr < ef || se > lower) {
                 heap_push(cand, &nc, (hnsw_cand){se, e});
-                if (!live || !bit(h->dead, e)) {
+                if (!dead || !bit(dead, e)) {
                     heap_push(res, &nr, (hnsw_cand){-se, e});
                     if (nr > ef)
                         heap_pop(res, &nr);
@@ -316,14 +309,14 @@ static uint32_t search_layer(const hnsw *h, const float *q, uint32_t ep, float e
  * as an unfiltered one does. Results: up to ef allowed, live nodes in s->res
  * (negated scores). */
 static uint32_t search_filtered(const hnsw *h, const float *q, uint32_t ep, float eps, uint32_t ef,
-                                const uint64_t *allow, hnsw_scratch *s)
+                                const uint64_t *allow, const uint64_t *dead, hnsw_scratch *s)
 {
     new_epoch(s);
     hnsw_cand *cand = s->cand, *res = s->res;
     uint32_t nc = 0, nr = 0;
     float lower = -INFINITY;
     s->mark[ep] = s->epoch;
-    if (bit(allow, ep) && !bit(h->dead, ep)) {
+    if (bit(allow, ep) && (!dead || !bit(dead, ep))) {
         heap_push(res, &nr, (hnsw_cand){-eps, ep});
         lower = eps;
     }
@@ -363,7 +356,7 @@ static uint32_t search_filtered(const hnsw *h, const float *q, uint32_t ep, floa
             float sx = score(h, q, vec_of(h, x));
             if (nr < ef || sx > lower) {
                 heap_push(cand, &nc, (hnsw_cand){sx, x});
-                if (!bit(h->dead, x)) {
+                if (!dead || !bit(dead, x)) {
                     heap_push(res, &nr, (hnsw_cand){-sx, x});
                     if (nr > ef)
                         heap_pop(res, &nr);
@@ -406,12 +399,13 @@ bool hnsw_prefers_exact(const hnsw *h, uint64_t allowed, uint32_t ef)
 }
 
 /* Scores every allowed, live node: the k best in s->res (negated scores). */
-static uint32_t search_exact(const hnsw *h, const float *q, uint32_t k, const uint64_t *allow, hnsw_scratch *s)
+static uint32_t search_exact(const hnsw *h, const float *q, uint32_t k, const uint64_t *allow, const uint64_t *dead,
+                             hnsw_scratch *s)
 {
     hnsw_cand *res = s->res;
     uint32_t nr = 0;
     for (uint32_t w = 0; w < (h->n + 63) / 64; w++) {
-        for (uint64_t bits = allow[w] & ~h->dead[w]; bits != 0; bits &= bits - 1) {
+        for (uint64_t bits = allow[w] & (dead ? ~dead[w] : ~0ull); bits != 0; bits &= bits - 1) {
             uint32_t i = w * 64 + (uint32_t)__builtin_ctzll(bits);
             if (i >= h->n)
                 break;
@@ -427,9 +421,10 @@ static uint32_t search_exact(const hnsw *h, const float *q, uint32_t k, const ui
 }
 
 ndb_status hnsw_search(const hnsw *h, const float *q, uint32_t k, uint32_t ef, const uint64_t *allow,
-                       hnsw_scratch *s, hnsw_hit *out, uint32_t *n)
+                       const uint64_t *dead, hnsw_scratch *s, hnsw_hit *out, uint32_t *n, hnsw_path *path)
 {
     *n = 0;
+    *path = allow != NULL ? HNSW_PATH_FILTERED : HNSW_PATH_GRAPH;
     if (h->top < 0 || k == 0)
         return NDB_OK;
     if (ef < k)
@@ -439,14 +434,18 @@ ndb_status hnsw_search(const hnsw *h, const float *q, uint32_t k, uint32_t ef, c
     uint32_t nr;
     uint64_t allowed = allow != NULL ? count_allowed(h, allow) : 0;
     if (allow != NULL && hnsw_prefers_exact(h, allowed, ef)) {
-        nr = search_exact(h, q, k, allow, s);
+        nr = search_exact(h, q, k, allow, dead, s);
+        *path = HNSW_PATH_EXACT;
     } else {
         uint32_t ep = h->entry;
         float eps = score(h, q, vec_of(h, ep));
         ep = greedy(h, q, ep, &eps, h->top, 0);
-        nr = allow != NULL ? search_filtered(h, q, ep, eps, ef, allow, s) : search_layer(h, q, ep, eps, ef, 0, true, s);
-        if (allow != NULL && nr < k && nr < allowed) /* the allowed nodes lie where the traversal did not reach */
-            nr = search_exact(h, q, k, allow, s);  /* (it starts the result heap afresh) */
+        nr = allow != NULL ? search_filtered(h, q, ep, eps, ef, allow, dead, s)
+                           : search_layer(h, q, ep, eps, ef, 0, dead, s);
+        if (allow != NULL && nr < k && nr < allowed) { /* the allowed nodes lie where the traversal did not reach */
+            nr = search_exact(h, q, k, allow, dead, s);  /* (it starts the result heap afresh) */
+            *path = HNSW_PATH_FALLBACK;
+        }
     }
     while (nr > k)
         heap_pop(s->res, &nr);
@@ -549,7 +548,7 @@ ndb_status hnsw_add(hnsw *h, uint64_t label, const float *vec, hnsw_scratch *s, 
     float eps = score(h, vec, vec_of(h, ep));
     ep = greedy(h, vec, ep, &eps, h->top, level);
     for (int l = level < h->top ? level : h->top; l >= 0; l--) {
-        uint32_t nr = search_layer(h, vec, ep, eps, h->efc, l, false, s);
+        uint32_t nr = search_layer(h, vec, ep, eps, h->efc, l, NULL, s);
         hnsw_cand *w = s->cand; /* the candidate heap is done with: the results, best first */
         drain_results(s, nr, w);
         ep = w[0].id;
@@ -569,12 +568,6 @@ ndb_status hnsw_add(hnsw *h, uint64_t label, const float *vec, hnsw_scratch *s, 
     return NDB_OK;
 }
 
-void hnsw_delete(hnsw *h, uint32_t node)
-{
-    assert(node < h->n);
-    h->dead[node >> 6] |= 1ull << (node & 63);
-}
-
 /* ------------------------------------------------------------- accessors */
 
 uint32_t hnsw_count(const hnsw *h) { return h->n; }
@@ -587,8 +580,7 @@ uint64_t hnsw_label(const hnsw *h, uint32_t node)
 
 size_t hnsw_bytes(const hnsw *h)
 {
-    return (size_t)h->n * (h->rec + 1 + sizeof *h->upoff) + ((size_t)h->n + 63) / 64 * 8 +
-           h->uplen * sizeof *h->upmem;
+    return (size_t)h->n * (h->rec + 1 + sizeof *h->upoff) + h->uplen * sizeof *h->upmem;
 }
 
 ndb_status hnsw_check(const hnsw *h, ndb_errmsg *msg)
@@ -655,7 +647,7 @@ static inline size_t pad8(size_t n) { return (n + 7) & ~(size_t)7; }
  * upper-level words (no overflow: n < 2^32, rec < 2^17, uplen < 2^32). */
 static uint64_t body_bytes(uint64_t n, size_t rec, uint64_t uplen)
 {
-    return pad8(n) + pad8(4 * n) + n * rec + pad8(4 * uplen) + (n + 63) / 64 * 8 + 4;
+    return pad8(n) + pad8(4 * n) + n * rec + pad8(4 * uplen) + 4;
 }
 
 ndb_status hnsw_write(struct kv_env *fs, const char *path, const hnsw *h, uint64_t tag, ndb_errmsg *msg)
@@ -689,7 +681,6 @@ ndb_status hnsw_write(struct kv_env *fs, const char *path, const hnsw *h, uint64
     vfile_put_direct(&w, h->base, (size_t)h->n * h->rec);
     vfile_put(&w, h->upmem, h->uplen * 4);
     vfile_put(&w, zero, pad8(h->uplen * 4) - h->uplen * 4);
-    vfile_put(&w, h->dead, ((size_t)h->n + 63) / 64 * 8);
     unsigned char tr[4];
     ndb_put_le32(tr, w.crc);
     vfile_put(&w, tr, 4);
@@ -780,8 +771,6 @@ ndb_status hnsw_open(struct kv_env *fs, const char *path, uint32_t dims, uint32_
         b += n * h->rec;
         if (uplen > 0)
             memcpy(h->upmem, b, uplen * 4);
-        b += pad8(uplen * 4);
-        memcpy(h->dead, b, (n + 63) / 64 * 8);
         h->entry = ndb_get_le32(hd + H_ENTRY);
         h->top = (int32_t)ndb_get_le32(hd + H_TOP);
         st = check_bounds(h, path, msg);

@@ -14,13 +14,14 @@
  *
  * Insertion follows the paper's algorithms 1, 2 and 4 (neighbour selection by
  * the heuristic, which keeps a neighbour only if it is closer to the new node
- * than to every neighbour already kept). A deleted node stays in the graph as
- * a waypoint and is never returned; searches also take an allow bitmap over
- * node numbers (a filter): see hnsw_search for how it is honoured.
+ * than to every neighbour already kept). Deletion is the caller's: a search
+ * takes a bitmap of dead nodes (their rows were replaced or deleted), which
+ * stay in the graph as waypoints and are never returned, and an allow bitmap
+ * over node numbers (a filter): see hnsw_search for how it is honoured.
  *
- * Thread safety: adds and deletes need the graph to themselves (the caller's
- * lock, as vcoll.rw is taken for applying writes); searches may run together,
- * each with its own scratch.
+ * Thread safety: an add needs the graph to itself; searches, hnsw_write and
+ * the accessors only read it and may run together, each search with its own
+ * scratch.
  * Invariants (hnsw_check): every node has at most m0 links at level 0 and m
  * above, each to a node that exists at that level and is not itself; the
  * entry point is a node of the highest level. Reachability is a property the
@@ -73,8 +74,6 @@ void hnsw_scratch_free(hnsw_scratch *s);
 /* Adds vec (dpad floats, the stored form) with label; *node receives its
  * number. NDB_ENOMEM leaves the graph as it was. */
 ndb_status hnsw_add(hnsw *h, uint64_t label, const float *vec, hnsw_scratch *s, uint32_t *node);
-/* Marks node deleted: it is never returned again. */
-void hnsw_delete(hnsw *h, uint32_t node);
 
 /* With an allow bitmap of `allowed` set bits, a search scores exactly the
  * allowed nodes when fewer than 1/HNSW_EXACT_BELOW of the nodes (or at most
@@ -85,18 +84,25 @@ void hnsw_delete(hnsw *h, uint32_t node);
 #define HNSW_EXACT_BELOW 16
 bool hnsw_prefers_exact(const hnsw *h, uint64_t allowed, uint32_t ef);
 
+/* Which way a search went: the plain traversal; the filtered (ACORN-1)
+ * traversal; exact scoring of the allowed nodes, chosen up front by
+ * hnsw_prefers_exact; or exact scoring after a filtered traversal came back
+ * short. */
+typedef enum hnsw_path { HNSW_PATH_GRAPH, HNSW_PATH_FILTERED, HNSW_PATH_EXACT, HNSW_PATH_FALLBACK } hnsw_path;
+
 /* The up to k best nodes for query q (dpad floats, stored form) that are not
- * deleted and, when allow is not NULL, have their bit set in it (bits at or
- * past the node count are ignored); ef (>= k) candidates are kept at level 0.
+ * set in dead (NULL: none is) and, when allow is not NULL, have their bit set
+ * in it (bits at or past the node count are ignored in both); ef (>= k)
+ * candidates are kept at level 0.
  * With allow, above the exact rule's threshold the traversal scores only
  * allowed nodes and crosses rejected ones to their neighbours (ACORN-1); when
  * it finds fewer than k though more are allowed (a filter that keeps a region
  * the query is far from), the allowed nodes are scored exactly, so k results
  * come back whenever k nodes are allowed and live.
- * out (k slots) is sorted best first; *n receives the count. NDB_ENOMEM when
- * the scratch cannot grow. */
+ * out (k slots) is sorted best first; *n receives the count and *path the
+ * way it went. NDB_ENOMEM when the scratch cannot grow. */
 ndb_status hnsw_search(const hnsw *h, const float *q, uint32_t k, uint32_t ef, const uint64_t *allow,
-                       hnsw_scratch *s, hnsw_hit *out, uint32_t *n);
+                       const uint64_t *dead, hnsw_scratch *s, hnsw_hit *out, uint32_t *n, hnsw_path *path);
 
 uint32_t hnsw_count(const hnsw *h);
 uint64_t hnsw_label(const hnsw *h, uint32_t node);

@@ -121,7 +121,8 @@ static void *run(void *va)
     hnsw_hit hits[K];
     for (size_t q = j->from; q < j->to; q++) {
         uint32_t n;
-        if (hnsw_search(j->h, j->qs + q * j->dpad, K, j->ef, j->allow, &s, hits, &n) != NDB_OK) {
+        hnsw_path path;
+        if (hnsw_search(j->h, j->qs + q * j->dpad, K, j->ef, j->allow, NULL, &s, hits, &n, &path) != NDB_OK) {
             fprintf(stderr, "ann_bench: search failed\n");
             exit(1);
         }

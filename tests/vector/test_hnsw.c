@@ -131,7 +131,8 @@ static double recall(const hnsw *h, ndb_vec_metric metric, const float *v, uint3
         exact(metric, v, q, ok, truth);
         hnsw_hit hits[K];
         uint32_t n;
-        cr_assert_eq(hnsw_search(h, q, K, ef, allow, s, hits, &n), NDB_OK);
+        hnsw_path path;
+        cr_assert_eq(hnsw_search(h, q, K, ef, allow, dead, s, hits, &n, &path), NDB_OK);
         cr_assert_eq(n, want, "query %d: %u hits, want %u", t, n, want);
         for (uint32_t i = 0; i < n; i++) {
             cr_assert(ok[hits[i].node >> 6] >> (hits[i].node & 63) & 1, "node %u is deleted or filtered out",
@@ -168,10 +169,8 @@ Test(hnsw, deleted_nodes_are_never_returned)
     hnsw_scratch s = {0};
     hnsw *h = build(NDB_VEC_COSINE, v, &s);
     uint64_t dead[(N + 63) / 64] = {0};
-    for (uint32_t i = 0; i < N; i += 3) {
-        hnsw_delete(h, i);
+    for (uint32_t i = 0; i < N; i += 3)
         dead[i >> 6] |= 1ull << (i & 63);
-    }
     double r = recall(h, NDB_VEC_COSINE, v, 100, NULL, dead, &s, K);
     cr_assert_geq(r, 0.9, "recall@10 %.3f among live nodes", r);
     ndb_errmsg m = {{0}};
@@ -212,8 +211,10 @@ Test(hnsw, an_allow_bitmap_gives_k_allowed_results)
     allow[0] = 0x7; /* nodes 0, 1, 2 */
     hnsw_hit hits[K];
     uint32_t n;
-    cr_assert_eq(hnsw_search(h, v, K, 50, allow, &s, hits, &n), NDB_OK);
+    hnsw_path path;
+    cr_assert_eq(hnsw_search(h, v, K, 50, allow, NULL, &s, hits, &n, &path), NDB_OK);
     cr_assert_eq(n, 3);
+    cr_assert_eq(path, HNSW_PATH_EXACT, "three allowed nodes are scored exactly");
     cr_assert_eq(hits[0].node, 0, "the query is node 0's own vector");
     hnsw_free(h);
     hnsw_scratch_free(&s);
@@ -230,17 +231,19 @@ Test(hnsw, empty_single_and_bad_parameters)
     float v[DPAD] = {1, 2, 3};
     hnsw_hit hits[K];
     uint32_t n = 9;
-    cr_assert_eq(hnsw_search(h, v, K, 10, NULL, &s, hits, &n), NDB_OK);
+    hnsw_path path;
+    cr_assert_eq(hnsw_search(h, v, K, 10, NULL, NULL, &s, hits, &n, &path), NDB_OK);
     cr_assert_eq(n, 0);
     cr_assert_eq(hnsw_check(h, &m), NDB_OK);
     uint32_t node;
     cr_assert_eq(hnsw_add(h, 77, v, &s, &node), NDB_OK);
-    cr_assert_eq(hnsw_search(h, v, K, 10, NULL, &s, hits, &n), NDB_OK);
+    cr_assert_eq(hnsw_search(h, v, K, 10, NULL, NULL, &s, hits, &n, &path), NDB_OK);
+    cr_assert_eq(path, HNSW_PATH_GRAPH);
     cr_assert_eq(n, 1);
     cr_assert_eq(hnsw_label(h, hits[0].node), 77);
     cr_assert_float_eq(hits[0].score, 14.0f, 1e-5);
-    hnsw_delete(h, node);
-    cr_assert_eq(hnsw_search(h, v, K, 10, NULL, &s, hits, &n), NDB_OK);
+    uint64_t dead = 1ull << node;
+    cr_assert_eq(hnsw_search(h, v, K, 10, NULL, &dead, &s, hits, &n, &path), NDB_OK);
     cr_assert_eq(n, 0, "the only node is deleted");
     hnsw_free(h);
     hnsw_scratch_free(&s);
@@ -268,8 +271,9 @@ Test(hnsw, a_graph_file_reopens_the_same_and_damage_is_refused)
     float *v = data(17, N, NDB_VEC_COSINE);
     hnsw_scratch s = {0};
     hnsw *h = build(NDB_VEC_COSINE, v, &s);
+    uint64_t dead[(N + 63) / 64] = {0}; /* the caller's: not in the file */
     for (uint32_t i = 0; i < N; i += 7)
-        hnsw_delete(h, i);
+        dead[i >> 6] |= 1ull << (i & 63);
     char dir[] = "/tmp/ndbhnsw-XXXXXX";
     cr_assert_not_null(mkdtemp(dir));
     char path[64], bad[64];
@@ -286,8 +290,9 @@ Test(hnsw, a_graph_file_reopens_the_same_and_damage_is_refused)
         const float *q = v + (size_t)(t * 41 % N) * DPAD;
         hnsw_hit a[K], b[K];
         uint32_t na, nb;
-        cr_assert_eq(hnsw_search(h, q, K, 50, NULL, &s, a, &na), NDB_OK);
-        cr_assert_eq(hnsw_search(g, q, K, 50, NULL, &s, b, &nb), NDB_OK);
+        hnsw_path pa, pb;
+        cr_assert_eq(hnsw_search(h, q, K, 50, NULL, dead, &s, a, &na, &pa), NDB_OK);
+        cr_assert_eq(hnsw_search(g, q, K, 50, NULL, dead, &s, b, &nb, &pb), NDB_OK);
         cr_assert_eq(na, nb);
         for (uint32_t i = 0; i < na; i++)
             cr_assert(a[i].node == b[i].node && a[i].score == b[i].score && a[i].node % 7 != 0,
