@@ -64,7 +64,7 @@ static ndb_status create(svc_ctx *ctx, const ProtobufCMessage *req, ProtobufCMes
     ndb_vec_metric m = r->metric == NEXADB__V1__VECTOR_METRIC__VECTOR_METRIC_DOT  ? NDB_VEC_DOT
                        : r->metric == NEXADB__V1__VECTOR_METRIC__VECTOR_METRIC_L2 ? NDB_VEC_L2
                                                                                   : NDB_VEC_COSINE;
-    ndb_status st = ndb_vec_create(ctx->app->vec, r->collection, (uint32_t)r->dimensions, m, msg);
+    ndb_status st = ndb_vec_create(ctx->app->vec, r->collection, (uint32_t)r->dimensions, m, NULL, msg);
     ndb_vec_info vi;
     if (st == NDB_EEXIST && r->if_not_exists) {
         if ((st = ndb_vec_stats(ctx->app->vec, r->collection, &vi, msg)) != NDB_OK)

@@ -67,7 +67,8 @@ ndb_status ndb_vec_metric_parse(const char *name, ndb_vec_metric *out)
 
 /* ---- life cycle ---------------------------------------------------------- */
 
-/* {"dims": n, "metric": "cosine" | "dot" | "l2"} (vdb.c writes it). */
+/* {"dims": n, "metric": "cosine" | "dot" | "l2", "index": {...} (optional)}
+ * (vdb.c writes it). */
 static ndb_status read_meta(vcoll *c, const ndb_doc_ext *x, ndb_errmsg *msg)
 {
     ndb_doc_val root, d, m;
@@ -81,6 +82,8 @@ static ndb_status read_meta(vcoll *c, const ndb_doc_ext *x, ndb_errmsg *msg)
         memcpy(metric, m.u.s.ptr, m.u.s.len);
     if (ndb_vec_metric_parse(metric, &c->metric) != NDB_OK || !metric[0])
         return ndb_errmsg_set(msg, NDB_ECORRUPT, "vector collection %s: unknown metric", c->name);
+    if (graph_read_meta(&root, &c->index) != NDB_OK)
+        return ndb_errmsg_set(msg, NDB_ECORRUPT, "vector collection %s: bad index in its catalog entry", c->name);
     c->dims = (uint32_t)d.u.i;
     c->id = x->prefix_id[0];
     memcpy(c->rkey, x->prefix[0], x->prefix_len[0]);
@@ -123,6 +126,7 @@ ndb_status coll_new(const venv *env, const char *name, ndb_errmsg *msg, vcoll **
     c->next_no = 1;
     pthread_mutex_init(&c->wmu, NULL);
     pthread_mutex_init(&c->bmu, NULL);
+    pthread_mutex_init(&c->gmu, NULL);
     pthread_cond_init(&c->built, NULL);
     /* Prefer writers: a steady stream of searches must not starve the short
      * exclusive sections that apply durable writes. */
@@ -130,6 +134,7 @@ ndb_status coll_new(const venv *env, const char *name, ndb_errmsg *msg, vcoll **
     pthread_rwlockattr_init(&ra);
     pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
     pthread_rwlock_init(&c->rw, &ra);
+    pthread_rwlock_init(&c->grw, &ra); /* likewise the index thread's turns */
     pthread_rwlockattr_destroy(&ra);
     idmap_init(&c->map);
     *out = c;
@@ -146,8 +151,12 @@ void coll_free(vcoll *c)
     rowset_free(&c->act);
     rowset_free(&c->imm);
     idmap_free(&c->map);
+    graph_free(c->g);
+    graph_free(c->gnext);
     pthread_mutex_destroy(&c->wmu);
     pthread_mutex_destroy(&c->bmu);
+    pthread_mutex_destroy(&c->gmu);
+    pthread_rwlock_destroy(&c->grw);
     pthread_cond_destroy(&c->built);
     pthread_rwlock_destroy(&c->rw);
     free(c->dir);
@@ -307,7 +316,8 @@ static const rowset *set_of(const vcoll *c, uint32_t no)
     return NULL;
 }
 
-/* Marks the row at loc dead (rw held exclusively, or single-threaded). */
+/* Marks the row at loc dead, and its graph node (rw held exclusively, or
+ * single-threaded). */
 static void mark_dead(vcoll *c, idmap_loc loc)
 {
     rowset *r = (rowset *)set_of(c, loc.seg);
@@ -315,6 +325,7 @@ static void mark_dead(vcoll *c, idmap_loc loc)
         if (!bit_get(r->dead, loc.row)) {
             bit_set(r->dead, loc.row);
             r->ndead++;
+            graph_kill(c, r->rowno[loc.row]);
         }
         return;
     }
@@ -322,6 +333,7 @@ static void mark_dead(vcoll *c, idmap_loc loc)
     if (s && !bit_get(s->dead, loc.row)) {
         bit_set(s->dead, loc.row);
         s->ndead++;
+        graph_kill(c, s->rowno[loc.row]);
     }
 }
 
@@ -394,6 +406,55 @@ const float *coll_row_at(const vcoll *c, idmap_loc loc, const char **id, size_t 
     *id = seg_id(s, loc.row, idlen);
     *row = s->rowno[loc.row];
     return seg_row(s, loc.row);
+}
+
+size_t coll_runs(const vcoll *c, vrun *out)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < c->nsegs; i++) {
+        const seg *s = c->segs[i];
+        if (s->nrows)
+            out[n++] = (vrun){s->no, s->rows, s->rowno, s->dead, s->nrows, s->ndead};
+    }
+    const rowset *sets[2] = {&c->imm, &c->act};
+    const uint32_t numbers[2] = {c->imm_no, c->next_no};
+    for (int i = 0; i < 2; i++)
+        if (sets[i]->n)
+            out[n++] = (vrun){numbers[i], sets[i]->rows, sets[i]->rowno, sets[i]->dead, sets[i]->n, sets[i]->ndead};
+    return n;
+}
+
+uint64_t run_lower(const vrun *r, uint64_t row)
+{
+    uint64_t lo = 0, hi = r->n;
+    while (lo < hi) {
+        uint64_t mid = lo + (hi - lo) / 2;
+        if (r->rowno[mid] < row)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+bool runs_find(const vrun *runs, size_t n, uint64_t row, size_t *run, uint64_t *at)
+{
+    size_t lo = 0, hi = n; /* the first run whose last row number is >= row */
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (runs[mid].rowno[runs[mid].n - 1] < row)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo == n)
+        return false;
+    uint64_t i = run_lower(&runs[lo], row);
+    if (i == runs[lo].n || runs[lo].rowno[i] != row)
+        return false;
+    *run = lo;
+    *at = i;
+    return true;
 }
 
 uint64_t coll_row_of(vcoll *c, const char *id, size_t idlen)
@@ -511,7 +572,7 @@ static ndb_status freeze(vcoll *c, bool wait, ndb_errmsg *msg)
     pthread_mutex_lock(&c->bmu);
     c->building = 1;
     pthread_mutex_unlock(&c->bmu);
-    c->env->build_later(c->env, c);
+    c->env->later(c->env, VQ_BUILD, c);
     return NDB_OK;
 }
 
@@ -642,6 +703,7 @@ ndb_status coll_reserve(vcoll *c, uint64_t n)
 
 void coll_maybe_seal(vcoll *c)
 {
+    graph_wake(c, false);
     ndb_errmsg m = {{0}};
     if (c->act.n >= c->seal_rows && freeze(c, false, &m) != NDB_OK)
         vlog(c->env, "building a segment for %s failed (%s); its rows stay in memory", c->name, m.text);
@@ -685,5 +747,21 @@ void coll_info(vcoll *c, ndb_vec_info *out)
     for (size_t i = 0; i < c->nsegs; i++)
         out->dead += c->segs[i]->ndead;
     out->bytes = out->rows * c->stride;
+    out->index = c->index;
+    pthread_rwlock_rdlock(&c->grw);
+    if (c->g) {
+        out->graph_nodes = hnsw_count(c->g->h);
+        out->indexed = out->graph_nodes - c->g->ndead;
+        out->graph_bytes = hnsw_bytes(c->g->h) + c->g->dcap / 8;
+        vrun *runs = calloc(c->nsegs + 2, sizeof *runs);
+        size_t nr = runs ? coll_runs(c, runs) : 0;
+        out->building = c->gnext != NULL || (nr && c->g->hi <= runs[nr - 1].rowno[runs[nr - 1].n - 1]);
+        free(runs);
+    } else {
+        out->building = c->index.kind == NDB_VEC_INDEX_HNSW && out->rows > 0;
+    }
+    if (c->gnext)
+        out->graph_bytes += hnsw_bytes(c->gnext->h) + c->gnext->dcap / 8;
+    pthread_rwlock_unlock(&c->grw);
     pthread_rwlock_unlock(&c->rw);
 }

@@ -572,6 +572,8 @@ ndb_status hnsw_add(hnsw *h, uint64_t label, const float *vec, hnsw_scratch *s, 
 
 uint32_t hnsw_count(const hnsw *h) { return h->n; }
 
+hnsw_params hnsw_get_params(const hnsw *h) { return (hnsw_params){h->m, h->efc, h->rng}; }
+
 uint64_t hnsw_label(const hnsw *h, uint32_t node)
 {
     assert(node < h->n);

@@ -105,6 +105,8 @@ ndb_status hnsw_search(const hnsw *h, const float *q, uint32_t k, uint32_t ef, c
                        const uint64_t *dead, hnsw_scratch *s, hnsw_hit *out, uint32_t *n, hnsw_path *path);
 
 uint32_t hnsw_count(const hnsw *h);
+/* m and ef_construction as made (seed: the level generator's state now). */
+hnsw_params hnsw_get_params(const hnsw *h);
 uint64_t hnsw_label(const hnsw *h, uint32_t node);
 /* Bytes the graph holds: vectors, links, labels, levels. */
 size_t hnsw_bytes(const hnsw *h);

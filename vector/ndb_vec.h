@@ -11,10 +11,12 @@
  * one WAL record shared with concurrent writers by group commit, so after any
  * crash a document and its vector are both there or both absent.
  *
- * Search is exact (recall 1.0): it scans 64-byte-aligned float32 rows with
- * the SIMD kernels, in parallel on a worker pool, with an optional pre-filter
- * in the Find language (the result is the true top-k among matching
- * documents). The rows are in segment files, memory-mapped, built from what
+ * Search is exact (recall 1.0) by default: it scans 64-byte-aligned float32
+ * rows with the SIMD kernels, in parallel on a worker pool, with an optional
+ * pre-filter in the Find language (the result is the true top-k among
+ * matching documents). A collection may also keep an HNSW graph (its index,
+ * ndb_vec_index), searched approximately: see ndb_vec_query for what a
+ * search through it promises. The rows are in segment files, memory-mapped, built from what
  * the kv log made durable (as an SSTable is built from a memtable), and in
  * memory for rows written since the newest segment. Segment files are derived
  * data: a missing, truncated or corrupt one is rebuilt from kv at open
@@ -105,9 +107,43 @@ const char *ndb_vec_metric_name(ndb_vec_metric m);
 /* Parses a metric name (NULL or "" gives cosine). */
 ndb_status ndb_vec_metric_parse(const char *name, ndb_vec_metric *out);
 
-/* Collections. Names are [A-Za-z0-9_.-]{1,64}, not starting with '.'. */
+/*
+ * How a collection finds nearest neighbours. EXACT scores every row. HNSW
+ * also keeps a hierarchical navigable small world graph over the rows,
+ * derived like the segments (saved beside them, rebuilt from kv when missing
+ * or damaged) and built in the background: rows written since the graph last
+ * caught up are scored exactly by every search, so a fresh vector is never
+ * missed; replaced and deleted rows are masked at once, and the graph is
+ * rebuilt once they are half of it. Searches use the graph once the
+ * collection is larger than exact search is fast for (NDB_VEC_EXACT_BYTES of
+ * rows); below that, and when a query asks for it, they stay exact.
+ */
+typedef enum ndb_vec_index_kind {
+    NDB_VEC_INDEX_EXACT = 0, /* the default */
+    NDB_VEC_INDEX_HNSW = 1,
+} ndb_vec_index_kind;
+typedef struct ndb_vec_index {
+    ndb_vec_index_kind kind;
+    uint32_t m;               /* HNSW links per node above level 0 (twice that at level 0): 2..64; 0: 16 */
+    uint32_t ef_construction; /* HNSW candidates kept while linking a node: m..10000; 0: 200 */
+} ndb_vec_index;
+#define NDB_VEC_HNSW_M 16u
+#define NDB_VEC_HNSW_EF_CONSTRUCTION 200u
+#define NDB_VEC_EF 128u                   /* a search's ef when it gives none (raised to k) */
+#define NDB_VEC_EXACT_BYTES (4ull << 20) /* rows below this many bytes are searched exactly */
+/* "exact", "hnsw"; static string. */
+const char *ndb_vec_index_name(ndb_vec_index_kind k);
+/* Parses an index name (NULL or "" gives exact). */
+ndb_status ndb_vec_index_parse(const char *name, ndb_vec_index_kind *out);
+
+/* Collections. Names are [A-Za-z0-9_.-]{1,64}, not starting with '.'.
+ * index NULL: exact. NDB_EEXIST if the name is taken. */
 ndb_status ndb_vec_create(ndb_vec_db *db, const char *name, uint32_t dims, ndb_vec_metric metric,
-                          ndb_errmsg *msg); /* NDB_EEXIST if the name is taken */
+                          const ndb_vec_index *index, ndb_errmsg *msg);
+/* Changes a collection's index. To HNSW (or to other HNSW parameters): a
+ * graph is built in the background while searches go on as before; to exact:
+ * the graph and its file are dropped. Durable when this returns. */
+ndb_status ndb_vec_set_index(ndb_vec_db *db, const char *name, const ndb_vec_index *index, ndb_errmsg *msg);
 /* Drops the collection with its documents, vectors and segment files. */
 ndb_status ndb_vec_drop(ndb_vec_db *db, const char *name, ndb_errmsg *msg);
 
@@ -119,6 +155,11 @@ typedef struct ndb_vec_info {
     uint64_t dead;     /* replaced or deleted rows still in segments (masked until a merge) */
     uint32_t segments; /* segment files */
     uint64_t bytes;    /* the documents' encoded bytes plus the vectors' row bytes */
+    ndb_vec_index index;  /* as configured (m, ef_construction filled in for HNSW) */
+    uint64_t indexed;     /* HNSW: live rows the searched graph holds (the rest are scored exactly) */
+    uint64_t graph_nodes; /* HNSW: nodes of the searched graph, dead ones included */
+    uint64_t graph_bytes; /* HNSW: memory of the graphs (a rebuild's included) */
+    int building;         /* HNSW: rows remain to add, or a rebuild is under way */
 } ndb_vec_info;
 
 /* All collections, sorted by name. *out is an array of *n infos; caller
@@ -181,6 +222,17 @@ typedef struct ndb_vec_query {
      * NDB_ETIMEDOUT or NDB_ECANCELED once it fires, checked while the filter
      * runs and before each chunk of rows (~1 MiB) every thread scores. */
     const ndb_interrupt *interrupt;
+    /* HNSW collections: candidates kept while searching the graph (higher:
+     * better recall, slower); 0: NDB_VEC_EF; raised to k. exact: score every
+     * row (recall 1.0) as an EXACT collection does. Through the graph, hits
+     * are approximate (recall@10 >= 0.95 at the defaults on the benchmarks
+     * of bench/ann), min_score and the filter still hold for every hit, and
+     * a filtered search returns k hits whenever k documents match: a filter
+     * that keeps fewer than 1/16 of the graph's nodes has them scored
+     * exactly, others are searched through the graph honouring the filter
+     * (and scored exactly if that comes back short). */
+    uint32_t ef;
+    int exact;
 } ndb_vec_query;
 
 typedef struct ndb_vec_hit {
@@ -192,9 +244,24 @@ typedef struct ndb_vec_hit {
     size_t doc_len;
 } ndb_vec_hit;
 
+/* How a search ran (its explain output). */
+typedef struct ndb_vec_plan {
+    /* "exact": every row (or candidate) scored; "hnsw": the graph;
+     * "hnsw_filtered": the graph honouring the filter; "hnsw_exact_filtered":
+     * the filter kept fewer than 1/16 of the graph's nodes, which were scored
+     * exactly; "hnsw_filtered_fallback": the filtered traversal came back
+     * short and the matching nodes were scored exactly. Static string. */
+    const char *path;
+    uint64_t graph_nodes; /* nodes of the graph searched (0 for exact) */
+    uint64_t exact_rows;  /* rows scored exactly beside the graph (not yet in it), or every row for exact */
+    uint64_t candidates;  /* with a filter: the documents matching it */
+    uint32_t ef;          /* through the graph: the ef used */
+} ndb_vec_plan;
+
 typedef struct ndb_vec_result {
     size_t n;            /* <= k, fewer only when fewer documents match */
     ndb_vec_hit *hits;   /* best first */
+    ndb_vec_plan plan;
 } ndb_vec_result;
 
 /*

@@ -1,5 +1,6 @@
 /*
- * search.c — exact top-k search over a collection's rows.
+ * search.c — top-k search over a collection's rows: exact, or through its
+ * graph (graph.c) with the rows the graph does not cover yet scored exactly.
  *
  * One query: the rows (segments, then the memory rows) are cut into ~1 MiB
  * chunks; the pool's participants take chunks, score them 64 rows at a time
@@ -13,6 +14,13 @@
  * become a candidate bitmap over the rows, and only candidates are scored, so
  * the result is the true top-k among matching documents. When fewer than 1/8
  * of the rows are candidates, only those rows are visited.
+ *
+ * Through the graph (an HNSW collection larger than NDB_VEC_EXACT_BYTES, the
+ * query not asking for exact): each query searches the graph for the rows
+ * below its hi, and those rows are left out of the exact pass, which scores
+ * only the rows after them; both feed the same heaps. A filter becomes an
+ * allow bitmap over the graph's nodes beside the candidate bitmaps of the
+ * rows after them.
  *
  * The hits are then read back at one kv snapshot: a hit counts only if its
  * document's id key still names the scored row, so a document replaced or
@@ -34,7 +42,9 @@ static int bit_get(const uint64_t *bm, uint64_t i) { return (int)((bm[i >> 6] >>
 typedef struct part {        /* one run of rows: a segment, imm or act */
     uint32_t no;
     const float *rows;
+    const uint64_t *rowno;
     uint64_t n;
+    uint64_t start;          /* rows before it are the graph's: the exact pass starts here */
     const uint64_t *skip;    /* dead rows, or dead | not a candidate */
     uint32_t *sel;           /* when few rows are candidates: their indices */
     uint64_t nsel;
@@ -135,10 +145,11 @@ static ndb_status find_candidates(vcoll *c, const ndb_vec_query *q, cands *out, 
     return st;
 }
 
-/* Exclusion bitmaps (and, when few rows pass, selection lists) from the
- * candidates. Runs with rw held shared. */
-static ndb_status apply_candidates(vcoll *c, part *parts, size_t nparts, const cands *k, uint64_t **owned,
-                                   ndb_errmsg *msg)
+/* Exclusion bitmaps (and, when few rows pass, selection lists) for the rows
+ * the exact pass scores, and with a graph g the allow bitmap over its nodes
+ * (*allow, owned), from the candidates. Runs with rw (and grw) held shared. */
+static ndb_status apply_candidates(vcoll *c, part *parts, size_t nparts, const cands *k, const vgraph *g,
+                                   uint64_t **allow, uint64_t **owned, ndb_errmsg *msg)
 {
     uint64_t total = 0;
     for (size_t p = 0; p < nparts; p++) {
@@ -147,17 +158,25 @@ static ndb_status apply_candidates(vcoll *c, part *parts, size_t nparts, const c
             return ndb_errmsg_set(msg, NDB_ENOMEM, "filtered search: out of memory");
         memset(owned[p], 0xff, words * 8);
         parts[p].skip = owned[p];
-        total += parts[p].n;
+        total += parts[p].n - parts[p].start;
     }
+    if (g && (*allow = calloc((hnsw_count(g->h) + 63) / 64 + 1, 8)) == NULL)
+        return ndb_errmsg_set(msg, NDB_ENOMEM, "filtered search: out of memory");
     uint64_t kept = 0;
     for (size_t i = 0; i < k->n; i++) {
         idmap_loc *loc = idmap_get(&c->map, k->ids[i], strlen(k->ids[i]));
         for (size_t p = 0; loc && p < nparts; p++) {
-            if (parts[p].no == loc->seg) {
+            if (parts[p].no != loc->seg)
+                continue;
+            if (loc->row >= parts[p].start) {
                 owned[p][loc->row >> 6] &= ~(1ull << (loc->row & 63));
                 kept++;
-                break;
+            } else {
+                uint32_t node = graph_node_of(g, parts[p].rowno[loc->row]);
+                if (node != UINT32_MAX)
+                    (*allow)[node >> 6] |= 1ull << (node & 63);
             }
+            break;
         }
     }
     if (kept * 8 >= total)
@@ -166,17 +185,64 @@ static ndb_status apply_candidates(vcoll *c, part *parts, size_t nparts, const c
     for (size_t p = 0; p < nparts; p++) {
         part *pt = &parts[p];
         uint64_t cnt = 0;
-        for (uint64_t r = 0; r < pt->n; r++)
+        for (uint64_t r = pt->start; r < pt->n; r++)
             cnt += !bit_get(owned[p], r);
         if ((pt->sel = malloc((cnt ? cnt : 1) * sizeof(uint32_t))) == NULL)
             return ndb_errmsg_set(msg, NDB_ENOMEM, "filtered search: out of memory");
         pt->nsel = 0;
-        for (uint64_t r = 0; r < pt->n; r++)
+        for (uint64_t r = pt->start; r < pt->n; r++)
             if (!bit_get(owned[p], r))
                 pt->sel[pt->nsel++] = (uint32_t)r;
         pt->skip = NULL;
     }
     return NDB_OK;
+}
+
+/* The graph pass: one task per query, each on its participant's scratch and
+ * heap (the exact pass has finished with them). */
+typedef struct graph_job {
+    const vgraph *g;
+    const vrun *runs;
+    size_t nruns;
+    const float *q;          /* nq x dpad */
+    size_t dpad, nq;
+    uint32_t k, ef;
+    const uint64_t *allow;
+    topk *heaps;             /* participants x nq */
+    hnsw_scratch **scratch;  /* per participant */
+    hnsw_hit *hits;          /* per participant, k each */
+    hnsw_path *paths;        /* per query */
+    _Atomic ndb_status st;
+} graph_job;
+
+static void graph_task(void *vctx, size_t qi, unsigned who)
+{
+    graph_job *j = vctx;
+    hnsw_hit *hits = j->hits + (size_t)who * j->k;
+    uint32_t n;
+    if (hnsw_search(j->g->h, j->q + qi * j->dpad, j->k, j->ef, j->allow, j->g->dead, j->scratch[who], hits, &n,
+                    &j->paths[qi]) != NDB_OK) {
+        atomic_store_explicit(&j->st, NDB_ENOMEM, memory_order_relaxed);
+        return;
+    }
+    topk *h = &j->heaps[(size_t)who * j->nq + qi];
+    for (uint32_t i = 0; i < n; i++) {
+        size_t r;
+        uint64_t at;
+        if (runs_find(j->runs, j->nruns, hnsw_label(j->g->h, hits[i].node), &r, &at))
+            topk_offer(h, hits[i].score, (uint64_t)j->runs[r].no << 32 | at);
+    }
+}
+
+static const char *path_name(hnsw_path p, bool filtered)
+{
+    switch (p) {
+    case HNSW_PATH_GRAPH: return filtered ? "hnsw_filtered" : "hnsw";
+    case HNSW_PATH_FILTERED: return "hnsw_filtered";
+    case HNSW_PATH_EXACT: return "hnsw_exact_filtered";
+    case HNSW_PATH_FALLBACK: return "hnsw_filtered_fallback";
+    }
+    return "hnsw";
 }
 
 /* A scored row, copied out of the rows before they are unlocked. */
@@ -339,10 +405,14 @@ static ndb_status run(vcoll *c, const float *queries, size_t nq, uint32_t dims, 
     hitrow **rows = calloc(nq, sizeof *rows);
     ndb_vec_result *res = calloc(nq, sizeof *res);
     part *parts = NULL;
-    uint64_t **owned = NULL;
+    vrun *runs = NULL;
+    uint64_t **owned = NULL, *allow = NULL;
     scan_chunk *chunks = NULL;
     size_t nparts = 0;
-    int locked = 0;
+    int locked = 0, glocked = 0;
+    hnsw_scratch **gs = NULL;
+    hnsw_hit *ghits = NULL;
+    hnsw_path *paths = NULL;
     cands cand = {0};
     ndb_kv_snapshot *snap = NULL;
     if (!qp || !heaps || !items || !rows || !res || (batched && (!qt || !qn2 || !scratch))) {
@@ -375,27 +445,41 @@ static ndb_status run(vcoll *c, const float *queries, size_t nq, uint32_t dims, 
     locked = 1;
     parts = calloc(c->nsegs + 2, sizeof *parts);
     owned = calloc(c->nsegs + 2, sizeof *owned);
-    if (!parts || !owned) {
+    runs = calloc(c->nsegs + 2, sizeof *runs);
+    if (!parts || !owned || !runs) {
         st = ndb_errmsg_set(msg, NDB_ENOMEM, "search: out of memory");
         goto out;
     }
-    for (size_t i = 0; i < c->nsegs; i++)
-        parts[nparts++] = (part){c->segs[i]->no, c->segs[i]->rows, c->segs[i]->nrows,
-                                 c->segs[i]->ndead ? c->segs[i]->dead : NULL, NULL, 0};
-    const rowset *sets[2] = {&c->imm, &c->act};
-    const uint32_t numbers[2] = {c->imm_no, c->next_no};
-    for (int i = 0; i < 2; i++)
-        if (sets[i]->n)
-            parts[nparts++] = (part){numbers[i], sets[i]->rows, sets[i]->n, sets[i]->ndead ? sets[i]->dead : NULL, NULL,
-                                     0};
-    if (filtered && (st = apply_candidates(c, parts, nparts, &cand, owned, msg)) != NDB_OK)
+    nparts = coll_runs(c, runs);
+    uint64_t nrows = 0;
+    for (size_t p = 0; p < nparts; p++) {
+        const vrun *r = &runs[p];
+        parts[p] = (part){r->no, r->rows, r->rowno, r->n, 0, r->ndead ? r->dead : NULL, NULL, 0};
+        nrows += r->n;
+    }
+    /* the graph, once exact search is no longer as fast */
+    const vgraph *g = NULL;
+    if (c->index.kind == NDB_VEC_INDEX_HNSW && !q->exact && c->g && nrows * c->stride > NDB_VEC_EXACT_BYTES) {
+        __atomic_add_fetch(&c->gwaiting, 1, __ATOMIC_RELAXED);
+        pthread_rwlock_rdlock(&c->grw);
+        __atomic_sub_fetch(&c->gwaiting, 1, __ATOMIC_RELAXED);
+        glocked = 1;
+        g = c->g;
+        for (size_t p = 0; p < nparts; p++)
+            parts[p].start = run_lower(&runs[p], g->hi);
+    }
+    if (filtered && (st = apply_candidates(c, parts, nparts, &cand, g, &allow, owned, msg)) != NDB_OK)
         goto out;
     /* Chunks: about 1 MiB of rows for single queries (many tasks balance the
      * pool), 256 KiB when batched (stays in L2 across query blocks). */
     const uint64_t crow = ((batched ? (256u << 10) : (1u << 20)) / c->stride) + 1;
     size_t nchunks = 0;
-    for (size_t p = 0; p < nparts; p++)
-        nchunks += ((parts[p].sel ? parts[p].nsel : parts[p].n) + crow - 1) / crow;
+    uint64_t exact_rows = 0;
+    for (size_t p = 0; p < nparts; p++) {
+        uint64_t m = parts[p].sel ? parts[p].nsel : parts[p].n - parts[p].start;
+        nchunks += (m + crow - 1) / crow;
+        exact_rows += m;
+    }
     if ((chunks = calloc(nchunks + 1, sizeof *chunks)) == NULL) {
         st = ndb_errmsg_set(msg, NDB_ENOMEM, "search: out of memory");
         goto out;
@@ -409,7 +493,7 @@ static ndb_status run(vcoll *c, const float *queries, size_t nq, uint32_t dims, 
                 chunks[ci++] = (scan_chunk){.rows = pt->rows, .n = pt->n, .key0 = key0, .sel = pt->sel + f,
                                             .nsel = pt->nsel - f < crow ? pt->nsel - f : crow};
         } else {
-            for (uint64_t f = 0; f < pt->n; f += crow)
+            for (uint64_t f = pt->start; f < pt->n; f += crow)
                 chunks[ci++] = (scan_chunk){.rows = pt->rows + f * dpad, .n = pt->n - f < crow ? pt->n - f : crow,
                                             .key0 = key0 + f, .skip = pt->skip, .skip_bit0 = f};
         }
@@ -420,12 +504,40 @@ static ndb_status run(vcoll *c, const float *queries, size_t nq, uint32_t dims, 
         ndb_interrupt_msg(msg, st, "vector search stopped");
         goto out;
     }
+    const uint32_t ef = q->ef ? (q->ef > q->k ? q->ef : q->k) : (NDB_VEC_EF > q->k ? NDB_VEC_EF : q->k);
+    if (g) {
+        paths = calloc(nq, sizeof *paths);
+        gs = calloc(width, sizeof *gs);
+        ghits = malloc((size_t)width * q->k * sizeof *ghits);
+        for (unsigned w = 0; gs && w < width; w++)
+            if ((gs[w] = vscratch_get(c->env)) == NULL)
+                break;
+        if (!paths || !gs || !ghits || !gs[width - 1]) {
+            st = ndb_errmsg_set(msg, NDB_ENOMEM, "search: out of memory");
+            goto out;
+        }
+        graph_job gj = {g, runs, nparts, qp, dpad, nq, q->k, ef, allow, heaps, gs, ghits, paths, NDB_OK};
+        if (nq == 1)
+            graph_task(&gj, 0, 0);
+        else
+            pool_run(c->env->pool, nq, graph_task, &gj);
+        if ((st = atomic_load_explicit(&gj.st, memory_order_relaxed)) != NDB_OK) {
+            ndb_errmsg_set(msg, st, "search: out of memory for the graph's scratch");
+            goto out;
+        }
+    }
+    for (size_t qi = 0; qi < nq; qi++)
+        res[qi].plan = (ndb_vec_plan){g ? path_name(paths[qi], filtered) : "exact", g ? hnsw_count(g->h) : 0,
+                                      exact_rows, filtered ? cand.n : 0, g ? ef : 0};
     for (size_t qi = 0; qi < nq; qi++) {
         for (unsigned w = 1; w < width; w++)
             topk_merge(&heaps[qi], &heaps[(size_t)w * nq + qi]);
         topk_sort(&heaps[qi]);
     }
     st = collect(c, heaps, nq, q->with_vectors, rows, msg);
+    if (glocked)
+        pthread_rwlock_unlock(&c->grw);
+    glocked = 0;
     pthread_rwlock_unlock(&c->rw);
     locked = 0;
     if (st != NDB_OK)
@@ -440,8 +552,17 @@ static ndb_status run(vcoll *c, const float *queries, size_t nq, uint32_t dims, 
     for (size_t qi = 0; qi < nq && st == NDB_OK; qi++)
         st = resolve(c, snap, rows[qi], heaps[qi].n, q, &res[qi], msg);
 out:
+    if (glocked)
+        pthread_rwlock_unlock(&c->grw);
     if (locked)
         pthread_rwlock_unlock(&c->rw);
+    for (unsigned w = 0; gs && w < width; w++)
+        vscratch_put(c->env, gs[w]);
+    free(gs);
+    free(ghits);
+    free(paths);
+    free(allow);
+    free(runs);
     if (snap)
         ndb_kv_snapshot_release(c->env->kv, snap);
     for (size_t qi = 0; rows && heaps && qi < nq; qi++) {

@@ -240,7 +240,7 @@ static ndb_status convert(ndb_vec_db *db, ndb_doc_db *docs, const char *v1dir, c
     if (st == NDB_OK) {
         st = ndb_vec_stats(db, name, &info, NULL);
         if (st == NDB_ENOTFOUND)
-            st = ndb_vec_create(db, name, v.dims, (ndb_vec_metric)v.metric, msg);
+            st = ndb_vec_create(db, name, v.dims, (ndb_vec_metric)v.metric, NULL, msg);
         else if (st == NDB_OK && (info.dims != v.dims || info.metric != (ndb_vec_metric)v.metric))
             st = ndb_errmsg_set(msg, NDB_EEXIST, "vector collection %s exists with other dimensions or metric", name);
     }

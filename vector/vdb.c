@@ -16,60 +16,79 @@
 #include "kern.h"
 #include "vec_int.h"
 
-/* The thread that writes frozen row sets out as segment files, so writers
- * never wait for one (unless the previous one of their collection is still
- * being written). Its queue links collections through vcoll.qnext; each
- * queued collection holds a reference. */
-typedef struct vbuilder {
+/* The handle's background threads: VQ_BUILD writes frozen row sets out as
+ * segment files, so writers never wait for one (unless the previous one of
+ * their collection is still being written); VQ_INDEX builds graphs, a
+ * bounded amount of work per turn, so collections take turns. Each queue
+ * links collections through vcoll.qnext[its number]; each queued collection
+ * holds a reference. */
+typedef struct vqueue {
     pthread_t th;
+    int started;
+    int no;             /* VQ_BUILD or VQ_INDEX */
     pthread_mutex_t mu;
     pthread_cond_t cv;
     vcoll *head, *tail; /* mu */
     int stop;           /* mu */
-} vbuilder;
+} vqueue;
 
-static void *builder_main(void *arg)
+static void enqueue(vqueue *q, vcoll *c)
 {
-    vbuilder *b = arg;
-    pthread_mutex_lock(&b->mu);
+    c->qnext[q->no] = NULL;
+    if (q->tail)
+        q->tail->qnext[q->no] = c;
+    else
+        q->head = c;
+    q->tail = c;
+    pthread_cond_signal(&q->cv);
+}
+
+static void *queue_main(void *arg)
+{
+    vqueue *q = arg;
+    hnsw_scratch scratch = {0};
+    pthread_mutex_lock(&q->mu);
     for (;;) {
-        while (!b->head && !b->stop)
-            pthread_cond_wait(&b->cv, &b->mu);
-        vcoll *c = b->head;
+        while (!q->head && !q->stop)
+            pthread_cond_wait(&q->cv, &q->mu);
+        vcoll *c = q->head;
         if (!c)
-            break; /* stopping, and every queued build is done */
-        b->head = c->qnext;
-        if (!b->head)
-            b->tail = NULL;
-        pthread_mutex_unlock(&b->mu);
-        coll_build_frozen(c);
-        coll_unref(c);
-        pthread_mutex_lock(&b->mu);
+            break; /* stopping, and every queued job is done */
+        q->head = c->qnext[q->no];
+        if (!q->head)
+            q->tail = NULL;
+        pthread_mutex_unlock(&q->mu);
+        bool again = false;
+        if (q->no == VQ_BUILD)
+            coll_build_frozen(c);
+        else
+            again = graph_work(c, &scratch);
+        pthread_mutex_lock(&q->mu);
+        if (again && !q->stop)
+            enqueue(q, c); /* keeps its reference */
+        else
+            coll_unref(c);
     }
-    pthread_mutex_unlock(&b->mu);
+    pthread_mutex_unlock(&q->mu);
+    hnsw_scratch_free(&scratch);
     return NULL;
 }
 
-/* venv.build_later: queues c for the builder (takes a reference). */
-static void build_later(const venv *env, vcoll *c)
+/* venv.later: queues c (takes a reference). */
+static void later(const venv *env, int queue, vcoll *c)
 {
-    vbuilder *b = env->builder;
+    vqueue *q = &env->queues[queue];
     coll_ref(c);
-    pthread_mutex_lock(&b->mu);
-    c->qnext = NULL;
-    if (b->tail)
-        b->tail->qnext = c;
-    else
-        b->head = c;
-    b->tail = c;
-    pthread_cond_signal(&b->cv);
-    pthread_mutex_unlock(&b->mu);
+    pthread_mutex_lock(&q->mu);
+    enqueue(q, c);
+    pthread_mutex_unlock(&q->mu);
 }
 
 struct ndb_vec_db {
     venv env;
-    vbuilder builder;
-    int builder_started;
+    vqueue queues[VQ_COUNT];
+    int closing;
+    vscratch_pool scratch;
     char *dir;
     pthread_rwlock_t lock;
     vcoll **colls; /* sorted by name */
@@ -189,18 +208,28 @@ void ndb_vec_close(ndb_vec_db *db)
 {
     if (!db)
         return;
-    if (db->builder_started) { /* finishes the queued builds first */
-        pthread_mutex_lock(&db->builder.mu);
-        db->builder.stop = 1;
-        pthread_cond_signal(&db->builder.cv);
-        pthread_mutex_unlock(&db->builder.mu);
-        pthread_join(db->builder.th, NULL);
+    __atomic_store_n(&db->closing, 1, __ATOMIC_RELEASE); /* graph work stops at its next turn */
+    for (int i = 0; i < VQ_COUNT; i++) {
+        vqueue *q = &db->queues[i];
+        if (q->started) { /* segment builds queued are finished first */
+            pthread_mutex_lock(&q->mu);
+            q->stop = 1;
+            pthread_cond_signal(&q->cv);
+            pthread_mutex_unlock(&q->mu);
+            pthread_join(q->th, NULL);
+        }
+        pthread_mutex_destroy(&q->mu);
+        pthread_cond_destroy(&q->cv);
     }
-    pthread_mutex_destroy(&db->builder.mu);
-    pthread_cond_destroy(&db->builder.cv);
     for (size_t i = 0; i < db->n; i++)
         coll_unref(db->colls[i]);
     free(db->colls);
+    for (size_t i = 0; i < db->scratch.n; i++) {
+        hnsw_scratch_free(db->scratch.free[i]);
+        free(db->scratch.free[i]);
+    }
+    free(db->scratch.free);
+    pthread_mutex_destroy(&db->scratch.mu);
     pool_destroy(db->env.pool);
     ndb_doc_close(db->env.docs);
     pthread_rwlock_destroy(&db->lock);
@@ -217,8 +246,10 @@ static ndb_status open_coll(ndb_vec_db *db, const char *name, vcoll **out, ndb_e
         coll_free(c);
         return st;
     }
-    if (st == NDB_OK)
+    if (st == NDB_OK) {
+        graph_open(c);
         *out = c;
+    }
     return st;
 }
 
@@ -233,10 +264,16 @@ ndb_status ndb_vec_open(ndb_kv *kv, ndb_doc_db *docs, const char *dir, const ndb
         return NDB_ENOMEM;
     }
     pthread_rwlock_init(&db->lock, NULL);
-    pthread_mutex_init(&db->builder.mu, NULL);
-    pthread_cond_init(&db->builder.cv, NULL);
-    db->env.builder = &db->builder;
-    db->env.build_later = build_later;
+    for (int i = 0; i < VQ_COUNT; i++) {
+        db->queues[i].no = i;
+        pthread_mutex_init(&db->queues[i].mu, NULL);
+        pthread_cond_init(&db->queues[i].cv, NULL);
+    }
+    pthread_mutex_init(&db->scratch.mu, NULL);
+    db->env.queues = db->queues;
+    db->env.later = later;
+    db->env.closing = &db->closing;
+    db->env.scratch = &db->scratch;
     ndb_vec_options o;
     ndb_vec_options_default(&o);
     if (opt) {
@@ -264,11 +301,14 @@ ndb_status ndb_vec_open(ndb_kv *kv, ndb_doc_db *docs, const char *dir, const ndb
     }
     if ((st = ndb_doc_open_ns(docs, NDB_DOC_NS_VECTORS, &db->env.docs, msg)) != NDB_OK)
         goto fail;
-    if (pthread_create(&db->builder.th, NULL, builder_main, &db->builder) != 0) {
-        st = ndb_errmsg_set(msg, NDB_EIO, "starting the segment builder thread failed");
-        goto fail;
+    for (int i = 0; i < VQ_COUNT; i++) {
+        if (pthread_create(&db->queues[i].th, NULL, queue_main, &db->queues[i]) != 0) {
+            st = ndb_errmsg_set(msg, NDB_EIO, "starting the %s thread failed",
+                                i == VQ_BUILD ? "segment builder" : "graph builder");
+            goto fail;
+        }
+        db->queues[i].started = 1;
     }
-    db->builder_started = 1;
     if ((st = db->env.fs->v->mkdir(db->env.fs, dir)) != NDB_OK) {
         ndb_errmsg_set(msg, st, "cannot create %s", dir);
         goto fail;
@@ -280,7 +320,7 @@ ndb_status ndb_vec_open(ndb_kv *kv, ndb_doc_db *docs, const char *dir, const ndb
     for (size_t i = 0; i < n && st == NDB_OK; i++) {
         vcoll *c;
         if ((st = open_coll(db, names[i].name, &c, msg)) == NDB_OK && (st = insert(db, c)) != NDB_OK)
-            coll_free(c);
+            coll_unref(c);
     }
     free(names);
     if (st != NDB_OK)
@@ -293,36 +333,87 @@ fail:
     return st;
 }
 
-ndb_status ndb_vec_create(ndb_vec_db *db, const char *name, uint32_t dims, ndb_vec_metric metric, ndb_errmsg *msg)
+/* The catalog entry's metadata: {"dims", "metric", "index" (HNSW only)}. */
+static ndb_status build_meta(ndb_doc_builder *b, uint32_t dims, ndb_vec_metric metric, const ndb_vec_index *ix,
+                             const void **meta, size_t *len)
+{
+    const char *mn = ndb_vec_metric_name(metric);
+    ndb_doc_builder_reset(b);
+    ndb_doc_begin_object(b);
+    ndb_doc_key(b, "dims", 4);
+    ndb_doc_int(b, dims);
+    ndb_doc_key(b, "metric", 6);
+    ndb_doc_string(b, mn, strlen(mn));
+    if (ix->kind != NDB_VEC_INDEX_EXACT)
+        graph_write_meta(b, ix);
+    ndb_doc_end_object(b);
+    return ndb_doc_builder_finish(b, meta, len);
+}
+
+ndb_status ndb_vec_create(ndb_vec_db *db, const char *name, uint32_t dims, ndb_vec_metric metric,
+                          const ndb_vec_index *index, ndb_errmsg *msg)
 {
     ndb_status st;
     if (dims < 1 || dims > NDB_VEC_MAX_DIMS)
         return ndb_errmsg_set(msg, NDB_EINVAL, "dimensions must be 1 to %u, got %u", NDB_VEC_MAX_DIMS, dims);
     if ((unsigned)metric > NDB_VEC_L2)
         return ndb_errmsg_set(msg, NDB_EINVAL, "unknown metric %d (cosine, dot or l2)", (int)metric);
+    ndb_vec_index ix = {NDB_VEC_INDEX_EXACT, 0, 0};
+    if (index && (st = graph_check_index(index, &ix, msg)) != NDB_OK)
+        return st;
     ndb_doc_builder *b;
     if (ndb_doc_builder_new(&b) != NDB_OK)
         return NDB_ENOMEM;
-    const char *mn = ndb_vec_metric_name(metric);
-    ndb_doc_begin_object(b);
-    ndb_doc_key(b, "dims", 4);
-    ndb_doc_int(b, dims);
-    ndb_doc_key(b, "metric", 6);
-    ndb_doc_string(b, mn, strlen(mn));
-    ndb_doc_end_object(b);
     const void *meta;
     size_t mlen;
     pthread_rwlock_wrlock(&db->lock);
     vcoll *c = NULL;
-    if ((st = ndb_doc_builder_finish(b, &meta, &mlen)) == NDB_OK &&
+    if ((st = build_meta(b, dims, metric, &ix, &meta, &mlen)) == NDB_OK &&
         (st = ndb_doc_create_collection_ext(db->env.docs, name, meta, mlen, 2, msg)) == NDB_OK &&
         (st = open_coll(db, name, &c, msg)) == NDB_OK && (st = insert(db, c)) != NDB_OK)
-        coll_free(c);
+        coll_unref(c);
     if (st == NDB_EEXIST)
         ndb_errmsg_set(msg, st, "vector collection '%s' already exists", name);
     pthread_rwlock_unlock(&db->lock);
     ndb_doc_builder_free(b);
     return st;
+}
+
+ndb_status ndb_vec_set_index(ndb_vec_db *db, const char *name, const ndb_vec_index *index, ndb_errmsg *msg)
+{
+    ndb_vec_index ix;
+    if (!index)
+        return ndb_errmsg_set(msg, NDB_EINVAL, "index is missing");
+    ndb_status st = graph_check_index(index, &ix, msg);
+    vcoll *c = NULL;
+    if (st == NDB_OK)
+        st = vdb_acquire(db, name, &c, msg);
+    if (st != NDB_OK)
+        return st;
+    ndb_doc_builder *b = NULL;
+    ndb_doc_txn *t = NULL;
+    const void *meta;
+    size_t mlen;
+    if ((st = ndb_doc_builder_new(&b)) == NDB_OK && (st = build_meta(b, c->dims, c->metric, &ix, &meta, &mlen)) ==
+                                                        NDB_OK)
+        st = ndb_doc_txn_begin(db->env.docs, c->name, NULL, &t, msg);
+    if (st == NDB_OK) {
+        pthread_mutex_lock(&c->wmu);
+        if (c->dropped)
+            st = ndb_errmsg_set(msg, NDB_ENOTFOUND, "vector collection '%s' was dropped", name);
+        else if ((st = ndb_doc_txn_set_meta(t, meta, mlen, msg)) == NDB_OK &&
+                 (st = ndb_doc_txn_commit(t, msg)) == NDB_OK) {
+            pthread_rwlock_wrlock(&c->rw);
+            c->index = ix;
+            pthread_rwlock_unlock(&c->rw);
+            graph_wake(c, true);
+        }
+        pthread_mutex_unlock(&c->wmu);
+    }
+    ndb_status e = ndb_doc_txn_end(t, st == NDB_OK ? msg : NULL);
+    ndb_doc_builder_free(b);
+    coll_unref(c);
+    return st == NDB_OK ? e : st;
 }
 
 ndb_status ndb_vec_drop(ndb_vec_db *db, const char *name, ndb_errmsg *msg)
@@ -344,6 +435,8 @@ ndb_status ndb_vec_drop(ndb_vec_db *db, const char *name, ndb_errmsg *msg)
     __atomic_store_n(&c->dropped, 1, __ATOMIC_RELEASE);
     coll_wait_built(c); /* no segment file is being written when the directory goes */
     pthread_mutex_unlock(&c->wmu);
+    pthread_mutex_lock(&c->gmu); /* nor a graph file: the index thread's later turns see dropped */
+    pthread_mutex_unlock(&c->gmu);
     st = ndb_doc_drop_collection(db->env.docs, name, msg);
     if (st == NDB_OK || st == NDB_ENOTFOUND) {
         memmove(db->colls + at, db->colls + at + 1, (db->n - at - 1) * sizeof *db->colls);

@@ -18,6 +18,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "hnsw.h"
 #include "idmap.h"
 #include "ndb_doc.h"
 #include "ndb_kv.h"
@@ -31,8 +32,21 @@ struct kv_env;
  * (16384 * (2e15)^2 < FLT_MAX). */
 #define VEC_MAX_ABS 1e15f
 
-struct vbuilder;
+struct vqueue;
 struct vcoll;
+
+/* The handle's background threads, each working through a queue of
+ * collections (vdb.c): one writes frozen row sets out as segment files, one
+ * builds graphs. */
+enum { VQ_BUILD, VQ_INDEX, VQ_COUNT };
+
+/* Search scratch for graphs, reused across searches (a visited mark per node
+ * is too large to allocate per search). */
+typedef struct vscratch_pool {
+    pthread_mutex_t mu;
+    hnsw_scratch **free;
+    size_t n, cap;
+} vscratch_pool;
 
 /* What every collection of one handle shares. Read-only after open. */
 typedef struct venv {
@@ -44,10 +58,13 @@ typedef struct venv {
     uint64_t segment_bytes;
     void (*log)(void *ctx, const char *line);
     void *log_ctx;
-    /* Queues a frozen collection for the thread that writes segment files
-     * (vdb.c provides it; coll.c calls it without depending on vdb.c). */
-    void (*build_later)(const struct venv *env, struct vcoll *c);
-    struct vbuilder *builder;
+    /* Queues a collection for one of the background threads (VQ_BUILD: a
+     * frozen row set to write out; VQ_INDEX: graph work). vdb.c provides it;
+     * coll.c and graph.c call it without depending on vdb.c. */
+    void (*later)(const struct venv *env, int queue, struct vcoll *c);
+    struct vqueue *queues;
+    int *closing;       /* atomic: the handle is closing (long background work stops) */
+    vscratch_pool *scratch;
 } venv;
 
 /* Rows in memory, in the order they were written (row numbers ascending):
@@ -124,9 +141,22 @@ typedef struct vcoll {
     rowset imm;        /* frozen (n > 0) while its segment is built */
     uint32_t imm_no;
     uint64_t imm_lo, imm_hi;
-    struct vcoll *qnext; /* the builder's queue (vdb.c); a collection is queued at most once */
+    struct vcoll *qnext[VQ_COUNT]; /* the background queues (vdb.c); in each at most once */
 
     idmap map;
+
+    /* The approximate index (graph.c). index changes under wmu and rw
+     * exclusively; g and gnext are created, replaced and freed only by the
+     * index thread (and coll_free), under rw exclusively. */
+    ndb_vec_index index;
+    struct vgraph *g;     /* searched: rows below g->hi through it, the rest exactly */
+    struct vgraph *gnext; /* being built to replace g (churn, new parameters); not searched */
+    pthread_rwlock_t grw; /* taken inside rw: searches shared, the index thread exclusively to add */
+    int gwaiting;         /* atomic: searches waiting for grw */
+    pthread_mutex_t gmu;  /* held by the index thread for a turn (a drop waits for it) */
+    int indexing;         /* bmu: queued for, or in, graph work */
+    int gdirty;           /* bmu: a write since the index thread's turn began */
+    uint64_t glogged;     /* the index thread's: when progress was last logged */
 } vcoll;
 
 /* ---- keys and values in kv (FORMAT.md) */
@@ -203,6 +233,65 @@ ndb_status coll_append(vcoll *c, const char *id, size_t idlen, uint64_t row, con
 void coll_info(vcoll *c, ndb_vec_info *out);
 
 
+
+/* The collection's runs of rows in row-number order (segments, imm, act):
+ * where each run's rows, row numbers and dead bits are (rw held). */
+typedef struct vrun {
+    uint32_t no;           /* location number (idmap_loc.seg) */
+    const float *rows;
+    const uint64_t *rowno; /* ascending */
+    const uint64_t *dead;
+    uint64_t n, ndead;
+} vrun;
+/* Fills out (nsegs + 2 slots) and returns the count of non-empty runs. */
+size_t coll_runs(const vcoll *c, vrun *out);
+/* First index of r with row number >= row (r->n if none). */
+uint64_t run_lower(const vrun *r, uint64_t row);
+/* The run and index of row number row among runs, or false. */
+bool runs_find(const vrun *runs, size_t n, uint64_t row, size_t *run, uint64_t *at);
+
+/* ---- graph.c: the approximate index over a collection's rows */
+/* A graph over the rows with numbers below hi: each live row when it was
+ * added is a node labelled with its row number, added in row order (so the
+ * labels ascend with the node numbers); dead marks the nodes whose rows were
+ * replaced or deleted since. */
+typedef struct vgraph {
+    hnsw *h;
+    uint64_t hi;     /* rows below hi have been added, or skipped as dead */
+    uint64_t *dead;  /* node bits; set under rw exclusively */
+    uint64_t dcap;   /* bits dead has room for */
+    uint64_t ndead;
+    uint32_t saved;  /* nodes in the graph file (0: none written by this graph) */
+} vgraph;
+/* Parses the index of a catalog entry's metadata ({"index": {"kind", "m",
+ * "ef_construction"}}; absent: exact). */
+ndb_status graph_read_meta(const ndb_doc_val *root, ndb_vec_index *out);
+/* Checks an index configuration and fills in its defaults. */
+ndb_status graph_check_index(const ndb_vec_index *in, ndb_vec_index *out, ndb_errmsg *msg);
+/* Appends "index": {...} to an object being built. */
+void graph_write_meta(ndb_doc_builder *b, const ndb_vec_index *ix);
+/* At open, after recovery: loads the graph file of an HNSW collection
+ * (marking the nodes whose rows are no longer live) or starts an empty
+ * graph, and queues the rest of the work. Failures are logged: the graph is
+ * rebuilt. */
+void graph_open(vcoll *c);
+/* The row number row died (rw held exclusively): its node, if any, is masked. */
+void graph_kill(vcoll *c, uint64_t row);
+/* After a write or a change of index (wmu held): queues graph work for an
+ * HNSW collection, or for any with always (a change to exact drops the
+ * graph). */
+void graph_wake(vcoll *c, bool always);
+/* The index thread's job: adds rows for a bounded time, saves the graph
+ * file, swaps a finished rebuild in. True if more work remains. */
+bool graph_work(vcoll *c, hnsw_scratch *s);
+void graph_free(vgraph *g);
+/* Removes the graph file of c. */
+void graph_remove_file(vcoll *c);
+/* Scratch from the handle's pool (NULL: out of memory); give it back. */
+hnsw_scratch *vscratch_get(const venv *e);
+void vscratch_put(const venv *e, hnsw_scratch *s);
+/* Node of row number row in g, or UINT32_MAX. */
+uint32_t graph_node_of(const vgraph *g, uint64_t row);
 
 /* ---- recover.c */
 /* Loads c's rows: segment files checked against kv (rebuilt from it where

@@ -190,7 +190,7 @@ int main(int argc, char **argv)
     store st;
     store_open(sdir, 1, &st);
     ndb_errmsg m;
-    if (ndb_vec_create(st.vec, "bench", (uint32_t)d, NDB_VEC_COSINE, &m) != NDB_OK) {
+    if (ndb_vec_create(st.vec, "bench", (uint32_t)d, NDB_VEC_COSINE, NULL, &m) != NDB_OK) {
         fprintf(stderr, "vecbench: %s\n", m.text);
         return 1;
     }

@@ -731,12 +731,16 @@ ndb_status ndb_doc_collection_ext(ndb_doc_db *db, const char *name, ndb_doc_ext 
     if (st != NDB_OK)
         return st;
     memset(out, 0, sizeof *out);
-    if (c->ext_meta == NULL)
+    if (c->ext_meta == NULL) /* set at creation (or load) only: never NULL after */
         return ndb_errmsg_set(msg, NDB_EINVAL, "collection '%s' has no metadata of another layer", name);
-    if ((out->meta = malloc(c->ext_meta_len)) == NULL)
+    pthread_mutex_lock(&c->ixlock); /* a transaction's commit may replace it (ndb_doc_txn_set_meta) */
+    if ((out->meta = malloc(c->ext_meta_len)) != NULL) {
+        memcpy(out->meta, c->ext_meta, c->ext_meta_len);
+        out->meta_len = c->ext_meta_len;
+    }
+    pthread_mutex_unlock(&c->ixlock);
+    if (out->meta == NULL)
         return NDB_ENOMEM;
-    memcpy(out->meta, c->ext_meta, c->ext_meta_len);
-    out->meta_len = c->ext_meta_len;
     out->nprefixes = c->n_ext;
     for (uint32_t i = 0; i < c->n_ext; i++) {
         dbuf k = {0};

@@ -602,6 +602,8 @@ typedef struct wctx {
     bool batch_full; /* the kv refused to grow the batch (256 MiB WAL record) */
     uint64_t ticket; /* the committed batch's kv ticket, 0 before the commit */
     const ndb_interrupt *intr; /* the request's (borrowed); NULL: never interrupted */
+    uint8_t *ext;    /* owned: the layer above's new metadata (ndb_doc_txn_set_meta), or NULL */
+    size_t ext_len;
 } wctx;
 ndb_status wctx_init(wctx *w, ndb_doc_db *db, coll *c);
 void wctx_free(wctx *w);

@@ -465,6 +465,11 @@ ndb_status ndb_doc_txn_delete(ndb_doc_txn *t, const char *id, size_t idlen, ndb_
 /* Keys of the caller's own (under its ndb_doc_ext prefixes), in the same batch. */
 ndb_status ndb_doc_txn_put(ndb_doc_txn *t, const void *key, size_t klen, const void *val, size_t vlen);
 ndb_status ndb_doc_txn_del(ndb_doc_txn *t, const void *key, size_t klen);
+/* Replaces the metadata the layer above gave ndb_doc_create_collection_ext
+ * (an encoded object, copied), in the same batch: ndb_doc_collection_ext
+ * returns it once the commit is done. NDB_EINVAL for a collection without
+ * such metadata or a meta that is not an encoded object. */
+ndb_status ndb_doc_txn_set_meta(ndb_doc_txn *t, const void *meta, size_t len, ndb_errmsg *msg);
 /* Writes the batch (one WAL record) and makes it the collection's latest
  * state for its next writers; it is durable, and visible to readers, once
  * ndb_doc_txn_end returns NDB_OK. At most once. */

@@ -102,6 +102,7 @@ void wctx_free(wctx *w)
     dbuf_free(&w->key);
     ndb_doc_builder_free(w->b1);
     ndb_doc_builder_free(w->b2);
+    free(w->ext);
 }
 
 ndb_status wctx_lock(wctx *w, ndb_errmsg *msg)
@@ -205,6 +206,21 @@ ndb_status idx_add(wctx *w, const ndb_doc_val *doc, const uint8_t *id, size_t id
     return NDB_OK;
 }
 
+/* Exchanges the collection's metadata of the layer above with w's (the
+ * writer lock held; ixlock for ndb_doc_collection_ext, which reads it without
+ * the writer lock). */
+static void swap_ext(coll *c, wctx *w)
+{
+    pthread_mutex_lock(&c->ixlock);
+    uint8_t *m = c->ext_meta;
+    size_t ml = c->ext_meta_len;
+    c->ext_meta = w->ext;
+    c->ext_meta_len = w->ext_len;
+    w->ext = m;
+    w->ext_len = ml;
+    pthread_mutex_unlock(&c->ixlock);
+}
+
 ndb_status wctx_commit(wctx *w, ndb_errmsg *msg)
 {
     /* the last point where the request may stop: from the append on, the
@@ -217,6 +233,13 @@ ndb_status wctx_commit(wctx *w, ndb_errmsg *msg)
     uint64_t bytes = (uint64_t)((int64_t)c->bytes + w->dbytes);
     st = cat_write_stats(w->db, w->b, c, count, bytes);
     idx_set *ns = NULL;
+    bool swapped = false;
+    if (st == NDB_OK && w->ext) { /* the catalog entry below carries it; readers see it once committed */
+        swap_ext(c, w);
+        swapped = true;
+        if (!w->mk_any)
+            st = cat_write_meta(w->db, w->b, c, w->ix);
+    }
     if (st == NDB_OK && w->mk_any) {
         ns = calloc(1, sizeof *ns);
         if (ns == NULL || (ns->defs = malloc((size_t)w->ix->n * sizeof *ns->defs)) == NULL) {
@@ -236,8 +259,14 @@ ndb_status wctx_commit(wctx *w, ndb_errmsg *msg)
     if (st == NDB_OK && (st = ndb_kv_write_append(w->db->kv, w->b, &w->ticket)) != NDB_OK)
         db_kvfail(w->db, msg, st, "writing batch");
     if (st != NDB_OK) {
+        if (swapped)
+            swap_ext(c, w);
         idx_set_unref(ns);
         return st;
+    }
+    if (swapped) { /* w held the replaced metadata */
+        free(w->ext);
+        w->ext = NULL;
     }
     if (w->ticket)
         c->pending = w->ticket;
@@ -927,6 +956,23 @@ ndb_status ndb_doc_txn_put(ndb_doc_txn *t, const void *key, size_t klen, const v
 ndb_status ndb_doc_txn_del(ndb_doc_txn *t, const void *key, size_t klen)
 {
     return wdel(&t->w, key, klen);
+}
+
+ndb_status ndb_doc_txn_set_meta(ndb_doc_txn *t, const void *meta, size_t len, ndb_errmsg *msg)
+{
+    ndb_doc_val r;
+    if (t->w.c->ext_meta == NULL)
+        return ndb_errmsg_set(msg, NDB_EINVAL, "collection '%s' has no metadata of another layer", t->w.c->name);
+    if (meta == NULL || ndb_doc_validate(meta, len, NULL) != NDB_OK || !doc_root_obj(meta, len, &r))
+        return ndb_errmsg_set(msg, NDB_EINVAL, "collection metadata must be an encoded object");
+    uint8_t *m = malloc(len);
+    if (m == NULL)
+        return NDB_ENOMEM;
+    memcpy(m, meta, len);
+    free(t->w.ext);
+    t->w.ext = m;
+    t->w.ext_len = len;
+    return NDB_OK;
 }
 
 ndb_status ndb_doc_txn_commit(ndb_doc_txn *t, ndb_errmsg *msg)

@@ -181,7 +181,7 @@ static void vec_seeds(const char *tmp)
     o.log = quiet;
     snprintf(dir, sizeof dir, "%s/vseg", tmp);
     check(ndb_vec_open(kv, docs, dir, &o, &s, &msg), "vec open");
-    check(ndb_vec_create(s, "v", 16, NDB_VEC_COSINE, &msg), "vec create");
+    check(ndb_vec_create(s, "v", 16, NDB_VEC_COSINE, NULL, &msg), "vec create");
     for (int i = 0; i < 45; i++) {
         float v[16];
         for (int j = 0; j < 16; j++)

@@ -246,7 +246,7 @@ static void *dropper_main(void *arg)
     for (int i = 0; i < 50; i++)
         items[i] = (ndb_vec_item){NULL, 0, v};
     for (int round = 0; round < 15; round++) {
-        CHECK(ndb_vec_create(vdb, "tmp", D, NDB_VEC_DOT, &m) == NDB_OK, "create tmp: %s", m.text);
+        CHECK(ndb_vec_create(vdb, "tmp", D, NDB_VEC_DOT, NULL, &m) == NDB_OK, "create tmp: %s", m.text);
         /* 50 to 300 rows at 100 per segment: dropped while segments are queued or being written */
         for (int i = 0; i <= round % 6; i++)
             CHECK(ndb_vec_insert(vdb, "tmp", items, 50, D, NULL, &m) == NDB_OK, "insert tmp: %s", m.text);
@@ -307,7 +307,7 @@ static void check_final(int pass)
 static void writers_searchers_merges_and_drops(void)
 {
     ndb_errmsg m;
-    CHECK(ndb_vec_create(vdb, "c", D, NDB_VEC_DOT, &m) == NDB_OK, "create: %s", m.text);
+    CHECK(ndb_vec_create(vdb, "c", D, NDB_VEC_DOT, NULL, &m) == NDB_OK, "create: %s", m.text);
     pthread_t wt[WRITERS], st[2], mt, dt, ts;
     for (int w = 0; w < WRITERS; w++) {
         writers[w].w = w;
@@ -382,7 +382,7 @@ static void *reader_main(void *arg)
 static void concurrent_upserts_of_one_id(void)
 {
     ndb_errmsg m;
-    CHECK(ndb_vec_create(vdb, "one", D, NDB_VEC_DOT, &m) == NDB_OK, "create: %s", m.text);
+    CHECK(ndb_vec_create(vdb, "one", D, NDB_VEC_DOT, NULL, &m) == NDB_OK, "create: %s", m.text);
     float vec[D] = {1, 1};
     size_t dl;
     void *d = doc_of(0, 1, &dl);

@@ -37,7 +37,7 @@ static void vec_for(uint64_t n, uint64_t version, float *v)
 static void build(tv *t)
 {
     ndb_errmsg m;
-    cr_assert_eq(ndb_vec_create(t->vec, "c", DIMS, NDB_VEC_DOT, &m), NDB_OK);
+    cr_assert_eq(ndb_vec_create(t->vec, "c", DIMS, NDB_VEC_DOT, NULL, &m), NDB_OK);
     for (uint64_t i = 0; i < 900; i++) {
         float v[DIMS];
         vec_for(i, 0, v);
@@ -345,7 +345,7 @@ static void fault_rounds(int fail_sync)
     t.durability = NDB_KV_SYNC;
     ndb_errmsg m;
     tv_open(&t);
-    cr_assert_eq(ndb_vec_create(t.vec, "c", DIMS, NDB_VEC_DOT, &m), NDB_OK);
+    cr_assert_eq(ndb_vec_create(t.vec, "c", DIMS, NDB_VEC_DOT, NULL, &m), NDB_OK);
     tv_close(&t);
     static acks a;
     memset(&a, 0, sizeof a);
@@ -410,7 +410,7 @@ Test(recover, power_cuts_keep_acknowledged_writes, .timeout = 180)
         t.fault = kv_env_fault_new(kv_env_posix());
         tv_open(&t);
         if (round == 0)
-            cr_assert_eq(ndb_vec_create(t.vec, "c", DIMS, NDB_VEC_DOT, &m), NDB_OK);
+            cr_assert_eq(ndb_vec_create(t.vec, "c", DIMS, NDB_VEC_DOT, NULL, &m), NDB_OK);
         int n = 1 + (int)(rnd() % 150);
         for (int i = 0; i < n; i++)
             cr_assert_eq(random_write(&t, &a, (int)(rnd() % IDS), ++version, &m), NDB_OK, "%s", m.text);
@@ -439,7 +439,7 @@ static void crash_round(tv *t, int round, long run_us, acks *a, int *version)
         ndb_errmsg m;
         if (tv_open_st(t, &m) != NDB_OK)
             _exit(2);
-        if (round == 0 && ndb_vec_create(t->vec, "c", DIMS, NDB_VEC_DOT, &m) != NDB_OK)
+        if (round == 0 && ndb_vec_create(t->vec, "c", DIMS, NDB_VEC_DOT, NULL, &m) != NDB_OK)
             _exit(3);
         for (;;) {
             /* tell the parent which id is about to be written, then what was acknowledged */

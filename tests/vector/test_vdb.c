@@ -187,7 +187,7 @@ static void search_suite(ndb_vec_metric metric)
     tv_init(&t, 4096); /* 128 rows of 32 bytes per segment */
     tv_open(&t);
     ndb_errmsg m;
-    cr_assert_eq(ndb_vec_create(t.vec, "c", D, metric, &m), NDB_OK, "%s", m.text);
+    cr_assert_eq(ndb_vec_create(t.vec, "c", D, metric, NULL, &m), NDB_OK, "%s", m.text);
     static model md;
     memset(&md, 0, sizeof md);
     fill_model(&t, "c", &md, 300, 1);
@@ -223,7 +223,7 @@ Test(vdb, cosine_normalises_and_ranks)
     tv_init(&t, 0);
     tv_open(&t);
     ndb_errmsg m;
-    cr_assert_eq(ndb_vec_create(t.vec, "docs", 3, NDB_VEC_COSINE, &m), NDB_OK);
+    cr_assert_eq(ndb_vec_create(t.vec, "docs", 3, NDB_VEC_COSINE, NULL, &m), NDB_OK);
     float a[3] = {3, 0, 0}, b[3] = {1, 1, 0}, c[3] = {0, 0, 5}, q[3] = {10, 1, 0};
     cr_assert_eq(tv_insert(&t, "docs", "{\"_id\":\"a\",\"name\":\"A\"}", a, 3, &m), NDB_OK, "%s", m.text);
     cr_assert_eq(tv_insert(&t, "docs", "{\"_id\":\"b\"}", b, 3, &m), NDB_OK);
@@ -273,16 +273,16 @@ Test(vdb, validation_errors_name_the_problem)
     tv_init(&t, 0);
     tv_open(&t);
     ndb_errmsg m;
-    cr_assert_eq(ndb_vec_create(t.vec, "v", 4, NDB_VEC_COSINE, &m), NDB_OK);
-    cr_assert_eq(ndb_vec_create(t.vec, "v", 4, NDB_VEC_COSINE, &m), NDB_EEXIST);
+    cr_assert_eq(ndb_vec_create(t.vec, "v", 4, NDB_VEC_COSINE, NULL, &m), NDB_OK);
+    cr_assert_eq(ndb_vec_create(t.vec, "v", 4, NDB_VEC_COSINE, NULL, &m), NDB_EEXIST);
     cr_assert(strstr(m.text, "already exists"), "%s", m.text);
-    cr_assert_eq(ndb_vec_create(t.vec, "w", 0, NDB_VEC_COSINE, &m), NDB_EINVAL);
-    cr_assert_eq(ndb_vec_create(t.vec, "w", 16385, NDB_VEC_COSINE, &m), NDB_EINVAL);
-    cr_assert_eq(ndb_vec_create(t.vec, "big", 16384, NDB_VEC_DOT, &m), NDB_OK, "%s", m.text);
-    cr_assert_eq(ndb_vec_create(t.vec, "../x", 4, NDB_VEC_COSINE, &m), NDB_EINVAL);
-    cr_assert_eq(ndb_vec_create(t.vec, ".hidden", 4, NDB_VEC_COSINE, &m), NDB_EINVAL);
-    cr_assert_eq(ndb_vec_create(t.vec, "", 4, NDB_VEC_COSINE, &m), NDB_EINVAL);
-    cr_assert_eq(ndb_vec_create(t.vec, "m", 4, (ndb_vec_metric)7, &m), NDB_EINVAL);
+    cr_assert_eq(ndb_vec_create(t.vec, "w", 0, NDB_VEC_COSINE, NULL, &m), NDB_EINVAL);
+    cr_assert_eq(ndb_vec_create(t.vec, "w", 16385, NDB_VEC_COSINE, NULL, &m), NDB_EINVAL);
+    cr_assert_eq(ndb_vec_create(t.vec, "big", 16384, NDB_VEC_DOT, NULL, &m), NDB_OK, "%s", m.text);
+    cr_assert_eq(ndb_vec_create(t.vec, "../x", 4, NDB_VEC_COSINE, NULL, &m), NDB_EINVAL);
+    cr_assert_eq(ndb_vec_create(t.vec, ".hidden", 4, NDB_VEC_COSINE, NULL, &m), NDB_EINVAL);
+    cr_assert_eq(ndb_vec_create(t.vec, "", 4, NDB_VEC_COSINE, NULL, &m), NDB_EINVAL);
+    cr_assert_eq(ndb_vec_create(t.vec, "m", 4, (ndb_vec_metric)7, NULL, &m), NDB_EINVAL);
     float v[5] = {1, 2, 3, 4, 5};
     cr_assert_eq(tv_insert(&t, "v", "{}", v, 5, &m), NDB_EINVAL);
     cr_assert(strstr(m.text, "5 dimensions") && strstr(m.text, "has 4"), "%s", m.text);
@@ -324,7 +324,7 @@ Test(vdb, validation_errors_name_the_problem)
     cr_assert_eq(ndb_vec_upsert(t.vec, "v", "", &upd, 4, NULL, &m), NDB_EINVAL);
     cr_assert_eq(ndb_vec_delete(t.vec, "v", "nope", &m), NDB_ENOTFOUND);
     /* zero vectors are fine under dot */
-    cr_assert_eq(ndb_vec_create(t.vec, "d", 4, NDB_VEC_DOT, &m), NDB_OK);
+    cr_assert_eq(ndb_vec_create(t.vec, "d", 4, NDB_VEC_DOT, NULL, &m), NDB_OK);
     cr_assert_eq(tv_insert(&t, "d", "{}", z, 4, &m), NDB_OK);
     /* search argument checks */
     ndb_vec_result *r;
@@ -351,7 +351,7 @@ Test(vdb, validation_errors_name_the_problem)
     cr_assert_eq(ndb_vec_drop(t.vec, "v", &m), NDB_OK, "%s", m.text);
     cr_assert_eq(ndb_vec_drop(t.vec, "v", &m), NDB_ENOTFOUND);
     cr_assert_eq(tv_get(&t, "v", "x", NULL, NULL, NULL, 0, &m), NDB_ENOTFOUND);
-    cr_assert_eq(ndb_vec_create(t.vec, "v", 2, NDB_VEC_L2, &m), NDB_OK, "%s", m.text);
+    cr_assert_eq(ndb_vec_create(t.vec, "v", 2, NDB_VEC_L2, NULL, &m), NDB_OK, "%s", m.text);
     tv_close(&t);
     tv_open(&t);
     cr_assert_eq(ndb_vec_list(t.vec, &list, &n), NDB_OK);
@@ -382,7 +382,7 @@ Test(vdb, documents_and_vectors_are_separate_namespaces)
     const void *docs[1] = {d};
     cr_assert_eq(ndb_doc_insert(t.doc, "products", docs, &l, 1, NULL, NULL, &m), NDB_OK, "%s", m.text);
     free(d);
-    cr_assert_eq(ndb_vec_create(t.vec, "products", 4, NDB_VEC_COSINE, &m), NDB_OK, "%s", m.text);
+    cr_assert_eq(ndb_vec_create(t.vec, "products", 4, NDB_VEC_COSINE, NULL, &m), NDB_OK, "%s", m.text);
     float v[4] = {0.1f, 0.2f, 0.3f, 0.4f};
     cr_assert_eq(tv_insert(&t, "products", "{\"name\":\"Wireless Mouse\"}", v, 4, &m), NDB_OK);
     cr_assert_eq(tv_insert(&t, "products", "{\"name\":\"Keyboard\"}", v, 4, &m), NDB_OK);
@@ -397,7 +397,7 @@ Test(vdb, documents_and_vectors_are_separate_namespaces)
     cr_assert_eq(ndb_vec_drop(t.vec, "products", &m), NDB_OK);
     cr_assert_eq(ndb_doc_count(t.doc, "products", NULL, 0, NULL, &cnt, &m), NDB_OK);
     cr_assert_eq(cnt, 1, "dropping the vector collection left the documents alone");
-    cr_assert_eq(ndb_vec_create(t.vec, "products", 4, NDB_VEC_COSINE, &m), NDB_OK);
+    cr_assert_eq(ndb_vec_create(t.vec, "products", 4, NDB_VEC_COSINE, NULL, &m), NDB_OK);
     cr_assert_eq(tv_insert(&t, "products", "{\"name\":\"Mouse\"}", v, 4, &m), NDB_OK);
     cr_assert_eq(ndb_doc_drop_collection(t.doc, "products", &m), NDB_OK);
     ndb_vec_info info;
@@ -419,7 +419,7 @@ Test(vdb, upsert_replaces_document_and_vector_together)
     tv_init(&t, 0);
     tv_open(&t);
     ndb_errmsg m;
-    cr_assert_eq(ndb_vec_create(t.vec, "u", 2, NDB_VEC_DOT, &m), NDB_OK);
+    cr_assert_eq(ndb_vec_create(t.vec, "u", 2, NDB_VEC_DOT, NULL, &m), NDB_OK);
     float v1[2] = {1, 0}, v2[2] = {0, 1};
     size_t l1, l2;
     void *d1 = tv_doc("{\"k\":1}", &l1), *d2 = tv_doc("{\"_id\":\"a\",\"k\":2}", &l2);
@@ -469,8 +469,8 @@ Test(vdb, export_import_round_trip_gives_identical_results)
     tv_open(&t);
     ndb_errmsg m;
     enum { N = 700, DIMS = 16 };
-    cr_assert_eq(ndb_vec_create(t.vec, "src", DIMS, NDB_VEC_COSINE, &m), NDB_OK);
-    cr_assert_eq(ndb_vec_create(t.vec, "dst", DIMS, NDB_VEC_COSINE, &m), NDB_OK);
+    cr_assert_eq(ndb_vec_create(t.vec, "src", DIMS, NDB_VEC_COSINE, NULL, &m), NDB_OK);
+    cr_assert_eq(ndb_vec_create(t.vec, "dst", DIMS, NDB_VEC_COSINE, NULL, &m), NDB_OK);
     for (int i = 0; i < N; i++) {
         float v[DIMS];
         for (int j = 0; j < DIMS; j++)
@@ -547,7 +547,7 @@ Test(vdb, updates_and_deletes_are_reclaimed)
     tv_init(&t, 64 * 50); /* 50 rows of 64 bytes per segment */
     tv_open(&t);
     ndb_errmsg m;
-    cr_assert_eq(ndb_vec_create(t.vec, "u", 4, NDB_VEC_DOT, &m), NDB_OK);
+    cr_assert_eq(ndb_vec_create(t.vec, "u", 4, NDB_VEC_DOT, NULL, &m), NDB_OK);
     for (int round = 0; round < 40; round++) {
         for (int i = 0; i < 100; i++) {
             char id[8];
@@ -594,7 +594,7 @@ Test(vdb, searches_stop_at_their_interrupt)
     tv_init(&t, 0);
     tv_open(&t);
     ndb_errmsg m = {{0}};
-    cr_assert_eq(ndb_vec_create(t.vec, "v", 8, NDB_VEC_DOT, &m), NDB_OK, "%s", m.text);
+    cr_assert_eq(ndb_vec_create(t.vec, "v", 8, NDB_VEC_DOT, NULL, &m), NDB_OK, "%s", m.text);
     for (int i = 0; i < 300; i++) {
         float v[8] = {(float)i, 1, 2, 3, 4, 5, 6, (float)(i % 7)};
         char doc[64];
