@@ -23,6 +23,8 @@ typedef struct tv {
     uint64_t segment_bytes;
     ndb_kv_durability durability;
     kv_fault_env *fault; /* NULL: the POSIX env */
+    void (*log)(void *ctx, const char *line); /* NULL: quiet (NDB_VEC_TEST_LOG: stderr) */
+    void *log_ctx;
 } tv;
 
 static inline void quiet(void *ctx, const char *line)
@@ -51,7 +53,8 @@ static inline ndb_status tv_open_st(tv *t, ndb_errmsg *m)
     ndb_vec_options_default(&o);
     o.threads = 2;
     o.segment_bytes = t->segment_bytes;
-    o.log = getenv("NDB_VEC_TEST_LOG") ? NULL : quiet; /* set it to see rebuilds and merges on stderr */
+    o.log = t->log ? t->log : getenv("NDB_VEC_TEST_LOG") ? NULL : quiet; /* to see rebuilds and merges */
+    o.log_ctx = t->log_ctx;
     return ndb_vec_open(t->kv, t->doc, t->segdir, &o, &t->vec, m);
 }
 
