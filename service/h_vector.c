@@ -44,7 +44,34 @@ Nexadb__V1__CollectionInfo *svc_vec_collection_info(svc_ctx *ctx, const ndb_vec_
     ci->dimensions = (int32_t)vi->dims;
     ci->metric = metric_to_pb(vi->metric);
     ci->kind = NEXADB__V1__COLLECTION_INFO__KIND__KIND_VECTORS;
+    Nexadb__V1__VectorIndex *ix = svc_alloc(ctx, sizeof *ix);
+    if (ix == NULL)
+        return NULL;
+    nexadb__v1__vector_index__init(ix);
+    ix->kind = vi->index.kind == NDB_VEC_INDEX_HNSW ? NEXADB__V1__VECTOR_INDEX__KIND__KIND_HNSW
+                                                    : NEXADB__V1__VECTOR_INDEX__KIND__KIND_EXACT;
+    ix->m = (int32_t)vi->index.m;
+    ix->ef_construction = (int32_t)vi->index.ef_construction;
+    ci->index = ix;
+    ci->indexed = (int64_t)vi->indexed;
+    ci->index_building = vi->building != 0;
+    ci->index_bytes = (int64_t)vi->graph_bytes;
     return ci->name != NULL ? ci : NULL;
+}
+
+/* The request's index (absent: exact). */
+static ndb_status index_from_pb(const Nexadb__V1__VectorIndex *pb, ndb_vec_index *out, ndb_errmsg *msg)
+{
+    *out = (ndb_vec_index){NDB_VEC_INDEX_EXACT, 0, 0};
+    if (pb == NULL || pb->kind == NEXADB__V1__VECTOR_INDEX__KIND__KIND_UNSPECIFIED ||
+        pb->kind == NEXADB__V1__VECTOR_INDEX__KIND__KIND_EXACT)
+        return NDB_OK;
+    if (pb->kind != NEXADB__V1__VECTOR_INDEX__KIND__KIND_HNSW)
+        return ndb_errmsg_set(msg, NDB_EINVAL, "unknown index kind %d (KIND_EXACT or KIND_HNSW)", (int)pb->kind);
+    if (pb->m < 0 || pb->ef_construction < 0)
+        return ndb_errmsg_set(msg, NDB_EINVAL, "index m and ef_construction must not be negative");
+    *out = (ndb_vec_index){NDB_VEC_INDEX_HNSW, (uint32_t)pb->m, (uint32_t)pb->ef_construction};
+    return NDB_OK;
 }
 
 /* A copy of n floats in arena (call or page memory); NULL when out of it. */
@@ -64,7 +91,11 @@ static ndb_status create(svc_ctx *ctx, const ProtobufCMessage *req, ProtobufCMes
     ndb_vec_metric m = r->metric == NEXADB__V1__VECTOR_METRIC__VECTOR_METRIC_DOT  ? NDB_VEC_DOT
                        : r->metric == NEXADB__V1__VECTOR_METRIC__VECTOR_METRIC_L2 ? NDB_VEC_L2
                                                                                   : NDB_VEC_COSINE;
-    ndb_status st = ndb_vec_create(ctx->app->vec, r->collection, (uint32_t)r->dimensions, m, NULL, msg);
+    ndb_vec_index ix;
+    ndb_status st = index_from_pb(r->index, &ix, msg);
+    if (st != NDB_OK)
+        return st;
+    st = ndb_vec_create(ctx->app->vec, r->collection, (uint32_t)r->dimensions, m, &ix, msg);
     ndb_vec_info vi;
     if (st == NDB_EEXIST && r->if_not_exists) {
         if ((st = ndb_vec_stats(ctx->app->vec, r->collection, &vi, msg)) != NDB_OK)
@@ -72,6 +103,9 @@ static ndb_status create(svc_ctx *ctx, const ProtobufCMessage *req, ProtobufCMes
         if (vi.dims != (uint32_t)r->dimensions || vi.metric != m)
             return ndb_errmsg_set(msg, NDB_EEXIST, "vector collection '%.64s' exists with %u dimensions and metric %s",
                                   r->collection, vi.dims, ndb_vec_metric_name(vi.metric));
+        if (r->index != NULL && vi.index.kind != ix.kind) /* SetVectorIndex changes it */
+            return ndb_errmsg_set(msg, NDB_EEXIST, "vector collection '%.64s' exists with index %s", r->collection,
+                                  ndb_vec_index_name(vi.index.kind));
     } else if (st != NDB_OK) {
         return st;
     } else if ((st = ndb_vec_stats(ctx->app->vec, r->collection, &vi, msg)) != NDB_OK) {
@@ -81,6 +115,27 @@ static ndb_status create(svc_ctx *ctx, const ProtobufCMessage *req, ProtobufCMes
     if (out == NULL)
         return oom(msg);
     nexadb__v1__create_vector_collection_response__init(out);
+    if ((out->collection = svc_vec_collection_info(ctx, &vi)) == NULL)
+        return oom(msg);
+    *resp = &out->base;
+    return NDB_OK;
+}
+
+static ndb_status set_index(svc_ctx *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp, ndb_errmsg *msg)
+{
+    const Nexadb__V1__SetVectorIndexRequest *r = (const void *)req;
+    ndb_vec_index ix;
+    ndb_vec_info vi;
+    ndb_status st = index_from_pb(r->index, &ix, msg);
+    if (st == NDB_OK && r->index == NULL)
+        st = ndb_errmsg_set(msg, NDB_EINVAL, "index is missing");
+    if (st != NDB_OK || (st = ndb_vec_set_index(ctx->app->vec, r->collection, &ix, msg)) != NDB_OK ||
+        (st = ndb_vec_stats(ctx->app->vec, r->collection, &vi, msg)) != NDB_OK)
+        return st;
+    Nexadb__V1__SetVectorIndexResponse *out = svc_alloc(ctx, sizeof *out);
+    if (out == NULL)
+        return oom(msg);
+    nexadb__v1__set_vector_index_response__init(out);
     if ((out->collection = svc_vec_collection_info(ctx, &vi)) == NULL)
         return oom(msg);
     *resp = &out->base;
@@ -277,15 +332,31 @@ static ndb_status delete_one(svc_ctx *ctx, const ProtobufCMessage *req, Protobuf
     return NDB_OK;
 }
 
-/* Settings shared by Search and SearchBatch; the filter is encoded once, here. */
-static ndb_status prepare_query(svc_ctx *ctx, int32_t limit, const Nexadb__V1__Document *filter,
-                                const Google__Protobuf__FloatValue *min_score, int with_vectors, ndb_vec_query *q,
-                                ndb_errmsg *msg)
+/* Settings shared by Search and SearchBatch (the request's fields of the
+ * same names); the filter is encoded once, here. */
+typedef struct query_fields {
+    int32_t limit;
+    const Nexadb__V1__Document *filter;
+    const Google__Protobuf__FloatValue *min_score;
+    int with_vectors;
+    int32_t ef;
+    int exact;
+} query_fields;
+
+static ndb_status prepare_query(svc_ctx *ctx, const query_fields *f, ndb_vec_query *q, ndb_errmsg *msg)
 {
+    int32_t limit = f->limit;
+    const Nexadb__V1__Document *filter = f->filter;
+    const Google__Protobuf__FloatValue *min_score = f->min_score;
     if (limit < 0 || (uint32_t)limit > NDB_VEC_MAX_K)
         return ndb_errmsg_set(msg, NDB_EINVAL, "limit must be 1 to %u, got %d", NDB_VEC_MAX_K, limit);
+    if (f->ef < 0 || (uint32_t)f->ef > NDB_VEC_MAX_K)
+        return ndb_errmsg_set(msg, NDB_EINVAL, "ef must be 0 to %u, got %d", NDB_VEC_MAX_K, f->ef);
     memset(q, 0, sizeof *q);
     q->k = limit ? (uint32_t)limit : DEFAULT_LIMIT;
+    q->ef = (uint32_t)f->ef;
+    q->exact = f->exact;
+    int with_vectors = f->with_vectors;
     q->with_vectors = with_vectors;
     q->with_documents = 1;
     q->interrupt = svc_interrupt(ctx);
@@ -298,11 +369,24 @@ static ndb_status prepare_query(svc_ctx *ctx, int32_t limit, const Nexadb__V1__D
     return svc_encode(&ctx->arena, filter, 0, "filter", &q->filter, &q->filter_len, msg);
 }
 
-/* Fills a SearchResponse from one result; hit vectors have dims floats. */
-static ndb_status build_hits(svc_ctx *ctx, const ndb_vec_result *res, uint32_t dims, Nexadb__V1__SearchResponse *out,
-                             ndb_errmsg *msg)
+/* Fills a SearchResponse from one result; hit vectors have dims floats; with
+ * explain, the plan too. */
+static ndb_status build_hits(svc_ctx *ctx, const ndb_vec_result *res, uint32_t dims, int explain,
+                             Nexadb__V1__SearchResponse *out, ndb_errmsg *msg)
 {
     nexadb__v1__search_response__init(out);
+    if (explain) {
+        Nexadb__V1__SearchPlan *p = svc_alloc(ctx, sizeof *p);
+        if (p == NULL)
+            return oom(msg);
+        nexadb__v1__search_plan__init(p);
+        p->path = (char *)res->plan.path; /* a static string */
+        p->graph_nodes = (int64_t)res->plan.graph_nodes;
+        p->exact_rows = (int64_t)res->plan.exact_rows;
+        p->candidates = (int64_t)res->plan.candidates;
+        p->ef = (int32_t)res->plan.ef;
+        out->plan = p;
+    }
     if (res->n == 0)
         return NDB_OK;
     out->results = svc_alloc(ctx, res->n * sizeof *out->results);
@@ -336,7 +420,8 @@ static ndb_status search(svc_ctx *ctx, const ProtobufCMessage *req, ProtobufCMes
         return ndb_errmsg_set(msg, NDB_EINVAL, "dimensions is %d but vector has %zu components", r->dimensions,
                               r->n_vector);
     ndb_vec_query q;
-    ndb_status st = prepare_query(ctx, r->limit, r->filter, r->min_score, r->include_vectors, &q, msg);
+    query_fields f = {r->limit, r->filter, r->min_score, r->include_vectors, r->ef, r->exact};
+    ndb_status st = prepare_query(ctx, &f, &q, msg);
     if (st != NDB_OK)
         return st;
     Nexadb__V1__SearchResponse *out = svc_alloc(ctx, sizeof *out);
@@ -345,7 +430,7 @@ static ndb_status search(svc_ctx *ctx, const ProtobufCMessage *req, ProtobufCMes
     ndb_vec_result *res = NULL;
     if ((st = ndb_vec_search(ctx->app->vec, r->collection, r->vector, (uint32_t)r->n_vector, &q, &res, msg)) != NDB_OK)
         return st;
-    st = build_hits(ctx, res, (uint32_t)r->n_vector, out, msg);
+    st = build_hits(ctx, res, (uint32_t)r->n_vector, r->explain, out, msg);
     ndb_vec_results_free(res, 1);
     if (st != NDB_OK)
         return st;
@@ -379,12 +464,13 @@ static ndb_status search_batch(svc_ctx *ctx, const ProtobufCMessage *req, Protob
     }
     ndb_vec_query q;
     ndb_vec_result *res = NULL;
-    ndb_status st = prepare_query(ctx, r->limit, r->filter, r->min_score, r->include_vectors, &q, msg);
+    query_fields f = {r->limit, r->filter, r->min_score, r->include_vectors, r->ef, r->exact};
+    ndb_status st = prepare_query(ctx, &f, &q, msg);
     if (st != NDB_OK ||
         (st = ndb_vec_search_batch(ctx->app->vec, r->collection, qs, nq, (uint32_t)dims, &q, &res, msg)) != NDB_OK)
         return st;
     for (size_t i = 0; i < nq && st == NDB_OK; i++) {
-        st = build_hits(ctx, &res[i], (uint32_t)dims, &each[i], msg);
+        st = build_hits(ctx, &res[i], (uint32_t)dims, r->explain, &each[i], msg);
         out->results[out->n_results++] = &each[i];
     }
     ndb_vec_results_free(res, nq);
@@ -468,6 +554,7 @@ static ndb_status find_vectors(svc_ctx *ctx, const ProtobufCMessage *req, Protob
 static const svc_method methods[] = {
     {"CreateVectorCollection", create, SVC_M_WRITE},
     {"DropVectorCollection", drop, SVC_M_WRITE},
+    {"SetVectorIndex", set_index, SVC_M_WRITE},
     {"ListVectorCollections", list, 0},
     {"InsertVector", insert_one, SVC_M_WRITE},
     {"InsertVectors", insert_many, SVC_M_WRITE},

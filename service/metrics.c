@@ -260,6 +260,29 @@ static void render_engine(out_buf *o, svc_app *app)
             outf(o, "nexadb_vector_rows{collection=\"%s\",dimensions=\"%d\"} %" PRId64 "\n", esc(c->name, t, sizeof t),
                  c->dimensions, c->count);
     }
+    family(o, "nexadb_vector_indexed_rows", "gauge",
+           "rows an HNSW collection's searched graph holds (the rest are scored exactly until it catches up)");
+    for (size_t i = 0; i < s->n_collections; i++) {
+        const Nexadb__V1__CollectionInfo *c = s->collections[i];
+        if (c->index && c->index->kind == NEXADB__V1__VECTOR_INDEX__KIND__KIND_HNSW)
+            outf(o, "nexadb_vector_indexed_rows{collection=\"%s\"} %" PRId64 "\n", esc(c->name, t, sizeof t),
+                 c->indexed);
+    }
+    family(o, "nexadb_vector_index_building", "gauge",
+           "1 while an HNSW collection's graph has rows to add or is being rebuilt");
+    for (size_t i = 0; i < s->n_collections; i++) {
+        const Nexadb__V1__CollectionInfo *c = s->collections[i];
+        if (c->index && c->index->kind == NEXADB__V1__VECTOR_INDEX__KIND__KIND_HNSW)
+            outf(o, "nexadb_vector_index_building{collection=\"%s\"} %d\n", esc(c->name, t, sizeof t),
+                 c->index_building ? 1 : 0);
+    }
+    family(o, "nexadb_vector_index_bytes", "gauge", "memory an HNSW collection's graph takes");
+    for (size_t i = 0; i < s->n_collections; i++) {
+        const Nexadb__V1__CollectionInfo *c = s->collections[i];
+        if (c->index && c->index->kind == NEXADB__V1__VECTOR_INDEX__KIND__KIND_HNSW)
+            outf(o, "nexadb_vector_index_bytes{collection=\"%s\"} %" PRId64 "\n", esc(c->name, t, sizeof t),
+                 c->index_bytes);
+    }
     svc_ctx_release(&ctx);
 }
 

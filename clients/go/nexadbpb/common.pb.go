@@ -173,6 +173,55 @@ func (CollectionInfo_Kind) EnumDescriptor() ([]byte, []int) {
 	return file_nexadb_v1_common_proto_rawDescGZIP(), []int{1, 0}
 }
 
+type VectorIndex_Kind int32
+
+const (
+	VectorIndex_KIND_UNSPECIFIED VectorIndex_Kind = 0 // exact
+	VectorIndex_KIND_EXACT       VectorIndex_Kind = 1
+	VectorIndex_KIND_HNSW        VectorIndex_Kind = 2
+)
+
+// Enum value maps for VectorIndex_Kind.
+var (
+	VectorIndex_Kind_name = map[int32]string{
+		0: "KIND_UNSPECIFIED",
+		1: "KIND_EXACT",
+		2: "KIND_HNSW",
+	}
+	VectorIndex_Kind_value = map[string]int32{
+		"KIND_UNSPECIFIED": 0,
+		"KIND_EXACT":       1,
+		"KIND_HNSW":        2,
+	}
+)
+
+func (x VectorIndex_Kind) Enum() *VectorIndex_Kind {
+	p := new(VectorIndex_Kind)
+	*p = x
+	return p
+}
+
+func (x VectorIndex_Kind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (VectorIndex_Kind) Descriptor() protoreflect.EnumDescriptor {
+	return file_nexadb_v1_common_proto_enumTypes[3].Descriptor()
+}
+
+func (VectorIndex_Kind) Type() protoreflect.EnumType {
+	return &file_nexadb_v1_common_proto_enumTypes[3]
+}
+
+func (x VectorIndex_Kind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use VectorIndex_Kind.Descriptor instead.
+func (VectorIndex_Kind) EnumDescriptor() ([]byte, []int) {
+	return file_nexadb_v1_common_proto_rawDescGZIP(), []int{2, 0}
+}
+
 // A document, filter, update, projection, sort specification or pipeline
 // stage: one BSON document (bsonspec.org). BSON keeps key order and carries
 // int64, dates and binary exactly, and every language has a library for it
@@ -237,9 +286,17 @@ type CollectionInfo struct {
 	// Bytes the collection's data takes in the engine, approximate.
 	SizeBytes int64 `protobuf:"varint,3,opt,name=size_bytes,json=sizeBytes,proto3" json:"size_bytes,omitempty"`
 	// For vector collections: dimensions and metric; zero and unspecified otherwise.
-	Dimensions    int32               `protobuf:"varint,4,opt,name=dimensions,proto3" json:"dimensions,omitempty"`
-	Metric        VectorMetric        `protobuf:"varint,5,opt,name=metric,proto3,enum=nexadb.v1.VectorMetric" json:"metric,omitempty"`
-	Kind          CollectionInfo_Kind `protobuf:"varint,6,opt,name=kind,proto3,enum=nexadb.v1.CollectionInfo_Kind" json:"kind,omitempty"`
+	Dimensions int32               `protobuf:"varint,4,opt,name=dimensions,proto3" json:"dimensions,omitempty"`
+	Metric     VectorMetric        `protobuf:"varint,5,opt,name=metric,proto3,enum=nexadb.v1.VectorMetric" json:"metric,omitempty"`
+	Kind       CollectionInfo_Kind `protobuf:"varint,6,opt,name=kind,proto3,enum=nexadb.v1.CollectionInfo_Kind" json:"kind,omitempty"`
+	// For vector collections: the index searches use, and how far its graph is.
+	Index *VectorIndex `protobuf:"bytes,7,opt,name=index,proto3" json:"index,omitempty"`
+	// HNSW: live rows the searched graph holds (the rest are scored exactly).
+	Indexed int64 `protobuf:"varint,8,opt,name=indexed,proto3" json:"indexed,omitempty"`
+	// HNSW: rows remain to add to the graph, or it is being rebuilt.
+	IndexBuilding bool `protobuf:"varint,9,opt,name=index_building,json=indexBuilding,proto3" json:"index_building,omitempty"`
+	// HNSW: bytes of memory the graph (and a rebuild's) takes.
+	IndexBytes    int64 `protobuf:"varint,10,opt,name=index_bytes,json=indexBytes,proto3" json:"index_bytes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -316,13 +373,107 @@ func (x *CollectionInfo) GetKind() CollectionInfo_Kind {
 	return CollectionInfo_KIND_UNSPECIFIED
 }
 
+func (x *CollectionInfo) GetIndex() *VectorIndex {
+	if x != nil {
+		return x.Index
+	}
+	return nil
+}
+
+func (x *CollectionInfo) GetIndexed() int64 {
+	if x != nil {
+		return x.Indexed
+	}
+	return 0
+}
+
+func (x *CollectionInfo) GetIndexBuilding() bool {
+	if x != nil {
+		return x.IndexBuilding
+	}
+	return false
+}
+
+func (x *CollectionInfo) GetIndexBytes() int64 {
+	if x != nil {
+		return x.IndexBytes
+	}
+	return 0
+}
+
+// How a vector collection finds nearest neighbours. EXACT scores every
+// vector (recall 1.0); HNSW also keeps a graph built in the background and
+// searched approximately once the collection is larger than exact search is
+// fast for (4 MiB of vectors); vectors not yet in it are scored exactly.
+type VectorIndex struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Kind  VectorIndex_Kind       `protobuf:"varint,1,opt,name=kind,proto3,enum=nexadb.v1.VectorIndex_Kind" json:"kind,omitempty"`
+	// HNSW links per node above level 0 (twice that at level 0): 2 to 64; 16 when 0.
+	M int32 `protobuf:"varint,2,opt,name=m,proto3" json:"m,omitempty"`
+	// HNSW candidates kept while linking a node: m to 10000; 200 when 0.
+	EfConstruction int32 `protobuf:"varint,3,opt,name=ef_construction,json=efConstruction,proto3" json:"ef_construction,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *VectorIndex) Reset() {
+	*x = VectorIndex{}
+	mi := &file_nexadb_v1_common_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VectorIndex) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VectorIndex) ProtoMessage() {}
+
+func (x *VectorIndex) ProtoReflect() protoreflect.Message {
+	mi := &file_nexadb_v1_common_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VectorIndex.ProtoReflect.Descriptor instead.
+func (*VectorIndex) Descriptor() ([]byte, []int) {
+	return file_nexadb_v1_common_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *VectorIndex) GetKind() VectorIndex_Kind {
+	if x != nil {
+		return x.Kind
+	}
+	return VectorIndex_KIND_UNSPECIFIED
+}
+
+func (x *VectorIndex) GetM() int32 {
+	if x != nil {
+		return x.M
+	}
+	return 0
+}
+
+func (x *VectorIndex) GetEfConstruction() int32 {
+	if x != nil {
+		return x.EfConstruction
+	}
+	return 0
+}
+
 var File_nexadb_v1_common_proto protoreflect.FileDescriptor
 
 const file_nexadb_v1_common_proto_rawDesc = "" +
 	"\n" +
 	"\x16nexadb/v1/common.proto\x12\tnexadb.v1\"\x1e\n" +
 	"\bDocument\x12\x12\n" +
-	"\x04bson\x18\x01 \x01(\fR\x04bson\"\xa2\x02\n" +
+	"\x04bson\x18\x01 \x01(\fR\x04bson\"\xb2\x03\n" +
 	"\x0eCollectionInfo\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05count\x18\x02 \x01(\x03R\x05count\x12\x1d\n" +
@@ -332,11 +483,26 @@ const file_nexadb_v1_common_proto_rawDesc = "" +
 	"dimensions\x18\x04 \x01(\x05R\n" +
 	"dimensions\x12/\n" +
 	"\x06metric\x18\x05 \x01(\x0e2\x17.nexadb.v1.VectorMetricR\x06metric\x122\n" +
-	"\x04kind\x18\x06 \x01(\x0e2\x1e.nexadb.v1.CollectionInfo.KindR\x04kind\"B\n" +
+	"\x04kind\x18\x06 \x01(\x0e2\x1e.nexadb.v1.CollectionInfo.KindR\x04kind\x12,\n" +
+	"\x05index\x18\a \x01(\v2\x16.nexadb.v1.VectorIndexR\x05index\x12\x18\n" +
+	"\aindexed\x18\b \x01(\x03R\aindexed\x12%\n" +
+	"\x0eindex_building\x18\t \x01(\bR\rindexBuilding\x12\x1f\n" +
+	"\vindex_bytes\x18\n" +
+	" \x01(\x03R\n" +
+	"indexBytes\"B\n" +
 	"\x04Kind\x12\x14\n" +
 	"\x10KIND_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eKIND_DOCUMENTS\x10\x01\x12\x10\n" +
-	"\fKIND_VECTORS\x10\x02*l\n" +
+	"\fKIND_VECTORS\x10\x02\"\xb2\x01\n" +
+	"\vVectorIndex\x12/\n" +
+	"\x04kind\x18\x01 \x01(\x0e2\x1b.nexadb.v1.VectorIndex.KindR\x04kind\x12\f\n" +
+	"\x01m\x18\x02 \x01(\x05R\x01m\x12'\n" +
+	"\x0fef_construction\x18\x03 \x01(\x05R\x0eefConstruction\";\n" +
+	"\x04Kind\x12\x14\n" +
+	"\x10KIND_UNSPECIFIED\x10\x00\x12\x0e\n" +
+	"\n" +
+	"KIND_EXACT\x10\x01\x12\r\n" +
+	"\tKIND_HNSW\x10\x02*l\n" +
 	"\rSortDirection\x12\x1e\n" +
 	"\x1aSORT_DIRECTION_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18SORT_DIRECTION_ASCENDING\x10\x01\x12\x1d\n" +
@@ -359,23 +525,27 @@ func file_nexadb_v1_common_proto_rawDescGZIP() []byte {
 	return file_nexadb_v1_common_proto_rawDescData
 }
 
-var file_nexadb_v1_common_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_nexadb_v1_common_proto_msgTypes = make([]protoimpl.MessageInfo, 2)
+var file_nexadb_v1_common_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
+var file_nexadb_v1_common_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
 var file_nexadb_v1_common_proto_goTypes = []any{
 	(SortDirection)(0),       // 0: nexadb.v1.SortDirection
 	(VectorMetric)(0),        // 1: nexadb.v1.VectorMetric
 	(CollectionInfo_Kind)(0), // 2: nexadb.v1.CollectionInfo.Kind
-	(*Document)(nil),         // 3: nexadb.v1.Document
-	(*CollectionInfo)(nil),   // 4: nexadb.v1.CollectionInfo
+	(VectorIndex_Kind)(0),    // 3: nexadb.v1.VectorIndex.Kind
+	(*Document)(nil),         // 4: nexadb.v1.Document
+	(*CollectionInfo)(nil),   // 5: nexadb.v1.CollectionInfo
+	(*VectorIndex)(nil),      // 6: nexadb.v1.VectorIndex
 }
 var file_nexadb_v1_common_proto_depIdxs = []int32{
 	1, // 0: nexadb.v1.CollectionInfo.metric:type_name -> nexadb.v1.VectorMetric
 	2, // 1: nexadb.v1.CollectionInfo.kind:type_name -> nexadb.v1.CollectionInfo.Kind
-	2, // [2:2] is the sub-list for method output_type
-	2, // [2:2] is the sub-list for method input_type
-	2, // [2:2] is the sub-list for extension type_name
-	2, // [2:2] is the sub-list for extension extendee
-	0, // [0:2] is the sub-list for field type_name
+	6, // 2: nexadb.v1.CollectionInfo.index:type_name -> nexadb.v1.VectorIndex
+	3, // 3: nexadb.v1.VectorIndex.kind:type_name -> nexadb.v1.VectorIndex.Kind
+	4, // [4:4] is the sub-list for method output_type
+	4, // [4:4] is the sub-list for method input_type
+	4, // [4:4] is the sub-list for extension type_name
+	4, // [4:4] is the sub-list for extension extendee
+	0, // [0:4] is the sub-list for field type_name
 }
 
 func init() { file_nexadb_v1_common_proto_init() }
@@ -388,8 +558,8 @@ func file_nexadb_v1_common_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_nexadb_v1_common_proto_rawDesc), len(file_nexadb_v1_common_proto_rawDesc)),
-			NumEnums:      3,
-			NumMessages:   2,
+			NumEnums:      4,
+			NumMessages:   3,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

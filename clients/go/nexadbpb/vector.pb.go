@@ -31,7 +31,9 @@ type CreateVectorCollectionRequest struct {
 	Metric     VectorMetric `protobuf:"varint,3,opt,name=metric,proto3,enum=nexadb.v1.VectorMetric" json:"metric,omitempty"`
 	// Succeed without change when a collection of the same dimensions and
 	// metric exists (the brief's db.vector_collection(name, dimensions=...)).
-	IfNotExists   bool `protobuf:"varint,4,opt,name=if_not_exists,json=ifNotExists,proto3" json:"if_not_exists,omitempty"`
+	IfNotExists bool `protobuf:"varint,4,opt,name=if_not_exists,json=ifNotExists,proto3" json:"if_not_exists,omitempty"`
+	// Exact when absent.
+	Index         *VectorIndex `protobuf:"bytes,5,opt,name=index,proto3" json:"index,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -94,6 +96,13 @@ func (x *CreateVectorCollectionRequest) GetIfNotExists() bool {
 	return false
 }
 
+func (x *CreateVectorCollectionRequest) GetIndex() *VectorIndex {
+	if x != nil {
+		return x.Index
+	}
+	return nil
+}
+
 type CreateVectorCollectionResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Collection    *CollectionInfo        `protobuf:"bytes,1,opt,name=collection,proto3" json:"collection,omitempty"`
@@ -138,6 +147,102 @@ func (x *CreateVectorCollectionResponse) GetCollection() *CollectionInfo {
 	return nil
 }
 
+type SetVectorIndexRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Collection    string                 `protobuf:"bytes,1,opt,name=collection,proto3" json:"collection,omitempty"`
+	Index         *VectorIndex           `protobuf:"bytes,2,opt,name=index,proto3" json:"index,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetVectorIndexRequest) Reset() {
+	*x = SetVectorIndexRequest{}
+	mi := &file_nexadb_v1_vector_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetVectorIndexRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetVectorIndexRequest) ProtoMessage() {}
+
+func (x *SetVectorIndexRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_nexadb_v1_vector_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetVectorIndexRequest.ProtoReflect.Descriptor instead.
+func (*SetVectorIndexRequest) Descriptor() ([]byte, []int) {
+	return file_nexadb_v1_vector_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *SetVectorIndexRequest) GetCollection() string {
+	if x != nil {
+		return x.Collection
+	}
+	return ""
+}
+
+func (x *SetVectorIndexRequest) GetIndex() *VectorIndex {
+	if x != nil {
+		return x.Index
+	}
+	return nil
+}
+
+type SetVectorIndexResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Collection    *CollectionInfo        `protobuf:"bytes,1,opt,name=collection,proto3" json:"collection,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetVectorIndexResponse) Reset() {
+	*x = SetVectorIndexResponse{}
+	mi := &file_nexadb_v1_vector_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetVectorIndexResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetVectorIndexResponse) ProtoMessage() {}
+
+func (x *SetVectorIndexResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_nexadb_v1_vector_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetVectorIndexResponse.ProtoReflect.Descriptor instead.
+func (*SetVectorIndexResponse) Descriptor() ([]byte, []int) {
+	return file_nexadb_v1_vector_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *SetVectorIndexResponse) GetCollection() *CollectionInfo {
+	if x != nil {
+		return x.Collection
+	}
+	return nil
+}
+
 type DropVectorCollectionRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Collection    string                 `protobuf:"bytes,1,opt,name=collection,proto3" json:"collection,omitempty"`
@@ -147,7 +252,7 @@ type DropVectorCollectionRequest struct {
 
 func (x *DropVectorCollectionRequest) Reset() {
 	*x = DropVectorCollectionRequest{}
-	mi := &file_nexadb_v1_vector_proto_msgTypes[2]
+	mi := &file_nexadb_v1_vector_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -159,7 +264,7 @@ func (x *DropVectorCollectionRequest) String() string {
 func (*DropVectorCollectionRequest) ProtoMessage() {}
 
 func (x *DropVectorCollectionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nexadb_v1_vector_proto_msgTypes[2]
+	mi := &file_nexadb_v1_vector_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -172,7 +277,7 @@ func (x *DropVectorCollectionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DropVectorCollectionRequest.ProtoReflect.Descriptor instead.
 func (*DropVectorCollectionRequest) Descriptor() ([]byte, []int) {
-	return file_nexadb_v1_vector_proto_rawDescGZIP(), []int{2}
+	return file_nexadb_v1_vector_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *DropVectorCollectionRequest) GetCollection() string {
@@ -191,7 +296,7 @@ type DropVectorCollectionResponse struct {
 
 func (x *DropVectorCollectionResponse) Reset() {
 	*x = DropVectorCollectionResponse{}
-	mi := &file_nexadb_v1_vector_proto_msgTypes[3]
+	mi := &file_nexadb_v1_vector_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -203,7 +308,7 @@ func (x *DropVectorCollectionResponse) String() string {
 func (*DropVectorCollectionResponse) ProtoMessage() {}
 
 func (x *DropVectorCollectionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nexadb_v1_vector_proto_msgTypes[3]
+	mi := &file_nexadb_v1_vector_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -216,7 +321,7 @@ func (x *DropVectorCollectionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DropVectorCollectionResponse.ProtoReflect.Descriptor instead.
 func (*DropVectorCollectionResponse) Descriptor() ([]byte, []int) {
-	return file_nexadb_v1_vector_proto_rawDescGZIP(), []int{3}
+	return file_nexadb_v1_vector_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *DropVectorCollectionResponse) GetDropped() bool {
@@ -234,7 +339,7 @@ type ListVectorCollectionsRequest struct {
 
 func (x *ListVectorCollectionsRequest) Reset() {
 	*x = ListVectorCollectionsRequest{}
-	mi := &file_nexadb_v1_vector_proto_msgTypes[4]
+	mi := &file_nexadb_v1_vector_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -246,7 +351,7 @@ func (x *ListVectorCollectionsRequest) String() string {
 func (*ListVectorCollectionsRequest) ProtoMessage() {}
 
 func (x *ListVectorCollectionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nexadb_v1_vector_proto_msgTypes[4]
+	mi := &file_nexadb_v1_vector_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -259,7 +364,7 @@ func (x *ListVectorCollectionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListVectorCollectionsRequest.ProtoReflect.Descriptor instead.
 func (*ListVectorCollectionsRequest) Descriptor() ([]byte, []int) {
-	return file_nexadb_v1_vector_proto_rawDescGZIP(), []int{4}
+	return file_nexadb_v1_vector_proto_rawDescGZIP(), []int{6}
 }
 
 type ListVectorCollectionsResponse struct {
@@ -271,7 +376,7 @@ type ListVectorCollectionsResponse struct {
 
 func (x *ListVectorCollectionsResponse) Reset() {
 	*x = ListVectorCollectionsResponse{}
-	mi := &file_nexadb_v1_vector_proto_msgTypes[5]
+	mi := &file_nexadb_v1_vector_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -283,7 +388,7 @@ func (x *ListVectorCollectionsResponse) String() string {
 func (*ListVectorCollectionsResponse) ProtoMessage() {}
 
 func (x *ListVectorCollectionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nexadb_v1_vector_proto_msgTypes[5]
+	mi := &file_nexadb_v1_vector_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -296,7 +401,7 @@ func (x *ListVectorCollectionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListVectorCollectionsResponse.ProtoReflect.Descriptor instead.
 func (*ListVectorCollectionsResponse) Descriptor() ([]byte, []int) {
-	return file_nexadb_v1_vector_proto_rawDescGZIP(), []int{5}
+	return file_nexadb_v1_vector_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ListVectorCollectionsResponse) GetCollections() []*CollectionInfo {
@@ -318,7 +423,7 @@ type VectorDocument struct {
 
 func (x *VectorDocument) Reset() {
 	*x = VectorDocument{}
-	mi := &file_nexadb_v1_vector_proto_msgTypes[6]
+	mi := &file_nexadb_v1_vector_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -330,7 +435,7 @@ func (x *VectorDocument) String() string {
 func (*VectorDocument) ProtoMessage() {}
 
 func (x *VectorDocument) ProtoReflect() protoreflect.Message {
-	mi := &file_nexadb_v1_vector_proto_msgTypes[6]
+	mi := &file_nexadb_v1_vector_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -343,7 +448,7 @@ func (x *VectorDocument) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VectorDocument.ProtoReflect.Descriptor instead.
 func (*VectorDocument) Descriptor() ([]byte, []int) {
-	return file_nexadb_v1_vector_proto_rawDescGZIP(), []int{6}
+	return file_nexadb_v1_vector_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *VectorDocument) GetDocument() *Document {
@@ -371,7 +476,7 @@ type InsertVectorRequest struct {
 
 func (x *InsertVectorRequest) Reset() {
 	*x = InsertVectorRequest{}
-	mi := &file_nexadb_v1_vector_proto_msgTypes[7]
+	mi := &file_nexadb_v1_vector_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -383,7 +488,7 @@ func (x *InsertVectorRequest) String() string {
 func (*InsertVectorRequest) ProtoMessage() {}
 
 func (x *InsertVectorRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nexadb_v1_vector_proto_msgTypes[7]
+	mi := &file_nexadb_v1_vector_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -396,7 +501,7 @@ func (x *InsertVectorRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InsertVectorRequest.ProtoReflect.Descriptor instead.
 func (*InsertVectorRequest) Descriptor() ([]byte, []int) {
-	return file_nexadb_v1_vector_proto_rawDescGZIP(), []int{7}
+	return file_nexadb_v1_vector_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *InsertVectorRequest) GetCollection() string {
@@ -429,7 +534,7 @@ type InsertVectorResponse struct {
 
 func (x *InsertVectorResponse) Reset() {
 	*x = InsertVectorResponse{}
-	mi := &file_nexadb_v1_vector_proto_msgTypes[8]
+	mi := &file_nexadb_v1_vector_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -441,7 +546,7 @@ func (x *InsertVectorResponse) String() string {
 func (*InsertVectorResponse) ProtoMessage() {}
 
 func (x *InsertVectorResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nexadb_v1_vector_proto_msgTypes[8]
+	mi := &file_nexadb_v1_vector_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -454,7 +559,7 @@ func (x *InsertVectorResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InsertVectorResponse.ProtoReflect.Descriptor instead.
 func (*InsertVectorResponse) Descriptor() ([]byte, []int) {
-	return file_nexadb_v1_vector_proto_rawDescGZIP(), []int{8}
+	return file_nexadb_v1_vector_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *InsertVectorResponse) GetDocumentId() string {
@@ -474,7 +579,7 @@ type InsertVectorsRequest struct {
 
 func (x *InsertVectorsRequest) Reset() {
 	*x = InsertVectorsRequest{}
-	mi := &file_nexadb_v1_vector_proto_msgTypes[9]
+	mi := &file_nexadb_v1_vector_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -486,7 +591,7 @@ func (x *InsertVectorsRequest) String() string {
 func (*InsertVectorsRequest) ProtoMessage() {}
 
 func (x *InsertVectorsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nexadb_v1_vector_proto_msgTypes[9]
+	mi := &file_nexadb_v1_vector_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -499,7 +604,7 @@ func (x *InsertVectorsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InsertVectorsRequest.ProtoReflect.Descriptor instead.
 func (*InsertVectorsRequest) Descriptor() ([]byte, []int) {
-	return file_nexadb_v1_vector_proto_rawDescGZIP(), []int{9}
+	return file_nexadb_v1_vector_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *InsertVectorsRequest) GetCollection() string {
@@ -526,7 +631,7 @@ type InsertVectorsResponse struct {
 
 func (x *InsertVectorsResponse) Reset() {
 	*x = InsertVectorsResponse{}
-	mi := &file_nexadb_v1_vector_proto_msgTypes[10]
+	mi := &file_nexadb_v1_vector_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -538,7 +643,7 @@ func (x *InsertVectorsResponse) String() string {
 func (*InsertVectorsResponse) ProtoMessage() {}
 
 func (x *InsertVectorsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nexadb_v1_vector_proto_msgTypes[10]
+	mi := &file_nexadb_v1_vector_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -551,7 +656,7 @@ func (x *InsertVectorsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InsertVectorsResponse.ProtoReflect.Descriptor instead.
 func (*InsertVectorsResponse) Descriptor() ([]byte, []int) {
-	return file_nexadb_v1_vector_proto_rawDescGZIP(), []int{10}
+	return file_nexadb_v1_vector_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *InsertVectorsResponse) GetDocumentIds() []string {
@@ -580,7 +685,7 @@ type UpsertVectorRequest struct {
 
 func (x *UpsertVectorRequest) Reset() {
 	*x = UpsertVectorRequest{}
-	mi := &file_nexadb_v1_vector_proto_msgTypes[11]
+	mi := &file_nexadb_v1_vector_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -592,7 +697,7 @@ func (x *UpsertVectorRequest) String() string {
 func (*UpsertVectorRequest) ProtoMessage() {}
 
 func (x *UpsertVectorRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nexadb_v1_vector_proto_msgTypes[11]
+	mi := &file_nexadb_v1_vector_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -605,7 +710,7 @@ func (x *UpsertVectorRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpsertVectorRequest.ProtoReflect.Descriptor instead.
 func (*UpsertVectorRequest) Descriptor() ([]byte, []int) {
-	return file_nexadb_v1_vector_proto_rawDescGZIP(), []int{11}
+	return file_nexadb_v1_vector_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *UpsertVectorRequest) GetCollection() string {
@@ -646,7 +751,7 @@ type UpsertVectorResponse struct {
 
 func (x *UpsertVectorResponse) Reset() {
 	*x = UpsertVectorResponse{}
-	mi := &file_nexadb_v1_vector_proto_msgTypes[12]
+	mi := &file_nexadb_v1_vector_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -658,7 +763,7 @@ func (x *UpsertVectorResponse) String() string {
 func (*UpsertVectorResponse) ProtoMessage() {}
 
 func (x *UpsertVectorResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nexadb_v1_vector_proto_msgTypes[12]
+	mi := &file_nexadb_v1_vector_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -671,7 +776,7 @@ func (x *UpsertVectorResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpsertVectorResponse.ProtoReflect.Descriptor instead.
 func (*UpsertVectorResponse) Descriptor() ([]byte, []int) {
-	return file_nexadb_v1_vector_proto_rawDescGZIP(), []int{12}
+	return file_nexadb_v1_vector_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *UpsertVectorResponse) GetInserted() bool {
@@ -692,7 +797,7 @@ type GetVectorRequest struct {
 
 func (x *GetVectorRequest) Reset() {
 	*x = GetVectorRequest{}
-	mi := &file_nexadb_v1_vector_proto_msgTypes[13]
+	mi := &file_nexadb_v1_vector_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -704,7 +809,7 @@ func (x *GetVectorRequest) String() string {
 func (*GetVectorRequest) ProtoMessage() {}
 
 func (x *GetVectorRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nexadb_v1_vector_proto_msgTypes[13]
+	mi := &file_nexadb_v1_vector_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -717,7 +822,7 @@ func (x *GetVectorRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetVectorRequest.ProtoReflect.Descriptor instead.
 func (*GetVectorRequest) Descriptor() ([]byte, []int) {
-	return file_nexadb_v1_vector_proto_rawDescGZIP(), []int{13}
+	return file_nexadb_v1_vector_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *GetVectorRequest) GetCollection() string {
@@ -752,7 +857,7 @@ type GetVectorResponse struct {
 
 func (x *GetVectorResponse) Reset() {
 	*x = GetVectorResponse{}
-	mi := &file_nexadb_v1_vector_proto_msgTypes[14]
+	mi := &file_nexadb_v1_vector_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -764,7 +869,7 @@ func (x *GetVectorResponse) String() string {
 func (*GetVectorResponse) ProtoMessage() {}
 
 func (x *GetVectorResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nexadb_v1_vector_proto_msgTypes[14]
+	mi := &file_nexadb_v1_vector_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -777,7 +882,7 @@ func (x *GetVectorResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetVectorResponse.ProtoReflect.Descriptor instead.
 func (*GetVectorResponse) Descriptor() ([]byte, []int) {
-	return file_nexadb_v1_vector_proto_rawDescGZIP(), []int{14}
+	return file_nexadb_v1_vector_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *GetVectorResponse) GetDocument() *Document {
@@ -804,7 +909,7 @@ type DeleteVectorRequest struct {
 
 func (x *DeleteVectorRequest) Reset() {
 	*x = DeleteVectorRequest{}
-	mi := &file_nexadb_v1_vector_proto_msgTypes[15]
+	mi := &file_nexadb_v1_vector_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -816,7 +921,7 @@ func (x *DeleteVectorRequest) String() string {
 func (*DeleteVectorRequest) ProtoMessage() {}
 
 func (x *DeleteVectorRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nexadb_v1_vector_proto_msgTypes[15]
+	mi := &file_nexadb_v1_vector_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -829,7 +934,7 @@ func (x *DeleteVectorRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteVectorRequest.ProtoReflect.Descriptor instead.
 func (*DeleteVectorRequest) Descriptor() ([]byte, []int) {
-	return file_nexadb_v1_vector_proto_rawDescGZIP(), []int{15}
+	return file_nexadb_v1_vector_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *DeleteVectorRequest) GetCollection() string {
@@ -855,7 +960,7 @@ type DeleteVectorResponse struct {
 
 func (x *DeleteVectorResponse) Reset() {
 	*x = DeleteVectorResponse{}
-	mi := &file_nexadb_v1_vector_proto_msgTypes[16]
+	mi := &file_nexadb_v1_vector_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -867,7 +972,7 @@ func (x *DeleteVectorResponse) String() string {
 func (*DeleteVectorResponse) ProtoMessage() {}
 
 func (x *DeleteVectorResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nexadb_v1_vector_proto_msgTypes[16]
+	mi := &file_nexadb_v1_vector_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -880,7 +985,7 @@ func (x *DeleteVectorResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteVectorResponse.ProtoReflect.Descriptor instead.
 func (*DeleteVectorResponse) Descriptor() ([]byte, []int) {
-	return file_nexadb_v1_vector_proto_rawDescGZIP(), []int{16}
+	return file_nexadb_v1_vector_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *DeleteVectorResponse) GetSuccess() bool {
@@ -903,14 +1008,21 @@ type SearchRequest struct {
 	MinScore       *wrapperspb.FloatValue `protobuf:"bytes,5,opt,name=min_score,json=minScore,proto3" json:"min_score,omitempty"`
 	IncludeVectors bool                   `protobuf:"varint,6,opt,name=include_vectors,json=includeVectors,proto3" json:"include_vectors,omitempty"`
 	// When set, checked against the collection's dimensions (the brief sends it).
-	Dimensions    int32 `protobuf:"varint,7,opt,name=dimensions,proto3" json:"dimensions,omitempty"`
+	Dimensions int32 `protobuf:"varint,7,opt,name=dimensions,proto3" json:"dimensions,omitempty"`
+	// HNSW collections: candidates kept while searching the graph (higher:
+	// better recall, slower); 128 when 0; raised to limit.
+	Ef int32 `protobuf:"varint,8,opt,name=ef,proto3" json:"ef,omitempty"`
+	// Score every vector (recall 1.0) even where a graph exists.
+	Exact bool `protobuf:"varint,9,opt,name=exact,proto3" json:"exact,omitempty"`
+	// Return how the search ran (SearchResponse.plan).
+	Explain       bool `protobuf:"varint,10,opt,name=explain,proto3" json:"explain,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SearchRequest) Reset() {
 	*x = SearchRequest{}
-	mi := &file_nexadb_v1_vector_proto_msgTypes[17]
+	mi := &file_nexadb_v1_vector_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -922,7 +1034,7 @@ func (x *SearchRequest) String() string {
 func (*SearchRequest) ProtoMessage() {}
 
 func (x *SearchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nexadb_v1_vector_proto_msgTypes[17]
+	mi := &file_nexadb_v1_vector_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -935,7 +1047,7 @@ func (x *SearchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SearchRequest.ProtoReflect.Descriptor instead.
 func (*SearchRequest) Descriptor() ([]byte, []int) {
-	return file_nexadb_v1_vector_proto_rawDescGZIP(), []int{17}
+	return file_nexadb_v1_vector_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *SearchRequest) GetCollection() string {
@@ -987,6 +1099,112 @@ func (x *SearchRequest) GetDimensions() int32 {
 	return 0
 }
 
+func (x *SearchRequest) GetEf() int32 {
+	if x != nil {
+		return x.Ef
+	}
+	return 0
+}
+
+func (x *SearchRequest) GetExact() bool {
+	if x != nil {
+		return x.Exact
+	}
+	return false
+}
+
+func (x *SearchRequest) GetExplain() bool {
+	if x != nil {
+		return x.Explain
+	}
+	return false
+}
+
+// How a search ran. path: "exact" (every vector, or every match, scored);
+// "hnsw" (the graph); "hnsw_filtered" (the graph honouring the filter);
+// "hnsw_exact_filtered" (the filter kept fewer than 1/16 of the graph's
+// nodes, which were scored exactly); "hnsw_filtered_fallback" (the filtered
+// traversal came back short and the matches were scored exactly).
+type SearchPlan struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Path  string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	// Nodes of the graph searched (0 for exact).
+	GraphNodes int64 `protobuf:"varint,2,opt,name=graph_nodes,json=graphNodes,proto3" json:"graph_nodes,omitempty"`
+	// Vectors scored exactly beside the graph (not yet in it), or all for exact.
+	ExactRows int64 `protobuf:"varint,3,opt,name=exact_rows,json=exactRows,proto3" json:"exact_rows,omitempty"`
+	// With a filter: the documents matching it.
+	Candidates int64 `protobuf:"varint,4,opt,name=candidates,proto3" json:"candidates,omitempty"`
+	// Through the graph: the ef used.
+	Ef            int32 `protobuf:"varint,5,opt,name=ef,proto3" json:"ef,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SearchPlan) Reset() {
+	*x = SearchPlan{}
+	mi := &file_nexadb_v1_vector_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SearchPlan) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SearchPlan) ProtoMessage() {}
+
+func (x *SearchPlan) ProtoReflect() protoreflect.Message {
+	mi := &file_nexadb_v1_vector_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SearchPlan.ProtoReflect.Descriptor instead.
+func (*SearchPlan) Descriptor() ([]byte, []int) {
+	return file_nexadb_v1_vector_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *SearchPlan) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *SearchPlan) GetGraphNodes() int64 {
+	if x != nil {
+		return x.GraphNodes
+	}
+	return 0
+}
+
+func (x *SearchPlan) GetExactRows() int64 {
+	if x != nil {
+		return x.ExactRows
+	}
+	return 0
+}
+
+func (x *SearchPlan) GetCandidates() int64 {
+	if x != nil {
+		return x.Candidates
+	}
+	return 0
+}
+
+func (x *SearchPlan) GetEf() int32 {
+	if x != nil {
+		return x.Ef
+	}
+	return 0
+}
+
 // One search result, as the brief's (doc_id, similarity, doc) tuple.
 type SearchHit struct {
 	state      protoimpl.MessageState `protogen:"open.v1"`
@@ -1001,7 +1219,7 @@ type SearchHit struct {
 
 func (x *SearchHit) Reset() {
 	*x = SearchHit{}
-	mi := &file_nexadb_v1_vector_proto_msgTypes[18]
+	mi := &file_nexadb_v1_vector_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1013,7 +1231,7 @@ func (x *SearchHit) String() string {
 func (*SearchHit) ProtoMessage() {}
 
 func (x *SearchHit) ProtoReflect() protoreflect.Message {
-	mi := &file_nexadb_v1_vector_proto_msgTypes[18]
+	mi := &file_nexadb_v1_vector_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1026,7 +1244,7 @@ func (x *SearchHit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SearchHit.ProtoReflect.Descriptor instead.
 func (*SearchHit) Descriptor() ([]byte, []int) {
-	return file_nexadb_v1_vector_proto_rawDescGZIP(), []int{18}
+	return file_nexadb_v1_vector_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *SearchHit) GetDocumentId() string {
@@ -1060,14 +1278,16 @@ func (x *SearchHit) GetVector() []float32 {
 type SearchResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Best first; ties broken by storage order (the earlier write first).
-	Results       []*SearchHit `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	Results []*SearchHit `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	// When explain was asked for.
+	Plan          *SearchPlan `protobuf:"bytes,2,opt,name=plan,proto3" json:"plan,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SearchResponse) Reset() {
 	*x = SearchResponse{}
-	mi := &file_nexadb_v1_vector_proto_msgTypes[19]
+	mi := &file_nexadb_v1_vector_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1079,7 +1299,7 @@ func (x *SearchResponse) String() string {
 func (*SearchResponse) ProtoMessage() {}
 
 func (x *SearchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nexadb_v1_vector_proto_msgTypes[19]
+	mi := &file_nexadb_v1_vector_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1092,12 +1312,19 @@ func (x *SearchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SearchResponse.ProtoReflect.Descriptor instead.
 func (*SearchResponse) Descriptor() ([]byte, []int) {
-	return file_nexadb_v1_vector_proto_rawDescGZIP(), []int{19}
+	return file_nexadb_v1_vector_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *SearchResponse) GetResults() []*SearchHit {
 	if x != nil {
 		return x.Results
+	}
+	return nil
+}
+
+func (x *SearchResponse) GetPlan() *SearchPlan {
+	if x != nil {
+		return x.Plan
 	}
 	return nil
 }
@@ -1111,13 +1338,17 @@ type SearchBatchRequest struct {
 	Filter         *Document              `protobuf:"bytes,104,opt,name=filter,proto3" json:"filter,omitempty"`
 	MinScore       *wrapperspb.FloatValue `protobuf:"bytes,5,opt,name=min_score,json=minScore,proto3" json:"min_score,omitempty"`
 	IncludeVectors bool                   `protobuf:"varint,6,opt,name=include_vectors,json=includeVectors,proto3" json:"include_vectors,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// As in SearchRequest.
+	Ef            int32 `protobuf:"varint,7,opt,name=ef,proto3" json:"ef,omitempty"`
+	Exact         bool  `protobuf:"varint,8,opt,name=exact,proto3" json:"exact,omitempty"`
+	Explain       bool  `protobuf:"varint,9,opt,name=explain,proto3" json:"explain,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SearchBatchRequest) Reset() {
 	*x = SearchBatchRequest{}
-	mi := &file_nexadb_v1_vector_proto_msgTypes[20]
+	mi := &file_nexadb_v1_vector_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1129,7 +1360,7 @@ func (x *SearchBatchRequest) String() string {
 func (*SearchBatchRequest) ProtoMessage() {}
 
 func (x *SearchBatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nexadb_v1_vector_proto_msgTypes[20]
+	mi := &file_nexadb_v1_vector_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1142,7 +1373,7 @@ func (x *SearchBatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SearchBatchRequest.ProtoReflect.Descriptor instead.
 func (*SearchBatchRequest) Descriptor() ([]byte, []int) {
-	return file_nexadb_v1_vector_proto_rawDescGZIP(), []int{20}
+	return file_nexadb_v1_vector_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *SearchBatchRequest) GetCollection() string {
@@ -1187,6 +1418,27 @@ func (x *SearchBatchRequest) GetIncludeVectors() bool {
 	return false
 }
 
+func (x *SearchBatchRequest) GetEf() int32 {
+	if x != nil {
+		return x.Ef
+	}
+	return 0
+}
+
+func (x *SearchBatchRequest) GetExact() bool {
+	if x != nil {
+		return x.Exact
+	}
+	return false
+}
+
+func (x *SearchBatchRequest) GetExplain() bool {
+	if x != nil {
+		return x.Explain
+	}
+	return false
+}
+
 type SearchQuery struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Vector        []float32              `protobuf:"fixed32,1,rep,packed,name=vector,proto3" json:"vector,omitempty"`
@@ -1196,7 +1448,7 @@ type SearchQuery struct {
 
 func (x *SearchQuery) Reset() {
 	*x = SearchQuery{}
-	mi := &file_nexadb_v1_vector_proto_msgTypes[21]
+	mi := &file_nexadb_v1_vector_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1208,7 +1460,7 @@ func (x *SearchQuery) String() string {
 func (*SearchQuery) ProtoMessage() {}
 
 func (x *SearchQuery) ProtoReflect() protoreflect.Message {
-	mi := &file_nexadb_v1_vector_proto_msgTypes[21]
+	mi := &file_nexadb_v1_vector_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1221,7 +1473,7 @@ func (x *SearchQuery) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SearchQuery.ProtoReflect.Descriptor instead.
 func (*SearchQuery) Descriptor() ([]byte, []int) {
-	return file_nexadb_v1_vector_proto_rawDescGZIP(), []int{21}
+	return file_nexadb_v1_vector_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *SearchQuery) GetVector() []float32 {
@@ -1241,7 +1493,7 @@ type SearchBatchResponse struct {
 
 func (x *SearchBatchResponse) Reset() {
 	*x = SearchBatchResponse{}
-	mi := &file_nexadb_v1_vector_proto_msgTypes[22]
+	mi := &file_nexadb_v1_vector_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1253,7 +1505,7 @@ func (x *SearchBatchResponse) String() string {
 func (*SearchBatchResponse) ProtoMessage() {}
 
 func (x *SearchBatchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nexadb_v1_vector_proto_msgTypes[22]
+	mi := &file_nexadb_v1_vector_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1266,7 +1518,7 @@ func (x *SearchBatchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SearchBatchResponse.ProtoReflect.Descriptor instead.
 func (*SearchBatchResponse) Descriptor() ([]byte, []int) {
-	return file_nexadb_v1_vector_proto_rawDescGZIP(), []int{22}
+	return file_nexadb_v1_vector_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *SearchBatchResponse) GetResults() []*SearchResponse {
@@ -1294,7 +1546,7 @@ type FindVectorsRequest struct {
 
 func (x *FindVectorsRequest) Reset() {
 	*x = FindVectorsRequest{}
-	mi := &file_nexadb_v1_vector_proto_msgTypes[23]
+	mi := &file_nexadb_v1_vector_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1306,7 +1558,7 @@ func (x *FindVectorsRequest) String() string {
 func (*FindVectorsRequest) ProtoMessage() {}
 
 func (x *FindVectorsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nexadb_v1_vector_proto_msgTypes[23]
+	mi := &file_nexadb_v1_vector_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1319,7 +1571,7 @@ func (x *FindVectorsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FindVectorsRequest.ProtoReflect.Descriptor instead.
 func (*FindVectorsRequest) Descriptor() ([]byte, []int) {
-	return file_nexadb_v1_vector_proto_rawDescGZIP(), []int{23}
+	return file_nexadb_v1_vector_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *FindVectorsRequest) GetCollection() string {
@@ -1374,7 +1626,7 @@ type FindVectorsResponse struct {
 
 func (x *FindVectorsResponse) Reset() {
 	*x = FindVectorsResponse{}
-	mi := &file_nexadb_v1_vector_proto_msgTypes[24]
+	mi := &file_nexadb_v1_vector_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1386,7 +1638,7 @@ func (x *FindVectorsResponse) String() string {
 func (*FindVectorsResponse) ProtoMessage() {}
 
 func (x *FindVectorsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nexadb_v1_vector_proto_msgTypes[24]
+	mi := &file_nexadb_v1_vector_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1399,7 +1651,7 @@ func (x *FindVectorsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FindVectorsResponse.ProtoReflect.Descriptor instead.
 func (*FindVectorsResponse) Descriptor() ([]byte, []int) {
-	return file_nexadb_v1_vector_proto_rawDescGZIP(), []int{24}
+	return file_nexadb_v1_vector_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *FindVectorsResponse) GetDocuments() []*VectorDocument {
@@ -1427,7 +1679,7 @@ var File_nexadb_v1_vector_proto protoreflect.FileDescriptor
 
 const file_nexadb_v1_vector_proto_rawDesc = "" +
 	"\n" +
-	"\x16nexadb/v1/vector.proto\x12\tnexadb.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/wrappers.proto\x1a\x16nexadb/v1/common.proto\"\xb4\x01\n" +
+	"\x16nexadb/v1/vector.proto\x12\tnexadb.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/wrappers.proto\x1a\x16nexadb/v1/common.proto\"\xe2\x01\n" +
 	"\x1dCreateVectorCollectionRequest\x12\x1e\n" +
 	"\n" +
 	"collection\x18\x01 \x01(\tR\n" +
@@ -1436,8 +1688,18 @@ const file_nexadb_v1_vector_proto_rawDesc = "" +
 	"dimensions\x18\x02 \x01(\x05R\n" +
 	"dimensions\x12/\n" +
 	"\x06metric\x18\x03 \x01(\x0e2\x17.nexadb.v1.VectorMetricR\x06metric\x12\"\n" +
-	"\rif_not_exists\x18\x04 \x01(\bR\vifNotExists\"[\n" +
+	"\rif_not_exists\x18\x04 \x01(\bR\vifNotExists\x12,\n" +
+	"\x05index\x18\x05 \x01(\v2\x16.nexadb.v1.VectorIndexR\x05index\"[\n" +
 	"\x1eCreateVectorCollectionResponse\x129\n" +
+	"\n" +
+	"collection\x18\x01 \x01(\v2\x19.nexadb.v1.CollectionInfoR\n" +
+	"collection\"e\n" +
+	"\x15SetVectorIndexRequest\x12\x1e\n" +
+	"\n" +
+	"collection\x18\x01 \x01(\tR\n" +
+	"collection\x12,\n" +
+	"\x05index\x18\x02 \x01(\v2\x16.nexadb.v1.VectorIndexR\x05index\"S\n" +
+	"\x16SetVectorIndexResponse\x129\n" +
 	"\n" +
 	"collection\x18\x01 \x01(\v2\x19.nexadb.v1.CollectionInfoR\n" +
 	"collection\"=\n" +
@@ -1494,7 +1756,7 @@ const file_nexadb_v1_vector_proto_rawDesc = "" +
 	"collection\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\tR\x02id\"0\n" +
 	"\x14DeleteVectorResponse\x12\x18\n" +
-	"\asuccess\x18\x01 \x01(\bR\asuccess\"\x93\x02\n" +
+	"\asuccess\x18\x01 \x01(\bR\asuccess\"\xd3\x02\n" +
 	"\rSearchRequest\x12\x1e\n" +
 	"\n" +
 	"collection\x18\x01 \x01(\tR\n" +
@@ -1506,7 +1768,22 @@ const file_nexadb_v1_vector_proto_rawDesc = "" +
 	"\x0finclude_vectors\x18\x06 \x01(\bR\x0eincludeVectors\x12\x1e\n" +
 	"\n" +
 	"dimensions\x18\a \x01(\x05R\n" +
-	"dimensionsJ\x04\b\x04\x10\x05\"\x9b\x01\n" +
+	"dimensions\x12\x0e\n" +
+	"\x02ef\x18\b \x01(\x05R\x02ef\x12\x14\n" +
+	"\x05exact\x18\t \x01(\bR\x05exact\x12\x18\n" +
+	"\aexplain\x18\n" +
+	" \x01(\bR\aexplainJ\x04\b\x04\x10\x05\"\x90\x01\n" +
+	"\n" +
+	"SearchPlan\x12\x12\n" +
+	"\x04path\x18\x01 \x01(\tR\x04path\x12\x1f\n" +
+	"\vgraph_nodes\x18\x02 \x01(\x03R\n" +
+	"graphNodes\x12\x1d\n" +
+	"\n" +
+	"exact_rows\x18\x03 \x01(\x03R\texactRows\x12\x1e\n" +
+	"\n" +
+	"candidates\x18\x04 \x01(\x03R\n" +
+	"candidates\x12\x0e\n" +
+	"\x02ef\x18\x05 \x01(\x05R\x02ef\"\x9b\x01\n" +
 	"\tSearchHit\x12\x1f\n" +
 	"\vdocument_id\x18\x01 \x01(\tR\n" +
 	"documentId\x12\x1e\n" +
@@ -1514,9 +1791,10 @@ const file_nexadb_v1_vector_proto_rawDesc = "" +
 	"similarity\x18\x02 \x01(\x02R\n" +
 	"similarity\x12/\n" +
 	"\bdocument\x18g \x01(\v2\x13.nexadb.v1.DocumentR\bdocument\x12\x16\n" +
-	"\x06vector\x18\x04 \x03(\x02R\x06vectorJ\x04\b\x03\x10\x04\"@\n" +
+	"\x06vector\x18\x04 \x03(\x02R\x06vectorJ\x04\b\x03\x10\x04\"k\n" +
 	"\x0eSearchResponse\x12.\n" +
-	"\aresults\x18\x01 \x03(\v2\x14.nexadb.v1.SearchHitR\aresults\"\x92\x02\n" +
+	"\aresults\x18\x01 \x03(\v2\x14.nexadb.v1.SearchHitR\aresults\x12)\n" +
+	"\x04plan\x18\x02 \x01(\v2\x15.nexadb.v1.SearchPlanR\x04plan\"\xd2\x02\n" +
 	"\x12SearchBatchRequest\x12\x1e\n" +
 	"\n" +
 	"collection\x18\x01 \x01(\tR\n" +
@@ -1525,7 +1803,10 @@ const file_nexadb_v1_vector_proto_rawDesc = "" +
 	"\x05limit\x18\x03 \x01(\x05R\x05limit\x12+\n" +
 	"\x06filter\x18h \x01(\v2\x13.nexadb.v1.DocumentR\x06filter\x128\n" +
 	"\tmin_score\x18\x05 \x01(\v2\x1b.google.protobuf.FloatValueR\bminScore\x12'\n" +
-	"\x0finclude_vectors\x18\x06 \x01(\bR\x0eincludeVectorsJ\x04\b\x04\x10\x05\"%\n" +
+	"\x0finclude_vectors\x18\x06 \x01(\bR\x0eincludeVectors\x12\x0e\n" +
+	"\x02ef\x18\a \x01(\x05R\x02ef\x12\x14\n" +
+	"\x05exact\x18\b \x01(\bR\x05exact\x12\x18\n" +
+	"\aexplain\x18\t \x01(\bR\aexplainJ\x04\b\x04\x10\x05\"%\n" +
 	"\vSearchQuery\x12\x16\n" +
 	"\x06vector\x18\x01 \x03(\x02R\x06vector\"J\n" +
 	"\x13SearchBatchResponse\x123\n" +
@@ -1542,11 +1823,11 @@ const file_nexadb_v1_vector_proto_rawDesc = "" +
 	"\x13FindVectorsResponse\x127\n" +
 	"\tdocuments\x18\x01 \x03(\v2\x19.nexadb.v1.VectorDocumentR\tdocuments\x12\x14\n" +
 	"\x05count\x18\x02 \x01(\x03R\x05count\x12&\n" +
-	"\x0fnext_page_token\x18\x03 \x01(\tR\rnextPageToken2\xc7\n" +
-	"\n" +
+	"\x0fnext_page_token\x18\x03 \x01(\tR\rnextPageToken2\xc5\v\n" +
 	"\rVectorService\x12\x8e\x01\n" +
 	"\x16CreateVectorCollection\x12(.nexadb.v1.CreateVectorCollectionRequest\x1a).nexadb.v1.CreateVectorCollectionResponse\"\x1f\x82\xd3\xe4\x93\x02\x19:\x01*\"\x14/vector/{collection}\x12\x85\x01\n" +
-	"\x14DropVectorCollection\x12&.nexadb.v1.DropVectorCollectionRequest\x1a'.nexadb.v1.DropVectorCollectionResponse\"\x1c\x82\xd3\xe4\x93\x02\x16*\x14/vector/{collection}\x12{\n" +
+	"\x14DropVectorCollection\x12&.nexadb.v1.DropVectorCollectionRequest\x1a'.nexadb.v1.DropVectorCollectionResponse\"\x1c\x82\xd3\xe4\x93\x02\x16*\x14/vector/{collection}\x12|\n" +
+	"\x0eSetVectorIndex\x12 .nexadb.v1.SetVectorIndexRequest\x1a!.nexadb.v1.SetVectorIndexResponse\"%\x82\xd3\xe4\x93\x02\x1f:\x01*\"\x1a/vector/{collection}/index\x12{\n" +
 	"\x15ListVectorCollections\x12'.nexadb.v1.ListVectorCollectionsRequest\x1a(.nexadb.v1.ListVectorCollectionsResponse\"\x0f\x82\xd3\xe4\x93\x02\t\x12\a/vector\x12w\n" +
 	"\fInsertVector\x12\x1e.nexadb.v1.InsertVectorRequest\x1a\x1f.nexadb.v1.InsertVectorResponse\"&\x82\xd3\xe4\x93\x02 :\x01*\"\x1b/vector/{collection}/insert\x12x\n" +
 	"\rInsertVectors\x12\x1f.nexadb.v1.InsertVectorsRequest\x1a .nexadb.v1.InsertVectorsResponse\"$\x82\xd3\xe4\x93\x02\x1e:\x01*\"\x19/vector/{collection}/bulk\x12u\n" +
@@ -1569,84 +1850,94 @@ func file_nexadb_v1_vector_proto_rawDescGZIP() []byte {
 	return file_nexadb_v1_vector_proto_rawDescData
 }
 
-var file_nexadb_v1_vector_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
+var file_nexadb_v1_vector_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
 var file_nexadb_v1_vector_proto_goTypes = []any{
 	(*CreateVectorCollectionRequest)(nil),  // 0: nexadb.v1.CreateVectorCollectionRequest
 	(*CreateVectorCollectionResponse)(nil), // 1: nexadb.v1.CreateVectorCollectionResponse
-	(*DropVectorCollectionRequest)(nil),    // 2: nexadb.v1.DropVectorCollectionRequest
-	(*DropVectorCollectionResponse)(nil),   // 3: nexadb.v1.DropVectorCollectionResponse
-	(*ListVectorCollectionsRequest)(nil),   // 4: nexadb.v1.ListVectorCollectionsRequest
-	(*ListVectorCollectionsResponse)(nil),  // 5: nexadb.v1.ListVectorCollectionsResponse
-	(*VectorDocument)(nil),                 // 6: nexadb.v1.VectorDocument
-	(*InsertVectorRequest)(nil),            // 7: nexadb.v1.InsertVectorRequest
-	(*InsertVectorResponse)(nil),           // 8: nexadb.v1.InsertVectorResponse
-	(*InsertVectorsRequest)(nil),           // 9: nexadb.v1.InsertVectorsRequest
-	(*InsertVectorsResponse)(nil),          // 10: nexadb.v1.InsertVectorsResponse
-	(*UpsertVectorRequest)(nil),            // 11: nexadb.v1.UpsertVectorRequest
-	(*UpsertVectorResponse)(nil),           // 12: nexadb.v1.UpsertVectorResponse
-	(*GetVectorRequest)(nil),               // 13: nexadb.v1.GetVectorRequest
-	(*GetVectorResponse)(nil),              // 14: nexadb.v1.GetVectorResponse
-	(*DeleteVectorRequest)(nil),            // 15: nexadb.v1.DeleteVectorRequest
-	(*DeleteVectorResponse)(nil),           // 16: nexadb.v1.DeleteVectorResponse
-	(*SearchRequest)(nil),                  // 17: nexadb.v1.SearchRequest
-	(*SearchHit)(nil),                      // 18: nexadb.v1.SearchHit
-	(*SearchResponse)(nil),                 // 19: nexadb.v1.SearchResponse
-	(*SearchBatchRequest)(nil),             // 20: nexadb.v1.SearchBatchRequest
-	(*SearchQuery)(nil),                    // 21: nexadb.v1.SearchQuery
-	(*SearchBatchResponse)(nil),            // 22: nexadb.v1.SearchBatchResponse
-	(*FindVectorsRequest)(nil),             // 23: nexadb.v1.FindVectorsRequest
-	(*FindVectorsResponse)(nil),            // 24: nexadb.v1.FindVectorsResponse
-	(VectorMetric)(0),                      // 25: nexadb.v1.VectorMetric
-	(*CollectionInfo)(nil),                 // 26: nexadb.v1.CollectionInfo
-	(*Document)(nil),                       // 27: nexadb.v1.Document
-	(*wrapperspb.FloatValue)(nil),          // 28: google.protobuf.FloatValue
+	(*SetVectorIndexRequest)(nil),          // 2: nexadb.v1.SetVectorIndexRequest
+	(*SetVectorIndexResponse)(nil),         // 3: nexadb.v1.SetVectorIndexResponse
+	(*DropVectorCollectionRequest)(nil),    // 4: nexadb.v1.DropVectorCollectionRequest
+	(*DropVectorCollectionResponse)(nil),   // 5: nexadb.v1.DropVectorCollectionResponse
+	(*ListVectorCollectionsRequest)(nil),   // 6: nexadb.v1.ListVectorCollectionsRequest
+	(*ListVectorCollectionsResponse)(nil),  // 7: nexadb.v1.ListVectorCollectionsResponse
+	(*VectorDocument)(nil),                 // 8: nexadb.v1.VectorDocument
+	(*InsertVectorRequest)(nil),            // 9: nexadb.v1.InsertVectorRequest
+	(*InsertVectorResponse)(nil),           // 10: nexadb.v1.InsertVectorResponse
+	(*InsertVectorsRequest)(nil),           // 11: nexadb.v1.InsertVectorsRequest
+	(*InsertVectorsResponse)(nil),          // 12: nexadb.v1.InsertVectorsResponse
+	(*UpsertVectorRequest)(nil),            // 13: nexadb.v1.UpsertVectorRequest
+	(*UpsertVectorResponse)(nil),           // 14: nexadb.v1.UpsertVectorResponse
+	(*GetVectorRequest)(nil),               // 15: nexadb.v1.GetVectorRequest
+	(*GetVectorResponse)(nil),              // 16: nexadb.v1.GetVectorResponse
+	(*DeleteVectorRequest)(nil),            // 17: nexadb.v1.DeleteVectorRequest
+	(*DeleteVectorResponse)(nil),           // 18: nexadb.v1.DeleteVectorResponse
+	(*SearchRequest)(nil),                  // 19: nexadb.v1.SearchRequest
+	(*SearchPlan)(nil),                     // 20: nexadb.v1.SearchPlan
+	(*SearchHit)(nil),                      // 21: nexadb.v1.SearchHit
+	(*SearchResponse)(nil),                 // 22: nexadb.v1.SearchResponse
+	(*SearchBatchRequest)(nil),             // 23: nexadb.v1.SearchBatchRequest
+	(*SearchQuery)(nil),                    // 24: nexadb.v1.SearchQuery
+	(*SearchBatchResponse)(nil),            // 25: nexadb.v1.SearchBatchResponse
+	(*FindVectorsRequest)(nil),             // 26: nexadb.v1.FindVectorsRequest
+	(*FindVectorsResponse)(nil),            // 27: nexadb.v1.FindVectorsResponse
+	(VectorMetric)(0),                      // 28: nexadb.v1.VectorMetric
+	(*VectorIndex)(nil),                    // 29: nexadb.v1.VectorIndex
+	(*CollectionInfo)(nil),                 // 30: nexadb.v1.CollectionInfo
+	(*Document)(nil),                       // 31: nexadb.v1.Document
+	(*wrapperspb.FloatValue)(nil),          // 32: google.protobuf.FloatValue
 }
 var file_nexadb_v1_vector_proto_depIdxs = []int32{
-	25, // 0: nexadb.v1.CreateVectorCollectionRequest.metric:type_name -> nexadb.v1.VectorMetric
-	26, // 1: nexadb.v1.CreateVectorCollectionResponse.collection:type_name -> nexadb.v1.CollectionInfo
-	26, // 2: nexadb.v1.ListVectorCollectionsResponse.collections:type_name -> nexadb.v1.CollectionInfo
-	27, // 3: nexadb.v1.VectorDocument.document:type_name -> nexadb.v1.Document
-	27, // 4: nexadb.v1.InsertVectorRequest.document:type_name -> nexadb.v1.Document
-	6,  // 5: nexadb.v1.InsertVectorsRequest.documents:type_name -> nexadb.v1.VectorDocument
-	27, // 6: nexadb.v1.UpsertVectorRequest.document:type_name -> nexadb.v1.Document
-	27, // 7: nexadb.v1.GetVectorResponse.document:type_name -> nexadb.v1.Document
-	27, // 8: nexadb.v1.SearchRequest.filter:type_name -> nexadb.v1.Document
-	28, // 9: nexadb.v1.SearchRequest.min_score:type_name -> google.protobuf.FloatValue
-	27, // 10: nexadb.v1.SearchHit.document:type_name -> nexadb.v1.Document
-	18, // 11: nexadb.v1.SearchResponse.results:type_name -> nexadb.v1.SearchHit
-	21, // 12: nexadb.v1.SearchBatchRequest.queries:type_name -> nexadb.v1.SearchQuery
-	27, // 13: nexadb.v1.SearchBatchRequest.filter:type_name -> nexadb.v1.Document
-	28, // 14: nexadb.v1.SearchBatchRequest.min_score:type_name -> google.protobuf.FloatValue
-	19, // 15: nexadb.v1.SearchBatchResponse.results:type_name -> nexadb.v1.SearchResponse
-	27, // 16: nexadb.v1.FindVectorsRequest.filter:type_name -> nexadb.v1.Document
-	6,  // 17: nexadb.v1.FindVectorsResponse.documents:type_name -> nexadb.v1.VectorDocument
-	0,  // 18: nexadb.v1.VectorService.CreateVectorCollection:input_type -> nexadb.v1.CreateVectorCollectionRequest
-	2,  // 19: nexadb.v1.VectorService.DropVectorCollection:input_type -> nexadb.v1.DropVectorCollectionRequest
-	4,  // 20: nexadb.v1.VectorService.ListVectorCollections:input_type -> nexadb.v1.ListVectorCollectionsRequest
-	7,  // 21: nexadb.v1.VectorService.InsertVector:input_type -> nexadb.v1.InsertVectorRequest
-	9,  // 22: nexadb.v1.VectorService.InsertVectors:input_type -> nexadb.v1.InsertVectorsRequest
-	11, // 23: nexadb.v1.VectorService.UpsertVector:input_type -> nexadb.v1.UpsertVectorRequest
-	13, // 24: nexadb.v1.VectorService.GetVector:input_type -> nexadb.v1.GetVectorRequest
-	15, // 25: nexadb.v1.VectorService.DeleteVector:input_type -> nexadb.v1.DeleteVectorRequest
-	17, // 26: nexadb.v1.VectorService.Search:input_type -> nexadb.v1.SearchRequest
-	20, // 27: nexadb.v1.VectorService.SearchBatch:input_type -> nexadb.v1.SearchBatchRequest
-	23, // 28: nexadb.v1.VectorService.FindVectors:input_type -> nexadb.v1.FindVectorsRequest
-	1,  // 29: nexadb.v1.VectorService.CreateVectorCollection:output_type -> nexadb.v1.CreateVectorCollectionResponse
-	3,  // 30: nexadb.v1.VectorService.DropVectorCollection:output_type -> nexadb.v1.DropVectorCollectionResponse
-	5,  // 31: nexadb.v1.VectorService.ListVectorCollections:output_type -> nexadb.v1.ListVectorCollectionsResponse
-	8,  // 32: nexadb.v1.VectorService.InsertVector:output_type -> nexadb.v1.InsertVectorResponse
-	10, // 33: nexadb.v1.VectorService.InsertVectors:output_type -> nexadb.v1.InsertVectorsResponse
-	12, // 34: nexadb.v1.VectorService.UpsertVector:output_type -> nexadb.v1.UpsertVectorResponse
-	14, // 35: nexadb.v1.VectorService.GetVector:output_type -> nexadb.v1.GetVectorResponse
-	16, // 36: nexadb.v1.VectorService.DeleteVector:output_type -> nexadb.v1.DeleteVectorResponse
-	19, // 37: nexadb.v1.VectorService.Search:output_type -> nexadb.v1.SearchResponse
-	22, // 38: nexadb.v1.VectorService.SearchBatch:output_type -> nexadb.v1.SearchBatchResponse
-	24, // 39: nexadb.v1.VectorService.FindVectors:output_type -> nexadb.v1.FindVectorsResponse
-	29, // [29:40] is the sub-list for method output_type
-	18, // [18:29] is the sub-list for method input_type
-	18, // [18:18] is the sub-list for extension type_name
-	18, // [18:18] is the sub-list for extension extendee
-	0,  // [0:18] is the sub-list for field type_name
+	28, // 0: nexadb.v1.CreateVectorCollectionRequest.metric:type_name -> nexadb.v1.VectorMetric
+	29, // 1: nexadb.v1.CreateVectorCollectionRequest.index:type_name -> nexadb.v1.VectorIndex
+	30, // 2: nexadb.v1.CreateVectorCollectionResponse.collection:type_name -> nexadb.v1.CollectionInfo
+	29, // 3: nexadb.v1.SetVectorIndexRequest.index:type_name -> nexadb.v1.VectorIndex
+	30, // 4: nexadb.v1.SetVectorIndexResponse.collection:type_name -> nexadb.v1.CollectionInfo
+	30, // 5: nexadb.v1.ListVectorCollectionsResponse.collections:type_name -> nexadb.v1.CollectionInfo
+	31, // 6: nexadb.v1.VectorDocument.document:type_name -> nexadb.v1.Document
+	31, // 7: nexadb.v1.InsertVectorRequest.document:type_name -> nexadb.v1.Document
+	8,  // 8: nexadb.v1.InsertVectorsRequest.documents:type_name -> nexadb.v1.VectorDocument
+	31, // 9: nexadb.v1.UpsertVectorRequest.document:type_name -> nexadb.v1.Document
+	31, // 10: nexadb.v1.GetVectorResponse.document:type_name -> nexadb.v1.Document
+	31, // 11: nexadb.v1.SearchRequest.filter:type_name -> nexadb.v1.Document
+	32, // 12: nexadb.v1.SearchRequest.min_score:type_name -> google.protobuf.FloatValue
+	31, // 13: nexadb.v1.SearchHit.document:type_name -> nexadb.v1.Document
+	21, // 14: nexadb.v1.SearchResponse.results:type_name -> nexadb.v1.SearchHit
+	20, // 15: nexadb.v1.SearchResponse.plan:type_name -> nexadb.v1.SearchPlan
+	24, // 16: nexadb.v1.SearchBatchRequest.queries:type_name -> nexadb.v1.SearchQuery
+	31, // 17: nexadb.v1.SearchBatchRequest.filter:type_name -> nexadb.v1.Document
+	32, // 18: nexadb.v1.SearchBatchRequest.min_score:type_name -> google.protobuf.FloatValue
+	22, // 19: nexadb.v1.SearchBatchResponse.results:type_name -> nexadb.v1.SearchResponse
+	31, // 20: nexadb.v1.FindVectorsRequest.filter:type_name -> nexadb.v1.Document
+	8,  // 21: nexadb.v1.FindVectorsResponse.documents:type_name -> nexadb.v1.VectorDocument
+	0,  // 22: nexadb.v1.VectorService.CreateVectorCollection:input_type -> nexadb.v1.CreateVectorCollectionRequest
+	4,  // 23: nexadb.v1.VectorService.DropVectorCollection:input_type -> nexadb.v1.DropVectorCollectionRequest
+	2,  // 24: nexadb.v1.VectorService.SetVectorIndex:input_type -> nexadb.v1.SetVectorIndexRequest
+	6,  // 25: nexadb.v1.VectorService.ListVectorCollections:input_type -> nexadb.v1.ListVectorCollectionsRequest
+	9,  // 26: nexadb.v1.VectorService.InsertVector:input_type -> nexadb.v1.InsertVectorRequest
+	11, // 27: nexadb.v1.VectorService.InsertVectors:input_type -> nexadb.v1.InsertVectorsRequest
+	13, // 28: nexadb.v1.VectorService.UpsertVector:input_type -> nexadb.v1.UpsertVectorRequest
+	15, // 29: nexadb.v1.VectorService.GetVector:input_type -> nexadb.v1.GetVectorRequest
+	17, // 30: nexadb.v1.VectorService.DeleteVector:input_type -> nexadb.v1.DeleteVectorRequest
+	19, // 31: nexadb.v1.VectorService.Search:input_type -> nexadb.v1.SearchRequest
+	23, // 32: nexadb.v1.VectorService.SearchBatch:input_type -> nexadb.v1.SearchBatchRequest
+	26, // 33: nexadb.v1.VectorService.FindVectors:input_type -> nexadb.v1.FindVectorsRequest
+	1,  // 34: nexadb.v1.VectorService.CreateVectorCollection:output_type -> nexadb.v1.CreateVectorCollectionResponse
+	5,  // 35: nexadb.v1.VectorService.DropVectorCollection:output_type -> nexadb.v1.DropVectorCollectionResponse
+	3,  // 36: nexadb.v1.VectorService.SetVectorIndex:output_type -> nexadb.v1.SetVectorIndexResponse
+	7,  // 37: nexadb.v1.VectorService.ListVectorCollections:output_type -> nexadb.v1.ListVectorCollectionsResponse
+	10, // 38: nexadb.v1.VectorService.InsertVector:output_type -> nexadb.v1.InsertVectorResponse
+	12, // 39: nexadb.v1.VectorService.InsertVectors:output_type -> nexadb.v1.InsertVectorsResponse
+	14, // 40: nexadb.v1.VectorService.UpsertVector:output_type -> nexadb.v1.UpsertVectorResponse
+	16, // 41: nexadb.v1.VectorService.GetVector:output_type -> nexadb.v1.GetVectorResponse
+	18, // 42: nexadb.v1.VectorService.DeleteVector:output_type -> nexadb.v1.DeleteVectorResponse
+	22, // 43: nexadb.v1.VectorService.Search:output_type -> nexadb.v1.SearchResponse
+	25, // 44: nexadb.v1.VectorService.SearchBatch:output_type -> nexadb.v1.SearchBatchResponse
+	27, // 45: nexadb.v1.VectorService.FindVectors:output_type -> nexadb.v1.FindVectorsResponse
+	34, // [34:46] is the sub-list for method output_type
+	22, // [22:34] is the sub-list for method input_type
+	22, // [22:22] is the sub-list for extension type_name
+	22, // [22:22] is the sub-list for extension extendee
+	0,  // [0:22] is the sub-list for field type_name
 }
 
 func init() { file_nexadb_v1_vector_proto_init() }
@@ -1661,7 +1952,7 @@ func file_nexadb_v1_vector_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_nexadb_v1_vector_proto_rawDesc), len(file_nexadb_v1_vector_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   25,
+			NumMessages:   28,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -21,6 +21,7 @@ const _ = grpc.SupportPackageIsVersion9
 const (
 	VectorService_CreateVectorCollection_FullMethodName = "/nexadb.v1.VectorService/CreateVectorCollection"
 	VectorService_DropVectorCollection_FullMethodName   = "/nexadb.v1.VectorService/DropVectorCollection"
+	VectorService_SetVectorIndex_FullMethodName         = "/nexadb.v1.VectorService/SetVectorIndex"
 	VectorService_ListVectorCollections_FullMethodName  = "/nexadb.v1.VectorService/ListVectorCollections"
 	VectorService_InsertVector_FullMethodName           = "/nexadb.v1.VectorService/InsertVector"
 	VectorService_InsertVectors_FullMethodName          = "/nexadb.v1.VectorService/InsertVectors"
@@ -37,13 +38,18 @@ const (
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
 // Vector collections: documents stored with an embedding, searched by
-// similarity. Exact search by default (every stored vector is scored).
+// similarity. Exact search by default (every stored vector is scored); an
+// HNSW index (VectorIndex) makes large collections' searches approximate.
 type VectorServiceClient interface {
 	// Creates a vector collection with fixed dimensions and a metric.
 	CreateVectorCollection(ctx context.Context, in *CreateVectorCollectionRequest, opts ...grpc.CallOption) (*CreateVectorCollectionResponse, error)
 	// Drops a vector collection with its documents. A document collection of
 	// the same name is a different collection and is left alone.
 	DropVectorCollection(ctx context.Context, in *DropVectorCollectionRequest, opts ...grpc.CallOption) (*DropVectorCollectionResponse, error)
+	// Changes a collection's index: to HNSW (or other HNSW parameters) the
+	// graph is built in the background while searches go on; to exact the
+	// graph is dropped. The collection's index_building says when it is done.
+	SetVectorIndex(ctx context.Context, in *SetVectorIndexRequest, opts ...grpc.CallOption) (*SetVectorIndexResponse, error)
 	// Lists vector collections.
 	ListVectorCollections(ctx context.Context, in *ListVectorCollectionsRequest, opts ...grpc.CallOption) (*ListVectorCollectionsResponse, error)
 	// Inserts a document with its vector; ALREADY_EXISTS if its _id is taken.
@@ -88,6 +94,16 @@ func (c *vectorServiceClient) DropVectorCollection(ctx context.Context, in *Drop
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(DropVectorCollectionResponse)
 	err := c.cc.Invoke(ctx, VectorService_DropVectorCollection_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *vectorServiceClient) SetVectorIndex(ctx context.Context, in *SetVectorIndexRequest, opts ...grpc.CallOption) (*SetVectorIndexResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SetVectorIndexResponse)
+	err := c.cc.Invoke(ctx, VectorService_SetVectorIndex_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -198,13 +214,18 @@ type VectorService_FindVectorsClient = grpc.ServerStreamingClient[FindVectorsRes
 // for forward compatibility.
 //
 // Vector collections: documents stored with an embedding, searched by
-// similarity. Exact search by default (every stored vector is scored).
+// similarity. Exact search by default (every stored vector is scored); an
+// HNSW index (VectorIndex) makes large collections' searches approximate.
 type VectorServiceServer interface {
 	// Creates a vector collection with fixed dimensions and a metric.
 	CreateVectorCollection(context.Context, *CreateVectorCollectionRequest) (*CreateVectorCollectionResponse, error)
 	// Drops a vector collection with its documents. A document collection of
 	// the same name is a different collection and is left alone.
 	DropVectorCollection(context.Context, *DropVectorCollectionRequest) (*DropVectorCollectionResponse, error)
+	// Changes a collection's index: to HNSW (or other HNSW parameters) the
+	// graph is built in the background while searches go on; to exact the
+	// graph is dropped. The collection's index_building says when it is done.
+	SetVectorIndex(context.Context, *SetVectorIndexRequest) (*SetVectorIndexResponse, error)
 	// Lists vector collections.
 	ListVectorCollections(context.Context, *ListVectorCollectionsRequest) (*ListVectorCollectionsResponse, error)
 	// Inserts a document with its vector; ALREADY_EXISTS if its _id is taken.
@@ -240,6 +261,9 @@ func (UnimplementedVectorServiceServer) CreateVectorCollection(context.Context, 
 }
 func (UnimplementedVectorServiceServer) DropVectorCollection(context.Context, *DropVectorCollectionRequest) (*DropVectorCollectionResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DropVectorCollection not implemented")
+}
+func (UnimplementedVectorServiceServer) SetVectorIndex(context.Context, *SetVectorIndexRequest) (*SetVectorIndexResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetVectorIndex not implemented")
 }
 func (UnimplementedVectorServiceServer) ListVectorCollections(context.Context, *ListVectorCollectionsRequest) (*ListVectorCollectionsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListVectorCollections not implemented")
@@ -321,6 +345,24 @@ func _VectorService_DropVectorCollection_Handler(srv interface{}, ctx context.Co
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(VectorServiceServer).DropVectorCollection(ctx, req.(*DropVectorCollectionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _VectorService_SetVectorIndex_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetVectorIndexRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(VectorServiceServer).SetVectorIndex(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: VectorService_SetVectorIndex_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(VectorServiceServer).SetVectorIndex(ctx, req.(*SetVectorIndexRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -494,6 +536,10 @@ var VectorService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "DropVectorCollection",
 			Handler:    _VectorService_DropVectorCollection_Handler,
+		},
+		{
+			MethodName: "SetVectorIndex",
+			Handler:    _VectorService_SetVectorIndex_Handler,
 		},
 		{
 			MethodName: "ListVectorCollections",
