@@ -8,8 +8,8 @@ A function here raises TypeError or ValueError for bad arguments, before anythin
 from __future__ import annotations
 
 from operator import attrgetter
-from typing import (Any, Callable, Iterable, List, Mapping, NamedTuple, Optional, Sequence,
-                    Tuple, Union)
+from typing import (Any, Callable, Dict, Iterable, List, Mapping, NamedTuple, Optional,
+                    Sequence, Tuple, Union)
 
 import grpc
 
@@ -91,6 +91,17 @@ def _metric(metric: str) -> int:
     return METRICS[metric]
 
 
+INDEXES = {"exact": common_pb2.VectorIndex.KIND_EXACT, "hnsw": common_pb2.VectorIndex.KIND_HNSW}
+
+
+def vector_index(index: str, m: int = 0, ef_construction: int = 0) -> common_pb2.VectorIndex:
+    """A VectorIndex: 'exact', or 'hnsw' with m and ef_construction (0: the server's
+    defaults, 16 and 200)."""
+    if index not in INDEXES:
+        raise ValueError(f"index must be one of {sorted(INDEXES)}, not {index!r}")
+    return common_pb2.VectorIndex(kind=INDEXES[index], m=int(m), ef_construction=int(ef_construction))
+
+
 def _filter(query: Query) -> Optional[common_pb2.Document]:
     return to_document(query, "query")
 
@@ -116,16 +127,34 @@ def list_collections() -> Call:
                 lambda r: [message_dict(c) for c in r.collections])
 
 
-def create_vector_collection(name: str, dimensions: Optional[int], metric: str) -> Optional[Call]:
+def create_vector_collection(name: str, dimensions: Optional[int], metric: str,
+                             index: Optional[common_pb2.VectorIndex] = None) -> Optional[Call]:
     """The call creating the collection unless one with the same dimensions and metric
-    exists; None without dimensions (a handle on an existing collection needs no call).
-    The metric is checked either way."""
+    (and, when given, kind of index) exists; None without dimensions (a handle on an
+    existing collection needs no call). The metric is checked either way."""
     enum = _metric(metric)
     if dimensions is None:
         return None
-    return Call(VECS, "CreateVectorCollection", vector_pb2.CreateVectorCollectionRequest(
-        collection=name, dimensions=int(dimensions), metric=enum, if_not_exists=True),
-        lambda r: None)
+    req = vector_pb2.CreateVectorCollectionRequest(
+        collection=name, dimensions=int(dimensions), metric=enum, if_not_exists=True)
+    if index is not None:
+        req.index.CopyFrom(index)
+    return Call(VECS, "CreateVectorCollection", req, lambda r: None)
+
+
+def set_vector_index(name: str, index: common_pb2.VectorIndex) -> Call:
+    return Call(VECS, "SetVectorIndex", vector_pb2.SetVectorIndexRequest(collection=name, index=index),
+                lambda r: message_dict(r.collection))
+
+
+def vector_collection_info(name: str) -> Call:
+    """The collection's entry of ListVectorCollections (NotFoundError when absent)."""
+    def pick(r: Any) -> Dict[str, Any]:
+        for c in r.collections:
+            if c.name == name:
+                return message_dict(c)
+        raise errors.NotFoundError(f"no vector collection '{name}'")
+    return Call(VECS, "ListVectorCollections", vector_pb2.ListVectorCollectionsRequest(), pick)
 
 
 def drop_vector_collection(name: str) -> Call:
@@ -278,30 +307,44 @@ def delete_vector(coll: str, id: str) -> Call:
                 attrgetter("success"))
 
 
-def _search_options(req: Any, filter: Query, min_score: Optional[float]) -> None:
-    """Sets what Search and SearchBatch share beyond limit and include_vectors."""
-    if min_score is not None:
-        req.min_score.value = float(min_score)
-    if filter is not None:
-        req.filter.CopyFrom(to_document(filter, "filter"))
+class SearchOptions(NamedTuple):
+    """What Search and SearchBatch share beyond the query vectors and limit."""
+    filter: Query = None
+    min_score: Optional[float] = None
+    include_vectors: bool = False
+    ef: Optional[int] = None
+    exact: bool = False
+
+
+def _search_options(req: Any, o: SearchOptions) -> None:
+    req.include_vectors = o.include_vectors
+    req.exact = o.exact
+    if o.ef is not None:
+        req.ef = int(o.ef)
+    if o.min_score is not None:
+        req.min_score.value = float(o.min_score)
+    if o.filter is not None:
+        req.filter.CopyFrom(to_document(o.filter, "filter"))
 
 
 def search(coll: str, dimensions: Optional[int], query_vector: Sequence[float], limit: int,
-           filter: Query, min_score: Optional[float], include_vectors: bool) -> Call:
+           o: SearchOptions, explain: bool = False) -> Call:
+    """Search; with explain the answer is {'plan': ..., 'results': [...]}."""
     req = vector_pb2.SearchRequest(collection=coll, vector=floats(query_vector, "query_vector"),
-                                   limit=int(limit), include_vectors=include_vectors,
-                                   dimensions=int(dimensions or 0))
-    _search_options(req, filter, min_score)
+                                   limit=int(limit), dimensions=int(dimensions or 0), explain=explain)
+    _search_options(req, o)
+    if explain:
+        return Call(VECS, "Search", req,
+                    lambda r: {"plan": message_dict(r.plan), "results": hits(r.results)})
     return Call(VECS, "Search", req, lambda r: hits(r.results))
 
 
-def search_batch(coll: str, query_vectors: Sequence[Sequence[float]], limit: int, filter: Query,
-                 min_score: Optional[float], include_vectors: bool) -> Call:
-    req = vector_pb2.SearchBatchRequest(collection=coll, limit=int(limit),
-                                        include_vectors=include_vectors)
+def search_batch(coll: str, query_vectors: Sequence[Sequence[float]], limit: int,
+                 o: SearchOptions) -> Call:
+    req = vector_pb2.SearchBatchRequest(collection=coll, limit=int(limit))
     for i, q in enumerate(query_vectors):
         req.queries.add(vector=floats(q, f"query_vectors[{i}]"))
-    _search_options(req, filter, min_score)
+    _search_options(req, o)
     return Call(VECS, "SearchBatch", req, lambda r: [hits(b.results) for b in r.results])
 
 

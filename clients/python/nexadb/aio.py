@@ -168,11 +168,15 @@ class AsyncNexaDB(Connection):
         return AsyncCollection(self, name)
 
     async def vector_collection(self, name: str, dimensions: Optional[int] = None,
-                                metric: str = "cosine") -> "AsyncVectorCollection":
+                                metric: str = "cosine", *, index: Optional[str] = None, m: int = 0,
+                                ef_construction: int = 0) -> "AsyncVectorCollection":
         """A handle on a vector collection; a coroutine, unlike collection(), because with
         dimensions it creates the collection unless one with the same dimensions and metric
-        exists (a different one raises AlreadyExistsError)."""
-        create = _calls.create_vector_collection(name, dimensions, metric)
+        exists (a different one raises AlreadyExistsError). index: 'exact' (the default)
+        or 'hnsw' (with m and ef_construction; 0: the server's defaults), as in
+        NexaDB.vector_collection."""
+        ix = None if index is None else _calls.vector_index(index, m, ef_construction)
+        create = _calls.create_vector_collection(name, dimensions, metric, ix)
         if create is not None:
             await self._run(create)
         return AsyncVectorCollection(self, name, dimensions)
@@ -319,15 +323,31 @@ class AsyncVectorCollection:
 
     async def search(self, query_vector: Sequence[float], limit: int = 10, *,
                      filter: Query = None, min_score: Optional[float] = None,
-                     include_vectors: bool = False) -> List[SearchResult]:
-        return await self.db._run(_calls.search(self.name, self.dimensions, query_vector, limit,
-                                                filter, min_score, include_vectors))
+                     include_vectors: bool = False, ef: Optional[int] = None,
+                     exact: bool = False) -> List[SearchResult]:
+        o = _calls.SearchOptions(filter, min_score, include_vectors, ef, exact)
+        return await self.db._run(_calls.search(self.name, self.dimensions, query_vector, limit, o))
+
+    async def explain(self, query_vector: Sequence[float], limit: int = 10, *,
+                      filter: Query = None, min_score: Optional[float] = None,
+                      ef: Optional[int] = None, exact: bool = False) -> Dict[str, Any]:
+        o = _calls.SearchOptions(filter, min_score, False, ef, exact)
+        return await self.db._run(_calls.search(self.name, self.dimensions, query_vector, limit, o,
+                                                explain=True))
 
     async def search_batch(self, query_vectors: Sequence[Sequence[float]], limit: int = 10, *,
                            filter: Query = None, min_score: Optional[float] = None,
-                           include_vectors: bool = False) -> List[List[SearchResult]]:
-        return await self.db._run(_calls.search_batch(self.name, query_vectors, limit, filter,
-                                                      min_score, include_vectors))
+                           include_vectors: bool = False, ef: Optional[int] = None,
+                           exact: bool = False) -> List[List[SearchResult]]:
+        o = _calls.SearchOptions(filter, min_score, include_vectors, ef, exact)
+        return await self.db._run(_calls.search_batch(self.name, query_vectors, limit, o))
+
+    async def set_index(self, index: str, *, m: int = 0, ef_construction: int = 0) -> Dict[str, Any]:
+        return await self.db._run(_calls.set_vector_index(self.name,
+                                                          _calls.vector_index(index, m, ef_construction)))
+
+    async def info(self) -> Dict[str, Any]:
+        return await self.db._run(_calls.vector_collection_info(self.name))
 
     def find(self, query: Query = None, limit: int = 0, *, page_size: int = 0,
              timeout: Optional[float] = None) -> AsyncCursor:

@@ -120,10 +120,16 @@ class NexaDB(Connection):
         return Collection(self, name)
 
     def vector_collection(self, name: str, dimensions: Optional[int] = None,
-                          metric: str = "cosine") -> "VectorCollection":
+                          metric: str = "cosine", *, index: Optional[str] = None, m: int = 0,
+                          ef_construction: int = 0) -> "VectorCollection":
         """A handle on a vector collection. With dimensions, creates it unless one with the
-        same dimensions and metric exists (a different one raises AlreadyExistsError)."""
-        create = _calls.create_vector_collection(name, dimensions, metric)
+        same dimensions and metric exists (a different one raises AlreadyExistsError).
+        index: 'exact' (every vector scored; the default) or 'hnsw' (a graph built in the
+        background, searched approximately once the collection outgrows exact search), with
+        m and ef_construction (0: the server's defaults, 16 and 200); a collection that
+        exists with another kind of index raises AlreadyExistsError (set_index changes it)."""
+        ix = None if index is None else _calls.vector_index(index, m, ef_construction)
+        create = _calls.create_vector_collection(name, dimensions, metric, ix)
         if create is not None:
             self._run(create)
         return VectorCollection(self, name, dimensions)
@@ -298,19 +304,43 @@ class VectorCollection:
         return self.db._run(_calls.delete_vector(self.name, id))
 
     def search(self, query_vector: Sequence[float], limit: int = 10, *, filter: Query = None,
-               min_score: Optional[float] = None,
-               include_vectors: bool = False) -> List[SearchResult]:
+               min_score: Optional[float] = None, include_vectors: bool = False,
+               ef: Optional[int] = None, exact: bool = False) -> List[SearchResult]:
         """The limit most similar documents, best first, as (doc_id, similarity, doc)
-        tuples (each also has .vector when include_vectors)."""
-        return self.db._run(_calls.search(self.name, self.dimensions, query_vector, limit,
-                                          filter, min_score, include_vectors))
+        tuples (each also has .vector when include_vectors). Under an HNSW index, ef is the
+        candidates kept while searching the graph (higher: better recall, slower; None: the
+        server's 128) and exact=True scores every vector instead."""
+        o = _calls.SearchOptions(filter, min_score, include_vectors, ef, exact)
+        return self.db._run(_calls.search(self.name, self.dimensions, query_vector, limit, o))
+
+    def explain(self, query_vector: Sequence[float], limit: int = 10, *, filter: Query = None,
+                min_score: Optional[float] = None, ef: Optional[int] = None,
+                exact: bool = False) -> Dict[str, Any]:
+        """search() that also says how it ran: {'plan': {'path': 'hnsw' | 'exact' |
+        'hnsw_filtered' | 'hnsw_exact_filtered' | 'hnsw_filtered_fallback', 'graph_nodes',
+        'exact_rows', 'candidates', 'ef'}, 'results': [...]}."""
+        o = _calls.SearchOptions(filter, min_score, False, ef, exact)
+        return self.db._run(_calls.search(self.name, self.dimensions, query_vector, limit, o,
+                                          explain=True))
 
     def search_batch(self, query_vectors: Sequence[Sequence[float]], limit: int = 10, *,
                      filter: Query = None, min_score: Optional[float] = None,
-                     include_vectors: bool = False) -> List[List[SearchResult]]:
+                     include_vectors: bool = False, ef: Optional[int] = None,
+                     exact: bool = False) -> List[List[SearchResult]]:
         """search() for several query vectors in one pass; one result list per query."""
-        return self.db._run(_calls.search_batch(self.name, query_vectors, limit, filter,
-                                                min_score, include_vectors))
+        o = _calls.SearchOptions(filter, min_score, include_vectors, ef, exact)
+        return self.db._run(_calls.search_batch(self.name, query_vectors, limit, o))
+
+    def set_index(self, index: str, *, m: int = 0, ef_construction: int = 0) -> Dict[str, Any]:
+        """Changes the index: 'hnsw' (or new m / ef_construction) builds a graph in the
+        background while searches go on; 'exact' drops it. Returns info()."""
+        return self.db._run(_calls.set_vector_index(self.name,
+                                                    _calls.vector_index(index, m, ef_construction)))
+
+    def info(self) -> Dict[str, Any]:
+        """The collection: count, dimensions, metric, index ({'kind', 'm',
+        'ef_construction'}), indexed (rows in the graph), index_building, index_bytes."""
+        return self.db._run(_calls.vector_collection_info(self.name))
 
     def find(self, query: Query = None, limit: int = 0, *, page_size: int = 0,
              timeout: Optional[float] = None) -> Cursor:

@@ -234,6 +234,21 @@ def test_vectors(run, coll_name):
     run(body)
 
 
+def test_vector_index_and_explain(run, coll_name):
+    async def body(db):
+        vecs = await db.vector_collection(coll_name, dimensions=4, index="hnsw", ef_construction=50)
+        assert (await vecs.info())["index"] == {"kind": "hnsw", "m": 16, "ef_construction": 50}
+        a = await vecs.insert({"name": "a"}, vector=[1, 0, 0, 0])
+        e = await vecs.explain([1, 0, 0, 0], limit=1, ef=20)
+        assert e["plan"]["path"] == "exact", "a collection this small is searched exactly"
+        assert [h.doc_id for h in e["results"]] == [a]
+        assert [h.doc_id for h in await vecs.search([1, 0, 0, 0], limit=1, ef=20, exact=True)] == [a]
+        assert [r[0].doc_id for r in await vecs.search_batch([[1, 0, 0, 0]], limit=1, ef=20)] == [a]
+        assert (await vecs.set_index("exact"))["index"]["kind"] == "exact"
+        assert await vecs.drop() is True
+    run(body)
+
+
 def test_errors_map_to_their_classes(run, coll_name, server, monkeypatch):
     async def body(db):
         c = db.collection(coll_name)

@@ -87,3 +87,46 @@ def test_find_yields_documents_with_vectors_in_id_order(vecs):
     assert isinstance(odd[0], nexadb.VectorDocument)
     with pytest.raises(nexadb.NotFoundError):
         list(vecs.db.vector_collection("no_such_vectors").find())
+
+
+def wait_indexed(vc, rows):
+    import time
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        info = vc.info()
+        if not info["index_building"] and info["indexed"] == rows:
+            return info
+        time.sleep(0.1)
+    raise AssertionError(f"not indexed in 120 s: {vc.info()}")
+
+
+def test_hnsw_index_search_options_and_explain(db, coll_name):
+    import random
+    rng = random.Random(4)
+    centres = [[rng.gauss(0, 1) for _ in range(64)] for _ in range(32)]
+    rows = [[c + rng.gauss(0, 0.5) for c in centres[i % 32]] for i in range(17000)]  # 4.4 MB: past exact's size
+    vc = db.vector_collection(coll_name, dimensions=64, metric="l2", index="hnsw", m=12)
+    try:
+        info = vc.info()
+        assert info["index"] == {"kind": "hnsw", "m": 12, "ef_construction": 200}
+        for at in range(0, len(rows), 2000):
+            vc.insert_many([{"_id": f"r{i}", "even": i % 2 == 0} for i in range(at, min(at + 2000, len(rows)))],
+                           rows[at:at + 2000])
+        info = wait_indexed(vc, len(rows))
+        assert info["index_bytes"] > 0
+        e = vc.explain(rows[5], limit=3, ef=40)
+        assert e["plan"]["path"] == "hnsw" and e["plan"]["ef"] == 40 and e["plan"]["graph_nodes"] == len(rows)
+        assert e["results"][0].doc_id == "r5"
+        assert vc.explain(rows[5], limit=3, exact=True)["plan"]["path"] == "exact"
+        hits = vc.search(rows[6], limit=5, filter={"even": True}, ef=64)
+        assert hits[0].doc_id == "r6" and all(h.doc["even"] for h in hits)
+        with pytest.raises(nexadb.AlreadyExistsError):
+            db.vector_collection(coll_name, dimensions=64, metric="l2", index="exact")
+        with pytest.raises(nexadb.InvalidArgumentError, match="m must be"):
+            vc.set_index("hnsw", m=100)
+        with pytest.raises(ValueError, match="index must be one of"):
+            vc.set_index("ivf")
+        assert vc.set_index("exact")["index"]["kind"] == "exact"
+        assert vc.explain(rows[5], limit=3)["plan"]["path"] == "exact"
+    finally:
+        vc.drop()
