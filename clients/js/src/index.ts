@@ -64,6 +64,35 @@ export interface CollectionInfo {
   dimensions?: number;
   /** 'cosine', 'dot' or 'l2'. */
   metric?: string;
+  /** Vector collections: the index searches use. */
+  index?: VectorIndex;
+  /** HNSW: live rows the searched graph holds (the rest are scored exactly). */
+  indexed?: number;
+  /** HNSW: rows remain to add to the graph, or it is being rebuilt. */
+  indexBuilding?: boolean;
+  /** HNSW: bytes of memory the graph takes. */
+  indexBytes?: number;
+}
+
+/**
+ * How a vector collection finds nearest neighbours: 'exact' scores every vector; 'hnsw' keeps a
+ * graph built in the background, searched approximately once the collection outgrows exact
+ * search. m (2..64) and efConstruction (m..10000): 0 or absent for the server's 16 and 200.
+ */
+export interface VectorIndex {
+  kind: 'exact' | 'hnsw';
+  m?: number;
+  efConstruction?: number;
+}
+
+/** How a search ran (VectorCollection.explain). */
+export interface SearchPlan {
+  /** 'exact', 'hnsw', 'hnsw_filtered', 'hnsw_exact_filtered' or 'hnsw_filtered_fallback'. */
+  path: string;
+  graphNodes: number;
+  exactRows: number;
+  candidates: number;
+  ef: number;
 }
 
 export interface IndexInfo {
@@ -98,6 +127,10 @@ export interface SearchOptions {
   filter?: Document;
   minScore?: number;
   includeVectors?: boolean;
+  /** HNSW: candidates kept while searching the graph (higher: better recall, slower); the server's 128 when absent. */
+  ef?: number;
+  /** Score every vector even where a graph exists. */
+  exact?: boolean;
 }
 
 export type VectorMetric = 'cosine' | 'dot' | 'l2';
@@ -165,8 +198,28 @@ function collectionInfo(c: any): CollectionInfo {
   if (c.dimensions) {
     info.dimensions = c.dimensions;
     info.metric = enumName(c.metric, 'VECTOR_METRIC_');
+    const ix = c.index ?? { kind: 'KIND_EXACT', m: 0, ef_construction: 0 };
+    info.index = { kind: enumName(ix.kind, 'KIND_') as VectorIndex['kind'], m: ix.m, efConstruction: ix.ef_construction };
+    info.indexed = Number(c.indexed);
+    info.indexBuilding = c.index_building;
+    info.indexBytes = Number(c.index_bytes);
   }
   return info;
+}
+
+function indexMessage(ix: VectorIndex): object {
+  if (ix.kind !== 'exact' && ix.kind !== 'hnsw') throw new RangeError(`unknown index '${ix.kind}' (exact or hnsw)`);
+  return { kind: `KIND_${ix.kind.toUpperCase()}`, m: ix.m ?? 0, ef_construction: ix.efConstruction ?? 0 };
+}
+
+function searchFields(options: SearchOptions): object {
+  return {
+    filter: optDocument(options.filter, 'filter'),
+    min_score: options.minScore === undefined ? null : { value: options.minScore },
+    include_vectors: options.includeVectors ?? false,
+    ef: options.ef ?? 0,
+    exact: options.exact ?? false,
+  };
 }
 
 function floats(v: ArrayLike<number>, what: string): number[] {
@@ -250,20 +303,22 @@ export class NexaDB {
 
   /**
    * A handle on a vector collection. With dimensions, creates it unless one of the same
-   * dimensions and metric exists.
+   * dimensions and metric (and, when given, kind of index) exists.
    */
   async vectorCollection(
     name: string,
-    options: { dimensions?: number; metric?: VectorMetric } = {},
+    options: { dimensions?: number; metric?: VectorMetric; index?: VectorIndex } = {},
   ): Promise<VectorCollection> {
     const metric = options.metric ?? 'cosine';
     if (!['cosine', 'dot', 'l2'].includes(metric)) throw new RangeError(`unknown metric '${metric}'`);
+    const index = options.index === undefined ? null : indexMessage(options.index);
     if (options.dimensions !== undefined) {
       await this.unary(this.vecs, 'CreateVectorCollection', {
         collection: name,
         dimensions: options.dimensions,
         metric: `VECTOR_METRIC_${metric.toUpperCase()}`,
         if_not_exists: true,
+        index,
       });
     }
     return new VectorCollection(this, name, options.dimensions);
@@ -513,15 +568,23 @@ export class VectorCollection {
 
   /** The limit most similar documents, best first. */
   async search(queryVector: ArrayLike<number>, limit = 10, options: SearchOptions = {}): Promise<SearchResult[]> {
+    return (await this.explain(queryVector, limit, options, false)).results;
+  }
+
+  /** search() that also says how it ran (the plan; with explain false, the plan is null). */
+  async explain(queryVector: ArrayLike<number>, limit = 10, options: SearchOptions = {},
+    explain = true): Promise<{ plan: SearchPlan | null; results: SearchResult[] }> {
     const r = await this.call('Search', {
       vector: floats(queryVector, 'queryVector'),
       limit,
-      filter: optDocument(options.filter, 'filter'),
-      min_score: options.minScore === undefined ? null : { value: options.minScore },
-      include_vectors: options.includeVectors ?? false,
       dimensions: this.dimensions ?? 0,
+      explain,
+      ...searchFields(options),
     });
-    return hits(r.results);
+    const p = r.plan;
+    const plan = p ? { path: p.path, graphNodes: Number(p.graph_nodes), exactRows: Number(p.exact_rows),
+      candidates: Number(p.candidates), ef: p.ef } : null;
+    return { plan, results: hits(r.results) };
   }
 
   /** search() for several query vectors in one pass; one result list per query. */
@@ -529,11 +592,25 @@ export class VectorCollection {
     const r = await this.call('SearchBatch', {
       queries: queryVectors.map((q, i) => ({ vector: floats(q, `queryVectors[${i}]`) })),
       limit,
-      filter: optDocument(options.filter, 'filter'),
-      min_score: options.minScore === undefined ? null : { value: options.minScore },
-      include_vectors: options.includeVectors ?? false,
+      ...searchFields(options),
     });
     return r.results.map((x: any) => hits(x.results));
+  }
+
+  /**
+   * Changes the index: to 'hnsw' (or new m / efConstruction) a graph is built in the background
+   * while searches go on; to 'exact' it is dropped. Resolves to the collection's info.
+   */
+  async setIndex(index: VectorIndex): Promise<CollectionInfo> {
+    return collectionInfo((await this.call('SetVectorIndex', { index: indexMessage(index) })).collection);
+  }
+
+  /** The collection: count, dimensions, metric, index and the graph's progress. */
+  async info(): Promise<CollectionInfo> {
+    const r = await this.db.unary(this.db.vecs, 'ListVectorCollections', {});
+    const c = r.collections.find((x: any) => x.name === this.name);
+    if (!c) throw new NexaDBError(grpc.status.NOT_FOUND, `no vector collection '${this.name}'`, 'ListVectorCollections');
+    return collectionInfo(c);
   }
 
   /**

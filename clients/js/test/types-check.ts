@@ -1,6 +1,6 @@
 // Compiled with `tsc --noEmit` (npm run typecheck): the published type definitions accept the
 // brief's usage and reject misuse. Lines marked @ts-expect-error must fail to type-check.
-import { NexaDB, NexaDBError, SearchResult, CollectionInfo, Document, DocumentValue, VectorDocument } from '..';
+import { NexaDB, NexaDBError, SearchResult, SearchPlan, VectorIndex, CollectionInfo, Document, DocumentValue, VectorDocument } from '..';
 
 async function brief(): Promise<void> {
   const db = new NexaDB({ host: 'localhost', port: 6970, apiKey: process.env.NEXADB_API_KEY });
@@ -23,7 +23,10 @@ async function brief(): Promise<void> {
   for await (const d of users.findIter({}, 0, { sort: '-age', pageSize: 100 })) console.log(d._id);
   for await (const g of users.aggregateIter([{ $match: {} }], { pageSize: 10 })) console.log(g);
   const vc = await db.vectorCollection('articles', { dimensions: 384 });
-  const hits: SearchResult[] = await vc.search(new Float32Array(384), 3);
+  const hits: SearchResult[] = await vc.search(new Float32Array(384), 3, { ef: 64 });
+  const plan: SearchPlan | null = (await vc.explain(new Float32Array(384), 3, { exact: true })).plan;
+  const ix: VectorIndex | undefined = (await vc.setIndex({ kind: 'hnsw', m: 16, efConstruction: 200 })).index;
+  console.log(plan?.path, ix?.kind);
   hits.forEach((h) => console.log(h.documentId, h.similarity.toFixed(4), h.document.text));
   const exported: VectorDocument[] = await vc.find({ lang: 'en' }, 0, { pageSize: 500 });
   for await (const { document, vector } of vc.findIter()) console.log(document._id, vector.length);

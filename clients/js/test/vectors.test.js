@@ -87,3 +87,26 @@ test('find streams documents with their stored vectors, in _id order', async () 
   await assert.rejects(db.vectorCollection(uniqueName('none')).then((v) => v.find()),
     (e) => e instanceof NexaDBError && e.codeName === 'NOT_FOUND');
 });
+
+test('an HNSW index: created, explained, changed and dropped', async () => {
+  const name = uniqueName('hnsw');
+  const vc = await db.vectorCollection(name, { dimensions: 3, index: { kind: 'hnsw', m: 8 } });
+  let info = await vc.info();
+  assert.deepStrictEqual(info.index, { kind: 'hnsw', m: 8, efConstruction: 200 });
+  await assert.rejects(db.vectorCollection(name, { dimensions: 3, index: { kind: 'exact' } }),
+    (e) => e instanceof NexaDBError && e.codeName === 'ALREADY_EXISTS');
+  const a = await vc.insert({ n: 1 }, [1, 0, 0]);
+  await vc.insert({ n: 2 }, [0, 1, 0]);
+  const { plan, results } = await vc.explain([1, 0.1, 0], 1, { ef: 16 });
+  assert.strictEqual(plan.path, 'exact', 'a collection this small is searched exactly');
+  assert.deepStrictEqual(results.map((h) => h.documentId), [a]);
+  assert.deepStrictEqual((await vc.search([1, 0, 0], 1, { ef: 16, exact: true })).map((h) => h.documentId), [a]);
+  assert.deepStrictEqual((await vc.searchBatch([[1, 0, 0]], 1, { ef: 16 }))[0].map((h) => h.documentId), [a]);
+  await assert.rejects(vc.setIndex({ kind: 'hnsw', m: 1 }),
+    (e) => e instanceof NexaDBError && e.codeName === 'INVALID_ARGUMENT' && /m must be/.test(e.details));
+  await assert.rejects(vc.setIndex({ kind: 'ivf' }), RangeError);
+  info = await vc.setIndex({ kind: 'exact' });
+  assert.strictEqual(info.index.kind, 'exact');
+  await assert.rejects((await db.vectorCollection(uniqueName('none'))).info(),
+    (e) => e instanceof NexaDBError && e.codeName === 'NOT_FOUND');
+});
