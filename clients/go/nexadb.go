@@ -197,14 +197,26 @@ const (
 	L2     = pb.VectorMetric_VECTOR_METRIC_L2
 )
 
+// VectorCollectionOption refines VectorCollection.
+type VectorCollectionOption func(*pb.CreateVectorCollectionRequest)
+
+// WithIndex creates the collection with this index (Exact when not given); a collection that
+// exists with another kind of index is an error (SetIndex changes it).
+func WithIndex(ix Index) VectorCollectionOption {
+	return func(r *pb.CreateVectorCollectionRequest) { r.Index = ix.message() }
+}
+
 // VectorCollection returns a handle on a vector collection, creating it with these
 // dimensions and metric unless one with the same exists (a different one is an error).
 // With dimensions 0 it only returns the handle.
-func (c *Client) VectorCollection(ctx context.Context, name string, dimensions int, metric Metric) (*VectorCollection, error) {
+func (c *Client) VectorCollection(ctx context.Context, name string, dimensions int, metric Metric,
+	opts ...VectorCollectionOption) (*VectorCollection, error) {
 	if dimensions > 0 {
-		err := c.invoke(ctx, pb.VectorService_CreateVectorCollection_FullMethodName,
-			&pb.CreateVectorCollectionRequest{Collection: name, Dimensions: int32(dimensions), Metric: metric, IfNotExists: true},
-			new(pb.CreateVectorCollectionResponse))
+		req := &pb.CreateVectorCollectionRequest{Collection: name, Dimensions: int32(dimensions), Metric: metric, IfNotExists: true}
+		for _, o := range opts {
+			o(req)
+		}
+		err := c.invoke(ctx, pb.VectorService_CreateVectorCollection_FullMethodName, req, new(pb.CreateVectorCollectionResponse))
 		if err != nil {
 			return nil, err
 		}

@@ -32,6 +32,8 @@ type searchOpts struct {
 	filter         any
 	minScore       *float32
 	includeVectors bool
+	ef             int
+	exact          bool
 }
 
 // Filter ranks only documents matching f (the Find language): a document (see Document).
@@ -42,6 +44,59 @@ func MinScore(s float32) SearchOption { return func(o *searchOpts) { o.minScore 
 
 // IncludeVectors returns each hit's stored vector.
 func IncludeVectors() SearchOption { return func(o *searchOpts) { o.includeVectors = true } }
+
+// Ef sets the candidates kept while searching an HNSW collection's graph (higher: better
+// recall, slower); the server's 128 when not given.
+func Ef(n int) SearchOption { return func(o *searchOpts) { o.ef = n } }
+
+// ExactSearch scores every vector even where a graph exists (recall 1.0).
+func ExactSearch() SearchOption { return func(o *searchOpts) { o.exact = true } }
+
+// IndexKind is how a vector collection finds nearest neighbours.
+type IndexKind = pb.VectorIndex_Kind
+
+// Index kinds: Exact scores every vector; HNSW keeps a graph built in the background,
+// searched approximately once the collection outgrows exact search.
+const (
+	Exact = pb.VectorIndex_KIND_EXACT
+	HNSW  = pb.VectorIndex_KIND_HNSW
+)
+
+// Index is a vector collection's index; M (2..64) and EfConstruction (M..10000) apply to
+// HNSW, 0 for the server's 16 and 200.
+type Index struct {
+	Kind           IndexKind
+	M              int
+	EfConstruction int
+}
+
+func (ix Index) message() *pb.VectorIndex {
+	return &pb.VectorIndex{Kind: ix.Kind, M: int32(ix.M), EfConstruction: int32(ix.EfConstruction)}
+}
+
+// SetIndex changes the collection's index: to HNSW (or other parameters) a graph is built in
+// the background while searches go on; to Exact it is dropped. Returns the collection's info.
+func (vc *VectorCollection) SetIndex(ctx context.Context, ix Index) (*pb.CollectionInfo, error) {
+	r := new(pb.SetVectorIndexResponse)
+	err := vc.c.invoke(ctx, pb.VectorService_SetVectorIndex_FullMethodName,
+		&pb.SetVectorIndexRequest{Collection: vc.Name, Index: ix.message()}, r)
+	return r.GetCollection(), err
+}
+
+// Info returns the collection's entry: count, dimensions, metric, index, and the graph's
+// progress (Indexed, IndexBuilding, IndexBytes); an error matching ErrNotFound when absent.
+func (vc *VectorCollection) Info(ctx context.Context) (*pb.CollectionInfo, error) {
+	all, err := vc.c.ListVectorCollections(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range all {
+		if c.GetName() == vc.Name {
+			return c, nil
+		}
+	}
+	return nil, fmt.Errorf("nexadb: no vector collection %q: %w", vc.Name, ErrNotFound)
+}
 
 // Insert inserts a document (see Document) with its vector and returns its id.
 func (vc *VectorCollection) Insert(ctx context.Context, doc any, vector []float32) (string, error) {
@@ -126,18 +181,31 @@ func (o *searchOpts) minScoreValue() *wrapperspb.FloatValue {
 
 // Search returns the limit most similar documents to vector, best first.
 func (vc *VectorCollection) Search(ctx context.Context, vector []float32, limit int, opts ...SearchOption) ([]SearchResult, error) {
+	_, res, err := vc.search(ctx, vector, limit, false, opts)
+	return res, err
+}
+
+// Explain is Search that also returns how it ran (the plan's Path is "exact", "hnsw",
+// "hnsw_filtered", "hnsw_exact_filtered" or "hnsw_filtered_fallback").
+func (vc *VectorCollection) Explain(ctx context.Context, vector []float32, limit int, opts ...SearchOption) (*pb.SearchPlan, []SearchResult, error) {
+	return vc.search(ctx, vector, limit, true, opts)
+}
+
+func (vc *VectorCollection) search(ctx context.Context, vector []float32, limit int, explain bool, opts []SearchOption) (*pb.SearchPlan, []SearchResult, error) {
 	o := searchOptions(opts)
 	var enc encoder
 	req := &pb.SearchRequest{Collection: vc.Name, Vector: vector, Limit: int32(limit), Filter: enc.optional(o.filter, "filter"),
-		MinScore: o.minScoreValue(), IncludeVectors: o.includeVectors, Dimensions: int32(vc.Dimensions)}
+		MinScore: o.minScoreValue(), IncludeVectors: o.includeVectors, Dimensions: int32(vc.Dimensions),
+		Ef: int32(o.ef), Exact: o.exact, Explain: explain}
 	if enc.err != nil {
-		return nil, enc.err
+		return nil, nil, enc.err
 	}
 	r := new(pb.SearchResponse)
 	if err := vc.c.invoke(ctx, pb.VectorService_Search_FullMethodName, req, r); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return hits(r.GetResults())
+	res, err := hits(r.GetResults())
+	return r.GetPlan(), res, err
 }
 
 // SearchBatch runs Search for several query vectors in one pass; one result list per query.
@@ -145,7 +213,7 @@ func (vc *VectorCollection) SearchBatch(ctx context.Context, vectors [][]float32
 	o := searchOptions(opts)
 	var enc encoder
 	req := &pb.SearchBatchRequest{Collection: vc.Name, Limit: int32(limit), Filter: enc.optional(o.filter, "filter"),
-		MinScore: o.minScoreValue(), IncludeVectors: o.includeVectors}
+		MinScore: o.minScoreValue(), IncludeVectors: o.includeVectors, Ef: int32(o.ef), Exact: o.exact}
 	if enc.err != nil {
 		return nil, enc.err
 	}

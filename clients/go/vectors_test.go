@@ -131,3 +131,45 @@ func TestVectorFind(t *testing.T) {
 		t.Fatalf("missing collection: %v", err)
 	}
 }
+
+func TestVectorIndex(t *testing.T) {
+	ctx := context.Background()
+	db := connect(t)
+	name := uniqueName("hnsw")
+	vc, err := db.VectorCollection(ctx, name, 3, nexadb.L2, nexadb.WithIndex(nexadb.Index{Kind: nexadb.HNSW, M: 8}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := vc.Info(ctx)
+	if err != nil || info.GetIndex().GetKind() != nexadb.HNSW || info.GetIndex().GetM() != 8 ||
+		info.GetIndex().GetEfConstruction() != 200 {
+		t.Fatalf("Info = %v, %v", info, err)
+	}
+	if _, err := db.VectorCollection(ctx, name, 3, nexadb.L2, nexadb.WithIndex(nexadb.Index{Kind: nexadb.Exact})); !errors.Is(err, nexadb.ErrAlreadyExists) {
+		t.Fatalf("another kind of index accepted: %v", err)
+	}
+	a, _ := vc.Insert(ctx, M{"n": 1}, []float32{1, 0, 0})
+	if _, err := vc.Insert(ctx, M{"n": 2}, []float32{0, 1, 0}); err != nil {
+		t.Fatal(err)
+	}
+	plan, hits, err := vc.Explain(ctx, []float32{1, 0.1, 0}, 1, nexadb.Ef(16))
+	if err != nil || plan.GetPath() != "exact" || len(hits) != 1 || hits[0].ID != a {
+		t.Fatalf("Explain = %v, %+v, %v (a collection this small is searched exactly)", plan, hits, err)
+	}
+	if hits, err := vc.Search(ctx, []float32{1, 0, 0}, 1, nexadb.Ef(16), nexadb.ExactSearch()); err != nil || hits[0].ID != a {
+		t.Fatalf("Search = %+v, %v", hits, err)
+	}
+	if batch, err := vc.SearchBatch(ctx, [][]float32{{1, 0, 0}}, 1, nexadb.Ef(16)); err != nil || batch[0][0].ID != a {
+		t.Fatalf("SearchBatch = %+v, %v", batch, err)
+	}
+	if _, err := vc.SetIndex(ctx, nexadb.Index{Kind: nexadb.HNSW, M: 1}); !errors.Is(err, nexadb.ErrInvalidArgument) {
+		t.Fatalf("m 1 accepted: %v", err)
+	}
+	if info, err := vc.SetIndex(ctx, nexadb.Index{Kind: nexadb.Exact}); err != nil || info.GetIndex().GetKind() != nexadb.Exact {
+		t.Fatalf("SetIndex(Exact) = %v, %v", info, err)
+	}
+	none, _ := db.VectorCollection(ctx, uniqueName("none"), 0, nexadb.Cosine)
+	if _, err := none.Info(ctx); !errors.Is(err, nexadb.ErrNotFound) {
+		t.Fatalf("Info of a missing collection: %v", err)
+	}
+}
