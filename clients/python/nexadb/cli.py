@@ -3,7 +3,7 @@
     nexadb [--host H] [--port P] [--api-key K] [--tls] [--ca-file F] COMMAND ...
 
 Commands: status, stats, collections, insert, find, count, aggregate, update, delete,
-search, import, export, shell. `nexadb COMMAND --help` describes each. JSON arguments
+search, index, import, export, shell. `nexadb COMMAND --help` describes each. JSON arguments
 are JSON text ('{"age": {"$gt": 25}}'); results are printed one JSON document per line
 (JSON lines), so they pipe into jq or back into `nexadb import`. Both are MongoDB's
 relaxed Extended JSON, as over REST: {"$date": "2024-01-31T12:00:00Z"} for a date,
@@ -225,10 +225,47 @@ def cmd_delete(db: NexaDB, a, out) -> int:
 
 def cmd_search(db: NexaDB, a, out) -> int:
     vec = _json_arg(a.vector, "vector", list)
-    hits = db.vector_collection(a.collection).search(
-        vec, limit=a.limit, filter=_json_arg(a.filter, "filter"))
+    vc = db.vector_collection(a.collection)
+    kw = dict(limit=a.limit, filter=_json_arg(a.filter, "filter"), ef=a.ef, exact=a.exact)
+    if a.explain:
+        r = vc.explain(vec, **kw)
+        _dump({"plan": r["plan"]}, out)
+        hits = r["results"]
+    else:
+        hits = vc.search(vec, **kw)
     for doc_id, similarity, doc in hits:
         _dump({"document_id": doc_id, "similarity": similarity, "document": doc}, out)
+    return 0
+
+
+def _index_line(info: dict) -> dict:
+    ix = info["index"]
+    line = {"collection": info["name"], "index": ix["kind"], "rows": info["count"]}
+    if ix["kind"] == "hnsw":
+        line.update(m=ix["m"], ef_construction=ix["ef_construction"], indexed=info["indexed"],
+                    building=info["index_building"], index_bytes=info["index_bytes"])
+    return line
+
+
+def cmd_index(db: NexaDB, a, out) -> int:
+    """Shows a vector collection's index and its graph's progress; with --hnsw or --exact
+    changes it first; with --wait follows the build (a progress bar on stderr) until done."""
+    vc = db.vector_collection(a.collection)
+    if a.hnsw or a.exact:
+        info = vc.set_index("hnsw" if a.hnsw else "exact", m=a.m, ef_construction=a.ef_construction)
+    else:
+        if a.m or a.ef_construction:
+            raise UsageError("index: --m and --ef-construction go with --hnsw")
+        info = vc.info()
+    if a.wait and info["index"]["kind"] == "hnsw":
+        prog = Progress(f"index {a.collection}", info["count"], _progress_on(a), unit="rows")
+        while info["index_building"]:
+            time.sleep(0.5)
+            info = vc.info()
+            prog.total = info["count"]
+            prog.update(info["indexed"] - prog.n)
+        prog.finish()
+    _dump(_index_line(info), out)
     return 0
 
 
@@ -570,6 +607,22 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("vector", help="JSON array of numbers")
     sp.add_argument("--limit", type=int, default=10)
     sp.add_argument("--filter", help="only documents matching this filter")
+    sp.add_argument("--ef", type=int, help="HNSW: candidates kept while searching the graph "
+                    "(higher: better recall, slower; default the server's 128)")
+    sp.add_argument("--exact", action="store_true", help="score every vector even where a graph exists")
+    sp.add_argument("--explain", action="store_true", help="first print how the search ran ({\"plan\": ...})")
+
+    sp = add("index", cmd_index, "show a vector collection's index and its build progress, or change it")
+    sp.add_argument("collection")
+    g = sp.add_mutually_exclusive_group()
+    g.add_argument("--hnsw", action="store_true", help="build an HNSW graph (in the background)")
+    g.add_argument("--exact", action="store_true", help="drop the graph: every search scores every vector")
+    sp.add_argument("--m", type=int, default=0, help="with --hnsw: links per node, 2..64 (default 16)")
+    sp.add_argument("--ef-construction", type=int, default=0,
+                    help="with --hnsw: candidates while linking, m..10000 (default 200)")
+    sp.add_argument("--wait", action="store_true", help="follow the build until it is done")
+    sp.add_argument("--progress", choices=("auto", "always", "never"), default="auto",
+                    help="with --wait: progress bar on stderr (auto: when it is a terminal)")
 
     sp = add("import", cmd_import, "import JSON lines into a collection, with a progress bar")
     sp.add_argument("collection")

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 COMMANDS = ["status", "stats", "collections", "insert", "find", "count", "aggregate", "update",
-            "delete", "search", "import", "export", "shell"]
+            "delete", "search", "index", "import", "export", "shell"]
 
 
 def cli_path() -> str:

@@ -96,6 +96,32 @@ def test_import_vectors_and_search(run, server, coll_name, tmp_path):
     assert abs(hits[0]["similarity"] - 1) < 1e-5
 
 
+def test_index_shows_changes_and_follows_the_build(run, server, coll_name, tmp_path):
+    import random
+    rng = random.Random(2)
+    src = tmp_path / "v.jsonl"
+    src.write_text("\n".join(json.dumps({"i": i, "emb": [rng.gauss(0, 1) for _ in range(32)]})
+                             for i in range(3000)) + "\n")
+    run(server, "import", coll_name, str(src), "--vector-field", "emb", "--progress", "never")
+    shown = lines(run(server, "index", coll_name).stdout)
+    assert shown == [{"collection": coll_name, "index": "exact", "rows": 3000}]
+    r = run(server, "index", coll_name, "--hnsw", "--m", "8", "--wait", "--progress", "always")
+    (done,) = lines(r.stdout)
+    assert done["index"] == "hnsw" and done["m"] == 8 and done["ef_construction"] == 200
+    assert done["indexed"] == 3000 and done["building"] is False and done["index_bytes"] > 0
+    assert "rows" in r.stderr and "100.0%" in r.stderr
+    listed = [c for c in lines(run(server, "collections").stdout) if c["name"] == coll_name]
+    assert listed[0]["index"]["kind"] == "hnsw" and listed[0]["indexed"] == 3000
+    out = lines(run(server, "search", coll_name, json.dumps([1.0] * 32), "--limit", "3", "--ef", "50",
+                    "--explain").stdout)
+    assert out[0]["plan"]["path"] == "exact" and len(out) == 4  # 3,000 rows of 32: searched exactly
+    r = run(server, "index", coll_name, "--m", "8", check=False)
+    assert r.returncode == 2 and "--m and --ef-construction go with --hnsw" in r.stderr
+    r = run(server, "index", coll_name, "--hnsw", "--m", "100", check=False)
+    assert r.returncode == 1 and "m must be 2 to 64" in r.stderr
+    assert lines(run(server, "index", coll_name, "--exact").stdout)[0]["index"] == "exact"
+
+
 @pytest.mark.parametrize("metric", ["cosine", "dot", "l2"])
 def test_export_import_of_vectors_round_trips(run, server, coll_name, tmp_path, metric):
     """Export a vector collection with its vectors, import it under another name (its
