@@ -94,8 +94,12 @@ void vlog(const venv *e, const char *fmt, ...) __attribute__((format(printf, 2, 
  *                 exclusively only to apply an already-durable change to
  *                 memory, to freeze act, or to swap in segments, so searches
  *                 never wait on the disk.
+ *   grw (rwlock)  taken only inside rw: searches of the graph shared, the
+ *                 index thread exclusively while it adds rows.
+ *   gmu (mutex)   held by the index thread for a turn (a drop waits for it).
  *   Lock order: the document layer's collection lock, then wmu, then bmu;
- *   rw is never held while taking another lock.
+ *   gmu, then rw, then grw; rw is never held while taking another lock but
+ *   grw.
  * Invariants
  *   - Row numbers are never reused. Every row the kv holds (FORMAT.md, "Keys")
  *     is in exactly one of segs[], imm or act, and the id map points at it;
