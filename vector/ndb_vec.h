@@ -64,6 +64,8 @@ typedef enum ndb_vec_metric {
 typedef struct ndb_vec_options {
     uint32_t threads;       /* search threads including the caller; 0 = cores */
     uint64_t segment_bytes; /* build a segment when memory rows reach this many bytes; 0 = 64 MiB */
+    uint64_t exact_bytes;   /* HNSW collections with fewer bytes of rows are searched exactly;
+                             * 0 = NDB_VEC_EXACT_BYTES */
     /* Progress lines (segments rebuilt at open, merges); NULL: stderr. */
     void (*log)(void *ctx, const char *line);
     void *log_ctx;
@@ -115,8 +117,9 @@ ndb_status ndb_vec_metric_parse(const char *name, ndb_vec_metric *out);
  * caught up are scored exactly by every search, so a fresh vector is never
  * missed; replaced and deleted rows are masked at once, and the graph is
  * rebuilt once they are half of it. Searches use the graph once the
- * collection is larger than exact search is fast for (NDB_VEC_EXACT_BYTES of
- * rows); below that, and when a query asks for it, they stay exact.
+ * collection is larger than exact search is fast for (ndb_vec_options'
+ * exact_bytes of rows, NDB_VEC_EXACT_BYTES by default); below that, and when
+ * a query asks for it, they stay exact.
  */
 typedef enum ndb_vec_index_kind {
     NDB_VEC_INDEX_EXACT = 0, /* the default */

@@ -15,7 +15,7 @@
  * the result is the true top-k among matching documents. When fewer than 1/8
  * of the rows are candidates, only those rows are visited.
  *
- * Through the graph (an HNSW collection larger than NDB_VEC_EXACT_BYTES, the
+ * Through the graph (an HNSW collection larger than env->exact_bytes, the
  * query not asking for exact): each query searches the graph for the rows
  * below its hi, and those rows are left out of the exact pass, which scores
  * only the rows after them; both feed the same heaps. A filter becomes an
@@ -459,7 +459,7 @@ static ndb_status run(vcoll *c, const float *queries, size_t nq, uint32_t dims, 
     }
     /* the graph, once exact search is no longer as fast */
     const vgraph *g = NULL;
-    if (c->index.kind == NDB_VEC_INDEX_HNSW && !q->exact && c->g && nrows * c->stride > NDB_VEC_EXACT_BYTES) {
+    if (c->index.kind == NDB_VEC_INDEX_HNSW && !q->exact && c->g && nrows * c->stride > c->env->exact_bytes) {
         __atomic_add_fetch(&c->gwaiting, 1, __ATOMIC_RELAXED);
         pthread_rwlock_rdlock(&c->grw);
         __atomic_sub_fetch(&c->gwaiting, 1, __ATOMIC_RELAXED);

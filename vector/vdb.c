@@ -285,6 +285,7 @@ ndb_status ndb_vec_open(ndb_kv *kv, ndb_doc_db *docs, const char *dir, const ndb
     db->env.fs = ndb_kv_env(kv);
     db->env.dir = db->dir;
     db->env.segment_bytes = o.segment_bytes;
+    db->env.exact_bytes = o.exact_bytes ? o.exact_bytes : NDB_VEC_EXACT_BYTES;
     db->env.log = o.log;
     db->env.log_ctx = o.log_ctx;
     unsigned threads = o.threads;

@@ -56,6 +56,7 @@ typedef struct venv {
     const char *dir;     /* segment files: <dir>/<collection id>/seg-<no>.vseg */
     pool *pool;
     uint64_t segment_bytes;
+    uint64_t exact_bytes;  /* HNSW collections with fewer bytes of rows are searched exactly */
     void (*log)(void *ctx, const char *line);
     void *log_ctx;
     /* Queues a collection for one of the background threads (VQ_BUILD: a

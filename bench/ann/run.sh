@@ -12,6 +12,9 @@
 # over theirs at the smallest ef reaching that recall; > 1: ours is faster; absent when one
 # of them does not reach it) and the same at ef 64, 256 and 768 (…ef<ef>.qps.vs_…), where
 # all three find about the same recall (the ef…recall lines say how close).
+# Then the same data through the server (grpc/: the Go SDK against a nexadb-server on
+# loopback, an HNSW collection with the same M and ef_construction): ann.<shape>.server.*,
+# and ratio.<shape>.t<threads>.qps_at_r…server_vs_ours (through gRPC over in-process).
 # Scratch data goes to ${NDB_BENCH_DIR:-/tmp/ndb-bench-ann}.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/../.." && pwd)
@@ -22,8 +25,12 @@ m=16
 efc=200
 nq=1000
 
+# Go may be installed outside the default PATH (as /usr/local/go here).
+command -v go >/dev/null || export PATH="/usr/local/go/bin:$PATH"
 cmake --preset release -B "$build" -DNDB_TESTS=OFF >/dev/null
-cmake --build "$build" -j2 --target ann_bench >/dev/null
+cmake --build "$build" -j2 --target ann_bench nexadb-server >/dev/null
+gobench="$build/bench/ann/grpc_ann_bench"
+go -C "$here/bench/ann/grpc" build -o "$gobench" .
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 "$venv/bin/pip" install -q --disable-pip-version-check -r "$here/bench/ann/requirements.txt"
 
@@ -31,14 +38,25 @@ shapes=("$@")
 [ ${#shapes[@]} -gt 0 ] || shapes=(100000x128 100000x768)
 mkdir -p "$work"
 out=$(mktemp)
-trap 'rm -f "$out"' EXIT
+# shellcheck source=../server.sh
+. "$here/bench/server.sh"
+trap 'bench_server_stop; rm -f "$out"; rm -rf "$work/server"' EXIT
 for shape in "${shapes[@]}"; do
   n=${shape%x*}
   d=${shape#*x}
   echo "# shape $shape" >&2
   "$build/bench/ann/ann_bench" "$work" "$n" "$d" "$nq" "$m" "$efc" 2 | tee -a "$out"
   "$venv/bin/python" "$here/bench/ann/peers.py" "$work" "$n" "$d" "$m" "$efc" 2 | tee -a "$out"
-  rm -f "$work/data.f32" "$work/queries.f32" "$work/truth.i32"
+  rm -rf "$work/server"
+  bench_server_start "$build/service/nexadb-server" "$work/server"
+  if ! NEXADB_API_KEY=$BENCH_API_KEY "$gobench" -addr "127.0.0.1:$BENCH_GRPC_PORT" -dir "$work" -n "$n" -d "$d" \
+    -m "$m" -efc "$efc" -threads 2 | tee -a "$out"; then
+    echo "grpc_ann_bench failed; the server's log ends:" >&2
+    tail -n 20 "$BENCH_SERVER_LOG" >&2
+    exit 1
+  fi
+  bench_server_stop
+  rm -f "$work"/*.f32 "$work"/*.i32 "$work"/*.u8
 done
 echo "# ratios (ours / peer QPS at the same recall; > 1 = ours faster)"
 awk '
@@ -52,6 +70,11 @@ awk '
         if (!(other in v) || v[other] == 0 || v[name] == 0) continue
         r = name; sub(/^ann\./, "", r); sub(/\.ours\./, ".", r)
         printf "METRIC ratio.%s.vs_%s %.3f x\n", r, peer, v[name] / v[other]
+      }
+      server = name; sub(/\.ours\./, ".server.", server)
+      if (server in v && v[server] > 0 && v[name] > 0) {
+        r = name; sub(/^ann\./, "", r); sub(/\.ours\./, ".", r)
+        printf "METRIC ratio.%s.server_vs_ours %.3f x\n", r, v[server] / v[name]
       }
     }
   }' "$out" | sort

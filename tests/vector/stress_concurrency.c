@@ -3,8 +3,10 @@
  * program (no Criterion) so that `make tsan-test` runs it under TSan.
  *
  * 1. Writers (inserts, upserts, deletes of documents with vectors), searchers
- *    (single, batched, filtered), explicit merges and a collection created,
- *    filled and dropped while it is searched. Every result must be internally
+ *    (single, batched, filtered), explicit merges, changes of index (the
+ *    collection is HNSW and searched through its graph, rebuilt with other
+ *    parameters, exact for a while) and a collection created, filled and
+ *    dropped while it is searched (and, every other time, indexed). Every result must be internally
  *    consistent (sorted, no duplicate ids, each score equal to the query
  *    against the returned vector, each document the version of that vector);
  *    the final state, before and after a reopen, is exactly what the writers
@@ -76,10 +78,14 @@ static void open_all(void)
     ndb_vec_options_default(&o);
     o.threads = 2;
     o.segment_bytes = 64 * 100; /* a segment every 100 rows */
+    o.exact_bytes = 64 * 50;    /* HNSW collections use their graph from 50 rows */
     o.log = quiet;
     snprintf(p, sizeof p, "%s/vseg", dir);
     CHECK(ndb_vec_open(kv, docs, p, &o, &vdb, &m) == NDB_OK, "vec open: %s", m.text);
 }
+
+/* HNSW with small parameters, so the graph is built quickly and rebuilt often */
+static const ndb_vec_index hnsw_ix = {NDB_VEC_INDEX_HNSW, 4, 32};
 
 static void close_all(void)
 {
@@ -172,9 +178,13 @@ static void *writer_main(void *arg)
     return NULL;
 }
 
+static int graph_searches; /* atomic: results that came through a graph */
+
 static void check_consistent(const ndb_vec_result *r, const float *q, uint32_t k, int only_w0)
 {
     CHECK(r->n <= k, "too many results");
+    if (strncmp(r->plan.path, "hnsw", 4) == 0)
+        __atomic_add_fetch(&graph_searches, 1, __ATOMIC_RELAXED);
     for (size_t i = 0; i < r->n; i++) {
         const ndb_vec_hit *h = &r->hits[i];
         if (i > 0)
@@ -226,6 +236,20 @@ static void *searcher_main(void *arg)
     return NULL;
 }
 
+/* The index of c changed under load: rebuilds with other parameters, a
+ * stretch exact and back (the graph dropped and built again). */
+static void *indexer_main(void *arg)
+{
+    (void)arg;
+    ndb_errmsg m;
+    for (int round = 0; !__atomic_load_n(&stop_flag, __ATOMIC_ACQUIRE); round++) {
+        ndb_vec_index ix = {round % 5 == 4 ? NDB_VEC_INDEX_EXACT : NDB_VEC_INDEX_HNSW, 4 + round % 3 * 2, 32};
+        CHECK(ndb_vec_set_index(vdb, "c", &ix, &m) == NDB_OK, "set_index: %s", m.text);
+        usleep(50000);
+    }
+    return NULL;
+}
+
 static void *merger_main(void *arg)
 {
     (void)arg;
@@ -246,7 +270,8 @@ static void *dropper_main(void *arg)
     for (int i = 0; i < 50; i++)
         items[i] = (ndb_vec_item){NULL, 0, v};
     for (int round = 0; round < 15; round++) {
-        CHECK(ndb_vec_create(vdb, "tmp", D, NDB_VEC_DOT, NULL, &m) == NDB_OK, "create tmp: %s", m.text);
+        CHECK(ndb_vec_create(vdb, "tmp", D, NDB_VEC_DOT, round % 2 ? &hnsw_ix : NULL, &m) == NDB_OK,
+              "create tmp: %s", m.text);
         /* 50 to 300 rows at 100 per segment: dropped while segments are queued or being written */
         for (int i = 0; i <= round % 6; i++)
             CHECK(ndb_vec_insert(vdb, "tmp", items, 50, D, NULL, &m) == NDB_OK, "insert tmp: %s", m.text);
@@ -307,8 +332,8 @@ static void check_final(int pass)
 static void writers_searchers_merges_and_drops(void)
 {
     ndb_errmsg m;
-    CHECK(ndb_vec_create(vdb, "c", D, NDB_VEC_DOT, NULL, &m) == NDB_OK, "create: %s", m.text);
-    pthread_t wt[WRITERS], st[2], mt, dt, ts;
+    CHECK(ndb_vec_create(vdb, "c", D, NDB_VEC_DOT, &hnsw_ix, &m) == NDB_OK, "create: %s", m.text);
+    pthread_t wt[WRITERS], st[2], mt, dt, ts, it;
     for (int w = 0; w < WRITERS; w++) {
         writers[w].w = w;
         writers[w].rng = 0x9E3779B97F4A7C15ull * (uint64_t)(w + 1);
@@ -319,6 +344,7 @@ static void writers_searchers_merges_and_drops(void)
     pthread_create(&mt, NULL, merger_main, NULL);
     pthread_create(&dt, NULL, dropper_main, NULL);
     pthread_create(&ts, NULL, tmp_searcher_main, NULL);
+    pthread_create(&it, NULL, indexer_main, NULL);
     for (int w = 0; w < WRITERS; w++)
         pthread_join(wt[w], NULL);
     pthread_join(dt, NULL);
@@ -327,6 +353,8 @@ static void writers_searchers_merges_and_drops(void)
         pthread_join(st[i], NULL);
     pthread_join(mt, NULL);
     pthread_join(ts, NULL);
+    pthread_join(it, NULL);
+    CHECK(graph_searches > 0, "no search went through the graph");
 }
 
 /* ---- 2. concurrent upserts of one id ------------------------------------------ */
