@@ -220,7 +220,8 @@ Test(json_pb, floats_shortest_and_wrappers)
     char *s = render(m);
     /* subnormal floats have fewer digits than FLT_DIG: they read back exactly but are not the shortest */
     cr_assert_str_eq(s, "{\"collection\":\"c\",\"vector\":[0.1,1,-3.25,1.4013e-45,\"NaN\",\"-Infinity\"],"
-                        "\"limit\":0,\"min_score\":0.5,\"include_vectors\":false,\"dimensions\":3}");
+                        "\"limit\":0,\"min_score\":0.5,\"include_vectors\":false,\"dimensions\":3,\"ef\":0,"
+                        "\"exact\":false,\"explain\":false}");
     free(s);
     /* every float survives text and back */
     for (int i = 0; i < 2000; i++) {
