@@ -48,6 +48,10 @@ typedef struct kern_ops {
     /* Bit c (c < KERN_QBLOCK) set when s[c] >= t[c]: the batched top-k
      * check of 32 scores against 32 heap thresholds in a few instructions. */
     uint32_t (*ge_mask)(const float *s, const float *t);
+    /* Exact integer dot product of n (a multiple of 16) unsigned codes with
+     * n signed ones: the int8-quantized graph's kernel (|result| < 2^31 for
+     * n <= 65536). */
+    int32_t (*dot_u8i8)(const uint8_t *a, const int8_t *b, size_t n);
 } kern_ops;
 
 /* Variant tables; NULL entries in kern_variants() are not compiled in. */

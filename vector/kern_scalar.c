@@ -23,6 +23,14 @@ static float sc_l2sq(const float *a, const float *b, size_t d)
     return s;
 }
 
+static int32_t sc_dot_u8i8(const uint8_t *a, const int8_t *b, size_t n)
+{
+    int32_t s = 0;
+    for (size_t j = 0; j < n; j++)
+        s += (int32_t)a[j] * b[j];
+    return s;
+}
+
 static void sc_scan_dot(const float *q, const float *rows, size_t n, size_t dpad, float *out)
 {
     for (size_t i = 0; i < n; i++)
@@ -71,6 +79,7 @@ const kern_ops kern_scalar_ops = {
     .name = "scalar",
     .dot = sc_dot,
     .l2sq = sc_l2sq,
+    .dot_u8i8 = sc_dot_u8i8,
     .scan_dot = sc_scan_dot,
     .scan_l2 = sc_scan_l2,
     .scan_dot_qblock = sc_scan_dot_qblock,

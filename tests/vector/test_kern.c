@@ -237,3 +237,26 @@ Test(kern, ge_mask_matches_scalar)
         }
     }
 }
+
+/* The int8 kernel is exact: every variant equals a 64-bit sum, at the extremes
+ * (255 x -128 in every lane) and on random codes, for every length 16 .. 4096. */
+Test(kern, dot_u8i8_is_exact)
+{
+    uint8_t a[4096];
+    int8_t b[4096];
+    for (size_t n = 16; n <= 4096; n += 16) {
+        for (size_t j = 0; j < n; j++) {
+            a[j] = n % 256 == 0 ? 255 : (uint8_t)rnd64();
+            b[j] = n % 256 == 0 ? -128 : (int8_t)rnd64();
+        }
+        int64_t want = 0;
+        for (size_t j = 0; j < n; j++)
+            want += (int64_t)a[j] * b[j];
+        for (const kern_ops *const *kp = kern_all(); *kp; kp++) {
+            const kern_ops *k = kern_lookup((*kp)->name);
+            if (k)
+                cr_assert_eq(k->dot_u8i8(a, b, n), want, "%s, n %zu: %d want %lld", k->name, n,
+                             k->dot_u8i8(a, b, n), (long long)want);
+        }
+    }
+}
