@@ -162,7 +162,7 @@ static ndb_status graph_new(const vcoll *c, const ndb_vec_index *ix, vgraph **ou
     if (!g)
         return ndb_errmsg_set(msg, NDB_ENOMEM, "graph for %s: out of memory", c->name);
     /* the same rows give the same graph: levels are drawn from the incarnation */
-    hnsw_params p = {ix->m, ix->ef_construction, c->id * 0x9E3779B97F4A7C15ull};
+    hnsw_params p = {ix->m, ix->ef_construction, c->id * 0x9E3779B97F4A7C15ull, HNSW_QUANT_NONE};
     ndb_status st = hnsw_new(c->dims, (uint32_t)c->dpad, c->metric, &p, &g->h, msg);
     if (st != NDB_OK) {
         free(g);

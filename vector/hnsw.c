@@ -1,12 +1,20 @@
 /*
  * hnsw.c — the HNSW graph (hnsw.h says what it is and what it promises).
  *
- * Layout: node i's record, at base + i * rec, is its vector (dpad floats),
- * its level-0 links ([count, up to m0 node numbers]) and its label, padded to
- * 16 bytes, so a visit touches one record. Levels above 0 are rare (a node
+ * Layout: node i's record, at base + i * rec, is its vector (dpad floats; or,
+ * quantized to int8, dpad codes and the decoded vector's squared norm, padded
+ * to 16 bytes), its level-0 links ([count, up to m0 node numbers]) and its
+ * label, padded to 16 bytes, so a visit touches one record. Levels above 0 are rare (a node
  * reaches level l with probability m^-l) and live in one arena, upmem: for
  * l = 1 .. level[i], [count, up to m node numbers] at upmem + upoff[i] +
  * (l - 1) * (m + 1).
+ *
+ * int8 codes: component j of a node is o[j] + s[j] * code[j] (per-dimension
+ * offset and scale from hnsw_train's sample). A query q is scored against
+ * codes as base + cs * (q' . code): base = q . o, and q' = round(q[j] s[j] /
+ * cs), the int8 form of q scaled per dimension (cs = max |q[j] s[j]| / 127),
+ * so the inner loop is kern's exact integer dot product; under l2 the node's
+ * stored squared norm completes |q - x|^2 = |q|^2 - 2 q.x + |x|^2.
  *
  * Heaps hold (score, node). The candidate heap is a max-heap on score (best
  * first); the result heap is the same max-heap on the negated score, so its
@@ -34,9 +42,13 @@ struct hnsw {
     uint32_t dims, dpad;
     ndb_vec_metric metric;
     bool l2;               /* scores: minus l2sq; else dot */
+    bool trained;          /* int8: qoff and qscale are set */
     uint32_t m, m0, efc;
     double ml;             /* level multiplier, 1 / ln(m) */
     uint64_t rng;
+    hnsw_quant quant;
+    float *qoff, *qscale;  /* int8: dpad each, set by hnsw_train */
+    size_t vbytes;         /* bytes of a record's vector part */
     size_t rec;            /* bytes per node record */
     uint8_t *base;
     uint32_t n, cap;
@@ -50,11 +62,13 @@ struct hnsw {
 };
 
 static inline const float *vec_of(const hnsw *h, uint32_t i) { return (const float *)(h->base + (size_t)i * h->rec); }
+static inline const uint8_t *codes_of(const hnsw *h, uint32_t i) { return h->base + (size_t)i * h->rec; }
+static inline float *xn2_of(const hnsw *h, uint32_t i) { return (float *)(h->base + (size_t)i * h->rec + h->dpad); }
 
 static inline uint32_t *links_at(const hnsw *h, uint32_t i, int l)
 {
     if (l == 0)
-        return (uint32_t *)(h->base + (size_t)i * h->rec + (size_t)h->dpad * sizeof(float));
+        return (uint32_t *)(h->base + (size_t)i * h->rec + h->vbytes);
     return h->upmem + h->upoff[i] + (size_t)(l - 1) * (h->m + 1);
 }
 
@@ -62,13 +76,75 @@ static inline uint32_t *links_at(const hnsw *h, uint32_t i, int l)
  * multiples of 16 bytes, so the links' end is rounded up to 8). */
 static inline uint64_t *label_of(const hnsw *h, uint32_t i)
 {
-    size_t off = (size_t)h->dpad * sizeof(float) + (1 + (size_t)h->m0) * sizeof(uint32_t);
+    size_t off = h->vbytes + (1 + (size_t)h->m0) * sizeof(uint32_t);
     return (uint64_t *)(h->base + (size_t)i * h->rec + ((off + 7) & ~(size_t)7));
 }
 
 static inline float score(const hnsw *h, const float *a, const float *b)
 {
     return h->l2 ? -h->k->l2sq(a, b, h->dpad) : h->k->dot(a, b, h->dpad);
+}
+
+/* A vector prepared for scoring against nodes (prep). */
+typedef struct hq {
+    const float *f;  /* float32 graphs: the vector */
+    const int8_t *c; /* int8: its scaled int8 form */
+    float cs, base, n2;
+} hq;
+
+/* Prepares v (dpad floats) to be scored against h's nodes; int8 graphs write
+ * its int8 form to buf (dpad). */
+static void prep(const hnsw *h, const float *v, int8_t *buf, hq *out)
+{
+    out->f = v;
+    if (h->quant != HNSW_QUANT_INT8)
+        return;
+    double base = 0, n2 = 0;
+    float mx = 0;
+    for (uint32_t j = 0; j < h->dpad; j++) {
+        float w = fabsf(v[j] * h->qscale[j]);
+        mx = w > mx ? w : mx;
+        base += (double)v[j] * h->qoff[j];
+        n2 += (double)v[j] * v[j];
+    }
+    float cs = mx > 0 ? mx / 127.0f : 1.0f;
+    for (uint32_t j = 0; j < h->dpad; j++)
+        buf[j] = (int8_t)lrintf(v[j] * h->qscale[j] / cs);
+    *out = (hq){v, buf, cs, (float)base, (float)n2};
+}
+
+static inline float qscore(const hnsw *h, const hq *q, uint32_t i)
+{
+    if (h->quant != HNSW_QUANT_INT8)
+        return score(h, q->f, vec_of(h, i));
+    float d = q->base + q->cs * (float)h->k->dot_u8i8(codes_of(h, i), q->c, h->dpad);
+    return h->l2 ? -(q->n2 - 2.0f * d + *xn2_of(h, i)) : d;
+}
+
+/* Node i's vector as floats: in place, or decoded into buf (dpad). */
+static const float *node_vec(const hnsw *h, uint32_t i, float *buf)
+{
+    if (h->quant != HNSW_QUANT_INT8)
+        return vec_of(h, i);
+    const uint8_t *c = codes_of(h, i);
+    for (uint32_t j = 0; j < h->dpad; j++)
+        buf[j] = h->qoff[j] + h->qscale[j] * c[j];
+    return buf;
+}
+
+/* Writes v's codes and decoded squared norm into node i's record. */
+static void encode(const hnsw *h, const float *v, uint32_t i)
+{
+    uint8_t *c = h->base + (size_t)i * h->rec;
+    double n2 = 0;
+    for (uint32_t j = 0; j < h->dpad; j++) {
+        float x = h->qscale[j] > 0 ? (v[j] - h->qoff[j]) / h->qscale[j] : 0;
+        long r = lrintf(x);
+        c[j] = (uint8_t)(r < 0 ? 0 : r > 255 ? 255 : r);
+        double dx = (double)h->qoff[j] + (double)h->qscale[j] * c[j];
+        n2 += dx * dx;
+    }
+    *xn2_of(h, i) = (float)n2;
 }
 
 static inline bool bit(const uint64_t *bm, uint32_t i) { return bm[i >> 6] >> (i & 63) & 1; }
@@ -127,6 +203,8 @@ ndb_status hnsw_new(uint32_t dims, uint32_t dpad, ndb_vec_metric metric, const h
     if (p->ef_construction < p->m || p->ef_construction > 10000)
         return ndb_errmsg_set(msg, NDB_EINVAL, "hnsw: ef_construction must be m (%u)..10000, not %u", p->m,
                               p->ef_construction);
+    if (p->quant != HNSW_QUANT_NONE && p->quant != HNSW_QUANT_INT8)
+        return ndb_errmsg_set(msg, NDB_EINVAL, "hnsw: unknown quantization %d", (int)p->quant);
     hnsw *h = calloc(1, sizeof *h);
     if (h == NULL)
         return NDB_ENOMEM;
@@ -139,7 +217,15 @@ ndb_status hnsw_new(uint32_t dims, uint32_t dpad, ndb_vec_metric metric, const h
     h->efc = p->ef_construction;
     h->ml = 1.0 / log((double)p->m);
     h->rng = p->seed | 1; /* xorshift needs a non-zero state */
-    size_t bytes = (size_t)dpad * sizeof(float) + (1 + (size_t)h->m0) * sizeof(uint32_t);
+    h->quant = p->quant;
+    h->vbytes = h->quant == HNSW_QUANT_INT8 ? (size_t)dpad + 16 : (size_t)dpad * sizeof(float);
+    if (h->quant == HNSW_QUANT_INT8 &&
+        ((h->qoff = calloc(dpad, sizeof(float))) == NULL || (h->qscale = calloc(dpad, sizeof(float))) == NULL)) {
+        free(h->qoff);
+        free(h);
+        return NDB_ENOMEM;
+    }
+    size_t bytes = h->vbytes + (1 + (size_t)h->m0) * sizeof(uint32_t);
     h->rec = (((bytes + 7) & ~(size_t)7) + sizeof(uint64_t) + 15) & ~(size_t)15;
     h->top = -1;
     h->k = kern_get();
@@ -155,6 +241,8 @@ void hnsw_free(hnsw *h)
     free(h->upmem);
     free(h->base);
     free(h->level);
+    free(h->qoff);
+    free(h->qscale);
     free(h);
 }
 
@@ -163,12 +251,25 @@ void hnsw_scratch_free(hnsw_scratch *s)
     free(s->mark);
     free(s->cand);
     free(s->res);
+    free(s->fv);
+    free(s->qc);
     memset(s, 0, sizeof *s);
 }
 
-/* Room in s for a search over n nodes keeping ef results. */
-static ndb_status scratch_fit(hnsw_scratch *s, uint32_t n, uint32_t ef)
+/* Room in s for a search over n nodes of h keeping ef results. */
+static ndb_status scratch_fit(const hnsw *h, hnsw_scratch *s, uint32_t n, uint32_t ef)
 {
+    if (s->vcap < h->dpad) { /* a decoded vector and two int8 forms */
+        float *fv = realloc(s->fv, (size_t)h->dpad * sizeof *fv);
+        if (fv == NULL)
+            return NDB_ENOMEM;
+        s->fv = fv;
+        int8_t *qc = realloc(s->qc, 2 * (size_t)h->dpad);
+        if (qc == NULL)
+            return NDB_ENOMEM;
+        s->qc = qc;
+        s->vcap = h->dpad;
+    }
     if (s->mcap < n) {
         uint32_t cap = n < 1024 ? 1024 : n + n / 2;
         uint32_t *mk = realloc(s->mark, (size_t)cap * sizeof *mk);
@@ -232,7 +333,7 @@ static ndb_status grow(hnsw *h)
 
 /* From ep, moves to the best neighbour at each level from `from` down to
  * `to` + 1 while that improves the score (ef = 1). */
-static uint32_t greedy(const hnsw *h, const float *q, uint32_t ep, float *eps, int from, int to)
+static uint32_t greedy(const hnsw *h, const hq *q, uint32_t ep, float *eps, int from, int to)
 {
     for (int l = from; l > to; l--) {
         bool moved = true;
@@ -240,7 +341,7 @@ static uint32_t greedy(const hnsw *h, const float *q, uint32_t ep, float *eps, i
             moved = false;
             const uint32_t *lk = links_at(h, ep, l);
             for (uint32_t j = 1; j <= lk[0]; j++) {
-                float s = score(h, q, vec_of(h, lk[j]));
+                float s = qscore(h, q, lk[j]);
                 if (s > *eps) {
                     *eps = s;
                     ep = lk[j];
@@ -255,7 +356,7 @@ static uint32_t greedy(const hnsw *h, const float *q, uint32_t ep, float *eps, i
 /* The paper's algorithm 2 at level l from ep: up to ef results in s->res
  * (negated scores), returns their count. Nodes set in dead (NULL: none) are
  * traversed but do not become results. */
-static uint32_t search_layer(const hnsw *h, const float *q, uint32_t ep, float eps, uint32_t ef, int l,
+static uint32_t search_layer(const hnsw *h, const hq *q, uint32_t ep, float eps, uint32_t ef, int l,
                              const uint64_t *dead, hnsw_scratch *s)
 {
     new_epoch(s);
@@ -283,7 +384,7 @@ static uint32_t search_layer(const hnsw *h, const float *q, uint32_t ep, float e
             if (s->mark[e] == s->epoch)
                 continue;
             s->mark[e] = s->epoch;
-            float se = score(h, q, vec_of(h, e));
+            float se = qscore(h, q, e);
             if (nr < ef || se > lower) {
                 heap_push(cand, &nc, (hnsw_cand){se, e});
                 if (!dead || !bit(dead, e)) {
@@ -308,7 +409,7 @@ static uint32_t search_layer(const hnsw *h, const float *q, uint32_t ep, float e
  * nodes stay connected at low selectivity and a step costs at most m0 scores
  * as an unfiltered one does. Results: up to ef allowed, live nodes in s->res
  * (negated scores). */
-static uint32_t search_filtered(const hnsw *h, const float *q, uint32_t ep, float eps, uint32_t ef,
+static uint32_t search_filtered(const hnsw *h, const hq *q, uint32_t ep, float eps, uint32_t ef,
                                 const uint64_t *allow, const uint64_t *dead, hnsw_scratch *s)
 {
     new_epoch(s);
@@ -353,7 +454,7 @@ static uint32_t search_filtered(const hnsw *h, const float *q, uint32_t ep, floa
             uint32_t x = next[j];
             if (j + 1 < nn)
                 __builtin_prefetch(vec_of(h, next[j + 1]));
-            float sx = score(h, q, vec_of(h, x));
+            float sx = qscore(h, q, x);
             if (nr < ef || sx > lower) {
                 heap_push(cand, &nc, (hnsw_cand){sx, x});
                 if (!dead || !bit(dead, x)) {
@@ -399,7 +500,7 @@ bool hnsw_prefers_exact(const hnsw *h, uint64_t allowed, uint32_t ef)
 }
 
 /* Scores every allowed, live node: the k best in s->res (negated scores). */
-static uint32_t search_exact(const hnsw *h, const float *q, uint32_t k, const uint64_t *allow, const uint64_t *dead,
+static uint32_t search_exact(const hnsw *h, const hq *q, uint32_t k, const uint64_t *allow, const uint64_t *dead,
                              hnsw_scratch *s)
 {
     hnsw_cand *res = s->res;
@@ -409,7 +510,7 @@ static uint32_t search_exact(const hnsw *h, const float *q, uint32_t k, const ui
             uint32_t i = w * 64 + (uint32_t)__builtin_ctzll(bits);
             if (i >= h->n)
                 break;
-            float si = score(h, q, vec_of(h, i));
+            float si = qscore(h, q, i);
             if (nr < k || si > -res[0].s) {
                 heap_push(res, &nr, (hnsw_cand){-si, i});
                 if (nr > k)
@@ -429,21 +530,23 @@ ndb_status hnsw_search(const hnsw *h, const float *q, uint32_t k, uint32_t ef, c
         return NDB_OK;
     if (ef < k)
         ef = k;
-    if (scratch_fit(s, h->n, ef) != NDB_OK)
+    if (scratch_fit(h, s, h->n, ef) != NDB_OK)
         return NDB_ENOMEM;
     uint32_t nr;
+    hq pq;
+    prep(h, q, s->qc, &pq);
     uint64_t allowed = allow != NULL ? count_allowed(h, allow) : 0;
     if (allow != NULL && hnsw_prefers_exact(h, allowed, ef)) {
-        nr = search_exact(h, q, k, allow, dead, s);
+        nr = search_exact(h, &pq, k, allow, dead, s);
         *path = HNSW_PATH_EXACT;
     } else {
         uint32_t ep = h->entry;
-        float eps = score(h, q, vec_of(h, ep));
-        ep = greedy(h, q, ep, &eps, h->top, 0);
-        nr = allow != NULL ? search_filtered(h, q, ep, eps, ef, allow, dead, s)
-                           : search_layer(h, q, ep, eps, ef, 0, dead, s);
+        float eps = qscore(h, &pq, ep);
+        ep = greedy(h, &pq, ep, &eps, h->top, 0);
+        nr = allow != NULL ? search_filtered(h, &pq, ep, eps, ef, allow, dead, s)
+                           : search_layer(h, &pq, ep, eps, ef, 0, dead, s);
         if (allow != NULL && nr < k && nr < allowed) { /* the allowed nodes lie where the traversal did not reach */
-            nr = search_exact(h, q, k, allow, dead, s);  /* (it starts the result heap afresh) */
+            nr = search_exact(h, &pq, k, allow, dead, s); /* (it starts the result heap afresh) */
             *path = HNSW_PATH_FALLBACK;
         }
     }
@@ -462,15 +565,17 @@ ndb_status hnsw_search(const hnsw *h, const float *q, uint32_t k, uint32_t ef, c
 /* The paper's algorithm 4: from cands (best first, scores against the base
  * point), keeps a candidate only if it is closer to the base than to every
  * candidate kept before it; at most max. Returns the count kept (in place). */
-static uint32_t select_heuristic(const hnsw *h, hnsw_cand *cands, uint32_t n, uint32_t max)
+static uint32_t select_heuristic(const hnsw *h, hnsw_scratch *s, hnsw_cand *cands, uint32_t n, uint32_t max)
 {
     uint32_t kept = 0;
     for (uint32_t i = 0; i < n && kept < max; i++) {
         hnsw_cand c = cands[i];
-        const float *cv = vec_of(h, c.id);
+        hq cq;
+        if (kept > 0)
+            prep(h, node_vec(h, c.id, s->fv), s->qc + h->dpad, &cq);
         bool good = true;
         for (uint32_t r = 0; r < kept && good; r++)
-            good = score(h, cv, vec_of(h, cands[r].id)) <= c.s;
+            good = qscore(h, &cq, cands[r].id) <= c.s;
         if (good)
             cands[kept++] = c;
     }
@@ -479,7 +584,7 @@ static uint32_t select_heuristic(const hnsw *h, hnsw_cand *cands, uint32_t n, ui
 
 /* Adds a link from e to node at level l, choosing again among e's links by
  * the heuristic when e has max already. */
-static void link_back(hnsw *h, uint32_t e, uint32_t node, int l, uint32_t max)
+static void link_back(hnsw *h, hnsw_scratch *s, uint32_t e, uint32_t node, int l, uint32_t max)
 {
     uint32_t *lk = links_at(h, e, l);
     if (lk[0] < max) {
@@ -487,12 +592,13 @@ static void link_back(hnsw *h, uint32_t e, uint32_t node, int l, uint32_t max)
         return;
     }
     hnsw_cand c[2 * HNSW_MAX_M + 1];
-    const float *ev = vec_of(h, e);
+    hq eq;
+    prep(h, node_vec(h, e, s->fv), s->qc + h->dpad, &eq);
     for (uint32_t j = 0; j < lk[0]; j++)
-        c[j] = (hnsw_cand){score(h, ev, vec_of(h, lk[j + 1])), lk[j + 1]};
-    c[lk[0]] = (hnsw_cand){score(h, ev, vec_of(h, node)), node};
+        c[j] = (hnsw_cand){qscore(h, &eq, lk[j + 1]), lk[j + 1]};
+    c[lk[0]] = (hnsw_cand){qscore(h, &eq, node), node};
     qsort(c, lk[0] + 1, sizeof *c, by_score_desc);
-    uint32_t kept = select_heuristic(h, c, lk[0] + 1, max);
+    uint32_t kept = select_heuristic(h, s, c, lk[0] + 1, max);
     for (uint32_t j = 0; j < kept; j++)
         lk[j + 1] = c[j].id;
     lk[0] = kept;
@@ -511,9 +617,11 @@ static int draw_level(hnsw *h)
 ndb_status hnsw_add(hnsw *h, uint64_t label, const float *vec, hnsw_scratch *s, uint32_t *node)
 {
     ndb_status st;
+    if (h->quant == HNSW_QUANT_INT8 && !h->trained)
+        return NDB_EINVAL;
     if (h->n == h->cap && (st = grow(h)) != NDB_OK)
         return st;
-    if ((st = scratch_fit(s, h->n + 1, h->efc)) != NDB_OK)
+    if ((st = scratch_fit(h, s, h->n + 1, h->efc)) != NDB_OK)
         return st;
     uint64_t saved = h->rng;
     int level = draw_level(h);
@@ -533,7 +641,10 @@ ndb_status hnsw_add(hnsw *h, uint64_t label, const float *vec, hnsw_scratch *s, 
     for (int l = 1; l <= level; l++)
         links_at(h, i, l)[0] = 0;
     h->uplen += need;
-    memcpy(h->base + (size_t)i * h->rec, vec, (size_t)h->dpad * sizeof(float));
+    if (h->quant == HNSW_QUANT_INT8)
+        encode(h, vec, i);
+    else
+        memcpy(h->base + (size_t)i * h->rec, vec, (size_t)h->dpad * sizeof(float));
     links_at(h, i, 0)[0] = 0;
     h->level[i] = (uint8_t)level;
     *label_of(h, i) = label;
@@ -544,22 +655,24 @@ ndb_status hnsw_add(hnsw *h, uint64_t label, const float *vec, hnsw_scratch *s, 
         h->top = level;
         return NDB_OK;
     }
+    hq vq;
+    prep(h, vec, s->qc, &vq);
     uint32_t ep = h->entry;
-    float eps = score(h, vec, vec_of(h, ep));
-    ep = greedy(h, vec, ep, &eps, h->top, level);
+    float eps = qscore(h, &vq, ep);
+    ep = greedy(h, &vq, ep, &eps, h->top, level);
     for (int l = level < h->top ? level : h->top; l >= 0; l--) {
-        uint32_t nr = search_layer(h, vec, ep, eps, h->efc, l, NULL, s);
+        uint32_t nr = search_layer(h, &vq, ep, eps, h->efc, l, NULL, s);
         hnsw_cand *w = s->cand; /* the candidate heap is done with: the results, best first */
         drain_results(s, nr, w);
         ep = w[0].id;
         eps = w[0].s;
-        uint32_t kept = select_heuristic(h, w, nr, h->m);
+        uint32_t kept = select_heuristic(h, s, w, nr, h->m);
         uint32_t *lk = links_at(h, i, l);
         for (uint32_t j = 0; j < kept; j++)
             lk[j + 1] = w[j].id;
         lk[0] = kept;
         for (uint32_t j = 0; j < kept; j++)
-            link_back(h, w[j].id, i, l, l == 0 ? h->m0 : h->m);
+            link_back(h, s, w[j].id, i, l, l == 0 ? h->m0 : h->m);
     }
     if (level > h->top) {
         h->entry = i;
@@ -572,7 +685,27 @@ ndb_status hnsw_add(hnsw *h, uint64_t label, const float *vec, hnsw_scratch *s, 
 
 uint32_t hnsw_count(const hnsw *h) { return h->n; }
 
-hnsw_params hnsw_get_params(const hnsw *h) { return (hnsw_params){h->m, h->efc, h->rng}; }
+hnsw_params hnsw_get_params(const hnsw *h) { return (hnsw_params){h->m, h->efc, h->rng, h->quant}; }
+
+ndb_status hnsw_train(hnsw *h, const float *rows, size_t n, size_t stride)
+{
+    if (h->quant != HNSW_QUANT_INT8)
+        return NDB_OK;
+    if (n == 0 || h->n > 0)
+        return NDB_EINVAL;
+    for (uint32_t j = 0; j < h->dpad; j++) {
+        float lo = rows[j], hi = rows[j];
+        for (size_t i = 1; i < n; i++) {
+            float x = rows[i * stride + j];
+            lo = x < lo ? x : lo;
+            hi = x > hi ? x : hi;
+        }
+        h->qoff[j] = lo;
+        h->qscale[j] = (hi - lo) / 255.0f;
+    }
+    h->trained = true;
+    return NDB_OK;
+}
 
 uint64_t hnsw_label(const hnsw *h, uint32_t node)
 {
@@ -582,7 +715,8 @@ uint64_t hnsw_label(const hnsw *h, uint32_t node)
 
 size_t hnsw_bytes(const hnsw *h)
 {
-    return (size_t)h->n * (h->rec + 1 + sizeof *h->upoff) + h->uplen * sizeof *h->upmem;
+    return (size_t)h->n * (h->rec + 1 + sizeof *h->upoff) + h->uplen * sizeof *h->upmem +
+           (h->quant == HNSW_QUANT_INT8 ? 2 * (size_t)h->dpad * sizeof(float) : 0);
 }
 
 ndb_status hnsw_check(const hnsw *h, ndb_errmsg *msg)
@@ -640,16 +774,22 @@ uint32_t hnsw_unreachable(const hnsw *h)
 /* Header fields (FORMAT.md, "Graph files"). */
 enum {
     H_MAGIC = 0, H_VERSION = 8, H_DIMS = 12, H_DPAD = 16, H_METRIC = 20, H_M = 24, H_EFC = 28, H_N = 32,
-    H_ENTRY = 36, H_TOP = 40, H_TAG = 48, H_UPLEN = 56, H_RNG = 64, H_CRC = HNSW_FILE_HEADER - 4,
+    H_ENTRY = 36, H_TOP = 40, H_TAG = 48, H_UPLEN = 56, H_RNG = 64, H_QUANT = 72, H_CRC = HNSW_FILE_HEADER - 4,
 };
 
 static inline size_t pad8(size_t n) { return (n + 7) & ~(size_t)7; }
 
-/* Bytes of the body after the header, for n nodes of rec bytes and uplen
- * upper-level words (no overflow: n < 2^32, rec < 2^17, uplen < 2^32). */
-static uint64_t body_bytes(uint64_t n, size_t rec, uint64_t uplen)
+/* Bytes of the body after the header, for n nodes of rec bytes, uplen
+ * upper-level words and qbytes of quantizer (no overflow: n < 2^32, rec <
+ * 2^17, uplen < 2^32). */
+static uint64_t body_bytes(uint64_t n, size_t rec, uint64_t uplen, uint64_t qbytes)
 {
-    return pad8(n) + pad8(4 * n) + n * rec + pad8(4 * uplen) + 4;
+    return pad8(n) + pad8(4 * n) + n * rec + pad8(4 * uplen) + qbytes + 4;
+}
+
+static size_t quant_bytes(const hnsw *h)
+{
+    return h->quant == HNSW_QUANT_INT8 ? 2 * (size_t)h->dpad * sizeof(float) : 0;
 }
 
 ndb_status hnsw_write(struct kv_env *fs, const char *path, const hnsw *h, uint64_t tag, ndb_errmsg *msg)
@@ -668,6 +808,7 @@ ndb_status hnsw_write(struct kv_env *fs, const char *path, const hnsw *h, uint64
     ndb_put_le64(hd + H_TAG, tag);
     ndb_put_le64(hd + H_UPLEN, h->uplen);
     ndb_put_le64(hd + H_RNG, h->rng);
+    ndb_put_le32(hd + H_QUANT, (uint32_t)h->quant);
     ndb_put_le32(hd + H_CRC, crc32c(hd, H_CRC));
     vfile_w w;
     ndb_status st = vfile_create(fs, path, &w);
@@ -683,6 +824,10 @@ ndb_status hnsw_write(struct kv_env *fs, const char *path, const hnsw *h, uint64
     vfile_put_direct(&w, h->base, (size_t)h->n * h->rec);
     vfile_put(&w, h->upmem, h->uplen * 4);
     vfile_put(&w, zero, pad8(h->uplen * 4) - h->uplen * 4);
+    if (h->quant == HNSW_QUANT_INT8) {
+        vfile_put(&w, h->qoff, (size_t)h->dpad * sizeof(float));
+        vfile_put(&w, h->qscale, (size_t)h->dpad * sizeof(float));
+    }
     unsigned char tr[4];
     ndb_put_le32(tr, w.crc);
     vfile_put(&w, tr, 4);
@@ -736,14 +881,14 @@ ndb_status hnsw_open(struct kv_env *fs, const char *path, uint32_t dims, uint32_
         ndb_get_le32(hd + H_METRIC) != (uint32_t)metric)
         return BAD("graph %s: made for other rows (tag, dims or metric differ)", path);
     hnsw_params p = {.m = ndb_get_le32(hd + H_M), .ef_construction = ndb_get_le32(hd + H_EFC),
-                     .seed = ndb_get_le64(hd + H_RNG)};
+                     .seed = ndb_get_le64(hd + H_RNG), .quant = (hnsw_quant)ndb_get_le32(hd + H_QUANT)};
     hnsw *h;
     ndb_errmsg pm = {{0}};
     if (hnsw_new(dims, dpad, metric, &p, &h, &pm) != NDB_OK)
         return BAD("graph %s: bad parameters (%s)", path, pm.text);
     h->rng = p.seed;
     uint64_t n = ndb_get_le32(hd + H_N), uplen = ndb_get_le64(hd + H_UPLEN);
-    if (uplen > UINT32_MAX || size != sizeof hd + body_bytes(n, h->rec, uplen)) {
+    if (uplen > UINT32_MAX || size != sizeof hd + body_bytes(n, h->rec, uplen, quant_bytes(h))) {
         hnsw_free(h);
         return BAD("graph %s: truncated or wrong size (%llu bytes)", path, (unsigned long long)size);
     }
@@ -773,6 +918,12 @@ ndb_status hnsw_open(struct kv_env *fs, const char *path, uint32_t dims, uint32_
         b += n * h->rec;
         if (uplen > 0)
             memcpy(h->upmem, b, uplen * 4);
+        if (h->quant == HNSW_QUANT_INT8) {
+            b += pad8(uplen * 4);
+            memcpy(h->qoff, b, (size_t)dpad * sizeof(float));
+            memcpy(h->qscale, b + (size_t)dpad * sizeof(float), (size_t)dpad * sizeof(float));
+            h->trained = true;
+        }
         h->entry = ndb_get_le32(hd + H_ENTRY);
         h->top = (int32_t)ndb_get_le32(hd + H_TOP);
         st = check_bounds(h, path, msg);

@@ -44,10 +44,18 @@
 
 typedef struct hnsw hnsw;
 
+/* How the graph keeps its copy of each vector: float32 as given, or int8
+ * codes (a quarter of the bytes; per-dimension offset and scale from
+ * hnsw_train), scored with kern's integer kernel. Scores against codes are
+ * approximate: a caller wanting exact ones rescores the hits from its own
+ * float32 rows. */
+typedef enum hnsw_quant { HNSW_QUANT_NONE = 0, HNSW_QUANT_INT8 = 1 } hnsw_quant;
+
 typedef struct hnsw_params {
     uint32_t m;               /* links per node above level 0 (2..HNSW_MAX_M); 2m at level 0 */
     uint32_t ef_construction; /* candidates kept while linking a new node (>= m) */
     uint64_t seed;            /* levels are drawn from it: the same adds give the same graph */
+    hnsw_quant quant;
 } hnsw_params;
 
 /* A search's working memory (visited marks, heaps), reused across searches
@@ -57,6 +65,9 @@ typedef struct hnsw_scratch {
     uint32_t mcap, epoch;
     struct hnsw_cand *cand, *res;
     uint32_t ccap, rcap;
+    float *fv;  /* a decoded vector (dpad) */
+    int8_t *qc; /* two int8 forms (2 dpad) */
+    uint32_t vcap;
 } hnsw_scratch;
 
 typedef struct hnsw_hit {
@@ -71,8 +82,15 @@ ndb_status hnsw_new(uint32_t dims, uint32_t dpad, ndb_vec_metric metric, const h
 void hnsw_free(hnsw *h);
 void hnsw_scratch_free(hnsw_scratch *s);
 
+/* int8 graphs: sets each dimension's offset and scale from n sample rows
+ * (row i at rows + i * stride floats, dpad used), before the first add;
+ * components outside the sample's range are clamped to it. NDB_EINVAL once
+ * nodes exist or for n 0. No-op for float32 graphs. */
+ndb_status hnsw_train(hnsw *h, const float *rows, size_t n, size_t stride);
+
 /* Adds vec (dpad floats, the stored form) with label; *node receives its
- * number. NDB_ENOMEM leaves the graph as it was. */
+ * number. NDB_ENOMEM leaves the graph as it was; NDB_EINVAL for an int8
+ * graph not trained. */
 ndb_status hnsw_add(hnsw *h, uint64_t label, const float *vec, hnsw_scratch *s, uint32_t *node);
 
 /* With an allow bitmap of `allowed` set bits, a search scores exactly the
@@ -105,7 +123,8 @@ ndb_status hnsw_search(const hnsw *h, const float *q, uint32_t k, uint32_t ef, c
                        const uint64_t *dead, hnsw_scratch *s, hnsw_hit *out, uint32_t *n, hnsw_path *path);
 
 uint32_t hnsw_count(const hnsw *h);
-/* m and ef_construction as made (seed: the level generator's state now). */
+/* m, ef_construction and quantization as made (seed: the level generator's
+ * state now). */
 hnsw_params hnsw_get_params(const hnsw *h);
 uint64_t hnsw_label(const hnsw *h, uint32_t node);
 /* Bytes the graph holds: vectors, links, labels, levels. */
