@@ -52,6 +52,10 @@ Nexadb__V1__CollectionInfo *svc_vec_collection_info(svc_ctx *ctx, const ndb_vec_
                                                     : NEXADB__V1__VECTOR_INDEX__KIND__KIND_EXACT;
     ix->m = (int32_t)vi->index.m;
     ix->ef_construction = (int32_t)vi->index.ef_construction;
+    ix->quantization = vi->index.quantization == NDB_VEC_QUANT_INT8
+                           ? NEXADB__V1__VECTOR_INDEX__QUANTIZATION__QUANTIZATION_INT8
+                           : NEXADB__V1__VECTOR_INDEX__QUANTIZATION__QUANTIZATION_NONE;
+    ix->oversample = (int32_t)vi->index.oversample;
     ci->index = ix;
     ci->indexed = (int64_t)vi->indexed;
     ci->index_building = vi->building != 0;
@@ -62,15 +66,23 @@ Nexadb__V1__CollectionInfo *svc_vec_collection_info(svc_ctx *ctx, const ndb_vec_
 /* The request's index (absent: exact). */
 static ndb_status index_from_pb(const Nexadb__V1__VectorIndex *pb, ndb_vec_index *out, ndb_errmsg *msg)
 {
-    *out = (ndb_vec_index){NDB_VEC_INDEX_EXACT, 0, 0};
+    *out = (ndb_vec_index){.kind = NDB_VEC_INDEX_EXACT};
     if (pb == NULL || pb->kind == NEXADB__V1__VECTOR_INDEX__KIND__KIND_UNSPECIFIED ||
         pb->kind == NEXADB__V1__VECTOR_INDEX__KIND__KIND_EXACT)
         return NDB_OK;
     if (pb->kind != NEXADB__V1__VECTOR_INDEX__KIND__KIND_HNSW)
         return ndb_errmsg_set(msg, NDB_EINVAL, "unknown index kind %d (KIND_EXACT or KIND_HNSW)", (int)pb->kind);
-    if (pb->m < 0 || pb->ef_construction < 0)
-        return ndb_errmsg_set(msg, NDB_EINVAL, "index m and ef_construction must not be negative");
-    *out = (ndb_vec_index){NDB_VEC_INDEX_HNSW, (uint32_t)pb->m, (uint32_t)pb->ef_construction};
+    if (pb->m < 0 || pb->ef_construction < 0 || pb->oversample < 0)
+        return ndb_errmsg_set(msg, NDB_EINVAL, "index m, ef_construction and oversample must not be negative");
+    ndb_vec_quant q = NDB_VEC_QUANT_NONE;
+    if (pb->quantization == NEXADB__V1__VECTOR_INDEX__QUANTIZATION__QUANTIZATION_INT8)
+        q = NDB_VEC_QUANT_INT8;
+    else if (pb->quantization != NEXADB__V1__VECTOR_INDEX__QUANTIZATION__QUANTIZATION_UNSPECIFIED &&
+             pb->quantization != NEXADB__V1__VECTOR_INDEX__QUANTIZATION__QUANTIZATION_NONE)
+        return ndb_errmsg_set(msg, NDB_EINVAL, "unknown quantization %d (QUANTIZATION_NONE or QUANTIZATION_INT8)",
+                              (int)pb->quantization);
+    *out = (ndb_vec_index){NDB_VEC_INDEX_HNSW, (uint32_t)pb->m, (uint32_t)pb->ef_construction, q,
+                           (uint32_t)pb->oversample};
     return NDB_OK;
 }
 

@@ -64,16 +64,38 @@ ndb_status ndb_vec_index_parse(const char *name, ndb_vec_index_kind *out)
     return NDB_OK;
 }
 
+const char *ndb_vec_quant_name(ndb_vec_quant q)
+{
+    return q == NDB_VEC_QUANT_INT8 ? "int8" : q == NDB_VEC_QUANT_NONE ? "none" : "unknown";
+}
+
+ndb_status ndb_vec_quant_parse(const char *name, ndb_vec_quant *out)
+{
+    if (!name || !*name || strcmp(name, "none") == 0)
+        *out = NDB_VEC_QUANT_NONE;
+    else if (strcmp(name, "int8") == 0)
+        *out = NDB_VEC_QUANT_INT8;
+    else
+        return NDB_EINVAL;
+    return NDB_OK;
+}
+
 ndb_status graph_check_index(const ndb_vec_index *in, ndb_vec_index *out, ndb_errmsg *msg)
 {
     if (in->kind == NDB_VEC_INDEX_EXACT) {
-        *out = (ndb_vec_index){NDB_VEC_INDEX_EXACT, 0, 0};
+        *out = (ndb_vec_index){NDB_VEC_INDEX_EXACT, 0, 0, NDB_VEC_QUANT_NONE, 0};
         return NDB_OK;
     }
     if (in->kind != NDB_VEC_INDEX_HNSW)
         return ndb_errmsg_set(msg, NDB_EINVAL, "unknown index kind %d (exact or hnsw)", (int)in->kind);
+    if (in->quantization != NDB_VEC_QUANT_NONE && in->quantization != NDB_VEC_QUANT_INT8)
+        return ndb_errmsg_set(msg, NDB_EINVAL, "unknown quantization %d (none or int8)", (int)in->quantization);
     ndb_vec_index ix = {NDB_VEC_INDEX_HNSW, in->m ? in->m : NDB_VEC_HNSW_M,
-                        in->ef_construction ? in->ef_construction : NDB_VEC_HNSW_EF_CONSTRUCTION};
+                        in->ef_construction ? in->ef_construction : NDB_VEC_HNSW_EF_CONSTRUCTION, in->quantization,
+                        in->quantization == NDB_VEC_QUANT_INT8 ? (in->oversample ? in->oversample : NDB_VEC_OVERSAMPLE)
+                                                               : 0};
+    if (ix.oversample > 100)
+        return ndb_errmsg_set(msg, NDB_EINVAL, "index oversample must be 1 to 100, got %u", ix.oversample);
     if (ix.m < 2 || ix.m > HNSW_MAX_M)
         return ndb_errmsg_set(msg, NDB_EINVAL, "index m must be 2 to %d, got %u", HNSW_MAX_M, ix.m);
     if (ix.ef_construction < ix.m || ix.ef_construction > 10000)
@@ -85,8 +107,8 @@ ndb_status graph_check_index(const ndb_vec_index *in, ndb_vec_index *out, ndb_er
 
 ndb_status graph_read_meta(const ndb_doc_val *root, ndb_vec_index *out)
 {
-    *out = (ndb_vec_index){NDB_VEC_INDEX_EXACT, 0, 0};
-    ndb_doc_val ix, kind, m, efc;
+    *out = (ndb_vec_index){NDB_VEC_INDEX_EXACT, 0, 0, NDB_VEC_QUANT_NONE, 0};
+    ndb_doc_val ix, kind, m, efc, qv, ov;
     if (ndb_doc_get_field(root, "index", 5, &ix) != NDB_OK)
         return NDB_OK; /* written before indexes existed, or exact */
     if (ix.type != NDB_DOC_OBJECT || ndb_doc_get_field(&ix, "kind", 4, &kind) != NDB_OK ||
@@ -94,10 +116,20 @@ ndb_status graph_read_meta(const ndb_doc_val *root, ndb_vec_index *out)
         ndb_doc_get_field(&ix, "ef_construction", 15, &efc) != NDB_OK || efc.type != NDB_DOC_INT ||
         m.u.i < 0 || m.u.i > HNSW_MAX_M || efc.u.i < 0 || efc.u.i > 10000)
         return NDB_ECORRUPT;
-    char name[8] = "";
+    char name[8] = "", quant[8] = "";
     if (kind.u.s.len < sizeof name)
         memcpy(name, kind.u.s.ptr, kind.u.s.len);
-    ndb_vec_index in = {NDB_VEC_INDEX_EXACT, (uint32_t)m.u.i, (uint32_t)efc.u.i};
+    ndb_vec_index in = {NDB_VEC_INDEX_EXACT, (uint32_t)m.u.i, (uint32_t)efc.u.i, NDB_VEC_QUANT_NONE, 0};
+    if (ndb_doc_get_field(&ix, "quantization", 12, &qv) == NDB_OK) { /* absent: written before quantization */
+        if (qv.type != NDB_DOC_STRING || qv.u.s.len >= sizeof quant ||
+            ndb_doc_get_field(&ix, "oversample", 10, &ov) != NDB_OK || ov.type != NDB_DOC_INT || ov.u.i < 0 ||
+            ov.u.i > 100)
+            return NDB_ECORRUPT;
+        memcpy(quant, qv.u.s.ptr, qv.u.s.len);
+        in.oversample = (uint32_t)ov.u.i;
+        if (ndb_vec_quant_parse(quant, &in.quantization) != NDB_OK)
+            return NDB_ECORRUPT;
+    }
     if (!name[0] || ndb_vec_index_parse(name, &in.kind) != NDB_OK || graph_check_index(&in, out, NULL) != NDB_OK)
         return NDB_ECORRUPT;
     return NDB_OK;
@@ -114,6 +146,11 @@ void graph_write_meta(ndb_doc_builder *b, const ndb_vec_index *ix)
     ndb_doc_int(b, ix->m);
     ndb_doc_key(b, "ef_construction", 15);
     ndb_doc_int(b, ix->ef_construction);
+    const char *qn = ndb_vec_quant_name(ix->quantization);
+    ndb_doc_key(b, "quantization", 12);
+    ndb_doc_string(b, qn, strlen(qn));
+    ndb_doc_key(b, "oversample", 10);
+    ndb_doc_int(b, ix->oversample);
     ndb_doc_end_object(b);
 }
 
@@ -156,16 +193,52 @@ void vscratch_put(const venv *e, hnsw_scratch *s)
 
 /* ---- graphs ---------------------------------------------------------------- */
 
-static ndb_status graph_new(const vcoll *c, const ndb_vec_index *ix, vgraph **out, ndb_errmsg *msg)
+/* An int8 graph's quantizer is trained on up to TRAIN_ROWS live rows spread
+ * over the collection; one is not started before it has MIN_TRAIN_ROWS. */
+#define TRAIN_ROWS 16384u
+#define MIN_TRAIN_ROWS 1024u
+
+/* Trains g's quantizer on a sample of c's live rows (takes rw shared);
+ * *few: there are too few rows yet (nothing done). */
+static ndb_status train(vcoll *c, vgraph *g, bool *few)
 {
+    pthread_rwlock_rdlock(&c->rw);
+    vrun *runs = calloc(c->nsegs + 2, sizeof *runs);
+    size_t nr = runs ? coll_runs(c, runs) : 0;
+    uint64_t live = 0;
+    for (size_t r = 0; r < nr; r++)
+        live += runs[r].n - runs[r].ndead;
+    uint64_t want = live < TRAIN_ROWS ? live : TRAIN_ROWS, step = want ? live / want : 1, seen = 0, got = 0;
+    float *rows = runs && live >= MIN_TRAIN_ROWS ? malloc(want * c->stride) : NULL;
+    for (size_t r = 0; rows && r < nr && got < want; r++)
+        for (uint64_t i = 0; i < runs[r].n && got < want; i++)
+            if (!(runs[r].dead[i >> 6] >> (i & 63) & 1) && seen++ % step == 0)
+                memcpy(rows + got++ * c->dpad, runs[r].rows + i * c->dpad, c->stride);
+    pthread_rwlock_unlock(&c->rw);
+    free(runs);
+    *few = live < MIN_TRAIN_ROWS;
+    ndb_status st = *few ? NDB_OK : !rows ? NDB_ENOMEM : hnsw_train(g->h, rows, got, c->dpad);
+    free(rows);
+    return st;
+}
+
+/* A new, empty graph for ix; *out NULL (and NDB_OK) when an int8 one must
+ * wait for more rows to train on. */
+static ndb_status graph_new(vcoll *c, const ndb_vec_index *ix, vgraph **out, ndb_errmsg *msg)
+{
+    *out = NULL;
     vgraph *g = calloc(1, sizeof *g);
     if (!g)
         return ndb_errmsg_set(msg, NDB_ENOMEM, "graph for %s: out of memory", c->name);
     /* the same rows give the same graph: levels are drawn from the incarnation */
-    hnsw_params p = {ix->m, ix->ef_construction, c->id * 0x9E3779B97F4A7C15ull, HNSW_QUANT_NONE};
+    hnsw_params p = {ix->m, ix->ef_construction, c->id * 0x9E3779B97F4A7C15ull,
+                     ix->quantization == NDB_VEC_QUANT_INT8 ? HNSW_QUANT_INT8 : HNSW_QUANT_NONE};
     ndb_status st = hnsw_new(c->dims, (uint32_t)c->dpad, c->metric, &p, &g->h, msg);
-    if (st != NDB_OK) {
-        free(g);
+    bool few = false;
+    if (st == NDB_OK && p.quant == HNSW_QUANT_INT8 && (st = train(c, g, &few)) != NDB_OK)
+        ndb_errmsg_set(msg, st, "training the int8 quantizer of %s: %s", c->name, ndb_strerror(st));
+    if (st != NDB_OK || few) {
+        graph_free(g);
         return st;
     }
     *out = g;
@@ -184,7 +257,8 @@ void graph_free(vgraph *g)
 static bool same_params(const vgraph *g, const ndb_vec_index *ix)
 {
     hnsw_params p = hnsw_get_params(g->h);
-    return p.m == ix->m && p.ef_construction == ix->ef_construction;
+    return p.m == ix->m && p.ef_construction == ix->ef_construction &&
+           (p.quant == HNSW_QUANT_INT8) == (ix->quantization == NDB_VEC_QUANT_INT8);
 }
 
 /* Room for bits dead bits (the index thread, rw shared and, for the searched
@@ -359,10 +433,13 @@ static void restructure(vcoll *c)
         return;
     ndb_errmsg m = {{0}};
     vgraph *fresh = NULL, *old[2] = {NULL, NULL};
-    if (!exact && graph_new(c, &ix, &fresh, &m) != NDB_OK) {
+    ndb_status st = exact ? NDB_OK : graph_new(c, &ix, &fresh, &m);
+    if (st != NDB_OK) {
         vlog(c->env, "vector collection %s: %s; searches stay exact", c->name, m.text);
         return;
     }
+    if (!exact && !fresh)
+        return; /* an int8 graph waits for enough rows to train on: the next write tries again */
     const char *why = NULL;
     pthread_rwlock_wrlock(&c->rw);
     if (c->index.kind != NDB_VEC_INDEX_HNSW) { /* exact (now) */

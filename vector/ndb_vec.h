@@ -125,19 +125,35 @@ typedef enum ndb_vec_index_kind {
     NDB_VEC_INDEX_EXACT = 0, /* the default */
     NDB_VEC_INDEX_HNSW = 1,
 } ndb_vec_index_kind;
+/* How an HNSW graph keeps its copy of each vector: float32, or int8 codes
+ * (a quarter of the bytes; per-dimension ranges from a sample of the rows
+ * when the graph is started), searched with an integer kernel, each search
+ * then rescoring oversample x k of the graph's hits with the float32 rows so
+ * the scores returned are exact. */
+typedef enum ndb_vec_quant {
+    NDB_VEC_QUANT_NONE = 0, /* the default */
+    NDB_VEC_QUANT_INT8 = 1,
+} ndb_vec_quant;
 typedef struct ndb_vec_index {
     ndb_vec_index_kind kind;
     uint32_t m;               /* HNSW links per node above level 0 (twice that at level 0): 2..64; 0: 16 */
     uint32_t ef_construction; /* HNSW candidates kept while linking a node: m..10000; 0: 200 */
+    ndb_vec_quant quantization;
+    uint32_t oversample;      /* int8: hits rescored per hit wanted, 1..100; 0: 4 */
 } ndb_vec_index;
 #define NDB_VEC_HNSW_M 16u
 #define NDB_VEC_HNSW_EF_CONSTRUCTION 200u
+#define NDB_VEC_OVERSAMPLE 4u
 #define NDB_VEC_EF 128u                   /* a search's ef when it gives none (raised to k) */
 #define NDB_VEC_EXACT_BYTES (4ull << 20) /* rows below this many bytes are searched exactly */
 /* "exact", "hnsw"; static string. */
 const char *ndb_vec_index_name(ndb_vec_index_kind k);
 /* Parses an index name (NULL or "" gives exact). */
 ndb_status ndb_vec_index_parse(const char *name, ndb_vec_index_kind *out);
+/* "none", "int8"; static string. */
+const char *ndb_vec_quant_name(ndb_vec_quant q);
+/* Parses a quantization name (NULL or "" gives none). */
+ndb_status ndb_vec_quant_parse(const char *name, ndb_vec_quant *out);
 
 /* Collections. Names are [A-Za-z0-9_.-]{1,64}, not starting with '.'.
  * index NULL: exact. NDB_EEXIST if the name is taken. */

@@ -199,14 +199,18 @@ static ndb_status apply_candidates(vcoll *c, part *parts, size_t nparts, const c
 }
 
 /* The graph pass: one task per query, each on its participant's scratch and
- * heap (the exact pass has finished with them). */
+ * heap (the exact pass has finished with them). An int8 graph is asked for
+ * kk = oversample x k hits, rescored with the float32 rows: the heap gets
+ * exact scores either way. */
 typedef struct graph_job {
     const vgraph *g;
     const vrun *runs;
     size_t nruns;
     const float *q;          /* nq x dpad */
     size_t dpad, nq;
-    uint32_t k, ef;
+    uint32_t kk, ef;
+    const kern_ops *kern;    /* rescoring, or NULL: the graph's scores are exact */
+    int l2;
     const uint64_t *allow;
     topk *heaps;             /* participants x nq */
     hnsw_scratch **scratch;  /* per participant */
@@ -218,10 +222,11 @@ typedef struct graph_job {
 static void graph_task(void *vctx, size_t qi, unsigned who)
 {
     graph_job *j = vctx;
-    hnsw_hit *hits = j->hits + (size_t)who * j->k;
+    hnsw_hit *hits = j->hits + (size_t)who * j->kk;
+    const float *q = j->q + qi * j->dpad;
     uint32_t n;
-    if (hnsw_search(j->g->h, j->q + qi * j->dpad, j->k, j->ef, j->allow, j->g->dead, j->scratch[who], hits, &n,
-                    &j->paths[qi]) != NDB_OK) {
+    if (hnsw_search(j->g->h, q, j->kk, j->ef, j->allow, j->g->dead, j->scratch[who], hits, &n, &j->paths[qi]) !=
+        NDB_OK) {
         atomic_store_explicit(&j->st, NDB_ENOMEM, memory_order_relaxed);
         return;
     }
@@ -229,8 +234,14 @@ static void graph_task(void *vctx, size_t qi, unsigned who)
     for (uint32_t i = 0; i < n; i++) {
         size_t r;
         uint64_t at;
-        if (runs_find(j->runs, j->nruns, hnsw_label(j->g->h, hits[i].node), &r, &at))
-            topk_offer(h, hits[i].score, (uint64_t)j->runs[r].no << 32 | at);
+        if (!runs_find(j->runs, j->nruns, hnsw_label(j->g->h, hits[i].node), &r, &at))
+            continue;
+        float sc = hits[i].score;
+        if (j->kern) {
+            const float *row = j->runs[r].rows + at * j->dpad;
+            sc = j->l2 ? -j->kern->l2sq(q, row, j->dpad) : j->kern->dot(q, row, j->dpad);
+        }
+        topk_offer(h, sc, (uint64_t)j->runs[r].no << 32 | at);
     }
 }
 
@@ -504,11 +515,17 @@ static ndb_status run(vcoll *c, const float *queries, size_t nq, uint32_t dims, 
         ndb_interrupt_msg(msg, st, "vector search stopped");
         goto out;
     }
-    const uint32_t ef = q->ef ? (q->ef > q->k ? q->ef : q->k) : (NDB_VEC_EF > q->k ? NDB_VEC_EF : q->k);
+    /* an int8 graph is asked for oversample x k hits, rescored exactly */
+    const bool rescore = g && hnsw_get_params(g->h).quant == HNSW_QUANT_INT8;
+    const uint32_t over = c->index.oversample ? c->index.oversample : NDB_VEC_OVERSAMPLE; /* a graph of the
+                                                                                           * index before */
+    const uint64_t kk64 = rescore ? (uint64_t)q->k * over : q->k;
+    const uint32_t kk = kk64 > NDB_VEC_MAX_K ? NDB_VEC_MAX_K : (uint32_t)kk64;
+    const uint32_t ef0 = q->ef ? q->ef : NDB_VEC_EF, ef = ef0 > kk ? ef0 : kk;
     if (g) {
         paths = calloc(nq, sizeof *paths);
         gs = calloc(width, sizeof *gs);
-        ghits = malloc((size_t)width * q->k * sizeof *ghits);
+        ghits = malloc((size_t)width * kk * sizeof *ghits);
         for (unsigned w = 0; gs && w < width; w++)
             if ((gs[w] = vscratch_get(c->env)) == NULL)
                 break;
@@ -516,7 +533,8 @@ static ndb_status run(vcoll *c, const float *queries, size_t nq, uint32_t dims, 
             st = ndb_errmsg_set(msg, NDB_ENOMEM, "search: out of memory");
             goto out;
         }
-        graph_job gj = {g, runs, nparts, qp, dpad, nq, q->k, ef, allow, heaps, gs, ghits, paths, NDB_OK};
+        graph_job gj = {g, runs, nparts, qp, dpad, nq, kk, ef, rescore ? k : NULL, l2, allow, heaps, gs, ghits, paths,
+                        NDB_OK};
         if (nq == 1)
             graph_task(&gj, 0, 0);
         else

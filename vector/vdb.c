@@ -359,7 +359,7 @@ ndb_status ndb_vec_create(ndb_vec_db *db, const char *name, uint32_t dims, ndb_v
         return ndb_errmsg_set(msg, NDB_EINVAL, "dimensions must be 1 to %u, got %u", NDB_VEC_MAX_DIMS, dims);
     if ((unsigned)metric > NDB_VEC_L2)
         return ndb_errmsg_set(msg, NDB_EINVAL, "unknown metric %d (cosine, dot or l2)", (int)metric);
-    ndb_vec_index ix = {NDB_VEC_INDEX_EXACT, 0, 0};
+    ndb_vec_index ix = {.kind = NDB_VEC_INDEX_EXACT};
     if (index && (st = graph_check_index(index, &ix, msg)) != NDB_OK)
         return st;
     ndb_doc_builder *b;

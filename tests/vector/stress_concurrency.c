@@ -85,7 +85,7 @@ static void open_all(void)
 }
 
 /* HNSW with small parameters, so the graph is built quickly and rebuilt often */
-static const ndb_vec_index hnsw_ix = {NDB_VEC_INDEX_HNSW, 4, 32};
+static const ndb_vec_index hnsw_ix = {.kind = NDB_VEC_INDEX_HNSW, .m = 4, .ef_construction = 32};
 
 static void close_all(void)
 {
@@ -243,7 +243,8 @@ static void *indexer_main(void *arg)
     (void)arg;
     ndb_errmsg m;
     for (int round = 0; !__atomic_load_n(&stop_flag, __ATOMIC_ACQUIRE); round++) {
-        ndb_vec_index ix = {round % 5 == 4 ? NDB_VEC_INDEX_EXACT : NDB_VEC_INDEX_HNSW, 4 + round % 3 * 2, 32};
+        ndb_vec_index ix = {round % 5 == 4 ? NDB_VEC_INDEX_EXACT : NDB_VEC_INDEX_HNSW, 4 + round % 3 * 2, 32,
+                            round % 2 ? NDB_VEC_QUANT_INT8 : NDB_VEC_QUANT_NONE, 0};
         CHECK(ndb_vec_set_index(vdb, "c", &ix, &m) == NDB_OK, "set_index: %s", m.text);
         usleep(50000);
     }

@@ -142,7 +142,7 @@ static double recall(tv *t, const char *coll, const float *v, size_t n, const ch
     return r;
 }
 
-static const ndb_vec_index hnsw_default = {NDB_VEC_INDEX_HNSW, 0, 0};
+static const ndb_vec_index hnsw_default = {.kind = NDB_VEC_INDEX_HNSW};
 
 static void recall_for(ndb_vec_metric metric)
 {
@@ -174,6 +174,52 @@ static void recall_for(ndb_vec_metric metric)
 }
 
 Test(graph, recall_cosine, .timeout = 600) { recall_for(NDB_VEC_COSINE); }
+
+/* An int8 graph: its vectors take a quarter of the bytes, and its hits,
+ * rescored with the float32 rows, carry exact scores and the same recall. */
+Test(graph, recall_int8_rescored, .timeout = 600)
+{
+    tv t;
+    tv_init(&t, 0);
+    tv_open(&t);
+    ndb_errmsg m = {{0}};
+    ndb_vec_index ix = {.kind = NDB_VEC_INDEX_HNSW, .quantization = NDB_VEC_QUANT_INT8};
+    cr_assert_eq(ndb_vec_create(t.vec, "c", D, NDB_VEC_L2, &ix, &m), NDB_OK, "%s", m.text);
+    float *v = data(43, N);
+    load(&t, "c", v, 0, N);
+    ndb_vec_info s = wait_indexed(&t, "c");
+    cr_assert(s.index.quantization == NDB_VEC_QUANT_INT8 && s.index.oversample == NDB_VEC_OVERSAMPLE);
+    /* records: 64 codes + 16 + 33 links + label, about 220 bytes, where float32 vectors alone take 256 */
+    cr_assert_lt(s.graph_bytes, (uint64_t)N * D * 4, "%llu bytes", (unsigned long long)s.graph_bytes);
+    double r = recall(&t, "c", v, N, NULL, "hnsw");
+    cr_assert_geq(r, TARGET, "recall@10 %.3f with int8 codes, rescored", r);
+    float q[D];
+    rs = 8;
+    for (int i = 0; i < 20; i++) {
+        query(v, N, i, q);
+        ndb_vec_result *a = search(&t, "c", q, K, NULL, 0), *e = search(&t, "c", q, K, NULL, 1);
+        for (size_t x = 0; x < a->n; x++)
+            for (size_t y = 0; y < e->n; y++)
+                if (strcmp(a->hits[x].id, e->hits[y].id) == 0)
+                    cr_assert_eq(a->hits[x].score, e->hits[y].score, "%s: rescored %g, exact %g", a->hits[x].id,
+                                 a->hits[x].score, e->hits[y].score);
+        ndb_vec_results_free(a, 1);
+        ndb_vec_results_free(e, 1);
+    }
+    /* an int8 graph's file reopens as int8 */
+    tv_close(&t);
+    tv_open(&t);
+    s = stats(&t, "c");
+    cr_assert(!s.building && s.indexed == N && s.index.quantization == NDB_VEC_QUANT_INT8);
+    r = recall(&t, "c", v, N, NULL, "hnsw");
+    cr_assert_geq(r, TARGET, "recall@10 %.3f after a reopen", r);
+    ix.oversample = 101;
+    cr_assert_eq(ndb_vec_set_index(t.vec, "c", &ix, &m), NDB_EINVAL);
+    cr_assert(strstr(m.text, "oversample"), "%s", m.text);
+    tv_close(&t);
+    tv_rm(&t);
+    free(v);
+}
 Test(graph, recall_l2, .timeout = 600) { recall_for(NDB_VEC_L2); }
 
 /* Rows written after the graph caught up are found before it takes them in;
@@ -462,14 +508,14 @@ Test(graph, set_index_switches_and_persists, .timeout = 600)
     ndb_vec_result *r = search(&t, "c", q, K, NULL, 0);
     cr_assert_str_eq(r->plan.path, "exact");
     ndb_vec_results_free(r, 1);
-    const ndb_vec_index bad[] = {{NDB_VEC_INDEX_HNSW, 1, 0}, {NDB_VEC_INDEX_HNSW, 65, 0},
-                                 {NDB_VEC_INDEX_HNSW, 16, 8}, {(ndb_vec_index_kind)7, 0, 0}};
+    const ndb_vec_index bad[] = {{.kind = NDB_VEC_INDEX_HNSW, .m = 1}, {.kind = NDB_VEC_INDEX_HNSW, .m = 65},
+                                 {.kind = NDB_VEC_INDEX_HNSW, .m = 16, .ef_construction = 8}, {.kind = (ndb_vec_index_kind)7}};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         m.text[0] = 0;
         cr_assert_eq(ndb_vec_set_index(t.vec, "c", &bad[i], &m), NDB_EINVAL);
         cr_assert(strstr(m.text, "index") || strstr(m.text, "m must"), "message: %s", m.text);
     }
-    ndb_vec_index ix = {NDB_VEC_INDEX_HNSW, 12, 100};
+    ndb_vec_index ix = {.kind = NDB_VEC_INDEX_HNSW, .m = 12, .ef_construction = 100};
     cr_assert_eq(ndb_vec_set_index(t.vec, "c", &ix, &m), NDB_OK, "%s", m.text);
     ndb_vec_info s = wait_indexed(&t, "c");
     cr_assert(s.index.kind == NDB_VEC_INDEX_HNSW && s.index.m == 12 && s.index.ef_construction == 100);
@@ -488,7 +534,7 @@ Test(graph, set_index_switches_and_persists, .timeout = 600)
     double rc = recall(&t, "c", v, N, NULL, "hnsw");
     cr_assert_geq(rc, 0.9, "recall@10 %.3f with m 8, ef_construction 100", rc);
     /* back to exact: the graph and its file go */
-    ix = (ndb_vec_index){NDB_VEC_INDEX_EXACT, 0, 0};
+    ix = (ndb_vec_index){.kind = NDB_VEC_INDEX_EXACT};
     cr_assert_eq(ndb_vec_set_index(t.vec, "c", &ix, &m), NDB_OK, "%s", m.text);
     r = search(&t, "c", q, K, NULL, 0);
     cr_assert_str_eq(r->plan.path, "exact");
@@ -528,7 +574,7 @@ Test(graph, kill9_while_building_gives_the_same_graph, .timeout = 900)
     cr_assert_eq(system(cmd), 0);
     /* the reference: built in one go */
     tv_open(&ref);
-    ndb_vec_index ix = {NDB_VEC_INDEX_HNSW, 0, 0};
+    ndb_vec_index ix = {.kind = NDB_VEC_INDEX_HNSW};
     cr_assert_eq(ndb_vec_set_index(ref.vec, "c", &ix, &m), NDB_OK, "%s", m.text);
     wait_indexed(&ref, "c");
     char *want = answers(&ref, v);
