@@ -62,16 +62,29 @@ const (
 	HNSW  = pb.VectorIndex_KIND_HNSW
 )
 
-// Index is a vector collection's index; M (2..64) and EfConstruction (M..10000) apply to
-// HNSW, 0 for the server's 16 and 200.
+// Quantization is how an HNSW graph keeps its copy of each vector.
+type Quantization = pb.VectorIndex_Quantization
+
+// Quantizations: NoQuantization keeps float32; Int8 keeps int8 codes (a quarter of the bytes),
+// and each search rescores Oversample x limit of the graph's hits with the float32 vectors.
+const (
+	NoQuantization = pb.VectorIndex_QUANTIZATION_NONE
+	Int8           = pb.VectorIndex_QUANTIZATION_INT8
+)
+
+// Index is a vector collection's index; M (2..64), EfConstruction (M..10000), Quantization
+// and Oversample (1..100) apply to HNSW, 0 for the server's 16, 200, none and 4.
 type Index struct {
 	Kind           IndexKind
 	M              int
 	EfConstruction int
+	Quantization   Quantization
+	Oversample     int
 }
 
 func (ix Index) message() *pb.VectorIndex {
-	return &pb.VectorIndex{Kind: ix.Kind, M: int32(ix.M), EfConstruction: int32(ix.EfConstruction)}
+	return &pb.VectorIndex{Kind: ix.Kind, M: int32(ix.M), EfConstruction: int32(ix.EfConstruction),
+		Quantization: ix.Quantization, Oversample: int32(ix.Oversample)}
 }
 
 // SetIndex changes the collection's index: to HNSW (or other parameters) a graph is built in

@@ -165,6 +165,10 @@ func TestVectorIndex(t *testing.T) {
 	if _, err := vc.SetIndex(ctx, nexadb.Index{Kind: nexadb.HNSW, M: 1}); !errors.Is(err, nexadb.ErrInvalidArgument) {
 		t.Fatalf("m 1 accepted: %v", err)
 	}
+	if info, err := vc.SetIndex(ctx, nexadb.Index{Kind: nexadb.HNSW, Quantization: nexadb.Int8, Oversample: 2}); err != nil ||
+		info.GetIndex().GetQuantization() != nexadb.Int8 || info.GetIndex().GetOversample() != 2 {
+		t.Fatalf("SetIndex(Int8) = %v, %v", info, err)
+	}
 	if info, err := vc.SetIndex(ctx, nexadb.Index{Kind: nexadb.Exact}); err != nil || info.GetIndex().GetKind() != nexadb.Exact {
 		t.Fatalf("SetIndex(Exact) = %v, %v", info, err)
 	}

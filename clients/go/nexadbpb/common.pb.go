@@ -222,6 +222,58 @@ func (VectorIndex_Kind) EnumDescriptor() ([]byte, []int) {
 	return file_nexadb_v1_common_proto_rawDescGZIP(), []int{2, 0}
 }
 
+// How the graph keeps its copy of each vector: float32, or int8 codes (a
+// quarter of the bytes; per-dimension ranges from a sample of the vectors),
+// searched with an integer kernel and rescored with the float32 vectors.
+type VectorIndex_Quantization int32
+
+const (
+	VectorIndex_QUANTIZATION_UNSPECIFIED VectorIndex_Quantization = 0 // none
+	VectorIndex_QUANTIZATION_NONE        VectorIndex_Quantization = 1
+	VectorIndex_QUANTIZATION_INT8        VectorIndex_Quantization = 2
+)
+
+// Enum value maps for VectorIndex_Quantization.
+var (
+	VectorIndex_Quantization_name = map[int32]string{
+		0: "QUANTIZATION_UNSPECIFIED",
+		1: "QUANTIZATION_NONE",
+		2: "QUANTIZATION_INT8",
+	}
+	VectorIndex_Quantization_value = map[string]int32{
+		"QUANTIZATION_UNSPECIFIED": 0,
+		"QUANTIZATION_NONE":        1,
+		"QUANTIZATION_INT8":        2,
+	}
+)
+
+func (x VectorIndex_Quantization) Enum() *VectorIndex_Quantization {
+	p := new(VectorIndex_Quantization)
+	*p = x
+	return p
+}
+
+func (x VectorIndex_Quantization) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (VectorIndex_Quantization) Descriptor() protoreflect.EnumDescriptor {
+	return file_nexadb_v1_common_proto_enumTypes[4].Descriptor()
+}
+
+func (VectorIndex_Quantization) Type() protoreflect.EnumType {
+	return &file_nexadb_v1_common_proto_enumTypes[4]
+}
+
+func (x VectorIndex_Quantization) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use VectorIndex_Quantization.Descriptor instead.
+func (VectorIndex_Quantization) EnumDescriptor() ([]byte, []int) {
+	return file_nexadb_v1_common_proto_rawDescGZIP(), []int{2, 1}
+}
+
 // A document, filter, update, projection, sort specification or pipeline
 // stage: one BSON document (bsonspec.org). BSON keeps key order and carries
 // int64, dates and binary exactly, and every language has a library for it
@@ -411,9 +463,12 @@ type VectorIndex struct {
 	// HNSW links per node above level 0 (twice that at level 0): 2 to 64; 16 when 0.
 	M int32 `protobuf:"varint,2,opt,name=m,proto3" json:"m,omitempty"`
 	// HNSW candidates kept while linking a node: m to 10000; 200 when 0.
-	EfConstruction int32 `protobuf:"varint,3,opt,name=ef_construction,json=efConstruction,proto3" json:"ef_construction,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	EfConstruction int32                    `protobuf:"varint,3,opt,name=ef_construction,json=efConstruction,proto3" json:"ef_construction,omitempty"`
+	Quantization   VectorIndex_Quantization `protobuf:"varint,4,opt,name=quantization,proto3,enum=nexadb.v1.VectorIndex_Quantization" json:"quantization,omitempty"`
+	// INT8: hits of the graph rescored per hit wanted, 1 to 100; 4 when 0.
+	Oversample    int32 `protobuf:"varint,5,opt,name=oversample,proto3" json:"oversample,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *VectorIndex) Reset() {
@@ -467,6 +522,20 @@ func (x *VectorIndex) GetEfConstruction() int32 {
 	return 0
 }
 
+func (x *VectorIndex) GetQuantization() VectorIndex_Quantization {
+	if x != nil {
+		return x.Quantization
+	}
+	return VectorIndex_QUANTIZATION_UNSPECIFIED
+}
+
+func (x *VectorIndex) GetOversample() int32 {
+	if x != nil {
+		return x.Oversample
+	}
+	return 0
+}
+
 var File_nexadb_v1_common_proto protoreflect.FileDescriptor
 
 const file_nexadb_v1_common_proto_rawDesc = "" +
@@ -493,16 +562,24 @@ const file_nexadb_v1_common_proto_rawDesc = "" +
 	"\x04Kind\x12\x14\n" +
 	"\x10KIND_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eKIND_DOCUMENTS\x10\x01\x12\x10\n" +
-	"\fKIND_VECTORS\x10\x02\"\xb2\x01\n" +
+	"\fKIND_VECTORS\x10\x02\"\xf7\x02\n" +
 	"\vVectorIndex\x12/\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x1b.nexadb.v1.VectorIndex.KindR\x04kind\x12\f\n" +
 	"\x01m\x18\x02 \x01(\x05R\x01m\x12'\n" +
-	"\x0fef_construction\x18\x03 \x01(\x05R\x0eefConstruction\";\n" +
+	"\x0fef_construction\x18\x03 \x01(\x05R\x0eefConstruction\x12G\n" +
+	"\fquantization\x18\x04 \x01(\x0e2#.nexadb.v1.VectorIndex.QuantizationR\fquantization\x12\x1e\n" +
+	"\n" +
+	"oversample\x18\x05 \x01(\x05R\n" +
+	"oversample\";\n" +
 	"\x04Kind\x12\x14\n" +
 	"\x10KIND_UNSPECIFIED\x10\x00\x12\x0e\n" +
 	"\n" +
 	"KIND_EXACT\x10\x01\x12\r\n" +
-	"\tKIND_HNSW\x10\x02*l\n" +
+	"\tKIND_HNSW\x10\x02\"Z\n" +
+	"\fQuantization\x12\x1c\n" +
+	"\x18QUANTIZATION_UNSPECIFIED\x10\x00\x12\x15\n" +
+	"\x11QUANTIZATION_NONE\x10\x01\x12\x15\n" +
+	"\x11QUANTIZATION_INT8\x10\x02*l\n" +
 	"\rSortDirection\x12\x1e\n" +
 	"\x1aSORT_DIRECTION_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18SORT_DIRECTION_ASCENDING\x10\x01\x12\x1d\n" +
@@ -525,27 +602,29 @@ func file_nexadb_v1_common_proto_rawDescGZIP() []byte {
 	return file_nexadb_v1_common_proto_rawDescData
 }
 
-var file_nexadb_v1_common_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
+var file_nexadb_v1_common_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
 var file_nexadb_v1_common_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
 var file_nexadb_v1_common_proto_goTypes = []any{
-	(SortDirection)(0),       // 0: nexadb.v1.SortDirection
-	(VectorMetric)(0),        // 1: nexadb.v1.VectorMetric
-	(CollectionInfo_Kind)(0), // 2: nexadb.v1.CollectionInfo.Kind
-	(VectorIndex_Kind)(0),    // 3: nexadb.v1.VectorIndex.Kind
-	(*Document)(nil),         // 4: nexadb.v1.Document
-	(*CollectionInfo)(nil),   // 5: nexadb.v1.CollectionInfo
-	(*VectorIndex)(nil),      // 6: nexadb.v1.VectorIndex
+	(SortDirection)(0),            // 0: nexadb.v1.SortDirection
+	(VectorMetric)(0),             // 1: nexadb.v1.VectorMetric
+	(CollectionInfo_Kind)(0),      // 2: nexadb.v1.CollectionInfo.Kind
+	(VectorIndex_Kind)(0),         // 3: nexadb.v1.VectorIndex.Kind
+	(VectorIndex_Quantization)(0), // 4: nexadb.v1.VectorIndex.Quantization
+	(*Document)(nil),              // 5: nexadb.v1.Document
+	(*CollectionInfo)(nil),        // 6: nexadb.v1.CollectionInfo
+	(*VectorIndex)(nil),           // 7: nexadb.v1.VectorIndex
 }
 var file_nexadb_v1_common_proto_depIdxs = []int32{
 	1, // 0: nexadb.v1.CollectionInfo.metric:type_name -> nexadb.v1.VectorMetric
 	2, // 1: nexadb.v1.CollectionInfo.kind:type_name -> nexadb.v1.CollectionInfo.Kind
-	6, // 2: nexadb.v1.CollectionInfo.index:type_name -> nexadb.v1.VectorIndex
+	7, // 2: nexadb.v1.CollectionInfo.index:type_name -> nexadb.v1.VectorIndex
 	3, // 3: nexadb.v1.VectorIndex.kind:type_name -> nexadb.v1.VectorIndex.Kind
-	4, // [4:4] is the sub-list for method output_type
-	4, // [4:4] is the sub-list for method input_type
-	4, // [4:4] is the sub-list for extension type_name
-	4, // [4:4] is the sub-list for extension extendee
-	0, // [0:4] is the sub-list for field type_name
+	4, // 4: nexadb.v1.VectorIndex.quantization:type_name -> nexadb.v1.VectorIndex.Quantization
+	5, // [5:5] is the sub-list for method output_type
+	5, // [5:5] is the sub-list for method input_type
+	5, // [5:5] is the sub-list for extension type_name
+	5, // [5:5] is the sub-list for extension extendee
+	0, // [0:5] is the sub-list for field type_name
 }
 
 func init() { file_nexadb_v1_common_proto_init() }
@@ -558,7 +637,7 @@ func file_nexadb_v1_common_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_nexadb_v1_common_proto_rawDesc), len(file_nexadb_v1_common_proto_rawDesc)),
-			NumEnums:      4,
+			NumEnums:      5,
 			NumMessages:   3,
 			NumExtensions: 0,
 			NumServices:   0,

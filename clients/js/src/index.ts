@@ -83,6 +83,10 @@ export interface VectorIndex {
   kind: 'exact' | 'hnsw';
   m?: number;
   efConstruction?: number;
+  /** 'int8': the graph keeps int8 codes (a quarter of the bytes); searches rescore oversample x limit hits exactly. */
+  quantization?: 'none' | 'int8';
+  /** int8: hits rescored per hit wanted, 1..100; 0 or absent for the server's 4. */
+  oversample?: number;
 }
 
 /** How a search ran (VectorCollection.explain). */
@@ -198,8 +202,14 @@ function collectionInfo(c: any): CollectionInfo {
   if (c.dimensions) {
     info.dimensions = c.dimensions;
     info.metric = enumName(c.metric, 'VECTOR_METRIC_');
-    const ix = c.index ?? { kind: 'KIND_EXACT', m: 0, ef_construction: 0 };
-    info.index = { kind: enumName(ix.kind, 'KIND_') as VectorIndex['kind'], m: ix.m, efConstruction: ix.ef_construction };
+    const ix = c.index ?? { kind: 'KIND_EXACT', m: 0, ef_construction: 0, quantization: 'QUANTIZATION_NONE', oversample: 0 };
+    info.index = {
+      kind: enumName(ix.kind, 'KIND_') as VectorIndex['kind'],
+      m: ix.m,
+      efConstruction: ix.ef_construction,
+      quantization: enumName(ix.quantization, 'QUANTIZATION_') as VectorIndex['quantization'],
+      oversample: ix.oversample,
+    };
     info.indexed = Number(c.indexed);
     info.indexBuilding = c.index_building;
     info.indexBytes = Number(c.index_bytes);
@@ -209,7 +219,15 @@ function collectionInfo(c: any): CollectionInfo {
 
 function indexMessage(ix: VectorIndex): object {
   if (ix.kind !== 'exact' && ix.kind !== 'hnsw') throw new RangeError(`unknown index '${ix.kind}' (exact or hnsw)`);
-  return { kind: `KIND_${ix.kind.toUpperCase()}`, m: ix.m ?? 0, ef_construction: ix.efConstruction ?? 0 };
+  const q = ix.quantization ?? 'none';
+  if (q !== 'none' && q !== 'int8') throw new RangeError(`unknown quantization '${q}' (none or int8)`);
+  return {
+    kind: `KIND_${ix.kind.toUpperCase()}`,
+    m: ix.m ?? 0,
+    ef_construction: ix.efConstruction ?? 0,
+    quantization: `QUANTIZATION_${q.toUpperCase()}`,
+    oversample: ix.oversample ?? 0,
+  };
 }
 
 function searchFields(options: SearchOptions): object {

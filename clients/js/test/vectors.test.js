@@ -92,7 +92,7 @@ test('an HNSW index: created, explained, changed and dropped', async () => {
   const name = uniqueName('hnsw');
   const vc = await db.vectorCollection(name, { dimensions: 3, index: { kind: 'hnsw', m: 8 } });
   let info = await vc.info();
-  assert.deepStrictEqual(info.index, { kind: 'hnsw', m: 8, efConstruction: 200 });
+  assert.deepStrictEqual(info.index, { kind: 'hnsw', m: 8, efConstruction: 200, quantization: 'none', oversample: 0 });
   await assert.rejects(db.vectorCollection(name, { dimensions: 3, index: { kind: 'exact' } }),
     (e) => e instanceof NexaDBError && e.codeName === 'ALREADY_EXISTS');
   const a = await vc.insert({ n: 1 }, [1, 0, 0]);
@@ -105,6 +105,9 @@ test('an HNSW index: created, explained, changed and dropped', async () => {
   await assert.rejects(vc.setIndex({ kind: 'hnsw', m: 1 }),
     (e) => e instanceof NexaDBError && e.codeName === 'INVALID_ARGUMENT' && /m must be/.test(e.details));
   await assert.rejects(vc.setIndex({ kind: 'ivf' }), RangeError);
+  await assert.rejects(vc.setIndex({ kind: 'hnsw', quantization: 'pq' }), RangeError);
+  info = await vc.setIndex({ kind: 'hnsw', quantization: 'int8', oversample: 2 });
+  assert.deepStrictEqual(info.index, { kind: 'hnsw', m: 16, efConstruction: 200, quantization: 'int8', oversample: 2 });
   info = await vc.setIndex({ kind: 'exact' });
   assert.strictEqual(info.index.kind, 'exact');
   await assert.rejects((await db.vectorCollection(uniqueName('none'))).info(),

@@ -92,14 +92,21 @@ def _metric(metric: str) -> int:
 
 
 INDEXES = {"exact": common_pb2.VectorIndex.KIND_EXACT, "hnsw": common_pb2.VectorIndex.KIND_HNSW}
+QUANTIZATIONS = {"none": common_pb2.VectorIndex.QUANTIZATION_NONE,
+                 "int8": common_pb2.VectorIndex.QUANTIZATION_INT8}
 
 
-def vector_index(index: str, m: int = 0, ef_construction: int = 0) -> common_pb2.VectorIndex:
+def vector_index(index: str, m: int = 0, ef_construction: int = 0, quantization: str = "none",
+                 oversample: int = 0) -> common_pb2.VectorIndex:
     """A VectorIndex: 'exact', or 'hnsw' with m and ef_construction (0: the server's
-    defaults, 16 and 200)."""
+    defaults, 16 and 200) and quantization 'none' or 'int8' (with oversample, the hits
+    rescored per hit wanted; 0: 4)."""
     if index not in INDEXES:
         raise ValueError(f"index must be one of {sorted(INDEXES)}, not {index!r}")
-    return common_pb2.VectorIndex(kind=INDEXES[index], m=int(m), ef_construction=int(ef_construction))
+    if quantization not in QUANTIZATIONS:
+        raise ValueError(f"quantization must be one of {sorted(QUANTIZATIONS)}, not {quantization!r}")
+    return common_pb2.VectorIndex(kind=INDEXES[index], m=int(m), ef_construction=int(ef_construction),
+                                  quantization=QUANTIZATIONS[quantization], oversample=int(oversample))
 
 
 def _filter(query: Query) -> Optional[common_pb2.Document]:

@@ -169,13 +169,15 @@ class AsyncNexaDB(Connection):
 
     async def vector_collection(self, name: str, dimensions: Optional[int] = None,
                                 metric: str = "cosine", *, index: Optional[str] = None, m: int = 0,
-                                ef_construction: int = 0) -> "AsyncVectorCollection":
+                                ef_construction: int = 0, quantization: str = "none",
+                                oversample: int = 0) -> "AsyncVectorCollection":
         """A handle on a vector collection; a coroutine, unlike collection(), because with
         dimensions it creates the collection unless one with the same dimensions and metric
         exists (a different one raises AlreadyExistsError). index: 'exact' (the default)
         or 'hnsw' (with m and ef_construction; 0: the server's defaults), as in
         NexaDB.vector_collection."""
-        ix = None if index is None else _calls.vector_index(index, m, ef_construction)
+        ix = None if index is None else _calls.vector_index(index, m, ef_construction, quantization,
+                                                            oversample)
         create = _calls.create_vector_collection(name, dimensions, metric, ix)
         if create is not None:
             await self._run(create)
@@ -342,9 +344,10 @@ class AsyncVectorCollection:
         o = _calls.SearchOptions(filter, min_score, include_vectors, ef, exact)
         return await self.db._run(_calls.search_batch(self.name, query_vectors, limit, o))
 
-    async def set_index(self, index: str, *, m: int = 0, ef_construction: int = 0) -> Dict[str, Any]:
-        return await self.db._run(_calls.set_vector_index(self.name,
-                                                          _calls.vector_index(index, m, ef_construction)))
+    async def set_index(self, index: str, *, m: int = 0, ef_construction: int = 0,
+                        quantization: str = "none", oversample: int = 0) -> Dict[str, Any]:
+        ix = _calls.vector_index(index, m, ef_construction, quantization, oversample)
+        return await self.db._run(_calls.set_vector_index(self.name, ix))
 
     async def info(self) -> Dict[str, Any]:
         return await self.db._run(_calls.vector_collection_info(self.name))

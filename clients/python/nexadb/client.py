@@ -121,14 +121,19 @@ class NexaDB(Connection):
 
     def vector_collection(self, name: str, dimensions: Optional[int] = None,
                           metric: str = "cosine", *, index: Optional[str] = None, m: int = 0,
-                          ef_construction: int = 0) -> "VectorCollection":
+                          ef_construction: int = 0, quantization: str = "none",
+                          oversample: int = 0) -> "VectorCollection":
         """A handle on a vector collection. With dimensions, creates it unless one with the
         same dimensions and metric exists (a different one raises AlreadyExistsError).
         index: 'exact' (every vector scored; the default) or 'hnsw' (a graph built in the
         background, searched approximately once the collection outgrows exact search), with
-        m and ef_construction (0: the server's defaults, 16 and 200); a collection that
-        exists with another kind of index raises AlreadyExistsError (set_index changes it)."""
-        ix = None if index is None else _calls.vector_index(index, m, ef_construction)
+        m and ef_construction (0: the server's defaults, 16 and 200) and quantization 'none'
+        or 'int8' (the graph's vectors as int8 codes, a quarter of the bytes; each search
+        rescores oversample x limit of its hits with the float32 vectors, 4 by default); a
+        collection that exists with another kind of index raises AlreadyExistsError
+        (set_index changes it)."""
+        ix = None if index is None else _calls.vector_index(index, m, ef_construction, quantization,
+                                                            oversample)
         create = _calls.create_vector_collection(name, dimensions, metric, ix)
         if create is not None:
             self._run(create)
@@ -331,11 +336,12 @@ class VectorCollection:
         o = _calls.SearchOptions(filter, min_score, include_vectors, ef, exact)
         return self.db._run(_calls.search_batch(self.name, query_vectors, limit, o))
 
-    def set_index(self, index: str, *, m: int = 0, ef_construction: int = 0) -> Dict[str, Any]:
-        """Changes the index: 'hnsw' (or new m / ef_construction) builds a graph in the
-        background while searches go on; 'exact' drops it. Returns info()."""
-        return self.db._run(_calls.set_vector_index(self.name,
-                                                    _calls.vector_index(index, m, ef_construction)))
+    def set_index(self, index: str, *, m: int = 0, ef_construction: int = 0,
+                  quantization: str = "none", oversample: int = 0) -> Dict[str, Any]:
+        """Changes the index: 'hnsw' (or new m / ef_construction / quantization) builds a
+        graph in the background while searches go on; 'exact' drops it. Returns info()."""
+        ix = _calls.vector_index(index, m, ef_construction, quantization, oversample)
+        return self.db._run(_calls.set_vector_index(self.name, ix))
 
     def info(self) -> Dict[str, Any]:
         """The collection: count, dimensions, metric, index ({'kind', 'm',

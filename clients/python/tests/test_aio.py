@@ -237,7 +237,8 @@ def test_vectors(run, coll_name):
 def test_vector_index_and_explain(run, coll_name):
     async def body(db):
         vecs = await db.vector_collection(coll_name, dimensions=4, index="hnsw", ef_construction=50)
-        assert (await vecs.info())["index"] == {"kind": "hnsw", "m": 16, "ef_construction": 50}
+        assert (await vecs.info())["index"] == {"kind": "hnsw", "m": 16, "ef_construction": 50,
+                                                "quantization": "none", "oversample": 0}
         a = await vecs.insert({"name": "a"}, vector=[1, 0, 0, 0])
         e = await vecs.explain([1, 0, 0, 0], limit=1, ef=20)
         assert e["plan"]["path"] == "exact", "a collection this small is searched exactly"

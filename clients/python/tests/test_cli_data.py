@@ -108,6 +108,7 @@ def test_index_shows_changes_and_follows_the_build(run, server, coll_name, tmp_p
     r = run(server, "index", coll_name, "--hnsw", "--m", "8", "--wait", "--progress", "always")
     (done,) = lines(r.stdout)
     assert done["index"] == "hnsw" and done["m"] == 8 and done["ef_construction"] == 200
+    assert done["quantization"] == "none" and "oversample" not in done
     assert done["indexed"] == 3000 and done["building"] is False and done["index_bytes"] > 0
     assert "rows" in r.stderr and "100.0%" in r.stderr
     listed = [c for c in lines(run(server, "collections").stdout) if c["name"] == coll_name]
@@ -116,7 +117,10 @@ def test_index_shows_changes_and_follows_the_build(run, server, coll_name, tmp_p
                     "--explain").stdout)
     assert out[0]["plan"]["path"] == "exact" and len(out) == 4  # 3,000 rows of 32: searched exactly
     r = run(server, "index", coll_name, "--m", "8", check=False)
-    assert r.returncode == 2 and "--m and --ef-construction go with --hnsw" in r.stderr
+    assert r.returncode == 2 and "go with --hnsw" in r.stderr
+    (q8,) = lines(run(server, "index", coll_name, "--hnsw", "--quantization", "int8", "--oversample", "3",
+                      "--wait", "--progress", "never").stdout)
+    assert q8["quantization"] == "int8" and q8["oversample"] == 3 and q8["indexed"] == 3000
     r = run(server, "index", coll_name, "--hnsw", "--m", "100", check=False)
     assert r.returncode == 1 and "m must be 2 to 64" in r.stderr
     assert lines(run(server, "index", coll_name, "--exact").stdout)[0]["index"] == "exact"

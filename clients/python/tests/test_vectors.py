@@ -108,7 +108,8 @@ def test_hnsw_index_search_options_and_explain(db, coll_name):
     vc = db.vector_collection(coll_name, dimensions=64, metric="l2", index="hnsw", m=12)
     try:
         info = vc.info()
-        assert info["index"] == {"kind": "hnsw", "m": 12, "ef_construction": 200}
+        assert info["index"] == {"kind": "hnsw", "m": 12, "ef_construction": 200, "quantization": "none",
+                                 "oversample": 0}
         for at in range(0, len(rows), 2000):
             vc.insert_many([{"_id": f"r{i}", "even": i % 2 == 0} for i in range(at, min(at + 2000, len(rows)))],
                            rows[at:at + 2000])
@@ -126,6 +127,15 @@ def test_hnsw_index_search_options_and_explain(db, coll_name):
             vc.set_index("hnsw", m=100)
         with pytest.raises(ValueError, match="index must be one of"):
             vc.set_index("ivf")
+        info = vc.set_index("hnsw", m=12, quantization="int8", oversample=3)
+        assert info["index"] == {"kind": "hnsw", "m": 12, "ef_construction": 200, "quantization": "int8",
+                                 "oversample": 3}
+        info = wait_indexed(vc, len(rows))
+        e = vc.explain(rows[7], limit=3, ef=64)
+        assert e["plan"]["path"] == "hnsw" and e["results"][0].doc_id == "r7"
+        assert e["results"][0].similarity == 0.0, "int8 hits are rescored: exact l2 distance 0"
+        with pytest.raises(ValueError, match="quantization must be one of"):
+            vc.set_index("hnsw", quantization="pq")
         assert vc.set_index("exact")["index"]["kind"] == "exact"
         assert vc.explain(rows[5], limit=3)["plan"]["path"] == "exact"
     finally:
