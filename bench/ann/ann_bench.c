@@ -15,7 +15,9 @@
  *   METRIC ann.<tag>.ours.t<n>.ef<ef>.recall and .qps,
  *   METRIC ann.<tag>.ours.t<n>.qps_at_r90|r95|r99 (the QPS of the
  *   smallest ef that reaches that recall; 0 when none does),
- * then the filtered runs (filtered() below).
+ * then the filtered runs (filtered() below), then the same sweep with an int8
+ * graph whose OVERSAMPLE x 10 hits are rescored with the float32 rows
+ * (METRIC ann.<tag>.ours_int8.*, as an int8 collection searches).
  * Never asserts on time.
  */
 #include <math.h>
@@ -105,6 +107,8 @@ static int32_t *truth(const float *data, size_t n, const float *qs, size_t nq, s
     return t;
 }
 
+#define OVERSAMPLE 4 /* an int8 graph's hits rescored per hit wanted, as a collection's default */
+
 typedef struct job {
     const hnsw *h;
     const float *qs;
@@ -112,19 +116,35 @@ typedef struct job {
     uint32_t ef;
     uint32_t *found;       /* K per query */
     const uint64_t *allow; /* NULL: no filter */
+    const float *data;     /* an int8 graph's: the float32 rows its hits are rescored with */
 } job;
+
+static int by_score_desc(const void *a, const void *b)
+{
+    float x = ((const hnsw_hit *)a)->score, y = ((const hnsw_hit *)b)->score;
+    return x < y ? 1 : x > y ? -1 : 0;
+}
 
 static void *run(void *va)
 {
     job *j = va;
     hnsw_scratch s = {0};
-    hnsw_hit hits[K];
+    hnsw_hit hits[K * OVERSAMPLE];
+    const kern_ops *k = kern_get();
     for (size_t q = j->from; q < j->to; q++) {
         uint32_t n;
         hnsw_path path;
-        if (hnsw_search(j->h, j->qs + q * j->dpad, K, j->ef, j->allow, NULL, &s, hits, &n, &path) != NDB_OK) {
+        const float *qv = j->qs + q * j->dpad;
+        uint32_t want = j->data ? K * OVERSAMPLE : K;
+        if (hnsw_search(j->h, qv, want, j->ef, j->allow, NULL, &s, hits, &n, &path) != NDB_OK) {
             fprintf(stderr, "ann_bench: search failed\n");
             exit(1);
+        }
+        if (j->data) { /* rescoring, as a collection does */
+            for (uint32_t i = 0; i < n; i++)
+                hits[i].score = k->dot(qv, j->data + hnsw_label(j->h, hits[i].node) * j->dpad, j->dpad);
+            qsort(hits, n, sizeof *hits, by_score_desc);
+            n = n < K ? n : K;
         }
         for (uint32_t i = 0; i < K; i++)
             j->found[q * K + i] = i < n ? (uint32_t)hnsw_label(j->h, hits[i].node) : UINT32_MAX;
@@ -133,9 +153,10 @@ static void *run(void *va)
     return NULL;
 }
 
-/* Runs every query at each ef on nt threads; prints recall and QPS. */
+/* Runs every query at each ef on nt threads; prints recall and QPS as lib
+ * ("ours", or "ours_int8" whose hits are rescored with data). */
 static void sweep(const hnsw *h, const float *qs, size_t nq, size_t dpad, const int32_t *t, uint32_t *found, int nt,
-                  const char *tag)
+                  const char *tag, const char *lib, const float *data)
 {
     double at[3] = {0, 0, 0};
     const double target[3] = {0.90, 0.95, 0.99};
@@ -145,7 +166,7 @@ static void sweep(const hnsw *h, const float *qs, size_t nq, size_t dpad, const 
         double t1 = bench_now();
         for (int i = 0; i < nt; i++) {
             jobs[i] = (job){h, qs, nq * (size_t)i / (size_t)nt, nq * (size_t)(i + 1) / (size_t)nt, dpad, efs[e], found,
-                            NULL};
+                            NULL, data};
             if (i > 0 && pthread_create(&th[i], NULL, run, &jobs[i]) != 0) {
                 fprintf(stderr, "ann_bench: pthread_create failed\n");
                 exit(1);
@@ -161,15 +182,15 @@ static void sweep(const hnsw *h, const float *qs, size_t nq, size_t dpad, const 
                 for (int j = 0; j < K; j++)
                     hit += found[q * K + (size_t)i] == (uint32_t)t[q * K + (size_t)j];
         double recall = (double)hit / (double)(nq * K);
-        printf("METRIC ann.%s.ours.t%d.ef%u.recall %.4f\n", tag, nt, efs[e], recall);
-        printf("METRIC ann.%s.ours.t%d.ef%u.qps %.0f q/s\n", tag, nt, efs[e], qps);
+        printf("METRIC ann.%s.%s.t%d.ef%u.recall %.4f\n", tag, lib, nt, efs[e], recall);
+        printf("METRIC ann.%s.%s.t%d.ef%u.qps %.0f q/s\n", tag, lib, nt, efs[e], qps);
         for (int r = 0; r < 3; r++)
             if (at[r] == 0 && recall >= target[r])
                 at[r] = qps;
         fflush(stdout);
     }
     for (int r = 0; r < 3; r++)
-        printf("METRIC ann.%s.ours.t%d.qps_at_r%d %.0f q/s\n", tag, nt, (int)(target[r] * 100 + 0.5), at[r]);
+        printf("METRIC ann.%s.%s.t%d.qps_at_r%d %.0f q/s\n", tag, lib, nt, (int)(target[r] * 100 + 0.5), at[r]);
 }
 
 /* Filters keeping 50%, 10%, 1% and 0.1% of the rows (chosen by a hash of the
@@ -202,7 +223,7 @@ static void filtered(const hnsw *h, const char *dir, const float *data, size_t n
         bench_write_file(dir, name, allow, n);
         snprintf(name, sizeof name, "truth_%s.i32", sel[f].name);
         bench_write_file(dir, name, t, nq * K * sizeof *t);
-        job j = {h, qs, 0, nq, dpad, FILTER_EF, found, bm};
+        job j = {h, qs, 0, nq, dpad, FILTER_EF, found, bm, NULL};
         double t1 = bench_now();
         run(&j);
         double qps = (double)nq / (bench_now() - t1);
@@ -219,6 +240,39 @@ static void filtered(const hnsw *h, const char *dir, const float *data, size_t n
     free(allow);
     free(bm);
     free(found);
+}
+
+/* Builds a graph of the n rows on one thread (int8: trained on all of them
+ * first); prints lib's build_s and bytes_per_vector. */
+static hnsw *build(const float *data, size_t n, size_t d, size_t dpad, uint32_t m, uint32_t efc, hnsw_quant quant,
+                   const char *tag, const char *lib)
+{
+    hnsw *h;
+    ndb_errmsg msg = {{0}};
+    hnsw_params p = {.m = m, .ef_construction = efc, .seed = 42, .quant = quant};
+    if (hnsw_new((uint32_t)d, (uint32_t)dpad, NDB_VEC_COSINE, &p, &h, &msg) != NDB_OK) {
+        fprintf(stderr, "ann_bench: %s\n", msg.text);
+        exit(1);
+    }
+    hnsw_scratch s = {0};
+    double t0 = bench_now();
+    if (hnsw_train(h, data, n, dpad) != NDB_OK) {
+        fprintf(stderr, "ann_bench: train failed\n");
+        exit(1);
+    }
+    for (size_t i = 0; i < n; i++) {
+        uint32_t node;
+        if (hnsw_add(h, i, data + i * dpad, &s, &node) != NDB_OK) {
+            fprintf(stderr, "ann_bench: add failed\n");
+            exit(1);
+        }
+    }
+    double secs = bench_now() - t0;
+    hnsw_scratch_free(&s);
+    printf("METRIC ann.%s.%s.build_s %.3f s\n", tag, lib, secs);
+    printf("METRIC ann.%s.%s.bytes_per_vector %.1f bytes\n", tag, lib, (double)hnsw_bytes(h) / (double)n);
+    fflush(stdout);
+    return h;
 }
 
 int main(int argc, char **argv)
@@ -244,34 +298,17 @@ int main(int argc, char **argv)
     write_rows(dir, "queries.f32", qs, nq, d, dpad);
     bench_write_file(dir, "truth.i32", t, nq * K * sizeof *t);
 
-    hnsw *h;
-    ndb_errmsg msg = {{0}};
-    hnsw_params p = {.m = m, .ef_construction = efc, .seed = 42};
-    if (hnsw_new((uint32_t)d, (uint32_t)dpad, NDB_VEC_COSINE, &p, &h, &msg) != NDB_OK) {
-        fprintf(stderr, "ann_bench: %s\n", msg.text);
-        return 1;
-    }
-    hnsw_scratch s = {0};
-    double t0 = bench_now();
-    for (size_t i = 0; i < n; i++) {
-        uint32_t node;
-        if (hnsw_add(h, i, data + i * dpad, &s, &node) != NDB_OK) {
-            fprintf(stderr, "ann_bench: add failed\n");
-            return 1;
-        }
-    }
-    double build = bench_now() - t0;
-    hnsw_scratch_free(&s);
-    printf("METRIC ann.%s.ours.build_s %.3f s\n", tag, build);
-    printf("METRIC ann.%s.ours.bytes_per_vector %.1f bytes\n", tag, (double)hnsw_bytes(h) / (double)n);
-    fflush(stdout);
-
     uint32_t *found = malloc(nq * K * sizeof *found);
     if (found == NULL)
         return 1;
+    hnsw *h = build(data, n, d, dpad, m, efc, HNSW_QUANT_NONE, tag, "ours");
     for (int nt = 1; nt <= threads; nt++)
-        sweep(h, qs, nq, dpad, t, found, nt, tag);
+        sweep(h, qs, nq, dpad, t, found, nt, tag, "ours", NULL);
     filtered(h, dir, data, n, qs, nq < FQ ? nq : FQ, dpad, tag);
+    hnsw_free(h);
+    h = build(data, n, d, dpad, m, efc, HNSW_QUANT_INT8, tag, "ours_int8");
+    for (int nt = 1; nt <= threads; nt++)
+        sweep(h, qs, nq, dpad, t, found, nt, tag, "ours_int8", data);
     hnsw_free(h);
     free(found);
     free(t);

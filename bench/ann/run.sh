@@ -15,6 +15,8 @@
 # Then the same data through the server (grpc/: the Go SDK against a nexadb-server on
 # loopback, an HNSW collection with the same M and ef_construction): ann.<shape>.server.*,
 # and ratio.<shape>.t<threads>.qps_at_r…server_vs_ours (through gRPC over in-process).
+# The int8 graphs (ours rescored 4x, FAISS IndexHNSWSQ refined 4x) give
+# ratio.<shape>.int8.t<threads>.…vs_faiss_sq8.
 # Scratch data goes to ${NDB_BENCH_DIR:-/tmp/ndb-bench-ann}.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/../.." && pwd)
@@ -63,6 +65,13 @@ awk '
   $1 == "METRIC" && ($2 ~ /qps_at_r/ || $2 ~ /\.ef(64|256|768)\.qps$/) { v[$2] = $3 }
   END {
     for (name in v) {
+      if (name ~ /\.ours_int8\./) { # the int8 graphs: ours rescored, FAISS refined
+        other = name; sub(/\.ours_int8\./, ".faiss_sq8.", other)
+        if (other in v && v[other] > 0 && v[name] > 0) {
+          r = name; sub(/^ann\./, "", r); sub(/\.ours_int8\./, ".int8.", r)
+          printf "METRIC ratio.%s.vs_faiss_sq8 %.3f x\n", r, v[name] / v[other]
+        }
+      }
       if (name !~ /\.ours\./) continue
       for (p = 1; p <= 2; p++) {
         peer = p == 1 ? "hnswlib" : "faiss"
