@@ -757,8 +757,9 @@ void coll_info(vcoll *c, ndb_vec_info *out)
         size_t nr = runs ? coll_runs(c, runs) : 0;
         out->building = c->gnext != NULL || (nr && c->g->hi <= runs[nr - 1].rowno[runs[nr - 1].n - 1]);
         free(runs);
-    } else {
-        out->building = c->index.kind == NDB_VEC_INDEX_HNSW && out->rows > 0;
+    } else { /* an int8 graph waits for rows to train on */
+        out->building = c->index.kind == NDB_VEC_INDEX_HNSW && out->rows > 0 &&
+                        (c->index.quantization != NDB_VEC_QUANT_INT8 || out->rows >= VEC_MIN_TRAIN_ROWS);
     }
     if (c->gnext)
         out->graph_bytes += hnsw_bytes(c->gnext->h) + c->gnext->dcap / 8;

@@ -193,11 +193,6 @@ void vscratch_put(const venv *e, hnsw_scratch *s)
 
 /* ---- graphs ---------------------------------------------------------------- */
 
-/* An int8 graph's quantizer is trained on up to TRAIN_ROWS live rows spread
- * over the collection; one is not started before it has MIN_TRAIN_ROWS. */
-#define TRAIN_ROWS 16384u
-#define MIN_TRAIN_ROWS 1024u
-
 /* Trains g's quantizer on a sample of c's live rows (takes rw shared);
  * *few: there are too few rows yet (nothing done). */
 static ndb_status train(vcoll *c, vgraph *g, bool *few)
@@ -208,15 +203,15 @@ static ndb_status train(vcoll *c, vgraph *g, bool *few)
     uint64_t live = 0;
     for (size_t r = 0; r < nr; r++)
         live += runs[r].n - runs[r].ndead;
-    uint64_t want = live < TRAIN_ROWS ? live : TRAIN_ROWS, step = want ? live / want : 1, seen = 0, got = 0;
-    float *rows = runs && live >= MIN_TRAIN_ROWS ? malloc(want * c->stride) : NULL;
+    uint64_t want = live < VEC_TRAIN_ROWS ? live : VEC_TRAIN_ROWS, step = want ? live / want : 1, seen = 0, got = 0;
+    float *rows = runs && live >= VEC_MIN_TRAIN_ROWS ? malloc(want * c->stride) : NULL;
     for (size_t r = 0; rows && r < nr && got < want; r++)
         for (uint64_t i = 0; i < runs[r].n && got < want; i++)
             if (!(runs[r].dead[i >> 6] >> (i & 63) & 1) && seen++ % step == 0)
                 memcpy(rows + got++ * c->dpad, runs[r].rows + i * c->dpad, c->stride);
     pthread_rwlock_unlock(&c->rw);
     free(runs);
-    *few = live < MIN_TRAIN_ROWS;
+    *few = live < VEC_MIN_TRAIN_ROWS;
     ndb_status st = *few ? NDB_OK : !rows ? NDB_ENOMEM : hnsw_train(g->h, rows, got, c->dpad);
     free(rows);
     return st;

@@ -256,6 +256,11 @@ uint64_t run_lower(const vrun *r, uint64_t row);
 bool runs_find(const vrun *runs, size_t n, uint64_t row, size_t *run, uint64_t *at);
 
 /* ---- graph.c: the approximate index over a collection's rows */
+/* An int8 graph's quantizer is trained on up to VEC_TRAIN_ROWS live rows
+ * spread over the collection; one is not started before it has
+ * VEC_MIN_TRAIN_ROWS (the collection stays exact until then). */
+#define VEC_TRAIN_ROWS 16384u
+#define VEC_MIN_TRAIN_ROWS 1024u
 /* A graph over the rows with numbers below hi: each live row when it was
  * added is a node labelled with its row number, added in row order (so the
  * labels ascend with the node numbers); dead marks the nodes whose rows were
