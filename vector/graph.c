@@ -21,8 +21,8 @@
  * this thread changes a graph, so it writes the graph file without a lock:
  * <segment directory>/graph.hnsw (vector/FORMAT.md, "Graph files"), written
  * under a temporary name and renamed, never synced (derived data, like
- * segments). It is saved when a graph first catches up and again once an
- * eighth more nodes were added; at open it is loaded, its nodes whose rows
+ * segments). It is saved when a graph first catches up, again once an
+ * eighth more nodes were added, and at close if it grew since; at open it is loaded, its nodes whose rows
  * are no longer live are marked, and rows after it are added; a missing,
  * damaged or stale file is rebuilt from the rows, with progress in the log.
  */
@@ -555,6 +555,13 @@ static void save(vcoll *c, vgraph *g)
     }
     free(tmp);
     free(fin);
+}
+
+void graph_close(vcoll *c)
+{
+    vgraph *g = c->g;
+    if (g && !__atomic_load_n(&c->dropped, __ATOMIC_ACQUIRE) && hnsw_count(g->h) > g->saved)
+        save(c, g);
 }
 
 bool graph_work(vcoll *c, hnsw_scratch *s)

@@ -221,8 +221,10 @@ void ndb_vec_close(ndb_vec_db *db)
         pthread_mutex_destroy(&q->mu);
         pthread_cond_destroy(&q->cv);
     }
-    for (size_t i = 0; i < db->n; i++)
+    for (size_t i = 0; i < db->n; i++) {
+        graph_close(db->colls[i]);
         coll_unref(db->colls[i]);
+    }
     free(db->colls);
     for (size_t i = 0; i < db->scratch.n; i++) {
         hnsw_scratch_free(db->scratch.free[i]);

@@ -294,6 +294,9 @@ void graph_wake(vcoll *c, bool always);
 /* The index thread's job: adds rows for a bounded time, saves the graph
  * file, swaps a finished rebuild in. True if more work remains. */
 bool graph_work(vcoll *c, hnsw_scratch *s);
+/* At close, after the index thread stopped: saves c's graph if it grew
+ * since it was last saved, so the next open resumes from it. */
+void graph_close(vcoll *c);
 void graph_free(vgraph *g);
 /* Removes the graph file of c. */
 void graph_remove_file(vcoll *c);
