@@ -924,6 +924,14 @@ ndb_status kv_write_out_recovered(ndb_kv *kv, kv_mem *mem, kv_edit *e, ndb_errms
     return NDB_OK;
 }
 
+static int in_version(const kv_version *v, uint64_t num)
+{
+    for (int l = 0; l < NDB_KV_LEVELS; l++)
+        for (size_t j = 0; j < v->nfiles[l]; j++)
+            if (v->files[l][j]->number == num) return 1;
+    return 0;
+}
+
 /* Removes files no version needs: old WALs and manifests, unreferenced tables, temporaries. */
 void kv_delete_obsolete(ndb_kv *kv)
 {
@@ -944,13 +952,8 @@ void kv_delete_obsolete(ndb_kv *kv)
             if (strcmp(ext, "wal") == 0) {
                 del = num < kv->vs->log_number;
             } else if (strcmp(ext, "sst") == 0) {
-                int live = 0;
-                for (int l = 0; l < NDB_KV_LEVELS && !live; l++)
-                    for (size_t j = 0; j < v->nfiles[l]; j++)
-                        if (v->files[l][j]->number == num) {
-                            live = 1;
-                            break;
-                        }
+                int live = in_version(v, num);
+                for (kv_pin *p = kv->pins.next; p != &kv->pins && !live; p = p->next) live = in_version(p->v, num);
                 del = !live;
             }
         }
@@ -1025,6 +1028,7 @@ ndb_status ndb_kv_open_ex(const char *dir, const ndb_kv_options *opt, ndb_kv **o
     pthread_mutex_init(&kv->smu, NULL);
     pthread_cond_init(&kv->interval_cv, NULL);
     kv->snaps.next = kv->snaps.prev = &kv->snaps;
+    kv->pins.next = kv->pins.prev = &kv->pins;
     kv->compact_out = -1;
     /* the memtable grows by arena blocks: keep them small against its budget */
     kv->mem_filter_bytes = o.memtable_bytes / 64; /* ~18 bits per 150-byte entry */
