@@ -41,6 +41,7 @@ typedef struct src {
     int kind;
     uint64_t size;       /* bytes the backup takes */
     kv_file *f;          /* SRC_WAL: the segment, opened during the capture */
+    int closed;          /* SRC_WAL: a segment before the current one, never written again */
     char *mem;           /* SRC_MEM: the bytes */
     const bk_file *prev; /* the previous backup's entry for the same table, or NULL */
 } src;
@@ -144,8 +145,9 @@ static ndb_status open_segments(plan *p, uint64_t lo, uint64_t hi, uint64_t hi_s
         }
         st = kv->env->v->open_read(kv->env, path, &s->f);
         if (st == NDB_OK) {
-            if (nums[i] == hi) s->size = hi_size;
-            else st = kv_file_size(s->f, &s->size);
+            s->closed = nums[i] != hi; /* a roll closed it (trimmed, fsync'd) before we took wmu */
+            if (s->closed) st = kv_file_size(s->f, &s->size);
+            else s->size = hi_size;
         }
         if (st != NDB_OK) ndb_errmsg_set(msg, st, "%s: cannot open it for the backup", path);
     }
@@ -396,10 +398,18 @@ static ndb_status dir_put(plan *p, src *s, const char *dir, ndb_errmsg *msg)
             return file_done(p, s, s->prev->crc, 1, msg);
         }
     }
-    if (s->kind == SRC_TABLE && (st = env->v->link(env, from, dst)) != NDB_EUNIMPL) {
-        if (st != NDB_OK) return ndb_errmsg_set(msg, st, "linking %s to %s failed", from, dst);
-        /* the link shares the table's bytes: read them for the listing */
-        st = stream_src(p, s, dst, &crc, NULL, NULL, msg);
+    /* tables and closed log segments never change: a link shares their bytes */
+    if (s->kind == SRC_TABLE || s->closed) {
+        st = env->v->link(env, from, dst);
+        if (st != NDB_OK && st != NDB_EUNIMPL && !(st == NDB_ENOTFOUND && s->closed)) /* a flush deleted it: copy */
+            return ndb_errmsg_set(msg, st, "linking %s to %s failed", from, dst);
+    } else {
+        st = NDB_EUNIMPL;
+    }
+    if (st == NDB_OK) {
+        /* read the shared bytes for the listing */
+        st = s->kind == SRC_TABLE ? stream_src(p, s, dst, &crc, NULL, NULL, msg)
+                                  : stream_src(p, s, NULL, &crc, NULL, NULL, msg);
     } else {
         st = copy_to(p, s, from, dst, &crc, msg);
     }
