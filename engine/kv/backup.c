@@ -113,27 +113,10 @@ static ndb_status identity(ndb_kv *kv, char *id, ndb_errmsg *msg)
 static ndb_status open_segments(plan *p, uint64_t lo, uint64_t hi, uint64_t hi_size, ndb_errmsg *msg)
 {
     ndb_kv *kv = p->kv;
-    char **names;
-    size_t n;
-    ndb_status st = kv->env->v->list(kv->env, kv->dir, &names, &n);
+    uint64_t *nums;
+    size_t k;
+    ndb_status st = kv_segments_list(kv, lo, hi, &nums, &k);
     if (st != NDB_OK) return ndb_errmsg_set(msg, st, "listing %s failed", kv->dir);
-    uint64_t *nums = malloc((n + 1) * sizeof *nums);
-    size_t k = 0;
-    if (nums == NULL) st = NDB_ENOMEM;
-    for (size_t i = 0; i < n && st == NDB_OK; i++) {
-        unsigned long long num;
-        char ext[8];
-        if (sscanf(names[i], "%llu.%7s", &num, ext) == 2 && strcmp(ext, "wal") == 0 && num >= lo && num <= hi)
-            nums[k++] = num;
-    }
-    kv_env_free_list(names, n);
-    /* in number order, as recovery replays them */
-    for (size_t i = 1; i < k; i++)
-        for (size_t j = i; j > 0 && nums[j - 1] > nums[j]; j--) {
-            uint64_t t = nums[j];
-            nums[j] = nums[j - 1];
-            nums[j - 1] = t;
-        }
     for (size_t i = 0; i < k && st == NDB_OK; i++) {
         char name[32], path[4096];
         snprintf(name, sizeof name, "%06llu.wal", (unsigned long long)nums[i]);

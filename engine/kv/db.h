@@ -184,6 +184,9 @@ ndb_status kv_write_out_recovered(ndb_kv *kv, kv_mem *mem, kv_edit *e, ndb_errms
  * name, nor a backup's pinned version: leftovers of failed flushes,
  * compactions and manifest switches. mu held. (db.c) */
 void kv_delete_obsolete(ndb_kv *kv);
+/* The numbers of the WAL segments in the directory from lo to hi, ascending:
+ * caller frees *out with free(). */
+ndb_status kv_segments_list(ndb_kv *kv, uint64_t lo, uint64_t hi, uint64_t **out, size_t *n);
 /* Deletes WAL segments numbered below log_number. mu held. */
 void kv_segments_delete_below(ndb_kv *kv, uint64_t log_number);
 /* After recovery set last_seq and opened the WAL: starts the write path (and

@@ -106,6 +106,18 @@ static ndb_kv *restore_open(const char *backup, const char *const *bases, size_t
     return kv;
 }
 
+/* Restores backup, checks it equals kv at snap (then released), and removes the copy. */
+static void assert_restores(ndb_kv *kv, ndb_kv_snapshot *snap, const char *backup, const char *const *bases,
+                            size_t nbases)
+{
+    char *rdir;
+    ndb_kv *r = restore_open(backup, bases, nbases, &rdir);
+    assert_same(kv, snap, r);
+    cr_assert_eq(ndb_kv_close(r), NDB_OK);
+    ndb_kv_snapshot_release(kv, snap);
+    tu_rmdir(rdir);
+}
+
 /* An archive written to a file. */
 typedef struct file_sink {
     FILE *f;
@@ -257,13 +269,8 @@ Test(backup, archive_restores_and_verifies)
     char cmd[4300];
     snprintf(cmd, sizeof cmd, "tar -tf '%s' | tail -1 | grep -qx BACKUP", arch);
     cr_assert_eq(system(cmd), 0, "tar does not list BACKUP last");
-    char *rdir;
-    ndb_kv *r = restore_open(arch, NULL, 0, &rdir);
-    assert_same(kv, snap, r);
-    cr_assert_eq(ndb_kv_close(r), NDB_OK);
-    ndb_kv_snapshot_release(kv, snap);
+    assert_restores(kv, snap, arch, NULL, 0);
     cr_assert_eq(ndb_kv_close(kv), NDB_OK);
-    tu_rmdir(rdir);
     free(arch);
     tu_rmdir(bk);
     tu_rmdir(src);
@@ -415,18 +422,33 @@ Test(backup, archive_under_concurrent_writes_is_the_state_at_its_sequence, .time
 
 /* ---- incremental */
 
+/* Options that keep the first tables as they are (no L0 compaction). */
+static ndb_kv_options steady_opts(void)
+{
+    ndb_kv_options o = small_opts();
+    o.l0_compaction_trigger = 100;
+    o.l0_slowdown_trigger = 200;
+    o.l0_stop_trigger = 300;
+    return o;
+}
+
+/* A database in src with 2,000 keys a-*, in tables that stay. */
+static ndb_kv *steady_db(const char *src, const ndb_kv_options *o)
+{
+    ndb_kv *kv;
+    ndb_errmsg msg = {{0}};
+    cr_assert_eq(ndb_kv_open(src, o, &kv, &msg), NDB_OK, "%s", msg.text);
+    fill(kv, "a", 2000, 100);
+    return kv;
+}
+
 Test(backup, incremental_directory_links_what_the_previous_one_holds)
 {
     char *src = tu_tmpdir("isrc"), *bk = tu_tmpdir("ibk");
     char *b1 = path_in(bk, "b1"), *b2 = path_in(bk, "b2");
-    ndb_kv_options o = small_opts();
-    o.l0_compaction_trigger = 100; /* keep the first tables as they are */
-    o.l0_slowdown_trigger = 200;
-    o.l0_stop_trigger = 300;
-    ndb_kv *kv;
+    ndb_kv_options o = steady_opts();
     ndb_errmsg msg = {{0}};
-    cr_assert_eq(ndb_kv_open(src, &o, &kv, &msg), NDB_OK);
-    fill(kv, "a", 2000, 100);
+    ndb_kv *kv = steady_db(src, &o);
     ndb_kv_backup_info i1, i2;
     cr_assert_eq(ndb_kv_backup(kv, b1, NULL, &i1, &msg), NDB_OK, "%s", msg.text);
     fill(kv, "b", 500, 100);
@@ -437,11 +459,7 @@ Test(backup, incremental_directory_links_what_the_previous_one_holds)
     cr_assert_lt(i2.files_reused, i2.files);
     cr_assert_gt(i2.bytes_reused, 0);
     /* b2 is whole by itself */
-    char *rdir;
-    ndb_kv *r = restore_open(b2, NULL, 0, &rdir);
-    assert_same(kv, snap, r);
-    cr_assert_eq(ndb_kv_close(r), NDB_OK);
-    ndb_kv_snapshot_release(kv, snap);
+    assert_restores(kv, snap, b2, NULL, 0);
     /* a previous backup of another database is refused */
     char *other = tu_tmpdir("iother"), *b3 = path_in(bk, "b3");
     ndb_kv *kv2;
@@ -452,7 +470,6 @@ Test(backup, incremental_directory_links_what_the_previous_one_holds)
     cr_assert(strstr(msg.text, "another database") != NULL, "%s", msg.text);
     cr_assert_eq(ndb_kv_close(kv2), NDB_OK);
     cr_assert_eq(ndb_kv_close(kv), NDB_OK);
-    tu_rmdir(rdir);
     tu_rmdir(other);
     free(b1);
     free(b2);
@@ -465,14 +482,9 @@ Test(backup, incremental_archive_needs_its_base)
 {
     char *src = tu_tmpdir("iasrc"), *bk = tu_tmpdir("iabk");
     char *a1 = path_in(bk, "a1.tar"), *a2 = path_in(bk, "a2.tar");
-    ndb_kv_options o = small_opts();
-    o.l0_compaction_trigger = 100;
-    o.l0_slowdown_trigger = 200;
-    o.l0_stop_trigger = 300;
-    ndb_kv *kv;
+    ndb_kv_options o = steady_opts();
     ndb_errmsg msg = {{0}};
-    cr_assert_eq(ndb_kv_open(src, &o, &kv, &msg), NDB_OK);
-    fill(kv, "a", 2000, 100);
+    ndb_kv *kv = steady_db(src, &o);
     ndb_kv_backup_info i1, i2;
     cr_assert_eq(archive_to(kv, a1, NULL, &i1, &msg), NDB_OK, "%s", msg.text);
     fill(kv, "b", 500, 100);
@@ -492,14 +504,9 @@ Test(backup, incremental_archive_needs_its_base)
     cr_assert(strstr(msg.text, ".sst") != NULL && strstr(msg.text, "base") != NULL, "%s", msg.text);
     const char *bases[] = {a1};
     cr_assert_eq(ndb_kv_backup_verify(a2, bases, 1, NULL, &msg), NDB_OK, "%s", msg.text);
-    char *rdir;
-    ndb_kv *r = restore_open(a2, bases, 1, &rdir);
-    assert_same(kv, snap, r);
-    cr_assert_eq(ndb_kv_close(r), NDB_OK);
-    ndb_kv_snapshot_release(kv, snap);
+    assert_restores(kv, snap, a2, bases, 1);
     cr_assert_eq(ndb_kv_close(kv), NDB_OK);
     free(listing);
-    tu_rmdir(rdir);
     free(a1);
     free(a2);
     tu_rmdir(bk);
