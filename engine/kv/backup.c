@@ -453,6 +453,7 @@ ndb_status ndb_kv_backup(ndb_kv *kv, const char *dir, const ndb_kv_backup_option
     if (st == NDB_OK && (st = kv_env_write_file_atomic(kv->env, dir, BK_LISTING, text, len)) != NDB_OK)
         ndb_errmsg_set(msg, st, "%s/%s: writing the listing failed", dir, BK_LISTING);
     free(text);
+    if (st != NDB_OK) bk_remove_tree(kv->env, dir); /* only a kill leaves a partial backup behind */
     return finish(&p, st, info);
 }
 

@@ -66,6 +66,9 @@ ndb_status bk_tar_parse(const char h[BK_TAR_BLOCK], char name[101], uint64_t *si
 /* Zero bytes that pad an entry of size bytes to a whole block. */
 static inline size_t bk_tar_pad(uint64_t size) { return (size_t)((BK_TAR_BLOCK - size % BK_TAR_BLOCK) % BK_TAR_BLOCK); }
 
+/* Removes dir and the files in it (flat: a backup or a restore's staging directory). */
+void bk_remove_tree(kv_env *env, const char *dir);
+
 /* Reads <dir>/IDENTITY into id (BK_IDENTITY_LEN + 1 bytes); NDB_ENOTFOUND
  * when there is none, NDB_ECORRUPT when it is malformed. */
 ndb_status bk_identity_read(kv_env *env, const char *dir, char *id);

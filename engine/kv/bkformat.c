@@ -298,6 +298,22 @@ ndb_status bk_tar_parse(const char h[BK_TAR_BLOCK], char name[101], uint64_t *si
     return NDB_OK;
 }
 
+/* ------------------------------------------------------------------ files */
+
+void bk_remove_tree(kv_env *env, const char *dir)
+{
+    char **names;
+    size_t n;
+    if (env->v->list(env, dir, &names, &n) == NDB_OK) {
+        for (size_t i = 0; i < n; i++) {
+            char p[4096];
+            if ((size_t)snprintf(p, sizeof p, "%s/%s", dir, names[i]) < sizeof p) env->v->remove(env, p);
+        }
+        kv_env_free_list(names, n);
+    }
+    env->v->remove(env, dir);
+}
+
 /* ------------------------------------------------------------------ identity */
 
 static int identity_ok(const char *p, size_t n)

@@ -333,9 +333,10 @@ typedef struct ndb_kv_backup_info {
 } ndb_kv_backup_info;
 
 /* Writes a backup into directory dir, which must not exist or be empty (its
- * parent must exist). opt and info may be NULL. On failure dir holds no
- * BACKUP listing (and is left for the caller to remove). NDB_EPOISONED while
- * the engine refuses writes. */
+ * parent must exist). opt and info may be NULL. On failure (a progress
+ * callback's status included) dir and what was written into it are removed;
+ * a process killed meanwhile leaves dir without its BACKUP listing, which
+ * verify and restore refuse. NDB_EPOISONED while the engine refuses writes. */
 ndb_status ndb_kv_backup(ndb_kv *kv, const char *dir, const ndb_kv_backup_options *opt, ndb_kv_backup_info *info,
                          ndb_errmsg *msg);
 

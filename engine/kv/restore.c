@@ -361,21 +361,6 @@ ndb_status ndb_kv_backup_verify(const char *path, const char *const *bases, size
     return st;
 }
 
-/* Removes dir and the files in it (a restore's staging directory). */
-static void remove_tree(kv_env *env, const char *dir)
-{
-    char **names;
-    size_t n;
-    if (env->v->list(env, dir, &names, &n) == NDB_OK) {
-        for (size_t i = 0; i < n; i++) {
-            char p[4096];
-            if ((size_t)snprintf(p, sizeof p, "%s/%s", dir, names[i]) < sizeof p) env->v->remove(env, p);
-        }
-        kv_env_free_list(names, n);
-    }
-    env->v->remove(env, dir);
-}
-
 /* The directory holding path, for its fsync. */
 static void parent_of(const char *path, char *out, size_t cap)
 {
@@ -440,7 +425,7 @@ ndb_status ndb_kv_restore(const char *path, const char *const *bases, size_t nba
         parent_of(dir, parent, sizeof parent);
         if (st == NDB_OK && (st = env->v->sync_dir(env, parent)) != NDB_OK)
             ndb_errmsg_set(msg, st, "%s: fsync failed", parent);
-        if (st != NDB_OK) remove_tree(env, staging);
+        if (st != NDB_OK) bk_remove_tree(env, staging);
     }
     if (st == NDB_OK) fill_info(&r, info);
     rs_free(&r);

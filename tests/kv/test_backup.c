@@ -319,17 +319,49 @@ static void *write_loop(void *p)
     return NULL;
 }
 
-/* Slows the backup down so that writes, flushes and compactions run while it
- * holds its tables. */
+typedef struct slow {
+    int calls;
+    ndb_kv *kv;                        /* NULL: only sleep */
+    uint64_t flushes0, compactions0;   /* when the backup began */
+    int waited;
+} slow;
+
+/* Slows the backup down, and after its first file waits (up to 20 s) until
+ * the writers have made the engine flush twice and compact once, so that
+ * compactions drop tables the backup still holds. */
 static ndb_status slow_progress(void *arg, const ndb_kv_backup_progress *p)
 {
-    int *calls = arg;
-    (*calls)++;
+    slow *s = arg;
+    s->calls++;
     cr_assert_leq(p->bytes_done, p->bytes_total);
     cr_assert_leq(p->files_done, p->files_total);
     struct timespec ts = {0, 2 * 1000 * 1000};
     nanosleep(&ts, NULL);
+    if (s->kv != NULL && p->files_done >= 1 && !s->waited) {
+        s->waited = 1;
+        for (int i = 0; i < 4000; i++) {
+            ndb_kv_stats st;
+            ndb_kv_stats_get(s->kv, &st);
+            if (st.flushes >= s->flushes0 + 2 && st.compactions > s->compactions0) break;
+            nanosleep(&ts, NULL);
+        }
+    }
     return NDB_OK;
+}
+
+/* How many tables the listing text names that dir no longer holds. */
+static int tables_gone(const char *listing, const char *dir)
+{
+    int gone = 0;
+    for (const char *l = listing; (l = strstr(l, "file ")) != NULL; l += 5) {
+        char name[64];
+        if (sscanf(l, "file %63s", name) != 1 || strstr(name, ".sst") == NULL) continue;
+        char *path = path_in(dir, name);
+        struct stat sb;
+        gone += stat(path, &sb) != 0;
+        free(path);
+    }
+    return gone;
 }
 
 /* The model: in the restored copy, writer w's counter says how many of its
@@ -383,14 +415,19 @@ static void concurrent(int archive)
         ws[i] = (writer){.kv = kv, .id = i, .stop = &stop};
         pthread_create(&th[i], NULL, write_loop, &ws[i]);
     }
+    /* until the writers' keys are in tables (which later flushes overlap) */
+    ndb_kv_stats before, start;
+    ndb_kv_stats_get(kv, &start);
     struct timespec ts = {0, 50 * 1000 * 1000};
-    nanosleep(&ts, NULL);
-    ndb_kv_stats before;
-    ndb_kv_stats_get(kv, &before);
+    for (int i = 0; i < 400; i++) {
+        nanosleep(&ts, NULL);
+        ndb_kv_stats_get(kv, &before);
+        if (before.flushes >= start.flushes + 3) break;
+    }
     for (int i = 0; i < WRITERS; i++) ws[i].acked_at_start = __atomic_load_n(&ws[i].acked, __ATOMIC_ACQUIRE);
-    int calls = 0;
+    slow sl = {.kv = kv, .flushes0 = before.flushes, .compactions0 = before.compactions};
     ndb_kv_snapshot *snap = NULL;
-    ndb_kv_backup_options bo = {.progress = slow_progress, .progress_arg = &calls, .snapshot = &snap};
+    ndb_kv_backup_options bo = {.progress = slow_progress, .progress_arg = &sl, .snapshot = &snap};
     ndb_kv_backup_info info;
     ndb_status st = archive ? archive_to(kv, target, &bo, &info, &msg) : ndb_kv_backup(kv, target, &bo, &info, &msg);
     __atomic_store_n(&backup_done, 1, __ATOMIC_RELEASE);
@@ -400,10 +437,26 @@ static void concurrent(int archive)
     for (int i = 0; i < WRITERS; i++) pthread_join(th[i], NULL);
     ndb_kv_stats after;
     ndb_kv_stats_get(kv, &after);
-    cr_assert_gt(calls, (int)info.files);
+    cr_assert_gt(sl.calls, (int)info.files);
     cr_assert_gt(after.last_seq, info.sequence, "writes went on during the backup");
     cr_assert_gt(after.flushes, before.flushes, "flushes ran during the backup");
-    /* compactions ran meanwhile and deleted tables; the backup's were kept until it ended */
+    cr_assert_gt(after.compactions, before.compactions, "compactions ran during the backup");
+    /* compactions dropped tables the backup was reading: kept until it ended, deleted since */
+    size_t llen;
+    char *listing;
+    if (archive) {
+        listing = archive_listing(target, &llen);
+    } else {
+        char *lp = path_in(target, "BACKUP");
+        FILE *f = fopen(lp, "rb");
+        cr_assert_not_null(f);
+        listing = calloc(1, 1 << 20);
+        llen = fread(listing, 1, (1 << 20) - 1, f);
+        fclose(f);
+        free(lp);
+    }
+    cr_assert_gt(tables_gone(listing, src), 0, "no table of the backup was compacted away meanwhile");
+    free(listing);
     char *rdir;
     ndb_kv *r = restore_open(target, NULL, 0, &rdir);
     assert_same(kv, snap, r);
@@ -614,15 +667,20 @@ Test(backup, an_incomplete_backup_is_never_taken_for_complete)
     char *src, *bk = tu_tmpdir("pbk");
     ndb_kv *kv = small_db(&src);
     ndb_errmsg msg = {{0}};
-    /* stopped half-way: no listing */
+    /* stopped half-way: removed; a listing taken away leaves an incomplete backup */
     char *b1 = path_in(bk, "b1");
     ndb_kv_backup_options bo = {.progress = stop_after_two};
     cr_assert_eq(ndb_kv_backup(kv, b1, &bo, NULL, &msg), NDB_ECANCELED);
+    struct stat sb;
+    cr_assert_neq(stat(b1, &sb), 0, "a stopped backup left its directory");
+    cr_assert_eq(ndb_kv_backup(kv, b1, NULL, NULL, &msg), NDB_OK, "%s", msg.text);
+    char *l1 = path_in(b1, "BACKUP");
+    cr_assert_eq(unlink(l1), 0);
+    free(l1);
     assert_refused(b1, "incomplete");
     /* an archive cut short, at a header, inside an entry, and before its listing */
     char *a = path_in(bk, "a.tar");
     cr_assert_eq(archive_to(kv, a, NULL, NULL, &msg), NDB_OK, "%s", msg.text);
-    struct stat sb;
     stat(a, &sb);
     long cuts[] = {512, 512 + 300, sb.st_size - 2048 - 512};
     for (size_t i = 0; i < sizeof cuts / sizeof cuts[0]; i++) {
@@ -652,7 +710,7 @@ Test(backup, an_incomplete_backup_is_never_taken_for_complete)
 
 /* ---- SIGKILL during a backup */
 
-Test(backup, sigkill_during_a_backup_leaves_both_recognisable, .timeout = 240)
+Test(backup, sigkill_during_a_backup_leaves_both_recognisable, .timeout = 1000)
 {
     const char *env = getenv("NDB_KV_BACKUP_KILLS");
     int kills = env ? atoi(env) : 5;
@@ -677,8 +735,8 @@ Test(backup, sigkill_during_a_backup_leaves_both_recognisable, .timeout = 240)
                 if (ndb_kv_put(kv, key, strlen(key), key, strlen(key)) != NDB_OK) _exit(4);
             }
             if (write(fds[1], "w", 1) != 1) _exit(5);
-            int calls = 0;
-            ndb_kv_backup_options bo = {.progress = slow_progress, .progress_arg = &calls};
+            slow sl = {0};
+            ndb_kv_backup_options bo = {.progress = slow_progress, .progress_arg = &sl};
             ndb_kv_backup(kv, b, &bo, NULL, NULL);
             _exit(0);
         }
