@@ -98,12 +98,17 @@ static src *add_src(plan *p, int kind, const char *name)
     return s;
 }
 
-/* The database's identity, made on its first backup. mu held (two first
- * backups at once must not make two). */
+/* The database's identity, made on its first backup. Two first backups at
+ * once must not make two; the engine's locks stay free meanwhile (the first
+ * one writes and fsyncs the file). */
+static pthread_mutex_t identity_mu = PTHREAD_MUTEX_INITIALIZER;
+
 static ndb_status identity(ndb_kv *kv, char *id, ndb_errmsg *msg)
 {
+    pthread_mutex_lock(&identity_mu);
     ndb_status st = bk_identity_read(kv->env, kv->dir, id);
     if (st == NDB_ENOTFOUND) st = bk_identity_new(kv->env, kv->dir, id);
+    pthread_mutex_unlock(&identity_mu);
     if (st != NDB_OK) return ndb_errmsg_set(msg, st, "%s/IDENTITY: cannot read or create it", kv->dir);
     return NDB_OK;
 }
@@ -142,9 +147,7 @@ static ndb_status open_segments(plan *p, uint64_t lo, uint64_t hi, uint64_t hi_s
 static ndb_status capture(plan *p, ndb_errmsg *msg)
 {
     ndb_kv *kv = p->kv;
-    pthread_mutex_lock(&kv->mu);
     ndb_status st = identity(kv, p->out.identity, msg);
-    pthread_mutex_unlock(&kv->mu);
     if (st != NDB_OK) return st;
 
     pthread_mutex_lock(&kv->wmu);

@@ -386,10 +386,14 @@ def cmd_backup(db: NexaDB, a, out) -> int:
         else:
             listing = _listing_of(a.previous_archive) if a.previous_archive else None
             partial = a.archive + ".partial"  # renamed once the server says the backup is complete
-            with open(partial, "wb") as f:
-                res = db.backup(archive=f, previous_listing=listing, progress=tell, timeout=None)
-                f.flush()
-                os.fsync(f.fileno())
+            try:
+                with open(partial, "wb") as f:
+                    res = db.backup(archive=f, previous_listing=listing, progress=tell, timeout=None)
+                    f.flush()
+                    os.fsync(f.fileno())
+            except BaseException:
+                os.unlink(partial)
+                raise
             os.replace(partial, a.archive)
             res["path"] = a.archive
     finally:
