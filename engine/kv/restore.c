@@ -380,11 +380,15 @@ ndb_status ndb_kv_restore(const char *path, const char *const *bases, size_t nba
     if (path == NULL || dir == NULL || (nbases && bases == NULL))
         return ndb_errmsg_set(msg, NDB_EINVAL, "a backup and a target directory are required");
     if (strlen(dir) > 3000) return ndb_errmsg_set(msg, NDB_EINVAL, "target directory path too long");
+    char target[4096];
+    snprintf(target, sizeof target, "%s", dir);
+    for (size_t n = strlen(target); n > 1 && target[n - 1] == '/'; n--) target[n - 1] = 0; /* "kv/" is "kv" */
+    dir = target;
     rs r;
     ndb_status st = rs_init(&r, msg);
     if (st != NDB_OK) return st;
     kv_env *env = r.env;
-    char staging[4096];
+    char staging[4200];
     snprintf(staging, sizeof staging, "%s.restoring", dir);
     char **names;
     size_t n;

@@ -251,6 +251,38 @@ Test(backup, directory_backup_restores_tables_and_log_tail)
     tu_rmdir(src);
 }
 
+Test(backup, across_file_systems_tables_are_copied)
+{
+    struct stat a, b;
+    char *src = tu_tmpdir("xsrc");
+    if (stat("/dev/shm", &b) != 0 || stat(src, &a) != 0 || a.st_dev == b.st_dev || access("/dev/shm", W_OK) != 0) {
+        tu_rmdir(src);
+        cr_skip_test("no second file system at /dev/shm");
+    }
+    char shm[] = "/dev/shm/ndbkv-xbk-XXXXXX";
+    cr_assert_not_null(mkdtemp(shm));
+    char *bdir = path_in(shm, "b");
+    ndb_kv_options o = small_opts();
+    ndb_kv *kv;
+    ndb_errmsg msg = {{0}};
+    cr_assert_eq(ndb_kv_open(src, &o, &kv, &msg), NDB_OK);
+    fill(kv, "a", 2000, 100);
+    ndb_kv_snapshot *snap;
+    ndb_kv_backup_options bo = {.snapshot = &snap};
+    cr_assert_eq(ndb_kv_backup(kv, bdir, &bo, NULL, &msg), NDB_OK, "%s", msg.text);
+    char *t = some_table(bdir);
+    struct stat sb;
+    cr_assert_eq(stat(t, &sb), 0);
+    cr_assert_eq(sb.st_nlink, 1, "a copy, not a link");
+    cr_assert_eq(sb.st_mode & 077, 0);
+    assert_restores(kv, snap, bdir, NULL, 0);
+    cr_assert_eq(ndb_kv_close(kv), NDB_OK);
+    free(t);
+    free(bdir);
+    tu_rmdir(strdup(shm));
+    tu_rmdir(src);
+}
+
 Test(backup, archive_restores_and_verifies)
 {
     char *src = tu_tmpdir("asrc"), *bk = tu_tmpdir("ark");
