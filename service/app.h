@@ -2,7 +2,7 @@
  * app.h — the server's shared state: configuration, keys, engines, health.
  *
  * Thread safety: fields are set before the transports start and only read
- * afterwards, except `state`, `writes_stopped` and the `ttl_` counters, which
+ * afterwards, except `state`, `writes_stopped`, the `ttl_` and `backup` fields, which
  * are atomic, and `storage_reason`, under `storage_mu`.
  */
 #ifndef SVC_APP_H
@@ -45,6 +45,11 @@ typedef struct svc_app {
     char storage_reason[384]; /* why, while writes_stopped; under storage_mu */
     /* The TTL pass (ttl.h): documents it deleted, passes run, passes failed. */
     _Atomic uint64_t ttl_deleted, ttl_passes, ttl_failures;
+    /* Backups (backup.h): one at a time; the running (or last) one's progress, counts. */
+    _Atomic int backup_running;
+    _Atomic uint64_t backup_files_done, backup_files_total, backup_bytes_done, backup_bytes_total;
+    _Atomic uint64_t backups_ok, backups_failed, backup_last_sequence;
+    _Atomic int64_t backup_last_ok_time; /* Unix seconds of the last complete backup, 0: none */
     /* Called after each state change (the gRPC server wakes health watchers). */
     void (*on_state_change)(void *arg);
     void *on_state_arg;

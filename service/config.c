@@ -80,6 +80,14 @@ static const opt_def opts[] = {
             "seconds a gRPC connection without calls is kept before it is closed, 0 never (default 300)"),
     NUM_OPT("handshake-timeout", "NEXADB_HANDSHAKE_TIMEOUT", OPT_INT, handshake_timeout_s, 1, 3600,
             "seconds a new gRPC connection has to finish its TLS and HTTP/2 handshake (default 10)"),
+    STR_OPT("backup-dir", "NEXADB_BACKUP_DIR", backup_dir,
+            "directory AdminService/Backup writes named backups into; hard links need the data's file system "
+            "(default <data-dir>/backups)"),
+    STR_OPT("restore", "NEXADB_RESTORE", restore,
+            "restore this backup (a directory or archive; an incremental archive's bases after it, comma-separated) "
+            "into an empty --data-dir, verifying every checksum first, and exit"),
+    STR_OPT("verify-backup", "NEXADB_VERIFY_BACKUP", verify_backup,
+            "check every checksum of this backup (bases after it, comma-separated) and exit: 0 whole, 1 not"),
 };
 #define N_OPTS (sizeof opts / sizeof opts[0])
 

@@ -42,6 +42,9 @@ typedef struct svc_config {
     int max_connections;        /* open connections per port; 0: derived from the descriptor limit */
     int idle_timeout_s;         /* gRPC: close a connection without calls after this long; 0: never */
     int handshake_timeout_s;    /* gRPC: close a connection that has not finished its handshake by then */
+    char backup_dir[4096];      /* where AdminService/Backup writes directory backups; empty: <data-dir>/backups */
+    char restore[8192];         /* restore this backup (then its bases, comma-separated) into --data-dir and exit */
+    char verify_backup[8192];   /* check this backup (then its bases) and exit */
 } svc_config;
 
 /* Fills cfg from defaults, then the environment, then argv. On --help (usage) or

@@ -1,8 +1,9 @@
-/* h_admin.c — AdminService: status and statistics. */
+/* h_admin.c — AdminService: status and statistics (backups: h_backup.c). */
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "h_backup.h"
 #include "h_vector.h"
 #include "handler.h"
 #include "health.h"
@@ -130,6 +131,7 @@ static ndb_status stats(svc_ctx *ctx, const ProtobufCMessage *req, ProtobufCMess
 static const svc_method methods[] = {
     {"Status", status, SVC_M_OPEN | SVC_M_INLINE},
     {"Stats", stats, 0},
+    {"Backup", svc_backup, SVC_M_STREAM | SVC_M_WRITE},
 };
 
 const svc_service svc_admin_service = {&nexadb__v1__admin_service__descriptor, methods,

@@ -48,6 +48,7 @@ struct svc_ctx {
     svc_send_fn send;      /* set by the transport for streaming methods */
     svc_recv_fn recv;      /* set by the transport for bidirectional methods */
     bool nowait;           /* SVC_M_TRY_INLINE on the transport's thread: NDB_EBUSY instead of waiting */
+    bool http;             /* called through the REST shim (a stream is merged into one answer) */
     void *transport;       /* the transport's own state */
     char request_id[SVC_REQUEST_ID_CAP]; /* log lines and the x-request-id reply header */
     ndb_interrupt intr;    /* what the engines check: filled by svc_interrupt */

@@ -4,6 +4,7 @@
  * then drains and exits 0.
  */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -229,6 +230,92 @@ static int fail(const char *what, ndb_status st, const ndb_errmsg *msg)
     return 1;
 }
 
+/* Splits "path[,base...]" in place: the backup, then the bases an incremental archive needs. */
+static size_t split_list(char *s, const char **v, size_t max)
+{
+    size_t n = 0;
+    for (char *save = NULL, *t = strtok_r(s, ",", &save); t != NULL && n < max; t = strtok_r(NULL, ",", &save))
+        v[n++] = t;
+    return n;
+}
+
+/* Whether dir is missing or holds nothing but LOCK (left by a refused restore). */
+static bool empty_dir(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (d == NULL)
+        return errno == ENOENT;
+    bool empty = true;
+    for (struct dirent *de; empty && (de = readdir(d)) != NULL;)
+        empty = strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0 || strcmp(de->d_name, "LOCK") == 0;
+    closedir(d);
+    return empty;
+}
+
+static ndb_status restore_progress(void *arg, const ndb_kv_backup_progress *p)
+{
+    int *tenth = arg;
+    int now = p->bytes_total ? (int)(p->bytes_done * 10 / p->bytes_total) : 10;
+    if (now > *tenth) {
+        *tenth = now;
+        SVC_LOG(SVC_LOG_INFO, "restoring", LOG_INT("bytes_done", (int64_t)p->bytes_done),
+                LOG_INT("bytes_total", (int64_t)p->bytes_total), LOG_INT("files_done", (int64_t)p->files_done),
+                LOG_INT("files_total", (int64_t)p->files_total));
+    }
+    return NDB_OK;
+}
+
+/* --verify-backup and --restore: check a backup, or restore it into an empty data directory
+ * (engine/kv/README.md, "Backup and restore"), then exit. */
+static int backup_tool(const svc_config *cfg)
+{
+    bool restore = cfg->restore[0] != '\0';
+    if (restore && cfg->verify_backup[0] != '\0') {
+        fprintf(stderr, "nexadb-server: --restore and --verify-backup: give one\n");
+        return 2;
+    }
+    char list[sizeof cfg->restore];
+    snprintf(list, sizeof list, "%s", restore ? cfg->restore : cfg->verify_backup);
+    const char *v[64];
+    size_t n = split_list(list, v, 64);
+    if (n == 0) {
+        fprintf(stderr, "nexadb-server: %s: no backup named\n", restore ? "--restore" : "--verify-backup");
+        return 2;
+    }
+    ndb_kv_backup_info info;
+    ndb_errmsg msg = {{0}};
+    ndb_status st;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    if (!restore) {
+        if ((st = ndb_kv_backup_verify(v[0], v + 1, n - 1, &info, &msg)) != NDB_OK)
+            return fail("the backup is damaged or incomplete", st, &msg);
+    } else {
+        char kv[4200];
+        if (!empty_dir(cfg->data_dir)) {
+            ndb_errmsg_set(&msg, NDB_EEXIST, "%s is not empty: restore into a new or empty data directory",
+                           cfg->data_dir);
+            return fail("restore refused", NDB_EEXIST, &msg);
+        }
+        if ((st = make_dirs(cfg->data_dir, &msg)) != NDB_OK || (st = lock_data_dir(cfg->data_dir, &msg)) != NDB_OK)
+            return fail("cannot use the data directory", st, &msg);
+        if (snprintf(kv, sizeof kv, "%s/kv", cfg->data_dir) >= (int)sizeof kv)
+            return fail("restore refused", NDB_EINVAL, &msg);
+        SVC_LOG(SVC_LOG_INFO, "verifying the backup, then restoring it", LOG_STR("backup", v[0]),
+                LOG_INT("bases", (int64_t)(n - 1)), LOG_STR("into", kv));
+        int tenth = 0;
+        if ((st = ndb_kv_restore(v[0], v + 1, n - 1, kv, restore_progress, &tenth, &info, &msg)) != NDB_OK)
+            return fail(st == NDB_ECORRUPT ? "restore refused: the backup is damaged or incomplete" : "restore failed",
+                        st, &msg);
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    SVC_LOG(SVC_LOG_INFO, restore ? "restored; start the server without --restore" : "the backup is whole",
+            LOG_STR("backup", v[0]), LOG_INT("sequence", (int64_t)info.sequence), LOG_INT("files", (int64_t)info.files),
+            LOG_INT("bytes", (int64_t)info.bytes), LOG_INT("created", info.created), LOG_STR("identity", info.identity),
+            LOG_DBL("seconds", (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9));
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     svc_config cfg;
@@ -253,6 +340,8 @@ int main(int argc, char **argv)
     sigaddset(&sigs, SIGHUP); /* reloads the TLS files */
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
+    if (cfg.restore[0] != '\0' || cfg.verify_backup[0] != '\0')
+        return backup_tool(&cfg);
 
     svc_app app = {.cfg = &cfg, .version = svc_version};
     uint32_t max_open_tables = 0;
@@ -277,6 +366,14 @@ int main(int argc, char **argv)
     }
     if ((st = make_dirs(cfg.data_dir, &msg)) != NDB_OK || (st = lock_data_dir(cfg.data_dir, &msg)) != NDB_OK)
         return fail("cannot use the data directory", st, &msg);
+    char staging[4200];
+    struct stat sb;
+    snprintf(staging, sizeof staging, "%s/kv.restoring", cfg.data_dir);
+    if (stat(staging, &sb) == 0) { /* an empty kv/ would open as an empty database */
+        ndb_errmsg_set(&msg, NDB_EEXIST, "%s: a restore was interrupted; empty the data directory and restore again",
+                       staging);
+        return fail("cannot use the data directory", NDB_EEXIST, &msg);
+    }
     if ((st = svc_auth_load(&cfg, &app.auth, &msg)) != NDB_OK)
         return fail("cannot load API keys", st, &msg);
     if ((st = svc_tls_open(&cfg, &app.tls, &msg)) != NDB_OK)

@@ -286,6 +286,27 @@ static void render_engine(out_buf *o, svc_app *app)
     svc_ctx_release(&ctx);
 }
 
+/* AdminService/Backup (h_backup.c): the running or last backup's progress, and counts. */
+static void render_backup(out_buf *o, svc_app *app)
+{
+    family(o, "nexadb_backup_running", "gauge", "1 while a backup runs");
+    outf(o, "nexadb_backup_running %d\n", atomic_load(&app->backup_running));
+    family(o, "nexadb_backup_files", "gauge", "files of the running (or last) backup: done and total");
+    outf(o, "nexadb_backup_files{state=\"done\"} %" PRIu64 "\n", atomic_load(&app->backup_files_done));
+    outf(o, "nexadb_backup_files{state=\"total\"} %" PRIu64 "\n", atomic_load(&app->backup_files_total));
+    family(o, "nexadb_backup_bytes", "gauge", "bytes of the running (or last) backup: done and total");
+    outf(o, "nexadb_backup_bytes{state=\"done\"} %" PRIu64 "\n", atomic_load(&app->backup_bytes_done));
+    outf(o, "nexadb_backup_bytes{state=\"total\"} %" PRIu64 "\n", atomic_load(&app->backup_bytes_total));
+    family(o, "nexadb_backups_total", "counter", "backups ended since start, by result");
+    outf(o, "nexadb_backups_total{result=\"ok\"} %" PRIu64 "\n", atomic_load(&app->backups_ok));
+    outf(o, "nexadb_backups_total{result=\"failed\"} %" PRIu64 "\n", atomic_load(&app->backups_failed));
+    family(o, "nexadb_backup_last_success_timestamp_seconds", "gauge",
+           "Unix time the last complete backup ended (0: none since start)");
+    outf(o, "nexadb_backup_last_success_timestamp_seconds %" PRId64 "\n", atomic_load(&app->backup_last_ok_time));
+    family(o, "nexadb_backup_last_sequence", "gauge", "the log point of the last complete backup");
+    outf(o, "nexadb_backup_last_sequence %" PRIu64 "\n", atomic_load(&app->backup_last_sequence));
+}
+
 ndb_status svc_metrics_render(svc_app *app, char **out, size_t *len, ndb_errmsg *msg)
 {
     out_buf o = {.cap = 64 << 10};
@@ -357,6 +378,7 @@ ndb_status svc_metrics_render(svc_app *app, char **out, size_t *len, ndb_errmsg 
     outf(&o, "nexadb_ttl_passes_total %" PRIu64 "\n", atomic_load(&app->ttl_passes));
     family(&o, "nexadb_ttl_failures_total", "counter", "TTL passes that stopped on an error (logged)");
     outf(&o, "nexadb_ttl_failures_total %" PRIu64 "\n", atomic_load(&app->ttl_failures));
+    render_backup(&o, app);
     family(&o, "nexadb_build_info", "gauge", "the server's version and the source revision it was built from");
     outf(&o, "nexadb_build_info{version=\"%s\",", esc(app->version ? app->version : "", t, sizeof t));
     outf(&o, "revision=\"%s\"} 1\n", esc(svc_revision, t, sizeof t));

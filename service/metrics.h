@@ -9,6 +9,10 @@
  *   nexadb_http_responses_total{status}                     counter (REST only, by HTTP status)
  *   nexadb_ttl_deleted_documents_total, nexadb_ttl_passes_total,
  *   nexadb_ttl_failures_total                                counters (the TTL pass, ttl.h)
+ *   nexadb_backup_running, nexadb_backup_files{state},
+ *   nexadb_backup_bytes{state}, nexadb_backup_last_sequence,
+ *   nexadb_backup_last_success_timestamp_seconds            gauges, and
+ *   nexadb_backups_total{result}                            counter (h_backup.c)
  *   engine figures from AdminService/Stats (memtable bytes, files and bytes
  *   per level, compactions, WAL syncs, write stalls, block cache hits and
  *   misses, documents and bytes per collection, vector rows per vector

@@ -614,6 +614,7 @@ static enum MHD_Result serve_rpc(rreq *q, struct MHD_Connection *conn, const rro
 
     svc_ctx ctx; /* a request may work as long as its connection may stay silent (--http-timeout) */
     svc_ctx_init(&ctx, r->app, q->started_ns + (int64_t)r->app->cfg->http_timeout_s * 1000000000);
+    ctx.http = true;
     ctx.method = route->path;
     ctx.role = role;
     sink sk = {0};

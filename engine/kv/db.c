@@ -742,15 +742,6 @@ ndb_status ndb_kv_stats_get(ndb_kv *kv, ndb_kv_stats *out)
 
 /* ------------------------------------------------------------------ open / close */
 
-typedef struct numbered {
-    uint64_t num;
-} numbered;
-
-static int cmp_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
-}
 
 /* Writes a memtable rebuilt from the WAL to L0 tables added to e. */
 static ndb_status recovered_to_l0(ndb_kv *kv, kv_mem *mem, kv_edit *e, ndb_errmsg *msg)
@@ -772,12 +763,6 @@ static ndb_status recover_wal(ndb_kv *kv, kv_edit *e, ndb_kv_recovery_info *info
     size_t n;
     ndb_status st = kv->env->v->list(kv->env, kv->dir, &names, &n);
     if (st != NDB_OK) return ndb_errmsg_set(msg, st, "listing %s failed", kv->dir);
-    uint64_t *wals = malloc((n + 1) * sizeof *wals);
-    size_t nw = 0;
-    if (wals == NULL) {
-        kv_env_free_list(names, n);
-        return NDB_ENOMEM;
-    }
     for (size_t i = 0; i < n; i++) {
         unsigned long long num;
         char ext[8];
@@ -785,11 +770,12 @@ static ndb_status recover_wal(ndb_kv *kv, kv_edit *e, ndb_kv_recovery_info *info
         if (got != 2) got = sscanf(names[i], "MANIFEST-%llu", &num) == 1 ? 2 : 0;
         /* never hand out a number a file already has, whatever the manifest says */
         if (got == 2 && num >= kv->vs->next_file && num < UINT64_MAX / 2) kv->vs->next_file = num + 1;
-        if (sscanf(names[i], "%llu.%7s", &num, ext) == 2 && strcmp(ext, "wal") == 0 && num >= kv->vs->log_number)
-            wals[nw++] = num;
     }
     kv_env_free_list(names, n);
-    qsort(wals, nw, sizeof *wals, cmp_u64);
+    uint64_t *wals;
+    size_t nw;
+    if ((st = kv_segments_list(kv, kv->vs->log_number, UINT64_MAX, &wals, &nw)) != NDB_OK)
+        return ndb_errmsg_set(msg, st, "listing %s failed", kv->dir);
 
     kv_mem *mem = kv_mem_new(kv->arena_block, kv->mem_filter_bytes);
     if (mem == NULL) {
@@ -924,6 +910,14 @@ ndb_status kv_write_out_recovered(ndb_kv *kv, kv_mem *mem, kv_edit *e, ndb_errms
     return NDB_OK;
 }
 
+static int in_version(const kv_version *v, uint64_t num)
+{
+    for (int l = 0; l < NDB_KV_LEVELS; l++)
+        for (size_t j = 0; j < v->nfiles[l]; j++)
+            if (v->files[l][j]->number == num) return 1;
+    return 0;
+}
+
 /* Removes files no version needs: old WALs and manifests, unreferenced tables, temporaries. */
 void kv_delete_obsolete(ndb_kv *kv)
 {
@@ -944,13 +938,8 @@ void kv_delete_obsolete(ndb_kv *kv)
             if (strcmp(ext, "wal") == 0) {
                 del = num < kv->vs->log_number;
             } else if (strcmp(ext, "sst") == 0) {
-                int live = 0;
-                for (int l = 0; l < NDB_KV_LEVELS && !live; l++)
-                    for (size_t j = 0; j < v->nfiles[l]; j++)
-                        if (v->files[l][j]->number == num) {
-                            live = 1;
-                            break;
-                        }
+                int live = in_version(v, num);
+                for (kv_pin *p = kv->pins.next; p != &kv->pins && !live; p = p->next) live = in_version(p->v, num);
                 del = !live;
             }
         }
@@ -1025,6 +1014,7 @@ ndb_status ndb_kv_open_ex(const char *dir, const ndb_kv_options *opt, ndb_kv **o
     pthread_mutex_init(&kv->smu, NULL);
     pthread_cond_init(&kv->interval_cv, NULL);
     kv->snaps.next = kv->snaps.prev = &kv->snaps;
+    kv->pins.next = kv->pins.prev = &kv->pins;
     kv->compact_out = -1;
     /* the memtable grows by arena blocks: keep them small against its budget */
     kv->mem_filter_bytes = o.memtable_bytes / 64; /* ~18 bits per 150-byte entry */

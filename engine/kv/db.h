@@ -49,6 +49,13 @@ struct ndb_kv_snapshot {
     struct ndb_kv_snapshot *prev, *next;
 };
 
+/* A version a backup in progress holds (backup.c): its tables stay on disk
+ * until the backup lets go, whatever compactions and resumes delete. */
+typedef struct kv_pin {
+    kv_version *v; /* referenced */
+    struct kv_pin *prev, *next;
+} kv_pin;
+
 struct ndb_kv {
     kv_env *env;
     char *dir;
@@ -67,6 +74,7 @@ struct ndb_kv {
     size_t mem_filter_bytes; /* each memtable's bloom filter (kv_mem_new) */
     uint64_t imm_next_log;   /* mu: log number to record once imm is on disk */
     ndb_kv_snapshot snaps;   /* sentinel of the list sorted by sequence; mu */
+    kv_pin pins;             /* sentinel of the versions backups hold; mu */
     uint64_t version_gen;    /* atomic, written under mu: bumped at every version installed */
     kv_fmeta *seek_victim;   /* mu: a table reads paid for too often, to compact (referenced) */
     int seek_victim_level;   /* mu */
@@ -173,8 +181,12 @@ ndb_status kv_segment_new(ndb_kv *kv, kv_wal_writer **w, uint64_t *num);
  * mu held, released while the tables are written. (db.c) */
 ndb_status kv_write_out_recovered(ndb_kv *kv, kv_mem *mem, kv_edit *e, ndb_errmsg *msg);
 /* Deletes the files of the directory the current version and manifest do not
- * name: leftovers of failed flushes, compactions and manifest switches. (db.c) */
+ * name, nor a backup's pinned version: leftovers of failed flushes,
+ * compactions and manifest switches. mu held. (db.c) */
 void kv_delete_obsolete(ndb_kv *kv);
+/* The numbers of the WAL segments in the directory from lo to hi, ascending:
+ * caller frees *out with free(). */
+ndb_status kv_segments_list(ndb_kv *kv, uint64_t lo, uint64_t hi, uint64_t **out, size_t *n);
 /* Deletes WAL segments numbered below log_number. mu held. */
 void kv_segments_delete_below(ndb_kv *kv, uint64_t log_number);
 /* After recovery set last_seq and opened the WAL: starts the write path (and

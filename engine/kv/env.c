@@ -360,10 +360,24 @@ static void px_unmap(kv_env *e, const void *base, uint64_t len)
     if (base) munmap((void *)base, (size_t)len);
 }
 
+static ndb_status px_link(kv_env *e, const char *from, const char *to)
+{
+    (void)e;
+    if (link(from, to) == 0) return NDB_OK;
+    switch (errno) {
+    case EXDEV:
+    case EPERM: /* a file system without hard links (some FUSE and network ones) */
+    case EOPNOTSUPP:
+    case EMLINK: return NDB_EUNIMPL;
+    case EEXIST: return NDB_EEXIST;
+    default: return os_status(errno);
+    }
+}
+
 static const kv_env_vtbl posix_vtbl = {
     px_open_append, px_open_read, px_append, px_sync,  px_pread, px_size, px_close,
     px_rename,      px_remove,    px_sync_dir, px_mkdir, px_list,  px_lock, px_truncate,
-    px_map,         px_unmap,
+    px_map,         px_unmap,     px_link,
 };
 static kv_env posix_env = {&posix_vtbl};
 
@@ -668,10 +682,21 @@ static void ff_unmap(kv_env *e, const void *base, uint64_t len)
     fe->inner->v->unmap(fe->inner, base, len);
 }
 
+/* A link is a name for bytes already written: it is not tracked (a power cut
+ * leaves the file's bytes as they were through its first name). */
+static ndb_status ff_link(kv_env *e, const char *from, const char *to)
+{
+    kv_fault_env *fe = (kv_fault_env *)e;
+    pthread_mutex_lock(&fe->mu);
+    ndb_status st = fe->dead ? NDB_EIO : fe->inner->v->link(fe->inner, from, to);
+    pthread_mutex_unlock(&fe->mu);
+    return st;
+}
+
 static const kv_env_vtbl fault_vtbl = {
     ff_open_append, ff_open_read, ff_append, ff_sync,  ff_pread, ff_size, ff_close,
     ff_rename,      ff_remove,    ff_sync_dir, ff_mkdir, ff_list,  ff_lock, ff_truncate,
-    ff_map,         ff_unmap,
+    ff_map,         ff_unmap,     ff_link,
 };
 
 kv_fault_env *kv_env_fault_new(kv_env *inner)

@@ -76,6 +76,11 @@ typedef struct kv_env_vtbl {
     /* Maps len bytes of path read-only; *base stays valid until unmap. */
     ndb_status (*map)(kv_env *e, const char *path, uint64_t len, const void **base);
     void (*unmap)(kv_env *e, const void *base, uint64_t len);
+    /* A second name `to` for the file `from` (a hard link; `to` must not
+     * exist). NDB_EUNIMPL where the file system cannot link the two (another
+     * device, no hard links, the link count at its limit): the caller copies
+     * instead. Not durable until to's directory is synced. */
+    ndb_status (*link)(kv_env *e, const char *from, const char *to);
 } kv_env_vtbl;
 
 struct kv_env {

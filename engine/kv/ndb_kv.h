@@ -284,6 +284,86 @@ typedef struct ndb_kv_stats {
 
 ndb_status ndb_kv_stats_get(ndb_kv *kv, ndb_kv_stats *out);
 
+/* ---- Online backup and restore (README.md "Backup and restore"; FORMAT.md
+ * "Backups"). A backup is a consistent copy of the database as of one
+ * sequence (its log point): the tables of the version current when it
+ * started, hard-linked where the file system allows and copied where not,
+ * the WAL up to that sequence, a manifest naming exactly those, and last a
+ * listing (BACKUP) of every file with its size and CRC-32C. Writes go on
+ * meanwhile; the tables the backup still needs are kept from deletion until
+ * it ends. A backup without its listing is incomplete and never restored. */
+
+typedef struct ndb_kv_backup_progress {
+    uint64_t files_done, files_total;
+    uint64_t bytes_done, bytes_total;
+    uint64_t files_reused, bytes_reused; /* of those done: taken from the previous backup */
+    uint64_t sequence;                   /* the backup's log point */
+} ndb_kv_backup_progress;
+
+/* Told of progress after every MiB and every file; a status other than
+ * NDB_OK stops the backup (or restore) with that status. */
+typedef ndb_status (*ndb_kv_backup_progress_fn)(void *arg, const ndb_kv_backup_progress *p);
+/* Takes the next n bytes of an archive, in order (n <= 1 MiB + 1 KiB). */
+typedef ndb_status (*ndb_kv_backup_write_fn)(void *arg, const void *buf, size_t n);
+
+typedef struct ndb_kv_backup_options {
+    /* Incremental: a previous complete backup of the same database. A
+     * directory backup links the tables that backup holds (same name and
+     * size) from it instead of reading them; an archive leaves them out and
+     * lists them as "base" (restore then needs that backup too). Either a
+     * directory (previous_dir) or the BACKUP listing itself (previous_listing,
+     * previous_listing_len bytes: what a client kept of an archive). NULL: full. */
+    const char *previous_dir;
+    const void *previous_listing;
+    size_t previous_listing_len;
+    ndb_kv_backup_progress_fn progress; /* may be NULL */
+    void *progress_arg;
+    /* Non-NULL: receives a snapshot at the backup's sequence, a read view of
+     * exactly what it holds (the caller releases it with
+     * ndb_kv_snapshot_release); set only on success. */
+    ndb_kv_snapshot **snapshot;
+} ndb_kv_backup_options;
+
+typedef struct ndb_kv_backup_info {
+    uint64_t sequence;                   /* the log point */
+    uint64_t files, bytes;               /* the kv files the backup describes */
+    uint64_t files_reused, bytes_reused; /* linked from, or left to, the previous backup */
+    int64_t created;                     /* Unix seconds */
+    char identity[33];                   /* the database's identity (kv/IDENTITY) */
+} ndb_kv_backup_info;
+
+/* Writes a backup into directory dir, which must not exist or be empty (its
+ * parent must exist). opt and info may be NULL. On failure (a progress
+ * callback's status included) dir and what was written into it are removed;
+ * a process killed meanwhile leaves dir without its BACKUP listing, which
+ * verify and restore refuse. NDB_EPOISONED while the engine refuses writes. */
+ndb_status ndb_kv_backup(ndb_kv *kv, const char *dir, const ndb_kv_backup_options *opt, ndb_kv_backup_info *info,
+                         ndb_errmsg *msg);
+
+/* Streams a backup as a tar archive through write: the same files, the
+ * listing last, then the end-of-archive blocks. An archive cut short has no
+ * listing and is refused by verify and restore. */
+ndb_status ndb_kv_backup_archive(ndb_kv *kv, ndb_kv_backup_write_fn write, void *write_arg,
+                                 const ndb_kv_backup_options *opt, ndb_kv_backup_info *info, ndb_errmsg *msg);
+
+/* Reads a backup (a directory or an archive file) and checks its listing's
+ * checksum and every file's size and CRC-32C; with bases (nbases backups,
+ * directories or archives), also the files an incremental archive left to
+ * them. NDB_ECORRUPT with msg naming the first file that fails; info may be
+ * NULL. Writes nothing. */
+ndb_status ndb_kv_backup_verify(const char *path, const char *const *bases, size_t nbases, ndb_kv_backup_info *info,
+                                ndb_errmsg *msg);
+
+/* Restores a backup into dir, which must not exist or be empty, for
+ * ndb_kv_open: verifies everything first (as ndb_kv_backup_verify), then
+ * copies the files into "<dir>.restoring", checking every CRC again, syncs
+ * them and renames that directory to dir. A damaged or incomplete backup is
+ * refused before anything is written. progress (may be NULL) is told of the
+ * copy. The restored database gets a new identity when first backed up. */
+ndb_status ndb_kv_restore(const char *path, const char *const *bases, size_t nbases, const char *dir,
+                          ndb_kv_backup_progress_fn progress, void *progress_arg, ndb_kv_backup_info *info,
+                          ndb_errmsg *msg);
+
 #ifdef __cplusplus
 }
 #endif

@@ -811,6 +811,23 @@ ndb_status kv_vset_recover(kv_vset *vs, ndb_errmsg *msg)
     return NDB_OK;
 }
 
+ndb_status kv_version_encode_snapshot(kv_version *v, uint64_t log_number, uint64_t next_file, uint64_t last_seq,
+                                      char **out, size_t *n)
+{
+    kv_edit snap;
+    kv_edit_init(&snap);
+    snap.has_log = snap.has_next = snap.has_seq = 1;
+    snap.log_number = log_number;
+    snap.next_file = next_file;
+    snap.last_seq = last_seq;
+    ndb_status st = NDB_OK;
+    for (int l = 0; l < NDB_KV_LEVELS && st == NDB_OK; l++)
+        for (size_t i = 0; i < v->nfiles[l] && st == NDB_OK; i++) st = kv_edit_add_file(&snap, l, v->files[l][i]);
+    if (st == NDB_OK) st = kv_edit_encode(&snap, out, n);
+    kv_edit_destroy(&snap);
+    return st;
+}
+
 ndb_status kv_vset_new_manifest(kv_vset *vs, ndb_errmsg *msg)
 {
     uint64_t num = vs->next_file++;
@@ -819,22 +836,12 @@ ndb_status kv_vset_new_manifest(kv_vset *vs, ndb_errmsg *msg)
     kv_wal_writer *w;
     ndb_status st = kv_wal_create(vs->env, path, &w);
     if (st != NDB_OK) return ndb_errmsg_set(msg, st, "%s: create failed", path);
-    kv_edit snap;
-    kv_edit_init(&snap);
-    snap.has_log = snap.has_next = snap.has_seq = 1;
-    snap.log_number = vs->log_number;
-    snap.next_file = vs->next_file;
-    snap.last_seq = vs->last_seq;
-    for (int l = 0; l < NDB_KV_LEVELS && st == NDB_OK; l++)
-        for (size_t i = 0; i < vs->current->nfiles[l] && st == NDB_OK; i++)
-            st = kv_edit_add_file(&snap, l, vs->current->files[l][i]);
     char *buf = NULL;
     size_t n;
-    if (st == NDB_OK) st = kv_edit_encode(&snap, &buf, &n);
+    st = kv_version_encode_snapshot(vs->current, vs->log_number, vs->next_file, vs->last_seq, &buf, &n);
     if (st == NDB_OK) st = kv_wal_add(w, WAL_EDIT, buf, n);
     if (st == NDB_OK) st = kv_wal_sync(w);
     free(buf);
-    kv_edit_destroy(&snap);
     if (st != NDB_OK) {
         kv_wal_close(w);
         vs->env->v->remove(vs->env, path);

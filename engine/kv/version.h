@@ -150,6 +150,11 @@ ndb_status kv_edit_del_file(kv_edit *e, int level, uint64_t number);
 ndb_status kv_edit_encode(const kv_edit *e, char **out, size_t *n);
 ndb_status kv_edit_decode(kv_vset *vs, const char *p, size_t n, kv_edit *e);
 
+/* A manifest's first record for v: a full snapshot (every file of v) with
+ * these counters, encoded. Caller frees *out with free(). */
+ndb_status kv_version_encode_snapshot(kv_version *v, uint64_t log_number, uint64_t next_file, uint64_t last_seq,
+                                      char **out, size_t *n);
+
 /* ---- the version set */
 ndb_status kv_vset_new(kv_env *env, const char *dir, kv_cache *cache, const kv_table_opts *topts,
                        uint64_t l1_max_bytes, uint32_t l0_trigger, uint32_t max_open_tables, kv_vset **out);

@@ -51,6 +51,13 @@ ndb_status kv_wal_add_parts(kv_wal_writer *w, int type, const void *a, size_t al
     return st;
 }
 
+void kv_wal_header(char h[WAL_HEADER], int type, const void *payload, size_t n)
+{
+    put_fixed32(h + 4, (uint32_t)n);
+    h[8] = (char)type;
+    put_fixed32(h, crc32c_mask(crc32c_extend(crc32c(h + 4, 5), payload, n)));
+}
+
 ndb_status kv_wal_sync(kv_wal_writer *w) { return kv_file_sync(w->f); }
 uint64_t kv_wal_size(const kv_wal_writer *w) { return w->size; }
 

@@ -33,6 +33,10 @@ static inline ndb_status kv_wal_add(kv_wal_writer *w, int type, const void *payl
 {
     return kv_wal_add_parts(w, type, payload, n, NULL, 0);
 }
+/* The header of a record holding payload (n <= WAL_MAX_RECORD bytes): the
+ * record is these WAL_HEADER bytes followed by the payload. For a log made
+ * in memory (a backup's manifest). */
+void kv_wal_header(char h[WAL_HEADER], int type, const void *payload, size_t n);
 ndb_status kv_wal_sync(kv_wal_writer *w);
 uint64_t kv_wal_size(const kv_wal_writer *w);
 /* Closes the file and frees w (NULL is a no-op). Does not sync. */

@@ -414,21 +414,45 @@ ndb_status kv_write_reopen_wal(ndb_kv *kv, ndb_errmsg *msg)
     return NDB_OK;
 }
 
-void kv_segments_delete_below(ndb_kv *kv, uint64_t log_number)
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+ndb_status kv_segments_list(ndb_kv *kv, uint64_t lo, uint64_t hi, uint64_t **out, size_t *count)
 {
     char **names;
-    size_t n;
-    if (kv->env->v->list(kv->env, kv->dir, &names, &n) != NDB_OK) return;
-    for (size_t i = 0; i < n; i++) {
+    size_t n, k = 0;
+    ndb_status st = kv->env->v->list(kv->env, kv->dir, &names, &n);
+    if (st != NDB_OK) return st;
+    uint64_t *nums = malloc((n + 1) * sizeof *nums);
+    if (nums == NULL) st = NDB_ENOMEM;
+    for (size_t i = 0; i < n && st == NDB_OK; i++) {
         unsigned long long num;
         char ext[8];
-        if (sscanf(names[i], "%llu.%7s", &num, ext) == 2 && strcmp(ext, "wal") == 0 && num < log_number) {
-            char path[4096];
-            kv_file_path(kv, path, sizeof path, num, "wal");
-            kv->env->v->remove(kv->env, path);
-        }
+        if (sscanf(names[i], "%llu.%7s", &num, ext) == 2 && strcmp(ext, "wal") == 0 && num >= lo && num <= hi)
+            nums[k++] = num;
     }
     kv_env_free_list(names, n);
+    if (st != NDB_OK) return st;
+    qsort(nums, k, sizeof *nums, cmp_u64);
+    *out = nums;
+    *count = k;
+    return NDB_OK;
+}
+
+void kv_segments_delete_below(ndb_kv *kv, uint64_t log_number)
+{
+    uint64_t *nums;
+    size_t n;
+    if (log_number == 0 || kv_segments_list(kv, 0, log_number - 1, &nums, &n) != NDB_OK) return;
+    for (size_t i = 0; i < n; i++) {
+        char path[4096];
+        kv_file_path(kv, path, sizeof path, nums[i], "wal");
+        kv->env->v->remove(kv->env, path);
+    }
+    free(nums);
 }
 
 /* ------------------------------------------------------------------ appending */

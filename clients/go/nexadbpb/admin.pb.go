@@ -22,6 +22,249 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type BackupRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// A directory backup: its name under --backup-dir (1-100 of A-Z a-z 0-9 . _ -, not starting
+	// with '.'); the directory must not exist yet. Give a name or set archive, not both.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Stream the backup as a tar archive in the responses' archive_chunk (gRPC only: REST
+	// takes directory backups). `nexadb-server --restore FILE` restores the archive.
+	Archive bool `protobuf:"varint,2,opt,name=archive,proto3" json:"archive,omitempty"`
+	// An incremental directory backup: the name of a previous backup under --backup-dir of the
+	// same database. The tables it holds are linked from it instead of being read again.
+	Previous string `protobuf:"bytes,3,opt,name=previous,proto3" json:"previous,omitempty"`
+	// An incremental archive: the BACKUP listing of a previous archive of the same database (its
+	// last entry). The tables it names are left out of this archive; restore this one with the
+	// earlier archive as a base.
+	PreviousListing []byte `protobuf:"bytes,4,opt,name=previous_listing,json=previousListing,proto3" json:"previous_listing,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *BackupRequest) Reset() {
+	*x = BackupRequest{}
+	mi := &file_nexadb_v1_admin_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BackupRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BackupRequest) ProtoMessage() {}
+
+func (x *BackupRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_nexadb_v1_admin_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BackupRequest.ProtoReflect.Descriptor instead.
+func (*BackupRequest) Descriptor() ([]byte, []int) {
+	return file_nexadb_v1_admin_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *BackupRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *BackupRequest) GetArchive() bool {
+	if x != nil {
+		return x.Archive
+	}
+	return false
+}
+
+func (x *BackupRequest) GetPrevious() string {
+	if x != nil {
+		return x.Previous
+	}
+	return ""
+}
+
+func (x *BackupRequest) GetPreviousListing() []byte {
+	if x != nil {
+		return x.PreviousListing
+	}
+	return nil
+}
+
+// How far a backup is.
+type BackupProgress struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	FilesDone  int64                  `protobuf:"varint,1,opt,name=files_done,json=filesDone,proto3" json:"files_done,omitempty"`
+	FilesTotal int64                  `protobuf:"varint,2,opt,name=files_total,json=filesTotal,proto3" json:"files_total,omitempty"`
+	BytesDone  int64                  `protobuf:"varint,3,opt,name=bytes_done,json=bytesDone,proto3" json:"bytes_done,omitempty"`
+	BytesTotal int64                  `protobuf:"varint,4,opt,name=bytes_total,json=bytesTotal,proto3" json:"bytes_total,omitempty"`
+	// Of those done: taken from the previous backup (linked, or left to the base archive).
+	FilesReused   int64 `protobuf:"varint,5,opt,name=files_reused,json=filesReused,proto3" json:"files_reused,omitempty"`
+	BytesReused   int64 `protobuf:"varint,6,opt,name=bytes_reused,json=bytesReused,proto3" json:"bytes_reused,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BackupProgress) Reset() {
+	*x = BackupProgress{}
+	mi := &file_nexadb_v1_admin_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BackupProgress) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BackupProgress) ProtoMessage() {}
+
+func (x *BackupProgress) ProtoReflect() protoreflect.Message {
+	mi := &file_nexadb_v1_admin_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BackupProgress.ProtoReflect.Descriptor instead.
+func (*BackupProgress) Descriptor() ([]byte, []int) {
+	return file_nexadb_v1_admin_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *BackupProgress) GetFilesDone() int64 {
+	if x != nil {
+		return x.FilesDone
+	}
+	return 0
+}
+
+func (x *BackupProgress) GetFilesTotal() int64 {
+	if x != nil {
+		return x.FilesTotal
+	}
+	return 0
+}
+
+func (x *BackupProgress) GetBytesDone() int64 {
+	if x != nil {
+		return x.BytesDone
+	}
+	return 0
+}
+
+func (x *BackupProgress) GetBytesTotal() int64 {
+	if x != nil {
+		return x.BytesTotal
+	}
+	return 0
+}
+
+func (x *BackupProgress) GetFilesReused() int64 {
+	if x != nil {
+		return x.FilesReused
+	}
+	return 0
+}
+
+func (x *BackupProgress) GetBytesReused() int64 {
+	if x != nil {
+		return x.BytesReused
+	}
+	return 0
+}
+
+type BackupResponse struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Progress *BackupProgress        `protobuf:"bytes,1,opt,name=progress,proto3" json:"progress,omitempty"`
+	// Archive backups: the next bytes of the tar archive.
+	ArchiveChunk []byte `protobuf:"bytes,2,opt,name=archive_chunk,json=archiveChunk,proto3" json:"archive_chunk,omitempty"`
+	// The backup's point in the log: it holds every write up to this sequence and none after.
+	Sequence int64 `protobuf:"varint,3,opt,name=sequence,proto3" json:"sequence,omitempty"`
+	// Set on the last message: the backup is complete (an archive's listing has been sent).
+	Done bool `protobuf:"varint,4,opt,name=done,proto3" json:"done,omitempty"`
+	// Directory backups: the backup's directory on the server.
+	Path          string `protobuf:"bytes,5,opt,name=path,proto3" json:"path,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BackupResponse) Reset() {
+	*x = BackupResponse{}
+	mi := &file_nexadb_v1_admin_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BackupResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BackupResponse) ProtoMessage() {}
+
+func (x *BackupResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_nexadb_v1_admin_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BackupResponse.ProtoReflect.Descriptor instead.
+func (*BackupResponse) Descriptor() ([]byte, []int) {
+	return file_nexadb_v1_admin_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *BackupResponse) GetProgress() *BackupProgress {
+	if x != nil {
+		return x.Progress
+	}
+	return nil
+}
+
+func (x *BackupResponse) GetArchiveChunk() []byte {
+	if x != nil {
+		return x.ArchiveChunk
+	}
+	return nil
+}
+
+func (x *BackupResponse) GetSequence() int64 {
+	if x != nil {
+		return x.Sequence
+	}
+	return 0
+}
+
+func (x *BackupResponse) GetDone() bool {
+	if x != nil {
+		return x.Done
+	}
+	return false
+}
+
+func (x *BackupResponse) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
 type StatusRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -30,7 +273,7 @@ type StatusRequest struct {
 
 func (x *StatusRequest) Reset() {
 	*x = StatusRequest{}
-	mi := &file_nexadb_v1_admin_proto_msgTypes[0]
+	mi := &file_nexadb_v1_admin_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -42,7 +285,7 @@ func (x *StatusRequest) String() string {
 func (*StatusRequest) ProtoMessage() {}
 
 func (x *StatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nexadb_v1_admin_proto_msgTypes[0]
+	mi := &file_nexadb_v1_admin_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -55,7 +298,7 @@ func (x *StatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusRequest.ProtoReflect.Descriptor instead.
 func (*StatusRequest) Descriptor() ([]byte, []int) {
-	return file_nexadb_v1_admin_proto_rawDescGZIP(), []int{0}
+	return file_nexadb_v1_admin_proto_rawDescGZIP(), []int{3}
 }
 
 type StatusResponse struct {
@@ -77,7 +320,7 @@ type StatusResponse struct {
 
 func (x *StatusResponse) Reset() {
 	*x = StatusResponse{}
-	mi := &file_nexadb_v1_admin_proto_msgTypes[1]
+	mi := &file_nexadb_v1_admin_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -89,7 +332,7 @@ func (x *StatusResponse) String() string {
 func (*StatusResponse) ProtoMessage() {}
 
 func (x *StatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nexadb_v1_admin_proto_msgTypes[1]
+	mi := &file_nexadb_v1_admin_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -102,7 +345,7 @@ func (x *StatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusResponse.ProtoReflect.Descriptor instead.
 func (*StatusResponse) Descriptor() ([]byte, []int) {
-	return file_nexadb_v1_admin_proto_rawDescGZIP(), []int{1}
+	return file_nexadb_v1_admin_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *StatusResponse) GetStatus() string {
@@ -148,7 +391,7 @@ type StatsRequest struct {
 
 func (x *StatsRequest) Reset() {
 	*x = StatsRequest{}
-	mi := &file_nexadb_v1_admin_proto_msgTypes[2]
+	mi := &file_nexadb_v1_admin_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -160,7 +403,7 @@ func (x *StatsRequest) String() string {
 func (*StatsRequest) ProtoMessage() {}
 
 func (x *StatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nexadb_v1_admin_proto_msgTypes[2]
+	mi := &file_nexadb_v1_admin_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -173,7 +416,7 @@ func (x *StatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatsRequest.ProtoReflect.Descriptor instead.
 func (*StatsRequest) Descriptor() ([]byte, []int) {
-	return file_nexadb_v1_admin_proto_rawDescGZIP(), []int{2}
+	return file_nexadb_v1_admin_proto_rawDescGZIP(), []int{5}
 }
 
 // Per-level figures of the storage engine.
@@ -188,7 +431,7 @@ type LevelStats struct {
 
 func (x *LevelStats) Reset() {
 	*x = LevelStats{}
-	mi := &file_nexadb_v1_admin_proto_msgTypes[3]
+	mi := &file_nexadb_v1_admin_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -200,7 +443,7 @@ func (x *LevelStats) String() string {
 func (*LevelStats) ProtoMessage() {}
 
 func (x *LevelStats) ProtoReflect() protoreflect.Message {
-	mi := &file_nexadb_v1_admin_proto_msgTypes[3]
+	mi := &file_nexadb_v1_admin_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -213,7 +456,7 @@ func (x *LevelStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LevelStats.ProtoReflect.Descriptor instead.
 func (*LevelStats) Descriptor() ([]byte, []int) {
-	return file_nexadb_v1_admin_proto_rawDescGZIP(), []int{3}
+	return file_nexadb_v1_admin_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *LevelStats) GetLevel() int32 {
@@ -257,7 +500,7 @@ type EngineStats struct {
 
 func (x *EngineStats) Reset() {
 	*x = EngineStats{}
-	mi := &file_nexadb_v1_admin_proto_msgTypes[4]
+	mi := &file_nexadb_v1_admin_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -269,7 +512,7 @@ func (x *EngineStats) String() string {
 func (*EngineStats) ProtoMessage() {}
 
 func (x *EngineStats) ProtoReflect() protoreflect.Message {
-	mi := &file_nexadb_v1_admin_proto_msgTypes[4]
+	mi := &file_nexadb_v1_admin_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -282,7 +525,7 @@ func (x *EngineStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EngineStats.ProtoReflect.Descriptor instead.
 func (*EngineStats) Descriptor() ([]byte, []int) {
-	return file_nexadb_v1_admin_proto_rawDescGZIP(), []int{4}
+	return file_nexadb_v1_admin_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *EngineStats) GetMemtableBytes() int64 {
@@ -359,7 +602,7 @@ type StatsResponse struct {
 
 func (x *StatsResponse) Reset() {
 	*x = StatsResponse{}
-	mi := &file_nexadb_v1_admin_proto_msgTypes[5]
+	mi := &file_nexadb_v1_admin_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -371,7 +614,7 @@ func (x *StatsResponse) String() string {
 func (*StatsResponse) ProtoMessage() {}
 
 func (x *StatsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nexadb_v1_admin_proto_msgTypes[5]
+	mi := &file_nexadb_v1_admin_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -384,7 +627,7 @@ func (x *StatsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatsResponse.ProtoReflect.Descriptor instead.
 func (*StatsResponse) Descriptor() ([]byte, []int) {
-	return file_nexadb_v1_admin_proto_rawDescGZIP(), []int{5}
+	return file_nexadb_v1_admin_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *StatsResponse) GetCollections() []*CollectionInfo {
@@ -433,7 +676,29 @@ var File_nexadb_v1_admin_proto protoreflect.FileDescriptor
 
 const file_nexadb_v1_admin_proto_rawDesc = "" +
 	"\n" +
-	"\x15nexadb/v1/admin.proto\x12\tnexadb.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x16nexadb/v1/common.proto\"\x0f\n" +
+	"\x15nexadb/v1/admin.proto\x12\tnexadb.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x16nexadb/v1/common.proto\"\x84\x01\n" +
+	"\rBackupRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
+	"\aarchive\x18\x02 \x01(\bR\aarchive\x12\x1a\n" +
+	"\bprevious\x18\x03 \x01(\tR\bprevious\x12)\n" +
+	"\x10previous_listing\x18\x04 \x01(\fR\x0fpreviousListing\"\xd6\x01\n" +
+	"\x0eBackupProgress\x12\x1d\n" +
+	"\n" +
+	"files_done\x18\x01 \x01(\x03R\tfilesDone\x12\x1f\n" +
+	"\vfiles_total\x18\x02 \x01(\x03R\n" +
+	"filesTotal\x12\x1d\n" +
+	"\n" +
+	"bytes_done\x18\x03 \x01(\x03R\tbytesDone\x12\x1f\n" +
+	"\vbytes_total\x18\x04 \x01(\x03R\n" +
+	"bytesTotal\x12!\n" +
+	"\ffiles_reused\x18\x05 \x01(\x03R\vfilesReused\x12!\n" +
+	"\fbytes_reused\x18\x06 \x01(\x03R\vbytesReused\"\xb0\x01\n" +
+	"\x0eBackupResponse\x125\n" +
+	"\bprogress\x18\x01 \x01(\v2\x19.nexadb.v1.BackupProgressR\bprogress\x12#\n" +
+	"\rarchive_chunk\x18\x02 \x01(\fR\farchiveChunk\x12\x1a\n" +
+	"\bsequence\x18\x03 \x01(\x03R\bsequence\x12\x12\n" +
+	"\x04done\x18\x04 \x01(\bR\x04done\x12\x12\n" +
+	"\x04path\x18\x05 \x01(\tR\x04path\"\x0f\n" +
 	"\rStatusRequest\"\x99\x01\n" +
 	"\x0eStatusResponse\x12\x16\n" +
 	"\x06status\x18\x01 \x01(\tR\x06status\x12\x18\n" +
@@ -462,10 +727,11 @@ const file_nexadb_v1_admin_proto_rawDesc = "" +
 	"\x06engine\x18\x03 \x01(\v2\x16.nexadb.v1.EngineStatsR\x06engine\x12%\n" +
 	"\x0euptime_seconds\x18\x04 \x01(\x03R\ruptimeSeconds\x12\x1b\n" +
 	"\trss_bytes\x18\x05 \x01(\x03R\brssBytes\x12#\n" +
-	"\rvector_kernel\x18\x06 \x01(\tR\fvectorKernel2\xaa\x01\n" +
+	"\rvector_kernel\x18\x06 \x01(\tR\fvectorKernel2\x85\x02\n" +
 	"\fAdminService\x12N\n" +
 	"\x06Status\x12\x18.nexadb.v1.StatusRequest\x1a\x19.nexadb.v1.StatusResponse\"\x0f\x82\xd3\xe4\x93\x02\t\x12\a/status\x12J\n" +
-	"\x05Stats\x12\x17.nexadb.v1.StatsRequest\x1a\x18.nexadb.v1.StatsResponse\"\x0e\x82\xd3\xe4\x93\x02\b\x12\x06/statsb\x06proto3"
+	"\x05Stats\x12\x17.nexadb.v1.StatsRequest\x1a\x18.nexadb.v1.StatsResponse\"\x0e\x82\xd3\xe4\x93\x02\b\x12\x06/stats\x12Y\n" +
+	"\x06Backup\x12\x18.nexadb.v1.BackupRequest\x1a\x19.nexadb.v1.BackupResponse\"\x18\x82\xd3\xe4\x93\x02\x12:\x01*\"\r/admin/backup0\x01b\x06proto3"
 
 var (
 	file_nexadb_v1_admin_proto_rawDescOnce sync.Once
@@ -479,29 +745,35 @@ func file_nexadb_v1_admin_proto_rawDescGZIP() []byte {
 	return file_nexadb_v1_admin_proto_rawDescData
 }
 
-var file_nexadb_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_nexadb_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
 var file_nexadb_v1_admin_proto_goTypes = []any{
-	(*StatusRequest)(nil),  // 0: nexadb.v1.StatusRequest
-	(*StatusResponse)(nil), // 1: nexadb.v1.StatusResponse
-	(*StatsRequest)(nil),   // 2: nexadb.v1.StatsRequest
-	(*LevelStats)(nil),     // 3: nexadb.v1.LevelStats
-	(*EngineStats)(nil),    // 4: nexadb.v1.EngineStats
-	(*StatsResponse)(nil),  // 5: nexadb.v1.StatsResponse
-	(*CollectionInfo)(nil), // 6: nexadb.v1.CollectionInfo
+	(*BackupRequest)(nil),  // 0: nexadb.v1.BackupRequest
+	(*BackupProgress)(nil), // 1: nexadb.v1.BackupProgress
+	(*BackupResponse)(nil), // 2: nexadb.v1.BackupResponse
+	(*StatusRequest)(nil),  // 3: nexadb.v1.StatusRequest
+	(*StatusResponse)(nil), // 4: nexadb.v1.StatusResponse
+	(*StatsRequest)(nil),   // 5: nexadb.v1.StatsRequest
+	(*LevelStats)(nil),     // 6: nexadb.v1.LevelStats
+	(*EngineStats)(nil),    // 7: nexadb.v1.EngineStats
+	(*StatsResponse)(nil),  // 8: nexadb.v1.StatsResponse
+	(*CollectionInfo)(nil), // 9: nexadb.v1.CollectionInfo
 }
 var file_nexadb_v1_admin_proto_depIdxs = []int32{
-	3, // 0: nexadb.v1.EngineStats.levels:type_name -> nexadb.v1.LevelStats
-	6, // 1: nexadb.v1.StatsResponse.collections:type_name -> nexadb.v1.CollectionInfo
-	4, // 2: nexadb.v1.StatsResponse.engine:type_name -> nexadb.v1.EngineStats
-	0, // 3: nexadb.v1.AdminService.Status:input_type -> nexadb.v1.StatusRequest
-	2, // 4: nexadb.v1.AdminService.Stats:input_type -> nexadb.v1.StatsRequest
-	1, // 5: nexadb.v1.AdminService.Status:output_type -> nexadb.v1.StatusResponse
-	5, // 6: nexadb.v1.AdminService.Stats:output_type -> nexadb.v1.StatsResponse
-	5, // [5:7] is the sub-list for method output_type
-	3, // [3:5] is the sub-list for method input_type
-	3, // [3:3] is the sub-list for extension type_name
-	3, // [3:3] is the sub-list for extension extendee
-	0, // [0:3] is the sub-list for field type_name
+	1, // 0: nexadb.v1.BackupResponse.progress:type_name -> nexadb.v1.BackupProgress
+	6, // 1: nexadb.v1.EngineStats.levels:type_name -> nexadb.v1.LevelStats
+	9, // 2: nexadb.v1.StatsResponse.collections:type_name -> nexadb.v1.CollectionInfo
+	7, // 3: nexadb.v1.StatsResponse.engine:type_name -> nexadb.v1.EngineStats
+	3, // 4: nexadb.v1.AdminService.Status:input_type -> nexadb.v1.StatusRequest
+	5, // 5: nexadb.v1.AdminService.Stats:input_type -> nexadb.v1.StatsRequest
+	0, // 6: nexadb.v1.AdminService.Backup:input_type -> nexadb.v1.BackupRequest
+	4, // 7: nexadb.v1.AdminService.Status:output_type -> nexadb.v1.StatusResponse
+	8, // 8: nexadb.v1.AdminService.Stats:output_type -> nexadb.v1.StatsResponse
+	2, // 9: nexadb.v1.AdminService.Backup:output_type -> nexadb.v1.BackupResponse
+	7, // [7:10] is the sub-list for method output_type
+	4, // [4:7] is the sub-list for method input_type
+	4, // [4:4] is the sub-list for extension type_name
+	4, // [4:4] is the sub-list for extension extendee
+	0, // [0:4] is the sub-list for field type_name
 }
 
 func init() { file_nexadb_v1_admin_proto_init() }
@@ -516,7 +788,7 @@ func file_nexadb_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_nexadb_v1_admin_proto_rawDesc), len(file_nexadb_v1_admin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   6,
+			NumMessages:   9,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

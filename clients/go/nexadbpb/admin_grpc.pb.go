@@ -21,18 +21,25 @@ const _ = grpc.SupportPackageIsVersion9
 const (
 	AdminService_Status_FullMethodName = "/nexadb.v1.AdminService/Status"
 	AdminService_Stats_FullMethodName  = "/nexadb.v1.AdminService/Stats"
+	AdminService_Backup_FullMethodName = "/nexadb.v1.AdminService/Backup"
 )
 
 // AdminServiceClient is the client API for AdminService service.
 //
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
-// Server status and statistics.
+// Server status, statistics and backups.
 type AdminServiceClient interface {
 	// Liveness and version; needs no API key.
 	Status(ctx context.Context, in *StatusRequest, opts ...grpc.CallOption) (*StatusResponse, error)
 	// Database statistics: collections, engine and process figures.
 	Stats(ctx context.Context, in *StatsRequest, opts ...grpc.CallOption) (*StatsResponse, error)
+	// A consistent copy of the whole database (documents, indexes, vectors) as of one point in
+	// its log, taken while writes go on: into a directory under the server's --backup-dir
+	// (`name`: tables hard-linked, the log tail copied, a checksummed listing written last), or
+	// streamed to the caller as a tar archive (`archive`, gRPC only). Messages report progress
+	// as it goes; the last one has `done` set. One backup runs at a time. Needs a read-write key.
+	Backup(ctx context.Context, in *BackupRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[BackupResponse], error)
 }
 
 type adminServiceClient struct {
@@ -63,16 +70,41 @@ func (c *adminServiceClient) Stats(ctx context.Context, in *StatsRequest, opts .
 	return out, nil
 }
 
+func (c *adminServiceClient) Backup(ctx context.Context, in *BackupRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[BackupResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &AdminService_ServiceDesc.Streams[0], AdminService_Backup_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[BackupRequest, BackupResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type AdminService_BackupClient = grpc.ServerStreamingClient[BackupResponse]
+
 // AdminServiceServer is the server API for AdminService service.
 // All implementations must embed UnimplementedAdminServiceServer
 // for forward compatibility.
 //
-// Server status and statistics.
+// Server status, statistics and backups.
 type AdminServiceServer interface {
 	// Liveness and version; needs no API key.
 	Status(context.Context, *StatusRequest) (*StatusResponse, error)
 	// Database statistics: collections, engine and process figures.
 	Stats(context.Context, *StatsRequest) (*StatsResponse, error)
+	// A consistent copy of the whole database (documents, indexes, vectors) as of one point in
+	// its log, taken while writes go on: into a directory under the server's --backup-dir
+	// (`name`: tables hard-linked, the log tail copied, a checksummed listing written last), or
+	// streamed to the caller as a tar archive (`archive`, gRPC only). Messages report progress
+	// as it goes; the last one has `done` set. One backup runs at a time. Needs a read-write key.
+	Backup(*BackupRequest, grpc.ServerStreamingServer[BackupResponse]) error
 	mustEmbedUnimplementedAdminServiceServer()
 }
 
@@ -88,6 +120,9 @@ func (UnimplementedAdminServiceServer) Status(context.Context, *StatusRequest) (
 }
 func (UnimplementedAdminServiceServer) Stats(context.Context, *StatsRequest) (*StatsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Stats not implemented")
+}
+func (UnimplementedAdminServiceServer) Backup(*BackupRequest, grpc.ServerStreamingServer[BackupResponse]) error {
+	return status.Error(codes.Unimplemented, "method Backup not implemented")
 }
 func (UnimplementedAdminServiceServer) mustEmbedUnimplementedAdminServiceServer() {}
 func (UnimplementedAdminServiceServer) testEmbeddedByValue()                      {}
@@ -146,6 +181,17 @@ func _AdminService_Stats_Handler(srv interface{}, ctx context.Context, dec func(
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AdminService_Backup_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(BackupRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(AdminServiceServer).Backup(m, &grpc.GenericServerStream[BackupRequest, BackupResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type AdminService_BackupServer = grpc.ServerStreamingServer[BackupResponse]
+
 // AdminService_ServiceDesc is the grpc.ServiceDesc for AdminService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -162,6 +208,12 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _AdminService_Stats_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "Backup",
+			Handler:       _AdminService_Backup_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "nexadb/v1/admin.proto",
 }

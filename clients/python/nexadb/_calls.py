@@ -182,6 +182,44 @@ def stats() -> Call:
     return Call(ADMIN, "Stats", admin_pb2.StatsRequest(), message_dict)
 
 
+def backup(name: Optional[str], archive: bool, previous: Optional[str],
+           previous_listing: Optional[bytes]) -> Stream:
+    """AdminService/Backup: a directory backup `name` on the server (incremental from the
+    backup named `previous`), or an archive streamed back (incremental against
+    `previous_listing`, the BACKUP entry of an earlier archive). Its messages carry progress
+    (and archive chunks); the last has done set."""
+    if (name is None) == (not archive):
+        raise ValueError("give a backup name (a directory on the server) or archive, not both")
+    if previous is not None and archive:
+        raise ValueError("previous names a directory backup; an archive takes previous_listing")
+    if previous_listing is not None and not archive:
+        raise ValueError("previous_listing is for archives; a directory backup takes previous")
+    req = admin_pb2.BackupRequest(name=name or "", archive=archive, previous=previous or "",
+                                  previous_listing=previous_listing or b"")
+    return Stream(ADMIN, "Backup", req, message_dict)
+
+
+def backup_message(msg: Any, archive: Any, progress: Optional[Callable[[Dict[str, Any]], None]]
+                   ) -> Dict[str, Any]:
+    """One Backup message: its archive chunk written to archive, progress told; what
+    NexaDB.backup returns when it is the last."""
+    if archive is not None and msg.archive_chunk:
+        archive.write(msg.archive_chunk)
+    out = {"sequence": msg.sequence, "done": msg.done, "path": msg.path,
+           "progress": message_dict(msg.progress)}
+    if progress is not None:
+        progress(out["progress"])
+    return out
+
+
+def backup_result(last: Dict[str, Any]) -> Dict[str, Any]:
+    """The last message's dict, once the stream has ended: an error unless it said done."""
+    if not last.get("done"):
+        raise errors.NexaDBError(grpc.StatusCode.UNKNOWN, "the stream ended before the backup was complete",
+                                 "Backup")
+    return last
+
+
 # -- documents -------------------------------------------------------------------------------
 
 def insert_one(coll: str, document: Mapping[str, Any]) -> Call:

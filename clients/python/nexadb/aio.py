@@ -23,8 +23,8 @@ Many calls may run at once on one AsyncNexaDB (asyncio.gather): the channel mult
 from __future__ import annotations
 
 import asyncio
-from typing import (Any, AsyncIterator, Callable, Dict, Iterable, List, Mapping, Optional,
-                    Sequence, TypeVar)
+from typing import (Any, AsyncIterator, BinaryIO, Callable, Dict, Iterable, List, Mapping,
+                    Optional, Sequence, TypeVar)
 
 import grpc
 import grpc.aio
@@ -205,6 +205,19 @@ class AsyncNexaDB(Connection):
 
     async def stats(self) -> Dict[str, Any]:
         return await self._run(_calls.stats())
+
+    async def backup(self, name: Optional[str] = None, *, archive: Optional[BinaryIO] = None,
+                     previous: Optional[str] = None, previous_listing: Optional[bytes] = None,
+                     progress: Optional[Callable[[Dict[str, Any]], None]] = None,
+                     timeout: Optional[float] = None) -> Dict[str, Any]:
+        stream = _calls.backup(name, archive is not None, previous, previous_listing)
+        last: Dict[str, Any] = {}
+        try:
+            async for msg in self._invoke(stream, timeout):
+                last = _calls.backup_message(msg, archive, progress)
+        except grpc.RpcError as e:
+            raise errors.from_rpc_error(e, stream.method) from None
+        return _calls.backup_result(last)
 
 
 @_docs_from(Collection)

@@ -3,7 +3,7 @@
     nexadb [--host H] [--port P] [--api-key K] [--tls] [--ca-file F] COMMAND ...
 
 Commands: status, stats, collections, insert, find, count, aggregate, update, delete,
-search, index, import, export, shell. `nexadb COMMAND --help` describes each. JSON arguments
+search, index, import, export, backup, shell. `nexadb COMMAND --help` describes each. JSON arguments
 are JSON text ('{"age": {"$gt": 25}}'); results are printed one JSON document per line
 (JSON lines), so they pipe into jq or back into `nexadb import`. Both are MongoDB's
 relaxed Extended JSON, as over REST: {"$date": "2024-01-31T12:00:00Z"} for a date,
@@ -394,6 +394,54 @@ def _with_vectors(cursor, field: str) -> Iterator[dict]:
         yield doc
 
 
+def _listing_of(archive_path: str) -> bytes:
+    """The BACKUP listing of an archive the server streamed (its last entry)."""
+    import tarfile
+    try:
+        with tarfile.open(archive_path, "r:") as t:
+            f = t.extractfile("BACKUP")
+            if f is None:
+                raise KeyError("BACKUP")
+            return f.read()
+    except (OSError, KeyError, tarfile.TarError) as e:
+        raise UsageError(f"--previous-archive {archive_path}: not a complete backup archive ({e})") from None
+
+
+def cmd_backup(db: NexaDB, a, out) -> int:
+    if (a.name is None) == (a.archive is None):
+        raise UsageError("give a NAME (a directory backup on the server) or --archive FILE")
+    if a.archive is not None and a.previous is not None:
+        raise UsageError("--previous names a directory backup; an archive takes --previous-archive")
+    if a.archive is None and a.previous_archive is not None:
+        raise UsageError("--previous-archive is for --archive")
+    prog = Progress(f"backup {a.name or a.archive}", None, _progress_on(a), unit="bytes")
+
+    def tell(p):
+        prog.total = p.get("bytes_total") or None
+        prog.update(p.get("bytes_done", 0) - prog.n)
+
+    try:
+        if a.archive is None:
+            res = db.backup(a.name, previous=a.previous, progress=tell, timeout=None)
+        else:
+            listing = _listing_of(a.previous_archive) if a.previous_archive else None
+            partial = a.archive + ".partial"  # renamed once the server says the backup is complete
+            try:
+                with open(partial, "wb") as f:
+                    res = db.backup(archive=f, previous_listing=listing, progress=tell, timeout=None)
+                    f.flush()
+                    os.fsync(f.fileno())
+            except BaseException:
+                os.unlink(partial)
+                raise
+            os.replace(partial, a.archive)
+            res["path"] = a.archive
+    finally:
+        prog.finish()
+    _dump({"sequence": res["sequence"], "path": res["path"], **res["progress"]}, out)
+    return 0
+
+
 def _progress_on(a) -> bool:
     return a.progress == "always" or (a.progress == "auto" and sys.stderr.isatty())
 
@@ -657,6 +705,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="export the document collection when a vector collection has the same name")
     sp.add_argument("--batch", type=int, default=1000, help="documents per streamed page")
     sp.add_argument("--progress", choices=("auto", "always", "never"), default="auto")
+
+    sp = add("backup", cmd_backup, "a consistent backup of the whole database while writes go on: "
+             "a directory NAME under the server's --backup-dir, or --archive FILE streamed here (tar); "
+             "`nexadb-server --restore` restores either")
+    sp.add_argument("name", nargs="?", help="the backup's directory name on the server")
+    sp.add_argument("--previous", help="incremental: the name of an earlier directory backup whose "
+                    "tables are linked instead of read again")
+    sp.add_argument("--archive", help="write a tar archive here (FILE.partial until it is complete)")
+    sp.add_argument("--previous-archive", help="with --archive, incremental: an earlier archive "
+                    "whose tables are left out (restore with `--restore FILE,PREVIOUS`)")
+    sp.add_argument("--progress", choices=("auto", "always", "never"), default="auto",
+                    help="progress bar on stderr (auto: when it is a terminal)")
 
     add("shell", cmd_shell, "interactive shell (use, find, insert, count, aggregate, search...)")
     return p

@@ -11,7 +11,7 @@ asyncio client shares; what is here is only how a call is sent and waited for.
 """
 from __future__ import annotations
 
-from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence
+from typing import Any, BinaryIO, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence
 
 import grpc
 
@@ -164,6 +164,29 @@ class NexaDB(Connection):
     def stats(self) -> Dict[str, Any]:
         """Database statistics: collections, total_documents, engine figures, rss_bytes..."""
         return self._run(_calls.stats())
+
+    def backup(self, name: Optional[str] = None, *, archive: Optional[BinaryIO] = None,
+               previous: Optional[str] = None, previous_listing: Optional[bytes] = None,
+               progress: Optional[Callable[[Dict[str, Any]], None]] = None,
+               timeout: Optional[float] = None) -> Dict[str, Any]:
+        """A consistent backup of the whole database as of one point in its log, while writes
+        go on; needs a read-write key.
+
+        backup('nightly') writes it into that directory under the server's --backup-dir
+        (previous='lastnight': links the tables that one holds). backup(archive=f) streams it
+        as a tar archive into the binary file f instead (previous_listing: the BACKUP entry
+        of an earlier archive, whose tables are then left out). progress, when given, is
+        called with each message's progress dict. Returns the last message: {'sequence', 'done',
+        'path', 'progress': {...}}. `nexadb-server --restore` restores either.
+        """
+        stream = _calls.backup(name, archive is not None, previous, previous_listing)
+        last: Dict[str, Any] = {}
+        try:
+            for msg in self._invoke(stream, timeout):
+                last = _calls.backup_message(msg, archive, progress)
+        except grpc.RpcError as e:
+            raise errors.from_rpc_error(e, stream.method) from None
+        return _calls.backup_result(last)
 
 
 class Collection:

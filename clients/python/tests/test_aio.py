@@ -343,3 +343,15 @@ def test_mtls(tmp_path_factory):
         asyncio.run(body())
     finally:
         srv.stop()
+
+
+def test_backup_archive(run, coll_name):
+    import io
+
+    async def body(db):
+        await db.collection(coll_name).insert({"a": 1})
+        buf, seen = io.BytesIO(), []
+        last = await db.backup(archive=buf, progress=seen.append)
+        assert last["done"] and last["sequence"] > 0 and buf.getvalue()[-1024:] == bytes(1024)
+        assert seen[-1]["bytes_done"] == seen[-1]["bytes_total"] > 0
+    run(body)

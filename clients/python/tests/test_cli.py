@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 COMMANDS = ["status", "stats", "collections", "insert", "find", "count", "aggregate", "update",
-            "delete", "search", "index", "import", "export", "shell"]
+            "delete", "search", "index", "import", "export", "backup", "shell"]
 
 
 def cli_path() -> str:
@@ -90,3 +90,31 @@ def test_shell_help_and_errors(server):
     assert "Documented commands" in r.stdout
     assert "error: no collection: `use NAME` first" in r.stdout
     assert "error: unknown command 'nosuch'" in r.stdout
+
+
+def test_backup_directory_and_archive(server, db, tmp_path, coll_name):
+    from testserver import server_binary
+    db.collection(coll_name).insert_many([{"_id": f"d{i}", "i": i} for i in range(500)])
+    r = run(server, "backup", "cli-" + coll_name)
+    res = json.loads(r.stdout)
+    assert res["sequence"] > 0 and res["path"].endswith("/backups/cli-" + coll_name)
+    assert res["bytes_done"] == res["bytes_total"] > 0 and res["files_done"] == res["files_total"]
+    arch = tmp_path / "b.tar"
+    res = json.loads(run(server, "backup", "--archive", str(arch)).stdout)
+    assert res["path"] == str(arch) and arch.exists() and not (tmp_path / "b.tar.partial").exists()
+    inc = tmp_path / "inc.tar"
+    run(server, "backup", "--archive", str(inc), "--previous-archive", str(arch))
+    for b in (str(arch), f"{inc},{arch}"):
+        v = subprocess.run([server_binary(), "--verify-backup", b], capture_output=True, text=True, timeout=60)
+        assert v.returncode == 0, v.stderr
+    # the SDK: an archive into any binary file, progress told as it goes
+    import io
+    buf, seen = io.BytesIO(), []
+    last = db.backup(archive=buf, progress=seen.append)
+    assert last["done"] and buf.getvalue()[-1024:] == bytes(1024) and seen[-1]["bytes_done"] > 0
+    for args, msg in [((), "NAME"), (("x", "--archive", str(tmp_path / "y")), "NAME"),
+                      (("--archive", str(tmp_path / "z"), "--previous", "x"), "--previous")]:
+        r = run(server, "backup", *args, check=False)
+        assert r.returncode == 2 and msg in r.stderr, r.stderr
+    r = run(server, "backup", "cli-" + coll_name, check=False)  # exists already
+    assert r.returncode == 1 and "ALREADY_EXISTS" in r.stderr
