@@ -213,7 +213,7 @@ static void filtered(const hnsw *h, const char *dir, const float *data, size_t n
     for (size_t f = 0; f < sizeof sel / sizeof sel[0]; f++) {
         memset(bm, 0, (n + 63) / 64 * sizeof *bm);
         for (size_t i = 0; i < n; i++) {
-            allow[i] = (uint32_t)((i * 2654435761u) >> 5) % 1000000 < sel[f].ppm;
+            allow[i] = ((uint32_t)i * 2654435761u >> 5) % 1000000 < sel[f].ppm; /* 32-bit, as grpc/main.go */
             if (allow[i])
                 bm[i >> 6] |= 1ull << (i & 63); /* node i is row i: added in order */
         }
