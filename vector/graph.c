@@ -66,7 +66,10 @@ ndb_status ndb_vec_index_parse(const char *name, ndb_vec_index_kind *out)
 
 const char *ndb_vec_quant_name(ndb_vec_quant q)
 {
-    return q == NDB_VEC_QUANT_INT8 ? "int8" : q == NDB_VEC_QUANT_NONE ? "none" : "unknown";
+    return q == NDB_VEC_QUANT_INT8  ? "int8"
+           : q == NDB_VEC_QUANT_F16 ? "float16"
+           : q == NDB_VEC_QUANT_NONE ? "none"
+                                     : "unknown";
 }
 
 ndb_status ndb_vec_quant_parse(const char *name, ndb_vec_quant *out)
@@ -75,6 +78,8 @@ ndb_status ndb_vec_quant_parse(const char *name, ndb_vec_quant *out)
         *out = NDB_VEC_QUANT_NONE;
     else if (strcmp(name, "int8") == 0)
         *out = NDB_VEC_QUANT_INT8;
+    else if (strcmp(name, "float16") == 0)
+        *out = NDB_VEC_QUANT_F16;
     else
         return NDB_EINVAL;
     return NDB_OK;
@@ -88,11 +93,13 @@ ndb_status graph_check_index(const ndb_vec_index *in, ndb_vec_index *out, ndb_er
     }
     if (in->kind != NDB_VEC_INDEX_HNSW)
         return ndb_errmsg_set(msg, NDB_EINVAL, "unknown index kind %d (exact or hnsw)", (int)in->kind);
-    if (in->quantization != NDB_VEC_QUANT_NONE && in->quantization != NDB_VEC_QUANT_INT8)
-        return ndb_errmsg_set(msg, NDB_EINVAL, "unknown quantization %d (none or int8)", (int)in->quantization);
+    if (in->quantization != NDB_VEC_QUANT_NONE && in->quantization != NDB_VEC_QUANT_INT8 &&
+        in->quantization != NDB_VEC_QUANT_F16)
+        return ndb_errmsg_set(msg, NDB_EINVAL, "unknown quantization %d (none, int8 or float16)",
+                              (int)in->quantization);
     ndb_vec_index ix = {NDB_VEC_INDEX_HNSW, in->m ? in->m : NDB_VEC_HNSW_M,
                         in->ef_construction ? in->ef_construction : NDB_VEC_HNSW_EF_CONSTRUCTION, in->quantization,
-                        in->quantization == NDB_VEC_QUANT_INT8 ? (in->oversample ? in->oversample : NDB_VEC_OVERSAMPLE)
+                        in->quantization != NDB_VEC_QUANT_NONE ? (in->oversample ? in->oversample : NDB_VEC_OVERSAMPLE)
                                                                : 0};
     if (ix.oversample > 100)
         return ndb_errmsg_set(msg, NDB_EINVAL, "index oversample must be 1 to 100, got %u", ix.oversample);
@@ -217,6 +224,11 @@ static ndb_status train(vcoll *c, vgraph *g, bool *few)
     return st;
 }
 
+static hnsw_quant hnsw_quant_of(ndb_vec_quant q)
+{
+    return q == NDB_VEC_QUANT_INT8 ? HNSW_QUANT_INT8 : q == NDB_VEC_QUANT_F16 ? HNSW_QUANT_F16 : HNSW_QUANT_NONE;
+}
+
 /* A new, empty graph for ix; *out NULL (and NDB_OK) when an int8 one must
  * wait for more rows to train on. */
 static ndb_status graph_new(vcoll *c, const ndb_vec_index *ix, vgraph **out, ndb_errmsg *msg)
@@ -226,8 +238,7 @@ static ndb_status graph_new(vcoll *c, const ndb_vec_index *ix, vgraph **out, ndb
     if (!g)
         return ndb_errmsg_set(msg, NDB_ENOMEM, "graph for %s: out of memory", c->name);
     /* the same rows give the same graph: levels are drawn from the incarnation */
-    hnsw_params p = {ix->m, ix->ef_construction, c->id * 0x9E3779B97F4A7C15ull,
-                     ix->quantization == NDB_VEC_QUANT_INT8 ? HNSW_QUANT_INT8 : HNSW_QUANT_NONE};
+    hnsw_params p = {ix->m, ix->ef_construction, c->id * 0x9E3779B97F4A7C15ull, hnsw_quant_of(ix->quantization)};
     ndb_status st = hnsw_new(c->dims, (uint32_t)c->dpad, c->metric, &p, &g->h, msg);
     bool few = false;
     if (st == NDB_OK && p.quant == HNSW_QUANT_INT8 && (st = train(c, g, &few)) != NDB_OK)
@@ -253,7 +264,7 @@ static bool same_params(const vgraph *g, const ndb_vec_index *ix)
 {
     hnsw_params p = hnsw_get_params(g->h);
     return p.m == ix->m && p.ef_construction == ix->ef_construction &&
-           (p.quant == HNSW_QUANT_INT8) == (ix->quantization == NDB_VEC_QUANT_INT8);
+           p.quant == hnsw_quant_of(ix->quantization);
 }
 
 /* Room for bits dead bits (the index thread, rw shared and, for the searched

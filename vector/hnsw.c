@@ -2,8 +2,8 @@
  * hnsw.c — the HNSW graph (hnsw.h says what it is and what it promises).
  *
  * Layout: node i's record, at base + i * rec, is its vector (dpad floats; or,
- * quantized to int8, dpad codes and the decoded vector's squared norm, padded
- * to 16 bytes), its level-0 links ([count, up to m0 node numbers]) and its
+ * quantized, dpad int8 codes or dpad binary16 halves followed by the decoded
+ * vector's squared norm, padded to 16 bytes), its level-0 links ([count, up to m0 node numbers]) and its
  * label, padded to 16 bytes, so a visit touches one record. Levels above 0 are rare (a node
  * reaches level l with probability m^-l) and live in one arena, upmem: for
  * l = 1 .. level[i], [count, up to m node numbers] at upmem + upoff[i] +
@@ -14,7 +14,8 @@
  * codes as base + cs * (q' . code): base = q . o, and q' = round(q[j] s[j] /
  * cs), the int8 form of q scaled per dimension (cs = max |q[j] s[j]| / 127),
  * so the inner loop is kern's exact integer dot product; under l2 the node's
- * stored squared norm completes |q - x|^2 = |q|^2 - 2 q.x + |x|^2.
+ * stored squared norm completes |q - x|^2 = |q|^2 - 2 q.x + |x|^2. float16
+ * halves are scored the same way, the dot product by kern's float16 kernel.
  *
  * Heaps hold (score, node). The candidate heap is a max-heap on score (best
  * first); the result heap is the same max-heap on the negated score, so its
@@ -27,6 +28,8 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <simde/simde-f16.h>
 
 #include "crc32c.h"
 #include "kern.h"
@@ -48,6 +51,7 @@ struct hnsw {
     uint64_t rng;
     hnsw_quant quant;
     float *qoff, *qscale;  /* int8: dpad each, set by hnsw_train */
+    size_t cbytes;         /* quantized: bytes of a record's codes or halves */
     size_t vbytes;         /* bytes of a record's vector part */
     size_t rec;            /* bytes per node record */
     uint8_t *base;
@@ -63,7 +67,11 @@ struct hnsw {
 
 static inline const float *vec_of(const hnsw *h, uint32_t i) { return (const float *)(h->base + (size_t)i * h->rec); }
 static inline const uint8_t *codes_of(const hnsw *h, uint32_t i) { return h->base + (size_t)i * h->rec; }
-static inline float *xn2_of(const hnsw *h, uint32_t i) { return (float *)(h->base + (size_t)i * h->rec + h->dpad); }
+static inline const uint16_t *halves_of(const hnsw *h, uint32_t i)
+{
+    return (const uint16_t *)(h->base + (size_t)i * h->rec);
+}
+static inline float *xn2_of(const hnsw *h, uint32_t i) { return (float *)(h->base + (size_t)i * h->rec + h->cbytes); }
 
 static inline uint32_t *links_at(const hnsw *h, uint32_t i, int l)
 {
@@ -97,6 +105,8 @@ typedef struct hq {
 static void prep(const hnsw *h, const float *v, int8_t *buf, hq *out)
 {
     out->f = v;
+    if (h->quant == HNSW_QUANT_F16 && h->l2)
+        out->n2 = (float)kern_norm2_ref(v, h->dpad);
     if (h->quant != HNSW_QUANT_INT8)
         return;
     double base = 0, n2 = 0;
@@ -115,28 +125,51 @@ static void prep(const hnsw *h, const float *v, int8_t *buf, hq *out)
 
 static inline float qscore(const hnsw *h, const hq *q, uint32_t i)
 {
-    if (h->quant != HNSW_QUANT_INT8)
+    float d;
+    if (h->quant == HNSW_QUANT_NONE)
         return score(h, q->f, vec_of(h, i));
-    float d = q->base + q->cs * (float)h->k->dot_u8i8(codes_of(h, i), q->c, h->dpad);
+    if (h->quant == HNSW_QUANT_F16)
+        d = h->k->dot_f16(q->f, halves_of(h, i), h->dpad);
+    else
+        d = q->base + q->cs * (float)h->k->dot_u8i8(codes_of(h, i), q->c, h->dpad);
     return h->l2 ? -(q->n2 - 2.0f * d + *xn2_of(h, i)) : d;
 }
+
+static inline float half_to_float(uint16_t x) { return simde_float16_to_float32(simde_uint16_as_float16(x)); }
 
 /* Node i's vector as floats: in place, or decoded into buf (dpad). */
 static const float *node_vec(const hnsw *h, uint32_t i, float *buf)
 {
-    if (h->quant != HNSW_QUANT_INT8)
+    if (h->quant == HNSW_QUANT_NONE)
         return vec_of(h, i);
+    if (h->quant == HNSW_QUANT_F16) {
+        const uint16_t *x = halves_of(h, i);
+        for (uint32_t j = 0; j < h->dpad; j++)
+            buf[j] = half_to_float(x[j]);
+        return buf;
+    }
     const uint8_t *c = codes_of(h, i);
     for (uint32_t j = 0; j < h->dpad; j++)
         buf[j] = h->qoff[j] + h->qscale[j] * c[j];
     return buf;
 }
 
-/* Writes v's codes and decoded squared norm into node i's record. */
+/* Writes v's codes or halves and decoded squared norm into node i's record. */
 static void encode(const hnsw *h, const float *v, uint32_t i)
 {
     uint8_t *c = h->base + (size_t)i * h->rec;
     double n2 = 0;
+    if (h->quant == HNSW_QUANT_F16) {
+        uint16_t *x = (uint16_t *)c;
+        for (uint32_t j = 0; j < h->dpad; j++) {
+            float f = v[j] > 65504.0f ? 65504.0f : v[j] < -65504.0f ? -65504.0f : v[j];
+            x[j] = simde_float16_as_uint16(simde_float16_from_float32(f));
+            double dx = half_to_float(x[j]);
+            n2 += dx * dx;
+        }
+        *xn2_of(h, i) = (float)n2;
+        return;
+    }
     for (uint32_t j = 0; j < h->dpad; j++) {
         float x = h->qscale[j] > 0 ? (v[j] - h->qoff[j]) / h->qscale[j] : 0;
         long r = lrintf(x);
@@ -203,7 +236,7 @@ ndb_status hnsw_new(uint32_t dims, uint32_t dpad, ndb_vec_metric metric, const h
     if (p->ef_construction < p->m || p->ef_construction > 10000)
         return ndb_errmsg_set(msg, NDB_EINVAL, "hnsw: ef_construction must be m (%u)..10000, not %u", p->m,
                               p->ef_construction);
-    if (p->quant != HNSW_QUANT_NONE && p->quant != HNSW_QUANT_INT8)
+    if (p->quant != HNSW_QUANT_NONE && p->quant != HNSW_QUANT_INT8 && p->quant != HNSW_QUANT_F16)
         return ndb_errmsg_set(msg, NDB_EINVAL, "hnsw: unknown quantization %d", (int)p->quant);
     hnsw *h = calloc(1, sizeof *h);
     if (h == NULL)
@@ -218,7 +251,8 @@ ndb_status hnsw_new(uint32_t dims, uint32_t dpad, ndb_vec_metric metric, const h
     h->ml = 1.0 / log((double)p->m);
     h->rng = p->seed | 1; /* xorshift needs a non-zero state */
     h->quant = p->quant;
-    h->vbytes = h->quant == HNSW_QUANT_INT8 ? (size_t)dpad + 16 : (size_t)dpad * sizeof(float);
+    h->cbytes = h->quant == HNSW_QUANT_F16 ? 2 * (size_t)dpad : (size_t)dpad;
+    h->vbytes = h->quant == HNSW_QUANT_NONE ? (size_t)dpad * sizeof(float) : h->cbytes + 16;
     if (h->quant == HNSW_QUANT_INT8 &&
         ((h->qoff = calloc(dpad, sizeof(float))) == NULL || (h->qscale = calloc(dpad, sizeof(float))) == NULL)) {
         free(h->qoff);
@@ -641,7 +675,7 @@ ndb_status hnsw_add(hnsw *h, uint64_t label, const float *vec, hnsw_scratch *s, 
     for (int l = 1; l <= level; l++)
         links_at(h, i, l)[0] = 0;
     h->uplen += need;
-    if (h->quant == HNSW_QUANT_INT8)
+    if (h->quant != HNSW_QUANT_NONE)
         encode(h, vec, i);
     else
         memcpy(h->base + (size_t)i * h->rec, vec, (size_t)h->dpad * sizeof(float));

@@ -44,12 +44,13 @@
 
 typedef struct hnsw hnsw;
 
-/* How the graph keeps its copy of each vector: float32 as given, or int8
+/* How the graph keeps its copy of each vector: float32 as given, int8
  * codes (a quarter of the bytes; per-dimension offset and scale from
- * hnsw_train), scored with kern's integer kernel. Scores against codes are
- * approximate: a caller wanting exact ones rescores the hits from its own
- * float32 rows. */
-typedef enum hnsw_quant { HNSW_QUANT_NONE = 0, HNSW_QUANT_INT8 = 1 } hnsw_quant;
+ * hnsw_train), scored with kern's integer kernel, or IEEE binary16 halves
+ * (half the bytes; components beyond +-65504 clamped), scored with kern's
+ * float16 kernel. Scores against codes or halves are approximate: a caller
+ * wanting exact ones rescores the hits from its own float32 rows. */
+typedef enum hnsw_quant { HNSW_QUANT_NONE = 0, HNSW_QUANT_INT8 = 1, HNSW_QUANT_F16 = 2 } hnsw_quant;
 
 typedef struct hnsw_params {
     uint32_t m;               /* links per node above level 0 (2..HNSW_MAX_M); 2m at level 0 */

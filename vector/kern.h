@@ -52,6 +52,9 @@ typedef struct kern_ops {
      * n signed ones: the int8-quantized graph's kernel (|result| < 2^31 for
      * n <= 65536). */
     int32_t (*dot_u8i8)(const uint8_t *a, const int8_t *b, size_t n);
+    /* Dot product of n (a multiple of 16) floats with n IEEE binary16 values
+     * (the float16 graph's kernel), summed in float32. */
+    float (*dot_f16)(const float *a, const uint16_t *b, size_t n);
 } kern_ops;
 
 /* Variant tables; NULL entries in kern_variants() are not compiled in. */

@@ -9,6 +9,9 @@
  */
 #include "kern.h"
 
+#if defined(__x86_64__) || defined(__i386__)
+#  include <cpuid.h>
+#endif
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,15 +28,25 @@ static _Atomic(const kern_ops *) chosen;
 
 const kern_ops *const *kern_all(void) { return all_ops; }
 
+#if defined(__x86_64__) || defined(__i386__)
+/* F16C (half-float conversion, used by dot_f16), which __builtin_cpu_supports
+ * does not name on every compiler: CPUID leaf 1, ECX. */
+static int has_f16c(void)
+{
+    unsigned a, b, c, d;
+    return __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C) != 0;
+}
+#endif
+
 /* Native support; translated variants are runnable but not "native". */
 static int kern_native(const kern_ops *k)
 {
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_cpu_init();
     if (k == &kern_avx512_ops)
-        return __builtin_cpu_supports("avx512f");
+        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma") && has_f16c();
     if (k == &kern_avx2_ops)
-        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && has_f16c();
     return 0;
 #elif defined(__aarch64__) || defined(__ARM_NEON)
     return k == &kern_neon_ops;

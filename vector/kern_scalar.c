@@ -5,6 +5,8 @@
  */
 #include "kern.h"
 
+#include <simde/simde-f16.h>
+
 static float sc_dot(const float *a, const float *b, size_t d)
 {
     float s = 0.0f;
@@ -28,6 +30,14 @@ static int32_t sc_dot_u8i8(const uint8_t *a, const int8_t *b, size_t n)
     int32_t s = 0;
     for (size_t j = 0; j < n; j++)
         s += (int32_t)a[j] * b[j];
+    return s;
+}
+
+static float sc_dot_f16(const float *a, const uint16_t *b, size_t n)
+{
+    float s = 0.0f;
+    for (size_t j = 0; j < n; j++)
+        s += a[j] * simde_float16_to_float32(simde_uint16_as_float16(b[j]));
     return s;
 }
 
@@ -80,6 +90,7 @@ const kern_ops kern_scalar_ops = {
     .dot = sc_dot,
     .l2sq = sc_l2sq,
     .dot_u8i8 = sc_dot_u8i8,
+    .dot_f16 = sc_dot_f16,
     .scan_dot = sc_scan_dot,
     .scan_l2 = sc_scan_l2,
     .scan_dot_qblock = sc_scan_dot_qblock,

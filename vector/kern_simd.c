@@ -12,6 +12,7 @@
 
 #if defined(KERN_AVX512)
 #  include <simde/x86/avx512.h>
+#  include <simde/x86/f16c.h>
 typedef simde__m512 V;
 #  define VW 16
 #  define V_ZERO() simde_mm512_setzero_ps()
@@ -38,6 +39,7 @@ static inline float v_hsum(V v)
 }
 #elif defined(KERN_AVX2)
 #  include <simde/x86/avx2.h>
+#  include <simde/x86/f16c.h>
 #  include <simde/x86/fma.h>
 typedef simde__m256 V;
 #  define VW 8
@@ -240,6 +242,38 @@ static int32_t KSUF(dot_u8i8)(const uint8_t *a, const int8_t *b, size_t n)
 }
 #endif
 
+/* The float16 graph's kernel: 16 halves at a time widened to floats (F16C's
+ * vcvtph2ps on x86, vcvt_f32_f16 on Arm), two accumulators. */
+#if defined(KERN_NEON)
+static float KSUF(dot_f16)(const float *a, const uint16_t *b, size_t n)
+{
+    simde_float32x4_t s0 = simde_vdupq_n_f32(0.0f), s1 = simde_vdupq_n_f32(0.0f);
+    for (size_t j = 0; j < n; j += 8) {
+        simde_float32x4_t x0 = simde_vcvt_f32_f16(simde_vreinterpret_f16_u16(simde_vld1_u16(b + j)));
+        simde_float32x4_t x1 = simde_vcvt_f32_f16(simde_vreinterpret_f16_u16(simde_vld1_u16(b + j + 4)));
+        s0 = simde_vfmaq_f32(s0, simde_vld1q_f32(a + j), x0);
+        s1 = simde_vfmaq_f32(s1, simde_vld1q_f32(a + j + 4), x1);
+    }
+    return simde_vaddvq_f32(simde_vaddq_f32(s0, s1));
+}
+#else
+static float KSUF(dot_f16)(const float *a, const uint16_t *b, size_t n)
+{
+    simde__m256 s0 = simde_mm256_setzero_ps(), s1 = simde_mm256_setzero_ps();
+    for (size_t j = 0; j < n; j += 16) {
+        simde__m256 x0 = simde_mm256_cvtph_ps(simde_mm_loadu_si128((const simde__m128i *)(b + j)));
+        simde__m256 x1 = simde_mm256_cvtph_ps(simde_mm_loadu_si128((const simde__m128i *)(b + j + 8)));
+        s0 = simde_mm256_fmadd_ps(simde_mm256_loadu_ps(a + j), x0, s0);
+        s1 = simde_mm256_fmadd_ps(simde_mm256_loadu_ps(a + j + 8), x1, s1);
+    }
+    simde__m256 v = simde_mm256_add_ps(s0, s1);
+    simde__m128 t = simde_mm_add_ps(simde_mm256_castps256_ps128(v), simde_mm256_extractf128_ps(v, 1));
+    t = simde_mm_add_ps(t, simde_mm_movehl_ps(t, t));
+    t = simde_mm_add_ss(t, simde_mm_shuffle_ps(t, t, 1));
+    return simde_mm_cvtss_f32(t);
+}
+#endif
+
 const kern_ops KOPS = {
     .name = KNAME,
     .dot = KSUF(dot),
@@ -249,4 +283,5 @@ const kern_ops KOPS = {
     .scan_dot_qblock = KSUF(scan_dot_qblock),
     .ge_mask = KSUF(ge_mask),
     .dot_u8i8 = KSUF(dot_u8i8),
+    .dot_f16 = KSUF(dot_f16),
 };

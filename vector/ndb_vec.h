@@ -125,21 +125,23 @@ typedef enum ndb_vec_index_kind {
     NDB_VEC_INDEX_EXACT = 0, /* the default */
     NDB_VEC_INDEX_HNSW = 1,
 } ndb_vec_index_kind;
-/* How an HNSW graph keeps its copy of each vector: float32, or int8 codes
- * (a quarter of the bytes; per-dimension ranges from a sample of the rows
- * when the graph is started), searched with an integer kernel, each search
- * then rescoring oversample x k of the graph's hits with the float32 rows so
- * the scores returned are exact. */
+/* How an HNSW graph keeps its copy of each vector: float32; int8 codes (a
+ * quarter of the bytes; per-dimension ranges from a sample of the rows when
+ * the graph is started), searched with an integer kernel; or float16 (half
+ * the bytes; components beyond +-65504 clamped), searched with a half-float
+ * kernel. A quantized graph's searches rescore oversample x k of its hits
+ * with the float32 rows, so the scores returned are exact. */
 typedef enum ndb_vec_quant {
     NDB_VEC_QUANT_NONE = 0, /* the default */
     NDB_VEC_QUANT_INT8 = 1,
+    NDB_VEC_QUANT_F16 = 2,
 } ndb_vec_quant;
 typedef struct ndb_vec_index {
     ndb_vec_index_kind kind;
     uint32_t m;               /* HNSW links per node above level 0 (twice that at level 0): 2..64; 0: 16 */
     uint32_t ef_construction; /* HNSW candidates kept while linking a node: m..10000; 0: 200 */
     ndb_vec_quant quantization;
-    uint32_t oversample;      /* int8: hits rescored per hit wanted, 1..100; 0: 4 */
+    uint32_t oversample;      /* int8, float16: hits rescored per hit wanted, 1..100; 0: 4 */
 } ndb_vec_index;
 #define NDB_VEC_HNSW_M 16u
 #define NDB_VEC_HNSW_EF_CONSTRUCTION 200u
@@ -150,7 +152,7 @@ typedef struct ndb_vec_index {
 const char *ndb_vec_index_name(ndb_vec_index_kind k);
 /* Parses an index name (NULL or "" gives exact). */
 ndb_status ndb_vec_index_parse(const char *name, ndb_vec_index_kind *out);
-/* "none", "int8"; static string. */
+/* "none", "int8", "float16"; static string. */
 const char *ndb_vec_quant_name(ndb_vec_quant q);
 /* Parses a quantization name (NULL or "" gives none). */
 ndb_status ndb_vec_quant_parse(const char *name, ndb_vec_quant *out);

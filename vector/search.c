@@ -199,7 +199,7 @@ static ndb_status apply_candidates(vcoll *c, part *parts, size_t nparts, const c
 }
 
 /* The graph pass: one task per query, each on its participant's scratch and
- * heap (the exact pass has finished with them). An int8 graph is asked for
+ * heap (the exact pass has finished with them). A quantized graph is asked for
  * kk = oversample x k hits, rescored with the float32 rows: the heap gets
  * exact scores either way. */
 typedef struct graph_job {
@@ -515,8 +515,8 @@ static ndb_status run(vcoll *c, const float *queries, size_t nq, uint32_t dims, 
         ndb_interrupt_msg(msg, st, "vector search stopped");
         goto out;
     }
-    /* an int8 graph is asked for oversample x k hits, rescored exactly */
-    const bool rescore = g && hnsw_get_params(g->h).quant == HNSW_QUANT_INT8;
+    /* a quantized graph is asked for oversample x k hits, rescored exactly */
+    const bool rescore = g && hnsw_get_params(g->h).quant != HNSW_QUANT_NONE;
     const uint32_t over = c->index.oversample ? c->index.oversample : NDB_VEC_OVERSAMPLE; /* a graph of the
                                                                                            * index before */
     const uint64_t kk64 = rescore ? (uint64_t)q->k * over : q->k;

@@ -236,15 +236,15 @@ static void *searcher_main(void *arg)
     return NULL;
 }
 
-/* The index of c changed under load: rebuilds with other parameters, a
- * stretch exact and back (the graph dropped and built again). */
+/* The index of c changed under load: rebuilds with other parameters and
+ * quantizations, a stretch exact and back (the graph dropped and built again). */
 static void *indexer_main(void *arg)
 {
     (void)arg;
     ndb_errmsg m;
     for (int round = 0; !__atomic_load_n(&stop_flag, __ATOMIC_ACQUIRE); round++) {
         ndb_vec_index ix = {round % 5 == 4 ? NDB_VEC_INDEX_EXACT : NDB_VEC_INDEX_HNSW, 4 + round % 3 * 2, 32,
-                            round % 2 ? NDB_VEC_QUANT_INT8 : NDB_VEC_QUANT_NONE, 0};
+                            (ndb_vec_quant)(round % 3), 0}; /* none, int8, float16 */
         CHECK(ndb_vec_set_index(vdb, "c", &ix, &m) == NDB_OK, "set_index: %s", m.text);
         usleep(50000);
     }

@@ -177,22 +177,25 @@ Test(graph, recall_cosine, .timeout = 600) { recall_for(NDB_VEC_COSINE); }
 
 /* An int8 graph: its vectors take a quarter of the bytes, and its hits,
  * rescored with the float32 rows, carry exact scores and the same recall. */
-Test(graph, recall_int8_rescored, .timeout = 600)
+static void quant_rescored(ndb_vec_quant quant)
 {
+    const char *qn = ndb_vec_quant_name(quant);
     tv t;
     tv_init(&t, 0);
     tv_open(&t);
     ndb_errmsg m = {{0}};
-    ndb_vec_index ix = {.kind = NDB_VEC_INDEX_HNSW, .quantization = NDB_VEC_QUANT_INT8};
+    ndb_vec_index ix = {.kind = NDB_VEC_INDEX_HNSW, .quantization = quant};
     cr_assert_eq(ndb_vec_create(t.vec, "c", D, NDB_VEC_L2, &ix, &m), NDB_OK, "%s", m.text);
     float *v = data(43, N);
     load(&t, "c", v, 0, N);
     ndb_vec_info s = wait_indexed(&t, "c");
-    cr_assert(s.index.quantization == NDB_VEC_QUANT_INT8 && s.index.oversample == NDB_VEC_OVERSAMPLE);
-    /* records: 64 codes + 16 + 33 links + label, about 220 bytes, where float32 vectors alone take 256 */
-    cr_assert_lt(s.graph_bytes, (uint64_t)N * D * 4, "%llu bytes", (unsigned long long)s.graph_bytes);
+    cr_assert(s.index.quantization == quant && s.index.oversample == NDB_VEC_OVERSAMPLE);
+    /* records: 64 codes (int8) or 128 bytes of halves (float16) + 16 + 33 links + label, where float32
+     * vectors and level-0 links alone take 256 + 132 */
+    cr_assert_lt(s.graph_bytes, (uint64_t)N * (quant == NDB_VEC_QUANT_INT8 ? D * 4 : D * 4 + 4 * (2 * NDB_VEC_HNSW_M + 1)),
+                 "%s: %llu bytes", qn, (unsigned long long)s.graph_bytes);
     double r = recall(&t, "c", v, N, NULL, "hnsw");
-    cr_assert_geq(r, TARGET, "recall@10 %.3f with int8 codes, rescored", r);
+    cr_assert_geq(r, TARGET, "recall@10 %.3f with %s, rescored", r, qn);
     float q[D];
     rs = 8;
     for (int i = 0; i < 20; i++) {
@@ -206,11 +209,12 @@ Test(graph, recall_int8_rescored, .timeout = 600)
         ndb_vec_results_free(a, 1);
         ndb_vec_results_free(e, 1);
     }
-    /* an int8 graph's file reopens as int8 */
+    /* the graph's file reopens quantized as it was */
     tv_close(&t);
     tv_open(&t);
     s = stats(&t, "c");
-    cr_assert(!s.building && s.indexed == N && s.index.quantization == NDB_VEC_QUANT_INT8);
+    cr_assert(!s.building && s.indexed == N && s.index.quantization == quant, "%s: building %d, %llu indexed", qn,
+              s.building, (unsigned long long)s.indexed);
     r = recall(&t, "c", v, N, NULL, "hnsw");
     cr_assert_geq(r, TARGET, "recall@10 %.3f after a reopen", r);
     ix.oversample = 101;
@@ -220,6 +224,8 @@ Test(graph, recall_int8_rescored, .timeout = 600)
     tv_rm(&t);
     free(v);
 }
+Test(graph, recall_int8_rescored, .timeout = 600) { quant_rescored(NDB_VEC_QUANT_INT8); }
+Test(graph, recall_float16_rescored, .timeout = 600) { quant_rescored(NDB_VEC_QUANT_F16); }
 Test(graph, recall_l2, .timeout = 600) { recall_for(NDB_VEC_L2); }
 
 /* Rows written after the graph caught up are found before it takes them in;
