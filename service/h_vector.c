@@ -52,8 +52,9 @@ Nexadb__V1__CollectionInfo *svc_vec_collection_info(svc_ctx *ctx, const ndb_vec_
                                                     : NEXADB__V1__VECTOR_INDEX__KIND__KIND_EXACT;
     ix->m = (int32_t)vi->index.m;
     ix->ef_construction = (int32_t)vi->index.ef_construction;
-    ix->quantization = vi->index.quantization == NDB_VEC_QUANT_INT8
-                           ? NEXADB__V1__VECTOR_INDEX__QUANTIZATION__QUANTIZATION_INT8
+    ix->quantization = vi->index.quantization == NDB_VEC_QUANT_INT8 ? NEXADB__V1__VECTOR_INDEX__QUANTIZATION__QUANTIZATION_INT8
+                       : vi->index.quantization == NDB_VEC_QUANT_F16
+                           ? NEXADB__V1__VECTOR_INDEX__QUANTIZATION__QUANTIZATION_FLOAT16
                            : NEXADB__V1__VECTOR_INDEX__QUANTIZATION__QUANTIZATION_NONE;
     ix->oversample = (int32_t)vi->index.oversample;
     ci->index = ix;
@@ -77,9 +78,12 @@ static ndb_status index_from_pb(const Nexadb__V1__VectorIndex *pb, ndb_vec_index
     ndb_vec_quant q = NDB_VEC_QUANT_NONE;
     if (pb->quantization == NEXADB__V1__VECTOR_INDEX__QUANTIZATION__QUANTIZATION_INT8)
         q = NDB_VEC_QUANT_INT8;
+    else if (pb->quantization == NEXADB__V1__VECTOR_INDEX__QUANTIZATION__QUANTIZATION_FLOAT16)
+        q = NDB_VEC_QUANT_F16;
     else if (pb->quantization != NEXADB__V1__VECTOR_INDEX__QUANTIZATION__QUANTIZATION_UNSPECIFIED &&
              pb->quantization != NEXADB__V1__VECTOR_INDEX__QUANTIZATION__QUANTIZATION_NONE)
-        return ndb_errmsg_set(msg, NDB_EINVAL, "unknown quantization %d (QUANTIZATION_NONE or QUANTIZATION_INT8)",
+        return ndb_errmsg_set(msg, NDB_EINVAL,
+                              "unknown quantization %d (QUANTIZATION_NONE, QUANTIZATION_INT8 or QUANTIZATION_FLOAT16)",
                               (int)pb->quantization);
     *out = (ndb_vec_index){NDB_VEC_INDEX_HNSW, (uint32_t)pb->m, (uint32_t)pb->ef_construction, q,
                            (uint32_t)pb->oversample};

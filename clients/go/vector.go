@@ -65,11 +65,13 @@ const (
 // Quantization is how an HNSW graph keeps its copy of each vector.
 type Quantization = pb.VectorIndex_Quantization
 
-// Quantizations: NoQuantization keeps float32; Int8 keeps int8 codes (a quarter of the bytes),
-// and each search rescores Oversample x limit of the graph's hits with the float32 vectors.
+// Quantizations: NoQuantization keeps float32; Int8 keeps int8 codes (a quarter of the bytes);
+// Float16 keeps half floats (half the bytes). With either, each search rescores Oversample x
+// limit of the graph's hits with the float32 vectors.
 const (
 	NoQuantization = pb.VectorIndex_QUANTIZATION_NONE
 	Int8           = pb.VectorIndex_QUANTIZATION_INT8
+	Float16        = pb.VectorIndex_QUANTIZATION_FLOAT16
 )
 
 // Index is a vector collection's index; M (2..64), EfConstruction (M..10000), Quantization

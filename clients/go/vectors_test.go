@@ -169,6 +169,10 @@ func TestVectorIndex(t *testing.T) {
 		info.GetIndex().GetQuantization() != nexadb.Int8 || info.GetIndex().GetOversample() != 2 {
 		t.Fatalf("SetIndex(Int8) = %v, %v", info, err)
 	}
+	if info, err := vc.SetIndex(ctx, nexadb.Index{Kind: nexadb.HNSW, Quantization: nexadb.Float16}); err != nil ||
+		info.GetIndex().GetQuantization() != nexadb.Float16 || info.GetIndex().GetOversample() != 4 {
+		t.Fatalf("SetIndex(Float16) = %v, %v", info, err)
+	}
 	if info, err := vc.SetIndex(ctx, nexadb.Index{Kind: nexadb.Exact}); err != nil || info.GetIndex().GetKind() != nexadb.Exact {
 		t.Fatalf("SetIndex(Exact) = %v, %v", info, err)
 	}

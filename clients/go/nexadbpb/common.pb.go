@@ -222,15 +222,18 @@ func (VectorIndex_Kind) EnumDescriptor() ([]byte, []int) {
 	return file_nexadb_v1_common_proto_rawDescGZIP(), []int{2, 0}
 }
 
-// How the graph keeps its copy of each vector: float32, or int8 codes (a
+// How the graph keeps its copy of each vector: float32; int8 codes (a
 // quarter of the bytes; per-dimension ranges from a sample of the vectors),
-// searched with an integer kernel and rescored with the float32 vectors.
+// searched with an integer kernel; or float16 (half the bytes; components
+// beyond +-65504 clamped). Quantized graphs' hits are rescored with the
+// float32 vectors.
 type VectorIndex_Quantization int32
 
 const (
 	VectorIndex_QUANTIZATION_UNSPECIFIED VectorIndex_Quantization = 0 // none
 	VectorIndex_QUANTIZATION_NONE        VectorIndex_Quantization = 1
 	VectorIndex_QUANTIZATION_INT8        VectorIndex_Quantization = 2
+	VectorIndex_QUANTIZATION_FLOAT16     VectorIndex_Quantization = 3
 )
 
 // Enum value maps for VectorIndex_Quantization.
@@ -239,11 +242,13 @@ var (
 		0: "QUANTIZATION_UNSPECIFIED",
 		1: "QUANTIZATION_NONE",
 		2: "QUANTIZATION_INT8",
+		3: "QUANTIZATION_FLOAT16",
 	}
 	VectorIndex_Quantization_value = map[string]int32{
 		"QUANTIZATION_UNSPECIFIED": 0,
 		"QUANTIZATION_NONE":        1,
 		"QUANTIZATION_INT8":        2,
+		"QUANTIZATION_FLOAT16":     3,
 	}
 )
 
@@ -562,7 +567,7 @@ const file_nexadb_v1_common_proto_rawDesc = "" +
 	"\x04Kind\x12\x14\n" +
 	"\x10KIND_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eKIND_DOCUMENTS\x10\x01\x12\x10\n" +
-	"\fKIND_VECTORS\x10\x02\"\xf7\x02\n" +
+	"\fKIND_VECTORS\x10\x02\"\x91\x03\n" +
 	"\vVectorIndex\x12/\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x1b.nexadb.v1.VectorIndex.KindR\x04kind\x12\f\n" +
 	"\x01m\x18\x02 \x01(\x05R\x01m\x12'\n" +
@@ -575,11 +580,12 @@ const file_nexadb_v1_common_proto_rawDesc = "" +
 	"\x10KIND_UNSPECIFIED\x10\x00\x12\x0e\n" +
 	"\n" +
 	"KIND_EXACT\x10\x01\x12\r\n" +
-	"\tKIND_HNSW\x10\x02\"Z\n" +
+	"\tKIND_HNSW\x10\x02\"t\n" +
 	"\fQuantization\x12\x1c\n" +
 	"\x18QUANTIZATION_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11QUANTIZATION_NONE\x10\x01\x12\x15\n" +
-	"\x11QUANTIZATION_INT8\x10\x02*l\n" +
+	"\x11QUANTIZATION_INT8\x10\x02\x12\x18\n" +
+	"\x14QUANTIZATION_FLOAT16\x10\x03*l\n" +
 	"\rSortDirection\x12\x1e\n" +
 	"\x1aSORT_DIRECTION_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18SORT_DIRECTION_ASCENDING\x10\x01\x12\x1d\n" +

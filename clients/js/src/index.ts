@@ -83,9 +83,12 @@ export interface VectorIndex {
   kind: 'exact' | 'hnsw';
   m?: number;
   efConstruction?: number;
-  /** 'int8': the graph keeps int8 codes (a quarter of the bytes); searches rescore oversample x limit hits exactly. */
-  quantization?: 'none' | 'int8';
-  /** int8: hits rescored per hit wanted, 1..100; 0 or absent for the server's 4. */
+  /**
+   * 'int8': the graph keeps int8 codes (a quarter of the bytes); 'float16': half floats (half the bytes);
+   * either way searches rescore oversample x limit hits exactly.
+   */
+  quantization?: 'none' | 'int8' | 'float16';
+  /** int8, float16: hits rescored per hit wanted, 1..100; 0 or absent for the server's 4. */
   oversample?: number;
 }
 
@@ -220,7 +223,8 @@ function collectionInfo(c: any): CollectionInfo {
 function indexMessage(ix: VectorIndex): object {
   if (ix.kind !== 'exact' && ix.kind !== 'hnsw') throw new RangeError(`unknown index '${ix.kind}' (exact or hnsw)`);
   const q = ix.quantization ?? 'none';
-  if (q !== 'none' && q !== 'int8') throw new RangeError(`unknown quantization '${q}' (none or int8)`);
+  if (q !== 'none' && q !== 'int8' && q !== 'float16')
+    throw new RangeError(`unknown quantization '${q}' (none, int8 or float16)`);
   return {
     kind: `KIND_${ix.kind.toUpperCase()}`,
     m: ix.m ?? 0,

@@ -108,6 +108,8 @@ test('an HNSW index: created, explained, changed and dropped', async () => {
   await assert.rejects(vc.setIndex({ kind: 'hnsw', quantization: 'pq' }), RangeError);
   info = await vc.setIndex({ kind: 'hnsw', quantization: 'int8', oversample: 2 });
   assert.deepStrictEqual(info.index, { kind: 'hnsw', m: 16, efConstruction: 200, quantization: 'int8', oversample: 2 });
+  info = await vc.setIndex({ kind: 'hnsw', quantization: 'float16' });
+  assert.deepStrictEqual(info.index, { kind: 'hnsw', m: 16, efConstruction: 200, quantization: 'float16', oversample: 4 });
   info = await vc.setIndex({ kind: 'exact' });
   assert.strictEqual(info.index.kind, 'exact');
   await assert.rejects((await db.vectorCollection(uniqueName('none'))).info(),

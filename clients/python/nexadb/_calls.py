@@ -93,14 +93,15 @@ def _metric(metric: str) -> int:
 
 INDEXES = {"exact": common_pb2.VectorIndex.KIND_EXACT, "hnsw": common_pb2.VectorIndex.KIND_HNSW}
 QUANTIZATIONS = {"none": common_pb2.VectorIndex.QUANTIZATION_NONE,
-                 "int8": common_pb2.VectorIndex.QUANTIZATION_INT8}
+                 "int8": common_pb2.VectorIndex.QUANTIZATION_INT8,
+                 "float16": common_pb2.VectorIndex.QUANTIZATION_FLOAT16}
 
 
 def vector_index(index: str, m: int = 0, ef_construction: int = 0, quantization: str = "none",
                  oversample: int = 0) -> common_pb2.VectorIndex:
     """A VectorIndex: 'exact', or 'hnsw' with m and ef_construction (0: the server's
-    defaults, 16 and 200) and quantization 'none' or 'int8' (with oversample, the hits
-    rescored per hit wanted; 0: 4)."""
+    defaults, 16 and 200) and quantization 'none', 'int8' or 'float16' (with oversample,
+    the hits rescored per hit wanted; 0: 4)."""
     if index not in INDEXES:
         raise ValueError(f"index must be one of {sorted(INDEXES)}, not {index!r}")
     if quantization not in QUANTIZATIONS:

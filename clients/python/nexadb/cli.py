@@ -244,7 +244,7 @@ def _index_line(info: dict) -> dict:
     if ix["kind"] == "hnsw":
         line.update(m=ix["m"], ef_construction=ix["ef_construction"], quantization=ix["quantization"],
                     indexed=info["indexed"], building=info["index_building"], index_bytes=info["index_bytes"])
-        if ix["quantization"] == "int8":
+        if ix["quantization"] != "none":
             line["oversample"] = ix["oversample"]
     return line
 
@@ -671,11 +671,13 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--m", type=int, default=0, help="with --hnsw: links per node, 2..64 (default 16)")
     sp.add_argument("--ef-construction", type=int, default=0,
                     help="with --hnsw: candidates while linking, m..10000 (default 200)")
-    sp.add_argument("--quantization", choices=("none", "int8"),
+    sp.add_argument("--quantization", choices=("none", "int8", "float16"),
                     help="with --hnsw: int8 keeps the graph's vectors as int8 codes (a quarter of the "
-                         "bytes; hits are rescored with the float32 vectors)")
+                         "bytes), float16 as half floats (half the bytes); hits are rescored with the "
+                         "float32 vectors")
     sp.add_argument("--oversample", type=int, default=0,
-                    help="with --quantization int8: hits rescored per hit wanted, 1..100 (default 4)")
+                    help="with --quantization int8 or float16: hits rescored per hit wanted, 1..100 "
+                         "(default 4)")
     sp.add_argument("--wait", action="store_true", help="follow the build until it is done")
     sp.add_argument("--progress", choices=("auto", "always", "never"), default="auto",
                     help="with --wait: progress bar on stderr (auto: when it is a terminal)")

@@ -127,9 +127,10 @@ class NexaDB(Connection):
         same dimensions and metric exists (a different one raises AlreadyExistsError).
         index: 'exact' (every vector scored; the default) or 'hnsw' (a graph built in the
         background, searched approximately once the collection outgrows exact search), with
-        m and ef_construction (0: the server's defaults, 16 and 200) and quantization 'none'
-        or 'int8' (the graph's vectors as int8 codes, a quarter of the bytes; each search
-        rescores oversample x limit of its hits with the float32 vectors, 4 by default); a
+        m and ef_construction (0: the server's defaults, 16 and 200) and quantization 'none',
+        'int8' (the graph's vectors as int8 codes, a quarter of the bytes) or 'float16' (half
+        floats, half the bytes), where each search rescores oversample x limit of its hits
+        with the float32 vectors (4 by default); a
         collection that exists with another kind of index raises AlreadyExistsError
         (set_index changes it)."""
         ix = None if index is None else _calls.vector_index(index, m, ef_construction, quantization,

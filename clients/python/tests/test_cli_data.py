@@ -121,6 +121,9 @@ def test_index_shows_changes_and_follows_the_build(run, server, coll_name, tmp_p
     (q8,) = lines(run(server, "index", coll_name, "--hnsw", "--quantization", "int8", "--oversample", "3",
                       "--wait", "--progress", "never").stdout)
     assert q8["quantization"] == "int8" and q8["oversample"] == 3 and q8["indexed"] == 3000
+    (h16,) = lines(run(server, "index", coll_name, "--hnsw", "--quantization", "float16", "--wait",
+                       "--progress", "never").stdout)
+    assert h16["quantization"] == "float16" and h16["oversample"] == 4 and h16["indexed"] == 3000
     r = run(server, "index", coll_name, "--hnsw", "--m", "100", check=False)
     assert r.returncode == 1 and "m must be 2 to 64" in r.stderr
     assert lines(run(server, "index", coll_name, "--exact").stdout)[0]["index"] == "exact"

@@ -134,6 +134,12 @@ def test_hnsw_index_search_options_and_explain(db, coll_name):
         e = vc.explain(rows[7], limit=3, ef=64)
         assert e["plan"]["path"] == "hnsw" and e["results"][0].doc_id == "r7"
         assert e["results"][0].similarity == 0.0, "int8 hits are rescored: exact l2 distance 0"
+        info = vc.set_index("hnsw", m=12, quantization="float16")
+        assert info["index"]["quantization"] == "float16" and info["index"]["oversample"] == 4
+        wait_indexed(vc, len(rows))
+        e = vc.explain(rows[8], limit=3, ef=64)
+        assert e["plan"]["path"] == "hnsw" and e["results"][0].doc_id == "r8"
+        assert e["results"][0].similarity == 0.0, "float16 hits are rescored: exact l2 distance 0"
         with pytest.raises(ValueError, match="quantization must be one of"):
             vc.set_index("hnsw", quantization="pq")
         assert vc.set_index("exact")["index"]["kind"] == "exact"
