@@ -16,8 +16,9 @@
  *   METRIC ann.<tag>.ours.t<n>.qps_at_r90|r95|r99 (the QPS of the
  *   smallest ef that reaches that recall; 0 when none does),
  * then the filtered runs (filtered() below), then the same sweep with an int8
- * graph whose OVERSAMPLE x 10 hits are rescored with the float32 rows
- * (METRIC ann.<tag>.ours_int8.*, as an int8 collection searches).
+ * and a float16 graph whose OVERSAMPLE x 10 hits are rescored with the
+ * float32 rows (METRIC ann.<tag>.ours_int8.* and ours_f16.*, as quantized
+ * collections search).
  * Never asserts on time.
  */
 #include <math.h>
@@ -107,7 +108,7 @@ static int32_t *truth(const float *data, size_t n, const float *qs, size_t nq, s
     return t;
 }
 
-#define OVERSAMPLE 4 /* an int8 graph's hits rescored per hit wanted, as a collection's default */
+#define OVERSAMPLE 4 /* a quantized graph's hits rescored per hit wanted, as a collection's default */
 
 typedef struct job {
     const hnsw *h;
@@ -116,7 +117,7 @@ typedef struct job {
     uint32_t ef;
     uint32_t *found;       /* K per query */
     const uint64_t *allow; /* NULL: no filter */
-    const float *data;     /* an int8 graph's: the float32 rows its hits are rescored with */
+    const float *data;     /* a quantized graph's: the float32 rows its hits are rescored with */
 } job;
 
 static int by_score_desc(const void *a, const void *b)
@@ -154,7 +155,7 @@ static void *run(void *va)
 }
 
 /* Runs every query at each ef on nt threads; prints recall and QPS as lib
- * ("ours", or "ours_int8" whose hits are rescored with data). */
+ * ("ours", or "ours_int8"/"ours_f16" whose hits are rescored with data). */
 static void sweep(const hnsw *h, const float *qs, size_t nq, size_t dpad, const int32_t *t, uint32_t *found, int nt,
                   const char *tag, const char *lib, const float *data)
 {
@@ -306,10 +307,14 @@ int main(int argc, char **argv)
         sweep(h, qs, nq, dpad, t, found, nt, tag, "ours", NULL);
     filtered(h, dir, data, n, qs, nq < FQ ? nq : FQ, dpad, tag);
     hnsw_free(h);
-    h = build(data, n, d, dpad, m, efc, HNSW_QUANT_INT8, tag, "ours_int8");
-    for (int nt = 1; nt <= threads; nt++)
-        sweep(h, qs, nq, dpad, t, found, nt, tag, "ours_int8", data);
-    hnsw_free(h);
+    static const struct { hnsw_quant q; const char *name; } quantized[] = {{HNSW_QUANT_INT8, "ours_int8"},
+                                                                            {HNSW_QUANT_F16, "ours_f16"}};
+    for (size_t i = 0; i < sizeof quantized / sizeof quantized[0]; i++) {
+        h = build(data, n, d, dpad, m, efc, quantized[i].q, tag, quantized[i].name);
+        for (int nt = 1; nt <= threads; nt++)
+            sweep(h, qs, nq, dpad, t, found, nt, tag, quantized[i].name, data);
+        hnsw_free(h);
+    }
     free(found);
     free(t);
     free(data);

@@ -1,7 +1,8 @@
 """hnswlib and FAISS (IndexHNSWFlat) on the data ann_bench.c wrote, with the same
 M, ef_construction, ef sweep and recall@10 against the same exact answers; and FAISS's
-int8 graph (IndexHNSWSQ, QT_8bit) refined by IndexRefineFlat with k_factor 4, as
-ann_bench's int8 graph is rescored (`faiss_sq8`).
+int8 and float16 graphs (IndexHNSWSQ, QT_8bit and QT_fp16) refined by IndexRefineFlat
+with k_factor 4, as ann_bench's int8 and float16 graphs are rescored (`faiss_sq8`,
+`faiss_fp16`).
 
     peers.py <workdir> <n> <dims> <m> <ef_construction> <max threads>
 
@@ -92,30 +93,34 @@ for t in range(1, threads + 1):
     sweep("faiss", faiss_search, t)
 
 
-# int8: IndexHNSWSQ (8-bit scalar quantizer, per-dimension ranges) whose 4k hits are
-# rescored from the float32 vectors by IndexRefineFlat. bytes_per_vector counts the
-# quantized graph only, as ann_bench's does (the float32 rows exist either way).
-faiss.omp_set_num_threads(1)
-sq = faiss.IndexHNSWSQ(d, faiss.ScalarQuantizer.QT_8bit, m, faiss.METRIC_INNER_PRODUCT)
-sq.hnsw.efConstruction = efc
-t0 = time.perf_counter()
-sq.train(X)
-sq.add(X)
-metric("faiss_sq8.build_s", f"{time.perf_counter() - t0:.3f}", "s")
-metric("faiss_sq8.bytes_per_vector", f"{faiss.serialize_index(sq).nbytes / n:.1f}", "bytes")
-rf = faiss.IndexRefineFlat(sq, faiss.swig_ptr(X))
-rf.k_factor = 4
+# Quantized: IndexHNSWSQ (QT_8bit, per-dimension ranges: `faiss_sq8`; QT_fp16:
+# `faiss_fp16`) whose 4k hits are rescored from the float32 vectors by IndexRefineFlat,
+# as ann_bench's int8 and float16 graphs are. bytes_per_vector counts the quantized
+# graph only, as ann_bench's does (the float32 rows exist either way).
+def quantized(name, qtype):
+    faiss.omp_set_num_threads(1)
+    sq = faiss.IndexHNSWSQ(d, qtype, m, faiss.METRIC_INNER_PRODUCT)
+    sq.hnsw.efConstruction = efc
+    t0 = time.perf_counter()
+    sq.train(X)
+    sq.add(X)
+    metric(f"{name}.build_s", f"{time.perf_counter() - t0:.3f}", "s")
+    metric(f"{name}.bytes_per_vector", f"{faiss.serialize_index(sq).nbytes / n:.1f}", "bytes")
+    rf = faiss.IndexRefineFlat(sq, faiss.swig_ptr(X))
+    rf.k_factor = 4
+
+    def search(ef):
+        sq.hnsw.efSearch = ef
+        _, labels = rf.search(Q, k)
+        return labels
+
+    for t in range(1, threads + 1):
+        faiss.omp_set_num_threads(t)
+        sweep(name, search, t)
 
 
-def faiss_sq8_search(ef):
-    sq.hnsw.efSearch = ef
-    _, labels = rf.search(Q, k)
-    return labels
-
-
-for t in range(1, threads + 1):
-    faiss.omp_set_num_threads(t)
-    sweep("faiss_sq8", faiss_sq8_search, t)
+quantized("faiss_sq8", faiss.ScalarQuantizer.QT_8bit)
+quantized("faiss_fp16", faiss.ScalarQuantizer.QT_fp16)
 
 
 # Filtered: the same filters and exact answers as ann_bench's (its first FQ queries).

@@ -15,8 +15,8 @@
 # Then the same data through the server (grpc/: the Go SDK against a nexadb-server on
 # loopback, an HNSW collection with the same M and ef_construction): ann.<shape>.server.*,
 # and ratio.<shape>.t<threads>.qps_at_r…server_vs_ours (through gRPC over in-process).
-# The int8 graphs (ours rescored 4x, FAISS IndexHNSWSQ refined 4x) give
-# ratio.<shape>.int8.t<threads>.…vs_faiss_sq8.
+# The int8 and float16 graphs (ours rescored 4x, FAISS IndexHNSWSQ QT_8bit and QT_fp16
+# refined 4x) give ratio.<shape>.int8.t<threads>.…vs_faiss_sq8 and …float16…vs_faiss_fp16.
 # Scratch data goes to ${NDB_BENCH_DIR:-/tmp/ndb-bench-ann}.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/../.." && pwd)
@@ -65,11 +65,13 @@ awk '
   $1 == "METRIC" && ($2 ~ /qps_at_r/ || $2 ~ /\.ef(64|256|768)\.qps$/) { v[$2] = $3 }
   END {
     for (name in v) {
-      if (name ~ /\.ours_int8\./) { # the int8 graphs: ours rescored, FAISS refined
-        other = name; sub(/\.ours_int8\./, ".faiss_sq8.", other)
+      for (qz = 1; qz <= 2; qz++) { # the quantized graphs: ours rescored, FAISS refined
+        ours = qz == 1 ? "ours_int8" : "ours_f16"; peer = qz == 1 ? "faiss_sq8" : "faiss_fp16"
+        if (name !~ "\\." ours "\\.") continue
+        other = name; sub("\\." ours "\\.", "." peer ".", other)
         if (other in v && v[other] > 0 && v[name] > 0) {
-          r = name; sub(/^ann\./, "", r); sub(/\.ours_int8\./, ".int8.", r)
-          printf "METRIC ratio.%s.vs_faiss_sq8 %.3f x\n", r, v[name] / v[other]
+          r = name; sub(/^ann\./, "", r); sub("\\." ours "\\.", "." (qz == 1 ? "int8" : "float16") ".", r)
+          printf "METRIC ratio.%s.vs_%s %.3f x\n", r, peer, v[name] / v[other]
         }
       }
       if (name !~ /\.ours\./) continue
