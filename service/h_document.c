@@ -11,20 +11,8 @@
 
 #include "convert.h"
 #include "handler.h"
+#include "indexes.h"
 #include "nexadb/v1/document.pb-c.h"
-
-#define NEW(ctx, type, init)                                                  \
-    ({                                                                        \
-        type *p_ = svc_alloc((ctx), sizeof(type));                            \
-        if (p_ != NULL)                                                       \
-            init(p_);                                                         \
-        p_;                                                                   \
-    })
-
-static ndb_status oom(ndb_errmsg *msg)
-{
-    return ndb_errmsg_set(msg, NDB_ELIMIT, "response over the call's memory bound");
-}
 
 /* Engine statuses that mean "nothing to act on" for calls that answer with a flag. */
 static int is_missing(ndb_status st)
@@ -34,7 +22,7 @@ static int is_missing(ndb_status st)
 
 static Nexadb__V1__CollectionInfo *coll_info(svc_ctx *ctx, const ndb_doc_coll_info *ci)
 {
-    Nexadb__V1__CollectionInfo *out = NEW(ctx, Nexadb__V1__CollectionInfo, nexadb__v1__collection_info__init);
+    Nexadb__V1__CollectionInfo *out = SVC_NEW(ctx, Nexadb__V1__CollectionInfo, nexadb__v1__collection_info__init);
     if (out == NULL)
         return NULL;
     out->name = svc_arena_strndup(&ctx->arena, ci->name, strlen(ci->name));
@@ -52,11 +40,11 @@ static ndb_status create_collection(svc_ctx *ctx, const ProtobufCMessage *req, P
     if (st != NDB_OK)
         return st;
     Nexadb__V1__CreateCollectionResponse *out =
-        NEW(ctx, Nexadb__V1__CreateCollectionResponse, nexadb__v1__create_collection_response__init);
+        SVC_NEW(ctx, Nexadb__V1__CreateCollectionResponse, nexadb__v1__create_collection_response__init);
     ndb_doc_coll_info ci = {.count = 0};
     snprintf(ci.name, sizeof ci.name, "%s", r->collection);
     if (out == NULL || (out->collection = coll_info(ctx, &ci)) == NULL)
-        return oom(msg);
+        return svc_oom(msg);
     *resp = &out->base;
     return NDB_OK;
 }
@@ -69,9 +57,9 @@ static ndb_status drop_collection(svc_ctx *ctx, const ProtobufCMessage *req, Pro
     if (st != NDB_OK && !is_missing(st))
         return st;
     Nexadb__V1__DropCollectionResponse *out =
-        NEW(ctx, Nexadb__V1__DropCollectionResponse, nexadb__v1__drop_collection_response__init);
+        SVC_NEW(ctx, Nexadb__V1__DropCollectionResponse, nexadb__v1__drop_collection_response__init);
     if (out == NULL)
-        return oom(msg);
+        return svc_oom(msg);
     out->dropped = st == NDB_OK;
     *resp = &out->base;
     return NDB_OK;
@@ -87,7 +75,7 @@ static ndb_status list_collections(svc_ctx *ctx, const ProtobufCMessage *req, Pr
     if (st != NDB_OK)
         return st;
     Nexadb__V1__ListCollectionsResponse *out =
-        NEW(ctx, Nexadb__V1__ListCollectionsResponse, nexadb__v1__list_collections_response__init);
+        SVC_NEW(ctx, Nexadb__V1__ListCollectionsResponse, nexadb__v1__list_collections_response__init);
     if (out != NULL && n > 0)
         out->collections = svc_alloc(ctx, n * sizeof *out->collections);
     for (size_t i = 0; out != NULL && out->collections != NULL && i < n; i++) {
@@ -97,7 +85,7 @@ static ndb_status list_collections(svc_ctx *ctx, const ProtobufCMessage *req, Pr
     }
     free(infos);
     if (out == NULL || out->n_collections != n)
-        return oom(msg);
+        return svc_oom(msg);
     *resp = &out->base;
     return NDB_OK;
 }
@@ -113,12 +101,12 @@ static ndb_status insert_one(svc_ctx *ctx, const ProtobufCMessage *req, Protobuf
     char **ids = NULL;
     if ((st = ndb_doc_insert_built(ctx->app->doc, r->collection, &doc, &len, 1, svc_interrupt(ctx), &ids, msg)) != NDB_OK)
         return st;
-    Nexadb__V1__InsertOneResponse *out = NEW(ctx, Nexadb__V1__InsertOneResponse, nexadb__v1__insert_one_response__init);
+    Nexadb__V1__InsertOneResponse *out = SVC_NEW(ctx, Nexadb__V1__InsertOneResponse, nexadb__v1__insert_one_response__init);
     if (out != NULL)
         out->document_id = svc_arena_strndup(&ctx->arena, ids[0], strlen(ids[0]));
     ndb_doc_ids_free(ids, 1);
     if (out == NULL || out->document_id == NULL)
-        return oom(msg);
+        return svc_oom(msg);
     *resp = &out->base;
     return NDB_OK;
 }
@@ -127,9 +115,9 @@ static ndb_status insert_many(svc_ctx *ctx, const ProtobufCMessage *req, Protobu
 {
     const Nexadb__V1__InsertManyRequest *r = (const void *)req;
     size_t n = r->n_documents;
-    Nexadb__V1__InsertManyResponse *out = NEW(ctx, Nexadb__V1__InsertManyResponse, nexadb__v1__insert_many_response__init);
+    Nexadb__V1__InsertManyResponse *out = SVC_NEW(ctx, Nexadb__V1__InsertManyResponse, nexadb__v1__insert_many_response__init);
     if (out == NULL)
-        return oom(msg);
+        return svc_oom(msg);
     *resp = &out->base;
     if (n == 0)
         return NDB_OK;
@@ -137,7 +125,7 @@ static ndb_status insert_many(svc_ctx *ctx, const ProtobufCMessage *req, Protobu
     size_t *lens = svc_alloc(ctx, n * sizeof *lens);
     out->document_ids = svc_alloc(ctx, n * sizeof *out->document_ids);
     if (docs == NULL || lens == NULL || out->document_ids == NULL)
-        return oom(msg);
+        return svc_oom(msg);
     for (size_t i = 0; i < n; i++) {
         ndb_status st = svc_encode_nth(&ctx->arena, r->documents[i], "documents", i, "", &docs[i], &lens[i], msg);
         if (st != NDB_OK)
@@ -155,7 +143,7 @@ static ndb_status insert_many(svc_ctx *ctx, const ProtobufCMessage *req, Protobu
     }
     ndb_doc_ids_free(ids, n);
     if (out->n_document_ids != n)
-        return oom(msg);
+        return svc_oom(msg);
     out->count = (int64_t)n;
     return NDB_OK;
 }
@@ -176,9 +164,9 @@ static ndb_status load(svc_ctx *ctx, const char *coll, const char *id, Nexadb__V
 static ndb_status get(svc_ctx *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp, ndb_errmsg *msg)
 {
     const Nexadb__V1__GetRequest *r = (const void *)req;
-    Nexadb__V1__GetResponse *out = NEW(ctx, Nexadb__V1__GetResponse, nexadb__v1__get_response__init);
+    Nexadb__V1__GetResponse *out = SVC_NEW(ctx, Nexadb__V1__GetResponse, nexadb__v1__get_response__init);
     if (out == NULL)
-        return oom(msg);
+        return svc_oom(msg);
     ndb_status st = load(ctx, r->collection, r->id, &out->document, msg);
     if (st == NDB_ENOTFOUND)
         return ndb_errmsg_set(msg, st, "no document with _id '%.200s' in collection '%.64s'", r->id, r->collection);
@@ -196,7 +184,7 @@ static ndb_status explain_document(svc_ctx *ctx, const ndb_doc_cursor *cur, Nexa
     ndb_doc_cursor_explain(cur, &ex);
     ndb_doc_builder *b = svc_builder();
     if (b == NULL)
-        return oom(msg);
+        return svc_oom(msg);
     ndb_doc_builder_reset(b);
     ndb_doc_begin_object(b);
     ndb_doc_key(b, "plan", 4);
@@ -217,7 +205,7 @@ static ndb_status explain_document(svc_ctx *ctx, const ndb_doc_cursor *cur, Nexa
     const void *doc;
     size_t len;
     if (ndb_doc_builder_finish(b, &doc, &len) != NDB_OK)
-        return oom(msg);
+        return svc_oom(msg);
     return svc_doc_to_document(&ctx->page_arena, doc, len, out, msg);
 }
 
@@ -234,7 +222,7 @@ static ndb_status doc_next(svc_ctx *ctx, void *state, size_t i, size_t room, siz
 {
     doc_stream *s = state;
     if (i == 0 && (s->docs = svc_page_alloc(ctx, room * sizeof *s->docs)) == NULL)
-        return oom(msg);
+        return svc_oom(msg);
     const void *doc;
     size_t len;
     ndb_status st = ndb_doc_cursor_next(s->cur, &doc, &len, msg);
@@ -311,9 +299,9 @@ static ndb_status find_one(svc_ctx *ctx, const ProtobufCMessage *req, ProtobufCM
         (st = svc_encode(&ctx->arena, r->projection, 0, "projection", &o.projection, &o.projection_len, msg)) != NDB_OK ||
         (st = svc_encode(&ctx->arena, r->sort, 0, "sort", &o.sort, &o.sort_len, msg)) != NDB_OK)
         return st;
-    Nexadb__V1__FindOneResponse *out = NEW(ctx, Nexadb__V1__FindOneResponse, nexadb__v1__find_one_response__init);
+    Nexadb__V1__FindOneResponse *out = SVC_NEW(ctx, Nexadb__V1__FindOneResponse, nexadb__v1__find_one_response__init);
     if (out == NULL)
-        return oom(msg);
+        return svc_oom(msg);
     void *doc = NULL;
     size_t len = 0;
     st = ndb_doc_find_one(ctx->app->doc, r->collection, &o, &doc, &len, msg);
@@ -340,9 +328,9 @@ static ndb_status count(svc_ctx *ctx, const ProtobufCMessage *req, ProtobufCMess
     uint64_t n = 0;
     if ((st = ndb_doc_count(ctx->app->doc, r->collection, filter, flen, svc_interrupt(ctx), &n, msg)) != NDB_OK)
         return st;
-    Nexadb__V1__CountResponse *out = NEW(ctx, Nexadb__V1__CountResponse, nexadb__v1__count_response__init);
+    Nexadb__V1__CountResponse *out = SVC_NEW(ctx, Nexadb__V1__CountResponse, nexadb__v1__count_response__init);
     if (out == NULL)
-        return oom(msg);
+        return svc_oom(msg);
     out->count = (int64_t)n;
     *resp = &out->base;
     return NDB_OK;
@@ -358,9 +346,9 @@ static ndb_status update(svc_ctx *ctx, const ProtobufCMessage *req, ProtobufCMes
     ndb_status st = svc_encode(&ctx->arena, r->update, 1, "update", &upd, &ulen, msg);
     if (st != NDB_OK)
         return st;
-    Nexadb__V1__UpdateResponse *out = NEW(ctx, Nexadb__V1__UpdateResponse, nexadb__v1__update_response__init);
+    Nexadb__V1__UpdateResponse *out = SVC_NEW(ctx, Nexadb__V1__UpdateResponse, nexadb__v1__update_response__init);
     if (out == NULL)
-        return oom(msg);
+        return svc_oom(msg);
     st = ndb_doc_update(ctx->app->doc, r->collection, r->id, strlen(r->id), upd, ulen, svc_interrupt(ctx), msg);
     if (is_missing(st))
         return ndb_errmsg_set(msg, st, "no document with _id '%.200s' in collection '%.64s'", r->id, r->collection);
@@ -389,14 +377,14 @@ static ndb_status update_many(svc_ctx *ctx, const ProtobufCMessage *req, Protobu
     if ((st = ndb_doc_update_many(ctx->app->doc, r->collection, filter, flen, upd, ulen, r->upsert, svc_interrupt(ctx), &res, msg)) != NDB_OK)
         return st;
     Nexadb__V1__UpdateManyResponse *out =
-        NEW(ctx, Nexadb__V1__UpdateManyResponse, nexadb__v1__update_many_response__init);
+        SVC_NEW(ctx, Nexadb__V1__UpdateManyResponse, nexadb__v1__update_many_response__init);
     if (out == NULL)
-        return oom(msg);
+        return svc_oom(msg);
     out->matched_count = (int64_t)res.matched;
     out->modified_count = (int64_t)res.modified;
     if (res.upserted_id[0] != '\0' &&
         (out->upserted_id = svc_arena_strndup(&ctx->arena, res.upserted_id, strlen(res.upserted_id))) == NULL)
-        return oom(msg);
+        return svc_oom(msg);
     *resp = &out->base;
     return NDB_OK;
 }
@@ -409,9 +397,9 @@ static ndb_status delete_one(svc_ctx *ctx, const ProtobufCMessage *req, Protobuf
         return ndb_errmsg_set(msg, st, "no document with _id '%.200s' in collection '%.64s'", r->id, r->collection);
     if (st != NDB_OK)
         return st;
-    Nexadb__V1__DeleteResponse *out = NEW(ctx, Nexadb__V1__DeleteResponse, nexadb__v1__delete_response__init);
+    Nexadb__V1__DeleteResponse *out = SVC_NEW(ctx, Nexadb__V1__DeleteResponse, nexadb__v1__delete_response__init);
     if (out == NULL)
-        return oom(msg);
+        return svc_oom(msg);
     out->success = 1;
     *resp = &out->base;
     return NDB_OK;
@@ -429,9 +417,9 @@ static ndb_status delete_many(svc_ctx *ctx, const ProtobufCMessage *req, Protobu
     if ((st = ndb_doc_delete_many(ctx->app->doc, r->collection, filter, flen, svc_interrupt(ctx), &n, msg)) != NDB_OK)
         return st;
     Nexadb__V1__DeleteManyResponse *out =
-        NEW(ctx, Nexadb__V1__DeleteManyResponse, nexadb__v1__delete_many_response__init);
+        SVC_NEW(ctx, Nexadb__V1__DeleteManyResponse, nexadb__v1__delete_many_response__init);
     if (out == NULL)
-        return oom(msg);
+        return svc_oom(msg);
     out->deleted_count = (int64_t)n;
     *resp = &out->base;
     return NDB_OK;
@@ -455,124 +443,19 @@ static ndb_status aggregate(svc_ctx *ctx, const ProtobufCMessage *req, ProtobufC
     return st;
 }
 
-/* "age:1,city:-1" (the engine's description) → IndexField list. */
-static Nexadb__V1__IndexInfo *index_info(svc_ctx *ctx, const ndb_doc_index_info *ii)
-{
-    Nexadb__V1__IndexInfo *out = NEW(ctx, Nexadb__V1__IndexInfo, nexadb__v1__index_info__init);
-    if (out == NULL || (out->name = svc_arena_strndup(&ctx->arena, ii->name, strlen(ii->name))) == NULL)
-        return NULL;
-    out->unique = ii->unique != 0;
-    out->multikey = ii->multikey != 0;
-    if (ii->ttl) {
-        if ((out->ttl = NEW(ctx, Nexadb__V1__IndexTtl, nexadb__v1__index_ttl__init)) == NULL)
-            return NULL;
-        out->ttl->expire_after_seconds = ii->expire_after_seconds;
-    }
-    size_t parts = 1;
-    for (const char *p = ii->fields; *p; p++)
-        parts += *p == ',';
-    if ((out->fields = svc_alloc(ctx, parts * sizeof *out->fields)) == NULL)
-        return NULL;
-    const char *p = ii->fields;
-    while (*p) {
-        const char *end = strchr(p, ',');
-        size_t n = end ? (size_t)(end - p) : strlen(p);
-        const char *colon = memchr(p, ':', n);
-        Nexadb__V1__IndexField *f = NEW(ctx, Nexadb__V1__IndexField, nexadb__v1__index_field__init);
-        if (f == NULL || (f->field = svc_arena_strndup(&ctx->arena, p, colon ? (size_t)(colon - p) : n)) == NULL)
-            return NULL;
-        f->direction = colon && colon[1] == '-' ? NEXADB__V1__SORT_DIRECTION__SORT_DIRECTION_DESCENDING
-                                                : NEXADB__V1__SORT_DIRECTION__SORT_DIRECTION_ASCENDING;
-        out->fields[out->n_fields++] = f;
-        p += n + (end != NULL);
-    }
-    return out;
-}
-
 static ndb_status create_index(svc_ctx *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp, ndb_errmsg *msg)
 {
-    const Nexadb__V1__CreateIndexRequest *r = (const void *)req;
-    if (r->n_fields == 0)
-        return ndb_errmsg_set(msg, NDB_EINVAL, "fields: an index needs at least one field");
-    svc_key *keys = svc_alloc(ctx, r->n_fields * sizeof *keys);
-    if (keys == NULL)
-        return oom(msg);
-    for (size_t i = 0; i < r->n_fields; i++)
-        keys[i] = (svc_key){r->fields[i]->field,
-                            r->fields[i]->direction == NEXADB__V1__SORT_DIRECTION__SORT_DIRECTION_DESCENDING};
-    const void *spec;
-    size_t slen;
-    ndb_status st = svc_encode_keys(&ctx->arena, keys, r->n_fields, "fields", &spec, &slen, msg);
-    if (st != NDB_OK)
-        return st;
-    const char *name = r->name[0] ? r->name : NULL;
-    ndb_doc_index_opts opts = {.unique = r->unique, .ttl = r->ttl != NULL,
-                               .expire_after_seconds = r->ttl ? r->ttl->expire_after_seconds : 0};
-    if ((st = ndb_doc_create_index(ctx->app->doc, r->collection, name, spec, slen, &opts, msg)) != NDB_OK)
-        return st;
-    /* Report the index as the engine now describes it. */
-    ndb_doc_index_info *infos = NULL;
-    size_t n = 0;
-    if ((st = ndb_doc_list_indexes(ctx->app->doc, r->collection, &infos, &n, msg)) != NDB_OK)
-        return st;
-    Nexadb__V1__CreateIndexResponse *out =
-        NEW(ctx, Nexadb__V1__CreateIndexResponse, nexadb__v1__create_index_response__init);
-    for (size_t i = 0; out != NULL && i < n; i++) {
-        int match = name ? strcmp(infos[i].name, name) == 0 : 0;
-        if (!name) { /* the engine derived the name; find the index by its fields */
-            char want[256];
-            size_t w = 0;
-            for (size_t k = 0; k < r->n_fields && w < sizeof want; k++)
-                w += (size_t)snprintf(want + w, sizeof want - w, "%s%s:%d", k ? "," : "", keys[k].field,
-                                      keys[k].descending ? -1 : 1);
-            match = strcmp(infos[i].fields, want) == 0;
-        }
-        if (match)
-            out->index = index_info(ctx, &infos[i]);
-    }
-    free(infos);
-    if (out == NULL || out->index == NULL)
-        return ndb_errmsg_set(msg, NDB_EIO, "index created but not listed");
-    *resp = &out->base;
-    return NDB_OK;
+    return svc_index_create(ctx, ctx->app->doc, (const Nexadb__V1__CreateIndexRequest *)req, resp, msg);
 }
 
 static ndb_status drop_index(svc_ctx *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp, ndb_errmsg *msg)
 {
-    const Nexadb__V1__DropIndexRequest *r = (const void *)req;
-    ndb_status st = ndb_doc_drop_index(ctx->app->doc, r->collection, r->name, msg);
-    if (st != NDB_OK && !is_missing(st))
-        return st;
-    Nexadb__V1__DropIndexResponse *out = NEW(ctx, Nexadb__V1__DropIndexResponse, nexadb__v1__drop_index_response__init);
-    if (out == NULL)
-        return oom(msg);
-    out->dropped = st == NDB_OK;
-    *resp = &out->base;
-    return NDB_OK;
+    return svc_index_drop(ctx, ctx->app->doc, (const Nexadb__V1__DropIndexRequest *)req, resp, msg);
 }
 
 static ndb_status list_indexes(svc_ctx *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp, ndb_errmsg *msg)
 {
-    const Nexadb__V1__ListIndexesRequest *r = (const void *)req;
-    ndb_doc_index_info *infos = NULL;
-    size_t n = 0;
-    ndb_status st = ndb_doc_list_indexes(ctx->app->doc, r->collection, &infos, &n, msg);
-    if (st != NDB_OK)
-        return st;
-    Nexadb__V1__ListIndexesResponse *out =
-        NEW(ctx, Nexadb__V1__ListIndexesResponse, nexadb__v1__list_indexes_response__init);
-    if (out != NULL && n > 0)
-        out->indexes = svc_alloc(ctx, n * sizeof *out->indexes);
-    for (size_t i = 0; out != NULL && out->indexes != NULL && i < n; i++) {
-        if ((out->indexes[i] = index_info(ctx, &infos[i])) == NULL)
-            break;
-        out->n_indexes++;
-    }
-    free(infos);
-    if (out == NULL || out->n_indexes != n)
-        return oom(msg);
-    *resp = &out->base;
-    return NDB_OK;
+    return svc_index_list(ctx, ctx->app->doc, (const Nexadb__V1__ListIndexesRequest *)req, resp, msg);
 }
 
 static const svc_method methods[] = {

@@ -14,13 +14,9 @@
 #include "convert.h"
 #include "h_vector.h"
 #include "handler.h"
+#include "indexes.h"
 
 #define DEFAULT_LIMIT 10
-
-static ndb_status oom(ndb_errmsg *msg)
-{
-    return ndb_errmsg_set(msg, NDB_ELIMIT, "response over the call's memory bound");
-}
 
 static Nexadb__V1__VectorMetric metric_to_pb(ndb_vec_metric m)
 {
@@ -129,10 +125,10 @@ static ndb_status create(svc_ctx *ctx, const ProtobufCMessage *req, ProtobufCMes
     }
     Nexadb__V1__CreateVectorCollectionResponse *out = svc_alloc(ctx, sizeof *out);
     if (out == NULL)
-        return oom(msg);
+        return svc_oom(msg);
     nexadb__v1__create_vector_collection_response__init(out);
     if ((out->collection = svc_vec_collection_info(ctx, &vi)) == NULL)
-        return oom(msg);
+        return svc_oom(msg);
     *resp = &out->base;
     return NDB_OK;
 }
@@ -150,10 +146,10 @@ static ndb_status set_index(svc_ctx *ctx, const ProtobufCMessage *req, ProtobufC
         return st;
     Nexadb__V1__SetVectorIndexResponse *out = svc_alloc(ctx, sizeof *out);
     if (out == NULL)
-        return oom(msg);
+        return svc_oom(msg);
     nexadb__v1__set_vector_index_response__init(out);
     if ((out->collection = svc_vec_collection_info(ctx, &vi)) == NULL)
-        return oom(msg);
+        return svc_oom(msg);
     *resp = &out->base;
     return NDB_OK;
 }
@@ -166,7 +162,7 @@ static ndb_status drop(svc_ctx *ctx, const ProtobufCMessage *req, ProtobufCMessa
         return st;
     Nexadb__V1__DropVectorCollectionResponse *out = svc_alloc(ctx, sizeof *out);
     if (out == NULL)
-        return oom(msg);
+        return svc_oom(msg);
     nexadb__v1__drop_vector_collection_response__init(out);
     out->dropped = st == NDB_OK;
     *resp = &out->base;
@@ -193,7 +189,7 @@ static ndb_status list(svc_ctx *ctx, const ProtobufCMessage *req, ProtobufCMessa
     }
     free(infos);
     if (out == NULL || out->n_collections != n)
-        return oom(msg);
+        return svc_oom(msg);
     *resp = &out->base;
     return NDB_OK;
 }
@@ -209,7 +205,7 @@ static ndb_status insert_items(svc_ctx *ctx, const char *coll, Nexadb__V1__Docum
     ndb_vec_item *items = svc_alloc(ctx, n * sizeof *items);
     char **out = svc_alloc(ctx, n * sizeof *out);
     if (items == NULL || out == NULL)
-        return oom(msg);
+        return svc_oom(msg);
     for (size_t i = 0; i < n; i++) {
         if (n_vec[i] != n_vec[0])
             return ndb_errmsg_set(msg, NDB_EINVAL, "documents[%zu].vector has %zu dimensions; documents[0].vector has %zu",
@@ -230,7 +226,7 @@ static ndb_status insert_items(svc_ctx *ctx, const char *coll, Nexadb__V1__Docum
         copied++;
     ndb_doc_ids_free(got, n);
     if (copied != n)
-        return oom(msg);
+        return svc_oom(msg);
     *ids = out;
     return NDB_OK;
 }
@@ -241,7 +237,7 @@ static ndb_status insert_one(svc_ctx *ctx, const ProtobufCMessage *req, Protobuf
     char **ids = NULL;
     Nexadb__V1__InsertVectorResponse *out = svc_alloc(ctx, sizeof *out);
     if (out == NULL)
-        return oom(msg);
+        return svc_oom(msg);
     ndb_status st = insert_items(ctx, r->collection, &r->document, &r->n_vector, &r->vector, 1, &ids, msg);
     if (st != NDB_OK)
         return st;
@@ -257,7 +253,7 @@ static ndb_status insert_many(svc_ctx *ctx, const ProtobufCMessage *req, Protobu
     size_t n = r->n_documents;
     Nexadb__V1__InsertVectorsResponse *out = svc_alloc(ctx, sizeof *out);
     if (out == NULL)
-        return oom(msg);
+        return svc_oom(msg);
     nexadb__v1__insert_vectors_response__init(out);
     *resp = &out->base;
     if (n == 0)
@@ -266,7 +262,7 @@ static ndb_status insert_many(svc_ctx *ctx, const ProtobufCMessage *req, Protobu
     size_t *n_vec = svc_alloc(ctx, n * sizeof *n_vec);
     float **vecs = svc_alloc(ctx, n * sizeof *vecs);
     if (docs == NULL || n_vec == NULL || vecs == NULL)
-        return oom(msg);
+        return svc_oom(msg);
     for (size_t i = 0; i < n; i++) {
         docs[i] = r->documents[i]->document;
         n_vec[i] = r->documents[i]->n_vector;
@@ -294,7 +290,7 @@ static ndb_status upsert(svc_ctx *ctx, const ProtobufCMessage *req, ProtobufCMes
         return st;
     Nexadb__V1__UpsertVectorResponse *out = svc_alloc(ctx, sizeof *out);
     if (out == NULL)
-        return oom(msg);
+        return svc_oom(msg);
     nexadb__v1__upsert_vector_response__init(out);
     out->inserted = inserted != 0;
     *resp = &out->base;
@@ -306,7 +302,7 @@ static ndb_status get(svc_ctx *ctx, const ProtobufCMessage *req, ProtobufCMessag
     const Nexadb__V1__GetVectorRequest *r = (const void *)req;
     Nexadb__V1__GetVectorResponse *out = svc_alloc(ctx, sizeof *out);
     if (out == NULL)
-        return oom(msg);
+        return svc_oom(msg);
     nexadb__v1__get_vector_response__init(out);
     void *doc = NULL;
     size_t len = 0;
@@ -320,7 +316,7 @@ static ndb_status get(svc_ctx *ctx, const ProtobufCMessage *req, ProtobufCMessag
     free(doc);
     if (st == NDB_OK && vec != NULL) {
         if ((out->vector = svc_alloc(ctx, (size_t)dims * sizeof *vec)) == NULL)
-            st = oom(msg);
+            st = svc_oom(msg);
         else {
             memcpy(out->vector, vec, (size_t)dims * sizeof *vec);
             out->n_vector = dims;
@@ -341,7 +337,7 @@ static ndb_status delete_one(svc_ctx *ctx, const ProtobufCMessage *req, Protobuf
         return st;
     Nexadb__V1__DeleteVectorResponse *out = svc_alloc(ctx, sizeof *out);
     if (out == NULL)
-        return oom(msg);
+        return svc_oom(msg);
     nexadb__v1__delete_vector_response__init(out);
     out->success = st == NDB_OK;
     *resp = &out->base;
@@ -394,7 +390,7 @@ static ndb_status build_hits(svc_ctx *ctx, const ndb_vec_result *res, uint32_t d
     if (explain) {
         Nexadb__V1__SearchPlan *p = svc_alloc(ctx, sizeof *p);
         if (p == NULL)
-            return oom(msg);
+            return svc_oom(msg);
         nexadb__v1__search_plan__init(p);
         p->path = (char *)res->plan.path; /* a static string */
         p->graph_nodes = (int64_t)res->plan.graph_nodes;
@@ -408,20 +404,20 @@ static ndb_status build_hits(svc_ctx *ctx, const ndb_vec_result *res, uint32_t d
     out->results = svc_alloc(ctx, res->n * sizeof *out->results);
     Nexadb__V1__SearchHit *hits = svc_alloc(ctx, res->n * sizeof *hits);
     if (out->results == NULL || hits == NULL)
-        return oom(msg);
+        return svc_oom(msg);
     for (size_t i = 0; i < res->n; i++) {
         const ndb_vec_hit *h = &res->hits[i];
         Nexadb__V1__SearchHit *o = &hits[i];
         nexadb__v1__search_hit__init(o);
         if ((o->document_id = svc_arena_strndup(&ctx->arena, h->id, h->id_len)) == NULL)
-            return oom(msg);
+            return svc_oom(msg);
         o->similarity = h->score;
         ndb_status st;
         if (h->doc != NULL && (st = svc_doc_to_document(&ctx->arena, h->doc, h->doc_len, &o->document, msg)) != NDB_OK)
             return st;
         if (h->vector != NULL) {
             if ((o->vector = copy_floats(&ctx->arena, h->vector, dims)) == NULL)
-                return oom(msg);
+                return svc_oom(msg);
             o->n_vector = dims;
         }
         out->results[out->n_results++] = o;
@@ -442,7 +438,7 @@ static ndb_status search(svc_ctx *ctx, const ProtobufCMessage *req, ProtobufCMes
         return st;
     Nexadb__V1__SearchResponse *out = svc_alloc(ctx, sizeof *out);
     if (out == NULL)
-        return oom(msg);
+        return svc_oom(msg);
     ndb_vec_result *res = NULL;
     if ((st = ndb_vec_search(ctx->app->vec, r->collection, r->vector, (uint32_t)r->n_vector, &q, &res, msg)) != NDB_OK)
         return st;
@@ -460,7 +456,7 @@ static ndb_status search_batch(svc_ctx *ctx, const ProtobufCMessage *req, Protob
     size_t nq = r->n_queries;
     Nexadb__V1__SearchBatchResponse *out = svc_alloc(ctx, sizeof *out);
     if (out == NULL)
-        return oom(msg);
+        return svc_oom(msg);
     nexadb__v1__search_batch_response__init(out);
     *resp = &out->base;
     if (nq == 0)
@@ -470,7 +466,7 @@ static ndb_status search_batch(svc_ctx *ctx, const ProtobufCMessage *req, Protob
     Nexadb__V1__SearchResponse *each = svc_alloc(ctx, nq * sizeof *each);
     out->results = svc_alloc(ctx, nq * sizeof *out->results);
     if (qs == NULL || each == NULL || out->results == NULL)
-        return oom(msg);
+        return svc_oom(msg);
     for (size_t i = 0; i < nq; i++) {
         if (r->queries[i]->n_vector != dims)
             return ndb_errmsg_set(msg, NDB_EINVAL, "queries[%zu].vector has %zu dimensions; queries[0].vector has %zu",
@@ -505,7 +501,7 @@ static ndb_status vec_next(svc_ctx *ctx, void *state, size_t i, size_t room, siz
 {
     vec_stream *s = state;
     if (i == 0 && (s->docs = svc_page_alloc(ctx, room * sizeof *s->docs)) == NULL)
-        return oom(msg);
+        return svc_oom(msg);
     const void *doc;
     size_t len;
     const float *vec;
@@ -514,12 +510,12 @@ static ndb_status vec_next(svc_ctx *ctx, void *state, size_t i, size_t room, siz
         return st;
     Nexadb__V1__VectorDocument *vd = svc_page_alloc(ctx, sizeof *vd);
     if (vd == NULL)
-        return oom(msg);
+        return svc_oom(msg);
     nexadb__v1__vector_document__init(vd);
     if ((st = svc_doc_to_document(&ctx->page_arena, doc, len, &vd->document, msg)) != NDB_OK)
         return st;
     if ((vd->vector = copy_floats(&ctx->page_arena, vec, s->dims)) == NULL)
-        return oom(msg);
+        return svc_oom(msg);
     vd->n_vector = s->dims;
     s->docs[i] = vd;
     *bytes += len + (size_t)s->dims * sizeof(float);
@@ -567,6 +563,25 @@ static ndb_status find_vectors(svc_ctx *ctx, const ProtobufCMessage *req, Protob
     return st;
 }
 
+static ndb_status create_index(svc_ctx *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp, ndb_errmsg *msg)
+{
+    const Nexadb__V1__CreateIndexRequest *r = (const void *)req;
+    if (r->ttl != NULL) /* the TTL pass deletes documents, which would leave their vectors behind */
+        return ndb_errmsg_set(msg, NDB_EINVAL, "ttl: TTL indexes are for document collections, not vector collections");
+    return svc_index_create(ctx, ndb_vec_documents(ctx->app->vec), r, resp, msg);
+}
+
+static ndb_status drop_index(svc_ctx *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp, ndb_errmsg *msg)
+{
+    return svc_index_drop(ctx, ndb_vec_documents(ctx->app->vec), (const Nexadb__V1__DropIndexRequest *)req, resp, msg);
+}
+
+static ndb_status list_indexes(svc_ctx *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp, ndb_errmsg *msg)
+{
+    return svc_index_list(ctx, ndb_vec_documents(ctx->app->vec), (const Nexadb__V1__ListIndexesRequest *)req, resp,
+                          msg);
+}
+
 static const svc_method methods[] = {
     {"CreateVectorCollection", create, SVC_M_WRITE},
     {"DropVectorCollection", drop, SVC_M_WRITE},
@@ -580,6 +595,9 @@ static const svc_method methods[] = {
     {"Search", search, 0},
     {"SearchBatch", search_batch, 0},
     {"FindVectors", find_vectors, SVC_M_STREAM},
+    {"CreateIndex", create_index, SVC_M_WRITE},
+    {"DropIndex", drop_index, SVC_M_WRITE},
+    {"ListIndexes", list_indexes, 0},
 };
 
 const svc_service svc_vector_service = {&nexadb__v1__vector_service__descriptor, methods,

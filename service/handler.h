@@ -100,6 +100,22 @@ static inline void *svc_alloc(svc_ctx *ctx, size_t n)
     return svc_arena_alloc(&ctx->arena, n);
 }
 
+/* A new protobuf-c message of type in call memory, initialised with init;
+ * NULL when over the bound. */
+#define SVC_NEW(ctx, type, init)                                              \
+    ({                                                                        \
+        type *p_ = svc_alloc((ctx), sizeof(type));                            \
+        if (p_ != NULL)                                                       \
+            init(p_);                                                         \
+        p_;                                                                   \
+    })
+
+/* The error for a response that outgrew the call's memory bound. */
+static inline ndb_status svc_oom(ndb_errmsg *msg)
+{
+    return ndb_errmsg_set(msg, NDB_ELIMIT, "response over the call's memory bound");
+}
+
 /* Memory for one streamed page: valid until the next svc_send. */
 static inline void *svc_page_alloc(svc_ctx *ctx, size_t n)
 {

@@ -165,6 +165,14 @@ ndb_status ndb_vec_create(ndb_vec_db *db, const char *name, uint32_t dims, ndb_v
  * graph is built in the background while searches go on as before; to exact:
  * the graph and its file are dropped. Durable when this returns. */
 ndb_status ndb_vec_set_index(ndb_vec_db *db, const char *name, const ndb_vec_index *index, ndb_errmsg *msg);
+/* The document handle of the vector collections' namespace (borrowed; valid
+ * until ndb_vec_close). Its secondary indexes (ndb_doc_create_index and
+ * friends) index the collections' documents, are maintained by every
+ * ndb_vec write and serve filtered searches; its queries read the
+ * documents. Documents are written through ndb_vec only, and TTL indexes are
+ * not for vector collections (nothing deletes their vectors): the callers
+ * above refuse them. */
+ndb_doc_db *ndb_vec_documents(ndb_vec_db *db);
 /* Drops the collection with its documents, vectors and segment files. */
 ndb_status ndb_vec_drop(ndb_vec_db *db, const char *name, ndb_errmsg *msg);
 

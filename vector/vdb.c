@@ -382,6 +382,8 @@ ndb_status ndb_vec_create(ndb_vec_db *db, const char *name, uint32_t dims, ndb_v
     return st;
 }
 
+ndb_doc_db *ndb_vec_documents(ndb_vec_db *db) { return db->env.docs; }
+
 ndb_status ndb_vec_set_index(ndb_vec_db *db, const char *name, const ndb_vec_index *index, ndb_errmsg *msg)
 {
     ndb_vec_index ix;

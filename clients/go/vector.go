@@ -98,6 +98,23 @@ func (vc *VectorCollection) SetIndex(ctx context.Context, ix Index) (*pb.Collect
 	return r.GetCollection(), err
 }
 
+// CreateIndex builds a secondary index over the documents' fields (Unique and IndexName
+// apply; ExpireAfter is for document collections), maintained by every write: filtered
+// searches and Find reach their matches through it instead of reading every document.
+func (vc *VectorCollection) CreateIndex(ctx context.Context, fields []IndexField, opts ...IndexOption) (*pb.IndexInfo, error) {
+	return createIndex(ctx, vc.c, pb.VectorService_CreateIndex_FullMethodName, vc.Name, fields, opts)
+}
+
+// DropIndex drops a secondary index of the documents by name; false when there was none.
+func (vc *VectorCollection) DropIndex(ctx context.Context, name string) (bool, error) {
+	return dropIndex(ctx, vc.c, pb.VectorService_DropIndex_FullMethodName, vc.Name, name)
+}
+
+// ListIndexes lists the secondary indexes of the collection's documents.
+func (vc *VectorCollection) ListIndexes(ctx context.Context) ([]*pb.IndexInfo, error) {
+	return listIndexes(ctx, vc.c, pb.VectorService_ListIndexes_FullMethodName, vc.Name)
+}
+
 // Info returns the collection's entry: count, dimensions, metric, index, and the graph's
 // progress (Indexed, IndexBuilding, IndexBytes); an error matching ErrNotFound when absent.
 func (vc *VectorCollection) Info(ctx context.Context) (*pb.CollectionInfo, error) {

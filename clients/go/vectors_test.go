@@ -7,6 +7,7 @@ import (
 	"math"
 	"slices"
 	"testing"
+	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 
@@ -179,5 +180,25 @@ func TestVectorIndex(t *testing.T) {
 	none, _ := db.VectorCollection(ctx, uniqueName("none"), 0, nexadb.Cosine)
 	if _, err := none.Info(ctx); !errors.Is(err, nexadb.ErrNotFound) {
 		t.Fatalf("Info of a missing collection: %v", err)
+	}
+	// secondary indexes over the documents: unique refuses a duplicate, with its vector
+	ix, err := vc.CreateIndex(ctx, []nexadb.IndexField{{Field: "n", Direction: 1}}, nexadb.Unique(), nexadb.IndexName("by_n"))
+	if err != nil || ix.GetName() != "by_n" || !ix.GetUnique() {
+		t.Fatalf("CreateIndex = %v, %v", ix, err)
+	}
+	if _, err := vc.Insert(ctx, M{"n": 1}, []float32{0, 0, 1}); !errors.Is(err, nexadb.ErrAlreadyExists) {
+		t.Fatalf("a duplicate of a unique key: %v", err)
+	}
+	if hits, err := vc.Search(ctx, []float32{0, 0, 1}, 5, nexadb.Filter(M{"n": 2})); err != nil || len(hits) != 1 {
+		t.Fatalf("a filtered search through the index = %+v, %v", hits, err)
+	}
+	if _, err := vc.CreateIndex(ctx, []nexadb.IndexField{{Field: "at", Direction: 1}}, nexadb.ExpireAfter(time.Hour)); !errors.Is(err, nexadb.ErrInvalidArgument) {
+		t.Fatalf("a TTL index on a vector collection: %v", err)
+	}
+	if list, err := vc.ListIndexes(ctx); err != nil || len(list) != 1 {
+		t.Fatalf("ListIndexes = %v, %v", list, err)
+	}
+	if dropped, err := vc.DropIndex(ctx, "by_n"); err != nil || !dropped {
+		t.Fatalf("DropIndex = %v, %v", dropped, err)
 	}
 }

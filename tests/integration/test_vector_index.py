@@ -113,6 +113,15 @@ def test_hnsw_through_grpc_rest_and_a_restart(pb, server_factory):
     with pytest.raises(grpc.RpcError) as err:
         vec.Search(v.SearchRequest(collection="emb", vector=rows[0], limit=3, ef=-1), metadata=md, timeout=10)
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "ef must be" in err.value.details()
+    # REST: an index over the documents' field g serves the same filtered searches; TTL refused
+    fq = {"vector": rows[3], "limit": 10, "filter": {"g": 7}}
+    plain = requests.post(f"{base}/search", json=fq, headers=hdr, timeout=10).json()["results"]
+    resp = requests.post(f"{base}/indexes", json={"fields": [{"field": "g"}]}, headers=hdr, timeout=60)
+    assert resp.status_code == 200 and resp.json()["index"]["name"] == "g_1", resp.text
+    assert requests.post(f"{base}/search", json=fq, headers=hdr, timeout=10).json()["results"] == plain
+    resp = requests.post(f"{base}/indexes", json={"fields": [{"field": "at"}], "ttl": {"expire_after_seconds": 60}},
+                         headers=hdr, timeout=10)
+    assert resp.status_code == 400 and "TTL indexes are for document collections" in resp.text, resp.text
     before = [ids(vec.Search(v.SearchRequest(collection="emb", vector=rows[i], limit=10), metadata=md, timeout=10))
               for i in range(0, ROWS, 997)]
     ch.close()
@@ -128,6 +137,8 @@ def test_hnsw_through_grpc_rest_and_a_restart(pb, server_factory):
     after = [ids(vec.Search(v.SearchRequest(collection="emb", vector=rows[i], limit=10), metadata=md, timeout=10))
              for i in range(0, ROWS, 997)]
     assert after == before
+    listed = requests.get(f"{s.http_base}/vector/emb/indexes", headers={"X-API-Key": s.api_key}, timeout=10).json()
+    assert [i["name"] for i in listed["indexes"]] == ["g_1"], listed
     # back to exact
     r = vec.SetVectorIndex(v.SetVectorIndexRequest(collection="emb", index=idx(kind=idx.KIND_EXACT)),
                            metadata=md, timeout=10)

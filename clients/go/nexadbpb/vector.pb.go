@@ -1679,7 +1679,7 @@ var File_nexadb_v1_vector_proto protoreflect.FileDescriptor
 
 const file_nexadb_v1_vector_proto_rawDesc = "" +
 	"\n" +
-	"\x16nexadb/v1/vector.proto\x12\tnexadb.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/wrappers.proto\x1a\x16nexadb/v1/common.proto\"\xe2\x01\n" +
+	"\x16nexadb/v1/vector.proto\x12\tnexadb.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/wrappers.proto\x1a\x16nexadb/v1/common.proto\x1a\x18nexadb/v1/document.proto\"\xe2\x01\n" +
 	"\x1dCreateVectorCollectionRequest\x12\x1e\n" +
 	"\n" +
 	"collection\x18\x01 \x01(\tR\n" +
@@ -1823,7 +1823,7 @@ const file_nexadb_v1_vector_proto_rawDesc = "" +
 	"\x13FindVectorsResponse\x127\n" +
 	"\tdocuments\x18\x01 \x03(\v2\x19.nexadb.v1.VectorDocumentR\tdocuments\x12\x14\n" +
 	"\x05count\x18\x02 \x01(\x03R\x05count\x12&\n" +
-	"\x0fnext_page_token\x18\x03 \x01(\tR\rnextPageToken2\xc5\v\n" +
+	"\x0fnext_page_token\x18\x03 \x01(\tR\rnextPageToken2\xa5\x0e\n" +
 	"\rVectorService\x12\x8e\x01\n" +
 	"\x16CreateVectorCollection\x12(.nexadb.v1.CreateVectorCollectionRequest\x1a).nexadb.v1.CreateVectorCollectionResponse\"\x1f\x82\xd3\xe4\x93\x02\x19:\x01*\"\x14/vector/{collection}\x12\x85\x01\n" +
 	"\x14DropVectorCollection\x12&.nexadb.v1.DropVectorCollectionRequest\x1a'.nexadb.v1.DropVectorCollectionResponse\"\x1c\x82\xd3\xe4\x93\x02\x16*\x14/vector/{collection}\x12|\n" +
@@ -1836,7 +1836,10 @@ const file_nexadb_v1_vector_proto_rawDesc = "" +
 	"\fDeleteVector\x12\x1e.nexadb.v1.DeleteVectorRequest\x1a\x1f.nexadb.v1.DeleteVectorResponse\"!\x82\xd3\xe4\x93\x02\x1b*\x19/vector/{collection}/{id}\x12e\n" +
 	"\x06Search\x12\x18.nexadb.v1.SearchRequest\x1a\x19.nexadb.v1.SearchResponse\"&\x82\xd3\xe4\x93\x02 :\x01*\"\x1b/vector/{collection}/search\x12z\n" +
 	"\vSearchBatch\x12\x1d.nexadb.v1.SearchBatchRequest\x1a\x1e.nexadb.v1.SearchBatchResponse\",\x82\xd3\xe4\x93\x02&:\x01*\"!/vector/{collection}/search_batch\x12t\n" +
-	"\vFindVectors\x12\x1d.nexadb.v1.FindVectorsRequest\x1a\x1e.nexadb.v1.FindVectorsResponse\"$\x82\xd3\xe4\x93\x02\x1e:\x01*\"\x19/vector/{collection}/find0\x01b\x06proto3"
+	"\vFindVectors\x12\x1d.nexadb.v1.FindVectorsRequest\x1a\x1e.nexadb.v1.FindVectorsResponse\"$\x82\xd3\xe4\x93\x02\x1e:\x01*\"\x19/vector/{collection}/find0\x01\x12u\n" +
+	"\vCreateIndex\x12\x1d.nexadb.v1.CreateIndexRequest\x1a\x1e.nexadb.v1.CreateIndexResponse\"'\x82\xd3\xe4\x93\x02!:\x01*\"\x1c/vector/{collection}/indexes\x12s\n" +
+	"\tDropIndex\x12\x1b.nexadb.v1.DropIndexRequest\x1a\x1c.nexadb.v1.DropIndexResponse\"+\x82\xd3\xe4\x93\x02%*#/vector/{collection}/indexes/{name}\x12r\n" +
+	"\vListIndexes\x12\x1d.nexadb.v1.ListIndexesRequest\x1a\x1e.nexadb.v1.ListIndexesResponse\"$\x82\xd3\xe4\x93\x02\x1e\x12\x1c/vector/{collection}/indexesb\x06proto3"
 
 var (
 	file_nexadb_v1_vector_proto_rawDescOnce sync.Once
@@ -1885,6 +1888,12 @@ var file_nexadb_v1_vector_proto_goTypes = []any{
 	(*CollectionInfo)(nil),                 // 30: nexadb.v1.CollectionInfo
 	(*Document)(nil),                       // 31: nexadb.v1.Document
 	(*wrapperspb.FloatValue)(nil),          // 32: google.protobuf.FloatValue
+	(*CreateIndexRequest)(nil),             // 33: nexadb.v1.CreateIndexRequest
+	(*DropIndexRequest)(nil),               // 34: nexadb.v1.DropIndexRequest
+	(*ListIndexesRequest)(nil),             // 35: nexadb.v1.ListIndexesRequest
+	(*CreateIndexResponse)(nil),            // 36: nexadb.v1.CreateIndexResponse
+	(*DropIndexResponse)(nil),              // 37: nexadb.v1.DropIndexResponse
+	(*ListIndexesResponse)(nil),            // 38: nexadb.v1.ListIndexesResponse
 }
 var file_nexadb_v1_vector_proto_depIdxs = []int32{
 	28, // 0: nexadb.v1.CreateVectorCollectionRequest.metric:type_name -> nexadb.v1.VectorMetric
@@ -1921,20 +1930,26 @@ var file_nexadb_v1_vector_proto_depIdxs = []int32{
 	19, // 31: nexadb.v1.VectorService.Search:input_type -> nexadb.v1.SearchRequest
 	23, // 32: nexadb.v1.VectorService.SearchBatch:input_type -> nexadb.v1.SearchBatchRequest
 	26, // 33: nexadb.v1.VectorService.FindVectors:input_type -> nexadb.v1.FindVectorsRequest
-	1,  // 34: nexadb.v1.VectorService.CreateVectorCollection:output_type -> nexadb.v1.CreateVectorCollectionResponse
-	5,  // 35: nexadb.v1.VectorService.DropVectorCollection:output_type -> nexadb.v1.DropVectorCollectionResponse
-	3,  // 36: nexadb.v1.VectorService.SetVectorIndex:output_type -> nexadb.v1.SetVectorIndexResponse
-	7,  // 37: nexadb.v1.VectorService.ListVectorCollections:output_type -> nexadb.v1.ListVectorCollectionsResponse
-	10, // 38: nexadb.v1.VectorService.InsertVector:output_type -> nexadb.v1.InsertVectorResponse
-	12, // 39: nexadb.v1.VectorService.InsertVectors:output_type -> nexadb.v1.InsertVectorsResponse
-	14, // 40: nexadb.v1.VectorService.UpsertVector:output_type -> nexadb.v1.UpsertVectorResponse
-	16, // 41: nexadb.v1.VectorService.GetVector:output_type -> nexadb.v1.GetVectorResponse
-	18, // 42: nexadb.v1.VectorService.DeleteVector:output_type -> nexadb.v1.DeleteVectorResponse
-	22, // 43: nexadb.v1.VectorService.Search:output_type -> nexadb.v1.SearchResponse
-	25, // 44: nexadb.v1.VectorService.SearchBatch:output_type -> nexadb.v1.SearchBatchResponse
-	27, // 45: nexadb.v1.VectorService.FindVectors:output_type -> nexadb.v1.FindVectorsResponse
-	34, // [34:46] is the sub-list for method output_type
-	22, // [22:34] is the sub-list for method input_type
+	33, // 34: nexadb.v1.VectorService.CreateIndex:input_type -> nexadb.v1.CreateIndexRequest
+	34, // 35: nexadb.v1.VectorService.DropIndex:input_type -> nexadb.v1.DropIndexRequest
+	35, // 36: nexadb.v1.VectorService.ListIndexes:input_type -> nexadb.v1.ListIndexesRequest
+	1,  // 37: nexadb.v1.VectorService.CreateVectorCollection:output_type -> nexadb.v1.CreateVectorCollectionResponse
+	5,  // 38: nexadb.v1.VectorService.DropVectorCollection:output_type -> nexadb.v1.DropVectorCollectionResponse
+	3,  // 39: nexadb.v1.VectorService.SetVectorIndex:output_type -> nexadb.v1.SetVectorIndexResponse
+	7,  // 40: nexadb.v1.VectorService.ListVectorCollections:output_type -> nexadb.v1.ListVectorCollectionsResponse
+	10, // 41: nexadb.v1.VectorService.InsertVector:output_type -> nexadb.v1.InsertVectorResponse
+	12, // 42: nexadb.v1.VectorService.InsertVectors:output_type -> nexadb.v1.InsertVectorsResponse
+	14, // 43: nexadb.v1.VectorService.UpsertVector:output_type -> nexadb.v1.UpsertVectorResponse
+	16, // 44: nexadb.v1.VectorService.GetVector:output_type -> nexadb.v1.GetVectorResponse
+	18, // 45: nexadb.v1.VectorService.DeleteVector:output_type -> nexadb.v1.DeleteVectorResponse
+	22, // 46: nexadb.v1.VectorService.Search:output_type -> nexadb.v1.SearchResponse
+	25, // 47: nexadb.v1.VectorService.SearchBatch:output_type -> nexadb.v1.SearchBatchResponse
+	27, // 48: nexadb.v1.VectorService.FindVectors:output_type -> nexadb.v1.FindVectorsResponse
+	36, // 49: nexadb.v1.VectorService.CreateIndex:output_type -> nexadb.v1.CreateIndexResponse
+	37, // 50: nexadb.v1.VectorService.DropIndex:output_type -> nexadb.v1.DropIndexResponse
+	38, // 51: nexadb.v1.VectorService.ListIndexes:output_type -> nexadb.v1.ListIndexesResponse
+	37, // [37:52] is the sub-list for method output_type
+	22, // [22:37] is the sub-list for method input_type
 	22, // [22:22] is the sub-list for extension type_name
 	22, // [22:22] is the sub-list for extension extendee
 	0,  // [0:22] is the sub-list for field type_name
@@ -1946,6 +1961,7 @@ func file_nexadb_v1_vector_proto_init() {
 		return
 	}
 	file_nexadb_v1_common_proto_init()
+	file_nexadb_v1_document_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

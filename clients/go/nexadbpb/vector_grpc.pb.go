@@ -31,6 +31,9 @@ const (
 	VectorService_Search_FullMethodName                 = "/nexadb.v1.VectorService/Search"
 	VectorService_SearchBatch_FullMethodName            = "/nexadb.v1.VectorService/SearchBatch"
 	VectorService_FindVectors_FullMethodName            = "/nexadb.v1.VectorService/FindVectors"
+	VectorService_CreateIndex_FullMethodName            = "/nexadb.v1.VectorService/CreateIndex"
+	VectorService_DropIndex_FullMethodName              = "/nexadb.v1.VectorService/DropIndex"
+	VectorService_ListIndexes_FullMethodName            = "/nexadb.v1.VectorService/ListIndexes"
 )
 
 // VectorServiceClient is the client API for VectorService service.
@@ -70,6 +73,16 @@ type VectorServiceClient interface {
 	// _id order from one snapshot, a page per message (export). Paging as in
 	// DocumentService.Find; over REST the pages are merged into one answer.
 	FindVectors(ctx context.Context, in *FindVectorsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[FindVectorsResponse], error)
+	// Builds a secondary index over the collection's documents (their fields,
+	// not the vectors) and maintains it with every write: filtered searches and
+	// FindVectors find their matches through it instead of reading every
+	// document, and a unique index refuses a duplicate. TTL indexes are for
+	// document collections only.
+	CreateIndex(ctx context.Context, in *CreateIndexRequest, opts ...grpc.CallOption) (*CreateIndexResponse, error)
+	// Drops a secondary index of the collection's documents by name.
+	DropIndex(ctx context.Context, in *DropIndexRequest, opts ...grpc.CallOption) (*DropIndexResponse, error)
+	// Lists the secondary indexes of the collection's documents.
+	ListIndexes(ctx context.Context, in *ListIndexesRequest, opts ...grpc.CallOption) (*ListIndexesResponse, error)
 }
 
 type vectorServiceClient struct {
@@ -209,6 +222,36 @@ func (c *vectorServiceClient) FindVectors(ctx context.Context, in *FindVectorsRe
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type VectorService_FindVectorsClient = grpc.ServerStreamingClient[FindVectorsResponse]
 
+func (c *vectorServiceClient) CreateIndex(ctx context.Context, in *CreateIndexRequest, opts ...grpc.CallOption) (*CreateIndexResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreateIndexResponse)
+	err := c.cc.Invoke(ctx, VectorService_CreateIndex_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *vectorServiceClient) DropIndex(ctx context.Context, in *DropIndexRequest, opts ...grpc.CallOption) (*DropIndexResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DropIndexResponse)
+	err := c.cc.Invoke(ctx, VectorService_DropIndex_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *vectorServiceClient) ListIndexes(ctx context.Context, in *ListIndexesRequest, opts ...grpc.CallOption) (*ListIndexesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListIndexesResponse)
+	err := c.cc.Invoke(ctx, VectorService_ListIndexes_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // VectorServiceServer is the server API for VectorService service.
 // All implementations must embed UnimplementedVectorServiceServer
 // for forward compatibility.
@@ -246,6 +289,16 @@ type VectorServiceServer interface {
 	// _id order from one snapshot, a page per message (export). Paging as in
 	// DocumentService.Find; over REST the pages are merged into one answer.
 	FindVectors(*FindVectorsRequest, grpc.ServerStreamingServer[FindVectorsResponse]) error
+	// Builds a secondary index over the collection's documents (their fields,
+	// not the vectors) and maintains it with every write: filtered searches and
+	// FindVectors find their matches through it instead of reading every
+	// document, and a unique index refuses a duplicate. TTL indexes are for
+	// document collections only.
+	CreateIndex(context.Context, *CreateIndexRequest) (*CreateIndexResponse, error)
+	// Drops a secondary index of the collection's documents by name.
+	DropIndex(context.Context, *DropIndexRequest) (*DropIndexResponse, error)
+	// Lists the secondary indexes of the collection's documents.
+	ListIndexes(context.Context, *ListIndexesRequest) (*ListIndexesResponse, error)
 	mustEmbedUnimplementedVectorServiceServer()
 }
 
@@ -291,6 +344,15 @@ func (UnimplementedVectorServiceServer) SearchBatch(context.Context, *SearchBatc
 }
 func (UnimplementedVectorServiceServer) FindVectors(*FindVectorsRequest, grpc.ServerStreamingServer[FindVectorsResponse]) error {
 	return status.Error(codes.Unimplemented, "method FindVectors not implemented")
+}
+func (UnimplementedVectorServiceServer) CreateIndex(context.Context, *CreateIndexRequest) (*CreateIndexResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateIndex not implemented")
+}
+func (UnimplementedVectorServiceServer) DropIndex(context.Context, *DropIndexRequest) (*DropIndexResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DropIndex not implemented")
+}
+func (UnimplementedVectorServiceServer) ListIndexes(context.Context, *ListIndexesRequest) (*ListIndexesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListIndexes not implemented")
 }
 func (UnimplementedVectorServiceServer) mustEmbedUnimplementedVectorServiceServer() {}
 func (UnimplementedVectorServiceServer) testEmbeddedByValue()                       {}
@@ -522,6 +584,60 @@ func _VectorService_FindVectors_Handler(srv interface{}, stream grpc.ServerStrea
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type VectorService_FindVectorsServer = grpc.ServerStreamingServer[FindVectorsResponse]
 
+func _VectorService_CreateIndex_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateIndexRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(VectorServiceServer).CreateIndex(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: VectorService_CreateIndex_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(VectorServiceServer).CreateIndex(ctx, req.(*CreateIndexRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _VectorService_DropIndex_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DropIndexRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(VectorServiceServer).DropIndex(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: VectorService_DropIndex_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(VectorServiceServer).DropIndex(ctx, req.(*DropIndexRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _VectorService_ListIndexes_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListIndexesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(VectorServiceServer).ListIndexes(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: VectorService_ListIndexes_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(VectorServiceServer).ListIndexes(ctx, req.(*ListIndexesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // VectorService_ServiceDesc is the grpc.ServiceDesc for VectorService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -572,6 +688,18 @@ var VectorService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "SearchBatch",
 			Handler:    _VectorService_SearchBatch_Handler,
+		},
+		{
+			MethodName: "CreateIndex",
+			Handler:    _VectorService_CreateIndex_Handler,
+		},
+		{
+			MethodName: "DropIndex",
+			Handler:    _VectorService_DropIndex_Handler,
+		},
+		{
+			MethodName: "ListIndexes",
+			Handler:    _VectorService_ListIndexes_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

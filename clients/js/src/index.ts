@@ -503,16 +503,7 @@ export class Collection {
     fields: SortSpec,
     options: { unique?: boolean; name?: string; expireAfterSeconds?: number } = {},
   ): Promise<IndexInfo> {
-    const r = await this.call('CreateIndex', {
-      fields: sortItems(fields).map(([field, dir]) => ({
-        field,
-        direction: dir === 1 ? 'SORT_DIRECTION_ASCENDING' : 'SORT_DIRECTION_DESCENDING',
-      })),
-      unique: options.unique ?? false,
-      name: options.name ?? '',
-      ttl: options.expireAfterSeconds === undefined ? null : { expire_after_seconds: options.expireAfterSeconds },
-    });
-    return indexInfo(r.index);
+    return indexInfo((await this.call('CreateIndex', indexRequest(fields, options))).index);
   }
 
   async dropIndex(name: string): Promise<boolean> {
@@ -522,6 +513,22 @@ export class Collection {
   async listIndexes(): Promise<IndexInfo[]> {
     return (await this.call('ListIndexes', {})).indexes.map(indexInfo);
   }
+}
+
+/** A CreateIndexRequest's fields (DocumentService's and VectorService's). */
+function indexRequest(
+  fields: SortSpec,
+  options: { unique?: boolean; name?: string; expireAfterSeconds?: number },
+): object {
+  return {
+    fields: sortItems(fields).map(([field, dir]) => ({
+      field,
+      direction: dir === 1 ? 'SORT_DIRECTION_ASCENDING' : 'SORT_DIRECTION_DESCENDING',
+    })),
+    unique: options.unique ?? false,
+    name: options.name ?? '',
+    ttl: options.expireAfterSeconds === undefined ? null : { expire_after_seconds: options.expireAfterSeconds },
+  };
 }
 
 function indexInfo(i: any): IndexInfo {
@@ -625,6 +632,23 @@ export class VectorCollection {
    */
   async setIndex(index: VectorIndex): Promise<CollectionInfo> {
     return collectionInfo((await this.call('SetVectorIndex', { index: indexMessage(index) })).collection);
+  }
+
+  /**
+   * Builds a secondary index over the documents' fields, maintained by every write: filtered
+   * searches and find reach their matches through it instead of reading every document; a
+   * unique one refuses a duplicate (TTL indexes are for document collections).
+   */
+  async createIndex(fields: SortSpec, options: { unique?: boolean; name?: string } = {}): Promise<IndexInfo> {
+    return indexInfo((await this.call('CreateIndex', indexRequest(fields, options))).index);
+  }
+
+  async dropIndex(name: string): Promise<boolean> {
+    return (await this.call('DropIndex', { name })).dropped;
+  }
+
+  async listIndexes(): Promise<IndexInfo[]> {
+    return (await this.call('ListIndexes', {})).indexes.map(indexInfo);
   }
 
   /** The collection: count, dimensions, metric, index and the graph's progress. */

@@ -114,4 +114,16 @@ test('an HNSW index: created, explained, changed and dropped', async () => {
   assert.strictEqual(info.index.kind, 'exact');
   await assert.rejects((await db.vectorCollection(uniqueName('none'))).info(),
     (e) => e instanceof NexaDBError && e.codeName === 'NOT_FOUND');
+  // secondary indexes over the documents: a unique one refuses a duplicate, with its vector
+  const ix = await vc.createIndex('n', { unique: true });
+  assert.strictEqual(ix.unique, true);
+  const count = (await vc.info()).count;
+  await vc.insert({ n: 3 }, [0.5, 0.5, 0.5]);
+  await assert.rejects(vc.insert({ n: 3 }, [0.5, 0.5, 0.5]),
+    (e) => e instanceof NexaDBError && e.codeName === 'ALREADY_EXISTS');
+  assert.strictEqual((await vc.info()).count, count + 1);
+  const hits = await vc.search([0.5, 0.5, 0.5], 3, { filter: { n: 3 } });
+  assert.strictEqual(hits.length, 1);
+  assert.deepStrictEqual((await vc.listIndexes()).map((i) => i.name), [ix.name]);
+  assert.strictEqual(await vc.dropIndex(ix.name), true);
 });

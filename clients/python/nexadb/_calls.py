@@ -292,23 +292,25 @@ def aggregate(coll: str, pipeline: Sequence[Mapping[str, Any]], page_size: int) 
 
 
 def create_index(coll: str, fields: SortSpec, unique: bool, name: str,
-                 expire_after_seconds: Optional[int]) -> Call:
+                 expire_after_seconds: Optional[int], service: str = DOCS) -> Call:
+    """CreateIndex of DocumentService (a document collection) or, with service VECS, of
+    VectorService (a vector collection's documents)."""
     req = document_pb2.CreateIndexRequest(collection=coll, unique=unique, name=name)
     if expire_after_seconds is not None:
         req.ttl.expire_after_seconds = expire_after_seconds
     for field, direction in sort_items(fields):
         req.fields.add(field=field, direction=(common_pb2.SORT_DIRECTION_ASCENDING if direction == 1
                                                else common_pb2.SORT_DIRECTION_DESCENDING))
-    return Call(DOCS, "CreateIndex", req, lambda r: index_info(r.index))
+    return Call(service, "CreateIndex", req, lambda r: index_info(r.index))
 
 
-def drop_index(coll: str, name: str) -> Call:
-    return Call(DOCS, "DropIndex", document_pb2.DropIndexRequest(collection=coll, name=name),
+def drop_index(coll: str, name: str, service: str = DOCS) -> Call:
+    return Call(service, "DropIndex", document_pb2.DropIndexRequest(collection=coll, name=name),
                 attrgetter("dropped"))
 
 
-def list_indexes(coll: str) -> Call:
-    return Call(DOCS, "ListIndexes", document_pb2.ListIndexesRequest(collection=coll),
+def list_indexes(coll: str, service: str = DOCS) -> Call:
+    return Call(service, "ListIndexes", document_pb2.ListIndexesRequest(collection=coll),
                 lambda r: [index_info(i) for i in r.indexes])
 
 

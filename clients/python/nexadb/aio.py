@@ -365,6 +365,17 @@ class AsyncVectorCollection:
     async def info(self) -> Dict[str, Any]:
         return await self.db._run(_calls.vector_collection_info(self.name))
 
+    async def create_index(self, fields: SortSpec, *, unique: bool = False,
+                           name: str = "") -> Dict[str, Any]:
+        return await self.db._run(_calls.create_index(self.name, fields, unique, name, None,
+                                                      _calls.VECS))
+
+    async def drop_index(self, name: str) -> bool:
+        return await self.db._run(_calls.drop_index(self.name, name, _calls.VECS))
+
+    async def list_indexes(self) -> List[Dict[str, Any]]:
+        return await self.db._run(_calls.list_indexes(self.name, _calls.VECS))
+
     def find(self, query: Query = None, limit: int = 0, *, page_size: int = 0,
              timeout: Optional[float] = None) -> AsyncCursor:
         """The documents matching query (all when None) with their stored vectors, in _id

@@ -372,6 +372,19 @@ class VectorCollection:
         'ef_construction'}), indexed (rows in the graph), index_building, index_bytes."""
         return self.db._run(_calls.vector_collection_info(self.name))
 
+    def create_index(self, fields: SortSpec, *, unique: bool = False, name: str = "") -> Dict[str, Any]:
+        """Builds a secondary index over the documents' fields (fields as for sort: 'category',
+        {'category': 1, 'year': -1}...), kept up to date by every write: filtered searches and
+        find() reach their matches through it instead of reading every document; unique=True
+        refuses a second document with the same value."""
+        return self.db._run(_calls.create_index(self.name, fields, unique, name, None, _calls.VECS))
+
+    def drop_index(self, name: str) -> bool:
+        return self.db._run(_calls.drop_index(self.name, name, _calls.VECS))
+
+    def list_indexes(self) -> List[Dict[str, Any]]:
+        return self.db._run(_calls.list_indexes(self.name, _calls.VECS))
+
     def find(self, query: Query = None, limit: int = 0, *, page_size: int = 0,
              timeout: Optional[float] = None) -> Cursor:
         """The documents matching query (all when None) with their stored vectors, in _id

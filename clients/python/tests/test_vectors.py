@@ -74,6 +74,33 @@ def test_get_upsert_delete_batch(vecs):
     assert vecs.get("v1") is None
 
 
+def test_document_indexes_serve_filters_and_unique_refuses(vecs, db):
+    docs = [{"_id": f"d{i}", "cat": f"c{i % 7}", "sku": i} for i in range(210)]
+    vecs.insert_many(docs, [[1.0, i / 210, (i % 7) / 7, 0.5] for i in range(210)])
+    q = [1.0, 0.3, 0.5, 0.5]
+    before = vecs.search(q, limit=5, filter={"cat": "c3"})
+    info = vecs.create_index("cat")
+    assert info["fields"] == [("cat", 1)] and not info["unique"], info
+    assert vecs.create_index({"sku": 1}, unique=True, name="by_sku")["unique"]
+    assert {i["name"] for i in vecs.list_indexes()} == {info["name"], "by_sku"}
+    after = vecs.search(q, limit=5, filter={"cat": "c3"})
+    assert [h.doc_id for h in after] == [h.doc_id for h in before] and len(after) == 5
+    assert all(h.doc["cat"] == "c3" for h in after)
+    # the index is maintained by writes: a new c3 document is found through it
+    vecs.insert({"_id": "new", "cat": "c3", "sku": 1000}, vector=q)
+    assert vecs.search(q, limit=1, filter={"cat": "c3"})[0].doc_id == "new"
+    # unique: a duplicate sku is refused and neither its document nor its vector is stored
+    with pytest.raises(nexadb.AlreadyExistsError):
+        vecs.insert({"_id": "dup", "cat": "c0", "sku": 5}, vector=q)
+    assert vecs.get("dup") is None and vecs.info()["count"] == 211
+    # the document collection of the same name is another collection with its own indexes
+    assert vecs.name not in {c["name"] for c in db.list_collections()}
+    assert vecs.drop_index("by_sku") is True and vecs.drop_index("by_sku") is False
+    vecs.insert({"_id": "dup", "cat": "c0", "sku": 5}, vector=q)
+    with pytest.raises(nexadb.NotFoundError):
+        db.vector_collection("no_such_vectors").list_indexes()
+
+
 def test_find_yields_documents_with_vectors_in_id_order(vecs):
     ids = vecs.insert_many([{"_id": f"d{i:03}", "i": i, "odd": i % 2 == 1} for i in range(25)],
                            [[1, i, 0, 0] for i in range(25)])
