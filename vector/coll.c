@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "env.h"
+#include "kern.h"
 #include "populate.h"
 #include "vec_int.h"
 
@@ -244,7 +245,7 @@ ndb_status rowset_grow(const vcoll *c, rowset *r, uint64_t want)
     uint64_t ncap = r->cap ? r->cap : (c->seal_rows < 64 ? 64 : c->seal_rows);
     while (ncap < want)
         ncap *= 2;
-    float *rows = aligned_alloc(64, (size_t)ncap * c->stride);
+    float *rows = kern_alloc((size_t)ncap * c->stride);
     char **ids = realloc(r->ids, ncap * sizeof *ids);
     if (ids)
         r->ids = ids;
@@ -755,7 +756,10 @@ void coll_info(vcoll *c, ndb_vec_info *out)
         out->graph_bytes = hnsw_bytes(c->g->h) + c->g->dcap / 8;
         vrun *runs = calloc(c->nsegs + 2, sizeof *runs);
         size_t nr = runs ? coll_runs(c, runs) : 0;
-        out->building = c->gnext != NULL || (nr && c->g->hi <= runs[nr - 1].rowno[runs[nr - 1].n - 1]);
+        /* a rebuild due counts, unless an int8 one must wait for rows to train on */
+        bool due = graph_rebuild_due(c->g) &&
+                   (c->index.quantization != NDB_VEC_QUANT_INT8 || out->rows >= VEC_MIN_TRAIN_ROWS);
+        out->building = c->gnext != NULL || due || (nr && c->g->hi <= runs[nr - 1].rowno[runs[nr - 1].n - 1]);
         free(runs);
     } else { /* an int8 graph waits for rows to train on */
         out->building = c->index.kind == NDB_VEC_INDEX_HNSW && out->rows > 0 &&

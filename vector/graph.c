@@ -424,6 +424,11 @@ void graph_wake(vcoll *c, bool always)
 
 /* ---- the index thread ------------------------------------------------------ */
 
+bool graph_rebuild_due(const vgraph *g)
+{
+    return g->ndead >= REBUILD_DEAD && g->ndead * 2 >= hnsw_count(g->h);
+}
+
 /* Makes, replaces or drops graphs as c's configuration and churn call for
  * (rw exclusively, only when something changes). */
 static void restructure(vcoll *c)
@@ -433,7 +438,7 @@ static void restructure(vcoll *c)
     bool exact = ix.kind != NDB_VEC_INDEX_HNSW;
     bool need = exact ? (c->g || c->gnext)
                       : !c->g || (!same_params(c->g, &ix) && (!c->gnext || !same_params(c->gnext, &ix))) ||
-                            (!c->gnext && c->g->ndead >= REBUILD_DEAD && c->g->ndead * 2 >= hnsw_count(c->g->h));
+                            (!c->gnext && graph_rebuild_due(c->g));
     pthread_rwlock_unlock(&c->rw);
     if (!need)
         return;
@@ -596,6 +601,7 @@ bool graph_work(vcoll *c, hnsw_scratch *s)
                  c->name, hnsw_count(c->g->h), hnsw_count(old->h), (unsigned long long)old->ndead);
             graph_free(old);
             c->g->saved = 0;
+            more = true; /* its own dead nodes (writes during the rebuild) may call for the next one */
         }
         vgraph *g = c->g; /* only this thread replaces it */
         if (!more && g && !c->gnext) {

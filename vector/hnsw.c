@@ -344,7 +344,7 @@ static ndb_status grow(hnsw *h)
     uint32_t cap = h->cap < 1024 ? 1024 : h->cap + h->cap / 2;
     if (cap <= h->cap) /* node numbers are 32-bit */
         return NDB_ELIMIT;
-    uint8_t *base = aligned_alloc(64, (size_t)cap * h->rec);
+    uint8_t *base = kern_alloc((size_t)cap * h->rec);
     uint8_t *level = realloc(h->level, cap);
     if (level != NULL)
         h->level = level;

@@ -24,6 +24,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 /* Rows scored per call to the scan kernels (the top-k block size). */
 #define KERN_BLOCK 64
@@ -76,6 +77,14 @@ int kern_force(const char *name);
 
 /* Every compiled variant, NULL-terminated; borrowed, static. */
 const kern_ops *const *kern_all(void);
+
+/* n bytes aligned to 64 for the kernels' loads (aligned_alloc needs a size
+ * that is a multiple of the alignment: n is rounded up); free() them. NULL
+ * when out of memory or n overflows. */
+static inline void *kern_alloc(size_t n)
+{
+    return n > SIZE_MAX - 63 ? NULL : aligned_alloc(64, (n + 63) & ~(size_t)63);
+}
 
 /* Squared norm helper for l2 batching and normalisation (scalar, double acc). */
 double kern_norm2_ref(const float *a, size_t d);

@@ -188,7 +188,7 @@ typedef struct ndb_vec_info {
     uint64_t indexed;     /* HNSW: live rows the searched graph holds (the rest are scored exactly) */
     uint64_t graph_nodes; /* HNSW: nodes of the searched graph, dead ones included */
     uint64_t graph_bytes; /* HNSW: memory of the graphs (a rebuild's included) */
-    int building;         /* HNSW: rows remain to add, or a rebuild is under way */
+    int building;         /* HNSW: rows remain to add, or a rebuild is under way or due */
 } ndb_vec_info;
 
 /* All collections, sorted by name. *out is an array of *n infos; caller

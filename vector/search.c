@@ -407,8 +407,8 @@ static ndb_status run(vcoll *c, const float *queries, size_t nq, uint32_t dims, 
     if ((uint64_t)width * nq * q->k * sizeof(topk_item) > ((uint64_t)1 << 31))
         return ndb_errmsg_set(msg, NDB_ETOOBIG, "limit %u for %zu queries needs too much memory", q->k, nq);
     ndb_status st = NDB_OK;
-    float *qp = aligned_alloc(64, nq * dpad * 4);
-    float *qt = batched ? aligned_alloc(64, nblocks * dpad * KERN_QBLOCK * 4) : NULL;
+    float *qp = kern_alloc(nq * dpad * 4);
+    float *qt = batched ? kern_alloc(nblocks * dpad * KERN_QBLOCK * 4) : NULL;
     float *qn2 = batched ? calloc(nblocks * KERN_QBLOCK, 4) : NULL;
     float *scratch = batched ? malloc((size_t)width * SCAN_BATCH_SCRATCH * 4) : NULL;
     topk *heaps = calloc((size_t)width * nq, sizeof *heaps);

@@ -298,6 +298,9 @@ bool graph_work(vcoll *c, hnsw_scratch *s);
  * since it was last saved, so the next open resumes from it. */
 void graph_close(vcoll *c);
 void graph_free(vgraph *g);
+/* Whether g's dead nodes call for a rebuild without them (REBUILD_DEAD or
+ * more, and half its nodes). */
+bool graph_rebuild_due(const vgraph *g);
 /* Removes the graph file of c. */
 void graph_remove_file(vcoll *c);
 /* Scratch from the handle's pool (NULL: out of memory); give it back. */
