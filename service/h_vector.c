@@ -565,10 +565,8 @@ static ndb_status find_vectors(svc_ctx *ctx, const ProtobufCMessage *req, Protob
 
 static ndb_status create_index(svc_ctx *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp, ndb_errmsg *msg)
 {
-    const Nexadb__V1__CreateIndexRequest *r = (const void *)req;
-    if (r->ttl != NULL) /* the TTL pass deletes documents, which would leave their vectors behind */
-        return ndb_errmsg_set(msg, NDB_EINVAL, "ttl: TTL indexes are for document collections, not vector collections");
-    return svc_index_create(ctx, ndb_vec_documents(ctx->app->vec), r, resp, msg);
+    return svc_index_create(ctx, ndb_vec_documents(ctx->app->vec), (const Nexadb__V1__CreateIndexRequest *)req, resp,
+                            msg);
 }
 
 static ndb_status drop_index(svc_ctx *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp, ndb_errmsg *msg)

@@ -13,9 +13,12 @@ static void ttl_tick(void *arg)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     int64_t now_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-    uint64_t n = 0;
+    uint64_t n = 0, nv = 0;
     ndb_errmsg msg = {{0}};
     ndb_status st = ndb_doc_expire(app->doc, now_ms, SVC_TTL_BATCH, 0, &n, &msg);
+    if (st == NDB_OK) /* vector collections: each document with its vector */
+        st = ndb_vec_expire(app->vec, now_ms, SVC_TTL_BATCH, 0, &nv, &msg);
+    n += nv;
     atomic_fetch_add_explicit(&app->ttl_deleted, n, memory_order_relaxed);
     atomic_fetch_add_explicit(&app->ttl_passes, 1, memory_order_relaxed);
     if (st != NDB_OK) {

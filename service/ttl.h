@@ -1,6 +1,8 @@
 /*
  * ttl.h — the server's TTL pass: every --ttl-interval-seconds a thread runs
- * ndb_doc_expire over every TTL index (engine/doc/ttl.c), deleting expired
+ * ndb_doc_expire over every TTL index of the document collections
+ * (engine/doc/ttl.c) and ndb_vec_expire over those of the vector
+ * collections' documents (each deleted with its vector), deleting expired
  * documents in batches of SVC_TTL_BATCH, each one atomic write holding its
  * collection's writer lock only for that batch, so foreground writes wait at
  * most one batch. It skips its turn while the storage engine refuses writes.

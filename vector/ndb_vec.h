@@ -169,10 +169,16 @@ ndb_status ndb_vec_set_index(ndb_vec_db *db, const char *name, const ndb_vec_ind
  * until ndb_vec_close). Its secondary indexes (ndb_doc_create_index and
  * friends) index the collections' documents, are maintained by every
  * ndb_vec write and serve filtered searches; its queries read the
- * documents. Documents are written through ndb_vec only, and TTL indexes are
- * not for vector collections (nothing deletes their vectors): the callers
- * above refuse them. */
+ * documents. Documents are written through ndb_vec only, and its TTL indexes
+ * are served by ndb_vec_expire (which deletes the vectors too), never by
+ * ndb_doc_expire. */
 ndb_doc_db *ndb_vec_documents(ndb_vec_db *db);
+/* One pass of TTL expiry over the vector collections: ndb_doc_expire's rules
+ * for the TTL indexes of their documents, each expired document deleted
+ * with its vector (batches of at most batch, each one atomic write; max in
+ * all, 0: no limit). *deleted (may be NULL) receives the count. */
+ndb_status ndb_vec_expire(ndb_vec_db *db, int64_t now_ms, uint32_t batch, uint64_t max, uint64_t *deleted,
+                          ndb_errmsg *msg);
 /* Drops the collection with its documents, vectors and segment files. */
 ndb_status ndb_vec_drop(ndb_vec_db *db, const char *name, ndb_errmsg *msg);
 

@@ -384,6 +384,12 @@ ndb_status ndb_vec_create(ndb_vec_db *db, const char *name, uint32_t dims, ndb_v
 
 ndb_doc_db *ndb_vec_documents(ndb_vec_db *db) { return db->env.docs; }
 
+ndb_status ndb_vec_expire(ndb_vec_db *db, int64_t now_ms, uint32_t batch, uint64_t max, uint64_t *deleted,
+                          ndb_errmsg *msg)
+{
+    return ndb_doc_expire_by(db->env.docs, now_ms, batch, max, vwrite_delete_matching, db, deleted, msg);
+}
+
 ndb_status ndb_vec_set_index(ndb_vec_db *db, const char *name, const ndb_vec_index *index, ndb_errmsg *msg)
 {
     ndb_vec_index ix;

@@ -317,5 +317,11 @@ ndb_status coll_recover(vcoll *c, ndb_errmsg *msg);
 /* ---- write.c, search.c, read.c: the public calls, over a referenced collection */
 ndb_status vdb_acquire(ndb_vec_db *db, const char *name, vcoll **out, ndb_errmsg *msg);
 const venv *vdb_env(const ndb_vec_db *db);
+/* One batch of a TTL pass over vector collections (an ndb_doc_expire_fn whose
+ * arg is the ndb_vec_db): at most limit documents of name matching filter,
+ * found through index as the collection is now, deleted with their vectors
+ * in one write. A collection dropped meanwhile has nothing to delete. */
+ndb_status vwrite_delete_matching(void *arg, const char *name, const char *index, const void *filter, size_t flen,
+                                  uint32_t limit, uint64_t *n, ndb_errmsg *msg);
 
 #endif /* NDB_VEC_INT_H */

@@ -253,3 +253,54 @@ ndb_status ndb_vec_delete(ndb_vec_db *db, const char *name, const char *id, ndb_
     st = finish(&w, st, msg);
     return st;
 }
+
+ndb_status vwrite_delete_matching(void *arg, const char *name, const char *index, const void *filter, size_t flen,
+                                  uint32_t limit, uint64_t *n, ndb_errmsg *msg)
+{
+    *n = 0;
+    vwrite w;
+    ndb_status st = begin(arg, name, &w, msg);
+    if (st != NDB_OK) {
+        if (w.c)
+            (void)end(&w, NULL);
+        return st == NDB_ENOTFOUND ? NDB_OK : st; /* dropped since the pass listed it */
+    }
+    char **ids = calloc(limit ? limit : 1, sizeof *ids);
+    uint64_t *olds = calloc(limit ? limit : 1, sizeof *olds);
+    size_t k = 0;
+    if (!ids || !olds)
+        st = ndb_errmsg_set(msg, NDB_ENOMEM, "deleting from %s: out of memory", w.c->name);
+    ndb_doc_cursor *cur = NULL;
+    ndb_doc_find_opts o = {.filter = filter, .filter_len = flen, .hint = index, .limit = limit};
+    if (st == NDB_OK && (st = lock(&w, msg)) == NDB_OK)
+        st = ndb_doc_txn_find(w.t, &o, &cur, msg);
+    while (st == NDB_OK && k < limit) {
+        const void *doc;
+        size_t len;
+        ndb_doc_val root, idv;
+        if ((st = ndb_doc_cursor_next(cur, &doc, &len, msg)) != NDB_OK || doc == NULL)
+            break;
+        if (ndb_doc_root(doc, len, &root) != NDB_OK || ndb_doc_get_field(&root, "_id", 3, &idv) != NDB_OK ||
+            idv.type != NDB_DOC_STRING || idv.u.s.len == 0 || idv.u.s.len > NDB_VEC_MAX_ID)
+            continue; /* every document written through ndb_vec has a string _id */
+        if ((ids[k] = strndup(idv.u.s.ptr, idv.u.s.len)) == NULL) {
+            st = NDB_ENOMEM;
+            break;
+        }
+        if ((st = ndb_doc_txn_delete(w.t, ids[k], idv.u.s.len, msg)) == NDB_OK)
+            st = del_row(&w, ids[k], idv.u.s.len, true, &olds[k]);
+        k++;
+    }
+    ndb_doc_cursor_free(cur);
+    if (st == NDB_OK && k > 0 && (st = ndb_doc_txn_commit(w.t, msg)) == NDB_OK) {
+        for (size_t i = 0; i < k; i++)
+            coll_apply(w.c, ids[i], strlen(ids[i]), olds[i], NULL, NULL, NULL);
+        coll_maybe_seal(w.c);
+    }
+    st = finish(&w, st, msg);
+    if (st == NDB_OK)
+        *n = k;
+    free_ids(ids, k);
+    free(olds);
+    return st;
+}

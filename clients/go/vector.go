@@ -98,9 +98,10 @@ func (vc *VectorCollection) SetIndex(ctx context.Context, ix Index) (*pb.Collect
 	return r.GetCollection(), err
 }
 
-// CreateIndex builds a secondary index over the documents' fields (Unique and IndexName
-// apply; ExpireAfter is for document collections), maintained by every write: filtered
-// searches and Find reach their matches through it instead of reading every document.
+// CreateIndex builds a secondary index over the documents' fields (Unique, IndexName and
+// ExpireAfter apply: an expired document is deleted with its vector), maintained by every
+// write: filtered searches and Find reach their matches through it instead of reading every
+// document.
 func (vc *VectorCollection) CreateIndex(ctx context.Context, fields []IndexField, opts ...IndexOption) (*pb.IndexInfo, error) {
 	return createIndex(ctx, vc.c, pb.VectorService_CreateIndex_FullMethodName, vc.Name, fields, opts)
 }

@@ -462,6 +462,10 @@ ndb_status ndb_doc_txn_replace(ndb_doc_txn *t, const char *id, size_t idlen, con
                                int *inserted, ndb_errmsg *msg);
 /* NDB_ENOTFOUND if there is no such document. */
 ndb_status ndb_doc_txn_delete(ndb_doc_txn *t, const char *id, size_t idlen, ndb_errmsg *msg);
+/* ndb_doc_find as of the collection's latest state: once its earlier
+ * writers' batches are durable (so visible), which nothing can change until
+ * the transaction ends. For a delete of what matches a filter. */
+ndb_status ndb_doc_txn_find(ndb_doc_txn *t, const ndb_doc_find_opts *opts, ndb_doc_cursor **out, ndb_errmsg *msg);
 /* Keys of the caller's own (under its ndb_doc_ext prefixes), in the same batch. */
 ndb_status ndb_doc_txn_put(ndb_doc_txn *t, const void *key, size_t klen, const void *val, size_t vlen);
 ndb_status ndb_doc_txn_del(ndb_doc_txn *t, const void *key, size_t klen);
@@ -538,6 +542,15 @@ ndb_status ndb_doc_list_indexes(ndb_doc_db *db, const char *coll, ndb_doc_index_
  */
 ndb_status ndb_doc_expire(ndb_doc_db *db, int64_t now_ms, uint32_t batch, uint64_t max, uint64_t *deleted,
                           ndb_errmsg *msg);
+/* How a layer above deletes one batch of what a TTL index expires (vector/:
+ * documents with their vectors): at most limit documents of coll matching
+ * filter (found through the index named), each checked again as it is when
+ * deleted; *n receives the count. */
+typedef ndb_status (*ndb_doc_expire_fn)(void *arg, const char *coll, const char *index, const void *filter,
+                                        size_t flen, uint32_t limit, uint64_t *n, ndb_errmsg *msg);
+/* ndb_doc_expire with each batch deleted by fn(arg, ...). */
+ndb_status ndb_doc_expire_by(ndb_doc_db *db, int64_t now_ms, uint32_t batch, uint64_t max, ndb_doc_expire_fn fn,
+                             void *arg, uint64_t *deleted, ndb_errmsg *msg);
 
 #ifdef __cplusplus
 }

@@ -30,12 +30,14 @@ static ndb_status cutoff_filter(ndb_doc_builder *b, const char *field, int64_t c
     return ndb_doc_builder_finish(b, f, fl);
 }
 
-/* Expires what one TTL index covers, up to budget documents (0: all). Each
+/* Expires what one TTL index covers, up to budget documents (0: all), in
+ * batches deleted by fn, or by the document layer when fn is NULL: then each
  * batch scans the index from where the previous one stopped, not from the
  * start, which would step again over the deletion markers the earlier
  * batches left in the index's key range (quadratic in the backlog). */
 static ndb_status expire_index(ndb_doc_db *db, const char *coll, const char *index, const char *field, int64_t cutoff,
-                               uint32_t batch, uint64_t budget, ndb_doc_builder *b, uint64_t *done, ndb_errmsg *msg)
+                               uint32_t batch, uint64_t budget, ndb_doc_expire_fn fn, void *arg, ndb_doc_builder *b,
+                               uint64_t *done, ndb_errmsg *msg)
 {
     dbuf position = {0};
     doc_delete_spec spec = {.hint = index, .position = &position};
@@ -49,10 +51,12 @@ static ndb_status expire_index(ndb_doc_db *db, const char *coll, const char *ind
         if (spec.limit == 0)
             break;
         uint64_t n = 0;
-        if ((st = doc_delete_matching(db, coll, &spec, NULL, &n, msg)) != NDB_OK)
+        st = fn ? fn(arg, coll, index, spec.filter, spec.flen, (uint32_t)spec.limit, &n, msg)
+                : doc_delete_matching(db, coll, &spec, NULL, &n, msg);
+        if (st != NDB_OK)
             break;
         *done += n;
-        if (n < spec.limit || position.len == 0)
+        if (n < spec.limit || (!fn && position.len == 0))
             break;
         sched_yield(); /* a writer waiting for the collection's lock goes before the next batch */
     }
@@ -62,6 +66,12 @@ static ndb_status expire_index(ndb_doc_db *db, const char *coll, const char *ind
 
 ndb_status ndb_doc_expire(ndb_doc_db *db, int64_t now_ms, uint32_t batch, uint64_t max, uint64_t *deleted,
                           ndb_errmsg *msg)
+{
+    return ndb_doc_expire_by(db, now_ms, batch, max, NULL, NULL, deleted, msg);
+}
+
+ndb_status ndb_doc_expire_by(ndb_doc_db *db, int64_t now_ms, uint32_t batch, uint64_t max, ndb_doc_expire_fn fn,
+                             void *arg, uint64_t *deleted, ndb_errmsg *msg)
 {
     uint64_t done = 0;
     if (deleted)
@@ -94,7 +104,8 @@ ndb_status ndb_doc_expire(ndb_doc_db *db, int64_t now_ms, uint32_t batch, uint64
                 *colon = '\0';
             int64_t ms = ix[j].expire_after_seconds * 1000;
             int64_t cutoff = now_ms > INT64_MIN + ms ? now_ms - ms : INT64_MIN;
-            st = expire_index(db, colls[i].name, ix[j].name, ix[j].fields, cutoff, batch, max, b, &done, msg);
+            st = expire_index(db, colls[i].name, ix[j].name, ix[j].fields, cutoff, batch, max, fn, arg, b, &done,
+                              msg);
         }
         free(ix);
     }

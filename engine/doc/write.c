@@ -930,6 +930,14 @@ ndb_status ndb_doc_txn_replace(ndb_doc_txn *t, const char *id, size_t idlen, con
     return st;
 }
 
+ndb_status ndb_doc_txn_find(ndb_doc_txn *t, const ndb_doc_find_opts *opts, ndb_doc_cursor **out, ndb_errmsg *msg)
+{
+    ndb_status st = wctx_settle(&t->w);
+    if (st != NDB_OK)
+        return db_kvfail(t->w.db, msg, st, "waiting for earlier writes");
+    return ndb_doc_find(t->w.db, t->w.c->name, opts, out, msg);
+}
+
 ndb_status ndb_doc_txn_delete(ndb_doc_txn *t, const char *id, size_t idlen, ndb_errmsg *msg)
 {
     wctx *w = &t->w;

@@ -102,3 +102,35 @@ def test_rest_shape_and_refused_definitions(pb, server_factory):
                 ttl=pb.document_pb2.IndexTtl(expire_after_seconds=secs)), metadata=md, timeout=10)
         assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT and why in e.value.details()
     ch.close()
+
+
+def test_vector_collections_expire_documents_with_their_vectors(pb, server_factory):
+    s = server_factory(extra_args=["--ttl-interval-seconds", "1"]).start()
+    ch = grpc.insecure_channel(s.target)
+    vec, md = pb.vector_pb2_grpc.VectorServiceStub(ch), (("x-api-key", s.api_key),)
+    v = pb.vector_pb2
+    vec.CreateVectorCollection(v.CreateVectorCollectionRequest(collection="vs", dimensions=2), metadata=md,
+                               timeout=10)
+    r = vec.CreateIndex(pb.document_pb2.CreateIndexRequest(
+        collection="vs", fields=[pb.document_pb2.IndexField(field="exp")],
+        ttl=pb.document_pb2.IndexTtl(expire_after_seconds=2)), metadata=md, timeout=10)
+    assert r.index.ttl.expire_after_seconds == 2
+    now = datetime.datetime.now(datetime.timezone.utc)
+    for i, (name, exp) in enumerate([("old", now - datetime.timedelta(seconds=30)),
+                                     ("later", now + datetime.timedelta(hours=1)), ("missing", None)]):
+        doc = {"_id": name} if exp is None else {"_id": name, "exp": exp}
+        vec.InsertVector(v.InsertVectorRequest(collection="vs", document=pb.doc(doc), vector=[1.0, float(i)]),
+                         metadata=md, timeout=10)
+
+    def found():
+        res = vec.Search(v.SearchRequest(collection="vs", vector=[1.0, 0.0], limit=10), metadata=md, timeout=10)
+        return sorted(h.document_id for h in res.results)
+
+    wait_for(lambda: found() == ["later", "missing"], "old deleted with its vector")
+    with pytest.raises(grpc.RpcError) as err:
+        vec.GetVector(v.GetVectorRequest(collection="vs", id="old"), metadata=md, timeout=10)
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND
+    info = [c for c in vec.ListVectorCollections(v.ListVectorCollectionsRequest(), metadata=md,
+                                                 timeout=10).collections if c.name == "vs"]
+    assert info[0].count == 2
+    ch.close()

@@ -113,15 +113,15 @@ def test_hnsw_through_grpc_rest_and_a_restart(pb, server_factory):
     with pytest.raises(grpc.RpcError) as err:
         vec.Search(v.SearchRequest(collection="emb", vector=rows[0], limit=3, ef=-1), metadata=md, timeout=10)
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "ef must be" in err.value.details()
-    # REST: an index over the documents' field g serves the same filtered searches; TTL refused
+    # REST: an index over the documents' field g serves the same filtered searches
     fq = {"vector": rows[3], "limit": 10, "filter": {"g": 7}}
     plain = requests.post(f"{base}/search", json=fq, headers=hdr, timeout=10).json()["results"]
     resp = requests.post(f"{base}/indexes", json={"fields": [{"field": "g"}]}, headers=hdr, timeout=60)
     assert resp.status_code == 200 and resp.json()["index"]["name"] == "g_1", resp.text
     assert requests.post(f"{base}/search", json=fq, headers=hdr, timeout=10).json()["results"] == plain
-    resp = requests.post(f"{base}/indexes", json={"fields": [{"field": "at"}], "ttl": {"expire_after_seconds": 60}},
+    resp = requests.post(f"{base}/indexes", json={"fields": [{"field": "g"}, {"field": "h"}], "unique": True},
                          headers=hdr, timeout=10)
-    assert resp.status_code == 400 and "TTL indexes are for document collections" in resp.text, resp.text
+    assert resp.status_code == 409 and "duplicate" in resp.text.lower(), resp.text  # g repeats
     before = [ids(vec.Search(v.SearchRequest(collection="emb", vector=rows[i], limit=10), metadata=md, timeout=10))
               for i in range(0, ROWS, 997)]
     ch.close()

@@ -637,3 +637,62 @@ Test(vdb, searches_stop_at_their_interrupt)
     tv_close(&t);
     tv_rm(&t);
 }
+
+/* A TTL index on a vector collection's documents: ndb_vec_expire deletes
+ * each expired document with its vector, in batches, and nothing else (a
+ * fresh date, a missing field); searches never return them again, also
+ * after a reopen. */
+Test(vdb, ttl_expires_documents_with_their_vectors)
+{
+    const int64_t now = INT64_C(1800000000000); /* milliseconds */
+    tv t;
+    tv_init(&t, 0);
+    tv_open(&t);
+    ndb_errmsg m = {{0}};
+    cr_assert_eq(ndb_vec_create(t.vec, "t", 2, NDB_VEC_DOT, NULL, &m), NDB_OK, "%s", m.text);
+    size_t sl;
+    void *spec = tv_doc("{\"exp\":1}", &sl);
+    ndb_doc_index_opts o = {.ttl = 1, .expire_after_seconds = 60};
+    cr_assert_eq(ndb_doc_create_index(ndb_vec_documents(t.vec), "t", NULL, spec, sl, &o, &m), NDB_OK, "%s", m.text);
+    free(spec);
+    for (int i = 0; i < 300; i++) { /* d<i>: i % 3 == 0 expired, 1 fresh, 2 without the field */
+        char json[160];
+        if (i % 3 == 2)
+            snprintf(json, sizeof json, "{\"_id\":\"d%d\"}", i);
+        else
+            snprintf(json, sizeof json, "{\"_id\":\"d%d\",\"exp\":{\"$date\":{\"$numberLong\":\"%lld\"}}}", i,
+                     (long long)(i % 3 ? now : now - 61000));
+        size_t l;
+        void *d = tv_doc(json, &l);
+        float v[2] = {1, (float)i};
+        ndb_vec_item it = {d, l, v};
+        cr_assert_eq(ndb_vec_insert(t.vec, "t", &it, 1, 2, NULL, &m), NDB_OK, "%s", m.text);
+        free(d);
+    }
+    uint64_t n = 0;
+    cr_assert_eq(ndb_vec_expire(t.vec, now, 7, 0, &n, &m), NDB_OK, "%s", m.text);
+    cr_assert_eq(n, 100);
+    for (int round = 0; round < 2; round++) {
+        ndb_vec_info info;
+        cr_assert_eq(ndb_vec_stats(t.vec, "t", &info, &m), NDB_OK);
+        cr_assert_eq(info.rows, 200, "round %d: %llu rows", round, (unsigned long long)info.rows);
+        float q[2] = {0, 1}, gv[2];
+        cr_assert_eq(tv_get(&t, "t", "d0", NULL, NULL, gv, 2, &m), NDB_ENOTFOUND);
+        cr_assert_eq(tv_get(&t, "t", "d1", NULL, NULL, gv, 2, &m), NDB_OK);
+        ndb_vec_query qq = {.k = 300};
+        ndb_vec_result *r;
+        cr_assert_eq(ndb_vec_search(t.vec, "t", q, 2, &qq, &r, &m), NDB_OK, "%s", m.text);
+        cr_assert_eq(r->n, 200);
+        for (size_t i = 0; i < r->n; i++)
+            cr_assert_neq(atoi(r->hits[i].id + 1) % 3, 0, "%s expired but was found", r->hits[i].id);
+        ndb_vec_results_free(r, 1);
+        cr_assert_eq(ndb_vec_expire(t.vec, now, 7, 0, &n, &m), NDB_OK);
+        cr_assert_eq(n, 0, "nothing more expires");
+        tv_close(&t);
+        tv_open(&t);
+    }
+    cr_assert_eq(ndb_vec_expire(t.vec, now + 61000, 1000, 0, &n, &m), NDB_OK);
+    cr_assert_eq(n, 100, "the fresh ones, a minute later");
+    tv_close(&t);
+    tv_rm(&t);
+}

@@ -637,9 +637,13 @@ export class VectorCollection {
   /**
    * Builds a secondary index over the documents' fields, maintained by every write: filtered
    * searches and find reach their matches through it instead of reading every document; a
-   * unique one refuses a duplicate (TTL indexes are for document collections).
+   * unique one refuses a duplicate; with `expireAfterSeconds` a TTL index, as a collection's, whose
+   * expired documents are deleted with their vectors.
    */
-  async createIndex(fields: SortSpec, options: { unique?: boolean; name?: string } = {}): Promise<IndexInfo> {
+  async createIndex(
+    fields: SortSpec,
+    options: { unique?: boolean; name?: string; expireAfterSeconds?: number } = {},
+  ): Promise<IndexInfo> {
     return indexInfo((await this.call('CreateIndex', indexRequest(fields, options))).index);
   }
 

@@ -365,10 +365,10 @@ class AsyncVectorCollection:
     async def info(self) -> Dict[str, Any]:
         return await self.db._run(_calls.vector_collection_info(self.name))
 
-    async def create_index(self, fields: SortSpec, *, unique: bool = False,
-                           name: str = "") -> Dict[str, Any]:
-        return await self.db._run(_calls.create_index(self.name, fields, unique, name, None,
-                                                      _calls.VECS))
+    async def create_index(self, fields: SortSpec, *, unique: bool = False, name: str = "",
+                           expire_after_seconds: Optional[int] = None) -> Dict[str, Any]:
+        return await self.db._run(_calls.create_index(self.name, fields, unique, name,
+                                                      expire_after_seconds, _calls.VECS))
 
     async def drop_index(self, name: str) -> bool:
         return await self.db._run(_calls.drop_index(self.name, name, _calls.VECS))

@@ -372,12 +372,15 @@ class VectorCollection:
         'ef_construction'}), indexed (rows in the graph), index_building, index_bytes."""
         return self.db._run(_calls.vector_collection_info(self.name))
 
-    def create_index(self, fields: SortSpec, *, unique: bool = False, name: str = "") -> Dict[str, Any]:
+    def create_index(self, fields: SortSpec, *, unique: bool = False, name: str = "",
+                     expire_after_seconds: Optional[int] = None) -> Dict[str, Any]:
         """Builds a secondary index over the documents' fields (fields as for sort: 'category',
         {'category': 1, 'year': -1}...), kept up to date by every write: filtered searches and
         find() reach their matches through it instead of reading every document; unique=True
-        refuses a second document with the same value."""
-        return self.db._run(_calls.create_index(self.name, fields, unique, name, None, _calls.VECS))
+        refuses a second document with the same value. expire_after_seconds makes a TTL index
+        as Collection.create_index does: an expired document is deleted with its vector."""
+        return self.db._run(_calls.create_index(self.name, fields, unique, name,
+                                                expire_after_seconds, _calls.VECS))
 
     def drop_index(self, name: str) -> bool:
         return self.db._run(_calls.drop_index(self.name, name, _calls.VECS))
