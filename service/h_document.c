@@ -445,17 +445,43 @@ static ndb_status aggregate(svc_ctx *ctx, const ProtobufCMessage *req, ProtobufC
 
 static ndb_status create_index(svc_ctx *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp, ndb_errmsg *msg)
 {
-    return svc_index_create(ctx, ctx->app->doc, (const Nexadb__V1__CreateIndexRequest *)req, resp, msg);
+    const Nexadb__V1__CreateIndexRequest *r = (const void *)req;
+    svc_index_def d = {r->collection, r->fields, r->n_fields, r->unique, r->name, r->ttl};
+    Nexadb__V1__CreateIndexResponse *out =
+        SVC_NEW(ctx, Nexadb__V1__CreateIndexResponse, nexadb__v1__create_index_response__init);
+    if (out == NULL)
+        return svc_oom(msg);
+    ndb_status st = svc_index_create(ctx, ctx->app->doc, &d, &out->index, msg);
+    if (st == NDB_OK)
+        *resp = &out->base;
+    return st;
 }
 
 static ndb_status drop_index(svc_ctx *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp, ndb_errmsg *msg)
 {
-    return svc_index_drop(ctx, ctx->app->doc, (const Nexadb__V1__DropIndexRequest *)req, resp, msg);
+    const Nexadb__V1__DropIndexRequest *r = (const void *)req;
+    Nexadb__V1__DropIndexResponse *out = SVC_NEW(ctx, Nexadb__V1__DropIndexResponse, nexadb__v1__drop_index_response__init);
+    if (out == NULL)
+        return svc_oom(msg);
+    bool dropped = false;
+    ndb_status st = svc_index_drop(ctx->app->doc, r->collection, r->name, &dropped, msg);
+    out->dropped = dropped;
+    if (st == NDB_OK)
+        *resp = &out->base;
+    return st;
 }
 
 static ndb_status list_indexes(svc_ctx *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp, ndb_errmsg *msg)
 {
-    return svc_index_list(ctx, ctx->app->doc, (const Nexadb__V1__ListIndexesRequest *)req, resp, msg);
+    const Nexadb__V1__ListIndexesRequest *r = (const void *)req;
+    Nexadb__V1__ListIndexesResponse *out =
+        SVC_NEW(ctx, Nexadb__V1__ListIndexesResponse, nexadb__v1__list_indexes_response__init);
+    if (out == NULL)
+        return svc_oom(msg);
+    ndb_status st = svc_index_list(ctx, ctx->app->doc, r->collection, &out->indexes, &out->n_indexes, msg);
+    if (st == NDB_OK)
+        *resp = &out->base;
+    return st;
 }
 
 static const svc_method methods[] = {

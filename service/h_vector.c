@@ -565,19 +565,45 @@ static ndb_status find_vectors(svc_ctx *ctx, const ProtobufCMessage *req, Protob
 
 static ndb_status create_index(svc_ctx *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp, ndb_errmsg *msg)
 {
-    return svc_index_create(ctx, ndb_vec_documents(ctx->app->vec), (const Nexadb__V1__CreateIndexRequest *)req, resp,
-                            msg);
+    const Nexadb__V1__CreateDocumentIndexRequest *r = (const void *)req;
+    svc_index_def d = {r->collection, r->fields, r->n_fields, r->unique, r->name, r->ttl};
+    Nexadb__V1__CreateDocumentIndexResponse *out =
+        SVC_NEW(ctx, Nexadb__V1__CreateDocumentIndexResponse, nexadb__v1__create_document_index_response__init);
+    if (out == NULL)
+        return svc_oom(msg);
+    ndb_status st = svc_index_create(ctx, ndb_vec_documents(ctx->app->vec), &d, &out->index, msg);
+    if (st == NDB_OK)
+        *resp = &out->base;
+    return st;
 }
 
 static ndb_status drop_index(svc_ctx *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp, ndb_errmsg *msg)
 {
-    return svc_index_drop(ctx, ndb_vec_documents(ctx->app->vec), (const Nexadb__V1__DropIndexRequest *)req, resp, msg);
+    const Nexadb__V1__DropDocumentIndexRequest *r = (const void *)req;
+    Nexadb__V1__DropDocumentIndexResponse *out =
+        SVC_NEW(ctx, Nexadb__V1__DropDocumentIndexResponse, nexadb__v1__drop_document_index_response__init);
+    if (out == NULL)
+        return svc_oom(msg);
+    bool dropped = false;
+    ndb_status st = svc_index_drop(ndb_vec_documents(ctx->app->vec), r->collection, r->name, &dropped, msg);
+    out->dropped = dropped;
+    if (st == NDB_OK)
+        *resp = &out->base;
+    return st;
 }
 
 static ndb_status list_indexes(svc_ctx *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp, ndb_errmsg *msg)
 {
-    return svc_index_list(ctx, ndb_vec_documents(ctx->app->vec), (const Nexadb__V1__ListIndexesRequest *)req, resp,
-                          msg);
+    const Nexadb__V1__ListDocumentIndexesRequest *r = (const void *)req;
+    Nexadb__V1__ListDocumentIndexesResponse *out =
+        SVC_NEW(ctx, Nexadb__V1__ListDocumentIndexesResponse, nexadb__v1__list_document_indexes_response__init);
+    if (out == NULL)
+        return svc_oom(msg);
+    ndb_status st =
+        svc_index_list(ctx, ndb_vec_documents(ctx->app->vec), r->collection, &out->indexes, &out->n_indexes, msg);
+    if (st == NDB_OK)
+        *resp = &out->base;
+    return st;
 }
 
 static const svc_method methods[] = {
@@ -593,9 +619,9 @@ static const svc_method methods[] = {
     {"Search", search, 0},
     {"SearchBatch", search_batch, 0},
     {"FindVectors", find_vectors, SVC_M_STREAM},
-    {"CreateIndex", create_index, SVC_M_WRITE},
-    {"DropIndex", drop_index, SVC_M_WRITE},
-    {"ListIndexes", list_indexes, 0},
+    {"CreateDocumentIndex", create_index, SVC_M_WRITE},
+    {"DropDocumentIndex", drop_index, SVC_M_WRITE},
+    {"ListDocumentIndexes", list_indexes, 0},
 };
 
 const svc_service svc_vector_service = {&nexadb__v1__vector_service__descriptor, methods,

@@ -46,88 +46,74 @@ static Nexadb__V1__IndexInfo *index_info(svc_ctx *ctx, const ndb_doc_index_info 
     return out;
 }
 
-ndb_status svc_index_create(svc_ctx *ctx, ndb_doc_db *docs, const Nexadb__V1__CreateIndexRequest *r,
-                            ProtobufCMessage **resp, ndb_errmsg *msg)
+ndb_status svc_index_create(svc_ctx *ctx, ndb_doc_db *docs, const svc_index_def *d, Nexadb__V1__IndexInfo **out,
+                            ndb_errmsg *msg)
 {
-    if (r->n_fields == 0)
+    if (d->n_fields == 0)
         return ndb_errmsg_set(msg, NDB_EINVAL, "fields: an index needs at least one field");
-    svc_key *keys = svc_alloc(ctx, r->n_fields * sizeof *keys);
+    svc_key *keys = svc_alloc(ctx, d->n_fields * sizeof *keys);
     if (keys == NULL)
         return svc_oom(msg);
-    for (size_t i = 0; i < r->n_fields; i++)
-        keys[i] = (svc_key){r->fields[i]->field,
-                            r->fields[i]->direction == NEXADB__V1__SORT_DIRECTION__SORT_DIRECTION_DESCENDING};
+    for (size_t i = 0; i < d->n_fields; i++)
+        keys[i] = (svc_key){d->fields[i]->field,
+                            d->fields[i]->direction == NEXADB__V1__SORT_DIRECTION__SORT_DIRECTION_DESCENDING};
     const void *spec;
     size_t slen;
-    ndb_status st = svc_encode_keys(&ctx->arena, keys, r->n_fields, "fields", &spec, &slen, msg);
+    ndb_status st = svc_encode_keys(&ctx->arena, keys, d->n_fields, "fields", &spec, &slen, msg);
     if (st != NDB_OK)
         return st;
-    const char *name = r->name[0] ? r->name : NULL;
-    ndb_doc_index_opts opts = {.unique = r->unique, .ttl = r->ttl != NULL,
-                               .expire_after_seconds = r->ttl ? r->ttl->expire_after_seconds : 0};
-    if ((st = ndb_doc_create_index(docs, r->collection, name, spec, slen, &opts, msg)) != NDB_OK)
+    const char *name = d->name[0] ? d->name : NULL;
+    ndb_doc_index_opts opts = {.unique = d->unique, .ttl = d->ttl != NULL,
+                               .expire_after_seconds = d->ttl ? d->ttl->expire_after_seconds : 0};
+    if ((st = ndb_doc_create_index(docs, d->collection, name, spec, slen, &opts, msg)) != NDB_OK)
         return st;
     /* Report the index as the engine now describes it. */
     ndb_doc_index_info *infos = NULL;
     size_t n = 0;
-    if ((st = ndb_doc_list_indexes(docs, r->collection, &infos, &n, msg)) != NDB_OK)
+    if ((st = ndb_doc_list_indexes(docs, d->collection, &infos, &n, msg)) != NDB_OK)
         return st;
-    Nexadb__V1__CreateIndexResponse *out =
-        SVC_NEW(ctx, Nexadb__V1__CreateIndexResponse, nexadb__v1__create_index_response__init);
-    for (size_t i = 0; out != NULL && i < n; i++) {
+    *out = NULL;
+    for (size_t i = 0; i < n; i++) {
         int match = name ? strcmp(infos[i].name, name) == 0 : 0;
         if (!name) { /* the engine derived the name; find the index by its fields */
             char want[256];
             size_t w = 0;
-            for (size_t k = 0; k < r->n_fields && w < sizeof want; k++)
+            for (size_t k = 0; k < d->n_fields && w < sizeof want; k++)
                 w += (size_t)snprintf(want + w, sizeof want - w, "%s%s:%d", k ? "," : "", keys[k].field,
                                       keys[k].descending ? -1 : 1);
             match = strcmp(infos[i].fields, want) == 0;
         }
         if (match)
-            out->index = index_info(ctx, &infos[i]);
+            *out = index_info(ctx, &infos[i]);
     }
     free(infos);
-    if (out == NULL || out->index == NULL)
-        return ndb_errmsg_set(msg, NDB_EIO, "index created but not listed");
-    *resp = &out->base;
-    return NDB_OK;
+    return *out == NULL ? ndb_errmsg_set(msg, NDB_EIO, "index created but not listed") : NDB_OK;
 }
 
-ndb_status svc_index_drop(svc_ctx *ctx, ndb_doc_db *docs, const Nexadb__V1__DropIndexRequest *r,
-                          ProtobufCMessage **resp, ndb_errmsg *msg)
+ndb_status svc_index_drop(ndb_doc_db *docs, const char *coll, const char *name, bool *dropped, ndb_errmsg *msg)
 {
-    ndb_status st = ndb_doc_drop_index(docs, r->collection, r->name, msg);
+    ndb_status st = ndb_doc_drop_index(docs, coll, name, msg);
     if (st != NDB_OK && st != NDB_ENOTFOUND)
         return st;
-    Nexadb__V1__DropIndexResponse *out = SVC_NEW(ctx, Nexadb__V1__DropIndexResponse, nexadb__v1__drop_index_response__init);
-    if (out == NULL)
-        return svc_oom(msg);
-    out->dropped = st == NDB_OK;
-    *resp = &out->base;
+    *dropped = st == NDB_OK;
     return NDB_OK;
 }
 
-ndb_status svc_index_list(svc_ctx *ctx, ndb_doc_db *docs, const Nexadb__V1__ListIndexesRequest *r,
-                          ProtobufCMessage **resp, ndb_errmsg *msg)
+ndb_status svc_index_list(svc_ctx *ctx, ndb_doc_db *docs, const char *coll, Nexadb__V1__IndexInfo ***out, size_t *n,
+                          ndb_errmsg *msg)
 {
     ndb_doc_index_info *infos = NULL;
-    size_t n = 0;
-    ndb_status st = ndb_doc_list_indexes(docs, r->collection, &infos, &n, msg);
+    size_t ni = 0;
+    ndb_status st = ndb_doc_list_indexes(docs, coll, &infos, &ni, msg);
     if (st != NDB_OK)
         return st;
-    Nexadb__V1__ListIndexesResponse *out =
-        SVC_NEW(ctx, Nexadb__V1__ListIndexesResponse, nexadb__v1__list_indexes_response__init);
-    if (out != NULL && n > 0)
-        out->indexes = svc_alloc(ctx, n * sizeof *out->indexes);
-    for (size_t i = 0; out != NULL && out->indexes != NULL && i < n; i++) {
-        if ((out->indexes[i] = index_info(ctx, &infos[i])) == NULL)
+    *n = 0;
+    *out = ni > 0 ? svc_alloc(ctx, ni * sizeof **out) : NULL;
+    for (size_t i = 0; *out != NULL && i < ni; i++) {
+        if (((*out)[i] = index_info(ctx, &infos[i])) == NULL)
             break;
-        out->n_indexes++;
+        (*n)++;
     }
     free(infos);
-    if (out == NULL || out->n_indexes != n)
-        return svc_oom(msg);
-    *resp = &out->base;
-    return NDB_OK;
+    return *n == ni ? NDB_OK : svc_oom(msg);
 }

@@ -256,22 +256,28 @@ func ExpireAfter(d time.Duration) IndexOption {
 
 // CreateIndex builds a secondary index over the collection's documents and maintains it.
 func (col *Collection) CreateIndex(ctx context.Context, fields []IndexField, opts ...IndexOption) (*pb.IndexInfo, error) {
-	return createIndex(ctx, col.c, pb.DocumentService_CreateIndex_FullMethodName, col.Name, fields, opts)
+	r := new(pb.CreateIndexResponse)
+	err := col.c.invoke(ctx, pb.DocumentService_CreateIndex_FullMethodName, indexRequest(col.Name, fields, opts), r)
+	return r.GetIndex(), err
 }
 
 // DropIndex drops an index by name; false when there was none.
 func (col *Collection) DropIndex(ctx context.Context, name string) (bool, error) {
-	return dropIndex(ctx, col.c, pb.DocumentService_DropIndex_FullMethodName, col.Name, name)
+	r := new(pb.DropIndexResponse)
+	err := col.c.invoke(ctx, pb.DocumentService_DropIndex_FullMethodName, &pb.DropIndexRequest{Collection: col.Name, Name: name}, r)
+	return r.GetDropped(), err
 }
 
 // ListIndexes lists the collection's secondary indexes.
 func (col *Collection) ListIndexes(ctx context.Context) ([]*pb.IndexInfo, error) {
-	return listIndexes(ctx, col.c, pb.DocumentService_ListIndexes_FullMethodName, col.Name)
+	r := new(pb.ListIndexesResponse)
+	err := col.c.invoke(ctx, pb.DocumentService_ListIndexes_FullMethodName, &pb.ListIndexesRequest{Collection: col.Name}, r)
+	return r.GetIndexes(), err
 }
 
-// createIndex, dropIndex and listIndexes are the index calls of DocumentService and of
-// VectorService (a vector collection's documents), given by method.
-func createIndex(ctx context.Context, c *Client, method, coll string, fields []IndexField, opts []IndexOption) (*pb.IndexInfo, error) {
+// indexRequest is the CreateIndexRequest for fields and opts (VectorService's
+// CreateDocumentIndex takes the same fields).
+func indexRequest(coll string, fields []IndexField, opts []IndexOption) *pb.CreateIndexRequest {
 	req := &pb.CreateIndexRequest{Collection: coll}
 	for _, f := range fields {
 		d := pb.SortDirection_SORT_DIRECTION_ASCENDING
@@ -283,19 +289,5 @@ func createIndex(ctx context.Context, c *Client, method, coll string, fields []I
 	for _, o := range opts {
 		o(req)
 	}
-	r := new(pb.CreateIndexResponse)
-	err := c.invoke(ctx, method, req, r)
-	return r.GetIndex(), err
-}
-
-func dropIndex(ctx context.Context, c *Client, method, coll, name string) (bool, error) {
-	r := new(pb.DropIndexResponse)
-	err := c.invoke(ctx, method, &pb.DropIndexRequest{Collection: coll, Name: name}, r)
-	return r.GetDropped(), err
-}
-
-func listIndexes(ctx context.Context, c *Client, method, coll string) ([]*pb.IndexInfo, error) {
-	r := new(pb.ListIndexesResponse)
-	err := c.invoke(ctx, method, &pb.ListIndexesRequest{Collection: coll}, r)
-	return r.GetIndexes(), err
+	return req
 }

@@ -103,17 +103,27 @@ func (vc *VectorCollection) SetIndex(ctx context.Context, ix Index) (*pb.Collect
 // write: filtered searches and Find reach their matches through it instead of reading every
 // document.
 func (vc *VectorCollection) CreateIndex(ctx context.Context, fields []IndexField, opts ...IndexOption) (*pb.IndexInfo, error) {
-	return createIndex(ctx, vc.c, pb.VectorService_CreateIndex_FullMethodName, vc.Name, fields, opts)
+	ix := indexRequest(vc.Name, fields, opts)
+	r := new(pb.CreateDocumentIndexResponse)
+	err := vc.c.invoke(ctx, pb.VectorService_CreateDocumentIndex_FullMethodName, &pb.CreateDocumentIndexRequest{
+		Collection: ix.Collection, Fields: ix.Fields, Unique: ix.Unique, Name: ix.Name, Ttl: ix.Ttl}, r)
+	return r.GetIndex(), err
 }
 
 // DropIndex drops a secondary index of the documents by name; false when there was none.
 func (vc *VectorCollection) DropIndex(ctx context.Context, name string) (bool, error) {
-	return dropIndex(ctx, vc.c, pb.VectorService_DropIndex_FullMethodName, vc.Name, name)
+	r := new(pb.DropDocumentIndexResponse)
+	err := vc.c.invoke(ctx, pb.VectorService_DropDocumentIndex_FullMethodName,
+		&pb.DropDocumentIndexRequest{Collection: vc.Name, Name: name}, r)
+	return r.GetDropped(), err
 }
 
 // ListIndexes lists the secondary indexes of the collection's documents.
 func (vc *VectorCollection) ListIndexes(ctx context.Context) ([]*pb.IndexInfo, error) {
-	return listIndexes(ctx, vc.c, pb.VectorService_ListIndexes_FullMethodName, vc.Name)
+	r := new(pb.ListDocumentIndexesResponse)
+	err := vc.c.invoke(ctx, pb.VectorService_ListDocumentIndexes_FullMethodName,
+		&pb.ListDocumentIndexesRequest{Collection: vc.Name}, r)
+	return r.GetIndexes(), err
 }
 
 // Info returns the collection's entry: count, dimensions, metric, index, and the graph's

@@ -111,7 +111,7 @@ def test_vector_collections_expire_documents_with_their_vectors(pb, server_facto
     v = pb.vector_pb2
     vec.CreateVectorCollection(v.CreateVectorCollectionRequest(collection="vs", dimensions=2), metadata=md,
                                timeout=10)
-    r = vec.CreateIndex(pb.document_pb2.CreateIndexRequest(
+    r = vec.CreateDocumentIndex(v.CreateDocumentIndexRequest(
         collection="vs", fields=[pb.document_pb2.IndexField(field="exp")],
         ttl=pb.document_pb2.IndexTtl(expire_after_seconds=2)), metadata=md, timeout=10)
     assert r.index.ttl.expire_after_seconds == 2

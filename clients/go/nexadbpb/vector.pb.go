@@ -1675,6 +1675,313 @@ func (x *FindVectorsResponse) GetNextPageToken() string {
 	return ""
 }
 
+// DocumentService's CreateIndexRequest, for a vector collection's documents.
+type CreateDocumentIndexRequest struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Collection string                 `protobuf:"bytes,1,opt,name=collection,proto3" json:"collection,omitempty"`
+	Fields     []*IndexField          `protobuf:"bytes,2,rep,name=fields,proto3" json:"fields,omitempty"`
+	Unique     bool                   `protobuf:"varint,3,opt,name=unique,proto3" json:"unique,omitempty"`
+	// Defaults to the fields joined, e.g. "city_1_age_-1".
+	Name string `protobuf:"bytes,4,opt,name=name,proto3" json:"name,omitempty"`
+	// Set: a TTL index (one field, not _id), as in CreateIndexRequest.
+	Ttl           *IndexTtl `protobuf:"bytes,5,opt,name=ttl,proto3" json:"ttl,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateDocumentIndexRequest) Reset() {
+	*x = CreateDocumentIndexRequest{}
+	mi := &file_nexadb_v1_vector_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateDocumentIndexRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateDocumentIndexRequest) ProtoMessage() {}
+
+func (x *CreateDocumentIndexRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_nexadb_v1_vector_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateDocumentIndexRequest.ProtoReflect.Descriptor instead.
+func (*CreateDocumentIndexRequest) Descriptor() ([]byte, []int) {
+	return file_nexadb_v1_vector_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *CreateDocumentIndexRequest) GetCollection() string {
+	if x != nil {
+		return x.Collection
+	}
+	return ""
+}
+
+func (x *CreateDocumentIndexRequest) GetFields() []*IndexField {
+	if x != nil {
+		return x.Fields
+	}
+	return nil
+}
+
+func (x *CreateDocumentIndexRequest) GetUnique() bool {
+	if x != nil {
+		return x.Unique
+	}
+	return false
+}
+
+func (x *CreateDocumentIndexRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *CreateDocumentIndexRequest) GetTtl() *IndexTtl {
+	if x != nil {
+		return x.Ttl
+	}
+	return nil
+}
+
+type CreateDocumentIndexResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Index         *IndexInfo             `protobuf:"bytes,1,opt,name=index,proto3" json:"index,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateDocumentIndexResponse) Reset() {
+	*x = CreateDocumentIndexResponse{}
+	mi := &file_nexadb_v1_vector_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateDocumentIndexResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateDocumentIndexResponse) ProtoMessage() {}
+
+func (x *CreateDocumentIndexResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_nexadb_v1_vector_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateDocumentIndexResponse.ProtoReflect.Descriptor instead.
+func (*CreateDocumentIndexResponse) Descriptor() ([]byte, []int) {
+	return file_nexadb_v1_vector_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *CreateDocumentIndexResponse) GetIndex() *IndexInfo {
+	if x != nil {
+		return x.Index
+	}
+	return nil
+}
+
+type DropDocumentIndexRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Collection    string                 `protobuf:"bytes,1,opt,name=collection,proto3" json:"collection,omitempty"`
+	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DropDocumentIndexRequest) Reset() {
+	*x = DropDocumentIndexRequest{}
+	mi := &file_nexadb_v1_vector_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DropDocumentIndexRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DropDocumentIndexRequest) ProtoMessage() {}
+
+func (x *DropDocumentIndexRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_nexadb_v1_vector_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DropDocumentIndexRequest.ProtoReflect.Descriptor instead.
+func (*DropDocumentIndexRequest) Descriptor() ([]byte, []int) {
+	return file_nexadb_v1_vector_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *DropDocumentIndexRequest) GetCollection() string {
+	if x != nil {
+		return x.Collection
+	}
+	return ""
+}
+
+func (x *DropDocumentIndexRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type DropDocumentIndexResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Dropped       bool                   `protobuf:"varint,1,opt,name=dropped,proto3" json:"dropped,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DropDocumentIndexResponse) Reset() {
+	*x = DropDocumentIndexResponse{}
+	mi := &file_nexadb_v1_vector_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DropDocumentIndexResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DropDocumentIndexResponse) ProtoMessage() {}
+
+func (x *DropDocumentIndexResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_nexadb_v1_vector_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DropDocumentIndexResponse.ProtoReflect.Descriptor instead.
+func (*DropDocumentIndexResponse) Descriptor() ([]byte, []int) {
+	return file_nexadb_v1_vector_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *DropDocumentIndexResponse) GetDropped() bool {
+	if x != nil {
+		return x.Dropped
+	}
+	return false
+}
+
+type ListDocumentIndexesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Collection    string                 `protobuf:"bytes,1,opt,name=collection,proto3" json:"collection,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListDocumentIndexesRequest) Reset() {
+	*x = ListDocumentIndexesRequest{}
+	mi := &file_nexadb_v1_vector_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListDocumentIndexesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListDocumentIndexesRequest) ProtoMessage() {}
+
+func (x *ListDocumentIndexesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_nexadb_v1_vector_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListDocumentIndexesRequest.ProtoReflect.Descriptor instead.
+func (*ListDocumentIndexesRequest) Descriptor() ([]byte, []int) {
+	return file_nexadb_v1_vector_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *ListDocumentIndexesRequest) GetCollection() string {
+	if x != nil {
+		return x.Collection
+	}
+	return ""
+}
+
+type ListDocumentIndexesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Indexes       []*IndexInfo           `protobuf:"bytes,1,rep,name=indexes,proto3" json:"indexes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListDocumentIndexesResponse) Reset() {
+	*x = ListDocumentIndexesResponse{}
+	mi := &file_nexadb_v1_vector_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListDocumentIndexesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListDocumentIndexesResponse) ProtoMessage() {}
+
+func (x *ListDocumentIndexesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_nexadb_v1_vector_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListDocumentIndexesResponse.ProtoReflect.Descriptor instead.
+func (*ListDocumentIndexesResponse) Descriptor() ([]byte, []int) {
+	return file_nexadb_v1_vector_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *ListDocumentIndexesResponse) GetIndexes() []*IndexInfo {
+	if x != nil {
+		return x.Indexes
+	}
+	return nil
+}
+
 var File_nexadb_v1_vector_proto protoreflect.FileDescriptor
 
 const file_nexadb_v1_vector_proto_rawDesc = "" +
@@ -1823,7 +2130,30 @@ const file_nexadb_v1_vector_proto_rawDesc = "" +
 	"\x13FindVectorsResponse\x127\n" +
 	"\tdocuments\x18\x01 \x03(\v2\x19.nexadb.v1.VectorDocumentR\tdocuments\x12\x14\n" +
 	"\x05count\x18\x02 \x01(\x03R\x05count\x12&\n" +
-	"\x0fnext_page_token\x18\x03 \x01(\tR\rnextPageToken2\xa5\x0e\n" +
+	"\x0fnext_page_token\x18\x03 \x01(\tR\rnextPageToken\"\xbe\x01\n" +
+	"\x1aCreateDocumentIndexRequest\x12\x1e\n" +
+	"\n" +
+	"collection\x18\x01 \x01(\tR\n" +
+	"collection\x12-\n" +
+	"\x06fields\x18\x02 \x03(\v2\x15.nexadb.v1.IndexFieldR\x06fields\x12\x16\n" +
+	"\x06unique\x18\x03 \x01(\bR\x06unique\x12\x12\n" +
+	"\x04name\x18\x04 \x01(\tR\x04name\x12%\n" +
+	"\x03ttl\x18\x05 \x01(\v2\x13.nexadb.v1.IndexTtlR\x03ttl\"I\n" +
+	"\x1bCreateDocumentIndexResponse\x12*\n" +
+	"\x05index\x18\x01 \x01(\v2\x14.nexadb.v1.IndexInfoR\x05index\"N\n" +
+	"\x18DropDocumentIndexRequest\x12\x1e\n" +
+	"\n" +
+	"collection\x18\x01 \x01(\tR\n" +
+	"collection\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\"5\n" +
+	"\x19DropDocumentIndexResponse\x12\x18\n" +
+	"\adropped\x18\x01 \x01(\bR\adropped\"<\n" +
+	"\x1aListDocumentIndexesRequest\x12\x1e\n" +
+	"\n" +
+	"collection\x18\x01 \x01(\tR\n" +
+	"collection\"M\n" +
+	"\x1bListDocumentIndexesResponse\x12.\n" +
+	"\aindexes\x18\x01 \x03(\v2\x14.nexadb.v1.IndexInfoR\aindexes2\xf0\x0e\n" +
 	"\rVectorService\x12\x8e\x01\n" +
 	"\x16CreateVectorCollection\x12(.nexadb.v1.CreateVectorCollectionRequest\x1a).nexadb.v1.CreateVectorCollectionResponse\"\x1f\x82\xd3\xe4\x93\x02\x19:\x01*\"\x14/vector/{collection}\x12\x85\x01\n" +
 	"\x14DropVectorCollection\x12&.nexadb.v1.DropVectorCollectionRequest\x1a'.nexadb.v1.DropVectorCollectionResponse\"\x1c\x82\xd3\xe4\x93\x02\x16*\x14/vector/{collection}\x12|\n" +
@@ -1836,10 +2166,10 @@ const file_nexadb_v1_vector_proto_rawDesc = "" +
 	"\fDeleteVector\x12\x1e.nexadb.v1.DeleteVectorRequest\x1a\x1f.nexadb.v1.DeleteVectorResponse\"!\x82\xd3\xe4\x93\x02\x1b*\x19/vector/{collection}/{id}\x12e\n" +
 	"\x06Search\x12\x18.nexadb.v1.SearchRequest\x1a\x19.nexadb.v1.SearchResponse\"&\x82\xd3\xe4\x93\x02 :\x01*\"\x1b/vector/{collection}/search\x12z\n" +
 	"\vSearchBatch\x12\x1d.nexadb.v1.SearchBatchRequest\x1a\x1e.nexadb.v1.SearchBatchResponse\",\x82\xd3\xe4\x93\x02&:\x01*\"!/vector/{collection}/search_batch\x12t\n" +
-	"\vFindVectors\x12\x1d.nexadb.v1.FindVectorsRequest\x1a\x1e.nexadb.v1.FindVectorsResponse\"$\x82\xd3\xe4\x93\x02\x1e:\x01*\"\x19/vector/{collection}/find0\x01\x12u\n" +
-	"\vCreateIndex\x12\x1d.nexadb.v1.CreateIndexRequest\x1a\x1e.nexadb.v1.CreateIndexResponse\"'\x82\xd3\xe4\x93\x02!:\x01*\"\x1c/vector/{collection}/indexes\x12s\n" +
-	"\tDropIndex\x12\x1b.nexadb.v1.DropIndexRequest\x1a\x1c.nexadb.v1.DropIndexResponse\"+\x82\xd3\xe4\x93\x02%*#/vector/{collection}/indexes/{name}\x12r\n" +
-	"\vListIndexes\x12\x1d.nexadb.v1.ListIndexesRequest\x1a\x1e.nexadb.v1.ListIndexesResponse\"$\x82\xd3\xe4\x93\x02\x1e\x12\x1c/vector/{collection}/indexesb\x06proto3"
+	"\vFindVectors\x12\x1d.nexadb.v1.FindVectorsRequest\x1a\x1e.nexadb.v1.FindVectorsResponse\"$\x82\xd3\xe4\x93\x02\x1e:\x01*\"\x19/vector/{collection}/find0\x01\x12\x8d\x01\n" +
+	"\x13CreateDocumentIndex\x12%.nexadb.v1.CreateDocumentIndexRequest\x1a&.nexadb.v1.CreateDocumentIndexResponse\"'\x82\xd3\xe4\x93\x02!:\x01*\"\x1c/vector/{collection}/indexes\x12\x8b\x01\n" +
+	"\x11DropDocumentIndex\x12#.nexadb.v1.DropDocumentIndexRequest\x1a$.nexadb.v1.DropDocumentIndexResponse\"+\x82\xd3\xe4\x93\x02%*#/vector/{collection}/indexes/{name}\x12\x8a\x01\n" +
+	"\x13ListDocumentIndexes\x12%.nexadb.v1.ListDocumentIndexesRequest\x1a&.nexadb.v1.ListDocumentIndexesResponse\"$\x82\xd3\xe4\x93\x02\x1e\x12\x1c/vector/{collection}/indexesb\x06proto3"
 
 var (
 	file_nexadb_v1_vector_proto_rawDescOnce sync.Once
@@ -1853,7 +2183,7 @@ func file_nexadb_v1_vector_proto_rawDescGZIP() []byte {
 	return file_nexadb_v1_vector_proto_rawDescData
 }
 
-var file_nexadb_v1_vector_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
+var file_nexadb_v1_vector_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
 var file_nexadb_v1_vector_proto_goTypes = []any{
 	(*CreateVectorCollectionRequest)(nil),  // 0: nexadb.v1.CreateVectorCollectionRequest
 	(*CreateVectorCollectionResponse)(nil), // 1: nexadb.v1.CreateVectorCollectionResponse
@@ -1883,76 +2213,83 @@ var file_nexadb_v1_vector_proto_goTypes = []any{
 	(*SearchBatchResponse)(nil),            // 25: nexadb.v1.SearchBatchResponse
 	(*FindVectorsRequest)(nil),             // 26: nexadb.v1.FindVectorsRequest
 	(*FindVectorsResponse)(nil),            // 27: nexadb.v1.FindVectorsResponse
-	(VectorMetric)(0),                      // 28: nexadb.v1.VectorMetric
-	(*VectorIndex)(nil),                    // 29: nexadb.v1.VectorIndex
-	(*CollectionInfo)(nil),                 // 30: nexadb.v1.CollectionInfo
-	(*Document)(nil),                       // 31: nexadb.v1.Document
-	(*wrapperspb.FloatValue)(nil),          // 32: google.protobuf.FloatValue
-	(*CreateIndexRequest)(nil),             // 33: nexadb.v1.CreateIndexRequest
-	(*DropIndexRequest)(nil),               // 34: nexadb.v1.DropIndexRequest
-	(*ListIndexesRequest)(nil),             // 35: nexadb.v1.ListIndexesRequest
-	(*CreateIndexResponse)(nil),            // 36: nexadb.v1.CreateIndexResponse
-	(*DropIndexResponse)(nil),              // 37: nexadb.v1.DropIndexResponse
-	(*ListIndexesResponse)(nil),            // 38: nexadb.v1.ListIndexesResponse
+	(*CreateDocumentIndexRequest)(nil),     // 28: nexadb.v1.CreateDocumentIndexRequest
+	(*CreateDocumentIndexResponse)(nil),    // 29: nexadb.v1.CreateDocumentIndexResponse
+	(*DropDocumentIndexRequest)(nil),       // 30: nexadb.v1.DropDocumentIndexRequest
+	(*DropDocumentIndexResponse)(nil),      // 31: nexadb.v1.DropDocumentIndexResponse
+	(*ListDocumentIndexesRequest)(nil),     // 32: nexadb.v1.ListDocumentIndexesRequest
+	(*ListDocumentIndexesResponse)(nil),    // 33: nexadb.v1.ListDocumentIndexesResponse
+	(VectorMetric)(0),                      // 34: nexadb.v1.VectorMetric
+	(*VectorIndex)(nil),                    // 35: nexadb.v1.VectorIndex
+	(*CollectionInfo)(nil),                 // 36: nexadb.v1.CollectionInfo
+	(*Document)(nil),                       // 37: nexadb.v1.Document
+	(*wrapperspb.FloatValue)(nil),          // 38: google.protobuf.FloatValue
+	(*IndexField)(nil),                     // 39: nexadb.v1.IndexField
+	(*IndexTtl)(nil),                       // 40: nexadb.v1.IndexTtl
+	(*IndexInfo)(nil),                      // 41: nexadb.v1.IndexInfo
 }
 var file_nexadb_v1_vector_proto_depIdxs = []int32{
-	28, // 0: nexadb.v1.CreateVectorCollectionRequest.metric:type_name -> nexadb.v1.VectorMetric
-	29, // 1: nexadb.v1.CreateVectorCollectionRequest.index:type_name -> nexadb.v1.VectorIndex
-	30, // 2: nexadb.v1.CreateVectorCollectionResponse.collection:type_name -> nexadb.v1.CollectionInfo
-	29, // 3: nexadb.v1.SetVectorIndexRequest.index:type_name -> nexadb.v1.VectorIndex
-	30, // 4: nexadb.v1.SetVectorIndexResponse.collection:type_name -> nexadb.v1.CollectionInfo
-	30, // 5: nexadb.v1.ListVectorCollectionsResponse.collections:type_name -> nexadb.v1.CollectionInfo
-	31, // 6: nexadb.v1.VectorDocument.document:type_name -> nexadb.v1.Document
-	31, // 7: nexadb.v1.InsertVectorRequest.document:type_name -> nexadb.v1.Document
+	34, // 0: nexadb.v1.CreateVectorCollectionRequest.metric:type_name -> nexadb.v1.VectorMetric
+	35, // 1: nexadb.v1.CreateVectorCollectionRequest.index:type_name -> nexadb.v1.VectorIndex
+	36, // 2: nexadb.v1.CreateVectorCollectionResponse.collection:type_name -> nexadb.v1.CollectionInfo
+	35, // 3: nexadb.v1.SetVectorIndexRequest.index:type_name -> nexadb.v1.VectorIndex
+	36, // 4: nexadb.v1.SetVectorIndexResponse.collection:type_name -> nexadb.v1.CollectionInfo
+	36, // 5: nexadb.v1.ListVectorCollectionsResponse.collections:type_name -> nexadb.v1.CollectionInfo
+	37, // 6: nexadb.v1.VectorDocument.document:type_name -> nexadb.v1.Document
+	37, // 7: nexadb.v1.InsertVectorRequest.document:type_name -> nexadb.v1.Document
 	8,  // 8: nexadb.v1.InsertVectorsRequest.documents:type_name -> nexadb.v1.VectorDocument
-	31, // 9: nexadb.v1.UpsertVectorRequest.document:type_name -> nexadb.v1.Document
-	31, // 10: nexadb.v1.GetVectorResponse.document:type_name -> nexadb.v1.Document
-	31, // 11: nexadb.v1.SearchRequest.filter:type_name -> nexadb.v1.Document
-	32, // 12: nexadb.v1.SearchRequest.min_score:type_name -> google.protobuf.FloatValue
-	31, // 13: nexadb.v1.SearchHit.document:type_name -> nexadb.v1.Document
+	37, // 9: nexadb.v1.UpsertVectorRequest.document:type_name -> nexadb.v1.Document
+	37, // 10: nexadb.v1.GetVectorResponse.document:type_name -> nexadb.v1.Document
+	37, // 11: nexadb.v1.SearchRequest.filter:type_name -> nexadb.v1.Document
+	38, // 12: nexadb.v1.SearchRequest.min_score:type_name -> google.protobuf.FloatValue
+	37, // 13: nexadb.v1.SearchHit.document:type_name -> nexadb.v1.Document
 	21, // 14: nexadb.v1.SearchResponse.results:type_name -> nexadb.v1.SearchHit
 	20, // 15: nexadb.v1.SearchResponse.plan:type_name -> nexadb.v1.SearchPlan
 	24, // 16: nexadb.v1.SearchBatchRequest.queries:type_name -> nexadb.v1.SearchQuery
-	31, // 17: nexadb.v1.SearchBatchRequest.filter:type_name -> nexadb.v1.Document
-	32, // 18: nexadb.v1.SearchBatchRequest.min_score:type_name -> google.protobuf.FloatValue
+	37, // 17: nexadb.v1.SearchBatchRequest.filter:type_name -> nexadb.v1.Document
+	38, // 18: nexadb.v1.SearchBatchRequest.min_score:type_name -> google.protobuf.FloatValue
 	22, // 19: nexadb.v1.SearchBatchResponse.results:type_name -> nexadb.v1.SearchResponse
-	31, // 20: nexadb.v1.FindVectorsRequest.filter:type_name -> nexadb.v1.Document
+	37, // 20: nexadb.v1.FindVectorsRequest.filter:type_name -> nexadb.v1.Document
 	8,  // 21: nexadb.v1.FindVectorsResponse.documents:type_name -> nexadb.v1.VectorDocument
-	0,  // 22: nexadb.v1.VectorService.CreateVectorCollection:input_type -> nexadb.v1.CreateVectorCollectionRequest
-	4,  // 23: nexadb.v1.VectorService.DropVectorCollection:input_type -> nexadb.v1.DropVectorCollectionRequest
-	2,  // 24: nexadb.v1.VectorService.SetVectorIndex:input_type -> nexadb.v1.SetVectorIndexRequest
-	6,  // 25: nexadb.v1.VectorService.ListVectorCollections:input_type -> nexadb.v1.ListVectorCollectionsRequest
-	9,  // 26: nexadb.v1.VectorService.InsertVector:input_type -> nexadb.v1.InsertVectorRequest
-	11, // 27: nexadb.v1.VectorService.InsertVectors:input_type -> nexadb.v1.InsertVectorsRequest
-	13, // 28: nexadb.v1.VectorService.UpsertVector:input_type -> nexadb.v1.UpsertVectorRequest
-	15, // 29: nexadb.v1.VectorService.GetVector:input_type -> nexadb.v1.GetVectorRequest
-	17, // 30: nexadb.v1.VectorService.DeleteVector:input_type -> nexadb.v1.DeleteVectorRequest
-	19, // 31: nexadb.v1.VectorService.Search:input_type -> nexadb.v1.SearchRequest
-	23, // 32: nexadb.v1.VectorService.SearchBatch:input_type -> nexadb.v1.SearchBatchRequest
-	26, // 33: nexadb.v1.VectorService.FindVectors:input_type -> nexadb.v1.FindVectorsRequest
-	33, // 34: nexadb.v1.VectorService.CreateIndex:input_type -> nexadb.v1.CreateIndexRequest
-	34, // 35: nexadb.v1.VectorService.DropIndex:input_type -> nexadb.v1.DropIndexRequest
-	35, // 36: nexadb.v1.VectorService.ListIndexes:input_type -> nexadb.v1.ListIndexesRequest
-	1,  // 37: nexadb.v1.VectorService.CreateVectorCollection:output_type -> nexadb.v1.CreateVectorCollectionResponse
-	5,  // 38: nexadb.v1.VectorService.DropVectorCollection:output_type -> nexadb.v1.DropVectorCollectionResponse
-	3,  // 39: nexadb.v1.VectorService.SetVectorIndex:output_type -> nexadb.v1.SetVectorIndexResponse
-	7,  // 40: nexadb.v1.VectorService.ListVectorCollections:output_type -> nexadb.v1.ListVectorCollectionsResponse
-	10, // 41: nexadb.v1.VectorService.InsertVector:output_type -> nexadb.v1.InsertVectorResponse
-	12, // 42: nexadb.v1.VectorService.InsertVectors:output_type -> nexadb.v1.InsertVectorsResponse
-	14, // 43: nexadb.v1.VectorService.UpsertVector:output_type -> nexadb.v1.UpsertVectorResponse
-	16, // 44: nexadb.v1.VectorService.GetVector:output_type -> nexadb.v1.GetVectorResponse
-	18, // 45: nexadb.v1.VectorService.DeleteVector:output_type -> nexadb.v1.DeleteVectorResponse
-	22, // 46: nexadb.v1.VectorService.Search:output_type -> nexadb.v1.SearchResponse
-	25, // 47: nexadb.v1.VectorService.SearchBatch:output_type -> nexadb.v1.SearchBatchResponse
-	27, // 48: nexadb.v1.VectorService.FindVectors:output_type -> nexadb.v1.FindVectorsResponse
-	36, // 49: nexadb.v1.VectorService.CreateIndex:output_type -> nexadb.v1.CreateIndexResponse
-	37, // 50: nexadb.v1.VectorService.DropIndex:output_type -> nexadb.v1.DropIndexResponse
-	38, // 51: nexadb.v1.VectorService.ListIndexes:output_type -> nexadb.v1.ListIndexesResponse
-	37, // [37:52] is the sub-list for method output_type
-	22, // [22:37] is the sub-list for method input_type
-	22, // [22:22] is the sub-list for extension type_name
-	22, // [22:22] is the sub-list for extension extendee
-	0,  // [0:22] is the sub-list for field type_name
+	39, // 22: nexadb.v1.CreateDocumentIndexRequest.fields:type_name -> nexadb.v1.IndexField
+	40, // 23: nexadb.v1.CreateDocumentIndexRequest.ttl:type_name -> nexadb.v1.IndexTtl
+	41, // 24: nexadb.v1.CreateDocumentIndexResponse.index:type_name -> nexadb.v1.IndexInfo
+	41, // 25: nexadb.v1.ListDocumentIndexesResponse.indexes:type_name -> nexadb.v1.IndexInfo
+	0,  // 26: nexadb.v1.VectorService.CreateVectorCollection:input_type -> nexadb.v1.CreateVectorCollectionRequest
+	4,  // 27: nexadb.v1.VectorService.DropVectorCollection:input_type -> nexadb.v1.DropVectorCollectionRequest
+	2,  // 28: nexadb.v1.VectorService.SetVectorIndex:input_type -> nexadb.v1.SetVectorIndexRequest
+	6,  // 29: nexadb.v1.VectorService.ListVectorCollections:input_type -> nexadb.v1.ListVectorCollectionsRequest
+	9,  // 30: nexadb.v1.VectorService.InsertVector:input_type -> nexadb.v1.InsertVectorRequest
+	11, // 31: nexadb.v1.VectorService.InsertVectors:input_type -> nexadb.v1.InsertVectorsRequest
+	13, // 32: nexadb.v1.VectorService.UpsertVector:input_type -> nexadb.v1.UpsertVectorRequest
+	15, // 33: nexadb.v1.VectorService.GetVector:input_type -> nexadb.v1.GetVectorRequest
+	17, // 34: nexadb.v1.VectorService.DeleteVector:input_type -> nexadb.v1.DeleteVectorRequest
+	19, // 35: nexadb.v1.VectorService.Search:input_type -> nexadb.v1.SearchRequest
+	23, // 36: nexadb.v1.VectorService.SearchBatch:input_type -> nexadb.v1.SearchBatchRequest
+	26, // 37: nexadb.v1.VectorService.FindVectors:input_type -> nexadb.v1.FindVectorsRequest
+	28, // 38: nexadb.v1.VectorService.CreateDocumentIndex:input_type -> nexadb.v1.CreateDocumentIndexRequest
+	30, // 39: nexadb.v1.VectorService.DropDocumentIndex:input_type -> nexadb.v1.DropDocumentIndexRequest
+	32, // 40: nexadb.v1.VectorService.ListDocumentIndexes:input_type -> nexadb.v1.ListDocumentIndexesRequest
+	1,  // 41: nexadb.v1.VectorService.CreateVectorCollection:output_type -> nexadb.v1.CreateVectorCollectionResponse
+	5,  // 42: nexadb.v1.VectorService.DropVectorCollection:output_type -> nexadb.v1.DropVectorCollectionResponse
+	3,  // 43: nexadb.v1.VectorService.SetVectorIndex:output_type -> nexadb.v1.SetVectorIndexResponse
+	7,  // 44: nexadb.v1.VectorService.ListVectorCollections:output_type -> nexadb.v1.ListVectorCollectionsResponse
+	10, // 45: nexadb.v1.VectorService.InsertVector:output_type -> nexadb.v1.InsertVectorResponse
+	12, // 46: nexadb.v1.VectorService.InsertVectors:output_type -> nexadb.v1.InsertVectorsResponse
+	14, // 47: nexadb.v1.VectorService.UpsertVector:output_type -> nexadb.v1.UpsertVectorResponse
+	16, // 48: nexadb.v1.VectorService.GetVector:output_type -> nexadb.v1.GetVectorResponse
+	18, // 49: nexadb.v1.VectorService.DeleteVector:output_type -> nexadb.v1.DeleteVectorResponse
+	22, // 50: nexadb.v1.VectorService.Search:output_type -> nexadb.v1.SearchResponse
+	25, // 51: nexadb.v1.VectorService.SearchBatch:output_type -> nexadb.v1.SearchBatchResponse
+	27, // 52: nexadb.v1.VectorService.FindVectors:output_type -> nexadb.v1.FindVectorsResponse
+	29, // 53: nexadb.v1.VectorService.CreateDocumentIndex:output_type -> nexadb.v1.CreateDocumentIndexResponse
+	31, // 54: nexadb.v1.VectorService.DropDocumentIndex:output_type -> nexadb.v1.DropDocumentIndexResponse
+	33, // 55: nexadb.v1.VectorService.ListDocumentIndexes:output_type -> nexadb.v1.ListDocumentIndexesResponse
+	41, // [41:56] is the sub-list for method output_type
+	26, // [26:41] is the sub-list for method input_type
+	26, // [26:26] is the sub-list for extension type_name
+	26, // [26:26] is the sub-list for extension extendee
+	0,  // [0:26] is the sub-list for field type_name
 }
 
 func init() { file_nexadb_v1_vector_proto_init() }
@@ -1968,7 +2305,7 @@ func file_nexadb_v1_vector_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_nexadb_v1_vector_proto_rawDesc), len(file_nexadb_v1_vector_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   28,
+			NumMessages:   34,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

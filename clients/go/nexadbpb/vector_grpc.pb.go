@@ -31,9 +31,9 @@ const (
 	VectorService_Search_FullMethodName                 = "/nexadb.v1.VectorService/Search"
 	VectorService_SearchBatch_FullMethodName            = "/nexadb.v1.VectorService/SearchBatch"
 	VectorService_FindVectors_FullMethodName            = "/nexadb.v1.VectorService/FindVectors"
-	VectorService_CreateIndex_FullMethodName            = "/nexadb.v1.VectorService/CreateIndex"
-	VectorService_DropIndex_FullMethodName              = "/nexadb.v1.VectorService/DropIndex"
-	VectorService_ListIndexes_FullMethodName            = "/nexadb.v1.VectorService/ListIndexes"
+	VectorService_CreateDocumentIndex_FullMethodName    = "/nexadb.v1.VectorService/CreateDocumentIndex"
+	VectorService_DropDocumentIndex_FullMethodName      = "/nexadb.v1.VectorService/DropDocumentIndex"
+	VectorService_ListDocumentIndexes_FullMethodName    = "/nexadb.v1.VectorService/ListDocumentIndexes"
 )
 
 // VectorServiceClient is the client API for VectorService service.
@@ -76,13 +76,14 @@ type VectorServiceClient interface {
 	// Builds a secondary index over the collection's documents (their fields,
 	// not the vectors) and maintains it with every write: filtered searches and
 	// FindVectors find their matches through it instead of reading every
-	// document, and a unique index refuses a duplicate. TTL indexes are for
-	// document collections only.
-	CreateIndex(ctx context.Context, in *CreateIndexRequest, opts ...grpc.CallOption) (*CreateIndexResponse, error)
+	// document, and a unique index refuses a duplicate; a TTL index's pass
+	// deletes each expired document with its vector. As DocumentService's
+	// CreateIndex.
+	CreateDocumentIndex(ctx context.Context, in *CreateDocumentIndexRequest, opts ...grpc.CallOption) (*CreateDocumentIndexResponse, error)
 	// Drops a secondary index of the collection's documents by name.
-	DropIndex(ctx context.Context, in *DropIndexRequest, opts ...grpc.CallOption) (*DropIndexResponse, error)
+	DropDocumentIndex(ctx context.Context, in *DropDocumentIndexRequest, opts ...grpc.CallOption) (*DropDocumentIndexResponse, error)
 	// Lists the secondary indexes of the collection's documents.
-	ListIndexes(ctx context.Context, in *ListIndexesRequest, opts ...grpc.CallOption) (*ListIndexesResponse, error)
+	ListDocumentIndexes(ctx context.Context, in *ListDocumentIndexesRequest, opts ...grpc.CallOption) (*ListDocumentIndexesResponse, error)
 }
 
 type vectorServiceClient struct {
@@ -222,30 +223,30 @@ func (c *vectorServiceClient) FindVectors(ctx context.Context, in *FindVectorsRe
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type VectorService_FindVectorsClient = grpc.ServerStreamingClient[FindVectorsResponse]
 
-func (c *vectorServiceClient) CreateIndex(ctx context.Context, in *CreateIndexRequest, opts ...grpc.CallOption) (*CreateIndexResponse, error) {
+func (c *vectorServiceClient) CreateDocumentIndex(ctx context.Context, in *CreateDocumentIndexRequest, opts ...grpc.CallOption) (*CreateDocumentIndexResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(CreateIndexResponse)
-	err := c.cc.Invoke(ctx, VectorService_CreateIndex_FullMethodName, in, out, cOpts...)
+	out := new(CreateDocumentIndexResponse)
+	err := c.cc.Invoke(ctx, VectorService_CreateDocumentIndex_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
 	return out, nil
 }
 
-func (c *vectorServiceClient) DropIndex(ctx context.Context, in *DropIndexRequest, opts ...grpc.CallOption) (*DropIndexResponse, error) {
+func (c *vectorServiceClient) DropDocumentIndex(ctx context.Context, in *DropDocumentIndexRequest, opts ...grpc.CallOption) (*DropDocumentIndexResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(DropIndexResponse)
-	err := c.cc.Invoke(ctx, VectorService_DropIndex_FullMethodName, in, out, cOpts...)
+	out := new(DropDocumentIndexResponse)
+	err := c.cc.Invoke(ctx, VectorService_DropDocumentIndex_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
 	return out, nil
 }
 
-func (c *vectorServiceClient) ListIndexes(ctx context.Context, in *ListIndexesRequest, opts ...grpc.CallOption) (*ListIndexesResponse, error) {
+func (c *vectorServiceClient) ListDocumentIndexes(ctx context.Context, in *ListDocumentIndexesRequest, opts ...grpc.CallOption) (*ListDocumentIndexesResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(ListIndexesResponse)
-	err := c.cc.Invoke(ctx, VectorService_ListIndexes_FullMethodName, in, out, cOpts...)
+	out := new(ListDocumentIndexesResponse)
+	err := c.cc.Invoke(ctx, VectorService_ListDocumentIndexes_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -292,13 +293,14 @@ type VectorServiceServer interface {
 	// Builds a secondary index over the collection's documents (their fields,
 	// not the vectors) and maintains it with every write: filtered searches and
 	// FindVectors find their matches through it instead of reading every
-	// document, and a unique index refuses a duplicate. TTL indexes are for
-	// document collections only.
-	CreateIndex(context.Context, *CreateIndexRequest) (*CreateIndexResponse, error)
+	// document, and a unique index refuses a duplicate; a TTL index's pass
+	// deletes each expired document with its vector. As DocumentService's
+	// CreateIndex.
+	CreateDocumentIndex(context.Context, *CreateDocumentIndexRequest) (*CreateDocumentIndexResponse, error)
 	// Drops a secondary index of the collection's documents by name.
-	DropIndex(context.Context, *DropIndexRequest) (*DropIndexResponse, error)
+	DropDocumentIndex(context.Context, *DropDocumentIndexRequest) (*DropDocumentIndexResponse, error)
 	// Lists the secondary indexes of the collection's documents.
-	ListIndexes(context.Context, *ListIndexesRequest) (*ListIndexesResponse, error)
+	ListDocumentIndexes(context.Context, *ListDocumentIndexesRequest) (*ListDocumentIndexesResponse, error)
 	mustEmbedUnimplementedVectorServiceServer()
 }
 
@@ -345,14 +347,14 @@ func (UnimplementedVectorServiceServer) SearchBatch(context.Context, *SearchBatc
 func (UnimplementedVectorServiceServer) FindVectors(*FindVectorsRequest, grpc.ServerStreamingServer[FindVectorsResponse]) error {
 	return status.Error(codes.Unimplemented, "method FindVectors not implemented")
 }
-func (UnimplementedVectorServiceServer) CreateIndex(context.Context, *CreateIndexRequest) (*CreateIndexResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method CreateIndex not implemented")
+func (UnimplementedVectorServiceServer) CreateDocumentIndex(context.Context, *CreateDocumentIndexRequest) (*CreateDocumentIndexResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateDocumentIndex not implemented")
 }
-func (UnimplementedVectorServiceServer) DropIndex(context.Context, *DropIndexRequest) (*DropIndexResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method DropIndex not implemented")
+func (UnimplementedVectorServiceServer) DropDocumentIndex(context.Context, *DropDocumentIndexRequest) (*DropDocumentIndexResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DropDocumentIndex not implemented")
 }
-func (UnimplementedVectorServiceServer) ListIndexes(context.Context, *ListIndexesRequest) (*ListIndexesResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method ListIndexes not implemented")
+func (UnimplementedVectorServiceServer) ListDocumentIndexes(context.Context, *ListDocumentIndexesRequest) (*ListDocumentIndexesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListDocumentIndexes not implemented")
 }
 func (UnimplementedVectorServiceServer) mustEmbedUnimplementedVectorServiceServer() {}
 func (UnimplementedVectorServiceServer) testEmbeddedByValue()                       {}
@@ -584,56 +586,56 @@ func _VectorService_FindVectors_Handler(srv interface{}, stream grpc.ServerStrea
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type VectorService_FindVectorsServer = grpc.ServerStreamingServer[FindVectorsResponse]
 
-func _VectorService_CreateIndex_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(CreateIndexRequest)
+func _VectorService_CreateDocumentIndex_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateDocumentIndexRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
 	if interceptor == nil {
-		return srv.(VectorServiceServer).CreateIndex(ctx, in)
+		return srv.(VectorServiceServer).CreateDocumentIndex(ctx, in)
 	}
 	info := &grpc.UnaryServerInfo{
 		Server:     srv,
-		FullMethod: VectorService_CreateIndex_FullMethodName,
+		FullMethod: VectorService_CreateDocumentIndex_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(VectorServiceServer).CreateIndex(ctx, req.(*CreateIndexRequest))
+		return srv.(VectorServiceServer).CreateDocumentIndex(ctx, req.(*CreateDocumentIndexRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
 
-func _VectorService_DropIndex_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(DropIndexRequest)
+func _VectorService_DropDocumentIndex_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DropDocumentIndexRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
 	if interceptor == nil {
-		return srv.(VectorServiceServer).DropIndex(ctx, in)
+		return srv.(VectorServiceServer).DropDocumentIndex(ctx, in)
 	}
 	info := &grpc.UnaryServerInfo{
 		Server:     srv,
-		FullMethod: VectorService_DropIndex_FullMethodName,
+		FullMethod: VectorService_DropDocumentIndex_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(VectorServiceServer).DropIndex(ctx, req.(*DropIndexRequest))
+		return srv.(VectorServiceServer).DropDocumentIndex(ctx, req.(*DropDocumentIndexRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
 
-func _VectorService_ListIndexes_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(ListIndexesRequest)
+func _VectorService_ListDocumentIndexes_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListDocumentIndexesRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
 	if interceptor == nil {
-		return srv.(VectorServiceServer).ListIndexes(ctx, in)
+		return srv.(VectorServiceServer).ListDocumentIndexes(ctx, in)
 	}
 	info := &grpc.UnaryServerInfo{
 		Server:     srv,
-		FullMethod: VectorService_ListIndexes_FullMethodName,
+		FullMethod: VectorService_ListDocumentIndexes_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(VectorServiceServer).ListIndexes(ctx, req.(*ListIndexesRequest))
+		return srv.(VectorServiceServer).ListDocumentIndexes(ctx, req.(*ListDocumentIndexesRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -690,16 +692,16 @@ var VectorService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _VectorService_SearchBatch_Handler,
 		},
 		{
-			MethodName: "CreateIndex",
-			Handler:    _VectorService_CreateIndex_Handler,
+			MethodName: "CreateDocumentIndex",
+			Handler:    _VectorService_CreateDocumentIndex_Handler,
 		},
 		{
-			MethodName: "DropIndex",
-			Handler:    _VectorService_DropIndex_Handler,
+			MethodName: "DropDocumentIndex",
+			Handler:    _VectorService_DropDocumentIndex_Handler,
 		},
 		{
-			MethodName: "ListIndexes",
-			Handler:    _VectorService_ListIndexes_Handler,
+			MethodName: "ListDocumentIndexes",
+			Handler:    _VectorService_ListDocumentIndexes_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -515,7 +515,7 @@ export class Collection {
   }
 }
 
-/** A CreateIndexRequest's fields (DocumentService's and VectorService's). */
+/** A CreateIndexRequest's fields (and CreateDocumentIndexRequest's, for a vector collection). */
 function indexRequest(
   fields: SortSpec,
   options: { unique?: boolean; name?: string; expireAfterSeconds?: number },
@@ -644,15 +644,15 @@ export class VectorCollection {
     fields: SortSpec,
     options: { unique?: boolean; name?: string; expireAfterSeconds?: number } = {},
   ): Promise<IndexInfo> {
-    return indexInfo((await this.call('CreateIndex', indexRequest(fields, options))).index);
+    return indexInfo((await this.call('CreateDocumentIndex', indexRequest(fields, options))).index);
   }
 
   async dropIndex(name: string): Promise<boolean> {
-    return (await this.call('DropIndex', { name })).dropped;
+    return (await this.call('DropDocumentIndex', { name })).dropped;
   }
 
   async listIndexes(): Promise<IndexInfo[]> {
-    return (await this.call('ListIndexes', {})).indexes.map(indexInfo);
+    return (await this.call('ListDocumentIndexes', {})).indexes.map(indexInfo);
   }
 
   /** The collection: count, dimensions, metric, index and the graph's progress. */

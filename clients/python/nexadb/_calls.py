@@ -292,25 +292,34 @@ def aggregate(coll: str, pipeline: Sequence[Mapping[str, Any]], page_size: int) 
 
 
 def create_index(coll: str, fields: SortSpec, unique: bool, name: str,
-                 expire_after_seconds: Optional[int], service: str = DOCS) -> Call:
-    """CreateIndex of DocumentService (a document collection) or, with service VECS, of
-    VectorService (a vector collection's documents)."""
-    req = document_pb2.CreateIndexRequest(collection=coll, unique=unique, name=name)
+                 expire_after_seconds: Optional[int], vectors: bool = False) -> Call:
+    """DocumentService's CreateIndex (a document collection) or, with vectors, VectorService's
+    CreateDocumentIndex (a vector collection's documents)."""
+    kind = vector_pb2.CreateDocumentIndexRequest if vectors else document_pb2.CreateIndexRequest
+    req = kind(collection=coll, unique=unique, name=name)
     if expire_after_seconds is not None:
         req.ttl.expire_after_seconds = expire_after_seconds
     for field, direction in sort_items(fields):
         req.fields.add(field=field, direction=(common_pb2.SORT_DIRECTION_ASCENDING if direction == 1
                                                else common_pb2.SORT_DIRECTION_DESCENDING))
-    return Call(service, "CreateIndex", req, lambda r: index_info(r.index))
+    if vectors:
+        return Call(VECS, "CreateDocumentIndex", req, lambda r: index_info(r.index))
+    return Call(DOCS, "CreateIndex", req, lambda r: index_info(r.index))
 
 
-def drop_index(coll: str, name: str, service: str = DOCS) -> Call:
-    return Call(service, "DropIndex", document_pb2.DropIndexRequest(collection=coll, name=name),
+def drop_index(coll: str, name: str, vectors: bool = False) -> Call:
+    if vectors:
+        return Call(VECS, "DropDocumentIndex", vector_pb2.DropDocumentIndexRequest(collection=coll, name=name),
+                    attrgetter("dropped"))
+    return Call(DOCS, "DropIndex", document_pb2.DropIndexRequest(collection=coll, name=name),
                 attrgetter("dropped"))
 
 
-def list_indexes(coll: str, service: str = DOCS) -> Call:
-    return Call(service, "ListIndexes", document_pb2.ListIndexesRequest(collection=coll),
+def list_indexes(coll: str, vectors: bool = False) -> Call:
+    if vectors:
+        return Call(VECS, "ListDocumentIndexes", vector_pb2.ListDocumentIndexesRequest(collection=coll),
+                    lambda r: [index_info(i) for i in r.indexes])
+    return Call(DOCS, "ListIndexes", document_pb2.ListIndexesRequest(collection=coll),
                 lambda r: [index_info(i) for i in r.indexes])
 
 

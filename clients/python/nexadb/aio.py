@@ -368,13 +368,13 @@ class AsyncVectorCollection:
     async def create_index(self, fields: SortSpec, *, unique: bool = False, name: str = "",
                            expire_after_seconds: Optional[int] = None) -> Dict[str, Any]:
         return await self.db._run(_calls.create_index(self.name, fields, unique, name,
-                                                      expire_after_seconds, _calls.VECS))
+                                                      expire_after_seconds, vectors=True))
 
     async def drop_index(self, name: str) -> bool:
-        return await self.db._run(_calls.drop_index(self.name, name, _calls.VECS))
+        return await self.db._run(_calls.drop_index(self.name, name, vectors=True))
 
     async def list_indexes(self) -> List[Dict[str, Any]]:
-        return await self.db._run(_calls.list_indexes(self.name, _calls.VECS))
+        return await self.db._run(_calls.list_indexes(self.name, vectors=True))
 
     def find(self, query: Query = None, limit: int = 0, *, page_size: int = 0,
              timeout: Optional[float] = None) -> AsyncCursor:

@@ -380,13 +380,13 @@ class VectorCollection:
         refuses a second document with the same value. expire_after_seconds makes a TTL index
         as Collection.create_index does: an expired document is deleted with its vector."""
         return self.db._run(_calls.create_index(self.name, fields, unique, name,
-                                                expire_after_seconds, _calls.VECS))
+                                                expire_after_seconds, vectors=True))
 
     def drop_index(self, name: str) -> bool:
-        return self.db._run(_calls.drop_index(self.name, name, _calls.VECS))
+        return self.db._run(_calls.drop_index(self.name, name, vectors=True))
 
     def list_indexes(self) -> List[Dict[str, Any]]:
-        return self.db._run(_calls.list_indexes(self.name, _calls.VECS))
+        return self.db._run(_calls.list_indexes(self.name, vectors=True))
 
     def find(self, query: Query = None, limit: int = 0, *, page_size: int = 0,
              timeout: Optional[float] = None) -> Cursor:
