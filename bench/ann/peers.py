@@ -3,14 +3,15 @@ M, ef_construction, ef sweep and recall@10 against the same exact answers; and F
 int8 graph (IndexHNSWSQ, QT_8bit) refined by IndexRefineFlat with k_factor 4, as
 ann_bench's int8 graph is rescored (`faiss_sq8`).
 
-    peers.py <workdir> <n> <dims> <m> <ef_construction> <max threads>
+    peers.py <workdir> <n> <dims> <m> <ef_construction> <max threads> [<dataset>]
 
 Both build on one thread, as ann_bench does, and search with 1 .. max threads. Then
 the filtered runs on one thread at ef 128 (allow_<name>.u8 and truth_<name>.i32 from
 ann_bench): FAISS with an IDSelectorBitmap, hnswlib with its filter callable (a Python
 function it calls for each node it considers, so its cost is part of hnswlib's figure).
 The vectors are L2-normalised, so inner product is cosine for both. Prints
-METRIC lines named as ann_bench's, with `hnswlib` and `faiss` in place of `ours`.
+METRIC lines named as ann_bench's, with `hnswlib` and `faiss` in place of `ours`; a
+dataset name (as given to ann_bench) names them as it does ann_bench's, instead of <n>x<dims>.
 """
 import os
 import sys
@@ -22,7 +23,7 @@ import numpy as np
 
 workdir, n, d = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 m, efc, threads = int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
-tag = f"{n}x{d}"
+tag = sys.argv[7] if len(sys.argv) > 7 else f"{n}x{d}"
 k = 10
 X = np.fromfile(os.path.join(workdir, "data.f32"), dtype=np.float32).reshape(n, d)
 Q = np.fromfile(os.path.join(workdir, "queries.f32"), dtype=np.float32).reshape(-1, d)
