@@ -137,7 +137,9 @@ for name in ("50", "10", "1", "0.1"):
     metric(f"hnswlib.t1.f{name}.qps", f"{qps:.0f}", "q/s")
 
     faiss.omp_set_num_threads(1)
-    sel = faiss.IDSelectorBitmap(n, faiss.swig_ptr(np.packbits(allow, bitorder="little")))
+    # The selector holds a bare pointer to the bitmap: keep the array alive while it is used.
+    bitmap = np.packbits(allow, bitorder="little")
+    sel = faiss.IDSelectorBitmap(n, faiss.swig_ptr(bitmap))
     params = faiss.SearchParametersHNSW(sel=sel, efSearch=FILTER_EF)
     t0 = time.perf_counter()
     _, labels = fx.search(q, k, params=params)
