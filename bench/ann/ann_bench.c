@@ -3,12 +3,15 @@
  * bytes per vector, and recall@10 against QPS over a sweep of ef, on the same
  * data that peers.py gives hnswlib and FAISS.
  *
- *   ann_bench <workdir> <n> <dims> <queries> <m> <ef_construction> <max threads>
+ *   ann_bench <workdir> <n> <dims> <queries> <m> <ef_construction> <max threads> [<dataset>]
  *
  * Generates n random-normal float32 vectors, L2-normalised (fixed seed, so
- * cosine is their dot product), and `queries` more the same way; computes
- * the exact top 10 of every query by brute force; writes data.f32,
- * queries.f32 and truth.i32 to <workdir> for peers.py. Builds the graph on
+ * cosine is their dot product), and `queries` more the same way, and writes
+ * them to <workdir> as data.f32 and queries.f32 for peers.py; or, given a
+ * dataset name, reads those two files instead (datasets.py wrote them, rows of
+ * unit length) and names the figures after the dataset instead of <n>x<dims>.
+ * Then the same for both: computes the exact top 10 of every query by brute
+ * force and writes truth.i32 for peers.py. Builds the graph on
  * one thread, then for 1 .. `threads` search threads and each ef runs every
  * query (split over the threads, each with its own scratch) and prints
  *   METRIC ann.<tag>.ours.build_s, .bytes_per_vector,
@@ -59,6 +62,42 @@ static float *gen(size_t n, size_t d, size_t dpad)
         for (size_t j = 0; j < d; j++)
             r[j] = (float)(r[j] / sqrt(s));
     }
+    return v;
+}
+
+/* n rows of d floats from <dir>/<name> (as datasets.py or write_rows wrote
+ * them) in rows of dpad (zero padded); exits unless the file holds exactly
+ * that many and every row is of unit length, as the generated ones are. */
+static float *load(const char *dir, const char *name, size_t n, size_t d, size_t dpad)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "rb");
+    float *v = aligned_alloc(64, n * dpad * sizeof(float));
+    if (f == NULL || v == NULL) {
+        fprintf(stderr, "ann_bench: %s: %s\n", path, f == NULL ? "cannot open" : "out of memory");
+        exit(1);
+    }
+    memset(v, 0, n * dpad * sizeof(float));
+    for (size_t i = 0; i < n; i++) {
+        float *r = v + i * dpad;
+        double s = 0;
+        if (fread(r, sizeof(float), d, f) != d) {
+            fprintf(stderr, "ann_bench: %s: fewer than %zu rows of %zu floats\n", path, n, d);
+            exit(1);
+        }
+        for (size_t j = 0; j < d; j++)
+            s += (double)r[j] * r[j];
+        if (fabs(s - 1) > 1e-3) {
+            fprintf(stderr, "ann_bench: %s: row %zu is not of unit length (squared norm %g)\n", path, i, s);
+            exit(1);
+        }
+    }
+    if (fgetc(f) != EOF) {
+        fprintf(stderr, "ann_bench: %s: more than %zu rows of %zu floats\n", path, n, d);
+        exit(1);
+    }
+    fclose(f);
     return v;
 }
 
@@ -278,8 +317,9 @@ static hnsw *build(const float *data, size_t n, size_t d, size_t dpad, uint32_t 
 
 int main(int argc, char **argv)
 {
-    if (argc != 8) {
-        fprintf(stderr, "usage: ann_bench <workdir> <n> <dims> <queries> <m> <ef_construction> <max threads>\n");
+    if (argc != 8 && argc != 9) {
+        fprintf(stderr,
+                "usage: ann_bench <workdir> <n> <dims> <queries> <m> <ef_construction> <max threads> [<dataset>]\n");
         return 2;
     }
     const char *dir = argv[1];
@@ -292,11 +332,19 @@ int main(int argc, char **argv)
     }
     size_t dpad = (d + 15) / 16 * 16;
     char tag[64];
-    snprintf(tag, sizeof tag, "%zux%zu", n, d);
-    float *data = gen(n, d, dpad), *qs = gen(nq, d, dpad);
+    float *data, *qs;
+    if (argc == 9) { /* a dataset datasets.py wrote */
+        snprintf(tag, sizeof tag, "%s", argv[8]);
+        data = load(dir, "data.f32", n, d, dpad);
+        qs = load(dir, "queries.f32", nq, d, dpad);
+    } else {
+        snprintf(tag, sizeof tag, "%zux%zu", n, d);
+        data = gen(n, d, dpad);
+        qs = gen(nq, d, dpad);
+        write_rows(dir, "data.f32", data, n, d, dpad);
+        write_rows(dir, "queries.f32", qs, nq, d, dpad);
+    }
     int32_t *t = truth(data, n, qs, nq, dpad, NULL);
-    write_rows(dir, "data.f32", data, n, d, dpad);
-    write_rows(dir, "queries.f32", qs, nq, d, dpad);
     bench_write_file(dir, "truth.i32", t, nq * K * sizeof *t);
 
     uint32_t *found = malloc(nq * K * sizeof *found);

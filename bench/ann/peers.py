@@ -4,14 +4,15 @@ int8 and float16 graphs (IndexHNSWSQ, QT_8bit and QT_fp16) refined by IndexRefin
 with k_factor 4, as ann_bench's int8 and float16 graphs are rescored (`faiss_sq8`,
 `faiss_fp16`).
 
-    peers.py <workdir> <n> <dims> <m> <ef_construction> <max threads>
+    peers.py <workdir> <n> <dims> <m> <ef_construction> <max threads> [<dataset>]
 
 Both build on one thread, as ann_bench does, and search with 1 .. max threads. Then
 the filtered runs on one thread at ef 128 (allow_<name>.u8 and truth_<name>.i32 from
 ann_bench): FAISS with an IDSelectorBitmap, hnswlib with its filter callable (a Python
 function it calls for each node it considers, so its cost is part of hnswlib's figure).
 The vectors are L2-normalised, so inner product is cosine for both. Prints
-METRIC lines named as ann_bench's, with `hnswlib` and `faiss` in place of `ours`.
+METRIC lines named as ann_bench's, with `hnswlib` and `faiss` in place of `ours`; a
+dataset name (as given to ann_bench) names them as it does ann_bench's, instead of <n>x<dims>.
 """
 import os
 import sys
@@ -23,7 +24,7 @@ import numpy as np
 
 workdir, n, d = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 m, efc, threads = int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
-tag = f"{n}x{d}"
+tag = sys.argv[7] if len(sys.argv) > 7 else f"{n}x{d}"
 k = 10
 X = np.fromfile(os.path.join(workdir, "data.f32"), dtype=np.float32).reshape(n, d)
 Q = np.fromfile(os.path.join(workdir, "queries.f32"), dtype=np.float32).reshape(-1, d)
@@ -141,7 +142,9 @@ for name in ("50", "10", "1", "0.1"):
     metric(f"hnswlib.t1.f{name}.qps", f"{qps:.0f}", "q/s")
 
     faiss.omp_set_num_threads(1)
-    sel = faiss.IDSelectorBitmap(n, faiss.swig_ptr(np.packbits(allow, bitorder="little")))
+    # The selector holds a bare pointer to the bitmap: keep the array alive while it is used.
+    bitmap = np.packbits(allow, bitorder="little")
+    sel = faiss.IDSelectorBitmap(n, faiss.swig_ptr(bitmap))
     params = faiss.SearchParametersHNSW(sel=sel, efSearch=FILTER_EF)
     t0 = time.perf_counter()
     _, labels = fx.search(q, k, params=params)

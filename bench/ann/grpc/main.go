@@ -3,7 +3,7 @@
 // queries.f32, truth.i32 and the filtered runs' allow_<sel>.u8 and truth_<sel>.i32). It
 // prints `METRIC <name> <value> <unit>` lines and exits non-zero on any RPC error.
 //
-//	grpc_ann_bench -addr 127.0.0.1:PORT -dir WORKDIR -n N -d DIMS [-m 16] [-efc 200] [-threads 2]
+//	grpc_ann_bench -addr 127.0.0.1:PORT -dir WORKDIR -n N -d DIMS [-m 16] [-efc 200] [-threads 2] [-tag NAME]
 //
 // The key is $NEXADB_API_KEY. bench/ann/run.sh starts the server, runs this and stops it.
 // Steps: a cosine collection with an HNSW index (m, ef_construction) is created; the rows
@@ -14,7 +14,8 @@
 // (ann.<tag>.server.t<n>.ef<ef>.recall / .qps, and .qps_at_r90|r95|r99 as ann_bench's);
 // exact=true gives the exact search's QPS for scale (.exact.qps). The filtered runs send
 // {"s": {"$lt": <ppm>}}, the same selections as ann_bench's, at ef 128 (.f<sel>.recall /
-// .qps). Vector collections have no document indexes, so each filtered call also scans the
+// .qps). The figures are named after -tag (ann_bench's dataset name), by default <n>x<dims>.
+// Vector collections have no document indexes, so each filtered call also scans the
 // collection's documents to find the matches: those figures are the server's end to end.
 package main
 
@@ -121,9 +122,13 @@ func main() {
 	m := flag.Int("m", 16, "HNSW m")
 	efc := flag.Int("efc", 200, "HNSW ef_construction")
 	threads := flag.Int("threads", 2, "most concurrent searches")
+	tagFlag := flag.String("tag", "", "the figures' name (a dataset's; default <n>x<dims>)")
 	flag.Parse()
 	ctx := context.Background()
-	tag := fmt.Sprintf("%dx%d", *n, *d)
+	tag := *tagFlag
+	if tag == "" {
+		tag = fmt.Sprintf("%dx%d", *n, *d)
+	}
 	data := readF32(filepath.Join(*dir, "data.f32"), *n, *d)
 	truth := readI32(filepath.Join(*dir, "truth.i32"))
 	qs := readF32(filepath.Join(*dir, "queries.f32"), len(truth)/k, *d)
