@@ -81,54 +81,38 @@ for t in range(1, threads + 1):
     sweep("hnswlib", hnswlib_search, t)
 
 # FAISS: the same graph parameters; a batch call spreads the queries over OpenMP threads.
-faiss.omp_set_num_threads(1)
-fx = faiss.IndexHNSWFlat(d, m, faiss.METRIC_INNER_PRODUCT)
-fx.hnsw.efConstruction = efc
-t0 = time.perf_counter()
-fx.add(X)
-metric("faiss.build_s", f"{time.perf_counter() - t0:.3f}", "s")
-metric("faiss.bytes_per_vector", f"{faiss.serialize_index(fx).nbytes / n:.1f}", "bytes")
-
-
-def faiss_search(ef):
-    fx.hnsw.efSearch = ef
-    _, labels = fx.search(Q, k)
-    return labels
-
-
-for t in range(1, threads + 1):
-    faiss.omp_set_num_threads(t)
-    sweep("faiss", faiss_search, t)
-
-
 # Quantized: IndexHNSWSQ (QT_8bit, per-dimension ranges: `faiss_sq8`; QT_fp16:
 # `faiss_fp16`) whose 4k hits are rescored from the float32 vectors by IndexRefineFlat,
-# as ann_bench's int8 and float16 graphs are. bytes_per_vector counts the quantized
-# graph only, as ann_bench's does (the float32 rows exist either way).
-def quantized(name, qtype):
+# as ann_bench's int8 and float16 graphs are. bytes_per_vector counts the graph only, as
+# ann_bench's does (the float32 rows exist either way).
+def faiss_graph(name, graph, refine):
+    """Builds graph (an IndexHNSW*) on one thread and sweeps it, refined 4x when asked."""
     faiss.omp_set_num_threads(1)
-    sq = faiss.IndexHNSWSQ(d, qtype, m, faiss.METRIC_INNER_PRODUCT)
-    sq.hnsw.efConstruction = efc
+    graph.hnsw.efConstruction = efc
     t0 = time.perf_counter()
-    sq.train(X)
-    sq.add(X)
+    graph.train(X)  # the scalar quantizer's ranges; nothing for IndexHNSWFlat
+    graph.add(X)
     metric(f"{name}.build_s", f"{time.perf_counter() - t0:.3f}", "s")
-    metric(f"{name}.bytes_per_vector", f"{faiss.serialize_index(sq).nbytes / n:.1f}", "bytes")
-    rf = faiss.IndexRefineFlat(sq, faiss.swig_ptr(X))
-    rf.k_factor = 4
+    metric(f"{name}.bytes_per_vector", f"{faiss.serialize_index(graph).nbytes / n:.1f}", "bytes")
+    searcher = graph
+    if refine:
+        searcher = faiss.IndexRefineFlat(graph, faiss.swig_ptr(X))
+        searcher.k_factor = 4
 
     def search(ef):
-        sq.hnsw.efSearch = ef
-        _, labels = rf.search(Q, k)
+        graph.hnsw.efSearch = ef
+        _, labels = searcher.search(Q, k)
         return labels
 
     for t in range(1, threads + 1):
         faiss.omp_set_num_threads(t)
         sweep(name, search, t)
+    return graph
 
 
-quantized("faiss_sq8", faiss.ScalarQuantizer.QT_8bit)
-quantized("faiss_fp16", faiss.ScalarQuantizer.QT_fp16)
+fx = faiss_graph("faiss", faiss.IndexHNSWFlat(d, m, faiss.METRIC_INNER_PRODUCT), False)
+faiss_graph("faiss_sq8", faiss.IndexHNSWSQ(d, faiss.ScalarQuantizer.QT_8bit, m, faiss.METRIC_INNER_PRODUCT), True)
+faiss_graph("faiss_fp16", faiss.IndexHNSWSQ(d, faiss.ScalarQuantizer.QT_fp16, m, faiss.METRIC_INNER_PRODUCT), True)
 
 
 # Filtered: the same filters and exact answers as ann_bench's (its first FQ queries).
