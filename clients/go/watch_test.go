@@ -174,3 +174,31 @@ func TestWatchReconnectsOnceAfterADroppedConnection(t *testing.T) {
 		t.Fatalf("after the reconnection: %v", got)
 	}
 }
+
+func TestWatchFailsWhenTheServerStaysDown(t *testing.T) {
+	s, err := startServer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.stop()
+	db, err := nexadb.Connect(s.Addr, nexadb.WithAPIKey(s.APIKey), nexadb.WithTimeout(1500*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	cs, err := db.Collection("w").Watch(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cs.Close()
+	time.Sleep(settle)
+	s.cmd.Process.Signal(syscall.SIGKILL)
+	s.cmd.Wait()
+	start := time.Now()
+	if cs.Next() || !errors.Is(cs.Err(), nexadb.ErrUnavailable) {
+		t.Fatalf("Next after the server died: Err %v", cs.Err())
+	}
+	if time.Since(start) < time.Second {
+		t.Fatalf("gave up after %v without waiting for the server", time.Since(start))
+	}
+}

@@ -99,3 +99,20 @@ test('a dropped connection is resumed once, after the last token', async () => {
     await s.stop();
   }
 });
+
+test('a server that stays down fails the stream after timeoutMs', async () => {
+  const s = await startServer();
+  const own = new NexaDB({ host: '127.0.0.1', port: s.port, apiKey: s.apiKey, timeoutMs: 1500 });
+  try {
+    const stream = own.collection('w').watch();
+    await settle();
+    s.proc.kill('SIGKILL');
+    const t0 = Date.now();
+    await assert.rejects(stream.next(), (e) => e.codeName === 'UNAVAILABLE');
+    assert.ok(Date.now() - t0 >= 1000, 'it waited for the server before giving up');
+    assert.deepStrictEqual(await stream.next(), { done: true, value: undefined });
+  } finally {
+    own.close();
+    await s.stop();
+  }
+});

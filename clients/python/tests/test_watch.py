@@ -163,3 +163,19 @@ def test_async_stream(own_server):
             with pytest.raises(StopAsyncIteration):
                 await waiting
     asyncio.run(main())
+
+
+def test_a_server_that_stays_down_fails_the_stream_after_the_timeout(own_server):
+    from nexadb import UnavailableError
+    s = own_server
+    db = NexaDB("127.0.0.1", s.port, api_key=s.api_key, timeout=1.5)
+    stream = db.collection("w").watch()
+    time.sleep(SETTLE)
+    s.proc.kill()
+    s.proc.wait()
+    t0 = time.time()
+    with pytest.raises(UnavailableError):
+        next(stream)
+    assert time.time() - t0 >= 1.0  # it waited for the server before giving up
+    assert list(stream) == []
+    db.close()
