@@ -3,7 +3,10 @@
  * change log (ndb_doc_watch_*), the same handler for gRPC and for REST's
  * server-sent events.
  *
- * A page holds the events committed by the time it is sent: the handler
+ * The first message carries no events, only the position: it is sent once
+ * the stream is open, so a client that waits for it knows that every change
+ * committed after that will come. A page holds the events committed by the
+ * time it is sent: the handler
  * waits up to WATCH_POLL_NS at a time for the first (checking for the
  * client's departure and the deadline in between), then takes what else is
  * already committed, up to the page's bounds. With nothing to send for
@@ -82,6 +85,11 @@ static ndb_status still_wanted(svc_ctx *ctx, ndb_errmsg *msg)
 
 static ndb_status stream(svc_ctx *ctx, ndb_doc_watch *w, size_t room, ndb_errmsg *msg)
 {
+    /* first, a message without events: the stream is in place, and every
+     * change committed from now on will come (a client may wait for it) */
+    ndb_status st0 = send_page(ctx, w, NULL, 0, msg);
+    if (st0 != NDB_OK)
+        return st0;
     int64_t last_sent = mono_ns();
     for (;;) {
         Nexadb__V1__ChangeEvent **evs = svc_page_alloc(ctx, room * sizeof *evs);

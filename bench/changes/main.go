@@ -1,12 +1,12 @@
 // Command changes_bench measures change streams against a running nexadb-server: writes
-// InsertOne calls at a fixed rate from many goroutines while one DocumentService/Watch
+// documents at a fixed rate from many goroutines (InsertOne, or InsertMany of -batch) while one DocumentService/Watch
 // stream reads them, and reports the delivery lag from each write's acknowledgement to
 // its event's arrival (p50, p99, max), the write rate reached, and whether every
 // acknowledged write arrived exactly once. With -watch=false it only writes (the
 // reference for what a watcher costs the writers). Then InsertMany throughput, for
 // run.sh to set beside a server that keeps no change log.
 //
-//	changes_bench -addr 127.0.0.1:PORT [-rate 10000] [-seconds 10] [-writers 64] [-watch=true] [-tag name]
+//	changes_bench -addr 127.0.0.1:PORT [-rate 10000] [-seconds 10] [-writers 64] [-batch 1] [-watch=true] [-tag name]
 //
 // It prints `METRIC <name> <value> <unit>` lines and exits non-zero on an RPC error or a
 // missing or repeated event.
@@ -41,7 +41,8 @@ func doc(m bson.M) *pb.Document {
 
 func main() {
 	addr := flag.String("addr", "127.0.0.1:6970", "gRPC address")
-	rate := flag.Int("rate", 10000, "InsertOne calls per second, all writers together")
+	rate := flag.Int("rate", 10000, "documents written per second, all writers together")
+	batch := flag.Int("batch", 1, "documents per call: 1 is InsertOne, more InsertMany")
 	seconds := flag.Int("seconds", 10, "how long to write")
 	writers := flag.Int("writers", 64, "goroutines writing")
 	watch := flag.Bool("watch", true, "read the writes back through a change stream")
@@ -79,7 +80,7 @@ func main() {
 					log.Fatalf("watch: %v after %d events", err, got)
 				}
 				if got == 0 && len(m.Events) == 0 {
-					select { // the stream is open: its first heartbeat
+					select { // the stream is open: its first message
 					case <-first:
 					default:
 						close(first)
@@ -105,32 +106,45 @@ func main() {
 				}
 			}
 		}()
-		<-first // the stream is open before the first write (a heartbeat comes within 5 s)
+		<-first // the stream is in place before the first write
 	}
 	start = time.Now()
 	var next atomic.Int64
 	var ww sync.WaitGroup
-	interval := time.Duration(int64(time.Second) * int64(*writers) / int64(*rate))
+	interval := time.Duration(int64(time.Second) * int64(*writers) * int64(*batch) / int64(*rate))
 	for w := 0; w < *writers; w++ {
 		ww.Add(1)
 		go func(w int) {
 			defer ww.Done()
 			t := time.Now().Add(time.Duration(w) * interval / time.Duration(*writers))
 			for {
-				i := int(next.Add(1) - 1)
+				i := int(next.Add(int64(*batch)) - int64(*batch))
 				if i >= total {
 					return
 				}
+				n := min(*batch, total-i)
 				if d := time.Until(t); d > 0 {
 					time.Sleep(d)
 				}
 				t = t.Add(interval)
-				_, err := docs.InsertOne(ctx, &pb.InsertOneRequest{Collection: coll,
-					Document: doc(bson.M{"_id": fmt.Sprintf("d%d", i), "n": i})})
+				var err error
+				if *batch == 1 {
+					_, err = docs.InsertOne(ctx, &pb.InsertOneRequest{Collection: coll,
+						Document: doc(bson.M{"_id": fmt.Sprintf("d%d", i), "n": i})})
+				} else {
+					ds := make([]*pb.Document, n)
+					for k := range ds {
+						ds[k] = doc(bson.M{"_id": fmt.Sprintf("d%d", i+k), "n": i + k})
+					}
+					_, err = docs.InsertMany(ctx, &pb.InsertManyRequest{Collection: coll, Documents: ds})
+				}
 				if err != nil {
 					log.Fatalf("insert: %v", err)
 				}
-				acked[i] = time.Since(start).Nanoseconds()
+				now := time.Since(start).Nanoseconds()
+				for k := 0; k < n; k++ {
+					acked[i+k] = now
+				}
 			}
 		}(w)
 	}

@@ -2,7 +2,7 @@
 # Runs bench/changes: change-stream delivery lag at a fixed write rate, and what the change
 # log costs writers, on two real servers side by side (the default, which keeps a change
 # log, and one started with --change-retention-seconds 0).
-# usage: bench/changes/run.sh [rate=10000] [seconds=10] [writers=64]
+# usage: bench/changes/run.sh [rate=10000] [seconds=10] [writers=64] [batch=1]
 # Builds nexadb-server in build/bench-doc with the release preset and the Go program into
 # build/bench-doc/bench/changes_bench.
 set -euo pipefail
@@ -10,6 +10,7 @@ here=$(cd "$(dirname "$0")/../.." && pwd)
 rate=${1:-10000}
 secs=${2:-10}
 writers=${3:-64}
+batch=${4:-1}
 bdir="$here/build/bench-doc"
 command -v go >/dev/null || export PATH="/usr/local/go/bin:$PATH"
 cmake -S "$here" --preset release -B "$bdir" -DNDB_TESTS=OFF >/dev/null
@@ -26,7 +27,7 @@ run() { # <server dir> <tag> <watch> [server args...]
   local dir=$1 tag=$2 watch=$3
   shift 3
   bench_server_start "$bdir/service/nexadb-server" "$tmp/$dir" "$@"
-  NEXADB_API_KEY=$BENCH_API_KEY "$prog" -addr "127.0.0.1:$BENCH_GRPC_PORT" -rate "$rate" -seconds "$secs" -writers "$writers" \
+  NEXADB_API_KEY=$BENCH_API_KEY "$prog" -addr "127.0.0.1:$BENCH_GRPC_PORT" -rate "$rate" -seconds "$secs" -writers "$writers" -batch "$batch" \
     -watch="$watch" -tag "$tag" | tee -a "$tmp/out"
   bench_server_stop
 }

@@ -65,9 +65,10 @@ type ChangeStream struct {
 	closed  atomic.Bool
 }
 
-// Watch opens a change stream of the collection; opts may be nil. The call starts before
-// Watch returns, from the server's position when it receives it (a write racing with Watch
-// may come just before); ResumeAfter reads on from a saved token with nothing missed.
+// Watch opens a change stream of the collection; opts may be nil. It returns once the stream
+// is in place (the server's first message read, which carries its position): every change
+// committed after Watch returns comes. ResumeAfter reads on from a saved token with nothing
+// missed; a bad pipeline or token fails Watch itself.
 func (col *Collection) Watch(ctx context.Context, opts *WatchOptions) (*ChangeStream, error) {
 	return col.c.watch(ctx, col.Name, opts)
 }
@@ -99,7 +100,27 @@ func (c *Client) watch(ctx context.Context, coll string, opts *WatchOptions) (*C
 		cs.cancel()
 		return nil, err
 	}
+	first := new(pb.WatchResponse)
+	if err := cs.st.RecvMsg(first); err != nil {
+		cs.cancel()
+		if err == io.EOF {
+			err = status.Error(codes.Internal, "the stream ended before its first message")
+		}
+		return nil, wrapErr(err, pb.DocumentService_Watch_FullMethodName)
+	}
+	cs.take(first)
 	return cs, nil
+}
+
+// take takes a message in: its events to hand out, or (none: the first message, a
+// heartbeat) the stream's position.
+func (cs *ChangeStream) take(msg *pb.WatchResponse) {
+	cs.resumed = false
+	if evs := msg.GetEvents(); len(evs) > 0 {
+		cs.pending, cs.page = evs, msg.GetResumeToken()
+	} else if msg.GetResumeToken() != "" {
+		cs.token = msg.GetResumeToken()
+	}
 }
 
 // open starts the call after cs.token; after a dropped connection (reconnect) it first waits
@@ -163,12 +184,7 @@ func (cs *ChangeStream) Next() bool {
 			}
 			continue
 		}
-		cs.resumed = false
-		if evs := msg.GetEvents(); len(evs) > 0 {
-			cs.pending, cs.page = evs, msg.GetResumeToken()
-		} else if msg.GetResumeToken() != "" {
-			cs.token = msg.GetResumeToken() // a heartbeat
-		}
+		cs.take(msg)
 	}
 	e := cs.pending[0]
 	cs.pending = cs.pending[1:]

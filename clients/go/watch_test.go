@@ -14,7 +14,7 @@ import (
 	nexadb "github.com/nexadb/nexadb/clients/go"
 )
 
-// settle: a stream starts from the server's position when its handler runs.
+// settle: time for a goroutine to block in Next.
 const settle = 500 * time.Millisecond
 
 // take reads n events as "operationType id" strings.
@@ -40,7 +40,6 @@ func TestWatchInsertUpdateDeleteInOrder(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cs.Close()
-	time.Sleep(settle)
 	if _, err := c.InsertMany(ctx, []any{M{"_id": "a", "n": 1}, M{"_id": "b"}}); err != nil {
 		t.Fatal(err)
 	}
@@ -111,7 +110,6 @@ func TestWatchPipelineAndInvalidate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(settle)
 	if _, err := c.Insert(ctx, M{"_id": "a"}); err != nil {
 		t.Fatal(err)
 	}
@@ -151,7 +149,6 @@ func TestWatchReconnectsOnceAfterADroppedConnection(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cs.Close()
-	time.Sleep(settle)
 	if _, err := c.InsertMany(ctx, []any{M{"_id": "1"}, M{"_id": "2"}}); err != nil {
 		t.Fatal(err)
 	}
@@ -191,7 +188,6 @@ func TestWatchFailsWhenTheServerStaysDown(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cs.Close()
-	time.Sleep(settle)
 	s.cmd.Process.Signal(syscall.SIGKILL)
 	s.cmd.Wait()
 	start := time.Now()

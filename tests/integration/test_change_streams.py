@@ -20,8 +20,12 @@ def stubs(pb, s, key=None):
 
 
 def watch(pb, docs, md, **kw):
+    """A Watch stream once it is in place: its first message (no events, the position) read."""
     pipeline = [pb.doc(st) for st in kw.pop("pipeline", [])]
-    return docs.Watch(pb.document_pb2.WatchRequest(pipeline=pipeline, **kw), metadata=md)
+    stream = docs.Watch(pb.document_pb2.WatchRequest(pipeline=pipeline, **kw), metadata=md)
+    first = next(stream)
+    assert not first.events and first.resume_token
+    return stream
 
 
 def events(pb, stream, n, timeout=20):
@@ -68,7 +72,7 @@ def test_events_of_each_write_and_resume_after_any_token(pb, server_factory):
         assert [t for t, _ in later[:len(got) - 1 - i]] == [t for t, _ in got[i + 1:]]
         assert [e["documentKey"]["_id"] for _, e in later[len(got) - 1 - i:]] == [f"m{k}" for k in range(i + 1)]
     with pytest.raises(grpc.RpcError) as err:
-        next(iter(watch(pb, docs, md, resume_after="zz")))
+        watch(pb, docs, md, resume_after="zz")
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "resume_after" in err.value.details()
     ch.close()
 
@@ -89,10 +93,10 @@ def test_a_collection_stream_with_a_pipeline_ends_after_the_drop(pb, server_fact
     assert got[0]["fullDocument"]["n"] == 2 and "ns" not in got[0]
     assert list(stream) == []  # the stream ended with OK after invalidate
     with pytest.raises(grpc.RpcError) as err:
-        next(iter(watch(pb, docs, md, pipeline=[{"$group": {"_id": None}}])))
+        watch(pb, docs, md, pipeline=[{"$group": {"_id": None}}])
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "$group" in err.value.details()
     with pytest.raises(grpc.RpcError) as err:
-        next(iter(watch(pb, docs, md, full_document="whenAvailable")))
+        watch(pb, docs, md, full_document="whenAvailable")
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     ch.close()
 
@@ -123,9 +127,10 @@ def test_concurrent_writers_seen_exactly_once_across_disconnects_and_kill9(pb, s
             i += 1
         wch.close()
 
-    # the position before any write: a heartbeat's resume_token comes within 5 s
-    first = next(iter(watch(pb, docs, md)))
-    token = first.resume_token
+    # the position before any write: the first message's
+    first = docs.Watch(pb.document_pb2.WatchRequest(), metadata=md)
+    token = next(first).resume_token
+    first.cancel()
     seen = {w: [] for w in range(4)}
 
     def read_some(n):
@@ -220,9 +225,8 @@ def test_read_only_key_watches_and_the_watch_bound(pb, server_factory, tmp_path)
     insert(pb, docs, md, "a", "1")
     assert events(pb, ro_stream, 1)[0][1]["documentKey"]["_id"] == "1"
     second = watch(pb, docs, ro)
-    next(iter(second))  # its first heartbeat: it is open
     with pytest.raises(grpc.RpcError) as err:
-        next(iter(watch(pb, docs, ro)))
+        watch(pb, docs, ro)
     assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and "--max-watches" in err.value.details()
     metrics = requests.get(f"{s.http_base}/metrics", headers={"X-API-Key": "ro-key-0123456789abcdef"}, timeout=10)
     assert "nexadb_change_streams 2" in metrics.text
@@ -232,7 +236,6 @@ def test_read_only_key_watches_and_the_watch_bound(pb, server_factory, tmp_path)
     while True:  # a cancelled stream's thread notices within a poll
         try:
             third = watch(pb, docs, ro)
-            next(iter(third))
             third.cancel()
             break
         except grpc.RpcError:
@@ -262,7 +265,7 @@ def test_ttl_expiry_is_a_delete_and_retention_trims(pb, server_factory):
     deadline = time.time() + 30  # the trim runs every 10 s
     while True:
         try:
-            next(iter(watch(pb, docs, md, resume_after=first_token)))
+            watch(pb, docs, md, resume_after=first_token).cancel()
         except grpc.RpcError as e:
             assert e.code() == grpc.StatusCode.OUT_OF_RANGE and "no longer holds" in e.details(), e
             break
@@ -278,6 +281,6 @@ def test_no_change_log_no_watch(pb, server_factory):
     s = server_factory(extra_args=["--change-retention-seconds", "0"]).start()
     ch, docs, md = stubs(pb, s)
     with pytest.raises(grpc.RpcError) as err:
-        next(iter(watch(pb, docs, md)))
+        watch(pb, docs, md)
     assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED and "--change-retention-seconds" in err.value.details()
     ch.close()

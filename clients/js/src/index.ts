@@ -573,9 +573,11 @@ const DONE: IteratorResult<Document> = { done: true, value: undefined };
  * in MongoDB's shape ({ _id: { _data: token }, operationType, wallTime, ns, documentKey,
  * fullDocument, updateDescription }), in commit order.
  *
- * The call starts when watch() returns, from the server's position when it receives it (a write
- * racing with watch() may come just before; resumeAfter reads on from a saved token with nothing
- * missed). `resumeToken` is the last event's token, moved on by the server's heartbeats (every 5 s
+ * The call starts when watch() returns; `await stream.ready()` resolves once it is in place (the
+ * server's first message read, which carries its position): every change committed after that
+ * comes (resumeAfter reads on from a saved token with nothing missed; next() waits for the first
+ * message too, so ready() matters only before writes that must be seen). `resumeToken` is the
+ * last event's token, moved on by the server's heartbeats (every 5 s
  * without events) past events the pipeline dropped. When the connection drops (UNAVAILABLE) the
  * stream reconnects once by itself, waiting for the server up to the client's timeoutMs, and
  * resumes after resumeToken; a second failure before the server answers rejects. Iteration ends
@@ -591,6 +593,7 @@ export class ChangeStream implements AsyncIterableIterator<Document> {
   private pageToken = '';
   private closed = false;
   private resumed = false; // reconnected, and the new stream has not answered yet
+  private first: Promise<boolean> | null = null; // reading the server's first message
 
   /** @internal */
   constructor(private readonly db: NexaDB, private readonly request: object, resumeAfter?: string) {
@@ -608,15 +611,21 @@ export class ChangeStream implements AsyncIterableIterator<Document> {
     return this;
   }
 
-  /** The next event; blocks until one comes. */
-  async next(): Promise<IteratorResult<Document>> {
-    while (this.pending.length === 0) {
-      if (this.closed) return DONE;
+  /** Resolves once the stream is in place (rejects with the server's error, e.g. a bad pipeline). */
+  async ready(): Promise<void> {
+    this.first ??= this.read();
+    await this.first;
+  }
+
+  /** Reads one message in; false when the stream ended. */
+  private async read(): Promise<boolean> {
+    for (;;) {
+      if (this.closed) return false;
       let r: IteratorResult<any>;
       try {
         r = await this.messages.next();
       } catch (e: any) {
-        if (this.closed) return DONE;
+        if (this.closed) return false;
         if (e?.code === grpc.status.UNAVAILABLE && !this.resumed) {
           this.resumed = true;
           await this.reconnect(e);
@@ -627,7 +636,7 @@ export class ChangeStream implements AsyncIterableIterator<Document> {
       }
       if (r.done) {
         this.closed = true;
-        return DONE;
+        return false;
       }
       this.resumed = false;
       const msg = r.value;
@@ -635,8 +644,17 @@ export class ChangeStream implements AsyncIterableIterator<Document> {
         this.pending.push(...msg.events);
         this.pageToken = msg.resume_token;
       } else if (msg.resume_token) {
-        this.resumeToken = msg.resume_token; // a heartbeat
+        this.resumeToken = msg.resume_token; // the first message, or a heartbeat
       }
+      return true;
+    }
+  }
+
+  /** The next event; blocks until one comes. */
+  async next(): Promise<IteratorResult<Document>> {
+    await this.ready();
+    while (this.pending.length === 0) {
+      if (this.closed || !(await this.read())) return DONE;
     }
     const e = this.pending.shift()!;
     this.resumeToken = this.pending.length > 0 ? e.token : this.pageToken || e.token;

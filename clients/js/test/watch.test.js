@@ -19,7 +19,7 @@ test.after(async () => {
 });
 
 // a stream starts from the server's position when its handler runs
-const settle = () => new Promise((r) => setTimeout(r, 500));
+const settle = () => new Promise((r) => setTimeout(r, 500)); // for a next() to be waiting
 const op = (e) => `${e.operationType} ${e.documentKey?._id}`;
 
 /** The next n events of stream, as 'operationType id', without closing it. */
@@ -37,7 +37,7 @@ test('insert, update and delete come in order; resumeAfter delivers exactly the 
   const c = db.collection(uniqueName());
   const stream = c.watch();
   assert.ok(stream instanceof ChangeStream);
-  await settle();
+  await stream.ready(); // in place: the writes below all come
   await c.insertMany([{ _id: 'a', n: 1 }, { _id: 'b' }]);
   await c.update('a', { $set: { n: 2 } });
   await c.delete('b');
@@ -69,7 +69,7 @@ test('close() ends a pending next(); a pipeline; the invalidate event ends the s
 
   const all = db.watch({ pipeline: [{ $match: { 'ns.coll': c.name } }] });
   const deletes = c.watch({ pipeline: [{ $match: { operationType: { $in: ['delete', 'invalidate'] } } }] });
-  await settle();
+  await Promise.all([all.ready(), deletes.ready()]);
   await c.insert({ _id: 'a' });
   await c.delete('a');
   await c.drop();
@@ -86,7 +86,7 @@ test('a dropped connection is resumed once, after the last token', async () => {
   try {
     const c = own.collection('w');
     const stream = c.watch();
-    await settle();
+    await stream.ready();
     await c.insertMany([{ _id: '1' }, { _id: '2' }]);
     assert.deepStrictEqual(await take(stream, 2), ['insert 1', 'insert 2']);
     await s.restart();
@@ -105,7 +105,7 @@ test('a server that stays down fails the stream after timeoutMs', async () => {
   const own = new NexaDB({ host: '127.0.0.1', port: s.port, apiKey: s.apiKey, timeoutMs: 1500 });
   try {
     const stream = own.collection('w').watch();
-    await settle();
+    await stream.ready();
     s.proc.kill('SIGKILL');
     const t0 = Date.now();
     await assert.rejects(stream.next(), (e) => e.codeName === 'UNAVAILABLE');

@@ -109,8 +109,9 @@ class AsyncCursor(BaseCursor):
 
 class AsyncChangeStream(BaseChangeStream):
     """ChangeStream for asyncio: `async for event in stream`, `await stream.aclose()` or
-    `async with coll.watch() as stream:`. As ChangeStream: the call starts when watch()
-    returns; resume_token follows events and heartbeats; a dropped connection (UNAVAILABLE)
+    `async with coll.watch() as stream:`. As ChangeStream, except that the stream is in place
+    (every change committed after that comes) once `async with` has entered or the first
+    `__anext__` has begun reading: watch() itself is no coroutine; resume_token follows events and heartbeats; a dropped connection (UNAVAILABLE)
     is resumed once after resume_token, waiting for the server up to the client's timeout;
     iteration ends after a collection's 'invalidate' event or aclose() (from another task
     too)."""
@@ -119,11 +120,27 @@ class AsyncChangeStream(BaseChangeStream):
                  resume_after: Optional[str]):
         super().__init__(db, make, resume_after)
         self._call = db._invoke(self._request(), None)
+        self._started = False
+
+    async def _start(self) -> None:
+        """Reads the server's first message: the stream is then in place."""
+        self._started = True
+        try:
+            msg = await self._call.read()
+        except grpc.RpcError as e:
+            self._closed = True
+            raise errors.from_rpc_error(e, "Watch") from None
+        if msg is grpc.aio.EOF:
+            self._closed = True
+        else:
+            self._take(msg)
 
     def __aiter__(self) -> "AsyncChangeStream":
         return self
 
     async def __anext__(self) -> Document:
+        if not self._started:
+            await self._start()
         while not self._events:
             if self._closed:
                 raise StopAsyncIteration
@@ -160,6 +177,8 @@ class AsyncChangeStream(BaseChangeStream):
         self._mark_closed()
 
     async def __aenter__(self) -> "AsyncChangeStream":
+        if not self._started:
+            await self._start()
         return self
 
     async def __aexit__(self, *exc) -> None:

@@ -72,7 +72,8 @@ class ChangeStream(BaseChangeStream):
     in MongoDB's shape ({'_id': {'_data': token}, 'operationType', 'wallTime', 'ns',
     'documentKey', 'fullDocument', 'updateDescription'}), in commit order.
 
-    The call starts when watch() returns; iterating blocks until the next event. Iteration
+    watch() returns once the stream is in place (the server's first message read), so every
+    change committed after it returns comes; iterating blocks until the next event. Iteration
     ends after a collection's 'invalidate' event (it was dropped) or close(); close() may be
     called from another thread, and `with coll.watch() as stream:` closes it on leaving.
     stream.resume_token is where the stream stands (the last event handed out, or later as
@@ -86,6 +87,13 @@ class ChangeStream(BaseChangeStream):
     def __init__(self, db: "NexaDB", make: Callable[[Optional[str]], Stream], resume_after: Optional[str]):
         super().__init__(db, make, resume_after)
         self._call = db._invoke(self._request(), None)
+        try:  # the server's first message says the stream is in place
+            self._take(next(self._call))
+        except StopIteration:
+            self._closed = True
+        except grpc.RpcError as e:
+            self._closed = True
+            raise errors.from_rpc_error(e, "Watch") from None
 
     def __iter__(self) -> "ChangeStream":
         return self

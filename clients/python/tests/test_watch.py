@@ -10,7 +10,7 @@ import pytest
 from nexadb import AsyncNexaDB, NexaDB
 from testserver import Server
 
-SETTLE = 0.5  # a stream starts from the server's position when its handler runs
+SETTLE = 0.5  # for a thread or task to block in a read
 
 
 def ops(events):
@@ -28,8 +28,7 @@ def take(stream, n):
 
 def test_insert_update_delete_in_order_and_close(db, coll_name):
     c = db.collection(coll_name)
-    with c.watch() as stream:
-        time.sleep(SETTLE)
+    with c.watch() as stream:  # in place once watch() returns
         c.insert({"_id": "a", "n": 1})
         c.update("a", {"$set": {"n": 2}})
         c.delete("a")
@@ -55,7 +54,6 @@ def test_close_from_another_thread_ends_a_blocked_loop(db, coll_name):
 def test_resume_after_a_token_delivers_exactly_the_rest(db, coll_name):
     c = db.collection(coll_name)
     stream = c.watch(full_document="updateLookup")
-    time.sleep(SETTLE)
     c.insert_many([{"_id": str(i)} for i in range(4)])
     first = take(stream, 2)
     stream.close()
@@ -72,7 +70,6 @@ def test_pipeline_database_watch_and_invalidate(db, coll_name):
     c = db.collection(coll_name)
     everything = db.watch([{"$match": {"ns.coll": coll_name}}])
     deletes = c.watch([{"$match": {"operationType": {"$in": ["delete", "invalidate"]}}}])
-    time.sleep(SETTLE)
     c.insert({"_id": "a"})
     c.delete("a")
     c.drop()
@@ -84,16 +81,17 @@ def test_pipeline_database_watch_and_invalidate(db, coll_name):
 def test_heartbeats_move_the_resume_token_past_dropped_events(db, coll_name):
     c = db.collection(coll_name)
     stream = c.watch([{"$match": {"operationType": "delete"}}])
+    before = stream.resume_token  # the position the server's first message gave
+    assert before is not None
     t = threading.Thread(target=lambda: list(stream))
     t.start()
-    time.sleep(SETTLE)
     c.insert({"_id": "a"})
     deadline = time.time() + 12  # the server's heartbeat comes after 5 s without events
-    while stream.resume_token is None and time.time() < deadline:
+    while stream.resume_token == before and time.time() < deadline:
         time.sleep(0.2)
     stream.close()
     t.join(10)
-    assert stream.resume_token is not None
+    assert stream.resume_token != before
     with c.watch(resume_after=stream.resume_token) as after:
         c.delete("a")
         assert ops(take(after, 1)) == [("delete", "a")]  # the insert is behind the token
@@ -121,7 +119,6 @@ def test_reconnects_once_after_a_dropped_connection(own_server):
     db = NexaDB("127.0.0.1", s.port, api_key=s.api_key)
     c = db.collection("w")
     stream = c.watch()
-    time.sleep(SETTLE)
     c.insert_many([{"_id": "1"}, {"_id": "2"}])
     assert ops(take(stream, 2)) == [("insert", "1"), ("insert", "2")]
     restart(s)
@@ -139,8 +136,7 @@ def test_async_stream(own_server):
         async with AsyncNexaDB("127.0.0.1", s.port, api_key=s.api_key) as db:
             c = db.collection("w")
             got = []
-            async with c.watch() as stream:
-                await asyncio.sleep(SETTLE)
+            async with c.watch() as stream:  # in place once entered
                 await c.insert({"_id": "a", "n": 1})
                 await c.update("a", {"n": 2})
                 async for e in stream:
@@ -170,7 +166,6 @@ def test_a_server_that_stays_down_fails_the_stream_after_the_timeout(own_server)
     s = own_server
     db = NexaDB("127.0.0.1", s.port, api_key=s.api_key, timeout=1.5)
     stream = db.collection("w").watch()
-    time.sleep(SETTLE)
     s.proc.kill()
     s.proc.wait()
     t0 = time.time()
