@@ -73,11 +73,16 @@ static ndb_status send_page(svc_ctx *ctx, const ndb_doc_watch *w, Nexadb__V1__Ch
     return st;
 }
 
-/* Stops the stream when the client went away or its deadline passed. */
+/* Stops the stream when the client went away or its deadline passed, and
+ * at once when the server starts shutting down (a stream would otherwise
+ * hold the drain for its whole grace period): UNAVAILABLE, which the SDKs
+ * answer by resuming after their last token once the server is back. */
 static ndb_status still_wanted(svc_ctx *ctx, ndb_errmsg *msg)
 {
     if (atomic_load(&ctx->cancelled))
         return ndb_errmsg_set(msg, NDB_ECANCELED, "the client went away");
+    if (atomic_load(&ctx->app->state) == SVC_DRAINING)
+        return ndb_errmsg_set(msg, NDB_ECLOSED, "the server is shutting down; resume after the last token");
     if (mono_ns() >= ctx->deadline_ns)
         return ndb_errmsg_set(msg, NDB_ETIMEDOUT, "the stream reached its deadline");
     return NDB_OK;

@@ -19,6 +19,7 @@ typedef struct sse sse;
 
 struct svc_sse_hub {
     pthread_mutex_t mu;
+    pthread_cond_t cv; /* signalled when the last stream goes */
     sse *head;     /* streams whose handler or response is alive */
     bool stopping; /* svc_sse_hub_end_all ran: no new streams */
 };
@@ -47,6 +48,7 @@ ndb_status svc_sse_hub_new(svc_sse_hub **out)
     if (h == NULL)
         return NDB_ENOMEM;
     pthread_mutex_init(&h->mu, NULL);
+    pthread_cond_init(&h->cv, NULL);
     *out = h;
     return NDB_OK;
 }
@@ -87,6 +89,11 @@ void svc_sse_hub_free(svc_sse_hub *h)
 {
     if (h == NULL)
         return;
+    pthread_mutex_lock(&h->mu); /* the handlers, cancelled, end within a poll */
+    while (h->head != NULL)
+        pthread_cond_wait(&h->cv, &h->mu);
+    pthread_mutex_unlock(&h->mu);
+    pthread_cond_destroy(&h->cv);
     pthread_mutex_destroy(&h->mu);
     free(h);
 }
@@ -105,6 +112,8 @@ static void unref(sse *s)
             h->head = s->next;
         if (s->next)
             s->next->prev = s->prev;
+        if (h->head == NULL)
+            pthread_cond_broadcast(&h->cv);
     }
     pthread_mutex_unlock(&h->mu);
     if (!last)

@@ -30,6 +30,8 @@ typedef struct svc_sse_hub svc_sse_hub;
 ndb_status svc_sse_hub_new(svc_sse_hub **out);
 /* Ends every stream and refuses new ones (before MHD_stop_daemon). */
 void svc_sse_hub_end_all(svc_sse_hub *h);
+/* After MHD_stop_daemon (which ends the responses): waits for the streams'
+ * handlers to return, then frees the hub. */
 void svc_sse_hub_free(svc_sse_hub *h);
 
 /* Starts route's handler for req, whose memory is ctx's (taken over: *ctx is

@@ -284,3 +284,29 @@ def test_no_change_log_no_watch(pb, server_factory):
         watch(pb, docs, md)
     assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED and "--change-retention-seconds" in err.value.details()
     ch.close()
+
+
+def test_open_streams_do_not_hold_a_shutdown(pb, server_factory):
+    """SIGTERM ends change streams at once with UNAVAILABLE (the SDKs resume after their last
+    token), instead of holding the drain for its whole grace period (20 s)."""
+    s = server_factory().start()
+    ch, docs, md = stubs(pb, s)
+    stream = watch(pb, docs, md)
+    result = {}
+
+    def read():
+        try:
+            for _ in stream:
+                pass
+        except grpc.RpcError as e:
+            result["code"] = e.code()
+    t = threading.Thread(target=read)
+    t.start()
+    with requests.get(f"{s.http_base}/watch", headers={"X-API-Key": s.api_key}, stream=True, timeout=20) as r:
+        next(r.iter_lines())  # the SSE stream is open too
+        t0 = time.time()
+        assert s.stop(signal.SIGTERM) == 0
+        assert time.time() - t0 < 10
+    t.join(10)
+    assert result.get("code") == grpc.StatusCode.UNAVAILABLE, result
+    ch.close()
