@@ -172,6 +172,8 @@ static ndb_status open_engines(svc_app *app, uint32_t max_open_tables, ndb_errms
     ndb_kv_options kopt;
     ndb_kv_options_init(&kopt);
     kopt.max_open_tables = max_open_tables;
+    kopt.memtable_bytes = (size_t)app->cfg->memtable_bytes;
+    kopt.block_cache_bytes = (size_t)app->cfg->block_cache_bytes;
     ndb_kv_recovery_info rec = {0};
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);

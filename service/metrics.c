@@ -239,6 +239,21 @@ static void render_engine(out_buf *o, svc_app *app)
         family(o, "nexadb_write_amplification", "gauge", "bytes written to disk per byte written by users");
         outf(o, "nexadb_write_amplification %.17g\n", e->write_amplification);
     }
+    if (s->memory != NULL) {
+        const Nexadb__V1__MemoryStats *m = s->memory;
+        family(o, "nexadb_memory_bytes", "gauge",
+               "resident memory by kind (anonymous, file: mapped pages, shared) and what the engines hold of it "
+               "(memtables, block_cache and its block_cache_capacity, vector_graphs)");
+        const struct {
+            const char *kind;
+            int64_t v;
+        } kinds[] = {{"anonymous", m->resident_anonymous}, {"file", m->resident_file},
+                     {"shared", m->resident_shared},       {"memtables", m->memtables},
+                     {"block_cache", m->block_cache},      {"block_cache_capacity", m->block_cache_capacity},
+                     {"vector_graphs", m->vector_graphs}};
+        for (size_t i = 0; i < sizeof kinds / sizeof *kinds; i++)
+            outf(o, "nexadb_memory_bytes{kind=\"%s\"} %" PRId64 "\n", kinds[i].kind, kinds[i].v);
+    }
     family(o, "nexadb_documents", "gauge", "documents stored, all collections");
     outf(o, "nexadb_documents %" PRId64 "\n", s->total_documents);
     family(o, "nexadb_collection_documents", "gauge", "documents (or vector rows) per collection");
