@@ -102,7 +102,9 @@ type DocumentServiceClient interface {
 	// stream ends with "invalidate" after its drop), each with a resume token.
 	// A stream opened with resume_after delivers every later event exactly
 	// once while the change log (--change-retention-seconds, -bytes) holds it,
-	// and fails with OUT_OF_RANGE once it no longer does. It runs until the
+	// and fails with OUT_OF_RANGE once it no longer does. Its first message,
+	// sent once the stream is in place, carries no events, only its position:
+	// every change committed after it arrives will come. It runs until the
 	// client cancels it; with nothing to send it sends a message without
 	// events every 5 s that carries its position. Over REST it is a
 	// text/event-stream (server-sent events) whose event ids are the tokens,
@@ -388,7 +390,9 @@ type DocumentServiceServer interface {
 	// stream ends with "invalidate" after its drop), each with a resume token.
 	// A stream opened with resume_after delivers every later event exactly
 	// once while the change log (--change-retention-seconds, -bytes) holds it,
-	// and fails with OUT_OF_RANGE once it no longer does. It runs until the
+	// and fails with OUT_OF_RANGE once it no longer does. Its first message,
+	// sent once the stream is in place, carries no events, only its position:
+	// every change committed after it arrives will come. It runs until the
 	// client cancels it; with nothing to send it sends a message without
 	// events every 5 s that carries its position. Over REST it is a
 	// text/event-stream (server-sent events) whose event ids are the tokens,
