@@ -14,6 +14,7 @@ add_custom_command(
   OUTPUT ${rest_gen_c} ${rest_openapi}
   COMMAND rest_gen ${NDB_DESCRIPTOR_SET} ${rest_gen_c} ${rest_openapi} ${PROJECT_VERSION}
           --open nexadb.v1.AdminService.Status
+          --event-stream nexadb.v1.DocumentService.Watch
           --path-pattern "collection=^[A-Za-z0-9_-]{1,64}$"
   DEPENDS rest_gen ${NDB_DESCRIPTOR_SET} ndb_descriptor_set
   COMMENT "REST routes and openapi.json from google.api.http annotations"

@@ -446,7 +446,7 @@ static bool in_path(const char *pattern, const char *field)
 
 /* Adds one operation to the OpenAPI paths object. */
 static void add_operation(json_t *paths, const route_out *r, const char *op_id, const char *summary,
-                          const msg_entry *in, const msg_entry *out, bool streaming, bool open)
+                          const msg_entry *in, const msg_entry *out, bool streaming, bool events, bool open)
 {
     json_t *item = json_object_get(paths, r->pattern);
     if (item == NULL) {
@@ -566,14 +566,24 @@ static void add_operation(json_t *paths, const route_out *r, const char *op_id, 
         emit_message_schema((msg_entry *)out);
         resp_schema = ref_to(out->full);
     }
-    json_t *content = json_pack("{s:{s:o}}", "application/json", "schema", resp_schema);
-    if (streaming)
+    json_t *content;
+    if (events) { /* server-sent events, for as long as the client reads */
+        json_decref(resp_schema);
+        content = json_pack("{s:{s:{s:s}}}", "text/event-stream", "schema", "type", "string");
+    } else {
+        content = json_pack("{s:{s:o}}", "application/json", "schema", resp_schema);
+    }
+    if (streaming && !events)
         json_object_set_new(content, "application/x-ndjson",
                             json_pack("{s:{s:s}}", "schema", "type", "string")); /* one message per line */
     json_t *responses = json_pack("{s:{s:s, s:o}, s:{s:s, s:{s:{s:{s:s}}}}}", "200", "description",
-                                  streaming ? "OK: the merge of the streamed messages (or NDJSON, one per line, "
-                                              "with Accept: application/x-ndjson)"
-                                            : "OK",
+                                  events ? "OK: server-sent events until the client closes the stream: per event "
+                                           "`id: <token>` and `data: <the event as JSON>`, after each message "
+                                           "`id: <resume_token>`; a failure after this status comes as a last "
+                                           "`event: error` with `data: {\"code\", \"message\"}`"
+                                  : streaming ? "OK: the merge of the streamed messages (or NDJSON, one per line, "
+                                                "with Accept: application/x-ndjson)"
+                                              : "OK",
                                   "content", content, "default", "description", "Error", "content",
                                   "application/json", "schema", "$ref", "#/components/schemas/Error");
     json_object_set_new(op, "responses", responses);
@@ -607,7 +617,7 @@ static void write_c_string(FILE *out, const char *s)
 
 static void handle_rule(const Google__Api__HttpRule *rule, const char *rpc, json_t *paths, const char *op_base,
                         int binding, const char *summary, const msg_entry *in, const msg_entry *out, bool streaming,
-                        bool open)
+                        bool events, bool open)
 {
     const char *verb, *pattern;
     switch (rule->pattern_case) {
@@ -641,7 +651,7 @@ static void handle_rule(const Google__Api__HttpRule *rule, const char *rpc, json
         fmt(op_id, sizeof op_id, "%s", op_base);
     else
         fmt(op_id, sizeof op_id, "%s_%d", op_base, binding);
-    add_operation(paths, r, op_id, summary, in, out, streaming, open);
+    add_operation(paths, r, op_id, summary, in, out, streaming, events, open);
 }
 
 static void c_str(FILE *out, const char *s)
@@ -658,14 +668,17 @@ static void c_str(FILE *out, const char *s)
 int main(int argc, char **argv)
 {
     if (argc < 5)
-        die("usage: rest_gen <descriptor-set> <out.c> <out.json> <version> [--open pkg.Service.Method]...");
-    const char **open = calloc((size_t)argc, sizeof *open);
-    size_t n_open = 0;
-    if (open == NULL)
+        die("usage: rest_gen <descriptor-set> <out.c> <out.json> <version> [--open pkg.Service.Method]... "
+            "[--event-stream pkg.Service.Method]...");
+    const char **open = calloc((size_t)argc, sizeof *open), **evs = calloc((size_t)argc, sizeof *evs);
+    size_t n_open = 0, n_evs = 0;
+    if (open == NULL || evs == NULL)
         die("out of memory");
     for (int i = 5; i < argc; i++) {
         if (strcmp(argv[i], "--open") == 0 && i + 1 < argc)
             open[n_open++] = argv[++i];
+        else if (strcmp(argv[i], "--event-stream") == 0 && i + 1 < argc)
+            evs[n_evs++] = argv[++i];
         else if (strcmp(argv[i], "--path-pattern") == 0 && i + 1 < argc && n_patterns < MAX_PATTERNS &&
                  strchr(argv[i + 1], '=') != NULL)
             patterns[n_patterns++] = argv[++i];
@@ -737,19 +750,21 @@ int main(int argc, char **argv)
                     fmt(dotted, sizeof dotted, "%s%s%s.%s", f->package ? f->package : "",
                              f->package && *f->package ? "." : "", svc->name, md->name);
                     fmt(op_base, sizeof op_base, "%s_%s", svc->name, md->name);
-                    bool is_open = false;
+                    bool is_open = false, events = false;
                     for (size_t k = 0; k < n_open; k++)
                         is_open = is_open || strcmp(open[k], dotted) == 0;
+                    for (size_t k = 0; k < n_evs; k++)
+                        events = events || strcmp(evs[k], dotted) == 0;
                     int32_t mpath[4] = {6, (int32_t)si, 2, (int32_t)mi};
                     char *summary = comment_for(f, mpath, 4);
                     msg_entry *ine = find_entry(md->input_type), *oute = find_entry(md->output_type);
                     if (ine->m == NULL || oute->m == NULL)
                         die("%s: input or output is not a message", rpc);
                     bool streaming = md->has_server_streaming && md->server_streaming;
-                    handle_rule(rule, rpc, paths, op_base, 0, summary, ine, oute, streaming, is_open);
+                    handle_rule(rule, rpc, paths, op_base, 0, summary, ine, oute, streaming, events, is_open);
                     for (size_t b = 0; b < rule->n_additional_bindings; b++)
                         handle_rule(rule->additional_bindings[b], rpc, paths, op_base, (int)b + 1, summary, ine,
-                                    oute, streaming, is_open);
+                                    oute, streaming, events, is_open);
                     free(summary);
                     /* rule is kept until the end: routes[] points into it. */
                     if (n_rules == cap_rules) {

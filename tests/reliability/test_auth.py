@@ -19,12 +19,19 @@ OPEN_PATHS = {("get", "/status")}
 
 
 def method_flags():
-    """{"/pkg.Service/Method": flags text} from the handler tables in service/h_*.c."""
+    """{"/pkg.Service/Method": flags text} from the handler tables in service/h_*.c; a file's
+    table serves the service its svc_service names (&nexadb__v1__document_service__descriptor:
+    nexadb.v1.DocumentService), so methods of one name in two services (Watch) stay apart."""
     flags = {}
     for src in (ROOT / "service").glob("h_*.c"):
         text = src.read_text()
+        svc = re.search(r"svc_service svc_\w+ = \{&(\w+)__descriptor", text)
+        if svc is None:
+            continue
+        parts = svc.group(1).split("__")
+        full = ".".join(parts[:-1]) + "." + "".join(w.capitalize() for w in parts[-1].split("_"))
         for name, fl in re.findall(r'\{"(\w+)",\s*[\w]+,\s*([^}]+)\}', text):
-            flags[name] = fl
+            flags[f"/{full}/{name}"] = fl
     return flags
 
 
@@ -63,8 +70,8 @@ def test_every_rpc_and_route_refuses_missing_wrong_and_readonly_keys(pb, keyed_s
     # every write-looking method must be flagged as a write
     for path, name, _ in rpcs:
         if re.match(r"(Create|Drop|Insert|Update|Upsert|Delete)", name):
-            assert "SVC_M_WRITE" in flags.get(name, ""), f"{path} changes data but is not SVC_M_WRITE"
-        assert ("SVC_M_OPEN" in flags.get(name, "")) == (path in OPEN_RPCS), f"{path}: open flag"
+            assert "SVC_M_WRITE" in flags.get(path, ""), f"{path} changes data but is not SVC_M_WRITE"
+        assert ("SVC_M_OPEN" in flags.get(path, "")) == (path in OPEN_RPCS), f"{path}: open flag"
     cases, failures = 0, []
     bad_keys = [("no key", ()), ("wrong key", (("x-api-key", "wrong-" + "c3" * 16),)),
                 ("wrong bearer", (("authorization", "Bearer " + "d4" * 20),)),
@@ -79,7 +86,7 @@ def test_every_rpc_and_route_refuses_missing_wrong_and_readonly_keys(pb, keyed_s
                 code = call(ch, path, streaming, md)
                 if code != grpc.StatusCode.UNAUTHENTICATED:
                     failures.append((path, label, code))
-            if "SVC_M_WRITE" in flags[name]:
+            if "SVC_M_WRITE" in flags[path]:
                 cases += 1
                 code = call(ch, path, streaming, (("x-api-key", s.ro_key),))
                 if code != grpc.StatusCode.PERMISSION_DENIED:
@@ -113,10 +120,12 @@ def test_every_rpc_and_route_refuses_missing_wrong_and_readonly_keys(pb, keyed_s
                     if got != want:
                         failures.append(("GET /metrics", label, got))
             continue  # /openapi.json: open by design
-        rpc_name = re.sub(r"_\d+$", "", op_id.split("_", 1)[1])  # a second binding is "Find_1"
+        svc, rpc_name = op_id.split("_", 1)
+        rpc_name = re.sub(r"_\d+$", "", rpc_name)  # a second binding is "Find_1"
+        rpc = next(k for k in flags if k.endswith(f".{svc}/{rpc_name}"))
         headers = [("no key", {}), ("wrong key", {"X-API-Key": "wrong-" + "c3" * 16}),
                    ("wrong bearer", {"Authorization": "Bearer " + "d4" * 20})]
-        if "SVC_M_WRITE" in flags[rpc_name]:
+        if "SVC_M_WRITE" in flags[rpc]:
             headers.append(("read-only key", {"X-API-Key": s.ro_key}))
         for label, h in headers:
             http_cases += 1
