@@ -16,6 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "crc32c.h"
 #include "env.h"
 #include "hnsw.h"
 
@@ -330,6 +331,14 @@ Test(hnsw, a_graph_file_reopens_the_same_and_damage_is_refused)
         cr_assert_eq(hnsw_open(fs, bad, D, DPAD, NDB_VEC_COSINE, 99, &g, &m), NDB_ECORRUPT, "cut at %zu", cut[i]);
     }
     cr_assert_eq(hnsw_open(fs, "/nonexistent/g.hnsw", D, DPAD, NDB_VEC_COSINE, 99, &g, &m), NDB_ECORRUPT);
+    /* a file of the previous version (records padded, a level and a start per node), its header
+     * intact: refused by its version, so its owner rebuilds the graph */
+    bytes[8] = 1;
+    uint32_t hc = crc32c(bytes, HNSW_FILE_HEADER - 4);
+    memcpy(bytes + HNSW_FILE_HEADER - 4, &hc, 4);
+    put_file(bad, bytes, size);
+    cr_assert_eq(hnsw_open(fs, bad, D, DPAD, NDB_VEC_COSINE, 99, &g, &m), NDB_ECORRUPT);
+    cr_assert(strstr(m.text, "unsupported version 1") != NULL, "%s", m.text);
     free(bytes);
     unlink(path);
     unlink(bad);
