@@ -1,13 +1,20 @@
 /*
  * hnsw.c — the HNSW graph (hnsw.h says what it is and what it promises).
  *
- * Layout: node i's record, at base + i * rec, is its vector (dpad floats; or,
- * quantized, dpad int8 codes or dpad binary16 halves followed by the decoded
- * vector's squared norm, padded to 16 bytes), its level-0 links ([count, up to m0 node numbers]) and its
- * label, padded to 16 bytes, so a visit touches one record. Levels above 0 are rare (a node
- * reaches level l with probability m^-l) and live in one arena, upmem: for
- * l = 1 .. level[i], [count, up to m node numbers] at upmem + upoff[i] +
- * (l - 1) * (m + 1).
+ * Layout: node i's record, at base + i * rec, is its vector (dims floats, not
+ * padded: the float kernels take any length; or, quantized, dpad int8 codes or
+ * dpad binary16 halves, as their kernels take multiples of 16, followed by the
+ * decoded vector's squared norm), its level-0 links ([count, up to m0 node
+ * numbers]) and its label (unaligned, read with memcpy), packed with no
+ * padding: every field is 4-byte aligned, so a visit touches one record of as
+ * few bytes as hnswlib's. Levels above 0 are rare (a node reaches level l with
+ * probability m^-l) and live in one arena, upmem: for l = 1 .. its level,
+ * [count, up to m node numbers] at upmem + its start + (l - 1) * (m + 1). The
+ * nodes above level 0 are listed in up, (node, start) pairs in node order
+ * (nodes are added in order and their words appended, so starts ascend from 0
+ * and a node's level is the distance to the next start over m + 1): half a
+ * byte per node where an array of starts and levels would take five. Only a
+ * search's descent and an add read it, by binary search, a few dozen times.
  *
  * int8 codes: component j of a node is o[j] + s[j] * code[j] (per-dimension
  * offset and scale from hnsw_train's sample). A query q is scored against
@@ -43,6 +50,7 @@ typedef struct hnsw_cand {
 
 struct hnsw {
     uint32_t dims, dpad;
+    uint32_t vdim;         /* floats scored per vector: dims (float32), dpad (codes, halves) */
     ndb_vec_metric metric;
     bool l2;               /* scores: minus l2sq; else dot */
     bool trained;          /* int8: qoff and qscale are set */
@@ -53,11 +61,11 @@ struct hnsw {
     float *qoff, *qscale;  /* int8: dpad each, set by hnsw_train */
     size_t cbytes;         /* quantized: bytes of a record's codes or halves */
     size_t vbytes;         /* bytes of a record's vector part */
-    size_t rec;            /* bytes per node record */
+    size_t rec;            /* bytes per node record, a multiple of 4 */
     uint8_t *base;
     uint32_t n, cap;
-    uint8_t *level;
-    uint32_t *upoff;       /* per node: where its upper levels start in upmem */
+    uint32_t *up;          /* nup (node, start in upmem) pairs: the nodes above level 0, ascending */
+    uint32_t nup, upncap;
     uint32_t *upmem;
     size_t uplen, upcap;   /* uint32s used and allocated in upmem */
     uint32_t entry;
@@ -73,24 +81,50 @@ static inline const uint16_t *halves_of(const hnsw *h, uint32_t i)
 }
 static inline float *xn2_of(const hnsw *h, uint32_t i) { return (float *)(h->base + (size_t)i * h->rec + h->cbytes); }
 
+/* Node i's index in up, or nup when it has no level above 0. */
+static uint32_t up_find(const hnsw *h, uint32_t i)
+{
+    uint32_t lo = 0, hi = h->nup;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (h->up[2 * (size_t)mid] < i)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < h->nup && h->up[2 * (size_t)lo] == i ? lo : h->nup;
+}
+
+/* The level of up's entry j: its words up to the next start (or uplen). */
+static inline int up_level(const hnsw *h, uint32_t j)
+{
+    size_t end = j + 1 < h->nup ? h->up[2 * (size_t)j + 3] : h->uplen;
+    return (int)((end - h->up[2 * (size_t)j + 1]) / (h->m + 1));
+}
+
+static int level_of(const hnsw *h, uint32_t i)
+{
+    uint32_t j = up_find(h, i);
+    return j < h->nup ? up_level(h, j) : 0;
+}
+
+/* Node i's links at level l (i reaches l). */
 static inline uint32_t *links_at(const hnsw *h, uint32_t i, int l)
 {
     if (l == 0)
         return (uint32_t *)(h->base + (size_t)i * h->rec + h->vbytes);
-    return h->upmem + h->upoff[i] + (size_t)(l - 1) * (h->m + 1);
+    return h->upmem + h->up[2 * (size_t)up_find(h, i) + 1] + (size_t)(l - 1) * (h->m + 1);
 }
 
-/* The label, after the level-0 links (8-byte aligned: rec and the vector are
- * multiples of 16 bytes, so the links' end is rounded up to 8). */
-static inline uint64_t *label_of(const hnsw *h, uint32_t i)
+/* Where the label is, after the level-0 links. */
+static inline uint8_t *label_at(const hnsw *h, uint32_t i)
 {
-    size_t off = h->vbytes + (1 + (size_t)h->m0) * sizeof(uint32_t);
-    return (uint64_t *)(h->base + (size_t)i * h->rec + ((off + 7) & ~(size_t)7));
+    return h->base + (size_t)i * h->rec + h->vbytes + (1 + (size_t)h->m0) * sizeof(uint32_t);
 }
 
 static inline float score(const hnsw *h, const float *a, const float *b)
 {
-    return h->l2 ? -h->k->l2sq(a, b, h->dpad) : h->k->dot(a, b, h->dpad);
+    return h->l2 ? -h->k->l2sq(a, b, h->vdim) : h->k->dot(a, b, h->vdim);
 }
 
 /* A vector prepared for scoring against nodes (prep). */
@@ -252,15 +286,15 @@ ndb_status hnsw_new(uint32_t dims, uint32_t dpad, ndb_vec_metric metric, const h
     h->rng = p->seed | 1; /* xorshift needs a non-zero state */
     h->quant = p->quant;
     h->cbytes = h->quant == HNSW_QUANT_F16 ? 2 * (size_t)dpad : (size_t)dpad;
-    h->vbytes = h->quant == HNSW_QUANT_NONE ? (size_t)dpad * sizeof(float) : h->cbytes + 16;
+    h->vdim = h->quant == HNSW_QUANT_NONE ? dims : dpad;
+    h->vbytes = h->quant == HNSW_QUANT_NONE ? (size_t)dims * sizeof(float) : h->cbytes + sizeof(float);
     if (h->quant == HNSW_QUANT_INT8 &&
         ((h->qoff = calloc(dpad, sizeof(float))) == NULL || (h->qscale = calloc(dpad, sizeof(float))) == NULL)) {
         free(h->qoff);
         free(h);
         return NDB_ENOMEM;
     }
-    size_t bytes = h->vbytes + (1 + (size_t)h->m0) * sizeof(uint32_t);
-    h->rec = (((bytes + 7) & ~(size_t)7) + sizeof(uint64_t) + 15) & ~(size_t)15;
+    h->rec = h->vbytes + (1 + (size_t)h->m0) * sizeof(uint32_t) + sizeof(uint64_t);
     h->top = -1;
     h->k = kern_get();
     *out = h;
@@ -271,10 +305,9 @@ void hnsw_free(hnsw *h)
 {
     if (h == NULL)
         return;
-    free(h->upoff);
+    free(h->up);
     free(h->upmem);
     free(h->base);
-    free(h->level);
     free(h->qoff);
     free(h->qscale);
     free(h);
@@ -345,16 +378,8 @@ static ndb_status grow(hnsw *h)
     if (cap <= h->cap) /* node numbers are 32-bit */
         return NDB_ELIMIT;
     uint8_t *base = kern_alloc((size_t)cap * h->rec);
-    uint8_t *level = realloc(h->level, cap);
-    if (level != NULL)
-        h->level = level;
-    uint32_t *upoff = realloc(h->upoff, (size_t)cap * sizeof *upoff);
-    if (upoff != NULL)
-        h->upoff = upoff;
-    if (base == NULL || level == NULL || upoff == NULL) {
-        free(base); /* the arrays that did grow keep their contents: harmless */
+    if (base == NULL)
         return NDB_ENOMEM;
-    }
     if (h->n > 0)
         memcpy(base, h->base, (size_t)h->n * h->rec);
     free(h->base);
@@ -671,17 +696,30 @@ ndb_status hnsw_add(hnsw *h, uint64_t label, const float *vec, hnsw_scratch *s, 
         h->upmem = mem;
         h->upcap = cap;
     }
-    h->upoff[i] = (uint32_t)h->uplen;
-    for (int l = 1; l <= level; l++)
-        links_at(h, i, l)[0] = 0;
-    h->uplen += need;
+    if (level > 0 && h->nup == h->upncap) {
+        uint32_t cap = h->upncap < 256 ? 256 : h->upncap * 2;
+        uint32_t *up = cap <= h->upncap ? NULL : realloc(h->up, (size_t)cap * 2 * sizeof *up);
+        if (up == NULL) {
+            h->rng = saved;
+            return NDB_ENOMEM;
+        }
+        h->up = up;
+        h->upncap = cap;
+    }
+    if (level > 0) {
+        h->up[2 * (size_t)h->nup] = i;
+        h->up[2 * (size_t)h->nup + 1] = (uint32_t)h->uplen;
+        h->nup++;
+        h->uplen += need;
+        for (int l = 1; l <= level; l++)
+            links_at(h, i, l)[0] = 0;
+    }
     if (h->quant != HNSW_QUANT_NONE)
         encode(h, vec, i);
     else
-        memcpy(h->base + (size_t)i * h->rec, vec, (size_t)h->dpad * sizeof(float));
+        memcpy(h->base + (size_t)i * h->rec, vec, h->vbytes);
     links_at(h, i, 0)[0] = 0;
-    h->level[i] = (uint8_t)level;
-    *label_of(h, i) = label;
+    memcpy(label_at(h, i), &label, sizeof label);
     h->n++;
     *node = i;
     if (h->top < 0) {
@@ -744,12 +782,14 @@ ndb_status hnsw_train(hnsw *h, const float *rows, size_t n, size_t stride)
 uint64_t hnsw_label(const hnsw *h, uint32_t node)
 {
     assert(node < h->n);
-    return *label_of(h, node);
+    uint64_t label;
+    memcpy(&label, label_at(h, node), sizeof label);
+    return label;
 }
 
 size_t hnsw_bytes(const hnsw *h)
 {
-    return (size_t)h->n * (h->rec + 1 + sizeof *h->upoff) + h->uplen * sizeof *h->upmem +
+    return (size_t)h->n * h->rec + (size_t)h->nup * 2 * sizeof *h->up + h->uplen * sizeof *h->upmem +
            (h->quant == HNSW_QUANT_INT8 ? 2 * (size_t)h->dpad * sizeof(float) : 0);
 }
 
@@ -758,18 +798,19 @@ ndb_status hnsw_check(const hnsw *h, ndb_errmsg *msg)
     if (h->n == 0)
         return h->top == -1 ? NDB_OK : ndb_errmsg_set(msg, NDB_ECORRUPT, "hnsw: empty with an entry point");
     int maxl = 0;
-    for (uint32_t i = 0; i < h->n; i++) {
-        maxl = h->level[i] > maxl ? h->level[i] : maxl;
-        for (int l = 0; l <= h->level[i]; l++) {
+    for (uint32_t i = 0, u = 0; i < h->n; i++) {
+        int level = u < h->nup && h->up[2 * (size_t)u] == i ? up_level(h, u++) : 0;
+        maxl = level > maxl ? level : maxl;
+        for (int l = 0; l <= level; l++) {
             const uint32_t *lk = links_at(h, i, l);
             if (lk[0] > (l == 0 ? h->m0 : h->m))
                 return ndb_errmsg_set(msg, NDB_ECORRUPT, "hnsw: node %u has %u links at level %d", i, lk[0], l);
             for (uint32_t j = 1; j <= lk[0]; j++)
-                if (lk[j] >= h->n || lk[j] == i || h->level[lk[j]] < l)
+                if (lk[j] >= h->n || lk[j] == i || (l > 0 && level_of(h, lk[j]) < l))
                     return ndb_errmsg_set(msg, NDB_ECORRUPT, "hnsw: node %u links to %u at level %d", i, lk[j], l);
         }
     }
-    if (h->entry >= h->n || h->level[h->entry] != h->top || h->top != maxl)
+    if (h->entry >= h->n || level_of(h, h->entry) != h->top || h->top != maxl)
         return ndb_errmsg_set(msg, NDB_ECORRUPT, "hnsw: entry point %u at level %d, highest level %d", h->entry,
                               h->top, maxl);
     return NDB_OK;
@@ -808,17 +849,18 @@ uint32_t hnsw_unreachable(const hnsw *h)
 /* Header fields (FORMAT.md, "Graph files"). */
 enum {
     H_MAGIC = 0, H_VERSION = 8, H_DIMS = 12, H_DPAD = 16, H_METRIC = 20, H_M = 24, H_EFC = 28, H_N = 32,
-    H_ENTRY = 36, H_TOP = 40, H_TAG = 48, H_UPLEN = 56, H_RNG = 64, H_QUANT = 72, H_CRC = HNSW_FILE_HEADER - 4,
+    H_ENTRY = 36, H_TOP = 40, H_TAG = 48, H_UPLEN = 56, H_RNG = 64, H_QUANT = 72, H_NUP = 76,
+    H_CRC = HNSW_FILE_HEADER - 4,
 };
 
 static inline size_t pad8(size_t n) { return (n + 7) & ~(size_t)7; }
 
-/* Bytes of the body after the header, for n nodes of rec bytes, uplen
- * upper-level words and qbytes of quantizer (no overflow: n < 2^32, rec <
- * 2^17, uplen < 2^32). */
-static uint64_t body_bytes(uint64_t n, size_t rec, uint64_t uplen, uint64_t qbytes)
+/* Bytes of the body after the header, for nup nodes above level 0, n nodes
+ * of rec bytes, uplen upper-level words and qbytes of quantizer (no
+ * overflow: nup <= n < 2^32, rec < 2^17, uplen < 2^32). */
+static uint64_t body_bytes(uint64_t nup, uint64_t n, size_t rec, uint64_t uplen, uint64_t qbytes)
 {
-    return pad8(n) + pad8(4 * n) + n * rec + pad8(4 * uplen) + qbytes + 4;
+    return 8 * nup + pad8(n * rec) + pad8(4 * uplen) + qbytes + 4;
 }
 
 static size_t quant_bytes(const hnsw *h)
@@ -843,6 +885,7 @@ ndb_status hnsw_write(struct kv_env *fs, const char *path, const hnsw *h, uint64
     ndb_put_le64(hd + H_UPLEN, h->uplen);
     ndb_put_le64(hd + H_RNG, h->rng);
     ndb_put_le32(hd + H_QUANT, (uint32_t)h->quant);
+    ndb_put_le32(hd + H_NUP, h->nup);
     ndb_put_le32(hd + H_CRC, crc32c(hd, H_CRC));
     vfile_w w;
     ndb_status st = vfile_create(fs, path, &w);
@@ -851,11 +894,10 @@ ndb_status hnsw_write(struct kv_env *fs, const char *path, const hnsw *h, uint64
     static const unsigned char zero[8];
     vfile_put_direct(&w, hd, sizeof hd);
     w.crc = 0; /* the trailer covers the body */
-    vfile_put(&w, h->level, h->n);
-    vfile_put(&w, zero, pad8(h->n) - h->n);
-    vfile_put(&w, h->upoff, (size_t)h->n * 4);
-    vfile_put(&w, zero, pad8((size_t)h->n * 4) - (size_t)h->n * 4);
+    if (h->nup > 0)
+        vfile_put(&w, h->up, (size_t)h->nup * 8);
     vfile_put_direct(&w, h->base, (size_t)h->n * h->rec);
+    vfile_put(&w, zero, pad8((size_t)h->n * h->rec) - (size_t)h->n * h->rec);
     vfile_put(&w, h->upmem, h->uplen * 4);
     vfile_put(&w, zero, pad8(h->uplen * 4) - h->uplen * 4);
     if (h->quant == HNSW_QUANT_INT8) {
@@ -876,12 +918,22 @@ ndb_status hnsw_write(struct kv_env *fs, const char *path, const hnsw *h, uint64
  * hnsw_check may follow them. */
 static ndb_status check_bounds(const hnsw *h, const char *path, ndb_errmsg *msg)
 {
-    for (uint32_t i = 0; i < h->n; i++) {
-        if (h->level[i] > HNSW_MAX_LEVEL)
-            return BAD("graph %s: node %u at level %u", path, i, h->level[i]);
-        if ((uint64_t)h->upoff[i] + (uint64_t)h->level[i] * (h->m + 1) > h->uplen)
-            return BAD("graph %s: node %u's upper levels lie outside the file", path, i);
-        for (int l = 0; l <= h->level[i]; l++)
+    /* up: nodes ascending, their words one after the other from 0 to uplen,
+     * 1 .. HNSW_MAX_LEVEL levels each */
+    for (uint32_t j = 0; j < h->nup; j++) {
+        const uint32_t *e = h->up + 2 * (size_t)j;
+        uint64_t end = j + 1 < h->nup ? e[3] : h->uplen;
+        if (e[0] >= h->n || (j > 0 && e[0] <= e[-2]))
+            return BAD("graph %s: upper-level node %u out of order", path, e[0]);
+        if (e[1] != (j > 0 ? e[-1] + (uint64_t)up_level(h, j - 1) * (h->m + 1) : 0) || end <= e[1] ||
+            (end - e[1]) % (h->m + 1) != 0 || (end - e[1]) / (h->m + 1) > HNSW_MAX_LEVEL)
+            return BAD("graph %s: node %u's upper levels lie outside their words", path, e[0]);
+    }
+    if (h->nup == 0 && h->uplen != 0)
+        return BAD("graph %s: upper-level words without nodes", path);
+    for (uint32_t i = 0, u = 0; i < h->n; i++) {
+        int level = u < h->nup && h->up[2 * (size_t)u] == i ? up_level(h, u++) : 0;
+        for (int l = 0; l <= level; l++)
             if (links_at(h, i, l)[0] > (l == 0 ? h->m0 : h->m))
                 return BAD("graph %s: node %u has %u links at level %d", path, i, links_at(h, i, l)[0], l);
     }
@@ -921,8 +973,8 @@ ndb_status hnsw_open(struct kv_env *fs, const char *path, uint32_t dims, uint32_
     if (hnsw_new(dims, dpad, metric, &p, &h, &pm) != NDB_OK)
         return BAD("graph %s: bad parameters (%s)", path, pm.text);
     h->rng = p.seed;
-    uint64_t n = ndb_get_le32(hd + H_N), uplen = ndb_get_le64(hd + H_UPLEN);
-    if (uplen > UINT32_MAX || size != sizeof hd + body_bytes(n, h->rec, uplen, quant_bytes(h))) {
+    uint64_t n = ndb_get_le32(hd + H_N), uplen = ndb_get_le64(hd + H_UPLEN), nup = ndb_get_le32(hd + H_NUP);
+    if (uplen > UINT32_MAX || nup > n || size != sizeof hd + body_bytes(nup, n, h->rec, uplen, quant_bytes(h))) {
         hnsw_free(h);
         return BAD("graph %s: truncated or wrong size (%llu bytes)", path, (unsigned long long)size);
     }
@@ -940,16 +992,18 @@ ndb_status hnsw_open(struct kv_env *fs, const char *path, uint32_t dims, uint32_
             st = grow(h);
         if (st == NDB_OK && uplen > 0 && (h->upmem = malloc(uplen * 4)) == NULL)
             st = NDB_ENOMEM;
+        if (st == NDB_OK && nup > 0 && (h->up = malloc(nup * 8)) == NULL)
+            st = NDB_ENOMEM;
     }
     if (st == NDB_OK) {
         h->n = (uint32_t)n;
         h->uplen = h->upcap = uplen;
-        memcpy(h->level, b, n);
-        b += pad8(n);
-        memcpy(h->upoff, b, n * 4);
-        b += pad8(n * 4);
+        h->nup = h->upncap = (uint32_t)nup;
+        if (nup > 0)
+            memcpy(h->up, b, nup * 8);
+        b += nup * 8;
         memcpy(h->base, b, n * h->rec);
-        b += n * h->rec;
+        b += pad8(n * h->rec);
         if (uplen > 0)
             memcpy(h->upmem, b, uplen * 4);
         if (h->quant == HNSW_QUANT_INT8) {

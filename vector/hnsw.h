@@ -8,8 +8,10 @@
  * Nodes are numbered 0, 1, ... in the order they were added; each carries the
  * caller's 64-bit label (a row number). A node's vector is copied into the
  * graph beside its level-0 links, so a search reads one record per node it
- * visits. Vectors are the collection's stored form: dpad floats, zero padded,
- * L2-normalised under cosine. Scores are higher-is-better as everywhere in
+ * visits. Vectors are the collection's stored form: rows of dpad floats, zero
+ * padded, L2-normalised under cosine; a float32 graph keeps the first dims
+ * floats of each (no padding: its kernels take any length), a quantized one
+ * codes or halves for all dpad. Scores are higher-is-better as everywhere in
  * vector/: dot for cosine and dot, minus the squared distance for l2.
  *
  * Insertion follows the paper's algorithms 1, 2 and 4 (neighbour selection by
@@ -142,7 +144,7 @@ size_t hnsw_bytes(const hnsw *h);
  * file is mapped, read into the graph's own memory, and unmapped.
  */
 #define HNSW_FILE_MAGIC "NDBHNSW" /* 8 bytes with the NUL */
-#define HNSW_FILE_VERSION 1u
+#define HNSW_FILE_VERSION 2u
 #define HNSW_FILE_HEADER 128u
 struct kv_env;
 ndb_status hnsw_write(struct kv_env *fs, const char *path, const hnsw *h, uint64_t tag, ndb_errmsg *msg);

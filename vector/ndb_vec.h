@@ -263,9 +263,12 @@ typedef struct ndb_vec_query {
      * are approximate (recall@10 >= 0.95 at the defaults on the benchmarks
      * of bench/ann), min_score and the filter still hold for every hit, and
      * a filtered search returns k hits whenever k documents match: a filter
-     * that keeps fewer than 1/16 of the graph's nodes has them scored
+     * whose share of a sample of 32 documents is 1/4 or more is applied to
+     * the hits (post-filtered, through the graph at ef / share; run again
+     * as below if fewer than k pass), others find their documents first: a
+     * filter that keeps fewer than 1/16 of the graph's nodes has them scored
      * exactly, others are searched through the graph honouring the filter
-     * (and scored exactly if that comes back short). */
+     * (and scored exactly if that comes back short). README.md, "Search". */
     uint32_t ef;
     int exact;
 } ndb_vec_query;
@@ -281,15 +284,20 @@ typedef struct ndb_vec_hit {
 
 /* How a search ran (its explain output). */
 typedef struct ndb_vec_plan {
-    /* "exact": every row (or candidate) scored; "hnsw": the graph;
+    /* "exact": every row (or candidate) scored; "exact_postfiltered": a
+     * quarter or more of a sample of the documents matched the filter, which
+     * was applied to the exact hits; "hnsw": the graph;
+     * "hnsw_postfiltered": the same through the graph;
      * "hnsw_filtered": the graph honouring the filter; "hnsw_exact_filtered":
      * the filter kept fewer than 1/16 of the graph's nodes, which were scored
      * exactly; "hnsw_filtered_fallback": the filtered traversal came back
-     * short and the matching nodes were scored exactly. Static string. */
+     * short and the matching nodes were scored exactly. A post-filtered
+     * search that came back short ran again filtered first: its plan is that
+     * run's. Static string. */
     const char *path;
     uint64_t graph_nodes; /* nodes of the graph searched (0 for exact) */
     uint64_t exact_rows;  /* rows scored exactly beside the graph (not yet in it), or every row for exact */
-    uint64_t candidates;  /* with a filter: the documents matching it */
+    uint64_t candidates;  /* with a filter: the documents matching it (post-filtered: estimated from the sample) */
     uint32_t ef;          /* through the graph: the ef used */
 } ndb_vec_plan;
 

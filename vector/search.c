@@ -15,6 +15,20 @@
  * the result is the true top-k among matching documents. When fewer than 1/8
  * of the rows are candidates, only those rows are visited.
  *
+ * Except when the filter keeps many documents: finding them all costs a read
+ * of each (through an index) or of every document (a scan) per query, far
+ * more than scoring. So a filtered search first estimates the filter's share
+ * from the documents of VEC_SAMPLE rows spread over the collection
+ * (sample_share); at VEC_POST_SHARE or more it post-filters: the rows (the
+ * graph and the rows after it, or every row) are searched without the
+ * filter for about 2k / share hits (through the graph, ef raised to ef /
+ * share, so about ef of the candidates match), and the hits are tested
+ * against the filter as they are read back, best first, until k pass. If
+ * fewer than k pass while every hit kept was tested (a filter that keeps a
+ * region the query is far from), the query runs again pre-filtered, so k
+ * hits still come back whenever k documents match. Exactly scored, the k
+ * that pass are the true top k among the matches.
+ *
  * Through the graph (an HNSW collection larger than env->exact_bytes, the
  * query not asking for exact): each query searches the graph for the rows
  * below its hi, and those rows are left out of the exact pass, which scores
@@ -198,6 +212,84 @@ static ndb_status apply_candidates(vcoll *c, part *parts, size_t nparts, const c
     return NDB_OK;
 }
 
+/* Whether a search goes through the graph (rw held): an HNSW collection
+ * holding more than exact_bytes of rows, the query not asking for exact. */
+static bool graph_searched(const vcoll *c, const ndb_vec_query *q, uint64_t nrows)
+{
+    return c->index.kind == NDB_VEC_INDEX_HNSW && !q->exact && c->g && nrows * c->stride > c->env->exact_bytes;
+}
+
+/* Post-filtering (the file's header): the documents sampled to estimate a
+ * filter's share, and the share from which a search post-filters. With 32
+ * documents a filter keeping 50% is taken for less than 1/4 about once in a
+ * thousand searches, one keeping 10% for 1/4 or more about once in a
+ * hundred; either way the other path runs, with the same results. */
+#define VEC_SAMPLE 32
+#define VEC_POST_SHARE 0.25
+
+/* The share of the documents matching f, estimated from VEC_SAMPLE live
+ * rows spread evenly over the collection's rows (their ids copied under rw,
+ * their documents read and matched after it); -1 when the collection has
+ * fewer than 2 VEC_SAMPLE rows or fewer than half the sample is live. */
+static ndb_status sample_share(vcoll *c, ndb_doc_filter *f, double *share, ndb_errmsg *msg)
+{
+    *share = -1;
+    char *ids[VEC_SAMPLE];
+    size_t lens[VEC_SAMPLE], ns = 0;
+    ndb_status st = NDB_OK;
+    pthread_rwlock_rdlock(&c->rw);
+    vrun *runs = calloc(c->nsegs + 2, sizeof *runs);
+    size_t nr = runs ? coll_runs(c, runs) : 0;
+    uint64_t total = 0;
+    for (size_t p = 0; p < nr; p++)
+        total += runs[p].n;
+    size_t p = 0;
+    uint64_t before = 0; /* rows of the runs before p */
+    for (uint32_t i = 0; total >= 2 * VEC_SAMPLE && i < VEC_SAMPLE; i++) {
+        uint64_t at = (2 * (uint64_t)i + 1) * total / (2 * VEC_SAMPLE);
+        while (at >= before + runs[p].n)
+            before += runs[p++].n;
+        at -= before;
+        if (runs[p].ndead && bit_get(runs[p].dead, at))
+            continue;
+        const char *id;
+        uint64_t row;
+        coll_row_at(c, (idmap_loc){runs[p].no, (uint32_t)at}, &id, &lens[ns], &row);
+        if ((ids[ns] = malloc(lens[ns] + 1)) == NULL) {
+            st = ndb_errmsg_set(msg, NDB_ENOMEM, "filtered search: out of memory");
+            break;
+        }
+        memcpy(ids[ns], id, lens[ns]);
+        ids[ns][lens[ns]] = 0;
+        ns++;
+    }
+    pthread_rwlock_unlock(&c->rw);
+    free(runs);
+    uint32_t live = 0, match = 0;
+    for (size_t i = 0; i < ns && st == NDB_OK; i++) {
+        void *doc;
+        size_t len;
+        st = ndb_doc_get(c->env->docs, c->name, ids[i], lens[i], &doc, &len, msg);
+        if (st == NDB_ENOTFOUND) { /* deleted since */
+            st = NDB_OK;
+            continue;
+        }
+        if (st != NDB_OK)
+            break;
+        int m = ndb_doc_filter_match(f, doc, len);
+        free(doc);
+        if (m < 0)
+            st = ndb_errmsg_set(msg, (ndb_status)m, "filter failed on document %s (%s)", ids[i], ndb_strerror(m));
+        live++;
+        match += m > 0;
+    }
+    for (size_t i = 0; i < ns; i++)
+        free(ids[i]);
+    if (st == NDB_OK && live >= VEC_SAMPLE / 2)
+        *share = (double)match / live;
+    return st;
+}
+
 /* The graph pass: one task per query, each on its participant's scratch and
  * heap (the exact pass has finished with them). A quantized graph is asked for
  * kk = oversample x k hits, rescored with the float32 rows: the heap gets
@@ -254,6 +346,14 @@ static const char *path_name(hnsw_path p, bool filtered)
     case HNSW_PATH_FALLBACK: return "hnsw_filtered_fallback";
     }
     return "hnsw";
+}
+
+/* The explain path of a search (g: it went through the graph). */
+static const char *plan_path(bool g, bool post, hnsw_path p, bool filtered)
+{
+    if (!g)
+        return post ? "exact_postfiltered" : "exact";
+    return post ? "hnsw_postfiltered" : path_name(p, filtered);
 }
 
 /* A scored row, copied out of the rows before they are unlocked. */
@@ -313,23 +413,42 @@ static ndb_status row_current(vcoll *c, const ndb_kv_snapshot *snap, const hitro
     return NDB_OK;
 }
 
-/* One query's hits read back at snap, in one block the caller frees. */
+/* One query's hits read back at snap, in one block the caller frees. With
+ * post (a post-filtered search), each hit's document is read and matched
+ * against it, best first, until q->k pass. */
 static ndb_status resolve(vcoll *c, const ndb_kv_snapshot *snap, hitrow *rows, uint32_t n, const ndb_vec_query *q,
-                          ndb_vec_result *res, ndb_errmsg *msg)
+                          ndb_doc_filter *post, ndb_vec_result *res, ndb_errmsg *msg)
 {
     void **docs = calloc(n ? n : 1, sizeof *docs);
     size_t *dlens = calloc(n ? n : 1, sizeof *dlens);
     bool *keep = calloc(n ? n : 1, sizeof *keep);
     ndb_status st = docs && dlens && keep ? NDB_OK : NDB_ENOMEM;
     size_t bytes = 0, kept = 0;
-    for (uint32_t i = 0; i < n && st == NDB_OK; i++) {
+    for (uint32_t i = 0; i < n && st == NDB_OK && kept < q->k; i++) {
         if ((st = row_current(c, snap, &rows[i], &keep[i])) != NDB_OK || !keep[i])
             continue;
-        if (q->with_documents) {
+        if (q->with_documents || post) {
             st = ndb_doc_get_at(c->env->docs, snap, c->name, rows[i].id, rows[i].idlen, &docs[i], &dlens[i], msg);
             if (st == NDB_ENOTFOUND) { /* cannot be: the id key and the document commit together */
                 keep[i] = false;
                 st = NDB_OK;
+                continue;
+            }
+            if (st != NDB_OK)
+                break;
+            int m = post ? ndb_doc_filter_match(post, docs[i], dlens[i]) : 1;
+            if (m < 0) {
+                st = ndb_errmsg_set(msg, (ndb_status)m, "filter failed on document %s (%s)", rows[i].id,
+                                    ndb_strerror(m));
+                break;
+            }
+            if (!m || !q->with_documents) {
+                free(docs[i]);
+                docs[i] = NULL;
+                dlens[i] = 0;
+            }
+            if (!m) {
+                keep[i] = false;
                 continue;
             }
         }
@@ -382,8 +501,12 @@ static ndb_status resolve(vcoll *c, const ndb_kv_snapshot *snap, hitrow *rows, u
     return st;
 }
 
-static ndb_status run(vcoll *c, const float *queries, size_t nq, uint32_t dims, const ndb_vec_query *q,
-                      ndb_vec_result **out, ndb_errmsg *msg)
+/* The search. pre: filter before scoring whatever the filter's share (the
+ * second run of a post-filtered query that came back short). retry (nq
+ * flags, NULL with pre) receives which queries did: post-filtered, fewer
+ * than k hits passed though every hit kept was tested. */
+static ndb_status run(vcoll *c, const float *queries, size_t nq, uint32_t dims, const ndb_vec_query *q, bool pre,
+                      uint8_t *retry, ndb_vec_result **out, ndb_errmsg *msg)
 {
     if (!q || !out)
         return ndb_errmsg_set(msg, NDB_EINVAL, "search options are missing");
@@ -407,12 +530,29 @@ static ndb_status run(vcoll *c, const float *queries, size_t nq, uint32_t dims, 
     if ((uint64_t)width * nq * q->k * sizeof(topk_item) > ((uint64_t)1 << 31))
         return ndb_errmsg_set(msg, NDB_ETOOBIG, "limit %u for %zu queries needs too much memory", q->k, nq);
     ndb_status st = NDB_OK;
+    const bool filtered = q->filter && q->filter_len;
+    ndb_doc_filter *flt = NULL;
+    double share = -1;
+    if (filtered && !pre) {
+        if ((st = ndb_doc_filter_compile(q->filter, q->filter_len, &flt, msg)) != NDB_OK)
+            return st;
+        if ((st = sample_share(c, flt, &share, msg)) != NDB_OK) {
+            ndb_doc_filter_free(flt);
+            return st;
+        }
+    }
+    /* post-filtered: about 2k / share hits are kept and tested (within the
+     * memory bound above, else the filter runs first) */
+    const double want = share >= VEC_POST_SHARE ? ceil(2.0 * q->k / share) : 0;
+    const bool post = want > 0 && want <= NDB_VEC_MAX_K &&
+                      (uint64_t)width * nq * (uint64_t)want * sizeof(topk_item) <= ((uint64_t)1 << 31);
+    const uint32_t kh = post ? (uint32_t)want : q->k; /* each heap's capacity */
     float *qp = kern_alloc(nq * dpad * 4);
     float *qt = batched ? kern_alloc(nblocks * dpad * KERN_QBLOCK * 4) : NULL;
     float *qn2 = batched ? calloc(nblocks * KERN_QBLOCK, 4) : NULL;
     float *scratch = batched ? malloc((size_t)width * SCAN_BATCH_SCRATCH * 4) : NULL;
     topk *heaps = calloc((size_t)width * nq, sizeof *heaps);
-    topk_item *items = malloc((size_t)width * nq * q->k * sizeof *items);
+    topk_item *items = malloc((size_t)width * nq * kh * sizeof *items);
     hitrow **rows = calloc(nq, sizeof *rows);
     ndb_vec_result *res = calloc(nq, sizeof *res);
     part *parts = NULL;
@@ -447,9 +587,8 @@ static ndb_status run(vcoll *c, const float *queries, size_t nq, uint32_t dims, 
     }
     const float floor = q->has_min_score ? q->min_score : -INFINITY;
     for (size_t i = 0; i < (size_t)width * nq; i++)
-        topk_init(&heaps[i], items + i * q->k, q->k, floor);
-    const bool filtered = q->filter && q->filter_len;
-    if (filtered && (st = find_candidates(c, q, &cand, msg)) != NDB_OK)
+        topk_init(&heaps[i], items + i * kh, kh, floor);
+    if (filtered && !post && (st = find_candidates(c, q, &cand, msg)) != NDB_OK)
         goto out;
 
     pthread_rwlock_rdlock(&c->rw);
@@ -462,15 +601,16 @@ static ndb_status run(vcoll *c, const float *queries, size_t nq, uint32_t dims, 
         goto out;
     }
     nparts = coll_runs(c, runs);
-    uint64_t nrows = 0;
+    uint64_t nrows = 0, nlive = 0;
     for (size_t p = 0; p < nparts; p++) {
         const vrun *r = &runs[p];
         parts[p] = (part){r->no, r->rows, r->rowno, r->n, 0, r->ndead ? r->dead : NULL, NULL, 0};
         nrows += r->n;
+        nlive += r->n - r->ndead;
     }
     /* the graph, once exact search is no longer as fast */
     const vgraph *g = NULL;
-    if (c->index.kind == NDB_VEC_INDEX_HNSW && !q->exact && c->g && nrows * c->stride > c->env->exact_bytes) {
+    if (graph_searched(c, q, nrows)) {
         __atomic_add_fetch(&c->gwaiting, 1, __ATOMIC_RELAXED);
         pthread_rwlock_rdlock(&c->grw);
         __atomic_sub_fetch(&c->gwaiting, 1, __ATOMIC_RELAXED);
@@ -479,7 +619,7 @@ static ndb_status run(vcoll *c, const float *queries, size_t nq, uint32_t dims, 
         for (size_t p = 0; p < nparts; p++)
             parts[p].start = run_lower(&runs[p], g->hi);
     }
-    if (filtered && (st = apply_candidates(c, parts, nparts, &cand, g, &allow, owned, msg)) != NDB_OK)
+    if (filtered && !post && (st = apply_candidates(c, parts, nparts, &cand, g, &allow, owned, msg)) != NDB_OK)
         goto out;
     /* Chunks: about 1 MiB of rows for single queries (many tasks balance the
      * pool), 256 KiB when batched (stays in L2 across query blocks). */
@@ -519,9 +659,12 @@ static ndb_status run(vcoll *c, const float *queries, size_t nq, uint32_t dims, 
     const bool rescore = g && hnsw_get_params(g->h).quant != HNSW_QUANT_NONE;
     const uint32_t over = c->index.oversample ? c->index.oversample : NDB_VEC_OVERSAMPLE; /* a graph of the
                                                                                            * index before */
-    const uint64_t kk64 = rescore ? (uint64_t)q->k * over : q->k;
+    const uint64_t kk64 = rescore ? (uint64_t)kh * over : kh;
     const uint32_t kk = kk64 > NDB_VEC_MAX_K ? NDB_VEC_MAX_K : (uint32_t)kk64;
-    const uint32_t ef0 = q->ef ? q->ef : NDB_VEC_EF, ef = ef0 > kk ? ef0 : kk;
+    /* post-filtered, ef / share candidates: about ef of them match, as a
+     * filtered traversal keeps ef matching ones (share >= 1/4: at most 4 ef) */
+    const uint32_t ef1 = q->ef ? q->ef : NDB_VEC_EF;
+    const uint32_t ef0 = post ? (uint32_t)ceil(ef1 / share) : ef1, ef = ef0 > kk ? ef0 : kk;
     if (g) {
         paths = calloc(nq, sizeof *paths);
         gs = calloc(width, sizeof *gs);
@@ -544,9 +687,11 @@ static ndb_status run(vcoll *c, const float *queries, size_t nq, uint32_t dims, 
             goto out;
         }
     }
+    /* post-filtered, the candidates are the sample's estimate */
+    const uint64_t ncand = post ? (uint64_t)(share * (double)nlive + 0.5) : cand.n;
     for (size_t qi = 0; qi < nq; qi++)
-        res[qi].plan = (ndb_vec_plan){g ? path_name(paths[qi], filtered) : "exact", g ? hnsw_count(g->h) : 0,
-                                      exact_rows, filtered ? cand.n : 0, g ? ef : 0};
+        res[qi].plan = (ndb_vec_plan){plan_path(g != NULL, post, g ? paths[qi] : HNSW_PATH_GRAPH, filtered),
+                                      g ? hnsw_count(g->h) : 0, exact_rows, filtered ? ncand : 0, g ? ef : 0};
     for (size_t qi = 0; qi < nq; qi++) {
         for (unsigned w = 1; w < width; w++)
             topk_merge(&heaps[qi], &heaps[(size_t)w * nq + qi]);
@@ -567,8 +712,11 @@ static ndb_status run(vcoll *c, const float *queries, size_t nq, uint32_t dims, 
         ndb_errmsg_set(msg, st, "search: cannot take a snapshot");
         goto out;
     }
-    for (size_t qi = 0; qi < nq && st == NDB_OK; qi++)
-        st = resolve(c, snap, rows[qi], heaps[qi].n, q, &res[qi], msg);
+    for (size_t qi = 0; qi < nq && st == NDB_OK; qi++) {
+        st = resolve(c, snap, rows[qi], heaps[qi].n, q, post ? flt : NULL, &res[qi], msg);
+        if (post && retry)
+            retry[qi] = res[qi].n < q->k && heaps[qi].n == kh;
+    }
 out:
     if (glocked)
         pthread_rwlock_unlock(&c->grw);
@@ -598,6 +746,7 @@ out:
         for (size_t p = 0; p < nparts; p++)
             free(owned[p]);
     cands_free(&cand);
+    ndb_doc_filter_free(flt);
     free(owned);
     free(parts);
     free(chunks);
@@ -628,7 +777,24 @@ ndb_status ndb_vec_search_batch(ndb_vec_db *db, const char *name, const float *q
     ndb_status st = vdb_acquire(db, name, &c, msg);
     if (st != NDB_OK)
         return st;
-    st = run(c, queries, nq, dims, q, out, msg);
+    uint8_t *retry = calloc(nq ? nq : 1, 1);
+    st = retry ? run(c, queries, nq, dims, q, false, retry, out, msg)
+               : ndb_errmsg_set(msg, NDB_ENOMEM, "search: out of memory");
+    /* post-filtered queries that came back short run again, pre-filtered */
+    for (size_t qi = 0; st == NDB_OK && qi < nq; qi++) {
+        if (!retry[qi])
+            continue;
+        ndb_vec_result *one;
+        if ((st = run(c, queries + qi * dims, 1, dims, q, true, NULL, &one, msg)) != NDB_OK) {
+            ndb_vec_results_free(*out, nq);
+            *out = NULL;
+            break;
+        }
+        free((*out)[qi].hits);
+        (*out)[qi] = one[0];
+        free(one);
+    }
+    free(retry);
     coll_unref(c);
     return st;
 }

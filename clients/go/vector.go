@@ -228,8 +228,9 @@ func (vc *VectorCollection) Search(ctx context.Context, vector []float32, limit 
 	return res, err
 }
 
-// Explain is Search that also returns how it ran (the plan's Path is "exact", "hnsw",
-// "hnsw_filtered", "hnsw_exact_filtered" or "hnsw_filtered_fallback").
+// Explain is Search that also returns how it ran (the plan's Path is "exact",
+// "exact_postfiltered", "hnsw", "hnsw_postfiltered", "hnsw_filtered", "hnsw_exact_filtered"
+// or "hnsw_filtered_fallback").
 func (vc *VectorCollection) Explain(ctx context.Context, vector []float32, limit int, opts ...SearchOption) (*pb.SearchPlan, []SearchResult, error) {
 	return vc.search(ctx, vector, limit, true, opts)
 }

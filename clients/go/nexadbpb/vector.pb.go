@@ -1121,7 +1121,11 @@ func (x *SearchRequest) GetExplain() bool {
 }
 
 // How a search ran. path: "exact" (every vector, or every match, scored);
-// "hnsw" (the graph); "hnsw_filtered" (the graph honouring the filter);
+// "exact_postfiltered" (a quarter or more of a sample of 32 documents matched
+// the filter: every vector was scored without it and the hits tested, best
+// first; one that came back short runs again filtered first, and the plan is
+// that run's); "hnsw" (the graph); "hnsw_postfiltered" (the same through the
+// graph); "hnsw_filtered" (the graph honouring the filter);
 // "hnsw_exact_filtered" (the filter kept fewer than 1/16 of the graph's
 // nodes, which were scored exactly); "hnsw_filtered_fallback" (the filtered
 // traversal came back short and the matches were scored exactly).
@@ -1132,7 +1136,8 @@ type SearchPlan struct {
 	GraphNodes int64 `protobuf:"varint,2,opt,name=graph_nodes,json=graphNodes,proto3" json:"graph_nodes,omitempty"`
 	// Vectors scored exactly beside the graph (not yet in it), or all for exact.
 	ExactRows int64 `protobuf:"varint,3,opt,name=exact_rows,json=exactRows,proto3" json:"exact_rows,omitempty"`
-	// With a filter: the documents matching it.
+	// With a filter: the documents matching it (hnsw_postfiltered: estimated
+	// from the sample).
 	Candidates int64 `protobuf:"varint,4,opt,name=candidates,proto3" json:"candidates,omitempty"`
 	// Through the graph: the ef used.
 	Ef            int32 `protobuf:"varint,5,opt,name=ef,proto3" json:"ef,omitempty"`

@@ -94,7 +94,7 @@ export interface VectorIndex {
 
 /** How a search ran (VectorCollection.explain). */
 export interface SearchPlan {
-  /** 'exact', 'hnsw', 'hnsw_filtered', 'hnsw_exact_filtered' or 'hnsw_filtered_fallback'. */
+  /** 'exact', 'exact_postfiltered', 'hnsw', 'hnsw_postfiltered', 'hnsw_filtered', 'hnsw_exact_filtered' or 'hnsw_filtered_fallback'. */
   path: string;
   graphNodes: number;
   exactRows: number;

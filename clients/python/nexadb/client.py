@@ -442,7 +442,8 @@ class VectorCollection:
                 min_score: Optional[float] = None, ef: Optional[int] = None,
                 exact: bool = False) -> Dict[str, Any]:
         """search() that also says how it ran: {'plan': {'path': 'hnsw' | 'exact' |
-        'hnsw_filtered' | 'hnsw_exact_filtered' | 'hnsw_filtered_fallback', 'graph_nodes',
+        'exact_postfiltered' | 'hnsw_postfiltered' | 'hnsw_filtered' | 'hnsw_exact_filtered' |
+        'hnsw_filtered_fallback', 'graph_nodes',
         'exact_rows', 'candidates', 'ef'}, 'results': [...]}."""
         o = _calls.SearchOptions(filter, min_score, False, ef, exact)
         return self.db._run(_calls.search(self.name, self.dimensions, query_vector, limit, o,
