@@ -265,6 +265,87 @@ func (x *BackupResponse) GetPath() string {
 	return ""
 }
 
+type GetApiKeyInfoRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetApiKeyInfoRequest) Reset() {
+	*x = GetApiKeyInfoRequest{}
+	mi := &file_nexadb_v1_admin_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetApiKeyInfoRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetApiKeyInfoRequest) ProtoMessage() {}
+
+func (x *GetApiKeyInfoRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_nexadb_v1_admin_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetApiKeyInfoRequest.ProtoReflect.Descriptor instead.
+func (*GetApiKeyInfoRequest) Descriptor() ([]byte, []int) {
+	return file_nexadb_v1_admin_proto_rawDescGZIP(), []int{3}
+}
+
+type GetApiKeyInfoResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// True for a key listed as `ro` (--api-key-file): every write is PERMISSION_DENIED.
+	ReadOnly      bool `protobuf:"varint,1,opt,name=read_only,json=readOnly,proto3" json:"read_only,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetApiKeyInfoResponse) Reset() {
+	*x = GetApiKeyInfoResponse{}
+	mi := &file_nexadb_v1_admin_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetApiKeyInfoResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetApiKeyInfoResponse) ProtoMessage() {}
+
+func (x *GetApiKeyInfoResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_nexadb_v1_admin_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetApiKeyInfoResponse.ProtoReflect.Descriptor instead.
+func (*GetApiKeyInfoResponse) Descriptor() ([]byte, []int) {
+	return file_nexadb_v1_admin_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *GetApiKeyInfoResponse) GetReadOnly() bool {
+	if x != nil {
+		return x.ReadOnly
+	}
+	return false
+}
+
 type StatusRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -273,7 +354,7 @@ type StatusRequest struct {
 
 func (x *StatusRequest) Reset() {
 	*x = StatusRequest{}
-	mi := &file_nexadb_v1_admin_proto_msgTypes[3]
+	mi := &file_nexadb_v1_admin_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -285,7 +366,7 @@ func (x *StatusRequest) String() string {
 func (*StatusRequest) ProtoMessage() {}
 
 func (x *StatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nexadb_v1_admin_proto_msgTypes[3]
+	mi := &file_nexadb_v1_admin_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -298,7 +379,7 @@ func (x *StatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusRequest.ProtoReflect.Descriptor instead.
 func (*StatusRequest) Descriptor() ([]byte, []int) {
-	return file_nexadb_v1_admin_proto_rawDescGZIP(), []int{3}
+	return file_nexadb_v1_admin_proto_rawDescGZIP(), []int{5}
 }
 
 type StatusResponse struct {
@@ -320,7 +401,7 @@ type StatusResponse struct {
 
 func (x *StatusResponse) Reset() {
 	*x = StatusResponse{}
-	mi := &file_nexadb_v1_admin_proto_msgTypes[4]
+	mi := &file_nexadb_v1_admin_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -332,7 +413,7 @@ func (x *StatusResponse) String() string {
 func (*StatusResponse) ProtoMessage() {}
 
 func (x *StatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nexadb_v1_admin_proto_msgTypes[4]
+	mi := &file_nexadb_v1_admin_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -345,7 +426,7 @@ func (x *StatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusResponse.ProtoReflect.Descriptor instead.
 func (*StatusResponse) Descriptor() ([]byte, []int) {
-	return file_nexadb_v1_admin_proto_rawDescGZIP(), []int{4}
+	return file_nexadb_v1_admin_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *StatusResponse) GetStatus() string {
@@ -391,7 +472,7 @@ type StatsRequest struct {
 
 func (x *StatsRequest) Reset() {
 	*x = StatsRequest{}
-	mi := &file_nexadb_v1_admin_proto_msgTypes[5]
+	mi := &file_nexadb_v1_admin_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -403,7 +484,7 @@ func (x *StatsRequest) String() string {
 func (*StatsRequest) ProtoMessage() {}
 
 func (x *StatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nexadb_v1_admin_proto_msgTypes[5]
+	mi := &file_nexadb_v1_admin_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -416,7 +497,7 @@ func (x *StatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatsRequest.ProtoReflect.Descriptor instead.
 func (*StatsRequest) Descriptor() ([]byte, []int) {
-	return file_nexadb_v1_admin_proto_rawDescGZIP(), []int{5}
+	return file_nexadb_v1_admin_proto_rawDescGZIP(), []int{7}
 }
 
 // Per-level figures of the storage engine.
@@ -431,7 +512,7 @@ type LevelStats struct {
 
 func (x *LevelStats) Reset() {
 	*x = LevelStats{}
-	mi := &file_nexadb_v1_admin_proto_msgTypes[6]
+	mi := &file_nexadb_v1_admin_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -443,7 +524,7 @@ func (x *LevelStats) String() string {
 func (*LevelStats) ProtoMessage() {}
 
 func (x *LevelStats) ProtoReflect() protoreflect.Message {
-	mi := &file_nexadb_v1_admin_proto_msgTypes[6]
+	mi := &file_nexadb_v1_admin_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -456,7 +537,7 @@ func (x *LevelStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LevelStats.ProtoReflect.Descriptor instead.
 func (*LevelStats) Descriptor() ([]byte, []int) {
-	return file_nexadb_v1_admin_proto_rawDescGZIP(), []int{6}
+	return file_nexadb_v1_admin_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *LevelStats) GetLevel() int32 {
@@ -500,7 +581,7 @@ type EngineStats struct {
 
 func (x *EngineStats) Reset() {
 	*x = EngineStats{}
-	mi := &file_nexadb_v1_admin_proto_msgTypes[7]
+	mi := &file_nexadb_v1_admin_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -512,7 +593,7 @@ func (x *EngineStats) String() string {
 func (*EngineStats) ProtoMessage() {}
 
 func (x *EngineStats) ProtoReflect() protoreflect.Message {
-	mi := &file_nexadb_v1_admin_proto_msgTypes[7]
+	mi := &file_nexadb_v1_admin_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -525,7 +606,7 @@ func (x *EngineStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EngineStats.ProtoReflect.Descriptor instead.
 func (*EngineStats) Descriptor() ([]byte, []int) {
-	return file_nexadb_v1_admin_proto_rawDescGZIP(), []int{7}
+	return file_nexadb_v1_admin_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *EngineStats) GetMemtableBytes() int64 {
@@ -602,7 +683,7 @@ type StatsResponse struct {
 
 func (x *StatsResponse) Reset() {
 	*x = StatsResponse{}
-	mi := &file_nexadb_v1_admin_proto_msgTypes[8]
+	mi := &file_nexadb_v1_admin_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -614,7 +695,7 @@ func (x *StatsResponse) String() string {
 func (*StatsResponse) ProtoMessage() {}
 
 func (x *StatsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nexadb_v1_admin_proto_msgTypes[8]
+	mi := &file_nexadb_v1_admin_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -627,7 +708,7 @@ func (x *StatsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatsResponse.ProtoReflect.Descriptor instead.
 func (*StatsResponse) Descriptor() ([]byte, []int) {
-	return file_nexadb_v1_admin_proto_rawDescGZIP(), []int{8}
+	return file_nexadb_v1_admin_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *StatsResponse) GetCollections() []*CollectionInfo {
@@ -698,7 +779,10 @@ const file_nexadb_v1_admin_proto_rawDesc = "" +
 	"\rarchive_chunk\x18\x02 \x01(\fR\farchiveChunk\x12\x1a\n" +
 	"\bsequence\x18\x03 \x01(\x03R\bsequence\x12\x12\n" +
 	"\x04done\x18\x04 \x01(\bR\x04done\x12\x12\n" +
-	"\x04path\x18\x05 \x01(\tR\x04path\"\x0f\n" +
+	"\x04path\x18\x05 \x01(\tR\x04path\"\x16\n" +
+	"\x14GetApiKeyInfoRequest\"4\n" +
+	"\x15GetApiKeyInfoResponse\x12\x1b\n" +
+	"\tread_only\x18\x01 \x01(\bR\breadOnly\"\x0f\n" +
 	"\rStatusRequest\"\x99\x01\n" +
 	"\x0eStatusResponse\x12\x16\n" +
 	"\x06status\x18\x01 \x01(\tR\x06status\x12\x18\n" +
@@ -727,10 +811,12 @@ const file_nexadb_v1_admin_proto_rawDesc = "" +
 	"\x06engine\x18\x03 \x01(\v2\x16.nexadb.v1.EngineStatsR\x06engine\x12%\n" +
 	"\x0euptime_seconds\x18\x04 \x01(\x03R\ruptimeSeconds\x12\x1b\n" +
 	"\trss_bytes\x18\x05 \x01(\x03R\brssBytes\x12#\n" +
-	"\rvector_kernel\x18\x06 \x01(\tR\fvectorKernel2\x85\x02\n" +
+	"\rvector_kernel\x18\x06 \x01(\tR\fvectorKernel2\xed\x02\n" +
 	"\fAdminService\x12N\n" +
 	"\x06Status\x12\x18.nexadb.v1.StatusRequest\x1a\x19.nexadb.v1.StatusResponse\"\x0f\x82\xd3\xe4\x93\x02\t\x12\a/status\x12J\n" +
-	"\x05Stats\x12\x17.nexadb.v1.StatsRequest\x1a\x18.nexadb.v1.StatsResponse\"\x0e\x82\xd3\xe4\x93\x02\b\x12\x06/stats\x12Y\n" +
+	"\x05Stats\x12\x17.nexadb.v1.StatsRequest\x1a\x18.nexadb.v1.StatsResponse\"\x0e\x82\xd3\xe4\x93\x02\b\x12\x06/stats\x12f\n" +
+	"\rGetApiKeyInfo\x12\x1f.nexadb.v1.GetApiKeyInfoRequest\x1a .nexadb.v1.GetApiKeyInfoResponse\"\x12\x82\xd3\xe4\x93\x02\f\x12\n" +
+	"/admin/key\x12Y\n" +
 	"\x06Backup\x12\x18.nexadb.v1.BackupRequest\x1a\x19.nexadb.v1.BackupResponse\"\x18\x82\xd3\xe4\x93\x02\x12:\x01*\"\r/admin/backup0\x01b\x06proto3"
 
 var (
@@ -745,35 +831,39 @@ func file_nexadb_v1_admin_proto_rawDescGZIP() []byte {
 	return file_nexadb_v1_admin_proto_rawDescData
 }
 
-var file_nexadb_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_nexadb_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_nexadb_v1_admin_proto_goTypes = []any{
-	(*BackupRequest)(nil),  // 0: nexadb.v1.BackupRequest
-	(*BackupProgress)(nil), // 1: nexadb.v1.BackupProgress
-	(*BackupResponse)(nil), // 2: nexadb.v1.BackupResponse
-	(*StatusRequest)(nil),  // 3: nexadb.v1.StatusRequest
-	(*StatusResponse)(nil), // 4: nexadb.v1.StatusResponse
-	(*StatsRequest)(nil),   // 5: nexadb.v1.StatsRequest
-	(*LevelStats)(nil),     // 6: nexadb.v1.LevelStats
-	(*EngineStats)(nil),    // 7: nexadb.v1.EngineStats
-	(*StatsResponse)(nil),  // 8: nexadb.v1.StatsResponse
-	(*CollectionInfo)(nil), // 9: nexadb.v1.CollectionInfo
+	(*BackupRequest)(nil),         // 0: nexadb.v1.BackupRequest
+	(*BackupProgress)(nil),        // 1: nexadb.v1.BackupProgress
+	(*BackupResponse)(nil),        // 2: nexadb.v1.BackupResponse
+	(*GetApiKeyInfoRequest)(nil),  // 3: nexadb.v1.GetApiKeyInfoRequest
+	(*GetApiKeyInfoResponse)(nil), // 4: nexadb.v1.GetApiKeyInfoResponse
+	(*StatusRequest)(nil),         // 5: nexadb.v1.StatusRequest
+	(*StatusResponse)(nil),        // 6: nexadb.v1.StatusResponse
+	(*StatsRequest)(nil),          // 7: nexadb.v1.StatsRequest
+	(*LevelStats)(nil),            // 8: nexadb.v1.LevelStats
+	(*EngineStats)(nil),           // 9: nexadb.v1.EngineStats
+	(*StatsResponse)(nil),         // 10: nexadb.v1.StatsResponse
+	(*CollectionInfo)(nil),        // 11: nexadb.v1.CollectionInfo
 }
 var file_nexadb_v1_admin_proto_depIdxs = []int32{
-	1, // 0: nexadb.v1.BackupResponse.progress:type_name -> nexadb.v1.BackupProgress
-	6, // 1: nexadb.v1.EngineStats.levels:type_name -> nexadb.v1.LevelStats
-	9, // 2: nexadb.v1.StatsResponse.collections:type_name -> nexadb.v1.CollectionInfo
-	7, // 3: nexadb.v1.StatsResponse.engine:type_name -> nexadb.v1.EngineStats
-	3, // 4: nexadb.v1.AdminService.Status:input_type -> nexadb.v1.StatusRequest
-	5, // 5: nexadb.v1.AdminService.Stats:input_type -> nexadb.v1.StatsRequest
-	0, // 6: nexadb.v1.AdminService.Backup:input_type -> nexadb.v1.BackupRequest
-	4, // 7: nexadb.v1.AdminService.Status:output_type -> nexadb.v1.StatusResponse
-	8, // 8: nexadb.v1.AdminService.Stats:output_type -> nexadb.v1.StatsResponse
-	2, // 9: nexadb.v1.AdminService.Backup:output_type -> nexadb.v1.BackupResponse
-	7, // [7:10] is the sub-list for method output_type
-	4, // [4:7] is the sub-list for method input_type
-	4, // [4:4] is the sub-list for extension type_name
-	4, // [4:4] is the sub-list for extension extendee
-	0, // [0:4] is the sub-list for field type_name
+	1,  // 0: nexadb.v1.BackupResponse.progress:type_name -> nexadb.v1.BackupProgress
+	8,  // 1: nexadb.v1.EngineStats.levels:type_name -> nexadb.v1.LevelStats
+	11, // 2: nexadb.v1.StatsResponse.collections:type_name -> nexadb.v1.CollectionInfo
+	9,  // 3: nexadb.v1.StatsResponse.engine:type_name -> nexadb.v1.EngineStats
+	5,  // 4: nexadb.v1.AdminService.Status:input_type -> nexadb.v1.StatusRequest
+	7,  // 5: nexadb.v1.AdminService.Stats:input_type -> nexadb.v1.StatsRequest
+	3,  // 6: nexadb.v1.AdminService.GetApiKeyInfo:input_type -> nexadb.v1.GetApiKeyInfoRequest
+	0,  // 7: nexadb.v1.AdminService.Backup:input_type -> nexadb.v1.BackupRequest
+	6,  // 8: nexadb.v1.AdminService.Status:output_type -> nexadb.v1.StatusResponse
+	10, // 9: nexadb.v1.AdminService.Stats:output_type -> nexadb.v1.StatsResponse
+	4,  // 10: nexadb.v1.AdminService.GetApiKeyInfo:output_type -> nexadb.v1.GetApiKeyInfoResponse
+	2,  // 11: nexadb.v1.AdminService.Backup:output_type -> nexadb.v1.BackupResponse
+	8,  // [8:12] is the sub-list for method output_type
+	4,  // [4:8] is the sub-list for method input_type
+	4,  // [4:4] is the sub-list for extension type_name
+	4,  // [4:4] is the sub-list for extension extendee
+	0,  // [0:4] is the sub-list for field type_name
 }
 
 func init() { file_nexadb_v1_admin_proto_init() }
@@ -788,7 +878,7 @@ func file_nexadb_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_nexadb_v1_admin_proto_rawDesc), len(file_nexadb_v1_admin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   9,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
