@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what NexaDB needs to build and test, from Debian's packages and PyPI.
 # Idempotent: installs only what is missing. Called by the Makefile's targets.
-#   install-deps.sh           everything: build, tests, fuzzing, the Python test venv
+#   install-deps.sh           everything: build, the browser console (node, npm), tests (chromium for
+#                             the console's), fuzzing, the Python test venv
 #   install-deps.sh --build   only what building the server takes (the image's build stage)
 #   install-deps.sh --image   the container and package tools: make image, test-image, test-package
 set -euo pipefail
@@ -26,9 +27,16 @@ case "$mode" in
   # buildah builds images without a daemon, podman runs them where it can, mmdebstrap makes
   # debian:12-slim where no registry answers; systemd-analyze checks the package's unit.
   --image) debs=(buildah podman mmdebstrap systemd curl) ;;
-  # and the tests, fuzzing (clang), the benchmarks built with the tree (SQLite)
-  all) debs=("${build_debs[@]}" libcriterion-dev libsqlite3-dev python3-venv clang libclang-rt-14-dev) ;;
+  # and the tests (chromium drives the console's end-to-end test), fuzzing (clang), the
+  # benchmarks built with the tree (SQLite)
+  all) debs=("${build_debs[@]}" libcriterion-dev libsqlite3-dev python3-venv clang libclang-rt-14-dev chromium) ;;
 esac
+# The browser console (console/) is built with node (18 or newer) and npm. A node from
+# elsewhere (NodeSource's nodejs, which carries its own npm) is used as it is; without one,
+# Debian's nodejs and npm. (--build, the image's build stage, leaves the console out.)
+if [ "$mode" = all ] && ! { command -v node >/dev/null && command -v npm >/dev/null; }; then
+  debs+=(nodejs npm)
+fi
 
 missing=()
 for p in "${debs[@]}"; do
