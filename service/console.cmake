@@ -12,17 +12,21 @@ set(console_src ${CMAKE_SOURCE_DIR}/console)
 set(console_c ${CMAKE_CURRENT_BINARY_DIR}/console_assets.c)
 set(NDB_CONSOLE_BUILT OFF)
 set(console_why "it was configured with -DNDB_CONSOLE=OFF")
+set(console_fix "configure with -DNDB_CONSOLE=AUTO (or ON) and build again")
 if(NOT NDB_CONSOLE STREQUAL "OFF")
   find_program(NDB_NODE node)
   find_program(NDB_NPM npm)
   set(console_why "node 18 or newer and npm were not found when it was configured")
+  set(console_fix "install them (scripts/install-deps.sh) and build again")
   if(NDB_NODE AND NDB_NPM)
     execute_process(COMMAND ${NDB_NODE} --version OUTPUT_VARIABLE node_version OUTPUT_STRIP_TRAILING_WHITESPACE)
+    string(REGEX MATCH "^[^\n]*" node_version "${node_version}") # one line, safe in a C string
+    string(REGEX REPLACE "[^A-Za-z0-9._ -]" "" node_version "${node_version}")
     string(REGEX REPLACE "^v([0-9]+).*" "\\1" node_major "${node_version}")
     if(node_major GREATER_EQUAL 18)
       set(NDB_CONSOLE_BUILT ON)
     else()
-      set(console_why "node ${node_version} is older than 18")
+      set(console_why "node (version '${node_version}') is not 18 or newer")
     endif()
   endif()
   if(NOT NDB_CONSOLE_BUILT)
@@ -52,8 +56,8 @@ else()
 const svc_console_asset svc_console_assets[1] = {{0}};
 const size_t svc_console_n_assets = 0;
 const char svc_console_missing[] =
-    "this nexadb-server was built without its browser console: @console_why@; install them "
-    "(scripts/install-deps.sh) and build again (console/README.md)";
+    "this nexadb-server was built without its browser console: @console_why@; @console_fix@ "
+    "(console/README.md)";
 ]] @ONLY)
 endif()
 add_custom_target(ndb_console DEPENDS ${console_c})
