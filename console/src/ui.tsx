@@ -2,6 +2,7 @@
 import type { ComponentChildren, JSX } from 'preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { BASE, navigate } from './router';
+import { call } from './api';
 import type { Json } from './mongo';
 
 export function Link(props: { to: string; children: ComponentChildren; class?: string; 'aria-current'?: 'page' }) {
@@ -168,4 +169,34 @@ export function Tabs(props: { tabs: { to: string; label: string; current: boolea
 
 export function ReadOnlyNote({ readOnly }: { readOnly: boolean }) {
   return readOnly ? <p class="note">This key is read-only: writing is not offered.</p> : null;
+}
+
+// A collection page's title, its kind, and (for a read-write key) its Drop button, which asks
+// for the name and goes back to the list.
+export function CollectionTitle(props: { kind: 'documents' | 'vectors'; name: string; readOnly: boolean; path: string }) {
+  const [dropping, setDropping] = useState(false);
+  return (
+    <div class="title-row">
+      <h1 id="h-collection">
+        <span class={'kind ' + props.kind}>{props.kind}</span> {props.name}
+      </h1>
+      <span class="spacer" />
+      {props.readOnly ? null : (
+        <button type="button" class="danger" onClick={() => setDropping(true)}>
+          Drop collection
+        </button>
+      )}
+      {dropping ? (
+        <ConfirmByName
+          what="collection"
+          name={props.name}
+          onClose={() => setDropping(false)}
+          onConfirm={async () => {
+            await call('DELETE', props.path);
+            navigate('/');
+          }}
+        />
+      ) : null}
+    </div>
+  );
 }

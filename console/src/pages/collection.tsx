@@ -4,8 +4,7 @@ import { useEffect, useState } from 'preact/hooks';
 import { ApiError, call, enc, type FindResult } from '../api';
 import type { Session } from '../main';
 import { cell, editUpdate, errorField, MANAGED, parseObject, ParseError, type JsonObject } from '../mongo';
-import { ConfirmByName, ErrorBox, Field, JsonView, Modal, ReadOnlyNote, Tabs } from '../ui';
-import { navigate } from '../router';
+import { CollectionTitle, ErrorBox, Field, JsonView, Modal, ReadOnlyNote, Tabs } from '../ui';
 import { AggregatePane } from './aggregate';
 import { IndexesPane } from './indexes';
 
@@ -295,21 +294,10 @@ function DocumentsPane(props: { session: Session; name: string; q: QueryText; se
 export function CollectionPage(props: { session: Session; name: string; tab: string }) {
   const { session, name, tab } = props;
   const [q, setQ] = useState<QueryText>({ filter: '', projection: '', sort: '', limit: '20' });
-  const [dropping, setDropping] = useState(false);
   const base = `/collections/${enc(name)}`;
   return (
     <section aria-labelledby="h-collection">
-      <div class="title-row">
-        <h1 id="h-collection">
-          <span class="kind documents">documents</span> {name}
-        </h1>
-        <span class="spacer" />
-        {session.readOnly ? null : (
-          <button type="button" class="danger" onClick={() => setDropping(true)}>
-            Drop collection
-          </button>
-        )}
-      </div>
+      <CollectionTitle kind="documents" name={name} readOnly={session.readOnly} path={base} />
       <Tabs
         tabs={[
           { to: base, label: 'Documents', current: tab === 'documents' },
@@ -324,17 +312,6 @@ export function CollectionPage(props: { session: Session; name: string; tab: str
       ) : (
         <DocumentsPane session={session} name={name} q={q} setQ={setQ} />
       )}
-      {dropping ? (
-        <ConfirmByName
-          what="collection"
-          name={name}
-          onClose={() => setDropping(false)}
-          onConfirm={async () => {
-            await call('DELETE', base);
-            navigate('/');
-          }}
-        />
-      ) : null}
     </section>
   );
 }

@@ -4,8 +4,7 @@ import { useEffect, useState } from 'preact/hooks';
 import { bytes, call, enc, type CollectionInfo, type SearchHit } from '../api';
 import type { Session } from '../main';
 import { errorField, parseMongo, parseObject, type JsonObject } from '../mongo';
-import { navigate } from '../router';
-import { ConfirmByName, ErrorBox, Field, JsonView } from '../ui';
+import { CollectionTitle, ErrorBox, Field, JsonView } from '../ui';
 
 // "[0.1, 0.2]" or "0.1, 0.2" or "0.1 0.2" → numbers; throws naming what is wrong.
 export function parseVector(text: string): number[] {
@@ -30,7 +29,6 @@ export function VectorPage({ session, name }: { session: Session; name: string }
   const [errors, setErrors] = useState<Record<string, string>>({});
   const [hits, setHits] = useState<SearchHit[] | null>(null);
   const [plan, setPlan] = useState<JsonObject | null>(null);
-  const [dropping, setDropping] = useState(false);
 
   useEffect(() => {
     call<{ collections: CollectionInfo[] }>('GET', '/vector')
@@ -91,18 +89,8 @@ export function VectorPage({ session, name }: { session: Session; name: string }
   };
 
   return (
-    <section aria-labelledby="h-vectors">
-      <div class="title-row">
-        <h1 id="h-vectors">
-          <span class="kind vectors">vectors</span> {name}
-        </h1>
-        <span class="spacer" />
-        {session.readOnly ? null : (
-          <button type="button" class="danger" onClick={() => setDropping(true)}>
-            Drop collection
-          </button>
-        )}
-      </div>
+    <section aria-labelledby="h-collection">
+      <CollectionTitle kind="vectors" name={name} readOnly={session.readOnly} path={`/vector/${enc(name)}`} />
       <ErrorBox error={error} />
       {info ? (
         <dl class="facts" aria-label="Collection">
@@ -196,17 +184,6 @@ export function VectorPage({ session, name }: { session: Session; name: string }
             </table>
           </div>
         </>
-      ) : null}
-      {dropping ? (
-        <ConfirmByName
-          what="collection"
-          name={name}
-          onClose={() => setDropping(false)}
-          onConfirm={async () => {
-            await call('DELETE', `/vector/${enc(name)}`);
-            navigate('/');
-          }}
-        />
       ) : null}
     </section>
   );
