@@ -46,7 +46,7 @@ export function placeError(e: unknown): FieldErrors {
   return { general: msg };
 }
 
-function QueryBar(props: { q: QueryText; setQ: (q: QueryText) => void; errors: FieldErrors; onRun: () => void }) {
+function QueryBar(props: { q: QueryText; setQ: (q: QueryText) => void; errors: FieldErrors; onRun: () => void; label?: string }) {
   const { q, setQ, errors } = props;
   return (
     <form
@@ -62,7 +62,7 @@ function QueryBar(props: { q: QueryText; setQ: (q: QueryText) => void; errors: F
       <Field label="Sort" name="sort" value={q.sort} placeholder="{ age: -1 }" error={errors.sort} onInput={(v) => setQ({ ...q, sort: v })} />
       <Field class="narrow" label="Limit" name="limit" value={q.limit} placeholder="20" error={errors.limit} onInput={(v) => setQ({ ...q, limit: v })} />
       <button type="submit" class="primary">
-        Find
+        {props.label ?? 'Find'}
       </button>
     </form>
   );

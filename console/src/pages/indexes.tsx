@@ -3,7 +3,7 @@
 import { useEffect, useState } from 'preact/hooks';
 import { call, enc, type IndexInfo } from '../api';
 import type { Session } from '../main';
-import type { Json } from '../mongo';
+import { isObject, type Json } from '../mongo';
 import { ConfirmByName, ErrorBox, Field, JsonView, ReadOnlyNote } from '../ui';
 import { findRequest, placeError, QueryBar, type FieldErrors, type QueryText } from './collection';
 
@@ -161,13 +161,20 @@ export function IndexesPane(props: { session: Session; name: string; q: QueryTex
       {props.vectors ? null : (
         <section class="card" aria-labelledby="h-explain">
           <h2 id="h-explain">Explain the current query</h2>
-          <QueryBar q={props.q} setQ={props.setQ} errors={qErrors} onRun={runExplain} />
+          <QueryBar q={props.q} setQ={props.setQ} errors={qErrors} onRun={runExplain} label="Explain" />
           <ErrorBox error={qErrors.general} />
-          <div class="actions">
-            <button type="button" onClick={runExplain}>
-              Explain
-            </button>
-          </div>
+          {isObject(explain) ? (
+            <p class="plan" role="status">
+              {typeof explain.index === 'string' && explain.index ? (
+                <>
+                  Uses the index <strong>{explain.index}</strong>
+                </>
+              ) : (
+                'Uses no index: every document is read'
+              )}
+              {typeof explain.plan === 'string' ? ` (${explain.plan})` : ''}.
+            </p>
+          ) : null}
           {explain !== undefined ? <JsonView value={explain} label="The planner's explain" /> : null}
         </section>
       )}
