@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs what NexaDB needs to build and test, from Debian's packages and PyPI.
 # Idempotent: installs only what is missing. Called by the Makefile's targets.
-#   install-deps.sh           everything: build, the browser console (node, npm), tests (chromium for
-#                             the console's), fuzzing, the Python test venv
-#   install-deps.sh --build   only what building the server takes (the image's build stage)
+#   install-deps.sh           everything: build, tests (chromium for the console's), fuzzing, the
+#                             Python test venv
+#   install-deps.sh --build   only what building the server takes, its browser console included
+#                             (the image's build stage)
 #   install-deps.sh --image   the container and package tools: make image, test-image, test-package
 set -euo pipefail
 
@@ -31,10 +32,10 @@ case "$mode" in
   # benchmarks built with the tree (SQLite)
   all) debs=("${build_debs[@]}" libcriterion-dev libsqlite3-dev python3-venv clang libclang-rt-14-dev chromium) ;;
 esac
-# The browser console (console/) is built with node (18 or newer) and npm. A node from
-# elsewhere (NodeSource's nodejs, which carries its own npm) is used as it is; without one,
-# Debian's nodejs and npm. (--build, the image's build stage, leaves the console out.)
-if [ "$mode" = all ] && ! { command -v node >/dev/null && command -v npm >/dev/null; }; then
+# The browser console (console/, built into the server) needs node (18 or newer) and npm. A node
+# from elsewhere (NodeSource's nodejs, which carries its own npm) is used as it is; without
+# one, Debian's nodejs (18) and npm.
+if [ "$mode" != --image ] && ! { command -v node >/dev/null && command -v npm >/dev/null; }; then
   debs+=(nodejs npm)
 fi
 
