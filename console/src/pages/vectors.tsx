@@ -38,7 +38,7 @@ export function VectorPage({ session, name }: { session: Session; name: string }
         setInfo(c ?? null);
       })
       .catch((e) => setError(e.message));
-    call<{ documents: JsonObject[] }>('POST', `/vector/${enc(name)}/find`, { limit: 100 })
+    call<{ documents: JsonObject[] }>('POST', `/vector/${enc(name)}/find`, { limit: 50 }) // the first 50 (each comes with its vector)
       .then((r) => setIds(r.documents.map((d) => String(d.document ? (d.document as JsonObject)._id : d._id))))
       .catch(() => setIds([]));
   }, [name]);
