@@ -195,6 +195,31 @@ test('queries with a filter and a sort, as the API does', async () => {
   await page.getByText('4 documents').waitFor();
 });
 
+test('pages through the results with the server\'s page tokens', async () => {
+  await page.getByLabel('Filter').fill('');
+  await page.getByLabel('Sort').fill('');
+  await page.getByLabel('Limit').fill('2');
+  await page.getByRole('button', { name: 'Find' }).click();
+  await page.getByText('2 documents', { exact: true }).waitFor();
+  const ids = () => page.locator('table[aria-label="Documents"] tbody tr').evaluateAll((rows) => rows.map((r) => r.dataset.id));
+  const first = await ids();
+  await page.getByRole('button', { name: 'Next' }).click();
+  await page.getByText('(page 2)').waitFor();
+  const second = await ids();
+  await page.getByRole('button', { name: 'Next' }).click();
+  await page.getByText('1 document (page 3)').waitFor();
+  const third = await ids();
+  const all = (await api('POST', '/collections/people/query', {})).json.documents.map((d) => d._id);
+  assert.deepEqual([...first, ...second, ...third], all);
+  await page.getByRole('button', { name: 'Previous' }).click();
+  await page.getByText('(page 2)').waitFor();
+  assert.deepEqual(await ids(), second);
+  await page.getByLabel('Limit').fill('20');
+  await page.getByLabel('Filter').fill('{ age: { $gt: 30 } }');
+  await page.getByRole('button', { name: 'Find' }).click();
+  await page.getByText('4 documents').waitFor();
+});
+
 test('edits a document, keeping its types', async () => {
   const before = (await api('GET', '/collections/people/ada')).json.document;
   await page.getByRole('button', { name: 'Edit ada' }).click();
@@ -298,6 +323,20 @@ test('searches a vector collection and gets the API\'s ids', async () => {
   assert.deepEqual(ids, viaApi.json.results.map((r) => r.document_id));
   assert.equal(ids[0], 't3');
   await shot('08-vector-search');
+});
+
+test('drops a collection once its name is typed', async () => {
+  assert.equal((await api('POST', '/collections', { collection: 'scratch' })).status, 200);
+  await page.goto(base + '/console/');
+  await page.getByRole('button', { name: 'Drop scratch' }).click();
+  const drop = page.getByRole('dialog').getByRole('button', { name: 'Drop collection' });
+  await page.getByLabel('Name', { exact: true }).fill('scratc');
+  assert.ok(await drop.isDisabled());
+  await page.getByLabel('Name', { exact: true }).fill('scratch');
+  await drop.click();
+  await page.locator('tr[data-collection="scratch"]').waitFor({ state: 'detached' });
+  const names = (await api('GET', '/collections')).json.collections.map((c) => c.name);
+  assert.ok(!names.includes('scratch') && names.includes('people'));
 });
 
 test('the server page shows status, engine figures and charts that update', async () => {
