@@ -1,12 +1,16 @@
 // The server: status and health, the storage engine's figures (GET /stats), and request rate
 // and latency charts from its own /metrics, read every two seconds while the page is open.
-import { useEffect, useRef, useState } from 'preact/hooks';
+import { useEffect, useState } from 'preact/hooks';
 import { bytes, call, text, type Stats, type Status } from '../api';
 import { between, parseMetrics, traffic, type Point, type Traffic } from '../metrics';
 import { ErrorBox } from '../ui';
 
 const PERIOD_MS = 2000;
 const POINTS = 60; // two minutes
+
+// Kept while the tab lives, so leaving the page and coming back keeps the charts' history
+// (a gap of more than three periods starts the rate over rather than average across it).
+const kept: { points: Point[]; prev: { t: number; traffic: Traffic } | null } = { points: [], prev: null };
 
 function duration(s: number): string {
   const d = Math.floor(s / 86400);
@@ -59,9 +63,8 @@ function fmt(v: number): string {
 export function ServerPage() {
   const [status, setStatus] = useState<Status | null>(null);
   const [stats, setStats] = useState<Stats | null>(null);
-  const [points, setPoints] = useState<Point[]>([]);
+  const [points, setPoints] = useState<Point[]>(kept.points);
   const [error, setError] = useState<string | null>(null);
-  const prev = useRef<{ t: number; traffic: Traffic } | null>(null);
 
   useEffect(() => {
     let stopped = false;
@@ -73,11 +76,12 @@ export function ServerPage() {
         setStats(sx);
         const now = Date.now();
         const t = traffic(parseMetrics(m));
-        if (prev.current) {
-          const p = between(prev.current.traffic, t, (now - prev.current.t) / 1000, now);
-          setPoints((ps) => [...ps, p].slice(-POINTS));
+        const prev = kept.prev;
+        if (prev && now - prev.t <= 3 * PERIOD_MS) {
+          kept.points = [...kept.points, between(prev.traffic, t, (now - prev.t) / 1000, now)].slice(-POINTS);
+          setPoints(kept.points);
         }
-        prev.current = { t: now, traffic: t };
+        kept.prev = { t: now, traffic: t };
         setError(null);
       } catch (e) {
         if (!stopped) setError((e as Error).message);
