@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Installs what NexaDB needs to build and test, from Debian's packages and PyPI.
 # Idempotent: installs only what is missing. Called by the Makefile's targets.
-#   install-deps.sh           everything: build, tests (chromium for the console's), fuzzing, the
-#                             Python test venv
-#   install-deps.sh --build   only what building the server takes, its browser console included
-#                             (the image's build stage)
+#   install-deps.sh           everything: build (node and npm for the browser console), tests
+#                             (chromium for the console's), fuzzing, the Python test venv
+#   install-deps.sh --build   only what building the server from a source tarball takes (the
+#                             image's build stage: the tarball carries the console built)
 #   install-deps.sh --image   the container and package tools: make image, test-image, test-package
 set -euo pipefail
 
@@ -35,7 +35,7 @@ esac
 # The browser console (console/, built into the server) needs node (18 or newer) and npm. A node
 # from elsewhere (NodeSource's nodejs, which carries its own npm) is used as it is; without
 # one, Debian's nodejs (18) and npm.
-if [ "$mode" != --image ] && ! { command -v node >/dev/null && command -v npm >/dev/null; }; then
+if [ "$mode" = all ] && ! { command -v node >/dev/null && command -v npm >/dev/null; }; then
   debs+=(nodejs npm)
 fi
 
