@@ -23,7 +23,7 @@ elseif(NOT NDB_CONSOLE STREQUAL "OFF")
   find_program(NDB_NODE node)
   find_program(NDB_NPM npm)
   set(console_why "node 18 or newer and npm were not found when it was configured")
-  set(console_fix "install them (scripts/install-deps.sh) and build again")
+  set(console_fix "install node 18 or newer and npm (scripts/install-deps.sh) and build again")
   if(NDB_NODE AND NDB_NPM)
     execute_process(COMMAND ${NDB_NODE} --version OUTPUT_VARIABLE node_version OUTPUT_STRIP_TRAILING_WHITESPACE)
     string(REGEX MATCH "^[^\n]*" node_version "${node_version}") # one line, safe in a C string
