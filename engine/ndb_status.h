@@ -31,6 +31,7 @@ typedef enum ndb_status {
     NDB_ENOSPC = -16,    /* the file system is full, or the user's quota (ENOSPC, EDQUOT) */
     NDB_EMFILE = -17,    /* out of file descriptors, the process's or the system's (EMFILE, ENFILE) */
     NDB_ETIMEDOUT = -18, /* the caller's deadline passed */
+    NDB_ERANGE = -19,    /* past what is kept (a change stream's token older than its log) */
 } ndb_status;
 
 /* A static, human-readable description of a status code. Never NULL. */

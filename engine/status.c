@@ -25,6 +25,7 @@ const char *ndb_strerror(ndb_status st)
     case NDB_ENOSPC: return "no space left on device (ENOSPC)";
     case NDB_EMFILE: return "too many open files (EMFILE)";
     case NDB_ETIMEDOUT: return "deadline exceeded";
+    case NDB_ERANGE: return "out of the range kept";
     }
     return "unknown status";
 }

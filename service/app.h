@@ -50,6 +50,11 @@ typedef struct svc_app {
     _Atomic uint64_t backup_files_done, backup_files_total, backup_bytes_done, backup_bytes_total;
     _Atomic uint64_t backups_ok, backups_failed, backup_last_sequence;
     _Atomic int64_t backup_last_ok_time; /* Unix seconds of the last complete backup, 0: none */
+    /* Change streams (h_watch.c): the threads that run them, how many are
+     * open, events sent; the change log's trims (change_log.c). */
+    struct svc_pool *streams;
+    _Atomic int watches;
+    _Atomic uint64_t change_events_sent, change_trimmed, change_trim_failures;
     /* Called after each state change (the gRPC server wakes health watchers). */
     void (*on_state_change)(void *arg);
     void *on_state_arg;

@@ -49,8 +49,20 @@ static const opt_def opts[] = {
             "largest HTTP request body (default 67108864)"),
     NUM_OPT("query-memory-bytes", "NEXADB_QUERY_MEMORY_BYTES", OPT_I64, query_memory_bytes, 65536, INT64_MAX / 4,
             "memory of one sort or $group before it spills to files in <data-dir>/spill (default 104857600)"),
+    NUM_OPT("memtable-bytes", "NEXADB_MEMTABLE_BYTES", OPT_I64, memtable_bytes, 1 << 20, INT64_C(1) << 36,
+            "storage engine memtable size that triggers a flush; up to two are in memory (default 67108864)"),
+    NUM_OPT("block-cache-bytes", "NEXADB_BLOCK_CACHE_BYTES", OPT_I64, block_cache_bytes, 0, INT64_C(1) << 40,
+            "storage engine block cache bound; 0 disables it (default 67108864)"),
     NUM_OPT("ttl-interval-seconds", "NEXADB_TTL_INTERVAL_SECONDS", OPT_INT, ttl_interval_s, 1, 86400,
             "seconds between passes deleting documents past their TTL index's limit (default 60)"),
+    NUM_OPT("change-retention-seconds", "NEXADB_CHANGE_RETENTION_SECONDS", OPT_I64, change_retention_s, 0,
+            INT64_C(100) * 365 * 86400,
+            "seconds the change log keeps changes for change streams to resume from; 0 keeps no change log "
+            "(default 86400)"),
+    NUM_OPT("change-retention-bytes", "NEXADB_CHANGE_RETENTION_BYTES", OPT_I64, change_retention_bytes, 0,
+            INT64_MAX / 4, "bytes the change log may hold before its oldest changes go; 0: no bound (default 1073741824)"),
+    NUM_OPT("max-watches", "NEXADB_MAX_WATCHES", OPT_INT, max_watches, 1, 4096,
+            "change streams open at once, over gRPC and HTTP together (default 32)"),
     NUM_OPT("http-threads", "NEXADB_HTTP_THREADS", OPT_INT, http_threads, 0, 1024,
             "HTTP server threads, each running its requests' handlers (default: two per core)"),
     NUM_OPT("http-timeout", "NEXADB_HTTP_TIMEOUT", OPT_INT, http_timeout_s, 1, 3600,
@@ -149,6 +161,11 @@ ndb_status svc_config_load(svc_config *cfg, int argc, char **argv, ndb_errmsg *m
     cfg->max_body_bytes = 64 << 20;
     cfg->query_memory_bytes = 100 << 20;
     cfg->ttl_interval_s = 60;
+    cfg->memtable_bytes = INT64_C(64) << 20;
+    cfg->block_cache_bytes = INT64_C(64) << 20;
+    cfg->change_retention_s = 86400;
+    cfg->change_retention_bytes = INT64_C(1) << 30;
+    cfg->max_watches = 32;
     cfg->http_timeout_s = 30;
     cfg->keepalive_time_s = 30;
     cfg->keepalive_timeout_s = 10;

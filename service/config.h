@@ -27,6 +27,11 @@ typedef struct svc_config {
     int64_t max_body_bytes;     /* HTTP request body limit */
     int64_t query_memory_bytes; /* a sort's or $group's memory before it spills to <data-dir>/spill */
     int ttl_interval_s;         /* seconds between TTL passes (ttl.h) */
+    int64_t memtable_bytes;     /* the storage engine's memtable size (flush trigger) */
+    int64_t block_cache_bytes;  /* the storage engine's block cache bound; 0: none */
+    int64_t change_retention_s; /* the change log's age bound; 0: no change log (change_log.h) */
+    int64_t change_retention_bytes; /* its size bound; 0: none */
+    int max_watches;            /* change streams open at once (h_watch.c) */
     int http_threads;           /* HTTP server threads; 0: two per core */
     int http_timeout_s;         /* seconds an idle or stalled HTTP connection is kept */
     bool allow_insecure_key_file; /* load a key file others can read (with a warning) */

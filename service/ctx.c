@@ -5,6 +5,7 @@
 #include <time.h>
 
 #include "handler.h"
+#include "pool.h"
 
 /* A call may hold at most this much memory for its request, response and work. */
 #define CALL_MEMORY_LIMIT ((size_t)1 << 31)
@@ -95,7 +96,8 @@ ndb_status svc_stream_pages(svc_ctx *ctx, const svc_pager *p, void *state, int32
     }
 }
 
-ndb_status svc_page_token_in(svc_ctx *ctx, const char *hex, const void **tok, size_t *len, ndb_errmsg *msg)
+ndb_status svc_token_in(svc_ctx *ctx, const char *hex, const char *field, const void **tok, size_t *len,
+                        ndb_errmsg *msg)
 {
     size_t n = strlen(hex);
     *tok = NULL;
@@ -104,14 +106,14 @@ ndb_status svc_page_token_in(svc_ctx *ctx, const char *hex, const void **tok, si
         return NDB_OK;
     unsigned char *out = svc_alloc(ctx, n / 2 + 1);
     if (n % 2 != 0 || out == NULL)
-        return ndb_errmsg_set(msg, NDB_EINVAL, "page_token is not a token this server issued");
+        return ndb_errmsg_set(msg, NDB_EINVAL, "%s is not a token this server issued", field);
     for (size_t i = 0; i < n; i += 2) {
         int v = 0;
         for (int k = 0; k < 2; k++) {
             char c = hex[i + k];
             int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
             if (d < 0)
-                return ndb_errmsg_set(msg, NDB_EINVAL, "page_token is not a token this server issued");
+                return ndb_errmsg_set(msg, NDB_EINVAL, "%s is not a token this server issued", field);
             v = v * 16 + d;
         }
         out[i / 2] = (unsigned char)v;
@@ -137,4 +139,24 @@ const ndb_interrupt *svc_interrupt(svc_ctx *ctx)
         ctx->intr.cancelled = &ctx->cancelled;
     }
     return &ctx->intr;
+}
+
+ndb_status svc_held_start(svc_app *app, void (*fn)(void *), void *arg, ndb_errmsg *msg)
+{
+    if (atomic_fetch_add(&app->watches, 1) >= app->cfg->max_watches) {
+        atomic_fetch_sub(&app->watches, 1);
+        return ndb_errmsg_set(msg, NDB_ELIMIT, "%d change streams are open (--max-watches); retry with backoff",
+                              app->cfg->max_watches);
+    }
+    ndb_status st = app->streams != NULL ? svc_pool_submit(app->streams, fn, arg) : NDB_ECLOSED;
+    if (st != NDB_OK) {
+        atomic_fetch_sub(&app->watches, 1);
+        return ndb_errmsg_set(msg, NDB_ECLOSED, "server is shutting down");
+    }
+    return NDB_OK;
+}
+
+void svc_held_done(svc_app *app)
+{
+    atomic_fetch_sub(&app->watches, 1);
 }

@@ -97,6 +97,7 @@ grpc_status_code svc_status_code(ndb_status st)
     case NDB_EUNIMPL: return GRPC_STATUS_UNIMPLEMENTED;
     case NDB_ECANCELED: return GRPC_STATUS_CANCELLED;
     case NDB_ETIMEDOUT: return GRPC_STATUS_DEADLINE_EXCEEDED;
+    case NDB_ERANGE: return GRPC_STATUS_OUT_OF_RANGE;
     case NDB_ECORRUPT:
     case NDB_EIO: return GRPC_STATUS_INTERNAL;
     }

@@ -487,6 +487,14 @@ static bool handle(call *c)
 
 static void run_handler(void *arg) { handle(arg); }
 
+static void run_held(void *arg)
+{
+    call *c = arg;
+    svc_app *app = c->g->app; /* the call may be freed once it has answered */
+    handle(c);
+    svc_held_done(app);
+}
+
 /* The request message has arrived (or not). */
 static void on_recv(call *c, bool ok)
 {
@@ -506,6 +514,11 @@ static void on_recv(call *c, bool ok)
         watch_start(c);
     } else if (flags & SVC_M_INLINE) {
         handle(c);
+    } else if (flags & SVC_M_HELD) {
+        ndb_errmsg hm;
+        ndb_status st = svc_held_start(c->g->app, run_held, c, &hm);
+        if (st != NDB_OK)
+            finish_status(c, st, hm.text);
     } else if ((flags & SVC_M_BIDI) && atomic_fetch_add(&c->g->bidi, 1) >= c->g->bidi_max) {
         atomic_fetch_sub(&c->g->bidi, 1);
         finish_status(c, NDB_ELIMIT, "too many bidirectional streams open; retry with backoff");

@@ -124,6 +124,21 @@ static ndb_status stats(svc_ctx *ctx, const ProtobufCMessage *req, ProtobufCMess
     es->block_cache_misses = (int64_t)ks.block_cache_misses;
     out->engine = es;
     out->vector_kernel = (char *)ndb_vec_kernel_name();
+    Nexadb__V1__MemoryStats *ms = SVC_NEW(ctx, Nexadb__V1__MemoryStats, nexadb__v1__memory_stats__init);
+    if (ms == NULL)
+        return svc_oom(msg);
+    svc_proc_memory pm;
+    if (svc_proc_memory_read(&pm) == NDB_OK) {
+        ms->resident_anonymous = (int64_t)pm.anonymous;
+        ms->resident_file = (int64_t)pm.file;
+        ms->resident_shared = (int64_t)pm.shared;
+    }
+    ms->memtables = es->memtable_bytes;
+    ms->block_cache = (int64_t)ks.block_cache_bytes;
+    ms->block_cache_capacity = (int64_t)ks.block_cache_capacity;
+    for (size_t i = 0; i < out->n_collections; i++)
+        ms->vector_graphs += out->collections[i]->index_bytes;
+    out->memory = ms;
     *resp = &out->base;
     return NDB_OK;
 }

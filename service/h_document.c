@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "convert.h"
+#include "h_watch.h"
 #include "handler.h"
 #include "indexes.h"
 #include "nexadb/v1/document.pb-c.h"
@@ -279,7 +280,7 @@ static ndb_status find(svc_ctx *ctx, const ProtobufCMessage *req, ProtobufCMessa
     if ((st = svc_encode(&ctx->arena, r->filter, 0, "filter", &o.filter, &o.filter_len, msg)) != NDB_OK ||
         (st = svc_encode(&ctx->arena, r->projection, 0, "projection", &o.projection, &o.projection_len, msg)) != NDB_OK ||
         (st = svc_encode(&ctx->arena, r->sort, 0, "sort", &o.sort, &o.sort_len, msg)) != NDB_OK ||
-        (st = svc_page_token_in(ctx, r->page_token, &o.page_token, &o.page_token_len, msg)) != NDB_OK)
+        (st = svc_token_in(ctx, r->page_token, "page_token", &o.page_token, &o.page_token_len, msg)) != NDB_OK)
         return st;
     ndb_doc_cursor *cur = NULL;
     if ((st = ndb_doc_find(ctx->app->doc, r->collection, &o, &cur, msg)) != NDB_OK)
@@ -502,6 +503,7 @@ static const svc_method methods[] = {
     {"CreateIndex", create_index, SVC_M_WRITE},
     {"DropIndex", drop_index, SVC_M_WRITE},
     {"ListIndexes", list_indexes, 0},
+    {"Watch", svc_watch, SVC_M_STREAM | SVC_M_HELD},
 };
 
 const svc_service svc_document_service = {&nexadb__v1__document_service__descriptor, methods,

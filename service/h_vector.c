@@ -552,7 +552,7 @@ static ndb_status find_vectors(svc_ctx *ctx, const ProtobufCMessage *req, Protob
     ndb_status st;
     if ((!svc_document_empty(r->filter) &&
          (st = svc_encode(&ctx->arena, r->filter, 0, "filter", &o.filter, &o.filter_len, msg)) != NDB_OK) ||
-        (st = svc_page_token_in(ctx, r->page_token, &o.page_token, &o.page_token_len, msg)) != NDB_OK)
+        (st = svc_token_in(ctx, r->page_token, "page_token", &o.page_token, &o.page_token_len, msg)) != NDB_OK)
         return st;
     ndb_vec_cursor *cur = NULL;
     if ((st = ndb_vec_find(ctx->app->vec, r->collection, &o, &cur, msg)) != NDB_OK)

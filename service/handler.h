@@ -71,6 +71,10 @@ enum {
     /* Bidirectional streaming (gRPC only): the first message arrives as req,
      * the next ones through svc_recv; answers go through svc_send. */
     SVC_M_BIDI = 1 << 6,
+    /* A stream that stays open as long as the client wants (Watch): runs on
+     * its own thread from the app's stream pool, at most --max-watches at
+     * once over both transports (beyond: RESOURCE_EXHAUSTED). */
+    SVC_M_HELD = 1 << 7,
 };
 
 typedef struct svc_method {
@@ -157,9 +161,11 @@ typedef struct svc_pager {
 } svc_pager;
 ndb_status svc_stream_pages(svc_ctx *ctx, const svc_pager *p, void *state, int32_t page_size, ndb_errmsg *msg);
 
-/* Decodes a request's page token into call memory: *len 0 for "",
- * NDB_EINVAL for text this server did not issue. */
-ndb_status svc_page_token_in(svc_ctx *ctx, const char *hex, const void **tok, size_t *len, ndb_errmsg *msg);
+/* Decodes a request's token (a page token, a change stream's resume token)
+ * from hex into call memory: *len 0 for "", NDB_EINVAL naming field for
+ * text this server did not issue. */
+ndb_status svc_token_in(svc_ctx *ctx, const char *hex, const char *field, const void **tok, size_t *len,
+                        ndb_errmsg *msg);
 
 /*
  * The call's deadline and cancellation as the engines take them (borrowed
@@ -173,6 +179,12 @@ ndb_status svc_page_token_in(svc_ctx *ctx, const char *hex, const void **tok, si
  */
 #define SVC_COMMIT_MARGIN_NS (20 * 1000000LL)
 const ndb_interrupt *svc_interrupt(svc_ctx *ctx);
+
+/* Runs fn(arg), a SVC_M_HELD call, on the app's stream pool; fn calls
+ * svc_held_done(app) when the call has ended. NDB_ELIMIT (msg says so) when
+ * --max-watches such calls are open, NDB_ECLOSED while shutting down. */
+ndb_status svc_held_start(svc_app *app, void (*fn)(void *), void *arg, ndb_errmsg *msg);
+void svc_held_done(svc_app *app);
 
 /* Prepares a context for one call; the transport sets send/transport after. */
 void svc_ctx_init(svc_ctx *ctx, svc_app *app, int64_t deadline_ns);

@@ -19,6 +19,7 @@
 
 #include "app.h"
 #include "auth.h"
+#include "change_log.h"
 #include "config.h"
 #include "dispatch.h"
 #include "grpc_server.h"
@@ -26,6 +27,7 @@
 #include "ttl.h"
 #include "log.h"
 #include "metrics.h"
+#include "pool.h"
 #include "rest.h"
 #include "version.h"
 
@@ -170,6 +172,8 @@ static ndb_status open_engines(svc_app *app, uint32_t max_open_tables, ndb_errms
     ndb_kv_options kopt;
     ndb_kv_options_init(&kopt);
     kopt.max_open_tables = max_open_tables;
+    kopt.memtable_bytes = (size_t)app->cfg->memtable_bytes;
+    kopt.block_cache_bytes = (size_t)app->cfg->block_cache_bytes;
     ndb_kv_recovery_info rec = {0};
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -189,6 +193,7 @@ static ndb_status open_engines(svc_app *app, uint32_t max_open_tables, ndb_errms
     dopt.log = engine_log;
     dopt.agg_mem_bytes = (size_t)app->cfg->query_memory_bytes;
     dopt.spill_dir = app->spill_dir;
+    dopt.change_log = app->cfg->change_retention_s > 0;
     if ((st = ndb_doc_open(app->kv, &dopt, &app->doc, msg)) != NDB_OK)
         return st;
     if (snprintf(dir, sizeof dir, "%s/vseg", app->cfg->data_dir) >= (int)sizeof dir)
@@ -394,6 +399,9 @@ int main(int argc, char **argv)
     if ((st = svc_metrics_init(&msg)) != NDB_OK)
         return fail("cannot set up metrics", st, &msg);
 
+    /* change streams run on threads of their own, one each (h_watch.c) */
+    if ((st = svc_pool_start(cfg.max_watches, (size_t)cfg.max_watches, &app.streams, &msg)) != NDB_OK)
+        return fail("cannot start the change streams' threads", st, &msg);
     svc_grpc *grpc = NULL;
     int grpc_port = 0;
     if ((st = svc_grpc_start(&app, &grpc, &grpc_port, &msg)) != NDB_OK)
@@ -414,9 +422,11 @@ int main(int argc, char **argv)
         return fail("cannot open the data", st, &msg);
     }
     /* a disk that is full now still serves reads: readiness says why it is NOT_SERVING */
-    svc_periodic *watch = NULL, *ttl = NULL;
+    svc_periodic *watch = NULL, *ttl = NULL, *trim = NULL;
     if ((st = svc_storage_watch_start(&app, &watch, &msg)) != NDB_OK ||
-        (st = svc_ttl_start(&app, &ttl, &msg)) != NDB_OK) {
+        (st = svc_ttl_start(&app, &ttl, &msg)) != NDB_OK ||
+        (st = svc_change_log_start(&app, &trim, &msg)) != NDB_OK) {
+        svc_periodic_stop(ttl);
         svc_periodic_stop(watch);
         svc_grpc_stop(grpc, 0);
         close_engines(&app);
@@ -450,11 +460,13 @@ int main(int argc, char **argv)
     SVC_LOG(SVC_LOG_INFO, "shutting down", LOG_STR("signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"),
             LOG_INT("grace_seconds", cfg.shutdown_grace_s));
     svc_app_set_state(&app, SVC_DRAINING);
+    svc_periodic_stop(trim);
     svc_periodic_stop(ttl); /* a pass in progress finishes its batch */
     svc_periodic_stop(watch); /* before the gRPC server it tells of changes goes */
     svc_rest_quiesce(rest); /* no new HTTP connections; open ones finish their requests */
     svc_grpc_stop(grpc, cfg.shutdown_grace_s);
     svc_rest_stop(rest);
+    svc_pool_stop(app.streams); /* the change streams saw their calls end */
     close_engines(&app); /* fsyncs the WAL */
     svc_auth_free(app.auth);
     svc_tls_free(app.tls);

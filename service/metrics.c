@@ -239,6 +239,21 @@ static void render_engine(out_buf *o, svc_app *app)
         family(o, "nexadb_write_amplification", "gauge", "bytes written to disk per byte written by users");
         outf(o, "nexadb_write_amplification %.17g\n", e->write_amplification);
     }
+    if (s->memory != NULL) {
+        const Nexadb__V1__MemoryStats *m = s->memory;
+        family(o, "nexadb_memory_bytes", "gauge",
+               "resident memory by kind (anonymous, file: mapped pages, shared) and what the engines hold of it "
+               "(memtables, block_cache and its block_cache_capacity, vector_graphs)");
+        const struct {
+            const char *kind;
+            int64_t v;
+        } kinds[] = {{"anonymous", m->resident_anonymous}, {"file", m->resident_file},
+                     {"shared", m->resident_shared},       {"memtables", m->memtables},
+                     {"block_cache", m->block_cache},      {"block_cache_capacity", m->block_cache_capacity},
+                     {"vector_graphs", m->vector_graphs}};
+        for (size_t i = 0; i < sizeof kinds / sizeof *kinds; i++)
+            outf(o, "nexadb_memory_bytes{kind=\"%s\"} %" PRId64 "\n", kinds[i].kind, kinds[i].v);
+    }
     family(o, "nexadb_documents", "gauge", "documents stored, all collections");
     outf(o, "nexadb_documents %" PRId64 "\n", s->total_documents);
     family(o, "nexadb_collection_documents", "gauge", "documents (or vector rows) per collection");
@@ -378,6 +393,23 @@ ndb_status svc_metrics_render(svc_app *app, char **out, size_t *len, ndb_errmsg 
     outf(&o, "nexadb_ttl_passes_total %" PRIu64 "\n", atomic_load(&app->ttl_passes));
     family(&o, "nexadb_ttl_failures_total", "counter", "TTL passes that stopped on an error (logged)");
     outf(&o, "nexadb_ttl_failures_total %" PRIu64 "\n", atomic_load(&app->ttl_failures));
+    family(&o, "nexadb_change_streams", "gauge", "change streams open (Watch, over gRPC and HTTP; --max-watches)");
+    outf(&o, "nexadb_change_streams %d\n", atomic_load(&app->watches));
+    family(&o, "nexadb_change_events_sent_total", "counter", "change events sent to change streams");
+    outf(&o, "nexadb_change_events_sent_total %" PRIu64 "\n", atomic_load(&app->change_events_sent));
+    family(&o, "nexadb_change_log_trimmed_records_total", "counter",
+           "change log records deleted by retention (--change-retention-seconds, -bytes)");
+    outf(&o, "nexadb_change_log_trimmed_records_total %" PRIu64 "\n", atomic_load(&app->change_trimmed));
+    family(&o, "nexadb_change_log_trim_failures_total", "counter", "change log trims that failed (logged)");
+    outf(&o, "nexadb_change_log_trim_failures_total %" PRIu64 "\n", atomic_load(&app->change_trim_failures));
+    if (app->doc != NULL) {
+        ndb_doc_changes_info ci;
+        ndb_doc_changes_info_get(app->doc, &ci);
+        family(&o, "nexadb_change_log_bytes", "gauge", "bytes of the change log's records");
+        outf(&o, "nexadb_change_log_bytes %" PRIu64 "\n", ci.bytes);
+        family(&o, "nexadb_change_log_records", "gauge", "records in the change log (one per write, or per MiB of one)");
+        outf(&o, "nexadb_change_log_records %" PRIu64 "\n", ci.next_seq - ci.first_seq);
+    }
     render_backup(&o, app);
     family(&o, "nexadb_build_info", "gauge", "the server's version and the source revision it was built from");
     outf(&o, "nexadb_build_info{version=\"%s\",", esc(app->version ? app->version : "", t, sizeof t));

@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -11,8 +12,10 @@
 #include <unistd.h>
 
 /* /proc/self/stat is one line of ~52 numbers after "pid (comm) ", comm at most
- * 16 bytes (TASK_COMM_LEN): a few hundred bytes. */
+ * 16 bytes (TASK_COMM_LEN): a few hundred bytes; /proc/self/status about 60
+ * short lines, a little more with many CPUs in its masks. */
 #define STAT_MAX 1024
+#define STATUS_MAX 16384
 
 /* Reads the whole of a small /proc file into buf (NUL-terminated). */
 static ndb_status read_small(const char *path, char *buf, size_t cap, size_t *len)
@@ -80,6 +83,38 @@ ndb_status svc_proc_stat_read(svc_proc_stat *out)
     out->vm_bytes = f[23];
     out->rss_bytes = f[24] * (uint64_t)page;
     return NDB_OK;
+}
+
+/* The kB figure of a "Name:   1234 kB" line of status text. */
+static bool status_kb(const char *text, const char *name, uint64_t *bytes)
+{
+    size_t nl = strlen(name);
+    for (const char *p = text; p != NULL && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL) {
+        if (strncmp(p, name, nl) != 0 || p[nl] != ':')
+            continue;
+        char *end;
+        errno = 0;
+        unsigned long long kb = strtoull(p + nl + 1, &end, 10);
+        if (end == p + nl + 1 || errno != 0 || strncmp(end, " kB", 3) != 0)
+            return false;
+        *bytes = (uint64_t)kb * 1024;
+        return true;
+    }
+    return false;
+}
+
+ndb_status svc_proc_memory_read(svc_proc_memory *out)
+{
+    char *buf = malloc(STATUS_MAX);
+    if (buf == NULL)
+        return NDB_ENOMEM;
+    size_t len;
+    ndb_status st = read_small("/proc/self/status", buf, STATUS_MAX, &len);
+    if (st == NDB_OK && !(status_kb(buf, "RssAnon", &out->anonymous) && status_kb(buf, "RssFile", &out->file) &&
+                          status_kb(buf, "RssShmem", &out->shared)))
+        st = NDB_ECORRUPT;
+    free(buf);
+    return st;
 }
 
 ndb_status svc_proc_open_fds(uint64_t *out)

@@ -25,6 +25,16 @@ typedef struct svc_proc_stat {
  * does not parse; *out is then unspecified. */
 ndb_status svc_proc_stat_read(svc_proc_stat *out);
 
+/* The resident set by kind, from /proc/self/status (bytes). */
+typedef struct svc_proc_memory {
+    uint64_t anonymous; /* RssAnon */
+    uint64_t file;      /* RssFile */
+    uint64_t shared;    /* RssShmem */
+} svc_proc_memory;
+
+/* NDB_EIO when /proc/self/status cannot be read, NDB_ECORRUPT when a line is missing. */
+ndb_status svc_proc_memory_read(svc_proc_memory *out);
+
 /* Open file descriptors: the entries of /proc/self/fd, less the one this call
  * opens to list them. NDB_EIO when the directory cannot be read. */
 ndb_status svc_proc_open_fds(uint64_t *out);

@@ -19,6 +19,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "rest_routes.h"
+#include "rest_sse.h"
 #include "rest_tls.h"
 #include "status_details.h"
 
@@ -56,6 +57,7 @@ struct svc_rest {
     size_t n_origins;
     bool any_origin;
     size_t max_response;
+    svc_sse_hub *sse; /* the change streams served as server-sent events */
 };
 
 /* One request's state, from its first callback to its completion. */
@@ -691,6 +693,33 @@ static enum MHD_Result serve_rpc(rreq *q, struct MHD_Connection *conn, const rro
         goto done;
     }
 
+    if (route->m->flags & SVC_M_HELD) {
+        /* an EventSource that reconnects resumes where it stood */
+        const char *last = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Last-Event-ID");
+        const ProtobufCFieldDescriptor *fd = protobuf_c_message_descriptor_get_field_by_name(req->descriptor,
+                                                                                           "resume_after");
+        if (last != NULL && *last && fd != NULL &&
+            (st = json_pb_set_field_text(req, fd, last, &ctx.arena, &msg)) != NDB_OK) {
+            ret = respond_status(q, conn, route, st, msg.text);
+            goto done;
+        }
+        memcpy(ctx.request_id, q->request_id, sizeof ctx.request_id);
+        struct MHD_Response *resp = svc_sse_start(r->sse, conn, route, &ctx, req, &st, &msg);
+        if (resp == NULL) {
+            ret = respond_status(q, conn, route, st, msg.text[0] ? msg.text : ndb_strerror(st));
+            goto done;
+        }
+        end_metrics(q, route, GRPC_STATUS_OK);
+        MHD_add_response_header(resp, "X-Request-Id", q->request_id);
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+        MHD_add_response_header(resp, "X-Accel-Buffering", "no"); /* proxies: pass events on at once */
+        add_cors(r, conn, resp);
+        ret = MHD_queue_response(conn, 200, resp);
+        MHD_destroy_response(resp);
+        svc_metrics_http_status(200);
+        goto done;
+    }
     bool stream = (route->m->flags & SVC_M_STREAM) != 0;
     if (stream) {
         const char *accept = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT);
@@ -1112,7 +1141,9 @@ ndb_status svc_rest_start(svc_app *app, svc_rest **out, int *port, ndb_errmsg *m
     /* A response may be larger than a gRPC message: JSON is wordier, and streams are merged. */
     r->max_response = (size_t)cfg->max_message_bytes * 4;
     parse_origins(r, cfg->cors_origins);
-    ndb_status st = build_routes(r, msg);
+    ndb_status st = svc_sse_hub_new(&r->sse);
+    if (st == NDB_OK)
+        st = build_routes(r, msg);
     if (st != NDB_OK)
         goto fail;
     const ProtobufCMessageDescriptor *roots[2 * MAX_ROUTES];
@@ -1128,7 +1159,7 @@ ndb_status svc_rest_start(svc_app *app, svc_rest **out, int *port, ndb_errmsg *m
     socklen_t sl;
     if ((st = resolve_addr(cfg->http_addr, &ss, &sl, msg)) != NDB_OK)
         goto fail;
-    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
     if (ss.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     struct MHD_OptionItem tls_opts[2] = {{MHD_OPTION_END, 0, NULL}, {MHD_OPTION_END, 0, NULL}};
@@ -1164,12 +1195,15 @@ ndb_status svc_rest_start(svc_app *app, svc_rest **out, int *port, ndb_errmsg *m
 fail:
     if (app->tls != NULL)
         svc_rest_tls_stop();
+    svc_sse_hub_free(r->sse);
     free(r);
     return st;
 }
 
 void svc_rest_quiesce(svc_rest *r)
 {
+    if (r != NULL)
+        svc_sse_hub_end_all(r->sse);
     if (r != NULL && r->d != NULL) {
         MHD_socket s = MHD_quiesce_daemon(r->d);
         if (s != MHD_INVALID_SOCKET)
@@ -1181,8 +1215,10 @@ void svc_rest_stop(svc_rest *r)
 {
     if (r == NULL)
         return;
+    svc_sse_hub_end_all(r->sse); /* libmicrohttpd must not stop with a connection suspended */
     if (r->d != NULL)
         MHD_stop_daemon(r->d);
+    svc_sse_hub_free(r->sse);
     if (r->app->tls != NULL)
         svc_rest_tls_stop();
     free(r);

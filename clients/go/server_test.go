@@ -37,13 +37,18 @@ func TestMain(m *testing.M) {
 }
 
 func startServer(extraArgs ...string) (*testServer, error) {
-	bin := os.Getenv("NEXADB_SERVER")
-	if bin == "" {
-		bin = "../../build/test/service/nexadb-server"
-	}
 	dir, err := os.MkdirTemp("", "nexadb-go-")
 	if err != nil {
 		return nil, err
+	}
+	return startServerIn(dir, extraArgs...)
+}
+
+// startServerIn starts a server on dir/data (made when missing), its flags last.
+func startServerIn(dir string, extraArgs ...string) (*testServer, error) {
+	bin := os.Getenv("NEXADB_SERVER")
+	if bin == "" {
+		bin = "../../build/test/service/nexadb-server"
 	}
 	data := filepath.Join(dir, "data")
 	args := append([]string{"--data-dir", data, "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"}, extraArgs...)

@@ -98,10 +98,13 @@ bool key_prefix_range(uint64_t prefix, dbuf *lo, dbuf *hi)
 /* The kv partition of a key (ndb_kv_set_partition): its varint prefix, so
  * the catalog, each collection's documents, each index and each prefix of
  * another layer get tables of their own, and one written in key order (a
- * vector collection's rows) reaches the deeper levels without rewrites. */
+ * vector collection's rows) reaches the deeper levels without rewrites; so do
+ * the change log's records, apart from the rest of the catalog. */
 static size_t key_partition(const void *key, size_t len)
 {
     const uint8_t *k = key;
+    if (len > 2 && k[0] == 0 && k[1] == 'e') /* the change log's records (changes.c), in sequence order */
+        return 2;
     size_t n = 0;
     while (n < len && n < 9 && (k[n] & 0x80))
         n++;
@@ -646,6 +649,8 @@ ndb_status ndb_doc_open(ndb_kv *kv, const ndb_doc_options *opt, ndb_doc_db **out
     }
     if (st == NDB_OK)
         st = db_load(db, msg);
+    if (st == NDB_OK && o.change_log)
+        st = chg_open(db, msg);
     if (st == NDB_OK) {
         ndb_kv_set_partition(kv, key_partition);
         st = ix_upgrade(db, msg);
@@ -690,6 +695,7 @@ void ndb_doc_close(ndb_doc_db *db)
         db->dead = n;
     }
     pthread_rwlock_destroy(&db->lock);
+    chg_close(db);
     if (db->own_px && db->px != NULL) {
         pthread_mutex_destroy(&db->px->mu);
         free(db->px);
@@ -816,16 +822,24 @@ ndb_status ndb_doc_drop_collection(ndb_doc_db *db, const char *name, ndb_errmsg 
     ndb_kv_batch *b;
     st = ndb_kv_batch_new(&b);
     dbuf k = {0};
+    chg_recs r = {0};
     if (st == NDB_OK) {
         cat_key(&k, db->kmeta, name);
         st = ndb_kv_batch_delete(b, k.data, k.len);
         cat_key(&k, db->kstats, name);
         if (st == NDB_OK)
             st = ndb_kv_batch_delete(b, k.data, k.len);
-        if (st == NDB_OK && (st = ndb_kv_write(db->kv, b)) != NDB_OK)
+        if (st == NDB_OK)
+            st = chg_note(db, &r, CHG_DROP, name, NULL, 0, NULL, 0);
+        uint64_t ticket = 0;
+        if (st == NDB_OK && ((st = chg_append(db, &r, b, &ticket)) != NDB_OK ||
+                             (st = ndb_kv_write_wait(db->kv, ticket)) != NDB_OK))
             db_kvfail(db, msg, st, "dropping collection");
+        if (st == NDB_OK)
+            chg_published(db, &r);
         ndb_kv_batch_free(b);
     }
+    chg_recs_free(&r);
     dbuf_free(&k);
     if (st == NDB_OK) {
         memmove(db->colls + pos, db->colls + pos + 1, (db->ncolls - pos - 1) * sizeof *db->colls);

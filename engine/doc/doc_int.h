@@ -420,6 +420,37 @@ typedef struct coll {
 } coll;
 
 /* The key prefix counter every namespace over one kv store shares. */
+/* ---- the change log (changes.c; FORMAT.md section 5) */
+typedef struct chglog chglog;
+/* One write's change records, built as it goes and keyed at its commit: a
+ * record holds up to CHG_RECORD_BYTES of entries (more start another). */
+#define CHG_RECORD_BYTES ((size_t)1 << 20)
+typedef struct chg_recs {
+    dbuf buf;     /* the records, back to back */
+    size_t *starts; /* where each record starts in buf */
+    size_t n, cap;
+} chg_recs;
+typedef enum chg_op { CHG_INSERT = 1, CHG_UPDATE = 2, CHG_REPLACE = 3, CHG_DELETE = 4, CHG_DROP = 5 } chg_op;
+/* Opens the log of the NDB_DOC_NS_DOCUMENTS handle db (its sequence, floor
+ * and size from the kv). */
+ndb_status chg_open(ndb_doc_db *db, ndb_errmsg *msg);
+void chg_close(ndb_doc_db *db);
+/* Adds an entry to r (nothing when db keeps no log): payload is the stored
+ * document (insert, replace), the update description (update) or nothing. */
+ndb_status chg_note(ndb_doc_db *db, chg_recs *r, chg_op op, const char *coll, const void *id, size_t idlen,
+                    const void *payload, size_t plen);
+/* The update description of old -> new into b: {"updatedFields": {dotted
+ * path: new value}, "removedFields": [dotted path]}, descending into objects
+ * both sides hold. */
+ndb_status chg_describe(const ndb_doc_val *old, const ndb_doc_val *nu, ndb_doc_builder *b);
+/* Puts r's records (keyed by the next sequence numbers) and the log's state
+ * into batch b and appends it to the kv, under the log's lock so that
+ * sequence order is commit order; just the append when r is empty. */
+ndb_status chg_append(ndb_doc_db *db, chg_recs *r, ndb_kv_batch *b, uint64_t *ticket);
+/* After a batch with records is visible: wakes the watches. */
+void chg_published(ndb_doc_db *db, const chg_recs *r);
+void chg_recs_free(chg_recs *r);
+
 typedef struct doc_prefixes {
     pthread_mutex_t mu; /* held from allocation until the counter is written */
     uint64_t next;
@@ -430,6 +461,7 @@ struct ndb_doc_db {
     ndb_doc_options opt;
     doc_prefixes *px;      /* owned by the NDB_DOC_NS_DOCUMENTS handle */
     bool own_px;
+    chglog *chg;           /* the change log (changes.c); NULL: none kept */
     uint8_t kmeta, kstats; /* this namespace's catalog key kinds (FORMAT.md) */
     pthread_rwlock_t lock; /* the catalog: colls[] */
     coll **colls;
@@ -586,6 +618,7 @@ ndb_status ix_upgrade(ndb_doc_db *db, ndb_errmsg *msg);
 /* ---- write requests (write.c) */
 typedef struct wctx {
     ndb_doc_db *db;
+    chg_recs chg;    /* this write's change records (changes.c) */
     coll *c;
     idx_set *ix;
     ndb_kv_batch *b;
@@ -598,6 +631,7 @@ typedef struct wctx {
     int64_t dcount, dbytes;
     dbuf key;
     ndb_doc_builder *b1, *b2;
+    ndb_doc_builder *bchg; /* update descriptions, when the change log is kept */
     char now[64];
     bool batch_full; /* the kv refused to grow the batch (256 MiB WAL record) */
     uint64_t ticket; /* the committed batch's kv ticket, 0 before the commit */

@@ -22,6 +22,7 @@
 #ifndef NDB_DOC_H
 #define NDB_DOC_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -238,6 +239,10 @@ typedef struct ndb_doc_options {
     /* Log sink for progress (index builds); NULL: stderr. */
     void (*log)(void *ctx, const char *line);
     void *log_ctx;
+    /* Keep the change log (change streams, below): every write to a document
+     * collection records its changes in the same atomic batch. Off by
+     * default; whoever turns it on trims it (ndb_doc_changes_trim). */
+    bool change_log;
 } ndb_doc_options;
 
 void ndb_doc_options_init(ndb_doc_options *opt);
@@ -551,6 +556,77 @@ typedef ndb_status (*ndb_doc_expire_fn)(void *arg, const char *coll, const char 
 /* ndb_doc_expire with each batch deleted by fn(arg, ...). */
 ndb_status ndb_doc_expire_by(ndb_doc_db *db, int64_t now_ms, uint32_t batch, uint64_t max, ndb_doc_expire_fn fn,
                              void *arg, uint64_t *deleted, ndb_errmsg *msg);
+
+/* ---------------------------------------------------------- change streams */
+
+/*
+ * The change log (ndb_doc_options.change_log; document collections only):
+ * each write request appends records of what it changed — insert (the
+ * stored document), update (the update description), replace (the stored
+ * document), delete, drop — in the same kv batch as the change, keyed by a
+ * sequence number given in commit order. A watch reads them back as
+ * MongoDB-shaped change events, only once committed (visible in the kv: in
+ * NDB_KV_SYNC mode, durable), in commit order, each with a resume token; a
+ * watch opened after a token delivers every later event exactly once, also
+ * after a restart, while the log still holds it (trimmed by age and size).
+ */
+
+/* A resume token: a version byte, the record's sequence number and the
+ * event's index in it. Clients see it as 26 lowercase hex digits. */
+#define NDB_DOC_TOKEN_LEN 13
+
+typedef struct ndb_doc_watch ndb_doc_watch;
+
+typedef struct ndb_doc_watch_opts {
+    const char *collection; /* NULL: every document collection */
+    /* An encoded array of $match, $project, $addFields, $set, $unset,
+     * $replaceRoot and $replaceWith stages applied to each event; NULL: none. */
+    const void *pipeline;
+    size_t pipeline_len;
+    /* A token from an event (or ndb_doc_watch_token): start after it. NULL:
+     * start after the last event committed at open. */
+    const void *resume_after;
+    size_t resume_len;
+    /* Update events also carry fullDocument: the document as it is when the
+     * event is read (null once deleted), as MongoDB's "updateLookup". */
+    bool update_lookup;
+} ndb_doc_watch_opts;
+
+/* NDB_EINVAL for a bad pipeline or token, NDB_EUNIMPL without a change log,
+ * NDB_ERANGE when the log no longer holds the events after the token. The
+ * caller frees the watch with ndb_doc_watch_close() before ndb_doc_close(). */
+ndb_status ndb_doc_watch_open(ndb_doc_db *db, const ndb_doc_watch_opts *o, ndb_doc_watch **out, ndb_errmsg *msg);
+/*
+ * The next event that passes the pipeline, waiting at most wait_ns for one
+ * to commit: NDB_OK with the encoded event in *ev and *len (borrowed until the
+ * next call), NDB_ETIMEDOUT when none came (wait_ns 0: none is committed
+ * now), NDB_ECLOSED after a watched collection's drop and the "invalidate"
+ * event that follows it, NDB_ERANGE when the log was trimmed past the watch
+ * (it fell behind the retention).
+ */
+ndb_status ndb_doc_watch_next(ndb_doc_watch *w, int64_t wait_ns, const void **ev, size_t *len, ndb_errmsg *msg);
+/* Where the watch stands: after the last event returned, or later when
+ * events the pipeline dropped came after it (a token to resume from). */
+void ndb_doc_watch_token(const ndb_doc_watch *w, uint8_t tok[NDB_DOC_TOKEN_LEN]);
+void ndb_doc_watch_close(ndb_doc_watch *w);
+
+typedef struct ndb_doc_changes_info {
+    uint64_t first_seq; /* the oldest record kept */
+    uint64_t next_seq;  /* the next record's sequence number */
+    uint64_t bytes;     /* the records' encoded bytes */
+    int64_t oldest_ms;  /* the oldest record's wall time (0: none kept) */
+    uint32_t watchers;  /* watches open */
+} ndb_doc_changes_info;
+void ndb_doc_changes_info_get(ndb_doc_db *db, ndb_doc_changes_info *out);
+
+/*
+ * Deletes the oldest records while they are older than keep_ms before now_ms
+ * or the log holds more than keep_bytes (0: no bound of that kind), at most
+ * max records, in one atomic batch; *trimmed (may be NULL) gets the count. A
+ * watch standing before them then fails with NDB_ERANGE.
+ */
+ndb_status ndb_doc_changes_trim(ndb_doc_db *db, int64_t now_ms, int64_t keep_ms, uint64_t keep_bytes,
+                                uint32_t max, uint64_t *trimmed, ndb_errmsg *msg);
 
 #ifdef __cplusplus
 }

@@ -87,6 +87,8 @@ ndb_status wctx_init(wctx *w, ndb_doc_db *db, coll *c)
         return NDB_ENOMEM;
     ndb_doc_builder_set_limit(w->b1, db->opt.max_doc_bytes);
     ndb_doc_builder_set_limit(w->b2, db->opt.max_doc_bytes);
+    if (db->chg != NULL && ndb_doc_builder_new(&w->bchg) != NDB_OK)
+        return NDB_ENOMEM;
     return NDB_OK;
 }
 
@@ -102,6 +104,8 @@ void wctx_free(wctx *w)
     dbuf_free(&w->key);
     ndb_doc_builder_free(w->b1);
     ndb_doc_builder_free(w->b2);
+    ndb_doc_builder_free(w->bchg);
+    chg_recs_free(&w->chg);
     free(w->ext);
 }
 
@@ -256,8 +260,12 @@ ndb_status wctx_commit(wctx *w, ndb_errmsg *msg)
         }
         st = cat_write_meta(w->db, w->b, c, ns);
     }
-    if (st == NDB_OK && (st = ndb_kv_write_append(w->db->kv, w->b, &w->ticket)) != NDB_OK)
-        db_kvfail(w->db, msg, st, "writing batch");
+    if (st == NDB_OK && (st = chg_append(w->db, &w->chg, w->b, &w->ticket)) != NDB_OK) {
+        if (st == NDB_ETOOBIG || st == NDB_ELIMIT)
+            w->batch_full = true;
+        else
+            db_kvfail(w->db, msg, st, "writing batch");
+    }
     if (st != NDB_OK) {
         if (swapped)
             swap_ext(c, w);
@@ -280,7 +288,10 @@ ndb_status wctx_commit(wctx *w, ndb_errmsg *msg)
 ndb_status wctx_durable(wctx *w, ndb_errmsg *msg)
 {
     ndb_status st = ndb_kv_write_wait(w->db->kv, w->ticket);
-    return st == NDB_OK ? st : db_kvfail(w->db, msg, st, "writing batch");
+    if (st != NDB_OK)
+        return db_kvfail(w->db, msg, st, "writing batch");
+    chg_published(w->db, &w->chg);
+    return NDB_OK;
 }
 
 ndb_status wctx_settle(wctx *w)
@@ -395,6 +406,8 @@ static ndb_status insert_doc(wctx *w, const ndb_doc_val *doc, size_t index, char
     if (st != NDB_OK)
         return st;
     st = wput(w, w->key.data, w->key.len, out, olen);
+    if (st == NDB_OK)
+        st = chg_note(w->db, &w->chg, CHG_INSERT, w->c->name, id, idlen, out, olen);
     if (st != NDB_OK)
         return st;
     w->dcount++;
@@ -559,6 +572,13 @@ static ndb_status update_one(wctx *w, upd_spec *u, const uint8_t *id, size_t idl
     key_doc(&w->key, w->c, id, idlen);
     st = wput(w, w->key.data, w->key.len, nd, ndl);
     w->dbytes += (int64_t)ndl - (int64_t)oldlen;
+    if (st == NDB_OK && w->bchg != NULL) {
+        const void *desc;
+        size_t dl;
+        if ((st = chg_describe(&od, &nv, w->bchg)) == NDB_OK &&
+            (st = ndb_doc_builder_finish(w->bchg, &desc, &dl)) == NDB_OK)
+            st = chg_note(w->db, &w->chg, CHG_UPDATE, w->c->name, id, idlen, desc, dl);
+    }
     return st;
 }
 
@@ -779,7 +799,8 @@ static ndb_status delete_one(wctx *w, const uint8_t *id, size_t idlen, const voi
     key_doc(&w->key, w->c, id, idlen);
     w->dcount--;
     w->dbytes -= (int64_t)oldlen;
-    return wdel(w, w->key.data, w->key.len);
+    ndb_status st = wdel(w, w->key.data, w->key.len);
+    return st == NDB_OK ? chg_note(w->db, &w->chg, CHG_DELETE, w->c->name, id, idlen, NULL, 0) : st;
 }
 
 ndb_status ndb_doc_delete(ndb_doc_db *db, const char *cname, const char *id, size_t idlen,
@@ -920,6 +941,8 @@ ndb_status ndb_doc_txn_replace(ndb_doc_txn *t, const char *id, size_t idlen, con
         key_doc(&w->key, w->c, id, idlen);
         st = wput(w, w->key.data, w->key.len, out, olen);
     }
+    if (st == NDB_OK)
+        st = chg_note(w->db, &w->chg, old == NULL ? CHG_INSERT : CHG_REPLACE, w->c->name, id, idlen, out, olen);
     if (st == NDB_OK) {
         w->dcount += old == NULL;
         w->dbytes += (int64_t)olen - (int64_t)oldlen;

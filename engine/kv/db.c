@@ -736,7 +736,11 @@ ndb_status ndb_kv_stats_get(ndb_kv *kv, ndb_kv_stats *out)
     kv_table_counters tc;
     kv_table_counters_get(&tc);
     out->bloom_useful = tc.bloom_useful;
-    if (kv->cache) kv_cache_counters(kv->cache, &out->block_cache_hits, &out->block_cache_misses);
+    if (kv->cache) {
+        kv_cache_counters(kv->cache, &out->block_cache_hits, &out->block_cache_misses);
+        out->block_cache_bytes = kv_cache_usage(kv->cache);
+        out->block_cache_capacity = kv->opt.block_cache_bytes;
+    }
     return NDB_OK;
 }
 

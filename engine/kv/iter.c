@@ -35,29 +35,40 @@ kv_iter *kv_iter_empty(ndb_status st)
     return &e->base;
 }
 
-/* ---- merge: a linear scan over few children (memtables, L0 files, one per level) */
+/* ---- merge: a linear scan over few children (memtables, L0 files, one per level).
+ * Going forward it remembers the child with the second smallest key: while
+ * the current child's next key stays below that one (a run of keys from one
+ * table, as after compaction most runs are), a step costs one comparison
+ * instead of a scan of every child. */
 
 typedef struct merge_iter {
     kv_iter base;
     int n;
     int cur; /* -1 when invalid */
+    int runner; /* forward: the child with the second smallest key; -1 none */
     int forward;
     kv_iter *c[];
 } merge_iter;
 
 static void find_smallest(merge_iter *m)
 {
-    int best = -1;
-    kv_slice bk = {0};
+    int best = -1, second = -1;
+    kv_slice bk = {0}, sk = {0};
     for (int i = 0; i < m->n; i++) {
         if (!it_valid(m->c[i])) continue;
         kv_slice k = it_key(m->c[i]);
         if (best < 0 || ikey_cmp(k, bk) < 0) {
+            second = best;
+            sk = bk;
             best = i;
             bk = k;
+        } else if (second < 0 || ikey_cmp(k, sk) < 0) {
+            second = i;
+            sk = k;
         }
     }
     m->cur = best;
+    m->runner = second;
     kv_iter_publish(&m->base, best >= 0, bk);
 }
 
@@ -111,8 +122,16 @@ static void mg_next(kv_iter *it)
             if (it_valid(m->c[i]) && ikey_cmp(k, it_key(m->c[i])) == 0) it_next(m->c[i]);
         }
         m->forward = 1;
+        it_next(cur);
+        find_smallest(m);
+        return;
     }
     it_next(cur);
+    /* the runner-up has not moved: cur is still the smallest while below it */
+    if (it_valid(cur) && (m->runner < 0 || ikey_cmp(it_key(cur), it_key(m->c[m->runner])) < 0)) {
+        kv_iter_publish(&m->base, 1, it_key(cur));
+        return;
+    }
     find_smallest(m);
 }
 static void mg_prev(kv_iter *it)

@@ -279,6 +279,8 @@ typedef struct ndb_kv_stats {
                                   * place (see README, table.c) and count neither */
     uint64_t bloom_useful;      /* table reads avoided by a bloom filter */
     uint64_t open_tables;       /* SSTables open in the table cache */
+    uint64_t block_cache_bytes;    /* blocks the block cache holds now */
+    uint64_t block_cache_capacity; /* its bound (ndb_kv_options.block_cache_bytes) */
     int poisoned;               /* 1 after a failed fsync/write */
 } ndb_kv_stats;
 

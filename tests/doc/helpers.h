@@ -17,6 +17,7 @@ typedef struct tdb {
     char dir[64];
     ndb_kv *kv;
     ndb_doc_db *db;
+    bool change_log; /* open with ndb_doc_options.change_log */
 } tdb;
 
 static inline void *J(const char *json, size_t *len)
@@ -45,14 +46,22 @@ static inline void tdb_open_dir(tdb *t)
     ndb_doc_options o;
     ndb_doc_options_init(&o);
     o.log = quiet_log;
+    o.change_log = t->change_log;
     cr_assert_eq(ndb_doc_open(t->kv, &o, &t->db, &m), NDB_OK, "doc open: %s", m.text);
+}
+
+/* Opens a new database in a temporary directory, keeping a change log or not. */
+static inline void tdb_open_with(tdb *t, bool change_log)
+{
+    snprintf(t->dir, sizeof t->dir, "/tmp/ndbdoc-XXXXXX");
+    cr_assert_not_null(mkdtemp(t->dir));
+    t->change_log = change_log;
+    tdb_open_dir(t);
 }
 
 static inline void tdb_open(tdb *t)
 {
-    snprintf(t->dir, sizeof t->dir, "/tmp/ndbdoc-XXXXXX");
-    cr_assert_not_null(mkdtemp(t->dir));
-    tdb_open_dir(t);
+    tdb_open_with(t, false);
 }
 
 static inline void tdb_close_only(tdb *t)
@@ -112,6 +121,8 @@ static inline char *strip_ts(char *json)
             q++;
             if (*q == ',')
                 q++;
+            else if (p[-1] == ',') /* the last field: drop the comma before it */
+                p--;
             memmove(p, q, strlen(q) + 1);
         }
     }

@@ -561,6 +561,110 @@ func (x *LevelStats) GetBytes() int64 {
 	return 0
 }
 
+// The server's memory, in bytes. The resident set is anonymous memory (what
+// the process allocated: memtables, block cache, graphs being built, buffers,
+// thread stacks) plus file pages (the mapped vector segments and graph files
+// and table blocks read in place, and the binary), which the kernel reclaims
+// under pressure and reads again; plan a node by the anonymous figure.
+type MemoryStats struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// RssAnon of /proc/self/status.
+	ResidentAnonymous int64 `protobuf:"varint,1,opt,name=resident_anonymous,json=residentAnonymous,proto3" json:"resident_anonymous,omitempty"`
+	// RssFile: mapped files' pages resident now.
+	ResidentFile int64 `protobuf:"varint,2,opt,name=resident_file,json=residentFile,proto3" json:"resident_file,omitempty"`
+	// RssShmem: shared memory (none of the server's own).
+	ResidentShared int64 `protobuf:"varint,3,opt,name=resident_shared,json=residentShared,proto3" json:"resident_shared,omitempty"`
+	// The storage engine's memtables, the active and the one being flushed (anonymous).
+	Memtables int64 `protobuf:"varint,4,opt,name=memtables,proto3" json:"memtables,omitempty"`
+	// Blocks held by the block cache (anonymous), and its bound (--block-cache-bytes).
+	BlockCache         int64 `protobuf:"varint,5,opt,name=block_cache,json=blockCache,proto3" json:"block_cache,omitempty"`
+	BlockCacheCapacity int64 `protobuf:"varint,6,opt,name=block_cache_capacity,json=blockCacheCapacity,proto3" json:"block_cache_capacity,omitempty"`
+	// The HNSW graphs of every vector collection (each collection's is its index_bytes):
+	// anonymous while built, mapped from their files once saved.
+	VectorGraphs  int64 `protobuf:"varint,7,opt,name=vector_graphs,json=vectorGraphs,proto3" json:"vector_graphs,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MemoryStats) Reset() {
+	*x = MemoryStats{}
+	mi := &file_nexadb_v1_admin_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MemoryStats) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MemoryStats) ProtoMessage() {}
+
+func (x *MemoryStats) ProtoReflect() protoreflect.Message {
+	mi := &file_nexadb_v1_admin_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MemoryStats.ProtoReflect.Descriptor instead.
+func (*MemoryStats) Descriptor() ([]byte, []int) {
+	return file_nexadb_v1_admin_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *MemoryStats) GetResidentAnonymous() int64 {
+	if x != nil {
+		return x.ResidentAnonymous
+	}
+	return 0
+}
+
+func (x *MemoryStats) GetResidentFile() int64 {
+	if x != nil {
+		return x.ResidentFile
+	}
+	return 0
+}
+
+func (x *MemoryStats) GetResidentShared() int64 {
+	if x != nil {
+		return x.ResidentShared
+	}
+	return 0
+}
+
+func (x *MemoryStats) GetMemtables() int64 {
+	if x != nil {
+		return x.Memtables
+	}
+	return 0
+}
+
+func (x *MemoryStats) GetBlockCache() int64 {
+	if x != nil {
+		return x.BlockCache
+	}
+	return 0
+}
+
+func (x *MemoryStats) GetBlockCacheCapacity() int64 {
+	if x != nil {
+		return x.BlockCacheCapacity
+	}
+	return 0
+}
+
+func (x *MemoryStats) GetVectorGraphs() int64 {
+	if x != nil {
+		return x.VectorGraphs
+	}
+	return 0
+}
+
 type EngineStats struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	MemtableBytes int64                  `protobuf:"varint,1,opt,name=memtable_bytes,json=memtableBytes,proto3" json:"memtable_bytes,omitempty"`
@@ -581,7 +685,7 @@ type EngineStats struct {
 
 func (x *EngineStats) Reset() {
 	*x = EngineStats{}
-	mi := &file_nexadb_v1_admin_proto_msgTypes[9]
+	mi := &file_nexadb_v1_admin_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -593,7 +697,7 @@ func (x *EngineStats) String() string {
 func (*EngineStats) ProtoMessage() {}
 
 func (x *EngineStats) ProtoReflect() protoreflect.Message {
-	mi := &file_nexadb_v1_admin_proto_msgTypes[9]
+	mi := &file_nexadb_v1_admin_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -606,7 +710,7 @@ func (x *EngineStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EngineStats.ProtoReflect.Descriptor instead.
 func (*EngineStats) Descriptor() ([]byte, []int) {
-	return file_nexadb_v1_admin_proto_rawDescGZIP(), []int{9}
+	return file_nexadb_v1_admin_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *EngineStats) GetMemtableBytes() int64 {
@@ -676,14 +780,16 @@ type StatsResponse struct {
 	UptimeSeconds  int64        `protobuf:"varint,4,opt,name=uptime_seconds,json=uptimeSeconds,proto3" json:"uptime_seconds,omitempty"`
 	RssBytes       int64        `protobuf:"varint,5,opt,name=rss_bytes,json=rssBytes,proto3" json:"rss_bytes,omitempty"`
 	// The SIMD kernel variant vector search runs on, e.g. "avx512".
-	VectorKernel  string `protobuf:"bytes,6,opt,name=vector_kernel,json=vectorKernel,proto3" json:"vector_kernel,omitempty"`
+	VectorKernel string `protobuf:"bytes,6,opt,name=vector_kernel,json=vectorKernel,proto3" json:"vector_kernel,omitempty"`
+	// Where the server's resident memory goes.
+	Memory        *MemoryStats `protobuf:"bytes,7,opt,name=memory,proto3" json:"memory,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *StatsResponse) Reset() {
 	*x = StatsResponse{}
-	mi := &file_nexadb_v1_admin_proto_msgTypes[10]
+	mi := &file_nexadb_v1_admin_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -695,7 +801,7 @@ func (x *StatsResponse) String() string {
 func (*StatsResponse) ProtoMessage() {}
 
 func (x *StatsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nexadb_v1_admin_proto_msgTypes[10]
+	mi := &file_nexadb_v1_admin_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -708,7 +814,7 @@ func (x *StatsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatsResponse.ProtoReflect.Descriptor instead.
 func (*StatsResponse) Descriptor() ([]byte, []int) {
-	return file_nexadb_v1_admin_proto_rawDescGZIP(), []int{10}
+	return file_nexadb_v1_admin_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *StatsResponse) GetCollections() []*CollectionInfo {
@@ -753,6 +859,13 @@ func (x *StatsResponse) GetVectorKernel() string {
 	return ""
 }
 
+func (x *StatsResponse) GetMemory() *MemoryStats {
+	if x != nil {
+		return x.Memory
+	}
+	return nil
+}
+
 var File_nexadb_v1_admin_proto protoreflect.FileDescriptor
 
 const file_nexadb_v1_admin_proto_rawDesc = "" +
@@ -795,7 +908,16 @@ const file_nexadb_v1_admin_proto_rawDesc = "" +
 	"LevelStats\x12\x14\n" +
 	"\x05level\x18\x01 \x01(\x05R\x05level\x12\x14\n" +
 	"\x05files\x18\x02 \x01(\x03R\x05files\x12\x14\n" +
-	"\x05bytes\x18\x03 \x01(\x03R\x05bytes\"\xce\x02\n" +
+	"\x05bytes\x18\x03 \x01(\x03R\x05bytes\"\xa0\x02\n" +
+	"\vMemoryStats\x12-\n" +
+	"\x12resident_anonymous\x18\x01 \x01(\x03R\x11residentAnonymous\x12#\n" +
+	"\rresident_file\x18\x02 \x01(\x03R\fresidentFile\x12'\n" +
+	"\x0fresident_shared\x18\x03 \x01(\x03R\x0eresidentShared\x12\x1c\n" +
+	"\tmemtables\x18\x04 \x01(\x03R\tmemtables\x12\x1f\n" +
+	"\vblock_cache\x18\x05 \x01(\x03R\n" +
+	"blockCache\x120\n" +
+	"\x14block_cache_capacity\x18\x06 \x01(\x03R\x12blockCacheCapacity\x12#\n" +
+	"\rvector_graphs\x18\a \x01(\x03R\fvectorGraphs\"\xce\x02\n" +
 	"\vEngineStats\x12%\n" +
 	"\x0ememtable_bytes\x18\x01 \x01(\x03R\rmemtableBytes\x12-\n" +
 	"\x06levels\x18\x02 \x03(\v2\x15.nexadb.v1.LevelStatsR\x06levels\x12 \n" +
@@ -804,14 +926,15 @@ const file_nexadb_v1_admin_proto_rawDesc = "" +
 	"\x13write_amplification\x18\x05 \x01(\x01R\x12writeAmplification\x12!\n" +
 	"\fwrite_stalls\x18\x06 \x01(\x03R\vwriteStalls\x12(\n" +
 	"\x10block_cache_hits\x18\a \x01(\x03R\x0eblockCacheHits\x12,\n" +
-	"\x12block_cache_misses\x18\b \x01(\x03R\x10blockCacheMisses\"\x8e\x02\n" +
+	"\x12block_cache_misses\x18\b \x01(\x03R\x10blockCacheMisses\"\xbe\x02\n" +
 	"\rStatsResponse\x12;\n" +
 	"\vcollections\x18\x01 \x03(\v2\x19.nexadb.v1.CollectionInfoR\vcollections\x12'\n" +
 	"\x0ftotal_documents\x18\x02 \x01(\x03R\x0etotalDocuments\x12.\n" +
 	"\x06engine\x18\x03 \x01(\v2\x16.nexadb.v1.EngineStatsR\x06engine\x12%\n" +
 	"\x0euptime_seconds\x18\x04 \x01(\x03R\ruptimeSeconds\x12\x1b\n" +
 	"\trss_bytes\x18\x05 \x01(\x03R\brssBytes\x12#\n" +
-	"\rvector_kernel\x18\x06 \x01(\tR\fvectorKernel2\xed\x02\n" +
+	"\rvector_kernel\x18\x06 \x01(\tR\fvectorKernel\x12.\n" +
+	"\x06memory\x18\a \x01(\v2\x16.nexadb.v1.MemoryStatsR\x06memory2\xed\x02\n" +
 	"\fAdminService\x12N\n" +
 	"\x06Status\x12\x18.nexadb.v1.StatusRequest\x1a\x19.nexadb.v1.StatusResponse\"\x0f\x82\xd3\xe4\x93\x02\t\x12\a/status\x12J\n" +
 	"\x05Stats\x12\x17.nexadb.v1.StatsRequest\x1a\x18.nexadb.v1.StatsResponse\"\x0e\x82\xd3\xe4\x93\x02\b\x12\x06/stats\x12f\n" +
@@ -831,7 +954,7 @@ func file_nexadb_v1_admin_proto_rawDescGZIP() []byte {
 	return file_nexadb_v1_admin_proto_rawDescData
 }
 
-var file_nexadb_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_nexadb_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_nexadb_v1_admin_proto_goTypes = []any{
 	(*BackupRequest)(nil),         // 0: nexadb.v1.BackupRequest
 	(*BackupProgress)(nil),        // 1: nexadb.v1.BackupProgress
@@ -842,28 +965,30 @@ var file_nexadb_v1_admin_proto_goTypes = []any{
 	(*StatusResponse)(nil),        // 6: nexadb.v1.StatusResponse
 	(*StatsRequest)(nil),          // 7: nexadb.v1.StatsRequest
 	(*LevelStats)(nil),            // 8: nexadb.v1.LevelStats
-	(*EngineStats)(nil),           // 9: nexadb.v1.EngineStats
-	(*StatsResponse)(nil),         // 10: nexadb.v1.StatsResponse
-	(*CollectionInfo)(nil),        // 11: nexadb.v1.CollectionInfo
+	(*MemoryStats)(nil),           // 9: nexadb.v1.MemoryStats
+	(*EngineStats)(nil),           // 10: nexadb.v1.EngineStats
+	(*StatsResponse)(nil),         // 11: nexadb.v1.StatsResponse
+	(*CollectionInfo)(nil),        // 12: nexadb.v1.CollectionInfo
 }
 var file_nexadb_v1_admin_proto_depIdxs = []int32{
 	1,  // 0: nexadb.v1.BackupResponse.progress:type_name -> nexadb.v1.BackupProgress
 	8,  // 1: nexadb.v1.EngineStats.levels:type_name -> nexadb.v1.LevelStats
-	11, // 2: nexadb.v1.StatsResponse.collections:type_name -> nexadb.v1.CollectionInfo
-	9,  // 3: nexadb.v1.StatsResponse.engine:type_name -> nexadb.v1.EngineStats
-	5,  // 4: nexadb.v1.AdminService.Status:input_type -> nexadb.v1.StatusRequest
-	7,  // 5: nexadb.v1.AdminService.Stats:input_type -> nexadb.v1.StatsRequest
-	3,  // 6: nexadb.v1.AdminService.GetApiKeyInfo:input_type -> nexadb.v1.GetApiKeyInfoRequest
-	0,  // 7: nexadb.v1.AdminService.Backup:input_type -> nexadb.v1.BackupRequest
-	6,  // 8: nexadb.v1.AdminService.Status:output_type -> nexadb.v1.StatusResponse
-	10, // 9: nexadb.v1.AdminService.Stats:output_type -> nexadb.v1.StatsResponse
-	4,  // 10: nexadb.v1.AdminService.GetApiKeyInfo:output_type -> nexadb.v1.GetApiKeyInfoResponse
-	2,  // 11: nexadb.v1.AdminService.Backup:output_type -> nexadb.v1.BackupResponse
-	8,  // [8:12] is the sub-list for method output_type
-	4,  // [4:8] is the sub-list for method input_type
-	4,  // [4:4] is the sub-list for extension type_name
-	4,  // [4:4] is the sub-list for extension extendee
-	0,  // [0:4] is the sub-list for field type_name
+	12, // 2: nexadb.v1.StatsResponse.collections:type_name -> nexadb.v1.CollectionInfo
+	10, // 3: nexadb.v1.StatsResponse.engine:type_name -> nexadb.v1.EngineStats
+	9,  // 4: nexadb.v1.StatsResponse.memory:type_name -> nexadb.v1.MemoryStats
+	5,  // 5: nexadb.v1.AdminService.Status:input_type -> nexadb.v1.StatusRequest
+	7,  // 6: nexadb.v1.AdminService.Stats:input_type -> nexadb.v1.StatsRequest
+	3,  // 7: nexadb.v1.AdminService.GetApiKeyInfo:input_type -> nexadb.v1.GetApiKeyInfoRequest
+	0,  // 8: nexadb.v1.AdminService.Backup:input_type -> nexadb.v1.BackupRequest
+	6,  // 9: nexadb.v1.AdminService.Status:output_type -> nexadb.v1.StatusResponse
+	11, // 10: nexadb.v1.AdminService.Stats:output_type -> nexadb.v1.StatsResponse
+	4,  // 11: nexadb.v1.AdminService.GetApiKeyInfo:output_type -> nexadb.v1.GetApiKeyInfoResponse
+	2,  // 12: nexadb.v1.AdminService.Backup:output_type -> nexadb.v1.BackupResponse
+	9,  // [9:13] is the sub-list for method output_type
+	5,  // [5:9] is the sub-list for method input_type
+	5,  // [5:5] is the sub-list for extension type_name
+	5,  // [5:5] is the sub-list for extension extendee
+	0,  // [0:5] is the sub-list for field type_name
 }
 
 func init() { file_nexadb_v1_admin_proto_init() }
@@ -878,7 +1003,7 @@ func file_nexadb_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_nexadb_v1_admin_proto_rawDesc), len(file_nexadb_v1_admin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   11,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -2021,6 +2021,201 @@ func (x *ListIndexesResponse) GetIndexes() []*IndexInfo {
 	return nil
 }
 
+type WatchRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The collection to watch; empty: every document collection.
+	Collection string `protobuf:"bytes,1,opt,name=collection,proto3" json:"collection,omitempty"`
+	// Stages applied to each change event, in MongoDB's shape: $match,
+	// $project, $addFields, $set, $unset, $replaceRoot, $replaceWith.
+	Pipeline []*Document `protobuf:"bytes,2,rep,name=pipeline,proto3" json:"pipeline,omitempty"`
+	// Start after this token (an event's token or a message's resume_token);
+	// empty: start with the next change.
+	ResumeAfter string `protobuf:"bytes,3,opt,name=resume_after,json=resumeAfter,proto3" json:"resume_after,omitempty"`
+	// "updateLookup": update events also carry fullDocument, the document as
+	// it is when the event is read (null once deleted). "" or "default":
+	// updateDescription only.
+	FullDocument string `protobuf:"bytes,4,opt,name=full_document,json=fullDocument,proto3" json:"full_document,omitempty"`
+	// Events per message at most; 0 lets the server choose.
+	PageSize      int32 `protobuf:"varint,5,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchRequest) Reset() {
+	*x = WatchRequest{}
+	mi := &file_nexadb_v1_document_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchRequest) ProtoMessage() {}
+
+func (x *WatchRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_nexadb_v1_document_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchRequest.ProtoReflect.Descriptor instead.
+func (*WatchRequest) Descriptor() ([]byte, []int) {
+	return file_nexadb_v1_document_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *WatchRequest) GetCollection() string {
+	if x != nil {
+		return x.Collection
+	}
+	return ""
+}
+
+func (x *WatchRequest) GetPipeline() []*Document {
+	if x != nil {
+		return x.Pipeline
+	}
+	return nil
+}
+
+func (x *WatchRequest) GetResumeAfter() string {
+	if x != nil {
+		return x.ResumeAfter
+	}
+	return ""
+}
+
+func (x *WatchRequest) GetFullDocument() string {
+	if x != nil {
+		return x.FullDocument
+	}
+	return ""
+}
+
+func (x *WatchRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+type ChangeEvent struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The event's resume token (also its _id._data): 26 hex digits.
+	Token string `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	// {_id, operationType, wallTime, ns: {db, coll}, documentKey,
+	// fullDocument, updateDescription: {updatedFields, removedFields}}, as the
+	// pipeline left it.
+	Event         *Document `protobuf:"bytes,2,opt,name=event,proto3" json:"event,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ChangeEvent) Reset() {
+	*x = ChangeEvent{}
+	mi := &file_nexadb_v1_document_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ChangeEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ChangeEvent) ProtoMessage() {}
+
+func (x *ChangeEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_nexadb_v1_document_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ChangeEvent.ProtoReflect.Descriptor instead.
+func (*ChangeEvent) Descriptor() ([]byte, []int) {
+	return file_nexadb_v1_document_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *ChangeEvent) GetToken() string {
+	if x != nil {
+		return x.Token
+	}
+	return ""
+}
+
+func (x *ChangeEvent) GetEvent() *Document {
+	if x != nil {
+		return x.Event
+	}
+	return nil
+}
+
+type WatchResponse struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Events []*ChangeEvent         `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
+	// Where the stream stands after this message, past events the pipeline
+	// dropped too: resume_after takes it.
+	ResumeToken   string `protobuf:"bytes,2,opt,name=resume_token,json=resumeToken,proto3" json:"resume_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchResponse) Reset() {
+	*x = WatchResponse{}
+	mi := &file_nexadb_v1_document_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchResponse) ProtoMessage() {}
+
+func (x *WatchResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_nexadb_v1_document_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchResponse.ProtoReflect.Descriptor instead.
+func (*WatchResponse) Descriptor() ([]byte, []int) {
+	return file_nexadb_v1_document_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *WatchResponse) GetEvents() []*ChangeEvent {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
+
+func (x *WatchResponse) GetResumeToken() string {
+	if x != nil {
+		return x.ResumeToken
+	}
+	return ""
+}
+
 var File_nexadb_v1_document_proto protoreflect.FileDescriptor
 
 const file_nexadb_v1_document_proto_rawDesc = "" +
@@ -2183,7 +2378,21 @@ const file_nexadb_v1_document_proto_rawDesc = "" +
 	"collection\x18\x01 \x01(\tR\n" +
 	"collection\"E\n" +
 	"\x13ListIndexesResponse\x12.\n" +
-	"\aindexes\x18\x01 \x03(\v2\x14.nexadb.v1.IndexInfoR\aindexes2\xc7\x0f\n" +
+	"\aindexes\x18\x01 \x03(\v2\x14.nexadb.v1.IndexInfoR\aindexes\"\xc4\x01\n" +
+	"\fWatchRequest\x12\x1e\n" +
+	"\n" +
+	"collection\x18\x01 \x01(\tR\n" +
+	"collection\x12/\n" +
+	"\bpipeline\x18\x02 \x03(\v2\x13.nexadb.v1.DocumentR\bpipeline\x12!\n" +
+	"\fresume_after\x18\x03 \x01(\tR\vresumeAfter\x12#\n" +
+	"\rfull_document\x18\x04 \x01(\tR\ffullDocument\x12\x1b\n" +
+	"\tpage_size\x18\x05 \x01(\x05R\bpageSize\"N\n" +
+	"\vChangeEvent\x12\x14\n" +
+	"\x05token\x18\x01 \x01(\tR\x05token\x12)\n" +
+	"\x05event\x18\x02 \x01(\v2\x13.nexadb.v1.DocumentR\x05event\"b\n" +
+	"\rWatchResponse\x12.\n" +
+	"\x06events\x18\x01 \x03(\v2\x16.nexadb.v1.ChangeEventR\x06events\x12!\n" +
+	"\fresume_token\x18\x02 \x01(\tR\vresumeToken2\xec\x10\n" +
 	"\x0fDocumentService\x12t\n" +
 	"\x10CreateCollection\x12\".nexadb.v1.CreateCollectionRequest\x1a#.nexadb.v1.CreateCollectionResponse\"\x17\x82\xd3\xe4\x93\x02\x11:\x01*\"\f/collections\x12x\n" +
 	"\x0eDropCollection\x12 .nexadb.v1.DropCollectionRequest\x1a!.nexadb.v1.DropCollectionResponse\"!\x82\xd3\xe4\x93\x02\x1b*\x19/collections/{collection}\x12n\n" +
@@ -2204,7 +2413,8 @@ const file_nexadb_v1_document_proto_rawDesc = "" +
 	"\tAggregate\x12\x1b.nexadb.v1.AggregateRequest\x1a\x1c.nexadb.v1.AggregateResponse\".\x82\xd3\xe4\x93\x02(:\x01*\"#/collections/{collection}/aggregate0\x01\x12z\n" +
 	"\vCreateIndex\x12\x1d.nexadb.v1.CreateIndexRequest\x1a\x1e.nexadb.v1.CreateIndexResponse\",\x82\xd3\xe4\x93\x02&:\x01*\"!/collections/{collection}/indexes\x12x\n" +
 	"\tDropIndex\x12\x1b.nexadb.v1.DropIndexRequest\x1a\x1c.nexadb.v1.DropIndexResponse\"0\x82\xd3\xe4\x93\x02**(/collections/{collection}/indexes/{name}\x12w\n" +
-	"\vListIndexes\x12\x1d.nexadb.v1.ListIndexesRequest\x1a\x1e.nexadb.v1.ListIndexesResponse\")\x82\xd3\xe4\x93\x02#\x12!/collections/{collection}/indexesb\x06proto3"
+	"\vListIndexes\x12\x1d.nexadb.v1.ListIndexesRequest\x1a\x1e.nexadb.v1.ListIndexesResponse\")\x82\xd3\xe4\x93\x02#\x12!/collections/{collection}/indexes\x12\xa2\x01\n" +
+	"\x05Watch\x12\x17.nexadb.v1.WatchRequest\x1a\x18.nexadb.v1.WatchResponse\"d\x82\xd3\xe4\x93\x02^Z\b\x12\x06/watchZ$:\x01*\"\x1f/collections/{collection}/watchZ\v:\x01*\"\x06/watch\x12\x1f/collections/{collection}/watch0\x01b\x06proto3"
 
 var (
 	file_nexadb_v1_document_proto_rawDescOnce sync.Once
@@ -2218,7 +2428,7 @@ func file_nexadb_v1_document_proto_rawDescGZIP() []byte {
 	return file_nexadb_v1_document_proto_rawDescData
 }
 
-var file_nexadb_v1_document_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
+var file_nexadb_v1_document_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
 var file_nexadb_v1_document_proto_goTypes = []any{
 	(*CreateCollectionRequest)(nil),  // 0: nexadb.v1.CreateCollectionRequest
 	(*CreateCollectionResponse)(nil), // 1: nexadb.v1.CreateCollectionResponse
@@ -2257,79 +2467,87 @@ var file_nexadb_v1_document_proto_goTypes = []any{
 	(*DropIndexResponse)(nil),        // 34: nexadb.v1.DropIndexResponse
 	(*ListIndexesRequest)(nil),       // 35: nexadb.v1.ListIndexesRequest
 	(*ListIndexesResponse)(nil),      // 36: nexadb.v1.ListIndexesResponse
-	(*CollectionInfo)(nil),           // 37: nexadb.v1.CollectionInfo
-	(*Document)(nil),                 // 38: nexadb.v1.Document
-	(SortDirection)(0),               // 39: nexadb.v1.SortDirection
+	(*WatchRequest)(nil),             // 37: nexadb.v1.WatchRequest
+	(*ChangeEvent)(nil),              // 38: nexadb.v1.ChangeEvent
+	(*WatchResponse)(nil),            // 39: nexadb.v1.WatchResponse
+	(*CollectionInfo)(nil),           // 40: nexadb.v1.CollectionInfo
+	(*Document)(nil),                 // 41: nexadb.v1.Document
+	(SortDirection)(0),               // 42: nexadb.v1.SortDirection
 }
 var file_nexadb_v1_document_proto_depIdxs = []int32{
-	37, // 0: nexadb.v1.CreateCollectionResponse.collection:type_name -> nexadb.v1.CollectionInfo
-	37, // 1: nexadb.v1.ListCollectionsResponse.collections:type_name -> nexadb.v1.CollectionInfo
-	38, // 2: nexadb.v1.InsertOneRequest.document:type_name -> nexadb.v1.Document
-	38, // 3: nexadb.v1.InsertManyRequest.documents:type_name -> nexadb.v1.Document
-	38, // 4: nexadb.v1.GetResponse.document:type_name -> nexadb.v1.Document
-	38, // 5: nexadb.v1.FindRequest.filter:type_name -> nexadb.v1.Document
-	38, // 6: nexadb.v1.FindRequest.projection:type_name -> nexadb.v1.Document
-	38, // 7: nexadb.v1.FindRequest.sort:type_name -> nexadb.v1.Document
-	38, // 8: nexadb.v1.FindResponse.documents:type_name -> nexadb.v1.Document
-	38, // 9: nexadb.v1.FindResponse.explain:type_name -> nexadb.v1.Document
-	38, // 10: nexadb.v1.FindOneRequest.filter:type_name -> nexadb.v1.Document
-	38, // 11: nexadb.v1.FindOneRequest.projection:type_name -> nexadb.v1.Document
-	38, // 12: nexadb.v1.FindOneRequest.sort:type_name -> nexadb.v1.Document
-	38, // 13: nexadb.v1.FindOneResponse.document:type_name -> nexadb.v1.Document
-	38, // 14: nexadb.v1.CountRequest.filter:type_name -> nexadb.v1.Document
-	38, // 15: nexadb.v1.UpdateRequest.update:type_name -> nexadb.v1.Document
-	38, // 16: nexadb.v1.UpdateResponse.document:type_name -> nexadb.v1.Document
-	38, // 17: nexadb.v1.UpdateManyRequest.filter:type_name -> nexadb.v1.Document
-	38, // 18: nexadb.v1.UpdateManyRequest.update:type_name -> nexadb.v1.Document
-	38, // 19: nexadb.v1.DeleteManyRequest.filter:type_name -> nexadb.v1.Document
-	38, // 20: nexadb.v1.AggregateRequest.pipeline:type_name -> nexadb.v1.Document
-	38, // 21: nexadb.v1.AggregateResponse.documents:type_name -> nexadb.v1.Document
-	39, // 22: nexadb.v1.IndexField.direction:type_name -> nexadb.v1.SortDirection
+	40, // 0: nexadb.v1.CreateCollectionResponse.collection:type_name -> nexadb.v1.CollectionInfo
+	40, // 1: nexadb.v1.ListCollectionsResponse.collections:type_name -> nexadb.v1.CollectionInfo
+	41, // 2: nexadb.v1.InsertOneRequest.document:type_name -> nexadb.v1.Document
+	41, // 3: nexadb.v1.InsertManyRequest.documents:type_name -> nexadb.v1.Document
+	41, // 4: nexadb.v1.GetResponse.document:type_name -> nexadb.v1.Document
+	41, // 5: nexadb.v1.FindRequest.filter:type_name -> nexadb.v1.Document
+	41, // 6: nexadb.v1.FindRequest.projection:type_name -> nexadb.v1.Document
+	41, // 7: nexadb.v1.FindRequest.sort:type_name -> nexadb.v1.Document
+	41, // 8: nexadb.v1.FindResponse.documents:type_name -> nexadb.v1.Document
+	41, // 9: nexadb.v1.FindResponse.explain:type_name -> nexadb.v1.Document
+	41, // 10: nexadb.v1.FindOneRequest.filter:type_name -> nexadb.v1.Document
+	41, // 11: nexadb.v1.FindOneRequest.projection:type_name -> nexadb.v1.Document
+	41, // 12: nexadb.v1.FindOneRequest.sort:type_name -> nexadb.v1.Document
+	41, // 13: nexadb.v1.FindOneResponse.document:type_name -> nexadb.v1.Document
+	41, // 14: nexadb.v1.CountRequest.filter:type_name -> nexadb.v1.Document
+	41, // 15: nexadb.v1.UpdateRequest.update:type_name -> nexadb.v1.Document
+	41, // 16: nexadb.v1.UpdateResponse.document:type_name -> nexadb.v1.Document
+	41, // 17: nexadb.v1.UpdateManyRequest.filter:type_name -> nexadb.v1.Document
+	41, // 18: nexadb.v1.UpdateManyRequest.update:type_name -> nexadb.v1.Document
+	41, // 19: nexadb.v1.DeleteManyRequest.filter:type_name -> nexadb.v1.Document
+	41, // 20: nexadb.v1.AggregateRequest.pipeline:type_name -> nexadb.v1.Document
+	41, // 21: nexadb.v1.AggregateResponse.documents:type_name -> nexadb.v1.Document
+	42, // 22: nexadb.v1.IndexField.direction:type_name -> nexadb.v1.SortDirection
 	28, // 23: nexadb.v1.IndexInfo.fields:type_name -> nexadb.v1.IndexField
 	30, // 24: nexadb.v1.IndexInfo.ttl:type_name -> nexadb.v1.IndexTtl
 	28, // 25: nexadb.v1.CreateIndexRequest.fields:type_name -> nexadb.v1.IndexField
 	30, // 26: nexadb.v1.CreateIndexRequest.ttl:type_name -> nexadb.v1.IndexTtl
 	29, // 27: nexadb.v1.CreateIndexResponse.index:type_name -> nexadb.v1.IndexInfo
 	29, // 28: nexadb.v1.ListIndexesResponse.indexes:type_name -> nexadb.v1.IndexInfo
-	0,  // 29: nexadb.v1.DocumentService.CreateCollection:input_type -> nexadb.v1.CreateCollectionRequest
-	2,  // 30: nexadb.v1.DocumentService.DropCollection:input_type -> nexadb.v1.DropCollectionRequest
-	4,  // 31: nexadb.v1.DocumentService.ListCollections:input_type -> nexadb.v1.ListCollectionsRequest
-	6,  // 32: nexadb.v1.DocumentService.InsertOne:input_type -> nexadb.v1.InsertOneRequest
-	8,  // 33: nexadb.v1.DocumentService.InsertMany:input_type -> nexadb.v1.InsertManyRequest
-	10, // 34: nexadb.v1.DocumentService.Get:input_type -> nexadb.v1.GetRequest
-	12, // 35: nexadb.v1.DocumentService.Find:input_type -> nexadb.v1.FindRequest
-	14, // 36: nexadb.v1.DocumentService.FindOne:input_type -> nexadb.v1.FindOneRequest
-	16, // 37: nexadb.v1.DocumentService.Count:input_type -> nexadb.v1.CountRequest
-	18, // 38: nexadb.v1.DocumentService.Update:input_type -> nexadb.v1.UpdateRequest
-	20, // 39: nexadb.v1.DocumentService.UpdateMany:input_type -> nexadb.v1.UpdateManyRequest
-	22, // 40: nexadb.v1.DocumentService.Delete:input_type -> nexadb.v1.DeleteRequest
-	24, // 41: nexadb.v1.DocumentService.DeleteMany:input_type -> nexadb.v1.DeleteManyRequest
-	26, // 42: nexadb.v1.DocumentService.Aggregate:input_type -> nexadb.v1.AggregateRequest
-	31, // 43: nexadb.v1.DocumentService.CreateIndex:input_type -> nexadb.v1.CreateIndexRequest
-	33, // 44: nexadb.v1.DocumentService.DropIndex:input_type -> nexadb.v1.DropIndexRequest
-	35, // 45: nexadb.v1.DocumentService.ListIndexes:input_type -> nexadb.v1.ListIndexesRequest
-	1,  // 46: nexadb.v1.DocumentService.CreateCollection:output_type -> nexadb.v1.CreateCollectionResponse
-	3,  // 47: nexadb.v1.DocumentService.DropCollection:output_type -> nexadb.v1.DropCollectionResponse
-	5,  // 48: nexadb.v1.DocumentService.ListCollections:output_type -> nexadb.v1.ListCollectionsResponse
-	7,  // 49: nexadb.v1.DocumentService.InsertOne:output_type -> nexadb.v1.InsertOneResponse
-	9,  // 50: nexadb.v1.DocumentService.InsertMany:output_type -> nexadb.v1.InsertManyResponse
-	11, // 51: nexadb.v1.DocumentService.Get:output_type -> nexadb.v1.GetResponse
-	13, // 52: nexadb.v1.DocumentService.Find:output_type -> nexadb.v1.FindResponse
-	15, // 53: nexadb.v1.DocumentService.FindOne:output_type -> nexadb.v1.FindOneResponse
-	17, // 54: nexadb.v1.DocumentService.Count:output_type -> nexadb.v1.CountResponse
-	19, // 55: nexadb.v1.DocumentService.Update:output_type -> nexadb.v1.UpdateResponse
-	21, // 56: nexadb.v1.DocumentService.UpdateMany:output_type -> nexadb.v1.UpdateManyResponse
-	23, // 57: nexadb.v1.DocumentService.Delete:output_type -> nexadb.v1.DeleteResponse
-	25, // 58: nexadb.v1.DocumentService.DeleteMany:output_type -> nexadb.v1.DeleteManyResponse
-	27, // 59: nexadb.v1.DocumentService.Aggregate:output_type -> nexadb.v1.AggregateResponse
-	32, // 60: nexadb.v1.DocumentService.CreateIndex:output_type -> nexadb.v1.CreateIndexResponse
-	34, // 61: nexadb.v1.DocumentService.DropIndex:output_type -> nexadb.v1.DropIndexResponse
-	36, // 62: nexadb.v1.DocumentService.ListIndexes:output_type -> nexadb.v1.ListIndexesResponse
-	46, // [46:63] is the sub-list for method output_type
-	29, // [29:46] is the sub-list for method input_type
-	29, // [29:29] is the sub-list for extension type_name
-	29, // [29:29] is the sub-list for extension extendee
-	0,  // [0:29] is the sub-list for field type_name
+	41, // 29: nexadb.v1.WatchRequest.pipeline:type_name -> nexadb.v1.Document
+	41, // 30: nexadb.v1.ChangeEvent.event:type_name -> nexadb.v1.Document
+	38, // 31: nexadb.v1.WatchResponse.events:type_name -> nexadb.v1.ChangeEvent
+	0,  // 32: nexadb.v1.DocumentService.CreateCollection:input_type -> nexadb.v1.CreateCollectionRequest
+	2,  // 33: nexadb.v1.DocumentService.DropCollection:input_type -> nexadb.v1.DropCollectionRequest
+	4,  // 34: nexadb.v1.DocumentService.ListCollections:input_type -> nexadb.v1.ListCollectionsRequest
+	6,  // 35: nexadb.v1.DocumentService.InsertOne:input_type -> nexadb.v1.InsertOneRequest
+	8,  // 36: nexadb.v1.DocumentService.InsertMany:input_type -> nexadb.v1.InsertManyRequest
+	10, // 37: nexadb.v1.DocumentService.Get:input_type -> nexadb.v1.GetRequest
+	12, // 38: nexadb.v1.DocumentService.Find:input_type -> nexadb.v1.FindRequest
+	14, // 39: nexadb.v1.DocumentService.FindOne:input_type -> nexadb.v1.FindOneRequest
+	16, // 40: nexadb.v1.DocumentService.Count:input_type -> nexadb.v1.CountRequest
+	18, // 41: nexadb.v1.DocumentService.Update:input_type -> nexadb.v1.UpdateRequest
+	20, // 42: nexadb.v1.DocumentService.UpdateMany:input_type -> nexadb.v1.UpdateManyRequest
+	22, // 43: nexadb.v1.DocumentService.Delete:input_type -> nexadb.v1.DeleteRequest
+	24, // 44: nexadb.v1.DocumentService.DeleteMany:input_type -> nexadb.v1.DeleteManyRequest
+	26, // 45: nexadb.v1.DocumentService.Aggregate:input_type -> nexadb.v1.AggregateRequest
+	31, // 46: nexadb.v1.DocumentService.CreateIndex:input_type -> nexadb.v1.CreateIndexRequest
+	33, // 47: nexadb.v1.DocumentService.DropIndex:input_type -> nexadb.v1.DropIndexRequest
+	35, // 48: nexadb.v1.DocumentService.ListIndexes:input_type -> nexadb.v1.ListIndexesRequest
+	37, // 49: nexadb.v1.DocumentService.Watch:input_type -> nexadb.v1.WatchRequest
+	1,  // 50: nexadb.v1.DocumentService.CreateCollection:output_type -> nexadb.v1.CreateCollectionResponse
+	3,  // 51: nexadb.v1.DocumentService.DropCollection:output_type -> nexadb.v1.DropCollectionResponse
+	5,  // 52: nexadb.v1.DocumentService.ListCollections:output_type -> nexadb.v1.ListCollectionsResponse
+	7,  // 53: nexadb.v1.DocumentService.InsertOne:output_type -> nexadb.v1.InsertOneResponse
+	9,  // 54: nexadb.v1.DocumentService.InsertMany:output_type -> nexadb.v1.InsertManyResponse
+	11, // 55: nexadb.v1.DocumentService.Get:output_type -> nexadb.v1.GetResponse
+	13, // 56: nexadb.v1.DocumentService.Find:output_type -> nexadb.v1.FindResponse
+	15, // 57: nexadb.v1.DocumentService.FindOne:output_type -> nexadb.v1.FindOneResponse
+	17, // 58: nexadb.v1.DocumentService.Count:output_type -> nexadb.v1.CountResponse
+	19, // 59: nexadb.v1.DocumentService.Update:output_type -> nexadb.v1.UpdateResponse
+	21, // 60: nexadb.v1.DocumentService.UpdateMany:output_type -> nexadb.v1.UpdateManyResponse
+	23, // 61: nexadb.v1.DocumentService.Delete:output_type -> nexadb.v1.DeleteResponse
+	25, // 62: nexadb.v1.DocumentService.DeleteMany:output_type -> nexadb.v1.DeleteManyResponse
+	27, // 63: nexadb.v1.DocumentService.Aggregate:output_type -> nexadb.v1.AggregateResponse
+	32, // 64: nexadb.v1.DocumentService.CreateIndex:output_type -> nexadb.v1.CreateIndexResponse
+	34, // 65: nexadb.v1.DocumentService.DropIndex:output_type -> nexadb.v1.DropIndexResponse
+	36, // 66: nexadb.v1.DocumentService.ListIndexes:output_type -> nexadb.v1.ListIndexesResponse
+	39, // 67: nexadb.v1.DocumentService.Watch:output_type -> nexadb.v1.WatchResponse
+	50, // [50:68] is the sub-list for method output_type
+	32, // [32:50] is the sub-list for method input_type
+	32, // [32:32] is the sub-list for extension type_name
+	32, // [32:32] is the sub-list for extension extendee
+	0,  // [0:32] is the sub-list for field type_name
 }
 
 func init() { file_nexadb_v1_document_proto_init() }
@@ -2344,7 +2562,7 @@ func file_nexadb_v1_document_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_nexadb_v1_document_proto_rawDesc), len(file_nexadb_v1_document_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   37,
+			NumMessages:   40,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

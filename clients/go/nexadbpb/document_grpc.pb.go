@@ -36,6 +36,7 @@ const (
 	DocumentService_CreateIndex_FullMethodName      = "/nexadb.v1.DocumentService/CreateIndex"
 	DocumentService_DropIndex_FullMethodName        = "/nexadb.v1.DocumentService/DropIndex"
 	DocumentService_ListIndexes_FullMethodName      = "/nexadb.v1.DocumentService/ListIndexes"
+	DocumentService_Watch_FullMethodName            = "/nexadb.v1.DocumentService/Watch"
 )
 
 // DocumentServiceClient is the client API for DocumentService service.
@@ -95,6 +96,20 @@ type DocumentServiceClient interface {
 	DropIndex(ctx context.Context, in *DropIndexRequest, opts ...grpc.CallOption) (*DropIndexResponse, error)
 	// Lists a collection's secondary indexes.
 	ListIndexes(ctx context.Context, in *ListIndexesRequest, opts ...grpc.CallOption) (*ListIndexesResponse, error)
+	// Streams the changes to one collection, or with no collection to every
+	// document collection, as they commit and in commit order: MongoDB-shaped
+	// change events (insert, update, replace, delete, drop; a collection's
+	// stream ends with "invalidate" after its drop), each with a resume token.
+	// A stream opened with resume_after delivers every later event exactly
+	// once while the change log (--change-retention-seconds, -bytes) holds it,
+	// and fails with OUT_OF_RANGE once it no longer does. Its first message,
+	// sent once the stream is in place, carries no events, only its position:
+	// every change committed after it arrives will come. It runs until the
+	// client cancels it; with nothing to send it sends a message without
+	// events every 5 s that carries its position. Over REST it is a
+	// text/event-stream (server-sent events) whose event ids are the tokens,
+	// so an EventSource that reconnects resumes with Last-Event-ID.
+	Watch(ctx context.Context, in *WatchRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchResponse], error)
 }
 
 type documentServiceClient struct {
@@ -293,6 +308,25 @@ func (c *documentServiceClient) ListIndexes(ctx context.Context, in *ListIndexes
 	return out, nil
 }
 
+func (c *documentServiceClient) Watch(ctx context.Context, in *WatchRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &DocumentService_ServiceDesc.Streams[2], DocumentService_Watch_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[WatchRequest, WatchResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type DocumentService_WatchClient = grpc.ServerStreamingClient[WatchResponse]
+
 // DocumentServiceServer is the server API for DocumentService service.
 // All implementations must embed UnimplementedDocumentServiceServer
 // for forward compatibility.
@@ -350,6 +384,20 @@ type DocumentServiceServer interface {
 	DropIndex(context.Context, *DropIndexRequest) (*DropIndexResponse, error)
 	// Lists a collection's secondary indexes.
 	ListIndexes(context.Context, *ListIndexesRequest) (*ListIndexesResponse, error)
+	// Streams the changes to one collection, or with no collection to every
+	// document collection, as they commit and in commit order: MongoDB-shaped
+	// change events (insert, update, replace, delete, drop; a collection's
+	// stream ends with "invalidate" after its drop), each with a resume token.
+	// A stream opened with resume_after delivers every later event exactly
+	// once while the change log (--change-retention-seconds, -bytes) holds it,
+	// and fails with OUT_OF_RANGE once it no longer does. Its first message,
+	// sent once the stream is in place, carries no events, only its position:
+	// every change committed after it arrives will come. It runs until the
+	// client cancels it; with nothing to send it sends a message without
+	// events every 5 s that carries its position. Over REST it is a
+	// text/event-stream (server-sent events) whose event ids are the tokens,
+	// so an EventSource that reconnects resumes with Last-Event-ID.
+	Watch(*WatchRequest, grpc.ServerStreamingServer[WatchResponse]) error
 	mustEmbedUnimplementedDocumentServiceServer()
 }
 
@@ -410,6 +458,9 @@ func (UnimplementedDocumentServiceServer) DropIndex(context.Context, *DropIndexR
 }
 func (UnimplementedDocumentServiceServer) ListIndexes(context.Context, *ListIndexesRequest) (*ListIndexesResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListIndexes not implemented")
+}
+func (UnimplementedDocumentServiceServer) Watch(*WatchRequest, grpc.ServerStreamingServer[WatchResponse]) error {
+	return status.Error(codes.Unimplemented, "method Watch not implemented")
 }
 func (UnimplementedDocumentServiceServer) mustEmbedUnimplementedDocumentServiceServer() {}
 func (UnimplementedDocumentServiceServer) testEmbeddedByValue()                         {}
@@ -724,6 +775,17 @@ func _DocumentService_ListIndexes_Handler(srv interface{}, ctx context.Context, 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _DocumentService_Watch_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(WatchRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(DocumentServiceServer).Watch(m, &grpc.GenericServerStream[WatchRequest, WatchResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type DocumentService_WatchServer = grpc.ServerStreamingServer[WatchResponse]
+
 // DocumentService_ServiceDesc is the grpc.ServiceDesc for DocumentService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -801,6 +863,11 @@ var DocumentService_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "Aggregate",
 			Handler:       _DocumentService_Aggregate_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "Watch",
+			Handler:       _DocumentService_Watch_Handler,
 			ServerStreams: true,
 		},
 	},

@@ -142,6 +142,17 @@ export interface SearchOptions {
 
 export type VectorMetric = 'cosine' | 'dot' | 'l2';
 
+export interface WatchOptions {
+  /** Stages applied to each event ($match, $project, $addFields, $set, $unset, $replaceRoot, $replaceWith). */
+  pipeline?: Document[];
+  /** A token (an event's _id._data, or ChangeStream.resumeToken) to start after; absent: from the next change. */
+  resumeAfter?: string;
+  /** 'updateLookup': update events carry the document as it is when read. */
+  fullDocument?: 'default' | 'updateLookup';
+  /** Events per message at most; 0 lets the server choose. */
+  pageSize?: number;
+}
+
 const PROTO_FILES = ['nexadb/v1/document.proto', 'nexadb/v1/vector.proto', 'nexadb/v1/admin.proto'];
 let loaded: any = null;
 
@@ -298,6 +309,19 @@ export class NexaDB {
         else resolve(res);
       });
     });
+  }
+
+  /** @internal Starts a server-streaming call with the client's metadata. */
+  startStream(client: any, method: string, request: object): grpc.ClientReadableStream<any> {
+    return client[method](request, this.metadata);
+  }
+
+  /**
+   * A change stream of every document collection (each event's `ns` says which); dropping a
+   * collection comes as a 'drop' event and the stream goes on. See Collection.watch.
+   */
+  watch(options: WatchOptions = {}): ChangeStream {
+    return new ChangeStream(this, watchRequest('', options), options.resumeAfter);
   }
 
   /**
@@ -489,6 +513,18 @@ export class Collection {
     return this.db.stream(this.db.docs, 'Aggregate', req);
   }
 
+  /**
+   * The collection's changes as they are committed, as MongoDB's watch():
+   *
+   *   const stream = users.watch({ pipeline: [{ $match: { operationType: 'insert' } }] });
+   *   for await (const event of stream) console.log(event.fullDocument, stream.resumeToken);
+   *
+   * The stream ends after the collection's 'invalidate' event (its drop). See ChangeStream.
+   */
+  watch(options: WatchOptions = {}): ChangeStream {
+    return new ChangeStream(this.db, watchRequest(this.name, options), options.resumeAfter);
+  }
+
   drop(): Promise<boolean> {
     return this.db.dropCollection(this.name);
   }
@@ -512,6 +548,142 @@ export class Collection {
 
   async listIndexes(): Promise<IndexInfo[]> {
     return (await this.call('ListIndexes', {})).indexes.map(indexInfo);
+  }
+}
+
+function watchRequest(collection: string, options: WatchOptions): object {
+  const pipeline = options.pipeline ?? [];
+  if (!Array.isArray(pipeline)) throw new TypeError('pipeline must be an array of stages');
+  const full = options.fullDocument ?? '';
+  if (full !== '' && full !== 'default' && full !== 'updateLookup') {
+    throw new RangeError(`fullDocument must be 'default' or 'updateLookup', not '${full}'`);
+  }
+  return {
+    collection,
+    pipeline: pipeline.map((st, i) => toDocument(st, `pipeline[${i}]`)),
+    full_document: full,
+    page_size: options.pageSize ?? 0,
+  };
+}
+
+const DONE: IteratorResult<Document> = { done: true, value: undefined };
+
+/**
+ * A change stream (Collection.watch, NexaDB.watch): an async iterable of change events, documents
+ * in MongoDB's shape ({ _id: { _data: token }, operationType, wallTime, ns, documentKey,
+ * fullDocument, updateDescription }), in commit order.
+ *
+ * The call starts when watch() returns; `await stream.ready()` resolves once it is in place (the
+ * server's first message read, which carries its position): every change committed after that
+ * comes (resumeAfter reads on from a saved token with nothing missed; next() waits for the first
+ * message too, so ready() matters only before writes that must be seen). `resumeToken` is the
+ * last event's token, moved on by the server's heartbeats (every 5 s
+ * without events) past events the pipeline dropped. When the connection drops (UNAVAILABLE) the
+ * stream reconnects once by itself, waiting for the server up to the client's timeoutMs, and
+ * resumes after resumeToken; a second failure before the server answers rejects. Iteration ends
+ * after a collection's 'invalidate' event or close(); leaving a `for await` loop early (break,
+ * return, throw) closes the stream too, as for MongoDB's driver.
+ */
+export class ChangeStream implements AsyncIterableIterator<Document> {
+  /** Where the stream stands: resumeAfter takes it. null until there is one. */
+  resumeToken: string | null;
+  private call!: grpc.ClientReadableStream<any>;
+  private messages!: AsyncIterator<any>;
+  private pending: Array<{ token: string; event: PbDocument }> = [];
+  private pageToken = '';
+  private closed = false;
+  private resumed = false; // reconnected, and the new stream has not answered yet
+  private first: Promise<boolean> | null = null; // reading the server's first message
+
+  /** @internal */
+  constructor(private readonly db: NexaDB, private readonly request: object, resumeAfter?: string) {
+    this.resumeToken = resumeAfter || null;
+    this.open();
+  }
+
+  private open(): void {
+    this.call = this.db.startStream(this.db.docs, 'Watch', { ...this.request, resume_after: this.resumeToken ?? '' });
+    this.call.on('error', () => {}); // read through the iterator; this keeps an unread error from being thrown
+    this.messages = this.call[Symbol.asyncIterator]();
+  }
+
+  [Symbol.asyncIterator](): ChangeStream {
+    return this;
+  }
+
+  /** Resolves once the stream is in place (rejects with the server's error, e.g. a bad pipeline). */
+  async ready(): Promise<void> {
+    this.first ??= this.read();
+    await this.first;
+  }
+
+  /** Reads one message in; false when the stream ended. */
+  private async read(): Promise<boolean> {
+    for (;;) {
+      if (this.closed) return false;
+      let r: IteratorResult<any>;
+      try {
+        r = await this.messages.next();
+      } catch (e: any) {
+        if (this.closed) return false;
+        if (e?.code === grpc.status.UNAVAILABLE && !this.resumed) {
+          this.resumed = true;
+          await this.reconnect(e);
+          continue;
+        }
+        this.closed = true;
+        throw fromServiceError(e, 'Watch');
+      }
+      if (r.done) {
+        this.closed = true;
+        return false;
+      }
+      this.resumed = false;
+      const msg = r.value;
+      if (msg.events && msg.events.length > 0) {
+        this.pending.push(...msg.events);
+        this.pageToken = msg.resume_token;
+      } else if (msg.resume_token) {
+        this.resumeToken = msg.resume_token; // the first message, or a heartbeat
+      }
+      return true;
+    }
+  }
+
+  /** The next event; blocks until one comes. */
+  async next(): Promise<IteratorResult<Document>> {
+    await this.ready();
+    while (this.pending.length === 0) {
+      if (this.closed || !(await this.read())) return DONE;
+    }
+    const e = this.pending.shift()!;
+    this.resumeToken = this.pending.length > 0 ? e.token : this.pageToken || e.token;
+    return { done: false, value: fromDocument(e.event) };
+  }
+
+  private async reconnect(cause: unknown): Promise<void> {
+    const deadline = this.db.timeoutMs > 0 ? Date.now() + this.db.timeoutMs : Infinity;
+    try {
+      await new Promise<void>((resolve, reject) =>
+        this.db.docs.waitForReady(deadline, (err?: Error) => (err ? reject(err) : resolve())));
+    } catch {
+      this.closed = true;
+      throw fromServiceError(cause, 'Watch');
+    }
+    this.open();
+  }
+
+  /** Closing on leaving a `for await` loop early. */
+  async return(): Promise<IteratorResult<Document>> {
+    this.close();
+    return DONE;
+  }
+
+  /** Stops the stream: the call is cancelled and iteration ends (a pending next() resolves done). */
+  close(): void {
+    this.closed = true;
+    this.pending = [];
+    this.call.cancel();
   }
 }
 

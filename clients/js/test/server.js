@@ -15,7 +15,31 @@ function serverBinary() {
 
 async function startServer(extraArgs = []) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nexadb-js-'));
-  const dataDir = path.join(dir, 'data');
+  const server = { dir, proc: null, port: null, httpPort: null, apiKey: null };
+  await launch(server, extraArgs);
+  server.stop = async () => {
+    await kill(server.proc, 'SIGTERM');
+    fs.rmSync(dir, { recursive: true, force: true });
+  };
+  // kill -9, then the same data on the same gRPC port (clients see the connection drop)
+  server.restart = async () => {
+    await kill(server.proc, 'SIGKILL');
+    await launch(server, ['--grpc-addr', `127.0.0.1:${server.port}`]);
+  };
+  return server;
+}
+
+async function kill(proc, signal) {
+  if (proc.exitCode !== null || proc.signalCode !== null) return;
+  const done = new Promise((r) => proc.on('exit', r));
+  proc.kill(signal);
+  const t = setTimeout(() => proc.kill('SIGKILL'), 15000);
+  await done;
+  clearTimeout(t);
+}
+
+async function launch(server, extraArgs) {
+  const dataDir = path.join(server.dir, 'data');
   const proc = spawn(serverBinary(),
     ['--data-dir', dataDir, '--grpc-addr', '127.0.0.1:0', '--http-addr', '127.0.0.1:0', ...extraArgs],
     { stdio: ['ignore', 'ignore', 'pipe'] });
@@ -36,20 +60,7 @@ async function startServer(extraArgs = []) {
   if (!info.apiKey && fs.existsSync(path.join(dataDir, 'api_key'))) {
     info.apiKey = fs.readFileSync(path.join(dataDir, 'api_key'), 'utf8').split(/\s+/)[0];
   }
-  return {
-    port: info.port,
-    httpPort: info.httpPort,
-    apiKey: info.apiKey,
-    async stop() {
-      if (proc.exitCode !== null) return;
-      const done = new Promise((r) => proc.on('exit', r));
-      proc.kill('SIGTERM');
-      const t = setTimeout(() => proc.kill('SIGKILL'), 15000);
-      await done;
-      clearTimeout(t);
-      fs.rmSync(dir, { recursive: true, force: true });
-    },
-  };
+  Object.assign(server, { proc, port: info.port, httpPort: info.httpPort, apiKey: info.apiKey });
 }
 
 let counter = 0;

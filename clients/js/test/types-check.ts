@@ -1,6 +1,6 @@
 // Compiled with `tsc --noEmit` (npm run typecheck): the published type definitions accept the
 // brief's usage and reject misuse. Lines marked @ts-expect-error must fail to type-check.
-import { NexaDB, NexaDBError, SearchResult, SearchPlan, VectorIndex, CollectionInfo, Document, DocumentValue, VectorDocument } from '..';
+import { NexaDB, NexaDBError, ChangeStream, WatchOptions, SearchResult, SearchPlan, VectorIndex, CollectionInfo, Document, DocumentValue, VectorDocument } from '..';
 
 async function brief(): Promise<void> {
   const db = new NexaDB({ host: 'localhost', port: 6970, apiKey: process.env.NEXADB_API_KEY });
@@ -30,6 +30,13 @@ async function brief(): Promise<void> {
   hits.forEach((h) => console.log(h.documentId, h.similarity.toFixed(4), h.document.text));
   const exported: VectorDocument[] = await vc.find({ lang: 'en' }, 0, { pageSize: 500 });
   for await (const { document, vector } of vc.findIter()) console.log(document._id, vector.length);
+  const opts: WatchOptions = { pipeline: [{ $match: { operationType: 'insert' } }], fullDocument: 'updateLookup' };
+  const stream: ChangeStream = users.watch(opts);
+  for await (const ev of stream) console.log(ev.operationType, ev.fullDocument, stream.resumeToken);
+  const token: string | null = stream.resumeToken;
+  db.watch({ resumeAfter: token ?? undefined }).close();
+  // @ts-expect-error: fullDocument is 'default' or 'updateLookup'
+  users.watch({ fullDocument: 'whenAvailable' });
   const cols: CollectionInfo[] = await db.listCollections();
   try {
     await users.find({ a: { $bogus: 1 } });

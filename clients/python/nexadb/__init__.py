@@ -14,9 +14,9 @@ For asyncio, AsyncNexaDB (nexadb.aio) has the same methods as coroutines:
 
 Port 6970 is the server's gRPC port (the default here); 6969 is its HTTP/JSON port.
 """
-from .aio import AsyncCollection, AsyncCursor, AsyncNexaDB, AsyncVectorCollection
-from .client import (DEFAULT_PORT, Collection, Cursor, NexaDB, Results, SearchResult, VectorCollection,
-                     VectorDocument)
+from .aio import AsyncChangeStream, AsyncCollection, AsyncCursor, AsyncNexaDB, AsyncVectorCollection
+from .client import (DEFAULT_PORT, ChangeStream, Collection, Cursor, NexaDB, Results, SearchResult,
+                     VectorCollection, VectorDocument)
 from .errors import (AlreadyExistsError, AuthenticationError, DeadlineExceededError,
                      InvalidArgumentError, NexaDBError, NotFoundError, PermissionDeniedError,
                      ResourceExhaustedError, UnavailableError, UnimplementedError)
@@ -24,8 +24,8 @@ from .errors import (AlreadyExistsError, AuthenticationError, DeadlineExceededEr
 __version__ = "0.2.0"
 
 __all__ = [
-    "NexaDB", "Collection", "VectorCollection", "Cursor", "Results", "SearchResult", "VectorDocument",
-    "AsyncNexaDB", "AsyncCollection", "AsyncVectorCollection", "AsyncCursor",
+    "NexaDB", "Collection", "VectorCollection", "Cursor", "ChangeStream", "Results", "SearchResult", "VectorDocument",
+    "AsyncNexaDB", "AsyncCollection", "AsyncVectorCollection", "AsyncCursor", "AsyncChangeStream",
     "DEFAULT_PORT",
     "NexaDBError", "InvalidArgumentError", "NotFoundError", "AlreadyExistsError",
     "AuthenticationError", "PermissionDeniedError", "ResourceExhaustedError",

@@ -291,6 +291,24 @@ def aggregate(coll: str, pipeline: Sequence[Mapping[str, Any]], page_size: int) 
         pipeline=[to_document(st, f"pipeline[{i}]", required=True) for i, st in enumerate(pipeline)]))
 
 
+FULL_DOCUMENT = (None, "", "default", "updateLookup")
+
+
+def watch(coll: str, pipeline: Optional[Sequence[Mapping[str, Any]]], resume_after: Optional[str],
+          full_document: Optional[str], page_size: int = 0) -> Stream:
+    """DocumentService/Watch: the change events of coll (every document collection when coll
+    is ""), after resume_after (a token) or from the next change. Its messages carry events
+    (token, event document) and the stream's position (resume_token), events or none."""
+    if isinstance(pipeline, Mapping):
+        raise TypeError("pipeline must be a list of stages, not a dict")
+    if full_document not in FULL_DOCUMENT:
+        raise ValueError(f"full_document must be 'default' or 'updateLookup', not {full_document!r}")
+    return Stream(DOCS, "Watch", document_pb2.WatchRequest(
+        collection=coll, resume_after=resume_after or "", full_document=full_document or "",
+        page_size=int(page_size),
+        pipeline=[to_document(st, f"pipeline[{i}]", required=True) for i, st in enumerate(pipeline or [])]))
+
+
 def create_index(coll: str, fields: SortSpec, unique: bool, name: str,
                  expire_after_seconds: Optional[int], vectors: bool = False) -> Call:
     """DocumentService's CreateIndex (a document collection) or, with vectors, VectorService's

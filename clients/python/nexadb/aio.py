@@ -17,7 +17,8 @@ carries the sync one's docstring. What differs:
   dimensions; db.collection(name) stays a plain method.
 - Every method that sends something is a coroutine. find_iter, aggregate_iter and a vector
   collection's find are not (nothing is sent until the loop starts): they return an
-  AsyncCursor, read with `async for`, closed with `await cursor.aclose()`.
+  AsyncCursor, read with `async for`, closed with `await cursor.aclose()`. watch() is not
+  either (the call starts at once, nothing is awaited): it returns an AsyncChangeStream.
 Many calls may run at once on one AsyncNexaDB (asyncio.gather): the channel multiplexes them.
 """
 from __future__ import annotations
@@ -33,9 +34,10 @@ from . import _calls, errors
 from ._calls import Call, Query, SortSpec, Stream
 from ._connection import Connection
 from ._results import BaseCursor, Document, Results, SearchResult, add_page
+from ._watch import BaseChangeStream
 from .client import Collection, NexaDB, VectorCollection
 
-__all__ = ["AsyncNexaDB", "AsyncCollection", "AsyncVectorCollection", "AsyncCursor"]
+__all__ = ["AsyncNexaDB", "AsyncCollection", "AsyncVectorCollection", "AsyncCursor", "AsyncChangeStream"]
 
 _T = TypeVar("_T")
 
@@ -105,6 +107,84 @@ class AsyncCursor(BaseCursor):
         await self.aclose()
 
 
+class AsyncChangeStream(BaseChangeStream):
+    """ChangeStream for asyncio: `async for event in stream`, `await stream.aclose()` or
+    `async with coll.watch() as stream:`. As ChangeStream, except that the stream is in place
+    (every change committed after that comes) once `async with` has entered or the first
+    `__anext__` has begun reading: watch() itself is no coroutine; resume_token follows events and heartbeats; a dropped connection (UNAVAILABLE)
+    is resumed once after resume_token, waiting for the server up to the client's timeout;
+    iteration ends after a collection's 'invalidate' event or aclose() (from another task
+    too)."""
+
+    def __init__(self, db: "AsyncNexaDB", make: Callable[[Optional[str]], Stream],
+                 resume_after: Optional[str]):
+        super().__init__(db, make, resume_after)
+        self._call = db._invoke(self._request(), None)
+        self._started = False
+
+    async def _start(self) -> None:
+        """Reads the server's first message: the stream is then in place."""
+        self._started = True
+        try:
+            msg = await self._call.read()
+        except grpc.RpcError as e:
+            self._closed = True
+            raise errors.from_rpc_error(e, "Watch") from None
+        if msg is grpc.aio.EOF:
+            self._closed = True
+        else:
+            self._take(msg)
+
+    def __aiter__(self) -> "AsyncChangeStream":
+        return self
+
+    async def __anext__(self) -> Document:
+        if not self._started:
+            await self._start()
+        while not self._events:
+            if self._closed:
+                raise StopAsyncIteration
+            try:
+                msg = await self._call.read()
+            except asyncio.CancelledError:
+                if self._closed:  # aclose() cancelled the call: grpc.aio's signal for it
+                    raise StopAsyncIteration from None
+                raise
+            except grpc.RpcError as e:
+                if self._closed:
+                    raise StopAsyncIteration from None
+                if not self._may_resume(e):
+                    self._closed = True
+                    raise errors.from_rpc_error(e, "Watch") from None
+                await self._reconnect(e)
+                continue
+            if msg is grpc.aio.EOF:
+                self._closed = True
+                raise StopAsyncIteration
+            self._take(msg)
+        return self._pop()
+
+    async def _reconnect(self, cause: grpc.RpcError) -> None:
+        try:
+            await asyncio.wait_for(self._db._channel.channel_ready(), self._db.timeout)
+        except asyncio.TimeoutError:
+            self._closed = True
+            raise errors.from_rpc_error(cause, "Watch") from None
+        self._call = self._db._invoke(self._request(), None)
+
+    async def aclose(self) -> None:
+        """Stops the stream: the call is cancelled, iteration (in any task) ends."""
+        self._mark_closed()
+
+    async def __aenter__(self) -> "AsyncChangeStream":
+        if not self._started:
+            await self._start()
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.aclose()
+
+
 @_docs_from(NexaDB)
 class AsyncNexaDB(Connection):
     """A connection to a NexaDB server for asyncio.
@@ -166,6 +246,11 @@ class AsyncNexaDB(Connection):
 
     def collection(self, name: str) -> "AsyncCollection":
         return AsyncCollection(self, name)
+
+    def watch(self, pipeline: Optional[Sequence[Mapping[str, Any]]] = None,
+              resume_after: Optional[str] = None, full_document: Optional[str] = None) -> AsyncChangeStream:
+        return AsyncChangeStream(self, lambda token: _calls.watch("", pipeline, token, full_document),
+                                 resume_after)
 
     async def vector_collection(self, name: str, dimensions: Optional[int] = None,
                                 metric: str = "cosine", *, index: Optional[str] = None, m: int = 0,
@@ -290,6 +375,11 @@ class AsyncCollection:
         """aggregate() as a lazy AsyncCursor for `async for`; nothing is sent until it is
         iterated."""
         return self.db._cursor(_calls.aggregate(self.name, pipeline, page_size), timeout)
+
+    def watch(self, pipeline: Optional[Sequence[Mapping[str, Any]]] = None,
+              resume_after: Optional[str] = None, full_document: Optional[str] = None) -> AsyncChangeStream:
+        return AsyncChangeStream(self.db, lambda token: _calls.watch(self.name, pipeline, token, full_document),
+                                 resume_after)
 
     # -- collection and indexes ----------------------------------------------------------
 

@@ -19,8 +19,9 @@ from . import _calls, errors
 from ._calls import Call, Query, SortSpec, Stream
 from ._connection import DEFAULT_PORT, Connection
 from ._results import BaseCursor, Document, Results, SearchResult, VectorDocument, add_page
+from ._watch import BaseChangeStream
 
-__all__ = ["NexaDB", "Collection", "VectorCollection", "Cursor", "Results", "SearchResult",
+__all__ = ["NexaDB", "Collection", "VectorCollection", "Cursor", "ChangeStream", "Results", "SearchResult",
            "VectorDocument", "DEFAULT_PORT", "Document", "SortSpec"]
 
 
@@ -60,6 +61,76 @@ class Cursor(BaseCursor):
         self._cancel_all()
 
     def __enter__(self) -> "Cursor":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class ChangeStream(BaseChangeStream):
+    """A change stream (Collection.watch, NexaDB.watch): an iterator of change events, dicts
+    in MongoDB's shape ({'_id': {'_data': token}, 'operationType', 'wallTime', 'ns',
+    'documentKey', 'fullDocument', 'updateDescription'}), in commit order.
+
+    watch() returns once the stream is in place (the server's first message read), so every
+    change committed after it returns comes; iterating blocks until the next event. Iteration
+    ends after a collection's 'invalidate' event (it was dropped) or close(); close() may be
+    called from another thread, and `with coll.watch() as stream:` closes it on leaving.
+    stream.resume_token is where the stream stands (the last event handed out, or later as
+    heartbeats move it past events the pipeline dropped): watch(resume_after=token) takes it.
+    When the connection drops (UNAVAILABLE), the stream reconnects once by itself, waiting
+    for the server up to the client's timeout, and resumes after resume_token, so no event is
+    lost or repeated; a second failure before the server answers raises. OUT_OF_RANGE: the
+    token is older than the server's change log.
+    """
+
+    def __init__(self, db: "NexaDB", make: Callable[[Optional[str]], Stream], resume_after: Optional[str]):
+        super().__init__(db, make, resume_after)
+        self._call = db._invoke(self._request(), None)
+        try:  # the server's first message says the stream is in place
+            self._take(next(self._call))
+        except StopIteration:
+            self._closed = True
+        except grpc.RpcError as e:
+            self._closed = True
+            raise errors.from_rpc_error(e, "Watch") from None
+
+    def __iter__(self) -> "ChangeStream":
+        return self
+
+    def __next__(self) -> Document:
+        while not self._events:
+            if self._closed:
+                raise StopIteration
+            try:
+                msg = next(self._call)
+            except StopIteration:
+                self._closed = True
+                raise
+            except grpc.RpcError as e:
+                if self._closed:
+                    raise StopIteration from None
+                if not self._may_resume(e):
+                    self._closed = True
+                    raise errors.from_rpc_error(e, "Watch") from None
+                self._reconnect(e)
+                continue
+            self._take(msg)
+        return self._pop()
+
+    def _reconnect(self, cause: grpc.RpcError) -> None:
+        try:
+            grpc.channel_ready_future(self._db._channel).result(timeout=self._db.timeout)
+        except grpc.FutureTimeoutError:
+            self._closed = True
+            raise errors.from_rpc_error(cause, "Watch") from None
+        self._call = self._db._invoke(self._request(), None)
+
+    def close(self) -> None:
+        """Stops the stream: the call is cancelled, iteration (in any thread) ends."""
+        self._mark_closed()
+
+    def __enter__(self) -> "ChangeStream":
         return self
 
     def __exit__(self, *exc) -> None:
@@ -155,6 +226,14 @@ class NexaDB(Connection):
 
     def list_vector_collections(self) -> List[Dict[str, Any]]:
         return self._run(_calls.list_vector_collections())
+
+    def watch(self, pipeline: Optional[Sequence[Mapping[str, Any]]] = None,
+              resume_after: Optional[str] = None, full_document: Optional[str] = None) -> "ChangeStream":
+        """A change stream of every document collection (Collection.watch watches one):
+        each event's ns says which. Events of dropping a collection come as 'drop', and this
+        stream goes on."""
+        return ChangeStream(self, lambda token: _calls.watch("", pipeline, token, full_document),
+                            resume_after)
 
     # -- server --------------------------------------------------------------------------
 
@@ -275,6 +354,23 @@ class Collection:
                        timeout: Optional[float] = None) -> Cursor:
         """aggregate() as a lazy Cursor, read from the server as iteration reaches it."""
         return self.db._cursor(_calls.aggregate(self.name, pipeline, page_size), timeout)
+
+    def watch(self, pipeline: Optional[Sequence[Mapping[str, Any]]] = None,
+              resume_after: Optional[str] = None, full_document: Optional[str] = None) -> ChangeStream:
+        """The collection's changes as they are committed, as MongoDB's watch():
+
+            with users.watch([{'$match': {'operationType': 'insert'}}]) as stream:
+                for event in stream:
+                    print(event['fullDocument'], stream.resume_token)
+
+        pipeline: stages applied to each event ($match, $project, $addFields, $set, $unset,
+        $replaceRoot, $replaceWith). resume_after: a token (an event's _id['_data'] or
+        stream.resume_token) to start after; None starts with the next change, counted from
+        when the server receives the call. full_document='updateLookup': update events
+        carry the document as it is when read. The stream ends after the collection's
+        'invalidate' event (its drop). See ChangeStream."""
+        return ChangeStream(self.db, lambda token: _calls.watch(self.name, pipeline, token, full_document),
+                            resume_after)
 
     # -- collection and indexes ----------------------------------------------------------
 

@@ -1,0 +1,55 @@
+"""Memory you can plan for: AdminService/Stats and /metrics say where the resident set goes
+(anonymous apart from mapped file pages, and the memtables and block cache within it; the
+vector graphs' figure is each collection's index_bytes, which test_vector_index checks), the figures agree with the kernel's own accounting of the process, and with
+small --memtable-bytes and --block-cache-bytes the anonymous memory stays within those
+budgets plus the documented constant (README, "Sizing a node") after a load."""
+import re
+
+import grpc
+import requests
+
+MiB = 1 << 20
+# README "Sizing a node": what the server holds beyond its memtables, block cache and
+# graphs (threads' stacks and arenas, connections, buffers, the allocator's slack).
+CONSTANT = 160 * MiB
+
+
+def proc_status(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return {k: int(v.split()[0]) * 1024 for k, v in (line.split(":", 1) for line in f) if v.strip().endswith("kB")}
+
+
+def test_memory_figures_match_the_process_and_stay_within_budget(pb, server_factory):
+    s = server_factory(extra_args=["--memtable-bytes", str(8 * MiB), "--block-cache-bytes", str(8 * MiB)]).start()
+    ch = grpc.insecure_channel(s.target)
+    md = (("x-api-key", s.api_key),)
+    docs = pb.document_pb2_grpc.DocumentServiceStub(ch)
+    admin = pb.admin_pb2_grpc.AdminServiceStub(ch)
+    for b in range(60):  # 120,000 documents of ~300 bytes: several memtables' worth, flushed
+        docs.InsertMany(pb.document_pb2.InsertManyRequest(collection="m", documents=[
+            pb.doc({"i": b * 2000 + i, "pad": "x" * 250, "age": i % 90}) for i in range(2000)]),
+            metadata=md, timeout=60)
+    docs.CreateIndex(pb.document_pb2.CreateIndexRequest(
+        collection="m", fields=[pb.document_pb2.IndexField(field="age")]), metadata=md, timeout=120)
+    assert docs.Count(pb.document_pb2.CountRequest(collection="m", filter=pb.doc({"age": {"$gt": 30}})),
+                      metadata=md, timeout=60).count > 0
+    r = admin.Stats(pb.admin_pb2.StatsRequest(), metadata=md, timeout=10)
+    kernel = proc_status(s.proc.pid)
+    m = r.memory
+    # the kernel's figures, read a moment apart: within 8 MiB of each other
+    assert abs(m.resident_anonymous - kernel["RssAnon"]) < 8 * MiB, (m, kernel["RssAnon"])
+    assert abs(m.resident_file - kernel["RssFile"]) < 8 * MiB, (m, kernel["RssFile"])
+    # uncompressed tables (the default) are read in place from their mapping: file pages, no cache
+    assert m.block_cache_capacity == 8 * MiB and 0 <= m.block_cache <= m.block_cache_capacity, m
+    assert 0 < m.memtables <= 2 * 8 * MiB + MiB, m
+    assert m.vector_graphs == sum(c.index_bytes for c in r.collections)
+    # the budget: two memtables, the cache, the graphs, the constant
+    budget = 2 * 8 * MiB + 8 * MiB + m.vector_graphs + CONSTANT
+    assert m.resident_anonymous < budget, (m.resident_anonymous / MiB, budget / MiB)
+    text = requests.get(f"{s.http_base}/metrics", headers={"X-API-Key": s.api_key}, timeout=10).text
+    got = dict(re.findall(r'^nexadb_memory_bytes\{kind="(\w+)"\} (\d+)$', text, re.M))
+    assert set(got) == {"anonymous", "file", "shared", "memtables", "block_cache", "block_cache_capacity",
+                        "vector_graphs"}, got
+    assert int(got["block_cache_capacity"]) == 8 * MiB
+    assert abs(int(got["anonymous"]) - m.resident_anonymous) < 16 * MiB
+    ch.close()
