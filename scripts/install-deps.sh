@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs what NexaDB needs to build and test, from Debian's packages and PyPI.
 # Idempotent: installs only what is missing. Called by the Makefile's targets.
-#   install-deps.sh           everything: build, tests, fuzzing, the Python test venv
-#   install-deps.sh --build   only what building the server takes (the image's build stage)
+#   install-deps.sh           everything: build (node and npm for the browser console), tests
+#                             (chromium for the console's), fuzzing, the Python test venv
+#   install-deps.sh --build   only what building the server from a source tarball takes (the
+#                             image's build stage: the tarball carries the console built)
 #   install-deps.sh --image   the container and package tools: make image, test-image, test-package
 set -euo pipefail
 
@@ -26,9 +28,16 @@ case "$mode" in
   # buildah builds images without a daemon, podman runs them where it can, mmdebstrap makes
   # debian:12-slim where no registry answers; systemd-analyze checks the package's unit.
   --image) debs=(buildah podman mmdebstrap systemd curl) ;;
-  # and the tests, fuzzing (clang), the benchmarks built with the tree (SQLite)
-  all) debs=("${build_debs[@]}" libcriterion-dev libsqlite3-dev python3-venv clang libclang-rt-14-dev) ;;
+  # and the tests (chromium drives the console's end-to-end test), fuzzing (clang), the
+  # benchmarks built with the tree (SQLite)
+  all) debs=("${build_debs[@]}" libcriterion-dev libsqlite3-dev python3-venv clang libclang-rt-14-dev chromium) ;;
 esac
+# The browser console (console/, built into the server) needs node (18 or newer) and npm. A node
+# from elsewhere (NodeSource's nodejs, which carries its own npm) is used as it is; without
+# one, Debian's nodejs (18) and npm.
+if [ "$mode" = all ] && ! { command -v node >/dev/null && command -v npm >/dev/null; }; then
+  debs+=(nodejs npm)
+fi
 
 missing=()
 for p in "${debs[@]}"; do

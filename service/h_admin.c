@@ -1,4 +1,4 @@
-/* h_admin.c — AdminService: status and statistics (backups: h_backup.c). */
+/* h_admin.c — AdminService: status, statistics and the caller's key (backups: h_backup.c). */
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -143,9 +143,23 @@ static ndb_status stats(svc_ctx *ctx, const ProtobufCMessage *req, ProtobufCMess
     return NDB_OK;
 }
 
+/* The caller's key's role (the transport has authorised it: any valid key gets here). */
+static ndb_status api_key_info(svc_ctx *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp, ndb_errmsg *msg)
+{
+    (void)req;
+    Nexadb__V1__GetApiKeyInfoResponse *out = svc_alloc(ctx, sizeof *out);
+    if (out == NULL)
+        return ndb_errmsg_set(msg, NDB_ENOMEM, "out of memory");
+    nexadb__v1__get_api_key_info_response__init(out);
+    out->read_only = ctx->role < SVC_ROLE_WRITE;
+    *resp = &out->base;
+    return NDB_OK;
+}
+
 static const svc_method methods[] = {
     {"Status", status, SVC_M_OPEN | SVC_M_INLINE},
     {"Stats", stats, 0},
+    {"GetApiKeyInfo", api_key_info, SVC_M_INLINE},
     {"Backup", svc_backup, SVC_M_STREAM | SVC_M_WRITE},
 };
 

@@ -15,7 +15,7 @@
 
 #define N_CODES 17     /* gRPC status codes 0..16 */
 #define N_TRANSPORTS 2
-#define N_ENDPOINTS 4   /* svc_metrics_endpoint */
+#define N_ENDPOINTS 5   /* svc_metrics_endpoint */
 #define MAX_METHODS (64 + N_ENDPOINTS) /* the dispatch table's 64, then the endpoints */
 
 /* Upper bounds of the latency buckets, in seconds; +Inf is implicit. */
@@ -68,7 +68,7 @@ void svc_metrics_end_endpoint(svc_transport t, svc_metrics_endpoint e, int grpc_
     observe(t, n_routes + (size_t)e, grpc_code, ns);
 }
 
-static const char *const endpoint_names[N_ENDPOINTS] = {"unknown", "/metrics", "/openapi.json", "OPTIONS"};
+static const char *const endpoint_names[N_ENDPOINTS] = {"unknown", "/metrics", "/openapi.json", "OPTIONS", "/console"};
 
 const char *svc_metrics_endpoint_name(svc_metrics_endpoint e)
 {

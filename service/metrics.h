@@ -57,7 +57,8 @@ typedef enum svc_metrics_endpoint {
     SVC_METRICS_UNKNOWN = 0,  /* method="unknown": matched nothing */
     SVC_METRICS_METRICS = 1,  /* method="/metrics" */
     SVC_METRICS_OPENAPI = 2,  /* method="/openapi.json" */
-    SVC_METRICS_PREFLIGHT = 3 /* method="OPTIONS": CORS preflights */
+    SVC_METRICS_PREFLIGHT = 3, /* method="OPTIONS": CORS preflights */
+    SVC_METRICS_CONSOLE = 4    /* method="/console": the console's files */
 } svc_metrics_endpoint;
 
 /* The method label of an endpoint ("/metrics"). */

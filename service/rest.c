@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "conn_gate.h"
+#include "console.h"
 #include "dispatch.h"
 #include "json_pb.h"
 #include "log.h"
@@ -781,6 +782,59 @@ done:
     return ret;
 }
 
+/* GET or HEAD /console…: the console's embedded files, without a key (console.h). */
+static enum MHD_Result serve_console(rreq *q, struct MHD_Connection *conn, const char *url, const char *verb)
+{
+    if (strcmp(verb, "GET") != 0 && strcmp(verb, "HEAD") != 0) {
+        char m[100];
+        snprintf(m, sizeof m, "%.20s is not allowed here (allowed: GET, HEAD)", verb);
+        end_endpoint(q, SVC_METRICS_CONSOLE, GRPC_STATUS_UNIMPLEMENTED);
+        return respond_error(q, conn, NULL, GRPC_STATUS_UNIMPLEMENTED, 405, m, "GET, HEAD");
+    }
+    const svc_console_asset *a = NULL;
+    switch (svc_console_lookup(url, &a)) {
+    case SVC_CONSOLE_FOUND: break;
+    case SVC_CONSOLE_BAD_PATH:
+        end_endpoint(q, SVC_METRICS_CONSOLE, GRPC_STATUS_INVALID_ARGUMENT);
+        return respond_error(q, conn, NULL, GRPC_STATUS_INVALID_ARGUMENT, 400,
+                             "not a console path: use A-Z a-z 0-9 . _ - and '/' only, at most 256 bytes", NULL);
+    case SVC_CONSOLE_NOT_BUILT:
+        end_endpoint(q, SVC_METRICS_CONSOLE, GRPC_STATUS_NOT_FOUND);
+        return respond_error(q, conn, NULL, GRPC_STATUS_NOT_FOUND, 404, svc_console_missing, NULL);
+    case SVC_CONSOLE_NOT_FOUND:
+    default: {
+        char m[300];
+        snprintf(m, sizeof m, "no console file %.200s", url);
+        end_endpoint(q, SVC_METRICS_CONSOLE, GRPC_STATUS_NOT_FOUND);
+        return respond_error(q, conn, NULL, GRPC_STATUS_NOT_FOUND, 404, m, NULL);
+    }
+    }
+    const char *ae = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT_ENCODING);
+    bool gz = a->gz != NULL && ae != NULL && strstr(ae, "gzip") != NULL;
+    struct MHD_Response *resp = MHD_create_response_from_buffer(gz ? a->gz_len : a->len,
+                                                                (void *)(gz ? a->gz : a->data),
+                                                                MHD_RESPMEM_PERSISTENT);
+    if (resp == NULL)
+        return MHD_NO;
+    end_endpoint(q, SVC_METRICS_CONSOLE, GRPC_STATUS_OK);
+    q->bytes_out = gz ? a->gz_len : a->len;
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, a->content_type);
+    /* index.html names the hashed files of this build: revalidated each time; those never change. */
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL,
+                            a->immutable ? "public, max-age=31536000, immutable" : "no-cache");
+    if (a->gz != NULL)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_VARY, "Accept-Encoding");
+    if (gz)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_ENCODING, "gzip");
+    for (const char *const *h = svc_console_headers; *h != NULL; h += 2)
+        MHD_add_response_header(resp, h[0], h[1]);
+    MHD_add_response_header(resp, "X-Request-Id", q->request_id);
+    enum MHD_Result ret = MHD_queue_response(conn, 200, resp);
+    MHD_destroy_response(resp);
+    svc_metrics_http_status(200);
+    return ret;
+}
+
 static enum MHD_Result serve(rreq *q, struct MHD_Connection *conn, const char *url, const char *verb)
 {
     svc_rest *r = q->r;
@@ -790,6 +844,8 @@ static enum MHD_Result serve(rreq *q, struct MHD_Connection *conn, const char *u
                  (long long)r->app->cfg->max_body_bytes);
         return respond_error(q, conn, NULL, GRPC_STATUS_RESOURCE_EXHAUSTED, 413, m, NULL);
     }
+    if (svc_console_claims(url))
+        return serve_console(q, conn, url, verb);
     const char *segs[MAX_SEGS];
     size_t lens[MAX_SEGS];
     int n = split_path(url, segs, lens);

@@ -2,7 +2,8 @@
  * rest.h — the HTTP/JSON shim: libmicrohttpd serving the routes generated
  * from the protos' google.api.http annotations, transcoding each request to
  * the protobuf message the gRPC handlers take and calling the same handler
- * in-process (no network hop). Also serves GET /metrics and GET /openapi.json.
+ * in-process (no network hop). Also serves GET /metrics, GET /openapi.json and the
+ * browser console at /console (console.h).
  *
  * Thread safety: start and stop from the main thread; requests run on
  * libmicrohttpd's pool threads, each handler synchronously on the thread

@@ -82,6 +82,8 @@ key=$(awk '!/^#/ && NF { print $1; exit }' "$keyfile")
 out=$(curl -s -w '\n%{http_code}' -X POST -H "X-API-Key: $key" -H 'Content-Type: application/json' \
         -d '{"name": "Ada"}' "http://127.0.0.1:$http_port/collections/users")
 [ "${out##*$'\n'}" = 200 ] || fail "insert: $out"
+page=$(curl -s -w '\n%{http_code}' "http://127.0.0.1:$http_port/console/")
+[ "${page##*$'\n'}" = 200 ] && [[ "$page" == *'<div id="app">'* ]] || fail "GET /console/: $page"
 [ -d "$mnt/var/lib/nexadb/kv" ] || fail "no data under /var/lib/nexadb"
 server=$(pgrep -f "^$exec\$" | while read -r p; do
   tr '\0' '\n' <"/proc/$p/environ" | grep -qx "NEXADB_GRPC_ADDR=127.0.0.1:$grpc_port" && echo "$p"; done)
@@ -92,7 +94,7 @@ code=0
 wait "$runner_pid" || code=$?
 runner_pid=""
 [ "$code" = 0 ] || { cat "$log" >&2; fail "exit $code on SIGTERM"; }
-echo "test_deb: insert with the generated key, SIGTERM exits 0"
+echo "test_deb: insert with the generated key, the console at /console/, SIGTERM exits 0"
 
 in_root dpkg --purge nexadb >"$log" 2>&1 || { cat "$log" >&2; fail "dpkg --purge"; }
 [ ! -e "$mnt/usr/bin/nexadb-server" ] || fail "purge left the server binary"

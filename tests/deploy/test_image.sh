@@ -105,6 +105,10 @@ hits=$(expect_200 POST /vector/articles/search '{"vector": [0.9, 0.1, 0], "limit
 py 'import json,sys; h=json.loads(sys.argv[1])["results"]; assert [x["document"]["t"] for x in h]==["a","b"], h' "$hits" \
   || fail "vector search: $hits"
 echo "test_image: insert, query, vector insert and search over REST: ok"
+# the console, built into the binary from the tarball's console/prebuilt: served without a key
+page=$(curl -s -w '\n%{http_code}' "http://127.0.0.1:$http_port/console/")
+[ "${page##*$'\n'}" = 200 ] && [[ "$page" == *'<div id="app">'* ]] || fail "GET /console/: $page"
+echo "test_image: the console at /console/: ok"
 
 stop_server
 [ "$code" = 0 ] || { cat "$log" >&2; fail "server exited $code on SIGTERM"; }

@@ -265,6 +265,87 @@ func (x *BackupResponse) GetPath() string {
 	return ""
 }
 
+type GetApiKeyInfoRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetApiKeyInfoRequest) Reset() {
+	*x = GetApiKeyInfoRequest{}
+	mi := &file_nexadb_v1_admin_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetApiKeyInfoRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetApiKeyInfoRequest) ProtoMessage() {}
+
+func (x *GetApiKeyInfoRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_nexadb_v1_admin_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetApiKeyInfoRequest.ProtoReflect.Descriptor instead.
+func (*GetApiKeyInfoRequest) Descriptor() ([]byte, []int) {
+	return file_nexadb_v1_admin_proto_rawDescGZIP(), []int{3}
+}
+
+type GetApiKeyInfoResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// True for a key listed as `ro` (--api-key-file): every write is PERMISSION_DENIED.
+	ReadOnly      bool `protobuf:"varint,1,opt,name=read_only,json=readOnly,proto3" json:"read_only,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetApiKeyInfoResponse) Reset() {
+	*x = GetApiKeyInfoResponse{}
+	mi := &file_nexadb_v1_admin_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetApiKeyInfoResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetApiKeyInfoResponse) ProtoMessage() {}
+
+func (x *GetApiKeyInfoResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_nexadb_v1_admin_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetApiKeyInfoResponse.ProtoReflect.Descriptor instead.
+func (*GetApiKeyInfoResponse) Descriptor() ([]byte, []int) {
+	return file_nexadb_v1_admin_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *GetApiKeyInfoResponse) GetReadOnly() bool {
+	if x != nil {
+		return x.ReadOnly
+	}
+	return false
+}
+
 type StatusRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -273,7 +354,7 @@ type StatusRequest struct {
 
 func (x *StatusRequest) Reset() {
 	*x = StatusRequest{}
-	mi := &file_nexadb_v1_admin_proto_msgTypes[3]
+	mi := &file_nexadb_v1_admin_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -285,7 +366,7 @@ func (x *StatusRequest) String() string {
 func (*StatusRequest) ProtoMessage() {}
 
 func (x *StatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nexadb_v1_admin_proto_msgTypes[3]
+	mi := &file_nexadb_v1_admin_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -298,7 +379,7 @@ func (x *StatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusRequest.ProtoReflect.Descriptor instead.
 func (*StatusRequest) Descriptor() ([]byte, []int) {
-	return file_nexadb_v1_admin_proto_rawDescGZIP(), []int{3}
+	return file_nexadb_v1_admin_proto_rawDescGZIP(), []int{5}
 }
 
 type StatusResponse struct {
@@ -320,7 +401,7 @@ type StatusResponse struct {
 
 func (x *StatusResponse) Reset() {
 	*x = StatusResponse{}
-	mi := &file_nexadb_v1_admin_proto_msgTypes[4]
+	mi := &file_nexadb_v1_admin_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -332,7 +413,7 @@ func (x *StatusResponse) String() string {
 func (*StatusResponse) ProtoMessage() {}
 
 func (x *StatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nexadb_v1_admin_proto_msgTypes[4]
+	mi := &file_nexadb_v1_admin_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -345,7 +426,7 @@ func (x *StatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusResponse.ProtoReflect.Descriptor instead.
 func (*StatusResponse) Descriptor() ([]byte, []int) {
-	return file_nexadb_v1_admin_proto_rawDescGZIP(), []int{4}
+	return file_nexadb_v1_admin_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *StatusResponse) GetStatus() string {
@@ -391,7 +472,7 @@ type StatsRequest struct {
 
 func (x *StatsRequest) Reset() {
 	*x = StatsRequest{}
-	mi := &file_nexadb_v1_admin_proto_msgTypes[5]
+	mi := &file_nexadb_v1_admin_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -403,7 +484,7 @@ func (x *StatsRequest) String() string {
 func (*StatsRequest) ProtoMessage() {}
 
 func (x *StatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nexadb_v1_admin_proto_msgTypes[5]
+	mi := &file_nexadb_v1_admin_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -416,7 +497,7 @@ func (x *StatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatsRequest.ProtoReflect.Descriptor instead.
 func (*StatsRequest) Descriptor() ([]byte, []int) {
-	return file_nexadb_v1_admin_proto_rawDescGZIP(), []int{5}
+	return file_nexadb_v1_admin_proto_rawDescGZIP(), []int{7}
 }
 
 // Per-level figures of the storage engine.
@@ -431,7 +512,7 @@ type LevelStats struct {
 
 func (x *LevelStats) Reset() {
 	*x = LevelStats{}
-	mi := &file_nexadb_v1_admin_proto_msgTypes[6]
+	mi := &file_nexadb_v1_admin_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -443,7 +524,7 @@ func (x *LevelStats) String() string {
 func (*LevelStats) ProtoMessage() {}
 
 func (x *LevelStats) ProtoReflect() protoreflect.Message {
-	mi := &file_nexadb_v1_admin_proto_msgTypes[6]
+	mi := &file_nexadb_v1_admin_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -456,7 +537,7 @@ func (x *LevelStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LevelStats.ProtoReflect.Descriptor instead.
 func (*LevelStats) Descriptor() ([]byte, []int) {
-	return file_nexadb_v1_admin_proto_rawDescGZIP(), []int{6}
+	return file_nexadb_v1_admin_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *LevelStats) GetLevel() int32 {
@@ -507,7 +588,7 @@ type MemoryStats struct {
 
 func (x *MemoryStats) Reset() {
 	*x = MemoryStats{}
-	mi := &file_nexadb_v1_admin_proto_msgTypes[7]
+	mi := &file_nexadb_v1_admin_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -519,7 +600,7 @@ func (x *MemoryStats) String() string {
 func (*MemoryStats) ProtoMessage() {}
 
 func (x *MemoryStats) ProtoReflect() protoreflect.Message {
-	mi := &file_nexadb_v1_admin_proto_msgTypes[7]
+	mi := &file_nexadb_v1_admin_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -532,7 +613,7 @@ func (x *MemoryStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MemoryStats.ProtoReflect.Descriptor instead.
 func (*MemoryStats) Descriptor() ([]byte, []int) {
-	return file_nexadb_v1_admin_proto_rawDescGZIP(), []int{7}
+	return file_nexadb_v1_admin_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *MemoryStats) GetResidentAnonymous() int64 {
@@ -604,7 +685,7 @@ type EngineStats struct {
 
 func (x *EngineStats) Reset() {
 	*x = EngineStats{}
-	mi := &file_nexadb_v1_admin_proto_msgTypes[8]
+	mi := &file_nexadb_v1_admin_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -616,7 +697,7 @@ func (x *EngineStats) String() string {
 func (*EngineStats) ProtoMessage() {}
 
 func (x *EngineStats) ProtoReflect() protoreflect.Message {
-	mi := &file_nexadb_v1_admin_proto_msgTypes[8]
+	mi := &file_nexadb_v1_admin_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -629,7 +710,7 @@ func (x *EngineStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EngineStats.ProtoReflect.Descriptor instead.
 func (*EngineStats) Descriptor() ([]byte, []int) {
-	return file_nexadb_v1_admin_proto_rawDescGZIP(), []int{8}
+	return file_nexadb_v1_admin_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *EngineStats) GetMemtableBytes() int64 {
@@ -708,7 +789,7 @@ type StatsResponse struct {
 
 func (x *StatsResponse) Reset() {
 	*x = StatsResponse{}
-	mi := &file_nexadb_v1_admin_proto_msgTypes[9]
+	mi := &file_nexadb_v1_admin_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -720,7 +801,7 @@ func (x *StatsResponse) String() string {
 func (*StatsResponse) ProtoMessage() {}
 
 func (x *StatsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nexadb_v1_admin_proto_msgTypes[9]
+	mi := &file_nexadb_v1_admin_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -733,7 +814,7 @@ func (x *StatsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatsResponse.ProtoReflect.Descriptor instead.
 func (*StatsResponse) Descriptor() ([]byte, []int) {
-	return file_nexadb_v1_admin_proto_rawDescGZIP(), []int{9}
+	return file_nexadb_v1_admin_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *StatsResponse) GetCollections() []*CollectionInfo {
@@ -811,7 +892,10 @@ const file_nexadb_v1_admin_proto_rawDesc = "" +
 	"\rarchive_chunk\x18\x02 \x01(\fR\farchiveChunk\x12\x1a\n" +
 	"\bsequence\x18\x03 \x01(\x03R\bsequence\x12\x12\n" +
 	"\x04done\x18\x04 \x01(\bR\x04done\x12\x12\n" +
-	"\x04path\x18\x05 \x01(\tR\x04path\"\x0f\n" +
+	"\x04path\x18\x05 \x01(\tR\x04path\"\x16\n" +
+	"\x14GetApiKeyInfoRequest\"4\n" +
+	"\x15GetApiKeyInfoResponse\x12\x1b\n" +
+	"\tread_only\x18\x01 \x01(\bR\breadOnly\"\x0f\n" +
 	"\rStatusRequest\"\x99\x01\n" +
 	"\x0eStatusResponse\x12\x16\n" +
 	"\x06status\x18\x01 \x01(\tR\x06status\x12\x18\n" +
@@ -850,10 +934,12 @@ const file_nexadb_v1_admin_proto_rawDesc = "" +
 	"\x0euptime_seconds\x18\x04 \x01(\x03R\ruptimeSeconds\x12\x1b\n" +
 	"\trss_bytes\x18\x05 \x01(\x03R\brssBytes\x12#\n" +
 	"\rvector_kernel\x18\x06 \x01(\tR\fvectorKernel\x12.\n" +
-	"\x06memory\x18\a \x01(\v2\x16.nexadb.v1.MemoryStatsR\x06memory2\x85\x02\n" +
+	"\x06memory\x18\a \x01(\v2\x16.nexadb.v1.MemoryStatsR\x06memory2\xed\x02\n" +
 	"\fAdminService\x12N\n" +
 	"\x06Status\x12\x18.nexadb.v1.StatusRequest\x1a\x19.nexadb.v1.StatusResponse\"\x0f\x82\xd3\xe4\x93\x02\t\x12\a/status\x12J\n" +
-	"\x05Stats\x12\x17.nexadb.v1.StatsRequest\x1a\x18.nexadb.v1.StatsResponse\"\x0e\x82\xd3\xe4\x93\x02\b\x12\x06/stats\x12Y\n" +
+	"\x05Stats\x12\x17.nexadb.v1.StatsRequest\x1a\x18.nexadb.v1.StatsResponse\"\x0e\x82\xd3\xe4\x93\x02\b\x12\x06/stats\x12f\n" +
+	"\rGetApiKeyInfo\x12\x1f.nexadb.v1.GetApiKeyInfoRequest\x1a .nexadb.v1.GetApiKeyInfoResponse\"\x12\x82\xd3\xe4\x93\x02\f\x12\n" +
+	"/admin/key\x12Y\n" +
 	"\x06Backup\x12\x18.nexadb.v1.BackupRequest\x1a\x19.nexadb.v1.BackupResponse\"\x18\x82\xd3\xe4\x93\x02\x12:\x01*\"\r/admin/backup0\x01b\x06proto3"
 
 var (
@@ -868,34 +954,38 @@ func file_nexadb_v1_admin_proto_rawDescGZIP() []byte {
 	return file_nexadb_v1_admin_proto_rawDescData
 }
 
-var file_nexadb_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_nexadb_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_nexadb_v1_admin_proto_goTypes = []any{
-	(*BackupRequest)(nil),  // 0: nexadb.v1.BackupRequest
-	(*BackupProgress)(nil), // 1: nexadb.v1.BackupProgress
-	(*BackupResponse)(nil), // 2: nexadb.v1.BackupResponse
-	(*StatusRequest)(nil),  // 3: nexadb.v1.StatusRequest
-	(*StatusResponse)(nil), // 4: nexadb.v1.StatusResponse
-	(*StatsRequest)(nil),   // 5: nexadb.v1.StatsRequest
-	(*LevelStats)(nil),     // 6: nexadb.v1.LevelStats
-	(*MemoryStats)(nil),    // 7: nexadb.v1.MemoryStats
-	(*EngineStats)(nil),    // 8: nexadb.v1.EngineStats
-	(*StatsResponse)(nil),  // 9: nexadb.v1.StatsResponse
-	(*CollectionInfo)(nil), // 10: nexadb.v1.CollectionInfo
+	(*BackupRequest)(nil),         // 0: nexadb.v1.BackupRequest
+	(*BackupProgress)(nil),        // 1: nexadb.v1.BackupProgress
+	(*BackupResponse)(nil),        // 2: nexadb.v1.BackupResponse
+	(*GetApiKeyInfoRequest)(nil),  // 3: nexadb.v1.GetApiKeyInfoRequest
+	(*GetApiKeyInfoResponse)(nil), // 4: nexadb.v1.GetApiKeyInfoResponse
+	(*StatusRequest)(nil),         // 5: nexadb.v1.StatusRequest
+	(*StatusResponse)(nil),        // 6: nexadb.v1.StatusResponse
+	(*StatsRequest)(nil),          // 7: nexadb.v1.StatsRequest
+	(*LevelStats)(nil),            // 8: nexadb.v1.LevelStats
+	(*MemoryStats)(nil),           // 9: nexadb.v1.MemoryStats
+	(*EngineStats)(nil),           // 10: nexadb.v1.EngineStats
+	(*StatsResponse)(nil),         // 11: nexadb.v1.StatsResponse
+	(*CollectionInfo)(nil),        // 12: nexadb.v1.CollectionInfo
 }
 var file_nexadb_v1_admin_proto_depIdxs = []int32{
 	1,  // 0: nexadb.v1.BackupResponse.progress:type_name -> nexadb.v1.BackupProgress
-	6,  // 1: nexadb.v1.EngineStats.levels:type_name -> nexadb.v1.LevelStats
-	10, // 2: nexadb.v1.StatsResponse.collections:type_name -> nexadb.v1.CollectionInfo
-	8,  // 3: nexadb.v1.StatsResponse.engine:type_name -> nexadb.v1.EngineStats
-	7,  // 4: nexadb.v1.StatsResponse.memory:type_name -> nexadb.v1.MemoryStats
-	3,  // 5: nexadb.v1.AdminService.Status:input_type -> nexadb.v1.StatusRequest
-	5,  // 6: nexadb.v1.AdminService.Stats:input_type -> nexadb.v1.StatsRequest
-	0,  // 7: nexadb.v1.AdminService.Backup:input_type -> nexadb.v1.BackupRequest
-	4,  // 8: nexadb.v1.AdminService.Status:output_type -> nexadb.v1.StatusResponse
-	9,  // 9: nexadb.v1.AdminService.Stats:output_type -> nexadb.v1.StatsResponse
-	2,  // 10: nexadb.v1.AdminService.Backup:output_type -> nexadb.v1.BackupResponse
-	8,  // [8:11] is the sub-list for method output_type
-	5,  // [5:8] is the sub-list for method input_type
+	8,  // 1: nexadb.v1.EngineStats.levels:type_name -> nexadb.v1.LevelStats
+	12, // 2: nexadb.v1.StatsResponse.collections:type_name -> nexadb.v1.CollectionInfo
+	10, // 3: nexadb.v1.StatsResponse.engine:type_name -> nexadb.v1.EngineStats
+	9,  // 4: nexadb.v1.StatsResponse.memory:type_name -> nexadb.v1.MemoryStats
+	5,  // 5: nexadb.v1.AdminService.Status:input_type -> nexadb.v1.StatusRequest
+	7,  // 6: nexadb.v1.AdminService.Stats:input_type -> nexadb.v1.StatsRequest
+	3,  // 7: nexadb.v1.AdminService.GetApiKeyInfo:input_type -> nexadb.v1.GetApiKeyInfoRequest
+	0,  // 8: nexadb.v1.AdminService.Backup:input_type -> nexadb.v1.BackupRequest
+	6,  // 9: nexadb.v1.AdminService.Status:output_type -> nexadb.v1.StatusResponse
+	11, // 10: nexadb.v1.AdminService.Stats:output_type -> nexadb.v1.StatsResponse
+	4,  // 11: nexadb.v1.AdminService.GetApiKeyInfo:output_type -> nexadb.v1.GetApiKeyInfoResponse
+	2,  // 12: nexadb.v1.AdminService.Backup:output_type -> nexadb.v1.BackupResponse
+	9,  // [9:13] is the sub-list for method output_type
+	5,  // [5:9] is the sub-list for method input_type
 	5,  // [5:5] is the sub-list for extension type_name
 	5,  // [5:5] is the sub-list for extension extendee
 	0,  // [0:5] is the sub-list for field type_name
@@ -913,7 +1003,7 @@ func file_nexadb_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_nexadb_v1_admin_proto_rawDesc), len(file_nexadb_v1_admin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   10,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

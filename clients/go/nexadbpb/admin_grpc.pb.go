@@ -19,9 +19,10 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	AdminService_Status_FullMethodName = "/nexadb.v1.AdminService/Status"
-	AdminService_Stats_FullMethodName  = "/nexadb.v1.AdminService/Stats"
-	AdminService_Backup_FullMethodName = "/nexadb.v1.AdminService/Backup"
+	AdminService_Status_FullMethodName        = "/nexadb.v1.AdminService/Status"
+	AdminService_Stats_FullMethodName         = "/nexadb.v1.AdminService/Stats"
+	AdminService_GetApiKeyInfo_FullMethodName = "/nexadb.v1.AdminService/GetApiKeyInfo"
+	AdminService_Backup_FullMethodName        = "/nexadb.v1.AdminService/Backup"
 )
 
 // AdminServiceClient is the client API for AdminService service.
@@ -34,6 +35,9 @@ type AdminServiceClient interface {
 	Status(ctx context.Context, in *StatusRequest, opts ...grpc.CallOption) (*StatusResponse, error)
 	// Database statistics: collections, engine and process figures.
 	Stats(ctx context.Context, in *StatsRequest, opts ...grpc.CallOption) (*StatsResponse, error)
+	// What the calling API key may do: a read-only key reads but never writes. The console
+	// (GET /console) asks this once at login to offer only what the key may do.
+	GetApiKeyInfo(ctx context.Context, in *GetApiKeyInfoRequest, opts ...grpc.CallOption) (*GetApiKeyInfoResponse, error)
 	// A consistent copy of the whole database (documents, indexes, vectors) as of one point in
 	// its log, taken while writes go on: into a directory under the server's --backup-dir
 	// (`name`: tables hard-linked, the log tail copied, a checksummed listing written last), or
@@ -70,6 +74,16 @@ func (c *adminServiceClient) Stats(ctx context.Context, in *StatsRequest, opts .
 	return out, nil
 }
 
+func (c *adminServiceClient) GetApiKeyInfo(ctx context.Context, in *GetApiKeyInfoRequest, opts ...grpc.CallOption) (*GetApiKeyInfoResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetApiKeyInfoResponse)
+	err := c.cc.Invoke(ctx, AdminService_GetApiKeyInfo_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *adminServiceClient) Backup(ctx context.Context, in *BackupRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[BackupResponse], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	stream, err := c.cc.NewStream(ctx, &AdminService_ServiceDesc.Streams[0], AdminService_Backup_FullMethodName, cOpts...)
@@ -99,6 +113,9 @@ type AdminServiceServer interface {
 	Status(context.Context, *StatusRequest) (*StatusResponse, error)
 	// Database statistics: collections, engine and process figures.
 	Stats(context.Context, *StatsRequest) (*StatsResponse, error)
+	// What the calling API key may do: a read-only key reads but never writes. The console
+	// (GET /console) asks this once at login to offer only what the key may do.
+	GetApiKeyInfo(context.Context, *GetApiKeyInfoRequest) (*GetApiKeyInfoResponse, error)
 	// A consistent copy of the whole database (documents, indexes, vectors) as of one point in
 	// its log, taken while writes go on: into a directory under the server's --backup-dir
 	// (`name`: tables hard-linked, the log tail copied, a checksummed listing written last), or
@@ -120,6 +137,9 @@ func (UnimplementedAdminServiceServer) Status(context.Context, *StatusRequest) (
 }
 func (UnimplementedAdminServiceServer) Stats(context.Context, *StatsRequest) (*StatsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Stats not implemented")
+}
+func (UnimplementedAdminServiceServer) GetApiKeyInfo(context.Context, *GetApiKeyInfoRequest) (*GetApiKeyInfoResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetApiKeyInfo not implemented")
 }
 func (UnimplementedAdminServiceServer) Backup(*BackupRequest, grpc.ServerStreamingServer[BackupResponse]) error {
 	return status.Error(codes.Unimplemented, "method Backup not implemented")
@@ -181,6 +201,24 @@ func _AdminService_Stats_Handler(srv interface{}, ctx context.Context, dec func(
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AdminService_GetApiKeyInfo_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetApiKeyInfoRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).GetApiKeyInfo(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_GetApiKeyInfo_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).GetApiKeyInfo(ctx, req.(*GetApiKeyInfoRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _AdminService_Backup_Handler(srv interface{}, stream grpc.ServerStream) error {
 	m := new(BackupRequest)
 	if err := stream.RecvMsg(m); err != nil {
@@ -206,6 +244,10 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Stats",
 			Handler:    _AdminService_Stats_Handler,
+		},
+		{
+			MethodName: "GetApiKeyInfo",
+			Handler:    _AdminService_GetApiKeyInfo_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
