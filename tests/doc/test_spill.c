@@ -286,3 +286,37 @@ Test(spill, sort_with_a_large_limit_spills)
     ndb_doc_cursor_free(c);
     cr_assert_eq(files_in(spill), 0);
 }
+
+static uint64_t kv_keys(void)
+{
+    ndb_kv_iter *it;
+    cr_assert_eq(ndb_kv_iter_new(T.kv, NULL, NULL, 0, NULL, 0, &it), NDB_OK);
+    uint64_t n = 0;
+    for (ndb_kv_iter_seek_first(it); ndb_kv_iter_valid(it); ndb_kv_iter_next(it))
+        n++;
+    ndb_kv_iter_free(it);
+    return n;
+}
+
+/* Dropping an index reclaims every one of its entries, batch after batch
+ * (here three of 10,000 and a last one). */
+Test(spill, dropping_an_index_reclaims_all_its_entries)
+{
+    ndb_errmsg m = {{0}};
+    for (int b = 0; b < 8; b++) { /* 4,000 more documents with 8 array values each: 32,000 + 4,000 entries */
+        char docs[60000] = "[";
+        for (int i = b * 500; i < (b + 1) * 500; i++)
+            snprintf(docs + strlen(docs), sizeof docs - strlen(docs), "%s{\"_id\":\"a%05d\",\"t\":[%d,%d,%d,%d,%d,%d,%d,%d]}",
+                     i % 500 ? "," : "", i, i, i + 1, i + 2, i + 3, i + 4, i + 5, i + 6, i + 7);
+        strcat(docs, "]");
+        cr_assert_eq(ins(&T, "big", docs, &m), NDB_OK, "%s", m.text);
+    }
+    uint64_t before = kv_keys();
+    size_t sl;
+    void *spec = J("{\"t\":1}", &sl);
+    cr_assert_eq(ndb_doc_create_index(T.db, "big", "t1", spec, sl, NULL, &m), NDB_OK, "%s", m.text);
+    free(spec);
+    cr_assert_eq(kv_keys(), before + 4000 * 8 + 4000); /* the others have no t: null */
+    cr_assert_eq(ndb_doc_drop_index(T.db, "big", "t1", &m), NDB_OK, "%s", m.text);
+    cr_assert_eq(kv_keys(), before);
+}
