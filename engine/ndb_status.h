@@ -32,6 +32,8 @@ typedef enum ndb_status {
     NDB_EMFILE = -17,    /* out of file descriptors, the process's or the system's (EMFILE, ENFILE) */
     NDB_ETIMEDOUT = -18, /* the caller's deadline passed */
     NDB_ERANGE = -19,    /* past what is kept (a change stream's token older than its log) */
+    NDB_ENOTLEADER = -20, /* a cluster node that does not lead was asked to write */
+    NDB_EUNKNOWN = -21,   /* the outcome is unknown (leadership changed while a write was in flight) */
 } ndb_status;
 
 /* A static, human-readable description of a status code. Never NULL. */

@@ -26,6 +26,8 @@ const char *ndb_strerror(ndb_status st)
     case NDB_EMFILE: return "too many open files (EMFILE)";
     case NDB_ETIMEDOUT: return "deadline exceeded";
     case NDB_ERANGE: return "out of the range kept";
+    case NDB_ENOTLEADER: return "not the cluster's leader";
+    case NDB_EUNKNOWN: return "outcome unknown";
     }
     return "unknown status";
 }

@@ -22,7 +22,11 @@ build_debs=(
   libsimde-dev liblz4-dev libzstd-dev
   libjansson-dev libpcre2-dev libmicrohttpd-dev libgnutls28-dev libbson-dev libssl-dev
   help2man
+  libuv1-dev libraft-dev
 )
+# libraft-dev comes from bookworm-backports (0.22, the maintained cowsql/raft; bookworm's own
+# 0.15 cannot resolve host names, which a Kubernetes peer list is made of): cluster/README.md.
+backports_debs=(libraft-dev)
 case "$mode" in
   --build) debs=("${build_debs[@]}") ;;
   # buildah builds images without a daemon, podman runs them where it can, mmdebstrap makes
@@ -43,12 +47,28 @@ missing=()
 for p in "${debs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-if [ ${#missing[@]} -gt 0 ]; then
+# A package from backports counts only in its backports version (bookworm's own is older).
+need_bpo=()
+if [ "$mode" != --image ]; then
+  for p in "${backports_debs[@]}"; do
+    v=$(dpkg-query -W -f='${Version}' "$p" 2>/dev/null || true)
+    case "$v" in *bpo12*) ;; *) need_bpo+=("$p") ;; esac
+  done
+fi
+if [ ${#missing[@]} -gt 0 ] || [ ${#need_bpo[@]} -gt 0 ]; then
   echo "install-deps: installing Debian packages: ${missing[*]}" >&2
   sudo_cmd=()
   [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
+  if [ ${#need_bpo[@]} -gt 0 ] && ! grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
+    echo "install-deps: adding bookworm-backports to apt's sources" >&2
+    printf 'Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm-backports\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' |
+      "${sudo_cmd[@]}" tee /etc/apt/sources.list.d/nexadb-backports.sources >/dev/null
+  fi
   "${sudo_cmd[@]}" apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  rest=()
+  for p in "${missing[@]}"; do [[ " ${need_bpo[*]} " == *" $p "* ]] || rest+=("$p"); done
+  [ ${#rest[@]} -eq 0 ] || DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${rest[@]}"
+  [ ${#need_bpo[@]} -eq 0 ] || DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends -t bookworm-backports "${need_bpo[@]}"
 fi
 
 [ "$mode" = all ] || exit 0

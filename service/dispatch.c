@@ -93,7 +93,9 @@ grpc_status_code svc_status_code(ndb_status st)
     case NDB_EPERM: return GRPC_STATUS_PERMISSION_DENIED;
     case NDB_ECLOSED:
     case NDB_EBUSY:
+    case NDB_ENOTLEADER: /* the message names the leader */
     case NDB_EPOISONED: return GRPC_STATUS_UNAVAILABLE;
+    case NDB_EUNKNOWN: return GRPC_STATUS_UNKNOWN;
     case NDB_EUNIMPL: return GRPC_STATUS_UNIMPLEMENTED;
     case NDB_ECANCELED: return GRPC_STATUS_CANCELLED;
     case NDB_ETIMEDOUT: return GRPC_STATUS_DEADLINE_EXCEEDED;

@@ -1,0 +1,176 @@
+/*
+ * apply.c — executing committed entries: Raft's state machine hands each
+ * command entry to the applier thread (copied, in log order), which runs its
+ * commands through the caller's apply function and answers the proposals
+ * this node made.
+ *
+ * Raft's own apply step stays short, so a long command (an index build, an
+ * update of a million documents) never stops the loop thread from sending
+ * heartbeats and answering votes. "applied" counts what the applier has
+ * finished: fences, read-your-writes and the status wait on it, not on
+ * Raft's last_applied, which only says what was handed over.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cluster_int.h"
+
+void clu_group_unref(group *g)
+{
+    if (--g->refs == 0)
+        free(g);
+}
+
+void clu_group_unlink(ndb_cluster *cl, group *g)
+{
+    for (group **p = &cl->inflight; *p != NULL; p = &(*p)->next) {
+        if (*p == g) {
+            *p = g->next;
+            clu_group_unref(g);
+            return;
+        }
+    }
+}
+
+int clu_fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void **result)
+{
+    ndb_cluster *cl = fsm->data;
+    *result = NULL;
+    aentry *e = malloc(sizeof *e);
+    uint8_t *copy = malloc(buf->len ? buf->len : 1);
+    if (e == NULL || copy == NULL) {
+        free(e);
+        free(copy);
+        return RAFT_NOMEM; /* Raft stops applying and tries again at the next commit */
+    }
+    memcpy(copy, buf->base, buf->len);
+    /* Raft applies entries in order and sets last_applied after this returns. */
+    e->index = raft_last_applied(&cl->raft) + 1;
+    e->buf = copy;
+    e->len = buf->len;
+    e->next = NULL;
+    pthread_mutex_lock(&cl->mu);
+    *cl->atail = e;
+    cl->atail = &e->next;
+    cl->enqueued = e->index;
+    pthread_cond_broadcast(&cl->cv);
+    pthread_mutex_unlock(&cl->mu);
+    return 0;
+}
+
+/* Stops applying for good (under mu): state would diverge past this entry. */
+static void apply_fail(ndb_cluster *cl, uint64_t index, const char *why)
+{
+    cl->apply_failed = true;
+    snprintf(cl->apply_error, sizeof cl->apply_error, "entry %llu: %.200s", (unsigned long long)index, why);
+    for (group *g = cl->inflight; g != NULL;) {
+        group *next = g->next;
+        for (prop *p = g->props; p != NULL; p = p->next) {
+            p->st = ndb_errmsg_set(&p->msg, NDB_EPOISONED, "this node stopped applying the log: %s",
+                                   cl->apply_error);
+            p->done = true;
+        }
+        g->props = NULL;
+        clu_group_unlink(cl, g);
+        g = next;
+    }
+    pthread_cond_broadcast(&cl->cv);
+}
+
+/* Runs one entry's commands; answers them when this process proposed it. */
+static void run_entry(ndb_cluster *cl, aentry *e)
+{
+    entry_header h;
+    ndb_errmsg m = {{0}};
+    if (entry_parse(e->buf, e->len, &h, &m) != NDB_OK) {
+        pthread_mutex_lock(&cl->mu);
+        apply_fail(cl, e->index, m.text);
+        pthread_mutex_unlock(&cl->mu);
+        return;
+    }
+    prop *props = NULL;
+    if (h.proposer == cl->opt.id && h.boot == cl->boot) {
+        pthread_mutex_lock(&cl->mu);
+        for (group *g = cl->inflight; g != NULL; g = g->next) {
+            if (g->number == h.group) {
+                props = g->props;
+                g->props = NULL;
+                clu_group_unlink(cl, g);
+                break;
+            }
+        }
+        pthread_mutex_unlock(&cl->mu);
+    }
+    size_t off = ENTRY_HEADER;
+    for (uint32_t i = 0; i < h.ncmd; i++) {
+        ndb_cluster_cmd cmd = {.index = e->index, .ordinal = i, .wall_ms = h.wall_ms, .mine = props != NULL};
+        entry_next_cmd(e->buf, &off, &cmd.data, &cmd.len);
+        void *reply = NULL;
+        size_t rlen = 0;
+        bool fatal = false;
+        ndb_errmsg cm = {{0}};
+        ndb_status st = cl->opt.apply(cl->opt.apply_arg, &cmd, &reply, &rlen, &fatal, &cm);
+        if (fatal) {
+            free(reply);
+            pthread_mutex_lock(&cl->mu);
+            for (prop *p = props; p != NULL; p = p->next) {
+                p->st = ndb_errmsg_set(&p->msg, NDB_EPOISONED, "this node stopped applying the log: %s", cm.text);
+                p->done = true;
+            }
+            apply_fail(cl, e->index, cm.text);
+            pthread_mutex_unlock(&cl->mu);
+            return;
+        }
+        if (props != NULL) {
+            prop *p = props;
+            props = p->next;
+            p->r->status = st;
+            p->r->msg = cm;
+            p->r->data = reply;
+            p->r->len = rlen;
+            p->r->index = e->index;
+            pthread_mutex_lock(&cl->mu);
+            p->st = NDB_OK;
+            p->done = true;
+            pthread_cond_broadcast(&cl->cv);
+            pthread_mutex_unlock(&cl->mu);
+        } else {
+            free(reply);
+        }
+    }
+    pthread_mutex_lock(&cl->mu);
+    for (prop *p = props; p != NULL; p = p->next) { /* more proposals than commands: cannot happen */
+        p->st = ndb_errmsg_set(&p->msg, NDB_EIO, "entry %llu carried fewer commands than were proposed",
+                               (unsigned long long)e->index);
+        p->done = true;
+    }
+    cl->applied = e->index;
+    pthread_cond_broadcast(&cl->cv);
+    pthread_mutex_unlock(&cl->mu);
+}
+
+void *clu_applier(void *arg)
+{
+    ndb_cluster *cl = arg;
+    pthread_mutex_lock(&cl->mu);
+    for (;;) {
+        while (cl->ahead == NULL && !cl->apply_stop)
+            pthread_cond_wait(&cl->cv, &cl->mu);
+        if (cl->apply_stop) /* what is left runs again at the next start, from the log */
+            break;
+        aentry *e = cl->ahead;
+        cl->ahead = e->next;
+        if (cl->ahead == NULL)
+            cl->atail = &cl->ahead;
+        bool skip = cl->apply_failed;
+        pthread_mutex_unlock(&cl->mu);
+        if (!skip)
+            run_entry(cl, e);
+        free(e->buf);
+        free(e);
+        pthread_mutex_lock(&cl->mu);
+    }
+    pthread_mutex_unlock(&cl->mu);
+    return NULL;
+}

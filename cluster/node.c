@@ -1,0 +1,754 @@
+/*
+ * node.c — one member of the cluster: Raft over libuv on its own thread,
+ * proposals grouped into entries, read fences, status, leadership hand-over
+ * and shutdown (ndb_cluster.h).
+ *
+ * Other threads talk to the loop through queues under mu and one uv_async
+ * wake-up (the only libuv call that is safe off the loop). At each wake-up
+ * the loop turns every queued proposal into as few entries as ENTRY_MAX
+ * allows, so the commands proposed while the last entry was being written
+ * share the next entry's disk write and round trip: group commit, as the
+ * single node's WAL does it.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "cluster_int.h"
+
+#define MAX_GROUP_CMDS 4096
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+const char *ndb_cluster_role_name(ndb_cluster_role role)
+{
+    switch (role) {
+    case NDB_CLUSTER_FOLLOWER: return "follower";
+    case NDB_CLUSTER_CANDIDATE: return "candidate";
+    case NDB_CLUSTER_LEADER: return "leader";
+    case NDB_CLUSTER_UNAVAILABLE: break;
+    }
+    return "unavailable";
+}
+
+/* ------------------------------------------------------------ peers */
+
+ndb_status ndb_cluster_parse_peers(const char *s, ndb_cluster_peer *out, size_t cap, size_t *n, ndb_errmsg *msg)
+{
+    *n = 0;
+    const char *p = s;
+    while (*p) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        const char *eq = memchr(p, '=', len);
+        if (eq == NULL || eq == p || (size_t)(eq - p) > 19)
+            return ndb_errmsg_set(msg, NDB_EINVAL, "peer \"%.*s\": not id=host:port", (int)(len > 64 ? 64 : len), p);
+        char idtxt[20];
+        memcpy(idtxt, p, (size_t)(eq - p));
+        idtxt[eq - p] = 0;
+        char *idend;
+        errno = 0;
+        unsigned long long id = strtoull(idtxt, &idend, 10);
+        if (*idend || errno || id == 0 || idtxt[0] == '-')
+            return ndb_errmsg_set(msg, NDB_EINVAL, "peer id \"%s\": not a number from 1", idtxt);
+        size_t alen = len - (size_t)(eq + 1 - p);
+        const char *addr = eq + 1;
+        const char *colon = memrchr(addr, ':', alen);
+        if (alen == 0 || alen >= sizeof out->address || colon == NULL || colon == addr || colon == addr + alen - 1)
+            return ndb_errmsg_set(msg, NDB_EINVAL, "peer %llu: address \"%.*s\" is not host:port", id,
+                                  (int)(alen > 64 ? 64 : alen), addr);
+        for (const char *c = colon + 1; c < addr + alen; c++)
+            if (*c < '0' || *c > '9')
+                return ndb_errmsg_set(msg, NDB_EINVAL, "peer %llu: bad port in \"%.*s\"", id, (int)alen, addr);
+        if (*n == cap)
+            return ndb_errmsg_set(msg, NDB_EINVAL, "more than %zu peers", cap);
+        for (size_t i = 0; i < *n; i++) {
+            if (out[i].id == id)
+                return ndb_errmsg_set(msg, NDB_EINVAL, "peer id %llu given twice", id);
+            if (strlen(out[i].address) == alen && memcmp(out[i].address, addr, alen) == 0)
+                return ndb_errmsg_set(msg, NDB_EINVAL, "address %.*s given twice", (int)alen, addr);
+        }
+        out[*n].id = id;
+        memcpy(out[*n].address, addr, alen);
+        out[*n].address[alen] = 0;
+        (*n)++;
+        if (end == NULL)
+            break;
+        p = end + 1;
+    }
+    if (*n == 0)
+        return ndb_errmsg_set(msg, NDB_EINVAL, "no peers given");
+    return NDB_OK;
+}
+
+/* ------------------------------------------------------------ status */
+
+/* Loop thread: copies Raft's state for other threads. */
+static void refresh_status(ndb_cluster *cl)
+{
+    struct raft *r = &cl->raft;
+    ndb_cluster_status s;
+    memset(&s, 0, sizeof s);
+    s.id = cl->opt.id;
+    switch (raft_state(r)) {
+    case RAFT_FOLLOWER: s.role = NDB_CLUSTER_FOLLOWER; break;
+    case RAFT_CANDIDATE: s.role = NDB_CLUSTER_CANDIDATE; break;
+    case RAFT_LEADER: s.role = NDB_CLUSTER_LEADER; break;
+    default: s.role = NDB_CLUSTER_UNAVAILABLE; break;
+    }
+    s.term = raft_current_term(r);
+    raft_id lid = 0;
+    const char *laddr = NULL;
+    raft_leader(r, &lid, &laddr);
+    s.leader_id = lid;
+    if (laddr != NULL)
+        snprintf(s.leader_address, sizeof s.leader_address, "%s", laddr);
+    s.commit_index = raft_commit_index(r);
+    s.last_index = raft_last_index(r);
+    for (unsigned i = 0; i < r->configuration.n && s.npeers < NDB_CLUSTER_MAX_PEERS; i++) {
+        const struct raft_server *sv = &r->configuration.servers[i];
+        s.peers[s.npeers].id = sv->id;
+        snprintf(s.peers[s.npeers].address, sizeof s.peers[0].address, "%s", sv->address);
+        s.peers[s.npeers].voter = sv->role == RAFT_VOTER;
+        raft_index m = 0;
+        if (s.role == NDB_CLUSTER_LEADER && raft_match_index(r, sv->id, &m) == 0)
+            s.peers[s.npeers].match_index = m;
+        s.npeers++;
+    }
+    pthread_mutex_lock(&cl->mu);
+    s.applied_index = cl->applied;
+    s.apply_failed = cl->apply_failed;
+    memcpy(s.apply_error, cl->apply_error, sizeof s.apply_error);
+    if (cl->closed)
+        s.role = NDB_CLUSTER_UNAVAILABLE;
+    cl->status = s;
+    pthread_mutex_unlock(&cl->mu);
+}
+
+static void on_tick(uv_timer_t *t) { refresh_status(t->data); }
+
+void ndb_cluster_status_get(ndb_cluster *cl, ndb_cluster_status *out)
+{
+    pthread_mutex_lock(&cl->mu);
+    *out = cl->status;
+    out->applied_index = cl->applied; /* fresher than the last tick */
+    out->apply_failed = cl->apply_failed;
+    memcpy(out->apply_error, cl->apply_error, sizeof out->apply_error);
+    pthread_mutex_unlock(&cl->mu);
+}
+
+/* ------------------------------------------------------- proposing */
+
+/* Loop thread: the error for a write sent to a node that does not lead. */
+static ndb_status not_leader(ndb_cluster *cl, ndb_errmsg *msg)
+{
+    raft_id lid = 0;
+    const char *laddr = NULL;
+    raft_leader(&cl->raft, &lid, &laddr);
+    if (lid == 0 || laddr == NULL)
+        return ndb_errmsg_set(msg, NDB_ENOTLEADER, "node %" PRIu64 " is not the leader and no leader is known yet "
+                              "(an election is under way): try again", cl->opt.id);
+    return ndb_errmsg_set(msg, NDB_ENOTLEADER, "node %" PRIu64 " is not the leader; the leader is node %llu at %s",
+                          cl->opt.id, (unsigned long long)lid, laddr);
+}
+
+/* Under mu: fails a list of proposals. */
+static void fail_props(ndb_cluster *cl, prop *p, ndb_status st, const ndb_errmsg *m)
+{
+    for (; p != NULL; p = p->next) {
+        p->st = st;
+        p->msg = *m;
+        p->done = true;
+    }
+    pthread_cond_broadcast(&cl->cv);
+}
+
+static void on_applied(struct raft_apply *req, int status, void *result)
+{
+    (void)result;
+    group *g = req->data;
+    ndb_cluster *cl = g->cl;
+    pthread_mutex_lock(&cl->mu);
+    if (status != 0 && g->props != NULL) { /* still unanswered: the applier has not run it */
+        ndb_errmsg m;
+        ndb_errmsg_set(&m, NDB_EUNKNOWN, "leadership changed before the write was confirmed (%s): it may or "
+                       "may not have been applied", raft_strerror(status));
+        fail_props(cl, g->props, NDB_EUNKNOWN, &m);
+        g->props = NULL;
+        clu_group_unlink(cl, g);
+    }
+    clu_group_unref(g);
+    pthread_mutex_unlock(&cl->mu);
+}
+
+/* Loop thread: proposes the queued commands in entries of at most ENTRY_MAX
+ * bytes and MAX_GROUP_CMDS commands. */
+static void propose_queued(ndb_cluster *cl, prop *q)
+{
+    while (q != NULL) {
+        ndb_errmsg m;
+        if (raft_state(&cl->raft) != RAFT_LEADER || raft_transferee(&cl->raft) != 0) {
+            not_leader(cl, &m);
+            pthread_mutex_lock(&cl->mu);
+            fail_props(cl, q, NDB_ENOTLEADER, &m);
+            pthread_mutex_unlock(&cl->mu);
+            return;
+        }
+        size_t size = ENTRY_HEADER;
+        uint32_t n = 0;
+        prop *last = q;
+        for (prop *p = q; p != NULL && n < MAX_GROUP_CMDS; p = p->next) {
+            if (n > 0 && size + entry_cmd_size(p->len) > ENTRY_MAX)
+                break;
+            size += entry_cmd_size(p->len);
+            n++;
+            last = p;
+        }
+        prop *rest = last->next;
+        last->next = NULL;
+        group *g = calloc(1, sizeof *g);
+        uint8_t *buf = raft_malloc(size);
+        if (g == NULL || buf == NULL) {
+            free(g);
+            raft_free(buf);
+            ndb_errmsg_set(&m, NDB_ENOMEM, "out of memory making an entry of %zu bytes", size);
+            pthread_mutex_lock(&cl->mu);
+            fail_props(cl, q, NDB_ENOMEM, &m);
+            pthread_mutex_unlock(&cl->mu);
+            q = rest;
+            continue;
+        }
+        entry_header h = {.proposer = cl->opt.id, .boot = cl->boot, .group = ++cl->next_group,
+                          .wall_ms = wall_ms(), .ncmd = n};
+        entry_put_header(buf, &h);
+        size_t off = ENTRY_HEADER;
+        for (prop *p = q; p != NULL; p = p->next)
+            entry_put_cmd(buf, &off, p->data, p->len);
+        g->cl = cl;
+        g->number = h.group;
+        g->props = q;
+        g->refs = 2;
+        g->req.data = g;
+        pthread_mutex_lock(&cl->mu);
+        g->next = cl->inflight;
+        cl->inflight = g;
+        pthread_mutex_unlock(&cl->mu);
+        struct raft_buffer rb = {.base = buf, .len = size};
+        int rv = raft_apply(&cl->raft, &g->req, &rb, 1, on_applied);
+        if (rv != 0) {
+            /* buf is not freed here: libraft 0.22.1 has already released it
+             * when its own append refused the entry, and the refusals that
+             * come before that (not leading, a hand-over under way) are
+             * ruled out by the checks above. */
+            if (rv == RAFT_NOTLEADER)
+                not_leader(cl, &m);
+            else
+                ndb_errmsg_set(&m, NDB_EIO, "raft_apply: %s", raft_errmsg(&cl->raft));
+            pthread_mutex_lock(&cl->mu);
+            fail_props(cl, g->props, rv == RAFT_NOTLEADER ? NDB_ENOTLEADER : NDB_EIO, &m);
+            g->props = NULL;
+            clu_group_unlink(cl, g);
+            clu_group_unref(g); /* Raft's reference: it will not call back */
+            pthread_mutex_unlock(&cl->mu);
+        }
+        q = rest;
+    }
+}
+
+/* A barrier and the readers it serves. */
+typedef struct barrier {
+    struct raft_barrier req;
+    ndb_cluster *cl;
+    fence *fences;
+} barrier;
+
+static void on_barrier(struct raft_barrier *req, int status)
+{
+    barrier *b = req->data;
+    ndb_cluster *cl = b->cl;
+    pthread_mutex_lock(&cl->mu);
+    for (fence *f = b->fences; f != NULL; f = f->next) {
+        if (status == 0) {
+            f->target = cl->enqueued; /* every command before the barrier has been handed over */
+            f->st = NDB_OK;
+        } else {
+            f->st = ndb_errmsg_set(&f->msg, NDB_ENOTLEADER, "leadership changed during the read: %s",
+                                   raft_strerror(status));
+        }
+        f->done = true;
+    }
+    pthread_cond_broadcast(&cl->cv);
+    pthread_mutex_unlock(&cl->mu);
+    free(b);
+}
+
+static void fence_queued(ndb_cluster *cl, fence *fs)
+{
+    if (fs == NULL)
+        return;
+    ndb_errmsg m;
+    ndb_status st = NDB_OK;
+    barrier *b = NULL;
+    if (raft_state(&cl->raft) != RAFT_LEADER || raft_transferee(&cl->raft) != 0)
+        st = not_leader(cl, &m);
+    else if ((b = calloc(1, sizeof *b)) == NULL)
+        st = ndb_errmsg_set(&m, NDB_ENOMEM, "out of memory for a read barrier");
+    if (st == NDB_OK) {
+        b->cl = cl;
+        b->fences = fs;
+        b->req.data = b;
+        int rv = raft_barrier(&cl->raft, &b->req, on_barrier);
+        if (rv != 0) {
+            free(b);
+            st = rv == RAFT_NOTLEADER ? not_leader(cl, &m)
+                                      : ndb_errmsg_set(&m, NDB_EIO, "raft_barrier: %s", raft_errmsg(&cl->raft));
+        }
+    }
+    if (st != NDB_OK) {
+        pthread_mutex_lock(&cl->mu);
+        for (fence *f = fs; f != NULL; f = f->next) {
+            f->st = st;
+            f->msg = m;
+            f->done = true;
+        }
+        pthread_cond_broadcast(&cl->cv);
+        pthread_mutex_unlock(&cl->mu);
+    }
+}
+
+/* ---------------------------------------------------------- shutdown */
+
+static void on_handle_closed(uv_handle_t *h) { (void)h; }
+
+static void on_raft_closed(struct raft *r)
+{
+    ndb_cluster *cl = r->data;
+    raft_uv_close(&cl->io);
+    raft_uv_tcp_close(&cl->transport);
+    uv_close((uv_handle_t *)&cl->wake, on_handle_closed);
+    uv_close((uv_handle_t *)&cl->tick, on_handle_closed);
+}
+
+static void stop_raft(ndb_cluster *cl)
+{
+    if (cl->stopping)
+        return;
+    cl->stopping = true;
+    pthread_mutex_lock(&cl->mu);
+    cl->closed = true;
+    prop *q = cl->queue;
+    cl->queue = NULL;
+    cl->queue_tail = &cl->queue;
+    ndb_errmsg m;
+    ndb_errmsg_set(&m, NDB_ECLOSED, "the node is shutting down");
+    fail_props(cl, q, NDB_ECLOSED, &m);
+    pthread_mutex_unlock(&cl->mu);
+    refresh_status(cl);
+    uv_timer_stop(&cl->tick); /* Raft's state is not read once it is closing */
+    raft_close(&cl->raft, on_raft_closed);
+}
+
+static void on_transferred(struct raft_transfer *req)
+{
+    ndb_cluster *cl = req->data;
+    stop_raft(cl);
+}
+
+/* A hand-over whose leader stepped down meanwhile never calls back: the
+ * tick, which runs on until Raft closes, stops waiting for it. */
+static void on_transfer_tick(uv_timer_t *t)
+{
+    ndb_cluster *cl = t->data;
+    refresh_status(cl);
+    if (uv_now(&cl->loop) >= cl->transfer_deadline)
+        stop_raft(cl);
+}
+
+static void on_wake(uv_async_t *a)
+{
+    ndb_cluster *cl = a->data;
+    pthread_mutex_lock(&cl->mu);
+    if (cl->closed) {
+        pthread_mutex_unlock(&cl->mu);
+        return;
+    }
+    prop *q = cl->queue;
+    cl->queue = NULL;
+    cl->queue_tail = &cl->queue;
+    fence *fs = cl->fences;
+    cl->fences = NULL;
+    bool closing = cl->close_req;
+    pthread_mutex_unlock(&cl->mu);
+    propose_queued(cl, q);
+    fence_queued(cl, fs);
+    if (closing) {
+        pthread_mutex_lock(&cl->mu);
+        cl->closed = true; /* nothing more is proposed; the hand-over below may take a while */
+        pthread_mutex_unlock(&cl->mu);
+        cl->transfer.data = cl;
+        if (raft_state(&cl->raft) == RAFT_LEADER && cl->raft.configuration.n > 1 &&
+            raft_transfer(&cl->raft, &cl->transfer, 0, on_transferred) == 0) {
+            unsigned election = cl->opt.election_ms ? cl->opt.election_ms : 1000;
+            cl->transfer_deadline = uv_now(&cl->loop) + 2 * election;
+            uv_timer_stop(&cl->tick);
+            if (uv_timer_start(&cl->tick, on_transfer_tick, 50, 50) == 0)
+                return;
+        }
+        stop_raft(cl);
+    }
+}
+
+/* ------------------------------------------------------------ start */
+
+static void set_started(ndb_cluster *cl, int v)
+{
+    pthread_mutex_lock(&cl->mu);
+    cl->started = v;
+    pthread_cond_broadcast(&cl->cv);
+    pthread_mutex_unlock(&cl->mu);
+}
+
+static int fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigned *n)
+{
+    (void)fsm;
+    (void)bufs;
+    (void)n;
+    return RAFT_NOTFOUND; /* snapshots are not taken yet: the threshold is never reached */
+}
+
+static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
+{
+    (void)fsm;
+    (void)buf;
+    return RAFT_NOTFOUND; /* no node takes one, so none arrives */
+}
+
+/* What start() has set up, so a failure part-way tears down just that. */
+enum { UP_LOOP = 1, UP_WAKE = 2, UP_TICK = 4, UP_TCP = 8, UP_IO = 16, UP_RAFT = 32 };
+
+/* Sets everything up on the loop thread; 0, or -1 with start_msg set. */
+static int start(ndb_cluster *cl, unsigned *up)
+{
+    ndb_errmsg *m = &cl->start_msg;
+    int rv = uv_loop_init(&cl->loop);
+    if (rv != 0) {
+        ndb_errmsg_set(m, NDB_EIO, "uv_loop_init: %s", uv_strerror(rv));
+        return -1;
+    }
+    *up |= UP_LOOP;
+    cl->wake.data = cl;
+    cl->tick.data = cl;
+    if ((rv = uv_async_init(&cl->loop, &cl->wake, on_wake)) != 0) {
+        ndb_errmsg_set(m, NDB_EIO, "uv_async_init: %s", uv_strerror(rv));
+        return -1;
+    }
+    *up |= UP_WAKE;
+    if ((rv = uv_timer_init(&cl->loop, &cl->tick)) != 0) {
+        ndb_errmsg_set(m, NDB_EIO, "uv_timer_init: %s", uv_strerror(rv));
+        return -1;
+    }
+    *up |= UP_TICK;
+    cl->transport.version = 1; /* libraft 0.22 requires it to be set */
+    cl->transport.data = NULL;
+    if ((rv = raft_uv_tcp_init(&cl->transport, &cl->loop)) != 0) {
+        ndb_errmsg_set(m, NDB_EIO, "raft_uv_tcp_init: %s", raft_strerror(rv));
+        return -1;
+    }
+    *up |= UP_TCP;
+    if ((rv = raft_uv_init(&cl->io, &cl->loop, cl->dir, &cl->transport)) != 0) {
+        ndb_errmsg_set(m, NDB_EIO, "raft log in %.100s: %s", cl->dir, cl->io.errmsg);
+        return -1;
+    }
+    *up |= UP_IO;
+    cl->fsm.version = 1;
+    cl->fsm.data = cl;
+    cl->fsm.apply = clu_fsm_apply;
+    cl->fsm.snapshot = fsm_snapshot;
+    cl->fsm.restore = fsm_restore;
+    if ((rv = raft_init(&cl->raft, &cl->io, &cl->fsm, cl->opt.id, cl->address)) != 0) {
+        ndb_errmsg_set(m, NDB_EIO, "raft_init: %s", raft_errmsg(&cl->raft));
+        return -1;
+    }
+    *up |= UP_RAFT;
+    cl->raft.data = cl;
+    struct raft_configuration conf;
+    raft_configuration_init(&conf);
+    for (size_t i = 0; i < cl->opt.npeers && rv == 0; i++)
+        rv = raft_configuration_add(&conf, cl->peers[i].id, cl->peers[i].address, RAFT_VOTER);
+    if (rv == 0) {
+        rv = raft_bootstrap(&cl->raft, &conf); /* only a new log takes it */
+        if (rv == RAFT_CANTBOOTSTRAP)
+            rv = 0;
+    }
+    raft_configuration_close(&conf);
+    if (rv != 0) {
+        ndb_errmsg_set(m, NDB_EIO, "bootstrapping the configuration: %s", raft_errmsg(&cl->raft));
+        return -1;
+    }
+    raft_set_heartbeat_timeout(&cl->raft, cl->opt.heartbeat_ms ? cl->opt.heartbeat_ms : 100);
+    raft_set_election_timeout(&cl->raft, cl->opt.election_ms ? cl->opt.election_ms : 1000);
+    raft_set_pre_vote(&cl->raft, true); /* a node back from a partition does not depose a working leader */
+    raft_set_snapshot_threshold(&cl->raft, UINT_MAX);
+    if ((rv = raft_start(&cl->raft)) != 0) {
+        ndb_errmsg_set(m, NDB_EIO, "starting Raft: %s", raft_errmsg(&cl->raft));
+        return -1;
+    }
+    if ((rv = uv_timer_start(&cl->tick, on_tick, 0, 50)) != 0) {
+        ndb_errmsg_set(m, NDB_EIO, "uv_timer_start: %s", uv_strerror(rv));
+        return -1;
+    }
+    return 0;
+}
+
+static void *loop_main(void *arg)
+{
+    ndb_cluster *cl = arg;
+    unsigned up = 0;
+    if (start(cl, &up) != 0) {
+        if (up & UP_RAFT) {
+            raft_close(&cl->raft, on_raft_closed); /* closes the rest */
+        } else {
+            if (up & UP_IO)
+                raft_uv_close(&cl->io);
+            if (up & UP_TCP)
+                raft_uv_tcp_close(&cl->transport);
+            if (up & UP_WAKE)
+                uv_close((uv_handle_t *)&cl->wake, on_handle_closed);
+            if (up & UP_TICK)
+                uv_close((uv_handle_t *)&cl->tick, on_handle_closed);
+        }
+        if (up & UP_LOOP) {
+            uv_run(&cl->loop, UV_RUN_DEFAULT);
+            uv_loop_close(&cl->loop);
+        }
+        set_started(cl, -1);
+        return NULL;
+    }
+    set_started(cl, 1);
+    uv_run(&cl->loop, UV_RUN_DEFAULT);
+    uv_loop_close(&cl->loop);
+    return NULL;
+}
+
+static void free_cluster(ndb_cluster *cl)
+{
+    while (cl->ahead != NULL) {
+        aentry *e = cl->ahead;
+        cl->ahead = e->next;
+        free(e->buf);
+        free(e);
+    }
+    pthread_cond_destroy(&cl->cv);
+    pthread_mutex_destroy(&cl->mu);
+    free(cl->peers);
+    free(cl->dir);
+    free(cl);
+}
+
+ndb_status ndb_cluster_open(const ndb_cluster_options *opt, ndb_cluster **out, ndb_errmsg *msg)
+{
+    *out = NULL;
+    if (opt->apply == NULL || opt->npeers == 0 || opt->npeers > NDB_CLUSTER_MAX_PEERS || opt->dir == NULL)
+        return ndb_errmsg_set(msg, NDB_EINVAL, "a cluster needs 1 to %d peers, a directory and an apply function",
+                              NDB_CLUSTER_MAX_PEERS);
+    const ndb_cluster_peer *self = NULL;
+    for (size_t i = 0; i < opt->npeers; i++)
+        if (opt->peers[i].id == opt->id)
+            self = &opt->peers[i];
+    if (self == NULL)
+        return ndb_errmsg_set(msg, NDB_EINVAL, "node id %" PRIu64 " is not among the peers", opt->id);
+    if (mkdir(opt->dir, 0700) != 0 && errno != EEXIST)
+        return ndb_errmsg_set(msg, NDB_EIO, "mkdir %s: %s", opt->dir, strerror(errno));
+    ndb_cluster *cl = calloc(1, sizeof *cl);
+    if (cl == NULL)
+        return ndb_errmsg_set(msg, NDB_ENOMEM, "out of memory");
+    cl->opt = *opt;
+    cl->peers = malloc(opt->npeers * sizeof *cl->peers);
+    cl->dir = strdup(opt->dir);
+    if (cl->peers == NULL || cl->dir == NULL) {
+        free(cl->peers);
+        free(cl->dir);
+        free(cl);
+        return ndb_errmsg_set(msg, NDB_ENOMEM, "out of memory");
+    }
+    memcpy(cl->peers, opt->peers, opt->npeers * sizeof *cl->peers);
+    cl->opt.peers = cl->peers;
+    snprintf(cl->address, sizeof cl->address, "%s", self->address);
+    if (getrandom(&cl->boot, sizeof cl->boot, 0) != (ssize_t)sizeof cl->boot)
+        cl->boot = (uint64_t)wall_ms() ^ ((uint64_t)(uintptr_t)cl << 20);
+    pthread_mutex_init(&cl->mu, NULL);
+    pthread_cond_init(&cl->cv, NULL);
+    cl->queue_tail = &cl->queue;
+    cl->atail = &cl->ahead;
+    cl->status.id = opt->id;
+    cl->status.role = NDB_CLUSTER_UNAVAILABLE;
+    int rv = pthread_create(&cl->apply_thread, NULL, clu_applier, cl);
+    if (rv != 0) {
+        free_cluster(cl);
+        return ndb_errmsg_set(msg, NDB_EIO, "starting the applier thread: %s", strerror(rv));
+    }
+    if ((rv = pthread_create(&cl->loop_thread, NULL, loop_main, cl)) != 0) {
+        pthread_mutex_lock(&cl->mu);
+        cl->apply_stop = true;
+        pthread_cond_broadcast(&cl->cv);
+        pthread_mutex_unlock(&cl->mu);
+        pthread_join(cl->apply_thread, NULL);
+        free_cluster(cl);
+        return ndb_errmsg_set(msg, NDB_EIO, "starting the Raft thread: %s", strerror(rv));
+    }
+    pthread_mutex_lock(&cl->mu);
+    while (cl->started == 0)
+        pthread_cond_wait(&cl->cv, &cl->mu);
+    int started = cl->started;
+    pthread_mutex_unlock(&cl->mu);
+    if (started < 0) {
+        ndb_errmsg m = cl->start_msg;
+        pthread_join(cl->loop_thread, NULL);
+        pthread_mutex_lock(&cl->mu);
+        cl->apply_stop = true;
+        pthread_cond_broadcast(&cl->cv);
+        pthread_mutex_unlock(&cl->mu);
+        pthread_join(cl->apply_thread, NULL);
+        free_cluster(cl);
+        if (msg != NULL)
+            *msg = m;
+        return m.text[0] ? NDB_EIO : ndb_errmsg_set(msg, NDB_EIO, "the cluster node did not start");
+    }
+    *out = cl;
+    return NDB_OK;
+}
+
+void ndb_cluster_close(ndb_cluster *cl)
+{
+    if (cl == NULL)
+        return;
+    pthread_mutex_lock(&cl->mu);
+    cl->close_req = true;
+    pthread_mutex_unlock(&cl->mu);
+    uv_async_send(&cl->wake);
+    pthread_join(cl->loop_thread, NULL);
+    pthread_mutex_lock(&cl->mu);
+    cl->apply_stop = true;
+    ndb_errmsg m;
+    ndb_errmsg_set(&m, NDB_ECLOSED, "the node is shutting down");
+    while (cl->inflight != NULL) {
+        group *g = cl->inflight;
+        fail_props(cl, g->props, NDB_ECLOSED, &m);
+        g->props = NULL;
+        clu_group_unlink(cl, g);
+    }
+    for (fence *f = cl->fences; f != NULL; f = f->next) {
+        f->st = NDB_ECLOSED;
+        f->msg = m;
+        f->done = true;
+    }
+    cl->fences = NULL;
+    pthread_cond_broadcast(&cl->cv);
+    pthread_mutex_unlock(&cl->mu);
+    pthread_join(cl->apply_thread, NULL);
+    free_cluster(cl);
+}
+
+/* ------------------------------------------------------------ waiting */
+
+ndb_status ndb_cluster_propose(ndb_cluster *cl, const void *cmd, size_t len, ndb_cluster_reply *r, ndb_errmsg *msg)
+{
+    memset(r, 0, sizeof *r);
+    if (len > ENTRY_MAX - ENTRY_HEADER - 8)
+        return ndb_errmsg_set(msg, NDB_ETOOBIG, "a command of %zu bytes is over the entry limit of %u bytes", len,
+                              ENTRY_MAX - ENTRY_HEADER - 8);
+    prop p = {.data = cmd, .len = len, .r = r};
+    pthread_mutex_lock(&cl->mu);
+    if (cl->closed || cl->close_req) {
+        pthread_mutex_unlock(&cl->mu);
+        return ndb_errmsg_set(msg, NDB_ECLOSED, "the node is shutting down");
+    }
+    if (cl->apply_failed) {
+        ndb_status st = ndb_errmsg_set(msg, NDB_EPOISONED, "this node stopped applying the log: %s", cl->apply_error);
+        pthread_mutex_unlock(&cl->mu);
+        return st;
+    }
+    *cl->queue_tail = &p;
+    cl->queue_tail = &p.next;
+    pthread_mutex_unlock(&cl->mu);
+    uv_async_send(&cl->wake);
+    pthread_mutex_lock(&cl->mu);
+    while (!p.done)
+        pthread_cond_wait(&cl->cv, &cl->mu);
+    pthread_mutex_unlock(&cl->mu);
+    if (p.st != NDB_OK && msg != NULL)
+        *msg = p.msg;
+    return p.st;
+}
+
+/* Under mu: waits until applied reaches index, or the deadline (0: none). */
+static ndb_status wait_applied_locked(ndb_cluster *cl, uint64_t index, const struct timespec *deadline,
+                                      ndb_errmsg *msg)
+{
+    while (cl->applied < index && !cl->apply_failed && !cl->apply_stop) {
+        if (deadline == NULL) {
+            pthread_cond_wait(&cl->cv, &cl->mu);
+        } else if (pthread_cond_timedwait(&cl->cv, &cl->mu, deadline) == ETIMEDOUT && cl->applied < index) {
+            return ndb_errmsg_set(msg, NDB_ETIMEDOUT, "this node has applied up to %llu, not yet %llu",
+                                  (unsigned long long)cl->applied, (unsigned long long)index);
+        }
+    }
+    if (cl->applied >= index)
+        return NDB_OK;
+    if (cl->apply_failed)
+        return ndb_errmsg_set(msg, NDB_EPOISONED, "this node stopped applying the log: %s", cl->apply_error);
+    return ndb_errmsg_set(msg, NDB_ECLOSED, "the node is shutting down");
+}
+
+ndb_status ndb_cluster_read_fence(ndb_cluster *cl, ndb_errmsg *msg)
+{
+    fence f = {0};
+    pthread_mutex_lock(&cl->mu);
+    if (cl->closed || cl->close_req) {
+        pthread_mutex_unlock(&cl->mu);
+        return ndb_errmsg_set(msg, NDB_ECLOSED, "the node is shutting down");
+    }
+    f.next = cl->fences;
+    cl->fences = &f;
+    pthread_mutex_unlock(&cl->mu);
+    uv_async_send(&cl->wake);
+    pthread_mutex_lock(&cl->mu);
+    while (!f.done)
+        pthread_cond_wait(&cl->cv, &cl->mu);
+    ndb_status st = f.st;
+    if (st != NDB_OK) {
+        if (msg != NULL)
+            *msg = f.msg;
+    } else {
+        st = wait_applied_locked(cl, f.target, NULL, msg);
+    }
+    pthread_mutex_unlock(&cl->mu);
+    return st;
+}
+
+ndb_status ndb_cluster_wait_applied(ndb_cluster *cl, uint64_t index, unsigned timeout_ms, ndb_errmsg *msg)
+{
+    struct timespec dl;
+    clock_gettime(CLOCK_REALTIME, &dl);
+    dl.tv_sec += timeout_ms / 1000;
+    dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+    if (dl.tv_nsec >= 1000000000) {
+        dl.tv_sec++;
+        dl.tv_nsec -= 1000000000;
+    }
+    pthread_mutex_lock(&cl->mu);
+    ndb_status st = wait_applied_locked(cl, index, &dl, msg);
+    pthread_mutex_unlock(&cl->mu);
+    return st;
+}

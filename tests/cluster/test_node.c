@@ -1,0 +1,342 @@
+/*
+ * test_node.c — three ndb_cluster nodes in one process, on real loopback TCP
+ * ports and real log directories: leader election, commands executed in the
+ * same order everywhere, the proposer's reply, followers refusing writes with
+ * the leader's name, read fences, a leader stopped and restarted (it replays
+ * the log), and an apply failure that stops a node.
+ */
+#include <arpa/inet.h>
+#include <criterion/criterion.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ndb_cluster.h"
+
+#define N 3
+#define MAXLOG 4096
+
+/* A node's state machine: the commands it executed, in order. */
+typedef struct machine {
+    pthread_mutex_t mu;
+    char *cmds[MAXLOG];
+    uint64_t index[MAXLOG];
+    size_t n;
+    int fail_on; /* a command equal to "fail" returns fatal when set */
+} machine;
+
+typedef struct world {
+    char dirs[N][256];
+    ndb_cluster_peer peers[N];
+    machine m[N];
+    ndb_cluster *node[N];
+} world;
+
+static world W;
+
+static ndb_status apply(void *arg, const ndb_cluster_cmd *cmd, void **reply, size_t *reply_len, bool *fatal,
+                        ndb_errmsg *msg)
+{
+    machine *m = arg;
+    if (m->fail_on && cmd->len == 4 && memcmp(cmd->data, "fail", 4) == 0) {
+        *fatal = true;
+        return ndb_errmsg_set(msg, NDB_EIO, "disk gone");
+    }
+    if (cmd->len == 3 && memcmp(cmd->data, "bad", 3) == 0)
+        return ndb_errmsg_set(msg, NDB_EINVAL, "a bad command");
+    pthread_mutex_lock(&m->mu);
+    cr_assert_lt(m->n, MAXLOG);
+    m->cmds[m->n] = strndup(cmd->data, cmd->len);
+    m->index[m->n] = cmd->index;
+    m->n++;
+    pthread_mutex_unlock(&m->mu);
+    char *r = malloc(64);
+    int len = snprintf(r, 64, "done %.*s", (int)cmd->len, (const char *)cmd->data);
+    *reply = r;
+    *reply_len = (size_t)len;
+    return NDB_OK;
+}
+
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    socklen_t len = sizeof a;
+    getsockname(fd, (struct sockaddr *)&a, &len);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+static void open_node(int i)
+{
+    ndb_cluster_options o = {.id = (uint64_t)i + 1, .dir = W.dirs[i], .peers = W.peers, .npeers = N,
+                             .heartbeat_ms = 50, .election_ms = 500, .apply = apply, .apply_arg = &W.m[i]};
+    ndb_errmsg m = {{0}};
+    cr_assert_eq(ndb_cluster_open(&o, &W.node[i], &m), NDB_OK, "%s", m.text);
+}
+
+static void reset_machine(machine *m)
+{
+    for (size_t j = 0; j < m->n; j++)
+        free(m->cmds[j]);
+    m->n = 0;
+}
+
+static void setup(void)
+{
+    signal(SIGPIPE, SIG_IGN); /* as the server does: a peer that closed its socket is not a reason to die */
+    memset(&W, 0, sizeof W);
+    const char *base = getenv("TMPDIR");
+    for (int i = 0; i < N; i++) {
+        snprintf(W.dirs[i], sizeof W.dirs[i], "%s/ndbclu-XXXXXX", base && *base ? base : "/tmp");
+        cr_assert_not_null(mkdtemp(W.dirs[i]));
+        W.peers[i].id = (uint64_t)i + 1;
+        snprintf(W.peers[i].address, sizeof W.peers[i].address, "127.0.0.1:%d", free_port());
+        pthread_mutex_init(&W.m[i].mu, NULL);
+    }
+    for (int i = 0; i < N; i++)
+        open_node(i);
+}
+
+static void teardown(void)
+{
+    for (int i = 0; i < N; i++) {
+        ndb_cluster_close(W.node[i]);
+        reset_machine(&W.m[i]);
+        char cmd[400];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", W.dirs[i]);
+        cr_assert_eq(system(cmd), 0);
+    }
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
+    nanosleep(&ts, NULL);
+}
+
+/* The index of the node that leads (waiting up to 10 s), -1 for none. */
+static int leader(void)
+{
+    for (int tries = 0; tries < 1000; tries++) {
+        for (int i = 0; i < N; i++) {
+            if (W.node[i] == NULL)
+                continue;
+            ndb_cluster_status s;
+            ndb_cluster_status_get(W.node[i], &s);
+            if (s.role == NDB_CLUSTER_LEADER)
+                return i;
+        }
+        sleep_ms(10);
+    }
+    return -1;
+}
+
+static ndb_status propose(int i, const char *text, ndb_cluster_reply *r)
+{
+    ndb_errmsg m = {{0}};
+    ndb_status st = ndb_cluster_propose(W.node[i], text, strlen(text), r, &m);
+    if (st != NDB_OK)
+        memcpy(&r->msg, &m, sizeof m);
+    return st;
+}
+
+/* Waits until every open node has executed n commands. */
+static void wait_all(size_t n)
+{
+    for (int tries = 0; tries < 1000; tries++) {
+        bool all = true;
+        for (int i = 0; i < N; i++) {
+            pthread_mutex_lock(&W.m[i].mu);
+            all = all && (W.node[i] == NULL || W.m[i].n >= n);
+            pthread_mutex_unlock(&W.m[i].mu);
+        }
+        if (all)
+            return;
+        sleep_ms(10);
+    }
+    cr_assert_fail("the nodes did not all execute %zu commands", n);
+}
+
+static void assert_same_logs(size_t n)
+{
+    for (int i = 0; i < N; i++) {
+        cr_assert_eq(W.m[i].n, n, "node %d executed %zu commands, not %zu", i + 1, W.m[i].n, n);
+        for (size_t j = 0; j < n; j++) {
+            cr_assert_str_eq(W.m[i].cmds[j], W.m[0].cmds[j], "node %d, command %zu", i + 1, j);
+            cr_assert_eq(W.m[i].index[j], W.m[0].index[j]);
+        }
+    }
+}
+
+TestSuite(cluster, .init = setup, .fini = teardown, .timeout = 60);
+
+Test(cluster, commands_run_in_one_order_everywhere_and_answer_the_proposer)
+{
+    int l = leader();
+    cr_assert_geq(l, 0, "no leader elected");
+    for (int k = 0; k < 20; k++) {
+        char text[32];
+        snprintf(text, sizeof text, "cmd-%d", k);
+        ndb_cluster_reply r;
+        cr_assert_eq(propose(l, text, &r), NDB_OK, "%s", r.msg.text);
+        cr_assert_eq(r.status, NDB_OK);
+        char want[64];
+        snprintf(want, sizeof want, "done %s", text);
+        cr_assert_eq(r.len, strlen(want));
+        cr_assert(memcmp(r.data, want, r.len) == 0);
+        cr_assert_gt(r.index, 0);
+        free(r.data);
+    }
+    ndb_cluster_reply r;
+    cr_assert_eq(propose(l, "bad", &r), NDB_OK);
+    cr_assert_eq(r.status, NDB_EINVAL, "a command's own failure comes back as its result");
+    cr_assert_str_eq(r.msg.text, "a bad command");
+    wait_all(20);
+    assert_same_logs(20);
+    for (size_t j = 0; j < 20; j++) {
+        char want[32];
+        snprintf(want, sizeof want, "cmd-%zu", j);
+        cr_assert_str_eq(W.m[0].cmds[j], want);
+    }
+    ndb_cluster_status s;
+    ndb_cluster_status_get(W.node[l], &s);
+    cr_assert_eq(s.npeers, 3);
+    cr_assert_geq(s.applied_index, W.m[l].index[19]);
+}
+
+typedef struct writer {
+    int node, id;
+    int ok;
+} writer;
+
+static void *write_many(void *arg)
+{
+    writer *w = arg;
+    for (int k = 0; k < 50; k++) {
+        char text[32];
+        snprintf(text, sizeof text, "w%d-%d", w->id, k);
+        ndb_cluster_reply r;
+        if (propose(w->node, text, &r) == NDB_OK && r.status == NDB_OK)
+            w->ok++;
+        free(r.data);
+    }
+    return NULL;
+}
+
+Test(cluster, concurrent_proposals_share_entries_and_keep_each_writers_order)
+{
+    int l = leader();
+    cr_assert_geq(l, 0);
+    pthread_t t[8];
+    writer w[8];
+    for (int i = 0; i < 8; i++) {
+        w[i] = (writer){.node = l, .id = i};
+        pthread_create(&t[i], NULL, write_many, &w[i]);
+    }
+    for (int i = 0; i < 8; i++) {
+        pthread_join(t[i], NULL);
+        cr_assert_eq(w[i].ok, 50);
+    }
+    wait_all(400);
+    assert_same_logs(400);
+    int next[8] = {0};
+    size_t entries = 0;
+    for (size_t j = 0; j < 400; j++) {
+        int id, k;
+        cr_assert_eq(sscanf(W.m[0].cmds[j], "w%d-%d", &id, &k), 2);
+        cr_assert_eq(k, next[id]++, "writer %d's commands out of order", id);
+        entries += j == 0 || W.m[0].index[j] != W.m[0].index[j - 1];
+    }
+    cr_log_info("400 commands from 8 writers took %zu entries", entries);
+}
+
+Test(cluster, a_follower_refuses_writes_and_names_the_leader)
+{
+    int l = leader();
+    cr_assert_geq(l, 0);
+    int f = (l + 1) % N;
+    for (int tries = 0; tries < 100; tries++) { /* until the follower has heard from the leader */
+        ndb_cluster_status s;
+        ndb_cluster_status_get(W.node[f], &s);
+        if (s.leader_id != 0)
+            break;
+        sleep_ms(10);
+    }
+    ndb_cluster_reply r;
+    cr_assert_eq(propose(f, "x", &r), NDB_ENOTLEADER);
+    char want[64];
+    snprintf(want, sizeof want, "the leader is node %d at %s", l + 1, W.peers[l].address);
+    cr_assert_not_null(strstr(r.msg.text, want), "%s", r.msg.text);
+    ndb_errmsg m;
+    cr_assert_eq(ndb_cluster_read_fence(W.node[f], &m), NDB_ENOTLEADER);
+    cr_assert_eq(ndb_cluster_read_fence(W.node[l], &m), NDB_OK, "%s", m.text);
+}
+
+Test(cluster, the_leader_stopped_and_restarted_replays_and_catches_up)
+{
+    size_t total = 0;
+    for (int round = 0; round < 3; round++) {
+        int l = leader();
+        cr_assert_geq(l, 0, "round %d: no leader", round);
+        for (int k = 0; k < 10; k++) {
+            char text[32];
+            snprintf(text, sizeof text, "r%d-%d", round, k);
+            ndb_cluster_reply r;
+            cr_assert_eq(propose(l, text, &r), NDB_OK, "%s", r.msg.text);
+            free(r.data);
+        }
+        total += 10;
+        ndb_cluster_close(W.node[l]); /* hands leadership over first */
+        W.node[l] = NULL;
+        int l2 = leader();
+        cr_assert_geq(l2, 0, "round %d: no leader after the old one stopped", round);
+        cr_assert_neq(l2, l);
+        ndb_cluster_reply r;
+        cr_assert_eq(propose(l2, "after", &r), NDB_OK, "%s", r.msg.text);
+        free(r.data);
+        total++;
+        pthread_mutex_lock(&W.m[l].mu);
+        reset_machine(&W.m[l]); /* its state was in memory: the log rebuilds it */
+        pthread_mutex_unlock(&W.m[l].mu);
+        open_node(l);
+        wait_all(total);
+        assert_same_logs(total);
+    }
+}
+
+Test(cluster, a_node_that_cannot_apply_stops_and_says_why)
+{
+    int l = leader();
+    cr_assert_geq(l, 0);
+    W.m[l].fail_on = 1;
+    ndb_cluster_reply r;
+    cr_assert_eq(propose(l, "fail", &r), NDB_EPOISONED);
+    cr_assert_not_null(strstr(r.msg.text, "disk gone"), "%s", r.msg.text);
+    ndb_cluster_status s;
+    ndb_cluster_status_get(W.node[l], &s);
+    cr_assert(s.apply_failed);
+    cr_assert_not_null(strstr(s.apply_error, "disk gone"));
+    cr_assert_eq(propose(l, "later", &r), NDB_EPOISONED);
+}
+
+Test(cluster, bad_peer_lists_are_refused)
+{
+    ndb_cluster_peer p[4];
+    size_t n;
+    ndb_errmsg m;
+    cr_assert_eq(ndb_cluster_parse_peers("1=a:1,2=b:2,3=c.d.svc:6971", p, 4, &n, &m), NDB_OK, "%s", m.text);
+    cr_assert_eq(n, 3);
+    cr_assert_str_eq(p[2].address, "c.d.svc:6971");
+    const char *bad[] = {"", "1=a", "0=a:1", "x=a:1", "1=a:1,1=b:2", "1=a:1,2=a:1", "1=a:", "1=:5", "1=a:5x",
+                         "1=a:1,2=b:2,3=c:3,4=d:4,5=e:5"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        cr_assert_eq(ndb_cluster_parse_peers(bad[i], p, 4, &n, &m), NDB_EINVAL, "\"%s\" accepted", bad[i]);
+}
