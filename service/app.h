@@ -16,6 +16,7 @@
 #include "config.h"
 #include "conn_gate.h"
 #include "ndb_doc.h"
+#include "ndb_cluster.h"
 #include "ndb_kv.h"
 #include "ndb_vec.h"
 #include "tls.h"
@@ -37,6 +38,7 @@ typedef struct svc_app {
     ndb_doc_db *doc; /* document collections, over kv */
     char spill_dir[4200]; /* <data-dir>/spill: sorts' and $group's files beyond --query-memory-bytes */
     ndb_vec_db *vec; /* vector collections, over kv and doc; derived segments in <data-dir>/vseg */
+    ndb_cluster *cluster; /* cluster mode (--node-id, --peers): writes go through its log; NULL: one node */
     /* The descriptor budget main.c derives from RLIMIT_NOFILE (service/README.md). */
     svc_gate_config gate;
     /* The storage engine refuses writes (storage.c): readiness is NOT_SERVING. */

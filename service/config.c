@@ -98,6 +98,11 @@ static const opt_def opts[] = {
     STR_OPT("restore", "NEXADB_RESTORE", restore,
             "restore this backup (a directory or archive; an incremental archive's bases after it, comma-separated) "
             "into an empty --data-dir, verifying every checksum first, and exit"),
+    NUM_OPT("node-id", "NEXADB_NODE_ID", OPT_I64, node_id, 0, INT64_C(1) << 53,
+            "cluster mode: this node's id, one of --peers (default 0: a single node, no cluster)"),
+    STR_OPT("peers", "NEXADB_PEERS", peers,
+            "cluster mode: every member as id=host:port of its Raft transport, comma-separated, this node "
+            "included (e.g. 1=nexadb-0.nexadb:6971,2=nexadb-1.nexadb:6971,3=nexadb-2.nexadb:6971)"),
     STR_OPT("verify-backup", "NEXADB_VERIFY_BACKUP", verify_backup,
             "check every checksum of this backup (bases after it, comma-separated) and exit: 0 whole, 1 not"),
 };

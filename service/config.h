@@ -50,6 +50,8 @@ typedef struct svc_config {
     char backup_dir[4096];      /* where AdminService/Backup writes directory backups; empty: <data-dir>/backups */
     char restore[8192];         /* restore this backup (then its bases, comma-separated) into --data-dir and exit */
     char verify_backup[8192];   /* check this backup (then its bases) and exit */
+    int64_t node_id;            /* cluster mode: this node's id among peers; 0: a single node */
+    char peers[4096];           /* cluster mode: "1=host:port,2=host:port,..." (Raft addresses) */
 } svc_config;
 
 /* Fills cfg from defaults, then the environment, then argv. On --help (usage) or

@@ -20,6 +20,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "pbcheck.h"
+#include "replicate.h"
 #include "pool.h"
 #include "status_details.h"
 
@@ -470,7 +471,7 @@ static bool handle(call *c)
     if (m->flags & SVC_M_BIDI)
         c->ctx.recv = stream_recv;
     svc_log_bind_request(c->ctx.request_id);
-    ndb_status st = m->fn(&c->ctx, c->req, &resp, &msg);
+    ndb_status st = svc_call(&c->ctx, c->route, c->req, &resp, &msg);
     svc_log_bind_request(NULL);
     if (m->flags & SVC_M_BIDI)
         atomic_fetch_sub(&c->g->bidi, 1);
@@ -581,6 +582,9 @@ static void on_new(call *c, bool ok)
     size_t idlen = 0;
     const char *id = find_md(&c->md, "x-request-id", &idlen);
     svc_request_id(c->ctx.request_id, id, idlen);
+    size_t rclen = 0;
+    const char *rc = find_md(&c->md, "nexadb-read-concern", &rclen);
+    c->ctx.read_local = rc != NULL && rclen == 5 && memcmp(rc, "local", 5) == 0;
     c->reply_md.key = grpc_slice_from_static_string("x-request-id");
     c->reply_md.value = grpc_slice_from_static_buffer(c->ctx.request_id, strlen(c->ctx.request_id));
 

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <ftw.h>
 #include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -28,6 +29,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "pool.h"
+#include "replicate.h"
 #include "rest.h"
 #include "version.h"
 
@@ -163,14 +165,20 @@ static void engine_log(void *ctx, const char *line)
 
 /* Opens the storage engine (replaying its WAL), then the document layer and
  * the vector layer over it. */
-static ndb_status open_engines(svc_app *app, uint32_t max_open_tables, ndb_errmsg *msg)
+/* Opens the engines under base: the data directory, or in cluster mode the
+ * state the log rebuilds at each start (<data-dir>/cluster/state), whose
+ * storage engine needs no fsync of its own: the Raft log is the record. */
+static ndb_status open_engines(svc_app *app, const char *base, bool cluster, uint32_t max_open_tables,
+                               ndb_errmsg *msg)
 {
     char dir[4200];
     ndb_status st;
-    if (snprintf(dir, sizeof dir, "%s/kv", app->cfg->data_dir) >= (int)sizeof dir)
+    if (snprintf(dir, sizeof dir, "%s/kv", base) >= (int)sizeof dir)
         return ndb_errmsg_set(msg, NDB_EINVAL, "--data-dir: path too long");
     ndb_kv_options kopt;
     ndb_kv_options_init(&kopt);
+    if (cluster)
+        kopt.durability = NDB_KV_NONE;
     kopt.max_open_tables = max_open_tables;
     kopt.memtable_bytes = (size_t)app->cfg->memtable_bytes;
     kopt.block_cache_bytes = (size_t)app->cfg->block_cache_bytes;
@@ -196,7 +204,7 @@ static ndb_status open_engines(svc_app *app, uint32_t max_open_tables, ndb_errms
     dopt.change_log = app->cfg->change_retention_s > 0;
     if ((st = ndb_doc_open(app->kv, &dopt, &app->doc, msg)) != NDB_OK)
         return st;
-    if (snprintf(dir, sizeof dir, "%s/vseg", app->cfg->data_dir) >= (int)sizeof dir)
+    if (snprintf(dir, sizeof dir, "%s/vseg", base) >= (int)sizeof dir)
         return ndb_errmsg_set(msg, NDB_EINVAL, "--data-dir: path too long");
     ndb_vec_options vopt;
     ndb_vec_options_default(&vopt);
@@ -205,11 +213,64 @@ static ndb_status open_engines(svc_app *app, uint32_t max_open_tables, ndb_errms
         return st;
     SVC_LOG(SVC_LOG_INFO, "vector collections open", LOG_STR("segments", dir),
             LOG_STR("kernel", ndb_vec_kernel_name()));
+    if (cluster)
+        return NDB_OK;
     /* the previous release kept vectors in a store of their own: converted
      * once (progress in the log), and finished by the next start if killed */
     if (snprintf(dir, sizeof dir, "%s/vectors", app->cfg->data_dir) >= (int)sizeof dir)
         return ndb_errmsg_set(msg, NDB_EINVAL, "--data-dir: path too long");
     return ndb_vec_upgrade_v1(app->vec, app->doc, dir, msg);
+}
+
+static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(path) == 0 || errno == ENOENT ? 0 : -1;
+}
+
+/* Cluster mode: the log in <data-dir>/cluster/raft; the engines in
+ * <data-dir>/cluster/state, emptied here, rebuilt from the log as it is
+ * applied (cluster/README.md: no snapshots yet). Fills state. */
+static ndb_status cluster_dirs(const svc_config *cfg, char *state, size_t cap, ndb_errmsg *msg)
+{
+    char dir[4200];
+    struct stat sb;
+    if (snprintf(dir, sizeof dir, "%s/kv", cfg->data_dir) >= (int)sizeof dir)
+        return ndb_errmsg_set(msg, NDB_EINVAL, "--data-dir: path too long");
+    if (stat(dir, &sb) == 0)
+        return ndb_errmsg_set(msg, NDB_EEXIST, "%s holds a single node's database: a cluster node starts from an "
+                              "empty --data-dir (load the data through a cluster's API)", cfg->data_dir);
+    if ((size_t)snprintf(dir, sizeof dir, "%s/cluster", cfg->data_dir) >= sizeof dir ||
+        (size_t)snprintf(state, cap, "%s/cluster/state", cfg->data_dir) >= cap)
+        return ndb_errmsg_set(msg, NDB_EINVAL, "--data-dir: path too long");
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+        return ndb_errmsg_set(msg, NDB_EIO, "cannot create %s: %s", dir, strerror(errno));
+    if (nftw(state, remove_entry, 16, FTW_DEPTH | FTW_PHYS) != 0 && errno != ENOENT)
+        return ndb_errmsg_set(msg, NDB_EIO, "cannot empty %s: %s", state, strerror(errno));
+    if (mkdir(state, 0700) != 0)
+        return ndb_errmsg_set(msg, NDB_EIO, "cannot create %s: %s", state, strerror(errno));
+    return NDB_OK;
+}
+
+static ndb_status open_cluster(svc_app *app, ndb_errmsg *msg)
+{
+    ndb_cluster_peer peers[NDB_CLUSTER_MAX_PEERS];
+    size_t n = 0;
+    ndb_status st = ndb_cluster_parse_peers(app->cfg->peers, peers, NDB_CLUSTER_MAX_PEERS, &n, msg);
+    if (st != NDB_OK)
+        return st;
+    char dir[4200];
+    if (snprintf(dir, sizeof dir, "%s/cluster/raft", app->cfg->data_dir) >= (int)sizeof dir)
+        return ndb_errmsg_set(msg, NDB_EINVAL, "--data-dir: path too long");
+    ndb_cluster_options o = {.id = (uint64_t)app->cfg->node_id, .dir = dir, .peers = peers, .npeers = n,
+                             .apply = svc_cluster_apply, .apply_arg = app};
+    if ((st = ndb_cluster_open(&o, &app->cluster, msg)) != NDB_OK)
+        return st;
+    SVC_LOG(SVC_LOG_INFO, "cluster node started", LOG_INT("node_id", app->cfg->node_id), LOG_INT("peers", (int64_t)n),
+            LOG_STR("raft_log", dir));
+    return NDB_OK;
 }
 
 /* Closes in the reverse order of opening: vectors, documents, storage. */
@@ -416,7 +477,17 @@ int main(int argc, char **argv)
     SVC_LOG(SVC_LOG_INFO, "HTTP listening", LOG_STR("addr", cfg.http_addr), LOG_INT("port", http_port));
 
     /* gRPC answers health checks (NOT_SERVING) while the WAL replays. */
-    if ((st = open_engines(&app, max_open_tables, &msg)) != NDB_OK) {
+    bool cluster = cfg.node_id != 0 || cfg.peers[0] != '\0';
+    char state[4200];
+    snprintf(state, sizeof state, "%s", cfg.data_dir);
+    if (cluster && (cfg.node_id == 0 || cfg.peers[0] == '\0')) {
+        svc_grpc_stop(grpc, 0);
+        ndb_errmsg_set(&msg, NDB_EINVAL, "cluster mode needs both --node-id and --peers");
+        return fail("cannot start", NDB_EINVAL, &msg);
+    }
+    if ((cluster && (st = cluster_dirs(&cfg, state, sizeof state, &msg)) != NDB_OK) ||
+        (st = open_engines(&app, state, cluster, max_open_tables, &msg)) != NDB_OK ||
+        (cluster && (st = open_cluster(&app, &msg)) != NDB_OK)) {
         svc_grpc_stop(grpc, 0);
         close_engines(&app);
         return fail("cannot open the data", st, &msg);
@@ -424,14 +495,17 @@ int main(int argc, char **argv)
     /* a disk that is full now still serves reads: readiness says why it is NOT_SERVING */
     svc_periodic *watch = NULL, *ttl = NULL, *trim = NULL;
     if ((st = svc_storage_watch_start(&app, &watch, &msg)) != NDB_OK ||
-        (st = svc_ttl_start(&app, &ttl, &msg)) != NDB_OK ||
+        (!cluster && (st = svc_ttl_start(&app, &ttl, &msg)) != NDB_OK) ||
         (st = svc_change_log_start(&app, &trim, &msg)) != NDB_OK) {
         svc_periodic_stop(ttl);
         svc_periodic_stop(watch);
         svc_grpc_stop(grpc, 0);
+        ndb_cluster_close(app.cluster);
         close_engines(&app);
         return fail("cannot start the background threads", st, &msg);
     }
+    if (cluster)
+        SVC_LOG(SVC_LOG_WARN, "TTL indexes delete nothing in cluster mode yet: their deletes are not replicated");
     svc_app_set_state(&app, SVC_SERVING);
     SVC_LOG(SVC_LOG_INFO, "nexadb-server ready", LOG_STR("version", svc_version), LOG_STR("revision", svc_revision), LOG_STR("data_dir", cfg.data_dir),
             LOG_INT("grpc_port", grpc_port), LOG_INT("api_keys", svc_auth_count(app.auth)));
@@ -466,6 +540,8 @@ int main(int argc, char **argv)
     svc_rest_quiesce(rest); /* no new HTTP connections; open ones finish their requests */
     svc_grpc_stop(grpc, cfg.shutdown_grace_s);
     svc_rest_stop(rest);
+    ndb_cluster_close(app.cluster); /* hands leadership over first; the applier stops before the engines close */
+    app.cluster = NULL;
     svc_pool_stop(app.streams); /* the change streams saw their calls end */
     close_engines(&app); /* fsyncs the WAL */
     svc_auth_free(app.auth);

@@ -18,6 +18,7 @@
 #include "json_pb.h"
 #include "log.h"
 #include "metrics.h"
+#include "replicate.h"
 #include "rest_routes.h"
 #include "rest_sink.h"
 #include "rest_sse.h"
@@ -505,6 +506,8 @@ static enum MHD_Result serve_rpc(rreq *q, struct MHD_Connection *conn, const rro
 
     svc_ctx ctx; /* a request may work as long as its connection may stay silent (--http-timeout) */
     svc_ctx_init(&ctx, r->app, q->started_ns + (int64_t)r->app->cfg->http_timeout_s * 1000000000);
+    const char *rc = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "NexaDB-Read-Concern");
+    ctx.read_local = rc != NULL && strcmp(rc, "local") == 0;
     ctx.http = true;
     ctx.method = route->path;
     ctx.role = role;
@@ -624,7 +627,7 @@ static enum MHD_Result serve_rpc(rreq *q, struct MHD_Connection *conn, const rro
     ProtobufCMessage *resp = NULL;
     memcpy(ctx.request_id, q->request_id, sizeof ctx.request_id);
     svc_log_bind_request(q->request_id);
-    st = route->m->fn(&ctx, req, &resp, &msg);
+    st = svc_call(&ctx, route, req, &resp, &msg);
     svc_log_bind_request(NULL);
     if (st != NDB_OK) {
         ret = respond_status(q, conn, route, st, msg.text);

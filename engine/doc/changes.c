@@ -55,13 +55,6 @@ static uint64_t rec_seq(const uint8_t *k)
     return s;
 }
 
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int64_t mono_ns(void)
 {
     struct timespec ts;
@@ -169,7 +162,7 @@ ndb_status chg_note(ndb_doc_db *db, chg_recs *r, chg_op op, const char *coll, co
         r->starts[r->n++] = r->buf.len;
         uint8_t h[CHG_HEADER];
         h[0] = CHG_REC_VERSION;
-        wr64(h + 1, (uint64_t)wall_ms());
+        wr64(h + 1, (uint64_t)doc_now_ms(db));
         dbuf_put(&r->buf, h, sizeof h);
     }
     dbuf_byte(&r->buf, (uint8_t)op);

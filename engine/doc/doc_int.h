@@ -469,6 +469,11 @@ struct ndb_doc_db {
     coll *dead;
     uint8_t id_rand[5];
     uint32_t id_counter; /* atomic */
+    /* ndb_doc_set_clock: when fixed_ms != 0, the writer's time and ids come
+     * from here (one writing thread: the cluster's applier). */
+    int64_t fixed_ms;
+    uint64_t fixed_prefix;
+    uint32_t fixed_counter;
 };
 
 typedef enum cur_mode { M_SCAN, M_ID, M_IX, M_MEM, M_AGG, M_DONE } cur_mode;
@@ -640,6 +645,8 @@ typedef struct wctx {
     size_t ext_len;
 } wctx;
 ndb_status wctx_init(wctx *w, ndb_doc_db *db, coll *c);
+/* Milliseconds since the epoch for what db writes: its fixed clock, or the system's. */
+int64_t doc_now_ms(const ndb_doc_db *db);
 void wctx_free(wctx *w);
 /* Takes the collection's writer lock and a stable view of its indexes
  * (NDB_ENOTFOUND if it was dropped meanwhile). */

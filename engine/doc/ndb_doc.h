@@ -258,6 +258,17 @@ ndb_status ndb_doc_open(ndb_kv *kv, const ndb_doc_options *opt, ndb_doc_db **out
 void ndb_doc_close(ndb_doc_db *db);
 
 /*
+ * Replicated writes (service/, cluster mode): while wall_ms != 0, what db
+ * writes takes its times (_created_at, _updated_at, change events' wallTime)
+ * from wall_ms, and the ids it generates are <wall_ms in seconds><the low 5
+ * bytes of id_prefix><a counter from 0, reset when id_prefix changes>, so
+ * nodes that execute the same writes in the same order write the same bytes.
+ * wall_ms 0 returns to the system clock and random ids. Only for a db whose
+ * writes all come from the calling thread.
+ */
+void ndb_doc_set_clock(ndb_doc_db *db, int64_t wall_ms, uint64_t id_prefix);
+
+/*
  * Namespaces. The collections a handle sees are one namespace; a handle on
  * another namespace over the same store sees collections that never meet the
  * first's (one name in two namespaces is two collections, and dropping one

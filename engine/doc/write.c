@@ -15,17 +15,45 @@
 
 /* --------------------------------------------------------- ids and time */
 
+int64_t doc_now_ms(const ndb_doc_db *db)
+{
+    if (db->fixed_ms != 0)
+        return db->fixed_ms;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void ndb_doc_set_clock(ndb_doc_db *db, int64_t wall_ms, uint64_t id_prefix)
+{
+    if (wall_ms != 0 && (db->fixed_ms == 0 || id_prefix != db->fixed_prefix))
+        db->fixed_counter = 0;
+    db->fixed_ms = wall_ms;
+    db->fixed_prefix = id_prefix;
+}
+
+/* An ObjectId: 4 bytes of seconds, 5 of this process's random value, a
+ * 3-byte counter; under a fixed clock, its seconds, the caller's prefix
+ * and a counter from 0. */
 static void gen_id(ndb_doc_db *db, char out[25])
 {
     static const char hex[] = "0123456789abcdef";
     uint8_t raw[12];
-    uint32_t secs = (uint32_t)time(NULL);
-    uint32_t ctr = __atomic_fetch_add(&db->id_counter, 1, __ATOMIC_RELAXED) & 0xFFFFFF;
+    uint32_t secs, ctr;
+    if (db->fixed_ms != 0) {
+        secs = (uint32_t)(db->fixed_ms / 1000);
+        ctr = db->fixed_counter++ & 0xFFFFFF;
+        for (int i = 0; i < 5; i++)
+            raw[4 + i] = (uint8_t)(db->fixed_prefix >> (8 * (4 - i)));
+    } else {
+        secs = (uint32_t)time(NULL);
+        ctr = __atomic_fetch_add(&db->id_counter, 1, __ATOMIC_RELAXED) & 0xFFFFFF;
+        memcpy(raw + 4, db->id_rand, 5);
+    }
     raw[0] = (uint8_t)(secs >> 24);
     raw[1] = (uint8_t)(secs >> 16);
     raw[2] = (uint8_t)(secs >> 8);
     raw[3] = (uint8_t)secs;
-    memcpy(raw + 4, db->id_rand, 5);
     raw[9] = (uint8_t)(ctr >> 16);
     raw[10] = (uint8_t)(ctr >> 8);
     raw[11] = (uint8_t)ctr;
@@ -36,14 +64,14 @@ static void gen_id(ndb_doc_db *db, char out[25])
     out[24] = 0;
 }
 
-static void now_iso(char out[64])
+static void now_iso(const ndb_doc_db *db, char out[64])
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t ms = doc_now_ms(db);
+    time_t secs = (time_t)(ms / 1000);
     struct tm tm;
-    gmtime_r(&ts.tv_sec, &tm);
-    snprintf(out, 64, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900, tm.tm_mon + 1,
-             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
+    gmtime_r(&secs, &tm);
+    snprintf(out, 64, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
 }
 
 /* ------------------------------------------------------ write requests */
@@ -80,7 +108,7 @@ ndb_status wctx_init(wctx *w, ndb_doc_db *db, coll *c)
     memset(w, 0, sizeof *w);
     w->db = db;
     w->c = c;
-    now_iso(w->now);
+    now_iso(db, w->now);
     w->keys = calloc(1, sizeof *w->keys);
     if (w->keys == NULL || ndb_kv_batch_new(&w->b) != NDB_OK ||
         ndb_doc_builder_new(&w->b1) != NDB_OK || ndb_doc_builder_new(&w->b2) != NDB_OK)

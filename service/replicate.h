@@ -1,0 +1,24 @@
+/*
+ * replicate.h — calling a handler, in cluster mode through the replicated
+ * log (replicate.c).
+ */
+#ifndef SVC_REPLICATE_H
+#define SVC_REPLICATE_H
+
+#include "dispatch.h"
+#include "ndb_cluster.h"
+
+/* Runs route's handler for req. On a single node, directly. In a cluster:
+ * a write to a document or vector collection is proposed to the log and
+ * answered once this node has executed it (NDB_ENOTLEADER on a follower,
+ * naming the leader); a read runs on the leader after a read fence, or on
+ * any node as it stands when the client asked for read concern "local". With
+ * ctx->nowait a read that would wait returns NDB_EBUSY having done nothing. */
+ndb_status svc_call(svc_ctx *ctx, const svc_route *route, const ProtobufCMessage *req, ProtobufCMessage **resp,
+                    ndb_errmsg *msg);
+
+/* The cluster's apply function (ndb_cluster_apply_fn); arg is the svc_app. */
+ndb_status svc_cluster_apply(void *arg, const ndb_cluster_cmd *cmd, void **reply, size_t *reply_len, bool *fatal,
+                             ndb_errmsg *msg);
+
+#endif /* SVC_REPLICATE_H */
