@@ -89,6 +89,26 @@ static void run_entry(ndb_cluster *cl, aentry *e)
         pthread_mutex_unlock(&cl->mu);
         return;
     }
+    if (h.flags & ENTRY_ANNOUNCE) { /* a new leader's client address */
+        size_t off = ENTRY_HEADER, len;
+        const void *addr;
+        entry_next_cmd(e->buf, &off, &addr, &len);
+        pthread_mutex_lock(&cl->mu);
+        size_t i = 0;
+        while (i < cl->nclients && cl->clients[i].id != h.proposer)
+            i++;
+        if (i < NDB_CLUSTER_MAX_PEERS && len < sizeof cl->clients[0].address) {
+            cl->clients[i].id = h.proposer;
+            memcpy(cl->clients[i].address, addr, len);
+            cl->clients[i].address[len] = 0;
+            if (i == cl->nclients)
+                cl->nclients++;
+        }
+        cl->applied = e->index;
+        pthread_cond_broadcast(&cl->cv);
+        pthread_mutex_unlock(&cl->mu);
+        return;
+    }
     prop *props = NULL;
     if (h.proposer == cl->opt.id && h.boot == cl->boot) {
         pthread_mutex_lock(&cl->mu);

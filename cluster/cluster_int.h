@@ -61,6 +61,7 @@ struct ndb_cluster {
     ndb_cluster_peer *peers; /* opt.peers, copied */
     char *dir;
     char address[256];
+    char client_address[256]; /* opt.client_address, copied */
     uint64_t boot; /* random per open: tells this process's entries from an earlier one's */
 
     /* loop thread only */
@@ -97,7 +98,17 @@ struct ndb_cluster {
     char apply_error[256];  /* mu */
 
     ndb_cluster_status status; /* mu: refreshed by the loop thread */
+    /* mu: the client addresses leaders announced, by node id */
+    struct {
+        uint64_t id;
+        char address[256];
+    } clients[NDB_CLUSTER_MAX_PEERS];
+    size_t nclients;
+    bool led; /* loop thread: was leader at the last status refresh */
 };
+
+/* Under mu: the client address node id announced, or NULL. */
+const char *clu_client_address(const ndb_cluster *cl, uint64_t id);
 
 /* apply.c */
 int clu_fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void **result);

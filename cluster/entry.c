@@ -42,7 +42,7 @@ void entry_put_header(uint8_t *out, const entry_header *h)
     put64(out + 24, h->group);
     put64(out + 32, (uint64_t)h->wall_ms);
     put32(out + 40, h->ncmd);
-    put32(out + 44, 0);
+    put32(out + 44, h->flags);
 }
 
 void entry_put_cmd(uint8_t *out, size_t *off, const void *cmd, size_t len)
@@ -66,6 +66,11 @@ ndb_status entry_parse(const uint8_t *buf, size_t len, entry_header *h, ndb_errm
     h->group = get64(buf + 24);
     h->wall_ms = (int64_t)get64(buf + 32);
     h->ncmd = get32(buf + 40);
+    h->flags = get32(buf + 44);
+    if (h->flags & ~ENTRY_ANNOUNCE)
+        return ndb_errmsg_set(msg, NDB_ECORRUPT, "entry flags %#x unknown (written by a newer NexaDB?)", h->flags);
+    if ((h->flags & ENTRY_ANNOUNCE) && h->ncmd != 1)
+        return ndb_errmsg_set(msg, NDB_ECORRUPT, "an announcement with %u commands", h->ncmd);
     size_t off = ENTRY_HEADER;
     for (uint32_t i = 0; i < h->ncmd; i++) {
         if (len - off < 4)

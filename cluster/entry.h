@@ -10,7 +10,7 @@
  *   24      8     group number (per boot)
  *   32      8     wall clock of the leader, ms since the epoch (signed)
  *   40      4     number of commands
- *   44      4     zero
+ *   44      4     flags: ENTRY_ANNOUNCE (1), others zero
  *   48      ...   each command: 4-byte length, its bytes, zeros to a multiple of 8
  *                 (length field included)
  *
@@ -27,11 +27,16 @@
 
 #define ENTRY_HEADER 48
 #define ENTRY_MAX (64u << 20)
+/* A leader's first entry of its term: its one command is the address
+ * clients reach it at, which every node then names in redirects and status.
+ * Not handed to apply. */
+#define ENTRY_ANNOUNCE 1u
 
 typedef struct entry_header {
     uint64_t proposer, boot, group;
     int64_t wall_ms;
     uint32_t ncmd;
+    uint32_t flags;
 } entry_header;
 
 /* The bytes a command of len bytes takes in an entry: its length and its

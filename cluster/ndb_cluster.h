@@ -60,6 +60,7 @@ typedef struct ndb_cluster_options {
     const char *dir;               /* the Raft log and metadata (created, mode 0700) */
     const ndb_cluster_peer *peers; /* the initial members, this node included */
     size_t npeers;
+    const char *client_address;    /* where clients reach this node (host:port, copied), announced when it leads */
     unsigned heartbeat_ms;         /* 0: 100 */
     unsigned election_ms;          /* 0: 1000 */
     ndb_cluster_apply_fn apply;
@@ -88,7 +89,8 @@ typedef struct ndb_cluster_reply {
 /*
  * Proposes one command and waits until this node has executed it. NDB_OK
  * with *r filled (r->status is the command's own result). NDB_ENOTLEADER
- * when this node does not lead (msg names the leader when one is known);
+ * when this node does not lead (msg names the leader when one is known: the
+ * address clients reach it at once it has announced it, else its Raft one);
  * NDB_EUNKNOWN when leadership changed after the entry was sent: it may or
  * may not have been committed. NDB_ECLOSED when closing; NDB_EPOISONED when
  * the applier stopped (see ndb_cluster_apply_fn).
@@ -120,7 +122,8 @@ typedef struct ndb_cluster_status {
     ndb_cluster_role role;
     uint64_t term;
     uint64_t leader_id; /* 0: none known */
-    char leader_address[256];
+    char leader_address[256];        /* its Raft address */
+    char leader_client_address[256]; /* where clients reach it, once it has announced it ("" before) */
     uint64_t commit_index;
     uint64_t applied_index; /* executed by the applier */
     uint64_t last_index;    /* the last entry in this node's log */
@@ -129,7 +132,8 @@ typedef struct ndb_cluster_status {
     size_t npeers;
     struct {
         uint64_t id;
-        char address[256];
+        char address[256];        /* Raft */
+        char client_address[256]; /* announced when it last led; "" if it never has */
         bool voter;
         uint64_t match_index; /* known on the leader only (0 elsewhere) */
     } peers[NDB_CLUSTER_MAX_PEERS];

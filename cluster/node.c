@@ -94,6 +94,46 @@ ndb_status ndb_cluster_parse_peers(const char *s, ndb_cluster_peer *out, size_t 
 
 /* ------------------------------------------------------------ status */
 
+const char *clu_client_address(const ndb_cluster *cl, uint64_t id)
+{
+    for (size_t i = 0; i < cl->nclients; i++)
+        if (cl->clients[i].id == id)
+            return cl->clients[i].address;
+    return NULL;
+}
+
+static void on_announced(struct raft_apply *req, int status, void *result)
+{
+    (void)status; /* a leader that lost its term before this committed announces again when it next leads */
+    (void)result;
+    free(req);
+}
+
+/* Loop thread: a new leader's first entry names where clients reach it. */
+static void announce(ndb_cluster *cl)
+{
+    const char *addr = cl->client_address;
+    size_t alen = strlen(addr);
+    if (alen == 0)
+        return;
+    size_t size = ENTRY_HEADER + entry_cmd_size(alen);
+    struct raft_apply *req = calloc(1, sizeof *req);
+    uint8_t *buf = raft_malloc(size);
+    if (req == NULL || buf == NULL) {
+        free(req);
+        raft_free(buf);
+        return;
+    }
+    entry_header h = {.proposer = cl->opt.id, .boot = cl->boot, .wall_ms = wall_ms(), .ncmd = 1,
+                      .flags = ENTRY_ANNOUNCE};
+    entry_put_header(buf, &h);
+    size_t off = ENTRY_HEADER;
+    entry_put_cmd(buf, &off, addr, alen);
+    struct raft_buffer rb = {.base = buf, .len = size};
+    if (raft_apply(&cl->raft, req, &rb, 1, on_announced) != 0)
+        free(req); /* buf: see propose_queued */
+}
+
 /* Loop thread: copies Raft's state for other threads. */
 static void refresh_status(ndb_cluster *cl)
 {
@@ -116,6 +156,10 @@ static void refresh_status(ndb_cluster *cl)
         snprintf(s.leader_address, sizeof s.leader_address, "%s", laddr);
     s.commit_index = raft_commit_index(r);
     s.last_index = raft_last_index(r);
+    bool leads = s.role == NDB_CLUSTER_LEADER;
+    if (leads && !cl->led && raft_transferee(r) == 0 && !cl->stopping)
+        announce(cl);
+    cl->led = leads;
     for (unsigned i = 0; i < r->configuration.n && s.npeers < NDB_CLUSTER_MAX_PEERS; i++) {
         const struct raft_server *sv = &r->configuration.servers[i];
         s.peers[s.npeers].id = sv->id;
@@ -127,6 +171,14 @@ static void refresh_status(ndb_cluster *cl)
         s.npeers++;
     }
     pthread_mutex_lock(&cl->mu);
+    const char *lc = lid ? clu_client_address(cl, lid) : NULL;
+    if (lc != NULL)
+        snprintf(s.leader_client_address, sizeof s.leader_client_address, "%s", lc);
+    for (size_t i = 0; i < s.npeers; i++) {
+        const char *pc = clu_client_address(cl, s.peers[i].id);
+        if (pc != NULL)
+            snprintf(s.peers[i].client_address, sizeof s.peers[i].client_address, "%s", pc);
+    }
     s.applied_index = cl->applied;
     s.apply_failed = cl->apply_failed;
     memcpy(s.apply_error, cl->apply_error, sizeof s.apply_error);
@@ -159,8 +211,16 @@ static ndb_status not_leader(ndb_cluster *cl, ndb_errmsg *msg)
     if (lid == 0 || laddr == NULL)
         return ndb_errmsg_set(msg, NDB_ENOTLEADER, "node %" PRIu64 " is not the leader and no leader is known yet "
                               "(an election is under way): try again", cl->opt.id);
+    char where[300];
+    pthread_mutex_lock(&cl->mu);
+    const char *client = clu_client_address(cl, lid);
+    if (client != NULL)
+        snprintf(where, sizeof where, "%s", client);
+    else
+        snprintf(where, sizeof where, "%s (its Raft address)", laddr);
+    pthread_mutex_unlock(&cl->mu);
     return ndb_errmsg_set(msg, NDB_ENOTLEADER, "node %" PRIu64 " is not the leader; the leader is node %llu at %s",
-                          cl->opt.id, (unsigned long long)lid, laddr);
+                          cl->opt.id, (unsigned long long)lid, where);
 }
 
 /* Under mu: fails a list of proposals. */
@@ -585,6 +645,8 @@ ndb_status ndb_cluster_open(const ndb_cluster_options *opt, ndb_cluster **out, n
     memcpy(cl->peers, opt->peers, opt->npeers * sizeof *cl->peers);
     cl->opt.peers = cl->peers;
     snprintf(cl->address, sizeof cl->address, "%s", self->address);
+    snprintf(cl->client_address, sizeof cl->client_address, "%s", opt->client_address ? opt->client_address : "");
+    cl->opt.client_address = cl->client_address;
     if (getrandom(&cl->boot, sizeof cl->boot, 0) != (ssize_t)sizeof cl->boot)
         cl->boot = (uint64_t)wall_ms() ^ ((uint64_t)(uintptr_t)cl << 20);
     pthread_mutex_init(&cl->mu, NULL);

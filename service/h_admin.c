@@ -24,6 +24,43 @@ static int64_t rss_bytes(void)
     return svc_proc_stat_read(&ps) == NDB_OK ? (int64_t)ps.rss_bytes : 0;
 }
 
+static char *dup(svc_ctx *ctx, const char *s) { return svc_arena_strndup(&ctx->arena, s, strlen(s)); }
+
+/* The cluster part of Status; NULL when out of call memory. */
+static Nexadb__V1__ClusterStatus *cluster_status(svc_ctx *ctx)
+{
+    ndb_cluster_status s;
+    ndb_cluster_status_get(ctx->app->cluster, &s);
+    Nexadb__V1__ClusterStatus *c = SVC_NEW(ctx, Nexadb__V1__ClusterStatus, nexadb__v1__cluster_status__init);
+    if (c == NULL || (c->peers = svc_alloc(ctx, (s.npeers + 1) * sizeof *c->peers)) == NULL)
+        return NULL;
+    c->node_id = (int64_t)s.id;
+    c->role = (char *)ndb_cluster_role_name(s.role);
+    c->term = (int64_t)s.term;
+    c->leader_id = (int64_t)s.leader_id;
+    c->leader_address = dup(ctx, s.leader_client_address[0] ? s.leader_client_address : s.leader_address);
+    c->commit_index = (int64_t)s.commit_index;
+    c->applied_index = (int64_t)s.applied_index;
+    c->last_index = (int64_t)s.last_index;
+    c->apply_error = dup(ctx, s.apply_failed ? s.apply_error : "");
+    if (c->leader_address == NULL || c->apply_error == NULL)
+        return NULL;
+    for (size_t i = 0; i < s.npeers; i++) {
+        Nexadb__V1__ClusterPeer *p = SVC_NEW(ctx, Nexadb__V1__ClusterPeer, nexadb__v1__cluster_peer__init);
+        if (p == NULL || (p->raft_address = dup(ctx, s.peers[i].address)) == NULL ||
+            (p->client_address = dup(ctx, s.peers[i].client_address)) == NULL)
+            return NULL;
+        p->id = (int64_t)s.peers[i].id;
+        p->voter = s.peers[i].voter;
+        p->match_index = (int64_t)s.peers[i].match_index;
+        p->lag = s.role == NDB_CLUSTER_LEADER && s.last_index > s.peers[i].match_index
+                     ? (int64_t)(s.last_index - s.peers[i].match_index)
+                     : 0;
+        c->peers[c->n_peers++] = p;
+    }
+    return c;
+}
+
 static ndb_status status(svc_ctx *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp, ndb_errmsg *msg)
 {
     (void)req;
@@ -47,6 +84,8 @@ static ndb_status status(svc_ctx *ctx, const ProtobufCMessage *req, ProtobufCMes
     svc_health_reason(ctx->app, reason, sizeof reason);
     out->reason = svc_arena_strndup(&ctx->arena, reason, strlen(reason));
     if (out->reason == NULL)
+        return ndb_errmsg_set(msg, NDB_ENOMEM, "out of memory");
+    if (ctx->app->cluster != NULL && (out->cluster = cluster_status(ctx)) == NULL)
         return ndb_errmsg_set(msg, NDB_ENOMEM, "out of memory");
     *resp = &out->base;
     return NDB_OK;

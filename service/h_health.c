@@ -5,6 +5,7 @@
 #include "grpc/health/v1/health.pb-c.h"
 #include "handler.h"
 #include "health.h"
+#include "replicate.h"
 
 Grpc__Health__V1__HealthCheckResponse__ServingStatus svc_health_status(const svc_app *app,
                                                                        const char *service)
@@ -18,7 +19,8 @@ Grpc__Health__V1__HealthCheckResponse__ServingStatus svc_health_status(const svc
     svc_app *a = (svc_app *)app;
     for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
         if (strcmp(service, known[i].name) == 0)
-            return atomic_load(&a->state) == SVC_SERVING && !(known[i].writes && atomic_load(&a->writes_stopped))
+            return atomic_load(&a->state) == SVC_SERVING &&
+                           !(known[i].writes && (atomic_load(&a->writes_stopped) || !svc_cluster_ready(a, NULL, 0)))
                        ? GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING
                        : GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING;
     return GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVICE_UNKNOWN;
@@ -34,6 +36,8 @@ void svc_health_reason(svc_app *app, char *buf, size_t n)
     pthread_mutex_lock(&app->storage_mu);
     snprintf(buf, n, "%s", atomic_load(&app->writes_stopped) ? app->storage_reason : "");
     pthread_mutex_unlock(&app->storage_mu);
+    if (buf[0] == '\0')
+        svc_cluster_ready(app, buf, n);
 }
 
 static ndb_status health_check(svc_ctx *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp,

@@ -254,7 +254,9 @@ static ndb_status cluster_dirs(const svc_config *cfg, char *state, size_t cap, n
     return NDB_OK;
 }
 
-static ndb_status open_cluster(svc_app *app, ndb_errmsg *msg)
+/* The node's address for clients, announced when it leads: the host of its
+ * Raft address (which its peers reach it at) with its gRPC port. */
+static ndb_status open_cluster(svc_app *app, int grpc_port, ndb_errmsg *msg)
 {
     ndb_cluster_peer peers[NDB_CLUSTER_MAX_PEERS];
     size_t n = 0;
@@ -264,12 +266,18 @@ static ndb_status open_cluster(svc_app *app, ndb_errmsg *msg)
     char dir[4200];
     if (snprintf(dir, sizeof dir, "%s/cluster/raft", app->cfg->data_dir) >= (int)sizeof dir)
         return ndb_errmsg_set(msg, NDB_EINVAL, "--data-dir: path too long");
+    char client[300] = "";
+    for (size_t i = 0; i < n; i++) {
+        const char *colon = strrchr(peers[i].address, ':');
+        if (peers[i].id == (uint64_t)app->cfg->node_id && colon != NULL)
+            snprintf(client, sizeof client, "%.*s:%d", (int)(colon - peers[i].address), peers[i].address, grpc_port);
+    }
     ndb_cluster_options o = {.id = (uint64_t)app->cfg->node_id, .dir = dir, .peers = peers, .npeers = n,
-                             .apply = svc_cluster_apply, .apply_arg = app};
+                             .client_address = client, .apply = svc_cluster_apply, .apply_arg = app};
     if ((st = ndb_cluster_open(&o, &app->cluster, msg)) != NDB_OK)
         return st;
     SVC_LOG(SVC_LOG_INFO, "cluster node started", LOG_INT("node_id", app->cfg->node_id), LOG_INT("peers", (int64_t)n),
-            LOG_STR("raft_log", dir));
+            LOG_STR("raft_log", dir), LOG_STR("client_address", client));
     return NDB_OK;
 }
 
@@ -487,7 +495,7 @@ int main(int argc, char **argv)
     }
     if ((cluster && (st = cluster_dirs(&cfg, state, sizeof state, &msg)) != NDB_OK) ||
         (st = open_engines(&app, state, cluster, max_open_tables, &msg)) != NDB_OK ||
-        (cluster && (st = open_cluster(&app, &msg)) != NDB_OK)) {
+        (cluster && (st = open_cluster(&app, grpc_port, &msg)) != NDB_OK)) {
         svc_grpc_stop(grpc, 0);
         close_engines(&app);
         return fail("cannot open the data", st, &msg);

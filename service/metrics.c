@@ -322,6 +322,37 @@ static void render_backup(out_buf *o, svc_app *app)
     outf(o, "nexadb_backup_last_sequence %" PRIu64 "\n", atomic_load(&app->backup_last_sequence));
 }
 
+/* Cluster mode: the node's role and log positions, and each peer's lag (on the leader). */
+static void render_cluster(out_buf *o, svc_app *app)
+{
+    if (app->cluster == NULL)
+        return;
+    ndb_cluster_status s;
+    ndb_cluster_status_get(app->cluster, &s);
+    static const ndb_cluster_role roles[] = {NDB_CLUSTER_LEADER, NDB_CLUSTER_FOLLOWER, NDB_CLUSTER_CANDIDATE,
+                                             NDB_CLUSTER_UNAVAILABLE};
+    family(o, "nexadb_cluster_role", "gauge", "1 for this node's role in its cluster");
+    for (size_t i = 0; i < sizeof roles / sizeof roles[0]; i++)
+        outf(o, "nexadb_cluster_role{role=\"%s\"} %d\n", ndb_cluster_role_name(roles[i]), s.role == roles[i]);
+    family(o, "nexadb_cluster_term", "gauge", "the Raft term this node is in");
+    outf(o, "nexadb_cluster_term %" PRIu64 "\n", s.term);
+    family(o, "nexadb_cluster_leader_id", "gauge", "the leader's node id (0: none known)");
+    outf(o, "nexadb_cluster_leader_id %" PRIu64 "\n", s.leader_id);
+    family(o, "nexadb_cluster_index", "gauge",
+           "log positions: committed (held by a majority), applied by this node, last in its log");
+    outf(o, "nexadb_cluster_index{kind=\"commit\"} %" PRIu64 "\n", s.commit_index);
+    outf(o, "nexadb_cluster_index{kind=\"applied\"} %" PRIu64 "\n", s.applied_index);
+    outf(o, "nexadb_cluster_index{kind=\"last\"} %" PRIu64 "\n", s.last_index);
+    family(o, "nexadb_cluster_apply_failed", "gauge", "1 when this node stopped applying the log (see Status)");
+    outf(o, "nexadb_cluster_apply_failed %d\n", s.apply_failed);
+    if (s.role != NDB_CLUSTER_LEADER)
+        return;
+    family(o, "nexadb_cluster_peer_lag_entries", "gauge", "on the leader: entries each member is behind its log");
+    for (size_t i = 0; i < s.npeers; i++)
+        outf(o, "nexadb_cluster_peer_lag_entries{peer=\"%" PRIu64 "\"} %" PRIu64 "\n", s.peers[i].id,
+             s.last_index > s.peers[i].match_index ? s.last_index - s.peers[i].match_index : 0);
+}
+
 ndb_status svc_metrics_render(svc_app *app, char **out, size_t *len, ndb_errmsg *msg)
 {
     out_buf o = {.cap = 64 << 10};
@@ -380,6 +411,7 @@ ndb_status svc_metrics_render(svc_app *app, char **out, size_t *len, ndb_errmsg 
     }
 
     render_engine(&o, app);
+    render_cluster(&o, app);
 
     render_process(&o);
     struct timespec ts;

@@ -13,6 +13,7 @@
  * document layer takes its clock and its generated ids from the entry
  * (ndb_doc_set_clock), so every node writes the same bytes.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -82,6 +83,27 @@ ndb_status svc_call(svc_ctx *ctx, const svc_route *route, const ProtobufCMessage
         return NDB_EBUSY; /* the fence waits: run on the worker pool */
     ndb_status st = ndb_cluster_read_fence(ctx->app->cluster, msg);
     return st == NDB_OK ? route->m->fn(ctx, req, resp, msg) : st;
+}
+
+/* Entries a node may trail the commit index by and still count as caught up. */
+#define READY_LAG 64
+
+bool svc_cluster_ready(svc_app *app, char *reason, size_t n)
+{
+    if (app->cluster == NULL)
+        return true;
+    ndb_cluster_status s;
+    ndb_cluster_status_get(app->cluster, &s);
+    if (s.apply_failed)
+        snprintf(reason, n, "cluster: this node stopped applying the log (%s); restart it", s.apply_error);
+    else if (s.leader_id == 0)
+        snprintf(reason, n, "cluster: no leader known (an election is under way, or no majority is reachable)");
+    else if (s.applied_index + READY_LAG < s.commit_index)
+        snprintf(reason, n, "cluster: catching up: applied %llu of %llu committed entries",
+                 (unsigned long long)s.applied_index, (unsigned long long)s.commit_index);
+    else
+        return true;
+    return false;
 }
 
 ndb_status svc_cluster_apply(void *arg, const ndb_cluster_cmd *cmd, void **reply, size_t *reply_len, bool *fatal,

@@ -17,6 +17,11 @@
 ndb_status svc_call(svc_ctx *ctx, const svc_route *route, const ProtobufCMessage *req, ProtobufCMessage **resp,
                     ndb_errmsg *msg);
 
+/* Cluster mode's part of readiness: true when a leader is known, this node
+ * still applies the log and has applied what was committed (within a few
+ * entries); else false with why in reason. True on a single node. */
+bool svc_cluster_ready(svc_app *app, char *reason, size_t n);
+
 /* The cluster's apply function (ndb_cluster_apply_fn); arg is the svc_app. */
 ndb_status svc_cluster_apply(void *arg, const ndb_cluster_cmd *cmd, void **reply, size_t *reply_len, bool *fatal,
                              ndb_errmsg *msg);

@@ -33,6 +33,7 @@ typedef struct machine {
 
 typedef struct world {
     char dirs[N][256];
+    char clients[N][32]; /* the client addresses the nodes announce */
     ndb_cluster_peer peers[N];
     machine m[N];
     ndb_cluster *node[N];
@@ -76,8 +77,9 @@ static int free_port(void)
 
 static void open_node(int i)
 {
+    snprintf(W.clients[i], sizeof W.clients[i], "client-%d:6970", i + 1);
     ndb_cluster_options o = {.id = (uint64_t)i + 1, .dir = W.dirs[i], .peers = W.peers, .npeers = N,
-                             .heartbeat_ms = 50, .election_ms = 500, .apply = apply, .apply_arg = &W.m[i]};
+                             .client_address = W.clients[i], .heartbeat_ms = 50, .election_ms = 500, .apply = apply, .apply_arg = &W.m[i]};
     ndb_errmsg m = {{0}};
     cr_assert_eq(ndb_cluster_open(&o, &W.node[i], &m), NDB_OK, "%s", m.text);
 }
@@ -263,18 +265,21 @@ Test(cluster, a_follower_refuses_writes_and_names_the_leader)
     int l = leader();
     cr_assert_geq(l, 0);
     int f = (l + 1) % N;
-    for (int tries = 0; tries < 100; tries++) { /* until the follower has heard from the leader */
-        ndb_cluster_status s;
+    ndb_cluster_status s;
+    for (int tries = 0; tries < 500; tries++) { /* until the follower has applied the leader's announcement */
         ndb_cluster_status_get(W.node[f], &s);
-        if (s.leader_id != 0)
+        if (s.leader_client_address[0] != 0)
             break;
         sleep_ms(10);
     }
+    cr_assert_eq(s.leader_id, (uint64_t)l + 1);
+    cr_assert_str_eq(s.leader_client_address, W.clients[l]);
+    cr_assert_str_eq(s.leader_address, W.peers[l].address);
     ndb_cluster_reply r;
     cr_assert_eq(propose(f, "x", &r), NDB_ENOTLEADER);
-    char want[64];
-    snprintf(want, sizeof want, "the leader is node %d at %s", l + 1, W.peers[l].address);
-    cr_assert_not_null(strstr(r.msg.text, want), "%s", r.msg.text);
+    char want[96];
+    snprintf(want, sizeof want, "node %d is not the leader; the leader is node %d at %s", f + 1, l + 1, W.clients[l]);
+    cr_assert_str_eq(r.msg.text, want);
     ndb_errmsg m;
     cr_assert_eq(ndb_cluster_read_fence(W.node[f], &m), NDB_ENOTLEADER);
     cr_assert_eq(ndb_cluster_read_fence(W.node[l], &m), NDB_OK, "%s", m.text);

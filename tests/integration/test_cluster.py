@@ -98,12 +98,37 @@ def test_writes_replicate_and_followers_name_the_leader(pb, server_factory):
             stub.InsertOne(pb.document_pb2.InsertOneRequest(collection="users", document=pb.doc({"x": 1})),
                            metadata=c.auth, timeout=10)
         assert e.value.code() == grpc.StatusCode.UNAVAILABLE
-        assert "not the leader" in e.value.details() and "the leader is node" in e.value.details()
+        # named by the address clients reach it at, which the leader announced in the log
+        assert f"is not the leader; the leader is node {c.nodes.index(leader) + 1} at {leader.target}" \
+            in e.value.details(), e.value.details()
         # the same _id, time-stamps and update everywhere: ids and times come from the entry
         md = (("x-api-key", c.key), ("nexadb-read-concern", "local"))
         got = pb.undoc(stub.Get(pb.document_pb2.GetRequest(collection="users", id=ids[0]), metadata=md,
                                 timeout=10).document)
         assert got["age"] == 99
+    # every node's Status: one leader, known to all, everything committed applied; readiness SERVING
+    statuses = {}
+    for s in c.nodes:
+        with grpc.insecure_channel(s.target) as ch:
+            st = pb.admin_pb2_grpc.AdminServiceStub(ch).Status(pb.admin_pb2.StatusRequest(), metadata=c.auth,
+                                                                timeout=10)
+            statuses[s.target] = st
+            assert st.health == "SERVING", st.reason
+            hc = pb.health_pb2_grpc.HealthStub(ch).Check(
+                pb.health_pb2.HealthCheckRequest(service="nexadb.v1.DocumentService"), timeout=10)
+            assert hc.status == pb.health_pb2.HealthCheckResponse.SERVING
+    roles = sorted(st.cluster.role for st in statuses.values())
+    assert roles == ["follower", "follower", "leader"]
+    lead = statuses[leader.target].cluster
+    assert lead.node_id == c.nodes.index(leader) + 1
+    assert {st.cluster.leader_id for st in statuses.values()} == {lead.node_id}
+    assert {st.cluster.leader_address for st in statuses.values()} == {leader.target}
+    assert len(lead.peers) == 3 and all(p.voter for p in lead.peers)
+    assert lead.applied_index >= lead.commit_index > 20
+    import requests
+    text = requests.get(f"{leader.http_base}/metrics", headers={"X-API-Key": c.key}, timeout=10).text
+    assert 'nexadb_cluster_role{role="leader"} 1' in text
+    assert "nexadb_cluster_peer_lag_entries{peer=" in text
 
 
 def writer(pb, c, acked, stop, wid):

@@ -394,7 +394,9 @@ type StatusResponse struct {
 	// Why health is NOT_SERVING ("" when SERVING), e.g. "writes stopped: appending to WAL
 	// segment 000012.wal failed: no space left on device (ENOSPC); they resume by themselves
 	// once space (or descriptors) is freed".
-	Reason        string `protobuf:"bytes,5,opt,name=reason,proto3" json:"reason,omitempty"`
+	Reason string `protobuf:"bytes,5,opt,name=reason,proto3" json:"reason,omitempty"`
+	// The node's place in its cluster (README "Running a cluster"); absent on a single node.
+	Cluster       *ClusterStatus `protobuf:"bytes,6,opt,name=cluster,proto3" json:"cluster,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -464,6 +466,224 @@ func (x *StatusResponse) GetReason() string {
 	return ""
 }
 
+func (x *StatusResponse) GetCluster() *ClusterStatus {
+	if x != nil {
+		return x.Cluster
+	}
+	return nil
+}
+
+// A cluster node's view of the replicated log.
+type ClusterStatus struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	NodeId int64                  `protobuf:"varint,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	// "leader", "follower", "candidate" or "unavailable".
+	Role string `protobuf:"bytes,2,opt,name=role,proto3" json:"role,omitempty"`
+	Term int64  `protobuf:"varint,3,opt,name=term,proto3" json:"term,omitempty"`
+	// 0 while no leader is known.
+	LeaderId int64 `protobuf:"varint,4,opt,name=leader_id,json=leaderId,proto3" json:"leader_id,omitempty"`
+	// Where clients reach the leader (its gRPC address), once it has announced it; else its Raft address.
+	LeaderAddress string `protobuf:"bytes,5,opt,name=leader_address,json=leaderAddress,proto3" json:"leader_address,omitempty"`
+	// The last log entry a majority holds, the last this node has applied, the last in its log.
+	CommitIndex  int64 `protobuf:"varint,6,opt,name=commit_index,json=commitIndex,proto3" json:"commit_index,omitempty"`
+	AppliedIndex int64 `protobuf:"varint,7,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
+	LastIndex    int64 `protobuf:"varint,8,opt,name=last_index,json=lastIndex,proto3" json:"last_index,omitempty"`
+	// Why this node stopped applying the log ("" while it applies): a disk or memory failure
+	// of its own; a restart replays the log.
+	ApplyError    string         `protobuf:"bytes,9,opt,name=apply_error,json=applyError,proto3" json:"apply_error,omitempty"`
+	Peers         []*ClusterPeer `protobuf:"bytes,10,rep,name=peers,proto3" json:"peers,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClusterStatus) Reset() {
+	*x = ClusterStatus{}
+	mi := &file_nexadb_v1_admin_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClusterStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClusterStatus) ProtoMessage() {}
+
+func (x *ClusterStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_nexadb_v1_admin_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClusterStatus.ProtoReflect.Descriptor instead.
+func (*ClusterStatus) Descriptor() ([]byte, []int) {
+	return file_nexadb_v1_admin_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *ClusterStatus) GetNodeId() int64 {
+	if x != nil {
+		return x.NodeId
+	}
+	return 0
+}
+
+func (x *ClusterStatus) GetRole() string {
+	if x != nil {
+		return x.Role
+	}
+	return ""
+}
+
+func (x *ClusterStatus) GetTerm() int64 {
+	if x != nil {
+		return x.Term
+	}
+	return 0
+}
+
+func (x *ClusterStatus) GetLeaderId() int64 {
+	if x != nil {
+		return x.LeaderId
+	}
+	return 0
+}
+
+func (x *ClusterStatus) GetLeaderAddress() string {
+	if x != nil {
+		return x.LeaderAddress
+	}
+	return ""
+}
+
+func (x *ClusterStatus) GetCommitIndex() int64 {
+	if x != nil {
+		return x.CommitIndex
+	}
+	return 0
+}
+
+func (x *ClusterStatus) GetAppliedIndex() int64 {
+	if x != nil {
+		return x.AppliedIndex
+	}
+	return 0
+}
+
+func (x *ClusterStatus) GetLastIndex() int64 {
+	if x != nil {
+		return x.LastIndex
+	}
+	return 0
+}
+
+func (x *ClusterStatus) GetApplyError() string {
+	if x != nil {
+		return x.ApplyError
+	}
+	return ""
+}
+
+func (x *ClusterStatus) GetPeers() []*ClusterPeer {
+	if x != nil {
+		return x.Peers
+	}
+	return nil
+}
+
+// One member, as this node knows it.
+type ClusterPeer struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    int64                  `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	// Its Raft address, and where clients reach it ("" until it has led once).
+	RaftAddress   string `protobuf:"bytes,2,opt,name=raft_address,json=raftAddress,proto3" json:"raft_address,omitempty"`
+	ClientAddress string `protobuf:"bytes,3,opt,name=client_address,json=clientAddress,proto3" json:"client_address,omitempty"`
+	Voter         bool   `protobuf:"varint,4,opt,name=voter,proto3" json:"voter,omitempty"`
+	// On the leader: the last entry this peer is known to hold, and how many entries it is
+	// behind the leader's log. 0 on other nodes.
+	MatchIndex    int64 `protobuf:"varint,5,opt,name=match_index,json=matchIndex,proto3" json:"match_index,omitempty"`
+	Lag           int64 `protobuf:"varint,6,opt,name=lag,proto3" json:"lag,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClusterPeer) Reset() {
+	*x = ClusterPeer{}
+	mi := &file_nexadb_v1_admin_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClusterPeer) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClusterPeer) ProtoMessage() {}
+
+func (x *ClusterPeer) ProtoReflect() protoreflect.Message {
+	mi := &file_nexadb_v1_admin_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClusterPeer.ProtoReflect.Descriptor instead.
+func (*ClusterPeer) Descriptor() ([]byte, []int) {
+	return file_nexadb_v1_admin_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *ClusterPeer) GetId() int64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *ClusterPeer) GetRaftAddress() string {
+	if x != nil {
+		return x.RaftAddress
+	}
+	return ""
+}
+
+func (x *ClusterPeer) GetClientAddress() string {
+	if x != nil {
+		return x.ClientAddress
+	}
+	return ""
+}
+
+func (x *ClusterPeer) GetVoter() bool {
+	if x != nil {
+		return x.Voter
+	}
+	return false
+}
+
+func (x *ClusterPeer) GetMatchIndex() int64 {
+	if x != nil {
+		return x.MatchIndex
+	}
+	return 0
+}
+
+func (x *ClusterPeer) GetLag() int64 {
+	if x != nil {
+		return x.Lag
+	}
+	return 0
+}
+
 type StatsRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -472,7 +692,7 @@ type StatsRequest struct {
 
 func (x *StatsRequest) Reset() {
 	*x = StatsRequest{}
-	mi := &file_nexadb_v1_admin_proto_msgTypes[7]
+	mi := &file_nexadb_v1_admin_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -484,7 +704,7 @@ func (x *StatsRequest) String() string {
 func (*StatsRequest) ProtoMessage() {}
 
 func (x *StatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nexadb_v1_admin_proto_msgTypes[7]
+	mi := &file_nexadb_v1_admin_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -497,7 +717,7 @@ func (x *StatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatsRequest.ProtoReflect.Descriptor instead.
 func (*StatsRequest) Descriptor() ([]byte, []int) {
-	return file_nexadb_v1_admin_proto_rawDescGZIP(), []int{7}
+	return file_nexadb_v1_admin_proto_rawDescGZIP(), []int{9}
 }
 
 // Per-level figures of the storage engine.
@@ -512,7 +732,7 @@ type LevelStats struct {
 
 func (x *LevelStats) Reset() {
 	*x = LevelStats{}
-	mi := &file_nexadb_v1_admin_proto_msgTypes[8]
+	mi := &file_nexadb_v1_admin_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -524,7 +744,7 @@ func (x *LevelStats) String() string {
 func (*LevelStats) ProtoMessage() {}
 
 func (x *LevelStats) ProtoReflect() protoreflect.Message {
-	mi := &file_nexadb_v1_admin_proto_msgTypes[8]
+	mi := &file_nexadb_v1_admin_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -537,7 +757,7 @@ func (x *LevelStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LevelStats.ProtoReflect.Descriptor instead.
 func (*LevelStats) Descriptor() ([]byte, []int) {
-	return file_nexadb_v1_admin_proto_rawDescGZIP(), []int{8}
+	return file_nexadb_v1_admin_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *LevelStats) GetLevel() int32 {
@@ -588,7 +808,7 @@ type MemoryStats struct {
 
 func (x *MemoryStats) Reset() {
 	*x = MemoryStats{}
-	mi := &file_nexadb_v1_admin_proto_msgTypes[9]
+	mi := &file_nexadb_v1_admin_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -600,7 +820,7 @@ func (x *MemoryStats) String() string {
 func (*MemoryStats) ProtoMessage() {}
 
 func (x *MemoryStats) ProtoReflect() protoreflect.Message {
-	mi := &file_nexadb_v1_admin_proto_msgTypes[9]
+	mi := &file_nexadb_v1_admin_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -613,7 +833,7 @@ func (x *MemoryStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MemoryStats.ProtoReflect.Descriptor instead.
 func (*MemoryStats) Descriptor() ([]byte, []int) {
-	return file_nexadb_v1_admin_proto_rawDescGZIP(), []int{9}
+	return file_nexadb_v1_admin_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *MemoryStats) GetResidentAnonymous() int64 {
@@ -685,7 +905,7 @@ type EngineStats struct {
 
 func (x *EngineStats) Reset() {
 	*x = EngineStats{}
-	mi := &file_nexadb_v1_admin_proto_msgTypes[10]
+	mi := &file_nexadb_v1_admin_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -697,7 +917,7 @@ func (x *EngineStats) String() string {
 func (*EngineStats) ProtoMessage() {}
 
 func (x *EngineStats) ProtoReflect() protoreflect.Message {
-	mi := &file_nexadb_v1_admin_proto_msgTypes[10]
+	mi := &file_nexadb_v1_admin_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -710,7 +930,7 @@ func (x *EngineStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EngineStats.ProtoReflect.Descriptor instead.
 func (*EngineStats) Descriptor() ([]byte, []int) {
-	return file_nexadb_v1_admin_proto_rawDescGZIP(), []int{10}
+	return file_nexadb_v1_admin_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *EngineStats) GetMemtableBytes() int64 {
@@ -789,7 +1009,7 @@ type StatsResponse struct {
 
 func (x *StatsResponse) Reset() {
 	*x = StatsResponse{}
-	mi := &file_nexadb_v1_admin_proto_msgTypes[11]
+	mi := &file_nexadb_v1_admin_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -801,7 +1021,7 @@ func (x *StatsResponse) String() string {
 func (*StatsResponse) ProtoMessage() {}
 
 func (x *StatsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nexadb_v1_admin_proto_msgTypes[11]
+	mi := &file_nexadb_v1_admin_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -814,7 +1034,7 @@ func (x *StatsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatsResponse.ProtoReflect.Descriptor instead.
 func (*StatsResponse) Descriptor() ([]byte, []int) {
-	return file_nexadb_v1_admin_proto_rawDescGZIP(), []int{11}
+	return file_nexadb_v1_admin_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *StatsResponse) GetCollections() []*CollectionInfo {
@@ -896,13 +1116,36 @@ const file_nexadb_v1_admin_proto_rawDesc = "" +
 	"\x14GetApiKeyInfoRequest\"4\n" +
 	"\x15GetApiKeyInfoResponse\x12\x1b\n" +
 	"\tread_only\x18\x01 \x01(\bR\breadOnly\"\x0f\n" +
-	"\rStatusRequest\"\x99\x01\n" +
+	"\rStatusRequest\"\xcd\x01\n" +
 	"\x0eStatusResponse\x12\x16\n" +
 	"\x06status\x18\x01 \x01(\tR\x06status\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\tR\aversion\x12%\n" +
 	"\x0euptime_seconds\x18\x03 \x01(\x03R\ruptimeSeconds\x12\x16\n" +
 	"\x06health\x18\x04 \x01(\tR\x06health\x12\x16\n" +
-	"\x06reason\x18\x05 \x01(\tR\x06reason\"\x0e\n" +
+	"\x06reason\x18\x05 \x01(\tR\x06reason\x122\n" +
+	"\acluster\x18\x06 \x01(\v2\x18.nexadb.v1.ClusterStatusR\acluster\"\xca\x02\n" +
+	"\rClusterStatus\x12\x17\n" +
+	"\anode_id\x18\x01 \x01(\x03R\x06nodeId\x12\x12\n" +
+	"\x04role\x18\x02 \x01(\tR\x04role\x12\x12\n" +
+	"\x04term\x18\x03 \x01(\x03R\x04term\x12\x1b\n" +
+	"\tleader_id\x18\x04 \x01(\x03R\bleaderId\x12%\n" +
+	"\x0eleader_address\x18\x05 \x01(\tR\rleaderAddress\x12!\n" +
+	"\fcommit_index\x18\x06 \x01(\x03R\vcommitIndex\x12#\n" +
+	"\rapplied_index\x18\a \x01(\x03R\fappliedIndex\x12\x1d\n" +
+	"\n" +
+	"last_index\x18\b \x01(\x03R\tlastIndex\x12\x1f\n" +
+	"\vapply_error\x18\t \x01(\tR\n" +
+	"applyError\x12,\n" +
+	"\x05peers\x18\n" +
+	" \x03(\v2\x16.nexadb.v1.ClusterPeerR\x05peers\"\xb0\x01\n" +
+	"\vClusterPeer\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x03R\x02id\x12!\n" +
+	"\fraft_address\x18\x02 \x01(\tR\vraftAddress\x12%\n" +
+	"\x0eclient_address\x18\x03 \x01(\tR\rclientAddress\x12\x14\n" +
+	"\x05voter\x18\x04 \x01(\bR\x05voter\x12\x1f\n" +
+	"\vmatch_index\x18\x05 \x01(\x03R\n" +
+	"matchIndex\x12\x10\n" +
+	"\x03lag\x18\x06 \x01(\x03R\x03lag\"\x0e\n" +
 	"\fStatsRequest\"N\n" +
 	"\n" +
 	"LevelStats\x12\x14\n" +
@@ -954,7 +1197,7 @@ func file_nexadb_v1_admin_proto_rawDescGZIP() []byte {
 	return file_nexadb_v1_admin_proto_rawDescData
 }
 
-var file_nexadb_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_nexadb_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_nexadb_v1_admin_proto_goTypes = []any{
 	(*BackupRequest)(nil),         // 0: nexadb.v1.BackupRequest
 	(*BackupProgress)(nil),        // 1: nexadb.v1.BackupProgress
@@ -963,32 +1206,36 @@ var file_nexadb_v1_admin_proto_goTypes = []any{
 	(*GetApiKeyInfoResponse)(nil), // 4: nexadb.v1.GetApiKeyInfoResponse
 	(*StatusRequest)(nil),         // 5: nexadb.v1.StatusRequest
 	(*StatusResponse)(nil),        // 6: nexadb.v1.StatusResponse
-	(*StatsRequest)(nil),          // 7: nexadb.v1.StatsRequest
-	(*LevelStats)(nil),            // 8: nexadb.v1.LevelStats
-	(*MemoryStats)(nil),           // 9: nexadb.v1.MemoryStats
-	(*EngineStats)(nil),           // 10: nexadb.v1.EngineStats
-	(*StatsResponse)(nil),         // 11: nexadb.v1.StatsResponse
-	(*CollectionInfo)(nil),        // 12: nexadb.v1.CollectionInfo
+	(*ClusterStatus)(nil),         // 7: nexadb.v1.ClusterStatus
+	(*ClusterPeer)(nil),           // 8: nexadb.v1.ClusterPeer
+	(*StatsRequest)(nil),          // 9: nexadb.v1.StatsRequest
+	(*LevelStats)(nil),            // 10: nexadb.v1.LevelStats
+	(*MemoryStats)(nil),           // 11: nexadb.v1.MemoryStats
+	(*EngineStats)(nil),           // 12: nexadb.v1.EngineStats
+	(*StatsResponse)(nil),         // 13: nexadb.v1.StatsResponse
+	(*CollectionInfo)(nil),        // 14: nexadb.v1.CollectionInfo
 }
 var file_nexadb_v1_admin_proto_depIdxs = []int32{
 	1,  // 0: nexadb.v1.BackupResponse.progress:type_name -> nexadb.v1.BackupProgress
-	8,  // 1: nexadb.v1.EngineStats.levels:type_name -> nexadb.v1.LevelStats
-	12, // 2: nexadb.v1.StatsResponse.collections:type_name -> nexadb.v1.CollectionInfo
-	10, // 3: nexadb.v1.StatsResponse.engine:type_name -> nexadb.v1.EngineStats
-	9,  // 4: nexadb.v1.StatsResponse.memory:type_name -> nexadb.v1.MemoryStats
-	5,  // 5: nexadb.v1.AdminService.Status:input_type -> nexadb.v1.StatusRequest
-	7,  // 6: nexadb.v1.AdminService.Stats:input_type -> nexadb.v1.StatsRequest
-	3,  // 7: nexadb.v1.AdminService.GetApiKeyInfo:input_type -> nexadb.v1.GetApiKeyInfoRequest
-	0,  // 8: nexadb.v1.AdminService.Backup:input_type -> nexadb.v1.BackupRequest
-	6,  // 9: nexadb.v1.AdminService.Status:output_type -> nexadb.v1.StatusResponse
-	11, // 10: nexadb.v1.AdminService.Stats:output_type -> nexadb.v1.StatsResponse
-	4,  // 11: nexadb.v1.AdminService.GetApiKeyInfo:output_type -> nexadb.v1.GetApiKeyInfoResponse
-	2,  // 12: nexadb.v1.AdminService.Backup:output_type -> nexadb.v1.BackupResponse
-	9,  // [9:13] is the sub-list for method output_type
-	5,  // [5:9] is the sub-list for method input_type
-	5,  // [5:5] is the sub-list for extension type_name
-	5,  // [5:5] is the sub-list for extension extendee
-	0,  // [0:5] is the sub-list for field type_name
+	7,  // 1: nexadb.v1.StatusResponse.cluster:type_name -> nexadb.v1.ClusterStatus
+	8,  // 2: nexadb.v1.ClusterStatus.peers:type_name -> nexadb.v1.ClusterPeer
+	10, // 3: nexadb.v1.EngineStats.levels:type_name -> nexadb.v1.LevelStats
+	14, // 4: nexadb.v1.StatsResponse.collections:type_name -> nexadb.v1.CollectionInfo
+	12, // 5: nexadb.v1.StatsResponse.engine:type_name -> nexadb.v1.EngineStats
+	11, // 6: nexadb.v1.StatsResponse.memory:type_name -> nexadb.v1.MemoryStats
+	5,  // 7: nexadb.v1.AdminService.Status:input_type -> nexadb.v1.StatusRequest
+	9,  // 8: nexadb.v1.AdminService.Stats:input_type -> nexadb.v1.StatsRequest
+	3,  // 9: nexadb.v1.AdminService.GetApiKeyInfo:input_type -> nexadb.v1.GetApiKeyInfoRequest
+	0,  // 10: nexadb.v1.AdminService.Backup:input_type -> nexadb.v1.BackupRequest
+	6,  // 11: nexadb.v1.AdminService.Status:output_type -> nexadb.v1.StatusResponse
+	13, // 12: nexadb.v1.AdminService.Stats:output_type -> nexadb.v1.StatsResponse
+	4,  // 13: nexadb.v1.AdminService.GetApiKeyInfo:output_type -> nexadb.v1.GetApiKeyInfoResponse
+	2,  // 14: nexadb.v1.AdminService.Backup:output_type -> nexadb.v1.BackupResponse
+	11, // [11:15] is the sub-list for method output_type
+	7,  // [7:11] is the sub-list for method input_type
+	7,  // [7:7] is the sub-list for extension type_name
+	7,  // [7:7] is the sub-list for extension extendee
+	0,  // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_nexadb_v1_admin_proto_init() }
@@ -1003,7 +1250,7 @@ func file_nexadb_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_nexadb_v1_admin_proto_rawDesc), len(file_nexadb_v1_admin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   12,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
