@@ -46,10 +46,7 @@ int clu_fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void **re
     }
     memcpy(copy, buf->base, buf->len);
     /* Raft applies entries in order and sets last_applied after this returns. */
-    e->index = raft_last_applied(&cl->raft) + 1;
-    e->buf = copy;
-    e->len = buf->len;
-    e->next = NULL;
+    *e = (aentry){.index = raft_last_applied(&cl->raft) + 1, .buf = copy, .len = buf->len};
     pthread_mutex_lock(&cl->mu);
     *cl->atail = e;
     cl->atail = &e->next;
@@ -76,6 +73,23 @@ static void apply_fail(ndb_cluster *cl, uint64_t index, const char *why)
         g = next;
     }
     pthread_cond_broadcast(&cl->cv);
+}
+
+/* Replaces the state by a snapshot's (restore). */
+static void run_restore(ndb_cluster *cl, aentry *e)
+{
+    ndb_errmsg m = {{0}};
+    ndb_status st = cl->opt.restore(cl->opt.apply_arg, e->index, e->buf, e->len, &m);
+    pthread_mutex_lock(&cl->mu);
+    if (st != NDB_OK) {
+        char why[240];
+        snprintf(why, sizeof why, "restoring its snapshot: %s", m.text);
+        apply_fail(cl, e->index, why);
+    } else {
+        cl->applied = e->index;
+        pthread_cond_broadcast(&cl->cv);
+    }
+    pthread_mutex_unlock(&cl->mu);
 }
 
 /* Runs one entry's commands; answers them when this process proposed it. */
@@ -185,7 +199,9 @@ void *clu_applier(void *arg)
             cl->atail = &cl->ahead;
         bool skip = cl->apply_failed;
         pthread_mutex_unlock(&cl->mu);
-        if (!skip)
+        if (!skip && e->restore)
+            run_restore(cl, e);
+        else if (!skip)
             run_entry(cl, e);
         free(e->buf);
         free(e);

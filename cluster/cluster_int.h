@@ -48,8 +48,9 @@ typedef struct fence {
     struct fence *next;
 } fence;
 
-/* A committed command entry, copied for the applier. */
+/* A committed command entry, or a snapshot to restore, copied for the applier. */
 typedef struct aentry {
+    bool restore;   /* buf is a snapshot's description (index first) */
     uint64_t index;
     uint8_t *buf;
     size_t len;
@@ -76,6 +77,7 @@ struct ndb_cluster {
     struct raft_transfer transfer;
     uint64_t transfer_deadline; /* uv_now() past which closing stops waiting for the hand-over */
     bool stopping;              /* raft_close called */
+    char snapshot_error[256];   /* why the last snapshot failed ("" when it did not) */
     uint64_t next_group;
 
     pthread_mutex_t mu;

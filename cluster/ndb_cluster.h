@@ -55,6 +55,22 @@ typedef struct ndb_cluster_cmd {
 typedef ndb_status (*ndb_cluster_apply_fn)(void *arg, const ndb_cluster_cmd *cmd, void **reply,
                                            size_t *reply_len, bool *fatal, ndb_errmsg *msg);
 
+/*
+ * Snapshots, which let Raft drop the log before them. snapshot is called on
+ * the Raft thread with every command up to index executed and none after (the
+ * applier idle): it saves the state as of index where it outlives the log,
+ * and returns a small description of it (*payload, malloc'd, at most 64 KiB).
+ * restore is called on the applier thread, in log order, with a description
+ * and its index: on this node at its next start (its own last snapshot), or
+ * when the leader sends one because this node is missing entries the log no
+ * longer has; it replaces the state by that one. A restore failure stops the
+ * applier (as a fatal apply).
+ */
+typedef ndb_status (*ndb_cluster_snapshot_fn)(void *arg, uint64_t index, void **payload, size_t *len,
+                                              ndb_errmsg *msg);
+typedef ndb_status (*ndb_cluster_restore_fn)(void *arg, uint64_t index, const void *payload, size_t len,
+                                             ndb_errmsg *msg);
+
 typedef struct ndb_cluster_options {
     uint64_t id;                   /* this node's id: one of peers */
     const char *dir;               /* the Raft log and metadata (created, mode 0700) */
@@ -64,12 +80,18 @@ typedef struct ndb_cluster_options {
     unsigned heartbeat_ms;         /* 0: 100 */
     unsigned election_ms;          /* 0: 1000 */
     ndb_cluster_apply_fn apply;
-    void *apply_arg;
+    void *apply_arg;                /* also snapshot's and restore's */
+    ndb_cluster_snapshot_fn snapshot; /* NULL: no snapshots, the log is kept whole */
+    ndb_cluster_restore_fn restore;   /* required with snapshot */
+    unsigned snapshot_entries;        /* a snapshot after this many entries; 0: 4096 */
+    unsigned snapshot_trailing;       /* entries kept behind a snapshot, for peers a little behind; 0: 512 */
 } ndb_cluster_options;
 
 /* Opens the log in opt->dir (bootstrapping opt->peers as the configuration
- * when the directory is new) and joins the cluster. Committed commands are
- * executed from the start of the log. Caller closes with ndb_cluster_close. */
+ * when the directory is new) and joins the cluster. The last snapshot is
+ * restored before this returns; committed commands after it are executed as
+ * the leader makes the commit index known. Caller closes with
+ * ndb_cluster_close. */
 ndb_status ndb_cluster_open(const ndb_cluster_options *opt, ndb_cluster **out, ndb_errmsg *msg);
 
 /* Hands leadership to another voter first when this node leads (waiting at

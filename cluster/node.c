@@ -479,19 +479,85 @@ static void set_started(ndb_cluster *cl, int v)
     pthread_mutex_unlock(&cl->mu);
 }
 
+/* A snapshot as Raft stores and sends it: its index (8 bytes, little-endian),
+ * the length of the caller's description (4), the description, zeros to a
+ * multiple of 8. */
+#define SNAP_HEAD 12
+#define SNAP_MAX (64u << 10)
+
 static int fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigned *n)
 {
-    (void)fsm;
-    (void)bufs;
-    (void)n;
-    return RAFT_NOTFOUND; /* snapshots are not taken yet: the threshold is never reached */
+    ndb_cluster *cl = fsm->data;
+    uint64_t index = raft_last_applied(&cl->raft);
+    pthread_mutex_lock(&cl->mu);
+    bool idle = cl->ahead == NULL && cl->applied >= cl->enqueued && !cl->apply_failed;
+    pthread_mutex_unlock(&cl->mu);
+    if (!idle)
+        return RAFT_BUSY; /* Raft tries again after a later entry */
+    void *desc = NULL;
+    size_t dlen = 0;
+    ndb_errmsg m = {{0}};
+    if (cl->opt.snapshot(cl->opt.apply_arg, index, &desc, &dlen, &m) != NDB_OK) {
+        snprintf(cl->snapshot_error, sizeof cl->snapshot_error, "%s", m.text);
+        return RAFT_IOERR;
+    }
+    size_t len = (SNAP_HEAD + dlen + 7) & ~(size_t)7;
+    struct raft_buffer *b = raft_malloc(sizeof *b);
+    uint8_t *p = dlen <= SNAP_MAX ? raft_calloc(1, len) : NULL;
+    if (b == NULL || p == NULL) {
+        free(desc);
+        raft_free(b);
+        raft_free(p);
+        return RAFT_NOMEM;
+    }
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(index >> (8 * i));
+    for (int i = 0; i < 4; i++)
+        p[8 + i] = (uint8_t)(dlen >> (8 * i));
+    memcpy(p + SNAP_HEAD, desc, dlen);
+    free(desc);
+    b->base = p;
+    b->len = len;
+    *bufs = b;
+    *n = 1;
+    cl->snapshot_error[0] = 0;
+    return 0;
 }
 
+/* At start (this node's last snapshot) or from the leader: handed to the
+ * applier, in order with the entries. */
 static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
 {
-    (void)fsm;
-    (void)buf;
-    return RAFT_NOTFOUND; /* no node takes one, so none arrives */
+    ndb_cluster *cl = fsm->data;
+    const uint8_t *p = buf->base;
+    if (buf->len < SNAP_HEAD)
+        return RAFT_MALFORMED;
+    uint64_t index = 0;
+    uint32_t dlen = 0;
+    for (int i = 7; i >= 0; i--)
+        index = index << 8 | p[i];
+    for (int i = 3; i >= 0; i--)
+        dlen = dlen << 8 | p[8 + i];
+    if (dlen > buf->len - SNAP_HEAD)
+        return RAFT_MALFORMED;
+    aentry *e = malloc(sizeof *e);
+    uint8_t *copy = malloc(dlen ? dlen : 1);
+    if (e == NULL || copy == NULL) {
+        free(e);
+        free(copy);
+        return RAFT_NOMEM;
+    }
+    memcpy(copy, p + SNAP_HEAD, dlen);
+    *e = (aentry){.restore = true, .index = index, .buf = copy, .len = dlen};
+    pthread_mutex_lock(&cl->mu);
+    *cl->atail = e;
+    cl->atail = &e->next;
+    if (index > cl->enqueued)
+        cl->enqueued = index;
+    pthread_cond_broadcast(&cl->cv);
+    pthread_mutex_unlock(&cl->mu);
+    raft_free(buf->base); /* ours once restore succeeds */
+    return 0;
 }
 
 /* What start() has set up, so a failure part-way tears down just that. */
@@ -559,7 +625,12 @@ static int start(ndb_cluster *cl, unsigned *up)
     raft_set_heartbeat_timeout(&cl->raft, cl->opt.heartbeat_ms ? cl->opt.heartbeat_ms : 100);
     raft_set_election_timeout(&cl->raft, cl->opt.election_ms ? cl->opt.election_ms : 1000);
     raft_set_pre_vote(&cl->raft, true); /* a node back from a partition does not depose a working leader */
-    raft_set_snapshot_threshold(&cl->raft, UINT_MAX);
+    if (cl->opt.snapshot != NULL) {
+        raft_set_snapshot_threshold(&cl->raft, cl->opt.snapshot_entries ? cl->opt.snapshot_entries : 4096);
+        raft_set_snapshot_trailing(&cl->raft, cl->opt.snapshot_trailing ? cl->opt.snapshot_trailing : 512);
+    } else {
+        raft_set_snapshot_threshold(&cl->raft, UINT_MAX);
+    }
     if ((rv = raft_start(&cl->raft)) != 0) {
         ndb_errmsg_set(m, NDB_EIO, "starting Raft: %s", raft_errmsg(&cl->raft));
         return -1;
@@ -619,7 +690,8 @@ static void free_cluster(ndb_cluster *cl)
 ndb_status ndb_cluster_open(const ndb_cluster_options *opt, ndb_cluster **out, ndb_errmsg *msg)
 {
     *out = NULL;
-    if (opt->apply == NULL || opt->npeers == 0 || opt->npeers > NDB_CLUSTER_MAX_PEERS || opt->dir == NULL)
+    if (opt->apply == NULL || opt->npeers == 0 || opt->npeers > NDB_CLUSTER_MAX_PEERS || opt->dir == NULL ||
+        (opt->snapshot != NULL && opt->restore == NULL))
         return ndb_errmsg_set(msg, NDB_EINVAL, "a cluster needs 1 to %d peers, a directory and an apply function",
                               NDB_CLUSTER_MAX_PEERS);
     const ndb_cluster_peer *self = NULL;
@@ -673,6 +745,9 @@ ndb_status ndb_cluster_open(const ndb_cluster_options *opt, ndb_cluster **out, n
     while (cl->started == 0)
         pthread_cond_wait(&cl->cv, &cl->mu);
     int started = cl->started;
+    /* the last snapshot, which Raft hands over as it starts, is restored before this returns */
+    while (started > 0 && (cl->ahead != NULL || cl->applied < cl->enqueued) && !cl->apply_failed)
+        pthread_cond_wait(&cl->cv, &cl->mu);
     pthread_mutex_unlock(&cl->mu);
     if (started < 0) {
         ndb_errmsg m = cl->start_msg;

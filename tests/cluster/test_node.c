@@ -24,15 +24,19 @@
 
 /* A node's state machine: the commands it executed, in order. */
 typedef struct machine {
+    int node; /* its index */
     pthread_mutex_t mu;
     char *cmds[MAXLOG];
     uint64_t index[MAXLOG];
     size_t n;
     int fail_on; /* a command equal to "fail" returns fatal when set */
+    int restores; /* snapshots restored */
 } machine;
 
 typedef struct world {
     char dirs[N][256];
+    char raft[N][300]; /* the Raft logs, inside dirs */
+    bool snapshots;    /* nodes open with snapshot/restore, every 8 entries */
     char clients[N][32]; /* the client addresses the nodes announce */
     ndb_cluster_peer peers[N];
     machine m[N];
@@ -64,6 +68,51 @@ static ndb_status apply(void *arg, const ndb_cluster_cmd *cmd, void **reply, siz
     return NDB_OK;
 }
 
+/* Snapshots: the machine's commands in a file of its node's directory,
+ * named by the index; the description is the file's path, which another node
+ * reads too (all of them share this file system, as a fetch would). */
+static ndb_status snapshot(void *arg, uint64_t index, void **payload, size_t *len, ndb_errmsg *msg)
+{
+    machine *m = arg;
+    char path[400];
+    snprintf(path, sizeof path, "%s/machine-%llu", W.dirs[m->node], (unsigned long long)index);
+    FILE *f = fopen(path, "w");
+    if (f == NULL)
+        return ndb_errmsg_set(msg, NDB_EIO, "open %s", path);
+    pthread_mutex_lock(&m->mu);
+    for (size_t j = 0; j < m->n; j++)
+        fprintf(f, "%llu %s\n", (unsigned long long)m->index[j], m->cmds[j]);
+    pthread_mutex_unlock(&m->mu);
+    fclose(f);
+    *payload = strdup(path);
+    *len = strlen(path);
+    return NDB_OK;
+}
+
+static ndb_status restore(void *arg, uint64_t index, const void *payload, size_t len, ndb_errmsg *msg)
+{
+    machine *m = arg;
+    char path[400];
+    snprintf(path, sizeof path, "%.*s", (int)len, (const char *)payload);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return ndb_errmsg_set(msg, NDB_EIO, "no snapshot %s (index %llu)", path, (unsigned long long)index);
+    pthread_mutex_lock(&m->mu);
+    for (size_t j = 0; j < m->n; j++)
+        free(m->cmds[j]);
+    m->n = 0;
+    unsigned long long idx;
+    char text[64];
+    while (fscanf(f, "%llu %63s", &idx, text) == 2) {
+        m->index[m->n] = idx;
+        m->cmds[m->n++] = strdup(text);
+    }
+    m->restores++;
+    pthread_mutex_unlock(&m->mu);
+    fclose(f);
+    return NDB_OK;
+}
+
 static int free_port(void)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -78,8 +127,18 @@ static int free_port(void)
 static void open_node(int i)
 {
     snprintf(W.clients[i], sizeof W.clients[i], "client-%d:6970", i + 1);
-    ndb_cluster_options o = {.id = (uint64_t)i + 1, .dir = W.dirs[i], .peers = W.peers, .npeers = N,
-                             .client_address = W.clients[i], .heartbeat_ms = 50, .election_ms = 500, .apply = apply, .apply_arg = &W.m[i]};
+    char dir[sizeof W.dirs[i]];
+    memcpy(dir, W.dirs[i], sizeof dir);
+    snprintf(W.raft[i], sizeof W.raft[i], "%s/raft", dir);
+    ndb_cluster_options o = {.id = (uint64_t)i + 1, .dir = W.raft[i], .peers = W.peers, .npeers = N,
+                             .client_address = W.clients[i], .heartbeat_ms = 50, .election_ms = 500, .apply = apply,
+                             .apply_arg = &W.m[i]};
+    if (W.snapshots) {
+        o.snapshot = snapshot;
+        o.restore = restore;
+        o.snapshot_entries = 8;
+        o.snapshot_trailing = 2;
+    }
     ndb_errmsg m = {{0}};
     cr_assert_eq(ndb_cluster_open(&o, &W.node[i], &m), NDB_OK, "%s", m.text);
 }
@@ -91,10 +150,11 @@ static void reset_machine(machine *m)
     m->n = 0;
 }
 
-static void setup(void)
+static void setup_nodes(bool snapshots)
 {
     signal(SIGPIPE, SIG_IGN); /* as the server does: a peer that closed its socket is not a reason to die */
     memset(&W, 0, sizeof W);
+    W.snapshots = snapshots;
     const char *base = getenv("TMPDIR");
     for (int i = 0; i < N; i++) {
         snprintf(W.dirs[i], sizeof W.dirs[i], "%s/ndbclu-XXXXXX", base && *base ? base : "/tmp");
@@ -102,10 +162,14 @@ static void setup(void)
         W.peers[i].id = (uint64_t)i + 1;
         snprintf(W.peers[i].address, sizeof W.peers[i].address, "127.0.0.1:%d", free_port());
         pthread_mutex_init(&W.m[i].mu, NULL);
+        W.m[i].node = i;
     }
     for (int i = 0; i < N; i++)
         open_node(i);
 }
+
+static void setup(void) { setup_nodes(false); }
+static void setup_snapshots(void) { setup_nodes(true); }
 
 static void teardown(void)
 {
@@ -344,4 +408,58 @@ Test(cluster, bad_peer_lists_are_refused)
                          "1=a:1,2=b:2,3=c:3,4=d:4,5=e:5"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         cr_assert_eq(ndb_cluster_parse_peers(bad[i], p, 4, &n, &m), NDB_EINVAL, "\"%s\" accepted", bad[i]);
+}
+
+static void propose_n(int l, const char *tag, int n)
+{
+    for (int k = 0; k < n; k++) {
+        char text[32];
+        snprintf(text, sizeof text, "%s-%d", tag, k);
+        ndb_cluster_reply r;
+        cr_assert_eq(propose(l, text, &r), NDB_OK, "%s", r.msg.text);
+        free(r.data);
+    }
+}
+
+TestSuite(snapshots, .init = setup_snapshots, .fini = teardown, .timeout = 60);
+
+Test(snapshots, a_restarted_node_starts_from_its_snapshot_and_replays_the_rest)
+{
+    int l = leader();
+    cr_assert_geq(l, 0);
+    propose_n(l, "a", 40); /* a snapshot every 8 entries */
+    wait_all(40);
+    int f = (l + 1) % N;
+    ndb_cluster_close(W.node[f]);
+    W.node[f] = NULL;
+    reset_machine(&W.m[f]);
+    W.m[f].restores = 0;
+    open_node(f);
+    cr_assert_eq(W.m[f].restores, 1, "the node did not start from its snapshot");
+    cr_assert_gt(W.m[f].n, 0, "the snapshot held no commands");
+    propose_n(leader(), "b", 5);
+    wait_all(45);
+    assert_same_logs(45);
+}
+
+Test(snapshots, a_wiped_node_catches_up_by_the_leaders_snapshot_and_the_log)
+{
+    int l = leader();
+    cr_assert_geq(l, 0);
+    propose_n(l, "a", 10);
+    wait_all(10);
+    int f = (l + 1) % N;
+    ndb_cluster_close(W.node[f]);
+    W.node[f] = NULL;
+    propose_n(l, "b", 40); /* the log before most of these is gone (2 entries kept behind a snapshot) */
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'/*", W.dirs[f]);
+    cr_assert_eq(system(cmd), 0);
+    reset_machine(&W.m[f]);
+    W.m[f].restores = 0;
+    open_node(f); /* a new log: it knows only the configuration */
+    propose_n(l, "c", 3);
+    wait_all(53);
+    assert_same_logs(53);
+    cr_assert_geq(W.m[f].restores, 1, "the node caught up without a snapshot");
 }
