@@ -39,6 +39,16 @@ typedef struct svc_app {
     char spill_dir[4200]; /* <data-dir>/spill: sorts' and $group's files beyond --query-memory-bytes */
     ndb_vec_db *vec; /* vector collections, over kv and doc; derived segments in <data-dir>/vseg */
     ndb_cluster *cluster; /* cluster mode (--node-id, --peers): writes go through its log; NULL: one node */
+    /* Where the engines live and how they were opened (engines.c), so a
+     * cluster node can replace them by a snapshot; the lock calls hold
+     * (shared) while they use them, and the flag that ends change streams
+     * while a snapshot is loaded. */
+    char engines_base[4200];
+    bool engines_cluster;
+    uint32_t max_open_tables;
+    pthread_rwlock_t engines_lock;
+    _Atomic int reloading;
+    char cluster_client[300]; /* cluster mode: the address clients reach this node at */
     /* The descriptor budget main.c derives from RLIMIT_NOFILE (service/README.md). */
     svc_gate_config gate;
     /* The storage engine refuses writes (storage.c): readiness is NOT_SERVING. */

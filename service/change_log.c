@@ -3,6 +3,7 @@
 
 #include <time.h>
 
+#include "engines.h"
 #include "log.h"
 
 static void trim_tick(void *arg)
@@ -17,12 +18,14 @@ static void trim_tick(void *arg)
     uint64_t n, total = 0;
     ndb_errmsg msg = {{0}};
     ndb_status st;
+    svc_engines_hold(app);
     do {
         st = ndb_doc_changes_trim(app->doc, now_ms, cfg->change_retention_s * 1000,
                                   (uint64_t)cfg->change_retention_bytes, SVC_CHANGE_TRIM_BATCH, &n, &msg);
         total += n;
         atomic_fetch_add_explicit(&app->change_trimmed, n, memory_order_relaxed);
     } while (st == NDB_OK && n == SVC_CHANGE_TRIM_BATCH && !atomic_load(&app->writes_stopped));
+    svc_engines_release(app);
     if (st != NDB_OK) {
         atomic_fetch_add_explicit(&app->change_trim_failures, 1, memory_order_relaxed);
         SVC_LOG(SVC_LOG_WARN, "trimming the change log failed; the next turn retries", LOG_STR("error", msg.text),

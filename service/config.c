@@ -103,6 +103,8 @@ static const opt_def opts[] = {
     STR_OPT("peers", "NEXADB_PEERS", peers,
             "cluster mode: every member as id=host:port of its Raft transport, comma-separated, this node "
             "included (e.g. 1=nexadb-0.nexadb:6971,2=nexadb-1.nexadb:6971,3=nexadb-2.nexadb:6971)"),
+    NUM_OPT("snapshot-entries", "NEXADB_SNAPSHOT_ENTRIES", OPT_INT, snapshot_entries, 16, 1 << 30,
+            "cluster mode: log entries between snapshots, after which the log before them is dropped (default 4096)"),
     STR_OPT("verify-backup", "NEXADB_VERIFY_BACKUP", verify_backup,
             "check every checksum of this backup (bases after it, comma-separated) and exit: 0 whole, 1 not"),
 };
@@ -171,6 +173,7 @@ ndb_status svc_config_load(svc_config *cfg, int argc, char **argv, ndb_errmsg *m
     cfg->change_retention_s = 86400;
     cfg->change_retention_bytes = INT64_C(1) << 30;
     cfg->max_watches = 32;
+    cfg->snapshot_entries = 4096;
     cfg->http_timeout_s = 30;
     cfg->keepalive_time_s = 30;
     cfg->keepalive_timeout_s = 10;

@@ -52,6 +52,7 @@ typedef struct svc_config {
     char verify_backup[8192];   /* check this backup (then its bases) and exit */
     int64_t node_id;            /* cluster mode: this node's id among peers; 0: a single node */
     char peers[4096];           /* cluster mode: "1=host:port,2=host:port,..." (Raft addresses) */
+    int snapshot_entries;       /* cluster mode: log entries between snapshots */
 } svc_config;
 
 /* Fills cfg from defaults, then the environment, then argv. On --help (usage) or

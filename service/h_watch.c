@@ -83,6 +83,8 @@ static ndb_status still_wanted(svc_ctx *ctx, ndb_errmsg *msg)
         return ndb_errmsg_set(msg, NDB_ECANCELED, "the client went away");
     if (atomic_load(&ctx->app->state) == SVC_DRAINING)
         return ndb_errmsg_set(msg, NDB_ECLOSED, "the server is shutting down; resume after the last token");
+    if (atomic_load(&ctx->app->reloading))
+        return ndb_errmsg_set(msg, NDB_ECLOSED, "this cluster node is loading a snapshot; resume after the last token");
     if (mono_ns() >= ctx->deadline_ns)
         return ndb_errmsg_set(msg, NDB_ETIMEDOUT, "the stream reached its deadline");
     return NDB_OK;

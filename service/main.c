@@ -23,6 +23,7 @@
 #include "change_log.h"
 #include "config.h"
 #include "dispatch.h"
+#include "engines.h"
 #include "grpc_server.h"
 #include "health.h"
 #include "ttl.h"
@@ -156,147 +157,6 @@ static ndb_status fd_budget(const svc_config *cfg, svc_gate_config *gate, uint32
     return NDB_OK;
 }
 
-/* The document and vector layers' progress lines (index builds, segment rebuilds) go to the log. */
-static void engine_log(void *ctx, const char *line)
-{
-    (void)ctx;
-    SVC_LOG(SVC_LOG_INFO, line);
-}
-
-/* Opens the storage engine (replaying its WAL), then the document layer and
- * the vector layer over it. */
-/* Opens the engines under base: the data directory, or in cluster mode the
- * state the log rebuilds at each start (<data-dir>/cluster/state), whose
- * storage engine needs no fsync of its own: the Raft log is the record. */
-static ndb_status open_engines(svc_app *app, const char *base, bool cluster, uint32_t max_open_tables,
-                               ndb_errmsg *msg)
-{
-    char dir[4200];
-    ndb_status st;
-    if (snprintf(dir, sizeof dir, "%s/kv", base) >= (int)sizeof dir)
-        return ndb_errmsg_set(msg, NDB_EINVAL, "--data-dir: path too long");
-    ndb_kv_options kopt;
-    ndb_kv_options_init(&kopt);
-    if (cluster)
-        kopt.durability = NDB_KV_NONE;
-    kopt.max_open_tables = max_open_tables;
-    kopt.memtable_bytes = (size_t)app->cfg->memtable_bytes;
-    kopt.block_cache_bytes = (size_t)app->cfg->block_cache_bytes;
-    ndb_kv_recovery_info rec = {0};
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    if ((st = ndb_kv_open_ex(dir, &kopt, &app->kv, &rec, msg)) != NDB_OK)
-        return st;
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    SVC_LOG(rec.tail_corrupt ? SVC_LOG_WARN : SVC_LOG_INFO, "storage engine open", LOG_STR("dir", dir),
-            LOG_INT("wal_records_replayed", rec.wal_records), LOG_INT("wal_bytes_skipped", rec.wal_bytes_skipped),
-            LOG_BOOL("wal_tail_corrupt", rec.tail_corrupt),
-            LOG_DBL("ms", (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6));
-    if (snprintf(app->spill_dir, sizeof app->spill_dir, "%s/spill", app->cfg->data_dir) >= (int)sizeof app->spill_dir)
-        return ndb_errmsg_set(msg, NDB_EINVAL, "--data-dir: path too long");
-    if (mkdir(app->spill_dir, 0700) != 0 && errno != EEXIST)
-        return ndb_errmsg_set(msg, NDB_EIO, "cannot create %s: %s", app->spill_dir, strerror(errno));
-    ndb_doc_options dopt;
-    ndb_doc_options_init(&dopt);
-    dopt.log = engine_log;
-    dopt.agg_mem_bytes = (size_t)app->cfg->query_memory_bytes;
-    dopt.spill_dir = app->spill_dir;
-    dopt.change_log = app->cfg->change_retention_s > 0;
-    if ((st = ndb_doc_open(app->kv, &dopt, &app->doc, msg)) != NDB_OK)
-        return st;
-    if (snprintf(dir, sizeof dir, "%s/vseg", base) >= (int)sizeof dir)
-        return ndb_errmsg_set(msg, NDB_EINVAL, "--data-dir: path too long");
-    ndb_vec_options vopt;
-    ndb_vec_options_default(&vopt);
-    vopt.log = engine_log;
-    if ((st = ndb_vec_open(app->kv, app->doc, dir, &vopt, &app->vec, msg)) != NDB_OK)
-        return st;
-    SVC_LOG(SVC_LOG_INFO, "vector collections open", LOG_STR("segments", dir),
-            LOG_STR("kernel", ndb_vec_kernel_name()));
-    if (cluster)
-        return NDB_OK;
-    /* the previous release kept vectors in a store of their own: converted
-     * once (progress in the log), and finished by the next start if killed */
-    if (snprintf(dir, sizeof dir, "%s/vectors", app->cfg->data_dir) >= (int)sizeof dir)
-        return ndb_errmsg_set(msg, NDB_EINVAL, "--data-dir: path too long");
-    return ndb_vec_upgrade_v1(app->vec, app->doc, dir, msg);
-}
-
-static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path) == 0 || errno == ENOENT ? 0 : -1;
-}
-
-/* Cluster mode: the log in <data-dir>/cluster/raft; the engines in
- * <data-dir>/cluster/state, emptied here, rebuilt from the log as it is
- * applied (cluster/README.md: no snapshots yet). Fills state. */
-static ndb_status cluster_dirs(const svc_config *cfg, char *state, size_t cap, ndb_errmsg *msg)
-{
-    char dir[4200];
-    struct stat sb;
-    if (snprintf(dir, sizeof dir, "%s/kv", cfg->data_dir) >= (int)sizeof dir)
-        return ndb_errmsg_set(msg, NDB_EINVAL, "--data-dir: path too long");
-    if (stat(dir, &sb) == 0)
-        return ndb_errmsg_set(msg, NDB_EEXIST, "%s holds a single node's database: a cluster node starts from an "
-                              "empty --data-dir (load the data through a cluster's API)", cfg->data_dir);
-    if ((size_t)snprintf(dir, sizeof dir, "%s/cluster", cfg->data_dir) >= sizeof dir ||
-        (size_t)snprintf(state, cap, "%s/cluster/state", cfg->data_dir) >= cap)
-        return ndb_errmsg_set(msg, NDB_EINVAL, "--data-dir: path too long");
-    if (mkdir(dir, 0700) != 0 && errno != EEXIST)
-        return ndb_errmsg_set(msg, NDB_EIO, "cannot create %s: %s", dir, strerror(errno));
-    if (nftw(state, remove_entry, 16, FTW_DEPTH | FTW_PHYS) != 0 && errno != ENOENT)
-        return ndb_errmsg_set(msg, NDB_EIO, "cannot empty %s: %s", state, strerror(errno));
-    if (mkdir(state, 0700) != 0)
-        return ndb_errmsg_set(msg, NDB_EIO, "cannot create %s: %s", state, strerror(errno));
-    return NDB_OK;
-}
-
-/* The node's address for clients, announced when it leads: the host of its
- * Raft address (which its peers reach it at) with its gRPC port. */
-static ndb_status open_cluster(svc_app *app, int grpc_port, ndb_errmsg *msg)
-{
-    ndb_cluster_peer peers[NDB_CLUSTER_MAX_PEERS];
-    size_t n = 0;
-    ndb_status st = ndb_cluster_parse_peers(app->cfg->peers, peers, NDB_CLUSTER_MAX_PEERS, &n, msg);
-    if (st != NDB_OK)
-        return st;
-    char dir[4200];
-    if (snprintf(dir, sizeof dir, "%s/cluster/raft", app->cfg->data_dir) >= (int)sizeof dir)
-        return ndb_errmsg_set(msg, NDB_EINVAL, "--data-dir: path too long");
-    char client[300] = "";
-    for (size_t i = 0; i < n; i++) {
-        const char *colon = strrchr(peers[i].address, ':');
-        if (peers[i].id == (uint64_t)app->cfg->node_id && colon != NULL)
-            snprintf(client, sizeof client, "%.*s:%d", (int)(colon - peers[i].address), peers[i].address, grpc_port);
-    }
-    ndb_cluster_options o = {.id = (uint64_t)app->cfg->node_id, .dir = dir, .peers = peers, .npeers = n,
-                             .client_address = client, .apply = svc_cluster_apply, .apply_arg = app};
-    if ((st = ndb_cluster_open(&o, &app->cluster, msg)) != NDB_OK)
-        return st;
-    SVC_LOG(SVC_LOG_INFO, "cluster node started", LOG_INT("node_id", app->cfg->node_id), LOG_INT("peers", (int64_t)n),
-            LOG_STR("raft_log", dir), LOG_STR("client_address", client));
-    return NDB_OK;
-}
-
-/* Closes in the reverse order of opening: vectors, documents, storage. */
-static void close_engines(svc_app *app)
-{
-    if (app->vec != NULL)
-        ndb_vec_close(app->vec);
-    if (app->doc != NULL)
-        ndb_doc_close(app->doc);
-    if (app->kv != NULL) {
-        ndb_status st = ndb_kv_close(app->kv);
-        if (st != NDB_OK)
-            SVC_LOG(SVC_LOG_ERROR, "closing the storage engine failed", LOG_STR("error", ndb_strerror(st)));
-    }
-    app->vec = NULL;
-    app->doc = NULL;
-    app->kv = NULL;
-}
 
 static int fail(const char *what, ndb_status st, const ndb_errmsg *msg)
 {
@@ -425,6 +285,12 @@ int main(int argc, char **argv)
         return fail("cannot keep a descriptor reserve", st, &msg);
     atomic_init(&app.state, SVC_STARTING);
     atomic_init(&app.writes_stopped, 0);
+    atomic_init(&app.reloading, 0);
+    pthread_rwlockattr_t rwa; /* a snapshot being loaded waits for the calls in flight, not for new ones */
+    pthread_rwlockattr_init(&rwa);
+    pthread_rwlockattr_setkind_np(&rwa, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    pthread_rwlock_init(&app.engines_lock, &rwa);
+    pthread_rwlockattr_destroy(&rwa);
     pthread_mutex_init(&app.storage_mu, NULL);
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -493,11 +359,11 @@ int main(int argc, char **argv)
         ndb_errmsg_set(&msg, NDB_EINVAL, "cluster mode needs both --node-id and --peers");
         return fail("cannot start", NDB_EINVAL, &msg);
     }
-    if ((cluster && (st = cluster_dirs(&cfg, state, sizeof state, &msg)) != NDB_OK) ||
-        (st = open_engines(&app, state, cluster, max_open_tables, &msg)) != NDB_OK ||
-        (cluster && (st = open_cluster(&app, grpc_port, &msg)) != NDB_OK)) {
+    if ((cluster && (st = svc_cluster_dirs(&cfg, state, sizeof state, &msg)) != NDB_OK) ||
+        (st = svc_engines_open(&app, state, cluster, max_open_tables, &msg)) != NDB_OK ||
+        (cluster && (st = svc_cluster_start(&app, grpc_port, &msg)) != NDB_OK)) {
         svc_grpc_stop(grpc, 0);
-        close_engines(&app);
+        svc_engines_close(&app);
         return fail("cannot open the data", st, &msg);
     }
     /* a disk that is full now still serves reads: readiness says why it is NOT_SERVING */
@@ -509,7 +375,7 @@ int main(int argc, char **argv)
         svc_periodic_stop(watch);
         svc_grpc_stop(grpc, 0);
         ndb_cluster_close(app.cluster);
-        close_engines(&app);
+        svc_engines_close(&app);
         return fail("cannot start the background threads", st, &msg);
     }
     if (cluster)
@@ -551,7 +417,7 @@ int main(int argc, char **argv)
     ndb_cluster_close(app.cluster); /* hands leadership over first; the applier stops before the engines close */
     app.cluster = NULL;
     svc_pool_stop(app.streams); /* the change streams saw their calls end */
-    close_engines(&app); /* fsyncs the WAL */
+    svc_engines_close(&app); /* fsyncs the WAL */
     svc_auth_free(app.auth);
     svc_tls_free(app.tls);
     SVC_LOG(SVC_LOG_INFO, "stopped");

@@ -9,6 +9,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "engines.h"
+
 #include "nexadb/v1/admin.pb-c.h"
 #include "procstat.h"
 #include "version.h"
@@ -410,7 +412,9 @@ ndb_status svc_metrics_render(svc_app *app, char **out, size_t *len, ndb_errmsg 
             outf(&o, "nexadb_http_responses_total{status=\"%u\"} %" PRIu64 "\n", s, n);
     }
 
+    svc_engines_hold(app);
     render_engine(&o, app);
+    svc_engines_release(app);
     render_cluster(&o, app);
 
     render_process(&o);
@@ -434,6 +438,7 @@ ndb_status svc_metrics_render(svc_app *app, char **out, size_t *len, ndb_errmsg 
     outf(&o, "nexadb_change_log_trimmed_records_total %" PRIu64 "\n", atomic_load(&app->change_trimmed));
     family(&o, "nexadb_change_log_trim_failures_total", "counter", "change log trims that failed (logged)");
     outf(&o, "nexadb_change_log_trim_failures_total %" PRIu64 "\n", atomic_load(&app->change_trim_failures));
+    svc_engines_hold(app);
     if (app->doc != NULL) {
         ndb_doc_changes_info ci;
         ndb_doc_changes_info_get(app->doc, &ci);
@@ -442,6 +447,7 @@ ndb_status svc_metrics_render(svc_app *app, char **out, size_t *len, ndb_errmsg 
         family(&o, "nexadb_change_log_records", "gauge", "records in the change log (one per write, or per MiB of one)");
         outf(&o, "nexadb_change_log_records %" PRIu64 "\n", ci.next_seq - ci.first_seq);
     }
+    svc_engines_release(app);
     render_backup(&o, app);
     family(&o, "nexadb_build_info", "gauge", "the server's version and the source revision it was built from");
     outf(&o, "nexadb_build_info{version=\"%s\",", esc(app->version ? app->version : "", t, sizeof t));

@@ -13,10 +13,18 @@
  * document layer takes its clock and its generated ids from the entry
  * (ndb_doc_set_clock), so every node writes the same bytes.
  */
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
+#include "engines.h"
+#include "log.h"
 #include "replicate.h"
 
 #define CMD_VERSION 1
@@ -69,20 +77,34 @@ static ndb_status propose(svc_ctx *ctx, const svc_route *route, const ProtobufCM
     return NDB_OK;
 }
 
+/* Runs the handler holding the engines, which a snapshot being loaded would
+ * otherwise close under it. Never held while waiting on the log: the applier
+ * that loads a snapshot is what the wait waits for. */
+static ndb_status run(svc_ctx *ctx, const svc_route *route, const ProtobufCMessage *req, ProtobufCMessage **resp,
+                      ndb_errmsg *msg)
+{
+    svc_engines_hold(ctx->app);
+    ndb_status st = route->m->fn(ctx, req, resp, msg);
+    svc_engines_release(ctx->app);
+    return st;
+}
+
 ndb_status svc_call(svc_ctx *ctx, const svc_route *route, const ProtobufCMessage *req, ProtobufCMessage **resp,
                     ndb_errmsg *msg)
 {
     unsigned f = route->m->flags;
-    if (ctx->app->cluster == NULL || !data_method(route) || (f & SVC_M_HELD))
+    if (ctx->app->cluster == NULL)
         return route->m->fn(ctx, req, resp, msg);
+    if (!data_method(route) || (f & SVC_M_HELD))
+        return run(ctx, route, req, resp, msg);
     if ((f & SVC_M_WRITE) && !(f & (SVC_M_STREAM | SVC_M_BIDI)))
         return propose(ctx, route, req, resp, msg);
     if (ctx->read_local) /* the client takes this node's state as it is */
-        return route->m->fn(ctx, req, resp, msg);
+        return run(ctx, route, req, resp, msg);
     if (ctx->nowait)
         return NDB_EBUSY; /* the fence waits: run on the worker pool */
     ndb_status st = ndb_cluster_read_fence(ctx->app->cluster, msg);
-    return st == NDB_OK ? route->m->fn(ctx, req, resp, msg) : st;
+    return st == NDB_OK ? run(ctx, route, req, resp, msg) : st;
 }
 
 /* Entries a node may trail the commit index by and still count as caught up. */
@@ -154,4 +176,166 @@ ndb_status svc_cluster_apply(void *arg, const ndb_cluster_cmd *cmd, void **reply
     }
     svc_ctx_release(&ctx);
     return st;
+}
+
+/* ------------------------------------------------------- snapshots */
+
+/* A snapshot is a kv backup in <data-dir>/cluster/snapshots/<index, 20
+ * digits>, incremental over the one before (shared tables are links). Its
+ * description in Raft: "NDBS", version 1 (u32), then the client address of
+ * the node that took it, where one that lacks it would fetch it. */
+#define SNAP_MAGIC "NDBS"
+#define SNAP_KEEP 2
+
+static ndb_status snap_dir(const svc_app *app, uint64_t index, char *out, size_t cap, ndb_errmsg *msg)
+{
+    if ((size_t)snprintf(out, cap, "%s/cluster/snapshots/%020" PRIu64, app->cfg->data_dir, index) >= cap)
+        return ndb_errmsg_set(msg, NDB_EINVAL, "--data-dir: path too long");
+    return NDB_OK;
+}
+
+/* Whether dir holds a complete backup (its listing is written last). */
+static bool snap_complete(const char *dir)
+{
+    char p[4400];
+    struct stat sb;
+    return (size_t)snprintf(p, sizeof p, "%s/BACKUP", dir) < sizeof p && stat(p, &sb) == 0;
+}
+
+static int newest_first(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/* The snapshots on disk, newest first (the first cap found). */
+static size_t snap_list(const svc_app *app, uint64_t *out, size_t cap)
+{
+    char dir[4200];
+    snprintf(dir, sizeof dir, "%s/cluster/snapshots", app->cfg->data_dir);
+    DIR *d = opendir(dir);
+    if (d == NULL)
+        return 0;
+    size_t n = 0;
+    for (struct dirent *de; n < cap && (de = readdir(d)) != NULL;) {
+        char *end;
+        uint64_t idx = strtoull(de->d_name, &end, 10);
+        if (strlen(de->d_name) == 20 && *end == 0)
+            out[n++] = idx;
+    }
+    closedir(d);
+    qsort(out, n, sizeof *out, newest_first);
+    return n;
+}
+
+ndb_status svc_cluster_snapshot(void *arg, uint64_t index, void **payload, size_t *len, ndb_errmsg *msg)
+{
+    svc_app *app = arg;
+    char dir[4300], prev[4300] = "";
+    ndb_status st = snap_dir(app, index, dir, sizeof dir, msg);
+    if (st != NDB_OK)
+        return st;
+    uint64_t have[64];
+    size_t n = snap_list(app, have, 64);
+    for (size_t i = 0; i < n && prev[0] == 0; i++)
+        if (have[i] < index && snap_dir(app, have[i], prev, sizeof prev, NULL) == NDB_OK && !snap_complete(prev))
+            prev[0] = 0;
+    if ((st = svc_empty_dir(dir, msg)) != NDB_OK || rmdir(dir) != 0)
+        return st != NDB_OK ? st : ndb_errmsg_set(msg, NDB_EIO, "rmdir %s: %s", dir, strerror(errno));
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    ndb_kv_backup_options o = {.previous_dir = prev[0] ? prev : NULL};
+    ndb_kv_backup_info info;
+    if ((st = ndb_kv_backup(app->kv, dir, &o, &info, msg)) != NDB_OK)
+        return st;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    /* older ones go: Raft keeps the last two snapshots, and so do we */
+    n = snap_list(app, have, 64);
+    for (size_t i = SNAP_KEEP; i < n; i++) {
+        char old[4300];
+        if (snap_dir(app, have[i], old, sizeof old, NULL) == NDB_OK && svc_empty_dir(old, NULL) == NDB_OK)
+            rmdir(old);
+    }
+    const char *client = app->cluster_client;
+    size_t clen = strlen(client);
+    uint8_t *p = malloc(8 + clen);
+    if (p == NULL)
+        return ndb_errmsg_set(msg, NDB_ENOMEM, "out of memory");
+    memcpy(p, SNAP_MAGIC, 4);
+    p[4] = 1, p[5] = p[6] = p[7] = 0;
+    memcpy(p + 8, client, clen);
+    *payload = p;
+    *len = 8 + clen;
+    SVC_LOG(SVC_LOG_INFO, "cluster snapshot taken", LOG_INT("index", (int64_t)index), LOG_STR("dir", dir),
+            LOG_INT("files", (int64_t)info.files), LOG_INT("bytes", (int64_t)info.bytes),
+            LOG_INT("files_linked_from_previous", (int64_t)info.files_reused),
+            LOG_DBL("ms", (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6));
+    return NDB_OK;
+}
+
+ndb_status svc_cluster_restore(void *arg, uint64_t index, const void *payload, size_t len, ndb_errmsg *msg)
+{
+    svc_app *app = arg;
+    const uint8_t *p = payload;
+    if (len < 8 || memcmp(p, SNAP_MAGIC, 4) != 0 || p[4] != 1)
+        return ndb_errmsg_set(msg, NDB_ECORRUPT, "snapshot %" PRIu64 ": not a version-1 NexaDB snapshot", index);
+    char dir[4300];
+    ndb_status st = snap_dir(app, index, dir, sizeof dir, msg);
+    if (st != NDB_OK)
+        return st;
+    if (!snap_complete(dir))
+        return ndb_errmsg_set(msg, NDB_EUNIMPL,
+                              "snapshot %" PRIu64 " (taken by %.*s) is not on this node, and fetching one from another "
+                              "node is not built yet: empty this node's --data-dir while the log still holds what it "
+                              "misses, or restore a backup", index, (int)(len - 8), (const char *)p + 8);
+    return svc_engines_load(app, dir, msg);
+}
+
+/* ---------------------------------------------------------- start */
+
+ndb_status svc_cluster_dirs(const svc_config *cfg, char *state, size_t cap, ndb_errmsg *msg)
+{
+    char dir[4200];
+    struct stat sb;
+    if (snprintf(dir, sizeof dir, "%s/kv", cfg->data_dir) >= (int)sizeof dir)
+        return ndb_errmsg_set(msg, NDB_EINVAL, "--data-dir: path too long");
+    if (stat(dir, &sb) == 0)
+        return ndb_errmsg_set(msg, NDB_EEXIST, "%s holds a single node's database: a cluster node starts from an "
+                              "empty --data-dir (load the data through a cluster's API)", cfg->data_dir);
+    if ((size_t)snprintf(dir, sizeof dir, "%s/cluster", cfg->data_dir) >= sizeof dir ||
+        (size_t)snprintf(state, cap, "%s/cluster/state", cfg->data_dir) >= cap)
+        return ndb_errmsg_set(msg, NDB_EINVAL, "--data-dir: path too long");
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+        return ndb_errmsg_set(msg, NDB_EIO, "cannot create %s: %s", dir, strerror(errno));
+    snprintf(dir, sizeof dir, "%s/cluster/snapshots", cfg->data_dir);
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+        return ndb_errmsg_set(msg, NDB_EIO, "cannot create %s: %s", dir, strerror(errno));
+    return svc_empty_dir(state, msg);
+}
+
+ndb_status svc_cluster_start(svc_app *app, int grpc_port, ndb_errmsg *msg)
+{
+    ndb_cluster_peer peers[NDB_CLUSTER_MAX_PEERS];
+    size_t n = 0;
+    ndb_status st = ndb_cluster_parse_peers(app->cfg->peers, peers, NDB_CLUSTER_MAX_PEERS, &n, msg);
+    if (st != NDB_OK)
+        return st;
+    char dir[4200];
+    if (snprintf(dir, sizeof dir, "%s/cluster/raft", app->cfg->data_dir) >= (int)sizeof dir)
+        return ndb_errmsg_set(msg, NDB_EINVAL, "--data-dir: path too long");
+    for (size_t i = 0; i < n; i++) {
+        const char *colon = strrchr(peers[i].address, ':');
+        if (peers[i].id == (uint64_t)app->cfg->node_id && colon != NULL)
+            snprintf(app->cluster_client, sizeof app->cluster_client, "%.*s:%d", (int)(colon - peers[i].address),
+                     peers[i].address, grpc_port);
+    }
+    ndb_cluster_options o = {.id = (uint64_t)app->cfg->node_id, .dir = dir, .peers = peers, .npeers = n,
+                             .client_address = app->cluster_client, .apply = svc_cluster_apply, .apply_arg = app,
+                             .snapshot = svc_cluster_snapshot, .restore = svc_cluster_restore,
+                             .snapshot_entries = (unsigned)app->cfg->snapshot_entries};
+    if ((st = ndb_cluster_open(&o, &app->cluster, msg)) != NDB_OK)
+        return st;
+    SVC_LOG(SVC_LOG_INFO, "cluster node started", LOG_INT("node_id", app->cfg->node_id), LOG_INT("peers", (int64_t)n),
+            LOG_STR("raft_log", dir), LOG_STR("client_address", app->cluster_client));
+    return NDB_OK;
 }

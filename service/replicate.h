@@ -22,6 +22,23 @@ ndb_status svc_call(svc_ctx *ctx, const svc_route *route, const ProtobufCMessage
  * entries); else false with why in reason. True on a single node. */
 bool svc_cluster_ready(svc_app *app, char *reason, size_t n);
 
+/* Cluster mode's snapshots (ndb_cluster_snapshot_fn, ndb_cluster_restore_fn):
+ * a kv backup in <data-dir>/cluster/snapshots, loaded in place of the
+ * engines' state. */
+ndb_status svc_cluster_snapshot(void *arg, uint64_t index, void **payload, size_t *len, ndb_errmsg *msg);
+ndb_status svc_cluster_restore(void *arg, uint64_t index, const void *payload, size_t len, ndb_errmsg *msg);
+
+/* Cluster mode's directories: refuses a data directory holding a single
+ * node's database; empties <data-dir>/cluster/state, where the engines open
+ * (its path into state), which the last snapshot and the log then fill. */
+ndb_status svc_cluster_dirs(const svc_config *cfg, char *state, size_t cap, ndb_errmsg *msg);
+
+/* Starts the node's part of the cluster (app->cluster): its log in
+ * <data-dir>/cluster/raft; its client address, announced when it leads, the
+ * host of its --peers entry with grpc_port. Returns once the last snapshot
+ * is loaded. */
+ndb_status svc_cluster_start(svc_app *app, int grpc_port, ndb_errmsg *msg);
+
 /* The cluster's apply function (ndb_cluster_apply_fn); arg is the svc_app. */
 ndb_status svc_cluster_apply(void *arg, const ndb_cluster_cmd *cmd, void **reply, size_t *reply_len, bool *fatal,
                              ndb_errmsg *msg);

@@ -11,6 +11,7 @@
 #include "log.h"
 #include "nexadb/v1/document.pb-c.h"
 #include "pool.h"
+#include "replicate.h"
 
 /* Text the handler may get ahead of the client before svc_send waits. */
 #define SSE_BUFFER_BYTES ((size_t)1 << 20)
@@ -177,7 +178,7 @@ static void run(void *arg)
     ProtobufCMessage *resp = NULL;
     ndb_errmsg msg = {{0}};
     svc_log_bind_request(s->ctx.request_id);
-    ndb_status st = s->route->m->fn(&s->ctx, s->req, &resp, &msg);
+    ndb_status st = svc_call(&s->ctx, s->route, s->req, &resp, &msg);
     svc_log_bind_request(NULL);
     pthread_mutex_lock(&s->mu);
     if (st != NDB_OK && !s->gone) { /* the stream's end, as an "error" event */

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "engines.h"
 #include "health.h"
 #include "log.h"
 
@@ -39,6 +40,7 @@ static void watch_tick(void *arg)
 {
     svc_app *app = arg;
     ndb_kv_health h;
+    svc_engines_hold(app);
     ndb_kv_health_get(app->kv, &h);
     if (h.poisoned && h.recoverable) {
         ndb_errmsg msg = {{0}};
@@ -46,6 +48,7 @@ static void watch_tick(void *arg)
             SVC_LOG(SVC_LOG_DEBUG, "resuming writes failed; retrying in a second", LOG_STR("error", msg.text));
         ndb_kv_health_get(app->kv, &h);
     }
+    svc_engines_release(app);
     publish(app, &h);
 }
 
