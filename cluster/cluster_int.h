@@ -48,6 +48,20 @@ typedef struct fence {
     struct fence *next;
 } fence;
 
+/* A membership change waiting in ndb_cluster_add or _remove. */
+typedef struct change {
+    struct raft_change req; /* first: the callback finds the change from it */
+    struct ndb_cluster *cl;
+    bool add;
+    bool promoting; /* add's second step: the spare becomes a voter */
+    uint64_t id;
+    char address[256];
+    ndb_status st; /* mu */
+    ndb_errmsg msg;
+    bool done;     /* mu */
+    struct change *next;
+} change;
+
 /* A committed command entry, or a snapshot to restore, copied for the applier. */
 typedef struct aentry {
     bool restore;   /* buf is a snapshot's description (index first) */
@@ -88,6 +102,7 @@ struct ndb_cluster {
     bool closed;          /* mu: Raft is stopped; nothing more is proposed */
     prop *queue, **queue_tail;  /* mu: proposals for the loop */
     fence *fences;              /* mu: readers for the next barrier */
+    change *changes;            /* mu: membership changes for the loop */
     group *inflight;            /* mu */
     uint64_t enqueued;          /* mu: the last command entry handed to the applier */
 

@@ -130,6 +130,19 @@ ndb_status ndb_cluster_read_fence(ndb_cluster *cl, ndb_errmsg *msg);
  * NDB_ETIMEDOUT then. */
 ndb_status ndb_cluster_wait_applied(ndb_cluster *cl, uint64_t index, unsigned timeout_ms, ndb_errmsg *msg);
 
+/*
+ * Membership, on the leader (NDB_ENOTLEADER elsewhere), one change at a
+ * time (NDB_EBUSY while another runs). add: a node with a new id, or one
+ * removed before (a node whose disk was lost comes back this way: removed,
+ * emptied, started, added), joins as a non-voting member, is caught up from
+ * the log or a snapshot, then becomes a voter; returns once it votes.
+ * remove: the node leaves the configuration (a leader removing itself hands
+ * over leadership). The configuration lives in the log from then on; --peers
+ * only bootstraps a new log.
+ */
+ndb_status ndb_cluster_add(ndb_cluster *cl, uint64_t id, const char *address, ndb_errmsg *msg);
+ndb_status ndb_cluster_remove(ndb_cluster *cl, uint64_t id, ndb_errmsg *msg);
+
 typedef enum ndb_cluster_role {
     NDB_CLUSTER_FOLLOWER = 1,
     NDB_CLUSTER_CANDIDATE = 2,

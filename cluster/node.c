@@ -387,6 +387,117 @@ static void fence_queued(ndb_cluster *cl, fence *fs)
     }
 }
 
+/* -------------------------------------------------------- membership */
+
+static void change_done(change *c, ndb_status st, const char *fmt, const char *detail)
+{
+    ndb_cluster *cl = c->cl;
+    pthread_mutex_lock(&cl->mu);
+    c->st = st;
+    if (st != NDB_OK)
+        ndb_errmsg_set(&c->msg, st, fmt, detail);
+    c->done = true;
+    pthread_cond_broadcast(&cl->cv);
+    pthread_mutex_unlock(&cl->mu);
+}
+
+static void on_changed(struct raft_change *req, int status)
+{
+    change *c = (change *)req;
+    if (status != 0) {
+        change_done(c, NDB_EUNKNOWN, "the membership change did not complete: %s", raft_strerror(status));
+        return;
+    }
+    if (c->add && !c->promoting) { /* added as a spare: now a voter, once caught up */
+        c->promoting = true;
+        int rv = raft_assign(&c->cl->raft, &c->req, c->id, RAFT_VOTER, on_changed);
+        if (rv != 0)
+            change_done(c, rv == RAFT_NOTLEADER ? NDB_ENOTLEADER : NDB_EIO, "promoting the node to voter: %s",
+                        raft_strerror(rv));
+        return;
+    }
+    change_done(c, NDB_OK, "%s", "");
+}
+
+/* Loop thread: starts the queued changes (each waits in its caller). */
+static void change_queued(ndb_cluster *cl, change *cs)
+{
+    while (cs != NULL) {
+        change *c = cs;
+        cs = cs->next;
+        if (raft_state(&cl->raft) != RAFT_LEADER || raft_transferee(&cl->raft) != 0) {
+            ndb_errmsg m;
+            not_leader(cl, &m);
+            change_done(c, NDB_ENOTLEADER, "%s", m.text);
+            continue;
+        }
+        int rv = c->add ? raft_add(&cl->raft, &c->req, c->id, c->address, on_changed)
+                        : raft_remove(&cl->raft, &c->req, c->id, on_changed);
+        if (rv == RAFT_CANTCHANGE)
+            change_done(c, NDB_EBUSY, "%s", "another membership change is under way: try again when it ends");
+        else if (rv == RAFT_DUPLICATEID || rv == RAFT_DUPLICATEADDRESS)
+            change_done(c, NDB_EEXIST, "%s", c->add ? "that id or address is already a member" : "");
+        else if (rv == RAFT_BADID)
+            change_done(c, NDB_ENOTFOUND, "%s", "no member has that id");
+        else if (rv != 0)
+            change_done(c, NDB_EIO, "the membership change was refused: %s", raft_strerror(rv));
+    }
+}
+
+static ndb_status change_wait(ndb_cluster *cl, change *c, ndb_errmsg *msg)
+{
+    c->cl = cl;
+    pthread_mutex_lock(&cl->mu);
+    if (cl->closed || cl->close_req) {
+        pthread_mutex_unlock(&cl->mu);
+        return ndb_errmsg_set(msg, NDB_ECLOSED, "the node is shutting down");
+    }
+    c->next = cl->changes;
+    cl->changes = c;
+    pthread_mutex_unlock(&cl->mu);
+    uv_async_send(&cl->wake);
+    pthread_mutex_lock(&cl->mu);
+    while (!c->done)
+        pthread_cond_wait(&cl->cv, &cl->mu);
+    pthread_mutex_unlock(&cl->mu);
+    if (c->st != NDB_OK && msg != NULL)
+        *msg = c->msg;
+    return c->st;
+}
+
+ndb_status ndb_cluster_add(ndb_cluster *cl, uint64_t id, const char *address, ndb_errmsg *msg)
+{
+    ndb_cluster_peer p;
+    size_t n;
+    char spec[300];
+    if (id == 0 || address == NULL || strlen(address) >= sizeof p.address)
+        return ndb_errmsg_set(msg, NDB_EINVAL, "a node needs an id from 1 and a Raft address host:port");
+    snprintf(spec, sizeof spec, "%llu=%s", (unsigned long long)id, address);
+    ndb_status st = ndb_cluster_parse_peers(spec, &p, 1, &n, msg); /* the same checks as --peers */
+    if (st != NDB_OK)
+        return st;
+    change *c = calloc(1, sizeof *c); /* Raft may hold the request until it calls back */
+    if (c == NULL)
+        return ndb_errmsg_set(msg, NDB_ENOMEM, "out of memory");
+    c->add = true;
+    c->id = id;
+    memcpy(c->address, p.address, sizeof c->address);
+    st = change_wait(cl, c, msg);
+    free(c);
+    return st;
+}
+
+ndb_status ndb_cluster_remove(ndb_cluster *cl, uint64_t id, ndb_errmsg *msg)
+{
+    change *c = calloc(1, sizeof *c);
+    if (c == NULL)
+        return ndb_errmsg_set(msg, NDB_ENOMEM, "out of memory");
+    c->id = id;
+    ndb_status st = change_wait(cl, c, msg);
+    free(c);
+    return st;
+}
+
 /* ---------------------------------------------------------- shutdown */
 
 static void on_handle_closed(uv_handle_t *h) { (void)h; }
@@ -413,6 +524,12 @@ static void stop_raft(ndb_cluster *cl)
     ndb_errmsg m;
     ndb_errmsg_set(&m, NDB_ECLOSED, "the node is shutting down");
     fail_props(cl, q, NDB_ECLOSED, &m);
+    for (change *c = cl->changes; c != NULL; c = c->next) {
+        c->st = NDB_ECLOSED;
+        c->msg = m;
+        c->done = true;
+    }
+    cl->changes = NULL;
     pthread_mutex_unlock(&cl->mu);
     refresh_status(cl);
     uv_timer_stop(&cl->tick); /* Raft's state is not read once it is closing */
@@ -448,10 +565,13 @@ static void on_wake(uv_async_t *a)
     cl->queue_tail = &cl->queue;
     fence *fs = cl->fences;
     cl->fences = NULL;
+    change *cs = cl->changes;
+    cl->changes = NULL;
     bool closing = cl->close_req;
     pthread_mutex_unlock(&cl->mu);
     propose_queued(cl, q);
     fence_queued(cl, fs);
+    change_queued(cl, cs);
     if (closing) {
         pthread_mutex_lock(&cl->mu);
         cl->closed = true; /* nothing more is proposed; the hand-over below may take a while */

@@ -463,3 +463,45 @@ Test(snapshots, a_wiped_node_catches_up_by_the_leaders_snapshot_and_the_log)
     assert_same_logs(53);
     cr_assert_geq(W.m[f].restores, 1, "the node caught up without a snapshot");
 }
+
+Test(snapshots, a_node_that_lost_its_disk_is_removed_and_added_back_and_catches_up)
+{
+    int l = leader();
+    cr_assert_geq(l, 0);
+    propose_n(l, "a", 20);
+    wait_all(20);
+    int f = (l + 1) % N;
+    ndb_cluster_close(W.node[f]);
+    W.node[f] = NULL;
+    ndb_errmsg m = {{0}};
+    cr_assert_eq(ndb_cluster_remove(W.node[(l + 2) % N], (uint64_t)f + 1, &m), NDB_ENOTLEADER);
+    cr_assert_eq(ndb_cluster_remove(W.node[l], (uint64_t)f + 1, &m), NDB_OK, "%s", m.text);
+    ndb_cluster_status s;
+    ndb_cluster_status_get(W.node[l], &s);
+    for (int tries = 0; tries < 100 && s.npeers != N - 1; tries++) {
+        sleep_ms(20);
+        ndb_cluster_status_get(W.node[l], &s);
+    }
+    cr_assert_eq(s.npeers, N - 1);
+    propose_n(l, "b", 20); /* two members: both must store each entry */
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'/*", W.dirs[f]);
+    cr_assert_eq(system(cmd), 0);
+    reset_machine(&W.m[f]);
+    open_node(f);
+    cr_assert_eq(ndb_cluster_add(W.node[l], 99, W.peers[l].address, &m), NDB_EEXIST,
+                 "an address a member has: %s", m.text);
+    cr_assert_eq(ndb_cluster_add(W.node[l], (uint64_t)f + 1, W.peers[f].address, &m), NDB_OK, "%s", m.text);
+    bool voters = false;
+    for (int tries = 0; tries < 100 && !voters; tries++) { /* the status is refreshed every 50 ms */
+        sleep_ms(20);
+        ndb_cluster_status_get(W.node[l], &s);
+        voters = s.npeers == N;
+        for (size_t i = 0; i < s.npeers; i++)
+            voters = voters && s.peers[i].voter;
+    }
+    cr_assert(voters, "the node did not come back as a voter");
+    propose_n(l, "c", 3);
+    wait_all(43);
+    assert_same_logs(43);
+}
