@@ -7,8 +7,10 @@
 #include "h_vector.h"
 #include "handler.h"
 #include "health.h"
+#include "log.h"
 #include "nexadb/v1/admin.pb-c.h"
 #include "procstat.h"
+#include "snapshot_xfer.h"
 
 static int64_t uptime_seconds(const svc_app *app)
 {
@@ -195,11 +197,59 @@ static ndb_status api_key_info(svc_ctx *ctx, const ProtobufCMessage *req, Protob
     return NDB_OK;
 }
 
+static ndb_status not_clustered(ndb_errmsg *msg)
+{
+    return ndb_errmsg_set(msg, NDB_EINVAL, "this server is not a cluster node (start it with --node-id and --peers)");
+}
+
+static ndb_status add_cluster_node(svc_ctx *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp,
+                                   ndb_errmsg *msg)
+{
+    const Nexadb__V1__AddClusterNodeRequest *r = (const void *)req;
+    if (ctx->app->cluster == NULL)
+        return not_clustered(msg);
+    if (r->id <= 0)
+        return ndb_errmsg_set(msg, NDB_EINVAL, "id: a node id from 1");
+    ndb_status st = ndb_cluster_add(ctx->app->cluster, (uint64_t)r->id, r->raft_address, msg);
+    if (st != NDB_OK)
+        return st;
+    SVC_LOG(SVC_LOG_INFO, "cluster node added", LOG_INT("id", r->id), LOG_STR("raft_address", r->raft_address));
+    Nexadb__V1__AddClusterNodeResponse *out =
+        SVC_NEW(ctx, Nexadb__V1__AddClusterNodeResponse, nexadb__v1__add_cluster_node_response__init);
+    if (out == NULL || (out->cluster = cluster_status(ctx)) == NULL)
+        return svc_oom(msg);
+    *resp = &out->base;
+    return NDB_OK;
+}
+
+static ndb_status remove_cluster_node(svc_ctx *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp,
+                                      ndb_errmsg *msg)
+{
+    const Nexadb__V1__RemoveClusterNodeRequest *r = (const void *)req;
+    if (ctx->app->cluster == NULL)
+        return not_clustered(msg);
+    if (r->id <= 0)
+        return ndb_errmsg_set(msg, NDB_EINVAL, "id: a node id from 1");
+    ndb_status st = ndb_cluster_remove(ctx->app->cluster, (uint64_t)r->id, msg);
+    if (st != NDB_OK)
+        return st;
+    SVC_LOG(SVC_LOG_INFO, "cluster node removed", LOG_INT("id", r->id));
+    Nexadb__V1__RemoveClusterNodeResponse *out =
+        SVC_NEW(ctx, Nexadb__V1__RemoveClusterNodeResponse, nexadb__v1__remove_cluster_node_response__init);
+    if (out == NULL || (out->cluster = cluster_status(ctx)) == NULL)
+        return svc_oom(msg);
+    *resp = &out->base;
+    return NDB_OK;
+}
+
 static const svc_method methods[] = {
     {"Status", status, SVC_M_OPEN | SVC_M_INLINE},
     {"Stats", stats, 0},
     {"GetApiKeyInfo", api_key_info, SVC_M_INLINE},
     {"Backup", svc_backup, SVC_M_STREAM | SVC_M_WRITE},
+    {"ReadSnapshot", svc_read_snapshot, SVC_M_STREAM | SVC_M_WRITE},
+    {"AddClusterNode", add_cluster_node, SVC_M_WRITE},
+    {"RemoveClusterNode", remove_cluster_node, SVC_M_WRITE},
 };
 
 const svc_service svc_admin_service = {&nexadb__v1__admin_service__descriptor, methods,

@@ -26,6 +26,7 @@
 #include "engines.h"
 #include "log.h"
 #include "replicate.h"
+#include "snapshot_xfer.h"
 
 #define CMD_VERSION 1
 
@@ -186,21 +187,7 @@ ndb_status svc_cluster_apply(void *arg, const ndb_cluster_cmd *cmd, void **reply
  * the node that took it, where one that lacks it would fetch it. */
 #define SNAP_MAGIC "NDBS"
 #define SNAP_KEEP 2
-
-static ndb_status snap_dir(const svc_app *app, uint64_t index, char *out, size_t cap, ndb_errmsg *msg)
-{
-    if ((size_t)snprintf(out, cap, "%s/cluster/snapshots/%020" PRIu64, app->cfg->data_dir, index) >= cap)
-        return ndb_errmsg_set(msg, NDB_EINVAL, "--data-dir: path too long");
-    return NDB_OK;
-}
-
-/* Whether dir holds a complete backup (its listing is written last). */
-static bool snap_complete(const char *dir)
-{
-    char p[4400];
-    struct stat sb;
-    return (size_t)snprintf(p, sizeof p, "%s/BACKUP", dir) < sizeof p && stat(p, &sb) == 0;
-}
+#define FETCH_ATTEMPTS 30 /* a second apart */
 
 static int newest_first(const void *a, const void *b)
 {
@@ -232,13 +219,14 @@ ndb_status svc_cluster_snapshot(void *arg, uint64_t index, void **payload, size_
 {
     svc_app *app = arg;
     char dir[4300], prev[4300] = "";
-    ndb_status st = snap_dir(app, index, dir, sizeof dir, msg);
+    ndb_status st = svc_snapshot_dir(app, index, dir, sizeof dir, msg);
     if (st != NDB_OK)
         return st;
     uint64_t have[64];
     size_t n = snap_list(app, have, 64);
     for (size_t i = 0; i < n && prev[0] == 0; i++)
-        if (have[i] < index && snap_dir(app, have[i], prev, sizeof prev, NULL) == NDB_OK && !snap_complete(prev))
+        if (have[i] < index && svc_snapshot_dir(app, have[i], prev, sizeof prev, NULL) == NDB_OK &&
+            !svc_snapshot_complete(prev))
             prev[0] = 0;
     if ((st = svc_empty_dir(dir, msg)) != NDB_OK || rmdir(dir) != 0)
         return st != NDB_OK ? st : ndb_errmsg_set(msg, NDB_EIO, "rmdir %s: %s", dir, strerror(errno));
@@ -253,7 +241,7 @@ ndb_status svc_cluster_snapshot(void *arg, uint64_t index, void **payload, size_
     n = snap_list(app, have, 64);
     for (size_t i = SNAP_KEEP; i < n; i++) {
         char old[4300];
-        if (snap_dir(app, have[i], old, sizeof old, NULL) == NDB_OK && svc_empty_dir(old, NULL) == NDB_OK)
+        if (svc_snapshot_dir(app, have[i], old, sizeof old, NULL) == NDB_OK && svc_empty_dir(old, NULL) == NDB_OK)
             rmdir(old);
     }
     const char *client = app->cluster_client;
@@ -280,14 +268,25 @@ ndb_status svc_cluster_restore(void *arg, uint64_t index, const void *payload, s
     if (len < 8 || memcmp(p, SNAP_MAGIC, 4) != 0 || p[4] != 1)
         return ndb_errmsg_set(msg, NDB_ECORRUPT, "snapshot %" PRIu64 ": not a version-1 NexaDB snapshot", index);
     char dir[4300];
-    ndb_status st = snap_dir(app, index, dir, sizeof dir, msg);
+    ndb_status st = svc_snapshot_dir(app, index, dir, sizeof dir, msg);
     if (st != NDB_OK)
         return st;
-    if (!snap_complete(dir))
-        return ndb_errmsg_set(msg, NDB_EUNIMPL,
-                              "snapshot %" PRIu64 " (taken by %.*s) is not on this node, and fetching one from another "
-                              "node is not built yet: empty this node's --data-dir while the log still holds what it "
-                              "misses, or restore a backup", index, (int)(len - 8), (const char *)p + 8);
+    char from[300];
+    snprintf(from, sizeof from, "%.*s", (int)(len - 8 < sizeof from ? len - 8 : sizeof from - 1), (const char *)p + 8);
+    /* a snapshot this node lacks (it was emptied, or is back after the log moved on): from the node that took it */
+    for (int attempt = 1; !svc_snapshot_complete(dir); attempt++) {
+        if (strcmp(from, app->cluster_client) == 0)
+            return ndb_errmsg_set(msg, NDB_ENOTFOUND, "this node's own snapshot %" PRIu64 " is gone from %s", index,
+                                  dir);
+        ndb_status st = svc_snapshot_fetch(app, from, index, dir, msg);
+        if (st == NDB_OK)
+            break;
+        if (attempt == FETCH_ATTEMPTS)
+            return st;
+        SVC_LOG(SVC_LOG_WARN, "fetching a cluster snapshot failed; trying again", LOG_INT("index", (int64_t)index),
+                LOG_STR("from", from), LOG_STR("error", msg->text), LOG_INT("attempt", attempt));
+        sleep(1);
+    }
     return svc_engines_load(app, dir, msg);
 }
 

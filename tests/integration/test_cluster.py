@@ -67,6 +67,21 @@ def local_ids(pb, node, key, collection):
         return out
 
 
+def cluster_states(pb, c):
+    """Each node's role, log positions and trouble, for failure messages."""
+    out = []
+    for s in c.nodes:
+        try:
+            with grpc.insecure_channel(s.target) as ch:
+                st = pb.admin_pb2_grpc.AdminServiceStub(ch).Status(pb.admin_pb2.StatusRequest(), timeout=5)
+                cl = st.cluster
+                out.append(f"node {cl.node_id}: {cl.role} term {cl.term} commit {cl.commit_index} applied "
+                           f"{cl.applied_index} last {cl.last_index} {cl.apply_error} {st.reason}")
+        except grpc.RpcError as e:
+            out.append(f"{s.target}: {e.code()}")
+    return "; ".join(out)
+
+
 def wait_converged(pb, c, collection, want, timeout=30):
     deadline = time.time() + timeout
     while True:
@@ -76,7 +91,8 @@ def wait_converged(pb, c, collection, want, timeout=30):
         if time.time() > deadline:
             sizes = [len(x) for x in contents]
             missing = [len(set(want) - set(x)) for x in contents]
-            raise AssertionError(f"nodes did not converge: sizes {sizes}, acknowledged missing {missing}")
+            raise AssertionError(f"nodes did not converge: sizes {sizes}, acknowledged missing {missing}; "
+                                 f"{cluster_states(pb, c)}")
         time.sleep(0.3)
 
 
@@ -215,3 +231,39 @@ def test_a_restarted_node_loads_its_snapshot_and_replays_the_log(pb, server_fact
         n = stub.Count(pb.document_pb2.CountRequest(collection="users", filter=pb.doc({"age": 7})), metadata=md,
                        timeout=10).count
         assert n == 3 + 10  # i % 50 == 7 for 7, 57 and 107
+
+
+def test_an_emptied_node_rejoins_by_the_leaders_snapshot_and_the_log(pb, server_factory):
+    import shutil
+    c = Cluster(server_factory, extra_args=["--snapshot-entries", "16"]).start()
+    leader = c.leader(pb)
+    lost = next(s for s in c.nodes if s is not leader)
+    ids = []
+
+    def insert(n, tag):
+        with grpc.insecure_channel(leader.target) as ch:
+            stub = pb.document_pb2_grpc.DocumentServiceStub(ch)
+            ids.extend(stub.InsertOne(pb.document_pb2.InsertOneRequest(collection="users", document=pb.doc(
+                {"name": f"{tag}{i}"})), metadata=c.auth, timeout=10).document_id for i in range(n))
+
+    insert(50, "a")
+    wait_converged(pb, c, "users", ids)
+    lost.stop(signal.SIGKILL)
+    lost_id = c.nodes.index(lost) + 1
+    raft_address = next(p for p in lost.extra_args[3].split(",") if p.startswith(f"{lost_id}="))[2:]
+    with grpc.insecure_channel(leader.target) as ch:
+        admin = pb.admin_pb2_grpc.AdminServiceStub(ch)
+        # a node whose disk is gone leaves the configuration, and comes back as a new member
+        r = admin.RemoveClusterNode(pb.admin_pb2.RemoveClusterNodeRequest(id=lost_id), metadata=c.auth, timeout=30)
+        assert r.cluster.role == "leader"
+        insert(600, "b")  # two members now; the log before these is dropped (but its last 512 entries)
+        shutil.rmtree(lost.data_dir)
+        lost.start()
+        r = admin.AddClusterNode(pb.admin_pb2.AddClusterNodeRequest(id=lost_id, raft_address=raft_address),
+                                 metadata=c.auth, timeout=60)
+    insert(5, "c")
+    wait_converged(pb, c, "users", ids, timeout=60)
+    assert any(r.get("msg") == "cluster snapshot fetched" for r in lost.lines), "it caught up without a snapshot"
+    with grpc.insecure_channel(leader.target) as ch:
+        st = pb.admin_pb2_grpc.AdminServiceStub(ch).Status(pb.admin_pb2.StatusRequest(), timeout=10)
+        assert sorted((p.id, p.voter) for p in st.cluster.peers) == [(1, True), (2, True), (3, True)]

@@ -22,6 +22,299 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type AddClusterNodeRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    int64                  `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	// host:port of its Raft transport, as in --peers.
+	RaftAddress   string `protobuf:"bytes,2,opt,name=raft_address,json=raftAddress,proto3" json:"raft_address,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AddClusterNodeRequest) Reset() {
+	*x = AddClusterNodeRequest{}
+	mi := &file_nexadb_v1_admin_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AddClusterNodeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AddClusterNodeRequest) ProtoMessage() {}
+
+func (x *AddClusterNodeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_nexadb_v1_admin_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AddClusterNodeRequest.ProtoReflect.Descriptor instead.
+func (*AddClusterNodeRequest) Descriptor() ([]byte, []int) {
+	return file_nexadb_v1_admin_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *AddClusterNodeRequest) GetId() int64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *AddClusterNodeRequest) GetRaftAddress() string {
+	if x != nil {
+		return x.RaftAddress
+	}
+	return ""
+}
+
+type AddClusterNodeResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The leader's view once the node votes.
+	Cluster       *ClusterStatus `protobuf:"bytes,1,opt,name=cluster,proto3" json:"cluster,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AddClusterNodeResponse) Reset() {
+	*x = AddClusterNodeResponse{}
+	mi := &file_nexadb_v1_admin_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AddClusterNodeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AddClusterNodeResponse) ProtoMessage() {}
+
+func (x *AddClusterNodeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_nexadb_v1_admin_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AddClusterNodeResponse.ProtoReflect.Descriptor instead.
+func (*AddClusterNodeResponse) Descriptor() ([]byte, []int) {
+	return file_nexadb_v1_admin_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *AddClusterNodeResponse) GetCluster() *ClusterStatus {
+	if x != nil {
+		return x.Cluster
+	}
+	return nil
+}
+
+type RemoveClusterNodeRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            int64                  `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveClusterNodeRequest) Reset() {
+	*x = RemoveClusterNodeRequest{}
+	mi := &file_nexadb_v1_admin_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveClusterNodeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveClusterNodeRequest) ProtoMessage() {}
+
+func (x *RemoveClusterNodeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_nexadb_v1_admin_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveClusterNodeRequest.ProtoReflect.Descriptor instead.
+func (*RemoveClusterNodeRequest) Descriptor() ([]byte, []int) {
+	return file_nexadb_v1_admin_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *RemoveClusterNodeRequest) GetId() int64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+type RemoveClusterNodeResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Cluster       *ClusterStatus         `protobuf:"bytes,1,opt,name=cluster,proto3" json:"cluster,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveClusterNodeResponse) Reset() {
+	*x = RemoveClusterNodeResponse{}
+	mi := &file_nexadb_v1_admin_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveClusterNodeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveClusterNodeResponse) ProtoMessage() {}
+
+func (x *RemoveClusterNodeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_nexadb_v1_admin_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveClusterNodeResponse.ProtoReflect.Descriptor instead.
+func (*RemoveClusterNodeResponse) Descriptor() ([]byte, []int) {
+	return file_nexadb_v1_admin_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *RemoveClusterNodeResponse) GetCluster() *ClusterStatus {
+	if x != nil {
+		return x.Cluster
+	}
+	return nil
+}
+
+type ReadSnapshotRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The snapshot's log index.
+	Index         int64 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReadSnapshotRequest) Reset() {
+	*x = ReadSnapshotRequest{}
+	mi := &file_nexadb_v1_admin_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReadSnapshotRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReadSnapshotRequest) ProtoMessage() {}
+
+func (x *ReadSnapshotRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_nexadb_v1_admin_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReadSnapshotRequest.ProtoReflect.Descriptor instead.
+func (*ReadSnapshotRequest) Descriptor() ([]byte, []int) {
+	return file_nexadb_v1_admin_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *ReadSnapshotRequest) GetIndex() int64 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+// One piece of one of the snapshot's files. A file's pieces come in order, one file after
+// another, the listing (BACKUP, with every file's size and CRC-32C) last.
+type ReadSnapshotResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	File          string                 `protobuf:"bytes,1,opt,name=file,proto3" json:"file,omitempty"`
+	Offset        int64                  `protobuf:"varint,2,opt,name=offset,proto3" json:"offset,omitempty"`
+	Data          []byte                 `protobuf:"bytes,3,opt,name=data,proto3" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReadSnapshotResponse) Reset() {
+	*x = ReadSnapshotResponse{}
+	mi := &file_nexadb_v1_admin_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReadSnapshotResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReadSnapshotResponse) ProtoMessage() {}
+
+func (x *ReadSnapshotResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_nexadb_v1_admin_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReadSnapshotResponse.ProtoReflect.Descriptor instead.
+func (*ReadSnapshotResponse) Descriptor() ([]byte, []int) {
+	return file_nexadb_v1_admin_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *ReadSnapshotResponse) GetFile() string {
+	if x != nil {
+		return x.File
+	}
+	return ""
+}
+
+func (x *ReadSnapshotResponse) GetOffset() int64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+func (x *ReadSnapshotResponse) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
 type BackupRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// A directory backup: its name under --backup-dir (1-100 of A-Z a-z 0-9 . _ -, not starting
@@ -43,7 +336,7 @@ type BackupRequest struct {
 
 func (x *BackupRequest) Reset() {
 	*x = BackupRequest{}
-	mi := &file_nexadb_v1_admin_proto_msgTypes[0]
+	mi := &file_nexadb_v1_admin_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -55,7 +348,7 @@ func (x *BackupRequest) String() string {
 func (*BackupRequest) ProtoMessage() {}
 
 func (x *BackupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nexadb_v1_admin_proto_msgTypes[0]
+	mi := &file_nexadb_v1_admin_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -68,7 +361,7 @@ func (x *BackupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupRequest.ProtoReflect.Descriptor instead.
 func (*BackupRequest) Descriptor() ([]byte, []int) {
-	return file_nexadb_v1_admin_proto_rawDescGZIP(), []int{0}
+	return file_nexadb_v1_admin_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *BackupRequest) GetName() string {
@@ -115,7 +408,7 @@ type BackupProgress struct {
 
 func (x *BackupProgress) Reset() {
 	*x = BackupProgress{}
-	mi := &file_nexadb_v1_admin_proto_msgTypes[1]
+	mi := &file_nexadb_v1_admin_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -127,7 +420,7 @@ func (x *BackupProgress) String() string {
 func (*BackupProgress) ProtoMessage() {}
 
 func (x *BackupProgress) ProtoReflect() protoreflect.Message {
-	mi := &file_nexadb_v1_admin_proto_msgTypes[1]
+	mi := &file_nexadb_v1_admin_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -140,7 +433,7 @@ func (x *BackupProgress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupProgress.ProtoReflect.Descriptor instead.
 func (*BackupProgress) Descriptor() ([]byte, []int) {
-	return file_nexadb_v1_admin_proto_rawDescGZIP(), []int{1}
+	return file_nexadb_v1_admin_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *BackupProgress) GetFilesDone() int64 {
@@ -202,7 +495,7 @@ type BackupResponse struct {
 
 func (x *BackupResponse) Reset() {
 	*x = BackupResponse{}
-	mi := &file_nexadb_v1_admin_proto_msgTypes[2]
+	mi := &file_nexadb_v1_admin_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -214,7 +507,7 @@ func (x *BackupResponse) String() string {
 func (*BackupResponse) ProtoMessage() {}
 
 func (x *BackupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nexadb_v1_admin_proto_msgTypes[2]
+	mi := &file_nexadb_v1_admin_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -227,7 +520,7 @@ func (x *BackupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupResponse.ProtoReflect.Descriptor instead.
 func (*BackupResponse) Descriptor() ([]byte, []int) {
-	return file_nexadb_v1_admin_proto_rawDescGZIP(), []int{2}
+	return file_nexadb_v1_admin_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *BackupResponse) GetProgress() *BackupProgress {
@@ -273,7 +566,7 @@ type GetApiKeyInfoRequest struct {
 
 func (x *GetApiKeyInfoRequest) Reset() {
 	*x = GetApiKeyInfoRequest{}
-	mi := &file_nexadb_v1_admin_proto_msgTypes[3]
+	mi := &file_nexadb_v1_admin_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -285,7 +578,7 @@ func (x *GetApiKeyInfoRequest) String() string {
 func (*GetApiKeyInfoRequest) ProtoMessage() {}
 
 func (x *GetApiKeyInfoRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nexadb_v1_admin_proto_msgTypes[3]
+	mi := &file_nexadb_v1_admin_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -298,7 +591,7 @@ func (x *GetApiKeyInfoRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetApiKeyInfoRequest.ProtoReflect.Descriptor instead.
 func (*GetApiKeyInfoRequest) Descriptor() ([]byte, []int) {
-	return file_nexadb_v1_admin_proto_rawDescGZIP(), []int{3}
+	return file_nexadb_v1_admin_proto_rawDescGZIP(), []int{9}
 }
 
 type GetApiKeyInfoResponse struct {
@@ -311,7 +604,7 @@ type GetApiKeyInfoResponse struct {
 
 func (x *GetApiKeyInfoResponse) Reset() {
 	*x = GetApiKeyInfoResponse{}
-	mi := &file_nexadb_v1_admin_proto_msgTypes[4]
+	mi := &file_nexadb_v1_admin_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -323,7 +616,7 @@ func (x *GetApiKeyInfoResponse) String() string {
 func (*GetApiKeyInfoResponse) ProtoMessage() {}
 
 func (x *GetApiKeyInfoResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nexadb_v1_admin_proto_msgTypes[4]
+	mi := &file_nexadb_v1_admin_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -336,7 +629,7 @@ func (x *GetApiKeyInfoResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetApiKeyInfoResponse.ProtoReflect.Descriptor instead.
 func (*GetApiKeyInfoResponse) Descriptor() ([]byte, []int) {
-	return file_nexadb_v1_admin_proto_rawDescGZIP(), []int{4}
+	return file_nexadb_v1_admin_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *GetApiKeyInfoResponse) GetReadOnly() bool {
@@ -354,7 +647,7 @@ type StatusRequest struct {
 
 func (x *StatusRequest) Reset() {
 	*x = StatusRequest{}
-	mi := &file_nexadb_v1_admin_proto_msgTypes[5]
+	mi := &file_nexadb_v1_admin_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -366,7 +659,7 @@ func (x *StatusRequest) String() string {
 func (*StatusRequest) ProtoMessage() {}
 
 func (x *StatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nexadb_v1_admin_proto_msgTypes[5]
+	mi := &file_nexadb_v1_admin_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -379,7 +672,7 @@ func (x *StatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusRequest.ProtoReflect.Descriptor instead.
 func (*StatusRequest) Descriptor() ([]byte, []int) {
-	return file_nexadb_v1_admin_proto_rawDescGZIP(), []int{5}
+	return file_nexadb_v1_admin_proto_rawDescGZIP(), []int{11}
 }
 
 type StatusResponse struct {
@@ -403,7 +696,7 @@ type StatusResponse struct {
 
 func (x *StatusResponse) Reset() {
 	*x = StatusResponse{}
-	mi := &file_nexadb_v1_admin_proto_msgTypes[6]
+	mi := &file_nexadb_v1_admin_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -415,7 +708,7 @@ func (x *StatusResponse) String() string {
 func (*StatusResponse) ProtoMessage() {}
 
 func (x *StatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nexadb_v1_admin_proto_msgTypes[6]
+	mi := &file_nexadb_v1_admin_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -428,7 +721,7 @@ func (x *StatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusResponse.ProtoReflect.Descriptor instead.
 func (*StatusResponse) Descriptor() ([]byte, []int) {
-	return file_nexadb_v1_admin_proto_rawDescGZIP(), []int{6}
+	return file_nexadb_v1_admin_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *StatusResponse) GetStatus() string {
@@ -498,7 +791,7 @@ type ClusterStatus struct {
 
 func (x *ClusterStatus) Reset() {
 	*x = ClusterStatus{}
-	mi := &file_nexadb_v1_admin_proto_msgTypes[7]
+	mi := &file_nexadb_v1_admin_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -510,7 +803,7 @@ func (x *ClusterStatus) String() string {
 func (*ClusterStatus) ProtoMessage() {}
 
 func (x *ClusterStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_nexadb_v1_admin_proto_msgTypes[7]
+	mi := &file_nexadb_v1_admin_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -523,7 +816,7 @@ func (x *ClusterStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterStatus.ProtoReflect.Descriptor instead.
 func (*ClusterStatus) Descriptor() ([]byte, []int) {
-	return file_nexadb_v1_admin_proto_rawDescGZIP(), []int{7}
+	return file_nexadb_v1_admin_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ClusterStatus) GetNodeId() int64 {
@@ -614,7 +907,7 @@ type ClusterPeer struct {
 
 func (x *ClusterPeer) Reset() {
 	*x = ClusterPeer{}
-	mi := &file_nexadb_v1_admin_proto_msgTypes[8]
+	mi := &file_nexadb_v1_admin_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -626,7 +919,7 @@ func (x *ClusterPeer) String() string {
 func (*ClusterPeer) ProtoMessage() {}
 
 func (x *ClusterPeer) ProtoReflect() protoreflect.Message {
-	mi := &file_nexadb_v1_admin_proto_msgTypes[8]
+	mi := &file_nexadb_v1_admin_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -639,7 +932,7 @@ func (x *ClusterPeer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterPeer.ProtoReflect.Descriptor instead.
 func (*ClusterPeer) Descriptor() ([]byte, []int) {
-	return file_nexadb_v1_admin_proto_rawDescGZIP(), []int{8}
+	return file_nexadb_v1_admin_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ClusterPeer) GetId() int64 {
@@ -692,7 +985,7 @@ type StatsRequest struct {
 
 func (x *StatsRequest) Reset() {
 	*x = StatsRequest{}
-	mi := &file_nexadb_v1_admin_proto_msgTypes[9]
+	mi := &file_nexadb_v1_admin_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -704,7 +997,7 @@ func (x *StatsRequest) String() string {
 func (*StatsRequest) ProtoMessage() {}
 
 func (x *StatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nexadb_v1_admin_proto_msgTypes[9]
+	mi := &file_nexadb_v1_admin_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -717,7 +1010,7 @@ func (x *StatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatsRequest.ProtoReflect.Descriptor instead.
 func (*StatsRequest) Descriptor() ([]byte, []int) {
-	return file_nexadb_v1_admin_proto_rawDescGZIP(), []int{9}
+	return file_nexadb_v1_admin_proto_rawDescGZIP(), []int{15}
 }
 
 // Per-level figures of the storage engine.
@@ -732,7 +1025,7 @@ type LevelStats struct {
 
 func (x *LevelStats) Reset() {
 	*x = LevelStats{}
-	mi := &file_nexadb_v1_admin_proto_msgTypes[10]
+	mi := &file_nexadb_v1_admin_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -744,7 +1037,7 @@ func (x *LevelStats) String() string {
 func (*LevelStats) ProtoMessage() {}
 
 func (x *LevelStats) ProtoReflect() protoreflect.Message {
-	mi := &file_nexadb_v1_admin_proto_msgTypes[10]
+	mi := &file_nexadb_v1_admin_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -757,7 +1050,7 @@ func (x *LevelStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LevelStats.ProtoReflect.Descriptor instead.
 func (*LevelStats) Descriptor() ([]byte, []int) {
-	return file_nexadb_v1_admin_proto_rawDescGZIP(), []int{10}
+	return file_nexadb_v1_admin_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *LevelStats) GetLevel() int32 {
@@ -808,7 +1101,7 @@ type MemoryStats struct {
 
 func (x *MemoryStats) Reset() {
 	*x = MemoryStats{}
-	mi := &file_nexadb_v1_admin_proto_msgTypes[11]
+	mi := &file_nexadb_v1_admin_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -820,7 +1113,7 @@ func (x *MemoryStats) String() string {
 func (*MemoryStats) ProtoMessage() {}
 
 func (x *MemoryStats) ProtoReflect() protoreflect.Message {
-	mi := &file_nexadb_v1_admin_proto_msgTypes[11]
+	mi := &file_nexadb_v1_admin_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -833,7 +1126,7 @@ func (x *MemoryStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MemoryStats.ProtoReflect.Descriptor instead.
 func (*MemoryStats) Descriptor() ([]byte, []int) {
-	return file_nexadb_v1_admin_proto_rawDescGZIP(), []int{11}
+	return file_nexadb_v1_admin_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *MemoryStats) GetResidentAnonymous() int64 {
@@ -905,7 +1198,7 @@ type EngineStats struct {
 
 func (x *EngineStats) Reset() {
 	*x = EngineStats{}
-	mi := &file_nexadb_v1_admin_proto_msgTypes[12]
+	mi := &file_nexadb_v1_admin_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -917,7 +1210,7 @@ func (x *EngineStats) String() string {
 func (*EngineStats) ProtoMessage() {}
 
 func (x *EngineStats) ProtoReflect() protoreflect.Message {
-	mi := &file_nexadb_v1_admin_proto_msgTypes[12]
+	mi := &file_nexadb_v1_admin_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -930,7 +1223,7 @@ func (x *EngineStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EngineStats.ProtoReflect.Descriptor instead.
 func (*EngineStats) Descriptor() ([]byte, []int) {
-	return file_nexadb_v1_admin_proto_rawDescGZIP(), []int{12}
+	return file_nexadb_v1_admin_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *EngineStats) GetMemtableBytes() int64 {
@@ -1009,7 +1302,7 @@ type StatsResponse struct {
 
 func (x *StatsResponse) Reset() {
 	*x = StatsResponse{}
-	mi := &file_nexadb_v1_admin_proto_msgTypes[13]
+	mi := &file_nexadb_v1_admin_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1021,7 +1314,7 @@ func (x *StatsResponse) String() string {
 func (*StatsResponse) ProtoMessage() {}
 
 func (x *StatsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nexadb_v1_admin_proto_msgTypes[13]
+	mi := &file_nexadb_v1_admin_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1034,7 +1327,7 @@ func (x *StatsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatsResponse.ProtoReflect.Descriptor instead.
 func (*StatsResponse) Descriptor() ([]byte, []int) {
-	return file_nexadb_v1_admin_proto_rawDescGZIP(), []int{13}
+	return file_nexadb_v1_admin_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *StatsResponse) GetCollections() []*CollectionInfo {
@@ -1090,7 +1383,22 @@ var File_nexadb_v1_admin_proto protoreflect.FileDescriptor
 
 const file_nexadb_v1_admin_proto_rawDesc = "" +
 	"\n" +
-	"\x15nexadb/v1/admin.proto\x12\tnexadb.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x16nexadb/v1/common.proto\"\x84\x01\n" +
+	"\x15nexadb/v1/admin.proto\x12\tnexadb.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x16nexadb/v1/common.proto\"J\n" +
+	"\x15AddClusterNodeRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x03R\x02id\x12!\n" +
+	"\fraft_address\x18\x02 \x01(\tR\vraftAddress\"L\n" +
+	"\x16AddClusterNodeResponse\x122\n" +
+	"\acluster\x18\x01 \x01(\v2\x18.nexadb.v1.ClusterStatusR\acluster\"*\n" +
+	"\x18RemoveClusterNodeRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x03R\x02id\"O\n" +
+	"\x19RemoveClusterNodeResponse\x122\n" +
+	"\acluster\x18\x01 \x01(\v2\x18.nexadb.v1.ClusterStatusR\acluster\"+\n" +
+	"\x13ReadSnapshotRequest\x12\x14\n" +
+	"\x05index\x18\x01 \x01(\x03R\x05index\"V\n" +
+	"\x14ReadSnapshotResponse\x12\x12\n" +
+	"\x04file\x18\x01 \x01(\tR\x04file\x12\x16\n" +
+	"\x06offset\x18\x02 \x01(\x03R\x06offset\x12\x12\n" +
+	"\x04data\x18\x03 \x01(\fR\x04data\"\x84\x01\n" +
 	"\rBackupRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aarchive\x18\x02 \x01(\bR\aarchive\x12\x1a\n" +
@@ -1177,13 +1485,16 @@ const file_nexadb_v1_admin_proto_rawDesc = "" +
 	"\x0euptime_seconds\x18\x04 \x01(\x03R\ruptimeSeconds\x12\x1b\n" +
 	"\trss_bytes\x18\x05 \x01(\x03R\brssBytes\x12#\n" +
 	"\rvector_kernel\x18\x06 \x01(\tR\fvectorKernel\x12.\n" +
-	"\x06memory\x18\a \x01(\v2\x16.nexadb.v1.MemoryStatsR\x06memory2\xed\x02\n" +
+	"\x06memory\x18\a \x01(\v2\x16.nexadb.v1.MemoryStatsR\x06memory2\xbc\x05\n" +
 	"\fAdminService\x12N\n" +
 	"\x06Status\x12\x18.nexadb.v1.StatusRequest\x1a\x19.nexadb.v1.StatusResponse\"\x0f\x82\xd3\xe4\x93\x02\t\x12\a/status\x12J\n" +
 	"\x05Stats\x12\x17.nexadb.v1.StatsRequest\x1a\x18.nexadb.v1.StatsResponse\"\x0e\x82\xd3\xe4\x93\x02\b\x12\x06/stats\x12f\n" +
 	"\rGetApiKeyInfo\x12\x1f.nexadb.v1.GetApiKeyInfoRequest\x1a .nexadb.v1.GetApiKeyInfoResponse\"\x12\x82\xd3\xe4\x93\x02\f\x12\n" +
 	"/admin/key\x12Y\n" +
-	"\x06Backup\x12\x18.nexadb.v1.BackupRequest\x1a\x19.nexadb.v1.BackupResponse\"\x18\x82\xd3\xe4\x93\x02\x12:\x01*\"\r/admin/backup0\x01b\x06proto3"
+	"\x06Backup\x12\x18.nexadb.v1.BackupRequest\x1a\x19.nexadb.v1.BackupResponse\"\x18\x82\xd3\xe4\x93\x02\x12:\x01*\"\r/admin/backup0\x01\x12Q\n" +
+	"\fReadSnapshot\x12\x1e.nexadb.v1.ReadSnapshotRequest\x1a\x1f.nexadb.v1.ReadSnapshotResponse0\x01\x12v\n" +
+	"\x0eAddClusterNode\x12 .nexadb.v1.AddClusterNodeRequest\x1a!.nexadb.v1.AddClusterNodeResponse\"\x1f\x82\xd3\xe4\x93\x02\x19:\x01*\"\x14/admin/cluster/nodes\x12\x81\x01\n" +
+	"\x11RemoveClusterNode\x12#.nexadb.v1.RemoveClusterNodeRequest\x1a$.nexadb.v1.RemoveClusterNodeResponse\"!\x82\xd3\xe4\x93\x02\x1b*\x19/admin/cluster/nodes/{id}b\x06proto3"
 
 var (
 	file_nexadb_v1_admin_proto_rawDescOnce sync.Once
@@ -1197,45 +1508,59 @@ func file_nexadb_v1_admin_proto_rawDescGZIP() []byte {
 	return file_nexadb_v1_admin_proto_rawDescData
 }
 
-var file_nexadb_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_nexadb_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
 var file_nexadb_v1_admin_proto_goTypes = []any{
-	(*BackupRequest)(nil),         // 0: nexadb.v1.BackupRequest
-	(*BackupProgress)(nil),        // 1: nexadb.v1.BackupProgress
-	(*BackupResponse)(nil),        // 2: nexadb.v1.BackupResponse
-	(*GetApiKeyInfoRequest)(nil),  // 3: nexadb.v1.GetApiKeyInfoRequest
-	(*GetApiKeyInfoResponse)(nil), // 4: nexadb.v1.GetApiKeyInfoResponse
-	(*StatusRequest)(nil),         // 5: nexadb.v1.StatusRequest
-	(*StatusResponse)(nil),        // 6: nexadb.v1.StatusResponse
-	(*ClusterStatus)(nil),         // 7: nexadb.v1.ClusterStatus
-	(*ClusterPeer)(nil),           // 8: nexadb.v1.ClusterPeer
-	(*StatsRequest)(nil),          // 9: nexadb.v1.StatsRequest
-	(*LevelStats)(nil),            // 10: nexadb.v1.LevelStats
-	(*MemoryStats)(nil),           // 11: nexadb.v1.MemoryStats
-	(*EngineStats)(nil),           // 12: nexadb.v1.EngineStats
-	(*StatsResponse)(nil),         // 13: nexadb.v1.StatsResponse
-	(*CollectionInfo)(nil),        // 14: nexadb.v1.CollectionInfo
+	(*AddClusterNodeRequest)(nil),     // 0: nexadb.v1.AddClusterNodeRequest
+	(*AddClusterNodeResponse)(nil),    // 1: nexadb.v1.AddClusterNodeResponse
+	(*RemoveClusterNodeRequest)(nil),  // 2: nexadb.v1.RemoveClusterNodeRequest
+	(*RemoveClusterNodeResponse)(nil), // 3: nexadb.v1.RemoveClusterNodeResponse
+	(*ReadSnapshotRequest)(nil),       // 4: nexadb.v1.ReadSnapshotRequest
+	(*ReadSnapshotResponse)(nil),      // 5: nexadb.v1.ReadSnapshotResponse
+	(*BackupRequest)(nil),             // 6: nexadb.v1.BackupRequest
+	(*BackupProgress)(nil),            // 7: nexadb.v1.BackupProgress
+	(*BackupResponse)(nil),            // 8: nexadb.v1.BackupResponse
+	(*GetApiKeyInfoRequest)(nil),      // 9: nexadb.v1.GetApiKeyInfoRequest
+	(*GetApiKeyInfoResponse)(nil),     // 10: nexadb.v1.GetApiKeyInfoResponse
+	(*StatusRequest)(nil),             // 11: nexadb.v1.StatusRequest
+	(*StatusResponse)(nil),            // 12: nexadb.v1.StatusResponse
+	(*ClusterStatus)(nil),             // 13: nexadb.v1.ClusterStatus
+	(*ClusterPeer)(nil),               // 14: nexadb.v1.ClusterPeer
+	(*StatsRequest)(nil),              // 15: nexadb.v1.StatsRequest
+	(*LevelStats)(nil),                // 16: nexadb.v1.LevelStats
+	(*MemoryStats)(nil),               // 17: nexadb.v1.MemoryStats
+	(*EngineStats)(nil),               // 18: nexadb.v1.EngineStats
+	(*StatsResponse)(nil),             // 19: nexadb.v1.StatsResponse
+	(*CollectionInfo)(nil),            // 20: nexadb.v1.CollectionInfo
 }
 var file_nexadb_v1_admin_proto_depIdxs = []int32{
-	1,  // 0: nexadb.v1.BackupResponse.progress:type_name -> nexadb.v1.BackupProgress
-	7,  // 1: nexadb.v1.StatusResponse.cluster:type_name -> nexadb.v1.ClusterStatus
-	8,  // 2: nexadb.v1.ClusterStatus.peers:type_name -> nexadb.v1.ClusterPeer
-	10, // 3: nexadb.v1.EngineStats.levels:type_name -> nexadb.v1.LevelStats
-	14, // 4: nexadb.v1.StatsResponse.collections:type_name -> nexadb.v1.CollectionInfo
-	12, // 5: nexadb.v1.StatsResponse.engine:type_name -> nexadb.v1.EngineStats
-	11, // 6: nexadb.v1.StatsResponse.memory:type_name -> nexadb.v1.MemoryStats
-	5,  // 7: nexadb.v1.AdminService.Status:input_type -> nexadb.v1.StatusRequest
-	9,  // 8: nexadb.v1.AdminService.Stats:input_type -> nexadb.v1.StatsRequest
-	3,  // 9: nexadb.v1.AdminService.GetApiKeyInfo:input_type -> nexadb.v1.GetApiKeyInfoRequest
-	0,  // 10: nexadb.v1.AdminService.Backup:input_type -> nexadb.v1.BackupRequest
-	6,  // 11: nexadb.v1.AdminService.Status:output_type -> nexadb.v1.StatusResponse
-	13, // 12: nexadb.v1.AdminService.Stats:output_type -> nexadb.v1.StatsResponse
-	4,  // 13: nexadb.v1.AdminService.GetApiKeyInfo:output_type -> nexadb.v1.GetApiKeyInfoResponse
-	2,  // 14: nexadb.v1.AdminService.Backup:output_type -> nexadb.v1.BackupResponse
-	11, // [11:15] is the sub-list for method output_type
-	7,  // [7:11] is the sub-list for method input_type
-	7,  // [7:7] is the sub-list for extension type_name
-	7,  // [7:7] is the sub-list for extension extendee
-	0,  // [0:7] is the sub-list for field type_name
+	13, // 0: nexadb.v1.AddClusterNodeResponse.cluster:type_name -> nexadb.v1.ClusterStatus
+	13, // 1: nexadb.v1.RemoveClusterNodeResponse.cluster:type_name -> nexadb.v1.ClusterStatus
+	7,  // 2: nexadb.v1.BackupResponse.progress:type_name -> nexadb.v1.BackupProgress
+	13, // 3: nexadb.v1.StatusResponse.cluster:type_name -> nexadb.v1.ClusterStatus
+	14, // 4: nexadb.v1.ClusterStatus.peers:type_name -> nexadb.v1.ClusterPeer
+	16, // 5: nexadb.v1.EngineStats.levels:type_name -> nexadb.v1.LevelStats
+	20, // 6: nexadb.v1.StatsResponse.collections:type_name -> nexadb.v1.CollectionInfo
+	18, // 7: nexadb.v1.StatsResponse.engine:type_name -> nexadb.v1.EngineStats
+	17, // 8: nexadb.v1.StatsResponse.memory:type_name -> nexadb.v1.MemoryStats
+	11, // 9: nexadb.v1.AdminService.Status:input_type -> nexadb.v1.StatusRequest
+	15, // 10: nexadb.v1.AdminService.Stats:input_type -> nexadb.v1.StatsRequest
+	9,  // 11: nexadb.v1.AdminService.GetApiKeyInfo:input_type -> nexadb.v1.GetApiKeyInfoRequest
+	6,  // 12: nexadb.v1.AdminService.Backup:input_type -> nexadb.v1.BackupRequest
+	4,  // 13: nexadb.v1.AdminService.ReadSnapshot:input_type -> nexadb.v1.ReadSnapshotRequest
+	0,  // 14: nexadb.v1.AdminService.AddClusterNode:input_type -> nexadb.v1.AddClusterNodeRequest
+	2,  // 15: nexadb.v1.AdminService.RemoveClusterNode:input_type -> nexadb.v1.RemoveClusterNodeRequest
+	12, // 16: nexadb.v1.AdminService.Status:output_type -> nexadb.v1.StatusResponse
+	19, // 17: nexadb.v1.AdminService.Stats:output_type -> nexadb.v1.StatsResponse
+	10, // 18: nexadb.v1.AdminService.GetApiKeyInfo:output_type -> nexadb.v1.GetApiKeyInfoResponse
+	8,  // 19: nexadb.v1.AdminService.Backup:output_type -> nexadb.v1.BackupResponse
+	5,  // 20: nexadb.v1.AdminService.ReadSnapshot:output_type -> nexadb.v1.ReadSnapshotResponse
+	1,  // 21: nexadb.v1.AdminService.AddClusterNode:output_type -> nexadb.v1.AddClusterNodeResponse
+	3,  // 22: nexadb.v1.AdminService.RemoveClusterNode:output_type -> nexadb.v1.RemoveClusterNodeResponse
+	16, // [16:23] is the sub-list for method output_type
+	9,  // [9:16] is the sub-list for method input_type
+	9,  // [9:9] is the sub-list for extension type_name
+	9,  // [9:9] is the sub-list for extension extendee
+	0,  // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_nexadb_v1_admin_proto_init() }
@@ -1250,7 +1575,7 @@ func file_nexadb_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_nexadb_v1_admin_proto_rawDesc), len(file_nexadb_v1_admin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   14,
+			NumMessages:   20,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

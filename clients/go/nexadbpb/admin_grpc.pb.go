@@ -19,10 +19,13 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	AdminService_Status_FullMethodName        = "/nexadb.v1.AdminService/Status"
-	AdminService_Stats_FullMethodName         = "/nexadb.v1.AdminService/Stats"
-	AdminService_GetApiKeyInfo_FullMethodName = "/nexadb.v1.AdminService/GetApiKeyInfo"
-	AdminService_Backup_FullMethodName        = "/nexadb.v1.AdminService/Backup"
+	AdminService_Status_FullMethodName            = "/nexadb.v1.AdminService/Status"
+	AdminService_Stats_FullMethodName             = "/nexadb.v1.AdminService/Stats"
+	AdminService_GetApiKeyInfo_FullMethodName     = "/nexadb.v1.AdminService/GetApiKeyInfo"
+	AdminService_Backup_FullMethodName            = "/nexadb.v1.AdminService/Backup"
+	AdminService_ReadSnapshot_FullMethodName      = "/nexadb.v1.AdminService/ReadSnapshot"
+	AdminService_AddClusterNode_FullMethodName    = "/nexadb.v1.AdminService/AddClusterNode"
+	AdminService_RemoveClusterNode_FullMethodName = "/nexadb.v1.AdminService/RemoveClusterNode"
 )
 
 // AdminServiceClient is the client API for AdminService service.
@@ -44,6 +47,16 @@ type AdminServiceClient interface {
 	// streamed to the caller as a tar archive (`archive`, gRPC only). Messages report progress
 	// as it goes; the last one has `done` set. One backup runs at a time. Needs a read-write key.
 	Backup(ctx context.Context, in *BackupRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[BackupResponse], error)
+	// Cluster mode, between nodes: the files of a snapshot this node took, for a node that
+	// lacks it (README "Running a cluster"), in pieces of at most 1 MiB. Needs a read-write
+	// key. gRPC only.
+	ReadSnapshot(ctx context.Context, in *ReadSnapshotRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ReadSnapshotResponse], error)
+	// Cluster mode, on the leader: adds a node (a new id, or one removed before, such as a node
+	// whose disk was lost, emptied and started again). It joins without a vote, catches up from
+	// the log or a snapshot, then votes; the call returns once it does. Needs a read-write key.
+	AddClusterNode(ctx context.Context, in *AddClusterNodeRequest, opts ...grpc.CallOption) (*AddClusterNodeResponse, error)
+	// Cluster mode, on the leader: removes a node from the configuration. Needs a read-write key.
+	RemoveClusterNode(ctx context.Context, in *RemoveClusterNodeRequest, opts ...grpc.CallOption) (*RemoveClusterNodeResponse, error)
 }
 
 type adminServiceClient struct {
@@ -103,6 +116,45 @@ func (c *adminServiceClient) Backup(ctx context.Context, in *BackupRequest, opts
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type AdminService_BackupClient = grpc.ServerStreamingClient[BackupResponse]
 
+func (c *adminServiceClient) ReadSnapshot(ctx context.Context, in *ReadSnapshotRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ReadSnapshotResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &AdminService_ServiceDesc.Streams[1], AdminService_ReadSnapshot_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[ReadSnapshotRequest, ReadSnapshotResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type AdminService_ReadSnapshotClient = grpc.ServerStreamingClient[ReadSnapshotResponse]
+
+func (c *adminServiceClient) AddClusterNode(ctx context.Context, in *AddClusterNodeRequest, opts ...grpc.CallOption) (*AddClusterNodeResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AddClusterNodeResponse)
+	err := c.cc.Invoke(ctx, AdminService_AddClusterNode_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) RemoveClusterNode(ctx context.Context, in *RemoveClusterNodeRequest, opts ...grpc.CallOption) (*RemoveClusterNodeResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RemoveClusterNodeResponse)
+	err := c.cc.Invoke(ctx, AdminService_RemoveClusterNode_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AdminServiceServer is the server API for AdminService service.
 // All implementations must embed UnimplementedAdminServiceServer
 // for forward compatibility.
@@ -122,6 +174,16 @@ type AdminServiceServer interface {
 	// streamed to the caller as a tar archive (`archive`, gRPC only). Messages report progress
 	// as it goes; the last one has `done` set. One backup runs at a time. Needs a read-write key.
 	Backup(*BackupRequest, grpc.ServerStreamingServer[BackupResponse]) error
+	// Cluster mode, between nodes: the files of a snapshot this node took, for a node that
+	// lacks it (README "Running a cluster"), in pieces of at most 1 MiB. Needs a read-write
+	// key. gRPC only.
+	ReadSnapshot(*ReadSnapshotRequest, grpc.ServerStreamingServer[ReadSnapshotResponse]) error
+	// Cluster mode, on the leader: adds a node (a new id, or one removed before, such as a node
+	// whose disk was lost, emptied and started again). It joins without a vote, catches up from
+	// the log or a snapshot, then votes; the call returns once it does. Needs a read-write key.
+	AddClusterNode(context.Context, *AddClusterNodeRequest) (*AddClusterNodeResponse, error)
+	// Cluster mode, on the leader: removes a node from the configuration. Needs a read-write key.
+	RemoveClusterNode(context.Context, *RemoveClusterNodeRequest) (*RemoveClusterNodeResponse, error)
 	mustEmbedUnimplementedAdminServiceServer()
 }
 
@@ -143,6 +205,15 @@ func (UnimplementedAdminServiceServer) GetApiKeyInfo(context.Context, *GetApiKey
 }
 func (UnimplementedAdminServiceServer) Backup(*BackupRequest, grpc.ServerStreamingServer[BackupResponse]) error {
 	return status.Error(codes.Unimplemented, "method Backup not implemented")
+}
+func (UnimplementedAdminServiceServer) ReadSnapshot(*ReadSnapshotRequest, grpc.ServerStreamingServer[ReadSnapshotResponse]) error {
+	return status.Error(codes.Unimplemented, "method ReadSnapshot not implemented")
+}
+func (UnimplementedAdminServiceServer) AddClusterNode(context.Context, *AddClusterNodeRequest) (*AddClusterNodeResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method AddClusterNode not implemented")
+}
+func (UnimplementedAdminServiceServer) RemoveClusterNode(context.Context, *RemoveClusterNodeRequest) (*RemoveClusterNodeResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RemoveClusterNode not implemented")
 }
 func (UnimplementedAdminServiceServer) mustEmbedUnimplementedAdminServiceServer() {}
 func (UnimplementedAdminServiceServer) testEmbeddedByValue()                      {}
@@ -230,6 +301,53 @@ func _AdminService_Backup_Handler(srv interface{}, stream grpc.ServerStream) err
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type AdminService_BackupServer = grpc.ServerStreamingServer[BackupResponse]
 
+func _AdminService_ReadSnapshot_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(ReadSnapshotRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(AdminServiceServer).ReadSnapshot(m, &grpc.GenericServerStream[ReadSnapshotRequest, ReadSnapshotResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type AdminService_ReadSnapshotServer = grpc.ServerStreamingServer[ReadSnapshotResponse]
+
+func _AdminService_AddClusterNode_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AddClusterNodeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).AddClusterNode(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_AddClusterNode_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).AddClusterNode(ctx, req.(*AddClusterNodeRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_RemoveClusterNode_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RemoveClusterNodeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).RemoveClusterNode(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_RemoveClusterNode_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).RemoveClusterNode(ctx, req.(*RemoveClusterNodeRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AdminService_ServiceDesc is the grpc.ServiceDesc for AdminService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -249,11 +367,24 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "GetApiKeyInfo",
 			Handler:    _AdminService_GetApiKeyInfo_Handler,
 		},
+		{
+			MethodName: "AddClusterNode",
+			Handler:    _AdminService_AddClusterNode_Handler,
+		},
+		{
+			MethodName: "RemoveClusterNode",
+			Handler:    _AdminService_RemoveClusterNode_Handler,
+		},
 	},
 	Streams: []grpc.StreamDesc{
 		{
 			StreamName:    "Backup",
 			Handler:       _AdminService_Backup_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "ReadSnapshot",
+			Handler:       _AdminService_ReadSnapshot_Handler,
 			ServerStreams: true,
 		},
 	},
