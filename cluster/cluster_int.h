@@ -77,6 +77,7 @@ struct ndb_cluster {
     char *dir;
     char address[256];
     char client_address[256]; /* opt.client_address, copied */
+    char bind_address[256];   /* opt.bind_address, copied ("": none) */
     uint64_t boot; /* random per open: tells this process's entries from an earlier one's */
 
     /* loop thread only */

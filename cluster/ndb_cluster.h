@@ -77,6 +77,7 @@ typedef struct ndb_cluster_options {
     const ndb_cluster_peer *peers; /* the initial members, this node included */
     size_t npeers;
     const char *client_address;    /* where clients reach this node (host:port, copied), announced when it leads */
+    const char *bind_address;      /* host:port the Raft transport listens on (copied); NULL: its peers entry */
     unsigned heartbeat_ms;         /* 0: 100 */
     unsigned election_ms;          /* 0: 1000 */
     ndb_cluster_apply_fn apply;

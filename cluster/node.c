@@ -712,6 +712,10 @@ static int start(ndb_cluster *cl, unsigned *up)
         return -1;
     }
     *up |= UP_TCP;
+    if (cl->bind_address[0] && (rv = raft_uv_tcp_set_bind_address(&cl->transport, cl->bind_address)) != 0) {
+        ndb_errmsg_set(m, NDB_EINVAL, "the Raft bind address %.100s: %s", cl->bind_address, raft_strerror(rv));
+        return -1;
+    }
     if ((rv = raft_uv_init(&cl->io, &cl->loop, cl->dir, &cl->transport)) != 0) {
         ndb_errmsg_set(m, NDB_EIO, "raft log in %.100s: %s", cl->dir, cl->io.errmsg);
         return -1;
@@ -838,6 +842,8 @@ ndb_status ndb_cluster_open(const ndb_cluster_options *opt, ndb_cluster **out, n
     cl->opt.peers = cl->peers;
     snprintf(cl->address, sizeof cl->address, "%s", self->address);
     snprintf(cl->client_address, sizeof cl->client_address, "%s", opt->client_address ? opt->client_address : "");
+    snprintf(cl->bind_address, sizeof cl->bind_address, "%s", opt->bind_address ? opt->bind_address : "");
+    cl->opt.bind_address = cl->bind_address;
     cl->opt.client_address = cl->client_address;
     if (getrandom(&cl->boot, sizeof cl->boot, 0) != (ssize_t)sizeof cl->boot)
         cl->boot = (uint64_t)wall_ms() ^ ((uint64_t)(uintptr_t)cl << 20);

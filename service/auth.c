@@ -231,3 +231,15 @@ void svc_auth_free(svc_auth *auth)
         free(auth);
     }
 }
+
+bool svc_auth_write_key(const svc_auth *auth, char *out, size_t cap)
+{
+    for (size_t i = 0; i < auth->n; i++) {
+        if (auth->keys[i].role == SVC_ROLE_WRITE && auth->keys[i].len < cap) {
+            memcpy(out, auth->keys[i].bytes, auth->keys[i].len);
+            out[auth->keys[i].len] = 0;
+            return true;
+        }
+    }
+    return false;
+}

@@ -18,6 +18,7 @@
 #ifndef SVC_AUTH_H
 #define SVC_AUTH_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "config.h"
@@ -39,6 +40,10 @@ ndb_status svc_auth_load(const svc_config *cfg, svc_auth **out, ndb_errmsg *msg)
 
 /* The role of the presented key (len bytes, not NUL-terminated), or SVC_ROLE_NONE. */
 svc_role svc_auth_check(const svc_auth *auth, const char *key, size_t len);
+
+/* Copies the first read-write key into out (NUL-terminated): what a cluster
+ * node presents to its peers, which load the same keys. false: none. */
+bool svc_auth_write_key(const svc_auth *auth, char *out, size_t cap);
 
 /* How many keys are loaded. */
 size_t svc_auth_count(const svc_auth *auth);

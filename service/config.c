@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 /* One row per setting: the flag, its variable, where it goes, and its help. */
 typedef enum { OPT_STR, OPT_INT, OPT_I64, OPT_BOOL } opt_kind; /* OPT_BOOL: a flag without a value */
@@ -100,15 +101,43 @@ static const opt_def opts[] = {
             "into an empty --data-dir, verifying every checksum first, and exit"),
     NUM_OPT("node-id", "NEXADB_NODE_ID", OPT_I64, node_id, 0, INT64_C(1) << 53,
             "cluster mode: this node's id, one of --peers (default 0: a single node, no cluster)"),
+    BOOL_OPT("node-id-from-hostname", "NEXADB_NODE_ID_FROM_HOSTNAME", node_id_from_hostname,
+             "cluster mode: this node's id is 1 + the number that ends the host name (a Kubernetes StatefulSet "
+             "pod's ordinal: nexadb-0 is node 1)"),
     STR_OPT("peers", "NEXADB_PEERS", peers,
             "cluster mode: every member as id=host:port of its Raft transport, comma-separated, this node "
             "included (e.g. 1=nexadb-0.nexadb:6971,2=nexadb-1.nexadb:6971,3=nexadb-2.nexadb:6971)"),
+    STR_OPT("raft-bind-addr", "NEXADB_RAFT_BIND_ADDR", raft_bind_addr,
+            "cluster mode: host:port the Raft transport listens on (default: this node's --peers address; "
+            "0.0.0.0:6971 in a pod, whose DNS name may not resolve yet at start)"),
     NUM_OPT("snapshot-entries", "NEXADB_SNAPSHOT_ENTRIES", OPT_INT, snapshot_entries, 16, 1 << 30,
             "cluster mode: log entries between snapshots, after which the log before them is dropped (default 4096)"),
     STR_OPT("verify-backup", "NEXADB_VERIFY_BACKUP", verify_backup,
             "check every checksum of this backup (bases after it, comma-separated) and exit: 0 whole, 1 not"),
 };
 #define N_OPTS (sizeof opts / sizeof opts[0])
+
+/* --node-id-from-hostname: "nexadb-2" is node 3. */
+static ndb_status node_id_from_hostname(svc_config *cfg, ndb_errmsg *msg)
+{
+    if (!cfg->node_id_from_hostname)
+        return NDB_OK;
+    if (cfg->node_id != 0)
+        return ndb_errmsg_set(msg, NDB_EINVAL, "--node-id and --node-id-from-hostname: give one");
+    char host[256];
+    if (gethostname(host, sizeof host) != 0)
+        return ndb_errmsg_set(msg, NDB_EIO, "--node-id-from-hostname: gethostname: %s", strerror(errno));
+    host[sizeof host - 1] = 0;
+    const char *dash = strrchr(host, '-');
+    char *end;
+    errno = 0;
+    long long ord = dash != NULL ? strtoll(dash + 1, &end, 10) : -1;
+    if (dash == NULL || dash[1] < '0' || dash[1] > '9' || *end != 0 || errno != 0 || ord < 0 || ord > 1000000)
+        return ndb_errmsg_set(msg, NDB_EINVAL, "--node-id-from-hostname: host name \"%.64s\" does not end in -<number>",
+                              host);
+    cfg->node_id = ord + 1;
+    return NDB_OK;
+}
 
 static ndb_status set_opt(svc_config *cfg, const opt_def *o, const char *val, const char *source,
                           ndb_errmsg *msg)
@@ -227,5 +256,5 @@ ndb_status svc_config_load(svc_config *cfg, int argc, char **argv, ndb_errmsg *m
     if (svc_log_parse_level(cfg->log_level) < 0)
         return ndb_errmsg_set(msg, NDB_EINVAL, "--log-level: expected debug, info, warn or error, got '%s'",
                               cfg->log_level);
-    return NDB_OK;
+    return node_id_from_hostname(cfg, msg);
 }

@@ -51,8 +51,10 @@ typedef struct svc_config {
     char restore[8192];         /* restore this backup (then its bases, comma-separated) into --data-dir and exit */
     char verify_backup[8192];   /* check this backup (then its bases) and exit */
     int64_t node_id;            /* cluster mode: this node's id among peers; 0: a single node */
+    bool node_id_from_hostname; /* node_id = 1 + the number ending the host name (a StatefulSet pod's ordinal) */
     char peers[4096];           /* cluster mode: "1=host:port,2=host:port,..." (Raft addresses) */
     int snapshot_entries;       /* cluster mode: log entries between snapshots */
+    char raft_bind_addr[256];   /* cluster mode: where the Raft transport listens; empty: its --peers entry */
 } svc_config;
 
 /* Fills cfg from defaults, then the environment, then argv. On --help (usage) or

@@ -329,7 +329,9 @@ ndb_status svc_cluster_start(svc_app *app, int grpc_port, ndb_errmsg *msg)
                      peers[i].address, grpc_port);
     }
     ndb_cluster_options o = {.id = (uint64_t)app->cfg->node_id, .dir = dir, .peers = peers, .npeers = n,
-                             .client_address = app->cluster_client, .apply = svc_cluster_apply, .apply_arg = app,
+                             .client_address = app->cluster_client,
+                             .bind_address = app->cfg->raft_bind_addr[0] ? app->cfg->raft_bind_addr : NULL,
+                             .apply = svc_cluster_apply, .apply_arg = app,
                              .snapshot = svc_cluster_snapshot, .restore = svc_cluster_restore,
                              .snapshot_entries = (unsigned)app->cfg->snapshot_entries};
     if ((st = ndb_cluster_open(&o, &app->cluster, msg)) != NDB_OK)

@@ -270,9 +270,10 @@ ndb_status svc_snapshot_fetch(svc_app *app, const char *address, uint64_t index,
 {
     if (app->tls != NULL)
         return ndb_errmsg_set(msg, NDB_EUNIMPL, "fetching a snapshot from a node that serves TLS is not built yet");
-    if (app->cfg->api_key[0] == '\0')
-        return ndb_errmsg_set(msg, NDB_EINVAL, "fetching a snapshot needs --api-key (NEXADB_API_KEY), the same on "
-                              "every node, to present to the node that has it");
+    char key[SVC_AUTH_MAX_KEY + 1];
+    if (!svc_auth_write_key(app->auth, key, sizeof key))
+        return ndb_errmsg_set(msg, NDB_EINVAL, "fetching a snapshot needs a read-write API key, the same on every "
+                              "node, to present to the node that has it");
     fetch f = {.fd = -1};
     if ((size_t)snprintf(f.dir, sizeof f.dir, "%s.fetching", dest) >= sizeof f.dir)
         return ndb_errmsg_set(msg, NDB_EINVAL, "--data-dir: path too long");
@@ -293,7 +294,8 @@ ndb_status svc_snapshot_fetch(svc_app *app, const char *address, uint64_t index,
     if (call == NULL)
         st = ndb_errmsg_set(msg, NDB_EIO, "cannot call %s", address);
     else
-        st = stream(call, cq, app->cfg->api_key, index, &f, msg);
+        st = stream(call, cq, key, index, &f, msg);
+    explicit_bzero(key, sizeof key);
     ndb_status cst = close_file(&f, st == NDB_OK ? msg : NULL);
     if (st == NDB_OK)
         st = cst;

@@ -606,7 +606,8 @@ def test_helm_lint_and_package(helm, custom_values, tmp_path):
     (["apiKey.value=" + "a" * 32, "apiKey.existingSecret=mine"], "set only one of apiKey.value"),
     (["apiKey.value=short"], "apiKey/value"),
     (["apiKey.value=" + "a" * 129], "apiKey/value"),  # the server takes 16 to 128 bytes
-    (["apiKey.value=" + "a" * 32, "replicaCount=3"], "replicaCount"),
+    (["apiKey.value=" + "a" * 32, "replicaCount=2"], "replicaCount"),  # a cluster has an odd number
+    (["apiKey.value=" + "a" * 32, "replicaCount=3", "tls.enabled=true", "tls.secretName=t"], "plaintext only"),
     (["apiKey.value=" + "a" * 32, "config.logLevel=verbose"], "logLevel"),
     (["apiKey.value=" + "a" * 32, "podDisruptionBudget.minAvailable=1"], "only one of podDisruptionBudget"),
 ])
@@ -614,6 +615,36 @@ def test_helm_refuses_bad_values(helm, sets, message):
     proc = helm.template(sets=sets, check=False)
     assert proc.returncode != 0, f"rendered despite {sets}"
     assert message in proc.stderr, proc.stderr
+
+
+def test_helm_cluster(helm):
+    """replicaCount 3: a Raft cluster whose pods find each other by the headless Service's names."""
+    objs = _docs(helm.template(release="db", namespace="data",
+                               sets=[f"apiKey.value={_random_key()}", "replicaCount=3"]).stdout)
+    for obj in objs:
+        for version in K8S_VERSIONS:
+            kubernetes_validate.validate(obj, version, strict=True)
+    sts = _one(objs, "StatefulSet")
+    assert sts["spec"]["replicas"] == 3
+    assert sts["spec"]["podManagementPolicy"] == "Parallel"  # none is ready before a majority runs
+    (ctr,) = sts["spec"]["template"]["spec"]["containers"]
+    assert {"name": "raft", "containerPort": 6971, "protocol": "TCP"} in ctr["ports"]
+    headless = _find(objs, "Service", sts["spec"]["serviceName"])
+    assert headless["spec"]["publishNotReadyAddresses"] is True
+    assert any(p["name"] == "raft" and p["port"] == 6971 for p in headless["spec"]["ports"])
+    cm = _one(objs, "ConfigMap")["data"]
+    want = ",".join(f"{i + 1}=db-nexadb-{i}.db-nexadb-headless.data.svc.cluster.local:6971" for i in range(3))
+    assert cm["NEXADB_PEERS"] == want
+    assert cm["NEXADB_NODE_ID_FROM_HOSTNAME"] == "true"
+    assert cm["NEXADB_RAFT_BIND_ADDR"] == "0.0.0.0:6971"
+    # the Raft port (unauthenticated) answers only the chart's own pods
+    np = _one(objs, "NetworkPolicy")
+    selector = sts["spec"]["selector"]["matchLabels"]
+    assert np["spec"]["podSelector"]["matchLabels"] == selector
+    raft_rule = next(r for r in np["spec"]["ingress"] if any(p["port"] == "raft" for p in r["ports"]))
+    assert raft_rule["from"] == [{"podSelector": {"matchLabels": selector}}]
+    # a voluntary disruption never takes a majority
+    assert _one(objs, "PodDisruptionBudget")["spec"]["maxUnavailable"] == 1
 
 
 def test_helm_optional_switches(helm):

@@ -74,8 +74,8 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 
 {{/* Fails the render on values that would deploy something broken or insecure. */}}
 {{- define "nexadb.validate" -}}
-{{- if ne (int .Values.replicaCount) 1 }}
-{{- fail "replicaCount must be 1: NexaDB v1 has no replication, and separate replicas behind one Service would each hold different data" }}
+{{- if and (gt (int .Values.replicaCount) 1) .Values.tls.enabled }}
+{{- fail "replicaCount > 1 with tls.enabled: cluster nodes fetch snapshots from each other in plaintext only so far" }}
 {{- end }}
 {{- if and .Values.apiKey.value .Values.apiKey.existingSecret }}
 {{- fail "set only one of apiKey.value and apiKey.existingSecret" }}
@@ -117,4 +117,16 @@ grpc:
   service: {{ . }}
   {{- end }}
 {{- end -}}
+{{- end }}
+
+{{/*
+Cluster mode: every member as id=<pod>.<headless>.<namespace>.svc.<domain>:<raft port>.
+*/}}
+{{- define "nexadb.peers" -}}
+{{- $full := include "nexadb.fullname" . -}}
+{{- $peers := list -}}
+{{- range $i := until (int .Values.replicaCount) -}}
+{{- $peers = append $peers (printf "%d=%s-%d.%s-headless.%s.svc.%s:%d" (add1 $i) $full $i $full $.Release.Namespace $.Values.cluster.clusterDomain (int $.Values.cluster.raftPort)) -}}
+{{- end -}}
+{{- join "," $peers -}}
 {{- end }}
