@@ -49,6 +49,10 @@ typedef struct svc_app {
     pthread_rwlock_t engines_lock;
     _Atomic int reloading;
     char cluster_client[300]; /* cluster mode: the address clients reach this node at */
+    /* Cluster mode: the channel a follower forwards calls to the leader on (forward.c). */
+    pthread_mutex_t fwd_mu;
+    char fwd_address[300];
+    struct grpc_channel *fwd_channel;
     /* The descriptor budget main.c derives from RLIMIT_NOFILE (service/README.md). */
     svc_gate_config gate;
     /* The storage engine refuses writes (storage.c): readiness is NOT_SERVING. */

@@ -585,6 +585,7 @@ static void on_new(call *c, bool ok)
     size_t rclen = 0;
     const char *rc = find_md(&c->md, "nexadb-read-concern", &rclen);
     c->ctx.read_local = rc != NULL && rclen == 5 && memcmp(rc, "local", 5) == 0;
+    c->ctx.forwarded = find_md(&c->md, "nexadb-forwarded", &rclen) != NULL;
     c->reply_md.key = grpc_slice_from_static_string("x-request-id");
     c->reply_md.value = grpc_slice_from_static_buffer(c->ctx.request_id, strlen(c->ctx.request_id));
 

@@ -50,6 +50,7 @@ struct svc_ctx {
     bool nowait;           /* SVC_M_TRY_INLINE on the transport's thread: NDB_EBUSY instead of waiting */
     bool http;             /* called through the REST shim (a stream is merged into one answer) */
     bool read_local;       /* cluster: the client takes this node's possibly stale state (read concern "local") */
+    bool forwarded;        /* cluster: a follower passed this call on (never passed on again) */
     void *transport;       /* the transport's own state */
     char request_id[SVC_REQUEST_ID_CAP]; /* log lines and the x-request-id reply header */
     ndb_interrupt intr;    /* what the engines check: filled by svc_interrupt */

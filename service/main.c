@@ -24,6 +24,7 @@
 #include "config.h"
 #include "dispatch.h"
 #include "engines.h"
+#include "forward.h"
 #include "grpc_server.h"
 #include "health.h"
 #include "ttl.h"
@@ -286,6 +287,7 @@ int main(int argc, char **argv)
     atomic_init(&app.state, SVC_STARTING);
     atomic_init(&app.writes_stopped, 0);
     atomic_init(&app.reloading, 0);
+    pthread_mutex_init(&app.fwd_mu, NULL);
     pthread_rwlockattr_t rwa; /* a snapshot being loaded waits for the calls in flight, not for new ones */
     pthread_rwlockattr_init(&rwa);
     pthread_rwlockattr_setkind_np(&rwa, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
@@ -416,6 +418,7 @@ int main(int argc, char **argv)
     svc_rest_stop(rest);
     ndb_cluster_close(app.cluster); /* hands leadership over first; the applier stops before the engines close */
     app.cluster = NULL;
+    svc_forward_close(&app);
     svc_pool_stop(app.streams); /* the change streams saw their calls end */
     svc_engines_close(&app); /* fsyncs the WAL */
     svc_auth_free(app.auth);

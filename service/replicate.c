@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "engines.h"
+#include "forward.h"
 #include "log.h"
 #include "replicate.h"
 #include "snapshot_xfer.h"
@@ -90,6 +91,20 @@ static ndb_status run(svc_ctx *ctx, const svc_route *route, const ProtobufCMessa
     return st;
 }
 
+/* A follower's answer st (NDB_ENOTLEADER) to a call, passed on to the leader
+ * instead when its client address is known (not a bidirectional stream). */
+static ndb_status to_leader(svc_ctx *ctx, const svc_route *route, const ProtobufCMessage *req,
+                            ProtobufCMessage **resp, ndb_status st, ndb_errmsg *msg)
+{
+    if (st != NDB_ENOTLEADER || ctx->forwarded || (route->m->flags & SVC_M_BIDI))
+        return st;
+    ndb_cluster_status s;
+    ndb_cluster_status_get(ctx->app->cluster, &s);
+    if (s.leader_client_address[0] == '\0' || strcmp(s.leader_client_address, ctx->app->cluster_client) == 0)
+        return st;
+    return svc_forward(ctx, route, req, resp, s.leader_client_address, msg);
+}
+
 ndb_status svc_call(svc_ctx *ctx, const svc_route *route, const ProtobufCMessage *req, ProtobufCMessage **resp,
                     ndb_errmsg *msg)
 {
@@ -99,13 +114,13 @@ ndb_status svc_call(svc_ctx *ctx, const svc_route *route, const ProtobufCMessage
     if (!data_method(route) || (f & SVC_M_HELD))
         return run(ctx, route, req, resp, msg);
     if ((f & SVC_M_WRITE) && !(f & (SVC_M_STREAM | SVC_M_BIDI)))
-        return propose(ctx, route, req, resp, msg);
+        return to_leader(ctx, route, req, resp, propose(ctx, route, req, resp, msg), msg);
     if (ctx->read_local) /* the client takes this node's state as it is */
         return run(ctx, route, req, resp, msg);
     if (ctx->nowait)
         return NDB_EBUSY; /* the fence waits: run on the worker pool */
     ndb_status st = ndb_cluster_read_fence(ctx->app->cluster, msg);
-    return st == NDB_OK ? run(ctx, route, req, resp, msg) : st;
+    return st == NDB_OK ? run(ctx, route, req, resp, msg) : to_leader(ctx, route, req, resp, st, msg);
 }
 
 /* Entries a node may trail the commit index by and still count as caught up. */

@@ -10,10 +10,11 @@
 
 /* Runs route's handler for req. On a single node, directly. In a cluster:
  * a write to a document or vector collection is proposed to the log and
- * answered once this node has executed it (NDB_ENOTLEADER on a follower,
- * naming the leader); a read runs on the leader after a read fence, or on
- * any node as it stands when the client asked for read concern "local". With
- * ctx->nowait a read that would wait returns NDB_EBUSY having done nothing. */
+ * answered once this node has executed it; a read runs on the leader after a
+ * read fence, or on any node as it stands when the client asked for read
+ * concern "local". A follower passes either on to the leader (forward.h), or
+ * answers NDB_ENOTLEADER naming it when it cannot. With ctx->nowait a read
+ * that would wait returns NDB_EBUSY having done nothing. */
 ndb_status svc_call(svc_ctx *ctx, const svc_route *route, const ProtobufCMessage *req, ProtobufCMessage **resp,
                     ndb_errmsg *msg);
 

@@ -281,6 +281,7 @@ ndb_status svc_snapshot_fetch(svc_app *app, const char *address, uint64_t index,
     if (st != NDB_OK)
         return st;
     SVC_LOG(SVC_LOG_INFO, "fetching a cluster snapshot", LOG_INT("index", (int64_t)index), LOG_STR("from", address));
+    grpc_init(); /* its own reference: a fetch may outlive the server's gRPC side at shutdown */
     grpc_channel_credentials *creds = grpc_insecure_credentials_create();
     grpc_arg arg = {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, .value.integer = 4 << 20};
     grpc_channel_args args = {.num_args = 1, .args = &arg};
@@ -307,6 +308,7 @@ ndb_status svc_snapshot_fetch(svc_app *app, const char *address, uint64_t index,
     }
     if (ch != NULL)
         grpc_channel_destroy(ch);
+    grpc_shutdown();
     /* the directory's entries durable, every file checked against the listing, then into place */
     int dfd = st == NDB_OK ? open(f.dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
     if (st == NDB_OK && (dfd < 0 || fsync(dfd) != 0))
