@@ -511,6 +511,37 @@ static void on_raft_closed(struct raft *r)
     uv_close((uv_handle_t *)&cl->tick, on_handle_closed);
 }
 
+/* Under mu, closing: every proposal, fence and membership change still
+ * waiting gets NDB_ECLOSED; with entries, also the proposals of entries in
+ * flight (once Raft is gone: until then it tells them their outcome). */
+static void fail_waiting(ndb_cluster *cl, bool entries)
+{
+    ndb_errmsg m;
+    ndb_errmsg_set(&m, NDB_ECLOSED, "the node is shutting down");
+    fail_props(cl, cl->queue, NDB_ECLOSED, &m);
+    cl->queue = NULL;
+    cl->queue_tail = &cl->queue;
+    while (entries && cl->inflight != NULL) {
+        group *g = cl->inflight;
+        fail_props(cl, g->props, NDB_ECLOSED, &m);
+        g->props = NULL;
+        clu_group_unlink(cl, g);
+    }
+    for (fence *f = cl->fences; f != NULL; f = f->next) {
+        f->st = NDB_ECLOSED;
+        f->msg = m;
+        f->done = true;
+    }
+    cl->fences = NULL;
+    for (change *c = cl->changes; c != NULL; c = c->next) {
+        c->st = NDB_ECLOSED;
+        c->msg = m;
+        c->done = true;
+    }
+    cl->changes = NULL;
+    pthread_cond_broadcast(&cl->cv);
+}
+
 static void stop_raft(ndb_cluster *cl)
 {
     if (cl->stopping)
@@ -518,18 +549,7 @@ static void stop_raft(ndb_cluster *cl)
     cl->stopping = true;
     pthread_mutex_lock(&cl->mu);
     cl->closed = true;
-    prop *q = cl->queue;
-    cl->queue = NULL;
-    cl->queue_tail = &cl->queue;
-    ndb_errmsg m;
-    ndb_errmsg_set(&m, NDB_ECLOSED, "the node is shutting down");
-    fail_props(cl, q, NDB_ECLOSED, &m);
-    for (change *c = cl->changes; c != NULL; c = c->next) {
-        c->st = NDB_ECLOSED;
-        c->msg = m;
-        c->done = true;
-    }
-    cl->changes = NULL;
+    fail_waiting(cl, false);
     pthread_mutex_unlock(&cl->mu);
     refresh_status(cl);
     uv_timer_stop(&cl->tick); /* Raft's state is not read once it is closing */
@@ -903,21 +923,7 @@ void ndb_cluster_close(ndb_cluster *cl)
     pthread_join(cl->loop_thread, NULL);
     pthread_mutex_lock(&cl->mu);
     cl->apply_stop = true;
-    ndb_errmsg m;
-    ndb_errmsg_set(&m, NDB_ECLOSED, "the node is shutting down");
-    while (cl->inflight != NULL) {
-        group *g = cl->inflight;
-        fail_props(cl, g->props, NDB_ECLOSED, &m);
-        g->props = NULL;
-        clu_group_unlink(cl, g);
-    }
-    for (fence *f = cl->fences; f != NULL; f = f->next) {
-        f->st = NDB_ECLOSED;
-        f->msg = m;
-        f->done = true;
-    }
-    cl->fences = NULL;
-    pthread_cond_broadcast(&cl->cv);
+    fail_waiting(cl, true);
     pthread_mutex_unlock(&cl->mu);
     pthread_join(cl->apply_thread, NULL);
     free_cluster(cl);

@@ -6,7 +6,8 @@
 # snapshot's transfer to a node that lost its disk (removed, emptied, added back).
 # usage: bench/cluster/run.sh [seconds=10] [writers=64] [failovers=20] [fill_docs=1000000]
 # Builds nexadb-server in build/bench-doc with the release preset and the Go program into
-# build/bench-doc/bench/cluster_bench. Prints METRIC lines.
+# build/bench-doc/bench/cluster_bench. Prints METRIC lines. The nodes take a snapshot every 256
+# entries (--snapshot-entries), so the emptied node needs one.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/../.." && pwd)
 secs=${1:-10}
@@ -44,7 +45,8 @@ peers="1=127.0.0.1:$(free_port),2=127.0.0.1:$(free_port),3=127.0.0.1:$(free_port
 
 start_node() { # <index 0..2>: starts node i+1 (its data kept across restarts)
   local i=$1
-  bench_server_start "$server" "$tmp/node$((i + 1))" --node-id $((i + 1)) --peers "$peers" --api-key "$key"
+  bench_server_start "$server" "$tmp/node$((i + 1))" --node-id $((i + 1)) --peers "$peers" --api-key "$key" \
+    --snapshot-entries 256
   pids[i]=$BENCH_SERVER_PID grpc[i]=$BENCH_GRPC_PORT http[i]=$BENCH_HTTP_PORT
   BENCH_SERVER_PID= # the trap stops every node
 }
@@ -127,6 +129,7 @@ start_node "$f"
 raft=$(echo "$peers" | tr ',' '\n' | sed -n "s/^$((f + 1))=//p")
 curl -sf -X POST -H "X-API-Key: $key" -d "{\"id\": $((f + 1)), \"raft_address\": \"$raft\"}" \
   "http://127.0.0.1:${http[l]}/admin/cluster/nodes" >/dev/null
+caught_up "$f" # the snapshot fetched and loaded, the log after it applied
 python3 - "$tmp/node$((f + 1))/server.log" <<'PY' | tee -a "$tmp/out"
 import datetime, json, sys
 start = done = None
@@ -141,6 +144,7 @@ for line in open(sys.argv[1]):
     if r.get("msg") == "cluster snapshot fetched":
         done, nbytes = ts, r["bytes"]
 if start is None or done is None:
+    sys.stdout.writelines(open(sys.argv[1]).readlines()[-15:])
     sys.exit("the node did not fetch a snapshot")
 secs = (done - start).total_seconds()
 print(f"METRIC snapshot_bytes {nbytes} bytes")
