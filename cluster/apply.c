@@ -66,7 +66,7 @@ static void apply_fail(ndb_cluster *cl, uint64_t index, const char *why)
         for (prop *p = g->props; p != NULL; p = p->next) {
             p->st = ndb_errmsg_set(&p->msg, NDB_EPOISONED, "this node stopped applying the log: %s",
                                    cl->apply_error);
-            p->done = true;
+            prop_done(p);
         }
         g->props = NULL;
         clu_group_unlink(cl, g);
@@ -150,7 +150,7 @@ static void run_entry(ndb_cluster *cl, aentry *e)
             pthread_mutex_lock(&cl->mu);
             for (prop *p = props; p != NULL; p = p->next) {
                 p->st = ndb_errmsg_set(&p->msg, NDB_EPOISONED, "this node stopped applying the log: %s", cm.text);
-                p->done = true;
+                prop_done(p);
             }
             apply_fail(cl, e->index, cm.text);
             pthread_mutex_unlock(&cl->mu);
@@ -166,8 +166,7 @@ static void run_entry(ndb_cluster *cl, aentry *e)
             p->r->index = e->index;
             pthread_mutex_lock(&cl->mu);
             p->st = NDB_OK;
-            p->done = true;
-            pthread_cond_broadcast(&cl->cv);
+            prop_done(p);
             pthread_mutex_unlock(&cl->mu);
         } else {
             free(reply);
@@ -177,7 +176,7 @@ static void run_entry(ndb_cluster *cl, aentry *e)
     for (prop *p = props; p != NULL; p = p->next) { /* more proposals than commands: cannot happen */
         p->st = ndb_errmsg_set(&p->msg, NDB_EIO, "entry %llu carried fewer commands than were proposed",
                                (unsigned long long)e->index);
-        p->done = true;
+        prop_done(p);
     }
     cl->applied = e->index;
     pthread_cond_broadcast(&cl->cv);

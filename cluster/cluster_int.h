@@ -3,7 +3,8 @@
  * proposals, fences, status) and apply.c (the applier thread). Internal.
  *
  * Locking: mu guards every field marked "mu"; the Raft fields are touched on
- * the loop thread only. Waiters (proposers, fences, wait_applied) sleep on cv.
+ * the loop thread only. Proposers sleep on their own prop.cv, other waiters
+ * (fences, membership changes, wait_applied, open) on cv.
  */
 #ifndef NDB_CLUSTER_INT_H
 #define NDB_CLUSTER_INT_H
@@ -24,8 +25,16 @@ typedef struct prop {
     ndb_status st; /* the outcome of proposing: NDB_OK once r is filled */
     ndb_errmsg msg;
     bool done;
+    pthread_cond_t cv; /* its proposer waits on it (with mu): one wake-up per answer, not a herd */
     struct prop *next;
 } prop;
+
+/* Under mu: p is answered (st and msg set, or r filled). */
+static inline void prop_done(prop *p)
+{
+    p->done = true;
+    pthread_cond_signal(&p->cv);
+}
 
 /* One entry's proposals, from raft_apply until the applier has answered
  * them or the entry failed. Freed when refs reaches 0: one reference for

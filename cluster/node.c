@@ -224,14 +224,13 @@ static ndb_status not_leader(ndb_cluster *cl, ndb_errmsg *msg)
 }
 
 /* Under mu: fails a list of proposals. */
-static void fail_props(ndb_cluster *cl, prop *p, ndb_status st, const ndb_errmsg *m)
+static void fail_props(prop *p, ndb_status st, const ndb_errmsg *m)
 {
     for (; p != NULL; p = p->next) {
         p->st = st;
         p->msg = *m;
-        p->done = true;
+        prop_done(p);
     }
-    pthread_cond_broadcast(&cl->cv);
 }
 
 static void on_applied(struct raft_apply *req, int status, void *result)
@@ -244,7 +243,7 @@ static void on_applied(struct raft_apply *req, int status, void *result)
         ndb_errmsg m;
         ndb_errmsg_set(&m, NDB_EUNKNOWN, "leadership changed before the write was confirmed (%s): it may or "
                        "may not have been applied", raft_strerror(status));
-        fail_props(cl, g->props, NDB_EUNKNOWN, &m);
+        fail_props(g->props, NDB_EUNKNOWN, &m);
         g->props = NULL;
         clu_group_unlink(cl, g);
     }
@@ -261,7 +260,7 @@ static void propose_queued(ndb_cluster *cl, prop *q)
         if (raft_state(&cl->raft) != RAFT_LEADER || raft_transferee(&cl->raft) != 0) {
             not_leader(cl, &m);
             pthread_mutex_lock(&cl->mu);
-            fail_props(cl, q, NDB_ENOTLEADER, &m);
+            fail_props(q, NDB_ENOTLEADER, &m);
             pthread_mutex_unlock(&cl->mu);
             return;
         }
@@ -284,7 +283,7 @@ static void propose_queued(ndb_cluster *cl, prop *q)
             raft_free(buf);
             ndb_errmsg_set(&m, NDB_ENOMEM, "out of memory making an entry of %zu bytes", size);
             pthread_mutex_lock(&cl->mu);
-            fail_props(cl, q, NDB_ENOMEM, &m);
+            fail_props(q, NDB_ENOMEM, &m);
             pthread_mutex_unlock(&cl->mu);
             q = rest;
             continue;
@@ -316,7 +315,7 @@ static void propose_queued(ndb_cluster *cl, prop *q)
             else
                 ndb_errmsg_set(&m, NDB_EIO, "raft_apply: %s", raft_errmsg(&cl->raft));
             pthread_mutex_lock(&cl->mu);
-            fail_props(cl, g->props, rv == RAFT_NOTLEADER ? NDB_ENOTLEADER : NDB_EIO, &m);
+            fail_props(g->props, rv == RAFT_NOTLEADER ? NDB_ENOTLEADER : NDB_EIO, &m);
             g->props = NULL;
             clu_group_unlink(cl, g);
             clu_group_unref(g); /* Raft's reference: it will not call back */
@@ -518,12 +517,12 @@ static void fail_waiting(ndb_cluster *cl, bool entries)
 {
     ndb_errmsg m;
     ndb_errmsg_set(&m, NDB_ECLOSED, "the node is shutting down");
-    fail_props(cl, cl->queue, NDB_ECLOSED, &m);
+    fail_props(cl->queue, NDB_ECLOSED, &m);
     cl->queue = NULL;
     cl->queue_tail = &cl->queue;
     while (entries && cl->inflight != NULL) {
         group *g = cl->inflight;
-        fail_props(cl, g->props, NDB_ECLOSED, &m);
+        fail_props(g->props, NDB_ECLOSED, &m);
         g->props = NULL;
         clu_group_unlink(cl, g);
     }
@@ -938,6 +937,7 @@ ndb_status ndb_cluster_propose(ndb_cluster *cl, const void *cmd, size_t len, ndb
         return ndb_errmsg_set(msg, NDB_ETOOBIG, "a command of %zu bytes is over the entry limit of %u bytes", len,
                               ENTRY_MAX - ENTRY_HEADER - 8);
     prop p = {.data = cmd, .len = len, .r = r};
+    pthread_cond_init(&p.cv, NULL);
     pthread_mutex_lock(&cl->mu);
     if (cl->closed || cl->close_req) {
         pthread_mutex_unlock(&cl->mu);
@@ -946,6 +946,7 @@ ndb_status ndb_cluster_propose(ndb_cluster *cl, const void *cmd, size_t len, ndb
     if (cl->apply_failed) {
         ndb_status st = ndb_errmsg_set(msg, NDB_EPOISONED, "this node stopped applying the log: %s", cl->apply_error);
         pthread_mutex_unlock(&cl->mu);
+        pthread_cond_destroy(&p.cv);
         return st;
     }
     *cl->queue_tail = &p;
@@ -954,8 +955,9 @@ ndb_status ndb_cluster_propose(ndb_cluster *cl, const void *cmd, size_t len, ndb
     uv_async_send(&cl->wake);
     pthread_mutex_lock(&cl->mu);
     while (!p.done)
-        pthread_cond_wait(&cl->cv, &cl->mu);
+        pthread_cond_wait(&p.cv, &cl->mu);
     pthread_mutex_unlock(&cl->mu);
+    pthread_cond_destroy(&p.cv);
     if (p.st != NDB_OK && msg != NULL)
         *msg = p.msg;
     return p.st;

@@ -63,13 +63,15 @@ leader() { # prints the index of the node that leads, waiting for one
   echo "no leader" >&2
   return 1
 }
-caught_up() { # waits until node i reports SERVING (a leader known, the log applied)
+caught_up() { # <i> [seconds=60]: waits until node i reports SERVING (a leader known, the log applied)
   local i=$1 t
-  for t in $(seq 600); do
+  for t in $(seq $((${2:-60} * 10))); do
     curl -sf "http://127.0.0.1:${http[i]}/status" | grep -q '"health":"SERVING"' && return
     sleep 0.1
   done
-  echo "node $((i + 1)) did not catch up" >&2
+  echo "node $((i + 1)) did not catch up; its status and log:" >&2
+  curl -s "http://127.0.0.1:${http[i]}/status" >&2 || true
+  grep -v '"call"' "$tmp/node$((i + 1))/server.log" | tail -n 10 >&2
   return 1
 }
 
@@ -129,7 +131,7 @@ start_node "$f"
 raft=$(echo "$peers" | tr ',' '\n' | sed -n "s/^$((f + 1))=//p")
 curl -sf -X POST -H "X-API-Key: $key" -d "{\"id\": $((f + 1)), \"raft_address\": \"$raft\"}" \
   "http://127.0.0.1:${http[l]}/admin/cluster/nodes" >/dev/null
-caught_up "$f" # the snapshot fetched and loaded, the log after it applied
+caught_up "$f" 600 # the snapshot fetched and loaded, the log after it applied
 python3 - "$tmp/node$((f + 1))/server.log" <<'PY' | tee -a "$tmp/out"
 import datetime, json, sys
 start = done = None
