@@ -286,10 +286,17 @@ ndb_status svc_cluster_restore(void *arg, uint64_t index, const void *payload, s
     ndb_status st = svc_snapshot_dir(app, index, dir, sizeof dir, msg);
     if (st != NDB_OK)
         return st;
-    char from[300];
-    snprintf(from, sizeof from, "%.*s", (int)(len - 8 < sizeof from ? len - 8 : sizeof from - 1), (const char *)p + 8);
-    /* a snapshot this node lacks (it was emptied, or is back after the log moved on): from the node that took it */
+    char taker[300];
+    snprintf(taker, sizeof taker, "%.*s", (int)(len - 8 < sizeof taker ? len - 8 : sizeof taker - 1),
+             (const char *)p + 8);
+    /* A snapshot this node lacks (it was emptied, or is back after the log moved on) is on the leader, which sent
+     * it (it took it, or fetched it itself), at the address it announced; or on the node that took it, at the
+     * address it had then (a restarted node may listen elsewhere now). Each attempt asks one, in turn. */
     for (int attempt = 1; !svc_snapshot_complete(dir); attempt++) {
+        ndb_cluster_status s = {0};
+        if (app->cluster != NULL) /* NULL while the node starts: its own last snapshot is being restored */
+            ndb_cluster_status_get(app->cluster, &s);
+        const char *from = attempt % 2 && s.leader_client_address[0] ? s.leader_client_address : taker;
         if (strcmp(from, app->cluster_client) == 0)
             return ndb_errmsg_set(msg, NDB_ENOTFOUND, "this node's own snapshot %" PRIu64 " is gone from %s", index,
                                   dir);
