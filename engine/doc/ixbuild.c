@@ -68,10 +68,123 @@ static bool same_fields(const idx_def *a, const idx_def *b)
     return true;
 }
 
+/* Hands the sorted entries to the kv's bulk ingestion, dropping a
+ * multikey document's repeated entry and refusing a unique index's
+ * duplicate key. */
+static ndb_status ix_ingest(ndb_doc_db *db, sortbuf *sb, const idx_def *d, ndb_errmsg *msg)
+{
+    ndb_kv_ingest *g;
+    ndb_status st = ndb_kv_ingest_begin(db->kv, &g);
+    if (st != NDB_OK)
+        return st;
+    dbuf prev = {0}, prevpay = {0};
+    bool any = false;
+    const uint8_t *k, *pay;
+    size_t kl, pl;
+    int got;
+    while ((got = sortbuf_next(sb, &k, &kl, &pay, &pl, msg)) > 0) {
+        if (any && prev.len == kl && memcmp(prev.data, k, kl) == 0) {
+            if (prevpay.len == pl && memcmp(prevpay.data, pay, pl) == 0)
+                continue; /* one document's array holds the value twice */
+            st = ndb_errmsg_set(msg, NDB_EEXIST, "duplicate key in unique index %s (document _id %.*s)", d->name,
+                                (int)(pl > 64 ? 64 : pl), (const char *)pay);
+            break;
+        }
+        if ((st = ndb_kv_ingest_add(g, k, kl, pay, pl)) != NDB_OK) {
+            db_kvfail(db, msg, st, "writing index tables");
+            break;
+        }
+        prev.len = prevpay.len = 0;
+        if (!dbuf_put(&prev, k, kl) || !dbuf_put(&prevpay, pay, pl)) {
+            st = NDB_ENOMEM;
+            break;
+        }
+        any = true;
+    }
+    if (got < 0)
+        st = (ndb_status)got;
+    if (st == NDB_OK && (st = ndb_kv_ingest_finish(g, msg)) != NDB_OK && st != NDB_EBUSY)
+        db_kvfail(db, msg, st, "installing index tables");
+    ndb_kv_ingest_free(g);
+    dbuf_free(&prev);
+    dbuf_free(&prevpay);
+    return st;
+}
+
+/* ix_build by sorting: every entry (key, and the _id for a unique index) goes
+ * to the sort buffer, spilling to db's spill directory beyond
+ * agg_mem_bytes, and the sorted run becomes tables at the kv's deepest level
+ * (ndb_kv_ingest): no memtable insert, no compaction. */
+static ndb_status ix_build_sorted(ndb_doc_db *db, wctx *w, coll *c, idx_def *d, ndb_errmsg *msg)
+{
+    dbuf lo = {0}, hi = {0};
+    key_prefix_range(c->prefix, &lo, &hi);
+    ndb_kv_iter *it = NULL;
+    ndb_status st = wctx_settle(w);
+    if (st != NDB_OK)
+        db_kvfail(db, msg, st, "waiting for the collection's earlier writes");
+    else if ((st = ndb_kv_iter_new(db->kv, NULL, lo.data, lo.len, hi.data, hi.len, &it)) != NDB_OK)
+        db_kvfail(db, msg, st, "scanning the collection");
+    sortbuf sb;
+    sortbuf_init(&sb, db->opt.agg_mem_bytes, 0, db->opt.spill_dir, NULL, "index build");
+    uint64_t done = 0;
+    db_log(db, "building index %s on %s (%llu documents, sorting)", d->name, c->name, (unsigned long long)c->count);
+    for (ndb_kv_iter_seek_first(it); st == NDB_OK && ndb_kv_iter_valid(it); ndb_kv_iter_next(it)) {
+        size_t kl, vl;
+        const uint8_t *k = ndb_kv_iter_key(it, &kl);
+        const void *v = ndb_kv_iter_value(it, &vl);
+        ndb_doc_val dv;
+        if (!doc_root_obj(v, vl, &dv)) {
+            st = ndb_errmsg_set(msg, NDB_ECORRUPT, "corrupt document while building %s", d->name);
+            break;
+        }
+        const char *id = (const char *)k + lo.len;
+        size_t idlen = kl - lo.len;
+        bool multi;
+        if ((st = idx_doc_keys(d, &dv, id, idlen, w->keys, &multi, msg)) != NDB_OK)
+            break;
+        if (multi)
+            d->multikey = true;
+        for (int i = 0; i < w->keys->n && st == NDB_OK; i++) {
+            dbuf key = {.data = w->keys->buf.data + w->keys->off[i], .len = w->keys->off[i + 1] - w->keys->off[i]};
+            st = sortbuf_add(&sb, &key, d->unique ? id : "", d->unique ? idlen : 0, msg);
+        }
+        if (++done % 1000000 == 0)
+            db_log(db, "index %s on %s: %llu of %llu documents read", d->name, c->name, (unsigned long long)done,
+                   (unsigned long long)c->count);
+    }
+    if (st == NDB_OK && it && (st = ndb_kv_iter_status(it)) != NDB_OK)
+        db_kvfail(db, msg, st, "scanning the collection");
+    if (it)
+        ndb_kv_iter_free(it);
+    dbuf_free(&lo);
+    dbuf_free(&hi);
+    if (st == NDB_OK && (st = sortbuf_finish(&sb, msg)) == NDB_OK) {
+        if (sb.spilled_bytes)
+            db_log(db, "index %s on %s: sorted, %llu MiB through spill files; writing its tables", d->name,
+                   c->name, (unsigned long long)(sb.spilled_bytes >> 20));
+        st = ix_ingest(db, &sb, d, msg);
+    }
+    sortbuf_free(&sb);
+    if (st == NDB_OK)
+        db_log(db, "index %s on %s built: %llu documents", d->name, c->name, (unsigned long long)done);
+    return st;
+}
+
 /* Writes d's entries for every document of c (w holds c's writer lock),
- * in bounded batches, setting d->multikey. Nothing names d yet. */
+ * setting d->multikey. Nothing names d yet. With a spill directory the
+ * entries are sorted and ingested (ix_build_sorted); without one, or when
+ * the kv refuses the ingestion, they are written in bounded batches. */
 static ndb_status ix_build(ndb_doc_db *db, wctx *w, coll *c, idx_def *d, ndb_errmsg *msg)
 {
+    if (db->opt.spill_dir != NULL) {
+        ndb_status st = ix_build_sorted(db, w, c, d, msg);
+        if (st != NDB_EBUSY)
+            return st;
+        db_log(db, "index %s on %s: its key range was not empty; writing the entries in batches instead", d->name,
+               c->name);
+        d->multikey = false;
+    }
     idx_set one = {.refs = 1, .n = 1, .defs = d};
     idx_set *saved = w->ix;
     w->ix = &one;

@@ -286,3 +286,126 @@ Test(spill, sort_with_a_large_limit_spills)
     ndb_doc_cursor_free(c);
     cr_assert_eq(files_in(spill), 0);
 }
+
+/* Counts matches of filter on coll: through whatever the planner picks, and
+ * with a forced collection scan (hint _id); both must agree. */
+static uint64_t count_both(const char *coll, const char *filter, const char **plan)
+{
+    static char planbuf[sizeof((ndb_doc_explain *)0)->plan];
+    fq q = {.filter = filter, .proj = "{\"_id\":1}", .sort = "{\"_id\":1}"};
+    ndb_doc_explain ex, ex2;
+    char a[1 << 16];
+    snprintf(a, sizeof a, "%s", find_json(&T, coll, q, &ex));
+    q.hint = "_id";
+    const char *b = find_json(&T, coll, q, &ex2);
+    cr_assert_str_eq(a, b, "filter %s", filter);
+    snprintf(planbuf, sizeof planbuf, "%s", ex.plan);
+    *plan = planbuf;
+    uint64_t n = 0;
+    for (const char *p = a; (p = strstr(p, "\"_id\"")) != NULL; p++)
+        n++;
+    return n;
+}
+
+/* With a spill directory an index is built by sorting its entries (here
+ * through many spilled runs: 64 KiB of memory) and ingesting them as tables:
+ * every range query through it finds what a scan finds, arrays (one value
+ * twice in a document, too) and missing fields included; a unique index over
+ * a duplicate is refused and leaves no index; writes after the build keep it
+ * exact. */
+Test(spill, index_built_by_sorting_matches_a_scan)
+{
+    ndb_errmsg m = {{0}};
+    for (int b = 0; b < 30; b++) {
+        char docs[20000] = "[";
+        for (int i = b * 100; i < (b + 1) * 100; i++) {
+            int v = (i * 7919) % 997;
+            if (i % 13 == 0) /* no field */
+                snprintf(docs + strlen(docs), sizeof docs - strlen(docs), "%s{\"_id\":\"e%05d\",\"u\":%d}", i % 100 ? "," : "", i, i);
+            else if (i % 11 == 0) /* an array holding one value twice */
+                snprintf(docs + strlen(docs), sizeof docs - strlen(docs), "%s{\"_id\":\"e%05d\",\"v\":[%d,%d,%d],\"u\":%d}",
+                         i % 100 ? "," : "", i, v, v + 1, v, i);
+            else
+                snprintf(docs + strlen(docs), sizeof docs - strlen(docs), "%s{\"_id\":\"e%05d\",\"v\":%d,\"u\":%d}",
+                         i % 100 ? "," : "", i, v, i);
+        }
+        strcat(docs, "]");
+        cr_assert_eq(ins(&T, "ix", docs, &m), NDB_OK, "%s", m.text);
+    }
+    size_t sl;
+    void *spec = J("{\"v\":1}", &sl);
+    cr_assert_eq(ndb_doc_create_index(T.db, "ix", NULL, spec, sl, NULL, &m), NDB_OK, "%s", m.text);
+    free(spec);
+    cr_assert_eq(files_in(spill), 0);
+    ndb_kv_stats ks; /* the entries went to the deepest level as tables of their own */
+    cr_assert_eq(ndb_kv_stats_get(T.kv, &ks), NDB_OK);
+    cr_assert_gt(ks.levels[NDB_KV_LEVELS - 1].files, 0);
+    const char *plan;
+    const char *filters[] = {"{\"v\":{\"$gte\":100,\"$lt\":400}}", "{\"v\":{\"$gt\":990}}", "{\"v\":17}",
+                             "{\"v\":{\"$lte\":3}}", "{\"v\":{\"$in\":[5,500,996]}}"};
+    for (size_t i = 0; i < sizeof filters / sizeof *filters; i++) {
+        uint64_t n = count_both("ix", filters[i], &plan);
+        cr_assert(strstr(plan, "IXSCAN") != NULL, "%s: %s", filters[i], plan);
+        cr_assert_gt(n, 0, "%s", filters[i]);
+    }
+    ndb_doc_index_info *ii;
+    size_t ni;
+    cr_assert_eq(ndb_doc_list_indexes(T.db, "ix", &ii, &ni, &m), NDB_OK);
+    cr_assert_eq(ni, 1);
+    cr_assert(ii[0].multikey, "the arrays made it multikey");
+    free(ii);
+    /* writes after the build maintain it */
+    cr_assert_eq(ins(&T, "ix", "[{\"_id\":\"late\",\"v\":17}]", &m), NDB_OK, "%s", m.text);
+    cr_assert_eq(ndb_doc_delete(T.db, "ix", "e00001", 6, NULL, &m), NDB_OK, "%s", m.text);
+    count_both("ix", "{\"v\":17}", &plan);
+    count_both("ix", "{\"v\":{\"$gte\":0}}", &plan);
+    /* unique: u is unique (every document has one); v is not */
+    spec = J("{\"u\":1}", &sl);
+    ndb_doc_index_opts uo = {.unique = 1};
+    cr_assert_eq(ndb_doc_create_index(T.db, "ix", NULL, spec, sl, &uo, &m), NDB_OK, "%s", m.text);
+    free(spec);
+    cr_assert_eq(count_both("ix", "{\"u\":{\"$gte\":2000}}", &plan), 1000);
+    cr_assert(strstr(plan, "IXSCAN") != NULL, "%s", plan);
+    spec = J("{\"v\":-1}", &sl);
+    cr_assert_eq(ndb_doc_create_index(T.db, "ix", "vu", spec, sl, &uo, &m), NDB_EEXIST);
+    cr_assert(strstr(m.text, "duplicate key in unique index vu") != NULL, "%s", m.text);
+    free(spec);
+    cr_assert_eq(ndb_doc_list_indexes(T.db, "ix", &ii, &ni, &m), NDB_OK);
+    cr_assert_eq(ni, 2);
+    free(ii);
+    cr_assert_eq(files_in(spill), 0);
+}
+
+static uint64_t kv_keys(void)
+{
+    ndb_kv_iter *it;
+    cr_assert_eq(ndb_kv_iter_new(T.kv, NULL, NULL, 0, NULL, 0, &it), NDB_OK);
+    uint64_t n = 0;
+    for (ndb_kv_iter_seek_first(it); ndb_kv_iter_valid(it); ndb_kv_iter_next(it))
+        n++;
+    ndb_kv_iter_free(it);
+    return n;
+}
+
+/* Dropping an index reclaims every one of its entries, batch after batch
+ * (here three of 10,000 and a last one). */
+Test(spill, dropping_an_index_reclaims_all_its_entries)
+{
+    ndb_errmsg m = {{0}};
+    for (int b = 0; b < 8; b++) { /* 4,000 more documents with 8 array values each: 32,000 + 4,000 entries */
+        char docs[60000] = "[";
+        for (int i = b * 500; i < (b + 1) * 500; i++)
+            snprintf(docs + strlen(docs), sizeof docs - strlen(docs), "%s{\"_id\":\"a%05d\",\"t\":[%d,%d,%d,%d,%d,%d,%d,%d]}",
+                     i % 500 ? "," : "", i, i, i + 1, i + 2, i + 3, i + 4, i + 5, i + 6, i + 7);
+        strcat(docs, "]");
+        cr_assert_eq(ins(&T, "big", docs, &m), NDB_OK, "%s", m.text);
+    }
+    uint64_t before = kv_keys();
+    size_t sl;
+    void *spec = J("{\"t\":1}", &sl);
+    cr_assert_eq(ndb_doc_create_index(T.db, "big", "t1", spec, sl, NULL, &m), NDB_OK, "%s", m.text);
+    free(spec);
+    cr_assert_eq(kv_keys(), before + 4000 * 8 + 4000); /* the others have no t: null */
+    cr_assert_eq(ndb_doc_drop_index(T.db, "big", "t1", &m), NDB_OK, "%s", m.text);
+    cr_assert_eq(kv_keys(), before);
+}
