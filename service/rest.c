@@ -19,6 +19,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "rest_routes.h"
+#include "rest_sink.h"
 #include "rest_sse.h"
 #include "rest_tls.h"
 #include "status_details.h"
@@ -372,119 +373,6 @@ static void default_page(ProtobufCMessage *req, const ProtobufCMessageDescriptor
         *limit = REST_PAGE_LIMIT;
 }
 
-/* ---- streaming sinks ------------------------------------------------------------ */
-
-/* Collects a server-streaming method's messages: merged into one object
- * (repeated fields concatenated, singular fields from the last message that
- * set them), or one JSON line per message. */
-typedef struct sink {
-    const ProtobufCMessageDescriptor *d;
-    bool ndjson;
-    size_t limit;
-    json_pb_buf lines;   /* ndjson */
-    json_pb_buf *fields; /* merge: per field, its JSON (repeated: elements joined by commas) */
-    size_t *counts;      /* merge: elements per repeated field */
-    bool *has;           /* merge: singular field set by some message */
-} sink;
-
-static size_t sink_bytes(const sink *s)
-{
-    size_t n = s->lines.len;
-    if (s->fields != NULL)
-        for (unsigned i = 0; i < s->d->n_fields; i++)
-            n += s->fields[i].len;
-    return n;
-}
-
-static ndb_status sink_send(svc_ctx *ctx, const ProtobufCMessage *m, ndb_errmsg *msg)
-{
-    sink *s = ctx->transport;
-    if (s->ndjson) {
-        json_pb_write(&s->lines, m);
-        json_pb_put(&s->lines, "\n", 1);
-        if (s->lines.err != NDB_OK)
-            return ndb_errmsg_set(msg, s->lines.err, "out of memory collecting the response");
-    } else {
-        for (unsigned i = 0; i < s->d->n_fields; i++) {
-            const ProtobufCFieldDescriptor *fd = &s->d->fields[i];
-            json_pb_buf *b = &s->fields[i];
-            if (fd->label == PROTOBUF_C_LABEL_REPEATED) {
-                size_t n = json_pb_count(m, fd);
-                for (size_t k = 0; k < n; k++) {
-                    if (s->counts[i]++ > 0)
-                        json_pb_put(b, ",", 1);
-                    json_pb_write_element(b, m, fd, k);
-                }
-            } else if (json_pb_field_present(m, fd)) {
-                b->len = 0;
-                json_pb_write_field(b, m, fd);
-                s->has[i] = true;
-            }
-            if (b->err != NDB_OK)
-                return ndb_errmsg_set(msg, b->err, "out of memory collecting the response");
-        }
-    }
-    if (sink_bytes(s) > s->limit)
-        return ndb_errmsg_set(msg, NDB_ETOOBIG,
-                              "the response exceeds %zu bytes; ask for fewer results (limit, page_token)", s->limit);
-    return NDB_OK;
-}
-
-static void sink_free(sink *s)
-{
-    free(s->lines.p);
-    if (s->fields != NULL)
-        for (unsigned i = 0; i < s->d->n_fields; i++)
-            free(s->fields[i].p);
-    free(s->fields);
-    free(s->counts);
-    free(s->has);
-}
-
-/* The merged object (or the response_body field of it) into out. */
-static ndb_status sink_finish(sink *s, const rroute *rt, svc_arena *a, json_pb_buf *out)
-{
-    if (s->ndjson) {
-        *out = s->lines;
-        s->lines = (json_pb_buf){0};
-        return NDB_OK;
-    }
-    ProtobufCMessage *def = json_pb_new(s->d, a); /* defaults for fields no message set */
-    if (def == NULL)
-        return NDB_ENOMEM;
-    bool first = true;
-    if (rt->resp_fd == NULL)
-        json_pb_put(out, "{", 1);
-    for (unsigned i = 0; i < s->d->n_fields; i++) {
-        const ProtobufCFieldDescriptor *fd = &s->d->fields[i];
-        if (rt->resp_fd != NULL && rt->resp_fd != fd)
-            continue;
-        bool rep = fd->label == PROTOBUF_C_LABEL_REPEATED;
-        if (!rep && !s->has[i] && !json_pb_field_present(def, fd))
-            continue;
-        if (rt->resp_fd == NULL) {
-            if (!first)
-                json_pb_put(out, ",", 1);
-            first = false;
-            const char *k = json_pb_key(fd);
-            json_pb_put_string(out, k, strlen(k));
-            json_pb_put(out, ":", 1);
-        }
-        if (rep) {
-            json_pb_put(out, "[", 1);
-            json_pb_put(out, s->fields[i].p, s->fields[i].len);
-            json_pb_put(out, "]", 1);
-        } else if (s->has[i]) {
-            json_pb_put(out, s->fields[i].p, s->fields[i].len);
-        } else {
-            json_pb_write_field(out, def, fd);
-        }
-    }
-    if (rt->resp_fd == NULL)
-        json_pb_put(out, "}", 1);
-    return out->err;
-}
-
 /* ---- the request pipeline ------------------------------------------------------------ */
 
 typedef struct query_ctx {
@@ -620,7 +508,7 @@ static enum MHD_Result serve_rpc(rreq *q, struct MHD_Connection *conn, const rro
     ctx.http = true;
     ctx.method = route->path;
     ctx.role = role;
-    sink sk = {0};
+    rest_sink sk = {0};
     json_pb_buf out = {.limit = r->max_response};
     enum MHD_Result ret;
 
@@ -723,21 +611,14 @@ static enum MHD_Result serve_rpc(rreq *q, struct MHD_Connection *conn, const rro
     bool stream = (route->m->flags & SVC_M_STREAM) != 0;
     if (stream) {
         const char *accept = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT);
-        sk.d = route->md->output;
-        sk.ndjson = accept != NULL && strstr(accept, "application/x-ndjson") != NULL;
-        if (!sk.ndjson)
-            default_page(req, sk.d);
-        sk.limit = r->max_response;
-        if (!sk.ndjson) {
-            sk.fields = calloc(sk.d->n_fields ? sk.d->n_fields : 1, sizeof *sk.fields);
-            sk.counts = calloc(sk.d->n_fields ? sk.d->n_fields : 1, sizeof *sk.counts);
-            sk.has = calloc(sk.d->n_fields ? sk.d->n_fields : 1, sizeof *sk.has);
-            if (sk.fields == NULL || sk.counts == NULL || sk.has == NULL) {
-                ret = respond_status(q, conn, route, NDB_ENOMEM, "out of memory");
-                goto done;
-            }
+        bool ndjson = accept != NULL && strstr(accept, "application/x-ndjson") != NULL;
+        if (!ndjson)
+            default_page(req, route->md->output);
+        if (rest_sink_init(&sk, route->md->output, ndjson, r->max_response) != NDB_OK) {
+            ret = respond_status(q, conn, route, NDB_ENOMEM, "out of memory");
+            goto done;
         }
-        ctx.send = sink_send;
+        ctx.send = rest_sink_send;
         ctx.transport = &sk;
     }
     ProtobufCMessage *resp = NULL;
@@ -750,7 +631,7 @@ static enum MHD_Result serve_rpc(rreq *q, struct MHD_Connection *conn, const rro
         goto done;
     }
     if (stream) {
-        st = sink_finish(&sk, rt, &ctx.arena, &out);
+        st = rest_sink_finish(&sk, rt->resp_fd, &ctx.arena, &out);
     } else if (resp == NULL) {
         ret = respond_status(q, conn, route, NDB_EIO, "handler returned no response");
         goto done;
@@ -777,7 +658,7 @@ static enum MHD_Result serve_rpc(rreq *q, struct MHD_Connection *conn, const rro
     out.p = NULL; /* owned by libmicrohttpd now */
 done:
     free(out.p);
-    sink_free(&sk);
+    rest_sink_free(&sk);
     svc_ctx_release(&ctx);
     return ret;
 }

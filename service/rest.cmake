@@ -24,6 +24,7 @@ target_sources(ndb_service PRIVATE
   ${CMAKE_CURRENT_SOURCE_DIR}/json_pb.c
   ${CMAKE_CURRENT_SOURCE_DIR}/metrics.c
   ${CMAKE_CURRENT_SOURCE_DIR}/rest.c
+  ${CMAKE_CURRENT_SOURCE_DIR}/rest_sink.c
   ${CMAKE_CURRENT_SOURCE_DIR}/rest_sse.c
   ${CMAKE_CURRENT_SOURCE_DIR}/rest_tls.c
   ${CMAKE_CURRENT_SOURCE_DIR}/status_details.c

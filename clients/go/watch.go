@@ -6,6 +6,7 @@ import (
 	"io"
 	"iter"
 	"sync/atomic"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -100,15 +101,6 @@ func (c *Client) watch(ctx context.Context, coll string, opts *WatchOptions) (*C
 		cs.cancel()
 		return nil, err
 	}
-	first := new(pb.WatchResponse)
-	if err := cs.st.RecvMsg(first); err != nil {
-		cs.cancel()
-		if err == io.EOF {
-			err = status.Error(codes.Internal, "the stream ended before its first message")
-		}
-		return nil, wrapErr(err, pb.DocumentService_Watch_FullMethodName)
-	}
-	cs.take(first)
 	return cs, nil
 }
 
@@ -123,28 +115,58 @@ func (cs *ChangeStream) take(msg *pb.WatchResponse) {
 	}
 }
 
-// open starts the call after cs.token; after a dropped connection (reconnect) it first waits
-// for the connection to be ready again, up to the client's timeout.
+// open starts the call after cs.token and reads the server's first message (the stream is
+// then in place). After a dropped connection (reconnect) it tries again while the server
+// answers UNAVAILABLE, waiting for the connection each time, up to the client's timeout: a
+// connection that still looked ready right after the server died fails the first try.
 func (cs *ChangeStream) open(reconnect bool) error {
 	method := pb.DocumentService_Watch_FullMethodName
-	if reconnect {
-		if err := cs.c.waitReady(cs.ctx); err != nil {
-			return err
+	var deadline time.Time
+	if cs.c.timeout > 0 {
+		deadline = time.Now().Add(cs.c.timeout)
+	}
+	for {
+		if reconnect {
+			if err := cs.c.waitReady(cs.ctx); err != nil {
+				return err
+			}
+		}
+		err := cs.start(method)
+		if err == nil || !reconnect || status.Code(err) != codes.Unavailable ||
+			(!deadline.IsZero() && time.Now().After(deadline)) {
+			return wrapErr(err, method)
+		}
+		select {
+		case <-cs.ctx.Done():
+			return cs.ctx.Err()
+		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+// start makes one attempt: the call, the request, the first message.
+func (cs *ChangeStream) start(method string) error {
 	req := &pb.WatchRequest{Collection: cs.req.Collection, Pipeline: cs.req.Pipeline,
 		FullDocument: cs.req.FullDocument, PageSize: cs.req.PageSize, ResumeAfter: cs.token}
-	st, err := cs.c.conn.NewStream(cs.ctx, &grpc.StreamDesc{ServerStreams: true}, method, grpc.WaitForReady(reconnect))
+	st, err := cs.c.conn.NewStream(cs.ctx, &grpc.StreamDesc{ServerStreams: true}, method)
 	if err == nil {
 		err = st.SendMsg(req)
 	}
 	if err == nil {
 		err = st.CloseSend()
 	}
+	first := new(pb.WatchResponse)
+	if err == nil {
+		err = st.RecvMsg(first)
+	}
+	if err == io.EOF {
+		err = status.Error(codes.Internal, "the stream ended before its first message")
+	}
 	if err != nil {
-		return wrapErr(err, method)
+		return err
 	}
 	cs.st = st
+	cs.take(first)
 	return nil
 }
 

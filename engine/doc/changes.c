@@ -728,15 +728,6 @@ void ndb_doc_changes_info_get(ndb_doc_db *db, ndb_doc_changes_info *out)
     out->bytes = L->bytes;
     pthread_mutex_unlock(&L->mu);
     out->watchers = atomic_load(&L->watchers);
-    uint8_t k[10];
-    rec_key(k, out->first_seq);
-    void *v;
-    size_t vl;
-    if (out->first_seq < out->next_seq && ndb_kv_get(db->kv, NULL, k, sizeof k, &v, &vl) == NDB_OK) {
-        if (vl >= CHG_HEADER)
-            out->oldest_ms = (int64_t)rd64((uint8_t *)v + 1);
-        free(v);
-    }
 }
 
 ndb_status ndb_doc_changes_trim(ndb_doc_db *db, int64_t now_ms, int64_t keep_ms, uint64_t keep_bytes,

@@ -614,7 +614,6 @@ typedef struct ndb_doc_changes_info {
     uint64_t first_seq; /* the oldest record kept */
     uint64_t next_seq;  /* the next record's sequence number */
     uint64_t bytes;     /* the records' encoded bytes */
-    int64_t oldest_ms;  /* the oldest record's wall time (0: none kept) */
     uint32_t watchers;  /* watches open */
 } ndb_doc_changes_info;
 void ndb_doc_changes_info_get(ndb_doc_db *db, ndb_doc_changes_info *out);

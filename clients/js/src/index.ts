@@ -661,16 +661,40 @@ export class ChangeStream implements AsyncIterableIterator<Document> {
     return { done: false, value: fromDocument(e.event) };
   }
 
+  /**
+   * Calls again after resumeToken once the channel is ready and reads the new stream's first
+   * message; an attempt that meets UNAVAILABLE (a connection that still looked ready right after
+   * the server died) is made again until timeoutMs.
+   */
   private async reconnect(cause: unknown): Promise<void> {
     const deadline = this.db.timeoutMs > 0 ? Date.now() + this.db.timeoutMs : Infinity;
-    try {
-      await new Promise<void>((resolve, reject) =>
-        this.db.docs.waitForReady(deadline, (err?: Error) => (err ? reject(err) : resolve())));
-    } catch {
-      this.closed = true;
-      throw fromServiceError(cause, 'Watch');
+    while (!this.closed) {
+      try {
+        await new Promise<void>((resolve, reject) =>
+          this.db.docs.waitForReady(deadline, (err?: Error) => (err ? reject(err) : resolve())));
+      } catch {
+        this.closed = true;
+        throw fromServiceError(cause, 'Watch');
+      }
+      this.open();
+      let r: IteratorResult<any>;
+      try {
+        r = await this.messages.next();
+      } catch (e: any) {
+        if (this.closed) return;
+        if (e?.code !== grpc.status.UNAVAILABLE || Date.now() >= deadline) {
+          this.closed = true;
+          throw fromServiceError(e, 'Watch');
+        }
+        cause = e;
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        continue;
+      }
+      this.resumed = false; // the server answered
+      if (r.done) this.closed = true;
+      else if (r.value.resume_token) this.resumeToken = r.value.resume_token; // the first message
+      return;
     }
-    this.open();
   }
 
   /** Closing on leaving a `for await` loop early. */

@@ -9,6 +9,7 @@ so resuming from it delivers exactly what was not yet handed out.
 """
 from __future__ import annotations
 
+import time
 from collections import deque
 from typing import Any, Callable, Deque, Optional, Tuple
 
@@ -61,6 +62,23 @@ class BaseChangeStream:
             return False
         self._resumed = True
         return True
+
+    def _deadline(self) -> Optional[float]:
+        """When a reconnection gives up: the client's timeout from now (None: never)."""
+        t = self._db.timeout
+        return time.monotonic() + t if t else None
+
+    @staticmethod
+    def _remaining(deadline: Optional[float]) -> Optional[float]:
+        return None if deadline is None else max(0.0, deadline - time.monotonic())
+
+    def _may_retry(self, e: grpc.RpcError, deadline: Optional[float]) -> bool:
+        """A reconnection's attempt that failed with UNAVAILABLE is made again while time
+        remains: a connection that still looked ready right after the server died fails the
+        first attempt."""
+        code = e.code() if hasattr(e, "code") else None
+        return (not self._closed and code == grpc.StatusCode.UNAVAILABLE
+                and (deadline is None or time.monotonic() < deadline))
 
     def _mark_closed(self) -> None:
         self._closed = True

@@ -165,12 +165,36 @@ class AsyncChangeStream(BaseChangeStream):
         return self._pop()
 
     async def _reconnect(self, cause: grpc.RpcError) -> None:
-        try:
-            await asyncio.wait_for(self._db._channel.channel_ready(), self._db.timeout)
-        except asyncio.TimeoutError:
-            self._closed = True
-            raise errors.from_rpc_error(cause, "Watch") from None
-        self._call = self._db._invoke(self._request(), None)
+        """As ChangeStream's: calls again once the channel is ready, reading the new stream's
+        first message, trying again after UNAVAILABLE until the timeout."""
+        deadline = self._deadline()
+        while not self._closed:
+            try:
+                await asyncio.wait_for(self._db._channel.channel_ready(), self._remaining(deadline))
+            except asyncio.TimeoutError:
+                self._closed = True
+                raise errors.from_rpc_error(cause, "Watch") from None
+            self._call = self._db._invoke(self._request(), None)
+            try:
+                msg = await self._call.read()
+            except asyncio.CancelledError:
+                if self._closed:
+                    return
+                raise
+            except grpc.RpcError as e:
+                if self._closed:
+                    return
+                if not self._may_retry(e, deadline):
+                    self._closed = True
+                    raise errors.from_rpc_error(e, "Watch") from None
+                cause = e
+                await asyncio.sleep(0.05)
+                continue
+            if msg is grpc.aio.EOF:
+                self._closed = True
+            else:
+                self._take(msg)
+            return
 
     async def aclose(self) -> None:
         """Stops the stream: the call is cancelled, iteration (in any task) ends."""

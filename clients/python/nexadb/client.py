@@ -11,6 +11,7 @@ asyncio client shares; what is here is only how a call is sent and waited for.
 """
 from __future__ import annotations
 
+import time
 from typing import Any, BinaryIO, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence
 
 import grpc
@@ -119,12 +120,30 @@ class ChangeStream(BaseChangeStream):
         return self._pop()
 
     def _reconnect(self, cause: grpc.RpcError) -> None:
-        try:
-            grpc.channel_ready_future(self._db._channel).result(timeout=self._db.timeout)
-        except grpc.FutureTimeoutError:
-            self._closed = True
-            raise errors.from_rpc_error(cause, "Watch") from None
-        self._call = self._db._invoke(self._request(), None)
+        """Calls again after resume_token once the channel is ready, reading the new stream's
+        first message; attempts that meet UNAVAILABLE are made again until the timeout."""
+        deadline = self._deadline()
+        while not self._closed:
+            try:
+                grpc.channel_ready_future(self._db._channel).result(timeout=self._remaining(deadline))
+            except grpc.FutureTimeoutError:
+                self._closed = True
+                raise errors.from_rpc_error(cause, "Watch") from None
+            self._call = self._db._invoke(self._request(), None)
+            try:
+                self._take(next(self._call))
+                return
+            except StopIteration:
+                self._closed = True
+                return
+            except grpc.RpcError as e:
+                if self._closed:
+                    return
+                if not self._may_retry(e, deadline):
+                    self._closed = True
+                    raise errors.from_rpc_error(e, "Watch") from None
+                cause = e
+                time.sleep(0.05)
 
     def close(self) -> None:
         """Stops the stream: the call is cancelled, iteration (in any thread) ends."""
