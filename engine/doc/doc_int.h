@@ -517,6 +517,9 @@ typedef struct sortbuf {
     int *heap;
     bool merging;
     uint64_t spilled_bytes;
+    dbuf first;             /* the first key added */
+    size_t lcp;             /* how many leading bytes every key added shares with it */
+    struct sbchunk *chunks; /* a plain buffer's records (sortbuf.c) */
 } sortbuf;
 void sortbuf_init(sortbuf *sb, size_t limit, uint64_t topk, const char *spill_dir, const ndb_interrupt *intr,
                   const char *what);
@@ -686,9 +689,10 @@ int memdoc_cmp(const void *a, const void *b);
 /* Appends a copy of key and doc to the growable array *arr. */
 ndb_status memdoc_push(memdoc **arr, size_t *n, size_t *cap, const dbuf *key, const void *doc, size_t dl,
                        uint64_t seq);
-/* Sorts a[0..n) by memdoc_cmp, checking intr between merge steps:
- * NDB_ETIMEDOUT/NDB_ECANCELED (a left in some order) or NDB_ENOMEM. */
-ndb_status memdoc_sort(memdoc *a, size_t n, const ndb_interrupt *intr, ndb_errmsg *msg);
+/* Sorts a[0..n) by memdoc_cmp (sequence numbers below 2^60), every key
+ * agreeing before byte depth, checking intr as it goes: NDB_ETIMEDOUT or
+ * NDB_ECANCELED (a left as it was), or NDB_ENOMEM. */
+ndb_status memdoc_sort(memdoc *a, size_t n, size_t depth, const ndb_interrupt *intr, ndb_errmsg *msg);
 /* Drains the source into c->sb sorted by c->sort (agg_mem_bytes in memory,
  * spilling beyond it when the database has a spill directory). */
 ndb_status cur_sort_all(ndb_doc_cursor *c, ndb_errmsg *msg);

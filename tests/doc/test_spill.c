@@ -376,6 +376,97 @@ Test(spill, index_built_by_sorting_matches_a_scan)
     cr_assert_eq(files_in(spill), 0);
 }
 
+/* Random keys over {0x00, 0x01, 0x7f, 0xff} with a shared prefix of `common`
+ * bytes and up to 40 more, many equal, many a prefix of another: the word
+ * sort's ties and ends. */
+static void random_keys(uint8_t *buf, size_t *len, int n, size_t common, unsigned *seed)
+{
+    static const uint8_t alpha[] = {0x00, 0x01, 0x7f, 0xff};
+    for (int i = 0; i < n; i++) {
+        uint8_t *k = buf + (size_t)i * 64;
+        memset(k, 0xab, common);
+        len[i] = common + (size_t)(rand_r(seed) % 41);
+        for (size_t j = common; j < len[i]; j++)
+            k[j] = alpha[rand_r(seed) % (j < common + 12 ? 2 : 4)];
+    }
+}
+
+/* memdoc_sort orders as memdoc_cmp does (qsort as the reference): key
+ * bytes, a prefix first, then arrival; from depth 0 and from the shared
+ * prefix's end. */
+Test(spill, memdoc_sort_matches_memdoc_cmp)
+{
+    enum { N = 20000 };
+    uint8_t *buf = malloc((size_t)N * 64);
+    size_t *len = malloc(N * sizeof *len);
+    memdoc *a = malloc(N * sizeof *a), *ref = malloc(N * sizeof *ref);
+    cr_assert(buf && len && a && ref);
+    unsigned seed = 7;
+    for (size_t common = 0; common <= 9; common += 9) {
+        random_keys(buf, len, N, common, &seed);
+        for (int i = 0; i < N; i++)
+            a[i] = (memdoc){.key = buf + (size_t)i * 64, .klen = len[i], .seq = (uint64_t)i};
+        memcpy(ref, a, N * sizeof *a);
+        qsort(ref, N, sizeof *ref, memdoc_cmp);
+        for (size_t depth = 0; depth <= common; depth += common ? common : 1) {
+            memdoc *t = malloc(N * sizeof *t);
+            cr_assert_not_null(t);
+            memcpy(t, a, N * sizeof *a);
+            ndb_errmsg m = {{0}};
+            cr_assert_eq(memdoc_sort(t, N, depth, NULL, &m), NDB_OK, "%s", m.text);
+            for (int i = 0; i < N; i++)
+                cr_assert_eq(t[i].seq, ref[i].seq, "common %zu depth %zu: position %d", common, depth, i);
+            free(t);
+        }
+    }
+    free(buf);
+    free(len);
+    free(a);
+    free(ref);
+}
+
+/* The sort buffer hands the same keys out in the same order (key, then
+ * arrival) whether it sorts in memory or merges spilled runs. */
+Test(spill, sortbuf_in_memory_and_spilled_agree)
+{
+    enum { N = 20000 };
+    uint8_t *buf = malloc((size_t)N * 64);
+    size_t *len = malloc(N * sizeof *len);
+    memdoc *ref = malloc(N * sizeof *ref);
+    cr_assert(buf && len && ref);
+    unsigned seed = 11;
+    random_keys(buf, len, N, 5, &seed);
+    for (int i = 0; i < N; i++)
+        ref[i] = (memdoc){.key = buf + (size_t)i * 64, .klen = len[i], .seq = (uint64_t)i};
+    qsort(ref, N, sizeof *ref, memdoc_cmp);
+    for (int spilled = 0; spilled < 2; spilled++) {
+        sortbuf sb;
+        sortbuf_init(&sb, spilled ? 32 << 10 : 64 << 20, 0, spill, NULL, "test");
+        ndb_errmsg m = {{0}};
+        for (uint32_t i = 0; i < N; i++) {
+            dbuf k = {.data = buf + (size_t)i * 64, .len = len[i]};
+            cr_assert_eq(sortbuf_add(&sb, &k, &i, sizeof i, &m), NDB_OK, "%s", m.text);
+        }
+        cr_assert_eq(sortbuf_finish(&sb, &m), NDB_OK, "%s", m.text);
+        cr_assert_eq(sb.nruns > 1, spilled);
+        const uint8_t *k, *p;
+        size_t kl, pl;
+        for (int i = 0; i < N; i++) {
+            cr_assert_eq(sortbuf_next(&sb, &k, &kl, &p, &pl, &m), 1, "%s", m.text);
+            uint32_t at;
+            cr_assert_eq(pl, sizeof at);
+            memcpy(&at, p, sizeof at);
+            cr_assert_eq(at, ref[i].seq, "spilled %d: position %d", spilled, i);
+        }
+        cr_assert_eq(sortbuf_next(&sb, &k, &kl, &p, &pl, &m), 0);
+        sortbuf_free(&sb);
+    }
+    cr_assert_eq(files_in(spill), 0);
+    free(buf);
+    free(len);
+    free(ref);
+}
+
 static uint64_t kv_keys(void)
 {
     ndb_kv_iter *it;
