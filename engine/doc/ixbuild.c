@@ -178,7 +178,7 @@ static ndb_status ix_ingest(ndb_doc_db *db, sortbuf *sb, const idx_def *d, ndb_e
     }
     if (got < 0)
         st = (ndb_status)got;
-    if (st == NDB_OK && (st = ndb_kv_ingest_finish(g, msg)) != NDB_OK)
+    if (st == NDB_OK && (st = ndb_kv_ingest_finish(g, msg)) != NDB_OK && st != NDB_EBUSY) /* EBUSY: its own message */
         db_kvfail(db, msg, st, "installing index tables");
     ndb_kv_ingest_free(g);
     dbuf_free(&prev);

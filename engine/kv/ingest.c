@@ -3,10 +3,13 @@
  * into tables, which are installed at the deepest level in one manifest
  * edit, without passing through the WAL, the memtable or any compaction.
  *
- * Only a key range that no memtable and no table holds may be ingested (a
- * new key prefix: an index being built), checked under mu at install time;
- * then placing the tables under everything is safe whatever their sequence
- * number, as nothing shares their keys. Entries carry the sequence current
+ * Only a key range in which no memtable and no table holds a key may be
+ * ingested (a new key prefix: an index being built), checked under mu at
+ * install time; then placing the tables anywhere is safe whatever their
+ * sequence number, as nothing shares their keys. They go to the deepest level
+ * none of whose files' ranges meets theirs (a table of a flush can span the
+ * range without a key in it: small partitions share tables), usually the
+ * last. Entries carry the sequence current
  * at begin: once installed, every read sees them, and so does a snapshot
  * taken at that sequence (which found the range empty, as an older one
  * would: only the new keys' appearance differs). The tables are synced before the manifest names
@@ -65,17 +68,13 @@ ndb_status ndb_kv_ingest_add(ndb_kv_ingest *g, const void *key, size_t klen, con
     return g->st = st;
 }
 
-/* Whether memtable m holds a key in user range [lo, hi]. */
-static int mem_overlaps(kv_mem *m, kv_slice lo, kv_slice hi, ndb_status *st)
+/* Whether iterator it (internal keys) holds a key in user range [lo, hi];
+ * destroys it. */
+static int iter_holds(kv_iter *it, kv_slice lo, kv_slice hi, ndb_status *st)
 {
-    kv_iter *it = kv_mem_iter(m);
-    if (it == NULL) {
-        *st = NDB_ENOMEM;
-        return 1;
-    }
-    char *t = malloc(lo.len + 8);
+    char *t = it ? malloc(lo.len + 8) : NULL;
     if (t == NULL) {
-        it_destroy(it);
+        if (it) it_destroy(it);
         *st = NDB_ENOMEM;
         return 1;
     }
@@ -83,24 +82,48 @@ static int mem_overlaps(kv_mem *m, kv_slice lo, kv_slice hi, ndb_status *st)
     put_fixed64(t + lo.len, ikey_pack(KV_MAX_SEQ, KV_TYPE_SEEK));
     it_seek(it, (kv_slice){t, lo.len + 8});
     int hit = it_valid(it) && slice_cmp(ikey_user(it_key(it)), hi) <= 0;
+    if (!hit && it_status(it) != NDB_OK) {
+        *st = it_status(it);
+        hit = 1;
+    }
     free(t);
     it_destroy(it);
     return hit;
 }
 
-/* Whether any memtable or table holds a key in [lo, hi]. mu held. */
-static int range_used(ndb_kv *kv, kv_slice lo, kv_slice hi, ndb_status *st)
+/* Whether table f holds a key in [lo, hi] (its range may span them
+ * without: a flush puts small neighbouring partitions in one table). */
+static int file_holds(kv_fmeta *f, kv_slice lo, kv_slice hi, ndb_status *st)
 {
-    if (mem_overlaps(kv->mem, lo, hi, st) || (kv->imm && mem_overlaps(kv->imm, lo, hi, st))) return 1;
+    kv_table *t;
+    if ((*st = kv_fmeta_table(f, &t, NULL)) != NDB_OK) return 1;
+    int hit = iter_holds(kv_table_iter(t, NULL, NULL), lo, hi, st);
+    kv_fmeta_table_release(f);
+    return hit;
+}
+
+/* The level for tables of user range [lo, hi]: the deepest of L1..Ln none of
+ * whose files' ranges meets it (files of a level are disjoint), provided no
+ * memtable and no table holds a key in it; else -1 (*st set on a failure).
+ * The ingested keys are then the only versions of their keys, so any level
+ * serves reads alike. mu held. */
+static int ingest_level(ndb_kv *kv, kv_slice lo, kv_slice hi, ndb_status *st)
+{
+    if (iter_holds(kv_mem_iter(kv->mem), lo, hi, st) || (kv->imm && iter_holds(kv_mem_iter(kv->imm), lo, hi, st)))
+        return -1;
     kv_version *v = kv->vs->current;
+    int level = -1;
     for (int l = 0; l < NDB_KV_LEVELS; l++) {
         kv_fmeta **fs;
         size_t n;
-        if ((*st = kv_version_overlaps(v, l, &lo, &hi, &fs, &n)) != NDB_OK) return 1;
+        if ((*st = kv_version_overlaps(v, l, &lo, &hi, &fs, &n)) != NDB_OK) return -1;
+        int held = 0;
+        for (size_t i = 0; i < n && !held; i++) held = file_holds(fs[i], lo, hi, st);
         free(fs);
-        if (n > 0) return 1;
+        if (held) return -1;
+        if (n == 0 && l > 0) level = l;
     }
-    return 0;
+    return level;
 }
 
 ndb_status ndb_kv_ingest_finish(ndb_kv_ingest *g, ndb_errmsg *msg)
@@ -113,16 +136,17 @@ ndb_status ndb_kv_ingest_finish(ndb_kv_ingest *g, ndb_errmsg *msg)
     }
     kv_slice lo = ikey_user((kv_slice){g->o.f[0]->smallest, g->o.f[0]->slen});
     kv_slice hi = ikey_user((kv_slice){g->o.f[g->o.n - 1]->largest, g->o.f[g->o.n - 1]->llen});
+    int level;
     pthread_mutex_lock(&kv->mu);
     if (__atomic_load_n(&kv->poisoned, __ATOMIC_ACQUIRE)) {
         st = ndb_errmsg_set(msg, NDB_EPOISONED, "the storage engine stopped accepting writes");
-    } else if (range_used(kv, lo, hi, &st)) {
+    } else if ((level = ingest_level(kv, lo, hi, &st)) < 0) {
         if (st == NDB_OK)
             st = ndb_errmsg_set(msg, NDB_EBUSY, "the ingested keys' range already holds data");
     } else {
         kv_edit e;
         kv_edit_init(&e);
-        for (size_t i = 0; i < g->o.n && st == NDB_OK; i++) st = kv_edit_add_file(&e, NDB_KV_LEVELS - 1, g->o.f[i]);
+        for (size_t i = 0; i < g->o.n && st == NDB_OK; i++) st = kv_edit_add_file(&e, level, g->o.f[i]);
         if (st == NDB_OK) st = kv_install(kv, &e, msg);
         kv_edit_destroy(&e);
         if (st == NDB_OK) pthread_cond_broadcast(&kv->bg_cv); /* the levels' sizes changed */

@@ -201,8 +201,9 @@ ndb_status ndb_kv_write_append(ndb_kv *kv, const ndb_kv_batch *b, uint64_t *tick
 ndb_status ndb_kv_write_wait(ndb_kv *kv, uint64_t ticket);
 
 /* ---- Bulk ingestion: sorted keys written straight into tables and installed
- * at the deepest level in one manifest edit (no WAL, memtable or
- * compaction), for a key range nothing else holds: a new index's prefix.
+ * at the deepest level free for them in one manifest edit (no WAL, memtable
+ * or compaction), for a key range in which nothing else holds a key: a new
+ * index's prefix.
  * Entries carry the sequence current at begin (once installed, reads at it or
  * later see them). Durable once finish returns
  * NDB_OK; a crash before leaves nothing (the next open removes the files). */

@@ -115,7 +115,8 @@ static void fill(db_t *t, int n, unsigned seed)
     ndb_doc_builder_free(b);
 }
 
-/* ---- the writer: random inserts, updates and deletes until told to stop */
+/* ---- the writer: random inserts, updates and deletes until told to stop,
+ * and a flush every 64 */
 
 typedef struct writer_t {
     db_t *t;
@@ -177,6 +178,10 @@ static void *writer_main(void *p)
             cr_assert(st == NDB_OK || st == NDB_ENOTFOUND, "%d %s", st, m.text);
         }
         __atomic_add_fetch(&wr->ops, 1, __ATOMIC_RELEASE);
+        /* small flushes: tables holding a few partitions each, some around
+         * the index being built (its tables must go in all the same) */
+        if (ops % 64 == 63)
+            cr_assert_eq(ndb_kv_flush(wr->t->kv), NDB_OK);
     }
     ndb_doc_builder_free(b);
     return NULL;
@@ -330,7 +335,7 @@ Test(ixbuild, a_duplicate_written_during_a_unique_build_is_caught, .timeout = 24
         cr_assert_eq(ndb_doc_insert(t.db, "c", &d, &dl, 1, NULL, NULL, &m), NDB_OK, "%s", m.text);
         ndb_doc_builder_free(b);
         writer_t wr;
-        writer_start(&wr, &t, (unsigned)round + 100, 60 + (int)(rand_r(&seed) % 3000));
+        writer_start(&wr, &t, (unsigned)round + 100, 60 + (int)(rand_r(&seed) % 600));
         ndb_status st = create(&t, "{\"u\":1}", "u1", true, &m);
         while (__atomic_load_n(&wr.ops, __ATOMIC_ACQUIRE) <= (uint64_t)wr.dup_at)
             sched_yield();

@@ -919,3 +919,68 @@ Test(db, ingest_a_new_range_at_the_deepest_level)
     expect("m019999", "v19999");
     expect("m000008", NULL);
 }
+
+/* Ingested keys and their level, read back in order: n keys from prefix, and
+ * the two around them. */
+static void expect_ingested(const char *prefix, int n)
+{
+    ndb_kv_iter *it;
+    cr_assert_eq(ndb_kv_iter_new(kv, NULL, NULL, 0, NULL, 0, &it), NDB_OK);
+    int i = 0, others = 0;
+    for (ndb_kv_iter_seek_first(it); ndb_kv_iter_valid(it); ndb_kv_iter_next(it)) {
+        size_t kl;
+        const char *k = ndb_kv_iter_key(it, &kl);
+        if (kl < strlen(prefix) || memcmp(k, prefix, strlen(prefix)) != 0) {
+            others++;
+            continue;
+        }
+        char want[32];
+        snprintf(want, sizeof want, "%s%06d", prefix, i);
+        cr_assert(kl == strlen(want) && memcmp(k, want, kl) == 0, "at %d", i);
+        i++;
+    }
+    cr_assert_eq(ndb_kv_iter_status(it), NDB_OK);
+    ndb_kv_iter_free(it);
+    cr_assert_eq(i, n);
+    cr_assert_eq(others, 2);
+}
+
+/* A table whose range spans the ingested keys without holding any of them (a
+ * flush puts small neighbouring partitions in one table) does not refuse an
+ * ingestion: only a key in the range does. The tables go to the deepest level
+ * none of whose files' ranges meets theirs. */
+Test(db, ingest_inside_the_range_of_a_table_without_its_keys)
+{
+    cr_assert_eq(ndb_kv_put(kv, "k", 1, "x", 1), NDB_OK);
+    cr_assert_eq(ndb_kv_put(kv, "z", 1, "x", 1), NDB_OK);
+    cr_assert_eq(ndb_kv_flush(kv), NDB_OK); /* one table, k to z */
+    ndb_kv_ingest *g;
+    ndb_errmsg msg = {{0}};
+    cr_assert_eq(ndb_kv_ingest_begin(kv, &g), NDB_OK);
+    ingest_keys(g, "m", 0, 5000);
+    cr_assert_eq(ndb_kv_ingest_finish(g, &msg), NDB_OK, "%s", msg.text);
+    ndb_kv_ingest_free(g);
+    ndb_kv_stats s;
+    cr_assert_eq(ndb_kv_stats_get(kv, &s), NDB_OK);
+    cr_assert_gt(s.levels[NDB_KV_LEVELS - 1].files, 0);
+    expect_ingested("m", 5000);
+    /* all of it compacted into the last level: the next range goes above it */
+    cr_assert_eq(ndb_kv_compact_range(kv, NULL, 0, NULL, 0), NDB_OK);
+    cr_assert_eq(ndb_kv_stats_get(kv, &s), NDB_OK);
+    uint64_t last = s.levels[NDB_KV_LEVELS - 1].files;
+    cr_assert_eq(ndb_kv_ingest_begin(kv, &g), NDB_OK);
+    ingest_keys(g, "p", 0, 3000);
+    cr_assert_eq(ndb_kv_ingest_finish(g, &msg), NDB_OK, "%s", msg.text);
+    ndb_kv_ingest_free(g);
+    cr_assert_eq(ndb_kv_stats_get(kv, &s), NDB_OK);
+    cr_assert_eq(s.levels[NDB_KV_LEVELS - 1].files, last);
+    cr_assert_gt(s.levels[NDB_KV_LEVELS - 2].files, 0);
+    expect("p000000", "v0");
+    expect("p002999", "v2999");
+    expect("m004999", "v4999");
+    cr_assert_eq(ndb_kv_compact_range(kv, NULL, 0, NULL, 0), NDB_OK);
+    expect("p001234", "v1234");
+    expect("m000042", "v42");
+    expect("k", "x");
+    expect("z", "x");
+}
