@@ -418,7 +418,8 @@ static ndb_status ix_build(ndb_doc_db *db, wctx *w, coll *c, idx_def *d, int at,
     }
     /* reclaim the partial entries and the side log, then the marker: a
      * crash before that reclaims them at the next open */
-    db_log(db, "building index %s on %s failed: %s", d->name, c->name, msg && msg->text[0] ? msg->text : ndb_strerror(st));
+    db_log(db, "building index %s on %s failed: %s", d->name, c->name,
+           msg && msg->text[0] ? msg->text : ndb_strerror(st));
     ndb_kv_batch_clear(w->b);
     if (cat_delete_prefix(db, d->prefix) == NDB_OK && (b->side == 0 || cat_delete_prefix(db, b->side) == NDB_OK) &&
         cat_build_mark(w->b, d->prefix, 0) == NDB_OK)

@@ -423,7 +423,8 @@ Test(ixbuild, kill_during_builds_leaves_no_index_or_a_correct_one, .timeout = 60
             clock_gettime(CLOCK_MONOTONIC, &t1);
             build_ms = (int)((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000) + 1;
         } else { /* within 1.2 times the builds' time: mostly during them */
-            poll(&(struct pollfd){.fd = p[0], .events = POLLIN}, 1, (int)(rand_r(&seed) % (unsigned)(build_ms * 6 / 5 + 1)));
+            unsigned wait_ms = rand_r(&seed) % (unsigned)(build_ms * 6 / 5 + 1);
+            poll(&(struct pollfd){.fd = p[0], .events = POLLIN}, 1, (int)wait_ms);
         }
         kill(pid, SIGKILL);
         int status;
