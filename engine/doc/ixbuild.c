@@ -207,15 +207,22 @@ static ndb_status sorted_doc(ixb *b, wctx *w, const ndb_doc_val *dv, const uint8
     return st;
 }
 
+/* An index build sorts runs of at most this much (less when agg_mem_bytes
+ * is less): at 3M entries, 8 MiB runs and their merge took about 2.0 s,
+ * runs of 16, 32 or 100 MiB 2.9 to 3.2 s (bench/README.md): a larger run
+ * no longer fits the caches while it is sorted. */
+#define IXB_RUN_BYTES ((size_t)8 << 20)
+
 /* Fills d's prefix by sorting: every entry (key, and the _id for a unique
- * index) goes to the sort buffer, spilling to the spill directory beyond
- * agg_mem_bytes, and the sorted run becomes tables at the kv's deepest
- * level (ndb_kv_ingest): no memtable insert, no compaction. Runs without
- * the writer lock. */
+ * index) goes to the sort buffer, spilling sorted runs to the spill
+ * directory, and the merged runs become tables at the kv's deepest level
+ * (ndb_kv_ingest): no memtable insert, no compaction. Runs without the
+ * writer lock. */
 static ndb_status fill_sorted(sorted_arg *a, wctx *w, ndb_errmsg *msg)
 {
     ixb *b = &a->b;
-    sortbuf_init(&a->sb, b->db->opt.agg_mem_bytes, 0, b->db->opt.spill_dir, NULL, "index build");
+    size_t bound = b->db->opt.agg_mem_bytes < IXB_RUN_BYTES ? b->db->opt.agg_mem_bytes : IXB_RUN_BYTES;
+    sortbuf_init(&a->sb, bound, 0, b->db->opt.spill_dir, NULL, "index build");
     ndb_status st = ixb_scan(b, w, sorted_doc, msg);
     if (st == NDB_OK && (st = sortbuf_finish(&a->sb, msg)) == NDB_OK) {
         db_log(b->db, "index %s on %s: %llu entries sorted (%llu MiB through spill files); writing its tables",
