@@ -449,6 +449,21 @@ ndb_status svc_metrics_render(svc_app *app, char **out, size_t *len, ndb_errmsg 
     }
     svc_engines_release(app);
     render_backup(&o, app);
+    if (app->doc != NULL) { /* index builds of both namespaces (engine/doc/README.md, "Index builds") */
+        ndb_doc_build_stats bs;
+        ndb_doc_build_stats_get(app->doc, &bs);
+        family(&o, "nexadb_index_builds_running", "gauge", "index builds running");
+        outf(&o, "nexadb_index_builds_running %" PRIu64 "\n", bs.running);
+        family(&o, "nexadb_index_build_documents", "gauge",
+               "documents of the running index builds: read from their snapshots, and in them");
+        outf(&o, "nexadb_index_build_documents{state=\"done\"} %" PRIu64 "\n", bs.docs_done);
+        outf(&o, "nexadb_index_build_documents{state=\"total\"} %" PRIu64 "\n", bs.docs_total);
+        family(&o, "nexadb_index_build_entries", "gauge", "index entries the running builds have sorted or written");
+        outf(&o, "nexadb_index_build_entries %" PRIu64 "\n", bs.entries);
+        family(&o, "nexadb_index_builds_total", "counter", "index builds ended since start, by result");
+        outf(&o, "nexadb_index_builds_total{result=\"ok\"} %" PRIu64 "\n", bs.ok);
+        outf(&o, "nexadb_index_builds_total{result=\"failed\"} %" PRIu64 "\n", bs.failed);
+    }
     family(&o, "nexadb_build_info", "gauge", "the server's version and the source revision it was built from");
     outf(&o, "nexadb_build_info{version=\"%s\",", esc(app->version ? app->version : "", t, sizeof t));
     outf(&o, "revision=\"%s\"} 1\n", esc(svc_revision, t, sizeof t));

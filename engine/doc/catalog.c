@@ -22,6 +22,7 @@
 
 /* Catalog keys (FORMAT.md section 3): 0x00 kind [name]. */
 #define CAT_NEXT 'n' /* 0x00 'n' -> u64 next prefix id, shared by every namespace */
+#define CAT_BUILD 'b' /* 0x00 'b' u64 LE index prefix -> u64 LE side-log prefix: an index build running */
 static const uint8_t ns_kinds[][2] = {
     [NDB_DOC_NS_DOCUMENTS] = {'c', 's'}, /* name -> collection metadata; name -> u64 count, u64 bytes */
     [NDB_DOC_NS_VECTORS] = {'v', 't'},
@@ -323,6 +324,7 @@ static coll *coll_new(const char *name)
     snprintf(c->name, sizeof c->name, "%s", name);
     pthread_mutex_init(&c->wlock, NULL);
     pthread_mutex_init(&c->ixlock, NULL);
+    pthread_mutex_init(&c->buildlock, NULL);
     c->ix = calloc(1, sizeof *c->ix);
     if (c->ix == NULL) {
         free(c);
@@ -336,6 +338,7 @@ static void coll_free(coll *c)
 {
     pthread_mutex_destroy(&c->wlock);
     pthread_mutex_destroy(&c->ixlock);
+    pthread_mutex_destroy(&c->buildlock);
     idx_set_unref(c->ix);
     free(c->ext_meta);
     free(c);
@@ -649,6 +652,8 @@ ndb_status ndb_doc_open(ndb_kv *kv, const ndb_doc_options *opt, ndb_doc_db **out
     }
     if (st == NDB_OK)
         st = db_load(db, msg);
+    if (st == NDB_OK)
+        st = cat_build_reclaim(db, msg);
     if (st == NDB_OK && o.change_log)
         st = chg_open(db, msg);
     if (st == NDB_OK) {
@@ -816,6 +821,49 @@ ndb_status cat_delete_prefix(ndb_doc_db *db, uint64_t prefix)
     ndb_status st = key_prefix_range(prefix, &lo, &hi) ? delete_range(db, &lo, &hi) : NDB_ENOMEM;
     dbuf_free(&lo);
     dbuf_free(&hi);
+    return st;
+}
+
+ndb_status cat_build_mark(ndb_kv_batch *b, uint64_t ix, uint64_t side)
+{
+    uint8_t k[10] = {0, CAT_BUILD}, v[8];
+    wr64(k + 2, ix);
+    wr64(v, side);
+    return side ? ndb_kv_batch_put(b, k, sizeof k, v, sizeof v) : ndb_kv_batch_delete(b, k, sizeof k);
+}
+
+ndb_status cat_build_reclaim(ndb_doc_db *db, ndb_errmsg *msg)
+{
+    uint8_t lo[2] = {0, CAT_BUILD}, hi[2] = {0, CAT_BUILD + 1};
+    ndb_kv_iter *it;
+    ndb_status st = ndb_kv_iter_new(db->kv, NULL, lo, 2, hi, 2, &it);
+    if (st != NDB_OK)
+        return db_kvfail(db, msg, st, "reading catalog");
+    ndb_kv_batch *b = NULL;
+    if ((st = ndb_kv_batch_new(&b)) != NDB_OK) {
+        ndb_kv_iter_free(it);
+        return st;
+    }
+    for (ndb_kv_iter_seek_first(it); st == NDB_OK && ndb_kv_iter_valid(it); ndb_kv_iter_next(it)) {
+        size_t kl, vl;
+        const uint8_t *k = ndb_kv_iter_key(it, &kl);
+        const uint8_t *v = ndb_kv_iter_value(it, &vl);
+        if (kl != 10 || vl != 8) {
+            st = ndb_errmsg_set(msg, NDB_ECORRUPT, "bad index build marker in the catalog");
+            break;
+        }
+        uint64_t ix = rd64(k + 2), side = rd64(v);
+        db_log(db, "reclaiming the entries of an index build that did not finish (prefixes %llu and %llu)",
+               (unsigned long long)ix, (unsigned long long)side);
+        ndb_kv_batch_clear(b);
+        if ((st = cat_delete_prefix(db, ix)) != NDB_OK || (st = cat_delete_prefix(db, side)) != NDB_OK ||
+            (st = cat_build_mark(b, ix, 0)) != NDB_OK || (st = ndb_kv_write(db->kv, b)) != NDB_OK)
+            db_kvfail(db, msg, st, "reclaiming an unfinished index build");
+    }
+    if (st == NDB_OK && (st = ndb_kv_iter_status(it)) != NDB_OK)
+        db_kvfail(db, msg, st, "reading catalog");
+    ndb_kv_iter_free(it);
+    ndb_kv_batch_free(b);
     return st;
 }
 

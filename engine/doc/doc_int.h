@@ -415,6 +415,8 @@ typedef struct coll {
     uint64_t count, bytes;  /* written under wlock, read relaxed */
     idx_set *ix;            /* current indexes; swap under ixlock */
     pthread_mutex_t ixlock;
+    pthread_mutex_t buildlock; /* held by an index build from start to end: one at a time */
+    uint64_t build_side;    /* wlock: the side-log prefix of the index build running, 0: none (ixbuild.c) */
     bool dropped;
     struct coll *next_dead; /* graveyard: freed at close */
 } coll;
@@ -454,6 +456,7 @@ void chg_recs_free(chg_recs *r);
 typedef struct doc_prefixes {
     pthread_mutex_t mu; /* held from allocation until the counter is written */
     uint64_t next;
+    ndb_doc_build_stats builds; /* every namespace's index builds; atomic fields */
 } doc_prefixes;
 
 struct ndb_doc_db {
@@ -522,6 +525,9 @@ typedef struct sortbuf {
     int *heap;
     bool merging;
     uint64_t spilled_bytes;
+    dbuf first;             /* the first key added */
+    size_t lcp;             /* how many leading bytes every key added shares with it */
+    struct sbchunk *chunks; /* a plain buffer's records (sortbuf.c) */
 } sortbuf;
 void sortbuf_init(sortbuf *sb, size_t limit, uint64_t topk, const char *spill_dir, const ndb_interrupt *intr,
                   const char *what);
@@ -617,6 +623,13 @@ ndb_status cat_write_meta(ndb_doc_db *db, ndb_kv_batch *b, const coll *c, const 
 ndb_status cat_write_stats(ndb_doc_db *db, ndb_kv_batch *b, const coll *c, uint64_t count, uint64_t bytes);
 /* Deletes every key with this prefix, in bounded batches. */
 ndb_status cat_delete_prefix(ndb_doc_db *db, uint64_t prefix);
+/* The catalog's record of an index build running (FORMAT.md section 3): put
+ * (side != 0) or delete (side == 0) the marker of the build writing index
+ * prefix ix, in b. */
+ndb_status cat_build_mark(ndb_kv_batch *b, uint64_t ix, uint64_t side);
+/* At open: reclaims the prefixes of every build a crash interrupted and
+ * deletes their markers. */
+ndb_status cat_build_reclaim(ndb_doc_db *db, ndb_errmsg *msg);
 /* ixbuild.c: rebuilds, at open, indexes written in an older key encoding. */
 ndb_status ix_upgrade(ndb_doc_db *db, ndb_errmsg *msg);
 
@@ -641,6 +654,8 @@ typedef struct wctx {
     bool batch_full; /* the kv refused to grow the batch (256 MiB WAL record) */
     uint64_t ticket; /* the committed batch's kv ticket, 0 before the commit */
     const ndb_interrupt *intr; /* the request's (borrowed); NULL: never interrupted */
+    uint64_t side;   /* the collection's build_side when it locked: each document written is noted there */
+    dbuf side_key;
     uint8_t *ext;    /* owned: the layer above's new metadata (ndb_doc_txn_set_meta), or NULL */
     size_t ext_len;
 } wctx;
@@ -693,9 +708,10 @@ int memdoc_cmp(const void *a, const void *b);
 /* Appends a copy of key and doc to the growable array *arr. */
 ndb_status memdoc_push(memdoc **arr, size_t *n, size_t *cap, const dbuf *key, const void *doc, size_t dl,
                        uint64_t seq);
-/* Sorts a[0..n) by memdoc_cmp, checking intr between merge steps:
- * NDB_ETIMEDOUT/NDB_ECANCELED (a left in some order) or NDB_ENOMEM. */
-ndb_status memdoc_sort(memdoc *a, size_t n, const ndb_interrupt *intr, ndb_errmsg *msg);
+/* Sorts a[0..n) by memdoc_cmp (sequence numbers below 2^60), every key
+ * agreeing before byte depth, checking intr as it goes: NDB_ETIMEDOUT or
+ * NDB_ECANCELED (a left as it was), or NDB_ENOMEM. */
+ndb_status memdoc_sort(memdoc *a, size_t n, size_t depth, const ndb_interrupt *intr, ndb_errmsg *msg);
 /* Drains the source into c->sb sorted by c->sort (agg_mem_bytes in memory,
  * spilling beyond it when the database has a spill directory). */
 ndb_status cur_sort_all(ndb_doc_cursor *c, ndb_errmsg *msg);

@@ -527,13 +527,25 @@ typedef struct ndb_doc_index_opts {
  * Secondary indexes. spec is an encoded object {"field": 1, "other": -1}
  * (compound, in order); name NULL derives "field_1_other_-1". opts NULL: a
  * plain index. Existing documents are indexed before the call returns
- * (progress in the log). NDB_EEXIST if the name is taken or, for a unique
- * index, if existing documents collide.
+ * (progress in the log and ndb_doc_build_stats_get); with a spill directory,
+ * writes to the collection go on meanwhile (engine/doc/README.md, "Index
+ * builds"). NDB_EEXIST if the name is taken or, for a unique index, if
+ * documents collide.
  */
 ndb_status ndb_doc_create_index(ndb_doc_db *db, const char *coll, const char *name,
                                 const void *spec, size_t len, const ndb_doc_index_opts *opts, ndb_errmsg *msg);
 ndb_status ndb_doc_drop_index(ndb_doc_db *db, const char *coll, const char *name,
                               ndb_errmsg *msg);
+
+/* Index builds of every namespace over this kv store, for /metrics: the
+ * running ones' documents (read from their snapshot, and in it) and entries
+ * (sorted or written), and the builds ended since open. */
+typedef struct ndb_doc_build_stats {
+    uint64_t running;
+    uint64_t docs_done, docs_total, entries;
+    uint64_t ok, failed;
+} ndb_doc_build_stats;
+void ndb_doc_build_stats_get(ndb_doc_db *db, ndb_doc_build_stats *out);
 
 typedef struct ndb_doc_index_info {
     char name[128];

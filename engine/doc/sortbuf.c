@@ -46,20 +46,30 @@ int memdoc_cmp(const void *a, const void *b)
     return (x->seq > y->seq) - (x->seq < y->seq);
 }
 
-ndb_status memdoc_push(memdoc **arr, size_t *n, size_t *cap, const dbuf *key, const void *doc, size_t dl,
-                       uint64_t seq)
+/* A new last element of the growable array *arr (NULL: out of memory). */
+static memdoc *memdoc_grow(memdoc **arr, size_t *n, size_t *cap)
 {
     if (*n == *cap) {
         size_t nc = *cap ? *cap * 2 : 256;
         memdoc *a = realloc(*arr, nc * sizeof *a);
         if (a == NULL)
-            return NDB_ENOMEM;
+            return NULL;
         *arr = a;
         *cap = nc;
     }
-    memdoc *m = &(*arr)[*n];
-    if ((m->key = malloc(key->len + dl)) == NULL)
+    return &(*arr)[(*n)++];
+}
+
+ndb_status memdoc_push(memdoc **arr, size_t *n, size_t *cap, const dbuf *key, const void *doc, size_t dl,
+                       uint64_t seq)
+{
+    memdoc *m = memdoc_grow(arr, n, cap);
+    if (m == NULL)
         return NDB_ENOMEM;
+    if ((m->key = malloc(key->len + dl)) == NULL) {
+        (*n)--;
+        return NDB_ENOMEM;
+    }
     if (key->len) /* $sample and $facet buffer without a key: no NULL + 0 to memcpy */
         memcpy(m->key, key->data, key->len);
     m->klen = key->len;
@@ -67,46 +77,151 @@ ndb_status memdoc_push(memdoc **arr, size_t *n, size_t *cap, const dbuf *key, co
     memcpy(m->doc, doc, dl);
     m->dlen = dl;
     m->seq = seq;
-    (*n)++;
     return NDB_OK;
 }
 
-/* Bottom-up merge sort: a pass over the array per doubling of the run width,
- * with an interrupt check every NDB_INTERRUPT_EVERY runs merged, so a sort
- * of the whole memory bound stops as promptly as a scan. */
-ndb_status memdoc_sort(memdoc *a, size_t n, const ndb_interrupt *intr, ndb_errmsg *msg)
+/* Compares keys a and b that are equal before byte `from`: memcmp order,
+ * a prefix first. */
+static int key_cmp_from(const uint8_t *a, size_t al, const uint8_t *b, size_t bl, size_t from)
+{
+    size_t m = al < bl ? al : bl;
+    int r = m > from ? memcmp(a + from, b + from, m - from) : 0;
+    return r ? r : (al > bl) - (al < bl);
+}
+
+/* The 8 bytes of key from `at` as a big-endian integer, zeros past its end:
+ * comparing two keys' words compares those bytes (a word can tie on keys
+ * that differ only in how soon they end). */
+static uint64_t key_word(const uint8_t *key, size_t klen, size_t at)
+{
+    uint64_t w = 0;
+    if (at + 8 <= klen) {
+        memcpy(&w, key + at, 8);
+        return __builtin_bswap64(w);
+    }
+    for (size_t i = 0; i < 8; i++)
+        w = w << 8 | (at + i < klen ? key[at + i] : 0);
+    return w;
+}
+
+/* What the sort moves: one record's word at the current depth, and which
+ * record it is. */
+typedef struct sortent {
+    uint64_t w;
+    size_t i;
+} sortent;
+
+typedef struct sortctx {
+    const memdoc *m;
+    const ndb_interrupt *intr;
+    uint32_t tick;
+    ndb_status st;
+} sortctx;
+
+static int ent_cmp_from(const sortctx *c, const sortent *x, const sortent *y, size_t from)
+{
+    const memdoc *a = &c->m[x->i], *b = &c->m[y->i];
+    int r = key_cmp_from(a->key, a->klen, b->key, b->klen, from);
+    return r ? r : (a->seq > b->seq) - (a->seq < b->seq);
+}
+
+static void ent_swap(sortent *a, sortent *b)
+{
+    sortent t = *a;
+    *a = *b;
+    *b = t;
+}
+
+/* Sorts a[0..n), whose keys agree before byte depth and whose words hold
+ * the 8 bytes from depth: a multikey quicksort (Bentley and Sedgewick) on
+ * words instead of bytes. Each partition compares cached integers; a run of
+ * equal words moves 8 bytes deeper, loading the next word once per record.
+ * So keys with long common prefixes (an index's entries) cost a word load
+ * per 8 shared bytes, not a memcmp over them at every comparison. */
+static void ent_sort(sortctx *c, sortent *a, size_t n, size_t depth)
+{
+    while (n > 1 && c->st == NDB_OK) {
+        if (n <= 12) { /* insertion sort on the keys' bytes from depth */
+            for (size_t i = 1; i < n; i++)
+                for (size_t j = i; j > 0 && ent_cmp_from(c, &a[j], &a[j - 1], depth) < 0; j--)
+                    ent_swap(&a[j], &a[j - 1]);
+            return;
+        }
+        if ((c->st = ndb_interrupt_poll(c->intr, &c->tick)) != NDB_OK)
+            return;
+        uint64_t x = a[0].w, y = a[n / 2].w, z = a[n - 1].w; /* median of three */
+        uint64_t p = x < y ? (y < z ? y : x < z ? z : x) : (x < z ? x : y < z ? z : y);
+        size_t lt = 0, i = 0, gt = n; /* [0,lt) < p, [lt,i) == p, [gt,n) > p */
+        while (i < gt) {
+            if (a[i].w < p)
+                ent_swap(&a[lt++], &a[i++]);
+            else if (a[i].w > p)
+                ent_swap(&a[i], &a[--gt]);
+            else
+                i++;
+        }
+        /* the equal words: keys ending within them come first, by length
+         * then arrival (words made of both, all different: a key of that
+         * group has at most 8 bytes past depth, and the sequence numbers are
+         * below 2^60); the others go on with their next 8 bytes */
+        size_t fin = lt;
+        for (size_t k = lt; k < gt; k++)
+            if (c->m[a[k].i].klen <= depth + 8)
+                ent_swap(&a[fin++], &a[k]);
+        if (fin - lt > 1) { /* in that call every group of equal words is one record */
+            for (size_t k = lt; k < fin; k++) {
+                const memdoc *d = &c->m[a[k].i];
+                assert(d->seq < (1ull << 60));
+                a[k].w = (uint64_t)(d->klen - depth) << 60 | d->seq;
+            }
+            ent_sort(c, a + lt, fin - lt, depth);
+        }
+        for (size_t k = fin; k < gt; k++)
+            a[k].w = key_word(c->m[a[k].i].key, c->m[a[k].i].klen, depth + 8);
+        ent_sort(c, a + fin, gt - fin, depth + 8);
+        /* the smaller side by recursion, the larger by the loop */
+        if (lt < n - gt) {
+            ent_sort(c, a, lt, depth);
+            a += gt;
+            n -= gt;
+        } else {
+            ent_sort(c, a + gt, n - gt, depth);
+            n = lt;
+        }
+    }
+}
+
+ndb_status memdoc_sort(memdoc *a, size_t n, size_t depth, const ndb_interrupt *intr, ndb_errmsg *msg)
 {
     if (n < 2)
         return NDB_OK;
-    memdoc *tmp = malloc(n * sizeof *tmp);
-    if (tmp == NULL)
+    sortent *e = malloc(n * sizeof *e);
+    if (e == NULL)
         return ndb_errmsg_set(msg, NDB_ENOMEM, "sort: out of memory for %zu documents", n);
-    memdoc *src = a, *dst = tmp;
-    uint32_t tick = 0;
-    ndb_status st = NDB_OK;
-    for (size_t w = 1; w < n && st == NDB_OK; w *= 2) {
-        for (size_t lo = 0; lo < n; lo += 2 * w) {
-            if ((st = ndb_interrupt_poll(intr, &tick)) != NDB_OK)
+    for (size_t i = 0; i < n; i++)
+        e[i] = (sortent){key_word(a[i].key, a[i].klen, depth), i};
+    sortctx c = {.m = a, .intr = intr};
+    ent_sort(&c, e, n, depth);
+    /* a[k] = old a[e[k].i], in place: follow each cycle of the
+     * permutation once, marking a place done by e[j].i = j */
+    for (size_t k = 0; c.st == NDB_OK && k < n; k++) {
+        if (e[k].i == k)
+            continue;
+        memdoc t = a[k];
+        size_t j = k;
+        for (;;) {
+            size_t from = e[j].i;
+            e[j].i = j;
+            if (from == k) {
+                a[j] = t;
                 break;
-            size_t mid = lo + w < n ? lo + w : n, hi = lo + 2 * w < n ? lo + 2 * w : n;
-            size_t i = lo, j = mid, k = lo;
-            while (i < mid && j < hi)
-                dst[k++] = memdoc_cmp(&src[j], &src[i]) < 0 ? src[j++] : src[i++];
-            while (i < mid)
-                dst[k++] = src[i++];
-            while (j < hi)
-                dst[k++] = src[j++];
+            }
+            a[j] = a[from];
+            j = from;
         }
-        if (st != NDB_OK) /* the pass stopped halfway: dst is incomplete, src is whole */
-            break;
-        memdoc *t = src;
-        src = dst;
-        dst = t;
     }
-    if (src != a)
-        memcpy(a, src, n * sizeof *a);
-    free(tmp);
-    return st == NDB_OK ? st : ndb_interrupt_msg(msg, st, "sort stopped");
+    free(e);
+    return c.st == NDB_OK ? c.st : ndb_interrupt_msg(msg, c.st, "sort stopped");
 }
 
 /* Max-heap on memdoc_cmp: the root is the largest kept document. */
@@ -141,6 +256,7 @@ void heap_up(memdoc *h, size_t i)
 }
 
 struct sbrun {
+    uint64_t w;    /* the current key's word at the buffer's lcp (key_word) */
     int fd;
     off_t off;     /* next byte to read from the file */
     off_t size;
@@ -163,10 +279,43 @@ void sortbuf_init(sortbuf *sb, size_t limit, uint64_t topk, const char *spill_di
     sb->last = -1;
 }
 
+/* Records of a plain buffer live in chunks of at least SORTBUF_CHUNK
+ * bytes, freed together: no allocation per record. (A top-k buffer's
+ * records are allocated one by one: it drops them one by one.) */
+#define SORTBUF_CHUNK ((size_t)1 << 20)
+struct sbchunk {
+    struct sbchunk *next;
+    size_t used, cap;
+    uint8_t data[];
+};
+
+static uint8_t *chunk_alloc(sortbuf *sb, size_t n)
+{
+    struct sbchunk *h = sb->chunks;
+    if (h == NULL || h->cap - h->used < n) {
+        size_t cap = n > SORTBUF_CHUNK ? n : SORTBUF_CHUNK;
+        if ((h = malloc(sizeof *h + cap)) == NULL)
+            return NULL;
+        h->next = sb->chunks;
+        h->used = 0;
+        h->cap = cap;
+        sb->chunks = h;
+    }
+    uint8_t *p = h->data + h->used;
+    h->used += n;
+    return p;
+}
+
 static void mem_clear(sortbuf *sb)
 {
-    for (size_t i = 0; i < sb->n; i++)
-        free(sb->mem[i].key);
+    if (sb->topk)
+        for (size_t i = 0; i < sb->n; i++)
+            free(sb->mem[i].key);
+    while (sb->chunks) {
+        struct sbchunk *h = sb->chunks;
+        sb->chunks = h->next;
+        free(h);
+    }
     sb->n = 0;
     sb->used = 0;
 }
@@ -182,6 +331,7 @@ void sortbuf_free(sortbuf *sb)
     }
     free(sb->runs);
     free(sb->heap);
+    dbuf_free(&sb->first);
     memset(sb, 0, sizeof *sb);
 }
 
@@ -219,7 +369,7 @@ static ndb_status write_all(sortbuf *sb, int fd, const uint8_t *p, size_t n, ndb
 /* Sorts what is in memory and writes it as one more run. */
 static ndb_status spill(sortbuf *sb, ndb_errmsg *msg)
 {
-    ndb_status st = memdoc_sort(sb->mem, sb->n, sb->intr, msg);
+    ndb_status st = memdoc_sort(sb->mem, sb->n, sb->lcp, sb->intr, msg);
     if (st != NDB_OK)
         return st;
     struct sbrun *runs = realloc(sb->runs, (size_t)(sb->nruns + 1) * sizeof *runs);
@@ -255,6 +405,16 @@ ndb_status sortbuf_add(sortbuf *sb, const dbuf *key, const void *pay, size_t ple
 {
     assert(!sb->merging && sb->i == 0); /* adding ends with sortbuf_finish */
     memdoc probe = {.key = key->data, .klen = key->len, .seq = sb->seq++};
+    if (probe.seq == 0) { /* the sorts and the merge skip what every key shares */
+        if (!dbuf_put(&sb->first, key->data, key->len))
+            return NDB_ENOMEM;
+        sb->lcp = key->len;
+    } else if (sb->lcp > 0 && (key->len < sb->lcp || memcmp(sb->first.data, key->data, sb->lcp) != 0)) {
+        size_t m = key->len < sb->lcp ? key->len : sb->lcp, i = 0;
+        while (i < m && sb->first.data[i] == key->data[i])
+            i++;
+        sb->lcp = i;
+    }
     if (sb->topk && sb->n == sb->topk) {
         /* full: keep it only if it sorts before the current largest */
         if (memdoc_cmp(&probe, &sb->mem[0]) >= 0)
@@ -269,16 +429,28 @@ ndb_status sortbuf_add(sortbuf *sb, const dbuf *key, const void *pay, size_t ple
         if (sb->spill_dir == NULL)
             return ndb_errmsg_set(msg, NDB_ELIMIT, "%s exceeded the memory limit of %zu bytes; add an index on the "
                                   "sort fields, a limit, or a narrower filter", sb->what, sb->limit);
-        sb->topk = 0; /* the heap's records go to a run like any others */
-        ndb_status st = spill(sb, msg);
+        ndb_status st = spill(sb, msg); /* the heap's records go to a run like any others */
         if (st != NDB_OK)
             return st;
+        sb->topk = 0;
     }
     sb->used += need;
-    ndb_status st = memdoc_push(&sb->mem, &sb->n, &sb->cap, key, pay, plen, probe.seq);
-    if (st == NDB_OK && sb->topk)
-        heap_up(sb->mem, sb->n - 1);
-    return st;
+    if (sb->topk) {
+        ndb_status st = memdoc_push(&sb->mem, &sb->n, &sb->cap, key, pay, plen, probe.seq);
+        if (st == NDB_OK)
+            heap_up(sb->mem, sb->n - 1);
+        return st;
+    }
+    uint8_t *p = chunk_alloc(sb, key->len + plen);
+    memdoc *m = p ? memdoc_grow(&sb->mem, &sb->n, &sb->cap) : NULL;
+    if (m == NULL)
+        return NDB_ENOMEM;
+    if (key->len)
+        memcpy(p, key->data, key->len);
+    if (plen)
+        memcpy(p + key->len, pay, plen);
+    *m = (memdoc){.key = p, .klen = key->len, .doc = p + key->len, .dlen = plen, .seq = probe.seq};
+    return NDB_OK;
 }
 
 /* Makes the next record of run r current: 1, 0 at its end, or a failure. */
@@ -296,6 +468,7 @@ static int run_next(sortbuf *sb, struct sbrun *r, ndb_errmsg *msg)
                 r->klen = (size_t)kl;
                 r->pay = q;
                 r->plen = (size_t)pl;
+                r->w = key_word(k, r->klen, sb->lcp);
                 r->pos = (size_t)(q + pl - r->buf.data);
                 return r->live = 1;
             }
@@ -332,10 +505,9 @@ static int run_next(sortbuf *sb, struct sbrun *r, ndb_errmsg *msg)
 static bool run_before(const sortbuf *sb, int a, int b)
 {
     const struct sbrun *x = &sb->runs[a], *y = &sb->runs[b];
-    size_t m = x->klen < y->klen ? x->klen : y->klen;
-    int r = memcmp(x->key, y->key, m);
-    if (r == 0)
-        r = (x->klen > y->klen) - (x->klen < y->klen);
+    if (x->w != y->w)
+        return x->w < y->w;
+    int r = key_cmp_from(x->key, x->klen, y->key, y->klen, sb->lcp + 8);
     return r < 0 || (r == 0 && a < b);
 }
 
@@ -359,7 +531,7 @@ static void run_heap_down(sortbuf *sb, int i)
 ndb_status sortbuf_finish(sortbuf *sb, ndb_errmsg *msg)
 {
     if (sb->nruns == 0)
-        return memdoc_sort(sb->mem, sb->n, sb->intr, msg);
+        return memdoc_sort(sb->mem, sb->n, sb->lcp, sb->intr, msg);
     ndb_status st = sb->n > 0 ? spill(sb, msg) : NDB_OK; /* what is left in memory is the last run */
     if (st != NDB_OK)
         return st;

@@ -130,6 +130,7 @@ void wctx_free(wctx *w)
     dbuf_free(&w->uniq_ids);
     idx_keys_free(w->keys);
     dbuf_free(&w->key);
+    dbuf_free(&w->side_key);
     ndb_doc_builder_free(w->b1);
     ndb_doc_builder_free(w->b2);
     ndb_doc_builder_free(w->bchg);
@@ -145,6 +146,7 @@ ndb_status wctx_lock(wctx *w, ndb_errmsg *msg)
         return ndb_errmsg_set(msg, NDB_ENOTFOUND, "collection '%s' was dropped", w->c->name);
     }
     w->ix = coll_ix(w->c);
+    w->side = w->c->build_side;
     return NDB_OK;
 }
 
@@ -159,8 +161,23 @@ ndb_status wctx_begin(wctx *w, ndb_doc_db *db, coll *c, const ndb_interrupt *int
     return st;
 }
 
+/* While an index builds, notes in its side log that document id was
+ * written (ixbuild.c brings the document's entries up to date from it). */
+static ndb_status side_note(wctx *w, const uint8_t *id, size_t idlen)
+{
+    if (w->side == 0)
+        return NDB_OK;
+    w->side_key.len = 0;
+    if (!key_prefix(&w->side_key, w->side) || !dbuf_put(&w->side_key, id, idlen))
+        return NDB_ENOMEM;
+    return wput(w, w->side_key.data, w->side_key.len, "", 0);
+}
+
 ndb_status idx_remove(wctx *w, const ndb_doc_val *doc, const uint8_t *id, size_t idlen)
 {
+    ndb_status st = side_note(w, id, idlen);
+    if (st != NDB_OK)
+        return st;
     for (int i = 0; w->ix && i < w->ix->n; i++) {
         const idx_def *d = &w->ix->defs[i];
         bool multi;
@@ -169,8 +186,7 @@ ndb_status idx_remove(wctx *w, const ndb_doc_val *doc, const uint8_t *id, size_t
         for (int k = 0; k < w->keys->n; k++) {
             const uint8_t *kp = w->keys->buf.data + w->keys->off[k];
             size_t kl = w->keys->off[k + 1] - w->keys->off[k];
-            ndb_status st = wdel(w, kp, kl);
-            if (st != NDB_OK)
+            if ((st = wdel(w, kp, kl)) != NDB_OK)
                 return st;
             if (d->unique) {
                 uint64_t *v = bmap_upsert(&w->uniq, kp, kl, 0, NULL);
@@ -186,10 +202,13 @@ ndb_status idx_remove(wctx *w, const ndb_doc_val *doc, const uint8_t *id, size_t
 ndb_status idx_add(wctx *w, const ndb_doc_val *doc, const uint8_t *id, size_t idlen,
                           ndb_errmsg *msg)
 {
+    ndb_status st = side_note(w, id, idlen);
+    if (st != NDB_OK)
+        return st;
     for (int i = 0; w->ix && i < w->ix->n; i++) {
         const idx_def *d = &w->ix->defs[i];
         bool multi;
-        ndb_status st = idx_doc_keys(d, doc, (const char *)id, idlen, w->keys, &multi, msg);
+        st = idx_doc_keys(d, doc, (const char *)id, idlen, w->keys, &multi, msg);
         if (st != NDB_OK)
             return st;
         if (multi && !d->multikey && i < 64 && !w->mk[i]) {

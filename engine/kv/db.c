@@ -200,7 +200,7 @@ static uint64_t smallest_snapshot(ndb_kv *kv)
  * the last sequence too, so that a database whose WAL is all flushed reopens
  * at the right sequence. Iterators see version_gen move and rebuild on
  * their next seek. mu held. */
-static ndb_status install(ndb_kv *kv, kv_edit *e, ndb_errmsg *msg)
+ndb_status kv_install(ndb_kv *kv, kv_edit *e, ndb_errmsg *msg)
 {
     uint64_t s = __atomic_load_n(&kv->last_seq, __ATOMIC_ACQUIRE);
     if (s > kv->vs->last_seq) kv->vs->last_seq = s;
@@ -262,7 +262,7 @@ static void flush_imm(ndb_kv *kv)
         e.has_log = 1;
         e.log_number = next_log;
         for (size_t i = 0; i < o.n && st == NDB_OK; i++) st = kv_edit_add_file(&e, flush_level(kv, o.f[i]), o.f[i]);
-        if (st == NDB_OK) st = install(kv, &e, &msg);
+        if (st == NDB_OK) st = kv_install(kv, &e, &msg);
         kv_edit_destroy(&e);
     }
     out_free(&o);
@@ -471,7 +471,7 @@ static ndb_status run_compaction(ndb_kv *kv, compaction *c, ndb_errmsg *msg)
         kv_fmeta *f = c->in[0][0];
         st = kv_edit_del_file(&e, c->level, f->number);
         if (st == NDB_OK) st = kv_edit_add_file(&e, out_level, f);
-        if (st == NDB_OK) st = install(kv, &e, msg);
+        if (st == NDB_OK) st = kv_install(kv, &e, msg);
         if (st == NDB_OK) {
             set_compact_ptr(kv, c);
             kv->st_compactions++;
@@ -581,7 +581,7 @@ static ndb_status run_compaction(ndb_kv *kv, compaction *c, ndb_errmsg *msg)
             for (size_t i = 0; i < c->nin[w] && st == NDB_OK; i++)
                 st = kv_edit_del_file(&e, c->level + w, c->in[w][i]->number);
         for (size_t i = 0; i < o.n && st == NDB_OK; i++) st = kv_edit_add_file(&e, out_level, o.f[i]);
-        if (st == NDB_OK) st = install(kv, &e, msg);
+        if (st == NDB_OK) st = kv_install(kv, &e, msg);
         if (st == NDB_OK) {
             set_compact_ptr(kv, c);
             kv->st_compactions++;

@@ -184,6 +184,8 @@ ndb_status kv_write_out_recovered(ndb_kv *kv, kv_mem *mem, kv_edit *e, ndb_errms
  * name, nor a backup's pinned version: leftovers of failed flushes,
  * compactions and manifest switches. mu held. (db.c) */
 void kv_delete_obsolete(ndb_kv *kv);
+/* Logs e to the manifest and installs the new version (mu held). */
+ndb_status kv_install(ndb_kv *kv, kv_edit *e, ndb_errmsg *msg);
 /* The numbers of the WAL segments in the directory from lo to hi, ascending:
  * caller frees *out with free(). */
 ndb_status kv_segments_list(ndb_kv *kv, uint64_t lo, uint64_t hi, uint64_t **out, size_t *n);

@@ -200,6 +200,24 @@ ndb_status ndb_kv_write(ndb_kv *kv, const ndb_kv_batch *b);
 ndb_status ndb_kv_write_append(ndb_kv *kv, const ndb_kv_batch *b, uint64_t *ticket);
 ndb_status ndb_kv_write_wait(ndb_kv *kv, uint64_t ticket);
 
+/* ---- Bulk ingestion: sorted keys written straight into tables and installed
+ * at the deepest level free for them in one manifest edit (no WAL, memtable
+ * or compaction), for a key range in which nothing else holds a key: a new
+ * index's prefix.
+ * Entries carry the sequence current at begin (once installed, reads at it or
+ * later see them). Durable once finish returns
+ * NDB_OK; a crash before leaves nothing (the next open removes the files). */
+typedef struct ndb_kv_ingest ndb_kv_ingest;
+ndb_status ndb_kv_ingest_begin(ndb_kv *kv, ndb_kv_ingest **out);
+/* Keys strictly increasing (NDB_EINVAL otherwise); the first failure sticks. */
+ndb_status ndb_kv_ingest_add(ndb_kv_ingest *g, const void *key, size_t klen, const void *val, size_t vlen);
+/* Syncs the tables and installs them, unless a memtable or table holds a key
+ * in their range (NDB_EBUSY: nothing installed, the tables removed). Nothing
+ * added: nothing done. */
+ndb_status ndb_kv_ingest_finish(ndb_kv_ingest *g, ndb_errmsg *msg);
+/* Frees g; tables of an unfinished ingestion are removed. */
+void ndb_kv_ingest_free(ndb_kv_ingest *g);
+
 /* ---- Snapshots: a read view at the sequence number current at acquire. */
 
 /* Caller releases with ndb_kv_snapshot_release() before ndb_kv_close(). */

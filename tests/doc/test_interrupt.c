@@ -158,7 +158,7 @@ Test(interrupt, pipelines_stop)
 
 /* memdoc_sort: sorted without an interrupt; stopped by one, the array still
  * holds each element once (the caller frees them). */
-Test(interrupt, merge_sort)
+Test(interrupt, memdoc_sort)
 {
     enum { N = 5000 };
     memdoc *a = calloc(N, sizeof *a);
@@ -174,7 +174,7 @@ Test(interrupt, merge_sort)
             a[i] = (memdoc){.key = keys + 4 * i, .klen = 4, .seq = i};
         }
         ndb_errmsg m = {{0}};
-        ndb_status st = memdoc_sort(a, N, k ? &PASSED : NULL, &m);
+        ndb_status st = memdoc_sort(a, N, 0, k ? &PASSED : NULL, &m);
         uint8_t *once = calloc(N, 1);
         for (uint32_t i = 0; i < N; i++)
             once[a[i].seq]++;

@@ -287,6 +287,186 @@ Test(spill, sort_with_a_large_limit_spills)
     cr_assert_eq(files_in(spill), 0);
 }
 
+/* Counts matches of filter on coll: through whatever the planner picks, and
+ * with a forced collection scan (hint _id); both must agree. */
+static uint64_t count_both(const char *coll, const char *filter, const char **plan)
+{
+    static char planbuf[sizeof((ndb_doc_explain *)0)->plan];
+    fq q = {.filter = filter, .proj = "{\"_id\":1}", .sort = "{\"_id\":1}"};
+    ndb_doc_explain ex, ex2;
+    char a[1 << 16];
+    snprintf(a, sizeof a, "%s", find_json(&T, coll, q, &ex));
+    q.hint = "_id";
+    const char *b = find_json(&T, coll, q, &ex2);
+    cr_assert_str_eq(a, b, "filter %s", filter);
+    snprintf(planbuf, sizeof planbuf, "%s", ex.plan);
+    *plan = planbuf;
+    uint64_t n = 0;
+    for (const char *p = a; (p = strstr(p, "\"_id\"")) != NULL; p++)
+        n++;
+    return n;
+}
+
+/* With a spill directory an index is built by sorting its entries (here
+ * through many spilled runs: 64 KiB of memory) and ingesting them as tables:
+ * every range query through it finds what a scan finds, arrays (one value
+ * twice in a document, too) and missing fields included; a unique index over
+ * a duplicate is refused and leaves no index; writes after the build keep it
+ * exact. */
+Test(spill, index_built_by_sorting_matches_a_scan)
+{
+    ndb_errmsg m = {{0}};
+    for (int b = 0; b < 30; b++) {
+        char docs[20000] = "[";
+        for (int i = b * 100; i < (b + 1) * 100; i++) {
+            int v = (i * 7919) % 997;
+            if (i % 13 == 0) /* no field */
+                snprintf(docs + strlen(docs), sizeof docs - strlen(docs), "%s{\"_id\":\"e%05d\",\"u\":%d}", i % 100 ? "," : "", i, i);
+            else if (i % 11 == 0) /* an array holding one value twice */
+                snprintf(docs + strlen(docs), sizeof docs - strlen(docs), "%s{\"_id\":\"e%05d\",\"v\":[%d,%d,%d],\"u\":%d}",
+                         i % 100 ? "," : "", i, v, v + 1, v, i);
+            else
+                snprintf(docs + strlen(docs), sizeof docs - strlen(docs), "%s{\"_id\":\"e%05d\",\"v\":%d,\"u\":%d}",
+                         i % 100 ? "," : "", i, v, i);
+        }
+        strcat(docs, "]");
+        cr_assert_eq(ins(&T, "ix", docs, &m), NDB_OK, "%s", m.text);
+    }
+    size_t sl;
+    void *spec = J("{\"v\":1}", &sl);
+    cr_assert_eq(ndb_doc_create_index(T.db, "ix", NULL, spec, sl, NULL, &m), NDB_OK, "%s", m.text);
+    free(spec);
+    cr_assert_eq(files_in(spill), 0);
+    ndb_kv_stats ks; /* the entries went to the deepest level as tables of their own */
+    cr_assert_eq(ndb_kv_stats_get(T.kv, &ks), NDB_OK);
+    cr_assert_gt(ks.levels[NDB_KV_LEVELS - 1].files, 0);
+    const char *plan;
+    const char *filters[] = {"{\"v\":{\"$gte\":100,\"$lt\":400}}", "{\"v\":{\"$gt\":990}}", "{\"v\":17}",
+                             "{\"v\":{\"$lte\":3}}", "{\"v\":{\"$in\":[5,500,996]}}"};
+    for (size_t i = 0; i < sizeof filters / sizeof *filters; i++) {
+        uint64_t n = count_both("ix", filters[i], &plan);
+        cr_assert(strstr(plan, "IXSCAN") != NULL, "%s: %s", filters[i], plan);
+        cr_assert_gt(n, 0, "%s", filters[i]);
+    }
+    ndb_doc_index_info *ii;
+    size_t ni;
+    cr_assert_eq(ndb_doc_list_indexes(T.db, "ix", &ii, &ni, &m), NDB_OK);
+    cr_assert_eq(ni, 1);
+    cr_assert(ii[0].multikey, "the arrays made it multikey");
+    free(ii);
+    /* writes after the build maintain it */
+    cr_assert_eq(ins(&T, "ix", "[{\"_id\":\"late\",\"v\":17}]", &m), NDB_OK, "%s", m.text);
+    cr_assert_eq(ndb_doc_delete(T.db, "ix", "e00001", 6, NULL, &m), NDB_OK, "%s", m.text);
+    count_both("ix", "{\"v\":17}", &plan);
+    count_both("ix", "{\"v\":{\"$gte\":0}}", &plan);
+    /* unique: u is unique (every document has one); v is not */
+    spec = J("{\"u\":1}", &sl);
+    ndb_doc_index_opts uo = {.unique = 1};
+    cr_assert_eq(ndb_doc_create_index(T.db, "ix", NULL, spec, sl, &uo, &m), NDB_OK, "%s", m.text);
+    free(spec);
+    cr_assert_eq(count_both("ix", "{\"u\":{\"$gte\":2000}}", &plan), 1000);
+    cr_assert(strstr(plan, "IXSCAN") != NULL, "%s", plan);
+    spec = J("{\"v\":-1}", &sl);
+    cr_assert_eq(ndb_doc_create_index(T.db, "ix", "vu", spec, sl, &uo, &m), NDB_EEXIST);
+    cr_assert(strstr(m.text, "duplicate key in unique index vu") != NULL, "%s", m.text);
+    free(spec);
+    cr_assert_eq(ndb_doc_list_indexes(T.db, "ix", &ii, &ni, &m), NDB_OK);
+    cr_assert_eq(ni, 2);
+    free(ii);
+    cr_assert_eq(files_in(spill), 0);
+}
+
+/* Random keys over {0x00, 0x01, 0x7f, 0xff} with a shared prefix of `common`
+ * bytes and up to 40 more, many equal, many a prefix of another: the word
+ * sort's ties and ends. */
+static void random_keys(uint8_t *buf, size_t *len, int n, size_t common, unsigned *seed)
+{
+    static const uint8_t alpha[] = {0x00, 0x01, 0x7f, 0xff};
+    for (int i = 0; i < n; i++) {
+        uint8_t *k = buf + (size_t)i * 64;
+        memset(k, 0xab, common);
+        len[i] = common + (size_t)(rand_r(seed) % 41);
+        for (size_t j = common; j < len[i]; j++)
+            k[j] = alpha[rand_r(seed) % (j < common + 12 ? 2 : 4)];
+    }
+}
+
+/* memdoc_sort orders as memdoc_cmp does (qsort as the reference): key
+ * bytes, a prefix first, then arrival; from depth 0 and from the shared
+ * prefix's end. */
+Test(spill, memdoc_sort_matches_memdoc_cmp)
+{
+    enum { N = 20000 };
+    uint8_t *buf = malloc((size_t)N * 64);
+    size_t *len = malloc(N * sizeof *len);
+    memdoc *a = malloc(N * sizeof *a), *ref = malloc(N * sizeof *ref);
+    cr_assert(buf && len && a && ref);
+    unsigned seed = 7;
+    for (size_t common = 0; common <= 9; common += 9) {
+        random_keys(buf, len, N, common, &seed);
+        for (int i = 0; i < N; i++)
+            a[i] = (memdoc){.key = buf + (size_t)i * 64, .klen = len[i], .seq = (uint64_t)i};
+        memcpy(ref, a, N * sizeof *a);
+        qsort(ref, N, sizeof *ref, memdoc_cmp);
+        for (size_t depth = 0; depth <= common; depth += common ? common : 1) {
+            memdoc *t = malloc(N * sizeof *t);
+            cr_assert_not_null(t);
+            memcpy(t, a, N * sizeof *a);
+            ndb_errmsg m = {{0}};
+            cr_assert_eq(memdoc_sort(t, N, depth, NULL, &m), NDB_OK, "%s", m.text);
+            for (int i = 0; i < N; i++)
+                cr_assert_eq(t[i].seq, ref[i].seq, "common %zu depth %zu: position %d", common, depth, i);
+            free(t);
+        }
+    }
+    free(buf);
+    free(len);
+    free(a);
+    free(ref);
+}
+
+/* The sort buffer hands the same keys out in the same order (key, then
+ * arrival) whether it sorts in memory or merges spilled runs. */
+Test(spill, sortbuf_in_memory_and_spilled_agree)
+{
+    enum { N = 20000 };
+    uint8_t *buf = malloc((size_t)N * 64);
+    size_t *len = malloc(N * sizeof *len);
+    memdoc *ref = malloc(N * sizeof *ref);
+    cr_assert(buf && len && ref);
+    unsigned seed = 11;
+    random_keys(buf, len, N, 5, &seed);
+    for (int i = 0; i < N; i++)
+        ref[i] = (memdoc){.key = buf + (size_t)i * 64, .klen = len[i], .seq = (uint64_t)i};
+    qsort(ref, N, sizeof *ref, memdoc_cmp);
+    for (int spilled = 0; spilled < 2; spilled++) {
+        sortbuf sb;
+        sortbuf_init(&sb, spilled ? 32 << 10 : 64 << 20, 0, spill, NULL, "test");
+        ndb_errmsg m = {{0}};
+        for (uint32_t i = 0; i < N; i++) {
+            dbuf k = {.data = buf + (size_t)i * 64, .len = len[i]};
+            cr_assert_eq(sortbuf_add(&sb, &k, &i, sizeof i, &m), NDB_OK, "%s", m.text);
+        }
+        cr_assert_eq(sortbuf_finish(&sb, &m), NDB_OK, "%s", m.text);
+        cr_assert_eq(sb.nruns > 1, spilled);
+        const uint8_t *k, *p;
+        size_t kl, pl;
+        for (int i = 0; i < N; i++) {
+            cr_assert_eq(sortbuf_next(&sb, &k, &kl, &p, &pl, &m), 1, "%s", m.text);
+            uint32_t at;
+            cr_assert_eq(pl, sizeof at);
+            memcpy(&at, p, sizeof at);
+            cr_assert_eq(at, ref[i].seq, "spilled %d: position %d", spilled, i);
+        }
+        cr_assert_eq(sortbuf_next(&sb, &k, &kl, &p, &pl, &m), 0);
+        sortbuf_free(&sb);
+    }
+    cr_assert_eq(files_in(spill), 0);
+    free(buf);
+    free(len);
+    free(ref);
+}
+
 static uint64_t kv_keys(void)
 {
     ndb_kv_iter *it;

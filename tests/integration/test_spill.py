@@ -5,6 +5,7 @@ import os
 import signal
 import threading
 import time
+import urllib.request
 
 import grpc
 
@@ -116,3 +117,53 @@ def test_sigkill_during_a_spilling_sort_leaves_no_garbage(pb, server_factory):
     assert [d["k"] for d in got] == sorted((i * 7919) % 5000 for i in range(N))[:10]
     assert os.listdir(spill) == []
     s2.stop()
+
+
+def metrics(s):
+    req = urllib.request.Request(f"{s.http_base}/metrics", headers={"X-API-Key": s.api_key})
+    with urllib.request.urlopen(req) as r:
+        return r.read().decode()
+
+
+def test_an_index_build_sorts_through_the_spill_dir_while_writes_go_on(pb, server_factory):
+    """CreateIndex over 12,000 documents with a 1 MiB sort bound: sorted runs spilled and ingested
+    while another client keeps inserting into the same collection (its acknowledged inserts move
+    during the build); the index counts exactly the collection's documents afterwards, /metrics
+    counts the build, and the spill directory is empty."""
+    s = server_factory(extra_args=["--query-memory-bytes", str(1 << 20)]).start()
+    load(pb, s)
+    md = (("x-api-key", s.api_key),)
+    acked, stop = [0], threading.Event()
+
+    def writer():
+        with grpc.insecure_channel(s.target) as ch:
+            docs = pb.document_pb2_grpc.DocumentServiceStub(ch)
+            while not stop.is_set():
+                docs.InsertOne(pb.document_pb2.InsertOneRequest(
+                    collection="big", document=pb.doc({"_id": f"w{acked[0]:06d}", "k": acked[0] % 5000})),
+                    metadata=md, timeout=30)
+                acked[0] += 1
+
+    t = threading.Thread(target=writer)
+    t.start()
+    while acked[0] < 5:
+        time.sleep(0.01)
+    with grpc.insecure_channel(s.target) as ch:
+        docs = pb.document_pb2_grpc.DocumentServiceStub(ch)
+        before = acked[0]
+        docs.CreateIndex(pb.document_pb2.CreateIndexRequest(
+            collection="big", fields=[pb.document_pb2.IndexField(field="k")]), metadata=md, timeout=120)
+        during = acked[0] - before
+        stop.set()
+        t.join()
+        total = docs.Count(pb.document_pb2.CountRequest(collection="big"), metadata=md, timeout=60).count
+        indexed = docs.Count(pb.document_pb2.CountRequest(collection="big", filter=pb.doc({"k": {"$gte": 0}})),
+                             metadata=md, timeout=60).count
+    assert during >= 3, f"only {during} inserts acknowledged during the build"
+    assert total == N + acked[0]
+    assert indexed == total
+    text = metrics(s)
+    assert 'nexadb_index_builds_total{result="ok"} 1' in text
+    assert "nexadb_index_builds_running 0" in text
+    assert 'nexadb_index_build_documents{state="total"} 0' in text
+    assert os.listdir(os.path.join(s.data_dir, "spill")) == []

@@ -822,3 +822,165 @@ Test(db, files_are_private_to_the_owner)
     closedir(d);
     cr_assert_geq(files, 2, "expected a log and a table, found %d files", files);
 }
+
+static void ingest_keys(ndb_kv_ingest *g, const char *prefix, int from, int to)
+{
+    for (int i = from; i < to; i++) {
+        char k[32], v[32];
+        snprintf(k, sizeof k, "%s%06d", prefix, i);
+        snprintf(v, sizeof v, "v%d", i);
+        cr_assert_eq(ndb_kv_ingest_add(g, k, strlen(k), v, strlen(v)), NDB_OK, "%s", k);
+    }
+}
+
+/* Bulk ingestion: a new key range goes into tables at the deepest level,
+ * readable at once and after a reopen; a range that holds data is refused
+ * with nothing left behind; keys out of order are refused; an abandoned
+ * ingestion leaves no file. */
+Test(db, ingest_a_new_range_at_the_deepest_level)
+{
+    for (int i = 0; i < 3000; i++) { /* other data, in tables and the memtable */
+        char k[32];
+        snprintf(k, sizeof k, "a%06d", i);
+        cr_assert_eq(ndb_kv_put(kv, k, strlen(k), "x", 1), NDB_OK);
+    }
+    ndb_kv_snapshot *before;
+    cr_assert_eq(ndb_kv_snapshot_acquire(kv, &before), NDB_OK);
+    ndb_kv_ingest *g;
+    ndb_errmsg msg = {{0}};
+    cr_assert_eq(ndb_kv_ingest_begin(kv, &g), NDB_OK);
+    ingest_keys(g, "m", 0, 20000); /* several 64 KiB tables */
+    cr_assert_eq(ndb_kv_ingest_add(g, "m000005", 7, "", 0), NDB_EINVAL); /* out of order: sticks */
+    cr_assert_eq(ndb_kv_ingest_finish(g, &msg), NDB_EINVAL);
+    ndb_kv_ingest_free(g);
+    cr_assert_eq(ndb_kv_ingest_begin(kv, &g), NDB_OK);
+    ingest_keys(g, "m", 0, 20000);
+    cr_assert_eq(ndb_kv_ingest_finish(g, &msg), NDB_OK, "%s", msg.text);
+    ndb_kv_ingest_free(g);
+    ndb_kv_stats s;
+    cr_assert_eq(ndb_kv_stats_get(kv, &s), NDB_OK);
+    cr_assert_geq(s.levels[NDB_KV_LEVELS - 1].files, 3);
+    expect("m000000", "v0");
+    expect("m019999", "v19999");
+    expect("a002999", "x");
+    ndb_kv_iter *it;
+    cr_assert_eq(ndb_kv_iter_new(kv, NULL, "m", 1, "n", 1, &it), NDB_OK);
+    int n = 0;
+    for (ndb_kv_iter_seek_first(it); ndb_kv_iter_valid(it); ndb_kv_iter_next(it)) {
+        size_t kl;
+        const char *k = ndb_kv_iter_key(it, &kl);
+        char want[32];
+        snprintf(want, sizeof want, "m%06d", n);
+        cr_assert(kl == 7 && memcmp(k, want, 7) == 0, "at %d", n);
+        n++;
+    }
+    cr_assert_eq(n, 20000);
+    ndb_kv_iter_free(it);
+    ndb_kv_snapshot_release(kv, before);
+    /* writes over ingested keys win, as over any other */
+    cr_assert_eq(ndb_kv_put(kv, "m000007", 7, "new", 3), NDB_OK);
+    cr_assert_eq(ndb_kv_delete(kv, "m000008", 7), NDB_OK);
+    expect("m000007", "new");
+    expect("m000008", NULL);
+
+    /* a range some key already holds (the memtable's, then a table's) */
+    int tables = count_tables();
+    cr_assert_eq(ndb_kv_put(kv, "q000500", 7, "x", 1), NDB_OK);
+    cr_assert_eq(ndb_kv_ingest_begin(kv, &g), NDB_OK);
+    ingest_keys(g, "q", 0, 3000);
+    cr_assert_eq(ndb_kv_ingest_finish(g, &msg), NDB_EBUSY);
+    ndb_kv_ingest_free(g);
+    cr_assert_eq(count_tables(), tables);
+    expect("q000499", NULL);
+    cr_assert_eq(ndb_kv_flush(kv), NDB_OK);
+    tables = count_tables();
+    cr_assert_eq(ndb_kv_ingest_begin(kv, &g), NDB_OK);
+    ingest_keys(g, "q", 0, 3000);
+    cr_assert_eq(ndb_kv_ingest_finish(g, &msg), NDB_EBUSY);
+    ndb_kv_ingest_free(g);
+    cr_assert_eq(count_tables(), tables);
+    /* abandoned before finish */
+    cr_assert_eq(ndb_kv_ingest_begin(kv, &g), NDB_OK);
+    ingest_keys(g, "r", 0, 5000);
+    ndb_kv_ingest_free(g);
+    cr_assert_eq(count_tables(), tables);
+
+    /* after a reopen */
+    ndb_kv_close(kv);
+    ndb_kv_options o;
+    small_opts(&o);
+    open_db(&o);
+    expect("m000000", "v0");
+    expect("m010000", "v10000");
+    expect("m000007", "new");
+    expect("m000008", NULL);
+    expect("r000001", NULL);
+    cr_assert_eq(ndb_kv_compact_range(kv, NULL, 0, NULL, 0), NDB_OK); /* and through compactions */
+    expect("m019999", "v19999");
+    expect("m000008", NULL);
+}
+
+/* Ingested keys and their level, read back in order: n keys from prefix, and
+ * the two around them. */
+static void expect_ingested(const char *prefix, int n)
+{
+    ndb_kv_iter *it;
+    cr_assert_eq(ndb_kv_iter_new(kv, NULL, NULL, 0, NULL, 0, &it), NDB_OK);
+    int i = 0, others = 0;
+    for (ndb_kv_iter_seek_first(it); ndb_kv_iter_valid(it); ndb_kv_iter_next(it)) {
+        size_t kl;
+        const char *k = ndb_kv_iter_key(it, &kl);
+        if (kl < strlen(prefix) || memcmp(k, prefix, strlen(prefix)) != 0) {
+            others++;
+            continue;
+        }
+        char want[32];
+        snprintf(want, sizeof want, "%s%06d", prefix, i);
+        cr_assert(kl == strlen(want) && memcmp(k, want, kl) == 0, "at %d", i);
+        i++;
+    }
+    cr_assert_eq(ndb_kv_iter_status(it), NDB_OK);
+    ndb_kv_iter_free(it);
+    cr_assert_eq(i, n);
+    cr_assert_eq(others, 2);
+}
+
+/* A table whose range spans the ingested keys without holding any of them (a
+ * flush puts small neighbouring partitions in one table) does not refuse an
+ * ingestion: only a key in the range does. The tables go to the deepest level
+ * none of whose files' ranges meets theirs. */
+Test(db, ingest_inside_the_range_of_a_table_without_its_keys)
+{
+    cr_assert_eq(ndb_kv_put(kv, "k", 1, "x", 1), NDB_OK);
+    cr_assert_eq(ndb_kv_put(kv, "z", 1, "x", 1), NDB_OK);
+    cr_assert_eq(ndb_kv_flush(kv), NDB_OK); /* one table, k to z */
+    ndb_kv_ingest *g;
+    ndb_errmsg msg = {{0}};
+    cr_assert_eq(ndb_kv_ingest_begin(kv, &g), NDB_OK);
+    ingest_keys(g, "m", 0, 5000);
+    cr_assert_eq(ndb_kv_ingest_finish(g, &msg), NDB_OK, "%s", msg.text);
+    ndb_kv_ingest_free(g);
+    ndb_kv_stats s;
+    cr_assert_eq(ndb_kv_stats_get(kv, &s), NDB_OK);
+    cr_assert_gt(s.levels[NDB_KV_LEVELS - 1].files, 0);
+    expect_ingested("m", 5000);
+    /* all of it compacted into the last level: the next range goes above it */
+    cr_assert_eq(ndb_kv_compact_range(kv, NULL, 0, NULL, 0), NDB_OK);
+    cr_assert_eq(ndb_kv_stats_get(kv, &s), NDB_OK);
+    uint64_t last = s.levels[NDB_KV_LEVELS - 1].files;
+    cr_assert_eq(ndb_kv_ingest_begin(kv, &g), NDB_OK);
+    ingest_keys(g, "p", 0, 3000);
+    cr_assert_eq(ndb_kv_ingest_finish(g, &msg), NDB_OK, "%s", msg.text);
+    ndb_kv_ingest_free(g);
+    cr_assert_eq(ndb_kv_stats_get(kv, &s), NDB_OK);
+    cr_assert_eq(s.levels[NDB_KV_LEVELS - 1].files, last);
+    cr_assert_gt(s.levels[NDB_KV_LEVELS - 2].files, 0);
+    expect("p000000", "v0");
+    expect("p002999", "v2999");
+    expect("m004999", "v4999");
+    cr_assert_eq(ndb_kv_compact_range(kv, NULL, 0, NULL, 0), NDB_OK);
+    expect("p001234", "v1234");
+    expect("m000042", "v42");
+    expect("k", "x");
+    expect("z", "x");
+}
