@@ -121,6 +121,11 @@ void svc_engines_hold(svc_app *app)
         pthread_rwlock_rdlock(&app->engines_lock);
 }
 
+bool svc_engines_try_hold(svc_app *app)
+{
+    return app->cluster == NULL || pthread_rwlock_tryrdlock(&app->engines_lock) == 0;
+}
+
 void svc_engines_release(svc_app *app)
 {
     if (app->cluster != NULL)

@@ -23,6 +23,8 @@ void svc_engines_close(svc_app *app);
 /* Cluster mode: calls that use the engines hold them (shared) for as long
  * as they do; svc_engines_load waits for them. No-ops on a single node. */
 void svc_engines_hold(svc_app *app);
+/* As svc_engines_hold without waiting: false (holding nothing) while a snapshot is being loaded. */
+bool svc_engines_try_hold(svc_app *app);
 void svc_engines_release(svc_app *app);
 
 /* Cluster mode: replaces the engines' state by a kv backup (a snapshot):

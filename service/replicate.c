@@ -85,7 +85,14 @@ static ndb_status propose(svc_ctx *ctx, const svc_route *route, const ProtobufCM
 static ndb_status run(svc_ctx *ctx, const svc_route *route, const ProtobufCMessage *req, ProtobufCMessage **resp,
                       ndb_errmsg *msg)
 {
-    svc_engines_hold(ctx->app);
+    if (route->m->flags & SVC_M_INLINE) /* health, Status, the key's role: they use no engine */
+        return route->m->fn(ctx, req, resp, msg);
+    if (ctx->nowait) { /* on a transport thread, which must not wait for a snapshot being loaded */
+        if (!svc_engines_try_hold(ctx->app))
+            return NDB_EBUSY;
+    } else {
+        svc_engines_hold(ctx->app);
+    }
     ndb_status st = route->m->fn(ctx, req, resp, msg);
     svc_engines_release(ctx->app);
     return st;
