@@ -170,7 +170,12 @@ static void refresh_status(ndb_cluster *cl)
             s.peers[s.npeers].match_index = m;
         s.npeers++;
     }
+    raft_index raft_applied = raft_last_applied(r);
     pthread_mutex_lock(&cl->mu);
+    /* Entries the applier never sees (barriers, configuration changes) count as applied once it has
+     * caught up with every command before them, or a read-heavy node would look ever further behind. */
+    if (cl->ahead == NULL && cl->applied >= cl->enqueued && raft_applied > cl->applied && !cl->apply_failed)
+        cl->applied = raft_applied;
     const char *lc = lid ? clu_client_address(cl, lid) : NULL;
     if (lc != NULL)
         snprintf(s.leader_client_address, sizeof s.leader_client_address, "%s", lc);

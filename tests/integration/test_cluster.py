@@ -149,7 +149,15 @@ def test_writes_replicate_and_followers_forward_or_name_the_leader(pb, server_fa
     assert {st.cluster.leader_id for st in statuses.values()} == {lead.node_id}
     assert {st.cluster.leader_address for st in statuses.values()} == {leader.target}
     assert len(lead.peers) == 3 and all(p.voter for p in lead.peers)
-    assert lead.applied_index >= lead.commit_index > 20
+    assert lead.commit_index > 20
+    # everything committed is applied (barriers included, once the applier has caught up: 50 ms)
+    for _ in range(50):
+        with grpc.insecure_channel(leader.target) as ch:
+            lead = pb.admin_pb2_grpc.AdminServiceStub(ch).Status(pb.admin_pb2.StatusRequest(), timeout=10).cluster
+        if lead.applied_index >= lead.commit_index:
+            break
+        time.sleep(0.1)
+    assert lead.applied_index >= lead.commit_index, lead
     import requests
     text = requests.get(f"{leader.http_base}/metrics", headers={"X-API-Key": c.key}, timeout=10).text
     assert 'nexadb_cluster_role{role="leader"} 1' in text
