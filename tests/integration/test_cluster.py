@@ -131,6 +131,12 @@ def test_writes_replicate_and_followers_forward_or_name_the_leader(pb, server_fa
         got = pb.undoc(stub.Get(pb.document_pb2.GetRequest(collection="users", id=ids[0]), metadata=md,
                                 timeout=10).document)
         assert got["age"] == 99
+    # 100 linearizable reads (a Raft barrier each, or shared) and no write: nobody looks behind
+    with grpc.insecure_channel(leader.target) as ch:
+        stub = pb.document_pb2_grpc.DocumentServiceStub(ch)
+        for _ in range(100):
+            stub.Count(pb.document_pb2.CountRequest(collection="users"), metadata=c.auth, timeout=10)
+    time.sleep(0.2)
     # every node's Status: one leader, known to all, everything committed applied; readiness SERVING
     statuses = {}
     for s in c.nodes:
