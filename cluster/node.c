@@ -820,6 +820,16 @@ static void *loop_main(void *arg)
     return NULL;
 }
 
+/* Stops the applier thread of a node that did not start. */
+static void stop_applier(ndb_cluster *cl)
+{
+    pthread_mutex_lock(&cl->mu);
+    cl->apply_stop = true;
+    pthread_cond_broadcast(&cl->cv);
+    pthread_mutex_unlock(&cl->mu);
+    pthread_join(cl->apply_thread, NULL);
+}
+
 static void free_cluster(ndb_cluster *cl)
 {
     while (cl->ahead != NULL) {
@@ -883,11 +893,7 @@ ndb_status ndb_cluster_open(const ndb_cluster_options *opt, ndb_cluster **out, n
         return ndb_errmsg_set(msg, NDB_EIO, "starting the applier thread: %s", strerror(rv));
     }
     if ((rv = pthread_create(&cl->loop_thread, NULL, loop_main, cl)) != 0) {
-        pthread_mutex_lock(&cl->mu);
-        cl->apply_stop = true;
-        pthread_cond_broadcast(&cl->cv);
-        pthread_mutex_unlock(&cl->mu);
-        pthread_join(cl->apply_thread, NULL);
+        stop_applier(cl);
         free_cluster(cl);
         return ndb_errmsg_set(msg, NDB_EIO, "starting the Raft thread: %s", strerror(rv));
     }
@@ -902,11 +908,7 @@ ndb_status ndb_cluster_open(const ndb_cluster_options *opt, ndb_cluster **out, n
     if (started < 0) {
         ndb_errmsg m = cl->start_msg;
         pthread_join(cl->loop_thread, NULL);
-        pthread_mutex_lock(&cl->mu);
-        cl->apply_stop = true;
-        pthread_cond_broadcast(&cl->cv);
-        pthread_mutex_unlock(&cl->mu);
-        pthread_join(cl->apply_thread, NULL);
+        stop_applier(cl);
         free_cluster(cl);
         if (msg != NULL)
             *msg = m;
