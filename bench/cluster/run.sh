@@ -42,11 +42,15 @@ trap 'stop_all; bench_server_stop; rm -rf "$tmp"' EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 peers="1=127.0.0.1:$(free_port),2=127.0.0.1:$(free_port),3=127.0.0.1:$(free_port)"
+# Each node keeps its ports across restarts, as a pod does: the others find a snapshot at the
+# address its taker had when it took it.
+node_ports=("$(free_port) $(free_port)" "$(free_port) $(free_port)" "$(free_port) $(free_port)")
 
 start_node() { # <index 0..2>: starts node i+1 (its data kept across restarts)
-  local i=$1
+  local i=$1 g h
+  read -r g h <<< "${node_ports[i]}"
   bench_server_start "$server" "$tmp/node$((i + 1))" --node-id $((i + 1)) --peers "$peers" --api-key "$key" \
-    --snapshot-entries 256
+    --snapshot-entries 256 --grpc-addr "127.0.0.1:$g" --http-addr "127.0.0.1:$h"
   pids[i]=$BENCH_SERVER_PID grpc[i]=$BENCH_GRPC_PORT http[i]=$BENCH_HTTP_PORT
   BENCH_SERVER_PID= # the trap stops every node
 }
