@@ -7,10 +7,10 @@
  * buffer is sorted and written to a run file in the spill directory, and
  * emptied. Reading merges the runs (and what is still in memory) with a heap
  * keyed by (key, run number), so equal keys keep their arrival order. A run
- * file is unlinked as soon as it is created (mkstemp, then unlink): its space
- * goes back to the system when it is closed, or when the process dies, and a
- * crash leaves no file behind (ndb_doc_open also removes any left between the
- * two calls). Without a spill directory, passing the bound is NDB_ELIMIT, as
+ * file never has a name (O_TMPFILE; where the file system has none, mkstemp
+ * then unlink at once): its space goes back to the system when it is closed,
+ * or when the process dies, and a crash leaves no file behind (ndb_doc_open
+ * also removes any a crash left between mkstemp and unlink). Without a spill directory, passing the bound is NDB_ELIMIT, as
  * it was before spilling existed.
  *
  * A top-k buffer (topk > 0) keeps only the topk first records in a heap.
@@ -335,14 +335,18 @@ void sortbuf_free(sortbuf *sb)
     memset(sb, 0, sizeof *sb);
 }
 
-/* A new, already unlinked file in the spill directory. */
+/* A new, already unlinked file in the spill directory: one that never had a
+ * name (O_TMPFILE), or, on a file system without those, one unlinked at once. */
 static int run_file(sortbuf *sb, ndb_errmsg *msg)
 {
+    int fd = open(sb->spill_dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (fd >= 0)
+        return fd;
     char path[4096];
     int n = snprintf(path, sizeof path, "%s/" SORTBUF_FILE_PREFIX "XXXXXX", sb->spill_dir);
     if (n < 0 || (size_t)n >= sizeof path)
         return ndb_errmsg_set(msg, NDB_EINVAL, "spill directory path too long");
-    int fd = mkstemp(path);
+    fd = mkstemp(path);
     if (fd < 0)
         return ndb_errmsg_set(msg, errno == ENOSPC ? NDB_ENOSPC : errno == EMFILE || errno == ENFILE ? NDB_EMFILE
                                                                                                     : NDB_EIO,

@@ -94,7 +94,7 @@ def test_sigkill_during_a_spilling_sort_leaves_no_garbage(pb, server_factory):
 
     t = threading.Thread(target=query)
     t.start()
-    # kill it while it holds spill files (open, already unlinked: "(deleted)" in /proc)
+    # kill it while it holds spill files (open, never named: "<spill>/#<inode> (deleted)" in /proc)
     deadline, seen = time.time() + 20, []
     while not seen and time.time() < deadline:
         fds = f"/proc/{s.proc.pid}/fd"
@@ -103,7 +103,7 @@ def test_sigkill_during_a_spilling_sort_leaves_no_garbage(pb, server_factory):
                 target = os.readlink(os.path.join(fds, fd))
             except OSError:
                 continue
-            if "/spill/nexadb-spill-" in target:
+            if target.startswith(spill + "/"):
                 seen.append(target)
     assert seen, "never caught the sort holding a spill file"
     assert all(t.endswith("(deleted)") for t in seen), seen
