@@ -82,6 +82,21 @@ def cluster_states(pb, c):
     return "; ".join(out)
 
 
+def wait_serving(pb, node, timeout=30):
+    """Waits until node's readiness is SERVING: it knows the leader and has applied the log."""
+    deadline = time.time() + timeout
+    while True:
+        with grpc.insecure_channel(node.target) as ch:
+            try:
+                st = pb.admin_pb2_grpc.AdminServiceStub(ch).Status(pb.admin_pb2.StatusRequest(), timeout=5)
+                if st.health == "SERVING":
+                    return
+            except grpc.RpcError:
+                pass
+        assert time.time() < deadline, f"{node.target} did not catch up"
+        time.sleep(0.1)
+
+
 def wait_converged(pb, c, collection, want, timeout=30):
     deadline = time.time() + timeout
     while True:
@@ -213,7 +228,8 @@ def test_leader_killed_under_load_loses_no_acknowledged_write(pb, server_factory
             while len(acked) == before and time.time() < deadline:
                 time.sleep(0.05)
             assert len(acked) > before, f"kill {k + 1}: no write acknowledged after the failover"
-            leader.start()  # back: it replays the log and catches up
+            leader.start()  # back: it loads its snapshot, replays the log and catches up
+            wait_serving(pb, leader)  # before the next kill: a majority must remain
     finally:
         stop.set()
         for t in threads:
@@ -241,6 +257,8 @@ def test_a_restarted_node_loads_its_snapshot_and_replays_the_log(pb, server_fact
         s.start()
         loaded = [r for r in s.lines if r.get("msg") == "state loaded from a snapshot"]
         assert loaded, "the restarted node did not start from its snapshot"
+        wait_serving(pb, s)  # back in the majority before the other follower goes
+    leader = c.leader(pb)
     with grpc.insecure_channel(leader.target) as ch:
         stub = pb.document_pb2_grpc.DocumentServiceStub(ch)
         ids += [stub.InsertOne(pb.document_pb2.InsertOneRequest(collection="users", document=pb.doc(
