@@ -106,6 +106,26 @@ grpc_status_code svc_status_code(ndb_status st)
     return GRPC_STATUS_UNKNOWN;
 }
 
+ndb_status svc_status_from_code(grpc_status_code c)
+{
+    switch (c) {
+    case GRPC_STATUS_OK: return NDB_OK;
+    case GRPC_STATUS_INVALID_ARGUMENT: return NDB_EINVAL;
+    case GRPC_STATUS_NOT_FOUND: return NDB_ENOTFOUND;
+    case GRPC_STATUS_ALREADY_EXISTS: return NDB_EEXIST;
+    case GRPC_STATUS_RESOURCE_EXHAUSTED: return NDB_ELIMIT;
+    case GRPC_STATUS_UNAUTHENTICATED: return NDB_EAUTH;
+    case GRPC_STATUS_PERMISSION_DENIED: return NDB_EPERM;
+    case GRPC_STATUS_UNAVAILABLE: return NDB_ENOTLEADER;
+    case GRPC_STATUS_UNIMPLEMENTED: return NDB_EUNIMPL;
+    case GRPC_STATUS_CANCELLED: return NDB_ECANCELED;
+    case GRPC_STATUS_DEADLINE_EXCEEDED: return NDB_ETIMEDOUT;
+    case GRPC_STATUS_OUT_OF_RANGE: return NDB_ERANGE;
+    case GRPC_STATUS_UNKNOWN: return NDB_EUNKNOWN;
+    default: return NDB_EIO;
+    }
+}
+
 const char *svc_code_name(int code)
 {
     static const char *const names[] = {

@@ -37,6 +37,9 @@ ndb_status svc_authorize(const svc_app *app, const svc_route *route, const char 
 /* The gRPC status code for an engine status. */
 grpc_status_code svc_status_code(ndb_status st);
 
+/* The engine status for a gRPC code another node answered (svc_status_code's
+ * inverse, UNAVAILABLE being a redirect: NDB_ENOTLEADER). */
+ndb_status svc_status_from_code(grpc_status_code c);
 /* A gRPC status code's name ("NOT_FOUND"); "UNKNOWN" outside 0..16. */
 const char *svc_code_name(int code);
 

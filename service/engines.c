@@ -106,10 +106,18 @@ static int remove_entry(const char *path, const struct stat *sb, int flag, struc
     return remove(path) == 0 || errno == ENOENT ? 0 : -1;
 }
 
-ndb_status svc_empty_dir(const char *dir, ndb_errmsg *msg)
+ndb_status svc_remove_dir(const char *dir, ndb_errmsg *msg)
 {
     if (nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS) != 0 && errno != ENOENT)
-        return ndb_errmsg_set(msg, NDB_EIO, "cannot empty %s: %s", dir, strerror(errno));
+        return ndb_errmsg_set(msg, NDB_EIO, "cannot remove %s: %s", dir, strerror(errno));
+    return NDB_OK;
+}
+
+ndb_status svc_empty_dir(const char *dir, ndb_errmsg *msg)
+{
+    ndb_status st = svc_remove_dir(dir, msg);
+    if (st != NDB_OK)
+        return st;
     if (mkdir(dir, 0700) != 0)
         return ndb_errmsg_set(msg, NDB_EIO, "cannot create %s: %s", dir, strerror(errno));
     return NDB_OK;

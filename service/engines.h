@@ -33,7 +33,10 @@ void svc_engines_release(svc_app *app);
  * directory, and they open again. */
 ndb_status svc_engines_load(svc_app *app, const char *backup, ndb_errmsg *msg);
 
-/* rm -rf dir, then mkdir 0700. */
+/* rm -rf dir (NDB_OK when it is not there). */
+ndb_status svc_remove_dir(const char *dir, ndb_errmsg *msg);
+
+/* svc_remove_dir, then mkdir 0700. */
 ndb_status svc_empty_dir(const char *dir, ndb_errmsg *msg);
 
 #endif /* SVC_ENGINES_H */

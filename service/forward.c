@@ -60,27 +60,6 @@ static bool batch(grpc_call *call, grpc_completion_queue *cq, const grpc_op *ops
     return ev.type == GRPC_OP_COMPLETE && ev.success;
 }
 
-/* The engine status for a gRPC code the leader answered. */
-static ndb_status from_code(grpc_status_code c)
-{
-    switch (c) {
-    case GRPC_STATUS_OK: return NDB_OK;
-    case GRPC_STATUS_INVALID_ARGUMENT: return NDB_EINVAL;
-    case GRPC_STATUS_NOT_FOUND: return NDB_ENOTFOUND;
-    case GRPC_STATUS_ALREADY_EXISTS: return NDB_EEXIST;
-    case GRPC_STATUS_RESOURCE_EXHAUSTED: return NDB_ELIMIT;
-    case GRPC_STATUS_UNAUTHENTICATED: return NDB_EAUTH;
-    case GRPC_STATUS_PERMISSION_DENIED: return NDB_EPERM;
-    case GRPC_STATUS_UNAVAILABLE: return NDB_ENOTLEADER;
-    case GRPC_STATUS_UNIMPLEMENTED: return NDB_EUNIMPL;
-    case GRPC_STATUS_CANCELLED: return NDB_ECANCELED;
-    case GRPC_STATUS_DEADLINE_EXCEEDED: return NDB_ETIMEDOUT;
-    case GRPC_STATUS_OUT_OF_RANGE: return NDB_ERANGE;
-    case GRPC_STATUS_UNKNOWN: return NDB_EUNKNOWN;
-    default: return NDB_EIO;
-    }
-}
-
 ndb_status svc_forward(svc_ctx *ctx, const svc_route *route, const ProtobufCMessage *req, ProtobufCMessage **resp,
                        const char *leader, ndb_errmsg *msg)
 {
@@ -189,7 +168,7 @@ ndb_status svc_forward(svc_ctx *ctx, const svc_route *route, const ProtobufCMess
         bool done = batch(call, cq, &fin, 1);
         if (st == NDB_OK && (!done || code != GRPC_STATUS_OK)) {
             char *d = grpc_slice_to_c_string(details);
-            st = ndb_errmsg_set(msg, done ? from_code(code) : NDB_ENOTLEADER, "%s",
+            st = ndb_errmsg_set(msg, done ? svc_status_from_code(code) : NDB_ENOTLEADER, "%s",
                                 d && *d ? d : "the call to the leader did not complete");
             gpr_free(d);
         } else if (st == NDB_OK && !stream && got != 1) {

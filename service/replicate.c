@@ -250,8 +250,8 @@ ndb_status svc_cluster_snapshot(void *arg, uint64_t index, void **payload, size_
         if (have[i] < index && svc_snapshot_dir(app, have[i], prev, sizeof prev, NULL) == NDB_OK &&
             !svc_snapshot_complete(prev))
             prev[0] = 0;
-    if ((st = svc_empty_dir(dir, msg)) != NDB_OK || rmdir(dir) != 0)
-        return st != NDB_OK ? st : ndb_errmsg_set(msg, NDB_EIO, "rmdir %s: %s", dir, strerror(errno));
+    if ((st = svc_remove_dir(dir, msg)) != NDB_OK)
+        return st;
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     ndb_kv_backup_options o = {.previous_dir = prev[0] ? prev : NULL};
@@ -263,8 +263,8 @@ ndb_status svc_cluster_snapshot(void *arg, uint64_t index, void **payload, size_
     n = snap_list(app, have, 64);
     for (size_t i = SNAP_KEEP; i < n; i++) {
         char old[4300];
-        if (svc_snapshot_dir(app, have[i], old, sizeof old, NULL) == NDB_OK && svc_empty_dir(old, NULL) == NDB_OK)
-            rmdir(old);
+        if (svc_snapshot_dir(app, have[i], old, sizeof old, NULL) == NDB_OK)
+            svc_remove_dir(old, NULL);
     }
     const char *client = app->cluster_client;
     size_t clen = strlen(client);

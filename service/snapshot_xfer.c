@@ -320,8 +320,7 @@ ndb_status svc_snapshot_fetch(svc_app *app, const char *address, uint64_t index,
         rename(f.dir, dest) != 0)
         st = ndb_errmsg_set(msg, NDB_EIO, "rename %s: %s", f.dir, strerror(errno));
     if (st != NDB_OK) {
-        if (svc_empty_dir(f.dir, NULL) == NDB_OK)
-            rmdir(f.dir);
+        svc_remove_dir(f.dir, NULL);
         return st;
     }
     SVC_LOG(SVC_LOG_INFO, "cluster snapshot fetched", LOG_INT("index", (int64_t)index), LOG_STR("from", address),
