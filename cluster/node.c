@@ -623,21 +623,61 @@ static void set_started(ndb_cluster *cl, int v)
     pthread_mutex_unlock(&cl->mu);
 }
 
+/* The time ms from now, on cv's clock. */
+static struct timespec deadline_in(unsigned ms)
+{
+    struct timespec dl;
+    clock_gettime(CLOCK_REALTIME, &dl);
+    dl.tv_sec += ms / 1000;
+    dl.tv_nsec += (long)(ms % 1000) * 1000000;
+    if (dl.tv_nsec >= 1000000000) {
+        dl.tv_sec++;
+        dl.tv_nsec -= 1000000000;
+    }
+    return dl;
+}
+
+/* Under mu: waits until applied reaches index, or the deadline (0: none). */
+static ndb_status wait_applied_locked(ndb_cluster *cl, uint64_t index, const struct timespec *deadline,
+                                      ndb_errmsg *msg)
+{
+    while (cl->applied < index && !cl->apply_failed && !cl->apply_stop) {
+        if (deadline == NULL) {
+            pthread_cond_wait(&cl->cv, &cl->mu);
+        } else if (pthread_cond_timedwait(&cl->cv, &cl->mu, deadline) == ETIMEDOUT && cl->applied < index) {
+            return ndb_errmsg_set(msg, NDB_ETIMEDOUT, "this node has applied up to %llu, not yet %llu",
+                                  (unsigned long long)cl->applied, (unsigned long long)index);
+        }
+    }
+    if (cl->applied >= index)
+        return NDB_OK;
+    if (cl->apply_failed)
+        return ndb_errmsg_set(msg, NDB_EPOISONED, "this node stopped applying the log: %s", cl->apply_error);
+    return ndb_errmsg_set(msg, NDB_ECLOSED, "the node is shutting down");
+}
+
 /* A snapshot as Raft stores and sends it: its index (8 bytes, little-endian),
  * the length of the caller's description (4), the description, zeros to a
  * multiple of 8. */
 #define SNAP_HEAD 12
 #define SNAP_MAX (64u << 10)
+/* How long the loop thread waits for the applier to catch up before a snapshot: well inside an
+ * election timeout, as heartbeats wait too. */
+#define SNAP_WAIT_MS 200
 
 static int fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigned *n)
 {
     ndb_cluster *cl = fsm->data;
     uint64_t index = raft_last_applied(&cl->raft);
+    /* Raft asks as soon as it has handed over the entry that reached the threshold, which the
+     * applier has seldom run yet: wait for it a while (this thread hands over nothing meanwhile) */
+    struct timespec dl = deadline_in(SNAP_WAIT_MS);
     pthread_mutex_lock(&cl->mu);
+    wait_applied_locked(cl, cl->enqueued, &dl, NULL);
     bool idle = cl->ahead == NULL && cl->applied >= cl->enqueued && !cl->apply_failed;
     pthread_mutex_unlock(&cl->mu);
     if (!idle)
-        return RAFT_BUSY; /* Raft tries again after a later entry */
+        return RAFT_BUSY; /* a long command runs: Raft tries again after a later entry */
     void *desc = NULL;
     size_t dlen = 0;
     ndb_errmsg m = {{0}};
@@ -970,25 +1010,6 @@ ndb_status ndb_cluster_propose(ndb_cluster *cl, const void *cmd, size_t len, ndb
     return p.st;
 }
 
-/* Under mu: waits until applied reaches index, or the deadline (0: none). */
-static ndb_status wait_applied_locked(ndb_cluster *cl, uint64_t index, const struct timespec *deadline,
-                                      ndb_errmsg *msg)
-{
-    while (cl->applied < index && !cl->apply_failed && !cl->apply_stop) {
-        if (deadline == NULL) {
-            pthread_cond_wait(&cl->cv, &cl->mu);
-        } else if (pthread_cond_timedwait(&cl->cv, &cl->mu, deadline) == ETIMEDOUT && cl->applied < index) {
-            return ndb_errmsg_set(msg, NDB_ETIMEDOUT, "this node has applied up to %llu, not yet %llu",
-                                  (unsigned long long)cl->applied, (unsigned long long)index);
-        }
-    }
-    if (cl->applied >= index)
-        return NDB_OK;
-    if (cl->apply_failed)
-        return ndb_errmsg_set(msg, NDB_EPOISONED, "this node stopped applying the log: %s", cl->apply_error);
-    return ndb_errmsg_set(msg, NDB_ECLOSED, "the node is shutting down");
-}
-
 ndb_status ndb_cluster_read_fence(ndb_cluster *cl, ndb_errmsg *msg)
 {
     fence f = {0};
@@ -1017,14 +1038,7 @@ ndb_status ndb_cluster_read_fence(ndb_cluster *cl, ndb_errmsg *msg)
 
 ndb_status ndb_cluster_wait_applied(ndb_cluster *cl, uint64_t index, unsigned timeout_ms, ndb_errmsg *msg)
 {
-    struct timespec dl;
-    clock_gettime(CLOCK_REALTIME, &dl);
-    dl.tv_sec += timeout_ms / 1000;
-    dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
-    if (dl.tv_nsec >= 1000000000) {
-        dl.tv_sec++;
-        dl.tv_nsec -= 1000000000;
-    }
+    struct timespec dl = deadline_in(timeout_ms);
     pthread_mutex_lock(&cl->mu);
     ndb_status st = wait_applied_locked(cl, index, &dl, msg);
     pthread_mutex_unlock(&cl->mu);
