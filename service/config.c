@@ -43,7 +43,8 @@ static const opt_def opts[] = {
     NUM_OPT("cq-threads", "NEXADB_CQ_THREADS", OPT_INT, cq_threads, 0, 256,
             "gRPC completion-queue threads (default: one per core)"),
     NUM_OPT("workers", "NEXADB_WORKERS", OPT_INT, workers, 1, 1024,
-            "threads running calls that may block (default 16)"),
+            "threads running calls that may block (default 16; 64 in cluster mode, where each write waits for a "
+            "majority)"),
     NUM_OPT("max-message-bytes", "NEXADB_MAX_MESSAGE_BYTES", OPT_I64, max_message_bytes, 1024,
             INT32_MAX, "largest gRPC message received or sent (default 67108864)"),
     NUM_OPT("max-body-bytes", "NEXADB_MAX_BODY_BYTES", OPT_I64, max_body_bytes, 1024, INT32_MAX,
@@ -192,7 +193,6 @@ ndb_status svc_config_load(svc_config *cfg, int argc, char **argv, ndb_errmsg *m
     strcpy(cfg->http_addr, "127.0.0.1:6969");
     strcpy(cfg->log_level, "info");
     cfg->shutdown_grace_s = 20;
-    cfg->workers = 16;
     cfg->max_message_bytes = 64 << 20;
     cfg->max_body_bytes = 64 << 20;
     cfg->query_memory_bytes = 100 << 20;
@@ -256,5 +256,8 @@ ndb_status svc_config_load(svc_config *cfg, int argc, char **argv, ndb_errmsg *m
     if (svc_log_parse_level(cfg->log_level) < 0)
         return ndb_errmsg_set(msg, NDB_EINVAL, "--log-level: expected debug, info, warn or error, got '%s'",
                               cfg->log_level);
-    return node_id_from_hostname(cfg, msg);
+    ndb_status st = node_id_from_hostname(cfg, msg);
+    if (cfg->workers == 0) /* unset: a worker running a write waits for its entry's commit */
+        cfg->workers = cfg->node_id != 0 ? 64 : 16;
+    return st;
 }

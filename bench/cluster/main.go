@@ -1,11 +1,12 @@
 // Command cluster_bench measures a NexaDB cluster (or a single node) from the client's side.
 //
 //	cluster_bench -mode load -addrs A,B,C [-writers 64] [-seconds 10] [-tag name]
-//	    Writers in closed loops send InsertOne to whichever node leads (a write refused by a
-//	    follower, or lost to a failover, goes to the next node) and report acknowledged
+//	    Writers in closed loops send InsertOne to the node that leads (found by AdminService/Status;
+//	    after a failed write, found again) and report acknowledged
 //	    writes per second and their latency (p50, p99).
 //	cluster_bench -mode fill -addrs LEADER -docs N
-//	    Loads N documents in InsertMany calls of 1000 (for a snapshot of some size).
+//	    Loads N documents in InsertMany calls of 200, one after another: a log entry each, so a
+//	    million documents pass a snapshot (every 4096 entries by default).
 //	cluster_bench -mode failover -addrs A,B,C -kill PID
 //	    Sends SIGKILL to PID (the leader, found by run.sh) and writes until one write is
 //	    acknowledged by a node of the rest; prints the time from the kill to that write.
@@ -36,7 +37,8 @@ import (
 
 type cluster struct {
 	clients []pb.DocumentServiceClient
-	leader  atomic.Int32 // the node the last acknowledged write went to
+	admins  []pb.AdminServiceClient
+	leader  atomic.Int32 // the node writes go to
 }
 
 func dial(addrs string) *cluster {
@@ -47,8 +49,25 @@ func dial(addrs string) *cluster {
 			log.Fatal(err)
 		}
 		c.clients = append(c.clients, pb.NewDocumentServiceClient(conn))
+		c.admins = append(c.admins, pb.NewAdminServiceClient(conn))
 	}
 	return c
+}
+
+// findLeader points writes at the node whose status says it leads (a single node leads itself),
+// as a client that follows redirects would: a follower would forward each write, a second call.
+// It reports whether it found one.
+func (c *cluster) findLeader(ctx context.Context) bool {
+	for i, a := range c.admins {
+		cctx, cancel := context.WithTimeout(ctx, time.Second)
+		s, err := a.Status(cctx, &pb.StatusRequest{})
+		cancel()
+		if err == nil && (s.Cluster == nil || s.Cluster.Role == "leader") {
+			c.leader.Store(int32(i))
+			return true
+		}
+	}
+	return false
 }
 
 // insert writes one document, moving on to the next node until one acknowledges it or the
@@ -63,7 +82,9 @@ func (c *cluster) insert(ctx context.Context, coll string, doc *pb.Document, dea
 		if err == nil {
 			return nil
 		}
-		c.leader.CompareAndSwap(i, (i+1)%n)
+		if !c.findLeader(ctx) {
+			c.leader.CompareAndSwap(i, (i+1)%n)
+		}
 		time.Sleep(2 * time.Millisecond)
 	}
 	return fmt.Errorf("no node acknowledged a write before the deadline")
@@ -112,9 +133,10 @@ func load(c *cluster, ctx context.Context, writers, seconds int, tag string) {
 }
 
 func fill(c *cluster, ctx context.Context, n int64) {
-	for i := int64(0); i < n; i += 1000 {
-		docs := make([]*pb.Document, 0, 1000)
-		for j := i; j < i+1000 && j < n; j++ {
+	const batch = 200
+	for i := int64(0); i < n; i += batch {
+		docs := make([]*pb.Document, 0, batch)
+		for j := i; j < i+batch && j < n; j++ {
 			docs = append(docs, doc(j))
 		}
 		cctx, cancel := context.WithTimeout(ctx, 60*time.Second)
@@ -148,6 +170,7 @@ func main() {
 	flag.Parse()
 	c := dial(*addrs)
 	ctx := metadata.AppendToOutgoingContext(context.Background(), "x-api-key", os.Getenv("NEXADB_API_KEY"))
+	c.findLeader(ctx)
 	switch *mode {
 	case "load":
 		load(c, ctx, *writers, *seconds, *tag)

@@ -6,8 +6,9 @@
 # snapshot's transfer to a node that lost its disk (removed, emptied, added back).
 # usage: bench/cluster/run.sh [seconds=10] [writers=64] [failovers=20] [fill_docs=1000000]
 # Builds nexadb-server in build/bench-doc with the release preset and the Go program into
-# build/bench-doc/bench/cluster_bench. Prints METRIC lines. The nodes take a snapshot every 256
-# entries (--snapshot-entries), so the emptied node needs one.
+# build/bench-doc/bench/cluster_bench. Prints METRIC lines. The nodes run the default settings
+# (a snapshot every 4096 entries); the fill writes one entry per 200 documents, so a million
+# documents pass a snapshot and the emptied node needs it.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/../.." && pwd)
 secs=${1:-10}
@@ -50,7 +51,7 @@ start_node() { # <index 0..2>: starts node i+1 (its data kept across restarts)
   local i=$1 g h
   read -r g h <<< "${node_ports[i]}"
   bench_server_start "$server" "$tmp/node$((i + 1))" --node-id $((i + 1)) --peers "$peers" --api-key "$key" \
-    --snapshot-entries 256 --grpc-addr "127.0.0.1:$g" --http-addr "127.0.0.1:$h"
+    --grpc-addr "127.0.0.1:$g" --http-addr "127.0.0.1:$h"
   pids[i]=$BENCH_SERVER_PID grpc[i]=$BENCH_GRPC_PORT http[i]=$BENCH_HTTP_PORT
   BENCH_SERVER_PID= # the trap stops every node
 }
