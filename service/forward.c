@@ -11,6 +11,10 @@
  * a forwarded call is never forwarded again (a leader that changed meanwhile
  * answers UNAVAILABLE naming the next one). One channel to the current leader
  * is kept and replaced when the leader changes.
+ *
+ * A write sent on whose answer never came back (the leader died, the
+ * connection broke) may have been applied: the caller gets UNKNOWN, not
+ * UNAVAILABLE, which clients take as "not run, send it again".
  */
 #include <grpc/byte_buffer_reader.h>
 #include <grpc/grpc.h>
@@ -24,6 +28,7 @@
 
 #include "forward.h"
 #include "log.h"
+#include "replicate.h"
 
 static grpc_channel *channel_to(svc_app *app, const char *address)
 {
@@ -60,6 +65,14 @@ static bool batch(grpc_call *call, grpc_completion_queue *cq, const grpc_op *ops
     return ev.type == GRPC_OP_COMPLETE && ev.success;
 }
 
+static bool has_key(const grpc_metadata_array *md, const char *key)
+{
+    for (size_t i = 0; i < md->count; i++)
+        if (grpc_slice_str_cmp(md->metadata[i].key, key) == 0)
+            return true;
+    return false;
+}
+
 ndb_status svc_forward(svc_ctx *ctx, const svc_route *route, const ProtobufCMessage *req, ProtobufCMessage **resp,
                        const char *leader, ndb_errmsg *msg)
 {
@@ -72,6 +85,12 @@ ndb_status svc_forward(svc_ctx *ctx, const svc_route *route, const ProtobufCMess
         explicit_bzero(key, sizeof key);
         return ndb_errmsg_set(msg, NDB_ENOMEM, "out of memory for a channel to the leader at %s", leader);
     }
+    if (grpc_channel_check_connectivity_state(ch, 1) == GRPC_CHANNEL_TRANSIENT_FAILURE) {
+        explicit_bzero(key, sizeof key); /* nothing sent: the caller may send it to the leader itself */
+        return ndb_errmsg_set(msg, NDB_ENOTLEADER, "cannot reach the leader at %s", leader);
+    }
+    /* Once sent, a write whose answer does not come back may or may not have been applied. */
+    ndb_status lost = (route->m->flags & SVC_M_WRITE) ? NDB_EUNKNOWN : NDB_ENOTLEADER;
     gpr_timespec deadline = gpr_inf_future(GPR_CLOCK_REALTIME);
     if (ctx->deadline_ns != INT64_MAX) {
         struct timespec now;
@@ -128,7 +147,8 @@ ndb_status svc_forward(svc_ctx *ctx, const svc_route *route, const ProtobufCMess
     ndb_status st = NDB_OK;
     size_t got = 0;
     if (!batch(call, cq, ops, 4)) {
-        st = ndb_errmsg_set(msg, NDB_ENOTLEADER, "cannot call the leader at %s", leader);
+        st = ndb_errmsg_set(msg, lost, "the leader at %s did not answer%s", leader,
+                            lost == NDB_EUNKNOWN ? ": the write may or may not have been applied" : "");
     } else {
         /* the answers: one for a unary call, every page of a stream, each passed on as it comes */
         for (;;) {
@@ -167,9 +187,14 @@ ndb_status svc_forward(svc_ctx *ctx, const svc_route *route, const ProtobufCMess
         fin.data.recv_status_on_client.trailing_metadata = &trailing;
         bool done = batch(call, cq, &fin, 1);
         if (st == NDB_OK && (!done || code != GRPC_STATUS_OK)) {
+            /* UNAVAILABLE is the leader's refusal when it names a leader itself (replicate.h), else
+             * the transport's, which may have lost the answer */
+            bool no_answer = !done || (code == GRPC_STATUS_UNAVAILABLE && !has_key(&trailing, SVC_LEADER_HEADER));
+            ndb_status got_st = no_answer ? lost : svc_status_from_code(code);
             char *d = grpc_slice_to_c_string(details);
-            st = ndb_errmsg_set(msg, done ? svc_status_from_code(code) : NDB_ENOTLEADER, "%s",
-                                d && *d ? d : "the call to the leader did not complete");
+            st = ndb_errmsg_set(msg, got_st, "%s%s", d && *d ? d : "the call to the leader did not complete",
+                                no_answer && got_st == NDB_EUNKNOWN ? " (the write may or may not have been applied)"
+                                                                    : "");
             gpr_free(d);
         } else if (st == NDB_OK && !stream && got != 1) {
             st = ndb_errmsg_set(msg, NDB_EIO, "the leader at %s answered %zu messages", leader, got);

@@ -84,7 +84,9 @@ struct call {
     size_t bytes_in, bytes_out; /* request and response messages, for the access log */
     grpc_metadata reply_md;     /* x-request-id, sent with the initial metadata */
     uint8_t *status_bin;        /* a failure's google.rpc.Status, in the trailer */
-    grpc_metadata status_md;
+    bool not_leader;            /* refused as a follower: the trailer names the leader (replicate.h) */
+    char leader[256];
+    grpc_metadata trailer[2];
     tag t_new, t_recv, t_close, t_send, t_status, t_more;
 };
 
@@ -222,13 +224,17 @@ static void finish(call *c, const ProtobufCMessage *resp, grpc_status_code code,
     ops[n] = (grpc_op){.op = GRPC_OP_SEND_STATUS_FROM_SERVER};
     ops[n].data.send_status_from_server.status = code;
     ops[n].data.send_status_from_server.status_details = details != NULL && *details ? &det : NULL;
-    size_t bin_len = 0;
-    if (code != GRPC_STATUS_OK && (c->status_bin = svc_status_details_pack((int)code, details, retry, &bin_len)) != NULL) {
-        c->status_md.key = grpc_slice_from_static_string("grpc-status-details-bin");
-        c->status_md.value = grpc_slice_from_static_buffer(c->status_bin, bin_len);
-        ops[n].data.send_status_from_server.trailing_metadata_count = 1;
-        ops[n].data.send_status_from_server.trailing_metadata = &c->status_md;
+    size_t bin_len = 0, nt = 0;
+    if (code != GRPC_STATUS_OK && (c->status_bin = svc_status_details_pack((int)code, details, retry, &bin_len)) != NULL)
+        c->trailer[nt++] = (grpc_metadata){.key = grpc_slice_from_static_string("grpc-status-details-bin"),
+                                           .value = grpc_slice_from_static_buffer(c->status_bin, bin_len)};
+    if (c->not_leader) {
+        svc_cluster_leader(c->g->app, c->leader, sizeof c->leader);
+        c->trailer[nt++] = (grpc_metadata){.key = grpc_slice_from_static_string(SVC_LEADER_HEADER),
+                                           .value = grpc_slice_from_static_string(c->leader)};
     }
+    ops[n].data.send_status_from_server.trailing_metadata_count = nt;
+    ops[n].data.send_status_from_server.trailing_metadata = nt ? c->trailer : NULL;
     n++;
     atomic_fetch_add(&c->refs, 1);
     grpc_call_error e = grpc_call_start_batch(c->call, ops, n, &c->t_status, NULL);
@@ -252,6 +258,7 @@ static void finish(call *c, const ProtobufCMessage *resp, grpc_status_code code,
 
 static void finish_status(call *c, ndb_status st, const char *details)
 {
+    c->not_leader = st == NDB_ENOTLEADER;
     finish(c, NULL, svc_status_code(st), details, svc_status_retryable(st));
 }
 

@@ -105,11 +105,11 @@ static ndb_status to_leader(svc_ctx *ctx, const svc_route *route, const Protobuf
 {
     if (st != NDB_ENOTLEADER || ctx->forwarded || (route->m->flags & SVC_M_BIDI))
         return st;
-    ndb_cluster_status s;
-    ndb_cluster_status_get(ctx->app->cluster, &s);
-    if (s.leader_client_address[0] == '\0' || strcmp(s.leader_client_address, ctx->app->cluster_client) == 0)
+    char leader[sizeof ((ndb_cluster_status *)0)->leader_client_address];
+    svc_cluster_leader(ctx->app, leader, sizeof leader);
+    if (leader[0] == '\0')
         return st;
-    return svc_forward(ctx, route, req, resp, s.leader_client_address, msg);
+    return svc_forward(ctx, route, req, resp, leader, msg);
 }
 
 ndb_status svc_call(svc_ctx *ctx, const svc_route *route, const ProtobufCMessage *req, ProtobufCMessage **resp,
@@ -128,6 +128,17 @@ ndb_status svc_call(svc_ctx *ctx, const svc_route *route, const ProtobufCMessage
         return NDB_EBUSY; /* the fence waits: run on the worker pool */
     ndb_status st = ndb_cluster_read_fence(ctx->app->cluster, msg);
     return st == NDB_OK ? run(ctx, route, req, resp, msg) : to_leader(ctx, route, req, resp, st, msg);
+}
+
+void svc_cluster_leader(svc_app *app, char *out, size_t n)
+{
+    out[0] = '\0';
+    if (app->cluster == NULL)
+        return;
+    ndb_cluster_status s;
+    ndb_cluster_status_get(app->cluster, &s);
+    if (strcmp(s.leader_client_address, app->cluster_client) != 0)
+        snprintf(out, n, "%s", s.leader_client_address);
 }
 
 /* Entries a node may trail the commit index by and still count as caught up. */

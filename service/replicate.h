@@ -18,6 +18,15 @@
 ndb_status svc_call(svc_ctx *ctx, const svc_route *route, const ProtobufCMessage *req, ProtobufCMessage **resp,
                     ndb_errmsg *msg);
 
+/* The header (gRPC trailing metadata) that marks a call a node refused as not the leader,
+ * having run nothing of it; its value is the leader's client address, "" while none is known.
+ * A client may send the call there. */
+#define SVC_LEADER_HEADER "nexadb-leader"
+
+/* Where clients reach the leader into out: "" on a single node, while no leader is known, or
+ * when it is this node. */
+void svc_cluster_leader(svc_app *app, char *out, size_t n);
+
 /* Cluster mode's part of readiness: true when a leader is known, this node
  * still applies the log and has applied what was committed (within a few
  * entries); else false with why in reason. True on a single node. */

@@ -141,6 +141,8 @@ def test_writes_replicate_and_followers_forward_or_name_the_leader(pb, server_fa
                            metadata=(*c.auth, ("nexadb-forwarded", "1")), timeout=10)
         assert e.value.code() == grpc.StatusCode.UNAVAILABLE
         assert named in e.value.details(), e.value.details()
+        # the trailer says the call was refused, not run, and where to send it (the SDKs follow it)
+        assert ("nexadb-leader", leader.target) in e.value.trailing_metadata()
         # the same _id, time-stamps and update everywhere: ids and times come from the entry
         md = (("x-api-key", c.key), ("nexadb-read-concern", "local"))
         got = pb.undoc(stub.Get(pb.document_pb2.GetRequest(collection="users", id=ids[0]), metadata=md,
