@@ -371,7 +371,7 @@ int main(int argc, char **argv)
     /* a disk that is full now still serves reads: readiness says why it is NOT_SERVING */
     svc_periodic *watch = NULL, *ttl = NULL, *trim = NULL;
     if ((st = svc_storage_watch_start(&app, &watch, &msg)) != NDB_OK ||
-        (!cluster && (st = svc_ttl_start(&app, &ttl, &msg)) != NDB_OK) ||
+        (st = svc_ttl_start(&app, &ttl, &msg)) != NDB_OK ||
         (st = svc_change_log_start(&app, &trim, &msg)) != NDB_OK) {
         svc_periodic_stop(ttl);
         svc_periodic_stop(watch);
@@ -380,8 +380,6 @@ int main(int argc, char **argv)
         svc_engines_close(&app);
         return fail("cannot start the background threads", st, &msg);
     }
-    if (cluster)
-        SVC_LOG(SVC_LOG_WARN, "TTL indexes delete nothing in cluster mode yet: their deletes are not replicated");
     svc_app_set_state(&app, SVC_SERVING);
     SVC_LOG(SVC_LOG_INFO, "nexadb-server ready", LOG_STR("version", svc_version), LOG_STR("revision", svc_revision), LOG_STR("data_dir", cfg.data_dir),
             LOG_INT("grpc_port", grpc_port), LOG_INT("api_keys", svc_auth_count(app.auth)));

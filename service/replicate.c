@@ -28,6 +28,7 @@
 #include "log.h"
 #include "replicate.h"
 #include "snapshot_xfer.h"
+#include "ttl.h"
 
 #define CMD_VERSION 1
 
@@ -46,36 +47,104 @@ static bool node_failure(ndb_status st)
            st == NDB_ECORRUPT || st == NDB_ECLOSED;
 }
 
-static ndb_status propose(svc_ctx *ctx, const svc_route *route, const ProtobufCMessage *req, ProtobufCMessage **resp,
-                          ndb_errmsg *msg)
+/* Proposes a command (path, the caller's role, req packed; nothing for NULL)
+ * and waits for this node's run of it: its reply in *r, which the caller
+ * frees, when it succeeded. */
+static ndb_status propose_cmd(svc_app *app, svc_role role, const char *path, const ProtobufCMessage *req,
+                              ndb_cluster_reply *r, ndb_errmsg *msg)
 {
-    size_t plen = strlen(route->path);
-    size_t rlen = protobuf_c_message_get_packed_size(req);
+    size_t plen = strlen(path);
+    size_t rlen = req != NULL ? protobuf_c_message_get_packed_size(req) : 0;
     size_t len = 4 + plen + rlen;
     uint8_t *cmd = malloc(len);
     if (cmd == NULL)
         return ndb_errmsg_set(msg, NDB_ENOMEM, "out of memory for a request of %zu bytes", rlen);
     cmd[0] = CMD_VERSION;
-    cmd[1] = (uint8_t)ctx->role;
+    cmd[1] = (uint8_t)role;
     cmd[2] = (uint8_t)plen;
     cmd[3] = (uint8_t)(plen >> 8);
-    memcpy(cmd + 4, route->path, plen);
-    protobuf_c_message_pack(req, cmd + 4 + plen);
-    ndb_cluster_reply r;
-    ndb_status st = ndb_cluster_propose(ctx->app->cluster, cmd, len, &r, msg);
+    memcpy(cmd + 4, path, plen);
+    if (req != NULL)
+        protobuf_c_message_pack(req, cmd + 4 + plen);
+    ndb_status st = ndb_cluster_propose(app->cluster, cmd, len, r, msg);
     free(cmd);
+    if (st == NDB_OK && r->status != NDB_OK) {
+        st = r->status;
+        if (msg != NULL)
+            *msg = r->msg;
+        free(r->data);
+    }
+    return st;
+}
+
+static ndb_status propose(svc_ctx *ctx, const svc_route *route, const ProtobufCMessage *req, ProtobufCMessage **resp,
+                          ndb_errmsg *msg)
+{
+    ndb_cluster_reply r;
+    ndb_status st = propose_cmd(ctx->app, ctx->role, route->path, req, &r, msg);
     if (st != NDB_OK)
         return st;
-    if (r.status != NDB_OK) {
-        if (msg != NULL)
-            *msg = r.msg;
-        free(r.data);
-        return r.status;
-    }
     *resp = protobuf_c_message_unpack(route->md->output, &ctx->arena.pb, r.len, r.data);
     free(r.data);
     if (*resp == NULL)
         return ndb_errmsg_set(msg, NDB_EIO, "the replicated write's answer (%zu bytes) did not decode", r.len);
+    return NDB_OK;
+}
+
+/* The TTL pass's command (ttl.h), which names no route and carries nothing:
+ * each node runs it with the entry's time as now, deleting at most
+ * TTL_ENTRY_MAX documents, so one entry holds the applier only so long. */
+#define TTL_PATH "/nexadb.internal/ExpirePass"
+#define TTL_ENTRY_MAX 1000
+
+ndb_status svc_cluster_expire(svc_app *app, uint64_t *deleted, ndb_errmsg *msg)
+{
+    *deleted = 0;
+    while (atomic_load(&app->state) != SVC_DRAINING) {
+        ndb_cluster_status s;
+        ndb_cluster_status_get(app->cluster, &s);
+        if (s.role != NDB_CLUSTER_LEADER)
+            return NDB_OK; /* the leader's pass deletes for every node */
+        ndb_cluster_reply r;
+        ndb_status st = propose_cmd(app, SVC_ROLE_WRITE, TTL_PATH, NULL, &r, msg);
+        if (st == NDB_ENOTLEADER || st == NDB_EUNKNOWN || st == NDB_ECLOSED)
+            return NDB_OK; /* leadership moved on: the next leader's pass goes on from here */
+        if (st != NDB_OK)
+            return st;
+        uint64_t n = 0;
+        for (size_t i = 0; i < 8 && i < r.len; i++)
+            n |= (uint64_t)((const uint8_t *)r.data)[i] << (8 * i);
+        free(r.data);
+        *deleted += n;
+        if (n < TTL_ENTRY_MAX)
+            break;
+    }
+    return NDB_OK;
+}
+
+/* Runs a TTL pass's command (TTL_PATH); the count deleted is the reply. */
+static ndb_status apply_expire(svc_app *app, const ndb_cluster_cmd *cmd, void **reply, size_t *reply_len, bool *fatal,
+                               ndb_errmsg *msg)
+{
+    uint64_t n = 0;
+    ndb_doc_set_clock(app->doc, cmd->wall_ms, cmd->index);
+    ndb_doc_set_clock(ndb_vec_documents(app->vec), cmd->wall_ms, cmd->index);
+    ndb_status st = svc_ttl_pass(app, cmd->wall_ms, TTL_ENTRY_MAX, &n, msg);
+    ndb_doc_set_clock(app->doc, 0, 0);
+    ndb_doc_set_clock(ndb_vec_documents(app->vec), 0, 0);
+    if (st != NDB_OK) {
+        *fatal = node_failure(st);
+        return st;
+    }
+    if (cmd->mine) {
+        uint8_t *out = malloc(8);
+        if (out == NULL)
+            return ndb_errmsg_set(msg, NDB_ENOMEM, "out of memory");
+        for (int i = 0; i < 8; i++)
+            out[i] = (uint8_t)(n >> (8 * i));
+        *reply = out;
+        *reply_len = 8;
+    }
     return NDB_OK;
 }
 
@@ -173,6 +242,8 @@ ndb_status svc_cluster_apply(void *arg, const ndb_cluster_cmd *cmd, void **reply
         return ndb_errmsg_set(msg, NDB_ECORRUPT, "command %u of entry %llu is not a version-%d request (%zu bytes)",
                               cmd->ordinal, (unsigned long long)cmd->index, CMD_VERSION, cmd->len);
     }
+    if (plen == strlen(TTL_PATH) && memcmp(p + 4, TTL_PATH, plen) == 0)
+        return apply_expire(app, cmd, reply, reply_len, fatal, msg);
     const svc_route *route = svc_dispatch_lookup((const char *)p + 4, plen);
     if (route == NULL || !data_method(route) || !(route->m->flags & SVC_M_WRITE)) {
         *fatal = true;

@@ -49,6 +49,11 @@ ndb_status svc_cluster_dirs(const svc_config *cfg, char *state, size_t cap, ndb_
  * is loaded. */
 ndb_status svc_cluster_start(svc_app *app, int grpc_port, ndb_errmsg *msg);
 
+/* The leader's TTL pass (ttl.h): proposes passes to the log until one
+ * deletes less than an entry's share, or this node stops leading or drains;
+ * the count deleted here in *deleted. Does nothing on a follower. */
+ndb_status svc_cluster_expire(svc_app *app, uint64_t *deleted, ndb_errmsg *msg);
+
 /* The cluster's apply function (ndb_cluster_apply_fn); arg is the svc_app. */
 ndb_status svc_cluster_apply(void *arg, const ndb_cluster_cmd *cmd, void **reply, size_t *reply_len, bool *fatal,
                              ndb_errmsg *msg);
