@@ -11,7 +11,8 @@
  *
  * Executing it is deterministic: the handler runs with no deadline, and the
  * document layer takes its clock and its generated ids from the entry
- * (ndb_doc_set_clock), so every node writes the same bytes.
+ * (ndb_doc_set_clock), so every node writes the same bytes. One command
+ * names no method of the API: the leader's TTL pass (TTL_PATH).
  */
 #include <dirent.h>
 #include <errno.h>
