@@ -153,7 +153,7 @@ ndb_status svc_engines_load(svc_app *app, const char *backup, ndb_errmsg *msg)
     ndb_kv_backup_info info;
     ndb_status st = svc_empty_dir(app->engines_base, msg);
     if (st == NDB_OK)
-        st = ndb_kv_restore(backup, NULL, 0, kv, NULL, NULL, &info, msg);
+        st = ndb_kv_restore_linked(backup, kv, &info, msg); /* taken here, or checked as it was fetched */
     if (st == NDB_OK)
         st = svc_engines_open(app, app->engines_base, app->engines_cluster, app->max_open_tables, msg);
     pthread_rwlock_unlock(&app->engines_lock);

@@ -11,6 +11,8 @@
  * change between the passes), syncs them, and renames that directory to
  * dir. So a damaged backup never reaches dir, and a restore killed half-way
  * leaves "<dir>.restoring", never a dir that looks whole.
+ * ndb_kv_restore_linked hard-links the tables of a directory backup instead,
+ * reading only the other files, which it copies as above.
  *
  * Bytes read from a backup are hostile: the listing's own checksum, names
  * limited to a kv directory's files (bk_name_ok), sizes checked against
@@ -31,6 +33,7 @@ typedef struct rs {
     bk_listing l;
     unsigned char *done; /* per listing entry: read and checked */
     const char *dst;     /* the staging directory, or NULL: check only */
+    int link_tables;     /* ndb_kv_restore_linked: tables are linked, their bytes not read */
     char *buf;           /* CHUNK bytes */
     ndb_kv_backup_progress prog;
     ndb_kv_backup_progress_fn progress;
@@ -112,6 +115,31 @@ static ndb_status take(rs *r, kv_file *f, uint64_t off, const bk_file *e, const 
     return st;
 }
 
+/* A table (NNNNNN.sst): never written again once made, so a link may share it. */
+static int is_table(const char *name)
+{
+    size_t n = strlen(name);
+    return n > 4 && strcmp(name + n - 4, ".sst") == 0;
+}
+
+/* ndb_kv_restore_linked's way with a table of directory path: its size was
+ * checked; linked into dst when copying (copied, CRC checked, where the file
+ * system refuses the link). */
+static ndb_status link_table(rs *r, kv_file *f, const char *path, const bk_file *e, ndb_errmsg *msg)
+{
+    if (r->dst != NULL) {
+        char from[4096], to[4096];
+        snprintf(from, sizeof from, "%s/%s", path, e->name);
+        snprintf(to, sizeof to, "%s/%s", r->dst, e->name);
+        if (r->env->v->link(r->env, from, to) != NDB_OK)
+            return take(r, f, 0, e, path, msg);
+        r->prog.bytes_done += e->size;
+        r->prog.files_done++;
+    }
+    r->done[e - r->l.f] = 1;
+    return NDB_OK;
+}
+
 /* The listing entry name stands for when this backup should hold it (in
  * the main backup a file it lists, in a base one the main lists as base),
  * not yet taken; else NULL. */
@@ -165,6 +193,8 @@ static ndb_status dir_scan(rs *r, const char *path, int main, ndb_errmsg *msg)
         else if (size != e->size)
             st = ndb_errmsg_set(msg, NDB_ECORRUPT, "%s: %s has %llu bytes, the listing says %llu: the backup is damaged",
                                 path, e->name, (unsigned long long)size, (unsigned long long)e->size);
+        else if (r->link_tables && is_table(e->name))
+            st = link_table(r, f, path, e, msg);
         else
             st = take(r, f, 0, e, path, msg);
         kv_file_close(f);
@@ -373,7 +403,7 @@ static void parent_of(const char *path, char *out, size_t cap)
     else *slash = 0;
 }
 
-ndb_status ndb_kv_restore(const char *path, const char *const *bases, size_t nbases, const char *dir,
+static ndb_status restore(const char *path, const char *const *bases, size_t nbases, const char *dir, int link_tables,
                           ndb_kv_backup_progress_fn progress, void *progress_arg, ndb_kv_backup_info *info,
                           ndb_errmsg *msg)
 {
@@ -387,6 +417,7 @@ ndb_status ndb_kv_restore(const char *path, const char *const *bases, size_t nba
     rs r;
     ndb_status st = rs_init(&r, msg);
     if (st != NDB_OK) return st;
+    r.link_tables = link_tables;
     kv_env *env = r.env;
     char staging[4200];
     snprintf(staging, sizeof staging, "%s.restoring", dir);
@@ -434,4 +465,16 @@ ndb_status ndb_kv_restore(const char *path, const char *const *bases, size_t nba
     if (st == NDB_OK) fill_info(&r, info);
     rs_free(&r);
     return st;
+}
+
+ndb_status ndb_kv_restore(const char *path, const char *const *bases, size_t nbases, const char *dir,
+                          ndb_kv_backup_progress_fn progress, void *progress_arg, ndb_kv_backup_info *info,
+                          ndb_errmsg *msg)
+{
+    return restore(path, bases, nbases, dir, 0, progress, progress_arg, info, msg);
+}
+
+ndb_status ndb_kv_restore_linked(const char *path, const char *dir, ndb_kv_backup_info *info, ndb_errmsg *msg)
+{
+    return restore(path, NULL, 0, dir, 1, NULL, NULL, info, msg);
 }

@@ -251,6 +251,61 @@ Test(backup, directory_backup_restores_tables_and_log_tail)
     tu_rmdir(src);
 }
 
+Test(backup, a_linked_restore_shares_the_tables_and_copies_the_rest)
+{
+    char *src = tu_tmpdir("lsrc"), *bk = tu_tmpdir("lbk"), *out = tu_tmpdir("lout");
+    char *bdir = path_in(bk, "b1"), *rdir = path_in(out, "kv");
+    ndb_kv_options o = small_opts();
+    ndb_kv *kv;
+    ndb_errmsg msg = {{0}};
+    cr_assert_eq(ndb_kv_open(src, &o, &kv, &msg), NDB_OK);
+    fill(kv, "a", 3000, 100); /* tables */
+    fill(kv, "b", 50, 20);    /* and some in the log only */
+    ndb_kv_snapshot *snap = NULL;
+    ndb_kv_backup_options bo = {.snapshot = &snap};
+    ndb_kv_backup_info info, rinfo;
+    cr_assert_eq(ndb_kv_backup(kv, bdir, &bo, &info, &msg), NDB_OK, "%s", msg.text);
+    cr_assert_eq(ndb_kv_restore_linked(bdir, rdir, &rinfo, &msg), NDB_OK, "%s", msg.text);
+    cr_assert_eq(rinfo.sequence, info.sequence);
+    /* every table is the backup's own file; nothing else is */
+    char *t = some_table(bdir);
+    char *rt = path_in(rdir, strrchr(t, '/') + 1);
+    struct stat a, b;
+    cr_assert_eq(stat(t, &a), 0);
+    cr_assert_eq(stat(rt, &b), 0);
+    cr_assert(a.st_ino == b.st_ino && a.st_dev == b.st_dev, "the table was copied, not linked");
+    char *bl = path_in(bdir, "CURRENT"), *rl = path_in(rdir, "CURRENT");
+    cr_assert_eq(stat(bl, &a), 0);
+    cr_assert_eq(stat(rl, &b), 0);
+    cr_assert_neq(a.st_ino, b.st_ino, "CURRENT is shared with the backup");
+    /* the same contents; writes and compactions there leave the backup whole */
+    ndb_kv *r;
+    cr_assert_eq(ndb_kv_open(rdir, &o, &r, &msg), NDB_OK, "open restored: %s", msg.text);
+    assert_same(kv, snap, r);
+    fill(r, "a", 3000, 120);
+    cr_assert_eq(ndb_kv_compact_range(r, NULL, 0, NULL, 0), NDB_OK);
+    cr_assert_eq(ndb_kv_close(r), NDB_OK);
+    cr_assert_eq(ndb_kv_backup_verify(bdir, NULL, 0, NULL, &msg), NDB_OK, "the backup changed: %s", msg.text);
+    /* a table missing from the backup is still refused, and nothing is left behind */
+    char *rdir2 = path_in(out, "kv2");
+    cr_assert_eq(unlink(t), 0);
+    cr_assert_eq(ndb_kv_restore_linked(bdir, rdir2, NULL, &msg), NDB_ECORRUPT);
+    cr_assert(strstr(msg.text, strrchr(t, '/') + 1) != NULL, "%s", msg.text);
+    cr_assert_neq(access(rdir2, F_OK), 0);
+    ndb_kv_snapshot_release(kv, snap);
+    cr_assert_eq(ndb_kv_close(kv), NDB_OK);
+    free(t);
+    free(rt);
+    free(bl);
+    free(rl);
+    free(bdir);
+    free(rdir);
+    free(rdir2);
+    tu_rmdir(out);
+    tu_rmdir(bk);
+    tu_rmdir(src);
+}
+
 Test(backup, across_file_systems_tables_are_copied)
 {
     struct stat a, b;
