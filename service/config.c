@@ -82,6 +82,10 @@ static const opt_def opts[] = {
              "without --tls-cert, listen in plaintext on addresses other than loopback too (logs a warning)"),
     STR_OPT("tls-client-ca", "NEXADB_TLS_CLIENT_CA", tls_client_ca,
             "PEM CA bundle: clients must present a certificate it signed (mTLS; default: none)"),
+    STR_OPT("tls-peer-ca", "NEXADB_TLS_PEER_CA", tls_peer_ca,
+            "cluster mode with TLS: PEM CA bundle that signed the other nodes' certificates; given, a follower "
+            "passes calls on to the leader and fetches snapshots over TLS, presenting --tls-cert (default: none, "
+            "followers answer with the redirect)"),
     NUM_OPT("keepalive-time", "NEXADB_KEEPALIVE_TIME", OPT_INT, keepalive_time_s, 1, 86400,
             "seconds a gRPC connection may idle before the server pings it (default 30)"),
     NUM_OPT("keepalive-timeout", "NEXADB_KEEPALIVE_TIMEOUT", OPT_INT, keepalive_timeout_s, 1, 3600,

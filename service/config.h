@@ -41,6 +41,7 @@ typedef struct svc_config {
     char tls_key[4096];         /* PEM private key of tls_cert */
     bool plaintext;             /* without TLS, non-loopback addresses are allowed too */
     char tls_client_ca[4096];   /* PEM CA bundle; set: clients must present a certificate it signed */
+    char tls_peer_ca[4096];     /* PEM CA bundle of the other cluster nodes' certificates; set: calls to them use TLS */
     int keepalive_time_s;       /* gRPC: ping a connection idle this long */
     int keepalive_timeout_s;    /* gRPC: close it when the ping is not answered in this time */
     int keepalive_min_ping_s;   /* gRPC: clients may ping this often, with or without calls */

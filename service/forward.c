@@ -28,9 +28,11 @@
 
 #include "forward.h"
 #include "log.h"
+#include "peer.h"
 #include "replicate.h"
+#include "tls.h"
 
-static grpc_channel *channel_to(svc_app *app, const char *address)
+static grpc_channel *channel_to(svc_app *app, const char *address, ndb_errmsg *msg)
 {
     pthread_mutex_lock(&app->fwd_mu);
     if (app->fwd_channel == NULL || strcmp(app->fwd_address, address) != 0) {
@@ -38,17 +40,9 @@ static grpc_channel *channel_to(svc_app *app, const char *address)
             grpc_channel_destroy(app->fwd_channel); /* calls on it hold their own reference */
         else
             grpc_init(); /* this file's own reference, while it keeps a channel: svc_forward_close */
-        app->fwd_channel = NULL;
-        grpc_channel_credentials *creds = grpc_insecure_credentials_create();
-        grpc_arg arg = {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
-                        .value.integer = (int)app->cfg->max_message_bytes};
-        grpc_channel_args args = {.num_args = 1, .args = &arg};
-        if (creds != NULL) {
-            app->fwd_channel = grpc_channel_create(address, creds, &args);
-            grpc_channel_credentials_release(creds);
+        if (svc_peer_channel(app, address, (int)app->cfg->max_message_bytes, &app->fwd_channel, msg) == NDB_OK)
             snprintf(app->fwd_address, sizeof app->fwd_address, "%s", address);
-        }
-        if (app->fwd_channel == NULL)
+        else
             grpc_shutdown();
     }
     grpc_channel *ch = app->fwd_channel;
@@ -78,12 +72,13 @@ ndb_status svc_forward(svc_ctx *ctx, const svc_route *route, const ProtobufCMess
 {
     svc_app *app = ctx->app;
     char key[SVC_AUTH_MAX_KEY + 1];
-    if (app->tls != NULL || !svc_auth_write_key(app->auth, key, sizeof key))
+    if ((app->tls != NULL && svc_tls_get(app->tls)->peer_ca == NULL) || !svc_auth_write_key(app->auth, key, sizeof key))
         return NDB_ENOTLEADER; /* the caller keeps the redirect it had */
-    grpc_channel *ch = channel_to(app, leader);
+    ndb_errmsg cm;
+    grpc_channel *ch = channel_to(app, leader, &cm);
     if (ch == NULL) {
         explicit_bzero(key, sizeof key);
-        return ndb_errmsg_set(msg, NDB_ENOMEM, "out of memory for a channel to the leader at %s", leader);
+        return ndb_errmsg_set(msg, NDB_ENOTLEADER, "cannot pass the call on to the leader at %s: %s", leader, cm.text);
     }
     if (grpc_channel_check_connectivity_state(ch, 1) == GRPC_CHANNEL_TRANSIENT_FAILURE) {
         explicit_bzero(key, sizeof key); /* nothing sent: the caller may send it to the leader itself */

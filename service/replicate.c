@@ -450,5 +450,8 @@ ndb_status svc_cluster_start(svc_app *app, int grpc_port, ndb_errmsg *msg)
         return st;
     SVC_LOG(SVC_LOG_INFO, "cluster node started", LOG_INT("node_id", app->cfg->node_id), LOG_INT("peers", (int64_t)n),
             LOG_STR("raft_log", dir), LOG_STR("client_address", app->cluster_client));
+    if (app->tls != NULL && app->cfg->tls_peer_ca[0] == '\0')
+        SVC_LOG(SVC_LOG_WARN, "TLS without --tls-peer-ca: this node cannot call the others, so it answers calls for "
+                              "the leader with the redirect, and cannot fetch a snapshot it lacks");
     return NDB_OK;
 }

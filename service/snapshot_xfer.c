@@ -28,6 +28,7 @@
 #include "engines.h"
 #include "log.h"
 #include "nexadb/v1/admin.pb-c.h"
+#include "peer.h"
 #include "snapshot_xfer.h"
 
 #define PIECE ((size_t)1 << 20)
@@ -268,8 +269,6 @@ static ndb_status stream(grpc_call *call, grpc_completion_queue *cq, const char 
 
 ndb_status svc_snapshot_fetch(svc_app *app, const char *address, uint64_t index, const char *dest, ndb_errmsg *msg)
 {
-    if (app->tls != NULL)
-        return ndb_errmsg_set(msg, NDB_EUNIMPL, "fetching a snapshot from a node that serves TLS is not built yet");
     char key[SVC_AUTH_MAX_KEY + 1];
     if (!svc_auth_write_key(app->auth, key, sizeof key))
         return ndb_errmsg_set(msg, NDB_EINVAL, "fetching a snapshot needs a read-write API key, the same on every "
@@ -282,17 +281,17 @@ ndb_status svc_snapshot_fetch(svc_app *app, const char *address, uint64_t index,
         return st;
     SVC_LOG(SVC_LOG_INFO, "fetching a cluster snapshot", LOG_INT("index", (int64_t)index), LOG_STR("from", address));
     grpc_init(); /* its own reference: a fetch may outlive the server's gRPC side at shutdown */
-    grpc_channel_credentials *creds = grpc_insecure_credentials_create();
-    grpc_arg arg = {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, .value.integer = 4 << 20};
-    grpc_channel_args args = {.num_args = 1, .args = &arg};
-    grpc_channel *ch = creds != NULL ? grpc_channel_create(address, creds, &args) : NULL;
-    grpc_channel_credentials_release(creds);
+    ndb_errmsg cm;
+    grpc_channel *ch;
+    ndb_status chs = svc_peer_channel(app, address, 4 << 20, &ch, &cm);
     grpc_completion_queue *cq = grpc_completion_queue_create_for_pluck(NULL);
     grpc_call *call = ch == NULL || cq == NULL ? NULL
                       : grpc_channel_create_call(ch, NULL, GRPC_PROPAGATE_DEFAULTS, cq,
                                                  grpc_slice_from_static_string("/nexadb.v1.AdminService/ReadSnapshot"),
                                                  NULL, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
-    if (call == NULL)
+    if (ch == NULL)
+        st = ndb_errmsg_set(msg, chs, "cannot fetch a snapshot from %s: %s", address, cm.text);
+    else if (call == NULL)
         st = ndb_errmsg_set(msg, NDB_EIO, "cannot call %s", address);
     else
         st = stream(call, cq, key, index, &f, msg);

@@ -28,9 +28,9 @@ typedef struct file_id {
 } file_id;
 
 struct svc_tls {
-    const char *cert_path, *key_path, *ca_path; /* borrowed from the config */
-    _Atomic(gen_node *) cur;                     /* newest; older ones hang off it */
-    file_id ids[3];                              /* as of the last attempt */
+    const char *cert_path, *key_path, *ca_path, *peer_path; /* borrowed from the config */
+    _Atomic(gen_node *) cur;                                 /* newest; older ones hang off it */
+    file_id ids[4];                                          /* as of the last attempt */
 };
 
 static void file_id_of(const char *path, file_id *id)
@@ -72,8 +72,20 @@ static ndb_status read_pem(const char *flag, const char *path, char **out, size_
     return NDB_OK;
 }
 
+/* A CA bundle of flag's file path parses and holds a certificate. */
+static ndb_status check_ca(gnutls_certificate_credentials_t cred, const char *flag, const char *path, const char *pem,
+                           size_t len, ndb_errmsg *msg)
+{
+    gnutls_datum_t a = {(unsigned char *)pem, (unsigned)len};
+    int e = gnutls_certificate_set_x509_trust_mem(cred, &a, GNUTLS_X509_FMT_PEM);
+    if (e <= 0)
+        return ndb_errmsg_set(msg, NDB_EINVAL, "%s %s: %s", flag, path,
+                              e < 0 ? gnutls_strerror(e) : "no certificate in the file");
+    return NDB_OK;
+}
+
 /* GnuTLS checks what gRPC's BoringSSL/OpenSSL and libmicrohttpd will need:
- * the chain parses, the key parses and matches it, the CA bundle parses. */
+ * the chain parses, the key parses and matches it, the CA bundles parse. */
 static ndb_status check_pem(const svc_tls *t, const svc_tls_pem *p, ndb_errmsg *msg)
 {
     gnutls_certificate_credentials_t cred;
@@ -86,13 +98,10 @@ static ndb_status check_pem(const svc_tls *t, const svc_tls_pem *p, ndb_errmsg *
     if (e < 0)
         st = ndb_errmsg_set(msg, NDB_EINVAL, "--tls-cert %s / --tls-key %s: %s", t->cert_path, t->key_path,
                             gnutls_strerror(e));
-    if (st == NDB_OK && p->ca != NULL) {
-        gnutls_datum_t a = {(unsigned char *)p->ca, (unsigned)p->ca_len};
-        e = gnutls_certificate_set_x509_trust_mem(cred, &a, GNUTLS_X509_FMT_PEM);
-        if (e <= 0)
-            st = ndb_errmsg_set(msg, NDB_EINVAL, "--tls-client-ca %s: %s", t->ca_path,
-                                e < 0 ? gnutls_strerror(e) : "no certificate in the file");
-    }
+    if (st == NDB_OK && p->ca != NULL)
+        st = check_ca(cred, "--tls-client-ca", t->ca_path, p->ca, p->ca_len, msg);
+    if (st == NDB_OK && p->peer_ca != NULL)
+        st = check_ca(cred, "--tls-peer-ca", t->peer_path, p->peer_ca, p->peer_ca_len, msg);
     gnutls_certificate_free_credentials(cred);
     return st;
 }
@@ -104,6 +113,7 @@ static void pem_free(svc_tls_pem *p)
         memset(p->key, 0, p->key_len);
     free(p->key);
     free(p->ca);
+    free(p->peer_ca);
 }
 
 ndb_status svc_tls_reload(svc_tls *t, ndb_errmsg *msg)
@@ -111,6 +121,7 @@ ndb_status svc_tls_reload(svc_tls *t, ndb_errmsg *msg)
     file_id_of(t->cert_path, &t->ids[0]);
     file_id_of(t->key_path, &t->ids[1]);
     file_id_of(t->ca_path, &t->ids[2]);
+    file_id_of(t->peer_path, &t->ids[3]);
     gen_node *n = calloc(1, sizeof *n);
     if (n == NULL)
         return ndb_errmsg_set(msg, NDB_ENOMEM, "out of memory loading the TLS certificate");
@@ -119,6 +130,8 @@ ndb_status svc_tls_reload(svc_tls *t, ndb_errmsg *msg)
         st = read_pem("--tls-key", t->key_path, &n->pem.key, &n->pem.key_len, msg);
     if (st == NDB_OK && t->ca_path != NULL)
         st = read_pem("--tls-client-ca", t->ca_path, &n->pem.ca, &n->pem.ca_len, msg);
+    if (st == NDB_OK && t->peer_path != NULL)
+        st = read_pem("--tls-peer-ca", t->peer_path, &n->pem.peer_ca, &n->pem.peer_ca_len, msg);
     if (st == NDB_OK)
         st = check_pem(t, &n->pem, msg);
     if (st != NDB_OK) {
@@ -136,20 +149,23 @@ ndb_status svc_tls_reload(svc_tls *t, ndb_errmsg *msg)
 ndb_status svc_tls_open(const svc_config *cfg, svc_tls **out, ndb_errmsg *msg)
 {
     *out = NULL;
-    bool cert = cfg->tls_cert[0] != '\0', key = cfg->tls_key[0] != '\0', ca = cfg->tls_client_ca[0] != '\0';
-    if (!cert && !key && !ca)
+    bool cert = cfg->tls_cert[0] != '\0', key = cfg->tls_key[0] != '\0', ca = cfg->tls_client_ca[0] != '\0',
+         peer = cfg->tls_peer_ca[0] != '\0';
+    if (!cert && !key && !ca && !peer)
         return NDB_OK;
     if (!cert || !key)
         return ndb_errmsg_set(msg, NDB_EINVAL, "%s",
                               cert ? "--tls-cert needs --tls-key"
                               : key ? "--tls-key needs --tls-cert"
-                                    : "--tls-client-ca needs --tls-cert and --tls-key");
+                              : ca  ? "--tls-client-ca needs --tls-cert and --tls-key"
+                                    : "--tls-peer-ca needs --tls-cert and --tls-key");
     svc_tls *t = calloc(1, sizeof *t);
     if (t == NULL)
         return ndb_errmsg_set(msg, NDB_ENOMEM, "out of memory loading the TLS certificate");
     t->cert_path = cfg->tls_cert;
     t->key_path = cfg->tls_key;
     t->ca_path = ca ? cfg->tls_client_ca : NULL;
+    t->peer_path = peer ? cfg->tls_peer_ca : NULL;
     ndb_status st = svc_tls_reload(t, msg);
     if (st != NDB_OK) {
         free(t);
@@ -161,11 +177,15 @@ ndb_status svc_tls_open(const svc_config *cfg, svc_tls **out, ndb_errmsg *msg)
 
 void svc_tls_poll(svc_tls *t)
 {
-    file_id now[3];
+    file_id now[4];
     file_id_of(t->cert_path, &now[0]);
     file_id_of(t->key_path, &now[1]);
     file_id_of(t->ca_path, &now[2]);
-    if (file_id_eq(&now[0], &t->ids[0]) && file_id_eq(&now[1], &t->ids[1]) && file_id_eq(&now[2], &t->ids[2]))
+    file_id_of(t->peer_path, &now[3]);
+    bool same = true;
+    for (int i = 0; i < 4; i++)
+        same = same && file_id_eq(&now[i], &t->ids[i]);
+    if (same)
         return;
     ndb_errmsg msg;
     if (svc_tls_reload(t, &msg) != NDB_OK)

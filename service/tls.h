@@ -1,6 +1,7 @@
 /*
- * tls.h — the server's certificate, key and (for mTLS) client CA, read from
- * the files --tls-cert, --tls-key and --tls-client-ca name, and read again
+ * tls.h — the server's certificate, key, (for mTLS) client CA and (in a
+ * cluster) the CA of the other nodes' certificates, read from the files
+ * --tls-cert, --tls-key, --tls-client-ca and --tls-peer-ca name, and read again
  * on SIGHUP or when a file changes (svc_tls_poll), without a restart. Both
  * transports take the current set for every new handshake: gRPC through a
  * certificate-config fetcher (grpc_server.c), libmicrohttpd through GnuTLS's
@@ -27,7 +28,8 @@
 
 typedef struct svc_tls svc_tls;
 
-/* One generation of PEM texts, NUL-terminated. ca is NULL without mTLS. */
+/* One generation of PEM texts, NUL-terminated. ca is NULL without mTLS,
+ * peer_ca without --tls-peer-ca. */
 typedef struct svc_tls_pem {
     uint64_t gen; /* 1 for the first set, +1 per successful reload */
     char *cert;
@@ -36,6 +38,8 @@ typedef struct svc_tls_pem {
     size_t key_len;
     char *ca;
     size_t ca_len;
+    char *peer_ca;
+    size_t peer_ca_len;
 } svc_tls_pem;
 
 /* Reads the files cfg names. *out is NULL (and NDB_OK) when no certificate
