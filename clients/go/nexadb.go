@@ -24,12 +24,15 @@ import (
 	"io"
 	"iter"
 	"os"
+	"sync"
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
 	pb "github.com/nexadb/nexadb/clients/go/nexadbpb"
@@ -40,10 +43,19 @@ const DefaultPort = 6970
 
 // Client is a connection to a NexaDB server. It is safe for concurrent use; make one and
 // share it. Close it when done.
+//
+// In a cluster it follows a follower's redirect: a call a node refuses as not the leader
+// (UNAVAILABLE with the trailer nexadb-leader, which says the node ran nothing of it) is sent
+// again to the leader it names, and later calls go there too (Target).
 type Client struct {
-	conn    *grpc.ClientConn
+	dial    []grpc.DialOption
 	apiKey  string
 	timeout time.Duration
+
+	mu     sync.Mutex
+	target string                      // where calls go: Connect's target, or the leader a node named
+	conns  map[string]*grpc.ClientConn // one per address used, kept until Close
+	closed bool
 }
 
 type options struct {
@@ -122,15 +134,89 @@ func Connect(target string, opts ...Option) (*Client, error) {
 		grpc.WithTransportCredentials(creds),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20), grpc.MaxCallSendMsgSize(64<<20)),
 	}, o.dial...)
-	conn, err := grpc.NewClient(target, dial...)
-	if err != nil {
-		return nil, fmt.Errorf("nexadb: connect %s: %w", target, err)
+	c := &Client{dial: dial, apiKey: o.apiKey, timeout: o.timeout, target: target,
+		conns: make(map[string]*grpc.ClientConn)}
+	if _, err := c.conn(target); err != nil {
+		return nil, err
 	}
-	return &Client{conn: conn, apiKey: o.apiKey, timeout: o.timeout}, nil
+	return c, nil
 }
 
-// Close closes the connection.
-func (c *Client) Close() error { return c.conn.Close() }
+// Close closes the connections (one per address the client has sent calls to).
+func (c *Client) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.closed = true
+	var errs []error
+	for _, cc := range c.conns {
+		errs = append(errs, cc.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// Target is the address calls go to: Connect's target until a cluster node names another
+// as the leader, then that one.
+func (c *Client) Target() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.target
+}
+
+// conn is the connection to addr, made with Connect's options on first use.
+func (c *Client) conn(addr string) (*grpc.ClientConn, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if cc := c.conns[addr]; cc != nil {
+		return cc, nil
+	}
+	if c.closed {
+		return nil, status.Error(codes.Canceled, "nexadb: the client is closed")
+	}
+	cc, err := grpc.NewClient(addr, c.dial...)
+	if err != nil {
+		return nil, fmt.Errorf("nexadb: connect %s: %w", addr, err)
+	}
+	c.conns[addr] = cc
+	return cc, nil
+}
+
+// leaderTrailer is the trailer with which a cluster node refuses a call as not the leader,
+// having run nothing of it: the leader's address, or "" while no leader is known.
+const leaderTrailer = "nexadb-leader"
+
+// maxRedirects bounds the redirects one call follows.
+const maxRedirects = 3
+
+// follow runs attempt, a call on conn that passes opt (which collects its trailer), against
+// the target; when the node refuses it naming another as the leader, it makes that the target
+// and runs attempt there, up to maxRedirects times. A refusal while no leader is known
+// returns UNAVAILABLE saying so. Any other error (UNAVAILABLE without the trailer: the
+// transport, which may have delivered a write) is returned as it is.
+func (c *Client) follow(attempt func(conn *grpc.ClientConn, opt grpc.CallOption) error) error {
+	addr := c.Target()
+	for hop := 0; ; hop++ {
+		conn, err := c.conn(addr)
+		if err != nil {
+			return err
+		}
+		var trailer metadata.MD
+		err = attempt(conn, grpc.Trailer(&trailer))
+		leader := trailer.Get(leaderTrailer)
+		if status.Code(err) != codes.Unavailable || len(leader) == 0 {
+			return err
+		}
+		switch {
+		case leader[0] == "":
+			return status.Error(codes.Unavailable, "no leader is known: "+status.Convert(err).Message())
+		case leader[0] == addr || hop == maxRedirects:
+			return err
+		}
+		addr = leader[0]
+		c.mu.Lock()
+		c.target = addr
+		c.mu.Unlock()
+	}
+}
 
 // ctx adds the API key and, for unary calls, the default deadline. The returned cancel must
 // be called.
@@ -144,11 +230,35 @@ func (c *Client) ctx(ctx context.Context, unary bool) (context.Context, context.
 	return context.WithCancel(ctx)
 }
 
-// invoke runs one unary RPC (method is its full name) with the client's metadata and deadline.
+// invoke runs one unary RPC (method is its full name) with the client's metadata and
+// deadline, following redirects to the leader.
 func (c *Client) invoke(ctx context.Context, method string, req, resp proto.Message) error {
 	ctx, cancel := c.ctx(ctx, true)
 	defer cancel()
-	return wrapErr(c.conn.Invoke(ctx, method, req, resp), method)
+	return wrapErr(c.follow(func(conn *grpc.ClientConn, opt grpc.CallOption) error {
+		return conn.Invoke(ctx, method, req, resp, opt)
+	}), method)
+}
+
+// openStream starts a server stream (method is its full name), sends req and reads the first
+// message into first, following redirects to the leader until one comes (io.EOF: the stream
+// ended without any). The stream lives until ctx ends or it is read to its end.
+func (c *Client) openStream(ctx context.Context, method string, req, first proto.Message) (grpc.ClientStream, error) {
+	var st grpc.ClientStream
+	err := c.follow(func(conn *grpc.ClientConn, opt grpc.CallOption) error {
+		var err error
+		if st, err = conn.NewStream(ctx, &grpc.StreamDesc{ServerStreams: true}, method, opt); err != nil {
+			return err
+		}
+		if err = st.SendMsg(req); err == nil {
+			err = st.CloseSend()
+		}
+		if err != nil && err != io.EOF { // io.EOF: the server ended the call, RecvMsg says how
+			return err
+		}
+		return st.RecvMsg(first)
+	})
+	return st, err
 }
 
 // Status reports the server's status and version; it needs no API key.
@@ -251,33 +361,20 @@ func stream[M interface {
 	return func(yield func(T, error) bool) {
 		ctx, cancel := c.ctx(ctx, false)
 		defer cancel()
-		st, err := c.conn.NewStream(ctx, &grpc.StreamDesc{ServerStreams: true}, method)
-		if err == nil {
-			err = st.SendMsg(req)
-		}
-		if err == nil {
-			err = st.CloseSend()
-		}
-		if err != nil {
-			yield(zero, wrapErr(err, method))
-			return
-		}
-		for {
-			msg := newResp()
-			err := st.RecvMsg(msg)
-			if err == io.EOF {
-				return
-			}
-			if err != nil {
-				yield(zero, wrapErr(err, method))
-				return
-			}
+		msg := newResp()
+		st, err := c.openStream(ctx, method, req, msg)
+		for err == nil {
 			for _, e := range msg.GetDocuments() {
 				v, err := item(e)
 				if !yield(v, err) || err != nil {
 					return
 				}
 			}
+			msg = newResp()
+			err = st.RecvMsg(msg)
+		}
+		if err != io.EOF {
+			yield(zero, wrapErr(err, method))
 		}
 	}
 }

@@ -148,17 +148,8 @@ func (cs *ChangeStream) open(reconnect bool) error {
 func (cs *ChangeStream) start(method string) error {
 	req := &pb.WatchRequest{Collection: cs.req.Collection, Pipeline: cs.req.Pipeline,
 		FullDocument: cs.req.FullDocument, PageSize: cs.req.PageSize, ResumeAfter: cs.token}
-	st, err := cs.c.conn.NewStream(cs.ctx, &grpc.StreamDesc{ServerStreams: true}, method)
-	if err == nil {
-		err = st.SendMsg(req)
-	}
-	if err == nil {
-		err = st.CloseSend()
-	}
 	first := new(pb.WatchResponse)
-	if err == nil {
-		err = st.RecvMsg(first)
-	}
+	st, err := cs.c.openStream(cs.ctx, method, req, first)
 	if err == io.EOF {
 		err = status.Error(codes.Internal, "the stream ended before its first message")
 	}
@@ -170,16 +161,20 @@ func (cs *ChangeStream) start(method string) error {
 	return nil
 }
 
-// waitReady waits until the connection is ready, up to the client's timeout.
+// waitReady waits until the connection to the target is ready, up to the client's timeout.
 func (c *Client) waitReady(ctx context.Context) error {
+	conn, err := c.conn(c.Target())
+	if err != nil {
+		return err
+	}
 	if c.timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, c.timeout)
 		defer cancel()
 	}
-	for s := c.conn.GetState(); s != connectivity.Ready; s = c.conn.GetState() {
-		c.conn.Connect()
-		if !c.conn.WaitForStateChange(ctx, s) {
+	for s := conn.GetState(); s != connectivity.Ready; s = conn.GetState() {
+		conn.Connect()
+		if !conn.WaitForStateChange(ctx, s) {
 			return ctx.Err()
 		}
 	}

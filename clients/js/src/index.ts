@@ -261,15 +261,51 @@ function floats(v: ArrayLike<number>, what: string): number[] {
   return out;
 }
 
-/** A connection to a NexaDB server. */
+/** The trailer with which a cluster node refuses a call as not the leader, having run nothing of
+ * it: the leader's address, or '' while no leader is known. */
+const LEADER_TRAILER = 'nexadb-leader';
+/** Redirects one call follows at most. */
+const MAX_REDIRECTS = 3;
+
+/** One node's service clients, sharing one channel. */
+interface Stubs {
+  docs: any;
+  vecs: any;
+  admin: any;
+}
+type Service = keyof Stubs;
+
+/** @internal A server stream whose first message has come. */
+interface OpenStream {
+  call: grpc.ClientReadableStream<any>;
+  messages: AsyncIterator<any>;
+  first: IteratorResult<any>;
+}
+
+/** The leader a node named in refusing a call (UNAVAILABLE with LEADER_TRAILER): its address,
+ * '' while none is known; null for any other error. */
+function leaderNamed(e: any): string | null {
+  if (e?.code !== grpc.status.UNAVAILABLE || !(e.metadata instanceof grpc.Metadata)) return null;
+  const v = e.metadata.get(LEADER_TRAILER);
+  return v.length > 0 ? String(v[0]) : null;
+}
+
+/**
+ * A connection to a NexaDB server. In a cluster it follows a follower's redirect: a call a node
+ * refuses as not the leader (UNAVAILABLE with the trailer nexadb-leader, which says the node ran
+ * nothing of it) is sent again to the leader it names, and later calls go there too (`target`).
+ */
 export class NexaDB {
   readonly host: string;
   readonly port: number;
   readonly timeoutMs: number;
   private readonly metadata: grpc.Metadata;
-  /** @internal */ readonly docs: any;
-  /** @internal */ readonly vecs: any;
-  /** @internal */ readonly admin: any;
+  private readonly creds: grpc.ChannelCredentials;
+  private readonly channelOptions: grpc.ChannelOptions;
+  /** One channel per address calls went to, kept until close(). */
+  private readonly nodes = new Map<string, Stubs>();
+  private current: string;
+  private closed = false;
 
   constructor(options: NexaDBOptions = {}) {
     this.host = options.host ?? 'localhost';
@@ -281,39 +317,90 @@ export class NexaDB {
     if (!options.clientCert !== !options.clientKey) {
       throw new TypeError('clientCert and clientKey go together');
     }
-    const creds =
+    this.creds =
       options.tls || options.rootCerts || options.clientCert
         ? grpc.credentials.createSsl(options.rootCerts ?? null, options.clientKey ?? null, options.clientCert ?? null)
         : grpc.credentials.createInsecure();
-    const opts: grpc.ChannelOptions = {
+    this.channelOptions = {
       'grpc.max_receive_message_length': 64 << 20,
       'grpc.max_send_message_length': 64 << 20,
       ...options.channelOptions,
     };
-    const pb = services();
-    const target = `${this.host}:${this.port}`;
-    this.docs = new pb.DocumentService(target, creds, opts);
-    // one channel for all three services
-    const shared = { ...opts, channelOverride: this.docs.getChannel() };
-    this.vecs = new pb.VectorService(target, creds, shared);
-    this.admin = new pb.AdminService(target, creds, shared);
+    this.current = `${this.host}:${this.port}`;
+    this.stubs(this.current);
   }
 
-  /** @internal */
-  unary<T = any>(client: any, method: string, request: object): Promise<T> {
-    return new Promise((resolve, reject) => {
-      const callOpts: grpc.CallOptions = {};
-      if (this.timeoutMs > 0) callOpts.deadline = Date.now() + this.timeoutMs;
-      client[method](request, this.metadata, callOpts, (err: grpc.ServiceError | null, res: T) => {
-        if (err) reject(fromServiceError(err, method));
-        else resolve(res);
-      });
+  /** host:port calls go to: host and port until a cluster node names another node as the leader, then that one. */
+  get target(): string {
+    return this.current;
+  }
+
+  /** The service clients of addr, made with this client's credentials and options on first use. */
+  private stubs(addr: string): Stubs {
+    let s = this.nodes.get(addr);
+    if (s === undefined) {
+      if (this.closed) throw new NexaDBError(grpc.status.CANCELLED, 'the client is closed', '');
+      const pb = services();
+      const docs = new pb.DocumentService(addr, this.creds, this.channelOptions);
+      // one channel for all three services
+      const shared = { ...this.channelOptions, channelOverride: docs.getChannel() };
+      s = { docs, vecs: new pb.VectorService(addr, this.creds, shared), admin: new pb.AdminService(addr, this.creds, shared) };
+      this.nodes.set(addr, s);
+    }
+    return s;
+  }
+
+  /**
+   * Runs attempt (a call of method on a node's stubs) against the target; when the node
+   * refuses it naming another node as the leader, makes that the target and runs attempt there, up
+   * to MAX_REDIRECTS times. A refusal while no leader is known rejects with UNAVAILABLE saying so;
+   * any other failure (UNAVAILABLE without the trailer: the transport, which may have delivered a
+   * write) rejects as it is, as a NexaDBError. The first attempt starts before this returns.
+   */
+  private async follow<T>(method: string, attempt: (stubs: Stubs) => Promise<T>): Promise<T> {
+    let addr = this.current;
+    for (let hop = 0; ; hop++) {
+      try {
+        return await attempt(this.stubs(addr));
+      } catch (e) {
+        const leader = leaderNamed(e);
+        const err = fromServiceError(e, method);
+        if (leader === '') throw new NexaDBError(err.code, `no leader is known: ${err.details}`, method);
+        if (leader === null || leader === addr || hop === MAX_REDIRECTS) throw err;
+        this.current = addr = leader;
+      }
+    }
+  }
+
+  /** @internal A unary call with the client's metadata and deadline, following redirects to the leader. */
+  unary<T = any>(service: Service, method: string, request: object): Promise<T> {
+    const callOpts: grpc.CallOptions = {};
+    if (this.timeoutMs > 0) callOpts.deadline = Date.now() + this.timeoutMs;
+    return this.follow(method, (s) => new Promise<T>((resolve, reject) => {
+      s[service][method](request, this.metadata, callOpts, (err: grpc.ServiceError | null, res: T) =>
+        err ? reject(err) : resolve(res));
+    }));
+  }
+
+  /**
+   * @internal Starts a server-streaming call with the client's metadata and reads its first
+   * message, following redirects to the leader until one comes; onCall sees each attempt's call
+   * (to cancel it).
+   */
+  openStream(service: Service, method: string, request: object,
+    onCall: (call: grpc.ClientReadableStream<any>) => void = () => {}): Promise<OpenStream> {
+    return this.follow(method, async (s) => {
+      const call: grpc.ClientReadableStream<any> = s[service][method](request, this.metadata);
+      onCall(call);
+      const messages = call[Symbol.asyncIterator]();
+      return { call, messages, first: await messages.next() };
     });
   }
 
-  /** @internal Starts a server-streaming call with the client's metadata. */
-  startStream(client: any, method: string, request: object): grpc.ClientReadableStream<any> {
-    return client[method](request, this.metadata);
+  /** @internal Waits until the target's channel is ready, up to deadline (ms since the epoch). */
+  waitForReady(deadline: number): Promise<void> {
+    return new Promise((resolve, reject) =>
+      this.stubs(this.current).docs.waitForReady(deadline, (err?: Error) => (err ? reject(err) : resolve())));
   }
 
   /**
@@ -328,17 +415,18 @@ export class NexaDB {
    * @internal Streams the entries of a server-streaming call's `documents`, a page per
    * message, each turned into what the caller yields (a document by default).
    */
-  async *stream<T = Document>(client: any, method: string, request: object,
+  async *stream<T = Document>(service: Service, method: string, request: object,
     item: (entry: any) => T = fromDocument as (entry: any) => T): AsyncGenerator<T> {
-    const call: grpc.ClientReadableStream<any> = client[method](request, this.metadata);
+    let opened: OpenStream | undefined;
     try {
-      for await (const msg of call) {
-        for (const s of msg.documents ?? []) yield item(s);
+      opened = await this.openStream(service, method, request);
+      for (let r = opened.first; !r.done; r = await opened.messages.next()) {
+        for (const s of r.value.documents ?? []) yield item(s);
       }
     } catch (e) {
       throw fromServiceError(e, method);
     } finally {
-      call.cancel(); // a no-op once the stream has ended
+      opened?.call.cancel(); // a no-op once the stream has ended
     }
   }
 
@@ -359,7 +447,7 @@ export class NexaDB {
     if (!['cosine', 'dot', 'l2'].includes(metric)) throw new RangeError(`unknown metric '${metric}'`);
     const index = options.index === undefined ? null : indexMessage(options.index);
     if (options.dimensions !== undefined) {
-      await this.unary(this.vecs, 'CreateVectorCollection', {
+      await this.unary('vecs', 'CreateVectorCollection', {
         collection: name,
         dimensions: options.dimensions,
         metric: `VECTOR_METRIC_${metric.toUpperCase()}`,
@@ -371,42 +459,43 @@ export class NexaDB {
   }
 
   async createCollection(name: string): Promise<CollectionInfo> {
-    const r = await this.unary(this.docs, 'CreateCollection', { collection: name });
+    const r = await this.unary('docs', 'CreateCollection', { collection: name });
     return collectionInfo(r.collection);
   }
 
   /** False when there was no such collection. */
   async dropCollection(name: string): Promise<boolean> {
-    return (await this.unary(this.docs, 'DropCollection', { collection: name })).dropped;
+    return (await this.unary('docs', 'DropCollection', { collection: name })).dropped;
   }
 
   async listCollections(): Promise<CollectionInfo[]> {
-    return (await this.unary(this.docs, 'ListCollections', {})).collections.map(collectionInfo);
+    return (await this.unary('docs', 'ListCollections', {})).collections.map(collectionInfo);
   }
 
   async dropVectorCollection(name: string): Promise<boolean> {
-    return (await this.unary(this.vecs, 'DropVectorCollection', { collection: name })).dropped;
+    return (await this.unary('vecs', 'DropVectorCollection', { collection: name })).dropped;
   }
 
   async listVectorCollections(): Promise<CollectionInfo[]> {
-    return (await this.unary(this.vecs, 'ListVectorCollections', {})).collections.map(collectionInfo);
+    return (await this.unary('vecs', 'ListVectorCollections', {})).collections.map(collectionInfo);
   }
 
   /** { status: 'ok', version, uptimeSeconds }; needs no API key. */
   async status(): Promise<{ status: string; version: string; uptimeSeconds: number }> {
-    const r = await this.unary(this.admin, 'Status', {});
+    const r = await this.unary('admin', 'Status', {});
     return { status: r.status, version: r.version, uptimeSeconds: r.uptime_seconds };
   }
 
   /** Database statistics, as the server sends them (snake_case field names). */
   async stats(): Promise<Record<string, any>> {
-    const r = await this.unary(this.admin, 'Stats', {});
+    const r = await this.unary('admin', 'Stats', {});
     return { ...r, collections: r.collections.map(collectionInfo) };
   }
 
-  /** Closes the channel; handles made from this NexaDB stop working. */
+  /** Closes the channels (one per address calls went to); handles made from this NexaDB stop working. */
   close(): void {
-    this.docs.close();
+    this.closed = true;
+    for (const s of this.nodes.values()) s.docs.close();
   }
 }
 
@@ -415,7 +504,7 @@ export class Collection {
   constructor(readonly db: NexaDB, readonly name: string) {}
 
   private call(method: string, request: object): Promise<any> {
-    return this.db.unary(this.db.docs, method, { collection: this.name, ...request });
+    return this.db.unary('docs', method, { collection: this.name, ...request });
   }
 
   /** Inserts one document; resolves to its id (its _id string if it has one). */
@@ -447,7 +536,7 @@ export class Collection {
       limit,
       page_size: options.pageSize ?? 0,
     };
-    return this.db.stream(this.db.docs, 'Find', req);
+    return this.db.stream('docs', 'Find', req);
   }
 
   /** The first match (after sort), or null. */
@@ -510,7 +599,7 @@ export class Collection {
       pipeline: pipeline.map((s, i) => toDocument(s, `pipeline[${i}]`)),
       page_size: options.pageSize ?? 0,
     };
-    return this.db.stream(this.db.docs, 'Aggregate', req);
+    return this.db.stream('docs', 'Aggregate', req);
   }
 
   /**
@@ -587,8 +676,9 @@ const DONE: IteratorResult<Document> = { done: true, value: undefined };
 export class ChangeStream implements AsyncIterableIterator<Document> {
   /** Where the stream stands: resumeAfter takes it. null until there is one. */
   resumeToken: string | null;
-  private call!: grpc.ClientReadableStream<any>;
-  private messages!: AsyncIterator<any>;
+  private call: grpc.ClientReadableStream<any> | null = null;
+  private messages: AsyncIterator<any> | null = null;
+  private opening: Promise<OpenStream> | null = null; // the call being opened: its first message not read yet
   private pending: Array<{ token: string; event: PbDocument }> = [];
   private pageToken = '';
   private closed = false;
@@ -602,9 +692,19 @@ export class ChangeStream implements AsyncIterableIterator<Document> {
   }
 
   private open(): void {
-    this.call = this.db.startStream(this.db.docs, 'Watch', { ...this.request, resume_after: this.resumeToken ?? '' });
-    this.call.on('error', () => {}); // read through the iterator; this keeps an unread error from being thrown
-    this.messages = this.call[Symbol.asyncIterator]();
+    this.opening = this.db.openStream('docs', 'Watch', { ...this.request, resume_after: this.resumeToken ?? '' },
+      (call) => { this.call = call; });
+    this.opening.catch(() => {}); // read through nextMessage(); this keeps an unread failure from being thrown
+  }
+
+  /** The stream's next message: the first once the call is open (redirects followed), then the rest. */
+  private async nextMessage(): Promise<IteratorResult<any>> {
+    const opening = this.opening;
+    if (opening === null) return this.messages!.next();
+    this.opening = null;
+    const opened = await opening;
+    this.messages = opened.messages;
+    return opened.first;
   }
 
   [Symbol.asyncIterator](): ChangeStream {
@@ -623,7 +723,7 @@ export class ChangeStream implements AsyncIterableIterator<Document> {
       if (this.closed) return false;
       let r: IteratorResult<any>;
       try {
-        r = await this.messages.next();
+        r = await this.nextMessage();
       } catch (e: any) {
         if (this.closed) return false;
         if (e?.code === grpc.status.UNAVAILABLE && !this.resumed) {
@@ -670,8 +770,7 @@ export class ChangeStream implements AsyncIterableIterator<Document> {
     const deadline = this.db.timeoutMs > 0 ? Date.now() + this.db.timeoutMs : Infinity;
     while (!this.closed) {
       try {
-        await new Promise<void>((resolve, reject) =>
-          this.db.docs.waitForReady(deadline, (err?: Error) => (err ? reject(err) : resolve())));
+        await this.db.waitForReady(deadline);
       } catch {
         this.closed = true;
         throw fromServiceError(cause, 'Watch');
@@ -679,7 +778,7 @@ export class ChangeStream implements AsyncIterableIterator<Document> {
       this.open();
       let r: IteratorResult<any>;
       try {
-        r = await this.messages.next();
+        r = await this.nextMessage();
       } catch (e: any) {
         if (this.closed) return;
         if (e?.code !== grpc.status.UNAVAILABLE || Date.now() >= deadline) {
@@ -707,7 +806,7 @@ export class ChangeStream implements AsyncIterableIterator<Document> {
   close(): void {
     this.closed = true;
     this.pending = [];
-    this.call.cancel();
+    this.call?.cancel();
   }
 }
 
@@ -750,7 +849,7 @@ export class VectorCollection {
   constructor(readonly db: NexaDB, readonly name: string, readonly dimensions?: number) {}
 
   private call(method: string, request: object): Promise<any> {
-    return this.db.unary(this.db.vecs, method, { collection: this.name, ...request });
+    return this.db.unary('vecs', method, { collection: this.name, ...request });
   }
 
   /** Inserts a document with its vector; ALREADY_EXISTS if its _id is taken. */
@@ -853,7 +952,7 @@ export class VectorCollection {
 
   /** The collection: count, dimensions, metric, index and the graph's progress. */
   async info(): Promise<CollectionInfo> {
-    const r = await this.db.unary(this.db.vecs, 'ListVectorCollections', {});
+    const r = await this.db.unary('vecs', 'ListVectorCollections', {});
     const c = r.collections.find((x: any) => x.name === this.name);
     if (!c) throw new NexaDBError(grpc.status.NOT_FOUND, `no vector collection '${this.name}'`, 'ListVectorCollections');
     return collectionInfo(c);
@@ -877,7 +976,7 @@ export class VectorCollection {
       limit,
       page_size: options.pageSize ?? 0,
     };
-    return this.db.stream(this.db.vecs, 'FindVectors', req,
+    return this.db.stream('vecs', 'FindVectors', req,
       (vd: any): VectorDocument => ({ document: fromDocument(vd.document), vector: vd.vector }));
   }
 

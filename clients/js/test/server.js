@@ -3,6 +3,7 @@
 'use strict';
 const { spawn } = require('child_process');
 const fs = require('fs');
+const net = require('net');
 const os = require('os');
 const path = require('path');
 const readline = require('readline');
@@ -63,10 +64,35 @@ async function launch(server, extraArgs) {
   Object.assign(server, { proc, port: info.port, httpPort: info.httpPort, apiKey: info.apiKey });
 }
 
+// n servers as one cluster (Raft on free loopback ports), started all at once: a node is
+// ready only once it knows a leader, which takes a majority.
+async function startCluster(n, extraArgs = []) {
+  const ports = await Promise.all(Array.from({ length: n }, freePort));
+  const peers = ports.map((p, i) => `${i + 1}=127.0.0.1:${p}`).join(',');
+  const started = await Promise.allSettled(ports.map((_, i) =>
+    startServer(['--node-id', String(i + 1), '--peers', peers, ...extraArgs])));
+  const failed = started.find((r) => r.status === 'rejected');
+  if (failed) {
+    await Promise.all(started.map((r) => r.status === 'fulfilled' && r.value.stop()));
+    throw failed.reason;
+  }
+  return started.map((r) => r.value);
+}
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer().on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
 let counter = 0;
 function uniqueName() {
   counter += 1;
   return `js_${process.pid}_${Date.now().toString(36)}_${counter}`;
 }
 
-module.exports = { startServer, uniqueName };
+module.exports = { startServer, startCluster, uniqueName };

@@ -60,6 +60,9 @@ async function brief(): Promise<void> {
   console.log(map, fn);
   // @ts-expect-error: unknown metric
   await db.vectorCollection('v', { dimensions: 3, metric: 'hamming' });
+  const target: string = db.target;
+  // @ts-expect-error: where calls go is the client's to change (a cluster's redirect)
+  db.target = target;
   db.close();
 }
 
