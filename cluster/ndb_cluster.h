@@ -179,6 +179,12 @@ typedef struct ndb_cluster_status {
  * each change of role. */
 void ndb_cluster_status_get(ndb_cluster *cl, ndb_cluster_status *out);
 
+/* ndb_cluster_status_get once the status names where clients reach the
+ * leader (leader_client_address), waiting at most timeout_ms for an election
+ * or a new leader's announcement; false (out as it stands) if it does not in
+ * time, or the node is closing. */
+bool ndb_cluster_wait_leader(ndb_cluster *cl, unsigned timeout_ms, ndb_cluster_status *out);
+
 /* "follower", "candidate", "leader", "unavailable". */
 const char *ndb_cluster_role_name(ndb_cluster_role role);
 

@@ -102,6 +102,20 @@ const char *clu_client_address(const ndb_cluster *cl, uint64_t id)
     return NULL;
 }
 
+/* The time ms from now, on cv's clock. */
+static struct timespec deadline_in(unsigned ms)
+{
+    struct timespec dl;
+    clock_gettime(CLOCK_REALTIME, &dl);
+    dl.tv_sec += ms / 1000;
+    dl.tv_nsec += (long)(ms % 1000) * 1000000;
+    if (dl.tv_nsec >= 1000000000) {
+        dl.tv_sec++;
+        dl.tv_nsec -= 1000000000;
+    }
+    return dl;
+}
+
 static void on_announced(struct raft_apply *req, int status, void *result)
 {
     (void)status; /* a leader that lost its term before this committed announces again when it next leads */
@@ -189,6 +203,8 @@ static void refresh_status(ndb_cluster *cl)
     memcpy(s.apply_error, cl->apply_error, sizeof s.apply_error);
     if (cl->closed)
         s.role = NDB_CLUSTER_UNAVAILABLE;
+    if (strcmp(cl->status.leader_client_address, s.leader_client_address) != 0)
+        pthread_cond_broadcast(&cl->cv); /* ndb_cluster_wait_leader */
     cl->status = s;
     pthread_mutex_unlock(&cl->mu);
 }
@@ -203,6 +219,18 @@ void ndb_cluster_status_get(ndb_cluster *cl, ndb_cluster_status *out)
     out->apply_failed = cl->apply_failed;
     memcpy(out->apply_error, cl->apply_error, sizeof out->apply_error);
     pthread_mutex_unlock(&cl->mu);
+}
+
+bool ndb_cluster_wait_leader(ndb_cluster *cl, unsigned timeout_ms, ndb_cluster_status *out)
+{
+    struct timespec dl = deadline_in(timeout_ms);
+    pthread_mutex_lock(&cl->mu);
+    while (cl->status.leader_client_address[0] == '\0' && !cl->closed && !cl->close_req &&
+           pthread_cond_timedwait(&cl->cv, &cl->mu, &dl) != ETIMEDOUT)
+        ;
+    pthread_mutex_unlock(&cl->mu);
+    ndb_cluster_status_get(cl, out);
+    return out->leader_client_address[0] != '\0';
 }
 
 /* ------------------------------------------------------- proposing */
@@ -621,20 +649,6 @@ static void set_started(ndb_cluster *cl, int v)
     cl->started = v;
     pthread_cond_broadcast(&cl->cv);
     pthread_mutex_unlock(&cl->mu);
-}
-
-/* The time ms from now, on cv's clock. */
-static struct timespec deadline_in(unsigned ms)
-{
-    struct timespec dl;
-    clock_gettime(CLOCK_REALTIME, &dl);
-    dl.tv_sec += ms / 1000;
-    dl.tv_nsec += (long)(ms % 1000) * 1000000;
-    if (dl.tv_nsec >= 1000000000) {
-        dl.tv_sec++;
-        dl.tv_nsec -= 1000000000;
-    }
-    return dl;
 }
 
 /* Under mu: waits until applied reaches index, or the deadline (0: none). */

@@ -168,18 +168,34 @@ static ndb_status run(svc_ctx *ctx, const svc_route *route, const ProtobufCMessa
     return st;
 }
 
-/* A follower's answer st (NDB_ENOTLEADER) to a call, passed on to the leader
- * instead when its client address is known (not a bidirectional stream). */
+/* How long a call a follower refused waits for an election, or for a new
+ * leader's announcement of its client address, before it is answered. */
+#define LEADER_WAIT_MS 3000
+
+/* A follower's answer st (NDB_ENOTLEADER) to a call: once the leader's client
+ * address is known (waiting up to LEADER_WAIT_MS, or the call's deadline),
+ * passed on to it (unless already passed on once, or a bidirectional
+ * stream), or refused naming it. */
 static ndb_status to_leader(svc_ctx *ctx, const svc_route *route, const ProtobufCMessage *req,
                             ProtobufCMessage **resp, ndb_status st, ndb_errmsg *msg)
 {
-    if (st != NDB_ENOTLEADER || ctx->forwarded || (route->m->flags & SVC_M_BIDI))
+    if (st != NDB_ENOTLEADER)
         return st;
-    char leader[sizeof ((ndb_cluster_status *)0)->leader_client_address];
-    svc_cluster_leader(ctx->app, leader, sizeof leader);
-    if (leader[0] == '\0')
-        return st;
-    return svc_forward(ctx, route, req, resp, leader, msg);
+    unsigned wait = LEADER_WAIT_MS;
+    if (ctx->deadline_ns != INT64_MAX) {
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        int64_t left = ctx->deadline_ns - ((int64_t)now.tv_sec * 1000000000 + now.tv_nsec);
+        wait = left <= 0 ? 0 : left / 1000000 < wait ? (unsigned)(left / 1000000) : wait;
+    }
+    ndb_cluster_status s;
+    if (!ndb_cluster_wait_leader(ctx->app->cluster, wait, &s) || strcmp(s.leader_client_address, ctx->app->cluster_client) == 0)
+        return st; /* none in time (or this node leads again: the client may call it again) */
+    ndb_errmsg_set(msg, NDB_ENOTLEADER, "node %lld is not the leader; the leader is node %llu at %s",
+                   (long long)ctx->app->cfg->node_id, (unsigned long long)s.leader_id, s.leader_client_address);
+    if (ctx->forwarded || (route->m->flags & SVC_M_BIDI))
+        return NDB_ENOTLEADER;
+    return svc_forward(ctx, route, req, resp, s.leader_client_address, msg); /* or that refusal */
 }
 
 ndb_status svc_call(svc_ctx *ctx, const svc_route *route, const ProtobufCMessage *req, ProtobufCMessage **resp,

@@ -7,11 +7,25 @@ import os
 import secrets
 import signal
 import socket
+import subprocess
 import threading
 import time
 
 import grpc
 import pytest
+
+from conftest import ROOT
+
+
+def channel(node):
+    """A channel to node: TLS with the test client's certificate when the cluster runs mTLS."""
+    certs = getattr(node, "certs", None)
+    if certs is None:
+        return grpc.insecure_channel(node.target)
+    creds = grpc.ssl_channel_credentials(root_certificates=(certs / "ca.crt").read_bytes(),
+                                         private_key=(certs / "client.key").read_bytes(),
+                                         certificate_chain=(certs / "client.crt").read_bytes())
+    return grpc.secure_channel(node.target, creds)
 
 
 def free_port():
@@ -21,12 +35,19 @@ def free_port():
 
 
 class Cluster:
-    def __init__(self, server_factory, n=3, extra_args=()):
+    def __init__(self, server_factory, n=3, extra_args=(), certs=None):
+        """certs: a tests/tls/mkcerts.sh directory: every node serves mTLS with node.crt and calls
+        the others over TLS (--tls-peer-ca)."""
         self.key = secrets.token_hex(16)
         peers = ",".join(f"{i + 1}=127.0.0.1:{free_port()}" for i in range(n))
+        tls = [] if certs is None else [
+            "--tls-cert", str(certs / "node.crt"), "--tls-key", str(certs / "node.key"),
+            "--tls-client-ca", str(certs / "ca.crt"), "--tls-peer-ca", str(certs / "ca.crt")]
         self.nodes = [server_factory(f"node{i + 1}", extra_args=[
-            "--node-id", str(i + 1), "--peers", peers, "--api-key", self.key, "--shutdown-grace", "2",
+            "--node-id", str(i + 1), "--peers", peers, "--api-key", self.key, "--shutdown-grace", "2", *tls,
             *extra_args]) for i in range(n)]
+        for s in self.nodes:
+            s.certs = certs
 
     def start(self):
         for s in self.nodes:
@@ -44,7 +65,7 @@ class Cluster:
             for s in self.nodes:
                 if s.proc is None or s.proc.poll() is not None:
                     continue
-                with grpc.insecure_channel(s.target) as ch:
+                with channel(s) as ch:
                     try:
                         st = pb.admin_pb2_grpc.AdminServiceStub(ch).Status(pb.admin_pb2.StatusRequest(), timeout=2)
                         if st.cluster.role == "leader":
@@ -57,7 +78,7 @@ class Cluster:
 
 def local_ids(pb, node, key, collection):
     """The documents of collection on node as it stands (read concern local), _id -> digest."""
-    with grpc.insecure_channel(node.target) as ch:
+    with channel(node) as ch:
         stub = pb.document_pb2_grpc.DocumentServiceStub(ch)
         md = (("x-api-key", key), ("nexadb-read-concern", "local"))
         out = {}
@@ -72,7 +93,7 @@ def cluster_states(pb, c):
     out = []
     for s in c.nodes:
         try:
-            with grpc.insecure_channel(s.target) as ch:
+            with channel(s) as ch:
                 st = pb.admin_pb2_grpc.AdminServiceStub(ch).Status(pb.admin_pb2.StatusRequest(), timeout=5)
                 cl = st.cluster
                 out.append(f"node {cl.node_id}: {cl.role} term {cl.term} commit {cl.commit_index} applied "
@@ -86,7 +107,7 @@ def wait_serving(pb, node, timeout=30):
     """Waits until node's readiness is SERVING: it knows the leader and has applied the log."""
     deadline = time.time() + timeout
     while True:
-        with grpc.insecure_channel(node.target) as ch:
+        with channel(node) as ch:
             try:
                 st = pb.admin_pb2_grpc.AdminServiceStub(ch).Status(pb.admin_pb2.StatusRequest(), timeout=5)
                 if st.health == "SERVING":
@@ -114,7 +135,7 @@ def wait_converged(pb, c, collection, want, timeout=30):
 def test_writes_replicate_and_followers_forward_or_name_the_leader(pb, server_factory):
     c = Cluster(server_factory).start()
     leader = c.leader(pb)
-    with grpc.insecure_channel(leader.target) as ch:
+    with channel(leader) as ch:
         stub = pb.document_pb2_grpc.DocumentServiceStub(ch)
         ids = [stub.InsertOne(pb.document_pb2.InsertOneRequest(collection="users", document=pb.doc(
             {"name": f"u{i}", "age": i})), metadata=c.auth, timeout=10).document_id for i in range(20)]
@@ -125,7 +146,7 @@ def test_writes_replicate_and_followers_forward_or_name_the_leader(pb, server_fa
     ids = list(ids)
     follower = next(s for s in c.nodes if s is not leader)
     named = f"is not the leader; the leader is node {c.nodes.index(leader) + 1} at {leader.target}"
-    with grpc.insecure_channel(follower.target) as ch:
+    with channel(follower) as ch:
         stub = pb.document_pb2_grpc.DocumentServiceStub(ch)
         # a call sent to a follower is passed on to the leader and answered: unary, or a stream
         ids.append(stub.InsertOne(pb.document_pb2.InsertOneRequest(collection="users", document=pb.doc(
@@ -149,7 +170,7 @@ def test_writes_replicate_and_followers_forward_or_name_the_leader(pb, server_fa
                                 timeout=10).document)
         assert got["age"] == 99
     # 100 linearizable reads (a Raft barrier each, or shared) and no write: nobody looks behind
-    with grpc.insecure_channel(leader.target) as ch:
+    with channel(leader) as ch:
         stub = pb.document_pb2_grpc.DocumentServiceStub(ch)
         for _ in range(100):
             stub.Count(pb.document_pb2.CountRequest(collection="users"), metadata=c.auth, timeout=10)
@@ -157,7 +178,7 @@ def test_writes_replicate_and_followers_forward_or_name_the_leader(pb, server_fa
     # every node's Status: one leader, known to all, everything committed applied; readiness SERVING
     statuses = {}
     for s in c.nodes:
-        with grpc.insecure_channel(s.target) as ch:
+        with channel(s) as ch:
             st = pb.admin_pb2_grpc.AdminServiceStub(ch).Status(pb.admin_pb2.StatusRequest(), metadata=c.auth,
                                                                 timeout=10)
             statuses[s.target] = st
@@ -175,7 +196,7 @@ def test_writes_replicate_and_followers_forward_or_name_the_leader(pb, server_fa
     assert lead.commit_index > 20
     # everything committed is applied (barriers included, once the applier has caught up: 50 ms)
     for _ in range(50):
-        with grpc.insecure_channel(leader.target) as ch:
+        with channel(leader) as ch:
             lead = pb.admin_pb2_grpc.AdminServiceStub(ch).Status(pb.admin_pb2.StatusRequest(), timeout=10).cluster
         if lead.applied_index >= lead.commit_index:
             break
@@ -196,7 +217,7 @@ def writer(pb, c, acked, stop, wid):
             if s.proc is None or s.proc.poll() is not None:
                 continue
             try:
-                with grpc.insecure_channel(s.target) as ch:
+                with channel(s) as ch:
                     stub = pb.document_pb2_grpc.DocumentServiceStub(ch)
                     while not stop.is_set():
                         r = stub.InsertOne(pb.document_pb2.InsertOneRequest(collection="acks", document=pb.doc(
@@ -243,7 +264,7 @@ def test_leader_killed_under_load_loses_no_acknowledged_write(pb, server_factory
 def test_a_restarted_node_loads_its_snapshot_and_replays_the_log(pb, server_factory):
     c = Cluster(server_factory, extra_args=["--snapshot-entries", "16"]).start()
     leader = c.leader(pb)
-    with grpc.insecure_channel(leader.target) as ch:
+    with channel(leader) as ch:
         stub = pb.document_pb2_grpc.DocumentServiceStub(ch)
         stub.CreateIndex(pb.document_pb2.CreateIndexRequest(collection="users", fields=[pb.document_pb2.IndexField(
             field="age")]), metadata=c.auth,
@@ -261,14 +282,14 @@ def test_a_restarted_node_loads_its_snapshot_and_replays_the_log(pb, server_fact
         assert loaded, "the restarted node did not start from its snapshot"
         wait_serving(pb, s)  # back in the majority before the other follower goes
     leader = c.leader(pb)
-    with grpc.insecure_channel(leader.target) as ch:
+    with channel(leader) as ch:
         stub = pb.document_pb2_grpc.DocumentServiceStub(ch)
         ids += [stub.InsertOne(pb.document_pb2.InsertOneRequest(collection="users", document=pb.doc(
             {"name": f"v{i}", "age": 7})), metadata=c.auth, timeout=10).document_id for i in range(10)]
     wait_converged(pb, c, "users", ids)
     # the index came through the snapshot too: an indexed count on a restarted follower
     follower = next(s for s in c.nodes if s is not leader)
-    with grpc.insecure_channel(follower.target) as ch:
+    with channel(follower) as ch:
         stub = pb.document_pb2_grpc.DocumentServiceStub(ch)
         md = (("x-api-key", c.key), ("nexadb-read-concern", "local"))
         n = stub.Count(pb.document_pb2.CountRequest(collection="users", filter=pb.doc({"age": 7})), metadata=md,
@@ -276,15 +297,27 @@ def test_a_restarted_node_loads_its_snapshot_and_replays_the_log(pb, server_fact
         assert n == 3 + 10  # i % 50 == 7 for 7, 57 and 107
 
 
-def test_an_emptied_node_rejoins_by_the_leaders_snapshot_and_the_log(pb, server_factory):
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory):
+    d = tmp_path_factory.mktemp("certs")
+    subprocess.run([str(ROOT / "tests/tls/mkcerts.sh"), str(d)], check=True)
+    return d
+
+
+@pytest.mark.parametrize("tls", [False, True], ids=["plaintext", "mtls"])
+def test_an_emptied_node_rejoins_by_the_leaders_snapshot_and_the_log(pb, server_factory, certs, tls):
+    # with mTLS the nodes call each other over TLS too: passing calls on, fetching the snapshot
     import shutil
-    c = Cluster(server_factory, extra_args=["--snapshot-entries", "16"]).start()
+    c = Cluster(server_factory, extra_args=["--snapshot-entries", "16"], certs=certs if tls else None).start()
     leader = c.leader(pb)
-    lost = next(s for s in c.nodes if s is not leader)
-    ids = []
+    lost, other = [s for s in c.nodes if s is not leader]
+    with channel(other) as ch:  # passed on to the leader
+        ids = [pb.document_pb2_grpc.DocumentServiceStub(ch).InsertOne(pb.document_pb2.InsertOneRequest(
+            collection="users", document=pb.doc({"name": "via a follower"})), metadata=c.auth,
+            timeout=10).document_id]
 
     def insert(n, tag):
-        with grpc.insecure_channel(leader.target) as ch:
+        with channel(leader) as ch:
             stub = pb.document_pb2_grpc.DocumentServiceStub(ch)
             ids.extend(stub.InsertOne(pb.document_pb2.InsertOneRequest(collection="users", document=pb.doc(
                 {"name": f"{tag}{i}"})), metadata=c.auth, timeout=10).document_id for i in range(n))
@@ -294,7 +327,7 @@ def test_an_emptied_node_rejoins_by_the_leaders_snapshot_and_the_log(pb, server_
     lost.stop(signal.SIGKILL)
     lost_id = c.nodes.index(lost) + 1
     raft_address = next(p for p in lost.extra_args[3].split(",") if p.startswith(f"{lost_id}="))[2:]
-    with grpc.insecure_channel(leader.target) as ch:
+    with channel(leader) as ch:
         admin = pb.admin_pb2_grpc.AdminServiceStub(ch)
         # a node whose disk is gone leaves the configuration, and comes back as a new member
         r = admin.RemoveClusterNode(pb.admin_pb2.RemoveClusterNodeRequest(id=lost_id), metadata=c.auth, timeout=30)
@@ -307,7 +340,7 @@ def test_an_emptied_node_rejoins_by_the_leaders_snapshot_and_the_log(pb, server_
     insert(5, "c")
     wait_converged(pb, c, "users", ids, timeout=60)
     assert any(r.get("msg") == "cluster snapshot fetched" for r in lost.lines), "it caught up without a snapshot"
-    with grpc.insecure_channel(leader.target) as ch:
+    with channel(leader) as ch:
         st = pb.admin_pb2_grpc.AdminServiceStub(ch).Status(pb.admin_pb2.StatusRequest(), timeout=10)
         assert sorted((p.id, p.voter) for p in st.cluster.peers) == [(1, True), (2, True), (3, True)]
 
@@ -318,13 +351,13 @@ def test_a_minority_refuses_writes_and_the_majority_goes_on(pb, server_factory):
     others = [s for s in c.nodes if s is not leader]
     ins = lambda stub, tag: stub.InsertOne(pb.document_pb2.InsertOneRequest(  # noqa: E731
         collection="p", document=pb.doc({"tag": tag})), metadata=c.auth, timeout=5).document_id
-    with grpc.insecure_channel(leader.target) as ch:
+    with channel(leader) as ch:
         ids = [ins(pb.document_pb2_grpc.DocumentServiceStub(ch), "before")]
     # the leader alone (both followers frozen): no write or linearizable read is answered
     for s in others:
         s.proc.send_signal(signal.SIGSTOP)
     try:
-        with grpc.insecure_channel(leader.target) as ch:
+        with channel(leader) as ch:
             stub = pb.document_pb2_grpc.DocumentServiceStub(ch)
             with pytest.raises(grpc.RpcError) as e:
                 ins(stub, "minority")
@@ -342,7 +375,7 @@ def test_a_minority_refuses_writes_and_the_majority_goes_on(pb, server_factory):
     try:
         new = c.leader(pb)
         assert new is not leader
-        with grpc.insecure_channel(new.target) as ch:
+        with channel(new) as ch:
             ids.append(ins(pb.document_pb2_grpc.DocumentServiceStub(ch), "majority"))
     finally:
         leader.proc.send_signal(signal.SIGCONT)
@@ -355,7 +388,7 @@ def test_ttl_deletes_go_through_the_log_and_reach_every_node(pb, server_factory)
     c = Cluster(server_factory, extra_args=["--ttl-interval-seconds", "1"]).start()
     leader = c.leader(pb)
     now = datetime.datetime.now(datetime.timezone.utc)
-    with grpc.insecure_channel(leader.target) as ch:
+    with channel(leader) as ch:
         stub = pb.document_pb2_grpc.DocumentServiceStub(ch)
         stub.CreateIndex(pb.document_pb2.CreateIndexRequest(
             collection="s", fields=[pb.document_pb2.IndexField(field="exp")],

@@ -7,6 +7,8 @@
 #   server.{crt,key}  localhost / 127.0.0.1, signed by ca
 #   server2.{crt,key} the same names signed by other-ca (the reload test swaps it in)
 #   expired.{crt,key} localhost / 127.0.0.1, signed by ca, already expired
+#   node.{crt,key}    localhost / 127.0.0.1, signed by ca, for server and client use: a cluster
+#                     node's, which it also presents calling the others (--tls-peer-ca)
 #   client.{crt,key}  a client certificate signed by ca (mTLS)
 #   client-other.{crt,key}    signed by other-ca
 #   client-expired.{crt,key}  signed by ca, already expired
@@ -30,11 +32,14 @@ leaf() { # name cn signer days ext
 server_ext='subjectAltName=DNS:localhost,IP:127.0.0.1
 extendedKeyUsage=serverAuth'
 client_ext='extendedKeyUsage=clientAuth'
+node_ext='subjectAltName=DNS:localhost,IP:127.0.0.1
+extendedKeyUsage=serverAuth,clientAuth'
 ca ca "NexaDB test CA"
 ca other-ca "Some other CA"
 leaf server localhost ca 30 "$server_ext"
 leaf server2 localhost other-ca 30 "$server_ext"
 leaf expired localhost ca -1 "$server_ext"   # notAfter before now: expired
+leaf node localhost ca 30 "$node_ext"
 leaf client test-client ca 30 "$client_ext"
 leaf client-other test-client other-ca 30 "$client_ext"
 leaf client-expired test-client ca -1 "$client_ext"
