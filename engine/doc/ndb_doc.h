@@ -263,7 +263,9 @@ void ndb_doc_close(ndb_doc_db *db);
  * from wall_ms, and the ids it generates are <wall_ms in seconds><the low 5
  * bytes of id_prefix><a counter from 0, reset when id_prefix changes>, so
  * nodes that execute the same writes in the same order write the same bytes.
- * wall_ms 0 returns to the system clock and random ids. Only for a db whose
+ * wall_ms 0 returns to the system clock and random ids; the counter goes on
+ * when the same id_prefix is set again (one log entry's commands, each
+ * between a call with wall_ms and one with 0, take distinct ids). Only for a db whose
  * writes all come from the calling thread.
  */
 void ndb_doc_set_clock(ndb_doc_db *db, int64_t wall_ms, uint64_t id_prefix);

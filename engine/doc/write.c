@@ -26,10 +26,11 @@ int64_t doc_now_ms(const ndb_doc_db *db)
 
 void ndb_doc_set_clock(ndb_doc_db *db, int64_t wall_ms, uint64_t id_prefix)
 {
-    if (wall_ms != 0 && (db->fixed_ms == 0 || id_prefix != db->fixed_prefix))
+    if (wall_ms != 0 && id_prefix != db->fixed_prefix) { /* the counter goes on across calls with the same prefix */
         db->fixed_counter = 0;
+        db->fixed_prefix = id_prefix;
+    }
     db->fixed_ms = wall_ms;
-    db->fixed_prefix = id_prefix;
 }
 
 /* An ObjectId: 4 bytes of seconds, 5 of this process's random value, a

@@ -57,6 +57,39 @@ Test(coll, names_and_lifecycle)
     tdb_close(&t);
 }
 
+Test(coll, replicated_writes_take_distinct_ids_within_one_entry)
+{
+    /* a cluster node runs an entry's commands each between set_clock(entry) and set_clock(0): the
+     * ids go on counting within the entry and start again, as on every node, with the next */
+    tdb t;
+    tdb_open(&t);
+    ndb_errmsg m = {{0}};
+    size_t l;
+    void *d = J("{\"v\":1}", &l);
+    const void *docs[] = {d};
+    char *got[3];
+    uint64_t prefix[3] = {7, 7, 8};
+    for (int i = 0; i < 3; i++) {
+        char **ids;
+        ndb_doc_set_clock(t.db, INT64_C(1700000000000), prefix[i]);
+        cr_assert_eq(ndb_doc_insert(t.db, "c", docs, &l, 1, NULL, &ids, &m), NDB_OK, "%s", m.text);
+        ndb_doc_set_clock(t.db, 0, 0);
+        got[i] = strdup(ids[0]);
+        ndb_doc_ids_free(ids, 1);
+    }
+    cr_assert_str_neq(got[0], got[1], "two commands of one entry took the same id");
+    cr_assert_str_eq(got[0] + 18, "000000");
+    cr_assert_str_eq(got[1] + 18, "000001");
+    cr_assert_str_eq(got[2] + 18, "000000", "the next entry's counter starts at 0: %s", got[2]);
+    uint64_t n = 0;
+    cr_assert_eq(ndb_doc_count(t.db, "c", NULL, 0, NULL, &n, &m), NDB_OK, "%s", m.text);
+    cr_assert_eq(n, 3);
+    for (int i = 0; i < 3; i++)
+        free(got[i]);
+    free(d);
+    tdb_close(&t);
+}
+
 Test(coll, insert_ids_and_timestamps)
 {
     tdb t;

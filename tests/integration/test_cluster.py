@@ -10,6 +10,7 @@ import socket
 import subprocess
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 import pytest
@@ -143,6 +144,15 @@ def test_writes_replicate_and_followers_forward_or_name_the_leader(pb, server_fa
             {"$set": {"age": 99}})), metadata=c.auth, timeout=10)
     docs = wait_converged(pb, c, "users", ids)
     assert len(docs) == 20
+    # concurrent inserts share log entries, yet each document gets an _id of its own
+    with channel(leader) as ch:
+        stub = pb.document_pb2_grpc.DocumentServiceStub(ch)
+        with ThreadPoolExecutor(16) as ex:
+            got = list(ex.map(lambda i: stub.InsertOne(pb.document_pb2.InsertOneRequest(
+                collection="together", document=pb.doc({"i": i})), metadata=c.auth, timeout=10).document_id,
+                range(160)))
+    assert len(set(got)) == 160, f"{160 - len(set(got))} ids given twice"
+    assert len(wait_converged(pb, c, "together", got)) == 160
     ids = list(ids)
     follower = next(s for s in c.nodes if s is not leader)
     named = f"is not the leader; the leader is node {c.nodes.index(leader) + 1} at {leader.target}"
