@@ -1,18 +1,17 @@
 """A real three-node cluster on loopback, over TLS (where a follower refuses a call instead of
 passing it on to the leader, naming the leader in the trailer nexadb-leader): the SDK, sync
 and asyncio, connected to a follower, sends its calls again to the leader and stays there;
-with no leader known the refusal is raised at once. Certificates from tests/tls/mkcerts.sh
+with no leader known the refusal is raised at once. Certificates from the certs fixture
 (they cover localhost and 127.0.0.1, the host the leader announces)."""
 import asyncio
 import contextlib
 import socket
-import subprocess
 import time
 
 import grpc
 import pytest
 
-from testserver import ROOT, Server
+from testserver import Server
 
 API_KEY = "cluster-test-key-0123456789"
 
@@ -70,13 +69,6 @@ class Cluster:
     def stop(self):
         for n in self.nodes:
             n.stop()
-
-
-@pytest.fixture(scope="module")
-def certs(tmp_path_factory):
-    d = tmp_path_factory.mktemp("certs")
-    subprocess.run([str(ROOT / "tests/tls/mkcerts.sh"), str(d)], check=True)
-    return d
 
 
 @pytest.fixture(scope="module")
