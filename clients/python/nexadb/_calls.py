@@ -161,7 +161,8 @@ def vector_collection_info(name: str) -> Call:
         for c in r.collections:
             if c.name == name:
                 return message_dict(c)
-        raise errors.NotFoundError(f"no vector collection '{name}'")
+        raise errors.NotFoundError(grpc.StatusCode.NOT_FOUND, f"no vector collection '{name}'",
+                                   "ListVectorCollections")
     return Call(VECS, "ListVectorCollections", vector_pb2.ListVectorCollectionsRequest(), pick)
 
 

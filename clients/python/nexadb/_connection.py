@@ -1,17 +1,21 @@
 """What NexaDB and AsyncNexaDB share about their connection: the channel (TLS, mTLS, message
-size limits), the API key sent with every call, the per-call timeout and the stubs of the
-three services. The two differ only in the grpc module that makes the channel (grpc or
-grpc.aio) and in how they wait for an answer (client.py, aio.py).
+size limits), the API key sent with every call, the per-call timeout, the stubs of the three
+services, and the redirects a cluster's follower answers, which send a call on to the leader
+(Route). The two differ only in the grpc module that makes the channel (grpc or grpc.aio) and
+in how they wait for an answer (client.py, aio.py).
 """
 from __future__ import annotations
 
 import os
-from typing import Any, Optional, Sequence, Tuple, Type, TypeVar
+import threading
+import time
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Type, TypeVar
 from urllib.parse import urlsplit
 
 import grpc
 from google.protobuf import message_factory
 
+from . import errors
 from .v1 import admin_pb2, document_pb2, vector_pb2
 
 DEFAULT_PORT = 6970  # gRPC. The brief's 6969 is the server's HTTP/JSON (REST) port.
@@ -21,8 +25,11 @@ _MESSAGE_LIMIT = 64 << 20  # documents and batches up to the server's own limit
 # URL schemes from_url takes: False for plaintext, True for TLS.
 URL_SCHEMES = {"grpc": False, "http": False, "grpcs": True, "https": True}
 
-# The Connection attribute holding each service's stubs; a Call or Stream names one (_calls.py).
+# The Endpoint attribute holding each service's stubs; a Call or Stream names one (_calls.py).
 DOCS, VECS, ADMIN = "_docs", "_vecs", "_admin"
+
+# Redirects to the leader one call follows; past them the refusal is raised.
+MAX_REDIRECTS = 3
 
 
 class Service:
@@ -42,6 +49,29 @@ class Service:
 
 def _serialize(msg: Any) -> bytes:
     return msg.SerializeToString()
+
+
+class Endpoint:
+    """One server: its address (host:port), the channel to it and the stubs of the three
+    services on that channel."""
+
+    def __init__(self, address: str, channel: Any):
+        self.address = address
+        self.channel = channel
+        self._docs = Service(channel, document_pb2, "DocumentService")
+        self._vecs = Service(channel, vector_pb2, "VectorService")
+        self._admin = Service(channel, admin_pb2, "AdminService")
+
+
+def leader_redirect(e: grpc.RpcError, address: str) -> Optional[str]:
+    """Where to send again a call that failed with e on the server at address: the leader's
+    address when e is a cluster node's refusal as not the leader (UNAVAILABLE with the
+    nexadb-leader trailer, which says the node ran nothing of the call, so a write is safe to
+    send again) naming another node. None otherwise: any other error (UNAVAILABLE without the
+    trailer is the transport's, after which a write may have been applied), no leader known
+    (an empty trailer), or the leader named being address itself."""
+    leader = errors.leader_trailer(e)
+    return leader if leader and leader != address else None
 
 
 def parse_url(url: str) -> Tuple[str, int, bool]:
@@ -71,8 +101,17 @@ _C = TypeVar("_C", bound="Connection")
 
 
 class Connection:
-    """One channel to a NexaDB server and the stubs on it; subclasses set _grpc (grpc or
-    grpc.aio), whose insecure_channel/secure_channel open it."""
+    """A channel to a NexaDB server and the stubs on it; subclasses set _grpc (grpc or
+    grpc.aio), whose insecure_channel/secure_channel open it.
+
+    Calls go to the current endpoint, at first (host, port). When a cluster's follower refuses
+    a call naming the leader, the call is sent again there (Route) and the leader becomes the
+    current endpoint. The channel of every address used stays open until close(): calls in
+    flight in other threads or tasks may be using it.
+
+    Thread safety: calls may run from any number of threads (or tasks) at once; _lock guards
+    _endpoints and _closed, and _endpoint is replaced whole (one attribute store).
+    """
 
     _grpc: Any
 
@@ -101,21 +140,91 @@ class Connection:
         if tls or root_certificates is not None or client_cert is not None:
             creds = grpc.ssl_channel_credentials(root_certificates=root_certificates,
                                                  private_key=client_key, certificate_chain=client_cert)
-        opts = [("grpc.max_receive_message_length", _MESSAGE_LIMIT),
-                ("grpc.max_send_message_length", _MESSAGE_LIMIT), *options]
-        self._channel = self._open(f"{host}:{self.port}", creds, opts)
-        self._docs = Service(self._channel, document_pb2, "DocumentService")
-        self._vecs = Service(self._channel, vector_pb2, "VectorService")
-        self._admin = Service(self._channel, admin_pb2, "AdminService")
+        self._creds = creds
+        self._opts = [("grpc.max_receive_message_length", _MESSAGE_LIMIT),
+                      ("grpc.max_send_message_length", _MESSAGE_LIMIT), *options]
+        self._lock = threading.Lock()
+        self._closed = False
+        address = f"{host}:{self.port}"
+        self._seed = self._endpoint = Endpoint(address, self._open(address, creds, self._opts))
+        self._endpoints: Dict[str, Endpoint] = {address: self._seed}
+
+    @property
+    def address(self) -> str:
+        """host:port of the server calls go to: the one the client was made with, or the
+        cluster's leader once a follower has redirected a call there."""
+        return self._endpoint.address
+
+    @property
+    def _channel(self) -> Any:
+        return self._endpoint.channel
 
     def _open(self, target: str, creds: Optional[grpc.ChannelCredentials], opts: list) -> Any:
         if creds is None:
             return self._grpc.insecure_channel(target, options=opts)
         return self._grpc.secure_channel(target, creds, options=opts)
 
+    def _endpoint_at(self, address: str) -> Optional[Endpoint]:
+        """The endpoint for address, its channel opened on first use with the client's
+        credentials and options; None once the client is closed."""
+        with self._lock:
+            if self._closed:
+                return None
+            ep = self._endpoints.get(address)
+            if ep is None:
+                ep = self._endpoints[address] = Endpoint(address, self._open(address, self._creds, self._opts))
+            return ep
+
+    def _close_channels(self) -> List[Any]:
+        """Marks the client closed and hands over every channel it opened, for the caller to
+        close (grpc's close() returns, grpc.aio's is awaited)."""
+        with self._lock:
+            self._closed = True
+            return [ep.channel for ep in self._endpoints.values()]
+
+    def _route(self, timeout: Optional[float]) -> "Route":
+        return Route(self, timeout)
+
     def _invoke(self, op: Any, timeout: Optional[float]) -> Any:
+        """Sends op (a Call or Stream) to the current endpoint, following no redirect."""
+        return self._route(timeout).send(op)
+
+
+class Route:
+    """Where one call goes: the client's current endpoint, then the leader each refusal by a
+    follower names (follow), at most MAX_REDIRECTS times. timeout (seconds, None: none) is
+    the whole call's, redirects included."""
+
+    def __init__(self, conn: Connection, timeout: Optional[float]):
+        self._conn = conn
+        self.endpoint = conn._endpoint
+        self._hops = 0
+        self._deadline = None if timeout is None else time.monotonic() + timeout
+
+    def send(self, op: Any) -> Any:
         """Sends op (a Call or Stream) with the API key: a grpc channel answers (a response,
         or an iterator of them), a grpc.aio one gives the call to await or iterate."""
-        rpc = getattr(getattr(self, op.service), op.method)
-        return rpc(op.request, timeout=timeout, metadata=self._metadata)
+        rpc = getattr(getattr(self.endpoint, op.service), op.method)
+        left = None if self._deadline is None else max(0.0, self._deadline - time.monotonic())
+        return rpc(op.request, timeout=left, metadata=self._conn._metadata)
+
+    def follow(self, e: grpc.RpcError) -> bool:
+        """True when the call, failed with e, is to be sent again to self.endpoint: e is a
+        follower's refusal naming another node as the leader (leader_redirect), redirects
+        are left and the client is open. That endpoint becomes the client's current one.
+
+        False: raise e. When e is the transport's UNAVAILABLE from a leader a redirect
+        pointed the client at (it may have died), the client points back at the address it
+        was made with, whose node names the next leader."""
+        conn = self._conn
+        leader = leader_redirect(e, self.endpoint.address) if self._hops < MAX_REDIRECTS else None
+        ep = None if leader is None else conn._endpoint_at(leader)
+        if ep is None:
+            if (errors.code_of(e) == grpc.StatusCode.UNAVAILABLE and errors.leader_trailer(e) is None
+                    and conn._endpoint is self.endpoint):
+                conn._endpoint = conn._seed
+            return False
+        self._hops += 1
+        self.endpoint = conn._endpoint = ep
+        return True
 

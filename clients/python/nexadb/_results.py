@@ -33,16 +33,24 @@ def add_page(out: Results, msg: Any) -> None:
 
 
 class BaseCursor:
-    """What Cursor and AsyncCursor share: how to start their stream (a grpc iterator or a
-    grpc.aio call), what one entry of a page becomes, and the calls being read now, which
-    closing the cursor cancels."""
+    """What Cursor and AsyncCursor share: their stream (a _calls.Stream), where each run of it
+    goes (route() gives a new _connection.Route, which follows a follower's redirect to the
+    leader until the first page arrives), and the calls being read now, which closing the
+    cursor cancels."""
 
-    def __init__(self, start: Callable[[], Any], method: str,
-                 item: Callable[[Any], Any] = from_document):
-        self._start = start
-        self._method = method
-        self._item = item  # one entry of a message's `documents` -> what iterating yields
+    def __init__(self, route: Callable[[], Any], stream: Any):
+        self._route = route
+        self._stream = stream
+        self._method: str = stream.method
+        self._item: Callable[[Any], Any] = stream.item  # one entry of a page -> what iterating yields
         self._calls: List[Any] = []
+
+    def _start(self, route: Any) -> Any:
+        """Sends the stream on route: a grpc iterator or a grpc.aio call, which close() cancels
+        until the caller takes it out of _calls."""
+        call = route.send(self._stream)
+        self._calls.append(call)
+        return call
 
     def _cancel_all(self) -> None:
         for call in list(self._calls):

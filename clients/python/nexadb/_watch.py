@@ -15,6 +15,7 @@ from typing import Any, Callable, Deque, Optional, Tuple
 
 import grpc
 
+from . import errors
 from ._calls import Stream
 from ._convert import from_document
 from ._results import Document
@@ -57,8 +58,7 @@ class BaseChangeStream:
         close(), and not when the reconnection just made failed before any answer."""
         if self._closed or self._resumed:
             return False
-        code = e.code() if hasattr(e, "code") else None
-        if code != grpc.StatusCode.UNAVAILABLE:
+        if errors.code_of(e) != grpc.StatusCode.UNAVAILABLE:
             return False
         self._resumed = True
         return True
@@ -76,8 +76,7 @@ class BaseChangeStream:
         """A reconnection's attempt that failed with UNAVAILABLE is made again while time
         remains: a connection that still looked ready right after the server died fails the
         first attempt."""
-        code = e.code() if hasattr(e, "code") else None
-        return (not self._closed and code == grpc.StatusCode.UNAVAILABLE
+        return (not self._closed and errors.code_of(e) == grpc.StatusCode.UNAVAILABLE
                 and (deadline is None or time.monotonic() < deadline))
 
     def _mark_closed(self) -> None:

@@ -59,7 +59,8 @@ class AsyncCursor(BaseCursor):
 
     As Cursor: the server sends a page of documents per message and the next message is
     read only when the current page is used up; each `async for` runs the query again;
-    nothing is sent until then. Leaving a loop early cancels its stream: the loop's iterator
+    nothing is sent until then; a follower's redirect to the leader is followed before the
+    first page arrives. Leaving a loop early cancels its stream: the loop's iterator
     is an async generator whose `finally` cancels the call, run by its aclose() or, after a
     break or an exception, by asyncio a turn or two of the event loop later (it closes
     abandoned async generators). `await cursor.aclose()` (or `async with cursor:`) cancels
@@ -70,17 +71,22 @@ class AsyncCursor(BaseCursor):
         return self._read()
 
     async def _read(self) -> AsyncIterator[Any]:
-        call = self._start()
-        self._calls.append(call)
-        try:
-            async for msg in call:
-                for s in msg.documents:
-                    yield self._item(s)
-        except grpc.RpcError as e:
-            raise errors.from_rpc_error(e, self._method) from None
-        finally:
-            call.cancel()  # no-op when the stream has ended
-            self._calls.remove(call)
+        route = self._route()
+        while True:
+            call = self._start(route)
+            started = False
+            try:
+                async for msg in call:
+                    started = True
+                    for s in msg.documents:
+                        yield self._item(s)
+                return
+            except grpc.RpcError as e:
+                if started or not route.follow(e):
+                    raise errors.from_rpc_error(e, self._method) from None
+            finally:
+                call.cancel()  # no-op when the stream has ended
+                self._calls.remove(call)
 
     async def to_list(self) -> List[Any]:
         return [d async for d in self]
@@ -217,7 +223,8 @@ class AsyncNexaDB(Connection):
                 root_certificates=None, client_cert=None, client_key=None, timeout=30.0)
 
     The arguments are NexaDB's (API key from $NEXADB_API_KEY, TLS and mTLS, the per-call
-    timeout). Make it inside a running event loop, the one that will use it: a grpc.aio
+    timeout), and so is the following of a cluster follower's redirect to the leader
+    (db.address says where calls go). Make it inside a running event loop, the one that will use it: a grpc.aio
     channel belongs to one loop. Close it with `await db.close()` or `async with`.
     """
 
@@ -236,29 +243,39 @@ class AsyncNexaDB(Connection):
     # -- plumbing ------------------------------------------------------------------------
 
     async def _run(self, call: Call) -> Any:
-        try:
-            response = await self._invoke(call, self.timeout)
-        except grpc.RpcError as e:  # grpc.aio.AioRpcError
-            return call.failed(e)
-        return call.result(response)
+        route = self._route(self.timeout)
+        while True:
+            try:
+                response = await route.send(call)
+            except grpc.RpcError as e:  # grpc.aio.AioRpcError
+                if route.follow(e):
+                    continue
+                return call.failed(e)
+            return call.result(response)
 
     def _cursor(self, stream: Stream, timeout: Optional[float]) -> AsyncCursor:
-        return AsyncCursor(lambda: self._invoke(stream, timeout), stream.method, stream.item)
+        return AsyncCursor(lambda: self._route(timeout), stream)
 
     async def _collect(self, stream: Stream, timeout: Optional[float]) -> Results:
-        """Reads a whole stream of document pages into Results."""
-        out = Results()
-        try:
-            async for msg in self._invoke(stream, timeout):
-                add_page(out, msg)
-        except grpc.RpcError as e:
-            raise errors.from_rpc_error(e, stream.method) from None
-        return out
+        """Reads a whole stream of document pages into Results, following a follower's
+        redirect to the leader until the first page arrives."""
+        route = self._route(timeout)
+        while True:
+            out, started = Results(), False
+            try:
+                async for msg in route.send(stream):
+                    started = True
+                    add_page(out, msg)
+                return out
+            except grpc.RpcError as e:
+                if started or not route.follow(e):
+                    raise errors.from_rpc_error(e, stream.method) from None
 
     async def close(self) -> None:
-        """Closes the channel, cancelling calls still running; handles made from this
-        AsyncNexaDB stop working."""
-        await self._channel.close()
+        """Closes the channels (to the leader too, after a redirect), cancelling calls still
+        running; handles made from this AsyncNexaDB stop working."""
+        for channel in self._close_channels():
+            await channel.close()
 
     async def __aenter__(self) -> "AsyncNexaDB":
         return self

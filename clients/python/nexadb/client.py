@@ -33,21 +33,27 @@ class Cursor(BaseCursor):
     The server sends a page of documents per message; iterating reads the next message
     only when the current page is used up, so a large result never sits in memory whole.
     Each `iter()` of a Cursor runs the query again from the start (`for d in cursor`
-    twice works); `close()` cancels a stream that is being read.
+    twice works); `close()` cancels a stream that is being read. A cluster follower's
+    redirect to the leader is followed before the first page arrives, as NexaDB's calls do.
     """
 
     def __iter__(self) -> Iterator[Any]:
-        call = self._start()
-        self._calls.append(call)
-        try:
-            for msg in call:
-                for s in msg.documents:
-                    yield self._item(s)
-        except grpc.RpcError as e:
-            raise errors.from_rpc_error(e, self._method) from None
-        finally:
-            call.cancel()  # no-op when the stream has ended
-            self._calls.remove(call)
+        route = self._route()
+        while True:
+            call = self._start(route)
+            started = False
+            try:
+                for msg in call:
+                    started = True
+                    for s in msg.documents:
+                        yield self._item(s)
+                return
+            except grpc.RpcError as e:
+                if started or not route.follow(e):
+                    raise errors.from_rpc_error(e, self._method) from None
+            finally:
+                call.cancel()  # no-op when the stream has ended
+                self._calls.remove(call)
 
     def to_list(self) -> List[Any]:
         return list(self)
@@ -167,6 +173,16 @@ class NexaDB(Connection):
     neither) are this client's certificate chain and key, for a server that requires client
     certificates (mTLS). Any of the three implies tls. timeout is the deadline in seconds for each
     unary call (None: no deadline); streams (find, aggregate) have none by default.
+
+    In a cluster, any node will do: when a follower refuses a call as not the leader, naming
+    it (UNAVAILABLE with the trailer nexadb-leader, which says the node ran nothing of it),
+    the call is sent again to the leader, at most 3 times per call and within its timeout,
+    and the client's later calls go there too (db.address says where calls go). The leader's
+    channel uses the same credentials, options and API key. A follower that knows no leader,
+    or the transport's UNAVAILABLE or UNKNOWN (a write that may have been applied), raises as
+    before; after the transport's UNAVAILABLE from a leader it was redirected to, the client
+    goes back to host:port, whose node names the next leader. Change streams (watch) and
+    backup() follow no redirect; they go where db.address says.
     """
 
     _grpc = grpc
@@ -174,28 +190,39 @@ class NexaDB(Connection):
     # -- plumbing ------------------------------------------------------------------------
 
     def _run(self, call: Call) -> Any:
-        try:
-            response = self._invoke(call, self.timeout)
-        except grpc.RpcError as e:
-            return call.failed(e)
-        return call.result(response)
+        route = self._route(self.timeout)
+        while True:
+            try:
+                response = route.send(call)
+            except grpc.RpcError as e:
+                if route.follow(e):
+                    continue
+                return call.failed(e)
+            return call.result(response)
 
     def _cursor(self, stream: Stream, timeout: Optional[float]) -> Cursor:
-        return Cursor(lambda: self._invoke(stream, timeout), stream.method, stream.item)
+        return Cursor(lambda: self._route(timeout), stream)
 
     def _collect(self, stream: Stream, timeout: Optional[float]) -> Results:
-        """Reads a whole stream of document pages into Results."""
-        out = Results()
-        try:
-            for msg in self._invoke(stream, timeout):
-                add_page(out, msg)
-        except grpc.RpcError as e:
-            raise errors.from_rpc_error(e, stream.method) from None
-        return out
+        """Reads a whole stream of document pages into Results, following a follower's
+        redirect to the leader until the first page arrives."""
+        route = self._route(timeout)
+        while True:
+            out, started = Results(), False
+            try:
+                for msg in route.send(stream):
+                    started = True
+                    add_page(out, msg)
+                return out
+            except grpc.RpcError as e:
+                if started or not route.follow(e):
+                    raise errors.from_rpc_error(e, stream.method) from None
 
     def close(self) -> None:
-        """Closes the channel; handles made from this NexaDB stop working."""
-        self._channel.close()
+        """Closes the channels (to the leader too, after a redirect); handles made from this
+        NexaDB stop working."""
+        for channel in self._close_channels():
+            channel.close()
 
     def __enter__(self) -> "NexaDB":
         return self

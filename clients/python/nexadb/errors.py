@@ -47,7 +47,9 @@ class ResourceExhaustedError(NexaDBError):
 
 
 class UnavailableError(NexaDBError):
-    """UNAVAILABLE: the server cannot be reached or is shutting down."""
+    """UNAVAILABLE: the server cannot be reached or is shutting down, or (in a cluster) the
+    node is not the leader and no leader is known, or the client followed as many redirects
+    to the leader as it may (see NexaDB)."""
 
 
 class UnimplementedError(NexaDBError):
@@ -71,9 +73,35 @@ _BY_CODE = {
 }
 
 
+# The trailer of a cluster node's refusal of a call as not the leader (the server's
+# SVC_LEADER_HEADER): the leader's client address, or "" while no leader is known.
+LEADER_TRAILER = "nexadb-leader"
+
+
+def code_of(e: grpc.RpcError) -> grpc.StatusCode:
+    """e's status code (grpc's RpcError and grpc.aio's AioRpcError alike); UNKNOWN when it
+    carries none."""
+    return e.code() if hasattr(e, "code") else grpc.StatusCode.UNKNOWN
+
+
+def leader_trailer(e: grpc.RpcError) -> Optional[str]:
+    """The nexadb-leader trailer of an UNAVAILABLE answer: the leader's address, "" while the
+    node knows none; None when e is anything else, UNAVAILABLE from the transport included.
+    Its presence says the node ran nothing of the call."""
+    if code_of(e) != grpc.StatusCode.UNAVAILABLE or not hasattr(e, "trailing_metadata"):
+        return None
+    for key, value in e.trailing_metadata() or ():  # grpc: a tuple of pairs; grpc.aio: Metadata
+        if key == LEADER_TRAILER:
+            return value.decode() if isinstance(value, bytes) else value
+    return None
+
+
 def from_rpc_error(e: grpc.RpcError, method: Optional[str] = None) -> NexaDBError:
     """The NexaDBError for a failed call: grpc's error and grpc.aio's AioRpcError alike (both
-    are grpc.RpcError with plain code() and details() methods)."""
-    code = e.code() if hasattr(e, "code") else grpc.StatusCode.UNKNOWN
+    are grpc.RpcError with plain code() and details() methods). A cluster node's refusal that
+    names no leader (an empty nexadb-leader trailer) says so."""
+    code = code_of(e)
     details = (e.details() if hasattr(e, "details") else None) or str(e)
+    if leader_trailer(e) == "" and "no leader" not in details:
+        details += " (no leader address to redirect to is known)"
     return _BY_CODE.get(code, NexaDBError)(code, details, method)

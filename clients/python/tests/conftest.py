@@ -4,6 +4,7 @@ The binary is $NEXADB_SERVER (ctest sets it). Its JSON log lines on stderr give 
 gRPC port ("gRPC listening") and the generated API key (or <data-dir>/api_key). The SDK under
 test is the installed package (clients/python/install.sh), never the source tree.
 """
+import subprocess
 import uuid
 from pathlib import Path
 
@@ -31,6 +32,15 @@ def installed_sdk():
     assert not Path(nexadb.__file__).resolve().is_relative_to(src), \
         "tests must import the installed SDK (run clients/python/install.sh), not the source tree"
     return nexadb
+
+
+@pytest.fixture(scope="session")
+def certs(tmp_path_factory):
+    """Certificates made fresh by tests/tls/mkcerts.sh (CAs, server certificates for localhost
+    and 127.0.0.1, client certificates), in a directory."""
+    d = tmp_path_factory.mktemp("certs")
+    subprocess.run([str(ROOT / "tests/tls/mkcerts.sh"), str(d)], check=True)
+    return d
 
 
 @pytest.fixture(scope="session")

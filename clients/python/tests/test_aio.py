@@ -145,7 +145,7 @@ def _record_calls(cursor):
     """The grpc.aio calls cursor starts from now on, to see whether each was cancelled."""
     calls = []
     start = cursor._start
-    cursor._start = lambda: calls.append(start()) or calls[-1]
+    cursor._start = lambda route: calls.append(start(route)) or calls[-1]
     return calls
 
 

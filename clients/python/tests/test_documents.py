@@ -142,8 +142,8 @@ def test_streaming_find_spans_many_messages_and_is_lazy(db, users, server):
         users.insert_many([{"i": i, "pad": "x" * 100} for i in range(start, start + 1000)])
     # the server pages the stream: with page_size 128 the same query needs many messages
     from nexadb.v1 import document_pb2
-    call = db._docs.Find(document_pb2.FindRequest(collection=users.name, page_size=128),
-                         metadata=db._metadata, timeout=30)
+    call = db._endpoint._docs.Find(document_pb2.FindRequest(collection=users.name, page_size=128),
+                                   metadata=db._metadata, timeout=30)
     pages = [len(m.documents) for m in call]
     assert sum(pages) == n and len(pages) >= n // 128 and max(pages) <= 128
     # the SDK's streaming cursor yields every document across those pages...

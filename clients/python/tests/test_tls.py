@@ -1,5 +1,6 @@
 """TLS and mTLS from the SDK and the CLI against real servers, with certificates made fresh by
-tests/tls/mkcerts.sh: good, expired and wrong-CA server certificates; client certificates."""
+tests/tls/mkcerts.sh (the certs fixture, conftest.py): good, expired and wrong-CA server
+certificates; client certificates."""
 import os
 import subprocess
 import sys
@@ -7,14 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from testserver import ROOT, Server
-
-
-@pytest.fixture(scope="module")
-def certs(tmp_path_factory):
-    d = tmp_path_factory.mktemp("certs")
-    subprocess.run([str(ROOT / "tests/tls/mkcerts.sh"), str(d)], check=True)
-    return d
+from testserver import Server
 
 
 @pytest.fixture(scope="module")

@@ -99,6 +99,8 @@ def test_document_indexes_serve_filters_and_unique_refuses(vecs, db):
     vecs.insert({"_id": "dup", "cat": "c0", "sku": 5}, vector=q)
     with pytest.raises(nexadb.NotFoundError):
         db.vector_collection("no_such_vectors").list_indexes()
+    with pytest.raises(nexadb.NotFoundError, match="no vector collection 'no_such_vectors'"):
+        db.vector_collection("no_such_vectors").info()
 
 
 def test_find_yields_documents_with_vectors_in_id_order(vecs):

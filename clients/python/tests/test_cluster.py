@@ -1,0 +1,220 @@
+"""A real three-node cluster on loopback, over TLS (where a follower refuses a call instead of
+passing it on to the leader, naming the leader in the trailer nexadb-leader): the SDK, sync
+and asyncio, connected to a follower, sends its calls again to the leader and stays there;
+with no leader known the refusal is raised at once. Certificates from the certs fixture
+(they cover localhost and 127.0.0.1, the host the leader announces)."""
+import asyncio
+import contextlib
+import socket
+import time
+
+import grpc
+import pytest
+
+from testserver import Server
+
+API_KEY = "cluster-test-key-0123456789"
+
+
+def free_ports(n):
+    """n ports free now on 127.0.0.1 (for the Raft transports, which --peers names up front)."""
+    with contextlib.ExitStack() as stack:
+        socks = [stack.enter_context(socket.socket()) for _ in range(n)]
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+
+
+class Cluster:
+    """Three nexadb-server nodes; nodes[i] is node i + 1 (a testserver.Server)."""
+
+    def __init__(self, tmp, certs):
+        raft = free_ports(3)
+        peers = ",".join(f"{i + 1}=127.0.0.1:{p}" for i, p in enumerate(raft))
+        self.ca = (certs / "ca.crt").read_bytes()
+        self.nodes = [Server(tmp / f"n{i + 1}", ["--node-id", str(i + 1), "--peers", peers, "--api-key", API_KEY,
+                                                 "--tls-cert", str(certs / "server.crt"),
+                                                 "--tls-key", str(certs / "server.key")])
+                      for i in range(3)]
+        try:
+            for s in self.nodes:
+                s.start()
+                s.api_key = API_KEY
+        except BaseException:
+            self.stop()
+            raise
+
+    def client(self, node, host="localhost", **kw):
+        """A NexaDB on node, by name (localhost) unless host says otherwise."""
+        from nexadb import NexaDB
+        return NexaDB(host, node.port, API_KEY, root_certificates=self.ca, timeout=10, **kw)
+
+    def status(self, node):
+        with self.client(node) as db:
+            return db.status()["cluster"]
+
+    def wait_for_leader(self, timeout=30):
+        """The leading node once every running node names it by its client address."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            views = [self.status(n) for n in self.nodes]
+            leaders = [n for n, v in zip(self.nodes, views) if v["role"] == "leader"]
+            if len(leaders) == 1:
+                want = f"127.0.0.1:{leaders[0].port}"
+                if all(v.get("leader_address") == want for v in views):
+                    return leaders[0]
+            time.sleep(0.1)
+        raise AssertionError(f"no leader announced within {timeout} s: {views}")
+
+    def stop(self):
+        for n in self.nodes:
+            n.stop()
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory, certs):
+    c = Cluster(tmp_path_factory.mktemp("cluster"), certs)
+    yield c
+    c.stop()
+
+
+@pytest.fixture(scope="module")
+def roles(cluster):
+    """(leader, a follower) of the shared cluster."""
+    leader = cluster.wait_for_leader()
+    return leader, next(n for n in cluster.nodes if n is not leader)
+
+
+def test_follower_refuses_with_the_leader_trailer(cluster, roles, coll_name):
+    """The server's side of the contract, seen from a bare grpc channel: what the SDK reads."""
+    from nexadb import errors
+    from nexadb.v1 import document_pb2
+    leader, follower = roles
+    creds = grpc.ssl_channel_credentials(root_certificates=cluster.ca)
+    with grpc.secure_channel(f"localhost:{follower.port}", creds) as ch:
+        count = ch.unary_unary("/nexadb.v1.DocumentService/Count",
+                               request_serializer=document_pb2.CountRequest.SerializeToString,
+                               response_deserializer=document_pb2.CountResponse.FromString)
+        with pytest.raises(grpc.RpcError) as e:
+            count(document_pb2.CountRequest(collection=coll_name), metadata=(("x-api-key", API_KEY),),
+                  timeout=10)
+    assert e.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert errors.leader_trailer(e.value) == f"127.0.0.1:{leader.port}"
+
+
+def test_sync_client_on_a_follower_follows_to_the_leader(cluster, roles, coll_name):
+    leader, follower = roles
+    at_leader = f"127.0.0.1:{leader.port}"
+    # each first call takes its own path: a unary write, a collected stream, a cursor, a read
+    with cluster.client(follower) as db:
+        assert db.address == f"localhost:{follower.port}"
+        users = db.collection(coll_name)
+        uid = users.insert({"name": "Alice", "age": 28})
+        assert db.address == at_leader
+        assert users.insert_many([{"name": "Bob", "age": 35}, {"name": "Carol", "age": 22}])
+        assert users.count() == 3
+        assert users.update(uid, {"age": 29}) is True
+    with cluster.client(follower) as db:
+        assert [d["name"] for d in db.collection(coll_name).find({"age": {"$gt": 25}}, sort="age")] \
+            == ["Alice", "Bob"]
+        assert db.address == at_leader
+    with cluster.client(follower) as db:
+        assert [d["age"] for d in db.collection(coll_name).find_iter(sort="-age", page_size=1)] == [35, 29, 22]
+        assert db.address == at_leader
+    with cluster.client(follower) as db:
+        assert db.collection(coll_name).count({"age": {"$lt": 30}}) == 2
+        assert db.address == at_leader
+    with cluster.client(leader) as db:  # the writes are the leader's
+        assert db.collection(coll_name).find_by_id(uid)["age"] == 29
+
+
+def test_async_client_on_a_follower_follows_to_the_leader(cluster, roles, coll_name):
+    from nexadb import AsyncNexaDB
+    leader, follower = roles
+    at_leader = f"127.0.0.1:{leader.port}"
+
+    def connect():
+        return AsyncNexaDB("localhost", follower.port, API_KEY, root_certificates=cluster.ca, timeout=10)
+
+    async def main():
+        async with connect() as db:
+            users = db.collection(coll_name)
+            assert await asyncio.gather(*(users.count() for _ in range(4))) == [0] * 4  # all redirected
+            assert db.address == at_leader
+            assert len(await users.insert_many([{"i": i} for i in range(5)])) == 5
+        async with connect() as db:
+            assert await db.collection(coll_name).insert({"i": 5})
+            assert db.address == at_leader
+        async with connect() as db:
+            assert len(await db.collection(coll_name).find({"i": {"$gte": 2}})) == 4
+            assert db.address == at_leader
+        async with connect() as db:
+            assert [d["i"] async for d in db.collection(coll_name).find_iter(sort="i", page_size=2)] \
+                == [0, 1, 2, 3, 4, 5]
+            assert db.address == at_leader
+    asyncio.run(main())
+
+
+def test_no_leader_raises_at_once(tmp_path, certs):
+    """Two nodes of three stopped: the survivor refuses naming no leader, and the client
+    raises that (no redirect loop, no waiting out the timeout); a client whose leader died
+    raises the transport's error and goes back to the node it was made with."""
+    from nexadb.errors import UnavailableError
+    c = Cluster(tmp_path, certs)
+    try:
+        leader = c.wait_for_leader()
+        follower, other = [n for n in c.nodes if n is not leader]
+        db = c.client(follower)
+        coll = db.collection("t")
+        coll.insert({"a": 1})
+        assert db.address == f"127.0.0.1:{leader.port}"
+        leader.proc.kill()
+        leader.proc.wait()
+        other.stop()
+        with pytest.raises(UnavailableError):  # the dead leader's address: the transport's error
+            coll.insert({"a": 2})
+        assert db.address == f"localhost:{follower.port}"
+        deadline = time.monotonic() + 30
+        while c.status(follower).get("leader_id") and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not c.status(follower).get("leader_id"), "the survivor still names a leader"
+        for call in (lambda: coll.insert({"a": 3}), coll.count, coll.find, lambda: coll.find_iter().to_list()):
+            t = time.monotonic()
+            with pytest.raises(UnavailableError, match="no leader"):
+                call()
+            assert time.monotonic() - t < 2
+            assert db.address == f"localhost:{follower.port}"
+        db.close()
+    finally:
+        c.stop()
+
+
+class _Refusal(grpc.RpcError):
+    """A failed call as grpc reports it: code, details and trailing metadata."""
+
+    def __init__(self, code, trailer=()):
+        self._code, self._trailer = code, tuple(trailer)
+
+    def code(self):
+        return self._code
+
+    def details(self):
+        return "refused"
+
+    def trailing_metadata(self):
+        return self._trailer
+
+
+def test_leader_redirect_decision():
+    from nexadb import errors
+    from nexadb._connection import leader_redirect
+    U = grpc.StatusCode.UNAVAILABLE
+    here = "10.0.0.2:6970"
+    assert leader_redirect(_Refusal(U, [("nexadb-leader", "10.0.0.1:6970")]), here) == "10.0.0.1:6970"
+    assert leader_redirect(_Refusal(U, [("nexadb-leader", "")]), here) is None        # no leader known
+    assert leader_redirect(_Refusal(U, [("nexadb-leader", here)]), here) is None      # names this node
+    assert leader_redirect(_Refusal(U), here) is None                                 # the transport's
+    assert leader_redirect(_Refusal(grpc.StatusCode.UNKNOWN, [("nexadb-leader", "10.0.0.1:6970")]),
+                           here) is None                                              # may have run
+    err = errors.from_rpc_error(_Refusal(U, [("nexadb-leader", "")]), "Count")
+    assert isinstance(err, errors.UnavailableError) and "no leader" in err.details
