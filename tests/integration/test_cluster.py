@@ -268,6 +268,7 @@ def test_leader_killed_under_load_loses_no_acknowledged_write(pb, server_factory
         for t in threads:
             t.join()
     assert len(acked) > 50
+    assert len(set(acked)) == len(acked), "two acknowledged writes were given one _id: one overwrote the other"
     wait_converged(pb, c, "acks", acked, timeout=60)
 
 
