@@ -607,7 +607,6 @@ def test_helm_lint_and_package(helm, custom_values, tmp_path):
     (["apiKey.value=short"], "apiKey/value"),
     (["apiKey.value=" + "a" * 129], "apiKey/value"),  # the server takes 16 to 128 bytes
     (["apiKey.value=" + "a" * 32, "replicaCount=2"], "replicaCount"),  # a cluster has an odd number
-    (["apiKey.value=" + "a" * 32, "replicaCount=3", "tls.enabled=true", "tls.secretName=t"], "plaintext only"),
     (["apiKey.value=" + "a" * 32, "config.logLevel=verbose"], "logLevel"),
     (["apiKey.value=" + "a" * 32, "podDisruptionBudget.minAvailable=1"], "only one of podDisruptionBudget"),
 ])
@@ -645,6 +644,12 @@ def test_helm_cluster(helm):
     assert raft_rule["from"] == [{"podSelector": {"matchLabels": selector}}]
     # a voluntary disruption never takes a majority
     assert _one(objs, "PodDisruptionBudget")["spec"]["maxUnavailable"] == 1
+    # with TLS the pods call each other over TLS, trusting the Secret's CA
+    objs = _docs(helm.template(sets=[f"apiKey.value={_random_key()}", "replicaCount=3", "tls.enabled=true",
+                                     "tls.secretName=nexadb-tls"]).stdout)
+    (ctr,) = _one(objs, "StatefulSet")["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e.get("value") for e in ctr["env"]}
+    assert env["NEXADB_TLS_PEER_CA"] == "/etc/nexadb/tls/ca.crt"
 
 
 def test_helm_optional_switches(helm):
@@ -1009,7 +1014,7 @@ def test_helm_tls(helm):
     env = {e["name"]: e.get("value") for e in c["env"]}
     assert env["NEXADB_TLS_CERT"] == "/etc/nexadb/tls/tls.crt"
     assert env["NEXADB_TLS_KEY"] == "/etc/nexadb/tls/tls.key"
-    assert "NEXADB_TLS_CLIENT_CA" not in env
+    assert "NEXADB_TLS_CLIENT_CA" not in env and "NEXADB_TLS_PEER_CA" not in env  # one node calls no other
     mount = [m for m in c["volumeMounts"] if m["name"] == "tls"][0]
     assert mount["mountPath"] == "/etc/nexadb/tls" and mount["readOnly"]
     vol = [v for v in pod["volumes"] if v["name"] == "tls"][0]

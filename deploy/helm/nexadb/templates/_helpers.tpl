@@ -74,9 +74,6 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 
 {{/* Fails the render on values that would deploy something broken or insecure. */}}
 {{- define "nexadb.validate" -}}
-{{- if and (gt (int .Values.replicaCount) 1) .Values.tls.enabled }}
-{{- fail "replicaCount > 1 with tls.enabled: cluster nodes fetch snapshots from each other in plaintext only so far" }}
-{{- end }}
 {{- if and .Values.apiKey.value .Values.apiKey.existingSecret }}
 {{- fail "set only one of apiKey.value and apiKey.existingSecret" }}
 {{- end }}
