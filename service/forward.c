@@ -59,12 +59,13 @@ static bool batch(grpc_call *call, grpc_completion_queue *cq, const grpc_op *ops
     return ev.type == GRPC_OP_COMPLETE && ev.success;
 }
 
-static bool has_key(const grpc_metadata_array *md, const char *key)
+/* The value of key in md, or NULL. */
+static const grpc_slice *find_key(const grpc_metadata_array *md, const char *key)
 {
     for (size_t i = 0; i < md->count; i++)
         if (grpc_slice_str_cmp(md->metadata[i].key, key) == 0)
-            return true;
-    return false;
+            return &md->metadata[i].value;
+    return NULL;
 }
 
 ndb_status svc_forward(svc_ctx *ctx, const svc_route *route, const ProtobufCMessage *req, ProtobufCMessage **resp,
@@ -184,7 +185,7 @@ ndb_status svc_forward(svc_ctx *ctx, const svc_route *route, const ProtobufCMess
         if (st == NDB_OK && (!done || code != GRPC_STATUS_OK)) {
             /* UNAVAILABLE is the leader's refusal when it names a leader itself (replicate.h), else
              * the transport's, which may have lost the answer */
-            bool no_answer = !done || (code == GRPC_STATUS_UNAVAILABLE && !has_key(&trailing, SVC_LEADER_HEADER));
+            bool no_answer = !done || (code == GRPC_STATUS_UNAVAILABLE && find_key(&trailing, SVC_LEADER_HEADER) == NULL);
             ndb_status got_st = no_answer ? lost : svc_status_from_code(code);
             char *d = grpc_slice_to_c_string(details);
             st = ndb_errmsg_set(msg, got_st, "%s%s", d && *d ? d : "the call to the leader did not complete",
@@ -194,6 +195,9 @@ ndb_status svc_forward(svc_ctx *ctx, const svc_route *route, const ProtobufCMess
         } else if (st == NDB_OK && !stream && got != 1) {
             st = ndb_errmsg_set(msg, NDB_EIO, "the leader at %s answered %zu messages", leader, got);
         }
+        const grpc_slice *idx = st == NDB_OK ? find_key(&trailing, SVC_LOG_INDEX_HEADER) : NULL;
+        if (idx != NULL) /* the write's log entry, for the client's read-after */
+            svc_log_index_parse((const char *)GRPC_SLICE_START_PTR(*idx), GRPC_SLICE_LENGTH(*idx), &ctx->log_index);
     }
     grpc_byte_buffer_destroy(out);
     grpc_slice_unref(md[0].value);

@@ -86,6 +86,7 @@ struct call {
     uint8_t *status_bin;        /* a failure's google.rpc.Status, in the trailer */
     bool not_leader;            /* refused as a follower: the trailer names the leader (replicate.h) */
     char leader[256];
+    char log_index[24];         /* a write's log entry, in the trailer (replicate.h) */
     grpc_metadata trailer[2];
     tag t_new, t_recv, t_close, t_send, t_status, t_more;
 };
@@ -232,6 +233,10 @@ static void finish(call *c, const ProtobufCMessage *resp, grpc_status_code code,
         svc_cluster_leader(c->g->app, c->leader, sizeof c->leader);
         c->trailer[nt++] = (grpc_metadata){.key = grpc_slice_from_static_string(SVC_LEADER_HEADER),
                                            .value = grpc_slice_from_static_string(c->leader)};
+    } else if (code == GRPC_STATUS_OK && c->ctx.log_index != 0) {
+        snprintf(c->log_index, sizeof c->log_index, "%llu", (unsigned long long)c->ctx.log_index);
+        c->trailer[nt++] = (grpc_metadata){.key = grpc_slice_from_static_string(SVC_LOG_INDEX_HEADER),
+                                           .value = grpc_slice_from_static_string(c->log_index)};
     }
     ops[n].data.send_status_from_server.trailing_metadata_count = nt;
     ops[n].data.send_status_from_server.trailing_metadata = nt ? c->trailer : NULL;
@@ -622,6 +627,10 @@ static void on_new(call *c, bool ok)
     const char *key = find_key(&c->md, &klen);
     ndb_errmsg msg;
     ndb_status st = svc_authorize(g->app, c->route, key, klen, &c->ctx.role, &msg);
+    size_t ralen = 0;
+    const char *ra = find_md(&c->md, SVC_READ_AFTER_HEADER, &ralen);
+    if (st == NDB_OK && ra != NULL)
+        st = svc_read_after(&c->ctx, ra, ralen, &msg);
     if (st != NDB_OK) {
         finish_status(c, st, msg.text);
         return;

@@ -51,6 +51,8 @@ struct svc_ctx {
     bool http;             /* called through the REST shim (a stream is merged into one answer) */
     bool read_local;       /* cluster: the client takes this node's possibly stale state (read concern "local") */
     bool forwarded;        /* cluster: a follower passed this call on (never passed on again) */
+    uint64_t read_after;   /* cluster: a read waits until this node has applied that log entry (0: none) */
+    uint64_t log_index;    /* cluster: the log entry of the write this call made, told to the client (0: none) */
     void *transport;       /* the transport's own state */
     char request_id[SVC_REQUEST_ID_CAP]; /* log lines and the x-request-id reply header */
     ndb_interrupt intr;    /* what the engines check: filled by svc_interrupt */

@@ -85,6 +85,7 @@ static ndb_status propose(svc_ctx *ctx, const svc_route *route, const ProtobufCM
     ndb_status st = propose_cmd(ctx->app, ctx->role, route->path, req, &r, msg);
     if (st != NDB_OK)
         return st;
+    ctx->log_index = r.index;
     *resp = protobuf_c_message_unpack(route->md->output, &ctx->arena.pb, r.len, r.data);
     free(r.data);
     if (*resp == NULL)
@@ -168,6 +169,57 @@ static ndb_status run(svc_ctx *ctx, const svc_route *route, const ProtobufCMessa
     return st;
 }
 
+bool svc_log_index_parse(const char *v, size_t len, uint64_t *out)
+{
+    uint64_t n = 0;
+    size_t i = 0;
+    for (; i < len && i < 19 && v[i] >= '0' && v[i] <= '9'; i++)
+        n = n * 10 + (uint64_t)(v[i] - '0');
+    if (i == 0 || i != len || n == 0)
+        return false;
+    *out = n;
+    return true;
+}
+
+ndb_status svc_read_after(svc_ctx *ctx, const char *v, size_t len, ndb_errmsg *msg)
+{
+    if (!svc_log_index_parse(v, len, &ctx->read_after))
+        return ndb_errmsg_set(msg, NDB_EINVAL, "%s: expected the log index a write answered with (a whole number from "
+                              "1), got \"%.*s\"", SVC_READ_AFTER_HEADER, (int)(len > 40 ? 40 : len), v);
+    return NDB_OK;
+}
+
+/* How long a read-after waits for this node to apply the entry, without a deadline of its own. */
+#define READ_AFTER_WAIT_MS 10000
+
+/* The milliseconds left before ctx's deadline, at most cap. */
+static unsigned wait_left(const svc_ctx *ctx, unsigned cap)
+{
+    if (ctx->deadline_ns == INT64_MAX)
+        return cap;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    int64_t left = ctx->deadline_ns - ((int64_t)now.tv_sec * 1000000000 + now.tv_nsec);
+    return left <= 0 ? 0 : left / 1000000 < cap ? (unsigned)(left / 1000000) : cap;
+}
+
+/* A read with read_after: on this node, once it has applied that entry. */
+static ndb_status read_after(svc_ctx *ctx, const svc_route *route, const ProtobufCMessage *req,
+                             ProtobufCMessage **resp, ndb_errmsg *msg)
+{
+    ndb_cluster_status s;
+    ndb_cluster_status_get(ctx->app->cluster, &s);
+    if (s.applied_index < ctx->read_after) {
+        if (ctx->nowait)
+            return NDB_EBUSY; /* the wait goes to the worker pool */
+        ndb_status st = ndb_cluster_wait_applied(ctx->app->cluster, ctx->read_after, wait_left(ctx, READ_AFTER_WAIT_MS),
+                                                 msg);
+        if (st != NDB_OK)
+            return st;
+    }
+    return run(ctx, route, req, resp, msg);
+}
+
 /* How long a call a follower refused waits for an election, or for a new
  * leader's announcement of its client address, before it is answered. */
 #define LEADER_WAIT_MS 3000
@@ -181,15 +233,8 @@ static ndb_status to_leader(svc_ctx *ctx, const svc_route *route, const Protobuf
 {
     if (st != NDB_ENOTLEADER)
         return st;
-    unsigned wait = LEADER_WAIT_MS;
-    if (ctx->deadline_ns != INT64_MAX) {
-        struct timespec now;
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        int64_t left = ctx->deadline_ns - ((int64_t)now.tv_sec * 1000000000 + now.tv_nsec);
-        wait = left <= 0 ? 0 : left / 1000000 < wait ? (unsigned)(left / 1000000) : wait;
-    }
     ndb_cluster_status s;
-    if (!ndb_cluster_wait_leader(ctx->app->cluster, wait, &s) || strcmp(s.leader_client_address, ctx->app->cluster_client) == 0)
+    if (!ndb_cluster_wait_leader(ctx->app->cluster, wait_left(ctx, LEADER_WAIT_MS), &s) || strcmp(s.leader_client_address, ctx->app->cluster_client) == 0)
         return st; /* none in time (or this node leads again: the client may call it again) */
     ndb_errmsg_set(msg, NDB_ENOTLEADER, "node %lld is not the leader; the leader is node %llu at %s",
                    (long long)ctx->app->cfg->node_id, (unsigned long long)s.leader_id, s.leader_client_address);
@@ -210,6 +255,8 @@ ndb_status svc_call(svc_ctx *ctx, const svc_route *route, const ProtobufCMessage
         return to_leader(ctx, route, req, resp, propose(ctx, route, req, resp, msg), msg);
     if (ctx->read_local) /* the client takes this node's state as it is */
         return run(ctx, route, req, resp, msg);
+    if (ctx->read_after != 0) /* any node, once it has what the client wrote */
+        return read_after(ctx, route, req, resp, msg);
     if (ctx->nowait)
         return NDB_EBUSY; /* the fence waits: run on the worker pool */
     ndb_status st = ndb_cluster_read_fence(ctx->app->cluster, msg);

@@ -23,6 +23,20 @@ ndb_status svc_call(svc_ctx *ctx, const svc_route *route, const ProtobufCMessage
  * A client may send the call there. */
 #define SVC_LEADER_HEADER "nexadb-leader"
 
+/* Read-your-writes: a write's answer carries the log entry it went into
+ * (gRPC trailing metadata, HTTP response header NexaDB-Log-Index); a read
+ * sent with that number (metadata nexadb-read-after, header
+ * NexaDB-Read-After) is answered by any node once it has applied that entry. */
+#define SVC_LOG_INDEX_HEADER "nexadb-log-index"
+#define SVC_READ_AFTER_HEADER "nexadb-read-after"
+
+/* A log index as those headers write it (len bytes, not NUL-terminated)
+ * into *out: false unless a whole number from 1. */
+bool svc_log_index_parse(const char *v, size_t len, uint64_t *out);
+
+/* A read-after header's value into ctx->read_after, or NDB_EINVAL. */
+ndb_status svc_read_after(svc_ctx *ctx, const char *v, size_t len, ndb_errmsg *msg);
+
 /* Where clients reach the leader into out: "" on a single node, while no leader is known, or
  * when it is this node. */
 void svc_cluster_leader(svc_app *app, char *out, size_t n);

@@ -78,6 +78,7 @@ typedef struct rreq {
     int code;
     size_t bytes_out;
     bool retry_after; /* a retryable failure: send Retry-After */
+    uint64_t log_index; /* a write's log entry (cluster mode): sent as NexaDB-Log-Index */
 } rreq;
 
 static int64_t now_ns(void)
@@ -278,6 +279,11 @@ static enum MHD_Result respond(rreq *q, struct MHD_Connection *conn, unsigned st
     }
     q->bytes_out = len;
     MHD_add_response_header(resp, "X-Request-Id", q->request_id);
+    if (q->log_index != 0) {
+        char idx[24];
+        snprintf(idx, sizeof idx, "%llu", (unsigned long long)q->log_index);
+        MHD_add_response_header(resp, "NexaDB-Log-Index", idx);
+    }
     if (q->retry_after) {
         char secs[16];
         snprintf(secs, sizeof secs, "%d", SVC_RETRY_DELAY_S);
@@ -508,6 +514,11 @@ static enum MHD_Result serve_rpc(rreq *q, struct MHD_Connection *conn, const rro
     svc_ctx_init(&ctx, r->app, q->started_ns + (int64_t)r->app->cfg->http_timeout_s * 1000000000);
     const char *rc = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "NexaDB-Read-Concern");
     ctx.read_local = rc != NULL && strcmp(rc, "local") == 0;
+    const char *ra = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "NexaDB-Read-After");
+    if (ra != NULL && (st = svc_read_after(&ctx, ra, strlen(ra), &msg)) != NDB_OK) {
+        svc_ctx_release(&ctx);
+        return respond_status(q, conn, route, st, msg.text);
+    }
     ctx.http = true;
     ctx.method = route->path;
     ctx.role = role;
@@ -629,6 +640,7 @@ static enum MHD_Result serve_rpc(rreq *q, struct MHD_Connection *conn, const rro
     svc_log_bind_request(q->request_id);
     st = svc_call(&ctx, route, req, &resp, &msg);
     svc_log_bind_request(NULL);
+    q->log_index = ctx.log_index;
     if (st != NDB_OK) {
         ret = respond_status(q, conn, route, st, msg.text);
         goto done;

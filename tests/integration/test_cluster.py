@@ -356,6 +356,49 @@ def test_an_emptied_node_rejoins_by_the_leaders_snapshot_and_the_log(pb, server_
         assert sorted((p.id, p.voter) for p in st.cluster.peers) == [(1, True), (2, True), (3, True)]
 
 
+def test_a_follower_reads_after_the_clients_write_once_it_has_it(pb, server_factory):
+    c = Cluster(server_factory).start()
+    leader = c.leader(pb)
+    lagging, other = [s for s in c.nodes if s is not leader]
+    lagging.proc.send_signal(signal.SIGSTOP)  # it will miss the write, for a while
+    try:
+        with channel(leader) as ch:
+            r, call = pb.document_pb2_grpc.DocumentServiceStub(ch).InsertOne.with_call(
+                pb.document_pb2.InsertOneRequest(collection="ryw", document=pb.doc({"v": 1})), metadata=c.auth,
+                timeout=10)
+        index = dict(call.trailing_metadata())["nexadb-log-index"]
+        assert int(index) > 0
+        got = {}
+
+        def read():
+            with channel(lagging) as ch:
+                md = (*c.auth, ("nexadb-read-after", index))
+                got["doc"] = pb.document_pb2_grpc.DocumentServiceStub(ch).Get(pb.document_pb2.GetRequest(
+                    collection="ryw", id=r.document_id), metadata=md, timeout=20)
+        t = threading.Thread(target=read)
+        t.start()
+        time.sleep(0.5)
+    finally:
+        lagging.proc.send_signal(signal.SIGCONT)
+    t.join(30)
+    assert pb.undoc(got["doc"].document)["v"] == 1  # it waited for the entry rather than answer "not found"
+    # a bad index is refused; over HTTP the same headers
+    import requests
+    with channel(other) as ch:
+        with pytest.raises(grpc.RpcError) as e:
+            pb.document_pb2_grpc.DocumentServiceStub(ch).Get(pb.document_pb2.GetRequest(
+                collection="ryw", id=r.document_id), metadata=(*c.auth, ("nexadb-read-after", "x1")), timeout=10)
+        assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    w = requests.post(f"{other.http_base}/collections/ryw", json={"v": 2},
+                      headers={"X-API-Key": c.key}, timeout=10)
+    assert w.status_code == 200, w.text
+    after = w.headers["NexaDB-Log-Index"]  # passed on to the leader, which told the follower the entry
+    assert int(after) > int(index)
+    q = requests.post(f"{lagging.http_base}/collections/ryw/count", json={},
+                      headers={"X-API-Key": c.key, "NexaDB-Read-After": after}, timeout=10)
+    assert q.status_code == 200 and q.json()["count"] == 2, q.text
+
+
 def test_a_minority_refuses_writes_and_the_majority_goes_on(pb, server_factory):
     c = Cluster(server_factory).start()
     leader = c.leader(pb)
