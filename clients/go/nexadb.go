@@ -24,7 +24,9 @@ import (
 	"io"
 	"iter"
 	"os"
+	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -46,11 +48,14 @@ const DefaultPort = 6970
 //
 // In a cluster it follows a follower's redirect: a call a node refuses as not the leader
 // (UNAVAILABLE with the trailer nexadb-leader, which says the node ran nothing of it) is sent
-// again to the leader it names, and later calls go there too (Target).
+// again to the leader it names, and later calls go there too (Target). Its read concern
+// (WithReadConcern) says which node may answer its reads.
 type Client struct {
-	dial    []grpc.DialOption
-	apiKey  string
-	timeout time.Duration
+	dial        []grpc.DialOption
+	apiKey      string
+	timeout     time.Duration
+	readConcern ReadConcern
+	logIndex    atomic.Uint64 // the largest nexadb-log-index a call of this client returned
 
 	mu     sync.Mutex
 	target string                      // where calls go: Connect's target, or the leader a node named
@@ -59,10 +64,11 @@ type Client struct {
 }
 
 type options struct {
-	apiKey  string
-	tls     *tls.Config
-	timeout time.Duration
-	dial    []grpc.DialOption
+	apiKey      string
+	tls         *tls.Config
+	timeout     time.Duration
+	dial        []grpc.DialOption
+	readConcern ReadConcern
 }
 
 // Option configures Connect.
@@ -119,12 +125,37 @@ func WithDialOptions(opts ...grpc.DialOption) Option {
 	return func(o *options) { o.dial = append(o.dial, opts...) }
 }
 
+// ReadConcern says which cluster node may answer a client's reads (WithReadConcern). A single
+// server answers every read from its own state, whatever the concern.
+type ReadConcern int
+
+const (
+	// ReadLinearizable (the default): the leader answers reads, after a Raft barrier, so a
+	// read sees every write acknowledged before it. A follower passes the read on or
+	// redirects the client to the leader.
+	ReadLinearizable ReadConcern = iota
+	// ReadLocal: the node the client talks to answers from what it has applied, possibly
+	// behind the leader (metadata nexadb-read-concern: local).
+	ReadLocal
+	// ReadSession (read-your-writes): the node the client talks to answers once it has
+	// applied the last log entry this client's calls returned (metadata nexadb-read-after,
+	// LastLogIndex); before there is one, as ReadLocal.
+	ReadSession
+)
+
+// WithReadConcern sets the read concern (default ReadLinearizable). Its metadata goes with
+// every call; writes and admin calls ignore it.
+func WithReadConcern(rc ReadConcern) Option { return func(o *options) { o.readConcern = rc } }
+
 // Connect makes a client for target ("host:port"). It does not wait for the connection;
 // the first call does.
 func Connect(target string, opts ...Option) (*Client, error) {
 	o := options{apiKey: os.Getenv("NEXADB_API_KEY"), timeout: 30 * time.Second}
 	for _, f := range opts {
 		f(&o)
+	}
+	if o.readConcern < ReadLinearizable || o.readConcern > ReadSession {
+		return nil, fmt.Errorf("nexadb: unknown read concern %d", o.readConcern)
 	}
 	creds := insecure.NewCredentials()
 	if o.tls != nil {
@@ -134,7 +165,7 @@ func Connect(target string, opts ...Option) (*Client, error) {
 		grpc.WithTransportCredentials(creds),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20), grpc.MaxCallSendMsgSize(64<<20)),
 	}, o.dial...)
-	c := &Client{dial: dial, apiKey: o.apiKey, timeout: o.timeout, target: target,
+	c := &Client{dial: dial, apiKey: o.apiKey, timeout: o.timeout, readConcern: o.readConcern, target: target,
 		conns: make(map[string]*grpc.ClientConn)}
 	if _, err := c.conn(target); err != nil {
 		return nil, err
@@ -162,6 +193,27 @@ func (c *Client) Target() string {
 	return c.target
 }
 
+// LastLogIndex is the largest log entry a call of this client returned (trailer
+// nexadb-log-index: a write's entry in a cluster's log) or AdvanceLogIndex gave, 0 before
+// any. A ReadSession client reads after it.
+func (c *Client) LastLogIndex() uint64 { return c.logIndex.Load() }
+
+// AdvanceLogIndex raises LastLogIndex to index (another client's LastLogIndex), so that a
+// ReadSession client reads that client's writes too; a lower index changes nothing.
+func (c *Client) AdvanceLogIndex(index uint64) {
+	for old := c.logIndex.Load(); index > old && !c.logIndex.CompareAndSwap(old, index); old = c.logIndex.Load() {
+	}
+}
+
+// noteLogIndex advances LastLogIndex to the trailer nexadb-log-index of a successful call.
+func (c *Client) noteLogIndex(trailer metadata.MD) {
+	if v := trailer.Get(logIndexTrailer); len(v) > 0 {
+		if n, err := strconv.ParseUint(v[0], 10, 64); err == nil {
+			c.AdvanceLogIndex(n)
+		}
+	}
+}
+
 // conn is the connection to addr, made with Connect's options on first use.
 func (c *Client) conn(addr string) (*grpc.ClientConn, error) {
 	c.mu.Lock()
@@ -184,13 +236,18 @@ func (c *Client) conn(addr string) (*grpc.ClientConn, error) {
 // having run nothing of it: the leader's address, or "" while no leader is known.
 const leaderTrailer = "nexadb-leader"
 
+// logIndexTrailer is the trailer with which a cluster node answers a write: the log entry it
+// went into.
+const logIndexTrailer = "nexadb-log-index"
+
 // maxRedirects bounds the redirects one call follows.
 const maxRedirects = 3
 
 // follow runs attempt, a call on conn that passes opt (which collects its trailer), against
 // the target; when the node refuses it naming another as the leader, it makes that the target
 // and runs attempt there, up to maxRedirects times. A refusal while no leader is known
-// returns UNAVAILABLE saying so. Any other error (UNAVAILABLE without the trailer: the
+// returns UNAVAILABLE saying so. A success notes the trailer's log index (the trailer of a
+// stream comes at its end, after follow has returned). Any other error (UNAVAILABLE without the trailer: the
 // transport, which may have delivered a write) is returned as it is.
 func (c *Client) follow(attempt func(conn *grpc.ClientConn, opt grpc.CallOption) error) error {
 	addr := c.Target()
@@ -201,6 +258,9 @@ func (c *Client) follow(attempt func(conn *grpc.ClientConn, opt grpc.CallOption)
 		}
 		var trailer metadata.MD
 		err = attempt(conn, grpc.Trailer(&trailer))
+		if err == nil {
+			c.noteLogIndex(trailer)
+		}
 		leader := trailer.Get(leaderTrailer)
 		if status.Code(err) != codes.Unavailable || len(leader) == 0 {
 			return err
@@ -218,11 +278,17 @@ func (c *Client) follow(attempt func(conn *grpc.ClientConn, opt grpc.CallOption)
 	}
 }
 
-// ctx adds the API key and, for unary calls, the default deadline. The returned cancel must
-// be called.
+// ctx adds the API key, the read concern's metadata and, for unary calls, the default
+// deadline. The returned cancel must be called.
 func (c *Client) ctx(ctx context.Context, unary bool) (context.Context, context.CancelFunc) {
 	if c.apiKey != "" {
 		ctx = metadata.AppendToOutgoingContext(ctx, "x-api-key", c.apiKey)
+	}
+	switch index := c.LastLogIndex(); {
+	case c.readConcern == ReadSession && index != 0:
+		ctx = metadata.AppendToOutgoingContext(ctx, "nexadb-read-after", strconv.FormatUint(index, 10))
+	case c.readConcern != ReadLinearizable:
+		ctx = metadata.AppendToOutgoingContext(ctx, "nexadb-read-concern", "local")
 	}
 	if _, has := ctx.Deadline(); unary && !has && c.timeout > 0 {
 		return context.WithTimeout(ctx, c.timeout)
