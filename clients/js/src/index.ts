@@ -42,7 +42,22 @@ export interface NexaDBOptions {
   timeoutMs?: number;
   /** Extra grpc-js channel options. */
   channelOptions?: grpc.ChannelOptions;
+  /** Which cluster node may answer reads (default 'linearizable'; see ReadConcern). */
+  readConcern?: ReadConcern;
 }
+
+/**
+ * Which cluster node may answer a client's reads; its metadata goes with every call (writes and
+ * admin calls ignore it). A single server answers every read from its own state.
+ * - 'linearizable' (the default): the leader answers, after a Raft barrier; a follower passes the
+ *   read on or redirects the client to the leader.
+ * - 'local': the node the client talks to answers from what it has applied, possibly behind the
+ *   leader (metadata nexadb-read-concern: local).
+ * - 'session' (read-your-writes): the node the client talks to answers once it has applied the
+ *   entry `lastLogIndex` names (metadata nexadb-read-after); before there is one, as 'local'.
+ */
+export type ReadConcern = 'linearizable' | 'local' | 'session';
+const READ_CONCERNS: readonly ReadConcern[] = ['linearizable', 'local', 'session'];
 
 /** 'age', '-age', { age: -1, name: 1 } or [['age', -1], ['name', 1]]. */
 export type SortSpec = string | Record<string, 1 | -1> | Array<[string, 1 | -1]>;
@@ -264,6 +279,8 @@ function floats(v: ArrayLike<number>, what: string): number[] {
 /** The trailer with which a cluster node refuses a call as not the leader, having run nothing of
  * it: the leader's address, or '' while no leader is known. */
 const LEADER_TRAILER = 'nexadb-leader';
+/** The trailer with which a cluster node answers a write: the log entry it went into. */
+const LOG_INDEX_TRAILER = 'nexadb-log-index';
 /** Redirects one call follows at most. */
 const MAX_REDIRECTS = 3;
 
@@ -294,12 +311,15 @@ function leaderNamed(e: any): string | null {
  * A connection to a NexaDB server. In a cluster it follows a follower's redirect: a call a node
  * refuses as not the leader (UNAVAILABLE with the trailer nexadb-leader, which says the node ran
  * nothing of it) is sent again to the leader it names, and later calls go there too (`target`).
+ * Its read concern (`readConcern`) says which node may answer its reads.
  */
 export class NexaDB {
   readonly host: string;
   readonly port: number;
   readonly timeoutMs: number;
+  readonly readConcern: ReadConcern;
   private readonly metadata: grpc.Metadata;
+  private logIndex = 0;
   private readonly creds: grpc.ChannelCredentials;
   private readonly channelOptions: grpc.ChannelOptions;
   /** One channel per address calls went to, kept until close(). */
@@ -311,6 +331,10 @@ export class NexaDB {
     this.host = options.host ?? 'localhost';
     this.port = options.port ?? DEFAULT_PORT;
     this.timeoutMs = options.timeoutMs ?? 30000;
+    this.readConcern = options.readConcern ?? 'linearizable';
+    if (!READ_CONCERNS.includes(this.readConcern)) {
+      throw new TypeError(`readConcern must be one of ${READ_CONCERNS.join(', ')}; got ${String(this.readConcern)}`);
+    }
     const apiKey = options.apiKey ?? process.env.NEXADB_API_KEY;
     this.metadata = new grpc.Metadata();
     if (apiKey) this.metadata.set('x-api-key', apiKey);
@@ -333,6 +357,33 @@ export class NexaDB {
   /** host:port calls go to: host and port until a cluster node names another node as the leader, then that one. */
   get target(): string {
     return this.current;
+  }
+
+  /**
+   * The largest log entry a call of this client returned (trailing metadata nexadb-log-index: a
+   * write's entry in a cluster's log) or advanceLogIndex gave, 0 before any. A 'session' client
+   * reads after it.
+   */
+  get lastLogIndex(): number {
+    return this.logIndex;
+  }
+
+  /**
+   * Raises lastLogIndex to index (another client's lastLogIndex), so that a 'session' client
+   * reads that client's writes too; a lower index changes nothing.
+   */
+  advanceLogIndex(index: number): void {
+    if (!Number.isSafeInteger(index) || index < 0) throw new TypeError('index must be a whole number');
+    this.logIndex = Math.max(this.logIndex, index);
+  }
+
+  /** The metadata of a call: the API key and the read concern's. */
+  private callMetadata(): grpc.Metadata {
+    if (this.readConcern === 'linearizable') return this.metadata;
+    const md = this.metadata.clone();
+    if (this.readConcern === 'session' && this.logIndex > 0) md.set('nexadb-read-after', String(this.logIndex));
+    else md.set('nexadb-read-concern', 'local');
+    return md;
   }
 
   /** The service clients of addr, made with this client's credentials and options on first use. */
@@ -376,9 +427,15 @@ export class NexaDB {
   unary<T = any>(service: Service, method: string, request: object): Promise<T> {
     const callOpts: grpc.CallOptions = {};
     if (this.timeoutMs > 0) callOpts.deadline = Date.now() + this.timeoutMs;
+    const metadata = this.callMetadata();
     return this.follow(method, (s) => new Promise<T>((resolve, reject) => {
-      s[service][method](request, this.metadata, callOpts, (err: grpc.ServiceError | null, res: T) =>
-        err ? reject(err) : resolve(res));
+      const call: grpc.ClientUnaryCall = s[service][method](request, metadata, callOpts,
+        (err: grpc.ServiceError | null, res: T) => (err ? reject(err) : resolve(res)));
+      // emitted right after the callback, before anything awaiting the call runs
+      call.on('status', (st: grpc.StatusObject) => {
+        const n = st.code === grpc.status.OK ? Number(st.metadata.get(LOG_INDEX_TRAILER)[0]) : NaN;
+        if (Number.isSafeInteger(n) && n > 0) this.logIndex = Math.max(this.logIndex, n);
+      });
     }));
   }
 
@@ -389,8 +446,9 @@ export class NexaDB {
    */
   openStream(service: Service, method: string, request: object,
     onCall: (call: grpc.ClientReadableStream<any>) => void = () => {}): Promise<OpenStream> {
+    const metadata = this.callMetadata();
     return this.follow(method, async (s) => {
-      const call: grpc.ClientReadableStream<any> = s[service][method](request, this.metadata);
+      const call: grpc.ClientReadableStream<any> = s[service][method](request, metadata);
       onCall(call);
       const messages = call[Symbol.asyncIterator]();
       return { call, messages, first: await messages.next() };

@@ -17,10 +17,10 @@ const address = (node) => `127.0.0.1:${node.port}`;
 const clients = [];
 let nodes, leader, followers;
 
-function connect(node) {
+function connect(node, options = {}) {
   const db = new NexaDB({
     host: '127.0.0.1', port: node.port, apiKey: KEY, timeoutMs: 10000,
-    rootCerts: fs.readFileSync(path.join(certs, 'ca.crt')),
+    rootCerts: fs.readFileSync(path.join(certs, 'ca.crt')), ...options,
   });
   clients.push(db);
   return db;
@@ -82,6 +82,64 @@ test('streams opened on a follower are redirected before their first message', a
     assert.strictEqual(value.operationType, 'insert');
     assert.strictEqual(value.fullDocument.n, 2);
   } finally { stream.close(); }
+});
+
+test("a 'local' client reads on its follower; the default one is redirected to the leader", async () => {
+  const writer = connect(leader);
+  const coll = uniqueName();
+  await writer.collection(coll).insert({ n: 1 });
+  assert.ok(writer.lastLogIndex > 0, 'an insert in a cluster returns its log index');
+
+  const local = connect(followers[0], { readConcern: 'local' });
+  while ((await local.collection(coll).count({})) !== 1) await new Promise((r) => setTimeout(r, 50));
+  assert.strictEqual((await local.collection(coll).find({})).length, 1);
+  assert.strictEqual(local.target, address(followers[0]));
+
+  const linear = connect(followers[0]);
+  assert.strictEqual(await linear.collection(coll).count({}), 1);
+  assert.strictEqual(linear.target, address(leader));
+
+  // a session without a log index yet reads locally too
+  const fresh = connect(followers[1], { readConcern: 'session' });
+  await fresh.collection(coll).count({});
+  assert.strictEqual(fresh.target, address(followers[1]));
+  assert.strictEqual(fresh.lastLogIndex, 0);
+});
+
+test("a 'session' read waits for the client's last write on a follower", async () => {
+  const coll = uniqueName();
+  const frozen = followers[1];
+  const reader = connect(frozen, { readConcern: 'session' });
+  await reader.status(); // the connection, open before the freeze
+  frozen.proc.kill('SIGSTOP');
+  const resume = () => frozen.proc.kill('SIGCONT');
+  try {
+    // the write commits on the leader and the other follower
+    const session = connect(leader, { readConcern: 'session' });
+    const id = await session.collection(coll).insert({ n: 2 });
+    assert.ok(session.lastLogIndex > 0);
+    reader.advanceLogIndex(session.lastLogIndex);
+    assert.strictEqual(reader.lastLogIndex, session.lastLogIndex);
+    setTimeout(resume, 500);
+    const doc = await reader.collection(coll).findById(id);
+    assert.strictEqual(doc?.n, 2);
+    assert.strictEqual(reader.target, address(frozen));
+
+    // an entry no node has: the read waits for it until its deadline
+    const impatient = connect(frozen, { readConcern: 'session', timeoutMs: 300 });
+    impatient.advanceLogIndex(session.lastLogIndex + 1000);
+    await assert.rejects(impatient.collection(coll).count({}));
+  } finally { resume(); }
+});
+
+test('readConcern and advanceLogIndex check their values', () => {
+  assert.throws(() => new NexaDB({ readConcern: 'majority' }), TypeError);
+  const db = new NexaDB({ host: '127.0.0.1', port: 1 });
+  db.advanceLogIndex(7);
+  db.advanceLogIndex(3);
+  assert.strictEqual(db.lastLogIndex, 7);
+  assert.throws(() => db.advanceLogIndex(-1), TypeError);
+  db.close();
 });
 
 test('with no leader known the refusal is returned', async () => {
