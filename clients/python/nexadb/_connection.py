@@ -1,8 +1,9 @@
 """What NexaDB and AsyncNexaDB share about their connection: the channel (TLS, mTLS, message
 size limits), the API key sent with every call, the per-call timeout, the stubs of the three
-services, and the redirects a cluster's follower answers, which send a call on to the leader
-(Route). The two differ only in the grpc module that makes the channel (grpc or grpc.aio) and
-in how they wait for an answer (client.py, aio.py).
+services, the redirects a cluster's follower answers, which send a call on to the leader
+(Route), and the read concern (READ_CONCERNS) with the log index a session's reads wait for.
+The two differ only in the grpc module that makes the channel (grpc or grpc.aio) and in how
+they wait for an answer (client.py, aio.py).
 """
 from __future__ import annotations
 
@@ -30,6 +31,14 @@ DOCS, VECS, ADMIN = "_docs", "_vecs", "_admin"
 
 # Redirects to the leader one call follows; past them the refusal is raised.
 MAX_REDIRECTS = 3
+
+# The constructor's read_concern values: "linearizable" sends nothing (the leader answers
+# reads, a follower passes them on); "local" asks the node called to answer from what it has
+# applied; "session" asks it to answer once it has applied the largest log entry this client's
+# calls were answered with (read-your-writes), "local" until there is one.
+READ_CONCERNS = ("linearizable", "local", "session")
+READ_CONCERN_HEADER, READ_AFTER_HEADER, LOG_INDEX_TRAILER = \
+    "nexadb-read-concern", "nexadb-read-after", "nexadb-log-index"
 
 
 class Service:
@@ -74,6 +83,16 @@ def leader_redirect(e: grpc.RpcError, address: str) -> Optional[str]:
     return leader if leader and leader != address else None
 
 
+def log_index_of(trailer: Any) -> Optional[int]:
+    """The nexadb-log-index of a successful call's trailing metadata (grpc: a tuple of pairs;
+    grpc.aio: Metadata): the log entry a write went into; None when there is none."""
+    for key, value in trailer or ():
+        if key == LOG_INDEX_TRAILER:
+            value = value.decode() if isinstance(value, bytes) else value
+            return int(value) if value.isdigit() else None
+    return None
+
+
 def parse_url(url: str) -> Tuple[str, int, bool]:
     """'grpc://host:port' or 'http://…' (plaintext), 'grpcs://…' or 'https://…' (TLS), or a
     bare 'host:port' (plaintext) -> (host, port, tls); the port defaults to 6970. Anything
@@ -109,8 +128,11 @@ class Connection:
     current endpoint. The channel of every address used stays open until close(): calls in
     flight in other threads or tasks may be using it.
 
+    Every call carries the read concern's headers (_call_metadata); each successful unary
+    call's nexadb-log-index trailer raises log_index (observe).
+
     Thread safety: calls may run from any number of threads (or tasks) at once; _lock guards
-    _endpoints and _closed, and _endpoint is replaced whole (one attribute store).
+    _endpoints, _closed and _log_index, and _endpoint is replaced whole (one attribute store).
     """
 
     _grpc: Any
@@ -127,7 +149,9 @@ class Connection:
                  api_key: Optional[str] = None, *, tls: bool = False,
                  root_certificates: Optional[bytes] = None, client_cert: Optional[bytes] = None,
                  client_key: Optional[bytes] = None, timeout: Optional[float] = 30.0,
-                 options: Sequence[Tuple[str, Any]] = ()):
+                 options: Sequence[Tuple[str, Any]] = (), read_concern: str = "linearizable"):
+        if read_concern not in READ_CONCERNS:
+            raise ValueError(f"read_concern must be one of {READ_CONCERNS}, not {read_concern!r}")
         if api_key is None:
             api_key = os.environ.get("NEXADB_API_KEY") or None
         if (client_cert is None) != (client_key is None):
@@ -135,6 +159,8 @@ class Connection:
         self.host = host
         self.port = int(port)
         self.timeout = timeout
+        self.read_concern = read_concern
+        self._log_index: Optional[int] = None
         self._metadata: Tuple[Tuple[str, str], ...] = (("x-api-key", api_key),) if api_key else ()
         creds = None
         if tls or root_certificates is not None or client_cert is not None:
@@ -154,6 +180,39 @@ class Connection:
         """host:port of the server calls go to: the one the client was made with, or the
         cluster's leader once a follower has redirected a call there."""
         return self._endpoint.address
+
+    @property
+    def log_index(self) -> Optional[int]:
+        """The largest log entry a successful call of this client was answered with (a
+        cluster's write answers with the entry it went into; the trailer nexadb-log-index), or
+        given to advance_log_index; None before any. With read_concern="session" every call
+        asks the node to answer once it has applied that entry."""
+        return self._log_index
+
+    def advance_log_index(self, index: int) -> None:
+        """Raises log_index to index (another client's log_index, say: that client's writes
+        are then read by this one's "session" reads, on whichever node it calls)."""
+        if isinstance(index, bool) or not isinstance(index, int) or index < 1:
+            raise ValueError(f"index must be a log index (an int from 1), not {index!r}")
+        with self._lock:
+            if self._log_index is None or index > self._log_index:
+                self._log_index = index
+
+    def _observe(self, trailer: Any) -> None:
+        """Raises log_index to the nexadb-log-index of a successful call's trailer, if any."""
+        index = log_index_of(trailer)
+        if index is not None:
+            self.advance_log_index(index)
+
+    def _call_metadata(self) -> Tuple[Tuple[str, str], ...]:
+        """What every call sends: the API key and the read concern's header, for "session"
+        the log entry to wait for once there is one."""
+        if self.read_concern == "linearizable":
+            return self._metadata
+        index = self._log_index if self.read_concern == "session" else None
+        if index is None:
+            return self._metadata + ((READ_CONCERN_HEADER, "local"),)
+        return self._metadata + ((READ_AFTER_HEADER, str(index)),)
 
     @property
     def _channel(self) -> Any:
@@ -201,12 +260,15 @@ class Route:
         self._hops = 0
         self._deadline = None if timeout is None else time.monotonic() + timeout
 
-    def send(self, op: Any) -> Any:
-        """Sends op (a Call or Stream) with the API key: a grpc channel answers (a response,
-        or an iterator of them), a grpc.aio one gives the call to await or iterate."""
+    def send(self, op: Any, with_call: bool = False) -> Any:
+        """Sends op (a Call or Stream) with the API key and the read concern's headers: a
+        grpc channel answers (a response, or an iterator of them; with_call, for a grpc
+        unary call: the response and the call, whose trailer holds the log index), a grpc.aio
+        one gives the call to await or iterate."""
         rpc = getattr(getattr(self.endpoint, op.service), op.method)
         left = None if self._deadline is None else max(0.0, self._deadline - time.monotonic())
-        return rpc(op.request, timeout=left, metadata=self._conn._metadata)
+        return (rpc.with_call if with_call else rpc)(op.request, timeout=left,
+                                                     metadata=self._conn._call_metadata())
 
     def follow(self, e: grpc.RpcError) -> bool:
         """True when the call, failed with e, is to be sent again to self.endpoint: e is a

@@ -220,10 +220,12 @@ class AsyncNexaDB(Connection):
     """A connection to a NexaDB server for asyncio.
 
     AsyncNexaDB(host='localhost', port=6970, api_key=None, *, tls=False,
-                root_certificates=None, client_cert=None, client_key=None, timeout=30.0)
+                root_certificates=None, client_cert=None, client_key=None, timeout=30.0,
+                options=(), read_concern='linearizable')
 
     The arguments are NexaDB's (API key from $NEXADB_API_KEY, TLS and mTLS, the per-call
-    timeout), and so is the following of a cluster follower's redirect to the leader
+    timeout, the read concern with db.log_index and db.advance_log_index), and so is the
+    following of a cluster follower's redirect to the leader
     (db.address says where calls go). Make it inside a running event loop, the one that will use it: a grpc.aio
     channel belongs to one loop. Close it with `await db.close()` or `async with`.
     """
@@ -245,12 +247,14 @@ class AsyncNexaDB(Connection):
     async def _run(self, call: Call) -> Any:
         route = self._route(self.timeout)
         while True:
+            rpc = route.send(call)
             try:
-                response = await route.send(call)
+                response = await rpc
             except grpc.RpcError as e:  # grpc.aio.AioRpcError
                 if route.follow(e):
                     continue
                 return call.failed(e)
+            self._observe(await rpc.trailing_metadata())
             return call.result(response)
 
     def _cursor(self, stream: Stream, timeout: Optional[float]) -> AsyncCursor:

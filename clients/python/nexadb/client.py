@@ -166,7 +166,8 @@ class NexaDB(Connection):
     """A connection to a NexaDB server.
 
     NexaDB(host='localhost', port=6970, api_key=None, *, tls=False,
-           root_certificates=None, client_cert=None, client_key=None, timeout=30.0)
+           root_certificates=None, client_cert=None, client_key=None, timeout=30.0,
+           options=(), read_concern='linearizable')
 
     api_key defaults to $NEXADB_API_KEY. tls=True uses TLS with the system's CA roots, or
     root_certificates (PEM bytes) when given. client_cert and client_key (PEM bytes, both or
@@ -183,6 +184,20 @@ class NexaDB(Connection):
     before; after the transport's UNAVAILABLE from a leader it was redirected to, the client
     goes back to host:port, whose node names the next leader. Change streams (watch) and
     backup() follow no redirect; they go where db.address says.
+
+    read_concern says which node answers a read in a cluster, and from what:
+    'linearizable' (the default; nothing sent): the leader, after confirming it still leads
+    (a follower passes the read on, or under TLS redirects it). 'local': the node called,
+    from what it has applied, possibly behind (every call sends nexadb-read-concern: local).
+    'session' (read-your-writes): the node called, once it has applied db.log_index, the
+    largest log entry this client's successful calls were answered with (a write answers with
+    the entry it went into; the trailer nexadb-log-index): every call sends
+    nexadb-read-after: <log_index>, or nexadb-read-concern: local while there is none; the
+    node waits for the entry up to the call's timeout (10 s without one).
+    db.advance_log_index(n) raises log_index, to read another client's writes (its
+    log_index). Writes go to the leader whatever the read concern; after a redirect the
+    client calls the leader, so its reads go there too. Streamed results (find, aggregate)
+    send the headers but do not raise log_index.
     """
 
     _grpc = grpc
@@ -193,11 +208,12 @@ class NexaDB(Connection):
         route = self._route(self.timeout)
         while True:
             try:
-                response = route.send(call)
+                response, rpc = route.send(call, with_call=True)
             except grpc.RpcError as e:
                 if route.follow(e):
                     continue
                 return call.failed(e)
+            self._observe(rpc.trailing_metadata())
             return call.result(response)
 
     def _cursor(self, stream: Stream, timeout: Optional[float]) -> Cursor:

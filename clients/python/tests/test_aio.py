@@ -32,7 +32,7 @@ def test_api_mirrors_the_sync_client():
     parameters, as a coroutine except those that send nothing (handles and cursors),
     documented where the sync one is."""
     for sync_cls, async_cls, plain in (
-            (nexadb.NexaDB, nexadb.AsyncNexaDB, {"collection", "watch"}),
+            (nexadb.NexaDB, nexadb.AsyncNexaDB, {"collection", "watch", "advance_log_index"}),
             (nexadb.Collection, nexadb.AsyncCollection, {"find_iter", "aggregate_iter", "watch"}),
             (nexadb.VectorCollection, nexadb.AsyncVectorCollection, {"find"})):
         for name, f in inspect.getmembers(sync_cls, inspect.isfunction):

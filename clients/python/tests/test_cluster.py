@@ -2,10 +2,14 @@
 passing it on to the leader, naming the leader in the trailer nexadb-leader): the SDK, sync
 and asyncio, connected to a follower, sends its calls again to the leader and stays there;
 with no leader known the refusal is raised at once. Certificates from the certs fixture
-(they cover localhost and 127.0.0.1, the host the leader announces)."""
+(they cover localhost and 127.0.0.1, the host the leader announces). Read concerns: "local"
+reads stay on the follower; "session" reads wait there for the client's writes."""
 import asyncio
 import contextlib
+import os
+import signal
 import socket
+import threading
 import time
 
 import grpc
@@ -153,6 +157,101 @@ def test_async_client_on_a_follower_follows_to_the_leader(cluster, roles, coll_n
             assert [d["i"] async for d in db.collection(coll_name).find_iter(sort="i", page_size=2)] \
                 == [0, 1, 2, 3, 4, 5]
             assert db.address == at_leader
+    asyncio.run(main())
+
+
+def test_read_concern_is_checked():
+    from nexadb import AsyncNexaDB, NexaDB
+    for cls in (NexaDB, AsyncNexaDB):  # before any channel is opened (AsyncNexaDB: outside a loop)
+        with pytest.raises(ValueError, match="read_concern"):
+            cls("localhost", 1, read_concern="majority")
+
+
+@contextlib.contextmanager
+def frozen(node, seconds):
+    """node's process stopped (SIGSTOP) from now until a timer thread continues it (SIGCONT)
+    seconds later; the block runs meanwhile, and leaving it waits for the timer."""
+    os.kill(node.proc.pid, signal.SIGSTOP)
+    timer = threading.Timer(seconds, os.kill, (node.proc.pid, signal.SIGCONT))
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.join()
+
+
+def test_local_reads_stay_on_the_follower(cluster, roles, coll_name):
+    """read_concern="local": the follower answers reads itself, from what it has applied (the
+    default redirects them to the leader, as TLS keeps the follower from passing them on)."""
+    leader, follower = roles
+    at_follower = f"localhost:{follower.port}"
+    with cluster.client(leader) as db:
+        ids = db.collection(coll_name).insert_many([{"i": i} for i in range(3)])
+    with cluster.client(follower, read_concern="local") as db:
+        users = db.collection(coll_name)
+        deadline = time.monotonic() + 10
+        while users.count() < 3 and time.monotonic() < deadline:  # replicated, eventually
+            time.sleep(0.05)
+        assert users.find_by_id(ids[1])["i"] == 1
+        assert [d["i"] for d in users.find(sort="i")] == [0, 1, 2]
+        assert [d["i"] for d in users.find_iter(sort="-i", page_size=1)] == [2, 1, 0]
+        assert db.address == at_follower
+        assert db.log_index is None  # no write yet
+        users.insert({"i": 3})  # a write still goes to the leader, and the client stays there
+        assert db.address == f"127.0.0.1:{leader.port}"
+        assert db.log_index >= 1
+    with cluster.client(follower) as db:
+        assert db.collection(coll_name).count() == 4
+        assert db.address == f"127.0.0.1:{leader.port}"
+
+
+def thousand(start):
+    """A thousand documents, n from start on: one write a follower takes a while to apply."""
+    return [{"n": start + i, "pad": "x" * 100} for i in range(1000)]
+
+
+def test_session_reads_its_writes_on_a_frozen_follower(cluster, roles, coll_name):
+    """read_concern="session": the writer learns the log entry of each write; a reader on a
+    follower given it (advance_log_index) reads the write there, even though the follower was
+    stopped while the write was committed without it, and the read was sent before it resumed.
+    (A "local" read there, the same way, finds nothing: the follower resumes answering before
+    it has applied a thousand documents.)"""
+    leader, follower = roles
+    with cluster.client(leader, read_concern="session") as writer, \
+            cluster.client(follower, read_concern="session") as reader:
+        wusers, rusers = writer.collection(coll_name), reader.collection(coll_name)
+        assert rusers.count() == 0  # no index yet: answered by the follower (local), connected
+        first = wusers.insert({"n": 0})
+        assert writer.log_index >= 1
+        with frozen(follower, 0.5):
+            before = writer.log_index
+            ids = wusers.insert_many(thousand(1))
+            assert writer.log_index > before
+            reader.advance_log_index(writer.log_index)
+            assert rusers.find_by_id(ids[-1])["n"] == 1000  # waits on the follower for the entry
+        assert rusers.count({"n": {"$gte": 1}}) == 1000
+        assert rusers.find_by_id(first)["n"] == 0
+        assert reader.address == f"localhost:{follower.port}"
+
+
+def test_async_session_reads_its_writes_on_a_frozen_follower(cluster, roles, coll_name):
+    from nexadb import AsyncNexaDB
+    leader, follower = roles
+
+    def connect(node):
+        return AsyncNexaDB("localhost", node.port, API_KEY, root_certificates=cluster.ca, timeout=10,
+                           read_concern="session")
+
+    async def main():
+        async with connect(leader) as writer, connect(follower) as reader:
+            wusers, rusers = writer.collection(coll_name), reader.collection(coll_name)
+            assert await rusers.count() == 0
+            with frozen(follower, 0.5):
+                ids = await wusers.insert_many(thousand(0))
+                reader.advance_log_index(writer.log_index)
+                assert (await rusers.find_by_id(ids[-1]))["n"] == 999
+            assert reader.address == f"localhost:{follower.port}"
+            assert reader.log_index == writer.log_index
     asyncio.run(main())
 
 
