@@ -4,12 +4,14 @@
  * state directory), closed in reverse, and in cluster mode replaced by a
  * snapshot while the server runs.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <ftw.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "engines.h"
 #include "log.h"
@@ -123,6 +125,48 @@ ndb_status svc_empty_dir(const char *dir, ndb_errmsg *msg)
     return NDB_OK;
 }
 
+/* Whether name is a file a vector collection's directory keeps whole: a
+ * segment or the graph, never one being written (".tmp"). */
+static bool segment_file(const char *name)
+{
+    size_t n = strlen(name);
+    return (n > 5 && strcmp(name + n - 5, ".vseg") == 0) || strcmp(name, "graph.hnsw") == 0;
+}
+
+ndb_status svc_link_segments(const char *from, const char *to, ndb_errmsg *msg)
+{
+    DIR *d = opendir(from);
+    if (d == NULL)
+        return errno == ENOENT ? NDB_OK : ndb_errmsg_set(msg, NDB_EIO, "cannot read %s: %s", from, strerror(errno));
+    ndb_status st = NDB_OK;
+    if (mkdir(to, 0700) != 0 && errno != EEXIST)
+        st = ndb_errmsg_set(msg, NDB_EIO, "cannot create %s: %s", to, strerror(errno));
+    for (struct dirent *de; st == NDB_OK && (de = readdir(d)) != NULL;) {
+        if (de->d_name[0] < '0' || de->d_name[0] > '9') /* a collection's directory is named by its id */
+            continue;
+        char src[4400], dst[4400];
+        snprintf(src, sizeof src, "%s/%s", from, de->d_name);
+        snprintf(dst, sizeof dst, "%s/%s", to, de->d_name);
+        DIR *c = opendir(src);
+        if (c == NULL)
+            continue;
+        if (mkdir(dst, 0700) != 0 && errno != EEXIST)
+            st = ndb_errmsg_set(msg, NDB_EIO, "cannot create %s: %s", dst, strerror(errno));
+        for (struct dirent *fe; st == NDB_OK && (fe = readdir(c)) != NULL;) {
+            if (!segment_file(fe->d_name))
+                continue;
+            char a[4700], b[4700];
+            snprintf(a, sizeof a, "%s/%s", src, fe->d_name);
+            snprintf(b, sizeof b, "%s/%s", dst, fe->d_name);
+            if (link(a, b) != 0 && errno != ENOENT) /* ENOENT: merged away meanwhile */
+                st = ndb_errmsg_set(msg, NDB_EIO, "cannot link %s to %s: %s", a, b, strerror(errno));
+        }
+        closedir(c);
+    }
+    closedir(d);
+    return st;
+}
+
 void svc_engines_hold(svc_app *app)
 {
     if (app->cluster != NULL)
@@ -154,6 +198,15 @@ ndb_status svc_engines_load(svc_app *app, const char *backup, ndb_errmsg *msg)
     ndb_status st = svc_empty_dir(app->engines_base, msg);
     if (st == NDB_OK)
         st = ndb_kv_restore_linked(backup, kv, &info, msg); /* taken here, or checked as it was fetched */
+    if (st == NDB_OK) { /* the vector segments and graphs taken with it, which opening checks against kv */
+        char from[4400], to[4400];
+        snprintf(from, sizeof from, "%s/vseg", backup);
+        snprintf(to, sizeof to, "%s/vseg", app->engines_base);
+        ndb_errmsg lm;
+        if (svc_link_segments(from, to, &lm) != NDB_OK) /* what is missing is rebuilt from kv */
+            SVC_LOG(SVC_LOG_WARN, "a snapshot's vector segments were not all linked; the rest are rebuilt",
+                    LOG_STR("error", lm.text));
+    }
     if (st == NDB_OK)
         st = svc_engines_open(app, app->engines_base, app->engines_cluster, app->max_open_tables, msg);
     pthread_rwlock_unlock(&app->engines_lock);

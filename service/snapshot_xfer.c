@@ -121,8 +121,10 @@ ndb_status svc_read_snapshot(svc_ctx *ctx, const ProtobufCMessage *req, Protobuf
         closedir(d);
         return ndb_errmsg_set(msg, NDB_ENOMEM, "out of memory");
     }
+    struct stat sb; /* the kv backup's files; not the vector segments' directory, which stays on this node */
     for (struct dirent *de; st == NDB_OK && (de = readdir(d)) != NULL;)
-        if (plain_name(de->d_name, strlen(de->d_name)) && strcmp(de->d_name, "BACKUP") != 0)
+        if (plain_name(de->d_name, strlen(de->d_name)) && strcmp(de->d_name, "BACKUP") != 0 &&
+            fstatat(dirfd(d), de->d_name, &sb, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(sb.st_mode))
             st = send_file(ctx, dir, de->d_name, buf, msg);
     closedir(d);
     if (st == NDB_OK)

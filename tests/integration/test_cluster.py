@@ -2,6 +2,7 @@
 writes naming the leader, TTL deletes go through the log, and the leader killed with SIGKILL under write load loses no
 acknowledged write (every node holds every acknowledged document, and the same documents)."""
 import datetime
+import glob
 import hashlib
 import os
 import secrets
@@ -397,6 +398,57 @@ def test_a_follower_reads_after_the_clients_write_once_it_has_it(pb, server_fact
     q = requests.post(f"{lagging.http_base}/collections/ryw/count", json={},
                       headers={"X-API-Key": c.key, "NexaDB-Read-After": after}, timeout=10)
     assert q.status_code == 200 and q.json()["count"] == 2, q.text
+
+
+def test_a_restarted_node_opens_the_vector_graph_its_snapshot_kept(pb, server_factory):
+    # a snapshot keeps the vector segments and graphs (links): a node that loads it opens them
+    import random
+    c = Cluster(server_factory, extra_args=["--snapshot-entries", "16"]).start()
+    leader = c.leader(pb)
+    v, idx = pb.vector_pb2, pb.common_pb2.VectorIndex
+    rng = random.Random(5)
+    rows = [[rng.gauss(0, 1) for _ in range(64)] for _ in range(20000)]  # 5 MB: above the exact-search size
+    with channel(leader) as ch:
+        vec = pb.vector_pb2_grpc.VectorServiceStub(ch)
+        vec.CreateVectorCollection(v.CreateVectorCollectionRequest(
+            collection="emb", dimensions=64, metric=pb.common_pb2.VECTOR_METRIC_L2,
+            index=idx(kind=idx.KIND_HNSW, m=8, ef_construction=64)), metadata=c.auth, timeout=10)
+        for at in range(0, len(rows), 2000):
+            vec.InsertVectors(v.InsertVectorsRequest(collection="emb", documents=[
+                v.VectorDocument(document=pb.doc({"_id": f"d{i}"}), vector=r)
+                for i, r in enumerate(rows[at:at + 2000], start=at)]), metadata=c.auth, timeout=60)
+    node = next(s for s in c.nodes if s is not leader)
+    local = (*c.auth, ("nexadb-read-concern", "local"))
+    deadline = time.time() + 120
+    with channel(node) as ch:
+        vec = pb.vector_pb2_grpc.VectorServiceStub(ch)
+        while True:  # its graph built and saved
+            col = next(x for x in vec.ListVectorCollections(v.ListVectorCollectionsRequest(), metadata=local,
+                                                            timeout=10).collections if x.name == "emb")
+            if col.indexed == len(rows) and not col.index_building and glob.glob(
+                    os.path.join(node.data_dir, "cluster", "state", "vseg", "*", "graph.hnsw")):
+                break
+            assert time.time() < deadline, f"the graph was not built and saved: {col}"
+            time.sleep(0.2)
+        before = [h.document_id for h in vec.Search(v.SearchRequest(collection="emb", vector=rows[7], limit=10),
+                                                     metadata=local, timeout=10).results]
+    taken = sum(r.get("msg") == "cluster snapshot taken" for r in node.lines)
+    with channel(leader) as ch:  # entries enough for the node's next snapshot, which keeps the graph
+        stub = pb.document_pb2_grpc.DocumentServiceStub(ch)
+        while sum(r.get("msg") == "cluster snapshot taken" for r in node.lines) == taken:
+            stub.InsertOne(pb.document_pb2.InsertOneRequest(collection="more", document=pb.doc({"x": 1})),
+                           metadata=c.auth, timeout=10)
+            assert time.time() < deadline, "the node took no snapshot"
+    node.stop()
+    seen = len(node.lines)
+    node.start()
+    wait_serving(pb, node)
+    assert any("graph loaded (20000 nodes" in str(line) for line in node.lines[seen:]), "the graph was built again"
+    with channel(node) as ch:
+        vec = pb.vector_pb2_grpc.VectorServiceStub(ch)
+        after = [h.document_id for h in vec.Search(v.SearchRequest(collection="emb", vector=rows[7], limit=10),
+                                                    metadata=local, timeout=10).results]
+    assert after == before
 
 
 def test_a_minority_refuses_writes_and_the_majority_goes_on(pb, server_factory):
