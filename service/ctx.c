@@ -123,6 +123,16 @@ ndb_status svc_token_in(svc_ctx *ctx, const char *hex, const char *field, const 
     return NDB_OK;
 }
 
+int64_t svc_ctx_left_ns(const svc_ctx *ctx)
+{
+    if (ctx->deadline_ns == INT64_MAX)
+        return INT64_MAX;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    int64_t left = ctx->deadline_ns - ((int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec);
+    return left > 0 ? left : 0;
+}
+
 const ndb_interrupt *svc_interrupt(svc_ctx *ctx)
 {
     /* filled on the handler's first call (the transport sets deadline_ns
@@ -130,12 +140,9 @@ const ndb_interrupt *svc_interrupt(svc_ctx *ctx)
     if (ctx->intr.cancelled == NULL) {
         ctx->intr.deadline_ns = ctx->deadline_ns;
         ctx->intr.commit_margin_ns = SVC_COMMIT_MARGIN_NS;
-        struct timespec ts;
-        if (ctx->deadline_ns != INT64_MAX && clock_gettime(CLOCK_MONOTONIC, &ts) == 0) {
-            int64_t left = ctx->deadline_ns - ((int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec);
-            if (left / 10 > ctx->intr.commit_margin_ns)
-                ctx->intr.commit_margin_ns = left / 10;
-        }
+        int64_t left = svc_ctx_left_ns(ctx);
+        if (left != INT64_MAX && left / 10 > ctx->intr.commit_margin_ns)
+            ctx->intr.commit_margin_ns = left / 10;
         ctx->intr.cancelled = &ctx->cancelled;
     }
     return &ctx->intr;

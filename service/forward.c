@@ -87,14 +87,10 @@ ndb_status svc_forward(svc_ctx *ctx, const svc_route *route, const ProtobufCMess
     }
     /* Once sent, a write whose answer does not come back may or may not have been applied. */
     ndb_status lost = (route->m->flags & SVC_M_WRITE) ? NDB_EUNKNOWN : NDB_ENOTLEADER;
-    gpr_timespec deadline = gpr_inf_future(GPR_CLOCK_REALTIME);
-    if (ctx->deadline_ns != INT64_MAX) {
-        struct timespec now;
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        int64_t left = ctx->deadline_ns - ((int64_t)now.tv_sec * 1000000000 + now.tv_nsec);
-        deadline = gpr_time_add(gpr_now(GPR_CLOCK_REALTIME),
-                                gpr_time_from_nanos(left > 0 ? left : 0, GPR_TIMESPAN));
-    }
+    int64_t left = svc_ctx_left_ns(ctx);
+    gpr_timespec deadline = left == INT64_MAX ? gpr_inf_future(GPR_CLOCK_REALTIME)
+                                              : gpr_time_add(gpr_now(GPR_CLOCK_REALTIME),
+                                                             gpr_time_from_nanos(left, GPR_TIMESPAN));
     size_t n = protobuf_c_message_get_packed_size(req);
     uint8_t *buf = svc_alloc(ctx, n ? n : 1);
     if (buf == NULL) {

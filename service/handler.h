@@ -192,6 +192,9 @@ void svc_held_done(svc_app *app);
 
 /* Prepares a context for one call; the transport sets send/transport after. */
 void svc_ctx_init(svc_ctx *ctx, svc_app *app, int64_t deadline_ns);
+
+/* Nanoseconds left before ctx's deadline (0 once passed); INT64_MAX without one. */
+int64_t svc_ctx_left_ns(const svc_ctx *ctx);
 void svc_ctx_release(svc_ctx *ctx);
 
 #endif /* SVC_HANDLER_H */

@@ -195,12 +195,8 @@ ndb_status svc_read_after(svc_ctx *ctx, const char *v, size_t len, ndb_errmsg *m
 /* The milliseconds left before ctx's deadline, at most cap. */
 static unsigned wait_left(const svc_ctx *ctx, unsigned cap)
 {
-    if (ctx->deadline_ns == INT64_MAX)
-        return cap;
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    int64_t left = ctx->deadline_ns - ((int64_t)now.tv_sec * 1000000000 + now.tv_nsec);
-    return left <= 0 ? 0 : left / 1000000 < cap ? (unsigned)(left / 1000000) : cap;
+    int64_t ms = svc_ctx_left_ns(ctx) / 1000000;
+    return ms < cap ? (unsigned)ms : cap;
 }
 
 /* A read with read_after: on this node, once it has applied that entry. */
