@@ -133,8 +133,11 @@ static bool segment_file(const char *name)
     return (n > 5 && strcmp(name + n - 5, ".vseg") == 0) || strcmp(name, "graph.hnsw") == 0;
 }
 
-ndb_status svc_link_segments(const char *from, const char *to, ndb_errmsg *msg)
+ndb_status svc_link_segments(const char *from_base, const char *to_base, ndb_errmsg *msg)
 {
+    char from[4300], to[4300];
+    snprintf(from, sizeof from, "%s/vseg", from_base);
+    snprintf(to, sizeof to, "%s/vseg", to_base);
     DIR *d = opendir(from);
     if (d == NULL)
         return errno == ENOENT ? NDB_OK : ndb_errmsg_set(msg, NDB_EIO, "cannot read %s: %s", from, strerror(errno));
@@ -144,7 +147,7 @@ ndb_status svc_link_segments(const char *from, const char *to, ndb_errmsg *msg)
     for (struct dirent *de; st == NDB_OK && (de = readdir(d)) != NULL;) {
         if (de->d_name[0] < '0' || de->d_name[0] > '9') /* a collection's directory is named by its id */
             continue;
-        char src[4400], dst[4400];
+        char src[4600], dst[4600];
         snprintf(src, sizeof src, "%s/%s", from, de->d_name);
         snprintf(dst, sizeof dst, "%s/%s", to, de->d_name);
         DIR *c = opendir(src);
@@ -155,7 +158,7 @@ ndb_status svc_link_segments(const char *from, const char *to, ndb_errmsg *msg)
         for (struct dirent *fe; st == NDB_OK && (fe = readdir(c)) != NULL;) {
             if (!segment_file(fe->d_name))
                 continue;
-            char a[4700], b[4700];
+            char a[4900], b[4900];
             snprintf(a, sizeof a, "%s/%s", src, fe->d_name);
             snprintf(b, sizeof b, "%s/%s", dst, fe->d_name);
             if (link(a, b) != 0 && errno != ENOENT) /* ENOENT: merged away meanwhile */
@@ -199,11 +202,8 @@ ndb_status svc_engines_load(svc_app *app, const char *backup, ndb_errmsg *msg)
     if (st == NDB_OK)
         st = ndb_kv_restore_linked(backup, kv, &info, msg); /* taken here, or checked as it was fetched */
     if (st == NDB_OK) { /* the vector segments and graphs taken with it, which opening checks against kv */
-        char from[4400], to[4400];
-        snprintf(from, sizeof from, "%s/vseg", backup);
-        snprintf(to, sizeof to, "%s/vseg", app->engines_base);
         ndb_errmsg lm;
-        if (svc_link_segments(from, to, &lm) != NDB_OK) /* what is missing is rebuilt from kv */
+        if (svc_link_segments(backup, app->engines_base, &lm) != NDB_OK) /* what is missing is rebuilt from kv */
             SVC_LOG(SVC_LOG_WARN, "a snapshot's vector segments were not all linked; the rest are rebuilt",
                     LOG_STR("error", lm.text));
     }

@@ -27,12 +27,12 @@ void svc_engines_hold(svc_app *app);
 bool svc_engines_try_hold(svc_app *app);
 void svc_engines_release(svc_app *app);
 
-/* Hard-links the vector segment and graph files of segment directory from
- * (<base>/vseg: a directory per collection) into to, which is created; files
- * being written are left out. NDB_OK when from does not exist. Segments never
+/* Hard-links the vector segment and graph files of <from_base>/vseg (a
+ * directory per collection) into <to_base>/vseg, which is created; files
+ * being written are left out. NDB_OK when there are none. Segments never
  * change once written, so a snapshot keeps them this way, and a node that
  * loads it opens them (checked against kv) instead of rebuilding them. */
-ndb_status svc_link_segments(const char *from, const char *to, ndb_errmsg *msg);
+ndb_status svc_link_segments(const char *from_base, const char *to_base, ndb_errmsg *msg);
 
 /* Cluster mode: replaces the engines' state by a kv backup (a snapshot):
  * change streams are told to end, calls holding the engines finish (new ones

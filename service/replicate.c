@@ -402,11 +402,8 @@ ndb_status svc_cluster_snapshot(void *arg, uint64_t index, void **payload, size_
         return st;
     /* the vector segments and graphs beside it, linked (nothing writes while the applier is idle);
      * kept on this node only: one that fetches the snapshot rebuilds them from kv */
-    char vfrom[4400], vto[4400];
-    snprintf(vfrom, sizeof vfrom, "%s/vseg", app->engines_base);
-    snprintf(vto, sizeof vto, "%s/vseg", dir);
     ndb_errmsg lm;
-    if (svc_link_segments(vfrom, vto, &lm) != NDB_OK)
+    if (svc_link_segments(app->engines_base, dir, &lm) != NDB_OK)
         SVC_LOG(SVC_LOG_WARN, "vector segments not all kept with the snapshot; a node loading it rebuilds the rest",
                 LOG_STR("error", lm.text));
     clock_gettime(CLOCK_MONOTONIC, &t1);
