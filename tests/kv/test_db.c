@@ -833,6 +833,17 @@ static void ingest_keys(ndb_kv_ingest *g, const char *prefix, int from, int to)
     }
 }
 
+/* One whole ingestion of ingest_keys(prefix, from, to): finish's status. */
+static ndb_status ingest_range(const char *prefix, int from, int to, ndb_errmsg *msg)
+{
+    ndb_kv_ingest *g;
+    cr_assert_eq(ndb_kv_ingest_begin(kv, &g), NDB_OK);
+    ingest_keys(g, prefix, from, to);
+    ndb_status st = ndb_kv_ingest_finish(g, msg);
+    ndb_kv_ingest_free(g);
+    return st;
+}
+
 /* Bulk ingestion: a new key range goes into tables at the deepest level,
  * readable at once and after a reopen; a range that holds data is refused
  * with nothing left behind; keys out of order are refused; an abandoned
@@ -853,10 +864,7 @@ Test(db, ingest_a_new_range_at_the_deepest_level)
     cr_assert_eq(ndb_kv_ingest_add(g, "m000005", 7, "", 0), NDB_EINVAL); /* out of order: sticks */
     cr_assert_eq(ndb_kv_ingest_finish(g, &msg), NDB_EINVAL);
     ndb_kv_ingest_free(g);
-    cr_assert_eq(ndb_kv_ingest_begin(kv, &g), NDB_OK);
-    ingest_keys(g, "m", 0, 20000);
-    cr_assert_eq(ndb_kv_ingest_finish(g, &msg), NDB_OK, "%s", msg.text);
-    ndb_kv_ingest_free(g);
+    cr_assert_eq(ingest_range("m", 0, 20000, &msg), NDB_OK, "%s", msg.text);
     ndb_kv_stats s;
     cr_assert_eq(ndb_kv_stats_get(kv, &s), NDB_OK);
     cr_assert_geq(s.levels[NDB_KV_LEVELS - 1].files, 3);
@@ -886,18 +894,12 @@ Test(db, ingest_a_new_range_at_the_deepest_level)
     /* a range some key already holds (the memtable's, then a table's) */
     int tables = count_tables();
     cr_assert_eq(ndb_kv_put(kv, "q000500", 7, "x", 1), NDB_OK);
-    cr_assert_eq(ndb_kv_ingest_begin(kv, &g), NDB_OK);
-    ingest_keys(g, "q", 0, 3000);
-    cr_assert_eq(ndb_kv_ingest_finish(g, &msg), NDB_EBUSY);
-    ndb_kv_ingest_free(g);
+    cr_assert_eq(ingest_range("q", 0, 3000, &msg), NDB_EBUSY);
     cr_assert_eq(count_tables(), tables);
     expect("q000499", NULL);
     cr_assert_eq(ndb_kv_flush(kv), NDB_OK);
     tables = count_tables();
-    cr_assert_eq(ndb_kv_ingest_begin(kv, &g), NDB_OK);
-    ingest_keys(g, "q", 0, 3000);
-    cr_assert_eq(ndb_kv_ingest_finish(g, &msg), NDB_EBUSY);
-    ndb_kv_ingest_free(g);
+    cr_assert_eq(ingest_range("q", 0, 3000, &msg), NDB_EBUSY);
     cr_assert_eq(count_tables(), tables);
     /* abandoned before finish */
     cr_assert_eq(ndb_kv_ingest_begin(kv, &g), NDB_OK);
@@ -954,12 +956,8 @@ Test(db, ingest_inside_the_range_of_a_table_without_its_keys)
     cr_assert_eq(ndb_kv_put(kv, "k", 1, "x", 1), NDB_OK);
     cr_assert_eq(ndb_kv_put(kv, "z", 1, "x", 1), NDB_OK);
     cr_assert_eq(ndb_kv_flush(kv), NDB_OK); /* one table, k to z */
-    ndb_kv_ingest *g;
     ndb_errmsg msg = {{0}};
-    cr_assert_eq(ndb_kv_ingest_begin(kv, &g), NDB_OK);
-    ingest_keys(g, "m", 0, 5000);
-    cr_assert_eq(ndb_kv_ingest_finish(g, &msg), NDB_OK, "%s", msg.text);
-    ndb_kv_ingest_free(g);
+    cr_assert_eq(ingest_range("m", 0, 5000, &msg), NDB_OK, "%s", msg.text);
     ndb_kv_stats s;
     cr_assert_eq(ndb_kv_stats_get(kv, &s), NDB_OK);
     cr_assert_gt(s.levels[NDB_KV_LEVELS - 1].files, 0);
@@ -968,10 +966,7 @@ Test(db, ingest_inside_the_range_of_a_table_without_its_keys)
     cr_assert_eq(ndb_kv_compact_range(kv, NULL, 0, NULL, 0), NDB_OK);
     cr_assert_eq(ndb_kv_stats_get(kv, &s), NDB_OK);
     uint64_t last = s.levels[NDB_KV_LEVELS - 1].files;
-    cr_assert_eq(ndb_kv_ingest_begin(kv, &g), NDB_OK);
-    ingest_keys(g, "p", 0, 3000);
-    cr_assert_eq(ndb_kv_ingest_finish(g, &msg), NDB_OK, "%s", msg.text);
-    ndb_kv_ingest_free(g);
+    cr_assert_eq(ingest_range("p", 0, 3000, &msg), NDB_OK, "%s", msg.text);
     cr_assert_eq(ndb_kv_stats_get(kv, &s), NDB_OK);
     cr_assert_eq(s.levels[NDB_KV_LEVELS - 1].files, last);
     cr_assert_gt(s.levels[NDB_KV_LEVELS - 2].files, 0);
