@@ -12,17 +12,24 @@
  *
  * Thread safety: a watch belongs to one thread; the log is shared.
  */
+#include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
 
+#include <lz4.h>
+
 #include "agg_stages.h"
 
 #define CHG_REC_KIND 'e'   /* 00 'e' seq(8, big-endian): a record */
 #define CHG_STATE_KIND 'E' /* 00 'E': u64 LE first seq kept, u64 LE bytes of records */
-#define CHG_REC_VERSION 1
+#define CHG_REC_VERSION 1  /* a record's entries as they are */
+#define CHG_REC_LZ4 2      /* its entries' length (u32 LE), then the entries as one LZ4 block */
+#define CHG_LZ4_HEADER (CHG_HEADER + 4)
+#define CHG_LZ4_MIN 512              /* entries shorter than this are stored as they are */
+#define CHG_LZ4_MAX ((size_t)64 << 20) /* and longer ones too; a record claiming more is damaged */
 #define CHG_TOKEN_VERSION 1
 #define CHG_HEADER 9       /* version byte, i64 LE wall time (ms) */
 #define CHG_WHOLE UINT32_MAX /* a position after every entry of its record */
@@ -175,11 +182,61 @@ ndb_status chg_note(ndb_doc_db *db, chg_recs *r, chg_op op, const char *coll, co
     return r->buf.oom ? NDB_ENOMEM : NDB_OK;
 }
 
+/* Stores each record of r whose entries LZ4 shrinks by an eighth or more in
+ * the compressed form (FORMAT.md section 5). A bulk write's entries hold its
+ * documents a second time, and the record is written again by the WAL, the
+ * flush and the compactions: compressing it once costs less than those
+ * copies (bench/README.md, "change log records compressed"). */
+static ndb_status seal(chg_recs *r)
+{
+    size_t i = 0;
+    while (i < r->n && rec_end(r, i) - r->starts[i] < CHG_HEADER + CHG_LZ4_MIN)
+        i++;
+    if (i == r->n)
+        return NDB_OK;
+    dbuf z = {0};
+    if (!dbuf_put(&z, r->buf.data, r->starts[i]))
+        return NDB_ENOMEM;
+    for (; i < r->n; i++) {
+        const uint8_t *rec = r->buf.data + r->starts[i];
+        size_t elen = rec_end(r, i) - r->starts[i] - CHG_HEADER, at = z.len;
+        r->starts[i] = at; /* rec_end(r, i) above read the next start before it changes */
+        if (elen >= CHG_LZ4_MIN && elen <= CHG_LZ4_MAX) {
+            int bound = LZ4_compressBound((int)elen);
+            if (!dbuf_reserve(&z, CHG_LZ4_HEADER + (size_t)bound)) {
+                dbuf_free(&z);
+                return NDB_ENOMEM;
+            }
+            uint8_t *h = z.data + at;
+            int c = LZ4_compress_default((const char *)rec + CHG_HEADER, (char *)h + CHG_LZ4_HEADER, (int)elen,
+                                         bound);
+            if (c > 0 && (size_t)c + 4 <= elen - elen / 8) {
+                h[0] = CHG_REC_LZ4;
+                memcpy(h + 1, rec + 1, 8);
+                wr32(h + CHG_HEADER, (uint32_t)elen);
+                z.len = at + CHG_LZ4_HEADER + (size_t)c;
+                continue;
+            }
+        }
+        dbuf_put(&z, rec, CHG_HEADER + elen);
+    }
+    if (z.oom) {
+        dbuf_free(&z);
+        return NDB_ENOMEM;
+    }
+    dbuf_free(&r->buf);
+    r->buf = z;
+    return NDB_OK;
+}
+
 ndb_status chg_append(ndb_doc_db *db, chg_recs *r, ndb_kv_batch *b, uint64_t *ticket)
 {
     chglog *L = db->chg;
     if (L == NULL || r->n == 0)
         return ndb_kv_write_append(db->kv, b, ticket);
+    ndb_status zst = seal(r);
+    if (zst != NDB_OK)
+        return zst;
     pthread_mutex_lock(&L->mu);
     uint64_t seq = L->next, bytes = L->bytes;
     ndb_status st = NDB_OK;
@@ -476,16 +533,38 @@ static ndb_status load_record(ndb_doc_watch *w, uint64_t seq, ndb_errmsg *msg)
         return st;
     if (st != NDB_OK)
         return db_kvfail(w->db, msg, st, "reading the change log");
-    if (vl < CHG_HEADER || ((uint8_t *)v)[0] != CHG_REC_VERSION) {
+    uint8_t *rec = v, *ents = NULL;
+    size_t elen = 0;
+    if (vl >= CHG_HEADER && rec[0] == CHG_REC_VERSION) {
+        ents = rec + CHG_HEADER;
+        elen = vl - CHG_HEADER;
+    } else if (vl > CHG_LZ4_HEADER && rec[0] == CHG_REC_LZ4 && (elen = rd32(rec + CHG_HEADER)) <= CHG_LZ4_MAX &&
+               vl - CHG_LZ4_HEADER <= INT_MAX) {
+        if ((ents = malloc(elen ? elen : 1)) == NULL) {
+            free(v);
+            return ndb_errmsg_set(msg, NDB_ENOMEM, "reading the change log: out of memory");
+        }
+        int d = LZ4_decompress_safe((const char *)rec + CHG_LZ4_HEADER, (char *)ents, (int)(vl - CHG_LZ4_HEADER),
+                                    (int)elen);
+        if (d < 0 || (size_t)d != elen) {
+            free(ents);
+            ents = NULL;
+        }
+    }
+    if (ents == NULL) {
         free(v);
         return ndb_errmsg_set(msg, NDB_ECORRUPT, "change log record %llu is damaged", (unsigned long long)seq);
+    }
+    w->wall = (int64_t)rd64(rec + 1);
+    if (ents != rec + CHG_HEADER) {
+        free(v);
+        v = ents;
     }
     free(w->rec);
     w->rec = v;
     w->recseq = seq;
-    w->wall = (int64_t)rd64((uint8_t *)v + 1);
-    w->p = (uint8_t *)v + CHG_HEADER;
-    w->end = (uint8_t *)v + vl;
+    w->p = ents;
+    w->end = ents + elen;
     w->ei = 0;
     w->skip = seq == w->seq && w->idx != CHG_WHOLE ? w->idx + 1 : 0;
     return NDB_OK;

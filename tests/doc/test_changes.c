@@ -6,6 +6,8 @@
 #include <pthread.h>
 #include <time.h>
 
+#include <lz4.h>
+
 #include "helpers.h"
 
 /* The next event as JSON (static buffer), with wallTime and the stored
@@ -384,6 +386,156 @@ Test(changes, a_large_batch_spans_records_and_resumes_inside_one)
     }
     cr_assert_str_eq(next_ev(w, 0), "TIMEOUT");
     ndb_doc_watch_close(w);
+    tdb_close(&t);
+}
+
+/* The events of a watch from the start of the log, one per line, until it has
+ * none (or an error, which ends the text). */
+static char *all_events(tdb *t)
+{
+    size_t cap = 1 << 20, at = 0;
+    char *out = malloc(cap);
+    cr_assert_not_null(out);
+    /* after the whole of record 0: before the first record */
+    uint8_t zero[NDB_DOC_TOKEN_LEN] = {0x01, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff};
+    ndb_doc_watch_opts o = {.resume_after = zero, .resume_len = sizeof zero};
+    ndb_doc_watch *w;
+    ndb_errmsg m = {{0}};
+    cr_assert_eq(ndb_doc_watch_open(t->db, &o, &w, &m), NDB_OK, "%s", m.text);
+    for (;;) {
+        const char *e = next_ev(w, 0);
+        size_t l = strlen(e);
+        if (at + l + 2 > cap)
+            cr_assert_not_null(out = realloc(out, cap *= 2));
+        memcpy(out + at, e, l);
+        at += l;
+        out[at++] = '\n';
+        if (strcmp(e, "TIMEOUT") == 0 || strncmp(e, "ERR", 3) == 0)
+            break;
+    }
+    out[at] = 0;
+    ndb_doc_watch_close(w);
+    return out;
+}
+
+/* Rewrites every record of the log as fn returns it (in place, by kv puts). */
+static int each_record(tdb *t, void (*fn)(uint8_t *v, size_t *vl))
+{
+    uint8_t lo[2] = {0, 'e'}, hi[2] = {0, 'f'};
+    ndb_kv_iter *it;
+    ndb_kv_batch *b;
+    cr_assert_eq(ndb_kv_iter_new(t->kv, NULL, lo, 2, hi, 2, &it), NDB_OK);
+    cr_assert_eq(ndb_kv_batch_new(&b), NDB_OK);
+    int n = 0;
+    for (ndb_kv_iter_seek_first(it); ndb_kv_iter_valid(it); ndb_kv_iter_next(it), n++) {
+        size_t kl, vl;
+        const void *k = ndb_kv_iter_key(it, &kl);
+        const void *v = ndb_kv_iter_value(it, &vl);
+        uint8_t *nv = malloc(vl + (64u << 20)); /* room for a decompressed record */
+        cr_assert_not_null(nv);
+        memcpy(nv, v, vl);
+        fn(nv, &vl);
+        cr_assert_eq(ndb_kv_batch_put(b, k, kl, nv, vl), NDB_OK);
+        free(nv);
+    }
+    cr_assert_eq(ndb_kv_iter_status(it), NDB_OK);
+    ndb_kv_iter_free(it);
+    cr_assert_eq(ndb_kv_write(t->kv, b), NDB_OK);
+    ndb_kv_batch_free(b);
+    return n;
+}
+
+/* A compressed record (version 2) as version 1 wrote it: its entries as they are. */
+static void as_plain(uint8_t *v, size_t *vl)
+{
+    if (v[0] != 2)
+        return;
+    uint32_t len = (uint32_t)v[9] | (uint32_t)v[10] << 8 | (uint32_t)v[11] << 16 | (uint32_t)v[12] << 24;
+    uint8_t *plain = malloc(len);
+    cr_assert_not_null(plain);
+    cr_assert_eq(LZ4_decompress_safe((const char *)v + 13, (char *)plain, (int)(*vl - 13), (int)len), (int)len);
+    v[0] = 1;
+    memcpy(v + 9, plain, len);
+    *vl = 9 + len;
+    free(plain);
+}
+
+static void cut_short(uint8_t *v, size_t *vl)
+{
+    (void)v;
+    *vl -= 4;
+}
+
+static void claim_more(uint8_t *v, size_t *vl)
+{
+    (void)vl;
+    v[12] = 0x7f; /* an entries' length of about 2 GB */
+}
+
+Test(changes, records_are_compressed_and_plain_ones_from_before_still_read)
+{
+    tdb t;
+    tdb_open_with(&t, true);
+    /* two writes of 1,000 documents of the brief's user shape, and a small one */
+    char *js = malloc(1000 * 200 + 16);
+    size_t at, doc_bytes = 0;
+    for (int w = 0; w < 2; w++) {
+        at = 0;
+        js[at++] = '[';
+        for (int i = 1000 * w; i < 1000 * (w + 1); i++) {
+            size_t l = (size_t)sprintf(js + at, "%s{\"_id\":\"u%04d\",\"name\":\"User %d\",\"email\":"
+                                       "\"user%d@example.com\",\"age\":%d,\"city\":\"Denver\",\"tags\":[\"t%d\"]}",
+                                       i % 1000 ? "," : "", i, i, i, 18 + i % 60, i % 50);
+            at += l;
+            doc_bytes += l;
+        }
+        js[at++] = ']';
+        js[at] = 0;
+        ok_ins(&t, "a", js);
+    }
+    free(js);
+    ok_ins(&t, "a", "[{\"_id\":\"small\"}]");
+    ndb_doc_changes_info info;
+    ndb_doc_changes_info_get(t.db, &info);
+    /* the records take less than a third of the documents' JSON */
+    cr_assert_lt(info.bytes, doc_bytes / 3, "%llu bytes for %zu of JSON", (unsigned long long)info.bytes, doc_bytes);
+    uint64_t compressed_bytes = info.bytes;
+    char *before = all_events(&t);
+    cr_assert(strstr(before, "\"u1999\"") != NULL && strstr(before, "\"small\"") != NULL);
+    cr_assert_null(strstr(before, "ERR"), "%.300s", before);
+
+    /* records as the version before wrote them read the same */
+    cr_assert_geq(each_record(&t, as_plain), 2);
+    char *after = all_events(&t);
+    cr_assert_str_eq(after, before);
+    free(after);
+    tdb_close_only(&t);
+    tdb_open_dir(&t);
+    after = all_events(&t);
+    cr_assert_str_eq(after, before);
+    free(after);
+    ndb_doc_changes_info_get(t.db, &info);
+    cr_assert_eq(info.bytes, compressed_bytes); /* the size known at the last write */
+    free(before);
+
+    /* a record whose block is cut short, or that claims too much, is refused by name */
+    tdb_close(&t);
+    tdb_open_with(&t, true);
+    for (int round = 0; round < 2; round++) {
+        char big[2048];
+        at = 0;
+        big[at++] = '[';
+        for (int i = 0; i < 20; i++)
+            at += (size_t)sprintf(big + at, "%s{\"_id\":\"r%d-%02d\",\"s\":\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"}",
+                                  i ? "," : "", round, i);
+        big[at++] = ']';
+        big[at] = 0;
+        ok_ins(&t, "a", big);
+        each_record(&t, round == 0 ? cut_short : claim_more);
+        after = all_events(&t);
+        cr_assert(strstr(after, "ERR") != NULL && strstr(after, "is damaged") != NULL, "%.300s", after);
+        free(after);
+    }
     tdb_close(&t);
 }
 
