@@ -1,6 +1,7 @@
 #include "config.h"
 
 #include "log.h"
+#include "ndb_kv.h"
 #include "version.h"
 
 #include <errno.h>
@@ -55,6 +56,9 @@ static const opt_def opts[] = {
             "storage engine memtable size that triggers a flush; up to two are in memory (default 67108864)"),
     NUM_OPT("block-cache-bytes", "NEXADB_BLOCK_CACHE_BYTES", OPT_I64, block_cache_bytes, 0, INT64_C(1) << 40,
             "storage engine block cache bound; 0 disables it (default 67108864)"),
+    STR_OPT("compression", "NEXADB_COMPRESSION", compression,
+            "compression of the table blocks written from now on: none, lz4 or zstd; compressed blocks are read "
+            "through the block cache (default none: tables are read in place)"),
     NUM_OPT("ttl-interval-seconds", "NEXADB_TTL_INTERVAL_SECONDS", OPT_INT, ttl_interval_s, 1, 86400,
             "seconds between passes deleting documents past their TTL index's limit (default 60)"),
     NUM_OPT("change-retention-seconds", "NEXADB_CHANGE_RETENTION_SECONDS", OPT_I64, change_retention_s, 0,
@@ -196,6 +200,7 @@ ndb_status svc_config_load(svc_config *cfg, int argc, char **argv, ndb_errmsg *m
     strcpy(cfg->grpc_addr, "127.0.0.1:6970");
     strcpy(cfg->http_addr, "127.0.0.1:6969");
     strcpy(cfg->log_level, "info");
+    strcpy(cfg->compression, "none");
     cfg->shutdown_grace_s = 20;
     cfg->max_message_bytes = 64 << 20;
     cfg->max_body_bytes = 64 << 20;
@@ -260,6 +265,15 @@ ndb_status svc_config_load(svc_config *cfg, int argc, char **argv, ndb_errmsg *m
     if (svc_log_parse_level(cfg->log_level) < 0)
         return ndb_errmsg_set(msg, NDB_EINVAL, "--log-level: expected debug, info, warn or error, got '%s'",
                               cfg->log_level);
+    static const char *const kinds[] = {[NDB_KV_COMPRESS_NONE] = "none", [NDB_KV_COMPRESS_LZ4] = "lz4",
+                                        [NDB_KV_COMPRESS_ZSTD] = "zstd"};
+    cfg->compression_kind = -1;
+    for (int k = 0; k < (int)(sizeof kinds / sizeof kinds[0]); k++)
+        if (strcmp(cfg->compression, kinds[k]) == 0)
+            cfg->compression_kind = k;
+    if (cfg->compression_kind < 0)
+        return ndb_errmsg_set(msg, NDB_EINVAL, "--compression: expected none, lz4 or zstd, got '%s'",
+                              cfg->compression);
     ndb_status st = node_id_from_hostname(cfg, msg);
     if (cfg->workers == 0) /* unset: a worker running a write waits for its entry's commit */
         cfg->workers = cfg->node_id != 0 ? 64 : 16;

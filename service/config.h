@@ -29,6 +29,8 @@ typedef struct svc_config {
     int ttl_interval_s;         /* seconds between TTL passes (ttl.h) */
     int64_t memtable_bytes;     /* the storage engine's memtable size (flush trigger) */
     int64_t block_cache_bytes;  /* the storage engine's block cache bound; 0: none */
+    char compression[8];        /* tables' blocks: "none", "lz4" or "zstd" */
+    int compression_kind;       /* the same as an ndb_kv_compression, set by svc_config_load */
     int64_t change_retention_s; /* the change log's age bound; 0: no change log (change_log.h) */
     int64_t change_retention_bytes; /* its size bound; 0: none */
     int max_watches;            /* change streams open at once (h_watch.c) */

@@ -44,6 +44,7 @@ ndb_status svc_engines_open(svc_app *app, const char *base, bool cluster, uint32
     kopt.max_open_tables = max_open_tables;
     kopt.memtable_bytes = (size_t)app->cfg->memtable_bytes;
     kopt.block_cache_bytes = (size_t)app->cfg->block_cache_bytes;
+    kopt.compression = (ndb_kv_compression)app->cfg->compression_kind;
     ndb_kv_recovery_info rec = {0};
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
