@@ -10,6 +10,13 @@
 #     are not passed to the server, so without --api-key it makes a fresh key; it logs at
 #     --log-level info whatever NEXADB_LOG_LEVEL says (the lines above are info lines).
 #     On failure it prints the log and returns non-zero.
+#     While it runs, its RssAnon and RssFile (/proc/<pid>/status) are read every second into
+#     <dir>/memory.tsv (bytes, two columns).
+#   bench_server_memory <prefix>
+#     Prints METRIC <prefix>.anon_peak_bytes and <prefix>.file_peak_bytes: the largest of each
+#     read so far (call it before or after bench_server_stop).
+#   bench_server_metrics
+#     Prints the server's GET /metrics (Prometheus text).
 #   bench_server_stop
 #     SIGTERM, up to 15 s for a clean exit, then SIGKILL. Safe to call twice (e.g. from a trap).
 
@@ -32,6 +39,15 @@ bench_server_start() {
     fi
     sleep 0.1
   done
+  BENCH_SERVER_MEMORY="$dir/memory.tsv"
+  (
+    pid=$BENCH_SERVER_PID
+    while kill -0 "$pid" 2>/dev/null; do
+      awk '/^RssAnon:/ {a = $2} /^RssFile:/ {f = $2} END {if (a != "") print a * 1024, f * 1024}' \
+        "/proc/$pid/status" 2>/dev/null || true
+      sleep 1
+    done
+  ) >"$BENCH_SERVER_MEMORY" &
   BENCH_GRPC_PORT=$(sed -n 's/.*"gRPC listening".*"port":\([0-9]*\).*/\1/p' "$BENCH_SERVER_LOG")
   BENCH_HTTP_PORT=$(sed -n 's/.*"HTTP listening".*"port":\([0-9]*\).*/\1/p' "$BENCH_SERVER_LOG")
   BENCH_API_KEY=$(sed -n 's/.*"api_key":"\([^"]*\)".*/\1/p' "$BENCH_SERVER_LOG" | head -n1)
@@ -60,4 +76,14 @@ bench_server_stop() {
     kill -KILL "$pid" 2>/dev/null || true
   fi
   wait "$pid" 2>/dev/null || true
+}
+
+bench_server_memory() {
+  awk -v p="$1" '$1 > a {a = $1} $2 > f {f = $2}
+    END {printf "METRIC %s.anon_peak_bytes %d bytes\nMETRIC %s.file_peak_bytes %d bytes\n", p, a, p, f}' \
+    "$BENCH_SERVER_MEMORY"
+}
+
+bench_server_metrics() {
+  curl -sf -H "Authorization: Bearer $BENCH_API_KEY" "http://127.0.0.1:$BENCH_HTTP_PORT/metrics"
 }

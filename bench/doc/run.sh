@@ -33,6 +33,7 @@ if ! NEXADB_API_KEY=$BENCH_API_KEY "$gobench" -addr "127.0.0.1:$BENCH_GRPC_PORT"
   tail -n 20 "$BENCH_SERVER_LOG" >&2
   exit 1
 fi
+bench_server_memory grpc.server
 bench_server_stop
 
 echo "# ratios (gRPC / SQLite and gRPC / in-process throughput; >1 = gRPC faster)"

@@ -4,7 +4,10 @@ argpartition) and FAISS IndexFlatIP, single-query latency and batched QPS.
     ref.py <workdir> <n> <dims> <threads>
 
 Set OMP_NUM_THREADS / OPENBLAS_NUM_THREADS to <threads> before starting
-(run.sh does): numpy's BLAS reads them at import. Prints METRIC lines.
+(run.sh does): numpy's BLAS reads them at import. Prints METRIC lines. At one
+thread it also writes every query's exact top 10 (numpy's) to <workdir>/truth.i32
+(int32 row numbers, 10 a query), the answers grpc_ann_bench -exact checks the
+server's against (bench/scale).
 """
 import os
 import sys
@@ -46,6 +49,7 @@ if threads == 1:
         ours = [int(x) for x in open(ours_path).read().split()]
         ref = [int(x) for x in np_search(Q[0])]
         print(f"METRIC {tag}_recall_vs_numpy {len(set(ours) & set(ref)) / k:.2f} fraction", flush=True)
+    np.array([np_search(q) for q in Q], dtype=np.int32).tofile(os.path.join(workdir, "truth.i32"))
 
 try:
     import faiss

@@ -9,6 +9,9 @@
 # machine's memory bandwidth) and ref.py at 1 and 2 threads on the same data.
 # Output: METRIC <name> <value> <unit> lines. Scratch data goes to
 # ${NDB_BENCH_DIR:-/tmp/ndb-bench-vec} (about 2.5x the largest shape's bytes).
+# NDB_BENCH_QUERIES sets the query count (default 1000); NDB_BENCH_KEEP=1 keeps the
+# last shape's data.f32, queries.f32 and truth.i32 (bench/scale searches them through
+# the server).
 set -euo pipefail
 here=$(cd "$(dirname "$0")/../.." && pwd)
 build="$here/build/bench-vec"
@@ -30,10 +33,11 @@ for shape in "${shapes[@]}"; do
   n=${shape%x*}
   d=${shape#*x}
   echo "# shape $shape" >&2
-  "$build/bench/vec/vecbench" "$work" "$n" "$d" 1000
+  "$build/bench/vec/vecbench" "$work" "$n" "$d" "${NDB_BENCH_QUERIES:-1000}"
   for t in 1 2; do
     OMP_NUM_THREADS=$t OPENBLAS_NUM_THREADS=$t MKL_NUM_THREADS=$t \
       "$venv/bin/python" "$here/bench/vec/ref.py" "$work" "$n" "$d" "$t"
   done
-  rm -rf "$work/store" "$work/data.f32" "$work/queries.f32" "$work/ours_q0.txt"
+  rm -rf "$work/store" "$work/ours_q0.txt"
+  [ "${NDB_BENCH_KEEP:-0}" = 1 ] || rm -f "$work/data.f32" "$work/queries.f32" "$work/truth.i32"
 done

@@ -3,7 +3,7 @@
 // queries.f32, truth.i32 and the filtered runs' allow_<sel>.u8 and truth_<sel>.i32). It
 // prints `METRIC <name> <value> <unit>` lines and exits non-zero on any RPC error.
 //
-//	grpc_ann_bench -addr 127.0.0.1:PORT -dir WORKDIR -n N -d DIMS [-m 16] [-efc 200] [-threads 2] [-tag NAME]
+//	grpc_ann_bench -addr 127.0.0.1:PORT -dir WORKDIR -n N -d DIMS [-m 16] [-efc 200] [-threads 2] [-tag NAME] [-exact]
 //
 // The key is $NEXADB_API_KEY. bench/ann/run.sh starts the server, runs this and stops it.
 // Steps: a cosine collection with an HNSW index (m, ef_construction) is created; the rows
@@ -17,6 +17,11 @@
 // .qps), first with each filtered call reading every document to find the matches, then
 // again after CreateIndex on "s" (.f<sel>.indexed.recall / .qps): the server's end to end.
 // The figures are named after -tag (ann_bench's dataset name), by default <n>x<dims>.
+//
+// With -exact (bench/scale: the exact search at a size no graph is built for here) the
+// collection has the exact index: the rows go in as above (.insert_s and .insert_vps), every
+// query runs as an exact Search on 1 .. threads goroutines (.t<n>.exact.recall / .qps), and
+// the collection is left in place for the caller to measure.
 package main
 
 import (
@@ -129,6 +134,7 @@ func main() {
 	efc := flag.Int("efc", 200, "HNSW ef_construction")
 	threads := flag.Int("threads", 2, "most concurrent searches")
 	tagFlag := flag.String("tag", "", "the figures' name (a dataset's; default <n>x<dims>)")
+	exact := flag.Bool("exact", false, "an exact collection: inserts and exact searches only, left in place")
 	flag.Parse()
 	ctx := context.Background()
 	tag := *tagFlag
@@ -145,8 +151,11 @@ func main() {
 	}
 	defer db.Close()
 	name := "ann" + tag
-	vc, err := db.VectorCollection(ctx, name, *d, nexadb.Cosine,
-		nexadb.WithIndex(nexadb.Index{Kind: nexadb.HNSW, M: *m, EfConstruction: *efc}))
+	index := nexadb.Index{Kind: nexadb.HNSW, M: *m, EfConstruction: *efc}
+	if *exact {
+		index = nexadb.Index{Kind: nexadb.Exact}
+	}
+	vc, err := db.VectorCollection(ctx, name, *d, nexadb.Cosine, nexadb.WithIndex(index))
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -162,6 +171,16 @@ func main() {
 		}
 	}
 	insert := time.Since(t0).Seconds()
+	if *exact {
+		fmt.Printf("METRIC ann.%s.server.insert_s %.2f s\n", tag, insert)
+		fmt.Printf("METRIC ann.%s.server.insert_vps %.0f vectors/s\n", tag, float64(*n)/insert)
+		for nt := 1; nt <= *threads; nt++ {
+			r, qps := run(ctx, vc, qs, truth, nt, nexadb.ExactSearch())
+			fmt.Printf("METRIC ann.%s.server.t%d.exact.recall %.4f\n", tag, nt, r)
+			fmt.Printf("METRIC ann.%s.server.t%d.exact.qps %.1f q/s\n", tag, nt, qps)
+		}
+		return
+	}
 	for {
 		info, err := vc.Info(ctx)
 		if err != nil {

@@ -5,7 +5,7 @@
 // every result against what the generator implies, and exits non-zero on a mismatch or on
 // any RPC error.
 //
-//	grpc_doc_bench -addr 127.0.0.1:PORT -key KEY [-n docs] [-r reps] [-c goroutines] [-ic calls]
+//	grpc_doc_bench -addr 127.0.0.1:PORT -key KEY [-n docs] [-r reps] [-c goroutines] [-ic calls] [-insert-only]
 //
 // bench/doc/run.sh starts the server (bench/server.sh), runs this and stops the server.
 // Workloads, in this order (the collection must not exist yet):
@@ -17,6 +17,9 @@
 //	scan         Count {"age":{"$gt":25}} without an index; Find streaming every match
 //	group        Aggregate [{"$group":{"_id":"$city","n":{"$sum":1},"avg":{"$avg":"$age"}}}]
 //	index        CreateIndex on age, then the same Count
+//
+// -insert-only runs the -ic calls' InsertMany alone, into the collection, checks its count
+// and stops (bench/scale measures the disk that ingestion leaves under each compression).
 package main
 
 import (
@@ -265,6 +268,7 @@ func main() {
 	seqGets := flag.Int("seq", 10000, "lookups per repetition of grpc.get_by_id_seq (one goroutine)")
 	coll := flag.String("collection", "users", "collection to create (must not exist)")
 	timeout := flag.Duration("timeout", 5*time.Minute, "deadline of each unary call")
+	insertOnly := flag.Bool("insert-only", false, "only the InsertMany with -ic calls in flight, then stop")
 	flag.Parse()
 	if *addr == "" || *n <= 0 || *r <= 0 || *r > maxReps || *conc <= 0 || *insConc <= 0 || *seqGets <= 0 || flag.NArg() > 0 {
 		fmt.Fprintf(os.Stderr, "usage: %s -addr host:port [-key k] [-n docs > 0] [-r reps 1..%d] [-c goroutines] [-ic calls] [-seq lookups]\n",
@@ -305,22 +309,28 @@ func main() {
 	for i := range docs {
 		docs[i] = document(i, &users[i])
 	}
-	scratch := *coll + "_insert_serial"
-	el, err := insert(ctx, db.Collection(scratch), docs, nil, 1)
+	if !*insertOnly {
+		scratch := *coll + "_insert_serial"
+		el, err := insert(ctx, db.Collection(scratch), docs, nil, 1)
+		if err != nil {
+			log.Fatal(err)
+		}
+		metric("grpc.insert_many", float64(*n)/el, "docs/s")
+		if _, err := db.DropCollection(ctx, scratch); err != nil {
+			log.Fatal(err)
+		}
+	}
+	el, err := insert(ctx, col, docs, users, *insConc)
 	if err != nil {
-		log.Fatal(err)
-	}
-	metric("grpc.insert_many", float64(*n)/el, "docs/s")
-	if _, err := db.DropCollection(ctx, scratch); err != nil {
-		log.Fatal(err)
-	}
-	if el, err = insert(ctx, col, docs, users, *insConc); err != nil {
 		log.Fatal(err)
 	}
 	metric(fmt.Sprintf("grpc.insert_many_c%d", *insConc), float64(*n)/el, "docs/s")
 	docs = nil
 	if c, err := col.Count(ctx, nil); err != nil || c != int64(*n) {
 		log.Fatalf("count after insert: %d, %v; want %d", c, err, *n)
+	}
+	if *insertOnly {
+		return
 	}
 
 	// point reads
