@@ -408,6 +408,19 @@ int cur_src_next(ndb_doc_cursor *c, const uint8_t **doc, size_t *len, ndb_errmsg
             c->lastkey.len = 0;
             if (!dbuf_put(&c->lastkey, k, kl))
                 return NDB_ENOMEM;
+            if (c->ids) { /* covered: the entry holds all the answer needs */
+                ndb_doc_builder_reset(c->ids);
+                ndb_doc_begin_object(c->ids);
+                ndb_doc_key(c->ids, "_id", 3);
+                ndb_doc_string(c->ids, (const char *)id, idlen);
+                ndb_doc_end_object(c->ids);
+                const void *d;
+                ndb_status st = ndb_doc_builder_finish(c->ids, &d, len);
+                if (st != NDB_OK)
+                    return ndb_errmsg_set(msg, st, "building {_id}: %s", ndb_strerror(st));
+                *doc = d;
+                return 1;
+            }
             dbuf dk = {0};
             key_doc(&dk, c->c, id, idlen);
             void *dv;
@@ -595,6 +608,11 @@ ndb_status ndb_doc_find(ndb_doc_db *db, const char *cname, const ndb_doc_find_op
     c->sort_owned = sortcopy;
     c->prj_owned = prjcopy;
     c->qhash = query_hash(o);
+    /* {"_id": 1} over an index that answers the filter alone: no document is read */
+    if (p != NULL && prj_id_only(p) && c->mode == M_IX && c->pl.exact && (st = ndb_doc_builder_new(&c->ids)) != NDB_OK) {
+        ndb_doc_cursor_free(c);
+        return st;
+    }
     c->skip = o->skip;
     c->limit = o->limit;
     bool resumed = o->page_token && o->page_token_len;
@@ -716,6 +734,7 @@ void ndb_doc_cursor_free(ndb_doc_cursor *c)
     if (c->agg)
         c->agg_free(c->agg);
     free(c->fetched);
+    ndb_doc_builder_free(c->ids);
     if (c->it)
         ndb_kv_iter_free(c->it);
     if (c->snap_owned)

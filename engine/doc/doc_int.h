@@ -300,6 +300,8 @@ ndb_status prj_compile(const ndb_doc_val *v, prj_spec **out, ndb_errmsg *msg);
 void prj_free(prj_spec *p);
 /* Writes the projected document into out (appends one object value). */
 ndb_status prj_apply(const prj_spec *p, const ndb_doc_val *doc, ndb_doc_builder *out);
+/* Whether p keeps _id and nothing else ({"_id": 1}). */
+bool prj_id_only(const prj_spec *p);
 
 typedef struct srt_key {
     dpath path;
@@ -582,6 +584,7 @@ struct ndb_doc_cursor {
     bool id_done;
     bool own_flt;        /* free flt with the cursor */
     bool keys_only;      /* M_IX with an exact plan: count keys, fetch nothing */
+    ndb_doc_builder *ids; /* M_IX with an exact plan and {"_id": 1}: each {_id} built from its index entry */
     uint64_t topk;       /* in-memory sort keeps only the first topk (0: all) */
     uint8_t *sort_owned; /* bytes the sort spec borrows */
     uint8_t *prj_owned;  /* bytes the projection borrows */

@@ -128,6 +128,8 @@ ndb_status prj_compile(const ndb_doc_val *v, prj_spec **out, ndb_errmsg *msg)
     return NDB_OK;
 }
 
+bool prj_id_only(const prj_spec *p) { return p->include && p->id && p->root.nkids == 0; }
+
 static void prj_inc(const pnode *n, const ndb_doc_val *v, ndb_doc_builder *b, bool top, bool id);
 
 static void prj_inc_value(const pnode *c, const ndb_doc_val *e, ndb_doc_builder *b)
