@@ -177,8 +177,10 @@ static ndb_status stats(svc_ctx *ctx, const ProtobufCMessage *req, ProtobufCMess
     ms->memtables = es->memtable_bytes;
     ms->block_cache = (int64_t)ks.block_cache_bytes;
     ms->block_cache_capacity = (int64_t)ks.block_cache_capacity;
-    for (size_t i = 0; i < out->n_collections; i++)
+    for (size_t i = 0; i < out->n_collections; i++) {
         ms->vector_graphs += out->collections[i]->index_bytes;
+        ms->vector_rows += out->collections[i]->memory_bytes;
+    }
     out->memory = ms;
     *resp = &out->base;
     return NDB_OK;

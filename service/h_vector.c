@@ -57,6 +57,7 @@ Nexadb__V1__CollectionInfo *svc_vec_collection_info(svc_ctx *ctx, const ndb_vec_
     ci->indexed = (int64_t)vi->indexed;
     ci->index_building = vi->building != 0;
     ci->index_bytes = (int64_t)vi->graph_bytes;
+    ci->memory_bytes = (int64_t)vi->memory_bytes;
     return ci->name != NULL ? ci : NULL;
 }
 

@@ -245,14 +245,14 @@ static void render_engine(out_buf *o, svc_app *app)
         const Nexadb__V1__MemoryStats *m = s->memory;
         family(o, "nexadb_memory_bytes", "gauge",
                "resident memory by kind (anonymous, file: mapped pages, shared) and what the engines hold of it "
-               "(memtables, block_cache and its block_cache_capacity, vector_graphs)");
+               "(memtables, block_cache and its block_cache_capacity, vector_graphs, vector_rows)");
         const struct {
             const char *kind;
             int64_t v;
         } kinds[] = {{"anonymous", m->resident_anonymous}, {"file", m->resident_file},
                      {"shared", m->resident_shared},       {"memtables", m->memtables},
                      {"block_cache", m->block_cache},      {"block_cache_capacity", m->block_cache_capacity},
-                     {"vector_graphs", m->vector_graphs}};
+                     {"vector_graphs", m->vector_graphs},  {"vector_rows", m->vector_rows}};
         for (size_t i = 0; i < sizeof kinds / sizeof *kinds; i++)
             outf(o, "nexadb_memory_bytes{kind=\"%s\"} %" PRId64 "\n", kinds[i].kind, kinds[i].v);
     }

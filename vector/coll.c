@@ -276,6 +276,8 @@ ndb_status rowset_grow(const vcoll *c, rowset *r, uint64_t want)
 /* Forgets r's rows, keeping its arrays for reuse. */
 static void rowset_clear(rowset *r)
 {
+    if (r->n > r->high)
+        r->high = r->n;
     for (uint64_t i = 0; i < r->n; i++)
         free(r->ids[i]);
     if (r->dead)
@@ -292,6 +294,17 @@ void rowset_free(rowset *r)
     free(r->rowno);
     free(r->dead);
     memset(r, 0, sizeof *r);
+}
+
+/* The memory r holds: the rows' pages written so far, its per-row arrays,
+ * the ids' copies. */
+static uint64_t rowset_bytes(const vcoll *c, const rowset *r)
+{
+    uint64_t b = (r->n > r->high ? r->n : r->high) * c->stride +
+                 r->cap * (sizeof *r->ids + sizeof *r->idlen + sizeof *r->rowno) + (r->cap + 63) / 64 * 8;
+    for (uint64_t i = 0; i < r->n; i++)
+        b += r->idlen[i] + 1;
+    return b;
 }
 
 static seg_rows rowset_view(const rowset *r)
@@ -748,6 +761,8 @@ void coll_info(vcoll *c, ndb_vec_info *out)
     for (size_t i = 0; i < c->nsegs; i++)
         out->dead += c->segs[i]->ndead;
     out->bytes = out->rows * c->stride;
+    out->memory_bytes = rowset_bytes(c, &c->act) + rowset_bytes(c, &c->imm) + c->map.cap * sizeof *c->map.slots +
+                        c->map.key_bytes;
     out->index = c->index;
     pthread_rwlock_rdlock(&c->grw);
     if (c->g) {

@@ -20,7 +20,7 @@ static uint32_t hash_bytes(const char *p, size_t n)
 void idmap_init(idmap *m)
 {
     m->slots = NULL;
-    m->cap = m->count = 0;
+    m->cap = m->count = m->key_bytes = 0;
 }
 
 void idmap_free(idmap *m)
@@ -98,6 +98,7 @@ ndb_status idmap_put(idmap *m, const char *id, size_t len, idmap_loc loc)
     memcpy(k, id, len);
     m->slots[j] = (idmap_slot){k, (uint32_t)len, h, loc};
     m->count++;
+    m->key_bytes += len ? len : 1;
     return NDB_OK;
 }
 
@@ -113,6 +114,7 @@ void idmap_put_owned(idmap *m, char *key, size_t len, idmap_loc loc)
     }
     m->slots[j] = (idmap_slot){key, (uint32_t)len, h, loc};
     m->count++;
+    m->key_bytes += len ? len : 1;
 }
 
 int idmap_del(idmap *m, const char *id, size_t len)
@@ -124,6 +126,7 @@ int idmap_del(idmap *m, const char *id, size_t len)
     if (!found)
         return 0;
     free(m->slots[j].key);
+    m->key_bytes -= m->slots[j].len ? m->slots[j].len : 1;
     m->slots[j].key = NULL;
     m->count--;
     /* backward shift: move later members of the probe run into the hole */

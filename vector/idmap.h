@@ -33,6 +33,7 @@ typedef struct idmap_slot {
 typedef struct idmap {
     idmap_slot *slots;
     size_t cap, count;
+    size_t key_bytes; /* the keys' copies, together */
 } idmap;
 
 void idmap_init(idmap *m);

@@ -190,6 +190,8 @@ typedef struct ndb_vec_info {
     uint64_t dead;     /* replaced or deleted rows still in segments (masked until a merge) */
     uint32_t segments; /* segment files */
     uint64_t bytes;    /* the documents' encoded bytes plus the vectors' row bytes */
+    uint64_t memory_bytes; /* anonymous memory: rows not yet in a segment (up to two segments' worth,
+                            * ndb_vec_options.segment_bytes each) and the map of ids to rows */
     ndb_vec_index index;  /* as configured (m, ef_construction filled in for HNSW) */
     uint64_t indexed;     /* HNSW: live rows the searched graph holds (the rest are scored exactly) */
     uint64_t graph_nodes; /* HNSW: nodes of the searched graph, dead ones included */

@@ -78,6 +78,7 @@ typedef struct rowset {
     uint64_t *rowno;
     uint64_t *dead;  /* cap bits */
     uint64_t ndead;
+    uint64_t high;   /* the most rows it has held: rows' pages stay resident once written */
 } rowset;
 
 void vlog(const venv *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -36,6 +36,14 @@ def test_memory_figures_match_the_process_and_stay_within_budget(pb, server_fact
         collection="m", fields=[pb.document_pb2.IndexField(field="age")]), metadata=md, timeout=120)
     assert docs.Count(pb.document_pb2.CountRequest(collection="m", filter=pb.doc({"age": {"$gt": 30}})),
                       metadata=md, timeout=60).count > 0
+    # 6,000 vectors of 256 dimensions, under the 64 MiB a segment takes: all of them in memory rows
+    v = pb.vector_pb2
+    vec = pb.vector_pb2_grpc.VectorServiceStub(ch)
+    vec.CreateVectorCollection(v.CreateVectorCollectionRequest(collection="v", dimensions=256), metadata=md, timeout=10)
+    for at in range(0, 6000, 2000):
+        vec.InsertVectors(v.InsertVectorsRequest(collection="v", documents=[
+            v.VectorDocument(document=pb.doc({"_id": f"v{i:05d}"}), vector=[(i * 7 + j) % 13 + 1.0 for j in range(256)])
+            for i in range(at, at + 2000)]), metadata=md, timeout=60)
     r = admin.Stats(pb.admin_pb2.StatsRequest(), metadata=md, timeout=10)
     kernel = proc_status(s.proc.pid)
     m = r.memory
@@ -46,13 +54,16 @@ def test_memory_figures_match_the_process_and_stay_within_budget(pb, server_fact
     assert m.block_cache_capacity == 8 * MiB and 0 <= m.block_cache <= m.block_cache_capacity, m
     assert 0 < m.memtables <= 2 * 8 * MiB + MiB, m
     assert m.vector_graphs == sum(c.index_bytes for c in r.collections)
-    # the budget: two memtables, the cache, the graphs, the constant
-    budget = 2 * 8 * MiB + 8 * MiB + m.vector_graphs + CONSTANT
+    # the rows (1 KiB each) and their ids, and no more than a segment's worth of row pages
+    assert m.vector_rows == sum(c.memory_bytes for c in r.collections)
+    assert 6000 * 1024 < m.vector_rows < 6000 * 1024 + 80 * MiB, m
+    # the budget: two memtables, the cache, the graphs, the vectors' memory rows, the constant
+    budget = 2 * 8 * MiB + 8 * MiB + m.vector_graphs + m.vector_rows + CONSTANT
     assert m.resident_anonymous < budget, (m.resident_anonymous / MiB, budget / MiB)
     text = requests.get(f"{s.http_base}/metrics", headers={"X-API-Key": s.api_key}, timeout=10).text
     got = dict(re.findall(r'^nexadb_memory_bytes\{kind="(\w+)"\} (\d+)$', text, re.M))
     assert set(got) == {"anonymous", "file", "shared", "memtables", "block_cache", "block_cache_capacity",
-                        "vector_graphs"}, got
+                        "vector_graphs", "vector_rows"}, got
     assert int(got["block_cache_capacity"]) == 8 * MiB
     assert abs(int(got["anonymous"]) - m.resident_anonymous) < 16 * MiB
     ch.close()

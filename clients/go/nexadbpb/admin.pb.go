@@ -1094,7 +1094,10 @@ type MemoryStats struct {
 	BlockCacheCapacity int64 `protobuf:"varint,6,opt,name=block_cache_capacity,json=blockCacheCapacity,proto3" json:"block_cache_capacity,omitempty"`
 	// The HNSW graphs of every vector collection (each collection's is its index_bytes):
 	// anonymous while built, mapped from their files once saved.
-	VectorGraphs  int64 `protobuf:"varint,7,opt,name=vector_graphs,json=vectorGraphs,proto3" json:"vector_graphs,omitempty"`
+	VectorGraphs int64 `protobuf:"varint,7,opt,name=vector_graphs,json=vectorGraphs,proto3" json:"vector_graphs,omitempty"`
+	// Every vector collection's rows not yet in a segment and its map of ids to rows (each
+	// collection's memory_bytes): anonymous.
+	VectorRows    int64 `protobuf:"varint,8,opt,name=vector_rows,json=vectorRows,proto3" json:"vector_rows,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1174,6 +1177,13 @@ func (x *MemoryStats) GetBlockCacheCapacity() int64 {
 func (x *MemoryStats) GetVectorGraphs() int64 {
 	if x != nil {
 		return x.VectorGraphs
+	}
+	return 0
+}
+
+func (x *MemoryStats) GetVectorRows() int64 {
+	if x != nil {
+		return x.VectorRows
 	}
 	return 0
 }
@@ -1459,7 +1469,7 @@ const file_nexadb_v1_admin_proto_rawDesc = "" +
 	"LevelStats\x12\x14\n" +
 	"\x05level\x18\x01 \x01(\x05R\x05level\x12\x14\n" +
 	"\x05files\x18\x02 \x01(\x03R\x05files\x12\x14\n" +
-	"\x05bytes\x18\x03 \x01(\x03R\x05bytes\"\xa0\x02\n" +
+	"\x05bytes\x18\x03 \x01(\x03R\x05bytes\"\xc1\x02\n" +
 	"\vMemoryStats\x12-\n" +
 	"\x12resident_anonymous\x18\x01 \x01(\x03R\x11residentAnonymous\x12#\n" +
 	"\rresident_file\x18\x02 \x01(\x03R\fresidentFile\x12'\n" +
@@ -1468,7 +1478,9 @@ const file_nexadb_v1_admin_proto_rawDesc = "" +
 	"\vblock_cache\x18\x05 \x01(\x03R\n" +
 	"blockCache\x120\n" +
 	"\x14block_cache_capacity\x18\x06 \x01(\x03R\x12blockCacheCapacity\x12#\n" +
-	"\rvector_graphs\x18\a \x01(\x03R\fvectorGraphs\"\xce\x02\n" +
+	"\rvector_graphs\x18\a \x01(\x03R\fvectorGraphs\x12\x1f\n" +
+	"\vvector_rows\x18\b \x01(\x03R\n" +
+	"vectorRows\"\xce\x02\n" +
 	"\vEngineStats\x12%\n" +
 	"\x0ememtable_bytes\x18\x01 \x01(\x03R\rmemtableBytes\x12-\n" +
 	"\x06levels\x18\x02 \x03(\v2\x15.nexadb.v1.LevelStatsR\x06levels\x12 \n" +

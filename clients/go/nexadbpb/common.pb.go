@@ -353,7 +353,10 @@ type CollectionInfo struct {
 	// HNSW: rows remain to add to the graph, or it is being rebuilt.
 	IndexBuilding bool `protobuf:"varint,9,opt,name=index_building,json=indexBuilding,proto3" json:"index_building,omitempty"`
 	// HNSW: bytes of memory the graph (and a rebuild's) takes.
-	IndexBytes    int64 `protobuf:"varint,10,opt,name=index_bytes,json=indexBytes,proto3" json:"index_bytes,omitempty"`
+	IndexBytes int64 `protobuf:"varint,10,opt,name=index_bytes,json=indexBytes,proto3" json:"index_bytes,omitempty"`
+	// For vector collections: anonymous memory its rows not yet in a segment (at most two
+	// segments' worth, 64 MiB each) and its map of ids to rows take.
+	MemoryBytes   int64 `protobuf:"varint,11,opt,name=memory_bytes,json=memoryBytes,proto3" json:"memory_bytes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -458,6 +461,13 @@ func (x *CollectionInfo) GetIndexBytes() int64 {
 	return 0
 }
 
+func (x *CollectionInfo) GetMemoryBytes() int64 {
+	if x != nil {
+		return x.MemoryBytes
+	}
+	return 0
+}
+
 // How a vector collection finds nearest neighbours. EXACT scores every
 // vector (recall 1.0); HNSW also keeps a graph built in the background and
 // searched approximately once the collection is larger than exact search is
@@ -547,7 +557,7 @@ const file_nexadb_v1_common_proto_rawDesc = "" +
 	"\n" +
 	"\x16nexadb/v1/common.proto\x12\tnexadb.v1\"\x1e\n" +
 	"\bDocument\x12\x12\n" +
-	"\x04bson\x18\x01 \x01(\fR\x04bson\"\xb2\x03\n" +
+	"\x04bson\x18\x01 \x01(\fR\x04bson\"\xd5\x03\n" +
 	"\x0eCollectionInfo\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05count\x18\x02 \x01(\x03R\x05count\x12\x1d\n" +
@@ -563,7 +573,8 @@ const file_nexadb_v1_common_proto_rawDesc = "" +
 	"\x0eindex_building\x18\t \x01(\bR\rindexBuilding\x12\x1f\n" +
 	"\vindex_bytes\x18\n" +
 	" \x01(\x03R\n" +
-	"indexBytes\"B\n" +
+	"indexBytes\x12!\n" +
+	"\fmemory_bytes\x18\v \x01(\x03R\vmemoryBytes\"B\n" +
 	"\x04Kind\x12\x14\n" +
 	"\x10KIND_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eKIND_DOCUMENTS\x10\x01\x12\x10\n" +
