@@ -80,7 +80,7 @@ bench_server_stop() {
 
 bench_server_memory() {
   awk -v p="$1" '$1 > a {a = $1} $2 > f {f = $2}
-    END {printf "METRIC %s.anon_peak_bytes %d bytes\nMETRIC %s.file_peak_bytes %d bytes\n", p, a, p, f}' \
+    END {printf "METRIC %s.anon_peak_bytes %.0f bytes\nMETRIC %s.file_peak_bytes %.0f bytes\n", p, a, p, f}' \
     "$BENCH_SERVER_MEMORY"
 }
 

@@ -41,7 +41,7 @@ mkdir -p "$work"
 trap 'bench_server_stop; rm -rf "$work/server" "$work/doc.out"' EXIT
 "$here/bench/doc/run.sh" "$docs" 3 | tee "$work/doc.out"
 awk -v b="$budget" '$2 == "grpc.server.anon_peak_bytes" {
-  printf "METRIC scale.doc.grpc.anon_over_budget_bytes %d bytes\n", $3 - b }' "$work/doc.out"
+  printf "METRIC scale.doc.grpc.anon_over_budget_bytes %.0f bytes\n", $3 - b }' "$work/doc.out"
 
 ann="$bdir/bench/scale/grpc_ann_bench"
 go -C "$here/bench/ann/grpc" build -o "$ann" .
@@ -54,7 +54,7 @@ finish() { # <prefix> <units> <unit name>
   bytes=$(du -sb "$work/server/data" | cut -f1)
   echo "METRIC $prefix.disk_bytes_per_$unit $(awk -v b="$bytes" -v n="$units" 'BEGIN {printf "%.1f", b / n}') bytes"
   awk -v p="$prefix" -v b="$budget" '$1 > a {a = $1}
-    END {printf "METRIC %s.anon_over_budget_bytes %d bytes\n", p, a - b}' "$BENCH_SERVER_MEMORY"
+    END {printf "METRIC %s.anon_over_budget_bytes %.0f bytes\n", p, a - b}' "$BENCH_SERVER_MEMORY"
 }
 
 for c in none lz4 zstd; do
