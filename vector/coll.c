@@ -282,7 +282,7 @@ static void rowset_clear(rowset *r)
         free(r->ids[i]);
     if (r->dead)
         memset(r->dead, 0, ((r->cap + 63) / 64) * 8);
-    r->n = r->ndead = 0;
+    r->n = r->ndead = r->idbytes = 0;
 }
 
 void rowset_free(rowset *r)
@@ -300,11 +300,8 @@ void rowset_free(rowset *r)
  * the ids' copies. */
 static uint64_t rowset_bytes(const vcoll *c, const rowset *r)
 {
-    uint64_t b = (r->n > r->high ? r->n : r->high) * c->stride +
-                 r->cap * (sizeof *r->ids + sizeof *r->idlen + sizeof *r->rowno) + (r->cap + 63) / 64 * 8;
-    for (uint64_t i = 0; i < r->n; i++)
-        b += r->idlen[i] + 1;
-    return b;
+    return (r->n > r->high ? r->n : r->high) * c->stride +
+           r->cap * (sizeof *r->ids + sizeof *r->idlen + sizeof *r->rowno) + (r->cap + 63) / 64 * 8 + r->idbytes;
 }
 
 static seg_rows rowset_view(const rowset *r)
@@ -360,6 +357,7 @@ static void append_owned(vcoll *c, char *aid, char *key, size_t idlen, uint64_t 
     memcpy(dst, vec, (size_t)c->dims * 4);
     memset(dst + c->dims, 0, (c->dpad - c->dims) * 4); /* the kernels read the padding */
     a->ids[a->n] = aid;
+    a->idbytes += idlen + 1;
     a->idlen[a->n] = (uint32_t)idlen;
     a->rowno[a->n] = row;
     idmap_put_owned(&c->map, key, idlen, (idmap_loc){c->next_no, (uint32_t)a->n});

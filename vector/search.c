@@ -125,16 +125,10 @@ static void cands_free(cands *k)
 static ndb_status find_candidates(vcoll *c, const ndb_vec_query *q, cands *out, ndb_errmsg *msg)
 {
     /* only the ids: a filter an index answers alone then reads no document */
-    void *ids;
-    size_t idslen;
-    ndb_status st = ndb_doc_from_json("{\"_id\":1}", 9, &ids, &idslen, msg);
-    if (st != NDB_OK)
-        return st;
-    ndb_doc_find_opts o = {.filter = q->filter, .filter_len = q->filter_len, .projection = ids,
-                           .projection_len = idslen, .interrupt = q->interrupt};
+    ndb_doc_find_opts o = {.filter = q->filter, .filter_len = q->filter_len, .projection = c->env->ids_only,
+                           .projection_len = c->env->ids_only_len, .interrupt = q->interrupt};
     ndb_doc_cursor *cur;
-    st = ndb_doc_find(c->env->docs, c->name, &o, &cur, msg);
-    free(ids);
+    ndb_status st = ndb_doc_find(c->env->docs, c->name, &o, &cur, msg);
     if (st != NDB_OK)
         return st;
     for (;;) {

@@ -234,6 +234,7 @@ void ndb_vec_close(ndb_vec_db *db)
     pthread_mutex_destroy(&db->scratch.mu);
     pool_destroy(db->env.pool);
     ndb_doc_close(db->env.docs);
+    free(db->env.ids_only);
     pthread_rwlock_destroy(&db->lock);
     free(db->dir);
     free(db);
@@ -302,7 +303,8 @@ ndb_status ndb_vec_open(ndb_kv *kv, ndb_doc_db *docs, const char *dir, const ndb
         ndb_errmsg_set(msg, st, "starting %u search threads failed", threads);
         goto fail;
     }
-    if ((st = ndb_doc_open_ns(docs, NDB_DOC_NS_VECTORS, &db->env.docs, msg)) != NDB_OK)
+    if ((st = ndb_doc_open_ns(docs, NDB_DOC_NS_VECTORS, &db->env.docs, msg)) != NDB_OK ||
+        (st = ndb_doc_from_json("{\"_id\":1}", 9, &db->env.ids_only, &db->env.ids_only_len, msg)) != NDB_OK)
         goto fail;
     for (int i = 0; i < VQ_COUNT; i++) {
         if (pthread_create(&db->queues[i].th, NULL, queue_main, &db->queues[i]) != 0) {

@@ -53,6 +53,8 @@ typedef struct venv {
     ndb_kv *kv;
     struct kv_env *fs;   /* the kv's file interface: segment files go through it */
     ndb_doc_db *docs;    /* NDB_DOC_NS_VECTORS: the collections' documents */
+    void *ids_only;      /* the projection {"_id": 1}, encoded: filters ask for the ids alone */
+    size_t ids_only_len;
     const char *dir;     /* segment files: <dir>/<collection id>/seg-<no>.vseg */
     pool *pool;
     uint64_t segment_bytes;
@@ -79,6 +81,7 @@ typedef struct rowset {
     uint64_t *dead;  /* cap bits */
     uint64_t ndead;
     uint64_t high;   /* the most rows it has held: rows' pages stay resident once written */
+    uint64_t idbytes; /* the ids' copies, together */
 } rowset;
 
 void vlog(const venv *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

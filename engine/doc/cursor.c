@@ -676,7 +676,7 @@ ndb_status ndb_doc_cursor_next(ndb_doc_cursor *c, const void **doc, size_t *len,
     }
     c->returned++;
     c->ex.returned++;
-    if (c->prj) {
+    if (c->prj && c->ids == NULL) { /* a covered {_id} is the projection's answer already */
         ndb_doc_val root;
         ndb_doc_root(d, dl, &root);
         ndb_doc_builder_reset(c->out);
