@@ -16,14 +16,16 @@ def table_bytes(data_dir):
     return sum(os.path.getsize(os.path.join(kv, f)) for f in os.listdir(kv) if f.endswith(".sst"))
 
 
+def stub(pb, s):
+    return pb.document_pb2_grpc.DocumentServiceStub(grpc.insecure_channel(s.target)), (("x-api-key", s.api_key),)
+
+
 def load(pb, s, n_calls):
-    docs = pb.document_pb2_grpc.DocumentServiceStub(grpc.insecure_channel(s.target))
-    md = (("x-api-key", s.api_key),)
+    docs, md = stub(pb, s)
     for b in range(n_calls):  # documents of ~300 bytes, most of them one repeated letter
         docs.InsertMany(pb.document_pb2.InsertManyRequest(collection="c", documents=[
             pb.doc({"_id": f"d{b * 1000 + i:06d}", "pad": "x" * 250, "age": i % 90}) for i in range(1000)]),
             metadata=md, timeout=60)
-    return docs, md
 
 
 def test_compressed_tables_are_smaller_and_read_under_any_setting(pb, server_factory):
@@ -41,7 +43,7 @@ def test_compressed_tables_are_smaller_and_read_under_any_setting(pb, server_fac
     # the lz4 directory under the other settings: every document reads back, new tables mix in
     for kind in ("none", "zstd"):
         s = server_factory("lz4", extra_args=["--compression", kind, "--memtable-bytes", str(MiB)]).start()
-        docs, md = load(pb, s, 0)
+        docs, md = stub(pb, s)
         assert docs.Count(pb.document_pb2.CountRequest(collection="c"), metadata=md, timeout=30).count == 12000
         got = docs.Get(pb.document_pb2.GetRequest(collection="c", id="d011999"), metadata=md, timeout=30)
         assert pb.undoc(got.document)["pad"] == "x" * 250
